@@ -1,0 +1,4 @@
+//! One module per subcommand. Each exposes an `Args` struct (clap derive)
+//! and `run(args) -> Result<(), CliError>`.
+
+pub mod opt;

@@ -1,0 +1,207 @@
+//! `kiln opt`: parse a `.kir` file, run a pass pipeline, print the result.
+//!
+//! With `--split-input-file` each `// -----` chunk is processed on its own
+//! and the outputs are joined with the same marker. With
+//! `--verify-diagnostics` errors are compared against `expected-error`
+//! comments instead of failing the run (see [`crate::diagnostics`]).
+//! Nothing is written unless every chunk succeeded.
+
+use crate::diagnostics::{self, Chunk, Diagnostic};
+use crate::error::{CliError, ExitClass};
+use crate::io;
+use clap::Args;
+use kiln_ir::text::{parse, print_with, ParseError, PrintOptions};
+use kiln_passes::pipeline::NAMED;
+use kiln_passes::{ManagerOptions, PassError, PassManager, Pipeline, PASSES};
+use std::path::PathBuf;
+
+/// Arguments of `kiln opt`.
+#[derive(Debug, Args)]
+pub struct OptArgs {
+    /// Input .kir file, or `-` for stdin.
+    #[arg(required_unless_present = "list_passes")]
+    pub input: Option<PathBuf>,
+
+    /// Comma-separated passes or named pipelines (see --list-passes).
+    #[arg(long, value_name = "PIPELINE", default_value = "")]
+    pub passes: String,
+
+    /// Output file (written atomically); stdout when absent or `-`.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Print the IR to stderr after every pass.
+    #[arg(long)]
+    pub print_after_all: bool,
+
+    /// Print per-pass timing to stderr.
+    #[arg(long)]
+    pub pass_timing: bool,
+
+    /// Print weights of at most this many bytes inline; larger ones are
+    /// printed as file references or elided summaries.
+    #[arg(long, value_name = "BYTES", default_value_t = PrintOptions::default().inline_limit)]
+    pub inline_weights: usize,
+
+    /// Check errors against `// expected-error {{...}}` comments; exit 0
+    /// when they match exactly, 1 otherwise.
+    #[arg(long)]
+    pub verify_diagnostics: bool,
+
+    /// Process each `// -----`-separated chunk of the input on its own.
+    #[arg(long)]
+    pub split_input_file: bool,
+
+    /// Run the verifier on the input and after every pass (default: on in
+    /// debug builds, off in release builds).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub verify_each: Option<bool>,
+
+    /// List the available passes and pipelines, then exit.
+    #[arg(long)]
+    pub list_passes: bool,
+}
+
+/// Why one chunk failed.
+struct ChunkFailure {
+    class: ExitClass,
+    diags: Vec<Diagnostic>,
+}
+
+fn list_passes() -> String {
+    let mut s = String::from("Passes:\n");
+    for p in PASSES {
+        s.push_str(&format!("  {:<18} {}\n", p.name, p.summary));
+    }
+    s.push_str("Pipelines:\n");
+    for p in NAMED {
+        s.push_str(&format!(
+            "  {:<18} {}\n  {:<18} = {}\n",
+            p.name,
+            p.summary,
+            "",
+            p.passes.join(",")
+        ));
+    }
+    s
+}
+
+fn parse_diag(e: &ParseError, chunk: &Chunk) -> Diagnostic {
+    Diagnostic {
+        line: e.line + chunk.line_offset,
+        col: e.col,
+        message: e.message.clone(),
+        source_line: e.source_line.clone(),
+    }
+}
+
+/// Parses and optimizes one chunk; returns the printed result.
+fn process_chunk(
+    args: &OptArgs,
+    chunk: &Chunk,
+    input: &io::Input,
+    pipeline: &Pipeline,
+    print_opts: &PrintOptions,
+) -> Result<String, ChunkFailure> {
+    let parsed =
+        parse(&chunk.text, &input.name, Some(&input.base_dir)).map_err(|errs| ChunkFailure {
+            class: ExitClass::Invalid,
+            diags: errs.iter().map(|e| parse_diag(e, chunk)).collect(),
+        })?;
+    let mut g = parsed.graph;
+    let mut options = ManagerOptions::default();
+    if let Some(v) = args.verify_each {
+        options.verify_each = v;
+    }
+    let mut pm = PassManager::new(pipeline.clone(), options);
+    if args.print_after_all {
+        pm = pm.after_each_pass(|name, g| {
+            eprint!(
+                "// -----// IR Dump After {name} //----- //\n{}",
+                print_with(g, print_opts)
+            );
+        });
+    }
+    let report = pm.run(&mut g).map_err(|e| {
+        let class = match e {
+            PassError::Unsupported { .. } => ExitClass::Unsupported,
+            PassError::Verify { .. } => ExitClass::Internal,
+        };
+        // Pass errors have no source location: node indices no longer
+        // match the text once a pass ran.
+        ChunkFailure {
+            class,
+            diags: vec![Diagnostic {
+                line: 0,
+                col: 0,
+                message: e.to_string(),
+                source_line: String::new(),
+            }],
+        }
+    })?;
+    if args.pass_timing {
+        eprint!("{}", report.timing_table());
+    }
+    Ok(print_with(&g, print_opts))
+}
+
+/// Runs `kiln opt`.
+pub fn run(args: OptArgs) -> Result<(), CliError> {
+    if args.list_passes {
+        return io::write_output(None, list_passes().as_bytes());
+    }
+    let pipeline = Pipeline::parse(&args.passes)
+        .map_err(|e| CliError::new(ExitClass::Invalid, e.to_string()))?;
+    let Some(path) = &args.input else {
+        return Err(CliError::new(ExitClass::Invalid, "no input file"));
+    };
+    let input = io::read_input(path)?;
+    let print_opts = PrintOptions {
+        inline_limit: args.inline_weights,
+    };
+    tracing::info!(input = %input.name, pipeline = %pipeline, "opt");
+
+    let mut outputs = Vec::new();
+    let mut failure: Option<ExitClass> = None;
+    let mut problems = Vec::new();
+    for chunk in diagnostics::split_chunks(&input.text, args.split_input_file) {
+        let result = process_chunk(&args, &chunk, &input, &pipeline, &print_opts);
+        if args.verify_diagnostics {
+            let expected = diagnostics::parse_expectations(&chunk)
+                .map_err(|m| CliError::new(ExitClass::Invalid, format!("{}: {m}", input.name)))?;
+            let diags = match result {
+                Ok(text) => {
+                    outputs.push(text);
+                    Vec::new()
+                }
+                Err(f) => f.diags,
+            };
+            problems.extend(diagnostics::check(&input.name, &diags, &expected));
+        } else {
+            match result {
+                Ok(text) => outputs.push(text),
+                Err(f) => {
+                    for d in &f.diags {
+                        eprintln!("{}", d.render(&input.name));
+                    }
+                    // The most severe class wins: internal over the rest.
+                    failure = Some(match failure {
+                        Some(ExitClass::Internal) => ExitClass::Internal,
+                        _ => f.class,
+                    });
+                }
+            }
+        }
+    }
+    if !problems.is_empty() {
+        for p in &problems {
+            eprintln!("{p}");
+        }
+        return Err(CliError::reported(ExitClass::Internal));
+    }
+    if let Some(class) = failure {
+        return Err(CliError::reported(class));
+    }
+    let text = outputs.join(&format!("{}\n", diagnostics::SPLIT_MARKER));
+    io::write_output(args.output.as_deref(), text.as_bytes())
+}

@@ -1,0 +1,88 @@
+//! Reading inputs (a path or `-` for stdin) and writing outputs atomically.
+//!
+//! Invariant: an output file is either fully written or untouched. Data goes
+//! to a temporary file in the destination's folder (so the final rename
+//! does not cross file systems) and is renamed over the destination only
+//! after every byte was written and flushed; on any failure the temporary
+//! file is removed and the destination is left as it was.
+
+use crate::error::{CliError, ExitClass};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+/// An input's text plus how to name it and where `file<...>` weights
+/// resolve.
+pub struct Input {
+    /// The text.
+    pub text: String,
+    /// The name shown in diagnostics.
+    pub name: String,
+    /// The folder relative weight files resolve against.
+    pub base_dir: PathBuf,
+}
+
+/// Reads `path`, or stdin for `-`.
+pub fn read_input(path: &Path) -> Result<Input, CliError> {
+    if path == Path::new("-") {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| CliError::new(ExitClass::Invalid, format!("cannot read stdin: {e}")))?;
+        return Ok(Input {
+            text,
+            name: "<stdin>".into(),
+            base_dir: PathBuf::from("."),
+        });
+    }
+    let bytes = std::fs::read(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::OutOfMemory => {
+            CliError::io(format!("cannot read {}", path.display()), &e)
+        }
+        _ => CliError::new(
+            ExitClass::Invalid,
+            format!("cannot read {}: {e}", path.display()),
+        ),
+    })?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        CliError::new(
+            ExitClass::Invalid,
+            format!("{} is not UTF-8 text: {e}", path.display()),
+        )
+    })?;
+    Ok(Input {
+        text,
+        name: path.display().to_string(),
+        base_dir: path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+    })
+}
+
+/// Writes `data` to `path` atomically, or to stdout when `path` is `None`
+/// or `-`.
+pub fn write_output(path: Option<&Path>, data: &[u8]) -> Result<(), CliError> {
+    let Some(path) = path.filter(|p| *p != Path::new("-")) else {
+        let mut out = std::io::stdout().lock();
+        return match out.write_all(data).and_then(|()| out.flush()) {
+            // The reader went away (`kiln opt x | head`): not our failure.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            r => r.map_err(|e| CliError::io("cannot write to stdout", &e)),
+        };
+    };
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let what = || format!("cannot write {}", path.display());
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".kiln-tmp-")
+        .tempfile_in(dir)
+        .map_err(|e| CliError::io(what(), &e))?;
+    tmp.write_all(data)
+        .and_then(|()| tmp.as_file().sync_all())
+        .map_err(|e| CliError::io(what(), &e))?;
+    tmp.persist(path)
+        .map_err(|e| CliError::io(what(), &e.error))?;
+    Ok(())
+}

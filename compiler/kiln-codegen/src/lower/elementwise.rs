@@ -1,0 +1,466 @@
+//! Elementwise ops: one broadcasting `linalg.generic` emitter ([`emit`]) and
+//! one table ([`scalar`]) mapping each op to its scalar body in `arith` and
+//! `math`. `nn.cast` has its own conversion table ([`convert`]).
+//!
+//! Math functions: `exp`, `log`, `sqrt`, `sin`, `cos`, `floor`, `ceil`,
+//! `roundeven`, `powf`, `absf` become LLVM intrinsics; `erf`, `tanh`, `tan`,
+//! `asin`, `acos`, `atan`, `sinh`, `cosh` become libm calls.
+
+use super::ctx::{elem, Body, Builder, Res, Val};
+use super::{attr_err, NodeIn};
+use kiln_ir::{DType, OpKind};
+
+/// Lowers any elementwise op of the table with NumPy broadcasting.
+pub(crate) fn emit(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
+    let (out_dt, out_shape) = n.out(0)?;
+    let ins: Vec<&Val> = n.ins.iter().flatten().collect();
+    if ins.is_empty() {
+        return Err("no operands".into());
+    }
+    let in_dts: Vec<DType> = ins.iter().map(|v| v.dtype).collect();
+    let present: Vec<bool> = n.ins.iter().map(Option::is_some).collect();
+    b.map(&ins, out_dt, out_shape, |body, args| {
+        scalar(n, body, &args[..ins.len()], &in_dts, &present, out_dt)
+    })
+}
+
+/// The scalar body of an elementwise op: arguments `x` (one per present
+/// operand, with dtypes `dts`) to one value of `out`.
+fn scalar(
+    n: &NodeIn<'_>,
+    b: &mut Body<'_>,
+    x: &[String],
+    dts: &[DType],
+    present: &[bool],
+    out: DType,
+) -> Res<String> {
+    use OpKind as K;
+    let dt = dts[0];
+    let e = elem(dt)?;
+    let fl = dt.is_float();
+    let signed = dt.is_signed();
+    let float_only = |what: &str| -> Res<()> {
+        if fl {
+            Ok(())
+        } else {
+            Err(format!("{what} of dtype {dt} is not supported"))
+        }
+    };
+    let f = |name: &str| -> Res<f64> { n.a.float(name).map_err(attr_err) };
+    // Unary float math through one `math.*` op.
+    let math1 = |b: &mut Body<'_>, op: &str| -> Res<String> {
+        float_only(op)?;
+        Ok(b.op(format!("math.{op} {} : {e}", x[0])))
+    };
+    Ok(match n.node.op {
+        K::Abs if fl => b.op(format!("math.absf {} : {e}", x[0])),
+        K::Abs => {
+            if signed {
+                b.op(format!("math.absi {} : {e}", x[0]))
+            } else {
+                x[0].clone()
+            }
+        }
+        K::Acos => math1(b, "acos")?,
+        K::Asin => math1(b, "asin")?,
+        K::Atan => math1(b, "atan")?,
+        K::Ceil => math1(b, "ceil")?,
+        K::Cos => math1(b, "cos")?,
+        K::Cosh => math1(b, "cosh")?,
+        K::Erf => math1(b, "erf")?,
+        K::Exp => math1(b, "exp")?,
+        K::Floor => math1(b, "floor")?,
+        K::Log => math1(b, "log")?,
+        K::Round => math1(b, "roundeven")?,
+        K::Sin => math1(b, "sin")?,
+        K::Sinh => math1(b, "sinh")?,
+        K::Sqrt => math1(b, "sqrt")?,
+        K::Tan => math1(b, "tan")?,
+        K::Tanh => math1(b, "tanh")?,
+        K::Neg if fl => b.op(format!("arith.negf {} : {e}", x[0])),
+        K::Neg => {
+            let z = b.int(0, dt)?;
+            b.op(format!("arith.subi {z}, {} : {e}", x[0]))
+        }
+        K::Not => {
+            let t = b.int(1, DType::Bool)?;
+            b.op(format!("arith.xori {}, {t} : i1", x[0]))
+        }
+        K::Reciprocal => {
+            float_only("nn.reciprocal")?;
+            let one = b.float(1.0, dt)?;
+            b.op(format!("arith.divf {one}, {} : {e}", x[0]))
+        }
+        K::Relu => {
+            let z = b.num(0.0, dt)?;
+            max(b, &x[0], &z, dt)?
+        }
+        K::LeakyRelu => {
+            float_only("nn.leaky_relu")?;
+            let alpha = b.float(f("alpha")?, dt)?;
+            let ax = b.op(format!("arith.mulf {alpha}, {} : {e}", x[0]));
+            let z = b.float(0.0, dt)?;
+            let c = b.op(format!("arith.cmpf oge, {}, {z} : {e}", x[0]));
+            b.op(format!("arith.select {c}, {}, {ax} : {e}", x[0]))
+        }
+        K::ThresholdedRelu => {
+            float_only("nn.thresholded_relu")?;
+            let alpha = b.float(f("alpha")?, dt)?;
+            let z = b.float(0.0, dt)?;
+            let c = b.op(format!("arith.cmpf ogt, {}, {alpha} : {e}", x[0]));
+            b.op(format!("arith.select {c}, {}, {z} : {e}", x[0]))
+        }
+        K::Elu | K::Selu => {
+            float_only(n.node.op.name())?;
+            let alpha = b.float(f("alpha")?, dt)?;
+            let one = b.float(1.0, dt)?;
+            let z = b.float(0.0, dt)?;
+            let ex = b.op(format!("math.exp {} : {e}", x[0]));
+            let em1 = b.op(format!("arith.subf {ex}, {one} : {e}"));
+            let neg = b.op(format!("arith.mulf {alpha}, {em1} : {e}"));
+            let (pred, pos) = if n.node.op == K::Elu {
+                ("oge", x[0].clone())
+            } else {
+                ("ogt", x[0].clone())
+            };
+            let c = b.op(format!("arith.cmpf {pred}, {}, {z} : {e}", x[0]));
+            let r = b.op(format!("arith.select {c}, {pos}, {neg} : {e}"));
+            if n.node.op == K::Selu {
+                let gamma = b.float(f("gamma")?, dt)?;
+                b.op(format!("arith.mulf {gamma}, {r} : {e}"))
+            } else {
+                r
+            }
+        }
+        K::Sigmoid => {
+            float_only("nn.sigmoid")?;
+            let one = b.float(1.0, dt)?;
+            let nx = b.op(format!("arith.negf {} : {e}", x[0]));
+            let ex = b.op(format!("math.exp {nx} : {e}"));
+            let d = b.op(format!("arith.addf {one}, {ex} : {e}"));
+            b.op(format!("arith.divf {one}, {d} : {e}"))
+        }
+        K::HardSigmoid | K::HardSwish => {
+            float_only(n.node.op.name())?;
+            let (alpha, beta) = if n.node.op == K::HardSigmoid {
+                (f("alpha")?, f("beta")?)
+            } else {
+                (1.0 / 6.0, 0.5)
+            };
+            let a = b.float(alpha, dt)?;
+            let bb = b.float(beta, dt)?;
+            let z = b.float(0.0, dt)?;
+            let one = b.float(1.0, dt)?;
+            let ax = b.op(format!("arith.mulf {a}, {} : {e}", x[0]));
+            let l = b.op(format!("arith.addf {ax}, {bb} : {e}"));
+            let lo = b.op(format!("arith.maximumf {l}, {z} : {e}"));
+            let hs = b.op(format!("arith.minimumf {lo}, {one} : {e}"));
+            if n.node.op == K::HardSwish {
+                b.op(format!("arith.mulf {}, {hs} : {e}", x[0]))
+            } else {
+                hs
+            }
+        }
+        K::Softplus | K::Mish => {
+            float_only(n.node.op.name())?;
+            let sp = softplus(b, &x[0], dt)?;
+            if n.node.op == K::Mish {
+                let t = b.op(format!("math.tanh {sp} : {e}"));
+                b.op(format!("arith.mulf {}, {t} : {e}", x[0]))
+            } else {
+                sp
+            }
+        }
+        K::Softsign => {
+            float_only("nn.softsign")?;
+            let one = b.float(1.0, dt)?;
+            let a = b.op(format!("math.absf {} : {e}", x[0]));
+            let d = b.op(format!("arith.addf {one}, {a} : {e}"));
+            b.op(format!("arith.divf {}, {d} : {e}", x[0]))
+        }
+        K::Sign => {
+            let z = b.num(0.0, dt)?;
+            let one = b.num(1.0, dt)?;
+            let m1 = b.num(-1.0, dt)?;
+            let (gt, lt) = if fl {
+                (
+                    b.op(format!("arith.cmpf ogt, {}, {z} : {e}", x[0])),
+                    b.op(format!("arith.cmpf olt, {}, {z} : {e}", x[0])),
+                )
+            } else {
+                let (g, l) = if signed {
+                    ("sgt", "slt")
+                } else {
+                    ("ugt", "ult")
+                };
+                (
+                    b.op(format!("arith.cmpi {g}, {}, {z} : {e}", x[0])),
+                    b.op(format!("arith.cmpi {l}, {}, {z} : {e}", x[0])),
+                )
+            };
+            let neg = b.op(format!("arith.select {lt}, {m1}, {z} : {e}"));
+            let r = b.op(format!("arith.select {gt}, {one}, {neg} : {e}"));
+            if fl {
+                // NaN stays NaN.
+                let nan = b.op(format!("arith.cmpf uno, {}, {} : {e}", x[0], x[0]));
+                b.op(format!("arith.select {nan}, {}, {r} : {e}", x[0]))
+            } else {
+                r
+            }
+        }
+        K::Gelu => {
+            float_only("nn.gelu")?;
+            let approx = n.a.str("approximate").map_err(attr_err)?;
+            let half = b.float(0.5, dt)?;
+            let one = b.float(1.0, dt)?;
+            let inner = if approx == "tanh" {
+                let k = b.float((2.0 / std::f64::consts::PI).sqrt(), dt)?;
+                let c = b.float(0.044_715, dt)?;
+                let x2 = b.op(format!("arith.mulf {}, {} : {e}", x[0], x[0]));
+                let x3 = b.op(format!("arith.mulf {x2}, {} : {e}", x[0]));
+                let cx3 = b.op(format!("arith.mulf {c}, {x3} : {e}"));
+                let s = b.op(format!("arith.addf {}, {cx3} : {e}", x[0]));
+                let ks = b.op(format!("arith.mulf {k}, {s} : {e}"));
+                b.op(format!("math.tanh {ks} : {e}"))
+            } else {
+                let r = b.float(std::f64::consts::FRAC_1_SQRT_2, dt)?;
+                let s = b.op(format!("arith.mulf {}, {r} : {e}", x[0]));
+                b.op(format!("math.erf {s} : {e}"))
+            };
+            let p = b.op(format!("arith.addf {one}, {inner} : {e}"));
+            let hx = b.op(format!("arith.mulf {half}, {} : {e}", x[0]));
+            b.op(format!("arith.mulf {hx}, {p} : {e}"))
+        }
+        K::IsNan => b.op(format!("arith.cmpf uno, {}, {} : {e}", x[0], x[0])),
+        K::IsInf => {
+            let neg = n.a.bool("detect_negative").map_err(attr_err)?;
+            let pos = n.a.bool("detect_positive").map_err(attr_err)?;
+            let pinf = b.float(f64::INFINITY, dt)?;
+            let ninf = b.float(f64::NEG_INFINITY, dt)?;
+            let p = b.op(format!("arith.cmpf oeq, {}, {pinf} : {e}", x[0]));
+            let m = b.op(format!("arith.cmpf oeq, {}, {ninf} : {e}", x[0]));
+            match (pos, neg) {
+                (true, true) => b.op(format!("arith.ori {p}, {m} : i1")),
+                (true, false) => p,
+                (false, true) => m,
+                (false, false) => b.int(0, DType::Bool)?,
+            }
+        }
+        K::Clip => {
+            // Bounds are optional operands: `x` holds only present ones.
+            let mut it = x.iter().skip(1);
+            let lo = if present.get(1).copied().unwrap_or(false) {
+                it.next()
+            } else {
+                None
+            };
+            let hi = if present.get(2).copied().unwrap_or(false) {
+                it.next()
+            } else {
+                None
+            };
+            let mut r = x[0].clone();
+            if let Some(lo) = lo {
+                r = max(b, &r, lo, dt)?;
+            }
+            if let Some(hi) = hi {
+                r = min(b, &r, hi, dt)?;
+            }
+            r
+        }
+        K::Add => arith2(b, "addf", "addi", "addi", x, dt)?,
+        K::Sub => arith2(b, "subf", "subi", "subi", x, dt)?,
+        K::Mul => arith2(b, "mulf", "muli", "muli", x, dt)?,
+        K::Div => arith2(b, "divf", "divsi", "divui", x, dt)?,
+        K::Sum | K::Mean => {
+            let mut acc = x[0].clone();
+            for v in &x[1..] {
+                acc = arith2(b, "addf", "addi", "addi", &[acc, v.clone()], dt)?;
+            }
+            if n.node.op == K::Mean && x.len() > 1 {
+                let c = b.num(x.len() as f64, dt)?;
+                acc = arith2(b, "divf", "divsi", "divui", &[acc, c], dt)?;
+            }
+            acc
+        }
+        K::Max | K::Min => {
+            let mut acc = x[0].clone();
+            for v in &x[1..] {
+                acc = if n.node.op == K::Max {
+                    max(b, &acc, v, dt)?
+                } else {
+                    min(b, &acc, v, dt)?
+                };
+            }
+            acc
+        }
+        K::Pow => {
+            float_only("nn.pow with an integer base")?;
+            let ed = dts[1];
+            let ex = if ed == dt {
+                x[1].clone()
+            } else {
+                convert(b, &x[1], ed, dt)?
+            };
+            b.op(format!("math.powf {}, {ex} : {e}", x[0]))
+        }
+        K::Mod => {
+            let fmod = n.a.bool("fmod").map_err(attr_err)?;
+            if fl {
+                b.op(format!("arith.remf {}, {} : {e}", x[0], x[1]))
+            } else if !signed {
+                b.op(format!("arith.remui {}, {} : {e}", x[0], x[1]))
+            } else {
+                let r = b.op(format!("arith.remsi {}, {} : {e}", x[0], x[1]));
+                if fmod {
+                    r
+                } else {
+                    // Python-style: the result takes the divisor's sign.
+                    let z = b.int(0, dt)?;
+                    let nz = b.op(format!("arith.cmpi ne, {r}, {z} : {e}"));
+                    let rn = b.op(format!("arith.cmpi slt, {r}, {z} : {e}"));
+                    let dn = b.op(format!("arith.cmpi slt, {}, {z} : {e}", x[1]));
+                    let diff = b.op(format!("arith.xori {rn}, {dn} : i1"));
+                    let fix = b.op(format!("arith.andi {nz}, {diff} : i1"));
+                    let adj = b.op(format!("arith.addi {r}, {} : {e}", x[1]));
+                    b.op(format!("arith.select {fix}, {adj}, {r} : {e}"))
+                }
+            }
+        }
+        K::BitShift => {
+            let dir = n.a.str("direction").map_err(attr_err)?;
+            let op = if dir == "left" { "shli" } else { "shrui" };
+            b.op(format!("arith.{op} {}, {} : {e}", x[0], x[1]))
+        }
+        K::And => b.op(format!("arith.andi {}, {} : i1", x[0], x[1])),
+        K::Or => b.op(format!("arith.ori {}, {} : i1", x[0], x[1])),
+        K::Xor => b.op(format!("arith.xori {}, {} : i1", x[0], x[1])),
+        K::Equal => cmp(b, "oeq", "eq", "eq", x, dt)?,
+        K::Greater => cmp(b, "ogt", "sgt", "ugt", x, dt)?,
+        K::GreaterOrEqual => cmp(b, "oge", "sge", "uge", x, dt)?,
+        K::Less => cmp(b, "olt", "slt", "ult", x, dt)?,
+        K::LessOrEqual => cmp(b, "ole", "sle", "ule", x, dt)?,
+        K::Where => {
+            let oe = elem(out)?;
+            b.op(format!("arith.select {}, {}, {} : {oe}", x[0], x[1], x[2]))
+        }
+        K::PRelu => {
+            let z = b.num(0.0, dt)?;
+            let sx = arith2(b, "mulf", "muli", "muli", &[x[1].clone(), x[0].clone()], dt)?;
+            let c = cmp(b, "olt", "slt", "ult", &[x[0].clone(), z], dt)?;
+            b.op(format!("arith.select {c}, {sx}, {} : {e}", x[0]))
+        }
+        other => return Err(format!("{} has no elementwise body", other.name())),
+    })
+}
+
+/// A binary arith op picked by float / signed / unsigned.
+fn arith2(b: &mut Body<'_>, f: &str, s: &str, u: &str, x: &[String], dt: DType) -> Res<String> {
+    let e = elem(dt)?;
+    let op = if dt.is_float() {
+        f
+    } else if dt.is_signed() {
+        s
+    } else {
+        u
+    };
+    Ok(b.op(format!("arith.{op} {}, {} : {e}", x[0], x[1])))
+}
+
+/// A comparison picked by float / signed / unsigned (bool compares unsigned).
+fn cmp(b: &mut Body<'_>, f: &str, s: &str, u: &str, x: &[String], dt: DType) -> Res<String> {
+    let e = elem(dt)?;
+    Ok(if dt.is_float() {
+        b.op(format!("arith.cmpf {f}, {}, {} : {e}", x[0], x[1]))
+    } else {
+        let p = if dt.is_signed() { s } else { u };
+        b.op(format!("arith.cmpi {p}, {}, {} : {e}", x[0], x[1]))
+    })
+}
+
+/// NaN-propagating maximum (ONNX Max/Relu/Clip semantics).
+pub(crate) fn max(b: &mut Body<'_>, x: &str, y: &str, dt: DType) -> Res<String> {
+    arith2(b, "maximumf", "maxsi", "maxui", &[x.into(), y.into()], dt)
+}
+
+/// NaN-propagating minimum.
+pub(crate) fn min(b: &mut Body<'_>, x: &str, y: &str, dt: DType) -> Res<String> {
+    arith2(b, "minimumf", "minsi", "minui", &[x.into(), y.into()], dt)
+}
+
+/// `log(1 + exp(x))`, computed as `max(x, 0) + log1p(exp(-|x|))` so large
+/// inputs do not overflow.
+fn softplus(b: &mut Body<'_>, x: &str, dt: DType) -> Res<String> {
+    let e = elem(dt)?;
+    let z = b.float(0.0, dt)?;
+    let a = b.op(format!("math.absf {x} : {e}"));
+    let na = b.op(format!("arith.negf {a} : {e}"));
+    let ex = b.op(format!("math.exp {na} : {e}"));
+    let l = b.op(format!("math.log1p {ex} : {e}"));
+    let m = b.op(format!("arith.maximumf {x}, {z} : {e}"));
+    Ok(b.op(format!("arith.addf {m}, {l} : {e}")))
+}
+
+/// Converts a scalar between dtypes with ONNX Cast semantics (float to int
+/// truncates toward zero; anything to bool is `!= 0`).
+pub(crate) fn convert(b: &mut Body<'_>, x: &str, from: DType, to: DType) -> Res<String> {
+    let fe = elem(from)?;
+    let te = elem(to)?;
+    if from == to
+        || fe == te && from != DType::Bool && to != DType::Bool && from.is_float() == to.is_float()
+    {
+        return Ok(x.to_string());
+    }
+    let fbits = from.bits();
+    let tbits = to.bits();
+    Ok(if to == DType::Bool {
+        let z = b.num(0.0, from)?;
+        if from.is_float() {
+            b.op(format!("arith.cmpf une, {x}, {z} : {fe}"))
+        } else {
+            b.op(format!("arith.cmpi ne, {x}, {z} : {fe}"))
+        }
+    } else if from.is_float() && to.is_float() {
+        if from == DType::BF16 && to == DType::F16 || from == DType::F16 && to == DType::BF16 {
+            let w = b.op(format!("arith.extf {x} : {fe} to f32"));
+            b.op(format!("arith.truncf {w} : f32 to {te}"))
+        } else if tbits > fbits {
+            b.op(format!("arith.extf {x} : {fe} to {te}"))
+        } else {
+            b.op(format!("arith.truncf {x} : {fe} to {te}"))
+        }
+    } else if from.is_float() {
+        let op = if to.is_signed() { "fptosi" } else { "fptoui" };
+        b.op(format!("arith.{op} {x} : {fe} to {te}"))
+    } else if to.is_float() {
+        let op = if from.is_signed() && from != DType::Bool {
+            "sitofp"
+        } else {
+            "uitofp"
+        };
+        b.op(format!("arith.{op} {x} : {fe} to {te}"))
+    } else if tbits > fbits || from == DType::Bool {
+        let op = if from.is_signed() && from != DType::Bool {
+            "extsi"
+        } else {
+            "extui"
+        };
+        b.op(format!("arith.{op} {x} : {fe} to {te}"))
+    } else if tbits < fbits {
+        b.op(format!("arith.trunci {x} : {fe} to {te}"))
+    } else {
+        // Same width, different signedness: the bits are kept.
+        x.to_string()
+    })
+}
+
+/// `nn.cast`.
+pub(crate) fn cast(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
+    let x = n.input(0)?;
+    let (to, shape) = n.out(0)?;
+    if x.dtype == to {
+        return Ok(x.clone());
+    }
+    let from = x.dtype;
+    b.map(&[x], to, shape, |body, a| convert(body, &a[0], from, to))
+}

@@ -1,0 +1,653 @@
+//! Lowering of a verified, fully static Kiln graph to MLIR text in upstream
+//! dialects (`func`, `linalg`, `tensor`, `arith`, `math`, `memref`,
+//! `bufferization`), ready for a CPU pipeline such as [`CPU_PIPELINE`].
+//!
+//! The generated module has one function with static memref arguments and no
+//! results, called with the bare-pointer convention:
+//!
+//! ```text
+//! func.func @kiln_main(%in0: memref<..>, .., %out0: memref<..>, .., %weights: memref<Nxi8>)
+//! ```
+//!
+//! Invariants:
+//! - Weight bytes never enter the MLIR text: each constant is a
+//!   `memref.view` of `%weights` at the 64-byte-aligned offset recorded in
+//!   [`WeightsLayout`], and [`WeightsLayout::write_to`] streams the blob.
+//! - Inputs enter tensor land with `bufferization.to_tensor .. restrict` and
+//!   results leave with `bufferization.materialize_in_destination .. restrict
+//!   writable`, which copies whenever a result aliases an input, a weight or
+//!   another result.
+//! - Every unsupported node is reported (not only the first), each named by
+//!   [`kiln_ir::Node::describe`].
+//! - Each op family has one emitter module; elementwise ops share one
+//!   table-driven broadcasting emitter ([`elementwise`]).
+
+mod ctx;
+mod elementwise;
+mod linalg;
+mod norm;
+mod pool;
+mod shape;
+
+#[cfg(test)]
+mod tests;
+
+use ctx::{elem, memref_ty, Builder, Res, Val};
+use kiln_ir::ops::infer::{ConstOperand, InferCtx};
+use kiln_ir::{Attr, DType, Graph, Node, OpKind, TensorType, WeightId};
+use std::collections::HashMap;
+use std::fmt;
+use std::io::{self, Write};
+use thiserror::Error;
+
+/// The MLIR pass pipeline validated (with `mlir-opt-22`, LLVM 22.1) on the
+/// modules this lowering produces; targets may add tiling/vectorization but
+/// need every pass here. Math functions without an LLVM intrinsic (`erf`,
+/// `tanh`, `atan`, `acos`, `sinh`, ...) become libm calls
+/// (`convert-math-to-libm`), so the shared library must be linked with `-lm`.
+pub const CPU_PIPELINE: &str = concat!(
+    "builtin.module(",
+    "func.func(linalg-fuse-elementwise-ops), ",
+    "eliminate-empty-tensors, ",
+    "one-shot-bufferize{bufferize-function-boundaries function-boundary-type-conversion=identity-layout-map}, ",
+    "func.func(convert-linalg-to-loops), ",
+    "expand-strided-metadata, ",
+    "lower-affine, ",
+    "convert-scf-to-cf, ",
+    "convert-math-to-llvm, ",
+    "convert-math-to-libm, ",
+    "finalize-memref-to-llvm, ",
+    "convert-func-to-llvm{use-bare-ptr-memref-call-conv=1}, ",
+    "convert-arith-to-llvm, ",
+    "convert-cf-to-llvm, ",
+    "convert-index-to-llvm, ",
+    "reconcile-unrealized-casts)"
+);
+
+/// Placeholder for the blob length in `memref.view` source types.
+const WEIGHTS_BYTES: &str = "@WEIGHTS_BYTES@";
+
+/// Options for [`lower_graph`].
+#[derive(Clone, Debug)]
+pub struct LowerOptions {
+    /// Name of the generated function.
+    pub func_name: String,
+    /// Alignment of each weight's offset in the blob (a power of two).
+    pub weight_align: u64,
+}
+
+impl Default for LowerOptions {
+    fn default() -> LowerOptions {
+        LowerOptions {
+            func_name: "kiln_main".into(),
+            weight_align: 64,
+        }
+    }
+}
+
+/// The name and static type of a function argument.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TensorSig {
+    /// The Kiln value name.
+    pub name: String,
+    /// Element type.
+    pub dtype: DType,
+    /// Static shape.
+    pub shape: Vec<u64>,
+}
+
+/// One weight's place in the blob.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WeightSlot {
+    /// The weight in the graph.
+    pub weight: WeightId,
+    /// Its name.
+    pub name: String,
+    /// Byte offset in the blob (a multiple of [`WeightsLayout::align`]).
+    pub offset: u64,
+    /// Byte length.
+    pub bytes: u64,
+}
+
+/// Where each weight lives in the concatenated blob passed as `%weights`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WeightsLayout {
+    /// Slots in offset order.
+    pub slots: Vec<WeightSlot>,
+    /// Total blob length (the `N` of `memref<Nxi8>`), padded to `align`.
+    pub total_bytes: u64,
+    /// Offset alignment.
+    pub align: u64,
+}
+
+impl WeightsLayout {
+    fn place(&mut self, g: &Graph, w: WeightId) -> Result<u64, String> {
+        if let Some(s) = self.slots.iter().find(|s| s.weight == w) {
+            return Ok(s.offset);
+        }
+        let weight = g.weight(w);
+        let Some(blob) = weight.bytes() else {
+            return Err(format!("weight '{}' has no data (elided)", weight.name));
+        };
+        let expect = weight.ty.storage_bytes();
+        if expect != Some(blob.len() as u64) {
+            return Err(format!(
+                "weight '{}' holds {} bytes but its type {} needs {expect:?}",
+                weight.name,
+                blob.len(),
+                weight.ty
+            ));
+        }
+        let offset = self.total_bytes;
+        let bytes = blob.len() as u64;
+        self.slots.push(WeightSlot {
+            weight: w,
+            name: weight.name.clone(),
+            offset,
+            bytes,
+        });
+        self.total_bytes = (offset + bytes).next_multiple_of(self.align);
+        Ok(offset)
+    }
+
+    /// Streams the blob: each weight's bytes at its offset, zero padding
+    /// between. Returns the number of bytes written (`total_bytes`).
+    pub fn write_to(&self, g: &Graph, mut out: impl Write) -> io::Result<u64> {
+        let zeros = [0u8; 4096];
+        let mut pos = 0u64;
+        let pad = |out: &mut dyn Write, pos: &mut u64, to: u64| -> io::Result<()> {
+            while *pos < to {
+                let n = (to - *pos).min(zeros.len() as u64) as usize;
+                out.write_all(&zeros[..n])?;
+                *pos += n as u64;
+            }
+            Ok(())
+        };
+        for s in &self.slots {
+            pad(&mut out, &mut pos, s.offset)?;
+            let blob = g.weights().get(s.weight.0 as usize).and_then(|w| w.bytes());
+            let Some(blob) = blob.filter(|b| b.len() as u64 == s.bytes) else {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("weight '{}' does not match the layout", s.name),
+                ));
+            };
+            out.write_all(blob.bytes())?;
+            pos += s.bytes;
+        }
+        pad(&mut out, &mut pos, self.total_bytes)?;
+        Ok(pos)
+    }
+}
+
+/// The result of [`lower_graph`].
+#[derive(Clone, Debug)]
+pub struct LoweredModule {
+    /// MLIR text of the module.
+    pub mlir: String,
+    /// Graph inputs, in argument order (`%in0`, `%in1`, ...).
+    pub inputs: Vec<TensorSig>,
+    /// Graph outputs, in argument order after the inputs.
+    pub outputs: Vec<TensorSig>,
+    /// Layout of the last argument, `%weights`.
+    pub weights: WeightsLayout,
+    /// A CPU pipeline validated on this module ([`CPU_PIPELINE`]).
+    pub pipeline_hint: &'static str,
+}
+
+/// A node the lowering cannot handle, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnsupportedNode {
+    /// The node as `nn.op "onnx-name"` (or `input "x"` for graph inputs).
+    pub node: String,
+    /// Why.
+    pub reason: String,
+}
+
+impl fmt::Display for UnsupportedNode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.node, self.reason)
+    }
+}
+
+/// Why lowering failed.
+#[derive(Debug, Error)]
+pub enum LowerError {
+    /// Some nodes cannot be lowered; `node`/`reason` is the first, `more` the rest.
+    #[error("cannot lower {node}: {reason}{}", more.iter().map(|m| format!("\ncannot lower {m}")).collect::<String>())]
+    Unsupported {
+        /// The first unsupported node.
+        node: String,
+        /// Why.
+        reason: String,
+        /// Every further unsupported node, in graph order.
+        more: Vec<UnsupportedNode>,
+    },
+}
+
+impl LowerError {
+    /// Every unsupported node, first included.
+    pub fn nodes(&self) -> Vec<UnsupportedNode> {
+        match self {
+            LowerError::Unsupported { node, reason, more } => {
+                let mut v = vec![UnsupportedNode {
+                    node: node.clone(),
+                    reason: reason.clone(),
+                }];
+                v.extend(more.iter().cloned());
+                v
+            }
+        }
+    }
+}
+
+/// What an emitter sees of its node: present operands as lowered values, the
+/// attribute/constant-operand accessor, and the declared result types.
+pub(crate) struct NodeIn<'a> {
+    pub node: &'a Node,
+    pub a: &'a InferCtx<'a>,
+    pub ins: Vec<Option<Val>>,
+    pub outs: Vec<(DType, Vec<u64>)>,
+}
+
+impl NodeIn<'_> {
+    /// Operand `i`, which must be present.
+    pub fn input(&self, i: usize) -> Res<&Val> {
+        self.ins
+            .get(i)
+            .and_then(Option::as_ref)
+            .ok_or_else(|| format!("operand #{i} is required"))
+    }
+
+    /// Operand `i` if present.
+    pub fn opt(&self, i: usize) -> Option<&Val> {
+        self.ins.get(i).and_then(Option::as_ref)
+    }
+
+    /// Result `i`'s dtype and shape.
+    pub fn out(&self, i: usize) -> Res<(DType, &[u64])> {
+        self.outs
+            .get(i)
+            .map(|(d, s)| (*d, s.as_slice()))
+            .ok_or_else(|| format!("result #{i} is missing"))
+    }
+}
+
+/// Maps an attribute error to a reason.
+pub(crate) fn attr_err(e: kiln_ir::ops::InferError) -> String {
+    e.0
+}
+
+/// Lowers a verified graph whose value types are all static.
+pub fn lower_graph(g: &Graph, opts: &LowerOptions) -> Result<LoweredModule, LowerError> {
+    let mut bad: Vec<UnsupportedNode> = Vec::new();
+    let mut b = Builder::new();
+    let mut vals: HashMap<kiln_ir::ValueId, Val> = HashMap::new();
+    let mut layout = WeightsLayout {
+        align: opts.weight_align.max(1).next_power_of_two(),
+        ..WeightsLayout::default()
+    };
+    let defs = g.defs();
+    let sig = |v: kiln_ir::ValueId| -> Result<TensorSig, String> {
+        let info = g.value(v);
+        elem(info.ty.dtype)?;
+        let shape = info
+            .ty
+            .static_shape()
+            .ok_or_else(|| format!("type {} is not static", info.ty))?;
+        Ok(TensorSig {
+            name: info.name.clone(),
+            dtype: info.ty.dtype,
+            shape,
+        })
+    };
+    let mut inputs = Vec::new();
+    for (i, &v) in g.inputs.iter().enumerate() {
+        match sig(v) {
+            Ok(s) => {
+                let ssa = b.op(format!(
+                    "bufferization.to_tensor %in{i} restrict : {} to {}",
+                    memref_ty(s.dtype, &s.shape),
+                    ctx::tensor_ty(s.dtype, &s.shape)
+                ));
+                vals.insert(
+                    v,
+                    Val {
+                        ssa,
+                        dtype: s.dtype,
+                        shape: s.shape.clone(),
+                    },
+                );
+                inputs.push(s);
+            }
+            Err(reason) => bad.push(UnsupportedNode {
+                node: format!("input \"{}\"", g.value(v).name),
+                reason,
+            }),
+        }
+    }
+    let mut outputs = Vec::new();
+    for &v in &g.outputs {
+        match sig(v) {
+            Ok(s) => outputs.push(s),
+            Err(reason) => bad.push(UnsupportedNode {
+                node: format!("output \"{}\"", g.value(v).name),
+                reason,
+            }),
+        }
+    }
+    for node in &g.nodes {
+        let result = lower_node(g, &defs, node, &mut b, &mut vals, &mut layout);
+        if let Err(reason) = result {
+            bad.push(UnsupportedNode {
+                node: node.describe(),
+                reason,
+            });
+            // Placeholders let later nodes still be checked.
+            for &o in &node.outputs {
+                let ty = &g.value(o).ty;
+                vals.insert(
+                    o,
+                    Val {
+                        ssa: "%unsupported".into(),
+                        dtype: ty.dtype,
+                        shape: ty.static_shape().unwrap_or_default(),
+                    },
+                );
+            }
+        }
+    }
+    if let Some(first) = bad.first().cloned() {
+        return Err(LowerError::Unsupported {
+            node: first.node,
+            reason: first.reason,
+            more: bad.into_iter().skip(1).collect(),
+        });
+    }
+    for (j, &v) in g.outputs.iter().enumerate() {
+        let t = &vals[&v];
+        b.line(format!(
+            "bufferization.materialize_in_destination {} in restrict writable %out{j} : ({}, {}) -> ()",
+            t.ssa,
+            t.ty(),
+            memref_ty(t.dtype, &t.shape)
+        ));
+    }
+    b.line("return");
+    let mut args: Vec<String> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, s)| format!("%in{i}: {}", memref_ty(s.dtype, &s.shape)))
+        .collect();
+    args.extend(
+        outputs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| format!("%out{i}: {}", memref_ty(s.dtype, &s.shape))),
+    );
+    args.push(format!("%weights: memref<{}xi8>", layout.total_bytes));
+    let mlir = format!(
+        "// Kiln graph \"{}\" lowered by kiln-codegen::lower.\nmodule {{\nfunc.func @{}({}) {{\n{}}}\n}}\n",
+        g.name.replace(['\n', '\r'], " "),
+        opts.func_name,
+        args.join(", "),
+        b.into_text()
+            .replace(WEIGHTS_BYTES, &layout.total_bytes.to_string())
+    );
+    Ok(LoweredModule {
+        mlir,
+        inputs,
+        outputs,
+        weights: layout,
+        pipeline_hint: CPU_PIPELINE,
+    })
+}
+
+fn lower_node(
+    g: &Graph,
+    defs: &HashMap<kiln_ir::ValueId, kiln_ir::Def>,
+    node: &Node,
+    b: &mut Builder,
+    vals: &mut HashMap<kiln_ir::ValueId, Val>,
+    layout: &mut WeightsLayout,
+) -> Res<()> {
+    let mut outs = Vec::new();
+    for &o in &node.outputs {
+        let ty = &g.value(o).ty;
+        elem(ty.dtype)?;
+        let shape = ty
+            .static_shape()
+            .ok_or_else(|| format!("result type {ty} is not static"))?;
+        outs.push((ty.dtype, shape));
+    }
+    if node.op == OpKind::Constant {
+        let Some(Attr::Weight(w)) = node.attrs.get("value") else {
+            return Err("nn.constant without a weight".into());
+        };
+        let (dtype, shape) = outs
+            .first()
+            .cloned()
+            .ok_or("nn.constant without a result")?;
+        let weight_ty = &g.weight(*w).ty;
+        if weight_ty.static_shape().as_deref() != Some(shape.as_slice()) || weight_ty.dtype != dtype
+        {
+            return Err(format!(
+                "weight type {weight_ty} differs from the result type"
+            ));
+        }
+        let offset = layout.place(g, *w)?;
+        let c = b.index(offset);
+        // The blob size is only known once every constant is placed, so the
+        // source type names a placeholder that `lower_graph` fills in.
+        let m = b.op(format!(
+            "memref.view %weights[{c}][] : memref<{WEIGHTS_BYTES}xi8> to {}",
+            memref_ty(dtype, &shape)
+        ));
+        let ssa = b.op(format!(
+            "bufferization.to_tensor {m} restrict : {} to {}",
+            memref_ty(dtype, &shape),
+            ctx::tensor_ty(dtype, &shape)
+        ));
+        vals.insert(node.outputs[0], Val { ssa, dtype, shape });
+        return Ok(());
+    }
+    let mut ins = Vec::new();
+    for i in &node.inputs {
+        match i {
+            None => ins.push(None),
+            Some(v) => {
+                let val = vals
+                    .get(v)
+                    .cloned()
+                    .ok_or_else(|| format!("operand {} is not lowered", g.value(*v).name))?;
+                ins.push(Some(val));
+            }
+        }
+    }
+    let tys: Vec<Option<&TensorType>> = node
+        .inputs
+        .iter()
+        .map(|i| i.map(|v| &g.value(v).ty))
+        .collect();
+    let consts: Vec<Option<ConstOperand<'_>>> = node
+        .inputs
+        .iter()
+        .map(|i| {
+            let v = (*i)?;
+            let w = g.constant_weight(defs, v)?;
+            let weight = g.weight(w);
+            Some(ConstOperand {
+                ty: &weight.ty,
+                data: weight.bytes()?,
+            })
+        })
+        .collect();
+    let a = InferCtx {
+        def: node.op.def(),
+        inputs: &tys,
+        attrs: &node.attrs,
+        consts: &consts,
+        num_outputs: node.outputs.len(),
+        weight_ty: None,
+    };
+    let n = NodeIn {
+        node,
+        a: &a,
+        ins,
+        outs,
+    };
+    let results = emit(b, &n)?;
+    if results.len() != node.outputs.len() {
+        return Err(format!(
+            "internal: the emitter produced {} results for {}",
+            results.len(),
+            node.outputs.len()
+        ));
+    }
+    for ((&o, r), (dt, shape)) in node.outputs.iter().zip(results).zip(&n.outs) {
+        if r.dtype != *dt || &r.shape != shape {
+            return Err(format!(
+                "internal: lowered result {} differs from the declared type",
+                r.ty()
+            ));
+        }
+        vals.insert(o, r);
+    }
+    Ok(())
+}
+
+/// The lowering decision for every op: one arm per family.
+fn emit(b: &mut Builder, n: &NodeIn<'_>) -> Res<Vec<Val>> {
+    use OpKind as K;
+    match n.node.op {
+        K::Constant => Err("internal: constants are lowered by the driver".into()),
+        K::Identity => Ok(vec![n.input(0)?.clone()]),
+        K::Cast => elementwise::cast(b, n).map(|v| vec![v]),
+        K::Abs
+        | K::Acos
+        | K::Asin
+        | K::Atan
+        | K::Ceil
+        | K::Clip
+        | K::Cos
+        | K::Cosh
+        | K::Elu
+        | K::Erf
+        | K::Exp
+        | K::Floor
+        | K::Gelu
+        | K::HardSigmoid
+        | K::HardSwish
+        | K::IsInf
+        | K::IsNan
+        | K::LeakyRelu
+        | K::Log
+        | K::Mish
+        | K::Neg
+        | K::Not
+        | K::Reciprocal
+        | K::Relu
+        | K::Round
+        | K::Selu
+        | K::Sigmoid
+        | K::Sign
+        | K::Sin
+        | K::Sinh
+        | K::Softplus
+        | K::Softsign
+        | K::Sqrt
+        | K::Tan
+        | K::Tanh
+        | K::ThresholdedRelu
+        | K::Add
+        | K::And
+        | K::BitShift
+        | K::Div
+        | K::Equal
+        | K::Greater
+        | K::GreaterOrEqual
+        | K::Less
+        | K::LessOrEqual
+        | K::Max
+        | K::Mean
+        | K::Min
+        | K::Mod
+        | K::Mul
+        | K::Or
+        | K::Pow
+        | K::PRelu
+        | K::Sub
+        | K::Sum
+        | K::Where
+        | K::Xor => elementwise::emit(b, n).map(|v| vec![v]),
+        K::MatMul => linalg::matmul(b, n).map(|v| vec![v]),
+        K::Gemm => linalg::gemm(b, n).map(|v| vec![v]),
+        K::Conv => linalg::conv(b, n).map(|v| vec![v]),
+        K::MaxPool => pool::pool(b, n, true).map(|v| vec![v]),
+        K::AveragePool => pool::pool(b, n, false).map(|v| vec![v]),
+        K::GlobalAveragePool => norm::global_pool(b, n, false).map(|v| vec![v]),
+        K::GlobalMaxPool => norm::global_pool(b, n, true).map(|v| vec![v]),
+        K::ReduceL1
+        | K::ReduceL2
+        | K::ReduceLogSum
+        | K::ReduceLogSumExp
+        | K::ReduceMax
+        | K::ReduceMean
+        | K::ReduceMin
+        | K::ReduceProd
+        | K::ReduceSum
+        | K::ReduceSumSquare => norm::reduce_op(b, n).map(|v| vec![v]),
+        K::Softmax => norm::softmax(b, n, false).map(|v| vec![v]),
+        K::LogSoftmax => norm::softmax(b, n, true).map(|v| vec![v]),
+        K::LayerNorm => norm::layer_norm(b, n),
+        K::BatchNorm => norm::batch_norm(b, n).map(|v| vec![v]),
+        K::Reshape | K::Flatten | K::Squeeze | K::Unsqueeze => {
+            shape::reshape(b, n).map(|v| vec![v])
+        }
+        K::Expand => shape::expand(b, n).map(|v| vec![v]),
+        K::Transpose => shape::transpose(b, n).map(|v| vec![v]),
+        K::Gather => shape::gather(b, n).map(|v| vec![v]),
+        K::Concat => shape::concat(b, n).map(|v| vec![v]),
+        K::Slice => shape::slice(b, n).map(|v| vec![v]),
+        K::Dropout => shape::dropout(b, n),
+        K::Shape => shape::shape_of(b, n, false).map(|v| vec![v]),
+        K::Size => shape::shape_of(b, n, true).map(|v| vec![v]),
+        // Not lowered yet: each is reported as unsupported, naming the node.
+        K::ConvTranspose
+        | K::Einsum
+        | K::LpPool
+        | K::Lrn
+        | K::ArgMax
+        | K::ArgMin
+        | K::CumSum
+        | K::TopK
+        | K::Hardmax
+        | K::InstanceNorm
+        | K::MeanVarianceNormalization
+        | K::RmsNorm
+        | K::ConstantOfShape
+        | K::DepthToSpace
+        | K::EyeLike
+        | K::GatherElements
+        | K::GatherNd
+        | K::NonZero
+        | K::OneHot
+        | K::Pad
+        | K::Range
+        | K::Resize
+        | K::ScatterElements
+        | K::ScatterNd
+        | K::SpaceToDepth
+        | K::Split
+        | K::Tile
+        | K::Trilu
+        | K::Attention
+        | K::RotaryEmbedding
+        | K::DequantizeLinear
+        | K::Nf4Dequantize
+        | K::QuantizeLinear => Err(format!(
+            "{} is not supported by the CPU lowering yet",
+            n.node.op.name()
+        )),
+    }
+}

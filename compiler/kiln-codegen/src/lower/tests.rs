@@ -1,0 +1,620 @@
+//! Lowering tests: each builds a tiny graph with the IR API, lowers it, runs
+//! [`CPU_PIPELINE`] through `mlir-opt-22`, compiles with `mlir-translate-22`,
+//! `llc-22` and `ld.lld-22`, loads the library and calls `kiln_main` with
+//! bare pointers. Expected values are computed in the tests from the op
+//! definitions (plain loops) or are published constants (erf).
+
+use super::*;
+use kiln_ir::{Blob, Weight, WeightData};
+use std::path::Path;
+use std::process::Command;
+
+// ---- graph building ----
+
+fn node(g: &mut Graph, op: OpKind, ins: &[Option<kiln_ir::ValueId>], attrs: &[(&str, Attr)]) -> Vec<kiln_ir::ValueId> {
+    let attrs: kiln_ir::Attrs = attrs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+    let defs = g.defs();
+    let tys: Vec<Option<TensorType>> = ins.iter().map(|i| i.map(|v| g.value(v).ty.clone())).collect();
+    let ty_refs: Vec<Option<&TensorType>> = tys.iter().map(Option::as_ref).collect();
+    let consts: Vec<Option<ConstOperand<'_>>> = ins
+        .iter()
+        .map(|i| {
+            let w = g.constant_weight(&defs, (*i)?)?;
+            let w = g.weight(w);
+            Some(ConstOperand { ty: &w.ty, data: w.bytes()? })
+        })
+        .collect();
+    let ctx = InferCtx {
+        def: op.def(),
+        inputs: &ty_refs,
+        attrs: &attrs,
+        consts: &consts,
+        num_outputs: 1,
+        weight_ty: None,
+    };
+    let out = (op.def().infer)(&ctx).expect("test graphs are valid");
+    drop(consts);
+    let results = out.into_iter().enumerate().map(|(i, t)| (format!("r{i}"), t)).collect();
+    g.add_node(op, ins.to_vec(), attrs, results)
+}
+
+fn node1(g: &mut Graph, op: OpKind, ins: &[kiln_ir::ValueId], attrs: &[(&str, Attr)]) -> kiln_ir::ValueId {
+    let ins: Vec<_> = ins.iter().map(|&v| Some(v)).collect();
+    node(g, op, &ins, attrs)[0]
+}
+
+fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn konst(g: &mut Graph, dtype: DType, shape: &[u64], bytes: Vec<u8>) -> kiln_ir::ValueId {
+    g.add_constant(
+        "c",
+        Weight {
+            name: "w".into(),
+            ty: TensorType::fixed(dtype, shape),
+            data: WeightData::Bytes(Blob::from_vec(bytes)),
+            source: None,
+        },
+    )
+}
+
+fn kf32(g: &mut Graph, shape: &[u64], v: &[f32]) -> kiln_ir::ValueId {
+    konst(g, DType::F32, shape, f32_bytes(v))
+}
+
+fn ki64(g: &mut Graph, v: &[i64]) -> kiln_ir::ValueId {
+    konst(g, DType::I64, &[v.len() as u64], v.iter().flat_map(|x| x.to_le_bytes()).collect())
+}
+
+fn input(g: &mut Graph, shape: &[u64]) -> kiln_ir::ValueId {
+    g.add_input("x", TensorType::fixed(DType::F32, shape))
+}
+
+// ---- compile and run ----
+
+fn tool(cmd: &mut Command) {
+    let out = cmd.output().expect("LLVM 22 tools are installed");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn build(m: &LoweredModule, dir: &Path) -> libloading::Library {
+    std::fs::write(dir.join("in.mlir"), &m.mlir).expect("write");
+    let pipe = format!("--pass-pipeline={}", m.pipeline_hint);
+    tool(Command::new("mlir-opt-22").current_dir(dir).args(["in.mlir", &pipe, "-o", "ll.mlir"]));
+    tool(Command::new("mlir-translate-22").current_dir(dir).args(["--mlir-to-llvmir", "ll.mlir", "-o", "m.ll"]));
+    tool(Command::new("llc-22").current_dir(dir).args(["-O2", "-filetype=obj", "-relocation-model=pic", "m.ll", "-o", "m.o"]));
+    tool(Command::new("ld.lld-22").current_dir(dir).args(["-shared", "m.o", "-o", "m.so", "-L/usr/lib/x86_64-linux-gnu", "-L/usr/lib/aarch64-linux-gnu", "-lm"]));
+    // SAFETY: the library was just built from our own module; it has no initializers.
+    unsafe { libloading::Library::new(dir.join("m.so")) }.expect("dlopen")
+}
+
+type P = *mut u8;
+
+/// Lowers, compiles and runs `g` on `inputs` (raw bytes); returns the outputs' bytes.
+fn run(g: &Graph, inputs: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    kiln_ir::verify(g).expect("test graph verifies");
+    let m = lower_graph(g, &LowerOptions::default()).unwrap_or_else(|e| panic!("{e}\n"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lib = build(&m, dir.path());
+    let mut blob = Vec::new();
+    let n = m.weights.write_to(g, &mut blob).expect("write blob");
+    assert_eq!(n, m.weights.total_bytes);
+    blob.push(0); // never a null pointer, even without weights
+    let mut ins: Vec<Vec<u8>> = inputs.to_vec();
+    let mut outs: Vec<Vec<u8>> = m
+        .outputs
+        .iter()
+        .map(|s| vec![0xAB; (s.shape.iter().product::<u64>() as usize * s.dtype.byte_size().unwrap()).max(1)])
+        .collect();
+    let mut args: Vec<P> = ins.iter_mut().map(|v| v.as_mut_ptr()).collect();
+    args.extend(outs.iter_mut().map(|v| v.as_mut_ptr()));
+    args.push(blob.as_mut_ptr());
+    // SAFETY: `kiln_main` takes one pointer per memref argument, in this order,
+    // each pointing to a buffer of the argument's static size.
+    unsafe {
+        macro_rules! call {
+            ($($i:literal)*) => {{
+                let f: libloading::Symbol<unsafe extern "C" fn($(call!(@t $i)),*)> = lib.get(b"kiln_main").expect("symbol");
+                f($(args[$i]),*)
+            }};
+            (@t $i:literal) => { P };
+        }
+        match args.len() {
+            1 => call!(0),
+            2 => call!(0 1),
+            3 => call!(0 1 2),
+            4 => call!(0 1 2 3),
+            5 => call!(0 1 2 3 4),
+            6 => call!(0 1 2 3 4 5),
+            7 => call!(0 1 2 3 4 5 6),
+            n => panic!("{n} arguments"),
+        }
+    }
+    outs
+}
+
+fn as_f32(b: &[u8]) -> Vec<f32> {
+    b.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()
+}
+
+fn close(got: &[f32], want: &[f32], tol: f32) {
+    assert_eq!(got.len(), want.len(), "length: got {got:?}, want {want:?}");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!((g - w).abs() <= tol * (1.0 + w.abs()), "element {i}: got {g}, want {w}\n got {got:?}\nwant {want:?}");
+    }
+}
+
+fn run1(g: &Graph, inputs: &[&[f32]]) -> Vec<f32> {
+    let ins: Vec<Vec<u8>> = inputs.iter().map(|v| f32_bytes(v)).collect();
+    as_f32(&run(g, &ins)[0])
+}
+
+fn seq(n: usize, scale: f32, off: f32) -> Vec<f32> {
+    (0..n).map(|i| i as f32 * scale + off).collect()
+}
+
+// ---- elementwise ----
+
+#[test]
+fn binary_broadcast_with_weight() {
+    let mut g = Graph::new("t");
+    let x = input(&mut g, &[2, 3]);
+    let c = kf32(&mut g, &[3], &[10.0, 20.0, 30.0]);
+    let s = node1(&mut g, OpKind::Add, &[x, c], &[]);
+    let col = kf32(&mut g, &[2, 1], &[2.0, 4.0]);
+    let d = node1(&mut g, OpKind::Div, &[s, col], &[]);
+    let m = node1(&mut g, OpKind::Mul, &[d, d], &[]);
+    let p = node1(&mut g, OpKind::Sub, &[m, d], &[]);
+    let two = kf32(&mut g, &[], &[2.0]);
+    let q = node1(&mut g, OpKind::Pow, &[p, two], &[]);
+    g.outputs = vec![d, q];
+    let xv = seq(6, 1.0, 0.0);
+    let outs = run(&g, &[f32_bytes(&xv)]);
+    let want_d: Vec<f32> = (0..6).map(|i| (xv[i] + [10.0, 20.0, 30.0][i % 3]) / [2.0, 4.0][i / 3]).collect();
+    let want_q: Vec<f32> = want_d.iter().map(|d| (d * d - d).powi(2)).collect();
+    close(&as_f32(&outs[0]), &want_d, 1e-6);
+    close(&as_f32(&outs[1]), &want_q, 1e-5);
+}
+
+#[test]
+fn unary_table() {
+    let xs = [-1.5f32, -1.0, 0.0, 0.5, 1.0, 2.0];
+    // erf at the points above (Abramowitz & Stegun table values).
+    let erf = [-0.966_105_146_5f32, -0.842_700_792_9, 0.0, 0.520_499_877_8, 0.842_700_792_9, 0.995_322_265_0];
+    let sig = |x: f32| 1.0 / (1.0 + (-x).exp());
+    let cases: Vec<(OpKind, Vec<(&str, Attr)>, Vec<f32>)> = vec![
+        (OpKind::Relu, vec![], xs.iter().map(|x| x.max(0.0)).collect()),
+        (OpKind::Erf, vec![], erf.to_vec()),
+        (OpKind::Exp, vec![], xs.iter().map(|x| x.exp()).collect()),
+        (OpKind::Tanh, vec![], xs.iter().map(|x| x.tanh()).collect()),
+        (OpKind::Sigmoid, vec![], xs.iter().map(|&x| sig(x)).collect()),
+        (OpKind::Neg, vec![], xs.iter().map(|x| -x).collect()),
+        (OpKind::Abs, vec![], xs.iter().map(|x| x.abs()).collect()),
+        (OpKind::LeakyRelu, vec![("alpha", Attr::Float(0.1))], xs.iter().map(|&x| if x >= 0.0 { x } else { 0.1 * x }).collect()),
+        (OpKind::Gelu, vec![], xs.iter().zip(erf).map(|(&x, e)| 0.5 * x * (1.0 + e_at(x, e))).collect()),
+        (OpKind::Softplus, vec![], xs.iter().map(|x| (1.0 + x.exp()).ln()).collect()),
+        (OpKind::HardSwish, vec![], xs.iter().map(|&x| x * (x / 6.0 + 0.5).clamp(0.0, 1.0)).collect()),
+        (OpKind::Sign, vec![], xs.iter().map(|&x| if x > 0.0 { 1.0 } else if x < 0.0 { -1.0 } else { 0.0 }).collect()),
+        (OpKind::Floor, vec![], xs.iter().map(|x| x.floor()).collect()),
+        (OpKind::Elu, vec![], xs.iter().map(|&x| if x >= 0.0 { x } else { x.exp() - 1.0 }).collect()),
+    ];
+    // gelu(x) = x/2 (1 + erf(x / sqrt 2)): erf at x/sqrt2 from the table is not
+    // available, so compare with erf computed by a reference series.
+    fn e_at(x: f32, _e: f32) -> f32 {
+        let z = f64::from(x) / std::f64::consts::SQRT_2;
+        // Maclaurin series of erf, converged for |z| < 2.
+        let mut sum = 0.0;
+        let mut term = z;
+        for n in 0..60 {
+            sum += term / (2 * n + 1) as f64;
+            term *= -z * z / (n + 1) as f64;
+        }
+        (sum * 2.0 / std::f64::consts::PI.sqrt()) as f32
+    }
+    for (op, attrs, want) in cases {
+        let mut g = Graph::new("t");
+        let x = input(&mut g, &[6]);
+        let y = node1(&mut g, op, &[x], &attrs);
+        g.outputs = vec![y];
+        let got = run1(&g, &[&xs]);
+        close(&got, &want, 2e-6);
+    }
+    // sqrt and log on positive inputs.
+    let pos = [0.25f32, 1.0, 4.0, 9.0];
+    for (op, f) in [(OpKind::Sqrt, f32::sqrt as fn(f32) -> f32), (OpKind::Log, f32::ln)] {
+        let mut g = Graph::new("t");
+        let x = input(&mut g, &[4]);
+        let y = node1(&mut g, op, &[x], &[]);
+        g.outputs = vec![y];
+        close(&run1(&g, &[&pos]), &pos.map(f), 1e-6);
+    }
+}
+
+#[test]
+fn compare_where_clip() {
+    let mut g = Graph::new("t");
+    let x = input(&mut g, &[4]);
+    let z = kf32(&mut g, &[1], &[0.5]);
+    let c = node1(&mut g, OpKind::Greater, &[x, z], &[]);
+    let neg = node1(&mut g, OpKind::Neg, &[x], &[]);
+    let w = node1(&mut g, OpKind::Where, &[c, x, neg], &[]);
+    let lo = kf32(&mut g, &[], &[-1.0]);
+    let hi = kf32(&mut g, &[], &[1.5]);
+    let cl = node1(&mut g, OpKind::Clip, &[w, lo, hi], &[]);
+    let only_max = node(&mut g, OpKind::Clip, &[Some(x), None, Some(hi)], &[])[0];
+    g.outputs = vec![cl, only_max, c];
+    let xv = [-3.0f32, 0.0, 1.0, 2.0];
+    let outs = run(&g, &[f32_bytes(&xv)]);
+    close(&as_f32(&outs[0]), &[1.5, 0.0, 1.0, 1.5], 0.0);
+    close(&as_f32(&outs[1]), &[-3.0, 0.0, 1.0, 1.5], 0.0);
+    assert_eq!(outs[2], vec![0, 0, 1, 1]);
+}
+
+#[test]
+fn cast_roundtrips() {
+    let mut g = Graph::new("t");
+    let x = input(&mut g, &[4]);
+    let i = node1(&mut g, OpKind::Cast, &[x], &[("to", Attr::DType(DType::I32))]);
+    let h = node1(&mut g, OpKind::Cast, &[x], &[("to", Attr::DType(DType::F16))]);
+    let back = node1(&mut g, OpKind::Cast, &[h], &[("to", Attr::DType(DType::F32))]);
+    let fi = node1(&mut g, OpKind::Cast, &[i], &[("to", Attr::DType(DType::F32))]);
+    g.outputs = vec![i, back, fi];
+    let outs = run(&g, &[f32_bytes(&[-2.7, 0.4, 3.9, 1000.1])]);
+    let ints: Vec<i32> = outs[0].chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap())).collect();
+    assert_eq!(ints, vec![-2, 0, 3, 1000]);
+    // f16 has 11 significant bits: 1000.1 rounds to 1000, 3.9 to 3.900390625.
+    close(&as_f32(&outs[1]), &[-2.69921875, 0.39990234, 3.9003906, 1000.0], 1e-6);
+    close(&as_f32(&outs[2]), &[-2.0, 0.0, 3.0, 1000.0], 0.0);
+}
+
+// ---- contractions ----
+
+fn matmul_ref(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
+    let mut c = vec![0.0; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            c[i * n + j] = (0..k).map(|p| a[i * k + p] * b[p * n + j]).sum();
+        }
+    }
+    c
+}
+
+fn transpose2(a: &[f32], r: usize, c: usize) -> Vec<f32> {
+    (0..c * r).map(|i| a[(i % r) * c + i / r]).collect()
+}
+
+#[test]
+fn gemm_transposes_alpha_beta() {
+    let (m, k, n) = (2, 3, 4);
+    let a = seq(m * k, 0.5, -1.0);
+    let b = seq(k * n, 0.25, -1.5);
+    let bias = [1.0f32, 2.0, 3.0, 4.0];
+    let plain = matmul_ref(&a, &b, m, k, n);
+    for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+        let mut g = Graph::new("t");
+        let (sa, av) = if ta { ([k as u64, m as u64], transpose2(&a, m, k)) } else { ([m as u64, k as u64], a.clone()) };
+        let (sb, bv) = if tb { ([n as u64, k as u64], transpose2(&b, k, n)) } else { ([k as u64, n as u64], b.clone()) };
+        let x = input(&mut g, &sa);
+        let w = kf32(&mut g, &sb, &bv);
+        let c = kf32(&mut g, &[n as u64], &bias);
+        let y = node1(
+            &mut g,
+            OpKind::Gemm,
+            &[x, w, c],
+            &[("trans_a", Attr::Bool(ta)), ("trans_b", Attr::Bool(tb)), ("alpha", Attr::Float(0.5)), ("beta", Attr::Float(2.0))],
+        );
+        g.outputs = vec![y];
+        let want: Vec<f32> = plain.iter().enumerate().map(|(i, v)| 0.5 * v + 2.0 * bias[i % n]).collect();
+        close(&run1(&g, &[&av]), &want, 1e-6);
+    }
+}
+
+#[test]
+fn matmul_batch_broadcast_and_vectors() {
+    // [2,1,2,3] x [3,3,2] -> [2,3,2,2]
+    let a = seq(12, 0.5, -2.0);
+    let b = seq(18, 0.25, -1.0);
+    let mut g = Graph::new("t");
+    let x = input(&mut g, &[2, 1, 2, 3]);
+    let w = kf32(&mut g, &[3, 3, 2], &b);
+    let y = node1(&mut g, OpKind::MatMul, &[x, w], &[]);
+    let v = kf32(&mut g, &[3], &[1.0, -1.0, 2.0]);
+    let yv = node1(&mut g, OpKind::MatMul, &[x, v], &[]);
+    g.outputs = vec![y, yv];
+    let outs = run(&g, &[f32_bytes(&a)]);
+    let mut want = Vec::new();
+    for i in 0..2 {
+        for j in 0..3 {
+            want.extend(matmul_ref(&a[i * 6..i * 6 + 6], &b[j * 6..j * 6 + 6], 2, 3, 2));
+        }
+    }
+    close(&as_f32(&outs[0]), &want, 1e-6);
+    let want_v = matmul_ref(&a, &[1.0, -1.0, 2.0], 4, 3, 1);
+    close(&as_f32(&outs[1]), &want_v, 1e-6);
+}
+
+#[allow(clippy::too_many_arguments)]
+fn conv_ref(x: &[f32], xs: [usize; 4], w: &[f32], ws: [usize; 4], bias: &[f32], g: usize, stride: usize, pad: [usize; 4], dil: usize) -> (Vec<f32>, [usize; 4]) {
+    let [n, c, h, wd] = xs;
+    let [m, cg, kh, kw] = ws;
+    let oh = (h + pad[0] + pad[2] - ((kh - 1) * dil + 1)) / stride + 1;
+    let ow = (wd + pad[1] + pad[3] - ((kw - 1) * dil + 1)) / stride + 1;
+    let mg = m / g;
+    let mut out = vec![0.0; n * m * oh * ow];
+    for b in 0..n {
+        for oc in 0..m {
+            let grp = oc / mg;
+            for i in 0..oh {
+                for j in 0..ow {
+                    let mut s = bias[oc];
+                    for ic in 0..cg {
+                        for p in 0..kh {
+                            for q in 0..kw {
+                                let y = (i * stride + p * dil) as isize - pad[0] as isize;
+                                let xx = (j * stride + q * dil) as isize - pad[1] as isize;
+                                if y < 0 || xx < 0 || y >= h as isize || xx >= wd as isize {
+                                    continue;
+                                }
+                                let ch = grp * cg + ic;
+                                s += x[((b * c + ch) * h + y as usize) * wd + xx as usize] * w[((oc * cg + ic) * kh + p) * kw + q];
+                            }
+                        }
+                    }
+                    out[((b * m + oc) * oh + i) * ow + j] = s;
+                }
+            }
+        }
+    }
+    (out, [n, m, oh, ow])
+}
+
+#[test]
+fn conv_pads_strides_groups_dilations() {
+    // (group, stride, pads [t, l, b, r], dilation)
+    for (grp, stride, pads, dil) in [(1, 1, [1, 1, 1, 1], 1), (2, 2, [1, 0, 2, 1], 1), (4, 1, [0, 0, 0, 0], 2)] {
+        let (c, m) = (4, 4);
+        let xs = [1, c, 6, 5];
+        let ws = [m, c / grp, 3, 3];
+        let x = seq(xs.iter().product(), 0.1, -1.0);
+        let w = seq(ws.iter().product(), 0.05, -0.7);
+        let bias = [0.5f32, -0.5, 1.0, 0.0];
+        let (want, os) = conv_ref(&x, xs, &w, ws, &bias, grp, stride, pads, dil);
+        let mut g = Graph::new("t");
+        let xi = input(&mut g, &xs.map(|v| v as u64));
+        let wi = kf32(&mut g, &ws.map(|v| v as u64), &w);
+        let bi = kf32(&mut g, &[m as u64], &bias);
+        let y = node1(
+            &mut g,
+            OpKind::Conv,
+            &[xi, wi, bi],
+            &[
+                ("group", Attr::Int(grp as i64)),
+                ("strides", Attr::Ints(vec![stride as i64; 2])),
+                ("pads", Attr::Ints(pads.map(|p| p as i64).to_vec())),
+                ("dilations", Attr::Ints(vec![dil as i64; 2])),
+            ],
+        );
+        assert_eq!(g.value(y).ty.static_shape().unwrap(), os.map(|v| v as u64).to_vec());
+        g.outputs = vec![y];
+        close(&run1(&g, &[&x]), &want, 1e-5);
+    }
+}
+
+// ---- pools ----
+
+fn pool_ref(x: &[f32], h: usize, w: usize, k: usize, s: usize, pad: usize, oh: usize, ow: usize, kind: &str) -> Vec<f32> {
+    let mut out = Vec::new();
+    for i in 0..oh {
+        for j in 0..ow {
+            let (mut mx, mut sum, mut cnt, mut cnt_pad) = (f32::NEG_INFINITY, 0.0, 0.0, 0.0);
+            for p in 0..k {
+                for q in 0..k {
+                    let y = (i * s + p) as isize - pad as isize;
+                    let xx = (j * s + q) as isize - pad as isize;
+                    if y >= h as isize + pad as isize || xx >= w as isize + pad as isize {
+                        continue;
+                    }
+                    cnt_pad += 1.0;
+                    if y < 0 || xx < 0 || y >= h as isize || xx >= w as isize {
+                        continue;
+                    }
+                    let v = x[y as usize * w + xx as usize];
+                    mx = mx.max(v);
+                    sum += v;
+                    cnt += 1.0;
+                }
+            }
+            out.push(match kind {
+                "max" => mx,
+                "avg" => sum / cnt,
+                _ => sum / cnt_pad,
+            });
+        }
+    }
+    out
+}
+
+#[test]
+fn pools() {
+    let x = seq(25, 1.0, -7.0).iter().map(|v| (v * 0.37).sin() * 4.0).collect::<Vec<f32>>();
+    for (kind, op, include) in [("max", OpKind::MaxPool, false), ("avg", OpKind::AveragePool, false), ("avg_pad", OpKind::AveragePool, true)] {
+        let mut g = Graph::new("t");
+        let xi = input(&mut g, &[1, 1, 5, 5]);
+        let mut attrs = vec![
+            ("kernel_shape", Attr::Ints(vec![3, 3])),
+            ("strides", Attr::Ints(vec![2, 2])),
+            ("pads", Attr::Ints(vec![1, 1, 1, 1])),
+        ];
+        if op == OpKind::AveragePool {
+            attrs.push(("count_include_pad", Attr::Bool(include)));
+        }
+        let y = node1(&mut g, op, &[xi], &attrs);
+        g.outputs = vec![y];
+        let want = pool_ref(&x, 5, 5, 3, 2, 1, 3, 3, kind);
+        close(&run1(&g, &[&x]), &want, 1e-6);
+    }
+    let mut g = Graph::new("t");
+    let xi = input(&mut g, &[1, 2, 2, 2]);
+    let y = node1(&mut g, OpKind::GlobalAveragePool, &[xi], &[]);
+    g.outputs = vec![y];
+    close(&run1(&g, &[&[1.0, 2.0, 3.0, 4.0, -1.0, -1.0, -1.0, 3.0]]), &[2.5, 0.0], 0.0);
+}
+
+// ---- normalizations ----
+
+#[test]
+fn softmax_is_stable() {
+    let mut g = Graph::new("t");
+    let x = input(&mut g, &[2, 3]);
+    let y = node1(&mut g, OpKind::Softmax, &[x], &[("axis", Attr::Int(-1))]);
+    let l = node1(&mut g, OpKind::LogSoftmax, &[x], &[("axis", Attr::Int(0))]);
+    g.outputs = vec![y, l];
+    let xv = [1000.0f32, 1001.0, 1002.0, -5.0, 0.0, 5.0];
+    let outs = run(&g, &[f32_bytes(&xv)]);
+    let sm = |r: &[f32]| -> Vec<f32> {
+        let m = r.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+        let s: f32 = r.iter().map(|v| (v - m).exp()).sum();
+        r.iter().map(|v| (v - m).exp() / s).collect()
+    };
+    let mut want = sm(&xv[..3]);
+    want.extend(sm(&xv[3..]));
+    close(&as_f32(&outs[0]), &want, 1e-6);
+    // log_softmax along axis 0 of columns (1000, -5): the -5 entry is ~ -1005.
+    let got = as_f32(&outs[1]);
+    assert!(got.iter().all(|v| v.is_finite()), "{got:?}");
+    close(&got[..3], &[0.0, 0.0, 0.0], 1e-6);
+    close(&got[3..], &[-1005.0, -1001.0, -997.0], 1e-6);
+}
+
+#[test]
+fn layer_norm_and_batch_norm() {
+    let xv = seq(8, 0.7, -2.0);
+    let mut g = Graph::new("t");
+    let x = input(&mut g, &[2, 4]);
+    let sc = kf32(&mut g, &[4], &[1.0, 2.0, 0.5, -1.0]);
+    let bi = kf32(&mut g, &[4], &[0.0, 0.1, 0.2, 0.3]);
+    let y = node1(&mut g, OpKind::LayerNorm, &[x, sc, bi], &[("axis", Attr::Int(-1)), ("epsilon", Attr::Float(1e-5))]);
+    g.outputs = vec![y];
+    let mut want = Vec::new();
+    for r in 0..2 {
+        let row = &xv[r * 4..r * 4 + 4];
+        let mean: f32 = row.iter().sum::<f32>() / 4.0;
+        let var: f32 = row.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / 4.0;
+        for (i, v) in row.iter().enumerate() {
+            want.push((v - mean) / (var + 1e-5).sqrt() * [1.0, 2.0, 0.5, -1.0][i] + [0.0, 0.1, 0.2, 0.3][i]);
+        }
+    }
+    close(&run1(&g, &[&xv]), &want, 1e-5);
+
+    let mut g = Graph::new("t");
+    let x = input(&mut g, &[1, 2, 2, 1]);
+    let s = kf32(&mut g, &[2], &[2.0, 3.0]);
+    let b = kf32(&mut g, &[2], &[1.0, -1.0]);
+    let mean = kf32(&mut g, &[2], &[0.5, -0.5]);
+    let var = kf32(&mut g, &[2], &[4.0, 0.25]);
+    let y = node1(&mut g, OpKind::BatchNorm, &[x, s, b, mean, var], &[("epsilon", Attr::Float(0.0))]);
+    g.outputs = vec![y];
+    let want = [(1.0 - 0.5) / 2.0 * 2.0 + 1.0, (2.0 - 0.5) / 2.0 * 2.0 + 1.0, (3.0 + 0.5) / 0.5 * 3.0 - 1.0, (4.0 + 0.5) / 0.5 * 3.0 - 1.0];
+    close(&run1(&g, &[&[1.0, 2.0, 3.0, 4.0]]), &want, 1e-6);
+}
+
+#[test]
+fn reductions() {
+    let xv = seq(6, 1.0, -2.0); // [[-2,-1,0],[1,2,3]]
+    let mut g = Graph::new("t");
+    let x = input(&mut g, &[2, 3]);
+    let ax1 = ki64(&mut g, &[1]);
+    let s = node1(&mut g, OpKind::ReduceSum, &[x, ax1], &[("keepdims", Attr::Bool(false))]);
+    let ax0 = ki64(&mut g, &[0]);
+    let m = node1(&mut g, OpKind::ReduceMean, &[x, ax0], &[]);
+    let mx = node1(&mut g, OpKind::ReduceMax, &[x], &[("keepdims", Attr::Bool(false))]);
+    g.outputs = vec![s, m, mx];
+    let outs = run(&g, &[f32_bytes(&xv)]);
+    close(&as_f32(&outs[0]), &[-3.0, 6.0], 0.0);
+    close(&as_f32(&outs[1]), &[-0.5, 0.5, 1.5], 0.0);
+    close(&as_f32(&outs[2]), &[3.0], 0.0);
+}
+
+// ---- data movement ----
+
+#[test]
+fn reshape_transpose_gather_concat_slice() {
+    let xv = seq(6, 1.0, 0.0); // [[0,1,2],[3,4,5]]
+    let mut g = Graph::new("t");
+    let x = input(&mut g, &[2, 3]);
+    let t = node1(&mut g, OpKind::Transpose, &[x], &[("perm", Attr::Ints(vec![1, 0]))]);
+    let shape = ki64(&mut g, &[1, 6]);
+    let r = node1(&mut g, OpKind::Reshape, &[t, shape], &[]);
+    let f = node1(&mut g, OpKind::Flatten, &[x], &[("axis", Attr::Int(0))]);
+    let idx = konst(&mut g, DType::I64, &[2, 2], [-1i64, 0, 1, 1].iter().flat_map(|v| v.to_le_bytes()).collect());
+    let ga = node1(&mut g, OpKind::Gather, &[x, idx], &[("axis", Attr::Int(0))]);
+    let cat = node1(&mut g, OpKind::Concat, &[x, x], &[("axis", Attr::Int(1))]);
+    let (st, en, ax, sp) = (ki64(&mut g, &[2]), ki64(&mut g, &[-100]), ki64(&mut g, &[1]), ki64(&mut g, &[-2]));
+    let sl = node1(&mut g, OpKind::Slice, &[x, st, en, ax, sp], &[]);
+    g.outputs = vec![r, f, ga, cat, sl];
+    let outs = run(&g, &[f32_bytes(&xv)]);
+    close(&as_f32(&outs[0]), &[0.0, 3.0, 1.0, 4.0, 2.0, 5.0], 0.0);
+    close(&as_f32(&outs[1]), &xv, 0.0);
+    close(&as_f32(&outs[2]), &[3.0, 4.0, 5.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 3.0, 4.0, 5.0], 0.0);
+    close(&as_f32(&outs[3]), &[0.0, 1.0, 2.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 3.0, 4.0, 5.0], 0.0);
+    close(&as_f32(&outs[4]), &[2.0, 0.0, 5.0, 3.0], 0.0);
+}
+
+#[test]
+fn outputs_alias_inputs_constants_and_each_other() {
+    let mut g = Graph::new("t");
+    let x = input(&mut g, &[3]);
+    let c = kf32(&mut g, &[2], &[7.0, 8.0]);
+    let y = node1(&mut g, OpKind::Relu, &[x], &[]);
+    let id = node1(&mut g, OpKind::Identity, &[x], &[]);
+    g.outputs = vec![x, c, y, y, id];
+    let outs = run(&g, &[f32_bytes(&[-1.0, 2.0, -3.0])]);
+    close(&as_f32(&outs[0]), &[-1.0, 2.0, -3.0], 0.0);
+    close(&as_f32(&outs[1]), &[7.0, 8.0], 0.0);
+    close(&as_f32(&outs[2]), &[0.0, 2.0, 0.0], 0.0);
+    close(&as_f32(&outs[3]), &[0.0, 2.0, 0.0], 0.0);
+    close(&as_f32(&outs[4]), &[-1.0, 2.0, -3.0], 0.0);
+}
+
+// ---- API ----
+
+#[test]
+fn every_unsupported_node_is_reported() {
+    let mut g = Graph::new("t");
+    let x = g.add_input("x", TensorType::new(DType::F32, vec![kiln_ir::Dim::sym("n"), 4u64.into()]));
+    let y = node1(&mut g, OpKind::Relu, &[x], &[]);
+    let xs = input(&mut g, &[4]);
+    let e = node1(&mut g, OpKind::Einsum, &[xs, xs], &[("equation", Attr::Str("i,i->".into()))]);
+    g.outputs = vec![y, e];
+    let err = lower_graph(&g, &LowerOptions::default()).expect_err("unsupported");
+    let nodes: Vec<String> = err.nodes().into_iter().map(|u| u.node).collect();
+    assert_eq!(nodes, vec!["input \"x\"", "output \"r0\"", "nn.relu", "nn.einsum"]);
+    assert!(matches!(err, LowerError::Unsupported { .. }));
+}
+
+#[test]
+fn weights_are_aligned_and_streamed() {
+    let mut g = Graph::new("t");
+    let x = input(&mut g, &[3]);
+    let a = kf32(&mut g, &[3], &[1.0, 2.0, 3.0]);
+    let b = kf32(&mut g, &[3], &[4.0, 5.0, 6.0]);
+    let s = node1(&mut g, OpKind::Add, &[x, a], &[]);
+    let t = node1(&mut g, OpKind::Add, &[s, b], &[]);
+    g.outputs = vec![t];
+    let m = lower_graph(&g, &LowerOptions::default()).expect("lowers");
+    let offs: Vec<u64> = m.weights.slots.iter().map(|s| s.offset).collect();
+    assert_eq!(offs, vec![0, 64]);
+    assert_eq!(m.weights.total_bytes, 128);
+    assert!(m.mlir.contains("%weights: memref<128xi8>"), "{}", m.mlir);
+    let mut blob = Vec::new();
+    m.weights.write_to(&g, &mut blob).expect("write");
+    assert_eq!(blob.len(), 128);
+    assert_eq!(&blob[64..76], &f32_bytes(&[4.0, 5.0, 6.0])[..]);
+    assert!(blob[12..64].iter().all(|&b| b == 0));
+    close(&run1(&g, &[&[1.0, 1.0, 1.0]]), &[6.0, 8.0, 10.0], 0.0);
+}

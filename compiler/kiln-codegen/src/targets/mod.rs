@@ -1,0 +1,262 @@
+//! Target descriptions: which machine code is generated for, and how.
+//!
+//! Invariant: every per-target fact (LLVM triple, default CPU, MLIR pass pipeline, ELF machine,
+//! LLVM back-end initialisation) lives in exactly one place, the [`ArchSpec`] constant of that
+//! target's module (`x86_64.rs`, `aarch64.rs`, `nvptx.rs`, `amdgpu.rs`). The rest of the crate
+//! reads these facts through [`Target`] and never matches on the architecture itself, so adding
+//! a target means adding one module and one [`Arch`] variant.
+
+mod aarch64;
+mod amdgpu;
+mod cpu;
+mod nvptx;
+mod x86_64;
+
+use crate::error::{CodegenError, Result};
+use std::fmt;
+
+/// An instruction-set family Kiln generates code for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Arch {
+    /// 64-bit x86 CPUs.
+    X86_64,
+    /// 64-bit Arm CPUs (Linux, GNU ABI).
+    Aarch64,
+    /// NVIDIA GPUs (PTX).
+    Nvptx,
+    /// AMD GPUs (amdgcn, HSA).
+    Amdgpu,
+}
+
+impl Arch {
+    /// Every architecture, in a stable order.
+    pub const ALL: [Arch; 4] = [Arch::X86_64, Arch::Aarch64, Arch::Nvptx, Arch::Amdgpu];
+
+    /// The facts that describe this architecture (the one `match` on `Arch` in the crate).
+    pub(crate) fn spec(self) -> &'static ArchSpec {
+        match self {
+            Arch::X86_64 => &x86_64::SPEC,
+            Arch::Aarch64 => &aarch64::SPEC,
+            Arch::Nvptx => &nvptx::SPEC,
+            Arch::Amdgpu => &amdgpu::SPEC,
+        }
+    }
+
+    /// The short name used in target strings (`x86_64`, `aarch64`, `nvptx`, `amdgpu`).
+    pub fn name(self) -> &'static str {
+        self.spec().name
+    }
+
+    /// Whether this is a GPU (device) architecture.
+    pub fn is_gpu(self) -> bool {
+        self.spec().elf.is_none()
+    }
+
+    /// The architecture this library itself was compiled for, if Kiln can target it.
+    pub fn of_host() -> Option<Arch> {
+        if cfg!(target_arch = "x86_64") {
+            Some(Arch::X86_64)
+        } else if cfg!(target_arch = "aarch64") {
+            Some(Arch::Aarch64)
+        } else {
+            None
+        }
+    }
+}
+
+/// The per-architecture constants. One instance per target module.
+pub(crate) struct ArchSpec {
+    /// Short name, also the prefix of target strings.
+    pub name: &'static str,
+    /// LLVM target triple.
+    pub triple: &'static str,
+    /// LLVM CPU used when the target string names none.
+    pub default_cpu: &'static str,
+    /// ELF machine and byte order of host objects; `None` for GPUs, whose code is embedded in a
+    /// host object rather than linked as its own ELF file.
+    pub elf: Option<(object::Architecture, object::Endianness)>,
+    /// Registers the LLVM back end (idempotent, cheap after the first call).
+    pub initialize_llvm: fn(),
+    /// The MLIR pass pipeline (textual, `builtin.module(...)`) for a given CPU/chip name.
+    pub mlir_pipeline: fn(cpu: &str) -> String,
+}
+
+/// A complete code generation target: architecture, CPU (or GPU chip) and LLVM feature string.
+///
+/// Build one with [`Target::parse`], [`Target::host`] or [`Target::new`]. Target strings:
+///
+/// | string                         | meaning                                            |
+/// |--------------------------------|----------------------------------------------------|
+/// | `host`, `native`               | this machine's CPU and features                    |
+/// | `x86-64`, `x86-64-v2/-v3/-v4`  | x86-64 with that LLVM CPU (micro-architecture level)|
+/// | `x86_64[:CPU]`                 | x86-64 with any LLVM CPU name (`skylake`, ...)     |
+/// | `aarch64[-linux-gnu][:CPU]`    | AArch64 Linux, default CPU `generic`               |
+/// | `nvptx[:sm_NN]`                | NVIDIA PTX, default `sm_90`                        |
+/// | `amdgpu[:gfxNNN]`              | AMD GPU, default `gfx942`                          |
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Target {
+    arch: Arch,
+    cpu: String,
+    features: String,
+}
+
+impl Target {
+    /// A target with an explicit CPU and LLVM feature string (e.g. `+avx2,+fma`; may be empty).
+    pub fn new(arch: Arch, cpu: impl Into<String>, features: impl Into<String>) -> Self {
+        Self {
+            arch,
+            cpu: cpu.into(),
+            features: features.into(),
+        }
+    }
+
+    /// The default CPU of an architecture, with no extra features.
+    pub fn generic(arch: Arch) -> Self {
+        Self::new(arch, arch.spec().default_cpu, "")
+    }
+
+    /// The machine this code runs on, with its exact CPU and features (as `-march=native`).
+    pub fn host() -> Result<Self> {
+        let arch = Arch::of_host().ok_or_else(|| CodegenError::UnknownTarget("host".into()))?;
+        let cpu = inkwell::targets::TargetMachine::get_host_cpu_name();
+        let features = inkwell::targets::TargetMachine::get_host_cpu_features();
+        Ok(Self::new(
+            arch,
+            cpu.to_string_lossy().into_owned(),
+            features.to_string_lossy().into_owned(),
+        ))
+    }
+
+    /// Parses a target string (see the table on [`Target`]).
+    pub fn parse(spec: &str) -> Result<Self> {
+        let unknown = || CodegenError::UnknownTarget(spec.to_owned());
+        match spec {
+            "host" | "native" => return Self::host(),
+            "x86-64" | "x86-64-v2" | "x86-64-v3" | "x86-64-v4" => {
+                return Ok(Self::new(Arch::X86_64, spec, ""))
+            }
+            _ => {}
+        }
+        let (name, cpu) = match spec.split_once(':') {
+            Some((name, cpu)) if !cpu.is_empty() => (name, Some(cpu)),
+            Some(_) => return Err(unknown()),
+            None => (spec, None),
+        };
+        let arch = match name {
+            "x86_64" | "x86_64-linux-gnu" | "x86_64-unknown-linux-gnu" => Arch::X86_64,
+            "aarch64" | "aarch64-linux-gnu" | "aarch64-unknown-linux-gnu" => Arch::Aarch64,
+            "nvptx" | "nvptx64" => Arch::Nvptx,
+            "amdgpu" | "amdgcn" => Arch::Amdgpu,
+            _ => return Err(unknown()),
+        };
+        // The CPU name ends up inside the MLIR pipeline text for GPUs, so only plain
+        // identifiers are accepted (no braces, commas or spaces that could alter the pipeline).
+        if let Some(cpu) = cpu {
+            if !cpu
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            {
+                return Err(unknown());
+            }
+        }
+        Ok(Self::new(arch, cpu.unwrap_or(arch.spec().default_cpu), ""))
+    }
+
+    /// The architecture.
+    pub fn arch(&self) -> Arch {
+        self.arch
+    }
+
+    /// The LLVM CPU (or GPU chip) name.
+    pub fn cpu(&self) -> &str {
+        &self.cpu
+    }
+
+    /// The LLVM feature string (comma-separated `+feat`/`-feat`, possibly empty).
+    pub fn features(&self) -> &str {
+        &self.features
+    }
+
+    /// The LLVM target triple.
+    pub fn triple(&self) -> &'static str {
+        self.arch.spec().triple
+    }
+
+    /// The MLIR pass pipeline that lowers this target's input to the LLVM dialect, in the
+    /// textual form accepted by `mlir-opt --pass-pipeline=` and `parse_pass_pipeline`.
+    pub fn mlir_pipeline(&self) -> String {
+        (self.arch.spec().mlir_pipeline)(&self.cpu)
+    }
+
+    /// ELF machine and byte order of host objects for this target, `None` for GPUs.
+    pub fn elf_arch(&self) -> Option<(object::Architecture, object::Endianness)> {
+        self.arch.spec().elf
+    }
+
+    /// Registers this target's LLVM back end (idempotent).
+    pub fn initialize_llvm(&self) {
+        (self.arch.spec().initialize_llvm)();
+    }
+}
+
+/// Displays `arch:cpu`. Feature strings (long for host targets) appear only in `Debug`.
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.arch.name(), self.cpu)
+    }
+}
+
+impl std::str::FromStr for Target {
+    type Err = CodegenError;
+
+    fn from_str(s: &str) -> Result<Self> {
+        Self::parse(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_named_targets() {
+        let t = Target::parse("x86-64-v3").unwrap();
+        assert_eq!((t.arch(), t.cpu()), (Arch::X86_64, "x86-64-v3"));
+        let t = Target::parse("aarch64-linux-gnu").unwrap();
+        assert_eq!(
+            (t.arch(), t.cpu(), t.triple()),
+            (Arch::Aarch64, "generic", "aarch64-unknown-linux-gnu")
+        );
+        let t = Target::parse("nvptx:sm_80").unwrap();
+        assert_eq!((t.arch(), t.cpu()), (Arch::Nvptx, "sm_80"));
+        assert!(t.mlir_pipeline().contains("chip=sm_80"));
+        let t = Target::parse("amdgpu").unwrap();
+        assert_eq!((t.arch(), t.cpu()), (Arch::Amdgpu, "gfx942"));
+        assert_eq!(t.to_string(), "amdgpu:gfx942");
+    }
+
+    #[test]
+    fn rejects_bad_targets() {
+        for bad in ["", "mips", "x86_64:", "nvptx:sm_90}, evil", "aarch64:a b"] {
+            assert!(
+                matches!(Target::parse(bad), Err(CodegenError::UnknownTarget(_))),
+                "{bad:?} was accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn host_target_matches_build_arch() {
+        let host = Target::host().unwrap();
+        assert_eq!(Some(host.arch()), Arch::of_host());
+        assert!(!host.cpu().is_empty());
+    }
+
+    #[test]
+    fn gpu_targets_have_no_host_elf() {
+        for arch in Arch::ALL {
+            assert_eq!(arch.is_gpu(), Target::generic(arch).elf_arch().is_none());
+        }
+        assert!(Arch::Nvptx.is_gpu() && Arch::Amdgpu.is_gpu() && !Arch::X86_64.is_gpu());
+    }
+}

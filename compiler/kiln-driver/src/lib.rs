@@ -1,0 +1,1 @@
+//! Compiler driver: load a model, run the pipeline, emit and link artifacts

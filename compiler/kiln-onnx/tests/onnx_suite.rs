@@ -1,0 +1,164 @@
+//! Imports every model of the ONNX backend test data: the models shipped in
+//! the `onnx` Python package (`light`, `pytorch-converted`,
+//! `pytorch-operator`, `simple`) and the node tests regenerated from the
+//! package's case generators. A model whose operators are all supported
+//! must import and verify; the others must be refused with exit class
+//! "unsupported" naming the operators. Prints the counts.
+//!
+//! The data comes from the project venv (`scripts/setup.sh`). The node
+//! tests are generated into `.cache/onnx-node-tests` on first use.
+
+use kiln_onnx::import::{import_model, unsupported_ops, ImportOptions};
+use kiln_onnx::{load_model, ErrorKind};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+fn python() -> PathBuf {
+    let p = repo().join(".venv/bin/python");
+    assert!(p.exists(), "{} is missing: run scripts/setup.sh first", p.display());
+    p
+}
+
+fn onnx_data_dir() -> PathBuf {
+    let out = Command::new(python())
+        .args(["-c", "import onnx, os; print(os.path.dirname(onnx.__file__))"])
+        .output()
+        .expect("run python");
+    assert!(out.status.success(), "python cannot import onnx");
+    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim()).join("backend/test/data")
+}
+
+fn node_tests_dir() -> PathBuf {
+    let dir = std::env::var_os("KILN_ONNX_NODE_TESTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".cache/onnx-node-tests"));
+    if !dir.join("index.json").exists() {
+        let st = Command::new(python())
+            .arg(repo().join("testdata/onnx_node_tests.py"))
+            .arg(&dir)
+            .status()
+            .expect("run the node-test generator");
+        assert!(st.success(), "testdata/onnx_node_tests.py failed");
+    }
+    dir
+}
+
+fn models_under(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    let mut entries: Vec<_> = rd.flatten().map(|e| e.path()).collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            models_under(&p, out);
+        } else if p.extension().is_some_and(|e| e == "onnx") {
+            out.push(p);
+        }
+    }
+}
+
+#[derive(Default)]
+struct Tally {
+    imported: usize,
+    refused: usize,
+    failures: Vec<String>,
+    reasons: std::collections::BTreeMap<String, usize>,
+}
+
+impl Tally {
+    fn refuse(&mut self, e: &kiln_onnx::OnnxError) {
+        self.refused += 1;
+        // Group by the message without the file name, first line only.
+        let msg = e.to_string();
+        let msg = msg.lines().nth(1).unwrap_or(msg.lines().next().unwrap_or(""));
+        let key: String = msg.rsplit(": ").next().unwrap_or(msg).trim().to_string();
+        *self.reasons.entry(key).or_default() += 1;
+    }
+
+    fn print_reasons(&self) {
+        let mut v: Vec<_> = self.reasons.iter().collect();
+        v.sort_by(|a, b| b.1.cmp(a.1));
+        for (r, n) in v.iter().take(40) {
+            println!("  {n:5}  {r}");
+        }
+    }
+}
+
+fn check(path: &Path, t: &mut Tally) {
+    let model = match load_model(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == ErrorKind::Unsupported => {
+            t.refuse(&e);
+            return;
+        }
+        Err(e) => {
+            t.failures.push(format!("{}: load: {e}", path.display()));
+            return;
+        }
+    };
+    let unsupported = unsupported_ops(&model);
+    match import_model(&model, &ImportOptions::default()) {
+        Ok(g) => {
+            if !unsupported.is_empty() {
+                t.failures.push(format!("{}: imported despite unsupported ops", path.display()));
+            } else if let Err(e) = kiln_ir::verify(&g) {
+                t.failures.push(format!("{}: imported graph does not verify: {}", path.display(), e[0]));
+            } else {
+                t.imported += 1;
+            }
+        }
+        Err(e) if e.kind() == ErrorKind::Unsupported => t.refuse(&e),
+        Err(e) => t.failures.push(format!("{}: {e}", path.display())),
+    }
+}
+
+#[test]
+fn onnx_package_models_import() {
+    let data = onnx_data_dir();
+    let mut models = Vec::new();
+    for sub in ["light", "pytorch-converted", "pytorch-operator", "simple"] {
+        let before = models.len();
+        models_under(&data.join(sub), &mut models);
+        assert!(models.len() > before, "no models under {sub}");
+    }
+    let mut t = Tally::default();
+    for m in &models {
+        check(m, &mut t);
+    }
+    println!(
+        "onnx package models: {} total, {} imported, {} refused as unsupported, {} failed",
+        models.len(),
+        t.imported,
+        t.refused,
+        t.failures.len()
+    );
+    t.print_reasons();
+    assert!(t.failures.is_empty(), "{}", t.failures.join("\n"));
+    // The light models are real CNNs; all of them must import.
+    let light = models.iter().filter(|p| p.to_string_lossy().contains("/light/")).count();
+    assert!(t.imported >= light, "fewer models imported than the light CNN set");
+}
+
+#[test]
+fn onnx_node_test_models_import() {
+    let dir = node_tests_dir();
+    let mut models = Vec::new();
+    models_under(&dir, &mut models);
+    assert!(models.len() > 1000, "expected the ~1,900 node tests, found {}", models.len());
+    let mut t = Tally::default();
+    for m in &models {
+        check(m, &mut t);
+    }
+    println!(
+        "onnx node tests: {} total, {} imported, {} refused as unsupported, {} failed",
+        models.len(),
+        t.imported,
+        t.refused,
+        t.failures.len()
+    );
+    t.print_reasons();
+    assert!(t.failures.is_empty(), "{} failures:\n{}", t.failures.len(), t.failures.join("\n"));
+}

@@ -1,0 +1,70 @@
+//! The pass interface.
+
+use kiln_ir::Graph;
+use thiserror::Error;
+
+/// Options every pass sees. Built by the caller (the CLI or the driver) and
+/// passed down; passes read nothing from the environment.
+#[derive(Clone, Debug)]
+pub struct PassOptions {
+    /// Upper bound on the sweeps a fixpoint pass (canonicalize,
+    /// shape-inference) makes over the graph before it stops.
+    pub max_iterations: usize,
+}
+
+impl Default for PassOptions {
+    fn default() -> Self {
+        PassOptions { max_iterations: 32 }
+    }
+}
+
+/// What a pass did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PassStats {
+    /// Number of rewrites (removed nodes, merged nodes, applied patterns,
+    /// refined types).
+    pub rewrites: usize,
+}
+
+impl PassStats {
+    /// Whether the pass changed the graph.
+    pub fn changed(&self) -> bool {
+        self.rewrites > 0
+    }
+}
+
+/// Why a pass or a pipeline run failed.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum PassError {
+    /// The graph failed verification after the named pass (or before the
+    /// first pass, with `after = "input"`). A bug in the pass unless it is
+    /// the input.
+    #[error("verification failed after {after}:\n  {}", .messages.join("\n  "))]
+    Verify {
+        /// The pass that ran last, or `input`.
+        after: String,
+        /// The verifier's findings.
+        messages: Vec<String>,
+    },
+    /// The pass does not handle something in the graph.
+    #[error("{pass}: unsupported: {what}")]
+    Unsupported {
+        /// The pass.
+        pass: &'static str,
+        /// What it does not handle.
+        what: String,
+    },
+}
+
+/// A graph-to-graph transformation.
+///
+/// Preconditions: the graph verifies. Postconditions: the graph verifies and
+/// its interface is unchanged (see the crate invariants).
+pub trait Pass {
+    /// Kebab-case name, as written in pipelines.
+    fn name(&self) -> &'static str;
+    /// One-line summary.
+    fn summary(&self) -> &'static str;
+    /// Runs the pass.
+    fn run(&self, g: &mut Graph, opts: &PassOptions) -> Result<PassStats, PassError>;
+}

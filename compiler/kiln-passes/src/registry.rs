@@ -1,0 +1,71 @@
+//! The one table of passes. A pass is reachable by name only through this
+//! table; adding a pass means adding its file under `passes/` and one line
+//! here (and a lit test `lit-tests/passes/<name>.kir`).
+
+use crate::pass::Pass;
+use crate::passes::{canonicalize, cse, dce, shape_inference};
+
+/// A registry entry.
+#[derive(Clone, Copy)]
+pub struct PassInfo {
+    /// Kebab-case name.
+    pub name: &'static str,
+    /// One-line summary.
+    pub summary: &'static str,
+    /// Creates the pass.
+    pub create: fn() -> Box<dyn Pass>,
+}
+
+impl std::fmt::Debug for PassInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+impl PartialEq for PassInfo {
+    fn eq(&self, other: &PassInfo) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for PassInfo {}
+
+/// Every pass, alphabetically.
+pub const PASSES: &[PassInfo] = &[
+    canonicalize::INFO,
+    cse::INFO,
+    dce::INFO,
+    shape_inference::INFO,
+];
+
+/// Looks a pass up by name.
+pub fn lookup(name: &str) -> Option<&'static PassInfo> {
+    PASSES.iter().find(|p| p.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_kebab_case_and_match_the_pass() {
+        let mut seen = std::collections::HashSet::new();
+        for info in PASSES {
+            assert!(seen.insert(info.name), "duplicate pass {}", info.name);
+            assert!(
+                info.name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+                "{} is not kebab-case",
+                info.name
+            );
+            assert!(!info.summary.is_empty() && !info.summary.contains('\n'));
+            let pass = (info.create)();
+            assert_eq!(pass.name(), info.name);
+            assert_eq!(pass.summary(), info.summary);
+        }
+        let mut sorted: Vec<_> = PASSES.iter().map(|p| p.name).collect();
+        sorted.sort_unstable();
+        assert_eq!(sorted, PASSES.iter().map(|p| p.name).collect::<Vec<_>>());
+    }
+}

@@ -1,0 +1,212 @@
+//! Typed op attributes.
+//!
+//! Attributes are stored in a sorted map so that printing and hashing are
+//! deterministic. Each op's allowed attributes, their kinds and defaults are
+//! declared once in its [`OpDef`](crate::ops::OpDef); the verifier checks
+//! nodes against that schema.
+
+use crate::dtype::DType;
+use crate::graph::WeightId;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+
+/// One attribute value.
+#[derive(Clone, Debug)]
+pub enum Attr {
+    /// A 64-bit integer.
+    Int(i64),
+    /// A 64-bit float (f32 attributes from ONNX widen exactly).
+    Float(f64),
+    /// A boolean flag.
+    Bool(bool),
+    /// A string.
+    Str(String),
+    /// A list of integers.
+    Ints(Vec<i64>),
+    /// A list of floats.
+    Floats(Vec<f64>),
+    /// A list of strings.
+    Strs(Vec<String>),
+    /// An element type.
+    DType(DType),
+    /// A reference to a graph weight (used by `nn.constant`).
+    Weight(WeightId),
+}
+
+/// The kind of an attribute, used by op schemas.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttrKind {
+    /// [`Attr::Int`]
+    Int,
+    /// [`Attr::Float`]
+    Float,
+    /// [`Attr::Bool`]
+    Bool,
+    /// [`Attr::Str`]
+    Str,
+    /// [`Attr::Ints`]
+    Ints,
+    /// [`Attr::Floats`]
+    Floats,
+    /// [`Attr::Strs`]
+    Strs,
+    /// [`Attr::DType`]
+    DType,
+    /// [`Attr::Weight`]
+    Weight,
+}
+
+impl AttrKind {
+    /// Human-readable name used in diagnostics.
+    pub fn name(self) -> &'static str {
+        match self {
+            AttrKind::Int => "integer",
+            AttrKind::Float => "float",
+            AttrKind::Bool => "bool",
+            AttrKind::Str => "string",
+            AttrKind::Ints => "integer list",
+            AttrKind::Floats => "float list",
+            AttrKind::Strs => "string list",
+            AttrKind::DType => "dtype",
+            AttrKind::Weight => "weight reference",
+        }
+    }
+}
+
+impl Attr {
+    /// This attribute's kind.
+    pub fn kind(&self) -> AttrKind {
+        match self {
+            Attr::Int(_) => AttrKind::Int,
+            Attr::Float(_) => AttrKind::Float,
+            Attr::Bool(_) => AttrKind::Bool,
+            Attr::Str(_) => AttrKind::Str,
+            Attr::Ints(_) => AttrKind::Ints,
+            Attr::Floats(_) => AttrKind::Floats,
+            Attr::Strs(_) => AttrKind::Strs,
+            Attr::DType(_) => AttrKind::DType,
+            Attr::Weight(_) => AttrKind::Weight,
+        }
+    }
+
+    /// Whether `self` may stand where the schema asks for `kind`. An empty
+    /// list literal `[]` parses as `Ints` and is accepted for any list kind.
+    pub fn fits(&self, kind: AttrKind) -> bool {
+        let k = self.kind();
+        k == kind
+            || (matches!(self, Attr::Ints(v) if v.is_empty())
+                && matches!(kind, AttrKind::Floats | AttrKind::Strs))
+            || (k == AttrKind::Int && kind == AttrKind::Float)
+    }
+}
+
+// Floats compare and hash by bit pattern so that CSE never merges 0.0 with
+// -0.0 or treats NaN attributes as unequal to themselves.
+impl PartialEq for Attr {
+    fn eq(&self, other: &Attr) -> bool {
+        match (self, other) {
+            (Attr::Int(a), Attr::Int(b)) => a == b,
+            (Attr::Float(a), Attr::Float(b)) => a.to_bits() == b.to_bits(),
+            (Attr::Bool(a), Attr::Bool(b)) => a == b,
+            (Attr::Str(a), Attr::Str(b)) => a == b,
+            (Attr::Ints(a), Attr::Ints(b)) => a == b,
+            (Attr::Floats(a), Attr::Floats(b)) => {
+                a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+            }
+            (Attr::Strs(a), Attr::Strs(b)) => a == b,
+            (Attr::DType(a), Attr::DType(b)) => a == b,
+            (Attr::Weight(a), Attr::Weight(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Attr {}
+
+impl Hash for Attr {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        std::mem::discriminant(self).hash(h);
+        match self {
+            Attr::Int(v) => v.hash(h),
+            Attr::Float(v) => v.to_bits().hash(h),
+            Attr::Bool(v) => v.hash(h),
+            Attr::Str(v) => v.hash(h),
+            Attr::Ints(v) => v.hash(h),
+            Attr::Floats(v) => v.iter().for_each(|x| x.to_bits().hash(h)),
+            Attr::Strs(v) => v.hash(h),
+            Attr::DType(v) => v.hash(h),
+            Attr::Weight(v) => v.hash(h),
+        }
+    }
+}
+
+/// A node's attributes, sorted by name.
+pub type Attrs = BTreeMap<String, Attr>;
+
+/// Writes a float so that it re-parses to the same bits and is never
+/// mistaken for an integer.
+pub fn fmt_float(f: &mut fmt::Formatter<'_>, v: f64) -> fmt::Result {
+    if v.is_nan() {
+        f.write_str("nan")
+    } else if v.is_infinite() {
+        f.write_str(if v > 0.0 { "inf" } else { "-inf" })
+    } else {
+        let s = format!("{v:?}");
+        if s.contains(['.', 'e', 'E']) {
+            f.write_str(&s)
+        } else {
+            write!(f, "{s}.0")
+        }
+    }
+}
+
+fn quote(f: &mut fmt::Formatter<'_>, s: &str) -> fmt::Result {
+    f.write_str("\"")?;
+    for c in s.chars() {
+        match c {
+            '"' => f.write_str("\\\"")?,
+            '\\' => f.write_str("\\\\")?,
+            '\n' => f.write_str("\\n")?,
+            '\t' => f.write_str("\\t")?,
+            c if (c as u32) < 0x20 => write!(f, "\\u{{{:x}}}", c as u32)?,
+            c => write!(f, "{c}")?,
+        }
+    }
+    f.write_str("\"")
+}
+
+/// Writes a string literal with escapes, as the text format expects.
+pub fn fmt_str(f: &mut fmt::Formatter<'_>, s: &str) -> fmt::Result {
+    quote(f, s)
+}
+
+impl fmt::Display for Attr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fn list<T>(
+            f: &mut fmt::Formatter<'_>,
+            items: &[T],
+            mut each: impl FnMut(&mut fmt::Formatter<'_>, &T) -> fmt::Result,
+        ) -> fmt::Result {
+            f.write_str("[")?;
+            for (i, x) in items.iter().enumerate() {
+                if i > 0 {
+                    f.write_str(", ")?;
+                }
+                each(f, x)?;
+            }
+            f.write_str("]")
+        }
+        match self {
+            Attr::Int(v) => write!(f, "{v}"),
+            Attr::Float(v) => fmt_float(f, *v),
+            Attr::Bool(v) => write!(f, "{v}"),
+            Attr::Str(s) => quote(f, s),
+            Attr::Ints(v) => list(f, v, |f, x| write!(f, "{x}")),
+            Attr::Floats(v) => list(f, v, |f, x| fmt_float(f, *x)),
+            Attr::Strs(v) => list(f, v, |f, x| quote(f, x)),
+            Attr::DType(d) => write!(f, "{d}"),
+            Attr::Weight(w) => write!(f, "@{}", w.0),
+        }
+    }
+}

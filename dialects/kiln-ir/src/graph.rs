@@ -1,0 +1,384 @@
+//! Graphs of ops over SSA values, and the weights they reference.
+//!
+//! Invariants (checked by [`crate::verify`]):
+//! - every value is defined exactly once, by a graph input or one node
+//!   output, and nodes appear in topological order (uses after defs);
+//! - value names are unique within a graph (the text format relies on it);
+//! - a constant's data lives in [`Graph::weights`] and is referenced by
+//!   [`WeightId`]; the IR never copies weight bytes, only [`Blob`] views.
+
+use crate::attr::{Attr, Attrs};
+use crate::blob::Blob;
+use crate::ops::OpKind;
+use crate::types::TensorType;
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+
+/// Index of a value in its graph's value arena.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ValueId(pub u32);
+
+/// Index of a weight in its graph's weight table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct WeightId(pub u32);
+
+/// A value's name and type.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ValueInfo {
+    /// Unique name within the graph (ONNX names are kept as they were).
+    pub name: String,
+    /// The value's type.
+    pub ty: TensorType,
+}
+
+/// One op application.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Node {
+    /// Which op.
+    pub op: OpKind,
+    /// Operands; `None` marks an absent optional operand.
+    pub inputs: Vec<Option<ValueId>>,
+    /// Results.
+    pub outputs: Vec<ValueId>,
+    /// Attributes, checked against the op's schema.
+    pub attrs: Attrs,
+    /// Where the node came from (an ONNX node name), for diagnostics.
+    pub loc: Option<String>,
+}
+
+impl Node {
+    /// Present operands.
+    pub fn operands(&self) -> impl Iterator<Item = ValueId> + '_ {
+        self.inputs.iter().flatten().copied()
+    }
+
+    /// A short description for diagnostics: `nn.add "name"`.
+    pub fn describe(&self) -> String {
+        match &self.loc {
+            Some(l) => format!("{} \"{}\"", self.op.name(), l),
+            None => self.op.name().to_string(),
+        }
+    }
+}
+
+/// Where weight bytes live.
+#[derive(Clone, Debug, PartialEq)]
+pub enum WeightData {
+    /// Bytes in Kiln's storage layout (little-endian, nibbles packed low
+    /// first), possibly a view into a memory-mapped file.
+    Bytes(Blob),
+    /// The bytes were left out when the IR was printed; only the size and a
+    /// fingerprint remain. Such a graph can be optimized but not compiled.
+    Elided {
+        /// Byte length of the data that was left out.
+        bytes: u64,
+        /// FNV-1a 64 of the data that was left out.
+        fingerprint: u64,
+    },
+}
+
+/// A file region a weight was loaded from, kept so that printers can refer
+/// to the file instead of copying the bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WeightSource {
+    /// The file, as it should be written in the text format.
+    pub file: PathBuf,
+    /// Byte offset into the file.
+    pub offset: u64,
+}
+
+/// A named constant tensor.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Weight {
+    /// Unique name within the graph.
+    pub name: String,
+    /// Static type of the data.
+    pub ty: TensorType,
+    /// The data.
+    pub data: WeightData,
+    /// The file region the data came from, if any.
+    pub source: Option<WeightSource>,
+}
+
+impl Weight {
+    /// The bytes, unless elided.
+    pub fn bytes(&self) -> Option<&Blob> {
+        match &self.data {
+            WeightData::Bytes(b) => Some(b),
+            WeightData::Elided { .. } => None,
+        }
+    }
+}
+
+/// FNV-1a 64-bit hash, used to fingerprint elided weights.
+pub fn fingerprint(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// A computation graph.
+#[derive(Clone, Debug, Default)]
+pub struct Graph {
+    /// The graph's name (ONNX graph name or `main`).
+    pub name: String,
+    /// Graph inputs, in order.
+    pub inputs: Vec<ValueId>,
+    /// Graph outputs, in order.
+    pub outputs: Vec<ValueId>,
+    /// Nodes in topological order.
+    pub nodes: Vec<Node>,
+    values: Vec<ValueInfo>,
+    weights: Vec<Weight>,
+    used_names: HashSet<String>,
+    weight_names: HashMap<String, WeightId>,
+}
+
+/// Producer of a value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Def {
+    /// The i-th graph input.
+    Input(usize),
+    /// Output `result` of node `node` (an index into [`Graph::nodes`]).
+    Node {
+        /// Node index.
+        node: usize,
+        /// Result index.
+        result: usize,
+    },
+}
+
+impl Graph {
+    /// An empty graph.
+    pub fn new(name: impl Into<String>) -> Graph {
+        Graph {
+            name: name.into(),
+            ..Graph::default()
+        }
+    }
+
+    /// Adds a value. The name is made unique by appending `_N` if taken.
+    pub fn add_value(&mut self, name: &str, ty: TensorType) -> ValueId {
+        let name = self.unique_name(name);
+        self.used_names.insert(name.clone());
+        let id = ValueId(self.values.len() as u32);
+        self.values.push(ValueInfo { name, ty });
+        id
+    }
+
+    fn unique_name(&self, hint: &str) -> String {
+        let base = if hint.is_empty() { "v" } else { hint };
+        if !self.used_names.contains(base) {
+            return base.to_string();
+        }
+        (1u64..)
+            .map(|i| format!("{base}_{i}"))
+            .find(|n| !self.used_names.contains(n))
+            .expect("unbounded counter")
+    }
+
+    /// Whether a value name is taken.
+    pub fn has_value_named(&self, name: &str) -> bool {
+        self.used_names.contains(name)
+    }
+
+    /// Adds a graph input.
+    pub fn add_input(&mut self, name: &str, ty: TensorType) -> ValueId {
+        let v = self.add_value(name, ty);
+        self.inputs.push(v);
+        v
+    }
+
+    /// Appends a node whose results get the given names and types.
+    pub fn add_node(
+        &mut self,
+        op: OpKind,
+        inputs: Vec<Option<ValueId>>,
+        attrs: Attrs,
+        results: Vec<(String, TensorType)>,
+    ) -> Vec<ValueId> {
+        let outputs: Vec<ValueId> = results
+            .into_iter()
+            .map(|(n, t)| self.add_value(&n, t))
+            .collect();
+        self.nodes.push(Node {
+            op,
+            inputs,
+            outputs: outputs.clone(),
+            attrs,
+            loc: None,
+        });
+        outputs
+    }
+
+    /// Adds a weight; the name is made unique if taken.
+    pub fn add_weight(&mut self, mut weight: Weight) -> WeightId {
+        if self.weight_names.contains_key(&weight.name) || weight.name.is_empty() {
+            let base = if weight.name.is_empty() {
+                "w".to_string()
+            } else {
+                weight.name.clone()
+            };
+            weight.name = (1u64..)
+                .map(|i| format!("{base}_{i}"))
+                .find(|n| !self.weight_names.contains_key(n))
+                .expect("unbounded counter");
+        }
+        let id = WeightId(self.weights.len() as u32);
+        self.weight_names.insert(weight.name.clone(), id);
+        self.weights.push(weight);
+        id
+    }
+
+    /// Adds a weight and an `nn.constant` node producing it; returns the value.
+    pub fn add_constant(&mut self, value_name: &str, weight: Weight) -> ValueId {
+        let ty = weight.ty.clone();
+        let w = self.add_weight(weight);
+        let mut attrs = Attrs::new();
+        attrs.insert("value".into(), Attr::Weight(w));
+        self.add_node(
+            OpKind::Constant,
+            vec![],
+            attrs,
+            vec![(value_name.into(), ty)],
+        )[0]
+    }
+
+    /// A value's name and type.
+    pub fn value(&self, v: ValueId) -> &ValueInfo {
+        &self.values[v.0 as usize]
+    }
+
+    /// Mutable access to a value's name and type. Renaming through this is
+    /// not allowed (names are tracked); use it to refine types.
+    pub fn value_ty_mut(&mut self, v: ValueId) -> &mut TensorType {
+        &mut self.values[v.0 as usize].ty
+    }
+
+    /// Number of values ever created (live or dead).
+    pub fn num_values(&self) -> usize {
+        self.values.len()
+    }
+
+    /// A weight.
+    pub fn weight(&self, w: WeightId) -> &Weight {
+        &self.weights[w.0 as usize]
+    }
+
+    /// All weights, indexed by [`WeightId`].
+    pub fn weights(&self) -> &[Weight] {
+        &self.weights
+    }
+
+    /// Looks a weight up by name.
+    pub fn weight_by_name(&self, name: &str) -> Option<WeightId> {
+        self.weight_names.get(name).copied()
+    }
+
+    /// Maps every value defined in the graph to its producer.
+    pub fn defs(&self) -> HashMap<ValueId, Def> {
+        let mut m = HashMap::new();
+        for (i, &v) in self.inputs.iter().enumerate() {
+            m.insert(v, Def::Input(i));
+        }
+        for (n, node) in self.nodes.iter().enumerate() {
+            for (r, &v) in node.outputs.iter().enumerate() {
+                m.insert(v, Def::Node { node: n, result: r });
+            }
+        }
+        m
+    }
+
+    /// Counts uses of each value by nodes and graph outputs.
+    pub fn use_counts(&self) -> HashMap<ValueId, usize> {
+        let mut m: HashMap<ValueId, usize> = HashMap::new();
+        for node in &self.nodes {
+            for v in node.operands() {
+                *m.entry(v).or_default() += 1;
+            }
+        }
+        for &v in &self.outputs {
+            *m.entry(v).or_default() += 1;
+        }
+        m
+    }
+
+    /// Replaces every use of `old` (operands and graph outputs) with `new`.
+    pub fn replace_all_uses(&mut self, old: ValueId, new: ValueId) {
+        for node in &mut self.nodes {
+            for i in node.inputs.iter_mut().flatten() {
+                if *i == old {
+                    *i = new;
+                }
+            }
+        }
+        for o in &mut self.outputs {
+            if *o == old {
+                *o = new;
+            }
+        }
+    }
+
+    /// The weight behind a value produced by `nn.constant`, if any.
+    pub fn constant_weight(&self, defs: &HashMap<ValueId, Def>, v: ValueId) -> Option<WeightId> {
+        match defs.get(&v)? {
+            Def::Node { node, .. } => {
+                let n = &self.nodes[*node];
+                if n.op != OpKind::Constant {
+                    return None;
+                }
+                match n.attrs.get("value") {
+                    Some(Attr::Weight(w)) => Some(*w),
+                    _ => None,
+                }
+            }
+            Def::Input(_) => None,
+        }
+    }
+
+    /// Removes weights no `nn.constant` refers to and renumbers the rest.
+    pub fn gc_weights(&mut self) {
+        let mut used = vec![false; self.weights.len()];
+        for n in &self.nodes {
+            for a in n.attrs.values() {
+                if let Attr::Weight(w) = a {
+                    used[w.0 as usize] = true;
+                }
+            }
+        }
+        let mut remap = vec![None; self.weights.len()];
+        let old = std::mem::take(&mut self.weights);
+        self.weight_names.clear();
+        for (i, w) in old.into_iter().enumerate() {
+            if used[i] {
+                remap[i] = Some(WeightId(self.weights.len() as u32));
+                self.weight_names
+                    .insert(w.name.clone(), WeightId(self.weights.len() as u32));
+                self.weights.push(w);
+            }
+        }
+        for n in &mut self.nodes {
+            for a in n.attrs.values_mut() {
+                if let Attr::Weight(w) = a {
+                    *w = remap[w.0 as usize].expect("used weight was kept");
+                }
+            }
+        }
+    }
+}
+
+// Appended by the passes engineer: name bookkeeping that rewrites need.
+impl Graph {
+    /// Swaps the names of two values. The set of names in use does not
+    /// change, so uniqueness is kept. Rewrites use it so that a graph output
+    /// keeps its name when another value takes its place.
+    pub fn swap_value_names(&mut self, a: ValueId, b: ValueId) {
+        let (ia, ib) = (a.0 as usize, b.0 as usize);
+        if ia == ib {
+            return;
+        }
+        let na = std::mem::take(&mut self.values[ia].name);
+        let nb = std::mem::replace(&mut self.values[ib].name, na);
+        self.values[ia].name = nb;
+    }
+}

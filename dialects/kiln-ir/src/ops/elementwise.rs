@@ -1,0 +1,309 @@
+//! Elementwise ops: unary maps, binary and variadic ops with NumPy
+//! broadcasting, comparisons, logic, `nn.where`, `nn.clip` and `nn.cast`.
+//!
+//! Semantics follow the ONNX operators of the same name (latest opset);
+//! the ONNX frontend normalizes older versions' attributes into these.
+
+use super::infer::{bail, broadcast_shapes, require_float, require_one_of, same_dtype};
+use super::infer::{InferCtx, InferError};
+use super::{attr, Arity, AttrDefault, OpDef, Traits};
+use crate::attr::AttrKind;
+use crate::dtype::DType;
+use crate::types::TensorType;
+
+type R = Result<Vec<TensorType>, InferError>;
+
+/// Result has the operand's type; any numeric dtype.
+fn same_numeric(ctx: &InferCtx<'_>) -> R {
+    let t = ctx.input(0)?;
+    if t.dtype == DType::Bool || t.dtype == DType::NF4 {
+        bail!("operand has dtype {}; expected a numeric type", t.dtype);
+    }
+    Ok(vec![t.clone()])
+}
+
+/// Result has the operand's type; float dtypes only.
+fn same_float(ctx: &InferCtx<'_>) -> R {
+    let t = ctx.input(0)?;
+    require_float(t.dtype, "operand")?;
+    Ok(vec![t.clone()])
+}
+
+/// Result has the operand's type; any dtype.
+fn same_any(ctx: &InferCtx<'_>) -> R {
+    Ok(vec![ctx.input(0)?.clone()])
+}
+
+fn float_to_bool(ctx: &InferCtx<'_>) -> R {
+    let t = ctx.input(0)?;
+    require_float(t.dtype, "operand")?;
+    Ok(vec![TensorType::new(DType::Bool, t.dims.clone())])
+}
+
+fn bool_unary(ctx: &InferCtx<'_>) -> R {
+    let t = ctx.input(0)?;
+    require_one_of(t.dtype, &[DType::Bool], "operand")?;
+    Ok(vec![t.clone()])
+}
+
+fn broadcast_all(ctx: &InferCtx<'_>) -> Result<TensorType, InferError> {
+    let dt = same_dtype(ctx)?;
+    let shapes: Vec<&[crate::types::Dim]> = ctx
+        .inputs
+        .iter()
+        .flatten()
+        .map(|t| t.dims.as_slice())
+        .collect();
+    Ok(TensorType::new(dt, broadcast_shapes(shapes)?))
+}
+
+/// Broadcasting op over numeric operands of one dtype.
+fn broadcast_numeric(ctx: &InferCtx<'_>) -> R {
+    let t = broadcast_all(ctx)?;
+    if t.dtype == DType::Bool || t.dtype == DType::NF4 {
+        bail!("operands have dtype {}; expected a numeric type", t.dtype);
+    }
+    Ok(vec![t])
+}
+
+/// Broadcasting op over integer operands of one dtype.
+fn broadcast_int(ctx: &InferCtx<'_>) -> R {
+    let t = broadcast_all(ctx)?;
+    if !t.dtype.is_int() {
+        bail!("operands have dtype {}; expected an integer type", t.dtype);
+    }
+    Ok(vec![t])
+}
+
+/// Broadcasting comparison: result is bool.
+fn compare(ctx: &InferCtx<'_>) -> R {
+    let t = broadcast_all(ctx)?;
+    Ok(vec![TensorType::new(DType::Bool, t.dims)])
+}
+
+/// Broadcasting logic op over bools.
+fn logic(ctx: &InferCtx<'_>) -> R {
+    let t = broadcast_all(ctx)?;
+    require_one_of(t.dtype, &[DType::Bool], "operands")?;
+    Ok(vec![t])
+}
+
+fn infer_pow(ctx: &InferCtx<'_>) -> R {
+    // The exponent may have a different numeric dtype; the result takes the base's.
+    let base = ctx.input(0)?;
+    let exp = ctx.input(1)?;
+    for t in [base, exp] {
+        if !(t.dtype.is_float() || t.dtype.is_int()) {
+            bail!("operands of nn.pow must be numeric, got {}", t.dtype);
+        }
+    }
+    let dims = broadcast_shapes([base.dims.as_slice(), exp.dims.as_slice()])?;
+    Ok(vec![TensorType::new(base.dtype, dims)])
+}
+
+fn infer_prelu(ctx: &InferCtx<'_>) -> R {
+    let x = ctx.input(0)?;
+    let slope = ctx.input(1)?;
+    if x.dtype != slope.dtype {
+        bail!(
+            "slope dtype {} differs from input dtype {}",
+            slope.dtype,
+            x.dtype
+        );
+    }
+    // Slope must be unidirectionally broadcastable to x.
+    let dims = broadcast_shapes([x.dims.as_slice(), slope.dims.as_slice()])?;
+    if dims.len() != x.rank() {
+        bail!(
+            "slope of rank {} does not broadcast to input rank {}",
+            slope.rank(),
+            x.rank()
+        );
+    }
+    Ok(vec![x.clone()])
+}
+
+fn infer_where(ctx: &InferCtx<'_>) -> R {
+    let c = ctx.input(0)?;
+    let a = ctx.input(1)?;
+    let b = ctx.input(2)?;
+    require_one_of(c.dtype, &[DType::Bool], "condition")?;
+    if a.dtype != b.dtype {
+        bail!("branches have dtypes {} and {}", a.dtype, b.dtype);
+    }
+    let dims = broadcast_shapes([c.dims.as_slice(), a.dims.as_slice(), b.dims.as_slice()])?;
+    Ok(vec![TensorType::new(a.dtype, dims)])
+}
+
+fn infer_clip(ctx: &InferCtx<'_>) -> R {
+    let x = ctx.input(0)?;
+    for i in 1..3 {
+        if let Some(t) = ctx.opt_input(i) {
+            if t.dtype != x.dtype {
+                bail!(
+                    "bound #{i} has dtype {} but the input has {}",
+                    t.dtype,
+                    x.dtype
+                );
+            }
+            if t.rank() != 0 && t.numel() != Some(1) {
+                bail!("bound #{i} must be a scalar, got {t}");
+            }
+        }
+    }
+    same_numeric(ctx)
+}
+
+fn infer_cast(ctx: &InferCtx<'_>) -> R {
+    let x = ctx.input(0)?;
+    let Some(to) = ctx.dtype("to")? else {
+        bail!("attribute 'to' is required");
+    };
+    if to == DType::NF4 || x.dtype == DType::NF4 {
+        bail!("nn.cast does not convert nf4; use the quant dialect");
+    }
+    Ok(vec![TensorType::new(to, x.dims.clone())])
+}
+
+fn infer_gelu(ctx: &InferCtx<'_>) -> R {
+    let a = ctx.str("approximate")?;
+    if a != "none" && a != "tanh" {
+        bail!("approximate must be \"none\" or \"tanh\", got \"{a}\"");
+    }
+    same_float(ctx)
+}
+
+fn infer_is_inf(ctx: &InferCtx<'_>) -> R {
+    float_to_bool(ctx)
+}
+
+fn infer_mod(ctx: &InferCtx<'_>) -> R {
+    // fmod = 0 on floats takes the divisor's sign, like Python's `%`.
+    ctx.bool("fmod")?;
+    broadcast_numeric(ctx)
+}
+
+fn infer_bit_shift(ctx: &InferCtx<'_>) -> R {
+    let dir = ctx.str("direction")?;
+    if dir != "left" && dir != "right" {
+        bail!("direction must be \"left\" or \"right\", got \"{dir}\"");
+    }
+    // Signed operands shift their two's-complement bits (ONNX BitShift-26).
+    broadcast_int(ctx)
+}
+
+macro_rules! unary {
+    ($($c:ident $name:literal $infer:ident $summary:literal $traits:ident [$($a:expr),*];)*) => {$(
+        #[doc = $summary]
+        pub const $c: OpDef = OpDef {
+            name: $name,
+            summary: $summary,
+            inputs: Arity::exactly(1),
+            outputs: Arity::exactly(1),
+            attrs: &[$($a),*],
+            traits: Traits::$traits,
+            infer: $infer,
+        };
+    )*};
+}
+
+unary! {
+    ABS "nn.abs" same_numeric "Absolute value" ELEMENTWISE [];
+    ACOS "nn.acos" same_float "Arc cosine" ELEMENTWISE [];
+    ASIN "nn.asin" same_float "Arc sine" ELEMENTWISE [];
+    ATAN "nn.atan" same_float "Arc tangent" ELEMENTWISE [];
+    CAST "nn.cast" infer_cast "Converts elements to another dtype (saturate applies to float8 targets)" ELEMENTWISE
+        [attr("to", AttrKind::DType, AttrDefault::Required), attr("saturate", AttrKind::Bool, AttrDefault::Bool(true))];
+    CEIL "nn.ceil" same_float "Rounds up to an integer" IDEMPOTENT [];
+    COS "nn.cos" same_float "Cosine" ELEMENTWISE [];
+    COSH "nn.cosh" same_float "Hyperbolic cosine" ELEMENTWISE [];
+    ELU "nn.elu" same_float "x if x >= 0 else alpha * (exp(x) - 1)" ELEMENTWISE
+        [attr("alpha", AttrKind::Float, AttrDefault::Float(1.0))];
+    ERF "nn.erf" same_float "Gauss error function" ELEMENTWISE [];
+    EXP "nn.exp" same_float "Natural exponential" ELEMENTWISE [];
+    FLOOR "nn.floor" same_float "Rounds down to an integer" IDEMPOTENT [];
+    GELU "nn.gelu" infer_gelu "Gaussian error linear unit, exact or tanh-approximated" ELEMENTWISE
+        [attr("approximate", AttrKind::Str, AttrDefault::Str("none"))];
+    HARD_SIGMOID "nn.hard_sigmoid" same_float "max(0, min(1, alpha * x + beta))" ELEMENTWISE
+        [attr("alpha", AttrKind::Float, AttrDefault::Float(0.2)), attr("beta", AttrKind::Float, AttrDefault::Float(0.5))];
+    HARD_SWISH "nn.hard_swish" same_float "x * max(0, min(1, x / 6 + 1/2))" ELEMENTWISE [];
+    IDENTITY "nn.identity" same_any "Returns its operand" IDEMPOTENT [];
+    IS_INF "nn.is_inf" infer_is_inf "Tests for infinities of the selected signs" ELEMENTWISE
+        [attr("detect_negative", AttrKind::Bool, AttrDefault::Bool(true)), attr("detect_positive", AttrKind::Bool, AttrDefault::Bool(true))];
+    IS_NAN "nn.is_nan" float_to_bool "Tests for NaN" ELEMENTWISE [];
+    LEAKY_RELU "nn.leaky_relu" same_float "x if x >= 0 else alpha * x" ELEMENTWISE
+        [attr("alpha", AttrKind::Float, AttrDefault::Float(0.01))];
+    LOG "nn.log" same_float "Natural logarithm" ELEMENTWISE [];
+    MISH "nn.mish" same_float "x * tanh(softplus(x))" ELEMENTWISE [];
+    NEG "nn.neg" same_numeric "Negation" ELEMENTWISE [];
+    NOT "nn.not" bool_unary "Logical negation" ELEMENTWISE [];
+    RECIPROCAL "nn.reciprocal" same_float "1 / x" ELEMENTWISE [];
+    RELU "nn.relu" same_numeric "max(x, 0)" IDEMPOTENT [];
+    ROUND "nn.round" same_float "Rounds half to even" IDEMPOTENT [];
+    SELU "nn.selu" same_float "Scaled exponential linear unit" ELEMENTWISE
+        [attr("alpha", AttrKind::Float, AttrDefault::Float(1.673_263_192_176_818_8)),
+         attr("gamma", AttrKind::Float, AttrDefault::Float(1.050_701_022_148_132_3))];
+    SIGMOID "nn.sigmoid" same_float "1 / (1 + exp(-x))" ELEMENTWISE [];
+    SIGN "nn.sign" same_numeric "-1, 0 or 1 by the sign of x" IDEMPOTENT [];
+    SIN "nn.sin" same_float "Sine" ELEMENTWISE [];
+    SINH "nn.sinh" same_float "Hyperbolic sine" ELEMENTWISE [];
+    SOFTPLUS "nn.softplus" same_float "log(1 + exp(x))" ELEMENTWISE [];
+    SOFTSIGN "nn.softsign" same_float "x / (1 + |x|)" ELEMENTWISE [];
+    SQRT "nn.sqrt" same_float "Square root" ELEMENTWISE [];
+    TAN "nn.tan" same_float "Tangent" ELEMENTWISE [];
+    TANH "nn.tanh" same_float "Hyperbolic tangent" ELEMENTWISE [];
+    THRESHOLDED_RELU "nn.thresholded_relu" same_float "x if x > alpha else 0" ELEMENTWISE
+        [attr("alpha", AttrKind::Float, AttrDefault::Float(1.0))];
+}
+
+/// `nn.clip %x, %min?, %max?`: bounds are optional scalar operands.
+pub const CLIP: OpDef = OpDef {
+    name: "nn.clip",
+    summary: "Clamps to [min, max]; absent bounds do not clamp",
+    inputs: Arity::range(1, 3),
+    outputs: Arity::exactly(1),
+    attrs: &[],
+    traits: Traits::ELEMENTWISE,
+    infer: infer_clip,
+};
+
+macro_rules! nary {
+    ($($c:ident $name:literal $infer:ident $arity:expr, $traits:ident, $summary:literal [$($a:expr),*];)*) => {$(
+        #[doc = $summary]
+        pub const $c: OpDef = OpDef {
+            name: $name,
+            summary: $summary,
+            inputs: $arity,
+            outputs: Arity::exactly(1),
+            attrs: &[$($a),*],
+            traits: Traits::$traits,
+            infer: $infer,
+        };
+    )*};
+}
+
+nary! {
+    ADD "nn.add" broadcast_numeric Arity::exactly(2), COMMUTATIVE, "Sum with broadcasting" [];
+    AND "nn.and" logic Arity::exactly(2), COMMUTATIVE, "Logical and with broadcasting" [];
+    BIT_SHIFT "nn.bit_shift" infer_bit_shift Arity::exactly(2), ELEMENTWISE, "Shifts integers left or right"
+        [attr("direction", AttrKind::Str, AttrDefault::Required)];
+    DIV "nn.div" broadcast_numeric Arity::exactly(2), ELEMENTWISE, "Quotient with broadcasting (integers truncate)" [];
+    EQUAL "nn.equal" compare Arity::exactly(2), COMMUTATIVE, "a == b" [];
+    GREATER "nn.greater" compare Arity::exactly(2), ELEMENTWISE, "a > b" [];
+    GREATER_OR_EQUAL "nn.greater_or_equal" compare Arity::exactly(2), ELEMENTWISE, "a >= b" [];
+    LESS "nn.less" compare Arity::exactly(2), ELEMENTWISE, "a < b" [];
+    LESS_OR_EQUAL "nn.less_or_equal" compare Arity::exactly(2), ELEMENTWISE, "a <= b" [];
+    MAX "nn.max" broadcast_numeric Arity::at_least(1), COMMUTATIVE, "Elementwise maximum of all operands (NaN propagates)" [];
+    MEAN "nn.mean" broadcast_numeric Arity::at_least(1), COMMUTATIVE, "Elementwise mean of all operands" [];
+    MIN "nn.min" broadcast_numeric Arity::at_least(1), COMMUTATIVE, "Elementwise minimum of all operands (NaN propagates)" [];
+    MOD "nn.mod" infer_mod Arity::exactly(2), ELEMENTWISE, "Remainder: sign of the divisor, or of the dividend when fmod = 1"
+        [attr("fmod", AttrKind::Bool, AttrDefault::Bool(false))];
+    MUL "nn.mul" broadcast_numeric Arity::exactly(2), COMMUTATIVE, "Product with broadcasting" [];
+    OR "nn.or" logic Arity::exactly(2), COMMUTATIVE, "Logical or with broadcasting" [];
+    POW "nn.pow" infer_pow Arity::exactly(2), ELEMENTWISE, "base ^ exponent with broadcasting" [];
+    PRELU "nn.prelu" infer_prelu Arity::exactly(2), ELEMENTWISE, "x if x >= 0 else slope * x" [];
+    SUB "nn.sub" broadcast_numeric Arity::exactly(2), ELEMENTWISE, "Difference with broadcasting" [];
+    SUM "nn.sum" broadcast_numeric Arity::at_least(1), COMMUTATIVE, "Elementwise sum of all operands" [];
+    WHERE "nn.where" infer_where Arity::exactly(3), ELEMENTWISE, "Selects from the second or third operand by a bool condition" [];
+    XOR "nn.xor" logic Arity::exactly(2), COMMUTATIVE, "Logical exclusive or with broadcasting" [];
+}

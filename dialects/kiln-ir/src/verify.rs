@@ -1,0 +1,302 @@
+//! The graph verifier: SSA well-formedness, op arity, attribute schemas,
+//! weight references, and agreement of declared result types with each
+//! op's inference.
+//!
+//! Passes run it after every pass in debug builds and tests; the text
+//! parser runs it on everything it reads. It reports all problems it finds,
+//! not only the first, each naming the node.
+
+use crate::attr::Attr;
+use crate::graph::{Def, Graph, Node, ValueId, WeightData, WeightId};
+use crate::ops::infer::{ConstOperand, InferCtx, InferError};
+use crate::ops::AttrDefault;
+use crate::types::{Dim, TensorType};
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+
+/// One verifier finding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyError {
+    /// Index of the offending node, if the problem is in a node.
+    pub node: Option<usize>,
+    /// What is wrong, naming the node and values.
+    pub message: String,
+}
+
+impl fmt::Display for VerifyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for VerifyError {}
+
+/// Infers the result types of `node` from its operands' current types,
+/// attributes and constant operands.
+pub fn infer_node(
+    g: &Graph,
+    node: &Node,
+    defs: &HashMap<ValueId, Def>,
+) -> Result<Vec<TensorType>, InferError> {
+    infer_node_with(g, node, &|v| g.constant_weight(defs, v))
+}
+
+/// Like [`infer_node`], with the caller telling which operands are
+/// constants (builders that track constants incrementally avoid
+/// recomputing the def map for every node).
+pub fn infer_node_with(
+    g: &Graph,
+    node: &Node,
+    const_weight: &dyn Fn(ValueId) -> Option<WeightId>,
+) -> Result<Vec<TensorType>, InferError> {
+    let def = node.op.def();
+    let types: Vec<Option<&TensorType>> = node
+        .inputs
+        .iter()
+        .map(|v| v.map(|v| &g.value(v).ty))
+        .collect();
+    let consts: Vec<Option<ConstOperand<'_>>> = node
+        .inputs
+        .iter()
+        .map(|v| {
+            let w = g.weight(const_weight((*v)?)?);
+            match &w.data {
+                WeightData::Bytes(b) => Some(ConstOperand { ty: &w.ty, data: b }),
+                WeightData::Elided { .. } => None,
+            }
+        })
+        .collect();
+    let weight_ty = node.attrs.values().find_map(|a| match a {
+        Attr::Weight(w) if (w.0 as usize) < g.weights().len() => Some(&g.weight(*w).ty),
+        _ => None,
+    });
+    let ctx = InferCtx {
+        def,
+        inputs: &types,
+        attrs: &node.attrs,
+        consts: &consts,
+        num_outputs: node.outputs.len(),
+        weight_ty,
+    };
+    (def.infer)(&ctx)
+}
+
+/// Whether a declared result type is consistent with the inferred one: same
+/// dtype and rank, and no two static extents disagree.
+fn agrees(declared: &TensorType, inferred: &TensorType) -> bool {
+    declared.is_compatible(inferred)
+}
+
+/// Checks one node's arity and attributes against its schema.
+fn check_schema(node: &Node) -> Vec<String> {
+    let def = node.op.def();
+    let mut errs = Vec::new();
+    if !def.inputs.allows(node.inputs.len()) {
+        errs.push(format!(
+            "expects {} operands, got {}",
+            arity_text(def.inputs.min, def.inputs.max),
+            node.inputs.len()
+        ));
+    }
+    for (i, v) in node.inputs.iter().enumerate() {
+        if v.is_none() && i < def.inputs.min {
+            errs.push(format!("operand #{i} is required but absent"));
+        }
+    }
+    if !def.outputs.allows(node.outputs.len()) {
+        errs.push(format!(
+            "expects {} results, got {}",
+            arity_text(def.outputs.min, def.outputs.max),
+            node.outputs.len()
+        ));
+    }
+    for (name, a) in &node.attrs {
+        match def.attr_spec(name) {
+            None => errs.push(format!("unknown attribute '{name}'")),
+            Some(s) if !a.fits(s.kind) => errs.push(format!(
+                "attribute '{name}' must be a {}, got a {}",
+                s.kind.name(),
+                a.kind().name()
+            )),
+            Some(_) => {}
+        }
+    }
+    for s in def.attrs {
+        if matches!(s.default, AttrDefault::Required) && !node.attrs.contains_key(s.name) {
+            errs.push(format!("attribute '{}' is required", s.name));
+        }
+    }
+    errs
+}
+
+fn arity_text(min: usize, max: usize) -> String {
+    if min == max {
+        min.to_string()
+    } else if max == usize::MAX {
+        format!("at least {min}")
+    } else {
+        format!("{min} to {max}")
+    }
+}
+
+/// Verifies the whole graph; returns every problem found.
+pub fn verify(g: &Graph) -> Result<(), Vec<VerifyError>> {
+    let mut errs = Vec::new();
+    let mut defined: HashSet<ValueId> = HashSet::new();
+    let mut push = |node: Option<usize>, message: String| errs.push(VerifyError { node, message });
+
+    for &v in &g.inputs {
+        if !defined.insert(v) {
+            push(
+                None,
+                format!("graph input %{} is listed twice", g.value(v).name),
+            );
+        }
+    }
+    for (i, w) in g.weights().iter().enumerate() {
+        match (&w.data, w.ty.storage_bytes()) {
+            (_, None) => push(
+                None,
+                format!(
+                    "weight @{} has a non-static or oversized type {}",
+                    w.name, w.ty
+                ),
+            ),
+            (WeightData::Bytes(b), Some(n)) if b.len() as u64 != n => push(
+                None,
+                format!(
+                    "weight @{} has {} bytes but {} needs {n}",
+                    w.name,
+                    b.len(),
+                    w.ty
+                ),
+            ),
+            (WeightData::Elided { bytes, .. }, Some(n)) if *bytes != n => push(
+                None,
+                format!(
+                    "weight @{} records {bytes} bytes but {} needs {n}",
+                    w.name, w.ty
+                ),
+            ),
+            _ => {}
+        }
+        let _ = i;
+    }
+    let defs = g.defs();
+    for (n, node) in g.nodes.iter().enumerate() {
+        let what = node.describe();
+        for e in check_schema(node) {
+            push(Some(n), format!("{what}: {e}"));
+        }
+        let mut operands_ok = true;
+        for v in node.operands() {
+            if !defined.contains(&v) {
+                operands_ok = false;
+                let name = if (v.0 as usize) < g.num_values() {
+                    g.value(v).name.clone()
+                } else {
+                    format!("#{}", v.0)
+                };
+                push(
+                    Some(n),
+                    format!("{what}: operand %{name} is used before it is defined"),
+                );
+            }
+        }
+        for a in node.attrs.values() {
+            if let Attr::Weight(w) = a {
+                if w.0 as usize >= g.weights().len() {
+                    operands_ok = false;
+                    push(
+                        Some(n),
+                        format!("{what}: refers to a weight that does not exist"),
+                    );
+                }
+            }
+        }
+        for &v in &node.outputs {
+            if !defined.insert(v) {
+                push(
+                    Some(n),
+                    format!("{what}: result %{} is defined twice", g.value(v).name),
+                );
+            }
+        }
+        if !operands_ok || !node.op.def().inputs.allows(node.inputs.len()) {
+            continue;
+        }
+        match infer_node(g, node, &defs) {
+            Err(e) => push(Some(n), format!("{what}: {e}")),
+            Ok(tys) if tys.len() < node.outputs.len() => push(
+                Some(n),
+                format!(
+                    "{what}: declares {} results but the op produces {}",
+                    node.outputs.len(),
+                    tys.len()
+                ),
+            ),
+            Ok(tys) => {
+                for (r, (&v, t)) in node.outputs.iter().zip(&tys).enumerate() {
+                    let declared = &g.value(v).ty;
+                    if !agrees(declared, t) {
+                        push(
+                            Some(n),
+                            format!(
+                                "{what}: result #{r} is declared {declared} but the op infers {t}"
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    for &v in &g.outputs {
+        if !defined.contains(&v) {
+            push(
+                None,
+                format!("graph output %{} is not defined", g.value(v).name),
+            );
+        }
+    }
+    if errs.is_empty() {
+        Ok(())
+    } else {
+        Err(errs)
+    }
+}
+
+/// Refines declared result types with inferred ones where inference knows
+/// more (an unknown or symbolic dim becomes static). Returns whether any
+/// type changed. Errors are left for [`verify`] to report.
+pub fn refine_types(g: &mut Graph) -> bool {
+    let defs = g.defs();
+    let mut changed = false;
+    for n in 0..g.nodes.len() {
+        let Ok(tys) = infer_node(g, &g.nodes[n], &defs) else {
+            continue;
+        };
+        let outs = g.nodes[n].outputs.clone();
+        for (v, t) in outs.into_iter().zip(tys) {
+            let cur = g.value(v).ty.clone();
+            if !cur.is_compatible(&t) {
+                continue;
+            }
+            let dims: Vec<Dim> = cur
+                .dims
+                .iter()
+                .zip(&t.dims)
+                .map(|(c, i)| match (c, i) {
+                    (Dim::Static(_), _) => c.clone(),
+                    (_, Dim::Static(_)) => i.clone(),
+                    (Dim::Unknown, Dim::Sym(_)) => i.clone(),
+                    _ => c.clone(),
+                })
+                .collect();
+            if dims != cur.dims {
+                g.value_ty_mut(v).dims = dims;
+                changed = true;
+            }
+        }
+    }
+    changed
+}

@@ -1,0 +1,202 @@
+/*
+ * kiln.h - C API of the Kiln runtime (libkiln_runtime.so / libkiln_runtime.a).
+ *
+ * The runtime loads an artifact produced by the Kiln compiler (a shared
+ * library exporting `kiln_artifact()`, or an object file linked statically),
+ * validates every call, and runs the compiled entry point on a small thread
+ * pool.
+ *
+ * Conventions
+ *  - Every function returning kiln_status returns KILN_OK (0) on success.
+ *    On failure it stores a message for the calling thread, readable with
+ *    kiln_last_error(); on success the message is reset to "".
+ *  - Strings returned by the runtime are UTF-8, NUL-terminated and owned by
+ *    the runtime: the model's strings live as long as the model, the
+ *    kiln_last_error() string until the next kiln_* call on the same thread.
+ *  - Invalid arguments never cause undefined behaviour inside the runtime as
+ *    long as every non-NULL pointer points to memory of the size the call
+ *    says (for example `rank` shape entries, `byte_size` data bytes).
+ *
+ * Thread safety
+ *  - A kiln_model may be shared between threads: kiln_model_run,
+ *    kiln_model_set_num_threads and the query functions may be called
+ *    concurrently on the same model. Each run gets its own workspace (taken
+ *    from a per-model cache under a lock), and the thread pool accepts
+ *    parallel_for calls from several runs at the same time.
+ *  - kiln_model_free must not race with any other call on the same model.
+ *
+ * Alignment
+ *  - Input and output data pointers must be aligned to the natural alignment
+ *    of the element type: 8 bytes for f64/i64/u64, 4 for f32/i32/u32,
+ *    2 for f16/bf16/i16/u16, 1 for 8-bit and packed 4-bit types and bool.
+ *    The runtime checks this and returns KILN_ERROR_MISALIGNED otherwise.
+ *
+ * Aliasing
+ *  - An output buffer must not overlap any input buffer or any other output
+ *    buffer (KILN_ERROR_BUFFER_OVERLAP). Inputs may overlap each other.
+ */
+#ifndef KILN_H
+#define KILN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Artifact ABI, version 1: the contract between the code generator and the
+ * runtime. Compiled code sees only these types.                            */
+/* ------------------------------------------------------------------------ */
+
+#define KILN_ABI_VERSION 1u
+
+/* dtype codes (stable). Bits per element in comments; 4-bit types are packed
+ * two per byte, and a tensor's byte size is ceil(elements * bits / 8). */
+enum kiln_dtype {
+  KILN_DTYPE_F64 = 1,       /* 64 */
+  KILN_DTYPE_F32 = 2,       /* 32 */
+  KILN_DTYPE_F16 = 3,       /* 16 */
+  KILN_DTYPE_BF16 = 4,      /* 16 */
+  KILN_DTYPE_F8E4M3FN = 5,  /* 8 */
+  KILN_DTYPE_F8E5M2 = 6,    /* 8 */
+  KILN_DTYPE_NF4 = 7,       /* 4 */
+  KILN_DTYPE_I64 = 8,       /* 64 */
+  KILN_DTYPE_I32 = 9,       /* 32 */
+  KILN_DTYPE_I16 = 10,      /* 16 */
+  KILN_DTYPE_I8 = 11,       /* 8 */
+  KILN_DTYPE_I4 = 12,       /* 4 */
+  KILN_DTYPE_U64 = 13,      /* 64 */
+  KILN_DTYPE_U32 = 14,      /* 32 */
+  KILN_DTYPE_U16 = 15,      /* 16 */
+  KILN_DTYPE_U8 = 16,       /* 8 */
+  KILN_DTYPE_U4 = 17,       /* 4 */
+  KILN_DTYPE_BOOL = 18      /* 8 */
+};
+
+typedef struct kiln_tensor_desc {
+  const char* name;        /* UTF-8, NUL-terminated */
+  uint32_t dtype;          /* kiln_dtype code */
+  uint32_t rank;
+  const int64_t* shape;    /* rank entries; all static in ABI v1 */
+} kiln_tensor_desc;
+
+typedef struct kiln_exec_ctx {
+  uint32_t abi_version;    /* 1 */
+  uint32_t num_threads;
+  void* pool;              /* opaque to compiled code */
+  /* Runs body(data, begin, end) over [0, n) split into chunks across the
+   * pool; returns when all are done. Each index is covered exactly once.
+   * May be called from several threads at once and from inside a body. */
+  void (*parallel_for)(void* pool, int64_t n,
+                       void (*body)(void* data, int64_t begin, int64_t end),
+                       void* data);
+} kiln_exec_ctx;
+
+typedef struct kiln_artifact_v1 {
+  uint32_t abi_version;    /* 1 */
+  uint32_t num_inputs;
+  uint32_t num_outputs;
+  uint32_t reserved;
+  const kiln_tensor_desc* inputs;
+  const kiln_tensor_desc* outputs;
+  const char* model_name;
+  const char* producer;          /* e.g. "kiln 0.1.0" */
+  const uint8_t* weights;        /* embedded weights (64-byte aligned), or NULL when external */
+  uint64_t weights_size;
+  const char* weights_file;      /* file name of external weights (relative to the artifact), or NULL */
+  uint64_t workspace_size;       /* scratch bytes the entry needs, 64-byte aligned, may be 0 */
+  /* Returns 0 on success. inputs/outputs are arrays of num_inputs/num_outputs
+   * data pointers. Must be reentrant: the runtime may call it from several
+   * threads at once, each call with its own workspace (NULL when
+   * workspace_size is 0; otherwise 64-byte aligned, contents unspecified). */
+  int32_t (*entry)(const kiln_exec_ctx* ctx, void* const* inputs, void* const* outputs,
+                   const uint8_t* weights, uint8_t* workspace);
+} kiln_artifact_v1;
+
+/* Every artifact shared library exports this symbol. */
+typedef const kiln_artifact_v1* (*kiln_artifact_fn)(void);
+
+/* ------------------------------------------------------------------------ */
+/* Runtime API                                                               */
+/* ------------------------------------------------------------------------ */
+
+typedef int32_t kiln_status;
+enum {
+  KILN_OK = 0,
+  KILN_ERROR_INVALID_ARGUMENT = 1,  /* NULL pointer, wrong count, bad index */
+  KILN_ERROR_DTYPE_MISMATCH = 2,    /* tensor dtype differs from the model's */
+  KILN_ERROR_SHAPE_MISMATCH = 3,    /* rank or a dimension differs */
+  KILN_ERROR_BUFFER_TOO_SMALL = 4,  /* byte_size below the tensor's size */
+  KILN_ERROR_MISALIGNED = 5,        /* data not aligned to the element type */
+  KILN_ERROR_BUFFER_OVERLAP = 6,    /* an output overlaps another buffer */
+  KILN_ERROR_LOAD_FAILED = 7,       /* cannot open artifact or weights, bad descriptors */
+  KILN_ERROR_ABI_MISMATCH = 8,      /* artifact built for another ABI version */
+  KILN_ERROR_OUT_OF_MEMORY = 9,     /* workspace or thread allocation failed */
+  KILN_ERROR_EXECUTION_FAILED = 10, /* the compiled entry returned non-zero */
+  KILN_ERROR_INTERNAL = 11          /* a bug in the runtime (caught panic) */
+};
+
+typedef struct kiln_model kiln_model; /* opaque */
+
+/* A caller-owned tensor passed to kiln_model_run. */
+typedef struct kiln_tensor {
+  uint32_t dtype;          /* kiln_dtype code */
+  uint32_t rank;
+  const int64_t* shape;    /* rank entries (may be NULL when rank is 0) */
+  void* data;              /* may be NULL only when the tensor has 0 bytes */
+  uint64_t byte_size;      /* bytes available at data */
+} kiln_tensor;
+
+/* Describes one model input or output; pointers live as long as the model. */
+typedef struct kiln_tensor_info {
+  const char* name;
+  uint32_t dtype;
+  uint32_t rank;
+  const int64_t* shape;
+  uint64_t byte_size;      /* exact bytes the tensor occupies */
+} kiln_tensor_info;
+
+/* Loads an artifact shared library (dlopen with RTLD_LOCAL). External weights
+ * named by the artifact are memory-mapped from the artifact's directory;
+ * names that are absolute, contain "..", or resolve outside that directory
+ * are refused. */
+kiln_status kiln_model_load(const char* artifact_path, kiln_model** out);
+
+/* Wraps an artifact linked into the program. weights_path must be given when
+ * the artifact uses external weights, and must be NULL when it embeds them. */
+kiln_status kiln_model_from_artifact(const kiln_artifact_v1* artifact, const char* weights_path,
+                                     kiln_model** out);
+
+/* Frees a model; NULL is ignored. */
+void kiln_model_free(kiln_model* model);
+
+uint32_t kiln_model_num_inputs(const kiln_model* model);  /* 0 for NULL */
+uint32_t kiln_model_num_outputs(const kiln_model* model); /* 0 for NULL */
+kiln_status kiln_model_input(const kiln_model* model, uint32_t index, kiln_tensor_info* out);
+kiln_status kiln_model_output(const kiln_model* model, uint32_t index, kiln_tensor_info* out);
+const char* kiln_model_name(const kiln_model* model);     /* NULL for NULL */
+const char* kiln_model_producer(const kiln_model* model); /* NULL for NULL */
+
+/* Threads used by later runs (0 = default: KILN_NUM_THREADS, else the number
+ * of available cores). With 1 thread every parallel_for runs inline. */
+kiln_status kiln_model_set_num_threads(kiln_model* model, uint32_t num_threads);
+uint32_t kiln_model_num_threads(const kiln_model* model); /* 0 for NULL */
+
+/* Validates all tensors against the model, then runs it. Outputs are written
+ * only when every check passed. */
+kiln_status kiln_model_run(kiln_model* model, const kiln_tensor* inputs, uint32_t num_inputs,
+                           kiln_tensor* outputs, uint32_t num_outputs);
+
+const char* kiln_last_error(void);                 /* never NULL; "" when none */
+const char* kiln_status_string(kiln_status status); /* never NULL */
+const char* kiln_version(void);                    /* runtime version, e.g. "0.1.0" */
+const char* kiln_dtype_name(uint32_t dtype);       /* "f32", ...; NULL when unknown */
+uint32_t kiln_dtype_bits(uint32_t dtype);          /* bits per element; 0 when unknown */
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* KILN_H */

@@ -1,0 +1,413 @@
+//! A small thread pool behind `kiln_exec_ctx.parallel_for`.
+//!
+//! Invariants:
+//! - Every `parallel_for(n)` call covers each index of `[0, n)` exactly once
+//!   and returns only after every chunk has finished, so the caller's `data`
+//!   outlives all uses of it.
+//! - The calling thread works on its own loop too. A waiting caller therefore
+//!   only waits for chunks that other threads are already executing, which
+//!   makes concurrent calls (several runs on one model) and nested calls
+//!   (a body calling `parallel_for`) deadlock-free.
+//! - Queue entries are reference-counted jobs: a worker that picks up an entry
+//!   after the job finished finds no chunk left and never touches `data`.
+
+use crate::abi::ParallelBody;
+use crate::sys::{self, Condvar, Mutex, Thread};
+use alloc::boxed::Box;
+use alloc::collections::VecDeque;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::ffi::c_void;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+/// Most threads a pool will start; more would only add overhead.
+const MAX_THREADS: u32 = 256;
+/// Chunks per thread: a few per thread balance uneven chunk costs.
+const CHUNKS_PER_THREAD: u64 = 4;
+/// Stack size of worker threads; compiled kernels may keep large buffers on
+/// the stack, so give them as much as a main thread usually has.
+const WORKER_STACK_BYTES: usize = 8 << 20;
+
+/// Threads to use when nothing was requested: `KILN_NUM_THREADS` when it is a
+/// positive integer, otherwise the available cores.
+pub fn default_num_threads() -> u32 {
+    let from_env = sys::env_var(c"KILN_NUM_THREADS")
+        .and_then(|v| v.trim().parse::<u32>().ok())
+        .filter(|&n| n > 0);
+    let n = from_env.unwrap_or_else(sys::available_parallelism);
+    n.clamp(1, MAX_THREADS)
+}
+
+/// One `parallel_for` call.
+struct Job {
+    body: ParallelBody,
+    data: *mut c_void,
+    n: i64,
+    chunk: i64,
+    num_chunks: u64,
+    next_chunk: AtomicU64,
+    /// Chunks not finished yet; protected by a mutex so the waiter can sleep.
+    unfinished: Mutex<u64>,
+    finished: Condvar,
+}
+
+// SAFETY: `data` is only dereferenced by `body` while the submitting thread
+// waits in `parallel_for`; the compiled code that passes it promises that
+// `body` may run on any thread (that is the purpose of parallel_for).
+unsafe impl Send for Job {}
+// SAFETY: as above; all other fields are immutable or synchronized.
+unsafe impl Sync for Job {}
+
+impl Job {
+    /// Claims and runs chunks until none are left.
+    fn work(&self) {
+        loop {
+            let index = self.next_chunk.fetch_add(1, Ordering::Relaxed);
+            if index >= self.num_chunks {
+                return;
+            }
+            // index < num_chunks, so begin < n and the product cannot overflow.
+            let begin = index as i64 * self.chunk;
+            let end = begin.saturating_add(self.chunk).min(self.n);
+            // SAFETY: the caller of parallel_for guarantees that body/data are
+            // valid for every [begin, end) inside [0, n) until it returns, and
+            // it does not return before `unfinished` reaches zero.
+            unsafe { (self.body)(self.data, begin, end) };
+            let mut unfinished = self.unfinished.lock();
+            *unfinished -= 1;
+            if *unfinished == 0 {
+                self.finished.notify_all();
+            }
+        }
+    }
+
+    fn wait(&self) {
+        let mut unfinished = self.unfinished.lock();
+        while *unfinished > 0 {
+            unfinished = self.finished.wait(unfinished);
+        }
+    }
+}
+
+struct Queue {
+    jobs: VecDeque<Arc<Job>>,
+    shutdown: bool,
+}
+
+/// State shared between the pool owner, the workers and `parallel_for`.
+pub(crate) struct Shared {
+    queue: Mutex<Queue>,
+    wake: Condvar,
+    /// Threads per loop, the caller included; fixed once the pool is built.
+    num_threads: AtomicU32,
+}
+
+/// A fixed set of worker threads; the thread calling `parallel_for` is the
+/// last of `num_threads`.
+pub(crate) struct Pool {
+    shared: Arc<Shared>,
+    workers: Vec<Thread>,
+}
+
+impl Pool {
+    /// Starts `num_threads - 1` workers. If the system refuses to start some,
+    /// the pool runs with the ones it got.
+    pub fn new(num_threads: u32) -> Pool {
+        let wanted = num_threads.clamp(1, MAX_THREADS);
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue {
+                jobs: VecDeque::new(),
+                shutdown: false,
+            }),
+            wake: Condvar::new(),
+            num_threads: AtomicU32::new(1),
+        });
+        let mut workers = Vec::new();
+        for _ in 1..wanted {
+            let worker_shared = Arc::clone(&shared);
+            let main = Box::new(move || worker_loop(&worker_shared));
+            match Thread::spawn(WORKER_STACK_BYTES, main) {
+                Some(thread) => workers.push(thread),
+                None => break,
+            }
+        }
+        // Published before the pool is handed out, so Relaxed suffices.
+        let started = u32::try_from(workers.len() + 1).unwrap_or(MAX_THREADS);
+        shared.num_threads.store(started, Ordering::Relaxed);
+        Pool { shared, workers }
+    }
+
+    /// Threads working on each loop, the caller included.
+    pub fn num_threads(&self) -> u32 {
+        self.shared.num_threads.load(Ordering::Relaxed)
+    }
+
+    /// The opaque `pool` pointer for [`pool_parallel_for`]; valid while `self` lives.
+    pub fn as_ctx_pointer(&self) -> *mut c_void {
+        Arc::as_ptr(&self.shared) as *mut c_void
+    }
+}
+
+fn shutdown(shared: &Shared) {
+    shared.queue.lock().shutdown = true;
+    shared.wake.notify_all();
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        shutdown(&self.shared);
+        for thread in self.workers.drain(..) {
+            thread.join();
+        }
+    }
+}
+
+fn worker_loop(shared: &Shared) {
+    loop {
+        let job = {
+            let mut queue = shared.queue.lock();
+            loop {
+                if queue.shutdown {
+                    return;
+                }
+                if let Some(job) = queue.jobs.pop_front() {
+                    break job;
+                }
+                queue = shared.wake.wait(queue);
+            }
+        };
+        job.work();
+    }
+}
+
+/// Chunk size and count for `n` indices on `threads` threads.
+fn split(n: i64, threads: u32) -> (i64, u64) {
+    let n_u = n as u64;
+    let wanted = (u64::from(threads) * CHUNKS_PER_THREAD).clamp(1, n_u);
+    let chunk = n_u.div_ceil(wanted);
+    (chunk as i64, n_u.div_ceil(chunk))
+}
+
+/// `parallel_for` when the model runs single-threaded: one inline call.
+///
+/// # Safety
+/// `body` must be safe to call with `data` over `[0, n)`.
+pub(crate) unsafe extern "C" fn inline_parallel_for(
+    _pool: *mut c_void,
+    n: i64,
+    body: Option<ParallelBody>,
+    data: *mut c_void,
+) {
+    if let (Some(body), true) = (body, n > 0) {
+        // SAFETY: guaranteed by the caller.
+        unsafe { body(data, 0, n) };
+    }
+}
+
+/// `parallel_for` backed by a [`Pool`].
+///
+/// # Safety
+/// `pool` must come from [`Pool::as_ctx_pointer`] of a live pool, and `body`
+/// must be safe to call with `data` over any sub-range of `[0, n)` from any
+/// thread, concurrently.
+pub(crate) unsafe extern "C" fn pool_parallel_for(
+    pool: *mut c_void,
+    n: i64,
+    body: Option<ParallelBody>,
+    data: *mut c_void,
+) {
+    let Some(body) = body else { return };
+    if n <= 0 {
+        return;
+    }
+    if pool.is_null() {
+        // SAFETY: guaranteed by the caller.
+        unsafe { body(data, 0, n) };
+        return;
+    }
+    // SAFETY: `pool` points to the `Shared` of a live pool (caller contract).
+    let shared = unsafe { &*(pool as *const Shared) };
+    let num_threads = shared.num_threads.load(Ordering::Relaxed);
+    let (chunk, num_chunks) = split(n, num_threads);
+    if num_chunks <= 1 || num_threads <= 1 {
+        // SAFETY: guaranteed by the caller.
+        unsafe { body(data, 0, n) };
+        return;
+    }
+    let job = Arc::new(Job {
+        body,
+        data,
+        n,
+        chunk,
+        num_chunks,
+        next_chunk: AtomicU64::new(0),
+        unfinished: Mutex::new(num_chunks),
+        finished: Condvar::new(),
+    });
+    let helpers = (u64::from(num_threads) - 1).min(num_chunks - 1);
+    {
+        let mut queue = shared.queue.lock();
+        for _ in 0..helpers {
+            queue.jobs.push_back(Arc::clone(&job));
+        }
+    }
+    for _ in 0..helpers {
+        shared.wake.notify_one();
+    }
+    job.work();
+    job.wait();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec::Vec;
+
+    struct Coverage {
+        hits: Vec<AtomicU32>,
+        calls: AtomicU32,
+    }
+
+    unsafe extern "C" fn mark(data: *mut c_void, begin: i64, end: i64) {
+        // SAFETY: the tests pass a live `Coverage`.
+        let coverage = unsafe { &*(data as *const Coverage) };
+        coverage.calls.fetch_add(1, Ordering::Relaxed);
+        for i in begin..end {
+            coverage.hits[i as usize].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn run_coverage(pool: &Pool, n: usize) -> Coverage {
+        let coverage = Coverage {
+            hits: (0..n).map(|_| AtomicU32::new(0)).collect(),
+            calls: AtomicU32::new(0),
+        };
+        // SAFETY: `pool` is live and `mark` handles any sub-range of [0, n).
+        unsafe {
+            pool_parallel_for(
+                pool.as_ctx_pointer(),
+                n as i64,
+                Some(mark),
+                &coverage as *const Coverage as *mut c_void,
+            )
+        };
+        coverage
+    }
+
+    fn assert_each_index_once(coverage: &Coverage) {
+        for (i, hit) in coverage.hits.iter().enumerate() {
+            assert_eq!(hit.load(Ordering::Relaxed), 1, "index {i}");
+        }
+    }
+
+    #[test]
+    fn covers_every_index_exactly_once() {
+        for threads in [1, 2, 3, 8] {
+            let pool = Pool::new(threads);
+            assert_eq!(pool.num_threads(), threads);
+            for n in [0, 1, 2, 7, 31, 1000, 4097] {
+                let coverage = run_coverage(&pool, n);
+                assert_each_index_once(&coverage);
+                if n == 0 {
+                    assert_eq!(coverage.calls.load(Ordering::Relaxed), 0);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn splits_into_several_chunks_with_several_threads() {
+        let pool = Pool::new(4);
+        let coverage = run_coverage(&pool, 1000);
+        assert_eq!(coverage.calls.load(Ordering::Relaxed), 16);
+        assert_eq!(split(10, 4), (1, 10));
+        assert_eq!(split(i64::MAX, 4), (i64::MAX / 16 + 1, 16));
+    }
+
+    #[test]
+    fn concurrent_callers_share_one_pool() {
+        let pool = Pool::new(3);
+        std::thread::scope(|scope| {
+            for t in 0..6 {
+                let pool = &pool;
+                scope.spawn(move || {
+                    for round in 0..50 {
+                        let coverage = run_coverage(pool, 100 + t * 17 + round);
+                        assert_each_index_once(&coverage);
+                    }
+                });
+            }
+        });
+    }
+
+    struct Nested {
+        pool: *mut c_void,
+        inner: Coverage,
+    }
+
+    unsafe extern "C" fn nested_body(data: *mut c_void, begin: i64, end: i64) {
+        // SAFETY: the test passes a live `Nested`.
+        let nested = unsafe { &*(data as *const Nested) };
+        for row in begin..end {
+            let base = row as usize * 10;
+            let row_cov = Coverage {
+                hits: (0..10).map(|_| AtomicU32::new(0)).collect(),
+                calls: AtomicU32::new(0),
+            };
+            // SAFETY: the pool outlives the outer call.
+            unsafe {
+                pool_parallel_for(
+                    nested.pool,
+                    10,
+                    Some(mark),
+                    &row_cov as *const Coverage as *mut c_void,
+                )
+            };
+            for (i, hit) in row_cov.hits.iter().enumerate() {
+                nested.inner.hits[base + i]
+                    .fetch_add(hit.load(Ordering::Relaxed), Ordering::Relaxed);
+            }
+        }
+    }
+
+    #[test]
+    fn nested_calls_do_not_deadlock() {
+        let pool = Pool::new(4);
+        let nested = Nested {
+            pool: pool.as_ctx_pointer(),
+            inner: Coverage {
+                hits: (0..200).map(|_| AtomicU32::new(0)).collect(),
+                calls: AtomicU32::new(0),
+            },
+        };
+        // SAFETY: the pool is live and nested_body handles any sub-range of [0, 20).
+        unsafe {
+            pool_parallel_for(
+                pool.as_ctx_pointer(),
+                20,
+                Some(nested_body),
+                &nested as *const Nested as *mut c_void,
+            )
+        };
+        assert_each_index_once(&nested.inner);
+    }
+
+    #[test]
+    fn inline_version_makes_one_call() {
+        let coverage = Coverage {
+            hits: (0..5).map(|_| AtomicU32::new(0)).collect(),
+            calls: AtomicU32::new(0),
+        };
+        // SAFETY: `mark` handles [0, 5).
+        unsafe {
+            inline_parallel_for(
+                core::ptr::null_mut(),
+                5,
+                Some(mark),
+                &coverage as *const Coverage as *mut c_void,
+            )
+        };
+        assert_each_index_once(&coverage);
+        assert_eq!(coverage.calls.load(Ordering::Relaxed), 1);
+    }
+}

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Kiln's full check, as run by CI (.ci/run) and by developers before sending a change.
+#
+# A sequential list of steps; each prints its wall time. The first failing step stops the run
+# and its exit code is the script's. Add new steps at the end with `step "<name>" <command...>`.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# Runs one named step and prints how long it took.
+step() {
+    local name="$1"
+    shift
+    printf '\n==> %s\n' "$name"
+    local start=$SECONDS status=0
+    "$@" || status=$?
+    if ((status != 0)); then
+        printf '==> %s: FAILED with exit code %d (%ds)\n' "$name" "$status" "$((SECONDS - start))" >&2
+        exit "$status"
+    fi
+    printf '==> %s: ok (%ds)\n' "$name" "$((SECONDS - start))"
+}
+
+total_start=$SECONDS
+
+# Step 1: system packages, Python venv (lit, onnx, onnxruntime, numpy); fast when already set up.
+step "setup" scripts/setup.sh
+
+# Step 2: build every crate, so a crate without tests still has to compile.
+step "cargo build" cargo build --workspace
+
+# Step 3: unit and integration tests of every crate.
+step "cargo test" cargo test --workspace
+
+# Step 4: golden lit tests (FileCheck), once the suite exists.
+if [[ -f lit-tests/lit.cfg.py ]]; then
+    step "lit" .venv/bin/lit -sv lit-tests
+else
+    printf '\n==> lit: skipped (no lit-tests/lit.cfg.py)\n'
+fi
+
+printf '\nall steps ok (%ds)\n' "$((SECONDS - total_start))"
