@@ -63,6 +63,16 @@ struct Cli {
 enum Command {
     /// Parse a .kir file, run graph passes, print the result.
     Opt(cmd::opt::OptArgs),
+    /// Summarize an ONNX model: I/O, op histogram, parameters, unsupported ops.
+    Inspect(cmd::inspect::InspectArgs),
+    /// Convert an ONNX model to Kiln IR text plus a weights side file.
+    Import(cmd::import::ImportArgs),
+    /// Compile a model into model.so + model.h (or any stage with --emit).
+    Compile(cmd::compile::CompileArgs),
+    /// Run an artifact or model on tensor files.
+    Run(cmd::run::RunArgs),
+    /// Measure latency (JSON lines comparable with scripts/bench_ort.py).
+    Bench(cmd::bench::BenchArgs),
 }
 
 fn init_logging(verbose: u8) {
@@ -100,6 +110,11 @@ fn main() -> ExitCode {
     init_logging(cli.verbose);
     let result: Result<(), CliError> = match cli.command {
         Command::Opt(args) => cmd::opt::run(args),
+        Command::Inspect(args) => cmd::inspect::run(args),
+        Command::Import(args) => cmd::import::run(args),
+        Command::Compile(args) => cmd::compile::run(args),
+        Command::Run(args) => cmd::run::run(args),
+        Command::Bench(args) => cmd::bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -7,12 +7,21 @@
 //!   an x86-64 machine) and its output is deterministic. The system `cc` is a fallback for the host.
 //! - Libraries are linked without libc on the command line: symbols such as `memcpy` that
 //!   generated code may call stay undefined and are bound by the dynamic loader at `dlopen` time.
+//! - Every library records `NEEDED libm.so.6`: generated code calls libm (`erff`, `tanhf`, ...),
+//!   and a library must not rely on its host process having loaded libm. The target's own
+//!   `libm.so.6` is linked when it is installed (its symbol versions are then recorded); else,
+//!   when cross-linking without a sysroot, an empty stub with that soname, built on the fly for
+//!   the objects' architecture, supplies the entry.
 
 use crate::error::{CodegenError, Result};
 use crate::fsutil::{new_temp_file, persist};
+use object::{Architecture, BinaryFormat, Endianness, Object as _};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// The soname every Kiln library depends on.
+const LIBM: &str = "libm.so.6";
 
 /// Linkers looked for, in order of preference. Bare names are searched on `PATH`.
 const CANDIDATES: [(&str, LinkerKind); 4] = [
@@ -70,12 +79,42 @@ impl Linker {
     /// Links `objects` into the shared library `output` (written atomically, mode 0755).
     pub fn link_shared(&self, objects: &[&Path], output: &Path) -> Result<()> {
         let temp = new_temp_file(output)?.into_temp_path();
+        // Holds a libm stub, when one is needed, until the link is done.
+        let stub_dir;
+        let libm: Vec<OsString> = match self.kind {
+            LinkerKind::CcDriver => vec!["-lm".into()],
+            LinkerKind::Lld => match objects_arch(objects) {
+                None => Vec::new(),
+                Some(arch) => {
+                    let lib = match find_libm(arch) {
+                        Some(lib) => lib,
+                        None => {
+                            stub_dir = tempfile::tempdir().map_err(|source| CodegenError::Io {
+                                action: "create a temporary directory for",
+                                path: PathBuf::from(LIBM),
+                                source,
+                            })?;
+                            self.libm_stub(arch, stub_dir.path())?
+                        }
+                    };
+                    // Recorded even if no symbol of it is referenced yet.
+                    vec!["--no-as-needed".into(), lib.into_os_string()]
+                }
+            },
+        };
         let mut command = Command::new(&self.program);
         command
             .args(self.flags())
             .arg("-o")
             .arg(&temp)
-            .args(objects);
+            .args(objects)
+            .args(libm);
+        self.run(command)?;
+        persist(temp, output, 0o755)
+    }
+
+    /// Runs a linker command, turning a failure into [`CodegenError::LinkFailed`].
+    fn run(&self, mut command: Command) -> Result<()> {
         let result = command.output().map_err(|source| CodegenError::Io {
             action: "run linker",
             path: self.program.clone(),
@@ -88,7 +127,33 @@ impl Linker {
                 stderr: String::from_utf8_lossy(&result.stderr).into_owned(),
             });
         }
-        persist(temp, output, 0o755)
+        Ok(())
+    }
+
+    /// Builds, in `dir`, an empty shared library of architecture `arch` whose soname is
+    /// `libm.so.6`: linking against it records the dependency without the target's libm.
+    fn libm_stub(&self, arch: Architecture, dir: &Path) -> Result<PathBuf> {
+        let obj = dir.join("empty.o");
+        let bytes = object::write::Object::new(BinaryFormat::Elf, arch, Endianness::Little)
+            .write()
+            .map_err(|e| CodegenError::Io {
+                action: "build",
+                path: obj.clone(),
+                source: std::io::Error::other(e.to_string()),
+            })?;
+        std::fs::write(&obj, bytes).map_err(|source| CodegenError::Io {
+            action: "write",
+            path: obj.clone(),
+            source,
+        })?;
+        let lib = dir.join(LIBM);
+        let mut command = Command::new(&self.program);
+        command
+            .args(["-shared", "-soname", LIBM, "-o"])
+            .arg(&lib)
+            .arg(&obj);
+        self.run(command)?;
+        Ok(lib)
     }
 
     fn flags(&self) -> Vec<OsString> {
@@ -118,6 +183,32 @@ impl Linker {
 /// Links `objects` into the shared library `output` with the preferred linker.
 pub fn link_shared_library(objects: &[&Path], output: &Path) -> Result<()> {
     Linker::find()?.link_shared(objects, output)
+}
+
+/// The architecture of the first input that parses as an object file.
+fn objects_arch(objects: &[&Path]) -> Option<Architecture> {
+    objects.iter().find_map(|path| {
+        let data = std::fs::read(path).ok()?;
+        let file = object::File::parse(&*data).ok()?;
+        Some(file.architecture()).filter(|a| *a != Architecture::Unknown)
+    })
+}
+
+/// The installed `libm.so.6` of `arch` (Debian multiarch paths, then a cross sysroot).
+fn find_libm(arch: Architecture) -> Option<PathBuf> {
+    let multiarch = match arch {
+        Architecture::X86_64 => "x86_64-linux-gnu",
+        Architecture::Aarch64 => "aarch64-linux-gnu",
+        _ => return None,
+    };
+    [
+        format!("/lib/{multiarch}/{LIBM}"),
+        format!("/usr/lib/{multiarch}/{LIBM}"),
+        format!("/usr/{multiarch}/lib/{LIBM}"),
+    ]
+    .into_iter()
+    .map(PathBuf::from)
+    .find(|p| p.is_file())
 }
 
 /// Resolves a program name like a shell would: paths are taken as they are, bare names are
@@ -166,6 +257,53 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, vec![OsString::from("bad.o")]);
+    }
+
+    /// The `DT_NEEDED` entries of an ELF shared library.
+    fn needed(path: &Path) -> Vec<String> {
+        use object::read::elf::{Dyn as _, ElfFile64};
+        let data = std::fs::read(path).unwrap();
+        let elf = ElfFile64::<Endianness>::parse(&*data).unwrap();
+        let endian = elf.endian();
+        let sections = elf.elf_section_table();
+        let (dyns, link) = sections
+            .dynamic(endian, &*data)
+            .unwrap()
+            .expect("a dynamic section");
+        let strings = sections.strings(endian, &*data, link).unwrap();
+        dyns.iter()
+            .filter(|d| d.tag32(endian) == Some(object::elf::DT_NEEDED))
+            .map(|d| String::from_utf8(d.string(endian, strings).unwrap().to_vec()).unwrap())
+            .collect()
+    }
+
+    /// An empty relocatable object for `arch`.
+    fn empty_object(dir: &Path, arch: Architecture) -> PathBuf {
+        let path = dir.join(format!("{arch:?}.o"));
+        let bytes = object::write::Object::new(BinaryFormat::Elf, arch, Endianness::Little)
+            .write()
+            .unwrap();
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    #[test]
+    fn libraries_need_libm() {
+        let dir = tempfile::tempdir().unwrap();
+        // The host (the installed libm) and the other CPU target (installed, or a stub).
+        for arch in [Architecture::X86_64, Architecture::Aarch64] {
+            let obj = empty_object(dir.path(), arch);
+            let out = dir.path().join(format!("{arch:?}.so"));
+            link_shared_library(&[&obj], &out).unwrap();
+            assert_eq!(needed(&out), vec![LIBM.to_string()], "{arch:?}");
+        }
+        // Only the outputs and inputs remain: the stub lived in its own directory.
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["Aarch64.o", "Aarch64.so", "X86_64.o", "X86_64.so"]);
     }
 
     #[test]

@@ -17,28 +17,6 @@ use std::path::Path;
 /// an external `memref.global`, defined by a separate data object at link time.
 const ADD_WEIGHTS: &str = include_str!("add_weights.mlir");
 
-/// MLIR's C-interface descriptor of a `memref<4xf32>` (`llvm.emit_c_interface`).
-#[repr(C)]
-struct MemRef1D {
-    allocated: *mut f32,
-    aligned: *mut f32,
-    offset: i64,
-    size: i64,
-    stride: i64,
-}
-
-impl MemRef1D {
-    fn new(data: &mut [f32]) -> Self {
-        Self {
-            allocated: data.as_mut_ptr(),
-            aligned: data.as_mut_ptr(),
-            offset: 0,
-            size: data.len() as i64,
-            stride: 1,
-        }
-    }
-}
-
 fn defined_symbols(bytes: &[u8]) -> (object::Architecture, Vec<String>) {
     let file = object::File::parse(bytes).expect("valid object file");
     let names = file
@@ -56,10 +34,7 @@ fn host_object_links_with_weights_and_runs() {
     let obj = compile_mlir_to_object(ADD_WEIGHTS, &target, OptLevel::O3).unwrap();
     let (arch, symbols) = defined_symbols(&obj);
     assert_eq!(Some(arch), target.elf_arch().map(|(arch, _)| arch));
-    assert!(
-        symbols.iter().any(|s| s == "_mlir_ciface_add_weights"),
-        "{symbols:?}"
-    );
+    assert!(symbols.iter().any(|s| s == "add_weights"), "{symbols:?}");
     assert!(
         !symbols.iter().any(|s| s == "kiln_weights"),
         "weights must stay external"
@@ -77,13 +52,13 @@ fn host_object_links_with_weights_and_runs() {
 
     let mut x = [1.0f32, 2.0, 3.0, -4.0];
     let mut out = [f32::NAN; 4];
-    // SAFETY: the library was just built from the module above; the symbol has the C signature
-    // `void(MemRef1D*, MemRef1D*)` that `llvm.emit_c_interface` generates for it.
+    // SAFETY: the library was just built from the module above; under the CPU pipeline's
+    // bare-pointer convention the symbol has the C signature `void(float*, float*)`.
     unsafe {
         let library = libloading::Library::new(&lib_path).unwrap();
-        let add: libloading::Symbol<unsafe extern "C" fn(*mut MemRef1D, *mut MemRef1D)> =
-            library.get(b"_mlir_ciface_add_weights").unwrap();
-        add(&mut MemRef1D::new(&mut x), &mut MemRef1D::new(&mut out));
+        let add: libloading::Symbol<unsafe extern "C" fn(*mut f32, *mut f32)> =
+            library.get(b"add_weights").unwrap();
+        add(x.as_mut_ptr(), out.as_mut_ptr());
         let exported: libloading::Symbol<*const f32> = library.get(b"kiln_weights").unwrap();
         assert_eq!(
             *exported as usize % 64,
@@ -106,13 +81,13 @@ fn every_stage_can_be_printed() {
         "linalg must be lowered: {lowered}"
     );
     let ir = text(Emit::Llvm);
-    assert!(ir.contains("define void @_mlir_ciface_add_weights"), "{ir}");
+    assert!(ir.contains("define void @add_weights(ptr"), "{ir}");
     assert!(
         ir.contains("target triple = \"x86_64-unknown-linux-gnu\""),
         "{ir}"
     );
     let asm = text(Emit::Asm);
-    assert!(asm.contains("_mlir_ciface_add_weights:"), "{asm}");
+    assert!(asm.contains("add_weights:"), "{asm}");
     let obj = emit(ADD_WEIGHTS, &target, OptLevel::O2, Emit::Obj).unwrap();
     let (arch, symbols) = defined_symbols(&obj);
     assert_eq!(arch, object::Architecture::X86_64);

@@ -1,1 +1,34 @@
-//! Compiler driver: load a model, run the pipeline, emit and link artifacts
+//! Compiler driver: load a model, run the pipeline, emit and link artifacts,
+//! and run or benchmark them.
+//!
+//! Data flow, one module per step:
+//! - [`load`]: `.onnx` (kiln-onnx) or `.kir` (kiln-ir text) → verified
+//!   [`kiln_ir::Graph`], with `--input-shape` overrides;
+//! - [`compile`]: graph pipeline (kiln-passes) → lowering → MLIR/LLVM
+//!   (kiln-codegen) → objects → `model.so` + `model.h`, stopping at any
+//!   stage ([`compile::Emit`]);
+//! - [`artifact`]: the `kiln_artifact_v1` descriptor, the entry wrapper and
+//!   `model.h`, generated as text;
+//! - [`session`]: running an artifact (kiln-runtime), a model compiled on
+//!   the fly, or the reference interpreter; benchmarking;
+//! - [`tensors`]: `.npy`/`.pb` tensor files and numeric comparison.
+//!
+//! Invariants: this crate never prints and never exits; every failure is a
+//! [`DriverError`] whose [`ErrorKind`] the CLI maps to an exit code. Every
+//! file it produces appears complete or not at all.
+
+pub mod artifact;
+pub mod compile;
+mod error;
+pub mod load;
+pub mod session;
+pub mod tensors;
+
+pub use compile::{compile, target_from_args, Artifacts, CompileOptions, Emit, WeightsMode};
+pub use error::{DriverError, ErrorKind, Result};
+/// The code generator's target and optimisation level, re-exported so that
+/// the CLI needs no dependency on kiln-codegen.
+pub use kiln_codegen::{OptLevel, Target};
+pub use load::{load, parse_input_shape, LoadOptions};
+pub use session::{bench, BenchOptions, BenchResult, Session, SessionOptions, TensorSpec};
+pub use tensors::{HostTensor, OutputFormat};

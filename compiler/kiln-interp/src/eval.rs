@@ -1,7 +1,8 @@
 //! Node evaluation (the exhaustive dispatch over [`OpKind`]) and the graph
 //! runner.
 
-use crate::ops::{elementwise as ew, linalg, norm, reduce as red, shape as sh};
+use crate::ops::{attention as attn, elementwise as ew, indexing as ix, linalg, norm, pool, quant};
+use crate::ops::{reduce as red, resize, shape as sh};
 use crate::tensor::numel;
 use crate::{InterpError, Limits, Tensor};
 use kiln_ir::ops::infer::ConstOperand;
@@ -285,13 +286,22 @@ fn dispatch(kind: OpKind, op: &Op<'_>) -> Result<Vec<Tensor>, InterpError> {
         OpKind::Transpose => one(sh::transpose(op)),
         OpKind::Trilu => one(sh::trilu(op)),
         OpKind::Unsqueeze => one(sh::unsqueeze(op)),
-        // FIXME(interp): remaining families (pool, shape, attention, quant)
-        // still need semantics; remove this arm once they have them.
-        #[allow(unreachable_patterns)]
-        _ => Err(InterpError::Unsupported(format!(
-            "{} has no reference semantics yet",
-            kind.name()
-        ))),
+        OpKind::GatherNd => one(ix::gather_nd(op)),
+        OpKind::ScatterElements => one(ix::scatter_elements(op)),
+        OpKind::ScatterNd => one(ix::scatter_nd(op)),
+        OpKind::Pad => one(ix::pad(op)),
+        OpKind::Resize => one(resize::resize(op)),
+        OpKind::AveragePool => one(pool::average_pool(op)),
+        OpKind::GlobalAveragePool => one(pool::global_pool(op, false)),
+        OpKind::GlobalMaxPool => one(pool::global_pool(op, true)),
+        OpKind::LpPool => one(pool::lp_pool(op)),
+        OpKind::Lrn => one(pool::lrn(op)),
+        OpKind::MaxPool => pool::max_pool(op),
+        OpKind::Attention => attn::attention(op),
+        OpKind::RotaryEmbedding => one(attn::rotary_embedding(op)),
+        OpKind::DequantizeLinear => one(quant::dequantize_linear(op)),
+        OpKind::Nf4Dequantize => one(quant::nf4_dequantize(op)),
+        OpKind::QuantizeLinear => one(quant::quantize_linear(op)),
     }
 }
 

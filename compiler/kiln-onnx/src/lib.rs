@@ -36,9 +36,11 @@ mod check;
 mod error;
 mod external;
 pub mod import;
+pub mod inspect;
 mod load;
 mod model;
 mod tensor;
+pub mod weights_file;
 
 /// Generated prost bindings of `onnx.proto` (see the crate docs).
 #[allow(clippy::all, missing_docs, rustdoc::all)]
@@ -117,8 +119,130 @@ pub fn load_model_bytes(name: &str, bytes: Bytes) -> Result<OnnxModel, OnnxError
     load::load_bytes(&ctx, PathBuf::from(name), bytes, None)
 }
 
+/// Loads the model at `path` and imports it into a Kiln graph: what `kiln
+/// opt`, `kiln import` and `kiln compile` do with an `.onnx` input.
+pub fn import_file(
+    path: impl AsRef<Path>,
+    opts: &import::ImportOptions,
+) -> Result<kiln_ir::Graph, OnnxError> {
+    let model = load_model(path)?;
+    import::import_model(&model, opts)
+}
+
+/// Reads one `TensorProto` file (the `input_0.pb`/`output_0.pb` files of
+/// ONNX test data sets) with the same checks as initializers. External
+/// data is refused.
+pub fn load_tensor_pb(path: impl AsRef<Path>) -> Result<OnnxTensor, OnnxError> {
+    use prost::Message;
+    let path = path.as_ref();
+    let ctx = Ctx {
+        file: path.display().to_string(),
+    };
+    let bytes = std::fs::read(path).map_err(|source| OnnxError::Io {
+        file: ctx.file.clone(),
+        source,
+    })?;
+    let t = proto::onnx::TensorProto::decode(Bytes::from(bytes)).map_err(|source| {
+        OnnxError::Decode {
+            file: ctx.file.clone(),
+            source,
+        }
+    })?;
+    let what = format!("tensor '{}'", t.name.as_deref().unwrap_or(""));
+    tensor::decode_tensor(&ctx, &mut external::ExternalData::new(None), &what, &t)
+}
+
 /// Fuzzing entry point: decodes and checks `data` as an in-memory model.
 /// Never panics; returns whether the model was accepted.
 pub fn fuzz_load_bytes(data: &[u8]) -> bool {
     load_model_bytes("<memory>", Bytes::copy_from_slice(data)).is_ok()
+}
+
+/// Fuzzing entry point for the whole frontend: load, build the inspect
+/// report, import, and verify the imported graph. Errors on the input are
+/// fine (`Ok`); `Err` is a bug in Kiln: an imported graph that does not
+/// verify, or an import that disagrees with [`import::unsupported_ops`].
+pub fn fuzz_import_bytes(data: &[u8]) -> Result<(), String> {
+    let Ok(model) = load_model_bytes("<memory>", Bytes::copy_from_slice(data)) else {
+        return Ok(());
+    };
+    let report = inspect::InspectReport::new(&model);
+    let _ = report.to_text();
+    let _ = report.to_json_string();
+    match import::import_model(&model, &import::ImportOptions::default()) {
+        Ok(g) => {
+            if !report.unsupported.is_empty() {
+                return Err(format!(
+                    "imported although unsupported_ops lists {:?}",
+                    report.unsupported
+                ));
+            }
+            kiln_ir::verify(&g).map_err(|errs| {
+                let msgs: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+                format!("imported graph does not verify:\n{}", msgs.join("\n"))
+            })
+        }
+        Err(e) if !report.unsupported.is_empty() && e.kind() != ErrorKind::Unsupported => Err(
+            format!("unsupported ops are listed but import failed with another kind: {e}"),
+        ),
+        Err(_) => Ok(()),
+    }
+}
+
+/// Parses an `--input-shape` value, `NAME=1x3x224x224`, into the name and
+/// extents. The name is everything before the last `=` (ONNX names may
+/// contain `=`); `NAME=` (nothing after `=`) is a scalar. Extents are
+/// non-negative decimal integers.
+pub fn parse_input_shape(s: &str) -> Result<(String, Vec<u64>), String> {
+    let Some((name, dims)) = s.rsplit_once('=') else {
+        return Err(format!(
+            "'{s}' is not NAME=DIMS (for example x=1x3x224x224)"
+        ));
+    };
+    if name.is_empty() {
+        return Err(format!("'{s}' has an empty input name"));
+    }
+    if dims.is_empty() {
+        return Ok((name.to_string(), Vec::new()));
+    }
+    let dims = dims
+        .split('x')
+        .map(|d| {
+            if d.is_empty() || !d.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(format!(
+                    "'{s}': extent '{d}' is not a non-negative integer (write DIMS as 1x3x224x224)"
+                ));
+            }
+            d.parse::<u64>()
+                .map_err(|e| format!("'{s}': extent '{d}': {e}"))
+        })
+        .collect::<Result<Vec<u64>, String>>()?;
+    Ok((name.to_string(), dims))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_input_shape;
+
+    #[test]
+    fn input_shapes_parse() {
+        assert_eq!(
+            parse_input_shape("x=1x3x224x224"),
+            Ok(("x".to_string(), vec![1, 3, 224, 224]))
+        );
+        assert_eq!(parse_input_shape("a=b=7"), Ok(("a=b".to_string(), vec![7])));
+        assert_eq!(parse_input_shape("s="), Ok(("s".to_string(), vec![])));
+        for bad in [
+            "x",
+            "=1x2",
+            "x=1x",
+            "x=1xx2",
+            "x=-1",
+            "x=1x2.5",
+            "x=1X2",
+            "x=99999999999999999999999",
+        ] {
+            assert!(parse_input_shape(bad).is_err(), "{bad} accepted");
+        }
+    }
 }

@@ -14,18 +14,28 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 fn python() -> PathBuf {
     let p = repo().join(".venv/bin/python");
-    assert!(p.exists(), "{} is missing: run scripts/setup.sh first", p.display());
+    assert!(
+        p.exists(),
+        "{} is missing: run scripts/setup.sh first",
+        p.display()
+    );
     p
 }
 
 fn onnx_data_dir() -> PathBuf {
     let out = Command::new(python())
-        .args(["-c", "import onnx, os; print(os.path.dirname(onnx.__file__))"])
+        .args([
+            "-c",
+            "import onnx, os; print(os.path.dirname(onnx.__file__))",
+        ])
         .output()
         .expect("run python");
     assert!(out.status.success(), "python cannot import onnx");
@@ -48,7 +58,9 @@ fn node_tests_dir() -> PathBuf {
 }
 
 fn models_under(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
     let mut entries: Vec<_> = rd.flatten().map(|e| e.path()).collect();
     entries.sort();
     for p in entries {
@@ -65,23 +77,74 @@ struct Tally {
     imported: usize,
     refused: usize,
     failures: Vec<String>,
+    /// Refused models by reason: one entry per unsupported operator (with
+    /// the number of models using it), or the error's message without the
+    /// file name when the refusal is not about an operator.
     reasons: std::collections::BTreeMap<String, usize>,
 }
 
 impl Tally {
-    fn refuse(&mut self, e: &kiln_onnx::OnnxError) {
+    /// Counts a refusal under `unsupported`'s operators (one line per op
+    /// type, versions folded: `Celu-12` and `Celu-13` are both `Celu`), or
+    /// under the error message when no operator is to blame.
+    fn refuse(&mut self, e: &kiln_onnx::OnnxError, unsupported: &[kiln_onnx::import::Unsupported]) {
         self.refused += 1;
-        // Group by the message without the file name, first line only.
+        if !unsupported.is_empty() {
+            let mut ops: Vec<String> = unsupported
+                .iter()
+                .map(|u| {
+                    let op = u.op.rsplit_once('-').map_or(u.op.as_str(), |(op, v)| {
+                        if v.bytes().all(|b| b.is_ascii_digit()) {
+                            op
+                        } else {
+                            u.op.as_str()
+                        }
+                    });
+                    let reason = if u.reason.starts_with("version ") {
+                        "older version not supported"
+                    } else {
+                        u.reason.as_str()
+                    };
+                    format!("{op}: {reason}")
+                })
+                .collect();
+            ops.dedup();
+            for op in ops {
+                *self.reasons.entry(op).or_default() += 1;
+            }
+            return;
+        }
+        // Not an operator: the message without the file name, first line only.
         let msg = e.to_string();
-        let msg = msg.lines().nth(1).unwrap_or(msg.lines().next().unwrap_or(""));
-        let key: String = msg.rsplit(": ").next().unwrap_or(msg).trim().to_string();
+        let first = msg.lines().next().unwrap_or("");
+        let rest = first
+            .split_once(": ")
+            .map_or(first, |(_, rest)| rest)
+            .trim();
+        // `node 'name' (Op): message` groups as `Op: message`.
+        let key = match (rest.starts_with("node "), rest.find("): ")) {
+            (true, Some(i)) => {
+                let op = rest[..i].rsplit_once('(').map_or("?", |(_, op)| op);
+                format!("{op}: {}", &rest[i + 3..])
+            }
+            // `graph input 'x': element type ...` groups without the value name.
+            _ => match rest.split_once("': ") {
+                Some((what, msg))
+                    if what.starts_with("graph input '") || what.starts_with("graph output '") =>
+                {
+                    format!("{}: {msg}", what.split(" '").next().unwrap_or(what))
+                }
+                _ => rest.to_string(),
+            },
+        };
         *self.reasons.entry(key).or_default() += 1;
     }
 
     fn print_reasons(&self) {
         let mut v: Vec<_> = self.reasons.iter().collect();
-        v.sort_by(|a, b| b.1.cmp(a.1));
-        for (r, n) in v.iter().take(40) {
+        v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        println!("refusals by reason (models):");
+        for (r, n) in &v {
             println!("  {n:5}  {r}");
         }
     }
@@ -91,7 +154,7 @@ fn check(path: &Path, t: &mut Tally) {
     let model = match load_model(path) {
         Ok(m) => m,
         Err(e) if e.kind() == ErrorKind::Unsupported => {
-            t.refuse(&e);
+            t.refuse(&e, &[]);
             return;
         }
         Err(e) => {
@@ -103,14 +166,21 @@ fn check(path: &Path, t: &mut Tally) {
     match import_model(&model, &ImportOptions::default()) {
         Ok(g) => {
             if !unsupported.is_empty() {
-                t.failures.push(format!("{}: imported despite unsupported ops", path.display()));
+                t.failures.push(format!(
+                    "{}: imported despite unsupported ops",
+                    path.display()
+                ));
             } else if let Err(e) = kiln_ir::verify(&g) {
-                t.failures.push(format!("{}: imported graph does not verify: {}", path.display(), e[0]));
+                t.failures.push(format!(
+                    "{}: imported graph does not verify: {}",
+                    path.display(),
+                    e[0]
+                ));
             } else {
                 t.imported += 1;
             }
         }
-        Err(e) if e.kind() == ErrorKind::Unsupported => t.refuse(&e),
+        Err(e) if e.kind() == ErrorKind::Unsupported => t.refuse(&e, &unsupported),
         Err(e) => t.failures.push(format!("{}: {e}", path.display())),
     }
 }
@@ -138,8 +208,14 @@ fn onnx_package_models_import() {
     t.print_reasons();
     assert!(t.failures.is_empty(), "{}", t.failures.join("\n"));
     // The light models are real CNNs; all of them must import.
-    let light = models.iter().filter(|p| p.to_string_lossy().contains("/light/")).count();
-    assert!(t.imported >= light, "fewer models imported than the light CNN set");
+    let light = models
+        .iter()
+        .filter(|p| p.to_string_lossy().contains("/light/"))
+        .count();
+    assert!(
+        t.imported >= light,
+        "fewer models imported than the light CNN set"
+    );
 }
 
 #[test]
@@ -147,7 +223,11 @@ fn onnx_node_test_models_import() {
     let dir = node_tests_dir();
     let mut models = Vec::new();
     models_under(&dir, &mut models);
-    assert!(models.len() > 1000, "expected the ~1,900 node tests, found {}", models.len());
+    assert!(
+        models.len() > 1000,
+        "expected the ~1,900 node tests, found {}",
+        models.len()
+    );
     let mut t = Tally::default();
     for m in &models {
         check(m, &mut t);
@@ -160,5 +240,10 @@ fn onnx_node_test_models_import() {
         t.failures.len()
     );
     t.print_reasons();
-    assert!(t.failures.is_empty(), "{} failures:\n{}", t.failures.len(), t.failures.join("\n"));
+    assert!(
+        t.failures.is_empty(),
+        "{} failures:\n{}",
+        t.failures.len(),
+        t.failures.join("\n")
+    );
 }

@@ -10,11 +10,19 @@ pub struct PassOptions {
     /// Upper bound on the sweeps a fixpoint pass (canonicalize,
     /// shape-inference) makes over the graph before it stops.
     pub max_iterations: usize,
+    /// Largest number of elements `fold-constants` gives one folded result
+    /// (a new weight). Folding `nn.constant_of_shape`, `nn.expand` or
+    /// `nn.tile` of tiny constants could otherwise turn a kilobyte model
+    /// into gigabytes of weights.
+    pub fold_max_elements: u64,
 }
 
 impl Default for PassOptions {
     fn default() -> Self {
-        PassOptions { max_iterations: 32 }
+        PassOptions {
+            max_iterations: 32,
+            fold_max_elements: 1 << 16,
+        }
     }
 }
 

@@ -21,11 +21,20 @@ pub struct NamedPipeline {
 
 /// The default graph-level pipeline, one line per pass.
 const DEFAULT: &[&str] = &[
-    // First, so that canonicalize sees refined (static) types when it checks
+    // First, so that fold-constants sees static extents to fold nn.shape
+    // and nn.size with, and canonicalize sees refined types when it checks
     // that a neutral constant cannot broadcast its operand to a larger shape.
     "shape-inference",
-    // Removes identities, neutral elements and repeated idempotent ops;
-    // canonical forms make equal computations look equal for cse.
+    // Turns shape computations (nn.shape -> gather -> concat -> reshape
+    // chains, as exported from PyTorch) and constant-only subgraphs into
+    // constants, so that shape operands become readable.
+    "fold-constants",
+    // Again: reshape, slice and expand results whose shape operands were
+    // just folded become static.
+    "shape-inference",
+    // Removes identities, neutral elements, inference dropout, and merges
+    // transpose and reshape chains (static reshapes need the refined types
+    // above); canonical forms make equal computations look equal for cse.
     "canonicalize",
     // After canonicalize: merges the duplicates canonicalize exposed, and
     // equal weights so that later stages store them once.
@@ -39,7 +48,7 @@ const DEFAULT: &[&str] = &[
 pub const NAMED: &[NamedPipeline] = &[NamedPipeline {
     name: "default",
     summary:
-        "Graph cleanup before lowering: refine types, simplify, merge duplicates, remove dead code",
+        "Graph cleanup before lowering: refine types, fold constants, simplify, merge duplicates, remove dead code",
     passes: DEFAULT,
 }];
 
@@ -171,11 +180,11 @@ mod tests {
         }
         assert_eq!(
             Pipeline::default_pipeline().to_string(),
-            "shape-inference,canonicalize,cse,dce"
+            "shape-inference,fold-constants,shape-inference,canonicalize,cse,dce"
         );
         assert_eq!(
             Pipeline::parse("default,dce").unwrap().to_string(),
-            "shape-inference,canonicalize,cse,dce,dce"
+            "shape-inference,fold-constants,shape-inference,canonicalize,cse,dce,dce"
         );
     }
 

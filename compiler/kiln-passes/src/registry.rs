@@ -3,7 +3,7 @@
 //! here (and a lit test `lit-tests/passes/<name>.kir`).
 
 use crate::pass::Pass;
-use crate::passes::{canonicalize, cse, dce, shape_inference};
+use crate::passes::{canonicalize, cse, dce, fold_constants, shape_inference};
 
 /// A registry entry.
 #[derive(Clone, Copy)]
@@ -35,6 +35,7 @@ pub const PASSES: &[PassInfo] = &[
     canonicalize::INFO,
     cse::INFO,
     dce::INFO,
+    fold_constants::INFO,
     shape_inference::INFO,
 ];
 

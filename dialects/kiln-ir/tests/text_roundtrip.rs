@@ -9,6 +9,7 @@ const SAMPLE: &str = r#"weight @w : tensor<2x3xf32> = dense<[1.0, -2.5, 3e-5, 0.
 weight @big : tensor<4x32xf32> = elided<bytes = 512, fnv = 0x0123456789abcdef>
 weight @"odd name" : tensor<2xi64> = dense<[-1, 9223372036854775807]>
 weight @h : tensor<2xf16> = dense<"0x003C0040">
+weight @m : tensor<3xbool> = dense<[true, false, true]>
 graph @main(%x: tensor<{batch}x2xf32>, %"in/put:1": tensor<?x3xf32>) -> (tensor<{batch}x3xf32>, tensor<2x3xf32>) {
   %c = nn.constant {value = @w} : tensor<2x3xf32>
   %y = nn.matmul %x, %c : tensor<{batch}x3xf32> loc("MatMul_0")

@@ -1,4 +1,9 @@
 //! One module per subcommand. Each exposes an `Args` struct (clap derive)
 //! and `run(args) -> Result<(), CliError>`.
 
+pub mod bench;
+pub mod compile;
+pub mod import;
+pub mod inspect;
 pub mod opt;
+pub mod run;

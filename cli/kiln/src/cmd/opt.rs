@@ -4,7 +4,8 @@
 //! and the outputs are joined with the same marker. With
 //! `--verify-diagnostics` errors are compared against `expected-error`
 //! comments instead of failing the run (see [`crate::diagnostics`]).
-//! Nothing is written unless every chunk succeeded.
+//! Nothing is written unless every chunk succeeded. An `.onnx` input is
+//! imported first (`--input-shape` fixes its input shapes).
 
 use crate::diagnostics::{self, Chunk, Diagnostic};
 use crate::error::{CliError, ExitClass};
@@ -60,6 +61,10 @@ pub struct OptArgs {
     /// List the available passes and pipelines, then exit.
     #[arg(long)]
     pub list_passes: bool,
+
+    /// Input shapes for an `.onnx` input.
+    #[command(flatten)]
+    pub shapes: crate::cmd::import::InputShapeArgs,
 }
 
 /// Why one chunk failed.
@@ -108,7 +113,16 @@ fn process_chunk(
             class: ExitClass::Invalid,
             diags: errs.iter().map(|e| parse_diag(e, chunk)).collect(),
         })?;
-    let mut g = parsed.graph;
+    optimize(args, parsed.graph, pipeline, print_opts)
+}
+
+/// Runs the pipeline on a parsed or imported graph; returns the printed result.
+fn optimize(
+    args: &OptArgs,
+    mut g: kiln_ir::Graph,
+    pipeline: &Pipeline,
+    print_opts: &PrintOptions,
+) -> Result<String, ChunkFailure> {
     let mut options = ManagerOptions::default();
     if let Some(v) = args.verify_each {
         options.verify_each = v;
@@ -155,10 +169,22 @@ pub fn run(args: OptArgs) -> Result<(), CliError> {
     let Some(path) = &args.input else {
         return Err(CliError::new(ExitClass::Invalid, "no input file"));
     };
-    let input = io::read_input(path)?;
     let print_opts = PrintOptions {
         inline_limit: args.inline_weights,
     };
+    if path.extension().is_some_and(|e| e == "onnx") {
+        // An ONNX model is imported (whole; --split-input-file does not apply).
+        let opts = args.shapes.import_options()?;
+        let g = kiln_onnx::import_file(path, &opts).map_err(crate::cmd::import::onnx_error)?;
+        let text = optimize(&args, g, &pipeline, &print_opts).map_err(|f| {
+            for d in &f.diags {
+                eprintln!("{}", d.render(&path.display().to_string()));
+            }
+            CliError::reported(f.class)
+        })?;
+        return io::write_output(args.output.as_deref(), text.as_bytes());
+    }
+    let input = io::read_input(path)?;
     tracing::info!(input = %input.name, pipeline = %pipeline, "opt");
 
     let mut outputs = Vec::new();

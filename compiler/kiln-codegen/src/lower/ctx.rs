@@ -166,7 +166,7 @@ impl Body<'_> {
     pub fn int(&mut self, v: i64, dtype: DType) -> Res<String> {
         let e = elem(dtype)?;
         if dtype == DType::Bool {
-            return Ok(self.op(format!("arith.constant {} : i1", v != 0)));
+            return Ok(self.op(format!("arith.constant {} : i1", i32::from(v != 0))));
         }
         Ok(self.op(format!("arith.constant {v} : {e}")))
     }
@@ -189,6 +189,109 @@ impl Body<'_> {
     pub fn loop_index(&mut self, d: usize) -> String {
         self.op(format!("linalg.index {d} : index"))
     }
+
+    /// `tensor.extract v[idx]` (any SSA tensor captured from the function).
+    pub fn extract(&mut self, v: &Val, idx: &[String]) -> String {
+        self.op(format!(
+            "tensor.extract {}[{}] : {}",
+            v.ssa,
+            idx.join(", "),
+            v.ty()
+        ))
+    }
+
+    /// `arith.index_cast` of an integer scalar of dtype `dt` to `index`
+    /// (unsigned dtypes zero-extend).
+    pub fn index_of(&mut self, x: &str, dt: DType) -> Res<String> {
+        let e = elem(dt)?;
+        let op = if dt.is_signed() {
+            "index_cast"
+        } else {
+            "index_castui"
+        };
+        Ok(self.op(format!("arith.{op} {x} : {e} to index")))
+    }
+
+    /// An index wrapped once when negative (`i + n`), then clamped to
+    /// `[0, n - 1]` so a bad index never reads outside a tensor.
+    pub fn wrap_clamp(&mut self, i: &str, n: u64) -> String {
+        let z = self.index(0);
+        let ext = self.index(n as i64);
+        let last = self.index((n as i64 - 1).max(0));
+        let neg = self.op(format!("arith.cmpi slt, {i}, {z} : index"));
+        let wrapped = self.op(format!("arith.addi {i}, {ext} : index"));
+        let w = self.op(format!("arith.select {neg}, {wrapped}, {i} : index"));
+        let lo = self.op(format!("arith.maxsi {w}, {z} : index"));
+        self.op(format!("arith.minsi {lo}, {last} : index"))
+    }
+
+    /// `scf.for iv = lo to hi` carrying `inits` (value, type); `f` gets the
+    /// induction variable and the carried values and returns the next ones.
+    /// Returns the final carried values.
+    pub fn for_loop(
+        &mut self,
+        lo: &str,
+        hi: &str,
+        inits: &[(String, &str)],
+        f: impl FnOnce(&mut Body<'_>, &str, &[String]) -> Res<Vec<String>>,
+    ) -> Res<Vec<String>> {
+        let step = self.index(1);
+        let name = format!("%b{}", *self.next);
+        *self.next += 1;
+        let iv = format!("%b{}", *self.next);
+        *self.next += 1;
+        let args: Vec<String> = inits
+            .iter()
+            .map(|_| {
+                let a = format!("%b{}", *self.next);
+                *self.next += 1;
+                a
+            })
+            .collect();
+        let tys: Vec<&str> = inits.iter().map(|(_, t)| *t).collect();
+        let iter_args: Vec<String> = args
+            .iter()
+            .zip(inits)
+            .map(|(a, (v, _))| format!("{a} = {v}"))
+            .collect();
+        let n = inits.len();
+        let lhs = if n == 1 {
+            name.clone()
+        } else {
+            format!("{name}:{n}")
+        };
+        let _ = writeln!(
+            self.text,
+            "      {lhs} = scf.for {iv} = {lo} to {hi} step {step} iter_args({}) -> ({}) {{",
+            iter_args.join(", "),
+            tys.join(", ")
+        );
+        let ys = f(self, &iv, &args)?;
+        let _ = writeln!(
+            self.text,
+            "      scf.yield {} : {}\n      }}",
+            ys.join(", "),
+            tys.join(", ")
+        );
+        Ok(if n == 1 {
+            vec![name]
+        } else {
+            (0..n).map(|i| format!("{name}#{i}")).collect()
+        })
+    }
+
+    /// `tensor.insert x into t[idx]`.
+    pub fn insert(&mut self, x: &str, t: &str, ty: &str, idx: &[String]) -> String {
+        self.op(format!(
+            "tensor.insert {x} into {t}[{}] : {ty}",
+            idx.join(", ")
+        ))
+    }
+
+    /// `arith.select c, t, f` of element type `ty`.
+    pub fn select(&mut self, c: &str, t: &str, f: &str, ty: &str) -> String {
+        self.op(format!("arith.select {c}, {t}, {f} : {ty}"))
+    }
 }
 
 /// A `linalg.generic` operand: SSA name, static type and indexing map.
@@ -210,6 +313,10 @@ impl Operand {
         }
     }
 }
+
+/// The innermost body of [`Builder::loop_nest`]: induction variables and the
+/// carried tensor to the next tensor.
+type LoopBody<'f> = Box<dyn FnOnce(&mut Body<'_>, &[String], &str) -> Res<String> + 'f>;
 
 /// Accumulates the body of `@kiln_main`.
 pub(crate) struct Builder {
@@ -251,6 +358,68 @@ impl Builder {
     /// An `index` constant.
     pub fn index(&mut self, v: u64) -> String {
         self.op(format!("arith.constant {v} : index"))
+    }
+
+    /// Nested `scf.for` loops over `extents` at function level, carrying a
+    /// tensor from `init`: `f` gets the induction variables and the carried
+    /// tensor and returns the next one (typically a `tensor.insert`). The
+    /// scatters use this: a `linalg.generic` cannot write data-dependent
+    /// positions, and loops over empty extents simply run zero times.
+    pub fn loop_nest(
+        &mut self,
+        extents: &[u64],
+        init: &Val,
+        f: impl FnOnce(&mut Body<'_>, &[String], &str) -> Res<String>,
+    ) -> Res<Val> {
+        fn nest<'f>(
+            b: &mut Body<'_>,
+            extents: &[u64],
+            mut idx: Vec<String>,
+            acc: String,
+            ty: &str,
+            f: LoopBody<'f>,
+        ) -> Res<String> {
+            let Some((&n, rest)) = extents.split_first() else {
+                return f(b, &idx, &acc);
+            };
+            let lo = b.index(0);
+            let hi = b.index(n as i64);
+            let r = b.for_loop(&lo, &hi, &[(acc, ty)], move |b, iv, c| {
+                idx.push(iv.to_string());
+                Ok(vec![nest(b, rest, idx, c[0].clone(), ty, f)?])
+            })?;
+            Ok(r[0].clone())
+        }
+        let ty = init.ty();
+        let mut text = String::new();
+        let ssa = {
+            let mut b = Body {
+                text: &mut text,
+                next: &mut self.next,
+            };
+            nest(
+                &mut b,
+                extents,
+                Vec::new(),
+                init.ssa.clone(),
+                &ty,
+                Box::new(f),
+            )?
+        };
+        for l in text.lines() {
+            self.line(l.trim_start());
+        }
+        Ok(Val {
+            ssa,
+            ..init.clone()
+        })
+    }
+
+    /// A fresh copy of `v` (a `linalg.generic` into a new tensor), so that
+    /// in-place updates never write to an input or a weight.
+    pub fn copy(&mut self, v: &Val) -> Res<Val> {
+        let shape = v.shape.clone();
+        self.map(&[v], v.dtype, &shape, |_, a| Ok(a[0].clone()))
     }
 
     /// `tensor.empty` of the given type.
@@ -367,12 +536,16 @@ impl Builder {
             .iter()
             .map(|(v, _)| elem(v.dtype).unwrap_or("none"))
             .collect();
+        let res_tys = if out_tys.len() == 1 {
+            out_tys.join(", ")
+        } else {
+            format!("({})", out_tys.join(", "))
+        };
         let _ = write!(
             s,
-            "      linalg.yield {} : {}\n  }} -> {}",
+            "      linalg.yield {} : {}\n  }} -> {res_tys}",
             yielded.join(", "),
             ytys.join(", "),
-            out_tys.join(", ")
         );
         self.line(s);
         Ok(outs
@@ -408,6 +581,52 @@ impl Builder {
             |b, a| Ok(vec![body(b, a)?]),
         )?;
         Ok(r.into_iter().next().expect("one result"))
+    }
+
+    /// A `linalg.generic` over `out_shape` that reads `x` at the affine
+    /// expressions `map` of the output dims (`d0`, `d1`, ...) and yields the
+    /// element: tiles, slices and depth/space rearrangements. The reads are
+    /// `tensor.extract` at `affine.apply` positions rather than an indexing
+    /// map, because linalg infers loop bounds from every operand and these
+    /// maps are not onto.
+    pub fn read_through(&mut self, x: &Val, map: &[String], out_shape: &[u64]) -> Res<Val> {
+        let r = out_shape.len();
+        let x = x.clone();
+        self.tabulate(x.dtype, out_shape, |b, idx| {
+            let subs: Vec<String> = map
+                .iter()
+                .map(|m| {
+                    b.op(format!(
+                        "affine.apply {}({})",
+                        affine_map(r, std::slice::from_ref(m)),
+                        idx.join(", ")
+                    ))
+                })
+                .collect();
+            Ok(b.extract(&x, &subs))
+        })
+    }
+
+    /// A `linalg.generic` over `out_shape` with no operands: `body` gets the
+    /// loop indices and returns the element.
+    pub fn tabulate(
+        &mut self,
+        dtype: DType,
+        out_shape: &[u64],
+        body: impl FnOnce(&mut Body<'_>, &[String]) -> Res<String>,
+    ) -> Res<Val> {
+        let r = out_shape.len();
+        let init = self.empty(dtype, out_shape)?;
+        let y = self.generic(
+            &vec![Iter::Par; r],
+            &[],
+            &[(init, identity_map(r))],
+            |b, _| {
+                let idx: Vec<String> = (0..r).map(|j| b.loop_index(j)).collect();
+                Ok(vec![body(b, &idx)?])
+            },
+        )?;
+        Ok(y.into_iter().next().expect("one result"))
     }
 
     /// The same elements viewed with another static shape (row-major).
@@ -485,7 +704,11 @@ impl Builder {
         })
     }
 
-    /// `tensor.pad` with a constant value; `lo`/`hi` per dim.
+    /// Pads with a constant value; `lo`/`hi` per dim. Written as a
+    /// `linalg.generic` reading clamped positions and selecting the pad value
+    /// outside the source, rather than `tensor.pad`, whose bufferization
+    /// copies into a strided subview and so calls the `memrefCopy` runtime
+    /// helper that Kiln artifacts do not link.
     pub fn pad(&mut self, v: &Val, lo: &[u64], hi: &[u64], value: f64) -> Res<Val> {
         if lo.iter().chain(hi).all(|&p| p == 0) {
             return Ok(v.clone());
@@ -496,26 +719,47 @@ impl Builder {
             .zip(lo.iter().zip(hi))
             .map(|(d, (l, h))| d + l + h)
             .collect();
-        let c = self.scalar_const(value, v.dtype)?;
-        let idx: Vec<String> = (0..v.rank())
-            .map(|i| format!("%p{i}_{}", self.next))
-            .collect();
-        self.next += 1;
-        let ssa = self.op(format!(
-            "tensor.pad {} low[{}] high[{}] {{\n  ^bb0({}):\n    tensor.yield {c} : {}\n  }} : {} to {}",
-            v.ssa,
-            join_u64(lo),
-            join_u64(hi),
-            idx.iter().map(|i| format!("{i}: index")).collect::<Vec<_>>().join(", "),
-            elem(v.dtype)?,
-            v.ty(),
-            tensor_ty(v.dtype, &shape)
-        ));
-        Ok(Val {
-            ssa,
-            dtype: v.dtype,
-            shape,
-        })
+        let r = v.rank();
+        let (src, src_ty, dt) = (v.ssa.clone(), v.ty(), v.dtype);
+        let e = elem(dt)?;
+        let init = self.empty(dt, &shape)?;
+        let res = self.generic(
+            &vec![Iter::Par; r],
+            &[],
+            &[(init, identity_map(r))],
+            |b, _| {
+                let mut subs = Vec::new();
+                let mut inside: Option<String> = None;
+                for j in 0..r {
+                    let i = b.loop_index(j);
+                    if lo[j] == 0 && hi[j] == 0 {
+                        subs.push(i);
+                        continue;
+                    }
+                    let l = b.index(lo[j] as i64);
+                    let s = b.op(format!("arith.subi {i}, {l} : index"));
+                    let z = b.index(0);
+                    let last = b.index(v.shape[j] as i64 - 1);
+                    let ge = b.op(format!("arith.cmpi sge, {s}, {z} : index"));
+                    let le = b.op(format!("arith.cmpi sle, {s}, {last} : index"));
+                    let ok = b.op(format!("arith.andi {ge}, {le} : i1"));
+                    inside = Some(match inside {
+                        None => ok,
+                        Some(p) => b.op(format!("arith.andi {p}, {ok} : i1")),
+                    });
+                    let c0 = b.op(format!("arith.maxsi {s}, {z} : index"));
+                    subs.push(b.op(format!("arith.minsi {c0}, {last} : index")));
+                }
+                let x = b.op(format!(
+                    "tensor.extract {src}[{}] : {src_ty}",
+                    subs.join(", ")
+                ));
+                let p = b.num(value, dt)?;
+                let inside = inside.expect("some dim is padded");
+                Ok(vec![b.op(format!("arith.select {inside}, {x}, {p} : {e}"))])
+            },
+        )?;
+        Ok(res.into_iter().next().expect("one result"))
     }
 }
 

@@ -1,4 +1,5 @@
-//! Contractions: `nn.matmul`, `nn.gemm`, `nn.conv`, each one
+//! Contractions: `nn.matmul`, `nn.gemm`, `nn.conv`, `nn.conv_transpose`,
+//! `nn.einsum`, each one
 //! `linalg.generic` with reduction iterators over a zero- (or bias-)
 //! initialized accumulator. Generic contractions keep batch broadcasting,
 //! transposes, groups, strides and dilations in the indexing maps, so no
@@ -6,6 +7,7 @@
 
 use super::ctx::{affine_map, elem, identity_map, Body, Builder, Iter, Operand, Res, Val};
 use super::{attr_err, NodeIn};
+use kiln_ir::ops::{parse_einsum, Window};
 use kiln_ir::DType;
 
 /// `acc + a * b` in the accumulator's dtype.
@@ -54,8 +56,10 @@ pub(crate) fn matmul(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
     let m = x2.shape[x2.rank() - 2];
     let k = x2.shape[x2.rank() - 1];
     let nn = y2.shape[y2.rank() - 1];
-    // Loop dims: batch..., m, n, k.
-    let (dm, dn, dk) = (nb, nb + 1, nb + 2);
+    // Loop dims: batch..., m, k, n: the innermost loop walks `n`, parallel
+    // and unit-stride in `y` and the result, so LLVM vectorizes it without
+    // reassociating the float reduction.
+    let (dm, dk, dn) = (nb, nb + 1, nb + 2);
     let bmap = |s: &[u64]| -> Vec<String> {
         s.iter()
             .enumerate()
@@ -79,8 +83,8 @@ pub(crate) fn matmul(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
     acc_shape.extend([m, nn]);
     let _ = k;
     let init = b.filled(0.0, dt, &acc_shape)?;
-    let mut iters = vec![Iter::Par; nb + 2];
-    iters.push(Iter::Red);
+    let mut iters = vec![Iter::Par; nb + 1];
+    iters.extend([Iter::Red, Iter::Par]);
     let r = b.generic(
         &iters,
         &[
@@ -93,28 +97,45 @@ pub(crate) fn matmul(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
     b.reshape(&r[0], out_shape)
 }
 
+/// The transpose of a matrix, materialized.
+fn transpose2(b: &mut Builder, y: &Val) -> Res<Val> {
+    let init = b.empty(y.dtype, &[y.shape[1], y.shape[0]])?;
+    let r = b.generic(
+        &[Iter::Par, Iter::Par],
+        &[Operand::of(y, affine_map(2, &[d(1), d(0)]))],
+        &[(init, identity_map(2))],
+        |_, a| Ok(vec![a[0].clone()]),
+    )?;
+    Ok(r.into_iter().next().expect("one result"))
+}
+
 /// `nn.gemm`: `alpha * op(A) * op(B) + beta * C`.
 pub(crate) fn gemm(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
     let (x, y) = (n.input(0)?, n.input(1)?);
     let (dt, out_shape) = n.out(0)?;
-    if !dt.is_float() {
-        return Err(format!("nn.gemm of dtype {dt} is not supported"));
+    if dt == DType::Bool {
+        return Err("nn.gemm on bool is not supported".into());
     }
     let ta = n.a.bool("trans_a").map_err(attr_err)?;
     let tb = n.a.bool("trans_b").map_err(attr_err)?;
     let alpha = n.a.float("alpha").map_err(attr_err)?;
     let beta = n.a.float("beta").map_err(attr_err)?;
-    // Loop dims: m, n, k.
-    let xm = if ta { [d(2), d(0)] } else { [d(0), d(2)] };
-    let ym = if tb { [d(1), d(2)] } else { [d(2), d(1)] };
+    if !dt.is_float() && (alpha.fract() != 0.0 || beta.fract() != 0.0) {
+        return Err("integer nn.gemm with fractional alpha or beta is not supported".into());
+    }
+    // Loop dims: m, k, n, so the innermost loop is parallel and unit-stride
+    // (see `matmul`). A transposed `B` is first copied to `[k, n]`: the copy
+    // is O(k n) against O(m k n) for the product, and keeps `n` unit-stride.
+    let y = if tb { transpose2(b, y)? } else { y.clone() };
+    let xm = if ta { [d(1), d(0)] } else { [d(0), d(1)] };
     let init = b.filled(0.0, dt, out_shape)?;
     let acc = b.generic(
-        &[Iter::Par, Iter::Par, Iter::Red],
+        &[Iter::Par, Iter::Red, Iter::Par],
         &[
             Operand::of(x, affine_map(3, &xm)),
-            Operand::of(y, affine_map(3, &ym)),
+            Operand::of(&y, affine_map(3, &[d(1), d(2)])),
         ],
-        &[(init, affine_map(3, &[d(0), d(1)]))],
+        &[(init, affine_map(3, &[d(0), d(2)]))],
         |body, a| mac(body, a, dt),
     )?;
     let acc = acc.into_iter().next().expect("one result");
@@ -123,6 +144,11 @@ pub(crate) fn gemm(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
         return Ok(acc);
     }
     let e = elem(dt)?;
+    let (mul, add) = if dt.is_float() {
+        ("mulf", "addf")
+    } else {
+        ("muli", "addi")
+    };
     let mut ins = vec![&acc];
     if let Some(c) = c {
         ins.push(c);
@@ -130,95 +156,83 @@ pub(crate) fn gemm(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
     b.map(&ins, dt, out_shape, |body, a| {
         let mut r = a[0].clone();
         if alpha != 1.0 {
-            let al = body.float(alpha, dt)?;
-            r = body.op(format!("arith.mulf {al}, {r} : {e}"));
+            let al = body.num(alpha, dt)?;
+            r = body.op(format!("arith.{mul} {al}, {r} : {e}"));
         }
         if c.is_some() {
             let mut cv = a[1].clone();
             if beta != 1.0 {
-                let be = body.float(beta, dt)?;
-                cv = body.op(format!("arith.mulf {be}, {cv} : {e}"));
+                let be = body.num(beta, dt)?;
+                cv = body.op(format!("arith.{mul} {be}, {cv} : {e}"));
             }
-            r = body.op(format!("arith.addf {r}, {cv} : {e}"));
+            r = body.op(format!("arith.{add} {r}, {cv} : {e}"));
         }
         Ok(r)
     })
 }
 
-/// Padding (begins, ends) per spatial dim from `pads` / `auto_pad`, given the
-/// input extents, kernel, strides, dilations and output extents.
+/// A window geometry with its padding resolved: the attributes come from
+/// [`Window`] (the schema's reader, defaults and checks included); `lo`/`hi`
+/// are the begin/end paddings after `auto_pad`, with `hi` extended so every
+/// output window lies inside the padded input (ceil mode). Positions past
+/// the last window (floor division) are simply never read.
 pub(crate) struct Spatial {
     pub kernel: Vec<u64>,
     pub strides: Vec<u64>,
     pub dilations: Vec<u64>,
     pub lo: Vec<u64>,
     pub hi: Vec<u64>,
+    /// `hi` before the ceil-mode extension (what `count_include_pad` counts).
+    pub explicit_hi: Vec<u64>,
 }
 
 impl Spatial {
-    /// Reads window attributes; `kernel` comes from the weight (conv) or the
-    /// `kernel_shape` attribute (pools). `hi` is extended so that every
-    /// output window lies inside the padded input (ceil mode), and trimmed
-    /// so the padded input is not longer than the windows read (VALID).
-    pub fn read(n: &NodeIn<'_>, input: &[u64], kernel: Vec<u64>, out: &[u64]) -> Res<Spatial> {
+    /// Reads the window of a node over `input` spatial extents producing
+    /// `out`; `kernel` is given when it comes from a weight (convolutions).
+    pub fn read(
+        n: &NodeIn<'_>,
+        input: &[u64],
+        kernel: Option<Vec<u64>>,
+        out: &[u64],
+    ) -> Res<Spatial> {
         let s = input.len();
-        let list = |name: &str, dflt: u64| -> Res<Vec<u64>> {
-            match n.a.ints(name).map_err(attr_err)? {
-                Some(v) if v.len() == s && v.iter().all(|&x| x > 0) => {
-                    Ok(v.into_iter().map(|x| x as u64).collect())
-                }
-                Some(v) => Err(format!("'{name}' = {v:?} does not fit {s} spatial dims")),
-                None => Ok(vec![dflt; s]),
-            }
-        };
-        let strides = list("strides", 1)?;
-        let dilations = list("dilations", 1)?;
-        if kernel.len() != s || out.len() != s {
-            return Err("kernel or output rank does not match the input".into());
+        let w = Window::read(n.a, s, kernel).map_err(attr_err)?;
+        if out.len() != s {
+            return Err("output rank does not match the input".into());
         }
-        let auto = n.a.str("auto_pad").map_err(attr_err)?.to_string();
-        let (mut lo, mut hi) = (vec![0u64; s], vec![0u64; s]);
-        match auto.as_str() {
-            "NOTSET" => {
-                if let Some(p) = n.a.ints("pads").map_err(attr_err)? {
-                    if p.len() != 2 * s || p.iter().any(|&x| x < 0) {
-                        return Err(format!("pads {p:?} do not fit {s} spatial dims"));
-                    }
-                    lo = p[..s].iter().map(|&x| x as u64).collect();
-                    hi = p[s..].iter().map(|&x| x as u64).collect();
-                }
-            }
-            "VALID" => {}
-            "SAME_UPPER" | "SAME_LOWER" => {
-                for i in 0..s {
-                    let eff = (kernel[i] - 1) * dilations[i] + 1;
-                    let need = ((out[i].max(1) - 1) * strides[i] + eff).saturating_sub(input[i]);
-                    let small = need / 2;
-                    if auto == "SAME_UPPER" {
-                        lo[i] = small;
-                        hi[i] = need - small;
-                    } else {
-                        lo[i] = need - small;
-                        hi[i] = small;
-                    }
-                }
-            }
-            other => return Err(format!("unknown auto_pad \"{other}\"")),
-        }
+        let eff = |i: usize| (w.kernel[i] - 1) * w.dilations[i] + 1;
+        let (mut lo, mut hi) = (w.pads[..s].to_vec(), w.pads[s..].to_vec());
         for i in 0..s {
-            let eff = (kernel[i] - 1) * dilations[i] + 1;
-            let need = (out[i].max(1) - 1) * strides[i] + eff;
+            match w.auto_pad.as_str() {
+                "VALID" => (lo[i], hi[i]) = (0, 0),
+                "SAME_UPPER" | "SAME_LOWER" => {
+                    let need =
+                        ((out[i].max(1) - 1) * w.strides[i] + eff(i)).saturating_sub(input[i]);
+                    let small = need / 2;
+                    (lo[i], hi[i]) = if w.auto_pad == "SAME_UPPER" {
+                        (small, need - small)
+                    } else {
+                        (need - small, small)
+                    };
+                }
+                _ => {}
+            }
+        }
+        let explicit_hi = hi.clone();
+        for i in 0..s {
+            let need = (out[i].max(1) - 1) * w.strides[i] + eff(i);
             let have = input[i] + lo[i] + hi[i];
             if need > have {
                 hi[i] += need - have;
             }
         }
         Ok(Spatial {
-            kernel,
-            strides,
-            dilations,
+            kernel: w.kernel,
+            strides: w.strides,
+            dilations: w.dilations,
             lo,
             hi,
+            explicit_hi,
         })
     }
 
@@ -232,10 +246,9 @@ impl Spatial {
 pub(crate) fn conv(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
     let (x, w) = (n.input(0)?, n.input(1)?);
     let (dt, out_shape) = n.out(0)?;
-    if !dt.is_float() {
-        return Err(format!("nn.conv of dtype {dt} is not supported"));
+    if dt == DType::Bool {
+        return Err("nn.conv on bool is not supported".into());
     }
-    let s = x.rank() - 2;
     let g = n.a.int("group").map_err(attr_err)?;
     let g = u64::try_from(g).map_err(|_| "group must be positive".to_string())?;
     let (bn, c) = (x.shape[0], x.shape[1]);
@@ -244,7 +257,12 @@ pub(crate) fn conv(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
         return Err(format!("group {g} does not divide channels {c} / {m}"));
     }
     let (cg, mg) = (c / g, m / g);
-    let sp = Spatial::read(n, &x.shape[2..], w.shape[2..].to_vec(), &out_shape[2..])?;
+    let sp = Spatial::read(
+        n,
+        &x.shape[2..],
+        Some(w.shape[2..].to_vec()),
+        &out_shape[2..],
+    )?;
     let mut lo = vec![0, 0];
     lo.extend(&sp.lo);
     let mut hi = vec![0, 0];
@@ -258,38 +276,301 @@ pub(crate) fn conv(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
     let wg = b.reshape(w, &ws)?;
     let mut os = vec![bn, g, mg];
     os.extend(&out_shape[2..]);
-    // Loop dims: n, g, m, o_0..o_s, c, k_0..k_s.
-    let nd = 4 + 2 * s;
-    let dc = 3 + s;
-    let out_map: Vec<String> = (0..3 + s).map(d).collect();
-    let init = match n.opt(2) {
-        None => b.filled(0.0, dt, &os)?,
-        Some(bias) => {
-            let bg = b.reshape(bias, &[g, mg])?;
-            let e = b.empty(dt, &os)?;
-            let r = b.generic(
-                &vec![Iter::Par; 3 + s],
-                &[Operand::of(&bg, affine_map(3 + s, &[d(1), d(2)]))],
-                &[(e, identity_map(3 + s))],
-                |_, a| Ok(vec![a[0].clone()]),
-            )?;
-            r.into_iter().next().expect("one result")
-        }
+    let bias = match n.opt(2) {
+        Some(bias) => Some(b.reshape(bias, &[g, mg])?),
+        None => None,
     };
+    let r = conv_nd(b, &xg, &wg, bias.as_ref(), &sp, &os, dt)?;
+    b.reshape(&r, out_shape)
+}
+
+/// The grouped convolution loop nest: `x` is `[N, G, C/G, padded...]`, `w`
+/// `[G, M/G, C/G, kernel...]`, the result `os` = `[N, G, M/G, out...]`.
+///
+/// Loop dims: n, g, m, o_0..o_{s-2}, c, k_0..k_{s-1}, o_{s-1}: the last
+/// output dim is innermost, parallel and unit-stride in the result (and in
+/// `x` at stride 1), so LLVM vectorizes it without reassociating floats.
+fn conv_nd(
+    b: &mut Builder,
+    x: &Val,
+    w: &Val,
+    bias: Option<&Val>,
+    sp: &Spatial,
+    os: &[u64],
+    dt: DType,
+) -> Res<Val> {
+    let s = sp.kernel.len();
+    let nd = 4 + 2 * s;
+    // Position of output spatial dim i and kernel dim i among the loop dims.
+    let od = |i: usize| if i + 1 == s { nd - 1 } else { 3 + i };
+    let dc = 2 + s;
+    let kd = |i: usize| dc + 1 + i;
+    let mut out_map = vec![d(0), d(1), d(2)];
+    out_map.extend((0..s).map(|i| d(od(i))));
+    let init = bias_init(b, bias, os, dt)?;
     let mut xm = vec![d(0), d(1), d(dc)];
-    xm.extend((0..s).map(|i| sp.index(i, 3 + i, dc + 1 + i)));
+    xm.extend((0..s).map(|i| sp.index(i, od(i), kd(i))));
     let mut wm = vec![d(1), d(2), d(dc)];
-    wm.extend((0..s).map(|i| d(dc + 1 + i)));
-    let mut iters = vec![Iter::Par; 3 + s];
+    wm.extend((0..s).map(|i| d(kd(i))));
+    let mut iters = vec![Iter::Par; 2 + s];
     iters.extend(vec![Iter::Red; 1 + s]);
+    iters.push(Iter::Par);
     let r = b.generic(
         &iters,
         &[
-            Operand::of(&xg, affine_map(nd, &xm)),
-            Operand::of(&wg, affine_map(nd, &wm)),
+            Operand::of(x, affine_map(nd, &xm)),
+            Operand::of(w, affine_map(nd, &wm)),
         ],
         &[(init, affine_map(nd, &out_map))],
         |body, a| mac(body, a, dt),
     )?;
+    Ok(r.into_iter().next().expect("one result"))
+}
+
+/// The accumulator of a grouped convolution `[N, G, M/G, out...]`: zeros,
+/// or the bias `[G, M/G]` broadcast.
+fn bias_init(b: &mut Builder, bias: Option<&Val>, os: &[u64], dt: DType) -> Res<Val> {
+    let r = os.len();
+    match bias {
+        None => b.filled(0.0, dt, os),
+        Some(bg) => {
+            let e = b.empty(dt, os)?;
+            let y = b.generic(
+                &vec![Iter::Par; r],
+                &[Operand::of(bg, affine_map(r, &[d(1), d(2)]))],
+                &[(e, identity_map(r))],
+                |_, a| Ok(vec![a[0].clone()]),
+            )?;
+            Ok(y.into_iter().next().expect("one result"))
+        }
+    }
+}
+
+/// `nn.conv_transpose`: grouped N-d transposed convolution. Each output
+/// position sums, over input channels of its group and kernel taps, the
+/// input at `t / stride` where `t = o + pad_begin - k * dilation` is
+/// divisible by the stride and inside the input (a gather, so nothing is
+/// scattered and no zeros are inserted). Only the begin padding matters
+/// once the output extent is fixed; it is resolved as the reference does
+/// (`output_shape`, `auto_pad`, `pads`), `output_padding` only extends the
+/// result, which the static result type already carries.
+pub(crate) fn conv_transpose(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
+    let (x, w) = (n.input(0)?.clone(), n.input(1)?);
+    let (dt, out_shape) = n.out(0)?;
+    if dt == DType::Bool {
+        return Err("nn.conv_transpose on bool is not supported".into());
+    }
+    if x.rank() < 3 || w.rank() != x.rank() {
+        return Err(format!("nn.conv_transpose of {} with {}", x.ty(), w.ty()));
+    }
+    let s = x.rank() - 2;
+    let g = u64::try_from(n.a.int("group").map_err(attr_err)?)
+        .ok()
+        .filter(|&g| g > 0)
+        .ok_or("group must be positive")?;
+    let (bn, c) = (x.shape[0], x.shape[1]);
+    if w.shape[0] != c || c % g != 0 {
+        return Err(format!("group {g} does not divide channels {c}"));
+    }
+    let (cg, mg) = (c / g, w.shape[1]);
+    let win = Window::read(n.a, s, Some(w.shape[2..].to_vec())).map_err(attr_err)?;
+    let out_pad =
+        n.a.ints("output_padding")
+            .map_err(attr_err)?
+            .unwrap_or(vec![0; s]);
+    let requested = n.a.ints("output_shape").map_err(attr_err)?.is_some();
+    if out_pad.len() != s || out_shape.len() != s + 2 {
+        return Err("output_padding or the result rank does not match the input".into());
+    }
+    let mut pb = Vec::with_capacity(s);
+    for i in 0..s {
+        let nin = x.shape[2 + i];
+        let eff = (win.kernel[i] - 1) * win.dilations[i] + 1;
+        let full = if nin == 0 {
+            0
+        } else {
+            win.strides[i] * (nin - 1) + u64::try_from(out_pad[i]).unwrap_or(0) + eff
+        };
+        let same = matches!(win.auto_pad.as_str(), "SAME_UPPER" | "SAME_LOWER");
+        pb.push(if requested || same {
+            // The total padding is whatever the fixed output extent leaves;
+            // the odd unit goes to the end for SAME_UPPER only.
+            let total = full.saturating_sub(out_shape[2 + i]);
+            if win.auto_pad == "SAME_UPPER" {
+                total / 2
+            } else {
+                total - total / 2
+            }
+        } else if win.auto_pad == "VALID" {
+            0
+        } else {
+            win.pads[i]
+        });
+    }
+    let mut ws = vec![g, cg, mg];
+    ws.extend(&w.shape[2..]);
+    let wg = b.reshape(w, &ws)?;
+    let mut os = vec![bn, g, mg];
+    os.extend(&out_shape[2..]);
+    let bias = match n.opt(2) {
+        Some(bias) => Some(b.reshape(bias, &[g, mg])?),
+        None => None,
+    };
+    if os.contains(&0) {
+        return b.empty(dt, out_shape);
+    }
+    let init = bias_init(b, bias.as_ref(), &os, dt)?;
+    // Loop dims as in `conv_nd`: n, g, m, o_0..o_{s-2}, c, k.., o_{s-1}.
+    let nd = 4 + 2 * s;
+    let od = |i: usize| if i + 1 == s { nd - 1 } else { 3 + i };
+    let dc = 2 + s;
+    let kd = |i: usize| dc + 1 + i;
+    let mut out_map = vec![d(0), d(1), d(2)];
+    out_map.extend((0..s).map(|i| d(od(i))));
+    let mut wm = vec![d(1), d(dc), d(2)];
+    wm.extend((0..s).map(|i| d(kd(i))));
+    let mut iters = vec![Iter::Par; 2 + s];
+    iters.extend(vec![Iter::Red; 1 + s]);
+    iters.push(Iter::Par);
+    let e = elem(dt)?;
+    let in_sp = x.shape[2..].to_vec();
+    let r = b.generic(
+        &iters,
+        &[Operand::of(&wg, affine_map(nd, &wm))],
+        &[(init, affine_map(nd, &out_map))],
+        |body, a| {
+            let z = body.index(0);
+            let cgc = body.index(cg as i64);
+            let gi = body.loop_index(1);
+            let ci = body.loop_index(dc);
+            let gb = body.op(format!("arith.muli {gi}, {cgc} : index"));
+            let ch = body.op(format!("arith.addi {gb}, {ci} : index"));
+            let mut subs = vec![body.loop_index(0), ch];
+            let mut ok: Option<String> = None;
+            for i in 0..s {
+                let o = body.loop_index(od(i));
+                let k = body.loop_index(kd(i));
+                let pc = body.index(pb[i] as i64);
+                let dl = body.index(win.dilations[i] as i64);
+                let op = body.op(format!("arith.addi {o}, {pc} : index"));
+                let kdl = body.op(format!("arith.muli {k}, {dl} : index"));
+                let t = body.op(format!("arith.subi {op}, {kdl} : index"));
+                let mut conds = vec![body.op(format!("arith.cmpi sge, {t}, {z} : index"))];
+                let q = if win.strides[i] == 1 {
+                    t
+                } else {
+                    let st = body.index(win.strides[i] as i64);
+                    let rem = body.op(format!("arith.remsi {t}, {st} : index"));
+                    conds.push(body.op(format!("arith.cmpi eq, {rem}, {z} : index")));
+                    body.op(format!("arith.divsi {t}, {st} : index"))
+                };
+                let nc = body.index(in_sp[i] as i64);
+                conds.push(body.op(format!("arith.cmpi slt, {q}, {nc} : index")));
+                for c in conds {
+                    ok = Some(match ok.take() {
+                        None => c,
+                        Some(p) => body.op(format!("arith.andi {p}, {c} : i1")),
+                    });
+                }
+                let last = body.index(in_sp[i] as i64 - 1);
+                let c0 = body.op(format!("arith.maxsi {q}, {z} : index"));
+                subs.push(body.op(format!("arith.minsi {c0}, {last} : index")));
+            }
+            let xv = body.extract(&x, &subs);
+            let zero = body.num(0.0, dt)?;
+            let ok = ok.expect("at least one spatial dim");
+            let xs = body.select(&ok, &xv, &zero, e);
+            mac(body, &[xs, a[0].clone(), a[1].clone()], dt)
+        },
+    )?;
     b.reshape(&r[0], out_shape)
+}
+
+/// `nn.einsum` (no ellipsis): one `linalg.generic` whose loop dims are the
+/// output labels and the summed labels, each operand read through the map of
+/// its labels (a repeated label reads a diagonal; an extent-1 dim that
+/// broadcasts reads index 0). The last output label is the innermost loop,
+/// so matmul-like equations vectorize as `matmul` does.
+pub(crate) fn einsum(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
+    let (dt, out_shape) = n.out(0)?;
+    if dt == DType::Bool {
+        return Err("nn.einsum on bool is not supported".into());
+    }
+    let spec = parse_einsum(n.a.str("equation").map_err(attr_err)?).map_err(attr_err)?;
+    let ops: Vec<&Val> = n.ins.iter().flatten().collect();
+    if spec.inputs.len() != ops.len() {
+        return Err("the equation does not match the operand count".into());
+    }
+    let mut extent: Vec<(char, u64)> = Vec::new();
+    for (labels, v) in spec.inputs.iter().zip(&ops) {
+        if labels.len() != v.rank() {
+            return Err(format!("labels {labels:?} do not match {}", v.ty()));
+        }
+        for (&c, &e) in labels.iter().zip(&v.shape) {
+            match extent.iter_mut().find(|(l, _)| *l == c) {
+                Some((_, x)) if *x == 1 => *x = e,
+                Some(_) => {}
+                None => extent.push((c, e)),
+            }
+        }
+    }
+    let summed: Vec<char> = {
+        let mut s: Vec<char> = extent
+            .iter()
+            .map(|&(c, _)| c)
+            .filter(|c| !spec.output.contains(c))
+            .collect();
+        s.sort_unstable();
+        s
+    };
+    // Loop order: output labels but the last, summed labels, last output label.
+    let mut order: Vec<(char, Iter)> = Vec::new();
+    let (last, front) = match spec.output.split_last() {
+        Some((l, f)) => (Some(*l), f),
+        None => (None, &spec.output[..]),
+    };
+    order.extend(front.iter().map(|&c| (c, Iter::Par)));
+    order.extend(summed.iter().map(|&c| (c, Iter::Red)));
+    order.extend(last.map(|c| (c, Iter::Par)));
+    let nd = order.len();
+    let pos = |c: char| {
+        order
+            .iter()
+            .position(|&(l, _)| l == c)
+            .expect("known label")
+    };
+    let ext = |c: char| extent.iter().find(|(l, _)| *l == c).map_or(1, |&(_, e)| e);
+    let mut ins = Vec::new();
+    for (labels, v) in spec.inputs.iter().zip(&ops) {
+        let m: Vec<String> = labels
+            .iter()
+            .zip(&v.shape)
+            .map(|(&c, &e)| {
+                if e == 1 && ext(c) != 1 {
+                    "0".to_string()
+                } else {
+                    d(pos(c))
+                }
+            })
+            .collect();
+        ins.push(Operand::of(v, affine_map(nd, &m)));
+    }
+    let om: Vec<String> = spec.output.iter().map(|&c| d(pos(c))).collect();
+    let init = b.filled(0.0, dt, out_shape)?;
+    let iters: Vec<Iter> = order.iter().map(|&(_, i)| i).collect();
+    let e = elem(dt)?;
+    let (mul, add) = if dt.is_float() {
+        ("mulf", "addf")
+    } else {
+        ("muli", "addi")
+    };
+    let k = ops.len();
+    let r = b.generic(&iters, &ins, &[(init, affine_map(nd, &om))], |body, a| {
+        let mut p = a[0].clone();
+        for x in &a[1..k] {
+            p = body.op(format!("arith.{mul} {p}, {x} : {e}"));
+        }
+        Ok(vec![body.op(format!("arith.{add} {}, {p} : {e}", a[k]))])
+    })?;
+    Ok(r.into_iter().next().expect("one result"))
 }

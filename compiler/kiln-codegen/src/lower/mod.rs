@@ -17,16 +17,23 @@
 //!   results leave with `bufferization.materialize_in_destination .. restrict
 //!   writable`, which copies whenever a result aliases an input, a weight or
 //!   another result.
+//! - An argument with a zero extent is declared `memref<0xT>` (see
+//!   `arg_ty`): it keeps its pointer in the ABI but is never accessed.
 //! - Every unsupported node is reported (not only the first), each named by
 //!   [`kiln_ir::Node::describe`].
 //! - Each op family has one emitter module; elementwise ops share one
 //!   table-driven broadcasting emitter ([`elementwise`]).
 
+mod attention;
 mod ctx;
 mod elementwise;
+mod index;
 mod linalg;
 mod norm;
 mod pool;
+mod quant;
+mod reduce;
+mod resize;
 mod shape;
 
 #[cfg(test)]
@@ -40,29 +47,9 @@ use std::fmt;
 use std::io::{self, Write};
 use thiserror::Error;
 
-/// The MLIR pass pipeline validated (with `mlir-opt-22`, LLVM 22.1) on the
-/// modules this lowering produces; targets may add tiling/vectorization but
-/// need every pass here. Math functions without an LLVM intrinsic (`erf`,
-/// `tanh`, `atan`, `acos`, `sinh`, ...) become libm calls
-/// (`convert-math-to-libm`), so the shared library must be linked with `-lm`.
-pub const CPU_PIPELINE: &str = concat!(
-    "builtin.module(",
-    "func.func(linalg-fuse-elementwise-ops), ",
-    "eliminate-empty-tensors, ",
-    "one-shot-bufferize{bufferize-function-boundaries function-boundary-type-conversion=identity-layout-map}, ",
-    "func.func(convert-linalg-to-loops), ",
-    "expand-strided-metadata, ",
-    "lower-affine, ",
-    "convert-scf-to-cf, ",
-    "convert-math-to-llvm, ",
-    "convert-math-to-libm, ",
-    "finalize-memref-to-llvm, ",
-    "convert-func-to-llvm{use-bare-ptr-memref-call-conv=1}, ",
-    "convert-arith-to-llvm, ",
-    "convert-cf-to-llvm, ",
-    "convert-index-to-llvm, ",
-    "reconcile-unrealized-casts)"
-);
+/// The CPU pipeline validated on the modules this lowering produces; defined
+/// once, in [`crate::targets`], and re-exported here.
+pub use crate::targets::CPU_PIPELINE;
 
 /// Placeholder for the blob length in `memref.view` source types.
 const WEIGHTS_BYTES: &str = "@WEIGHTS_BYTES@";
@@ -305,11 +292,19 @@ pub fn lower_graph(g: &Graph, opts: &LowerOptions) -> Result<LoweredModule, Lowe
     for (i, &v) in g.inputs.iter().enumerate() {
         match sig(v) {
             Ok(s) => {
-                let ssa = b.op(format!(
-                    "bufferization.to_tensor %in{i} restrict : {} to {}",
-                    memref_ty(s.dtype, &s.shape),
-                    ctx::tensor_ty(s.dtype, &s.shape)
-                ));
+                let ssa = if s.shape.contains(&0) {
+                    // Nothing to read (see `arg_ty`).
+                    b.op(format!(
+                        "tensor.empty() : {}",
+                        ctx::tensor_ty(s.dtype, &s.shape)
+                    ))
+                } else {
+                    b.op(format!(
+                        "bufferization.to_tensor %in{i} restrict : {} to {}",
+                        memref_ty(s.dtype, &s.shape),
+                        ctx::tensor_ty(s.dtype, &s.shape)
+                    ))
+                };
                 vals.insert(
                     v,
                     Val {
@@ -366,6 +361,9 @@ pub fn lower_graph(g: &Graph, opts: &LowerOptions) -> Result<LoweredModule, Lowe
     }
     for (j, &v) in g.outputs.iter().enumerate() {
         let t = &vals[&v];
+        if t.shape.contains(&0) {
+            continue; // nothing to write
+        }
         b.line(format!(
             "bufferization.materialize_in_destination {} in restrict writable %out{j} : ({}, {}) -> ()",
             t.ssa,
@@ -377,13 +375,13 @@ pub fn lower_graph(g: &Graph, opts: &LowerOptions) -> Result<LoweredModule, Lowe
     let mut args: Vec<String> = inputs
         .iter()
         .enumerate()
-        .map(|(i, s)| format!("%in{i}: {}", memref_ty(s.dtype, &s.shape)))
+        .map(|(i, s)| format!("%in{i}: {}", arg_ty(s)))
         .collect();
     args.extend(
         outputs
             .iter()
             .enumerate()
-            .map(|(i, s)| format!("%out{i}: {}", memref_ty(s.dtype, &s.shape))),
+            .map(|(i, s)| format!("%out{i}: {}", arg_ty(s))),
     );
     args.push(format!("%weights: memref<{}xi8>", layout.total_bytes));
     let mlir = format!(
@@ -401,6 +399,20 @@ pub fn lower_graph(g: &Graph, opts: &LowerOptions) -> Result<LoweredModule, Lowe
         weights: layout,
         pipeline_hint: CPU_PIPELINE,
     })
+}
+
+/// The memref type of a function argument. An argument without elements
+/// is declared `memref<0xT>`: `convert-func-to-llvm` with bare pointers
+/// rejects multi-dimensional memrefs with a zero extent (their canonical
+/// strides are not those of an identity layout), and such an argument is
+/// never read or written (inputs become `tensor.empty`, outputs are
+/// skipped), so only its pointer, as the ABI wants, is kept.
+fn arg_ty(s: &TensorSig) -> String {
+    if s.shape.contains(&0) {
+        memref_ty(s.dtype, &[0])
+    } else {
+        memref_ty(s.dtype, &s.shape)
+    }
 }
 
 fn lower_node(
@@ -583,8 +595,11 @@ fn emit(b: &mut Builder, n: &NodeIn<'_>) -> Res<Vec<Val>> {
         K::MatMul => linalg::matmul(b, n).map(|v| vec![v]),
         K::Gemm => linalg::gemm(b, n).map(|v| vec![v]),
         K::Conv => linalg::conv(b, n).map(|v| vec![v]),
+        K::ConvTranspose => linalg::conv_transpose(b, n).map(|v| vec![v]),
         K::MaxPool => pool::pool(b, n, true).map(|v| vec![v]),
         K::AveragePool => pool::pool(b, n, false).map(|v| vec![v]),
+        K::LpPool => pool::lp_pool(b, n).map(|v| vec![v]),
+        K::Lrn => pool::lrn(b, n).map(|v| vec![v]),
         K::GlobalAveragePool => norm::global_pool(b, n, false).map(|v| vec![v]),
         K::GlobalMaxPool => norm::global_pool(b, n, true).map(|v| vec![v]),
         K::ReduceL1
@@ -599,7 +614,10 @@ fn emit(b: &mut Builder, n: &NodeIn<'_>) -> Res<Vec<Val>> {
         | K::ReduceSumSquare => norm::reduce_op(b, n).map(|v| vec![v]),
         K::Softmax => norm::softmax(b, n, false).map(|v| vec![v]),
         K::LogSoftmax => norm::softmax(b, n, true).map(|v| vec![v]),
-        K::LayerNorm => norm::layer_norm(b, n),
+        K::LayerNorm => norm::layer_norm(b, n, false),
+        K::RmsNorm => norm::layer_norm(b, n, true),
+        K::InstanceNorm => norm::instance_norm(b, n).map(|v| vec![v]),
+        K::MeanVarianceNormalization => norm::mvn(b, n).map(|v| vec![v]),
         K::BatchNorm => norm::batch_norm(b, n).map(|v| vec![v]),
         K::Reshape | K::Flatten | K::Squeeze | K::Unsqueeze => {
             shape::reshape(b, n).map(|v| vec![v])
@@ -612,40 +630,36 @@ fn emit(b: &mut Builder, n: &NodeIn<'_>) -> Res<Vec<Val>> {
         K::Dropout => shape::dropout(b, n),
         K::Shape => shape::shape_of(b, n, false).map(|v| vec![v]),
         K::Size => shape::shape_of(b, n, true).map(|v| vec![v]),
+        K::Einsum => linalg::einsum(b, n).map(|v| vec![v]),
+        K::ArgMax => reduce::arg(b, n, true).map(|v| vec![v]),
+        K::ArgMin => reduce::arg(b, n, false).map(|v| vec![v]),
+        K::CumSum => reduce::cumsum(b, n).map(|v| vec![v]),
+        K::TopK => reduce::top_k(b, n),
+        K::Hardmax => reduce::hardmax(b, n).map(|v| vec![v]),
+        K::ConstantOfShape => shape::constant_of_shape(b, n).map(|v| vec![v]),
+        K::DepthToSpace => shape::depth_to_space(b, n).map(|v| vec![v]),
+        K::SpaceToDepth => shape::space_to_depth(b, n).map(|v| vec![v]),
+        K::EyeLike => shape::eye_like(b, n).map(|v| vec![v]),
+        K::GatherElements => shape::gather_elements(b, n).map(|v| vec![v]),
+        K::OneHot => shape::one_hot(b, n).map(|v| vec![v]),
+        K::Range => shape::range(b, n).map(|v| vec![v]),
+        K::Split => shape::split(b, n),
+        K::Tile => shape::tile(b, n).map(|v| vec![v]),
+        K::Trilu => shape::trilu(b, n).map(|v| vec![v]),
+        K::Resize => resize::resize(b, n).map(|v| vec![v]),
+        K::RotaryEmbedding => attention::rotary_embedding(b, n).map(|v| vec![v]),
+        K::QuantizeLinear => quant::quantize_linear(b, n).map(|v| vec![v]),
+        K::DequantizeLinear => quant::dequantize_linear(b, n).map(|v| vec![v]),
+        K::GatherNd => index::gather_nd(b, n).map(|v| vec![v]),
+        K::Pad => index::pad(b, n).map(|v| vec![v]),
+        K::ScatterElements => index::scatter_elements(b, n).map(|v| vec![v]),
+        K::ScatterNd => index::scatter_nd(b, n).map(|v| vec![v]),
+        K::NonZero => Err(
+            "nn.non_zero has a data-dependent result shape, which the static CPU lowering cannot express"
+                .into(),
+        ),
         // Not lowered yet: each is reported as unsupported, naming the node.
-        K::ConvTranspose
-        | K::Einsum
-        | K::LpPool
-        | K::Lrn
-        | K::ArgMax
-        | K::ArgMin
-        | K::CumSum
-        | K::TopK
-        | K::Hardmax
-        | K::InstanceNorm
-        | K::MeanVarianceNormalization
-        | K::RmsNorm
-        | K::ConstantOfShape
-        | K::DepthToSpace
-        | K::EyeLike
-        | K::GatherElements
-        | K::GatherNd
-        | K::NonZero
-        | K::OneHot
-        | K::Pad
-        | K::Range
-        | K::Resize
-        | K::ScatterElements
-        | K::ScatterNd
-        | K::SpaceToDepth
-        | K::Split
-        | K::Tile
-        | K::Trilu
-        | K::Attention
-        | K::RotaryEmbedding
-        | K::DequantizeLinear
-        | K::Nf4Dequantize
-        | K::QuantizeLinear => Err(format!(
+        K::Attention | K::Nf4Dequantize => Err(format!(
             "{} is not supported by the CPU lowering yet",
             n.node.op.name()
         )),

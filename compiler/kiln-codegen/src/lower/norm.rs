@@ -1,10 +1,14 @@
 //! Reductions (`nn.reduce_*`, global pools) and the normalizations built on
 //! them: `nn.softmax` / `nn.log_softmax` (max-subtracted, so `exp` never
-//! overflows), `nn.layer_norm` and inference-mode `nn.batch_norm`.
+//! overflows), inference-mode `nn.batch_norm`, and the normalizations that
+//! share one two-pass mean/variance helper ([`moments`]): `nn.layer_norm`,
+//! `nn.rms_norm`, `nn.instance_norm`, `nn.mean_variance_normalization`.
+//! Their statistics and arithmetic run in f32 (f64 for f64 inputs); f16 and
+//! bf16 inputs are widened first and the result is rounded once.
 
 use super::ctx::{affine_map, broadcast_map, elem, identity_map, Body, Builder, Iter, Operand};
 use super::ctx::{Res, Val};
-use super::elementwise::{max, min};
+use super::elementwise::{convert, max, min};
 use super::{attr_err, NodeIn};
 use kiln_ir::ops::infer::norm_axis;
 use kiln_ir::{DType, OpKind};
@@ -39,7 +43,7 @@ impl Combine {
         }
     }
 
-    fn apply(self, b: &mut Body<'_>, acc: &str, x: &str, dt: DType) -> Res<String> {
+    pub(crate) fn apply(self, b: &mut Body<'_>, acc: &str, x: &str, dt: DType) -> Res<String> {
         let e = elem(dt)?;
         if dt == DType::Bool {
             let op = match self {
@@ -289,72 +293,226 @@ pub(crate) fn softmax(b: &mut Builder, n: &NodeIn<'_>, log: bool) -> Res<Val> {
     Ok(y.into_iter().next().expect("one result"))
 }
 
-/// `nn.layer_norm`: normalizes over dims `axis..`, then scale and bias; the
-/// optional results are the mean and the inverse standard deviation.
-pub(crate) fn layer_norm(b: &mut Builder, n: &NodeIn<'_>) -> Res<Vec<Val>> {
-    let x = n.input(0)?;
-    let scale = n.input(1)?;
-    let (dt, out_shape) = n.out(0)?;
+/// The dtype statistics are computed in: f32 at least.
+fn stat_dtype(dt: DType) -> DType {
+    if dt == DType::F64 {
+        DType::F64
+    } else {
+        DType::F32
+    }
+}
+
+/// `x` converted to `to` (no op when it already has that dtype).
+fn convert_to(b: &mut Builder, x: &Val, to: DType) -> Res<Val> {
+    if x.dtype == to {
+        return Ok(x.clone());
+    }
+    let (from, shape) = (x.dtype, x.shape.clone());
+    b.map(&[x], to, &shape, |body, a| convert(body, &a[0], from, to))
+}
+
+/// Two-pass statistics of `x` over `axes` (sorted), with the axes dropped:
+/// the population mean (when `center`) and the mean of squared deviations
+/// from it (from 0 without `center`: the mean square of RMS norm). The one
+/// mean/variance helper of every normalization here.
+fn moments(b: &mut Builder, x: &Val, axes: &[usize], center: bool) -> Res<(Option<Val>, Val)> {
+    let dt = x.dtype;
+    let e = elem(dt)?;
+    let count: u64 = axes.iter().map(|&i| x.shape[i]).product();
+    let divide = |b: &mut Builder, v: &Val| -> Res<Val> {
+        let shape = v.shape.clone();
+        b.map(&[v], dt, &shape, |body, a| {
+            let c = body.float(count as f64, dt)?;
+            Ok(body.op(format!("arith.divf {}, {c} : {e}", a[0])))
+        })
+    };
+    let mean = if center {
+        let sum = reduce(b, x, axes, Combine::Add, &[], |_, a| Ok(a[0].clone()))?;
+        Some(divide(b, &sum)?)
+    } else {
+        None
+    };
+    let extra: Vec<&Val> = mean.iter().collect();
+    let sq = reduce(b, x, axes, Combine::Add, &extra, |body, a| {
+        let d = match a.get(1) {
+            Some(m) => body.op(format!("arith.subf {}, {m} : {e}", a[0])),
+            None => a[0].clone(),
+        };
+        Ok(body.op(format!("arith.mulf {d}, {d} : {e}")))
+    })?;
+    let var = divide(b, &sq)?;
+    Ok((mean, var))
+}
+
+/// A parameter read inside a normalization: its operand (in the statistics
+/// dtype) and map over the input's dims.
+fn param(b: &mut Builder, p: &Val, sd: DType, map: String) -> Res<Operand> {
+    let v = convert_to(b, p, sd)?;
+    Ok(Operand::of(&v, map))
+}
+
+/// The shared normalization: statistics of `x` over `axes`, then one
+/// `linalg.generic` over `x` whose body gets `(x, mean or None, var,
+/// params)` in the statistics dtype and returns the element; the result is
+/// rounded back to `x`'s dtype.
+fn normalize(
+    b: &mut Builder,
+    x: &Val,
+    axes: &[usize],
+    center: bool,
+    params: &[(&Val, String)],
+    body: impl FnOnce(&mut Body<'_>, &str, Option<&str>, &str, &[String]) -> Res<String>,
+) -> Res<(Val, Option<Val>, Val)> {
+    let dt = x.dtype;
     if !dt.is_float() {
-        return Err(format!("nn.layer_norm of dtype {dt} is not supported"));
+        return Err(format!("normalizing dtype {dt} is not supported"));
+    }
+    let sd = stat_dtype(dt);
+    let xs = convert_to(b, x, sd)?;
+    let (mean, var) = moments(b, &xs, axes, center)?;
+    let r = x.rank();
+    let mut ins = vec![Operand::of(&xs, identity_map(r))];
+    if let Some(m) = &mean {
+        ins.push(kept_operand(m, r, axes));
+    }
+    ins.push(kept_operand(&var, r, axes));
+    for (p, map) in params {
+        ins.push(param(b, p, sd, map.clone())?);
+    }
+    let init = b.empty(sd, &x.shape)?;
+    let k = if center { 3 } else { 2 };
+    let np = params.len();
+    let y = b.generic(
+        &vec![Iter::Par; r],
+        &ins,
+        &[(init, identity_map(r))],
+        |bd, a| {
+            let m = if center { Some(a[1].as_str()) } else { None };
+            Ok(vec![body(bd, &a[0], m, &a[k - 1], &a[k..k + np])?])
+        },
+    )?;
+    let y = y.into_iter().next().expect("one result");
+    Ok((convert_to(b, &y, dt)?, mean, var))
+}
+
+/// `1 / sqrt(var + eps)` in the body.
+fn rstd(b: &mut Body<'_>, var: &str, eps: f64, sd: DType) -> Res<String> {
+    let e = elem(sd)?;
+    let ep = b.float(eps, sd)?;
+    let ve = b.op(format!("arith.addf {var}, {ep} : {e}"));
+    Ok(b.op(format!("math.rsqrt {ve} : {e}")))
+}
+
+/// `nn.layer_norm` (and, with `rms`, `nn.rms_norm`): normalizes over dims
+/// `axis..`, then scale (and bias); layer norm's optional results are the
+/// mean and the inverse standard deviation.
+pub(crate) fn layer_norm(b: &mut Builder, n: &NodeIn<'_>, rms: bool) -> Res<Vec<Val>> {
+    let x = n.input(0)?;
+    let (dt, _) = n.out(0)?;
+    if !dt.is_float() {
+        return Err(format!(
+            "{} of dtype {dt} is not supported",
+            n.node.op.name()
+        ));
     }
     let r = x.rank();
     let axis = norm_axis(n.a.int("axis").map_err(attr_err)?, r).map_err(attr_err)?;
     let eps = n.a.float("epsilon").map_err(attr_err)?;
     let axes: Vec<usize> = (axis..r).collect();
-    let count: u64 = x.shape[axis..].iter().product();
-    let e = elem(dt)?;
-    let sum = reduce(b, x, &axes, Combine::Add, &[], |_, a| Ok(a[0].clone()))?;
-    let sshape = sum.shape.clone();
-    let mean = b.map(&[&sum], dt, &sshape, |body, a| {
-        let c = body.float(count as f64, dt)?;
-        Ok(body.op(format!("arith.divf {}, {c} : {e}", a[0])))
-    })?;
-    let sq = reduce(b, x, &axes, Combine::Add, &[&mean], |body, a| {
-        let d = body.op(format!("arith.subf {}, {} : {e}", a[0], a[1]));
-        Ok(body.op(format!("arith.mulf {d}, {d} : {e}")))
-    })?;
-    let rstd = b.map(&[&sq], dt, &sshape, |body, a| {
-        let c = body.float(count as f64, dt)?;
-        let ep = body.float(eps, dt)?;
-        let var = body.op(format!("arith.divf {}, {c} : {e}", a[0]));
-        let ve = body.op(format!("arith.addf {var}, {ep} : {e}"));
-        Ok(body.op(format!("math.rsqrt {ve} : {e}")))
-    })?;
-    let mut ins = vec![
-        Operand::of(x, identity_map(r)),
-        kept_operand(&mean, r, &axes),
-        kept_operand(&rstd, r, &axes),
-        Operand::of(scale, broadcast_map(&scale.shape, &x.shape)),
-    ];
-    let bias = n.opt(2);
-    if let Some(bias) = bias {
-        ins.push(Operand::of(bias, broadcast_map(&bias.shape, &x.shape)));
-    }
-    let init = b.empty(dt, out_shape)?;
-    let y = b.generic(
-        &vec![Iter::Par; r],
-        &ins,
-        &[(init, identity_map(r))],
-        |body, a| {
-            let d = body.op(format!("arith.subf {}, {} : {e}", a[0], a[1]));
-            let nrm = body.op(format!("arith.mulf {d}, {} : {e}", a[2]));
-            let mut y = body.op(format!("arith.mulf {nrm}, {} : {e}", a[3]));
-            if bias.is_some() {
-                y = body.op(format!("arith.addf {y}, {} : {e}", a[4]));
-            }
-            Ok(vec![y])
-        },
-    )?;
-    let mut res = vec![y.into_iter().next().expect("one result")];
-    for (i, v) in [mean, rstd].iter().enumerate().take(n.outs.len() - 1) {
-        let (odt, oshape) = n.out(i + 1)?;
-        if odt != dt {
-            return Err("layer_norm statistics in another dtype are not supported".into());
+    let sd = stat_dtype(dt);
+    let e = elem(sd)?;
+    let mut params: Vec<(&Val, String)> = Vec::new();
+    for i in 1..if rms { 2 } else { 3 } {
+        if let Some(p) = n.opt(i) {
+            params.push((p, broadcast_map(&p.shape, &x.shape)));
         }
-        res.push(b.reshape(v, oshape)?);
+    }
+    let has_scale = n.opt(1).is_some();
+    let has_bias = !rms && n.opt(2).is_some();
+    let (y, mean, var) = normalize(b, x, &axes, !rms, &params, |body, xv, m, var, p| {
+        let inv = rstd(body, var, eps, sd)?;
+        let d = match m {
+            Some(m) => body.op(format!("arith.subf {xv}, {m} : {e}")),
+            None => xv.to_string(),
+        };
+        let mut y = body.op(format!("arith.mulf {d}, {inv} : {e}"));
+        let mut k = 0;
+        if has_scale {
+            y = body.op(format!("arith.mulf {y}, {} : {e}", p[k]));
+            k += 1;
+        }
+        if has_bias {
+            y = body.op(format!("arith.addf {y}, {} : {e}", p[k]));
+        }
+        Ok(y)
+    })?;
+    let mut res = vec![y];
+    if n.outs.len() > 1 {
+        let mean = mean.ok_or("nn.rms_norm has one result")?;
+        let sshape = var.shape.clone();
+        let inv = b.map(&[&var], sd, &sshape, |body, a| rstd(body, &a[0], eps, sd))?;
+        for (i, v) in [mean, inv].iter().enumerate().take(n.outs.len() - 1) {
+            let (odt, oshape) = n.out(i + 1)?;
+            let v = convert_to(b, v, odt)?;
+            res.push(b.reshape(&v, oshape)?);
+        }
     }
     Ok(res)
+}
+
+/// `nn.instance_norm`: per (sample, channel) over the spatial dims, then the
+/// per-channel scale and bias.
+pub(crate) fn instance_norm(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
+    let x = n.input(0)?;
+    let (dt, _) = n.out(0)?;
+    if x.rank() < 2 {
+        return Err(format!("nn.instance_norm of {} needs [N, C, ...]", x.ty()));
+    }
+    let eps = n.a.float("epsilon").map_err(attr_err)?;
+    let (s, bias) = (n.input(1)?, n.input(2)?);
+    let c = x.shape[1];
+    if s.shape != [c] || bias.shape != [c] {
+        return Err(format!("scale and bias must have shape [{c}]"));
+    }
+    let r = x.rank();
+    let axes: Vec<usize> = (2..r).collect();
+    let sd = stat_dtype(dt);
+    let e = elem(sd)?;
+    let ch = affine_map(r, &["d1".to_string()]);
+    let params = [(s, ch.clone()), (bias, ch)];
+    let (y, _, _) = normalize(b, x, &axes, true, &params, |body, xv, m, var, p| {
+        let inv = rstd(body, var, eps, sd)?;
+        let d = body.op(format!("arith.subf {xv}, {} : {e}", m.unwrap_or(xv)));
+        let nrm = body.op(format!("arith.mulf {d}, {inv} : {e}"));
+        let sc = body.op(format!("arith.mulf {nrm}, {} : {e}", p[0]));
+        Ok(body.op(format!("arith.addf {sc}, {} : {e}", p[1])))
+    })?;
+    Ok(y)
+}
+
+/// `nn.mean_variance_normalization`: `(x - mean) / (sqrt(var) + 1e-9)` over
+/// `axes`, as the ONNX reference computes it.
+pub(crate) fn mvn(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
+    let x = n.input(0)?;
+    let (dt, _) = n.out(0)?;
+    let r = x.rank();
+    let raw = n.a.ints("axes").map_err(attr_err)?.unwrap_or_default();
+    let mut axes: Vec<usize> = raw
+        .iter()
+        .map(|&a| norm_axis(a, r).map_err(attr_err))
+        .collect::<Res<_>>()?;
+    axes.sort_unstable();
+    axes.dedup();
+    let sd = stat_dtype(dt);
+    let e = elem(sd)?;
+    let (y, _, _) = normalize(b, x, &axes, true, &[], |body, xv, m, var, _| {
+        let d = body.op(format!("arith.subf {xv}, {} : {e}", m.unwrap_or(xv)));
+        let sdv = body.op(format!("math.sqrt {var} : {e}"));
+        let tiny = body.float(1e-9, sd)?;
+        let den = body.op(format!("arith.addf {sdv}, {tiny} : {e}"));
+        Ok(body.op(format!("arith.divf {d}, {den} : {e}")))
+    })?;
+    Ok(y)
 }
 
 /// `nn.batch_norm` in inference mode: per-channel (dim 1) affine map with

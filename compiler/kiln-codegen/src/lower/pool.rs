@@ -4,7 +4,9 @@
 //! kernel's shape, only read for its extents, gives the window loops their
 //! bounds. Average pools divide by a per-position count obtained by pooling a
 //! tensor of ones the same way, so `count_include_pad` and ceil-mode windows
-//! need no special cases.
+//! need no special cases. `nn.lp_pool` sums `|x|^p` the same way (padding
+//! adds 0) and takes the `p`-th root. `nn.lrn` sums squares over a channel
+//! window with an `scf.for` in the body of one `linalg.generic`.
 
 use super::ctx::{affine_map, elem, Builder, Iter, Operand, Res, Val};
 use super::linalg::Spatial;
@@ -63,25 +65,10 @@ pub(crate) fn pool(b: &mut Builder, n: &NodeIn<'_>, is_max: bool) -> Res<Val> {
     if x.rank() < 3 {
         return Err(format!("pool input {} needs spatial dims", x.ty()));
     }
-    let kernel: Vec<u64> =
-        n.a.ints("kernel_shape")
-            .map_err(attr_err)?
-            .ok_or("kernel_shape is required")?
-            .into_iter()
-            .map(|k| u64::try_from(k).map_err(|_| "negative kernel_shape".to_string()))
-            .collect::<Res<_>>()?;
-    if kernel.contains(&0) {
-        return Err("kernel_shape must be positive".into());
-    }
     let spatial_in = &x.shape[2..];
     let spatial_out = &out_shape[2..];
-    let sp = Spatial::read(n, spatial_in, kernel, spatial_out)?;
-    let explicit_hi: Vec<u64> = match n.a.ints("pads").map_err(attr_err)? {
-        Some(p) if n.a.str("auto_pad").map_err(attr_err)? == "NOTSET" => {
-            p[p.len() / 2..].iter().map(|&v| v.max(0) as u64).collect()
-        }
-        _ => sp.hi.clone(),
-    };
+    let sp = Spatial::read(n, spatial_in, None, spatial_out)?;
+    let explicit_hi = sp.explicit_hi.clone();
     let mut lo = vec![0, 0];
     lo.extend(&sp.lo);
     let mut hi = vec![0, 0];
@@ -112,5 +99,84 @@ pub(crate) fn pool(b: &mut Builder, n: &NodeIn<'_>, is_max: bool) -> Res<Val> {
     let e = elem(dt)?;
     b.map(&[&sum, &counts], dt, out_shape, |body, a| {
         Ok(body.op(format!("arith.divf {}, {} : {e}", a[0], a[1])))
+    })
+}
+
+/// `nn.lp_pool`: `(sum |x|^p over the window)^(1/p)`, pads contributing 0.
+pub(crate) fn lp_pool(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
+    let x = n.input(0)?;
+    let (dt, out_shape) = n.out(0)?;
+    if !dt.is_float() || x.rank() < 3 {
+        return Err(format!("nn.lp_pool of {} is not supported", x.ty()));
+    }
+    let p = n.a.int("p").map_err(attr_err)?;
+    if p <= 0 {
+        return Err(format!("p must be positive, got {p}"));
+    }
+    let sp = Spatial::read(n, &x.shape[2..], None, &out_shape[2..])?;
+    let e = elem(dt)?;
+    let shape = x.shape.clone();
+    let pw = b.map(&[x], dt, &shape, |body, a| {
+        let ab = body.op(format!("math.absf {} : {e}", a[0]));
+        let pc = body.float(p as f64, dt)?;
+        Ok(body.op(format!("math.powf {ab}, {pc} : {e}")))
+    })?;
+    let mut lo = vec![0, 0];
+    lo.extend(&sp.lo);
+    let mut hi = vec![0, 0];
+    hi.extend(&sp.hi);
+    let xp = b.pad(&pw, &lo, &hi, 0.0)?;
+    let sum = window_reduce(b, &xp, 2, &sp, out_shape, false)?;
+    b.map(&[&sum], dt, out_shape, |body, a| {
+        let inv = body.float(1.0 / p as f64, dt)?;
+        Ok(body.op(format!("math.powf {}, {inv} : {e}", a[0])))
+    })
+}
+
+/// `nn.lrn`: `x / (bias + alpha / size * sum_sq)^beta`, the sum of squares
+/// running over channels `c - floor((size-1)/2) ..= c + ceil((size-1)/2)`
+/// clipped to the channel range.
+pub(crate) fn lrn(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
+    let x = n.input(0)?.clone();
+    let (dt, shape) = n.out(0)?;
+    let size = n.a.int("size").map_err(attr_err)?;
+    if !dt.is_float() || size <= 0 || x.rank() < 3 {
+        return Err(format!(
+            "nn.lrn of {} with size {size} is not supported",
+            x.ty()
+        ));
+    }
+    let alpha = n.a.float("alpha").map_err(attr_err)?;
+    let beta = n.a.float("beta").map_err(attr_err)?;
+    let bias = n.a.float("bias").map_err(attr_err)?;
+    let (before, after) = ((size - 1) / 2, (size - 1) - (size - 1) / 2);
+    let c = x.shape[1] as i64;
+    let e = elem(dt)?;
+    b.tabulate(dt, shape, |body, idx| {
+        let ch = &idx[1];
+        let bc = body.index(before);
+        let ac = body.index(after + 1);
+        let z = body.index(0);
+        let cc = body.index(c);
+        let lo0 = body.op(format!("arith.subi {ch}, {bc} : index"));
+        let lo = body.op(format!("arith.maxsi {lo0}, {z} : index"));
+        let hi0 = body.op(format!("arith.addi {ch}, {ac} : index"));
+        let hi = body.op(format!("arith.minsi {hi0}, {cc} : index"));
+        let zero = body.float(0.0, dt)?;
+        let sq = body.for_loop(&lo, &hi, &[(zero, e)], |body, k, acc| {
+            let mut at = idx.to_vec();
+            at[1] = k.to_string();
+            let v = body.extract(&x, &at);
+            let v2 = body.op(format!("arith.mulf {v}, {v} : {e}"));
+            Ok(vec![body.op(format!("arith.addf {}, {v2} : {e}", acc[0]))])
+        })?;
+        let k = body.float(alpha / size as f64, dt)?;
+        let bb = body.float(bias, dt)?;
+        let be = body.float(beta, dt)?;
+        let t = body.op(format!("arith.mulf {k}, {} : {e}", sq[0]));
+        let base = body.op(format!("arith.addf {bb}, {t} : {e}"));
+        let den = body.op(format!("math.powf {base}, {be} : {e}"));
+        let v = body.extract(&x, idx);
+        Ok(body.op(format!("arith.divf {v}, {den} : {e}")))
     })
 }

@@ -11,17 +11,41 @@ use std::process::Command;
 
 // ---- graph building ----
 
-fn node(g: &mut Graph, op: OpKind, ins: &[Option<kiln_ir::ValueId>], attrs: &[(&str, Attr)]) -> Vec<kiln_ir::ValueId> {
-    let attrs: kiln_ir::Attrs = attrs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+fn node(
+    g: &mut Graph,
+    op: OpKind,
+    ins: &[Option<kiln_ir::ValueId>],
+    attrs: &[(&str, Attr)],
+) -> Vec<kiln_ir::ValueId> {
+    node_n(g, op, ins, attrs, 1)
+}
+
+fn node_n(
+    g: &mut Graph,
+    op: OpKind,
+    ins: &[Option<kiln_ir::ValueId>],
+    attrs: &[(&str, Attr)],
+    num_outputs: usize,
+) -> Vec<kiln_ir::ValueId> {
+    let attrs: kiln_ir::Attrs = attrs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
     let defs = g.defs();
-    let tys: Vec<Option<TensorType>> = ins.iter().map(|i| i.map(|v| g.value(v).ty.clone())).collect();
+    let tys: Vec<Option<TensorType>> = ins
+        .iter()
+        .map(|i| i.map(|v| g.value(v).ty.clone()))
+        .collect();
     let ty_refs: Vec<Option<&TensorType>> = tys.iter().map(Option::as_ref).collect();
     let consts: Vec<Option<ConstOperand<'_>>> = ins
         .iter()
         .map(|i| {
             let w = g.constant_weight(&defs, (*i)?)?;
             let w = g.weight(w);
-            Some(ConstOperand { ty: &w.ty, data: w.bytes()? })
+            Some(ConstOperand {
+                ty: &w.ty,
+                data: w.bytes()?,
+            })
         })
         .collect();
     let ctx = InferCtx {
@@ -29,16 +53,26 @@ fn node(g: &mut Graph, op: OpKind, ins: &[Option<kiln_ir::ValueId>], attrs: &[(&
         inputs: &ty_refs,
         attrs: &attrs,
         consts: &consts,
-        num_outputs: 1,
+        num_outputs,
         weight_ty: None,
     };
     let out = (op.def().infer)(&ctx).expect("test graphs are valid");
     drop(consts);
-    let results = out.into_iter().enumerate().map(|(i, t)| (format!("r{i}"), t)).collect();
+    let results = out
+        .into_iter()
+        .take(num_outputs)
+        .enumerate()
+        .map(|(i, t)| (format!("r{i}"), t))
+        .collect();
     g.add_node(op, ins.to_vec(), attrs, results)
 }
 
-fn node1(g: &mut Graph, op: OpKind, ins: &[kiln_ir::ValueId], attrs: &[(&str, Attr)]) -> kiln_ir::ValueId {
+fn node1(
+    g: &mut Graph,
+    op: OpKind,
+    ins: &[kiln_ir::ValueId],
+    attrs: &[(&str, Attr)],
+) -> kiln_ir::ValueId {
     let ins: Vec<_> = ins.iter().map(|&v| Some(v)).collect();
     node(g, op, &ins, attrs)[0]
 }
@@ -64,7 +98,12 @@ fn kf32(g: &mut Graph, shape: &[u64], v: &[f32]) -> kiln_ir::ValueId {
 }
 
 fn ki64(g: &mut Graph, v: &[i64]) -> kiln_ir::ValueId {
-    konst(g, DType::I64, &[v.len() as u64], v.iter().flat_map(|x| x.to_le_bytes()).collect())
+    konst(
+        g,
+        DType::I64,
+        &[v.len() as u64],
+        v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+    )
 }
 
 fn input(g: &mut Graph, shape: &[u64]) -> kiln_ir::ValueId {
@@ -85,10 +124,34 @@ fn tool(cmd: &mut Command) {
 fn build(m: &LoweredModule, dir: &Path) -> libloading::Library {
     std::fs::write(dir.join("in.mlir"), &m.mlir).expect("write");
     let pipe = format!("--pass-pipeline={}", m.pipeline_hint);
-    tool(Command::new("mlir-opt-22").current_dir(dir).args(["in.mlir", &pipe, "-o", "ll.mlir"]));
-    tool(Command::new("mlir-translate-22").current_dir(dir).args(["--mlir-to-llvmir", "ll.mlir", "-o", "m.ll"]));
-    tool(Command::new("llc-22").current_dir(dir).args(["-O2", "-filetype=obj", "-relocation-model=pic", "m.ll", "-o", "m.o"]));
-    tool(Command::new("ld.lld-22").current_dir(dir).args(["-shared", "m.o", "-o", "m.so", "-L/usr/lib/x86_64-linux-gnu", "-L/usr/lib/aarch64-linux-gnu", "-lm"]));
+    tool(
+        Command::new("mlir-opt-22")
+            .current_dir(dir)
+            .args(["in.mlir", &pipe, "-o", "ll.mlir"]),
+    );
+    tool(Command::new("mlir-translate-22").current_dir(dir).args([
+        "--mlir-to-llvmir",
+        "ll.mlir",
+        "-o",
+        "m.ll",
+    ]));
+    tool(Command::new("llc-22").current_dir(dir).args([
+        "-O2",
+        "-filetype=obj",
+        "-relocation-model=pic",
+        "m.ll",
+        "-o",
+        "m.o",
+    ]));
+    tool(Command::new("ld.lld-22").current_dir(dir).args([
+        "-shared",
+        "m.o",
+        "-o",
+        "m.so",
+        "-L/usr/lib/x86_64-linux-gnu",
+        "-L/usr/lib/aarch64-linux-gnu",
+        "-lm",
+    ]));
     // SAFETY: the library was just built from our own module; it has no initializers.
     unsafe { libloading::Library::new(dir.join("m.so")) }.expect("dlopen")
 }
@@ -109,7 +172,12 @@ fn run(g: &Graph, inputs: &[Vec<u8>]) -> Vec<Vec<u8>> {
     let mut outs: Vec<Vec<u8>> = m
         .outputs
         .iter()
-        .map(|s| vec![0xAB; (s.shape.iter().product::<u64>() as usize * s.dtype.byte_size().unwrap()).max(1)])
+        .map(|s| {
+            vec![
+                0xAB;
+                (s.shape.iter().product::<u64>() as usize * s.dtype.byte_size().unwrap()).max(1)
+            ]
+        })
         .collect();
     let mut args: Vec<P> = ins.iter_mut().map(|v| v.as_mut_ptr()).collect();
     args.extend(outs.iter_mut().map(|v| v.as_mut_ptr()));
@@ -132,6 +200,11 @@ fn run(g: &Graph, inputs: &[Vec<u8>]) -> Vec<Vec<u8>> {
             5 => call!(0 1 2 3 4),
             6 => call!(0 1 2 3 4 5),
             7 => call!(0 1 2 3 4 5 6),
+            8 => call!(0 1 2 3 4 5 6 7),
+            9 => call!(0 1 2 3 4 5 6 7 8),
+            10 => call!(0 1 2 3 4 5 6 7 8 9),
+            11 => call!(0 1 2 3 4 5 6 7 8 9 10),
+            12 => call!(0 1 2 3 4 5 6 7 8 9 10 11),
             n => panic!("{n} arguments"),
         }
     }
@@ -139,13 +212,18 @@ fn run(g: &Graph, inputs: &[Vec<u8>]) -> Vec<Vec<u8>> {
 }
 
 fn as_f32(b: &[u8]) -> Vec<f32> {
-    b.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()
+    b.chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect()
 }
 
 fn close(got: &[f32], want: &[f32], tol: f32) {
     assert_eq!(got.len(), want.len(), "length: got {got:?}, want {want:?}");
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!((g - w).abs() <= tol * (1.0 + w.abs()), "element {i}: got {g}, want {w}\n got {got:?}\nwant {want:?}");
+        assert!(
+            (g - w).abs() <= tol * (1.0 + w.abs()),
+            "element {i}: got {g}, want {w}\n got {got:?}\nwant {want:?}"
+        );
     }
 }
 
@@ -175,7 +253,9 @@ fn binary_broadcast_with_weight() {
     g.outputs = vec![d, q];
     let xv = seq(6, 1.0, 0.0);
     let outs = run(&g, &[f32_bytes(&xv)]);
-    let want_d: Vec<f32> = (0..6).map(|i| (xv[i] + [10.0, 20.0, 30.0][i % 3]) / [2.0, 4.0][i / 3]).collect();
+    let want_d: Vec<f32> = (0..6)
+        .map(|i| (xv[i] + [10.0, 20.0, 30.0][i % 3]) / [2.0, 4.0][i / 3])
+        .collect();
     let want_q: Vec<f32> = want_d.iter().map(|d| (d * d - d).powi(2)).collect();
     close(&as_f32(&outs[0]), &want_d, 1e-6);
     close(&as_f32(&outs[1]), &want_q, 1e-5);
@@ -185,23 +265,87 @@ fn binary_broadcast_with_weight() {
 fn unary_table() {
     let xs = [-1.5f32, -1.0, 0.0, 0.5, 1.0, 2.0];
     // erf at the points above (Abramowitz & Stegun table values).
-    let erf = [-0.966_105_146_5f32, -0.842_700_792_9, 0.0, 0.520_499_877_8, 0.842_700_792_9, 0.995_322_265_0];
+    let erf = [
+        -0.966_105_146_5f64,
+        -0.842_700_792_9,
+        0.0,
+        0.520_499_877_8,
+        0.842_700_792_9,
+        0.995_322_265_0,
+    ];
+    let erf = erf.map(|v| v as f32);
     let sig = |x: f32| 1.0 / (1.0 + (-x).exp());
-    let cases: Vec<(OpKind, Vec<(&str, Attr)>, Vec<f32>)> = vec![
-        (OpKind::Relu, vec![], xs.iter().map(|x| x.max(0.0)).collect()),
+    type Case<'a> = (OpKind, Vec<(&'a str, Attr)>, Vec<f32>);
+    let cases: Vec<Case<'_>> = vec![
+        (
+            OpKind::Relu,
+            vec![],
+            xs.iter().map(|x| x.max(0.0)).collect(),
+        ),
         (OpKind::Erf, vec![], erf.to_vec()),
         (OpKind::Exp, vec![], xs.iter().map(|x| x.exp()).collect()),
         (OpKind::Tanh, vec![], xs.iter().map(|x| x.tanh()).collect()),
-        (OpKind::Sigmoid, vec![], xs.iter().map(|&x| sig(x)).collect()),
+        (
+            OpKind::Sigmoid,
+            vec![],
+            xs.iter().map(|&x| sig(x)).collect(),
+        ),
         (OpKind::Neg, vec![], xs.iter().map(|x| -x).collect()),
         (OpKind::Abs, vec![], xs.iter().map(|x| x.abs()).collect()),
-        (OpKind::LeakyRelu, vec![("alpha", Attr::Float(0.1))], xs.iter().map(|&x| if x >= 0.0 { x } else { 0.1 * x }).collect()),
-        (OpKind::Gelu, vec![], xs.iter().zip(erf).map(|(&x, e)| 0.5 * x * (1.0 + e_at(x, e))).collect()),
-        (OpKind::Softplus, vec![], xs.iter().map(|x| (1.0 + x.exp()).ln()).collect()),
-        (OpKind::HardSwish, vec![], xs.iter().map(|&x| x * (x / 6.0 + 0.5).clamp(0.0, 1.0)).collect()),
-        (OpKind::Sign, vec![], xs.iter().map(|&x| if x > 0.0 { 1.0 } else if x < 0.0 { -1.0 } else { 0.0 }).collect()),
-        (OpKind::Floor, vec![], xs.iter().map(|x| x.floor()).collect()),
-        (OpKind::Elu, vec![], xs.iter().map(|&x| if x >= 0.0 { x } else { x.exp() - 1.0 }).collect()),
+        (
+            OpKind::LeakyRelu,
+            vec![("alpha", Attr::Float(0.1))],
+            xs.iter()
+                .map(|&x| if x >= 0.0 { x } else { 0.1 * x })
+                .collect(),
+        ),
+        (
+            OpKind::Gelu,
+            vec![],
+            xs.iter()
+                .zip(erf)
+                .map(|(&x, e)| 0.5 * x * (1.0 + e_at(x, e)))
+                .collect(),
+        ),
+        (
+            OpKind::Softplus,
+            vec![],
+            xs.iter().map(|x| (1.0 + x.exp()).ln()).collect(),
+        ),
+        (
+            OpKind::HardSwish,
+            vec![],
+            xs.iter()
+                .map(|&x| x * (x / 6.0 + 0.5).clamp(0.0, 1.0))
+                .collect(),
+        ),
+        (
+            OpKind::Sign,
+            vec![],
+            xs.iter()
+                .map(|&x| {
+                    if x > 0.0 {
+                        1.0
+                    } else if x < 0.0 {
+                        -1.0
+                    } else {
+                        0.0
+                    }
+                })
+                .collect(),
+        ),
+        (
+            OpKind::Floor,
+            vec![],
+            xs.iter().map(|x| x.floor()).collect(),
+        ),
+        (
+            OpKind::Elu,
+            vec![],
+            xs.iter()
+                .map(|&x| if x >= 0.0 { x } else { x.exp() - 1.0 })
+                .collect(),
+        ),
     ];
     // gelu(x) = x/2 (1 + erf(x / sqrt 2)): erf at x/sqrt2 from the table is not
     // available, so compare with erf computed by a reference series.
@@ -226,7 +370,10 @@ fn unary_table() {
     }
     // sqrt and log on positive inputs.
     let pos = [0.25f32, 1.0, 4.0, 9.0];
-    for (op, f) in [(OpKind::Sqrt, f32::sqrt as fn(f32) -> f32), (OpKind::Log, f32::ln)] {
+    for (op, f) in [
+        (OpKind::Sqrt, f32::sqrt as fn(f32) -> f32),
+        (OpKind::Log, f32::ln),
+    ] {
         let mut g = Graph::new("t");
         let x = input(&mut g, &[4]);
         let y = node1(&mut g, op, &[x], &[]);
@@ -259,16 +406,43 @@ fn compare_where_clip() {
 fn cast_roundtrips() {
     let mut g = Graph::new("t");
     let x = input(&mut g, &[4]);
-    let i = node1(&mut g, OpKind::Cast, &[x], &[("to", Attr::DType(DType::I32))]);
-    let h = node1(&mut g, OpKind::Cast, &[x], &[("to", Attr::DType(DType::F16))]);
-    let back = node1(&mut g, OpKind::Cast, &[h], &[("to", Attr::DType(DType::F32))]);
-    let fi = node1(&mut g, OpKind::Cast, &[i], &[("to", Attr::DType(DType::F32))]);
+    let i = node1(
+        &mut g,
+        OpKind::Cast,
+        &[x],
+        &[("to", Attr::DType(DType::I32))],
+    );
+    let h = node1(
+        &mut g,
+        OpKind::Cast,
+        &[x],
+        &[("to", Attr::DType(DType::F16))],
+    );
+    let back = node1(
+        &mut g,
+        OpKind::Cast,
+        &[h],
+        &[("to", Attr::DType(DType::F32))],
+    );
+    let fi = node1(
+        &mut g,
+        OpKind::Cast,
+        &[i],
+        &[("to", Attr::DType(DType::F32))],
+    );
     g.outputs = vec![i, back, fi];
     let outs = run(&g, &[f32_bytes(&[-2.7, 0.4, 3.9, 1000.1])]);
-    let ints: Vec<i32> = outs[0].chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap())).collect();
+    let ints: Vec<i32> = outs[0]
+        .chunks_exact(4)
+        .map(|c| i32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
     assert_eq!(ints, vec![-2, 0, 3, 1000]);
     // f16 has 11 significant bits: 1000.1 rounds to 1000, 3.9 to 3.900390625.
-    close(&as_f32(&outs[1]), &[-2.69921875, 0.39990234, 3.9003906, 1000.0], 1e-6);
+    close(
+        &as_f32(&outs[1]),
+        &[-2.699_218_8, 0.399_902_34, 3.900_390_6, 1000.0],
+        1e-6,
+    );
     close(&as_f32(&outs[2]), &[-2.0, 0.0, 3.0, 1000.0], 0.0);
 }
 
@@ -297,8 +471,16 @@ fn gemm_transposes_alpha_beta() {
     let plain = matmul_ref(&a, &b, m, k, n);
     for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
         let mut g = Graph::new("t");
-        let (sa, av) = if ta { ([k as u64, m as u64], transpose2(&a, m, k)) } else { ([m as u64, k as u64], a.clone()) };
-        let (sb, bv) = if tb { ([n as u64, k as u64], transpose2(&b, k, n)) } else { ([k as u64, n as u64], b.clone()) };
+        let (sa, av) = if ta {
+            ([k as u64, m as u64], transpose2(&a, m, k))
+        } else {
+            ([m as u64, k as u64], a.clone())
+        };
+        let (sb, bv) = if tb {
+            ([n as u64, k as u64], transpose2(&b, k, n))
+        } else {
+            ([k as u64, n as u64], b.clone())
+        };
         let x = input(&mut g, &sa);
         let w = kf32(&mut g, &sb, &bv);
         let c = kf32(&mut g, &[n as u64], &bias);
@@ -306,10 +488,19 @@ fn gemm_transposes_alpha_beta() {
             &mut g,
             OpKind::Gemm,
             &[x, w, c],
-            &[("trans_a", Attr::Bool(ta)), ("trans_b", Attr::Bool(tb)), ("alpha", Attr::Float(0.5)), ("beta", Attr::Float(2.0))],
+            &[
+                ("trans_a", Attr::Bool(ta)),
+                ("trans_b", Attr::Bool(tb)),
+                ("alpha", Attr::Float(0.5)),
+                ("beta", Attr::Float(2.0)),
+            ],
         );
         g.outputs = vec![y];
-        let want: Vec<f32> = plain.iter().enumerate().map(|(i, v)| 0.5 * v + 2.0 * bias[i % n]).collect();
+        let want: Vec<f32> = plain
+            .iter()
+            .enumerate()
+            .map(|(i, v)| 0.5 * v + 2.0 * bias[i % n])
+            .collect();
         close(&run1(&g, &[&av]), &want, 1e-6);
     }
 }
@@ -330,7 +521,13 @@ fn matmul_batch_broadcast_and_vectors() {
     let mut want = Vec::new();
     for i in 0..2 {
         for j in 0..3 {
-            want.extend(matmul_ref(&a[i * 6..i * 6 + 6], &b[j * 6..j * 6 + 6], 2, 3, 2));
+            want.extend(matmul_ref(
+                &a[i * 6..i * 6 + 6],
+                &b[j * 6..j * 6 + 6],
+                2,
+                3,
+                2,
+            ));
         }
     }
     close(&as_f32(&outs[0]), &want, 1e-6);
@@ -339,7 +536,17 @@ fn matmul_batch_broadcast_and_vectors() {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn conv_ref(x: &[f32], xs: [usize; 4], w: &[f32], ws: [usize; 4], bias: &[f32], g: usize, stride: usize, pad: [usize; 4], dil: usize) -> (Vec<f32>, [usize; 4]) {
+fn conv_ref(
+    x: &[f32],
+    xs: [usize; 4],
+    w: &[f32],
+    ws: [usize; 4],
+    bias: &[f32],
+    g: usize,
+    stride: usize,
+    pad: [usize; 4],
+    dil: usize,
+) -> (Vec<f32>, [usize; 4]) {
     let [n, c, h, wd] = xs;
     let [m, cg, kh, kw] = ws;
     let oh = (h + pad[0] + pad[2] - ((kh - 1) * dil + 1)) / stride + 1;
@@ -361,7 +568,8 @@ fn conv_ref(x: &[f32], xs: [usize; 4], w: &[f32], ws: [usize; 4], bias: &[f32], 
                                     continue;
                                 }
                                 let ch = grp * cg + ic;
-                                s += x[((b * c + ch) * h + y as usize) * wd + xx as usize] * w[((oc * cg + ic) * kh + p) * kw + q];
+                                s += x[((b * c + ch) * h + y as usize) * wd + xx as usize]
+                                    * w[((oc * cg + ic) * kh + p) * kw + q];
                             }
                         }
                     }
@@ -376,7 +584,11 @@ fn conv_ref(x: &[f32], xs: [usize; 4], w: &[f32], ws: [usize; 4], bias: &[f32], 
 #[test]
 fn conv_pads_strides_groups_dilations() {
     // (group, stride, pads [t, l, b, r], dilation)
-    for (grp, stride, pads, dil) in [(1, 1, [1, 1, 1, 1], 1), (2, 2, [1, 0, 2, 1], 1), (4, 1, [0, 0, 0, 0], 2)] {
+    for (grp, stride, pads, dil) in [
+        (1, 1, [1, 1, 1, 1], 1),
+        (2, 2, [1, 0, 2, 1], 1),
+        (4, 1, [0, 0, 0, 0], 2),
+    ] {
         let (c, m) = (4, 4);
         let xs = [1, c, 6, 5];
         let ws = [m, c / grp, 3, 3];
@@ -399,7 +611,10 @@ fn conv_pads_strides_groups_dilations() {
                 ("dilations", Attr::Ints(vec![dil as i64; 2])),
             ],
         );
-        assert_eq!(g.value(y).ty.static_shape().unwrap(), os.map(|v| v as u64).to_vec());
+        assert_eq!(
+            g.value(y).ty.static_shape().unwrap(),
+            os.map(|v| v as u64).to_vec()
+        );
         g.outputs = vec![y];
         close(&run1(&g, &[&x]), &want, 1e-5);
     }
@@ -407,7 +622,18 @@ fn conv_pads_strides_groups_dilations() {
 
 // ---- pools ----
 
-fn pool_ref(x: &[f32], h: usize, w: usize, k: usize, s: usize, pad: usize, oh: usize, ow: usize, kind: &str) -> Vec<f32> {
+#[allow(clippy::too_many_arguments)]
+fn pool_ref(
+    x: &[f32],
+    h: usize,
+    w: usize,
+    k: usize,
+    s: usize,
+    pad: usize,
+    oh: usize,
+    ow: usize,
+    kind: &str,
+) -> Vec<f32> {
     let mut out = Vec::new();
     for i in 0..oh {
         for j in 0..ow {
@@ -441,8 +667,15 @@ fn pool_ref(x: &[f32], h: usize, w: usize, k: usize, s: usize, pad: usize, oh: u
 
 #[test]
 fn pools() {
-    let x = seq(25, 1.0, -7.0).iter().map(|v| (v * 0.37).sin() * 4.0).collect::<Vec<f32>>();
-    for (kind, op, include) in [("max", OpKind::MaxPool, false), ("avg", OpKind::AveragePool, false), ("avg_pad", OpKind::AveragePool, true)] {
+    let x = seq(25, 1.0, -7.0)
+        .iter()
+        .map(|v| (v * 0.37).sin() * 4.0)
+        .collect::<Vec<f32>>();
+    for (kind, op, include) in [
+        ("max", OpKind::MaxPool, false),
+        ("avg", OpKind::AveragePool, false),
+        ("avg_pad", OpKind::AveragePool, true),
+    ] {
         let mut g = Graph::new("t");
         let xi = input(&mut g, &[1, 1, 5, 5]);
         let mut attrs = vec![
@@ -462,7 +695,11 @@ fn pools() {
     let xi = input(&mut g, &[1, 2, 2, 2]);
     let y = node1(&mut g, OpKind::GlobalAveragePool, &[xi], &[]);
     g.outputs = vec![y];
-    close(&run1(&g, &[&[1.0, 2.0, 3.0, 4.0, -1.0, -1.0, -1.0, 3.0]]), &[2.5, 0.0], 0.0);
+    close(
+        &run1(&g, &[&[1.0, 2.0, 3.0, 4.0, -1.0, -1.0, -1.0, 3.0]]),
+        &[2.5, 0.0],
+        0.0,
+    );
 }
 
 // ---- normalizations ----
@@ -498,7 +735,12 @@ fn layer_norm_and_batch_norm() {
     let x = input(&mut g, &[2, 4]);
     let sc = kf32(&mut g, &[4], &[1.0, 2.0, 0.5, -1.0]);
     let bi = kf32(&mut g, &[4], &[0.0, 0.1, 0.2, 0.3]);
-    let y = node1(&mut g, OpKind::LayerNorm, &[x, sc, bi], &[("axis", Attr::Int(-1)), ("epsilon", Attr::Float(1e-5))]);
+    let y = node1(
+        &mut g,
+        OpKind::LayerNorm,
+        &[x, sc, bi],
+        &[("axis", Attr::Int(-1)), ("epsilon", Attr::Float(1e-5))],
+    );
     g.outputs = vec![y];
     let mut want = Vec::new();
     for r in 0..2 {
@@ -506,7 +748,10 @@ fn layer_norm_and_batch_norm() {
         let mean: f32 = row.iter().sum::<f32>() / 4.0;
         let var: f32 = row.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / 4.0;
         for (i, v) in row.iter().enumerate() {
-            want.push((v - mean) / (var + 1e-5).sqrt() * [1.0, 2.0, 0.5, -1.0][i] + [0.0, 0.1, 0.2, 0.3][i]);
+            want.push(
+                (v - mean) / (var + 1e-5).sqrt() * [1.0, 2.0, 0.5, -1.0][i]
+                    + [0.0, 0.1, 0.2, 0.3][i],
+            );
         }
     }
     close(&run1(&g, &[&xv]), &want, 1e-5);
@@ -517,9 +762,19 @@ fn layer_norm_and_batch_norm() {
     let b = kf32(&mut g, &[2], &[1.0, -1.0]);
     let mean = kf32(&mut g, &[2], &[0.5, -0.5]);
     let var = kf32(&mut g, &[2], &[4.0, 0.25]);
-    let y = node1(&mut g, OpKind::BatchNorm, &[x, s, b, mean, var], &[("epsilon", Attr::Float(0.0))]);
+    let y = node1(
+        &mut g,
+        OpKind::BatchNorm,
+        &[x, s, b, mean, var],
+        &[("epsilon", Attr::Float(0.0))],
+    );
     g.outputs = vec![y];
-    let want = [(1.0 - 0.5) / 2.0 * 2.0 + 1.0, (2.0 - 0.5) / 2.0 * 2.0 + 1.0, (3.0 + 0.5) / 0.5 * 3.0 - 1.0, (4.0 + 0.5) / 0.5 * 3.0 - 1.0];
+    let want = [
+        (1.0 - 0.5) / 2.0 * 2.0 + 1.0,
+        (2.0 - 0.5) / 2.0 * 2.0 + 1.0,
+        (3.0 + 0.5) / 0.5 * 3.0 - 1.0,
+        (4.0 + 0.5) / 0.5 * 3.0 - 1.0,
+    ];
     close(&run1(&g, &[&[1.0, 2.0, 3.0, 4.0]]), &want, 1e-6);
 }
 
@@ -529,10 +784,20 @@ fn reductions() {
     let mut g = Graph::new("t");
     let x = input(&mut g, &[2, 3]);
     let ax1 = ki64(&mut g, &[1]);
-    let s = node1(&mut g, OpKind::ReduceSum, &[x, ax1], &[("keepdims", Attr::Bool(false))]);
+    let s = node1(
+        &mut g,
+        OpKind::ReduceSum,
+        &[x, ax1],
+        &[("keepdims", Attr::Bool(false))],
+    );
     let ax0 = ki64(&mut g, &[0]);
     let m = node1(&mut g, OpKind::ReduceMean, &[x, ax0], &[]);
-    let mx = node1(&mut g, OpKind::ReduceMax, &[x], &[("keepdims", Attr::Bool(false))]);
+    let mx = node1(
+        &mut g,
+        OpKind::ReduceMax,
+        &[x],
+        &[("keepdims", Attr::Bool(false))],
+    );
     g.outputs = vec![s, m, mx];
     let outs = run(&g, &[f32_bytes(&xv)]);
     close(&as_f32(&outs[0]), &[-3.0, 6.0], 0.0);
@@ -547,21 +812,47 @@ fn reshape_transpose_gather_concat_slice() {
     let xv = seq(6, 1.0, 0.0); // [[0,1,2],[3,4,5]]
     let mut g = Graph::new("t");
     let x = input(&mut g, &[2, 3]);
-    let t = node1(&mut g, OpKind::Transpose, &[x], &[("perm", Attr::Ints(vec![1, 0]))]);
+    let t = node1(
+        &mut g,
+        OpKind::Transpose,
+        &[x],
+        &[("perm", Attr::Ints(vec![1, 0]))],
+    );
     let shape = ki64(&mut g, &[1, 6]);
     let r = node1(&mut g, OpKind::Reshape, &[t, shape], &[]);
     let f = node1(&mut g, OpKind::Flatten, &[x], &[("axis", Attr::Int(0))]);
-    let idx = konst(&mut g, DType::I64, &[2, 2], [-1i64, 0, 1, 1].iter().flat_map(|v| v.to_le_bytes()).collect());
+    let idx = konst(
+        &mut g,
+        DType::I64,
+        &[2, 2],
+        [-1i64, 0, 1, 1]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect(),
+    );
     let ga = node1(&mut g, OpKind::Gather, &[x, idx], &[("axis", Attr::Int(0))]);
     let cat = node1(&mut g, OpKind::Concat, &[x, x], &[("axis", Attr::Int(1))]);
-    let (st, en, ax, sp) = (ki64(&mut g, &[2]), ki64(&mut g, &[-100]), ki64(&mut g, &[1]), ki64(&mut g, &[-2]));
+    let (st, en, ax, sp) = (
+        ki64(&mut g, &[2]),
+        ki64(&mut g, &[-100]),
+        ki64(&mut g, &[1]),
+        ki64(&mut g, &[-2]),
+    );
     let sl = node1(&mut g, OpKind::Slice, &[x, st, en, ax, sp], &[]);
     g.outputs = vec![r, f, ga, cat, sl];
     let outs = run(&g, &[f32_bytes(&xv)]);
     close(&as_f32(&outs[0]), &[0.0, 3.0, 1.0, 4.0, 2.0, 5.0], 0.0);
     close(&as_f32(&outs[1]), &xv, 0.0);
-    close(&as_f32(&outs[2]), &[3.0, 4.0, 5.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 3.0, 4.0, 5.0], 0.0);
-    close(&as_f32(&outs[3]), &[0.0, 1.0, 2.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 3.0, 4.0, 5.0], 0.0);
+    close(
+        &as_f32(&outs[2]),
+        &[3.0, 4.0, 5.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 3.0, 4.0, 5.0],
+        0.0,
+    );
+    close(
+        &as_f32(&outs[3]),
+        &[0.0, 1.0, 2.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 3.0, 4.0, 5.0],
+        0.0,
+    );
     close(&as_f32(&outs[4]), &[2.0, 0.0, 5.0, 3.0], 0.0);
 }
 
@@ -586,14 +877,26 @@ fn outputs_alias_inputs_constants_and_each_other() {
 #[test]
 fn every_unsupported_node_is_reported() {
     let mut g = Graph::new("t");
-    let x = g.add_input("x", TensorType::new(DType::F32, vec![kiln_ir::Dim::sym("n"), 4u64.into()]));
+    let x = g.add_input(
+        "x",
+        TensorType::new(DType::F32, vec![kiln_ir::Dim::sym("n"), 4u64.into()]),
+    );
     let y = node1(&mut g, OpKind::Relu, &[x], &[]);
     let xs = input(&mut g, &[4]);
-    let e = node1(&mut g, OpKind::Einsum, &[xs, xs], &[("equation", Attr::Str("i,i->".into()))]);
+    let e = node1(&mut g, OpKind::NonZero, &[xs], &[]);
     g.outputs = vec![y, e];
     let err = lower_graph(&g, &LowerOptions::default()).expect_err("unsupported");
     let nodes: Vec<String> = err.nodes().into_iter().map(|u| u.node).collect();
-    assert_eq!(nodes, vec!["input \"x\"", "output \"r0\"", "nn.relu", "nn.einsum"]);
+    assert_eq!(
+        nodes,
+        vec![
+            "input \"x\"",
+            "output \"r0\"",
+            "output \"r0_1\"",
+            "nn.relu",
+            "nn.non_zero"
+        ]
+    );
     assert!(matches!(err, LowerError::Unsupported { .. }));
 }
 
@@ -617,4 +920,956 @@ fn weights_are_aligned_and_streamed() {
     assert_eq!(&blob[64..76], &f32_bytes(&[4.0, 5.0, 6.0])[..]);
     assert!(blob[12..64].iter().all(|&b| b == 0));
     close(&run1(&g, &[&[1.0, 1.0, 1.0]]), &[6.0, 8.0, 10.0], 0.0);
+}
+
+// ---- the reference interpreter as oracle ----
+
+use kiln_interp::Tensor;
+
+/// Deterministic pseudo-random values in [-2, 2), with some exact
+/// duplicates so ties are exercised.
+fn vals(n: usize, seed: u64) -> Vec<f64> {
+    let mut s = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+    (0..n)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            ((s >> 40) % 64) as f64 / 16.0 - 2.0
+        })
+        .collect()
+}
+
+fn tensor(dtype: DType, shape: &[u64], v: Vec<f64>) -> Tensor {
+    if dtype.is_float() {
+        Tensor::from_f64(dtype, shape.to_vec(), v)
+    } else {
+        Tensor::from_ints(
+            dtype,
+            shape.to_vec(),
+            v.iter().map(|&x| x as i128).collect(),
+        )
+    }
+}
+
+/// A typed graph input.
+fn input_t(g: &mut Graph, dtype: DType, shape: &[u64]) -> kiln_ir::ValueId {
+    g.add_input("x", TensorType::fixed(dtype, shape))
+}
+
+/// A constant from a tensor.
+fn konst_t(g: &mut Graph, t: &Tensor) -> kiln_ir::ValueId {
+    konst(g, t.dtype, &t.shape.clone(), t.to_bytes())
+}
+
+/// Runs `g` compiled and through `kiln_interp::run_graph`, and compares
+/// every output: integers and bools exactly, floats within `tol` relative
+/// (NaN only matches NaN).
+fn check(g: &Graph, inputs: &[Tensor], tol: f64) {
+    let want = kiln_interp::run_graph(g, inputs).unwrap_or_else(|e| panic!("oracle: {e}"));
+    let bytes: Vec<Vec<u8>> = inputs.iter().map(Tensor::to_bytes).collect();
+    let got = run(g, &bytes);
+    assert_eq!(got.len(), want.len());
+    for (k, (gb, w)) in got.iter().zip(&want).enumerate() {
+        let n = w.numel() * w.dtype.byte_size().unwrap();
+        let gt = Tensor::from_bytes(w.dtype, &w.shape, &gb[..n]).expect("output bytes");
+        if w.dtype.is_float() {
+            let (gv, wv) = (gt.to_f64_vec(), w.to_f64_vec());
+            for (i, (a, b)) in gv.iter().zip(&wv).enumerate() {
+                let ok = if b.is_nan() {
+                    a.is_nan()
+                } else {
+                    a == b || (a - b).abs() <= tol * (1.0 + b.abs())
+                };
+                assert!(
+                    ok,
+                    "output {k} element {i}: got {a}, want {b}\n got {gv:?}\nwant {wv:?}"
+                );
+            }
+        } else {
+            assert_eq!(gt.data, w.data, "output {k} ({:?})", w.shape);
+        }
+    }
+}
+
+/// One node over one f32 input of `shape` (plus constant operands), checked
+/// against the oracle.
+fn check_unary(
+    op: OpKind,
+    shape: &[u64],
+    extra: &[Option<Tensor>],
+    attrs: &[(&str, Attr)],
+    outs: usize,
+) {
+    let mut g = Graph::new("t");
+    let x = input_t(&mut g, DType::F32, shape);
+    let mut ins = vec![Some(x)];
+    for e in extra {
+        ins.push(e.as_ref().map(|t| konst_t(&mut g, t)));
+    }
+    g.outputs = node_n(&mut g, op, &ins, attrs, outs);
+    let n = shape.iter().product::<u64>() as usize;
+    check(&g, &[tensor(DType::F32, shape, vals(n, 7))], 1e-5);
+}
+
+fn i64s(v: &[i64]) -> Tensor {
+    Tensor::from_ints(
+        DType::I64,
+        vec![v.len() as u64],
+        v.iter().map(|&x| i128::from(x)).collect(),
+    )
+}
+
+fn i64_scalar(v: i64) -> Tensor {
+    Tensor::from_ints(DType::I64, vec![], vec![i128::from(v)])
+}
+
+#[test]
+fn arg_max_min_ties_nan_and_ints() {
+    let shape = [3u64, 4];
+    let mut xv = vals(12, 3);
+    xv[5] = f64::NAN;
+    for op in [OpKind::ArgMax, OpKind::ArgMin] {
+        for (keep, last, axis) in [(true, false, 1), (false, true, 0), (false, false, -1)] {
+            let mut g = Graph::new("t");
+            let x = input_t(&mut g, DType::F32, &shape);
+            let y = node1(
+                &mut g,
+                op,
+                &[x],
+                &[
+                    ("axis", Attr::Int(axis)),
+                    ("keepdims", Attr::Bool(keep)),
+                    ("select_last_index", Attr::Bool(last)),
+                ],
+            );
+            let xi = input_t(&mut g, DType::I32, &shape);
+            let yi = node1(
+                &mut g,
+                op,
+                &[xi],
+                &[
+                    ("axis", Attr::Int(axis)),
+                    ("select_last_index", Attr::Bool(last)),
+                ],
+            );
+            g.outputs = vec![y, yi];
+            check(
+                &g,
+                &[
+                    tensor(DType::F32, &shape, xv.clone()),
+                    tensor(
+                        DType::I32,
+                        &shape,
+                        vals(12, 4).iter().map(|v| (v * 2.0).round()).collect(),
+                    ),
+                ],
+                0.0,
+            );
+        }
+    }
+}
+
+#[test]
+fn cumsum_modes() {
+    for (excl, rev) in [(false, false), (true, false), (false, true), (true, true)] {
+        let attrs = [
+            ("exclusive", Attr::Bool(excl)),
+            ("reverse", Attr::Bool(rev)),
+        ];
+        check_unary(OpKind::CumSum, &[2, 5], &[Some(i64_scalar(1))], &attrs, 1);
+        check_unary(OpKind::CumSum, &[3, 2], &[Some(i64s(&[-2]))], &attrs, 1);
+    }
+}
+
+#[test]
+fn top_k_largest_smallest_with_ties() {
+    for largest in [true, false] {
+        let mut g = Graph::new("t");
+        let x = input_t(&mut g, DType::F32, &[2, 6]);
+        let k = konst_t(&mut g, &i64s(&[3]));
+        g.outputs = node_n(
+            &mut g,
+            OpKind::TopK,
+            &[Some(x), Some(k)],
+            &[("largest", Attr::Bool(largest))],
+            2,
+        );
+        let mut xv = vals(12, 11);
+        xv[2] = f64::NAN;
+        xv[3] = -0.0;
+        xv[4] = 0.0;
+        check(&g, &[tensor(DType::F32, &[2, 6], xv)], 0.0);
+    }
+}
+
+#[test]
+fn hardmax_first_max() {
+    check_unary(OpKind::Hardmax, &[3, 4], &[], &[("axis", Attr::Int(1))], 1);
+    check_unary(OpKind::Hardmax, &[3, 4], &[], &[("axis", Attr::Int(0))], 1);
+}
+
+#[test]
+fn shape_family() {
+    check_unary(
+        OpKind::DepthToSpace,
+        &[1, 8, 2, 3],
+        &[],
+        &[("blocksize", Attr::Int(2))],
+        1,
+    );
+    check_unary(
+        OpKind::DepthToSpace,
+        &[1, 8, 2, 3],
+        &[],
+        &[
+            ("blocksize", Attr::Int(2)),
+            ("mode", Attr::Str("CRD".into())),
+        ],
+        1,
+    );
+    check_unary(
+        OpKind::SpaceToDepth,
+        &[1, 2, 4, 6],
+        &[],
+        &[("blocksize", Attr::Int(2))],
+        1,
+    );
+    check_unary(OpKind::Tile, &[2, 3], &[Some(i64s(&[2, 3]))], &[], 1);
+    check_unary(
+        OpKind::Split,
+        &[2, 7],
+        &[Some(i64s(&[2, 1, 4]))],
+        &[("axis", Attr::Int(1))],
+        3,
+    );
+    check_unary(
+        OpKind::Split,
+        &[5, 2],
+        &[None],
+        &[("num_outputs", Attr::Int(2))],
+        2,
+    );
+    for upper in [true, false] {
+        check_unary(
+            OpKind::Trilu,
+            &[2, 3, 4],
+            &[Some(i64_scalar(1))],
+            &[("upper", Attr::Bool(upper))],
+            1,
+        );
+        check_unary(
+            OpKind::Trilu,
+            &[4, 3],
+            &[Some(i64_scalar(-1))],
+            &[("upper", Attr::Bool(upper))],
+            1,
+        );
+    }
+    check_unary(OpKind::EyeLike, &[3, 5], &[], &[("k", Attr::Int(1))], 1);
+    check_unary(
+        OpKind::EyeLike,
+        &[4, 3],
+        &[],
+        &[("k", Attr::Int(-1)), ("dtype", Attr::DType(DType::I32))],
+        1,
+    );
+}
+
+#[test]
+fn constants_ranges_one_hot() {
+    let mut g = Graph::new("t");
+    let shape = konst_t(&mut g, &i64s(&[2, 3]));
+    let c = node1(
+        &mut g,
+        OpKind::ConstantOfShape,
+        &[shape],
+        &[("value", Attr::Float(2.5))],
+    );
+    let ci = node1(
+        &mut g,
+        OpKind::ConstantOfShape,
+        &[shape],
+        &[
+            ("value", Attr::Float(-3.0)),
+            ("value_dtype", Attr::DType(DType::I32)),
+        ],
+    );
+    let (s, l, d) = (
+        konst_t(&mut g, &tensor(DType::F32, &[], vec![1.5])),
+        konst_t(&mut g, &tensor(DType::F32, &[], vec![-2.0])),
+        konst_t(&mut g, &tensor(DType::F32, &[], vec![-0.75])),
+    );
+    let r = node1(&mut g, OpKind::Range, &[s, l, d], &[]);
+    let (s, l, d) = (
+        konst_t(&mut g, &i64_scalar(10)),
+        konst_t(&mut g, &i64_scalar(-3)),
+        konst_t(&mut g, &i64_scalar(-4)),
+    );
+    let ri = node1(&mut g, OpKind::Range, &[s, l, d], &[]);
+    let ind = input_t(&mut g, DType::I64, &[2, 3]);
+    let depth = konst_t(&mut g, &i64_scalar(4));
+    let values = konst_t(&mut g, &tensor(DType::F32, &[2], vec![-1.0, 5.0]));
+    let oh = node1(
+        &mut g,
+        OpKind::OneHot,
+        &[ind, depth, values],
+        &[("axis", Attr::Int(1))],
+    );
+    let oh2 = node1(&mut g, OpKind::OneHot, &[ind, depth, values], &[]);
+    g.outputs = vec![c, ci, r, ri, oh, oh2];
+    check(
+        &g,
+        &[tensor(
+            DType::I64,
+            &[2, 3],
+            vec![0.0, 3.0, -1.0, 7.0, -4.0, 2.0],
+        )],
+        1e-6,
+    );
+}
+
+#[test]
+fn gather_elements_wraps_negative() {
+    for axis in [0i64, 1] {
+        let mut g = Graph::new("t");
+        let x = input_t(&mut g, DType::F32, &[3, 3]);
+        let idx = konst_t(
+            &mut g,
+            &Tensor::from_ints(DType::I64, vec![2, 3], vec![0, -1, 2, 1, 1, -3]),
+        );
+        g.outputs = vec![node1(
+            &mut g,
+            OpKind::GatherElements,
+            &[x, idx],
+            &[("axis", Attr::Int(axis))],
+        )];
+        check(&g, &[tensor(DType::F32, &[3, 3], vals(9, 5))], 0.0);
+    }
+}
+
+#[test]
+fn einsum_equations() {
+    for (eq, shapes) in [
+        ("ij,jk->ik", vec![vec![3u64, 4], vec![4, 5]]),
+        ("bij,bjk->bik", vec![vec![2, 2, 3], vec![2, 3, 2]]),
+        ("ii->i", vec![vec![3, 3]]),
+        ("ij->", vec![vec![2, 3]]),
+        ("ij,j->i", vec![vec![3, 4], vec![4]]),
+        ("ik,jk->ij", vec![vec![2, 3], vec![4, 3]]),
+    ] {
+        let mut g = Graph::new("t");
+        let mut ins = Vec::new();
+        let mut data = Vec::new();
+        for (i, s) in shapes.iter().enumerate() {
+            ins.push(input_t(&mut g, DType::F32, s));
+            data.push(tensor(
+                DType::F32,
+                s,
+                vals(s.iter().product::<u64>() as usize, i as u64),
+            ));
+        }
+        g.outputs = vec![node1(
+            &mut g,
+            OpKind::Einsum,
+            &ins,
+            &[("equation", Attr::Str(eq.into()))],
+        )];
+        check(&g, &data, 1e-5);
+    }
+}
+
+// ---- index-addressed ops ----
+
+fn ints_t(dtype: DType, shape: &[u64], v: &[i64]) -> Tensor {
+    Tensor::from_ints(
+        dtype,
+        shape.to_vec(),
+        v.iter().map(|&x| i128::from(x)).collect(),
+    )
+}
+
+#[test]
+fn pad_modes_axes_and_negative_pads() {
+    type Case = (&'static str, Vec<i64>, Option<Vec<i64>>);
+    let cases: Vec<Case> = vec![
+        ("constant", vec![1, 2, 0, 3], None),
+        ("reflect", vec![2, 3, 1, 4], None),
+        ("edge", vec![0, 2, 3, 1], None),
+        ("wrap", vec![3, 1, 2, 5], None),
+        ("constant", vec![-1, 2, 1, -2], None),
+        ("reflect", vec![1, -1, 2, 1], None),
+        ("edge", vec![2, 1], Some(vec![-1])),
+        ("wrap", vec![1, 4], Some(vec![0])),
+    ];
+    for (mode, pads, axes) in cases {
+        let mut g = Graph::new("t");
+        let x = input_t(&mut g, DType::F32, &[3, 4]);
+        let p = konst_t(&mut g, &i64s(&pads));
+        let c = konst_t(&mut g, &tensor(DType::F32, &[], vec![-7.5]));
+        let a = axes.map(|a| konst_t(&mut g, &i64s(&a)));
+        g.outputs = node(
+            &mut g,
+            OpKind::Pad,
+            &[Some(x), Some(p), Some(c), a],
+            &[("mode", Attr::Str(mode.into()))],
+        );
+        check(&g, &[tensor(DType::F32, &[3, 4], vals(12, 2))], 0.0);
+    }
+    // Integers, default constant 0, a run-time constant value.
+    let mut g = Graph::new("t");
+    let x = input_t(&mut g, DType::I32, &[2, 3]);
+    let p = konst_t(&mut g, &i64s(&[1, 1, 0, 2]));
+    let y = node(&mut g, OpKind::Pad, &[Some(x), Some(p)], &[])[0];
+    let cv = input_t(&mut g, DType::I32, &[]);
+    let y2 = node(&mut g, OpKind::Pad, &[Some(x), Some(p), Some(cv)], &[])[0];
+    g.outputs = vec![y, y2];
+    check(
+        &g,
+        &[
+            ints_t(DType::I32, &[2, 3], &[1, -2, 3, 4, 5, -6]),
+            ints_t(DType::I32, &[], &[9]),
+        ],
+        0.0,
+    );
+}
+
+#[test]
+fn gather_nd_with_batch_dims() {
+    for (xs, is, idx, bd) in [
+        (vec![2u64, 3], vec![2u64, 2], vec![0i64, 1, 1, -1], 0i64),
+        (vec![2, 3, 2], vec![3, 1], vec![1, 0, -1], 0),
+        (vec![2, 3, 2], vec![2, 1], vec![2, 0], 1),
+        (
+            vec![2, 2, 3],
+            vec![2, 2, 2],
+            vec![0, 1, 1, 2, 1, 0, 0, 2],
+            1,
+        ),
+    ] {
+        let mut g = Graph::new("t");
+        let x = input_t(&mut g, DType::F32, &xs);
+        let i = konst_t(&mut g, &ints_t(DType::I64, &is, &idx));
+        g.outputs = vec![node1(
+            &mut g,
+            OpKind::GatherNd,
+            &[x, i],
+            &[("batch_dims", Attr::Int(bd))],
+        )];
+        let n = xs.iter().product::<u64>() as usize;
+        check(&g, &[tensor(DType::F32, &xs, vals(n, 4))], 0.0);
+    }
+}
+
+#[test]
+fn scatters_with_every_reduction() {
+    for red in ["none", "add", "mul", "max", "min"] {
+        for axis in [0i64, 1] {
+            let mut g = Graph::new("t");
+            let x = input_t(&mut g, DType::F32, &[3, 3]);
+            // Duplicated targets exercise the order of application.
+            let i = konst_t(&mut g, &ints_t(DType::I64, &[2, 3], &[0, -1, 2, 0, 1, 2]));
+            let u = input_t(&mut g, DType::F32, &[2, 3]);
+            g.outputs = vec![node1(
+                &mut g,
+                OpKind::ScatterElements,
+                &[x, i, u],
+                &[
+                    ("axis", Attr::Int(axis)),
+                    ("reduction", Attr::Str(red.into())),
+                ],
+            )];
+            check(
+                &g,
+                &[
+                    tensor(DType::F32, &[3, 3], vals(9, 1)),
+                    tensor(DType::F32, &[2, 3], vals(6, 2)),
+                ],
+                1e-6,
+            );
+        }
+        // scatter_nd: slices of rows, and single elements with duplicates,
+        // on i32 data.
+        let mut g = Graph::new("t");
+        let x = input_t(&mut g, DType::I32, &[4, 3]);
+        let rows = konst_t(&mut g, &ints_t(DType::I64, &[2, 1], &[3, -4]));
+        let u = input_t(&mut g, DType::I32, &[2, 3]);
+        let a = node1(
+            &mut g,
+            OpKind::ScatterNd,
+            &[x, rows, u],
+            &[("reduction", Attr::Str(red.into()))],
+        );
+        let pts = konst_t(&mut g, &ints_t(DType::I64, &[3, 2], &[1, 2, 0, 0, 1, 2]));
+        let u2 = input_t(&mut g, DType::I32, &[3]);
+        let b2 = node1(
+            &mut g,
+            OpKind::ScatterNd,
+            &[a, pts, u2],
+            &[("reduction", Attr::Str(red.into()))],
+        );
+        g.outputs = vec![a, b2];
+        check(
+            &g,
+            &[
+                ints_t(
+                    DType::I32,
+                    &[4, 3],
+                    &[1, 2, 3, 4, 5, 6, 7, 8, 9, -1, -2, -3],
+                ),
+                ints_t(DType::I32, &[2, 3], &[10, -20, 30, 2, 3, -4]),
+                ints_t(DType::I32, &[3], &[5, -6, 7]),
+            ],
+            0.0,
+        );
+    }
+}
+
+// ---- normalizations and channel windows ----
+
+#[test]
+fn instance_mvn_rms_and_layer_norm() {
+    let c = |v: Vec<f64>| Some(tensor(DType::F32, &[3], v));
+    check_unary(
+        OpKind::InstanceNorm,
+        &[2, 3, 2, 5],
+        &[c(vec![1.0, -0.5, 2.0]), c(vec![0.25, 0.0, -1.0])],
+        &[("epsilon", Attr::Float(1e-3))],
+        1,
+    );
+    check_unary(
+        OpKind::InstanceNorm,
+        &[1, 3, 7],
+        &[c(vec![1.0; 3]), c(vec![0.0; 3])],
+        &[],
+        1,
+    );
+    check_unary(
+        OpKind::MeanVarianceNormalization,
+        &[2, 3, 2, 2],
+        &[],
+        &[],
+        1,
+    );
+    check_unary(
+        OpKind::MeanVarianceNormalization,
+        &[2, 3, 4],
+        &[],
+        &[("axes", Attr::Ints(vec![-1]))],
+        1,
+    );
+    let scale = Some(tensor(DType::F32, &[4], vec![0.5, 1.0, -2.0, 3.0]));
+    check_unary(
+        OpKind::RmsNorm,
+        &[3, 4],
+        std::slice::from_ref(&scale),
+        &[],
+        1,
+    );
+    check_unary(
+        OpKind::RmsNorm,
+        &[2, 3, 4],
+        &[Some(tensor(DType::F32, &[3, 4], vals(12, 9)))],
+        &[("axis", Attr::Int(1)), ("epsilon", Attr::Float(0.1))],
+        1,
+    );
+    // Layer norm with its statistics results (now through the shared helper).
+    check_unary(
+        OpKind::LayerNorm,
+        &[2, 3, 4],
+        &[
+            scale,
+            Some(tensor(DType::F32, &[4], vec![1.0, 0.0, -1.0, 0.5])),
+        ],
+        &[],
+        3,
+    );
+}
+
+#[test]
+fn lrn_and_lp_pool() {
+    for size in [1i64, 2, 3, 5] {
+        check_unary(
+            OpKind::Lrn,
+            &[2, 4, 2, 3],
+            &[],
+            &[
+                ("size", Attr::Int(size)),
+                ("alpha", Attr::Float(0.3)),
+                ("beta", Attr::Float(0.6)),
+                ("bias", Attr::Float(1.5)),
+            ],
+            1,
+        );
+    }
+    for (p, pads, strides) in [
+        (2i64, vec![0, 0, 0, 0], vec![1, 1]),
+        (3, vec![1, 0, 1, 2], vec![2, 1]),
+        (1, vec![0, 1, 1, 0], vec![1, 2]),
+    ] {
+        check_unary(
+            OpKind::LpPool,
+            &[1, 2, 5, 4],
+            &[],
+            &[
+                ("p", Attr::Int(p)),
+                ("kernel_shape", Attr::Ints(vec![2, 3])),
+                ("pads", Attr::Ints(pads)),
+                ("strides", Attr::Ints(strides)),
+            ],
+            1,
+        );
+    }
+}
+
+#[test]
+fn conv_transpose_strides_pads_groups_output_padding() {
+    type Case = (Vec<u64>, Vec<u64>, bool, Vec<(&'static str, Attr)>);
+    let cases: Vec<Case> = vec![
+        (vec![1, 2, 3, 3], vec![2, 3, 2, 2], true, vec![]),
+        (
+            vec![2, 2, 3, 4],
+            vec![2, 2, 3, 3],
+            true,
+            vec![
+                ("strides", Attr::Ints(vec![2, 3])),
+                ("pads", Attr::Ints(vec![1, 0, 0, 2])),
+                ("output_padding", Attr::Ints(vec![1, 2])),
+            ],
+        ),
+        (
+            vec![1, 4, 3, 3],
+            vec![4, 1, 2, 3],
+            true,
+            vec![
+                ("group", Attr::Int(2)),
+                ("strides", Attr::Ints(vec![2, 2])),
+                ("dilations", Attr::Ints(vec![2, 1])),
+            ],
+        ),
+        (
+            vec![1, 2, 5],
+            vec![2, 2, 3],
+            false,
+            vec![
+                ("strides", Attr::Ints(vec![3])),
+                ("output_shape", Attr::Ints(vec![16])),
+            ],
+        ),
+        (
+            vec![1, 1, 4],
+            vec![1, 2, 3],
+            false,
+            vec![
+                ("strides", Attr::Ints(vec![2])),
+                ("auto_pad", Attr::Str("SAME_UPPER".into())),
+            ],
+        ),
+        (
+            vec![1, 1, 4],
+            vec![1, 2, 4],
+            true,
+            vec![
+                ("strides", Attr::Ints(vec![2])),
+                ("auto_pad", Attr::Str("SAME_LOWER".into())),
+            ],
+        ),
+        (
+            vec![1, 6, 2, 2],
+            vec![6, 1, 3, 3],
+            false,
+            vec![
+                ("group", Attr::Int(3)),
+                ("auto_pad", Attr::Str("VALID".into())),
+            ],
+        ),
+    ];
+    for (xs, ws, with_bias, attrs) in cases {
+        let mut g = Graph::new("t");
+        let x = input_t(&mut g, DType::F32, &xs);
+        let wn = ws.iter().product::<u64>() as usize;
+        let w = konst_t(&mut g, &tensor(DType::F32, &ws, vals(wn, 3)));
+        let m = ws[1]
+            * (xs[1] / ws[0]).max(1)
+            * attrs
+                .iter()
+                .find(|(k, _)| *k == "group")
+                .map_or(1, |(_, v)| if let Attr::Int(g) = v { *g as u64 } else { 1 });
+        let bias =
+            with_bias.then(|| konst_t(&mut g, &tensor(DType::F32, &[m], vals(m as usize, 8))));
+        g.outputs = node(
+            &mut g,
+            OpKind::ConvTranspose,
+            &[Some(x), Some(w), bias],
+            &attrs,
+        );
+        let n = xs.iter().product::<u64>() as usize;
+        check(&g, &[tensor(DType::F32, &xs, vals(n, 5))], 1e-5);
+    }
+}
+
+// ---- resize ----
+
+fn f32s(v: &[f64]) -> Tensor {
+    tensor(DType::F32, &[v.len() as u64], v.to_vec())
+}
+
+/// One resize of a `[1, 2, 3, 4]` input by `scales` or `sizes`, checked
+/// against the oracle.
+fn check_resize(scales: Option<&[f64]>, sizes: Option<&[i64]>, attrs: &[(&str, Attr)]) {
+    let shape = [1u64, 2, 3, 4];
+    let mut g = Graph::new("t");
+    let x = input_t(&mut g, DType::F32, &shape);
+    let s = scales.map(|s| konst_t(&mut g, &f32s(s)));
+    let z = sizes.map(|z| konst_t(&mut g, &i64s(z)));
+    let roi = attrs
+        .iter()
+        .any(|(_, v)| matches!(v, Attr::Str(m) if m == "tf_crop_and_resize"))
+        .then(|| konst_t(&mut g, &f32s(&[0.0, 0.0, 0.2, 0.1, 1.0, 1.0, 0.9, 0.7])));
+    g.outputs = node(&mut g, OpKind::Resize, &[Some(x), roi, s, z], attrs);
+    check(&g, &[tensor(DType::F32, &shape, vals(24, 6))], 1e-5);
+}
+
+#[test]
+fn resize_nearest_modes() {
+    for nm in ["round_prefer_floor", "round_prefer_ceil", "floor", "ceil"] {
+        for ctm in ["half_pixel", "asymmetric", "align_corners"] {
+            let attrs = [
+                ("mode", Attr::Str("nearest".into())),
+                ("nearest_mode", Attr::Str(nm.into())),
+                ("coordinate_transformation_mode", Attr::Str(ctm.into())),
+            ];
+            check_resize(Some(&[1.0, 1.0, 2.0, 1.5]), None, &attrs);
+            check_resize(None, Some(&[1, 2, 2, 3]), &attrs);
+        }
+    }
+}
+
+#[test]
+fn resize_linear_and_cubic_every_transformation() {
+    for mode in ["linear", "cubic"] {
+        for ctm in [
+            "half_pixel",
+            "half_pixel_symmetric",
+            "pytorch_half_pixel",
+            "align_corners",
+            "asymmetric",
+            "tf_crop_and_resize",
+        ] {
+            let attrs = [
+                ("mode", Attr::Str(mode.into())),
+                ("coordinate_transformation_mode", Attr::Str(ctm.into())),
+                ("extrapolation_value", Attr::Float(-3.0)),
+            ];
+            check_resize(Some(&[1.0, 1.0, 1.7, 0.75]), None, &attrs);
+            check_resize(None, Some(&[1, 2, 1, 5]), &attrs);
+        }
+    }
+    // exclude_outside, cubic_coeff_a, antialias downscale, axes and
+    // keep_aspect_ratio_policy.
+    check_resize(
+        Some(&[1.0, 1.0, 2.0, 2.0]),
+        None,
+        &[
+            ("mode", Attr::Str("cubic".into())),
+            ("exclude_outside", Attr::Bool(true)),
+            ("cubic_coeff_a", Attr::Float(-0.5)),
+        ],
+    );
+    for mode in ["linear", "cubic"] {
+        check_resize(
+            Some(&[1.0, 1.0, 0.6, 0.5]),
+            None,
+            &[
+                ("mode", Attr::Str(mode.into())),
+                ("antialias", Attr::Bool(true)),
+            ],
+        );
+    }
+    for policy in ["not_larger", "not_smaller"] {
+        check_resize(
+            None,
+            Some(&[5, 7]),
+            &[
+                ("mode", Attr::Str("linear".into())),
+                ("axes", Attr::Ints(vec![2, 3])),
+                ("keep_aspect_ratio_policy", Attr::Str(policy.into())),
+            ],
+        );
+    }
+}
+
+#[test]
+fn resize_integers_round_and_saturate() {
+    let mut g = Graph::new("t");
+    let x = input_t(&mut g, DType::U8, &[1, 1, 2, 3]);
+    let s = konst_t(&mut g, &f32s(&[1.0, 1.0, 2.0, 1.5]));
+    g.outputs = node(
+        &mut g,
+        OpKind::Resize,
+        &[Some(x), None, Some(s)],
+        &[("mode", Attr::Str("cubic".into()))],
+    );
+    check(
+        &g,
+        &[ints_t(DType::U8, &[1, 1, 2, 3], &[0, 255, 10, 255, 0, 128])],
+        0.0,
+    );
+}
+
+// ---- quantization ----
+
+#[test]
+fn quantize_dequantize_granularities() {
+    let xs = [2u64, 4];
+    // (scale shape, zero point shape, axis, block_size)
+    type Case = (Vec<u64>, Option<Vec<u64>>, i64, i64);
+    let cases: Vec<Case> = vec![
+        (vec![], Some(vec![]), 1, 0),
+        (vec![1], None, 1, 0),
+        (vec![4], Some(vec![4]), 1, 0),
+        (vec![2], Some(vec![2]), 0, 0),
+        (vec![2, 2], Some(vec![2, 2]), 1, 2),
+        (vec![2, 2], Some(vec![2, 2]), -1, 3),
+        (vec![1, 4], None, 0, 2),
+    ];
+    for zdt in [DType::U8, DType::I8, DType::I16, DType::U16] {
+        for (ss, zs, axis, block) in &cases {
+            let attrs = [
+                ("axis", Attr::Int(*axis)),
+                ("block_size", Attr::Int(*block)),
+            ];
+            let sn = ss.iter().product::<u64>() as usize;
+            let scale = tensor(
+                DType::F32,
+                ss,
+                (0..sn).map(|i| 0.05 + 0.1 * i as f64).collect(),
+            );
+            let zero = zs.as_ref().map(|zs| {
+                let n = zs.iter().product::<u64>() as usize;
+                let v: Vec<f64> = (0..n)
+                    .map(|i| {
+                        if zdt.is_signed() {
+                            i as f64 * 3.0 - 4.0
+                        } else {
+                            100.0 + i as f64 * 7.0
+                        }
+                    })
+                    .collect();
+                tensor(zdt, zs, v)
+            });
+            let mut g = Graph::new("t");
+            let x = input_t(&mut g, DType::F32, &xs);
+            let s = konst_t(&mut g, &scale);
+            let z = zero.as_ref().map(|z| konst_t(&mut g, z));
+            let out_attr = [("output_dtype", Attr::DType(zdt))];
+            let mut qa: Vec<(&str, Attr)> = attrs.to_vec();
+            if z.is_none() {
+                qa.extend(out_attr.iter().cloned());
+            }
+            let q = node(&mut g, OpKind::QuantizeLinear, &[Some(x), Some(s), z], &qa)[0];
+            let d = node(
+                &mut g,
+                OpKind::DequantizeLinear,
+                &[Some(q), Some(s), z],
+                &attrs,
+            )[0];
+            g.outputs = vec![q, d];
+            // Large values saturate; halves round to even; NaN goes to the zero point.
+            let mut xv: Vec<f64> = vals(8, 12).iter().map(|v| v * 40.0).collect();
+            xv[0] = f64::NAN;
+            xv[1] = 1e6;
+            xv[2] = -1e6;
+            xv[3] = 0.125;
+            check(&g, &[tensor(DType::F32, &xs, xv)], 0.0);
+        }
+    }
+    // An f16 input with an f16 scale divides in f16; i32 input in f64.
+    for xdt in [DType::F16, DType::I32] {
+        let mut g = Graph::new("t");
+        let x = input_t(&mut g, xdt, &[5]);
+        let s = konst_t(&mut g, &tensor(DType::F16, &[], vec![0.3]));
+        let q = node(&mut g, OpKind::QuantizeLinear, &[Some(x), Some(s)], &[])[0];
+        let d = node(&mut g, OpKind::DequantizeLinear, &[Some(q), Some(s)], &[])[0];
+        g.outputs = vec![q, d];
+        check(
+            &g,
+            &[tensor(xdt, &[5], vec![-3.0, 0.0, 7.0, 12.0, 90.0])],
+            0.0,
+        );
+    }
+}
+
+/// Zero-extent inputs, weights, intermediates and results (ONNX node tests
+/// have them): empty arguments are passed as `memref<0xT>` pointers.
+#[test]
+fn zero_sized_tensors() {
+    let mut g = Graph::new("t");
+    let x = input_t(&mut g, DType::F32, &[2, 0]);
+    let w = konst_t(&mut g, &tensor(DType::F32, &[0, 3], vec![]));
+    let y = node1(&mut g, OpKind::MatMul, &[x, w], &[]);
+    let e = konst_t(&mut g, &tensor(DType::F32, &[2, 0], vec![]));
+    let s = node1(&mut g, OpKind::Add, &[x, e], &[]);
+    let c = node1(
+        &mut g,
+        OpKind::Concat,
+        &[x, s, x],
+        &[("axis", Attr::Int(1))],
+    );
+    let r = node(&mut g, OpKind::ReduceSum, &[Some(x)], &[])[0];
+    let x2 = input_t(&mut g, DType::F32, &[2, 3]);
+    let p = konst_t(&mut g, &i64s(&[0, 0, 0, -3]));
+    let pd = node(&mut g, OpKind::Pad, &[Some(x2), Some(p)], &[])[0];
+    let p2 = konst_t(&mut g, &i64s(&[0, 1, 0, 1]));
+    let back = node(&mut g, OpKind::Pad, &[Some(pd), Some(p2)], &[])[0];
+    let idx = konst_t(&mut g, &ints_t(DType::I64, &[0, 1], &[]));
+    let upd = konst_t(&mut g, &tensor(DType::F32, &[0, 3], vec![]));
+    let sc = node1(&mut g, OpKind::ScatterNd, &[x2, idx, upd], &[]);
+    g.outputs = vec![y, s, c, r, pd, back, sc];
+    check(
+        &g,
+        &[
+            tensor(DType::F32, &[2, 0], vec![]),
+            tensor(DType::F32, &[2, 3], vals(6, 1)),
+        ],
+        0.0,
+    );
+}
+
+#[test]
+fn rotary_embedding_layouts() {
+    // (x shape, num_heads, rotary dim, interleaved, with position ids)
+    let cases: [(Vec<u64>, i64, i64, bool, bool); 5] = [
+        (vec![2, 2, 3, 4], 0, 0, false, false),
+        (vec![2, 2, 3, 4], 0, 0, true, true),
+        (vec![1, 3, 2, 6], 0, 4, false, true),
+        (vec![2, 3, 8], 2, 0, false, false),
+        (vec![2, 3, 12], 2, 4, true, true),
+    ];
+    for (xs, heads, rot, inter, with_pos) in cases {
+        let (bn, sn) = if xs.len() == 4 { (xs[0], xs[2]) } else { (xs[0], xs[1]) };
+        let head = if xs.len() == 4 { xs[3] } else { xs[2] / heads as u64 };
+        let half = if rot == 0 { head / 2 } else { rot as u64 / 2 };
+        let cache: Vec<u64> = if with_pos { vec![7, half] } else { vec![bn, sn, half] };
+        let cn = cache.iter().product::<u64>() as usize;
+        let mut g = Graph::new("t");
+        let x = input_t(&mut g, DType::F32, &xs);
+        let ang: Vec<f64> = (0..cn).map(|i| 0.37 * i as f64).collect();
+        let c = konst_t(&mut g, &tensor(DType::F32, &cache, ang.iter().map(|a| a.cos()).collect()));
+        let s = konst_t(&mut g, &tensor(DType::F32, &cache, ang.iter().map(|a| a.sin()).collect()));
+        let p = with_pos.then(|| {
+            let ids: Vec<i64> = (0..bn * sn).map(|i| (i as i64 * 3 + 1) % 7).collect();
+            konst_t(&mut g, &ints_t(DType::I64, &[bn, sn], &ids))
+        });
+        let mut attrs = vec![
+            ("rotary_embedding_dim", Attr::Int(rot)),
+            ("interleaved", Attr::Bool(inter)),
+        ];
+        if heads > 0 {
+            attrs.push(("num_heads", Attr::Int(heads)));
+        }
+        g.outputs = node(&mut g, OpKind::RotaryEmbedding, &[Some(x), Some(c), Some(s), p], &attrs);
+        let n = xs.iter().product::<u64>() as usize;
+        check(&g, &[tensor(DType::F32, &xs, vals(n, 13))], 1e-6);
+    }
 }

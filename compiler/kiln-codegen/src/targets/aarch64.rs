@@ -9,7 +9,7 @@ pub(super) const SPEC: ArchSpec = ArchSpec {
     default_cpu: "generic",
     elf: Some((object::Architecture::Aarch64, object::Endianness::Little)),
     initialize_llvm,
-    mlir_pipeline: cpu::naive_pipeline,
+    mlir_pipeline: cpu::pipeline,
 };
 
 fn initialize_llvm() {

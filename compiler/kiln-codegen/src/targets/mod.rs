@@ -12,6 +12,8 @@ mod cpu;
 mod nvptx;
 mod x86_64;
 
+pub use cpu::CPU_PIPELINE;
+
 use crate::error::{CodegenError, Result};
 use std::fmt;
 

@@ -9,7 +9,7 @@ pub(super) const SPEC: ArchSpec = ArchSpec {
     default_cpu: "x86-64",
     elf: Some((object::Architecture::X86_64, object::Endianness::Little)),
     initialize_llvm,
-    mlir_pipeline: cpu::naive_pipeline,
+    mlir_pipeline: cpu::pipeline,
 };
 
 fn initialize_llvm() {

@@ -250,9 +250,22 @@ fn float_op(b: Binary, x: f64, y: f64) -> f64 {
         Binary::Sub => x - y,
         Binary::Mul => x * y,
         Binary::Div => x / y,
-        // Rust's `%` on floats is C's fmod. Python-style float mod is
-        // rejected by inference (ONNX requires fmod = 1 for floats).
-        Binary::Mod | Binary::Fmod => x % y,
+        // Rust's `%` on floats is C's fmod.
+        Binary::Fmod => x % y,
+        // NumPy's float `mod` (ONNX Mod with fmod = 0): the divisor's sign,
+        // and a zero result carries the divisor's sign too.
+        Binary::Mod => {
+            let m = x % y;
+            if y == 0.0 || m.is_nan() {
+                m
+            } else if m == 0.0 {
+                0.0f64.copysign(y)
+            } else if (y < 0.0) != (m < 0.0) {
+                m + y
+            } else {
+                m
+            }
+        }
         Binary::Max => {
             if x.is_nan() || y.is_nan() {
                 f64::NAN
@@ -417,8 +430,9 @@ pub fn logic(op: &Op<'_>, f: impl Fn(bool, bool) -> bool) -> R {
     Ok(Tensor::from_bools(shape, v))
 }
 
-/// `nn.bit_shift` on unsigned integers; shifting by the bit width or more
-/// gives 0.
+/// `nn.bit_shift`: shifts outside `0..bits` give 0, or -1 when shifting a
+/// negative signed value right (the ONNX reference); left shifts of signed
+/// values shift their two's-complement bits.
 pub fn bit_shift(op: &Op<'_>) -> R {
     let (x, y) = (op.input(0)?, op.input(1)?);
     let left = op.a.str("direction")? == "left";
@@ -430,10 +444,15 @@ pub fn bit_shift(op: &Op<'_>) -> R {
         .zip(&maps[1])
         .map(|(&i, &j)| {
             let s = c[j];
-            if s >= bits {
-                0
+            if s < 0 || s >= bits {
+                if !left && a[i] < 0 {
+                    -1
+                } else {
+                    0
+                }
             } else if left {
-                a[i] << s
+                // Wrapped to the dtype by from_ints.
+                a[i].wrapping_shl(s as u32)
             } else {
                 a[i] >> s
             }

@@ -7,6 +7,7 @@
 use crate::eval::Op;
 use crate::util::{broadcast_map, broadcast_shapes, for_each_index, strides};
 use crate::{InterpError, Tensor};
+use kiln_ir::ops::{parse_einsum, Window};
 use std::collections::BTreeMap;
 
 type R = Result<Tensor, InterpError>;
@@ -244,29 +245,19 @@ fn positive(v: Vec<i64>, what: &str) -> Result<Vec<u64>, InterpError> {
 }
 
 impl Geometry {
-    /// Reads kernel (from the weight), strides, dilations and explicit pads.
+    /// Reads the window attributes through the schema's [`Window`] reader;
+    /// the kernel comes from the weight's spatial dims.
     fn read(op: &Op<'_>, w: &Tensor) -> Result<Geometry, InterpError> {
         let kernel = w.shape[2..].to_vec();
         let sp = kernel.len();
-        if let Some(k) = op.a.ints("kernel_shape")? {
-            if k.iter().map(|&x| x as u64).ne(kernel.iter().copied()) {
-                return invalid(format!(
-                    "kernel_shape {k:?} disagrees with the weight {:?}",
-                    w.shape
-                ));
-            }
-        }
-        let pads = read_list(op, "pads", 2 * sp, 0)?;
-        if pads.iter().any(|&p| p < 0) {
-            return invalid(format!("pads must be non-negative, got {pads:?}"));
-        }
+        let win = Window::read(op.a, sp, Some(kernel))?;
         Ok(Geometry {
-            strides: positive(read_list(op, "strides", sp, 1)?, "strides")?,
-            dilations: positive(read_list(op, "dilations", sp, 1)?, "dilations")?,
-            pad_begin: pads[..sp].iter().map(|&p| p as u64).collect(),
-            pad_end: pads[sp..].iter().map(|&p| p as u64).collect(),
-            auto_pad: op.a.str("auto_pad")?.to_string(),
-            kernel,
+            pad_begin: win.pads[..sp].to_vec(),
+            pad_end: win.pads[sp..].to_vec(),
+            kernel: win.kernel,
+            strides: win.strides,
+            dilations: win.dilations,
+            auto_pad: win.auto_pad,
         })
     }
 
@@ -546,19 +537,8 @@ pub fn conv_transpose(op: &Op<'_>) -> R {
 /// `nn.einsum` without ellipses: sums the product of all operands over
 /// every label not in the output. Extent-1 dimensions broadcast.
 pub fn einsum(op: &Op<'_>) -> R {
-    let eq: String =
-        op.a.str("equation")?
-            .chars()
-            .filter(|c| !c.is_whitespace())
-            .collect();
-    if eq.contains("...") {
-        return Err(InterpError::Unsupported("einsum ellipsis".into()));
-    }
-    let (lhs, rhs) = match eq.split_once("->") {
-        Some((l, r)) => (l, Some(r)),
-        None => (eq.as_str(), None),
-    };
-    let labels: Vec<Vec<char>> = lhs.split(',').map(|s| s.chars().collect()).collect();
+    let spec = parse_einsum(op.a.str("equation")?)?;
+    let labels = spec.inputs;
     let ts = op.present();
     if labels.len() != ts.len() {
         return invalid(format!(
@@ -568,13 +548,11 @@ pub fn einsum(op: &Op<'_>) -> R {
         ));
     }
     let mut extent: BTreeMap<char, u64> = BTreeMap::new();
-    let mut count: BTreeMap<char, usize> = BTreeMap::new();
     for (l, t) in labels.iter().zip(&ts) {
         if l.len() != t.rank() {
             return invalid(format!("labels {l:?} do not match rank {}", t.rank()));
         }
         for (&ch, &d) in l.iter().zip(&t.shape) {
-            *count.entry(ch).or_default() += 1;
             let e = extent.entry(ch).or_insert(d);
             if *e == 1 {
                 *e = d;
@@ -583,14 +561,7 @@ pub fn einsum(op: &Op<'_>) -> R {
             }
         }
     }
-    let output: Vec<char> = match rhs {
-        Some(r) => r.chars().collect(),
-        None => count
-            .iter()
-            .filter(|&(_, &n)| n == 1)
-            .map(|(&c, _)| c)
-            .collect(),
-    };
+    let output = spec.output;
     if let Some(c) = output.iter().find(|c| !extent.contains_key(c)) {
         return invalid(format!("output label '{c}' is not in any operand"));
     }

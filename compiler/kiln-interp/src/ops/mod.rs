@@ -1,7 +1,14 @@
-//! Op families, one module per `kiln_ir::ops` family module.
+//! Op families, one module per `kiln_ir::ops` family module; the large
+//! shape family is split into `shape`, `indexing` (gather_nd, scatters,
+//! pad) and `resize`.
 
+pub(crate) mod attention;
 pub(crate) mod elementwise;
+pub(crate) mod indexing;
 pub(crate) mod linalg;
 pub(crate) mod norm;
+pub(crate) mod pool;
+pub(crate) mod quant;
 pub(crate) mod reduce;
+pub(crate) mod resize;
 pub(crate) mod shape;

@@ -50,10 +50,11 @@ fn geometry(op: &Op<'_>, x: &Tensor) -> Result<Geo, InterpError> {
     let win = Window::read(op.a, sp, None)?;
     let ins = x.shape[2..].to_vec();
     let (mut outs, mut pad_begin, mut pad_end) = (vec![], vec![], vec![]);
-    for i in 0..sp {
-        let n = ins[i];
+    for (i, &n) in ins.iter().enumerate() {
         let Dim::Static(o) = win.out_dim(i, &Dim::Static(n))? else {
-            return Err(InterpError::Internal("static extent gave a symbolic one".into()));
+            return Err(InterpError::Internal(
+                "static extent gave a symbolic one".into(),
+            ));
         };
         let eff = (win.kernel[i] - 1) * win.dilations[i] + 1;
         let (b, e) = match win.auto_pad.as_str() {
@@ -129,11 +130,7 @@ impl Geo {
 
 /// Runs `f` over every `[n, c]` plane and output position, collecting one
 /// value per output element.
-fn pool_planes<T>(
-    x: &Tensor,
-    geo: &Geo,
-    mut f: impl FnMut(usize, &Taps) -> T,
-) -> Vec<T> {
+fn pool_planes<T>(x: &Tensor, geo: &Geo, mut f: impl FnMut(usize, &Taps) -> T) -> Vec<T> {
     let planes = (x.shape[0] * x.shape[1]) as usize;
     let plane: usize = geo.ins.iter().product::<u64>() as usize;
     let mut all_taps = Vec::new();
@@ -175,7 +172,11 @@ pub fn max_pool(op: &Op<'_>) -> Result<Vec<Tensor>, InterpError> {
             None => (f64::NEG_INFINITY, 0i128),
             Some((b, j)) => {
                 let sp = if col_major {
-                    t.coords[j].iter().zip(&cst).map(|(c, s)| c * s).sum::<u64>()
+                    t.coords[j]
+                        .iter()
+                        .zip(&cst)
+                        .map(|(c, s)| c * s)
+                        .sum::<u64>()
                 } else {
                     t.inside[j] as u64
                 };
@@ -188,13 +189,14 @@ pub fn max_pool(op: &Op<'_>) -> Result<Vec<Tensor>, InterpError> {
     let y = if x.dtype.is_float() {
         Tensor::from_f64(x.dtype, shape.clone(), vals)
     } else {
-        Tensor::from_ints(x.dtype, shape.clone(), vals.iter().map(|&e| e as i128).collect())
+        Tensor::from_ints(
+            x.dtype,
+            shape.clone(),
+            vals.iter().map(|&e| e as i128).collect(),
+        )
     };
-    let mut out = vec![y];
-    if op.num_outputs > 1 {
-        out.push(Tensor::from_ints(kiln_ir::DType::I64, shape, idx));
-    }
-    Ok(out)
+    // Both results are always computed; the runner drops undeclared ones.
+    Ok(vec![y, Tensor::from_ints(kiln_ir::DType::I64, shape, idx)])
 }
 
 /// `nn.average_pool`.
@@ -272,10 +274,16 @@ pub fn global_pool(op: &Op<'_>, max: bool) -> R {
 /// over channels `c - floor((size - 1) / 2) ..= c + ceil((size - 1) / 2)`.
 pub fn lrn(op: &Op<'_>) -> R {
     let x = op.input(0)?;
-    let (alpha, beta, bias) = (op.a.float("alpha")?, op.a.float("beta")?, op.a.float("bias")?);
+    let (alpha, beta, bias) = (
+        op.a.float("alpha")?,
+        op.a.float("beta")?,
+        op.a.float("bias")?,
+    );
     let size = op.a.int("size")?;
     if size <= 0 || x.rank() < 3 {
-        return Err(InterpError::Invalid("nn.lrn needs size > 0 and rank >= 3".into()));
+        return Err(InterpError::Invalid(
+            "nn.lrn needs size > 0 and rank >= 3".into(),
+        ));
     }
     let (lo, hi) = ((size - 1) / 2, (size - 1) - (size - 1) / 2);
     let (nb, c) = (x.shape[0] as usize, x.shape[1] as i64);

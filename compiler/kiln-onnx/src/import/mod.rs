@@ -263,13 +263,15 @@ fn apply_input_shapes(
         }
         for (d, &n) in ty.dims.iter().zip(shape) {
             match d {
-                Dim::Static(s) if *s != n => return Err(OnnxError::Invalid {
-                    file: file.into(),
-                    context: format!("--input-shape {name}"),
-                    message: format!(
+                Dim::Static(s) if *s != n => {
+                    return Err(OnnxError::Invalid {
+                        file: file.into(),
+                        context: format!("--input-shape {name}"),
+                        message: format!(
                         "input '{name}' is declared {ty}; its static extent {s} cannot become {n}"
                     ),
-                }),
+                    })
+                }
                 Dim::Sym(s) => {
                     if let Some(&prev) = syms.get(&**s) {
                         if prev != n {
@@ -699,7 +701,12 @@ impl NodeCtx<'_, '_> {
 
     /// Emits a helper node whose results are intermediates of this ONNX
     /// node: they get fresh names and no ONNX-declared types.
-    pub fn emit_internal(&mut self, op: OpKind, inputs: Vec<Option<ValueId>>, attrs: Attrs) -> Result<ValueId, OnnxError> {
+    pub fn emit_internal(
+        &mut self,
+        op: OpKind,
+        inputs: Vec<Option<ValueId>>,
+        attrs: Attrs,
+    ) -> Result<ValueId, OnnxError> {
         Ok(self.emit_named(op, inputs, attrs, 1, false)?[0])
     }
 
@@ -711,6 +718,12 @@ impl NodeCtx<'_, '_> {
         num_results: usize,
         onnx_names: bool,
     ) -> Result<Vec<ValueId>, OnnxError> {
+        let mut inputs = inputs;
+        // Absent trailing optional operands are the same as none at all.
+        while inputs.len() > op.def().inputs.max && inputs.last() == Some(&None) {
+            inputs.pop();
+        }
+        self.check_schema(op, &inputs, &attrs, num_results)?;
         let b = &mut *self.b;
         let mut node = Node {
             op,
@@ -738,7 +751,11 @@ impl NodeCtx<'_, '_> {
         }
         let mut results = Vec::with_capacity(num_results);
         for (i, ty) in inferred.into_iter().take(num_results).enumerate() {
-            let onnx_name = if onnx_names { self.node.outputs.get(i).cloned().flatten() } else { None };
+            let onnx_name = if onnx_names {
+                self.node.outputs.get(i).cloned().flatten()
+            } else {
+                None
+            };
             let ty = match onnx_name.as_ref().and_then(|n| self.b.declared.get(n)) {
                 Some(decl) => refine(&ty, decl).ok_or_else(|| {
                     self.invalid(format!(
@@ -773,6 +790,57 @@ impl NodeCtx<'_, '_> {
         attrs: Attrs,
     ) -> Result<ValueId, OnnxError> {
         Ok(self.emit(op, inputs, attrs, 1)?[0])
+    }
+
+    /// The verifier's schema checks (arity, required operands and
+    /// attributes), done before inference so that a malformed ONNX node is
+    /// refused as invalid input instead of yielding a graph that does not
+    /// verify.
+    fn check_schema(
+        &self,
+        op: OpKind,
+        inputs: &[Option<ValueId>],
+        attrs: &Attrs,
+        num_results: usize,
+    ) -> Result<(), OnnxError> {
+        let def = op.def();
+        let arity = |min: usize, max: usize| {
+            if min == max {
+                min.to_string()
+            } else if max == usize::MAX {
+                format!("at least {min}")
+            } else {
+                format!("{min} to {max}")
+            }
+        };
+        if !def.inputs.allows(inputs.len()) {
+            return Err(self.invalid_at(
+                op,
+                format!(
+                    "expects {} operands, got {}",
+                    arity(def.inputs.min, def.inputs.max),
+                    inputs.len()
+                ),
+            ));
+        }
+        if let Some(i) = inputs.iter().take(def.inputs.min).position(Option::is_none) {
+            return Err(self.invalid_at(op, format!("operand #{i} is required but absent")));
+        }
+        if !def.outputs.allows(num_results) {
+            return Err(self.invalid_at(
+                op,
+                format!(
+                    "expects {} results, got {num_results}",
+                    arity(def.outputs.min, def.outputs.max)
+                ),
+            ));
+        }
+        for s in def.attrs {
+            if matches!(s.default, AttrDefault::Required) && !attrs.contains_key(s.name) {
+                return Err(self.invalid_at(op, format!("attribute '{}' is required", s.name)));
+            }
+        }
+        Ok(())
     }
 
     fn invalid_at(&self, op: OpKind, msg: String) -> OnnxError {

@@ -63,6 +63,7 @@ table! {
     "BatchNormalization" 6 => batch_norm;
     "BitShift" 11 => bit_shift;
     "Cast" 6 => |c| direct(c, OpKind::Cast);
+    "CastLike" 15 => cast_like;
     "Ceil" 6 => |c| direct(c, OpKind::Ceil);
     "Clip" 6 => clip;
     "Concat" 4 => |c| direct(c, OpKind::Concat);
@@ -171,6 +172,7 @@ table! {
     "Transpose" 1 => |c| direct(c, OpKind::Transpose);
     "Trilu" 14 => |c| direct(c, OpKind::Trilu);
     "Unsqueeze" 1 => |c| axes_operand(c, OpKind::Unsqueeze, 13);
+    "Upsample" 7 => upsample;
     "Where" 9 => |c| direct(c, OpKind::Where);
     "Xor" 1 => |c| legacy_binary(c, OpKind::Xor);
 }
@@ -196,10 +198,7 @@ fn axes_operand(c: &mut NodeCtx<'_, '_>, op: OpKind, since: i64) -> R {
         return direct(c, op);
     }
     let x = c.input(0)?;
-    let axes = match c.attr_ints("axes")? {
-        Some(a) => Some(c.const_i64(&a, false)),
-        None => None,
-    };
+    let axes = c.attr_ints("axes")?.map(|a| c.const_i64(&a, false));
     emit_with(c, op, vec![Some(x), axes], &["axes"])
 }
 
@@ -210,16 +209,14 @@ fn reduce(c: &mut NodeCtx<'_, '_>, op: OpKind, since: i64) -> R {
         return direct(c, op);
     }
     let x = c.input(0)?;
-    let axes = match c.attr_ints("axes")? {
-        Some(a) => Some(c.const_i64(&a, false)),
-        None => None,
-    };
+    let axes = c.attr_ints("axes")?.map(|a| c.const_i64(&a, false));
     emit_with(c, op, vec![Some(x), axes], &["axes"])
 }
 
-/// Softmax/LogSoftmax before 13 coerce the input to 2-D at `axis` (default
-/// 1) and normalize over everything from `axis` on; from 13 they normalize
-/// over one axis (default -1). The old form is a reshape around the new.
+/// Softmax/LogSoftmax before 13 coerce the input to 2-D at `axis` (by
+/// default 1) and normalize over everything from `axis` on; from 13 they
+/// normalize over one axis (by default -1). The old form is a reshape
+/// around the new.
 fn softmax_like(c: &mut NodeCtx<'_, '_>, op: OpKind) -> R {
     if c.version >= 13 {
         return direct(c, op);
@@ -436,6 +433,54 @@ fn resize(c: &mut NodeCtx<'_, '_>) -> R {
     )?)])
 }
 
+/// Upsample (deprecated at 10) is Resize with Resize-10's coordinate
+/// mapping: `asymmetric`, nearest neighbours by `floor` (Upsample only
+/// enlarges, where ONNX Runtime's "simple" rounding is the floor).
+/// Upsample-7 takes `scales` as an attribute, 9 and 10 as an operand.
+fn upsample(c: &mut NodeCtx<'_, '_>) -> R {
+    let x = c.input(0)?;
+    let scales = if c.version >= 9 {
+        c.input(1)?
+    } else {
+        let s = c
+            .node
+            .attr("scales")
+            .and_then(|a| a.as_floats())
+            .ok_or_else(|| c.invalid("attribute 'scales' (FLOATS) is required"))?
+            .to_vec();
+        let bytes: Vec<u8> = s.iter().flat_map(|f| f.to_le_bytes()).collect();
+        let t = crate::tensor::OnnxTensor {
+            name: String::new(),
+            dtype: DType::F32,
+            dims: vec![s.len() as u64],
+            data: kiln_ir::Blob::from_vec(bytes),
+        };
+        c.const_tensor(&t)
+    };
+    let mode = match c.attr("mode") {
+        None => "nearest".to_string(),
+        Some(a) => a
+            .as_str()
+            .ok_or_else(|| c.invalid("attribute 'mode' must be a STRING"))?
+            .to_string(),
+    };
+    if mode != "nearest" && mode != "linear" {
+        return Err(c.invalid(format!("mode '{mode}' is not one of 'nearest', 'linear'")));
+    }
+    let mut attrs = Attrs::new();
+    attrs.insert("mode".into(), Attr::Str(mode));
+    attrs.insert(
+        "coordinate_transformation_mode".into(),
+        Attr::Str("asymmetric".into()),
+    );
+    attrs.insert("nearest_mode".into(), Attr::Str("floor".into()));
+    Ok(vec![Some(c.emit1(
+        OpKind::Resize,
+        vec![Some(x), None, Some(scales), None],
+        attrs,
+    )?)])
+}
+
 /// Slice before 10 took starts/ends/axes as attributes.
 fn slice(c: &mut NodeCtx<'_, '_>) -> R {
     if c.version >= 10 {
@@ -450,10 +495,7 @@ fn slice(c: &mut NodeCtx<'_, '_>) -> R {
         .ok_or_else(|| c.invalid("attribute 'ends' is required"))?;
     let s = c.const_i64(&starts, false);
     let e = c.const_i64(&ends, false);
-    let axes = match c.attr_ints("axes")? {
-        Some(a) => Some(c.const_i64(&a, false)),
-        None => None,
-    };
+    let axes = c.attr_ints("axes")?.map(|a| c.const_i64(&a, false));
     emit_with(
         c,
         OpKind::Slice,
@@ -519,11 +561,16 @@ fn legacy_binary(c: &mut NodeCtx<'_, '_>, op: OpKind) -> R {
             let axis = if axis < 0 { axis + ra } else { axis };
             let trailing = ra - axis - bt.rank() as i64;
             if axis < 0 || trailing < 0 {
-                return Err(c.invalid(format!("broadcast axis {axis} does not fit operand ranks {ra} and {}", bt.rank())));
+                return Err(c.invalid(format!(
+                    "broadcast axis {axis} does not fit operand ranks {ra} and {}",
+                    bt.rank()
+                )));
             }
             if trailing > 0 {
                 let Some(shape) = bt.static_shape() else {
-                    return Err(c.unsupported("legacy axis broadcasting needs a static second operand"));
+                    return Err(
+                        c.unsupported("legacy axis broadcasting needs a static second operand")
+                    );
                 };
                 let mut dims: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
                 dims.extend(std::iter::repeat_n(1, trailing as usize));
@@ -559,4 +606,14 @@ fn prelu(c: &mut NodeCtx<'_, '_>) -> R {
     let s = c.const_i64(&dims, false);
     let s2 = c.emit_internal(OpKind::Reshape, vec![Some(slope), Some(s)], Attrs::new())?;
     emit_with(c, OpKind::PRelu, vec![Some(x), Some(s2)], &[])
+}
+
+/// CastLike casts to the element type of its second operand.
+fn cast_like(c: &mut NodeCtx<'_, '_>) -> R {
+    let x = c.input(0)?;
+    let like = c.input(1)?;
+    let to = c.ty(like).dtype;
+    let mut attrs = c.convert_attrs(OpKind::Cast, &[], &[])?;
+    attrs.insert("to".into(), Attr::DType(to));
+    Ok(vec![Some(c.emit1(OpKind::Cast, vec![Some(x)], attrs)?)])
 }

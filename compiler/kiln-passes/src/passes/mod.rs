@@ -4,6 +4,7 @@
 pub mod canonicalize;
 pub mod cse;
 pub mod dce;
+pub mod fold_constants;
 pub mod shape_inference;
 
 #[cfg(test)]

@@ -492,6 +492,28 @@ impl<'s> Parser<'s> {
         Ok(Attr::Strs(strs))
     }
 
+    /// `[true, false, ...]` as one byte per element.
+    fn bool_list(&mut self) -> PResult<Vec<u8>> {
+        self.expect("[")?;
+        let mut out = Vec::new();
+        if self.eat("]") {
+            return Ok(out);
+        }
+        loop {
+            self.skip_ws();
+            let at = self.pos;
+            match self.word() {
+                Some("true") => out.push(1),
+                Some("false") => out.push(0),
+                _ => return Err(self.err_at(at, "expected 'true' or 'false' in a bool list")),
+            }
+            if self.eat("]") {
+                return Ok(out);
+            }
+            self.expect(",")?;
+        }
+    }
+
     // ---- weights -------------------------------------------------------------
 
     fn weight_decl(&mut self, g: &mut Graph) -> PResult<()> {
@@ -518,6 +540,8 @@ impl<'s> Parser<'s> {
                     let s = self.string_lit()?;
                     decode_hex(&s)
                         .ok_or_else(|| self.err_at(sat, "expected a \"0x...\" hex string"))?
+                } else if ty.dtype == DType::Bool {
+                    self.bool_list()?
                 } else {
                     let lat = self.pos;
                     let list = self.attr_list()?;
@@ -923,12 +947,6 @@ fn encode_list(ty: &TensorType, list: &Attr) -> Result<Vec<u8>, String> {
         DType::U32 => put_int!(u32),
         DType::U16 => put_int!(u16),
         DType::U8 => put_int!(u8),
-        DType::Bool => {
-            return Err(
-                "bool weights are written as hex or true/false lists are not supported; use hex"
-                    .into(),
-            )
-        }
         d => return Err(format!("{d} weights must be written as a hex string")),
     }
     Ok(out)

@@ -1,0 +1,412 @@
+//! The artifact glue: the `kiln_artifact_v1` descriptor, the `kiln_entry`
+//! wrapper and `kiln_artifact()`, generated as MLIR in the `llvm` dialect
+//! (compiled by kiln-codegen with the same target machine as the model
+//! code), plus the generated `model.h`.
+//!
+//! Invariants:
+//! - The descriptor layout is `kiln.h`'s `kiln_artifact_v1` for 64-bit
+//!   targets (88 bytes, `entry` at offset 80); tensor descriptors are
+//!   `kiln_tensor_desc` (24 bytes). Both are LLVM literal structs whose
+//!   natural layout matches the C structs.
+//! - `kiln_entry` unpacks the input/output pointer arrays and calls
+//!   `kiln_main(in.., out.., weights)` with bare pointers (the lowering's
+//!   calling convention), then returns 0. It and every descriptor constant
+//!   are `internal`; only `kiln_artifact` is exported.
+//! - Weight bytes are never in this module: embedded weights are an
+//!   external declaration of [`WEIGHTS_SYMBOL`], defined by the weights
+//!   object.
+//! - Strings (names, model name, producer) are NUL-terminated byte arrays;
+//!   every byte outside printable ASCII is written as a `\XX` escape, so no
+//!   name can break the MLIR text. Names containing NUL are refused earlier.
+
+use kiln_codegen::lower::TensorSig;
+use std::fmt::Write;
+
+/// Symbol of the embedded weights blob (defined by the weights object).
+pub const WEIGHTS_SYMBOL: &str = "kiln_weights";
+
+/// Symbol of the model function produced by the lowering.
+pub const MAIN_SYMBOL: &str = "kiln_main";
+
+/// Where the descriptor says the weights are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WeightsRef {
+    /// No weights (`weights = NULL`, `weights_size = 0`).
+    None,
+    /// Embedded in the artifact at [`WEIGHTS_SYMBOL`].
+    Embedded {
+        /// Blob size in bytes.
+        size: u64,
+    },
+    /// In a file next to the artifact.
+    External {
+        /// The file name (relative to the artifact).
+        file: String,
+        /// Blob size in bytes.
+        size: u64,
+    },
+}
+
+/// Everything the descriptor records.
+#[derive(Clone, Debug)]
+pub struct Descriptor<'a> {
+    /// The model's name.
+    pub model_name: &'a str,
+    /// `"kiln <version>"`.
+    pub producer: &'a str,
+    /// Inputs in entry order.
+    pub inputs: &'a [TensorSig],
+    /// Outputs in entry order.
+    pub outputs: &'a [TensorSig],
+    /// Where the weights are.
+    pub weights: WeightsRef,
+}
+
+const DESC_TY: &str = "!llvm.struct<(ptr, i32, i32, ptr)>";
+const ARTIFACT_TY: &str =
+    "!llvm.struct<(i32, i32, i32, i32, ptr, ptr, ptr, ptr, ptr, i64, ptr, i64, ptr)>";
+
+/// Escapes bytes for an MLIR string literal.
+fn mlir_bytes(bytes: &[u8]) -> String {
+    let mut s = String::new();
+    for &b in bytes {
+        if (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\' {
+            s.push(b as char);
+        } else {
+            let _ = write!(s, "\\{b:02X}");
+        }
+    }
+    s
+}
+
+/// Emits `@name` as a NUL-terminated string constant.
+fn string_global(out: &mut String, name: &str, value: &str) {
+    let mut bytes = value.as_bytes().to_vec();
+    bytes.push(0);
+    let _ = writeln!(
+        out,
+        "  llvm.mlir.global internal constant @{name}(\"{}\") {{addr_space = 0 : i32}} : !llvm.array<{} x i8>",
+        mlir_bytes(&bytes),
+        bytes.len()
+    );
+}
+
+/// Emits the shape arrays, name strings and the descriptor array of one side.
+fn tensor_table(out: &mut String, side: &str, sigs: &[TensorSig]) {
+    for (i, s) in sigs.iter().enumerate() {
+        string_global(out, &format!("kiln_{side}_name{i}"), &s.name);
+        if !s.shape.is_empty() {
+            let dims: Vec<String> = s.shape.iter().map(u64::to_string).collect();
+            let _ = writeln!(
+                out,
+                "  llvm.mlir.global internal constant @kiln_{side}_shape{i}(dense<[{}]> : tensor<{}xi64>) {{addr_space = 0 : i32}} : !llvm.array<{} x i64>",
+                dims.join(", "),
+                s.shape.len(),
+                s.shape.len()
+            );
+        }
+    }
+    if sigs.is_empty() {
+        return;
+    }
+    let arr = format!("!llvm.array<{} x {DESC_TY}>", sigs.len());
+    let _ = writeln!(
+        out,
+        "  llvm.mlir.global internal constant @kiln_{side}s() {{addr_space = 0 : i32}} : {arr} {{"
+    );
+    let _ = writeln!(out, "    %t0 = llvm.mlir.undef : {arr}");
+    let _ = writeln!(out, "    %null = llvm.mlir.zero : !llvm.ptr");
+    let mut last = "%t0".to_owned();
+    for (i, s) in sigs.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "    %n{i} = llvm.mlir.addressof @kiln_{side}_name{i} : !llvm.ptr"
+        );
+        let shape = if s.shape.is_empty() {
+            "%null".to_owned()
+        } else {
+            let _ = writeln!(
+                out,
+                "    %s{i} = llvm.mlir.addressof @kiln_{side}_shape{i} : !llvm.ptr"
+            );
+            format!("%s{i}")
+        };
+        let _ = writeln!(
+            out,
+            "    %d{i} = llvm.mlir.constant({} : i32) : i32",
+            s.dtype.abi_code()
+        );
+        let _ = writeln!(
+            out,
+            "    %r{i} = llvm.mlir.constant({} : i32) : i32",
+            s.shape.len()
+        );
+        let fields = [format!("%n{i}"), format!("%d{i}"), format!("%r{i}"), shape];
+        for (f, value) in fields.iter().enumerate() {
+            let next = format!("%t{i}_{f}");
+            let _ = writeln!(
+                out,
+                "    {next} = llvm.insertvalue {value}, {last}[{i}, {f}] : {arr}"
+            );
+            last = next;
+        }
+    }
+    let _ = writeln!(out, "    llvm.return {last} : {arr}");
+    let _ = writeln!(out, "  }}");
+}
+
+/// The MLIR (`llvm` dialect) module with the descriptor, `kiln_entry` and
+/// `kiln_artifact`.
+pub fn glue_module(d: &Descriptor<'_>) -> String {
+    let mut out =
+        String::from("// Kiln artifact descriptor and entry wrapper (ABI v1).\nmodule {\n");
+    let n_args = d.inputs.len() + d.outputs.len() + 1;
+    let ptrs = vec!["!llvm.ptr"; n_args].join(", ");
+    let _ = writeln!(out, "  llvm.func @{MAIN_SYMBOL}({ptrs})");
+
+    // kiln_entry(ctx, inputs, outputs, weights, workspace) -> i32
+    let _ = writeln!(
+        out,
+        "  llvm.func internal @kiln_entry(%ctx: !llvm.ptr, %ins: !llvm.ptr, %outs: !llvm.ptr, %w: !llvm.ptr, %ws: !llvm.ptr) -> i32 {{"
+    );
+    let mut args = Vec::new();
+    for (side, count) in [("ins", d.inputs.len()), ("outs", d.outputs.len())] {
+        for i in 0..count {
+            let _ = writeln!(
+                out,
+                "    %{side}_p{i} = llvm.getelementptr %{side}[{i}] : (!llvm.ptr) -> !llvm.ptr, !llvm.ptr"
+            );
+            let _ = writeln!(
+                out,
+                "    %{side}_{i} = llvm.load %{side}_p{i} : !llvm.ptr -> !llvm.ptr"
+            );
+            args.push(format!("%{side}_{i}"));
+        }
+    }
+    args.push("%w".into());
+    let _ = writeln!(
+        out,
+        "    llvm.call @{MAIN_SYMBOL}({}) : ({ptrs}) -> ()",
+        args.join(", ")
+    );
+    let _ = writeln!(out, "    %ok = llvm.mlir.constant(0 : i32) : i32");
+    let _ = writeln!(out, "    llvm.return %ok : i32\n  }}");
+
+    string_global(&mut out, "kiln_model_name", d.model_name);
+    string_global(&mut out, "kiln_producer", d.producer);
+    tensor_table(&mut out, "input", d.inputs);
+    tensor_table(&mut out, "output", d.outputs);
+    let (weights_size, weights_file) = match &d.weights {
+        WeightsRef::None => (0, None),
+        WeightsRef::Embedded { size } => {
+            let _ = writeln!(
+                out,
+                "  llvm.mlir.global external constant @{WEIGHTS_SYMBOL}() {{addr_space = 0 : i32}} : !llvm.array<{size} x i8>"
+            );
+            (*size, None)
+        }
+        WeightsRef::External { file, size } => {
+            string_global(&mut out, "kiln_weights_file", file);
+            (*size, Some(()))
+        }
+    };
+
+    let _ = writeln!(
+        out,
+        "  llvm.mlir.global internal constant @kiln_descriptor() {{addr_space = 0 : i32}} : {ARTIFACT_TY} {{"
+    );
+    let _ = writeln!(out, "    %a0 = llvm.mlir.undef : {ARTIFACT_TY}");
+    let _ = writeln!(out, "    %null = llvm.mlir.zero : !llvm.ptr");
+    let _ = writeln!(out, "    %abi = llvm.mlir.constant(1 : i32) : i32");
+    let _ = writeln!(
+        out,
+        "    %nin = llvm.mlir.constant({} : i32) : i32",
+        d.inputs.len()
+    );
+    let _ = writeln!(
+        out,
+        "    %nout = llvm.mlir.constant({} : i32) : i32",
+        d.outputs.len()
+    );
+    let _ = writeln!(out, "    %zero32 = llvm.mlir.constant(0 : i32) : i32");
+    let side_ptr = |out: &mut String, side: &str, n: usize| -> String {
+        if n == 0 {
+            "%null".into()
+        } else {
+            let _ = writeln!(
+                out,
+                "    %{side}s = llvm.mlir.addressof @kiln_{side}s : !llvm.ptr"
+            );
+            format!("%{side}s")
+        }
+    };
+    let ins = side_ptr(&mut out, "input", d.inputs.len());
+    let outs = side_ptr(&mut out, "output", d.outputs.len());
+    let _ = writeln!(
+        out,
+        "    %name = llvm.mlir.addressof @kiln_model_name : !llvm.ptr"
+    );
+    let _ = writeln!(
+        out,
+        "    %producer = llvm.mlir.addressof @kiln_producer : !llvm.ptr"
+    );
+    let weights = if matches!(d.weights, WeightsRef::Embedded { .. }) {
+        let _ = writeln!(
+            out,
+            "    %weights = llvm.mlir.addressof @{WEIGHTS_SYMBOL} : !llvm.ptr"
+        );
+        "%weights"
+    } else {
+        "%null"
+    };
+    let wfile = if weights_file.is_some() {
+        let _ = writeln!(
+            out,
+            "    %wfile = llvm.mlir.addressof @kiln_weights_file : !llvm.ptr"
+        );
+        "%wfile"
+    } else {
+        "%null"
+    };
+    let _ = writeln!(
+        out,
+        "    %wsize = llvm.mlir.constant({weights_size} : i64) : i64"
+    );
+    let _ = writeln!(out, "    %wksize = llvm.mlir.constant(0 : i64) : i64");
+    let _ = writeln!(
+        out,
+        "    %entry = llvm.mlir.addressof @kiln_entry : !llvm.ptr"
+    );
+    let fields = [
+        "%abi",
+        "%nin",
+        "%nout",
+        "%zero32",
+        &ins,
+        &outs,
+        "%name",
+        "%producer",
+        weights,
+        "%wsize",
+        wfile,
+        "%wksize",
+        "%entry",
+    ];
+    let mut last = "%a0".to_owned();
+    for (f, value) in fields.iter().enumerate() {
+        let next = format!("%a{}", f + 1);
+        let _ = writeln!(
+            out,
+            "    {next} = llvm.insertvalue {value}, {last}[{f}] : {ARTIFACT_TY}"
+        );
+        last = next;
+    }
+    let _ = writeln!(out, "    llvm.return {last} : {ARTIFACT_TY}\n  }}");
+    let _ = writeln!(
+        out,
+        "  llvm.func @kiln_artifact() -> !llvm.ptr {{\n    %d = llvm.mlir.addressof @kiln_descriptor : !llvm.ptr\n    llvm.return %d : !llvm.ptr\n  }}"
+    );
+    out.push_str("}\n");
+    out
+}
+
+/// Escapes a string for a C string literal (octal escapes for every byte
+/// outside printable ASCII, so the header is plain ASCII).
+fn c_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for &b in s.as_bytes() {
+        match b {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            // `?` escaped against trigraphs.
+            b'?' => out.push_str("\\?"),
+            0x20..=0x7e => out.push(b as char),
+            _ => {
+                let _ = write!(out, "\\{b:03o}");
+            }
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Makes an identifier fragment for a macro name (upper case, `_` for
+/// everything else).
+fn macro_fragment(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// The generated `model.h`: includes `kiln.h`, declares `kiln_artifact()`,
+/// and describes every input and output with comments and macros.
+pub fn model_header(d: &Descriptor<'_>, header_name: &str) -> String {
+    let guard = format!("KILN_MODEL_{}_", macro_fragment(header_name));
+    let mut h = String::new();
+    let _ = writeln!(
+        h,
+        "/* Generated by {} for model {}. Do not edit. */",
+        d.producer.replace("*/", "* /"),
+        c_string(d.model_name).replace("*/", "* /")
+    );
+    let _ = writeln!(
+        h,
+        "#ifndef {guard}\n#define {guard}\n\n#include \"kiln.h\"\n"
+    );
+    let _ = writeln!(h, "#ifdef __cplusplus\nextern \"C\" {{\n#endif\n");
+    let _ = writeln!(
+        h,
+        "/* The artifact descriptor; pass it to kiln_model_from_artifact() when\n * this model is linked into the program. */\nconst kiln_artifact_v1* kiln_artifact(void);\n"
+    );
+    let _ = writeln!(h, "#define KILN_MODEL_NAME {}", c_string(d.model_name));
+    let _ = writeln!(h, "#define KILN_MODEL_NUM_INPUTS {}u", d.inputs.len());
+    let _ = writeln!(h, "#define KILN_MODEL_NUM_OUTPUTS {}u", d.outputs.len());
+    match &d.weights {
+        WeightsRef::External { file, .. } => {
+            let _ = writeln!(h, "#define KILN_MODEL_WEIGHTS_FILE {}", c_string(file));
+        }
+        WeightsRef::Embedded { .. } | WeightsRef::None => {
+            let _ = writeln!(h, "/* Weights are embedded (no weights file). */");
+        }
+    }
+    for (side, sigs) in [("INPUT", d.inputs), ("OUTPUT", d.outputs)] {
+        for (i, s) in sigs.iter().enumerate() {
+            let dims: Vec<String> = s.shape.iter().map(u64::to_string).collect();
+            let p = format!("KILN_MODEL_{side}_{i}");
+            let _ = writeln!(
+                h,
+                "\n/* {} {i}: {} {} [{}] */",
+                side.to_lowercase(),
+                c_string(&s.name).replace("*/", "* /"),
+                s.dtype.name(),
+                dims.join(", ")
+            );
+            let _ = writeln!(h, "#define {p}_NAME {}", c_string(&s.name));
+            let _ = writeln!(
+                h,
+                "#define {p}_DTYPE KILN_DTYPE_{}",
+                macro_fragment(s.dtype.name())
+            );
+            let _ = writeln!(h, "#define {p}_RANK {}u", s.shape.len());
+            let _ = writeln!(
+                h,
+                "#define {p}_NUMEL {}ull",
+                s.shape.iter().product::<u64>()
+            );
+            if !s.shape.is_empty() {
+                let _ = writeln!(h, "#define {p}_SHAPE {{{}}}", dims.join(", "));
+            }
+        }
+    }
+    let _ = writeln!(
+        h,
+        "\n#ifdef __cplusplus\n}}\n#endif\n\n#endif /* {guard} */"
+    );
+    h
+}

@@ -1,0 +1,153 @@
+//! The one error type of the driver, and its exit-code class.
+//!
+//! Invariant: every error knows its [`ErrorKind`], the only thing the CLI
+//! looks at to choose an exit code; messages name the file, tensor or node
+//! involved.
+
+use std::path::PathBuf;
+
+/// The broad class of a failure (the CLI's exit code in brackets).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// A bug in Kiln or an environment problem (1).
+    Internal,
+    /// Malformed input or bad usage (2).
+    InvalidInput,
+    /// A well-formed input using something Kiln does not support (3).
+    Unsupported,
+    /// A size or memory limit (4).
+    ResourceLimit,
+}
+
+impl ErrorKind {
+    /// The process exit code of this class.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            ErrorKind::Internal => 1,
+            ErrorKind::InvalidInput => 2,
+            ErrorKind::Unsupported => 3,
+            ErrorKind::ResourceLimit => 4,
+        }
+    }
+}
+
+impl From<kiln_onnx::ErrorKind> for ErrorKind {
+    fn from(kind: kiln_onnx::ErrorKind) -> ErrorKind {
+        match kind {
+            kiln_onnx::ErrorKind::InvalidInput => ErrorKind::InvalidInput,
+            kiln_onnx::ErrorKind::Unsupported => ErrorKind::Unsupported,
+            kiln_onnx::ErrorKind::ResourceLimit => ErrorKind::ResourceLimit,
+        }
+    }
+}
+
+/// Everything that can go wrong in the driver.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    /// The ONNX frontend refused the model.
+    #[error(transparent)]
+    Onnx(#[from] kiln_onnx::OnnxError),
+    /// A `.kir` file did not parse or verify (every error, one per line).
+    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
+    Parse(Vec<kiln_ir::text::ParseError>),
+    /// A graph pass failed.
+    #[error("graph pipeline failed: {0}")]
+    Pass(#[from] kiln_passes::PassError),
+    /// Lowering to MLIR refused some nodes.
+    #[error(transparent)]
+    Lower(#[from] kiln_codegen::lower::LowerError),
+    /// MLIR/LLVM compilation, object writing or linking failed.
+    #[error(transparent)]
+    Codegen(#[from] kiln_codegen::CodegenError),
+    /// The runtime refused or failed to run the artifact.
+    #[error("runtime: {0}")]
+    Runtime(#[from] kiln_runtime::Error),
+    /// The reference interpreter failed.
+    #[error("interpreter: {0}")]
+    Interp(#[from] kiln_interp::InterpError),
+    /// Bad input or usage; the message says what and where.
+    #[error("{0}")]
+    Invalid(String),
+    /// Something Kiln does not support; the message says what.
+    #[error("{0}")]
+    Unsupported(String),
+    /// A size limit.
+    #[error("{0}")]
+    Limit(String),
+    /// Something that should not happen.
+    #[error("internal error: {0}")]
+    Internal(String),
+    /// A file system operation failed.
+    #[error("{action} {}: {source}", path.display())]
+    Io {
+        /// What was being done ("read", "write", ...).
+        action: &'static str,
+        /// The path concerned.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl DriverError {
+    /// The exit-code class.
+    pub fn kind(&self) -> ErrorKind {
+        use kiln_codegen::CodegenError as C;
+        match self {
+            DriverError::Onnx(e) => e.kind().into(),
+            DriverError::Parse(_) | DriverError::Invalid(_) => ErrorKind::InvalidInput,
+            DriverError::Pass(kiln_passes::PassError::Unsupported { .. }) => ErrorKind::Unsupported,
+            DriverError::Pass(kiln_passes::PassError::Verify { .. }) => ErrorKind::Internal,
+            DriverError::Lower(_) | DriverError::Unsupported(_) => ErrorKind::Unsupported,
+            DriverError::Codegen(e) => match e {
+                C::UnknownTarget(_) => ErrorKind::InvalidInput,
+                C::UnsupportedTarget { .. } => ErrorKind::Unsupported,
+                C::Io { source, .. } => io_kind(source),
+                _ => ErrorKind::Internal,
+            },
+            DriverError::Runtime(e) => match e.status() {
+                kiln_runtime::Status::OutOfMemory => ErrorKind::ResourceLimit,
+                kiln_runtime::Status::ExecutionFailed | kiln_runtime::Status::Internal => {
+                    ErrorKind::Internal
+                }
+                _ => ErrorKind::InvalidInput,
+            },
+            DriverError::Interp(e) => match e {
+                kiln_interp::InterpError::Unsupported(_) => ErrorKind::Unsupported,
+                kiln_interp::InterpError::TooLarge { .. } => ErrorKind::ResourceLimit,
+                _ => ErrorKind::InvalidInput,
+            },
+            DriverError::Limit(_) => ErrorKind::ResourceLimit,
+            DriverError::Internal(_) => ErrorKind::Internal,
+            DriverError::Io { source, .. } => io_kind(source),
+        }
+    }
+
+    /// An I/O error while doing `action` on `path`.
+    pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        DriverError::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// Disk-full and out-of-memory are resource limits; a missing or unreadable
+/// file is the user's input; anything else is the environment's fault.
+fn io_kind(e: &std::io::Error) -> ErrorKind {
+    use std::io::ErrorKind as K;
+    match e.kind() {
+        K::OutOfMemory | K::StorageFull | K::QuotaExceeded | K::FileTooLarge => {
+            ErrorKind::ResourceLimit
+        }
+        K::NotFound | K::PermissionDenied | K::InvalidData | K::IsADirectory => {
+            ErrorKind::InvalidInput
+        }
+        _ => ErrorKind::Internal,
+    }
+}
+
+/// Result type of this crate.
+pub type Result<T, E = DriverError> = std::result::Result<T, E>;

@@ -1,0 +1,361 @@
+//! Running a model: a compiled artifact through the runtime, a model file
+//! compiled into a temporary directory first, or (`--interpret`) the
+//! reference interpreter; plus latency benchmarking.
+//!
+//! Invariants:
+//! - Inputs are matched to graph inputs by name; every input must be given
+//!   exactly once and unknown names are errors. Dtype and shape are checked
+//!   by the runtime (or the interpreter), never trusted.
+//! - A model compiled on the fly lives in a temporary directory owned by the
+//!   [`Session`] and removed with it.
+//! - Benchmark statistics use the nearest-rank method, like
+//!   `scripts/bench_ort.py`, so numbers compare.
+
+use crate::compile::{compile, CompileOptions, Emit};
+use crate::error::{DriverError, Result};
+use crate::load::{load, LoadOptions};
+use crate::tensors::HostTensor;
+use kiln_codegen::{OptLevel, Target};
+use kiln_ir::{DType, Graph};
+use kiln_runtime::{TensorMut, TensorRef};
+use std::path::Path;
+use std::time::Instant;
+
+/// A model input or output as the session sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TensorSpec {
+    /// The name.
+    pub name: String,
+    /// Element type.
+    pub dtype: DType,
+    /// Static shape, or `None` when the interpreter runs a dynamic graph.
+    pub shape: Option<Vec<u64>>,
+}
+
+/// How to open a session.
+#[derive(Clone, Debug)]
+pub struct SessionOptions {
+    /// Use the reference interpreter instead of compiling.
+    pub interpret: bool,
+    /// Loading options for model files.
+    pub load: LoadOptions,
+    /// Target for compiling model files (must be this machine).
+    pub target: Option<Target>,
+    /// Optimisation level for compiling model files.
+    pub opt_level: OptLevel,
+}
+
+impl Default for SessionOptions {
+    fn default() -> Self {
+        SessionOptions {
+            interpret: false,
+            load: LoadOptions::default(),
+            target: None,
+            opt_level: OptLevel::O3,
+        }
+    }
+}
+
+enum Engine {
+    Compiled {
+        model: kiln_runtime::Model,
+        /// Keeps an on-the-fly artifact alive (dropped after `model`).
+        _dir: Option<tempfile::TempDir>,
+    },
+    Interpreted(Box<Graph>),
+}
+
+/// A loaded model ready to run.
+pub struct Session {
+    engine: Engine,
+    inputs: Vec<TensorSpec>,
+    outputs: Vec<TensorSpec>,
+}
+
+fn runtime_dtype(d: kiln_runtime::DType) -> Result<DType> {
+    DType::from_abi_code(d.code())
+        .ok_or_else(|| DriverError::Internal(format!("runtime dtype code {}", d.code())))
+}
+
+impl Session {
+    /// Opens an artifact (`.so`) or a model file (`.onnx`, `.kir`).
+    pub fn open(path: &Path, opts: &SessionOptions) -> Result<Session> {
+        let is_artifact = matches!(path.extension().and_then(|e| e.to_str()), Some("so"));
+        if is_artifact {
+            if opts.interpret {
+                return Err(DriverError::Invalid(format!(
+                    "{}: --interpret needs a model file (.onnx or .kir), not an artifact",
+                    path.display()
+                )));
+            }
+            let model = kiln_runtime::Model::load(path)?;
+            return Session::from_model(model, None);
+        }
+        let graph = load(path, &opts.load)?;
+        if opts.interpret {
+            let spec = |v: &kiln_ir::ValueId| {
+                let info = graph.value(*v);
+                TensorSpec {
+                    name: info.name.clone(),
+                    dtype: info.ty.dtype,
+                    shape: info.ty.static_shape(),
+                }
+            };
+            let inputs = graph.inputs.iter().map(spec).collect();
+            let outputs = graph.outputs.iter().map(spec).collect();
+            return Ok(Session {
+                engine: Engine::Interpreted(Box::new(graph)),
+                inputs,
+                outputs,
+            });
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("kiln-run-")
+            .tempdir()
+            .map_err(|e| {
+                DriverError::io("create a temporary directory in", std::env::temp_dir(), e)
+            })?;
+        let so = dir.path().join("model.so");
+        let target = match &opts.target {
+            Some(t) => t.clone(),
+            None => Target::host()?,
+        };
+        let mut copts = CompileOptions::new(target, Some(so.clone()));
+        copts.emit = Emit::Lib;
+        copts.opt_level = opts.opt_level;
+        compile(graph, &copts)?;
+        let model = kiln_runtime::Model::load(&so)?;
+        Session::from_model(model, Some(dir))
+    }
+
+    fn from_model(model: kiln_runtime::Model, dir: Option<tempfile::TempDir>) -> Result<Session> {
+        let spec = |i: &kiln_runtime::TensorInfo| -> Result<TensorSpec> {
+            Ok(TensorSpec {
+                name: i.name().to_owned(),
+                dtype: runtime_dtype(i.dtype())?,
+                shape: Some(i.shape().iter().map(|&d| d as u64).collect()),
+            })
+        };
+        let inputs = model.inputs().iter().map(spec).collect::<Result<_>>()?;
+        let outputs = model.outputs().iter().map(spec).collect::<Result<_>>()?;
+        Ok(Session {
+            engine: Engine::Compiled { model, _dir: dir },
+            inputs,
+            outputs,
+        })
+    }
+
+    /// The model's inputs, in order.
+    pub fn inputs(&self) -> &[TensorSpec] {
+        &self.inputs
+    }
+
+    /// The model's outputs, in order.
+    pub fn outputs(&self) -> &[TensorSpec] {
+        &self.outputs
+    }
+
+    /// Whether the session runs compiled code (not the interpreter).
+    pub fn is_compiled(&self) -> bool {
+        matches!(self.engine, Engine::Compiled { .. })
+    }
+
+    /// Sets the runtime's thread count (0 = default); no effect when
+    /// interpreting.
+    pub fn set_num_threads(&self, n: u32) {
+        if let Engine::Compiled { model, .. } = &self.engine {
+            model.set_num_threads(n);
+        }
+    }
+
+    /// Puts `inputs` (any order, matched by name) into graph-input order.
+    pub fn order_inputs<'a>(&self, inputs: &'a [HostTensor]) -> Result<Vec<&'a HostTensor>> {
+        for t in inputs {
+            if !self.inputs.iter().any(|s| s.name == t.name) {
+                return Err(DriverError::Invalid(format!(
+                    "'{}' is not a model input (inputs: {})",
+                    t.name,
+                    self.input_names().join(", ")
+                )));
+            }
+        }
+        self.inputs
+            .iter()
+            .map(|s| {
+                let mut found = inputs.iter().filter(|t| t.name == s.name);
+                match (found.next(), found.next()) {
+                    (Some(t), None) => Ok(t),
+                    (None, _) => Err(DriverError::Invalid(format!(
+                        "input '{}' ({} {:?}) is missing",
+                        s.name,
+                        s.dtype.name(),
+                        s.shape
+                    ))),
+                    (Some(_), Some(_)) => Err(DriverError::Invalid(format!(
+                        "input '{}' is given twice",
+                        s.name
+                    ))),
+                }
+            })
+            .collect()
+    }
+
+    /// Names of the inputs, in order.
+    pub fn input_names(&self) -> Vec<String> {
+        self.inputs.iter().map(|s| s.name.clone()).collect()
+    }
+
+    /// Names of the outputs, in order.
+    pub fn output_names(&self) -> Vec<String> {
+        self.outputs.iter().map(|s| s.name.clone()).collect()
+    }
+
+    /// Zero-filled output buffers for a compiled model.
+    pub fn output_buffers(&self) -> Result<Vec<HostTensor>> {
+        self.outputs
+            .iter()
+            .map(|s| HostTensor::zeros(&s.name, s.dtype, s.shape.as_deref().unwrap_or(&[])))
+            .collect()
+    }
+
+    /// Runs the model; inputs are matched by name.
+    pub fn run(&self, inputs: &[HostTensor]) -> Result<Vec<HostTensor>> {
+        let ordered = self.order_inputs(inputs)?;
+        match &self.engine {
+            Engine::Compiled { .. } => {
+                let mut outputs = self.output_buffers()?;
+                self.run_into(&ordered, &mut outputs)?;
+                Ok(outputs)
+            }
+            Engine::Interpreted(graph) => {
+                let ins = ordered
+                    .iter()
+                    .map(|t| t.to_interp())
+                    .collect::<Result<Vec<_>>>()?;
+                let outs = kiln_interp::run_graph(graph, &ins)?;
+                Ok(outs
+                    .iter()
+                    .zip(&self.outputs)
+                    .map(|(t, s)| HostTensor::from_interp(&s.name, t))
+                    .collect())
+            }
+        }
+    }
+
+    /// Runs a compiled model into preallocated outputs (graph order on both
+    /// sides); for the interpreter it allocates and copies.
+    pub fn run_into(&self, inputs: &[&HostTensor], outputs: &mut [HostTensor]) -> Result<()> {
+        match &self.engine {
+            Engine::Compiled { model, .. } => {
+                let in_shapes: Vec<Vec<i64>> = inputs
+                    .iter()
+                    .map(|t| t.shape.iter().map(|&d| d as i64).collect())
+                    .collect();
+                let out_shapes: Vec<Vec<i64>> = outputs
+                    .iter()
+                    .map(|t| t.shape.iter().map(|&d| d as i64).collect())
+                    .collect();
+                let ins: Vec<TensorRef<'_>> = inputs
+                    .iter()
+                    .zip(&in_shapes)
+                    .map(|(t, s)| Ok(TensorRef::new(rt_dtype(t.dtype)?, s, t.data.as_ref())))
+                    .collect::<Result<_>>()?;
+                let mut outs: Vec<TensorMut<'_>> = Vec::with_capacity(outputs.len());
+                for (t, s) in outputs.iter_mut().zip(&out_shapes) {
+                    let dtype = rt_dtype(t.dtype)?;
+                    outs.push(TensorMut::new(dtype, s, AsMut::<[u8]>::as_mut(&mut t.data)));
+                }
+                model.run(&ins, &mut outs)?;
+                Ok(())
+            }
+            Engine::Interpreted(_) => {
+                let owned: Vec<HostTensor> = inputs.iter().map(|t| (*t).clone()).collect();
+                let result = self.run(&owned)?;
+                for (o, r) in outputs.iter_mut().zip(result) {
+                    *o = r;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+fn rt_dtype(d: DType) -> Result<kiln_runtime::DType> {
+    kiln_runtime::DType::from_code(d.abi_code()).ok_or_else(|| {
+        DriverError::Unsupported(format!("dtype {} is not known to the runtime", d.name()))
+    })
+}
+
+/// Benchmark settings.
+#[derive(Clone, Copy, Debug)]
+pub struct BenchOptions {
+    /// Untimed runs first.
+    pub warmup: usize,
+    /// Timed runs.
+    pub runs: usize,
+    /// Runtime threads (0 = default).
+    pub threads: u32,
+}
+
+/// Latency statistics in milliseconds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BenchResult {
+    /// Median (nearest rank).
+    pub median_ms: f64,
+    /// 90th percentile (nearest rank).
+    pub p90_ms: f64,
+    /// Fastest run.
+    pub min_ms: f64,
+    /// Mean.
+    pub mean_ms: f64,
+}
+
+/// The q-quantile (0 < q <= 1) of sorted values by the nearest-rank method.
+pub fn nearest_rank(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).max(1);
+    sorted[rank.min(sorted.len()) - 1]
+}
+
+/// Times `runs` runs after `warmup` untimed ones, each run timed alone.
+pub fn bench(session: &Session, inputs: &[HostTensor], opts: &BenchOptions) -> Result<BenchResult> {
+    if opts.runs == 0 {
+        return Err(DriverError::Invalid("--runs must be at least 1".into()));
+    }
+    session.set_num_threads(opts.threads);
+    let ordered = session.order_inputs(inputs)?;
+    let mut outputs = session.output_buffers()?;
+    for _ in 0..opts.warmup {
+        session.run_into(&ordered, &mut outputs)?;
+    }
+    let mut times = Vec::with_capacity(opts.runs);
+    for _ in 0..opts.runs {
+        let t0 = Instant::now();
+        session.run_into(&ordered, &mut outputs)?;
+        times.push(t0.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(BenchResult {
+        median_ms: nearest_rank(&times, 0.5),
+        p90_ms: nearest_rank(&times, 0.9),
+        min_ms: times[0],
+        mean_ms: times.iter().sum::<f64>() / times.len() as f64,
+    })
+}
+
+/// Zero-filled inputs for every (static) model input.
+pub fn zero_inputs(session: &Session) -> Result<Vec<HostTensor>> {
+    session
+        .inputs()
+        .iter()
+        .map(|s| match &s.shape {
+            Some(shape) => HostTensor::zeros(&s.name, s.dtype, shape),
+            None => Err(DriverError::Invalid(format!(
+                "input '{}' has a dynamic shape; give its data with --input",
+                s.name
+            ))),
+        })
+        .collect()
+}

@@ -1,0 +1,481 @@
+//! Host tensors for `kiln run`/`kiln bench`: reading inputs from `.npy` or
+//! ONNX `TensorProto` (`.pb`) files, writing outputs, comparing results.
+//!
+//! Invariants:
+//! - Tensor bytes are in Kiln's storage layout (little-endian, row-major)
+//!   in a buffer aligned to 64 bytes, so they always pass the runtime's
+//!   alignment check.
+//! - `.pb` files are decoded by the ONNX frontend's own tensor decoder (the
+//!   tensor is wrapped as the sole initializer of an in-memory model), so
+//!   inputs get exactly the checks model weights get; external data is
+//!   refused.
+//! - `.npy` goes through `npyz` (reads the header's dtype and shape
+//!   dynamically, streams typed data, writes standard v1 files; chosen over
+//!   `ndarray-npy`, which needs the element type at compile time and pulls
+//!   in `ndarray`). Fortran order and big-endian data are converted, not
+//!   refused.
+//! - Comparisons never let NaN pass.
+
+use crate::error::{DriverError, Result};
+use kiln_ir::DType;
+use kiln_onnx::proto::onnx as pb;
+use prost::Message;
+use std::path::Path;
+
+/// A byte buffer aligned to 64 bytes.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AlignedBytes {
+    words: Vec<[u64; 8]>,
+    len: usize,
+}
+
+impl AlignedBytes {
+    /// `len` zero bytes.
+    pub fn zeroed(len: usize) -> AlignedBytes {
+        AlignedBytes {
+            words: vec![[0u64; 8]; len.div_ceil(64)],
+            len,
+        }
+    }
+
+    /// A copy of `bytes`.
+    pub fn from_slice(bytes: &[u8]) -> AlignedBytes {
+        let mut b = AlignedBytes::zeroed(bytes.len());
+        b.as_mut().copy_from_slice(bytes);
+        b
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether it holds no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl AsRef<[u8]> for AlignedBytes {
+    fn as_ref(&self) -> &[u8] {
+        // SAFETY: `words` holds at least `len` initialized bytes; u64
+        // arrays have no padding.
+        unsafe { std::slice::from_raw_parts(self.words.as_ptr().cast::<u8>(), self.len) }
+    }
+}
+
+impl AsMut<[u8]> for AlignedBytes {
+    fn as_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `as_ref`; any byte pattern is a valid u64.
+        unsafe { std::slice::from_raw_parts_mut(self.words.as_mut_ptr().cast::<u8>(), self.len) }
+    }
+}
+
+/// A named tensor in host memory.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HostTensor {
+    /// The graph input or output name.
+    pub name: String,
+    /// Element type.
+    pub dtype: DType,
+    /// Extents, outermost first.
+    pub shape: Vec<u64>,
+    /// `dtype.storage_bytes(numel)` bytes in Kiln's storage layout.
+    pub data: AlignedBytes,
+}
+
+impl HostTensor {
+    /// A zero-filled tensor.
+    pub fn zeros(name: &str, dtype: DType, shape: &[u64]) -> Result<HostTensor> {
+        let bytes = shape
+            .iter()
+            .try_fold(1u64, |a, &d| a.checked_mul(d))
+            .and_then(|n| dtype.storage_bytes(n))
+            .and_then(|b| usize::try_from(b).ok())
+            .ok_or_else(|| {
+                DriverError::Limit(format!("tensor '{name}' of shape {shape:?} is too large"))
+            })?;
+        Ok(HostTensor {
+            name: name.to_owned(),
+            dtype,
+            shape: shape.to_vec(),
+            data: AlignedBytes::zeroed(bytes),
+        })
+    }
+
+    /// Converts to the interpreter's tensor.
+    pub fn to_interp(&self) -> Result<kiln_interp::Tensor> {
+        Ok(kiln_interp::Tensor::from_bytes(
+            self.dtype,
+            &self.shape,
+            self.data.as_ref(),
+        )?)
+    }
+
+    /// Converts from the interpreter's tensor.
+    pub fn from_interp(name: &str, t: &kiln_interp::Tensor) -> HostTensor {
+        HostTensor {
+            name: name.to_owned(),
+            dtype: t.dtype,
+            shape: t.shape.clone(),
+            data: AlignedBytes::from_slice(&t.to_bytes()),
+        }
+    }
+
+    /// The elements as f64 (float and integer dtypes; `None` otherwise).
+    pub fn to_f64(&self) -> Option<Vec<f64>> {
+        self.to_interp().ok().map(|t| t.to_f64_vec())
+    }
+}
+
+/// Reads a tensor file by extension: `.npy` or `.pb` (ONNX `TensorProto`).
+/// `name` is the graph input it is for (a `.pb` file's own name is ignored).
+pub fn read_tensor(path: &Path, name: &str) -> Result<HostTensor> {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("npy") => read_npy(path, name),
+        Some("pb") => read_pb(path, name),
+        _ => Err(DriverError::Invalid(format!(
+            "{}: unknown tensor file format (expected .npy or .pb)",
+            path.display()
+        ))),
+    }
+}
+
+/// Reads an ONNX `TensorProto` file.
+pub fn read_pb(path: &Path, name: &str) -> Result<HostTensor> {
+    let bytes = std::fs::read(path).map_err(|e| DriverError::io("read", path, e))?;
+    let mut tensor = pb::TensorProto::decode(bytes.as_slice()).map_err(|e| {
+        DriverError::Invalid(format!("{}: not an ONNX TensorProto: {e}", path.display()))
+    })?;
+    let tensor_name = "tensor".to_owned();
+    tensor.name = Some(tensor_name.clone());
+    let model = pb::ModelProto {
+        ir_version: Some(8),
+        opset_import: vec![pb::OperatorSetIdProto {
+            domain: Some(String::new()),
+            version: Some(17),
+        }],
+        graph: Some(pb::GraphProto {
+            name: Some("tensor".into()),
+            initializer: vec![tensor],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let file = path.display().to_string();
+    let loaded = kiln_onnx::load_model_bytes(&file, model.encode_to_vec().into())?;
+    let t = loaded
+        .graph
+        .initializer(&tensor_name)
+        .ok_or_else(|| DriverError::Internal(format!("{file}: decoded tensor vanished")))?;
+    Ok(HostTensor {
+        name: name.to_owned(),
+        dtype: t.dtype,
+        shape: t.dims.clone(),
+        data: AlignedBytes::from_slice(t.data.bytes()),
+    })
+}
+
+/// The ONNX `TensorProto.DataType` code of a Kiln dtype (the inverse of
+/// [`kiln_onnx::dtype_from_onnx`], so the mapping lives in one place).
+pub fn onnx_dtype_code(dtype: DType) -> Option<i32> {
+    (0..64).find(|&c| kiln_onnx::dtype_from_onnx(c) == Ok(dtype))
+}
+
+/// Writes an ONNX `TensorProto` file (raw data).
+pub fn write_pb(path: &Path, t: &HostTensor) -> Result<()> {
+    let code = onnx_dtype_code(t.dtype).ok_or_else(|| {
+        DriverError::Unsupported(format!("dtype {} has no ONNX equivalent", t.dtype.name()))
+    })?;
+    let proto = pb::TensorProto {
+        name: Some(t.name.clone()),
+        dims: t.shape.iter().map(|&d| d as i64).collect(),
+        data_type: Some(code),
+        raw_data: Some(bytes::Bytes::copy_from_slice(t.data.as_ref())),
+        ..Default::default()
+    };
+    std::fs::write(path, proto.encode_to_vec()).map_err(|e| DriverError::io("write", path, e))
+}
+
+macro_rules! npy_types {
+    ($m:ident) => {
+        $m! {
+            F64 => f64, F32 => f32, I64 => i64, I32 => i32, I16 => i16, I8 => i8,
+            U64 => u64, U32 => u32, U16 => u16, U8 => u8,
+        }
+    };
+}
+
+/// Reads a `.npy` file.
+pub fn read_npy(path: &Path, name: &str) -> Result<HostTensor> {
+    let bad = |why: String| DriverError::Invalid(format!("{}: {why}", path.display()));
+    let file = std::fs::File::open(path).map_err(|e| DriverError::io("open", path, e))?;
+    let len = file
+        .metadata()
+        .map_err(|e| DriverError::io("stat", path, e))?
+        .len();
+    let npy = npyz::NpyFile::new(std::io::BufReader::new(file))
+        .map_err(|e| bad(format!("not a .npy file: {e}")))?;
+    let npyz::DType::Plain(ts) = npy.dtype() else {
+        return Err(DriverError::Unsupported(format!(
+            "{}: structured .npy dtypes are not supported",
+            path.display()
+        )));
+    };
+    let dtype = match (ts.type_char(), ts.size_field()) {
+        (npyz::TypeChar::Float, 8) => DType::F64,
+        (npyz::TypeChar::Float, 4) => DType::F32,
+        (npyz::TypeChar::Int, 8) => DType::I64,
+        (npyz::TypeChar::Int, 4) => DType::I32,
+        (npyz::TypeChar::Int, 2) => DType::I16,
+        (npyz::TypeChar::Int, 1) => DType::I8,
+        (npyz::TypeChar::Uint, 8) => DType::U64,
+        (npyz::TypeChar::Uint, 4) => DType::U32,
+        (npyz::TypeChar::Uint, 2) => DType::U16,
+        (npyz::TypeChar::Uint, 1) => DType::U8,
+        (npyz::TypeChar::Bool, 1) => DType::Bool,
+        _ => {
+            return Err(DriverError::Unsupported(format!(
+                "{}: .npy dtype {ts} is not supported",
+                path.display()
+            )))
+        }
+    };
+    let shape = npy.shape().to_vec();
+    let fortran = npy.order() == npyz::Order::Fortran;
+    let numel = shape
+        .iter()
+        .try_fold(1u64, |a, &d| a.checked_mul(d))
+        .ok_or_else(|| bad(format!("shape {shape:?} overflows")))?;
+    // A lying header must not make us allocate beyond the file's size.
+    if numel.saturating_mul(u64::from(dtype.bits()) / 8) > len {
+        return Err(bad(format!(
+            "shape {shape:?} needs more data than the file holds"
+        )));
+    }
+    let mut out = HostTensor::zeros(name, dtype, &shape)?;
+    macro_rules! read_as {
+        ($($d:ident => $t:ty),* $(,)?) => {
+            match dtype {
+                $(DType::$d => {
+                    let v: Vec<$t> = npy.into_vec().map_err(|e| bad(format!("bad data: {e}")))?;
+                    store(&mut out, &v, fortran, |x| x.to_le_bytes());
+                })*
+                DType::Bool => {
+                    let v: Vec<bool> = npy.into_vec().map_err(|e| bad(format!("bad data: {e}")))?;
+                    store(&mut out, &v, fortran, |x| [u8::from(x)]);
+                }
+                _ => return Err(DriverError::Internal("npy dtype table".into())),
+            }
+        };
+    }
+    npy_types!(read_as);
+    Ok(out)
+}
+
+/// Stores row-major (or column-major, transposed on the way) elements.
+fn store<T: Copy, const N: usize>(
+    out: &mut HostTensor,
+    v: &[T],
+    fortran: bool,
+    le: impl Fn(T) -> [u8; N],
+) {
+    let shape = out.shape.clone();
+    let bytes = out.data.as_mut();
+    for (i, &x) in v.iter().enumerate() {
+        let dst = if fortran {
+            // Column-major index i → row-major index.
+            let mut rem = i as u64;
+            let mut idx = vec![0u64; shape.len()];
+            for (k, &d) in shape.iter().enumerate() {
+                idx[k] = rem % d.max(1);
+                rem /= d.max(1);
+            }
+            idx.iter().zip(&shape).fold(0u64, |a, (&ix, &d)| a * d + ix) as usize
+        } else {
+            i
+        };
+        if let Some(slot) = bytes.get_mut(dst * N..(dst + 1) * N) {
+            slot.copy_from_slice(&le(x));
+        }
+    }
+}
+
+/// Writes a `.npy` file (little-endian, C order).
+pub fn write_npy(path: &Path, t: &HostTensor) -> Result<()> {
+    use npyz::WriterBuilder;
+    let io = |e| DriverError::io("write", path, e);
+    let file = std::fs::File::create(path).map_err(|e| DriverError::io("create", path, e))?;
+    let w = std::io::BufWriter::new(file);
+    let b = t.data.as_ref();
+    macro_rules! write_as {
+        ($($d:ident => $t:ty),* $(,)?) => {
+            match t.dtype {
+                $(DType::$d => {
+                    const N: usize = std::mem::size_of::<$t>();
+                    let mut out = npyz::WriteOptions::<$t>::new()
+                        .default_dtype()
+                        .shape(&t.shape)
+                        .writer(w)
+                        .begin_nd()
+                        .map_err(io)?;
+                    out.extend(b.chunks_exact(N).map(|c| {
+                        let mut a = [0u8; N];
+                        a.copy_from_slice(c);
+                        <$t>::from_le_bytes(a)
+                    }))
+                    .map_err(io)?;
+                    out.finish().map_err(io)?;
+                })*
+                DType::Bool => {
+                    let mut out = npyz::WriteOptions::<bool>::new()
+                        .default_dtype()
+                        .shape(&t.shape)
+                        .writer(w)
+                        .begin_nd()
+                        .map_err(io)?;
+                    out.extend(b.iter().map(|&x| x != 0)).map_err(io)?;
+                    out.finish().map_err(io)?;
+                }
+                other => {
+                    return Err(DriverError::Unsupported(format!(
+                        "writing {} tensors as .npy is not supported (use --output-format=pb)",
+                        other.name()
+                    )))
+                }
+            }
+        };
+    }
+    npy_types!(write_as);
+    Ok(())
+}
+
+/// A file name for a tensor name: every character outside
+/// `[A-Za-z0-9._-]` becomes `_`; an empty name or one made only of dots
+/// (`.`, `..`) gets a leading `_`.
+pub fn sanitize_file_name(name: &str) -> String {
+    let mut s: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if s.chars().all(|c| c == '.') {
+        s.insert(0, '_');
+    }
+    s
+}
+
+/// Output file format of `kiln run`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OutputFormat {
+    /// `OUT/<sanitized name>.npy`.
+    #[default]
+    Npy,
+    /// `OUT/output_<i>.pb` (the ONNX test-set layout).
+    Pb,
+}
+
+/// Writes outputs into `dir` (created if needed) and returns the paths.
+/// Two names that sanitize to the same file are refused.
+pub fn write_outputs(
+    dir: &Path,
+    outputs: &[HostTensor],
+    format: OutputFormat,
+) -> Result<Vec<std::path::PathBuf>> {
+    std::fs::create_dir_all(dir).map_err(|e| DriverError::io("create directory", dir, e))?;
+    let mut paths = Vec::new();
+    for (i, t) in outputs.iter().enumerate() {
+        let path = match format {
+            OutputFormat::Npy => dir.join(format!("{}.npy", sanitize_file_name(&t.name))),
+            OutputFormat::Pb => dir.join(format!("output_{i}.pb")),
+        };
+        if paths.contains(&path) {
+            return Err(DriverError::Invalid(format!(
+                "outputs '{}' and another output map to the same file {}; use --output-format=pb",
+                t.name,
+                path.display()
+            )));
+        }
+        paths.push(path);
+    }
+    for (t, path) in outputs.iter().zip(&paths) {
+        match format {
+            OutputFormat::Npy => write_npy(path, t)?,
+            OutputFormat::Pb => write_pb(path, t)?,
+        }
+    }
+    Ok(paths)
+}
+
+/// Reads the ONNX test-set files `<prefix>_0.pb`, `<prefix>_1.pb`, ... in
+/// `dir` (stopping at the first missing index), naming them after `names`
+/// (or after the file's own tensor name where `names` runs out).
+pub fn read_test_set(dir: &Path, prefix: &str, names: &[String]) -> Result<Vec<HostTensor>> {
+    let mut out = Vec::new();
+    for i in 0.. {
+        let path = dir.join(format!("{prefix}_{i}.pb"));
+        if !path.is_file() {
+            break;
+        }
+        let name = names.get(i).cloned().unwrap_or_default();
+        out.push(read_pb(&path, &name)?);
+    }
+    Ok(out)
+}
+
+/// Largest relative error of `got` against `expected`, where the
+/// denominator is at least `floor` (so values near zero are compared with
+/// an absolute tolerance of `tolerance * floor`). Integers and bools must
+/// match exactly (error 0 or infinity). `Err` explains a mismatch of
+/// dtype, shape, or a NaN (which never passes, in either tensor).
+pub fn max_relative_error(
+    expected: &HostTensor,
+    got: &HostTensor,
+    floor: f64,
+) -> Result<f64, String> {
+    if expected.dtype != got.dtype {
+        return Err(format!(
+            "'{}': dtype {} differs from the expected {}",
+            got.name,
+            got.dtype.name(),
+            expected.dtype.name()
+        ));
+    }
+    if expected.shape != got.shape {
+        return Err(format!(
+            "'{}': shape {:?} differs from the expected {:?}",
+            got.name, got.shape, expected.shape
+        ));
+    }
+    let (Some(e), Some(g)) = (expected.to_f64(), got.to_f64()) else {
+        return Err(format!("'{}': cannot decode the tensor data", got.name));
+    };
+    let float = expected.dtype.is_float();
+    let mut worst = 0.0f64;
+    for (i, (&e, &g)) in e.iter().zip(&g).enumerate() {
+        if e.is_nan() || g.is_nan() {
+            return Err(format!(
+                "'{}': NaN at flat index {i} (expected {e}, got {g})",
+                got.name
+            ));
+        }
+        let err = if float {
+            if e == g {
+                0.0
+            } else {
+                (g - e).abs() / e.abs().max(floor)
+            }
+        } else if e == g {
+            0.0
+        } else {
+            f64::INFINITY
+        };
+        worst = worst.max(err);
+    }
+    Ok(worst)
+}

@@ -1,0 +1,453 @@
+//! End-to-end tests of the driver. This is the crate's only test binary that
+//! links LLVM (each such binary is ~290 MB), so every compile/run test lives
+//! here.
+//!
+//! Expected outputs come from ONNX Runtime (`testdata/models/*/
+//! test_data_set_0/output_*.pb`), never from Kiln itself.
+
+use kiln_codegen::Target;
+use kiln_driver::compile::{find_runtime_archive, Emit, RUNTIME_ARCHIVE};
+use kiln_driver::tensors::{self, max_relative_error, read_test_set, HostTensor};
+use kiln_driver::{
+    compile, load, CompileOptions, DriverError, ErrorKind, LoadOptions, Session, SessionOptions,
+    WeightsMode,
+};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// Relative-error bound for f32 outputs; values below `FLOOR` in magnitude
+/// are compared with an absolute tolerance of `TOL * FLOOR`.
+const TOL: f64 = 1e-4;
+const FLOOR: f64 = 1e-2;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn model_dir(name: &str) -> PathBuf {
+    root().join("testdata/models").join(name)
+}
+
+fn data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
+}
+
+fn shapes(pairs: &[(&str, &[u64])]) -> LoadOptions {
+    LoadOptions {
+        input_shapes: pairs
+            .iter()
+            .map(|(n, d)| (n.to_string(), d.to_vec()))
+            .collect::<BTreeMap<_, _>>(),
+    }
+}
+
+fn compile_lib(model: &Path, load_opts: &LoadOptions, out: &Path, weights: WeightsMode) {
+    let graph = load(model, load_opts).unwrap();
+    let mut opts = CompileOptions::new(Target::host().unwrap(), Some(out.to_path_buf()));
+    opts.weights = weights;
+    compile(graph, &opts).unwrap_or_else(|e| panic!("{}: {e}", model.display()));
+}
+
+/// Runs the session on the model's test set and checks every output.
+fn check_against_ort(session: &Session, name: &str) {
+    let dir = model_dir(name).join("test_data_set_0");
+    let inputs = read_test_set(&dir, "input", &session.input_names()).unwrap();
+    let expected = read_test_set(&dir, "output", &session.output_names()).unwrap();
+    assert!(!inputs.is_empty() && !expected.is_empty());
+    let got = session.run(&inputs).unwrap();
+    assert_eq!(got.len(), expected.len());
+    for (e, g) in expected.iter().zip(&got) {
+        let err = max_relative_error(e, g, FLOOR).unwrap_or_else(|m| panic!("{name}: {m}"));
+        assert!(
+            err <= TOL,
+            "{name}: output '{}': max relative error {err}",
+            g.name
+        );
+    }
+}
+
+fn compiled_matches_ort(name: &str, load_opts: &LoadOptions, weights: WeightsMode) {
+    let dir = tempfile::tempdir().unwrap();
+    let so = dir.path().join("model.so");
+    compile_lib(&model_dir(name).join("model.onnx"), load_opts, &so, weights);
+    assert!(dir.path().join("model.h").is_file());
+    let session = Session::open(&so, &SessionOptions::default()).unwrap();
+    assert!(session.is_compiled());
+    check_against_ort(&session, name);
+}
+
+#[test]
+fn mlp_matches_onnx_runtime() {
+    compiled_matches_ort("mlp", &LoadOptions::default(), WeightsMode::Embedded);
+}
+
+#[test]
+fn cnn_matches_onnx_runtime() {
+    compiled_matches_ort("cnn", &LoadOptions::default(), WeightsMode::Embedded);
+}
+
+#[test]
+fn transformer_matches_onnx_runtime() {
+    compiled_matches_ort(
+        "transformer",
+        &LoadOptions::default(),
+        WeightsMode::Embedded,
+    );
+}
+
+#[test]
+fn mlp_dynamic_with_input_shape_matches_onnx_runtime() {
+    compiled_matches_ort(
+        "mlp_dynamic",
+        &shapes(&[("x", &[4, 64])]),
+        WeightsMode::Embedded,
+    );
+}
+
+#[test]
+fn external_weights_file_sits_next_to_the_library() {
+    let dir = tempfile::tempdir().unwrap();
+    let so = dir.path().join("model.so");
+    compile_lib(
+        &model_dir("mlp").join("model.onnx"),
+        &LoadOptions::default(),
+        &so,
+        WeightsMode::External,
+    );
+    let weights = dir.path().join("model.so.weights");
+    let len = std::fs::metadata(&weights).unwrap().len();
+    // mlp: Gemm 64x128 + 128, 128x10 + 10 f32 (each padded to 64 bytes).
+    assert!(len >= (64 * 128 + 128 + 128 * 10 + 10) * 4, "{len}");
+    assert_eq!(len % 64, 0);
+    // The library itself holds no weights: it is much smaller than they are.
+    assert!(std::fs::metadata(&so).unwrap().len() < len);
+    let session = Session::open(&so, &SessionOptions::default()).unwrap();
+    check_against_ort(&session, "mlp");
+    // Without its weights file the artifact does not load.
+    std::fs::remove_file(&weights).unwrap();
+    let err = Session::open(&so, &SessionOptions::default())
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("model.so.weights"), "{err}");
+}
+
+#[test]
+fn model_files_run_compiled_on_the_fly_and_interpreted() {
+    let path = model_dir("mlp").join("model.onnx");
+    let compiled = Session::open(&path, &SessionOptions::default()).unwrap();
+    assert!(compiled.is_compiled());
+    check_against_ort(&compiled, "mlp");
+    let interp = SessionOptions {
+        interpret: true,
+        ..Default::default()
+    };
+    let session = Session::open(&path, &interp).unwrap();
+    assert!(!session.is_compiled());
+    check_against_ort(&session, "mlp");
+}
+
+#[test]
+fn dynamic_shapes_are_refused_with_a_hint() {
+    let graph = load(
+        &model_dir("mlp_dynamic").join("model.onnx"),
+        &LoadOptions::default(),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let opts = CompileOptions::new(Target::host().unwrap(), Some(dir.path().join("m.so")));
+    let err = compile(graph, &opts).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unsupported);
+    assert!(err.to_string().contains("--input-shape x=1x64"), "{err}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn bad_input_shapes_are_refused() {
+    let onnx = model_dir("mlp_dynamic").join("model.onnx");
+    let err = load(&onnx, &shapes(&[("nope", &[1, 64])])).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("'nope'"), "{err}");
+    let err = kiln_driver::parse_input_shape("x=1xAx3").unwrap_err();
+    assert!(err.to_string().contains("NAME=DIMS"), "{err}");
+    assert_eq!(
+        kiln_driver::parse_input_shape("a=b=1x3x224x224").unwrap(),
+        ("a=b".to_owned(), vec![1, 3, 224, 224])
+    );
+}
+
+#[test]
+fn failed_compile_leaves_nothing_behind() {
+    let graph = load(
+        &model_dir("mlp").join("model.onnx"),
+        &LoadOptions::default(),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // The last step, renaming the library to `-o`, fails: `-o` is a
+    // non-empty directory. The header renamed just before must be removed
+    // again, and the staging directory must be gone.
+    let out = dir.path().join("model.so");
+    std::fs::create_dir(&out).unwrap();
+    std::fs::write(out.join("keep"), b"old").unwrap();
+    let mut opts = CompileOptions::new(Target::host().unwrap(), Some(out.clone()));
+    opts.weights = WeightsMode::External;
+    let err = compile(graph.clone(), &opts).unwrap_err();
+    assert!(err.to_string().contains("model.so"), "{err}");
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("model.so")]);
+    assert_eq!(std::fs::read(out.join("keep")).unwrap(), b"old");
+
+    // A missing output directory fails before anything is written.
+    let missing = dir.path().join("no/such/dir/model.so");
+    let opts = CompileOptions::new(Target::host().unwrap(), Some(missing.clone()));
+    assert!(compile(graph, &opts).is_err());
+    assert!(!dir.path().join("no").exists());
+}
+
+#[test]
+fn odd_names_survive_every_layer() {
+    let dir = tempfile::tempdir().unwrap();
+    let so = dir.path().join("odd.so");
+    compile_lib(
+        &data("odd_names.kir"),
+        &LoadOptions::default(),
+        &so,
+        WeightsMode::Embedded,
+    );
+    let session = Session::open(&so, &SessionOptions::default()).unwrap();
+    assert_eq!(session.input_names(), vec!["in/put x".to_owned()]);
+    assert_eq!(session.output_names(), vec!["out:y*".to_owned()]);
+    let mut x = HostTensor::zeros("in/put x", kiln_ir::DType::F32, &[2, 3]).unwrap();
+    let vals: [f32; 6] = [-1.0, 2.0, -3.0, 4.0, 0.5, -0.0];
+    for (chunk, v) in x.data.as_mut().chunks_exact_mut(4).zip(vals) {
+        chunk.copy_from_slice(&v.to_le_bytes());
+    }
+    let y = session.run(&[x]).unwrap();
+    assert_eq!(y[0].to_f64().unwrap(), vec![0.0, 2.0, 0.0, 4.0, 0.5, 0.0]);
+    let header = std::fs::read_to_string(dir.path().join("odd.h")).unwrap();
+    assert!(
+        header.contains(r#"#define KILN_MODEL_INPUT_0_NAME "in/put x""#),
+        "{header}"
+    );
+    let out = dir.path().join("out");
+    let files = tensors::write_outputs(&out, &y, tensors::OutputFormat::Npy).unwrap();
+    assert_eq!(files, vec![out.join("out_y_.npy")]);
+    let back = tensors::read_npy(&files[0], "out:y*").unwrap();
+    assert_eq!(back, y[0]);
+}
+
+#[test]
+fn tensor_files_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = model_dir("transformer").join("test_data_set_0/input_0.pb");
+    let t = tensors::read_pb(&input, "input_ids").unwrap();
+    assert_eq!(
+        (t.dtype, t.shape.clone()),
+        (kiln_ir::DType::I64, vec![1, 16])
+    );
+    let npy = dir.path().join("t.npy");
+    tensors::write_npy(&npy, &t).unwrap();
+    assert_eq!(tensors::read_npy(&npy, "input_ids").unwrap(), t);
+    let pb = dir.path().join("t.pb");
+    tensors::write_pb(&pb, &t).unwrap();
+    assert_eq!(tensors::read_pb(&pb, "input_ids").unwrap(), t);
+    // Garbage is an input error, not a panic.
+    std::fs::write(&npy, b"\x93NUMPY\x01\x00garbage").unwrap();
+    assert_eq!(
+        tensors::read_npy(&npy, "x").unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
+    assert_eq!(tensors::sanitize_file_name(".."), "_..");
+    assert_eq!(tensors::sanitize_file_name("a/b c"), "a_b_c");
+}
+
+#[test]
+fn nan_never_passes() {
+    let mut a = HostTensor::zeros("y", kiln_ir::DType::F32, &[2]).unwrap();
+    let b = a.clone();
+    a.data.as_mut()[..4].copy_from_slice(&f32::NAN.to_le_bytes());
+    assert!(max_relative_error(&a, &a, FLOOR).is_err());
+    assert!(max_relative_error(&b, &a, FLOOR).is_err());
+    assert_eq!(max_relative_error(&b, &b, FLOOR), Ok(0.0));
+}
+
+#[test]
+fn aarch64_cross_compile_gives_aarch64_code() {
+    let graph = load(
+        &model_dir("mlp").join("model.onnx"),
+        &LoadOptions::default(),
+    )
+    .unwrap();
+    let target = kiln_driver::target_from_args(Some("aarch64-linux-gnu"), None).unwrap();
+    let mut opts = CompileOptions::new(target.clone(), None);
+    opts.emit = Emit::Asm;
+    let asm = compile(graph.clone(), &opts).unwrap().text.unwrap();
+    let asm = String::from_utf8(asm).unwrap();
+    assert!(asm.contains("kiln_main"), "no kiln_main in the assembly");
+    assert!(
+        asm.contains("fmadd") || asm.contains("fmla") || asm.contains("fmul"),
+        "no AArch64 FP code"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let obj = dir.path().join("model.o");
+    let mut opts = CompileOptions::new(target, Some(obj.clone()));
+    opts.emit = Emit::Obj;
+    compile(graph, &opts).unwrap();
+    let out = Command::new("llvm-objdump-22")
+        .arg("-d")
+        .arg(&obj)
+        .output()
+        .expect("llvm-objdump-22");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(
+        text.contains("elf64-littleaarch64"),
+        "{}",
+        &text[..text.len().min(500)]
+    );
+    assert!(text.contains("<kiln_artifact>:") && text.contains("<kiln_main>:"));
+    // The host runtime archive is not copied for a foreign architecture.
+    assert!(!dir.path().join(RUNTIME_ARCHIVE).exists());
+    assert!(dir.path().join("kiln.h").is_file() && dir.path().join("model.h").is_file());
+}
+
+#[test]
+fn text_stages_print() {
+    let graph = load(
+        &model_dir("mlp").join("model.onnx"),
+        &LoadOptions::default(),
+    )
+    .unwrap();
+    let target = Target::host().unwrap();
+    let stage = |emit| {
+        let mut opts = CompileOptions::new(target.clone(), None);
+        opts.emit = emit;
+        String::from_utf8(compile(graph.clone(), &opts).unwrap().text.unwrap()).unwrap()
+    };
+    assert!(stage(Emit::Kir).contains("nn.gemm"));
+    let mlir = stage(Emit::Mlir);
+    assert!(mlir.contains("func.func @kiln_main") && mlir.contains("memref.view"));
+    assert!(stage(Emit::Llvm).contains("define void @kiln_main("));
+}
+
+/// Builds the shipped C runtime once (into its own target directory, so it
+/// does not contend with this test's cargo lock).
+fn c_runtime() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let exe = std::env::current_exe().unwrap();
+        let target = exe.ancestors().nth(3).unwrap().to_path_buf();
+        let build_dir = target.join("kiln-c-build");
+        let out = build_dir.join("kiln-c");
+        let status = Command::new("bash")
+            .arg(root().join("runtime/scripts/build-c-lib.sh"))
+            .arg(&out)
+            .env("CARGO_TARGET_DIR", &build_dir)
+            .status()
+            .expect("run build-c-lib.sh");
+        assert!(status.success(), "build-c-lib.sh failed");
+        out
+    })
+    .clone()
+}
+
+fn f32_bytes(t: &HostTensor) -> &[u8] {
+    assert_eq!(t.dtype, kiln_ir::DType::F32);
+    t.data.as_ref()
+}
+
+#[test]
+fn c_program_runs_the_artifact_and_misuse_fails_cleanly() {
+    let runtime = c_runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let so = dir.path().join("model.so");
+    compile_lib(
+        &model_dir("cnn").join("model.onnx"),
+        &LoadOptions::default(),
+        &so,
+        WeightsMode::Embedded,
+    );
+    let set = model_dir("cnn").join("test_data_set_0");
+    let x = tensors::read_pb(&set.join("input_0.pb"), "x").unwrap();
+    let y = tensors::read_pb(&set.join("output_0.pb"), "logits").unwrap();
+    std::fs::write(dir.path().join("x.bin"), f32_bytes(&x)).unwrap();
+    std::fs::write(dir.path().join("y.bin"), f32_bytes(&y)).unwrap();
+    let exe = dir.path().join("run_model");
+    let cc = std::env::var_os("CC").unwrap_or_else(|| "cc".into());
+    let lib = runtime.join("lib");
+    let out = Command::new(cc)
+        .arg("-std=c11")
+        .arg("-Wall")
+        .arg("-Werror")
+        .arg("-O1")
+        .arg(format!("-I{}", runtime.join("include").display()))
+        .arg(format!("-I{}", dir.path().display()))
+        .arg(root().join("testdata/c/run_model.c"))
+        .arg("-o")
+        .arg(&exe)
+        .arg(&so)
+        .arg(format!("-L{}", lib.display()))
+        .arg("-lkiln_runtime")
+        .arg(format!(
+            "-Wl,-rpath,{}:{}",
+            lib.display(),
+            dir.path().display()
+        ))
+        .arg("-lm")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "cc failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = Command::new(&exe)
+        .arg(&so)
+        .arg(dir.path().join("x.bin"))
+        .arg(dir.path().join("y.bin"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success() && stdout.trim() == "ok",
+        "stdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+}
+
+#[test]
+fn emit_obj_ships_runtime_archive_and_headers() {
+    let runtime = c_runtime();
+    let graph = load(
+        &model_dir("mlp").join("model.onnx"),
+        &LoadOptions::default(),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let obj = dir.path().join("model.o");
+    let mut opts = CompileOptions::new(Target::host().unwrap(), Some(obj.clone()));
+    opts.emit = Emit::Obj;
+    opts.runtime_dir = Some(runtime.join("lib"));
+    let art = compile(graph.clone(), &opts).unwrap();
+    assert_eq!(art.files[0], obj);
+    for f in ["model.o", "model.h", "kiln.h", RUNTIME_ARCHIVE] {
+        assert!(dir.path().join(f).is_file(), "{f} missing");
+    }
+    // Without a runtime archive to ship, nothing is written.
+    let empty = tempfile::tempdir().unwrap();
+    assert!(find_runtime_archive(Some(empty.path())).is_err());
+    let mut opts = CompileOptions::new(Target::host().unwrap(), Some(empty.path().join("m.o")));
+    opts.emit = Emit::Obj;
+    opts.runtime_dir = Some(empty.path().to_path_buf());
+    let err: DriverError = compile(graph, &opts).unwrap_err();
+    assert!(err.to_string().contains(RUNTIME_ARCHIVE), "{err}");
+    assert_eq!(std::fs::read_dir(empty.path()).unwrap().count(), 0);
+}

@@ -1,0 +1,936 @@
+#!/usr/bin/env python3
+"""Conformance: run the ONNX backend node tests through `kiln run`, compiled and interpreted.
+
+    .venv/bin/python scripts/conformance.py              # run everything, print the per-op table
+    .venv/bin/python scripts/conformance.py --check      # ... and fail (exit 1) on a regression
+    .venv/bin/python scripts/conformance.py --bless      # rewrite the expectation lists and docs
+    .venv/bin/python scripts/conformance.py --filter 'test_(relu|conv)' -j 2 --json out.json
+
+What it does, in order:
+
+1. Makes sure the node tests exist in the cache folder (default `.cache/onnx-node-tests`),
+   regenerating them with `testdata/onnx_node_tests.py` when the folder is missing, was made by
+   another onnx version or another generator, or `--regenerate` is given (about 4 s).
+2. Decides from each model's types (declared and inferred, subgraphs and attributes included)
+   whether the test is in scope. Kiln compiles tensor-typed inference graphs over its own
+   dtypes; tests that need sequence, optional, map or sparse values, training ops
+   (ai.onnx.preview.training) or a dtype outside Kiln's list are EXCLUDED, each with its
+   reason, in `testdata/conformance/exclusions.txt`. Everything else counts in the denominator:
+   an op Kiln lacks is "unsupported", not excluded.
+3. Runs every counted test through `kiln run` twice: the compiled CPU path and the reference
+   interpreter (`--interpret`), `-j` tests at a time, each with a timeout.
+4. Compares with the suite's expected outputs like ONNX's backend test runner
+   (`np.testing.assert_allclose(actual, expected, rtol, atol)` with the per-test tolerances
+   from index.json; bfloat16 gets at least two ULPs of rtol as there), but stricter where the
+   runner is loose: integers and bools must be equal, the output count, every dtype and every
+   shape must match, NaN only matches NaN and an infinity only the same infinity.
+5. Classifies each run (see `Status`), prints a per-op table and totals, and with `--check`
+   compares with `testdata/conformance/expected-pass-{compiled,interp}.txt`.
+
+Exit codes: 0 ok, 1 `--check` found a regression (or stale checked-in lists),
+2 usage or setup error (no kiln binary, no `kiln run`, generator failed).
+
+All assumptions about the `kiln` command line live in the "Kiln interface" section below.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import concurrent.futures
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, numpy_helper
+
+REPO = Path(__file__).resolve().parent.parent
+GENERATOR = REPO / "testdata" / "onnx_node_tests.py"
+DEFAULT_CACHE = REPO / ".cache" / "onnx-node-tests"
+LISTS_DIR = REPO / "testdata" / "conformance"
+DOCS_FILE = REPO / "docs" / "conformance.md"
+README = REPO / "README.md"
+README_BEGIN = "<!-- conformance:begin -->"
+README_END = "<!-- conformance:end -->"
+STAMP_NAME = ".conformance-stamp.json"
+
+# The two execution paths, by the short name used in files, JSON and options.
+PATHS = ("compiled", "interp")
+PATH_TITLES = {"compiled": "compiled", "interp": "interpreter"}
+
+# ---------------------------------------------------------------------------------------------
+# Kiln interface: every assumption about the `kiln` command line is in this section.
+# ---------------------------------------------------------------------------------------------
+
+# `kiln`'s exit code for "the input uses a feature Kiln does not support" (cli/kiln/src/main.rs).
+EXIT_UNSUPPORTED = 3
+
+
+def kiln_run_argv(kiln: Path, model: Path, input_dir: Path, output_dir: Path, path: str) -> list[str]:
+    """The command that runs `model` on the tensors in `input_dir` and writes its outputs as
+    ONNX TensorProto files into `output_dir`; `path` picks compiled code or the interpreter."""
+    argv = [
+        str(kiln),
+        "run",
+        str(model),
+        "--input-dir",
+        str(input_dir),
+        "--output-dir",
+        str(output_dir),
+        "--output-format",
+        "pb",
+    ]
+    if path == "interp":
+        argv.append("--interpret")
+    return argv
+
+
+def kiln_probe_argv(kiln: Path) -> list[str]:
+    """A cheap command that succeeds only when the binary has the `run` subcommand."""
+    return [str(kiln), "run", "--help"]
+
+
+# Options `kiln_run_argv` uses; the probe's help text must mention each.
+KILN_RUN_OPTIONS = ("--input-dir", "--output-dir", "--output-format", "--interpret")
+
+
+def find_output_file(output_dir: Path, index: int, name: str, by_name: dict[str, Path]) -> Path | None:
+    """The file `kiln run` wrote for graph output number `index` called `name`.
+
+    Accepted, in this order: a .pb whose TensorProto.name is the output name (whatever the file
+    is called), `output_<index>.pb` (the ONNX test-set layout), `<name>.pb`."""
+    if name and name in by_name:
+        return by_name[name]
+    candidates = [output_dir / f"output_{index}.pb"]
+    if name and "/" not in name and name not in (".", ".."):
+        candidates.append(output_dir / f"{name}.pb")
+    return next((c for c in candidates if c.is_file()), None)
+
+
+def kiln_error_line(stderr: str) -> str:
+    """The first line of `kiln: error: ...` output, without the prefix and the model path
+    (the path differs per test; dropping it lets equal failures group together)."""
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    if not lines:
+        return ""
+    idx = next((i for i, ln in enumerate(lines) if "error" in ln.lower() or "panicked at" in ln), 0)
+    chosen = lines[idx]
+    if "panicked at" in chosen:
+        # The message is on the line after "thread 'main' panicked at file:line:col:".
+        chosen = "panic: " + (lines[idx + 1] if idx + 1 < len(lines) else chosen)
+    elif chosen.endswith(":") and idx + 1 < len(lines):
+        # "...: 1 node(s) use unsupported operators:" / "invalid MLIR module:": the detail follows.
+        chosen = f"{chosen} {lines[idx + 1]}"
+    chosen = re.sub(r"^kiln: error: ", "", chosen)
+    chosen = re.sub(r"^\S*model\.onnx:\s*", "", chosen)
+    return chosen[:300]
+
+
+# ---------------------------------------------------------------------------------------------
+# Scope: which tests count, from the models' types.
+# ---------------------------------------------------------------------------------------------
+
+# Element types Kiln has a DType for (dialects/kiln-ir/src/dtype.rs); everything else in
+# TensorProto.DataType (string, complex, float8 FNUZ, float4, float8e8m0, int2/uint2, ...) is
+# outside Kiln's list.
+KILN_DTYPES = frozenset(
+    {
+        TensorProto.FLOAT,
+        TensorProto.DOUBLE,
+        TensorProto.FLOAT16,
+        TensorProto.BFLOAT16,
+        TensorProto.FLOAT8E4M3FN,
+        TensorProto.FLOAT8E5M2,
+        TensorProto.INT64,
+        TensorProto.INT32,
+        TensorProto.INT16,
+        TensorProto.INT8,
+        TensorProto.INT4,
+        TensorProto.UINT64,
+        TensorProto.UINT32,
+        TensorProto.UINT16,
+        TensorProto.UINT8,
+        TensorProto.UINT4,
+        TensorProto.BOOL,
+    }
+)
+TRAINING_DOMAIN = "ai.onnx.preview.training"
+# Integer attributes that name an element type (Cast.to, EyeLike.dtype, QuantizeLinear.output_dtype, ...).
+DTYPE_ATTRIBUTES = frozenset({"to", "dtype", "output_dtype"})
+
+
+def dtype_name(code: int) -> str:
+    try:
+        return TensorProto.DataType.Name(code)
+    except ValueError:
+        return f"dtype#{code}"
+
+
+@dataclasses.dataclass
+class ModelTypes:
+    """Everything type-like a model mentions."""
+
+    kinds: set[str] = dataclasses.field(default_factory=set)  # non-tensor value kinds
+    dtypes: set[int] = dataclasses.field(default_factory=set)
+    ops: set[tuple[str, str]] = dataclasses.field(default_factory=set)  # (domain, op_type)
+    inference_error: str | None = None  # why ONNX shape inference failed, if it did
+
+    def add_type(self, tp: onnx.TypeProto) -> None:
+        kind = tp.WhichOneof("value")
+        if kind == "tensor_type":
+            self._add_dtype(tp.tensor_type.elem_type)
+        elif kind == "sequence_type":
+            self.kinds.add("sequence")
+            self.add_type(tp.sequence_type.elem_type)
+        elif kind == "optional_type":
+            self.kinds.add("optional")
+            self.add_type(tp.optional_type.elem_type)
+        elif kind == "map_type":
+            self.kinds.add("map")
+            self._add_dtype(tp.map_type.key_type)
+            self.add_type(tp.map_type.value_type)
+        elif kind == "sparse_tensor_type":
+            self.kinds.add("sparse tensor")
+            self._add_dtype(tp.sparse_tensor_type.elem_type)
+
+    def _add_dtype(self, code: int) -> None:
+        if code != TensorProto.UNDEFINED:
+            self.dtypes.add(code)
+
+    def add_graph(self, graph: onnx.GraphProto) -> None:
+        for vi in (*graph.input, *graph.output, *graph.value_info):
+            self.add_type(vi.type)
+        for init in graph.initializer:
+            self._add_dtype(init.data_type)
+        if len(graph.sparse_initializer):
+            self.kinds.add("sparse tensor")
+        self.add_nodes(graph.node)
+
+    def add_nodes(self, nodes: Iterable[onnx.NodeProto]) -> None:
+        for node in nodes:
+            self.ops.add((node.domain or "ai.onnx", node.op_type))
+            for attr in node.attribute:
+                self.add_attribute(attr)
+
+    def add_attribute(self, attr: onnx.AttributeProto) -> None:
+        A = onnx.AttributeProto
+        if attr.type == A.GRAPH:
+            self.add_graph(attr.g)
+        elif attr.type == A.GRAPHS:
+            for g in attr.graphs:
+                self.add_graph(g)
+        elif attr.type == A.TENSOR:
+            self._add_dtype(attr.t.data_type)
+        elif attr.type == A.TENSORS:
+            for t in attr.tensors:
+                self._add_dtype(t.data_type)
+        elif attr.type in (A.SPARSE_TENSOR, A.SPARSE_TENSORS):
+            self.kinds.add("sparse tensor")
+        elif attr.type == A.TYPE_PROTO:
+            self.add_type(attr.tp)
+        elif attr.type == A.TYPE_PROTOS:
+            for tp in attr.type_protos:
+                self.add_type(tp)
+        elif attr.type == A.STRINGS or attr.type == A.STRING:
+            pass  # string *attributes* (modes, names) are fine; string *values* are not
+        elif attr.type == A.INT and attr.name in DTYPE_ATTRIBUTES:
+            self._add_dtype(attr.i)
+
+
+def model_types(model: onnx.ModelProto) -> ModelTypes:
+    """Declared types plus those ONNX shape inference derives for intermediate values."""
+    types = ModelTypes()
+    types.add_graph(model.graph)
+    for fn in model.functions:
+        types.add_nodes(fn.node)
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False)
+        types.add_graph(inferred.graph)
+    except Exception as e:  # noqa: BLE001 - inference is best effort; declared types still count
+        types.inference_error = str(e)
+    return types
+
+
+def exclusion_reason(model: onnx.ModelProto) -> str | None:
+    """Why a test is out of Kiln's scope, or None when it counts."""
+    types = model_types(model)
+    reasons = [f"{kind} type" for kind in sorted(types.kinds)]
+    bad = sorted(dtype_name(d) for d in types.dtypes if d not in KILN_DTYPES)
+    reasons += [f"dtype {name}" for name in bad]
+    training = sorted(f"{d}::{op}" for d, op in types.ops if d == TRAINING_DOMAIN)
+    reasons += [f"training op {name}" for name in training]
+    return "; ".join(reasons) if reasons else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Comparison.
+# ---------------------------------------------------------------------------------------------
+
+
+def load_tensor(path: Path) -> np.ndarray:
+    tensor = TensorProto()
+    tensor.ParseFromString(path.read_bytes())
+    return numpy_helper.to_array(tensor)
+
+
+def _is_exact_kind(dtype: np.dtype) -> bool:
+    """Integers, bools, and the ml_dtypes 2/4-bit integers (numpy kind 'V')."""
+    return dtype.kind in "biu" or dtype.name in ("int4", "uint4", "int2", "uint2")
+
+
+def compare_tensor(actual: np.ndarray, expected: np.ndarray, rtol: float, atol: float) -> str | None:
+    """None when `actual` matches `expected`, else a one-line reason."""
+    if actual.dtype != expected.dtype:
+        return f"dtype {actual.dtype.name}, expected {expected.dtype.name}"
+    if actual.shape != expected.shape:
+        return f"shape {list(actual.shape)}, expected {list(expected.shape)}"
+    if actual.size == 0:
+        return None
+    if _is_exact_kind(expected.dtype):
+        a = actual.astype(np.int64) if expected.dtype.kind != "u" else actual
+        e = expected.astype(np.int64) if expected.dtype.kind != "u" else expected
+        bad = a != e
+        if not bad.any():
+            return None
+        i = np.unravel_index(np.argmax(bad), bad.shape)
+        return f"{int(bad.sum())}/{bad.size} elements differ; at {list(map(int, i))}: {a[i]} vs {e[i]}"
+    if expected.dtype.kind == "c":
+        return f"complex dtype {expected.dtype.name} is not compared"
+    if expected.dtype.name == "bfloat16":
+        rtol = max(rtol, 2**-6)  # two bfloat16 ULPs, as ONNX's backend test runner allows
+    try:
+        a = actual.astype(np.float64)
+        e = expected.astype(np.float64)
+    except (TypeError, ValueError):
+        return f"cannot compare dtype {expected.dtype.name}"
+    a_nan, e_nan = np.isnan(a), np.isnan(e)
+    a_inf, e_inf = np.isinf(a), np.isinf(e)
+    finite = ~(e_nan | e_inf | a_nan | a_inf)
+    with np.errstate(all="ignore"):
+        err = np.abs(a - e)
+        tol = atol + rtol * np.abs(e)
+    bad = (a_nan != e_nan) | ((a_inf | e_inf) & (a != e)) | (finite & ~(err <= tol))
+    if not bad.any():
+        return None
+    i = np.unravel_index(np.argmax(bad), bad.shape)
+    where = (
+        f"{int(bad.sum())}/{bad.size} elements differ; at {list(map(int, i))}: {float(a[i]):.7g} vs {float(e[i]):.7g}"
+    )
+    if (finite & bad).any():
+        worst = float(np.max(np.where(finite, err, 0.0)))
+        return f"{where}; max abs err {worst:.3g} (rtol {rtol:g}, atol {atol:g})"
+    return where
+
+
+def compare_outputs(
+    actual: Sequence[np.ndarray | None], expected: Sequence[np.ndarray], rtol: float, atol: float
+) -> str | None:
+    """None when every output matches; `actual[i] is None` means output i was not written."""
+    if len(actual) != len(expected):
+        return f"{len(actual)} outputs, expected {len(expected)}"
+    for i, (a, e) in enumerate(zip(actual, expected)):
+        if a is None:
+            return f"output {i}: not written"
+        reason = compare_tensor(a, e, rtol, atol)
+        if reason is not None:
+            return f"output {i}: {reason}"
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Running.
+# ---------------------------------------------------------------------------------------------
+
+
+class Status:
+    PASSED = "passed"  # ran, every output matched
+    FAILED = "failed"  # ran (exit 0), wrong outputs: numbers, dtype, shape or count
+    UNSUPPORTED = "unsupported"  # refused with exit code 3
+    CRASHED = "crashed"  # any other non-zero exit, or killed by a signal
+    TIMEOUT = "timeout"  # did not finish within the per-test timeout
+    ALL = (PASSED, FAILED, UNSUPPORTED, CRASHED, TIMEOUT)
+
+
+@dataclasses.dataclass
+class RunResult:
+    status: str
+    detail: str = ""
+    seconds: float = 0.0
+
+
+@dataclasses.dataclass
+class NodeTest:
+    name: str
+    dir: Path
+    op: str  # the op under test, "domain::Op" for non-default domains
+    rtol: float
+    atol: float
+    excluded: str | None  # reason, or None when the test counts
+    output_names: list[str]
+    data_sets: int
+    results: dict[str, RunResult] = dataclasses.field(default_factory=dict)
+
+
+def run_once(kiln: Path, test: NodeTest, path: str, timeout: float) -> RunResult:
+    """Runs every data set of `test` through one path; the first non-pass decides."""
+    start = time.monotonic()
+    for n in range(test.data_sets):
+        data_dir = test.dir / f"test_data_set_{n}"
+        with tempfile.TemporaryDirectory(prefix="kiln-conformance-") as tmp:
+            out_dir = Path(tmp) / "out"
+            out_dir.mkdir()
+            argv = kiln_run_argv(kiln, test.dir / "model.onnx", data_dir, out_dir, path)
+            result = _exec(argv, Path(tmp), timeout - (time.monotonic() - start))
+            if result is None:
+                result = _check_outputs(test, data_dir, out_dir)
+            if result.status != Status.PASSED:
+                if test.data_sets > 1:
+                    result.detail = f"data set {n}: {result.detail}"
+                result.seconds = time.monotonic() - start
+                return result
+    return RunResult(Status.PASSED, "", time.monotonic() - start)
+
+
+def _exec(argv: list[str], cwd: Path, timeout: float) -> RunResult | None:
+    """Runs one command; None when it exited 0, else the classified failure."""
+    env = dict(os.environ)
+    env.pop("KILN_LOG", None)
+    env["RUST_BACKTRACE"] = "0"
+    # A new session, so a timeout kills the whole process group (a linker kiln started, too).
+    proc = subprocess.Popen(
+        argv,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        _, err = proc.communicate(timeout=max(timeout, 0.1))
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.communicate()
+        return RunResult(Status.TIMEOUT, f"no result within {timeout:.0f} s")
+    stderr = err.decode("utf-8", "replace")
+    rc = proc.returncode
+    if rc == 0:
+        return None
+    if rc < 0:
+        try:
+            name = signal.Signals(-rc).name
+        except ValueError:
+            name = f"signal {-rc}"
+        return RunResult(Status.CRASHED, f"killed by {name}: {kiln_error_line(stderr)}".rstrip(": "))
+    if rc == EXIT_UNSUPPORTED:
+        return RunResult(Status.UNSUPPORTED, kiln_error_line(stderr))
+    return RunResult(Status.CRASHED, f"exit {rc}: {kiln_error_line(stderr)}")
+
+
+def _check_outputs(test: NodeTest, data_dir: Path, out_dir: Path) -> RunResult:
+    expected = [load_tensor(data_dir / f"output_{i}.pb") for i in range(len(test.output_names))]
+    by_name: dict[str, Path] = {}
+    written = sorted(out_dir.glob("*.pb"))
+    for f in written:
+        try:
+            t = TensorProto()
+            t.ParseFromString(f.read_bytes())
+        except Exception as e:  # noqa: BLE001 - a malformed output file is a test failure
+            return RunResult(Status.FAILED, f"{f.name}: not a TensorProto: {e}")
+        if t.name:
+            by_name.setdefault(t.name, f)
+    actual: list[np.ndarray | None] = []
+    used: set[Path] = set()
+    for i, name in enumerate(test.output_names):
+        f = find_output_file(out_dir, i, name, by_name)
+        if f is None:
+            actual.append(None)
+            continue
+        used.add(f)
+        try:
+            actual.append(load_tensor(f))
+        except Exception as e:  # noqa: BLE001
+            return RunResult(Status.FAILED, f"output {i} ({f.name}): unreadable: {e}")
+    extra = [f.name for f in written if f not in used]
+    if extra:
+        return RunResult(Status.FAILED, f"{len(written)} outputs written, expected {len(expected)}: {extra}")
+    reason = compare_outputs(actual, expected, test.rtol, test.atol)
+    return RunResult(Status.PASSED if reason is None else Status.FAILED, reason or "")
+
+
+# ---------------------------------------------------------------------------------------------
+# The suite.
+# ---------------------------------------------------------------------------------------------
+
+
+def rel(path: Path) -> str:
+    """`path` relative to the repository when it is inside it (shorter messages)."""
+    try:
+        return str(path.relative_to(REPO))
+    except ValueError:
+        return str(path)
+
+
+def _file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def ensure_suite(cache: Path, regenerate: bool) -> dict:
+    """The cache's index.json, regenerating the cache when it is missing or stale."""
+    stamp = {"onnx_version": onnx.__version__, "generator_sha256": _file_sha256(GENERATOR)}
+    stamp_file = cache / STAMP_NAME
+    current = None
+    if stamp_file.is_file() and (cache / "index.json").is_file():
+        try:
+            current = json.loads(stamp_file.read_text())
+        except ValueError:
+            current = None
+    if regenerate or current != stamp:
+        print(f"conformance: generating the ONNX node tests into {cache} ...", file=sys.stderr)
+        proc = subprocess.run([sys.executable, str(GENERATOR), str(cache), "--clean"], check=False, stdout=sys.stderr)
+        if proc.returncode != 0:
+            raise SetupError(f"{GENERATOR} failed with exit code {proc.returncode}")
+        stamp_file.write_text(json.dumps(stamp, sort_keys=True) + "\n")
+    index = json.loads((cache / "index.json").read_text())
+    if index.get("op_type_filter"):
+        raise SetupError(f"{cache}/index.json holds only {index['op_type_filter']} tests; use --regenerate")
+    return index
+
+
+class SetupError(Exception):
+    pass
+
+
+def op_under_test(name: str, entry: dict, tests: dict) -> str:
+    """The op a test is about: its only node's op, or for `<base>_expanded[...]` the op of
+    `<base>` (the expanded graph holds the function body's ops instead)."""
+    ops = entry["ops"]
+    if entry.get("expanded"):
+        base = re.sub(r"_expanded.*$", "", name)
+        if base in tests:
+            ops = tests[base]["ops"]
+    label = ops[0] if len(ops) == 1 else "+".join(ops)
+    return label.removeprefix("ai.onnx::")
+
+
+def load_tests(cache: Path, index: dict, pattern: re.Pattern | None) -> list[NodeTest]:
+    tests = index["tests"]
+    out = []
+    for name in sorted(tests):
+        if pattern is not None and not pattern.search(name):
+            continue
+        entry = tests[name]
+        model = onnx.load(str(cache / name / "model.onnx"), load_external_data=False)
+        out.append(
+            NodeTest(
+                name=name,
+                dir=cache / name,
+                op=op_under_test(name, entry, tests),
+                rtol=float(entry.get("rtol", 1e-3)),
+                atol=float(entry.get("atol", 1e-7)),
+                excluded=exclusion_reason(model),
+                output_names=[o.name for o in model.graph.output],
+                data_sets=int(entry.get("data_sets", 1)),
+            )
+        )
+    return out
+
+
+def run_suite(kiln: Path, tests: list[NodeTest], paths: Sequence[str], jobs: int, timeout: float) -> float:
+    """Runs every counted test on every path; returns the wall time in seconds."""
+    work = [(t, p) for t in tests if t.excluded is None for p in paths]
+    done = 0
+    lock = threading.Lock()
+    start = time.monotonic()
+    last_report = start
+
+    def one(item: tuple[NodeTest, str]) -> None:
+        nonlocal done, last_report
+        test, path = item
+        try:
+            result = run_once(kiln, test, path, timeout)
+        except Exception as e:  # noqa: BLE001 - a runner bug must not hide the other results
+            result = RunResult(Status.CRASHED, f"runner error: {type(e).__name__}: {e}")
+        with lock:
+            test.results[path] = result
+            done += 1
+            now = time.monotonic()
+            if sys.stderr.isatty() or now - last_report >= 30 or done == len(work):
+                last_report = now
+                end = "\n" if not sys.stderr.isatty() or done == len(work) else "\r"
+                print(f"conformance: {done}/{len(work)} runs, {now - start:.0f} s", end=end, file=sys.stderr)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        list(pool.map(one, work))
+    return time.monotonic() - start
+
+
+# ---------------------------------------------------------------------------------------------
+# Reports.
+# ---------------------------------------------------------------------------------------------
+
+
+def passed(test: NodeTest, path: str) -> bool:
+    r = test.results.get(path)
+    return r is not None and r.status == Status.PASSED
+
+
+def op_rows(tests: list[NodeTest], paths: Sequence[str]) -> list[tuple[str, int, int, dict[str, int]]]:
+    """(op, counted tests, excluded tests, passed per path), sorted by op."""
+    rows: dict[str, list] = {}
+    for t in tests:
+        row = rows.setdefault(t.op, [0, 0, collections.Counter()])
+        if t.excluded is not None:
+            row[1] += 1
+            continue
+        row[0] += 1
+        for p in paths:
+            row[2][p] += passed(t, p)
+    return [(op, n, x, dict(c)) for op, (n, x, c) in sorted(rows.items(), key=lambda kv: kv[0].lower())]
+
+
+def totals(tests: list[NodeTest], paths: Sequence[str]) -> dict:
+    counted = [t for t in tests if t.excluded is None]
+    out = {"tests": len(tests), "excluded": len(tests) - len(counted), "counted": len(counted)}
+    for p in paths:
+        c = collections.Counter(t.results[p].status for t in counted if p in t.results)
+        out[p] = {s: c.get(s, 0) for s in Status.ALL}
+    return out
+
+
+def print_table(tests: list[NodeTest], paths: Sequence[str], file=sys.stdout) -> None:
+    rows = op_rows(tests, paths)
+    width = max([len("op")] + [len(r[0]) for r in rows])
+    head = f"{'op':<{width}}  {'tests':>5}  {'excl':>4}" + "".join(f"  {PATH_TITLES[p]:>11}" for p in paths)
+    print(head, file=file)
+    print("-" * len(head), file=file)
+    for op, n, x, c in rows:
+        cells = "".join(f"  {c.get(p, 0):>11}" for p in paths)
+        print(f"{op:<{width}}  {n:>5}  {x:>4}{cells}", file=file)
+
+
+def print_totals(tests: list[NodeTest], paths: Sequence[str], elapsed: float, file=sys.stdout) -> None:
+    tot = totals(tests, paths)
+    print(f"\n{tot['tests']} tests: {tot['counted']} counted, {tot['excluded']} excluded", file=file)
+    for p in paths:
+        c = tot[p]
+        pct = 100.0 * c[Status.PASSED] / tot["counted"] if tot["counted"] else 0.0
+        rest = ", ".join(f"{c[s]} {s}" for s in Status.ALL[1:])
+        print(f"{PATH_TITLES[p]:>11}: {c[Status.PASSED]} passed ({pct:.1f}%), {rest}", file=file)
+    print(f"wall time {elapsed:.0f} s", file=file)
+
+
+def _reason_key(detail: str) -> str:
+    """Groups similar failure details: numbers, node indices and quoted names are blanked."""
+    # "model: 2 node(s) use unsupported operators: CastLike-23 (...): 2 node(s): #0, #3" -> the op.
+    key = re.sub(r"^model: \d+ node\(s\) use unsupported operators: (\S+?)-\d+ \((.*?)\).*", r"\2: \1", detail)
+    key = re.sub(r"#\d+", "#N", key)
+    key = re.sub(r"'[^']*'|\"[^\"]*\"|`[^`]*`", "'…'", key)
+    key = re.sub(r"(?<![A-Za-z_\d-])-?\d+(\.\d+)?(e[-+]?\d+)?", "N", key)
+    return key[:160]
+
+
+def print_reasons(tests: list[NodeTest], paths: Sequence[str], top: int, file=sys.stdout) -> None:
+    if top <= 0:
+        return
+    for p in paths:
+        counter: collections.Counter = collections.Counter()
+        for t in tests:
+            r = t.results.get(p)
+            if r is not None and r.status != Status.PASSED:
+                counter[(r.status, _reason_key(r.detail))] += 1
+        if not counter:
+            continue
+        print(f"\nmost common {PATH_TITLES[p]} non-passes:", file=file)
+        for (status, key), n in counter.most_common(top):
+            print(f"  {n:>5}  {status:<11} {key}", file=file)
+
+
+def results_json(tests: list[NodeTest], paths: Sequence[str], kiln: Path, elapsed: float) -> dict:
+    return {
+        "onnx_version": onnx.__version__,
+        "kiln": str(kiln),
+        "paths": list(paths),
+        "wall_seconds": round(elapsed, 2),
+        "totals": totals(tests, paths),
+        "tests": {
+            t.name: {
+                "op": t.op,
+                "excluded": t.excluded,
+                **{
+                    p: dataclasses.asdict(t.results[p]) | {"seconds": round(t.results[p].seconds, 3)}
+                    for p in paths
+                    if p in t.results
+                },
+            }
+            for t in tests
+        },
+    }
+
+
+def markdown_report(tests: list[NodeTest], paths: Sequence[str]) -> str:
+    """The conformance section: totals and the per-op table, without timestamps (stable diffs)."""
+    tot = totals(tests, paths)
+    lines = [
+        (
+            f"ONNX backend node tests (onnx {onnx.__version__}) through `kiln run`, "
+            "generated by `scripts/conformance.py --bless`."
+        ),
+        "",
+        (
+            f"{tot['tests']} tests: {tot['counted']} counted, {tot['excluded']} excluded "
+            "(sequence/optional/map/string types, training ops, dtypes outside Kiln's list; "
+            "reasons in `testdata/conformance/exclusions.txt`)."
+        ),
+        "",
+        "| path | passed | failed | unsupported | crashed | timeout |",
+        "|------|-------:|-------:|------------:|--------:|--------:|",
+    ]
+    for p in paths:
+        c = tot[p]
+        pct = 100.0 * c[Status.PASSED] / tot["counted"] if tot["counted"] else 0.0
+        lines.append(
+            f"| {PATH_TITLES[p]} | {c[Status.PASSED]} ({pct:.1f}%) | {c[Status.FAILED]} | "
+            f"{c[Status.UNSUPPORTED]} | {c[Status.CRASHED]} | {c[Status.TIMEOUT]} |"
+        )
+    lines += [
+        "",
+        "<details><summary>Per op: counted tests, and how many pass on each path</summary>",
+        "",
+        "| op | tests | excluded | " + " | ".join(PATH_TITLES[p] for p in paths) + " |",
+        "|----|------:|---------:|" + "|".join("------:" for _ in paths) + "|",
+    ]
+    for op, n, x, c in op_rows(tests, paths):
+        lines.append(f"| {op} | {n} | {x} | " + " | ".join(str(c.get(p, 0)) for p in paths) + " |")
+    lines += ["", "</details>", ""]
+    return "\n".join(lines)
+
+
+def write_docs(tests: list[NodeTest], paths: Sequence[str]) -> None:
+    body = markdown_report(tests, paths)
+    DOCS_FILE.parent.mkdir(parents=True, exist_ok=True)
+    DOCS_FILE.write_text("# Conformance\n\n" + body)
+    print(f"conformance: wrote {rel(DOCS_FILE)}", file=sys.stderr)
+    if README.is_file():
+        text = README.read_text()
+        b, e = text.find(README_BEGIN), text.find(README_END)
+        if 0 <= b < e:
+            text = text[: b + len(README_BEGIN)] + "\n" + body + text[e:]
+            README.write_text(text)
+            print(f"conformance: updated the conformance section of {README.name}", file=sys.stderr)
+
+
+# ---------------------------------------------------------------------------------------------
+# Expectation lists.
+# ---------------------------------------------------------------------------------------------
+
+
+def list_file(path: str) -> Path:
+    return LISTS_DIR / f"expected-pass-{path}.txt"
+
+
+EXCLUSIONS_FILE = LISTS_DIR / "exclusions.txt"
+
+
+def read_names(file: Path) -> set[str]:
+    if not file.is_file():
+        return set()
+    return {ln.split("\t")[0].strip() for ln in file.read_text().splitlines() if ln.strip() and not ln.startswith("#")}
+
+
+def write_pass_list(file: Path, path: str, names: Iterable[str]) -> None:
+    header = (
+        f"# ONNX node tests that pass on Kiln's {PATH_TITLES[path]} path (`kiln run"
+        f"{' --interpret' if path == 'interp' else ''}`).\n"
+        "# `scripts/conformance.py --check` fails when one of them stops passing;\n"
+        "# `scripts/conformance.py --bless` rewrites this file from a run. One test per line, sorted.\n"
+    )
+    file.parent.mkdir(parents=True, exist_ok=True)
+    file.write_text(header + "".join(f"{n}\n" for n in sorted(names)))
+
+
+def exclusions_text(tests: list[NodeTest]) -> str:
+    header = (
+        f"# ONNX node tests (onnx {onnx.__version__}) outside Kiln's scope, with the reason: Kiln runs\n"
+        "# tensor-typed inference graphs over its own dtypes. Generated from the models' types by\n"
+        "# `scripts/conformance.py --bless`; `--check` fails when this file is out of date.\n"
+        "# test<TAB>reason\n"
+    )
+    return header + "".join(f"{t.name}\t{t.excluded}\n" for t in sorted(tests, key=lambda t: t.name) if t.excluded)
+
+
+def check(tests: list[NodeTest], paths: Sequence[str], full_run: bool, pattern: re.Pattern | None) -> int:
+    """Compares with the checked-in lists; 1 on a regression or a stale list."""
+    status = 0
+    names = {t.name for t in tests}
+    by_name = {t.name: t for t in tests}
+    for p in paths:
+        listed = read_names(list_file(p))
+        if pattern is not None:
+            listed = {n for n in listed if pattern.search(n)}
+        if not list_file(p).is_file():
+            print(f"conformance: {rel(list_file(p))} is missing; run --bless", file=sys.stderr)
+            status = 1
+        now = {t.name for t in tests if passed(t, p)}
+        regressed = sorted(listed - now)
+        new = sorted(now - listed)
+        for n in regressed:
+            if n not in names:
+                why = "no such test in the suite"
+            else:
+                t = by_name[n]
+                if t.excluded:
+                    why = f"excluded: {t.excluded}"
+                elif p in t.results:
+                    why = f"{t.results[p].status}: {t.results[p].detail}"
+                else:
+                    why = "not run"
+            print(f"REGRESSION ({PATH_TITLES[p]}): {n}: {why}", file=sys.stderr)
+        if regressed:
+            status = 1
+        if new:
+            print(f"\nnewly passing on the {PATH_TITLES[p]} path ({len(new)}); add them with --bless:", file=sys.stderr)
+            for n in new:
+                print(f"  {n}", file=sys.stderr)
+    if full_run:
+        want = exclusions_text(tests)
+        have = EXCLUSIONS_FILE.read_text() if EXCLUSIONS_FILE.is_file() else ""
+        if want != have:
+            print(
+                f"conformance: {rel(EXCLUSIONS_FILE)} is out of date with the models; run --bless",
+                file=sys.stderr,
+            )
+            status = 1
+    if status == 0:
+        print("\nconformance --check: ok, no regressions", file=sys.stderr)
+    return status
+
+
+def bless(tests: list[NodeTest], paths: Sequence[str], full_run: bool, pattern: re.Pattern | None) -> None:
+    for p in paths:
+        old = read_names(list_file(p))
+        keep = {n for n in old if pattern is not None and not pattern.search(n)}
+        new = keep | {t.name for t in tests if passed(t, p)}
+        removed, added = sorted(old - new), sorted(new - old)
+        for n in removed:
+            print(f"REMOVED from {list_file(p).name}: {n}", file=sys.stderr)
+        if removed:
+            print(f"conformance: !!! {len(removed)} test(s) REMOVED from {list_file(p).name} !!!", file=sys.stderr)
+        print(f"conformance: {list_file(p).name}: {len(new)} tests (+{len(added)} -{len(removed)})", file=sys.stderr)
+        write_pass_list(list_file(p), p, new)
+    if full_run:
+        EXCLUSIONS_FILE.parent.mkdir(parents=True, exist_ok=True)
+        EXCLUSIONS_FILE.write_text(exclusions_text(tests))
+        if set(paths) == set(PATHS):
+            write_docs(tests, paths)
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line.
+# ---------------------------------------------------------------------------------------------
+
+
+def default_kiln() -> Path:
+    if os.environ.get("KILN"):
+        return Path(os.environ["KILN"])
+    target = Path(os.environ.get("CARGO_TARGET_DIR") or REPO / "target")
+    return target / "debug" / "kiln"
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    mode = ap.add_mutually_exclusive_group()
+    mode.add_argument("--check", action="store_true", help="exit 1 when a test in the expectation lists stops passing")
+    mode.add_argument("--bless", action="store_true", help="rewrite the expectation lists, exclusions and docs")
+    ap.add_argument(
+        "--kiln", type=Path, default=None, help="the kiln binary (default: $KILN, else <target>/debug/kiln)"
+    )
+    ap.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="node test folder (default: %(default)s)")
+    ap.add_argument("--regenerate", action="store_true", help="regenerate the node tests even if the cache is fresh")
+    ap.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 2, help="parallel runs (default: %(default)s)")
+    ap.add_argument("--timeout", type=float, default=60.0, help="seconds per test and path (default: %(default)s)")
+    ap.add_argument("--filter", metavar="REGEX", help="only tests whose name matches (re.search)")
+    ap.add_argument(
+        "--paths", default=",".join(PATHS), help="comma-separated subset of compiled,interp (default: both)"
+    )
+    ap.add_argument("--json", metavar="FILE", help="write per-test results as JSON to FILE ('-' for stdout)")
+    ap.add_argument("--no-table", action="store_true", help="do not print the per-op table")
+    ap.add_argument("--reasons", type=int, default=12, help="how many failure groups to list per path")
+    args = ap.parse_args(argv)
+    args.paths = [p.strip() for p in args.paths.split(",") if p.strip()]
+    bad = [p for p in args.paths if p not in PATHS]
+    if bad or not args.paths:
+        ap.error(f"--paths takes a subset of {','.join(PATHS)}, got {bad or 'nothing'}")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    kiln = (args.kiln or default_kiln()).resolve()
+    pattern = re.compile(args.filter) if args.filter else None
+    try:
+        if not kiln.is_file():
+            raise SetupError(f"no kiln binary at {kiln} (build it with `cargo build -p kiln`, or pass --kiln)")
+        probe = subprocess.run(kiln_probe_argv(kiln), check=False, capture_output=True)
+        if probe.returncode != 0:
+            raise SetupError(f"{kiln} has no working `run` subcommand: {probe.stderr.decode(errors='replace')[:300]}")
+        missing = [o for o in KILN_RUN_OPTIONS if o not in probe.stdout.decode(errors="replace")]
+        if missing:
+            raise SetupError(f"`{kiln} run --help` does not list {', '.join(missing)}; is it an old build?")
+        index = ensure_suite(args.cache, args.regenerate)
+    except SetupError as e:
+        print(f"conformance: error: {e}", file=sys.stderr)
+        return 2
+    tests = load_tests(args.cache, index, pattern)
+    if not tests:
+        print(f"conformance: error: no test matches {args.filter!r}", file=sys.stderr)
+        return 2
+    counted = sum(t.excluded is None for t in tests)
+    print(
+        f"conformance: {len(tests)} tests ({counted} counted) x {len(args.paths)} paths, -j {args.jobs}, kiln {kiln}",
+        file=sys.stderr,
+    )
+    elapsed = run_suite(kiln, tests, args.paths, args.jobs, args.timeout)
+
+    out = sys.stdout
+    if args.json == "-":
+        out = sys.stderr  # keep stdout for the JSON
+        json.dump(results_json(tests, args.paths, kiln, elapsed), sys.stdout, indent=1, sort_keys=True)
+        sys.stdout.write("\n")
+    elif args.json:
+        Path(args.json).write_text(
+            json.dumps(results_json(tests, args.paths, kiln, elapsed), indent=1, sort_keys=True) + "\n"
+        )
+    if not args.no_table:
+        print_table(tests, args.paths, file=out)
+    print_reasons(tests, args.paths, args.reasons, file=out)
+    print_totals(tests, args.paths, elapsed, file=out)
+
+    full_run = pattern is None
+    if args.bless:
+        bless(tests, args.paths, full_run, pattern)
+        return 0
+    if args.check:
+        return check(tests, args.paths, full_run, pattern)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
