@@ -721,10 +721,32 @@ def markdown_report(tests: list[NodeTest], paths: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
+# Written above the generated report in docs/conformance.md (not into the README).
+DOCS_PREAMBLE = """\
+How to read and rerun these numbers:
+
+- `scripts/test.sh` runs `scripts/conformance.py --check` after the cargo tests, with the debug
+  `kiln` that `cargo build --workspace` just built: it fails when a test listed in
+  `testdata/conformance/expected-pass-{compiled,interp}.txt` stops passing. After a change that
+  makes tests pass, `scripts/conformance.py --bless` rewrites those lists, this page and the
+  README table.
+- Each test runs `kiln run model.onnx --input-dir test_data_set_N --output-format pb`, once
+  compiled and once with `--interpret`. On the compiled path the temporary artifact is
+  specialized to the test's inputs: inputs whose values decide shapes (Reshape's shape, reduction
+  axes, Slice's starts, TopK's k, ...: the ops' `static_operands`) are compiled in as constants,
+  and dynamic input extents take the given shapes. A deployed artifact (`kiln compile`) keeps
+  them as inputs unless `--freeze-input NAME=PATH` is given.
+- "unsupported" is `kiln` exiting with code 3 (an op, dtype or case Kiln refuses on purpose);
+  "crashed" is any other failure exit (1 internal, 2 invalid input, 4 resource) or a signal;
+  "failed" ran but gave wrong outputs.
+
+"""
+
+
 def write_docs(tests: list[NodeTest], paths: Sequence[str]) -> None:
     body = markdown_report(tests, paths)
     DOCS_FILE.parent.mkdir(parents=True, exist_ok=True)
-    DOCS_FILE.write_text("# Conformance\n\n" + body)
+    DOCS_FILE.write_text("# Conformance\n\n" + DOCS_PREAMBLE + body)
     print(f"conformance: wrote {rel(DOCS_FILE)}", file=sys.stderr)
     if README.is_file():
         text = README.read_text()

@@ -38,4 +38,14 @@ else
     printf '\n==> lit: skipped (no lit-tests/lit.cfg.py)\n'
 fi
 
+# Step 5: the ONNX node-test conformance runner: its own unit tests, then every node test through
+# `kiln run` (compiled and interpreted), failing on a regression against
+# testdata/conformance/expected-pass-*.txt. It uses the debug `kiln` built in step 2: measured on
+# 2 cores, the debug binary runs the suite in about as long as a release build of `kiln` alone
+# takes, and the release binary saves little (the time goes into MLIR/LLVM, which are release
+# builds either way).
+step "conformance unit tests" .venv/bin/python -m unittest scripts/test_conformance.py
+step "conformance" .venv/bin/python scripts/conformance.py --check --no-table \
+    --kiln "${CARGO_TARGET_DIR:-target}/debug/kiln"
+
 printf '\nall steps ok (%ds)\n' "$((SECONDS - total_start))"

@@ -374,7 +374,11 @@ class RunnerTest(unittest.TestCase):
         self.assertNotIn("old", readme)
         self.assertTrue(readme.endswith("<!-- conformance:end -->\ntail\n"))
         self.assertIn("| Relu | 8 | 0 | 1 | 2 |", readme)
-        self.assertIn("| Relu | 8 | 0 | 1 | 2 |", self.docs.read_text())
+        docs = self.docs.read_text()
+        self.assertIn("| Relu | 8 | 0 | 1 | 2 |", docs)
+        # The explanation goes into the docs page only, above the report.
+        self.assertLess(docs.index("--freeze-input"), docs.index("| Relu |"))
+        self.assertNotIn("--freeze-input", readme)
         code, _, err = self.main("--check")
         self.assertEqual(code, 0, err)
         # A stale exclusion list fails --check.

@@ -7,6 +7,8 @@
 //! - [`llvm`]: target machines, `default<ON>` optimisation, IR/assembly/object emission.
 //! - [`objects`]: ELF objects holding weights as raw read-only data (never LLVM constants).
 //! - [`link`]: objects → shared library, written atomically.
+//! - [`parallel`]: the OpenMP entry points compiled loops call, implemented on the runtime's pool
+//!   and carried by every artifact.
 //!
 //! [`emit`] runs the whole chain and can stop after any stage ([`Emit`]), so each boundary is
 //! printable and testable.
@@ -21,6 +23,7 @@ pub mod llvm;
 pub mod lower;
 pub mod mlir;
 pub mod objects;
+pub mod parallel;
 pub mod targets;
 
 pub use error::{CodegenError, Result};

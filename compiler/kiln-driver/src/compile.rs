@@ -496,6 +496,9 @@ fn build_artifact(
     match opts.emit {
         Emit::Lib => {
             let mut inputs: Vec<PathBuf> = objects.clone();
+            if let Some(builtins) = find_compiler_builtins(target) {
+                inputs.push(builtins);
+            }
             if let Some(libm) = find_libm(target) {
                 inputs.push(libm);
             }
@@ -572,6 +575,35 @@ fn find_libm(target: &Target) -> Option<PathBuf> {
     .into_iter()
     .map(PathBuf::from)
     .find(|p| p.is_file())
+}
+
+/// LLVM's compiler-rt builtins archive for the target: the code generator
+/// calls its soft-float helpers (`__truncdfbf2` for f64 → bf16, ...) where
+/// the CPU has no instruction, and the linker pulls in only the members
+/// used. `None` when LLVM 22's builtins for the target are not installed;
+/// a library needing them then fails to load, naming the symbol.
+fn find_compiler_builtins(target: &Target) -> Option<PathBuf> {
+    let arch = match target.arch() {
+        Arch::X86_64 => "x86_64",
+        Arch::Aarch64 => "aarch64",
+        _ => return None,
+    };
+    // The LLVM that kiln-codegen was built against (`.cargo/config.toml`),
+    // else Debian's LLVM 22 location.
+    let prefix = option_env!("LLVM_SYS_221_PREFIX").unwrap_or("/usr/lib/llvm-22");
+    let clang = Path::new(prefix).join("lib/clang");
+    let mut versions: Vec<PathBuf> = std::fs::read_dir(clang)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    // The newest resource directory first (`22`, or `22.1.0` on some
+    // installs).
+    versions.sort();
+    versions
+        .into_iter()
+        .rev()
+        .map(|v| v.join(format!("lib/linux/libclang_rt.builtins-{arch}.a")))
+        .find(|p| p.is_file())
 }
 
 /// Finds `libkiln_runtime.a`: in `dir` when given, else in

@@ -103,6 +103,8 @@ impl DriverError {
             DriverError::Codegen(e) => match e {
                 C::UnknownTarget(_) => ErrorKind::InvalidInput,
                 C::UnsupportedTarget { .. } => ErrorKind::Unsupported,
+                // LLVM refuses a triple or CPU the user named (--cpu).
+                C::TargetMachine { .. } => ErrorKind::InvalidInput,
                 C::Io { source, .. } => io_kind(source),
                 _ => ErrorKind::Internal,
             },
@@ -113,11 +115,7 @@ impl DriverError {
                 }
                 _ => ErrorKind::InvalidInput,
             },
-            DriverError::Interp(e) => match e {
-                kiln_interp::InterpError::Unsupported(_) => ErrorKind::Unsupported,
-                kiln_interp::InterpError::TooLarge { .. } => ErrorKind::ResourceLimit,
-                _ => ErrorKind::InvalidInput,
-            },
+            DriverError::Interp(e) => interp_kind(e),
             DriverError::Limit(_) => ErrorKind::ResourceLimit,
             DriverError::Internal(_) => ErrorKind::Internal,
             DriverError::Io { source, .. } => io_kind(source),
@@ -131,6 +129,21 @@ impl DriverError {
             path: path.into(),
             source,
         }
+    }
+}
+
+/// The class of an interpreter error, looking through the node that
+/// failed to the reason.
+fn interp_kind(e: &kiln_interp::InterpError) -> ErrorKind {
+    use kiln_interp::InterpError as I;
+    match e {
+        I::Node { source, .. } => interp_kind(source),
+        I::Unsupported(_) => ErrorKind::Unsupported,
+        I::TooLarge { .. } => ErrorKind::ResourceLimit,
+        // A graph that verified but that the interpreter finds malformed, or
+        // a result disagreeing with shape inference, is Kiln's bug.
+        I::Graph(_) | I::Internal(_) => ErrorKind::Internal,
+        I::Invalid(_) | I::Elided(_) | I::BadData(_) | I::Input { .. } => ErrorKind::InvalidInput,
     }
 }
 

@@ -9,6 +9,8 @@
 //!   stage ([`compile::Emit`]);
 //! - [`artifact`]: the `kiln_artifact_v1` descriptor, the entry wrapper and
 //!   `model.h`, generated as text;
+//! - [`specialize`]: freezing graph inputs into constants and fixing
+//!   dynamic input shapes to given tensors, before the pipeline;
 //! - [`session`]: running an artifact (kiln-runtime), a model compiled on
 //!   the fly, or the reference interpreter; benchmarking;
 //! - [`tensors`]: `.npy`/`.pb` tensor files and numeric comparison.
@@ -22,6 +24,7 @@ pub mod compile;
 mod error;
 pub mod load;
 pub mod session;
+pub mod specialize;
 pub mod tensors;
 
 pub use compile::{compile, target_from_args, Artifacts, CompileOptions, Emit, WeightsMode};
@@ -30,5 +33,7 @@ pub use error::{DriverError, ErrorKind, Result};
 /// the CLI needs no dependency on kiln-codegen.
 pub use kiln_codegen::{OptLevel, Target};
 pub use load::{load, parse_input_shape, LoadOptions};
-pub use session::{bench, BenchOptions, BenchResult, Session, SessionOptions, TensorSpec};
+pub use session::{
+    bench, BenchOptions, BenchResult, Prepared, Session, SessionOptions, TensorSpec,
+};
 pub use tensors::{HostTensor, OutputFormat};

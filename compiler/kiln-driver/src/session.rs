@@ -2,18 +2,32 @@
 //! compiled into a temporary directory first, or (`--interpret`) the
 //! reference interpreter; plus latency benchmarking.
 //!
+//! Opening takes two steps so that inputs can be read between them:
+//! [`Prepared::open`] loads an artifact or a model file and knows the input
+//! names; [`Prepared::into_session`] compiles (for a model file) and returns
+//! the [`Session`].
+//!
 //! Invariants:
 //! - Inputs are matched to graph inputs by name; every input must be given
 //!   exactly once and unknown names are errors. Dtype and shape are checked
 //!   by the runtime (or the interpreter), never trusted.
 //! - A model compiled on the fly lives in a temporary directory owned by the
 //!   [`Session`] and removed with it.
+//! - When the inputs are known at open time, the temporary artifact is
+//!   specialized to the given values of shape-defining inputs (those
+//!   feeding an op's `static_operands`: Reshape's shape, a reduction's
+//!   axes, TopK's k, ...; see [`crate::specialize`]) and to the given
+//!   shapes of dynamic inputs. Such a session checks on every run that a
+//!   specialized input still holds the value it was compiled for. A
+//!   deployed artifact built with `kiln compile` keeps them as inputs
+//!   unless `--freeze-input` is given.
 //! - Benchmark statistics use the nearest-rank method, like
 //!   `scripts/bench_ort.py`, so numbers compare.
 
 use crate::compile::{compile, CompileOptions, Emit};
 use crate::error::{DriverError, Result};
 use crate::load::{load, LoadOptions};
+use crate::specialize::{bind_input_shapes, freeze_inputs, shape_defining_inputs};
 use crate::tensors::HostTensor;
 use kiln_codegen::{OptLevel, Target};
 use kiln_ir::{DType, Graph};
@@ -70,6 +84,8 @@ pub struct Session {
     engine: Engine,
     inputs: Vec<TensorSpec>,
     outputs: Vec<TensorSpec>,
+    /// Inputs compiled into the artifact as constants, with their values.
+    specialized: Vec<HostTensor>,
 }
 
 fn runtime_dtype(d: kiln_runtime::DType) -> Result<DType> {
@@ -77,11 +93,51 @@ fn runtime_dtype(d: kiln_runtime::DType) -> Result<DType> {
         .ok_or_else(|| DriverError::Internal(format!("runtime dtype code {}", d.code())))
 }
 
-impl Session {
-    /// Opens an artifact (`.so`) or a model file (`.onnx`, `.kir`).
-    pub fn open(path: &Path, opts: &SessionOptions) -> Result<Session> {
+enum Loaded {
+    Artifact(kiln_runtime::Model),
+    Graph(Box<Graph>),
+}
+
+/// An artifact or model file, loaded but not yet compiled.
+pub struct Prepared {
+    loaded: Loaded,
+    opts: SessionOptions,
+    inputs: Vec<TensorSpec>,
+    outputs: Vec<TensorSpec>,
+}
+
+fn graph_specs(graph: &Graph, values: &[kiln_ir::ValueId]) -> Vec<TensorSpec> {
+    values
+        .iter()
+        .map(|&v| {
+            let info = graph.value(v);
+            TensorSpec {
+                name: info.name.clone(),
+                dtype: info.ty.dtype,
+                shape: info.ty.static_shape(),
+            }
+        })
+        .collect()
+}
+
+fn model_specs(model: &kiln_runtime::Model) -> Result<(Vec<TensorSpec>, Vec<TensorSpec>)> {
+    let spec = |i: &kiln_runtime::TensorInfo| -> Result<TensorSpec> {
+        Ok(TensorSpec {
+            name: i.name().to_owned(),
+            dtype: runtime_dtype(i.dtype())?,
+            shape: Some(i.shape().iter().map(|&d| d as u64).collect()),
+        })
+    };
+    let inputs = model.inputs().iter().map(spec).collect::<Result<_>>()?;
+    let outputs = model.outputs().iter().map(spec).collect::<Result<_>>()?;
+    Ok((inputs, outputs))
+}
+
+impl Prepared {
+    /// Loads an artifact (`.so`) or a model file (`.onnx`, `.kir`).
+    pub fn open(path: &Path, opts: &SessionOptions) -> Result<Prepared> {
         let is_artifact = matches!(path.extension().and_then(|e| e.to_str()), Some("so"));
-        if is_artifact {
+        let (loaded, inputs, outputs) = if is_artifact {
             if opts.interpret {
                 return Err(DriverError::Invalid(format!(
                     "{}: --interpret needs a model file (.onnx or .kir), not an artifact",
@@ -89,25 +145,79 @@ impl Session {
                 )));
             }
             let model = kiln_runtime::Model::load(path)?;
-            return Session::from_model(model, None);
+            let (inputs, outputs) = model_specs(&model)?;
+            (Loaded::Artifact(model), inputs, outputs)
+        } else {
+            let graph = load(path, &opts.load)?;
+            let inputs = graph_specs(&graph, &graph.inputs);
+            let outputs = graph_specs(&graph, &graph.outputs);
+            (Loaded::Graph(Box::new(graph)), inputs, outputs)
+        };
+        Ok(Prepared {
+            loaded,
+            opts: opts.clone(),
+            inputs,
+            outputs,
+        })
+    }
+
+    /// Every input of the artifact or model, in order.
+    pub fn inputs(&self) -> &[TensorSpec] {
+        &self.inputs
+    }
+
+    /// Names of the inputs, in order.
+    pub fn input_names(&self) -> Vec<String> {
+        self.inputs.iter().map(|s| s.name.clone()).collect()
+    }
+
+    /// Names of the outputs, in order.
+    pub fn output_names(&self) -> Vec<String> {
+        self.outputs.iter().map(|s| s.name.clone()).collect()
+    }
+
+    /// The inputs a compile for given inputs would specialize to their
+    /// values (none for an artifact or the interpreter).
+    pub fn shape_defining_inputs(&self) -> Vec<String> {
+        match &self.loaded {
+            Loaded::Graph(g) if !self.opts.interpret => shape_defining_inputs(g),
+            _ => Vec::new(),
         }
-        let graph = load(path, &opts.load)?;
+    }
+
+    /// Opens the session. For a model file to be compiled, `given` (the
+    /// inputs it will run on, when known) specializes the temporary
+    /// artifact: shape-defining inputs become constants and dynamic input
+    /// extents take the given shapes.
+    pub fn into_session(self, given: Option<&[HostTensor]>) -> Result<Session> {
+        let Prepared {
+            loaded,
+            opts,
+            inputs,
+            outputs,
+        } = self;
+        let mut graph = match loaded {
+            Loaded::Artifact(model) => return Session::from_model(model, None, Vec::new()),
+            Loaded::Graph(graph) => graph,
+        };
         if opts.interpret {
-            let spec = |v: &kiln_ir::ValueId| {
-                let info = graph.value(*v);
-                TensorSpec {
-                    name: info.name.clone(),
-                    dtype: info.ty.dtype,
-                    shape: info.ty.static_shape(),
-                }
-            };
-            let inputs = graph.inputs.iter().map(spec).collect();
-            let outputs = graph.outputs.iter().map(spec).collect();
             return Ok(Session {
-                engine: Engine::Interpreted(Box::new(graph)),
+                engine: Engine::Interpreted(graph),
                 inputs,
                 outputs,
+                specialized: Vec::new(),
             });
+        }
+        let mut specialized = Vec::new();
+        if let Some(given) = given {
+            let wanted = shape_defining_inputs(&graph);
+            specialized = given
+                .iter()
+                .filter(|t| wanted.contains(&t.name))
+                .cloned()
+                .collect();
+            freeze_inputs(&mut graph, &specialized)?;
+            bind_input_shapes(&mut graph, given)?;
         }
         let dir = tempfile::Builder::new()
             .prefix("kiln-run-")
@@ -123,26 +233,37 @@ impl Session {
         let mut copts = CompileOptions::new(target, Some(so.clone()));
         copts.emit = Emit::Lib;
         copts.opt_level = opts.opt_level;
-        compile(graph, &copts)?;
+        compile(*graph, &copts)?;
         let model = kiln_runtime::Model::load(&so)?;
-        Session::from_model(model, Some(dir))
+        Session::from_model(model, Some(dir), specialized)
+    }
+}
+
+impl Session {
+    /// Opens an artifact (`.so`) or a model file (`.onnx`, `.kir`) without
+    /// knowing its inputs (no specialization; see [`Prepared`]).
+    pub fn open(path: &Path, opts: &SessionOptions) -> Result<Session> {
+        Prepared::open(path, opts)?.into_session(None)
     }
 
-    fn from_model(model: kiln_runtime::Model, dir: Option<tempfile::TempDir>) -> Result<Session> {
-        let spec = |i: &kiln_runtime::TensorInfo| -> Result<TensorSpec> {
-            Ok(TensorSpec {
-                name: i.name().to_owned(),
-                dtype: runtime_dtype(i.dtype())?,
-                shape: Some(i.shape().iter().map(|&d| d as u64).collect()),
-            })
-        };
-        let inputs = model.inputs().iter().map(spec).collect::<Result<_>>()?;
-        let outputs = model.outputs().iter().map(spec).collect::<Result<_>>()?;
+    fn from_model(
+        model: kiln_runtime::Model,
+        dir: Option<tempfile::TempDir>,
+        specialized: Vec<HostTensor>,
+    ) -> Result<Session> {
+        let (inputs, outputs) = model_specs(&model)?;
         Ok(Session {
             engine: Engine::Compiled { model, _dir: dir },
             inputs,
             outputs,
+            specialized,
         })
+    }
+
+    /// Names of the inputs compiled in as constants (see the module doc);
+    /// [`Session::run`] accepts them and checks their values.
+    pub fn specialized_inputs(&self) -> Vec<String> {
+        self.specialized.iter().map(|t| t.name.clone()).collect()
     }
 
     /// The model's inputs, in order.
@@ -169,8 +290,20 @@ impl Session {
     }
 
     /// Puts `inputs` (any order, matched by name) into graph-input order.
+    /// Specialized inputs may be given too; they must hold the values the
+    /// session was compiled for, and are left out of the result.
     pub fn order_inputs<'a>(&self, inputs: &'a [HostTensor]) -> Result<Vec<&'a HostTensor>> {
         for t in inputs {
+            if let Some(fixed) = self.specialized.iter().find(|s| s.name == t.name) {
+                if fixed != t {
+                    return Err(DriverError::Invalid(format!(
+                        "input '{}' was compiled in as a constant when the session was opened \
+                         (it decides shapes), and now has another value",
+                        t.name
+                    )));
+                }
+                continue;
+            }
             if !self.inputs.iter().any(|s| s.name == t.name) {
                 return Err(DriverError::Invalid(format!(
                     "'{}' is not a model input (inputs: {})",

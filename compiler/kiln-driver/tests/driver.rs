@@ -7,10 +7,11 @@
 
 use kiln_codegen::Target;
 use kiln_driver::compile::{find_runtime_archive, Emit, RUNTIME_ARCHIVE};
+use kiln_driver::specialize::{freeze_inputs, shape_defining_inputs};
 use kiln_driver::tensors::{self, max_relative_error, read_test_set, HostTensor};
 use kiln_driver::{
-    compile, load, CompileOptions, DriverError, ErrorKind, LoadOptions, Session, SessionOptions,
-    WeightsMode,
+    compile, load, CompileOptions, DriverError, ErrorKind, LoadOptions, Prepared, Session,
+    SessionOptions, WeightsMode,
 };
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -450,4 +451,289 @@ fn emit_obj_ships_runtime_archive_and_headers() {
     let err: DriverError = compile(graph, &opts).unwrap_err();
     assert!(err.to_string().contains(RUNTIME_ARCHIVE), "{err}");
     assert_eq!(std::fs::read_dir(empty.path()).unwrap().count(), 0);
+}
+
+fn f32_tensor(name: &str, shape: &[u64], values: &[f32]) -> HostTensor {
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    HostTensor {
+        name: name.into(),
+        dtype: kiln_ir::DType::F32,
+        shape: shape.to_vec(),
+        data: tensors::AlignedBytes::from_slice(&bytes),
+    }
+}
+
+fn i64_tensor(name: &str, values: &[i64]) -> HostTensor {
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    HostTensor {
+        name: name.into(),
+        dtype: kiln_ir::DType::I64,
+        shape: vec![values.len() as u64],
+        data: tensors::AlignedBytes::from_slice(&bytes),
+    }
+}
+
+/// Runs `model` compiled (specialized to `inputs`) and interpreted; both must
+/// give `expected` (computed by hand: the models are a reshape and a sum).
+fn specialized_run_matches(
+    model: &str,
+    inputs: &[HostTensor],
+    frozen: &str,
+    expected: &HostTensor,
+) {
+    let path = data(model);
+    let prepared = Prepared::open(&path, &SessionOptions::default()).unwrap();
+    assert_eq!(prepared.shape_defining_inputs(), vec![frozen.to_string()]);
+    assert_eq!(prepared.input_names().len(), 2);
+    let session = prepared.into_session(Some(inputs)).unwrap();
+    assert!(session.is_compiled());
+    assert_eq!(session.specialized_inputs(), vec![frozen.to_string()]);
+    // The temporary artifact takes only the data input.
+    assert_eq!(session.input_names(), vec!["x".to_string()]);
+    let compiled = session.run(inputs).unwrap();
+    let interp_opts = SessionOptions {
+        interpret: true,
+        ..SessionOptions::default()
+    };
+    let interp = Session::open(&path, &interp_opts)
+        .unwrap()
+        .run(inputs)
+        .unwrap();
+    assert_eq!(compiled.len(), 1);
+    assert_eq!(&compiled[0].shape, &expected.shape, "{model}");
+    assert_eq!(compiled[0].data, expected.data, "{model}: compiled");
+    assert_eq!(interp[0].shape, expected.shape, "{model}");
+    assert_eq!(interp[0].data, expected.data, "{model}: interpreted");
+    // The specialized value is checked on every run.
+    let other: Vec<HostTensor> = inputs
+        .iter()
+        .map(|t| {
+            if t.name == frozen {
+                let mut t = t.clone();
+                t.data.as_mut()[0] ^= 1;
+                t
+            } else {
+                t.clone()
+            }
+        })
+        .collect();
+    let err = session.run(&other).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert!(err.to_string().contains(frozen), "{err}");
+}
+
+#[test]
+fn reshape_with_a_shape_input_runs_compiled_through_specialization() {
+    let x = f32_tensor("x", &[2, 3], &[0., 1., 2., 3., 4., 5.]);
+    let shape = i64_tensor("shape", &[3, 2]);
+    let expected = f32_tensor("y", &[3, 2], &[0., 1., 2., 3., 4., 5.]);
+    specialized_run_matches("reshape_shape_input.kir", &[x, shape], "shape", &expected);
+}
+
+#[test]
+fn reduce_with_an_axes_input_runs_compiled_through_specialization() {
+    let x = f32_tensor("x", &[2, 3], &[0., 1., 2., 3., 4., 5.]);
+    let axes = i64_tensor("axes", &[1]);
+    // Row sums of [[0, 1, 2], [3, 4, 5]].
+    let expected = f32_tensor("y", &[2], &[3., 12.]);
+    specialized_run_matches("reduce_axes_input.kir", &[axes, x], "axes", &expected);
+}
+
+#[test]
+fn compile_keeps_shape_inputs_unless_frozen() {
+    let path = data("reduce_axes_input.kir");
+    let graph = load(&path, &LoadOptions::default()).unwrap();
+    assert_eq!(shape_defining_inputs(&graph), vec!["axes".to_string()]);
+    let dir = tempfile::tempdir().unwrap();
+    let so = dir.path().join("model.so");
+    // Unfrozen, the axes are a runtime value: the static compile refuses.
+    let err = compile(
+        graph.clone(),
+        &CompileOptions::new(Target::host().unwrap(), Some(so.clone())),
+    )
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
+    assert!(!so.exists());
+    // Frozen (`kiln compile --freeze-input axes=...`), the artifact has
+    // only `x` and sums the columns.
+    let mut frozen = graph.clone();
+    freeze_inputs(&mut frozen, &[i64_tensor("axes", &[0])]).unwrap();
+    compile(
+        frozen,
+        &CompileOptions::new(Target::host().unwrap(), Some(so.clone())),
+    )
+    .unwrap();
+    let session = Session::open(&so, &SessionOptions::default()).unwrap();
+    assert_eq!(session.input_names(), vec!["x".to_string()]);
+    let x = f32_tensor("x", &[2, 3], &[0., 1., 2., 3., 4., 5.]);
+    let y = session.run(&[x]).unwrap();
+    assert_eq!(y[0].shape, vec![3]);
+    assert_eq!(y[0].data, f32_tensor("y", &[3], &[3., 5., 7.]).data);
+    // Bad freezes name the input and leave the graph alone.
+    let mut g = graph.clone();
+    for bad in [
+        i64_tensor("nope", &[0]),
+        f32_tensor("axes", &[1], &[0.]),
+        i64_tensor("axes", &[0, 1]),
+    ] {
+        let err = freeze_inputs(&mut g, &[bad]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+        assert!(err.to_string().contains("axes") || err.to_string().contains("nope"));
+        assert_eq!(g.inputs.len(), 2);
+    }
+}
+
+#[test]
+fn dynamic_inputs_take_the_given_shapes_when_running_a_model() {
+    let dir = model_dir("mlp_dynamic");
+    let prepared = Prepared::open(&dir.join("model.onnx"), &SessionOptions::default()).unwrap();
+    let set = dir.join("test_data_set_0");
+    let inputs = read_test_set(&set, "input", &prepared.input_names()).unwrap();
+    let expected = read_test_set(&set, "output", &prepared.output_names()).unwrap();
+    let session = prepared.into_session(Some(&inputs)).unwrap();
+    assert!(session.specialized_inputs().is_empty());
+    let got = session.run(&inputs).unwrap();
+    for (e, g) in expected.iter().zip(&got) {
+        let err = max_relative_error(e, g, FLOOR).unwrap();
+        assert!(err <= TOL, "max relative error {err}");
+    }
+}
+
+#[test]
+fn errors_map_to_their_exit_classes() {
+    use kiln_interp::InterpError as I;
+    let wrapped = |e: I| I::Node {
+        node: "nn.dropout 'y'".into(),
+        source: Box::new(e),
+    };
+    let cases = [
+        (
+            wrapped(I::Unsupported("random".into())),
+            ErrorKind::Unsupported,
+        ),
+        (
+            wrapped(wrapped(I::Unsupported("x".into()))),
+            ErrorKind::Unsupported,
+        ),
+        (
+            wrapped(I::Invalid("index 9".into())),
+            ErrorKind::InvalidInput,
+        ),
+        (wrapped(I::BadData("short".into())), ErrorKind::InvalidInput),
+        (
+            wrapped(I::TooLarge {
+                elements: 1 << 40,
+                limit: 1 << 30,
+            }),
+            ErrorKind::ResourceLimit,
+        ),
+        (wrapped(I::Internal("mismatch".into())), ErrorKind::Internal),
+    ];
+    for (e, kind) in cases {
+        let msg = e.to_string();
+        assert_eq!(DriverError::Interp(e).kind(), kind, "{msg}");
+    }
+    let lower = kiln_codegen::lower::LowerError::Unsupported {
+        node: "nn.top_k 'y'".into(),
+        reason: "k must be a constant".into(),
+        more: Vec::new(),
+    };
+    assert_eq!(DriverError::Lower(lower).kind(), ErrorKind::Unsupported);
+    assert_eq!(ErrorKind::Unsupported.exit_code(), 3);
+    assert_eq!(ErrorKind::InvalidInput.exit_code(), 2);
+}
+
+/// The `(count, total constant bytes)` of `@malloc` calls, and the count of
+/// `@free` calls, in LLVM IR text.
+fn malloc_free_calls(llvm: &str) -> (usize, u64, usize) {
+    let mut mallocs = 0;
+    let mut bytes = 0;
+    let mut frees = 0;
+    for line in llvm.lines().filter(|l| l.contains("call ")) {
+        if let Some(rest) = line.split("@malloc(i64 ").nth(1) {
+            mallocs += 1;
+            bytes += rest
+                .split(')')
+                .next()
+                .and_then(|n| n.trim().parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+        if line.contains("@free(") {
+            frees += 1;
+        }
+    }
+    (mallocs, bytes, frees)
+}
+
+#[test]
+fn compiled_code_frees_every_temporary() {
+    let graph = load(
+        &model_dir("transformer").join("model.onnx"),
+        &LoadOptions::default(),
+    )
+    .unwrap();
+    let mut opts = CompileOptions::new(Target::host().unwrap(), None);
+    opts.emit = Emit::Llvm;
+    let art = compile(graph, &opts).unwrap();
+    let llvm = String::from_utf8(art.text.unwrap()).unwrap();
+    let (mallocs, bytes, frees) = malloc_free_calls(&llvm);
+    assert!(mallocs > 0, "the transformer allocates no temporaries?");
+    assert_eq!(mallocs, frees, "every @malloc needs its @free");
+
+    // And at run time: many runs do not grow the resident set by anything
+    // near what leaking the temporaries would (a separate process, so other
+    // tests' allocations do not count).
+    let runtime = c_runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let so = dir.path().join("model.so");
+    compile_lib(
+        &model_dir("transformer").join("model.onnx"),
+        &LoadOptions::default(),
+        &so,
+        WeightsMode::Embedded,
+    );
+    let exe = dir.path().join("rss_probe");
+    let cc = std::env::var_os("CC").unwrap_or_else(|| "cc".into());
+    let lib = runtime.join("lib");
+    let out = Command::new(cc)
+        .args(["-std=c11", "-Wall", "-Werror", "-O1"])
+        .arg(format!("-I{}", runtime.join("include").display()))
+        .arg(data("rss_probe.c"))
+        .arg("-o")
+        .arg(&exe)
+        .arg(format!("-L{}", lib.display()))
+        .arg("-lkiln_runtime")
+        .arg(format!("-Wl,-rpath,{}", lib.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "cc failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    const RUNS: u64 = 2000;
+    let run = Command::new(&exe)
+        .arg(&so)
+        .arg("20")
+        .arg(RUNS.to_string())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "rss_probe failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let growth_kib: u64 = stdout
+        .trim()
+        .strip_prefix("rss_growth_kib=")
+        .and_then(|n| n.parse::<i64>().ok())
+        .unwrap_or_else(|| panic!("bad probe output {stdout:?}"))
+        .max(0) as u64;
+    let leak_kib = bytes * RUNS / 1024;
+    assert!(
+        growth_kib * 8 < leak_kib,
+        "resident set grew {growth_kib} KiB over {RUNS} runs; leaking every temporary \
+         would add {leak_kib} KiB"
+    );
 }

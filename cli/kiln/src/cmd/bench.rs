@@ -4,16 +4,18 @@
 //!
 //! Inputs: `--input`/`--input-dir`, else the model's
 //! `test_data_set_0/input_<i>.pb` when it exists (its outputs are then
-//! checked first and reported as `outputs_match`), else zeros.
+//! checked first and reported as `outputs_match`), else zeros. A model file
+//! is compiled specialized to the given inputs, as `kiln run` does (zeros
+//! specialize nothing: they say nothing about the intended shapes).
 
 use crate::cmd::compile::{driver_error, TargetArgs};
 use crate::cmd::import::InputShapeArgs;
-use crate::cmd::run::{open, read_input_dir, InputArgs};
+use crate::cmd::run::{open_session, prepare, read_input_dir, InputArgs};
 use crate::error::{CliError, ExitClass};
 use clap::Args;
 use kiln_driver::session::zero_inputs;
 use kiln_driver::tensors::{max_relative_error, read_test_set};
-use kiln_driver::{BenchOptions, HostTensor, Session};
+use kiln_driver::{BenchOptions, HostTensor, Prepared};
 use std::path::{Path, PathBuf};
 
 /// Arguments of `kiln bench`.
@@ -61,18 +63,21 @@ fn model_name(path: &Path) -> String {
     }
 }
 
-/// Inputs and, when known, expected outputs.
+/// Inputs and, when known, expected outputs; `None` inputs mean zeros (read
+/// once the session knows the static input shapes).
+#[allow(clippy::type_complexity)]
 fn inputs(
     args: &BenchArgs,
-    session: &Session,
-) -> Result<(Vec<HostTensor>, Vec<HostTensor>), CliError> {
+    prepared: &Prepared,
+) -> Result<(Option<Vec<HostTensor>>, Vec<HostTensor>), CliError> {
+    let names = prepared.input_names();
     let expected_in =
-        |dir: &Path| read_test_set(dir, "output", &session.output_names()).map_err(driver_error);
+        |dir: &Path| read_test_set(dir, "output", &prepared.output_names()).map_err(driver_error);
     if let Some(dir) = &args.inputs.input_dir {
-        return Ok((read_input_dir(dir, session)?, expected_in(dir)?));
+        return Ok((Some(read_input_dir(dir, &names)?), expected_in(dir)?));
     }
     if !args.inputs.inputs.is_empty() {
-        return Ok((args.inputs.read(session)?, Vec::new()));
+        return Ok((Some(args.inputs.read(&names)?), Vec::new()));
     }
     let set = args
         .model
@@ -80,11 +85,11 @@ fn inputs(
         .unwrap_or(Path::new("."))
         .join("test_data_set_0");
     if set.join("input_0.pb").is_file() {
-        if let Ok(inputs) = read_input_dir(&set, session) {
-            return Ok((inputs, expected_in(&set)?));
+        if let Ok(inputs) = read_input_dir(&set, &names) {
+            return Ok((Some(inputs), expected_in(&set)?));
         }
     }
-    Ok((zero_inputs(session).map_err(driver_error)?, Vec::new()))
+    Ok((None, Vec::new()))
 }
 
 /// Runs `kiln bench`.
@@ -95,8 +100,13 @@ pub fn run(args: BenchArgs) -> Result<(), CliError> {
             "--runs and --threads must be >= 1",
         ));
     }
-    let session = open(&args.model, args.interpret, &args.target, &args.shapes)?;
-    let (inputs, expected) = inputs(&args, &session)?;
+    let prepared = prepare(&args.model, args.interpret, &args.target, &args.shapes)?;
+    let (inputs, expected) = inputs(&args, &prepared)?;
+    let session = open_session(prepared, inputs.as_deref())?;
+    let inputs = match inputs {
+        Some(inputs) => inputs,
+        None => zero_inputs(&session).map_err(driver_error)?,
+    };
     let outputs_match = if expected.is_empty() {
         serde_json::Value::Null
     } else {

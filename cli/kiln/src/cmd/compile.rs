@@ -4,6 +4,13 @@
 //!
 //! Outputs are written atomically by the driver: a failed compile leaves
 //! nothing at `-o`.
+//!
+//! `--freeze-input NAME=PATH` turns a graph input into a constant holding
+//! the tensor in PATH (`.npy` or `.pb`) before the graph pipeline, so that
+//! constant folding and shape inference can make what it decides static
+//! (a Reshape's target shape, a reduction's axes). Without it, inputs stay
+//! inputs: unlike `kiln run` on a model file, `kiln compile` never
+//! specializes an artifact to values it was not given.
 
 use crate::cmd::import::InputShapeArgs;
 use crate::error::{CliError, ExitClass};
@@ -117,9 +124,35 @@ pub struct CompileArgs {
     #[arg(long, value_name = "DIR")]
     pub runtime_dir: Option<PathBuf>,
 
+    /// Compile a graph input in as a constant holding the tensor in PATH
+    /// (.npy or .pb), e.g. a Reshape's shape or a reduction's axes
+    /// (repeatable). The artifact then no longer has that input.
+    #[arg(long = "freeze-input", value_name = "NAME=PATH")]
+    pub freeze_inputs: Vec<String>,
+
     /// Print the time of each stage to stderr.
     #[arg(long)]
     pub time: bool,
+}
+
+/// Reads the tensors named by `--freeze-input NAME=PATH` arguments.
+fn read_frozen(specs: &[String]) -> Result<Vec<kiln_driver::HostTensor>, CliError> {
+    specs
+        .iter()
+        .map(|spec| {
+            let (name, path) = spec
+                .split_once('=')
+                .filter(|(n, p)| !n.is_empty() && !p.is_empty())
+                .ok_or_else(|| {
+                    CliError::new(
+                        ExitClass::Invalid,
+                        format!("bad --freeze-input '{spec}' (expected NAME=PATH)"),
+                    )
+                })?;
+            kiln_driver::tensors::read_tensor(std::path::Path::new(path), name)
+                .map_err(driver_error)
+        })
+        .collect()
 }
 
 /// Maps a driver error to the CLI's exit classes.
@@ -151,8 +184,14 @@ pub fn run(args: CompileArgs) -> Result<(), CliError> {
         ));
     }
     let target = args.target.target()?;
-    let graph =
+    let frozen = read_frozen(&args.freeze_inputs)?;
+    let mut graph =
         kiln_driver::load(&args.model, &load_options(&args.shapes)?).map_err(driver_error)?;
+    kiln_driver::specialize::freeze_inputs(&mut graph, &frozen).map_err(driver_error)?;
+    if !frozen.is_empty() {
+        let names: Vec<&str> = frozen.iter().map(|t| t.name.as_str()).collect();
+        tracing::info!(inputs = %names.join(", "), "froze inputs into constants");
+    }
     let mut opts = CompileOptions::new(target, output);
     opts.emit = emit;
     opts.opt_level = args.target.opt_level();

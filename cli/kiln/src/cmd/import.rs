@@ -88,6 +88,12 @@ pub struct ImportArgs {
 
 /// The side file's name: the output's file name plus `.weights`.
 fn side_file_name(output: &Path) -> Result<PathBuf, CliError> {
+    if output == Path::new("-") {
+        return Err(CliError::new(
+            ExitClass::Invalid,
+            "-o must name a file: the weights side file is written next to it",
+        ));
+    }
     let name = output.file_name().ok_or_else(|| {
         CliError::new(
             ExitClass::Invalid,

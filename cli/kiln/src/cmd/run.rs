@@ -1,13 +1,20 @@
 //! `kiln run`: run an artifact (`.so`) or a model (`.onnx`/`.kir`, compiled
 //! into a temporary directory first, or interpreted with `--interpret`) on
 //! tensors from `.npy`/`.pb` files, writing the outputs into a directory.
+//!
+//! The temporary artifact is specialized to the given values of
+//! shape-defining inputs (those feeding Reshape's shape, a reduction's axes,
+//! TopK's k, ...: the ops' `static_operands`) and to the given shapes of
+//! dynamic inputs; `-v` logs which inputs were specialized. A deployed
+//! artifact built with `kiln compile` keeps them as inputs unless
+//! `--freeze-input` is given.
 
 use crate::cmd::compile::{driver_error, load_options, TargetArgs};
 use crate::cmd::import::InputShapeArgs;
 use crate::error::{CliError, ExitClass};
 use clap::{Args, ValueEnum};
 use kiln_driver::tensors::{read_tensor, read_test_set, write_outputs};
-use kiln_driver::{HostTensor, OutputFormat, Session, SessionOptions};
+use kiln_driver::{HostTensor, OutputFormat, Prepared, Session, SessionOptions};
 use std::path::{Path, PathBuf};
 
 /// `--output-format` values.
@@ -38,10 +45,11 @@ impl InputArgs {
         self.inputs.is_empty() && self.input_dir.is_none()
     }
 
-    /// Reads the inputs for `session`.
-    pub fn read(&self, session: &Session) -> Result<Vec<HostTensor>, CliError> {
+    /// Reads the inputs of a model whose inputs are called `names` (in
+    /// order; `--input-dir` needs them).
+    pub fn read(&self, names: &[String]) -> Result<Vec<HostTensor>, CliError> {
         if let Some(dir) = &self.input_dir {
-            return read_input_dir(dir, session);
+            return read_input_dir(dir, names);
         }
         self.inputs
             .iter()
@@ -58,10 +66,9 @@ impl InputArgs {
     }
 }
 
-/// Reads `DIR/input_<i>.pb` for every model input.
-pub fn read_input_dir(dir: &Path, session: &Session) -> Result<Vec<HostTensor>, CliError> {
-    let names = session.input_names();
-    let inputs = read_test_set(dir, "input", &names).map_err(driver_error)?;
+/// Reads `DIR/input_<i>.pb` for every model input (`names`, in order).
+pub fn read_input_dir(dir: &Path, names: &[String]) -> Result<Vec<HostTensor>, CliError> {
+    let inputs = read_test_set(dir, "input", names).map_err(driver_error)?;
     if inputs.len() != names.len() {
         return Err(CliError::new(
             ExitClass::Invalid,
@@ -76,8 +83,24 @@ pub fn read_input_dir(dir: &Path, session: &Session) -> Result<Vec<HostTensor>, 
     Ok(inputs)
 }
 
+/// How `kiln run` compiles a model file, shown below its options.
+const SPECIALIZATION_HELP: &str = "\
+A model file (not an artifact) is compiled into a temporary artifact specialized to the given
+inputs: inputs whose values decide shapes (Reshape's shape, reduction axes, Slice's starts,
+TopK's k, ...) are compiled in as constants, and dynamic input extents take the given shapes
+(-v lists the specialized inputs). A deployed artifact built with `kiln compile` keeps them as
+inputs unless --freeze-input NAME=PATH is given.";
+
 /// Arguments of `kiln run`.
+///
+/// A model file (not an artifact) is compiled into a temporary artifact
+/// specialized to the given inputs: inputs whose values decide shapes
+/// (Reshape's shape, reduction axes, TopK's k, Slice's starts, ...) are
+/// compiled in as constants and dynamic input extents take the given
+/// shapes (`-v` lists the specialized inputs). `kiln compile` keeps such
+/// inputs as inputs unless --freeze-input is given.
 #[derive(Debug, Args)]
+#[command(after_help = SPECIALIZATION_HELP)]
 pub struct RunArgs {
     /// An artifact (.so) or a model (.onnx, .kir).
     pub model: PathBuf,
@@ -108,20 +131,38 @@ pub struct RunArgs {
     pub shapes: InputShapeArgs,
 }
 
-/// Opens a session for `run`/`bench`.
-pub fn open(
+/// Loads an artifact or model for `run`/`bench` (compiled when
+/// [`open_session`] gets the inputs).
+pub fn prepare(
     model: &Path,
     interpret: bool,
     target: &TargetArgs,
     shapes: &InputShapeArgs,
-) -> Result<Session, CliError> {
+) -> Result<Prepared, CliError> {
     let opts = SessionOptions {
         interpret,
         load: load_options(shapes)?,
         target: Some(target.target()?),
         opt_level: target.opt_level(),
     };
-    Session::open(model, &opts).map_err(driver_error)
+    Prepared::open(model, &opts).map_err(driver_error)
+}
+
+/// Opens the session, compiling a model specialized to `inputs` when they
+/// are given, and logs what was specialized.
+pub fn open_session(
+    prepared: Prepared,
+    inputs: Option<&[HostTensor]>,
+) -> Result<Session, CliError> {
+    let session = prepared.into_session(inputs).map_err(driver_error)?;
+    let specialized = session.specialized_inputs();
+    if !specialized.is_empty() {
+        tracing::info!(
+            inputs = %specialized.join(", "),
+            "specialized the temporary artifact to the values of shape-defining inputs"
+        );
+    }
+    Ok(session)
 }
 
 /// Runs `kiln run`.
@@ -132,9 +173,10 @@ pub fn run(args: RunArgs) -> Result<(), CliError> {
             "give the inputs with --input NAME=PATH or --input-dir DIR",
         ));
     }
-    let session = open(&args.model, args.interpret, &args.target, &args.shapes)?;
+    let prepared = prepare(&args.model, args.interpret, &args.target, &args.shapes)?;
+    let inputs = args.inputs.read(&prepared.input_names())?;
+    let session = open_session(prepared, Some(&inputs))?;
     session.set_num_threads(args.threads);
-    let inputs = args.inputs.read(&session)?;
     let outputs = session.run(&inputs).map_err(driver_error)?;
     let format = match args.output_format {
         FormatArg::Npy => OutputFormat::Npy,

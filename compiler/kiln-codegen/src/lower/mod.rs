@@ -648,6 +648,7 @@ fn emit(b: &mut Builder, n: &NodeIn<'_>) -> Res<Vec<Val>> {
         K::Trilu => shape::trilu(b, n).map(|v| vec![v]),
         K::Resize => resize::resize(b, n).map(|v| vec![v]),
         K::RotaryEmbedding => attention::rotary_embedding(b, n).map(|v| vec![v]),
+        K::Attention => attention::attention(b, n),
         K::QuantizeLinear => quant::quantize_linear(b, n).map(|v| vec![v]),
         K::DequantizeLinear => quant::dequantize_linear(b, n).map(|v| vec![v]),
         K::GatherNd => index::gather_nd(b, n).map(|v| vec![v]),
@@ -658,10 +659,10 @@ fn emit(b: &mut Builder, n: &NodeIn<'_>) -> Res<Vec<Val>> {
             "nn.non_zero has a data-dependent result shape, which the static CPU lowering cannot express"
                 .into(),
         ),
-        // Not lowered yet: each is reported as unsupported, naming the node.
-        K::Attention | K::Nf4Dequantize => Err(format!(
-            "{} is not supported by the CPU lowering yet",
-            n.node.op.name()
-        )),
+        // Packed 4-bit storage has no element type here (`ctx::elem`).
+        K::Nf4Dequantize => Err(
+            "quant.nf4_dequantize is not supported: the CPU lowering has no element type for packed nf4 storage"
+                .into(),
+        ),
     }
 }

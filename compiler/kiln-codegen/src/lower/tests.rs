@@ -1847,16 +1847,34 @@ fn rotary_embedding_layouts() {
         (vec![2, 3, 12], 2, 4, true, true),
     ];
     for (xs, heads, rot, inter, with_pos) in cases {
-        let (bn, sn) = if xs.len() == 4 { (xs[0], xs[2]) } else { (xs[0], xs[1]) };
-        let head = if xs.len() == 4 { xs[3] } else { xs[2] / heads as u64 };
+        let (bn, sn) = if xs.len() == 4 {
+            (xs[0], xs[2])
+        } else {
+            (xs[0], xs[1])
+        };
+        let head = if xs.len() == 4 {
+            xs[3]
+        } else {
+            xs[2] / heads as u64
+        };
         let half = if rot == 0 { head / 2 } else { rot as u64 / 2 };
-        let cache: Vec<u64> = if with_pos { vec![7, half] } else { vec![bn, sn, half] };
+        let cache: Vec<u64> = if with_pos {
+            vec![7, half]
+        } else {
+            vec![bn, sn, half]
+        };
         let cn = cache.iter().product::<u64>() as usize;
         let mut g = Graph::new("t");
         let x = input_t(&mut g, DType::F32, &xs);
         let ang: Vec<f64> = (0..cn).map(|i| 0.37 * i as f64).collect();
-        let c = konst_t(&mut g, &tensor(DType::F32, &cache, ang.iter().map(|a| a.cos()).collect()));
-        let s = konst_t(&mut g, &tensor(DType::F32, &cache, ang.iter().map(|a| a.sin()).collect()));
+        let c = konst_t(
+            &mut g,
+            &tensor(DType::F32, &cache, ang.iter().map(|a| a.cos()).collect()),
+        );
+        let s = konst_t(
+            &mut g,
+            &tensor(DType::F32, &cache, ang.iter().map(|a| a.sin()).collect()),
+        );
         let p = with_pos.then(|| {
             let ids: Vec<i64> = (0..bn * sn).map(|i| (i as i64 * 3 + 1) % 7).collect();
             konst_t(&mut g, &ints_t(DType::I64, &[bn, sn], &ids))
@@ -1868,8 +1886,146 @@ fn rotary_embedding_layouts() {
         if heads > 0 {
             attrs.push(("num_heads", Attr::Int(heads)));
         }
-        g.outputs = node(&mut g, OpKind::RotaryEmbedding, &[Some(x), Some(c), Some(s), p], &attrs);
+        g.outputs = node(
+            &mut g,
+            OpKind::RotaryEmbedding,
+            &[Some(x), Some(c), Some(s), p],
+            &attrs,
+        );
         let n = xs.iter().product::<u64>() as usize;
         check(&g, &[tensor(DType::F32, &xs, vals(n, 13))], 1e-6);
+    }
+}
+
+// ---- attention ----
+
+/// Attention case: Q/K/V shapes, optional mask (dtype, shape), past length,
+/// nonpad lengths, attributes and the number of results.
+struct AttnCase {
+    q: Vec<u64>,
+    k: Vec<u64>,
+    v: Vec<u64>,
+    mask: Option<(DType, Vec<u64>)>,
+    past: u64,
+    nonpad: Option<Vec<i64>>,
+    attrs: Vec<(&'static str, Attr)>,
+    outs: usize,
+}
+
+fn check_attention(c: AttnCase) {
+    let mut g = Graph::new("t");
+    let mut data = Vec::new();
+    let mut add = |g: &mut Graph, dt: DType, shape: &[u64], seed: u64| {
+        let n = shape.iter().product::<u64>() as usize;
+        let v = if dt == DType::Bool {
+            (0..n).map(|i| f64::from(u8::from(i % 3 != 1))).collect()
+        } else {
+            vals(n, seed)
+        };
+        data.push(tensor(dt, shape, v));
+        Some(input_t(g, dt, shape))
+    };
+    let q = add(&mut g, DType::F32, &c.q, 1);
+    let k = add(&mut g, DType::F32, &c.k, 2);
+    let v = add(&mut g, DType::F32, &c.v, 3);
+    let mask = c.mask.as_ref().and_then(|(dt, s)| add(&mut g, *dt, s, 4));
+    let kvh = if c.k.len() == 4 { c.k[1] } else { 2 };
+    let (pk, pv) = if c.past > 0 {
+        let b = c.q[0];
+        let d = if c.k.len() == 4 { c.k[3] } else { c.k[2] / kvh };
+        let dv = if c.v.len() == 4 { c.v[3] } else { c.v[2] / kvh };
+        (
+            add(&mut g, DType::F32, &[b, kvh, c.past, d], 5),
+            add(&mut g, DType::F32, &[b, kvh, c.past, dv], 6),
+        )
+    } else {
+        (None, None)
+    };
+    let np = c.nonpad.as_ref().map(|n| konst_t(&mut g, &i64s(n)));
+    g.outputs = node_n(
+        &mut g,
+        OpKind::Attention,
+        &[q, k, v, mask, pk, pv, np],
+        &c.attrs,
+        c.outs,
+    );
+    check(&g, &data, 1e-5);
+}
+
+#[test]
+fn attention_masks_gqa_caches_and_outputs() {
+    let heads3 = vec![
+        ("q_num_heads", Attr::Int(4)),
+        ("kv_num_heads", Attr::Int(2)),
+    ];
+    let cases = vec![
+        AttnCase {
+            q: vec![2, 2, 3, 4],
+            k: vec![2, 2, 5, 4],
+            v: vec![2, 2, 5, 3],
+            mask: None,
+            past: 0,
+            nonpad: None,
+            attrs: vec![],
+            outs: 1,
+        },
+        // GQA, 3-D layout, causal with a past cache, float mask shorter
+        // than the total length, present caches returned.
+        AttnCase {
+            q: vec![1, 3, 8],
+            k: vec![1, 3, 4],
+            v: vec![1, 3, 6],
+            mask: Some((DType::F32, vec![3, 4])),
+            past: 2,
+            nonpad: None,
+            attrs: [heads3.clone(), vec![("is_causal", Attr::Bool(true))]].concat(),
+            outs: 3,
+        },
+        // Bool mask broadcast over heads, softcap, scale, each qk output mode.
+        AttnCase {
+            q: vec![2, 4, 2, 3],
+            k: vec![2, 2, 4, 3],
+            v: vec![2, 2, 4, 3],
+            mask: Some((DType::Bool, vec![2, 1, 2, 4])),
+            past: 0,
+            nonpad: None,
+            attrs: vec![
+                ("softcap", Attr::Float(1.5)),
+                ("scale", Attr::Float(0.3)),
+                ("qk_matmul_output_mode", Attr::Int(1)),
+            ],
+            outs: 4,
+        },
+        AttnCase {
+            q: vec![1, 2, 3, 2],
+            k: vec![1, 2, 3, 2],
+            v: vec![1, 2, 3, 2],
+            mask: None,
+            past: 0,
+            nonpad: None,
+            attrs: vec![
+                ("left_window_size", Attr::Int(1)),
+                ("right_window_size", Attr::Int(0)),
+                ("qk_matmul_output_mode", Attr::Int(3)),
+            ],
+            outs: 4,
+        },
+        // nonpad_kv_seqlen with a fully masked row (length 0) and causal.
+        AttnCase {
+            q: vec![2, 1, 2, 2],
+            k: vec![2, 1, 3, 2],
+            v: vec![2, 1, 3, 2],
+            mask: None,
+            past: 0,
+            nonpad: Some(vec![3, 0]),
+            attrs: vec![
+                ("is_causal", Attr::Bool(true)),
+                ("qk_matmul_output_mode", Attr::Int(2)),
+            ],
+            outs: 4,
+        },
+    ];
+    for c in cases {
+        check_attention(c);
     }
 }

@@ -1,7 +1,8 @@
 //! The MLIR pipeline shared by the CPU targets (x86-64, AArch64): the one definition of
 //! [`CPU_PIPELINE`], used both by the targets and as the hint of `lower::lower_graph`.
 //!
-//! It produces scalar loops; speed comes from emitting loop nests whose innermost loop is a
+//! It produces scalar loops, the outermost parallel loop of each nest running on the runtime's
+//! thread pool (see [`crate::parallel`]); speed comes from emitting loop nests whose innermost loop is a
 //! parallel, unit-stride dimension (see `lower::linalg`), which LLVM's loop vectorizer turns into
 //! SIMD code at `-O2`/`-O3` without fast-math. Tiling and packing would be added here, per CPU
 //! if needed, without touching the code that runs the pipeline.
@@ -19,9 +20,20 @@
 /// - `ownership-based-buffer-deallocation` (+ simplification and lowering) frees every
 ///   temporary buffer bufferization had to allocate, so repeated runs do not leak; the
 ///   `canonicalize` runs clean up the ownership bookkeeping it inserts;
-/// - `convert-linalg-to-loops` lowers the memref linalg ops to `scf` loops, in the order of the
-///   loop dimensions of each op;
-/// - `expand-strided-metadata` and `lower-affine` remove `memref.view`/subview arithmetic;
+/// - `convert-linalg-to-affine-loops` lowers the memref linalg ops to `affine.for` loops, in the
+///   order of the loop dimensions of each op; `affine-loop-normalize{promote-single-iter}`
+///   removes one-iteration loops (batch 1), so the next step sees the first real dimension;
+/// - `affine-parallelize{max-nested=1}` turns the outermost loop of each nest that dependence
+///   analysis proves parallel into `affine.parallel` (one per nest: inner loops stay serial and
+///   vectorizable; loops with non-affine accesses, such as clamped padding reads, stay serial);
+/// - `expand-strided-metadata` and `lower-affine` remove `memref.view`/subview arithmetic and
+///   turn `affine.parallel` into `scf.parallel`;
+/// - `convert-scf-to-openmp` makes each `scf.parallel` an `omp.parallel` + `omp.wsloop`; at
+///   translation MLIR outlines it and calls the OpenMP entry points of [`crate::parallel`], which
+///   every artifact carries, so the loop runs on the runtime's thread pool;
+/// - `finalize-memref-to-llvm` runs before `convert-scf-to-cf`: it lowers the
+///   `memref.alloca_scope` that `convert-scf-to-openmp` puts around each loop body, which must
+///   keep a single block;
 /// - math ops with an LLVM intrinsic become intrinsics, the others (`erf`, `tanh`, `atan`,
 ///   `acos`, `sinh`, ...) libm calls (`convert-math-to-libm`): the shared library needs libm
 ///   (present in every process that links the C runtime);
@@ -37,17 +49,21 @@ pub const CPU_PIPELINE: &str = concat!(
     "buffer-deallocation-simplification, ",
     "bufferization-lower-deallocations, ",
     "canonicalize, ",
-    "func.func(convert-linalg-to-loops), ",
+    "func.func(convert-linalg-to-affine-loops, ",
+    "affine-loop-normalize{promote-single-iter=true}, ",
+    "affine-parallelize{max-nested=1}), ",
     "expand-strided-metadata, ",
     "lower-affine, ",
+    "convert-scf-to-openmp, ",
+    "finalize-memref-to-llvm, ",
     "convert-scf-to-cf, ",
     "convert-math-to-llvm, ",
     "convert-math-to-libm, ",
-    "finalize-memref-to-llvm, ",
     "convert-func-to-llvm{use-bare-ptr-memref-call-conv=1}, ",
     "convert-arith-to-llvm, ",
     "convert-cf-to-llvm, ",
     "convert-index-to-llvm, ",
+    "convert-openmp-to-llvm, ",
     "reconcile-unrealized-casts)"
 );
 

@@ -147,6 +147,8 @@ table! {
     "RMSNormalization" 23 => |c| direct(c, OpKind::RmsNorm);
     "RotaryEmbedding" 23 => |c| direct(c, OpKind::RotaryEmbedding);
     "Round" 11 => |c| direct(c, OpKind::Round);
+    "ScatterElements" 11 => |c| direct(c, OpKind::ScatterElements);
+    "ScatterND" 11 => |c| direct(c, OpKind::ScatterNd);
     "Selu" 6 => |c| direct(c, OpKind::Selu);
     "Shape" 1 => |c| direct(c, OpKind::Shape);
     "Sigmoid" 6 => |c| direct(c, OpKind::Sigmoid);

@@ -236,6 +236,7 @@ pub const ATTENTION: OpDef = OpDef {
         attr("softmax_precision", AttrKind::Int, AttrDefault::Absent),
     ],
     traits: Traits::NONE,
+    static_operands: &[],
     infer: infer_attention,
 };
 
@@ -317,5 +318,6 @@ pub const ROTARY_EMBEDDING: OpDef = OpDef {
         attr("rotary_embedding_dim", AttrKind::Int, AttrDefault::Int(0)),
     ],
     traits: Traits::NONE,
+    static_operands: &[],
     infer: infer_rotary_embedding,
 };

@@ -14,6 +14,7 @@ pub const CONSTANT: OpDef = OpDef {
     outputs: Arity::exactly(1),
     attrs: &[attr("value", AttrKind::Weight, AttrDefault::Required)],
     traits: Traits::NONE,
+    static_operands: &[],
     infer: infer_constant,
 };
 

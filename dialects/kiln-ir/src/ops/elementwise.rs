@@ -202,6 +202,7 @@ macro_rules! unary {
             outputs: Arity::exactly(1),
             attrs: &[$($a),*],
             traits: Traits::$traits,
+            static_operands: &[],
             infer: $infer,
         };
     )*};
@@ -264,6 +265,7 @@ pub const CLIP: OpDef = OpDef {
     outputs: Arity::exactly(1),
     attrs: &[],
     traits: Traits::ELEMENTWISE,
+    static_operands: &[],
     infer: infer_clip,
 };
 
@@ -277,6 +279,7 @@ macro_rules! nary {
             outputs: Arity::exactly(1),
             attrs: &[$($a),*],
             traits: Traits::$traits,
+            static_operands: &[],
             infer: $infer,
         };
     )*};

@@ -59,6 +59,7 @@ pub const MATMUL: OpDef = OpDef {
     outputs: Arity::exactly(1),
     attrs: &[],
     traits: Traits::NONE,
+    static_operands: &[],
     infer: infer_matmul,
 };
 
@@ -105,6 +106,7 @@ pub const GEMM: OpDef = OpDef {
         attr("trans_b", AttrKind::Bool, AttrDefault::Bool(false)),
     ],
     traits: Traits::NONE,
+    static_operands: &[],
     infer: infer_gemm,
 };
 
@@ -291,6 +293,7 @@ pub const CONV: OpDef = OpDef {
     outputs: Arity::exactly(1),
     attrs: CONV_ATTRS,
     traits: Traits::NONE,
+    static_operands: &[],
     infer: infer_conv,
 };
 
@@ -357,6 +360,8 @@ fn infer_conv_transpose(ctx: &InferCtx<'_>) -> R {
             .ok_or_else(overflow)?;
         let o = match win.auto_pad.as_str() {
             "SAME_UPPER" | "SAME_LOWER" => n.checked_mul(win.strides[i]).ok_or_else(overflow)?,
+            // VALID ignores explicit pads.
+            "VALID" => full,
             _ => {
                 let p = win.pads[i] + win.pads[i + spatial];
                 if full <= p {
@@ -387,6 +392,7 @@ pub const CONV_TRANSPOSE: OpDef = OpDef {
         attr("strides", AttrKind::Ints, AttrDefault::Absent),
     ],
     traits: Traits::NONE,
+    static_operands: &[],
     infer: infer_conv_transpose,
 };
 
@@ -478,5 +484,6 @@ pub const EINSUM: OpDef = OpDef {
     outputs: Arity::exactly(1),
     attrs: &[attr("equation", AttrKind::Str, AttrDefault::Required)],
     traits: Traits::NONE,
+    static_operands: &[],
     infer: infer_einsum,
 };

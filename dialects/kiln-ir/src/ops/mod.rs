@@ -159,6 +159,11 @@ pub struct OpDef {
     pub attrs: &'static [AttrSpec],
     /// Traits.
     pub traits: Traits,
+    /// Operands whose *values* (not only types) decide result shapes or
+    /// are needed by the code generator at compile time (Reshape's shape,
+    /// a reduction's axes, TopK's k). Static-shape compilation needs them
+    /// to be constants; a driver may specialize graph inputs feeding them.
+    pub static_operands: &'static [usize],
     /// Shape and dtype inference.
     pub infer: InferFn,
 }
@@ -374,6 +379,13 @@ mod tests {
             assert_eq!(OpKind::from_name(d.name), Some(k));
             assert!(!d.summary.is_empty(), "{} has no summary", d.name);
             assert!(d.inputs.min <= d.inputs.max && d.outputs.min <= d.outputs.max);
+            for &i in d.static_operands {
+                assert!(
+                    i < d.inputs.max,
+                    "{}: static operand #{i} out of range",
+                    d.name
+                );
+            }
             let mut attrs = std::collections::HashSet::new();
             for a in d.attrs {
                 assert!(

@@ -33,6 +33,7 @@ macro_rules! axis_maps {
             outputs: Arity::exactly(1),
             attrs: &[attr("axis", AttrKind::Int, AttrDefault::Int(-1))],
             traits: Traits::NONE,
+            static_operands: &[],
             infer: infer_axis_map,
         };
     )*};
@@ -124,6 +125,7 @@ pub const LAYER_NORM: OpDef = OpDef {
         attr("stash_type", AttrKind::Int, AttrDefault::Int(1)),
     ],
     traits: Traits::NONE,
+    static_operands: &[],
     infer: infer_layer_norm,
 };
 
@@ -145,6 +147,7 @@ pub const RMS_NORM: OpDef = OpDef {
         attr("stash_type", AttrKind::Int, AttrDefault::Int(1)),
     ],
     traits: Traits::NONE,
+    static_operands: &[],
     infer: infer_rms_norm,
 };
 
@@ -201,6 +204,7 @@ pub const BATCH_NORM: OpDef = OpDef {
         attr("momentum", AttrKind::Float, AttrDefault::Float(0.9)),
     ],
     traits: Traits::NONE,
+    static_operands: &[],
     infer: infer_batch_norm,
 };
 
@@ -232,6 +236,7 @@ pub const INSTANCE_NORM: OpDef = OpDef {
     outputs: Arity::exactly(1),
     attrs: &[attr("epsilon", AttrKind::Float, AttrDefault::Float(1e-5))],
     traits: Traits::NONE,
+    static_operands: &[],
     infer: infer_instance_norm,
 };
 
@@ -252,5 +257,6 @@ pub const MEAN_VARIANCE_NORMALIZATION: OpDef = OpDef {
     outputs: Arity::exactly(1),
     attrs: &[attr("axes", AttrKind::Ints, AttrDefault::Ints(&[0, 2, 3]))],
     traits: Traits::NONE,
+    static_operands: &[],
     infer: infer_mvn,
 };

@@ -114,6 +114,7 @@ pub const MAX_POOL: OpDef = OpDef {
     outputs: Arity::range(1, 2),
     attrs: MAX_POOL_ATTRS,
     traits: Traits::NONE,
+    static_operands: &[],
     infer: infer_max_pool,
 };
 
@@ -138,6 +139,7 @@ pub const AVERAGE_POOL: OpDef = OpDef {
         attr("strides", AttrKind::Ints, AttrDefault::Absent),
     ],
     traits: Traits::NONE,
+    static_operands: &[],
     infer: infer_float_pool,
 };
 
@@ -157,6 +159,7 @@ pub const LP_POOL: OpDef = OpDef {
         attr("strides", AttrKind::Ints, AttrDefault::Absent),
     ],
     traits: Traits::NONE,
+    static_operands: &[],
     infer: infer_float_pool,
 };
 
@@ -168,6 +171,7 @@ pub const GLOBAL_AVERAGE_POOL: OpDef = OpDef {
     outputs: Arity::exactly(1),
     attrs: &[],
     traits: Traits::NONE,
+    static_operands: &[],
     infer: infer_global_pool,
 };
 
@@ -179,6 +183,7 @@ pub const GLOBAL_MAX_POOL: OpDef = OpDef {
     outputs: Arity::exactly(1),
     attrs: &[],
     traits: Traits::NONE,
+    static_operands: &[],
     infer: infer_global_pool,
 };
 
@@ -196,5 +201,6 @@ pub const LRN: OpDef = OpDef {
         attr("size", AttrKind::Int, AttrDefault::Required),
     ],
     traits: Traits::NONE,
+    static_operands: &[],
     infer: infer_lrn,
 };

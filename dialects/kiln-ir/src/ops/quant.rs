@@ -126,6 +126,7 @@ pub const QUANTIZE_LINEAR: OpDef = OpDef {
         attr("saturate", AttrKind::Bool, AttrDefault::Bool(true)),
     ],
     traits: Traits::NONE,
+    static_operands: &[],
     infer: infer_quantize_linear,
 };
 
@@ -167,6 +168,7 @@ pub const DEQUANTIZE_LINEAR: OpDef = OpDef {
         attr("output_dtype", AttrKind::DType, AttrDefault::Absent),
     ],
     traits: Traits::NONE,
+    static_operands: &[],
     infer: infer_dequantize_linear,
 };
 
@@ -216,5 +218,6 @@ pub const NF4_DEQUANTIZE: OpDef = OpDef {
     outputs: Arity::exactly(1),
     attrs: &[attr("block_size", AttrKind::Int, AttrDefault::Int(64))],
     traits: Traits::NONE,
+    static_operands: &[],
     infer: infer_nf4_dequantize,
 };

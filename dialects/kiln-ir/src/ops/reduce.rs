@@ -117,6 +117,7 @@ macro_rules! reductions {
             outputs: Arity::exactly(1),
             attrs: REDUCE_ATTRS,
             traits: Traits::NONE,
+            static_operands: &[1],
             infer: $infer,
         };
     )*};
@@ -166,6 +167,7 @@ pub const ARG_MAX: OpDef = OpDef {
     outputs: Arity::exactly(1),
     attrs: ARG_ATTRS,
     traits: Traits::NONE,
+    static_operands: &[],
     infer: infer_arg,
 };
 
@@ -177,6 +179,7 @@ pub const ARG_MIN: OpDef = OpDef {
     outputs: Arity::exactly(1),
     attrs: ARG_ATTRS,
     traits: Traits::NONE,
+    static_operands: &[],
     infer: infer_arg,
 };
 
@@ -217,6 +220,7 @@ pub const CUMSUM: OpDef = OpDef {
         attr("reverse", AttrKind::Bool, AttrDefault::Bool(false)),
     ],
     traits: Traits::NONE,
+    static_operands: &[1],
     infer: infer_cumsum,
 };
 
@@ -256,5 +260,6 @@ pub const TOP_K: OpDef = OpDef {
         attr("sorted", AttrKind::Bool, AttrDefault::Bool(true)),
     ],
     traits: Traits::NONE,
+    static_operands: &[1],
     infer: infer_top_k,
 };

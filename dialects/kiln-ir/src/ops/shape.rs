@@ -180,6 +180,7 @@ pub const RESHAPE: OpDef = OpDef {
     outputs: Arity::exactly(1),
     attrs: &[attr("allowzero", AttrKind::Bool, AttrDefault::Bool(false))],
     traits: Traits::NONE,
+    static_operands: &[1],
     infer: infer_reshape,
 };
 
@@ -214,6 +215,7 @@ pub const TRANSPOSE: OpDef = OpDef {
     outputs: Arity::exactly(1),
     attrs: &[attr("perm", AttrKind::Ints, AttrDefault::Absent)],
     traits: Traits::NONE,
+    static_operands: &[],
     infer: infer_transpose,
 };
 
@@ -258,6 +260,7 @@ pub const CONCAT: OpDef = OpDef {
     outputs: Arity::exactly(1),
     attrs: &[attr("axis", AttrKind::Int, AttrDefault::Required)],
     traits: Traits::NONE,
+    static_operands: &[],
     infer: infer_concat,
 };
 
@@ -372,6 +375,7 @@ pub const SLICE: OpDef = OpDef {
     outputs: Arity::exactly(1),
     attrs: &[],
     traits: Traits::NONE,
+    static_operands: &[1, 2, 3, 4],
     infer: infer_slice,
 };
 
@@ -396,6 +400,7 @@ pub const GATHER: OpDef = OpDef {
     outputs: Arity::exactly(1),
     attrs: &[attr("axis", AttrKind::Int, AttrDefault::Int(0))],
     traits: Traits::NONE,
+    static_operands: &[],
     infer: infer_gather,
 };
 
@@ -418,6 +423,7 @@ pub const GATHER_ELEMENTS: OpDef = OpDef {
     outputs: Arity::exactly(1),
     attrs: &[attr("axis", AttrKind::Int, AttrDefault::Int(0))],
     traits: Traits::NONE,
+    static_operands: &[],
     infer: infer_gather_elements,
 };
 
@@ -456,6 +462,7 @@ pub const GATHER_ND: OpDef = OpDef {
     outputs: Arity::exactly(1),
     attrs: &[attr("batch_dims", AttrKind::Int, AttrDefault::Int(0))],
     traits: Traits::NONE,
+    static_operands: &[],
     infer: infer_gather_nd,
 };
 
@@ -498,6 +505,7 @@ pub const SCATTER_ELEMENTS: OpDef = OpDef {
         attr("reduction", AttrKind::Str, AttrDefault::Str("none")),
     ],
     traits: Traits::NONE,
+    static_operands: &[],
     infer: infer_scatter_elements,
 };
 
@@ -547,6 +555,7 @@ pub const SCATTER_ND: OpDef = OpDef {
     outputs: Arity::exactly(1),
     attrs: &[attr("reduction", AttrKind::Str, AttrDefault::Str("none"))],
     traits: Traits::NONE,
+    static_operands: &[],
     infer: infer_scatter_nd,
 };
 
@@ -628,6 +637,7 @@ pub const SPLIT: OpDef = OpDef {
         attr("num_outputs", AttrKind::Int, AttrDefault::Absent),
     ],
     traits: Traits::NONE,
+    static_operands: &[1],
     infer: infer_split,
 };
 
@@ -686,6 +696,7 @@ pub const SQUEEZE: OpDef = OpDef {
     outputs: Arity::exactly(1),
     attrs: &[],
     traits: Traits::NONE,
+    static_operands: &[1],
     infer: infer_squeeze,
 };
 
@@ -722,6 +733,7 @@ pub const UNSQUEEZE: OpDef = OpDef {
     outputs: Arity::exactly(1),
     attrs: &[],
     traits: Traits::NONE,
+    static_operands: &[1],
     infer: infer_unsqueeze,
 };
 
@@ -747,6 +759,7 @@ pub const FLATTEN: OpDef = OpDef {
     outputs: Arity::exactly(1),
     attrs: &[attr("axis", AttrKind::Int, AttrDefault::Int(1))],
     traits: Traits::NONE,
+    static_operands: &[],
     infer: infer_flatten,
 };
 
@@ -783,6 +796,7 @@ pub const EXPAND: OpDef = OpDef {
     outputs: Arity::exactly(1),
     attrs: &[],
     traits: Traits::NONE,
+    static_operands: &[1],
     infer: infer_expand,
 };
 
@@ -814,6 +828,7 @@ pub const TILE: OpDef = OpDef {
     outputs: Arity::exactly(1),
     attrs: &[],
     traits: Traits::NONE,
+    static_operands: &[1],
     infer: infer_tile,
 };
 
@@ -881,6 +896,7 @@ pub const PAD: OpDef = OpDef {
     outputs: Arity::exactly(1),
     attrs: &[attr("mode", AttrKind::Str, AttrDefault::Str("constant"))],
     traits: Traits::NONE,
+    static_operands: &[1, 3],
     infer: infer_pad,
 };
 
@@ -914,6 +930,7 @@ pub const SHAPE: OpDef = OpDef {
         attr("start", AttrKind::Int, AttrDefault::Int(0)),
     ],
     traits: Traits::NONE,
+    static_operands: &[],
     infer: infer_shape,
 };
 
@@ -930,6 +947,7 @@ pub const SIZE: OpDef = OpDef {
     outputs: Arity::exactly(1),
     attrs: &[],
     traits: Traits::NONE,
+    static_operands: &[],
     infer: infer_size,
 };
 
@@ -991,6 +1009,7 @@ pub const RANGE: OpDef = OpDef {
     outputs: Arity::exactly(1),
     attrs: &[],
     traits: Traits::NONE,
+    static_operands: &[0, 1, 2],
     infer: infer_range,
 };
 
@@ -1031,6 +1050,7 @@ pub const CONSTANT_OF_SHAPE: OpDef = OpDef {
         attr("value_dtype", AttrKind::DType, AttrDefault::Absent),
     ],
     traits: Traits::NONE,
+    static_operands: &[0],
     infer: infer_constant_of_shape,
 };
 
@@ -1059,6 +1079,7 @@ pub const TRILU: OpDef = OpDef {
     outputs: Arity::exactly(1),
     attrs: &[attr("upper", AttrKind::Bool, AttrDefault::Bool(true))],
     traits: Traits::NONE,
+    static_operands: &[1],
     infer: infer_trilu,
 };
 
@@ -1228,6 +1249,7 @@ pub const RESIZE: OpDef = OpDef {
         ),
     ],
     traits: Traits::NONE,
+    static_operands: &[1, 2, 3],
     infer: infer_resize,
 };
 
@@ -1260,6 +1282,7 @@ pub const DROPOUT: OpDef = OpDef {
     outputs: Arity::range(1, 2),
     attrs: &[attr("seed", AttrKind::Int, AttrDefault::Absent)],
     traits: Traits::NONE,
+    static_operands: &[2],
     infer: infer_dropout,
 };
 
@@ -1309,6 +1332,7 @@ pub const DEPTH_TO_SPACE: OpDef = OpDef {
         attr("mode", AttrKind::Str, AttrDefault::Str("DCR")),
     ],
     traits: Traits::NONE,
+    static_operands: &[],
     infer: infer_depth_to_space,
 };
 
@@ -1336,6 +1360,7 @@ pub const SPACE_TO_DEPTH: OpDef = OpDef {
     outputs: Arity::exactly(1),
     attrs: &[attr("blocksize", AttrKind::Int, AttrDefault::Required)],
     traits: Traits::NONE,
+    static_operands: &[],
     infer: infer_space_to_depth,
 };
 
@@ -1377,6 +1402,7 @@ pub const ONE_HOT: OpDef = OpDef {
     outputs: Arity::exactly(1),
     attrs: &[attr("axis", AttrKind::Int, AttrDefault::Int(-1))],
     traits: Traits::NONE,
+    static_operands: &[1],
     infer: infer_one_hot,
 };
 
@@ -1400,6 +1426,7 @@ pub const NON_ZERO: OpDef = OpDef {
     outputs: Arity::exactly(1),
     attrs: &[],
     traits: Traits::NONE,
+    static_operands: &[],
     infer: infer_non_zero,
 };
 
@@ -1427,5 +1454,6 @@ pub const EYE_LIKE: OpDef = OpDef {
         attr("k", AttrKind::Int, AttrDefault::Int(0)),
     ],
     traits: Traits::NONE,
+    static_operands: &[],
     infer: infer_eye_like,
 };
