@@ -12,6 +12,9 @@
 //!   `kiln_main(in.., out.., weights)` with bare pointers (the lowering's
 //!   calling convention), then returns 0. It and every descriptor constant
 //!   are `internal`; only `kiln_artifact` is exported.
+//! - The glue also carries the parallel-loop shim (`kiln_codegen::parallel`):
+//!   `kiln_entry` installs the run's `kiln_exec_ctx` for it around the
+//!   `kiln_main` call; its OpenMP entry points are hidden, never exported.
 //! - Weight bytes are never in this module: embedded weights are an
 //!   external declaration of [`WEIGHTS_SYMBOL`], defined by the weights
 //!   object.
@@ -20,6 +23,7 @@
 //!   name can break the MLIR text. Names containing NUL are refused earlier.
 
 use kiln_codegen::lower::TensorSig;
+use kiln_codegen::parallel;
 use std::fmt::Write;
 
 /// Symbol of the embedded weights blob (defined by the weights object).
@@ -169,6 +173,7 @@ pub fn glue_module(d: &Descriptor<'_>) -> String {
         out,
         "  llvm.func internal @kiln_entry(%ctx: !llvm.ptr, %ins: !llvm.ptr, %outs: !llvm.ptr, %w: !llvm.ptr, %ws: !llvm.ptr) -> i32 {{"
     );
+    out.push_str(&parallel::enter_ops("%ctx"));
     let mut args = Vec::new();
     for (side, count) in [("ins", d.inputs.len()), ("outs", d.outputs.len())] {
         for i in 0..count {
@@ -189,6 +194,7 @@ pub fn glue_module(d: &Descriptor<'_>) -> String {
         "    llvm.call @{MAIN_SYMBOL}({}) : ({ptrs}) -> ()",
         args.join(", ")
     );
+    out.push_str(&parallel::leave_ops());
     let _ = writeln!(out, "    %ok = llvm.mlir.constant(0 : i32) : i32");
     let _ = writeln!(out, "    llvm.return %ok : i32\n  }}");
 
@@ -306,6 +312,8 @@ pub fn glue_module(d: &Descriptor<'_>) -> String {
         out,
         "  llvm.func @kiln_artifact() -> !llvm.ptr {{\n    %d = llvm.mlir.addressof @kiln_descriptor : !llvm.ptr\n    llvm.return %d : !llvm.ptr\n  }}"
     );
+    // The OpenMP entry points the kernel object calls (hidden, defined here).
+    out.push_str(parallel::SHIM_MLIR);
     out.push_str("}\n");
     out
 }

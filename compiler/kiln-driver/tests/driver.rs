@@ -737,3 +737,195 @@ fn compiled_code_frees_every_temporary() {
          would add {leak_kib} KiB"
     );
 }
+
+/// CPU ticks (user + system) of every thread of this process, by thread id.
+fn thread_cpu_ticks() -> BTreeMap<u64, u64> {
+    let mut ticks = BTreeMap::new();
+    for entry in std::fs::read_dir("/proc/self/task").unwrap() {
+        let entry = entry.unwrap();
+        let Ok(tid) = entry.file_name().to_string_lossy().parse::<u64>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue; // the thread exited meanwhile
+        };
+        // Fields after the parenthesized command name; utime and stime are
+        // fields 14 and 15 of the whole line.
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let user: u64 = fields[11].parse().unwrap();
+        let system: u64 = fields[12].parse().unwrap();
+        ticks.insert(tid, user + system);
+    }
+    ticks
+}
+
+/// Child-process part of [`parallel_loops_run_on_the_pool`]: runs with
+/// `KILN_PARALLEL_MIN_US=0`, so every parallel loop goes to the pool once its
+/// first serial runs have been measured.
+fn parallel_loops_child() {
+    // The bundled models at 1, 2 and 4 threads; several runs each, so that
+    // runs after the measuring ones take the parallel path.
+    for name in ["mlp", "cnn", "transformer"] {
+        let dir = tempfile::tempdir().unwrap();
+        let so = dir.path().join("model.so");
+        let model = model_dir(name).join("model.onnx");
+        compile_lib(&model, &LoadOptions::default(), &so, WeightsMode::Embedded);
+        let session = Session::open(&so, &SessionOptions::default()).unwrap();
+        for threads in [1, 2, 4] {
+            session.set_num_threads(threads);
+            for _ in 0..5 {
+                check_against_ort(&session, name);
+            }
+        }
+        // One model from several threads at once, on a shared 2-thread pool.
+        session.set_num_threads(2);
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for _ in 0..10 {
+                        check_against_ort(&session, name);
+                    }
+                });
+            }
+        });
+    }
+
+    // A 256x256 matmul: its row loop is one parallel region. Integer-valued
+    // inputs make every f32 product and sum exact, so the reference below
+    // (plain Rust) must match bit for bit.
+    const N: usize = 256;
+    let dir = tempfile::tempdir().unwrap();
+    let kir = dir.path().join("matmul.kir");
+    std::fs::write(
+        &kir,
+        format!(
+            "graph @matmul(%a: tensor<{N}x{N}xf32>, %b: tensor<{N}x{N}xf32>) -> (tensor<{N}x{N}xf32>) {{\n  \
+             %y = nn.matmul %a, %b : tensor<{N}x{N}xf32>\n  return %y\n}}\n"
+        ),
+    )
+    .unwrap();
+    let so = dir.path().join("matmul.so");
+    compile_lib(&kir, &LoadOptions::default(), &so, WeightsMode::Embedded);
+    let a: Vec<f32> = (0..N * N)
+        .map(|i| ((i * 7 + i / N) % 5) as f32 - 2.0)
+        .collect();
+    let b: Vec<f32> = (0..N * N)
+        .map(|i| ((i * 3 + i / N) % 7) as f32 - 3.0)
+        .collect();
+    let mut want = vec![0f32; N * N];
+    for i in 0..N {
+        for k in 0..N {
+            for j in 0..N {
+                want[i * N + j] += a[i * N + k] * b[k * N + j];
+            }
+        }
+    }
+    let inputs = [
+        f32_tensor("a", &[N as u64, N as u64], &a),
+        f32_tensor("b", &[N as u64, N as u64], &b),
+    ];
+    let session = Session::open(&so, &SessionOptions::default()).unwrap();
+    let want_bytes: Vec<u8> = want.iter().flat_map(|v| v.to_le_bytes()).collect();
+    session.set_num_threads(2);
+    // The first runs are measured serially; then the region goes parallel.
+    for _ in 0..3 {
+        assert_eq!(
+            f32_bytes(&session.run(&inputs).unwrap()[0]),
+            &want_bytes[..]
+        );
+    }
+    let me: u64 = std::fs::read_link("/proc/thread-self")
+        .unwrap()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .parse()
+        .unwrap();
+    let before = thread_cpu_ticks();
+    for _ in 0..400 {
+        assert_eq!(
+            f32_bytes(&session.run(&inputs).unwrap()[0]),
+            &want_bytes[..]
+        );
+    }
+    let after = thread_cpu_ticks();
+    let mine = after.get(&me).copied().unwrap_or(0) - before.get(&me).copied().unwrap_or(0);
+    let others: u64 = after
+        .iter()
+        .filter(|(tid, _)| **tid != me)
+        .map(|(tid, t)| t - before.get(tid).copied().unwrap_or(0))
+        .sum();
+    // With two threads the pool's worker does about half of the loop's work;
+    // allow for coarse (10 ms) tick accounting and a busy machine.
+    assert!(
+        others * 4 >= mine && others >= 3,
+        "pool workers used {others} CPU ticks while the calling thread used {mine}: \
+         the matmul did not run in parallel"
+    );
+}
+
+#[test]
+fn parallel_loops_run_on_the_pool() {
+    const CHILD: &str = "KILN_TEST_PARALLEL_CHILD";
+    if std::env::var_os(CHILD).is_some() {
+        parallel_loops_child();
+        return;
+    }
+    // The shim reads KILN_PARALLEL_MIN_US once per artifact from the
+    // environment; setting it in this process would race with other tests
+    // reading the environment, so the checks run in a child process.
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "parallel_loops_run_on_the_pool",
+            "--test-threads=1",
+            "--nocapture",
+        ])
+        .env(CHILD, "1")
+        .env(kiln_codegen::parallel::MIN_US_ENV, "0")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("1 passed"),
+        "child failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn kernels_call_only_the_shims_openmp_entry_points() {
+    // Every OpenMP call in compiled code must be one the artifact's shim
+    // defines, with the single aggregate argument the shim forwards.
+    let graph = load(
+        &model_dir("transformer").join("model.onnx"),
+        &LoadOptions::default(),
+    )
+    .unwrap();
+    let mut opts = CompileOptions::new(Target::host().unwrap(), None);
+    opts.emit = Emit::Llvm;
+    let art = compile(graph, &opts).unwrap();
+    let llvm = String::from_utf8(art.text.unwrap()).unwrap();
+    let mut forks = 0;
+    for line in llvm.lines() {
+        for (at, _) in line
+            .match_indices("@__kmpc_")
+            .chain(line.match_indices("@omp_"))
+        {
+            let name: String = line[at + 1..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            assert!(
+                kiln_codegen::parallel::OPENMP_SYMBOLS.contains(&name.as_str()),
+                "compiled code calls {name}, which the shim does not define"
+            );
+        }
+        if line.contains("call void (ptr, i32, ptr, ...) @__kmpc_fork_call(") {
+            forks += 1;
+            assert!(line.contains(", i32 1, ptr"), "fork with argc != 1: {line}");
+        }
+    }
+    assert!(forks > 0, "the transformer has no parallel loop");
+}

@@ -108,50 +108,13 @@ pub fn write(g: &Graph, layout: &Layout, out: &mut impl Write) -> std::io::Resul
         debug_assert_eq!(blob.len() as u64, len);
         let pad = (offset - pos) as usize;
         out.write_all(&ZEROS[..pad])?;
-        // The blob is a view into a memory map: the kernel pages it in as
-        // the writer consumes it. Chunks larger than any sane write buffer
-        // go straight to the file, after which their source pages can be
-        // released, so resident memory stays near one chunk, not the model.
-        for chunk in blob.bytes().chunks(RELEASE_CHUNK) {
-            out.write_all(chunk)?;
-            release_pages(chunk);
-        }
+        // Streams in chunks and releases the mapped source pages, so that
+        // resident memory stays near one chunk, not the model.
+        blob.write_streaming(out)?;
         pos = offset + len;
     }
     Ok(pos)
 }
-
-/// Bytes written between two [`release_pages`] calls.
-const RELEASE_CHUNK: usize = 32 << 20;
-
-/// Tells the kernel that the whole pages inside `bytes` will not be used
-/// again soon (`MADV_PAGEOUT`): clean file-backed pages are dropped from
-/// this process's resident set and re-read from disk if touched again.
-/// Purely advisory; errors (old kernels) are ignored.
-#[cfg(target_os = "linux")]
-fn release_pages(bytes: &[u8]) {
-    // SAFETY: sysconf has no preconditions.
-    let page = match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
-        p if p > 0 => p as usize,
-        _ => return,
-    };
-    let start = bytes.as_ptr() as usize;
-    let first = start.div_ceil(page) * page;
-    let last = (start + bytes.len()) / page * page;
-    if last > first {
-        // SAFETY: the range is whole pages inside `bytes`, which is live
-        // for the call. MADV_PAGEOUT never changes memory contents: clean
-        // file pages are dropped and re-read on access, anonymous pages are
-        // swapped out (or left alone without swap), so every view of these
-        // pages, this blob's or another's, reads the same bytes afterwards.
-        unsafe {
-            libc::madvise(first as *mut libc::c_void, last - first, libc::MADV_PAGEOUT);
-        }
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn release_pages(_bytes: &[u8]) {}
 
 #[cfg(test)]
 mod tests {

@@ -63,7 +63,52 @@ impl Blob {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+
+    /// Writes the bytes to `out` in large chunks, telling the kernel after
+    /// each chunk that its source pages will not be needed soon. When the
+    /// blob is a view into a memory-mapped file, this keeps resident memory
+    /// near one chunk instead of growing to the whole weight while a
+    /// gigabyte-sized weight is copied to an artifact or side file.
+    pub fn write_streaming(&self, out: &mut (impl std::io::Write + ?Sized)) -> std::io::Result<()> {
+        for chunk in self.bytes().chunks(RELEASE_CHUNK) {
+            out.write_all(chunk)?;
+            release_pages(chunk);
+        }
+        Ok(())
+    }
 }
+
+/// Bytes written between two [`release_pages`] calls.
+const RELEASE_CHUNK: usize = 32 << 20;
+
+/// Advises the kernel (`MADV_PAGEOUT`) that the whole pages inside `bytes`
+/// will not be used again soon: clean file-backed pages leave this
+/// process's resident set and are re-read from disk if touched again.
+/// Purely advisory; errors (old kernels) are ignored.
+#[cfg(target_os = "linux")]
+fn release_pages(bytes: &[u8]) {
+    // SAFETY: sysconf has no preconditions.
+    let page = match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
+        p if p > 0 => p as usize,
+        _ => return,
+    };
+    let start = bytes.as_ptr() as usize;
+    let first = start.div_ceil(page) * page;
+    let last = (start + bytes.len()) / page * page;
+    if last > first {
+        // SAFETY: the range is whole pages inside `bytes`, which is live for
+        // the call. MADV_PAGEOUT never changes memory contents: clean file
+        // pages are dropped and re-read on access, anonymous pages are
+        // swapped out (or left alone without swap), so every view of these
+        // pages reads the same bytes afterwards.
+        unsafe {
+            libc::madvise(first as *mut libc::c_void, last - first, libc::MADV_PAGEOUT);
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn release_pages(_bytes: &[u8]) {}
 
 impl PartialEq for Blob {
     fn eq(&self, other: &Blob) -> bool {

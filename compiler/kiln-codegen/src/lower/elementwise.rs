@@ -7,6 +7,7 @@
 //! `asin`, `acos`, `atan`, `sinh`, `cosh` become libm calls.
 
 use super::ctx::{elem, Body, Builder, Res, Val};
+use super::storage::{self, F8};
 use super::{attr_err, NodeIn};
 use kiln_ir::{DType, OpKind};
 
@@ -402,8 +403,66 @@ fn softplus(b: &mut Body<'_>, x: &str, dt: DType) -> Res<String> {
 }
 
 /// Converts a scalar between dtypes with ONNX Cast semantics (float to int
-/// truncates toward zero; anything to bool is `!= 0`).
+/// truncates toward zero; anything to bool is `!= 0`); float8 targets round
+/// without saturation, like every arithmetic result of a float8 dtype.
 pub(crate) fn convert(b: &mut Body<'_>, x: &str, from: DType, to: DType) -> Res<String> {
+    convert_sat(b, x, from, to, false)
+}
+
+/// [`convert`] with `saturate` for float8 targets (see
+/// [`storage::f8_round`]). Storage-only dtypes are handled through their
+/// compute types (see [`storage`]): a float8 value is an exact `f32`, an
+/// `i4`/`u4` value an exact `i8`, so a conversion from them is the one from
+/// `f32`/`i8`/`u8`; a conversion to `i4`/`u4` converts to 64-bit (floats,
+/// truncating) or 8-bit (integers) and keeps the low nibble, as the
+/// interpreter's two's complement wrap does.
+pub(crate) fn convert_sat(
+    b: &mut Body<'_>,
+    x: &str,
+    from: DType,
+    to: DType,
+    saturate: bool,
+) -> Res<String> {
+    if from == to {
+        return Ok(x.to_string());
+    }
+    if from == DType::NF4 || to == DType::NF4 {
+        return Err("nf4 codes are only converted by quant.nf4_dequantize".into());
+    }
+    let from_c = compute_dtype(from);
+    if let Some(f) = F8::of(to) {
+        let wide = if from_c == DType::F64 {
+            DType::F64
+        } else {
+            DType::F32
+        };
+        let w = convert_plain(b, x, from_c, wide)?;
+        return storage::f8_round(b, &w, wide, f, saturate);
+    }
+    if to.is_packed() {
+        let w = if from_c.is_float() {
+            let w = convert_plain(b, x, from_c, DType::I64)?;
+            convert_plain(b, &w, DType::I64, DType::I8)?
+        } else {
+            convert_plain(b, x, from_c, DType::I8)?
+        };
+        return Ok(storage::wrap4(b, &w, to));
+    }
+    convert_plain(b, x, from_c, to)
+}
+
+/// The dtype whose arithmetic is exact on the compute type of `dt`.
+fn compute_dtype(dt: DType) -> DType {
+    match dt {
+        DType::F8E4M3FN | DType::F8E5M2 => DType::F32,
+        DType::I4 => DType::I8,
+        DType::U4 | DType::NF4 => DType::U8,
+        other => other,
+    }
+}
+
+/// [`convert`] between dtypes that are their own compute types.
+fn convert_plain(b: &mut Body<'_>, x: &str, from: DType, to: DType) -> Res<String> {
     let fe = elem(from)?;
     let te = elem(to)?;
     if from == to
@@ -462,5 +521,8 @@ pub(crate) fn cast(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
         return Ok(x.clone());
     }
     let from = x.dtype;
-    b.map(&[x], to, shape, |body, a| convert(body, &a[0], from, to))
+    let saturate = n.a.bool("saturate").map_err(attr_err)?;
+    b.map(&[x], to, shape, |body, a| {
+        convert_sat(body, &a[0], from, to, saturate)
+    })
 }

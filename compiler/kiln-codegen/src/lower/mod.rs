@@ -23,6 +23,20 @@
 //!   [`kiln_ir::Node::describe`].
 //! - Each op family has one emitter module; elementwise ops share one
 //!   table-driven broadcasting emitter ([`elementwise`]).
+//!
+//! Storage type vs compute type ([`storage`]): the storage-only dtypes
+//! (`f8e4m3fn`, `f8e5m2`, and the packed `i4`, `u4`, `nf4`) have no
+//! arithmetic of their own here. Inside the function their values live in a
+//! wider compute type (`f32` holding the exact float8 value, `i8` holding
+//! the 4-bit value or NF4 code); the arguments and weights keep the storage
+//! layout (`memref<..xi8>` of the float8 shape, `memref<ceil(N/2)xi8>` for
+//! `N` packed elements), decoded right after they enter tensor land and
+//! encoded right before results are written. Only `nn.cast`, the `quant`
+//! ops and exact data movement ([`moves_only`]) take or produce values of
+//! these dtypes; each producer rounds to the float8 grid (`nn.cast` to
+//! float8 means "round to the nearest float8 value, saturating or not, and
+//! keep it as `f32`") or wraps to 4 bits, so casts *from* these dtypes are
+//! exact. Any other op on them is reported unsupported.
 
 mod attention;
 mod ctx;
@@ -35,6 +49,7 @@ mod quant;
 mod reduce;
 mod resize;
 mod shape;
+mod storage;
 
 #[cfg(test)]
 mod tests;
@@ -159,7 +174,7 @@ impl WeightsLayout {
                     format!("weight '{}' does not match the layout", s.name),
                 ));
             };
-            out.write_all(blob.bytes())?;
+            blob.write_streaming(&mut out)?;
             pos += s.bytes;
         }
         pad(&mut out, &mut pos, self.total_bytes)?;
@@ -292,28 +307,28 @@ pub fn lower_graph(g: &Graph, opts: &LowerOptions) -> Result<LoweredModule, Lowe
     for (i, &v) in g.inputs.iter().enumerate() {
         match sig(v) {
             Ok(s) => {
-                let ssa = if s.shape.contains(&0) {
+                let val = if s.shape.contains(&0) {
                     // Nothing to read (see `arg_ty`).
-                    b.op(format!(
-                        "tensor.empty() : {}",
-                        ctx::tensor_ty(s.dtype, &s.shape)
-                    ))
+                    b.empty(s.dtype, &s.shape)
                 } else {
-                    b.op(format!(
+                    let (rd, rs) = storage::raw(s.dtype, &s.shape);
+                    let ssa = b.op(format!(
                         "bufferization.to_tensor %in{i} restrict : {} to {}",
-                        memref_ty(s.dtype, &s.shape),
-                        ctx::tensor_ty(s.dtype, &s.shape)
-                    ))
+                        memref_ty(rd, &rs),
+                        ctx::tensor_ty(rd, &rs)
+                    ));
+                    boundary_in(&mut b, ssa, s.dtype, &s.shape)
                 };
-                vals.insert(
-                    v,
-                    Val {
-                        ssa,
-                        dtype: s.dtype,
-                        shape: s.shape.clone(),
-                    },
-                );
-                inputs.push(s);
+                match val {
+                    Ok(val) => {
+                        vals.insert(v, val);
+                        inputs.push(s);
+                    }
+                    Err(reason) => bad.push(UnsupportedNode {
+                        node: format!("input \"{}\"", g.value(v).name),
+                        reason,
+                    }),
+                }
             }
             Err(reason) => bad.push(UnsupportedNode {
                 node: format!("input \"{}\"", g.value(v).name),
@@ -364,6 +379,20 @@ pub fn lower_graph(g: &Graph, opts: &LowerOptions) -> Result<LoweredModule, Lowe
         if t.shape.contains(&0) {
             continue; // nothing to write
         }
+        let t = if storage::is_storage_only(t.dtype) {
+            match storage::encode(&mut b, t) {
+                Ok(raw) => raw,
+                Err(reason) => {
+                    return Err(LowerError::Unsupported {
+                        node: format!("output \"{}\"", g.value(v).name),
+                        reason,
+                        more: Vec::new(),
+                    })
+                }
+            }
+        } else {
+            t.clone()
+        };
         b.line(format!(
             "bufferization.materialize_in_destination {} in restrict writable %out{j} : ({}, {}) -> ()",
             t.ssa,
@@ -407,12 +436,71 @@ pub fn lower_graph(g: &Graph, opts: &LowerOptions) -> Result<LoweredModule, Lowe
 /// strides are not those of an identity layout), and such an argument is
 /// never read or written (inputs become `tensor.empty`, outputs are
 /// skipped), so only its pointer, as the ABI wants, is kept.
+///
+/// Storage-only dtypes are declared in their storage layout
+/// ([`storage::raw`]): `i8` elements, packed ones as one flat byte array.
 fn arg_ty(s: &TensorSig) -> String {
+    let (rd, rs) = storage::raw(s.dtype, &s.shape);
     if s.shape.contains(&0) {
-        memref_ty(s.dtype, &[0])
+        memref_ty(rd, &[0])
     } else {
-        memref_ty(s.dtype, &s.shape)
+        memref_ty(rd, &rs)
     }
+}
+
+/// The compute-type tensor of a boundary value (an input or a weight) whose
+/// bytes are the tensor `ssa` in the storage layout of `dtype`.
+fn boundary_in(b: &mut Builder, ssa: String, dtype: DType, shape: &[u64]) -> Res<Val> {
+    let (rd, rs) = storage::raw(dtype, shape);
+    let raw = Val {
+        ssa,
+        dtype: rd,
+        shape: rs,
+    };
+    if storage::is_storage_only(dtype) && !shape.contains(&0) {
+        storage::decode(b, &raw, dtype, shape)
+    } else if storage::is_storage_only(dtype) {
+        b.empty(dtype, shape)
+    } else {
+        Ok(raw)
+    }
+}
+
+/// Ops that only move, copy or describe elements, so they are exact on the
+/// compute type of a storage-only dtype and may take such values.
+fn moves_only(op: OpKind) -> bool {
+    use OpKind as K;
+    matches!(
+        op,
+        K::Identity
+            | K::Reshape
+            | K::Flatten
+            | K::Squeeze
+            | K::Unsqueeze
+            | K::Expand
+            | K::Transpose
+            | K::Gather
+            | K::Concat
+            | K::Slice
+            | K::Split
+            | K::Tile
+            | K::DepthToSpace
+            | K::SpaceToDepth
+            | K::GatherElements
+            | K::Shape
+            | K::Size
+    )
+}
+
+/// Whether an op's emitter handles storage-only dtypes itself.
+fn converts_storage(op: OpKind) -> bool {
+    matches!(
+        op,
+        OpKind::Cast
+            | OpKind::QuantizeLinear
+            | OpKind::DequantizeLinear
+            | OpKind::Nf4Dequantize
+    )
 }
 
 fn lower_node(
@@ -449,18 +537,20 @@ fn lower_node(
         }
         let offset = layout.place(g, *w)?;
         let c = b.index(offset);
+        let (rd, rs) = storage::raw(dtype, &shape);
         // The blob size is only known once every constant is placed, so the
         // source type names a placeholder that `lower_graph` fills in.
         let m = b.op(format!(
             "memref.view %weights[{c}][] : memref<{WEIGHTS_BYTES}xi8> to {}",
-            memref_ty(dtype, &shape)
+            memref_ty(rd, &rs)
         ));
         let ssa = b.op(format!(
             "bufferization.to_tensor {m} restrict : {} to {}",
-            memref_ty(dtype, &shape),
-            ctx::tensor_ty(dtype, &shape)
+            memref_ty(rd, &rs),
+            ctx::tensor_ty(rd, &rs)
         ));
-        vals.insert(node.outputs[0], Val { ssa, dtype, shape });
+        let v = boundary_in(b, ssa, dtype, &shape)?;
+        vals.insert(node.outputs[0], v);
         return Ok(());
     }
     let mut ins = Vec::new();
@@ -502,6 +592,18 @@ fn lower_node(
         num_outputs: node.outputs.len(),
         weight_ty: None,
     };
+    if !moves_only(node.op) && !converts_storage(node.op) {
+        let dts = ins.iter().flatten().map(|v| v.dtype);
+        if let Some(d) = dts
+            .chain(outs.iter().map(|(d, _)| *d))
+            .find(|&d| storage::is_storage_only(d))
+        {
+            return Err(format!(
+                "{} on {d} values is not supported: storage-only dtypes are only converted (nn.cast, quant ops) or moved",
+                node.op.name()
+            ));
+        }
+    }
     let n = NodeIn {
         node,
         a: &a,
@@ -659,10 +761,6 @@ fn emit(b: &mut Builder, n: &NodeIn<'_>) -> Res<Vec<Val>> {
             "nn.non_zero has a data-dependent result shape, which the static CPU lowering cannot express"
                 .into(),
         ),
-        // Packed 4-bit storage has no element type here (`ctx::elem`).
-        K::Nf4Dequantize => Err(
-            "quant.nf4_dequantize is not supported: the CPU lowering has no element type for packed nf4 storage"
-                .into(),
-        ),
+        K::Nf4Dequantize => quant::nf4_dequantize(b, n).map(|v| vec![v]),
     }
 }

@@ -12,13 +12,19 @@
 //!   rounds half to even, adds the zero point and saturates in f64, where
 //!   every step is exact; NaN quantizes to the zero point;
 //! - dequantization computes `x - zero_point` in f32, the product in f32
-//!   (f64 for f64 scales) and rounds to the scale's dtype.
-//!
-//! The 4-bit, float8 and NF4 storage types have no MLIR element type in this
-//! lowering yet (`ctx::elem` rejects them), so those forms stay unsupported.
+//!   (f64 for f64 scales) and rounds to the scale's dtype;
+//! - float8 targets ignore the zero point: the quotient is rounded to the
+//!   float8 grid (saturating unless `saturate = 0`), and float8 inputs
+//!   dequantize without a zero point; `i4`/`u4` go through the integer
+//!   path with their 4-bit range (values live in their compute types, see
+//!   [`super::storage`]);
+//! - `quant.nf4_dequantize` multiplies the f32 code-book entry by its
+//!   block's absmax (blocks along the last dim) in f32, which is exact
+//!   rounding of the interpreter's f64 product of two f32 values.
 
 use super::ctx::{Body, Builder, Res, Val};
-use super::elementwise::convert;
+use super::elementwise::{convert, convert_sat};
+use super::storage::{self, F8};
 use super::{attr_err, NodeIn};
 use kiln_ir::ops::infer::norm_axis;
 use kiln_ir::DType;
@@ -98,14 +104,17 @@ fn int_range(dt: DType) -> (f64, f64) {
     }
 }
 
-/// `quant.quantize_linear` into an integer type.
+/// `quant.quantize_linear` into an integer or float8 type.
 pub(crate) fn quantize_linear(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
     let (x, s) = (n.input(0)?.clone(), n.input(1)?.clone());
-    let z = n.opt(2).cloned();
     let (out, shape) = n.out(0)?;
-    if !out.is_int() || out == DType::Bool || out.bits() > 32 {
+    let f8 = F8::of(out);
+    // Float8 targets ignore the zero point (its dtype only names the target).
+    let z = n.opt(2).cloned().filter(|_| f8.is_none());
+    if f8.is_none() && (!out.is_int() || out == DType::Bool || out.bits() > 32) {
         return Err(format!("quantizing to {out} is not supported"));
     }
+    let saturate = n.a.bool("saturate").map_err(attr_err)?;
     let gran = Granularity::read(n, &x, &s)?;
     if let Some(z) = &z {
         if z.numel() != 1 && z.shape != s.shape {
@@ -119,7 +128,7 @@ pub(crate) fn quantize_linear(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
         None if x.dtype == DType::F64 || s.dtype == DType::F64 => DType::F64,
         None => DType::F32,
     };
-    if !matches!(div, DType::F16 | DType::BF16 | DType::F32 | DType::F64) {
+    if !div.is_float() {
         return Err(format!("precision {div} is not supported"));
     }
     let de = super::ctx::elem(div)?;
@@ -130,6 +139,16 @@ pub(crate) fn quantize_linear(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
         let sv = gran.extract(body, &s, o);
         let sv = convert(body, &sv, s.dtype, div)?;
         let q = body.op(format!("arith.divf {xv}, {sv} : {de}"));
+        // A float8 division rounds the f32 quotient once more; both
+        // roundings together are the correct one (f32 has more than twice
+        // the float8 precision), as the interpreter's f64 quotient is.
+        let q = match F8::of(div) {
+            Some(f) => storage::f8_round(body, &q, DType::F32, f, false)?,
+            None => q,
+        };
+        if f8.is_some() {
+            return convert_sat(body, &q, div, out, saturate);
+        }
         let q = convert(body, &q, div, DType::F64)?;
         let r = body.op(format!("math.roundeven {q} : f64"));
         let nan = body.op(format!("arith.cmpf uno, {r}, {r} : f64"));
@@ -150,18 +169,20 @@ pub(crate) fn quantize_linear(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
     })
 }
 
-/// `quant.dequantize_linear` of an integer input.
+/// `quant.dequantize_linear` of an integer or float8 input.
 pub(crate) fn dequantize_linear(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
     let (x, s) = (n.input(0)?.clone(), n.input(1)?.clone());
     let (out, shape) = n.out(0)?;
-    if !x.dtype.is_int() || x.dtype == DType::Bool {
+    let float_in = F8::of(x.dtype).is_some();
+    if !float_in && (!x.dtype.is_int() || x.dtype == DType::Bool) {
         return Err(format!("dequantizing {} is not supported", x.dtype));
     }
     if out != s.dtype || !out.is_float() {
         return Err(format!("the result dtype {out} must be the scale's"));
     }
     let gran = Granularity::read(n, &x, &s)?;
-    let z = n.opt(2).cloned();
+    // A float8 input has no zero point to subtract (the reference ignores it).
+    let z = n.opt(2).cloned().filter(|_| !float_in);
     if let Some(z) = &z {
         if z.numel() != 1 && z.shape != s.shape {
             return Err(format!("zero point {} must have the scale's shape", z.ty()));
@@ -186,5 +207,81 @@ pub(crate) fn dequantize_linear(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
         let sv = convert(body, &sv, s.dtype, prod)?;
         let p = body.op(format!("arith.mulf {d}, {sv} : {pe}"));
         convert(body, &p, prod, out)
+    })
+}
+
+/// The NF4 code book (bitsandbytes' NF4 quantile table, as in
+/// `kiln_interp::ops::quant`), indexed by code; entries are used as f32.
+const NF4: [f64; 16] = [
+    -1.0,
+    -0.696_192_800_998_687_7,
+    -0.525_073_051_452_636_7,
+    -0.394_917_488_098_144_53,
+    -0.284_441_381_692_886_35,
+    -0.184_773_430_228_233_34,
+    -0.091_050_036_251_544_95,
+    0.0,
+    0.079_580_299_556_255_34,
+    0.160_930_201_411_247_25,
+    0.246_112_301_945_686_34,
+    0.337_915_241_718_292_24,
+    0.440_709_829_330_444_34,
+    0.562_617_003_917_694_1,
+    0.722_956_836_223_602_3,
+    1.0,
+];
+
+/// `quant.nf4_dequantize`: `code_book[w] * absmax[.., k / block_size]`.
+pub(crate) fn nf4_dequantize(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
+    let (w, a) = (n.input(0)?.clone(), n.input(1)?.clone());
+    let (out, shape) = n.out(0)?;
+    let block = n.a.int("block_size").map_err(attr_err)?;
+    if w.dtype != DType::NF4 || out != DType::F32 {
+        return Err(format!("nf4 dequantization of {} to {out}", w.ty()));
+    }
+    if !matches!(a.dtype, DType::F32 | DType::F16) {
+        return Err(format!("absmax of dtype {} is not supported", a.dtype));
+    }
+    let r = w.rank();
+    let fits = block > 0
+        && r > 0
+        && a.rank() == r
+        && a.shape[..r - 1] == w.shape[..r - 1]
+        && a.shape[r - 1] == w.shape[r - 1].div_ceil(block as u64);
+    if !fits {
+        return Err(format!(
+            "absmax {} does not fit weight {} with block_size {block}",
+            a.ty(),
+            w.ty()
+        ));
+    }
+    let entries: Vec<String> = NF4
+        .iter()
+        .map(|&v| format!("0x{:08X}", (v as f32).to_bits()))
+        .collect();
+    let book = Val {
+        ssa: b.op(format!(
+            "arith.constant dense<[{}]> : tensor<16xf32>",
+            entries.join(", ")
+        )),
+        dtype: DType::F32,
+        shape: vec![16],
+    };
+    b.tabulate(out, shape, |body, o| {
+        let code = body.extract(&w, o);
+        // Codes are 0..=15 by construction; the mask keeps every read
+        // inside the table regardless.
+        let m = body.op("arith.constant 15 : i8");
+        let code = body.op(format!("arith.andi {code}, {m} : i8"));
+        let i = body.index_of(&code, DType::U8)?;
+        let cv = body.extract(&book, &[i]);
+        let mut at = o.to_vec();
+        at[r - 1] = body.op(format!(
+            "affine.apply affine_map<(d0) -> (d0 floordiv {block})>({})",
+            o[r - 1]
+        ));
+        let av = body.extract(&a, &at);
+        let av = convert(body, &av, a.dtype, DType::F32)?;
+        Ok(body.op(format!("arith.mulf {cv}, {av} : f32")))
     })
 }

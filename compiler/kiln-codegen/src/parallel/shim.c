@@ -141,14 +141,9 @@ static slot* par_slot_of(void* fn) {
   return &par_cache[(h >> 32) % CACHE_SLOTS];
 }
 
-/* The par_cache is shared by concurrent runs without a lock: every field is
+/* The cache is shared by concurrent runs without a lock: every field is
  * accessed atomically, and a torn or lost update only changes a decision
  * between two correct ways of running a loop. */
-static int par_decided_parallel(slot* s, void* fn) {
-  if (__atomic_load_n(&s->fn, __ATOMIC_RELAXED) != fn) return 0;
-  return (int)__atomic_load_n(&s->parallel, __ATOMIC_RELAXED);
-}
-
 static void par_record(slot* s, void* fn, int64_t ns) {
   if (__atomic_load_n(&s->fn, __ATOMIC_RELAXED) != fn) {
     __atomic_store_n(&s->fn, fn, __ATOMIC_RELAXED);
@@ -195,29 +190,42 @@ HIDDEN void __kmpc_fork_call(void* loc, int32_t argc, void* fn, void* a0, void* 
   if (argc < 0 || argc > MAX_ARGS) __builtin_trap();
   region r = {fn, argc, {a0, a1, a2}};
   frame* outer = par_current;
-  frame f = {MODE_SERIAL, 0, 0, 0, 0, 0};
-  if (outer == 0 || outer->mode != MODE_RUN || outer->ctx == 0 ||
-      outer->ctx->num_threads <= 1 || outer->ctx->parallel_for == 0) {
+  if (outer == 0) {
+    /* Outside kiln_entry: static_init gives the whole loop to this thread. */
+    par_call_microtask(&r);
+    return;
+  }
+  if (outer->mode != MODE_RUN) {
+    /* Nested in a region: serial, in a frame of its own so that the
+     * enclosing chunk's assignment is not consumed. */
+    frame f = {MODE_SERIAL, 0, 0, 0, 0, 0};
     par_current = &f;
     par_call_microtask(&r);
     par_current = outer;
+    return;
+  }
+  /* Top level of a run: in the run's frame, static_init gives the whole
+   * loop to this thread (the fast path of loops that stay serial). */
+  if (outer->ctx == 0 || outer->ctx->num_threads <= 1 || outer->ctx->parallel_for == 0) {
+    par_call_microtask(&r);
     return;
   }
   slot* s = par_slot_of(fn);
-  if (par_decided_parallel(s, fn)) {
-    f.mode = MODE_PROBE;
-    f.ctx = outer->ctx;
-    f.region = &r;
-    par_current = &f;
-    par_call_microtask(&r);
-    par_current = outer;
+  if (__atomic_load_n(&s->fn, __ATOMIC_RELAXED) == fn &&
+      __atomic_load_n(&s->samples, __ATOMIC_RELAXED) >= SAMPLES) {
+    if (__atomic_load_n(&s->parallel, __ATOMIC_RELAXED)) {
+      frame f = {MODE_PROBE, 0, outer->ctx, &r, 0, 0};
+      par_current = &f;
+      par_call_microtask(&r);
+      par_current = outer;
+    } else {
+      par_call_microtask(&r);
+    }
     return;
   }
-  par_current = &f;
   int64_t t0 = par_now_ns();
   par_call_microtask(&r);
   int64_t t1 = par_now_ns();
-  par_current = outer;
   par_record(s, fn, t1 - t0);
 }
 

@@ -50,9 +50,9 @@
     %6 = llvm.mlir.constant(24 : i64) : i64
     %7 = llvm.mlir.constant(32 : i64) : i64
     %8 = llvm.mlir.addressof @par_current : !llvm.ptr
-    %9 = llvm.mlir.constant(0 : i8) : i8
-    %10 = llvm.mlir.constant(40 : i64) : i64
-    %11 = llvm.mlir.zero : !llvm.ptr
+    %9 = llvm.mlir.zero : !llvm.ptr
+    %10 = llvm.mlir.constant(0 : i8) : i8
+    %11 = llvm.mlir.constant(40 : i64) : i64
     %12 = llvm.mlir.constant(4 : i64) : i64
     %13 = llvm.mlir.constant(2 : i32) : i32
     %14 = llvm.mlir.constant(17 : i64) : i64
@@ -60,165 +60,305 @@
     %16 = llvm.mlir.constant(255 : i64) : i64
     %17 = llvm.mlir.addressof @par_cache : !llvm.ptr
     %18 = llvm.mlir.constant(1000000000 : i64) : i64
-    %19 = llvm.alloca %0 x !llvm.struct<"struct.timespec", (i64, i64)> {alignment = 8 : i64} : (i32) -> !llvm.ptr
-    %20 = llvm.alloca %0 x !llvm.struct<"struct.timespec", (i64, i64)> {alignment = 8 : i64} : (i32) -> !llvm.ptr
-    %21 = llvm.alloca %0 x i32 {alignment = 4 : i64} : (i32) -> !llvm.ptr
-    %22 = llvm.alloca %0 x i32 {alignment = 4 : i64} : (i32) -> !llvm.ptr
-    %23 = llvm.alloca %0 x i32 {alignment = 4 : i64} : (i32) -> !llvm.ptr
-    %24 = llvm.alloca %0 x i32 {alignment = 4 : i64} : (i32) -> !llvm.ptr
-    %25 = llvm.alloca %0 x !llvm.struct<"struct.region", (ptr, i32, array<3 x ptr>)> {alignment = 8 : i64} : (i32) -> !llvm.ptr
-    %26 = llvm.alloca %0 x !llvm.struct<"struct.frame", (i32, i32, ptr, ptr, i64, i64)> {alignment = 8 : i64} : (i32) -> !llvm.ptr
-    %27 = llvm.icmp "ugt" %arg1, %1 : i32
-    llvm.cond_br %27, ^bb1, ^bb2
+    %19 = llvm.mlir.constant(-1 : i64) : i64
+    %20 = llvm.mlir.constant(-2 : i32) : i32
+    %21 = llvm.mlir.constant(-3 : i32) : i32
+    %22 = llvm.mlir.addressof @par_min_ns : !llvm.ptr
+    %23 = llvm.mlir.addressof @".str" : !llvm.ptr
+    %24 = llvm.mlir.constant(30000 : i64) : i64
+    %25 = llvm.mlir.constant(10 : i32) : i32
+    %26 = llvm.mlir.constant(false) : i1
+    %27 = llvm.mlir.constant(1000 : i64) : i64
+    %28 = llvm.alloca %0 x !llvm.ptr {alignment = 8 : i64} : (i32) -> !llvm.ptr
+    %29 = llvm.alloca %0 x !llvm.struct<"struct.timespec", (i64, i64)> {alignment = 8 : i64} : (i32) -> !llvm.ptr
+    %30 = llvm.alloca %0 x i32 {alignment = 4 : i64} : (i32) -> !llvm.ptr
+    %31 = llvm.alloca %0 x i32 {alignment = 4 : i64} : (i32) -> !llvm.ptr
+    %32 = llvm.alloca %0 x !llvm.struct<"struct.timespec", (i64, i64)> {alignment = 8 : i64} : (i32) -> !llvm.ptr
+    %33 = llvm.alloca %0 x i32 {alignment = 4 : i64} : (i32) -> !llvm.ptr
+    %34 = llvm.alloca %0 x i32 {alignment = 4 : i64} : (i32) -> !llvm.ptr
+    %35 = llvm.alloca %0 x i32 {alignment = 4 : i64} : (i32) -> !llvm.ptr
+    %36 = llvm.alloca %0 x i32 {alignment = 4 : i64} : (i32) -> !llvm.ptr
+    %37 = llvm.alloca %0 x i32 {alignment = 4 : i64} : (i32) -> !llvm.ptr
+    %38 = llvm.alloca %0 x i32 {alignment = 4 : i64} : (i32) -> !llvm.ptr
+    %39 = llvm.alloca %0 x !llvm.struct<"struct.region", (ptr, i32, array<3 x ptr>)> {alignment = 8 : i64} : (i32) -> !llvm.ptr
+    %40 = llvm.alloca %0 x !llvm.struct<"struct.frame", (i32, i32, ptr, ptr, i64, i64)> {alignment = 8 : i64} : (i32) -> !llvm.ptr
+    %41 = llvm.alloca %0 x !llvm.struct<"struct.frame", (i32, i32, ptr, ptr, i64, i64)> {alignment = 8 : i64} : (i32) -> !llvm.ptr
+    %42 = llvm.icmp "ugt" %arg1, %1 : i32
+    llvm.cond_br %42, ^bb1, ^bb2
   ^bb1:  // pred: ^bb0
     llvm.intr.trap
     llvm.unreachable
   ^bb2:  // pred: ^bb0
-    llvm.intr.lifetime.start %25 : !llvm.ptr
-    llvm.store %arg2, %25 {alignment = 8 : i64} : !llvm.ptr, !llvm.ptr
-    %28 = llvm.getelementptr inbounds|nuw %25[%2] : (!llvm.ptr, i64) -> !llvm.ptr, i8
-    llvm.store %arg1, %28 {alignment = 8 : i64} : i32, !llvm.ptr
-    %29 = llvm.getelementptr inbounds|nuw %25[%3] : (!llvm.ptr, i64) -> !llvm.ptr, i8
-    llvm.store %4, %29 {alignment = 4 : i64} : i32, !llvm.ptr
-    %30 = llvm.getelementptr inbounds|nuw %25[%5] : (!llvm.ptr, i64) -> !llvm.ptr, i8
-    llvm.store %arg3, %30 {alignment = 8 : i64} : !llvm.ptr, !llvm.ptr
-    %31 = llvm.getelementptr inbounds|nuw %25[%6] : (!llvm.ptr, i64) -> !llvm.ptr, i8
-    llvm.store %arg4, %31 {alignment = 8 : i64} : !llvm.ptr, !llvm.ptr
-    %32 = llvm.getelementptr inbounds|nuw %25[%7] : (!llvm.ptr, i64) -> !llvm.ptr, i8
-    llvm.store %arg5, %32 {alignment = 8 : i64} : !llvm.ptr, !llvm.ptr
-    %33 = "llvm.intr.threadlocal.address"(%8) : (!llvm.ptr) -> !llvm.ptr
-    %34 = llvm.load %33 {alignment = 8 : i64} : !llvm.ptr -> !llvm.ptr
-    llvm.intr.lifetime.start %26 : !llvm.ptr
-    "llvm.intr.memset"(%26, %9, %10) <{arg_attrs = [{llvm.align = 8 : i64, llvm.dereferenceable = 40 : i64, llvm.nonnull, llvm.noundef}, {}, {}], isVolatile = false}> : (!llvm.ptr, i8, i64) -> ()
-    llvm.store %0, %26 {alignment = 8 : i64} : i32, !llvm.ptr
-    %35 = llvm.icmp "eq" %34, %11 : !llvm.ptr
-    llvm.cond_br %35, ^bb7, ^bb3
+    llvm.intr.lifetime.start %39 : !llvm.ptr
+    llvm.store %arg2, %39 {alignment = 8 : i64} : !llvm.ptr, !llvm.ptr
+    %43 = llvm.getelementptr inbounds|nuw %39[%2] : (!llvm.ptr, i64) -> !llvm.ptr, i8
+    llvm.store %arg1, %43 {alignment = 8 : i64} : i32, !llvm.ptr
+    %44 = llvm.getelementptr inbounds|nuw %39[%3] : (!llvm.ptr, i64) -> !llvm.ptr, i8
+    llvm.store %4, %44 {alignment = 4 : i64} : i32, !llvm.ptr
+    %45 = llvm.getelementptr inbounds|nuw %39[%5] : (!llvm.ptr, i64) -> !llvm.ptr, i8
+    llvm.store %arg3, %45 {alignment = 8 : i64} : !llvm.ptr, !llvm.ptr
+    %46 = llvm.getelementptr inbounds|nuw %39[%6] : (!llvm.ptr, i64) -> !llvm.ptr, i8
+    llvm.store %arg4, %46 {alignment = 8 : i64} : !llvm.ptr, !llvm.ptr
+    %47 = llvm.getelementptr inbounds|nuw %39[%7] : (!llvm.ptr, i64) -> !llvm.ptr, i8
+    llvm.store %arg5, %47 {alignment = 8 : i64} : !llvm.ptr, !llvm.ptr
+    %48 = "llvm.intr.threadlocal.address"(%8) : (!llvm.ptr) -> !llvm.ptr
+    %49 = llvm.load %48 {alignment = 8 : i64} : !llvm.ptr -> !llvm.ptr
+    %50 = llvm.icmp "eq" %49, %9 : !llvm.ptr
+    llvm.cond_br %50, ^bb3, ^bb10
   ^bb3:  // pred: ^bb2
-    %36 = llvm.load %34 {alignment = 8 : i64} : !llvm.ptr -> i32
-    %37 = llvm.icmp "eq" %36, %4 : i32
-    llvm.cond_br %37, ^bb4, ^bb7
+    llvm.intr.lifetime.start %37 : !llvm.ptr
+    llvm.store %4, %37 {alignment = 4 : i64} : i32, !llvm.ptr
+    llvm.intr.lifetime.start %38 : !llvm.ptr
+    llvm.store %4, %38 {alignment = 4 : i64} : i32, !llvm.ptr
+    llvm.switch %arg1 : i32, ^bb8 [
+      0: ^bb4,
+      1: ^bb5,
+      2: ^bb6,
+      3: ^bb7
+    ]
   ^bb4:  // pred: ^bb3
-    %38 = llvm.getelementptr inbounds|nuw %34[%2] : (!llvm.ptr, i64) -> !llvm.ptr, i8
-    %39 = llvm.load %38 {alignment = 8 : i64} : !llvm.ptr -> !llvm.ptr
-    %40 = llvm.icmp "eq" %39, %11 : !llvm.ptr
-    llvm.cond_br %40, ^bb7, ^bb5
-  ^bb5:  // pred: ^bb4
-    %41 = llvm.getelementptr inbounds|nuw %39[%12] : (!llvm.ptr, i64) -> !llvm.ptr, i8
-    %42 = llvm.load %41 {alignment = 4 : i64} : !llvm.ptr -> i32
-    %43 = llvm.icmp "ult" %42, %13 : i32
-    llvm.cond_br %43, ^bb7, ^bb6
-  ^bb6:  // pred: ^bb5
-    %44 = llvm.getelementptr inbounds|nuw %39[%5] : (!llvm.ptr, i64) -> !llvm.ptr, i8
-    %45 = llvm.load %44 {alignment = 8 : i64} : !llvm.ptr -> !llvm.ptr
-    %46 = llvm.icmp "eq" %45, %11 : !llvm.ptr
-    llvm.cond_br %46, ^bb7, ^bb14
-  ^bb7:  // 5 preds: ^bb2, ^bb3, ^bb4, ^bb5, ^bb6
-    llvm.store %26, %33 {alignment = 8 : i64} : !llvm.ptr, !llvm.ptr
-    llvm.intr.lifetime.start %23 : !llvm.ptr
-    llvm.store %4, %23 {alignment = 4 : i64} : i32, !llvm.ptr
-    llvm.intr.lifetime.start %24 : !llvm.ptr
-    llvm.store %4, %24 {alignment = 4 : i64} : i32, !llvm.ptr
-    llvm.switch %arg1 : i32, ^bb12 [
-      0: ^bb8,
-      1: ^bb9,
-      2: ^bb10,
-      3: ^bb11
-    ]
-  ^bb8:  // pred: ^bb7
-    llvm.call %arg2(%23, %24) {no_unwind} : !llvm.ptr, (!llvm.ptr {llvm.nonnull, llvm.noundef}, !llvm.ptr {llvm.nonnull, llvm.noundef}) -> ()
-    llvm.br ^bb13
-  ^bb9:  // pred: ^bb7
-    llvm.call %arg2(%23, %24, %arg3) {no_unwind} : !llvm.ptr, (!llvm.ptr {llvm.nonnull, llvm.noundef}, !llvm.ptr {llvm.nonnull, llvm.noundef}, !llvm.ptr {llvm.noundef}) -> ()
-    llvm.br ^bb13
-  ^bb10:  // pred: ^bb7
-    llvm.call %arg2(%23, %24, %arg3, %arg4) {no_unwind} : !llvm.ptr, (!llvm.ptr {llvm.nonnull, llvm.noundef}, !llvm.ptr {llvm.nonnull, llvm.noundef}, !llvm.ptr {llvm.noundef}, !llvm.ptr {llvm.noundef}) -> ()
-    llvm.br ^bb13
-  ^bb11:  // pred: ^bb7
-    llvm.call %arg2(%23, %24, %arg3, %arg4, %arg5) {no_unwind} : !llvm.ptr, (!llvm.ptr {llvm.nonnull, llvm.noundef}, !llvm.ptr {llvm.nonnull, llvm.noundef}, !llvm.ptr {llvm.noundef}, !llvm.ptr {llvm.noundef}, !llvm.ptr {llvm.noundef}) -> ()
-    llvm.br ^bb13
-  ^bb12:  // 2 preds: ^bb7, ^bb16
+    llvm.call %arg2(%37, %38) {no_unwind} : !llvm.ptr, (!llvm.ptr {llvm.nonnull, llvm.noundef}, !llvm.ptr {llvm.nonnull, llvm.noundef}) -> ()
+    llvm.br ^bb9
+  ^bb5:  // pred: ^bb3
+    llvm.call %arg2(%37, %38, %arg3) {no_unwind} : !llvm.ptr, (!llvm.ptr {llvm.nonnull, llvm.noundef}, !llvm.ptr {llvm.nonnull, llvm.noundef}, !llvm.ptr {llvm.noundef}) -> ()
+    llvm.br ^bb9
+  ^bb6:  // pred: ^bb3
+    llvm.call %arg2(%37, %38, %arg3, %arg4) {no_unwind} : !llvm.ptr, (!llvm.ptr {llvm.nonnull, llvm.noundef}, !llvm.ptr {llvm.nonnull, llvm.noundef}, !llvm.ptr {llvm.noundef}, !llvm.ptr {llvm.noundef}) -> ()
+    llvm.br ^bb9
+  ^bb7:  // pred: ^bb3
+    llvm.call %arg2(%37, %38, %arg3, %arg4, %arg5) {no_unwind} : !llvm.ptr, (!llvm.ptr {llvm.nonnull, llvm.noundef}, !llvm.ptr {llvm.nonnull, llvm.noundef}, !llvm.ptr {llvm.noundef}, !llvm.ptr {llvm.noundef}, !llvm.ptr {llvm.noundef}) -> ()
+    llvm.br ^bb9
+  ^bb8:  // 4 preds: ^bb3, ^bb11, ^bb20, ^bb31
     llvm.unreachable
-  ^bb13:  // 4 preds: ^bb8, ^bb9, ^bb10, ^bb11
-    llvm.intr.lifetime.end %24 : !llvm.ptr
-    llvm.intr.lifetime.end %23 : !llvm.ptr
-    llvm.store %34, %33 {alignment = 8 : i64} : !llvm.ptr, !llvm.ptr
-    llvm.br ^bb23
-  ^bb14:  // pred: ^bb6
-    %47 = llvm.ptrtoint %arg2 : !llvm.ptr to i64
-    %48 = llvm.lshr %47, %14 : i64
-    %49 = llvm.xor %48, %47 : i64
-    %50 = llvm.mul %49, %15 : i64
-    %51 = llvm.lshr %50, %7 : i64
-    %52 = llvm.and %51, %16 : i64
-    %53 = llvm.getelementptr inbounds|nuw %17[%52] : (!llvm.ptr, i64) -> !llvm.ptr, !llvm.struct<"struct.slot", (ptr, i32, i32, i64)>
-    %54 = llvm.load %53 atomic monotonic {alignment = 8 : i64} : !llvm.ptr -> i64
-    %55 = llvm.inttoptr %54 : i64 to !llvm.ptr
-    %56 = llvm.icmp "eq" %arg2, %55 : !llvm.ptr
-    llvm.cond_br %56, ^bb15, ^bb22
-  ^bb15:  // pred: ^bb14
-    %57 = llvm.getelementptr inbounds|nuw %53[%3] : (!llvm.ptr, i64) -> !llvm.ptr, i8
-    %58 = llvm.load %57 atomic monotonic {alignment = 4 : i64} : !llvm.ptr -> i32
-    %59 = llvm.icmp "eq" %58, %4 : i32
-    llvm.cond_br %59, ^bb22, ^bb16
-  ^bb16:  // pred: ^bb15
-    llvm.store %13, %26 {alignment = 8 : i64} : i32, !llvm.ptr
-    %60 = llvm.getelementptr inbounds|nuw %26[%2] : (!llvm.ptr, i64) -> !llvm.ptr, i8
-    llvm.store %39, %60 {alignment = 8 : i64} : !llvm.ptr, !llvm.ptr
-    %61 = llvm.getelementptr inbounds|nuw %26[%5] : (!llvm.ptr, i64) -> !llvm.ptr, i8
-    llvm.store %25, %61 {alignment = 8 : i64} : !llvm.ptr, !llvm.ptr
-    llvm.store %26, %33 {alignment = 8 : i64} : !llvm.ptr, !llvm.ptr
-    llvm.intr.lifetime.start %21 : !llvm.ptr
-    llvm.store %4, %21 {alignment = 4 : i64} : i32, !llvm.ptr
-    llvm.intr.lifetime.start %22 : !llvm.ptr
-    llvm.store %4, %22 {alignment = 4 : i64} : i32, !llvm.ptr
-    llvm.switch %arg1 : i32, ^bb12 [
-      0: ^bb17,
-      1: ^bb18,
-      2: ^bb19,
-      3: ^bb20
+  ^bb9:  // 4 preds: ^bb4, ^bb5, ^bb6, ^bb7
+    llvm.intr.lifetime.end %38 : !llvm.ptr
+    llvm.intr.lifetime.end %37 : !llvm.ptr
+    llvm.br ^bb47
+  ^bb10:  // pred: ^bb2
+    %51 = llvm.load %49 {alignment = 8 : i64} : !llvm.ptr -> i32
+    %52 = llvm.icmp "eq" %51, %4 : i32
+    llvm.cond_br %52, ^bb17, ^bb11
+  ^bb11:  // pred: ^bb10
+    llvm.intr.lifetime.start %40 : !llvm.ptr
+    "llvm.intr.memset"(%40, %10, %11) <{arg_attrs = [{llvm.align = 8 : i64, llvm.dereferenceable = 40 : i64, llvm.nonnull, llvm.noundef}, {}, {}], isVolatile = false}> : (!llvm.ptr, i8, i64) -> ()
+    llvm.store %0, %40 {alignment = 8 : i64} : i32, !llvm.ptr
+    llvm.store %40, %48 {alignment = 8 : i64} : !llvm.ptr, !llvm.ptr
+    llvm.intr.lifetime.start %35 : !llvm.ptr
+    llvm.store %4, %35 {alignment = 4 : i64} : i32, !llvm.ptr
+    llvm.intr.lifetime.start %36 : !llvm.ptr
+    llvm.store %4, %36 {alignment = 4 : i64} : i32, !llvm.ptr
+    llvm.switch %arg1 : i32, ^bb8 [
+      0: ^bb12,
+      1: ^bb13,
+      2: ^bb14,
+      3: ^bb15
     ]
-  ^bb17:  // pred: ^bb16
-    llvm.call %arg2(%21, %22) {no_unwind} : !llvm.ptr, (!llvm.ptr {llvm.nonnull, llvm.noundef}, !llvm.ptr {llvm.nonnull, llvm.noundef}) -> ()
-    llvm.br ^bb21
-  ^bb18:  // pred: ^bb16
-    llvm.call %arg2(%21, %22, %arg3) {no_unwind} : !llvm.ptr, (!llvm.ptr {llvm.nonnull, llvm.noundef}, !llvm.ptr {llvm.nonnull, llvm.noundef}, !llvm.ptr {llvm.noundef}) -> ()
-    llvm.br ^bb21
-  ^bb19:  // pred: ^bb16
-    llvm.call %arg2(%21, %22, %arg3, %arg4) {no_unwind} : !llvm.ptr, (!llvm.ptr {llvm.nonnull, llvm.noundef}, !llvm.ptr {llvm.nonnull, llvm.noundef}, !llvm.ptr {llvm.noundef}, !llvm.ptr {llvm.noundef}) -> ()
-    llvm.br ^bb21
-  ^bb20:  // pred: ^bb16
-    llvm.call %arg2(%21, %22, %arg3, %arg4, %arg5) {no_unwind} : !llvm.ptr, (!llvm.ptr {llvm.nonnull, llvm.noundef}, !llvm.ptr {llvm.nonnull, llvm.noundef}, !llvm.ptr {llvm.noundef}, !llvm.ptr {llvm.noundef}, !llvm.ptr {llvm.noundef}) -> ()
-    llvm.br ^bb21
-  ^bb21:  // 4 preds: ^bb17, ^bb18, ^bb19, ^bb20
-    llvm.intr.lifetime.end %22 : !llvm.ptr
-    llvm.intr.lifetime.end %21 : !llvm.ptr
-    llvm.store %34, %33 {alignment = 8 : i64} : !llvm.ptr, !llvm.ptr
-    llvm.br ^bb23
-  ^bb22:  // 2 preds: ^bb14, ^bb15
-    llvm.store %26, %33 {alignment = 8 : i64} : !llvm.ptr, !llvm.ptr
-    llvm.intr.lifetime.start %20 : !llvm.ptr
-    %62 = llvm.call @clock_gettime(%0, %20) {no_unwind} : (i32 {llvm.noundef}, !llvm.ptr {llvm.nonnull, llvm.noundef}) -> i32
-    %63 = llvm.load %20 {alignment = 8 : i64} : !llvm.ptr -> i64
-    %64 = llvm.getelementptr inbounds|nuw %20[%2] : (!llvm.ptr, i64) -> !llvm.ptr, i8
-    %65 = llvm.load %64 {alignment = 8 : i64} : !llvm.ptr -> i64
-    llvm.intr.lifetime.end %20 : !llvm.ptr
-    llvm.call fastcc @par_call_microtask(%25) : (!llvm.ptr {llvm.nonnull, llvm.noundef}) -> ()
-    llvm.intr.lifetime.start %19 : !llvm.ptr
-    %66 = llvm.call @clock_gettime(%0, %19) {no_unwind} : (i32 {llvm.noundef}, !llvm.ptr {llvm.nonnull, llvm.noundef}) -> i32
-    %67 = llvm.load %19 {alignment = 8 : i64} : !llvm.ptr -> i64
-    %68 = llvm.getelementptr inbounds|nuw %19[%2] : (!llvm.ptr, i64) -> !llvm.ptr, i8
-    %69 = llvm.load %68 {alignment = 8 : i64} : !llvm.ptr -> i64
-    llvm.intr.lifetime.end %19 : !llvm.ptr
-    llvm.store %34, %33 {alignment = 8 : i64} : !llvm.ptr, !llvm.ptr
-    %70 = llvm.sub %67, %63 : i64
-    %71 = llvm.mul %70, %18 : i64
-    %72 = llvm.sub %69, %65 : i64
-    %73 = llvm.add %72, %71 : i64
-    llvm.call fastcc @par_record(%53, %arg2, %73) : (!llvm.ptr {llvm.nonnull, llvm.noundef}, !llvm.ptr {llvm.noundef}, i64 {llvm.noundef}) -> ()
-    llvm.br ^bb23
-  ^bb23:  // 3 preds: ^bb13, ^bb21, ^bb22
-    llvm.intr.lifetime.end %26 : !llvm.ptr
-    llvm.intr.lifetime.end %25 : !llvm.ptr
+  ^bb12:  // pred: ^bb11
+    llvm.call %arg2(%35, %36) {no_unwind} : !llvm.ptr, (!llvm.ptr {llvm.nonnull, llvm.noundef}, !llvm.ptr {llvm.nonnull, llvm.noundef}) -> ()
+    llvm.br ^bb16
+  ^bb13:  // pred: ^bb11
+    llvm.call %arg2(%35, %36, %arg3) {no_unwind} : !llvm.ptr, (!llvm.ptr {llvm.nonnull, llvm.noundef}, !llvm.ptr {llvm.nonnull, llvm.noundef}, !llvm.ptr {llvm.noundef}) -> ()
+    llvm.br ^bb16
+  ^bb14:  // pred: ^bb11
+    llvm.call %arg2(%35, %36, %arg3, %arg4) {no_unwind} : !llvm.ptr, (!llvm.ptr {llvm.nonnull, llvm.noundef}, !llvm.ptr {llvm.nonnull, llvm.noundef}, !llvm.ptr {llvm.noundef}, !llvm.ptr {llvm.noundef}) -> ()
+    llvm.br ^bb16
+  ^bb15:  // pred: ^bb11
+    llvm.call %arg2(%35, %36, %arg3, %arg4, %arg5) {no_unwind} : !llvm.ptr, (!llvm.ptr {llvm.nonnull, llvm.noundef}, !llvm.ptr {llvm.nonnull, llvm.noundef}, !llvm.ptr {llvm.noundef}, !llvm.ptr {llvm.noundef}, !llvm.ptr {llvm.noundef}) -> ()
+    llvm.br ^bb16
+  ^bb16:  // 4 preds: ^bb12, ^bb13, ^bb14, ^bb15
+    llvm.intr.lifetime.end %36 : !llvm.ptr
+    llvm.intr.lifetime.end %35 : !llvm.ptr
+    llvm.store %49, %48 {alignment = 8 : i64} : !llvm.ptr, !llvm.ptr
+    llvm.intr.lifetime.end %40 : !llvm.ptr
+    llvm.br ^bb47
+  ^bb17:  // pred: ^bb10
+    %53 = llvm.getelementptr inbounds|nuw %49[%2] : (!llvm.ptr, i64) -> !llvm.ptr, i8
+    %54 = llvm.load %53 {alignment = 8 : i64} : !llvm.ptr -> !llvm.ptr
+    %55 = llvm.icmp "eq" %54, %9 : !llvm.ptr
+    llvm.cond_br %55, ^bb20, ^bb18
+  ^bb18:  // pred: ^bb17
+    %56 = llvm.getelementptr inbounds|nuw %54[%12] : (!llvm.ptr, i64) -> !llvm.ptr, i8
+    %57 = llvm.load %56 {alignment = 4 : i64} : !llvm.ptr -> i32
+    %58 = llvm.icmp "ult" %57, %13 : i32
+    llvm.cond_br %58, ^bb20, ^bb19
+  ^bb19:  // pred: ^bb18
+    %59 = llvm.getelementptr inbounds|nuw %54[%5] : (!llvm.ptr, i64) -> !llvm.ptr, i8
+    %60 = llvm.load %59 {alignment = 8 : i64} : !llvm.ptr -> !llvm.ptr
+    %61 = llvm.icmp "eq" %60, %9 : !llvm.ptr
+    llvm.cond_br %61, ^bb20, ^bb26
+  ^bb20:  // 3 preds: ^bb17, ^bb18, ^bb19
+    llvm.intr.lifetime.start %33 : !llvm.ptr
+    llvm.store %4, %33 {alignment = 4 : i64} : i32, !llvm.ptr
+    llvm.intr.lifetime.start %34 : !llvm.ptr
+    llvm.store %4, %34 {alignment = 4 : i64} : i32, !llvm.ptr
+    llvm.switch %arg1 : i32, ^bb8 [
+      0: ^bb21,
+      1: ^bb22,
+      2: ^bb23,
+      3: ^bb24
+    ]
+  ^bb21:  // pred: ^bb20
+    llvm.call %arg2(%33, %34) {no_unwind} : !llvm.ptr, (!llvm.ptr {llvm.nonnull, llvm.noundef}, !llvm.ptr {llvm.nonnull, llvm.noundef}) -> ()
+    llvm.br ^bb25
+  ^bb22:  // pred: ^bb20
+    llvm.call %arg2(%33, %34, %arg3) {no_unwind} : !llvm.ptr, (!llvm.ptr {llvm.nonnull, llvm.noundef}, !llvm.ptr {llvm.nonnull, llvm.noundef}, !llvm.ptr {llvm.noundef}) -> ()
+    llvm.br ^bb25
+  ^bb23:  // pred: ^bb20
+    llvm.call %arg2(%33, %34, %arg3, %arg4) {no_unwind} : !llvm.ptr, (!llvm.ptr {llvm.nonnull, llvm.noundef}, !llvm.ptr {llvm.nonnull, llvm.noundef}, !llvm.ptr {llvm.noundef}, !llvm.ptr {llvm.noundef}) -> ()
+    llvm.br ^bb25
+  ^bb24:  // pred: ^bb20
+    llvm.call %arg2(%33, %34, %arg3, %arg4, %arg5) {no_unwind} : !llvm.ptr, (!llvm.ptr {llvm.nonnull, llvm.noundef}, !llvm.ptr {llvm.nonnull, llvm.noundef}, !llvm.ptr {llvm.noundef}, !llvm.ptr {llvm.noundef}, !llvm.ptr {llvm.noundef}) -> ()
+    llvm.br ^bb25
+  ^bb25:  // 4 preds: ^bb21, ^bb22, ^bb23, ^bb24
+    llvm.intr.lifetime.end %34 : !llvm.ptr
+    llvm.intr.lifetime.end %33 : !llvm.ptr
+    llvm.br ^bb47
+  ^bb26:  // pred: ^bb19
+    %62 = llvm.ptrtoint %arg2 : !llvm.ptr to i64
+    %63 = llvm.lshr %62, %14 : i64
+    %64 = llvm.xor %63, %62 : i64
+    %65 = llvm.mul %64, %15 : i64
+    %66 = llvm.lshr %65, %7 : i64
+    %67 = llvm.and %66, %16 : i64
+    %68 = llvm.getelementptr inbounds|nuw %17[%67] : (!llvm.ptr, i64) -> !llvm.ptr, !llvm.struct<"struct.slot", (ptr, i32, i32, i64)>
+    %69 = llvm.load %68 atomic monotonic {alignment = 8 : i64} : !llvm.ptr -> i64
+    %70 = llvm.inttoptr %69 : i64 to !llvm.ptr
+    %71 = llvm.icmp "eq" %arg2, %70 : !llvm.ptr
+    llvm.cond_br %71, ^bb27, ^bb31
+  ^bb27:  // pred: ^bb26
+    %72 = llvm.getelementptr inbounds|nuw %68[%2] : (!llvm.ptr, i64) -> !llvm.ptr, i8
+    %73 = llvm.load %72 atomic monotonic {alignment = 8 : i64} : !llvm.ptr -> i32
+    %74 = llvm.icmp "ugt" %73, %13 : i32
+    llvm.cond_br %74, ^bb28, ^bb31
+  ^bb28:  // pred: ^bb27
+    %75 = llvm.getelementptr inbounds|nuw %68[%3] : (!llvm.ptr, i64) -> !llvm.ptr, i8
+    %76 = llvm.load %75 atomic monotonic {alignment = 4 : i64} : !llvm.ptr -> i32
+    %77 = llvm.icmp "eq" %76, %4 : i32
+    llvm.cond_br %77, ^bb30, ^bb29
+  ^bb29:  // pred: ^bb28
+    llvm.intr.lifetime.start %41 : !llvm.ptr
+    llvm.store %13, %41 {alignment = 8 : i64} : i32, !llvm.ptr
+    %78 = llvm.getelementptr inbounds|nuw %41[%12] : (!llvm.ptr, i64) -> !llvm.ptr, i8
+    llvm.store %4, %78 {alignment = 4 : i64} : i32, !llvm.ptr
+    %79 = llvm.getelementptr inbounds|nuw %41[%2] : (!llvm.ptr, i64) -> !llvm.ptr, i8
+    llvm.store %54, %79 {alignment = 8 : i64} : !llvm.ptr, !llvm.ptr
+    %80 = llvm.getelementptr inbounds|nuw %41[%5] : (!llvm.ptr, i64) -> !llvm.ptr, i8
+    llvm.store %39, %80 {alignment = 8 : i64} : !llvm.ptr, !llvm.ptr
+    %81 = llvm.getelementptr inbounds|nuw %41[%6] : (!llvm.ptr, i64) -> !llvm.ptr, i8
+    "llvm.intr.memset"(%81, %10, %5) <{arg_attrs = [{llvm.align = 8 : i64, llvm.dereferenceable = 16 : i64, llvm.nonnull, llvm.noundef}, {}, {}], isVolatile = false}> : (!llvm.ptr, i8, i64) -> ()
+    llvm.store %41, %48 {alignment = 8 : i64} : !llvm.ptr, !llvm.ptr
+    llvm.call fastcc @par_call_microtask(%39) : (!llvm.ptr {llvm.nonnull, llvm.noundef}) -> ()
+    llvm.store %49, %48 {alignment = 8 : i64} : !llvm.ptr, !llvm.ptr
+    llvm.intr.lifetime.end %41 : !llvm.ptr
+    llvm.br ^bb47
+  ^bb30:  // pred: ^bb28
+    llvm.call fastcc @par_call_microtask(%39) : (!llvm.ptr {llvm.nonnull, llvm.noundef}) -> ()
+    llvm.br ^bb47
+  ^bb31:  // 2 preds: ^bb26, ^bb27
+    llvm.intr.lifetime.start %32 : !llvm.ptr
+    %82 = llvm.call @clock_gettime(%0, %32) {no_unwind} : (i32 {llvm.noundef}, !llvm.ptr {llvm.nonnull, llvm.noundef}) -> i32
+    %83 = llvm.load %32 {alignment = 8 : i64} : !llvm.ptr -> i64
+    %84 = llvm.getelementptr inbounds|nuw %32[%2] : (!llvm.ptr, i64) -> !llvm.ptr, i8
+    %85 = llvm.load %84 {alignment = 8 : i64} : !llvm.ptr -> i64
+    llvm.intr.lifetime.end %32 : !llvm.ptr
+    llvm.intr.lifetime.start %30 : !llvm.ptr
+    llvm.store %4, %30 {alignment = 4 : i64} : i32, !llvm.ptr
+    llvm.intr.lifetime.start %31 : !llvm.ptr
+    llvm.store %4, %31 {alignment = 4 : i64} : i32, !llvm.ptr
+    llvm.switch %arg1 : i32, ^bb8 [
+      0: ^bb32,
+      1: ^bb33,
+      2: ^bb34,
+      3: ^bb35
+    ]
+  ^bb32:  // pred: ^bb31
+    llvm.call %arg2(%30, %31) {no_unwind} : !llvm.ptr, (!llvm.ptr {llvm.nonnull, llvm.noundef}, !llvm.ptr {llvm.nonnull, llvm.noundef}) -> ()
+    llvm.br ^bb36
+  ^bb33:  // pred: ^bb31
+    llvm.call %arg2(%30, %31, %arg3) {no_unwind} : !llvm.ptr, (!llvm.ptr {llvm.nonnull, llvm.noundef}, !llvm.ptr {llvm.nonnull, llvm.noundef}, !llvm.ptr {llvm.noundef}) -> ()
+    llvm.br ^bb36
+  ^bb34:  // pred: ^bb31
+    llvm.call %arg2(%30, %31, %arg3, %arg4) {no_unwind} : !llvm.ptr, (!llvm.ptr {llvm.nonnull, llvm.noundef}, !llvm.ptr {llvm.nonnull, llvm.noundef}, !llvm.ptr {llvm.noundef}, !llvm.ptr {llvm.noundef}) -> ()
+    llvm.br ^bb36
+  ^bb35:  // pred: ^bb31
+    llvm.call %arg2(%30, %31, %arg3, %arg4, %arg5) {no_unwind} : !llvm.ptr, (!llvm.ptr {llvm.nonnull, llvm.noundef}, !llvm.ptr {llvm.nonnull, llvm.noundef}, !llvm.ptr {llvm.noundef}, !llvm.ptr {llvm.noundef}, !llvm.ptr {llvm.noundef}) -> ()
+    llvm.br ^bb36
+  ^bb36:  // 4 preds: ^bb32, ^bb33, ^bb34, ^bb35
+    llvm.intr.lifetime.end %31 : !llvm.ptr
+    llvm.intr.lifetime.end %30 : !llvm.ptr
+    llvm.intr.lifetime.start %29 : !llvm.ptr
+    %86 = llvm.call @clock_gettime(%0, %29) {no_unwind} : (i32 {llvm.noundef}, !llvm.ptr {llvm.nonnull, llvm.noundef}) -> i32
+    %87 = llvm.load %29 {alignment = 8 : i64} : !llvm.ptr -> i64
+    %88 = llvm.getelementptr inbounds|nuw %29[%2] : (!llvm.ptr, i64) -> !llvm.ptr, i8
+    %89 = llvm.load %88 {alignment = 8 : i64} : !llvm.ptr -> i64
+    llvm.intr.lifetime.end %29 : !llvm.ptr
+    %90 = llvm.sub %87, %83 : i64
+    %91 = llvm.mul %90, %18 : i64
+    %92 = llvm.sub %89, %85 : i64
+    %93 = llvm.add %92, %91 : i64
+    %94 = llvm.load %68 atomic monotonic {alignment = 8 : i64} : !llvm.ptr -> i64
+    %95 = llvm.inttoptr %94 : i64 to !llvm.ptr
+    %96 = llvm.icmp "eq" %arg2, %95 : !llvm.ptr
+    llvm.cond_br %96, ^bb38, ^bb37
+  ^bb37:  // pred: ^bb36
+    llvm.store %62, %68 atomic monotonic {alignment = 8 : i64} : i64, !llvm.ptr
+    %97 = llvm.getelementptr inbounds|nuw %68[%2] : (!llvm.ptr, i64) -> !llvm.ptr, i8
+    llvm.store %4, %97 atomic monotonic {alignment = 8 : i64} : i32, !llvm.ptr
+    %98 = llvm.getelementptr inbounds|nuw %68[%3] : (!llvm.ptr, i64) -> !llvm.ptr, i8
+    llvm.store %4, %98 atomic monotonic {alignment = 4 : i64} : i32, !llvm.ptr
+    %99 = llvm.getelementptr inbounds|nuw %68[%5] : (!llvm.ptr, i64) -> !llvm.ptr, i8
+    llvm.store %19, %99 atomic monotonic {alignment = 8 : i64} : i64, !llvm.ptr
+    llvm.br ^bb38
+  ^bb38:  // 2 preds: ^bb36, ^bb37
+    %100 = llvm.getelementptr inbounds|nuw %68[%5] : (!llvm.ptr, i64) -> !llvm.ptr, i8
+    %101 = llvm.load %100 atomic monotonic {alignment = 8 : i64} : !llvm.ptr -> i64
+    %102 = llvm.icmp "ult" %93, %101 : i64
+    llvm.cond_br %102, ^bb39, ^bb40
+  ^bb39:  // pred: ^bb38
+    llvm.store %93, %100 atomic monotonic {alignment = 8 : i64} : i64, !llvm.ptr
+    llvm.br ^bb40
+  ^bb40:  // 2 preds: ^bb38, ^bb39
+    %103 = llvm.getelementptr inbounds|nuw %68[%2] : (!llvm.ptr, i64) -> !llvm.ptr, i8
+    %104 = llvm.atomicrmw add %103, %0 monotonic {alignment = 8 : i64} : !llvm.ptr, i32
+    %105 = llvm.add %104, %20 : i32
+    %106 = llvm.icmp "ult" %105, %21 : i32
+    llvm.cond_br %106, ^bb41, ^bb47
+  ^bb41:  // pred: ^bb40
+    %107 = llvm.load %100 atomic monotonic {alignment = 8 : i64} : !llvm.ptr -> i64
+    %108 = llvm.getelementptr inbounds|nuw %68[%3] : (!llvm.ptr, i64) -> !llvm.ptr, i8
+    %109 = llvm.load %22 atomic monotonic {alignment = 8 : i64} : !llvm.ptr -> i64
+    %110 = llvm.icmp "sgt" %109, %19 : i64
+    llvm.cond_br %110, ^bb46(%109 : i64), ^bb42
+  ^bb42:  // pred: ^bb41
+    %111 = llvm.call @getenv(%23) {memory_effects = #llvm.memory_effects<other = read, argMem = read, inaccessibleMem = read, errnoMem = read, targetMem0 = read, targetMem1 = read>, no_unwind} : (!llvm.ptr {llvm.nonnull, llvm.noundef}) -> !llvm.ptr
+    %112 = llvm.icmp "eq" %111, %9 : !llvm.ptr
+    llvm.cond_br %112, ^bb45(%24 : i64), ^bb43
+  ^bb43:  // pred: ^bb42
+    %113 = llvm.load %111 {alignment = 1 : i64} : !llvm.ptr -> i8
+    %114 = llvm.icmp "eq" %113, %10 : i8
+    llvm.cond_br %114, ^bb45(%24 : i64), ^bb44
+  ^bb44:  // pred: ^bb43
+    llvm.intr.lifetime.start %28 : !llvm.ptr
+    %115 = llvm.call @strtoll(%111, %28, %25) {no_unwind} : (!llvm.ptr {llvm.nonnull, llvm.noundef}, !llvm.ptr {llvm.nonnull, llvm.noundef}, i32 {llvm.noundef}) -> i64
+    %116 = llvm.load %28 {alignment = 8 : i64} : !llvm.ptr -> !llvm.ptr
+    %117 = llvm.load %116 {alignment = 1 : i64} : !llvm.ptr -> i8
+    %118 = llvm.icmp "eq" %117, %10 : i8
+    %119 = llvm.icmp "ult" %115, %18 : i64
+    %120 = llvm.select %118, %119, %26 : i1, i1
+    %121 = llvm.mul %115, %27 overflow<nsw, nuw> : i64
+    %122 = llvm.select %120, %121, %24 : i1, i64
+    llvm.intr.lifetime.end %28 : !llvm.ptr
+    llvm.br ^bb45(%122 : i64)
+  ^bb45(%123: i64):  // 3 preds: ^bb42, ^bb43, ^bb44
+    llvm.store %123, %22 atomic monotonic {alignment = 8 : i64} : i64, !llvm.ptr
+    llvm.br ^bb46(%123 : i64)
+  ^bb46(%124: i64):  // 2 preds: ^bb41, ^bb45
+    %125 = llvm.icmp "uge" %107, %124 : i64
+    %126 = llvm.zext %125 : i1 to i32
+    llvm.store %126, %108 atomic monotonic {alignment = 4 : i64} : i32, !llvm.ptr
+    llvm.br ^bb47
+  ^bb47:  // 7 preds: ^bb9, ^bb16, ^bb25, ^bb29, ^bb30, ^bb40, ^bb46
+    llvm.intr.lifetime.end %39 : !llvm.ptr
     llvm.return
   }
   llvm.func internal unnamed_addr fastcc @par_call_microtask(%arg0: !llvm.ptr {llvm.nocapture, llvm.noundef, llvm.readonly}) attributes {dso_local, no_unwind, passthrough = [["min-legal-vector-width", "0"], ["no-trapping-math", "true"], ["stack-protector-buffer-size", "8"]]} {
@@ -276,90 +416,6 @@
   ^bb6:  // 4 preds: ^bb1, ^bb2, ^bb3, ^bb4
     llvm.intr.lifetime.end %7 : !llvm.ptr
     llvm.intr.lifetime.end %6 : !llvm.ptr
-    llvm.return
-  }
-  llvm.func internal unnamed_addr fastcc @par_record(%arg0: !llvm.ptr {llvm.nocapture, llvm.noundef}, %arg1: !llvm.ptr {llvm.noundef}, %arg2: i64 {llvm.noundef}) attributes {dso_local, no_unwind, passthrough = ["nofree", ["min-legal-vector-width", "0"], ["no-trapping-math", "true"], ["stack-protector-buffer-size", "8"]]} {
-    %0 = llvm.mlir.constant(1 : i32) : i32
-    %1 = llvm.mlir.constant(8 : i64) : i64
-    %2 = llvm.mlir.constant(0 : i32) : i32
-    %3 = llvm.mlir.constant(12 : i64) : i64
-    %4 = llvm.mlir.constant(16 : i64) : i64
-    %5 = llvm.mlir.constant(-1 : i64) : i64
-    %6 = llvm.mlir.constant(-2 : i32) : i32
-    %7 = llvm.mlir.constant(-3 : i32) : i32
-    %8 = llvm.mlir.addressof @par_min_ns : !llvm.ptr
-    %9 = llvm.mlir.addressof @".str" : !llvm.ptr
-    %10 = llvm.mlir.zero : !llvm.ptr
-    %11 = llvm.mlir.constant(30000 : i64) : i64
-    %12 = llvm.mlir.constant(0 : i8) : i8
-    %13 = llvm.mlir.constant(10 : i32) : i32
-    %14 = llvm.mlir.constant(1000000000 : i64) : i64
-    %15 = llvm.mlir.constant(false) : i1
-    %16 = llvm.mlir.constant(1000 : i64) : i64
-    %17 = llvm.alloca %0 x !llvm.ptr {alignment = 8 : i64} : (i32) -> !llvm.ptr
-    %18 = llvm.load %arg0 atomic monotonic {alignment = 8 : i64} : !llvm.ptr -> i64
-    %19 = llvm.inttoptr %18 : i64 to !llvm.ptr
-    %20 = llvm.icmp "eq" %arg1, %19 : !llvm.ptr
-    llvm.cond_br %20, ^bb2, ^bb1
-  ^bb1:  // pred: ^bb0
-    %21 = llvm.ptrtoint %arg1 : !llvm.ptr to i64
-    llvm.store %21, %arg0 atomic monotonic {alignment = 8 : i64} : i64, !llvm.ptr
-    %22 = llvm.getelementptr inbounds|nuw %arg0[%1] : (!llvm.ptr, i64) -> !llvm.ptr, i8
-    llvm.store %2, %22 atomic monotonic {alignment = 8 : i64} : i32, !llvm.ptr
-    %23 = llvm.getelementptr inbounds|nuw %arg0[%3] : (!llvm.ptr, i64) -> !llvm.ptr, i8
-    llvm.store %2, %23 atomic monotonic {alignment = 4 : i64} : i32, !llvm.ptr
-    %24 = llvm.getelementptr inbounds|nuw %arg0[%4] : (!llvm.ptr, i64) -> !llvm.ptr, i8
-    llvm.store %5, %24 atomic monotonic {alignment = 8 : i64} : i64, !llvm.ptr
-    llvm.br ^bb2
-  ^bb2:  // 2 preds: ^bb0, ^bb1
-    %25 = llvm.getelementptr inbounds|nuw %arg0[%4] : (!llvm.ptr, i64) -> !llvm.ptr, i8
-    %26 = llvm.load %25 atomic monotonic {alignment = 8 : i64} : !llvm.ptr -> i64
-    %27 = llvm.icmp "ult" %arg2, %26 : i64
-    llvm.cond_br %27, ^bb3, ^bb4
-  ^bb3:  // pred: ^bb2
-    llvm.store %arg2, %25 atomic monotonic {alignment = 8 : i64} : i64, !llvm.ptr
-    llvm.br ^bb4
-  ^bb4:  // 2 preds: ^bb2, ^bb3
-    %28 = llvm.getelementptr inbounds|nuw %arg0[%1] : (!llvm.ptr, i64) -> !llvm.ptr, i8
-    %29 = llvm.atomicrmw add %28, %0 monotonic {alignment = 8 : i64} : !llvm.ptr, i32
-    %30 = llvm.add %29, %6 : i32
-    %31 = llvm.icmp "ult" %30, %7 : i32
-    llvm.cond_br %31, ^bb5, ^bb11
-  ^bb5:  // pred: ^bb4
-    %32 = llvm.load %25 atomic monotonic {alignment = 8 : i64} : !llvm.ptr -> i64
-    %33 = llvm.getelementptr inbounds|nuw %arg0[%3] : (!llvm.ptr, i64) -> !llvm.ptr, i8
-    %34 = llvm.load %8 atomic monotonic {alignment = 8 : i64} : !llvm.ptr -> i64
-    %35 = llvm.icmp "sgt" %34, %5 : i64
-    llvm.cond_br %35, ^bb10(%34 : i64), ^bb6
-  ^bb6:  // pred: ^bb5
-    %36 = llvm.call tail @getenv(%9) {memory_effects = #llvm.memory_effects<other = read, argMem = read, inaccessibleMem = read, errnoMem = read, targetMem0 = read, targetMem1 = read>, no_unwind} : (!llvm.ptr {llvm.nonnull, llvm.noundef}) -> !llvm.ptr
-    %37 = llvm.icmp "eq" %36, %10 : !llvm.ptr
-    llvm.cond_br %37, ^bb9(%11 : i64), ^bb7
-  ^bb7:  // pred: ^bb6
-    %38 = llvm.load %36 {alignment = 1 : i64} : !llvm.ptr -> i8
-    %39 = llvm.icmp "eq" %38, %12 : i8
-    llvm.cond_br %39, ^bb9(%11 : i64), ^bb8
-  ^bb8:  // pred: ^bb7
-    llvm.intr.lifetime.start %17 : !llvm.ptr
-    %40 = llvm.call @strtoll(%36, %17, %13) {no_unwind} : (!llvm.ptr {llvm.nonnull, llvm.noundef}, !llvm.ptr {llvm.nonnull, llvm.noundef}, i32 {llvm.noundef}) -> i64
-    %41 = llvm.load %17 {alignment = 8 : i64} : !llvm.ptr -> !llvm.ptr
-    %42 = llvm.load %41 {alignment = 1 : i64} : !llvm.ptr -> i8
-    %43 = llvm.icmp "eq" %42, %12 : i8
-    %44 = llvm.icmp "ult" %40, %14 : i64
-    %45 = llvm.select %43, %44, %15 : i1, i1
-    %46 = llvm.mul %40, %16 overflow<nsw, nuw> : i64
-    %47 = llvm.select %45, %46, %11 : i1, i64
-    llvm.intr.lifetime.end %17 : !llvm.ptr
-    llvm.br ^bb9(%47 : i64)
-  ^bb9(%48: i64):  // 3 preds: ^bb6, ^bb7, ^bb8
-    llvm.store %48, %8 atomic monotonic {alignment = 8 : i64} : i64, !llvm.ptr
-    llvm.br ^bb10(%48 : i64)
-  ^bb10(%49: i64):  // 2 preds: ^bb5, ^bb9
-    %50 = llvm.icmp "uge" %32, %49 : i64
-    %51 = llvm.zext %50 : i1 to i32
-    llvm.store %51, %33 atomic monotonic {alignment = 4 : i64} : i32, !llvm.ptr
-    llvm.br ^bb11
-  ^bb11:  // 2 preds: ^bb4, ^bb10
     llvm.return
   }
   llvm.func hidden local_unnamed_addr @__kmpc_global_thread_num(%arg0: !llvm.ptr {llvm.nocapture, llvm.noundef, llvm.readnone}) -> (i32 {llvm.noundef}) attributes {dso_local, memory_effects = #llvm.memory_effects<other = none, argMem = none, inaccessibleMem = none, errnoMem = none, targetMem0 = none, targetMem1 = none>, no_unwind, passthrough = ["mustprogress", "nofree", "norecurse", "nosync", ["min-legal-vector-width", "0"], ["no-trapping-math", "true"], ["stack-protector-buffer-size", "8"]], will_return} {

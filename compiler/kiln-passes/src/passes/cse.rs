@@ -7,6 +7,10 @@
 //! Precondition: a verified graph. All ops are pure, so equal inputs give
 //! equal results. Attributes compare by bit pattern (0.0 and -0.0 differ).
 //! Elided weights never merge: only a fingerprint of their bytes is known.
+//! Constants above [`MAX_CONSTANT_BYTES`] are not compared by content:
+//! hashing them would page gigabytes of mapped weights into memory for a
+//! merge that real models almost never offer (shared weights are shared by
+//! name, which needs no hashing).
 //! Replacing a graph output follows [`crate::rewrite`]; merged nodes are
 //! left dead for `dce`.
 
@@ -46,6 +50,9 @@ enum Key {
     },
 }
 
+/// Largest constant whose bytes CSE hashes and compares.
+pub const MAX_CONSTANT_BYTES: usize = 1 << 20;
+
 fn key_of(g: &Graph, node: &Node) -> Option<Key> {
     if node.op == OpKind::Constant {
         let Some(Attr::Weight(w)) = node.attrs.get("value") else {
@@ -55,6 +62,9 @@ fn key_of(g: &Graph, node: &Node) -> Option<Key> {
         let WeightData::Bytes(b) = &w.data else {
             return None;
         };
+        if b.len() > MAX_CONSTANT_BYTES {
+            return None;
+        }
         return Some(Key::Constant {
             ty: w.ty.clone(),
             len: b.len(),
