@@ -3,7 +3,7 @@
 #
 # 1. Checks the Rust toolchain (cargo) is present; Kiln does not install it.
 # 2. Installs the LLVM/MLIR 22 system packages, but only if one of them is missing
-#    (a `dpkg -s` check), so a ready machine never touches apt.
+#    (a `dpkg -s` check), so a ready machine never touches apt; installs cargo-fuzz if missing.
 # 3. Creates the Python venv `.venv` in the repository root with the pinned packages from
 #    scripts/requirements.txt; skipped when the venv already matches that file.
 #
@@ -54,6 +54,15 @@ else
     "${sudo_cmd[@]}" apt-get update
     "${sudo_cmd[@]}" apt-get install -y "${missing[@]}"
     log "system packages installed"
+fi
+
+# --- Step 2b: cargo-fuzz (the ONNX importer's fuzz target runs in the test command) -----------
+cargo_fuzz_version="0.13.2"
+if cargo fuzz --version 2>/dev/null | grep -q "$cargo_fuzz_version"; then
+    log "cargo-fuzz $cargo_fuzz_version present"
+else
+    log "installing cargo-fuzz $cargo_fuzz_version"
+    cargo install --locked --quiet cargo-fuzz --version "$cargo_fuzz_version"
 fi
 
 # --- Step 3: Python venv -------------------------------------------------------------------

@@ -58,18 +58,18 @@ pub enum AttrKind {
 }
 
 impl AttrKind {
-    /// Human-readable name used in diagnostics.
+    /// Human-readable name with its article, used in diagnostics.
     pub fn name(self) -> &'static str {
         match self {
-            AttrKind::Int => "integer",
-            AttrKind::Float => "float",
-            AttrKind::Bool => "bool",
-            AttrKind::Str => "string",
-            AttrKind::Ints => "integer list",
-            AttrKind::Floats => "float list",
-            AttrKind::Strs => "string list",
-            AttrKind::DType => "dtype",
-            AttrKind::Weight => "weight reference",
+            AttrKind::Int => "an integer",
+            AttrKind::Float => "a float",
+            AttrKind::Bool => "a bool",
+            AttrKind::Str => "a string",
+            AttrKind::Ints => "an integer list",
+            AttrKind::Floats => "a float list",
+            AttrKind::Strs => "a string list",
+            AttrKind::DType => "a dtype",
+            AttrKind::Weight => "a weight reference",
         }
     }
 }

@@ -114,7 +114,7 @@ fn check_schema(node: &Node) -> Vec<String> {
         match def.attr_spec(name) {
             None => errs.push(format!("unknown attribute '{name}'")),
             Some(s) if !a.fits(s.kind) => errs.push(format!(
-                "attribute '{name}' must be a {}, got a {}",
+                "attribute '{name}' must be {}, got {}",
                 s.kind.name(),
                 a.kind().name()
             )),
@@ -270,32 +270,50 @@ pub fn verify(g: &Graph) -> Result<(), Vec<VerifyError>> {
 /// type changed. Errors are left for [`verify`] to report.
 pub fn refine_types(g: &mut Graph) -> bool {
     let defs = g.defs();
+    let consts: HashMap<ValueId, WeightId> = defs
+        .keys()
+        .filter_map(|&v| g.constant_weight(&defs, v).map(|w| (v, w)))
+        .collect();
     let mut changed = false;
     for n in 0..g.nodes.len() {
-        let Ok(tys) = infer_node(g, &g.nodes[n], &defs) else {
+        changed |= refine_node_types(g, n, &|v| consts.get(&v).copied());
+    }
+    changed
+}
+
+/// Refines the result types of node `n` from its operands' current types
+/// and constants (see [`refine_types`]); returns whether a type changed.
+/// Passes that make operands constant call it to keep later nodes' types
+/// current within one forward sweep.
+pub fn refine_node_types(
+    g: &mut Graph,
+    n: usize,
+    const_weight: &dyn Fn(ValueId) -> Option<WeightId>,
+) -> bool {
+    let Ok(tys) = infer_node_with(g, &g.nodes[n], const_weight) else {
+        return false;
+    };
+    let mut changed = false;
+    let outs = g.nodes[n].outputs.clone();
+    for (v, t) in outs.into_iter().zip(tys) {
+        let cur = g.value(v).ty.clone();
+        if !cur.is_compatible(&t) {
             continue;
-        };
-        let outs = g.nodes[n].outputs.clone();
-        for (v, t) in outs.into_iter().zip(tys) {
-            let cur = g.value(v).ty.clone();
-            if !cur.is_compatible(&t) {
-                continue;
-            }
-            let dims: Vec<Dim> = cur
-                .dims
-                .iter()
-                .zip(&t.dims)
-                .map(|(c, i)| match (c, i) {
-                    (Dim::Static(_), _) => c.clone(),
-                    (_, Dim::Static(_)) => i.clone(),
-                    (Dim::Unknown, Dim::Sym(_)) => i.clone(),
-                    _ => c.clone(),
-                })
-                .collect();
-            if dims != cur.dims {
-                g.value_ty_mut(v).dims = dims;
-                changed = true;
-            }
+        }
+        let dims: Vec<Dim> = cur
+            .dims
+            .iter()
+            .zip(&t.dims)
+            .map(|(c, i)| match (c, i) {
+                (Dim::Static(_), _) => c.clone(),
+                (_, Dim::Static(_)) => i.clone(),
+                (Dim::Unknown, Dim::Sym(_)) => i.clone(),
+                _ => c.clone(),
+            })
+            .collect();
+        if dims != cur.dims {
+            g.value_ty_mut(v).dims = dims;
+            changed = true;
         }
     }
     changed

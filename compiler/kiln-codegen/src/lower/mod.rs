@@ -496,10 +496,7 @@ fn moves_only(op: OpKind) -> bool {
 fn converts_storage(op: OpKind) -> bool {
     matches!(
         op,
-        OpKind::Cast
-            | OpKind::QuantizeLinear
-            | OpKind::DequantizeLinear
-            | OpKind::Nf4Dequantize
+        OpKind::Cast | OpKind::QuantizeLinear | OpKind::DequantizeLinear | OpKind::Nf4Dequantize
     )
 }
 

@@ -342,8 +342,8 @@ pub(crate) fn encode(b: &mut Builder, v: &Val) -> Res<Val> {
             n.saturating_sub(1),
             idx[0]
         ));
-        let lo = body.extract(&flat, &[lo_at.clone()]);
-        let hi = body.extract(&flat, &[hi_at.clone()]);
+        let lo = body.extract(&flat, std::slice::from_ref(&lo_at));
+        let hi = body.extract(&flat, std::slice::from_ref(&hi_at));
         let m = body.op("arith.constant 15 : i8");
         let lo = body.op(format!("arith.andi {lo}, {m} : i8"));
         let hi = body.op(format!("arith.andi {hi}, {m} : i8"));

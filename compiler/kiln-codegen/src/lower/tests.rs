@@ -143,9 +143,28 @@ fn build(m: &LoweredModule, dir: &Path) -> libloading::Library {
         "-o",
         "m.o",
     ]));
+    // The OpenMP entry points that parallel loops call come from the shim
+    // every artifact carries; without `kiln_entry` its loops run serially.
+    let shim = format!("module {{\n{}\n}}\n", crate::parallel::SHIM_MLIR);
+    std::fs::write(dir.join("shim.mlir"), shim).expect("write");
+    tool(Command::new("mlir-translate-22").current_dir(dir).args([
+        "--mlir-to-llvmir",
+        "shim.mlir",
+        "-o",
+        "shim.ll",
+    ]));
+    tool(Command::new("llc-22").current_dir(dir).args([
+        "-O2",
+        "-filetype=obj",
+        "-relocation-model=pic",
+        "shim.ll",
+        "-o",
+        "shim.o",
+    ]));
     tool(Command::new("ld.lld-22").current_dir(dir).args([
         "-shared",
         "m.o",
+        "shim.o",
         "-o",
         "m.so",
         "-L/usr/lib/x86_64-linux-gnu",
@@ -173,10 +192,8 @@ fn run(g: &Graph, inputs: &[Vec<u8>]) -> Vec<Vec<u8>> {
         .outputs
         .iter()
         .map(|s| {
-            vec![
-                0xAB;
-                (s.shape.iter().product::<u64>() as usize * s.dtype.byte_size().unwrap()).max(1)
-            ]
+            let n = s.dtype.storage_bytes(s.shape.iter().product()).unwrap();
+            vec![0xAB; (n as usize).max(1)]
         })
         .collect();
     let mut args: Vec<P> = ins.iter_mut().map(|v| v.as_mut_ptr()).collect();
@@ -966,12 +983,38 @@ fn konst_t(g: &mut Graph, t: &Tensor) -> kiln_ir::ValueId {
 /// every output: integers and bools exactly, floats within `tol` relative
 /// (NaN only matches NaN).
 fn check(g: &Graph, inputs: &[Tensor], tol: f64) {
-    let want = kiln_interp::run_graph(g, inputs).unwrap_or_else(|e| panic!("oracle: {e}"));
     let bytes: Vec<Vec<u8>> = inputs.iter().map(Tensor::to_bytes).collect();
-    let got = run(g, &bytes);
+    check_bytes(g, &bytes, tol);
+}
+
+/// [`check`] on inputs given as raw storage bytes (so that every bit
+/// pattern, padding nibbles and NaN payloads included, can be fed). Outputs
+/// of storage-only dtypes are also compared byte for byte with the
+/// interpreter's encoding.
+fn check_bytes(g: &Graph, bytes: &[Vec<u8>], tol: f64) {
+    let inputs: Vec<Tensor> = g
+        .inputs
+        .iter()
+        .zip(bytes)
+        .map(|(&v, b)| {
+            let ty = &g.value(v).ty;
+            Tensor::from_bytes(ty.dtype, &ty.static_shape().unwrap(), b).expect("input bytes")
+        })
+        .collect();
+    let want = kiln_interp::run_graph(g, &inputs).unwrap_or_else(|e| panic!("oracle: {e}"));
+    let got = run(g, bytes);
     assert_eq!(got.len(), want.len());
     for (k, (gb, w)) in got.iter().zip(&want).enumerate() {
-        let n = w.numel() * w.dtype.byte_size().unwrap();
+        let n = w.dtype.storage_bytes(w.numel() as u64).unwrap() as usize;
+        if storage::is_storage_only(w.dtype) {
+            assert_eq!(
+                gb[..n],
+                w.to_bytes()[..],
+                "output {k} ({} {:?}) bytes",
+                w.dtype,
+                w.shape
+            );
+        }
         let gt = Tensor::from_bytes(w.dtype, &w.shape, &gb[..n]).expect("output bytes");
         if w.dtype.is_float() {
             let (gv, wv) = (gt.to_f64_vec(), w.to_f64_vec());
@@ -2028,4 +2071,390 @@ fn attention_masks_gqa_caches_and_outputs() {
     for c in cases {
         check_attention(c);
     }
+}
+
+// ---- storage-only dtypes (float8, i4, u4, nf4) ----
+
+/// `nn.cast` of `x` to `to` with `saturate`.
+fn cast_to(g: &mut Graph, x: kiln_ir::ValueId, to: DType, saturate: bool) -> kiln_ir::ValueId {
+    node1(
+        g,
+        OpKind::Cast,
+        &[x],
+        &[("to", Attr::DType(to)), ("saturate", Attr::Bool(saturate))],
+    )
+}
+
+/// The other float8 format.
+fn other_f8(f: DType) -> DType {
+    if f == DType::F8E4M3FN {
+        DType::F8E5M2
+    } else {
+        DType::F8E4M3FN
+    }
+}
+
+/// f32 and f64 values around every float8 rounding hazard: signed zeros
+/// and NaNs, infinities, the largest finite values and the ties just above
+/// them, subnormal ties, normal ties, underflow and values far out of range.
+fn f8_edges() -> Vec<f64> {
+    let p = |e: i32| 2f64.powi(e);
+    let mut v = vec![
+        0.0,
+        -0.0,
+        f64::NAN,
+        -f64::NAN,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        448.0,
+        -448.0,
+        449.0,
+        464.0,
+        -464.0,
+        465.0,
+        480.0,
+        500.0,
+        1e6,
+        -1e6,
+        57344.0,
+        57345.0,
+        61439.0,
+        61440.0,
+        -61440.0,
+        65536.0,
+        1e-10,
+        -1e-10,
+        p(-10),
+        3.0 * p(-10),
+        1.5 * p(-9),
+        p(-17),
+        3.0 * p(-17),
+        -3.0 * p(-17),
+        1.0625,
+        1.1875,
+        1.125,
+        232.0,
+        -2.75,
+        0.3,
+        3.4e38,
+    ];
+    v.extend(vals(27, 5).iter().map(|x| x * 37.0));
+    v
+}
+
+#[test]
+fn float8_casts_round_saturate_and_keep_nan_signs() {
+    let xs: Vec<f32> = f8_edges().iter().map(|&x| x as f32).collect();
+    let n = xs.len() as u64;
+    for fmt in [DType::F8E4M3FN, DType::F8E5M2] {
+        for sat in [true, false] {
+            let mut g = Graph::new("t");
+            let x = input(&mut g, &[n]);
+            let y = cast_to(&mut g, x, fmt, sat);
+            let back = cast_to(&mut g, y, DType::F32, sat);
+            let h = cast_to(&mut g, y, DType::F16, sat);
+            let o = cast_to(&mut g, y, other_f8(fmt), sat);
+            g.outputs = vec![y, back, h, o];
+            check_bytes(&g, &[f32_bytes(&xs)], 0.0);
+        }
+    }
+    // f64 sources round once, directly: through f32, 1.0625 + 2^-40 would
+    // become the tie 1.0625 and round to even (1.0) instead of up.
+    let eps = 2f64.powi(-40);
+    let mut xd = vec![
+        1.0625 + eps,
+        1.0625 - eps,
+        1.125 + eps,
+        1.125 - eps,
+        464.0 + eps * 512.0,
+        61440.0 - eps * 65536.0,
+    ];
+    xd.extend(f8_edges());
+    let mut g = Graph::new("t");
+    let x = input_t(&mut g, DType::F64, &[xd.len() as u64]);
+    let a = cast_to(&mut g, x, DType::F8E4M3FN, true);
+    let b = cast_to(&mut g, x, DType::F8E5M2, false);
+    let c = cast_to(&mut g, x, DType::F8E5M2, true);
+    g.outputs = vec![a, b, c];
+    let bytes = xd.iter().flat_map(|v| v.to_le_bytes()).collect();
+    check_bytes(&g, &[bytes], 0.0);
+}
+
+#[test]
+fn float8_inputs_decode_every_code() {
+    let codes: Vec<u8> = (0..=255).collect();
+    for fmt in [DType::F8E4M3FN, DType::F8E5M2] {
+        let mut g = Graph::new("t");
+        let x = input_t(&mut g, fmt, &[256]);
+        let f = cast_to(&mut g, x, DType::F32, true);
+        let h = cast_to(&mut g, x, DType::F64, true);
+        let o = cast_to(&mut g, x, other_f8(fmt), true);
+        let os = cast_to(&mut g, x, other_f8(fmt), false);
+        // The input itself as an output: decoded then encoded again.
+        g.outputs = vec![x, f, h, o, os];
+        check_bytes(&g, std::slice::from_ref(&codes), 0.0);
+        // Finite codes to integers (truncating; i4 wraps), as a weight of
+        // rank 2 so constants are decoded too.
+        let finite: Vec<u8> = codes
+            .iter()
+            .copied()
+            .filter(|&c| {
+                let e_all = if fmt == DType::F8E4M3FN { 0x7F } else { 0x7C };
+                (c & 0x7F) < e_all
+            })
+            .collect();
+        let rows = finite.len() as u64 / 2;
+        let mut g = Graph::new("t");
+        let w = konst(
+            &mut g,
+            fmt,
+            &[rows, 2],
+            finite[..2 * rows as usize].to_vec(),
+        );
+        let i = cast_to(&mut g, w, DType::I32, true);
+        let q = cast_to(&mut g, w, DType::I4, true);
+        g.outputs = vec![i, q];
+        check_bytes(&g, &[], 0.0);
+    }
+}
+
+#[test]
+fn four_bit_casts_pack_odd_counts_and_sign_extend() {
+    // 15 i4 elements in 8 bytes; the last byte's high nibble is padding
+    // (garbage here, which must be ignored).
+    let raw: Vec<u8> = vec![0x8F, 0x70, 0x19, 0xE2, 0xC5, 0x3B, 0xA6, 0xD4];
+    let mut g = Graph::new("t");
+    let x = input_t(&mut g, DType::I4, &[3, 5]);
+    let i = cast_to(&mut g, x, DType::I32, true);
+    let u = cast_to(&mut g, x, DType::U4, true);
+    let f = cast_to(&mut g, x, DType::F32, true);
+    let t = node1(
+        &mut g,
+        OpKind::Transpose,
+        &[x],
+        &[("perm", Attr::Ints(vec![1, 0]))],
+    );
+    g.outputs = vec![x, i, u, f, t];
+    let m = lower_graph(&g, &LowerOptions::default()).expect("lowers");
+    assert!(
+        m.mlir.contains("%in0: memref<8xi8>, %out0: memref<8xi8>"),
+        "{}",
+        m.mlir
+    );
+    check_bytes(&g, &[raw], 0.0);
+
+    let mut g = Graph::new("t");
+    let x = input_t(&mut g, DType::U4, &[7]);
+    let i = cast_to(&mut g, x, DType::I4, true);
+    let b = cast_to(&mut g, x, DType::I8, true);
+    let h = cast_to(&mut g, x, DType::F16, true);
+    let z = cast_to(&mut g, x, DType::Bool, true);
+    g.outputs = vec![i, b, h, z];
+    check_bytes(&g, &[vec![0x10, 0x7F, 0x08, 0xE9]], 0.0);
+
+    // Wide integers and floats wrap (after truncation) into 4 bits.
+    let mut g = Graph::new("t");
+    let xi = input_t(&mut g, DType::I32, &[9]);
+    let xf = input_t(&mut g, DType::F32, &[9]);
+    let a = cast_to(&mut g, xi, DType::I4, true);
+    let b = cast_to(&mut g, xi, DType::U4, true);
+    let c = cast_to(&mut g, xf, DType::I4, true);
+    let d = cast_to(&mut g, xf, DType::U4, true);
+    let e = cast_to(&mut g, xi, DType::U8, true);
+    let u = cast_to(&mut g, e, DType::U4, true);
+    g.outputs = vec![a, b, c, d, u];
+    check(
+        &g,
+        &[
+            ints_t(DType::I32, &[9], &[-9, -8, -1, 0, 7, 8, 9, 100, -100]),
+            tensor(
+                DType::F32,
+                &[9],
+                vec![3.7, -3.7, 9.5, -0.5, 15.9, -8.2, 0.0, 7.99, -100.3],
+            ),
+        ],
+        0.0,
+    );
+}
+
+#[test]
+fn quantize_dequantize_to_four_bit_and_float8() {
+    let xs = [3u64, 5];
+    // (scale shape, axis, block_size)
+    let cases: Vec<(Vec<u64>, i64, i64)> = vec![
+        (vec![], 1, 0),
+        (vec![5], 1, 0),
+        (vec![3], 0, 0),
+        (vec![3, 3], 1, 2),
+        (vec![2, 5], 0, 2),
+    ];
+    let mut xv: Vec<f64> = vals(15, 21).iter().map(|v| v * 30.0).collect();
+    xv[0] = f64::NAN;
+    xv[1] = 1e6;
+    xv[2] = -1e6;
+    xv[3] = 0.125;
+    xv[4] = -f64::NAN;
+    xv[5] = f64::INFINITY;
+    let x_t = tensor(DType::F32, &xs, xv);
+    for target in [DType::I4, DType::U4, DType::F8E4M3FN, DType::F8E5M2] {
+        for (k, (ss, axis, block)) in cases.iter().enumerate() {
+            for sat in [true, false] {
+                let sn = ss.iter().product::<u64>() as usize;
+                let scale = tensor(
+                    DType::F32,
+                    ss,
+                    (0..sn).map(|i| 0.07 + 0.11 * i as f64).collect(),
+                );
+                // Zero points: in range for the integers, zeros naming the
+                // type for float8 (every other case uses output_dtype).
+                let zero = (k % 2 == 0).then(|| {
+                    let v: Vec<f64> = (0..sn)
+                        .map(|i| match target {
+                            DType::I4 => (i % 7) as f64 - 3.0,
+                            DType::U4 => (3 + i % 10) as f64,
+                            _ => 0.0,
+                        })
+                        .collect();
+                    tensor(target, ss, v)
+                });
+                let mut g = Graph::new("t");
+                let x = input_t(&mut g, DType::F32, &xs);
+                let s = konst_t(&mut g, &scale);
+                let z = zero.as_ref().map(|z| konst_t(&mut g, z));
+                let mut qa = vec![
+                    ("axis", Attr::Int(*axis)),
+                    ("block_size", Attr::Int(*block)),
+                    ("saturate", Attr::Bool(sat)),
+                ];
+                if z.is_none() {
+                    qa.push(("output_dtype", Attr::DType(target)));
+                }
+                let q = node(&mut g, OpKind::QuantizeLinear, &[Some(x), Some(s), z], &qa)[0];
+                let da = [
+                    ("axis", Attr::Int(*axis)),
+                    ("block_size", Attr::Int(*block)),
+                ];
+                let d = node(
+                    &mut g,
+                    OpKind::DequantizeLinear,
+                    &[Some(q), Some(s), z],
+                    &da,
+                )[0];
+                g.outputs = vec![q, d];
+                check(&g, std::slice::from_ref(&x_t), 0.0);
+            }
+        }
+    }
+    // Quantized graph inputs: i4 with a per-axis i4 zero point (odd count),
+    // u4 per tensor, and float8 with an f16 scale.
+    let mut g = Graph::new("t");
+    let xi = input_t(&mut g, DType::I4, &[7, 1]);
+    let si = konst_t(
+        &mut g,
+        &tensor(
+            DType::F32,
+            &[7],
+            seq(7, 0.25, 0.5).iter().map(|&v| f64::from(v)).collect(),
+        ),
+    );
+    let zi = konst_t(&mut g, &ints_t(DType::I4, &[7], &[-8, -3, 0, 1, 5, 7, -1]));
+    let a = node(
+        &mut g,
+        OpKind::DequantizeLinear,
+        &[Some(xi), Some(si), Some(zi)],
+        &[("axis", Attr::Int(0))],
+    )[0];
+    let xu = input_t(&mut g, DType::U4, &[5]);
+    let su = konst_t(&mut g, &tensor(DType::F32, &[], vec![0.3]));
+    let zu = konst_t(&mut g, &ints_t(DType::U4, &[], &[9]));
+    let b = node(
+        &mut g,
+        OpKind::DequantizeLinear,
+        &[Some(xu), Some(su), Some(zu)],
+        &[],
+    )[0];
+    let xf = input_t(&mut g, DType::F8E5M2, &[6]);
+    let sf = konst_t(&mut g, &tensor(DType::F16, &[], vec![0.1]));
+    let c = node(&mut g, OpKind::DequantizeLinear, &[Some(xf), Some(sf)], &[])[0];
+    g.outputs = vec![a, b, c];
+    check_bytes(
+        &g,
+        &[
+            vec![0x8F, 0x70, 0x19, 0xE2],
+            vec![0xF0, 0x39, 0x0C],
+            vec![0x00, 0x80, 0x3C, 0xBD, 0x7B, 0x7C],
+        ],
+        0.0,
+    );
+}
+
+/// Deterministic NF4 codes (every code appears).
+fn nf4_codes(n: usize) -> Vec<i64> {
+    (0..n).map(|i| ((i * 7 + i / 16) % 16) as i64).collect()
+}
+
+#[test]
+fn nf4_dequantize_matches_the_code_book() {
+    // A graph input with an odd element count, f16 absmax, and a
+    // partial last block (5 = 2 + 2 + 1).
+    let mut g = Graph::new("t");
+    let w = input_t(&mut g, DType::NF4, &[3, 5]);
+    let a = konst_t(
+        &mut g,
+        &tensor(
+            DType::F16,
+            &[3, 3],
+            vals(9, 4).iter().map(|v| v + 2.5).collect(),
+        ),
+    );
+    let d = node1(
+        &mut g,
+        OpKind::Nf4Dequantize,
+        &[w, a],
+        &[("block_size", Attr::Int(2))],
+    );
+    g.outputs = vec![d, w];
+    check(&g, &[ints_t(DType::NF4, &[3, 5], &nf4_codes(15))], 0.0);
+}
+
+#[test]
+fn nf4_weight_dequantized_into_a_matmul() {
+    // y[2x6] = x[2x10] @ dequant(w[10x6]), blocks of 4 along the last dim.
+    let mut g = Graph::new("t");
+    let x = input_t(&mut g, DType::F32, &[2, 10]);
+    let w = konst_t(&mut g, &ints_t(DType::NF4, &[10, 6], &nf4_codes(60)));
+    let a = konst_t(
+        &mut g,
+        &tensor(
+            DType::F32,
+            &[10, 2],
+            vals(20, 9).iter().map(|v| v * 0.5 + 1.25).collect(),
+        ),
+    );
+    let d = node1(
+        &mut g,
+        OpKind::Nf4Dequantize,
+        &[w, a],
+        &[("block_size", Attr::Int(4))],
+    );
+    let y = node1(&mut g, OpKind::MatMul, &[x, d], &[]);
+    g.outputs = vec![y];
+    check(&g, &[tensor(DType::F32, &[2, 10], vals(20, 13))], 1e-6);
+}
+
+#[test]
+fn arithmetic_on_storage_dtypes_is_reported() {
+    let mut g = Graph::new("t");
+    let x = input_t(&mut g, DType::F8E4M3FN, &[4]);
+    let y = node1(&mut g, OpKind::Add, &[x, x], &[]);
+    let i = input_t(&mut g, DType::I4, &[4]);
+    let j = node1(&mut g, OpKind::Neg, &[i], &[]);
+    g.outputs = vec![y, j];
+    let err = lower_graph(&g, &LowerOptions::default()).expect_err("unsupported");
+    let nodes = err.nodes();
+    assert_eq!(nodes.len(), 2, "{err}");
+    assert_eq!(nodes[0].node, "nn.add");
+    assert!(nodes[0].reason.contains("f8e4m3fn"), "{err}");
+    assert_eq!(nodes[1].node, "nn.neg");
+    assert!(nodes[1].reason.contains("i4"), "{err}");
 }

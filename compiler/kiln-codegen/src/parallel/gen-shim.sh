@@ -18,8 +18,9 @@ sed -E -e '/^target (datalayout|triple)/d' \
 mlir-translate-22 --import-llvm "$tmp/neutral.ll" -o "$tmp/shim.mlir"
 {
   echo "// Generated from shim.c by gen-shim.sh. Do not edit."
-  # Keep the operations only: line 1 opens the module, the last line closes it.
-  sed -e '1d' -e '$d' "$tmp/shim.mlir"
+  # Keep the operations only: line 1 opens the module, the last line closes it;
+  # module flags (wchar size, PIC level) describe the C compile, not the shim.
+  sed -e '1d' -e '$d' -e '/^  llvm.module_flags /d' "$tmp/shim.mlir"
 } > "$here/shim.mlir"
 if grep -nE 'x86|target_cpu|target_features|#tbaa|llvm.ident' "$here/shim.mlir"; then
   echo "gen-shim.sh: target-specific attributes left in shim.mlir" >&2

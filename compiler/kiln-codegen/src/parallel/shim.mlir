@@ -13,7 +13,6 @@
   }
   llvm.mlir.global internal unnamed_addr @par_min_ns(-1 : i64) {addr_space = 0 : i32, alignment = 8 : i64, dso_local} : i64
   llvm.mlir.global private unnamed_addr constant @".str"("KILN_PARALLEL_MIN_US\00") {addr_space = 0 : i32, alignment = 1 : i64, dso_local}
-  llvm.module_flags [#llvm.mlir.module_flag<error, "wchar_size", 4 : i32>, #llvm.mlir.module_flag<min, "PIC Level", 2 : i32>]
   llvm.func hidden local_unnamed_addr @kiln_par_enter(%arg0: !llvm.ptr {llvm.noundef}, %arg1: !llvm.ptr {llvm.noundef}) -> !llvm.ptr attributes {dso_local, memory_effects = #llvm.memory_effects<other = readwrite, argMem = write, inaccessibleMem = none, errnoMem = readwrite, targetMem0 = none, targetMem1 = none>, no_unwind, passthrough = ["mustprogress", "nofree", "norecurse", "nosync", ["min-legal-vector-width", "0"], ["no-trapping-math", "true"], ["stack-protector-buffer-size", "8"]], will_return} {
     %0 = llvm.mlir.addressof @par_current : !llvm.ptr
     %1 = llvm.mlir.constant(0 : i32) : i32

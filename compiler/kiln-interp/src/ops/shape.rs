@@ -320,7 +320,14 @@ pub fn unsqueeze(op: &Op<'_>) -> R {
 /// `nn.flatten` to a matrix at `axis`.
 pub fn flatten(op: &Op<'_>) -> R {
     let x = op.input(0)?;
-    let a = norm_axis_incl(op.a.int("axis")?, x.rank())?;
+    // Flatten's axis lies in [-r, r]; a negative one counts from r (unlike
+    // insert positions, where -1 means r).
+    let r = x.rank() as i64;
+    let axis = op.a.int("axis")?;
+    if axis < -r || axis > r {
+        return Err(InterpError::Invalid(format!("axis {axis} is out of range for rank {r}")));
+    }
+    let a = if axis < 0 { axis + r } else { axis } as usize;
     let shape = vec![x.shape[..a].iter().product(), x.shape[a..].iter().product()];
     Ok(x.clone().reshaped(shape))
 }

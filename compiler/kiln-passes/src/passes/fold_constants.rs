@@ -298,7 +298,21 @@ impl Pass for FoldConstants {
                 {
                     consts.insert(*v, *w);
                 }
-            } else if let Some(plan) = can_fold(g, &consts, &used, n, opts) {
+                n += 1;
+                continue;
+            }
+            // Operands may have become constants earlier in this sweep:
+            // refine this node's result types first, so that shape-only
+            // folds (nn.shape of a padded value) and later nodes see them,
+            // and one forward sweep reaches the fixpoint.
+            // Graph outputs keep their declared types (the crate's rewrite
+            // policy); shape-inference refines them when asked to.
+            if !g.nodes[n].outputs.iter().any(|v| g.outputs.contains(v)) {
+                rewrites += usize::from(kiln_ir::verify::refine_node_types(g, n, &|v| {
+                    consts.get(&v).copied()
+                }));
+            }
+            if let Some(plan) = can_fold(g, &consts, &used, n, opts) {
                 if let Some(values) = evaluate(g, &consts, &plan, opts) {
                     let (at, replaced) = fold(g, n, values, &mut consts, &used);
                     tracing::trace!(node = at, replaced, "fold-constants");
