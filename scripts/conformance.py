@@ -14,7 +14,8 @@ What it does, in order:
 2. Decides from each model's types (declared and inferred, subgraphs and attributes included)
    whether the test is in scope. Kiln compiles tensor-typed inference graphs over its own
    dtypes; tests that need sequence, optional, map or sparse values, training ops
-   (ai.onnx.preview.training) or a dtype outside Kiln's list are EXCLUDED, each with its
+   (ai.onnx.preview.training, and BatchNormalization/Dropout in training mode) or a dtype
+   outside Kiln's list are EXCLUDED, each with its
    reason, in `testdata/conformance/exclusions.txt`. Everything else counts in the denominator:
    an op Kiln lacks is "unsupported", not excluded.
 3. Runs every counted test through `kiln run` twice: the compiled CPU path and the reference
@@ -54,6 +55,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnx.numpy_helper
 from onnx import TensorProto, numpy_helper
 
 REPO = Path(__file__).resolve().parent.parent
@@ -271,7 +273,30 @@ def exclusion_reason(model: onnx.ModelProto) -> str | None:
     reasons += [f"dtype {name}" for name in bad]
     training = sorted(f"{d}::{op}" for d, op in types.ops if d == TRAINING_DOMAIN)
     reasons += [f"training op {name}" for name in training]
+    reasons += [f"training-mode {op}" for op in training_mode_ops(model)]
     return "; ".join(reasons) if reasons else None
+
+
+def training_mode_ops(model: onnx.ModelProto) -> list[str]:
+    """Default-domain ops used in their training form: BatchNormalization with
+    training_mode=1 (batch statistics, running-stat outputs) and Dropout with a
+    training_mode operand that is not a constant false (random masks)."""
+    consts = {t.name for t in model.graph.initializer}
+    found = set()
+    nodes = list(model.graph.node)
+    for fn in model.functions:
+        nodes += list(fn.node)
+    for n in nodes:
+        if n.domain not in ("", "ai.onnx"):
+            continue
+        if n.op_type == "BatchNormalization":
+            if any(a.name == "training_mode" and a.i == 1 for a in n.attribute):
+                found.add("BatchNormalization")
+        elif n.op_type == "Dropout" and len(n.input) > 2 and n.input[2]:
+            init = next((t for t in model.graph.initializer if t.name == n.input[2]), None)
+            if n.input[2] not in consts or init is None or onnx.numpy_helper.to_array(init).any():
+                found.add("Dropout")
+    return sorted(found)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -47,8 +47,14 @@ fn host_object_links_with_weights_and_runs() {
     let weight_bytes: Vec<u8> = weights.iter().flat_map(|w| w.to_le_bytes()).collect();
     let weights_path = dir.path().join("weights.o");
     write_data_object(&weights_path, &target, "kiln_weights", &weight_bytes).unwrap();
+    // Parallel loops call the OpenMP entry points of the shim every
+    // artifact carries; without a run context they execute serially.
+    let shim = format!("module {{\n{}\n}}\n", kiln_codegen::parallel::SHIM_MLIR);
+    let shim_obj = emit_with_pipeline(&shim, &target, "", OptLevel::O2, Emit::Obj).unwrap();
+    let shim_path = dir.path().join("shim.o");
+    std::fs::write(&shim_path, &shim_obj).unwrap();
     let lib_path = dir.path().join("libmodel.so");
-    link_shared_library(&[&code_path, &weights_path], &lib_path).unwrap();
+    link_shared_library(&[&code_path, &weights_path, &shim_path], &lib_path).unwrap();
 
     let mut x = [1.0f32, 2.0, 3.0, -4.0];
     let mut out = [f32::NAN; 4];

@@ -25,10 +25,11 @@ use std::path::PathBuf;
 
 /// Supported ONNX IR versions.
 pub const IR_VERSIONS: std::ops::RangeInclusive<i64> = 3..=14;
-/// Supported default-domain opset versions (28 is the newest the `onnx`
-/// 1.23 package defines; 6 is included because the ONNX package's own
-/// `pytorch-converted`/`pytorch-operator` test models use it).
-pub const OPSET_VERSIONS: std::ops::RangeInclusive<i64> = 6..=28;
+/// Supported default-domain opset versions: every opset ONNX has defined
+/// up to 28, the newest the `onnx` 1.23 package defines. An old opset is
+/// safe to accept because the importer resolves each operator's version
+/// from the opset and refuses versions it does not implement, by name.
+pub const OPSET_VERSIONS: std::ops::RangeInclusive<i64> = 1..=28;
 
 /// Domains that are known ONNX operator sets Kiln does not implement; named
 /// in the message so users know what to convert away.

@@ -325,7 +325,9 @@ pub fn flatten(op: &Op<'_>) -> R {
     let r = x.rank() as i64;
     let axis = op.a.int("axis")?;
     if axis < -r || axis > r {
-        return Err(InterpError::Invalid(format!("axis {axis} is out of range for rank {r}")));
+        return Err(InterpError::Invalid(format!(
+            "axis {axis} is out of range for rank {r}"
+        )));
     }
     let a = if axis < 0 { axis + r } else { axis } as usize;
     let shape = vec![x.shape[..a].iter().product(), x.shape[a..].iter().product()];
