@@ -8,54 +8,12 @@
 //! The data comes from the project venv (`scripts/setup.sh`). The node
 //! tests are generated into `.cache/onnx-node-tests` on first use.
 
+mod common;
+
+use common::{node_tests_dir, onnx_data_dir};
 use kiln_onnx::import::{import_model, unsupported_ops, ImportOptions};
 use kiln_onnx::{load_model, ErrorKind};
 use std::path::{Path, PathBuf};
-use std::process::Command;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
-fn python() -> PathBuf {
-    let p = repo().join(".venv/bin/python");
-    assert!(
-        p.exists(),
-        "{} is missing: run scripts/setup.sh first",
-        p.display()
-    );
-    p
-}
-
-fn onnx_data_dir() -> PathBuf {
-    let out = Command::new(python())
-        .args([
-            "-c",
-            "import onnx, os; print(os.path.dirname(onnx.__file__))",
-        ])
-        .output()
-        .expect("run python");
-    assert!(out.status.success(), "python cannot import onnx");
-    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim()).join("backend/test/data")
-}
-
-fn node_tests_dir() -> PathBuf {
-    let dir = std::env::var_os("KILN_ONNX_NODE_TESTS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join(".cache/onnx-node-tests"));
-    if !dir.join("index.json").exists() {
-        let st = Command::new(python())
-            .arg(repo().join("testdata/onnx_node_tests.py"))
-            .arg(&dir)
-            .status()
-            .expect("run the node-test generator");
-        assert!(st.success(), "testdata/onnx_node_tests.py failed");
-    }
-    dir
-}
 
 fn models_under(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(rd) = std::fs::read_dir(dir) else {

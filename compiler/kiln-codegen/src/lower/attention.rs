@@ -11,7 +11,9 @@
 //!   to the total length and broadcast, bottom-right causal mask, sliding
 //!   window, `nonpad_kv_seqlen`), row maximum and sum, probabilities, and
 //!   the weighted sum of values; values are rounded to the dtype where the
-//!   reference rounds them, softmax runs in f64;
+//!   reference rounds them, softmax runs in f64 with each step (`x - max`,
+//!   `exp`, the row sum, the quotient) rounded to the softmax dtype
+//!   (`softmax_precision`, else the operand dtype), as the interpreter;
 //! - query heads map to kv heads by `h / (q_heads / kv_heads)` (GQA);
 //! - a row whose biased scores are all `-inf` gets all-zero probabilities
 //!   (the reference tests the bias alone; the two differ only when a score
@@ -244,6 +246,24 @@ fn with_past(b: &mut Builder, past: Option<&Val>, cur: &Heads, bn: u64) -> Res<V
     })
 }
 
+/// An f64 value rounded to `dt` (kept in f64).
+fn round_in(body: &mut Body<'_>, x: &str, dt: DType) -> Res<String> {
+    if dt == DType::F64 {
+        return Ok(x.to_string());
+    }
+    let r = convert(body, x, DType::F64, dt)?;
+    convert(body, &r, dt, DType::F64)
+}
+
+/// `exp(x - max)` with each step rounded to the softmax dtype `sd`, as the
+/// reference's NumPy arrays are.
+fn softmax_exp(body: &mut Body<'_>, x: &str, max: &str, sd: DType) -> Res<String> {
+    let d = body.op(format!("arith.subf {x}, {max} : f64"));
+    let d = round_in(body, &d, sd)?;
+    let ex = body.op(format!("math.exp {d} : f64"));
+    round_in(body, &ex, sd)
+}
+
 /// The additive bias at `(b, h, i, j)` in f64 (before rounding).
 struct Bias {
     mask: Option<Val>,
@@ -342,6 +362,14 @@ pub(crate) fn attention(b: &mut Builder, n: &NodeIn<'_>) -> Res<Vec<Val>> {
     }
     let q = Heads::new(qv, n.a.opt_int("q_num_heads").map_err(attr_err)?, "Q")?;
     let kvh = n.a.opt_int("kv_num_heads").map_err(attr_err)?;
+    let sd = match n.a.opt_int("softmax_precision").map_err(attr_err)? {
+        None => dt,
+        Some(1) => DType::F32,
+        Some(10) => DType::F16,
+        Some(11) => DType::F64,
+        Some(16) => DType::BF16,
+        Some(c) => return Err(format!("softmax_precision {c} is not a float type")),
+    };
     let k = Heads::new(kv, kvh, "K")?;
     let v = Heads::new(vv, kvh, "V")?;
     let (past_k, past_v) = (n.opt(4), n.opt(5));
@@ -459,20 +487,26 @@ pub(crate) fn attention(b: &mut Builder, n: &NodeIn<'_>) -> Res<Vec<Val>> {
             at.push(j.to_string());
             let x = body.extract(&biased, &at);
             let x = convert(body, &x, dt, DType::F64)?;
-            let d = body.op(format!("arith.subf {x}, {m} : f64"));
-            let ex = body.op(format!("math.exp {d} : f64"));
-            Ok(vec![body.op(format!("arith.addf {}, {ex} : f64", c[0]))])
+            let ex = softmax_exp(body, &x, &m, sd)?;
+            let s = body.op(format!("arith.addf {}, {ex} : f64", c[0]));
+            // NumPy adds bf16 (an ml_dtypes type) sequentially, rounding
+            // every partial sum; native floats round once at the end.
+            if sd == DType::BF16 {
+                Ok(vec![round_in(body, &s, sd)?])
+            } else {
+                Ok(vec![s])
+            }
         })?;
-        Ok(s[0].clone())
+        round_in(body, &s[0], sd)
     })?;
     let probs = b.tabulate(dt, &sshape, |body, o| {
         let x = body.extract(&biased, o);
         let x = convert(body, &x, dt, DType::F64)?;
         let m = body.extract(&row_max, &o[..3]);
         let s = body.extract(&row_sum, &o[..3]);
-        let d = body.op(format!("arith.subf {x}, {m} : f64"));
-        let ex = body.op(format!("math.exp {d} : f64"));
+        let ex = softmax_exp(body, &x, &m, sd)?;
         let p = body.op(format!("arith.divf {ex}, {s} : f64"));
+        let p = round_in(body, &p, sd)?;
         let ninf = body.float(f64::NEG_INFINITY, DType::F64)?;
         let dead = body.op(format!("arith.cmpf oeq, {m}, {ninf} : f64"));
         let zero = body.float(0.0, DType::F64)?;

@@ -295,8 +295,7 @@ fn scalar(
             }
             acc
         }
-        K::Pow => {
-            float_only("nn.pow with an integer base")?;
+        K::Pow if fl => {
             let ed = dts[1];
             let ex = if ed == dt {
                 x[1].clone()
@@ -305,10 +304,17 @@ fn scalar(
             };
             b.op(format!("math.powf {}, {ex} : {e}", x[0]))
         }
+        K::Pow if dts[1].is_float() => int_pow_float(b, &x[0], &x[1], dt, dts[1])?,
+        K::Pow => int_pow(b, &x[0], &x[1], dt, dts[1])?,
         K::Mod => {
             let fmod = n.a.bool("fmod").map_err(attr_err)?;
             if fl {
-                b.op(format!("arith.remf {}, {} : {e}", x[0], x[1]))
+                let r = b.op(format!("arith.remf {}, {} : {e}", x[0], x[1]));
+                if fmod {
+                    r
+                } else {
+                    float_mod(b, &r, &x[1], dt)?
+                }
             } else if !signed {
                 b.op(format!("arith.remui {}, {} : {e}", x[0], x[1]))
             } else {
@@ -329,9 +335,8 @@ fn scalar(
             }
         }
         K::BitShift => {
-            let dir = n.a.str("direction").map_err(attr_err)?;
-            let op = if dir == "left" { "shli" } else { "shrui" };
-            b.op(format!("arith.{op} {}, {} : {e}", x[0], x[1]))
+            let left = n.a.str("direction").map_err(attr_err)? == "left";
+            bit_shift(b, &x[0], &x[1], dt, left)?
         }
         K::And => b.op(format!("arith.andi {}, {} : i1", x[0], x[1])),
         K::Or => b.op(format!("arith.ori {}, {} : i1", x[0], x[1])),
@@ -351,8 +356,148 @@ fn scalar(
             let c = cmp(b, "olt", "slt", "ult", &[x[0].clone(), z], dt)?;
             b.op(format!("arith.select {c}, {sx}, {} : {e}", x[0]))
         }
+        K::Acosh => math1(b, "acosh")?,
+        K::Asinh => math1(b, "asinh")?,
+        K::Atanh => math1(b, "atanh")?,
+        K::Celu => {
+            float_only("nn.celu")?;
+            celu(b, &x[0], f("alpha")?, dt)?
+        }
+        K::Shrink => shrink(b, &x[0], f("bias")?, f("lambd")?, dt)?,
+        K::BitwiseNot => {
+            let ones = b.int(-1, dt)?;
+            b.op(format!("arith.xori {}, {ones} : {e}", x[0]))
+        }
+        K::BitwiseAnd => b.op(format!("arith.andi {}, {} : {e}", x[0], x[1])),
+        K::BitwiseOr => b.op(format!("arith.ori {}, {} : {e}", x[0], x[1])),
+        K::BitwiseXor => b.op(format!("arith.xori {}, {} : {e}", x[0], x[1])),
         other => return Err(format!("{} has no elementwise body", other.name())),
     })
+}
+
+/// `nn.bit_shift` (ONNX BitShift, as the interpreter): a shift amount
+/// outside `0..bits` gives 0, or -1 when a negative signed value is shifted
+/// right; right shifts of signed values are arithmetic, left shifts shift
+/// the two's-complement bits. The amount is clamped into range before the
+/// shift, since `arith` shifts by `bits` or more are poison.
+fn bit_shift(b: &mut Body<'_>, x: &str, s: &str, dt: DType, left: bool) -> Res<String> {
+    let e = elem(dt)?;
+    let bits = b.int(i64::from(dt.bits()), dt)?;
+    let z = b.int(0, dt)?;
+    // Unsigned compare: a negative signed amount reads as a huge one.
+    let ok = b.op(format!("arith.cmpi ult, {s}, {bits} : {e}"));
+    let amt = b.select(&ok, s, &z, e);
+    let op = if left {
+        "shli"
+    } else if dt.is_signed() {
+        "shrsi"
+    } else {
+        "shrui"
+    };
+    let shifted = b.op(format!("arith.{op} {x}, {amt} : {e}"));
+    let out_of_range = if !left && dt.is_signed() {
+        let m1 = b.int(-1, dt)?;
+        let neg = b.op(format!("arith.cmpi slt, {x}, {z} : {e}"));
+        b.select(&neg, &m1, &z, e)
+    } else {
+        z
+    };
+    Ok(b.select(&ok, &shifted, &out_of_range, e))
+}
+
+/// NumPy's float `mod` from `r = fmod(x, y)` (ONNX Mod with fmod = 0, as
+/// the interpreter): a NaN `r` (from `y = 0`, infinite `x` or a NaN operand)
+/// stays; a zero `r` takes the divisor's sign; a nonzero `r` whose sign
+/// differs from the divisor's becomes `r + y`.
+fn float_mod(b: &mut Body<'_>, r: &str, y: &str, dt: DType) -> Res<String> {
+    let e = elem(dt)?;
+    let z = b.float(0.0, dt)?;
+    let signed_zero = b.op(format!("math.copysign {z}, {y} : {e}"));
+    let is_zero = b.op(format!("arith.cmpf oeq, {r}, {z} : {e}"));
+    let rn = b.op(format!("arith.cmpf olt, {r}, {z} : {e}"));
+    let yn = b.op(format!("arith.cmpf olt, {y}, {z} : {e}"));
+    let differ = b.op(format!("arith.xori {rn}, {yn} : i1"));
+    let adj = b.op(format!("arith.addf {r}, {y} : {e}"));
+    let fixed = b.select(&differ, &adj, r, e);
+    // `r` is NaN exactly when no branch applies: `fixed` is then `r` too
+    // (both compares are false).
+    Ok(b.select(&is_zero, &signed_zero, &fixed, e))
+}
+
+/// `nn.pow` of an integer base and an integer exponent (dtype `ed`), as the
+/// interpreter: a non-negative exponent multiplies exactly, wrapping in
+/// the base's dtype (square-and-multiply over the exponent's bits); a
+/// negative one gives `1` for base 1, `+-1` for base -1, all-ones bits
+/// (the interpreter's saturated `1/0`) for base 0, and 0 otherwise.
+fn int_pow(b: &mut Body<'_>, x: &str, y: &str, dt: DType, ed: DType) -> Res<String> {
+    let e = elem(dt)?;
+    let y64 = if ed == DType::I64 || ed == DType::U64 {
+        y.to_string()
+    } else {
+        convert(b, y, ed, DType::I64)?
+    };
+    let one = b.int(1, dt)?;
+    let lo = b.index(0);
+    let hi = b.index(64);
+    let r = b.for_loop(
+        &lo,
+        &hi,
+        &[(one.clone(), e), (x.to_string(), e), (y64.clone(), "i64")],
+        |b, _, acc| {
+            let one64 = b.int(1, DType::I64)?;
+            let z64 = b.int(0, DType::I64)?;
+            let bit = b.op(format!("arith.andi {}, {one64} : i64", acc[2]));
+            let odd = b.op(format!("arith.cmpi ne, {bit}, {z64} : i64"));
+            let m = b.op(format!("arith.muli {}, {} : {e}", acc[0], acc[1]));
+            let r = b.select(&odd, &m, &acc[0], e);
+            let sq = b.op(format!("arith.muli {}, {} : {e}", acc[1], acc[1]));
+            let next = b.op(format!("arith.shrui {}, {one64} : i64", acc[2]));
+            Ok(vec![r, sq, next])
+        },
+    )?;
+    if ed.is_signed() {
+        let z64 = b.int(0, DType::I64)?;
+        let neg = b.op(format!("arith.cmpi slt, {y64}, {z64} : i64"));
+        let z = b.int(0, dt)?;
+        let m1 = b.int(-1, dt)?;
+        let is1 = b.op(format!("arith.cmpi eq, {x}, {one} : {e}"));
+        let is0 = b.op(format!("arith.cmpi eq, {x}, {z} : {e}"));
+        let one64 = b.int(1, DType::I64)?;
+        let bit = b.op(format!("arith.andi {y64}, {one64} : i64"));
+        let odd = b.op(format!("arith.cmpi ne, {bit}, {z64} : i64"));
+        let sign = b.select(&odd, &m1, &one, e);
+        // Base -1 (only for signed bases; for unsigned it never matches).
+        let ism1 = if dt.is_signed() {
+            b.op(format!("arith.cmpi eq, {x}, {m1} : {e}"))
+        } else {
+            b.int(0, DType::Bool)?
+        };
+        let v0 = b.select(&ism1, &sign, &z, e);
+        let v1 = b.select(&is0, &m1, &v0, e);
+        let v = b.select(&is1, &one, &v1, e);
+        Ok(b.select(&neg, &v, &r[0], e))
+    } else {
+        Ok(r[0].clone())
+    }
+}
+
+/// `nn.pow` of an integer base and a float exponent (dtype `ed`), as the
+/// interpreter and the ONNX reference: `pow` in f64, truncated toward zero
+/// and wrapped to the base's dtype (NaN gives 0; values beyond the i64
+/// range saturate there first).
+fn int_pow_float(b: &mut Body<'_>, x: &str, y: &str, dt: DType, ed: DType) -> Res<String> {
+    let xf = convert(b, x, dt, DType::F64)?;
+    let yf = convert(b, y, ed, DType::F64)?;
+    let p = b.op(format!("math.powf {xf}, {yf} : f64"));
+    let lo = b.float(-9_223_372_036_854_775_808.0, DType::F64)?;
+    let hi = b.float(9_223_372_036_854_774_784.0, DType::F64)?;
+    let c0 = b.op(format!("arith.maximumf {p}, {lo} : f64"));
+    let c = b.op(format!("arith.minimumf {c0}, {hi} : f64"));
+    let nan = b.op(format!("arith.cmpf uno, {p}, {p} : f64"));
+    let zf = b.float(0.0, DType::F64)?;
+    let safe = b.select(&nan, &zf, &c, "f64");
+    let i = b.op(format!("arith.fptosi {safe} : f64 to i64"));
+    convert(b, &i, DType::I64, dt)
 }
 
 /// A binary arith op picked by float / signed / unsigned.
@@ -525,4 +670,79 @@ pub(crate) fn cast(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
     b.map(&[x], to, shape, |body, a| {
         convert_sat(body, &a[0], from, to, saturate)
     })
+}
+
+/// `nn.celu`: `max(0, x) + min(0, alpha * (exp(x / alpha) - 1))`, with
+/// NaN-propagating max/min as the ONNX reference's `np.maximum`. Half
+/// precision computes in f32 and rounds once (rounding every step in bf16
+/// is off by an ulp from the ONNX test data).
+fn celu(b: &mut Body<'_>, x: &str, alpha: f64, dt: DType) -> Res<String> {
+    if matches!(dt, DType::F16 | DType::BF16) {
+        let w = convert(b, x, dt, DType::F32)?;
+        let r = celu(b, &w, alpha, DType::F32)?;
+        return convert(b, &r, DType::F32, dt);
+    }
+    let e = elem(dt)?;
+    let a = b.float(alpha, dt)?;
+    let z = b.float(0.0, dt)?;
+    let one = b.float(1.0, dt)?;
+    let q = b.op(format!("arith.divf {x}, {a} : {e}"));
+    let ex = b.op(format!("math.exp {q} : {e}"));
+    let em1 = b.op(format!("arith.subf {ex}, {one} : {e}"));
+    let neg = b.op(format!("arith.mulf {a}, {em1} : {e}"));
+    let lo = b.op(format!("arith.minimumf {neg}, {z} : {e}"));
+    let hi = b.op(format!("arith.maximumf {x}, {z} : {e}"));
+    Ok(b.op(format!("arith.addf {hi}, {lo} : {e}")))
+}
+
+/// `nn.shrink`: `x + bias` below `-lambd`, `x - bias` above `lambd`, else
+/// 0 (NaN gives 0: both compares are false). Integers compute in f64,
+/// truncate toward zero and wrap to the dtype, as the interpreter and the
+/// ONNX reference (an infinite `bias` on integers is the one divergence: it
+/// gives 0 here).
+fn shrink(b: &mut Body<'_>, x: &str, bias: f64, lambd: f64, dt: DType) -> Res<String> {
+    let cdt = if dt.is_float() { dt } else { DType::F64 };
+    let ce = elem(cdt)?;
+    let xv = if dt.is_float() {
+        x.to_string()
+    } else {
+        convert(b, x, dt, DType::F64)?
+    };
+    let bv = b.float(bias, cdt)?;
+    let lv = b.float(lambd, cdt)?;
+    let nl = b.float(-lambd, cdt)?;
+    let z = b.float(0.0, cdt)?;
+    let below = b.op(format!("arith.cmpf olt, {xv}, {nl} : {ce}"));
+    let above = b.op(format!("arith.cmpf ogt, {xv}, {lv} : {ce}"));
+    let plus = b.op(format!("arith.addf {xv}, {bv} : {ce}"));
+    let minus = b.op(format!("arith.subf {xv}, {bv} : {ce}"));
+    let r0 = b.select(&above, &minus, &z, ce);
+    let r = b.select(&below, &plus, &r0, ce);
+    if dt.is_float() {
+        return Ok(r);
+    }
+    let t = b.op(format!("math.trunc {r} : f64"));
+    // Wrap modulo 2^64 exactly (fmod is exact), then convert from the
+    // 64-bit two's complement range.
+    let two64 = b.float(18_446_744_073_709_551_616.0, DType::F64)?;
+    let two63 = b.float(9_223_372_036_854_775_808.0, DType::F64)?;
+    let m2_63 = b.float(-9_223_372_036_854_775_808.0, DType::F64)?;
+    let w = b.op(format!("arith.remf {t}, {two64} : f64"));
+    // w in (-2^64, 2^64); below -2^63 it is a multiple of 2^11, so w + 2^64
+    // is exact.
+    let low = b.op(format!("arith.cmpf olt, {w}, {m2_63} : f64"));
+    let up = b.op(format!("arith.addf {w}, {two64} : f64"));
+    let w = b.select(&low, &up, &w, "f64");
+    let big = b.op(format!("arith.cmpf oge, {w}, {two63} : f64"));
+    // Keep each conversion's operand in its range (the other is discarded).
+    let z = b.float(0.0, DType::F64)?;
+    let nan = b.op(format!("arith.cmpf uno, {w}, {w} : f64"));
+    let skip = b.op(format!("arith.ori {big}, {nan} : i1"));
+    let ws = b.select(&skip, &z, &w, "f64");
+    let wu = b.select(&big, &w, &z, "f64");
+    let si = b.op(format!("arith.fptosi {ws} : f64 to i64"));
+    let ui = b.op(format!("arith.fptoui {wu} : f64 to i64"));
+    let i = b.select(&big, &ui, &si, "i64");
+    // Narrower dtypes keep the low bits: the interpreter's wrap.
+    convert(b, &i, DType::I64, dt)
 }

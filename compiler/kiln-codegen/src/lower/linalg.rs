@@ -6,6 +6,7 @@
 //! data is moved to fit a named op.
 
 use super::ctx::{affine_map, elem, identity_map, Body, Builder, Iter, Operand, Res, Val};
+use super::elementwise::convert;
 use super::{attr_err, NodeIn};
 use kiln_ir::ops::{parse_einsum, Window};
 use kiln_ir::DType;
@@ -20,6 +21,35 @@ fn mac(b: &mut Body<'_>, x: &[String], dt: DType) -> Res<Vec<String>> {
     };
     let p = b.op(format!("arith.{mul} {}, {} : {e}", x[0], x[1]));
     Ok(vec![b.op(format!("arith.{add} {}, {p} : {e}", x[2]))])
+}
+
+/// The accumulator dtype of a contraction over `dt`: f32 for `f16` and
+/// `bf16` (as NumPy's half matmul, and close to the interpreter's f64 sum
+/// rounded once), else `dt` itself.
+fn acc_dtype(dt: DType) -> DType {
+    match dt {
+        DType::F16 | DType::BF16 => DType::F32,
+        other => other,
+    }
+}
+
+/// [`mac`] of operands of dtype `dt` into an accumulator of dtype `acc`.
+fn mac_wide(b: &mut Body<'_>, x: &[String], dt: DType, acc: DType) -> Res<Vec<String>> {
+    if dt == acc {
+        return mac(b, x, dt);
+    }
+    let x0 = convert(b, &x[0], dt, acc)?;
+    let x1 = convert(b, &x[1], dt, acc)?;
+    mac(b, &[x0, x1, x[2].clone()], acc)
+}
+
+/// `v` (of an accumulator dtype) rounded to `dt`.
+fn narrow(b: &mut Builder, v: &Val, dt: DType) -> Res<Val> {
+    if v.dtype == dt {
+        return Ok(v.clone());
+    }
+    let (from, shape) = (v.dtype, v.shape.clone());
+    b.map(&[v], dt, &shape, |body, a| convert(body, &a[0], from, dt))
 }
 
 fn d(i: usize) -> String {
@@ -82,7 +112,8 @@ pub(crate) fn matmul(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
     let mut acc_shape = batch.clone();
     acc_shape.extend([m, nn]);
     let _ = k;
-    let init = b.filled(0.0, dt, &acc_shape)?;
+    let acc = acc_dtype(dt);
+    let init = b.filled(0.0, acc, &acc_shape)?;
     let mut iters = vec![Iter::Par; nb + 1];
     iters.extend([Iter::Red, Iter::Par]);
     let r = b.generic(
@@ -92,9 +123,10 @@ pub(crate) fn matmul(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
             Operand::of(&y2, affine_map(nb + 3, &ym)),
         ],
         &[(init, affine_map(nb + 3, &om))],
-        |body, a| mac(body, a, dt),
+        |body, a| mac_wide(body, a, dt, acc),
     )?;
-    b.reshape(&r[0], out_shape)
+    let r = narrow(b, &r[0], dt)?;
+    b.reshape(&r, out_shape)
 }
 
 /// The transpose of a matrix, materialized.
@@ -128,7 +160,8 @@ pub(crate) fn gemm(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
     // is O(k n) against O(m k n) for the product, and keeps `n` unit-stride.
     let y = if tb { transpose2(b, y)? } else { y.clone() };
     let xm = if ta { [d(1), d(0)] } else { [d(0), d(1)] };
-    let init = b.filled(0.0, dt, out_shape)?;
+    let wide = acc_dtype(dt);
+    let init = b.filled(0.0, wide, out_shape)?;
     let acc = b.generic(
         &[Iter::Par, Iter::Red, Iter::Par],
         &[
@@ -136,14 +169,15 @@ pub(crate) fn gemm(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
             Operand::of(&y, affine_map(3, &[d(1), d(2)])),
         ],
         &[(init, affine_map(3, &[d(0), d(2)]))],
-        |body, a| mac(body, a, dt),
+        |body, a| mac_wide(body, a, dt, wide),
     )?;
     let acc = acc.into_iter().next().expect("one result");
     let c = n.opt(2).filter(|_| beta != 0.0);
     if alpha == 1.0 && c.is_none() {
-        return Ok(acc);
+        return narrow(b, &acc, dt);
     }
-    let e = elem(dt)?;
+    // The epilogue runs in the accumulator dtype and rounds once.
+    let e = elem(wide)?;
     let (mul, add) = if dt.is_float() {
         ("mulf", "addf")
     } else {
@@ -153,21 +187,22 @@ pub(crate) fn gemm(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
     if let Some(c) = c {
         ins.push(c);
     }
+    let c_dt = c.map(|c| c.dtype);
     b.map(&ins, dt, out_shape, |body, a| {
         let mut r = a[0].clone();
         if alpha != 1.0 {
-            let al = body.num(alpha, dt)?;
+            let al = body.num(alpha, wide)?;
             r = body.op(format!("arith.{mul} {al}, {r} : {e}"));
         }
-        if c.is_some() {
-            let mut cv = a[1].clone();
+        if let Some(cd) = c_dt {
+            let mut cv = convert(body, &a[1], cd, wide)?;
             if beta != 1.0 {
-                let be = body.num(beta, dt)?;
+                let be = body.num(beta, wide)?;
                 cv = body.op(format!("arith.{mul} {be}, {cv} : {e}"));
             }
             r = body.op(format!("arith.{add} {r}, {cv} : {e}"));
         }
-        Ok(r)
+        convert(body, &r, wide, dt)
     })
 }
 
@@ -486,7 +521,8 @@ pub(crate) fn conv_transpose(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
     b.reshape(&r[0], out_shape)
 }
 
-/// `nn.einsum` (no ellipsis): one `linalg.generic` whose loop dims are the
+/// `nn.einsum` (an ellipsis is expanded into labels by [`parse_einsum`]):
+/// one `linalg.generic` whose loop dims are the
 /// output labels and the summed labels, each operand read through the map of
 /// its labels (a repeated label reads a diagonal; an extent-1 dim that
 /// broadcasts reads index 0). The last output label is the innermost loop,
@@ -496,8 +532,9 @@ pub(crate) fn einsum(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
     if dt == DType::Bool {
         return Err("nn.einsum on bool is not supported".into());
     }
-    let spec = parse_einsum(n.a.str("equation").map_err(attr_err)?).map_err(attr_err)?;
     let ops: Vec<&Val> = n.ins.iter().flatten().collect();
+    let ranks: Vec<usize> = ops.iter().map(|v| v.rank()).collect();
+    let spec = parse_einsum(n.a.str("equation").map_err(attr_err)?, &ranks).map_err(attr_err)?;
     if spec.inputs.len() != ops.len() {
         return Err("the equation does not match the operand count".into());
     }

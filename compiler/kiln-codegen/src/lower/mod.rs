@@ -636,8 +636,17 @@ fn emit(b: &mut Builder, n: &NodeIn<'_>) -> Res<Vec<Val>> {
         K::Cast => elementwise::cast(b, n).map(|v| vec![v]),
         K::Abs
         | K::Acos
+        | K::Acosh
         | K::Asin
+        | K::Asinh
         | K::Atan
+        | K::Atanh
+        | K::BitwiseAnd
+        | K::BitwiseNot
+        | K::BitwiseOr
+        | K::BitwiseXor
+        | K::Celu
+        | K::Shrink
         | K::Ceil
         | K::Clip
         | K::Cos
@@ -695,12 +704,14 @@ fn emit(b: &mut Builder, n: &NodeIn<'_>) -> Res<Vec<Val>> {
         K::Gemm => linalg::gemm(b, n).map(|v| vec![v]),
         K::Conv => linalg::conv(b, n).map(|v| vec![v]),
         K::ConvTranspose => linalg::conv_transpose(b, n).map(|v| vec![v]),
-        K::MaxPool => pool::pool(b, n, true).map(|v| vec![v]),
+        K::MaxPool => pool::max_pool(b, n),
         K::AveragePool => pool::pool(b, n, false).map(|v| vec![v]),
         K::LpPool => pool::lp_pool(b, n).map(|v| vec![v]),
         K::Lrn => pool::lrn(b, n).map(|v| vec![v]),
         K::GlobalAveragePool => norm::global_pool(b, n, false).map(|v| vec![v]),
         K::GlobalMaxPool => norm::global_pool(b, n, true).map(|v| vec![v]),
+        K::GlobalLpPool => norm::global_lp_pool(b, n).map(|v| vec![v]),
+        K::LpNormalization => norm::lp_normalization(b, n).map(|v| vec![v]),
         K::ReduceL1
         | K::ReduceL2
         | K::ReduceLogSum
@@ -733,6 +744,7 @@ fn emit(b: &mut Builder, n: &NodeIn<'_>) -> Res<Vec<Val>> {
         K::ArgMax => reduce::arg(b, n, true).map(|v| vec![v]),
         K::ArgMin => reduce::arg(b, n, false).map(|v| vec![v]),
         K::CumSum => reduce::cumsum(b, n).map(|v| vec![v]),
+        K::CumProd => reduce::cumprod(b, n).map(|v| vec![v]),
         K::TopK => reduce::top_k(b, n),
         K::Hardmax => reduce::hardmax(b, n).map(|v| vec![v]),
         K::ConstantOfShape => shape::constant_of_shape(b, n).map(|v| vec![v]),

@@ -2,7 +2,8 @@
 //! them: `nn.softmax` / `nn.log_softmax` (max-subtracted, so `exp` never
 //! overflows), inference-mode `nn.batch_norm`, and the normalizations that
 //! share one two-pass mean/variance helper ([`moments`]): `nn.layer_norm`,
-//! `nn.rms_norm`, `nn.instance_norm`, `nn.mean_variance_normalization`.
+//! `nn.rms_norm`, `nn.instance_norm`, `nn.mean_variance_normalization`;
+//! also `nn.lp_normalization` and `nn.global_lp_pool`.
 //! Their statistics and arithmetic run in f32 (f64 for f64 inputs); f16 and
 //! bf16 inputs are widened first and the result is rounded once.
 
@@ -238,15 +239,39 @@ pub(crate) fn global_pool(b: &mut Builder, n: &NodeIn<'_>, is_max: bool) -> Res<
 }
 
 /// `nn.softmax` / `nn.log_softmax` along one axis.
+///
+/// `f16`/`bf16` inputs are computed in f32 (so the sum accumulates wide)
+/// with each softmax step rounded to the dtype, as the interpreter.
 pub(crate) fn softmax(b: &mut Builder, n: &NodeIn<'_>, log: bool) -> Res<Val> {
-    let x = n.input(0)?;
-    let (dt, out_shape) = n.out(0)?;
-    if !dt.is_float() {
-        return Err(format!("softmax of dtype {dt} is not supported"));
+    let x0 = n.input(0)?;
+    let (dt0, out_shape0) = n.out(0)?;
+    if !dt0.is_float() {
+        return Err(format!("softmax of dtype {dt0} is not supported"));
     }
+    let wide = stat_dtype(dt0);
+    let xw;
+    let (x, dt) = if wide == dt0 {
+        (x0, dt0)
+    } else {
+        let shape = x0.shape.clone();
+        xw = b.map(&[x0], wide, &shape, |body, a| {
+            convert(body, &a[0], dt0, wide)
+        })?;
+        (&xw, wide)
+    };
+    let out_shape = &out_shape0.to_vec();
     let axis = norm_axis(n.a.int("axis").map_err(attr_err)?, x.rank()).map_err(attr_err)?;
     let e = elem(dt)?;
     let r = x.rank();
+    // Softmax rounds `x - max`, `exp` and the sum to the dtype, as the
+    // interpreter and the ONNX reference do; log-softmax rounds once.
+    let step = |body: &mut Body<'_>, v: &str| -> Res<String> {
+        if log || dt == dt0 {
+            return Ok(v.to_string());
+        }
+        let nv = convert(body, v, dt, dt0)?;
+        convert(body, &nv, dt0, dt)
+    };
     let m = reduce(b, x, &[axis], Combine::Max, &[], |_, a| Ok(a[0].clone()))?;
     let ex_init = b.empty(dt, &x.shape)?;
     let ex = b.generic(
@@ -258,11 +283,23 @@ pub(crate) fn softmax(b: &mut Builder, n: &NodeIn<'_>, log: bool) -> Res<Val> {
         &[(ex_init, identity_map(r))],
         |body, a| {
             let d = body.op(format!("arith.subf {}, {} : {e}", a[0], a[1]));
-            Ok(vec![body.op(format!("math.exp {d} : {e}"))])
+            let d = step(body, &d)?;
+            let ex = body.op(format!("math.exp {d} : {e}"));
+            Ok(vec![step(body, &ex)?])
         },
     )?;
     let ex = ex.into_iter().next().expect("one result");
-    let s = reduce(b, &ex, &[axis], Combine::Add, &[], |_, a| Ok(a[0].clone()))?;
+    let s = if dt0 == DType::BF16 && !log {
+        // NumPy adds bf16 (an ml_dtypes type) sequentially, rounding every
+        // partial sum: reduce the (already rounded) exponentials in bf16.
+        let xs = x.shape.clone();
+        let exn = b.map(&[&ex], dt0, &xs, |body, a| convert(body, &a[0], dt, dt0))?;
+        let sn = reduce(b, &exn, &[axis], Combine::Add, &[], |_, a| Ok(a[0].clone()))?;
+        let ss = sn.shape.clone();
+        b.map(&[&sn], dt, &ss, |body, a| convert(body, &a[0], dt0, dt))?
+    } else {
+        reduce(b, &ex, &[axis], Combine::Add, &[], |_, a| Ok(a[0].clone()))?
+    };
     let init = b.empty(dt, out_shape)?;
     let ins = if log {
         vec![
@@ -286,11 +323,18 @@ pub(crate) fn softmax(b: &mut Builder, n: &NodeIn<'_>, log: bool) -> Res<Val> {
                 let l = body.op(format!("math.log {} : {e}", a[2]));
                 body.op(format!("arith.subf {d}, {l} : {e}"))
             } else {
-                body.op(format!("arith.divf {}, {} : {e}", a[0], a[1]))
+                let sum = step(body, &a[1])?;
+                body.op(format!("arith.divf {}, {sum} : {e}", a[0]))
             }])
         },
     )?;
-    Ok(y.into_iter().next().expect("one result"))
+    let y = y.into_iter().next().expect("one result");
+    if dt == dt0 {
+        return Ok(y);
+    }
+    b.map(&[&y], dt0, out_shape, |body, a| {
+        convert(body, &a[0], dt, dt0)
+    })
 }
 
 /// The dtype statistics are computed in: f32 at least.
@@ -550,4 +594,114 @@ pub(crate) fn batch_norm(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
         },
     )?;
     Ok(y.into_iter().next().expect("one result"))
+}
+
+/// `|x|^p`, exact for p = 1 and 2.
+fn abs_pow(b: &mut Body<'_>, x: &str, p: i64, dt: DType) -> Res<String> {
+    let e = elem(dt)?;
+    Ok(match p {
+        1 => b.op(format!("math.absf {x} : {e}")),
+        2 => b.op(format!("arith.mulf {x}, {x} : {e}")),
+        _ => {
+            let a = b.op(format!("math.absf {x} : {e}"));
+            let pc = b.float(p as f64, dt)?;
+            b.op(format!("math.powf {a}, {pc} : {e}"))
+        }
+    })
+}
+
+/// `s^(1/p)`, exact for p = 1 and a square root for p = 2.
+fn root(b: &mut Body<'_>, s: &str, p: i64, dt: DType) -> Res<String> {
+    let e = elem(dt)?;
+    Ok(match p {
+        1 => s.to_string(),
+        2 => b.op(format!("math.sqrt {s} : {e}")),
+        _ => {
+            let inv = b.float(1.0 / p as f64, dt)?;
+            b.op(format!("math.powf {s}, {inv} : {e}"))
+        }
+    })
+}
+
+/// Runs `f` on `x` widened to f32 when it is f16 or bf16, and rounds the
+/// result once back to `x`'s dtype.
+fn widened(b: &mut Builder, x: &Val, f: impl FnOnce(&mut Builder, &Val) -> Res<Val>) -> Res<Val> {
+    let dt = x.dtype;
+    if !matches!(dt, DType::F16 | DType::BF16) {
+        return f(b, x);
+    }
+    let shape = x.shape.clone();
+    let w = b.map(&[x], DType::F32, &shape, |body, a| {
+        convert(body, &a[0], dt, DType::F32)
+    })?;
+    let r = f(b, &w)?;
+    let shape = r.shape.clone();
+    b.map(&[&r], dt, &shape, |body, a| {
+        convert(body, &a[0], DType::F32, dt)
+    })
+}
+
+/// `nn.global_lp_pool`: `(sum |x|^p)^(1/p)` over all spatial dims.
+pub(crate) fn global_lp_pool(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
+    let x = n.input(0)?;
+    let (dt, out_shape) = n.out(0)?;
+    if !dt.is_float() {
+        return Err(format!("nn.global_lp_pool of dtype {dt} is not supported"));
+    }
+    let p = n.a.int("p").map_err(attr_err)?;
+    if p <= 0 {
+        return Err(format!("p must be positive, got {p}"));
+    }
+    let axes: Vec<usize> = (2..x.rank()).collect();
+    let r = widened(b, x, |b, x| {
+        let cdt = x.dtype;
+        let s = reduce(b, x, &axes, Combine::Add, &[], |body, a| {
+            abs_pow(body, &a[0], p, cdt)
+        })?;
+        let shape = s.shape.clone();
+        b.map(&[&s], cdt, &shape, |body, a| root(body, &a[0], p, cdt))
+    })?;
+    b.reshape(&r, out_shape)
+}
+
+/// `nn.lp_normalization`: `x / ||x||_p` along one axis, 0 where the norm
+/// is 0 (as the interpreter and the ONNX reference).
+pub(crate) fn lp_normalization(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
+    let x = n.input(0)?;
+    let (dt, _) = n.out(0)?;
+    if !dt.is_float() {
+        return Err(format!(
+            "nn.lp_normalization of dtype {dt} is not supported"
+        ));
+    }
+    let p = n.a.int("p").map_err(attr_err)?;
+    if p != 1 && p != 2 {
+        return Err(format!("p must be 1 or 2, got {p}"));
+    }
+    let axis = norm_axis(n.a.int("axis").map_err(attr_err)?, x.rank()).map_err(attr_err)?;
+    widened(b, x, |b, x| {
+        let cdt = x.dtype;
+        let e = elem(cdt)?;
+        let r = x.rank();
+        let s = reduce(b, x, &[axis], Combine::Add, &[], |body, a| {
+            abs_pow(body, &a[0], p, cdt)
+        })?;
+        let init = b.empty(cdt, &x.shape)?;
+        let y = b.generic(
+            &vec![Iter::Par; r],
+            &[
+                Operand::of(x, identity_map(r)),
+                kept_operand(&s, r, &[axis]),
+            ],
+            &[(init, identity_map(r))],
+            |body, a| {
+                let norm = root(body, &a[1], p, cdt)?;
+                let q = body.op(format!("arith.divf {}, {norm} : {e}", a[0]));
+                let z = body.float(0.0, cdt)?;
+                let is0 = body.op(format!("arith.cmpf oeq, {norm}, {z} : {e}"));
+                Ok(vec![body.select(&is0, &z, &q, e)])
+            },
+        )?;
+        Ok(y.into_iter().next().expect("one result"))
+    })
 }

@@ -1,5 +1,5 @@
 //! Scans and selections along one axis: `nn.arg_max` / `nn.arg_min`,
-//! `nn.cumsum`, `nn.top_k`, `nn.hardmax`.
+//! `nn.cumsum`, `nn.cumprod`, `nn.top_k`, `nn.hardmax`.
 //!
 //! Each is a `linalg.generic` over its result whose body walks the lane of
 //! the input with an `scf.for` and `tensor.extract`, so no op needs a
@@ -90,20 +90,39 @@ pub(crate) fn arg(b: &mut Builder, n: &NodeIn<'_>, max: bool) -> Res<Val> {
 /// `nn.cumsum` along a constant axis, inclusive or `exclusive`, forward or
 /// `reverse`: each element sums its lane prefix (or suffix).
 pub(crate) fn cumsum(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
+    cumulative(b, n, false)
+}
+
+/// `nn.cumprod`: [`cumsum`] with products (integers wrap).
+pub(crate) fn cumprod(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
+    cumulative(b, n, true)
+}
+
+fn cumulative(b: &mut Builder, n: &NodeIn<'_>, prod: bool) -> Res<Val> {
+    let name = n.node.op.name();
     let x = n.input(0)?.clone();
     let (dt, shape) = n.out(0)?;
     let ax = match n.a.const_ints(1).as_deref() {
         Some([a]) => *a,
-        _ => return Err("the cumsum axis (operand #1) must be a compile-time constant".into()),
+        _ => {
+            return Err(format!(
+                "the {name} axis (operand #1) must be a compile-time constant"
+            ))
+        }
     };
     let axis = norm_axis(ax, x.rank()).map_err(attr_err)?;
     let excl = n.a.bool("exclusive").map_err(attr_err)?;
     let rev = n.a.bool("reverse").map_err(attr_err)?;
     if dt == DType::Bool {
-        return Err("nn.cumsum on bool is not supported".into());
+        return Err(format!("{name} on bool is not supported"));
     }
     let e = elem(dt)?;
-    let add = if dt.is_float() { "addf" } else { "addi" };
+    let add = match (prod, dt.is_float()) {
+        (false, true) => "addf",
+        (false, false) => "addi",
+        (true, true) => "mulf",
+        (true, false) => "muli",
+    };
     let extent = x.shape[axis] as i64;
     b.tabulate(dt, shape, |body, idx| {
         let i = &idx[axis];
@@ -120,7 +139,7 @@ pub(crate) fn cumsum(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
                 body.index(extent),
             ),
         };
-        let z = body.num(0.0, dt)?;
+        let z = body.num(if prod { 1.0 } else { 0.0 }, dt)?;
         let r = body.for_loop(&lo, &hi, &[(z, e)], |body, k, c| {
             let mut at = idx.to_vec();
             at[axis] = k.to_string();

@@ -2458,3 +2458,409 @@ fn arithmetic_on_storage_dtypes_is_reported() {
     assert_eq!(nodes[1].node, "nn.neg");
     assert!(nodes[1].reason.contains("i4"), "{err}");
 }
+
+// ---- conformance fixes: bit shifts, float mod, integer pow, max pool
+// ---- indices and integer pools, einsum ellipses ----
+
+/// Two inputs of `dtype` (the second of `dt2`) through one binary node.
+fn check_binary(op: OpKind, dt: DType, a: &[f64], dt2: DType, b: &[f64], attrs: &[(&str, Attr)]) {
+    let mut g = Graph::new("t");
+    let n = a.len() as u64;
+    let x = input_t(&mut g, dt, &[n]);
+    let y = g.add_input("y", TensorType::fixed(dt2, &[n]));
+    g.outputs = vec![node1(&mut g, op, &[x, y], attrs)];
+    check(
+        &g,
+        &[tensor(dt, &[n], a.to_vec()), tensor(dt2, &[n], b.to_vec())],
+        0.0,
+    );
+}
+
+#[test]
+fn bit_shift_signed_out_of_range_and_unsigned() {
+    for dt in [DType::I8, DType::I16, DType::I32, DType::I64] {
+        let bits = f64::from(dt.bits());
+        let x = [-7.0, -1.0, 5.0, -128.0, 100.0, -3.0, 9.0, -100.0, 1.0];
+        let s = [1.0, 3.0, 2.0, 1.0, bits - 1.0, bits, -1.0, bits + 3.0, 0.0];
+        for dir in ["left", "right"] {
+            check_binary(
+                OpKind::BitShift,
+                dt,
+                &x,
+                dt,
+                &s,
+                &[("direction", Attr::Str(dir.into()))],
+            );
+        }
+    }
+    for dt in [DType::U8, DType::U16, DType::U32, DType::U64] {
+        let bits = f64::from(dt.bits());
+        let x = [7.0, 255.0, 5.0, 128.0, 1.0, 3.0];
+        let s = [1.0, 7.0, 0.0, bits - 1.0, bits, bits + 9.0];
+        for dir in ["left", "right"] {
+            check_binary(
+                OpKind::BitShift,
+                dt,
+                &x,
+                dt,
+                &s,
+                &[("direction", Attr::Str(dir.into()))],
+            );
+        }
+    }
+}
+
+#[test]
+fn float_mod_takes_the_divisor_sign() {
+    let inf = f64::INFINITY;
+    let x = [
+        5.5,
+        -5.5,
+        5.5,
+        -5.5,
+        4.0,
+        -4.0,
+        0.0,
+        3.0,
+        inf,
+        -1.0,
+        1.0,
+        -1.0,
+        f64::NAN,
+        2.0,
+    ];
+    let y = [
+        2.0,
+        2.0,
+        -2.0,
+        -2.0,
+        -2.0,
+        2.0,
+        -3.0,
+        0.0,
+        2.0,
+        inf,
+        -inf,
+        -inf,
+        1.0,
+        f64::NAN,
+    ];
+    for dt in [DType::F32, DType::F64, DType::F16] {
+        check_binary(OpKind::Mod, dt, &x, dt, &y, &[("fmod", Attr::Bool(false))]);
+        check_binary(OpKind::Mod, dt, &x, dt, &y, &[("fmod", Attr::Bool(true))]);
+    }
+}
+
+#[test]
+fn pow_with_integer_base() {
+    let b = [2.0, -3.0, 0.0, 1.0, -1.0, -1.0, 0.0, 5.0, 7.0, -2.0, 3.0];
+    let e = [
+        10.0, 3.0, 0.0, -4.0, -3.0, -2.0, -1.0, -1.0, 40.0, 63.0, 2.0,
+    ];
+    check_binary(OpKind::Pow, DType::I32, &b, DType::I32, &e, &[]);
+    check_binary(OpKind::Pow, DType::I64, &b, DType::I64, &e, &[]);
+    check_binary(OpKind::Pow, DType::I8, &b, DType::I64, &e, &[]);
+    let ub = [2.0, 3.0, 0.0, 1.0, 255.0, 7.0];
+    let ue = [7.0, 5.0, 0.0, 9.0, 2.0, 3.0];
+    check_binary(OpKind::Pow, DType::U8, &ub, DType::U32, &ue, &[]);
+    let fe = [0.5, 2.5, 1.0, -1.0, 3.0, -0.5, 2.0, 0.5, 2.0, 3.0, 1.5];
+    let fb = [4.0, -3.0, 0.0, 2.0, -1.0, 4.0, 1.0, 5.0, 7.0, -2.0, 3.0];
+    check_binary(OpKind::Pow, DType::I32, &fb, DType::F32, &fe, &[]);
+    check_binary(OpKind::Pow, DType::I64, &fb, DType::F64, &fe, &[]);
+}
+
+#[test]
+fn max_pool_indices_storage_orders_and_integer_inputs() {
+    for (dt, order, pads, strides) in [
+        (DType::F32, 0, [1i64, 0, 1, 1], [2i64, 2]),
+        (DType::F32, 1, [1, 0, 1, 1], [2, 1]),
+        (DType::F64, 1, [0, 0, 0, 0], [1, 1]),
+        (DType::I8, 0, [1, 1, 1, 1], [1, 2]),
+        (DType::U8, 1, [0, 1, 0, 1], [2, 2]),
+    ] {
+        for outs in [1, 2] {
+            let mut g = Graph::new("t");
+            let x = input_t(&mut g, dt, &[2, 2, 5, 6]);
+            g.outputs = node_n(
+                &mut g,
+                OpKind::MaxPool,
+                &[Some(x)],
+                &[
+                    ("kernel_shape", Attr::Ints(vec![3, 2])),
+                    ("pads", Attr::Ints(pads.to_vec())),
+                    ("strides", Attr::Ints(strides.to_vec())),
+                    ("storage_order", Attr::Int(order)),
+                ],
+                outs,
+            );
+            // Values with ties (first maximum wins) and, for u8, no negatives.
+            let v: Vec<f64> = vals(120, 3)
+                .iter()
+                .map(|v| {
+                    if dt == DType::U8 {
+                        (v + 2.0) * 16.0
+                    } else {
+                        v * 8.0
+                    }
+                })
+                .collect();
+            check(&g, &[tensor(dt, &[2, 2, 5, 6], v)], 0.0);
+        }
+    }
+}
+
+#[test]
+fn einsum_ellipses_broadcast() {
+    for (eq, shapes) in [
+        ("...ii->...i", vec![vec![3u64, 4, 4]]),
+        ("...ij,...jk->...ik", vec![vec![2, 1, 2, 3], vec![3, 3, 4]]),
+        ("...i,...i->...", vec![vec![2, 3], vec![3]]),
+        ("i...->i", vec![vec![3, 2, 2]]),
+        ("...ij", vec![vec![2, 3, 4]]),
+        ("b...j,jk->b...k", vec![vec![2, 3, 4], vec![4, 2]]),
+    ] {
+        let mut g = Graph::new("t");
+        let mut ins = Vec::new();
+        let mut data = Vec::new();
+        for (i, s) in shapes.iter().enumerate() {
+            ins.push(input_t(&mut g, DType::F32, s));
+            data.push(tensor(
+                DType::F32,
+                s,
+                vals(s.iter().product::<u64>() as usize, i as u64 + 3),
+            ));
+        }
+        g.outputs = vec![node1(
+            &mut g,
+            OpKind::Einsum,
+            &ins,
+            &[("equation", Attr::Str(eq.into()))],
+        )];
+        check(&g, &data, 1e-5);
+    }
+}
+
+// ---- inverse hyperbolics, celu, shrink and the bitwise ops ----
+
+#[test]
+fn inverse_hyperbolics_celu_and_float_shrink() {
+    // vals() spans [-2, 2): acosh below 1 and atanh beyond +-1 give NaN,
+    // atanh(+-1) gives +-inf.
+    for op in [OpKind::Acosh, OpKind::Asinh, OpKind::Atanh] {
+        check_unary(op, &[4, 8], &[], &[], 1);
+    }
+    check_unary(OpKind::Celu, &[3, 7], &[], &[], 1);
+    check_unary(
+        OpKind::Celu,
+        &[3, 7],
+        &[],
+        &[("alpha", Attr::Float(0.5))],
+        1,
+    );
+    check_unary(OpKind::Shrink, &[5, 6], &[], &[], 1);
+    check_unary(
+        OpKind::Shrink,
+        &[5, 6],
+        &[],
+        &[("bias", Attr::Float(1.5)), ("lambd", Attr::Float(1.0))],
+        1,
+    );
+    // f64 and f16 operands.
+    for dt in [DType::F64, DType::F16] {
+        let mut g = Graph::new("t");
+        let x = input_t(&mut g, dt, &[12]);
+        let a = node1(&mut g, OpKind::Asinh, &[x], &[]);
+        let c = node1(&mut g, OpKind::Celu, &[x], &[("alpha", Attr::Float(2.0))]);
+        let s = node1(&mut g, OpKind::Shrink, &[x], &[("bias", Attr::Float(0.25))]);
+        g.outputs = vec![a, c, s];
+        let tol = if dt == DType::F16 { 2e-3 } else { 1e-12 };
+        check(&g, &[tensor(dt, &[12], vals(12, 11))], tol);
+    }
+}
+
+#[test]
+fn integer_shrink_truncates_and_wraps() {
+    let attrs = [("bias", Attr::Float(1.75)), ("lambd", Attr::Float(1.0))];
+    for (dt, v) in [
+        (DType::I8, vec![-128, -7, -3, -1, 0, 1, 2, 5, 127]),
+        (DType::U8, vec![0, 1, 2, 3, 9, 100, 200, 254, 255]),
+        (
+            DType::I32,
+            vec![
+                i64::from(i32::MIN),
+                -9,
+                -2,
+                -1,
+                0,
+                1,
+                2,
+                9,
+                i64::from(i32::MAX),
+            ],
+        ),
+        (DType::I64, vec![i64::MIN, -9, -2, -1, 0, 1, 2, 9, i64::MAX]),
+        (DType::U64, vec![0, 1, 2, 3, 9, 1 << 40, i64::MAX, -2, -1]),
+    ] {
+        let mut g = Graph::new("t");
+        let x = input_t(&mut g, dt, &[9]);
+        let y = node1(&mut g, OpKind::Shrink, &[x], &attrs);
+        // A negative bias with a negative lambd sends every value through
+        // `x - bias`, so unsigned results wrap.
+        let z = node1(
+            &mut g,
+            OpKind::Shrink,
+            &[x],
+            &[("bias", Attr::Float(3.5)), ("lambd", Attr::Float(-1.0))],
+        );
+        g.outputs = vec![y, z];
+        check(&g, &[ints_t(dt, &[9], &v)], 0.0);
+    }
+}
+
+#[test]
+fn bitwise_ops_every_integer_width_with_broadcasting() {
+    let xs: Vec<i64> = (0..24)
+        .map(|i| (i * 37 - 300) * 1_000_003 + (i << 59))
+        .collect();
+    let ys: Vec<i64> = (0..4).map(|i| -(i * 91 + 5) * 77_777 + (i << 61)).collect();
+    for dt in [
+        DType::I8,
+        DType::U8,
+        DType::I16,
+        DType::U16,
+        DType::I32,
+        DType::U32,
+        DType::I64,
+        DType::U64,
+    ] {
+        let mut g = Graph::new("t");
+        let x = input_t(&mut g, dt, &[2, 3, 4]);
+        let y = input_t(&mut g, dt, &[4]);
+        let mut outs = vec![node1(&mut g, OpKind::BitwiseNot, &[x], &[])];
+        for op in [OpKind::BitwiseAnd, OpKind::BitwiseOr, OpKind::BitwiseXor] {
+            outs.push(node1(&mut g, op, &[x, y], &[]));
+            outs.push(node1(&mut g, op, &[y, x], &[]));
+        }
+        g.outputs = outs;
+        // from_ints wraps the values to the dtype.
+        check(
+            &g,
+            &[ints_t(dt, &[2, 3, 4], &xs), ints_t(dt, &[4], &ys)],
+            0.0,
+        );
+    }
+}
+
+#[test]
+fn cumprod_modes_and_integer_wrap() {
+    for (excl, rev) in [(false, false), (true, false), (false, true), (true, true)] {
+        let attrs = [
+            ("exclusive", Attr::Bool(excl)),
+            ("reverse", Attr::Bool(rev)),
+        ];
+        check_unary(OpKind::CumProd, &[2, 5], &[Some(i64_scalar(1))], &attrs, 1);
+        check_unary(OpKind::CumProd, &[3, 2], &[Some(i64s(&[-2]))], &attrs, 1);
+        let mut g = Graph::new("t");
+        let x = input_t(&mut g, DType::I8, &[2, 4]);
+        let ax = konst_t(&mut g, &i64_scalar(-1));
+        g.outputs = vec![node1(&mut g, OpKind::CumProd, &[x, ax], &attrs)];
+        check(
+            &g,
+            &[ints_t(DType::I8, &[2, 4], &[3, -7, 100, 9, -128, 2, 2, -1])],
+            0.0,
+        );
+    }
+}
+
+#[test]
+fn lp_normalization_and_global_lp_pool() {
+    for p in [1, 2] {
+        for axis in [0, 1, -1] {
+            let attrs = [("p", Attr::Int(p)), ("axis", Attr::Int(axis))];
+            check_unary(OpKind::LpNormalization, &[3, 4, 5], &[], &attrs, 1);
+        }
+    }
+    for p in [1, 2, 3] {
+        check_unary(
+            OpKind::GlobalLpPool,
+            &[2, 3, 4, 5],
+            &[],
+            &[("p", Attr::Int(p))],
+            1,
+        );
+        check_unary(
+            OpKind::GlobalLpPool,
+            &[1, 2, 7],
+            &[],
+            &[("p", Attr::Int(p))],
+            1,
+        );
+    }
+    // A zero lane normalizes to 0; f16 and f64 operands.
+    for dt in [DType::F16, DType::F64] {
+        let mut g = Graph::new("t");
+        let x = input_t(&mut g, dt, &[2, 1, 4]);
+        let y = node1(&mut g, OpKind::LpNormalization, &[x], &[]);
+        let z = node1(&mut g, OpKind::GlobalLpPool, &[x], &[]);
+        g.outputs = vec![y, z];
+        let tol = if dt == DType::F16 { 1e-3 } else { 1e-12 };
+        let v = vec![0.0, 0.0, 0.0, 0.0, 3.0, -4.0, 0.5, 1.0];
+        check(&g, &[tensor(dt, &[2, 1, 4], v)], tol);
+    }
+}
+
+/// f16/bf16 contractions accumulate in f32 and softmax rounds each step to
+/// the dtype, as the interpreter (and the ONNX reference) does; attention on
+/// f16 with and without `softmax_precision`.
+#[test]
+fn half_precision_softmax_matmul_gemm_attention() {
+    // (bf16 takes the same paths; its f32 -> bf16 truncation calls a
+    // compiler-rt builtin this harness does not link.)
+    {
+        let dt = DType::F16;
+        let mut g = Graph::new("t");
+        let x = input_t(&mut g, dt, &[3, 40]);
+        let w = input_t(&mut g, dt, &[40, 5]);
+        let c = input_t(&mut g, dt, &[1, 5]);
+        let s = node1(&mut g, OpKind::Softmax, &[x], &[("axis", Attr::Int(-1))]);
+        let m = node1(&mut g, OpKind::MatMul, &[x, w], &[]);
+        let gm = node1(
+            &mut g,
+            OpKind::Gemm,
+            &[x, w, c],
+            &[("alpha", Attr::Float(0.5)), ("beta", Attr::Float(2.0))],
+        );
+        g.outputs = vec![s, m, gm];
+        let scaled = |n: usize, seed: u64, k: f64| vals(n, seed).iter().map(|v| v * k).collect();
+        check(
+            &g,
+            &[
+                tensor(dt, &[3, 40], scaled(120, 1, 3.0)),
+                tensor(dt, &[40, 5], scaled(200, 2, 0.25)),
+                tensor(dt, &[1, 5], scaled(5, 3, 1.0)),
+            ],
+            2e-3,
+        );
+    }
+    for (attrs, causal) in [
+        (vec![("is_causal", Attr::Bool(true))], true),
+        (vec![("softmax_precision", Attr::Int(1))], false),
+    ] {
+        let mut g = Graph::new("t");
+        let shapes = [[2u64, 3, 4, 8], [2, 3, 6, 8], [2, 3, 6, 8]];
+        let ins: Vec<_> = shapes
+            .iter()
+            .map(|s| Some(input_t(&mut g, DType::F16, s)))
+            .collect();
+        g.outputs = node_n(&mut g, OpKind::Attention, &ins, &attrs, 1);
+        let data: Vec<Tensor> = shapes
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let n = s.iter().product::<u64>() as usize;
+                tensor(DType::F16, s, vals(n, i as u64 + u64::from(causal)))
+            })
+            .collect();
+        check(&g, &data, 2e-3);
+    }
+}

@@ -10,7 +10,9 @@
 //! `nonpad_kv_seqlen` padding mask. A query row whose bias is entirely
 //! `-inf` gets all-zero probabilities. Dot products and softmax run in
 //! f64; values are rounded to the operand dtype where the reference
-//! materializes them (scaled Q and K, scores, probabilities, results).
+//! materializes them (scaled Q and K, scores, probabilities, results), and
+//! each softmax step (`x - max`, `exp`, the row sum, the quotient) to the
+//! softmax dtype (`softmax_precision`, else the operand dtype).
 //! `qk_matmul_output_mode` follows the opset-25 schema text: 0 raw scores,
 //! 1 after softcap, 2 after softcap and bias, 3 probabilities.
 
@@ -109,6 +111,19 @@ fn concat_past(past: Option<&Tensor>, cur: Heads, what: &str) -> Result<Heads, I
     Ok(Heads { v, s, ..cur })
 }
 
+/// The dtype the softmax runs in: `softmax_precision` (an ONNX tensor type
+/// code) when given, else the operands' dtype.
+fn softmax_dtype(code: Option<i64>, dt: DType) -> Result<DType, InterpError> {
+    Ok(match code {
+        None => dt,
+        Some(1) => DType::F32,
+        Some(10) => DType::F16,
+        Some(11) => DType::F64,
+        Some(16) => DType::BF16,
+        Some(c) => return invalid(format!("softmax_precision {c} is not a float type")),
+    })
+}
+
 /// `nn.attention`.
 pub fn attention(op: &Op<'_>) -> Result<Vec<Tensor>, InterpError> {
     let (qt, kt, vt) = (op.input(0)?, op.input(1)?, op.input(2)?);
@@ -158,6 +173,7 @@ pub fn attention(op: &Op<'_>) -> Result<Vec<Tensor>, InterpError> {
         1.0 / (q.d as f64).sqrt()
     };
     let s_sqrt = round_float(dt, scale.sqrt());
+    let sd = softmax_dtype(op.a.opt_int("softmax_precision")?, dt)?;
     let softcap = op.a.float("softcap")?;
     let mode = op.a.int("qk_matmul_output_mode")?;
     let causal = op.a.bool("is_causal")?;
@@ -242,11 +258,18 @@ pub fn attention(op: &Op<'_>) -> Result<Vec<Tensor>, InterpError> {
                 let probs: Vec<f64> = if all_masked || total == 0 {
                     vec![0.0; total]
                 } else {
+                    // Each step rounded to the softmax dtype, as the
+                    // reference's NumPy arrays are (see `half_sum`).
                     let safe = if max == f64::NEG_INFINITY { 0.0 } else { max };
-                    let e: Vec<f64> = biased.iter().map(|&x| (x - safe).exp()).collect();
-                    let s: f64 = e.iter().sum();
+                    let e: Vec<f64> = biased
+                        .iter()
+                        .map(|&x| round_float(sd, round_float(sd, x - safe).exp()))
+                        .collect();
+                    let s = crate::ops::norm::half_sum(sd, &e);
                     let s = if s == 0.0 { 1.0 } else { s };
-                    e.iter().map(|&x| round_float(dt, x / s)).collect()
+                    e.iter()
+                        .map(|&x| round_float(dt, round_float(sd, x / s)))
+                        .collect()
                 };
                 let row = ((b * hq + h) * sq + i) * total;
                 let keep = match mode {

@@ -33,9 +33,13 @@ pub fn constant(op: &Op<'_>) -> R {
 pub enum Unary {
     Abs,
     Acos,
+    Acosh,
     Asin,
+    Asinh,
     Atan,
+    Atanh,
     Ceil,
+    Celu,
     Cos,
     Cosh,
     Elu,
@@ -113,7 +117,14 @@ pub fn unary(op: &Op<'_>, u: Unary) -> R {
         Unary::Acos => Box::new(f64::acos),
         Unary::Asin => Box::new(f64::asin),
         Unary::Atan => Box::new(f64::atan),
+        Unary::Acosh => Box::new(f64::acosh),
+        Unary::Asinh => Box::new(f64::asinh),
+        Unary::Atanh => Box::new(f64::atanh),
         Unary::Ceil => Box::new(f64::ceil),
+        Unary::Celu => {
+            let a = alpha("alpha")?;
+            Box::new(move |x| x.max(0.0) + (a * ((x / a).exp() - 1.0)).min(0.0))
+        }
         Unary::Cos => Box::new(f64::cos),
         Unary::Cosh => Box::new(f64::cosh),
         Unary::Elu => {
@@ -655,4 +666,63 @@ pub fn cast(op: &Op<'_>) -> R {
         op.a.dtype("to")?
             .ok_or_else(|| InterpError::Invalid("attribute 'to' is required".into()))?;
     cast_tensor(op.input(0)?, to, op.a.bool("saturate")?)
+}
+
+/// `nn.shrink`: `x + bias` below `-lambd`, `x - bias` above `lambd`, else
+/// 0. Integer operands compare and add in f64 and truncate toward zero, as
+/// the ONNX reference's `astype` does.
+pub fn shrink(op: &Op<'_>) -> R {
+    let x = op.input(0)?;
+    let (bias, lambd) = (op.a.float("bias")?, op.a.float("lambd")?);
+    let f = move |v: f64| {
+        if v < -lambd {
+            v + bias
+        } else if v > lambd {
+            v - bias
+        } else {
+            0.0
+        }
+    };
+    match &x.data {
+        Data::Float(v) => Ok(Tensor::from_f64(
+            x.dtype,
+            x.shape.clone(),
+            v.iter().map(|&v| f(v)).collect(),
+        )),
+        Data::Int(v) => Ok(Tensor::from_ints(
+            x.dtype,
+            x.shape.clone(),
+            // `as` saturates to i128; the result then wraps to the dtype.
+            v.iter().map(|&v| f(v as f64).trunc() as i128).collect(),
+        )),
+    }
+}
+
+/// `nn.bitwise_not`: flips the two's-complement bits (wrapping to the
+/// dtype makes this `!x` for unsigned dtypes too).
+pub fn bitwise_not(op: &Op<'_>) -> R {
+    let x = op.input(0)?;
+    let v = ints(x)?.iter().map(|&v| !v).collect();
+    Ok(Tensor::from_ints(x.dtype, x.shape.clone(), v))
+}
+
+/// `nn.bitwise_and`, `nn.bitwise_or`, `nn.bitwise_xor` with broadcasting.
+/// Values are sign- or zero-extended to i128, so bitwise results wrap back
+/// to the dtype exactly.
+pub fn bitwise(op: &Op<'_>, f: impl Fn(i128, i128) -> i128) -> R {
+    let (x, y) = (op.input(0)?, op.input(1)?);
+    if x.dtype != y.dtype {
+        return Err(InterpError::Invalid(format!(
+            "operands have dtypes {} and {}",
+            x.dtype, y.dtype
+        )));
+    }
+    let (shape, maps) = broadcast(op, &[x, y])?;
+    let (a, c) = (ints(x)?, ints(y)?);
+    let v = maps[0]
+        .iter()
+        .zip(&maps[1])
+        .map(|(&i, &j)| f(a[i], c[j]))
+        .collect();
+    Ok(Tensor::from_ints(x.dtype, shape, v))
 }

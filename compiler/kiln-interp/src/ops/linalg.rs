@@ -534,12 +534,14 @@ pub fn conv_transpose(op: &Op<'_>) -> R {
     ))
 }
 
-/// `nn.einsum` without ellipses: sums the product of all operands over
-/// every label not in the output. Extent-1 dimensions broadcast.
+/// `nn.einsum`: sums the product of all operands over every label not in
+/// the output. Extent-1 dimensions broadcast; an ellipsis is expanded by
+/// [`parse_einsum`] into labels of its own.
 pub fn einsum(op: &Op<'_>) -> R {
-    let spec = parse_einsum(op.a.str("equation")?)?;
-    let labels = spec.inputs;
     let ts = op.present();
+    let ranks: Vec<usize> = ts.iter().map(|t| t.rank()).collect();
+    let spec = parse_einsum(op.a.str("equation")?, &ranks)?;
+    let labels = spec.inputs;
     if labels.len() != ts.len() {
         return invalid(format!(
             "equation has {} operands, node has {}",

@@ -1,8 +1,11 @@
 //! Softmax family and normalizations. Statistics are computed in f64
-//! (two-pass mean/variance), results rounded once to the dtype.
+//! (two-pass mean/variance), results rounded once to the dtype; softmax
+//! alone rounds each step (`x - max`, `exp`, the sum, the quotient) to the
+//! dtype, as the ONNX reference does.
 
 use crate::eval::Op;
 use crate::ops::reduce::{groups, lanes};
+use crate::tensor::round_float;
 use crate::util::{axis, broadcast_map};
 use crate::{InterpError, Tensor};
 use kiln_ir::DType;
@@ -15,6 +18,17 @@ pub enum AxisMap {
     Softmax,
     LogSoftmax,
     Hardmax,
+}
+
+/// The sum of `v` as NumPy computes it on an array of dtype `dt`: bf16
+/// (an ml_dtypes type) adds sequentially, rounding every partial sum; the
+/// native float types accumulate wider and round once.
+pub(crate) fn half_sum(dt: DType, v: &[f64]) -> f64 {
+    if dt == DType::BF16 {
+        v.iter().fold(0.0, |acc, &x| round_float(dt, acc + x))
+    } else {
+        round_float(dt, v.iter().sum())
+    }
 }
 
 /// `nn.softmax`, `nn.log_softmax`, `nn.hardmax` along one axis. Softmax
@@ -33,13 +47,23 @@ pub fn axis_map(op: &Op<'_>, m: AxisMap) -> R {
                     out[i] = 1.0;
                 }
             }
-            AxisMap::Softmax | AxisMap::LogSoftmax => {
+            AxisMap::Softmax => {
+                // Each step rounded to the dtype, as the reference's NumPy
+                // arrays are (see `half_sum`).
+                let dt = x.dtype;
+                let e: Vec<f64> = lane
+                    .iter()
+                    .map(|&i| round_float(dt, round_float(dt, v[i] - max).exp()))
+                    .collect();
+                let s = half_sum(dt, &e);
+                for (&i, e) in lane.iter().zip(e) {
+                    out[i] = e / s;
+                }
+            }
+            AxisMap::LogSoftmax => {
                 let s: f64 = lane.iter().map(|&i| (v[i] - max).exp()).sum();
                 for &i in &lane {
-                    out[i] = match m {
-                        AxisMap::Softmax => (v[i] - max).exp() / s,
-                        _ => v[i] - max - s.ln(),
-                    };
+                    out[i] = v[i] - max - s.ln();
                 }
             }
         }
@@ -200,6 +224,27 @@ pub fn mvn(op: &Op<'_>) -> R {
         let (mean, var) = moments(&v, &g);
         for &i in &g {
             out[i] = (v[i] - mean) / (var.sqrt() + 1e-9);
+        }
+    }
+    Ok(Tensor::from_f64(x.dtype, x.shape.clone(), out))
+}
+
+/// `nn.lp_normalization`: `x / ||x||_p` along one axis (p is 1 or 2, the
+/// norm of `|x|`), 0 where the norm is 0, as the ONNX reference.
+pub fn lp_normalization(op: &Op<'_>) -> R {
+    let x = op.input(0)?;
+    let a = axis(op.a.int("axis")?, x.rank())?;
+    let p = op.a.int("p")?;
+    let v = x.to_f64_vec();
+    let mut out = vec![0.0; v.len()];
+    for lane in lanes(&x.shape, a) {
+        let norm = if p == 1 {
+            lane.iter().map(|&i| v[i].abs()).sum::<f64>()
+        } else {
+            lane.iter().map(|&i| v[i] * v[i]).sum::<f64>().sqrt()
+        };
+        for &i in &lane {
+            out[i] = if norm == 0.0 { 0.0 } else { v[i] / norm };
         }
     }
     Ok(Tensor::from_f64(x.dtype, x.shape.clone(), out))

@@ -303,3 +303,40 @@ pub fn lrn(op: &Op<'_>) -> R {
     }
     Ok(Tensor::from_f64(x.dtype, x.shape.clone(), out))
 }
+
+/// `nn.global_lp_pool`: `(sum |x|^p)^(1/p)` over each `[n, c]` plane
+/// (an empty plane gives 0).
+pub fn global_lp_pool(op: &Op<'_>) -> R {
+    let x = op.input(0)?;
+    if x.rank() < 3 {
+        return Err(InterpError::Invalid(format!(
+            "pooling expects [N, C, spatial...], got shape {:?}",
+            x.shape
+        )));
+    }
+    let p = op.a.int("p")?;
+    let mut shape = x.shape[..2].to_vec();
+    shape.resize(x.rank(), 1);
+    let plane = x.shape[2..].iter().product::<u64>() as usize;
+    let v = x.to_f64_vec();
+    let out = if plane == 0 {
+        vec![0.0; (x.shape[0] * x.shape[1]) as usize]
+    } else {
+        v.chunks(plane)
+            .map(|c| lp_norm(c.iter().copied(), p))
+            .collect()
+    };
+    Ok(Tensor::from_f64(x.dtype, shape, out))
+}
+
+/// `(sum |x|^p)^(1/p)`, exact powers for p = 1 and 2.
+fn lp_norm(xs: impl Iterator<Item = f64>, p: i64) -> f64 {
+    match p {
+        1 => xs.map(f64::abs).sum(),
+        2 => xs.map(|x| x * x).sum::<f64>().sqrt(),
+        _ => {
+            let p = p as f64;
+            xs.map(|x| x.abs().powf(p)).sum::<f64>().powf(1.0 / p)
+        }
+    }
+}

@@ -1,4 +1,4 @@
-//! Reductions, arg_max/arg_min, cumsum and top_k.
+//! Reductions, arg_max/arg_min, cumsum/cumprod and top_k.
 //!
 //! Float reductions accumulate in f64 and round once; integer ones wrap.
 //! Max/min propagate NaN (as `np.maximum.reduce` does); arg_max/arg_min
@@ -255,6 +255,17 @@ pub fn arg(op: &Op<'_>, max: bool) -> R {
 
 /// `nn.cumsum`.
 pub fn cumsum(op: &Op<'_>) -> R {
+    cumulative(op, false)
+}
+
+/// `nn.cumprod`.
+pub fn cumprod(op: &Op<'_>) -> R {
+    cumulative(op, true)
+}
+
+/// A running sum (or product, with `prod`) along the axis operand. Integer
+/// products wrap in i128, which is exact modulo the dtype's width.
+fn cumulative(op: &Op<'_>, prod: bool) -> R {
     let x = op.input(0)?;
     let ax = int_list(op.input(1)?, "axis")?;
     let [ax] = ax[..] else {
@@ -269,14 +280,15 @@ pub fn cumsum(op: &Op<'_>) -> R {
     match &x.data {
         Data::Float(v) => {
             let mut out = vec![0.0; v.len()];
+            let step = |s: f64, x: f64| if prod { s * x } else { s + x };
             for lane in &order {
-                let mut s = 0.0;
+                let mut s = if prod { 1.0 } else { 0.0 };
                 for &i in lane {
                     if excl {
                         out[i] = s;
-                        s += v[i];
+                        s = step(s, v[i]);
                     } else {
-                        s += v[i];
+                        s = step(s, v[i]);
                         out[i] = s;
                     }
                 }
@@ -285,14 +297,21 @@ pub fn cumsum(op: &Op<'_>) -> R {
         }
         Data::Int(v) => {
             let mut out = vec![0i128; v.len()];
+            let step = |s: i128, x: i128| {
+                if prod {
+                    s.wrapping_mul(x)
+                } else {
+                    s.wrapping_add(x)
+                }
+            };
             for lane in &order {
-                let mut s = 0i128;
+                let mut s = i128::from(prod);
                 for &i in lane {
                     if excl {
                         out[i] = s;
-                        s = s.wrapping_add(v[i]);
+                        s = step(s, v[i]);
                     } else {
-                        s = s.wrapping_add(v[i]);
+                        s = step(s, v[i]);
                         out[i] = s;
                     }
                 }

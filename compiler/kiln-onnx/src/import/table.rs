@@ -52,19 +52,27 @@ macro_rules! table {
 table! {
     "Abs" 6 => |c| direct(c, OpKind::Abs);
     "Acos" 7 => |c| direct(c, OpKind::Acos);
+    "Acosh" 9 => |c| direct(c, OpKind::Acosh);
     "Add" 1 => |c| legacy_binary(c, OpKind::Add);
     "And" 1 => |c| legacy_binary(c, OpKind::And);
     "ArgMax" 1 => |c| direct(c, OpKind::ArgMax);
     "ArgMin" 1 => |c| direct(c, OpKind::ArgMin);
     "Asin" 7 => |c| direct(c, OpKind::Asin);
+    "Asinh" 9 => |c| direct(c, OpKind::Asinh);
     "Atan" 7 => |c| direct(c, OpKind::Atan);
+    "Atanh" 9 => |c| direct(c, OpKind::Atanh);
     "Attention" 23 => |c| direct(c, OpKind::Attention);
     "AveragePool" 7 => |c| direct(c, OpKind::AveragePool);
     "BatchNormalization" 6 => batch_norm;
     "BitShift" 11 => bit_shift;
+    "BitwiseAnd" 18 => |c| direct(c, OpKind::BitwiseAnd);
+    "BitwiseNot" 18 => |c| direct(c, OpKind::BitwiseNot);
+    "BitwiseOr" 18 => |c| direct(c, OpKind::BitwiseOr);
+    "BitwiseXor" 18 => |c| direct(c, OpKind::BitwiseXor);
     "Cast" 6 => |c| direct(c, OpKind::Cast);
     "CastLike" 15 => cast_like;
     "Ceil" 6 => |c| direct(c, OpKind::Ceil);
+    "Celu" 12 => |c| direct(c, OpKind::Celu);
     "Clip" 6 => clip;
     "Concat" 4 => |c| direct(c, OpKind::Concat);
     "Constant" 9 => constant;
@@ -73,6 +81,7 @@ table! {
     "ConvTranspose" 1 => |c| direct(c, OpKind::ConvTranspose);
     "Cos" 7 => |c| direct(c, OpKind::Cos);
     "Cosh" 9 => |c| direct(c, OpKind::Cosh);
+    "CumProd" 26 => |c| direct(c, OpKind::CumProd);
     "CumSum" 11 => |c| direct(c, OpKind::CumSum);
     "DepthToSpace" 11 => |c| direct(c, OpKind::DepthToSpace);
     "DequantizeLinear" 10 => |c| direct(c, OpKind::DequantizeLinear);
@@ -93,6 +102,7 @@ table! {
     "Gelu" 20 => |c| direct(c, OpKind::Gelu);
     "Gemm" 6 => gemm;
     "GlobalAveragePool" 1 => |c| direct(c, OpKind::GlobalAveragePool);
+    "GlobalLpPool" 2 => |c| direct(c, OpKind::GlobalLpPool);
     "GlobalMaxPool" 1 => |c| direct(c, OpKind::GlobalMaxPool);
     "Greater" 1 => |c| legacy_binary(c, OpKind::Greater);
     "GreaterOrEqual" 12 => |c| direct(c, OpKind::GreaterOrEqual);
@@ -109,6 +119,7 @@ table! {
     "LessOrEqual" 12 => |c| direct(c, OpKind::LessOrEqual);
     "Log" 6 => |c| direct(c, OpKind::Log);
     "LogSoftmax" 1 => |c| softmax_like(c, OpKind::LogSoftmax);
+    "LpNormalization" 1 => |c| direct(c, OpKind::LpNormalization);
     "LpPool" 11 => |c| direct(c, OpKind::LpPool);
     "LRN" 1 => |c| direct(c, OpKind::Lrn);
     "MatMul" 1 => |c| direct(c, OpKind::MatMul);
@@ -151,6 +162,7 @@ table! {
     "ScatterND" 11 => |c| direct(c, OpKind::ScatterNd);
     "Selu" 6 => |c| direct(c, OpKind::Selu);
     "Shape" 1 => |c| direct(c, OpKind::Shape);
+    "Shrink" 9 => |c| direct(c, OpKind::Shrink);
     "Sigmoid" 6 => |c| direct(c, OpKind::Sigmoid);
     "Sign" 9 => |c| direct(c, OpKind::Sign);
     "Sin" 7 => |c| direct(c, OpKind::Sin);

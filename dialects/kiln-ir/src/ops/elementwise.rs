@@ -34,6 +34,15 @@ fn same_any(ctx: &InferCtx<'_>) -> R {
     Ok(vec![ctx.input(0)?.clone()])
 }
 
+/// Result has the operand's type; integer dtypes only.
+fn same_int(ctx: &InferCtx<'_>) -> R {
+    let t = ctx.input(0)?;
+    if !t.dtype.is_int() {
+        bail!("operand has dtype {}; expected an integer type", t.dtype);
+    }
+    Ok(vec![t.clone()])
+}
+
 fn float_to_bool(ctx: &InferCtx<'_>) -> R {
     let t = ctx.input(0)?;
     require_float(t.dtype, "operand")?;
@@ -211,11 +220,17 @@ macro_rules! unary {
 unary! {
     ABS "nn.abs" same_numeric "Absolute value" ELEMENTWISE [];
     ACOS "nn.acos" same_float "Arc cosine" ELEMENTWISE [];
+    ACOSH "nn.acosh" same_float "Inverse hyperbolic cosine" ELEMENTWISE [];
     ASIN "nn.asin" same_float "Arc sine" ELEMENTWISE [];
+    ASINH "nn.asinh" same_float "Inverse hyperbolic sine" ELEMENTWISE [];
     ATAN "nn.atan" same_float "Arc tangent" ELEMENTWISE [];
+    ATANH "nn.atanh" same_float "Inverse hyperbolic tangent" ELEMENTWISE [];
+    BITWISE_NOT "nn.bitwise_not" same_int "Flips every bit of an integer" ELEMENTWISE [];
     CAST "nn.cast" infer_cast "Converts elements to another dtype (saturate applies to float8 targets)" ELEMENTWISE
         [attr("to", AttrKind::DType, AttrDefault::Required), attr("saturate", AttrKind::Bool, AttrDefault::Bool(true))];
     CEIL "nn.ceil" same_float "Rounds up to an integer" IDEMPOTENT [];
+    CELU "nn.celu" same_float "max(0, x) + min(0, alpha * (exp(x / alpha) - 1))" ELEMENTWISE
+        [attr("alpha", AttrKind::Float, AttrDefault::Float(1.0))];
     COS "nn.cos" same_float "Cosine" ELEMENTWISE [];
     COSH "nn.cosh" same_float "Hyperbolic cosine" ELEMENTWISE [];
     ELU "nn.elu" same_float "x if x >= 0 else alpha * (exp(x) - 1)" ELEMENTWISE
@@ -244,6 +259,8 @@ unary! {
     SELU "nn.selu" same_float "Scaled exponential linear unit" ELEMENTWISE
         [attr("alpha", AttrKind::Float, AttrDefault::Float(1.673_263_192_176_818_8)),
          attr("gamma", AttrKind::Float, AttrDefault::Float(1.050_701_022_148_132_3))];
+    SHRINK "nn.shrink" same_numeric "x + bias if x < -lambd, x - bias if x > lambd, else 0" ELEMENTWISE
+        [attr("bias", AttrKind::Float, AttrDefault::Float(0.0)), attr("lambd", AttrKind::Float, AttrDefault::Float(0.5))];
     SIGMOID "nn.sigmoid" same_float "1 / (1 + exp(-x))" ELEMENTWISE [];
     SIGN "nn.sign" same_numeric "-1, 0 or 1 by the sign of x" IDEMPOTENT [];
     SIN "nn.sin" same_float "Sine" ELEMENTWISE [];
@@ -290,6 +307,9 @@ nary! {
     AND "nn.and" logic Arity::exactly(2), COMMUTATIVE, "Logical and with broadcasting" [];
     BIT_SHIFT "nn.bit_shift" infer_bit_shift Arity::exactly(2), ELEMENTWISE, "Shifts integers left or right"
         [attr("direction", AttrKind::Str, AttrDefault::Required)];
+    BITWISE_AND "nn.bitwise_and" broadcast_int Arity::exactly(2), COMMUTATIVE, "Bitwise and of integers with broadcasting" [];
+    BITWISE_OR "nn.bitwise_or" broadcast_int Arity::exactly(2), COMMUTATIVE, "Bitwise or of integers with broadcasting" [];
+    BITWISE_XOR "nn.bitwise_xor" broadcast_int Arity::exactly(2), COMMUTATIVE, "Bitwise exclusive or of integers with broadcasting" [];
     DIV "nn.div" broadcast_numeric Arity::exactly(2), ELEMENTWISE, "Quotient with broadcasting (integers truncate)" [];
     EQUAL "nn.equal" compare Arity::exactly(2), COMMUTATIVE, "a == b" [];
     GREATER "nn.greater" compare Arity::exactly(2), ELEMENTWISE, "a > b" [];

@@ -397,41 +397,116 @@ pub const CONV_TRANSPOSE: OpDef = OpDef {
 };
 
 /// A parsed einsum equation: one label list per operand and the output.
+///
+/// An ellipsis is expanded into labels of its own, so consumers only ever
+/// see one label per operand dimension: the broadcast ellipsis has rank `E`
+/// (the largest number of dims any operand's `...` covers), its dims are
+/// labelled [`ellipsis_label`]`(0..E)` from the left, and an operand whose
+/// `...` covers `r` dims gets the last `r` of them (NumPy's right-aligned
+/// broadcasting; extent-1 dims broadcast like any other label).
 pub struct EinsumSpec {
-    /// Labels of each operand (`'.'` entries expanded are not supported).
+    /// Labels of each operand, one per dimension.
     pub inputs: Vec<Vec<char>>,
     /// Output labels.
     pub output: Vec<char>,
 }
 
-/// Parses an einsum equation such as `bij,bjk->bik`. Ellipses are rejected;
-/// an implicit output takes the labels seen once, in alphabetical order.
-pub fn parse_einsum(eq: &str) -> Result<EinsumSpec, InferError> {
-    let eq: String = eq.chars().filter(|c| !c.is_whitespace()).collect();
-    if eq.contains("...") {
-        bail!("einsum ellipsis is not supported yet: \"{eq}\"");
+/// The label of dim `k` of the broadcast ellipsis: a private-use character,
+/// so it can never collide with a letter of the equation.
+pub fn ellipsis_label(k: usize) -> char {
+    char::from_u32(0xE000 + (k as u32 % 0x1000)).unwrap_or('\u{E000}')
+}
+
+/// The labels of one side of an equation: letters, with at most one `...`
+/// (recorded as `None`).
+fn einsum_term(t: &str) -> Result<Vec<Option<char>>, InferError> {
+    let mut out = Vec::new();
+    let mut seen_ellipsis = false;
+    let mut rest = t;
+    while let Some(c) = rest.chars().next() {
+        if let Some(r) = rest.strip_prefix("...") {
+            if seen_ellipsis {
+                bail!("einsum term \"{t}\" has more than one ellipsis");
+            }
+            seen_ellipsis = true;
+            out.push(None);
+            rest = r;
+            continue;
+        }
+        if !c.is_ascii_alphabetic() {
+            bail!("einsum label '{c}' is not a letter");
+        }
+        out.push(Some(c));
+        rest = &rest[c.len_utf8()..];
     }
+    Ok(out)
+}
+
+/// Parses an einsum equation such as `bij,bjk->bik` or `...ij,...jk->...ik`
+/// for operands of the given ranks (see [`EinsumSpec`] for how an ellipsis
+/// expands). An implicit output takes the ellipsis dims, then the letters
+/// seen once in alphabetical order (NumPy's rule); an explicit output
+/// without `...` sums the ellipsis dims.
+pub fn parse_einsum(eq: &str, ranks: &[usize]) -> Result<EinsumSpec, InferError> {
+    let eq: String = eq.chars().filter(|c| !c.is_whitespace()).collect();
     let (lhs, rhs) = match eq.split_once("->") {
         Some((l, r)) => (l, Some(r)),
         None => (eq.as_str(), None),
     };
-    let inputs: Vec<Vec<char>> = lhs.split(',').map(|s| s.chars().collect()).collect();
-    for c in inputs.iter().flatten() {
-        if !c.is_ascii_alphabetic() {
-            bail!("einsum label '{c}' is not a letter");
-        }
+    let terms: Vec<Vec<Option<char>>> =
+        lhs.split(',').map(einsum_term).collect::<Result<_, _>>()?;
+    if terms.len() != ranks.len() {
+        bail!(
+            "equation has {} operands but the node has {}",
+            terms.len(),
+            ranks.len()
+        );
     }
+    // Dims each operand's ellipsis covers.
+    let mut covers = Vec::with_capacity(terms.len());
+    for (i, (t, &r)) in terms.iter().zip(ranks).enumerate() {
+        let letters = t.iter().flatten().count();
+        let has = t.len() != letters;
+        if r < letters || (!has && r != letters) {
+            bail!("operand #{i} has rank {r} but the equation gives {letters} labels");
+        }
+        covers.push(r - letters);
+    }
+    let e_rank = covers.iter().copied().max().unwrap_or(0);
+    let expand = |t: &[Option<char>], cover: usize| -> Vec<char> {
+        let mut v = Vec::new();
+        for l in t {
+            match l {
+                Some(c) => v.push(*c),
+                None => v.extend((e_rank - cover..e_rank).map(ellipsis_label)),
+            }
+        }
+        v
+    };
+    let inputs: Vec<Vec<char>> = terms
+        .iter()
+        .zip(&covers)
+        .map(|(t, &c)| expand(t, c))
+        .collect();
     let output: Vec<char> = match rhs {
-        Some(r) => r.chars().collect(),
+        Some(r) => {
+            let t = einsum_term(r)?;
+            let out = expand(&t, e_rank);
+            for (k, c) in out.iter().enumerate() {
+                if out[..k].contains(c) {
+                    bail!("einsum output label '{c}' appears twice");
+                }
+            }
+            out
+        }
         None => {
             let mut count: BTreeMap<char, usize> = BTreeMap::new();
-            for &c in inputs.iter().flatten() {
+            for &c in terms.iter().flatten().flatten() {
                 *count.entry(c).or_default() += 1;
             }
-            count
-                .into_iter()
-                .filter(|&(_, n)| n == 1)
-                .map(|(c, _)| c)
+            (0..e_rank)
+                .map(ellipsis_label)
+                .chain(count.into_iter().filter(|&(_, n)| n == 1).map(|(c, _)| c))
                 .collect()
         }
     };
@@ -445,14 +520,10 @@ pub fn parse_einsum(eq: &str) -> Result<EinsumSpec, InferError> {
 
 fn infer_einsum(ctx: &InferCtx<'_>) -> R {
     let dt = same_dtype(ctx)?;
-    let spec = parse_einsum(ctx.str("equation")?)?;
-    if spec.inputs.len() != ctx.num_inputs() {
-        bail!(
-            "equation has {} operands but the node has {}",
-            spec.inputs.len(),
-            ctx.num_inputs()
-        );
-    }
+    let ranks = (0..ctx.num_inputs())
+        .map(|i| ctx.input(i).map(TensorType::rank))
+        .collect::<Result<Vec<_>, _>>()?;
+    let spec = parse_einsum(ctx.str("equation")?, &ranks)?;
     let mut extent: BTreeMap<char, Dim> = BTreeMap::new();
     for (i, labels) in spec.inputs.iter().enumerate() {
         let t = ctx.input(i)?;
@@ -487,3 +558,47 @@ pub const EINSUM: OpDef = OpDef {
     static_operands: &[],
     infer: infer_einsum,
 };
+
+#[cfg(test)]
+mod einsum_tests {
+    use super::{ellipsis_label as e, parse_einsum};
+
+    #[test]
+    fn ellipsis_expands_right_aligned() {
+        let s = parse_einsum("...ij, ...jk -> ...ik", &[4, 3]).unwrap();
+        assert_eq!(s.inputs[0], vec![e(0), e(1), 'i', 'j']);
+        assert_eq!(s.inputs[1], vec![e(1), 'j', 'k']);
+        assert_eq!(s.output, vec![e(0), e(1), 'i', 'k']);
+        let d = parse_einsum("...ii->...i", &[3]).unwrap();
+        assert_eq!(d.inputs[0], vec![e(0), 'i', 'i']);
+        assert_eq!(d.output, vec![e(0), 'i']);
+    }
+
+    #[test]
+    fn implicit_output_puts_the_ellipsis_first() {
+        let s = parse_einsum("b...j,jk", &[3, 2]).unwrap();
+        assert_eq!(s.inputs[0], vec!['b', e(0), 'j']);
+        assert_eq!(s.output, vec![e(0), 'b', 'k']);
+        // An empty ellipsis and an explicit output without one (summed).
+        let t = parse_einsum("...ij->i", &[2]).unwrap();
+        assert_eq!(t.inputs[0], vec!['i', 'j']);
+        let u = parse_einsum("i...->i", &[3]).unwrap();
+        assert_eq!(u.inputs[0], vec!['i', e(0), e(1)]);
+        assert_eq!(u.output, vec!['i']);
+    }
+
+    #[test]
+    fn malformed_equations_are_rejected() {
+        for (eq, ranks) in [
+            ("......i->i", vec![3usize]),
+            ("ij->i", vec![3]),
+            ("...ij->i", vec![1]),
+            ("ij,jk->ik", vec![2]),
+            ("i1->i", vec![2]),
+            ("ij->ii", vec![2]),
+            ("ij->k", vec![2]),
+        ] {
+            assert!(parse_einsum(eq, &ranks).is_err(), "{eq} {ranks:?}");
+        }
+    }
+}

@@ -1,7 +1,7 @@
 //! Normalizations: softmax-like maps along an axis (`nn.softmax`,
 //! `nn.log_softmax`, `nn.hardmax`) and statistics-based normalizations
 //! (`nn.layer_norm`, `nn.batch_norm`, `nn.instance_norm`, `nn.rms_norm`,
-//! `nn.mean_variance_normalization`). Semantics follow the ONNX operators
+//! `nn.mean_variance_normalization`), and `nn.lp_normalization`. Semantics follow the ONNX operators
 //! of the same name at the latest opset.
 //!
 //! `stash_type` keeps ONNX's encoding: a `TensorProto` data type code (1 =
@@ -259,4 +259,28 @@ pub const MEAN_VARIANCE_NORMALIZATION: OpDef = OpDef {
     traits: Traits::NONE,
     static_operands: &[],
     infer: infer_mvn,
+};
+
+fn infer_lp_normalization(ctx: &InferCtx<'_>) -> R {
+    let p = ctx.int("p")?;
+    if p != 1 && p != 2 {
+        bail!("p must be 1 or 2, got {p}");
+    }
+    infer_axis_map(ctx)
+}
+
+/// `nn.lp_normalization %x`: `x / ||x||_p` along one axis; a zero norm
+/// gives 0 (the ONNX reference's choice over 0/0 = NaN).
+pub const LP_NORMALIZATION: OpDef = OpDef {
+    name: "nn.lp_normalization",
+    summary: "Divides by the L1 or L2 norm along an axis (0 where the norm is 0)",
+    inputs: Arity::exactly(1),
+    outputs: Arity::exactly(1),
+    attrs: &[
+        attr("axis", AttrKind::Int, AttrDefault::Int(-1)),
+        attr("p", AttrKind::Int, AttrDefault::Int(2)),
+    ],
+    traits: Traits::NONE,
+    static_operands: &[],
+    infer: infer_lp_normalization,
 };

@@ -204,3 +204,24 @@ pub const LRN: OpDef = OpDef {
     static_operands: &[],
     infer: infer_lrn,
 };
+
+/// `nn.global_lp_pool %x`: `(sum |x|^p)^(1/p)` over all spatial dims, kept
+/// as 1s.
+pub const GLOBAL_LP_POOL: OpDef = OpDef {
+    name: "nn.global_lp_pool",
+    summary: "Lp norm over all spatial dims; result [N, C, 1, ...]",
+    inputs: Arity::exactly(1),
+    outputs: Arity::exactly(1),
+    attrs: &[attr("p", AttrKind::Int, AttrDefault::Int(2))],
+    traits: Traits::NONE,
+    static_operands: &[],
+    infer: infer_global_lp_pool,
+};
+
+fn infer_global_lp_pool(ctx: &InferCtx<'_>) -> R {
+    let p = ctx.int("p")?;
+    if p <= 0 {
+        bail!("p must be positive, got {p}");
+    }
+    infer_global_pool(ctx)
+}

@@ -204,7 +204,7 @@ fn infer_cumsum(ctx: &InferCtx<'_>) -> R {
     if let Some(axis) = single_int(ctx, 1, "axis")? {
         norm_axis(axis, x.rank())?;
     } else if x.rank() == 0 {
-        bail!("nn.cumsum needs an input of rank >= 1");
+        bail!("{} needs an input of rank >= 1", ctx.def.name);
     }
     Ok(vec![x.clone()])
 }
@@ -213,6 +213,21 @@ fn infer_cumsum(ctx: &InferCtx<'_>) -> R {
 pub const CUMSUM: OpDef = OpDef {
     name: "nn.cumsum",
     summary: "Cumulative sum along an axis, optionally exclusive or reversed",
+    inputs: Arity::exactly(2),
+    outputs: Arity::exactly(1),
+    attrs: &[
+        attr("exclusive", AttrKind::Bool, AttrDefault::Bool(false)),
+        attr("reverse", AttrKind::Bool, AttrDefault::Bool(false)),
+    ],
+    traits: Traits::NONE,
+    static_operands: &[1],
+    infer: infer_cumsum,
+};
+
+/// `nn.cumprod %x, %axis`: running product along a (scalar operand) axis.
+pub const CUMPROD: OpDef = OpDef {
+    name: "nn.cumprod",
+    summary: "Cumulative product along an axis, optionally exclusive or reversed",
     inputs: Arity::exactly(2),
     outputs: Arity::exactly(1),
     attrs: &[

@@ -1703,3 +1703,145 @@ fn inference_never_panics() {
         }
     }
 }
+
+// ---- elementwise: inverse hyperbolics, celu, shrink, bitwise ----
+
+#[test]
+fn unary_extras_keep_type_and_check_dtype() {
+    for op in [OpKind::Acosh, OpKind::Asinh, OpKind::Atanh, OpKind::Celu] {
+        assert_eq!(ok(infer(op, &["2x{b}xf32"], &[], &[])), "tensor<2x{b}xf32>");
+        assert_eq!(ok(infer(op, &["f16"], &[], &[])), "tensor<f16>");
+        err(infer(op, &["3xi32"], &[], &[]), "float");
+    }
+    // Shrink takes any numeric type, ints included (ONNX Shrink-9).
+    let shrink = [("bias", Attr::Float(1.5)), ("lambd", Attr::Float(0.5))];
+    assert_eq!(
+        ok(infer(OpKind::Shrink, &["4x?xi8"], &shrink, &[])),
+        "tensor<4x?xi8>"
+    );
+    assert_eq!(
+        ok(infer(OpKind::Shrink, &["5xf64"], &[], &[])),
+        "tensor<5xf64>"
+    );
+    err(infer(OpKind::Shrink, &["5xbool"], &[], &[]), "numeric");
+    // BitwiseNot takes integers only.
+    assert_eq!(
+        ok(infer(OpKind::BitwiseNot, &["3x4xu16"], &[], &[])),
+        "tensor<3x4xu16>"
+    );
+    err(infer(OpKind::BitwiseNot, &["3xf32"], &[], &[]), "integer");
+    err(infer(OpKind::BitwiseNot, &["3xbool"], &[], &[]), "integer");
+}
+
+#[test]
+fn bitwise_binary_broadcast() {
+    for op in [OpKind::BitwiseAnd, OpKind::BitwiseOr, OpKind::BitwiseXor] {
+        // Shapes as in the ONNX node tests (bcast_4v3d, bcast_3v1d).
+        assert_eq!(
+            ok(infer(op, &["3x4x5x6xu8", "4x5x6xu8"], &[], &[])),
+            "tensor<3x4x5x6xu8>"
+        );
+        assert_eq!(
+            ok(infer(op, &["3x4x5xu64", "5xu64"], &[], &[])),
+            "tensor<3x4x5xu64>"
+        );
+        assert_eq!(
+            ok(infer(op, &["{n}x1xi32", "1x7xi32"], &[], &[])),
+            "tensor<{n}x7xi32>"
+        );
+        err(infer(op, &["3xf32", "3xf32"], &[], &[]), "integer");
+        err(infer(op, &["3xi32", "3xi64"], &[], &[]), "dtype");
+        err(infer(op, &["3xi32", "4xi32"], &[], &[]), "broadcast");
+    }
+}
+
+#[test]
+fn cumprod_like_cumsum() {
+    assert_eq!(
+        ok(infer(
+            OpKind::CumProd,
+            &["2x{n}xi32", "i64"],
+            &[],
+            &[(1, C::I(vec![-1]))]
+        )),
+        "tensor<2x{n}xi32>"
+    );
+    // A dynamic axis still gives the operand's type.
+    assert_eq!(
+        ok(infer(OpKind::CumProd, &["5xf32", "i32"], &[], &[])),
+        "tensor<5xf32>"
+    );
+    err(
+        infer(
+            OpKind::CumProd,
+            &["2x3xf32", "i64"],
+            &[],
+            &[(1, C::I(vec![2]))],
+        ),
+        "axis",
+    );
+    err(
+        infer(OpKind::CumProd, &["f32", "i64"], &[], &[]),
+        "nn.cumprod needs",
+    );
+    err(infer(OpKind::CumProd, &["3xbool", "i64"], &[], &[]), "bool");
+}
+
+#[test]
+fn lp_normalization_and_global_lp_pool() {
+    let p1 = [("p", Attr::Int(1)), ("axis", Attr::Int(0))];
+    assert_eq!(
+        ok(infer(OpKind::LpNormalization, &["3x{n}xf32"], &p1, &[])),
+        "tensor<3x{n}xf32>"
+    );
+    assert_eq!(
+        ok(infer(OpKind::LpNormalization, &["2x3xf16"], &[], &[])),
+        "tensor<2x3xf16>"
+    );
+    err(
+        infer(
+            OpKind::LpNormalization,
+            &["2x3xf32"],
+            &[("p", Attr::Int(3))],
+            &[],
+        ),
+        "p must be 1 or 2",
+    );
+    err(
+        infer(
+            OpKind::LpNormalization,
+            &["2x3xf32"],
+            &[("axis", Attr::Int(2))],
+            &[],
+        ),
+        "axis",
+    );
+    err(
+        infer(OpKind::LpNormalization, &["2x3xi32"], &[], &[]),
+        "float",
+    );
+    // Shapes as onnx.shape_inference gives for GlobalLpPool.
+    assert_eq!(
+        ok(infer(
+            OpKind::GlobalLpPool,
+            &["2x3x5x7xf32"],
+            &[("p", Attr::Int(3))],
+            &[]
+        )),
+        "tensor<2x3x1x1xf32>"
+    );
+    assert_eq!(
+        ok(infer(OpKind::GlobalLpPool, &["{n}x4x?xf64"], &[], &[])),
+        "tensor<{n}x4x1xf64>"
+    );
+    err(
+        infer(
+            OpKind::GlobalLpPool,
+            &["1x3x4xf32"],
+            &[("p", Attr::Int(0))],
+            &[],
+        ),
+        "p must be positive",
+    );
+    err(infer(OpKind::GlobalLpPool, &["3x4xf32"], &[], &[]), "rank");
+}
