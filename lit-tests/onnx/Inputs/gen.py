@@ -4,8 +4,8 @@
     .venv/bin/python lit-tests/onnx/Inputs/gen.py
 
 unsupported.onnx: a small valid model whose graph mixes supported operators
-(Relu, Add) with ones Kiln does not import (Celu twice, Det once, one of the
-Celu nodes unnamed), so that `kiln inspect` must list all of them at once
+(Relu, Add) with ones Kiln does not import (Bernoulli twice, Det once, one of
+the Bernoulli nodes unnamed), so that `kiln inspect` must list all of them at once
 and `kiln import` must refuse naming them.
 """
 
@@ -26,8 +26,8 @@ def main() -> None:
     bias = numpy_helper.from_array(np.arange(4, dtype=np.float32), "bias")
     nodes = [
         helper.make_node("Relu", ["x"], ["r"], name="relu"),
-        helper.make_node("Celu", ["r"], ["c1"], name="celu_a", alpha=1.0),
-        helper.make_node("Celu", ["c1"], ["c2"]),
+        helper.make_node("Bernoulli", ["r"], ["c1"], name="bern_a"),
+        helper.make_node("Bernoulli", ["c1"], ["c2"]),
         helper.make_node("Add", ["c2", "bias"], ["y"], name="add"),
         helper.make_node("Det", ["m"], ["d"], name="det"),
     ]
