@@ -17,4 +17,4 @@ for a in "$@"; do
     [[ -d "$a" ]] && has_dir=1
 done
 ((has_dir)) || models=("$root/testdata/models")
-exec "$python" "$root/scripts/bench.py" --kiln "$target/release/kiln" --threads 1 2 "${models[@]}" "$@"
+exec "$python" "$root/scripts/bench.py" --kiln "$target/release/kiln" "${models[@]}" "$@" --threads 1 2
