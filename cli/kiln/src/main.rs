@@ -31,9 +31,15 @@ use std::process::ExitCode;
 
 const AFTER_HELP: &str = "\
 Examples:
+  kiln inspect model.onnx                    # inputs/outputs, ops, parameters, unsupported ops
+  kiln compile model.onnx -o model.so        # shared library + model.h
+  kiln compile model.onnx --emit=mlir -o -   # stop after a stage: kir, mlir, llvm, asm, obj
+  kiln run model.so --input-dir test_data_set_0 --output-dir out/
+  kiln bench model.so --threads 2
+  kiln import model.onnx -o model.kir        # Kiln IR text + weights side file
   kiln opt model.kir --passes=default -o model.opt.kir
   kiln opt model.kir --passes=canonicalize,cse,dce --print-after-all
-  kiln opt - < model.kir                 # read stdin, write stdout
+  kiln opt - < model.kir                     # read stdin, write stdout
   kiln opt tests.kir --verify-diagnostics --split-input-file
   kiln opt --list-passes
 
@@ -61,7 +67,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Parse a .kir file, run graph passes, print the result.
+    /// Read a .kir or .onnx file, run graph passes, print Kiln IR.
     Opt(cmd::opt::OptArgs),
     /// Summarize an ONNX model: I/O, op histogram, parameters, unsupported ops.
     Inspect(cmd::inspect::InspectArgs),
