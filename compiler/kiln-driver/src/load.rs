@@ -142,25 +142,13 @@ fn fix_kir_inputs(path: &Path, g: &mut Graph, shapes: &BTreeMap<String, Vec<u64>
             }
         }
     }
-    let inputs = g.inputs.clone();
-    for v in inputs {
-        let name = g.value(v).name.clone();
-        let ty = g.value(v).ty.clone();
-        let dims: Vec<Dim> = match shapes.get(&name) {
-            Some(dims) => dims.iter().map(|&n| Dim::Static(n)).collect(),
-            None => ty
-                .dims
-                .iter()
-                .map(|d| match d {
-                    Dim::Sym(s) => symbols
-                        .get(&**s)
-                        .map_or_else(|| d.clone(), |&n| Dim::Static(n)),
-                    _ => d.clone(),
-                })
-                .collect(),
-        };
-        *g.value_ty_mut(v) = TensorType::new(ty.dtype, dims);
+    for v in g.inputs.clone() {
+        if let Some(dims) = shapes.get(&g.value(v).name) {
+            let dt = g.value(v).ty.dtype;
+            *g.value_ty_mut(v) = TensorType::fixed(dt, dims);
+        }
     }
+    crate::specialize::substitute_symbols(g, &symbols);
     Ok(())
 }
 

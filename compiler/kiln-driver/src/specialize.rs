@@ -230,8 +230,8 @@ pub fn bind_input_shapes(g: &mut Graph, tensors: &[HostTensor]) -> Result<()> {
     Ok(())
 }
 
-/// Replaces bound symbols in the remaining graph inputs' types.
-fn substitute_symbols(g: &mut Graph, symbols: &BTreeMap<String, u64>) {
+/// Replaces bound symbols in the graph inputs' types.
+pub(crate) fn substitute_symbols(g: &mut Graph, symbols: &BTreeMap<String, u64>) {
     if symbols.is_empty() {
         return;
     }

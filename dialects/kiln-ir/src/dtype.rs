@@ -123,6 +123,19 @@ impl DType {
         Some(bits.div_ceil(8))
     }
 
+    /// Largest finite value of a float dtype (`f64::MAX` for other
+    /// dtypes); float results saturate to it where ONNX clamps.
+    pub fn max_finite(self) -> f64 {
+        match self {
+            DType::F32 => f64::from(f32::MAX),
+            DType::F16 => 65504.0,
+            DType::BF16 => 3.389_531_389_251_535_5e38,
+            DType::F8E4M3FN => 448.0,
+            DType::F8E5M2 => 57344.0,
+            _ => f64::MAX,
+        }
+    }
+
     /// Size in bytes of one element; `None` for packed nibble types.
     pub fn byte_size(self) -> Option<usize> {
         if self.is_packed() {

@@ -27,6 +27,7 @@ use super::elementwise::{convert, convert_sat};
 use super::storage::{self, F8};
 use super::{attr_err, NodeIn};
 use kiln_ir::ops::infer::norm_axis;
+use kiln_ir::ops::NF4_CODE_BOOK;
 use kiln_ir::DType;
 
 /// How a scale (or zero point) maps onto the input's coordinates.
@@ -210,27 +211,6 @@ pub(crate) fn dequantize_linear(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
     })
 }
 
-/// The NF4 code book (bitsandbytes' NF4 quantile table, as in
-/// `kiln_interp::ops::quant`), indexed by code; entries are used as f32.
-const NF4: [f64; 16] = [
-    -1.0,
-    -0.696_192_800_998_687_7,
-    -0.525_073_051_452_636_7,
-    -0.394_917_488_098_144_53,
-    -0.284_441_381_692_886_35,
-    -0.184_773_430_228_233_34,
-    -0.091_050_036_251_544_95,
-    0.0,
-    0.079_580_299_556_255_34,
-    0.160_930_201_411_247_25,
-    0.246_112_301_945_686_34,
-    0.337_915_241_718_292_24,
-    0.440_709_829_330_444_34,
-    0.562_617_003_917_694_1,
-    0.722_956_836_223_602_3,
-    1.0,
-];
-
 /// `quant.nf4_dequantize`: `code_book[w] * absmax[.., k / block_size]`.
 pub(crate) fn nf4_dequantize(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
     let (w, a) = (n.input(0)?.clone(), n.input(1)?.clone());
@@ -255,7 +235,7 @@ pub(crate) fn nf4_dequantize(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
             w.ty()
         ));
     }
-    let entries: Vec<String> = NF4
+    let entries: Vec<String> = NF4_CODE_BOOK
         .iter()
         .map(|&v| format!("0x{:08X}", (v as f32).to_bits()))
         .collect();

@@ -20,181 +20,13 @@ use super::ctx::{Body, Builder, Res, Val};
 use super::elementwise::convert;
 use super::{attr_err, NodeIn};
 use kiln_ir::ops::infer::norm_axes;
+use kiln_ir::ops::resample::{self, isclose, Kernel};
 use kiln_ir::DType;
 use std::fmt::Write as _;
 
 /// The most tap combinations one output element may sum (the body is
 /// unrolled).
 const MAX_TERMS: usize = 1024;
-
-/// Interpolation kernel and its parameters.
-#[derive(Clone, Copy)]
-enum Kernel<'s> {
-    Nearest(&'s str),
-    Linear { antialias: bool },
-    Cubic { a: f64, antialias: bool },
-}
-
-impl Kernel<'_> {
-    /// The coefficients for fractional position `ratio` (the reference's
-    /// `get_*_coeffs`).
-    fn coeffs(self, ratio: f64, scale: f64) -> Vec<f64> {
-        match self {
-            Kernel::Nearest(mode) => {
-                let up = ratio == 1.0
-                    || match mode {
-                        "round_prefer_floor" => ratio > 0.5,
-                        "round_prefer_ceil" => ratio >= 0.5,
-                        "floor" => false,
-                        _ => true,
-                    };
-                vec![f64::from(!up), f64::from(up)]
-            }
-            Kernel::Linear { antialias: false } => vec![1.0 - ratio, ratio],
-            Kernel::Linear { antialias: true } => {
-                let s = scale.min(1.0);
-                let start = (-1.0 / s).floor() as i64 + 1;
-                normalized(
-                    (start..2 - start)
-                        .map(|i| (1.0 - ((i as f64 - ratio) * s).abs()).clamp(0.0, 1.0))
-                        .collect(),
-                )
-            }
-            Kernel::Cubic {
-                a,
-                antialias: false,
-            } => {
-                let r = ratio;
-                let q = 1.0 - r;
-                vec![
-                    ((a * (r + 1.0) - 5.0 * a) * (r + 1.0) + 8.0 * a) * (r + 1.0) - 4.0 * a,
-                    ((a + 2.0) * r - (a + 3.0)) * r * r + 1.0,
-                    ((a + 2.0) * q - (a + 3.0)) * q * q + 1.0,
-                    ((a * (q + 1.0) - 5.0 * a) * (q + 1.0) + 8.0 * a) * (q + 1.0) - 4.0 * a,
-                ]
-            }
-            Kernel::Cubic { a, antialias: true } => {
-                let s = scale.min(1.0);
-                let start = (-2.0 / s).floor() as i64 + 1;
-                let k = |x: f64| {
-                    let x = x.abs();
-                    let (x2, x3) = (x * x, x * x * x);
-                    if x <= 1.0 {
-                        (a + 2.0) * x3 - (a + 3.0) * x2 + 1.0
-                    } else if x < 2.0 {
-                        a * x3 - 5.0 * a * x2 + 8.0 * a * x - 4.0 * a
-                    } else {
-                        0.0
-                    }
-                };
-                normalized(
-                    (start..2 - start)
-                        .map(|i| k(s * (i as f64 - ratio)))
-                        .collect(),
-                )
-            }
-        }
-    }
-}
-
-fn normalized(c: Vec<f64>) -> Vec<f64> {
-    let s: f64 = c.iter().sum();
-    c.into_iter().map(|v| v / s).collect()
-}
-
-/// `math.isclose` with its default tolerances.
-fn isclose(a: f64, b: f64) -> bool {
-    (a - b).abs() <= 1e-9 * a.abs().max(b.abs())
-}
-
-/// Largest finite value of a float dtype.
-fn float_max(dt: DType) -> f64 {
-    match dt {
-        DType::F32 => f64::from(f32::MAX),
-        DType::F16 => 65504.0,
-        DType::BF16 => 3.389_531_389_251_535_5e38,
-        _ => f64::MAX,
-    }
-}
-
-/// Resampling parameters of one axis.
-struct Axis<'s> {
-    n_in: u64,
-    scale: f64,
-    out: u64,
-    roi: (f64, f64),
-    ctm: &'s str,
-    kernel: Kernel<'s>,
-    exclude_outside: bool,
-}
-
-/// Per output index: `(clamped source index, coefficient)` taps, or `None`
-/// for an extrapolated index.
-type Taps = Vec<Option<Vec<(i64, f64)>>>;
-
-impl Axis<'_> {
-    fn taps(&self) -> Taps {
-        let inw = self.n_in as f64;
-        let outw = self.scale * inw;
-        (0..self.out)
-            .map(|y| {
-                let y = y as f64;
-                let x = match self.ctm {
-                    "align_corners" if outw == 1.0 => 0.0,
-                    "align_corners" => y * (inw - 1.0) / (outw - 1.0),
-                    "asymmetric" => y / self.scale,
-                    "tf_crop_and_resize" => {
-                        let (r0, r1) = self.roi;
-                        let x = if outw == 1.0 {
-                            (r1 - r0) * (inw - 1.0) / 2.0
-                        } else {
-                            y * (r1 - r0) * (inw - 1.0) / (outw - 1.0)
-                        };
-                        let x = x + r0 * (inw - 1.0);
-                        if x < 0.0 || x > inw - 1.0 {
-                            return None;
-                        }
-                        x
-                    }
-                    "pytorch_half_pixel" if outw == 1.0 => -0.5,
-                    "pytorch_half_pixel" | "half_pixel" => (y + 0.5) / self.scale - 0.5,
-                    _ => {
-                        // half_pixel_symmetric
-                        let adjustment = self.out as f64 / outw;
-                        let offset = inw / 2.0 * (1.0 - adjustment);
-                        offset + (y + 0.5) / self.scale - 0.5
-                    }
-                };
-                let fl = x.floor();
-                let ratio = if x == fl { 1.0 } else { x - fl };
-                let mut c = self.kernel.coeffs(ratio, self.scale);
-                let n = c.len() as i64;
-                let start = (x - ratio) as i64 + 1 - n / 2;
-                let last = self.n_in as i64 - 1;
-                if self.exclude_outside {
-                    for (j, cj) in c.iter_mut().enumerate() {
-                        let i = start + j as i64;
-                        if i < 0 || i > last {
-                            *cj = 0.0;
-                        }
-                    }
-                    let s: f64 = c.iter().sum();
-                    let s = if s == 0.0 { 1.0 } else { s };
-                    c.iter_mut().for_each(|cj| *cj /= s);
-                }
-                let mut t: Vec<(i64, f64)> = c
-                    .into_iter()
-                    .enumerate()
-                    .map(|(j, cj)| ((start + j as i64).clamp(0, last), cj))
-                    .collect();
-                if matches!(self.kernel, Kernel::Nearest(_)) {
-                    t.retain(|&(_, cj)| cj != 0.0);
-                }
-                Some(t)
-            })
-            .collect()
-    }
-}
 
 /// An f64 literal MLIR parses back to the same value (Rust prints the
 /// shortest round-tripping digits; MLIR wants a `.` in the mantissa).
@@ -208,7 +40,7 @@ fn f64_lit(v: f64) -> String {
 
 /// The constant tables of one axis: `[out, taps]` source indices (i64, -1
 /// marks an extrapolated index) and coefficients (f64).
-fn tables(b: &mut Builder, taps: &Taps) -> Res<(Val, Val, usize)> {
+fn tables(b: &mut Builder, taps: &resample::Taps) -> Res<(Val, Val, usize)> {
     let nt = taps
         .iter()
         .flatten()
@@ -228,7 +60,7 @@ fn tables(b: &mut Builder, taps: &Taps) -> Res<(Val, Val, usize)> {
             let (i, c) = match t {
                 None => (-1, 0.0),
                 // Axes with fewer taps at some index pad with zero weight.
-                Some(t) => t.get(j).copied().unwrap_or((0, 0.0)),
+                Some(t) => t.get(j).map_or((0, 0.0), |&(i, c)| (i as i64, c)),
             };
             let sep = if j > 0 { ", " } else { "" };
             let _ = write!(idx, "{sep}{i}");
@@ -372,7 +204,7 @@ pub(crate) fn resize(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
         if !(scale[a] > 0.0 && scale[a].is_finite()) {
             return Err(format!("scale {} of axis {a} is not positive", scale[a]));
         }
-        let p = Axis {
+        let p = resample::Axis {
             n_in: x.shape[a],
             scale: scale[a],
             out: shape[a],
@@ -381,7 +213,15 @@ pub(crate) fn resize(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
             kernel,
             exclude_outside,
         };
-        let (i, c, nt) = tables(b, &p.taps())?;
+        let mut taps = p.taps();
+        if matches!(kernel, Kernel::Nearest(_)) {
+            // A nearest tap of weight 0 is dropped, so nearest resizing
+            // copies elements exactly (0 * inf would be NaN).
+            for t in taps.iter_mut().flatten() {
+                t.retain(|&(_, c)| c != 0.0);
+            }
+        }
+        let (i, c, nt) = tables(b, &taps)?;
         resized.push((a, i, c, nt));
     }
     if resized.is_empty() {
@@ -459,7 +299,7 @@ pub(crate) fn resize(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
 /// the finite range, integers rounded half to even and saturated.
 fn round_to(b: &mut Body<'_>, v: &str, dt: DType) -> Res<String> {
     let (lo, hi) = if dt.is_float() {
-        (-float_max(dt), float_max(dt))
+        (-dt.max_finite(), dt.max_finite())
     } else if dt.is_signed() {
         let h = 2f64.powi(dt.bits() as i32 - 1);
         (-h, h - 1.0)

@@ -18,6 +18,7 @@ use crate::float8::F8;
 use crate::tensor::{int_range, round_float};
 use crate::util::{axis, strides};
 use crate::{InterpError, Tensor};
+use kiln_ir::ops::NF4_CODE_BOOK;
 use kiln_ir::DType;
 
 type R = Result<Tensor, InterpError>;
@@ -176,26 +177,6 @@ pub fn dequantize_linear(op: &Op<'_>) -> R {
     Ok(Tensor::from_f64(out_dt, x.shape.clone(), v))
 }
 
-/// The NF4 code book (bitsandbytes `NF4` quantile table), indexed by code.
-const NF4: [f64; 16] = [
-    -1.0,
-    -0.696_192_800_998_687_7,
-    -0.525_073_051_452_636_7,
-    -0.394_917_488_098_144_53,
-    -0.284_441_381_692_886_35,
-    -0.184_773_430_228_233_34,
-    -0.091_050_036_251_544_95,
-    0.0,
-    0.079_580_299_556_255_34,
-    0.160_930_201_411_247_25,
-    0.246_112_301_945_686_34,
-    0.337_915_241_718_292_24,
-    0.440_709_829_330_444_34,
-    0.562_617_003_917_694_1,
-    0.722_956_836_223_602_3,
-    1.0,
-];
-
 /// `quant.nf4_dequantize`: `code_book[w] * absmax[block]` in f32, blocks of
 /// `block_size` running along the last dim.
 pub fn nf4_dequantize(op: &Op<'_>) -> R {
@@ -222,7 +203,7 @@ pub fn nf4_dequantize(op: &Op<'_>) -> R {
         .map(|(i, &c)| {
             let (row, col) = (i / k.max(1), i % k.max(1));
             // The code book entries are f32 values.
-            let code = f64::from(NF4[(c & 0xF) as usize] as f32);
+            let code = f64::from(NF4_CODE_BOOK[(c & 0xF) as usize] as f32);
             code * av[row * nb + col / block as usize]
         })
         .collect();

@@ -17,7 +17,7 @@ use crate::tensor::{int_range, round_float};
 use crate::util::strides;
 use crate::{InterpError, Tensor};
 use kiln_ir::ops::infer::norm_axes;
-use kiln_ir::DType;
+use kiln_ir::ops::resample::{self, isclose, Kernel};
 
 type R = Result<Tensor, InterpError>;
 
@@ -25,172 +25,20 @@ fn invalid<T>(msg: String) -> Result<T, InterpError> {
     Err(InterpError::Invalid(msg))
 }
 
-/// Interpolation kernel and its parameters.
-#[derive(Clone, Copy)]
-enum Kernel<'s> {
-    Nearest(&'s str),
-    Linear { antialias: bool },
-    Cubic { a: f64, antialias: bool },
-}
-
-impl Kernel<'_> {
-    fn coeffs(self, ratio: f64, scale: f64) -> Vec<f64> {
-        match self {
-            Kernel::Nearest(mode) => {
-                let up = if ratio == 1.0 {
-                    true
-                } else {
-                    match mode {
-                        "round_prefer_floor" => ratio > 0.5,
-                        "round_prefer_ceil" => ratio >= 0.5,
-                        "floor" => false,
-                        _ => true,
-                    }
-                };
-                vec![f64::from(!up), f64::from(up)]
-            }
-            Kernel::Linear { antialias: false } => vec![1.0 - ratio, ratio],
-            Kernel::Linear { antialias: true } => {
-                let s = scale.min(1.0);
-                let start = (-1.0 / s).floor() as i64 + 1;
-                let c: Vec<f64> = (start..2 - start)
-                    .map(|i| (1.0 - ((i as f64 - ratio) * s).abs()).clamp(0.0, 1.0))
-                    .collect();
-                normalized(c)
-            }
-            Kernel::Cubic {
-                a,
-                antialias: false,
-            } => {
-                let r = ratio;
-                let q = 1.0 - r;
-                vec![
-                    ((a * (r + 1.0) - 5.0 * a) * (r + 1.0) + 8.0 * a) * (r + 1.0) - 4.0 * a,
-                    ((a + 2.0) * r - (a + 3.0)) * r * r + 1.0,
-                    ((a + 2.0) * q - (a + 3.0)) * q * q + 1.0,
-                    ((a * (q + 1.0) - 5.0 * a) * (q + 1.0) + 8.0 * a) * (q + 1.0) - 4.0 * a,
-                ]
-            }
-            Kernel::Cubic { a, antialias: true } => {
-                let s = scale.min(1.0);
-                let start = (-2.0 / s).floor() as i64 + 1;
-                let k = |x: f64| {
-                    let x = x.abs();
-                    let (x2, x3) = (x * x, x * x * x);
-                    if x <= 1.0 {
-                        (a + 2.0) * x3 - (a + 3.0) * x2 + 1.0
-                    } else if x < 2.0 {
-                        a * x3 - 5.0 * a * x2 + 8.0 * a * x - 4.0 * a
-                    } else {
-                        0.0
-                    }
-                };
-                normalized(
-                    (start..2 - start)
-                        .map(|i| k(s * (i as f64 - ratio)))
-                        .collect(),
-                )
-            }
-        }
-    }
-}
-
-fn normalized(c: Vec<f64>) -> Vec<f64> {
-    let s: f64 = c.iter().sum();
-    c.into_iter().map(|v| v / s).collect()
-}
-
-/// `math.isclose` with its default tolerances.
-fn isclose(a: f64, b: f64) -> bool {
-    (a - b).abs() <= 1e-9 * a.abs().max(b.abs())
-}
-
-/// Largest finite value of a float dtype.
-fn float_max(dt: DType) -> f64 {
-    match dt {
-        DType::F32 => f64::from(f32::MAX),
-        DType::F16 => 65504.0,
-        DType::BF16 => 3.389_531_389_251_535_5e38,
-        DType::F8E4M3FN => 448.0,
-        DType::F8E5M2 => 57344.0,
-        _ => f64::MAX,
-    }
-}
-
-/// Per-axis resampling parameters.
+/// Per-axis resampling parameters: the shared geometry plus the value of
+/// extrapolated positions.
 struct Axis<'s> {
-    scale: f64,
-    out: u64,
-    roi: (f64, f64),
-    ctm: &'s str,
-    kernel: Kernel<'s>,
-    exclude_outside: bool,
+    geometry: resample::Axis<'s>,
     extrapolation: f64,
 }
 
 /// Resamples axis `a` of `v` (shape `shape`), returning the new data.
 fn resample(v: &[f64], shape: &[u64], a: usize, p: &Axis<'_>) -> Vec<f64> {
     let n_in = shape[a];
-    let inw = n_in as f64;
-    let outw = p.scale * inw;
     let outer: usize = shape[..a].iter().product::<u64>() as usize;
     let inner: usize = shape[a + 1..].iter().product::<u64>() as usize;
-    // Per output coordinate: (source index, coefficient) pairs, or None
-    // for an extrapolated position.
-    let taps: Vec<Option<Vec<(usize, f64)>>> = (0..p.out)
-        .map(|y| {
-            let y = y as f64;
-            let x = match p.ctm {
-                "align_corners" if outw == 1.0 => 0.0,
-                "align_corners" => y * (inw - 1.0) / (outw - 1.0),
-                "asymmetric" => y / p.scale,
-                "tf_crop_and_resize" => {
-                    let (r0, r1) = p.roi;
-                    let x = if outw == 1.0 {
-                        (r1 - r0) * (inw - 1.0) / 2.0
-                    } else {
-                        y * (r1 - r0) * (inw - 1.0) / (outw - 1.0)
-                    };
-                    let x = x + r0 * (inw - 1.0);
-                    if x < 0.0 || x > inw - 1.0 {
-                        return None;
-                    }
-                    x
-                }
-                "pytorch_half_pixel" if outw == 1.0 => -0.5,
-                "pytorch_half_pixel" | "half_pixel" => (y + 0.5) / p.scale - 0.5,
-                _ => {
-                    // half_pixel_symmetric
-                    let adjustment = p.out as f64 / outw;
-                    let offset = inw / 2.0 * (1.0 - adjustment);
-                    offset + (y + 0.5) / p.scale - 0.5
-                }
-            };
-            let fl = x.floor();
-            let ratio = if x == fl { 1.0 } else { x - fl };
-            let mut c = p.kernel.coeffs(ratio, p.scale);
-            let n = c.len() as i64;
-            let start = (x - ratio) as i64 + 1 - n / 2;
-            let idx: Vec<i64> = (0..n).map(|j| start + j).collect();
-            if p.exclude_outside {
-                for (cj, &i) in c.iter_mut().zip(&idx) {
-                    if i < 0 || i >= n_in as i64 {
-                        *cj = 0.0;
-                    }
-                }
-                let s: f64 = c.iter().sum();
-                let s = if s == 0.0 { 1.0 } else { s };
-                c.iter_mut().for_each(|cj| *cj /= s);
-            }
-            Some(
-                idx.iter()
-                    .zip(c)
-                    .map(|(&i, cj)| (i.clamp(0, n_in as i64 - 1) as usize, cj))
-                    .collect(),
-            )
-        })
-        .collect();
-    let n_out = p.out as usize;
+    let taps = p.geometry.taps();
+    let n_out = p.geometry.out as usize;
     let mut out = vec![0.0; outer * n_out * inner];
     for o in 0..outer {
         for (y, t) in taps.iter().enumerate() {
@@ -199,7 +47,7 @@ fn resample(v: &[f64], shape: &[u64], a: usize, p: &Axis<'_>) -> Vec<f64> {
                     None => p.extrapolation,
                     Some(t) => t
                         .iter()
-                        .map(|&(s, c)| c * v[(o * n_in as usize + s) * inner + i])
+                        .map(|&(s, c)| c * v[(o * n_in as usize + s as usize) * inner + i])
                         .sum(),
                 };
             }
@@ -317,12 +165,15 @@ pub fn resize(op: &Op<'_>) -> R {
             return invalid(format!("cannot resample the empty axis {a}"));
         }
         let p = Axis {
-            scale: scale[a],
-            out: out[a],
-            roi: roi[a],
-            ctm,
-            kernel,
-            exclude_outside,
+            geometry: resample::Axis {
+                n_in: shape[a],
+                scale: scale[a],
+                out: out[a],
+                roi: roi[a],
+                ctm,
+                kernel,
+                exclude_outside,
+            },
             extrapolation,
         };
         v = resample(&v, &shape, a, &p);
@@ -330,7 +181,7 @@ pub fn resize(op: &Op<'_>) -> R {
     }
     debug_assert_eq!(strides(&shape).len(), r);
     if x.dtype.is_float() {
-        let m = float_max(x.dtype);
+        let m = x.dtype.max_finite();
         let v = v
             .into_iter()
             .map(|e| round_float(x.dtype, e.clamp(-m, m)))

@@ -19,10 +19,12 @@ mod norm;
 mod pool;
 mod quant;
 mod reduce;
+pub mod resample;
 mod shape;
 
 pub use infer::{InferCtx, InferError};
 pub use linalg::{parse_einsum, EinsumSpec, Window};
+pub use quant::NF4_CODE_BOOK;
 
 use crate::attr::AttrKind;
 use crate::types::TensorType;
