@@ -761,6 +761,11 @@ How to read and rerun these numbers:
   axes, Slice's starts, TopK's k, ...: the ops' `static_operands`) are compiled in as constants,
   and dynamic input extents take the given shapes. A deployed artifact (`kiln compile`) keeps
   them as inputs unless `--freeze-input NAME=PATH` is given.
+- Control flow (`If`, `Loop`, `Scan`) is expanded while importing. Where a trip count, a
+  condition or a compile-time operand depends on graph inputs (`test_loop11`'s trip count,
+  `test_if`'s condition, the Range `_expanded` tests' limits), `kiln run` imports again with the
+  given values of exactly those inputs compiled in, on both paths; `kiln compile` asks for them
+  by name (`--freeze-input`).
 - "unsupported" is `kiln` exiting with code 3 (an op, dtype or case Kiln refuses on purpose);
   "crashed" is any other failure exit (1 internal, 2 invalid input, 4 resource) or a signal;
   "failed" ran but gave wrong outputs.

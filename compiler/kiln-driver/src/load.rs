@@ -7,8 +7,13 @@
 //!   the input types before the pipeline's shape inference runs. An
 //!   override naming no graph input, or changing a static extent or the
 //!   rank, is an error rather than silently ignored.
+//! - Input values ([`LoadOptions::input_values`]) turn inputs into
+//!   constants for both formats: ONNX while importing (so control flow that
+//!   depends on them can be expanded), `.kir` right after parsing. Either
+//!   way the input is gone from the graph's input list.
 
 use crate::error::{DriverError, Result};
+use crate::tensors::HostTensor;
 use kiln_ir::{Dim, Graph, TensorType};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -18,6 +23,10 @@ use std::path::Path;
 pub struct LoadOptions {
     /// Static shapes for graph inputs, by input name (`--input-shape`).
     pub input_shapes: BTreeMap<String, Vec<u64>>,
+    /// Values of graph inputs to compile in as constants
+    /// (`--freeze-input`, and `kiln run` for inputs that decide control
+    /// flow or shapes).
+    pub input_values: Vec<HostTensor>,
 }
 
 /// Parses one `--input-shape` argument, `NAME=1x3x224x224` (`NAME=` alone
@@ -52,8 +61,23 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Graph> {
     match path.extension().and_then(|e| e.to_str()) {
         Some("onnx") => {
             let model = kiln_onnx::load_model(path)?;
+            let mut input_values = BTreeMap::new();
+            for t in &opts.input_values {
+                let value = kiln_onnx::import::InputValue {
+                    dtype: t.dtype,
+                    shape: t.shape.clone(),
+                    data: kiln_ir::Blob::from_vec(t.data.as_ref().to_vec()),
+                };
+                if input_values.insert(t.name.clone(), value).is_some() {
+                    return Err(DriverError::Invalid(format!(
+                        "input '{}' is frozen twice",
+                        t.name
+                    )));
+                }
+            }
             let import = kiln_onnx::import::ImportOptions {
                 input_shapes: opts.input_shapes.clone(),
+                input_values,
                 ..Default::default()
             };
             let names: Vec<&str> = model
@@ -69,6 +93,7 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Graph> {
                 .map_err(DriverError::Parse)?
                 .graph;
             fix_kir_inputs(path, &mut g, &opts.input_shapes)?;
+            crate::specialize::freeze_inputs(&mut g, &opts.input_values)?;
             Ok(g)
         }
         _ => Err(DriverError::Invalid(format!(

@@ -32,7 +32,7 @@ use crate::tensors::HostTensor;
 use kiln_codegen::{OptLevel, Target};
 use kiln_ir::{DType, Graph};
 use kiln_runtime::{TensorMut, TensorRef};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// A model input or output as the session sees it.
@@ -96,6 +96,9 @@ fn runtime_dtype(d: kiln_runtime::DType) -> Result<DType> {
 enum Loaded {
     Artifact(kiln_runtime::Model),
     Graph(Box<Graph>),
+    /// An ONNX model whose control flow depends on the values of these
+    /// inputs: it is imported once they are given.
+    NeedsValues(PathBuf, Vec<String>),
 }
 
 /// An artifact or model file, loaded but not yet compiled.
@@ -148,10 +151,25 @@ impl Prepared {
             let (inputs, outputs) = model_specs(&model)?;
             (Loaded::Artifact(model), inputs, outputs)
         } else {
-            let graph = load(path, &opts.load)?;
-            let inputs = graph_specs(&graph, &graph.inputs);
-            let outputs = graph_specs(&graph, &graph.outputs);
-            (Loaded::Graph(Box::new(graph)), inputs, outputs)
+            match load(path, &opts.load) {
+                Ok(graph) => {
+                    let inputs = graph_specs(&graph, &graph.inputs);
+                    let outputs = graph_specs(&graph, &graph.outputs);
+                    (Loaded::Graph(Box::new(graph)), inputs, outputs)
+                }
+                Err(DriverError::Onnx(kiln_onnx::OnnxError::NeedsInputValues {
+                    inputs: needed,
+                    ..
+                })) => {
+                    let (inputs, outputs) = onnx_specs(path)?;
+                    (
+                        Loaded::NeedsValues(path.to_path_buf(), needed),
+                        inputs,
+                        outputs,
+                    )
+                }
+                Err(e) => return Err(e),
+            }
         };
         Ok(Prepared {
             loaded,
@@ -181,6 +199,7 @@ impl Prepared {
     pub fn shape_defining_inputs(&self) -> Vec<String> {
         match &self.loaded {
             Loaded::Graph(g) if !self.opts.interpret => shape_defining_inputs(g),
+            Loaded::NeedsValues(_, needed) => needed.clone(),
             _ => Vec::new(),
         }
     }
@@ -196,27 +215,32 @@ impl Prepared {
             inputs,
             outputs,
         } = self;
-        let mut graph = match loaded {
+        let (mut graph, mut specialized, inputs) = match loaded {
             Loaded::Artifact(model) => return Session::from_model(model, None, Vec::new()),
-            Loaded::Graph(graph) => graph,
+            Loaded::Graph(graph) => (graph, Vec::new(), inputs),
+            Loaded::NeedsValues(path, needed) => {
+                let (graph, known) = load_with_values(&path, &opts.load, needed, given)?;
+                let inputs = graph_specs(&graph, &graph.inputs);
+                (Box::new(graph), known, inputs)
+            }
         };
         if opts.interpret {
             return Ok(Session {
                 engine: Engine::Interpreted(graph),
                 inputs,
                 outputs,
-                specialized: Vec::new(),
+                specialized,
             });
         }
-        let mut specialized = Vec::new();
         if let Some(given) = given {
             let wanted = shape_defining_inputs(&graph);
-            specialized = given
+            let frozen: Vec<HostTensor> = given
                 .iter()
                 .filter(|t| wanted.contains(&t.name))
                 .cloned()
                 .collect();
-            freeze_inputs(&mut graph, &specialized)?;
+            freeze_inputs(&mut graph, &frozen)?;
+            specialized.extend(frozen);
             bind_input_shapes(&mut graph, given)?;
         }
         let dir = tempfile::Builder::new()
@@ -236,6 +260,55 @@ impl Prepared {
         compile(*graph, &copts)?;
         let model = kiln_runtime::Model::load(&so)?;
         Session::from_model(model, Some(dir), specialized)
+    }
+}
+
+/// The declared inputs and outputs of an ONNX model, for a model that
+/// cannot be imported before some input values are known.
+fn onnx_specs(path: &Path) -> Result<(Vec<TensorSpec>, Vec<TensorSpec>)> {
+    let model = kiln_onnx::load_model(path)?;
+    let spec = |v: &kiln_onnx::OnnxValueInfo| TensorSpec {
+        name: v.name.clone(),
+        dtype: v.dtype.unwrap_or(DType::F32),
+        shape: v.tensor_type().and_then(|t| t.static_shape()),
+    };
+    let inputs = model.graph.runtime_inputs().map(spec).collect();
+    let outputs = model.graph.outputs.iter().map(spec).collect();
+    Ok((inputs, outputs))
+}
+
+/// Imports a model whose control flow needs the values of `needed`, taking
+/// them from `given`. Expanding one loop can reveal another that needs
+/// more inputs, so this repeats while the importer asks for values that
+/// are given and not yet known. Returns the graph and the inputs compiled
+/// in as constants.
+fn load_with_values(
+    path: &Path,
+    opts: &LoadOptions,
+    mut needed: Vec<String>,
+    given: Option<&[HostTensor]>,
+) -> Result<(Graph, Vec<HostTensor>)> {
+    let mut opts = opts.clone();
+    let given = given.unwrap_or_default();
+    loop {
+        opts.input_values = given
+            .iter()
+            .filter(|t| needed.contains(&t.name))
+            .cloned()
+            .collect();
+        match load(path, &opts) {
+            Ok(graph) => return Ok((graph, opts.input_values)),
+            Err(DriverError::Onnx(kiln_onnx::OnnxError::NeedsInputValues { inputs, .. }))
+                if inputs
+                    .iter()
+                    .any(|n| !needed.contains(n) && given.iter().any(|t| &t.name == n)) =>
+            {
+                needed.extend(inputs);
+                needed.sort();
+                needed.dedup();
+            }
+            Err(e) => return Err(e),
+        }
     }
 }
 

@@ -39,6 +39,8 @@ const PASS_THROUGH: &[(OpKind, Option<usize>)] = &[
     (OpKind::Reshape, Some(0)),
     (OpKind::Flatten, Some(0)),
     (OpKind::Concat, None),
+    (OpKind::Split, Some(0)),
+    (OpKind::Slice, Some(0)),
 ];
 
 /// Integer arithmetic that shape computations use (ONNX functions such as

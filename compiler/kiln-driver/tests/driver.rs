@@ -43,6 +43,7 @@ fn shapes(pairs: &[(&str, &[u64])]) -> LoadOptions {
             .iter()
             .map(|(n, d)| (n.to_string(), d.to_vec()))
             .collect::<BTreeMap<_, _>>(),
+        input_values: Vec::new(),
     }
 }
 
@@ -928,4 +929,53 @@ fn kernels_call_only_the_shims_openmp_entry_points() {
         }
     }
     assert!(forks > 0, "the transformer has no parallel loop");
+}
+
+/// A Loop whose trip count is a graph input: `Prepared::open` still lists
+/// both inputs, and opening the session with the inputs imports the model
+/// with the trip count compiled in (compiled and interpreted), matching
+/// ONNX Runtime's outputs stored with the fixture. Without inputs the
+/// importer's error names the input to freeze.
+#[test]
+fn loop_with_trip_count_input_runs_when_inputs_are_given() {
+    let dir = root().join("compiler/kiln-onnx/tests/fixtures/control_flow/loop_trip_count");
+    let model = dir.join("model.onnx");
+    let set = dir.join("test_data_set_0");
+    for interpret in [false, true] {
+        let opts = SessionOptions {
+            interpret,
+            ..SessionOptions::default()
+        };
+        let prepared = Prepared::open(&model, &opts).unwrap();
+        assert_eq!(
+            prepared.input_names(),
+            vec!["n".to_string(), "x".to_string()]
+        );
+        let inputs = read_test_set(&set, "input", &prepared.input_names()).unwrap();
+        let expected = read_test_set(&set, "output", &prepared.output_names()).unwrap();
+        let session = prepared.into_session(Some(&inputs)).unwrap();
+        assert_eq!(session.is_compiled(), !interpret);
+        assert_eq!(session.specialized_inputs(), vec!["n".to_string()]);
+        assert_eq!(session.input_names(), vec!["x".to_string()]);
+        let got = session.run(&inputs).unwrap();
+        assert_eq!(got.len(), expected.len());
+        for (g, e) in got.iter().zip(&expected) {
+            let err = max_relative_error(e, g, 1.0).unwrap();
+            assert!(
+                err <= 1e-6,
+                "{}: error {err} (interpret: {interpret})",
+                e.name
+            );
+        }
+        // Another trip count than the one compiled in is refused.
+        let mut other = inputs.clone();
+        other[0].data.as_mut()[0] ^= 1;
+        let err = session.run(&other).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    }
+    let err = Session::open(&model, &SessionOptions::default())
+        .err()
+        .expect("needs the trip count");
+    assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
+    assert!(err.to_string().contains("'n'"), "{err}");
 }

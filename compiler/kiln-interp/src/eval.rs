@@ -2,7 +2,7 @@
 //! runner.
 
 use crate::ops::{attention as attn, elementwise as ew, indexing as ix, linalg, norm, pool, quant};
-use crate::ops::{reduce as red, resize, shape as sh};
+use crate::ops::{reduce as red, resize, shape as sh, signal};
 use crate::tensor::numel;
 use crate::{InterpError, Limits, Tensor};
 use kiln_ir::ops::infer::ConstOperand;
@@ -171,6 +171,7 @@ fn dispatch(kind: OpKind, op: &Op<'_>) -> Result<Vec<Tensor>, InterpError> {
         OpKind::Acosh => one(ew::unary(op, U::Acosh)),
         OpKind::Asinh => one(ew::unary(op, U::Asinh)),
         OpKind::Atanh => one(ew::unary(op, U::Atanh)),
+        OpKind::BitCast => one(ew::bit_cast(op)),
         OpKind::BitwiseNot => one(ew::bitwise_not(op)),
         OpKind::Celu => one(ew::unary(op, U::Celu)),
         OpKind::Shrink => one(ew::shrink(op)),
@@ -302,6 +303,9 @@ fn dispatch(kind: OpKind, op: &Op<'_>) -> Result<Vec<Tensor>, InterpError> {
         OpKind::ScatterNd => one(ix::scatter_nd(op)),
         OpKind::Pad => one(ix::pad(op)),
         OpKind::Resize => one(resize::resize(op)),
+        OpKind::GridSample => one(resize::grid_sample(op)),
+        OpKind::Dft => one(signal::dft(op)),
+        OpKind::Stft => one(signal::stft(op)),
         OpKind::AveragePool => one(pool::average_pool(op)),
         OpKind::GlobalAveragePool => one(pool::global_pool(op, false)),
         OpKind::GlobalMaxPool => one(pool::global_pool(op, true)),

@@ -114,6 +114,25 @@ pub enum OnnxError {
         /// What is not supported.
         message: String,
     },
+    /// Control flow whose trip count, condition or branch depends on the
+    /// values of graph inputs. Kiln expands control flow at compile time,
+    /// so such a model compiles once those inputs are given
+    /// ([`crate::import::ImportOptions::input_values`]).
+    #[error(
+        "{file}: {context}: {what} is not known at compile time: it depends on the value{} of graph input{} {}; \
+         freeze {} with kiln compile --freeze-input NAME=PATH (kiln run does this with the inputs it is given)",
+        plural(inputs), plural(inputs), quoted(inputs), if inputs.len() == 1 { "it" } else { "them" }
+    )]
+    NeedsInputValues {
+        /// The model file.
+        file: String,
+        /// The control-flow node.
+        context: String,
+        /// What must be known, e.g. "the trip count".
+        what: String,
+        /// The graph inputs it depends on, in graph order.
+        inputs: Vec<String>,
+    },
     /// A well-formed model over one of Kiln's size limits.
     #[error("{file}: {context}: {message}")]
     Limit {
@@ -137,10 +156,26 @@ impl OnnxError {
             OnnxError::IrVersion { .. }
             | OnnxError::OpsetVersion { .. }
             | OnnxError::Domain { .. }
-            | OnnxError::Unsupported { .. } => ErrorKind::Unsupported,
+            | OnnxError::Unsupported { .. }
+            | OnnxError::NeedsInputValues { .. } => ErrorKind::Unsupported,
             OnnxError::TooLarge { .. } | OnnxError::Limit { .. } => ErrorKind::ResourceLimit,
         }
     }
+}
+
+fn plural(v: &[String]) -> &'static str {
+    if v.len() == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+fn quoted(v: &[String]) -> String {
+    v.iter()
+        .map(|n| format!("'{n}'"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Builds errors that all name one file; threaded through the loader so

@@ -35,6 +35,10 @@ pub const OPSET_VERSIONS: std::ops::RangeInclusive<i64> = 1..=28;
 /// in the message so users know what to convert away.
 const DEFAULT_DOMAINS: [&str; 2] = ["", "ai.onnx"];
 
+/// Other operator domains with operators Kiln imports (the importer
+/// refuses their other operators by name).
+pub(crate) const EXTRA_DOMAINS: [&str; 1] = ["ai.onnx.preview"];
+
 pub(crate) fn load_bytes(
     ctx: &Ctx,
     path: PathBuf,
@@ -173,7 +177,10 @@ impl Loader<'_> {
     fn check_domains(&self, nodes: &[NodeProto]) -> Result<(), OnnxError> {
         for (i, n) in nodes.iter().enumerate() {
             let domain = normalize_domain(n.domain.as_deref().unwrap_or(""));
-            if !domain.is_empty() && !self.function_domains.contains(domain) {
+            if !domain.is_empty()
+                && !self.function_domains.contains(domain)
+                && !EXTRA_DOMAINS.contains(&domain)
+            {
                 return Err(OnnxError::Domain {
                     file: self.ctx.file.clone(),
                     context: describe_node(

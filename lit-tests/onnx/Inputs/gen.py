@@ -4,7 +4,7 @@
     .venv/bin/python lit-tests/onnx/Inputs/gen.py
 
 unsupported.onnx: a small valid model whose graph mixes supported operators
-(Relu, Add) with ones Kiln does not import (Bernoulli twice, Det once, one of
+(Relu, Add) with ones Kiln does not import (Bernoulli twice, Unique once, one of
 the Bernoulli nodes unnamed), so that `kiln inspect` must list all of them at once
 and `kiln import` must refuse naming them.
 """
@@ -29,7 +29,7 @@ def main() -> None:
         helper.make_node("Bernoulli", ["r"], ["c1"], name="bern_a"),
         helper.make_node("Bernoulli", ["c1"], ["c2"]),
         helper.make_node("Add", ["c2", "bias"], ["y"], name="add"),
-        helper.make_node("Det", ["m"], ["d"], name="det"),
+        helper.make_node("Unique", ["m"], ["d"], name="unique"),
     ]
     graph = helper.make_graph(nodes, "mixed", [x, m], [y, d], [bias])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])

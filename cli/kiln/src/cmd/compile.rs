@@ -170,6 +170,7 @@ pub fn driver_error(e: DriverError) -> CliError {
 pub fn load_options(shapes: &InputShapeArgs) -> Result<LoadOptions, CliError> {
     Ok(LoadOptions {
         input_shapes: shapes.import_options()?.input_shapes,
+        input_values: Vec::new(),
     })
 }
 
@@ -185,9 +186,11 @@ pub fn run(args: CompileArgs) -> Result<(), CliError> {
     }
     let target = args.target.target()?;
     let frozen = read_frozen(&args.freeze_inputs)?;
-    let mut graph =
-        kiln_driver::load(&args.model, &load_options(&args.shapes)?).map_err(driver_error)?;
-    kiln_driver::specialize::freeze_inputs(&mut graph, &frozen).map_err(driver_error)?;
+    let mut load = load_options(&args.shapes)?;
+    // Frozen inputs are given to the loader so that ONNX control flow
+    // depending on them is expanded while importing.
+    load.input_values = frozen.clone();
+    let graph = kiln_driver::load(&args.model, &load).map_err(driver_error)?;
     if !frozen.is_empty() {
         let names: Vec<&str> = frozen.iter().map(|t| t.name.as_str()).collect();
         tracing::info!(inputs = %names.join(", "), "froze inputs into constants");

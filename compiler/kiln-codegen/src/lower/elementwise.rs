@@ -25,6 +25,29 @@ pub(crate) fn emit(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
     })
 }
 
+/// Float functions whose lowering takes several rounding steps.
+fn composite_math(op: OpKind) -> bool {
+    use OpKind as K;
+    matches!(
+        op,
+        K::Sigmoid
+            | K::Elu
+            | K::Selu
+            | K::HardSigmoid
+            | K::HardSwish
+            | K::Softplus
+            | K::Softsign
+            | K::Mish
+            | K::Gelu
+            | K::Tan
+            | K::Sinh
+            | K::Cosh
+            | K::Asinh
+            | K::Acosh
+            | K::Atanh
+    )
+}
+
 /// The scalar body of an elementwise op: arguments `x` (one per present
 /// operand, with dtypes `dts`) to one value of `out`.
 fn scalar(
@@ -37,6 +60,29 @@ fn scalar(
 ) -> Res<String> {
     use OpKind as K;
     let dt = dts[0];
+    // Half precision: functions built from several steps compute in f32
+    // and round once, as the interpreter rounds each op's result once;
+    // rounding every step in f16/bf16 drifts by ulps from the ONNX data.
+    // (Single IEEE operations round the same either way.)
+    if matches!(dt, DType::F16 | DType::BF16)
+        && out == dt
+        && dts.iter().all(|&d| d == dt)
+        && composite_math(n.node.op)
+    {
+        let wide = x
+            .iter()
+            .map(|v| convert(b, v, dt, DType::F32))
+            .collect::<Res<Vec<_>>>()?;
+        let r = scalar(
+            n,
+            b,
+            &wide,
+            &vec![DType::F32; dts.len()],
+            present,
+            DType::F32,
+        )?;
+        return convert(b, &r, DType::F32, dt);
+    }
     let e = elem(dt)?;
     let fl = dt.is_float();
     let signed = dt.is_signed();
@@ -745,4 +791,55 @@ fn shrink(b: &mut Body<'_>, x: &str, bias: f64, lambd: f64, dt: DType) -> Res<St
     let i = b.select(&big, &ui, &si, "i64");
     // Narrower dtypes keep the low bits: the interpreter's wrap.
     convert(b, &i, DType::I64, dt)
+}
+
+/// `nn.bit_cast`: each element's bits read as `to`, which has the same
+/// width. Through the compute types: a float8 value is encoded to its byte
+/// (exact, it is on the float8 grid) or decoded from it, an `i4`/`u4` value
+/// keeps its low nibble and is re-wrapped, a bool is the byte 0/1, and a
+/// byte read as bool is `!= 0` (bool values are 0/1 in Kiln), as the
+/// interpreter does.
+pub(crate) fn bit_cast(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
+    let x = n.input(0)?.clone();
+    let (to, shape) = n.out(0)?;
+    let from = x.dtype;
+    if from.bits() != to.bits() || from == DType::NF4 || to == DType::NF4 {
+        return Err(format!("nn.bit_cast from {from} to {to} is not supported"));
+    }
+    if from == to {
+        return Ok(x);
+    }
+    let int = match from.bits() {
+        64 => "i64",
+        32 => "i32",
+        16 => "i16",
+        _ => "i8",
+    };
+    b.map(&[&x], to, shape, |body, a| {
+        let v = &a[0];
+        let raw = if let Some(f) = F8::of(from) {
+            storage::f8_encode(body, v, f)?
+        } else if from.is_packed() {
+            let m = body.op("arith.constant 15 : i8");
+            body.op(format!("arith.andi {v}, {m} : i8"))
+        } else if from == DType::Bool {
+            body.op(format!("arith.extui {v} : i1 to i8"))
+        } else if from.is_float() {
+            body.op(format!("arith.bitcast {v} : {} to {int}", elem(from)?))
+        } else {
+            v.clone()
+        };
+        Ok(if let Some(f) = F8::of(to) {
+            storage::f8_decode(body, &raw, f)?
+        } else if to.is_packed() {
+            storage::wrap4(body, &raw, to)
+        } else if to == DType::Bool {
+            let z = body.op("arith.constant 0 : i8");
+            body.op(format!("arith.cmpi ne, {raw}, {z} : i8"))
+        } else if to.is_float() {
+            body.op(format!("arith.bitcast {raw} : {int} to {}", elem(to)?))
+        } else {
+            raw
+        })
+    })
 }

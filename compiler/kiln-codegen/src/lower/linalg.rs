@@ -342,7 +342,9 @@ fn conv_nd(
     let kd = |i: usize| dc + 1 + i;
     let mut out_map = vec![d(0), d(1), d(2)];
     out_map.extend((0..s).map(|i| d(od(i))));
-    let init = bias_init(b, bias, os, dt)?;
+    // Half precision accumulates in f32 and rounds once, like matmul.
+    let acc = acc_dtype(dt);
+    let init = bias_init(b, bias, os, dt, acc)?;
     let mut xm = vec![d(0), d(1), d(dc)];
     xm.extend((0..s).map(|i| sp.index(i, od(i), kd(i))));
     let mut wm = vec![d(1), d(2), d(dc)];
@@ -357,24 +359,25 @@ fn conv_nd(
             Operand::of(w, affine_map(nd, &wm)),
         ],
         &[(init, affine_map(nd, &out_map))],
-        |body, a| mac(body, a, dt),
+        |body, a| mac_wide(body, a, dt, acc),
     )?;
-    Ok(r.into_iter().next().expect("one result"))
+    narrow(b, &r.into_iter().next().expect("one result"), dt)
 }
 
-/// The accumulator of a grouped convolution `[N, G, M/G, out...]`: zeros,
-/// or the bias `[G, M/G]` broadcast.
-fn bias_init(b: &mut Builder, bias: Option<&Val>, os: &[u64], dt: DType) -> Res<Val> {
+/// The accumulator (of dtype `acc`) of a grouped convolution
+/// `[N, G, M/G, out...]` over `dt`: zeros, or the bias `[G, M/G]`
+/// broadcast.
+fn bias_init(b: &mut Builder, bias: Option<&Val>, os: &[u64], dt: DType, acc: DType) -> Res<Val> {
     let r = os.len();
     match bias {
-        None => b.filled(0.0, dt, os),
+        None => b.filled(0.0, acc, os),
         Some(bg) => {
-            let e = b.empty(dt, os)?;
+            let e = b.empty(acc, os)?;
             let y = b.generic(
                 &vec![Iter::Par; r],
                 &[Operand::of(bg, affine_map(r, &[d(1), d(2)]))],
                 &[(e, identity_map(r))],
-                |_, a| Ok(vec![a[0].clone()]),
+                |body, a| Ok(vec![convert(body, &a[0], dt, acc)?]),
             )?;
             Ok(y.into_iter().next().expect("one result"))
         }
@@ -454,7 +457,7 @@ pub(crate) fn conv_transpose(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
     if os.contains(&0) {
         return b.empty(dt, out_shape);
     }
-    let init = bias_init(b, bias.as_ref(), &os, dt)?;
+    let init = bias_init(b, bias.as_ref(), &os, dt, dt)?;
     // Loop dims as in `conv_nd`: n, g, m, o_0..o_{s-2}, c, k.., o_{s-1}.
     let nd = 4 + 2 * s;
     let od = |i: usize| if i + 1 == s { nd - 1 } else { 3 + i };

@@ -41,6 +41,7 @@
 mod attention;
 mod ctx;
 mod elementwise;
+mod grid;
 mod index;
 mod linalg;
 mod norm;
@@ -49,6 +50,7 @@ mod quant;
 mod reduce;
 mod resize;
 mod shape;
+mod signal;
 mod storage;
 
 #[cfg(test)]
@@ -496,7 +498,11 @@ fn moves_only(op: OpKind) -> bool {
 fn converts_storage(op: OpKind) -> bool {
     matches!(
         op,
-        OpKind::Cast | OpKind::QuantizeLinear | OpKind::DequantizeLinear | OpKind::Nf4Dequantize
+        OpKind::Cast
+            | OpKind::BitCast
+            | OpKind::QuantizeLinear
+            | OpKind::DequantizeLinear
+            | OpKind::Nf4Dequantize
     )
 }
 
@@ -634,6 +640,7 @@ fn emit(b: &mut Builder, n: &NodeIn<'_>) -> Res<Vec<Val>> {
         K::Constant => Err("internal: constants are lowered by the driver".into()),
         K::Identity => Ok(vec![n.input(0)?.clone()]),
         K::Cast => elementwise::cast(b, n).map(|v| vec![v]),
+        K::BitCast => elementwise::bit_cast(b, n).map(|v| vec![v]),
         K::Abs
         | K::Acos
         | K::Acosh
@@ -758,6 +765,9 @@ fn emit(b: &mut Builder, n: &NodeIn<'_>) -> Res<Vec<Val>> {
         K::Tile => shape::tile(b, n).map(|v| vec![v]),
         K::Trilu => shape::trilu(b, n).map(|v| vec![v]),
         K::Resize => resize::resize(b, n).map(|v| vec![v]),
+        K::GridSample => grid::grid_sample(b, n).map(|v| vec![v]),
+        K::Dft => signal::dft(b, n).map(|v| vec![v]),
+        K::Stft => signal::stft(b, n).map(|v| vec![v]),
         K::RotaryEmbedding => attention::rotary_embedding(b, n).map(|v| vec![v]),
         K::Attention => attention::attention(b, n),
         K::QuantizeLinear => quant::quantize_linear(b, n).map(|v| vec![v]),

@@ -193,7 +193,7 @@ pub(crate) fn wrap4(b: &mut Body<'_>, x: &str, dt: DType) -> String {
 }
 
 /// Decodes one float8 byte (`i8`) to its `f32` value.
-fn f8_decode(b: &mut Body<'_>, byte: &str, f: F8) -> Res<String> {
+pub(crate) fn f8_decode(b: &mut Body<'_>, byte: &str, f: F8) -> Res<String> {
     let c = |b: &mut Body<'_>, v: i64| b.op(format!("arith.constant {v} : i32"));
     let mb = f.man_bits();
     let w = b.op(format!("arith.extui {byte} : i8 to i32"));
@@ -245,7 +245,7 @@ fn f8_decode(b: &mut Body<'_>, byte: &str, f: F8) -> Res<String> {
 /// Encodes an `f32` scalar as a float8 byte (`i8`): rounds without
 /// saturation (a no-op for values already on the grid), then packs sign,
 /// exponent and mantissa.
-fn f8_encode(b: &mut Body<'_>, x: &str, f: F8) -> Res<String> {
+pub(crate) fn f8_encode(b: &mut Body<'_>, x: &str, f: F8) -> Res<String> {
     let c = |b: &mut Body<'_>, v: i64| b.op(format!("arith.constant {v} : i32"));
     let r = f8_round(b, x, DType::F32, f, false)?;
     let mb = f.man_bits();

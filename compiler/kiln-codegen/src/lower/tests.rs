@@ -2864,3 +2864,235 @@ fn half_precision_softmax_matmul_gemm_attention() {
         check(&g, &data, 2e-3);
     }
 }
+
+// ---- grid_sample, bit_cast, dft, stft ----
+
+/// Every mode, padding and alignment of a 4-D grid sample in one graph
+/// (grid coordinates in [-2, 2) on a 1/16 lattice: outside samples and
+/// exact nearest ties included), and the 5-D forms.
+#[test]
+fn grid_sample_every_mode_padding_and_alignment() {
+    for (xs, gs) in [
+        ([2u64, 3, 4, 5].as_slice(), [2u64, 3, 6, 2].as_slice()),
+        (&[1, 2, 3, 4, 2], &[1, 2, 3, 2, 3]),
+    ] {
+        // One graph per mode: the test harness calls at most 12 arguments.
+        for mode in ["nearest", "linear", "cubic"] {
+            let mut g = Graph::new("t");
+            let x = input_t(&mut g, DType::F32, xs);
+            let grid = g.add_input("grid", TensorType::fixed(DType::F32, gs));
+            let mut outs = Vec::new();
+            for pad in ["zeros", "border", "reflection"] {
+                for ac in [false, true] {
+                    outs.extend(node(
+                        &mut g,
+                        OpKind::GridSample,
+                        &[Some(x), Some(grid)],
+                        &[
+                            ("mode", Attr::Str(mode.into())),
+                            ("padding_mode", Attr::Str(pad.into())),
+                            ("align_corners", Attr::Bool(ac)),
+                        ],
+                    ));
+                }
+            }
+            g.outputs = outs;
+            let (nx, ng) = (
+                xs.iter().product::<u64>() as usize,
+                gs.iter().product::<u64>() as usize,
+            );
+            check(
+                &g,
+                &[
+                    tensor(DType::F32, xs, vals(nx, 11)),
+                    tensor(DType::F32, gs, vals(ng, 12)),
+                ],
+                1e-6,
+            );
+        }
+    }
+}
+
+/// `nearest` copies integers exactly; f16 inputs interpolate through f64.
+#[test]
+fn grid_sample_integers_and_half() {
+    let mut g = Graph::new("t");
+    let xi = input_t(&mut g, DType::I64, &[1, 2, 3, 3]);
+    let xh = g.add_input("xh", TensorType::fixed(DType::F16, &[1, 2, 3, 3]));
+    let grid = g.add_input("grid", TensorType::fixed(DType::F64, &[1, 4, 2, 2]));
+    let a = node(
+        &mut g,
+        OpKind::GridSample,
+        &[Some(xi), Some(grid)],
+        &[("mode", Attr::Str("nearest".into()))],
+    );
+    let b = node(
+        &mut g,
+        OpKind::GridSample,
+        &[Some(xh), Some(grid)],
+        &[("padding_mode", Attr::Str("reflection".into()))],
+    );
+    g.outputs = [a, b].concat();
+    let big: Vec<i64> = (0..18).map(|i| (1i64 << 60) + i * 977).collect();
+    check(
+        &g,
+        &[
+            ints_t(DType::I64, &[1, 2, 3, 3], &big),
+            tensor(DType::F16, &[1, 2, 3, 3], vals(18, 13)),
+            tensor(DType::F64, &[1, 4, 2, 2], vals(16, 14)),
+        ],
+        1e-3,
+    );
+}
+
+/// Every byte or word pattern reinterpreted between same-width dtypes,
+/// storage-only ones (float8, 4-bit) and bool included.
+#[test]
+fn bit_cast_pairs() {
+    let pairs = [
+        (DType::F32, DType::I32),
+        (DType::I32, DType::F32),
+        (DType::U32, DType::F32),
+        (DType::F64, DType::I64),
+        (DType::I64, DType::F64),
+        (DType::F16, DType::U16),
+        (DType::I16, DType::BF16),
+        (DType::BF16, DType::F16),
+        (DType::Bool, DType::U8),
+        (DType::U8, DType::Bool),
+        (DType::U8, DType::I8),
+        (DType::I8, DType::F8E4M3FN),
+        (DType::U8, DType::F8E5M2),
+        (DType::F8E5M2, DType::U8),
+        (DType::F8E4M3FN, DType::F8E5M2),
+        (DType::I4, DType::U4),
+        (DType::U4, DType::I4),
+    ];
+    for (from, to) in pairs {
+        let n = 256u64;
+        let mut g = Graph::new("t");
+        let x = input_t(&mut g, from, &[n]);
+        g.outputs = node(
+            &mut g,
+            OpKind::BitCast,
+            &[Some(x)],
+            &[("to", Attr::DType(to))],
+        );
+        let width = from.storage_bytes(n).unwrap() as usize;
+        // Byte i of a pattern sweeps every value of each byte position.
+        // Bools are 0/1; float patterns go through the interpreter's f64
+        // values once, which quiets signaling NaNs and makes float8 NaN
+        // codes canonical: the compiled code keeps every bit it is given.
+        let bytes: Vec<u8> = (0..width)
+            .map(|i| {
+                let b = (i * 37 + i / 256) as u8;
+                match from {
+                    DType::Bool => b & 1,
+                    _ => b,
+                }
+            })
+            .collect();
+        let bytes = Tensor::from_bytes(from, &[n], &bytes)
+            .expect("pattern bytes")
+            .to_bytes();
+        check_bytes(&g, &[bytes], 0.0);
+    }
+}
+
+/// `(dft_length, axis, inverse, onesided)` of one `nn.dft` node.
+type DftCase = (Option<i64>, i64, bool, bool);
+
+/// The `nn.dft` nodes `cases` over one f32 input of `shape`, in one graph.
+fn check_dft(shape: &[u64], cases: &[DftCase]) {
+    let mut g = Graph::new("t");
+    let x = input_t(&mut g, DType::F32, shape);
+    let mut outs = Vec::new();
+    for &(len, axis, inverse, onesided) in cases {
+        let len = len.map(|l| konst_t(&mut g, &i64_scalar(l)));
+        let axis = Some(konst_t(&mut g, &i64_scalar(axis)));
+        outs.extend(node(
+            &mut g,
+            OpKind::Dft,
+            &[Some(x), len, axis],
+            &[
+                ("inverse", Attr::Bool(inverse)),
+                ("onesided", Attr::Bool(onesided)),
+            ],
+        ));
+    }
+    g.outputs = outs;
+    let n = shape.iter().product::<u64>() as usize;
+    check(&g, &[tensor(DType::F32, shape, vals(n, 15))], 1e-6);
+}
+
+/// `dft` forward, inverse, padded, truncated, one-sided and inverse real
+/// (even and odd lengths), on real and complex inputs.
+#[test]
+fn dft_modes() {
+    check_dft(
+        &[2, 8, 3, 1],
+        &[
+            (None, 1, false, false),
+            (None, 1, false, true),
+            (Some(6), 1, true, false),
+            (Some(5), -2, false, true),
+        ],
+    );
+    check_dft(
+        &[2, 8, 3, 2],
+        &[
+            (Some(11), 1, false, false),
+            (Some(2), -2, false, false),
+            (None, 1, true, false),
+            (Some(3), 0, false, false),
+        ],
+    );
+    check_dft(
+        &[1, 5, 2, 2],
+        &[
+            (None, 1, true, true),
+            (Some(9), 1, true, true),
+            (Some(4), 1, true, true),
+        ],
+    );
+    // No input bins: an inverse real transform of zeros, a forward one of
+    // nothing.
+    check_dft(
+        &[2, 0, 2],
+        &[(Some(4), 1, true, true), (Some(3), 1, false, false)],
+    );
+}
+
+/// `stft` with a window (one-sided) and of a complex signal with
+/// `frame_length` (two-sided).
+#[test]
+fn stft_frames() {
+    let mut g = Graph::new("t");
+    let sig = input_t(&mut g, DType::F32, &[2, 40, 1]);
+    let sigc = g.add_input("sigc", TensorType::fixed(DType::F32, &[1, 21, 2]));
+    let step = konst_t(&mut g, &i64_scalar(6));
+    let window = konst_t(&mut g, &tensor(DType::F32, &[10], vals(10, 21)));
+    let mut outs = node(
+        &mut g,
+        OpKind::Stft,
+        &[Some(sig), Some(step), Some(window)],
+        &[],
+    );
+    let step = konst_t(&mut g, &i64_scalar(4));
+    let frame = konst_t(&mut g, &i64_scalar(7));
+    outs.extend(node(
+        &mut g,
+        OpKind::Stft,
+        &[Some(sigc), Some(step), None, Some(frame)],
+        &[("onesided", Attr::Bool(false))],
+    ));
+    g.outputs = outs;
+    check(
+        &g,
+        &[
+            tensor(DType::F32, &[2, 40, 1], vals(80, 18)),
+            tensor(DType::F32, &[1, 21, 2], vals(42, 19)),
+        ],
+        1e-6,
+    );
+}

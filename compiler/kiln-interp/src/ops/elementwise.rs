@@ -668,6 +668,21 @@ pub fn cast(op: &Op<'_>) -> R {
     cast_tensor(op.input(0)?, to, op.a.bool("saturate")?)
 }
 
+/// `nn.bit_cast`: the operand's storage bytes (little endian) read as
+/// `to`, a dtype of the same width. A byte read as bool is true when it is
+/// not zero (bool tensors hold 0/1).
+pub fn bit_cast(op: &Op<'_>) -> R {
+    let to =
+        op.a.dtype("to")?
+            .ok_or_else(|| InterpError::Invalid("attribute 'to' is required".into()))?;
+    let x = op.input(0)?;
+    let mut bytes = x.to_bytes();
+    if to == DType::Bool {
+        bytes.iter_mut().for_each(|b| *b = u8::from(*b != 0));
+    }
+    Tensor::from_bytes(to, &x.shape, &bytes)
+}
+
 /// `nn.shrink`: `x + bias` below `-lambd`, `x - bias` above `lambd`, else
 /// 0. Integer operands compare and add in f64 and truncate toward zero, as
 /// the ONNX reference's `astype` does.

@@ -1,6 +1,6 @@
 //! Op families, one module per `kiln_ir::ops` family module; the large
 //! shape family is split into `shape`, `indexing` (gather_nd, scatters,
-//! pad) and `resize`.
+//! pad) and `resize` (resize, grid_sample).
 
 pub(crate) mod attention;
 pub(crate) mod elementwise;
@@ -12,3 +12,4 @@ pub(crate) mod quant;
 pub(crate) mod reduce;
 pub(crate) mod resize;
 pub(crate) mod shape;
+pub(crate) mod signal;

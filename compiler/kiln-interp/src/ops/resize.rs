@@ -1,5 +1,6 @@
 //! `nn.resize`, following the ONNX reference implementation
-//! (`onnx/reference/ops/op_resize.py`) step by step.
+//! (`onnx/reference/ops/op_resize.py`) step by step, and `nn.grid_sample`
+//! (see [`grid_sample`]).
 //!
 //! Resampling is separable: each resized axis is interpolated in turn, in
 //! f64, over the whole tensor. For output coordinate `y` the source
@@ -13,11 +14,14 @@
 //! saturated, as the reference's `saturate_cast`.
 
 use crate::eval::Op;
-use crate::tensor::{int_range, round_float};
+use crate::tensor::{int_range, round_float, Data};
 use crate::util::strides;
 use crate::{InterpError, Tensor};
 use kiln_ir::ops::infer::norm_axes;
-use kiln_ir::ops::resample::{self, isclose, Kernel};
+use kiln_ir::ops::resample::{
+    self, isclose, Exact, GridAxis, GridMode, GridPadding, GridTap, Kernel,
+};
+use kiln_ir::DType;
 
 type R = Result<Tensor, InterpError>;
 
@@ -194,5 +198,139 @@ pub fn resize(op: &Op<'_>) -> R {
             .map(|e| (e.round_ties_even() as i128).clamp(lo, hi))
             .collect();
         Ok(Tensor::from_ints(x.dtype, shape, v))
+    }
+}
+
+/// The most tap combinations one grid sample may sum.
+const MAX_GRID_TERMS: usize = 1 << 12;
+
+/// `nn.grid_sample`: for every output point, the taps of each spatial axis
+/// come from the shared geometry ([`GridAxis`], written once for this
+/// interpreter and the lowering); the result sums the products of the tap
+/// weights times the samples they read (0 outside the input with `zeros`
+/// padding), in f64, rounded once to the dtype. `nearest` copies the
+/// sample, so it is exact for every dtype.
+pub fn grid_sample(op: &Op<'_>) -> R {
+    let x = op.input(0)?;
+    let g = op.input(1)?;
+    let mode = op.a.str("mode")?;
+    let mode = GridMode::parse(mode)
+        .ok_or_else(|| InterpError::Invalid(format!("unknown grid_sample mode \"{mode}\"")))?;
+    let padding = op.a.str("padding_mode")?;
+    let padding = GridPadding::parse(padding)
+        .ok_or_else(|| InterpError::Invalid(format!("unknown padding_mode \"{padding}\"")))?;
+    let align_corners = op.a.bool("align_corners")?;
+    let r = x.rank();
+    if r < 3 || g.rank() != r || g.shape[r - 1] != r as u64 - 2 {
+        return invalid(format!(
+            "grid of shape {:?} does not fit the input {:?}",
+            g.shape, x.shape
+        ));
+    }
+    let s = r - 2;
+    let mut shape = vec![x.shape[0], x.shape[1]];
+    shape.extend_from_slice(&g.shape[1..r - 1]);
+    op.check(&shape)?;
+    let (nb, nc) = (x.shape[0] as usize, x.shape[1] as usize);
+    let points: usize = g.shape[1..r - 1].iter().product::<u64>() as usize;
+    let plane: usize = x.shape[2..].iter().product::<u64>() as usize;
+    if plane == 0 && nb * nc * points > 0 {
+        return invalid("cannot sample an input with an empty spatial axis".into());
+    }
+    let per_axis: usize = match mode {
+        GridMode::Nearest => 1,
+        GridMode::Linear => 2,
+        GridMode::Cubic => 4,
+    };
+    if u32::try_from(s)
+        .ok()
+        .and_then(|s| per_axis.checked_pow(s))
+        .is_none_or(|t| t > MAX_GRID_TERMS)
+    {
+        return invalid(format!(
+            "grid sampling in {s} dimensions needs more than {MAX_GRID_TERMS} taps per point"
+        ));
+    }
+    let axes = GridAxis::per_extent(
+        &x.shape[2..],
+        mode,
+        padding,
+        align_corners,
+        g.dtype != DType::F64,
+    );
+    let xs = strides(&x.shape[2..]);
+    let gv = g.to_f64_vec();
+    // Per (batch, point): every tap combination as (offset in a plane,
+    // weight, inside).
+    let combos_of = |b: usize, p: usize| -> Vec<(usize, f64, bool)> {
+        let base = (b * points + p) * s;
+        let mut combos = vec![(0usize, 1.0f64, true)];
+        for (k, ax) in axes.iter().enumerate() {
+            // The grid's last axis lists coordinates innermost axis first.
+            let taps = ax.taps(&mut Exact, &gv[base + s - 1 - k]);
+            let last = ax.extent.saturating_sub(1) as i64;
+            let stride = xs[k];
+            combos = combos
+                .iter()
+                .flat_map(|&(off, w, ins)| {
+                    taps.iter().map(move |t: &GridTap<f64, bool>| {
+                        // Saturating; a NaN coordinate reads index 0.
+                        let i = (t.index as i64).clamp(0, last) as usize;
+                        (
+                            off + i * stride,
+                            w * t.weight,
+                            ins && t.inside.unwrap_or(true),
+                        )
+                    })
+                })
+                .collect();
+        }
+        combos
+    };
+    let n_out = nb * nc * points;
+    match (&x.data, mode) {
+        (Data::Int(v), GridMode::Nearest) => {
+            let mut out = vec![0i128; n_out];
+            for b in 0..nb {
+                for p in 0..points {
+                    let (off, _, ins) = combos_of(b, p)[0];
+                    for c in 0..nc {
+                        if ins {
+                            out[(b * nc + c) * points + p] = v[(b * nc + c) * plane + off];
+                        }
+                    }
+                }
+            }
+            Ok(Tensor::from_ints(x.dtype, shape, out))
+        }
+        (Data::Float(v), _) => {
+            let mut out = vec![0.0f64; n_out];
+            for b in 0..nb {
+                for p in 0..points {
+                    let combos = combos_of(b, p);
+                    for c in 0..nc {
+                        let src = &v[(b * nc + c) * plane..];
+                        out[(b * nc + c) * points + p] = if mode == GridMode::Nearest {
+                            let (off, _, ins) = combos[0];
+                            if ins {
+                                src[off]
+                            } else {
+                                0.0
+                            }
+                        } else {
+                            combos
+                                .iter()
+                                .map(|&(off, w, ins)| if ins { w * src[off] } else { 0.0 })
+                                .sum()
+                        };
+                    }
+                }
+            }
+            Ok(Tensor::from_f64(x.dtype, shape, out))
+        }
+        (Data::Int(_), _) => invalid(format!(
+            "grid_sample interpolation of {} values is not supported",
+            x.dtype
+        )),
     }
 }

@@ -17,7 +17,15 @@
 //! - Initializers become weights whose bytes stay views into the mapped
 //!   model or external-data files.
 
+mod build;
+mod compose;
+mod control;
+mod indexing;
+mod linalg;
+mod rnn;
+mod stateful;
 mod table;
+mod text;
 pub mod versions;
 
 use crate::error::OnnxError;
@@ -45,6 +53,22 @@ pub struct ImportOptions {
     pub fold_max_elements: u64,
     /// Whether to fold constant subgraphs at all.
     pub fold: bool,
+    /// Known values of graph inputs: each named input becomes a constant
+    /// (it is no longer an input of the Kiln graph), so that control flow
+    /// depending on it can be expanded and everything downstream folds.
+    pub input_values: BTreeMap<String, InputValue>,
+}
+
+/// A graph input's value given at import time
+/// ([`ImportOptions::input_values`]).
+#[derive(Clone, Debug)]
+pub struct InputValue {
+    /// Element type; must match the input's declared type.
+    pub dtype: DType,
+    /// Extents; must fit the input's declared shape.
+    pub shape: Vec<u64>,
+    /// The elements in Kiln's storage layout.
+    pub data: Blob,
 }
 
 impl Default for ImportOptions {
@@ -53,6 +77,7 @@ impl Default for ImportOptions {
             input_shapes: BTreeMap::new(),
             fold_max_elements: 1 << 16,
             fold: true,
+            input_values: BTreeMap::new(),
         }
     }
 }
@@ -130,6 +155,18 @@ fn check_nodes(
             if depth < MAX_INLINE_DEPTH {
                 let fopset = f.opsets.get("").copied().unwrap_or(opset);
                 check_nodes(model, &f.nodes, fopset, found, depth + 1);
+            }
+            continue;
+        }
+        let preview = model.opsets.get("ai.onnx.preview").is_some_and(|&v| v >= 1);
+        if control::takes_subgraphs(n)
+            && (selected_version(&n.op_type, opset).is_some_and(|v| n.op_type != "Scan" || v >= 8)
+                || (n.domain == "ai.onnx.preview" && preview))
+        {
+            if depth < MAX_INLINE_DEPTH {
+                for g in control::subgraphs(n) {
+                    check_nodes(model, &g.nodes, opset, found, depth + 1);
+                }
             }
             continue;
         }
@@ -332,8 +369,42 @@ impl<'m> Builder<'m> {
             })?;
             inputs.push((vi.name.clone(), ty));
         }
-        apply_input_shapes(&mut inputs, &self.opts.input_shapes, &self.file)?;
+        let mut shapes = self.opts.input_shapes.clone();
+        for (name, iv) in &self.opts.input_values {
+            if !inputs.iter().any(|(n, _)| n == name) {
+                return Err(OnnxError::Invalid {
+                    file: self.file.clone(),
+                    context: format!("value given for '{name}'"),
+                    message: "names no graph input".into(),
+                });
+            }
+            shapes.insert(name.clone(), iv.shape.clone());
+        }
+        apply_input_shapes(&mut inputs, &shapes, &self.file)?;
         for (name, ty) in inputs {
+            if let Some(iv) = self.opts.input_values.get(&name) {
+                let bytes =
+                    kiln_interp::tensor::numel(&iv.shape).and_then(|n| iv.dtype.storage_bytes(n));
+                if iv.dtype != ty.dtype || bytes != Some(iv.data.len() as u64) {
+                    return Err(OnnxError::Invalid {
+                        file: self.file.clone(),
+                        context: format!("value given for input '{name}'"),
+                        message: format!(
+                            "is {} {:?} in {} bytes, the input is declared {ty}",
+                            iv.dtype.name(),
+                            iv.shape,
+                            iv.data.len()
+                        ),
+                    });
+                }
+                let v = self.add_constant_blob(
+                    &name,
+                    TensorType::fixed(iv.dtype, &iv.shape),
+                    iv.data.clone(),
+                );
+                scope.insert(name, v);
+                continue;
+            }
             let v = self.graph.add_input(&name, ty);
             scope.insert(name, v);
         }
@@ -464,6 +535,10 @@ impl<'m> Builder<'m> {
                 continue;
             }
             let version = selected_version(&node.op_type, opset).unwrap_or(0);
+            if control::takes_subgraphs(node) {
+                self.import_control(node, version, opset, scope, fn_attrs, depth)?;
+                continue;
+            }
             let imp = find_importer(&node.op_type).ok_or_else(|| OnnxError::Unsupported {
                 file: self.file.clone(),
                 context: node.describe(),
@@ -738,8 +813,24 @@ impl NodeCtx<'_, '_> {
             }),
         };
         let consts = &b.consts;
-        let inferred = infer_node_with(&b.graph, &node, &|v| consts.get(&v).copied())
-            .map_err(|e| self.invalid_at(op, e.to_string()))?;
+        let inferred = match infer_node_with(&b.graph, &node, &|v| consts.get(&v).copied()) {
+            Ok(t) => t,
+            Err(e) => {
+                // A type that depends on the values of small integer inputs
+                // (sizes, axes, counts) can be made static by giving them.
+                let inputs = b.value_inputs_of(&node);
+                return Err(if inputs.is_empty() {
+                    self.invalid_at(op, e.to_string())
+                } else {
+                    OnnxError::NeedsInputValues {
+                        file: b.file.clone(),
+                        context: self.node.describe(),
+                        what: format!("the result type of {} ({e})", op.name()),
+                        inputs,
+                    }
+                });
+            }
+        };
         if inferred.len() < num_results {
             return Err(self.invalid_at(
                 op,

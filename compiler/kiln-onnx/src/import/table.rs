@@ -6,7 +6,7 @@
 //! operands the Kiln op takes, or pick the inference-time form (Dropout,
 //! BatchNormalization).
 
-use super::{Importer, NodeCtx};
+use super::{compose, Importer, NodeCtx};
 use crate::error::OnnxError;
 use crate::model::OnnxAttr;
 use kiln_ir::{Attr, Attrs, DType, OpKind, ValueId};
@@ -54,6 +54,7 @@ table! {
     "Acos" 7 => |c| direct(c, OpKind::Acos);
     "Acosh" 9 => |c| direct(c, OpKind::Acosh);
     "Add" 1 => |c| legacy_binary(c, OpKind::Add);
+    "AffineGrid" 20 => super::indexing::affine_grid;
     "And" 1 => |c| legacy_binary(c, OpKind::And);
     "ArgMax" 1 => |c| direct(c, OpKind::ArgMax);
     "ArgMin" 1 => |c| direct(c, OpKind::ArgMin);
@@ -64,20 +65,27 @@ table! {
     "Attention" 23 => |c| direct(c, OpKind::Attention);
     "AveragePool" 7 => |c| direct(c, OpKind::AveragePool);
     "BatchNormalization" 6 => batch_norm;
+    "BitCast" 26 => |c| direct(c, OpKind::BitCast);
     "BitShift" 11 => bit_shift;
     "BitwiseAnd" 18 => |c| direct(c, OpKind::BitwiseAnd);
     "BitwiseNot" 18 => |c| direct(c, OpKind::BitwiseNot);
     "BitwiseOr" 18 => |c| direct(c, OpKind::BitwiseOr);
     "BitwiseXor" 18 => |c| direct(c, OpKind::BitwiseXor);
+    "BlackmanWindow" 17 => |c| compose::window(c, [0.42, 0.5, 0.08]);
     "Cast" 6 => |c| direct(c, OpKind::Cast);
     "CastLike" 15 => cast_like;
+    "CausalConvWithState" 27 => super::stateful::causal_conv_with_state;
     "Ceil" 6 => |c| direct(c, OpKind::Ceil);
     "Celu" 12 => |c| direct(c, OpKind::Celu);
+    "CenterCropPad" 18 => compose::center_crop_pad;
     "Clip" 6 => clip;
+    "Col2Im" 18 => super::indexing::col2im;
+    "Compress" 9 => super::indexing::compress;
     "Concat" 4 => |c| direct(c, OpKind::Concat);
     "Constant" 9 => constant;
     "ConstantOfShape" 9 => constant_of_shape;
     "Conv" 1 => |c| direct(c, OpKind::Conv);
+    "ConvInteger" 10 => compose::conv_integer;
     "ConvTranspose" 1 => |c| direct(c, OpKind::ConvTranspose);
     "Cos" 7 => |c| direct(c, OpKind::Cos);
     "Cosh" 9 => |c| direct(c, OpKind::Cosh);
@@ -85,8 +93,11 @@ table! {
     "CumSum" 11 => |c| direct(c, OpKind::CumSum);
     "DepthToSpace" 11 => |c| direct(c, OpKind::DepthToSpace);
     "DequantizeLinear" 10 => |c| direct(c, OpKind::DequantizeLinear);
+    "Det" 11 => super::linalg::det;
+    "DFT" 17 => dft;
     "Div" 1 => |c| legacy_binary(c, OpKind::Div);
     "Dropout" 6 => dropout;
+    "DynamicQuantizeLinear" 11 => compose::dynamic_quantize_linear;
     "Einsum" 12 => |c| direct(c, OpKind::Einsum);
     "Elu" 6 => |c| direct(c, OpKind::Elu);
     "Equal" 1 => |c| legacy_binary(c, OpKind::Equal);
@@ -106,6 +117,11 @@ table! {
     "GlobalMaxPool" 1 => |c| direct(c, OpKind::GlobalMaxPool);
     "Greater" 1 => |c| legacy_binary(c, OpKind::Greater);
     "GreaterOrEqual" 12 => |c| direct(c, OpKind::GreaterOrEqual);
+    "GridSample" 16 => grid_sample;
+    "GroupNormalization" 18 => compose::group_norm;
+    "GRU" 7 => super::rnn::gru;
+    "HammingWindow" 17 => |c| compose::window(c, [0.543_478_25, 0.456_521_75, 0.0]);
+    "HannWindow" 17 => |c| compose::window(c, [0.5, 0.5, 0.0]);
     "Hardmax" 13 => |c| direct(c, OpKind::Hardmax);
     "HardSigmoid" 6 => |c| direct(c, OpKind::HardSigmoid);
     "HardSwish" 14 => |c| direct(c, OpKind::HardSwish);
@@ -117,28 +133,38 @@ table! {
     "LeakyRelu" 6 => |c| direct(c, OpKind::LeakyRelu);
     "Less" 1 => |c| legacy_binary(c, OpKind::Less);
     "LessOrEqual" 12 => |c| direct(c, OpKind::LessOrEqual);
+    "LinearAttention" 27 => super::stateful::linear_attention;
     "Log" 6 => |c| direct(c, OpKind::Log);
     "LogSoftmax" 1 => |c| softmax_like(c, OpKind::LogSoftmax);
     "LpNormalization" 1 => |c| direct(c, OpKind::LpNormalization);
     "LpPool" 11 => |c| direct(c, OpKind::LpPool);
     "LRN" 1 => |c| direct(c, OpKind::Lrn);
+    "LSTM" 7 => super::rnn::lstm;
     "MatMul" 1 => |c| direct(c, OpKind::MatMul);
+    "MatMulInteger" 10 => compose::matmul_integer;
     "Max" 6 => |c| direct(c, OpKind::Max);
     "MaxPool" 1 => |c| direct(c, OpKind::MaxPool);
+    "MaxUnpool" 9 => super::indexing::max_unpool;
     "Mean" 6 => |c| direct(c, OpKind::Mean);
     "MeanVarianceNormalization" 9 => |c| direct(c, OpKind::MeanVarianceNormalization);
+    "MelWeightMatrix" 17 => super::indexing::mel_weight_matrix;
     "Min" 6 => |c| direct(c, OpKind::Min);
     "Mish" 18 => |c| direct(c, OpKind::Mish);
     "Mod" 10 => |c| direct(c, OpKind::Mod);
     "Mul" 1 => |c| legacy_binary(c, OpKind::Mul);
     "Neg" 6 => |c| direct(c, OpKind::Neg);
+    "NegativeLogLikelihoodLoss" 12 => compose::nll_loss;
     "NonZero" 9 => |c| direct(c, OpKind::NonZero);
     "Not" 1 => |c| direct(c, OpKind::Not);
     "OneHot" 9 => |c| direct(c, OpKind::OneHot);
+    "OptionalGetElement" 15 => super::indexing::optional_get_element;
+    "OptionalHasElement" 15 => super::indexing::optional_has_element;
     "Or" 1 => |c| legacy_binary(c, OpKind::Or);
     "Pad" 2 => pad;
     "Pow" 1 => |c| legacy_binary(c, OpKind::Pow);
     "PRelu" 6 => prelu;
+    "QLinearConv" 10 => compose::qlinear_conv;
+    "QLinearMatMul" 10 => compose::qlinear_matmul;
     "QuantizeLinear" 10 => |c| direct(c, OpKind::QuantizeLinear);
     "Range" 11 => |c| direct(c, OpKind::Range);
     "Reciprocal" 6 => |c| direct(c, OpKind::Reciprocal);
@@ -155,9 +181,12 @@ table! {
     "Relu" 6 => |c| direct(c, OpKind::Relu);
     "Reshape" 5 => |c| direct(c, OpKind::Reshape);
     "Resize" 10 => resize;
+    "ReverseSequence" 10 => compose::reverse_sequence;
     "RMSNormalization" 23 => |c| direct(c, OpKind::RmsNorm);
+    "RNN" 7 => super::rnn::rnn;
     "RotaryEmbedding" 23 => |c| direct(c, OpKind::RotaryEmbedding);
     "Round" 11 => |c| direct(c, OpKind::Round);
+    "Scatter" 9 => compose::scatter;
     "ScatterElements" 11 => |c| direct(c, OpKind::ScatterElements);
     "ScatterND" 11 => |c| direct(c, OpKind::ScatterNd);
     "Selu" 6 => |c| direct(c, OpKind::Selu);
@@ -170,16 +199,22 @@ table! {
     "Size" 1 => |c| direct(c, OpKind::Size);
     "Slice" 1 => slice;
     "Softmax" 1 => |c| softmax_like(c, OpKind::Softmax);
+    "SoftmaxCrossEntropyLoss" 12 => compose::softmax_cross_entropy_loss;
     "Softplus" 1 => |c| direct(c, OpKind::Softplus);
     "Softsign" 1 => |c| direct(c, OpKind::Softsign);
-    "SpaceToDepth" 1 => |c| direct(c, OpKind::SpaceToDepth);
+    "SpaceToDepth" 1 => compose::space_to_depth;
     "Split" 2 => split;
     "Sqrt" 6 => |c| direct(c, OpKind::Sqrt);
     "Squeeze" 1 => |c| axes_operand(c, OpKind::Squeeze, 13);
+    "STFT" 17 => |c| direct(c, OpKind::Stft);
     "Sub" 1 => |c| legacy_binary(c, OpKind::Sub);
     "Sum" 6 => |c| direct(c, OpKind::Sum);
+    "SwiGLU" 28 => compose::swiglu;
+    "Swish" 24 => compose::swish;
     "Tan" 7 => |c| direct(c, OpKind::Tan);
     "Tanh" 6 => |c| direct(c, OpKind::Tanh);
+    "TensorScatter" 24 => compose::tensor_scatter;
+    "TfIdfVectorizer" 9 => super::text::tfidf_vectorizer;
     "ThresholdedRelu" 10 => |c| direct(c, OpKind::ThresholdedRelu);
     "Tile" 6 => |c| direct(c, OpKind::Tile);
     "TopK" 1 => top_k;
@@ -630,4 +665,42 @@ fn cast_like(c: &mut NodeCtx<'_, '_>) -> R {
     let mut attrs = c.convert_attrs(OpKind::Cast, &[], &[])?;
     attrs.insert("to".into(), Attr::DType(to));
     Ok(vec![Some(c.emit1(OpKind::Cast, vec![Some(x)], attrs)?)])
+}
+
+/// GridSample-16 names its modes `bilinear` and `bicubic` (20 and later:
+/// `linear` and `cubic`; both spellings are taken at every version, as
+/// exporters mix them); inputs of rank other than 4 are GridSample-20's
+/// extension.
+fn grid_sample(c: &mut NodeCtx<'_, '_>) -> R {
+    let mut attrs = c.convert_attrs(OpKind::GridSample, &[], &[])?;
+    if let Some(Attr::Str(m)) = attrs.get_mut("mode") {
+        match m.as_str() {
+            "bilinear" => *m = "linear".into(),
+            "bicubic" => *m = "cubic".into(),
+            _ => {}
+        }
+    }
+    let x = c.input(0)?;
+    if c.version < 20 && c.ty(x).rank() != 4 {
+        return Err(c.invalid(format!(
+            "GridSample-{} takes a 4-D input, got {}",
+            c.version,
+            c.ty(x)
+        )));
+    }
+    let inputs = c.inputs.clone();
+    Ok(vec![Some(c.emit1(OpKind::GridSample, inputs, attrs)?)])
+}
+
+/// DFT-17 takes `axis` as an attribute (default 1); from 20 it is an
+/// optional operand (default -2).
+fn dft(c: &mut NodeCtx<'_, '_>) -> R {
+    if c.version >= 20 {
+        return direct(c, OpKind::Dft);
+    }
+    let x = c.input(0)?;
+    let axis = c.attr_int("axis", 1)?;
+    let axis = c.const_i64(&[axis], true);
+    let len = c.opt_input(1);
+    emit_with(c, OpKind::Dft, vec![Some(x), len, Some(axis)], &["axis"])
 }

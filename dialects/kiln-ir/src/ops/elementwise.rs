@@ -174,6 +174,25 @@ fn infer_cast(ctx: &InferCtx<'_>) -> R {
     Ok(vec![TensorType::new(to, x.dims.clone())])
 }
 
+fn infer_bit_cast(ctx: &InferCtx<'_>) -> R {
+    let x = ctx.input(0)?;
+    let Some(to) = ctx.dtype("to")? else {
+        bail!("attribute 'to' is required");
+    };
+    if to == DType::NF4 || x.dtype == DType::NF4 {
+        bail!("nn.bit_cast of nf4 codes is not supported");
+    }
+    if to.bits() != x.dtype.bits() {
+        bail!(
+            "nn.bit_cast needs dtypes of one bit width, got {} ({} bits) and {to} ({} bits)",
+            x.dtype,
+            x.dtype.bits(),
+            to.bits()
+        );
+    }
+    Ok(vec![TensorType::new(to, x.dims.clone())])
+}
+
 fn infer_gelu(ctx: &InferCtx<'_>) -> R {
     let a = ctx.str("approximate")?;
     if a != "none" && a != "tanh" {
@@ -228,6 +247,8 @@ unary! {
     BITWISE_NOT "nn.bitwise_not" same_int "Flips every bit of an integer" ELEMENTWISE [];
     CAST "nn.cast" infer_cast "Converts elements to another dtype (saturate applies to float8 targets)" ELEMENTWISE
         [attr("to", AttrKind::DType, AttrDefault::Required), attr("saturate", AttrKind::Bool, AttrDefault::Bool(true))];
+    BIT_CAST "nn.bit_cast" infer_bit_cast "Reinterprets the bits (little endian) of each element as another dtype of the same width" ELEMENTWISE
+        [attr("to", AttrKind::DType, AttrDefault::Required)];
     CEIL "nn.ceil" same_float "Rounds up to an integer" IDEMPOTENT [];
     CELU "nn.celu" same_float "max(0, x) + min(0, alpha * (exp(x / alpha) - 1))" ELEMENTWISE
         [attr("alpha", AttrKind::Float, AttrDefault::Float(1.0))];

@@ -21,6 +21,7 @@ mod quant;
 mod reduce;
 pub mod resample;
 mod shape;
+pub mod signal;
 
 pub use infer::{InferCtx, InferError};
 pub use linalg::{parse_einsum, EinsumSpec, Window};
@@ -214,6 +215,7 @@ ops! {
     Asinh = elementwise::ASINH,
     Atan = elementwise::ATAN,
     Atanh = elementwise::ATANH,
+    BitCast = elementwise::BIT_CAST,
     BitwiseNot = elementwise::BITWISE_NOT,
     Cast = elementwise::CAST,
     Ceil = elementwise::CEIL,
@@ -327,6 +329,7 @@ ops! {
     Gather = shape::GATHER,
     GatherElements = shape::GATHER_ELEMENTS,
     GatherNd = shape::GATHER_ND,
+    GridSample = shape::GRID_SAMPLE,
     NonZero = shape::NON_ZERO,
     OneHot = shape::ONE_HOT,
     Pad = shape::PAD,
@@ -345,6 +348,9 @@ ops! {
     Transpose = shape::TRANSPOSE,
     Trilu = shape::TRILU,
     Unsqueeze = shape::UNSQUEEZE,
+    // signal.rs
+    Dft = signal::DFT,
+    Stft = signal::STFT,
     // attention.rs
     Attention = attention::ATTENTION,
     RotaryEmbedding = attention::ROTARY_EMBEDDING,

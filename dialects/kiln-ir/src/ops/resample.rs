@@ -8,6 +8,13 @@
 //! input (edge padding) after `exclude_outside` has zeroed and renormalized
 //! the coefficients of outside indices. This follows the ONNX reference
 //! (`onnx/reference/ops/op_resize.py`) step by step, in f64.
+//!
+//! It also holds the geometry of `nn.grid_sample` ([`GridAxis`]): grid
+//! coordinates are run-time data there, so that geometry is written once
+//! against the scalar arithmetic [`Arith`], which the interpreter runs on
+//! f64 values ([`Exact`]) and the lowering implements by emitting MLIR
+//! `arith` ops. The Keys cubic coefficients ([`cubic_coeffs`]) serve both
+//! ops.
 
 /// Interpolation kernel and its parameters.
 #[derive(Clone, Copy, Debug)]
@@ -56,16 +63,7 @@ impl Kernel<'_> {
             Kernel::Cubic {
                 a,
                 antialias: false,
-            } => {
-                let r = ratio;
-                let q = 1.0 - r;
-                vec![
-                    ((a * (r + 1.0) - 5.0 * a) * (r + 1.0) + 8.0 * a) * (r + 1.0) - 4.0 * a,
-                    ((a + 2.0) * r - (a + 3.0)) * r * r + 1.0,
-                    ((a + 2.0) * q - (a + 3.0)) * q * q + 1.0,
-                    ((a * (q + 1.0) - 5.0 * a) * (q + 1.0) + 8.0 * a) * (q + 1.0) - 4.0 * a,
-                ]
-            }
+            } => cubic_coeffs(&mut Exact, a, &ratio).to_vec(),
             Kernel::Cubic { a, antialias: true } => {
                 let s = scale.min(1.0);
                 let start = (-2.0 / s).floor() as i64 + 1;
@@ -184,5 +182,408 @@ impl Axis<'_> {
                 )
             })
             .collect()
+    }
+}
+
+/// Scalar arithmetic that shared geometry is written against: [`Exact`]
+/// computes on f64 values (the interpreter, and compile-time constants);
+/// the lowering implements it by emitting MLIR ops on f64 SSA values, so
+/// both execute the same sequence of operations.
+pub trait Arith {
+    /// A float (f64) value.
+    type F: Clone;
+    /// A predicate.
+    type B: Clone;
+    /// A constant.
+    fn lit(&mut self, v: f64) -> Self::F;
+    /// `a + b`.
+    fn add(&mut self, a: &Self::F, b: &Self::F) -> Self::F;
+    /// `a - b`.
+    fn sub(&mut self, a: &Self::F, b: &Self::F) -> Self::F;
+    /// `a * b`.
+    fn mul(&mut self, a: &Self::F, b: &Self::F) -> Self::F;
+    /// `a / b`.
+    fn div(&mut self, a: &Self::F, b: &Self::F) -> Self::F;
+    /// Rounds towards negative infinity.
+    fn floor(&mut self, a: &Self::F) -> Self::F;
+    /// Rounds towards zero.
+    fn trunc(&mut self, a: &Self::F) -> Self::F;
+    /// Rounds half to even.
+    fn rint(&mut self, a: &Self::F) -> Self::F;
+    /// Rounds to the nearest f32 value (kept as f64).
+    fn to_f32(&mut self, a: &Self::F) -> Self::F;
+    /// `a < b` (false when either is NaN).
+    fn lt(&mut self, a: &Self::F, b: &Self::F) -> Self::B;
+    /// `a || b`.
+    fn or(&mut self, a: &Self::B, b: &Self::B) -> Self::B;
+    /// `a && b`.
+    fn and(&mut self, a: &Self::B, b: &Self::B) -> Self::B;
+    /// `c ? t : f`.
+    fn select(&mut self, c: &Self::B, t: &Self::F, f: &Self::F) -> Self::F;
+}
+
+/// [`Arith`] on f64 values.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Exact;
+
+impl Arith for Exact {
+    type F = f64;
+    type B = bool;
+    fn lit(&mut self, v: f64) -> f64 {
+        v
+    }
+    fn add(&mut self, a: &f64, b: &f64) -> f64 {
+        a + b
+    }
+    fn sub(&mut self, a: &f64, b: &f64) -> f64 {
+        a - b
+    }
+    fn mul(&mut self, a: &f64, b: &f64) -> f64 {
+        a * b
+    }
+    fn div(&mut self, a: &f64, b: &f64) -> f64 {
+        a / b
+    }
+    fn floor(&mut self, a: &f64) -> f64 {
+        a.floor()
+    }
+    fn trunc(&mut self, a: &f64) -> f64 {
+        a.trunc()
+    }
+    fn rint(&mut self, a: &f64) -> f64 {
+        a.round_ties_even()
+    }
+    fn to_f32(&mut self, a: &f64) -> f64 {
+        f64::from(*a as f32)
+    }
+    fn lt(&mut self, a: &f64, b: &f64) -> bool {
+        a < b
+    }
+    fn or(&mut self, a: &bool, b: &bool) -> bool {
+        *a || *b
+    }
+    fn and(&mut self, a: &bool, b: &bool) -> bool {
+        *a && *b
+    }
+    fn select(&mut self, c: &bool, t: &f64, f: &f64) -> f64 {
+        if *c {
+            *t
+        } else {
+            *f
+        }
+    }
+}
+
+/// The Keys cubic convolution coefficients with parameter `alpha` of the
+/// taps at offsets -1, 0, 1, 2 from `floor(x)`, for `r = x - floor(x)`
+/// (the ONNX reference's `get_cubic_coeffs`, in its order of operations).
+pub fn cubic_coeffs<A: Arith>(m: &mut A, alpha: f64, r: &A::F) -> [A::F; 4] {
+    let one = m.lit(1.0);
+    let q = m.sub(&one, r);
+    // ((alpha * (t + 1) - 5 alpha) * (t + 1) + 8 alpha) * (t + 1) - 4 alpha
+    let outer = |m: &mut A, t: &A::F| {
+        let t1 = m.add(t, &one);
+        let (a, a5, a8, a4) = (
+            m.lit(alpha),
+            m.lit(5.0 * alpha),
+            m.lit(8.0 * alpha),
+            m.lit(4.0 * alpha),
+        );
+        let v = m.mul(&a, &t1);
+        let v = m.sub(&v, &a5);
+        let v = m.mul(&v, &t1);
+        let v = m.add(&v, &a8);
+        let v = m.mul(&v, &t1);
+        m.sub(&v, &a4)
+    };
+    // ((alpha + 2) * t - (alpha + 3)) * t * t + 1
+    let inner = |m: &mut A, t: &A::F| {
+        let (a2, a3) = (m.lit(alpha + 2.0), m.lit(alpha + 3.0));
+        let v = m.mul(&a2, t);
+        let v = m.sub(&v, &a3);
+        let v = m.mul(&v, t);
+        let v = m.mul(&v, t);
+        m.add(&v, &one)
+    };
+    [outer(m, r), inner(m, r), inner(m, &q), outer(m, &q)]
+}
+
+/// `nn.grid_sample`'s interpolation `mode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GridMode {
+    /// `nearest`: the sample at the coordinate rounded half to even.
+    Nearest,
+    /// `linear`: two taps per axis.
+    Linear,
+    /// `cubic`: four taps per axis, Keys cubic with `alpha = -0.75`.
+    Cubic,
+}
+
+impl GridMode {
+    /// The mode named by the attribute, if known.
+    pub fn parse(s: &str) -> Option<GridMode> {
+        Some(match s {
+            "nearest" => GridMode::Nearest,
+            "linear" => GridMode::Linear,
+            "cubic" => GridMode::Cubic,
+            _ => return None,
+        })
+    }
+}
+
+/// `nn.grid_sample`'s `padding_mode`: what samples outside the input read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GridPadding {
+    /// Zero.
+    Zeros,
+    /// The nearest border sample.
+    Border,
+    /// The sample mirrored at the borders.
+    Reflection,
+}
+
+impl GridPadding {
+    /// The padding named by the attribute, if known.
+    pub fn parse(s: &str) -> Option<GridPadding> {
+        Some(match s {
+            "zeros" => GridPadding::Zeros,
+            "border" => GridPadding::Border,
+            "reflection" => GridPadding::Reflection,
+            _ => return None,
+        })
+    }
+}
+
+/// One tap of a grid sample along one axis.
+#[derive(Clone, Debug)]
+pub struct GridTap<F, B> {
+    /// The source index, integral and within `[0, extent - 1]` (except for
+    /// a NaN coordinate: consumers clamp again when they turn it into an
+    /// address).
+    pub index: F,
+    /// Its weight (1 for `nearest`).
+    pub weight: F,
+    /// With `zeros` padding, whether the unclamped index lies inside the
+    /// input; outside taps read 0 instead of the sample at `index`.
+    pub inside: Option<B>,
+}
+
+/// The geometry of one spatial axis of `nn.grid_sample`, following the ONNX
+/// reference (`onnx/reference/ops/op_grid_sample.py`) step by step: a
+/// normalized grid coordinate in `[-1, 1]` is unnormalized (computed in f32
+/// when the grid is f32, and always held as an f32 value, as the reference
+/// does), rounded for `nearest`, moved inside the borders with `border` or
+/// `reflection` padding, and split into taps whose indices are mapped into
+/// the input by the padding again.
+#[derive(Clone, Copy, Debug)]
+pub struct GridAxis {
+    /// The input extent of this axis.
+    pub extent: u64,
+    /// Interpolation mode.
+    pub mode: GridMode,
+    /// Padding mode.
+    pub padding: GridPadding,
+    /// `align_corners`: -1 and 1 name the centres of the corner samples
+    /// rather than their outer edges.
+    pub align_corners: bool,
+    /// Whether the grid's arithmetic is f32 (it is f64 for f64 grids).
+    pub f32_grid: bool,
+}
+
+impl GridAxis {
+    /// One axis description per spatial extent of the input.
+    pub fn per_extent(
+        extents: &[u64],
+        mode: GridMode,
+        padding: GridPadding,
+        align_corners: bool,
+        f32_grid: bool,
+    ) -> Vec<GridAxis> {
+        extents
+            .iter()
+            .map(|&extent| GridAxis {
+                extent,
+                mode,
+                padding,
+                align_corners,
+                f32_grid,
+            })
+            .collect()
+    }
+
+    /// The reflection borders: `[0, d - 1]` with `align_corners`, else
+    /// `[-0.5, d - 0.5]`.
+    pub fn bounds(&self) -> (f64, f64) {
+        let d = self.extent as f64;
+        if self.align_corners {
+            (0.0, d - 1.0)
+        } else {
+            (-0.5, d - 0.5)
+        }
+    }
+
+    fn step<A: Arith>(&self, m: &mut A, v: A::F) -> A::F {
+        if self.f32_grid {
+            m.to_f32(&v)
+        } else {
+            v
+        }
+    }
+
+    /// The input coordinate of normalized coordinate `g`.
+    pub fn unnormalize<A: Arith>(&self, m: &mut A, g: &A::F) -> A::F {
+        let d = self.extent as f64;
+        let one = m.lit(1.0);
+        let two = m.lit(2.0);
+        let t = m.add(g, &one);
+        let t = self.step(m, t);
+        let x = if self.align_corners {
+            // (g + 1) / 2 * (d - 1)
+            let t = m.div(&t, &two);
+            let t = self.step(m, t);
+            let dm1 = m.lit(d - 1.0);
+            m.mul(&t, &dm1)
+        } else {
+            // ((g + 1) * d - 1) / 2
+            let dd = m.lit(d);
+            let t = m.mul(&t, &dd);
+            let t = self.step(m, t);
+            let t = m.sub(&t, &one);
+            let t = self.step(m, t);
+            m.div(&t, &two)
+        };
+        m.to_f32(&x)
+    }
+
+    /// `x` reflected at `lo` and `hi` until it lies between them (the
+    /// reference's `_gs_reflect`, in f64).
+    pub fn reflect<A: Arith>(m: &mut A, x: &A::F, lo: f64, hi: f64) -> A::F {
+        let range = hi - lo;
+        if range <= 0.0 {
+            // A single sample: every coordinate reflects onto it.
+            return m.lit(lo);
+        }
+        let (l, h, rng) = (m.lit(lo), m.lit(hi), m.lit(range));
+        let below = m.lt(x, &l);
+        let above = m.lt(&h, x);
+        let (dlo, dhi) = (m.sub(&l, x), m.sub(x, &h));
+        let dx = m.select(&below, &dlo, &dhi);
+        let q = m.div(&dx, &rng);
+        let k = m.trunc(&q);
+        let kr = m.mul(&k, &rng);
+        let r = m.sub(&dx, &kr);
+        // parity of k: k - 2 floor(k / 2) is 0 or 1
+        let (half, two, one) = (m.lit(0.5), m.lit(2.0), m.lit(1.0));
+        let kh = m.mul(&k, &half);
+        let kh = m.floor(&kh);
+        let kh2 = m.mul(&kh, &two);
+        let odd = m.sub(&k, &kh2);
+        let even = m.sub(&one, &odd);
+        // From the low border when (below, even k) or (above, odd k).
+        let s = m.select(&below, &odd, &even);
+        let from_lo = m.lt(&s, &half);
+        let (vl, vh) = (m.add(&l, &r), m.sub(&h, &r));
+        let v = m.select(&from_lo, &vl, &vh);
+        let out = m.or(&below, &above);
+        m.select(&out, &v, x)
+    }
+
+    /// The padded source index of integral coordinate `i` (the reference's
+    /// `_pixel_at_array`).
+    fn pixel<A: Arith>(&self, m: &mut A, i: &A::F, weight: A::F) -> GridTap<A::F, A::B> {
+        let (lo, hi) = self.bounds();
+        let last = self.extent.saturating_sub(1) as f64;
+        let clamp = |m: &mut A, v: &A::F| {
+            let (z, l) = (m.lit(0.0), m.lit(last));
+            let below = m.lt(v, &z);
+            let above = m.lt(&l, v);
+            let v = m.select(&above, &l, v);
+            m.select(&below, &z, &v)
+        };
+        match self.padding {
+            GridPadding::Zeros => {
+                let (a, b) = (m.lit(-0.5), m.lit(last + 0.5));
+                let ge = m.lt(&a, i);
+                let le = m.lt(i, &b);
+                let inside = m.and(&ge, &le);
+                GridTap {
+                    index: clamp(m, i),
+                    weight,
+                    inside: Some(inside),
+                }
+            }
+            GridPadding::Border => GridTap {
+                index: clamp(m, i),
+                weight,
+                inside: None,
+            },
+            GridPadding::Reflection => {
+                let r = Self::reflect(m, i, lo, hi);
+                let r = m.trunc(&r);
+                GridTap {
+                    index: clamp(m, &r),
+                    weight,
+                    inside: None,
+                }
+            }
+        }
+    }
+
+    /// The taps of normalized coordinate `g`: one for `nearest`, two for
+    /// `linear`, four for `cubic`.
+    pub fn taps<A: Arith>(&self, m: &mut A, g: &A::F) -> Vec<GridTap<A::F, A::B>> {
+        let (lo, hi) = self.bounds();
+        let mut x = self.unnormalize(m, g);
+        if self.mode == GridMode::Nearest {
+            x = m.rint(&x);
+        }
+        match self.padding {
+            GridPadding::Zeros => {}
+            GridPadding::Border => {
+                let (l, h) = (m.lit(lo), m.lit(hi));
+                let below = m.lt(&x, &l);
+                let above = m.lt(&h, &x);
+                let out = m.or(&below, &above);
+                let (z, last) = (m.lit(0.0), m.lit(self.extent as f64 - 1.0));
+                let lt0 = m.lt(&x, &z);
+                let gtl = m.lt(&last, &x);
+                let c = m.select(&gtl, &last, &x);
+                let c = m.select(&lt0, &z, &c);
+                x = m.select(&out, &c, &x);
+            }
+            GridPadding::Reflection => {
+                let r = Self::reflect(m, &x, lo, hi);
+                x = m.to_f32(&r);
+            }
+        }
+        match self.mode {
+            GridMode::Nearest => {
+                // The reference truncates to int32.
+                let i = m.trunc(&x);
+                let one = m.lit(1.0);
+                vec![self.pixel(m, &i, one)]
+            }
+            GridMode::Linear => {
+                let x0 = m.floor(&x);
+                let f = m.sub(&x, &x0);
+                let one = m.lit(1.0);
+                let w0 = m.sub(&one, &f);
+                let x1 = m.add(&x0, &one);
+                vec![self.pixel(m, &x0, w0), self.pixel(m, &x1, f)]
+            }
+            GridMode::Cubic => {
+                let x0 = m.floor(&x);
+                let f = m.sub(&x, &x0);
+                let c = cubic_coeffs(m, -0.75, &f);
+                c.into_iter()
+                    .enumerate()
+                    .map(|(j, w)| {
+                        let off = m.lit(j as f64 - 1.0);
+                        let i = m.add(&x0, &off);
+                        self.pixel(m, &i, w)
+                    })
+                    .collect()
+            }
+        }
     }
 }

@@ -1253,6 +1253,64 @@ pub const RESIZE: OpDef = OpDef {
     infer: infer_resize,
 };
 
+fn infer_grid_sample(ctx: &InferCtx<'_>) -> R {
+    let x = ctx.input(0)?;
+    let g = ctx.input(1)?;
+    let mode = ctx.str("mode")?;
+    let Some(mode) = super::resample::GridMode::parse(mode) else {
+        bail!("mode must be one of nearest, linear, cubic, got \"{mode}\"");
+    };
+    let padding = ctx.str("padding_mode")?;
+    if super::resample::GridPadding::parse(padding).is_none() {
+        bail!("padding_mode must be one of zeros, border, reflection, got \"{padding}\"");
+    }
+    ctx.bool("align_corners")?;
+    let r = x.rank();
+    if r < 3 {
+        bail!("nn.grid_sample expects [N, C, spatial..], got {x}");
+    }
+    if g.rank() != r {
+        bail!("the grid {g} must have the rank of the input {x}");
+    }
+    require_float(g.dtype, "grid")?;
+    if x.dtype == DType::NF4 {
+        bail!("nn.grid_sample of nf4 values is not supported");
+    }
+    if mode != super::resample::GridMode::Nearest && !x.dtype.is_float() {
+        bail!(
+            "nn.grid_sample interpolation of {} values is not supported (only mode nearest takes non-float inputs)",
+            x.dtype
+        );
+    }
+    let batch = unify_dim(&x.dims[0], &g.dims[0], "batch")?;
+    check_dims_agree(
+        &g.dims[r - 1],
+        &Dim::Static(r as u64 - 2),
+        "the grid's last dimension must equal the spatial rank",
+    )?;
+    let mut dims = vec![batch, x.dims[1].clone()];
+    dims.extend(g.dims[1..r - 1].iter().cloned());
+    Ok(vec![TensorType::new(x.dtype, dims)])
+}
+
+/// `nn.grid_sample %x, %grid`: samples `x` ([N, C, D.., H, W]) at the
+/// normalized coordinates of `grid` ([N, D_out.., H_out, W_out, s], the
+/// last axis holding (w, h, d..)); geometry in [`super::resample::GridAxis`].
+pub const GRID_SAMPLE: OpDef = OpDef {
+    name: "nn.grid_sample",
+    summary: "Samples the input at normalized grid coordinates (nearest, linear or cubic)",
+    inputs: Arity::exactly(2),
+    outputs: Arity::exactly(1),
+    attrs: &[
+        attr("align_corners", AttrKind::Bool, AttrDefault::Bool(false)),
+        attr("mode", AttrKind::Str, AttrDefault::Str("linear")),
+        attr("padding_mode", AttrKind::Str, AttrDefault::Str("zeros")),
+    ],
+    traits: Traits::NONE,
+    static_operands: &[],
+    infer: infer_grid_sample,
+};
+
 fn infer_dropout(ctx: &InferCtx<'_>) -> R {
     let x = ctx.input(0)?;
     require_float(x.dtype, "input")?;

@@ -1845,3 +1845,245 @@ fn lp_normalization_and_global_lp_pool() {
     );
     err(infer(OpKind::GlobalLpPool, &["3x4xf32"], &[], &[]), "rank");
 }
+
+// ---- grid_sample, bit_cast, dft, stft ----
+
+#[test]
+fn grid_sample_cases() {
+    // ONNX GridSample: Y is [N, C, grid spatial..].
+    assert_eq!(
+        ok(infer(
+            OpKind::GridSample,
+            &["{n}x3x10x12xf32", "{n}x5x7x2xf32"],
+            &[],
+            &[]
+        )),
+        "tensor<{n}x3x5x7xf32>"
+    );
+    assert_eq!(
+        ok(infer(
+            OpKind::GridSample,
+            &["2x1x4x4x4xf16", "2x3x4x5x3xf32"],
+            &[("mode", s("cubic")), ("padding_mode", s("reflection"))],
+            &[]
+        )),
+        "tensor<2x1x3x4x5xf16>"
+    );
+    // Nearest takes integers; interpolation does not.
+    ok(infer(
+        OpKind::GridSample,
+        &["1x1x4x4xi32", "1x2x2x2xf32"],
+        &[("mode", s("nearest"))],
+        &[],
+    ));
+    err(
+        infer(
+            OpKind::GridSample,
+            &["1x1x4x4xi32", "1x2x2x2xf32"],
+            &[],
+            &[],
+        ),
+        "not supported",
+    );
+    err(
+        infer(
+            OpKind::GridSample,
+            &["1x1x4x4xf32", "1x2x2x3xf32"],
+            &[],
+            &[],
+        ),
+        "spatial rank",
+    );
+    err(
+        infer(
+            OpKind::GridSample,
+            &["1x1x4x4xf32", "1x2x2x2xf32"],
+            &[("mode", s("bilinear"))],
+            &[],
+        ),
+        "mode must be",
+    );
+    err(
+        infer(
+            OpKind::GridSample,
+            &["2x1x4x4xf32", "3x2x2x2xf32"],
+            &[],
+            &[],
+        ),
+        "batch",
+    );
+}
+
+#[test]
+fn bit_cast_cases() {
+    let to = |d| [("to", Attr::DType(d))];
+    assert_eq!(
+        ok(infer(OpKind::BitCast, &["2x{b}xf32"], &to(DType::I32), &[])),
+        "tensor<2x{b}xi32>"
+    );
+    assert_eq!(
+        ok(infer(OpKind::BitCast, &["3xbool"], &to(DType::U8), &[])),
+        "tensor<3xu8>"
+    );
+    assert_eq!(
+        ok(infer(OpKind::BitCast, &["3xi4"], &to(DType::U4), &[])),
+        "tensor<3xu4>"
+    );
+    err(
+        infer(OpKind::BitCast, &["3xf32"], &to(DType::F64), &[]),
+        "one bit width",
+    );
+    err(
+        infer(OpKind::BitCast, &["3xu4"], &to(DType::NF4), &[]),
+        "not supported",
+    );
+}
+
+#[test]
+fn dft_cases() {
+    // onnx.shape_inference (DFT-20): axis 1 of 1x10x10x1, onesided -> 1x6x10x2;
+    // inverse onesided -> real 1x10x10x1 from 1x6x10x2.
+    let axis = |a| (2, C::I(vec![a]));
+    assert_eq!(
+        ok(infer(
+            OpKind::Dft,
+            &["1x10x10x1xf32", "", "i64"],
+            &[("onesided", Attr::Bool(true))],
+            &[axis(1)]
+        )),
+        "tensor<1x6x10x2xf32>"
+    );
+    assert_eq!(
+        ok(infer(
+            OpKind::Dft,
+            &["1x6x10x2xf32", "", "i64"],
+            &[
+                ("inverse", Attr::Bool(true)),
+                ("onesided", Attr::Bool(true))
+            ],
+            &[axis(1)]
+        )),
+        "tensor<1x10x10x1xf32>"
+    );
+    // Default axis -2, dft_length pads.
+    assert_eq!(
+        ok(infer(
+            OpKind::Dft,
+            &["{b}x8x2xf32", "i64"],
+            &[],
+            &[(1, C::I(vec![12]))]
+        )),
+        "tensor<{b}x12x2xf32>"
+    );
+    // A run-time axis keeps the shape when nothing resizes it.
+    assert_eq!(
+        ok(infer(OpKind::Dft, &["4x8x1xf32", "", "i64"], &[], &[])),
+        "tensor<4x8x2xf32>"
+    );
+    err(
+        infer(OpKind::Dft, &["4x8x2xf32", "", "i64"], &[], &[axis(-1)]),
+        "trailing",
+    );
+    err(
+        infer(OpKind::Dft, &["4x8x3xf32"], &[], &[]),
+        "1 (real) or 2",
+    );
+    err(
+        infer(
+            OpKind::Dft,
+            &["4x8x2xf32", "i64"],
+            &[],
+            &[(1, C::I(vec![0]))],
+        ),
+        "positive",
+    );
+    err(
+        infer(OpKind::Dft, &["4x8x2xi32"], &[], &[]),
+        "expected one of",
+    );
+}
+
+#[test]
+fn stft_cases() {
+    // onnx.shape_inference (STFT-17): signal 1x128x1, step 8, window 16,
+    // onesided -> 1x15x9x2.
+    assert_eq!(
+        ok(infer(
+            OpKind::Stft,
+            &["1x128x1xf32", "i64", "16xf32"],
+            &[],
+            &[(1, C::I(vec![8]))]
+        )),
+        "tensor<1x15x9x2xf32>"
+    );
+    assert_eq!(
+        ok(infer(
+            OpKind::Stft,
+            &["2x21x2xf32", "i64", "", "i64"],
+            &[("onesided", Attr::Bool(false))],
+            &[(1, C::I(vec![4])), (3, C::I(vec![7]))]
+        )),
+        "tensor<2x4x7x2xf32>"
+    );
+    err(
+        infer(
+            OpKind::Stft,
+            &["1x128x1xf32", "i64", "16xf32", "i64"],
+            &[],
+            &[(1, C::I(vec![8])), (3, C::I(vec![15]))],
+        ),
+        "differs from the window",
+    );
+    err(
+        infer(
+            OpKind::Stft,
+            &["1x8x1xf32", "i64", "16xf32"],
+            &[],
+            &[(1, C::I(vec![8]))],
+        ),
+        "does not fit",
+    );
+}
+
+#[test]
+fn grid_geometry_matches_the_reference() {
+    use super::resample::{Exact, GridAxis, GridMode, GridPadding};
+    // Values from onnx/reference/ops/op_grid_sample.py (onnx 1.23):
+    // _gs_reflect(-1.7, -0.5, 3.5) = 0.7, _gs_reflect(9.2, -0.5, 3.5) =
+    // 1.2 (an odd number of ranges away), _gs_reflect(-9.0, -0.5, 3.5) = 0,
+    // _gs_reflect(4.0, 0, 3) = 2.
+    let r = |x: f64, lo, hi| GridAxis::reflect(&mut Exact, &x, lo, hi);
+    assert!((r(-1.7, -0.5, 3.5) - 0.7).abs() < 1e-12);
+    assert!((r(9.2, -0.5, 3.5) - 1.2).abs() < 1e-12);
+    assert!(r(-9.0, -0.5, 3.5).abs() < 1e-12);
+    assert_eq!(r(4.0, 0.0, 3.0), 2.0);
+    assert_eq!(r(1.25, 0.0, 3.0), 1.25);
+    // Unnormalize: align_corners maps -1..1 onto 0..d-1, else -0.5..d-0.5.
+    let ax = |align_corners, mode, padding| GridAxis {
+        extent: 4,
+        mode,
+        padding,
+        align_corners,
+        f32_grid: true,
+    };
+    let a = ax(true, GridMode::Linear, GridPadding::Zeros);
+    assert_eq!(a.unnormalize(&mut Exact, &1.0), 3.0);
+    let a = ax(false, GridMode::Linear, GridPadding::Zeros);
+    assert_eq!(a.unnormalize(&mut Exact, &-1.0), -0.5);
+    // Linear at x = -0.5 with zeros padding: taps -1 (outside) and 0.
+    let t = a.taps(&mut Exact, &-1.0);
+    assert_eq!(t.len(), 2);
+    assert_eq!((t[0].weight, t[0].inside), (0.5, Some(false)));
+    assert_eq!(
+        (t[1].index, t[1].weight, t[1].inside),
+        (0.0, 0.5, Some(true))
+    );
+    // Nearest rounds half to even: x = 0.5 -> 0, x = 1.5 -> 2.
+    let a = ax(false, GridMode::Nearest, GridPadding::Border);
+    assert_eq!(a.taps(&mut Exact, &-0.5)[0].index, 0.0);
+    assert_eq!(a.taps(&mut Exact, &0.0)[0].index, 2.0);
+    // Cubic weights sum to one.
+    let a = ax(true, GridMode::Cubic, GridPadding::Border);
+    let w: f64 = a.taps(&mut Exact, &0.3).iter().map(|t| t.weight).sum();
+    assert!((w - 1.0).abs() < 1e-12);
+}

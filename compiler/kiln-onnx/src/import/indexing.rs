@@ -1,0 +1,397 @@
+//! Operators whose element positions are computed at compile time, imported
+//! as compositions of existing Kiln ops: `Compress` (a gather of the
+//! selected positions), `MaxUnpool` (a scatter into zeros), `Col2Im` (a
+//! grouped transposed convolution with one-hot kernels, which sums the
+//! overlapping patches), `AffineGrid` (a matmul with the constant base
+//! grid), `MelWeightMatrix` (a constant computed from its parameters), and
+//! `OptionalHasElement`/`OptionalGetElement` on plain tensors.
+//!
+//! Each needs some operand values (Compress's condition, Col2Im's image
+//! and block shapes, AffineGrid's size, MaxUnpool's output shape) at
+//! compile time, like a Kiln op's static operands; when one depends on a
+//! graph input the error names it so `kiln run` or `--freeze-input` can
+//! give it ([`OnnxError::NeedsInputValues`]).
+
+use super::NodeCtx;
+use crate::error::OnnxError;
+use kiln_ir::{Attr, DType, OpKind, ValueId};
+
+type R = Result<Vec<Option<ValueId>>, OnnxError>;
+
+/// The integer values of operand `i`, which must be known at compile time.
+fn known_ints(c: &NodeCtx<'_, '_>, i: usize, what: &str) -> Result<Vec<i64>, OnnxError> {
+    let v = c.input(i)?;
+    let t = c.known(v).ok_or_else(|| c.needs_value(v, what))?;
+    Ok(t.to_f64_vec().into_iter().map(|x| x as i64).collect())
+}
+
+fn ints_attr(
+    c: &NodeCtx<'_, '_>,
+    name: &str,
+    len: usize,
+    default: i64,
+) -> Result<Vec<i64>, OnnxError> {
+    match c.attr_ints(name)? {
+        None => Ok(vec![default; len]),
+        Some(v) if v.len() == len => Ok(v),
+        Some(v) => Err(c.invalid(format!(
+            "attribute '{name}' has {} entries, expected {len}",
+            v.len()
+        ))),
+    }
+}
+
+fn static_shape(c: &NodeCtx<'_, '_>, v: ValueId, what: &str) -> Result<Vec<u64>, OnnxError> {
+    c.ty(v)
+        .static_shape()
+        .ok_or_else(|| c.unsupported(format!("{what} must have a static shape, got {}", c.ty(v))))
+}
+
+/// Compress-9/11: the slices of `input` along `axis` (or of the flattened
+/// input) where `condition` is true.
+pub(super) fn compress(c: &mut NodeCtx<'_, '_>) -> R {
+    let x = c.input(0)?;
+    let cond = c.input(1)?;
+    let t = c
+        .known(cond)
+        .ok_or_else(|| c.needs_value(cond, "the condition"))?;
+    if t.rank() != 1 {
+        return Err(c.invalid(format!("condition must be 1-D, got rank {}", t.rank())));
+    }
+    let (data, axis) = match c.attr("axis") {
+        Some(_) => {
+            let rank = c.ty(x).rank() as i64;
+            let a = c.attr_int("axis", 0)?;
+            let a = if a < 0 { a + rank } else { a };
+            if !(0..rank).contains(&a) {
+                return Err(c.invalid(format!("axis {a} is out of range for rank {rank}")));
+            }
+            (x, a)
+        }
+        None => (c.reshape(x, &[-1])?, 0),
+    };
+    let extent = match c.ty(data).dims[axis as usize] {
+        kiln_ir::Dim::Static(n) => n,
+        _ => {
+            return Err(c.unsupported("Compress needs a static extent along its axis"));
+        }
+    };
+    if t.numel() as u64 > extent {
+        return Err(c.invalid(format!(
+            "condition has {} entries, more than the {extent} along the axis",
+            t.numel()
+        )));
+    }
+    let picked: Vec<i64> = (0..t.numel())
+        .filter(|&i| t.get_f64(i) != 0.0)
+        .map(|i| i as i64)
+        .collect();
+    if picked.is_empty() {
+        return Err(
+            c.unsupported("a condition that selects nothing (an empty result) is not supported")
+        );
+    }
+    let idx = c.const_i64(&picked, false);
+    Ok(vec![Some(c.op_with(
+        OpKind::Gather,
+        &[data, idx],
+        &[("axis", Attr::Int(axis))],
+    )?)])
+}
+
+/// MaxUnpool-9/11/22: `X` scattered into zeros at `I`, MaxPool's indices
+/// into the flattened output.
+pub(super) fn max_unpool(c: &mut NodeCtx<'_, '_>) -> R {
+    let x = c.input(0)?;
+    let idx = c.input(1)?;
+    let xs = static_shape(c, x, "X")?;
+    if xs.len() < 3 {
+        return Err(c.invalid("X must be (N, C, spatial...)"));
+    }
+    let r = xs.len() - 2;
+    let kernel = c
+        .attr_ints("kernel_shape")?
+        .ok_or_else(|| c.invalid("attribute 'kernel_shape' is required"))?;
+    if kernel.len() != r {
+        return Err(c.invalid("kernel_shape does not match the spatial rank"));
+    }
+    let strides = ints_attr(c, "strides", r, 1)?;
+    let pads = ints_attr(c, "pads", 2 * r, 0)?;
+    let mut inferred = vec![xs[0] as i64, xs[1] as i64];
+    for i in 0..r {
+        inferred.push((xs[i + 2] as i64 - 1) * strides[i] - pads[i] - pads[i + r] + kernel[i]);
+    }
+    if inferred.iter().any(|&d| d <= 0) {
+        return Err(c.invalid(format!("the unpooled shape {inferred:?} is empty")));
+    }
+    let total: i64 = inferred.iter().product();
+    let dt = c.ty(x).dtype;
+    let zeros = c.zeros(dt, &[total as u64])?;
+    let flat_x = c.reshape(x, &[-1])?;
+    let flat_i = c.reshape(idx, &[-1])?;
+    let scattered = c.op_with(
+        OpKind::ScatterElements,
+        &[zeros, flat_i, flat_x],
+        &[("axis", Attr::Int(0))],
+    )?;
+    let y = c.reshape(scattered, &inferred)?;
+    if c.opt_input(2).is_none() {
+        return Ok(vec![Some(y)]);
+    }
+    // A larger output shape places the unpooled tensor at the origin and
+    // pads the rest with zeros (ONNX's reference implementation).
+    let out = known_ints(c, 2, "the output shape")?;
+    if out.len() != inferred.len() || out.iter().zip(&inferred).any(|(o, i)| o < i) {
+        return Err(c.invalid(format!(
+            "output_shape {out:?} must have the rank of X and be at least the unpooled shape {inferred:?}"
+        )));
+    }
+    let mut p = vec![0i64; out.len()];
+    p.extend(out.iter().zip(&inferred).map(|(o, i)| o - i));
+    let p = c.const_i64(&p, false);
+    Ok(vec![Some(c.op(OpKind::Pad, &[y, p])?)])
+}
+
+/// Col2Im-18: sums the sliding blocks of `input` (N, C·∏block, L) back
+/// into an image (N, C, image_shape...). A transposed convolution with
+/// group C and a one-hot kernel per block position does exactly that.
+pub(super) fn col2im(c: &mut NodeCtx<'_, '_>) -> R {
+    let x = c.input(0)?;
+    let image = known_ints(c, 1, "image_shape")?;
+    let block = known_ints(c, 2, "block_shape")?;
+    let r = image.len();
+    if r == 0 || block.len() != r || block.iter().any(|&b| b <= 0) || image.iter().any(|&d| d <= 0)
+    {
+        return Err(c.invalid(format!(
+            "image_shape {image:?} and block_shape {block:?} must be positive and of one length"
+        )));
+    }
+    let dil = ints_attr(c, "dilations", r, 1)?;
+    let strides = ints_attr(c, "strides", r, 1)?;
+    let pads = ints_attr(c, "pads", 2 * r, 0)?;
+    let xs = static_shape(c, x, "input")?;
+    let k: u64 = block.iter().map(|&b| b as u64).product();
+    if xs.len() != 3 || xs[1] % k != 0 {
+        return Err(c.invalid(format!(
+            "input {xs:?} must be (N, C × {k}, L) for block_shape {block:?}"
+        )));
+    }
+    let ch = xs[1] / k;
+    let mut blocks = Vec::with_capacity(r);
+    let mut out_pad = Vec::with_capacity(r);
+    for i in 0..r {
+        let eff = dil[i] * (block[i] - 1) + 1;
+        let span = image[i] + pads[i] + pads[i + r] - eff;
+        if span < 0 || strides[i] <= 0 {
+            return Err(c.invalid(format!("block {i} does not fit the padded image")));
+        }
+        blocks.push(span / strides[i] + 1);
+        out_pad.push(span % strides[i]);
+    }
+    if blocks.iter().product::<i64>() != xs[2] as i64 {
+        return Err(c.invalid(format!(
+            "input has {} blocks, the image, block and strides give {blocks:?}",
+            xs[2]
+        )));
+    }
+    let mut shape = vec![xs[0] as i64, xs[1] as i64];
+    shape.extend(&blocks);
+    let cols = c.reshape(x, &shape)?;
+    // Kernel (C·K, 1, block...): channel c·K + j is one at block position j.
+    let dt = c.ty(x).dtype;
+    let mut wshape = vec![ch * k, 1];
+    wshape.extend(block.iter().map(|&b| b as u64));
+    let mut w = vec![0.0; (ch * k * k) as usize];
+    for cc in 0..ch {
+        for j in 0..k {
+            w[((cc * k + j) * k + j) as usize] = 1.0;
+        }
+    }
+    let weight = c.const_f64(dt, &wshape, w)?;
+    let y = c.op_with(
+        OpKind::ConvTranspose,
+        &[cols, weight],
+        &[
+            ("group", Attr::Int(ch as i64)),
+            ("kernel_shape", Attr::Ints(block.clone())),
+            ("strides", Attr::Ints(strides)),
+            ("dilations", Attr::Ints(dil)),
+            ("pads", Attr::Ints(pads)),
+            ("output_padding", Attr::Ints(out_pad)),
+        ],
+    )?;
+    Ok(vec![Some(y)])
+}
+
+/// Evenly spaced sampling positions in [-1, 1] for `n` points, as
+/// AffineGrid defines them (pixel corners or centers).
+fn positions(n: i64, align_corners: bool) -> Vec<f64> {
+    (0..n)
+        .map(|i| {
+            let i = i as f64;
+            let n = n as f64;
+            if align_corners {
+                if n == 1.0 {
+                    -1.0
+                } else {
+                    -1.0 + 2.0 * i / (n - 1.0)
+                }
+            } else {
+                (2.0 * i + 1.0) / n - 1.0
+            }
+        })
+        .collect()
+}
+
+/// AffineGrid-20: `theta` (N, 2, 3) or (N, 3, 4) applied to the base grid
+/// of (x, y[, z], 1) positions for `size` (N, C, [D,] H, W).
+pub(super) fn affine_grid(c: &mut NodeCtx<'_, '_>) -> R {
+    let theta = c.input(0)?;
+    let size = known_ints(c, 1, "size")?;
+    let align = c.attr_int("align_corners", 0)? != 0;
+    let ts = static_shape(c, theta, "theta")?;
+    let spatial: Vec<i64> = match size.len() {
+        4 | 5 => size[2..].to_vec(),
+        n => return Err(c.invalid(format!("size must have 4 or 5 entries, got {n}"))),
+    };
+    let d = spatial.len() as u64;
+    if ts.len() != 3 || ts[1] != d || ts[2] != d + 1 || ts[0] as i64 != size[0] {
+        return Err(c.invalid(format!(
+            "theta {ts:?} must be (N, {d}, {}) with N = {}",
+            d + 1,
+            size[0]
+        )));
+    }
+    if spatial.iter().any(|&n| n <= 0) {
+        return Err(c.invalid(format!("size {size:?} must be positive")));
+    }
+    let axes: Vec<Vec<f64>> = spatial.iter().map(|&n| positions(n, align)).collect();
+    let count: i64 = spatial.iter().product();
+    // Rows in (z,) y, x order with x fastest; columns x, y, (z,) 1.
+    let mut base = Vec::with_capacity((count as u64 * (d + 1)) as usize);
+    for flat in 0..count {
+        let mut rem = flat;
+        let mut coord = vec![0.0; d as usize];
+        for (k, axis) in axes.iter().enumerate().rev() {
+            let n = axis.len() as i64;
+            coord[k] = axis[(rem % n) as usize];
+            rem /= n;
+        }
+        base.extend(coord.iter().rev());
+        base.push(1.0);
+    }
+    let dt = c.ty(theta).dtype;
+    let base = c.const_f64(dt, &[count as u64, d + 1], base)?;
+    let tt = c.transpose(theta, &[0, 2, 1])?; // (N, d + 1, d)
+    let grid = c.op(OpKind::MatMul, &[base, tt])?; // (N, count, d)
+    let mut shape = vec![size[0]];
+    shape.extend(&spatial);
+    shape.push(d as i64);
+    Ok(vec![Some(c.reshape(grid, &shape)?)])
+}
+
+/// OptionalHasElement-15/18 on a plain tensor or an absent input: whether
+/// an input is present, a constant.
+pub(super) fn optional_has_element(c: &mut NodeCtx<'_, '_>) -> R {
+    let present = c.opt_input(0).is_some();
+    Ok(vec![Some(c.const_f64(
+        DType::Bool,
+        &[],
+        vec![f64::from(u8::from(present))],
+    )?)])
+}
+
+/// OptionalGetElement-15/18 on a plain tensor: the tensor itself.
+pub(super) fn optional_get_element(c: &mut NodeCtx<'_, '_>) -> R {
+    let x = c.input(0)?;
+    Ok(vec![Some(c.emit1(
+        OpKind::Identity,
+        vec![Some(x)],
+        Default::default(),
+    )?)])
+}
+
+/// MelWeightMatrix-17: the (dft_length / 2 + 1, num_mel_bins) matrix of
+/// triangular mel filters, computed here from its five scalar parameters
+/// exactly as ONNX's reference implementation does (including its mel step
+/// over `num_mel_bins + 2` points), and emitted as a constant.
+pub(super) fn mel_weight_matrix(c: &mut NodeCtx<'_, '_>) -> R {
+    let scalar = |c: &NodeCtx<'_, '_>, i: usize, what: &str| -> Result<f64, OnnxError> {
+        let v = c.input(i)?;
+        let t = c.known(v).ok_or_else(|| c.needs_value(v, what))?;
+        if t.numel() != 1 {
+            return Err(c.invalid(format!("{what} must hold one value")));
+        }
+        Ok(t.get_f64(0))
+    };
+    let bins = scalar(c, 0, "num_mel_bins")?;
+    let dft = scalar(c, 1, "dft_length")?;
+    let rate = scalar(c, 2, "sample_rate")?;
+    let lower = scalar(c, 3, "lower_edge_hertz")?;
+    let upper = scalar(c, 4, "upper_edge_hertz")?;
+    if !(1.0..=65536.0).contains(&bins)
+        || !(1.0..=(1u64 << 24) as f64).contains(&dft)
+        || rate <= 0.0
+    {
+        return Err(c.invalid(format!(
+            "num_mel_bins {bins}, dft_length {dft} and sample_rate {rate} must be positive (and at most 65536 bins, 2^24 DFT points)"
+        )));
+    }
+    if !(lower.is_finite() && upper.is_finite() && 0.0 <= lower && lower <= upper) {
+        return Err(c.invalid(format!(
+            "edge frequencies {lower} and {upper} must satisfy 0 <= lower <= upper"
+        )));
+    }
+    let dt = match c.attr("output_datatype") {
+        None => DType::F32,
+        Some(_) => {
+            let code = c.attr_int("output_datatype", 1)?;
+            crate::tensor::dtype_from_onnx(code as i32)
+                .map_err(|_| c.unsupported(format!("output_datatype {code} is not supported")))?
+        }
+    };
+    let (bins, dft) = (bins as usize, dft as i64);
+    let spec_bins = (dft / 2 + 1) as usize;
+    let mel = |hz: f64| 2595.0 * (hz / 700.0).ln_1p() / 10f64.ln();
+    let (lo, hi) = (mel(lower), mel(upper));
+    let step = (hi - lo) / (bins + 2) as f64;
+    let edges: Vec<i64> = (0..bins + 2)
+        .map(|i| {
+            let m = i as f64 * step + lo;
+            let hz = 700.0 * (m / 2595.0 * 10f64.ln()).exp_m1();
+            (((dft + 1) as f64 * hz) / rate).floor() as i64
+        })
+        .collect();
+    let mut w = vec![0.0; spec_bins * bins];
+    let mut set = |c: &NodeCtx<'_, '_>, j: i64, i: usize, v: f64| -> Result<(), OnnxError> {
+        if !(0..spec_bins as i64).contains(&j) {
+            return Err(c.invalid(format!(
+                "mel filter {i} reaches spectrogram bin {j}, outside 0..{spec_bins}"
+            )));
+        }
+        w[j as usize * bins + i] = v;
+        Ok(())
+    };
+    for i in 0..bins {
+        let (left, center, right) = (edges[i], edges[i + 1], edges[i + 2]);
+        let rise = center - left;
+        if rise == 0 {
+            set(c, center, i, 1.0)?;
+        } else {
+            for j in left..=center {
+                set(c, j, i, (j - left) as f64 / rise as f64)?;
+            }
+        }
+        let fall = right - center;
+        if fall > 0 {
+            for j in center..right {
+                set(c, j, i, (right - j) as f64 / fall as f64)?;
+            }
+        }
+    }
+    Ok(vec![Some(c.const_f64(
+        dt,
+        &[spec_bins as u64, bins as u64],
+        w,
+    )?)])
+}
