@@ -457,7 +457,9 @@ pub(crate) fn conv_transpose(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
     if os.contains(&0) {
         return b.empty(dt, out_shape);
     }
-    let init = bias_init(b, bias.as_ref(), &os, dt, dt)?;
+    // Half precision accumulates in f32 and rounds once, like conv.
+    let acc = acc_dtype(dt);
+    let init = bias_init(b, bias.as_ref(), &os, dt, acc)?;
     // Loop dims as in `conv_nd`: n, g, m, o_0..o_{s-2}, c, k.., o_{s-1}.
     let nd = 4 + 2 * s;
     let od = |i: usize| if i + 1 == s { nd - 1 } else { 3 + i };
@@ -518,10 +520,11 @@ pub(crate) fn conv_transpose(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
             let zero = body.num(0.0, dt)?;
             let ok = ok.expect("at least one spatial dim");
             let xs = body.select(&ok, &xv, &zero, e);
-            mac(body, &[xs, a[0].clone(), a[1].clone()], dt)
+            mac_wide(body, &[xs, a[0].clone(), a[1].clone()], dt, acc)
         },
     )?;
-    b.reshape(&r[0], out_shape)
+    let y = narrow(b, &r[0], dt)?;
+    b.reshape(&y, out_shape)
 }
 
 /// `nn.einsum` (an ellipsis is expanded into labels by [`parse_einsum`]):

@@ -3096,3 +3096,30 @@ fn stft_frames() {
         1e-6,
     );
 }
+
+/// Half-precision convolutions accumulate in f32 and round once: with
+/// 576 products of values on a 1/16 grid, the f32 sum is exact, so the
+/// result must equal the interpreter's (an exact sum rounded once) bit for
+/// bit; accumulating in f16 would lose the low bits of the partial sums.
+/// (bf16 takes the same path; its f32 → bf16 rounding is a compiler-rt
+/// call that artifacts link and this harness does not.)
+#[test]
+fn half_precision_convolutions_round_once() {
+    {
+        let dt = DType::F16;
+        let mut g = Graph::new("t");
+        let x = input_t(&mut g, dt, &[1, 64, 5, 5]);
+        let w = konst_t(&mut g, &tensor(dt, &[4, 64, 3, 3], vals(4 * 64 * 9, 5)));
+        let b = konst_t(&mut g, &tensor(dt, &[4], vals(4, 6)));
+        let y = node1(&mut g, OpKind::Conv, &[x, w, b], &[]);
+        let wt = konst_t(&mut g, &tensor(dt, &[64, 2, 3, 3], vals(64 * 2 * 9, 7)));
+        let t = node1(
+            &mut g,
+            OpKind::ConvTranspose,
+            &[x, wt],
+            &[("strides", Attr::Ints(vec![2, 2]))],
+        );
+        g.outputs = vec![y, t];
+        check(&g, &[tensor(dt, &[1, 64, 5, 5], vals(64 * 25, 8))], 0.0);
+    }
+}

@@ -382,7 +382,10 @@ impl<'m> Builder<'m> {
         vals: &[ValueId],
         axis: i64,
     ) -> Result<ValueId, OnnxError> {
-        let rank = self.graph.value(vals[0]).ty.rank() as i64 + 1;
+        let Some(&first) = vals.first() else {
+            return Err(self.node_unsupported(node, "an empty scan output is not supported"));
+        };
+        let rank = self.graph.value(first).ty.rank() as i64 + 1;
         let axis = if axis < 0 { axis + rank } else { axis };
         if !(0..rank).contains(&axis) {
             return Err(self.node_invalid(
@@ -635,11 +638,12 @@ impl<'m> Builder<'m> {
         } = self.scan_parts(node, inputs.get(1..).unwrap_or_default())?;
         let dirs = self.ints_attr(node, "directions", m)?;
         let batch = match self.graph.value(vals[0]).ty.dims.first() {
-            Some(kiln_ir::Dim::Static(b)) => *b,
+            Some(kiln_ir::Dim::Static(b)) if *b > 0 => *b,
             _ => {
-                return Err(
-                    self.node_unsupported(node, "Scan-8 needs a static batch extent (axis 0)")
-                )
+                return Err(self.node_unsupported(
+                    node,
+                    "Scan-8 needs a static, non-zero batch extent (axis 0)",
+                ))
             }
         };
         let mut captured = Scope::new();

@@ -18,6 +18,10 @@ use kiln_ir::{Attr, DType, OpKind, ValueId};
 
 type R = Result<Vec<Option<ValueId>>, OnnxError>;
 
+/// Largest constant (kernel, base grid, matrix) these importers build from
+/// operand values, so that a small model cannot ask for gigabytes.
+const MAX_CONST_ELEMENTS: u64 = 1 << 26;
+
 /// The integer values of operand `i`, which must be known at compile time.
 fn known_ints(c: &NodeCtx<'_, '_>, i: usize, what: &str) -> Result<Vec<i64>, OnnxError> {
     let v = c.input(i)?;
@@ -119,14 +123,22 @@ pub(super) fn max_unpool(c: &mut NodeCtx<'_, '_>) -> R {
     let pads = ints_attr(c, "pads", 2 * r, 0)?;
     let mut inferred = vec![xs[0] as i64, xs[1] as i64];
     for i in 0..r {
-        inferred.push((xs[i + 2] as i64 - 1) * strides[i] - pads[i] - pads[i + r] + kernel[i]);
+        // In i128: attribute values are untrusted and may overflow i64.
+        let d = (i128::from(xs[i + 2]) - 1) * i128::from(strides[i])
+            - i128::from(pads[i])
+            - i128::from(pads[i + r])
+            + i128::from(kernel[i]);
+        inferred.push(i64::try_from(d).unwrap_or(-1));
     }
-    if inferred.iter().any(|&d| d <= 0) {
+    let total = inferred.iter().try_fold(1u64, |acc, &d| {
+        u64::try_from(d).ok().and_then(|d| acc.checked_mul(d))
+    });
+    if inferred.iter().any(|&d| d <= 0) || total.is_none() {
         return Err(c.invalid(format!("the unpooled shape {inferred:?} is empty")));
     }
-    let total: i64 = inferred.iter().product();
+    let total = total.unwrap_or_default();
     let dt = c.ty(x).dtype;
-    let zeros = c.zeros(dt, &[total as u64])?;
+    let zeros = c.zeros(dt, &[total])?;
     let flat_x = c.reshape(x, &[-1])?;
     let flat_i = c.reshape(idx, &[-1])?;
     let scattered = c.op_with(
@@ -170,23 +182,39 @@ pub(super) fn col2im(c: &mut NodeCtx<'_, '_>) -> R {
     let strides = ints_attr(c, "strides", r, 1)?;
     let pads = ints_attr(c, "pads", 2 * r, 0)?;
     let xs = static_shape(c, x, "input")?;
-    let k: u64 = block.iter().map(|&b| b as u64).product();
+    let k = block
+        .iter()
+        .try_fold(1u64, |acc, &b| acc.checked_mul(b as u64))
+        .filter(|&k| k <= MAX_CONST_ELEMENTS)
+        .ok_or_else(|| c.unsupported(format!("block_shape {block:?} is too large")))?;
     if xs.len() != 3 || xs[1] % k != 0 {
         return Err(c.invalid(format!(
             "input {xs:?} must be (N, C × {k}, L) for block_shape {block:?}"
         )));
     }
     let ch = xs[1] / k;
+    // The one-hot kernel holds C·K² values.
+    if ch
+        .checked_mul(k)
+        .and_then(|n| n.checked_mul(k))
+        .is_none_or(|n| n > MAX_CONST_ELEMENTS)
+    {
+        return Err(c.unsupported(format!(
+            "block_shape {block:?} with {ch} channels needs a kernel over Kiln's limit of {MAX_CONST_ELEMENTS} elements"
+        )));
+    }
     let mut blocks = Vec::with_capacity(r);
     let mut out_pad = Vec::with_capacity(r);
     for i in 0..r {
-        let eff = dil[i] * (block[i] - 1) + 1;
-        let span = image[i] + pads[i] + pads[i + r] - eff;
-        if span < 0 || strides[i] <= 0 {
+        // In i128: attribute values are untrusted and may overflow i64.
+        let eff = i128::from(dil[i]) * (i128::from(block[i]) - 1) + 1;
+        let span = i128::from(image[i]) + i128::from(pads[i]) + i128::from(pads[i + r]) - eff;
+        let stride = i128::from(strides[i]);
+        if span < 0 || stride <= 0 || dil[i] <= 0 || span > i128::from(i32::MAX) {
             return Err(c.invalid(format!("block {i} does not fit the padded image")));
         }
-        blocks.push(span / strides[i] + 1);
-        out_pad.push(span % strides[i]);
+        blocks.push((span / stride + 1) as i64);
+        out_pad.push((span % stride) as i64);
     }
     if blocks.iter().product::<i64>() != xs[2] as i64 {
         return Err(c.invalid(format!(
@@ -265,8 +293,16 @@ pub(super) fn affine_grid(c: &mut NodeCtx<'_, '_>) -> R {
     if spatial.iter().any(|&n| n <= 0) {
         return Err(c.invalid(format!("size {size:?} must be positive")));
     }
+    let count = spatial
+        .iter()
+        .try_fold(1i64, |acc, &n| acc.checked_mul(n))
+        .filter(|&n| (n as u64).saturating_mul(d + 1) <= MAX_CONST_ELEMENTS)
+        .ok_or_else(|| {
+            c.unsupported(format!(
+                "size {size:?} needs a base grid over Kiln's limit of {MAX_CONST_ELEMENTS} elements"
+            ))
+        })?;
     let axes: Vec<Vec<f64>> = spatial.iter().map(|&n| positions(n, align)).collect();
-    let count: i64 = spatial.iter().product();
     // Rows in (z,) y, x order with x fastest; columns x, y, (z,) 1.
     let mut base = Vec::with_capacity((count as u64 * (d + 1)) as usize);
     for flat in 0..count {
@@ -352,6 +388,11 @@ pub(super) fn mel_weight_matrix(c: &mut NodeCtx<'_, '_>) -> R {
     };
     let (bins, dft) = (bins as usize, dft as i64);
     let spec_bins = (dft / 2 + 1) as usize;
+    if (spec_bins as u64).saturating_mul(bins as u64) > MAX_CONST_ELEMENTS {
+        return Err(c.unsupported(format!(
+            "a {spec_bins}x{bins} mel matrix is over Kiln's limit of {MAX_CONST_ELEMENTS} elements"
+        )));
+    }
     let mel = |hz: f64| 2595.0 * (hz / 700.0).ln_1p() / 10f64.ln();
     let (lo, hi) = (mel(lower), mel(upper));
     let step = (hi - lo) / (bins + 2) as f64;

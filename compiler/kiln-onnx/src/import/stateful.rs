@@ -103,6 +103,14 @@ pub(super) fn linear_attention(c: &mut NodeCtx<'_, '_>) -> R {
         )));
     }
     let (dk, dv) = (qs[2] / hq, vs[2] / hkv);
+    let out_dim = hq
+        .checked_mul(dv)
+        .filter(|_| dk > 0 && dv > 0)
+        .ok_or_else(|| {
+            c.invalid(format!(
+                "head sizes {dk} (keys) and {dv} (values) must be positive"
+            ))
+        })?;
     if ks[..2] != qs[..2] || vs[..2] != qs[..2] || ks[2] != hkv * dk {
         return Err(c.invalid(format!(
             "key {ks:?} and value {vs:?} do not match query {qs:?} with {hq} query and {hkv} KV heads"
@@ -213,7 +221,7 @@ pub(super) fn linear_attention(c: &mut NodeCtx<'_, '_>) -> R {
         outs.push(c.op(OpKind::Mul, &[scale, o])?);
     }
     let y = c.stack(&outs, 1)?; // (B, T, Hq, dv)
-    let y = c.reshape(y, &[bi, ti, (hq * dv) as i64])?;
+    let y = c.reshape(y, &[bi, ti, out_dim as i64])?;
     let y = c.cast(y, out_dt)?;
     let present = c.cast(s, out_dt)?;
     Ok(vec![Some(y), Some(present)])

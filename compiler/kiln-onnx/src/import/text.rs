@@ -104,7 +104,7 @@ pub(super) fn tfidf_vectorizer(c: &mut NodeCtx<'_, '_>) -> R {
             grams.len()
         )));
     }
-    let size = indexes.iter().max().map_or(0, |&m| m + 1) as usize;
+    let size = indexes.iter().max().map_or(0, |&m| m.saturating_add(1)) as usize;
     if weights.as_ref().is_some_and(|w| w.len() < size) {
         return Err(c.invalid("weights has fewer entries than the output"));
     }
@@ -116,6 +116,11 @@ pub(super) fn tfidf_vectorizer(c: &mut NodeCtx<'_, '_>) -> R {
     }
     if size == 0 {
         return Err(c.invalid("ngram_indexes is empty: the output would have no entries"));
+    }
+    if size > MAX_PATTERNS {
+        return Err(c.unsupported(format!(
+            "an output of {size} entries is over Kiln's limit of {MAX_PATTERNS}"
+        )));
     }
     let f = DType::F32;
     let batch = xt.rank() == 2;
