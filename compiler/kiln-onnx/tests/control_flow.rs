@@ -112,3 +112,11 @@ fn unrolling_is_bounded() {
     assert_eq!(err.kind(), ErrorKind::ResourceLimit, "{err}");
     assert!(err.to_string().contains("4096"), "{err}");
 }
+
+#[test]
+fn nested_unrolling_is_bounded_per_model() {
+    let model = load_model(fixtures().join("nested_loop_bomb/model.onnx")).unwrap();
+    let err = import_model(&model, &ImportOptions::default()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ResourceLimit, "{err}");
+    assert!(err.to_string().contains("bodies"), "{err}");
+}

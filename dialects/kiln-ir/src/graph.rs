@@ -132,6 +132,24 @@ pub struct Graph {
     weights: Vec<Weight>,
     used_names: HashSet<String>,
     weight_names: HashMap<String, WeightId>,
+    /// Where the `_N` search for a taken value or weight name resumes, per
+    /// base name: importing an unrolled loop asks for the same base name
+    /// thousands of times, and rescanning from `_1` made that quadratic.
+    /// Only a hint: candidates are still checked against the taken names.
+    next_suffix: HashMap<String, u64>,
+    next_weight_suffix: HashMap<String, u64>,
+}
+
+/// `base_N` for the first N from `next[base]` on that `taken` rejects,
+/// remembering where to resume.
+fn fresh_name(base: &str, next: &mut HashMap<String, u64>, taken: impl Fn(&str) -> bool) -> String {
+    let start = next.get(base).copied().unwrap_or(1);
+    let (i, name) = (start..)
+        .map(|i| (i, format!("{base}_{i}")))
+        .find(|(_, n)| !taken(n))
+        .expect("unbounded counter");
+    next.insert(base.to_string(), i + 1);
+    name
 }
 
 /// Producer of a value.
@@ -166,15 +184,13 @@ impl Graph {
         id
     }
 
-    fn unique_name(&self, hint: &str) -> String {
+    fn unique_name(&mut self, hint: &str) -> String {
         let base = if hint.is_empty() { "v" } else { hint };
         if !self.used_names.contains(base) {
             return base.to_string();
         }
-        (1u64..)
-            .map(|i| format!("{base}_{i}"))
-            .find(|n| !self.used_names.contains(n))
-            .expect("unbounded counter")
+        let used = &self.used_names;
+        fresh_name(base, &mut self.next_suffix, |n| used.contains(n))
     }
 
     /// Whether a value name is taken.
@@ -219,10 +235,10 @@ impl Graph {
             } else {
                 weight.name.clone()
             };
-            weight.name = (1u64..)
-                .map(|i| format!("{base}_{i}"))
-                .find(|n| !self.weight_names.contains_key(n))
-                .expect("unbounded counter");
+            let names = &self.weight_names;
+            weight.name = fresh_name(&base, &mut self.next_weight_suffix, |n| {
+                names.contains_key(n)
+            });
         }
         let id = WeightId(self.weights.len() as u32);
         self.weight_names.insert(weight.name.clone(), id);

@@ -21,8 +21,10 @@
 //! - A body is imported once per iteration in a fresh scope holding only
 //!   its formal inputs, its initializers and the outer values it captures;
 //!   names defined in a body never leak into the enclosing scope.
-//! - Unrolling is bounded ([`MAX_UNROLL`] iterations per node), so a model
-//!   cannot make the importer loop forever or grow the graph without limit.
+//! - Unrolling is bounded ([`MAX_UNROLL`] iterations per node, and
+//!   [`MAX_BODIES`] bodies or [`MAX_EXPANDED_NODES`] nodes per model, since
+//!   nested loops multiply), so a model cannot make the importer loop
+//!   forever or grow the graph without limit.
 
 use super::{Builder, NodeCtx, Scope, MAX_INLINE_DEPTH};
 use crate::error::OnnxError;
@@ -33,6 +35,13 @@ use std::collections::{BTreeSet, HashMap};
 
 /// Most iterations one `Loop` or `Scan` node is unrolled to.
 pub const MAX_UNROLL: u64 = 4096;
+
+/// Most control-flow bodies one model may expand into, all nodes together
+/// (nested loops multiply), and most nodes the expanded graph may reach:
+/// a small model must not make the importer run for minutes.
+pub const MAX_BODIES: u64 = 1 << 16;
+/// See [`MAX_BODIES`].
+pub const MAX_EXPANDED_NODES: usize = 1 << 22;
 
 /// Largest integer graph input whose value the importer asks for when a
 /// result type depends on it (see [`Builder::value_inputs_of`]).
@@ -298,6 +307,16 @@ impl<'m> Builder<'m> {
         captured: &Scope,
         env: &BodyEnv<'_>,
     ) -> Result<Vec<ValueId>, OnnxError> {
+        self.bodies += 1;
+        if self.bodies > MAX_BODIES || self.graph.nodes.len() > MAX_EXPANDED_NODES {
+            return Err(OnnxError::Limit {
+                file: self.file.clone(),
+                context: node.describe(),
+                message: format!(
+                    "control flow expands into more than {MAX_BODIES} bodies or {MAX_EXPANDED_NODES} nodes, Kiln's limits for unrolling at compile time"
+                ),
+            });
+        }
         if args.len() != body.inputs.len() {
             return Err(self.node_invalid(
                 node,

@@ -251,6 +251,7 @@ pub fn import_model(model: &OnnxModel, opts: &ImportOptions) -> Result<Graph, On
         consts: HashMap::new(),
         opts,
         declared: HashMap::new(),
+        bodies: 0,
     };
     b.import_main()?;
     Ok(b.graph)
@@ -266,6 +267,8 @@ struct Builder<'m> {
     opts: &'m ImportOptions,
     /// ONNX-declared types of intermediate values and outputs.
     declared: HashMap<String, TensorType>,
+    /// Control-flow bodies imported so far (see [`control::MAX_BODIES`]).
+    bodies: u64,
 }
 
 /// Substitutes user-given input shapes and the symbols they bind.
