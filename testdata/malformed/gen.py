@@ -94,11 +94,11 @@ def main() -> None:
               opsets=(("", 21), ("com.example", 1))),
     )
     case(
-        "onnx_ml_domain.onnx",
+        "training_domain.onnx",
         "Unsupported",
-        ["'ai.onnx.ml'", "node 'scaler' (Scaler)"],
-        model([helper.make_node("Scaler", ["x"], ["y"], name="scaler", domain="ai.onnx.ml")],
-              opsets=(("", 21), ("ai.onnx.ml", 3))),
+        ["'ai.onnx.preview.training'", "node 'adagrad' (Adagrad)"],
+        model([helper.make_node("Adagrad", ["x"], ["y"], name="adagrad", domain="ai.onnx.preview.training")],
+              opsets=(("", 21), ("ai.onnx.preview.training", 1))),
     )
     case(
         "com_microsoft_domain.onnx",

@@ -37,7 +37,7 @@ const DEFAULT_DOMAINS: [&str; 2] = ["", "ai.onnx"];
 
 /// Other operator domains with operators Kiln imports (the importer
 /// refuses their other operators by name).
-pub(crate) const EXTRA_DOMAINS: [&str; 1] = ["ai.onnx.preview"];
+pub(crate) const EXTRA_DOMAINS: [&str; 2] = ["ai.onnx.ml", "ai.onnx.preview"];
 
 pub(crate) fn load_bytes(
     ctx: &Ctx,
@@ -63,35 +63,41 @@ pub(crate) fn load_bytes(
         });
     }
     let opsets = opset_map(ctx, "model", &proto.opset_import)?;
-    let Some(&opset) = opsets.get("") else {
-        // A model built only from other domains (ai.onnx.ml, training) is
-        // well-formed ONNX that Kiln does not support; one whose main graph
-        // uses default-domain operators without importing the domain is
-        // malformed.
-        let uses_default = proto.graph.as_ref().is_some_and(|g| {
-            g.node
-                .iter()
-                .any(|n| matches!(n.domain.as_deref().unwrap_or(""), "" | "ai.onnx"))
-        });
-        if let (false, Some(domain)) = (uses_default, opsets.keys().next()) {
-            return Err(OnnxError::Domain {
+    match opsets.get("") {
+        Some(&opset) if !OPSET_VERSIONS.contains(&opset) => {
+            return Err(OnnxError::OpsetVersion {
                 file: ctx.file.clone(),
-                context: "model".into(),
-                domain: domain.clone(),
+                version: opset,
+                min: *OPSET_VERSIONS.start(),
+                max: *OPSET_VERSIONS.end(),
             });
         }
-        return Err(ctx.invalid(
-            "model",
-            "no opset is imported for the default domain 'ai.onnx'",
-        ));
-    };
-    if !OPSET_VERSIONS.contains(&opset) {
-        return Err(OnnxError::OpsetVersion {
-            file: ctx.file.clone(),
-            version: opset,
-            min: *OPSET_VERSIONS.start(),
-            max: *OPSET_VERSIONS.end(),
-        });
+        Some(_) => {}
+        None => {
+            // A model built only from other domains is well-formed ONNX:
+            // Kiln takes it when those domains are ones it imports
+            // (ai.onnx.ml pipelines), else refuses the domain; one whose
+            // main graph uses default-domain operators without importing
+            // the domain is malformed.
+            let uses_default = proto.graph.as_ref().is_some_and(|g| {
+                g.node
+                    .iter()
+                    .any(|n| matches!(n.domain.as_deref().unwrap_or(""), "" | "ai.onnx"))
+            });
+            if uses_default {
+                return Err(ctx.invalid(
+                    "model",
+                    "no opset is imported for the default domain 'ai.onnx'",
+                ));
+            }
+            if let Some(domain) = opsets.keys().find(|d| !EXTRA_DOMAINS.contains(&d.as_str())) {
+                return Err(OnnxError::Domain {
+                    file: ctx.file.clone(),
+                    context: "model".into(),
+                    domain: domain.clone(),
+                });
+            }
+        }
     }
 
     let mut loader = Loader {

@@ -22,6 +22,7 @@ mod compose;
 mod control;
 mod indexing;
 mod linalg;
+mod ml;
 mod rnn;
 mod stateful;
 mod table;
@@ -170,7 +171,23 @@ fn check_nodes(
             }
             continue;
         }
-        let (key, reason) = if !n.domain.is_empty() {
+        let (key, reason) = if n.domain == ML_DOMAIN {
+            let v = model.opsets.get(ML_DOMAIN).copied().unwrap_or(0);
+            match ml::find(&n.op_type) {
+                Some(imp) if v >= imp.since => continue,
+                Some(imp) => (
+                    format!("{ML_DOMAIN}:{}", n.op_type),
+                    format!(
+                        "ai.onnx.ml opset {v} not supported (Kiln imports opsets >= {})",
+                        imp.since
+                    ),
+                ),
+                None => (
+                    format!("{ML_DOMAIN}:{}", n.op_type),
+                    "operator not supported".to_string(),
+                ),
+            }
+        } else if !n.domain.is_empty() {
             (
                 format!("{}:{}", n.domain, n.op_type),
                 "operator domain not supported".to_string(),
@@ -203,6 +220,9 @@ fn check_nodes(
 }
 
 const MAX_INLINE_DEPTH: usize = 16;
+
+/// The classic-ML operator domain ([`ml`]).
+const ML_DOMAIN: &str = "ai.onnx.ml";
 
 /// Imports a loaded model into a Kiln graph.
 pub fn import_model(model: &OnnxModel, opts: &ImportOptions) -> Result<Graph, OnnxError> {
@@ -542,11 +562,26 @@ impl<'m> Builder<'m> {
                 self.import_control(node, version, opset, scope, fn_attrs, depth)?;
                 continue;
             }
-            let imp = find_importer(&node.op_type).ok_or_else(|| OnnxError::Unsupported {
-                file: self.file.clone(),
-                context: node.describe(),
-                message: "operator not supported".into(),
-            })?;
+            let (import, version): (ImportFn, i64) = if node.domain == ML_DOMAIN {
+                let v = self.model.opsets.get(ML_DOMAIN).copied().unwrap_or(0);
+                match ml::find(&node.op_type) {
+                    Some(imp) if v >= imp.since => (imp.import, v),
+                    _ => {
+                        return Err(OnnxError::Unsupported {
+                            file: self.file.clone(),
+                            context: node.describe(),
+                            message: format!("ai.onnx.ml opset {v} operator not supported"),
+                        })
+                    }
+                }
+            } else {
+                let imp = find_importer(&node.op_type).ok_or_else(|| OnnxError::Unsupported {
+                    file: self.file.clone(),
+                    context: node.describe(),
+                    message: "operator not supported".into(),
+                })?;
+                (imp.import, version)
+            };
             let mut inputs = Vec::with_capacity(node.inputs.len());
             for i in &node.inputs {
                 inputs.push(match i {
@@ -560,7 +595,7 @@ impl<'m> Builder<'m> {
                 version,
                 inputs,
             };
-            let outs = (imp.import)(&mut ctx)?;
+            let outs = import(&mut ctx)?;
             for (i, name) in node.outputs.iter().enumerate() {
                 let Some(name) = name else { continue };
                 match outs.get(i).copied().flatten() {
