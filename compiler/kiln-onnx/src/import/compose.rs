@@ -29,8 +29,7 @@ type V = Result<ValueId, OnnxError>;
 
 /// The values of a constant integer operand, if it is one.
 fn const_i64s(c: &NodeCtx<'_, '_>, v: ValueId) -> Option<Vec<i64>> {
-    let w = *c.b.consts.get(&v)?;
-    let t = kiln_interp::Tensor::from_weight(c.b.graph.weight(w)).ok()?;
+    let t = c.known(v)?;
     if !t.dtype.is_int() {
         return None;
     }
@@ -52,25 +51,6 @@ fn step(c: &mut NodeCtx<'_, '_>, last: bool, op: OpKind, inputs: &[ValueId], a: 
     } else {
         c.emit_internal(op, ins, a)
     }
-}
-
-/// An internal node without attributes.
-fn op(c: &mut NodeCtx<'_, '_>, op: OpKind, inputs: &[ValueId]) -> V {
-    step(c, false, op, inputs, Attrs::new())
-}
-
-/// An internal cast (nothing when `x` already has that type).
-fn cast(c: &mut NodeCtx<'_, '_>, x: ValueId, to: DType) -> V {
-    if c.ty(x).dtype == to {
-        return Ok(x);
-    }
-    step(
-        c,
-        false,
-        OpKind::Cast,
-        &[x],
-        attrs(&[("to", Attr::DType(to))]),
-    )
 }
 
 fn reduce_all(c: &mut NodeCtx<'_, '_>, kind: OpKind, x: ValueId, last: bool) -> V {
@@ -171,43 +151,31 @@ fn nll_core(
     let (safe_t, mask) = match ii {
         Some(ii) => {
             let iv = c.const_scalar(tt.dtype, ii as f64)?;
-            let m = op(c, OpKind::Equal, &[t, iv])?;
+            let m = c.op(OpKind::Equal, &[t, iv])?;
             let z = c.const_scalar(tt.dtype, 0.0)?;
-            (op(c, OpKind::Where, &[m, z, t])?, Some(m))
+            (c.op(OpKind::Where, &[m, z, t])?, Some(m))
         }
         None => (t, None),
     };
     let axis1 = c.const_i64(&[1], false);
-    let t1 = op(c, OpKind::Unsqueeze, &[safe_t, axis1])?;
-    let g = step(
-        c,
-        false,
-        OpKind::GatherElements,
-        &[x, t1],
-        attrs(&[("axis", Attr::Int(1))]),
-    )?;
-    let mut g = op(c, OpKind::Squeeze, &[g, axis1])?;
+    let t1 = c.op(OpKind::Unsqueeze, &[safe_t, axis1])?;
+    let g = c.op_with(OpKind::GatherElements, &[x, t1], &[("axis", Attr::Int(1))])?;
+    let mut g = c.op(OpKind::Squeeze, &[g, axis1])?;
     if let Some(m) = mask {
-        g = op(c, OpKind::Where, &[m, zero, g])?;
+        g = c.op(OpKind::Where, &[m, zero, g])?;
     }
     // Per-element weights, where the loss needs them.
     let wt = match (w, mask) {
         (Some(w), _) => {
-            let wg = step(
-                c,
-                false,
-                OpKind::Gather,
-                &[w, safe_t],
-                attrs(&[("axis", Attr::Int(0))]),
-            )?;
+            let wg = c.op_with(OpKind::Gather, &[w, safe_t], &[("axis", Attr::Int(0))])?;
             Some(match mask {
-                Some(m) => op(c, OpKind::Where, &[m, zero, wg])?,
+                Some(m) => c.op(OpKind::Where, &[m, zero, wg])?,
                 None => wg,
             })
         }
         (None, Some(m)) if red == Reduction::Mean => {
             let one = c.const_scalar(dt, 1.0)?;
-            Some(op(c, OpKind::Where, &[m, zero, one])?)
+            Some(c.op(OpKind::Where, &[m, zero, one])?)
         }
         _ => None,
     };
@@ -243,13 +211,7 @@ pub(super) fn softmax_cross_entropy_loss(c: &mut NodeCtx<'_, '_>) -> R {
     if c.ty(x).rank() < 2 {
         return Err(c.invalid(format!("scores must have rank >= 2, got {}", c.ty(x))));
     }
-    let lp = step(
-        c,
-        false,
-        OpKind::LogSoftmax,
-        &[x],
-        attrs(&[("axis", Attr::Int(1))]),
-    )?;
+    let lp = c.op_with(OpKind::LogSoftmax, &[x], &[("axis", Attr::Int(1))])?;
     let loss = nll_core(c, lp, t, w, red, ii)?;
     let mut outs = vec![Some(loss)];
     if c.node.outputs.len() > 1 {
@@ -282,7 +244,7 @@ fn shifted(
     zp: Option<ValueId>,
     zp_axis: Option<(usize, usize)>,
 ) -> V {
-    let x32 = cast(c, x, DType::I32)?;
+    let x32 = c.cast(x, DType::I32)?;
     let Some(zp) = zp else {
         return Ok(x32);
     };
@@ -293,9 +255,9 @@ fn shifted(
             c.ty(x).dtype
         )));
     }
-    let z32 = cast(c, zp, DType::I32)?;
+    let z32 = c.cast(zp, DType::I32)?;
     let z32 = place_per_axis(c, z32, zp_axis)?;
-    op(c, OpKind::Sub, &[x32, z32])
+    c.op(OpKind::Sub, &[x32, z32])
 }
 
 /// Reshapes a 1-D per-axis parameter so that it broadcasts along `axis`
@@ -315,7 +277,7 @@ fn place_per_axis(c: &mut NodeCtx<'_, '_>, v: ValueId, at: Option<(usize, usize)
     let mut shape = vec![1i64; rank];
     shape[axis] = -1;
     let s = c.const_i64(&shape, false);
-    op(c, OpKind::Reshape, &[v, s])
+    c.op(OpKind::Reshape, &[v, s])
 }
 
 /// MatMulInteger-10: `(A - a_zero_point) @ (B - b_zero_point)` in int32,
@@ -391,14 +353,14 @@ fn requantize(
             return Err(c.invalid("all scales must have one type"));
         }
     }
-    let m = op(c, OpKind::Mul, &[s1, s2])?;
-    let m = op(c, OpKind::Div, &[m, ys])?;
-    let m = cast(c, m, DType::F64)?;
-    let acc = cast(c, acc, DType::F64)?;
-    let d = op(c, OpKind::Mul, &[acc, m])?;
-    let z = cast(c, yzp, DType::F64)?;
-    let d = op(c, OpKind::Add, &[d, z])?;
-    let d = op(c, OpKind::Round, &[d])?;
+    let m = c.op(OpKind::Mul, &[s1, s2])?;
+    let m = c.op(OpKind::Div, &[m, ys])?;
+    let m = c.cast(m, DType::F64)?;
+    let acc = c.cast(acc, DType::F64)?;
+    let d = c.op(OpKind::Mul, &[acc, m])?;
+    let z = c.cast(yzp, DType::F64)?;
+    let d = c.op(OpKind::Add, &[d, z])?;
+    let d = c.op(OpKind::Round, &[d])?;
     let (lo, hi) = if out == DType::U8 {
         (0.0, 255.0)
     } else {
@@ -406,7 +368,7 @@ fn requantize(
     };
     let lo = c.const_scalar(DType::F64, lo)?;
     let hi = c.const_scalar(DType::F64, hi)?;
-    let d = op(c, OpKind::Clip, &[d, lo, hi])?;
+    let d = c.op(OpKind::Clip, &[d, lo, hi])?;
     step(
         c,
         true,
@@ -435,7 +397,7 @@ pub(super) fn qlinear_matmul(c: &mut NodeCtx<'_, '_>) -> R {
     let row = Some((ra - 2, ra));
     let a32 = shifted(c, a, Some(a_zp), row)?;
     let b32 = shifted(c, b, Some(b_zp), None)?;
-    let acc = op(c, OpKind::MatMul, &[a32, b32])?;
+    let acc = c.op(OpKind::MatMul, &[a32, b32])?;
     let a_s = place_per_axis(c, a_s, row)?;
     Ok(vec![Some(requantize(c, acc, a_s, b_s, y_s, y_zp)?)])
 }
@@ -486,18 +448,18 @@ pub(super) fn dynamic_quantize_linear(c: &mut NodeCtx<'_, '_>) -> R {
     let one = c.const_scalar(DType::F32, 1.0)?;
     let qmax = c.const_scalar(DType::F32, 255.0)?;
     let hi = reduce_all(c, OpKind::ReduceMax, x, false)?;
-    let hi = op(c, OpKind::Max, &[hi, zero])?;
+    let hi = c.op(OpKind::Max, &[hi, zero])?;
     let lo = reduce_all(c, OpKind::ReduceMin, x, false)?;
-    let lo = op(c, OpKind::Min, &[lo, zero])?;
-    let empty = op(c, OpKind::Equal, &[hi, lo])?;
-    let span = op(c, OpKind::Sub, &[hi, lo])?;
-    let span = op(c, OpKind::Where, &[empty, one, span])?;
-    let scale = op(c, OpKind::Div, &[span, qmax])?;
-    let zp = op(c, OpKind::Div, &[lo, scale])?;
-    let zp = op(c, OpKind::Sub, &[zero, zp])?;
-    let zp = op(c, OpKind::Clip, &[zp, zero, qmax])?;
-    let zp = op(c, OpKind::Round, &[zp])?;
-    let zp = cast(c, zp, DType::U8)?;
+    let lo = c.op(OpKind::Min, &[lo, zero])?;
+    let empty = c.op(OpKind::Equal, &[hi, lo])?;
+    let span = c.op(OpKind::Sub, &[hi, lo])?;
+    let span = c.op(OpKind::Where, &[empty, one, span])?;
+    let scale = c.op(OpKind::Div, &[span, qmax])?;
+    let zp = c.op(OpKind::Div, &[lo, scale])?;
+    let zp = c.op(OpKind::Sub, &[zero, zp])?;
+    let zp = c.op(OpKind::Clip, &[zp, zero, qmax])?;
+    let zp = c.op(OpKind::Round, &[zp])?;
+    let zp = c.cast(zp, DType::U8)?;
     let y = step(
         c,
         true,
@@ -529,8 +491,8 @@ fn swish_of(c: &mut NodeCtx<'_, '_>, x: ValueId, last: bool) -> V {
     let dt = require_float(c, x, "input")?;
     let alpha = c.attr_float("alpha", 1.0)?;
     let a = c.const_scalar(dt, f64::from(alpha))?;
-    let ax = op(c, OpKind::Mul, &[a, x])?;
-    let s = op(c, OpKind::Sigmoid, &[ax])?;
+    let ax = c.op(OpKind::Mul, &[a, x])?;
+    let s = c.op(OpKind::Sigmoid, &[ax])?;
     step(c, last, OpKind::Mul, &[x, s], Attrs::new())
 }
 
@@ -579,26 +541,26 @@ pub(super) fn window(c: &mut NodeCtx<'_, '_>, coeffs: [f32; 3]) -> R {
     let (zero, one, two) = (f(c, 0.0)?, f(c, 1.0)?, f(c, 2.0)?);
     // The function body's tau: 2π rounded to f32.
     let tau = f(c, 6.283_185_5)?;
-    let n = cast(c, size, DType::F32)?;
+    let n = c.cast(size, DType::F32)?;
     let denom = if periodic {
         n
     } else {
-        op(c, OpKind::Sub, &[n, one])?
+        c.op(OpKind::Sub, &[n, one])?
     };
-    let inc = op(c, OpKind::Div, &[tau, denom])?;
-    let range = op(c, OpKind::Range, &[zero, n, one])?;
-    let ang = op(c, OpKind::Mul, &[range, inc])?;
-    let cos1 = op(c, OpKind::Cos, &[ang])?;
+    let inc = c.op(OpKind::Div, &[tau, denom])?;
+    let range = c.op(OpKind::Range, &[zero, n, one])?;
+    let ang = c.op(OpKind::Mul, &[range, inc])?;
+    let cos1 = c.op(OpKind::Cos, &[ang])?;
     let a1 = f(c, coeffs[1])?;
-    let t1 = op(c, OpKind::Mul, &[a1, cos1])?;
+    let t1 = c.op(OpKind::Mul, &[a1, cos1])?;
     let a0 = f(c, coeffs[0])?;
-    let mut y = op(c, OpKind::Sub, &[a0, t1])?;
+    let mut y = c.op(OpKind::Sub, &[a0, t1])?;
     if coeffs[2] != 0.0 {
-        let ang2 = op(c, OpKind::Mul, &[ang, two])?;
-        let cos2 = op(c, OpKind::Cos, &[ang2])?;
+        let ang2 = c.op(OpKind::Mul, &[ang, two])?;
+        let cos2 = c.op(OpKind::Cos, &[ang2])?;
         let a2 = f(c, coeffs[2])?;
-        let t2 = op(c, OpKind::Mul, &[a2, cos2])?;
-        y = op(c, OpKind::Add, &[y, t2])?;
+        let t2 = c.op(OpKind::Mul, &[a2, cos2])?;
+        y = c.op(OpKind::Add, &[y, t2])?;
     }
     Ok(vec![Some(step(
         c,
@@ -644,13 +606,11 @@ pub(super) fn space_to_depth(c: &mut NodeCtx<'_, '_>) -> R {
     }
     let (n, ch, hb, wb) = (n as i64, ch as i64, (h / bu) as i64, (w / bu) as i64);
     let s6 = c.const_i64(&[n, ch, hb, b, wb, b], false);
-    let y = op(c, OpKind::Reshape, &[x, s6])?;
-    let y = step(
-        c,
-        false,
+    let y = c.op(OpKind::Reshape, &[x, s6])?;
+    let y = c.op_with(
         OpKind::Transpose,
         &[y],
-        attrs(&[("perm", Attr::Ints(vec![0, 1, 3, 5, 2, 4]))]),
+        &[("perm", Attr::Ints(vec![0, 1, 3, 5, 2, 4]))],
     )?;
     let depth = ch
         .checked_mul(b)
@@ -687,38 +647,36 @@ pub(super) fn reverse_sequence(c: &mut NodeCtx<'_, '_>) -> R {
             c.ty(lens)
         )));
     }
-    let lens = cast(c, lens, DType::I64)?;
-    let t_dim = step(
-        c,
-        false,
+    let lens = c.cast(lens, DType::I64)?;
+    let t_dim = c.op_with(
         OpKind::Shape,
         &[x],
-        attrs(&[
+        &[
             ("start", Attr::Int(time_axis)),
             ("end", Attr::Int(time_axis + 1)),
-        ]),
+        ],
     )?;
-    let t_len = op(c, OpKind::Squeeze, &[t_dim])?;
+    let t_len = c.op(OpKind::Squeeze, &[t_dim])?;
     let zero = c.const_i64(&[0], true);
     let one = c.const_i64(&[1], true);
-    let t = op(c, OpKind::Range, &[zero, t_len, one])?;
+    let t = c.op(OpKind::Range, &[zero, t_len, one])?;
     // Lay time and batch out as the input does: [T, B] or [B, T].
     let (t_ax, l_ax) = if time_axis == 0 { (1, 0) } else { (0, 1) };
     let t_ax = c.const_i64(&[t_ax], false);
     let l_ax = c.const_i64(&[l_ax], false);
-    let t = op(c, OpKind::Unsqueeze, &[t, t_ax])?;
-    let l = op(c, OpKind::Unsqueeze, &[lens, l_ax])?;
-    let inside = op(c, OpKind::Less, &[t, l])?;
-    let last = op(c, OpKind::Sub, &[l, one])?;
-    let rev = op(c, OpKind::Sub, &[last, t])?;
-    let mut idx = op(c, OpKind::Where, &[inside, rev, t])?;
+    let t = c.op(OpKind::Unsqueeze, &[t, t_ax])?;
+    let l = c.op(OpKind::Unsqueeze, &[lens, l_ax])?;
+    let inside = c.op(OpKind::Less, &[t, l])?;
+    let last = c.op(OpKind::Sub, &[l, one])?;
+    let rev = c.op(OpKind::Sub, &[last, t])?;
+    let mut idx = c.op(OpKind::Where, &[inside, rev, t])?;
     if rank > 2 {
         let trailing: Vec<i64> = (2..rank as i64).collect();
         let ax = c.const_i64(&trailing, false);
-        idx = op(c, OpKind::Unsqueeze, &[idx, ax])?;
+        idx = c.op(OpKind::Unsqueeze, &[idx, ax])?;
     }
-    let shape = op(c, OpKind::Shape, &[x])?;
-    let idx = op(c, OpKind::Expand, &[idx, shape])?;
+    let shape = c.op(OpKind::Shape, &[x])?;
+    let idx = c.op(OpKind::Expand, &[idx, shape])?;
     Ok(vec![Some(step(
         c,
         true,
@@ -847,51 +805,43 @@ pub(super) fn group_norm(c: &mut NodeCtx<'_, '_>) -> R {
             return Err(c.invalid(format!("{ch} channels do not split into {groups} groups")));
         }
     }
-    let xs = cast(c, x, stash)?;
+    let xs = c.cast(x, stash)?;
     let g3 = c.const_i64(&[0, groups, -1], false);
-    let xg = op(c, OpKind::Reshape, &[xs, g3])?;
+    let xg = c.op(OpKind::Reshape, &[xs, g3])?;
     let ax = c.const_i64(&[2], false);
     let mean_attrs = attrs(&[("keepdims", Attr::Bool(true))]);
     let mean = step(c, false, OpKind::ReduceMean, &[xg, ax], mean_attrs.clone())?;
-    let sq = op(c, OpKind::Mul, &[xg, xg])?;
+    let sq = c.op(OpKind::Mul, &[xg, xg])?;
     let mean_sq = step(c, false, OpKind::ReduceMean, &[sq, ax], mean_attrs)?;
-    let m2 = op(c, OpKind::Mul, &[mean, mean])?;
-    let var = op(c, OpKind::Sub, &[mean_sq, m2])?;
+    let m2 = c.op(OpKind::Mul, &[mean, mean])?;
+    let var = c.op(OpKind::Sub, &[mean_sq, m2])?;
     let e = c.const_scalar(stash, f64::from(eps))?;
-    let ve = op(c, OpKind::Add, &[var, e])?;
-    let sd = op(c, OpKind::Sqrt, &[ve])?;
-    let centered = op(c, OpKind::Sub, &[xg, mean])?;
-    let norm = op(c, OpKind::Div, &[centered, sd])?;
+    let ve = c.op(OpKind::Add, &[var, e])?;
+    let sd = c.op(OpKind::Sqrt, &[ve])?;
+    let centered = c.op(OpKind::Sub, &[xg, mean])?;
+    let norm = c.op(OpKind::Div, &[centered, sd])?;
     let (norm, affine_shape) = if c.version >= 21 {
         // Per channel: back to [N, C, -1] with scale/bias as [1, C, 1].
-        let nc = step(
-            c,
-            false,
+        let nc = c.op_with(
             OpKind::Shape,
             &[x],
-            attrs(&[("start", Attr::Int(0)), ("end", Attr::Int(2))]),
+            &[("start", Attr::Int(0)), ("end", Attr::Int(2))],
         )?;
         let m1 = c.const_i64(&[-1], false);
-        let s3 = step(
-            c,
-            false,
-            OpKind::Concat,
-            &[nc, m1],
-            attrs(&[("axis", Attr::Int(0))]),
-        )?;
-        (op(c, OpKind::Reshape, &[norm, s3])?, [1, -1, 1])
+        let s3 = c.op_with(OpKind::Concat, &[nc, m1], &[("axis", Attr::Int(0))])?;
+        (c.op(OpKind::Reshape, &[norm, s3])?, [1, -1, 1])
     } else {
         (norm, [1, groups, 1])
     };
-    let norm = cast(c, norm, dt)?;
+    let norm = c.cast(norm, dt)?;
     let ashape = c.const_i64(&affine_shape, false);
-    let sc = cast(c, scale, dt)?;
-    let sc = op(c, OpKind::Reshape, &[sc, ashape])?;
-    let bi = cast(c, bias, dt)?;
-    let bi = op(c, OpKind::Reshape, &[bi, ashape])?;
-    let y = op(c, OpKind::Mul, &[norm, sc])?;
-    let y = op(c, OpKind::Add, &[y, bi])?;
-    let full = op(c, OpKind::Shape, &[x])?;
+    let sc = c.cast(scale, dt)?;
+    let sc = c.op(OpKind::Reshape, &[sc, ashape])?;
+    let bi = c.cast(bias, dt)?;
+    let bi = c.op(OpKind::Reshape, &[bi, ashape])?;
+    let y = c.op(OpKind::Mul, &[norm, sc])?;
+    let y = c.op(OpKind::Add, &[y, bi])?;
+    let full = c.op(OpKind::Shape, &[x])?;
     Ok(vec![Some(step(
         c,
         true,
@@ -911,36 +861,24 @@ fn center_crop_pad_dynamic(
     axes: &[i64],
 ) -> R {
     let axes_c = c.const_i64(axes, false);
-    let full = op(c, OpKind::Shape, &[x])?;
-    let d = step(
-        c,
-        false,
-        OpKind::Gather,
-        &[full, axes_c],
-        attrs(&[("axis", Attr::Int(0))]),
-    )?;
-    let s = cast(c, target, DType::I64)?;
+    let full = c.op(OpKind::Shape, &[x])?;
+    let d = c.op_with(OpKind::Gather, &[full, axes_c], &[("axis", Attr::Int(0))])?;
+    let s = c.cast(target, DType::I64)?;
     let zero = c.const_i64(&[0], true);
     let two = c.const_i64(&[2], true);
     // Crop: start = max(d - s, 0) / 2, length min(d, s).
-    let over = op(c, OpKind::Sub, &[d, s])?;
-    let over = op(c, OpKind::Max, &[over, zero])?;
-    let start = op(c, OpKind::Div, &[over, two])?;
-    let len = op(c, OpKind::Min, &[d, s])?;
-    let end = op(c, OpKind::Add, &[start, len])?;
-    let y = op(c, OpKind::Slice, &[x, start, end, axes_c])?;
+    let over = c.op(OpKind::Sub, &[d, s])?;
+    let over = c.op(OpKind::Max, &[over, zero])?;
+    let start = c.op(OpKind::Div, &[over, two])?;
+    let len = c.op(OpKind::Min, &[d, s])?;
+    let end = c.op(OpKind::Add, &[start, len])?;
+    let y = c.op(OpKind::Slice, &[x, start, end, axes_c])?;
     // Pad: max(s - d, 0), the smaller half before.
-    let under = op(c, OpKind::Sub, &[s, d])?;
-    let under = op(c, OpKind::Max, &[under, zero])?;
-    let before = op(c, OpKind::Div, &[under, two])?;
-    let after = op(c, OpKind::Sub, &[under, before])?;
-    let pads = step(
-        c,
-        false,
-        OpKind::Concat,
-        &[before, after],
-        attrs(&[("axis", Attr::Int(0))]),
-    )?;
+    let under = c.op(OpKind::Sub, &[s, d])?;
+    let under = c.op(OpKind::Max, &[under, zero])?;
+    let before = c.op(OpKind::Div, &[under, two])?;
+    let after = c.op(OpKind::Sub, &[under, before])?;
+    let pads = c.op_with(OpKind::Concat, &[before, after], &[("axis", Attr::Int(0))])?;
     Ok(vec![Some(c.emit1(
         OpKind::Pad,
         vec![Some(y), Some(pads), None, Some(axes_c)],
@@ -986,7 +924,7 @@ pub(super) fn tensor_scatter(c: &mut NodeCtx<'_, '_>) -> R {
     let pos: Vec<i64> = (0..seq as i64).collect();
     let pos = c.const_i64(&pos, false);
     let pos_shape = c.const_i64(&shape, false);
-    let mut idx = op(c, OpKind::Reshape, &[pos, pos_shape])?;
+    let mut idx = c.op(OpKind::Reshape, &[pos, pos_shape])?;
     if let Some(w) = write {
         if c.ty(w).rank() != 1 || !matches!(c.ty(w).dtype, DType::I32 | DType::I64) {
             return Err(c.invalid(format!(
@@ -994,25 +932,23 @@ pub(super) fn tensor_scatter(c: &mut NodeCtx<'_, '_>) -> R {
                 c.ty(w)
             )));
         }
-        let w = cast(c, w, DType::I64)?;
+        let w = c.cast(w, DType::I64)?;
         let mut bshape = vec![1i64; rank as usize];
         bshape[0] = -1;
         let bshape = c.const_i64(&bshape, false);
-        let w = op(c, OpKind::Reshape, &[w, bshape])?;
-        idx = op(c, OpKind::Add, &[idx, w])?;
+        let w = c.op(OpKind::Reshape, &[w, bshape])?;
+        idx = c.op(OpKind::Add, &[idx, w])?;
     }
     if circular {
-        let len = step(
-            c,
-            false,
+        let len = c.op_with(
             OpKind::Shape,
             &[past],
-            attrs(&[("start", Attr::Int(axis)), ("end", Attr::Int(axis + 1))]),
+            &[("start", Attr::Int(axis)), ("end", Attr::Int(axis + 1))],
         )?;
-        idx = op(c, OpKind::Mod, &[idx, len])?;
+        idx = c.op(OpKind::Mod, &[idx, len])?;
     }
-    let ushape = op(c, OpKind::Shape, &[update])?;
-    let idx = op(c, OpKind::Expand, &[idx, ushape])?;
+    let ushape = c.op(OpKind::Shape, &[update])?;
+    let idx = c.op(OpKind::Expand, &[idx, ushape])?;
     Ok(vec![Some(step(
         c,
         true,
