@@ -3,8 +3,10 @@
 //! selected positions), `MaxUnpool` (a scatter into zeros), `Col2Im` (a
 //! grouped transposed convolution with one-hot kernels, which sums the
 //! overlapping patches), `AffineGrid` (a matmul with the constant base
-//! grid), `MelWeightMatrix` (a constant computed from its parameters), and
-//! `OptionalHasElement`/`OptionalGetElement` on plain tensors.
+//! grid), `MelWeightMatrix` (a constant computed from its parameters),
+//! `RoiAlign` (bilinear samples gathered at positions computed from the
+//! runtime ROIs), and `OptionalHasElement`/`OptionalGetElement` on plain
+//! tensors.
 //!
 //! Each needs some operand values (Compress's condition, Col2Im's image
 //! and block shapes, AffineGrid's size, MaxUnpool's output shape) at
@@ -17,6 +19,7 @@ use crate::error::OnnxError;
 use kiln_ir::{Attr, DType, OpKind, ValueId};
 
 type R = Result<Vec<Option<ValueId>>, OnnxError>;
+type V = Result<ValueId, OnnxError>;
 
 /// Largest constant (kernel, base grid, matrix) these importers build from
 /// operand values, so that a small model cannot ask for gigabytes.
@@ -435,4 +438,205 @@ pub(super) fn mel_weight_matrix(c: &mut NodeCtx<'_, '_>) -> R {
         &[spec_bins as u64, bins as u64],
         w,
     )?)])
+}
+
+/// Per-axis sampling of RoiAlign: for ROI coordinates `start` and bin size
+/// `bin` (each `[R]`, f64) and `extent` input rows or columns, the low and
+/// high indices (`[R, n·s]`, i64) and their bilinear weights (zero for
+/// samples outside `[-1, extent]`), as ONNX's reference computes them.
+struct AxisTaps {
+    lo: ValueId,
+    hi: ValueId,
+    w_lo: ValueId,
+    w_hi: ValueId,
+}
+
+fn roi_axis_taps(
+    c: &mut NodeCtx<'_, '_>,
+    start: ValueId,
+    bin: ValueId,
+    bins: u64,
+    ratio: u64,
+    extent: u64,
+) -> Result<AxisTaps, OnnxError> {
+    let f = DType::F64;
+    // Sample a = p·ratio + i sits at start + bin·(p + (i + 0.5) / ratio).
+    let u: Vec<f64> = (0..bins * ratio)
+        .map(|a| (a / ratio) as f64 + ((a % ratio) as f64 + 0.5) / ratio as f64)
+        .collect();
+    let u = c.const_f64(f, &[1, bins * ratio], u)?;
+    let start = c.unsqueeze(start, &[1])?;
+    let bin = c.unsqueeze(bin, &[1])?;
+    let step = c.op(OpKind::Mul, &[bin, u])?;
+    let y = c.op(OpKind::Add, &[start, step])?; // [R, A]
+    let lower = c.const_scalar(f, -1.0)?;
+    let upper = c.const_scalar(f, extent as f64)?;
+    let ge = c.op(OpKind::GreaterOrEqual, &[y, lower])?;
+    let le = c.op(OpKind::LessOrEqual, &[y, upper])?;
+    let inside = c.op(OpKind::And, &[ge, le])?;
+    let inside = c.cast(inside, f)?;
+    let zero = c.const_scalar(f, 0.0)?;
+    let y = c.op(OpKind::Max, &[y, zero])?;
+    let low = c.op(OpKind::Floor, &[y])?;
+    let last = c.const_scalar(f, extent as f64 - 1.0)?;
+    let at_end = c.op(OpKind::GreaterOrEqual, &[low, last])?;
+    let one = c.const_scalar(f, 1.0)?;
+    let next = c.op(OpKind::Add, &[low, one])?;
+    let lo = c.op(OpKind::Where, &[at_end, last, low])?;
+    let hi = c.op(OpKind::Where, &[at_end, last, next])?;
+    let y = c.op(OpKind::Where, &[at_end, last, y])?;
+    let frac = c.op(OpKind::Sub, &[y, lo])?;
+    let rest = c.op(OpKind::Sub, &[one, frac])?;
+    Ok(AxisTaps {
+        lo: c.cast(lo, DType::I64)?,
+        hi: c.cast(hi, DType::I64)?,
+        w_lo: c.op(OpKind::Mul, &[rest, inside])?,
+        w_hi: c.op(OpKind::Mul, &[frac, inside])?,
+    })
+}
+
+/// RoiAlign-10/16/22 with a fixed `sampling_ratio`: every output bin
+/// averages (or, in `max` mode, takes the largest weighted corner of)
+/// `ratio²` bilinear samples. The ROIs and batch indices are runtime
+/// values, so the sample positions are computed in the graph; rows and
+/// columns are separable, so each corner is two element gathers. Computed
+/// in f64 like ONNX's reference, rounded to X's type at the end.
+pub(super) fn roi_align(c: &mut NodeCtx<'_, '_>) -> R {
+    c.check_attrs(&[
+        "coordinate_transformation_mode",
+        "mode",
+        "output_height",
+        "output_width",
+        "sampling_ratio",
+        "spatial_scale",
+    ])?;
+    let x = c.input(0)?;
+    let rois = c.input(1)?;
+    let batch = c.input(2)?;
+    let xs = static_shape(c, x, "X")?;
+    let rs = static_shape(c, rois, "rois")?;
+    if xs.len() != 4 || rs.len() != 2 || rs[1] != 4 || !c.ty(x).dtype.is_float() {
+        return Err(c.invalid(format!(
+            "needs a float X (N, C, H, W) and rois (R, 4); got {} and {}",
+            c.ty(x),
+            c.ty(rois)
+        )));
+    }
+    let half_pixel = match c
+        .attr_str(
+            "coordinate_transformation_mode",
+            if c.version >= 16 {
+                "half_pixel"
+            } else {
+                "output_half_pixel"
+            },
+        )?
+        .as_str()
+    {
+        "half_pixel" => true,
+        "output_half_pixel" => false,
+        other => return Err(c.invalid(format!("coordinate_transformation_mode '{other}'"))),
+    };
+    let max_mode = match c.attr_str("mode", "avg")?.as_str() {
+        "avg" => false,
+        "max" => true,
+        other => return Err(c.invalid(format!("mode '{other}' is not avg or max"))),
+    };
+    let (oh, ow) = (
+        c.attr_int("output_height", 1)?,
+        c.attr_int("output_width", 1)?,
+    );
+    let ratio = c.attr_int("sampling_ratio", 0)?;
+    if ratio <= 0 {
+        return Err(c.unsupported(
+            "sampling_ratio 0 (a sample count that depends on each ROI's size) is not supported",
+        ));
+    }
+    let cells = oh
+        .checked_mul(ow)
+        .and_then(|n| n.checked_mul(ratio))
+        .and_then(|n| n.checked_mul(ratio));
+    if oh <= 0 || ow <= 0 || cells.is_none_or(|n| n as u64 > MAX_CONST_ELEMENTS) {
+        return Err(c.invalid(format!(
+            "output {oh}x{ow} with sampling_ratio {ratio} is out of range"
+        )));
+    }
+    let (oh, ow, ratio) = (oh as u64, ow as u64, ratio as u64);
+    let (n_ch, h, w) = (xs[1] as i64, xs[2], xs[3]);
+    let r = rs[0] as i64;
+    let f = DType::F64;
+    let scale = c.const_scalar(f, f64::from(c.attr_float("spatial_scale", 1.0)?))?;
+    let offset = c.const_scalar(f, if half_pixel { 0.5 } else { 0.0 })?;
+    let rois = c.cast(rois, f)?;
+    let mut coord = Vec::with_capacity(4);
+    for k in 0..4 {
+        let v = c.take(rois, 1, k)?;
+        let v = c.op(OpKind::Mul, &[v, scale])?;
+        coord.push(c.op(OpKind::Sub, &[v, offset])?);
+    }
+    let size = |c: &mut NodeCtx<'_, '_>, lo: ValueId, hi: ValueId, bins: u64| -> V {
+        let mut s = c.op(OpKind::Sub, &[hi, lo])?;
+        if !half_pixel {
+            // Malformed ROIs are forced to 1x1.
+            let one = c.const_scalar(f, 1.0)?;
+            s = c.op(OpKind::Max, &[s, one])?;
+        }
+        let n = c.const_scalar(f, bins as f64)?;
+        c.op(OpKind::Div, &[s, n])
+    };
+    let bin_w = size(c, coord[0], coord[2], ow)?;
+    let bin_h = size(c, coord[1], coord[3], oh)?;
+    let ty = roi_axis_taps(c, coord[1], bin_h, oh, ratio, h)?;
+    let tx = roi_axis_taps(c, coord[0], bin_w, ow, ratio, w)?;
+    // The ROI's image, all channels: (R, C, H, W).
+    let xd = c.cast(x, f)?;
+    let batch = c.cast(batch, DType::I64)?;
+    let img = c.op_with(OpKind::Gather, &[xd, batch], &[("axis", Attr::Int(0))])?;
+    let (a, b) = ((oh * ratio) as i64, (ow * ratio) as i64);
+    let rows_of = |c: &mut NodeCtx<'_, '_>, idx: ValueId| -> V {
+        let i = c.reshape(idx, &[r, 1, a, 1])?;
+        let i = c.expand(i, &[r, n_ch, a, w as i64])?;
+        c.op_with(OpKind::GatherElements, &[img, i], &[("axis", Attr::Int(2))])
+    };
+    let cols_of = |c: &mut NodeCtx<'_, '_>, rows: ValueId, idx: ValueId| -> V {
+        let i = c.reshape(idx, &[r, 1, 1, b])?;
+        let i = c.expand(i, &[r, n_ch, a, b])?;
+        c.op_with(
+            OpKind::GatherElements,
+            &[rows, i],
+            &[("axis", Attr::Int(3))],
+        )
+    };
+    let row_lo = rows_of(c, ty.lo)?;
+    let row_hi = rows_of(c, ty.hi)?;
+    let wy = |c: &mut NodeCtx<'_, '_>, v: ValueId| c.reshape(v, &[r, 1, a, 1]);
+    let wx = |c: &mut NodeCtx<'_, '_>, v: ValueId| c.reshape(v, &[r, 1, 1, b]);
+    let mut terms = Vec::with_capacity(4);
+    for (rows, wyv) in [(row_lo, ty.w_lo), (row_hi, ty.w_hi)] {
+        for (ci, wxv) in [(tx.lo, tx.w_lo), (tx.hi, tx.w_hi)] {
+            let v = cols_of(c, rows, ci)?;
+            let wyv = wy(c, wyv)?;
+            let wxv = wx(c, wxv)?;
+            let weight = c.op(OpKind::Mul, &[wyv, wxv])?;
+            terms.push(c.op(OpKind::Mul, &[weight, v])?);
+        }
+    }
+    let combine = if max_mode { OpKind::Max } else { OpKind::Add };
+    let mut samples = terms[0];
+    for &t in &terms[1..] {
+        samples = c.op(combine, &[samples, t])?;
+    }
+    // (R, C, OH·s, OW·s) → (R, C, OH, s, OW, s), pooled over the s axes.
+    let samples = c.reshape(
+        samples,
+        &[r, n_ch, oh as i64, ratio as i64, ow as i64, ratio as i64],
+    )?;
+    let axes = c.const_i64(&[3, 5], false);
+    let pool = if max_mode {
+        OpKind::ReduceMax
+    } else {
+        OpKind::ReduceMean
+    };
+    let y = c.op_with(pool, &[samples, axes], &[("keepdims", Attr::Bool(false))])?;
+    Ok(vec![Some(c.cast(y, c.ty(x).dtype)?)])
 }

@@ -184,6 +184,7 @@ table! {
     "ReverseSequence" 10 => compose::reverse_sequence;
     "RMSNormalization" 23 => |c| direct(c, OpKind::RmsNorm);
     "RNN" 7 => super::rnn::rnn;
+    "RoiAlign" 10 => super::indexing::roi_align;
     "RotaryEmbedding" 23 => |c| direct(c, OpKind::RotaryEmbedding);
     "Round" 11 => |c| direct(c, OpKind::Round);
     "Scatter" 9 => compose::scatter;
