@@ -91,6 +91,7 @@ table! {
     "Cosh" 9 => |c| direct(c, OpKind::Cosh);
     "CumProd" 26 => |c| direct(c, OpKind::CumProd);
     "CumSum" 11 => |c| direct(c, OpKind::CumSum);
+    "DeformConv" 19 => super::linalg::deform_conv;
     "DepthToSpace" 11 => |c| direct(c, OpKind::DepthToSpace);
     "DequantizeLinear" 10 => |c| direct(c, OpKind::DequantizeLinear);
     "Det" 11 => super::linalg::det;
