@@ -39,6 +39,11 @@ fn scan_directions_and_axes_match_onnx_runtime() {
 }
 
 #[test]
+fn zero_iterations_give_an_empty_scan_output() {
+    check_test_set(&fixtures().join("loop_zero_trips"), &["n"], 0.0);
+}
+
+#[test]
 fn trip_count_given_as_a_value_matches_onnx_runtime() {
     check_test_set(&fixtures().join("loop_trip_count"), &["n"], 1e-6);
 }

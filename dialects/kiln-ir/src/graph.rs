@@ -383,7 +383,7 @@ impl Graph {
     }
 }
 
-// Appended by the passes engineer: name bookkeeping that rewrites need.
+// Name bookkeeping that rewrites need.
 impl Graph {
     /// Swaps the names of two values. The set of names in use does not
     /// change, so uniqueness is kept. Rewrites use it so that a graph output
@@ -396,5 +396,44 @@ impl Graph {
         let na = std::mem::take(&mut self.values[ia].name);
         let nb = std::mem::replace(&mut self.values[ib].name, na);
         self.values[ia].name = nb;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{DType, WeightData};
+
+    fn weight(name: &str) -> Weight {
+        Weight {
+            name: name.into(),
+            ty: TensorType::scalar(DType::F32),
+            data: WeightData::Bytes(crate::Blob::from_vec(vec![0; 4])),
+            source: None,
+        }
+    }
+
+    /// Taken names get the first free `_N`, including around names that
+    /// were given explicitly (the resume point is only a hint).
+    #[test]
+    fn fresh_names_skip_every_taken_name() {
+        let mut g = Graph::new("t");
+        let ty = TensorType::scalar(DType::F32);
+        let names: Vec<String> = ["x", "x", "x_2", "x", "x", "y", "x_5", "x"]
+            .iter()
+            .map(|n| {
+                let v = g.add_value(n, ty.clone());
+                g.value(v).name.clone()
+            })
+            .collect();
+        assert_eq!(names, ["x", "x_1", "x_2", "x_3", "x_4", "y", "x_5", "x_6"]);
+        let w: Vec<String> = ["w", "w", "w_2", "w", ""]
+            .iter()
+            .map(|n| {
+                let id = g.add_weight(weight(n));
+                g.weight(id).name.clone()
+            })
+            .collect();
+        assert_eq!(w, ["w", "w_1", "w_2", "w_3", "w_4"]);
     }
 }

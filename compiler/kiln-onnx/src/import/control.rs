@@ -65,23 +65,27 @@ pub(super) fn subgraphs(node: &OnnxNode) -> impl Iterator<Item = &OnnxGraph> {
     })
 }
 
-/// The outer values `body` (or a graph nested in it) refers to.
-fn captures(body: &OnnxGraph, outer: &Scope, out: &mut Scope) {
-    for n in &body.nodes {
-        for name in n.inputs.iter().flatten() {
+/// The outer values `body` (or a graph nested in it) refers to: the only
+/// names an imported body sees besides its own.
+fn captures(body: &OnnxGraph, outer: &Scope) -> Scope {
+    fn collect(body: &OnnxGraph, outer: &Scope, out: &mut Scope) {
+        let used = body
+            .nodes
+            .iter()
+            .flat_map(|n| n.inputs.iter().flatten())
+            .chain(body.outputs.iter().map(|o| &o.name));
+        for name in used {
             if let Some(&v) = outer.get(name) {
                 out.insert(name.clone(), v);
             }
         }
-        for g in subgraphs(n) {
-            captures(g, outer, out);
+        for g in body.nodes.iter().flat_map(subgraphs) {
+            collect(g, outer, out);
         }
     }
-    for o in &body.outputs {
-        if let Some(&v) = outer.get(&o.name) {
-            out.insert(o.name.clone(), v);
-        }
-    }
+    let mut out = Scope::new();
+    collect(body, outer, &mut out);
+    out
 }
 
 /// A Scan node's operands and body: `n` states then `m` scan inputs in
@@ -462,8 +466,7 @@ impl<'m> Builder<'m> {
                 "else_branch"
             },
         )?;
-        let mut captured = Scope::new();
-        captures(branch, scope, &mut captured);
+        let captured = captures(branch, scope);
         self.run_body(node, branch, &[], &captured, env)
     }
 
@@ -502,8 +505,7 @@ impl<'m> Builder<'m> {
         if trip.is_some_and(|t| t > MAX_UNROLL as f64) {
             return Err(self.unroll_limit(node, "the trip count", trip.unwrap_or_default()));
         }
-        let mut captured = Scope::new();
-        captures(body, scope, &mut captured);
+        let captured = captures(body, scope);
         let mut scans: Vec<Vec<ValueId>> = vec![Vec::new(); n_scan];
         let mut i: u64 = 0;
         while cond && trip.is_none_or(|t| (i as f64) < t) {
@@ -628,8 +630,7 @@ impl<'m> Builder<'m> {
             .zip(&out_dirs)
             .map(|(&a, &d)| (a, d != 0))
             .collect();
-        let mut captured = Scope::new();
-        captures(body, scope, &mut captured);
+        let captured = captures(body, scope);
         self.unroll_scan(node, body, vals[..n].to_vec(), &xs, &outs, &captured, env)
     }
 
@@ -665,8 +666,7 @@ impl<'m> Builder<'m> {
                 ))
             }
         };
-        let mut captured = Scope::new();
-        captures(body, scope, &mut captured);
+        let captured = captures(body, scope);
         let outs: Vec<(i64, bool)> = vec![(0, false); k];
         let mut per_batch: Vec<Vec<ValueId>> = vec![Vec::new(); n + k];
         for b in 0..batch {
@@ -858,8 +858,7 @@ impl<'m> Builder<'m> {
             let Some(g) = node.attr(name).and_then(OnnxAttr::as_graph) else {
                 return Ok(x);
             };
-            let mut captured = Scope::new();
-            captures(g, scope, &mut captured);
+            let captured = captures(g, scope);
             let outs = b.run_body(node, g, &[x], &captured, env)?;
             match outs.as_slice() {
                 [y] if b.graph.value(*y).ty.rank() == 4 => Ok(*y),
