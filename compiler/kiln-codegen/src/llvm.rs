@@ -29,6 +29,16 @@ pub enum OptLevel {
 }
 
 impl OptLevel {
+    /// The level's number (0 to 3).
+    pub fn number(self) -> u8 {
+        match self {
+            OptLevel::O0 => 0,
+            OptLevel::O1 => 1,
+            OptLevel::O2 => 2,
+            OptLevel::O3 => 3,
+        }
+    }
+
     /// The LLVM new-pass-manager pipeline for this level.
     pub fn llvm_pipeline(self) -> &'static str {
         match self {

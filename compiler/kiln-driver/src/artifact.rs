@@ -64,6 +64,9 @@ pub struct Descriptor<'a> {
     pub outputs: &'a [TensorSig],
     /// Where the weights are.
     pub weights: WeightsRef,
+    /// Bytes of the workspace `kiln_main` takes as its last argument (a
+    /// planned module's arena), or `None` when it takes none.
+    pub workspace: Option<u64>,
 }
 
 const DESC_TY: &str = "!llvm.struct<(ptr, i32, i32, ptr)>";
@@ -164,7 +167,7 @@ fn tensor_table(out: &mut String, side: &str, sigs: &[TensorSig]) {
 pub fn glue_module(d: &Descriptor<'_>) -> String {
     let mut out =
         String::from("// Kiln artifact descriptor and entry wrapper (ABI v1).\nmodule {\n");
-    let n_args = d.inputs.len() + d.outputs.len() + 1;
+    let n_args = d.inputs.len() + d.outputs.len() + 1 + usize::from(d.workspace.is_some());
     let ptrs = vec!["!llvm.ptr"; n_args].join(", ");
     let _ = writeln!(out, "  llvm.func @{MAIN_SYMBOL}({ptrs})");
 
@@ -189,6 +192,9 @@ pub fn glue_module(d: &Descriptor<'_>) -> String {
         }
     }
     args.push("%w".into());
+    if d.workspace.is_some() {
+        args.push("%ws".into());
+    }
     let _ = writeln!(
         out,
         "    llvm.call @{MAIN_SYMBOL}({}) : ({ptrs}) -> ()",
@@ -278,7 +284,13 @@ pub fn glue_module(d: &Descriptor<'_>) -> String {
         out,
         "    %wsize = llvm.mlir.constant({weights_size} : i64) : i64"
     );
-    let _ = writeln!(out, "    %wksize = llvm.mlir.constant(0 : i64) : i64");
+    // The runtime gives each run a 64-byte aligned workspace of this size
+    // (NULL when 0): the arena of a planned module.
+    let workspace = d.workspace.unwrap_or(0).next_multiple_of(64);
+    let _ = writeln!(
+        out,
+        "    %wksize = llvm.mlir.constant({workspace} : i64) : i64"
+    );
     let _ = writeln!(
         out,
         "    %entry = llvm.mlir.addressof @kiln_entry : !llvm.ptr"

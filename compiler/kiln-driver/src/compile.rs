@@ -116,9 +116,16 @@ impl CompileOptions {
             emit: Emit::Lib,
             weights: WeightsMode::Embedded,
             output,
-            pipeline: Pipeline::default_pipeline(),
+            pipeline: Pipeline::for_level(3),
             runtime_dir: None,
         }
+    }
+
+    /// Selects `-O<level>`: the graph pipeline `o<level>` and the LLVM
+    /// optimisation level of the same number.
+    pub fn set_level(&mut self, level: OptLevel) {
+        self.opt_level = level;
+        self.pipeline = Pipeline::for_level(level.number());
     }
 }
 
@@ -448,6 +455,7 @@ fn build_artifact(
         inputs: &lowered.inputs,
         outputs: &lowered.outputs,
         weights: weights_ref.clone(),
+        workspace: lowered.workspace_bytes,
     };
     let glue = artifact::glue_module(&descriptor);
     let glue_obj = timed(&mut art.timings, "descriptor", || {

@@ -69,7 +69,9 @@ pub struct TargetArgs {
     #[arg(long, value_name = "CPU")]
     pub cpu: Option<String>,
 
-    /// LLVM optimisation level (0-3).
+    /// Optimisation level (0-3): the graph pipeline `o<N>` (`kiln opt
+    /// --list-passes` shows them) and LLVM's level of the same number. -O0 is
+    /// the unoptimized reference path; -O1 and up lower into a memory plan.
     #[arg(short = 'O', long = "opt-level", value_name = "N", default_value_t = 3,
           value_parser = clap::value_parser!(u8).range(0..=3))]
     pub opt_level: u8,
@@ -197,7 +199,7 @@ pub fn run(args: CompileArgs) -> Result<(), CliError> {
     }
     let mut opts = CompileOptions::new(target, output);
     opts.emit = emit;
-    opts.opt_level = args.target.opt_level();
+    opts.set_level(args.target.opt_level());
     opts.runtime_dir = args.runtime_dir;
     opts.weights = match args.weights {
         WeightsArg::Embedded => WeightsMode::Embedded,

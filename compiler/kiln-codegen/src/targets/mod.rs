@@ -12,7 +12,7 @@ mod cpu;
 mod nvptx;
 mod x86_64;
 
-pub use cpu::CPU_PIPELINE;
+pub use cpu::{CPU_PIPELINE, CPU_PLANNED_PIPELINE};
 
 use crate::error::{CodegenError, Result};
 use std::fmt;
