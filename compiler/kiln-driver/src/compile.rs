@@ -105,6 +105,9 @@ pub struct CompileOptions {
     /// Directory holding `libkiln_runtime.a` (for `--emit=obj`); searched
     /// for when absent (see [`find_runtime_archive`]).
     pub runtime_dir: Option<PathBuf>,
+    /// `--name`: the symbol prefix (`<name>_artifact`) and header name
+    /// (`<name>.h`); `None` keeps `kiln_artifact` and `<output stem>.h`.
+    pub name: Option<String>,
 }
 
 impl CompileOptions {
@@ -118,33 +121,79 @@ impl CompileOptions {
             output,
             pipeline: Pipeline::default_pipeline(),
             runtime_dir: None,
+            name: None,
         }
     }
 }
 
-/// Builds a target from `--target` and `--cpu`.
+/// Builds a target from `--target` and `--cpu`, for code that runs on this
+/// machine (`kiln run`, `kiln bench`).
 ///
 /// No target means this machine; no CPU means `native` on this machine and
 /// the target's default CPU otherwise. `--cpu=native` needs a target of this
-/// machine's architecture.
+/// machine's architecture. The CPU name is checked with LLVM.
 pub fn target_from_args(target: Option<&str>, cpu: Option<&str>) -> Result<Target> {
     let base = match target {
         None | Some("host" | "native") => Target::host()?,
         Some(t) => Target::parse(t)?,
     };
-    match cpu {
-        None => Ok(base),
+    let t = match cpu {
+        None => base,
         Some("native") => {
             if Arch::of_host() == Some(base.arch()) {
-                Ok(Target::host()?)
+                Target::host()?
             } else {
-                Err(DriverError::Invalid(format!(
+                return Err(DriverError::Invalid(format!(
                     "--cpu=native needs a target of this machine's architecture, not {}",
                     base.arch().name()
-                )))
+                )));
             }
         }
-        Some(cpu) => Ok(Target::parse(&format!("{}:{cpu}", base.arch().name()))?),
+        Some(cpu) => Target::parse(&format!("{}:{cpu}", base.arch().name()))?,
+    };
+    t.validate()?;
+    Ok(t)
+}
+
+/// Builds the target of a deployed artifact (`kiln compile`): like
+/// [`target_from_args`], except that without `--cpu` (and without a CPU in
+/// the target string) the code is generated for the architecture's portable
+/// deployment CPU ([`Target::deploy`]: `x86-64-v3` on x86-64), not for this
+/// machine, so the artifact runs on the machines it is shipped to. The
+/// runtime refuses it, naming the missing features, on a CPU without them.
+pub fn deploy_target_from_args(target: Option<&str>, cpu: Option<&str>) -> Result<Target> {
+    let names_cpu = |t: &str| t.contains(':') || t.starts_with("x86-64");
+    match (target, cpu) {
+        (None | Some("host"), None) => {
+            let arch = Arch::of_host().ok_or_else(|| {
+                DriverError::Unsupported("this machine's architecture is not a Kiln target".into())
+            })?;
+            let t = Target::deploy(arch);
+            t.validate()?;
+            Ok(t)
+        }
+        (Some(t), None) if !names_cpu(t) && t != "native" => {
+            let t = Target::deploy(Target::parse(t)?.arch());
+            t.validate()?;
+            Ok(t)
+        }
+        _ => target_from_args(target, cpu),
+    }
+}
+
+/// Checks a `--name`: a C identifier (it prefixes the artifact's symbol and
+/// names its header), at most 64 bytes.
+pub fn check_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.starts_with(|c: char| c.is_ascii_digit());
+    if ok {
+        Ok(())
+    } else {
+        Err(DriverError::Invalid(format!(
+            "--name '{name}' must be a C identifier of at most 64 bytes ([A-Za-z_][A-Za-z0-9_]*)"
+        )))
     }
 }
 
@@ -436,12 +485,25 @@ fn build_artifact(
         graph.name.clone()
     };
     let producer = format!("kiln {}", env!("CARGO_PKG_VERSION"));
+    if let Some(name) = &opts.name {
+        check_name(name)?;
+    }
+    let prefix = opts.name.as_deref().unwrap_or("kiln");
+    let symbol = format!("{prefix}_artifact");
+    let macro_prefix = opts
+        .name
+        .as_deref()
+        .map_or_else(|| "KILN_MODEL".to_owned(), str::to_ascii_uppercase);
+    let features = kiln_codegen::enabled_features(target)?.join(",");
     let descriptor = Descriptor {
         model_name: &model_name.replace('\0', " "),
         producer: &producer,
         inputs: &lowered.inputs,
         outputs: &lowered.outputs,
         weights: weights_ref.clone(),
+        symbol: &symbol,
+        macro_prefix: &macro_prefix,
+        target: (target.arch().name(), target.cpu(), &features),
     };
     let glue = artifact::glue_module(&descriptor);
     let glue_obj = timed(&mut art.timings, "descriptor", || {
@@ -477,7 +539,20 @@ fn build_artifact(
         Ok(())
     })?;
 
-    let header_name = companion(output, "h", false);
+    let header_name = match &opts.name {
+        Some(name) => output
+            .parent()
+            .unwrap_or(Path::new(""))
+            .join(format!("{name}.h")),
+        None => companion(output, "h", false),
+    };
+    if header_name.file_name().is_some_and(|n| n == "kiln.h") {
+        return Err(DriverError::Invalid(format!(
+            "the model header would be {}, the runtime's own header: choose another output \
+             name or --name",
+            header_name.display()
+        )));
+    }
     let header = artifact::model_header(
         &descriptor,
         &header_name
@@ -504,12 +579,37 @@ fn build_artifact(
             }
             let refs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
             timed(&mut art.timings, "link", || {
-                Ok(kiln_codegen::link_shared_library(&refs, &main)?)
+                Ok(kiln_codegen::link_shared_library(&refs, &main, &[&symbol])?)
             })?;
+            let weights_seal = match &weights_ref {
+                WeightsRef::External { .. } => Some(hash_file(&blob_path)?),
+                _ => None,
+            };
+            let record = kiln_runtime::integrity::Record {
+                abi_version: kiln_runtime::abi::ABI_VERSION,
+                symbol: symbol.clone(),
+                arch: target.arch().name().to_owned(),
+                cpu: target.cpu().to_owned(),
+                features: features.clone(),
+                weights: weights_seal,
+            };
+            timed(&mut art.timings, "seal", || seal_file(&main, &record))?;
         }
         Emit::Obj => {
-            let refs: Vec<&Path> = objects.iter().map(PathBuf::as_path).collect();
-            timed(&mut art.timings, "link", || relocatable_link(&refs, &main))?;
+            let mut inputs: Vec<PathBuf> = objects.clone();
+            // Soft-float helpers go into the object (as local copies), so the
+            // program linking it needs no compiler-rt of LLVM's.
+            if let Some(builtins) = find_compiler_builtins(target) {
+                inputs.push(builtins);
+            }
+            let refs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
+            timed(&mut art.timings, "link", || {
+                relocatable_link(&refs, &main)?;
+                // Only the descriptor function stays global: kiln_main, the
+                // weights, the OpenMP shim and kernels become local, so any
+                // number of models link into one program.
+                Ok(kiln_codegen::link::localize_except(&main, &[&symbol])?)
+            })?;
             let dir = output
                 .parent()
                 .filter(|p| !p.as_os_str().is_empty())
@@ -528,6 +628,53 @@ fn build_artifact(
     moves.push((main, output.to_path_buf()));
     art.files = moves.iter().rev().map(|(_, to)| to.clone()).collect();
     stage.commit(&moves)
+}
+
+/// Size and xxh3-64 checksum of a file (external weights).
+fn hash_file(path: &Path) -> Result<kiln_runtime::integrity::WeightsSeal> {
+    let file = std::fs::File::open(path).map_err(|e| DriverError::io("open", path, e))?;
+    let size = file
+        .metadata()
+        .map_err(|e| DriverError::io("read", path, e))?
+        .len();
+    if size == 0 {
+        return Ok(kiln_runtime::integrity::WeightsSeal {
+            size,
+            hash: kiln_runtime::integrity::hash(&[]),
+        });
+    }
+    // SAFETY: a private file of this compile's staging directory, not
+    // modified while mapped.
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| DriverError::io("map", path, e))?;
+    Ok(kiln_runtime::integrity::WeightsSeal {
+        size,
+        hash: kiln_runtime::integrity::hash(&map),
+    })
+}
+
+/// Appends the integrity record (see `kiln_runtime::integrity`) to the
+/// linked library at `path`.
+fn seal_file(path: &Path, record: &kiln_runtime::integrity::Record) -> Result<()> {
+    use std::io::Read;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| DriverError::io("open", path, e))?;
+    let mut sealer = kiln_runtime::integrity::Sealer::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file
+            .read(&mut buf)
+            .map_err(|e| DriverError::io("read", path, e))?;
+        if n == 0 {
+            break;
+        }
+        sealer.update(&buf[..n]);
+    }
+    file.write_all(&sealer.finish(record))
+        .and_then(|()| file.flush())
+        .map_err(|e| DriverError::io("write", path, e))
 }
 
 /// Combines objects into one relocatable object with `ld.lld -r`.

@@ -101,7 +101,7 @@ impl DriverError {
             DriverError::Pass(kiln_passes::PassError::Verify { .. }) => ErrorKind::Internal,
             DriverError::Lower(_) | DriverError::Unsupported(_) => ErrorKind::Unsupported,
             DriverError::Codegen(e) => match e {
-                C::UnknownTarget(_) => ErrorKind::InvalidInput,
+                C::UnknownTarget(_) | C::UnknownCpu { .. } => ErrorKind::InvalidInput,
                 C::UnsupportedTarget { .. } => ErrorKind::Unsupported,
                 // LLVM refuses a triple or CPU the user named (--cpu).
                 C::TargetMachine { .. } => ErrorKind::InvalidInput,
@@ -109,7 +109,11 @@ impl DriverError {
                 _ => ErrorKind::Internal,
             },
             DriverError::Runtime(e) => match e.status() {
-                kiln_runtime::Status::OutOfMemory => ErrorKind::ResourceLimit,
+                // This machine cannot run the artifact: a limit of the
+                // machine, like memory (exit 4).
+                kiln_runtime::Status::OutOfMemory | kiln_runtime::Status::UnsupportedCpu => {
+                    ErrorKind::ResourceLimit
+                }
                 kiln_runtime::Status::ExecutionFailed | kiln_runtime::Status::Internal => {
                     ErrorKind::Internal
                 }

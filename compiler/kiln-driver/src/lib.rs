@@ -27,7 +27,10 @@ pub mod session;
 pub mod specialize;
 pub mod tensors;
 
-pub use compile::{compile, target_from_args, Artifacts, CompileOptions, Emit, WeightsMode};
+pub use compile::{
+    compile, deploy_target_from_args, target_from_args, Artifacts, CompileOptions, Emit,
+    WeightsMode,
+};
 pub use error::{DriverError, ErrorKind, Result};
 /// The code generator's target and optimisation level, re-exported so that
 /// the CLI needs no dependency on kiln-codegen.

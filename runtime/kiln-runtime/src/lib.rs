@@ -17,5 +17,7 @@
 
 mod model;
 
-pub use kiln_runtime_core::{abi, DType, Error, Role, Status, TensorInfo, TensorName, VERSION};
+pub use kiln_runtime_core::{
+    abi, cpu, integrity, DType, Error, Role, Status, TensorInfo, TensorName, VERSION,
+};
 pub use model::{Element, Model, TensorMut, TensorRef};

@@ -61,11 +61,14 @@ pub enum WeightsArg {
 /// Target selection shared by `compile`, `run` and `bench`.
 #[derive(Debug, Args, Clone, Default)]
 pub struct TargetArgs {
-    /// Target: host (default), x86-64[-vN], x86_64[:CPU], aarch64-linux-gnu[:CPU].
+    /// Target: host (default), x86-64[-vN], x86_64[:CPU], aarch64-linux-gnu[:CPU]
+    /// (list: kiln compile --print-targets).
     #[arg(long, value_name = "TARGET")]
     pub target: Option<String>,
 
-    /// LLVM CPU: native (default on the host), x86-64-v3, skylake, ...
+    /// LLVM CPU (list: kiln compile --print-cpus). `kiln compile` defaults to the
+    /// portable x86-64-v3 (AVX2/FMA) on x86-64; `run`/`bench` of a model file to
+    /// native. `native` is this machine's exact CPU.
     #[arg(long, value_name = "CPU")]
     pub cpu: Option<String>,
 
@@ -76,9 +79,15 @@ pub struct TargetArgs {
 }
 
 impl TargetArgs {
-    /// The code generation target.
+    /// The code generation target for running on this machine.
     pub fn target(&self) -> Result<kiln_driver::Target, CliError> {
         kiln_driver::target_from_args(self.target.as_deref(), self.cpu.as_deref())
+            .map_err(driver_error)
+    }
+
+    /// The code generation target of a deployed artifact (portable default CPU).
+    pub fn deploy_target(&self) -> Result<kiln_driver::Target, CliError> {
+        kiln_driver::deploy_target_from_args(self.target.as_deref(), self.cpu.as_deref())
             .map_err(driver_error)
     }
 
@@ -133,6 +142,11 @@ pub struct CompileArgs {
     /// Print the time of each stage to stderr.
     #[arg(long)]
     pub time: bool,
+
+    /// Symbol prefix and header name: the artifact defines NAME_artifact()
+    /// and its header is NAME.h, so several models link into one program.
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
 }
 
 /// Reads the tensors named by `--freeze-input NAME=PATH` arguments.
@@ -184,7 +198,7 @@ pub fn run(args: CompileArgs) -> Result<(), CliError> {
             "-o FILE is required for --emit=obj and --emit=lib",
         ));
     }
-    let target = args.target.target()?;
+    let target = args.target.deploy_target()?;
     let frozen = read_frozen(&args.freeze_inputs)?;
     let mut load = load_options(&args.shapes)?;
     // Frozen inputs are given to the loader so that ONNX control flow
@@ -199,6 +213,7 @@ pub fn run(args: CompileArgs) -> Result<(), CliError> {
     opts.emit = emit;
     opts.opt_level = args.target.opt_level();
     opts.runtime_dir = args.runtime_dir;
+    opts.name = args.name;
     opts.weights = match args.weights {
         WeightsArg::Embedded => WeightsMode::Embedded,
         WeightsArg::External => WeightsMode::External,
