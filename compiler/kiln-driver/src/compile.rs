@@ -593,7 +593,10 @@ fn build_artifact(
                 features: features.clone(),
                 weights: weights_seal,
             };
-            timed(&mut art.timings, "seal", || seal_file(&main, &record))?;
+            timed(&mut art.timings, "seal", || {
+                kiln_runtime::seal_file(&main, &record)
+                    .map_err(|e| DriverError::io("append the integrity record to", output, e))
+            })?;
         }
         Emit::Obj => {
             let mut inputs: Vec<PathBuf> = objects.clone();
@@ -650,31 +653,6 @@ fn hash_file(path: &Path) -> Result<kiln_runtime::integrity::WeightsSeal> {
         size,
         hash: kiln_runtime::integrity::hash(&map),
     })
-}
-
-/// Appends the integrity record (see `kiln_runtime::integrity`) to the
-/// linked library at `path`.
-fn seal_file(path: &Path, record: &kiln_runtime::integrity::Record) -> Result<()> {
-    use std::io::Read;
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .append(true)
-        .open(path)
-        .map_err(|e| DriverError::io("open", path, e))?;
-    let mut sealer = kiln_runtime::integrity::Sealer::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file
-            .read(&mut buf)
-            .map_err(|e| DriverError::io("read", path, e))?;
-        if n == 0 {
-            break;
-        }
-        sealer.update(&buf[..n]);
-    }
-    file.write_all(&sealer.finish(record))
-        .and_then(|()| file.flush())
-        .map_err(|e| DriverError::io("write", path, e))
 }
 
 /// Combines objects into one relocatable object with `ld.lld -r`.
