@@ -206,6 +206,8 @@ pub struct Artifacts {
     pub text: Option<Vec<u8>>,
     /// Wall time of each stage, in order.
     pub timings: Vec<(&'static str, Duration)>,
+    /// Things the user should know that did not stop the compile.
+    pub warnings: Vec<String>,
 }
 
 impl Artifacts {
@@ -440,6 +442,16 @@ fn build_artifact(
     let runtime_archive = match opts.emit {
         Emit::Obj if Arch::of_host() == Some(opts.target.arch()) => {
             Some(find_runtime_archive(opts.runtime_dir.as_deref())?)
+        }
+        Emit::Obj => {
+            art.warnings.push(format!(
+                "no {RUNTIME_ARCHIVE} was placed next to the object: the installed runtime is \
+                 built for this machine, not for {arch}; build one for the target with \
+                 `cargo build -p kiln-runtime-c --profile runtime-release --target {triple}`",
+                arch = opts.target.arch().name(),
+                triple = opts.target.triple()
+            ));
+            None
         }
         _ => None,
     };
@@ -731,43 +743,69 @@ fn find_compiler_builtins(target: &Target) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// Finds `libkiln_runtime.a`: in `dir` when given, else in
-/// `$KILN_RUNTIME_DIR`, else next to the running program (`<exe dir>`,
-/// `<exe dir>/../lib`, `<exe dir>/kiln-c/lib`, `<exe dir>/../kiln-c/lib`, the
-/// last two being where `runtime/scripts/build-c-lib.sh` puts it in a
-/// cargo target directory).
-pub fn find_runtime_archive(dir: Option<&Path>) -> Result<PathBuf> {
-    let mut candidates: Vec<PathBuf> = Vec::new();
-    if let Some(dir) = dir {
-        candidates.push(dir.join(RUNTIME_ARCHIVE));
-    } else {
-        if let Some(dir) = std::env::var_os("KILN_RUNTIME_DIR") {
-            candidates.push(PathBuf::from(dir).join(RUNTIME_ARCHIVE));
-        }
-        if let Some(exe_dir) = std::env::current_exe()
-            .ok()
-            .and_then(|e| e.parent().map(Path::to_path_buf))
-        {
-            for rel in [
-                ".",
-                "../lib",
-                "kiln-c/lib",
-                "../kiln-c/lib",
-                "../../kiln-c/lib",
-            ] {
-                candidates.push(exe_dir.join(rel).join(RUNTIME_ARCHIVE));
-            }
+/// The directories searched for the installed runtime (`libkiln_runtime.a`,
+/// `libkiln_runtime.so`), in order: `$KILN_RUNTIME_DIR`, then next to the
+/// running program: `<exe dir>/../lib` (an installed prefix, see
+/// `scripts/install.sh`), `<exe dir>/../kiln-c/lib` and
+/// `<exe dir>/kiln-c/lib` (where `runtime/scripts/build-c-lib.sh` puts it in
+/// a cargo target directory), `<exe dir>/../../kiln-c/lib` (test binaries in
+/// `deps/`), `<exe dir>`.
+pub fn runtime_search_dirs() -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    if let Some(dir) = std::env::var_os("KILN_RUNTIME_DIR") {
+        dirs.push(PathBuf::from(dir));
+    }
+    if let Some(exe_dir) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_path_buf))
+    {
+        for rel in [
+            "../lib",
+            "../kiln-c/lib",
+            "kiln-c/lib",
+            "../../kiln-c/lib",
+            ".",
+        ] {
+            dirs.push(exe_dir.join(rel));
         }
     }
-    candidates.iter().find(|p| p.is_file()).cloned().ok_or_else(|| {
-        DriverError::Invalid(format!(
-            "{RUNTIME_ARCHIVE} not found (looked at {}); build it with runtime/scripts/build-c-lib.sh \
-             and set KILN_RUNTIME_DIR to its lib/ directory",
-            candidates
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))
-    })
+    dirs
+}
+
+/// The first of [`runtime_search_dirs`] holding `libkiln_runtime.a`.
+pub fn find_runtime_dir() -> Result<PathBuf> {
+    let dirs = runtime_search_dirs();
+    dirs.iter()
+        .find(|d| d.join(RUNTIME_ARCHIVE).is_file())
+        .map(|d| std::fs::canonicalize(d).unwrap_or_else(|_| d.clone()))
+        .ok_or_else(|| {
+            DriverError::Invalid(format!(
+                "{RUNTIME_ARCHIVE} not found (looked in {}); install Kiln with scripts/install.sh \
+                 --prefix DIR, or build the runtime with runtime/scripts/build-c-lib.sh, or set \
+                 KILN_RUNTIME_DIR to the folder holding it",
+                dirs.iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })
+}
+
+/// Finds `libkiln_runtime.a`: in `dir` when given, else in the first of
+/// [`runtime_search_dirs`] that has it.
+pub fn find_runtime_archive(dir: Option<&Path>) -> Result<PathBuf> {
+    match dir {
+        Some(dir) => {
+            let p = dir.join(RUNTIME_ARCHIVE);
+            if p.is_file() {
+                Ok(p)
+            } else {
+                Err(DriverError::Invalid(format!(
+                    "{RUNTIME_ARCHIVE} not found in --runtime-dir {}",
+                    dir.display()
+                )))
+            }
+        }
+        None => Ok(find_runtime_dir()?.join(RUNTIME_ARCHIVE)),
+    }
 }

@@ -34,7 +34,7 @@ pub use compile::{
 pub use error::{DriverError, ErrorKind, Result};
 /// The code generator's target and optimisation level, re-exported so that
 /// the CLI needs no dependency on kiln-codegen.
-pub use kiln_codegen::{OptLevel, Target};
+pub use kiln_codegen::{cpu_names, enabled_features, llvm_version, Arch, OptLevel, Target};
 pub use load::{load, parse_input_shape, LoadOptions};
 pub use session::{
     bench, BenchOptions, BenchResult, Prepared, Session, SessionOptions, TensorSpec,

@@ -16,7 +16,6 @@ use crate::cmd::import::InputShapeArgs;
 use crate::error::{CliError, ExitClass};
 use clap::{Args, ValueEnum};
 use kiln_driver::{CompileOptions, DriverError, Emit, ErrorKind, LoadOptions, WeightsMode};
-use std::io::Write;
 use std::path::PathBuf;
 
 /// `--emit` values.
@@ -107,7 +106,17 @@ impl TargetArgs {
 #[derive(Debug, Args)]
 pub struct CompileArgs {
     /// The model (.onnx or .kir).
-    pub model: PathBuf,
+    #[arg(required_unless_present_any = ["print_targets", "print_cpus"])]
+    pub model: Option<PathBuf>,
+
+    /// List the targets (architectures, triples, default CPUs), then exit.
+    #[arg(long)]
+    pub print_targets: bool,
+
+    /// List the CPU names LLVM accepts for --target (default: this
+    /// machine's architecture), then exit.
+    #[arg(long)]
+    pub print_cpus: bool,
 
     /// Output file (required for obj and lib; text stages go to stdout
     /// when absent or `-`).
@@ -188,8 +197,76 @@ pub fn load_options(shapes: &InputShapeArgs) -> Result<LoadOptions, CliError> {
     })
 }
 
+/// `--print-targets`: one line per architecture.
+fn print_targets() -> String {
+    let mut s = String::from("Targets (--target):\n");
+    for arch in kiln_driver::Arch::ALL {
+        let generic = kiln_driver::Target::generic(arch);
+        let deploy = kiln_driver::Target::deploy(arch);
+        let kind = if arch.is_gpu() {
+            "GPU, MLIR stages only"
+        } else {
+            "CPU"
+        };
+        s.push_str(&format!(
+            "  {:<8} {:<28} default --cpu {:<10} ({kind}){}\n",
+            arch.name(),
+            generic.triple(),
+            deploy.cpu(),
+            if kiln_driver::Arch::of_host() == Some(arch) {
+                ", this machine"
+            } else {
+                ""
+            }
+        ));
+    }
+    s.push_str(
+        "Also: host/native (this machine's exact CPU), x86-64, x86-64-v2, x86-64-v3, x86-64-v4.\n",
+    );
+    s
+}
+
+/// `--print-cpus`: the CPU names of the chosen architecture.
+fn print_cpus(target: &TargetArgs) -> Result<String, CliError> {
+    let t = match target.target.as_deref() {
+        None | Some("host" | "native") => {
+            kiln_driver::Target::host().map_err(|e| driver_error(e.into()))?
+        }
+        Some(t) => kiln_driver::Target::parse(t).map_err(|e| driver_error(e.into()))?,
+    };
+    let names = kiln_driver::cpu_names(&t).map_err(|e| driver_error(e.into()))?;
+    let mut s = format!(
+        "CPUs for {} (--cpu):\n  native (this machine",
+        t.arch().name()
+    );
+    if kiln_driver::Arch::of_host() == Some(t.arch()) {
+        s.push_str(&format!(
+            ": {}",
+            kiln_driver::Target::host()
+                .map_err(|e| driver_error(e.into()))?
+                .cpu()
+        ));
+    }
+    s.push_str(")\n");
+    for n in names {
+        s.push_str(&format!("  {n}\n"));
+    }
+    Ok(s)
+}
+
 /// Runs `kiln compile`.
 pub fn run(args: CompileArgs) -> Result<(), CliError> {
+    if args.print_targets || args.print_cpus {
+        let text = if args.print_targets {
+            print_targets()
+        } else {
+            print_cpus(&args.target)?
+        };
+        return crate::io::write_output(None, text.as_bytes());
+    }
+    let Some(model) = args.model.clone() else {
+        return Err(CliError::new(ExitClass::Invalid, "no model file given"));
+    };
     let emit = Emit::from(args.emit);
     let output = args.output.filter(|o| o.as_os_str() != "-");
     if output.is_none() && !emit.is_text() {
@@ -204,7 +281,7 @@ pub fn run(args: CompileArgs) -> Result<(), CliError> {
     // Frozen inputs are given to the loader so that ONNX control flow
     // depending on them is expanded while importing.
     load.input_values = frozen.clone();
-    let graph = kiln_driver::load(&args.model, &load).map_err(driver_error)?;
+    let graph = kiln_driver::load(&model, &load).map_err(driver_error)?;
     if !frozen.is_empty() {
         let names: Vec<&str> = frozen.iter().map(|t| t.name.as_str()).collect();
         tracing::info!(inputs = %names.join(", "), "froze inputs into constants");
@@ -218,16 +295,17 @@ pub fn run(args: CompileArgs) -> Result<(), CliError> {
         WeightsArg::Embedded => WeightsMode::Embedded,
         WeightsArg::External => WeightsMode::External,
     };
-    tracing::info!(model = %args.model.display(), target = %opts.target, "compile");
+    tracing::info!(model = %model.display(), target = %opts.target, "compile");
     let artifacts = kiln_driver::compile(graph, &opts).map_err(driver_error)?;
     if args.time {
         eprint!("{}", artifacts.timing_table());
     }
+    for w in &artifacts.warnings {
+        eprintln!("kiln: warning: {w}");
+    }
     if let Some(text) = artifacts.text {
-        let mut out = std::io::stdout().lock();
-        out.write_all(&text)
-            .and_then(|()| out.flush())
-            .map_err(|e| CliError::io("write to stdout", &e))?;
+        // A reader that stops early (`| head`) is not an error.
+        crate::io::write_output(None, &text)?;
     }
     for f in &artifacts.files {
         tracing::info!(file = %f.display(), "wrote");
