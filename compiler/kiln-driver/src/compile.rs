@@ -254,8 +254,21 @@ pub fn compile(mut graph: Graph, opts: &CompileOptions) -> Result<Artifacts> {
         optimize(&mut graph, &opts.pipeline)
     })?;
     if opts.emit == Emit::Kir {
-        let text = kiln_ir::text::print(&graph);
-        return finish_text(art, opts, text.into_bytes());
+        return match opts.output.as_deref().filter(|p| p.as_os_str() != "-") {
+            // A file gets its weights beside it, so that it compiles again.
+            Some(path) => {
+                art.files = crate::kirfile::write_kir(
+                    &graph,
+                    path,
+                    kiln_ir::text::PrintOptions::default().inline_limit,
+                )?;
+                Ok(art)
+            }
+            None => {
+                let text = kiln_ir::text::print(&graph);
+                finish_text(art, opts, text.into_bytes())
+            }
+        };
     }
     if let Some(list) = dynamic_inputs(&graph) {
         // An example flag for the first dynamic input: its static extents

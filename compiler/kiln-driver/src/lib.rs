@@ -22,6 +22,7 @@
 pub mod artifact;
 pub mod compile;
 mod error;
+pub mod kirfile;
 pub mod load;
 pub mod session;
 pub mod specialize;
@@ -35,7 +36,8 @@ pub use error::{DriverError, ErrorKind, Result};
 /// The code generator's target and optimisation level, re-exported so that
 /// the CLI needs no dependency on kiln-codegen.
 pub use kiln_codegen::{cpu_names, enabled_features, llvm_version, Arch, OptLevel, Target};
-pub use load::{load, parse_input_shape, LoadOptions};
+pub use kirfile::write_kir;
+pub use load::{load, load_with_deps, parse_input_shape, LoadOptions};
 pub use session::{
     bench, BenchOptions, BenchResult, Prepared, Session, SessionOptions, TensorSpec,
 };

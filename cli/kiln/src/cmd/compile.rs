@@ -152,6 +152,12 @@ pub struct CompileArgs {
     #[arg(long)]
     pub time: bool,
 
+    /// Write a Make-syntax depfile: the output depends on the model, its
+    /// external-data or .kir weight files and --freeze-input files (for
+    /// Ninja, CMake's DEPFILE, cargo:rerun-if-changed).
+    #[arg(long, value_name = "FILE")]
+    pub depfile: Option<PathBuf>,
+
     /// Symbol prefix and header name: the artifact defines NAME_artifact()
     /// and its header is NAME.h, so several models link into one program.
     #[arg(long, value_name = "NAME")]
@@ -254,6 +260,33 @@ fn print_cpus(target: &TargetArgs) -> Result<String, CliError> {
     Ok(s)
 }
 
+/// Escapes a path for a Make rule (GNU make and Ninja read the same).
+fn make_escape(p: &std::path::Path) -> String {
+    let mut out = String::new();
+    for c in p.to_string_lossy().chars() {
+        match c {
+            ' ' | '#' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '$' => out.push_str("$$"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// `target: dep dep ...` in Make syntax, one dependency per line.
+pub fn make_depfile(target: &std::path::Path, deps: &[PathBuf]) -> String {
+    let mut s = format!("{}:", make_escape(target));
+    for d in deps {
+        s.push_str(" \\\n  ");
+        s.push_str(&make_escape(d));
+    }
+    s.push('\n');
+    s
+}
+
 /// Runs `kiln compile`.
 pub fn run(args: CompileArgs) -> Result<(), CliError> {
     if args.print_targets || args.print_cpus {
@@ -281,7 +314,12 @@ pub fn run(args: CompileArgs) -> Result<(), CliError> {
     // Frozen inputs are given to the loader so that ONNX control flow
     // depending on them is expanded while importing.
     load.input_values = frozen.clone();
-    let graph = kiln_driver::load(&model, &load).map_err(driver_error)?;
+    let (graph, mut deps) = kiln_driver::load_with_deps(&model, &load).map_err(driver_error)?;
+    deps.extend(
+        args.freeze_inputs
+            .iter()
+            .filter_map(|s| s.split_once('=').map(|(_, p)| PathBuf::from(p))),
+    );
     if !frozen.is_empty() {
         let names: Vec<&str> = frozen.iter().map(|t| t.name.as_str()).collect();
         tracing::info!(inputs = %names.join(", "), "froze inputs into constants");
@@ -296,7 +334,17 @@ pub fn run(args: CompileArgs) -> Result<(), CliError> {
         WeightsArg::External => WeightsMode::External,
     };
     tracing::info!(model = %model.display(), target = %opts.target, "compile");
+    let main_output = opts.output.clone();
     let artifacts = kiln_driver::compile(graph, &opts).map_err(driver_error)?;
+    if let Some(depfile) = &args.depfile {
+        let Some(target) = main_output else {
+            return Err(CliError::new(
+                ExitClass::Invalid,
+                "--depfile needs an output file (-o)",
+            ));
+        };
+        crate::io::write_output(Some(depfile), make_depfile(&target, &deps).as_bytes())?;
+    }
     if args.time {
         eprint!("{}", artifacts.timing_table());
     }
