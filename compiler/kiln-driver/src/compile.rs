@@ -105,6 +105,10 @@ pub struct CompileOptions {
     /// Directory holding `libkiln_runtime.a` (for `--emit=obj`); searched
     /// for when absent (see [`find_runtime_archive`]).
     pub runtime_dir: Option<PathBuf>,
+    /// Whether `--emit=obj` puts `kiln.h` and `libkiln_runtime.a` next to the
+    /// object (off for build systems that link the installed runtime or the
+    /// Rust runtime crate).
+    pub copy_runtime: bool,
     /// `--name`: the symbol prefix (`<name>_artifact`) and header name
     /// (`<name>.h`); `None` keeps `kiln_artifact` and `<output stem>.h`.
     pub name: Option<String>,
@@ -121,6 +125,7 @@ impl CompileOptions {
             output,
             pipeline: Pipeline::default_pipeline(),
             runtime_dir: None,
+            copy_runtime: true,
             name: None,
         }
     }
@@ -453,6 +458,7 @@ fn build_artifact(
     // The runtime archive is built for this machine: it ships only with
     // objects for this machine's architecture.
     let runtime_archive = match opts.emit {
+        Emit::Obj if !opts.copy_runtime => None,
         Emit::Obj if Arch::of_host() == Some(opts.target.arch()) => {
             Some(find_runtime_archive(opts.runtime_dir.as_deref())?)
         }
@@ -642,8 +648,10 @@ fn build_artifact(
                 .parent()
                 .filter(|p| !p.as_os_str().is_empty())
                 .unwrap_or(Path::new("."));
-            write_file(&stage.path("kiln.h"), KILN_H.as_bytes())?;
-            moves.push((stage.path("kiln.h"), dir.join("kiln.h")));
+            if opts.copy_runtime {
+                write_file(&stage.path("kiln.h"), KILN_H.as_bytes())?;
+                moves.push((stage.path("kiln.h"), dir.join("kiln.h")));
+            }
             if let Some(archive) = runtime_archive {
                 let staged = stage.path(RUNTIME_ARCHIVE);
                 std::fs::copy(&archive, &staged)

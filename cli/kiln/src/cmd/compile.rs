@@ -152,6 +152,11 @@ pub struct CompileArgs {
     #[arg(long)]
     pub time: bool,
 
+    /// With --emit=obj: do not put kiln.h and libkiln_runtime.a next to the
+    /// object (the program links an installed runtime, see `kiln config`).
+    #[arg(long)]
+    pub no_runtime: bool,
+
     /// Write a Make-syntax depfile: the output depends on the model, its
     /// external-data or .kir weight files and --freeze-input files (for
     /// Ninja, CMake's DEPFILE, cargo:rerun-if-changed).
@@ -329,6 +334,7 @@ pub fn run(args: CompileArgs) -> Result<(), CliError> {
     opts.opt_level = args.target.opt_level();
     opts.runtime_dir = args.runtime_dir;
     opts.name = args.name;
+    opts.copy_runtime = !args.no_runtime;
     opts.weights = match args.weights {
         WeightsArg::Embedded => WeightsMode::Embedded,
         WeightsArg::External => WeightsMode::External,
