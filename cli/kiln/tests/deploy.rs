@@ -412,3 +412,49 @@ fn header_names_never_overwrite_kiln_h() {
     ]);
     assert_eq!(code(&bad), 2, "{}", stderr(&bad));
 }
+
+#[test]
+fn file_system_errors_exit_2_with_plain_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let so = dir.path().join("m.so");
+    ok(compile(&[s(&model("mlp")), "-o", s(&so), "--cpu=native"]));
+    let o = run_mlp(&so, &file);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    let c = compile(&[s(&model("mlp")), "-o", s(&file.join("x.so"))]);
+    assert_eq!(code(&c), 2, "{}", stderr(&c));
+    for e in [stderr(&o), stderr(&c)] {
+        assert!(e.contains("a-file") && !e.contains(".kiln-"), "{e}");
+    }
+    // Outputs appear whole, with the usual permissions, and nothing else.
+    let out = dir.path().join("out");
+    ok(run_mlp(&so, &out));
+    let names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["probs.npy"]);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(out.join("probs.npy"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_ne!(mode & 0o044, 0, "{mode:o}");
+}
+
+#[test]
+fn a_closed_pipe_on_a_text_stage_is_not_an_error() {
+    use std::io::Read;
+    let mut child = kiln()
+        .args(["compile", s(&model("mlp")), "--emit=llvm"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 16];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    // stdout is dropped (closed) here, like `| head -c 16`.
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+}

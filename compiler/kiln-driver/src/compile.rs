@@ -384,10 +384,25 @@ impl Staging {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
         };
+        // Checked first, so the message names the user's folder rather than
+        // a temporary path.
+        if !parent.is_dir() {
+            return Err(DriverError::Invalid(format!(
+                "cannot write {}: {} is not an existing folder",
+                output.display(),
+                parent.display()
+            )));
+        }
         let dir = tempfile::Builder::new()
             .prefix(".kiln-build-")
             .tempdir_in(parent)
-            .map_err(|e| DriverError::io("create a temporary directory in", parent, e))?;
+            .map_err(|e| {
+                DriverError::io(
+                    "create a temporary directory in",
+                    parent,
+                    std::io::Error::new(e.kind(), e.kind().to_string()),
+                )
+            })?;
         Ok(Staging { dir })
     }
 

@@ -151,17 +151,26 @@ fn interp_kind(e: &kiln_interp::InterpError) -> ErrorKind {
     }
 }
 
-/// Disk-full and out-of-memory are resource limits; a missing or unreadable
-/// file is the user's input; anything else is the environment's fault.
+/// Disk-full and out-of-memory are resource limits; a path the user gave
+/// that is missing, unreadable, unwritable or of the wrong kind (a file
+/// where a folder is needed, or the reverse) is the user's input (exit 2);
+/// anything else is the environment's fault.
 fn io_kind(e: &std::io::Error) -> ErrorKind {
     use std::io::ErrorKind as K;
     match e.kind() {
         K::OutOfMemory | K::StorageFull | K::QuotaExceeded | K::FileTooLarge => {
             ErrorKind::ResourceLimit
         }
-        K::NotFound | K::PermissionDenied | K::InvalidData | K::IsADirectory => {
-            ErrorKind::InvalidInput
-        }
+        K::NotFound
+        | K::PermissionDenied
+        | K::InvalidData
+        | K::IsADirectory
+        | K::NotADirectory
+        | K::AlreadyExists
+        | K::ReadOnlyFilesystem
+        | K::InvalidFilename
+        | K::DirectoryNotEmpty
+        | K::InvalidInput => ErrorKind::InvalidInput,
         _ => ErrorKind::Internal,
     }
 }
