@@ -2,13 +2,11 @@
 //! `prost-build`.
 //!
 //! ```no_run
-//! // build.rs
-//! fn main() {
-//!     kiln_build::Config::new()
-//!         .model("models/mlp.onnx", "mlp")
-//!         .compile()
-//!         .unwrap();
-//! }
+//! // build.rs, inside `fn main()`:
+//! kiln_build::Config::new()
+//!     .model("models/mlp.onnx", "mlp")
+//!     .compile()
+//!     .unwrap();
 //! // src/main.rs
 //! // mod mlp { include!(concat!(env!("OUT_DIR"), "/mlp.rs")); }
 //! // let model = mlp::Model::new()?;
