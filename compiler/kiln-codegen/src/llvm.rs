@@ -73,6 +73,8 @@ pub enum LlvmOutput {
 /// Creates an LLVM target machine for `target`, registering its back end first.
 pub fn target_machine(target: &Target, opt: OptLevel) -> Result<TargetMachine> {
     target.initialize_llvm();
+    // Checked first: LLVM itself only warns on stderr and falls back.
+    target.validate()?;
     let error = |message: String| CodegenError::TargetMachine {
         triple: target.triple().to_owned(),
         cpu: target.cpu().to_owned(),
