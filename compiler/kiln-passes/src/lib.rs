@@ -13,6 +13,8 @@
 //!   reports the IR after each pass to a callback;
 //! - [`rewrite`]: the one policy for replacing a value, which keeps graph
 //!   output names and types stable;
+//! - [`pattern`]: read-only matching helpers (producers, users, constant
+//!   values) that the recognition and fusion passes decide with;
 //! - `passes/`: one file per pass.
 //!
 //! Invariants:
@@ -27,6 +29,7 @@
 pub mod manager;
 pub mod pass;
 pub mod passes;
+pub mod pattern;
 pub mod pipeline;
 pub mod registry;
 pub mod rewrite;

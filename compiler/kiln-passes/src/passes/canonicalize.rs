@@ -45,6 +45,7 @@
 
 use crate::pass::{Pass, PassError, PassOptions, PassStats};
 use crate::passes::dce;
+use crate::pattern::perm_of;
 use crate::registry::PassInfo;
 use crate::rewrite::{self, plan_replace, How, Replacement};
 use kiln_ir::{
@@ -189,18 +190,6 @@ fn idempotent(cx: &Ctx<'_>, n: usize) -> Option<Rewrite> {
         replace(cx, n, y, a)
     } else {
         None
-    }
-}
-
-/// A transpose's permutation (absent means reversing the dims).
-fn perm_of(node: &Node, rank: usize) -> Option<Vec<usize>> {
-    match node.attrs.get("perm") {
-        None => Some((0..rank).rev().collect()),
-        Some(Attr::Ints(p)) if p.len() == rank => p
-            .iter()
-            .map(|&i| usize::try_from(i).ok().filter(|&i| i < rank))
-            .collect(),
-        _ => None,
     }
 }
 
