@@ -3,7 +3,9 @@
 //! here (and a lit test `lit-tests/passes/<name>.kir`).
 
 use crate::pass::Pass;
-use crate::passes::{canonicalize, cse, dce, fold_constants, recognize_attention, shape_inference};
+use crate::passes::{
+    canonicalize, cse, dce, fold_constants, recognize_attention, recognize_norms, shape_inference,
+};
 
 /// A registry entry.
 #[derive(Clone, Copy)]
@@ -37,6 +39,7 @@ pub const PASSES: &[PassInfo] = &[
     dce::INFO,
     fold_constants::INFO,
     recognize_attention::INFO,
+    recognize_norms::INFO,
     shape_inference::INFO,
 ];
 

@@ -238,12 +238,18 @@ pub fn apply_recipe(g: &mut Graph, recipe: Recipe) -> usize {
         made.push(outs);
     }
     for (old, new) in recipe.replace {
+        let fresh = matches!(new, Val::New { .. });
         let new = resolve(&made, new);
         let node = g.nodes.iter().position(|n| n.outputs.contains(&old));
         // The planner's guarantees make this a plain redirect or a rename;
         // the general policy still covers an existing interface value.
         if let Some(r) = node.and_then(|n| plan_replace(g, n, old, new)) {
             apply(g, r);
+            if fresh && r.how == How::Uses {
+                // A new value takes the name of the one it replaces, so the
+                // printed graph keeps the names people know (ONNX names).
+                g.swap_value_names(old, new);
+            }
         }
     }
     count

@@ -6,6 +6,7 @@ pub mod cse;
 pub mod dce;
 pub mod fold_constants;
 pub mod recognize_attention;
+pub mod recognize_norms;
 pub mod shape_inference;
 
 #[cfg(test)]
