@@ -231,6 +231,7 @@ pub fn infer(
         consts: &consts,
         num_outputs,
         weight_ty: None,
+        body: None,
     };
     (op.def().infer)(&ctx).ok()
 }

@@ -145,6 +145,8 @@ pub struct NewNode {
     pub results: Vec<(String, TensorType)>,
     /// The weight of a new `nn.constant`.
     pub weight: Option<Weight>,
+    /// The body of a new `nn.fused`.
+    pub body: Option<Box<Graph>>,
 }
 
 impl NewNode {
@@ -156,6 +158,7 @@ impl NewNode {
             attrs,
             results: vec![(name.to_string(), ty)],
             weight: None,
+            body: None,
         }
     }
 
@@ -167,6 +170,7 @@ impl NewNode {
             attrs: Attrs::new(),
             results: vec![(name.to_string(), weight.ty.clone())],
             weight: Some(weight),
+            body: None,
         }
     }
 }
@@ -233,7 +237,8 @@ pub fn apply_recipe(g: &mut Graph, recipe: Recipe) -> usize {
             .map(|v| v.map(|v| resolve(&made, v)))
             .collect();
         let outs = g.add_node(n.op, inputs, attrs, n.results);
-        let node = g.nodes.pop().expect("just added");
+        let mut node = g.nodes.pop().expect("just added");
+        node.body = n.body;
         g.nodes.insert(recipe.at + i, node);
         made.push(outs);
     }

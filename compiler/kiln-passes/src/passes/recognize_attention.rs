@@ -693,6 +693,7 @@ pub fn plan(m: &Matcher<'_>, n: usize, opts: &Options) -> Option<Recipe> {
         attrs,
         results: vec![(base.to_string(), out_ty)],
         weight: None,
+        body: None,
     });
     r.replace.push((root_value, a));
     Some(r)
