@@ -64,6 +64,20 @@ pub enum PassError {
     },
 }
 
+/// Implements [`Pass::name`] and [`Pass::summary`] inside an `impl Pass`
+/// from the pass module's registry entry `INFO`, so they cannot disagree.
+macro_rules! pass_info {
+    () => {
+        fn name(&self) -> &'static str {
+            INFO.name
+        }
+        fn summary(&self) -> &'static str {
+            INFO.summary
+        }
+    };
+}
+pub(crate) use pass_info;
+
 /// A graph-to-graph transformation.
 ///
 /// Preconditions: the graph verifies. Postconditions: the graph verifies and

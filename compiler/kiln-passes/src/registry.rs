@@ -5,6 +5,7 @@
 use crate::pass::Pass;
 use crate::passes::{
     canonicalize, cse, dce, fold_constants, recognize_attention, recognize_norms, shape_inference,
+    sink_transposes,
 };
 
 /// A registry entry.
@@ -41,6 +42,7 @@ pub const PASSES: &[PassInfo] = &[
     recognize_attention::INFO,
     recognize_norms::INFO,
     shape_inference::INFO,
+    sink_transposes::INFO,
 ];
 
 /// Looks a pass up by name.

@@ -20,6 +20,7 @@
 //! Deciding ([`plan_replace`]) is separate from rewriting ([`apply`]);
 //! [`apply`] cannot fail.
 
+use crate::pattern::Matcher;
 use kiln_ir::{Attrs, Graph, OpKind, TensorType, ValueId, Weight};
 
 /// How a planned replacement is carried out.
@@ -258,6 +259,52 @@ pub fn apply_recipe(g: &mut Graph, recipe: Recipe) -> usize {
         }
     }
     count
+}
+
+/// Which way [`sweep`] visits nodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// First to last: a rewrite's result is visited again as an operand of
+    /// later nodes in the same sweep.
+    Forward,
+    /// Last to first: a pattern ending at the outermost node matches
+    /// before its inner parts could.
+    Backward,
+}
+
+/// Visits every node once in `direction`, asking `plan` for a recipe at
+/// each and applying it; the [`Matcher`] is rebuilt only after a rewrite.
+/// A recipe must insert at or before its node (`at <= node`). Returns the
+/// number of recipes applied; dead nodes are left for dce.
+pub fn sweep(
+    g: &mut Graph,
+    direction: Direction,
+    mut plan: impl FnMut(&Matcher<'_>, usize) -> Option<Recipe>,
+) -> usize {
+    let mut applied = 0;
+    let mut next = match direction {
+        Direction::Forward => Some(0),
+        Direction::Backward => g.nodes.len().checked_sub(1),
+    };
+    while let Some(start) = next {
+        let found = {
+            let m = Matcher::new(g);
+            match direction {
+                Direction::Forward => (start..g.nodes.len()).find_map(|n| plan(&m, n)),
+                Direction::Backward => (0..=start).rev().find_map(|n| plan(&m, n)),
+            }
+        };
+        let Some(r) = found else { break };
+        let at = r.at;
+        let inserted = apply_recipe(g, r);
+        applied += 1;
+        next = match direction {
+            // Skip the new nodes and the replaced one.
+            Direction::Forward => Some(at + inserted + 1),
+            Direction::Backward => at.checked_sub(1),
+        };
+    }
+    applied
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@
 //! Replacing a graph output follows [`crate::rewrite`]; merged nodes are
 //! left dead for `dce`.
 
-use crate::pass::{Pass, PassError, PassOptions, PassStats};
+use crate::pass::{pass_info, Pass, PassError, PassOptions, PassStats};
 use crate::registry::PassInfo;
 use crate::rewrite::{self, How};
 use kiln_ir::graph::fingerprint;
@@ -93,12 +93,7 @@ fn same_constant_bytes(g: &Graph, a: &Node, b: &Node) -> bool {
 }
 
 impl Pass for Cse {
-    fn name(&self) -> &'static str {
-        INFO.name
-    }
-    fn summary(&self) -> &'static str {
-        INFO.summary
-    }
+    pass_info!();
     fn run(&self, g: &mut Graph, _opts: &PassOptions) -> Result<PassStats, PassError> {
         let mut rewrites = 0;
         // Operands are canonicalized through `remap` as the walk goes, so a

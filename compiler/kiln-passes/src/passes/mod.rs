@@ -8,6 +8,7 @@ pub mod fold_constants;
 pub mod recognize_attention;
 pub mod recognize_norms;
 pub mod shape_inference;
+pub mod sink_transposes;
 
 #[cfg(test)]
 pub(crate) mod testutil;

@@ -44,11 +44,11 @@
 //! Preconditions: a verified graph; shape-inference has run (dims must be
 //! known to match). Graph outputs keep their names and types.
 
-use crate::pass::{Pass, PassError, PassOptions, PassStats};
+use crate::pass::{pass_info, Pass, PassError, PassOptions, PassStats};
 use crate::passes::dce;
 use crate::pattern::{self, Matcher};
 use crate::registry::PassInfo;
-use crate::rewrite::{apply_recipe, NewNode, Recipe, Val};
+use crate::rewrite::{sweep, Direction, NewNode, Recipe, Val};
 use kiln_interp::Tensor;
 use kiln_ir::WeightData;
 use kiln_ir::{Attr, Attrs, Blob, DType, Dim, Graph, OpKind, TensorType, ValueId, Weight};
@@ -91,25 +91,9 @@ pub struct RecognizeAttention {
 }
 
 impl Pass for RecognizeAttention {
-    fn name(&self) -> &'static str {
-        INFO.name
-    }
-    fn summary(&self) -> &'static str {
-        INFO.summary
-    }
+    pass_info!();
     fn run(&self, g: &mut Graph, _opts: &PassOptions) -> Result<PassStats, PassError> {
-        let mut rewrites = 0;
-        let mut n = 0;
-        while n < g.nodes.len() {
-            let recipe = plan(&Matcher::new(g), n, &self.options);
-            match recipe {
-                Some(r) => {
-                    n = r.at + apply_recipe(g, r) + 1;
-                    rewrites += 1;
-                }
-                None => n += 1,
-            }
-        }
+        let rewrites = sweep(g, Direction::Forward, |m, n| plan(m, n, &self.options));
         if rewrites > 0 {
             dce::eliminate(g);
         }

@@ -39,11 +39,11 @@
 //! Preconditions: a verified graph with types as inference gives them.
 //! Graph outputs keep their names and types.
 
-use crate::pass::{Pass, PassError, PassOptions, PassStats};
+use crate::pass::{pass_info, Pass, PassError, PassOptions, PassStats};
 use crate::passes::dce;
 use crate::pattern::{self, Matcher};
 use crate::registry::PassInfo;
-use crate::rewrite::{apply_recipe, NewNode, Recipe, Val};
+use crate::rewrite::{sweep, Direction, NewNode, Recipe, Val};
 use kiln_interp::Tensor;
 use kiln_ir::{Attr, Attrs, Blob, DType, Graph, OpKind, TensorType, ValueId, Weight, WeightData};
 use std::collections::HashSet;
@@ -98,26 +98,14 @@ pub struct RecognizeNorms {
 }
 
 impl Pass for RecognizeNorms {
-    fn name(&self) -> &'static str {
-        INFO.name
-    }
-    fn summary(&self) -> &'static str {
-        INFO.summary
-    }
+    pass_info!();
     fn run(&self, g: &mut Graph, _opts: &PassOptions) -> Result<PassStats, PassError> {
-        let mut rewrites = 0;
-        // Last to first: a match ends at its outermost node, and a recipe
-        // only inserts at its root, so the nodes before it keep their
-        // indices.
-        let mut n = g.nodes.len();
-        while n > 0 {
-            n -= 1;
-            if let Some((name, r)) = plan(&Matcher::new(g), n, &self.options) {
-                tracing::trace!(pattern = name, node = n, "recognized");
-                apply_recipe(g, r);
-                rewrites += 1;
-            }
-        }
+        // Last to first: a match ends at its outermost node.
+        let rewrites = sweep(g, Direction::Backward, |m, n| {
+            let (name, r) = plan(m, n, &self.options)?;
+            tracing::trace!(pattern = name, node = n, "recognized");
+            Some(r)
+        });
         if rewrites > 0 {
             dce::eliminate(g);
         }

@@ -3,7 +3,7 @@
 //! after on random inputs, and the near misses that must stay.
 
 use super::*;
-use crate::passes::testutil::{check_pass, count, graph, run};
+use crate::passes::testutil::{check_pass, count, graph, ops, run};
 use kiln_ir::text::print;
 
 /// Scalar f32 weights `@name = value` and their constants, then a graph
@@ -36,14 +36,6 @@ fn g(
     }
     s += &format!("graph @t({inputs}) -> ({out}) {{\n{defs}{body}  return %y\n}}\n");
     s
-}
-
-fn ops(g: &Graph) -> Vec<OpKind> {
-    g.nodes
-        .iter()
-        .map(|n| n.op)
-        .filter(|&op| op != OpKind::Constant)
-        .collect()
 }
 
 const T: &str = "tensor<2x3x8xf32>";

@@ -32,6 +32,15 @@ pub fn run(pass: &dyn Pass, src: &str) -> (String, PassStats) {
     (print(&g), stats)
 }
 
+/// The ops of `g`'s nodes, constants left out.
+pub fn ops(g: &Graph) -> Vec<OpKind> {
+    g.nodes
+        .iter()
+        .map(|n| n.op)
+        .filter(|&op| op != OpKind::Constant)
+        .collect()
+}
+
 /// Number of nodes of op `op` in `g`.
 pub fn count(g: &Graph, op: OpKind) -> usize {
     g.nodes.iter().filter(|n| n.op == op).count()
