@@ -44,13 +44,70 @@ const DEFAULT: &[&str] = &[
     "dce",
 ];
 
+/// `-O1`: the cleanup of `default`, then what a model's ops mean rather
+/// than how an exporter spelled them. Target-independent; no fusion.
+const O1: &[&str] = &[
+    // The default pipeline first: static types, folded shape computations
+    // and canonical forms are what the recognizers match on.
+    "shape-inference",
+    "fold-constants",
+    "shape-inference",
+    "canonicalize",
+    "cse",
+    "dce",
+    // Before recognize-attention: a spelled-out softmax inside an attention
+    // block becomes nn.softmax, which the attention pattern expects.
+    "recognize-norms",
+    // After the norms; takes the head-split transposes with it.
+    "recognize-attention",
+    // Brings the transposes that remain together and cancels them.
+    "sink-transposes",
+    // Rewrites leave duplicates (equal constants) and dead nodes.
+    "cse",
+    "dce",
+];
+
+/// `-O2`: `-O1` plus fusion into kernels.
+const O2: &[&str] = O1;
+
+/// `-O3`: `-O2` plus layouts, packed weights and a memory plan.
+const O3: &[&str] = O2;
+
 /// Every named pipeline.
-pub const NAMED: &[NamedPipeline] = &[NamedPipeline {
-    name: "default",
-    summary:
-        "Graph cleanup before lowering: refine types, fold constants, simplify, merge duplicates, remove dead code",
-    passes: DEFAULT,
-}];
+pub const NAMED: &[NamedPipeline] = &[
+    NamedPipeline {
+        name: "default",
+        summary: "Graph cleanup before lowering: refine types, fold constants, simplify, merge duplicates, remove dead code",
+        passes: DEFAULT,
+    },
+    NamedPipeline {
+        name: "o0",
+        summary: "-O0: exactly the default pipeline (the debugging path and conformance oracle)",
+        passes: DEFAULT,
+    },
+    NamedPipeline {
+        name: "o1",
+        summary: "-O1: default, then recognized norms, activations and attention, transposes sunk and cancelled",
+        passes: O1,
+    },
+    NamedPipeline {
+        name: "o2",
+        summary: "-O2: -O1 plus fusion into kernels",
+        passes: O2,
+    },
+    NamedPipeline {
+        name: "o3",
+        summary: "-O3: -O2 plus kernel layouts, packed weights and a memory plan",
+        passes: O3,
+    },
+];
+
+/// The named pipeline for optimization level `level` (`o0`..`o3`; levels
+/// above 3 mean 3).
+pub fn for_level(level: u8) -> &'static NamedPipeline {
+    let name = ["o0", "o1", "o2", "o3"][usize::from(level.min(3))];
+    named(name).expect("o0..o3 are named pipelines")
+}
 
 /// Why a pipeline string did not parse.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -186,6 +243,28 @@ mod tests {
             Pipeline::parse("default,dce").unwrap().to_string(),
             "shape-inference,fold-constants,shape-inference,canonicalize,cse,dce,dce"
         );
+    }
+
+    #[test]
+    fn levels_name_pipelines_and_o0_is_default() {
+        assert_eq!(Pipeline::parse("o0").unwrap(), Pipeline::default_pipeline());
+        for level in 0..=3u8 {
+            let p = for_level(level);
+            assert_eq!(p.name, format!("o{level}"));
+            // Each level runs at least what the one below runs, in order.
+            if level > 0 {
+                let below = for_level(level - 1).passes;
+                let mut it = p.passes.iter();
+                for pass in below {
+                    assert!(
+                        it.any(|q| q == pass),
+                        "o{level} lacks {pass} of o{}",
+                        level - 1
+                    );
+                }
+            }
+        }
+        assert_eq!(for_level(9).name, "o3");
     }
 
     #[test]
