@@ -6,7 +6,8 @@
 //!
 //! Precondition: a verified graph. All ops are pure, so equal inputs give
 //! equal results. Attributes compare by bit pattern (0.0 and -0.0 differ).
-//! Elided weights never merge: only a fingerprint of their bytes is known.
+//! Elided weights never merge: only a fingerprint of their bytes is known;
+//! nor do nodes with a body (`nn.fused`), whose bodies may differ.
 //! Constants above [`MAX_CONSTANT_BYTES`] are not compared by content:
 //! hashing them would page gigabytes of mapped weights into memory for a
 //! merge that real models almost never offer (shared weights are shared by
@@ -70,6 +71,10 @@ fn key_of(g: &Graph, node: &Node) -> Option<Key> {
             len: b.len(),
             fingerprint: fingerprint(b.bytes()),
         });
+    }
+    if node.body.is_some() {
+        // Fused nodes with equal operands may hold different bodies.
+        return None;
     }
     let mut inputs = node.inputs.clone();
     if node.op.def().traits.commutative && inputs.len() >= 2 && inputs[1] < inputs[0] {
