@@ -21,7 +21,10 @@
 //! [`apply`] cannot fail.
 
 use crate::pattern::Matcher;
-use kiln_ir::{Attrs, Graph, OpKind, TensorType, ValueId, Weight};
+use kiln_ir::graph::Derivation;
+use kiln_ir::{
+    Attrs, Blob, Graph, OpKind, TensorType, ValueId, Weight, WeightData, WeightId, WeightSource,
+};
 
 /// How a planned replacement is carried out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -145,7 +148,7 @@ pub struct NewNode {
     /// Result names (made unique when taken) and types.
     pub results: Vec<(String, TensorType)>,
     /// The weight of a new `nn.constant`.
-    pub weight: Option<Weight>,
+    pub weight: Option<WRef>,
     /// The body of a new `nn.fused`.
     pub body: Option<Box<Graph>>,
 }
@@ -163,17 +166,64 @@ impl NewNode {
         }
     }
 
-    /// A new `nn.constant` of `weight`, named `name`.
-    pub fn constant(name: &str, weight: Weight) -> NewNode {
+    /// A new `nn.constant` of weight `w` (of type `ty`), named `name`.
+    pub fn constant(name: &str, w: WRef, ty: TensorType) -> NewNode {
         NewNode {
             op: OpKind::Constant,
             inputs: Vec::new(),
             attrs: Attrs::new(),
-            results: vec![(name.to_string(), weight.ty.clone())],
-            weight: Some(weight),
+            results: vec![(name.to_string(), ty)],
+            weight: Some(w),
             body: None,
         }
     }
+}
+
+/// A weight in a [`Recipe`]: one that exists, or one of the recipe's new
+/// weights.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WRef {
+    /// An existing weight.
+    Old(WeightId),
+    /// Index into [`Recipe::weights`].
+    New(usize),
+}
+
+/// A weight a [`Recipe`] adds: bytes, or a derivation (computed lazily,
+/// see `kiln_ir::Derivation`) whose operands may be earlier new weights.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewWeight {
+    /// The name (made unique when taken).
+    pub name: String,
+    /// Its type.
+    pub ty: TensorType,
+    /// Its data.
+    pub data: NewData,
+}
+
+/// The data of a [`NewWeight`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum NewData {
+    /// Bytes (possibly a view of another weight's bytes), with the file
+    /// region they came from.
+    Bytes(Blob, Option<WeightSource>),
+    /// Elided bytes (a graph printed without its weights can still be
+    /// optimized).
+    Elided {
+        /// Byte length.
+        bytes: u64,
+        /// FNV-1a 64 of the bytes.
+        fingerprint: u64,
+    },
+    /// `op {attrs}` applied to `inputs`.
+    Derived {
+        /// The op.
+        op: OpKind,
+        /// Its attributes.
+        attrs: Attrs,
+        /// Its operands.
+        inputs: Vec<WRef>,
+    },
 }
 
 /// A decided rewrite that adds nodes and replaces values: the nodes are
@@ -188,6 +238,8 @@ impl NewNode {
 pub struct Recipe {
     /// Where the new nodes go.
     pub at: usize,
+    /// The new weights, added before the nodes.
+    pub weights: Vec<NewWeight>,
     /// The new nodes.
     pub nodes: Vec<NewNode>,
     /// Values to replace and their replacements.
@@ -209,6 +261,48 @@ impl Recipe {
         Val::new(self.nodes.len() - 1)
     }
 
+    /// Adds a weight.
+    pub fn weight(&mut self, w: NewWeight) -> WRef {
+        self.weights.push(w);
+        WRef::New(self.weights.len() - 1)
+    }
+
+    /// Adds a derived weight `op {attrs}(inputs)` of type `ty`.
+    pub fn derived(
+        &mut self,
+        name: &str,
+        ty: TensorType,
+        op: OpKind,
+        attrs: Attrs,
+        inputs: Vec<WRef>,
+    ) -> WRef {
+        self.weight(NewWeight {
+            name: name.to_string(),
+            ty,
+            data: NewData::Derived { op, attrs, inputs },
+        })
+    }
+
+    /// Adds a weight holding `w`'s data and an `nn.constant` of it.
+    pub fn constant(&mut self, name: &str, w: Weight) -> Val {
+        let data = match w.data {
+            WeightData::Bytes(b) => NewData::Bytes(b, w.source),
+            WeightData::Derived(d) => NewData::Derived {
+                op: d.op,
+                attrs: d.attrs,
+                inputs: d.inputs.into_iter().map(WRef::Old).collect(),
+            },
+            WeightData::Elided { bytes, fingerprint } => NewData::Elided { bytes, fingerprint },
+        };
+        let ty = w.ty;
+        let r = self.weight(NewWeight {
+            name: w.name,
+            ty: ty.clone(),
+            data,
+        });
+        self.push(NewNode::constant(name, r, ty))
+    }
+
     /// The declared type of a value of the recipe.
     pub fn ty<'a>(&'a self, g: &'a Graph, v: Val) -> &'a TensorType {
         match v {
@@ -226,11 +320,37 @@ pub fn apply_recipe(g: &mut Graph, recipe: Recipe) -> usize {
         Val::New { node, result } => made[node][result],
     };
     let count = recipe.nodes.len();
+    let mut weights: Vec<WeightId> = Vec::with_capacity(recipe.weights.len());
+    let wid = |weights: &[WeightId], r: WRef| match r {
+        WRef::Old(w) => w,
+        WRef::New(i) => weights[i],
+    };
+    for w in recipe.weights {
+        let (data, source) = match w.data {
+            NewData::Bytes(b, source) => (WeightData::Bytes(b), source),
+            NewData::Elided { bytes, fingerprint } => {
+                (WeightData::Elided { bytes, fingerprint }, None)
+            }
+            NewData::Derived { op, attrs, inputs } => (
+                WeightData::Derived(Derivation {
+                    op,
+                    attrs,
+                    inputs: inputs.into_iter().map(|r| wid(&weights, r)).collect(),
+                }),
+                None,
+            ),
+        };
+        weights.push(g.add_weight(Weight {
+            name: w.name,
+            ty: w.ty,
+            data,
+            source,
+        }));
+    }
     for (i, n) in recipe.nodes.into_iter().enumerate() {
         let mut attrs = n.attrs;
         if let Some(w) = n.weight {
-            let id = g.add_weight(w);
-            attrs.insert("value".into(), kiln_ir::Attr::Weight(id));
+            attrs.insert("value".into(), kiln_ir::Attr::Weight(wid(&weights, w)));
         }
         let inputs = n
             .inputs

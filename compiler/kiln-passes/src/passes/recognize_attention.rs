@@ -622,14 +622,8 @@ pub fn plan(m: &Matcher<'_>, n: usize, opts: &Options) -> Option<Recipe> {
                 fill,
                 keep_when_true,
             } => {
-                let zero = r.push(NewNode::constant(
-                    "mask_zero",
-                    scalar_weight("mask_zero", dt, 0.0),
-                ));
-                let f = r.push(NewNode::constant(
-                    "mask_fill",
-                    scalar_weight("mask_fill", dt, fill),
-                ));
+                let zero = r.constant("mask_zero", scalar_weight("mask_zero", dt, 0.0));
+                let f = r.constant("mask_fill", scalar_weight("mask_fill", dt, fill));
                 let (a, b) = if keep_when_true { (zero, f) } else { (f, zero) };
                 let ty = TensorType::new(dt, m.ty(cond).dims.clone());
                 r.push(NewNode::op(

@@ -218,7 +218,8 @@ impl Cx<'_, '_> {
         self.m.contained(interior, &set)
     }
 
-    /// A recipe replacing root node `root`'s result with one `op` node.
+    /// A recipe replacing root node `root`'s result with one `op` node;
+    /// `extra` constants become the recipe's first nodes (`Val::new(0)`, ...).
     fn replace(
         &self,
         root: usize,
@@ -226,15 +227,15 @@ impl Cx<'_, '_> {
         op: OpKind,
         inputs: Vec<Val>,
         attrs: Attrs,
-        extra: Vec<NewNode>,
+        extra: Vec<Weight>,
     ) -> Option<Recipe> {
         if !self.contained(root, interior) {
             return None;
         }
         let y = *self.m.g.nodes[root].outputs.first()?;
         let mut r = Recipe::at(root);
-        for e in extra {
-            r.push(e);
+        for w in extra {
+            r.constant(&w.name.clone(), w);
         }
         let ty = self.m.ty(y).clone();
         let in_tys: Vec<Option<&TensorType>> =
@@ -266,7 +267,7 @@ fn trailing(axes: &[usize], rank: usize) -> Option<i64> {
 
 /// A ones constant for a normalization without a scale: the normalized
 /// dims of `x` from `axis`, which must be static.
-fn ones(m: &Matcher<'_>, x: ValueId, axis: usize) -> Option<NewNode> {
+fn ones(m: &Matcher<'_>, x: ValueId, axis: usize) -> Option<Weight> {
     let t = m.ty(x);
     let shape: Vec<u64> = t.dims[axis..]
         .iter()
@@ -282,7 +283,7 @@ fn ones(m: &Matcher<'_>, x: ValueId, axis: usize) -> Option<NewNode> {
         data: WeightData::Bytes(Blob::from_vec(data)),
         source: None,
     };
-    Some(NewNode::constant("ones", w))
+    Some(w)
 }
 
 /// `stash_type` for a normalization of `dt`: f32 statistics, f64 for f64.

@@ -300,7 +300,7 @@ pub fn plan(m: &Matcher<'_>, n: usize, options: &Options) -> Option<Recipe> {
                     data: WeightData::Bytes(Blob::from_vec(t.to_bytes())),
                     source: None,
                 };
-                recipe.push(NewNode::constant(&name, w))
+                recipe.constant(&name, w)
             }
         }));
     }
@@ -395,7 +395,7 @@ fn reshaped(m: &Matcher<'_>, r: &mut Recipe, o: ValueId, shape: &[u64], name: &s
                 data: WeightData::Bytes(b.clone()),
                 source: w.source.clone(),
             };
-            return r.push(NewNode::constant(name, w));
+            return r.constant(name, w);
         }
     }
     let s = shape_const(r, shape, name);
@@ -420,7 +420,7 @@ fn shape_const(r: &mut Recipe, shape: &[u64], name: &str) -> Val {
         data: WeightData::Bytes(Blob::from_vec(bytes)),
         source: None,
     };
-    r.push(NewNode::constant(&format!("{name}_shape"), w))
+    r.constant(&format!("{name}_shape"), w)
 }
 
 /// A transpose that only moves unit dims (its non-unit dims keep their
