@@ -60,6 +60,10 @@ const O1: &[&str] = &[
     "recognize-norms",
     // After the norms; takes the head-split transposes with it.
     "recognize-attention",
+    // Batch norms and per-channel scales into the convolution weights
+    // (derived, nothing copied), so that conv-bn-relu is conv-relu for the
+    // epilogue fusion.
+    "fold-batch-norm",
     // Brings the transposes that remain together and cancels them.
     "sink-transposes",
     // Rewrites leave duplicates (equal constants) and dead nodes.
@@ -87,7 +91,7 @@ pub const NAMED: &[NamedPipeline] = &[
     },
     NamedPipeline {
         name: "o1",
-        summary: "-O1: default, then recognized norms, activations and attention, transposes sunk and cancelled",
+        summary: "-O1: default, then recognized norms, activations and attention, batch norms folded, transposes sunk and cancelled",
         passes: O1,
     },
     NamedPipeline {

@@ -427,6 +427,19 @@ pub fn sweep(
     applied
 }
 
+/// [`sweep`] as a whole pass: then removes what the rewrites left dead.
+pub fn sweep_pass(
+    g: &mut Graph,
+    direction: Direction,
+    plan: impl FnMut(&Matcher<'_>, usize) -> Option<Recipe>,
+) -> crate::pass::PassStats {
+    let rewrites = sweep(g, direction, plan);
+    if rewrites > 0 {
+        crate::passes::dce::eliminate(g);
+    }
+    crate::pass::PassStats { rewrites }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,7 @@
 pub mod canonicalize;
 pub mod cse;
 pub mod dce;
+pub mod fold_batch_norm;
 pub mod fold_constants;
 pub mod recognize_attention;
 pub mod recognize_norms;

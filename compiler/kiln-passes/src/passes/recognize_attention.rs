@@ -45,10 +45,9 @@
 //! known to match). Graph outputs keep their names and types.
 
 use crate::pass::{pass_info, Pass, PassError, PassOptions, PassStats};
-use crate::passes::dce;
 use crate::pattern::{self, Matcher};
 use crate::registry::PassInfo;
-use crate::rewrite::{sweep, Direction, NewNode, Recipe, Val};
+use crate::rewrite::{sweep_pass, Direction, NewNode, Recipe, Val};
 use kiln_interp::Tensor;
 use kiln_ir::WeightData;
 use kiln_ir::{Attr, Attrs, Blob, DType, Dim, Graph, OpKind, TensorType, ValueId, Weight};
@@ -93,11 +92,9 @@ pub struct RecognizeAttention {
 impl Pass for RecognizeAttention {
     pass_info!();
     fn run(&self, g: &mut Graph, _opts: &PassOptions) -> Result<PassStats, PassError> {
-        let rewrites = sweep(g, Direction::Forward, |m, n| plan(m, n, &self.options));
-        if rewrites > 0 {
-            dce::eliminate(g);
-        }
-        Ok(PassStats { rewrites })
+        Ok(sweep_pass(g, Direction::Forward, |m, n| {
+            plan(m, n, &self.options)
+        }))
     }
 }
 

@@ -40,10 +40,9 @@
 //! Graph outputs keep their names and types.
 
 use crate::pass::{pass_info, Pass, PassError, PassOptions, PassStats};
-use crate::passes::dce;
 use crate::pattern::{self, Matcher};
 use crate::registry::PassInfo;
-use crate::rewrite::{sweep, Direction, NewNode, Recipe, Val};
+use crate::rewrite::{sweep_pass, Direction, NewNode, Recipe, Val};
 use kiln_interp::Tensor;
 use kiln_ir::{Attr, Attrs, Blob, DType, Graph, OpKind, TensorType, ValueId, Weight, WeightData};
 use std::collections::HashSet;
@@ -101,15 +100,11 @@ impl Pass for RecognizeNorms {
     pass_info!();
     fn run(&self, g: &mut Graph, _opts: &PassOptions) -> Result<PassStats, PassError> {
         // Last to first: a match ends at its outermost node.
-        let rewrites = sweep(g, Direction::Backward, |m, n| {
+        Ok(sweep_pass(g, Direction::Backward, |m, n| {
             let (name, r) = plan(m, n, &self.options)?;
             tracing::trace!(pattern = name, node = n, "recognized");
             Some(r)
-        });
-        if rewrites > 0 {
-            dce::eliminate(g);
-        }
-        Ok(PassStats { rewrites })
+        }))
     }
 }
 
