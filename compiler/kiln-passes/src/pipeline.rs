@@ -45,7 +45,9 @@ const DEFAULT: &[&str] = &[
 ];
 
 /// `-O1`: the cleanup of `default`, then what a model's ops mean rather
-/// than how an exporter spelled them. Target-independent; no fusion.
+/// than how an exporter spelled them (target-independent, no fusion), and
+/// a memory plan, so that the lowering emits each node on its own into
+/// planned buffers (one arena, no allocation per run).
 const O1: &[&str] = &[
     // The default pipeline first: static types, folded shape computations
     // and canonical forms are what the recognizers match on.
@@ -69,12 +71,29 @@ const O1: &[&str] = &[
     // Rewrites leave duplicates (equal constants) and dead nodes.
     "cse",
     "dce",
+    // Last: any later rewrite would make the plan stale.
+    "plan-memory",
 ];
 
 /// `-O2`: `-O1` plus fusion into kernels.
-const O2: &[&str] = O1;
+const O2: &[&str] = &[
+    "shape-inference",
+    "fold-constants",
+    "shape-inference",
+    "canonicalize",
+    "cse",
+    "dce",
+    "recognize-norms",
+    "recognize-attention",
+    "fold-batch-norm",
+    "sink-transposes",
+    "cse",
+    "dce",
+    "plan-memory",
+];
 
-/// `-O3`: `-O2` plus layouts, packed weights and a memory plan.
+/// `-O3`: `-O2` plus the layouts and packed weights the target's kernels
+/// want.
 const O3: &[&str] = O2;
 
 /// Every named pipeline.
@@ -86,12 +105,12 @@ pub const NAMED: &[NamedPipeline] = &[
     },
     NamedPipeline {
         name: "o0",
-        summary: "-O0: exactly the default pipeline (the debugging path and conformance oracle)",
+        summary: "-O0: exactly the default pipeline; the lowering emits the graph as one tensor program",
         passes: DEFAULT,
     },
     NamedPipeline {
         name: "o1",
-        summary: "-O1: default, then recognized norms, activations and attention, batch norms folded, transposes sunk and cancelled",
+        summary: "-O1: cleanup, recognized norms/activations/attention, folded batch norms, sunk transposes, a memory plan",
         passes: O1,
     },
     NamedPipeline {
@@ -101,17 +120,10 @@ pub const NAMED: &[NamedPipeline] = &[
     },
     NamedPipeline {
         name: "o3",
-        summary: "-O3: -O2 plus kernel layouts, packed weights and a memory plan",
+        summary: "-O3: -O2 plus kernel layouts and packed weights (the default)",
         passes: O3,
     },
 ];
-
-/// The named pipeline for optimization level `level` (`o0`..`o3`; levels
-/// above 3 mean 3).
-pub fn for_level(level: u8) -> &'static NamedPipeline {
-    let name = ["o0", "o1", "o2", "o3"][usize::from(level.min(3))];
-    named(name).expect("o0..o3 are named pipelines")
-}
 
 /// Why a pipeline string did not parse.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -191,6 +203,12 @@ impl Pipeline {
         Pipeline::parse("default").expect("the default pipeline names registered passes")
     }
 
+    /// The pipeline `-O<level>` selects (`o0` .. `o3`; above 3 is `o3`).
+    pub fn for_level(level: u8) -> Pipeline {
+        Pipeline::parse(&format!("o{}", level.min(3)))
+            .expect("the o0..o3 pipelines name registered passes")
+    }
+
     /// Whether the pipeline has no passes.
     pub fn is_empty(&self) -> bool {
         self.passes.is_empty()
@@ -252,12 +270,15 @@ mod tests {
     #[test]
     fn levels_name_pipelines_and_o0_is_default() {
         assert_eq!(Pipeline::parse("o0").unwrap(), Pipeline::default_pipeline());
+        let named_level = |l: u8| named(&format!("o{l}")).unwrap();
         for level in 0..=3u8 {
-            let p = for_level(level);
-            assert_eq!(p.name, format!("o{level}"));
-            // Each level runs at least what the one below runs, in order.
+            let p = named_level(level);
+            assert_eq!(Pipeline::for_level(level), Pipeline::parse(p.name).unwrap());
+            // Each level runs at least what the one below runs, in order,
+            // and o1..o3 end with plan-memory.
             if level > 0 {
-                let below = for_level(level - 1).passes;
+                assert_eq!(p.passes.last(), Some(&"plan-memory"));
+                let below = named_level(level - 1).passes;
                 let mut it = p.passes.iter();
                 for pass in below {
                     assert!(
@@ -268,7 +289,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(for_level(9).name, "o3");
+        assert_eq!(Pipeline::for_level(9), Pipeline::parse("o3").unwrap());
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod cse;
 pub mod dce;
 pub mod fold_batch_norm;
 pub mod fold_constants;
+pub mod plan_memory;
 pub mod recognize_attention;
 pub mod recognize_norms;
 pub mod shape_inference;
