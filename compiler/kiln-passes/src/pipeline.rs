@@ -89,6 +89,9 @@ const O2: &[&str] = &[
     "sink-transposes",
     "cse",
     "dce",
+    // A contraction takes the bias, activation, scale and residual after
+    // it, applied while its output tile is in registers.
+    "fuse-epilogue",
     "plan-memory",
 ];
 

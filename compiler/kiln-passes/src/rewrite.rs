@@ -394,8 +394,9 @@ pub enum Direction {
 
 /// Visits every node once in `direction`, asking `plan` for a recipe at
 /// each and applying it; the [`Matcher`] is rebuilt only after a rewrite.
-/// A recipe must insert at or before its node (`at <= node`). Returns the
-/// number of recipes applied; dead nodes are left for dce.
+/// A recipe may insert before or after its node; the visit goes on with
+/// the next node not yet visited. Returns the number of recipes applied;
+/// dead nodes are left for dce.
 pub fn sweep(
     g: &mut Graph,
     direction: Direction,
@@ -409,19 +410,22 @@ pub fn sweep(
     while let Some(start) = next {
         let found = {
             let m = Matcher::new(g);
+            let mut try_at = |n: usize| plan(&m, n).map(|r| (n, r));
             match direction {
-                Direction::Forward => (start..g.nodes.len()).find_map(|n| plan(&m, n)),
-                Direction::Backward => (0..=start).rev().find_map(|n| plan(&m, n)),
+                Direction::Forward => (start..g.nodes.len()).find_map(&mut try_at),
+                Direction::Backward => (0..=start).rev().find_map(&mut try_at),
             }
         };
-        let Some(r) = found else { break };
+        let Some((n, r)) = found else { break };
         let at = r.at;
         let inserted = apply_recipe(g, r);
         applied += 1;
+        // Nodes before `at` keep their indices; those from `at` on moved
+        // up by `inserted`.
+        let shifted = |i: usize| if i >= at { i + inserted } else { i };
         next = match direction {
-            // Skip the new nodes and the replaced one.
-            Direction::Forward => Some(at + inserted + 1),
-            Direction::Backward => at.checked_sub(1),
+            Direction::Forward => Some(shifted(n) + 1),
+            Direction::Backward => n.min(at).checked_sub(1),
         };
     }
     applied

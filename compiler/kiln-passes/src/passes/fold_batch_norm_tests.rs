@@ -3,37 +3,9 @@
 //! derived (computed lazily), never copied.
 
 use super::*;
-use crate::passes::testutil::{check_pass, graph, ops, run};
+use crate::passes::testutil::{check_pass, graph, ops, run, weight};
 use kiln_ir::text::print;
 use kiln_ir::WeightData;
-use rand::rngs::StdRng;
-use rand::SeedableRng;
-use rand_distr::{Distribution, Normal};
-
-/// A weight of `shape` with normal values (plus `offset`; `abs` for
-/// variances).
-fn weight(name: &str, shape: &[u64], seed: u64, offset: f64, abs: bool) -> String {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let normal = Normal::new(0.0, 1.0).unwrap();
-    let n: u64 = shape.iter().product();
-    let vals: Vec<String> = (0..n)
-        .map(|_| {
-            let v: f64 = normal.sample(&mut rng);
-            let v = if abs { v.abs() } else { v } + offset;
-            format!("{:?}", v as f32)
-        })
-        .collect();
-    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    let ty = if dims.is_empty() {
-        "f32".to_string()
-    } else {
-        format!("{}xf32", dims.join("x"))
-    };
-    format!(
-        "weight @{name} : tensor<{ty}> = dense<[{}]>\n",
-        vals.join(", ")
-    )
-}
 
 /// Batch norm parameters `@g @b @m @v` for `c` channels.
 fn bn_weights(c: u64) -> String {

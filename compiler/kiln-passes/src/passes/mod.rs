@@ -6,11 +6,14 @@ pub mod cse;
 pub mod dce;
 pub mod fold_batch_norm;
 pub mod fold_constants;
+pub mod fuse_epilogue;
 pub mod plan_memory;
 pub mod recognize_attention;
 pub mod recognize_norms;
 pub mod shape_inference;
 pub mod sink_transposes;
 
+#[cfg(test)]
+pub(crate) mod models;
 #[cfg(test)]
 pub(crate) mod testutil;

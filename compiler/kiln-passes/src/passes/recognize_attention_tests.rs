@@ -3,7 +3,9 @@
 //! before and after on random inputs.
 
 use super::*;
-use crate::passes::testutil::{check_pass, check_pass_with, count, graph, normal_floats, run};
+use crate::passes::testutil::{
+    check_pass, check_pass_with, count, graph, normal_floats, padding_mask, run,
+};
 use kiln_interp::Tensor;
 use kiln_ir::text::print;
 use rand::RngExt;
@@ -99,26 +101,6 @@ fn k_two_steps(d: Dims) -> String {
         "  %k = nn.transpose %k1 {{perm = [0, 2, 1, 3]}} : tensor<{b}x{h}x{s}x{d}xf32>\n  \
          %kt = nn.transpose %k {{perm = [0, 1, 3, 2]}} : tensor<{b}x{h}x{d}x{s}xf32>"
     )
-}
-
-/// BERT's extended attention mask: 0 for kept keys, -10000 for padding.
-fn padding_mask(name: &str, ty: &TensorType, rng: &mut rand::rngs::StdRng) -> Option<Tensor> {
-    if name != "mask" {
-        return None;
-    }
-    let shape = ty.static_shape()?;
-    let n = shape.iter().product::<u64>() as usize;
-    // Key 0 is always kept, so no query row is masked entirely.
-    let v = (0..n)
-        .map(|i| {
-            if i % shape[shape.len() - 1] as usize == 0 || rng.random_bool(0.7) {
-                0.0
-            } else {
-                -10000.0
-            }
-        })
-        .collect();
-    Some(Tensor::from_f64(ty.dtype, shape, v))
 }
 
 const BERT: Dims = Dims {

@@ -172,7 +172,17 @@ pub fn check_pass_with(
     opts: &PassOptions,
     custom: InputGen<'_>,
 ) -> Graph {
-    let before = graph(src);
+    check_graph(pass, graph(src), opts, custom)
+}
+
+/// [`check_pass_with`] on a graph (weights of any size stay, where printing
+/// and parsing would elide them).
+pub fn check_graph(
+    pass: &dyn Pass,
+    before: Graph,
+    opts: &PassOptions,
+    custom: InputGen<'_>,
+) -> Graph {
     let mut after = before.clone();
     pass.run(&mut after, opts).expect("pass failed");
     if let Err(e) = kiln_ir::verify(&after) {
@@ -180,4 +190,49 @@ pub fn check_pass_with(
     }
     assert_equivalent(&before, &after, 3, custom);
     after
+}
+
+/// `weight @name : ...` text of an f32 weight of `shape` with normal values (plus `offset`; `abs` for
+/// variances).
+pub fn weight(name: &str, shape: &[u64], seed: u64, offset: f64, abs: bool) -> String {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let normal = Normal::new(0.0, 1.0).unwrap();
+    let n: u64 = shape.iter().product();
+    let vals: Vec<String> = (0..n)
+        .map(|_| {
+            let v: f64 = normal.sample(&mut rng);
+            let v = if abs { v.abs() } else { v } + offset;
+            format!("{:?}", v as f32)
+        })
+        .collect();
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let ty = if dims.is_empty() {
+        "f32".to_string()
+    } else {
+        format!("{}xf32", dims.join("x"))
+    };
+    format!(
+        "weight @{name} : tensor<{ty}> = dense<[{}]>\n",
+        vals.join(", ")
+    )
+}
+
+/// BERT's extended attention mask: 0 for kept keys, -10000 for padding.
+pub fn padding_mask(name: &str, ty: &TensorType, rng: &mut StdRng) -> Option<Tensor> {
+    if name != "mask" {
+        return None;
+    }
+    let shape = ty.static_shape()?;
+    let n = shape.iter().product::<u64>() as usize;
+    // Key 0 is always kept, so no query row is masked entirely.
+    let v = (0..n)
+        .map(|i| {
+            if i % shape[shape.len() - 1] as usize == 0 || rng.random_bool(0.7) {
+                0.0
+            } else {
+                -10000.0
+            }
+        })
+        .collect();
+    Some(Tensor::from_f64(ty.dtype, shape, v))
 }
