@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::passes::testutil::{
-    check_pass, check_pass_with, count, graph, normal_floats, padding_mask, run,
+    assert_unchanged, check_pass, check_pass_with, count, graph, normal_floats, padding_mask, run,
 };
 use kiln_interp::Tensor;
 use kiln_ir::text::print;
@@ -491,10 +491,7 @@ fn patterns_that_must_stay() {
         .to_string(),
     ];
     for src in cases {
-        let before = print(&graph(&src));
-        let (out, stats) = run(&RecognizeAttention::default(), &src);
-        assert!(!stats.changed(), "{out}");
-        assert_eq!(out, before);
+        assert_unchanged(&RecognizeAttention::default(), &src);
     }
 }
 

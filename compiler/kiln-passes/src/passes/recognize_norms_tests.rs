@@ -3,7 +3,7 @@
 //! after on random inputs, and the near misses that must stay.
 
 use super::*;
-use crate::passes::testutil::{check_pass, count, graph, ops, run};
+use crate::passes::testutil::{assert_unchanged, check_pass, count, graph, ops, run};
 use kiln_ir::text::print;
 
 /// Scalar f32 weights `@name = value` and their constants, then a graph
@@ -473,10 +473,7 @@ graph @t(%x: tensor<4x7xf32>) -> ({out}) {{
         .to_string(),
     ];
     for src in cases {
-        let before = print(&graph(&src));
-        let (out, stats) = run(&RecognizeNorms::default(), &src);
-        assert!(!stats.changed(), "{out}");
-        assert_eq!(out, before);
+        assert_unchanged(&RecognizeNorms::default(), &src);
     }
 }
 

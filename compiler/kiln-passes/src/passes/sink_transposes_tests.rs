@@ -2,7 +2,7 @@
 //! after on random inputs.
 
 use super::*;
-use crate::passes::testutil::{check_pass, count, graph, ops, run};
+use crate::passes::testutil::{assert_unchanged, check_pass, count, ops};
 use kiln_ir::text::print;
 
 #[test]
@@ -175,10 +175,7 @@ fn what_must_stay() {
 }",
     ];
     for src in cases {
-        let before = print(&graph(src));
-        let (out, stats) = run(&SinkTransposes::default(), src);
-        assert!(!stats.changed(), "{out}");
-        assert_eq!(out, before);
+        assert_unchanged(&SinkTransposes::default(), src);
     }
 }
 

@@ -32,6 +32,14 @@ pub fn run(pass: &dyn Pass, src: &str) -> (String, PassStats) {
     (print(&g), stats)
 }
 
+/// Asserts that `pass` leaves `src` exactly as it was.
+pub fn assert_unchanged(pass: &dyn Pass, src: &str) {
+    let before = print(&graph(src));
+    let (out, stats) = run(pass, src);
+    assert!(!stats.changed(), "{} changed:\n{out}", pass.name());
+    assert_eq!(out, before);
+}
+
 /// The ops of `g`'s nodes, constants left out.
 pub fn ops(g: &Graph) -> Vec<OpKind> {
     g.nodes
