@@ -92,6 +92,9 @@ const O2: &[&str] = &[
     // A contraction takes the bias, activation, scale and residual after
     // it, applied while its output tile is in registers.
     "fuse-epilogue",
+    // After the epilogues took theirs: the remaining elementwise ops run
+    // as one loop per group.
+    "fuse-elementwise",
     "plan-memory",
 ];
 

@@ -4,8 +4,8 @@
 
 use crate::pass::Pass;
 use crate::passes::{
-    canonicalize, cse, dce, fold_batch_norm, fold_constants, fuse_epilogue, plan_memory,
-    recognize_attention, recognize_norms, shape_inference, sink_transposes,
+    canonicalize, cse, dce, fold_batch_norm, fold_constants, fuse_elementwise, fuse_epilogue,
+    plan_memory, recognize_attention, recognize_norms, shape_inference, sink_transposes,
 };
 
 /// A registry entry.
@@ -40,6 +40,7 @@ pub const PASSES: &[PassInfo] = &[
     dce::INFO,
     fold_batch_norm::INFO,
     fold_constants::INFO,
+    fuse_elementwise::INFO,
     fuse_epilogue::INFO,
     plan_memory::INFO,
     recognize_attention::INFO,

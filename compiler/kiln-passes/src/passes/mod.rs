@@ -6,6 +6,7 @@ pub mod cse;
 pub mod dce;
 pub mod fold_batch_norm;
 pub mod fold_constants;
+pub mod fuse_elementwise;
 pub mod fuse_epilogue;
 pub mod plan_memory;
 pub mod recognize_attention;

@@ -230,3 +230,112 @@ pub fn bert_layer(batch: u64, seq: u64, heads: u64, head: u64, ffn: u64) -> Stri
         &y,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    //! The named pipelines on the three model blocks: every pass verified,
+    //! results equal to the original's in the interpreter on random inputs.
+
+    use super::*;
+    use crate::passes::testutil::{assert_equivalent, graph, padding_mask};
+    use crate::{ManagerOptions, PassManager, Pipeline};
+    use kiln_ir::text::print;
+    use kiln_ir::{Graph, OpKind};
+
+    fn optimize(src: &str, pipeline: &str) -> (Graph, Graph) {
+        let before = graph(src);
+        let mut after = before.clone();
+        let opts = ManagerOptions {
+            verify_each: true,
+            ..ManagerOptions::default()
+        };
+        PassManager::new(Pipeline::parse(pipeline).unwrap(), opts)
+            .run(&mut after)
+            .unwrap_or_else(|e| panic!("{pipeline}: {e}"));
+        (before, after)
+    }
+
+    /// Top-level ops, and every op inside fused bodies.
+    fn census(g: &Graph) -> (Vec<OpKind>, Vec<OpKind>) {
+        let top = g
+            .nodes
+            .iter()
+            .map(|n| n.op)
+            .filter(|&o| o != OpKind::Constant)
+            .collect();
+        let inner = g
+            .nodes
+            .iter()
+            .filter_map(|n| n.body.as_ref())
+            .flat_map(|b| b.nodes.iter().map(|n| n.op))
+            .collect();
+        (top, inner)
+    }
+
+    #[test]
+    fn resnet_block_through_every_level() {
+        let src = resnet_block(4, 6, 3);
+        for level in ["o0", "o1", "o2", "o3"] {
+            let (before, after) = optimize(&src, level);
+            assert_equivalent(&before, &after, 2, &|_, _, _| None);
+        }
+        let (_, after) = optimize(&src, "o2");
+        let (top, inner) = census(&after);
+        assert!(!top.contains(&OpKind::BatchNorm) && !inner.contains(&OpKind::BatchNorm));
+        assert_eq!(
+            top.iter().filter(|&&o| o == OpKind::Fused).count(),
+            2,
+            "{}",
+            print(&after)
+        );
+        assert!(after.memory_plan.is_some());
+    }
+
+    #[test]
+    fn mobilenet_block_through_every_level() {
+        let src = mobilenet_block(3, 2, 5);
+        for level in ["o0", "o1", "o2", "o3"] {
+            let (before, after) = optimize(&src, level);
+            assert_equivalent(&before, &after, 2, &|_, _, _| None);
+        }
+        let (_, after) = optimize(&src, "o2");
+        let (top, _) = census(&after);
+        assert_eq!(
+            top,
+            [OpKind::Fused, OpKind::Fused, OpKind::Fused],
+            "{}",
+            print(&after)
+        );
+    }
+
+    #[test]
+    fn bert_layer_through_every_level() {
+        let src = bert_layer(2, 5, 2, 4, 12);
+        for level in ["o0", "o1", "o2", "o3"] {
+            let (before, after) = optimize(&src, level);
+            assert_equivalent(&before, &after, 2, &padding_mask);
+        }
+        let (_, after) = optimize(&src, "o1");
+        let (top, _) = census(&after);
+        for op in [OpKind::Attention, OpKind::LayerNorm, OpKind::Gelu] {
+            assert!(top.contains(&op), "{op:?} missing:\n{}", print(&after));
+        }
+        for op in [
+            OpKind::Softmax,
+            OpKind::Erf,
+            OpKind::ReduceMean,
+            OpKind::Transpose,
+        ] {
+            assert!(!top.contains(&op), "{op:?} left:\n{}", print(&after));
+        }
+        let (_, after) = optimize(&src, "o2");
+        let (top, inner) = census(&after);
+        assert_eq!(
+            inner.iter().filter(|&&o| o == OpKind::Gelu).count(),
+            1,
+            "{}",
+            print(&after)
+        );
+        assert!(!top.contains(&OpKind::Gelu) && !top.contains(&OpKind::MatMul));
+    }
+}
