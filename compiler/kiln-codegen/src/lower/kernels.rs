@@ -711,6 +711,8 @@ impl Kernels {
                 OpKind::Sqrt => unary(Unary::Sqrt),
                 OpKind::Log => unary(Unary::Log),
                 OpKind::HardSwish => unary(Unary::HardSwish),
+                // recognize-norms writes SiLU as nn.swish.
+                OpKind::Swish if attr_f(n, "alpha", 1.0) == 1.0 => unary(Unary::Silu),
                 OpKind::Gelu => match n.attrs.get("approximate") {
                     Some(Attr::Str(s)) if s == "tanh" => unary(Unary::GeluTanh),
                     _ => unary(Unary::GeluErf),
@@ -849,6 +851,7 @@ impl Kernels {
                 | OpKind::Tanh
                 | OpKind::Sigmoid
                 | OpKind::Gelu
+                | OpKind::Swish
                 | OpKind::Exp
                 | OpKind::Log
                 | OpKind::Elu

@@ -843,6 +843,7 @@ fn emit(b: &mut Builder, n: &NodeIn<'_>) -> Res<Vec<Val>> {
         | K::Softplus
         | K::Softsign
         | K::Sqrt
+        | K::Swish
         | K::Tan
         | K::Tanh
         | K::ThresholdedRelu
