@@ -268,6 +268,7 @@ impl Kernels {
 
     /// The epilogue operand for value `v` broadcast to an output of shape
     /// `out` viewed as `batch` matrices of `[rows, cols]`.
+    #[allow(clippy::too_many_arguments)]
     fn epi_operand(
         &mut self,
         b: &mut Builder,
@@ -1158,7 +1159,7 @@ impl Kernels {
                 )),
                 3 => {
                     let hh = heads?;
-                    if s[2] % hh != 0 {
+                    if !s[2].is_multiple_of(hh) {
                         return None;
                     }
                     let d = s[2] / hh;

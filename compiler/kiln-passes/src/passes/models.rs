@@ -242,13 +242,23 @@ mod tests {
     use kiln_ir::text::print;
     use kiln_ir::{Graph, OpKind};
 
+    /// Runs `pipeline`; `o3` with the facts of an NHWC kernel library with
+    /// 16-wide panels.
     fn optimize(src: &str, pipeline: &str) -> (Graph, Graph) {
         let before = graph(src);
         let mut after = before.clone();
-        let opts = ManagerOptions {
+        let mut opts = ManagerOptions {
             verify_each: true,
             ..ManagerOptions::default()
         };
+        if pipeline == "o3" {
+            opts.pass.target = crate::TargetFacts {
+                conv_layout: kiln_ir::ops::layout::DataLayout::Nhwc,
+                gemm_nr: 16,
+                pack_depthwise: true,
+                epilogue_max_ops: 8,
+            };
+        }
         PassManager::new(Pipeline::parse(pipeline).unwrap(), opts)
             .run(&mut after)
             .unwrap_or_else(|e| panic!("{pipeline}: {e}"));
@@ -289,6 +299,13 @@ mod tests {
             print(&after)
         );
         assert!(after.memory_plan.is_some());
+        // o3: NHWC epilogues with packed weights, one transpose at the input.
+        let (_, after) = optimize(&src, "o3");
+        let (top, _) = census(&after);
+        let count = |op| top.iter().filter(|&&o| o == op).count();
+        assert_eq!(count(OpKind::Transpose), 1, "{}", print(&after));
+        assert_eq!(count(OpKind::Unpack), 3, "{}", print(&after));
+        assert_eq!(count(OpKind::Fused), 2, "{}", print(&after));
     }
 
     #[test]
@@ -306,6 +323,12 @@ mod tests {
             "{}",
             print(&after)
         );
+        let (_, after) = optimize(&src, "o3");
+        let (top, _) = census(&after);
+        let count = |op| top.iter().filter(|&&o| o == op).count();
+        assert_eq!(count(OpKind::Transpose), 2, "{}", print(&after));
+        assert_eq!(count(OpKind::Fused), 3, "{}", print(&after));
+        assert_eq!(count(OpKind::Unpack), 3, "{}", print(&after));
     }
 
     #[test]
