@@ -157,6 +157,10 @@ pub struct CompileArgs {
     #[arg(long)]
     pub time: bool,
 
+    /// Print the graph pipeline in use (the passes -O selects) to stderr.
+    #[arg(long)]
+    pub print_pipeline: bool,
+
     /// With --emit=obj: do not put kiln.h and libkiln_runtime.a next to the
     /// object (the program links an installed runtime, see `kiln config`).
     #[arg(long)]
@@ -337,6 +341,9 @@ pub fn run(args: CompileArgs) -> Result<(), CliError> {
     let mut opts = CompileOptions::new(target, output);
     opts.emit = emit;
     opts.set_level(args.target.opt_level());
+    if args.print_pipeline {
+        eprintln!("pipeline: {}", opts.pipeline);
+    }
     opts.runtime_dir = args.runtime_dir;
     opts.name = args.name;
     opts.copy_runtime = !args.no_runtime;
