@@ -1181,6 +1181,13 @@ impl Kernels {
         if hkv == 0 || hq % hkv != 0 || od != [bsz, hq, sq, dv] || sk == 0 || sq == 0 {
             return Ok(false);
         }
+        // Without a KV cache ONNX aligns the causal mask top-left (key j
+        // visible to query i when j <= i); the kernel aligns it bottom-right
+        // (j <= i + sk - sq), the same only for square scores.
+        let causal = a.bool("is_causal").map_err(super::attr_err)?;
+        if causal && sq != sk {
+            return Ok(false);
+        }
         let mask = match operand(3) {
             None => None,
             Some(m) => {
@@ -1237,7 +1244,7 @@ impl Kernels {
             d: i(d),
             dv: i(dv),
             scale,
-            causal: a.bool("is_causal").map_err(super::attr_err)?,
+            causal,
             scratch: self.scratch(b, h, need)?,
         };
         self.call(b, Kernel::Attention, &args);
