@@ -23,7 +23,7 @@ use crate::load::dynamic_inputs;
 use kiln_codegen::lower::{lower_graph, LowerOptions, LoweredModule};
 use kiln_codegen::{Arch, OptLevel, Target};
 use kiln_ir::Graph;
-use kiln_passes::{ManagerOptions, PassManager, Pipeline};
+use kiln_passes::{ManagerOptions, PassManager, Pipeline, TargetFacts};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -316,17 +316,44 @@ fn timed<T>(
     r
 }
 
-/// Runs the graph pipeline on `graph` (in place).
+/// Runs the graph pipeline on `graph` (in place), without target facts
+/// (the layout and packing passes leave the graph alone).
 pub fn optimize(graph: &mut Graph, pipeline: &Pipeline) -> Result<()> {
-    PassManager::new(pipeline.clone(), ManagerOptions::default()).run(graph)?;
+    optimize_for(graph, pipeline, &TargetFacts::default())
+}
+
+/// Runs the graph pipeline on `graph` (in place) for a target whose
+/// kernels are described by `facts` ([`target_facts`]).
+pub fn optimize_for(graph: &mut Graph, pipeline: &Pipeline, facts: &TargetFacts) -> Result<()> {
+    let mut options = ManagerOptions::default();
+    options.pass.target = facts.clone();
+    PassManager::new(pipeline.clone(), options).run(graph)?;
     Ok(())
+}
+
+/// What the target-dependent graph passes need to know about the kernels
+/// the lowering calls for `target` (its kernel variant): convolutions in
+/// NHWC, weights in panels of the variant's NR, the epilogue length of
+/// `kiln_kernels.h`. Targets without a kernel library (GPUs) get the
+/// default facts, which leave layouts and weights alone.
+pub fn target_facts(target: &Target) -> TargetFacts {
+    match kiln_codegen::kernels::Variant::for_target(target) {
+        Some(v) => TargetFacts {
+            conv_layout: kiln_ir::ops::layout::DataLayout::Nhwc,
+            gemm_nr: v.nr() as u64,
+            pack_depthwise: true,
+            epilogue_max_ops: kiln_codegen::kernels::abi::EPI_MAX_OPS,
+        },
+        None => TargetFacts::default(),
+    }
 }
 
 /// Compiles `graph` to the stage and outputs `opts` asks for.
 pub fn compile(mut graph: Graph, opts: &CompileOptions) -> Result<Artifacts> {
     let mut art = Artifacts::default();
+    let facts = target_facts(&opts.target);
     timed(&mut art.timings, "passes", || {
-        optimize(&mut graph, &opts.pipeline)
+        optimize_for(&mut graph, &opts.pipeline, &facts)
     })?;
     art.nodes = graph
         .nodes
