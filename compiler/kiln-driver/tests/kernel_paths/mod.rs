@@ -527,3 +527,35 @@ fn depthwise_convolutions_with_packed_weights() {
         groups: 16,
     });
 }
+
+/// Regression: a residual computed by the model (so the memory plan may
+/// reuse its buffer) added in the epilogue of a contraction whose reduction
+/// spans several cache blocks. A K-blocked kernel writes partial sums to its
+/// output before the epilogue reads the residual, so the output must never
+/// share the residual's memory (BERT's FFN output and MobileNetV2's inverted
+/// residuals were wrong while it did).
+#[test]
+fn residuals_of_long_reductions_are_not_overwritten() {
+    let mut rng = Rng(11);
+    let (m, k, n) = (9u64, 1100u64, 24u64);
+    let w = rng.vec(k * n, 0.05);
+    let kir = format!(
+        "{}graph @g(%x: {}, %z: {}) -> ({}) {{\n  %w = nn.constant {{value = @w}} : {}\n  %r = nn.relu %x : {}\n  %m = nn.matmul %z, %w : {}\n  %y = nn.add %m, %r : {}\n  %o = nn.softmax %y : {}\n  return %o\n}}\n",
+        weight("w", &[k, n], &w),
+        ty(&[m, n]),
+        ty(&[m, k]),
+        ty(&[m, n]),
+        ty(&[k, n]),
+        ty(&[m, n]),
+        ty(&[m, n]),
+        ty(&[m, n]),
+        ty(&[m, n]),
+    );
+    check(
+        "matmul + intermediate residual, K = 1100",
+        &kir,
+        &[("x", &[m, n]), ("z", &[m, k])],
+        &["gemm", "softmax"],
+        tol_k(k),
+    );
+}
