@@ -412,6 +412,7 @@ impl Model {
     /// truncated, altered or foreign file, or one this CPU cannot execute,
     /// is refused with an error rather than a signal.
     pub fn load(path: &[u8]) -> Result<Model, Error> {
+        crate::env::check()?;
         let record = verify_file(path)?;
         let library = open_library(path)?;
         let symbol = c_string(record.symbol.as_bytes(), "descriptor symbol")?;
@@ -448,6 +449,7 @@ impl Model {
         artifact: *const ArtifactV1,
         weights_path: Option<&CStr>,
     ) -> Result<Model, Error> {
+        crate::env::check()?;
         // SAFETY: forwarded from the caller.
         unsafe { Model::from_descriptor(artifact, WeightsSource::Explicit(weights_path), None) }
     }
@@ -579,7 +581,7 @@ impl Model {
             weights,
             workspace_size,
             threads: Mutex::new(Threads {
-                requested: pool::default_num_threads(),
+                requested: pool::default_num_threads()?,
                 pool: None,
             }),
             workspaces: Mutex::new(Vec::new()),
@@ -623,11 +625,13 @@ impl Model {
             .map_or(threads.requested, |p| p.num_threads())
     }
 
-    /// Sets the threads for later runs; 0 restores the default. Runs already
-    /// in progress keep their pool.
-    pub fn set_num_threads(&self, num_threads: u32) {
+    /// Sets the threads for later runs; 0 restores the default (which reads
+    /// `KILN_NUM_THREADS` again: a malformed value is an error and changes
+    /// nothing). Runs already in progress keep their pool.
+    pub fn set_num_threads(&self, num_threads: u32) -> Result<(), Error> {
         let requested = if num_threads == 0 {
-            pool::default_num_threads()
+            crate::env::check()?;
+            pool::default_num_threads()?
         } else {
             num_threads
         };
@@ -636,6 +640,7 @@ impl Model {
             threads.requested = requested;
             threads.pool = None;
         }
+        Ok(())
     }
 
     /// Validates `tensor` against `info`; returns its byte range.

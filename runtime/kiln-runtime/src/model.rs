@@ -147,10 +147,11 @@ impl Model {
     }
 
     /// Sets the threads for later runs; 0 restores the default (the
-    /// `KILN_NUM_THREADS` environment variable, else the available cores).
-    /// Runs already in progress keep their pool.
-    pub fn set_num_threads(&self, num_threads: u32) {
-        self.0.set_num_threads(num_threads);
+    /// `KILN_NUM_THREADS` environment variable, else the available cores; a
+    /// malformed value is [`Error::InvalidEnvironment`]). Runs already in
+    /// progress keep their pool.
+    pub fn set_num_threads(&self, num_threads: u32) -> Result<(), Error> {
+        self.0.set_num_threads(num_threads)
     }
 
     /// Validates every tensor against the model, then runs it; outputs are
