@@ -112,6 +112,18 @@ pub struct CompileOptions {
     /// `--name`: the symbol prefix (`<name>_artifact`) and header name
     /// (`<name>.h`); `None` keeps `kiln_artifact` and `<output stem>.h`.
     pub name: Option<String>,
+    /// Called with each stage's name as it starts (a progress display).
+    pub on_stage: Option<StageHook>,
+}
+
+/// A callback told the name of each compile stage as it starts.
+#[derive(Clone)]
+pub struct StageHook(pub std::sync::Arc<dyn Fn(&'static str) + Send + Sync>);
+
+impl std::fmt::Debug for StageHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StageHook")
+    }
 }
 
 impl CompileOptions {
@@ -127,6 +139,7 @@ impl CompileOptions {
             runtime_dir: None,
             copy_runtime: true,
             name: None,
+            on_stage: None,
         }
     }
 
@@ -220,6 +233,8 @@ pub struct Artifacts {
     pub timings: Vec<(&'static str, Duration)>,
     /// Things the user should know that did not stop the compile.
     pub warnings: Vec<String>,
+    /// Told each stage as it starts.
+    on_stage: Option<StageHook>,
 }
 
 impl Artifacts {
@@ -242,14 +257,13 @@ impl Artifacts {
     }
 }
 
-fn timed<T>(
-    timings: &mut Vec<(&'static str, Duration)>,
-    stage: &'static str,
-    f: impl FnOnce() -> Result<T>,
-) -> Result<T> {
+fn timed<T>(art: &mut Artifacts, stage: &'static str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    if let Some(hook) = &art.on_stage {
+        (hook.0)(stage);
+    }
     let start = Instant::now();
     let r = f();
-    timings.push((stage, start.elapsed()));
+    art.timings.push((stage, start.elapsed()));
     r
 }
 
@@ -261,10 +275,11 @@ pub fn optimize(graph: &mut Graph, pipeline: &Pipeline) -> Result<()> {
 
 /// Compiles `graph` to the stage and outputs `opts` asks for.
 pub fn compile(mut graph: Graph, opts: &CompileOptions) -> Result<Artifacts> {
-    let mut art = Artifacts::default();
-    timed(&mut art.timings, "passes", || {
-        optimize(&mut graph, &opts.pipeline)
-    })?;
+    let mut art = Artifacts {
+        on_stage: opts.on_stage.clone(),
+        ..Artifacts::default()
+    };
+    timed(&mut art, "passes", || optimize(&mut graph, &opts.pipeline))?;
     if opts.emit == Emit::Kir {
         return match opts.output.as_deref().filter(|p| p.as_os_str() != "-") {
             // A file gets its weights beside it, so that it compiles again.
@@ -304,7 +319,7 @@ pub fn compile(mut graph: Graph, opts: &CompileOptions) -> Result<Artifacts> {
              only: fix them with --input-shape NAME=DIMS, e.g. --input-shape {example}"
         )));
     }
-    let lowered = timed(&mut art.timings, "lower", || {
+    let lowered = timed(&mut art, "lower", || {
         Ok(lower_graph(&graph, &LowerOptions::default())?)
     })?;
     for sig in lowered.inputs.iter().chain(&lowered.outputs) {
@@ -328,13 +343,13 @@ pub fn compile(mut graph: Graph, opts: &CompileOptions) -> Result<Artifacts> {
         Emit::Kir => unreachable_stage(),
         Emit::Mlir => finish_text(art, opts, lowered.mlir.clone().into_bytes()),
         Emit::Llvm => {
-            let text = timed(&mut art.timings, "codegen", || {
+            let text = timed(&mut art, "codegen", || {
                 Ok(codegen(kiln_codegen::Emit::Llvm)?)
             })?;
             finish_text(art, opts, text)
         }
         Emit::Asm => {
-            let text = timed(&mut art.timings, "codegen", || {
+            let text = timed(&mut art, "codegen", || {
                 Ok(codegen(kiln_codegen::Emit::Asm)?)
             })?;
             finish_text(art, opts, text)
@@ -509,7 +524,7 @@ fn build_artifact(
     let weights_o = stage.path("weights.o");
     let blob_path = stage.path("weights.bin");
 
-    let object = timed(&mut art.timings, "codegen", || {
+    let object = timed(art, "codegen", || {
         Ok(kiln_codegen::emit_with_pipeline(
             &lowered.mlir,
             target,
@@ -566,7 +581,7 @@ fn build_artifact(
         target: (target.arch().name(), target.cpu(), &features),
     };
     let glue = artifact::glue_module(&descriptor);
-    let glue_obj = timed(&mut art.timings, "descriptor", || {
+    let glue_obj = timed(art, "descriptor", || {
         Ok(kiln_codegen::emit_with_pipeline(
             &glue,
             target,
@@ -578,7 +593,7 @@ fn build_artifact(
     write_file(&glue_o, &glue_obj)?;
 
     let mut objects = vec![kernel_o.clone(), glue_o.clone()];
-    timed(&mut art.timings, "weights", || {
+    timed(art, "weights", || {
         if total == 0 {
             return Ok(());
         }
@@ -638,7 +653,7 @@ fn build_artifact(
                 inputs.push(libm);
             }
             let refs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
-            timed(&mut art.timings, "link", || {
+            timed(art, "link", || {
                 Ok(kiln_codegen::link_shared_library(&refs, &main, &[&symbol])?)
             })?;
             let weights_seal = match &weights_ref {
@@ -653,7 +668,7 @@ fn build_artifact(
                 features: features.clone(),
                 weights: weights_seal,
             };
-            timed(&mut art.timings, "seal", || {
+            timed(art, "seal", || {
                 kiln_runtime::seal_file(&main, &record)
                     .map_err(|e| DriverError::io("append the integrity record to", output, e))
             })?;
@@ -666,7 +681,7 @@ fn build_artifact(
                 inputs.push(builtins);
             }
             let refs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
-            timed(&mut art.timings, "link", || {
+            timed(art, "link", || {
                 relocatable_link(&refs, &main)?;
                 // Only the descriptor function stays global: kiln_main, the
                 // weights, the OpenMP shim and kernels become local, so any

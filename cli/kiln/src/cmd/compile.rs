@@ -13,9 +13,9 @@
 //! specializes an artifact to values it was not given.
 
 use crate::cmd::import::InputShapeArgs;
-use crate::error::{CliError, ExitClass};
+use crate::error::{driver_error, CliError, Code};
 use clap::{Args, ValueEnum};
-use kiln_driver::{CompileOptions, DriverError, Emit, ErrorKind, LoadOptions, WeightsMode};
+use kiln_driver::{CompileOptions, Emit, LoadOptions, WeightsMode};
 use std::path::PathBuf;
 
 /// `--emit` values.
@@ -181,7 +181,7 @@ fn read_frozen(specs: &[String]) -> Result<Vec<kiln_driver::HostTensor>, CliErro
                 .filter(|(n, p)| !n.is_empty() && !p.is_empty())
                 .ok_or_else(|| {
                     CliError::new(
-                        ExitClass::Invalid,
+                        Code::Usage,
                         format!("bad --freeze-input '{spec}' (expected NAME=PATH)"),
                     )
                 })?;
@@ -189,17 +189,6 @@ fn read_frozen(specs: &[String]) -> Result<Vec<kiln_driver::HostTensor>, CliErro
                 .map_err(driver_error)
         })
         .collect()
-}
-
-/// Maps a driver error to the CLI's exit classes.
-pub fn driver_error(e: DriverError) -> CliError {
-    let class = match e.kind() {
-        ErrorKind::Internal => ExitClass::Internal,
-        ErrorKind::InvalidInput => ExitClass::Invalid,
-        ErrorKind::Unsupported => ExitClass::Unsupported,
-        ErrorKind::ResourceLimit => ExitClass::Resource,
-    };
-    CliError::new(class, e.to_string())
 }
 
 /// Load options from `--input-shape`.
@@ -305,13 +294,13 @@ pub fn run(args: CompileArgs) -> Result<(), CliError> {
         return crate::io::write_output(None, text.as_bytes());
     }
     let Some(model) = args.model.clone() else {
-        return Err(CliError::new(ExitClass::Invalid, "no model file given"));
+        return Err(CliError::new(Code::Usage, "no model file given"));
     };
     let emit = Emit::from(args.emit);
     let output = args.output.filter(|o| o.as_os_str() != "-");
     if output.is_none() && !emit.is_text() {
         return Err(CliError::new(
-            ExitClass::Invalid,
+            Code::Usage,
             "-o FILE is required for --emit=obj and --emit=lib",
         ));
     }
@@ -321,7 +310,8 @@ pub fn run(args: CompileArgs) -> Result<(), CliError> {
     // Frozen inputs are given to the loader so that ONNX control flow
     // depending on them is expanded while importing.
     load.input_values = frozen.clone();
-    let (graph, mut deps) = kiln_driver::load_with_deps(&model, &load).map_err(driver_error)?;
+    let (graph, mut deps) =
+        kiln_driver::load_with_deps(&model, &load).map_err(|e| driver_error(e).in_file(&model))?;
     deps.extend(
         args.freeze_inputs
             .iter()
@@ -343,11 +333,21 @@ pub fn run(args: CompileArgs) -> Result<(), CliError> {
     };
     tracing::info!(model = %model.display(), target = %opts.target, "compile");
     let main_output = opts.output.clone();
-    let artifacts = kiln_driver::compile(graph, &opts).map_err(driver_error)?;
+    let progress = crate::progress::Progress::start(&format!(
+        "compiling {}",
+        model.file_name().map_or_else(
+            || model.display().to_string(),
+            |n| n.to_string_lossy().into_owned()
+        )
+    ));
+    opts.on_stage = Some(progress.hook());
+    let artifacts = kiln_driver::compile(graph, &opts);
+    drop(progress);
+    let artifacts = artifacts.map_err(|e| driver_error(e).in_file(&model))?;
     if let Some(depfile) = &args.depfile {
         let Some(target) = main_output else {
             return Err(CliError::new(
-                ExitClass::Invalid,
+                Code::Usage,
                 "--depfile needs an output file (-o)",
             ));
         };
@@ -357,7 +357,7 @@ pub fn run(args: CompileArgs) -> Result<(), CliError> {
         eprint!("{}", artifacts.timing_table());
     }
     for w in &artifacts.warnings {
-        eprintln!("kiln: warning: {w}");
+        crate::report::warning(w);
     }
     if let Some(text) = artifacts.text {
         // A reader that stops early (`| head`) is not an error.

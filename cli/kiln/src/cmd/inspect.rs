@@ -8,7 +8,7 @@
 //! (over a size limit). Weights stay in their memory maps: the report is
 //! built from tensor headers alone.
 
-use crate::cmd::import::onnx_error;
+use crate::error::onnx_error;
 use crate::error::CliError;
 use crate::io;
 use clap::{Args, ValueEnum};
