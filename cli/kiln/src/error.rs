@@ -435,7 +435,9 @@ fn codegen_code(e: &kiln_driver::CodegenError) -> Code {
         | C::LlvmVerify(_)
         | C::LlvmPasses { .. }
         | C::Emission(_)
-        | C::Object(_) => Code::Codegen,
+        | C::Object(_)
+        | C::UnknownKernel(_)
+        | C::KernelBitcode(_) => Code::Codegen,
         C::InvalidSymbol(_) => Code::Invalid,
         C::LinkerNotFound { .. } | C::LinkFailed { .. } => Code::Link,
         C::Io { source, .. } => io_code(source),

@@ -95,6 +95,12 @@ pub enum CodegenError {
         /// What it printed.
         stderr: String,
     },
+    /// A kernel name that the CPU kernel library does not define.
+    #[error("unknown CPU kernel '{0}'")]
+    UnknownKernel(String),
+    /// The embedded kernel bitcode could not be read (a build problem, never user input).
+    #[error("cannot load the CPU kernel library's bitcode: {0}")]
+    KernelBitcode(String),
     /// A file system operation failed.
     #[error("{action} {path}: {source}")]
     Io {

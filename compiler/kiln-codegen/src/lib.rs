@@ -9,6 +9,8 @@
 //! - [`link`]: objects → shared library, written atomically.
 //! - [`parallel`]: the OpenMP entry points compiled loops call, implemented on the runtime's pool
 //!   and carried by every artifact.
+//! - [`kernels`]: the CPU kernel library (C micro-kernels embedded as bitcode), compiled per
+//!   artifact for its target CPU; the lowering calls its kernels through [`kernels::abi`].
 //!
 //! [`emit`] runs the whole chain and can stop after any stage ([`Emit`]), so each boundary is
 //! printable and testable.
@@ -18,6 +20,7 @@
 
 mod error;
 mod fsutil;
+pub mod kernels;
 pub mod link;
 pub mod llvm;
 pub mod lower;

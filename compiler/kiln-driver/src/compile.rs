@@ -39,6 +39,9 @@ pub const RUNTIME_ARCHIVE: &str = "libkiln_runtime.a";
 pub enum Emit {
     /// Kiln IR text after the graph pipeline.
     Kir,
+    /// A Graphviz picture of the graph after the graph pipeline, fused
+    /// kernels drawn as clusters.
+    Dot,
     /// MLIR text from the lowering (linalg/tensor, before the MLIR pipeline).
     Mlir,
     /// Optimized LLVM IR of the model code.
@@ -53,10 +56,11 @@ pub enum Emit {
 }
 
 impl Emit {
-    /// Parses `kir|mlir|llvm|asm|obj|lib`.
+    /// Parses `kir|dot|mlir|llvm|asm|obj|lib`.
     pub fn parse(s: &str) -> Result<Emit> {
         Ok(match s {
             "kir" => Emit::Kir,
+            "dot" => Emit::Dot,
             "mlir" => Emit::Mlir,
             "llvm" | "ll" => Emit::Llvm,
             "asm" | "s" => Emit::Asm,
@@ -64,7 +68,7 @@ impl Emit {
             "lib" | "so" => Emit::Lib,
             _ => {
                 return Err(DriverError::Invalid(format!(
-                    "unknown --emit '{s}' (expected kir, mlir, llvm, asm, obj or lib)"
+                    "unknown --emit '{s}' (expected kir, dot, mlir, llvm, asm, obj or lib)"
                 )))
             }
         })
@@ -72,7 +76,10 @@ impl Emit {
 
     /// Whether the stage is text (printed to stdout when no output is given).
     pub fn is_text(self) -> bool {
-        matches!(self, Emit::Kir | Emit::Mlir | Emit::Llvm | Emit::Asm)
+        matches!(
+            self,
+            Emit::Kir | Emit::Dot | Emit::Mlir | Emit::Llvm | Emit::Asm
+        )
     }
 }
 
@@ -280,6 +287,9 @@ pub fn compile(mut graph: Graph, opts: &CompileOptions) -> Result<Artifacts> {
         ..Artifacts::default()
     };
     timed(&mut art, "passes", || optimize(&mut graph, &opts.pipeline))?;
+    if opts.emit == Emit::Dot {
+        return finish_text(art, opts, kiln_ir::text::print_dot(&graph).into_bytes());
+    }
     if opts.emit == Emit::Kir {
         return match opts.output.as_deref().filter(|p| p.as_os_str() != "-") {
             // A file gets its weights beside it, so that it compiles again.
@@ -319,9 +329,11 @@ pub fn compile(mut graph: Graph, opts: &CompileOptions) -> Result<Artifacts> {
              only: fix them with --input-shape NAME=DIMS, e.g. --input-shape {example}"
         )));
     }
-    let lowered = timed(&mut art, "lower", || {
-        Ok(lower_graph(&graph, &LowerOptions::default())?)
-    })?;
+    let lower_opts = LowerOptions {
+        kernels: opts.target.cpu_config().map(|c| c.variant),
+        ..LowerOptions::default()
+    };
+    let lowered = timed(&mut art, "lower", || Ok(lower_graph(&graph, &lower_opts)?))?;
     for sig in lowered.inputs.iter().chain(&lowered.outputs) {
         if sig.name.contains('\0') {
             return Err(DriverError::Invalid(format!(
@@ -340,7 +352,7 @@ pub fn compile(mut graph: Graph, opts: &CompileOptions) -> Result<Artifacts> {
         )
     };
     match opts.emit {
-        Emit::Kir => unreachable_stage(),
+        Emit::Kir | Emit::Dot => unreachable_stage(),
         Emit::Mlir => finish_text(art, opts, lowered.mlir.clone().into_bytes()),
         Emit::Llvm => {
             let text = timed(&mut art, "codegen", || {
@@ -372,7 +384,7 @@ pub fn compile(mut graph: Graph, opts: &CompileOptions) -> Result<Artifacts> {
     }
 }
 
-/// `Emit::Kir` returns before lowering; kept as a function so the match on
+/// `Emit::Kir` and `Emit::Dot` return before lowering; kept as a function so the match on
 /// [`Emit`] stays exhaustive without a panic.
 fn unreachable_stage() -> Result<Artifacts> {
     Err(DriverError::Internal(
@@ -430,6 +442,10 @@ impl Staging {
 
     fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
+    }
+
+    fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     /// Renames each staged file to its final path, in order (the main
@@ -593,6 +609,18 @@ fn build_artifact(
     write_file(&glue_o, &glue_obj)?;
 
     let mut objects = vec![kernel_o.clone(), glue_o.clone()];
+    if !lowered.kernels.is_empty() {
+        // The kernels the model calls, compiled for this target's CPU. They
+        // are always optimized (unless -O0): they are the hot loops.
+        let level = match opts.opt_level {
+            OptLevel::O0 => OptLevel::O0,
+            _ => OptLevel::O3,
+        };
+        let kernels = timed(art, "kernels", || {
+            crate::kernel_cache::kernel_objects(target, level, &lowered.kernels, stage.dir())
+        })?;
+        objects.extend(kernels);
+    }
     timed(art, "weights", || {
         if total == 0 {
             return Ok(());

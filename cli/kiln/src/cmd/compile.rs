@@ -23,6 +23,8 @@ use std::path::PathBuf;
 pub enum EmitArg {
     /// Kiln IR after the graph pipeline.
     Kir,
+    /// Graphviz picture of the graph after the pipeline (fused kernels as clusters).
+    Dot,
     /// MLIR from the lowering (linalg on tensors).
     Mlir,
     /// Optimized LLVM IR.
@@ -39,6 +41,7 @@ impl From<EmitArg> for Emit {
     fn from(e: EmitArg) -> Emit {
         match e {
             EmitArg::Kir => Emit::Kir,
+            EmitArg::Dot => Emit::Dot,
             EmitArg::Mlir => Emit::Mlir,
             EmitArg::Llvm => Emit::Llvm,
             EmitArg::Asm => Emit::Asm,
