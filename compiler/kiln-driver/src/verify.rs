@@ -59,7 +59,8 @@ pub struct VerifyOptions {
     pub show: usize,
     /// Debugging aid for testing verify itself: the compiled copy computes
     /// a wrong first result for this node (named by its ONNX name, its
-    /// first result's name, or `nn.op "name"`).
+    /// first result's name, or `nn.op "name"`; a name inside a fused node
+    /// selects the fused node).
     pub fault: Option<String>,
 }
 
@@ -70,7 +71,8 @@ pub struct Divergence {
     pub index: usize,
     /// The node, `nn.op "onnx name"`.
     pub node: String,
-    /// The ops inside a fused node, in order (empty otherwise).
+    /// The nodes inside a fused node, in order, as `nn.op "onnx name"`
+    /// (empty otherwise).
     pub body: Vec<String>,
     /// The result that diverges.
     pub value: String,
@@ -114,12 +116,20 @@ fn split_pipeline(pipeline: &Pipeline) -> (Pipeline, Pipeline) {
 }
 
 /// Finds the node `name` names: its ONNX name, its first result's name or
-/// its description.
+/// its description; or the fused node whose body holds such a node (the
+/// optimizer may have fused the op the user knows by name).
 fn find_node(g: &Graph, name: &str) -> Option<usize> {
-    g.nodes.iter().position(|n| {
+    let names = |g: &Graph, n: &Node| {
         n.loc.as_deref() == Some(name)
             || n.outputs.first().is_some_and(|&v| g.value(v).name == name)
             || n.describe() == name
+    };
+    g.nodes.iter().position(|n| names(g, n)).or_else(|| {
+        g.nodes.iter().position(|n| {
+            n.body
+                .as_ref()
+                .is_some_and(|b| b.nodes.iter().any(|inner| names(b, inner)))
+        })
     })
 }
 
@@ -275,7 +285,7 @@ pub fn verify(graph: Graph, inputs: &[HostTensor], opts: &VerifyOptions) -> Resu
                     body: node
                         .body
                         .as_ref()
-                        .map(|b| b.nodes.iter().map(|n| n.op.name().to_owned()).collect())
+                        .map(|b| b.nodes.iter().map(Node::describe).collect())
                         .unwrap_or_default(),
                     value: optimized.value(v).name.clone(),
                     tolerance,
