@@ -187,7 +187,11 @@ typedef struct kiln_tensor_info {
  * against the record's checksum; names that are absolute, contain "..", or
  * resolve outside that directory are refused. */
 kiln_status kiln_model_load(const char* artifact_path, kiln_model** out);
-/* Both loaders first check the environment variables the runtime and the
+/* A multi-versioned artifact (kiln compile --cpu=A,B) records its other
+ * builds, files beside it; kiln_model_load opens the last one whose CPU
+ * features this machine has (it must match the recorded size and checksum:
+ * KILN_ERROR_CORRUPT_ARTIFACT otherwise), else the file itself.
+ * Both loaders first check the environment variables the runtime and the
  * artifact read (KILN_NUM_THREADS, KILN_PARALLEL_MIN_US): a malformed value
  * is KILN_ERROR_INVALID_ENVIRONMENT, with kiln_last_error() naming it. */
 

@@ -122,9 +122,12 @@ fn init_logging(verbose: u8) {
     let filter = env::get("KILN_LOG")
         .and_then(|spec| EnvFilter::try_new(spec).ok())
         .unwrap_or_else(|| EnvFilter::new(default));
+    // Colours only on a terminal: logs piped to a file or a test stay plain.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .with_target(true)
         .without_time();
     if report::json() {

@@ -121,6 +121,12 @@ pub struct CompileOptions {
     pub name: Option<String>,
     /// Called with each stage's name as it starts (a progress display).
     pub on_stage: Option<StageHook>,
+    /// Further builds for other CPUs of the same architecture
+    /// (`--cpu=A,B,...`: `target` is A), in increasing preference; shared
+    /// libraries only. Each is written beside the output as
+    /// `<output>.<cpu>` and recorded in the output's integrity record; the
+    /// runtime loads the most preferred one the CPU can run.
+    pub variants: Vec<Target>,
 }
 
 /// A callback told the name of each compile stage as it starts.
@@ -147,6 +153,7 @@ impl CompileOptions {
             copy_runtime: true,
             name: None,
             on_stage: None,
+            variants: Vec::new(),
         }
     }
 
@@ -281,7 +288,95 @@ pub fn optimize(graph: &mut Graph, pipeline: &Pipeline) -> Result<()> {
 }
 
 /// Compiles `graph` to the stage and outputs `opts` asks for.
-pub fn compile(mut graph: Graph, opts: &CompileOptions) -> Result<Artifacts> {
+pub fn compile(graph: Graph, opts: &CompileOptions) -> Result<Artifacts> {
+    if opts.variants.is_empty() {
+        compile_one(graph, opts, &[])
+    } else {
+        compile_variants(graph, opts)
+    }
+}
+
+/// A multi-versioned shared library: every variant is compiled into a
+/// staging folder and moved beside the output, then the output itself is
+/// compiled with an integrity record listing them (size and checksum), so
+/// the runtime can pick one and refuse a swapped or damaged file. On error
+/// the variants already moved are removed again.
+fn compile_variants(graph: Graph, opts: &CompileOptions) -> Result<Artifacts> {
+    let output = match (opts.emit, opts.output.as_deref()) {
+        (Emit::Lib, Some(o)) => o,
+        _ => {
+            return Err(DriverError::Invalid(
+                "several CPUs (--cpu=A,B) need a shared library (--emit=lib and -o)".into(),
+            ))
+        }
+    };
+    let file_name = output
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| DriverError::Invalid(format!("bad output path {}", output.display())))?;
+    let dir = match output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let stage = Staging::new(output)?;
+    let mut alternates = Vec::new();
+    let mut moves: Vec<(PathBuf, PathBuf)> = Vec::new();
+    let mut timings = Vec::new();
+    for t in &opts.variants {
+        if t.arch() != opts.target.arch() || t.cpu() == opts.target.cpu() {
+            return Err(DriverError::Invalid(format!(
+                "--cpu lists {} for {}: every CPU must be of the target's architecture ({}) and \
+                 listed once",
+                t.cpu(),
+                t.arch().name(),
+                opts.target.arch().name()
+            )));
+        }
+        let name = format!("{file_name}.{}", t.cpu());
+        let staged = stage.path(&name);
+        let mut variant = opts.clone();
+        variant.target = t.clone();
+        variant.variants = Vec::new();
+        variant.output = Some(staged.clone());
+        let built = compile_one(graph.clone(), &variant, &[])?;
+        timings.extend(built.timings);
+        let seal = hash_file(&staged)?;
+        alternates.push(kiln_runtime::integrity::Alternate {
+            file: name.clone(),
+            cpu: t.cpu().to_owned(),
+            features: kiln_codegen::enabled_features(t)?.join(","),
+            size: seal.size,
+            hash: seal.hash,
+        });
+        let weights = companion(&staged, "weights", true);
+        if weights.is_file() {
+            moves.push((weights, companion(&dir.join(&name), "weights", true)));
+        }
+        moves.push((staged, dir.join(&name)));
+    }
+    let placed: Vec<PathBuf> = moves.iter().map(|(_, to)| to.clone()).collect();
+    stage.commit(&moves)?;
+    match compile_one(graph, opts, &alternates) {
+        Ok(mut art) => {
+            art.timings.splice(0..0, timings);
+            art.files.extend(placed);
+            Ok(art)
+        }
+        Err(e) => {
+            for p in placed {
+                let _ = std::fs::remove_file(p);
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Compiles one build; `alternates` go into a shared library's record.
+fn compile_one(
+    mut graph: Graph,
+    opts: &CompileOptions,
+    alternates: &[kiln_runtime::integrity::Alternate],
+) -> Result<Artifacts> {
     let mut art = Artifacts {
         on_stage: opts.on_stage.clone(),
         ..Artifacts::default()
@@ -378,7 +473,7 @@ pub fn compile(mut graph: Graph, opts: &CompileOptions) -> Result<Artifacts> {
                     opts.target
                 )));
             }
-            build_artifact(&graph, &lowered, opts, output, &mut art)?;
+            build_artifact(&graph, &lowered, opts, output, alternates, &mut art)?;
             Ok(art)
         }
     }
@@ -512,6 +607,7 @@ fn build_artifact(
     lowered: &LoweredModule,
     opts: &CompileOptions,
     output: &Path,
+    alternates: &[kiln_runtime::integrity::Alternate],
     art: &mut Artifacts,
 ) -> Result<()> {
     // The runtime archive is built for this machine: it ships only with
@@ -695,6 +791,7 @@ fn build_artifact(
                 cpu: target.cpu().to_owned(),
                 features: features.clone(),
                 weights: weights_seal,
+                alternates: alternates.to_vec(),
             };
             timed(art, "seal", || {
                 kiln_runtime::seal_file(&main, &record)

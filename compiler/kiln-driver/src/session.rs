@@ -75,7 +75,8 @@ impl Default for SessionOptions {
 
 enum Engine {
     Compiled {
-        model: kiln_runtime::Model,
+        /// Boxed: a model is much larger than the interpreter's variant.
+        model: Box<kiln_runtime::Model>,
         /// Keeps an on-the-fly artifact alive (dropped after `model`).
         _dir: Option<tempfile::TempDir>,
     },
@@ -384,7 +385,10 @@ impl Session {
     ) -> Result<Session> {
         let (inputs, outputs) = model_specs(&model)?;
         Ok(Session {
-            engine: Engine::Compiled { model, _dir: dir },
+            engine: Engine::Compiled {
+                model: Box::new(model),
+                _dir: dir,
+            },
             inputs,
             outputs,
             specialized,
@@ -405,6 +409,15 @@ impl Session {
     /// The model's outputs, in order.
     pub fn outputs(&self) -> &[TensorSpec] {
         &self.outputs
+    }
+
+    /// The CPU the loaded artifact was built for (for a multi-versioned
+    /// one, the build chosen for this machine); `None` when interpreting.
+    pub fn cpu(&self) -> Option<&str> {
+        match &self.engine {
+            Engine::Compiled { model, .. } => Some(model.cpu()),
+            Engine::Interpreted(_) => None,
+        }
     }
 
     /// Whether the session runs compiled code (not the interpreter).

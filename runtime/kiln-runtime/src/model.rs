@@ -136,6 +136,13 @@ impl Model {
         self.0.name()
     }
 
+    /// The CPU the loaded build was generated for: of a multi-versioned
+    /// artifact (`kiln compile --cpu=A,B`), the one chosen for this machine.
+    /// Empty for a statically linked descriptor.
+    pub fn cpu(&self) -> &str {
+        self.0.cpu()
+    }
+
     /// The compiler that produced the artifact, e.g. "kiln 0.1.0".
     pub fn producer(&self) -> &str {
         self.0.producer()

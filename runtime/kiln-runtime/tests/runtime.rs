@@ -74,6 +74,7 @@ fn host_record(external_weights: bool) -> kiln_runtime::integrity::Record {
             size: w.len() as u64,
             hash: kiln_runtime::integrity::hash(&w),
         }),
+        alternates: Vec::new(),
     }
 }
 

@@ -70,7 +70,9 @@ pub struct TargetArgs {
 
     /// LLVM CPU (list: kiln compile --print-cpus). `kiln compile` defaults to the
     /// portable x86-64-v3 (AVX2/FMA) on x86-64; `run`/`bench` of a model file to
-    /// native. `native` is this machine's exact CPU.
+    /// native. `native` is this machine's exact CPU. `kiln compile --cpu=A,B`
+    /// builds one library per CPU (A is <output>, B <output>.B) and the runtime
+    /// loads the last one this CPU can run.
     #[arg(long, value_name = "CPU")]
     pub cpu: Option<String>,
 
@@ -85,14 +87,34 @@ pub struct TargetArgs {
 impl TargetArgs {
     /// The code generation target for running on this machine.
     pub fn target(&self) -> Result<kiln_driver::Target, CliError> {
+        if self.cpu.as_deref().is_some_and(|c| c.contains(',')) {
+            return Err(CliError::new(
+                Code::Usage,
+                "several CPUs (--cpu=A,B) are for kiln compile; give one CPU here",
+            ));
+        }
         kiln_driver::target_from_args(self.target.as_deref(), self.cpu.as_deref())
             .map_err(driver_error)
     }
 
-    /// The code generation target of a deployed artifact (portable default CPU).
-    pub fn deploy_target(&self) -> Result<kiln_driver::Target, CliError> {
-        kiln_driver::deploy_target_from_args(self.target.as_deref(), self.cpu.as_deref())
-            .map_err(driver_error)
+    /// The code generation targets of a deployed artifact (portable default
+    /// CPU): the first CPU of `--cpu=A,B,...` and the further ones.
+    pub fn deploy_targets(
+        &self,
+    ) -> Result<(kiln_driver::Target, Vec<kiln_driver::Target>), CliError> {
+        let target = self.target.as_deref();
+        let mut cpus = self.cpu.as_deref().map(|c| c.split(',').map(str::trim));
+        let first = cpus.as_mut().and_then(Iterator::next);
+        if first == Some("") {
+            return Err(CliError::new(Code::Usage, "--cpu names no CPU"));
+        }
+        let main = kiln_driver::deploy_target_from_args(target, first).map_err(driver_error)?;
+        let more = cpus
+            .into_iter()
+            .flatten()
+            .map(|c| kiln_driver::target_from_args(target, Some(c)).map_err(driver_error))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((main, more))
     }
 
     /// The LLVM optimisation level.
@@ -307,7 +329,7 @@ pub fn run(args: CompileArgs) -> Result<(), CliError> {
             "-o FILE is required for --emit=obj and --emit=lib",
         ));
     }
-    let target = args.target.deploy_target()?;
+    let (target, variants) = args.target.deploy_targets()?;
     let frozen = read_frozen(&args.freeze_inputs)?;
     let mut load = load_options(&args.shapes)?;
     // Frozen inputs are given to the loader so that ONNX control flow
@@ -330,6 +352,7 @@ pub fn run(args: CompileArgs) -> Result<(), CliError> {
     opts.runtime_dir = args.runtime_dir;
     opts.name = args.name;
     opts.copy_runtime = !args.no_runtime;
+    opts.variants = variants;
     opts.weights = match args.weights {
         WeightsArg::Embedded => WeightsMode::Embedded,
         WeightsArg::External => WeightsMode::External,

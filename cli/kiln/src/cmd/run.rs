@@ -224,6 +224,9 @@ pub fn open_session(
     let session = prepared.into_session(inputs);
     drop(progress);
     let session = session.map_err(|e| driver_error(e).in_file(model))?;
+    if let Some(cpu) = session.cpu() {
+        tracing::info!(cpu, "loaded the build for this CPU");
+    }
     let specialized = session.specialized_inputs();
     if !specialized.is_empty() {
         tracing::info!(
