@@ -31,8 +31,8 @@ pub mod tensors;
 pub mod verify;
 
 pub use compile::{
-    compile, deploy_target_from_args, target_from_args, Artifacts, CompileOptions, Emit, StageHook,
-    WeightsMode,
+    compile, deploy_target_from_args, optimize_for, target_facts, target_from_args, Artifacts,
+    CompileOptions, Emit, StageHook, WeightsMode,
 };
 pub use error::{io_kind, DriverError, ErrorKind, Result};
 /// The code generator's target and optimisation level, re-exported so that

@@ -7,7 +7,8 @@
 //!    nodes compared are the nodes the lowering sees (a fused region is one
 //!    node; the report lists its body ops).
 //! 2. An instrumented copy returns, besides its outputs, the result of
-//!    every node (constants aside: their bytes are the model's weights).
+//!    every node (constants and weight packing aside: their bytes are the
+//!    model's weights, which kernels may read without materializing them).
 //!    It is planned (`plan-memory`, for -O1 and up) and compiled like any
 //!    graph, once, and run on the inputs.
 //! 3. Each node is checked on its own: the reference interpreter evaluates
@@ -105,6 +106,14 @@ impl VerifyReport {
     }
 }
 
+/// Nodes whose results are weight plumbing the compiled code may never
+/// materialize (a kernel reads packed weights directly): the interpreter
+/// evaluates them for the nodes that use them, and they are not compared
+/// (their consumers are).
+fn reference_only(op: OpKind) -> bool {
+    matches!(op, OpKind::Constant | OpKind::Pack | OpKind::Unpack)
+}
+
 /// The graph passes of `pipeline` (everything but `plan-memory`) and the
 /// planning passes that must run last.
 fn split_pipeline(pipeline: &Pipeline) -> (Pipeline, Pipeline) {
@@ -179,7 +188,13 @@ pub fn verify(graph: Graph, inputs: &[HostTensor], opts: &VerifyOptions) -> Resu
     let (passes, planning) = split_pipeline(&pipeline);
     let original = graph.clone();
     let mut optimized = graph;
-    crate::compile::optimize(&mut optimized, &passes)?;
+    // The same target facts (layouts, packing, fusion limits) as a compile.
+    let target = match &opts.session.target {
+        Some(t) => t.clone(),
+        None => kiln_codegen::Target::host()?,
+    };
+    let facts = crate::compile::target_facts(&target);
+    crate::compile::optimize_for(&mut optimized, &passes, &facts)?;
     if let Some(list) = crate::load::dynamic_inputs(&optimized) {
         return Err(DriverError::Invalid(format!(
             "the model has inputs with dynamic shapes ({list}); give inputs (--input) or \
@@ -196,7 +211,7 @@ pub fn verify(graph: Graph, inputs: &[HostTensor], opts: &VerifyOptions) -> Resu
         .map(|(i, &v)| (v, i))
         .collect();
     for node in &optimized.nodes {
-        if node.op == OpKind::Constant {
+        if reference_only(node.op) {
             continue;
         }
         for &v in &node.outputs {
@@ -217,7 +232,7 @@ pub fn verify(graph: Graph, inputs: &[HostTensor], opts: &VerifyOptions) -> Resu
         nodes: optimized
             .nodes
             .iter()
-            .filter(|n| n.op != OpKind::Constant)
+            .filter(|n| !reference_only(n.op))
             .count(),
         ..VerifyReport::default()
     };
@@ -231,33 +246,43 @@ pub fn verify(graph: Graph, inputs: &[HostTensor], opts: &VerifyOptions) -> Resu
         max_elements: u64::MAX,
     };
     for (index, node) in optimized.nodes.iter().enumerate() {
-        if node.op == OpKind::Constant {
-            let outs = kiln_interp::eval_node(optimized.weights(), node, &[], &limits)?;
+        // The interpreter's value of `node` on the compiled operands (or, for
+        // operands the compiled run does not return, the interpreter's own).
+        let evaluate = |env: &HashMap<ValueId, kiln_interp::Tensor>| -> Result<_> {
+            let operands: Vec<Option<kiln_interp::Tensor>> = node
+                .inputs
+                .iter()
+                .map(|v| match v {
+                    None => Ok(None),
+                    Some(v) => match compiled(*v) {
+                        Some(t) => t.to_interp().map(Some),
+                        None => env.get(v).cloned().map(Some).ok_or_else(|| {
+                            DriverError::Internal(format!(
+                                "verify: operand '{}' of {} has no value",
+                                optimized.value(*v).name,
+                                node.describe()
+                            ))
+                        }),
+                    },
+                })
+                .collect::<Result<_>>()?;
+            let refs: Vec<Option<&kiln_interp::Tensor>> =
+                operands.iter().map(Option::as_ref).collect();
+            Ok(kiln_interp::eval_node(
+                optimized.weights(),
+                node,
+                &refs,
+                &limits,
+            )?)
+        };
+        if reference_only(node.op) {
+            let outs = evaluate(&env)?;
             env.extend(node.outputs.iter().copied().zip(outs));
             continue;
         }
         let reference: Vec<Option<HostTensor>> = match &opts.reference {
             Reference::Interpreter => {
-                let operands: Vec<Option<kiln_interp::Tensor>> = node
-                    .inputs
-                    .iter()
-                    .map(|v| match v {
-                        None => Ok(None),
-                        Some(v) => match compiled(*v) {
-                            Some(t) => t.to_interp().map(Some),
-                            None => env.get(v).cloned().map(Some).ok_or_else(|| {
-                                DriverError::Internal(format!(
-                                    "verify: operand '{}' of {} has no value",
-                                    optimized.value(*v).name,
-                                    node.describe()
-                                ))
-                            }),
-                        },
-                    })
-                    .collect::<Result<_>>()?;
-                let refs: Vec<Option<&kiln_interp::Tensor>> =
-                    operands.iter().map(Option::as_ref).collect();
-                let outs = kiln_interp::eval_node(optimized.weights(), node, &refs, &limits)?;
+                let outs = evaluate(&env)?;
                 node.outputs
                     .iter()
                     .zip(&outs)
