@@ -378,12 +378,24 @@ fn driver_diags(e: &DriverError, out: &mut Vec<Diag>) -> Code {
         }
         DriverError::Pass(kiln_passes::PassError::Verify { .. }) => simple(out, Code::Internal),
         DriverError::Lower(l) => {
+            // A reason starting with "internal:" is Kiln's bug, not an
+            // unsupported op (as the driver's ErrorKind says).
+            let code_of = |reason: &str| {
+                if reason.starts_with("internal:") {
+                    Code::Internal
+                } else {
+                    Code::UnsupportedOp
+                }
+            };
             for n in l.nodes() {
-                out.push(
-                    Diag::error(Code::UnsupportedOp, format!("cannot lower {n}")).node(n.node),
-                );
+                let code = code_of(&n.reason);
+                out.push(Diag::error(code, format!("cannot lower {n}")).node(n.node));
             }
-            Code::UnsupportedOp
+            if l.is_internal() {
+                Code::Internal
+            } else {
+                Code::UnsupportedOp
+            }
         }
         DriverError::Codegen(c) => {
             let code = codegen_code(c);
