@@ -780,13 +780,13 @@ fn parallel_loops_child() {
         compile_lib(&model, &LoadOptions::default(), &so, WeightsMode::Embedded);
         let session = Session::open(&so, &SessionOptions::default()).unwrap();
         for threads in [1, 2, 4] {
-            session.set_num_threads(threads);
+            session.set_num_threads(threads).unwrap();
             for _ in 0..5 {
                 check_against_ort(&session, name);
             }
         }
         // One model from several threads at once, on a shared 2-thread pool.
-        session.set_num_threads(2);
+        session.set_num_threads(2).unwrap();
         std::thread::scope(|s| {
             for _ in 0..4 {
                 s.spawn(|| {
@@ -834,7 +834,7 @@ fn parallel_loops_child() {
     ];
     let session = Session::open(&so, &SessionOptions::default()).unwrap();
     let want_bytes: Vec<u8> = want.iter().flat_map(|v| v.to_le_bytes()).collect();
-    session.set_num_threads(2);
+    session.set_num_threads(2).unwrap();
     // The first runs are measured serially; then the region goes parallel.
     for _ in 0..3 {
         assert_eq!(
