@@ -90,8 +90,8 @@ pub fn aliases_operand(op: OpKind) -> Option<usize> {
 /// exactly the operand's bytes, and every element of the result is computed
 /// from the operand's element at the same index only (read before written).
 /// Elementwise ops whose operand has the result's type qualify; so does a
-/// fused node for an operand that its body uses only as a full-size operand
-/// of elementwise ops.
+/// fused node without a contraction in its body, for an operand that its
+/// body uses only as a full-size operand of elementwise ops.
 pub fn in_place_operands(g: &Graph, node: &Node) -> Vec<(usize, usize)> {
     let same = |v: ValueId, r: ValueId| {
         let (a, b) = (&g.value(v).ty, &g.value(r).ty);
@@ -114,6 +114,19 @@ pub fn in_place_operands(g: &Graph, node: &Node) -> Vec<(usize, usize)> {
     let Some(body) = &node.body else {
         return out;
     };
+    // A body with a contraction (an epilogue) computes each output element
+    // over a reduction: a kernel blocking that reduction keeps partial sums
+    // in the output before the epilogue reads its operands, which would
+    // overwrite a residual living in the same bytes.
+    let contracts = body.nodes.iter().any(|n| {
+        matches!(
+            n.op,
+            OpKind::MatMul | OpKind::Gemm | OpKind::Conv | OpKind::ConvTranspose | OpKind::Einsum
+        )
+    });
+    if contracts {
+        return out;
+    }
     for (i, (outer, &inner)) in node.inputs.iter().zip(&body.inputs).enumerate() {
         let Some(outer) = *outer else {
             continue;
