@@ -137,6 +137,45 @@ impl CompileOptions {
         }
     }
 
+    /// The pipelines this compile runs, one per line: the graph passes, the
+    /// lowering mode, the MLIR pass pipeline, the LLVM pipeline and the CPU
+    /// kernel variant (`kiln compile --print-pipeline`).
+    pub fn describe_pipeline(&self) -> String {
+        let planned = self.pipeline.passes.iter().any(|p| p.name == "plan-memory");
+        let mlir = if planned {
+            kiln_codegen::targets::CPU_PLANNED_PIPELINE
+        } else {
+            kiln_codegen::targets::CPU_PIPELINE
+        };
+        let kernels = match (planned, self.target.cpu_config()) {
+            (true, Some(c)) => format!(
+                "kiln_k_*_{} ({} lanes, GEMM tile {}x{})",
+                c.variant.name(),
+                c.variant.lanes(),
+                c.variant.mr(),
+                c.variant.nr()
+            ),
+            _ => "none".into(),
+        };
+        format!(
+            "target: {}
+graph: {}
+lowering: {}
+mlir: {mlir}
+llvm: {}
+kernels: {kernels}
+",
+            self.target,
+            self.pipeline,
+            if planned {
+                "planned (one node at a time, into the memory plan)"
+            } else {
+                "one tensor program"
+            },
+            self.opt_level.llvm_pipeline(),
+        )
+    }
+
     /// Selects `-O<level>`: the graph pipeline `o<level>` and the LLVM
     /// optimisation level of the same number.
     pub fn set_level(&mut self, level: OptLevel) {
@@ -227,6 +266,13 @@ pub struct Artifacts {
     pub timings: Vec<(&'static str, Duration)>,
     /// Things the user should know that did not stop the compile.
     pub warnings: Vec<String>,
+    /// `(arena bytes, sum of the bytes of every intermediate)` of the memory
+    /// plan, when the pipeline made one.
+    pub memory: Option<(u64, u64)>,
+    /// Graph nodes and kernel-library calls of the lowered model.
+    pub nodes: usize,
+    /// Kernel symbols the artifact calls.
+    pub kernels: Vec<String>,
 }
 
 impl Artifacts {
@@ -245,6 +291,16 @@ impl Artifacts {
             "total",
             total.as_secs_f64() * 1e3
         ));
+        s.push_str(&format!("  nodes        {:>10}\n", self.nodes));
+        if let Some((arena, sum)) = self.memory {
+            s.push_str(&format!(
+                "  activations  {:>10} bytes in one arena ({sum} bytes of intermediates without reuse)\n",
+                arena
+            ));
+        }
+        if !self.kernels.is_empty() {
+            s.push_str(&format!("  kernels      {}\n", self.kernels.join(", ")));
+        }
         s
     }
 }
@@ -304,6 +360,15 @@ pub fn compile(mut graph: Graph, opts: &CompileOptions) -> Result<Artifacts> {
     timed(&mut art.timings, "passes", || {
         optimize_for(&mut graph, &opts.pipeline, &facts)
     })?;
+    art.nodes = graph
+        .nodes
+        .iter()
+        .filter(|n| n.op != kiln_ir::OpKind::Constant)
+        .count();
+    art.memory = graph
+        .memory_plan
+        .as_ref()
+        .map(|p| kiln_ir::plan::plan_summary(&graph, p));
     if opts.emit == Emit::Dot {
         return finish_text(art, opts, kiln_ir::text::print_dot(&graph).into_bytes());
     }
@@ -353,6 +418,7 @@ pub fn compile(mut graph: Graph, opts: &CompileOptions) -> Result<Artifacts> {
     let lowered = timed(&mut art.timings, "lower", || {
         Ok(lower_graph(&graph, &lower_opts)?)
     })?;
+    art.kernels = lowered.kernels.clone();
     for sig in lowered.inputs.iter().chain(&lowered.outputs) {
         if sig.name.contains('\0') {
             return Err(DriverError::Invalid(format!(

@@ -111,8 +111,13 @@ impl TargetArgs {
 #[derive(Debug, Args)]
 pub struct CompileArgs {
     /// The model (.onnx or .kir).
-    #[arg(required_unless_present_any = ["print_targets", "print_cpus"])]
+    #[arg(required_unless_present_any = ["print_targets", "print_cpus", "print_pipeline"])]
     pub model: Option<PathBuf>,
+
+    /// Print the pipelines `-O` and the target select (graph passes, the
+    /// MLIR pipeline, the LLVM pipeline, the CPU kernel variant), then exit.
+    #[arg(long)]
+    pub print_pipeline: bool,
 
     /// List the targets (architectures, triples, default CPUs), then exit.
     #[arg(long)]
@@ -156,10 +161,6 @@ pub struct CompileArgs {
     /// Print the time of each stage to stderr.
     #[arg(long)]
     pub time: bool,
-
-    /// Print the graph pipeline in use (the passes -O selects) to stderr.
-    #[arg(long)]
-    pub print_pipeline: bool,
 
     /// With --emit=obj: do not put kiln.h and libkiln_runtime.a next to the
     /// object (the program links an installed runtime, see `kiln config`).
@@ -311,6 +312,12 @@ pub fn run(args: CompileArgs) -> Result<(), CliError> {
         };
         return crate::io::write_output(None, text.as_bytes());
     }
+    if args.print_pipeline {
+        let target = args.target.deploy_target()?;
+        let mut opts = CompileOptions::new(target, None);
+        opts.set_level(args.target.opt_level());
+        return crate::io::write_output(None, opts.describe_pipeline().as_bytes());
+    }
     let Some(model) = args.model.clone() else {
         return Err(CliError::new(ExitClass::Invalid, "no model file given"));
     };
@@ -341,9 +348,6 @@ pub fn run(args: CompileArgs) -> Result<(), CliError> {
     let mut opts = CompileOptions::new(target, output);
     opts.emit = emit;
     opts.set_level(args.target.opt_level());
-    if args.print_pipeline {
-        eprintln!("pipeline: {}", opts.pipeline);
-    }
     opts.runtime_dir = args.runtime_dir;
     opts.name = args.name;
     opts.copy_runtime = !args.no_runtime;
