@@ -354,16 +354,21 @@ pub fn optimize_for(graph: &mut Graph, pipeline: &Pipeline, facts: &TargetFacts)
 }
 
 /// What the target-dependent graph passes need to know about the kernels
-/// the lowering calls for `target` (its kernel variant): convolutions in
-/// NHWC, weights in panels of the variant's NR, the epilogue length of
-/// `kiln_kernels.h`. Targets without a kernel library (GPUs) get the
+/// the lowering calls for `target`, from the target's CPU configuration
+/// (`Target::cpu_config`, the one place these choices are made): the
+/// layout convolution chains run in, the panel width of packed weights, the
+/// epilogue length of `kiln_kernels.h`. Targets without one (GPUs) get the
 /// default facts, which leave layouts and weights alone.
 pub fn target_facts(target: &Target) -> TargetFacts {
-    match kiln_codegen::kernels::Variant::for_target(target) {
-        Some(v) => TargetFacts {
-            conv_layout: kiln_ir::ops::layout::DataLayout::Nhwc,
-            gemm_nr: v.nr() as u64,
-            pack_depthwise: true,
+    match target.cpu_config() {
+        Some(c) => TargetFacts {
+            conv_layout: if c.conv_nhwc {
+                kiln_ir::ops::layout::DataLayout::Nhwc
+            } else {
+                kiln_ir::ops::layout::DataLayout::Nchw
+            },
+            gemm_nr: c.panel_width() as u64,
+            pack_depthwise: c.conv_nhwc,
             epilogue_max_ops: kiln_codegen::kernels::abi::EPI_MAX_OPS,
         },
         None => TargetFacts::default(),
