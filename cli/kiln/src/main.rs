@@ -99,9 +99,12 @@ fn init_logging(verbose: u8) {
         },
         Err(_) => (EnvFilter::new(default), None),
     };
+    // Colours only on a terminal, so logs captured by scripts stay plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .with_target(true)
         .without_time()
         .init();

@@ -23,7 +23,7 @@ use crate::load::dynamic_inputs;
 use kiln_codegen::lower::{lower_graph, LowerOptions, LoweredModule};
 use kiln_codegen::{Arch, OptLevel, Target};
 use kiln_ir::Graph;
-use kiln_passes::{ManagerOptions, PassManager, Pipeline};
+use kiln_passes::{ManagerOptions, PassManager, PassOptions, Pipeline};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -102,6 +102,8 @@ pub struct CompileOptions {
     pub output: Option<PathBuf>,
     /// The graph pipeline (default: `default`).
     pub pipeline: Pipeline,
+    /// Options handed to every pass of the pipeline.
+    pub pass_options: PassOptions,
     /// Directory holding `libkiln_runtime.a` (for `--emit=obj`); searched
     /// for when absent (see [`find_runtime_archive`]).
     pub runtime_dir: Option<PathBuf>,
@@ -117,6 +119,7 @@ impl CompileOptions {
             weights: WeightsMode::Embedded,
             output,
             pipeline: Pipeline::default_pipeline(),
+            pass_options: PassOptions::default(),
             runtime_dir: None,
         }
     }
@@ -157,6 +160,10 @@ pub struct Artifacts {
     pub text: Option<Vec<u8>>,
     /// Wall time of each stage, in order.
     pub timings: Vec<(&'static str, Duration)>,
+    /// Graph outputs that are constants after the graph pipeline: computed
+    /// at compile time, so no generated code computes them (for example
+    /// the shape of a static input).
+    pub constant_outputs: Vec<String>,
 }
 
 impl Artifacts {
@@ -190,18 +197,35 @@ fn timed<T>(
     r
 }
 
-/// Runs the graph pipeline on `graph` (in place).
-pub fn optimize(graph: &mut Graph, pipeline: &Pipeline) -> Result<()> {
-    PassManager::new(pipeline.clone(), ManagerOptions::default()).run(graph)?;
+/// Runs the graph pipeline on `graph` (in place), handing `pass` to every
+/// pass.
+pub fn optimize(graph: &mut Graph, pipeline: &Pipeline, pass: &PassOptions) -> Result<()> {
+    let opts = ManagerOptions {
+        pass: pass.clone(),
+        ..ManagerOptions::default()
+    };
+    PassManager::new(pipeline.clone(), opts).run(graph)?;
     Ok(())
+}
+
+/// Names of the graph outputs defined by `nn.constant`.
+fn constant_outputs(graph: &Graph) -> Vec<String> {
+    let defs = graph.defs();
+    graph
+        .outputs
+        .iter()
+        .filter(|&&v| graph.constant_weight(&defs, v).is_some())
+        .map(|&v| graph.value(v).name.clone())
+        .collect()
 }
 
 /// Compiles `graph` to the stage and outputs `opts` asks for.
 pub fn compile(mut graph: Graph, opts: &CompileOptions) -> Result<Artifacts> {
     let mut art = Artifacts::default();
     timed(&mut art.timings, "passes", || {
-        optimize(&mut graph, &opts.pipeline)
+        optimize(&mut graph, &opts.pipeline, &opts.pass_options)
     })?;
+    art.constant_outputs = constant_outputs(&graph);
     if opts.emit == Emit::Kir {
         let text = kiln_ir::text::print(&graph);
         return finish_text(art, opts, text.into_bytes());

@@ -24,7 +24,7 @@
 //! - Benchmark statistics use the nearest-rank method, like
 //!   `scripts/bench_ort.py`, so numbers compare.
 
-use crate::compile::{compile, CompileOptions, Emit};
+use crate::compile::{compile, Artifacts, CompileOptions, Emit};
 use crate::error::{DriverError, Result};
 use crate::load::{load, LoadOptions};
 use crate::specialize::{bind_input_shapes, freeze_inputs, shape_defining_inputs};
@@ -86,6 +86,8 @@ pub struct Session {
     outputs: Vec<TensorSpec>,
     /// Inputs compiled into the artifact as constants, with their values.
     specialized: Vec<HostTensor>,
+    /// Outputs computed at compile time (see [`Artifacts::constant_outputs`]).
+    constant_outputs: Vec<String>,
 }
 
 fn runtime_dtype(d: kiln_runtime::DType) -> Result<DType> {
@@ -230,8 +232,14 @@ impl Prepared {
                 inputs,
                 outputs,
                 specialized,
+                constant_outputs: Vec::new(),
             });
         }
+        let target = match &opts.target {
+            Some(t) => t.clone(),
+            None => Target::host()?,
+        };
+        let mut copts = CompileOptions::new(target, None);
         if let Some(given) = given {
             let wanted = shape_defining_inputs(&graph);
             let frozen: Vec<HostTensor> = given
@@ -239,7 +247,10 @@ impl Prepared {
                 .filter(|t| wanted.contains(&t.name))
                 .cloned()
                 .collect();
-            freeze_inputs(&mut graph, &frozen)?;
+            // Frozen only to fix shapes: the data path they feed stays
+            // generated code (see kiln_passes' fold-constants).
+            copts.pass_options.specialized_inputs =
+                freeze_inputs(&mut graph, &frozen)?.into_iter().collect();
             specialized.extend(frozen);
             bind_input_shapes(&mut graph, given)?;
         }
@@ -250,16 +261,16 @@ impl Prepared {
                 DriverError::io("create a temporary directory in", std::env::temp_dir(), e)
             })?;
         let so = dir.path().join("model.so");
-        let target = match &opts.target {
-            Some(t) => t.clone(),
-            None => Target::host()?,
-        };
-        let mut copts = CompileOptions::new(target, Some(so.clone()));
+        copts.output = Some(so.clone());
         copts.emit = Emit::Lib;
         copts.opt_level = opts.opt_level;
-        compile(*graph, &copts)?;
+        let Artifacts {
+            constant_outputs, ..
+        } = compile(*graph, &copts)?;
         let model = kiln_runtime::Model::load(&so)?;
-        Session::from_model(model, Some(dir), specialized)
+        let mut session = Session::from_model(model, Some(dir), specialized)?;
+        session.constant_outputs = constant_outputs;
+        Ok(session)
     }
 }
 
@@ -330,7 +341,16 @@ impl Session {
             inputs,
             outputs,
             specialized,
+            constant_outputs: Vec::new(),
         })
+    }
+
+    /// Names of the outputs of a model compiled on the fly that are
+    /// constants after the graph pipeline: computed at compile time, so no
+    /// generated code computes them. Empty for artifacts and the
+    /// interpreter.
+    pub fn constant_outputs(&self) -> &[String] {
+        &self.constant_outputs
     }
 
     /// Names of the inputs compiled in as constants (see the module doc);
