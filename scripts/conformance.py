@@ -4,6 +4,7 @@
     .venv/bin/python scripts/conformance.py              # run everything, print the per-op table
     .venv/bin/python scripts/conformance.py --check      # ... and fail (exit 1) on a regression
     .venv/bin/python scripts/conformance.py --bless      # rewrite the expectation lists and docs
+    .venv/bin/python scripts/conformance.py --bless --allow-regressions   # ... even if tests regressed
     .venv/bin/python scripts/conformance.py --filter 'test_(relu|conv)' -j 2 --json out.json
 
 What it does, in order:
@@ -25,11 +26,20 @@ What it does, in order:
    from index.json; bfloat16 gets at least two ULPs of rtol as there), but stricter where the
    runner is loose: integers and bools must be equal, the output count, every dtype and every
    shape must match, NaN only matches NaN and an infinity only the same infinity.
-5. Classifies each run (see `Status`), prints a per-op table and totals, and with `--check`
-   compares with `testdata/conformance/expected-pass-{compiled,interp}.txt`.
+5. Classifies each run (see `Status`; on the compiled path a pass whose every output was a
+   compile-time constant, so no generated code computed it, is "folded", not "passed"), prints
+   a per-op table and totals, and with `--check` compares with the checked-in expectations:
+   `testdata/conformance/expected-pass-{compiled,interp}.txt` (tests that pass) and
+   `testdata/conformance/known-failures.txt` (every other counted test, with its status and
+   the reason).
 
-Exit codes: 0 ok, 1 `--check` found a regression (or stale checked-in lists),
-2 usage or setup error (no kiln binary, no `kiln run`, generator failed).
+`--bless` rewrites those files, but refuses (exit 1, naming the tests) when a test that passed
+(or was folded) no longer does, unless `--allow-regressions` is given. It keeps the reason of a
+known failure whose status did not change, so hand-written reasons survive; a new entry gets
+Kiln's error message or the comparison's result as its reason.
+
+Exit codes: 0 ok, 1 `--check` found a regression (or stale checked-in lists), or `--bless`
+refused, 2 usage or setup error (no kiln binary, no `kiln run`, generator failed).
 
 All assumptions about the `kiln` command line live in the "Kiln interface" section below.
 """
@@ -82,9 +92,11 @@ EXIT_UNSUPPORTED = 3
 
 def kiln_run_argv(kiln: Path, model: Path, input_dir: Path, output_dir: Path, path: str) -> list[str]:
     """The command that runs `model` on the tensors in `input_dir` and writes its outputs as
-    ONNX TensorProto files into `output_dir`; `path` picks compiled code or the interpreter."""
+    ONNX TensorProto files into `output_dir`; `path` picks compiled code or the interpreter.
+    `-v` makes it log which outputs were computed at compile time (see `constant_outputs`)."""
     argv = [
         str(kiln),
+        "-v",
         "run",
         str(model),
         "--input-dir",
@@ -97,6 +109,22 @@ def kiln_run_argv(kiln: Path, model: Path, input_dir: Path, output_dir: Path, pa
     if path == "interp":
         argv.append("--interpret")
     return argv
+
+
+# The info line `kiln run -v` logs when outputs of the compiled model are constants after the
+# graph passes (cli/kiln/src/cmd/run.rs): "... computed at compile time, not by generated code
+# outputs=a, b".
+CONSTANT_OUTPUTS_RE = re.compile(r"computed at compile time, not by generated code\s+outputs=(.*)$")
+ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def constant_outputs(stderr: str) -> list[str]:
+    """Names of the outputs `kiln run -v` reports as computed at compile time."""
+    for line in stderr.splitlines():
+        m = CONSTANT_OUTPUTS_RE.search(ANSI_RE.sub("", line).rstrip())
+        if m:
+            return [n.strip() for n in m.group(1).split(",") if n.strip()]
+    return []
 
 
 def kiln_probe_argv(kiln: Path) -> list[str]:
@@ -381,11 +409,17 @@ def compare_outputs(
 
 class Status:
     PASSED = "passed"  # ran, every output matched
+    # Compiled path only: every output matched, but every output was a constant after the graph
+    # passes, so no generated code computed any of them (the shape of a static input, control
+    # flow unrolled over given values and folded while importing).
+    FOLDED = "folded"
     FAILED = "failed"  # ran (exit 0), wrong outputs: numbers, dtype, shape or count
     UNSUPPORTED = "unsupported"  # refused with exit code 3
     CRASHED = "crashed"  # any other non-zero exit, or killed by a signal
     TIMEOUT = "timeout"  # did not finish within the per-test timeout
-    ALL = (PASSED, FAILED, UNSUPPORTED, CRASHED, TIMEOUT)
+    ALL = (PASSED, FOLDED, FAILED, UNSUPPORTED, CRASHED, TIMEOUT)
+    # Statuses of a test that produced right answers: losing one is a regression.
+    GOOD = (PASSED, FOLDED)
 
 
 @dataclasses.dataclass
@@ -417,9 +451,12 @@ def run_once(kiln: Path, test: NodeTest, path: str, timeout: float) -> RunResult
             out_dir = Path(tmp) / "out"
             out_dir.mkdir()
             argv = kiln_run_argv(kiln, test.dir / "model.onnx", data_dir, out_dir, path)
-            result = _exec(argv, Path(tmp), timeout - (time.monotonic() - start))
+            result, stderr = _exec(argv, Path(tmp), timeout - (time.monotonic() - start))
             if result is None:
                 result = _check_outputs(test, data_dir, out_dir)
+                folded = constant_outputs(stderr)
+                if result.status == Status.PASSED and path == "compiled" and set(test.output_names) <= set(folded):
+                    result = RunResult(Status.FOLDED, f"computed at compile time: {', '.join(folded)}")
             if result.status != Status.PASSED:
                 if test.data_sets > 1:
                     result.detail = f"data set {n}: {result.detail}"
@@ -428,8 +465,8 @@ def run_once(kiln: Path, test: NodeTest, path: str, timeout: float) -> RunResult
     return RunResult(Status.PASSED, "", time.monotonic() - start)
 
 
-def _exec(argv: list[str], cwd: Path, timeout: float) -> RunResult | None:
-    """Runs one command; None when it exited 0, else the classified failure."""
+def _exec(argv: list[str], cwd: Path, timeout: float) -> tuple[RunResult | None, str]:
+    """Runs one command; (None, stderr) when it exited 0, else the classified failure."""
     env = dict(os.environ)
     env.pop("KILN_LOG", None)
     env["RUST_BACKTRACE"] = "0"
@@ -451,20 +488,20 @@ def _exec(argv: list[str], cwd: Path, timeout: float) -> RunResult | None:
         except ProcessLookupError:
             pass
         proc.communicate()
-        return RunResult(Status.TIMEOUT, f"no result within {timeout:.0f} s")
-    stderr = err.decode("utf-8", "replace")
+        return RunResult(Status.TIMEOUT, f"no result within {timeout:.0f} s"), ""
+    stderr = ANSI_RE.sub("", err.decode("utf-8", "replace"))
     rc = proc.returncode
     if rc == 0:
-        return None
+        return None, stderr
     if rc < 0:
         try:
             name = signal.Signals(-rc).name
         except ValueError:
             name = f"signal {-rc}"
-        return RunResult(Status.CRASHED, f"killed by {name}: {kiln_error_line(stderr)}".rstrip(": "))
+        return RunResult(Status.CRASHED, f"killed by {name}: {kiln_error_line(stderr)}".rstrip(": ")), stderr
     if rc == EXIT_UNSUPPORTED:
-        return RunResult(Status.UNSUPPORTED, kiln_error_line(stderr))
-    return RunResult(Status.CRASHED, f"exit {rc}: {kiln_error_line(stderr)}")
+        return RunResult(Status.UNSUPPORTED, kiln_error_line(stderr)), stderr
+    return RunResult(Status.CRASHED, f"exit {rc}: {kiln_error_line(stderr)}"), stderr
 
 
 def _check_outputs(test: NodeTest, data_dir: Path, out_dir: Path) -> RunResult:
@@ -615,17 +652,34 @@ def passed(test: NodeTest, path: str) -> bool:
     return r is not None and r.status == Status.PASSED
 
 
-def op_rows(tests: list[NodeTest], paths: Sequence[str]) -> list[tuple[str, int, int, dict[str, int]]]:
-    """(op, counted tests, excluded tests, passed per path), sorted by op."""
+# The per-op table's result columns: passes on each path, and on the compiled path also the
+# folded passes (right answers that no generated code computed), in their own column.
+FOLDED_COLUMN = ("compiled", Status.FOLDED)
+
+
+def table_columns(paths: Sequence[str]) -> list[tuple[tuple[str, str], str]]:
+    """((path, status), title) for each per-op result column."""
+    cols = []
+    for p in paths:
+        cols.append(((p, Status.PASSED), PATH_TITLES[p]))
+        if (p, Status.FOLDED) == FOLDED_COLUMN:
+            cols.append((FOLDED_COLUMN, "folded"))
+    return cols
+
+
+def op_rows(tests: list[NodeTest], paths: Sequence[str]) -> list[tuple[str, int, int, dict[tuple[str, str], int]]]:
+    """(op, counted tests, excluded tests, count per (path, status) column), sorted by op."""
     rows: dict[str, list] = {}
+    cols = [key for key, _ in table_columns(paths)]
     for t in tests:
         row = rows.setdefault(t.op, [0, 0, collections.Counter()])
         if t.excluded is not None:
             row[1] += 1
             continue
         row[0] += 1
-        for p in paths:
-            row[2][p] += passed(t, p)
+        for p, status in cols:
+            r = t.results.get(p)
+            row[2][(p, status)] += r is not None and r.status == status
     return [(op, n, x, dict(c)) for op, (n, x, c) in sorted(rows.items(), key=lambda kv: kv[0].lower())]
 
 
@@ -641,11 +695,12 @@ def totals(tests: list[NodeTest], paths: Sequence[str]) -> dict:
 def print_table(tests: list[NodeTest], paths: Sequence[str], file=sys.stdout) -> None:
     rows = op_rows(tests, paths)
     width = max([len("op")] + [len(r[0]) for r in rows])
-    head = f"{'op':<{width}}  {'tests':>5}  {'excl':>4}" + "".join(f"  {PATH_TITLES[p]:>11}" for p in paths)
+    cols = table_columns(paths)
+    head = f"{'op':<{width}}  {'tests':>5}  {'excl':>4}" + "".join(f"  {title:>11}" for _, title in cols)
     print(head, file=file)
     print("-" * len(head), file=file)
     for op, n, x, c in rows:
-        cells = "".join(f"  {c.get(p, 0):>11}" for p in paths)
+        cells = "".join(f"  {c.get(key, 0):>11}" for key, _ in cols)
         print(f"{op:<{width}}  {n:>5}  {x:>4}{cells}", file=file)
 
 
@@ -723,25 +778,33 @@ def markdown_report(tests: list[NodeTest], paths: Sequence[str]) -> str:
             "reasons in `testdata/conformance/exclusions.txt`)."
         ),
         "",
-        "| path | passed | failed | unsupported | crashed | timeout |",
-        "|------|-------:|-------:|------------:|--------:|--------:|",
+        (
+            "\"folded\": right answers computed at compile time, every output a constant after the "
+            "graph passes, so no generated code ran (compiled path only; not counted as passed). "
+            "Every test that does not pass is listed with its reason in "
+            "`testdata/conformance/known-failures.txt`."
+        ),
+        "",
+        "| path | passed | folded | failed | unsupported | crashed | timeout |",
+        "|------|-------:|-------:|-------:|------------:|--------:|--------:|",
     ]
     for p in paths:
         c = tot[p]
         pct = 100.0 * c[Status.PASSED] / tot["counted"] if tot["counted"] else 0.0
         lines.append(
-            f"| {PATH_TITLES[p]} | {c[Status.PASSED]} ({pct:.1f}%) | {c[Status.FAILED]} | "
+            f"| {PATH_TITLES[p]} | {c[Status.PASSED]} ({pct:.1f}%) | {c[Status.FOLDED]} | {c[Status.FAILED]} | "
             f"{c[Status.UNSUPPORTED]} | {c[Status.CRASHED]} | {c[Status.TIMEOUT]} |"
         )
+    cols = table_columns(paths)
     lines += [
         "",
         "<details><summary>Per op: counted tests, and how many pass on each path</summary>",
         "",
-        "| op | tests | excluded | " + " | ".join(PATH_TITLES[p] for p in paths) + " |",
-        "|----|------:|---------:|" + "|".join("------:" for _ in paths) + "|",
+        "| op | tests | excluded | " + " | ".join(title for _, title in cols) + " |",
+        "|----|------:|---------:|" + "|".join("------:" for _ in cols) + "|",
     ]
     for op, n, x, c in op_rows(tests, paths):
-        lines.append(f"| {op} | {n} | {x} | " + " | ".join(str(c.get(p, 0)) for p in paths) + " |")
+        lines.append(f"| {op} | {n} | {x} | " + " | ".join(str(c.get(key, 0)) for key, _ in cols) + " |")
     lines += ["", "</details>", ""]
     return "\n".join(lines)
 
@@ -752,9 +815,20 @@ How to read and rerun these numbers:
 
 - `scripts/test.sh` runs `scripts/conformance.py --check` after the cargo tests, with the debug
   `kiln` that `cargo build --workspace` just built: it fails when a test listed in
-  `testdata/conformance/expected-pass-{compiled,interp}.txt` stops passing. After a change that
+  `testdata/conformance/expected-pass-{compiled,interp}.txt` stops passing, or when a test that
+  does not pass no longer fails the way `testdata/conformance/known-failures.txt` records (every
+  counted test that does not pass is there, with its status and the reason). After a change that
   makes tests pass, `scripts/conformance.py --bless` rewrites those lists, this page and the
-  README table.
+  README table; it refuses when a test that passed no longer does, unless `--allow-regressions`
+  is given. Reasons in `known-failures.txt` are kept while a test's status stays the same, so
+  write them by hand where Kiln's message is not the explanation.
+- "folded" (compiled path): the answers were right, but every output was a constant after the
+  graph passes, so no generated code computed them (`kiln run -v` logs such outputs). These are
+  not counted as passed; `--check` treats a test in `expected-pass-compiled.txt` that becomes
+  folded as a regression, so the compiled column only counts runs of generated code.
+  Specialized inputs (below) are folded only where their values are needed at compile time:
+  `fold-constants` leaves the data path they feed (a Range's values, a ConstantOfShape's fill)
+  to generated code.
 - Each test runs `kiln run model.onnx --input-dir test_data_set_N --output-format pb`, once
   compiled and once with `--interpret`. On the compiled path the temporary artifact is
   specialized to the test's inputs: inputs whose values decide shapes (Reshape's shape, reduction
@@ -826,35 +900,125 @@ def exclusions_text(tests: list[NodeTest]) -> str:
     return header + "".join(f"{t.name}\t{t.excluded}\n" for t in sorted(tests, key=lambda t: t.name) if t.excluded)
 
 
-def check(tests: list[NodeTest], paths: Sequence[str], full_run: bool, pattern: re.Pattern | None) -> int:
-    """Compares with the checked-in lists; 1 on a regression or a stale list."""
-    status = 0
-    names = {t.name for t in tests}
+def known_failures_file() -> Path:
+    return LISTS_DIR / "known-failures.txt"
+
+
+@dataclasses.dataclass(frozen=True)
+class Known:
+    """A checked-in known failure: the status it has and why."""
+
+    status: str
+    reason: str
+
+
+def read_known(file: Path) -> dict[tuple[str, str], Known]:
+    """(test, path) -> Known, from `test<TAB>path<TAB>status<TAB>reason` lines."""
+    out: dict[tuple[str, str], Known] = {}
+    if not file.is_file():
+        return out
+    for ln in file.read_text().splitlines():
+        if not ln.strip() or ln.startswith("#"):
+            continue
+        parts = ln.split("\t", 3)
+        if len(parts) != 4 or parts[1] not in PATHS or parts[2] not in Status.ALL or parts[2] == Status.PASSED:
+            raise SetupError(f"{rel(file)}: malformed line (want test<TAB>path<TAB>status<TAB>reason): {ln!r}")
+        out[(parts[0], parts[1])] = Known(parts[2], parts[3])
+    return out
+
+
+def known_text(entries: dict[tuple[str, str], Known]) -> str:
+    header = (
+        "# Counted ONNX node tests that do not pass on a path, with the status they have and why.\n"
+        "# `scripts/conformance.py --check` fails when a test's status differs from this file (or from\n"
+        "# expected-pass-*.txt); `--bless` rewrites it, keeping the reason of every entry whose status\n"
+        "# did not change, so edit reasons by hand: a new entry's reason is Kiln's message or the\n"
+        "# comparison's result. \"folded\" = right answers computed at compile time (no generated code).\n"
+        "# test<TAB>path<TAB>status<TAB>reason\n"
+    )
+    lines = [f"{t}\t{p}\t{k.status}\t{k.reason}\n" for (t, p), k in sorted(entries.items())]
+    return header + "".join(lines)
+
+
+def _one_line(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip() or "(no message)"
+
+
+def auto_reason(result: RunResult) -> str:
+    """The reason a new known failure gets: what the run said."""
+    return _one_line(result.detail)
+
+
+@dataclasses.dataclass
+class Comparison:
+    """How a run compares with the checked-in expectations."""
+
+    regressions: list[str] = dataclasses.field(default_factory=list)  # lost a right answer
+    changed: list[str] = dataclasses.field(default_factory=list)  # another way of not passing
+    unlisted: list[str] = dataclasses.field(default_factory=list)  # not passing, not listed
+    improved: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (path, test)
+    stale: list[str] = dataclasses.field(default_factory=list)  # entries naming no counted test
+
+
+def compare_expectations(
+    tests: list[NodeTest], paths: Sequence[str], full_run: bool, pattern: re.Pattern | None
+) -> Comparison:
+    cmp = Comparison()
     by_name = {t.name: t for t in tests}
+    known = read_known(known_failures_file())
     for p in paths:
+        title = PATH_TITLES[p]
         listed = read_names(list_file(p))
-        if pattern is not None:
-            listed = {n for n in listed if pattern.search(n)}
+        for t in tests:
+            if t.excluded is not None or p not in t.results:
+                continue
+            r = t.results[p]
+            cur = r.status
+            if t.name in listed:
+                expected = Status.PASSED
+            elif (t.name, p) in known:
+                expected = known[(t.name, p)].status
+            else:
+                expected = None
+            if cur == expected:
+                continue
+            line = f"{t.name}: {cur}: {r.detail}" if r.detail else f"{t.name}: {cur}"
+            if expected in Status.GOOD and (cur not in Status.GOOD or expected == Status.PASSED):
+                cmp.regressions.append(f"REGRESSION ({title}): {line} (was {expected})")
+            elif cur in Status.GOOD:
+                cmp.improved.append((p, t.name))
+            elif expected is None:
+                cmp.unlisted.append(f"NOT LISTED ({title}): {line}")
+            else:
+                cmp.changed.append(f"CHANGED ({title}): {line} (was {expected})")
+        if full_run:
+            for n in sorted(listed):
+                t = by_name.get(n)
+                if t is None or t.excluded is not None:
+                    why = "no such test in the suite" if t is None else f"excluded: {t.excluded}"
+                    cmp.regressions.append(f"REGRESSION ({title}): {n}: {why}")
+    if full_run:
+        for (n, p), k in sorted(known.items()):
+            t = by_name.get(n)
+            if p in paths and (t is None or t.excluded is not None):
+                cmp.stale.append(f"STALE ({PATH_TITLES[p]}): {n} ({k.status}) names no counted test")
+    return cmp
+
+
+def check(tests: list[NodeTest], paths: Sequence[str], full_run: bool, pattern: re.Pattern | None) -> int:
+    """Compares with the checked-in lists; 1 on a regression, a changed failure or a stale list."""
+    status = 0
+    for p in paths:
         if not list_file(p).is_file():
             print(f"conformance: {rel(list_file(p))} is missing; run --bless", file=sys.stderr)
             status = 1
-        now = {t.name for t in tests if passed(t, p)}
-        regressed = sorted(listed - now)
-        new = sorted(now - listed)
-        for n in regressed:
-            if n not in names:
-                why = "no such test in the suite"
-            else:
-                t = by_name[n]
-                if t.excluded:
-                    why = f"excluded: {t.excluded}"
-                elif p in t.results:
-                    why = f"{t.results[p].status}: {t.results[p].detail}"
-                else:
-                    why = "not run"
-            print(f"REGRESSION ({PATH_TITLES[p]}): {n}: {why}", file=sys.stderr)
-        if regressed:
-            status = 1
+    cmp = compare_expectations(tests, paths, full_run, pattern)
+    for line in cmp.regressions + cmp.changed + cmp.unlisted + cmp.stale:
+        print(line, file=sys.stderr)
+    if cmp.regressions or cmp.changed or cmp.unlisted or cmp.stale:
+        status = 1
+    for p in paths:
+        new = sorted(n for q, n in cmp.improved if q == p)
         if new:
             print(f"\nnewly passing on the {PATH_TITLES[p]} path ({len(new)}); add them with --bless:", file=sys.stderr)
             for n in new:
@@ -873,7 +1037,27 @@ def check(tests: list[NodeTest], paths: Sequence[str], full_run: bool, pattern: 
     return status
 
 
-def bless(tests: list[NodeTest], paths: Sequence[str], full_run: bool, pattern: re.Pattern | None) -> None:
+def bless(
+    tests: list[NodeTest],
+    paths: Sequence[str],
+    full_run: bool,
+    pattern: re.Pattern | None,
+    allow_regressions: bool = False,
+) -> int:
+    """Rewrites the expectation files from this run; refuses (1) on a regression unless allowed."""
+    cmp = compare_expectations(tests, paths, full_run, pattern)
+    if cmp.regressions:
+        for line in cmp.regressions:
+            print(line, file=sys.stderr)
+        if not allow_regressions:
+            print(
+                f"conformance: --bless REFUSED: {len(cmp.regressions)} test(s) no longer give right answers "
+                "(listed above); fix them, or pass --allow-regressions to record the loss",
+                file=sys.stderr,
+            )
+            return 1
+        print(f"conformance: !!! recording {len(cmp.regressions)} regression(s) (--allow-regressions) !!!", file=sys.stderr)
+    ran = {(t.name, p): t.results[p] for t in tests if t.excluded is None for p in paths if p in t.results}
     for p in paths:
         old = read_names(list_file(p))
         keep = {n for n in old if pattern is not None and not pattern.search(n)}
@@ -881,15 +1065,31 @@ def bless(tests: list[NodeTest], paths: Sequence[str], full_run: bool, pattern: 
         removed, added = sorted(old - new), sorted(new - old)
         for n in removed:
             print(f"REMOVED from {list_file(p).name}: {n}", file=sys.stderr)
-        if removed:
-            print(f"conformance: !!! {len(removed)} test(s) REMOVED from {list_file(p).name} !!!", file=sys.stderr)
         print(f"conformance: {list_file(p).name}: {len(new)} tests (+{len(added)} -{len(removed)})", file=sys.stderr)
         write_pass_list(list_file(p), p, new)
+    known = read_known(known_failures_file())
+    names = {t.name for t in tests}
+    entries: dict[tuple[str, str], Known] = {}
+    for (n, p), k in known.items():
+        # Kept: other paths, and tests outside the filter (all of them on a full run are in `ran`).
+        outside = p not in paths or (pattern is not None and not pattern.search(n))
+        if outside and (not full_run or p not in paths or n in names):
+            entries[(n, p)] = k
+    for (n, p), r in ran.items():
+        if r.status == Status.PASSED:
+            continue
+        old_entry = known.get((n, p))
+        reason = old_entry.reason if old_entry is not None and old_entry.status == r.status else auto_reason(r)
+        entries[(n, p)] = Known(r.status, reason)
+    known_failures_file().parent.mkdir(parents=True, exist_ok=True)
+    known_failures_file().write_text(known_text(entries))
+    print(f"conformance: {known_failures_file().name}: {len(entries)} entries", file=sys.stderr)
     if full_run:
         EXCLUSIONS_FILE.parent.mkdir(parents=True, exist_ok=True)
         EXCLUSIONS_FILE.write_text(exclusions_text(tests))
         if set(paths) == set(PATHS):
             write_docs(tests, paths)
+    return 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -912,6 +1112,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     mode.add_argument("--check", action="store_true", help="exit 1 when a test in the expectation lists stops passing")
     mode.add_argument("--bless", action="store_true", help="rewrite the expectation lists, exclusions and docs")
     ap.add_argument(
+        "--allow-regressions",
+        action="store_true",
+        help="let --bless drop tests that no longer pass (it refuses otherwise)",
+    )
+    ap.add_argument(
         "--kiln", type=Path, default=None, help="the kiln binary (default: $KILN, else <target>/debug/kiln)"
     )
     ap.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="node test folder (default: %(default)s)")
@@ -926,6 +1131,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--no-table", action="store_true", help="do not print the per-op table")
     ap.add_argument("--reasons", type=int, default=12, help="how many failure groups to list per path")
     args = ap.parse_args(argv)
+    if args.allow_regressions and not args.bless:
+        ap.error("--allow-regressions only goes with --bless")
     args.paths = [p.strip() for p in args.paths.split(",") if p.strip()]
     bad = [p for p in args.paths if p not in PATHS]
     if bad or not args.paths:
@@ -976,11 +1183,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     print_totals(tests, args.paths, elapsed, file=out)
 
     full_run = pattern is None
-    if args.bless:
-        bless(tests, args.paths, full_run, pattern)
-        return 0
-    if args.check:
-        return check(tests, args.paths, full_run, pattern)
+    try:
+        if args.bless:
+            return bless(tests, args.paths, full_run, pattern, args.allow_regressions)
+        if args.check:
+            return check(tests, args.paths, full_run, pattern)
+    except SetupError as e:
+        print(f"conformance: error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 
