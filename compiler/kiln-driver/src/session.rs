@@ -263,7 +263,7 @@ impl Prepared {
         let so = dir.path().join("model.so");
         copts.output = Some(so.clone());
         copts.emit = Emit::Lib;
-        copts.opt_level = opts.opt_level;
+        copts.set_level(opts.opt_level);
         let Artifacts {
             constant_outputs, ..
         } = compile(*graph, &copts)?;

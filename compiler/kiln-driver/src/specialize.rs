@@ -193,6 +193,7 @@ pub fn freeze_inputs(g: &mut Graph, tensors: &[HostTensor]) -> Result<Vec<String
             outputs: vec![v],
             attrs,
             loc: None,
+            body: None,
         });
     }
     let frozen: BTreeSet<usize> = indices.into_iter().collect();
