@@ -29,7 +29,7 @@ fn valid(inputs: &[TensorDesc], outputs: &[TensorDesc]) -> ArtifactV1 {
         abi_version: ABI_VERSION,
         num_inputs: inputs.len() as u32,
         num_outputs: outputs.len() as u32,
-        reserved: 0,
+        flags: 0,
         inputs: inputs.as_ptr(),
         outputs: outputs.as_ptr(),
         model_name: c"m".as_ptr(),

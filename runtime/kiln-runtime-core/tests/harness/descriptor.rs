@@ -313,7 +313,8 @@ impl Artifact {
             abi_version: self.version,
             num_inputs: self.inputs.count,
             num_outputs: self.outputs.count,
-            reserved: 0,
+            // No target record: its checks are the deploy tests' (cpu.rs).
+            flags: 0,
             inputs: self.inputs.ptr(),
             outputs: self.outputs.ptr(),
             model_name: self.model_name.ptr(),
