@@ -328,8 +328,12 @@ pub fn compile(mut graph: Graph, opts: &CompileOptions) -> Result<Artifacts> {
              only: fix them with --input-shape NAME=DIMS, e.g. --input-shape {example}"
         )));
     }
+    let lower_opts = LowerOptions {
+        kernels: kiln_codegen::kernels::Variant::for_target(&opts.target),
+        ..LowerOptions::default()
+    };
     let lowered = timed(&mut art.timings, "lower", || {
-        Ok(lower_graph(&graph, &LowerOptions::default())?)
+        Ok(lower_graph(&graph, &lower_opts)?)
     })?;
     for sig in lowered.inputs.iter().chain(&lowered.outputs) {
         if sig.name.contains('\0') {
@@ -602,6 +606,21 @@ fn build_artifact(
     write_file(&glue_o, &glue_obj)?;
 
     let mut objects = vec![kernel_o.clone(), glue_o.clone()];
+    if !lowered.kernels.is_empty() {
+        // The kernels the model calls, compiled for this target's CPU. They
+        // are always optimized (unless -O0): they are the hot loops.
+        let used: Vec<&str> = lowered.kernels.iter().map(String::as_str).collect();
+        let level = match opts.opt_level {
+            OptLevel::O0 => OptLevel::O0,
+            _ => OptLevel::O3,
+        };
+        let kernels = timed(&mut art.timings, "kernels", || {
+            Ok(kiln_codegen::kernels::compile_kernels(target, level, &used)?)
+        })?;
+        let kernels_o = stage.path("kernels.o");
+        write_file(&kernels_o, &kernels)?;
+        objects.push(kernels_o);
+    }
     timed(&mut art.timings, "weights", || {
         if total == 0 {
             return Ok(());

@@ -43,6 +43,7 @@ mod ctx;
 mod elementwise;
 mod grid;
 mod index;
+mod kernels;
 mod layout;
 mod linalg;
 mod norm;
@@ -80,6 +81,10 @@ pub struct LowerOptions {
     pub func_name: String,
     /// Alignment of each weight's offset in the blob (a power of two).
     pub weight_align: u64,
+    /// The kernel-library variant the target calls (planned modules lower
+    /// contractions, norms, pools, attention and elementwise chains to
+    /// kernel calls), or `None` for no kernel calls.
+    pub kernels: Option<crate::kernels::Variant>,
 }
 
 impl Default for LowerOptions {
@@ -87,6 +92,7 @@ impl Default for LowerOptions {
         LowerOptions {
             func_name: "kiln_main".into(),
             weight_align: 64,
+            kernels: None,
         }
     }
 }

@@ -27,13 +27,18 @@
 //! operand is copied first ([`needs_private_copy`]).
 
 use super::ctx::{memref_ty, Builder, Res, Val};
+use super::kernels::{Homes, Kernels, SLOTS};
 use super::{
     boundary_in, emit_node, result_types, storage, LowerError, LowerOptions, LoweredModule,
     TensorSig, UnsupportedNode, WeightsLayout, WEIGHTS_BYTES,
 };
+use kiln_ir::ops::infer::InferCtx;
 use kiln_ir::plan::{aliases_operand, Home, MemoryPlan};
 use kiln_ir::{DType, Graph, Node, OpKind, ValueId};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+
+/// Placeholder for the workspace size in `memref.view` source types.
+const WORKSPACE_BYTES: &str = "@WORKSPACE_BYTES@";
 
 /// Where the bytes of a home start: the base buffer's SSA name and the
 /// byte offset into it.
@@ -50,10 +55,32 @@ fn base_of(home: Home, layout: &mut WeightsLayout, g: &Graph) -> Res<(String, u6
 struct Planned<'g> {
     g: &'g Graph,
     plan: &'g MemoryPlan,
-    defs: HashMap<ValueId, kiln_ir::Def>,
+    defs: std::rc::Rc<HashMap<ValueId, kiln_ir::Def>>,
     layout: WeightsLayout,
     /// Byte size of each base buffer's memref type.
     base_bytes: HashMap<String, String>,
+    /// Kernel calls, when the target has a kernel library.
+    kernels: Option<Kernels>,
+    /// Nodes (by index) emitted only when an island reads their result:
+    /// unpacked constants, which kernels read in their packed form.
+    deferred: HashMap<ValueId, usize>,
+    /// Deferred nodes already emitted.
+    emitted: HashSet<usize>,
+}
+
+impl Homes for Planned<'_> {
+    fn home_of(&mut self, b: &mut Builder, v: ValueId) -> Res<Home> {
+        self.ensure(b, v)?;
+        self.home(v)
+    }
+
+    fn base(&mut self, home: Home) -> Res<(String, u64)> {
+        base_of(home, &mut self.layout, self.g)
+    }
+
+    fn base_type(&self, base: &str) -> String {
+        self.base_ty(base)
+    }
 }
 
 impl Planned<'_> {
@@ -63,12 +90,16 @@ impl Planned<'_> {
             .ok_or_else(|| format!("%{} has no home in the memory plan", self.g.value(v).name))
     }
 
+    /// The memref type of a base buffer; the sizes of `%weights` and
+    /// `%workspace` are known only at the end (weights are placed as they
+    /// are used, kernel scratch grows the workspace), so they are
+    /// placeholders until then.
     fn base_ty(&self, base: &str) -> String {
-        let n = self
-            .base_bytes
-            .get(base)
-            .cloned()
-            .unwrap_or_else(|| WEIGHTS_BYTES.to_string());
+        let n = match base {
+            "%weights" => WEIGHTS_BYTES.to_string(),
+            "%workspace" => WORKSPACE_BYTES.to_string(),
+            _ => self.base_bytes.get(base).cloned().unwrap_or_default(),
+        };
         format!("memref<{n}xi8>")
     }
 
@@ -88,8 +119,20 @@ impl Planned<'_> {
         )))
     }
 
+    /// Emits the deferred node computing `v`, if it has not run yet.
+    fn ensure(&mut self, b: &mut Builder, v: ValueId) -> Res<()> {
+        if let Some(&n) = self.deferred.get(&v) {
+            if self.emitted.insert(n) {
+                let g = self.g;
+                self.island(b, &g.nodes[n])?;
+            }
+        }
+        Ok(())
+    }
+
     /// Value `v` as a tensor in its compute type.
     fn read(&mut self, b: &mut Builder, v: ValueId) -> Res<Val> {
+        self.ensure(b, v)?;
         let ty = &self.g.value(v).ty;
         let (dtype, shape) = (
             ty.dtype,
@@ -145,8 +188,34 @@ impl Planned<'_> {
         Ok(())
     }
 
-    /// Emits one node (not a constant or a view).
+    /// Emits one node (not a constant or a view): a kernel call where one
+    /// applies, else a tensor island.
     fn node(&mut self, b: &mut Builder, node: &Node) -> Res<()> {
+        if let Some(mut k) = self.kernels.take() {
+            let g = self.g;
+            let tys: Vec<Option<&kiln_ir::TensorType>> =
+                node.inputs.iter().map(|i| i.map(|v| &g.value(v).ty)).collect();
+            let a = InferCtx {
+                def: node.op.def(),
+                inputs: &tys,
+                attrs: &node.attrs,
+                consts: &[],
+                num_outputs: node.outputs.len(),
+                weight_ty: None,
+                body: node.body.as_deref(),
+            };
+            let defs = std::rc::Rc::clone(&self.defs);
+            let done = k.lower(b, self, g, &defs, node, &a);
+            self.kernels = Some(k);
+            if done? {
+                return Ok(());
+            }
+        }
+        self.island(b, node)
+    }
+
+    /// Emits a node as a tensor island.
+    fn island(&mut self, b: &mut Builder, node: &Node) -> Res<()> {
         let outs = result_types(self.g, node)?;
         let result_homes: Vec<Home> = node
             .outputs
@@ -218,20 +287,43 @@ pub(crate) fn lower_planned(
             sigs.push(s);
         }
     }
-    base_bytes.insert("%workspace".into(), plan.arena_bytes.to_string());
+    let defs = g.defs();
+    // Unpacked constants are emitted where an island reads them (kernels
+    // read the packed constant instead).
+    let deferred: HashMap<ValueId, usize> = g
+        .nodes
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| {
+            n.op == OpKind::Unpack
+                && n.inputs
+                    .first()
+                    .copied()
+                    .flatten()
+                    .is_some_and(|v| g.constant_weight(&defs, v).is_some())
+        })
+        .map(|(k, n)| (n.outputs[0], k))
+        .collect();
+    let scratch_offset = plan.arena_bytes.next_multiple_of(64);
     let mut st = Planned {
         g,
         plan,
-        defs: g.defs(),
+        defs: std::rc::Rc::new(defs),
         layout: WeightsLayout {
             align: opts.weight_align.max(1).next_power_of_two(),
             ..WeightsLayout::default()
         },
         base_bytes,
+        kernels: opts.kernels.map(|v| Kernels::new(v, scratch_offset)),
+        deferred,
+        emitted: HashSet::new(),
     };
     let mut b = Builder::new();
     for node in &g.nodes {
-        if node.op == OpKind::Constant || aliases_operand(node.op).is_some() {
+        if node.op == OpKind::Constant
+            || aliases_operand(node.op).is_some()
+            || node.outputs.first().is_some_and(|v| st.deferred.contains_key(v))
+        {
             continue;
         }
         if let Err(reason) = st.node(&mut b, node) {
@@ -271,14 +363,36 @@ pub(crate) fn lower_planned(
         }
     }
     let total = st.layout.total_bytes;
+    let (symbols, slots, scratch) = match &st.kernels {
+        Some(k) => (k.symbols.iter().cloned().collect::<Vec<_>>(), k.max_slots, k.scratch),
+        None => (Vec::new(), 0, 0),
+    };
+    let workspace = if scratch > 0 {
+        scratch_offset + scratch
+    } else {
+        plan.arena_bytes
+    };
     args.push(format!("%weights: memref<{total}xi8>"));
-    args.push(format!("%workspace: memref<{}xi8>", plan.arena_bytes));
+    args.push(format!("%workspace: memref<{workspace}xi8>"));
+    let slots = slots.max(1);
+    let mut decls = String::new();
+    let mut prologue = String::new();
+    if !symbols.is_empty() {
+        prologue = format!("  %kernel_args = memref.alloca() : memref<{slots}xi64>\n");
+        for sym in &symbols {
+            decls.push_str(&format!("func.func private @{sym}(memref<{slots}xi64>)\n"));
+        }
+    }
+    let body = b
+        .into_text()
+        .replace(WEIGHTS_BYTES, &total.to_string())
+        .replace(SLOTS, &slots.to_string())
+        .replace(WORKSPACE_BYTES, &workspace.to_string());
     let mlir = format!(
-        "// Kiln graph \"{}\" lowered by kiln-codegen::lower (planned).\nmodule {{\nfunc.func @{}({}) {{\n{}}}\n}}\n",
+        "// Kiln graph \"{}\" lowered by kiln-codegen::lower (planned).\nmodule {{\n{decls}func.func @{}({}) {{\n{prologue}{body}}}\n}}\n",
         g.name.replace(['\n', '\r'], " "),
         opts.func_name,
         args.join(", "),
-        b.into_text().replace(WEIGHTS_BYTES, &total.to_string())
     );
     Ok(LoweredModule {
         mlir,
@@ -286,7 +400,7 @@ pub(crate) fn lower_planned(
         outputs,
         weights: st.layout,
         pipeline_hint: crate::targets::CPU_PLANNED_PIPELINE,
-        workspace_bytes: Some(plan.arena_bytes),
-        kernels: Vec::new(),
+        workspace_bytes: Some(workspace),
+        kernels: symbols,
     })
 }
