@@ -18,6 +18,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+#[path = "driver/differential.rs"]
+mod differential;
 #[path = "driver/light_models.rs"]
 mod light_models;
 
