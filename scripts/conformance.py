@@ -54,12 +54,14 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import zlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -80,7 +82,14 @@ STAMP_NAME = ".conformance-stamp.json"
 
 # The two execution paths, by the short name used in files, JSON and options.
 PATHS = ("compiled", "interp")
-PATH_TITLES = {"compiled": "compiled", "interp": "interpreter"}
+# The optional cross path: artifacts built for AArch64 and run under qemu-user, on a slice of the
+# node tests and the bundled models (`--paths aarch64`, see `cross_slice` and `Cross`).
+CROSS_PATH = "aarch64"
+ALL_PATHS = PATHS + (CROSS_PATH,)
+PATH_TITLES = {"compiled": "compiled", "interp": "interpreter", CROSS_PATH: "aarch64 (qemu)"}
+MODELS_DIR = REPO / "testdata" / "models"
+README_CROSS_BEGIN = "<!-- aarch64:begin -->"
+README_CROSS_END = "<!-- aarch64:end -->"
 
 # ---------------------------------------------------------------------------------------------
 # Kiln interface: every assumption about the `kiln` command line is in this section.
@@ -125,6 +134,15 @@ def constant_outputs(stderr: str) -> list[str]:
         if m:
             return [n.strip() for n in m.group(1).split(",") if n.strip()]
     return []
+
+
+def kiln_cross_compile_argv(kiln: Path, model: Path, obj: Path, shapes: Sequence[tuple[str, Sequence[int]]]) -> list[str]:
+    """Compiles `model` for AArch64 into one relocatable object (descriptor `kiln_artifact`), with
+    every input's shape fixed to the given one (dynamic extents take the test's shapes)."""
+    argv = [str(kiln), "compile", str(model), "--target=aarch64-linux-gnu", "--emit=obj", "-o", str(obj)]
+    for name, dims in shapes:
+        argv += ["--input-shape", f"{name}={'x'.join(str(d) for d in dims)}"]
+    return argv
 
 
 def kiln_probe_argv(kiln: Path) -> list[str]:
@@ -439,10 +457,15 @@ class NodeTest:
     excluded: str | None  # reason, or None when the test counts
     output_names: list[str]
     data_sets: int
+    input_names: list[str] = dataclasses.field(default_factory=list)
+    # "node" (an ONNX node test) or "model" (a bundled model, run on the cross path only).
+    kind: str = "node"
+    # Whether the cross path runs it (see `cross_slice`).
+    cross: bool = False
     results: dict[str, RunResult] = dataclasses.field(default_factory=dict)
 
 
-def run_once(kiln: Path, test: NodeTest, path: str, timeout: float) -> RunResult:
+def run_once(kiln: Path, test: NodeTest, path: str, timeout: float, cross: Cross | None = None) -> RunResult:
     """Runs every data set of `test` through one path; the first non-pass decides."""
     start = time.monotonic()
     for n in range(test.data_sets):
@@ -450,8 +473,13 @@ def run_once(kiln: Path, test: NodeTest, path: str, timeout: float) -> RunResult
         with tempfile.TemporaryDirectory(prefix="kiln-conformance-") as tmp:
             out_dir = Path(tmp) / "out"
             out_dir.mkdir()
-            argv = kiln_run_argv(kiln, test.dir / "model.onnx", data_dir, out_dir, path)
-            result, stderr = _exec(argv, Path(tmp), timeout - (time.monotonic() - start))
+            if path == CROSS_PATH:
+                assert cross is not None, "the cross path needs prepare_cross()"
+                result = run_cross(kiln, test, data_dir, Path(tmp), timeout - (time.monotonic() - start), cross)
+                stderr = ""
+            else:
+                argv = kiln_run_argv(kiln, test.dir / "model.onnx", data_dir, out_dir, path)
+                result, stderr = _exec(argv, Path(tmp), timeout - (time.monotonic() - start))
             if result is None:
                 result = _check_outputs(test, data_dir, out_dir)
                 folded = constant_outputs(stderr)
@@ -536,6 +564,168 @@ def _check_outputs(test: NodeTest, data_dir: Path, out_dir: Path) -> RunResult:
 
 
 # ---------------------------------------------------------------------------------------------
+# The cross path: AArch64 artifacts under qemu-user.
+# ---------------------------------------------------------------------------------------------
+
+CROSS_RUNNER_SRC = REPO / "testdata" / "cross" / "kiln_runner.c"
+CROSS_SYSROOT = Path("/usr/aarch64-linux-gnu")  # Debian's libc6-arm64-cross / libc6-dev-arm64-cross
+CROSS_CLANG = ["clang-22", "--target=aarch64-linux-gnu"]
+CROSS_QEMU = "qemu-aarch64"
+CROSS_THREADS = 2
+
+
+def default_cross_runtime() -> Path:
+    """Where `cargo build -p kiln-runtime-c --profile runtime-release --target
+    aarch64-unknown-linux-gnu` puts the C runtime's static library."""
+    target = Path(os.environ.get("CARGO_TARGET_DIR") or REPO / "target")
+    return target / "aarch64-unknown-linux-gnu" / "runtime-release" / "libkiln_runtime.a"
+
+
+@dataclasses.dataclass
+class Cross:
+    """What the cross path links and runs with (scripts/setup.sh installs the tools)."""
+
+    runtime: Path  # libkiln_runtime.a built for AArch64
+    runner: Path  # testdata/cross/kiln_runner.c compiled for AArch64
+
+
+def prepare_cross(runtime: Path, work: Path) -> Cross:
+    """Checks the cross tools and compiles the runner once; SetupError naming what is missing."""
+    missing = [t for t in (CROSS_CLANG[0], CROSS_QEMU) if shutil.which(t) is None]
+    if missing:
+        raise SetupError(f"the aarch64 path needs {', '.join(missing)} (scripts/setup.sh installs them)")
+    if not (CROSS_SYSROOT / "lib" / "ld-linux-aarch64.so.1").is_file():
+        raise SetupError(f"no AArch64 C library under {CROSS_SYSROOT} (apt-get install libc6-dev-arm64-cross)")
+    if not runtime.is_file():
+        raise SetupError(
+            f"no AArch64 runtime at {runtime}: build it with scripts/cross-runtime.sh (or pass --cross-runtime)"
+        )
+    runner = work / "kiln_runner.o"
+    cmd = [*CROSS_CLANG, "-O2", "-I", str(REPO / "runtime" / "include"), "-c", str(CROSS_RUNNER_SRC), "-o", str(runner)]
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SetupError(f"compiling {rel(CROSS_RUNNER_SRC)} for AArch64 failed: {proc.stderr[:500]}")
+    return Cross(runtime=runtime, runner=runner)
+
+
+def _numpy_dtype(code: int) -> np.dtype | None:
+    """The numpy dtype of a `kiln_dtype` code (kiln.h), for reading outputs back; None for the
+    packed 4-bit types."""
+    import ml_dtypes
+
+    table = {
+        1: np.float64,
+        2: np.float32,
+        3: np.float16,
+        4: ml_dtypes.bfloat16,
+        5: ml_dtypes.float8_e4m3fn,
+        6: ml_dtypes.float8_e5m2,
+        8: np.int64,
+        9: np.int32,
+        10: np.int16,
+        11: np.int8,
+        13: np.uint64,
+        14: np.uint32,
+        15: np.uint16,
+        16: np.uint8,
+        18: np.bool_,
+    }
+    return np.dtype(table[code]) if code in table else None
+
+
+def run_cross(kiln: Path, test: NodeTest, data_dir: Path, tmp: Path, timeout: float, cross: Cross) -> RunResult | None:
+    """Compiles `test` for AArch64, links it with the runner and the AArch64 runtime, runs it
+    under qemu-user and writes its outputs as `tmp/out/output_<i>.pb`. None when that worked
+    (the caller compares), else the classified failure."""
+    start = time.monotonic()
+    inputs = [load_tensor(data_dir / f"input_{i}.pb") for i in range(len(test.input_names))]
+    obj, exe = tmp / "model.o", tmp / "run"
+    shapes = [(n, a.shape) for n, a in zip(test.input_names, inputs)]
+    result, _ = _exec(kiln_cross_compile_argv(kiln, test.dir / "model.onnx", obj, shapes), tmp, timeout)
+    if result is not None:
+        return result
+    link = [*CROSS_CLANG, "-fuse-ld=lld", str(cross.runner), str(obj), str(cross.runtime), "-lm", "-lpthread", "-ldl"]
+    result, err = _exec([*link, "-o", str(exe)], tmp, timeout - (time.monotonic() - start))
+    if result is not None:
+        return RunResult(Status.CRASHED if result.status != Status.TIMEOUT else result.status, f"link: {err.strip()[:300]}")
+    in_dir, raw = tmp / "in", tmp / "raw"
+    in_dir.mkdir()
+    raw.mkdir()
+    for i, a in enumerate(inputs):
+        (in_dir / f"input_{i}.bin").write_bytes(np.ascontiguousarray(a).tobytes())
+    run = [CROSS_QEMU, "-L", str(CROSS_SYSROOT), str(exe), str(in_dir), str(raw), str(CROSS_THREADS)]
+    result, err = _exec(run, tmp, timeout - (time.monotonic() - start))
+    if result is not None:
+        if result.status == Status.UNSUPPORTED:  # the runner never exits 3 on purpose
+            result.status = Status.CRASHED
+        return result
+    for i, line in enumerate((raw / "outputs.txt").read_text().splitlines()):
+        name, code, rank, *dims = line.split(" ")
+        dtype = _numpy_dtype(int(code))
+        if dtype is None or len(dims) != int(rank):
+            return RunResult(Status.FAILED, f"output {i}: cannot read back {line!r}")
+        a = np.frombuffer((raw / f"output_{i}.bin").read_bytes(), dtype=dtype).reshape([int(d) for d in dims])
+        (tmp / "out" / f"output_{i}.pb").write_bytes(numpy_helper.from_array(a, name).SerializeToString())
+    return None
+
+
+# Node tests on the cross path: the ops the kernels and the optimizer handle, with float inputs
+# only (so no input needs specializing: `kiln compile` gets the test's shapes and nothing else),
+# not the function-expanded variants, and a stable sample by name (crc32): half of the
+# contraction, pooling, normalization and attention tests, a quarter of the elementwise ones.
+CROSS_CORE_OPS = frozenset(
+    "Conv ConvTranspose MatMul Gemm Softmax LogSoftmax LayerNormalization RMSNormalization "
+    "BatchNormalization InstanceNormalization GroupNormalization MaxPool AveragePool "
+    "GlobalAveragePool Attention Einsum LRN".split()
+)
+CROSS_ELEMENTWISE_OPS = frozenset(
+    "Relu Sigmoid Tanh Gelu Add Sub Mul Div Exp Log Sqrt Pow Erf Transpose Concat LeakyRelu Elu "
+    "HardSwish Clip Softplus Mish Swish Max Min Sum Mean Abs Neg HardSigmoid Selu Celu PRelu Where "
+    "CumSum".split()
+)
+FLOAT_TYPES = frozenset({TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.BFLOAT16, TensorProto.DOUBLE})
+
+
+def cross_slice(name: str, entry: dict, model: onnx.ModelProto) -> bool:
+    """Whether the cross path runs this node test (see above)."""
+    if entry.get("expanded"):
+        return False
+    ops = {o.split("::")[-1] for o in entry["ops"]}
+    core = bool(ops & CROSS_CORE_OPS)
+    if not ops <= CROSS_CORE_OPS | CROSS_ELEMENTWISE_OPS:
+        return False
+    inits = {i.name for i in model.graph.initializer}
+    if any(i.type.tensor_type.elem_type not in FLOAT_TYPES for i in model.graph.input if i.name not in inits):
+        return False
+    return zlib.crc32(name.encode()) % (2 if core else 4) == 0
+
+
+def load_models(models_dir: Path = MODELS_DIR) -> list[NodeTest]:
+    """The bundled models (`testdata/models/*/model.onnx` with ONNX Runtime's outputs in
+    test_data_set_0), as tests for the cross path."""
+    out = []
+    for d in sorted(p for p in models_dir.iterdir() if (p / "model.onnx").is_file()):
+        model = onnx.load(str(d / "model.onnx"), load_external_data=False)
+        inits = {i.name for i in model.graph.initializer}
+        out.append(
+            NodeTest(
+                name=f"model_{d.name}",
+                dir=d,
+                op="(bundled models)",
+                rtol=1e-3,
+                atol=1e-5,
+                excluded=None,
+                output_names=[o.name for o in model.graph.output],
+                data_sets=1,
+                input_names=[i.name for i in model.graph.input if i.name not in inits],
+                kind="model",
+                cross=True,
+            )
+        )
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
 # The suite.
 # ---------------------------------------------------------------------------------------------
 
@@ -598,6 +788,8 @@ def load_tests(cache: Path, index: dict, pattern: re.Pattern | None) -> list[Nod
             continue
         entry = tests[name]
         model = onnx.load(str(cache / name / "model.onnx"), load_external_data=False)
+        excluded = exclusion_reason(model)
+        inits = {i.name for i in model.graph.initializer}
         out.append(
             NodeTest(
                 name=name,
@@ -605,17 +797,28 @@ def load_tests(cache: Path, index: dict, pattern: re.Pattern | None) -> list[Nod
                 op=op_under_test(name, entry, tests),
                 rtol=float(entry.get("rtol", 1e-3)),
                 atol=float(entry.get("atol", 1e-7)),
-                excluded=exclusion_reason(model),
+                excluded=excluded,
                 output_names=[o.name for o in model.graph.output],
                 data_sets=int(entry.get("data_sets", 1)),
+                input_names=[i.name for i in model.graph.input if i.name not in inits],
+                cross=excluded is None and cross_slice(name, entry, model),
             )
         )
     return out
 
 
-def run_suite(kiln: Path, tests: list[NodeTest], paths: Sequence[str], jobs: int, timeout: float) -> float:
-    """Runs every counted test on every path; returns the wall time in seconds."""
-    work = [(t, p) for t in tests if t.excluded is None for p in paths]
+def runs_on(test: NodeTest, path: str) -> bool:
+    """Node tests run on the default paths; the cross path runs its slice and the bundled models."""
+    if test.excluded is not None:
+        return False
+    return test.cross if path == CROSS_PATH else test.kind == "node"
+
+
+def run_suite(
+    kiln: Path, tests: list[NodeTest], paths: Sequence[str], jobs: int, timeout: float, cross: Cross | None = None
+) -> float:
+    """Runs every counted test on every path it belongs to; returns the wall time in seconds."""
+    work = [(t, p) for t in tests for p in paths if runs_on(t, p)]
     done = 0
     lock = threading.Lock()
     start = time.monotonic()
@@ -625,7 +828,7 @@ def run_suite(kiln: Path, tests: list[NodeTest], paths: Sequence[str], jobs: int
         nonlocal done, last_report
         test, path = item
         try:
-            result = run_once(kiln, test, path, timeout)
+            result = run_once(kiln, test, path, timeout, cross)
         except Exception as e:  # noqa: BLE001 - a runner bug must not hide the other results
             result = RunResult(Status.CRASHED, f"runner error: {type(e).__name__}: {e}")
         with lock:
@@ -689,6 +892,7 @@ def totals(tests: list[NodeTest], paths: Sequence[str]) -> dict:
     for p in paths:
         c = collections.Counter(t.results[p].status for t in counted if p in t.results)
         out[p] = {s: c.get(s, 0) for s in Status.ALL}
+        out[p]["run"] = sum(c.values())
     return out
 
 
@@ -709,9 +913,9 @@ def print_totals(tests: list[NodeTest], paths: Sequence[str], elapsed: float, fi
     print(f"\n{tot['tests']} tests: {tot['counted']} counted, {tot['excluded']} excluded", file=file)
     for p in paths:
         c = tot[p]
-        pct = 100.0 * c[Status.PASSED] / tot["counted"] if tot["counted"] else 0.0
+        pct = 100.0 * c[Status.PASSED] / c["run"] if c["run"] else 0.0
         rest = ", ".join(f"{c[s]} {s}" for s in Status.ALL[1:])
-        print(f"{PATH_TITLES[p]:>11}: {c[Status.PASSED]} passed ({pct:.1f}%), {rest}", file=file)
+        print(f"{PATH_TITLES[p]:>11}: {c['run']} run, {c[Status.PASSED]} passed ({pct:.1f}%), {rest}", file=file)
     print(f"wall time {elapsed:.0f} s", file=file)
 
 
@@ -840,6 +1044,13 @@ How to read and rerun these numbers:
   `test_if`'s condition, the Range `_expanded` tests' limits), `kiln run` imports again with the
   given values of exactly those inputs compiled in, on both paths; `kiln compile` asks for them
   by name (`--freeze-input`).
+- `--paths aarch64` (in `scripts/test.sh` after `scripts/cross-runtime.sh`): each test of a slice
+  (`cross_slice`: contraction, pooling, normalization, attention and elementwise node tests with
+  float inputs, sampled by name) and each bundled model is compiled with `kiln compile
+  --target=aarch64-linux-gnu --emit=obj` (every input's shape given), linked with the C runtime
+  cross-built for AArch64 and `testdata/cross/kiln_runner.c`, run under qemu-user at 2 threads,
+  and compared like the other paths (`expected-pass-aarch64.txt`); its results are the README's
+  AArch64 paragraph.
 - "unsupported" is `kiln` exiting with code 3 (an op, dtype or case Kiln refuses on purpose);
   "crashed" is any other failure exit (1 internal, 2 invalid input, 4 resource) or a signal;
   "failed" ran but gave wrong outputs.
@@ -859,6 +1070,45 @@ def write_docs(tests: list[NodeTest], paths: Sequence[str]) -> None:
             text = text[: b + len(README_BEGIN)] + "\n" + body + text[e:]
             README.write_text(text)
             print(f"conformance: updated the conformance section of {README.name}", file=sys.stderr)
+
+
+def cross_report(tests: list[NodeTest]) -> str:
+    """The README's AArch64 paragraph: how the cross path runs, what it ran, what did not pass."""
+    ran = [t for t in tests if CROSS_PATH in t.results]
+    lines = [
+        (
+            f"AArch64: artifacts built with `--target=aarch64-linux-gnu --emit=obj`, linked with the C runtime "
+            f"built for AArch64 and `testdata/cross/kiln_runner.c`, run under qemu-user ({CROSS_THREADS} threads) "
+            "and compared with the same expected outputs as on x86-64 (`scripts/conformance.py --paths aarch64`, "
+            "in `scripts/test.sh`). The slice: the bundled models and the node tests of contractions, pools, "
+            "normalizations, attention and elementwise ops with float inputs (`cross_slice`)."
+        ),
+        "",
+        "| tests | run | passed | failed | unsupported | crashed | timeout |",
+        "|-------|----:|-------:|-------:|------------:|--------:|--------:|",
+    ]
+    for kind, title in (("model", "bundled models"), ("node", "node tests (slice)")):
+        c = collections.Counter(t.results[CROSS_PATH].status for t in ran if t.kind == kind)
+        lines.append(
+            f"| {title} | {sum(c.values())} | {c[Status.PASSED]} | {c[Status.FAILED]} | "
+            f"{c[Status.UNSUPPORTED]} | {c[Status.CRASHED]} | {c[Status.TIMEOUT]} |"
+        )
+    bad = [t for t in ran if t.results[CROSS_PATH].status != Status.PASSED]
+    if bad:
+        lines += ["", "Not passing (reasons in `testdata/conformance/known-failures.txt`): "
+                  + ", ".join(f"`{t.name}` ({t.results[CROSS_PATH].status})" for t in bad) + "."]
+    return "\n".join(lines) + "\n"
+
+
+def write_cross_docs(tests: list[NodeTest]) -> None:
+    if not README.is_file():
+        return
+    text = README.read_text()
+    b, e = text.find(README_CROSS_BEGIN), text.find(README_CROSS_END)
+    if 0 <= b < e:
+        text = text[: b + len(README_CROSS_BEGIN)] + "\n" + cross_report(tests) + text[e:]
+        README.write_text(text)
+        print(f"conformance: updated the AArch64 paragraph of {README.name}", file=sys.stderr)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -921,7 +1171,7 @@ def read_known(file: Path) -> dict[tuple[str, str], Known]:
         if not ln.strip() or ln.startswith("#"):
             continue
         parts = ln.split("\t", 3)
-        if len(parts) != 4 or parts[1] not in PATHS or parts[2] not in Status.ALL or parts[2] == Status.PASSED:
+        if len(parts) != 4 or parts[1] not in ALL_PATHS or parts[2] not in Status.ALL or parts[2] == Status.PASSED:
             raise SetupError(f"{rel(file)}: malformed line (want test<TAB>path<TAB>status<TAB>reason): {ln!r}")
         out[(parts[0], parts[1])] = Known(parts[2], parts[3])
     return out
@@ -997,11 +1247,13 @@ def compare_expectations(
                 if t is None or t.excluded is not None:
                     why = "no such test in the suite" if t is None else f"excluded: {t.excluded}"
                     cmp.regressions.append(f"REGRESSION ({title}): {n}: {why}")
+                elif p not in t.results:
+                    cmp.stale.append(f"STALE ({title}): {n} is listed but not run on this path")
     if full_run:
         for (n, p), k in sorted(known.items()):
             t = by_name.get(n)
-            if p in paths and (t is None or t.excluded is not None):
-                cmp.stale.append(f"STALE ({PATH_TITLES[p]}): {n} ({k.status}) names no counted test")
+            if p in paths and (t is None or not runs_on(t, p)):
+                cmp.stale.append(f"STALE ({PATH_TITLES[p]}): {n} ({k.status}) names no test run on this path")
     return cmp
 
 
@@ -1024,7 +1276,7 @@ def check(tests: list[NodeTest], paths: Sequence[str], full_run: bool, pattern: 
             for n in new:
                 print(f"  {n}", file=sys.stderr)
     if full_run:
-        want = exclusions_text(tests)
+        want = exclusions_text([t for t in tests if t.kind == "node"])
         have = EXCLUSIONS_FILE.read_text() if EXCLUSIONS_FILE.is_file() else ""
         if want != have:
             print(
@@ -1086,9 +1338,11 @@ def bless(
     print(f"conformance: {known_failures_file().name}: {len(entries)} entries", file=sys.stderr)
     if full_run:
         EXCLUSIONS_FILE.parent.mkdir(parents=True, exist_ok=True)
-        EXCLUSIONS_FILE.write_text(exclusions_text(tests))
+        EXCLUSIONS_FILE.write_text(exclusions_text([t for t in tests if t.kind == "node"]))
         if set(paths) == set(PATHS):
             write_docs(tests, paths)
+        if CROSS_PATH in paths:
+            write_cross_docs(tests)
     return 0
 
 
@@ -1125,7 +1379,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--timeout", type=float, default=60.0, help="seconds per test and path (default: %(default)s)")
     ap.add_argument("--filter", metavar="REGEX", help="only tests whose name matches (re.search)")
     ap.add_argument(
-        "--paths", default=",".join(PATHS), help="comma-separated subset of compiled,interp (default: both)"
+        "--paths",
+        default=",".join(PATHS),
+        help=f"comma-separated subset of {','.join(ALL_PATHS)} (default: {','.join(PATHS)}); "
+        f"{CROSS_PATH} runs AArch64 artifacts under qemu-user on a slice of the tests and the bundled models",
+    )
+    ap.add_argument(
+        "--cross-runtime",
+        type=Path,
+        default=None,
+        help="libkiln_runtime.a built for AArch64 (default: the runtime-release build under target/)",
     )
     ap.add_argument("--json", metavar="FILE", help="write per-test results as JSON to FILE ('-' for stdout)")
     ap.add_argument("--no-table", action="store_true", help="do not print the per-op table")
@@ -1134,9 +1397,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if args.allow_regressions and not args.bless:
         ap.error("--allow-regressions only goes with --bless")
     args.paths = [p.strip() for p in args.paths.split(",") if p.strip()]
-    bad = [p for p in args.paths if p not in PATHS]
+    bad = [p for p in args.paths if p not in ALL_PATHS]
     if bad or not args.paths:
-        ap.error(f"--paths takes a subset of {','.join(PATHS)}, got {bad or 'nothing'}")
+        ap.error(f"--paths takes a subset of {','.join(ALL_PATHS)}, got {bad or 'nothing'}")
     return args
 
 
@@ -1154,10 +1417,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if missing:
             raise SetupError(f"`{kiln} run --help` does not list {', '.join(missing)}; is it an old build?")
         index = ensure_suite(args.cache, args.regenerate)
+        cross = None
+        if CROSS_PATH in args.paths:
+            work = tempfile.TemporaryDirectory(prefix="kiln-cross-")
+            cross = prepare_cross((args.cross_runtime or default_cross_runtime()).resolve(), Path(work.name))
     except SetupError as e:
         print(f"conformance: error: {e}", file=sys.stderr)
         return 2
     tests = load_tests(args.cache, index, pattern)
+    if cross is not None:
+        tests += [t for t in load_models() if pattern is None or pattern.search(t.name)]
     if not tests:
         print(f"conformance: error: no test matches {args.filter!r}", file=sys.stderr)
         return 2
@@ -1166,7 +1435,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"conformance: {len(tests)} tests ({counted} counted) x {len(args.paths)} paths, -j {args.jobs}, kiln {kiln}",
         file=sys.stderr,
     )
-    elapsed = run_suite(kiln, tests, args.paths, args.jobs, args.timeout)
+    elapsed = run_suite(kiln, tests, args.paths, args.jobs, args.timeout, cross)
 
     out = sys.stdout
     if args.json == "-":

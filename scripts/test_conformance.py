@@ -169,6 +169,53 @@ class ExclusionTest(unittest.TestCase):
         self.assertEqual(conformance.exclusion_reason(tensor_model([c], [y], [node])), "dtype COMPLEX64")
 
 
+class CrossPathTest(unittest.TestCase):
+    def model(self, op, elem_type=TensorProto.FLOAT):
+        x = helper.make_tensor_value_info("x", elem_type, [2])
+        y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])
+        return tensor_model([x], [y], [helper.make_node(op, ["x"], ["y"])])
+
+    def test_slice_takes_float_inputs_of_listed_ops_and_samples_by_name(self):
+        entry = {"ops": ["ai.onnx::Relu"], "expanded": False}
+        chosen = [n for n in (f"test_relu_{i}" for i in range(200)) if conformance.cross_slice(n, entry, self.model("Relu"))]
+        # A quarter of the elementwise tests, stable by name.
+        self.assertTrue(30 < len(chosen) < 70, len(chosen))
+        name = chosen[0]
+        self.assertTrue(conformance.cross_slice(name, entry, self.model("Relu")))
+        # Not when an input is an integer (it might need specializing), the op is not listed, or
+        # the test is a function-expanded variant.
+        self.assertFalse(conformance.cross_slice(name, entry, self.model("Relu", TensorProto.INT64)))
+        self.assertFalse(conformance.cross_slice(name, {"ops": ["ai.onnx::Resize"], "expanded": False}, self.model("Relu")))
+        self.assertFalse(conformance.cross_slice(name, {**entry, "expanded": True}, self.model("Relu")))
+        core = {"ops": ["ai.onnx::Conv"], "expanded": False}
+        n_core = sum(conformance.cross_slice(f"test_conv_{i}", core, self.model("Relu")) for i in range(200))
+        self.assertTrue(70 < n_core < 130, n_core)
+
+    def test_dtype_codes_read_back_as_kiln_h_defines_them(self):
+        self.assertEqual(conformance._numpy_dtype(2), np.dtype(np.float32))
+        self.assertEqual(conformance._numpy_dtype(4), np.dtype(ml_dtypes.bfloat16))
+        self.assertEqual(conformance._numpy_dtype(18), np.dtype(np.bool_))
+        self.assertIsNone(conformance._numpy_dtype(7))  # packed nf4
+        self.assertIsNone(conformance._numpy_dtype(99))
+
+    def test_compile_command_fixes_every_input_shape(self):
+        argv = conformance.kiln_cross_compile_argv(Path("k"), Path("m.onnx"), Path("m.o"), [("x", (1, 3)), ("s", ())])
+        self.assertIn("--target=aarch64-linux-gnu", argv)
+        self.assertEqual(argv[argv.index("-o") + 1], "m.o")
+        self.assertEqual([a for a in argv if "=" in a and not a.startswith("--")], ["x=1x3", "s="])
+
+    def test_report_counts_models_and_node_tests_apart(self):
+        def t(name, kind, status):
+            nt = conformance.NodeTest(name, Path("."), "Relu", 1e-3, 1e-7, None, ["y"], 1, kind=kind, cross=True)
+            nt.results[conformance.CROSS_PATH] = conformance.RunResult(status)
+            return nt
+
+        text = conformance.cross_report([t("model_a", "model", "passed"), t("test_b", "node", "failed")])
+        self.assertIn("| bundled models | 1 | 1 | 0 | 0 | 0 | 0 |", text)
+        self.assertIn("| node tests (slice) | 1 | 0 | 1 | 0 | 0 | 0 |", text)
+        self.assertIn("`test_b` (failed)", text)
+
+
 # A stand-in for `kiln run`: what it does depends on the test folder's name.
 FAKE_KILN = textwrap.dedent(
     """\
@@ -459,7 +506,7 @@ class RunnerTest(unittest.TestCase):
         (self.lists / "known-failures.txt").write_text(known + "test_gone\tcompiled\tfailed\tmade up\n")
         code, _, err = self.main("--check")
         self.assertEqual(code, 1)
-        self.assertIn("STALE (compiled): test_gone (failed) names no counted test", err)
+        self.assertIn("STALE (compiled): test_gone (failed) names no test run on this path", err)
         # A full bless drops it.
         code, _, err = self.main("--bless")
         self.assertEqual(code, 0, err)
