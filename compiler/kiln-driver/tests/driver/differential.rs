@@ -23,12 +23,15 @@
 //!   asserts that it still fails (so a fix is noticed: then delete the line).
 //!
 //! Tolerances fit the dtype: an element passes when
-//! `|got - want| <= tol * (|want| + rms(want))`, tol 1e-4 for f32 (many ULPs,
-//! for summation order and vectorized transcendental functions), 3e-2 for
-//! f16 and 1.5e-1 for bf16 (the interpreter rounds after every op, compiled
-//! code may keep wider intermediates in fused regions). NaN passes only
-//! against NaN; the generator keeps ops in their domains, so none is
-//! expected.
+//! `|got - want| <= tol * (|want| + rms(want))`, tol 2e-5 for f32 (a few
+//! hundred ULPs, for summation order and vectorized transcendental
+//! functions), 1.5e-2 for f16 and 6e-2 for bf16 (about 15 and 8 ULPs: the
+//! interpreter rounds after every op, compiled code may keep wider
+//! intermediates in fused regions, and chains of up to a dozen ops add up).
+//! Measured over ~180 graphs: at most 1.9e-6, 4.7e-3 and 3.1e-2 (each run
+//! prints its largest error per dtype).
+//! NaN passes only against NaN; the generator keeps ops in their domains,
+//! so none is expected.
 
 use super::root;
 use kiln_driver::tensors::HostTensor;
@@ -826,9 +829,9 @@ fn attention(gen: &mut Gen) -> Vec<ValueId> {
 /// Per-dtype tolerance (see the module doc).
 fn tolerance(dt: DType) -> f64 {
     match dt {
-        DType::F16 => 3e-2,
-        DType::BF16 => 1.5e-1,
-        _ => 1e-4,
+        DType::F16 => 1.5e-2,
+        DType::BF16 => 6e-2,
+        _ => 2e-5,
     }
 }
 
