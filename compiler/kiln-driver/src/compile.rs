@@ -276,7 +276,8 @@ pub struct Artifacts {
     /// `(arena bytes, sum of the bytes of every intermediate)` of the memory
     /// plan, when the pipeline made one.
     pub memory: Option<(u64, u64)>,
-    /// Graph nodes and kernel-library calls of the lowered model.
+    /// Nodes of the optimized graph that run code (not constants, views or
+    /// unpacked weights): the kernels and loop nests one run executes.
     pub nodes: usize,
     /// Kernel symbols the artifact calls.
     pub kernels: Vec<String>,
@@ -298,7 +299,7 @@ impl Artifacts {
             "total",
             total.as_secs_f64() * 1e3
         ));
-        s.push_str(&format!("  nodes        {:>10}\n", self.nodes));
+        s.push_str(&format!("  kernels run  {:>10}\n", self.nodes));
         if let Some((arena, sum)) = self.memory {
             s.push_str(&format!(
                 "  activations  {:>10} bytes in one arena ({sum} bytes of intermediates without reuse)\n",
@@ -306,7 +307,7 @@ impl Artifacts {
             ));
         }
         if !self.kernels.is_empty() {
-            s.push_str(&format!("  kernels      {}\n", self.kernels.join(", ")));
+            s.push_str(&format!("  library      {}\n", self.kernels.join(", ")));
         }
         s
     }
@@ -390,10 +391,15 @@ pub fn compile(mut graph: Graph, opts: &CompileOptions) -> Result<Artifacts> {
         optimize_with(&mut graph, &opts.pipeline, &pass)
     })?;
     art.constant_outputs = constant_outputs(&graph);
+    // Nodes that run code: not constants, views or unpacked weights (a
+    // kernel reads the packed constant itself).
     art.nodes = graph
         .nodes
         .iter()
-        .filter(|n| n.op != kiln_ir::OpKind::Constant)
+        .filter(|n| {
+            !matches!(n.op, kiln_ir::OpKind::Constant | kiln_ir::OpKind::Unpack)
+                && kiln_ir::plan::aliases_operand(n.op).is_none()
+        })
         .count();
     art.memory = graph
         .memory_plan
