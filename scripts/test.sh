@@ -49,7 +49,11 @@ step "conformance unit tests" .venv/bin/python -m unittest scripts/test_conforma
 step "conformance" .venv/bin/python scripts/conformance.py --check --no-table \
     --kiln "${CARGO_TARGET_DIR:-target}/debug/kiln"
 
-# Step 6: fuzz the ONNX frontend (load + inspect + import + verify) for a short budget; a crash
+# Step 6: the benchmark suite's non-timing parts (model generator against its manifest, FLOP
+# counter, output comparison); a few seconds. The timings themselves are scripts/bench.sh.
+step "bench suite unit tests" .venv/bin/python -m unittest bench/test_bench.py
+
+# Step 7: fuzz the ONNX frontend (load + inspect + import + verify) for a short budget; a crash
 # fails the run and leaves its input in compiler/kiln-onnx/tests/regressions/.
 step "fuzz (60 s)" scripts/fuzz.sh 60
 
