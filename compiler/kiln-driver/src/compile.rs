@@ -351,9 +351,15 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
 fn write_weights(graph: &Graph, lowered: &LoweredModule, path: &Path) -> Result<()> {
     let file = std::fs::File::create(path).map_err(|e| DriverError::io("create", path, e))?;
     let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+    let limits = kiln_interp::Limits {
+        max_elements: u64::MAX,
+    };
     let n = lowered
         .weights
-        .write_to(graph, &mut out)
+        .write_with(graph, &mut out, &|w| {
+            kiln_interp::weight_bytes(graph.weights(), w, &limits)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))
+        })
         .map_err(|e| DriverError::io("write weights to", path, e))?;
     out.flush()
         .map_err(|e| DriverError::io("write weights to", path, e))?;

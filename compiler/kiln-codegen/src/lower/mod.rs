@@ -43,6 +43,7 @@ mod ctx;
 mod elementwise;
 mod grid;
 mod index;
+mod layout;
 mod linalg;
 mod norm;
 mod pool;
@@ -130,20 +131,22 @@ impl WeightsLayout {
             return Ok(s.offset);
         }
         let weight = g.weight(w);
-        let Some(blob) = weight.bytes() else {
-            return Err(format!("weight '{}' has no data (elided)", weight.name));
-        };
         let expect = weight.ty.storage_bytes();
-        if expect != Some(blob.len() as u64) {
-            return Err(format!(
-                "weight '{}' holds {} bytes but its type {} needs {expect:?}",
-                weight.name,
-                blob.len(),
-                weight.ty
-            ));
-        }
+        let bytes = match (&weight.data, expect) {
+            (kiln_ir::WeightData::Elided { .. }, _) => {
+                return Err(format!("weight '{}' has no data (elided)", weight.name))
+            }
+            (kiln_ir::WeightData::Bytes(blob), Some(n)) if blob.len() as u64 == n => n,
+            // A derived weight's bytes are computed while the blob is written.
+            (kiln_ir::WeightData::Derived(_), Some(n)) => n,
+            (_, _) => {
+                return Err(format!(
+                    "weight '{}' does not hold the {expect:?} bytes its type {} needs",
+                    weight.name, weight.ty
+                ))
+            }
+        };
         let offset = self.total_bytes;
-        let bytes = blob.len() as u64;
         self.slots.push(WeightSlot {
             weight: w,
             name: weight.name.clone(),
@@ -154,9 +157,29 @@ impl WeightsLayout {
         Ok(offset)
     }
 
-    /// Streams the blob: each weight's bytes at its offset, zero padding
-    /// between. Returns the number of bytes written (`total_bytes`).
-    pub fn write_to(&self, g: &Graph, mut out: impl Write) -> io::Result<u64> {
+    /// Streams the blob of a graph without derived weights (see
+    /// [`WeightsLayout::write_with`]).
+    pub fn write_to(&self, g: &Graph, out: impl Write) -> io::Result<u64> {
+        self.write_with(g, out, &|w| {
+            let weight = g.weight(w);
+            weight.bytes().cloned().ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("weight '{}' has no bytes of its own", weight.name),
+                )
+            })
+        })
+    }
+
+    /// Streams the blob: each weight's bytes (from `bytes_of`, which computes
+    /// derived weights one at a time) at its offset, zero padding between.
+    /// Returns the number of bytes written (`total_bytes`).
+    pub fn write_with(
+        &self,
+        g: &Graph,
+        mut out: impl Write,
+        bytes_of: &dyn Fn(WeightId) -> io::Result<kiln_ir::Blob>,
+    ) -> io::Result<u64> {
         let zeros = [0u8; 4096];
         let mut pos = 0u64;
         let pad = |out: &mut dyn Write, pos: &mut u64, to: u64| -> io::Result<()> {
@@ -169,13 +192,19 @@ impl WeightsLayout {
         };
         for s in &self.slots {
             pad(&mut out, &mut pos, s.offset)?;
-            let blob = g.weights().get(s.weight.0 as usize).and_then(|w| w.bytes());
-            let Some(blob) = blob.filter(|b| b.len() as u64 == s.bytes) else {
+            if s.weight.0 as usize >= g.weights().len() {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("weight '{}' is not in the graph", s.name),
+                ));
+            }
+            let blob = bytes_of(s.weight)?;
+            if blob.len() as u64 != s.bytes {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidInput,
                     format!("weight '{}' does not match the layout", s.name),
                 ));
-            };
+            }
             blob.write_streaming(&mut out)?;
             pos += s.bytes;
         }
@@ -594,6 +623,7 @@ fn lower_node(
         consts: &consts,
         num_outputs: node.outputs.len(),
         weight_ty: None,
+        body: node.body.as_deref(),
     };
     if !moves_only(node.op) && !converts_storage(node.op) {
         let dts = ins.iter().flatten().map(|v| v.dtype);
@@ -613,7 +643,10 @@ fn lower_node(
         ins,
         outs,
     };
-    let results = emit(b, &n)?;
+    let results = match &node.body {
+        Some(body) => lower_body(body, n.ins.iter().flatten().cloned().collect(), b)?,
+        None => emit(b, &n)?,
+    };
     if results.len() != node.outputs.len() {
         return Err(format!(
             "internal: the emitter produced {} results for {}",
@@ -631,6 +664,84 @@ fn lower_node(
         vals.insert(o, r);
     }
     Ok(())
+}
+
+/// Lowers a fused node's body in place of the node: its inputs bound to
+/// `args`, its outputs returned.
+fn lower_body(body: &Graph, args: Vec<Val>, b: &mut Builder) -> Res<Vec<Val>> {
+    if args.len() != body.inputs.len() {
+        return Err(format!(
+            "the body takes {} values but the node has {} operands",
+            body.inputs.len(),
+            args.len()
+        ));
+    }
+    let defs = body.defs();
+    let mut vals: HashMap<kiln_ir::ValueId, Val> = body.inputs.iter().copied().zip(args).collect();
+    // A body has no weights of its own: nothing is placed in this layout.
+    let mut no_weights = WeightsLayout::default();
+    for node in &body.nodes {
+        lower_node(body, &defs, node, b, &mut vals, &mut no_weights)
+            .map_err(|e| format!("in the body, {}: {e}", node.describe()))?;
+    }
+    body.outputs
+        .iter()
+        .map(|v| {
+            vals.get(v)
+                .cloned()
+                .ok_or_else(|| format!("body output {} is not lowered", body.value(*v).name))
+        })
+        .collect()
+}
+
+/// Runs an NCHW emitter for an op whose operand 0 and results are in the
+/// node's `layout`: operand 0 is transposed to NCHW, results of its rank
+/// transposed back.
+fn in_layout(
+    b: &mut Builder,
+    n: &NodeIn<'_>,
+    nchw: impl FnOnce(&mut Builder, &NodeIn<'_>) -> Res<Vec<Val>>,
+) -> Res<Vec<Val>> {
+    use kiln_ir::ops::layout::DataLayout;
+    let dl = DataLayout::read(n.a).map_err(attr_err)?;
+    if dl == DataLayout::Nchw {
+        return nchw(b, n);
+    }
+    let x = n.input(0)?;
+    let r = x.rank();
+    let to = dl.to_nchw_perm(r);
+    let xt = shape::permute(b, x, &to)?;
+    let mut ins = n.ins.clone();
+    ins[0] = Some(xt);
+    let outs = n
+        .outs
+        .iter()
+        .map(|(d, s)| {
+            let s = if s.len() == r {
+                to.iter().map(|&p| s[p]).collect()
+            } else {
+                s.clone()
+            };
+            (*d, s)
+        })
+        .collect();
+    let inner = NodeIn {
+        node: n.node,
+        a: n.a,
+        ins,
+        outs,
+    };
+    let ys = nchw(b, &inner)?;
+    let back = dl.from_nchw_perm(r);
+    ys.into_iter()
+        .map(|y| {
+            if y.rank() == r {
+                shape::permute(b, &y, &back)
+            } else {
+                Ok(y)
+            }
+        })
+        .collect()
 }
 
 /// The lowering decision for every op: one arm per family.
@@ -709,14 +820,19 @@ fn emit(b: &mut Builder, n: &NodeIn<'_>) -> Res<Vec<Val>> {
         | K::Xor => elementwise::emit(b, n).map(|v| vec![v]),
         K::MatMul => linalg::matmul(b, n).map(|v| vec![v]),
         K::Gemm => linalg::gemm(b, n).map(|v| vec![v]),
-        K::Conv => linalg::conv(b, n).map(|v| vec![v]),
+        K::Conv => in_layout(b, n, |b, n| linalg::conv(b, n).map(|v| vec![v])),
         K::ConvTranspose => linalg::conv_transpose(b, n).map(|v| vec![v]),
-        K::MaxPool => pool::max_pool(b, n),
-        K::AveragePool => pool::pool(b, n, false).map(|v| vec![v]),
+        K::MaxPool => in_layout(b, n, pool::max_pool),
+        K::AveragePool => in_layout(b, n, |b, n| pool::pool(b, n, false).map(|v| vec![v])),
         K::LpPool => pool::lp_pool(b, n).map(|v| vec![v]),
         K::Lrn => pool::lrn(b, n).map(|v| vec![v]),
-        K::GlobalAveragePool => norm::global_pool(b, n, false).map(|v| vec![v]),
-        K::GlobalMaxPool => norm::global_pool(b, n, true).map(|v| vec![v]),
+        K::GlobalAveragePool => {
+            in_layout(b, n, |b, n| norm::global_pool(b, n, false).map(|v| vec![v]))
+        }
+        K::GlobalMaxPool => in_layout(b, n, |b, n| norm::global_pool(b, n, true).map(|v| vec![v])),
+        K::Pack => layout::pack(b, n).map(|v| vec![v]),
+        K::Unpack => layout::unpack(b, n).map(|v| vec![v]),
+        K::Fused => Err("internal: fused nodes are lowered through their body".into()),
         K::GlobalLpPool => norm::global_lp_pool(b, n).map(|v| vec![v]),
         K::LpNormalization => norm::lp_normalization(b, n).map(|v| vec![v]),
         K::ReduceL1

@@ -55,6 +55,7 @@ fn node_n(
         consts: &consts,
         num_outputs,
         weight_ty: None,
+        body: None,
     };
     let out = (op.def().infer)(&ctx).expect("test graphs are valid");
     drop(consts);

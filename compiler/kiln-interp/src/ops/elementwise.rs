@@ -21,11 +21,7 @@ pub fn constant(op: &Op<'_>) -> R {
             "attribute 'value' must name a weight".into(),
         ));
     };
-    let w = op
-        .weights
-        .get(w.0 as usize)
-        .ok_or_else(|| InterpError::Invalid(format!("weight @{} does not exist", w.0)))?;
-    Tensor::from_weight(w)
+    crate::eval::materialize(op.weights, *w, &op.limits)
 }
 
 /// Unary maps.

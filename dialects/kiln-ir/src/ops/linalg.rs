@@ -243,9 +243,14 @@ const CONV_ATTRS: &[super::AttrSpec] = &[
     attr("dilations", AttrKind::Ints, AttrDefault::Absent),
     attr("group", AttrKind::Int, AttrDefault::Int(1)),
     attr("kernel_shape", AttrKind::Ints, AttrDefault::Absent),
+    super::layout::LAYOUT_ATTR,
     attr("pads", AttrKind::Ints, AttrDefault::Absent),
     attr("strides", AttrKind::Ints, AttrDefault::Absent),
 ];
+
+fn infer_conv_any_layout(ctx: &InferCtx<'_>) -> R {
+    super::layout::infer_in_layout(ctx, infer_conv)
+}
 
 fn infer_conv(ctx: &InferCtx<'_>) -> R {
     let dt = same_dtype(ctx)?;
@@ -288,13 +293,14 @@ fn infer_conv(ctx: &InferCtx<'_>) -> R {
 /// `nn.conv %x, %w, %b?`: N-d grouped convolution (cross-correlation).
 pub const CONV: OpDef = OpDef {
     name: "nn.conv",
-    summary: "Grouped N-d convolution over [N, C, spatial...] with optional bias",
+    summary:
+        "Grouped N-d convolution over [N, C, spatial...] (or [N, spatial..., C]) with optional bias",
     inputs: Arity::range(2, 3),
     outputs: Arity::exactly(1),
     attrs: CONV_ATTRS,
     traits: Traits::NONE,
     static_operands: &[],
-    infer: infer_conv,
+    infer: infer_conv_any_layout,
 };
 
 fn infer_conv_transpose(ctx: &InferCtx<'_>) -> R {

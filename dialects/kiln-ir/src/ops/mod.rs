@@ -13,7 +13,9 @@
 mod attention;
 mod constant;
 mod elementwise;
+pub mod fused;
 pub mod infer;
+pub mod layout;
 mod linalg;
 mod norm;
 mod pool;
@@ -348,6 +350,11 @@ ops! {
     Transpose = shape::TRANSPOSE,
     Trilu = shape::TRILU,
     Unsqueeze = shape::UNSQUEEZE,
+    // layout.rs
+    Pack = layout::PACK,
+    Unpack = layout::UNPACK,
+    // fused.rs
+    Fused = fused::FUSED,
     // signal.rs
     Dft = signal::DFT,
     Stft = signal::STFT,
