@@ -82,6 +82,12 @@ def stats(ms: list[float]) -> dict:
     }
 
 
+def load_average() -> list[float]:
+    """The 1, 5 and 15 minute load averages (empty where /proc/loadavg does not exist)."""
+    p = Path("/proc/loadavg")
+    return [float(x) for x in p.read_text().split()[:3]] if p.exists() else []
+
+
 def run_text(cmd: list[str]) -> str:
     try:
         return subprocess.run(cmd, capture_output=True, text=True, check=False).stdout.strip()
@@ -338,6 +344,7 @@ def bench_model(m: Model, args, tmp: Path, probe: Probe | None, peaks: dict[int,
                 s["gbs"] = counts.min_bytes / (s["median_ms"] * 1e6)
                 rt[e] = s
             rt["ratio"] = rt["kiln"]["median_ms"] / rt["ort"]["median_ms"]
+            rt["load1"] = load_average()[0]
             if probe is not None:
                 # Weights are only read: the roof is the read stream at the model's footprint.
                 bw = probe.bandwidth("read", counts.min_bytes, t)
@@ -403,6 +410,10 @@ def fmt_ms(x: float) -> str:
     return f"{x:.3g}" if x < 100 else f"{x:.0f}"
 
 
+def fmt_load(load: list[float]) -> str:
+    return " ".join(f"{x:.1f}" for x in load) or "?"
+
+
 def fmt_ratio(x: float) -> str:
     return f"{x:.2f}×" if x < 10 else f"{x:.1f}×" if x < 100 else f"{x:.0f}×"
 
@@ -448,9 +459,12 @@ def markdown(report: dict) -> str:
         f"(CPU provider, default graph optimizations, `intra_op_num_threads` = threads, `inter_op_num_threads` = 1); "
         f"onnx {v['onnx']}, numpy {v['numpy']}, Python {v['python']}",
         f"- Method: per model and thread count, warm-up, then at least {cfg['min_runs']} timed runs per engine and "
-        f"about {cfg['budget_s']:g} s for both; median with p10–p90 (nearest rank). Load average "
-        f"{report['load']['start']} at the start, {report['load']['end']} at the end (a shared machine: the p90 shows "
-        "the noise).",
+        f"about {cfg['budget_s']:g} s for both; median with p10–p90 (nearest rank). Load average (1, 5, 15 min) "
+        f"{fmt_load(report['load']['start'])} at the start, {fmt_load(report['load']['end'])} at the end; the *load* "
+        "column is the 1-minute load average after each row. Where it exceeds the CPU count, other work shared "
+        "the cores and the row's medians (more so at 2 threads, whose threads wait for each other) are inflated; "
+        "both engines ran in the same minutes, so the ratio is the more robust number, and p10 is closer to "
+        "an idle machine.",
     ]
     if report.get("floor"):
         f = report["floor"]
@@ -481,8 +495,8 @@ def markdown(report: dict) -> str:
         "beat the probe, e.g. by keeping weights in a cache level the probe's footprint did not fit.",
         "",
         "| model | threads | Kiln ms (p10–p90) | ORT ms (p10–p90) | Kiln ÷ ORT | Kiln GFLOP/s | ORT GFLOP/s "
-        "| bound | Kiln roof | ORT roof |",
-        "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|",
+        "| bound | Kiln roof | ORT roof | load |",
+        "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|",
     ]
     for r in report["models"]:
         for t in cfg["threads"]:
@@ -494,7 +508,7 @@ def markdown(report: dict) -> str:
             out.append(
                 f"| {r['title']} | {t} | {fmt_ms(k['median_ms'])} ({fmt_ms(k['p10_ms'])}–{fmt_ms(k['p90_ms'])}) "
                 f"| {fmt_ms(o['median_ms'])} ({fmt_ms(o['p10_ms'])}–{fmt_ms(o['p90_ms'])}) | {fmt_ratio(rt['ratio'])} "
-                f"| {k['gflops']:.1f} | {o['gflops']:.1f} | " + " | ".join(roof) + " |"
+                f"| {k['gflops']:.1f} | {o['gflops']:.1f} | " + " | ".join(roof) + f" | {rt.get('load1', '')} |"
             )
     out += [
         "",
@@ -539,8 +553,10 @@ def update_readme(report: dict) -> None:
         README_BEGIN,
         f"Kiln ÷ ONNX Runtime {report['versions']['onnxruntime']} median latency (below 1: Kiln is faster) on "
         f"{cpu_line(mc)}, "
-        f"{report['date'][:10]}, Kiln commit {report['versions']['kiln_commit']}; written by `scripts/bench.sh`, "
-        "details in [BENCHMARKS.md](BENCHMARKS.md).",
+        f"{report['date'][:10]}, Kiln commit {report['versions']['kiln_commit']}; a machine shared with other work "
+        f"(load average {fmt_load(report['load']['start'][:1])} at the start, {fmt_load(report['load']['end'][:1])} "
+        "at the end), so 2-thread medians are noisy; written by `scripts/bench.sh`, details in "
+        "[BENCHMARKS.md](BENCHMARKS.md).",
         "",
         *ratio_table(report),
         README_END,
@@ -619,7 +635,7 @@ def main() -> int:
             ap.error(f"{f} not found (cargo build --release -p kiln -p kiln-runtime-c)")
     todo = resolve_models(args.models, args.quick)
 
-    load = {"start": " ".join(Path("/proc/loadavg").read_text().split()[:3]) if Path("/proc/loadavg").exists() else "?"}
+    load = {"start": load_average()}
     report: dict = {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "command": args.command or shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
@@ -658,7 +674,7 @@ def main() -> int:
             report["probe"]["gbs_by_footprint"] = [
                 {"kernel": k, "bytes": b, "threads": t, "gbs": g} for (k, b, t), g in sorted(probe._bw.items())
             ]
-    load["end"] = " ".join(Path("/proc/loadavg").read_text().split()[:3]) if Path("/proc/loadavg").exists() else "?"
+    load["end"] = load_average()
     report["load"] = load
 
     out_dir.mkdir(parents=True, exist_ok=True)
