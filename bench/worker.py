@@ -141,6 +141,7 @@ class Ort:
         for i, a in zip(self.sess.get_inputs(), self.inputs, strict=True):
             self.binding.bind_cpu_input(i.name, a)
         self.outputs = []
+        # Every suite model's outputs are float32; another type fails loudly in bind_output.
         for o in self.sess.get_outputs():
             arr = np.empty(o.shape, np.float32)
             self.binding.bind_output(o.name, "cpu", 0, np.float32, list(arr.shape), arr.ctypes.data)
