@@ -79,6 +79,8 @@ enum Command {
     Run(cmd::run::RunArgs),
     /// Measure latency (JSON lines comparable with scripts/bench_ort.py).
     Bench(cmd::bench::BenchArgs),
+    /// Print how to build against the runtime (--cflags, --libs, ...).
+    Config(cmd::config::ConfigArgs),
 }
 
 fn init_logging(verbose: u8) {
@@ -121,6 +123,7 @@ fn main() -> ExitCode {
         Command::Compile(args) => cmd::compile::run(args),
         Command::Run(args) => cmd::run::run(args),
         Command::Bench(args) => cmd::bench::run(args),
+        Command::Config(args) => cmd::config::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -9,6 +9,8 @@
 //! - [`link`]: objects → shared library, written atomically.
 //! - [`parallel`]: the OpenMP entry points compiled loops call, implemented on the runtime's pool
 //!   and carried by every artifact.
+//! - [`kernels`]: the CPU kernel library (C micro-kernels embedded as bitcode), compiled per
+//!   artifact for its target CPU; the lowering calls its kernels through [`kernels::abi`].
 //!
 //! [`emit`] runs the whole chain and can stop after any stage ([`Emit`]), so each boundary is
 //! printable and testable.
@@ -18,6 +20,7 @@
 
 mod error;
 mod fsutil;
+pub mod kernels;
 pub mod link;
 pub mod llvm;
 pub mod lower;
@@ -30,7 +33,7 @@ pub use error::{CodegenError, Result};
 pub use link::{link_shared_library, Linker, LinkerKind};
 pub use llvm::OptLevel;
 pub use objects::{data_object, write_data_object};
-pub use targets::{Arch, Target};
+pub use targets::{cpu_names, enabled_features, llvm_version, Arch, Target};
 
 use llvm::LlvmOutput;
 

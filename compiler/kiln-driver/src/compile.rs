@@ -105,6 +105,13 @@ pub struct CompileOptions {
     /// Directory holding `libkiln_runtime.a` (for `--emit=obj`); searched
     /// for when absent (see [`find_runtime_archive`]).
     pub runtime_dir: Option<PathBuf>,
+    /// Whether `--emit=obj` puts `kiln.h` and `libkiln_runtime.a` next to the
+    /// object (off for build systems that link the installed runtime or the
+    /// Rust runtime crate).
+    pub copy_runtime: bool,
+    /// `--name`: the symbol prefix (`<name>_artifact`) and header name
+    /// (`<name>.h`); `None` keeps `kiln_artifact` and `<output stem>.h`.
+    pub name: Option<String>,
 }
 
 impl CompileOptions {
@@ -116,35 +123,89 @@ impl CompileOptions {
             emit: Emit::Lib,
             weights: WeightsMode::Embedded,
             output,
-            pipeline: Pipeline::default_pipeline(),
+            pipeline: Pipeline::for_level(3),
             runtime_dir: None,
+            copy_runtime: true,
+            name: None,
         }
+    }
+
+    /// Selects `-O<level>`: the graph pipeline `o<level>` and the LLVM
+    /// optimisation level of the same number.
+    pub fn set_level(&mut self, level: OptLevel) {
+        self.opt_level = level;
+        self.pipeline = Pipeline::for_level(level.number());
     }
 }
 
-/// Builds a target from `--target` and `--cpu`.
+/// Builds a target from `--target` and `--cpu`, for code that runs on this
+/// machine (`kiln run`, `kiln bench`).
 ///
 /// No target means this machine; no CPU means `native` on this machine and
 /// the target's default CPU otherwise. `--cpu=native` needs a target of this
-/// machine's architecture.
+/// machine's architecture. The CPU name is checked with LLVM.
 pub fn target_from_args(target: Option<&str>, cpu: Option<&str>) -> Result<Target> {
     let base = match target {
         None | Some("host" | "native") => Target::host()?,
         Some(t) => Target::parse(t)?,
     };
-    match cpu {
-        None => Ok(base),
+    let t = match cpu {
+        None => base,
         Some("native") => {
             if Arch::of_host() == Some(base.arch()) {
-                Ok(Target::host()?)
+                Target::host()?
             } else {
-                Err(DriverError::Invalid(format!(
+                return Err(DriverError::Invalid(format!(
                     "--cpu=native needs a target of this machine's architecture, not {}",
                     base.arch().name()
-                )))
+                )));
             }
         }
-        Some(cpu) => Ok(Target::parse(&format!("{}:{cpu}", base.arch().name()))?),
+        Some(cpu) => Target::parse(&format!("{}:{cpu}", base.arch().name()))?,
+    };
+    t.validate()?;
+    Ok(t)
+}
+
+/// Builds the target of a deployed artifact (`kiln compile`): like
+/// [`target_from_args`], except that without `--cpu` (and without a CPU in
+/// the target string) the code is generated for the architecture's portable
+/// deployment CPU ([`Target::deploy`]: `x86-64-v3` on x86-64), not for this
+/// machine, so the artifact runs on the machines it is shipped to. The
+/// runtime refuses it, naming the missing features, on a CPU without them.
+pub fn deploy_target_from_args(target: Option<&str>, cpu: Option<&str>) -> Result<Target> {
+    let names_cpu = |t: &str| t.contains(':') || t.starts_with("x86-64");
+    match (target, cpu) {
+        (None | Some("host"), None) => {
+            let arch = Arch::of_host().ok_or_else(|| {
+                DriverError::Unsupported("this machine's architecture is not a Kiln target".into())
+            })?;
+            let t = Target::deploy(arch);
+            t.validate()?;
+            Ok(t)
+        }
+        (Some(t), None) if !names_cpu(t) && t != "native" => {
+            let t = Target::deploy(Target::parse(t)?.arch());
+            t.validate()?;
+            Ok(t)
+        }
+        _ => target_from_args(target, cpu),
+    }
+}
+
+/// Checks a `--name`: a C identifier (it prefixes the artifact's symbol and
+/// names its header), at most 64 bytes.
+pub fn check_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.starts_with(|c: char| c.is_ascii_digit());
+    if ok {
+        Ok(())
+    } else {
+        Err(DriverError::Invalid(format!(
+            "--name '{name}' must be a C identifier of at most 64 bytes ([A-Za-z_][A-Za-z0-9_]*)"
+        )))
     }
 }
 
@@ -157,6 +218,8 @@ pub struct Artifacts {
     pub text: Option<Vec<u8>>,
     /// Wall time of each stage, in order.
     pub timings: Vec<(&'static str, Duration)>,
+    /// Things the user should know that did not stop the compile.
+    pub warnings: Vec<String>,
 }
 
 impl Artifacts {
@@ -203,8 +266,21 @@ pub fn compile(mut graph: Graph, opts: &CompileOptions) -> Result<Artifacts> {
         optimize(&mut graph, &opts.pipeline)
     })?;
     if opts.emit == Emit::Kir {
-        let text = kiln_ir::text::print(&graph);
-        return finish_text(art, opts, text.into_bytes());
+        return match opts.output.as_deref().filter(|p| p.as_os_str() != "-") {
+            // A file gets its weights beside it, so that it compiles again.
+            Some(path) => {
+                art.files = crate::kirfile::write_kir(
+                    &graph,
+                    path,
+                    kiln_ir::text::PrintOptions::default().inline_limit,
+                )?;
+                Ok(art)
+            }
+            None => {
+                let text = kiln_ir::text::print(&graph);
+                finish_text(art, opts, text.into_bytes())
+            }
+        };
     }
     if let Some(list) = dynamic_inputs(&graph) {
         // An example flag for the first dynamic input: its static extents
@@ -228,8 +304,12 @@ pub fn compile(mut graph: Graph, opts: &CompileOptions) -> Result<Artifacts> {
              only: fix them with --input-shape NAME=DIMS, e.g. --input-shape {example}"
         )));
     }
+    let lower_opts = LowerOptions {
+        kernels: kiln_codegen::kernels::Variant::for_target(&opts.target),
+        ..LowerOptions::default()
+    };
     let lowered = timed(&mut art.timings, "lower", || {
-        Ok(lower_graph(&graph, &LowerOptions::default())?)
+        Ok(lower_graph(&graph, &lower_opts)?)
     })?;
     for sig in lowered.inputs.iter().chain(&lowered.outputs) {
         if sig.name.contains('\0') {
@@ -315,10 +395,25 @@ impl Staging {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
         };
+        // Checked first, so the message names the user's folder rather than
+        // a temporary path.
+        if !parent.is_dir() {
+            return Err(DriverError::Invalid(format!(
+                "cannot write {}: {} is not an existing folder",
+                output.display(),
+                parent.display()
+            )));
+        }
         let dir = tempfile::Builder::new()
             .prefix(".kiln-build-")
             .tempdir_in(parent)
-            .map_err(|e| DriverError::io("create a temporary directory in", parent, e))?;
+            .map_err(|e| {
+                DriverError::io(
+                    "create a temporary directory in",
+                    parent,
+                    std::io::Error::new(e.kind(), e.kind().to_string()),
+                )
+            })?;
         Ok(Staging { dir })
     }
 
@@ -395,8 +490,19 @@ fn build_artifact(
     // The runtime archive is built for this machine: it ships only with
     // objects for this machine's architecture.
     let runtime_archive = match opts.emit {
+        Emit::Obj if !opts.copy_runtime => None,
         Emit::Obj if Arch::of_host() == Some(opts.target.arch()) => {
             Some(find_runtime_archive(opts.runtime_dir.as_deref())?)
+        }
+        Emit::Obj => {
+            art.warnings.push(format!(
+                "no {RUNTIME_ARCHIVE} was placed next to the object: the installed runtime is \
+                 built for this machine, not for {arch}; build one for the target with \
+                 `cargo build -p kiln-runtime-c --profile runtime-release --target {triple}`",
+                arch = opts.target.arch().name(),
+                triple = opts.target.triple()
+            ));
+            None
         }
         _ => None,
     };
@@ -442,12 +548,26 @@ fn build_artifact(
         graph.name.clone()
     };
     let producer = format!("kiln {}", env!("CARGO_PKG_VERSION"));
+    if let Some(name) = &opts.name {
+        check_name(name)?;
+    }
+    let prefix = opts.name.as_deref().unwrap_or("kiln");
+    let symbol = format!("{prefix}_artifact");
+    let macro_prefix = opts
+        .name
+        .as_deref()
+        .map_or_else(|| "KILN_MODEL".to_owned(), str::to_ascii_uppercase);
+    let features = kiln_codegen::enabled_features(target)?.join(",");
     let descriptor = Descriptor {
         model_name: &model_name.replace('\0', " "),
         producer: &producer,
         inputs: &lowered.inputs,
         outputs: &lowered.outputs,
         weights: weights_ref.clone(),
+        workspace: lowered.workspace_bytes,
+        symbol: &symbol,
+        macro_prefix: &macro_prefix,
+        target: (target.arch().name(), target.cpu(), &features),
     };
     let glue = artifact::glue_module(&descriptor);
     let glue_obj = timed(&mut art.timings, "descriptor", || {
@@ -462,6 +582,21 @@ fn build_artifact(
     write_file(&glue_o, &glue_obj)?;
 
     let mut objects = vec![kernel_o.clone(), glue_o.clone()];
+    if !lowered.kernels.is_empty() {
+        // The kernels the model calls, compiled for this target's CPU. They
+        // are always optimized (unless -O0): they are the hot loops.
+        let used: Vec<&str> = lowered.kernels.iter().map(String::as_str).collect();
+        let level = match opts.opt_level {
+            OptLevel::O0 => OptLevel::O0,
+            _ => OptLevel::O3,
+        };
+        let kernels = timed(&mut art.timings, "kernels", || {
+            Ok(kiln_codegen::kernels::compile_kernels(target, level, &used)?)
+        })?;
+        let kernels_o = stage.path("kernels.o");
+        write_file(&kernels_o, &kernels)?;
+        objects.push(kernels_o);
+    }
     timed(&mut art.timings, "weights", || {
         if total == 0 {
             return Ok(());
@@ -483,7 +618,20 @@ fn build_artifact(
         Ok(())
     })?;
 
-    let header_name = companion(output, "h", false);
+    let header_name = match &opts.name {
+        Some(name) => output
+            .parent()
+            .unwrap_or(Path::new(""))
+            .join(format!("{name}.h")),
+        None => companion(output, "h", false),
+    };
+    if header_name.file_name().is_some_and(|n| n == "kiln.h") {
+        return Err(DriverError::Invalid(format!(
+            "the model header would be {}, the runtime's own header: choose another output \
+             name or --name",
+            header_name.display()
+        )));
+    }
     let header = artifact::model_header(
         &descriptor,
         &header_name
@@ -510,18 +658,48 @@ fn build_artifact(
             }
             let refs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
             timed(&mut art.timings, "link", || {
-                Ok(kiln_codegen::link_shared_library(&refs, &main)?)
+                Ok(kiln_codegen::link_shared_library(&refs, &main, &[&symbol])?)
+            })?;
+            let weights_seal = match &weights_ref {
+                WeightsRef::External { .. } => Some(hash_file(&blob_path)?),
+                _ => None,
+            };
+            let record = kiln_runtime::integrity::Record {
+                abi_version: kiln_runtime::abi::ABI_VERSION,
+                symbol: symbol.clone(),
+                arch: target.arch().name().to_owned(),
+                cpu: target.cpu().to_owned(),
+                features: features.clone(),
+                weights: weights_seal,
+            };
+            timed(&mut art.timings, "seal", || {
+                kiln_runtime::seal_file(&main, &record)
+                    .map_err(|e| DriverError::io("append the integrity record to", output, e))
             })?;
         }
         Emit::Obj => {
-            let refs: Vec<&Path> = objects.iter().map(PathBuf::as_path).collect();
-            timed(&mut art.timings, "link", || relocatable_link(&refs, &main))?;
+            let mut inputs: Vec<PathBuf> = objects.clone();
+            // Soft-float helpers go into the object (as local copies), so the
+            // program linking it needs no compiler-rt of LLVM's.
+            if let Some(builtins) = find_compiler_builtins(target) {
+                inputs.push(builtins);
+            }
+            let refs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
+            timed(&mut art.timings, "link", || {
+                relocatable_link(&refs, &main)?;
+                // Only the descriptor function stays global: kiln_main, the
+                // weights, the OpenMP shim and kernels become local, so any
+                // number of models link into one program.
+                Ok(kiln_codegen::link::localize_except(&main, &[&symbol])?)
+            })?;
             let dir = output
                 .parent()
                 .filter(|p| !p.as_os_str().is_empty())
                 .unwrap_or(Path::new("."));
-            write_file(&stage.path("kiln.h"), KILN_H.as_bytes())?;
-            moves.push((stage.path("kiln.h"), dir.join("kiln.h")));
+            if opts.copy_runtime {
+                write_file(&stage.path("kiln.h"), KILN_H.as_bytes())?;
+                moves.push((stage.path("kiln.h"), dir.join("kiln.h")));
+            }
             if let Some(archive) = runtime_archive {
                 let staged = stage.path(RUNTIME_ARCHIVE);
                 std::fs::copy(&archive, &staged)
@@ -534,6 +712,28 @@ fn build_artifact(
     moves.push((main, output.to_path_buf()));
     art.files = moves.iter().rev().map(|(_, to)| to.clone()).collect();
     stage.commit(&moves)
+}
+
+/// Size and xxh3-64 checksum of a file (external weights).
+fn hash_file(path: &Path) -> Result<kiln_runtime::integrity::WeightsSeal> {
+    let file = std::fs::File::open(path).map_err(|e| DriverError::io("open", path, e))?;
+    let size = file
+        .metadata()
+        .map_err(|e| DriverError::io("read", path, e))?
+        .len();
+    if size == 0 {
+        return Ok(kiln_runtime::integrity::WeightsSeal {
+            size,
+            hash: kiln_runtime::integrity::hash(&[]),
+        });
+    }
+    // SAFETY: a private file of this compile's staging directory, not
+    // modified while mapped.
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| DriverError::io("map", path, e))?;
+    Ok(kiln_runtime::integrity::WeightsSeal {
+        size,
+        hash: kiln_runtime::integrity::hash(&map),
+    })
 }
 
 /// Combines objects into one relocatable object with `ld.lld -r`.
@@ -612,43 +812,69 @@ fn find_compiler_builtins(target: &Target) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// Finds `libkiln_runtime.a`: in `dir` when given, else in
-/// `$KILN_RUNTIME_DIR`, else next to the running program (`<exe dir>`,
-/// `<exe dir>/../lib`, `<exe dir>/kiln-c/lib`, `<exe dir>/../kiln-c/lib`, the
-/// last two being where `runtime/scripts/build-c-lib.sh` puts it in a
-/// cargo target directory).
-pub fn find_runtime_archive(dir: Option<&Path>) -> Result<PathBuf> {
-    let mut candidates: Vec<PathBuf> = Vec::new();
-    if let Some(dir) = dir {
-        candidates.push(dir.join(RUNTIME_ARCHIVE));
-    } else {
-        if let Some(dir) = std::env::var_os("KILN_RUNTIME_DIR") {
-            candidates.push(PathBuf::from(dir).join(RUNTIME_ARCHIVE));
-        }
-        if let Some(exe_dir) = std::env::current_exe()
-            .ok()
-            .and_then(|e| e.parent().map(Path::to_path_buf))
-        {
-            for rel in [
-                ".",
-                "../lib",
-                "kiln-c/lib",
-                "../kiln-c/lib",
-                "../../kiln-c/lib",
-            ] {
-                candidates.push(exe_dir.join(rel).join(RUNTIME_ARCHIVE));
-            }
+/// The directories searched for the installed runtime (`libkiln_runtime.a`,
+/// `libkiln_runtime.so`), in order: `$KILN_RUNTIME_DIR`, then next to the
+/// running program: `<exe dir>/../lib` (an installed prefix, see
+/// `scripts/install.sh`), `<exe dir>/../kiln-c/lib` and
+/// `<exe dir>/kiln-c/lib` (where `runtime/scripts/build-c-lib.sh` puts it in
+/// a cargo target directory), `<exe dir>/../../kiln-c/lib` (test binaries in
+/// `deps/`), `<exe dir>`.
+pub fn runtime_search_dirs() -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    if let Some(dir) = std::env::var_os("KILN_RUNTIME_DIR") {
+        dirs.push(PathBuf::from(dir));
+    }
+    if let Some(exe_dir) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_path_buf))
+    {
+        for rel in [
+            "../lib",
+            "../kiln-c/lib",
+            "kiln-c/lib",
+            "../../kiln-c/lib",
+            ".",
+        ] {
+            dirs.push(exe_dir.join(rel));
         }
     }
-    candidates.iter().find(|p| p.is_file()).cloned().ok_or_else(|| {
-        DriverError::Invalid(format!(
-            "{RUNTIME_ARCHIVE} not found (looked at {}); build it with runtime/scripts/build-c-lib.sh \
-             and set KILN_RUNTIME_DIR to its lib/ directory",
-            candidates
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))
-    })
+    dirs
+}
+
+/// The first of [`runtime_search_dirs`] holding `libkiln_runtime.a`.
+pub fn find_runtime_dir() -> Result<PathBuf> {
+    let dirs = runtime_search_dirs();
+    dirs.iter()
+        .find(|d| d.join(RUNTIME_ARCHIVE).is_file())
+        .map(|d| std::fs::canonicalize(d).unwrap_or_else(|_| d.clone()))
+        .ok_or_else(|| {
+            DriverError::Invalid(format!(
+                "{RUNTIME_ARCHIVE} not found (looked in {}); install Kiln with scripts/install.sh \
+                 --prefix DIR, or build the runtime with runtime/scripts/build-c-lib.sh, or set \
+                 KILN_RUNTIME_DIR to the folder holding it",
+                dirs.iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })
+}
+
+/// Finds `libkiln_runtime.a`: in `dir` when given, else in the first of
+/// [`runtime_search_dirs`] that has it.
+pub fn find_runtime_archive(dir: Option<&Path>) -> Result<PathBuf> {
+    match dir {
+        Some(dir) => {
+            let p = dir.join(RUNTIME_ARCHIVE);
+            if p.is_file() {
+                Ok(p)
+            } else {
+                Err(DriverError::Invalid(format!(
+                    "{RUNTIME_ARCHIVE} not found in --runtime-dir {}",
+                    dir.display()
+                )))
+            }
+        }
+        None => Ok(find_runtime_dir()?.join(RUNTIME_ARCHIVE)),
+    }
 }

@@ -44,13 +44,51 @@ const DEFAULT: &[&str] = &[
     "dce",
 ];
 
+/// `-O1`: the cleanup, then a memory plan, so that the lowering emits each
+/// node on its own into planned buffers (one arena, no allocation per run).
+const O1: &[&str] = &[
+    "shape-inference",
+    "fold-constants",
+    "shape-inference",
+    "canonicalize",
+    "cse",
+    "dce",
+    // Last: any later rewrite would make the plan stale.
+    "plan-memory",
+];
+
+/// `-O2` and `-O3`: `-O1` plus the optimizer's rewrites as they land.
+const O3: &[&str] = O1;
+
 /// Every named pipeline.
-pub const NAMED: &[NamedPipeline] = &[NamedPipeline {
-    name: "default",
-    summary:
-        "Graph cleanup before lowering: refine types, fold constants, simplify, merge duplicates, remove dead code",
-    passes: DEFAULT,
-}];
+pub const NAMED: &[NamedPipeline] = &[
+    NamedPipeline {
+        name: "default",
+        summary:
+            "Graph cleanup before lowering: refine types, fold constants, simplify, merge duplicates, remove dead code",
+        passes: DEFAULT,
+    },
+    NamedPipeline {
+        name: "o0",
+        summary: "-O0: the cleanup only; the lowering emits the graph as one tensor program",
+        passes: DEFAULT,
+    },
+    NamedPipeline {
+        name: "o1",
+        summary: "-O1: cleanup and a memory plan; nodes lowered one by one into planned buffers",
+        passes: O1,
+    },
+    NamedPipeline {
+        name: "o2",
+        summary: "-O2: -O1 with fusion, layouts and packed weights",
+        passes: O3,
+    },
+    NamedPipeline {
+        name: "o3",
+        summary: "-O3: everything -O2 does (the default)",
+        passes: O3,
+    },
+];
 
 /// Why a pipeline string did not parse.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -128,6 +166,12 @@ impl Pipeline {
     /// The `default` pipeline.
     pub fn default_pipeline() -> Pipeline {
         Pipeline::parse("default").expect("the default pipeline names registered passes")
+    }
+
+    /// The pipeline `-O<level>` selects (`o0` .. `o3`; above 3 is `o3`).
+    pub fn for_level(level: u8) -> Pipeline {
+        Pipeline::parse(&format!("o{}", level.min(3)))
+            .expect("the o0..o3 pipelines name registered passes")
     }
 
     /// Whether the pipeline has no passes.

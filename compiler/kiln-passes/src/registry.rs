@@ -3,7 +3,7 @@
 //! here (and a lit test `lit-tests/passes/<name>.kir`).
 
 use crate::pass::Pass;
-use crate::passes::{canonicalize, cse, dce, fold_constants, shape_inference};
+use crate::passes::{canonicalize, cse, dce, fold_constants, plan_memory, shape_inference};
 
 /// A registry entry.
 #[derive(Clone, Copy)]
@@ -36,6 +36,7 @@ pub const PASSES: &[PassInfo] = &[
     cse::INFO,
     dce::INFO,
     fold_constants::INFO,
+    plan_memory::INFO,
     shape_inference::INFO,
 ];
 

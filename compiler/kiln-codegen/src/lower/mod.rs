@@ -43,9 +43,11 @@ mod ctx;
 mod elementwise;
 mod grid;
 mod index;
+mod kernels;
 mod layout;
 mod linalg;
 mod norm;
+mod planned;
 mod pool;
 mod quant;
 mod reduce;
@@ -79,6 +81,10 @@ pub struct LowerOptions {
     pub func_name: String,
     /// Alignment of each weight's offset in the blob (a power of two).
     pub weight_align: u64,
+    /// The kernel-library variant the target calls (planned modules lower
+    /// contractions, norms, pools, attention and elementwise chains to
+    /// kernel calls), or `None` for no kernel calls.
+    pub kernels: Option<crate::kernels::Variant>,
 }
 
 impl Default for LowerOptions {
@@ -86,6 +92,7 @@ impl Default for LowerOptions {
         LowerOptions {
             func_name: "kiln_main".into(),
             weight_align: 64,
+            kernels: None,
         }
     }
 }
@@ -224,8 +231,14 @@ pub struct LoweredModule {
     pub outputs: Vec<TensorSig>,
     /// Layout of the last argument, `%weights`.
     pub weights: WeightsLayout,
-    /// A CPU pipeline validated on this module ([`CPU_PIPELINE`]).
+    /// A CPU pipeline validated on this module ([`CPU_PIPELINE`], or
+    /// [`crate::targets::CPU_PLANNED_PIPELINE`] for planned modules).
     pub pipeline_hint: &'static str,
+    /// Bytes of the arena a planned module takes as its last argument
+    /// (`%workspace`); `None` for a module without that argument.
+    pub workspace_bytes: Option<u64>,
+    /// Symbols of the kernel library the module calls.
+    pub kernels: Vec<String>,
 }
 
 /// A node the lowering cannot handle, and why.
@@ -311,8 +324,13 @@ pub(crate) fn attr_err(e: kiln_ir::ops::InferError) -> String {
     e.0
 }
 
-/// Lowers a verified graph whose value types are all static.
+/// Lowers a verified graph whose value types are all static: node by node
+/// into the homes of its memory plan when it has one (`planned`), else as
+/// one tensor program.
 pub fn lower_graph(g: &Graph, opts: &LowerOptions) -> Result<LoweredModule, LowerError> {
+    if let Some(plan) = &g.memory_plan {
+        return planned::lower_planned(g, plan, opts);
+    }
     let mut bad: Vec<UnsupportedNode> = Vec::new();
     let mut b = Builder::new();
     let mut vals: HashMap<kiln_ir::ValueId, Val> = HashMap::new();
@@ -458,6 +476,8 @@ pub fn lower_graph(g: &Graph, opts: &LowerOptions) -> Result<LoweredModule, Lowe
         outputs,
         weights: layout,
         pipeline_hint: CPU_PIPELINE,
+        workspace_bytes: None,
+        kernels: Vec::new(),
     })
 }
 
@@ -543,15 +563,7 @@ fn lower_node(
     vals: &mut HashMap<kiln_ir::ValueId, Val>,
     layout: &mut WeightsLayout,
 ) -> Res<()> {
-    let mut outs = Vec::new();
-    for &o in &node.outputs {
-        let ty = &g.value(o).ty;
-        elem(ty.dtype)?;
-        let shape = ty
-            .static_shape()
-            .ok_or_else(|| format!("result type {ty} is not static"))?;
-        outs.push((ty.dtype, shape));
-    }
+    let outs = result_types(g, node)?;
     if node.op == OpKind::Constant {
         let Some(Attr::Weight(w)) = node.attrs.get("value") else {
             return Err("nn.constant without a weight".into());
@@ -598,6 +610,38 @@ fn lower_node(
             }
         }
     }
+    let results = emit_node(g, defs, node, b, ins, outs)?;
+    for (&o, r) in node.outputs.iter().zip(results) {
+        vals.insert(o, r);
+    }
+    Ok(())
+}
+
+/// The result types of a node (static), checked to have an MLIR element type.
+fn result_types(g: &Graph, node: &Node) -> Res<Vec<(DType, Vec<u64>)>> {
+    node.outputs
+        .iter()
+        .map(|&o| {
+            let ty = &g.value(o).ty;
+            elem(ty.dtype)?;
+            let shape = ty
+                .static_shape()
+                .ok_or_else(|| format!("result type {ty} is not static"))?;
+            Ok((ty.dtype, shape))
+        })
+        .collect()
+}
+
+/// Emits tensor code for one node (not a constant) on lowered operands and
+/// returns its results, checked against the declared types.
+fn emit_node(
+    g: &Graph,
+    defs: &HashMap<kiln_ir::ValueId, kiln_ir::Def>,
+    node: &Node,
+    b: &mut Builder,
+    ins: Vec<Option<Val>>,
+    outs: Vec<(DType, Vec<u64>)>,
+) -> Res<Vec<Val>> {
     let tys: Vec<Option<&TensorType>> = node
         .inputs
         .iter()
@@ -644,7 +688,13 @@ fn lower_node(
         outs,
     };
     let results = match &node.body {
-        Some(body) => lower_body(body, n.ins.iter().flatten().cloned().collect(), b)?,
+        Some(body) => {
+            let args: Vec<Val> = n.ins.iter().flatten().cloned().collect();
+            match elementwise::fused(b, body, &args, &n.outs) {
+                Some(r) => r?,
+                None => lower_body(body, args, b)?,
+            }
+        }
         None => emit(b, &n)?,
     };
     if results.len() != node.outputs.len() {
@@ -654,16 +704,15 @@ fn lower_node(
             node.outputs.len()
         ));
     }
-    for ((&o, r), (dt, shape)) in node.outputs.iter().zip(results).zip(&n.outs) {
+    for (r, (dt, shape)) in results.iter().zip(&n.outs) {
         if r.dtype != *dt || &r.shape != shape {
             return Err(format!(
                 "internal: lowered result {} differs from the declared type",
                 r.ty()
             ));
         }
-        vals.insert(o, r);
     }
-    Ok(())
+    Ok(results)
 }
 
 /// Lowers a fused node's body in place of the node: its inputs bound to

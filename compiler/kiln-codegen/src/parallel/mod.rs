@@ -17,6 +17,9 @@
 //!   bypass `kiln_entry`) run serially.
 //! - Whether a region runs in parallel is decided by measuring it (see `shim.c`); results never
 //!   depend on it, because the iterations of a parallel loop are independent.
+//! - The shim also defines the kernel library's `kiln_par_for`, `kiln_par_threads` and
+//!   `kiln_par_min_work` ([`crate::kernels::PAR_SYMBOLS`]): the run's pool for kernels, serial
+//!   outside a run and inside a chunk.
 
 /// The shim: `llvm`-dialect operations (no enclosing `module`), to be placed inside the glue
 /// module of an artifact.
@@ -63,6 +66,7 @@ mod tests {
         for sym in OPENMP_SYMBOLS
             .iter()
             .chain(&["kiln_par_enter", "kiln_par_leave"])
+            .chain(&crate::kernels::PAR_SYMBOLS)
         {
             let def = format!("llvm.func hidden local_unnamed_addr @{sym}(");
             assert!(SHIM_MLIR.contains(&def), "{sym} is not a hidden definition");

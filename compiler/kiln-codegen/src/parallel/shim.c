@@ -44,6 +44,14 @@
  *    models are cheaper than that. Results never depend on the decision:
  *    iterations are independent and each is computed the same way on any
  *    thread.
+ *  - The kernel library (kernels/) parallelizes through kiln_par_for(n, body,
+ *    data): inside a run it is the run's parallel_for, every chunk running in
+ *    a MODE_CHUNK frame (so a kernel or OpenMP region nested in a chunk runs
+ *    serially); outside a run, nested in a chunk or with one thread it is
+ *    body(data, 0, n). Kernels size their splits with kiln_par_threads() and
+ *    split only work above kiln_par_min_work() (KILN_PARALLEL_MIN_US
+ *    converted to work units, 0 when the variable is 0), instead of timing
+ *    like OpenMP regions: a kernel knows its work before it starts.
  *  - __kmpc_fork_call is declared with a fixed number of pointer arguments
  *    although callers use the variadic prototype: on x86-64 SysV and AArch64
  *    Linux (AAPCS64) variadic pointer arguments are passed exactly like named
@@ -61,6 +69,9 @@
 #define SAMPLES 3u
 #define CACHE_SLOTS 256u
 #define DEFAULT_MIN_US 30
+/* Kernel work units per nanosecond of one thread (a unit is about one FLOP of
+ * a GEMM micro-kernel; kernels/common.h scales other work to it). */
+#define WORK_PER_NS 64
 
 typedef struct kiln_exec_ctx {
   uint32_t abi_version;
@@ -282,4 +293,49 @@ HIDDEN void __kmpc_for_static_fini(void* loc, int32_t gtid) {
 HIDDEN void __kmpc_barrier(void* loc, int32_t gtid) {
   (void)loc;
   (void)gtid;
+}
+
+/* ---- The kernel library's entry points ---- */
+
+typedef void (*par_body)(void* data, int64_t begin, int64_t end);
+
+typedef struct par_job {
+  par_body body;
+  void* data;
+} par_job;
+
+static void par_kernel_chunk(void* data, int64_t begin, int64_t end) {
+  const par_job* j = (const par_job*)data;
+  frame f = {MODE_CHUNK, 0, 0, 0, begin, end};
+  frame* saved = par_current;
+  par_current = &f;
+  j->body(j->data, begin, end);
+  par_current = saved;
+}
+
+/* The run's context when a kiln_par_for here would use the pool, else 0. */
+static const kiln_exec_ctx* par_pool_ctx(void) {
+  const frame* f = par_current;
+  if (f == 0 || f->mode != MODE_RUN || f->ctx == 0 || f->ctx->parallel_for == 0 ||
+      f->ctx->num_threads <= 1)
+    return 0;
+  return f->ctx;
+}
+
+HIDDEN int64_t kiln_par_threads(void) {
+  const kiln_exec_ctx* ctx = par_pool_ctx();
+  return ctx ? (int64_t)ctx->num_threads : 1;
+}
+
+HIDDEN int64_t kiln_par_min_work(void) { return par_threshold_ns() * WORK_PER_NS; }
+
+HIDDEN void kiln_par_for(int64_t n, par_body body, void* data) {
+  if (n <= 0) return;
+  const kiln_exec_ctx* ctx = par_pool_ctx();
+  if (ctx == 0 || n == 1) {
+    body(data, 0, n);
+    return;
+  }
+  par_job j = {body, data};
+  ctx->parallel_for(ctx->pool, n, par_kernel_chunk, &j);
 }

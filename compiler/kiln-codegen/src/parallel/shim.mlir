@@ -599,6 +599,173 @@
   llvm.func hidden local_unnamed_addr @__kmpc_barrier(%arg0: !llvm.ptr {llvm.nocapture, llvm.noundef, llvm.readnone}, %arg1: i32 {llvm.noundef}) attributes {dso_local, memory_effects = #llvm.memory_effects<other = none, argMem = none, inaccessibleMem = none, errnoMem = none, targetMem0 = none, targetMem1 = none>, no_unwind, passthrough = ["mustprogress", "nofree", "norecurse", "nosync", ["min-legal-vector-width", "0"], ["no-trapping-math", "true"], ["stack-protector-buffer-size", "8"]], will_return} {
     llvm.return
   }
+  llvm.func hidden local_unnamed_addr @kiln_par_threads() -> (i64 {llvm.range = #llvm.constant_range<i64, 1, 4294967296>}) attributes {dso_local, memory_effects = #llvm.memory_effects<other = read, argMem = read, inaccessibleMem = none, errnoMem = read, targetMem0 = none, targetMem1 = none>, no_unwind, passthrough = ["mustprogress", "nofree", "norecurse", "nosync", ["min-legal-vector-width", "0"], ["no-trapping-math", "true"], ["stack-protector-buffer-size", "8"]], will_return} {
+    %0 = llvm.mlir.addressof @par_current : !llvm.ptr
+    %1 = llvm.mlir.zero : !llvm.ptr
+    %2 = llvm.mlir.constant(1 : i64) : i64
+    %3 = llvm.mlir.constant(0 : i32) : i32
+    %4 = llvm.mlir.constant(8 : i64) : i64
+    %5 = llvm.mlir.constant(16 : i64) : i64
+    %6 = llvm.mlir.constant(4 : i64) : i64
+    %7 = llvm.mlir.constant(1 : i32) : i32
+    %8 = "llvm.intr.threadlocal.address"(%0) : (!llvm.ptr) -> !llvm.ptr
+    %9 = llvm.load %8 {alignment = 8 : i64} : !llvm.ptr -> !llvm.ptr
+    %10 = llvm.icmp "eq" %9, %1 : !llvm.ptr
+    llvm.cond_br %10, ^bb5(%2 : i64), ^bb1
+  ^bb1:  // pred: ^bb0
+    %11 = llvm.load %9 {alignment = 8 : i64} : !llvm.ptr -> i32
+    %12 = llvm.icmp "eq" %11, %3 : i32
+    llvm.cond_br %12, ^bb2, ^bb5(%2 : i64)
+  ^bb2:  // pred: ^bb1
+    %13 = llvm.getelementptr inbounds|nuw %9[%4] : (!llvm.ptr, i64) -> !llvm.ptr, i8
+    %14 = llvm.load %13 {alignment = 8 : i64} : !llvm.ptr -> !llvm.ptr
+    %15 = llvm.icmp "eq" %14, %1 : !llvm.ptr
+    llvm.cond_br %15, ^bb5(%2 : i64), ^bb3
+  ^bb3:  // pred: ^bb2
+    %16 = llvm.getelementptr inbounds|nuw %14[%5] : (!llvm.ptr, i64) -> !llvm.ptr, i8
+    %17 = llvm.load %16 {alignment = 8 : i64} : !llvm.ptr -> !llvm.ptr
+    %18 = llvm.icmp "eq" %17, %1 : !llvm.ptr
+    llvm.cond_br %18, ^bb5(%2 : i64), ^bb4
+  ^bb4:  // pred: ^bb3
+    %19 = llvm.getelementptr inbounds|nuw %14[%6] : (!llvm.ptr, i64) -> !llvm.ptr, i8
+    %20 = llvm.load %19 {alignment = 4 : i64} : !llvm.ptr -> i32
+    %21 = llvm.intr.umax(%20, %7) : (i32, i32) -> i32
+    %22 = llvm.zext %21 : i32 to i64
+    llvm.br ^bb5(%22 : i64)
+  ^bb5(%23: i64):  // 5 preds: ^bb0, ^bb1, ^bb2, ^bb3, ^bb4
+    llvm.return %23 : i64
+  }
+  llvm.func hidden local_unnamed_addr @kiln_par_min_work() -> (i64 {llvm.range = #llvm.constant_range<i64, 0, 63999999936001>}) attributes {dso_local, no_unwind, passthrough = ["nofree", ["min-legal-vector-width", "0"], ["no-trapping-math", "true"], ["stack-protector-buffer-size", "8"]]} {
+    %0 = llvm.mlir.constant(1 : i32) : i32
+    %1 = llvm.mlir.addressof @par_min_ns : !llvm.ptr
+    %2 = llvm.mlir.constant(-1 : i64) : i64
+    %3 = llvm.mlir.addressof @".str" : !llvm.ptr
+    %4 = llvm.mlir.zero : !llvm.ptr
+    %5 = llvm.mlir.constant(30000 : i64) : i64
+    %6 = llvm.mlir.constant(0 : i8) : i8
+    %7 = llvm.mlir.constant(10 : i32) : i32
+    %8 = llvm.mlir.constant(1000000000 : i64) : i64
+    %9 = llvm.mlir.constant(false) : i1
+    %10 = llvm.mlir.constant(1000 : i64) : i64
+    %11 = llvm.mlir.constant(6 : i64) : i64
+    %12 = llvm.alloca %0 x !llvm.ptr {alignment = 8 : i64} : (i32) -> !llvm.ptr
+    %13 = llvm.load %1 atomic monotonic {alignment = 8 : i64} : !llvm.ptr -> i64
+    %14 = llvm.icmp "sgt" %13, %2 : i64
+    llvm.cond_br %14, ^bb5(%13 : i64), ^bb1
+  ^bb1:  // pred: ^bb0
+    %15 = llvm.call tail @getenv(%3) {memory_effects = #llvm.memory_effects<other = read, argMem = read, inaccessibleMem = read, errnoMem = read, targetMem0 = read, targetMem1 = read>, no_unwind} : (!llvm.ptr {llvm.nonnull, llvm.noundef}) -> !llvm.ptr
+    %16 = llvm.icmp "eq" %15, %4 : !llvm.ptr
+    llvm.cond_br %16, ^bb4(%5 : i64), ^bb2
+  ^bb2:  // pred: ^bb1
+    %17 = llvm.load %15 {alignment = 1 : i64} : !llvm.ptr -> i8
+    %18 = llvm.icmp "eq" %17, %6 : i8
+    llvm.cond_br %18, ^bb4(%5 : i64), ^bb3
+  ^bb3:  // pred: ^bb2
+    llvm.intr.lifetime.start %12 : !llvm.ptr
+    %19 = llvm.call @strtoll(%15, %12, %7) {no_unwind} : (!llvm.ptr {llvm.nonnull, llvm.noundef}, !llvm.ptr {llvm.nonnull, llvm.noundef}, i32 {llvm.noundef}) -> i64
+    %20 = llvm.load %12 {alignment = 8 : i64} : !llvm.ptr -> !llvm.ptr
+    %21 = llvm.load %20 {alignment = 1 : i64} : !llvm.ptr -> i8
+    %22 = llvm.icmp "eq" %21, %6 : i8
+    %23 = llvm.icmp "ult" %19, %8 : i64
+    %24 = llvm.select %22, %23, %9 : i1, i1
+    %25 = llvm.mul %19, %10 overflow<nsw, nuw> : i64
+    %26 = llvm.select %24, %25, %5 : i1, i64
+    llvm.intr.lifetime.end %12 : !llvm.ptr
+    llvm.br ^bb4(%26 : i64)
+  ^bb4(%27: i64):  // 3 preds: ^bb1, ^bb2, ^bb3
+    llvm.store %27, %1 atomic monotonic {alignment = 8 : i64} : i64, !llvm.ptr
+    llvm.br ^bb5(%27 : i64)
+  ^bb5(%28: i64):  // 2 preds: ^bb0, ^bb4
+    %29 = llvm.shl %28, %11 overflow<nsw, nuw> : i64
+    llvm.return %29 : i64
+  }
+  llvm.func hidden local_unnamed_addr @kiln_par_for(%arg0: i64 {llvm.noundef}, %arg1: !llvm.ptr {llvm.noundef}, %arg2: !llvm.ptr {llvm.noundef}) attributes {dso_local, no_unwind, passthrough = [["min-legal-vector-width", "0"], ["no-trapping-math", "true"], ["stack-protector-buffer-size", "8"]]} {
+    %0 = llvm.mlir.constant(1 : i32) : i32
+    %1 = llvm.mlir.constant(1 : i64) : i64
+    %2 = llvm.mlir.addressof @par_current : !llvm.ptr
+    %3 = llvm.mlir.zero : !llvm.ptr
+    %4 = llvm.mlir.constant(0 : i32) : i32
+    %5 = llvm.mlir.constant(8 : i64) : i64
+    %6 = llvm.mlir.constant(16 : i64) : i64
+    %7 = llvm.mlir.constant(4 : i64) : i64
+    %8 = llvm.mlir.constant(2 : i32) : i32
+    %9 = llvm.mlir.addressof @par_kernel_chunk : !llvm.ptr
+    %10 = llvm.mlir.constant(0 : i64) : i64
+    %11 = llvm.alloca %0 x !llvm.struct<"struct.par_job", (ptr, ptr)> {alignment = 8 : i64} : (i32) -> !llvm.ptr
+    %12 = llvm.icmp "slt" %arg0, %1 : i64
+    llvm.cond_br %12, ^bb8, ^bb1
+  ^bb1:  // pred: ^bb0
+    %13 = "llvm.intr.threadlocal.address"(%2) : (!llvm.ptr) -> !llvm.ptr
+    %14 = llvm.load %13 {alignment = 8 : i64} : !llvm.ptr -> !llvm.ptr
+    %15 = llvm.icmp "eq" %14, %3 : !llvm.ptr
+    llvm.cond_br %15, ^bb6, ^bb2
+  ^bb2:  // pred: ^bb1
+    %16 = llvm.load %14 {alignment = 8 : i64} : !llvm.ptr -> i32
+    %17 = llvm.icmp "eq" %16, %4 : i32
+    llvm.cond_br %17, ^bb3, ^bb6
+  ^bb3:  // pred: ^bb2
+    %18 = llvm.getelementptr inbounds|nuw %14[%5] : (!llvm.ptr, i64) -> !llvm.ptr, i8
+    %19 = llvm.load %18 {alignment = 8 : i64} : !llvm.ptr -> !llvm.ptr
+    %20 = llvm.icmp "eq" %19, %3 : !llvm.ptr
+    llvm.cond_br %20, ^bb6, ^bb4
+  ^bb4:  // pred: ^bb3
+    %21 = llvm.getelementptr inbounds|nuw %19[%6] : (!llvm.ptr, i64) -> !llvm.ptr, i8
+    %22 = llvm.load %21 {alignment = 8 : i64} : !llvm.ptr -> !llvm.ptr
+    %23 = llvm.icmp "eq" %22, %3 : !llvm.ptr
+    llvm.cond_br %23, ^bb6, ^bb5
+  ^bb5:  // pred: ^bb4
+    %24 = llvm.getelementptr inbounds|nuw %19[%7] : (!llvm.ptr, i64) -> !llvm.ptr, i8
+    %25 = llvm.load %24 {alignment = 4 : i64} : !llvm.ptr -> i32
+    %26 = llvm.icmp "ult" %25, %8 : i32
+    %27 = llvm.icmp "eq" %arg0, %1 : i64
+    %28 = llvm.or %27, %26 : i1
+    llvm.cond_br %28, ^bb6, ^bb7
+  ^bb6:  // 5 preds: ^bb1, ^bb2, ^bb3, ^bb4, ^bb5
+    llvm.call tail %arg1(%arg2, %10, %arg0) {no_unwind} : !llvm.ptr, (!llvm.ptr {llvm.noundef}, i64 {llvm.noundef}, i64 {llvm.noundef}) -> ()
+    llvm.br ^bb8
+  ^bb7:  // pred: ^bb5
+    llvm.intr.lifetime.start %11 : !llvm.ptr
+    llvm.store %arg1, %11 {alignment = 8 : i64} : !llvm.ptr, !llvm.ptr
+    %29 = llvm.getelementptr inbounds|nuw %11[%5] : (!llvm.ptr, i64) -> !llvm.ptr, i8
+    llvm.store %arg2, %29 {alignment = 8 : i64} : !llvm.ptr, !llvm.ptr
+    %30 = llvm.getelementptr inbounds|nuw %19[%5] : (!llvm.ptr, i64) -> !llvm.ptr, i8
+    %31 = llvm.load %30 {alignment = 8 : i64} : !llvm.ptr -> !llvm.ptr
+    llvm.call %22(%31, %arg0, %9, %11) {no_unwind} : !llvm.ptr, (!llvm.ptr {llvm.noundef}, i64 {llvm.noundef}, !llvm.ptr {llvm.nonnull, llvm.noundef}, !llvm.ptr {llvm.nonnull, llvm.noundef}) -> ()
+    llvm.intr.lifetime.end %11 : !llvm.ptr
+    llvm.br ^bb8
+  ^bb8:  // 3 preds: ^bb0, ^bb6, ^bb7
+    llvm.return
+  }
+  llvm.func internal @par_kernel_chunk(%arg0: !llvm.ptr {llvm.nocapture, llvm.noundef, llvm.readonly}, %arg1: i64 {llvm.noundef}, %arg2: i64 {llvm.noundef}) attributes {dso_local, no_unwind, passthrough = [["min-legal-vector-width", "0"], ["no-trapping-math", "true"], ["stack-protector-buffer-size", "8"]]} {
+    %0 = llvm.mlir.constant(1 : i32) : i32
+    %1 = llvm.mlir.constant(3 : i32) : i32
+    %2 = llvm.mlir.constant(4 : i64) : i64
+    %3 = llvm.mlir.constant(24 : i64) : i64
+    %4 = llvm.mlir.constant(0 : i8) : i8
+    %5 = llvm.mlir.constant(20 : i64) : i64
+    %6 = llvm.mlir.constant(32 : i64) : i64
+    %7 = llvm.mlir.addressof @par_current : !llvm.ptr
+    %8 = llvm.mlir.constant(8 : i64) : i64
+    %9 = llvm.alloca %0 x !llvm.struct<"struct.frame", (i32, i32, ptr, ptr, i64, i64)> {alignment = 8 : i64} : (i32) -> !llvm.ptr
+    llvm.intr.lifetime.start %9 : !llvm.ptr
+    llvm.store %1, %9 {alignment = 8 : i64} : i32, !llvm.ptr
+    %10 = llvm.getelementptr inbounds|nuw %9[%2] : (!llvm.ptr, i64) -> !llvm.ptr, i8
+    %11 = llvm.getelementptr inbounds|nuw %9[%3] : (!llvm.ptr, i64) -> !llvm.ptr, i8
+    "llvm.intr.memset"(%10, %4, %5) <{arg_attrs = [{llvm.align = 4 : i64, llvm.dereferenceable = 20 : i64, llvm.nonnull, llvm.noundef}, {}, {}], isVolatile = false}> : (!llvm.ptr, i8, i64) -> ()
+    llvm.store %arg1, %11 {alignment = 8 : i64} : i64, !llvm.ptr
+    %12 = llvm.getelementptr inbounds|nuw %9[%6] : (!llvm.ptr, i64) -> !llvm.ptr, i8
+    llvm.store %arg2, %12 {alignment = 8 : i64} : i64, !llvm.ptr
+    %13 = "llvm.intr.threadlocal.address"(%7) : (!llvm.ptr) -> !llvm.ptr
+    %14 = llvm.load %13 {alignment = 8 : i64} : !llvm.ptr -> !llvm.ptr
+    llvm.store %9, %13 {alignment = 8 : i64} : !llvm.ptr, !llvm.ptr
+    %15 = llvm.load %arg0 {alignment = 8 : i64} : !llvm.ptr -> !llvm.ptr
+    %16 = llvm.getelementptr inbounds|nuw %arg0[%8] : (!llvm.ptr, i64) -> !llvm.ptr, i8
+    %17 = llvm.load %16 {alignment = 8 : i64} : !llvm.ptr -> !llvm.ptr
+    llvm.call %15(%17, %arg1, %arg2) {no_unwind} : !llvm.ptr, (!llvm.ptr {llvm.noundef}, i64 {llvm.noundef}, i64 {llvm.noundef}) -> ()
+    llvm.store %14, %13 {alignment = 8 : i64} : !llvm.ptr, !llvm.ptr
+    llvm.intr.lifetime.end %9 : !llvm.ptr
+    llvm.return
+  }
   llvm.func local_unnamed_addr @clock_gettime(i32 {llvm.noundef}, !llvm.ptr {llvm.noundef}) -> i32 attributes {no_unwind, passthrough = [["no-trapping-math", "true"], ["stack-protector-buffer-size", "8"]]}
   llvm.func local_unnamed_addr @getenv(!llvm.ptr {llvm.nocapture, llvm.noundef}) -> (!llvm.ptr {llvm.noundef}) attributes {memory_effects = #llvm.memory_effects<other = read, argMem = read, inaccessibleMem = read, errnoMem = read, targetMem0 = read, targetMem1 = read>, no_unwind, passthrough = ["nofree", ["no-trapping-math", "true"], ["stack-protector-buffer-size", "8"]]}
   llvm.func local_unnamed_addr @strtoll(!llvm.ptr {llvm.noundef, llvm.readonly}, !llvm.ptr {llvm.nocapture, llvm.noundef}, i32 {llvm.noundef}) -> i64 attributes {no_unwind, passthrough = ["mustprogress", "nocallback", "nofree", ["no-trapping-math", "true"], ["stack-protector-buffer-size", "8"]], will_return}

@@ -9,10 +9,12 @@
 mod aarch64;
 mod amdgpu;
 mod cpu;
+mod llvm_cpu;
 mod nvptx;
 mod x86_64;
 
-pub use cpu::CPU_PIPELINE;
+pub use cpu::{CPU_PIPELINE, CPU_PLANNED_PIPELINE};
+pub use llvm_cpu::{cpu_is_valid, cpu_names, enabled_features, llvm_version};
 
 use crate::error::{CodegenError, Result};
 use std::fmt;
@@ -74,6 +76,9 @@ pub(crate) struct ArchSpec {
     pub triple: &'static str,
     /// LLVM CPU used when the target string names none.
     pub default_cpu: &'static str,
+    /// The CPU `kiln compile` generates for when no `--cpu` is given: what a
+    /// deployed artifact should assume about the machines it will run on.
+    pub deploy_cpu: &'static str,
     /// ELF machine and byte order of host objects; `None` for GPUs, whose code is embedded in a
     /// host object rather than linked as its own ELF file.
     pub elf: Option<(object::Architecture, object::Endianness)>,
@@ -115,6 +120,13 @@ impl Target {
     /// The default CPU of an architecture, with no extra features.
     pub fn generic(arch: Arch) -> Self {
         Self::new(arch, arch.spec().default_cpu, "")
+    }
+
+    /// The portable default of a deployed artifact for `arch` (see
+    /// `ArchSpec::deploy_cpu`): `x86-64-v3` (AVX2, FMA, BMI2; every x86-64
+    /// server CPU since 2015), AArch64 `generic` (Armv8-A with NEON).
+    pub fn deploy(arch: Arch) -> Self {
+        Self::new(arch, arch.spec().deploy_cpu, "")
     }
 
     /// The machine this code runs on, with its exact CPU and features (as `-march=native`).
@@ -162,6 +174,20 @@ impl Target {
             }
         }
         Ok(Self::new(arch, cpu.unwrap_or(arch.spec().default_cpu), ""))
+    }
+
+    /// Checks with LLVM that the CPU name exists for this architecture, so
+    /// that a misspelt `--cpu` is an error rather than LLVM's warning and a
+    /// generic fallback.
+    pub fn validate(&self) -> Result<()> {
+        if cpu_is_valid(self, &self.cpu)? {
+            Ok(())
+        } else {
+            Err(CodegenError::UnknownCpu {
+                arch: self.arch.name(),
+                cpu: self.cpu.clone(),
+            })
+        }
     }
 
     /// The architecture.

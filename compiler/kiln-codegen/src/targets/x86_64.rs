@@ -7,6 +7,7 @@ pub(super) const SPEC: ArchSpec = ArchSpec {
     triple: "x86_64-unknown-linux-gnu",
     // The baseline every x86-64 CPU supports; `x86-64-v3` (AVX2, FMA) is the usual opt-in.
     default_cpu: "x86-64",
+    deploy_cpu: "x86-64-v3",
     elf: Some((object::Architecture::X86_64, object::Endianness::Little)),
     initialize_llvm,
     mlir_pipeline: cpu::pipeline,

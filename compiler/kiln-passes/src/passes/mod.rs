@@ -5,6 +5,7 @@ pub mod canonicalize;
 pub mod cse;
 pub mod dce;
 pub mod fold_constants;
+pub mod plan_memory;
 pub mod shape_inference;
 
 #[cfg(test)]

@@ -194,6 +194,30 @@ impl Window {
         })
     }
 
+    /// The begin and end padding of spatial dim `i` for input extent `n`,
+    /// with `auto_pad` resolved — the one definition the interpreter, the
+    /// lowering and the kernels use. `SAME_*` pads so that the output extent
+    /// is `ceil(n / stride)`, the odd unit at the end for `SAME_UPPER` and at
+    /// the beginning for `SAME_LOWER`; `VALID` pads nothing; `NOTSET` takes
+    /// the `pads` attribute.
+    pub fn resolved_pads(&self, i: usize, n: u64) -> (u64, u64) {
+        let eff = (self.kernel[i] - 1).saturating_mul(self.dilations[i]) + 1;
+        match self.auto_pad.as_str() {
+            "SAME_UPPER" | "SAME_LOWER" => {
+                let out = n.div_ceil(self.strides[i]).max(1);
+                let total = ((out - 1).saturating_mul(self.strides[i]) + eff).saturating_sub(n);
+                let half = total / 2;
+                if self.auto_pad == "SAME_UPPER" {
+                    (half, total - half)
+                } else {
+                    (total - half, half)
+                }
+            }
+            "VALID" => (0, 0),
+            _ => (self.pads[i], self.pads[i + self.kernel.len()]),
+        }
+    }
+
     /// Output extent of spatial dim `i` for input extent `d`.
     pub fn out_dim(&self, i: usize, d: &Dim) -> Result<Dim, InferError> {
         let Dim::Static(n) = d else {

@@ -1,0 +1,108 @@
+/*
+ * common.h - what every kernel shares, independent of the variant: reading
+ * argument slots, the parallel-for interface of the parallel shim, the
+ * decoded epilogue, and work splitting.
+ */
+#ifndef KILN_COMMON_H
+#define KILN_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kiln_kernels.h"
+
+#define KHIDDEN __attribute__((visibility("hidden")))
+#define KINLINE static inline __attribute__((always_inline))
+#define KNOINLINE static __attribute__((noinline))
+#define KCAT2(a, b) a##b
+#define KCAT(a, b) KCAT2(a, b)
+#define KMIN(a, b) ((a) < (b) ? (a) : (b))
+#define KMAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* The parallel shim (src/parallel/shim.c). Inside a run, kiln_par_for runs
+ * body over [0, n) split across the runtime's pool; elsewhere (and nested in
+ * a chunk) it calls body(data, 0, n). kiln_par_threads is the number of
+ * threads a kiln_par_for would use right now (1 when it would be serial);
+ * kiln_par_min_work the work (in FLOP-like units, ~1 ns per 30 units) below
+ * which splitting does not pay (0 when KILN_PARALLEL_MIN_US=0). */
+typedef void (*kiln_par_body)(void* data, int64_t begin, int64_t end);
+KHIDDEN void kiln_par_for(int64_t n, kiln_par_body body, void* data);
+KHIDDEN int64_t kiln_par_threads(void);
+KHIDDEN int64_t kiln_par_min_work(void);
+
+KINLINE int64_t slot_i(const int64_t* a, int i) { return a[i]; }
+KINLINE float slot_f(const int64_t* a, int i) {
+  double d;
+  __builtin_memcpy(&d, &a[i], sizeof d);
+  return (float)d;
+}
+KINLINE void* slot_p(const int64_t* a, int i) { return (void*)(intptr_t)a[i]; }
+
+/* How many parallel tasks to split `work` into: 1 unless the run has several
+ * threads and the work is above the shim's threshold; at most `max_tasks`
+ * (the number of independent pieces) and KILN_MAX_SLOTS. */
+KINLINE int64_t par_tasks(double work, int64_t max_tasks) {
+  int64_t t = kiln_par_threads();
+  if (t <= 1 || max_tasks <= 1) return 1;
+  if (work < (double)kiln_par_min_work()) return 1;
+  t = KMIN(t, KILN_MAX_SLOTS);
+  return KMIN(t, max_tasks);
+}
+
+/* Ceil division and the [begin, end) piece `i` of `n` items split into `parts`. */
+KINLINE int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+KINLINE int64_t part_begin(int64_t n, int64_t parts, int64_t i) { return n * i / parts; }
+
+/* ---- Epilogue ---- */
+typedef struct epi_op {
+  int32_t code, kind;
+  const float* ptr;
+  int64_t ld, bstride;
+  float p0, p1;
+} epi_op;
+
+typedef struct epi_t {
+  int32_t n;
+  epi_op op[KILN_EPI_MAX_OPS];
+} epi_t;
+
+/* Decodes the epilogue block at args[at]; extra ops beyond the maximum are
+ * ignored (the Rust side refuses to build them). */
+static void epi_decode(const int64_t* args, int at, epi_t* e) {
+  int64_t n = args[at];
+  if (n < 0) n = 0;
+  if (n > KILN_EPI_MAX_OPS) n = KILN_EPI_MAX_OPS;
+  e->n = (int32_t)n;
+  for (int i = 0; i < n; i++) {
+    int b = at + 1 + i * KILN_EPI_OP_SLOTS;
+    epi_op* o = &e->op[i];
+    o->code = (int32_t)slot_i(args, b + KILN_EPI_OP_CODE);
+    o->kind = (int32_t)slot_i(args, b + KILN_EPI_OP_KIND);
+    o->ptr = (const float*)slot_p(args, b + KILN_EPI_OP_PTR);
+    o->ld = slot_i(args, b + KILN_EPI_OP_LD);
+    o->bstride = slot_i(args, b + KILN_EPI_OP_BATCH_STRIDE);
+    o->p0 = slot_f(args, b + KILN_EPI_OP_P0);
+    o->p1 = slot_f(args, b + KILN_EPI_OP_P1);
+  }
+}
+
+/* The epilogue of batch `b`: operand pointers advanced by their batch strides. */
+static void epi_for_batch(const epi_t* e, int64_t b, epi_t* out) {
+  *out = *e;
+  for (int i = 0; i < e->n; i++)
+    if (out->op[i].ptr) out->op[i].ptr += b * e->op[i].bstride;
+}
+
+/* Work units per element of an epilogue (transcendental ops cost more). */
+static inline double epi_cost(const epi_t* e) {
+  double w = 2;
+  for (int i = 0; i < e->n; i++) w += e->op[i].code >= KILN_EPI_SIGMOID ? 24 : 2;
+  return w;
+}
+
+/* A zero row, for padding taps of convolutions (at least the largest channel
+ * block a kernel reads through one pointer). */
+#define KILN_ZERO_FLOATS 1024
+static const float kiln_zero_row[KILN_ZERO_FLOATS] __attribute__((aligned(64)));
+
+#endif

@@ -1,0 +1,137 @@
+/*
+ * conv.h - NHWC convolution as an implicit GEMM (template, per variant).
+ *
+ * Per group g: C[pixels, Cout/G] = A[pixels, KH*KW*Cin/G] . B_g, with B_g the
+ * packed `conv_nhwc` weights and A never materialized: for each tile of MR
+ * output pixels and each tap (ky, kx) the micro-kernel gets one row pointer
+ * per pixel into the input (or into a zero row for taps in the padding) and
+ * runs over a block of input channels. 1x1 convolutions are the one-tap case
+ * (their rows are the input pixels themselves). Work is split across threads
+ * by pixel tiles and output-channel panels (the same grid as GEMM).
+ */
+
+typedef struct FN(conv_job) {
+  const float* x; /* at the channel offset */
+  int64_t n, h, w, xs;
+  const float* wt;
+  float* y; /* at the channel offset */
+  int64_t oh, ow, ys;
+  int64_t kh, kw, sh, sw, dh, dw, pt, pl;
+  int64_t cin_g, cout_g, np_g, kg; /* per group: channels, panels, K */
+  int64_t np;                      /* panels of all groups */
+  int64_t cb, nc;                  /* input-channel block, column block */
+  const epi_t* epi;
+  int64_t m, tm, tn;
+} FN(conv_job);
+
+/* Pixels [m0, m1) x global panels [p0, p1) (panel p: group p / np_g). */
+static KV_ATTR void FN(conv_block)(const FN(conv_job) * j, int64_t m0, int64_t m1, int64_t p0,
+                                   int64_t p1) {
+  const int64_t ncp = KMAX(1, j->nc / NR), ohw = j->oh * j->ow;
+  FN(conv_rows) cr;
+  cr.ntaps = j->kh * j->kw;
+  cr.kw = j->kw;
+  cr.dh = j->dh;
+  cr.dw = j->dw;
+  cr.h = j->h;
+  cr.w = j->w;
+  cr.xs = j->xs;
+  cr.bstep = j->cin_g * NR;
+  int64_t cbeg = 0;
+  do {
+    int64_t cbn = KMIN(j->cb, j->cin_g - cbeg);
+    FN(tile_args) x;
+    x.a = 0;
+    x.conv = &cr;
+    x.acs = 1;
+    x.kc = cbn;
+    x.ldc = j->ys;
+    x.accumulate = cbeg > 0;
+    x.epi = cbeg + cbn >= j->cin_g ? j->epi : 0;
+    for (int64_t jp = p0; jp < p1; jp += ncp) {
+      int64_t jpe = KMIN(jp + ncp, p1);
+      for (int64_t i = m0; i < m1; i += MR) {
+        int64_t mr = KMIN(MR, m1 - i);
+        for (int r = 0; r < MR; r++) {
+          int64_t pix = i + (r < mr ? r : 0);
+          int64_t img = pix / ohw, rem = pix - img * ohw;
+          int64_t oy = rem / j->ow, ox = rem - oy * j->ow;
+          cr.img[r] = j->x + img * j->h * j->w * j->xs;
+          cr.ih0[r] = oy * j->sh - j->pt;
+          cr.iw0[r] = ox * j->sw - j->pl;
+        }
+        x.r0 = i;
+        for (int64_t p = jp; p < jpe; p++) {
+          int64_t g = p / j->np_g, pg = p - g * j->np_g;
+          cr.coff = g * j->cin_g + cbeg;
+          x.b = j->wt + p * j->kg * NR + cbeg * NR;
+          x.c0 = g * j->cout_g + pg * NR;
+          x.c = j->y + i * j->ys + x.c0;
+          FN(tile)(mr, KMIN(NR, j->cout_g - pg * NR), &x);
+        }
+      }
+    }
+    cbeg += cbn;
+  } while (cbeg < j->cin_g);
+}
+
+static KV_ATTR void FN(conv_task)(void* data, int64_t begin, int64_t end) {
+  const FN(conv_job)* j = (const FN(conv_job)*)data;
+  int64_t mt = cdiv(j->m, MR);
+  for (int64_t t = begin; t < end; t++) {
+    int64_t ti = t / j->tn, tj = t % j->tn;
+    int64_t m0 = part_begin(mt, j->tm, ti) * MR, m1 = KMIN(j->m, part_begin(mt, j->tm, ti + 1) * MR);
+    int64_t p0 = part_begin(j->np, j->tn, tj), p1 = part_begin(j->np, j->tn, tj + 1);
+    if (m0 < m1 && p0 < p1) FN(conv_block)(j, m0, m1, p0, p1);
+  }
+}
+
+KHIDDEN KV_ATTR void FN(kiln_k_conv2d)(const int64_t* args) {
+  FN(conv_job) j;
+  epi_t epi;
+  epi_decode(args, KILN_CONV_EPILOGUE, &epi);
+  int64_t cin = slot_i(args, KILN_CONV_CIN), cout = slot_i(args, KILN_CONV_COUT);
+  int64_t groups = slot_i(args, KILN_CONV_GROUPS);
+  if (groups <= 0) groups = 1;
+  j.xs = slot_i(args, KILN_CONV_X_STRIDE);
+  j.x = (const float*)slot_p(args, KILN_CONV_X) + slot_i(args, KILN_CONV_X_OFFSET);
+  j.n = slot_i(args, KILN_CONV_N);
+  j.h = slot_i(args, KILN_CONV_H);
+  j.w = slot_i(args, KILN_CONV_W);
+  j.wt = (const float*)slot_p(args, KILN_CONV_WEIGHTS);
+  j.ys = slot_i(args, KILN_CONV_Y_STRIDE);
+  j.y = (float*)slot_p(args, KILN_CONV_Y) + slot_i(args, KILN_CONV_Y_OFFSET);
+  j.oh = slot_i(args, KILN_CONV_OH);
+  j.ow = slot_i(args, KILN_CONV_OW);
+  j.kh = slot_i(args, KILN_CONV_KH);
+  j.kw = slot_i(args, KILN_CONV_KW);
+  j.sh = slot_i(args, KILN_CONV_STRIDE_H);
+  j.sw = slot_i(args, KILN_CONV_STRIDE_W);
+  j.dh = slot_i(args, KILN_CONV_DIL_H);
+  j.dw = slot_i(args, KILN_CONV_DIL_W);
+  j.pt = slot_i(args, KILN_CONV_PAD_TOP);
+  j.pl = slot_i(args, KILN_CONV_PAD_LEFT);
+  j.cin_g = cin / groups;
+  j.cout_g = cout / groups;
+  j.np_g = cdiv(j.cout_g, NR);
+  j.np = groups * j.np_g;
+  j.kg = j.kh * j.kw * j.cin_g;
+  j.m = j.n * j.oh * j.ow;
+  j.epi = &epi;
+  int64_t kc = slot_i(args, KILN_CONV_KC), nc = slot_i(args, KILN_CONV_NC);
+  if (kc <= 0) kc = KV_KC;
+  j.nc = nc > 0 ? nc : KV_NC;
+  /* K blocks hold whole taps: the input channels are split into equal
+   * blocks so that taps x block stays near KC (and within the zero row). */
+  int64_t taps = KMAX(1, j.kh * j.kw);
+  int64_t nblk = KMAX(cdiv(taps * j.cin_g, kc), cdiv(j.cin_g, KILN_ZERO_FLOATS));
+  j.cb = KMAX(1, cdiv(j.cin_g, KMAX(1, nblk)));
+  if (j.m <= 0 || j.cout_g <= 0) return;
+  int64_t mt = cdiv(j.m, MR);
+  int64_t tasks = par_tasks(2.0 * (double)j.m * (double)cout * (double)j.kg, mt * j.np);
+  FN(gemm_grid)(j.m, j.np * NR, tasks, &j.tm, &j.tn);
+  if (j.tm * j.tn <= 1)
+    FN(conv_block)(&j, 0, j.m, 0, j.np);
+  else
+    kiln_par_for(j.tm * j.tn, FN(conv_task), &j);
+}

@@ -1,0 +1,369 @@
+/*
+ * gemm.h - register-blocked GEMM (template, per variant).
+ *
+ * Structure (Goto/BLIS, with B packed and A read in place):
+ *   for each K block of KC:              B block KC x NC stays in L2
+ *     for each column block of NC:
+ *       for each tile row of MR rows:    A rows (MR x KC) stay in L1
+ *         for each NR-wide panel:        micro-kernel: MR x NR accumulators
+ * The micro-kernel reads A through one pointer per row (so convolutions pass
+ * an indirection: rows of the input or of a zero row) with a column stride
+ * (1, or lda for transposed A), and packed B (`gemm_b`: NR floats per k).
+ * Every tile shape (mr <= MR, nv <= NRV vectors) is a specialization with
+ * its accumulators in registers; partial tiles, accumulation across K blocks
+ * and the epilogue go through a stack tile.
+ */
+
+/* Convolution taps: A's row pointers are recomputed for each of `ntaps` taps
+ * (tap t = (ky, kx) = (t / kw, t % kw)); rows outside the input read the
+ * zero row. B advances by `bstep` floats per tap. */
+typedef struct FN(conv_rows) {
+  int64_t ntaps, kw, dh, dw, h, w, xs, coff, bstep;
+  int64_t ih0[MR], iw0[MR]; /* top-left input pixel of each output row */
+  const float* img[MR];     /* the image of each output row */
+} FN(conv_rows);
+
+typedef struct FN(tile_args) {
+  const float* const* a; /* MR row pointers, already at the K block (GEMM) */
+  const FN(conv_rows) * conv; /* or taps (convolution) */
+  int64_t acs;           /* A column stride */
+  const float* b;        /* packed panel at the K block */
+  int64_t kc;
+  float* c;
+  int64_t ldc;
+  int accumulate;        /* add to C (a K block after the first) */
+  const epi_t* epi;      /* last K block only; may be NULL */
+  int64_t r0, c0;        /* output position (epilogue operands) */
+} FN(tile_args);
+
+/* A tile whose accumulators were spilled to t[MR][NR]: add C, epilogue, store. */
+static KV_ATTR __attribute__((noinline)) void FN(tile_finish)(float* t, const FN(tile_args) * x,
+                                                              int64_t mr, int64_t nr) {
+  if (x->accumulate) {
+    int64_t nv = cdiv(nr, VW);
+    for (int64_t i = 0; i < mr; i++)
+      for (int64_t j = 0; j < nv; j++) {
+        const float* cp = x->c + i * x->ldc + j * VW;
+        V cv = (j + 1) * VW <= nr ? FN(vld)(cp) : FN(vld_n)(cp, nr - j * VW);
+        FN(vst)(t + i * NR + j * VW, FN(vld)(t + i * NR + j * VW) + cv);
+      }
+  }
+  if (x->epi && x->epi->n) FN(epi_apply)(x->epi, t, NR, mr, nr, x->r0, x->c0);
+  FN(tile_store)(t, NR, x->c, x->ldc, mr, nr);
+}
+
+/* acc[i][j] += sum_k A(i, k) B(k, j) over kc steps: A(i, k) = a[i][k*acs],
+ * B row k at b + k*NR. mr and nv are constants after inlining, so acc lives
+ * in registers. */
+KF void FN(kloop)(const int mr, const int nv, V acc[MR][NRV], const float* const* a, int64_t acs,
+                  const float* b, int64_t kc) {
+  const float* ap[MR];
+#pragma unroll
+  for (int i = 0; i < MR; i++) ap[i] = i < mr ? a[i] : a[0];
+  int64_t ka = 0;
+  for (int64_t k = 0; k < kc; k++) {
+    V bv[NRV];
+#pragma unroll
+    for (int j = 0; j < NRV; j++)
+      if (j < nv) bv[j] = FN(vld)(b + j * VW);
+#pragma unroll
+    for (int i = 0; i < MR; i++)
+      if (i < mr) {
+        V av = (V)ap[i][ka];
+#pragma unroll
+        for (int j = 0; j < NRV; j++)
+          if (j < nv) acc[i][j] = av * bv[j] + acc[i][j];
+      }
+    b += NR;
+    ka += acs;
+  }
+}
+
+/* The micro-kernel for a tile computed as mr rows x nv vectors (constants
+ * after inlining; rows past the `rows` valid ones repeat row 0 and are not
+ * stored), `nr` valid columns (<= nv * VW). */
+KF void FN(tile_fixed)(const int mr, const int nv, const FN(tile_args) * x, int64_t rows,
+                       int64_t nr) {
+  V acc[MR][NRV];
+#pragma unroll
+  for (int i = 0; i < MR; i++)
+#pragma unroll
+    for (int j = 0; j < NRV; j++) acc[i][j] = (V)0.0f;
+  /* One pass for a GEMM; one per tap for a convolution (the rows move). */
+  const FN(conv_rows)* cr = x->conv;
+  const int64_t passes = cr ? cr->ntaps : 1;
+  for (int64_t t = 0; t < passes; t++) {
+    const float* rp[MR];
+    const float* const* a = x->a;
+    const float* b = x->b;
+    if (cr) {
+      int64_t oy = (t / cr->kw) * cr->dh, ox = (t % cr->kw) * cr->dw;
+#pragma unroll
+      for (int i = 0; i < MR; i++) {
+        int64_t ih = cr->ih0[i] + oy, iw = cr->iw0[i] + ox;
+        int ok = (uint64_t)ih < (uint64_t)cr->h && (uint64_t)iw < (uint64_t)cr->w;
+        rp[i] = ok ? cr->img[i] + (ih * cr->w + iw) * cr->xs + cr->coff : kiln_zero_row;
+      }
+      a = rp;
+      b += t * cr->bstep;
+    }
+    FN(kloop)(mr, nv, acc, a, x->acs, b, x->kc);
+  }
+  int epi = x->epi && x->epi->n;
+  if (nr == nv * VW && rows == mr && !epi) {
+    /* Full tile without epilogue: straight from registers. */
+#pragma unroll
+    for (int i = 0; i < MR; i++)
+      if (i < mr)
+#pragma unroll
+        for (int j = 0; j < NRV; j++)
+          if (j < nv) {
+            float* cp = x->c + i * x->ldc + j * VW;
+            FN(vst)(cp, x->accumulate ? acc[i][j] + FN(vld)(cp) : acc[i][j]);
+          }
+    return;
+  }
+  float t[MR * NR] __attribute__((aligned(64)));
+#pragma unroll
+  for (int i = 0; i < MR; i++)
+    if (i < mr)
+#pragma unroll
+      for (int j = 0; j < NRV; j++)
+        if (j < nv) FN(vst)(t + i * NR + j * VW, acc[i][j]);
+  FN(tile_finish)(t, x, rows, nr);
+}
+
+/* Dispatch to a specialization: rows are computed in groups of 1, 2, 4 or
+ * MR (fewer specializations to compile; at most a few wasted rows per
+ * column of tiles), vectors exactly. */
+static KV_ATTR void FN(tile)(int64_t rows, int64_t nr, const FN(tile_args) * x) {
+  int nv = (int)cdiv(nr, VW);
+  _Static_assert(MR > 4 && MR <= 8 && NRV <= 4, "tile dispatch covers these shapes");
+  int mr = rows == 1 ? 1 : rows == 2 ? 2 : rows <= 4 ? 4 : MR;
+  switch (mr * 8 + nv) {
+#define TILE_CASE(M_, V_) \
+  case M_ * 8 + V_:       \
+    if (V_ <= NRV) FN(tile_fixed)(M_, V_, x, rows, nr); \
+    return;
+#define TILE_ROW(M_) TILE_CASE(M_, 1) TILE_CASE(M_, 2) TILE_CASE(M_, 3) TILE_CASE(M_, 4)
+    TILE_ROW(1) TILE_ROW(2) TILE_ROW(4) TILE_ROW(MR)
+#undef TILE_ROW
+#undef TILE_CASE
+    default: __builtin_unreachable();
+  }
+}
+
+/* ---- the GEMM driver ---- */
+
+typedef struct FN(gemm_job) {
+  const float* a;
+  int64_t rs, cs; /* A(i, k) = a[i*rs + k*cs] */
+  const float* b; /* packed gemm_b */
+  float* c;
+  int64_t ldc;
+  int64_t m, n, k, kc, nc;
+  const epi_t* epi;
+  int64_t tm, tn; /* task grid */
+  int64_t batch, per_task_batches; /* batched split (tm = tn = 1) */
+  int64_t a_bs, b_bs, c_bs;
+  const epi_t* epi_base;
+} FN(gemm_job);
+
+/* Rows [m0, m1) x panels [p0, p1) of one GEMM. */
+static KV_ATTR void FN(gemm_block)(const FN(gemm_job) * g, const epi_t* epi, int64_t m0,
+                                   int64_t m1, int64_t p0, int64_t p1) {
+  const int64_t K = g->k, kc = g->kc, ncp = KMAX(1, g->nc / NR);
+  int64_t pc = 0;
+  do {
+    int64_t kcb = KMIN(kc, K - pc);
+    FN(tile_args) x;
+    x.conv = 0;
+    x.acs = g->cs;
+    x.kc = kcb;
+    x.ldc = g->ldc;
+    x.accumulate = pc > 0;
+    x.epi = pc + kcb >= K ? epi : 0;
+    for (int64_t jp = p0; jp < p1; jp += ncp) {
+      int64_t jpe = KMIN(jp + ncp, p1);
+      for (int64_t i = m0; i < m1; i += MR) {
+        int64_t mr = KMIN(MR, m1 - i);
+        const float* rows[MR];
+        for (int r = 0; r < MR; r++)
+          rows[r] = g->a + (i + (r < mr ? r : 0)) * g->rs + pc * g->cs;
+        x.a = rows;
+        x.r0 = i;
+        for (int64_t p = jp; p < jpe; p++) {
+          x.b = g->b + p * K * NR + pc * NR;
+          x.c = g->c + i * g->ldc + p * NR;
+          x.c0 = p * NR;
+          FN(tile)(mr, KMIN(NR, g->n - p * NR), &x);
+        }
+      }
+    }
+    pc += kcb;
+  } while (pc < K);
+}
+
+static KV_ATTR void FN(gemm_task)(void* data, int64_t begin, int64_t end) {
+  const FN(gemm_job)* g = (const FN(gemm_job)*)data;
+  int64_t mt = cdiv(g->m, MR), np = cdiv(g->n, NR);
+  for (int64_t t = begin; t < end; t++) {
+    int64_t ti = t / g->tn, tj = t % g->tn;
+    int64_t m0 = part_begin(mt, g->tm, ti) * MR, m1 = KMIN(g->m, part_begin(mt, g->tm, ti + 1) * MR);
+    int64_t p0 = part_begin(np, g->tn, tj), p1 = part_begin(np, g->tn, tj + 1);
+    if (m0 < m1 && p0 < p1) FN(gemm_block)(g, g->epi, m0, m1, p0, p1);
+  }
+}
+
+/* Whole GEMMs of a batch range (when batches outnumber threads). */
+static KV_ATTR void FN(gemm_batch_task)(void* data, int64_t begin, int64_t end) {
+  const FN(gemm_job)* g0 = (const FN(gemm_job)*)data;
+  for (int64_t t = begin; t < end; t++) {
+    int64_t b0 = part_begin(g0->batch, g0->per_task_batches, t);
+    int64_t b1 = part_begin(g0->batch, g0->per_task_batches, t + 1);
+    for (int64_t bi = b0; bi < b1; bi++) {
+      FN(gemm_job) g = *g0;
+      epi_t e;
+      epi_for_batch(g0->epi_base, bi, &e);
+      g.a += bi * g0->a_bs;
+      g.b += bi * g0->b_bs;
+      g.c += bi * g0->c_bs;
+      FN(gemm_block)(&g, &e, 0, g.m, 0, cdiv(g.n, NR));
+    }
+  }
+}
+
+/* Chooses the task grid tm x tn (tm * tn = tasks) that balances best,
+ * preferring column splits (each thread then streams its own part of B). */
+static void FN(gemm_grid)(int64_t m, int64_t n, int64_t tasks, int64_t* tm, int64_t* tn) {
+  int64_t mt = cdiv(m, MR), np = cdiv(n, NR);
+  double best = -1;
+  *tm = *tn = 1;
+  for (int64_t a = 1; a <= tasks; a++) {
+    if (tasks % a) continue;
+    int64_t b = tasks / a; /* a row parts, b column parts */
+    if (a > mt || b > np) continue;
+    double e = (double)mt / (double)(a * cdiv(mt, a)) * (double)np / (double)(b * cdiv(np, b));
+    if (e > best + 1e-9 || (e > best - 1e-9 && b > *tn)) {
+      best = e;
+      *tm = a;
+      *tn = b;
+    }
+  }
+}
+
+/* Packs panels [p0, p1) of a runtime B (row-major, or transposed) as gemm_b. */
+typedef struct FN(pack_job) {
+  const float* b;
+  int64_t ldb, trans, k, n;
+  float* out;
+} FN(pack_job);
+
+static KV_ATTR void FN(pack_b_task)(void* data, int64_t p0, int64_t p1) {
+  const FN(pack_job)* j = (const FN(pack_job)*)data;
+  for (int64_t p = p0; p < p1; p++) {
+    float* o = j->out + p * j->k * NR;
+    int64_t c0 = p * NR, nc = KMIN(NR, j->n - c0);
+    if (!j->trans) {
+      for (int64_t kk = 0; kk < j->k; kk++) {
+        const float* s = j->b + kk * j->ldb + c0;
+        float* d = o + kk * NR;
+        if (nc == NR) {
+          for (int v = 0; v < NRV; v++) FN(vst)(d + v * VW, FN(vld)(s + v * VW));
+        } else {
+          for (int64_t c = 0; c < NR; c++) d[c] = c < nc ? s[c] : 0.0f;
+        }
+      }
+    } else {
+      for (int64_t c = 0; c < NR; c++) {
+        const float* s = j->b + (c0 + c) * j->ldb;
+        if (c < nc)
+          for (int64_t kk = 0; kk < j->k; kk++) o[kk * NR + c] = s[kk];
+        else
+          for (int64_t kk = 0; kk < j->k; kk++) o[kk * NR + c] = 0.0f;
+      }
+    }
+  }
+}
+
+static KV_ATTR void FN(pack_b)(const float* b, int64_t ldb, int64_t trans, int64_t k, int64_t n,
+                               float* out) {
+  FN(pack_job) j = {b, ldb, trans, k, n, out};
+  int64_t np = cdiv(n, NR);
+  int64_t t = par_tasks(2.0 * (double)k * (double)n, np);
+  if (t <= 1)
+    FN(pack_b_task)(&j, 0, np);
+  else
+    kiln_par_for(np, FN(pack_b_task), &j);
+}
+
+/* Runs one (already batch-offset) GEMM on the pool. */
+static KV_ATTR void FN(gemm_run)(FN(gemm_job) * g) {
+  if (g->m <= 0 || g->n <= 0) return;
+  int64_t mt = cdiv(g->m, MR), np = cdiv(g->n, NR);
+  int64_t tasks = par_tasks(2.0 * (double)g->m * (double)g->n * (double)g->k, mt * np);
+  FN(gemm_grid)(g->m, g->n, tasks, &g->tm, &g->tn);
+  if (g->tm * g->tn <= 1)
+    FN(gemm_block)(g, g->epi, 0, g->m, 0, np);
+  else
+    kiln_par_for(g->tm * g->tn, FN(gemm_task), g);
+}
+
+KHIDDEN KV_ATTR void FN(kiln_k_gemm)(const int64_t* args) {
+  FN(gemm_job) g;
+  epi_t epi, eb;
+  const float* a = (const float*)slot_p(args, KILN_GEMM_A);
+  int64_t lda = slot_i(args, KILN_GEMM_LDA);
+  int64_t a_trans = slot_i(args, KILN_GEMM_A_TRANS);
+  const float* b = (const float*)slot_p(args, KILN_GEMM_B);
+  int64_t ldb = slot_i(args, KILN_GEMM_LDB);
+  int64_t bfmt = slot_i(args, KILN_GEMM_B_FORMAT);
+  int64_t batch = slot_i(args, KILN_GEMM_BATCH);
+  float* scratch = (float*)slot_p(args, KILN_GEMM_SCRATCH);
+  epi_decode(args, KILN_GEMM_EPILOGUE, &epi);
+  g.rs = a_trans ? 1 : lda;
+  g.cs = a_trans ? lda : 1;
+  g.c = (float*)slot_p(args, KILN_GEMM_C);
+  g.ldc = slot_i(args, KILN_GEMM_LDC);
+  g.m = slot_i(args, KILN_GEMM_M);
+  g.n = slot_i(args, KILN_GEMM_N);
+  g.k = slot_i(args, KILN_GEMM_K);
+  g.kc = slot_i(args, KILN_GEMM_KC);
+  g.nc = slot_i(args, KILN_GEMM_NC);
+  if (g.kc <= 0) g.kc = KV_KC; /* the variant's default cache blocks */
+  if (g.nc <= 0) g.nc = KV_NC;
+  g.a_bs = slot_i(args, KILN_GEMM_A_BATCH_STRIDE);
+  g.b_bs = slot_i(args, KILN_GEMM_B_BATCH_STRIDE);
+  g.c_bs = slot_i(args, KILN_GEMM_C_BATCH_STRIDE);
+  g.epi_base = &epi;
+  if (g.m <= 0 || g.n <= 0 || batch <= 0) return;
+  int64_t np = cdiv(g.n, NR);
+  if (bfmt == 0) {
+    int64_t tasks = par_tasks(2.0 * (double)g.m * (double)g.n * (double)g.k * (double)batch,
+                              batch * cdiv(g.m, MR) * np);
+    if (batch > 1 && tasks > 1 && batch >= tasks) {
+      /* Many small GEMMs: whole GEMMs per task. */
+      g.a = a;
+      g.b = b;
+      g.batch = batch;
+      g.per_task_batches = tasks;
+      kiln_par_for(tasks, FN(gemm_batch_task), &g);
+      return;
+    }
+  }
+  for (int64_t bi = 0; bi < batch; bi++) {
+    FN(gemm_job) gb = g;
+    epi_for_batch(&epi, bi, &eb);
+    gb.epi = &eb;
+    gb.a = a + bi * g.a_bs;
+    gb.c = g.c + bi * g.c_bs;
+    if (bfmt == 0) {
+      gb.b = b + bi * g.b_bs;
+    } else {
+      /* A runtime B: packed once per distinct B. */
+      if (bi == 0 || g.b_bs != 0) FN(pack_b)(b + bi * g.b_bs, ldb, bfmt == 2, g.k, g.n, scratch);
+      gb.b = scratch;
+    }
+    FN(gemm_run)(&gb);
+  }
+}

@@ -1,0 +1,1391 @@
+//! The argument blocks of the kernels: the Rust mirror of `kernels/kiln_kernels.h`.
+//!
+//! Every kernel takes one pointer to a block of 64-bit slots. A `*Args` struct here holds one
+//! kernel's arguments and [`KernelArgs::slots`] lays them out as [`Slot`]s, generic over what a
+//! pointer is (`P`): the lowering uses MLIR SSA value names, the tests real addresses. Slot
+//! indices are the constants of the `layout` modules ([`gemm`], [`conv`], ...), which the unit
+//! test `header_matches_rust` checks against every `#define` of the header, so the two sides
+//! cannot drift.
+//!
+//! Conventions: strides, leading dimensions and offsets count f32 elements; floats travel as the
+//! bits of an f64; absent optional pointers are 0.
+//!
+//! Scratch: kernels never allocate. [`GemmArgs::scratch_bytes`] and
+//! [`AttentionArgs::scratch_bytes`] give the bytes the caller must provide (64-byte aligned);
+//! per-thread scratch is sized for [`MAX_SLOTS`] threads (a kernel never uses more slots, even
+//! on a larger pool).
+
+use super::Variant;
+
+/// One 64-bit argument slot.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Slot<P> {
+    /// An integer (sizes, strides, flags).
+    Int(i64),
+    /// A float, passed as the bits of an f64.
+    Float(f64),
+    /// A pointer.
+    Ptr(P),
+}
+
+impl<P> Slot<P> {
+    /// The slot's 64-bit value, with `ptr` giving the address of a pointer.
+    pub fn to_bits(&self, ptr: impl Fn(&P) -> i64) -> i64 {
+        match self {
+            Slot::Int(v) => *v,
+            Slot::Float(f) => f.to_bits() as i64,
+            Slot::Ptr(p) => ptr(p),
+        }
+    }
+}
+
+/// Arguments of one kernel.
+pub trait KernelArgs<P> {
+    /// The argument block.
+    fn slots(&self) -> Vec<Slot<P>>;
+}
+
+/// Why an argument block could not be built.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AbiError {
+    /// An epilogue has more ops than a kernel applies ([`EPI_MAX_OPS`]).
+    #[error("an epilogue holds at most {max} ops, not {got}")]
+    TooManyEpilogueOps {
+        /// The limit.
+        max: usize,
+        /// What was asked for.
+        got: usize,
+    },
+}
+
+/// Declares the slot indices of one kernel: constants, plus their `(name, index)` list for the
+/// header check.
+macro_rules! layout {
+    ($(#[$doc:meta])* $module:ident = $prefix:literal { $($(#[$fdoc:meta])* $field:ident = $index:literal,)* }) => {
+        $(#[$doc])*
+        pub mod $module {
+            $($(#[$fdoc])* pub const $field: usize = $index;)*
+            /// `(name, index)` of every slot, for the header check.
+            pub const FIELDS: &[(&str, usize)] = &[$((stringify!($field), $index)),*];
+            /// The `#define` prefix of these slots in `kiln_kernels.h`.
+            pub const PREFIX: &str = $prefix;
+        }
+    };
+}
+
+/// Most per-thread scratch slots a kernel uses (`KILN_MAX_SLOTS`).
+pub const MAX_SLOTS: usize = 64;
+/// Most ops in one epilogue (`KILN_EPI_MAX_OPS`).
+pub const EPI_MAX_OPS: usize = 8;
+
+/// The GEMM register tile `(mr, nr)` of a variant (`KILN_<VARIANT>_MR/NR`).
+pub fn variant_tile(v: Variant) -> (usize, usize) {
+    match v {
+        Variant::W4R16 => (6, 8),
+        Variant::W8R16 => (6, 16),
+        Variant::W16R32 => (6, 64),
+        Variant::W4R32 => (8, 12),
+    }
+}
+
+layout!(
+    /// Slots of one epilogue op, relative to its start (`KILN_EPI_OP_*`).
+    epi_op = "KILN_EPI_OP_" {
+        CODE = 0,
+        KIND = 1,
+        PTR = 2,
+        LD = 3,
+        BATCH_STRIDE = 4,
+        P0 = 5,
+        P1 = 6,
+    }
+);
+/// Slots per epilogue op (`KILN_EPI_OP_SLOTS`).
+pub const EPI_OP_SLOTS: usize = 7;
+
+/// A unary epilogue op (`KILN_EPI_*` codes 16 and up).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Unary {
+    /// `max(x, 0)` (NaN stays NaN).
+    Relu,
+    /// `min(max(x, lo), hi)`.
+    Clip {
+        /// Lower bound.
+        lo: f32,
+        /// Upper bound.
+        hi: f32,
+    },
+    /// `x < 0 ? alpha * x : x`.
+    LeakyRelu {
+        /// Slope for negative inputs.
+        alpha: f32,
+    },
+    /// `1 / (1 + exp(-x))`.
+    Sigmoid,
+    /// `tanh(x)`.
+    Tanh,
+    /// `0.5 x (1 + erf(x / sqrt 2))`.
+    GeluErf,
+    /// `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`.
+    GeluTanh,
+    /// `x * sigmoid(x)`.
+    Silu,
+    /// `max(0, min(1, alpha x + beta))`.
+    HardSigmoid {
+        /// Slope.
+        alpha: f32,
+        /// Offset.
+        beta: f32,
+    },
+    /// `x * max(0, min(1, x / 6 + 1 / 2))`.
+    HardSwish,
+    /// `x < 0 ? alpha (exp(x) - 1) : x`.
+    Elu {
+        /// Scale of the negative part.
+        alpha: f32,
+    },
+    /// `exp(x)`.
+    Exp,
+    /// `erf(x)`.
+    Erf,
+    /// `-x`.
+    Neg,
+    /// `|x|`.
+    Abs,
+    /// `sqrt(x)`.
+    Sqrt,
+    /// `log(x)`.
+    Log,
+}
+
+impl Unary {
+    /// `(code, p0, p1)` of the op.
+    pub fn encode(self) -> (i64, f32, f32) {
+        match self {
+            Unary::Relu => (EPI_CODES[8].1, 0.0, 0.0),
+            Unary::Clip { lo, hi } => (EPI_CODES[9].1, lo, hi),
+            Unary::LeakyRelu { alpha } => (EPI_CODES[10].1, alpha, 0.0),
+            Unary::Sigmoid => (EPI_CODES[11].1, 0.0, 0.0),
+            Unary::Tanh => (EPI_CODES[12].1, 0.0, 0.0),
+            Unary::GeluErf => (EPI_CODES[13].1, 0.0, 0.0),
+            Unary::GeluTanh => (EPI_CODES[14].1, 0.0, 0.0),
+            Unary::Silu => (EPI_CODES[15].1, 0.0, 0.0),
+            Unary::HardSigmoid { alpha, beta } => (EPI_CODES[16].1, alpha, beta),
+            Unary::HardSwish => (EPI_CODES[17].1, 0.0, 0.0),
+            Unary::Elu { alpha } => (EPI_CODES[18].1, alpha, 0.0),
+            Unary::Exp => (EPI_CODES[19].1, 0.0, 0.0),
+            Unary::Erf => (EPI_CODES[20].1, 0.0, 0.0),
+            Unary::Neg => (EPI_CODES[21].1, 0.0, 0.0),
+            Unary::Abs => (EPI_CODES[22].1, 0.0, 0.0),
+            Unary::Sqrt => (EPI_CODES[23].1, 0.0, 0.0),
+            Unary::Log => (EPI_CODES[24].1, 0.0, 0.0),
+        }
+    }
+}
+
+/// A binary epilogue op; `c` is the value computed so far, `x` the operand.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Binary {
+    /// `c + x`
+    Add,
+    /// `c - x`
+    Sub,
+    /// `x - c`
+    Rsub,
+    /// `c * x`
+    Mul,
+    /// `c / x`
+    Div,
+    /// `x / c`
+    Rdiv,
+    /// `max(c, x)`, NaN if either is NaN.
+    Max,
+    /// `min(c, x)`, NaN if either is NaN.
+    Min,
+}
+
+impl Binary {
+    /// The op's code.
+    pub fn code(self) -> i64 {
+        let i = match self {
+            Binary::Add => 0,
+            Binary::Sub => 1,
+            Binary::Rsub => 2,
+            Binary::Mul => 3,
+            Binary::Div => 4,
+            Binary::Rdiv => 5,
+            Binary::Max => 6,
+            Binary::Min => 7,
+        };
+        EPI_CODES[i].1
+    }
+}
+
+/// `(name, code)` of every epilogue op (`KILN_EPI_<name>`), binary ops first, in the order of
+/// [`Binary`] and [`Unary`].
+pub const EPI_CODES: [(&str, i64); 25] = [
+    ("ADD", 1),
+    ("SUB", 2),
+    ("RSUB", 3),
+    ("MUL", 4),
+    ("DIV", 5),
+    ("RDIV", 6),
+    ("MAX", 7),
+    ("MIN", 8),
+    ("RELU", 16),
+    ("CLIP", 17),
+    ("LEAKY_RELU", 18),
+    ("SIGMOID", 19),
+    ("TANH", 20),
+    ("GELU_ERF", 21),
+    ("GELU_TANH", 22),
+    ("SILU", 23),
+    ("HARD_SIGMOID", 24),
+    ("HARD_SWISH", 25),
+    ("ELU", 26),
+    ("EXP", 27),
+    ("ERF", 28),
+    ("NEG", 29),
+    ("ABS", 30),
+    ("SQRT", 31),
+    ("LOG", 32),
+];
+
+/// `(name, code)` of the operand kinds (`KILN_OPND_<name>`).
+pub const OPERAND_KINDS: [(&str, i64); 5] = [
+    ("IMM", 0),
+    ("SCALAR", 1),
+    ("ROW", 2),
+    ("COL", 3),
+    ("MAT", 4),
+];
+
+/// The operand of a binary epilogue op, positioned by output (row, column).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Operand<P> {
+    /// A constant.
+    Imm(f32),
+    /// One f32 in memory.
+    Scalar(P),
+    /// `ptr[column]`: a bias.
+    Row(P),
+    /// `ptr[row]`.
+    Col(P),
+    /// `ptr[row * ld + column]`: a residual.
+    Mat {
+        /// The matrix.
+        ptr: P,
+        /// Its leading dimension.
+        ld: i64,
+    },
+}
+
+/// One epilogue op.
+#[derive(Clone, Debug, PartialEq)]
+pub enum EpiOp<P> {
+    /// A unary op.
+    Unary(Unary),
+    /// A binary op with its operand; `batch_stride` advances the operand per batch of a
+    /// batched GEMM (0: the same operand for every batch).
+    Binary {
+        /// The op.
+        op: Binary,
+        /// The operand.
+        operand: Operand<P>,
+        /// Elements between the operands of consecutive batches.
+        batch_stride: i64,
+    },
+}
+
+/// Up to [`EPI_MAX_OPS`] ops applied, in order, to each output element while its tile is in
+/// registers or L1.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Epilogue<P> {
+    ops: Vec<EpiOp<P>>,
+}
+
+impl<P> Default for Epilogue<P> {
+    fn default() -> Self {
+        Epilogue { ops: Vec::new() }
+    }
+}
+
+impl<P: Clone> Epilogue<P> {
+    /// No ops.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// An epilogue of `ops`, refused above [`EPI_MAX_OPS`].
+    pub fn new(ops: Vec<EpiOp<P>>) -> Result<Self, AbiError> {
+        if ops.len() > EPI_MAX_OPS {
+            return Err(AbiError::TooManyEpilogueOps {
+                max: EPI_MAX_OPS,
+                got: ops.len(),
+            });
+        }
+        Ok(Epilogue { ops })
+    }
+
+    /// The ops.
+    pub fn ops(&self) -> &[EpiOp<P>] {
+        &self.ops
+    }
+
+    /// Appends the epilogue block: the count, then [`EPI_OP_SLOTS`] slots per op.
+    pub fn push_slots(&self, out: &mut Vec<Slot<P>>) {
+        out.push(Slot::Int(self.ops.len() as i64));
+        for op in &self.ops {
+            let mut s: Vec<Slot<P>> = vec![Slot::Int(0); EPI_OP_SLOTS];
+            match op {
+                EpiOp::Unary(u) => {
+                    let (code, p0, p1) = u.encode();
+                    s[epi_op::CODE] = Slot::Int(code);
+                    s[epi_op::P0] = Slot::Float(f64::from(p0));
+                    s[epi_op::P1] = Slot::Float(f64::from(p1));
+                }
+                EpiOp::Binary {
+                    op,
+                    operand,
+                    batch_stride,
+                } => {
+                    s[epi_op::CODE] = Slot::Int(op.code());
+                    s[epi_op::BATCH_STRIDE] = Slot::Int(*batch_stride);
+                    let (kind, ptr, ld, p0) = match operand {
+                        Operand::Imm(v) => (0, None, 0, f64::from(*v)),
+                        Operand::Scalar(p) => (1, Some(p), 0, 0.0),
+                        Operand::Row(p) => (2, Some(p), 0, 0.0),
+                        Operand::Col(p) => (3, Some(p), 0, 0.0),
+                        Operand::Mat { ptr, ld } => (4, Some(ptr), *ld, 0.0),
+                    };
+                    s[epi_op::KIND] = Slot::Int(OPERAND_KINDS[kind].1);
+                    if let Some(p) = ptr {
+                        s[epi_op::PTR] = Slot::Ptr(p.clone());
+                    }
+                    s[epi_op::LD] = Slot::Int(ld);
+                    s[epi_op::P0] = Slot::Float(p0);
+                }
+            }
+            out.extend(s);
+        }
+    }
+}
+
+fn ptr_or_null<P: Clone>(p: &Option<P>) -> Slot<P> {
+    p.as_ref().map_or(Slot::Int(0), |p| Slot::Ptr(p.clone()))
+}
+
+/// Builds a fixed part of `len` slots (all 0) and lets `fill` set them.
+fn block<P: Clone>(len: usize, fill: impl FnOnce(&mut Vec<Slot<P>>)) -> Vec<Slot<P>> {
+    let mut s = vec![Slot::Int(0); len];
+    fill(&mut s);
+    s
+}
+
+// ---------------------------------------------------------------------------------------------
+// gemm
+
+layout!(
+    /// Slots of [`GemmArgs`] (`KILN_GEMM_*`).
+    gemm = "KILN_GEMM_" {
+        A = 0,
+        LDA = 1,
+        A_TRANS = 2,
+        A_BATCH_STRIDE = 3,
+        B = 4,
+        LDB = 5,
+        B_FORMAT = 6,
+        B_BATCH_STRIDE = 7,
+        C = 8,
+        LDC = 9,
+        C_BATCH_STRIDE = 10,
+        M = 11,
+        N = 12,
+        K = 13,
+        BATCH = 14,
+        KC = 15,
+        NC = 16,
+        SCRATCH = 17,
+        EPILOGUE = 18,
+    }
+);
+
+/// How the B operand of a GEMM is stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BFormat {
+    /// Packed `gemm_b` with the variant's NR: `[ceil(N/NR), K, NR]`.
+    Packed,
+    /// Row-major `B[k * ldb + n]` (packed into scratch by the kernel).
+    RowMajor,
+    /// Transposed, `B[n * ldb + k]` (packed into scratch by the kernel).
+    Transposed,
+}
+
+/// `C[M,N] = epilogue(A[M,K] . B[K,N])`, `batch` times.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GemmArgs<P> {
+    /// A; element `(i, k)` at `a[i*lda + k]`, or `a[k*lda + i]` when `a_trans`.
+    pub a: P,
+    /// Leading dimension of A.
+    pub lda: i64,
+    /// A is stored transposed (`[K, M]`).
+    pub a_trans: bool,
+    /// Elements between the A matrices of consecutive batches (0: shared).
+    pub a_batch_stride: i64,
+    /// B, in `b_format`.
+    pub b: P,
+    /// Leading dimension of a runtime B (unused when packed).
+    pub ldb: i64,
+    /// How B is stored.
+    pub b_format: BFormat,
+    /// Elements between the B matrices of consecutive batches (packed: between packed
+    /// matrices; 0: shared).
+    pub b_batch_stride: i64,
+    /// C.
+    pub c: P,
+    /// Leading dimension of C.
+    pub ldc: i64,
+    /// Elements between the C matrices of consecutive batches.
+    pub c_batch_stride: i64,
+    /// Rows of A and C.
+    pub m: i64,
+    /// Columns of B and C.
+    pub n: i64,
+    /// The reduction.
+    pub k: i64,
+    /// Number of GEMMs.
+    pub batch: i64,
+    /// K block (0: the variant's default; x86: 256 for w8r16, 512 for w16r32).
+    pub kc: i64,
+    /// Column block, a multiple of NR (0: the variant's default).
+    pub nc: i64,
+    /// Scratch of [`GemmArgs::scratch_bytes`] bytes (64-byte aligned) when B is not packed.
+    pub scratch: Option<P>,
+    /// Applied to C.
+    pub epilogue: Epilogue<P>,
+}
+
+impl<P> GemmArgs<P> {
+    /// Scratch bytes for `variant`: one packed copy of B when B is a runtime matrix, else 0.
+    pub fn scratch_bytes(&self, variant: Variant) -> u64 {
+        match self.b_format {
+            BFormat::Packed => 0,
+            BFormat::RowMajor | BFormat::Transposed => packed_b_floats(self.k, self.n, variant) * 4,
+        }
+    }
+}
+
+/// Floats of a packed `gemm_b` operand `[ceil(N/NR), K, NR]`.
+pub fn packed_b_floats(k: i64, n: i64, variant: Variant) -> u64 {
+    let nr = variant.nr() as u64;
+    let (k, n) = (k.max(0) as u64, n.max(0) as u64);
+    n.div_ceil(nr) * nr * k
+}
+
+impl<P: Clone> KernelArgs<P> for GemmArgs<P> {
+    fn slots(&self) -> Vec<Slot<P>> {
+        let mut s = block(gemm::EPILOGUE, |s| {
+            s[gemm::A] = Slot::Ptr(self.a.clone());
+            s[gemm::LDA] = Slot::Int(self.lda);
+            s[gemm::A_TRANS] = Slot::Int(i64::from(self.a_trans));
+            s[gemm::A_BATCH_STRIDE] = Slot::Int(self.a_batch_stride);
+            s[gemm::B] = Slot::Ptr(self.b.clone());
+            s[gemm::LDB] = Slot::Int(self.ldb);
+            s[gemm::B_FORMAT] = Slot::Int(match self.b_format {
+                BFormat::Packed => 0,
+                BFormat::RowMajor => 1,
+                BFormat::Transposed => 2,
+            });
+            s[gemm::B_BATCH_STRIDE] = Slot::Int(self.b_batch_stride);
+            s[gemm::C] = Slot::Ptr(self.c.clone());
+            s[gemm::LDC] = Slot::Int(self.ldc);
+            s[gemm::C_BATCH_STRIDE] = Slot::Int(self.c_batch_stride);
+            s[gemm::M] = Slot::Int(self.m);
+            s[gemm::N] = Slot::Int(self.n);
+            s[gemm::K] = Slot::Int(self.k);
+            s[gemm::BATCH] = Slot::Int(self.batch);
+            s[gemm::KC] = Slot::Int(self.kc);
+            s[gemm::NC] = Slot::Int(self.nc);
+            s[gemm::SCRATCH] = ptr_or_null(&self.scratch);
+        });
+        self.epilogue.push_slots(&mut s);
+        s
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// conv2d
+
+layout!(
+    /// Slots of [`ConvArgs`] (`KILN_CONV_*`).
+    conv = "KILN_CONV_" {
+        X = 0,
+        N = 1,
+        H = 2,
+        W = 3,
+        CIN = 4,
+        X_STRIDE = 5,
+        X_OFFSET = 6,
+        WEIGHTS = 7,
+        Y = 8,
+        OH = 9,
+        OW = 10,
+        COUT = 11,
+        Y_STRIDE = 12,
+        Y_OFFSET = 13,
+        KH = 14,
+        KW = 15,
+        STRIDE_H = 16,
+        STRIDE_W = 17,
+        DIL_H = 18,
+        DIL_W = 19,
+        PAD_TOP = 20,
+        PAD_LEFT = 21,
+        PAD_BOTTOM = 22,
+        PAD_RIGHT = 23,
+        GROUPS = 24,
+        KC = 25,
+        NC = 26,
+        EPILOGUE = 27,
+    }
+);
+
+/// The geometry of a 2-D sliding window (convolution or pooling).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Window {
+    /// Kernel height.
+    pub kh: i64,
+    /// Kernel width.
+    pub kw: i64,
+    /// Stride along H.
+    pub stride_h: i64,
+    /// Stride along W.
+    pub stride_w: i64,
+    /// Dilation along H.
+    pub dil_h: i64,
+    /// Dilation along W.
+    pub dil_w: i64,
+    /// Padding above.
+    pub pad_top: i64,
+    /// Padding left.
+    pub pad_left: i64,
+    /// Padding below.
+    pub pad_bottom: i64,
+    /// Padding right.
+    pub pad_right: i64,
+}
+
+/// An NHWC activation tensor inside a possibly wider buffer: pixel `(n, h, w)`, channel `c` at
+/// `ptr[((n*H + h)*W + w) * stride + offset + c]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Nhwc<P> {
+    /// The buffer.
+    pub ptr: P,
+    /// Elements between consecutive pixels (the buffer's channel count).
+    pub stride: i64,
+    /// First channel of this tensor in the buffer.
+    pub offset: i64,
+}
+
+/// NHWC convolution: `Y = epilogue(conv(X, W))`, weights packed as `conv_nhwc` with the
+/// variant's NR. Epilogue rows are output pixels, columns output channels.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConvArgs<P> {
+    /// Input `[N, H, W, CIN]`.
+    pub x: Nhwc<P>,
+    /// Batch.
+    pub n: i64,
+    /// Input height.
+    pub h: i64,
+    /// Input width.
+    pub w: i64,
+    /// Input channels (all groups).
+    pub cin: i64,
+    /// Packed weights `[G, ceil((COUT/G)/NR), KH*KW*(CIN/G), NR]`.
+    pub weights: P,
+    /// Output `[N, OH, OW, COUT]`.
+    pub y: Nhwc<P>,
+    /// Output height.
+    pub oh: i64,
+    /// Output width.
+    pub ow: i64,
+    /// Output channels (all groups).
+    pub cout: i64,
+    /// Kernel, strides, dilations, pads.
+    pub window: Window,
+    /// Groups (CIN and COUT multiples of it).
+    pub groups: i64,
+    /// K block (0: default).
+    pub kc: i64,
+    /// Column block (0: default).
+    pub nc: i64,
+    /// Applied to Y.
+    pub epilogue: Epilogue<P>,
+}
+
+fn window_slots<P>(s: &mut [Slot<P>], w: &Window, base: usize) {
+    let v = [
+        w.kh,
+        w.kw,
+        w.stride_h,
+        w.stride_w,
+        w.dil_h,
+        w.dil_w,
+        w.pad_top,
+        w.pad_left,
+        w.pad_bottom,
+        w.pad_right,
+    ];
+    for (i, x) in v.into_iter().enumerate() {
+        s[base + i] = Slot::Int(x);
+    }
+}
+
+impl<P: Clone> KernelArgs<P> for ConvArgs<P> {
+    fn slots(&self) -> Vec<Slot<P>> {
+        let mut s = block(conv::EPILOGUE, |s| {
+            s[conv::X] = Slot::Ptr(self.x.ptr.clone());
+            s[conv::N] = Slot::Int(self.n);
+            s[conv::H] = Slot::Int(self.h);
+            s[conv::W] = Slot::Int(self.w);
+            s[conv::CIN] = Slot::Int(self.cin);
+            s[conv::X_STRIDE] = Slot::Int(self.x.stride);
+            s[conv::X_OFFSET] = Slot::Int(self.x.offset);
+            s[conv::WEIGHTS] = Slot::Ptr(self.weights.clone());
+            s[conv::Y] = Slot::Ptr(self.y.ptr.clone());
+            s[conv::OH] = Slot::Int(self.oh);
+            s[conv::OW] = Slot::Int(self.ow);
+            s[conv::COUT] = Slot::Int(self.cout);
+            s[conv::Y_STRIDE] = Slot::Int(self.y.stride);
+            s[conv::Y_OFFSET] = Slot::Int(self.y.offset);
+            window_slots(s, &self.window, conv::KH);
+            s[conv::GROUPS] = Slot::Int(self.groups);
+            s[conv::KC] = Slot::Int(self.kc);
+            s[conv::NC] = Slot::Int(self.nc);
+        });
+        self.epilogue.push_slots(&mut s);
+        s
+    }
+}
+
+/// Floats of packed `conv_nhwc` weights for `variant`.
+pub fn packed_conv_floats(
+    cout: i64,
+    cin: i64,
+    kh: i64,
+    kw: i64,
+    groups: i64,
+    variant: Variant,
+) -> u64 {
+    let g = groups.max(1);
+    let k = kh * kw * (cin / g);
+    g as u64 * packed_b_floats(k, cout / g, variant)
+}
+
+// ---------------------------------------------------------------------------------------------
+// dwconv2d
+
+layout!(
+    /// Slots of [`DwConvArgs`] (`KILN_DWCONV_*`).
+    dwconv = "KILN_DWCONV_" {
+        X = 0,
+        N = 1,
+        H = 2,
+        W = 3,
+        C = 4,
+        X_STRIDE = 5,
+        X_OFFSET = 6,
+        WEIGHTS = 7,
+        Y = 8,
+        OH = 9,
+        OW = 10,
+        Y_STRIDE = 11,
+        Y_OFFSET = 12,
+        KH = 13,
+        KW = 14,
+        STRIDE_H = 15,
+        STRIDE_W = 16,
+        DIL_H = 17,
+        DIL_W = 18,
+        PAD_TOP = 19,
+        PAD_LEFT = 20,
+        PAD_BOTTOM = 21,
+        PAD_RIGHT = 22,
+        EPILOGUE = 23,
+    }
+);
+
+/// Depthwise NHWC convolution (one filter per channel), weights `dwconv_nhwc` `[KH, KW, C]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DwConvArgs<P> {
+    /// Input `[N, H, W, C]`.
+    pub x: Nhwc<P>,
+    /// Batch.
+    pub n: i64,
+    /// Input height.
+    pub h: i64,
+    /// Input width.
+    pub w: i64,
+    /// Channels.
+    pub c: i64,
+    /// Weights `[KH, KW, C]`.
+    pub weights: P,
+    /// Output `[N, OH, OW, C]`.
+    pub y: Nhwc<P>,
+    /// Output height.
+    pub oh: i64,
+    /// Output width.
+    pub ow: i64,
+    /// Kernel, strides, dilations, pads.
+    pub window: Window,
+    /// Applied to Y (rows: output pixels, columns: channels).
+    pub epilogue: Epilogue<P>,
+}
+
+impl<P: Clone> KernelArgs<P> for DwConvArgs<P> {
+    fn slots(&self) -> Vec<Slot<P>> {
+        let mut s = block(dwconv::EPILOGUE, |s| {
+            s[dwconv::X] = Slot::Ptr(self.x.ptr.clone());
+            s[dwconv::N] = Slot::Int(self.n);
+            s[dwconv::H] = Slot::Int(self.h);
+            s[dwconv::W] = Slot::Int(self.w);
+            s[dwconv::C] = Slot::Int(self.c);
+            s[dwconv::X_STRIDE] = Slot::Int(self.x.stride);
+            s[dwconv::X_OFFSET] = Slot::Int(self.x.offset);
+            s[dwconv::WEIGHTS] = Slot::Ptr(self.weights.clone());
+            s[dwconv::Y] = Slot::Ptr(self.y.ptr.clone());
+            s[dwconv::OH] = Slot::Int(self.oh);
+            s[dwconv::OW] = Slot::Int(self.ow);
+            s[dwconv::Y_STRIDE] = Slot::Int(self.y.stride);
+            s[dwconv::Y_OFFSET] = Slot::Int(self.y.offset);
+            window_slots(s, &self.window, dwconv::KH);
+        });
+        self.epilogue.push_slots(&mut s);
+        s
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// eltwise, softmax, norm
+
+layout!(
+    /// Slots of [`EltwiseArgs`] (`KILN_ELTWISE_*`).
+    eltwise = "KILN_ELTWISE_" {
+        X = 0,
+        LDX = 1,
+        Y = 2,
+        LDY = 3,
+        ROWS = 4,
+        COLS = 5,
+        EPILOGUE = 6,
+    }
+);
+
+/// A `[rows, cols]` matrix view: element `(r, c)` at `ptr[r * ld + c]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Matrix<P> {
+    /// The buffer.
+    pub ptr: P,
+    /// Leading dimension.
+    pub ld: i64,
+}
+
+/// `Y[r, c] = epilogue(X[r, c])`: a fused elementwise chain. Y may be X (in place).
+#[derive(Clone, Debug, PartialEq)]
+pub struct EltwiseArgs<P> {
+    /// Input.
+    pub x: Matrix<P>,
+    /// Output.
+    pub y: Matrix<P>,
+    /// Rows.
+    pub rows: i64,
+    /// Columns.
+    pub cols: i64,
+    /// The chain.
+    pub epilogue: Epilogue<P>,
+}
+
+impl<P: Clone> KernelArgs<P> for EltwiseArgs<P> {
+    fn slots(&self) -> Vec<Slot<P>> {
+        let mut s = block(eltwise::EPILOGUE, |s| {
+            s[eltwise::X] = Slot::Ptr(self.x.ptr.clone());
+            s[eltwise::LDX] = Slot::Int(self.x.ld);
+            s[eltwise::Y] = Slot::Ptr(self.y.ptr.clone());
+            s[eltwise::LDY] = Slot::Int(self.y.ld);
+            s[eltwise::ROWS] = Slot::Int(self.rows);
+            s[eltwise::COLS] = Slot::Int(self.cols);
+        });
+        self.epilogue.push_slots(&mut s);
+        s
+    }
+}
+
+layout!(
+    /// Slots of [`SoftmaxArgs`] (`KILN_SOFTMAX_*`).
+    softmax = "KILN_SOFTMAX_" {
+        X = 0,
+        LDX = 1,
+        Y = 2,
+        LDY = 3,
+        ROWS = 4,
+        COLS = 5,
+        LOG = 6,
+        EPILOGUE = 7,
+    }
+);
+
+/// Softmax (or log-softmax) of each row, then the epilogue. Y may be X.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SoftmaxArgs<P> {
+    /// Input.
+    pub x: Matrix<P>,
+    /// Output.
+    pub y: Matrix<P>,
+    /// Rows.
+    pub rows: i64,
+    /// Columns (the softmax axis).
+    pub cols: i64,
+    /// Log-softmax.
+    pub log: bool,
+    /// Applied to the result.
+    pub epilogue: Epilogue<P>,
+}
+
+impl<P: Clone> KernelArgs<P> for SoftmaxArgs<P> {
+    fn slots(&self) -> Vec<Slot<P>> {
+        let mut s = block(softmax::EPILOGUE, |s| {
+            s[softmax::X] = Slot::Ptr(self.x.ptr.clone());
+            s[softmax::LDX] = Slot::Int(self.x.ld);
+            s[softmax::Y] = Slot::Ptr(self.y.ptr.clone());
+            s[softmax::LDY] = Slot::Int(self.y.ld);
+            s[softmax::ROWS] = Slot::Int(self.rows);
+            s[softmax::COLS] = Slot::Int(self.cols);
+            s[softmax::LOG] = Slot::Int(i64::from(self.log));
+        });
+        self.epilogue.push_slots(&mut s);
+        s
+    }
+}
+
+layout!(
+    /// Slots of [`NormArgs`] (`KILN_NORM_*`).
+    norm = "KILN_NORM_" {
+        X = 0,
+        LDX = 1,
+        Y = 2,
+        LDY = 3,
+        ROWS = 4,
+        COLS = 5,
+        GAMMA = 6,
+        BETA = 7,
+        EPSILON = 8,
+        RMS = 9,
+        MEAN = 10,
+        RSTD = 11,
+        EPILOGUE = 12,
+    }
+);
+
+/// Layer-norm or RMS-norm of each row: `Y = epilogue((X - mean) * rstd * gamma + beta)`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NormArgs<P> {
+    /// Input.
+    pub x: Matrix<P>,
+    /// Output (may be X).
+    pub y: Matrix<P>,
+    /// Rows.
+    pub rows: i64,
+    /// Columns (the normalized axis).
+    pub cols: i64,
+    /// Scale, `cols` floats.
+    pub gamma: P,
+    /// Bias, `cols` floats, or none.
+    pub beta: Option<P>,
+    /// Added to the variance (mean square for RMS).
+    pub epsilon: f32,
+    /// RMS-norm (no mean subtracted) instead of layer-norm.
+    pub rms: bool,
+    /// Receives each row's mean (layer-norm), or none.
+    pub mean: Option<P>,
+    /// Receives each row's `1 / sqrt(var + eps)`, or none.
+    pub rstd: Option<P>,
+    /// Applied to Y.
+    pub epilogue: Epilogue<P>,
+}
+
+impl<P: Clone> KernelArgs<P> for NormArgs<P> {
+    fn slots(&self) -> Vec<Slot<P>> {
+        let mut s = block(norm::EPILOGUE, |s| {
+            s[norm::X] = Slot::Ptr(self.x.ptr.clone());
+            s[norm::LDX] = Slot::Int(self.x.ld);
+            s[norm::Y] = Slot::Ptr(self.y.ptr.clone());
+            s[norm::LDY] = Slot::Int(self.y.ld);
+            s[norm::ROWS] = Slot::Int(self.rows);
+            s[norm::COLS] = Slot::Int(self.cols);
+            s[norm::GAMMA] = Slot::Ptr(self.gamma.clone());
+            s[norm::BETA] = ptr_or_null(&self.beta);
+            s[norm::EPSILON] = Slot::Float(f64::from(self.epsilon));
+            s[norm::RMS] = Slot::Int(i64::from(self.rms));
+            s[norm::MEAN] = ptr_or_null(&self.mean);
+            s[norm::RSTD] = ptr_or_null(&self.rstd);
+        });
+        self.epilogue.push_slots(&mut s);
+        s
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// pools
+
+layout!(
+    /// Slots of [`PoolArgs`] (`KILN_POOL_*`).
+    pool = "KILN_POOL_" {
+        X = 0,
+        N = 1,
+        H = 2,
+        W = 3,
+        C = 4,
+        X_STRIDE = 5,
+        Y = 6,
+        OH = 7,
+        OW = 8,
+        Y_STRIDE = 9,
+        KH = 10,
+        KW = 11,
+        STRIDE_H = 12,
+        STRIDE_W = 13,
+        DIL_H = 14,
+        DIL_W = 15,
+        PAD_TOP = 16,
+        PAD_LEFT = 17,
+        PAD_BOTTOM = 18,
+        PAD_RIGHT = 19,
+        KIND = 20,
+        COUNT_INCLUDE_PAD = 21,
+    }
+);
+
+/// Max or average.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PoolKind {
+    /// Maximum (NaN if any input of the window is NaN).
+    Max,
+    /// Average.
+    Average,
+}
+
+impl PoolKind {
+    fn code(self) -> i64 {
+        match self {
+            PoolKind::Max => 0,
+            PoolKind::Average => 1,
+        }
+    }
+}
+
+/// NHWC 2-D pooling. `oh`/`ow` come from the caller (ceil mode included); windows are clipped
+/// to the input; with `count_include_pad` the divisor is the window clipped to the padded input.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PoolArgs<P> {
+    /// Input `[N, H, W, C]`: pixel stride `x_stride`.
+    pub x: P,
+    /// Batch.
+    pub n: i64,
+    /// Input height.
+    pub h: i64,
+    /// Input width.
+    pub w: i64,
+    /// Channels.
+    pub c: i64,
+    /// Elements between input pixels.
+    pub x_stride: i64,
+    /// Output `[N, OH, OW, C]`.
+    pub y: P,
+    /// Output height.
+    pub oh: i64,
+    /// Output width.
+    pub ow: i64,
+    /// Elements between output pixels.
+    pub y_stride: i64,
+    /// Kernel, strides, dilations, pads.
+    pub window: Window,
+    /// Max or average.
+    pub kind: PoolKind,
+    /// Average pooling counts padding.
+    pub count_include_pad: bool,
+}
+
+impl<P: Clone> KernelArgs<P> for PoolArgs<P> {
+    fn slots(&self) -> Vec<Slot<P>> {
+        block(pool::COUNT_INCLUDE_PAD + 1, |s| {
+            s[pool::X] = Slot::Ptr(self.x.clone());
+            s[pool::N] = Slot::Int(self.n);
+            s[pool::H] = Slot::Int(self.h);
+            s[pool::W] = Slot::Int(self.w);
+            s[pool::C] = Slot::Int(self.c);
+            s[pool::X_STRIDE] = Slot::Int(self.x_stride);
+            s[pool::Y] = Slot::Ptr(self.y.clone());
+            s[pool::OH] = Slot::Int(self.oh);
+            s[pool::OW] = Slot::Int(self.ow);
+            s[pool::Y_STRIDE] = Slot::Int(self.y_stride);
+            window_slots(s, &self.window, pool::KH);
+            s[pool::KIND] = Slot::Int(self.kind.code());
+            s[pool::COUNT_INCLUDE_PAD] = Slot::Int(i64::from(self.count_include_pad));
+        })
+    }
+}
+
+layout!(
+    /// Slots of [`GlobalPoolArgs`] (`KILN_GPOOL_*`).
+    gpool = "KILN_GPOOL_" {
+        X = 0,
+        N = 1,
+        HW = 2,
+        C = 3,
+        X_STRIDE = 4,
+        Y = 5,
+        Y_STRIDE = 6,
+        KIND = 7,
+    }
+);
+
+/// Global pooling of NHWC images: `Y[n, c]` over the `hw` pixels of image `n`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GlobalPoolArgs<P> {
+    /// Input: pixel `p` of image `n` at `x[(n*hw + p) * x_stride + c]`.
+    pub x: P,
+    /// Images.
+    pub n: i64,
+    /// Pixels per image.
+    pub hw: i64,
+    /// Channels.
+    pub c: i64,
+    /// Elements between input pixels.
+    pub x_stride: i64,
+    /// Output: `y[n * y_stride + c]`.
+    pub y: P,
+    /// Elements between output images.
+    pub y_stride: i64,
+    /// Max or average.
+    pub kind: PoolKind,
+}
+
+impl<P: Clone> KernelArgs<P> for GlobalPoolArgs<P> {
+    fn slots(&self) -> Vec<Slot<P>> {
+        block(gpool::KIND + 1, |s| {
+            s[gpool::X] = Slot::Ptr(self.x.clone());
+            s[gpool::N] = Slot::Int(self.n);
+            s[gpool::HW] = Slot::Int(self.hw);
+            s[gpool::C] = Slot::Int(self.c);
+            s[gpool::X_STRIDE] = Slot::Int(self.x_stride);
+            s[gpool::Y] = Slot::Ptr(self.y.clone());
+            s[gpool::Y_STRIDE] = Slot::Int(self.y_stride);
+            s[gpool::KIND] = Slot::Int(self.kind.code());
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// attention
+
+layout!(
+    /// Slots of [`AttentionArgs`] (`KILN_ATTN_*`).
+    attn = "KILN_ATTN_" {
+        Q = 0,
+        Q_SB = 1,
+        Q_SH = 2,
+        Q_SS = 3,
+        Q_SD = 4,
+        K = 5,
+        K_SB = 6,
+        K_SH = 7,
+        K_SS = 8,
+        K_SD = 9,
+        V = 10,
+        V_SB = 11,
+        V_SH = 12,
+        V_SS = 13,
+        V_SD = 14,
+        O = 15,
+        O_SB = 16,
+        O_SH = 17,
+        O_SS = 18,
+        O_SD = 19,
+        MASK = 20,
+        M_SB = 21,
+        M_SH = 22,
+        M_SQ = 23,
+        M_SK = 24,
+        B = 25,
+        HQ = 26,
+        HKV = 27,
+        SQ = 28,
+        SK = 29,
+        D = 30,
+        DV = 31,
+        SCALE = 32,
+        CAUSAL = 33,
+        SCRATCH = 34,
+    }
+);
+
+/// A rank-4 tensor with a stride per dim: element `(b, h, s, d)` at
+/// `ptr[b*strides[0] + h*strides[1] + s*strides[2] + d*strides[3]]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Strided4<P> {
+    /// The buffer.
+    pub ptr: P,
+    /// Strides of (batch, head, sequence, feature); 0 broadcasts.
+    pub strides: [i64; 4],
+}
+
+/// `O = softmax(scale * Q K^T + mask) V` per (batch, query head), streaming over keys with an
+/// online softmax. Query head `h` reads key/value head `h / (hq / hkv)` (GQA).
+#[derive(Clone, Debug, PartialEq)]
+pub struct AttentionArgs<P> {
+    /// Q `[B, HQ, SQ, D]`.
+    pub q: Strided4<P>,
+    /// K `[B, HKV, SK, D]`.
+    pub k: Strided4<P>,
+    /// V `[B, HKV, SK, DV]`.
+    pub v: Strided4<P>,
+    /// O `[B, HQ, SQ, DV]`.
+    pub o: Strided4<P>,
+    /// Additive f32 mask, element `(b, h, i, j)` (strides of batch, head, query, key; 0
+    /// broadcasts), or none.
+    pub mask: Option<Strided4<P>>,
+    /// Batch.
+    pub b: i64,
+    /// Query heads.
+    pub hq: i64,
+    /// Key/value heads (divides `hq`).
+    pub hkv: i64,
+    /// Queries.
+    pub sq: i64,
+    /// Keys.
+    pub sk: i64,
+    /// Q/K feature size.
+    pub d: i64,
+    /// V feature size.
+    pub dv: i64,
+    /// Score scale (usually `1 / sqrt(d)`).
+    pub scale: f32,
+    /// Mask key `j > i + sk - sq` (ONNX Attention's convention).
+    pub causal: bool,
+    /// Scratch of [`AttentionArgs::scratch_bytes`] bytes, 64-byte aligned.
+    pub scratch: P,
+}
+
+/// Query rows per attention block (`KV_ATTN_BQ` in `attention.h`).
+pub const ATTN_BLOCK_Q: i64 = 32;
+/// Keys per attention block (`KV_ATTN_BK` in `attention.h`).
+pub const ATTN_BLOCK_K: i64 = 64;
+
+impl<P> AttentionArgs<P> {
+    /// Scratch bytes for `variant`: per slot ([`MAX_SLOTS`] of them) a packed K^T block
+    /// (`ceil(BK/NR)*NR x D`), a packed V block (`ceil(DV/NR)*NR x BK`), a score block
+    /// (`BQ x ceil(BK/NR)*NR`), an output accumulator (`BQ x ceil(DV/NR)*NR`) and `2 BQ` row
+    /// statistics, each rounded up to 64 bytes ([`ATTN_BLOCK_Q`] = BQ, [`ATTN_BLOCK_K`] = BK).
+    pub fn scratch_bytes(&self, variant: Variant) -> u64 {
+        attention_scratch_bytes(self.d, self.dv, variant)
+    }
+}
+
+/// [`AttentionArgs::scratch_bytes`] from the feature sizes alone.
+pub fn attention_scratch_bytes(d: i64, dv: i64, variant: Variant) -> u64 {
+    let nr = variant.nr() as u64;
+    let (d, dv) = (d.max(1) as u64, dv.max(1) as u64);
+    let (bq, bk) = (ATTN_BLOCK_Q as u64, ATTN_BLOCK_K as u64);
+    let round = |floats: u64| (floats * 4).div_ceil(64) * 64;
+    let kt = round(bk.div_ceil(nr) * nr * d);
+    let vb = round(dv.div_ceil(nr) * nr * bk);
+    let s = round(bq * bk.div_ceil(nr) * nr);
+    let o = round(bq * dv.div_ceil(nr) * nr);
+    let stats = round(2 * bq);
+    MAX_SLOTS as u64 * (kt + vb + s + o + stats)
+}
+
+impl<P: Clone> KernelArgs<P> for AttentionArgs<P> {
+    fn slots(&self) -> Vec<Slot<P>> {
+        block(attn::SCRATCH + 1, |s| {
+            let mut put = |base: usize, t: &Strided4<P>| {
+                s[base] = Slot::Ptr(t.ptr.clone());
+                for (i, st) in t.strides.iter().enumerate() {
+                    s[base + 1 + i] = Slot::Int(*st);
+                }
+            };
+            put(attn::Q, &self.q);
+            put(attn::K, &self.k);
+            put(attn::V, &self.v);
+            put(attn::O, &self.o);
+            if let Some(m) = &self.mask {
+                put(attn::MASK, m);
+            }
+            s[attn::B] = Slot::Int(self.b);
+            s[attn::HQ] = Slot::Int(self.hq);
+            s[attn::HKV] = Slot::Int(self.hkv);
+            s[attn::SQ] = Slot::Int(self.sq);
+            s[attn::SK] = Slot::Int(self.sk);
+            s[attn::D] = Slot::Int(self.d);
+            s[attn::DV] = Slot::Int(self.dv);
+            s[attn::SCALE] = Slot::Float(f64::from(self.scale));
+            s[attn::CAUSAL] = Slot::Int(i64::from(self.causal));
+            s[attn::SCRATCH] = Slot::Ptr(self.scratch.clone());
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    const HEADER: &str = include_str!("../../kernels/kiln_kernels.h");
+
+    /// Every `#define KILN_<NAME> <integer>` of the header.
+    fn header_defines() -> BTreeMap<String, i64> {
+        HEADER
+            .lines()
+            .filter_map(|l| {
+                let mut w = l.split_whitespace();
+                if w.next()? != "#define" {
+                    return None;
+                }
+                let name = w.next()?;
+                let value: i64 = w.next()?.parse().ok()?;
+                Some((name.to_owned(), value))
+            })
+            .collect()
+    }
+
+    /// The same names, from the Rust side.
+    fn rust_defines() -> BTreeMap<String, i64> {
+        let mut m = BTreeMap::new();
+        let layouts = [
+            (epi_op::PREFIX, epi_op::FIELDS),
+            (gemm::PREFIX, gemm::FIELDS),
+            (conv::PREFIX, conv::FIELDS),
+            (dwconv::PREFIX, dwconv::FIELDS),
+            (eltwise::PREFIX, eltwise::FIELDS),
+            (softmax::PREFIX, softmax::FIELDS),
+            (norm::PREFIX, norm::FIELDS),
+            (pool::PREFIX, pool::FIELDS),
+            (gpool::PREFIX, gpool::FIELDS),
+            (attn::PREFIX, attn::FIELDS),
+        ];
+        for (prefix, fields) in layouts {
+            for (name, index) in fields {
+                m.insert(format!("{prefix}{name}"), *index as i64);
+            }
+        }
+        for (name, code) in EPI_CODES {
+            m.insert(format!("KILN_EPI_{name}"), code);
+        }
+        for (name, code) in OPERAND_KINDS {
+            m.insert(format!("KILN_OPND_{name}"), code);
+        }
+        for v in Variant::ALL {
+            let (mr, nr) = variant_tile(v);
+            let up = v.name().to_uppercase();
+            m.insert(format!("KILN_{up}_MR"), mr as i64);
+            m.insert(format!("KILN_{up}_NR"), nr as i64);
+        }
+        m.insert("KILN_MAX_SLOTS".into(), MAX_SLOTS as i64);
+        m.insert("KILN_EPI_MAX_OPS".into(), EPI_MAX_OPS as i64);
+        m.insert("KILN_EPI_OP_SLOTS".into(), EPI_OP_SLOTS as i64);
+        m
+    }
+
+    #[test]
+    fn header_matches_rust() {
+        let header = header_defines();
+        let rust = rust_defines();
+        for (name, value) in &header {
+            assert_eq!(
+                rust.get(name),
+                Some(value),
+                "{name} differs (header {value})"
+            );
+        }
+        for (name, value) in &rust {
+            assert_eq!(
+                header.get(name),
+                Some(value),
+                "{name} differs (Rust {value})"
+            );
+        }
+        // The parse must have found the whole header, not a few lines of it.
+        assert!(header.len() > 200, "only {} defines parsed", header.len());
+    }
+
+    #[test]
+    fn codes_follow_enum_order() {
+        assert_eq!(Binary::Max.code(), 7);
+        assert_eq!(Unary::Relu.encode().0, 16);
+        assert_eq!(Unary::Log.encode().0, 32);
+        assert_eq!(Unary::Clip { lo: -1.0, hi: 6.0 }.encode(), (17, -1.0, 6.0));
+    }
+
+    #[test]
+    fn epilogue_slots() {
+        let e: Epilogue<u32> = Epilogue::new(vec![
+            EpiOp::Binary {
+                op: Binary::Add,
+                operand: Operand::Mat { ptr: 7, ld: 64 },
+                batch_stride: 3,
+            },
+            EpiOp::Unary(Unary::LeakyRelu { alpha: 0.5 }),
+        ])
+        .unwrap();
+        let mut s = Vec::new();
+        e.push_slots(&mut s);
+        assert_eq!(s.len(), 1 + 2 * EPI_OP_SLOTS);
+        assert_eq!(s[0], Slot::Int(2));
+        assert_eq!(s[1 + epi_op::CODE], Slot::Int(1));
+        assert_eq!(s[1 + epi_op::KIND], Slot::Int(4));
+        assert_eq!(s[1 + epi_op::PTR], Slot::Ptr(7));
+        assert_eq!(s[1 + epi_op::LD], Slot::Int(64));
+        assert_eq!(s[1 + epi_op::BATCH_STRIDE], Slot::Int(3));
+        let second = 1 + EPI_OP_SLOTS;
+        assert_eq!(s[second + epi_op::CODE], Slot::Int(18));
+        assert_eq!(s[second + epi_op::P0], Slot::Float(0.5));
+        let nine = vec![EpiOp::<u32>::Unary(Unary::Relu); 9];
+        assert_eq!(
+            Epilogue::new(nine),
+            Err(AbiError::TooManyEpilogueOps { max: 8, got: 9 })
+        );
+    }
+
+    #[test]
+    fn scratch_formulas() {
+        let args = GemmArgs {
+            a: 0u8,
+            lda: 10,
+            a_trans: false,
+            a_batch_stride: 0,
+            b: 0,
+            ldb: 17,
+            b_format: BFormat::RowMajor,
+            b_batch_stride: 0,
+            c: 0,
+            ldc: 17,
+            c_batch_stride: 0,
+            m: 5,
+            n: 17,
+            k: 10,
+            batch: 1,
+            kc: 0,
+            nc: 0,
+            scratch: Some(0),
+            epilogue: Epilogue::none(),
+        };
+        // 17 columns in panels of 16 (w8r16): 2 panels x 10 x 16 floats.
+        assert_eq!(args.scratch_bytes(Variant::W8R16), 2 * 10 * 16 * 4);
+        let packed = GemmArgs {
+            b_format: BFormat::Packed,
+            ..args
+        };
+        assert_eq!(packed.scratch_bytes(Variant::W8R16), 0);
+        assert!(attention_scratch_bytes(64, 64, Variant::W16R32) > 0);
+    }
+}
