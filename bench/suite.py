@@ -290,7 +290,7 @@ def bench_model(m: Model, args, tmp: Path, probe: Probe | None, peaks: dict[int,
         r["count_error"] = str(ex)
     so = tmp / m.name / "model.so"
     so.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [str(args.kiln), "compile", str(onnx_path), "-o", str(so)]
+    cmd = [*kiln_compile(args), str(onnx_path), "-o", str(so)]
     t0 = time.perf_counter()
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=args.compile_timeout)
@@ -379,6 +379,11 @@ def bench_model(m: Model, args, tmp: Path, probe: Probe | None, peaks: dict[int,
     return r
 
 
+def kiln_compile(args) -> list[str]:
+    """`kiln compile` with the suite's flags."""
+    return [str(args.kiln), "compile", *shlex.split(args.kiln_flags)]
+
+
 def harness_floor(args, tmp: Path) -> dict:
     """Median time of a one-element Add through each engine's harness: the floor under every row."""
     from onnx import TensorProto, helper, numpy_helper
@@ -397,7 +402,7 @@ def harness_floor(args, tmp: Path) -> dict:
     onnx.save(model, str(d / "model.onnx"))
     onnx.save_tensor(numpy_helper.from_array(np.ones(1, np.float32), "x"), str(d / "test_data_set_0" / "input_0.pb"))
     subprocess.run(
-        [str(args.kiln), "compile", str(d / "model.onnx"), "-o", str(d / "model.so")], check=True, capture_output=True
+        [*kiln_compile(args), str(d / "model.onnx"), "-o", str(d / "model.so")], check=True, capture_output=True
     )
     out = {}
     for e, path in (("kiln", d / "model.so"), ("ort", d / "model.onnx")):
@@ -467,7 +472,8 @@ def markdown(report: dict) -> str:
         f"- CPU: {cpu_line(mc)}, {mc['arch']}, Linux {mc['kernel']}; "
         + ", ".join(f"{k} {val}" for k, val in mc["caches"].items()),
         f"- ISA flags (lscpu): {' '.join(mc['isa_flags'])}",
-        f"- Kiln {v['kiln'].removeprefix('kiln ')} (commit {v['kiln_commit']}); ONNX Runtime {v['onnxruntime']} "
+        f"- Kiln {v['kiln'].removeprefix('kiln ')} (commit {v['kiln_commit']}; `{cfg['kiln_compile']}`); "
+        f"ONNX Runtime {v['onnxruntime']} "
         f"(CPU provider, default graph optimizations, `intra_op_num_threads` = threads, `inter_op_num_threads` = 1); "
         f"onnx {v['onnx']}, numpy {v['numpy']}, Python {v['python']}",
         f"- Method: per model and thread count, warm-up, then at least {cfg['min_runs']} timed runs per engine and "
@@ -568,7 +574,8 @@ def update_readme(report: dict) -> None:
         README_BEGIN,
         f"Kiln ÷ ONNX Runtime {report['versions']['onnxruntime']} median latency (below 1: Kiln is faster) on "
         f"{cpu_line(mc)}, "
-        f"{report['date'][:10]}, Kiln commit {report['versions']['kiln_commit']}; a machine shared with other work "
+        f"{report['date'][:10]}, Kiln commit {report['versions']['kiln_commit']} "
+        f"(`{report['config']['kiln_compile']}`); a machine shared with other work "
         f"(load average {fmt_load(report['load']['start'][:1])} at the start, {fmt_load(report['load']['end'][:1])} "
         "at the end), so 2-thread medians are noisy; written by `scripts/bench.sh`, details in "
         "[BENCHMARKS.md](BENCHMARKS.md).",
@@ -631,6 +638,12 @@ def main() -> int:
     ap.add_argument("--no-probe", action="store_true", help="skip the FMA/bandwidth probe")
     ap.add_argument("--kiln", type=Path, default=REPO / "target" / "release" / "kiln")
     ap.add_argument("--runtime-lib", type=Path, default=REPO / "target" / "release" / "libkiln_runtime.so")
+    ap.add_argument(
+        "--kiln-flags",
+        default="--cpu=native",
+        help="flags for every `kiln compile` (default: %(default)s, since ONNX Runtime picks the best ISA at run "
+        "time: like for like)",
+    )
     ap.add_argument("--compile-timeout", type=float, default=1800)
     ap.add_argument("--command", help="the command line to print in the report (scripts/bench.sh passes its own)")
     args = ap.parse_args()
@@ -657,6 +670,7 @@ def main() -> int:
         "machine": machine(),
         "versions": versions(args.kiln),
         "config": {
+            "kiln_compile": shlex.join(["kiln", "compile", *shlex.split(args.kiln_flags)]),
             "threads": args.threads,
             "budget_s": args.budget,
             "min_runs": args.min_runs,
