@@ -305,7 +305,7 @@ pub fn compile(mut graph: Graph, opts: &CompileOptions) -> Result<Artifacts> {
         )));
     }
     let lower_opts = LowerOptions {
-        kernels: kiln_codegen::kernels::Variant::for_target(&opts.target),
+        kernels: opts.target.cpu_config().map(|c| c.variant),
         ..LowerOptions::default()
     };
     let lowered = timed(&mut art.timings, "lower", || {
@@ -419,6 +419,10 @@ impl Staging {
 
     fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
+    }
+
+    fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     /// Renames each staged file to its final path, in order (the main
@@ -585,17 +589,14 @@ fn build_artifact(
     if !lowered.kernels.is_empty() {
         // The kernels the model calls, compiled for this target's CPU. They
         // are always optimized (unless -O0): they are the hot loops.
-        let used: Vec<&str> = lowered.kernels.iter().map(String::as_str).collect();
         let level = match opts.opt_level {
             OptLevel::O0 => OptLevel::O0,
             _ => OptLevel::O3,
         };
         let kernels = timed(&mut art.timings, "kernels", || {
-            Ok(kiln_codegen::kernels::compile_kernels(target, level, &used)?)
+            crate::kernel_cache::kernel_objects(target, level, &lowered.kernels, stage.dir())
         })?;
-        let kernels_o = stage.path("kernels.o");
-        write_file(&kernels_o, &kernels)?;
-        objects.push(kernels_o);
+        objects.extend(kernels);
     }
     timed(&mut art.timings, "weights", || {
         if total == 0 {

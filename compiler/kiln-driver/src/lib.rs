@@ -22,6 +22,7 @@
 pub mod artifact;
 pub mod compile;
 mod error;
+pub mod kernel_cache;
 pub mod kirfile;
 pub mod load;
 pub mod session;

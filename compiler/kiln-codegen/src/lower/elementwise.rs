@@ -889,7 +889,12 @@ pub(crate) fn fused(
             let mut x = Vec::new();
             let mut dts = Vec::new();
             for v in node.operands() {
-                x.push(scalars.get(&v).cloned().ok_or("a body value is not computed")?);
+                x.push(
+                    scalars
+                        .get(&v)
+                        .cloned()
+                        .ok_or("a body value is not computed")?,
+                );
                 dts.push(body.value(v).ty.dtype);
             }
             let out = body.value(node.outputs[0]).ty.dtype;

@@ -107,7 +107,8 @@ impl Source<'_> {
     fn scalar_constant(&self, v: ValueId) -> Option<f32> {
         let w = self.g.weight(self.g.constant_weight(self.defs, v)?);
         let b = w.bytes()?.bytes();
-        (w.ty.dtype == DType::F32 && b.len() == 4).then(|| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        (w.ty.dtype == DType::F32 && b.len() == 4)
+            .then(|| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
 }
 
@@ -303,13 +304,7 @@ impl Kernels {
         let per_matrix = rows * cols;
         if full == out {
             let ptr = self.ptr(b, h, v)?;
-            return Ok(Some((
-                Operand::Mat {
-                    ptr,
-                    ld: i(cols),
-                },
-                i(per_matrix),
-            )));
+            return Ok(Some((Operand::Mat { ptr, ld: i(cols) }, i(per_matrix))));
         }
         if last == 1 && full[..r - 1] == out[..r - 1] && cols == out[r - 1] {
             return Ok(Some((Operand::Col(self.ptr(b, h, v)?), i(rows))));
@@ -353,7 +348,8 @@ impl Kernels {
         let w_batch: u64 = ws[..ws.len() - 2].iter().product();
         // Batches: a 2-D B folds A's batch into rows; otherwise each operand
         // has the output's batches or one shared matrix.
-        let (rows, batch, a_stride, b_stride) = if w_batch == 1 && !a_trans && x_batch == out_batch {
+        let (rows, batch, a_stride, b_stride) = if w_batch == 1 && !a_trans && x_batch == out_batch
+        {
             (m * x_batch, 1, 0, 0)
         } else {
             let whole = |bt: u64, ms: u64| -> Option<i64> {
@@ -605,7 +601,19 @@ impl Kernels {
             return Ok(false);
         };
         let (rows, cols) = matrix_of(&os, head.op);
-        let Some(ops) = self.chain_ops(b, h, src, body, &outer, head.outputs[0], chain, &os, rows, cols)? else {
+        let Some(ops) = self.chain_ops(
+            b,
+            h,
+            src,
+            body,
+            &outer,
+            head.outputs[0],
+            chain,
+            &os,
+            rows,
+            cols,
+        )?
+        else {
             return Ok(false);
         };
         // The head node, read through the body: its operands are outer values.
@@ -617,11 +625,19 @@ impl Kernels {
                 .collect(),
             ..head.clone()
         };
-        if mapped.inputs.iter().zip(&head.inputs).any(|(m, o)| m.is_none() && o.is_some()) {
+        if mapped
+            .inputs
+            .iter()
+            .zip(&head.inputs)
+            .any(|(m, o)| m.is_none() && o.is_some())
+        {
             return Ok(false);
         }
-        let tys: Vec<Option<&kiln_ir::TensorType>> =
-            mapped.inputs.iter().map(|v| v.map(|v| &g.value(v).ty)).collect();
+        let tys: Vec<Option<&kiln_ir::TensorType>> = mapped
+            .inputs
+            .iter()
+            .map(|v| v.map(|v| &g.value(v).ty))
+            .collect();
         let ctx = InferCtx {
             def: head.op.def(),
             inputs: &tys,
@@ -670,7 +686,11 @@ impl Kernels {
             if n.op == OpKind::Sigmoid {
                 if let Some(m) = chain.get(k + 1) {
                     let ins: Vec<ValueId> = m.operands().collect();
-                    if m.op == OpKind::Mul && ins.len() == 2 && ins.contains(&cur) && ins.contains(&next) {
+                    if m.op == OpKind::Mul
+                        && ins.len() == 2
+                        && ins.contains(&cur)
+                        && ins.contains(&next)
+                    {
                         ops.push(EpiOp::Unary(Unary::Silu));
                         cur = m.outputs[0];
                         k += 2;
@@ -714,13 +734,20 @@ impl Kernels {
                         }
                     };
                     match (bound(1, f32::NEG_INFINITY), bound(2, f32::INFINITY)) {
-                        (Some(lo), Some(hi)) if n.inputs.first().copied().flatten() == Some(cur) => {
+                        (Some(lo), Some(hi))
+                            if n.inputs.first().copied().flatten() == Some(cur) =>
+                        {
                             unary(Unary::Clip { lo, hi })
                         }
                         _ => None,
                     }
                 }
-                OpKind::Add | OpKind::Sub | OpKind::Mul | OpKind::Div | OpKind::Max | OpKind::Min
+                OpKind::Add
+                | OpKind::Sub
+                | OpKind::Mul
+                | OpKind::Div
+                | OpKind::Max
+                | OpKind::Min
                     if other.len() == 1 && n.operands().count() == 2 =>
                 {
                     let first_is_cur = n.inputs.first().copied().flatten() == Some(cur);
@@ -798,7 +825,9 @@ impl Kernels {
             return Ok(false);
         };
         let (rows, cols) = rows_cols(&os);
-        let Some(ops) = self.chain_ops(b, h, src, body, outer, start, &body.nodes, &os, rows, cols)? else {
+        let Some(ops) =
+            self.chain_ops(b, h, src, body, outer, start, &body.nodes, &os, rows, cols)?
+        else {
             return Ok(false);
         };
         self.eltwise(b, h, x, out, rows, cols, ops)
@@ -816,7 +845,13 @@ impl Kernels {
         let g = src.g;
         let transcendental = matches!(
             node.op,
-            OpKind::Erf | OpKind::Tanh | OpKind::Sigmoid | OpKind::Gelu | OpKind::Exp | OpKind::Log | OpKind::Elu
+            OpKind::Erf
+                | OpKind::Tanh
+                | OpKind::Sigmoid
+                | OpKind::Gelu
+                | OpKind::Exp
+                | OpKind::Log
+                | OpKind::Elu
         );
         if !transcendental || node.outputs.len() != 1 {
             return Ok(false);
@@ -836,9 +871,15 @@ impl Kernels {
         // The node as a one-op chain over its own operand.
         let mut one = Graph::new("one");
         let xi = one.add_input("x", g.value(x).ty.clone());
-        one.add_node(node.op, vec![Some(xi)], node.attrs.clone(), vec![("y".into(), g.value(out).ty.clone())]);
+        one.add_node(
+            node.op,
+            vec![Some(xi)],
+            node.attrs.clone(),
+            vec![("y".into(), g.value(out).ty.clone())],
+        );
         one.outputs = vec![one.nodes[0].outputs[0]];
-        let Some(ops) = self.chain_ops(b, h, src, &one, &empty, xi, &one.nodes, &os, rows, cols)? else {
+        let Some(ops) = self.chain_ops(b, h, src, &one, &empty, xi, &one.nodes, &os, rows, cols)?
+        else {
             return Ok(false);
         };
         self.eltwise(b, h, x, out, rows, cols, ops)
@@ -983,7 +1024,9 @@ impl Kernels {
         node: &Node,
         a: &InferCtx<'_>,
     ) -> Res<bool> {
-        if DataLayout::read(a).map_err(super::attr_err)? != DataLayout::Nhwc || node.outputs.len() != 1 {
+        if DataLayout::read(a).map_err(super::attr_err)? != DataLayout::Nhwc
+            || node.outputs.len() != 1
+        {
             return Ok(false);
         }
         let x = node.inputs[0].expect("a pool has an operand");
@@ -997,8 +1040,8 @@ impl Kernels {
         let win = kiln_ir::ops::Window::read(a, 2, None).map_err(super::attr_err)?;
         let (pt, pb) = win.resolved_pads(0, xs[1]);
         let (pl, pr) = win.resolved_pads(1, xs[2]);
-        let count_include_pad =
-            node.op == OpKind::AveragePool && a.bool("count_include_pad").map_err(super::attr_err)?;
+        let count_include_pad = node.op == OpKind::AveragePool
+            && a.bool("count_include_pad").map_err(super::attr_err)?;
         let c = xs[3];
         let args = PoolArgs {
             x: self.ptr(b, h, x)?,
@@ -1094,9 +1137,12 @@ impl Kernels {
         if !plain {
             return Ok(false);
         }
-        let (Some(qs), Some(ks), Some(vs), Some(os)) =
-            (shape(g, q), shape(g, k), shape(g, v), shape(g, node.outputs[0]))
-        else {
+        let (Some(qs), Some(ks), Some(vs), Some(os)) = (
+            shape(g, q),
+            shape(g, k),
+            shape(g, v),
+            shape(g, node.outputs[0]),
+        ) else {
             return Ok(false);
         };
         // [B, H, S, D] as strides, from a 4-D or a 3-D [B, S, H*D] tensor.
@@ -1131,6 +1177,13 @@ impl Kernels {
         if hkv == 0 || hq % hkv != 0 || od != [bsz, hq, sq, dv] || sk == 0 || sq == 0 {
             return Ok(false);
         }
+        // Without a KV cache ONNX aligns the causal mask top-left (key j
+        // visible to query i when j <= i); the kernel aligns it bottom-right
+        // (j <= i + sk - sq), the same only for square scores.
+        let causal = a.bool("is_causal").map_err(super::attr_err)?;
+        if causal && sq != sk {
+            return Ok(false);
+        }
         let mask = match operand(3) {
             None => None,
             Some(m) => {
@@ -1143,8 +1196,13 @@ impl Kernels {
                 let mut full = vec![1u64; 4 - ms.len()];
                 full.extend(&ms);
                 let dense = [full[1] * full[2] * full[3], full[2] * full[3], full[3], 1];
-                let strides: [i64; 4] =
-                    std::array::from_fn(|k| if full[k] == 1 && k < 3 { 0 } else { i(dense[k]) });
+                let strides: [i64; 4] = std::array::from_fn(|k| {
+                    if full[k] == 1 && k < 3 {
+                        0
+                    } else {
+                        i(dense[k])
+                    }
+                });
                 Some(Strided4 {
                     ptr: self.ptr(b, h, m)?,
                     strides,
@@ -1182,7 +1240,7 @@ impl Kernels {
             d: i(d),
             dv: i(dv),
             scale,
-            causal: a.bool("is_causal").map_err(super::attr_err)?,
+            causal,
             scratch: self.scratch(b, h, need)?,
         };
         self.call(b, Kernel::Attention, &args);

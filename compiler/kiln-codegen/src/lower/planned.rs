@@ -150,11 +150,7 @@ impl Planned<'_> {
                 memref_ty(dtype, &shape),
                 super::ctx::tensor_ty(dtype, &shape)
             ));
-            return Ok(Val {
-                ssa,
-                dtype,
-                shape,
-            });
+            return Ok(Val { ssa, dtype, shape });
         }
         let (rd, rs) = storage::raw(dtype, &shape);
         let ssa = b.op(format!(
@@ -193,8 +189,11 @@ impl Planned<'_> {
     fn node(&mut self, b: &mut Builder, node: &Node) -> Res<()> {
         if let Some(mut k) = self.kernels.take() {
             let g = self.g;
-            let tys: Vec<Option<&kiln_ir::TensorType>> =
-                node.inputs.iter().map(|i| i.map(|v| &g.value(v).ty)).collect();
+            let tys: Vec<Option<&kiln_ir::TensorType>> = node
+                .inputs
+                .iter()
+                .map(|i| i.map(|v| &g.value(v).ty))
+                .collect();
             let a = InferCtx {
                 def: node.op.def(),
                 inputs: &tys,
@@ -279,9 +278,13 @@ pub(crate) fn lower_planned(
     let mut inputs = Vec::new();
     let mut outputs = Vec::new();
     let mut base_bytes = HashMap::new();
-    for (side, list, sigs) in [("in", &g.inputs, &mut inputs), ("out", &g.outputs, &mut outputs)] {
+    for (side, list, sigs) in [
+        ("in", &g.inputs, &mut inputs),
+        ("out", &g.outputs, &mut outputs),
+    ] {
         for (i, &v) in list.iter().enumerate() {
-            let s = sig(g, v).map_err(|r| unsupported(format!("{side}put \"{}\"", g.value(v).name), r))?;
+            let s = sig(g, v)
+                .map_err(|r| unsupported(format!("{side}put \"{}\"", g.value(v).name), r))?;
             let bytes = s.dtype.storage_bytes(s.shape.iter().product()).unwrap_or(0);
             base_bytes.insert(format!("%{side}{i}"), bytes.to_string());
             sigs.push(s);
@@ -322,7 +325,10 @@ pub(crate) fn lower_planned(
     for node in &g.nodes {
         if node.op == OpKind::Constant
             || aliases_operand(node.op).is_some()
-            || node.outputs.first().is_some_and(|v| st.deferred.contains_key(v))
+            || node
+                .outputs
+                .first()
+                .is_some_and(|v| st.deferred.contains_key(v))
         {
             continue;
         }
@@ -364,7 +370,11 @@ pub(crate) fn lower_planned(
     }
     let total = st.layout.total_bytes;
     let (symbols, slots, scratch) = match &st.kernels {
-        Some(k) => (k.symbols.iter().cloned().collect::<Vec<_>>(), k.max_slots, k.scratch),
+        Some(k) => (
+            k.symbols.iter().cloned().collect::<Vec<_>>(),
+            k.max_slots,
+            k.scratch,
+        ),
         None => (Vec::new(), 0, 0),
     };
     let workspace = if scratch > 0 {

@@ -86,6 +86,28 @@ pub(crate) struct ArchSpec {
     pub initialize_llvm: fn(),
     /// The MLIR pass pipeline (textual, `builtin.module(...)`) for a given CPU/chip name.
     pub mlir_pipeline: fn(cpu: &str) -> String,
+    /// The CPU code generation choices for a CPU with these LLVM features (every feature the
+    /// CPU name and feature string imply, without `+`); `None` for GPUs.
+    pub cpu_config: Option<fn(features: &[String]) -> CpuConfig>,
+}
+
+/// What the CPU code of an artifact is tuned for: the one place where tile sizes, vector width
+/// and kernel strategy are chosen per target (filled by each CPU target's module). Passes see
+/// the part they need through the driver (the layout convolution chains run in, the panel
+/// width of packed weights); the lowering reads the rest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CpuConfig {
+    /// The kernel library's instantiation: vector lanes and GEMM register tile.
+    pub variant: crate::kernels::Variant,
+    /// Whether convolution chains run in NHWC (the layout the convolution kernels read).
+    pub conv_nhwc: bool,
+}
+
+impl CpuConfig {
+    /// Width of packed weight panels (`gemm_b`, `conv_nhwc`): the GEMM tile's NR.
+    pub fn panel_width(&self) -> usize {
+        self.variant.nr()
+    }
 }
 
 /// A complete code generation target: architecture, CPU (or GPU chip) and LLVM feature string.
@@ -203,6 +225,24 @@ impl Target {
     /// The LLVM feature string (comma-separated `+feat`/`-feat`, possibly empty).
     pub fn features(&self) -> &str {
         &self.features
+    }
+
+    /// The CPU code generation choices for this target (`None` for GPUs), from every feature
+    /// its CPU and feature string imply (LLVM's own CPU tables, so `znver3` or `x86-64-v4`
+    /// need no table here).
+    pub fn cpu_config(&self) -> Option<CpuConfig> {
+        let choose = self.arch.spec().cpu_config?;
+        let features = match llvm_cpu::enabled_features(self) {
+            Ok(f) => f,
+            // An unknown CPU was refused earlier; fall back to the explicit feature string.
+            Err(_) => self
+                .features
+                .split(',')
+                .filter_map(|f| f.strip_prefix('+'))
+                .map(str::to_owned)
+                .collect(),
+        };
+        Some(choose(&features))
     }
 
     /// The LLVM target triple.

@@ -18,6 +18,7 @@ pub(super) const SPEC: ArchSpec = ArchSpec {
     elf: None,
     initialize_llvm,
     mlir_pipeline,
+    cpu_config: None,
 };
 
 fn initialize_llvm() {

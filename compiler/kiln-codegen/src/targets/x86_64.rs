@@ -1,6 +1,7 @@
 //! x86-64 Linux (System V ABI).
 
-use super::{cpu, ArchSpec};
+use super::{cpu, ArchSpec, CpuConfig};
+use crate::kernels::Variant;
 
 pub(super) const SPEC: ArchSpec = ArchSpec {
     name: "x86_64",
@@ -11,8 +12,27 @@ pub(super) const SPEC: ArchSpec = ArchSpec {
     elf: Some((object::Architecture::X86_64, object::Endianness::Little)),
     initialize_llvm,
     mlir_pipeline: cpu::pipeline,
+    cpu_config: Some(cpu_config),
 };
 
 fn initialize_llvm() {
     inkwell::targets::Target::initialize_x86(&Default::default());
+}
+
+/// The kernel instantiation and layouts for a CPU with `features`.
+fn cpu_config(features: &[String]) -> CpuConfig {
+    let has = |f: &str| features.iter().any(|x| x == f);
+    // The widest vectors the CPU has, with enough registers for the GEMM tile: AVX-512 has
+    // 32 zmm registers, AVX2 16 ymm, SSE2 16 xmm.
+    let variant = if has("avx512f") {
+        Variant::W16R32
+    } else if has("avx2") && has("fma") {
+        Variant::W8R16
+    } else {
+        Variant::W4R16
+    };
+    CpuConfig {
+        variant,
+        conv_nhwc: true,
+    }
 }

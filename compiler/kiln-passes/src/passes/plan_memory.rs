@@ -170,9 +170,7 @@ pub fn plan(g: &Graph, opts: &PlanMemoryOptions) -> MemoryPlan {
             root.insert(r, to);
         }
     }
-    let is_computed = |r: ValueId| {
-        matches!(defs.get(&r), Some(kiln_ir::Def::Node { node, .. }) if g.nodes[*node].op != OpKind::Constant && aliases_operand(g.nodes[*node].op).is_none())
-    };
+    let is_computed = |r: ValueId| matches!(defs.get(&r), Some(kiln_ir::Def::Node { node, .. }) if g.nodes[*node].op != OpKind::Constant && aliases_operand(g.nodes[*node].op).is_none());
     // Last use of each root's class (graph outputs live to the end).
     let end_of_run = g.nodes.len();
     let mut last: HashMap<ValueId, usize> = HashMap::new();
@@ -268,7 +266,10 @@ pub fn plan(g: &Graph, opts: &PlanMemoryOptions) -> MemoryPlan {
             };
             homes.insert(r, Home::Arena(offset));
             live.insert(r, (offset, bytes));
-            dying.entry(last.get(&r).copied().unwrap_or(n)).or_default().push(r);
+            dying
+                .entry(last.get(&r).copied().unwrap_or(n))
+                .or_default()
+                .push(r);
         }
     }
     MemoryPlan {
@@ -325,7 +326,13 @@ mod tests {
         // a, b live together (b = tanh a), then c with b, then d with b, c:
         // liveness alone gives 3 blocks at the peak (b, c, d), and e's.
         assert_eq!(p.arena_bytes, 3 * 1024);
-        assert_eq!(p.homes.values().filter(|h| matches!(h, Home::Output(_))).count(), 0);
+        assert_eq!(
+            p.homes
+                .values()
+                .filter(|h| matches!(h, Home::Output(_)))
+                .count(),
+            0
+        );
     }
 
     #[test]
@@ -360,13 +367,18 @@ graph @g(%x: tensor<16xf32>) -> (tensor<4x4xf32>, tensor<16xf32>) {
         let (out, _) = run(&PlanMemory::default(), src);
         let g = graph(&out);
         let plan = g.memory_plan.as_ref().unwrap();
-        assert_ne!(plan.homes[&g.nodes[0].outputs[0]], plan.homes[&g.nodes[1].outputs[0]]);
+        assert_ne!(
+            plan.homes[&g.nodes[0].outputs[0]],
+            plan.homes[&g.nodes[1].outputs[0]]
+        );
     }
 
     #[test]
     fn graphs_with_dynamic_types_stay_unplanned() {
         let mut g = graph("graph @g(%x: tensor<?xf32>) -> (tensor<?xf32>) {\n  %y = nn.exp %x : tensor<?xf32>\n  return %y\n}\n");
-        let stats = PlanMemory::default().run(&mut g, &PassOptions::default()).unwrap();
+        let stats = PlanMemory::default()
+            .run(&mut g, &PassOptions::default())
+            .unwrap();
         assert!(!stats.changed() && g.memory_plan.is_none());
     }
 }
