@@ -347,6 +347,7 @@ def bench_model(m: Model, args, tmp: Path, probe: Probe | None, peaks: dict[int,
                 print(f"# {m.name}: MISMATCH at {t} thread(s): {why}", file=sys.stderr)
                 return r
             times: dict[str, list[float]] = {"kiln": [], "ort": []}
+            cpu_times: dict[str, list[float]] = {"kiln": [], "ort": []}
             deadline = time.perf_counter() + args.budget
             rounds = 0
             while True:
@@ -354,7 +355,9 @@ def bench_model(m: Model, args, tmp: Path, probe: Probe | None, peaks: dict[int,
                 for e in order:
                     left = args.max_runs - len(times[e])
                     if left > 0:
-                        times[e] += workers[e].ask(op="run", max_runs=left, max_s=args.block_s)["ms"]
+                        block = workers[e].ask(op="run", max_runs=left, max_s=args.block_s)
+                        times[e] += block["ms"]
+                        cpu_times[e] += block["cpu_ms"]
                 rounds += 1
                 enough = all(len(v) >= args.min_runs for v in times.values())
                 full = all(len(v) >= args.max_runs for v in times.values())
@@ -362,11 +365,13 @@ def bench_model(m: Model, args, tmp: Path, probe: Probe | None, peaks: dict[int,
                     break
             for e, ms in times.items():
                 s = stats(ms)
+                s["cpu_median_ms"] = nearest_rank(sorted(cpu_times[e]), 0.5)
                 if counts is not None:
                     s["gflops"] = counts.flops / (s["median_ms"] * 1e6)
                     s["gbs"] = counts.min_bytes / (s["median_ms"] * 1e6)
                 rt[e] = s
             rt["ratio"] = rt["kiln"]["median_ms"] / rt["ort"]["median_ms"]
+            rt["cpu_ratio"] = rt["kiln"]["cpu_median_ms"] / rt["ort"]["cpu_median_ms"]
             rt["load1"] = load_average()[0]
             if probe is not None and counts is not None:
                 # Weights are only read: the roof is the read stream at the model's footprint.
@@ -452,26 +457,35 @@ def fmt_ratio(x: float) -> str:
 
 
 def ratio_table(report: dict) -> list[str]:
-    """The short table: model, then Kiln / ORT and the two medians per thread count."""
+    """The short table: model, then Kiln / ORT and the two medians per thread count, and at 1
+    thread also the ratio of CPU times (see CPU_NOTE)."""
     threads = report["config"]["threads"]
-    lines = [
-        "| model | "
-        + " | ".join(f"{t} thread{'s' if t > 1 else ''}: Kiln ÷ ORT (Kiln / ORT ms)" for t in threads)
-        + " |",
-        "|---|" + "---|" * len(threads),
-    ]
+    head = [f"{t} thread{'s' if t > 1 else ''}: Kiln ÷ ORT (Kiln / ORT ms)" for t in threads]
+    if 1 in threads:
+        head.append("1 thread, CPU time: Kiln ÷ ORT")
+    lines = ["| model | " + " | ".join(head) + " |", "|---|" + "---|" * len(head)]
     for r in report["models"]:
         cells = []
         for t in threads:
             rt = r["threads"].get(str(t), {})
             if "ratio" in rt:
-                cells.append(
-                    f"{fmt_ratio(rt['ratio'])} ({fmt_ms(rt['kiln']['median_ms'])} / {fmt_ms(rt['ort']['median_ms'])})"
-                )
+                k, o = rt["kiln"]["median_ms"], rt["ort"]["median_ms"]
+                cells.append(f"{fmt_ratio(rt['ratio'])} ({fmt_ms(k)} / {fmt_ms(o)})")
             else:
                 cells.append(f"**{r['status'].replace('_', ' ')}**")
+        if 1 in threads:
+            rt = r["threads"].get("1", {})
+            cells.append(fmt_ratio(rt["cpu_ratio"]) if "cpu_ratio" in rt else "–")
         lines.append(f"| {r['title']} | " + " | ".join(cells) + " |")
     return lines
+
+
+# Why the CPU-time column exists, for BENCHMARKS.md and the README.
+CPU_NOTE = (
+    "*CPU time* is the median CPU time of the engine's process per run; at 1 thread (ONNX Runtime then "
+    "runs on the calling thread, Kiln inline) it is the run's latency without the time the OS gave other "
+    "work, so its ratio is the one a busy machine disturbs least."
+)
 
 
 def markdown(report: dict) -> str:
@@ -519,6 +533,8 @@ def markdown(report: dict) -> str:
             + " thread(s)."
         )
     out += ["", "## Kiln ÷ ONNX Runtime (median latency; below 1: Kiln is faster)", "", *ratio_table(report), ""]
+    if 1 in cfg["threads"]:
+        out += [CPU_NOTE, ""]
     out += [
         "## Latency and throughput",
         "",
@@ -527,10 +543,13 @@ def markdown(report: dict) -> str:
         "inputs + outputs, each read once) takes longer at the read-stream bandwidth measured at that same",
         "footprint than their FLOPs take at peak, that bandwidth (bound mem). Above 100% means the engine",
         "beat the probe, e.g. by keeping weights in a cache level the probe's footprint did not fit.",
+        "*CPU ÷ wall* is each engine's median CPU time over its median latency: at 1 thread, below about 0.9",
+        "the process waited for a CPU (other work on the machine) and the row's wall times are inflated;",
+        "with more threads it also counts threads that spin or help (up to the thread count).",
         "",
         "| model | threads | Kiln ms (p10–p90) | ORT ms (p10–p90) | Kiln ÷ ORT | Kiln GFLOP/s | ORT GFLOP/s "
-        "| bound | Kiln roof | ORT roof | load |",
-        "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|",
+        "| bound | Kiln roof | ORT roof | CPU ÷ wall, Kiln / ORT | load |",
+        "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|",
     ]
     for r in report["models"]:
         for t in cfg["threads"]:
@@ -544,6 +563,7 @@ def markdown(report: dict) -> str:
                 f"| {fmt_ms(o['median_ms'])} ({fmt_ms(o['p10_ms'])}–{fmt_ms(o['p90_ms'])}) | {fmt_ratio(rt['ratio'])} "
                 f"| {fmt_opt(k.get('gflops'))} | {fmt_opt(o.get('gflops'))} | "
                 + " | ".join(roof)
+                + f" | {k['cpu_median_ms'] / k['median_ms']:.2f} / {o['cpu_median_ms'] / o['median_ms']:.2f}"
                 + f" | {rt.get('load1', '')} |"
             )
     out += [
@@ -601,6 +621,8 @@ def update_readme(report: dict) -> None:
         "[BENCHMARKS.md](BENCHMARKS.md).",
         "",
         *ratio_table(report),
+        "",
+        CPU_NOTE,
         README_END,
     ]
     start, end = text.index(README_BEGIN), text.index(README_END) + len(README_END)
@@ -676,7 +698,7 @@ def main() -> int:
     full = args.models is None and not args.quick
     args.budget = args.budget if args.budget is not None else (2.0 if args.quick else 10.0)
     args.min_runs = args.min_runs if args.min_runs is not None else (3 if args.quick else 5)
-    args.warmup_runs, args.warmup_s, args.block_s = 10, 0.5 if args.quick else 1.0, 0.25 if args.quick else 0.5
+    args.warmup_runs, args.warmup_s, args.block_s = 10, 0.5 if args.quick else 1.0, 0.25
     out_dir = args.out_dir or (REPO if full else REPO / ".cache" / "bench-results")
     for f in (args.kiln, args.runtime_lib):
         if not f.is_file():
