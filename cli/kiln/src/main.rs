@@ -33,7 +33,7 @@ const AFTER_HELP: &str = "\
 Examples:
   kiln inspect model.onnx                    # inputs/outputs, ops, parameters, unsupported ops
   kiln compile model.onnx -o model.so        # shared library + model.h
-  kiln compile model.onnx --emit=mlir -o -   # stop after a stage: kir, mlir, llvm, asm, obj
+  kiln compile model.onnx --emit=mlir -o -   # stop after a stage: kir, dot, mlir, llvm, asm, obj
   kiln run model.so --input-dir test_data_set_0 --output-dir out/
   kiln bench model.so --threads 2
   kiln import model.onnx -o model.kir        # Kiln IR text + weights side file

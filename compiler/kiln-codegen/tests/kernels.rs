@@ -217,7 +217,7 @@ fn build(target: &Target, variants: &[Variant]) -> (tempfile::TempDir, Vec<Strin
         .map(|f| dir.path().join(f))
         .collect();
     let objs: Vec<&Path> = objs.iter().map(|p| p.as_path()).collect();
-    link_shared_library(&objs, &dir.path().join("libk.so")).unwrap();
+    link_shared_library(&objs, &dir.path().join("libk.so"), &[]).unwrap();
     (dir, names)
 }
 

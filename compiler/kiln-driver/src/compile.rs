@@ -23,7 +23,7 @@ use crate::load::dynamic_inputs;
 use kiln_codegen::lower::{lower_graph, LowerOptions, LoweredModule};
 use kiln_codegen::{Arch, OptLevel, Target};
 use kiln_ir::Graph;
-use kiln_passes::{ManagerOptions, PassManager, Pipeline};
+use kiln_passes::{ManagerOptions, PassManager, Pipeline, TargetFacts};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -39,6 +39,9 @@ pub const RUNTIME_ARCHIVE: &str = "libkiln_runtime.a";
 pub enum Emit {
     /// Kiln IR text after the graph pipeline.
     Kir,
+    /// A Graphviz picture of the graph after the graph pipeline, fused
+    /// kernels drawn as clusters.
+    Dot,
     /// MLIR text from the lowering (linalg/tensor, before the MLIR pipeline).
     Mlir,
     /// Optimized LLVM IR of the model code.
@@ -53,10 +56,11 @@ pub enum Emit {
 }
 
 impl Emit {
-    /// Parses `kir|mlir|llvm|asm|obj|lib`.
+    /// Parses `kir|dot|mlir|llvm|asm|obj|lib`.
     pub fn parse(s: &str) -> Result<Emit> {
         Ok(match s {
             "kir" => Emit::Kir,
+            "dot" => Emit::Dot,
             "mlir" => Emit::Mlir,
             "llvm" | "ll" => Emit::Llvm,
             "asm" | "s" => Emit::Asm,
@@ -64,7 +68,7 @@ impl Emit {
             "lib" | "so" => Emit::Lib,
             _ => {
                 return Err(DriverError::Invalid(format!(
-                    "unknown --emit '{s}' (expected kir, mlir, llvm, asm, obj or lib)"
+                    "unknown --emit '{s}' (expected kir, dot, mlir, llvm, asm, obj or lib)"
                 )))
             }
         })
@@ -72,7 +76,10 @@ impl Emit {
 
     /// Whether the stage is text (printed to stdout when no output is given).
     pub fn is_text(self) -> bool {
-        matches!(self, Emit::Kir | Emit::Mlir | Emit::Llvm | Emit::Asm)
+        matches!(
+            self,
+            Emit::Kir | Emit::Dot | Emit::Mlir | Emit::Llvm | Emit::Asm
+        )
     }
 }
 
@@ -128,6 +135,45 @@ impl CompileOptions {
             copy_runtime: true,
             name: None,
         }
+    }
+
+    /// The pipelines this compile runs, one per line: the graph passes, the
+    /// lowering mode, the MLIR pass pipeline, the LLVM pipeline and the CPU
+    /// kernel variant (`kiln compile --print-pipeline`).
+    pub fn describe_pipeline(&self) -> String {
+        let planned = self.pipeline.passes.iter().any(|p| p.name == "plan-memory");
+        let mlir = if planned {
+            kiln_codegen::targets::CPU_PLANNED_PIPELINE
+        } else {
+            kiln_codegen::targets::CPU_PIPELINE
+        };
+        let kernels = match (planned, self.target.cpu_config()) {
+            (true, Some(c)) => format!(
+                "kiln_k_*_{} ({} lanes, GEMM tile {}x{})",
+                c.variant.name(),
+                c.variant.lanes(),
+                c.variant.mr(),
+                c.variant.nr()
+            ),
+            _ => "none".into(),
+        };
+        format!(
+            "target: {}
+graph: {}
+lowering: {}
+mlir: {mlir}
+llvm: {}
+kernels: {kernels}
+",
+            self.target,
+            self.pipeline,
+            if planned {
+                "planned (one node at a time, into the memory plan)"
+            } else {
+                "one tensor program"
+            },
+            self.opt_level.llvm_pipeline(),
+        )
     }
 
     /// Selects `-O<level>`: the graph pipeline `o<level>` and the LLVM
@@ -220,6 +266,14 @@ pub struct Artifacts {
     pub timings: Vec<(&'static str, Duration)>,
     /// Things the user should know that did not stop the compile.
     pub warnings: Vec<String>,
+    /// `(arena bytes, sum of the bytes of every intermediate)` of the memory
+    /// plan, when the pipeline made one.
+    pub memory: Option<(u64, u64)>,
+    /// Nodes of the optimized graph that run code (not constants, views or
+    /// unpacked weights): the kernels and loop nests one run executes.
+    pub nodes: usize,
+    /// Kernel symbols the artifact calls.
+    pub kernels: Vec<String>,
 }
 
 impl Artifacts {
@@ -238,6 +292,16 @@ impl Artifacts {
             "total",
             total.as_secs_f64() * 1e3
         ));
+        s.push_str(&format!("  kernels run  {:>10}\n", self.nodes));
+        if let Some((arena, sum)) = self.memory {
+            s.push_str(&format!(
+                "  activations  {:>10} bytes in one arena ({sum} bytes of intermediates without reuse)\n",
+                arena
+            ));
+        }
+        if !self.kernels.is_empty() {
+            s.push_str(&format!("  library      {}\n", self.kernels.join(", ")));
+        }
         s
     }
 }
@@ -253,18 +317,62 @@ fn timed<T>(
     r
 }
 
-/// Runs the graph pipeline on `graph` (in place).
+/// Runs the graph pipeline on `graph` (in place), without target facts
+/// (the layout and packing passes leave the graph alone).
 pub fn optimize(graph: &mut Graph, pipeline: &Pipeline) -> Result<()> {
-    PassManager::new(pipeline.clone(), ManagerOptions::default()).run(graph)?;
+    optimize_for(graph, pipeline, &TargetFacts::default())
+}
+
+/// Runs the graph pipeline on `graph` (in place) for a target whose
+/// kernels are described by `facts` ([`target_facts`]).
+pub fn optimize_for(graph: &mut Graph, pipeline: &Pipeline, facts: &TargetFacts) -> Result<()> {
+    let mut options = ManagerOptions::default();
+    options.pass.target = facts.clone();
+    PassManager::new(pipeline.clone(), options).run(graph)?;
     Ok(())
+}
+
+/// What the target-dependent graph passes need to know about the kernels
+/// the lowering calls for `target` (its kernel variant): convolutions in
+/// NHWC, weights in panels of the variant's NR, the epilogue length of
+/// `kiln_kernels.h`. Targets without a kernel library (GPUs) get the
+/// default facts, which leave layouts and weights alone.
+pub fn target_facts(target: &Target) -> TargetFacts {
+    match kiln_codegen::kernels::Variant::for_target(target) {
+        Some(v) => TargetFacts {
+            conv_layout: kiln_ir::ops::layout::DataLayout::Nhwc,
+            gemm_nr: v.nr() as u64,
+            pack_depthwise: true,
+            epilogue_max_ops: kiln_codegen::kernels::abi::EPI_MAX_OPS,
+        },
+        None => TargetFacts::default(),
+    }
 }
 
 /// Compiles `graph` to the stage and outputs `opts` asks for.
 pub fn compile(mut graph: Graph, opts: &CompileOptions) -> Result<Artifacts> {
     let mut art = Artifacts::default();
+    let facts = target_facts(&opts.target);
     timed(&mut art.timings, "passes", || {
-        optimize(&mut graph, &opts.pipeline)
+        optimize_for(&mut graph, &opts.pipeline, &facts)
     })?;
+    // Nodes that run code: not constants, views or unpacked weights (a
+    // kernel reads the packed constant itself).
+    art.nodes = graph
+        .nodes
+        .iter()
+        .filter(|n| {
+            !matches!(n.op, kiln_ir::OpKind::Constant | kiln_ir::OpKind::Unpack)
+                && kiln_ir::plan::aliases_operand(n.op).is_none()
+        })
+        .count();
+    art.memory = graph
+        .memory_plan
+        .as_ref()
+        .map(|p| kiln_ir::plan::plan_summary(&graph, p));
+    if opts.emit == Emit::Dot {
+        return finish_text(art, opts, kiln_ir::text::print_dot(&graph).into_bytes());
+    }
     if opts.emit == Emit::Kir {
         return match opts.output.as_deref().filter(|p| p.as_os_str() != "-") {
             // A file gets its weights beside it, so that it compiles again.
@@ -311,6 +419,7 @@ pub fn compile(mut graph: Graph, opts: &CompileOptions) -> Result<Artifacts> {
     let lowered = timed(&mut art.timings, "lower", || {
         Ok(lower_graph(&graph, &lower_opts)?)
     })?;
+    art.kernels = lowered.kernels.clone();
     for sig in lowered.inputs.iter().chain(&lowered.outputs) {
         if sig.name.contains('\0') {
             return Err(DriverError::Invalid(format!(
@@ -329,7 +438,7 @@ pub fn compile(mut graph: Graph, opts: &CompileOptions) -> Result<Artifacts> {
         )
     };
     match opts.emit {
-        Emit::Kir => unreachable_stage(),
+        Emit::Kir | Emit::Dot => unreachable_stage(),
         Emit::Mlir => finish_text(art, opts, lowered.mlir.clone().into_bytes()),
         Emit::Llvm => {
             let text = timed(&mut art.timings, "codegen", || {
@@ -361,7 +470,7 @@ pub fn compile(mut graph: Graph, opts: &CompileOptions) -> Result<Artifacts> {
     }
 }
 
-/// `Emit::Kir` returns before lowering; kept as a function so the match on
+/// `Emit::Kir` and `Emit::Dot` return before lowering; kept as a function so the match on
 /// [`Emit`] stays exhaustive without a panic.
 fn unreachable_stage() -> Result<Artifacts> {
     Err(DriverError::Internal(

@@ -211,6 +211,7 @@ fn dispatch(kind: OpKind, op: &Op<'_>) -> Result<Vec<Tensor>, InterpError> {
         OpKind::Softplus => one(ew::unary(op, U::Softplus)),
         OpKind::Softsign => one(ew::unary(op, U::Softsign)),
         OpKind::Sqrt => one(ew::unary(op, U::Sqrt)),
+        OpKind::Swish => one(ew::unary(op, U::Swish)),
         OpKind::Tan => one(ew::unary(op, U::Tan)),
         OpKind::Tanh => one(ew::unary(op, U::Tanh)),
         OpKind::ThresholdedRelu => one(ew::unary(op, U::ThresholdedRelu)),

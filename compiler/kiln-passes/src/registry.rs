@@ -3,7 +3,11 @@
 //! here (and a lit test `lit-tests/passes/<name>.kir`).
 
 use crate::pass::Pass;
-use crate::passes::{canonicalize, cse, dce, fold_constants, plan_memory, shape_inference};
+use crate::passes::{
+    assign_layout, canonicalize, cse, dce, fold_batch_norm, fold_constants, fuse_elementwise,
+    fuse_epilogue, pack_weights, plan_memory, recognize_attention, recognize_norms,
+    shape_inference, sink_transposes,
+};
 
 /// A registry entry.
 #[derive(Clone, Copy)]
@@ -32,12 +36,20 @@ impl Eq for PassInfo {}
 
 /// Every pass, alphabetically.
 pub const PASSES: &[PassInfo] = &[
+    assign_layout::INFO,
     canonicalize::INFO,
     cse::INFO,
     dce::INFO,
+    fold_batch_norm::INFO,
     fold_constants::INFO,
+    fuse_elementwise::INFO,
+    fuse_epilogue::INFO,
+    pack_weights::INFO,
     plan_memory::INFO,
+    recognize_attention::INFO,
+    recognize_norms::INFO,
     shape_inference::INFO,
+    sink_transposes::INFO,
 ];
 
 /// Looks a pass up by name.

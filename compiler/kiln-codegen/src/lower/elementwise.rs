@@ -39,6 +39,7 @@ fn composite_math(op: OpKind) -> bool {
             | K::Softplus
             | K::Softsign
             | K::Mish
+            | K::Swish
             | K::Gelu
             | K::Tan
             | K::Sinh
@@ -180,13 +181,25 @@ fn scalar(
                 r
             }
         }
-        K::Sigmoid => {
-            float_only("nn.sigmoid")?;
+        K::Sigmoid | K::Swish => {
+            float_only(n.node.op.name())?;
             let one = b.float(1.0, dt)?;
-            let nx = b.op(format!("arith.negf {} : {e}", x[0]));
+            // Swish: x * sigmoid(alpha * x).
+            let arg = if n.node.op == K::Swish {
+                let a = b.float(f("alpha")?, dt)?;
+                b.op(format!("arith.mulf {a}, {} : {e}", x[0]))
+            } else {
+                x[0].clone()
+            };
+            let nx = b.op(format!("arith.negf {arg} : {e}"));
             let ex = b.op(format!("math.exp {nx} : {e}"));
             let d = b.op(format!("arith.addf {one}, {ex} : {e}"));
-            b.op(format!("arith.divf {one}, {d} : {e}"))
+            let s = b.op(format!("arith.divf {one}, {d} : {e}"));
+            if n.node.op == K::Swish {
+                b.op(format!("arith.mulf {}, {s} : {e}", x[0]))
+            } else {
+                s
+            }
         }
         K::HardSigmoid | K::HardSwish => {
             float_only(n.node.op.name())?;

@@ -272,6 +272,15 @@ pub enum LowerError {
 }
 
 impl LowerError {
+    /// Whether the failure is a bug in Kiln rather than something the
+    /// lowering does not support: an emitter's reason starting with
+    /// `internal:` (a result of the wrong type, a missing value) says so.
+    pub fn is_internal(&self) -> bool {
+        self.nodes()
+            .iter()
+            .any(|n| n.reason.starts_with("internal:"))
+    }
+
     /// Every unsupported node, first included.
     pub fn nodes(&self) -> Vec<UnsupportedNode> {
         match self {
@@ -843,6 +852,7 @@ fn emit(b: &mut Builder, n: &NodeIn<'_>) -> Res<Vec<Val>> {
         | K::Softplus
         | K::Softsign
         | K::Sqrt
+        | K::Swish
         | K::Tan
         | K::Tanh
         | K::ThresholdedRelu

@@ -338,6 +338,11 @@ fn unary_table() {
                 .collect(),
         ),
         (
+            OpKind::Swish,
+            vec![("alpha", Attr::Float(1.5))],
+            xs.iter().map(|&x| x * sig(1.5 * x)).collect(),
+        ),
+        (
             OpKind::Sign,
             vec![],
             xs.iter()
@@ -3140,6 +3145,7 @@ fn half_precision_functions_round_once() {
         OpKind::Softsign,
         OpKind::Elu,
         OpKind::HardSwish,
+        OpKind::Swish,
     ] {
         outs.push(node1(&mut g, op, &[x], &[]));
     }

@@ -98,3 +98,51 @@ pub const FUSED: OpDef = OpDef {
     static_operands: &[],
     infer: infer_fused,
 };
+
+/// What one step of a fused epilogue is (`nn.fused {kind = "epilogue"}`):
+/// the ops the kernel library applies to an output tile while it is in
+/// registers (docs/middle-end.md §4). This is the one list the fusion
+/// passes decide with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EpilogueStep {
+    /// A function of the running value alone (`relu`, `gelu`, `clip` with
+    /// constant bounds, ...).
+    Unary,
+    /// The running value and one other operand, a scalar, a row or column
+    /// vector or a full matrix of the output's shape (`add`, `sub`, `mul`,
+    /// `div`, `max`, `min`; `sub` and `div` in either operand order).
+    Binary,
+}
+
+/// The epilogue step `node` can be, if any. Attribute-dependent cases are
+/// decided here too (`nn.swish` only as SiLU, `alpha = 1`). Clip's bounds
+/// must also be constants, which only the caller can see.
+pub fn epilogue_step(node: &crate::graph::Node) -> Option<EpilogueStep> {
+    use super::OpKind as K;
+    match node.op {
+        K::Relu
+        | K::Clip
+        | K::LeakyRelu
+        | K::Sigmoid
+        | K::Tanh
+        | K::Gelu
+        | K::HardSigmoid
+        | K::HardSwish
+        | K::Elu
+        | K::Exp
+        | K::Erf
+        | K::Neg
+        | K::Abs
+        | K::Sqrt
+        | K::Log => Some(EpilogueStep::Unary),
+        K::Swish => match node.attrs.get("alpha") {
+            None => Some(EpilogueStep::Unary),
+            Some(crate::attr::Attr::Float(a)) if *a == 1.0 => Some(EpilogueStep::Unary),
+            _ => None,
+        },
+        K::Add | K::Sub | K::Mul | K::Div | K::Max | K::Min if node.inputs.len() == 2 => {
+            Some(EpilogueStep::Binary)
+        }
+        _ => None,
+    }
+}

@@ -252,6 +252,7 @@ ops! {
     Softplus = elementwise::SOFTPLUS,
     Softsign = elementwise::SOFTSIGN,
     Sqrt = elementwise::SQRT,
+    Swish = elementwise::SWISH,
     Tan = elementwise::TAN,
     Tanh = elementwise::TANH,
     ThresholdedRelu = elementwise::THRESHOLDED_RELU,

@@ -191,6 +191,13 @@ fn print_attr(out: &mut String, g: &Graph, a: &Attr) {
     }
 }
 
+/// ` {k = v, ...}` when there are attributes, as the printer writes them.
+pub(super) fn attrs_text(g: &Graph, attrs: &crate::attr::Attrs) -> String {
+    let mut out = String::new();
+    print_attrs(&mut out, g, attrs);
+    out
+}
+
 /// Prints ` {k = v, ...}` when there are attributes.
 fn print_attrs(out: &mut String, g: &Graph, attrs: &crate::attr::Attrs) {
     if attrs.is_empty() {
