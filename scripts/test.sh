@@ -64,7 +64,11 @@ step "cross runtime (aarch64)" scripts/cross-runtime.sh
 step "conformance aarch64 (qemu)" .venv/bin/python scripts/conformance.py --check --no-table \
     --paths aarch64 --kiln "${CARGO_TARGET_DIR:-target}/debug/kiln"
 
-# Step 6: fuzz the ONNX frontend (load + inspect + import + verify) and the runtime's artifact
+# Step 6: the benchmark suite's non-timing parts (model generator against its manifest, FLOP
+# counter, output comparison); a few seconds. The timings themselves are scripts/bench.sh.
+step "bench suite unit tests" .venv/bin/python -m unittest bench/test_bench.py
+
+# Step 7: fuzz the ONNX frontend (load + inspect + import + verify) and the runtime's artifact
 # descriptor validation for short budgets; a crash fails the run and leaves its input in the
 # crate's regression folder (see scripts/fuzz.sh).
 step "fuzz (60 s)" scripts/fuzz.sh 60
