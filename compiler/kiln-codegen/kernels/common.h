@@ -100,6 +100,59 @@ static inline double epi_cost(const epi_t* e) {
   return w;
 }
 
+/* The common ops at the end of a convolution (bias, residual, relu/clip),
+ * recognized so kernels can apply them in registers. */
+typedef struct epi_simple {
+  const float* bias;     /* ADD ROW, or 0 */
+  const float* residual; /* then ADD MAT, or 0 */
+  int64_t ld;            /* of the residual */
+  int act;               /* then 0 none, 1 relu, 2 clip(lo, hi) */
+  float lo, hi;
+} epi_simple;
+
+/* Whether `e` is exactly [add row]? [add mat]? [relu | clip]? (fills s). */
+static inline int epi_simple_of(const epi_t* e, epi_simple* s) {
+  int i = 0;
+  s->bias = s->residual = 0;
+  s->ld = 0;
+  s->act = 0;
+  s->lo = s->hi = 0.0f;
+  if (i < e->n && e->op[i].code == KILN_EPI_ADD && e->op[i].kind == KILN_OPND_ROW)
+    s->bias = e->op[i++].ptr;
+  if (i < e->n && e->op[i].code == KILN_EPI_ADD && e->op[i].kind == KILN_OPND_MAT) {
+    s->residual = e->op[i].ptr;
+    s->ld = e->op[i++].ld;
+  }
+  if (i < e->n && e->op[i].code == KILN_EPI_RELU) {
+    s->act = 1;
+    i++;
+  } else if (i < e->n && e->op[i].code == KILN_EPI_CLIP) {
+    s->act = 2;
+    s->lo = e->op[i].p0;
+    s->hi = e->op[i++].p1;
+  }
+  return i == e->n;
+}
+
+/* A 2-D window: kernel, strides, dilations, pads (top, left, bottom, right). */
+typedef struct kwin {
+  int64_t kh, kw, sh, sw, dh, dw, pt, pl, pb, pr;
+} kwin;
+
+/* Reads the ten window slots starting at args[at] (KH ... PAD_RIGHT). */
+static inline void window_decode(const int64_t* args, int at, kwin* w) {
+  w->kh = args[at];
+  w->kw = args[at + 1];
+  w->sh = args[at + 2];
+  w->sw = args[at + 3];
+  w->dh = args[at + 4];
+  w->dw = args[at + 5];
+  w->pt = args[at + 6];
+  w->pl = args[at + 7];
+  w->pb = args[at + 8];
+  w->pr = args[at + 9];
+}
+
 /* A zero row, for padding taps of convolutions (at least the largest channel
  * block a kernel reads through one pointer). */
 #define KILN_ZERO_FLOATS 1024

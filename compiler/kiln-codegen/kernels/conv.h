@@ -16,7 +16,7 @@ typedef struct FN(conv_job) {
   const float* wt;
   float* y; /* at the channel offset */
   int64_t oh, ow, ys;
-  int64_t kh, kw, sh, sw, dh, dw, pt, pl;
+  kwin win;
   int64_t cin_g, cout_g, np_g, kg; /* per group: channels, panels, K */
   int64_t np;                      /* panels of all groups */
   int64_t cb, nc;                  /* input-channel block, column block */
@@ -29,14 +29,16 @@ static KV_ATTR void FN(conv_block)(const FN(conv_job) * j, int64_t m0, int64_t m
                                    int64_t p1) {
   const int64_t ncp = KMAX(1, j->nc / NR), ohw = j->oh * j->ow;
   FN(conv_rows) cr;
-  cr.ntaps = j->kh * j->kw;
-  cr.kw = j->kw;
-  cr.dh = j->dh;
-  cr.dw = j->dw;
+  cr.ntaps = j->win.kh * j->win.kw;
+  cr.kw = j->win.kw;
+  cr.dh = j->win.dh;
+  cr.dw = j->win.dw;
   cr.h = j->h;
   cr.w = j->w;
   cr.xs = j->xs;
   cr.bstep = j->cin_g * NR;
+  epi_simple es;
+  int simple = epi_simple_of(j->epi, &es);
   int64_t cbeg = 0;
   do {
     int64_t cbn = KMIN(j->cb, j->cin_g - cbeg);
@@ -48,6 +50,7 @@ static KV_ATTR void FN(conv_block)(const FN(conv_job) * j, int64_t m0, int64_t m
     x.ldc = j->ys;
     x.accumulate = cbeg > 0;
     x.epi = cbeg + cbn >= j->cin_g ? j->epi : 0;
+    x.es = x.epi && simple ? &es : 0;
     for (int64_t jp = p0; jp < p1; jp += ncp) {
       int64_t jpe = KMIN(jp + ncp, p1);
       for (int64_t i = m0; i < m1; i += MR) {
@@ -57,8 +60,8 @@ static KV_ATTR void FN(conv_block)(const FN(conv_job) * j, int64_t m0, int64_t m
           int64_t img = pix / ohw, rem = pix - img * ohw;
           int64_t oy = rem / j->ow, ox = rem - oy * j->ow;
           cr.img[r] = j->x + img * j->h * j->w * j->xs;
-          cr.ih0[r] = oy * j->sh - j->pt;
-          cr.iw0[r] = ox * j->sw - j->pl;
+          cr.ih0[r] = oy * j->win.sh - j->win.pt;
+          cr.iw0[r] = ox * j->win.sw - j->win.pl;
         }
         x.r0 = i;
         for (int64_t p = jp; p < jpe; p++) {
@@ -103,19 +106,12 @@ KHIDDEN KV_ATTR void FN(kiln_k_conv2d)(const int64_t* args) {
   j.y = (float*)slot_p(args, KILN_CONV_Y) + slot_i(args, KILN_CONV_Y_OFFSET);
   j.oh = slot_i(args, KILN_CONV_OH);
   j.ow = slot_i(args, KILN_CONV_OW);
-  j.kh = slot_i(args, KILN_CONV_KH);
-  j.kw = slot_i(args, KILN_CONV_KW);
-  j.sh = slot_i(args, KILN_CONV_STRIDE_H);
-  j.sw = slot_i(args, KILN_CONV_STRIDE_W);
-  j.dh = slot_i(args, KILN_CONV_DIL_H);
-  j.dw = slot_i(args, KILN_CONV_DIL_W);
-  j.pt = slot_i(args, KILN_CONV_PAD_TOP);
-  j.pl = slot_i(args, KILN_CONV_PAD_LEFT);
+  window_decode(args, KILN_CONV_KH, &j.win);
   j.cin_g = cin / groups;
   j.cout_g = cout / groups;
   j.np_g = cdiv(j.cout_g, NR);
   j.np = groups * j.np_g;
-  j.kg = j.kh * j.kw * j.cin_g;
+  j.kg = j.win.kh * j.win.kw * j.cin_g;
   j.m = j.n * j.oh * j.ow;
   j.epi = &epi;
   int64_t kc = slot_i(args, KILN_CONV_KC), nc = slot_i(args, KILN_CONV_NC);
@@ -123,7 +119,7 @@ KHIDDEN KV_ATTR void FN(kiln_k_conv2d)(const int64_t* args) {
   j.nc = nc > 0 ? nc : KV_NC;
   /* K blocks hold whole taps: the input channels are split into equal
    * blocks so that taps x block stays near KC (and within the zero row). */
-  int64_t taps = KMAX(1, j.kh * j.kw);
+  int64_t taps = KMAX(1, j.win.kh * j.win.kw);
   int64_t nblk = KMAX(cdiv(taps * j.cin_g, kc), cdiv(j.cin_g, KILN_ZERO_FLOATS));
   j.cb = KMAX(1, cdiv(j.cin_g, KMAX(1, nblk)));
   if (j.m <= 0 || j.cout_g <= 0) return;

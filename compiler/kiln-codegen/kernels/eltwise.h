@@ -36,9 +36,10 @@ static KV_ATTR void FN(split_rows)(FN(rows_fn) fn, const void* job, int64_t rows
     kiln_par_for(d.tasks, FN(rows_task), &d);
 }
 
-/* Applies `epi` to rows [r0, r1) of y in place through stack tiles. */
+/* Applies `epi` to rows [r0, r1) of y in place through stack tiles; row r
+ * is epilogue row row_base + r. */
 static KV_ATTR void FN(epi_rows)(const epi_t* epi, float* y, int64_t ldy, int64_t r0, int64_t r1,
-                                 int64_t cols) {
+                                 int64_t cols, int64_t row_base) {
   if (!epi->n || cols <= 0) return;
   float t[EW_TILE] __attribute__((aligned(64)));
   int64_t cw = KMIN(cdiv(cols, VW) * VW, EW_COLS);
@@ -54,7 +55,7 @@ static KV_ATTR void FN(epi_rows)(const epi_t* epi, float* y, int64_t ldy, int64_
         for (int64_t v = 0; v < nf; v++) FN(vst)(d + v * VW, FN(vld)(s + v * VW));
         if (rem) FN(vst)(d + nf * VW, FN(vld_n)(s + nf * VW, rem));
       }
-      FN(epi_apply)(epi, t, cw, nr, nc, r, c);
+      FN(epi_apply)(epi, t, cw, nr, nc, row_base + r, c);
       FN(tile_store)(t, cw, y + r * ldy + c, ldy, nr, nc);
     }
   }
@@ -180,7 +181,7 @@ static KV_ATTR void FN(sm_rows)(const void* job, int64_t r0, int64_t r1) {
       if (rem) FN(vst_n)(y + nf * VW, FN(vld_n)(y + nf * VW, rem) * inv, rem);
     }
   }
-  FN(epi_rows)(j->epi, j->y, j->ldy, r0, r1, n);
+  FN(epi_rows)(j->epi, j->y, j->ldy, r0, r1, n, 0);
 }
 
 KHIDDEN KV_ATTR void FN(kiln_k_softmax)(const int64_t* args) {
@@ -260,7 +261,7 @@ static KV_ATTR void FN(ln_rows)(const void* job, int64_t r0, int64_t r1) {
       FN(vst_n)(y + nf * VW, t, rem);
     }
   }
-  FN(epi_rows)(j->epi, j->y, j->ldy, r0, r1, n);
+  FN(epi_rows)(j->epi, j->y, j->ldy, r0, r1, n, 0);
 }
 
 KHIDDEN KV_ATTR void FN(kiln_k_norm)(const int64_t* args) {

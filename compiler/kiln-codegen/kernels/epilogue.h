@@ -40,6 +40,16 @@ KF V FN(epi_unary)(int32_t code, V v, float p0, float p1) {
   }
 }
 
+/* The activation of a simple epilogue (see epi_simple_of). */
+KF V FN(epi_act)(const epi_simple* s, V v) {
+  if (s->act == 1) return v < 0.0f ? (V)0.0f : v;
+  if (s->act == 2) {
+    v = v < s->lo ? (V)s->lo : v;
+    return v > s->hi ? (V)s->hi : v;
+  }
+  return v;
+}
+
 /* One loop per (op, operand shape): the switch is outside the loops. */
 #define EPI_BIN_CASES(LOOP)                 \
   case KILN_EPI_ADD: LOOP(v + x) break;     \

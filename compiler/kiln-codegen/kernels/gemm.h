@@ -33,6 +33,7 @@ typedef struct FN(tile_args) {
   int64_t ldc;
   int accumulate;        /* add to C (a K block after the first) */
   const epi_t* epi;      /* last K block only; may be NULL */
+  const epi_simple* es;  /* with epi: its simple form, applied in registers, or NULL */
   int64_t r0, c0;        /* output position (epilogue operands) */
 } FN(tile_args);
 
@@ -110,8 +111,9 @@ KF void FN(tile_fixed)(const int mr, const int nv, const FN(tile_args) * x, int6
     FN(kloop)(mr, nv, acc, a, x->acs, b, x->kc);
   }
   int epi = x->epi && x->epi->n;
-  if (nr == nv * VW && rows == mr && !epi) {
-    /* Full tile without epilogue: straight from registers. */
+  if (nr == nv * VW && rows == mr && (!epi || x->es)) {
+    /* Full tile, no epilogue or a simple one: straight from registers. */
+    const epi_simple* es = epi ? x->es : 0;
 #pragma unroll
     for (int i = 0; i < MR; i++)
       if (i < mr)
@@ -119,7 +121,13 @@ KF void FN(tile_fixed)(const int mr, const int nv, const FN(tile_args) * x, int6
         for (int j = 0; j < NRV; j++)
           if (j < nv) {
             float* cp = x->c + i * x->ldc + j * VW;
-            FN(vst)(cp, x->accumulate ? acc[i][j] + FN(vld)(cp) : acc[i][j]);
+            V v = x->accumulate ? acc[i][j] + FN(vld)(cp) : acc[i][j];
+            if (es) {
+              if (es->bias) v += FN(vld)(es->bias + x->c0 + j * VW);
+              if (es->residual) v += FN(vld)(es->residual + (x->r0 + i) * es->ld + x->c0 + j * VW);
+              v = FN(epi_act)(es, v);
+            }
+            FN(vst)(cp, v);
           }
     return;
   }
@@ -173,6 +181,8 @@ typedef struct FN(gemm_job) {
 static KV_ATTR void FN(gemm_block)(const FN(gemm_job) * g, const epi_t* epi, int64_t m0,
                                    int64_t m1, int64_t p0, int64_t p1) {
   const int64_t K = g->k, kc = g->kc, ncp = KMAX(1, g->nc / NR);
+  epi_simple es;
+  int simple = epi && epi_simple_of(epi, &es);
   int64_t pc = 0;
   do {
     int64_t kcb = KMIN(kc, K - pc);
@@ -183,6 +193,7 @@ static KV_ATTR void FN(gemm_block)(const FN(gemm_job) * g, const epi_t* epi, int
     x.ldc = g->ldc;
     x.accumulate = pc > 0;
     x.epi = pc + kcb >= K ? epi : 0;
+    x.es = x.epi && simple ? &es : 0;
     for (int64_t jp = p0; jp < p1; jp += ncp) {
       int64_t jpe = KMIN(jp + ncp, p1);
       for (int64_t i = m0; i < m1; i += MR) {

@@ -1037,8 +1037,20 @@ struct GemmCase {
     b_shared: bool,
     kc: i64,
     nc: i64,
-    epi: bool,
+    epi: Epi,
 }
+
+/// The epilogue a case applies.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Epi {
+    None,
+    /// bias + residual + activation: the form kernels apply in registers.
+    Simple,
+    /// Anything else (through the generic epilogue).
+    General,
+}
+
+const EPIS: [Epi; 3] = [Epi::None, Epi::Simple, Epi::General];
 
 /// Sizes: 1, primes, tile +- 1, and blocks crossing the cache-block sizes.
 fn gemm_cases(mr: usize, nr: usize) -> Vec<GemmCase> {
@@ -1074,7 +1086,7 @@ fn gemm_cases(mr: usize, nr: usize) -> Vec<GemmCase> {
             b_shared: i % 10 == 0,
             kc,
             nc,
-            epi: i % 2 == 0,
+            epi: EPIS[i % 3],
         })
         .collect()
 }
@@ -1135,26 +1147,24 @@ fn check_gemm(lib: &Lib, t: Threads, c: GemmCase, rng: &mut Rng) {
     let bias = rng.normals(n * batch, 1.0);
     let ldr = n + 2;
     let res = rng.normals(m * ldr * batch, 1.0);
-    let epi = if c.epi {
-        Epilogue::new(vec![
-            EpiOp::Binary {
-                op: Binary::Add,
-                operand: Operand::Row(addr(&bias)),
-                batch_stride: n as i64,
-            },
-            EpiOp::Binary {
-                op: Binary::Add,
-                operand: Operand::Mat {
-                    ptr: addr(&res),
-                    ld: ldr as i64,
-                },
-                batch_stride: (m * ldr) as i64,
-            },
-            EpiOp::Unary(Unary::Relu),
-        ])
-        .unwrap()
-    } else {
-        Epilogue::none()
+    let bias_op = EpiOp::Binary {
+        op: Binary::Add,
+        operand: Operand::Row(addr(&bias)),
+        batch_stride: n as i64,
+    };
+    let res_op = EpiOp::Binary {
+        op: Binary::Add,
+        operand: Operand::Mat {
+            ptr: addr(&res),
+            ld: ldr as i64,
+        },
+        batch_stride: (m * ldr) as i64,
+    };
+    let epi = match c.epi {
+        Epi::None => Epilogue::none(),
+        Epi::Simple => Epilogue::new(vec![bias_op, res_op, EpiOp::Unary(Unary::Relu)]).unwrap(),
+        // The same ops in another order, then a non-simple activation.
+        Epi::General => Epilogue::new(vec![res_op, bias_op, EpiOp::Unary(Unary::GeluErf)]).unwrap(),
     };
     let mut args = GemmArgs {
         a: addr(&a),
@@ -1196,10 +1206,14 @@ fn check_gemm(lib: &Lib, t: Threads, c: GemmCase, rng: &mut Rng) {
                     abs += p.abs();
                 }
                 let mut tl = dot_tol(k, abs, s);
-                if c.epi {
+                if c.epi != Epi::None {
                     s += f64::from(bias[b * n + j]) + f64::from(res[b * m * ldr + i * ldr + j]);
-                    s = s.max(0.0);
-                    tl += 2.0 * f32_ulp(s);
+                    s = if c.epi == Epi::Simple {
+                        s.max(0.0)
+                    } else {
+                        unary_ref(Unary::GeluErf, s)
+                    };
+                    tl = 1.2 * tl + 4.0 * f32_ulp(s) + 1e-7;
                 }
                 got.push(cbuf[b * c_bs + i * ldc + j]);
                 want.push(s);
@@ -1293,7 +1307,7 @@ struct ConvCase {
     pads: [usize; 4],
     groups: usize,
     kc: i64,
-    epi: bool,
+    epi: Epi,
 }
 
 impl ConvCase {
@@ -1336,7 +1350,7 @@ fn conv_cases(nr: usize) -> Vec<ConvCase> {
         pads,
         groups,
         kc: 0,
-        epi: false,
+        epi: Epi::None,
     };
     let mut v = vec![
         // 1x1, stride 1: the GEMM case.
@@ -1369,7 +1383,7 @@ fn conv_cases(nr: usize) -> Vec<ConvCase> {
         ..c(1, 6, 5, 40, nr + 1, (3, 3), (1, 1), (1, 1), [1; 4], 1)
     });
     for (i, case) in v.iter_mut().enumerate() {
-        case.epi = i % 2 == 0;
+        case.epi = EPIS[i % 3];
     }
     v
 }
@@ -1390,26 +1404,24 @@ fn check_conv(lib: &Lib, t: Threads, c: ConvCase, rng: &mut Rng) {
     let mut y = vec![f32::NAN; pixels * ys];
     let bias = rng.normals(c.cout, 1.0);
     let res = rng.normals(pixels * c.cout, 1.0);
-    let epi = if c.epi {
-        Epilogue::new(vec![
-            EpiOp::Binary {
-                op: Binary::Add,
-                operand: Operand::Row(addr(&bias)),
-                batch_stride: 0,
-            },
-            EpiOp::Binary {
-                op: Binary::Add,
-                operand: Operand::Mat {
-                    ptr: addr(&res),
-                    ld: c.cout as i64,
-                },
-                batch_stride: 0,
-            },
-            EpiOp::Unary(Unary::Clip { lo: 0.0, hi: 6.0 }),
-        ])
-        .unwrap()
-    } else {
-        Epilogue::none()
+    let bias_op = EpiOp::Binary {
+        op: Binary::Add,
+        operand: Operand::Row(addr(&bias)),
+        batch_stride: 0,
+    };
+    let res_op = EpiOp::Binary {
+        op: Binary::Add,
+        operand: Operand::Mat {
+            ptr: addr(&res),
+            ld: c.cout as i64,
+        },
+        batch_stride: 0,
+    };
+    let act = EpiOp::Unary(Unary::Clip { lo: 0.0, hi: 6.0 });
+    let epi = match c.epi {
+        Epi::None => Epilogue::none(),
+        Epi::Simple => Epilogue::new(vec![bias_op, res_op, act]).unwrap(),
+        Epi::General => Epilogue::new(vec![res_op, bias_op, act.clone(), act]).unwrap(),
     };
     let args = ConvArgs {
         x: Nhwc {
@@ -1478,7 +1490,7 @@ fn check_conv(lib: &Lib, t: Threads, c: ConvCase, rng: &mut Rng) {
                         }
                     }
                     let mut tl = dot_tol(c.kh * c.kw * cin_g, abs, s);
-                    if c.epi {
+                    if c.epi != Epi::None {
                         s += f64::from(bias[o]) + f64::from(res[pix * c.cout + o]);
                         s = s.clamp(0.0, 6.0);
                         tl += 2.0 * f32_ulp(s);
@@ -1520,7 +1532,7 @@ struct DwCase {
     stride: (usize, usize),
     dil: (usize, usize),
     pads: [usize; 4],
-    epi: bool,
+    epi: Epi,
 }
 
 fn check_dwconv(lib: &Lib, t: Threads, c: DwCase, rng: &mut Rng) {
@@ -1537,18 +1549,16 @@ fn check_dwconv(lib: &Lib, t: Threads, c: DwCase, rng: &mut Rng) {
     let pixels = c.n * oh * ow;
     let mut y = vec![f32::NAN; pixels * ys];
     let bias = rng.normals(c.c, 1.0);
-    let epi = if c.epi {
-        Epilogue::new(vec![
-            EpiOp::Binary {
-                op: Binary::Add,
-                operand: Operand::Row(addr(&bias)),
-                batch_stride: 0,
-            },
-            EpiOp::Unary(Unary::Clip { lo: 0.0, hi: 6.0 }),
-        ])
-        .unwrap()
-    } else {
-        Epilogue::none()
+    let bias_op = EpiOp::Binary {
+        op: Binary::Add,
+        operand: Operand::Row(addr(&bias)),
+        batch_stride: 0,
+    };
+    let act = EpiOp::Unary(Unary::Clip { lo: 0.0, hi: 6.0 });
+    let epi = match c.epi {
+        Epi::None => Epilogue::none(),
+        Epi::Simple => Epilogue::new(vec![bias_op, act]).unwrap(),
+        Epi::General => Epilogue::new(vec![act.clone(), bias_op, act]).unwrap(),
     };
     let args = DwConvArgs {
         x: Nhwc {
@@ -1608,10 +1618,14 @@ fn check_dwconv(lib: &Lib, t: Threads, c: DwCase, rng: &mut Rng) {
                         }
                     }
                     let mut tl = dot_tol(c.kh * c.kw, abs, s);
-                    if c.epi {
-                        s = (s + f64::from(bias[ch])).clamp(0.0, 6.0);
-                        tl += 2.0 * f32_ulp(s);
+                    match c.epi {
+                        Epi::None => {}
+                        Epi::Simple => s = (s + f64::from(bias[ch])).clamp(0.0, 6.0),
+                        Epi::General => {
+                            s = (s.clamp(0.0, 6.0) + f64::from(bias[ch])).clamp(0.0, 6.0)
+                        }
                     }
+                    tl += 2.0 * f32_ulp(s);
                     got.push(y[pix * ys + yo + ch]);
                     want.push(s);
                     tol.push(tl);
@@ -1641,14 +1655,36 @@ fn dwconv2d_shapes_strides_pads() {
         epi,
     };
     let cases = [
-        d(2, 9, 11, 16, (3, 3), (1, 1), (1, 1), [1; 4], true),
-        d(1, 10, 9, 37, (3, 3), (2, 2), (1, 1), [0, 0, 1, 1], false),
-        d(1, 7, 7, 1, (3, 3), (1, 1), (1, 1), [1; 4], true),
-        d(1, 12, 12, 5, (5, 5), (1, 1), (2, 2), [4; 4], false),
-        d(1, 6, 17, 67, (1, 1), (1, 1), (1, 1), [0; 4], true),
-        d(1, 8, 8, 24, (7, 3), (1, 2), (1, 1), [3, 1, 3, 1], false),
-        d(1, 2, 2, 40, (3, 3), (1, 1), (1, 1), [1; 4], true),
-        d(1, 14, 14, 96, (3, 3), (1, 1), (1, 1), [1; 4], false),
+        d(2, 9, 11, 16, (3, 3), (1, 1), (1, 1), [1; 4], Epi::Simple),
+        d(
+            1,
+            10,
+            9,
+            37,
+            (3, 3),
+            (2, 2),
+            (1, 1),
+            [0, 0, 1, 1],
+            Epi::None,
+        ),
+        d(1, 7, 7, 1, (3, 3), (1, 1), (1, 1), [1; 4], Epi::General),
+        d(1, 12, 12, 5, (5, 5), (1, 1), (2, 2), [4; 4], Epi::Simple),
+        d(1, 6, 17, 67, (1, 1), (1, 1), (1, 1), [0; 4], Epi::General),
+        d(1, 8, 8, 24, (7, 3), (1, 2), (1, 1), [3, 1, 3, 1], Epi::None),
+        d(1, 2, 2, 40, (3, 3), (1, 1), (1, 1), [1; 4], Epi::Simple),
+        d(1, 14, 14, 96, (3, 3), (1, 1), (1, 1), [1; 4], Epi::General),
+        d(2, 15, 16, 64, (3, 3), (2, 2), (1, 1), [1; 4], Epi::Simple),
+        d(
+            1,
+            13,
+            11,
+            35,
+            (3, 3),
+            (1, 1),
+            (2, 2),
+            [2, 1, 2, 3],
+            Epi::None,
+        ),
     ];
     for lib in libs() {
         for case in cases {
