@@ -401,15 +401,41 @@ fn build_artifact(
     let weights_o = stage.path("weights.o");
     let blob_path = stage.path("weights.bin");
 
-    let object = timed(&mut art.timings, "codegen", || {
-        Ok(kiln_codegen::emit_with_pipeline(
-            &lowered.mlir,
-            target,
-            lowered.pipeline_hint,
-            opts.opt_level,
-            kiln_codegen::Emit::Obj,
-        )?)
-    })?;
+    // The kernel library (when the module calls kernels) compiles on its own thread, beside
+    // the model code: both are independent LLVM modules, and this is most of the compile time
+    // of a kernel-heavy model.
+    let kernels_o = stage.path("kernels.o");
+    let (object, kernels) = std::thread::scope(|scope| {
+        let kernels = (!lowered.kernels.is_empty()).then(|| {
+            scope.spawn(|| {
+                let start = Instant::now();
+                let names: Vec<&str> = lowered.kernels.iter().map(String::as_str).collect();
+                let obj = kiln_codegen::kernels::compile_kernels(target, opts.opt_level, &names);
+                (obj, start.elapsed())
+            })
+        });
+        let object = timed(&mut art.timings, "codegen", || {
+            Ok(kiln_codegen::emit_with_pipeline(
+                &lowered.mlir,
+                target,
+                lowered.pipeline_hint,
+                opts.opt_level,
+                kiln_codegen::Emit::Obj,
+            )?)
+        });
+        let kernels = kernels.map(|handle| {
+            handle.join().unwrap_or_else(|_| {
+                (
+                    Err(kiln_codegen::CodegenError::KernelBitcode(
+                        "the kernel compile thread panicked".into(),
+                    )),
+                    Duration::ZERO,
+                )
+            })
+        });
+        (object, kernels)
+    });
+    let object = object?;
     write_file(&kernel_o, &object)?;
     drop(object);
 
@@ -456,6 +482,11 @@ fn build_artifact(
     write_file(&glue_o, &glue_obj)?;
 
     let mut objects = vec![kernel_o.clone(), glue_o.clone()];
+    if let Some((obj, elapsed)) = kernels {
+        art.timings.push(("kernels", elapsed));
+        write_file(&kernels_o, &obj?)?;
+        objects.push(kernels_o.clone());
+    }
     timed(&mut art.timings, "weights", || {
         if total == 0 {
             return Ok(());
@@ -645,4 +676,61 @@ pub fn find_runtime_archive(dir: Option<&Path>) -> Result<PathBuf> {
                 .join(", ")
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kiln_codegen::kernels::{Kernel, Variant};
+
+    /// The names `llvm-nm-22` lists in `path`, with their type letters.
+    fn symbols(path: &Path) -> String {
+        let out = std::process::Command::new("llvm-nm-22")
+            .arg(path)
+            .output()
+            .expect("LLVM 22 tools are installed");
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The kernels the lowering asks for are compiled for the target and linked into both
+    /// artifact forms, with hidden (local) visibility; other kernels are not.
+    #[test]
+    fn artifacts_link_the_kernels_the_lowering_calls() {
+        let src = "graph @g(%x: tensor<4xf32>) -> (tensor<4xf32>) {\n  \
+                   %y = nn.relu %x : tensor<4xf32>\n  return %y\n}\n";
+        let graph = kiln_ir::text::parse(src, "g.kir", None).unwrap().graph;
+        let mut lowered = lower_graph(&graph, &LowerOptions::default()).unwrap();
+        assert!(
+            lowered.kernels.is_empty(),
+            "the lowering calls no kernel yet"
+        );
+        let used = Kernel::Softmax.symbol(Variant::W8R16);
+        lowered.kernels.push(used.clone());
+        let dir = tempfile::tempdir().unwrap();
+        // --emit=obj copies the runtime archive next to the object; any file stands in.
+        std::fs::write(dir.path().join(RUNTIME_ARCHIVE), b"!<arch>\n").unwrap();
+        let target = Target::parse("x86-64-v3").unwrap();
+        for emit in [Emit::Lib, Emit::Obj] {
+            let output = dir
+                .path()
+                .join(if emit == Emit::Lib { "m.so" } else { "m.o" });
+            let mut opts = CompileOptions::new(target.clone(), Some(output.clone()));
+            opts.emit = emit;
+            opts.runtime_dir = Some(dir.path().to_path_buf());
+            let mut art = Artifacts::default();
+            build_artifact(&graph, &lowered, &opts, &output, &mut art).unwrap();
+            let syms = symbols(&output);
+            let line = syms
+                .lines()
+                .find(|l| l.ends_with(&format!(" {used}")))
+                .unwrap_or_else(|| panic!("{used} missing from {emit:?}:\n{syms}"));
+            // Hidden: local in a shared library, hidden-global in a relocatable object.
+            if emit == Emit::Lib {
+                assert!(line.contains(" t "), "{line}");
+            }
+            assert!(!syms.contains("kiln_k_gemm"), "unused kernels were linked");
+            assert!(art.timings.iter().any(|(stage, _)| *stage == "kernels"));
+        }
+    }
 }

@@ -197,6 +197,10 @@ pub struct LoweredModule {
     pub weights: WeightsLayout,
     /// A CPU pipeline validated on this module ([`CPU_PIPELINE`]).
     pub pipeline_hint: &'static str,
+    /// Symbols of the CPU kernel library the module calls ([`crate::kernels`]); the driver
+    /// compiles exactly these for the artifact's target and links them in. Empty when the
+    /// module calls no kernel.
+    pub kernels: Vec<String>,
 }
 
 /// A node the lowering cannot handle, and why.
@@ -429,6 +433,7 @@ pub fn lower_graph(g: &Graph, opts: &LowerOptions) -> Result<LoweredModule, Lowe
         outputs,
         weights: layout,
         pipeline_hint: CPU_PIPELINE,
+        kernels: Vec::new(),
     })
 }
 
