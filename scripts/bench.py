@@ -76,7 +76,7 @@ def main() -> int:
             so = Path(tmp) / f"{d.name}.so"
             t0 = time.perf_counter()
             subprocess.run(
-                [str(args.kiln), "compile", str(d / "model.onnx"), "-o", str(so), *input_shapes(d)], check=True
+                [str(args.kiln), "compile", str(d / "model.onnx"), "--cpu=native", "-o", str(so), *input_shapes(d)], check=True
             )
             print(f"# {d.name}: compiled in {time.perf_counter() - t0:.2f} s", file=sys.stderr)
             lines = json_lines([str(args.kiln), "bench", str(so), "--input-dir", str(d / "test_data_set_0"), *common])

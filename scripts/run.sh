@@ -12,6 +12,9 @@ out="${KILN_RUN_OUT:-target/kiln-run}"
 
 scripts/setup.sh
 cargo build --release -p kiln
+# The runtime a deployed program links (target/kiln-c/{lib,include}); `kiln config` and
+# `kiln compile --emit=obj` find it there.
+runtime/scripts/build-c-lib.sh target/kiln-c >/dev/null
 kiln=target/release/kiln
 mkdir -p "$out"
 

@@ -19,7 +19,7 @@ stamp="$venv/.kiln-requirements.sha256"
 
 apt_packages=(
     llvm-22-dev libmlir-22-dev mlir-22-tools libpolly-22-dev lld-22 clang-22
-    libzstd-dev zlib1g-dev spirv-tools python3-venv time
+    libzstd-dev zlib1g-dev spirv-tools python3-venv time cmake ninja-build
 )
 
 log() { printf 'setup: %s\n' "$*"; }

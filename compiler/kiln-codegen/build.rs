@@ -1,9 +1,12 @@
-//! Compiles the CPU kernel library (`kernels/kernels.c`) to LLVM bitcode, once per CPU
-//! architecture Kiln targets, for `src/kernels/mod.rs` to embed.
-//!
-//! The bitcode is deliberately target-neutral in everything but the triple: no `-march`, no
-//! LLVM optimisation (`-disable-llvm-passes`), so that vectorization, unrolling and instruction
-//! selection happen per artifact, for the artifact's own CPU (see `src/kernels/mod.rs`).
+//! Build steps of kiln-codegen:
+//! - the CPU kernel library (`kernels/kernels.c`) compiled to LLVM bitcode, once per CPU
+//!   architecture Kiln targets, for `src/kernels/mod.rs` to embed. The bitcode is deliberately
+//!   target-neutral in everything but the triple: no `-march`, no LLVM optimisation
+//!   (`-disable-llvm-passes`), so that vectorization, unrolling and instruction selection happen
+//!   per artifact, for the artifact's own CPU (see `src/kernels/mod.rs`);
+//! - `src/targets/llvm_cpu.cpp`, the few LLVM C++ calls the C API lacks (valid CPU names, the
+//!   features a CPU implies), against the LLVM that llvm-sys links (`LLVM_SYS_221_PREFIX`, set in
+//!   `.cargo/config.toml`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -56,7 +59,7 @@ fn find_clang() -> Option<PathBuf> {
     ok.then(|| PathBuf::from("clang-22"))
 }
 
-fn main() {
+fn build_kernels() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("set by cargo"));
     let dir = manifest.join("kernels");
@@ -91,4 +94,31 @@ fn main() {
             );
         }
     }
+}
+
+fn build_llvm_cpu() {
+    let prefix =
+        std::env::var("LLVM_SYS_221_PREFIX").unwrap_or_else(|_| "/usr/lib/llvm-22".to_owned());
+    println!("cargo:rerun-if-env-changed=LLVM_SYS_221_PREFIX");
+    println!("cargo:rerun-if-changed=src/targets/llvm_cpu.cpp");
+    cc::Build::new()
+        .cpp(true)
+        .file("src/targets/llvm_cpu.cpp")
+        .include(format!("{prefix}/include"))
+        // LLVM's own flags (`llvm-config --cxxflags`): C++17, no exceptions
+        // or RTTI, the C++11 string ABI.
+        .std("c++17")
+        .flag("-fno-exceptions")
+        .flag("-fno-rtti")
+        .define("_GLIBCXX_USE_CXX11_ABI", "1")
+        .define("__STDC_CONSTANT_MACROS", None)
+        .define("__STDC_FORMAT_MACROS", None)
+        .define("__STDC_LIMIT_MACROS", None)
+        .warnings(false)
+        .compile("kiln_llvm_cpu");
+}
+
+fn main() {
+    build_kernels();
+    build_llvm_cpu();
 }

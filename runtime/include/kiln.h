@@ -94,11 +94,15 @@ typedef struct kiln_exec_ctx {
                        void* data);
 } kiln_exec_ctx;
 
+/* kiln_artifact_v1.flags: a kiln_artifact_target directly follows the
+ * descriptor in memory (runtimes that do not know the flag ignore it). */
+#define KILN_ARTIFACT_FLAG_TARGET 1u
+
 typedef struct kiln_artifact_v1 {
   uint32_t abi_version;    /* 1 */
   uint32_t num_inputs;
   uint32_t num_outputs;
-  uint32_t reserved;
+  uint32_t flags;          /* KILN_ARTIFACT_FLAG_* bits; 0 for hand-written descriptors */
   const kiln_tensor_desc* inputs;
   const kiln_tensor_desc* outputs;
   const char* model_name;
@@ -115,7 +119,20 @@ typedef struct kiln_artifact_v1 {
                    const uint8_t* weights, uint8_t* workspace);
 } kiln_artifact_v1;
 
-/* Every artifact shared library exports this symbol. */
+/* The machine an artifact's code was generated for; placed right after the
+ * descriptor when flags has KILN_ARTIFACT_FLAG_TARGET. The runtime refuses
+ * an artifact whose architecture differs or whose features this CPU lacks
+ * (KILN_ERROR_UNSUPPORTED_CPU). */
+typedef struct kiln_artifact_target {
+  const char* arch;        /* "x86_64", "aarch64" */
+  const char* cpu;         /* LLVM CPU name, e.g. "x86-64-v3" */
+  const char* features;    /* comma-separated LLVM feature names, e.g. "avx,avx2,fma" */
+} kiln_artifact_target;
+
+/* Every artifact shared library exports a function of this type:
+ * kiln_artifact(), or <name>_artifact() when compiled with --name NAME.
+ * Its file ends with an integrity record (length, checksum, ABI version,
+ * descriptor symbol, target) that kiln_model_load checks before dlopen. */
 typedef const kiln_artifact_v1* (*kiln_artifact_fn)(void);
 
 /* ------------------------------------------------------------------------ */
@@ -135,7 +152,9 @@ enum {
   KILN_ERROR_ABI_MISMATCH = 8,      /* artifact built for another ABI version */
   KILN_ERROR_OUT_OF_MEMORY = 9,     /* workspace or thread allocation failed */
   KILN_ERROR_EXECUTION_FAILED = 10, /* the compiled entry returned non-zero */
-  KILN_ERROR_INTERNAL = 11          /* a bug in the runtime (caught panic) */
+  KILN_ERROR_INTERNAL = 11,         /* a bug in the runtime (caught panic) */
+  KILN_ERROR_CORRUPT_ARTIFACT = 12, /* truncated or altered file, no integrity record */
+  KILN_ERROR_UNSUPPORTED_CPU = 13   /* built for another architecture or missing CPU features */
 };
 
 typedef struct kiln_model kiln_model; /* opaque */
@@ -158,14 +177,20 @@ typedef struct kiln_tensor_info {
   uint64_t byte_size;      /* exact bytes the tensor occupies */
 } kiln_tensor_info;
 
-/* Loads an artifact shared library (dlopen with RTLD_LOCAL). External weights
- * named by the artifact are memory-mapped from the artifact's directory;
- * names that are absolute, contain "..", or resolve outside that directory
- * are refused. */
+/* Loads an artifact shared library (dlopen with RTLD_LOCAL). Before dlopen
+ * the file's integrity record is verified (KILN_ERROR_CORRUPT_ARTIFACT for a
+ * truncated or altered file, KILN_ERROR_ABI_MISMATCH) and its target is
+ * checked against this CPU (KILN_ERROR_UNSUPPORTED_CPU, naming the missing
+ * features), so no code of an unusable file runs. External weights named by
+ * the artifact are memory-mapped from the artifact's directory and checked
+ * against the record's checksum; names that are absolute, contain "..", or
+ * resolve outside that directory are refused. */
 kiln_status kiln_model_load(const char* artifact_path, kiln_model** out);
 
 /* Wraps an artifact linked into the program. weights_path must be given when
- * the artifact uses external weights, and must be NULL when it embeds them. */
+ * the artifact uses external weights, and must be NULL when it embeds them.
+ * The descriptor's target record, when present, is checked against this CPU
+ * (KILN_ERROR_UNSUPPORTED_CPU) before the model can run. */
 kiln_status kiln_model_from_artifact(const kiln_artifact_v1* artifact, const char* weights_path,
                                      kiln_model** out);
 

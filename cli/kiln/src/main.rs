@@ -33,7 +33,7 @@ const AFTER_HELP: &str = "\
 Examples:
   kiln inspect model.onnx                    # inputs/outputs, ops, parameters, unsupported ops
   kiln compile model.onnx -o model.so        # shared library + model.h
-  kiln compile model.onnx --emit=mlir -o -   # stop after a stage: kir, mlir, llvm, asm, obj
+  kiln compile model.onnx --emit=mlir -o -   # stop after a stage: kir, dot, mlir, llvm, asm, obj
   kiln run model.so --input-dir test_data_set_0 --output-dir out/
   kiln bench model.so --threads 2
   kiln import model.onnx -o model.kir        # Kiln IR text + weights side file
@@ -79,6 +79,8 @@ enum Command {
     Run(cmd::run::RunArgs),
     /// Measure latency (JSON lines comparable with scripts/bench_ort.py).
     Bench(cmd::bench::BenchArgs),
+    /// Print how to build against the runtime (--cflags, --libs, ...).
+    Config(cmd::config::ConfigArgs),
 }
 
 fn init_logging(verbose: u8) {
@@ -121,6 +123,7 @@ fn main() -> ExitCode {
         Command::Compile(args) => cmd::compile::run(args),
         Command::Run(args) => cmd::run::run(args),
         Command::Bench(args) => cmd::bench::run(args),
+        Command::Config(args) => cmd::config::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -10,6 +10,14 @@ pub enum CodegenError {
     /// A target description string did not name a known target.
     #[error("unknown target '{0}' (expected host, native, x86-64[-vN], x86_64[:CPU], aarch64[-linux-gnu][:CPU], nvptx[:sm_NN] or amdgpu[:gfxNNN])")]
     UnknownTarget(String),
+    /// LLVM knows no such CPU for the architecture.
+    #[error("unknown CPU '{cpu}' for {arch} (list them with `kiln compile --print-cpus --target={arch}`)")]
+    UnknownCpu {
+        /// The architecture's name.
+        arch: &'static str,
+        /// The CPU asked for.
+        cpu: String,
+    },
     /// The operation is not available for this target (for example a host data object for a GPU).
     #[error("{operation} is not supported for target {target}")]
     UnsupportedTarget {

@@ -33,7 +33,7 @@ pub use error::{CodegenError, Result};
 pub use link::{link_shared_library, Linker, LinkerKind};
 pub use llvm::OptLevel;
 pub use objects::{data_object, write_data_object};
-pub use targets::{Arch, Target};
+pub use targets::{cpu_names, enabled_features, llvm_version, Arch, Target};
 
 use llvm::LlvmOutput;
 

@@ -77,8 +77,32 @@ impl Linker {
     }
 
     /// Links `objects` into the shared library `output` (written atomically, mode 0755).
-    pub fn link_shared(&self, objects: &[&Path], output: &Path) -> Result<()> {
+    /// With `exports`, only those symbols are exported (a version script makes every
+    /// other symbol local); with none, every default-visibility global is.
+    pub fn link_shared(&self, objects: &[&Path], output: &Path, exports: &[&str]) -> Result<()> {
         let temp = new_temp_file(output)?.into_temp_path();
+        // Holds the version script until the link is done.
+        let script_dir = tempfile::tempdir().map_err(|source| CodegenError::Io {
+            action: "create a temporary directory for",
+            path: PathBuf::from("a version script"),
+            source,
+        })?;
+        let mut export_args: Vec<OsString> = Vec::new();
+        if !exports.is_empty() {
+            let script = script_dir.path().join("exports.map");
+            let text = format!("{{\n  global: {};\n  local: *;\n}};\n", exports.join("; "));
+            std::fs::write(&script, text).map_err(|source| CodegenError::Io {
+                action: "write",
+                path: script.clone(),
+                source,
+            })?;
+            let mut arg = OsString::from(match self.kind {
+                LinkerKind::Lld => "--version-script=",
+                LinkerKind::CcDriver => "-Wl,--version-script=",
+            });
+            arg.push(&script);
+            export_args.push(arg);
+        }
         // Holds a libm stub, when one is needed, until the link is done.
         let stub_dir;
         let libm: Vec<OsString> = match self.kind {
@@ -108,7 +132,8 @@ impl Linker {
             .arg("-o")
             .arg(&temp)
             .args(objects)
-            .args(libm);
+            .args(libm)
+            .args(export_args);
         self.run(command)?;
         persist(temp, output, 0o755)
     }
@@ -180,9 +205,36 @@ impl Linker {
     }
 }
 
-/// Links `objects` into the shared library `output` with the preferred linker.
-pub fn link_shared_library(objects: &[&Path], output: &Path) -> Result<()> {
-    Linker::find()?.link_shared(objects, output)
+/// Links `objects` into the shared library `output` with the preferred linker, exporting
+/// only `exports` (every global when empty).
+pub fn link_shared_library(objects: &[&Path], output: &Path, exports: &[&str]) -> Result<()> {
+    Linker::find()?.link_shared(objects, output, exports)
+}
+
+/// `llvm-objcopy` programs looked for, in order.
+const OBJCOPY_CANDIDATES: [&str; 3] = [
+    "llvm-objcopy-22",
+    "/usr/lib/llvm-22/bin/llvm-objcopy",
+    "llvm-objcopy",
+];
+
+/// Makes every defined global symbol of the relocatable object `object` local except
+/// `keep` (undefined references stay), in place: hidden and default-visibility
+/// helpers alike (kernels, the OpenMP shim, `kiln_main`, the weights) can then
+/// never clash with another model's object or with the program linking it.
+pub fn localize_except(object: &Path, keep: &[&str]) -> Result<()> {
+    let program = OBJCOPY_CANDIDATES
+        .iter()
+        .find_map(|name| find_program(name))
+        .ok_or_else(|| CodegenError::LinkerNotFound {
+            tried: OBJCOPY_CANDIDATES.join(", "),
+        })?;
+    let mut command = Command::new(&program);
+    for sym in keep {
+        command.arg(format!("--keep-global-symbol={sym}"));
+    }
+    command.arg(object);
+    Linker::new(program, LinkerKind::Lld).run(command)
 }
 
 /// The architecture of the first input that parses as an object file.
@@ -249,7 +301,7 @@ mod tests {
         let bad = dir.path().join("bad.o");
         std::fs::write(&bad, b"not an object").unwrap();
         let out = dir.path().join("lib.so");
-        let error = link_shared_library(&[&bad], &out).unwrap_err();
+        let error = link_shared_library(&[&bad], &out, &[]).unwrap_err();
         assert!(matches!(error, CodegenError::LinkFailed { .. }), "{error}");
         // Neither the output nor the temporary file is left behind.
         let names: Vec<_> = std::fs::read_dir(dir.path())
@@ -294,7 +346,7 @@ mod tests {
         for arch in [Architecture::X86_64, Architecture::Aarch64] {
             let obj = empty_object(dir.path(), arch);
             let out = dir.path().join(format!("{arch:?}.so"));
-            link_shared_library(&[&obj], &out).unwrap();
+            link_shared_library(&[&obj], &out, &[]).unwrap();
             assert_eq!(needed(&out), vec![LIBM.to_string()], "{arch:?}");
         }
         // Only the outputs and inputs remain: the stub lived in its own directory.

@@ -29,6 +29,16 @@ pub enum OptLevel {
 }
 
 impl OptLevel {
+    /// The level's number (0 to 3).
+    pub fn number(self) -> u8 {
+        match self {
+            OptLevel::O0 => 0,
+            OptLevel::O1 => 1,
+            OptLevel::O2 => 2,
+            OptLevel::O3 => 3,
+        }
+    }
+
     /// The LLVM new-pass-manager pipeline for this level.
     pub fn llvm_pipeline(self) -> &'static str {
         match self {
@@ -63,6 +73,8 @@ pub enum LlvmOutput {
 /// Creates an LLVM target machine for `target`, registering its back end first.
 pub fn target_machine(target: &Target, opt: OptLevel) -> Result<TargetMachine> {
     target.initialize_llvm();
+    // Checked first: LLVM itself only warns on stderr and falls back.
+    target.validate()?;
     let error = |message: String| CodegenError::TargetMachine {
         triple: target.triple().to_owned(),
         cpu: target.cpu().to_owned(),

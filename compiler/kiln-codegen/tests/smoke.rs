@@ -54,7 +54,7 @@ fn host_object_links_with_weights_and_runs() {
     let shim_path = dir.path().join("shim.o");
     std::fs::write(&shim_path, &shim_obj).unwrap();
     let lib_path = dir.path().join("libmodel.so");
-    link_shared_library(&[&code_path, &weights_path, &shim_path], &lib_path).unwrap();
+    link_shared_library(&[&code_path, &weights_path, &shim_path], &lib_path, &[]).unwrap();
 
     let mut x = [1.0f32, 2.0, 3.0, -4.0];
     let mut out = [f32::NAN; 4];
@@ -129,7 +129,7 @@ fn aarch64_object_is_emitted() {
     let weights_path = dir.path().join("w.o");
     write_data_object(&weights_path, &target, "kiln_weights", &[0; 16]).unwrap();
     let lib = dir.path().join("liba.so");
-    link_shared_library(&[&path, &weights_path], &lib).unwrap();
+    link_shared_library(&[&path, &weights_path], &lib, &[]).unwrap();
     let bytes = std::fs::read(&lib).unwrap();
     assert_eq!(
         object::File::parse(&*bytes).unwrap().architecture(),
@@ -246,7 +246,7 @@ fn shared_library_is_written_atomically_over_old_output() {
     write_data_object(&weights, &target, "kiln_weights", &[1; 16]).unwrap();
     let lib = dir.path().join("lib.so");
     std::fs::write(&lib, b"old").unwrap();
-    link_shared_library(&[Path::new(&weights)], &lib).unwrap();
+    link_shared_library(&[Path::new(&weights)], &lib, &[]).unwrap();
     let bytes = std::fs::read(&lib).unwrap();
     assert_eq!(&bytes[..4], b"\x7fELF");
     assert_eq!(

@@ -5,13 +5,16 @@
 //!
 //! Invariants:
 //! - The descriptor layout is `kiln.h`'s `kiln_artifact_v1` for 64-bit
-//!   targets (88 bytes, `entry` at offset 80); tensor descriptors are
-//!   `kiln_tensor_desc` (24 bytes). Both are LLVM literal structs whose
+//!   targets (88 bytes, `entry` at offset 80), directly followed by a
+//!   `kiln_artifact_target` record (arch, CPU, features) that `flags`
+//!   announces with `KILN_ARTIFACT_FLAG_TARGET`; tensor descriptors are
+//!   `kiln_tensor_desc` (24 bytes). All are LLVM literal structs whose
 //!   natural layout matches the C structs.
 //! - `kiln_entry` unpacks the input/output pointer arrays and calls
 //!   `kiln_main(in.., out.., weights)` with bare pointers (the lowering's
 //!   calling convention), then returns 0. It and every descriptor constant
-//!   are `internal`; only `kiln_artifact` is exported.
+//!   are `internal`; only the descriptor function (`kiln_artifact`, or
+//!   `<name>_artifact` with `--name`) is global.
 //! - The glue also carries the parallel-loop shim (`kiln_codegen::parallel`):
 //!   `kiln_entry` installs the run's `kiln_exec_ctx` for it around the
 //!   `kiln_main` call; its OpenMP entry points are hidden, never exported.
@@ -64,11 +67,24 @@ pub struct Descriptor<'a> {
     pub outputs: &'a [TensorSig],
     /// Where the weights are.
     pub weights: WeightsRef,
+    /// Bytes of the workspace `kiln_main` takes as its last argument (a
+    /// planned module's arena), or `None` when it takes none.
+    pub workspace: Option<u64>,
+    /// The descriptor function's symbol (`kiln_artifact`, `<name>_artifact`).
+    pub symbol: &'a str,
+    /// Prefix of the header's macros (`KILN_MODEL`, or the upper-case name).
+    pub macro_prefix: &'a str,
+    /// The target the code was generated for: architecture, CPU and
+    /// comma-separated features (the runtime refuses to run it elsewhere).
+    pub target: (&'a str, &'a str, &'a str),
 }
+
+/// `kiln_artifact_v1.flags` bit: a `kiln_artifact_target` follows the descriptor.
+pub const FLAG_TARGET: u32 = 1;
 
 const DESC_TY: &str = "!llvm.struct<(ptr, i32, i32, ptr)>";
 const ARTIFACT_TY: &str =
-    "!llvm.struct<(i32, i32, i32, i32, ptr, ptr, ptr, ptr, ptr, i64, ptr, i64, ptr)>";
+    "!llvm.struct<(i32, i32, i32, i32, ptr, ptr, ptr, ptr, ptr, i64, ptr, i64, ptr, ptr, ptr, ptr)>";
 
 /// Escapes bytes for an MLIR string literal.
 fn mlir_bytes(bytes: &[u8]) -> String {
@@ -164,7 +180,7 @@ fn tensor_table(out: &mut String, side: &str, sigs: &[TensorSig]) {
 pub fn glue_module(d: &Descriptor<'_>) -> String {
     let mut out =
         String::from("// Kiln artifact descriptor and entry wrapper (ABI v1).\nmodule {\n");
-    let n_args = d.inputs.len() + d.outputs.len() + 1;
+    let n_args = d.inputs.len() + d.outputs.len() + 1 + usize::from(d.workspace.is_some());
     let ptrs = vec!["!llvm.ptr"; n_args].join(", ");
     let _ = writeln!(out, "  llvm.func @{MAIN_SYMBOL}({ptrs})");
 
@@ -189,6 +205,9 @@ pub fn glue_module(d: &Descriptor<'_>) -> String {
         }
     }
     args.push("%w".into());
+    if d.workspace.is_some() {
+        args.push("%ws".into());
+    }
     let _ = writeln!(
         out,
         "    llvm.call @{MAIN_SYMBOL}({}) : ({ptrs}) -> ()",
@@ -199,6 +218,9 @@ pub fn glue_module(d: &Descriptor<'_>) -> String {
     let _ = writeln!(out, "    llvm.return %ok : i32\n  }}");
 
     string_global(&mut out, "kiln_model_name", d.model_name);
+    string_global(&mut out, "kiln_target_arch", d.target.0);
+    string_global(&mut out, "kiln_target_cpu", d.target.1);
+    string_global(&mut out, "kiln_target_features", d.target.2);
     string_global(&mut out, "kiln_producer", d.producer);
     tensor_table(&mut out, "input", d.inputs);
     tensor_table(&mut out, "output", d.outputs);
@@ -234,7 +256,16 @@ pub fn glue_module(d: &Descriptor<'_>) -> String {
         "    %nout = llvm.mlir.constant({} : i32) : i32",
         d.outputs.len()
     );
-    let _ = writeln!(out, "    %zero32 = llvm.mlir.constant(0 : i32) : i32");
+    let _ = writeln!(
+        out,
+        "    %flags = llvm.mlir.constant({FLAG_TARGET} : i32) : i32"
+    );
+    for t in ["arch", "cpu", "features"] {
+        let _ = writeln!(
+            out,
+            "    %t_{t} = llvm.mlir.addressof @kiln_target_{t} : !llvm.ptr"
+        );
+    }
     let side_ptr = |out: &mut String, side: &str, n: usize| -> String {
         if n == 0 {
             "%null".into()
@@ -278,7 +309,13 @@ pub fn glue_module(d: &Descriptor<'_>) -> String {
         out,
         "    %wsize = llvm.mlir.constant({weights_size} : i64) : i64"
     );
-    let _ = writeln!(out, "    %wksize = llvm.mlir.constant(0 : i64) : i64");
+    // The runtime gives each run a 64-byte aligned workspace of this size
+    // (NULL when 0): the arena of a planned module.
+    let workspace = d.workspace.unwrap_or(0).next_multiple_of(64);
+    let _ = writeln!(
+        out,
+        "    %wksize = llvm.mlir.constant({workspace} : i64) : i64"
+    );
     let _ = writeln!(
         out,
         "    %entry = llvm.mlir.addressof @kiln_entry : !llvm.ptr"
@@ -287,7 +324,7 @@ pub fn glue_module(d: &Descriptor<'_>) -> String {
         "%abi",
         "%nin",
         "%nout",
-        "%zero32",
+        "%flags",
         &ins,
         &outs,
         "%name",
@@ -297,6 +334,9 @@ pub fn glue_module(d: &Descriptor<'_>) -> String {
         wfile,
         "%wksize",
         "%entry",
+        "%t_arch",
+        "%t_cpu",
+        "%t_features",
     ];
     let mut last = "%a0".to_owned();
     for (f, value) in fields.iter().enumerate() {
@@ -310,7 +350,8 @@ pub fn glue_module(d: &Descriptor<'_>) -> String {
     let _ = writeln!(out, "    llvm.return {last} : {ARTIFACT_TY}\n  }}");
     let _ = writeln!(
         out,
-        "  llvm.func @kiln_artifact() -> !llvm.ptr {{\n    %d = llvm.mlir.addressof @kiln_descriptor : !llvm.ptr\n    llvm.return %d : !llvm.ptr\n  }}"
+        "  llvm.func @{}() -> !llvm.ptr {{\n    %d = llvm.mlir.addressof @kiln_descriptor : !llvm.ptr\n    llvm.return %d : !llvm.ptr\n  }}",
+        d.symbol
     );
     // The OpenMP entry points the kernel object calls (hidden, defined here).
     out.push_str(parallel::SHIM_MLIR);
@@ -352,10 +393,13 @@ fn macro_fragment(s: &str) -> String {
         .collect()
 }
 
-/// The generated `model.h`: includes `kiln.h`, declares `kiln_artifact()`,
-/// and describes every input and output with comments and macros.
+/// The generated `model.h`: includes `kiln.h`, declares the descriptor
+/// function, and describes every input and output with comments and macros
+/// (`<PREFIX>_INPUT_0_SHAPE`, ...; the prefix is `KILN_MODEL`, or the
+/// upper-case `--name`, so several models' headers fit in one file).
 pub fn model_header(d: &Descriptor<'_>, header_name: &str) -> String {
     let guard = format!("KILN_MODEL_{}_", macro_fragment(header_name));
+    let m = d.macro_prefix;
     let mut h = String::new();
     let _ = writeln!(
         h,
@@ -370,14 +414,20 @@ pub fn model_header(d: &Descriptor<'_>, header_name: &str) -> String {
     let _ = writeln!(h, "#ifdef __cplusplus\nextern \"C\" {{\n#endif\n");
     let _ = writeln!(
         h,
-        "/* The artifact descriptor; pass it to kiln_model_from_artifact() when\n * this model is linked into the program. */\nconst kiln_artifact_v1* kiln_artifact(void);\n"
+        "/* The artifact descriptor; pass it to kiln_model_from_artifact() when\n * this model is linked into the program. */\nconst kiln_artifact_v1* {}(void);\n",
+        d.symbol
     );
-    let _ = writeln!(h, "#define KILN_MODEL_NAME {}", c_string(d.model_name));
-    let _ = writeln!(h, "#define KILN_MODEL_NUM_INPUTS {}u", d.inputs.len());
-    let _ = writeln!(h, "#define KILN_MODEL_NUM_OUTPUTS {}u", d.outputs.len());
+    let _ = writeln!(h, "#define {m}_NAME {}", c_string(d.model_name));
+    let _ = writeln!(h, "#define {m}_NUM_INPUTS {}u", d.inputs.len());
+    let _ = writeln!(h, "#define {m}_NUM_OUTPUTS {}u", d.outputs.len());
+    let _ = writeln!(
+        h,
+        "#define {m}_TARGET_CPU {}",
+        c_string(&format!("{}:{}", d.target.0, d.target.1))
+    );
     match &d.weights {
         WeightsRef::External { file, .. } => {
-            let _ = writeln!(h, "#define KILN_MODEL_WEIGHTS_FILE {}", c_string(file));
+            let _ = writeln!(h, "#define {m}_WEIGHTS_FILE {}", c_string(file));
         }
         WeightsRef::Embedded { .. } | WeightsRef::None => {
             let _ = writeln!(h, "/* Weights are embedded (no weights file). */");
@@ -386,7 +436,7 @@ pub fn model_header(d: &Descriptor<'_>, header_name: &str) -> String {
     for (side, sigs) in [("INPUT", d.inputs), ("OUTPUT", d.outputs)] {
         for (i, s) in sigs.iter().enumerate() {
             let dims: Vec<String> = s.shape.iter().map(u64::to_string).collect();
-            let p = format!("KILN_MODEL_{side}_{i}");
+            let p = format!("{m}_{side}_{i}");
             let _ = writeln!(
                 h,
                 "\n/* {} {i}: {} {} [{}] */",

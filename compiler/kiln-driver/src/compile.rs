@@ -39,6 +39,9 @@ pub const RUNTIME_ARCHIVE: &str = "libkiln_runtime.a";
 pub enum Emit {
     /// Kiln IR text after the graph pipeline.
     Kir,
+    /// A Graphviz picture of the graph after the graph pipeline, fused
+    /// kernels drawn as clusters.
+    Dot,
     /// MLIR text from the lowering (linalg/tensor, before the MLIR pipeline).
     Mlir,
     /// Optimized LLVM IR of the model code.
@@ -53,10 +56,11 @@ pub enum Emit {
 }
 
 impl Emit {
-    /// Parses `kir|mlir|llvm|asm|obj|lib`.
+    /// Parses `kir|dot|mlir|llvm|asm|obj|lib`.
     pub fn parse(s: &str) -> Result<Emit> {
         Ok(match s {
             "kir" => Emit::Kir,
+            "dot" => Emit::Dot,
             "mlir" => Emit::Mlir,
             "llvm" | "ll" => Emit::Llvm,
             "asm" | "s" => Emit::Asm,
@@ -64,7 +68,7 @@ impl Emit {
             "lib" | "so" => Emit::Lib,
             _ => {
                 return Err(DriverError::Invalid(format!(
-                    "unknown --emit '{s}' (expected kir, mlir, llvm, asm, obj or lib)"
+                    "unknown --emit '{s}' (expected kir, dot, mlir, llvm, asm, obj or lib)"
                 )))
             }
         })
@@ -72,7 +76,10 @@ impl Emit {
 
     /// Whether the stage is text (printed to stdout when no output is given).
     pub fn is_text(self) -> bool {
-        matches!(self, Emit::Kir | Emit::Mlir | Emit::Llvm | Emit::Asm)
+        matches!(
+            self,
+            Emit::Kir | Emit::Dot | Emit::Mlir | Emit::Llvm | Emit::Asm
+        )
     }
 }
 
@@ -105,6 +112,13 @@ pub struct CompileOptions {
     /// Directory holding `libkiln_runtime.a` (for `--emit=obj`); searched
     /// for when absent (see [`find_runtime_archive`]).
     pub runtime_dir: Option<PathBuf>,
+    /// Whether `--emit=obj` puts `kiln.h` and `libkiln_runtime.a` next to the
+    /// object (off for build systems that link the installed runtime or the
+    /// Rust runtime crate).
+    pub copy_runtime: bool,
+    /// `--name`: the symbol prefix (`<name>_artifact`) and header name
+    /// (`<name>.h`); `None` keeps `kiln_artifact` and `<output stem>.h`.
+    pub name: Option<String>,
 }
 
 impl CompileOptions {
@@ -116,35 +130,89 @@ impl CompileOptions {
             emit: Emit::Lib,
             weights: WeightsMode::Embedded,
             output,
-            pipeline: Pipeline::default_pipeline(),
+            pipeline: Pipeline::for_level(3),
             runtime_dir: None,
+            copy_runtime: true,
+            name: None,
         }
+    }
+
+    /// Selects `-O<level>`: the graph pipeline `o<level>` and the LLVM
+    /// optimisation level of the same number.
+    pub fn set_level(&mut self, level: OptLevel) {
+        self.opt_level = level;
+        self.pipeline = Pipeline::for_level(level.number());
     }
 }
 
-/// Builds a target from `--target` and `--cpu`.
+/// Builds a target from `--target` and `--cpu`, for code that runs on this
+/// machine (`kiln run`, `kiln bench`).
 ///
 /// No target means this machine; no CPU means `native` on this machine and
 /// the target's default CPU otherwise. `--cpu=native` needs a target of this
-/// machine's architecture.
+/// machine's architecture. The CPU name is checked with LLVM.
 pub fn target_from_args(target: Option<&str>, cpu: Option<&str>) -> Result<Target> {
     let base = match target {
         None | Some("host" | "native") => Target::host()?,
         Some(t) => Target::parse(t)?,
     };
-    match cpu {
-        None => Ok(base),
+    let t = match cpu {
+        None => base,
         Some("native") => {
             if Arch::of_host() == Some(base.arch()) {
-                Ok(Target::host()?)
+                Target::host()?
             } else {
-                Err(DriverError::Invalid(format!(
+                return Err(DriverError::Invalid(format!(
                     "--cpu=native needs a target of this machine's architecture, not {}",
                     base.arch().name()
-                )))
+                )));
             }
         }
-        Some(cpu) => Ok(Target::parse(&format!("{}:{cpu}", base.arch().name()))?),
+        Some(cpu) => Target::parse(&format!("{}:{cpu}", base.arch().name()))?,
+    };
+    t.validate()?;
+    Ok(t)
+}
+
+/// Builds the target of a deployed artifact (`kiln compile`): like
+/// [`target_from_args`], except that without `--cpu` (and without a CPU in
+/// the target string) the code is generated for the architecture's portable
+/// deployment CPU ([`Target::deploy`]: `x86-64-v3` on x86-64), not for this
+/// machine, so the artifact runs on the machines it is shipped to. The
+/// runtime refuses it, naming the missing features, on a CPU without them.
+pub fn deploy_target_from_args(target: Option<&str>, cpu: Option<&str>) -> Result<Target> {
+    let names_cpu = |t: &str| t.contains(':') || t.starts_with("x86-64");
+    match (target, cpu) {
+        (None | Some("host"), None) => {
+            let arch = Arch::of_host().ok_or_else(|| {
+                DriverError::Unsupported("this machine's architecture is not a Kiln target".into())
+            })?;
+            let t = Target::deploy(arch);
+            t.validate()?;
+            Ok(t)
+        }
+        (Some(t), None) if !names_cpu(t) && t != "native" => {
+            let t = Target::deploy(Target::parse(t)?.arch());
+            t.validate()?;
+            Ok(t)
+        }
+        _ => target_from_args(target, cpu),
+    }
+}
+
+/// Checks a `--name`: a C identifier (it prefixes the artifact's symbol and
+/// names its header), at most 64 bytes.
+pub fn check_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.starts_with(|c: char| c.is_ascii_digit());
+    if ok {
+        Ok(())
+    } else {
+        Err(DriverError::Invalid(format!(
+            "--name '{name}' must be a C identifier of at most 64 bytes ([A-Za-z_][A-Za-z0-9_]*)"
+        )))
     }
 }
 
@@ -157,6 +225,8 @@ pub struct Artifacts {
     pub text: Option<Vec<u8>>,
     /// Wall time of each stage, in order.
     pub timings: Vec<(&'static str, Duration)>,
+    /// Things the user should know that did not stop the compile.
+    pub warnings: Vec<String>,
 }
 
 impl Artifacts {
@@ -202,9 +272,25 @@ pub fn compile(mut graph: Graph, opts: &CompileOptions) -> Result<Artifacts> {
     timed(&mut art.timings, "passes", || {
         optimize(&mut graph, &opts.pipeline)
     })?;
+    if opts.emit == Emit::Dot {
+        return finish_text(art, opts, kiln_ir::text::print_dot(&graph).into_bytes());
+    }
     if opts.emit == Emit::Kir {
-        let text = kiln_ir::text::print(&graph);
-        return finish_text(art, opts, text.into_bytes());
+        return match opts.output.as_deref().filter(|p| p.as_os_str() != "-") {
+            // A file gets its weights beside it, so that it compiles again.
+            Some(path) => {
+                art.files = crate::kirfile::write_kir(
+                    &graph,
+                    path,
+                    kiln_ir::text::PrintOptions::default().inline_limit,
+                )?;
+                Ok(art)
+            }
+            None => {
+                let text = kiln_ir::text::print(&graph);
+                finish_text(art, opts, text.into_bytes())
+            }
+        };
     }
     if let Some(list) = dynamic_inputs(&graph) {
         // An example flag for the first dynamic input: its static extents
@@ -228,8 +314,12 @@ pub fn compile(mut graph: Graph, opts: &CompileOptions) -> Result<Artifacts> {
              only: fix them with --input-shape NAME=DIMS, e.g. --input-shape {example}"
         )));
     }
+    let lower_opts = LowerOptions {
+        kernels: opts.target.cpu_config().map(|c| c.variant),
+        ..LowerOptions::default()
+    };
     let lowered = timed(&mut art.timings, "lower", || {
-        Ok(lower_graph(&graph, &LowerOptions::default())?)
+        Ok(lower_graph(&graph, &lower_opts)?)
     })?;
     for sig in lowered.inputs.iter().chain(&lowered.outputs) {
         if sig.name.contains('\0') {
@@ -249,7 +339,7 @@ pub fn compile(mut graph: Graph, opts: &CompileOptions) -> Result<Artifacts> {
         )
     };
     match opts.emit {
-        Emit::Kir => unreachable_stage(),
+        Emit::Kir | Emit::Dot => unreachable_stage(),
         Emit::Mlir => finish_text(art, opts, lowered.mlir.clone().into_bytes()),
         Emit::Llvm => {
             let text = timed(&mut art.timings, "codegen", || {
@@ -281,7 +371,7 @@ pub fn compile(mut graph: Graph, opts: &CompileOptions) -> Result<Artifacts> {
     }
 }
 
-/// `Emit::Kir` returns before lowering; kept as a function so the match on
+/// `Emit::Kir` and `Emit::Dot` return before lowering; kept as a function so the match on
 /// [`Emit`] stays exhaustive without a panic.
 fn unreachable_stage() -> Result<Artifacts> {
     Err(DriverError::Internal(
@@ -315,15 +405,34 @@ impl Staging {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
         };
+        // Checked first, so the message names the user's folder rather than
+        // a temporary path.
+        if !parent.is_dir() {
+            return Err(DriverError::Invalid(format!(
+                "cannot write {}: {} is not an existing folder",
+                output.display(),
+                parent.display()
+            )));
+        }
         let dir = tempfile::Builder::new()
             .prefix(".kiln-build-")
             .tempdir_in(parent)
-            .map_err(|e| DriverError::io("create a temporary directory in", parent, e))?;
+            .map_err(|e| {
+                DriverError::io(
+                    "create a temporary directory in",
+                    parent,
+                    std::io::Error::new(e.kind(), e.kind().to_string()),
+                )
+            })?;
         Ok(Staging { dir })
     }
 
     fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
+    }
+
+    fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     /// Renames each staged file to its final path, in order (the main
@@ -351,9 +460,15 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
 fn write_weights(graph: &Graph, lowered: &LoweredModule, path: &Path) -> Result<()> {
     let file = std::fs::File::create(path).map_err(|e| DriverError::io("create", path, e))?;
     let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+    let limits = kiln_interp::Limits {
+        max_elements: u64::MAX,
+    };
     let n = lowered
         .weights
-        .write_to(graph, &mut out)
+        .write_with(graph, &mut out, &|w| {
+            kiln_interp::weight_bytes(graph.weights(), w, &limits)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))
+        })
         .map_err(|e| DriverError::io("write weights to", path, e))?;
     out.flush()
         .map_err(|e| DriverError::io("write weights to", path, e))?;
@@ -389,8 +504,19 @@ fn build_artifact(
     // The runtime archive is built for this machine: it ships only with
     // objects for this machine's architecture.
     let runtime_archive = match opts.emit {
+        Emit::Obj if !opts.copy_runtime => None,
         Emit::Obj if Arch::of_host() == Some(opts.target.arch()) => {
             Some(find_runtime_archive(opts.runtime_dir.as_deref())?)
+        }
+        Emit::Obj => {
+            art.warnings.push(format!(
+                "no {RUNTIME_ARCHIVE} was placed next to the object: the installed runtime is \
+                 built for this machine, not for {arch}; build one for the target with \
+                 `cargo build -p kiln-runtime-c --profile runtime-release --target {triple}`",
+                arch = opts.target.arch().name(),
+                triple = opts.target.triple()
+            ));
+            None
         }
         _ => None,
     };
@@ -401,41 +527,15 @@ fn build_artifact(
     let weights_o = stage.path("weights.o");
     let blob_path = stage.path("weights.bin");
 
-    // The kernel library (when the module calls kernels) compiles on its own thread, beside
-    // the model code: both are independent LLVM modules, and this is most of the compile time
-    // of a kernel-heavy model.
-    let kernels_o = stage.path("kernels.o");
-    let (object, kernels) = std::thread::scope(|scope| {
-        let kernels = (!lowered.kernels.is_empty()).then(|| {
-            scope.spawn(|| {
-                let start = Instant::now();
-                let names: Vec<&str> = lowered.kernels.iter().map(String::as_str).collect();
-                let obj = kiln_codegen::kernels::compile_kernels(target, opts.opt_level, &names);
-                (obj, start.elapsed())
-            })
-        });
-        let object = timed(&mut art.timings, "codegen", || {
-            Ok(kiln_codegen::emit_with_pipeline(
-                &lowered.mlir,
-                target,
-                lowered.pipeline_hint,
-                opts.opt_level,
-                kiln_codegen::Emit::Obj,
-            )?)
-        });
-        let kernels = kernels.map(|handle| {
-            handle.join().unwrap_or_else(|_| {
-                (
-                    Err(kiln_codegen::CodegenError::KernelBitcode(
-                        "the kernel compile thread panicked".into(),
-                    )),
-                    Duration::ZERO,
-                )
-            })
-        });
-        (object, kernels)
-    });
-    let object = object?;
+    let object = timed(&mut art.timings, "codegen", || {
+        Ok(kiln_codegen::emit_with_pipeline(
+            &lowered.mlir,
+            target,
+            lowered.pipeline_hint,
+            opts.opt_level,
+            kiln_codegen::Emit::Obj,
+        )?)
+    })?;
     write_file(&kernel_o, &object)?;
     drop(object);
 
@@ -462,12 +562,26 @@ fn build_artifact(
         graph.name.clone()
     };
     let producer = format!("kiln {}", env!("CARGO_PKG_VERSION"));
+    if let Some(name) = &opts.name {
+        check_name(name)?;
+    }
+    let prefix = opts.name.as_deref().unwrap_or("kiln");
+    let symbol = format!("{prefix}_artifact");
+    let macro_prefix = opts
+        .name
+        .as_deref()
+        .map_or_else(|| "KILN_MODEL".to_owned(), str::to_ascii_uppercase);
+    let features = kiln_codegen::enabled_features(target)?.join(",");
     let descriptor = Descriptor {
         model_name: &model_name.replace('\0', " "),
         producer: &producer,
         inputs: &lowered.inputs,
         outputs: &lowered.outputs,
         weights: weights_ref.clone(),
+        workspace: lowered.workspace_bytes,
+        symbol: &symbol,
+        macro_prefix: &macro_prefix,
+        target: (target.arch().name(), target.cpu(), &features),
     };
     let glue = artifact::glue_module(&descriptor);
     let glue_obj = timed(&mut art.timings, "descriptor", || {
@@ -482,10 +596,17 @@ fn build_artifact(
     write_file(&glue_o, &glue_obj)?;
 
     let mut objects = vec![kernel_o.clone(), glue_o.clone()];
-    if let Some((obj, elapsed)) = kernels {
-        art.timings.push(("kernels", elapsed));
-        write_file(&kernels_o, &obj?)?;
-        objects.push(kernels_o.clone());
+    if !lowered.kernels.is_empty() {
+        // The kernels the model calls, compiled for this target's CPU. They
+        // are always optimized (unless -O0): they are the hot loops.
+        let level = match opts.opt_level {
+            OptLevel::O0 => OptLevel::O0,
+            _ => OptLevel::O3,
+        };
+        let kernels = timed(&mut art.timings, "kernels", || {
+            crate::kernel_cache::kernel_objects(target, level, &lowered.kernels, stage.dir())
+        })?;
+        objects.extend(kernels);
     }
     timed(&mut art.timings, "weights", || {
         if total == 0 {
@@ -508,7 +629,20 @@ fn build_artifact(
         Ok(())
     })?;
 
-    let header_name = companion(output, "h", false);
+    let header_name = match &opts.name {
+        Some(name) => output
+            .parent()
+            .unwrap_or(Path::new(""))
+            .join(format!("{name}.h")),
+        None => companion(output, "h", false),
+    };
+    if header_name.file_name().is_some_and(|n| n == "kiln.h") {
+        return Err(DriverError::Invalid(format!(
+            "the model header would be {}, the runtime's own header: choose another output \
+             name or --name",
+            header_name.display()
+        )));
+    }
     let header = artifact::model_header(
         &descriptor,
         &header_name
@@ -535,18 +669,48 @@ fn build_artifact(
             }
             let refs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
             timed(&mut art.timings, "link", || {
-                Ok(kiln_codegen::link_shared_library(&refs, &main)?)
+                Ok(kiln_codegen::link_shared_library(&refs, &main, &[&symbol])?)
+            })?;
+            let weights_seal = match &weights_ref {
+                WeightsRef::External { .. } => Some(hash_file(&blob_path)?),
+                _ => None,
+            };
+            let record = kiln_runtime::integrity::Record {
+                abi_version: kiln_runtime::abi::ABI_VERSION,
+                symbol: symbol.clone(),
+                arch: target.arch().name().to_owned(),
+                cpu: target.cpu().to_owned(),
+                features: features.clone(),
+                weights: weights_seal,
+            };
+            timed(&mut art.timings, "seal", || {
+                kiln_runtime::seal_file(&main, &record)
+                    .map_err(|e| DriverError::io("append the integrity record to", output, e))
             })?;
         }
         Emit::Obj => {
-            let refs: Vec<&Path> = objects.iter().map(PathBuf::as_path).collect();
-            timed(&mut art.timings, "link", || relocatable_link(&refs, &main))?;
+            let mut inputs: Vec<PathBuf> = objects.clone();
+            // Soft-float helpers go into the object (as local copies), so the
+            // program linking it needs no compiler-rt of LLVM's.
+            if let Some(builtins) = find_compiler_builtins(target) {
+                inputs.push(builtins);
+            }
+            let refs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
+            timed(&mut art.timings, "link", || {
+                relocatable_link(&refs, &main)?;
+                // Only the descriptor function stays global: kiln_main, the
+                // weights, the OpenMP shim and kernels become local, so any
+                // number of models link into one program.
+                Ok(kiln_codegen::link::localize_except(&main, &[&symbol])?)
+            })?;
             let dir = output
                 .parent()
                 .filter(|p| !p.as_os_str().is_empty())
                 .unwrap_or(Path::new("."));
-            write_file(&stage.path("kiln.h"), KILN_H.as_bytes())?;
-            moves.push((stage.path("kiln.h"), dir.join("kiln.h")));
+            if opts.copy_runtime {
+                write_file(&stage.path("kiln.h"), KILN_H.as_bytes())?;
+                moves.push((stage.path("kiln.h"), dir.join("kiln.h")));
+            }
             if let Some(archive) = runtime_archive {
                 let staged = stage.path(RUNTIME_ARCHIVE);
                 std::fs::copy(&archive, &staged)
@@ -559,6 +723,28 @@ fn build_artifact(
     moves.push((main, output.to_path_buf()));
     art.files = moves.iter().rev().map(|(_, to)| to.clone()).collect();
     stage.commit(&moves)
+}
+
+/// Size and xxh3-64 checksum of a file (external weights).
+fn hash_file(path: &Path) -> Result<kiln_runtime::integrity::WeightsSeal> {
+    let file = std::fs::File::open(path).map_err(|e| DriverError::io("open", path, e))?;
+    let size = file
+        .metadata()
+        .map_err(|e| DriverError::io("read", path, e))?
+        .len();
+    if size == 0 {
+        return Ok(kiln_runtime::integrity::WeightsSeal {
+            size,
+            hash: kiln_runtime::integrity::hash(&[]),
+        });
+    }
+    // SAFETY: a private file of this compile's staging directory, not
+    // modified while mapped.
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| DriverError::io("map", path, e))?;
+    Ok(kiln_runtime::integrity::WeightsSeal {
+        size,
+        hash: kiln_runtime::integrity::hash(&map),
+    })
 }
 
 /// Combines objects into one relocatable object with `ld.lld -r`.
@@ -637,100 +823,69 @@ fn find_compiler_builtins(target: &Target) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// Finds `libkiln_runtime.a`: in `dir` when given, else in
-/// `$KILN_RUNTIME_DIR`, else next to the running program (`<exe dir>`,
-/// `<exe dir>/../lib`, `<exe dir>/kiln-c/lib`, `<exe dir>/../kiln-c/lib`, the
-/// last two being where `runtime/scripts/build-c-lib.sh` puts it in a
-/// cargo target directory).
-pub fn find_runtime_archive(dir: Option<&Path>) -> Result<PathBuf> {
-    let mut candidates: Vec<PathBuf> = Vec::new();
-    if let Some(dir) = dir {
-        candidates.push(dir.join(RUNTIME_ARCHIVE));
-    } else {
-        if let Some(dir) = std::env::var_os("KILN_RUNTIME_DIR") {
-            candidates.push(PathBuf::from(dir).join(RUNTIME_ARCHIVE));
-        }
-        if let Some(exe_dir) = std::env::current_exe()
-            .ok()
-            .and_then(|e| e.parent().map(Path::to_path_buf))
-        {
-            for rel in [
-                ".",
-                "../lib",
-                "kiln-c/lib",
-                "../kiln-c/lib",
-                "../../kiln-c/lib",
-            ] {
-                candidates.push(exe_dir.join(rel).join(RUNTIME_ARCHIVE));
-            }
+/// The directories searched for the installed runtime (`libkiln_runtime.a`,
+/// `libkiln_runtime.so`), in order: `$KILN_RUNTIME_DIR`, then next to the
+/// running program: `<exe dir>/../lib` (an installed prefix, see
+/// `scripts/install.sh`), `<exe dir>/../kiln-c/lib` and
+/// `<exe dir>/kiln-c/lib` (where `runtime/scripts/build-c-lib.sh` puts it in
+/// a cargo target directory), `<exe dir>/../../kiln-c/lib` (test binaries in
+/// `deps/`), `<exe dir>`.
+pub fn runtime_search_dirs() -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    if let Some(dir) = std::env::var_os("KILN_RUNTIME_DIR") {
+        dirs.push(PathBuf::from(dir));
+    }
+    if let Some(exe_dir) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_path_buf))
+    {
+        for rel in [
+            "../lib",
+            "../kiln-c/lib",
+            "kiln-c/lib",
+            "../../kiln-c/lib",
+            ".",
+        ] {
+            dirs.push(exe_dir.join(rel));
         }
     }
-    candidates.iter().find(|p| p.is_file()).cloned().ok_or_else(|| {
-        DriverError::Invalid(format!(
-            "{RUNTIME_ARCHIVE} not found (looked at {}); build it with runtime/scripts/build-c-lib.sh \
-             and set KILN_RUNTIME_DIR to its lib/ directory",
-            candidates
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))
-    })
+    dirs
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use kiln_codegen::kernels::{Kernel, Variant};
+/// The first of [`runtime_search_dirs`] holding `libkiln_runtime.a`.
+pub fn find_runtime_dir() -> Result<PathBuf> {
+    let dirs = runtime_search_dirs();
+    dirs.iter()
+        .find(|d| d.join(RUNTIME_ARCHIVE).is_file())
+        .map(|d| std::fs::canonicalize(d).unwrap_or_else(|_| d.clone()))
+        .ok_or_else(|| {
+            DriverError::Invalid(format!(
+                "{RUNTIME_ARCHIVE} not found (looked in {}); install Kiln with scripts/install.sh \
+                 --prefix DIR, or build the runtime with runtime/scripts/build-c-lib.sh, or set \
+                 KILN_RUNTIME_DIR to the folder holding it",
+                dirs.iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })
+}
 
-    /// The names `llvm-nm-22` lists in `path`, with their type letters.
-    fn symbols(path: &Path) -> String {
-        let out = std::process::Command::new("llvm-nm-22")
-            .arg(path)
-            .output()
-            .expect("LLVM 22 tools are installed");
-        assert!(out.status.success());
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// The kernels the lowering asks for are compiled for the target and linked into both
-    /// artifact forms, with hidden (local) visibility; other kernels are not.
-    #[test]
-    fn artifacts_link_the_kernels_the_lowering_calls() {
-        let src = "graph @g(%x: tensor<4xf32>) -> (tensor<4xf32>) {\n  \
-                   %y = nn.relu %x : tensor<4xf32>\n  return %y\n}\n";
-        let graph = kiln_ir::text::parse(src, "g.kir", None).unwrap().graph;
-        let mut lowered = lower_graph(&graph, &LowerOptions::default()).unwrap();
-        assert!(
-            lowered.kernels.is_empty(),
-            "the lowering calls no kernel yet"
-        );
-        let used = Kernel::Softmax.symbol(Variant::W8R16);
-        lowered.kernels.push(used.clone());
-        let dir = tempfile::tempdir().unwrap();
-        // --emit=obj copies the runtime archive next to the object; any file stands in.
-        std::fs::write(dir.path().join(RUNTIME_ARCHIVE), b"!<arch>\n").unwrap();
-        let target = Target::parse("x86-64-v3").unwrap();
-        for emit in [Emit::Lib, Emit::Obj] {
-            let output = dir
-                .path()
-                .join(if emit == Emit::Lib { "m.so" } else { "m.o" });
-            let mut opts = CompileOptions::new(target.clone(), Some(output.clone()));
-            opts.emit = emit;
-            opts.runtime_dir = Some(dir.path().to_path_buf());
-            let mut art = Artifacts::default();
-            build_artifact(&graph, &lowered, &opts, &output, &mut art).unwrap();
-            let syms = symbols(&output);
-            let line = syms
-                .lines()
-                .find(|l| l.ends_with(&format!(" {used}")))
-                .unwrap_or_else(|| panic!("{used} missing from {emit:?}:\n{syms}"));
-            // Hidden: local in a shared library, hidden-global in a relocatable object.
-            if emit == Emit::Lib {
-                assert!(line.contains(" t "), "{line}");
+/// Finds `libkiln_runtime.a`: in `dir` when given, else in the first of
+/// [`runtime_search_dirs`] that has it.
+pub fn find_runtime_archive(dir: Option<&Path>) -> Result<PathBuf> {
+    match dir {
+        Some(dir) => {
+            let p = dir.join(RUNTIME_ARCHIVE);
+            if p.is_file() {
+                Ok(p)
+            } else {
+                Err(DriverError::Invalid(format!(
+                    "{RUNTIME_ARCHIVE} not found in --runtime-dir {}",
+                    dir.display()
+                )))
             }
-            assert!(!syms.contains("kiln_k_gemm"), "unused kernels were linked");
-            assert!(art.timings.iter().any(|(stage, _)| *stage == "kernels"));
         }
+        None => Ok(find_runtime_dir()?.join(RUNTIME_ARCHIVE)),
     }
 }

@@ -101,7 +101,7 @@ impl DriverError {
             DriverError::Pass(kiln_passes::PassError::Verify { .. }) => ErrorKind::Internal,
             DriverError::Lower(_) | DriverError::Unsupported(_) => ErrorKind::Unsupported,
             DriverError::Codegen(e) => match e {
-                C::UnknownTarget(_) => ErrorKind::InvalidInput,
+                C::UnknownTarget(_) | C::UnknownCpu { .. } => ErrorKind::InvalidInput,
                 C::UnsupportedTarget { .. } => ErrorKind::Unsupported,
                 // LLVM refuses a triple or CPU the user named (--cpu).
                 C::TargetMachine { .. } => ErrorKind::InvalidInput,
@@ -109,7 +109,11 @@ impl DriverError {
                 _ => ErrorKind::Internal,
             },
             DriverError::Runtime(e) => match e.status() {
-                kiln_runtime::Status::OutOfMemory => ErrorKind::ResourceLimit,
+                // This machine cannot run the artifact: a limit of the
+                // machine, like memory (exit 4).
+                kiln_runtime::Status::OutOfMemory | kiln_runtime::Status::UnsupportedCpu => {
+                    ErrorKind::ResourceLimit
+                }
                 kiln_runtime::Status::ExecutionFailed | kiln_runtime::Status::Internal => {
                     ErrorKind::Internal
                 }
@@ -147,17 +151,26 @@ fn interp_kind(e: &kiln_interp::InterpError) -> ErrorKind {
     }
 }
 
-/// Disk-full and out-of-memory are resource limits; a missing or unreadable
-/// file is the user's input; anything else is the environment's fault.
+/// Disk-full and out-of-memory are resource limits; a path the user gave
+/// that is missing, unreadable, unwritable or of the wrong kind (a file
+/// where a folder is needed, or the reverse) is the user's input (exit 2);
+/// anything else is the environment's fault.
 fn io_kind(e: &std::io::Error) -> ErrorKind {
     use std::io::ErrorKind as K;
     match e.kind() {
         K::OutOfMemory | K::StorageFull | K::QuotaExceeded | K::FileTooLarge => {
             ErrorKind::ResourceLimit
         }
-        K::NotFound | K::PermissionDenied | K::InvalidData | K::IsADirectory => {
-            ErrorKind::InvalidInput
-        }
+        K::NotFound
+        | K::PermissionDenied
+        | K::InvalidData
+        | K::IsADirectory
+        | K::NotADirectory
+        | K::AlreadyExists
+        | K::ReadOnlyFilesystem
+        | K::InvalidFilename
+        | K::DirectoryNotEmpty
+        | K::InvalidInput => ErrorKind::InvalidInput,
         _ => ErrorKind::Internal,
     }
 }

@@ -22,17 +22,23 @@
 pub mod artifact;
 pub mod compile;
 mod error;
+pub mod kernel_cache;
+pub mod kirfile;
 pub mod load;
 pub mod session;
 pub mod specialize;
 pub mod tensors;
 
-pub use compile::{compile, target_from_args, Artifacts, CompileOptions, Emit, WeightsMode};
+pub use compile::{
+    compile, deploy_target_from_args, target_from_args, Artifacts, CompileOptions, Emit,
+    WeightsMode,
+};
 pub use error::{DriverError, ErrorKind, Result};
 /// The code generator's target and optimisation level, re-exported so that
 /// the CLI needs no dependency on kiln-codegen.
-pub use kiln_codegen::{OptLevel, Target};
-pub use load::{load, parse_input_shape, LoadOptions};
+pub use kiln_codegen::{cpu_names, enabled_features, llvm_version, Arch, OptLevel, Target};
+pub use kirfile::write_kir;
+pub use load::{load, load_with_deps, parse_input_shape, LoadOptions};
 pub use session::{
     bench, BenchOptions, BenchResult, Prepared, Session, SessionOptions, TensorSpec,
 };

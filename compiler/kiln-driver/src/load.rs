@@ -16,7 +16,7 @@ use crate::error::{DriverError, Result};
 use crate::tensors::HostTensor;
 use kiln_ir::{Dim, Graph, TensorType};
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// How to load a model.
 #[derive(Clone, Debug, Default)]
@@ -58,6 +58,20 @@ pub fn parse_input_shape(spec: &str) -> Result<(String, Vec<u64>)> {
 /// Loads `.onnx` or `.kir` into a verified graph, applying
 /// [`LoadOptions::input_shapes`].
 pub fn load(path: &Path, opts: &LoadOptions) -> Result<Graph> {
+    Ok(load_with_deps(path, opts)?.0)
+}
+
+/// Like [`load`], also returning every file the graph was read from: the
+/// model, its ONNX external-data files or its `.kir` weight side files (what
+/// a build system's depfile lists).
+pub fn load_with_deps(path: &Path, opts: &LoadOptions) -> Result<(Graph, Vec<PathBuf>)> {
+    let mut deps = vec![path.to_path_buf()];
+    let graph = load_inner(path, opts, &mut deps)?;
+    deps.dedup();
+    Ok((graph, deps))
+}
+
+fn load_inner(path: &Path, opts: &LoadOptions, deps: &mut Vec<PathBuf>) -> Result<Graph> {
     match path.extension().and_then(|e| e.to_str()) {
         Some("onnx") => {
             let model = kiln_onnx::load_model(path)?;
@@ -86,12 +100,22 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Graph> {
                 .map(|i| i.name.as_str())
                 .collect();
             check_names(path, &opts.input_shapes, &names)?;
+            deps.extend(model.external_files.iter().cloned());
             Ok(kiln_onnx::import::import_model(&model, &import)?)
         }
         Some("kir") => {
             let mut g = kiln_ir::text::parse_file(path)
                 .map_err(DriverError::Parse)?
                 .graph;
+            let base = path.parent().unwrap_or(Path::new(""));
+            let mut side: Vec<PathBuf> = g
+                .weights()
+                .iter()
+                .filter_map(|w| w.source.as_ref().map(|s| base.join(&s.file)))
+                .collect();
+            side.sort();
+            side.dedup();
+            deps.extend(side);
             fix_kir_inputs(path, &mut g, &opts.input_shapes)?;
             crate::specialize::freeze_inputs(&mut g, &opts.input_values)?;
             Ok(g)

@@ -256,7 +256,7 @@ impl Prepared {
         };
         let mut copts = CompileOptions::new(target, Some(so.clone()));
         copts.emit = Emit::Lib;
-        copts.opt_level = opts.opt_level;
+        copts.set_level(opts.opt_level);
         compile(*graph, &copts)?;
         let model = kiln_runtime::Model::load(&so)?;
         Session::from_model(model, Some(dir), specialized)

@@ -189,6 +189,7 @@ pub fn freeze_inputs(g: &mut Graph, tensors: &[HostTensor]) -> Result<()> {
             outputs: vec![v],
             attrs,
             loc: None,
+            body: None,
         });
     }
     let frozen: BTreeSet<usize> = indices.into_iter().collect();

@@ -381,12 +381,20 @@ pub enum OutputFormat {
 }
 
 /// Writes outputs into `dir` (created if needed) and returns the paths.
-/// Two names that sanitize to the same file are refused.
+/// Two names that sanitize to the same file are refused. Every file is
+/// written to a temporary file in `dir` first and renamed only when all
+/// were written, so a failure leaves no partial or empty output.
 pub fn write_outputs(
     dir: &Path,
     outputs: &[HostTensor],
     format: OutputFormat,
 ) -> Result<Vec<std::path::PathBuf>> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(DriverError::Invalid(format!(
+            "--output-dir {} is not a directory",
+            dir.display()
+        )));
+    }
     std::fs::create_dir_all(dir).map_err(|e| DriverError::io("create directory", dir, e))?;
     let mut paths = Vec::new();
     for (i, t) in outputs.iter().enumerate() {
@@ -403,11 +411,29 @@ pub fn write_outputs(
         }
         paths.push(path);
     }
+    let mut staged = Vec::new();
     for (t, path) in outputs.iter().zip(&paths) {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::Builder::new()
+            .prefix(".kiln-tmp-")
+            .permissions(std::fs::Permissions::from_mode(0o644))
+            .tempfile_in(dir)
+            .map_err(|e| DriverError::io("create a file in", dir, e))?
+            .into_temp_path();
         match format {
-            OutputFormat::Npy => write_npy(path, t)?,
-            OutputFormat::Pb => write_pb(path, t)?,
+            OutputFormat::Npy => write_npy(&tmp, t),
+            OutputFormat::Pb => write_pb(&tmp, t),
         }
+        // Errors name the output, not the temporary file.
+        .map_err(|e| match e {
+            DriverError::Io { action, source, .. } => DriverError::io(action, path, source),
+            other => other,
+        })?;
+        staged.push(tmp);
+    }
+    for (tmp, path) in staged.into_iter().zip(&paths) {
+        tmp.persist(path)
+            .map_err(|e| DriverError::io("write", path, e.error))?;
     }
     Ok(paths)
 }

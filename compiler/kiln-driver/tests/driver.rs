@@ -335,6 +335,12 @@ fn text_stages_print() {
         String::from_utf8(compile(graph.clone(), &opts).unwrap().text.unwrap()).unwrap()
     };
     assert!(stage(Emit::Kir).contains("nn.gemm"));
+    let dot = stage(Emit::Dot);
+    assert!(
+        dot.starts_with("digraph ") && dot.contains("nn.gemm"),
+        "{dot}"
+    );
+    assert_eq!(Emit::parse("dot").unwrap(), Emit::Dot);
     let mlir = stage(Emit::Mlir);
     assert!(mlir.contains("func.func @kiln_main") && mlir.contains("memref.view"));
     assert!(stage(Emit::Llvm).contains("define void @kiln_main("));

@@ -1,13 +1,17 @@
 //! Node evaluation (the exhaustive dispatch over [`OpKind`]) and the graph
 //! runner.
 
-use crate::ops::{attention as attn, elementwise as ew, indexing as ix, linalg, norm, pool, quant};
+use crate::ops::{
+    attention as attn, elementwise as ew, indexing as ix, layout, linalg, norm, pool, quant,
+};
 use crate::ops::{reduce as red, resize, shape as sh, signal};
 use crate::tensor::numel;
 use crate::{InterpError, Limits, Tensor};
 use kiln_ir::ops::infer::ConstOperand;
 use kiln_ir::ops::InferCtx;
-use kiln_ir::{Attr, Blob, Dim, Graph, Node, OpKind, TensorType, ValueId, Weight};
+use kiln_ir::{
+    Attr, Blob, Dim, Graph, Node, OpKind, TensorType, ValueId, Weight, WeightData, WeightId,
+};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -122,6 +126,7 @@ fn eval_inner(
         consts: &consts,
         num_outputs: node.outputs.len(),
         weight_ty,
+        body: node.body.as_deref(),
     };
     let inferred = (def.infer)(&ctx)?;
     let op = Op {
@@ -206,6 +211,7 @@ fn dispatch(kind: OpKind, op: &Op<'_>) -> Result<Vec<Tensor>, InterpError> {
         OpKind::Softplus => one(ew::unary(op, U::Softplus)),
         OpKind::Softsign => one(ew::unary(op, U::Softsign)),
         OpKind::Sqrt => one(ew::unary(op, U::Sqrt)),
+        OpKind::Swish => one(ew::unary(op, U::Swish)),
         OpKind::Tan => one(ew::unary(op, U::Tan)),
         OpKind::Tanh => one(ew::unary(op, U::Tanh)),
         OpKind::ThresholdedRelu => one(ew::unary(op, U::ThresholdedRelu)),
@@ -246,7 +252,7 @@ fn dispatch(kind: OpKind, op: &Op<'_>) -> Result<Vec<Tensor>, InterpError> {
         OpKind::Sum => one(ew::variadic(op, B::Add)),
         OpKind::Where => one(ew::where_(op)),
         OpKind::Xor => one(ew::logic(op, |a, b| a != b)),
-        OpKind::Conv => one(linalg::conv(op)),
+        OpKind::Conv => layout::in_layout(op, |op| one(linalg::conv(op))),
         OpKind::ConvTranspose => one(linalg::conv_transpose(op)),
         OpKind::Einsum => one(linalg::einsum(op)),
         OpKind::Gemm => one(linalg::gemm(op)),
@@ -306,19 +312,111 @@ fn dispatch(kind: OpKind, op: &Op<'_>) -> Result<Vec<Tensor>, InterpError> {
         OpKind::GridSample => one(resize::grid_sample(op)),
         OpKind::Dft => one(signal::dft(op)),
         OpKind::Stft => one(signal::stft(op)),
-        OpKind::AveragePool => one(pool::average_pool(op)),
-        OpKind::GlobalAveragePool => one(pool::global_pool(op, false)),
-        OpKind::GlobalMaxPool => one(pool::global_pool(op, true)),
+        OpKind::AveragePool => layout::in_layout(op, |op| one(pool::average_pool(op))),
+        OpKind::GlobalAveragePool => layout::in_layout(op, |op| one(pool::global_pool(op, false))),
+        OpKind::GlobalMaxPool => layout::in_layout(op, |op| one(pool::global_pool(op, true))),
         OpKind::GlobalLpPool => one(pool::global_lp_pool(op)),
         OpKind::LpPool => one(pool::lp_pool(op)),
         OpKind::Lrn => one(pool::lrn(op)),
-        OpKind::MaxPool => pool::max_pool(op),
+        OpKind::MaxPool => layout::in_layout(op, pool::max_pool),
+        OpKind::Pack => one(layout::pack(op)),
+        OpKind::Unpack => one(layout::unpack(op)),
+        OpKind::Fused => {
+            let body =
+                op.a.body
+                    .ok_or_else(|| InterpError::Invalid("nn.fused needs a body".into()))?;
+            let args: Vec<Tensor> = op.present().into_iter().cloned().collect();
+            run_graph_with(body, &args, &op.limits)
+        }
         OpKind::Attention => attn::attention(op),
         OpKind::RotaryEmbedding => one(attn::rotary_embedding(op)),
         OpKind::DequantizeLinear => one(quant::dequantize_linear(op)),
         OpKind::Nf4Dequantize => one(quant::nf4_dequantize(op)),
         OpKind::QuantizeLinear => one(quant::quantize_linear(op)),
     }
+}
+
+/// The value of weight `w`: its bytes, or for a derived weight its op
+/// evaluated on its (recursively materialized) operands.
+pub fn materialize(
+    weights: &[Weight],
+    w: WeightId,
+    limits: &Limits,
+) -> Result<Tensor, InterpError> {
+    let weight = weights
+        .get(w.0 as usize)
+        .ok_or_else(|| InterpError::Invalid(format!("weight #{} does not exist", w.0)))?;
+    let WeightData::Derived(d) = &weight.data else {
+        return Tensor::from_weight(weight);
+    };
+    if d.inputs.iter().any(|x| x.0 >= w.0) {
+        return Err(InterpError::Invalid(format!(
+            "derived weight '{}' uses a weight that does not come before it",
+            weight.name
+        )));
+    }
+    let args: Vec<Tensor> = d
+        .inputs
+        .iter()
+        .map(|&x| materialize(weights, x, limits))
+        .collect::<Result<_, _>>()?;
+    let refs: Vec<Option<&Tensor>> = args.iter().map(Some).collect();
+    let node = Node {
+        op: d.op,
+        inputs: vec![None; args.len()],
+        outputs: vec![ValueId(0)],
+        attrs: d.attrs.clone(),
+        loc: Some(weight.name.clone()),
+        body: None,
+    };
+    let mut out = eval_node(weights, &node, &refs, limits)?;
+    let t = out.pop().ok_or_else(|| {
+        InterpError::Internal(format!("derived weight '{}' has no value", weight.name))
+    })?;
+    if !TensorType::fixed(t.dtype, &t.shape).is_compatible(&weight.ty) {
+        return Err(InterpError::Invalid(format!(
+            "derived weight '{}' computes {} but is declared {}",
+            weight.name,
+            TensorType::fixed(t.dtype, &t.shape),
+            weight.ty
+        )));
+    }
+    Ok(t)
+}
+
+/// The storage bytes of weight `w` (computed for a derived weight), as
+/// the artifact's weight section holds them.
+pub fn weight_bytes(weights: &[Weight], w: WeightId, limits: &Limits) -> Result<Blob, InterpError> {
+    let weight = weights
+        .get(w.0 as usize)
+        .ok_or_else(|| InterpError::Invalid(format!("weight #{} does not exist", w.0)))?;
+    if let Some(b) = weight.bytes() {
+        return Ok(b.clone());
+    }
+    // Packing moves bytes: no need to decode the elements.
+    if let Some(d) = weight.derivation() {
+        let src = d.inputs.first().and_then(|&x| weights.get(x.0 as usize));
+        if let (OpKind::Pack, Some(src), 1) = (d.op, src, d.inputs.len()) {
+            let elem = (src.ty.dtype.bits() / 8) as usize;
+            if let (Some(shape), true) = (src.ty.static_shape(), elem > 0) {
+                let bytes = weight_bytes(weights, d.inputs[0], limits)?;
+                let attrs = d.attrs.clone();
+                let ctx_types = [Some(&src.ty)];
+                let ctx = InferCtx {
+                    def: OpKind::Pack.def(),
+                    inputs: &ctx_types,
+                    attrs: &attrs,
+                    consts: &[],
+                    num_outputs: 1,
+                    weight_ty: None,
+                    body: None,
+                };
+                let p = kiln_ir::ops::layout::Packing::read(&ctx, shape)?;
+                return Ok(Blob::from_vec(p.pack_bytes(bytes.bytes(), elem)));
+            }
+        }
+    }
+    Ok(Blob::from_vec(materialize(weights, w, limits)?.to_bytes()))
 }
 
 /// Runs a graph with default [`Limits`].

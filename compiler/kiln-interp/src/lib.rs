@@ -25,7 +25,7 @@ mod ops;
 pub mod tensor;
 mod util;
 
-pub use eval::{eval_node, run_graph, run_graph_with};
+pub use eval::{eval_node, materialize, run_graph, run_graph_with, weight_bytes};
 pub use tensor::{Data, Tensor};
 
 use kiln_ir::ops::InferError;

@@ -107,6 +107,7 @@ fn onnx_reference_cases() {
             outputs: (0..want.len()).map(|i| ValueId(100 + i as u32)).collect(),
             attrs,
             loc: Some(name.to_string()),
+            body: None,
         };
         let refs: Vec<Option<&Tensor>> = inputs.iter().map(Option::as_ref).collect();
         let got = match eval_node(&[], &node, &refs, &Limits::default()) {

@@ -43,6 +43,13 @@ impl ExternalData {
         }
     }
 
+    /// The external-data files mapped so far (canonical paths, sorted).
+    pub(crate) fn files(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = self.maps.keys().cloned().collect();
+        files.sort();
+        files
+    }
+
     /// Returns the `expected` bytes of `what`'s external data.
     pub(crate) fn fetch(
         &mut self,

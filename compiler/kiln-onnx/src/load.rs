@@ -135,7 +135,9 @@ pub(crate) fn load_bytes(
         functions.insert(key, func);
     }
 
+    let external_files = loader.ext.files();
     Ok(OnnxModel {
+        external_files,
         path,
         ir_version,
         opsets,

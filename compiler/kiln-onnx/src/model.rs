@@ -27,6 +27,9 @@ pub struct OnnxModel {
     pub graph: OnnxGraph,
     /// Model-local functions, keyed by `(domain, name)`.
     pub functions: BTreeMap<(String, String), OnnxFunction>,
+    /// The external-data files the model's tensors were read from
+    /// (canonical paths, sorted): what a build system must watch.
+    pub external_files: Vec<std::path::PathBuf>,
 }
 
 impl OnnxModel {

@@ -13,6 +13,10 @@
 //!   reports the IR after each pass to a callback;
 //! - [`rewrite`]: the one policy for replacing a value, which keeps graph
 //!   output names and types stable;
+//! - [`pattern`]: read-only matching helpers (producers, users, constant
+//!   values) that the recognition and fusion passes decide with;
+//! - [`fusion`]: turning a convex group of nodes into one `nn.fused` node,
+//!   and the topological re-sort that follows;
 //! - `passes/`: one file per pass.
 //!
 //! Invariants:
@@ -24,14 +28,16 @@
 //!   variables or global flags: it is the [`Pipeline`] the caller passes in.
 //! - This crate knows nothing about ONNX, MLIR, LLVM or the command line.
 
+pub mod fusion;
 pub mod manager;
 pub mod pass;
 pub mod passes;
+pub mod pattern;
 pub mod pipeline;
 pub mod registry;
 pub mod rewrite;
 
 pub use manager::{ManagerOptions, PassManager, PassTiming, RunReport};
-pub use pass::{Pass, PassError, PassOptions, PassStats};
+pub use pass::{Pass, PassError, PassOptions, PassStats, TargetFacts};
 pub use pipeline::{Pipeline, PipelineError};
 pub use registry::{PassInfo, PASSES};

@@ -15,6 +15,9 @@ pub struct PassOptions {
     /// `nn.tile` of tiny constants could otherwise turn a kilobyte model
     /// into gigabytes of weights.
     pub fold_max_elements: u64,
+    /// Facts about the target's kernels (layout, panel width, epilogue
+    /// length).
+    pub target: TargetFacts,
 }
 
 impl Default for PassOptions {
@@ -22,6 +25,36 @@ impl Default for PassOptions {
         PassOptions {
             max_iterations: 32,
             fold_max_elements: 1 << 16,
+            target: TargetFacts::default(),
+        }
+    }
+}
+
+/// What the target-dependent passes need to know about the target's
+/// kernels. The driver fills it from the target module (its kernel
+/// configuration); the default describes no kernel library, so the
+/// layout and packing passes leave the graph as it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TargetFacts {
+    /// The activation layout convolution chains should run in
+    /// (`assign-layout`); NCHW means "leave them".
+    pub conv_layout: kiln_ir::ops::layout::DataLayout,
+    /// Panel width NR of packed GEMM and convolution weights (`gemm_b`,
+    /// `conv_nhwc`) for `pack-weights`; 0 leaves weights unpacked.
+    pub gemm_nr: u64,
+    /// Pack depthwise convolution weights (`dwconv_nhwc`).
+    pub pack_depthwise: bool,
+    /// Most ops one fused epilogue may hold (`fuse-epilogue`).
+    pub epilogue_max_ops: usize,
+}
+
+impl Default for TargetFacts {
+    fn default() -> TargetFacts {
+        TargetFacts {
+            conv_layout: kiln_ir::ops::layout::DataLayout::Nchw,
+            gemm_nr: 0,
+            pack_depthwise: false,
+            epilogue_max_ops: 8,
         }
     }
 }
@@ -63,6 +96,20 @@ pub enum PassError {
         what: String,
     },
 }
+
+/// Implements [`Pass::name`] and [`Pass::summary`] inside an `impl Pass`
+/// from the pass module's registry entry `INFO`, so they cannot disagree.
+macro_rules! pass_info {
+    () => {
+        fn name(&self) -> &'static str {
+            INFO.name
+        }
+        fn summary(&self) -> &'static str {
+            INFO.summary
+        }
+    };
+}
+pub(crate) use pass_info;
 
 /// A graph-to-graph transformation.
 ///

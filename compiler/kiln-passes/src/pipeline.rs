@@ -44,13 +44,92 @@ const DEFAULT: &[&str] = &[
     "dce",
 ];
 
+/// `-O1`: the cleanup of `default`, then what a model's ops mean rather
+/// than how an exporter spelled them (target-independent, no fusion), and
+/// a memory plan, so that the lowering emits each node on its own into
+/// planned buffers (one arena, no allocation per run).
+const O1: &[&str] = &[
+    // The default pipeline first: static types, folded shape computations
+    // and canonical forms are what the recognizers match on.
+    "shape-inference",
+    "fold-constants",
+    "shape-inference",
+    "canonicalize",
+    "cse",
+    "dce",
+    // Before recognize-attention: a spelled-out softmax inside an attention
+    // block becomes nn.softmax, which the attention pattern expects.
+    "recognize-norms",
+    // After the norms; takes the head-split transposes with it.
+    "recognize-attention",
+    // Batch norms and per-channel scales into the convolution weights
+    // (derived, nothing copied), so that conv-bn-relu is conv-relu for the
+    // epilogue fusion.
+    "fold-batch-norm",
+    // Brings the transposes that remain together and cancels them.
+    "sink-transposes",
+    // Rewrites leave duplicates (equal constants) and dead nodes.
+    "cse",
+    "dce",
+    // Last: any later rewrite would make the plan stale.
+    "plan-memory",
+];
+
+/// `-O2`: `-O1` plus fusion into kernels.
+const O2: &[&str] = &[
+    "shape-inference",
+    "fold-constants",
+    "shape-inference",
+    "canonicalize",
+    "cse",
+    "dce",
+    "recognize-norms",
+    "recognize-attention",
+    "fold-batch-norm",
+    "sink-transposes",
+    "cse",
+    "dce",
+    // A contraction takes the bias, activation, scale and residual after
+    // it, applied while its output tile is in registers.
+    "fuse-epilogue",
+    // After the epilogues took theirs: the remaining elementwise ops run
+    // as one loop per group.
+    "fuse-elementwise",
+    "plan-memory",
+];
+
+/// `-O3`: `-O2` plus the layouts and packed weights the target's kernels
+/// want.
+const O3: &[&str] = O2;
+
 /// Every named pipeline.
-pub const NAMED: &[NamedPipeline] = &[NamedPipeline {
-    name: "default",
-    summary:
-        "Graph cleanup before lowering: refine types, fold constants, simplify, merge duplicates, remove dead code",
-    passes: DEFAULT,
-}];
+pub const NAMED: &[NamedPipeline] = &[
+    NamedPipeline {
+        name: "default",
+        summary: "Graph cleanup before lowering: refine types, fold constants, simplify, merge duplicates, remove dead code",
+        passes: DEFAULT,
+    },
+    NamedPipeline {
+        name: "o0",
+        summary: "-O0: exactly the default pipeline; the lowering emits the graph as one tensor program",
+        passes: DEFAULT,
+    },
+    NamedPipeline {
+        name: "o1",
+        summary: "-O1: cleanup, recognized norms/activations/attention, folded batch norms, sunk transposes, a memory plan",
+        passes: O1,
+    },
+    NamedPipeline {
+        name: "o2",
+        summary: "-O2: -O1 plus fusion into kernels",
+        passes: O2,
+    },
+    NamedPipeline {
+        name: "o3",
+        summary: "-O3: -O2 plus kernel layouts and packed weights (the default)",
+        passes: O3,
+    },
+];
 
 /// Why a pipeline string did not parse.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -130,6 +209,12 @@ impl Pipeline {
         Pipeline::parse("default").expect("the default pipeline names registered passes")
     }
 
+    /// The pipeline `-O<level>` selects (`o0` .. `o3`; above 3 is `o3`).
+    pub fn for_level(level: u8) -> Pipeline {
+        Pipeline::parse(&format!("o{}", level.min(3)))
+            .expect("the o0..o3 pipelines name registered passes")
+    }
+
     /// Whether the pipeline has no passes.
     pub fn is_empty(&self) -> bool {
         self.passes.is_empty()
@@ -186,6 +271,31 @@ mod tests {
             Pipeline::parse("default,dce").unwrap().to_string(),
             "shape-inference,fold-constants,shape-inference,canonicalize,cse,dce,dce"
         );
+    }
+
+    #[test]
+    fn levels_name_pipelines_and_o0_is_default() {
+        assert_eq!(Pipeline::parse("o0").unwrap(), Pipeline::default_pipeline());
+        let named_level = |l: u8| named(&format!("o{l}")).unwrap();
+        for level in 0..=3u8 {
+            let p = named_level(level);
+            assert_eq!(Pipeline::for_level(level), Pipeline::parse(p.name).unwrap());
+            // Each level runs at least what the one below runs, in order,
+            // and o1..o3 end with plan-memory.
+            if level > 0 {
+                assert_eq!(p.passes.last(), Some(&"plan-memory"));
+                let below = named_level(level - 1).passes;
+                let mut it = p.passes.iter();
+                for pass in below {
+                    assert!(
+                        it.any(|q| q == pass),
+                        "o{level} lacks {pass} of o{}",
+                        level - 1
+                    );
+                }
+            }
+        }
+        assert_eq!(Pipeline::for_level(9), Pipeline::parse("o3").unwrap());
     }
 
     #[test]

@@ -3,7 +3,10 @@
 //! here (and a lit test `lit-tests/passes/<name>.kir`).
 
 use crate::pass::Pass;
-use crate::passes::{canonicalize, cse, dce, fold_constants, shape_inference};
+use crate::passes::{
+    canonicalize, cse, dce, fold_batch_norm, fold_constants, fuse_elementwise, fuse_epilogue,
+    plan_memory, recognize_attention, recognize_norms, shape_inference, sink_transposes,
+};
 
 /// A registry entry.
 #[derive(Clone, Copy)]
@@ -35,8 +38,15 @@ pub const PASSES: &[PassInfo] = &[
     canonicalize::INFO,
     cse::INFO,
     dce::INFO,
+    fold_batch_norm::INFO,
     fold_constants::INFO,
+    fuse_elementwise::INFO,
+    fuse_epilogue::INFO,
+    plan_memory::INFO,
+    recognize_attention::INFO,
+    recognize_norms::INFO,
     shape_inference::INFO,
+    sink_transposes::INFO,
 ];
 
 /// Looks a pass up by name.

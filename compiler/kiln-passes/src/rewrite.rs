@@ -20,7 +20,11 @@
 //! Deciding ([`plan_replace`]) is separate from rewriting ([`apply`]);
 //! [`apply`] cannot fail.
 
-use kiln_ir::{Attrs, Graph, OpKind, ValueId};
+use crate::pattern::Matcher;
+use kiln_ir::graph::Derivation;
+use kiln_ir::{
+    Attrs, Blob, Graph, OpKind, TensorType, ValueId, Weight, WeightData, WeightId, WeightSource,
+};
 
 /// How a planned replacement is carried out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,6 +106,342 @@ pub fn apply(g: &mut Graph, r: Replacement) {
             n.attrs = Attrs::new();
         }
     }
+}
+
+/// A value in a [`Recipe`]: one that exists, or a result of one of the
+/// recipe's new nodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Val {
+    /// An existing value.
+    Old(ValueId),
+    /// Result `result` of the recipe's new node `node`.
+    New {
+        /// Index into [`Recipe::nodes`].
+        node: usize,
+        /// Result index.
+        result: usize,
+    },
+}
+
+impl Val {
+    /// The single result of new node `node`.
+    pub fn new(node: usize) -> Val {
+        Val::New { node, result: 0 }
+    }
+}
+
+impl From<ValueId> for Val {
+    fn from(v: ValueId) -> Val {
+        Val::Old(v)
+    }
+}
+
+/// A node a [`Recipe`] adds, with its result names and types decided.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewNode {
+    /// The op.
+    pub op: OpKind,
+    /// Operands.
+    pub inputs: Vec<Option<Val>>,
+    /// Attributes (for a constant, `value` is filled in from `weight`).
+    pub attrs: Attrs,
+    /// Result names (made unique when taken) and types.
+    pub results: Vec<(String, TensorType)>,
+    /// The weight of a new `nn.constant`.
+    pub weight: Option<WRef>,
+    /// The body of a new `nn.fused`.
+    pub body: Option<Box<Graph>>,
+}
+
+impl NewNode {
+    /// A single-result node.
+    pub fn op(op: OpKind, inputs: Vec<Val>, attrs: Attrs, name: &str, ty: TensorType) -> NewNode {
+        NewNode {
+            op,
+            inputs: inputs.into_iter().map(Some).collect(),
+            attrs,
+            results: vec![(name.to_string(), ty)],
+            weight: None,
+            body: None,
+        }
+    }
+
+    /// A new `nn.constant` of weight `w` (of type `ty`), named `name`.
+    pub fn constant(name: &str, w: WRef, ty: TensorType) -> NewNode {
+        NewNode {
+            op: OpKind::Constant,
+            inputs: Vec::new(),
+            attrs: Attrs::new(),
+            results: vec![(name.to_string(), ty)],
+            weight: Some(w),
+            body: None,
+        }
+    }
+}
+
+/// A weight in a [`Recipe`]: one that exists, or one of the recipe's new
+/// weights.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WRef {
+    /// An existing weight.
+    Old(WeightId),
+    /// Index into [`Recipe::weights`].
+    New(usize),
+}
+
+/// A weight a [`Recipe`] adds: bytes, or a derivation (computed lazily,
+/// see `kiln_ir::Derivation`) whose operands may be earlier new weights.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewWeight {
+    /// The name (made unique when taken).
+    pub name: String,
+    /// Its type.
+    pub ty: TensorType,
+    /// Its data.
+    pub data: NewData,
+}
+
+/// The data of a [`NewWeight`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum NewData {
+    /// Bytes (possibly a view of another weight's bytes), with the file
+    /// region they came from.
+    Bytes(Blob, Option<WeightSource>),
+    /// Elided bytes (a graph printed without its weights can still be
+    /// optimized).
+    Elided {
+        /// Byte length.
+        bytes: u64,
+        /// FNV-1a 64 of the bytes.
+        fingerprint: u64,
+    },
+    /// `op {attrs}` applied to `inputs`.
+    Derived {
+        /// The op.
+        op: OpKind,
+        /// Its attributes.
+        attrs: Attrs,
+        /// Its operands.
+        inputs: Vec<WRef>,
+    },
+}
+
+/// A decided rewrite that adds nodes and replaces values: the nodes are
+/// inserted, in order, right before node `at`, then every `(old, new)` in
+/// `replace` is carried out with the policy of this module. The planner
+/// guarantees that each new value has exactly its old value's type, that
+/// every operand of a new node is defined before `at` (or is an earlier
+/// new node), and that each `old` is a result of a node at or after `at`:
+/// then [`apply_recipe`] cannot fail and the graph stays topologically
+/// ordered. Nodes left unused are removed by dce afterwards.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Recipe {
+    /// Where the new nodes go.
+    pub at: usize,
+    /// The new weights, added before the nodes.
+    pub weights: Vec<NewWeight>,
+    /// The new nodes.
+    pub nodes: Vec<NewNode>,
+    /// Values to replace and their replacements.
+    pub replace: Vec<(ValueId, Val)>,
+}
+
+impl Recipe {
+    /// An empty recipe inserting before node `at`.
+    pub fn at(at: usize) -> Recipe {
+        Recipe {
+            at,
+            ..Recipe::default()
+        }
+    }
+
+    /// Adds a node; returns its single (first) result.
+    pub fn push(&mut self, node: NewNode) -> Val {
+        self.nodes.push(node);
+        Val::new(self.nodes.len() - 1)
+    }
+
+    /// Adds a weight.
+    pub fn weight(&mut self, w: NewWeight) -> WRef {
+        self.weights.push(w);
+        WRef::New(self.weights.len() - 1)
+    }
+
+    /// Adds a derived weight `op {attrs}(inputs)` of type `ty`.
+    pub fn derived(
+        &mut self,
+        name: &str,
+        ty: TensorType,
+        op: OpKind,
+        attrs: Attrs,
+        inputs: Vec<WRef>,
+    ) -> WRef {
+        self.weight(NewWeight {
+            name: name.to_string(),
+            ty,
+            data: NewData::Derived { op, attrs, inputs },
+        })
+    }
+
+    /// Adds a weight holding `w`'s data and an `nn.constant` of it.
+    pub fn constant(&mut self, name: &str, w: Weight) -> Val {
+        let data = match w.data {
+            WeightData::Bytes(b) => NewData::Bytes(b, w.source),
+            WeightData::Derived(d) => NewData::Derived {
+                op: d.op,
+                attrs: d.attrs,
+                inputs: d.inputs.into_iter().map(WRef::Old).collect(),
+            },
+            WeightData::Elided { bytes, fingerprint } => NewData::Elided { bytes, fingerprint },
+        };
+        let ty = w.ty;
+        let r = self.weight(NewWeight {
+            name: w.name,
+            ty: ty.clone(),
+            data,
+        });
+        self.push(NewNode::constant(name, r, ty))
+    }
+
+    /// The declared type of a value of the recipe.
+    pub fn ty<'a>(&'a self, g: &'a Graph, v: Val) -> &'a TensorType {
+        match v {
+            Val::Old(v) => &g.value(v).ty,
+            Val::New { node, result } => &self.nodes[node].results[result].1,
+        }
+    }
+}
+
+/// Carries out a [`Recipe`]; returns the number of nodes inserted.
+pub fn apply_recipe(g: &mut Graph, recipe: Recipe) -> usize {
+    let mut made: Vec<Vec<ValueId>> = Vec::with_capacity(recipe.nodes.len());
+    let resolve = |made: &[Vec<ValueId>], v: Val| match v {
+        Val::Old(v) => v,
+        Val::New { node, result } => made[node][result],
+    };
+    let count = recipe.nodes.len();
+    let mut weights: Vec<WeightId> = Vec::with_capacity(recipe.weights.len());
+    let wid = |weights: &[WeightId], r: WRef| match r {
+        WRef::Old(w) => w,
+        WRef::New(i) => weights[i],
+    };
+    for w in recipe.weights {
+        let (data, source) = match w.data {
+            NewData::Bytes(b, source) => (WeightData::Bytes(b), source),
+            NewData::Elided { bytes, fingerprint } => {
+                (WeightData::Elided { bytes, fingerprint }, None)
+            }
+            NewData::Derived { op, attrs, inputs } => (
+                WeightData::Derived(Derivation {
+                    op,
+                    attrs,
+                    inputs: inputs.into_iter().map(|r| wid(&weights, r)).collect(),
+                }),
+                None,
+            ),
+        };
+        weights.push(g.add_weight(Weight {
+            name: w.name,
+            ty: w.ty,
+            data,
+            source,
+        }));
+    }
+    for (i, n) in recipe.nodes.into_iter().enumerate() {
+        let mut attrs = n.attrs;
+        if let Some(w) = n.weight {
+            attrs.insert("value".into(), kiln_ir::Attr::Weight(wid(&weights, w)));
+        }
+        let inputs = n
+            .inputs
+            .iter()
+            .map(|v| v.map(|v| resolve(&made, v)))
+            .collect();
+        let outs = g.add_node(n.op, inputs, attrs, n.results);
+        let mut node = g.nodes.pop().expect("just added");
+        node.body = n.body;
+        g.nodes.insert(recipe.at + i, node);
+        made.push(outs);
+    }
+    for (old, new) in recipe.replace {
+        let fresh = matches!(new, Val::New { .. });
+        let new = resolve(&made, new);
+        let node = g.nodes.iter().position(|n| n.outputs.contains(&old));
+        // The planner's guarantees make this a plain redirect or a rename;
+        // the general policy still covers an existing interface value.
+        if let Some(r) = node.and_then(|n| plan_replace(g, n, old, new)) {
+            apply(g, r);
+            if fresh && r.how == How::Uses {
+                // A new value takes the name of the one it replaces, so the
+                // printed graph keeps the names people know (ONNX names).
+                g.swap_value_names(old, new);
+            }
+        }
+    }
+    count
+}
+
+/// Which way [`sweep`] visits nodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// First to last: a rewrite's result is visited again as an operand of
+    /// later nodes in the same sweep.
+    Forward,
+    /// Last to first: a pattern ending at the outermost node matches
+    /// before its inner parts could.
+    Backward,
+}
+
+/// Visits every node once in `direction`, asking `plan` for a recipe at
+/// each and applying it; the [`Matcher`] is rebuilt only after a rewrite.
+/// A recipe may insert before or after its node; the visit goes on with
+/// the next node not yet visited. Returns the number of recipes applied;
+/// dead nodes are left for dce.
+pub fn sweep(
+    g: &mut Graph,
+    direction: Direction,
+    mut plan: impl FnMut(&Matcher<'_>, usize) -> Option<Recipe>,
+) -> usize {
+    let mut applied = 0;
+    let mut next = match direction {
+        Direction::Forward => Some(0),
+        Direction::Backward => g.nodes.len().checked_sub(1),
+    };
+    while let Some(start) = next {
+        let found = {
+            let m = Matcher::new(g);
+            let mut try_at = |n: usize| plan(&m, n).map(|r| (n, r));
+            match direction {
+                Direction::Forward => (start..g.nodes.len()).find_map(&mut try_at),
+                Direction::Backward => (0..=start).rev().find_map(&mut try_at),
+            }
+        };
+        let Some((n, r)) = found else { break };
+        let at = r.at;
+        let inserted = apply_recipe(g, r);
+        applied += 1;
+        // Nodes before `at` keep their indices; those from `at` on moved
+        // up by `inserted`.
+        let shifted = |i: usize| if i >= at { i + inserted } else { i };
+        next = match direction {
+            Direction::Forward => Some(shifted(n) + 1),
+            Direction::Backward => n.min(at).checked_sub(1),
+        };
+    }
+    applied
+}
+
+/// [`sweep`] as a whole pass: then removes what the rewrites left dead.
+pub fn sweep_pass(
+    g: &mut Graph,
+    direction: Direction,
+    plan: impl FnMut(&Matcher<'_>, usize) -> Option<Recipe>,
+) -> crate::pass::PassStats {
+    let rewrites = sweep(g, direction, plan);
+    if rewrites > 0 {
+        crate::passes::dce::eliminate(g);
+    }
+    crate::pass::PassStats { rewrites }
 }
 
 #[cfg(test)]

@@ -116,6 +116,25 @@ impl DType {
         self.bits() < 8
     }
 
+    /// The dtype generated code holds values of this type in: float8 values
+    /// as the exact `f32`, 4-bit values (and NF4 codes) one per byte. Such
+    /// storage-only dtypes are converted only at graph boundaries (inputs,
+    /// outputs, weights); intermediates live in the compute dtype.
+    pub fn compute_dtype(self) -> DType {
+        match self {
+            DType::F8E4M3FN | DType::F8E5M2 => DType::F32,
+            DType::I4 | DType::NF4 => DType::I8,
+            DType::U4 => DType::U8,
+            d => d,
+        }
+    }
+
+    /// Whether values of this dtype are held in another compute dtype
+    /// ([`DType::compute_dtype`]).
+    pub fn is_storage_only(self) -> bool {
+        self.compute_dtype() != self
+    }
+
     /// Bytes needed to store `numel` elements of this type, or `None` on
     /// overflow. Packed types round up to whole bytes.
     pub fn storage_bytes(self, numel: u64) -> Option<u64> {

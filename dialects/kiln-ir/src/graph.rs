@@ -10,6 +10,7 @@
 use crate::attr::{Attr, Attrs};
 use crate::blob::Blob;
 use crate::ops::OpKind;
+use crate::plan::MemoryPlan;
 use crate::types::TensorType;
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -44,6 +45,11 @@ pub struct Node {
     pub attrs: Attrs,
     /// Where the node came from (an ONNX node name), for diagnostics.
     pub loc: Option<String>,
+    /// The region of a node that holds a sub-graph (`nn.fused`): its inputs
+    /// are bound, in order, to the node's operands and its outputs are the
+    /// node's results. It has no weights of its own and sees only its own
+    /// values. `None` for every other op.
+    pub body: Option<Box<Graph>>,
 }
 
 impl Node {
@@ -75,6 +81,23 @@ pub enum WeightData {
         /// FNV-1a 64 of the data that was left out.
         fingerprint: u64,
     },
+    /// The result of an op applied to other weights (folding a batch norm
+    /// into conv weights, packing a weight into a kernel's panel layout),
+    /// computed only when the bytes are needed (by the interpreter, or
+    /// while the artifact's weights are streamed), one weight at a time.
+    Derived(Derivation),
+}
+
+/// How a derived weight is computed: `op {attrs}` applied to `inputs`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Derivation {
+    /// The op (any Kiln op with one result and no weight attribute).
+    pub op: OpKind,
+    /// Its attributes, checked against the op's schema.
+    pub attrs: Attrs,
+    /// The operand weights; each comes earlier in the weight table, so
+    /// derivations never form cycles.
+    pub inputs: Vec<WeightId>,
 }
 
 /// A file region a weight was loaded from, kept so that printers can refer
@@ -101,11 +124,20 @@ pub struct Weight {
 }
 
 impl Weight {
-    /// The bytes, unless elided.
+    /// The bytes, unless elided or derived (derived bytes are computed by
+    /// `kiln_interp::materialize`).
     pub fn bytes(&self) -> Option<&Blob> {
         match &self.data {
             WeightData::Bytes(b) => Some(b),
-            WeightData::Elided { .. } => None,
+            WeightData::Elided { .. } | WeightData::Derived(_) => None,
+        }
+    }
+
+    /// The derivation of a derived weight.
+    pub fn derivation(&self) -> Option<&Derivation> {
+        match &self.data {
+            WeightData::Derived(d) => Some(d),
+            _ => None,
         }
     }
 }
@@ -118,7 +150,7 @@ pub fn fingerprint(bytes: &[u8]) -> u64 {
 }
 
 /// A computation graph.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Graph {
     /// The graph's name (ONNX graph name or `main`).
     pub name: String,
@@ -138,6 +170,9 @@ pub struct Graph {
     /// Only a hint: candidates are still checked against the taken names.
     next_suffix: HashMap<String, u64>,
     next_weight_suffix: HashMap<String, u64>,
+    /// Where each intermediate lives in the run's workspace, once
+    /// `plan-memory` has run (see [`crate::plan`]).
+    pub memory_plan: Option<MemoryPlan>,
 }
 
 /// `base_N` for the first N from `next[base]` on that `taken` rejects,
@@ -223,6 +258,7 @@ impl Graph {
             outputs: outputs.clone(),
             attrs,
             loc: None,
+            body: None,
         });
         outputs
     }
@@ -352,7 +388,9 @@ impl Graph {
         }
     }
 
-    /// Removes weights no `nn.constant` refers to and renumbers the rest.
+    /// Removes weights that no `nn.constant` refers to (directly, or as an
+    /// operand of a derived weight that one refers to) and renumbers the
+    /// rest, keeping their order.
     pub fn gc_weights(&mut self) {
         let mut used = vec![false; self.weights.len()];
         for n in &self.nodes {
@@ -362,11 +400,28 @@ impl Graph {
                 }
             }
         }
+        // Derived weights only refer to earlier weights: one backward sweep
+        // marks every operand of a used derivation.
+        for i in (0..self.weights.len()).rev() {
+            if !used[i] {
+                continue;
+            }
+            if let Some(d) = self.weights[i].derivation() {
+                for w in &d.inputs {
+                    used[w.0 as usize] = true;
+                }
+            }
+        }
         let mut remap = vec![None; self.weights.len()];
         let old = std::mem::take(&mut self.weights);
         self.weight_names.clear();
-        for (i, w) in old.into_iter().enumerate() {
+        for (i, mut w) in old.into_iter().enumerate() {
             if used[i] {
+                if let WeightData::Derived(d) = &mut w.data {
+                    for x in &mut d.inputs {
+                        *x = remap[x.0 as usize].expect("an operand precedes its derived weight");
+                    }
+                }
                 remap[i] = Some(WeightId(self.weights.len() as u32));
                 self.weight_names
                     .insert(w.name.clone(), WeightId(self.weights.len() as u32));

@@ -12,6 +12,7 @@ pub mod blob;
 pub mod dtype;
 pub mod graph;
 pub mod ops;
+pub mod plan;
 pub mod text;
 pub mod types;
 pub mod verify;
@@ -19,7 +20,10 @@ pub mod verify;
 pub use attr::{Attr, AttrKind, Attrs};
 pub use blob::Blob;
 pub use dtype::{DType, DTypeClass};
-pub use graph::{Def, Graph, Node, ValueId, ValueInfo, Weight, WeightData, WeightId, WeightSource};
+pub use graph::{
+    Def, Derivation, Graph, Node, ValueId, ValueInfo, Weight, WeightData, WeightId, WeightSource,
+};
 pub use ops::{OpDef, OpKind};
+pub use plan::{Home, MemoryPlan};
 pub use types::{Dim, TensorType};
 pub use verify::{verify, VerifyError};

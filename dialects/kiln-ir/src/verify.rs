@@ -6,10 +6,11 @@
 //! parser runs it on everything it reads. It reports all problems it finds,
 //! not only the first, each naming the node.
 
-use crate::attr::Attr;
-use crate::graph::{Def, Graph, Node, ValueId, WeightData, WeightId};
+use crate::attr::{Attr, AttrKind};
+use crate::graph::{Def, Derivation, Graph, Node, ValueId, WeightData, WeightId};
 use crate::ops::infer::{ConstOperand, InferCtx, InferError};
 use crate::ops::AttrDefault;
+use crate::ops::OpKind;
 use crate::types::{Dim, TensorType};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -60,10 +61,7 @@ pub fn infer_node_with(
         .iter()
         .map(|v| {
             let w = g.weight(const_weight((*v)?)?);
-            match &w.data {
-                WeightData::Bytes(b) => Some(ConstOperand { ty: &w.ty, data: b }),
-                WeightData::Elided { .. } => None,
-            }
+            w.bytes().map(|data| ConstOperand { ty: &w.ty, data })
         })
         .collect();
     let weight_ty = node.attrs.values().find_map(|a| match a {
@@ -77,8 +75,50 @@ pub fn infer_node_with(
         consts: &consts,
         num_outputs: node.outputs.len(),
         weight_ty,
+        body: node.body.as_deref(),
     };
     (def.infer)(&ctx)
+}
+
+/// Infers the type of a derived weight from its operands' types.
+pub fn infer_derivation(g: &Graph, d: &Derivation) -> Result<TensorType, InferError> {
+    let def = d.op.def();
+    if d.inputs.iter().any(|w| w.0 as usize >= g.weights().len()) {
+        return Err(InferError("refers to a weight that does not exist".into()));
+    }
+    if !def.inputs.allows(d.inputs.len()) || !def.outputs.allows(1) {
+        return Err(InferError(format!(
+            "{} cannot derive a weight from {} operands",
+            def.name,
+            d.inputs.len()
+        )));
+    }
+    if def.attrs.iter().any(|a| a.kind == AttrKind::Weight) || d.op == OpKind::Fused {
+        return Err(InferError(format!("{} cannot derive a weight", def.name)));
+    }
+    let types: Vec<Option<&TensorType>> = d.inputs.iter().map(|w| Some(&g.weight(*w).ty)).collect();
+    let consts: Vec<Option<ConstOperand<'_>>> = d
+        .inputs
+        .iter()
+        .map(|w| {
+            let w = g.weight(*w);
+            w.bytes().map(|data| ConstOperand { ty: &w.ty, data })
+        })
+        .collect();
+    let ctx = InferCtx {
+        def,
+        inputs: &types,
+        attrs: &d.attrs,
+        consts: &consts,
+        num_outputs: 1,
+        weight_ty: None,
+        body: None,
+    };
+    let mut tys = (def.infer)(&ctx)?;
+    if tys.is_empty() {
+        return Err(InferError(format!("{} produced no result", def.name)));
+    }
+    Ok(tys.swap_remove(0))
 }
 
 /// Whether a declared result type is consistent with the inferred one: same
@@ -110,7 +150,15 @@ fn check_schema(node: &Node) -> Vec<String> {
             node.outputs.len()
         ));
     }
-    for (name, a) in &node.attrs {
+    errs.extend(check_attrs(def, &node.attrs));
+    errs
+}
+
+/// Checks attributes against an op's schema: known names, kinds, required
+/// ones present.
+fn check_attrs(def: &crate::ops::OpDef, attrs: &crate::attr::Attrs) -> Vec<String> {
+    let mut errs = Vec::new();
+    for (name, a) in attrs {
         match def.attr_spec(name) {
             None => errs.push(format!("unknown attribute '{name}'")),
             Some(s) if !a.fits(s.kind) => errs.push(format!(
@@ -122,7 +170,7 @@ fn check_schema(node: &Node) -> Vec<String> {
         }
     }
     for s in def.attrs {
-        if matches!(s.default, AttrDefault::Required) && !node.attrs.contains_key(s.name) {
+        if matches!(s.default, AttrDefault::Required) && !attrs.contains_key(s.name) {
             errs.push(format!("attribute '{}' is required", s.name));
         }
     }
@@ -180,7 +228,38 @@ pub fn verify(g: &Graph) -> Result<(), Vec<VerifyError>> {
             ),
             _ => {}
         }
-        let _ = i;
+        if let Some(d) = w.derivation() {
+            if let Some(bad) = d.inputs.iter().find(|x| x.0 as usize >= i) {
+                let what = g
+                    .weights()
+                    .get(bad.0 as usize)
+                    .map_or_else(|| format!("#{}", bad.0), |x| format!("@{}", x.name));
+                push(
+                    None,
+                    format!(
+                        "derived weight @{} uses {what}, which does not come before it",
+                        w.name
+                    ),
+                );
+                continue;
+            }
+            for e in check_attrs(d.op.def(), &d.attrs) {
+                push(None, format!("derived weight @{}: {e}", w.name));
+            }
+            match infer_derivation(g, d) {
+                Err(e) => push(None, format!("derived weight @{}: {e}", w.name)),
+                Ok(t) if t != w.ty => push(
+                    None,
+                    format!(
+                        "derived weight @{} is declared {} but {} gives {t}",
+                        w.name,
+                        w.ty,
+                        d.op.name()
+                    ),
+                ),
+                Ok(_) => {}
+            }
+        }
     }
     let defs = g.defs();
     for (n, node) in g.nodes.iter().enumerate() {
@@ -222,6 +301,19 @@ pub fn verify(g: &Graph) -> Result<(), Vec<VerifyError>> {
                 );
             }
         }
+        match (&node.body, node.op == OpKind::Fused) {
+            (Some(body), true) => {
+                if let Err(body_errs) = verify(body) {
+                    for e in body_errs {
+                        push(Some(n), format!("{what}: in its body: {e}"));
+                    }
+                    continue;
+                }
+            }
+            (None, true) => push(Some(n), format!("{what}: has no body")),
+            (Some(_), false) => push(Some(n), format!("{what}: only nn.fused has a body")),
+            (None, false) => {}
+        }
         if !operands_ok || !node.op.def().inputs.allows(node.inputs.len()) {
             continue;
         }
@@ -256,6 +348,14 @@ pub fn verify(g: &Graph) -> Result<(), Vec<VerifyError>> {
                 None,
                 format!("graph output %{} is not defined", g.value(v).name),
             );
+        }
+    }
+    if let (Some(plan), true) = (&g.memory_plan, errs.is_empty()) {
+        if let Err(plan_errs) = crate::plan::verify_plan(g, plan) {
+            errs.extend(plan_errs.into_iter().map(|e| VerifyError {
+                node: None,
+                message: e.to_string(),
+            }));
         }
     }
     if errs.is_empty() {

@@ -83,6 +83,19 @@ fn check_c_library(lib: &Path) {
         "-o".as_ref(),
         artifact.as_os_str(),
     ]);
+    // Sealed as `kiln compile` seals its artifacts (kiln_model_load checks it).
+    kiln_runtime::seal_file(
+        &artifact,
+        &kiln_runtime::integrity::Record {
+            abi_version: kiln_runtime::abi::ABI_VERSION,
+            symbol: "kiln_artifact".into(),
+            arch: kiln_runtime::cpu::host_arch().into(),
+            cpu: "generic".into(),
+            features: String::new(),
+            weights: None,
+        },
+    )
+    .unwrap();
     let link_dir = format!("-L{}", lib.display());
     let rpath = format!("-Wl,-rpath,{}", lib.display());
     for program in ["misuse", "concurrent"] {

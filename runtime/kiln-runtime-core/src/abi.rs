@@ -63,7 +63,8 @@ pub struct ArtifactV1 {
     pub abi_version: u32,
     pub num_inputs: u32,
     pub num_outputs: u32,
-    pub reserved: u32,
+    /// [`FLAG_TARGET`] when a [`TargetRecord`] follows the descriptor.
+    pub flags: u32,
     pub inputs: *const TensorDesc,
     pub outputs: *const TensorDesc,
     pub model_name: *const c_char,
@@ -76,6 +77,20 @@ pub struct ArtifactV1 {
     /// Scratch bytes the entry needs (multiple of 64, may be 0).
     pub workspace_size: u64,
     pub entry: Option<EntryFn>,
+}
+
+/// `kiln_artifact_v1.flags` bit: a [`TargetRecord`] directly follows the
+/// descriptor.
+pub const FLAG_TARGET: u32 = 1;
+
+/// `kiln_artifact_target`: the machine the artifact's code was built for.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct TargetRecord {
+    pub arch: *const c_char,
+    pub cpu: *const c_char,
+    /// Comma-separated LLVM feature names.
+    pub features: *const c_char,
 }
 
 /// `const kiln_artifact_v1* kiln_artifact(void)`.

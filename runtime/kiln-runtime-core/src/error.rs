@@ -31,6 +31,8 @@ pub enum Status {
     OutOfMemory = 9,
     ExecutionFailed = 10,
     Internal = 11,
+    CorruptArtifact = 12,
+    UnsupportedCpu = 13,
 }
 
 impl Status {
@@ -55,6 +57,8 @@ impl Status {
             9 => c"out of memory",
             10 => c"execution failed",
             11 => c"internal error",
+            12 => c"corrupt artifact",
+            13 => c"unsupported CPU",
             _ => c"unknown status",
         }
     }
@@ -127,6 +131,11 @@ pub enum Error {
     OutOfMemory(String),
     ExecutionFailed(i32),
     Internal(String),
+    /// The file is truncated, altered or not a sealed Kiln artifact.
+    CorruptArtifact(String),
+    /// This CPU cannot run the artifact (another architecture, or missing
+    /// features, named in the message).
+    UnsupportedCpu(String),
 }
 
 impl fmt::Display for Error {
@@ -174,6 +183,8 @@ impl fmt::Display for Error {
                 write!(f, "execution failed: compiled entry returned {rc}")
             }
             Error::Internal(m) => write!(f, "internal error: {m}"),
+            Error::CorruptArtifact(m) => write!(f, "corrupt artifact: {m}"),
+            Error::UnsupportedCpu(m) => write!(f, "unsupported CPU: {m}"),
         }
     }
 }
@@ -195,6 +206,8 @@ impl Error {
             Error::OutOfMemory(_) => Status::OutOfMemory,
             Error::ExecutionFailed(_) => Status::ExecutionFailed,
             Error::Internal(_) => Status::Internal,
+            Error::CorruptArtifact(_) => Status::CorruptArtifact,
+            Error::UnsupportedCpu(_) => Status::UnsupportedCpu,
         }
     }
 }

@@ -25,8 +25,10 @@ extern crate alloc;
 extern crate std;
 
 pub mod abi;
+pub mod cpu;
 mod dtype;
 mod error;
+pub mod integrity;
 mod model;
 mod pool;
 mod sys;

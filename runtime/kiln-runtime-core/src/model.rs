@@ -16,6 +16,7 @@
 
 use crate::abi::{self, ArtifactV1, ExecCtx, TensorDesc};
 use crate::error::{Error, Role, TensorName};
+use crate::integrity;
 use crate::pool::{self, Pool};
 use crate::sys::{self, Library, Mmap, Mutex};
 use crate::DType;
@@ -96,8 +97,9 @@ impl Weights {
 
 /// How external weights are found.
 enum WeightsSource<'a> {
-    /// Relative to this directory (the artifact's), never escaping it.
-    ArtifactDir(&'a [u8]),
+    /// Relative to this directory (the artifact's), never escaping it; with
+    /// the size and checksum the artifact's integrity record gives for it.
+    ArtifactDir(&'a [u8], Option<integrity::WeightsSeal>),
     /// A file the user named explicitly.
     Explicit(Option<&'a CStr>),
 }
@@ -332,6 +334,58 @@ fn map_weights(path: &CStr, expected: u64) -> Result<Weights, Error> {
     Ok(map.map_or(Weights::None, Weights::Mapped))
 }
 
+/// Checks the integrity record of the artifact file at `path` (without
+/// loading it), its ABI version and whether this CPU can run its code.
+fn verify_file(path: &[u8]) -> Result<integrity::Record, Error> {
+    let shown = display(path);
+    let c_path = c_string(path, "artifact_path")?;
+    let (_, map) =
+        sys::map_file(&c_path).map_err(|e| Error::LoadFailed(format!("{shown}: {e}")))?;
+    let bytes: &[u8] = match &map {
+        // SAFETY: a read-only mapping of `len` bytes, alive while `map` is.
+        Some(m) => unsafe { core::slice::from_raw_parts(m.as_ptr(), m.len()) },
+        None => &[],
+    };
+    let record =
+        integrity::verify(bytes).map_err(|e| Error::CorruptArtifact(format!("{shown}: {e}")))?;
+    drop(map);
+    if record.abi_version != abi::ABI_VERSION {
+        return Err(Error::AbiMismatch {
+            found: record.abi_version,
+            expected: abi::ABI_VERSION,
+        });
+    }
+    crate::cpu::check(&shown, &record.arch, &record.cpu, &record.features)?;
+    Ok(record)
+}
+
+/// Compares mapped external weights with the artifact's record of them.
+fn check_weights_seal(
+    path: &CStr,
+    weights: &Weights,
+    size: u64,
+    seal: Option<integrity::WeightsSeal>,
+) -> Result<(), Error> {
+    let shown = display(path.to_bytes());
+    let Some(seal) = seal else {
+        return Err(Error::CorruptArtifact(format!(
+            "the artifact's integrity record has no checksum for its weights file {shown}"
+        )));
+    };
+    let bytes: &[u8] = match weights {
+        // SAFETY: the mapping holds `size` bytes (checked by map_weights).
+        Weights::Mapped(m) => unsafe { core::slice::from_raw_parts(m.as_ptr(), size as usize) },
+        _ => &[],
+    };
+    if seal.size != size || integrity::hash(bytes) != seal.hash {
+        return Err(Error::CorruptArtifact(format!(
+            "weights file {shown} does not match the artifact's checksum of it \
+             (altered, damaged, or from another build)"
+        )));
+    }
+    Ok(())
+}
+
 /// Opens an artifact shared library.
 fn open_library(path: &[u8]) -> Result<Library, Error> {
     // A bare file name would make dlopen search the system library path;
@@ -351,18 +405,37 @@ fn open_library(path: &[u8]) -> Result<Library, Error> {
 impl Model {
     /// Loads an artifact shared library (a file path, as bytes) and its
     /// external weights, if any.
+    ///
+    /// Before `dlopen` runs anything of the file, its integrity record is
+    /// verified (length, checksum, ABI version; see [`crate::integrity`])
+    /// and the CPU it was built for is checked against this one, so a
+    /// truncated, altered or foreign file, or one this CPU cannot execute,
+    /// is refused with an error rather than a signal.
     pub fn load(path: &[u8]) -> Result<Model, Error> {
+        let record = verify_file(path)?;
         let library = open_library(path)?;
-        let get = library.symbol(c"kiln_artifact").map_err(|e| {
-            Error::LoadFailed(format!("{}: no kiln_artifact symbol: {e}", display(path)))
+        let symbol = c_string(record.symbol.as_bytes(), "descriptor symbol")?;
+        let get = library.symbol(&symbol).map_err(|e| {
+            Error::LoadFailed(format!(
+                "{}: no {} symbol: {e}",
+                display(path),
+                record.symbol
+            ))
         })?;
-        // SAFETY: every Kiln artifact exports `kiln_artifact` with this type.
+        // SAFETY: every Kiln artifact exports its descriptor function (the
+        // symbol its record names) with this type.
         let get: abi::ArtifactFn = unsafe { core::mem::transmute(get.as_ptr()) };
         // SAFETY: calling the artifact's own descriptor function.
         let artifact = unsafe { get() };
         let dir = parent_dir(path);
         // SAFETY: the descriptor comes from the library, which the model keeps.
-        unsafe { Model::from_descriptor(artifact, WeightsSource::ArtifactDir(dir), Some(library)) }
+        unsafe {
+            Model::from_descriptor(
+                artifact,
+                WeightsSource::ArtifactDir(dir, record.weights),
+                Some(library),
+            )
+        }
     }
 
     /// Wraps an artifact linked into this program.
@@ -401,6 +474,24 @@ impl Model {
         }
         // SAFETY: a version-1 descriptor.
         let a = unsafe { artifact.read() };
+        if a.flags & abi::FLAG_TARGET != 0 {
+            // SAFETY: the flag says a target record follows the descriptor.
+            let t = unsafe { artifact.add(1).cast::<abi::TargetRecord>().read() };
+            // SAFETY: the record's strings are C strings (artifact contract).
+            let (arch, cpu, features) = unsafe {
+                (
+                    artifact_string(t.arch, "target architecture")?.unwrap_or_default(),
+                    artifact_string(t.cpu, "target CPU")?.unwrap_or_default(),
+                    artifact_string(t.features, "target features")?.unwrap_or_default(),
+                )
+            };
+            crate::cpu::check(
+                "the artifact",
+                arch.to_str().unwrap_or_default(),
+                cpu.to_str().unwrap_or_default(),
+                features.to_str().unwrap_or_default(),
+            )?;
+        }
         let entry = a
             .entry
             .ok_or_else(|| Error::LoadFailed("artifact has no entry function".into()))?;
@@ -449,8 +540,11 @@ impl Model {
                     Weights::Embedded(a.weights)
                 }
             }
-            (true, Some(file), WeightsSource::ArtifactDir(dir)) => {
-                map_weights(&resolve_weights_file(dir, file.to_bytes())?, a.weights_size)?
+            (true, Some(file), WeightsSource::ArtifactDir(dir, seal)) => {
+                let path = resolve_weights_file(dir, file.to_bytes())?;
+                let weights = map_weights(&path, a.weights_size)?;
+                check_weights_seal(&path, &weights, a.weights_size, seal)?;
+                weights
             }
             (true, Some(_), WeightsSource::Explicit(Some(path))) => {
                 map_weights(path, a.weights_size)?

@@ -272,6 +272,11 @@ impl Mmap {
     pub fn as_ptr(&self) -> *const u8 {
         self.ptr.as_ptr().cast()
     }
+
+    #[allow(clippy::len_without_is_empty)] // never empty: empty files are not mapped
+    pub fn len(&self) -> usize {
+        self.len
+    }
 }
 
 impl Drop for Mmap {

@@ -17,5 +17,29 @@
 
 mod model;
 
-pub use kiln_runtime_core::{abi, DType, Error, Role, Status, TensorInfo, TensorName, VERSION};
+pub use kiln_runtime_core::{
+    abi, cpu, integrity, DType, Error, Role, Status, TensorInfo, TensorName, VERSION,
+};
 pub use model::{Element, Model, TensorMut, TensorRef};
+
+/// Appends the integrity record for `record` to the artifact file at `path`
+/// (what `kiln compile` does after linking; see [`integrity`]). The file
+/// must not carry a record yet.
+pub fn seal_file(path: &std::path::Path, record: &integrity::Record) -> std::io::Result<()> {
+    use std::io::{Read, Write};
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .append(true)
+        .open(path)?;
+    let mut sealer = integrity::Sealer::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        sealer.update(&buf[..n]);
+    }
+    file.write_all(&sealer.finish(record))?;
+    file.flush()
+}

@@ -54,7 +54,27 @@ fn build_artifact(dir: &Path, name: &str, defines: &[&str]) -> PathBuf {
     args.extend([fixture("affine.c").into(), "-o".into(), out.clone().into()]);
     let refs: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
     cc(&refs);
+    // Sealed as `kiln compile` seals its artifacts; external weights are
+    // expected to be `weights_bytes()`.
+    let external = defines.iter().any(|d| d.starts_with("EXTERNAL_WEIGHTS"));
+    kiln_runtime::seal_file(&out, &host_record(external)).unwrap();
     out
+}
+
+/// An integrity record for the fixture, built for this machine.
+fn host_record(external_weights: bool) -> kiln_runtime::integrity::Record {
+    let w = weights_bytes();
+    kiln_runtime::integrity::Record {
+        abi_version: kiln_runtime::abi::ABI_VERSION,
+        symbol: "kiln_artifact".into(),
+        arch: kiln_runtime::cpu::host_arch().into(),
+        cpu: "generic".into(),
+        features: String::new(),
+        weights: external_weights.then(|| kiln_runtime::integrity::WeightsSeal {
+            size: w.len() as u64,
+            hash: kiln_runtime::integrity::hash(&w),
+        }),
+    }
 }
 
 fn expected(x: &[f32]) -> Vec<f32> {
@@ -114,6 +134,13 @@ fn loads_external_weights_next_to_the_artifact() {
         "{short}"
     );
 
+    // The right size but other bytes: refused by the record's checksum.
+    let mut other = weights_bytes();
+    other[3] ^= 1;
+    std::fs::write(dir.path().join("ext.weights"), &other).unwrap();
+    let altered = Model::load(&so).unwrap_err();
+    assert!(matches!(altered, Error::CorruptArtifact(_)), "{altered}");
+
     std::fs::write(dir.path().join("ext.weights"), weights_bytes()).unwrap();
     let model = Model::load(&so).unwrap();
     let x = [2.0, 2.0, 2.0, -1.0, 4.0, 0.25];
@@ -152,7 +179,26 @@ fn rejects_other_abi_versions_and_non_artifacts() {
 
     let junk = dir.path().join("junk.so");
     std::fs::write(&junk, b"not an ELF file").unwrap();
-    assert!(matches!(Model::load(&junk), Err(Error::LoadFailed(_))));
+    assert!(matches!(Model::load(&junk), Err(Error::CorruptArtifact(_))));
+
+    // A record that announces another ABI is refused before dlopen.
+    let plain = build_artifact(dir.path(), "plain.so", &[]);
+    let mut bytes = std::fs::read(&plain).unwrap();
+    let record_start = bytes.len() - 24 - {
+        let mut n = [0u8; 8];
+        n.copy_from_slice(&bytes[bytes.len() - 24..bytes.len() - 16]);
+        u64::from_le_bytes(n) as usize - 24
+    };
+    bytes.truncate(record_start);
+    let unsealed = dir.path().join("abi9.so");
+    std::fs::write(&unsealed, &bytes).unwrap();
+    let mut record = host_record(false);
+    record.abi_version = 9;
+    kiln_runtime::seal_file(&unsealed, &record).unwrap();
+    assert!(matches!(
+        Model::load(&unsealed),
+        Err(Error::AbiMismatch { found: 9, .. })
+    ));
 }
 
 #[test]

@@ -16,7 +16,6 @@ use crate::cmd::import::InputShapeArgs;
 use crate::error::{CliError, ExitClass};
 use clap::{Args, ValueEnum};
 use kiln_driver::{CompileOptions, DriverError, Emit, ErrorKind, LoadOptions, WeightsMode};
-use std::io::Write;
 use std::path::PathBuf;
 
 /// `--emit` values.
@@ -24,6 +23,8 @@ use std::path::PathBuf;
 pub enum EmitArg {
     /// Kiln IR after the graph pipeline.
     Kir,
+    /// Graphviz picture of the graph after the pipeline (fused kernels as clusters).
+    Dot,
     /// MLIR from the lowering (linalg on tensors).
     Mlir,
     /// Optimized LLVM IR.
@@ -40,6 +41,7 @@ impl From<EmitArg> for Emit {
     fn from(e: EmitArg) -> Emit {
         match e {
             EmitArg::Kir => Emit::Kir,
+            EmitArg::Dot => Emit::Dot,
             EmitArg::Mlir => Emit::Mlir,
             EmitArg::Llvm => Emit::Llvm,
             EmitArg::Asm => Emit::Asm,
@@ -61,24 +63,35 @@ pub enum WeightsArg {
 /// Target selection shared by `compile`, `run` and `bench`.
 #[derive(Debug, Args, Clone, Default)]
 pub struct TargetArgs {
-    /// Target: host (default), x86-64[-vN], x86_64[:CPU], aarch64-linux-gnu[:CPU].
+    /// Target: host (default), x86-64[-vN], x86_64[:CPU], aarch64-linux-gnu[:CPU]
+    /// (list: kiln compile --print-targets).
     #[arg(long, value_name = "TARGET")]
     pub target: Option<String>,
 
-    /// LLVM CPU: native (default on the host), x86-64-v3, skylake, ...
+    /// LLVM CPU (list: kiln compile --print-cpus). `kiln compile` defaults to the
+    /// portable x86-64-v3 (AVX2/FMA) on x86-64; `run`/`bench` of a model file to
+    /// native. `native` is this machine's exact CPU.
     #[arg(long, value_name = "CPU")]
     pub cpu: Option<String>,
 
-    /// LLVM optimisation level (0-3).
+    /// Optimisation level (0-3): the graph pipeline `o<N>` (`kiln opt
+    /// --list-passes` shows them) and LLVM's level of the same number. -O0 is
+    /// the unoptimized reference path; -O1 and up lower into a memory plan.
     #[arg(short = 'O', long = "opt-level", value_name = "N", default_value_t = 3,
           value_parser = clap::value_parser!(u8).range(0..=3))]
     pub opt_level: u8,
 }
 
 impl TargetArgs {
-    /// The code generation target.
+    /// The code generation target for running on this machine.
     pub fn target(&self) -> Result<kiln_driver::Target, CliError> {
         kiln_driver::target_from_args(self.target.as_deref(), self.cpu.as_deref())
+            .map_err(driver_error)
+    }
+
+    /// The code generation target of a deployed artifact (portable default CPU).
+    pub fn deploy_target(&self) -> Result<kiln_driver::Target, CliError> {
+        kiln_driver::deploy_target_from_args(self.target.as_deref(), self.cpu.as_deref())
             .map_err(driver_error)
     }
 
@@ -98,7 +111,17 @@ impl TargetArgs {
 #[derive(Debug, Args)]
 pub struct CompileArgs {
     /// The model (.onnx or .kir).
-    pub model: PathBuf,
+    #[arg(required_unless_present_any = ["print_targets", "print_cpus"])]
+    pub model: Option<PathBuf>,
+
+    /// List the targets (architectures, triples, default CPUs), then exit.
+    #[arg(long)]
+    pub print_targets: bool,
+
+    /// List the CPU names LLVM accepts for --target (default: this
+    /// machine's architecture), then exit.
+    #[arg(long)]
+    pub print_cpus: bool,
 
     /// Output file (required for obj and lib; text stages go to stdout
     /// when absent or `-`).
@@ -133,6 +156,22 @@ pub struct CompileArgs {
     /// Print the time of each stage to stderr.
     #[arg(long)]
     pub time: bool,
+
+    /// With --emit=obj: do not put kiln.h and libkiln_runtime.a next to the
+    /// object (the program links an installed runtime, see `kiln config`).
+    #[arg(long)]
+    pub no_runtime: bool,
+
+    /// Write a Make-syntax depfile: the output depends on the model, its
+    /// external-data or .kir weight files and --freeze-input files (for
+    /// Ninja, CMake's DEPFILE, cargo:rerun-if-changed).
+    #[arg(long, value_name = "FILE")]
+    pub depfile: Option<PathBuf>,
+
+    /// Symbol prefix and header name: the artifact defines NAME_artifact()
+    /// and its header is NAME.h, so several models link into one program.
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
 }
 
 /// Reads the tensors named by `--freeze-input NAME=PATH` arguments.
@@ -174,8 +213,103 @@ pub fn load_options(shapes: &InputShapeArgs) -> Result<LoadOptions, CliError> {
     })
 }
 
+/// `--print-targets`: one line per architecture.
+fn print_targets() -> String {
+    let mut s = String::from("Targets (--target):\n");
+    for arch in kiln_driver::Arch::ALL {
+        let generic = kiln_driver::Target::generic(arch);
+        let deploy = kiln_driver::Target::deploy(arch);
+        let kind = if arch.is_gpu() {
+            "GPU, MLIR stages only"
+        } else {
+            "CPU"
+        };
+        s.push_str(&format!(
+            "  {:<8} {:<28} default --cpu {:<10} ({kind}){}\n",
+            arch.name(),
+            generic.triple(),
+            deploy.cpu(),
+            if kiln_driver::Arch::of_host() == Some(arch) {
+                ", this machine"
+            } else {
+                ""
+            }
+        ));
+    }
+    s.push_str(
+        "Also: host/native (this machine's exact CPU), x86-64, x86-64-v2, x86-64-v3, x86-64-v4.\n",
+    );
+    s
+}
+
+/// `--print-cpus`: the CPU names of the chosen architecture.
+fn print_cpus(target: &TargetArgs) -> Result<String, CliError> {
+    let t = match target.target.as_deref() {
+        None | Some("host" | "native") => {
+            kiln_driver::Target::host().map_err(|e| driver_error(e.into()))?
+        }
+        Some(t) => kiln_driver::Target::parse(t).map_err(|e| driver_error(e.into()))?,
+    };
+    let names = kiln_driver::cpu_names(&t).map_err(|e| driver_error(e.into()))?;
+    let mut s = format!(
+        "CPUs for {} (--cpu):\n  native (this machine",
+        t.arch().name()
+    );
+    if kiln_driver::Arch::of_host() == Some(t.arch()) {
+        s.push_str(&format!(
+            ": {}",
+            kiln_driver::Target::host()
+                .map_err(|e| driver_error(e.into()))?
+                .cpu()
+        ));
+    }
+    s.push_str(")\n");
+    for n in names {
+        s.push_str(&format!("  {n}\n"));
+    }
+    Ok(s)
+}
+
+/// Escapes a path for a Make rule (GNU make and Ninja read the same).
+fn make_escape(p: &std::path::Path) -> String {
+    let mut out = String::new();
+    for c in p.to_string_lossy().chars() {
+        match c {
+            ' ' | '#' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '$' => out.push_str("$$"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// `target: dep dep ...` in Make syntax, one dependency per line.
+pub fn make_depfile(target: &std::path::Path, deps: &[PathBuf]) -> String {
+    let mut s = format!("{}:", make_escape(target));
+    for d in deps {
+        s.push_str(" \\\n  ");
+        s.push_str(&make_escape(d));
+    }
+    s.push('\n');
+    s
+}
+
 /// Runs `kiln compile`.
 pub fn run(args: CompileArgs) -> Result<(), CliError> {
+    if args.print_targets || args.print_cpus {
+        let text = if args.print_targets {
+            print_targets()
+        } else {
+            print_cpus(&args.target)?
+        };
+        return crate::io::write_output(None, text.as_bytes());
+    }
+    let Some(model) = args.model.clone() else {
+        return Err(CliError::new(ExitClass::Invalid, "no model file given"));
+    };
     let emit = Emit::from(args.emit);
     let output = args.output.filter(|o| o.as_os_str() != "-");
     if output.is_none() && !emit.is_text() {
@@ -184,35 +318,53 @@ pub fn run(args: CompileArgs) -> Result<(), CliError> {
             "-o FILE is required for --emit=obj and --emit=lib",
         ));
     }
-    let target = args.target.target()?;
+    let target = args.target.deploy_target()?;
     let frozen = read_frozen(&args.freeze_inputs)?;
     let mut load = load_options(&args.shapes)?;
     // Frozen inputs are given to the loader so that ONNX control flow
     // depending on them is expanded while importing.
     load.input_values = frozen.clone();
-    let graph = kiln_driver::load(&args.model, &load).map_err(driver_error)?;
+    let (graph, mut deps) = kiln_driver::load_with_deps(&model, &load).map_err(driver_error)?;
+    deps.extend(
+        args.freeze_inputs
+            .iter()
+            .filter_map(|s| s.split_once('=').map(|(_, p)| PathBuf::from(p))),
+    );
     if !frozen.is_empty() {
         let names: Vec<&str> = frozen.iter().map(|t| t.name.as_str()).collect();
         tracing::info!(inputs = %names.join(", "), "froze inputs into constants");
     }
     let mut opts = CompileOptions::new(target, output);
     opts.emit = emit;
-    opts.opt_level = args.target.opt_level();
+    opts.set_level(args.target.opt_level());
     opts.runtime_dir = args.runtime_dir;
+    opts.name = args.name;
+    opts.copy_runtime = !args.no_runtime;
     opts.weights = match args.weights {
         WeightsArg::Embedded => WeightsMode::Embedded,
         WeightsArg::External => WeightsMode::External,
     };
-    tracing::info!(model = %args.model.display(), target = %opts.target, "compile");
+    tracing::info!(model = %model.display(), target = %opts.target, "compile");
+    let main_output = opts.output.clone();
     let artifacts = kiln_driver::compile(graph, &opts).map_err(driver_error)?;
+    if let Some(depfile) = &args.depfile {
+        let Some(target) = main_output else {
+            return Err(CliError::new(
+                ExitClass::Invalid,
+                "--depfile needs an output file (-o)",
+            ));
+        };
+        crate::io::write_output(Some(depfile), make_depfile(&target, &deps).as_bytes())?;
+    }
     if args.time {
         eprint!("{}", artifacts.timing_table());
     }
+    for w in &artifacts.warnings {
+        eprintln!("kiln: warning: {w}");
+    }
     if let Some(text) = artifacts.text {
-        let mut out = std::io::stdout().lock();
-        out.write_all(&text)
-            .and_then(|()| out.flush())
-            .map_err(|e| CliError::io("write to stdout", &e))?;
+        // A reader that stops early (`| head`) is not an error.
+        crate::io::write_output(None, &text)?;
     }
     for f in &artifacts.files {
         tracing::info!(file = %f.display(), "wrote");

@@ -21,11 +21,10 @@
 
 use crate::error::{CliError, ExitClass};
 use clap::Args;
-use kiln_ir::text::{print_with, PrintOptions};
+use kiln_ir::text::PrintOptions;
 use kiln_onnx::import::ImportOptions;
-use kiln_onnx::{weights_file, ErrorKind, OnnxError};
+use kiln_onnx::{ErrorKind, OnnxError};
 use std::collections::BTreeMap;
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 /// `--input-shape NAME=DIMS`, repeatable; shared by every subcommand that
@@ -86,82 +85,15 @@ pub struct ImportArgs {
     pub inline_weights: usize,
 }
 
-/// The side file's name: the output's file name plus `.weights`.
-fn side_file_name(output: &Path) -> Result<PathBuf, CliError> {
-    if output == Path::new("-") {
+/// Runs `kiln import`.
+pub fn run(args: ImportArgs) -> Result<(), CliError> {
+    let opts = args.shapes.import_options()?;
+    if args.output == Path::new("-") {
         return Err(CliError::new(
             ExitClass::Invalid,
             "-o must name a file: the weights side file is written next to it",
         ));
     }
-    let name = output.file_name().ok_or_else(|| {
-        CliError::new(
-            ExitClass::Invalid,
-            format!("-o {}: not a file name", output.display()),
-        )
-    })?;
-    let mut s = name.to_os_string();
-    s.push(".weights");
-    Ok(PathBuf::from(s))
-}
-
-/// A temporary file beside `dest`, renamed over it by [`Staged::commit`]
-/// and removed if dropped uncommitted.
-struct Staged {
-    tmp: tempfile::NamedTempFile,
-    dest: PathBuf,
-}
-
-impl Staged {
-    fn new(dest: &Path) -> Result<Staged, CliError> {
-        let dir = dest
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        // Temporary files are created 0600; outputs get the usual 0644
-        // (less the umask, which open(2) applies).
-        use std::os::unix::fs::PermissionsExt;
-        let tmp = tempfile::Builder::new()
-            .prefix(".kiln-tmp-")
-            .permissions(std::fs::Permissions::from_mode(0o644))
-            .tempfile_in(dir)
-            .map_err(|e| CliError::io(format!("cannot write {}", dest.display()), &e))?;
-        Ok(Staged {
-            tmp,
-            dest: dest.to_path_buf(),
-        })
-    }
-
-    /// Runs `f` on a buffered writer, then flushes and syncs.
-    fn write_with(
-        &mut self,
-        f: impl FnOnce(&mut BufWriter<&mut std::fs::File>) -> std::io::Result<()>,
-    ) -> Result<(), CliError> {
-        let what = || format!("cannot write {}", self.dest.display());
-        let mut w = BufWriter::with_capacity(1 << 20, self.tmp.as_file_mut());
-        f(&mut w)
-            .and_then(|()| w.flush())
-            .map_err(|e| CliError::io(what(), &e))?;
-        drop(w);
-        self.tmp
-            .as_file()
-            .sync_all()
-            .map_err(|e| CliError::io(what(), &e))
-    }
-
-    fn commit(self) -> Result<(), CliError> {
-        let dest = self.dest;
-        self.tmp
-            .persist(&dest)
-            .map_err(|e| CliError::io(format!("cannot write {}", dest.display()), &e.error))?;
-        Ok(())
-    }
-}
-
-/// Runs `kiln import`.
-pub fn run(args: ImportArgs) -> Result<(), CliError> {
-    let opts = args.shapes.import_options()?;
-    let side_name = side_file_name(&args.output)?;
     tracing::info!(model = %args.model.display(), output = %args.output.display(), "import");
     let graph = kiln_onnx::import_file(&args.model, &opts).map_err(onnx_error)?;
     if let Err(errs) = kiln_ir::verify(&graph) {
@@ -175,33 +107,12 @@ pub fn run(args: ImportArgs) -> Result<(), CliError> {
             ),
         ));
     }
-    let layout = weights_file::plan(&graph, args.inline_weights);
-    let graph = if layout.is_empty() {
-        graph
-    } else {
-        weights_file::with_sources(&graph, &layout, &side_name)
-    };
-    let text = print_with(
-        &graph,
-        &PrintOptions {
-            inline_limit: args.inline_weights,
-        },
-    );
-
-    // Stage both files, then rename: weights first, so that a .kir never
+    // The side file is staged and renamed before the .kir, so a .kir never
     // points at a missing or partial weights file.
-    let mut kir = Staged::new(&args.output)?;
-    kir.write_with(|w| w.write_all(text.as_bytes()))?;
-    if !layout.is_empty() {
-        let side_path = args.output.with_file_name(&side_name);
-        let mut weights = Staged::new(&side_path)?;
-        let mut written = 0;
-        weights.write_with(|w| {
-            written = weights_file::write(&graph, &layout, w)?;
-            Ok(())
-        })?;
-        tracing::info!(bytes = written, file = %side_path.display(), "wrote weights");
-        weights.commit()?;
+    let files = kiln_driver::write_kir(&graph, &args.output, args.inline_weights)
+        .map_err(crate::cmd::compile::driver_error)?;
+    for f in files {
+        tracing::info!(file = %f.display(), "wrote");
     }
-    kir.commit()
+    Ok(())
 }

@@ -1,6 +1,8 @@
 //! `kiln inspect`: summarize an ONNX model without importing or compiling
 //! it: inputs and outputs with symbolic extents, op histogram, parameter
 //! count and bytes, IR version and opsets, and every unsupported operator.
+//! With `--dot`, the model (`.onnx` or `.kir`) is loaded instead and its
+//! graph printed as a Graphviz picture.
 //!
 //! A model Kiln cannot import still inspects successfully (exit 0): the
 //! unsupported operators are part of the report. Files that do not load
@@ -34,10 +36,25 @@ pub struct InspectArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+
+    /// Print a Graphviz (dot) picture of the graph as imported instead of
+    /// the summary (the model may also be a .kir file).
+    #[arg(long)]
+    pub dot: bool,
+
+    /// Input shapes for --dot.
+    #[command(flatten)]
+    pub shapes: crate::cmd::import::InputShapeArgs,
 }
 
 /// Runs `kiln inspect`.
 pub fn run(args: InspectArgs) -> Result<(), CliError> {
+    if args.dot {
+        let load = crate::cmd::compile::load_options(&args.shapes)?;
+        let graph =
+            kiln_driver::load(&args.model, &load).map_err(crate::cmd::compile::driver_error)?;
+        return io::write_output(None, kiln_ir::text::print_dot(&graph).as_bytes());
+    }
     let model = kiln_onnx::load_model(&args.model).map_err(onnx_error)?;
     let report = InspectReport::new(&model);
     let out = match args.format {

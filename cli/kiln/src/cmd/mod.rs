@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod compile;
+pub mod config;
 pub mod import;
 pub mod inspect;
 pub mod opt;

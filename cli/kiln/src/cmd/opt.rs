@@ -100,14 +100,14 @@ fn parse_diag(e: &ParseError, chunk: &Chunk) -> Diagnostic {
     }
 }
 
-/// Parses and optimizes one chunk; returns the printed result.
+/// Parses and optimizes one chunk; returns the optimized graph.
 fn process_chunk(
     args: &OptArgs,
     chunk: &Chunk,
     input: &io::Input,
     pipeline: &Pipeline,
     print_opts: &PrintOptions,
-) -> Result<String, ChunkFailure> {
+) -> Result<kiln_ir::Graph, ChunkFailure> {
     let parsed =
         parse(&chunk.text, &input.name, Some(&input.base_dir)).map_err(|errs| ChunkFailure {
             class: ExitClass::Invalid,
@@ -116,13 +116,13 @@ fn process_chunk(
     optimize(args, parsed.graph, pipeline, print_opts)
 }
 
-/// Runs the pipeline on a parsed or imported graph; returns the printed result.
+/// Runs the pipeline on a parsed or imported graph.
 fn optimize(
     args: &OptArgs,
     mut g: kiln_ir::Graph,
     pipeline: &Pipeline,
     print_opts: &PrintOptions,
-) -> Result<String, ChunkFailure> {
+) -> Result<kiln_ir::Graph, ChunkFailure> {
     let mut options = ManagerOptions::default();
     if let Some(v) = args.verify_each {
         options.verify_each = v;
@@ -156,7 +156,32 @@ fn optimize(
     if args.pass_timing {
         eprint!("{}", report.timing_table());
     }
-    Ok(print_with(&g, print_opts))
+    Ok(g)
+}
+
+/// Writes the result: a file gets its weights beside it (so that the `.kir`
+/// compiles again from any folder), stdout gets the text alone.
+fn emit(
+    args: &OptArgs,
+    graphs: &[kiln_ir::Graph],
+    print_opts: &PrintOptions,
+) -> Result<(), CliError> {
+    match args
+        .output
+        .as_deref()
+        .filter(|p| *p != std::path::Path::new("-"))
+    {
+        Some(path) if graphs.len() == 1 => {
+            kiln_driver::write_kir(&graphs[0], path, print_opts.inline_limit)
+                .map_err(crate::cmd::compile::driver_error)?;
+            Ok(())
+        }
+        out => {
+            let texts: Vec<String> = graphs.iter().map(|g| print_with(g, print_opts)).collect();
+            let text = texts.join(&format!("{}\n", diagnostics::SPLIT_MARKER));
+            io::write_output(out, text.as_bytes())
+        }
+    }
 }
 
 /// Runs `kiln opt`.
@@ -176,13 +201,13 @@ pub fn run(args: OptArgs) -> Result<(), CliError> {
         // An ONNX model is imported (whole; --split-input-file does not apply).
         let opts = args.shapes.import_options()?;
         let g = kiln_onnx::import_file(path, &opts).map_err(crate::cmd::import::onnx_error)?;
-        let text = optimize(&args, g, &pipeline, &print_opts).map_err(|f| {
+        let g = optimize(&args, g, &pipeline, &print_opts).map_err(|f| {
             for d in &f.diags {
                 eprintln!("{}", d.render(&path.display().to_string()));
             }
             CliError::reported(f.class)
         })?;
-        return io::write_output(args.output.as_deref(), text.as_bytes());
+        return emit(&args, &[g], &print_opts);
     }
     let input = io::read_input(path)?;
     tracing::info!(input = %input.name, pipeline = %pipeline, "opt");
@@ -228,6 +253,5 @@ pub fn run(args: OptArgs) -> Result<(), CliError> {
     if let Some(class) = failure {
         return Err(CliError::reported(class));
     }
-    let text = outputs.join(&format!("{}\n", diagnostics::SPLIT_MARKER));
-    io::write_output(args.output.as_deref(), text.as_bytes())
+    emit(&args, &outputs, &print_opts)
 }

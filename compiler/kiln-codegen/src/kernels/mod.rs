@@ -227,6 +227,12 @@ pub fn kernel_names() -> Vec<String> {
         .collect()
 }
 
+/// The library's bitcode for `target`'s architecture: what a cache of compiled kernels must key
+/// on, besides the target and the symbol.
+pub fn library_bitcode(target: &Target) -> Result<&'static [u8]> {
+    bitcode(target)
+}
+
 fn bitcode(target: &Target) -> Result<&'static [u8]> {
     match target.arch() {
         Arch::X86_64 => Ok(X86_64_BITCODE),

@@ -39,6 +39,7 @@ fn composite_math(op: OpKind) -> bool {
             | K::Softplus
             | K::Softsign
             | K::Mish
+            | K::Swish
             | K::Gelu
             | K::Tan
             | K::Sinh
@@ -180,13 +181,25 @@ fn scalar(
                 r
             }
         }
-        K::Sigmoid => {
-            float_only("nn.sigmoid")?;
+        K::Sigmoid | K::Swish => {
+            float_only(n.node.op.name())?;
             let one = b.float(1.0, dt)?;
-            let nx = b.op(format!("arith.negf {} : {e}", x[0]));
+            // Swish: x * sigmoid(alpha * x).
+            let arg = if n.node.op == K::Swish {
+                let a = b.float(f("alpha")?, dt)?;
+                b.op(format!("arith.mulf {a}, {} : {e}", x[0]))
+            } else {
+                x[0].clone()
+            };
+            let nx = b.op(format!("arith.negf {arg} : {e}"));
             let ex = b.op(format!("math.exp {nx} : {e}"));
             let d = b.op(format!("arith.addf {one}, {ex} : {e}"));
-            b.op(format!("arith.divf {one}, {d} : {e}"))
+            let s = b.op(format!("arith.divf {one}, {d} : {e}"));
+            if n.node.op == K::Swish {
+                b.op(format!("arith.mulf {}, {s} : {e}", x[0]))
+            } else {
+                s
+            }
         }
         K::HardSigmoid | K::HardSwish => {
             float_only(n.node.op.name())?;
@@ -837,4 +850,104 @@ pub(crate) fn bit_cast(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
             raw
         })
     })
+}
+
+/// A fused elementwise region as one `linalg.generic` over its result shape:
+/// the body's ops in order, each through its scalar code, every operand read
+/// once per element (broadcast through its indexing map). `None` when the
+/// body is not that simple (an op that is not elementwise or a cast, an
+/// intermediate or result of another shape, a storage-only dtype); the
+/// caller then lowers the body op by op.
+pub(crate) fn fused(
+    b: &mut Builder,
+    body: &kiln_ir::Graph,
+    ins: &[Val],
+    outs: &[(DType, Vec<u64>)],
+) -> Option<Res<Vec<Val>>> {
+    use super::ctx::{identity_map, Iter, Operand};
+    use kiln_ir::ops::infer::InferCtx;
+    let shape = &outs.first()?.1;
+    let simple = outs.iter().all(|(d, s)| s == shape && !d.is_storage_only())
+        && ins.iter().all(|v| !v.dtype.is_storage_only())
+        && body.nodes.iter().all(|n| {
+            (n.op.def().traits.elementwise || n.op == OpKind::Cast)
+                && n.body.is_none()
+                && n.outputs.len() == 1
+                && body.value(n.outputs[0]).ty.static_shape().as_ref() == Some(shape)
+        });
+    if !simple || ins.len() != body.inputs.len() {
+        return None;
+    }
+    let r = shape.len();
+    let operands: Vec<Operand> = ins
+        .iter()
+        .map(|v| Operand::of(v, super::ctx::broadcast_map(&v.shape, shape)))
+        .collect();
+    let mut inits = Vec::new();
+    for (d, s) in outs {
+        match b.empty(*d, s) {
+            Ok(e) => inits.push((e, identity_map(r))),
+            Err(e) => return Some(Err(e)),
+        }
+    }
+    let res = b.generic(&vec![Iter::Par; r], &operands, &inits, |sb, args| {
+        let mut scalars: std::collections::HashMap<kiln_ir::ValueId, String> = body
+            .inputs
+            .iter()
+            .copied()
+            .zip(args.iter().cloned())
+            .collect();
+        for node in &body.nodes {
+            let present: Vec<bool> = node.inputs.iter().map(Option::is_some).collect();
+            let mut x = Vec::new();
+            let mut dts = Vec::new();
+            for v in node.operands() {
+                x.push(
+                    scalars
+                        .get(&v)
+                        .cloned()
+                        .ok_or("a body value is not computed")?,
+                );
+                dts.push(body.value(v).ty.dtype);
+            }
+            let out = body.value(node.outputs[0]).ty.dtype;
+            let tys: Vec<Option<&kiln_ir::TensorType>> = node
+                .inputs
+                .iter()
+                .map(|i| i.map(|v| &body.value(v).ty))
+                .collect();
+            let a = InferCtx {
+                def: node.op.def(),
+                inputs: &tys,
+                attrs: &node.attrs,
+                consts: &[],
+                num_outputs: 1,
+                weight_ty: None,
+                body: None,
+            };
+            let y = if node.op == OpKind::Cast {
+                let saturate = a.bool("saturate").map_err(attr_err)?;
+                convert_sat(sb, &x[0], dts[0], out, saturate)?
+            } else {
+                let n = NodeIn {
+                    node,
+                    a: &a,
+                    ins: Vec::new(),
+                    outs: Vec::new(),
+                };
+                scalar(&n, sb, &x, &dts, &present, out)?
+            };
+            scalars.insert(node.outputs[0], y);
+        }
+        body.outputs
+            .iter()
+            .map(|v| {
+                scalars
+                    .get(v)
+                    .cloned()
+                    .ok_or_else(|| "a body output is not computed".to_string())
+            })
+            .collect()
+    });
+    Some(res)
 }

@@ -236,23 +236,8 @@ impl Spatial {
             return Err("output rank does not match the input".into());
         }
         let eff = |i: usize| (w.kernel[i] - 1) * w.dilations[i] + 1;
-        let (mut lo, mut hi) = (w.pads[..s].to_vec(), w.pads[s..].to_vec());
-        for i in 0..s {
-            match w.auto_pad.as_str() {
-                "VALID" => (lo[i], hi[i]) = (0, 0),
-                "SAME_UPPER" | "SAME_LOWER" => {
-                    let need =
-                        ((out[i].max(1) - 1) * w.strides[i] + eff(i)).saturating_sub(input[i]);
-                    let small = need / 2;
-                    (lo[i], hi[i]) = if w.auto_pad == "SAME_UPPER" {
-                        (small, need - small)
-                    } else {
-                        (need - small, small)
-                    };
-                }
-                _ => {}
-            }
-        }
+        let (lo, mut hi): (Vec<u64>, Vec<u64>) =
+            (0..s).map(|i| w.resolved_pads(i, input[i])).unzip();
         let explicit_hi = hi.clone();
         for i in 0..s {
             let need = (out[i].max(1) - 1) * w.strides[i] + eff(i);

@@ -43,8 +43,11 @@ mod ctx;
 mod elementwise;
 mod grid;
 mod index;
+mod kernels;
+mod layout;
 mod linalg;
 mod norm;
+mod planned;
 mod pool;
 mod quant;
 mod reduce;
@@ -78,6 +81,10 @@ pub struct LowerOptions {
     pub func_name: String,
     /// Alignment of each weight's offset in the blob (a power of two).
     pub weight_align: u64,
+    /// The kernel-library variant the target calls (planned modules lower
+    /// contractions, norms, pools, attention and elementwise chains to
+    /// kernel calls), or `None` for no kernel calls.
+    pub kernels: Option<crate::kernels::Variant>,
 }
 
 impl Default for LowerOptions {
@@ -85,6 +92,7 @@ impl Default for LowerOptions {
         LowerOptions {
             func_name: "kiln_main".into(),
             weight_align: 64,
+            kernels: None,
         }
     }
 }
@@ -130,20 +138,22 @@ impl WeightsLayout {
             return Ok(s.offset);
         }
         let weight = g.weight(w);
-        let Some(blob) = weight.bytes() else {
-            return Err(format!("weight '{}' has no data (elided)", weight.name));
-        };
         let expect = weight.ty.storage_bytes();
-        if expect != Some(blob.len() as u64) {
-            return Err(format!(
-                "weight '{}' holds {} bytes but its type {} needs {expect:?}",
-                weight.name,
-                blob.len(),
-                weight.ty
-            ));
-        }
+        let bytes = match (&weight.data, expect) {
+            (kiln_ir::WeightData::Elided { .. }, _) => {
+                return Err(format!("weight '{}' has no data (elided)", weight.name))
+            }
+            (kiln_ir::WeightData::Bytes(blob), Some(n)) if blob.len() as u64 == n => n,
+            // A derived weight's bytes are computed while the blob is written.
+            (kiln_ir::WeightData::Derived(_), Some(n)) => n,
+            (_, _) => {
+                return Err(format!(
+                    "weight '{}' does not hold the {expect:?} bytes its type {} needs",
+                    weight.name, weight.ty
+                ))
+            }
+        };
         let offset = self.total_bytes;
-        let bytes = blob.len() as u64;
         self.slots.push(WeightSlot {
             weight: w,
             name: weight.name.clone(),
@@ -154,9 +164,29 @@ impl WeightsLayout {
         Ok(offset)
     }
 
-    /// Streams the blob: each weight's bytes at its offset, zero padding
-    /// between. Returns the number of bytes written (`total_bytes`).
-    pub fn write_to(&self, g: &Graph, mut out: impl Write) -> io::Result<u64> {
+    /// Streams the blob of a graph without derived weights (see
+    /// [`WeightsLayout::write_with`]).
+    pub fn write_to(&self, g: &Graph, out: impl Write) -> io::Result<u64> {
+        self.write_with(g, out, &|w| {
+            let weight = g.weight(w);
+            weight.bytes().cloned().ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("weight '{}' has no bytes of its own", weight.name),
+                )
+            })
+        })
+    }
+
+    /// Streams the blob: each weight's bytes (from `bytes_of`, which computes
+    /// derived weights one at a time) at its offset, zero padding between.
+    /// Returns the number of bytes written (`total_bytes`).
+    pub fn write_with(
+        &self,
+        g: &Graph,
+        mut out: impl Write,
+        bytes_of: &dyn Fn(WeightId) -> io::Result<kiln_ir::Blob>,
+    ) -> io::Result<u64> {
         let zeros = [0u8; 4096];
         let mut pos = 0u64;
         let pad = |out: &mut dyn Write, pos: &mut u64, to: u64| -> io::Result<()> {
@@ -169,13 +199,19 @@ impl WeightsLayout {
         };
         for s in &self.slots {
             pad(&mut out, &mut pos, s.offset)?;
-            let blob = g.weights().get(s.weight.0 as usize).and_then(|w| w.bytes());
-            let Some(blob) = blob.filter(|b| b.len() as u64 == s.bytes) else {
+            if s.weight.0 as usize >= g.weights().len() {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("weight '{}' is not in the graph", s.name),
+                ));
+            }
+            let blob = bytes_of(s.weight)?;
+            if blob.len() as u64 != s.bytes {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidInput,
                     format!("weight '{}' does not match the layout", s.name),
                 ));
-            };
+            }
             blob.write_streaming(&mut out)?;
             pos += s.bytes;
         }
@@ -195,11 +231,13 @@ pub struct LoweredModule {
     pub outputs: Vec<TensorSig>,
     /// Layout of the last argument, `%weights`.
     pub weights: WeightsLayout,
-    /// A CPU pipeline validated on this module ([`CPU_PIPELINE`]).
+    /// A CPU pipeline validated on this module ([`CPU_PIPELINE`], or
+    /// [`crate::targets::CPU_PLANNED_PIPELINE`] for planned modules).
     pub pipeline_hint: &'static str,
-    /// Symbols of the CPU kernel library the module calls ([`crate::kernels`]); the driver
-    /// compiles exactly these for the artifact's target and links them in. Empty when the
-    /// module calls no kernel.
+    /// Bytes of the arena a planned module takes as its last argument
+    /// (`%workspace`); `None` for a module without that argument.
+    pub workspace_bytes: Option<u64>,
+    /// Symbols of the kernel library the module calls.
     pub kernels: Vec<String>,
 }
 
@@ -286,8 +324,13 @@ pub(crate) fn attr_err(e: kiln_ir::ops::InferError) -> String {
     e.0
 }
 
-/// Lowers a verified graph whose value types are all static.
+/// Lowers a verified graph whose value types are all static: node by node
+/// into the homes of its memory plan when it has one (`planned`), else as
+/// one tensor program.
 pub fn lower_graph(g: &Graph, opts: &LowerOptions) -> Result<LoweredModule, LowerError> {
+    if let Some(plan) = &g.memory_plan {
+        return planned::lower_planned(g, plan, opts);
+    }
     let mut bad: Vec<UnsupportedNode> = Vec::new();
     let mut b = Builder::new();
     let mut vals: HashMap<kiln_ir::ValueId, Val> = HashMap::new();
@@ -433,6 +476,7 @@ pub fn lower_graph(g: &Graph, opts: &LowerOptions) -> Result<LoweredModule, Lowe
         outputs,
         weights: layout,
         pipeline_hint: CPU_PIPELINE,
+        workspace_bytes: None,
         kernels: Vec::new(),
     })
 }
@@ -519,15 +563,7 @@ fn lower_node(
     vals: &mut HashMap<kiln_ir::ValueId, Val>,
     layout: &mut WeightsLayout,
 ) -> Res<()> {
-    let mut outs = Vec::new();
-    for &o in &node.outputs {
-        let ty = &g.value(o).ty;
-        elem(ty.dtype)?;
-        let shape = ty
-            .static_shape()
-            .ok_or_else(|| format!("result type {ty} is not static"))?;
-        outs.push((ty.dtype, shape));
-    }
+    let outs = result_types(g, node)?;
     if node.op == OpKind::Constant {
         let Some(Attr::Weight(w)) = node.attrs.get("value") else {
             return Err("nn.constant without a weight".into());
@@ -574,6 +610,38 @@ fn lower_node(
             }
         }
     }
+    let results = emit_node(g, defs, node, b, ins, outs)?;
+    for (&o, r) in node.outputs.iter().zip(results) {
+        vals.insert(o, r);
+    }
+    Ok(())
+}
+
+/// The result types of a node (static), checked to have an MLIR element type.
+fn result_types(g: &Graph, node: &Node) -> Res<Vec<(DType, Vec<u64>)>> {
+    node.outputs
+        .iter()
+        .map(|&o| {
+            let ty = &g.value(o).ty;
+            elem(ty.dtype)?;
+            let shape = ty
+                .static_shape()
+                .ok_or_else(|| format!("result type {ty} is not static"))?;
+            Ok((ty.dtype, shape))
+        })
+        .collect()
+}
+
+/// Emits tensor code for one node (not a constant) on lowered operands and
+/// returns its results, checked against the declared types.
+fn emit_node(
+    g: &Graph,
+    defs: &HashMap<kiln_ir::ValueId, kiln_ir::Def>,
+    node: &Node,
+    b: &mut Builder,
+    ins: Vec<Option<Val>>,
+    outs: Vec<(DType, Vec<u64>)>,
+) -> Res<Vec<Val>> {
     let tys: Vec<Option<&TensorType>> = node
         .inputs
         .iter()
@@ -599,6 +667,7 @@ fn lower_node(
         consts: &consts,
         num_outputs: node.outputs.len(),
         weight_ty: None,
+        body: node.body.as_deref(),
     };
     if !moves_only(node.op) && !converts_storage(node.op) {
         let dts = ins.iter().flatten().map(|v| v.dtype);
@@ -618,7 +687,16 @@ fn lower_node(
         ins,
         outs,
     };
-    let results = emit(b, &n)?;
+    let results = match &node.body {
+        Some(body) => {
+            let args: Vec<Val> = n.ins.iter().flatten().cloned().collect();
+            match elementwise::fused(b, body, &args, &n.outs) {
+                Some(r) => r?,
+                None => lower_body(body, args, b)?,
+            }
+        }
+        None => emit(b, &n)?,
+    };
     if results.len() != node.outputs.len() {
         return Err(format!(
             "internal: the emitter produced {} results for {}",
@@ -626,16 +704,93 @@ fn lower_node(
             node.outputs.len()
         ));
     }
-    for ((&o, r), (dt, shape)) in node.outputs.iter().zip(results).zip(&n.outs) {
+    for (r, (dt, shape)) in results.iter().zip(&n.outs) {
         if r.dtype != *dt || &r.shape != shape {
             return Err(format!(
                 "internal: lowered result {} differs from the declared type",
                 r.ty()
             ));
         }
-        vals.insert(o, r);
     }
-    Ok(())
+    Ok(results)
+}
+
+/// Lowers a fused node's body in place of the node: its inputs bound to
+/// `args`, its outputs returned.
+fn lower_body(body: &Graph, args: Vec<Val>, b: &mut Builder) -> Res<Vec<Val>> {
+    if args.len() != body.inputs.len() {
+        return Err(format!(
+            "the body takes {} values but the node has {} operands",
+            body.inputs.len(),
+            args.len()
+        ));
+    }
+    let defs = body.defs();
+    let mut vals: HashMap<kiln_ir::ValueId, Val> = body.inputs.iter().copied().zip(args).collect();
+    // A body has no weights of its own: nothing is placed in this layout.
+    let mut no_weights = WeightsLayout::default();
+    for node in &body.nodes {
+        lower_node(body, &defs, node, b, &mut vals, &mut no_weights)
+            .map_err(|e| format!("in the body, {}: {e}", node.describe()))?;
+    }
+    body.outputs
+        .iter()
+        .map(|v| {
+            vals.get(v)
+                .cloned()
+                .ok_or_else(|| format!("body output {} is not lowered", body.value(*v).name))
+        })
+        .collect()
+}
+
+/// Runs an NCHW emitter for an op whose operand 0 and results are in the
+/// node's `layout`: operand 0 is transposed to NCHW, results of its rank
+/// transposed back.
+fn in_layout(
+    b: &mut Builder,
+    n: &NodeIn<'_>,
+    nchw: impl FnOnce(&mut Builder, &NodeIn<'_>) -> Res<Vec<Val>>,
+) -> Res<Vec<Val>> {
+    use kiln_ir::ops::layout::DataLayout;
+    let dl = DataLayout::read(n.a).map_err(attr_err)?;
+    if dl == DataLayout::Nchw {
+        return nchw(b, n);
+    }
+    let x = n.input(0)?;
+    let r = x.rank();
+    let to = dl.to_nchw_perm(r);
+    let xt = shape::permute(b, x, &to)?;
+    let mut ins = n.ins.clone();
+    ins[0] = Some(xt);
+    let outs = n
+        .outs
+        .iter()
+        .map(|(d, s)| {
+            let s = if s.len() == r {
+                to.iter().map(|&p| s[p]).collect()
+            } else {
+                s.clone()
+            };
+            (*d, s)
+        })
+        .collect();
+    let inner = NodeIn {
+        node: n.node,
+        a: n.a,
+        ins,
+        outs,
+    };
+    let ys = nchw(b, &inner)?;
+    let back = dl.from_nchw_perm(r);
+    ys.into_iter()
+        .map(|y| {
+            if y.rank() == r {
+                shape::permute(b, &y, &back)
+            } else {
+                Ok(y)
+            }
+        })
+        .collect()
 }
 
 /// The lowering decision for every op: one arm per family.
@@ -688,6 +843,7 @@ fn emit(b: &mut Builder, n: &NodeIn<'_>) -> Res<Vec<Val>> {
         | K::Softplus
         | K::Softsign
         | K::Sqrt
+        | K::Swish
         | K::Tan
         | K::Tanh
         | K::ThresholdedRelu
@@ -714,14 +870,19 @@ fn emit(b: &mut Builder, n: &NodeIn<'_>) -> Res<Vec<Val>> {
         | K::Xor => elementwise::emit(b, n).map(|v| vec![v]),
         K::MatMul => linalg::matmul(b, n).map(|v| vec![v]),
         K::Gemm => linalg::gemm(b, n).map(|v| vec![v]),
-        K::Conv => linalg::conv(b, n).map(|v| vec![v]),
+        K::Conv => in_layout(b, n, |b, n| linalg::conv(b, n).map(|v| vec![v])),
         K::ConvTranspose => linalg::conv_transpose(b, n).map(|v| vec![v]),
-        K::MaxPool => pool::max_pool(b, n),
-        K::AveragePool => pool::pool(b, n, false).map(|v| vec![v]),
+        K::MaxPool => in_layout(b, n, pool::max_pool),
+        K::AveragePool => in_layout(b, n, |b, n| pool::pool(b, n, false).map(|v| vec![v])),
         K::LpPool => pool::lp_pool(b, n).map(|v| vec![v]),
         K::Lrn => pool::lrn(b, n).map(|v| vec![v]),
-        K::GlobalAveragePool => norm::global_pool(b, n, false).map(|v| vec![v]),
-        K::GlobalMaxPool => norm::global_pool(b, n, true).map(|v| vec![v]),
+        K::GlobalAveragePool => {
+            in_layout(b, n, |b, n| norm::global_pool(b, n, false).map(|v| vec![v]))
+        }
+        K::GlobalMaxPool => in_layout(b, n, |b, n| norm::global_pool(b, n, true).map(|v| vec![v])),
+        K::Pack => layout::pack(b, n).map(|v| vec![v]),
+        K::Unpack => layout::unpack(b, n).map(|v| vec![v]),
+        K::Fused => Err("internal: fused nodes are lowered through their body".into()),
         K::GlobalLpPool => norm::global_lp_pool(b, n).map(|v| vec![v]),
         K::LpNormalization => norm::lp_normalization(b, n).map(|v| vec![v]),
         K::ReduceL1

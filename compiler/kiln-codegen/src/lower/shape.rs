@@ -27,7 +27,6 @@ pub(crate) fn expand(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
 /// `nn.transpose`: result dim i is input dim `perm[i]` (reversed by default).
 pub(crate) fn transpose(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
     let x = n.input(0)?;
-    let (dt, shape) = n.out(0)?;
     let r = x.rank();
     let perm: Vec<usize> = match n.a.ints("perm").map_err(attr_err)? {
         Some(p) => p
@@ -36,15 +35,28 @@ pub(crate) fn transpose(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
             .collect::<Res<_>>()?,
         None => (0..r).rev().collect(),
     };
-    let mut inv = vec![usize::MAX; r];
-    for (i, &p) in perm.iter().enumerate() {
-        if p >= r || inv[p] != usize::MAX {
+    let mut seen = vec![false; r];
+    for &p in &perm {
+        if p >= r || std::mem::replace(&mut seen[p], true) {
             return Err(format!("perm {perm:?} is not a permutation"));
         }
+    }
+    if perm.len() != r {
+        return Err(format!("perm {perm:?} is not a permutation"));
+    }
+    permute(b, x, &perm)
+}
+
+/// `x` with its dims permuted: result dim `i` is `x`'s dim `perm[i]`.
+pub(crate) fn permute(b: &mut Builder, x: &Val, perm: &[usize]) -> Res<Val> {
+    let r = x.rank();
+    let mut inv = vec![0usize; r];
+    for (i, &p) in perm.iter().enumerate() {
         inv[p] = i;
     }
+    let shape: Vec<u64> = perm.iter().map(|&p| x.shape[p]).collect();
     let map: Vec<String> = inv.iter().map(|i| format!("d{i}")).collect();
-    let init = b.empty(dt, shape)?;
+    let init = b.empty(x.dtype, &shape)?;
     let y = b.generic(
         &vec![Iter::Par; r],
         &[Operand::of(x, affine_map(r, &map))],

@@ -29,10 +29,7 @@ use kiln_ir::DType;
 
 /// Whether `dt` is held in a wider compute type than its storage.
 pub(crate) fn is_storage_only(dt: DType) -> bool {
-    matches!(
-        dt,
-        DType::F8E4M3FN | DType::F8E5M2 | DType::I4 | DType::U4 | DType::NF4
-    )
+    dt.is_storage_only()
 }
 
 /// The dtype and shape of the bytes that hold a tensor of `dtype` and

@@ -55,6 +55,7 @@ fn node_n(
         consts: &consts,
         num_outputs,
         weight_ty: None,
+        body: None,
     };
     let out = (op.def().infer)(&ctx).expect("test graphs are valid");
     drop(consts);
@@ -335,6 +336,11 @@ fn unary_table() {
             xs.iter()
                 .map(|&x| x * (x / 6.0 + 0.5).clamp(0.0, 1.0))
                 .collect(),
+        ),
+        (
+            OpKind::Swish,
+            vec![("alpha", Attr::Float(1.5))],
+            xs.iter().map(|&x| x * sig(1.5 * x)).collect(),
         ),
         (
             OpKind::Sign,
@@ -3139,6 +3145,7 @@ fn half_precision_functions_round_once() {
         OpKind::Softsign,
         OpKind::Elu,
         OpKind::HardSwish,
+        OpKind::Swish,
     ] {
         outs.push(node1(&mut g, op, &[x], &[]));
     }

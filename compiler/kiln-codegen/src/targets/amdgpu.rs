@@ -12,9 +12,11 @@ pub(super) const SPEC: ArchSpec = ArchSpec {
     triple: "amdgcn-amd-amdhsa",
     // MI300 (CDNA 3).
     default_cpu: "gfx942",
+    deploy_cpu: "gfx942",
     elf: None,
     initialize_llvm,
     mlir_pipeline,
+    cpu_config: None,
 };
 
 fn initialize_llvm() {

@@ -7,6 +7,39 @@
 //! SIMD code at `-O2`/`-O3` without fast-math. Tiling and packing would be added here, per CPU
 //! if needed, without touching the code that runs the pipeline.
 
+/// The CPU pass list after an optional first step (see [`CPU_PIPELINE`]).
+macro_rules! cpu_pipeline {
+    ($first:literal) => {
+        concat!(
+            "builtin.module(",
+            $first,
+            "eliminate-empty-tensors, ",
+            "one-shot-bufferize{bufferize-function-boundaries function-boundary-type-conversion=identity-layout-map}, ",
+            "ownership-based-buffer-deallocation, ",
+            "canonicalize, ",
+            "buffer-deallocation-simplification, ",
+            "bufferization-lower-deallocations, ",
+            "canonicalize, ",
+            "func.func(convert-linalg-to-affine-loops, ",
+            "affine-loop-normalize{promote-single-iter=true}, ",
+            "affine-parallelize{max-nested=1}), ",
+            "expand-strided-metadata, ",
+            "lower-affine, ",
+            "convert-scf-to-openmp, ",
+            "finalize-memref-to-llvm, ",
+            "convert-scf-to-cf, ",
+            "convert-math-to-llvm, ",
+            "convert-math-to-libm, ",
+            "convert-func-to-llvm{use-bare-ptr-memref-call-conv=1}, ",
+            "convert-arith-to-llvm, ",
+            "convert-cf-to-llvm, ",
+            "convert-index-to-llvm, ",
+            "convert-openmp-to-llvm, ",
+            "reconcile-unrealized-casts)"
+        )
+    };
+}
+
 /// Lowers `func`/`linalg`/`tensor`/`bufferization`/`arith`/`math`/`memref` input to the LLVM
 /// dialect; validated with `mlir-opt-22` (LLVM 22.1) on every module `lower` produces.
 ///
@@ -39,33 +72,14 @@
 ///   (present in every process that links the C runtime);
 /// - functions use the bare-pointer calling convention (one pointer per static memref argument,
 ///   no descriptors, no `_mlir_ciface_` wrappers), which is the ABI of `kiln_main`.
-pub const CPU_PIPELINE: &str = concat!(
-    "builtin.module(",
-    "func.func(linalg-fuse-elementwise-ops), ",
-    "eliminate-empty-tensors, ",
-    "one-shot-bufferize{bufferize-function-boundaries function-boundary-type-conversion=identity-layout-map}, ",
-    "ownership-based-buffer-deallocation, ",
-    "canonicalize, ",
-    "buffer-deallocation-simplification, ",
-    "bufferization-lower-deallocations, ",
-    "canonicalize, ",
-    "func.func(convert-linalg-to-affine-loops, ",
-    "affine-loop-normalize{promote-single-iter=true}, ",
-    "affine-parallelize{max-nested=1}), ",
-    "expand-strided-metadata, ",
-    "lower-affine, ",
-    "convert-scf-to-openmp, ",
-    "finalize-memref-to-llvm, ",
-    "convert-scf-to-cf, ",
-    "convert-math-to-llvm, ",
-    "convert-math-to-libm, ",
-    "convert-func-to-llvm{use-bare-ptr-memref-call-conv=1}, ",
-    "convert-arith-to-llvm, ",
-    "convert-cf-to-llvm, ",
-    "convert-index-to-llvm, ",
-    "convert-openmp-to-llvm, ",
-    "reconcile-unrealized-casts)"
-);
+pub const CPU_PIPELINE: &str = cpu_pipeline!("func.func(linalg-fuse-elementwise-ops), ");
+
+/// The CPU pipeline of planned modules (`lower` with a memory plan): the
+/// same passes without `linalg-fuse-elementwise-ops`. Each node is its own
+/// island there, and what is fused was fused by Kiln's passes, which never
+/// pull an elementwise producer into a reduction loop (where it would be
+/// recomputed once per reduction step).
+pub const CPU_PLANNED_PIPELINE: &str = cpu_pipeline!("");
 
 /// The CPU pipeline for any CPU name (the pipeline does not depend on it yet).
 pub(super) fn pipeline(_cpu: &str) -> String {

@@ -9,10 +9,12 @@
 mod aarch64;
 mod amdgpu;
 mod cpu;
+mod llvm_cpu;
 mod nvptx;
 mod x86_64;
 
-pub use cpu::CPU_PIPELINE;
+pub use cpu::{CPU_PIPELINE, CPU_PLANNED_PIPELINE};
+pub use llvm_cpu::{cpu_is_valid, cpu_names, enabled_features, llvm_version};
 
 use crate::error::{CodegenError, Result};
 use std::fmt;
@@ -74,6 +76,9 @@ pub(crate) struct ArchSpec {
     pub triple: &'static str,
     /// LLVM CPU used when the target string names none.
     pub default_cpu: &'static str,
+    /// The CPU `kiln compile` generates for when no `--cpu` is given: what a
+    /// deployed artifact should assume about the machines it will run on.
+    pub deploy_cpu: &'static str,
     /// ELF machine and byte order of host objects; `None` for GPUs, whose code is embedded in a
     /// host object rather than linked as its own ELF file.
     pub elf: Option<(object::Architecture, object::Endianness)>,
@@ -81,6 +86,28 @@ pub(crate) struct ArchSpec {
     pub initialize_llvm: fn(),
     /// The MLIR pass pipeline (textual, `builtin.module(...)`) for a given CPU/chip name.
     pub mlir_pipeline: fn(cpu: &str) -> String,
+    /// The CPU code generation choices for a CPU with these LLVM features (every feature the
+    /// CPU name and feature string imply, without `+`); `None` for GPUs.
+    pub cpu_config: Option<fn(features: &[String]) -> CpuConfig>,
+}
+
+/// What the CPU code of an artifact is tuned for: the one place where tile sizes, vector width
+/// and kernel strategy are chosen per target (filled by each CPU target's module). Passes see
+/// the part they need through the driver (the layout convolution chains run in, the panel
+/// width of packed weights); the lowering reads the rest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CpuConfig {
+    /// The kernel library's instantiation: vector lanes and GEMM register tile.
+    pub variant: crate::kernels::Variant,
+    /// Whether convolution chains run in NHWC (the layout the convolution kernels read).
+    pub conv_nhwc: bool,
+}
+
+impl CpuConfig {
+    /// Width of packed weight panels (`gemm_b`, `conv_nhwc`): the GEMM tile's NR.
+    pub fn panel_width(&self) -> usize {
+        self.variant.nr()
+    }
 }
 
 /// A complete code generation target: architecture, CPU (or GPU chip) and LLVM feature string.
@@ -115,6 +142,13 @@ impl Target {
     /// The default CPU of an architecture, with no extra features.
     pub fn generic(arch: Arch) -> Self {
         Self::new(arch, arch.spec().default_cpu, "")
+    }
+
+    /// The portable default of a deployed artifact for `arch` (see
+    /// `ArchSpec::deploy_cpu`): `x86-64-v3` (AVX2, FMA, BMI2; every x86-64
+    /// server CPU since 2015), AArch64 `generic` (Armv8-A with NEON).
+    pub fn deploy(arch: Arch) -> Self {
+        Self::new(arch, arch.spec().deploy_cpu, "")
     }
 
     /// The machine this code runs on, with its exact CPU and features (as `-march=native`).
@@ -164,6 +198,20 @@ impl Target {
         Ok(Self::new(arch, cpu.unwrap_or(arch.spec().default_cpu), ""))
     }
 
+    /// Checks with LLVM that the CPU name exists for this architecture, so
+    /// that a misspelt `--cpu` is an error rather than LLVM's warning and a
+    /// generic fallback.
+    pub fn validate(&self) -> Result<()> {
+        if cpu_is_valid(self, &self.cpu)? {
+            Ok(())
+        } else {
+            Err(CodegenError::UnknownCpu {
+                arch: self.arch.name(),
+                cpu: self.cpu.clone(),
+            })
+        }
+    }
+
     /// The architecture.
     pub fn arch(&self) -> Arch {
         self.arch
@@ -177,6 +225,24 @@ impl Target {
     /// The LLVM feature string (comma-separated `+feat`/`-feat`, possibly empty).
     pub fn features(&self) -> &str {
         &self.features
+    }
+
+    /// The CPU code generation choices for this target (`None` for GPUs), from every feature
+    /// its CPU and feature string imply (LLVM's own CPU tables, so `znver3` or `x86-64-v4`
+    /// need no table here).
+    pub fn cpu_config(&self) -> Option<CpuConfig> {
+        let choose = self.arch.spec().cpu_config?;
+        let features = match llvm_cpu::enabled_features(self) {
+            Ok(f) => f,
+            // An unknown CPU was refused earlier; fall back to the explicit feature string.
+            Err(_) => self
+                .features
+                .split(',')
+                .filter_map(|f| f.strip_prefix('+'))
+                .map(str::to_owned)
+                .collect(),
+        };
+        Some(choose(&features))
     }
 
     /// The LLVM target triple.

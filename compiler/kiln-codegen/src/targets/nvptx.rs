@@ -14,9 +14,11 @@ pub(super) const SPEC: ArchSpec = ArchSpec {
     triple: "nvptx64-nvidia-cuda",
     // Hopper; PTX ISA 8.0 is the first with sm_90 support.
     default_cpu: "sm_90",
+    deploy_cpu: "sm_90",
     elf: None,
     initialize_llvm,
     mlir_pipeline,
+    cpu_config: None,
 };
 
 fn initialize_llvm() {

@@ -21,11 +21,7 @@ pub fn constant(op: &Op<'_>) -> R {
             "attribute 'value' must name a weight".into(),
         ));
     };
-    let w = op
-        .weights
-        .get(w.0 as usize)
-        .ok_or_else(|| InterpError::Invalid(format!("weight @{} does not exist", w.0)))?;
-    Tensor::from_weight(w)
+    crate::eval::materialize(op.weights, *w, &op.limits)
 }
 
 /// Unary maps.
@@ -64,6 +60,7 @@ pub enum Unary {
     Softplus,
     Softsign,
     Sqrt,
+    Swish,
     Tan,
     Tanh,
     ThresholdedRelu,
@@ -183,6 +180,10 @@ pub fn unary(op: &Op<'_>, u: Unary) -> R {
         Unary::Softplus => Box::new(softplus),
         Unary::Softsign => Box::new(|x| x / (1.0 + x.abs())),
         Unary::Sqrt => Box::new(f64::sqrt),
+        Unary::Swish => {
+            let a = alpha("alpha")?;
+            Box::new(move |x| x * sigmoid(a * x))
+        }
         Unary::Tan => Box::new(f64::tan),
         Unary::Tanh => Box::new(f64::tanh),
         Unary::ThresholdedRelu => {

@@ -308,22 +308,12 @@ pub fn conv(op: &Op<'_>) -> R {
         ));
     }
     let mut geo = Geometry::read(op, w)?;
+    let win = Window::read(op.a, sp, Some(w.shape[2..].to_vec()))?;
     let mut out_sp = Vec::with_capacity(sp);
     for i in 0..sp {
         let n = x.shape[2 + i];
         let (s, eff) = (geo.strides[i], geo.eff(i));
-        match geo.auto_pad.as_str() {
-            "SAME_UPPER" | "SAME_LOWER" => {
-                let o = n.div_ceil(s);
-                let total = ((o - 1) * s + eff).saturating_sub(n);
-                geo.split(i, total);
-            }
-            "VALID" => {
-                geo.pad_begin[i] = 0;
-                geo.pad_end[i] = 0;
-            }
-            _ => {}
-        }
+        (geo.pad_begin[i], geo.pad_end[i]) = win.resolved_pads(i, n);
         let padded = n + geo.pad_begin[i] + geo.pad_end[i];
         if padded < eff {
             return invalid(format!(

@@ -5,6 +5,7 @@
 pub(crate) mod attention;
 pub(crate) mod elementwise;
 pub(crate) mod indexing;
+pub(crate) mod layout;
 pub(crate) mod linalg;
 pub(crate) mod norm;
 pub(crate) mod pool;

@@ -56,20 +56,7 @@ fn geometry(op: &Op<'_>, x: &Tensor) -> Result<Geo, InterpError> {
                 "static extent gave a symbolic one".into(),
             ));
         };
-        let eff = (win.kernel[i] - 1) * win.dilations[i] + 1;
-        let (b, e) = match win.auto_pad.as_str() {
-            "SAME_UPPER" | "SAME_LOWER" => {
-                let total = ((o.max(1) - 1) * win.strides[i] + eff).saturating_sub(n);
-                let half = total / 2;
-                if win.auto_pad == "SAME_UPPER" {
-                    (half, total - half)
-                } else {
-                    (total - half, half)
-                }
-            }
-            "VALID" => (0, 0),
-            _ => (win.pads[i], win.pads[i + sp]),
-        };
+        let (b, e) = win.resolved_pads(i, n);
         outs.push(o);
         pad_begin.push(b);
         pad_end.push(e);

@@ -849,6 +849,7 @@ impl NodeCtx<'_, '_> {
             } else {
                 self.node.name.clone()
             }),
+            body: None,
         };
         let consts = &b.consts;
         let inferred = match infer_node_with(&b.graph, &node, &|v| consts.get(&v).copied()) {
@@ -1153,6 +1154,7 @@ fn cast_tensor(t: &Tensor, dtype: DType) -> Result<Tensor, String> {
         outputs: vec![ValueId(0)],
         attrs,
         loc: None,
+        body: None,
     };
     eval_node(&[], &node, &[Some(t)], &Limits::default())
         .map_err(|e| e.to_string())?

@@ -43,8 +43,9 @@
 //! Precondition: a verified graph. Graph outputs keep their names and types
 //! (see [`crate::rewrite`]).
 
-use crate::pass::{Pass, PassError, PassOptions, PassStats};
+use crate::pass::{pass_info, Pass, PassError, PassOptions, PassStats};
 use crate::passes::dce;
+use crate::pattern::perm_of;
 use crate::registry::PassInfo;
 use crate::rewrite::{self, plan_replace, How, Replacement};
 use kiln_ir::{
@@ -189,18 +190,6 @@ fn idempotent(cx: &Ctx<'_>, n: usize) -> Option<Rewrite> {
         replace(cx, n, y, a)
     } else {
         None
-    }
-}
-
-/// A transpose's permutation (absent means reversing the dims).
-fn perm_of(node: &Node, rank: usize) -> Option<Vec<usize>> {
-    match node.attrs.get("perm") {
-        None => Some((0..rank).rev().collect()),
-        Some(Attr::Ints(p)) if p.len() == rank => p
-            .iter()
-            .map(|&i| usize::try_from(i).ok().filter(|&i| i < rank))
-            .collect(),
-        _ => None,
     }
 }
 
@@ -526,51 +515,69 @@ fn neutral_element(cx: &Ctx<'_>, n: usize) -> Option<Rewrite> {
 }
 
 impl Pass for Canonicalize {
-    fn name(&self) -> &'static str {
-        INFO.name
-    }
-    fn summary(&self) -> &'static str {
-        INFO.summary
-    }
+    pass_info!();
     fn run(&self, g: &mut Graph, opts: &PassOptions) -> Result<PassStats, PassError> {
-        let mut rewrites = 0;
-        for _ in 0..opts.max_iterations.max(1) {
-            // Rewrites neither remove nor reorder nodes and only append
-            // constants, so the producer map and node indices stay valid
-            // for the whole sweep.
-            let defs = g.defs();
-            let swept = g.nodes.len();
-            let mut changed = false;
-            for n in 0..swept {
-                let found = {
-                    let cx = Ctx { g, defs: &defs };
-                    PATTERNS
-                        .iter()
-                        .find_map(|(name, p)| p(&cx, n).map(|r| (*name, r)))
-                };
-                if let Some((name, r)) = found {
-                    tracing::trace!(pattern = name, node = n, "canonicalize");
-                    apply(g, r);
-                    rewrites += 1;
-                    changed = true;
-                }
-            }
-            if g.nodes.len() > swept {
-                let added = g.nodes.split_off(swept);
-                g.nodes.splice(0..0, added);
-            }
-            if !changed {
-                break;
-            }
-            // Replaced nodes are dead now; removing them before the next
-            // sweep keeps patterns from matching them again.
-            dce::remove_dead_nodes(g);
-        }
-        if rewrites > 0 {
-            dce::eliminate(g);
-        }
-        Ok(PassStats { rewrites })
+        Ok(PassStats {
+            rewrites: sweep(g, opts, PATTERNS),
+        })
     }
+}
+
+/// The patterns that cancel and merge chains of layout changes (used by
+/// `sink-transposes` once it has brought transposes together).
+const LAYOUT_PATTERNS: &[(&str, Pattern)] = &[
+    ("identity", identity),
+    ("inverse-transposes", inverse_transposes),
+    ("compose-transposes", compose_transposes),
+    ("reshape-of-reshape", reshape_of_reshape),
+];
+
+/// Cancels inverse transposes, composes transpose chains and merges
+/// reshape chains until nothing matches; returns the number of rewrites.
+pub fn cancel_layout_chains(g: &mut Graph, opts: &PassOptions) -> usize {
+    sweep(g, opts, LAYOUT_PATTERNS)
+}
+
+/// Applies `patterns` until nothing matches (or `max_iterations` sweeps),
+/// then removes what they left dead.
+fn sweep(g: &mut Graph, opts: &PassOptions, patterns: &[(&str, Pattern)]) -> usize {
+    let mut rewrites = 0;
+    for _ in 0..opts.max_iterations.max(1) {
+        // Rewrites neither remove nor reorder nodes and only append
+        // constants, so the producer map and node indices stay valid
+        // for the whole sweep.
+        let defs = g.defs();
+        let swept = g.nodes.len();
+        let mut changed = false;
+        for n in 0..swept {
+            let found = {
+                let cx = Ctx { g, defs: &defs };
+                patterns
+                    .iter()
+                    .find_map(|(name, p)| p(&cx, n).map(|r| (*name, r)))
+            };
+            if let Some((name, r)) = found {
+                tracing::trace!(pattern = name, node = n, "canonicalize");
+                apply(g, r);
+                rewrites += 1;
+                changed = true;
+            }
+        }
+        if g.nodes.len() > swept {
+            let added = g.nodes.split_off(swept);
+            g.nodes.splice(0..0, added);
+        }
+        if !changed {
+            break;
+        }
+        // Replaced nodes are dead now; removing them before the next
+        // sweep keeps patterns from matching them again.
+        dce::remove_dead_nodes(g);
+    }
+    if rewrites > 0 {
+        dce::eliminate(g);
+    }
+    rewrites
 }
 
 #[cfg(test)]

@@ -6,7 +6,8 @@
 //!
 //! Precondition: a verified graph. All ops are pure, so equal inputs give
 //! equal results. Attributes compare by bit pattern (0.0 and -0.0 differ).
-//! Elided weights never merge: only a fingerprint of their bytes is known.
+//! Elided weights never merge: only a fingerprint of their bytes is known;
+//! nor do nodes with a body (`nn.fused`), whose bodies may differ.
 //! Constants above [`MAX_CONSTANT_BYTES`] are not compared by content:
 //! hashing them would page gigabytes of mapped weights into memory for a
 //! merge that real models almost never offer (shared weights are shared by
@@ -14,7 +15,7 @@
 //! Replacing a graph output follows [`crate::rewrite`]; merged nodes are
 //! left dead for `dce`.
 
-use crate::pass::{Pass, PassError, PassOptions, PassStats};
+use crate::pass::{pass_info, Pass, PassError, PassOptions, PassStats};
 use crate::registry::PassInfo;
 use crate::rewrite::{self, How};
 use kiln_ir::graph::fingerprint;
@@ -71,6 +72,10 @@ fn key_of(g: &Graph, node: &Node) -> Option<Key> {
             fingerprint: fingerprint(b.bytes()),
         });
     }
+    if node.body.is_some() {
+        // Fused nodes with equal operands may hold different bodies.
+        return None;
+    }
     let mut inputs = node.inputs.clone();
     if node.op.def().traits.commutative && inputs.len() >= 2 && inputs[1] < inputs[0] {
         inputs.swap(0, 1);
@@ -93,12 +98,7 @@ fn same_constant_bytes(g: &Graph, a: &Node, b: &Node) -> bool {
 }
 
 impl Pass for Cse {
-    fn name(&self) -> &'static str {
-        INFO.name
-    }
-    fn summary(&self) -> &'static str {
-        INFO.summary
-    }
+    pass_info!();
     fn run(&self, g: &mut Graph, _opts: &PassOptions) -> Result<PassStats, PassError> {
         let mut rewrites = 0;
         // Operands are canonicalized through `remap` as the walk goes, so a

@@ -4,7 +4,7 @@
 //! Precondition: a verified graph. Every Kiln op is pure (no side effects,
 //! no state), so a node is dead exactly when no graph output depends on it.
 
-use crate::pass::{Pass, PassError, PassOptions, PassStats};
+use crate::pass::{pass_info, Pass, PassError, PassOptions, PassStats};
 use crate::registry::PassInfo;
 use kiln_ir::Graph;
 
@@ -20,12 +20,7 @@ pub const INFO: PassInfo = PassInfo {
 pub struct Dce;
 
 impl Pass for Dce {
-    fn name(&self) -> &'static str {
-        INFO.name
-    }
-    fn summary(&self) -> &'static str {
-        INFO.summary
-    }
+    pass_info!();
     fn run(&self, g: &mut Graph, _opts: &PassOptions) -> Result<PassStats, PassError> {
         Ok(PassStats {
             rewrites: eliminate(g),

@@ -30,7 +30,7 @@
 //! to the result dtype), which is what ONNX Runtime's reference semantics
 //! ask for; compiled code may round differently in the last place.
 
-use crate::pass::{Pass, PassError, PassOptions, PassStats};
+use crate::pass::{pass_info, Pass, PassError, PassOptions, PassStats};
 use crate::passes::dce;
 use crate::registry::PassInfo;
 use crate::rewrite::{self, plan_replace, How};
@@ -277,12 +277,7 @@ pub fn fold(
 }
 
 impl Pass for FoldConstants {
-    fn name(&self) -> &'static str {
-        INFO.name
-    }
-    fn summary(&self) -> &'static str {
-        INFO.summary
-    }
+    pass_info!();
     fn run(&self, g: &mut Graph, opts: &PassOptions) -> Result<PassStats, PassError> {
         // Uses of a node's results only change when that node is folded,
         // so the set computed up front stays right for the nodes ahead.

@@ -4,35 +4,17 @@
 pub mod canonicalize;
 pub mod cse;
 pub mod dce;
+pub mod fold_batch_norm;
 pub mod fold_constants;
+pub mod fuse_elementwise;
+pub mod fuse_epilogue;
+pub mod plan_memory;
+pub mod recognize_attention;
+pub mod recognize_norms;
 pub mod shape_inference;
+pub mod sink_transposes;
 
 #[cfg(test)]
-pub(crate) mod testutil {
-    //! Helpers for pass unit tests: parse `.kir` text, run a pass, print.
-
-    use crate::pass::{Pass, PassOptions, PassStats};
-    use kiln_ir::text::{parse, print};
-    use kiln_ir::Graph;
-
-    /// Parses `src` (panicking with the first error: test input is trusted).
-    pub fn graph(src: &str) -> Graph {
-        match parse(src, "test.kir", None) {
-            Ok(p) => p.graph,
-            Err(e) => panic!("{}", e[0]),
-        }
-    }
-
-    /// Runs `pass` on `src`, verifies the result, returns the printed graph
-    /// and the stats.
-    pub fn run(pass: &dyn Pass, src: &str) -> (String, PassStats) {
-        let mut g = graph(src);
-        let stats = pass
-            .run(&mut g, &PassOptions::default())
-            .expect("pass failed");
-        if let Err(e) = kiln_ir::verify(&g) {
-            panic!("{} broke the graph: {e:?}\n{}", pass.name(), print(&g));
-        }
-        (print(&g), stats)
-    }
-}
+pub(crate) mod models;
+#[cfg(test)]
+pub(crate) mod testutil;

@@ -7,7 +7,7 @@
 //! with every declaration. Graph input types are never touched; graph output
 //! types may become more static, which is the point of the pass.
 
-use crate::pass::{Pass, PassError, PassOptions, PassStats};
+use crate::pass::{pass_info, Pass, PassError, PassOptions, PassStats};
 use crate::registry::PassInfo;
 use kiln_ir::Graph;
 
@@ -23,12 +23,7 @@ pub const INFO: PassInfo = PassInfo {
 pub struct ShapeInference;
 
 impl Pass for ShapeInference {
-    fn name(&self) -> &'static str {
-        INFO.name
-    }
-    fn summary(&self) -> &'static str {
-        INFO.summary
-    }
+    pass_info!();
     fn run(&self, g: &mut Graph, opts: &PassOptions) -> Result<PassStats, PassError> {
         // Nodes are in topological order, so one sweep usually reaches the
         // fixpoint; further sweeps only confirm it. Each sweep can only make

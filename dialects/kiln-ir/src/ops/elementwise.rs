@@ -289,6 +289,8 @@ unary! {
     SOFTPLUS "nn.softplus" same_float "log(1 + exp(x))" ELEMENTWISE [];
     SOFTSIGN "nn.softsign" same_float "x / (1 + |x|)" ELEMENTWISE [];
     SQRT "nn.sqrt" same_float "Square root" ELEMENTWISE [];
+    SWISH "nn.swish" same_float "x * sigmoid(alpha * x) (SiLU when alpha = 1)" ELEMENTWISE
+        [attr("alpha", AttrKind::Float, AttrDefault::Float(1.0))];
     TAN "nn.tan" same_float "Tangent" ELEMENTWISE [];
     TANH "nn.tanh" same_float "Hyperbolic tangent" ELEMENTWISE [];
     THRESHOLDED_RELU "nn.thresholded_relu" same_float "x if x > alpha else 0" ELEMENTWISE

@@ -10,6 +10,7 @@ use super::{AttrDefault, OpDef};
 use crate::attr::{Attr, Attrs};
 use crate::blob::Blob;
 use crate::dtype::DType;
+use crate::graph::Graph;
 use crate::types::{Dim, TensorType};
 use thiserror::Error;
 
@@ -49,6 +50,8 @@ pub struct InferCtx<'a> {
     pub num_outputs: usize,
     /// The type of the weight a `Weight` attribute refers to, if any.
     pub weight_ty: Option<&'a TensorType>,
+    /// The body of a node that holds one (`nn.fused`).
+    pub body: Option<&'a Graph>,
 }
 
 impl<'a> InferCtx<'a> {

@@ -194,6 +194,30 @@ impl Window {
         })
     }
 
+    /// The begin and end padding of spatial dim `i` for input extent `n`,
+    /// with `auto_pad` resolved — the one definition the interpreter, the
+    /// lowering and the kernels use. `SAME_*` pads so that the output extent
+    /// is `ceil(n / stride)`, the odd unit at the end for `SAME_UPPER` and at
+    /// the beginning for `SAME_LOWER`; `VALID` pads nothing; `NOTSET` takes
+    /// the `pads` attribute.
+    pub fn resolved_pads(&self, i: usize, n: u64) -> (u64, u64) {
+        let eff = (self.kernel[i] - 1).saturating_mul(self.dilations[i]) + 1;
+        match self.auto_pad.as_str() {
+            "SAME_UPPER" | "SAME_LOWER" => {
+                let out = n.div_ceil(self.strides[i]).max(1);
+                let total = ((out - 1).saturating_mul(self.strides[i]) + eff).saturating_sub(n);
+                let half = total / 2;
+                if self.auto_pad == "SAME_UPPER" {
+                    (half, total - half)
+                } else {
+                    (total - half, half)
+                }
+            }
+            "VALID" => (0, 0),
+            _ => (self.pads[i], self.pads[i + self.kernel.len()]),
+        }
+    }
+
     /// Output extent of spatial dim `i` for input extent `d`.
     pub fn out_dim(&self, i: usize, d: &Dim) -> Result<Dim, InferError> {
         let Dim::Static(n) = d else {
@@ -243,9 +267,14 @@ const CONV_ATTRS: &[super::AttrSpec] = &[
     attr("dilations", AttrKind::Ints, AttrDefault::Absent),
     attr("group", AttrKind::Int, AttrDefault::Int(1)),
     attr("kernel_shape", AttrKind::Ints, AttrDefault::Absent),
+    super::layout::LAYOUT_ATTR,
     attr("pads", AttrKind::Ints, AttrDefault::Absent),
     attr("strides", AttrKind::Ints, AttrDefault::Absent),
 ];
+
+fn infer_conv_any_layout(ctx: &InferCtx<'_>) -> R {
+    super::layout::infer_in_layout(ctx, infer_conv)
+}
 
 fn infer_conv(ctx: &InferCtx<'_>) -> R {
     let dt = same_dtype(ctx)?;
@@ -288,13 +317,14 @@ fn infer_conv(ctx: &InferCtx<'_>) -> R {
 /// `nn.conv %x, %w, %b?`: N-d grouped convolution (cross-correlation).
 pub const CONV: OpDef = OpDef {
     name: "nn.conv",
-    summary: "Grouped N-d convolution over [N, C, spatial...] with optional bias",
+    summary:
+        "Grouped N-d convolution over [N, C, spatial...] (or [N, spatial..., C]) with optional bias",
     inputs: Arity::range(2, 3),
     outputs: Arity::exactly(1),
     attrs: CONV_ATTRS,
     traits: Traits::NONE,
     static_operands: &[],
-    infer: infer_conv,
+    infer: infer_conv_any_layout,
 };
 
 fn infer_conv_transpose(ctx: &InferCtx<'_>) -> R {

@@ -13,7 +13,9 @@
 mod attention;
 mod constant;
 mod elementwise;
+pub mod fused;
 pub mod infer;
+pub mod layout;
 mod linalg;
 mod norm;
 mod pool;
@@ -250,6 +252,7 @@ ops! {
     Softplus = elementwise::SOFTPLUS,
     Softsign = elementwise::SOFTSIGN,
     Sqrt = elementwise::SQRT,
+    Swish = elementwise::SWISH,
     Tan = elementwise::TAN,
     Tanh = elementwise::TANH,
     ThresholdedRelu = elementwise::THRESHOLDED_RELU,
@@ -348,6 +351,11 @@ ops! {
     Transpose = shape::TRANSPOSE,
     Trilu = shape::TRILU,
     Unsqueeze = shape::UNSQUEEZE,
+    // layout.rs
+    Pack = layout::PACK,
+    Unpack = layout::UNPACK,
+    // fused.rs
+    Fused = fused::FUSED,
     // signal.rs
     Dft = signal::DFT,
     Stft = signal::STFT,

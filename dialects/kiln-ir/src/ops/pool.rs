@@ -100,6 +100,7 @@ const MAX_POOL_ATTRS: &[AttrSpec] = &[
     attr("ceil_mode", AttrKind::Bool, AttrDefault::Bool(false)),
     attr("dilations", AttrKind::Ints, AttrDefault::Absent),
     attr("kernel_shape", AttrKind::Ints, AttrDefault::Required),
+    super::layout::LAYOUT_ATTR,
     attr("pads", AttrKind::Ints, AttrDefault::Absent),
     attr("storage_order", AttrKind::Int, AttrDefault::Int(0)),
     attr("strides", AttrKind::Ints, AttrDefault::Absent),
@@ -115,7 +116,7 @@ pub const MAX_POOL: OpDef = OpDef {
     attrs: MAX_POOL_ATTRS,
     traits: Traits::NONE,
     static_operands: &[],
-    infer: infer_max_pool,
+    infer: |ctx| super::layout::infer_in_layout(ctx, infer_max_pool),
 };
 
 /// `nn.average_pool %x`: padding counts toward the divisor only with
@@ -135,12 +136,13 @@ pub const AVERAGE_POOL: OpDef = OpDef {
         ),
         attr("dilations", AttrKind::Ints, AttrDefault::Absent),
         attr("kernel_shape", AttrKind::Ints, AttrDefault::Required),
+        super::layout::LAYOUT_ATTR,
         attr("pads", AttrKind::Ints, AttrDefault::Absent),
         attr("strides", AttrKind::Ints, AttrDefault::Absent),
     ],
     traits: Traits::NONE,
     static_operands: &[],
-    infer: infer_float_pool,
+    infer: |ctx| super::layout::infer_in_layout(ctx, infer_float_pool),
 };
 
 /// `nn.lp_pool %x`: `(sum |x|^p)^(1/p)` over sliding windows.
@@ -169,10 +171,10 @@ pub const GLOBAL_AVERAGE_POOL: OpDef = OpDef {
     summary: "Mean over all spatial dims; result [N, C, 1, ...]",
     inputs: Arity::exactly(1),
     outputs: Arity::exactly(1),
-    attrs: &[],
+    attrs: &[super::layout::LAYOUT_ATTR],
     traits: Traits::NONE,
     static_operands: &[],
-    infer: infer_global_pool,
+    infer: |ctx| super::layout::infer_in_layout(ctx, infer_global_pool),
 };
 
 /// `nn.global_max_pool %x`: maximum over all spatial dims, kept as 1s.
@@ -181,10 +183,10 @@ pub const GLOBAL_MAX_POOL: OpDef = OpDef {
     summary: "Maximum over all spatial dims; result [N, C, 1, ...]",
     inputs: Arity::exactly(1),
     outputs: Arity::exactly(1),
-    attrs: &[],
+    attrs: &[super::layout::LAYOUT_ATTR],
     traits: Traits::NONE,
     static_operands: &[],
-    infer: infer_global_pool,
+    infer: |ctx| super::layout::infer_in_layout(ctx, infer_global_pool),
 };
 
 /// `nn.lrn %x`: `x / (bias + alpha / size * sum of squares over a channel

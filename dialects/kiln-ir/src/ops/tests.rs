@@ -79,6 +79,7 @@ fn infer_n(
         consts: &consts,
         num_outputs,
         weight_ty: None,
+        body: None,
     };
     (op.def().infer)(&ctx)
         .map(|ts| {

@@ -16,9 +16,11 @@
 //! the file they came from or as an `elided<...>` summary. Parse errors carry
 //! file:line:col and render the offending line with a caret.
 
+mod dot;
 mod parse;
 mod print;
 
+pub use dot::print_dot;
 pub use parse::{parse, parse_file, ParseError, Parsed};
 pub use print::{print, print_with, PrintOptions};
 

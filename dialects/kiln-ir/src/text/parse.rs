@@ -8,8 +8,9 @@
 use crate::attr::{Attr, Attrs};
 use crate::blob::Blob;
 use crate::dtype::DType;
-use crate::graph::{Graph, ValueId, Weight, WeightData, WeightSource};
+use crate::graph::{Derivation, Graph, ValueId, Weight, WeightData, WeightSource};
 use crate::ops::OpKind;
+use crate::plan::{Home, MemoryPlan};
 use crate::types::{Dim, TensorType};
 use std::collections::HashMap;
 use std::fmt;
@@ -330,6 +331,15 @@ impl<'s> Parser<'s> {
         Some((start, &r[..n]))
     }
 
+    /// `key = <integer>`; returns the integer's position and value.
+    fn keyed_int(&mut self, key: &str) -> PResult<(usize, i64)> {
+        self.expect_keyword(key)?;
+        self.expect("=")?;
+        self.skip_ws();
+        let at = self.pos;
+        Ok((at, self.int_lit()?))
+    }
+
     fn int_lit(&mut self) -> PResult<i64> {
         match self.number_text() {
             Some((at, t)) => t
@@ -585,10 +595,7 @@ impl<'s> Parser<'s> {
             }
             Some("elided") => {
                 self.expect("<")?;
-                self.expect_keyword("bytes")?;
-                self.expect("=")?;
-                let bat = self.pos;
-                let bytes = self.int_lit()?;
+                let (bat, bytes) = self.keyed_int("bytes")?;
                 self.expect(",")?;
                 self.expect_keyword("fnv")?;
                 self.expect("=")?;
@@ -612,7 +619,43 @@ impl<'s> Parser<'s> {
                     None,
                 )
             }
-            _ => return Err(self.err_at(kat, "expected 'dense', 'file' or 'elided'")),
+            Some("derived") => {
+                self.expect("<")?;
+                self.skip_ws();
+                let oat = self.pos;
+                let Some(opname) = self.word() else {
+                    return Err(self.err("expected an op name"));
+                };
+                let Some(op) = OpKind::from_name(opname) else {
+                    return Err(self.err_at(oat, format!("unknown op '{opname}'")));
+                };
+                let attrs = self.attr_dict(g)?;
+                self.expect(">")?;
+                self.expect("(")?;
+                let mut inputs = Vec::new();
+                if !self.eat(")") {
+                    loop {
+                        self.skip_ws();
+                        let wat = self.pos;
+                        let wname = self.sigil_name('@')?;
+                        match g.weight_by_name(&wname) {
+                            Some(w) => inputs.push(w),
+                            None => {
+                                return Err(self.err_at(
+                                    wat,
+                                    format!("unknown weight @{wname} (operands come first)"),
+                                ))
+                            }
+                        }
+                        if self.eat(")") {
+                            break;
+                        }
+                        self.expect(",")?;
+                    }
+                }
+                (WeightData::Derived(Derivation { op, attrs, inputs }), None)
+            }
+            _ => return Err(self.err_at(kat, "expected 'dense', 'file', 'elided' or 'derived'")),
         };
         g.add_weight(Weight {
             name,
@@ -682,24 +725,7 @@ impl<'s> Parser<'s> {
         g.name = self.sigil_name('@')?;
         let mut names: HashMap<String, ValueId> = HashMap::new();
         self.expect("(")?;
-        if !self.eat(")") {
-            loop {
-                self.skip_ws();
-                let at = self.pos;
-                let name = self.sigil_name('%')?;
-                self.expect(":")?;
-                let ty = self.tensor_type()?;
-                if names.contains_key(&name) {
-                    return Err(self.err_at(at, format!("value %{name} is defined twice")));
-                }
-                let v = g.add_input(&name, ty);
-                names.insert(name, v);
-                if self.eat(")") {
-                    break;
-                }
-                self.expect(",")?;
-            }
-        }
+        self.graph_inputs(&mut g, &mut names)?;
         self.expect("->")?;
         self.expect("(")?;
         let mut out_types = Vec::new();
@@ -715,34 +741,11 @@ impl<'s> Parser<'s> {
         }
         self.expect("{")?;
         let mut positions = Vec::new();
-        loop {
-            self.skip_ws();
-            let at = self.pos;
-            if self.keyword("return") {
-                break;
-            }
-            if self.rest().is_empty() {
-                return Err(self.err("expected 'return' before the end of the graph"));
-            }
-            positions.push(self.line_col(at));
-            self.node(&mut g, &mut names)?;
-        }
-        let mut outputs = Vec::new();
-        if self.peek_char() == Some('%') {
-            loop {
-                self.skip_ws();
-                let at = self.pos;
-                let name = self.sigil_name('%')?;
-                let Some(&v) = names.get(&name) else {
-                    return Err(self.err_at(at, format!("use of undefined value %{name}")));
-                };
-                outputs.push((at, v));
-                if !self.eat(",") {
-                    break;
-                }
-            }
-        }
+        let outputs = self.block(&mut g, &mut names, Some(&mut positions))?;
         self.expect("}")?;
+        if self.keyword("memory_plan") {
+            g.memory_plan = Some(self.memory_plan(&g, &names)?);
+        }
         self.skip_ws();
         if !self.rest().is_empty() {
             let found = self.describe_next();
@@ -774,6 +777,165 @@ impl<'s> Parser<'s> {
             graph: g,
             node_positions: positions,
         })
+    }
+
+    /// Nodes up to and including `return` and its values. Records each
+    /// node's position when `positions` is given (top-level graphs).
+    fn block(
+        &mut self,
+        g: &mut Graph,
+        names: &mut HashMap<String, ValueId>,
+        mut positions: Option<&mut Vec<(usize, usize)>>,
+    ) -> PResult<Vec<(usize, ValueId)>> {
+        loop {
+            self.skip_ws();
+            let at = self.pos;
+            if self.keyword("return") {
+                break;
+            }
+            if self.rest().is_empty() {
+                return Err(self.err("expected 'return' before the end of the graph"));
+            }
+            if let Some(p) = positions.as_deref_mut() {
+                p.push(self.line_col(at));
+            }
+            self.node(g, names)?;
+        }
+        let mut outputs = Vec::new();
+        if self.peek_char() == Some('%') {
+            loop {
+                self.skip_ws();
+                let at = self.pos;
+                let name = self.sigil_name('%')?;
+                let Some(&v) = names.get(&name) else {
+                    return Err(self.err_at(at, format!("use of undefined value %{name}")));
+                };
+                outputs.push((at, v));
+                if !self.eat(",") {
+                    break;
+                }
+            }
+        }
+        Ok(outputs)
+    }
+
+    /// `{k = v, ...}` when present (an empty map otherwise).
+    fn attr_dict(&mut self, g: &Graph) -> PResult<Attrs> {
+        let mut attrs = Attrs::new();
+        if self.eat("{") && !self.eat("}") {
+            loop {
+                self.skip_ws();
+                let kat = self.pos;
+                let Some(key) = self.word() else {
+                    return Err(self.err("expected an attribute name"));
+                };
+                self.expect("=")?;
+                let v = self.attr_value(g)?;
+                if attrs.insert(key.to_string(), v).is_some() {
+                    return Err(self.err_at(kat, format!("attribute '{key}' is given twice")));
+                }
+                if self.eat("}") {
+                    break;
+                }
+                self.expect(",")?;
+            }
+        }
+        Ok(attrs)
+    }
+
+    /// `%name: type, ...)` after an opening `(`: a graph's or a body's inputs.
+    fn graph_inputs(&mut self, g: &mut Graph, names: &mut HashMap<String, ValueId>) -> PResult<()> {
+        if self.eat(")") {
+            return Ok(());
+        }
+        loop {
+            self.skip_ws();
+            let at = self.pos;
+            let name = self.sigil_name('%')?;
+            self.expect(":")?;
+            let ty = self.tensor_type()?;
+            if names.contains_key(&name) {
+                return Err(self.err_at(at, format!("value %{name} is defined twice")));
+            }
+            let v = g.add_input(&name, ty);
+            names.insert(name, v);
+            if self.eat(")") {
+                return Ok(());
+            }
+            self.expect(",")?;
+        }
+    }
+
+    /// The region of a fused node, after its opening `{`:
+    /// `^(%a: type, ...): nodes return %v, ... }`.
+    fn body(&mut self) -> PResult<Graph> {
+        let mut body = Graph::new("body");
+        let mut names: HashMap<String, ValueId> = HashMap::new();
+        self.expect("^")?;
+        self.expect("(")?;
+        self.graph_inputs(&mut body, &mut names)?;
+        self.expect(":")?;
+        let outputs = self.block(&mut body, &mut names, None)?;
+        self.expect("}")?;
+        body.outputs = outputs.into_iter().map(|(_, v)| v).collect();
+        Ok(body)
+    }
+
+    /// `{arena = N, align = A} { %v = arena|output|input N | weight @w ... }`
+    /// after the `memory_plan` keyword.
+    fn memory_plan(&mut self, g: &Graph, names: &HashMap<String, ValueId>) -> PResult<MemoryPlan> {
+        self.expect("{")?;
+        let (aat, arena) = self.keyed_int("arena")?;
+        self.expect(",")?;
+        let (lat, align) = self.keyed_int("align")?;
+        self.expect("}")?;
+        let (Ok(arena_bytes), Ok(align)) = (u64::try_from(arena), u64::try_from(align)) else {
+            return Err(self.err_at(aat.min(lat), "arena and align must be non-negative"));
+        };
+        let mut plan = MemoryPlan {
+            arena_bytes,
+            align,
+            ..MemoryPlan::default()
+        };
+        self.expect("{")?;
+        while !self.eat("}") {
+            self.skip_ws();
+            let at = self.pos;
+            let name = self.sigil_name('%')?;
+            let Some(&v) = names.get(&name) else {
+                return Err(self.err_at(at, format!("use of undefined value %{name}")));
+            };
+            self.expect("=")?;
+            self.skip_ws();
+            let kat = self.pos;
+            let home = match self.word() {
+                Some("weight") => {
+                    let wat = self.pos;
+                    let w = self.sigil_name('@')?;
+                    Home::Weight(
+                        g.weight_by_name(&w)
+                            .ok_or_else(|| self.err_at(wat, format!("unknown weight @{w}")))?,
+                    )
+                }
+                Some(kind @ ("arena" | "output" | "input")) => {
+                    let nat = self.pos;
+                    let n = u64::try_from(self.int_lit()?)
+                        .map_err(|_| self.err_at(nat, "expected a non-negative integer"))?;
+                    match kind {
+                        "arena" => Home::Arena(n),
+                        "output" => Home::Output(n as usize),
+                        _ => Home::Input(n as usize),
+                    }
+                }
+                _ => {
+                    return Err(self.err_at(kat, "expected 'arena', 'output', 'input' or 'weight'"))
+                }
+            };
+            if plan.homes.insert(v, home).is_some() {
+                return Err(self.err_at(at, format!("%{name} has two homes")));
+            }
+        }
+        Ok(plan)
     }
 
     fn node(&mut self, g: &mut Graph, names: &mut HashMap<String, ValueId>) -> PResult<()> {
@@ -820,25 +982,7 @@ impl<'s> Parser<'s> {
                 }
             }
         }
-        let mut attrs = Attrs::new();
-        if self.eat("{") && !self.eat("}") {
-            loop {
-                self.skip_ws();
-                let kat = self.pos;
-                let Some(key) = self.word() else {
-                    return Err(self.err("expected an attribute name"));
-                };
-                self.expect("=")?;
-                let v = self.attr_value(g)?;
-                if attrs.insert(key.to_string(), v).is_some() {
-                    return Err(self.err_at(kat, format!("attribute '{key}' is given twice")));
-                }
-                if self.eat("}") {
-                    break;
-                }
-                self.expect(",")?;
-            }
-        }
+        let attrs = self.attr_dict(g)?;
         self.expect(":")?;
         let mut types = Vec::new();
         loop {
@@ -859,11 +1003,17 @@ impl<'s> Parser<'s> {
             loc = Some(self.string_lit()?);
             self.expect(")")?;
         }
+        let body = if self.eat("{") {
+            Some(Box::new(self.body()?))
+        } else {
+            None
+        };
         let named: Vec<(String, TensorType)> =
             results.iter().map(|(_, n)| n.clone()).zip(types).collect();
         let outs = g.add_node(op, inputs, attrs, named);
         if let Some(n) = g.nodes.last_mut() {
             n.loc = loc;
+            n.body = body;
         }
         for ((_, name), v) in results.into_iter().zip(outs) {
             names.insert(name, v);

@@ -121,7 +121,7 @@ fn dense_list(w: &Weight, bytes: &[u8]) -> Option<String> {
     Some(out)
 }
 
-fn print_weight(out: &mut String, w: &Weight, opts: &PrintOptions) {
+fn print_weight(out: &mut String, g: &Graph, w: &Weight, opts: &PrintOptions) {
     let _ = write!(out, "weight {} : {} = ", Name('@', &w.name), w.ty);
     match &w.data {
         WeightData::Bytes(b) if b.len() <= opts.inline_limit => match dense_list(w, b.bytes()) {
@@ -157,6 +157,25 @@ fn print_weight(out: &mut String, w: &Weight, opts: &PrintOptions) {
         WeightData::Elided { bytes, fingerprint } => {
             let _ = write!(out, "elided<bytes = {bytes}, fnv = 0x{fingerprint:016x}>");
         }
+        WeightData::Derived(d) => {
+            let _ = write!(out, "derived<{}", d.op.name());
+            print_attrs(out, g, &d.attrs);
+            out.push_str(">(");
+            for (i, w) in d.inputs.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                match g.weights().get(w.0 as usize) {
+                    Some(x) => {
+                        let _ = write!(out, "{}", Name('@', &x.name));
+                    }
+                    None => {
+                        let _ = write!(out, "@\"#{}\"", w.0);
+                    }
+                }
+            }
+            out.push(')');
+        }
     }
     out.push('\n');
 }
@@ -172,11 +191,34 @@ fn print_attr(out: &mut String, g: &Graph, a: &Attr) {
     }
 }
 
+/// ` {k = v, ...}` when there are attributes, as the printer writes them.
+pub(super) fn attrs_text(g: &Graph, attrs: &crate::attr::Attrs) -> String {
+    let mut out = String::new();
+    print_attrs(&mut out, g, attrs);
+    out
+}
+
+/// Prints ` {k = v, ...}` when there are attributes.
+fn print_attrs(out: &mut String, g: &Graph, attrs: &crate::attr::Attrs) {
+    if attrs.is_empty() {
+        return;
+    }
+    out.push_str(" {");
+    for (i, (k, a)) in attrs.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        let _ = write!(out, "{k} = ");
+        print_attr(out, g, a);
+    }
+    out.push('}');
+}
+
 /// Prints a graph.
 pub fn print_with(g: &Graph, opts: &PrintOptions) -> String {
     let mut out = String::new();
     for w in g.weights() {
-        print_weight(&mut out, w, opts);
+        print_weight(&mut out, g, w, opts);
     }
     let v = |id| Name('%', &g.value(id).name);
     let _ = write!(out, "graph {}(", Name('@', &g.name));
@@ -194,8 +236,20 @@ pub fn print_with(g: &Graph, opts: &PrintOptions) -> String {
         let _ = write!(out, "{}", g.value(id).ty);
     }
     out.push_str(") {\n");
+    print_body(&mut out, g, 1);
+    out.push_str("}\n");
+    if let Some(plan) = &g.memory_plan {
+        print_plan(&mut out, g, plan);
+    }
+    out
+}
+
+/// Prints a graph's nodes and its `return`, indented by `depth` levels.
+fn print_body(out: &mut String, g: &Graph, depth: usize) {
+    let pad = "  ".repeat(depth);
+    let v = |id| Name('%', &g.value(id).name);
     for node in &g.nodes {
-        out.push_str("  ");
+        out.push_str(&pad);
         for (i, &id) in node.outputs.iter().enumerate() {
             if i > 0 {
                 out.push_str(", ");
@@ -212,17 +266,7 @@ pub fn print_with(g: &Graph, opts: &PrintOptions) -> String {
                 None => out.push_str("none"),
             }
         }
-        if !node.attrs.is_empty() {
-            out.push_str(" {");
-            for (i, (k, a)) in node.attrs.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                let _ = write!(out, "{k} = ");
-                print_attr(&mut out, g, a);
-            }
-            out.push('}');
-        }
+        print_attrs(out, g, &node.attrs);
         out.push_str(" : ");
         for (i, &id) in node.outputs.iter().enumerate() {
             if i > 0 {
@@ -233,13 +277,55 @@ pub fn print_with(g: &Graph, opts: &PrintOptions) -> String {
         if let Some(loc) = &node.loc {
             let _ = write!(out, " loc({})", Quoted(loc));
         }
+        if let Some(body) = &node.body {
+            let inner = "  ".repeat(depth + 1);
+            let bv = |id| Name('%', &body.value(id).name);
+            let _ = write!(out, " {{\n{inner}^(");
+            for (i, &id) in body.inputs.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                let _ = write!(out, "{}: {}", bv(id), body.value(id).ty);
+            }
+            out.push_str("):\n");
+            print_body(out, body, depth + 1);
+            let _ = write!(out, "{pad}}}");
+        }
         out.push('\n');
     }
-    out.push_str("  return");
+    let _ = write!(out, "{pad}return");
     for (i, &id) in g.outputs.iter().enumerate() {
         out.push_str(if i == 0 { " " } else { ", " });
         let _ = write!(out, "{}", v(id));
     }
-    out.push_str("\n}\n");
-    out
+    out.push('\n');
+}
+
+/// Prints a memory plan: one line per node result with a home, in node
+/// order (so that printing a parsed plan gives the same text).
+fn print_plan(out: &mut String, g: &Graph, plan: &crate::plan::MemoryPlan) {
+    use crate::plan::Home;
+    let _ = writeln!(
+        out,
+        "memory_plan {{arena = {}, align = {}}} {{",
+        plan.arena_bytes, plan.align
+    );
+    for node in &g.nodes {
+        for &r in &node.outputs {
+            let Some(home) = plan.homes.get(&r) else {
+                continue;
+            };
+            let _ = write!(out, "  {} = ", Name('%', &g.value(r).name));
+            let _ = match home {
+                Home::Input(i) => writeln!(out, "input {i}"),
+                Home::Output(j) => writeln!(out, "output {j}"),
+                Home::Arena(o) => writeln!(out, "arena {o}"),
+                Home::Weight(w) => match g.weights().get(w.0 as usize) {
+                    Some(x) => writeln!(out, "weight {}", Name('@', &x.name)),
+                    None => writeln!(out, "weight @\"#{}\"", w.0),
+                },
+            };
+        }
+    }
+    out.push_str("}\n");
 }

@@ -1,0 +1,509 @@
+//! `sink-transposes`: pushes layout changes — transposes, and reshapes,
+//! squeezes and unsqueezes that only insert or remove unit dims — down
+//! through elementwise ops, so that they meet and cancel in pairs.
+//!
+//! `f(L(x), c) -> L(f(x, c'))` for an elementwise `f` (any arity), a layout
+//! change `L` shared by the operands it applies to, and the other operands
+//! `c` adapted so they broadcast against `x` as they did against `L(x)`:
+//! - a one-element operand stays as it is;
+//! - an operand whose data order `L⁻¹` keeps (a per-channel vector, a
+//!   constant whose non-unit dims keep their order) is reshaped: a constant
+//!   gets a new weight viewing the same bytes, any other value an
+//!   `nn.reshape`;
+//! - any other constant of at most [`Options::permute_constants_up_to`]
+//!   elements is permuted into a new weight;
+//! - anything else stops the sinking.
+//!
+//! At least one of the layout changes must have no other use, so the
+//! number of layout nodes never grows.
+//!
+//! Between sinking sweeps, canonicalize's layout patterns cancel inverse
+//! transposes and merge transpose and reshape chains, and a transpose that
+//! only moves unit dims becomes a reshape (free: a view of its operand).
+//!
+//! Deciding is [`plan`] (pure); rewriting is [`crate::rewrite::apply_recipe`].
+//! Preconditions: a verified graph. Graph outputs keep their names and
+//! types.
+
+use crate::pass::{pass_info, Pass, PassError, PassOptions, PassStats};
+use crate::passes::{canonicalize, dce};
+use crate::pattern::{self, Matcher};
+use crate::registry::PassInfo;
+use crate::rewrite::{sweep, Direction, NewNode, Recipe, Val};
+use kiln_interp::Tensor;
+use kiln_ir::{
+    Attrs, Blob, DType, Dim, Graph, Node, OpKind, TensorType, ValueId, Weight, WeightData,
+};
+
+/// Registry entry.
+pub const INFO: PassInfo = PassInfo {
+    name: "sink-transposes",
+    summary: "Pushes transposes and unit-dim reshapes down through elementwise ops and cancels them in pairs",
+    create: || Box::new(SinkTransposes::default()),
+};
+
+/// Options of `sink-transposes`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Options {
+    /// Largest constant (in elements) that is permuted into a new weight
+    /// when a transpose sinks past it; larger ones stop the transpose.
+    pub permute_constants_up_to: u64,
+    /// Also sink reshapes, squeezes and unsqueezes that only insert or
+    /// remove unit dims.
+    pub unit_reshapes: bool,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            permute_constants_up_to: 1 << 16,
+            unit_reshapes: true,
+        }
+    }
+}
+
+/// The transpose sinking pass.
+#[derive(Clone, Debug, Default)]
+pub struct SinkTransposes {
+    /// Options.
+    pub options: Options,
+}
+
+impl Pass for SinkTransposes {
+    pass_info!();
+    fn run(&self, g: &mut Graph, opts: &PassOptions) -> Result<PassStats, PassError> {
+        Ok(PassStats {
+            rewrites: run(g, &self.options, opts),
+        })
+    }
+}
+
+/// Sinks and cancels until nothing changes; returns the number of
+/// rewrites.
+pub fn run(g: &mut Graph, options: &Options, opts: &PassOptions) -> usize {
+    let mut rewrites = 0;
+    for _ in 0..opts.max_iterations.max(1) {
+        let mut changed = sweep(g, Direction::Forward, |m, n| {
+            plan(m, n, options)
+                .or_else(|| transpose_as_reshape(m, n))
+                .or_else(|| collapse_reshapes(m, n))
+        });
+        changed += canonicalize::cancel_layout_chains(g, opts);
+        if changed == 0 {
+            break;
+        }
+        dce::remove_dead_nodes(g);
+        rewrites += changed;
+    }
+    if rewrites > 0 {
+        dce::eliminate(g);
+    }
+    rewrites
+}
+
+/// A layout change: node `node` maps `x` to its result.
+#[derive(Clone, Debug)]
+struct View {
+    node: usize,
+    x: ValueId,
+    kind: Kind,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum Kind {
+    /// A transpose by this permutation.
+    Transpose(Vec<usize>),
+    /// A reshape that only inserts or removes unit dims, from this type.
+    Unit(TensorType),
+}
+
+/// Non-unit dims of `dims` with their positions.
+fn non_unit(dims: &[Dim]) -> Vec<(usize, &Dim)> {
+    dims.iter()
+        .enumerate()
+        .filter(|(_, d)| **d != Dim::Static(1))
+        .collect()
+}
+
+/// The layout change producing `v`, if any.
+fn view_of(m: &Matcher<'_>, v: ValueId, options: &Options) -> Option<View> {
+    let i = m.node_of(v)?;
+    let node = &m.g.nodes[i];
+    let x = node.inputs.first().copied().flatten()?;
+    if node.outputs.len() != 1 {
+        return None;
+    }
+    let (xt, vt) = (m.ty(x), m.ty(v));
+    match node.op {
+        OpKind::Transpose => {
+            let perm = pattern::perm_of(node, xt.rank())?;
+            Some(View {
+                node: i,
+                x,
+                kind: Kind::Transpose(perm),
+            })
+        }
+        OpKind::Reshape | OpKind::Squeeze | OpKind::Unsqueeze if options.unit_reshapes => {
+            let (a, b) = (non_unit(&xt.dims), non_unit(&vt.dims));
+            let same = a.len() == b.len()
+                && a.iter()
+                    .zip(&b)
+                    .all(|((_, p), (_, q))| pattern::same_dim(p, q));
+            same.then(|| View {
+                node: i,
+                x,
+                kind: Kind::Unit(xt.clone()),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// `dims` right-aligned to `rank` with leading unit dims.
+fn full(dims: &[Dim], rank: usize) -> Option<Vec<Dim>> {
+    let pad = rank.checked_sub(dims.len())?;
+    Some(
+        std::iter::repeat_n(Dim::Static(1), pad)
+            .chain(dims.iter().cloned())
+            .collect(),
+    )
+}
+
+/// Where an operand of the sunk op comes from.
+enum Adapted {
+    /// As it was.
+    Same,
+    /// Reshaped to these extents (its data order is unchanged).
+    Reshape(Vec<u64>),
+    /// A constant permuted into this tensor.
+    Permuted(Tensor),
+}
+
+/// How operand `c` (broadcast against the result `y` of rank `ry`) must
+/// change to broadcast the same way against `x` when `transpose(x, p)`
+/// sinks.
+fn adapt_transpose(
+    m: &Matcher<'_>,
+    c: ValueId,
+    p: &[usize],
+    ry: usize,
+    options: &Options,
+) -> Option<Adapted> {
+    let ct = m.ty(c);
+    if ct.numel() == Some(1) {
+        return Some(Adapted::Same);
+    }
+    let cf = full(&ct.dims, ry)?;
+    let inv = pattern::invert(p);
+    let target: Vec<Dim> = pattern::permute(&cf, &inv);
+    if full(&ct.dims, target.len()).is_some_and(|f| f == target) {
+        return Some(Adapted::Same);
+    }
+    let shape: Vec<u64> = target.iter().map(Dim::as_static).collect::<Option<_>>()?;
+    // The data keeps its order when the non-unit dims keep theirs.
+    let moved: Vec<usize> = inv
+        .iter()
+        .copied()
+        .filter(|&src| cf[src] != Dim::Static(1))
+        .collect();
+    if moved.windows(2).all(|w| w[0] < w[1]) {
+        return Some(Adapted::Reshape(shape));
+    }
+    // Permute a constant's data: target dim j is source dim inv[j].
+    if ct.numel()? > options.permute_constants_up_to {
+        return None;
+    }
+    let t = m.const_tensor(c)?;
+    let src: Vec<u64> = cf.iter().map(Dim::as_static).collect::<Option<_>>()?;
+    let mut strides = vec![1usize; src.len()];
+    for i in (0..src.len().saturating_sub(1)).rev() {
+        strides[i] = strides[i + 1] * src[i + 1] as usize;
+    }
+    let n: usize = shape.iter().product::<u64>() as usize;
+    let idx = (0..n).map(|flat| {
+        let (mut rem, mut at) = (flat, 0);
+        for j in (0..shape.len()).rev() {
+            let e = shape[j] as usize;
+            at += (rem % e) * strides[inv[j]];
+            rem /= e;
+        }
+        at
+    });
+    Some(Adapted::Permuted(t.pick(shape.clone(), idx)))
+}
+
+/// Decides whether elementwise node `n` can take the layout change of its
+/// operands onto its result.
+pub fn plan(m: &Matcher<'_>, n: usize, options: &Options) -> Option<Recipe> {
+    let node = &m.g.nodes[n];
+    let [y] = node.outputs.as_slice() else {
+        return None;
+    };
+    if !node.op.def().traits.elementwise || node.op == OpKind::Constant || node.body.is_some() {
+        return None;
+    }
+    let yt = m.ty(*y);
+    let ry = yt.rank();
+    // The first operand that is a layout change of the result's rank (not
+    // broadcast) decides the layout change to sink.
+    // A unit reshape sinks only from a full-size operand (a broadcast one
+    // does not say how the result's dims map).
+    let lead = node
+        .operands()
+        .filter(|&o| m.ty(o).rank() == ry)
+        .filter_map(|o| view_of(m, o, options))
+        .find(|v| match &v.kind {
+            Kind::Transpose(_) => true,
+            Kind::Unit(_) => m.ty(m.g.nodes[v.node].outputs[0]) == yt,
+        })?;
+    let is_lead = |o: ValueId| {
+        view_of(m, o, options).is_some_and(|v| v.kind == lead.kind && m.ty(o).rank() == ry)
+    };
+    let mut single = false;
+    let mut inputs: Vec<Option<Val>> = Vec::new();
+    let mut recipe = Recipe::at(n);
+    for (i, o) in node.inputs.iter().enumerate() {
+        let Some(o) = *o else {
+            inputs.push(None);
+            continue;
+        };
+        if is_lead(o) {
+            let v = view_of(m, o, options)?;
+            if matches!(v.kind, Kind::Unit(_)) && m.ty(o) != yt {
+                return None;
+            }
+            single |= m.single_use(o);
+            inputs.push(Some(Val::Old(v.x)));
+            continue;
+        }
+        let adapted = match &lead.kind {
+            Kind::Transpose(p) => adapt_transpose(m, o, p, ry, options)?,
+            Kind::Unit(xt) => {
+                let cf = full(&m.ty(o).dims, ry)?;
+                let a = unit_target(m, o, &cf, xt, yt)?;
+                // A new runtime reshape would be a unit reshape that sinks
+                // back through this op: only constants are reshaped.
+                if matches!(a, Adapted::Reshape(_)) && m.weight(o).is_none() {
+                    return None;
+                }
+                a
+            }
+        };
+        let name = format!("{}_{i}", m.g.value(o).name);
+        inputs.push(Some(match adapted {
+            Adapted::Same => Val::Old(o),
+            Adapted::Reshape(shape) => reshaped(m, &mut recipe, o, &shape, &name),
+            Adapted::Permuted(t) => {
+                let w = Weight {
+                    name: name.clone(),
+                    ty: TensorType::fixed(t.dtype, &t.shape),
+                    data: WeightData::Bytes(Blob::from_vec(t.to_bytes())),
+                    source: None,
+                };
+                recipe.constant(&name, w)
+            }
+        }));
+    }
+    if !single {
+        return None;
+    }
+    // The sunk op works on x's layout.
+    let zt = match &lead.kind {
+        Kind::Transpose(p) => {
+            TensorType::new(yt.dtype, pattern::permute(&yt.dims, &pattern::invert(p)))
+        }
+        Kind::Unit(xt) => TensorType::new(yt.dtype, xt.dims.clone()),
+    };
+    let in_tys: Vec<Option<&TensorType>> = inputs
+        .iter()
+        .map(|v| v.map(|v| recipe.ty(m.g, v)))
+        .collect();
+    let inferred = pattern::infer(node.op, &node.attrs, &in_tys, 1)?;
+    if !inferred
+        .first()
+        .is_some_and(|t| pattern::same_type(t, &zt) || *t == zt)
+    {
+        return None;
+    }
+    let z = recipe.push(NewNode {
+        op: node.op,
+        inputs,
+        attrs: node.attrs.clone(),
+        results: vec![(m.g.value(*y).name.clone(), zt)],
+        weight: None,
+        body: None,
+    });
+    // The layout change, cloned onto the new result.
+    let vn: &Node = &m.g.nodes[lead.node];
+    let mut l_inputs: Vec<Option<Val>> = vn.inputs.iter().map(|v| v.map(Val::Old)).collect();
+    l_inputs[0] = Some(z);
+    let l = recipe.push(NewNode {
+        op: vn.op,
+        inputs: l_inputs,
+        attrs: vn.attrs.clone(),
+        results: vec![(m.g.value(*y).name.clone(), yt.clone())],
+        weight: None,
+        body: None,
+    });
+    recipe.replace.push((*y, l));
+    Some(recipe)
+}
+
+/// The extents operand `o` (full rank `cf` against the result `yt`) takes
+/// against `x` of type `xt` when a unit-dim reshape `x -> yt` sinks:
+/// unchanged, or reshaped (the data order never changes).
+fn unit_target(
+    m: &Matcher<'_>,
+    o: ValueId,
+    cf: &[Dim],
+    xt: &TensorType,
+    yt: &TensorType,
+) -> Option<Adapted> {
+    let ot = m.ty(o);
+    if ot.numel() == Some(1) && ot.rank() <= xt.rank() {
+        return Some(Adapted::Same);
+    }
+    let y_nu: Vec<usize> = non_unit(&yt.dims).into_iter().map(|(i, _)| i).collect();
+    let x_nu: Vec<usize> = non_unit(&xt.dims).into_iter().map(|(i, _)| i).collect();
+    // At the result's unit dims the operand must be 1 too.
+    if (0..cf.len()).any(|i| !y_nu.contains(&i) && cf[i] != Dim::Static(1)) {
+        return None;
+    }
+    let mut target = vec![Dim::Static(1); xt.rank()];
+    for (yi, xi) in y_nu.iter().zip(&x_nu) {
+        target[*xi] = cf[*yi].clone();
+    }
+    if full(&ot.dims, target.len()).is_some_and(|f| f == target) {
+        return Some(Adapted::Same);
+    }
+    let shape: Vec<u64> = target.iter().map(Dim::as_static).collect::<Option<_>>()?;
+    Some(Adapted::Reshape(shape))
+}
+
+/// `o` reshaped to `shape` (leading unit dims dropped: broadcasting
+/// supplies them): a constant's weight viewed with the new shape (same
+/// bytes), or a new `nn.reshape`.
+fn reshaped(m: &Matcher<'_>, r: &mut Recipe, o: ValueId, shape: &[u64], name: &str) -> Val {
+    let lead = shape.iter().take_while(|&&d| d == 1).count();
+    let shape = &shape[lead.min(shape.len().saturating_sub(1))..];
+    let ty = TensorType::fixed(m.ty(o).dtype, shape);
+    if let Some(w) = m.weight(o) {
+        if let WeightData::Bytes(b) = &w.data {
+            let w = Weight {
+                name: name.to_string(),
+                ty: ty.clone(),
+                data: WeightData::Bytes(b.clone()),
+                source: w.source.clone(),
+            };
+            return r.constant(name, w);
+        }
+    }
+    let s = shape_const(r, shape, name);
+    r.push(NewNode::op(
+        OpKind::Reshape,
+        vec![Val::Old(o), s],
+        Attrs::new(),
+        name,
+        ty,
+    ))
+}
+
+/// A new i64 constant holding `shape`.
+fn shape_const(r: &mut Recipe, shape: &[u64], name: &str) -> Val {
+    let bytes = shape
+        .iter()
+        .flat_map(|&d| (d as i64).to_le_bytes())
+        .collect();
+    let w = Weight {
+        name: format!("{name}_shape"),
+        ty: TensorType::fixed(DType::I64, &[shape.len() as u64]),
+        data: WeightData::Bytes(Blob::from_vec(bytes)),
+        source: None,
+    };
+    r.constant(&format!("{name}_shape"), w)
+}
+
+/// A transpose that only moves unit dims (its non-unit dims keep their
+/// order) is a reshape, which is free.
+fn transpose_as_reshape(m: &Matcher<'_>, n: usize) -> Option<Recipe> {
+    let node = &m.g.nodes[n];
+    if node.op != OpKind::Transpose {
+        return None;
+    }
+    let (x, y) = (
+        node.inputs.first().copied().flatten()?,
+        *node.outputs.first()?,
+    );
+    let xt = m.ty(x);
+    let perm = pattern::perm_of(node, xt.rank())?;
+    if pattern::is_identity(&perm) {
+        return None;
+    }
+    let moved: Vec<usize> = perm
+        .iter()
+        .copied()
+        .filter(|&s| xt.dims[s] != Dim::Static(1))
+        .collect();
+    if !moved.windows(2).all(|w| w[0] < w[1]) {
+        return None;
+    }
+    let mut r = Recipe::at(n);
+    static_reshape(m, &mut r, x, y)?;
+    Some(r)
+}
+
+/// Adds `reshape(x, static shape of y)` to `r` and replaces `y` with it.
+fn static_reshape(m: &Matcher<'_>, r: &mut Recipe, x: ValueId, y: ValueId) -> Option<()> {
+    let yt = m.ty(y);
+    let shape: Vec<u64> = yt.dims.iter().map(Dim::as_static).collect::<Option<_>>()?;
+    let name = m.g.value(y).name.clone();
+    let s = shape_const(r, &shape, &name);
+    let v = r.push(NewNode::op(
+        OpKind::Reshape,
+        vec![Val::Old(x), s],
+        Attrs::new(),
+        &name,
+        yt.clone(),
+    ));
+    r.replace.push((y, v));
+    Some(())
+}
+
+/// Whether `op` only changes the shape, not the data order.
+fn is_reshape(op: OpKind) -> bool {
+    matches!(
+        op,
+        OpKind::Reshape | OpKind::Squeeze | OpKind::Unsqueeze | OpKind::Flatten
+    )
+}
+
+/// A chain of two shape-only ops (reshape, squeeze, unsqueeze, flatten) is
+/// its input when the types agree, else one reshape to the static result
+/// (canonicalize merges reshape pairs only).
+fn collapse_reshapes(m: &Matcher<'_>, n: usize) -> Option<Recipe> {
+    let node = &m.g.nodes[n];
+    if !is_reshape(node.op) || node.op == OpKind::Reshape {
+        return None;
+    }
+    let (a, y) = (
+        node.inputs.first().copied().flatten()?,
+        *node.outputs.first()?,
+    );
+    let inner = &m.g.nodes[m.node_of(a)?];
+    if !is_reshape(inner.op) {
+        return None;
+    }
+    let x = inner.inputs.first().copied().flatten()?;
+    let (xt, yt) = (m.ty(x), m.ty(y));
+    let mut r = Recipe::at(n);
+    if pattern::same_type(xt, yt) {
+        r.replace.push((y, Val::Old(x)));
+        return Some(r);
+    }
+    static_reshape(m, &mut r, x, y)?;
+    Some(r)
+}
+
+#[cfg(test)]
+#[path = "sink_transposes_tests.rs"]
+mod tests;

@@ -1,0 +1,217 @@
+//! Tests of `sink-transposes`, each checked with the interpreter before and
+//! after on random inputs.
+
+use super::*;
+use crate::passes::testutil::{assert_unchanged, check_pass, count, ops};
+use kiln_ir::text::print;
+
+#[test]
+fn a_transpose_sinks_through_unary_ops_and_cancels() {
+    let src = "graph @t(%x: tensor<2x3x4x5xf32>) -> (tensor<2x3x4x5xf32>) {
+  %a = nn.transpose %x {perm = [0, 2, 3, 1]} : tensor<2x4x5x3xf32>
+  %b = nn.relu %a : tensor<2x4x5x3xf32>
+  %c = nn.sigmoid %b : tensor<2x4x5x3xf32>
+  %y = nn.transpose %c {perm = [0, 3, 1, 2]} : tensor<2x3x4x5xf32>
+  return %y
+}";
+    let g = check_pass(&SinkTransposes::default(), src);
+    assert_eq!(ops(&g), [OpKind::Relu, OpKind::Sigmoid], "{}", print(&g));
+    assert!(print(&g).contains("%y = nn.sigmoid"), "{}", print(&g));
+}
+
+#[test]
+fn two_transposed_operands_become_one_transpose() {
+    let src = "graph @t(%x: tensor<3x4xf32>, %z: tensor<3x4xf32>) -> (tensor<4x3xf32>) {
+  %a = nn.transpose %x {perm = [1, 0]} : tensor<4x3xf32>
+  %b = nn.transpose %z {perm = [1, 0]} : tensor<4x3xf32>
+  %y = nn.add %a, %b : tensor<4x3xf32>
+  return %y
+}";
+    let g = check_pass(&SinkTransposes::default(), src);
+    let text = print(&g);
+    assert_eq!(ops(&g), [OpKind::Add, OpKind::Transpose], "{text}");
+    assert!(text.contains("nn.add %x, %z : tensor<3x4xf32>"), "{text}");
+    assert!(text.contains("%y = nn.transpose"), "{text}");
+}
+
+/// NCHW -> NHWC, a per-channel bias on the last axis, back to NCHW: the
+/// bias becomes [C, 1, 1] (same bytes), both transposes go.
+#[test]
+fn per_channel_constants_are_reshaped_not_copied() {
+    let src = "weight @bias : tensor<3xf32> = dense<[1.0, -2.0, 0.5]>
+weight @s : tensor<f32> = dense<[0.25]>
+graph @t(%x: tensor<1x3x4x5xf32>) -> (tensor<1x3x4x5xf32>) {
+  %bias = nn.constant {value = @bias} : tensor<3xf32>
+  %s = nn.constant {value = @s} : tensor<f32>
+  %a = nn.transpose %x {perm = [0, 2, 3, 1]} : tensor<1x4x5x3xf32>
+  %b = nn.add %a, %bias : tensor<1x4x5x3xf32>
+  %c = nn.mul %s, %b : tensor<1x4x5x3xf32>
+  %y = nn.transpose %c {perm = [0, 3, 1, 2]} : tensor<1x3x4x5xf32>
+  return %y
+}";
+    let g = check_pass(&SinkTransposes::default(), src);
+    let text = print(&g);
+    assert_eq!(ops(&g), [OpKind::Add, OpKind::Mul], "{text}");
+    assert!(
+        text.contains("tensor<3x1x1xf32> = dense<[1.0, -2.0, 0.5]>"),
+        "{text}"
+    );
+    assert_eq!(count(&g, OpKind::Transpose), 0);
+}
+
+/// A constant with two non-unit dims whose order the transpose swaps is
+/// permuted into a new weight.
+#[test]
+fn full_constants_are_permuted() {
+    let src = "weight @c : tensor<3x2xf32> = dense<[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]>
+graph @t(%x: tensor<2x5x3xf32>) -> (tensor<2x5x3xf32>) {
+  %c = nn.constant {value = @c} : tensor<3x2xf32>
+  %a = nn.transpose %x {perm = [1, 2, 0]} : tensor<5x3x2xf32>
+  %b = nn.mul %a, %c : tensor<5x3x2xf32>
+  %y = nn.transpose %b {perm = [2, 0, 1]} : tensor<2x5x3xf32>
+  return %y
+}";
+    let g = check_pass(&SinkTransposes::default(), src);
+    let text = print(&g);
+    assert_eq!(ops(&g), [OpKind::Mul], "{text}");
+    assert!(
+        text.contains("tensor<2x1x3xf32> = dense<[1.0, 3.0, 5.0, 2.0, 4.0, 6.0]>"),
+        "{text}"
+    );
+}
+
+/// Runtime vectors get an nn.reshape; runtime scalars stay as they are.
+#[test]
+fn runtime_vectors_and_scalars() {
+    let src = "graph @t(%x: tensor<2x3x4xf32>, %v: tensor<3xf32>, %s: tensor<1x1xf32>) -> (tensor<2x3x4xf32>) {
+  %a = nn.transpose %x {perm = [0, 2, 1]} : tensor<2x4x3xf32>
+  %b = nn.sub %a, %v : tensor<2x4x3xf32>
+  %c = nn.div %b, %s : tensor<2x4x3xf32>
+  %y = nn.transpose %c {perm = [0, 2, 1]} : tensor<2x3x4xf32>
+  return %y
+}";
+    let g = check_pass(&SinkTransposes::default(), src);
+    let text = print(&g);
+    assert_eq!(
+        ops(&g),
+        [OpKind::Reshape, OpKind::Sub, OpKind::Div],
+        "{text}"
+    );
+    assert!(text.contains("nn.reshape %v"), "{text}");
+    assert!(text.contains(", %s : tensor<2x3x4xf32>"), "{text}");
+}
+
+#[test]
+fn unit_reshapes_sink_and_collapse() {
+    let src = "weight @ax : tensor<1xi64> = dense<[1]>
+graph @t(%x: tensor<4x5xf32>, %w: tensor<4x1x5xf32>) -> (tensor<4x5xf32>) {
+  %ax = nn.constant {value = @ax} : tensor<1xi64>
+  %a = nn.unsqueeze %x, %ax : tensor<4x1x5xf32>
+  %b = nn.tanh %a : tensor<4x1x5xf32>
+  %c = nn.add %b, %w : tensor<4x1x5xf32>
+  %y = nn.squeeze %c, %ax : tensor<4x5xf32>
+  return %y
+}";
+    // The runtime %w stops the unsqueeze after the tanh.
+    let g = check_pass(&SinkTransposes::default(), src);
+    let text = print(&g);
+    assert_eq!(
+        ops(&g),
+        [
+            OpKind::Tanh,
+            OpKind::Unsqueeze,
+            OpKind::Add,
+            OpKind::Squeeze
+        ],
+        "{text}"
+    );
+    // A constant %w is reshaped (same bytes), and the pair collapses.
+    let src = src
+        .replace(", %w: tensor<4x1x5xf32>", "")
+        .replace(
+            "graph @t",
+            "weight @w : tensor<4x1x5xf32> = dense<[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0, 17.0, 18.0, 19.0, 20.0]>\ngraph @t",
+        )
+        .replace(
+            "  %a = nn.unsqueeze",
+            "  %w = nn.constant {value = @w} : tensor<4x1x5xf32>\n  %a = nn.unsqueeze",
+        );
+    let g = check_pass(&SinkTransposes::default(), &src);
+    let text = print(&g);
+    assert_eq!(ops(&g), [OpKind::Tanh, OpKind::Add], "{text}");
+    assert!(text.contains("weight @w_1 : tensor<4x5xf32>"), "{text}");
+}
+
+#[test]
+fn a_transpose_of_unit_dims_is_a_reshape() {
+    let src = "graph @t(%x: tensor<1x6x1x7xf32>) -> (tensor<6x7x1x1xf32>) {
+  %y = nn.transpose %x {perm = [1, 3, 0, 2]} : tensor<6x7x1x1xf32>
+  return %y
+}";
+    let g = check_pass(&SinkTransposes::default(), src);
+    assert_eq!(ops(&g), [OpKind::Reshape], "{}", print(&g));
+}
+
+#[test]
+fn what_must_stay() {
+    let cases = [
+        // The transpose is also returned: sinking would add one.
+        "graph @t(%x: tensor<3x4xf32>) -> (tensor<4x3xf32>, tensor<4x3xf32>) {
+  %a = nn.transpose %x {perm = [1, 0]} : tensor<4x3xf32>
+  %y = nn.relu %a : tensor<4x3xf32>
+  return %y, %a
+}",
+        // A runtime operand with two non-unit dims would need a transpose.
+        "graph @t(%x: tensor<3x4xf32>, %z: tensor<4x3xf32>) -> (tensor<4x3xf32>) {
+  %a = nn.transpose %x {perm = [1, 0]} : tensor<4x3xf32>
+  %y = nn.add %a, %z : tensor<4x3xf32>
+  return %y
+}",
+        // Not elementwise.
+        "graph @t(%x: tensor<3x4xf32>) -> (tensor<4x4xf32>) {
+  %a = nn.transpose %x {perm = [1, 0]} : tensor<4x3xf32>
+  %y = nn.matmul %a, %x : tensor<4x4xf32>
+  return %y
+}",
+    ];
+    for src in cases {
+        assert_unchanged(&SinkTransposes::default(), src);
+    }
+}
+
+#[test]
+fn primes_and_ones() {
+    for (d, p) in [
+        ([1u64, 1, 1], [2, 0, 1]),
+        ([7, 1, 13], [1, 2, 0]),
+        ([5, 3, 2], [2, 1, 0]),
+    ] {
+        let t = |dims: [u64; 3]| format!("tensor<{}x{}x{}xf32>", dims[0], dims[1], dims[2]);
+        let pd = [d[p[0]], d[p[1]], d[p[2]]];
+        let inv = pattern::invert(&p);
+        let src = format!(
+            "graph @t(%x: {}, %c: tensor<{}xf32>) -> ({}) {{
+  %a = nn.transpose %x {{perm = [{}, {}, {}]}} : {}
+  %b = nn.mul %a, %c : {}
+  %e = nn.exp %b : {}
+  %y = nn.transpose %e {{perm = [{}, {}, {}]}} : {}
+  return %y
+}}",
+            t(d),
+            pd[2],
+            t(d),
+            p[0],
+            p[1],
+            p[2],
+            t(pd),
+            t(pd),
+            t(pd),
+            inv[0],
+            inv[1],
+            inv[2],
+            t(d)
+        );
+        let g = check_pass(&SinkTransposes::default(), &src);
+        assert_eq!(count(&g, OpKind::Transpose), 0, "{}", print(&g));
+    }
+}

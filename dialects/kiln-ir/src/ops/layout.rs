@@ -1,0 +1,416 @@
+//! Layouts: `nn.pack` / `nn.unpack` (blocked and kernel-panel layouts) and
+//! the `layout` attribute of the convolution and pooling ops (`nchw`, `nhwc`).
+//!
+//! The byte layout of every packed form is defined once here, as a map from
+//! each packed element to the logical element it holds ([`Packing::source`]);
+//! the interpreter, derived weights and the docs of the kernel library
+//! (`docs/middle-end.md`) all follow it.
+
+use super::infer::{bail, InferCtx, InferError};
+use super::{attr, Arity, AttrDefault, AttrSpec, OpDef, Traits};
+use crate::attr::AttrKind;
+use crate::types::TensorType;
+
+type R = Result<Vec<TensorType>, InferError>;
+
+/// The packed forms `nn.pack` produces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PackLayout {
+    /// GEMM right-hand side `B[K, N]` as `[ceil(N/NR), K, NR]` panels:
+    /// `packed[p][k][j] = B[k][p*NR + j]`, zero past `N` (`block` = NR).
+    GemmB,
+    /// OIHW convolution weights `[Cout, Cin/G, KH, KW]` as, per group, the
+    /// GEMM operand `B_g[K, Cout/G]` (`K = KH*KW*Cin/G`, `k = (kh*KW + kw) *
+    /// Cin/G + c`) packed like [`PackLayout::GemmB`]: `[G, ceil((Cout/G)/NR),
+    /// K, NR]`.
+    ConvNhwc,
+    /// Depthwise weights `[C, 1, KH, KW]` as `[KH, KW, C]`.
+    DwConvNhwc,
+    /// Activations `[N, C, spatial...]` as `[N, ceil(C/b), spatial..., b]`,
+    /// zero past `C` (`block` = b).
+    Nchwc,
+}
+
+impl PackLayout {
+    /// The attribute spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            PackLayout::GemmB => "gemm_b",
+            PackLayout::ConvNhwc => "conv_nhwc",
+            PackLayout::DwConvNhwc => "dwconv_nhwc",
+            PackLayout::Nchwc => "nchwc",
+        }
+    }
+
+    /// Parses the attribute spelling.
+    pub fn parse(s: &str) -> Option<PackLayout> {
+        [
+            PackLayout::GemmB,
+            PackLayout::ConvNhwc,
+            PackLayout::DwConvNhwc,
+            PackLayout::Nchwc,
+        ]
+        .into_iter()
+        .find(|l| l.name() == s)
+    }
+}
+
+/// A resolved packing: layout, block and groups, against a logical shape.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Packing {
+    /// The layout.
+    pub layout: PackLayout,
+    /// Panel width or channel block (1 where unused).
+    pub block: u64,
+    /// Convolution groups (1 where unused).
+    pub groups: u64,
+    /// The logical (unpacked) shape.
+    pub logical: Vec<u64>,
+}
+
+impl Packing {
+    /// Reads `layout`, `block`, `groups` from a node and checks them against
+    /// a static logical shape.
+    pub fn read(ctx: &InferCtx<'_>, logical: Vec<u64>) -> Result<Packing, InferError> {
+        let name = ctx.str("layout")?;
+        let Some(layout) = PackLayout::parse(name) else {
+            bail!("unknown layout \"{name}\" (expected gemm_b, conv_nhwc, dwconv_nhwc or nchwc)");
+        };
+        let block = ctx.int("block")?;
+        let groups = ctx.int("groups")?;
+        if block <= 0 || groups <= 0 {
+            bail!("block and groups must be positive, got {block} and {groups}");
+        }
+        Packing::new(layout, block as u64, groups as u64, logical)
+    }
+
+    /// A packing, checked against the logical shape.
+    pub fn new(
+        layout: PackLayout,
+        block: u64,
+        groups: u64,
+        logical: Vec<u64>,
+    ) -> Result<Packing, InferError> {
+        let p = Packing {
+            layout,
+            block,
+            groups,
+            logical,
+        };
+        let s = &p.logical;
+        match layout {
+            PackLayout::GemmB if s.len() != 2 => {
+                bail!("gemm_b packs a [K, N] matrix, got rank {}", s.len())
+            }
+            PackLayout::ConvNhwc | PackLayout::DwConvNhwc if s.len() != 4 => {
+                bail!(
+                    "{} packs [Cout, Cin/G, KH, KW] weights, got rank {}",
+                    layout.name(),
+                    s.len()
+                )
+            }
+            PackLayout::ConvNhwc if !s[0].is_multiple_of(groups) => {
+                bail!(
+                    "{} output channels are not divisible by {groups} groups",
+                    s[0]
+                )
+            }
+            PackLayout::DwConvNhwc if s[1] != 1 => {
+                bail!(
+                    "dwconv_nhwc packs depthwise weights [C, 1, KH, KW], got {:?}",
+                    s
+                )
+            }
+            PackLayout::Nchwc if s.len() < 3 => {
+                bail!(
+                    "nchwc packs [N, C, spatial...] activations, got rank {}",
+                    s.len()
+                )
+            }
+            _ => {}
+        }
+        if p.packed_shape()
+            .iter()
+            .try_fold(1u64, |a, &d| a.checked_mul(d))
+            .is_none()
+        {
+            bail!("the packed form of {:?} is too large", p.logical);
+        }
+        Ok(p)
+    }
+
+    /// The packed shape.
+    pub fn packed_shape(&self) -> Vec<u64> {
+        let s = &self.logical;
+        let b = self.block;
+        match self.layout {
+            PackLayout::GemmB => vec![s[1].div_ceil(b), s[0], b],
+            PackLayout::ConvNhwc => {
+                let cg = s[0] / self.groups;
+                vec![self.groups, cg.div_ceil(b), s[1] * s[2] * s[3], b]
+            }
+            PackLayout::DwConvNhwc => vec![s[2], s[3], s[0]],
+            PackLayout::Nchwc => {
+                let mut v = vec![s[0], s[1].div_ceil(b)];
+                v.extend(&s[2..]);
+                v.push(b);
+                v
+            }
+        }
+    }
+
+    /// The logical flat index the packed element at flat index `p` holds,
+    /// or `None` for padding (zero).
+    pub fn source(&self, p: u64) -> Option<u64> {
+        let s = &self.logical;
+        let b = self.block;
+        match self.layout {
+            PackLayout::GemmB => {
+                let (k_n, n_) = (s[0], s[1]);
+                let j = p % b;
+                let k = (p / b) % k_n;
+                let panel = p / (b * k_n);
+                let n = panel * b + j;
+                (n < n_).then_some(k * n_ + n)
+            }
+            PackLayout::ConvNhwc => {
+                let (cout, cg_in, kh_n, kw_n) = (s[0], s[1], s[2], s[3]);
+                let cg_out = cout / self.groups;
+                let kk = kh_n * kw_n * cg_in;
+                let panels = cg_out.div_ceil(b);
+                let j = p % b;
+                let k = (p / b) % kk;
+                let panel = (p / (b * kk)) % panels;
+                let g = p / (b * kk * panels);
+                let o = panel * b + j;
+                if o >= cg_out {
+                    return None;
+                }
+                let (kh, rem) = (k / (kw_n * cg_in), k % (kw_n * cg_in));
+                let (kw, c) = (rem / cg_in, rem % cg_in);
+                Some(((g * cg_out + o) * cg_in + c) * kh_n * kw_n + kh * kw_n + kw)
+            }
+            PackLayout::DwConvNhwc => {
+                let (c_n, kh_n, kw_n) = (s[0], s[2], s[3]);
+                let c = p % c_n;
+                let kw = (p / c_n) % kw_n;
+                let kh = p / (c_n * kw_n);
+                Some((c * kh_n + kh) * kw_n + kw)
+            }
+            PackLayout::Nchwc => {
+                let (c_n, sp): (u64, u64) = (s[1], s[2..].iter().product());
+                let blocks = c_n.div_ceil(b);
+                let j = p % b;
+                let pos = (p / b) % sp;
+                let cb = (p / (b * sp)) % blocks;
+                let n = p / (b * sp * blocks);
+                let c = cb * b + j;
+                (c < c_n).then_some((n * c_n + c) * sp + pos)
+            }
+        }
+    }
+
+    /// Packs `src` (the logical tensor's bytes, `elem` bytes per element)
+    /// into the packed layout; padding is zero.
+    pub fn pack_bytes(&self, src: &[u8], elem: usize) -> Vec<u8> {
+        let n: u64 = self.packed_shape().iter().product();
+        let mut out = vec![0u8; n as usize * elem];
+        for (p, dst) in out.chunks_exact_mut(elem).enumerate() {
+            if let Some(i) = self.source(p as u64) {
+                let i = i as usize * elem;
+                dst.copy_from_slice(&src[i..i + elem]);
+            }
+        }
+        out
+    }
+
+    /// Unpacks `src` (the packed bytes) into the logical layout.
+    pub fn unpack_bytes(&self, src: &[u8], elem: usize) -> Vec<u8> {
+        let n: u64 = self.logical.iter().product();
+        let mut out = vec![0u8; n as usize * elem];
+        for (p, s) in src.chunks_exact(elem).enumerate() {
+            if let Some(i) = self.source(p as u64) {
+                let i = i as usize * elem;
+                out[i..i + elem].copy_from_slice(s);
+            }
+        }
+        out
+    }
+}
+
+const PACK_ATTRS: &[AttrSpec] = &[
+    attr("layout", AttrKind::Str, AttrDefault::Required),
+    attr("block", AttrKind::Int, AttrDefault::Int(1)),
+    attr("groups", AttrKind::Int, AttrDefault::Int(1)),
+];
+
+const UNPACK_ATTRS: &[AttrSpec] = &[
+    attr("layout", AttrKind::Str, AttrDefault::Required),
+    attr("block", AttrKind::Int, AttrDefault::Int(1)),
+    attr("groups", AttrKind::Int, AttrDefault::Int(1)),
+    attr("shape", AttrKind::Ints, AttrDefault::Required),
+];
+
+fn whole_bytes(t: &TensorType) -> Result<(), InferError> {
+    if t.dtype.is_packed() {
+        bail!("{} elements share bytes and cannot be re-laid out", t.dtype);
+    }
+    Ok(())
+}
+
+fn infer_pack(ctx: &InferCtx<'_>) -> R {
+    let x = ctx.input(0)?;
+    whole_bytes(x)?;
+    let Some(shape) = x.static_shape() else {
+        bail!("nn.pack needs a static operand, got {x}");
+    };
+    let p = Packing::read(ctx, shape)?;
+    Ok(vec![TensorType::fixed(x.dtype, &p.packed_shape())])
+}
+
+/// The logical shape an `nn.unpack` node restores.
+pub fn unpack_shape(ctx: &InferCtx<'_>) -> Result<Vec<u64>, InferError> {
+    let shape = ctx.ints("shape")?.unwrap_or_default();
+    shape
+        .iter()
+        .map(|&d| u64::try_from(d).map_err(|_| InferError(format!("shape entry {d} is negative"))))
+        .collect()
+}
+
+fn infer_unpack(ctx: &InferCtx<'_>) -> R {
+    let x = ctx.input(0)?;
+    whole_bytes(x)?;
+    let p = Packing::read(ctx, unpack_shape(ctx)?)?;
+    let want = TensorType::fixed(x.dtype, &p.packed_shape());
+    if !x.is_compatible(&want) {
+        bail!(
+            "the packed operand is {x} but {} of {:?} is {want}",
+            p.layout.name(),
+            p.logical
+        );
+    }
+    Ok(vec![TensorType::fixed(x.dtype, &p.logical)])
+}
+
+/// `nn.pack %x {layout, block, groups}`: re-lays a logical tensor out in a
+/// blocked or kernel-panel layout ([`PackLayout`]).
+pub const PACK: OpDef = OpDef {
+    name: "nn.pack",
+    summary: "Re-lays a tensor out in a blocked or kernel-panel layout",
+    inputs: Arity::exactly(1),
+    outputs: Arity::exactly(1),
+    attrs: PACK_ATTRS,
+    traits: Traits::NONE,
+    static_operands: &[],
+    infer: infer_pack,
+};
+
+/// `nn.unpack %p {layout, block, groups, shape}`: the inverse of `nn.pack`.
+pub const UNPACK: OpDef = OpDef {
+    name: "nn.unpack",
+    summary: "Restores the logical layout of a packed tensor",
+    inputs: Arity::exactly(1),
+    outputs: Arity::exactly(1),
+    attrs: UNPACK_ATTRS,
+    traits: Traits::NONE,
+    static_operands: &[],
+    infer: infer_unpack,
+};
+
+/// The activation layout of a convolution or pooling op (its `layout`
+/// attribute).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum DataLayout {
+    /// `[N, C, spatial...]` (ONNX's).
+    #[default]
+    Nchw,
+    /// `[N, spatial..., C]`.
+    Nhwc,
+}
+
+impl DataLayout {
+    /// The attribute spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            DataLayout::Nchw => "nchw",
+            DataLayout::Nhwc => "nhwc",
+        }
+    }
+
+    /// Reads a node's `layout` attribute (default `nchw`).
+    pub fn read(ctx: &InferCtx<'_>) -> Result<DataLayout, InferError> {
+        match ctx.str("layout")? {
+            "nchw" => Ok(DataLayout::Nchw),
+            "nhwc" => Ok(DataLayout::Nhwc),
+            other => bail!("unknown layout \"{other}\" (expected nchw or nhwc)"),
+        }
+    }
+
+    /// The permutation taking this layout's dims to NCHW order (`perm[i]` is
+    /// the source dim of NCHW dim `i`), for rank `r`.
+    pub fn to_nchw_perm(self, r: usize) -> Vec<usize> {
+        match self {
+            DataLayout::Nchw => (0..r).collect(),
+            DataLayout::Nhwc => {
+                let mut p = vec![0, r - 1];
+                p.extend(1..r - 1);
+                p
+            }
+        }
+    }
+
+    /// The permutation taking NCHW dims to this layout.
+    pub fn from_nchw_perm(self, r: usize) -> Vec<usize> {
+        match self {
+            DataLayout::Nchw => (0..r).collect(),
+            DataLayout::Nhwc => {
+                let mut p = vec![0];
+                p.extend(2..r);
+                p.push(1);
+                p
+            }
+        }
+    }
+}
+
+/// The `layout` attribute entry every layout-aware op lists.
+pub const LAYOUT_ATTR: AttrSpec = attr("layout", AttrKind::Str, AttrDefault::Str("nchw"));
+
+fn permute(t: &TensorType, perm: &[usize]) -> TensorType {
+    TensorType::new(t.dtype, perm.iter().map(|&p| t.dims[p].clone()).collect())
+}
+
+/// Runs an NCHW inference function for an op whose operand 0 and result 0
+/// may be in another layout: operand 0 is viewed in NCHW order, the result
+/// permuted back. Other operands (weights, bias) are layout-free.
+pub fn infer_in_layout(ctx: &InferCtx<'_>, nchw: fn(&InferCtx<'_>) -> R) -> R {
+    let layout = DataLayout::read(ctx)?;
+    if layout == DataLayout::Nchw {
+        return nchw(ctx);
+    }
+    let x = ctx.input(0)?;
+    if x.rank() < 3 {
+        bail!(
+            "layout {} needs an operand of rank 3 or more, got {x}",
+            layout.name()
+        );
+    }
+    let viewed = permute(x, &layout.to_nchw_perm(x.rank()));
+    let mut inputs: Vec<Option<&TensorType>> = ctx.inputs.to_vec();
+    inputs[0] = Some(&viewed);
+    let inner = InferCtx {
+        inputs: &inputs,
+        ..*ctx
+    };
+    let outs = nchw(&inner)?;
+    Ok(outs
+        .into_iter()
+        .map(|t| {
+            if t.rank() == x.rank() {
+                permute(&t, &layout.from_nchw_perm(t.rank()))
+            } else {
+                t
+            }
+        })
+        .collect())
+}
