@@ -93,5 +93,8 @@ pub fn link_harness_library(
         paths.push(path);
     }
     let refs: Vec<&Path> = paths.iter().map(|p| p.as_path()).collect();
-    link_shared_library(&refs, output)
+    let wrappers: Vec<String> = names.iter().map(|n| wrapper_symbol(n)).collect();
+    let mut exports: Vec<&str> = wrappers.iter().map(String::as_str).collect();
+    exports.extend(["kiln_harness_enter", "kiln_harness_leave"]);
+    link_shared_library(&refs, output, &exports)
 }
