@@ -45,6 +45,7 @@ static KV_ATTR void FN(conv_block)(const FN(conv_job) * j, int64_t m0, int64_t m
     FN(tile_args) x;
     x.a = 0;
     x.conv = &cr;
+    x.pf = 0;
     x.acs = 1;
     x.kc = cbn;
     x.ldc = j->ys;

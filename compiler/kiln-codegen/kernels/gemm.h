@@ -34,6 +34,7 @@ typedef struct FN(tile_args) {
   int accumulate;        /* add to C (a K block after the first) */
   const epi_t* epi;      /* last K block only; may be NULL */
   const epi_simple* es;  /* with epi: its simple form, applied in registers, or NULL */
+  const float* pf;       /* prefetched alongside B (kc x NR floats), or NULL */
   int64_t r0, c0;        /* output position (epilogue operands) */
 } FN(tile_args);
 
@@ -57,7 +58,10 @@ static KV_ATTR __attribute__((noinline)) void FN(tile_finish)(float* t, const FN
  * B row k at b + k*NR. mr and nv are constants after inlining, so acc lives
  * in registers. */
 KF void FN(kloop)(const int mr, const int nv, V acc[MR][NRV], const float* const* a, int64_t acs,
-                  const float* b, int64_t kc) {
+                  const float* b, int64_t kc, const float* pf) {
+  /* pf: a stream to prefetch alongside B (NR floats per k step), or NULL
+   * (a constant after inlining: the common specializations have no
+   * prefetch instructions at all). */
   const float* ap[MR];
 #pragma unroll
   for (int i = 0; i < MR; i++) ap[i] = i < mr ? a[i] : a[0];
@@ -75,6 +79,11 @@ KF void FN(kloop)(const int mr, const int nv, V acc[MR][NRV], const float* const
         for (int j = 0; j < NRV; j++)
           if (j < nv) acc[i][j] = av * bv[j] + acc[i][j];
       }
+    if (pf) {
+#pragma unroll
+      for (int l = 0; l < (NR * 4 + 63) / 64; l++) __builtin_prefetch(pf + l * 16, 0, 2);
+      pf += NR;
+    }
     b += NR;
     ka += acs;
   }
@@ -83,8 +92,8 @@ KF void FN(kloop)(const int mr, const int nv, V acc[MR][NRV], const float* const
 /* The micro-kernel for a tile computed as mr rows x nv vectors (constants
  * after inlining; rows past the `rows` valid ones repeat row 0 and are not
  * stored), `nr` valid columns (<= nv * VW). */
-KF void FN(tile_fixed)(const int mr, const int nv, const FN(tile_args) * x, int64_t rows,
-                       int64_t nr) {
+KF void FN(tile_fixed)(const int mr, const int nv, const int prefetch, const FN(tile_args) * x,
+                       int64_t rows, int64_t nr) {
   V acc[MR][NRV];
 #pragma unroll
   for (int i = 0; i < MR; i++)
@@ -108,7 +117,7 @@ KF void FN(tile_fixed)(const int mr, const int nv, const FN(tile_args) * x, int6
       a = rp;
       b += t * cr->bstep;
     }
-    FN(kloop)(mr, nv, acc, a, x->acs, b, x->kc);
+    FN(kloop)(mr, nv, acc, a, x->acs, b, x->kc, prefetch ? x->pf : 0);
   }
   int epi = x->epi && x->epi->n;
   if (nr == nv * VW && rows == mr && (!epi || x->es)) {
@@ -151,7 +160,7 @@ static KV_ATTR void FN(tile)(int64_t rows, int64_t nr, const FN(tile_args) * x) 
   switch (mr * 8 + nv) {
 #define TILE_CASE(M_, V_) \
   case M_ * 8 + V_:       \
-    if (V_ <= NRV) FN(tile_fixed)(M_, V_, x, rows, nr); \
+    if (V_ <= NRV) FN(tile_fixed)(M_, V_, 0, x, rows, nr); \
     return;
 #define TILE_ROW(M_) TILE_CASE(M_, 1) TILE_CASE(M_, 2) TILE_CASE(M_, 3) TILE_CASE(M_, 4)
     TILE_ROW(1) TILE_ROW(2) TILE_ROW(4) TILE_ROW(MR)
@@ -159,6 +168,23 @@ static KV_ATTR void FN(tile)(int64_t rows, int64_t nr, const FN(tile_args) * x) 
 #undef TILE_CASE
     default: __builtin_unreachable();
   }
+}
+
+/* Full-width tiles that also prefetch x->pf (see gemm_block); others go
+ * to tile(). */
+static KV_ATTR void FN(tile_pf)(int64_t rows, int64_t nr, const FN(tile_args) * x) {
+  if (nr != NR || !x->pf) {
+    FN(tile)(rows, nr, x);
+    return;
+  }
+  if (rows == 1)
+    FN(tile_fixed)(1, NRV, 1, x, rows, nr);
+  else if (rows == 2)
+    FN(tile_fixed)(2, NRV, 1, x, rows, nr);
+  else if (rows <= 4)
+    FN(tile_fixed)(4, NRV, 1, x, rows, nr);
+  else
+    FN(tile_fixed)(MR, NRV, 1, x, rows, nr);
 }
 
 /* ---- the GEMM driver ---- */
@@ -177,20 +203,63 @@ typedef struct FN(gemm_job) {
   const epi_t* epi_base;
 } FN(gemm_job);
 
-/* Rows [m0, m1) x panels [p0, p1) of one GEMM. */
+/* Rows [m0, m1) x panels [p0, p1) of one GEMM.
+ *
+ * Few rows (at most GEMM_FEW_TILES tiles: GEMV, small batches): B is the
+ * big stream and is read once, panel by panel, in K blocks small enough for
+ * L1; every row tile consumes a block while it is there. More rows: Goto's
+ * order, a KC x NC block of B in L2 reused by every row tile. */
+#define GEMM_FEW_TILES 3
 static KV_ATTR void FN(gemm_block)(const FN(gemm_job) * g, const epi_t* epi, int64_t m0,
                                    int64_t m1, int64_t p0, int64_t p1) {
-  const int64_t K = g->k, kc = g->kc, ncp = KMAX(1, g->nc / NR);
+  const int64_t K = g->k;
   epi_simple es;
   int simple = epi && epi_simple_of(epi, &es);
+  FN(tile_args) x;
+  x.conv = 0;
+  x.pf = 0;
+  x.acs = g->cs;
+  x.ldc = g->ldc;
+  const float* rows[MR];
+  x.a = rows;
+  if (m1 - m0 <= GEMM_FEW_TILES * MR) {
+    /* K blocks of 32 KiB of B panel; the first row tile of a block prefetches
+     * (into L2) the block two ahead, so memory streams while the other row
+     * tiles compute from L1. Measured on Sapphire Rapids: GEMV 1x11008x4096
+     * from 14 to 12 ms, 16x11008x4096 from 29 to 21 ms (ONNX Runtime: 12
+     * and 17 ms). */
+    const int64_t kc = KMAX(16, 32768 / (NR * 4));
+    for (int64_t p = p0; p < p1; p++) {
+      int64_t nr = KMIN(NR, g->n - p * NR);
+      int64_t pc = 0;
+      do {
+        int64_t kcb = KMIN(kc, K - pc);
+        x.kc = kcb;
+        x.accumulate = pc > 0;
+        x.epi = pc + kcb >= K ? epi : 0;
+        x.es = x.epi && simple ? &es : 0;
+        x.b = g->b + p * K * NR + pc * NR;
+        x.c0 = p * NR;
+        int64_t ahead = pc + 2 * kc < K ? 2 * kc : 0;
+        for (int64_t i = m0; i < m1; i += MR) {
+          int64_t mr = KMIN(MR, m1 - i);
+          for (int r = 0; r < MR; r++) rows[r] = g->a + (i + (r < mr ? r : 0)) * g->rs + pc * g->cs;
+          x.r0 = i;
+          x.c = g->c + i * g->ldc + p * NR;
+          x.pf = i == m0 && ahead ? x.b + ahead * NR : 0;
+          FN(tile_pf)(mr, nr, &x);
+        }
+        x.pf = 0;
+        pc += kcb;
+      } while (pc < K);
+    }
+    return;
+  }
+  const int64_t kc = g->kc, ncp = KMAX(1, g->nc / NR);
   int64_t pc = 0;
   do {
     int64_t kcb = KMIN(kc, K - pc);
-    FN(tile_args) x;
-    x.conv = 0;
-    x.acs = g->cs;
     x.kc = kcb;
-    x.ldc = g->ldc;
     x.accumulate = pc > 0;
     x.epi = pc + kcb >= K ? epi : 0;
     x.es = x.epi && simple ? &es : 0;
@@ -198,10 +267,8 @@ static KV_ATTR void FN(gemm_block)(const FN(gemm_job) * g, const epi_t* epi, int
       int64_t jpe = KMIN(jp + ncp, p1);
       for (int64_t i = m0; i < m1; i += MR) {
         int64_t mr = KMIN(MR, m1 - i);
-        const float* rows[MR];
         for (int r = 0; r < MR; r++)
           rows[r] = g->a + (i + (r < mr ? r : 0)) * g->rs + pc * g->cs;
-        x.a = rows;
         x.r0 = i;
         for (int64_t p = jp; p < jpe; p++) {
           x.b = g->b + p * K * NR + pc * NR;
