@@ -23,7 +23,7 @@ use crate::load::dynamic_inputs;
 use kiln_codegen::lower::{lower_graph, LowerOptions, LoweredModule};
 use kiln_codegen::{Arch, OptLevel, Target};
 use kiln_ir::Graph;
-use kiln_passes::{ManagerOptions, PassManager, Pipeline};
+use kiln_passes::{ManagerOptions, PassManager, Pipeline, TargetFacts};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -137,6 +137,45 @@ impl CompileOptions {
         }
     }
 
+    /// The pipelines this compile runs, one per line: the graph passes, the
+    /// lowering mode, the MLIR pass pipeline, the LLVM pipeline and the CPU
+    /// kernel variant (`kiln compile --print-pipeline`).
+    pub fn describe_pipeline(&self) -> String {
+        let planned = self.pipeline.passes.iter().any(|p| p.name == "plan-memory");
+        let mlir = if planned {
+            kiln_codegen::targets::CPU_PLANNED_PIPELINE
+        } else {
+            kiln_codegen::targets::CPU_PIPELINE
+        };
+        let kernels = match (planned, self.target.cpu_config()) {
+            (true, Some(c)) => format!(
+                "kiln_k_*_{} ({} lanes, GEMM tile {}x{})",
+                c.variant.name(),
+                c.variant.lanes(),
+                c.variant.mr(),
+                c.variant.nr()
+            ),
+            _ => "none".into(),
+        };
+        format!(
+            "target: {}
+graph: {}
+lowering: {}
+mlir: {mlir}
+llvm: {}
+kernels: {kernels}
+",
+            self.target,
+            self.pipeline,
+            if planned {
+                "planned (one node at a time, into the memory plan)"
+            } else {
+                "one tensor program"
+            },
+            self.opt_level.llvm_pipeline(),
+        )
+    }
+
     /// Selects `-O<level>`: the graph pipeline `o<level>` and the LLVM
     /// optimisation level of the same number.
     pub fn set_level(&mut self, level: OptLevel) {
@@ -227,6 +266,14 @@ pub struct Artifacts {
     pub timings: Vec<(&'static str, Duration)>,
     /// Things the user should know that did not stop the compile.
     pub warnings: Vec<String>,
+    /// `(arena bytes, sum of the bytes of every intermediate)` of the memory
+    /// plan, when the pipeline made one.
+    pub memory: Option<(u64, u64)>,
+    /// Nodes of the optimized graph that run code (not constants, views or
+    /// unpacked weights): the kernels and loop nests one run executes.
+    pub nodes: usize,
+    /// Kernel symbols the artifact calls.
+    pub kernels: Vec<String>,
 }
 
 impl Artifacts {
@@ -245,6 +292,16 @@ impl Artifacts {
             "total",
             total.as_secs_f64() * 1e3
         ));
+        s.push_str(&format!("  kernels run  {:>10}\n", self.nodes));
+        if let Some((arena, sum)) = self.memory {
+            s.push_str(&format!(
+                "  activations  {:>10} bytes in one arena ({sum} bytes of intermediates without reuse)\n",
+                arena
+            ));
+        }
+        if !self.kernels.is_empty() {
+            s.push_str(&format!("  library      {}\n", self.kernels.join(", ")));
+        }
         s
     }
 }
@@ -260,18 +317,59 @@ fn timed<T>(
     r
 }
 
-/// Runs the graph pipeline on `graph` (in place).
+/// Runs the graph pipeline on `graph` (in place), without target facts
+/// (the layout and packing passes leave the graph alone).
 pub fn optimize(graph: &mut Graph, pipeline: &Pipeline) -> Result<()> {
-    PassManager::new(pipeline.clone(), ManagerOptions::default()).run(graph)?;
+    optimize_for(graph, pipeline, &TargetFacts::default())
+}
+
+/// Runs the graph pipeline on `graph` (in place) for a target whose
+/// kernels are described by `facts` ([`target_facts`]).
+pub fn optimize_for(graph: &mut Graph, pipeline: &Pipeline, facts: &TargetFacts) -> Result<()> {
+    let mut options = ManagerOptions::default();
+    options.pass.target = facts.clone();
+    PassManager::new(pipeline.clone(), options).run(graph)?;
     Ok(())
+}
+
+/// What the target-dependent graph passes need to know about the kernels
+/// the lowering calls for `target` (its kernel variant): convolutions in
+/// NHWC, weights in panels of the variant's NR, the epilogue length of
+/// `kiln_kernels.h`. Targets without a kernel library (GPUs) get the
+/// default facts, which leave layouts and weights alone.
+pub fn target_facts(target: &Target) -> TargetFacts {
+    match kiln_codegen::kernels::Variant::for_target(target) {
+        Some(v) => TargetFacts {
+            conv_layout: kiln_ir::ops::layout::DataLayout::Nhwc,
+            gemm_nr: v.nr() as u64,
+            pack_depthwise: true,
+            epilogue_max_ops: kiln_codegen::kernels::abi::EPI_MAX_OPS,
+        },
+        None => TargetFacts::default(),
+    }
 }
 
 /// Compiles `graph` to the stage and outputs `opts` asks for.
 pub fn compile(mut graph: Graph, opts: &CompileOptions) -> Result<Artifacts> {
     let mut art = Artifacts::default();
+    let facts = target_facts(&opts.target);
     timed(&mut art.timings, "passes", || {
-        optimize(&mut graph, &opts.pipeline)
+        optimize_for(&mut graph, &opts.pipeline, &facts)
     })?;
+    // Nodes that run code: not constants, views or unpacked weights (a
+    // kernel reads the packed constant itself).
+    art.nodes = graph
+        .nodes
+        .iter()
+        .filter(|n| {
+            !matches!(n.op, kiln_ir::OpKind::Constant | kiln_ir::OpKind::Unpack)
+                && kiln_ir::plan::aliases_operand(n.op).is_none()
+        })
+        .count();
+    art.memory = graph
+        .memory_plan
+        .as_ref()
+        .map(|p| kiln_ir::plan::plan_summary(&graph, p));
     if opts.emit == Emit::Dot {
         return finish_text(art, opts, kiln_ir::text::print_dot(&graph).into_bytes());
     }
@@ -321,6 +419,7 @@ pub fn compile(mut graph: Graph, opts: &CompileOptions) -> Result<Artifacts> {
     let lowered = timed(&mut art.timings, "lower", || {
         Ok(lower_graph(&graph, &lower_opts)?)
     })?;
+    art.kernels = lowered.kernels.clone();
     for sig in lowered.inputs.iter().chain(&lowered.outputs) {
         if sig.name.contains('\0') {
             return Err(DriverError::Invalid(format!(

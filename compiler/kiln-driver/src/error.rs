@@ -99,6 +99,7 @@ impl DriverError {
             DriverError::Parse(_) | DriverError::Invalid(_) => ErrorKind::InvalidInput,
             DriverError::Pass(kiln_passes::PassError::Unsupported { .. }) => ErrorKind::Unsupported,
             DriverError::Pass(kiln_passes::PassError::Verify { .. }) => ErrorKind::Internal,
+            DriverError::Lower(e) if e.is_internal() => ErrorKind::Internal,
             DriverError::Lower(_) | DriverError::Unsupported(_) => ErrorKind::Unsupported,
             DriverError::Codegen(e) => match e {
                 C::UnknownTarget(_) | C::UnknownCpu { .. } => ErrorKind::InvalidInput,

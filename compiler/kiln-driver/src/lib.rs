@@ -30,8 +30,8 @@ pub mod specialize;
 pub mod tensors;
 
 pub use compile::{
-    compile, deploy_target_from_args, target_from_args, Artifacts, CompileOptions, Emit,
-    WeightsMode,
+    compile, deploy_target_from_args, optimize_for, target_facts, target_from_args, Artifacts,
+    CompileOptions, Emit, WeightsMode,
 };
 pub use error::{DriverError, ErrorKind, Result};
 /// The code generator's target and optimisation level, re-exported so that

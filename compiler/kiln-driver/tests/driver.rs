@@ -985,3 +985,5 @@ fn loop_with_trip_count_input_runs_when_inputs_are_given() {
     assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
     assert!(err.to_string().contains("'n'"), "{err}");
 }
+
+mod kernel_paths;

@@ -14,20 +14,32 @@ use std::collections::{HashMap, HashSet};
 /// (a pattern reads masks and scalars, not weight matrices).
 pub const MAX_DECODED_ELEMENTS: u64 = 1 << 22;
 
-/// A graph with its def-use information.
+/// A graph with its def-use information. Uses count only nodes that are
+/// live (some graph output depends on them): a rewrite leaves the nodes it
+/// replaced behind for dce, and they must not keep values "in use".
 pub struct Matcher<'g> {
     /// The graph.
     pub g: &'g Graph,
     defs: HashMap<ValueId, Def>,
     users: HashMap<ValueId, Vec<usize>>,
     outputs: HashSet<ValueId>,
+    live: Vec<bool>,
 }
 
 impl<'g> Matcher<'g> {
     /// Indexes `g`.
     pub fn new(g: &'g Graph) -> Matcher<'g> {
+        let outputs: HashSet<ValueId> = g.outputs.iter().copied().collect();
+        let mut live_values: HashSet<ValueId> = outputs.clone();
+        let mut live = vec![false; g.nodes.len()];
+        for (i, n) in g.nodes.iter().enumerate().rev() {
+            if n.outputs.iter().any(|v| live_values.contains(v)) {
+                live[i] = true;
+                live_values.extend(n.operands());
+            }
+        }
         let mut users: HashMap<ValueId, Vec<usize>> = HashMap::new();
-        for (i, n) in g.nodes.iter().enumerate() {
+        for (i, n) in g.nodes.iter().enumerate().filter(|&(i, _)| live[i]) {
             for v in n.operands() {
                 let u = users.entry(v).or_default();
                 if u.last() != Some(&i) {
@@ -39,8 +51,14 @@ impl<'g> Matcher<'g> {
             g,
             defs: g.defs(),
             users,
-            outputs: g.outputs.iter().copied().collect(),
+            outputs,
+            live,
         }
+    }
+
+    /// Whether node `n` is live (a graph output depends on it).
+    pub fn is_live(&self, n: usize) -> bool {
+        self.live.get(n).copied().unwrap_or(false)
     }
 
     /// The producer map.

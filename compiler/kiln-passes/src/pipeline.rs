@@ -99,8 +99,34 @@ const O2: &[&str] = &[
 ];
 
 /// `-O3`: `-O2` plus the layouts and packed weights the target's kernels
-/// want.
-const O3: &[&str] = O2;
+/// want (from `PassOptions::target`; without target facts both passes
+/// leave the graph alone).
+const O3: &[&str] = &[
+    "shape-inference",
+    "fold-constants",
+    "shape-inference",
+    "canonicalize",
+    "cse",
+    "dce",
+    "recognize-norms",
+    "recognize-attention",
+    "fold-batch-norm",
+    "sink-transposes",
+    "cse",
+    "dce",
+    // Before the fusions: conv chains in the kernels' layout, transposes
+    // cancelled, so that the epilogues see NHWC convolutions.
+    "assign-layout",
+    "fuse-epilogue",
+    "fuse-elementwise",
+    // After fusion: the weights of the contractions that ended up inside
+    // epilogues are packed too.
+    "pack-weights",
+    // assign-layout leaves duplicate transposes of shared inputs.
+    "cse",
+    "dce",
+    "plan-memory",
+];
 
 /// Every named pipeline.
 pub const NAMED: &[NamedPipeline] = &[

@@ -4,8 +4,9 @@
 
 use crate::pass::Pass;
 use crate::passes::{
-    canonicalize, cse, dce, fold_batch_norm, fold_constants, fuse_elementwise, fuse_epilogue,
-    plan_memory, recognize_attention, recognize_norms, shape_inference, sink_transposes,
+    assign_layout, canonicalize, cse, dce, fold_batch_norm, fold_constants, fuse_elementwise,
+    fuse_epilogue, pack_weights, plan_memory, recognize_attention, recognize_norms,
+    shape_inference, sink_transposes,
 };
 
 /// A registry entry.
@@ -35,6 +36,7 @@ impl Eq for PassInfo {}
 
 /// Every pass, alphabetically.
 pub const PASSES: &[PassInfo] = &[
+    assign_layout::INFO,
     canonicalize::INFO,
     cse::INFO,
     dce::INFO,
@@ -42,6 +44,7 @@ pub const PASSES: &[PassInfo] = &[
     fold_constants::INFO,
     fuse_elementwise::INFO,
     fuse_epilogue::INFO,
+    pack_weights::INFO,
     plan_memory::INFO,
     recognize_attention::INFO,
     recognize_norms::INFO,

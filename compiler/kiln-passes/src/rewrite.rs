@@ -410,7 +410,13 @@ pub fn sweep(
     while let Some(start) = next {
         let found = {
             let m = Matcher::new(g);
-            let mut try_at = |n: usize| plan(&m, n).map(|r| (n, r));
+            // Dead nodes (left by earlier rewrites) are not rewritten.
+            let mut try_at = |n: usize| {
+                if !m.is_live(n) {
+                    return None;
+                }
+                plan(&m, n).map(|r| (n, r))
+            };
             match direction {
                 Direction::Forward => (start..g.nodes.len()).find_map(&mut try_at),
                 Direction::Backward => (0..=start).rev().find_map(&mut try_at),

@@ -90,8 +90,8 @@ pub fn aliases_operand(op: OpKind) -> Option<usize> {
 /// exactly the operand's bytes, and every element of the result is computed
 /// from the operand's element at the same index only (read before written).
 /// Elementwise ops whose operand has the result's type qualify; so does a
-/// fused node for an operand that its body uses only as a full-size operand
-/// of elementwise ops.
+/// fused node of elementwise ops only, for an operand that its body uses only
+/// as a full-size operand.
 pub fn in_place_operands(g: &Graph, node: &Node) -> Vec<(usize, usize)> {
     let same = |v: ValueId, r: ValueId| {
         let (a, b) = (&g.value(v).ty, &g.value(r).ty);
@@ -114,6 +114,16 @@ pub fn in_place_operands(g: &Graph, node: &Node) -> Vec<(usize, usize)> {
     let Some(body) = &node.body else {
         return out;
     };
+    // Only bodies of elementwise ops: a contraction's kernel may write
+    // partial sums to its result before its epilogue reads a residual
+    // operand there (a K-blocked GEMM does).
+    if !body
+        .nodes
+        .iter()
+        .all(|n| n.op.def().traits.elementwise || n.op == OpKind::Cast)
+    {
+        return out;
+    }
     for (i, (outer, &inner)) in node.inputs.iter().zip(&body.inputs).enumerate() {
         let Some(outer) = *outer else {
             continue;

@@ -111,8 +111,13 @@ impl TargetArgs {
 #[derive(Debug, Args)]
 pub struct CompileArgs {
     /// The model (.onnx or .kir).
-    #[arg(required_unless_present_any = ["print_targets", "print_cpus"])]
+    #[arg(required_unless_present_any = ["print_targets", "print_cpus", "print_pipeline"])]
     pub model: Option<PathBuf>,
+
+    /// Print the pipelines `-O` and the target select (graph passes, the
+    /// MLIR pipeline, the LLVM pipeline, the CPU kernel variant), then exit.
+    #[arg(long)]
+    pub print_pipeline: bool,
 
     /// List the targets (architectures, triples, default CPUs), then exit.
     #[arg(long)]
@@ -306,6 +311,12 @@ pub fn run(args: CompileArgs) -> Result<(), CliError> {
             print_cpus(&args.target)?
         };
         return crate::io::write_output(None, text.as_bytes());
+    }
+    if args.print_pipeline {
+        let target = args.target.deploy_target()?;
+        let mut opts = CompileOptions::new(target, None);
+        opts.set_level(args.target.opt_level());
+        return crate::io::write_output(None, opts.describe_pipeline().as_bytes());
     }
     let Some(model) = args.model.clone() else {
         return Err(CliError::new(ExitClass::Invalid, "no model file given"));

@@ -13,7 +13,7 @@ use crate::io;
 use clap::Args;
 use kiln_ir::text::{parse, print_with, ParseError, PrintOptions};
 use kiln_passes::pipeline::NAMED;
-use kiln_passes::{ManagerOptions, PassError, PassManager, Pipeline, PASSES};
+use kiln_passes::{ManagerOptions, PassError, PassManager, Pipeline, TargetFacts, PASSES};
 use std::path::PathBuf;
 
 /// Arguments of `kiln opt`.
@@ -65,6 +65,17 @@ pub struct OptArgs {
     /// Input shapes for an `.onnx` input.
     #[command(flatten)]
     pub shapes: crate::cmd::import::InputShapeArgs,
+
+    /// Give the passes the facts of this target's kernels (conv layout,
+    /// panel width), as `kiln compile` does: host, x86-64[-vN],
+    /// x86_64[:CPU], aarch64-linux-gnu[:CPU]. Without it, the layout and
+    /// packing passes leave the graph alone.
+    #[arg(long, value_name = "TARGET")]
+    pub target: Option<String>,
+
+    /// LLVM CPU of --target (native, x86-64-v3, skylake, ...).
+    #[arg(long, value_name = "CPU", requires = "target")]
+    pub cpu: Option<String>,
 }
 
 /// Why one chunk failed.
@@ -106,6 +117,7 @@ fn process_chunk(
     chunk: &Chunk,
     input: &io::Input,
     pipeline: &Pipeline,
+    facts: &TargetFacts,
     print_opts: &PrintOptions,
 ) -> Result<kiln_ir::Graph, ChunkFailure> {
     let parsed =
@@ -113,7 +125,7 @@ fn process_chunk(
             class: ExitClass::Invalid,
             diags: errs.iter().map(|e| parse_diag(e, chunk)).collect(),
         })?;
-    optimize(args, parsed.graph, pipeline, print_opts)
+    optimize(args, parsed.graph, pipeline, facts, print_opts)
 }
 
 /// Runs the pipeline on a parsed or imported graph.
@@ -121,12 +133,14 @@ fn optimize(
     args: &OptArgs,
     mut g: kiln_ir::Graph,
     pipeline: &Pipeline,
+    facts: &TargetFacts,
     print_opts: &PrintOptions,
 ) -> Result<kiln_ir::Graph, ChunkFailure> {
     let mut options = ManagerOptions::default();
     if let Some(v) = args.verify_each {
         options.verify_each = v;
     }
+    options.pass.target = facts.clone();
     let mut pm = PassManager::new(pipeline.clone(), options);
     if args.print_after_all {
         pm = pm.after_each_pass(|name, g| {
@@ -194,6 +208,13 @@ pub fn run(args: OptArgs) -> Result<(), CliError> {
     let Some(path) = &args.input else {
         return Err(CliError::new(ExitClass::Invalid, "no input file"));
     };
+    let facts = match &args.target {
+        Some(t) => kiln_driver::target_facts(
+            &kiln_driver::target_from_args(Some(t), args.cpu.as_deref())
+                .map_err(crate::cmd::compile::driver_error)?,
+        ),
+        None => TargetFacts::default(),
+    };
     let print_opts = PrintOptions {
         inline_limit: args.inline_weights,
     };
@@ -201,7 +222,7 @@ pub fn run(args: OptArgs) -> Result<(), CliError> {
         // An ONNX model is imported (whole; --split-input-file does not apply).
         let opts = args.shapes.import_options()?;
         let g = kiln_onnx::import_file(path, &opts).map_err(crate::cmd::import::onnx_error)?;
-        let g = optimize(&args, g, &pipeline, &print_opts).map_err(|f| {
+        let g = optimize(&args, g, &pipeline, &facts, &print_opts).map_err(|f| {
             for d in &f.diags {
                 eprintln!("{}", d.render(&path.display().to_string()));
             }
@@ -216,7 +237,7 @@ pub fn run(args: OptArgs) -> Result<(), CliError> {
     let mut failure: Option<ExitClass> = None;
     let mut problems = Vec::new();
     for chunk in diagnostics::split_chunks(&input.text, args.split_input_file) {
-        let result = process_chunk(&args, &chunk, &input, &pipeline, &print_opts);
+        let result = process_chunk(&args, &chunk, &input, &pipeline, &facts, &print_opts);
         if args.verify_diagnostics {
             let expected = diagnostics::parse_expectations(&chunk)
                 .map_err(|m| CliError::new(ExitClass::Invalid, format!("{}: {m}", input.name)))?;

@@ -266,18 +266,16 @@ impl Kernels {
         }
     }
 
-    /// The epilogue operand for value `v` broadcast to an output of shape
-    /// `out` viewed as `batch` matrices of `[rows, cols]`.
+    /// The epilogue operand for value `v` broadcast to the output `view`.
     fn epi_operand(
         &mut self,
         b: &mut Builder,
         h: &mut dyn Homes,
         src: &Source<'_>,
         v: ValueId,
-        out: &[u64],
-        rows: u64,
-        cols: u64,
+        view: OutView<'_>,
     ) -> Res<Option<(Operand<P>, i64)>> {
+        let (out, rows, cols) = (view.shape, view.rows, view.cols);
         let g = src.g;
         let Some(s) = shape(g, v) else {
             return Ok(None);
@@ -398,7 +396,12 @@ impl Kernels {
             );
         }
         if let Some(c) = c {
-            let Some((operand, bs)) = self.epi_operand(b, h, src, c, &os, rows, n)? else {
+            let view = OutView {
+                shape: &os,
+                rows,
+                cols: n,
+            };
+            let Some((operand, bs)) = self.epi_operand(b, h, src, c, view)? else {
                 return Ok(false);
             };
             let at = usize::from(alpha != 1.0);
@@ -609,9 +612,11 @@ impl Kernels {
             &outer,
             head.outputs[0],
             chain,
-            &os,
-            rows,
-            cols,
+            OutView {
+                shape: &os,
+                rows,
+                cols,
+            },
         )?
         else {
             return Ok(false);
@@ -662,9 +667,7 @@ impl Kernels {
         outer: &HashMap<ValueId, ValueId>,
         start: ValueId,
         chain: &[Node],
-        out_shape: &[u64],
-        rows: u64,
-        cols: u64,
+        view: OutView<'_>,
     ) -> Res<Option<Vec<EpiOp<P>>>> {
         let mut cur = start;
         let mut ops = Vec::new();
@@ -757,9 +760,7 @@ impl Kernels {
                         return Ok(None);
                     };
                     // The operand must not be larger than the output.
-                    let Some((operand, bs)) =
-                        self.epi_operand(b, h, src, x, out_shape, rows, cols)?
-                    else {
+                    let Some((operand, bs)) = self.epi_operand(b, h, src, x, view)? else {
                         return Ok(None);
                     };
                     let op = match (n.op, first_is_cur) {
@@ -827,8 +828,20 @@ impl Kernels {
             return Ok(false);
         };
         let (rows, cols) = rows_cols(&os);
-        let Some(ops) =
-            self.chain_ops(b, h, src, body, outer, start, &body.nodes, &os, rows, cols)?
+        let Some(ops) = self.chain_ops(
+            b,
+            h,
+            src,
+            body,
+            outer,
+            start,
+            &body.nodes,
+            OutView {
+                shape: &os,
+                rows,
+                cols,
+            },
+        )?
         else {
             return Ok(false);
         };
@@ -881,7 +894,20 @@ impl Kernels {
             vec![("y".into(), g.value(out).ty.clone())],
         );
         one.outputs = vec![one.nodes[0].outputs[0]];
-        let Some(ops) = self.chain_ops(b, h, src, &one, &empty, xi, &one.nodes, &os, rows, cols)?
+        let Some(ops) = self.chain_ops(
+            b,
+            h,
+            src,
+            &one,
+            &empty,
+            xi,
+            &one.nodes,
+            OutView {
+                shape: &os,
+                rows,
+                cols,
+            },
+        )?
         else {
             return Ok(false);
         };
@@ -1158,7 +1184,7 @@ impl Kernels {
                 )),
                 3 => {
                     let hh = heads?;
-                    if s[2] % hh != 0 {
+                    if !s[2].is_multiple_of(hh) {
                         return None;
                     }
                     let d = s[2] / hh;
@@ -1249,6 +1275,15 @@ impl Kernels {
         self.call(b, Kernel::Attention, &args);
         Ok(true)
     }
+}
+
+/// An output seen by an epilogue: its shape, and the `[rows, cols]` matrix
+/// (per batch) the kernel's epilogue indexes.
+#[derive(Clone, Copy)]
+struct OutView<'a> {
+    shape: &'a [u64],
+    rows: u64,
+    cols: u64,
 }
 
 /// `[rows, cols]` of a tensor viewed as a matrix over its last dim.

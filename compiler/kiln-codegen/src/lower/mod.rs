@@ -272,6 +272,15 @@ pub enum LowerError {
 }
 
 impl LowerError {
+    /// Whether the failure is a bug in Kiln rather than something the
+    /// lowering does not support: an emitter's reason starting with
+    /// `internal:` (a result of the wrong type, a missing value) says so.
+    pub fn is_internal(&self) -> bool {
+        self.nodes()
+            .iter()
+            .any(|n| n.reason.starts_with("internal:"))
+    }
+
     /// Every unsupported node, first included.
     pub fn nodes(&self) -> Vec<UnsupportedNode> {
         match self {

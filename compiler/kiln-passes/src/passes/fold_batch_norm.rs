@@ -240,6 +240,42 @@ fn scalar(r: &mut Recipe, dt: DType, x: f64, name: &str) -> WRef {
     })
 }
 
+/// A batch norm's per-channel scale and shift as derived weights of type
+/// `ty` (`[C]`): `s = gamma / sqrt(var + eps)`, `t = beta - mean * s`;
+/// names start with `prefix`.
+pub(crate) fn bn_scale_shift(
+    r: &mut Recipe,
+    ty: &TensorType,
+    [gamma, beta, mean, var]: [WRef; 4],
+    eps: f64,
+    prefix: &str,
+) -> (WRef, WRef) {
+    let e = scalar(r, ty.dtype, eps, &format!("{prefix}eps"));
+    let ve = bin(r, OpKind::Add, var, e, ty, &format!("{prefix}var_eps"));
+    let sd = r.derived(
+        &format!("{prefix}std"),
+        ty.clone(),
+        OpKind::Sqrt,
+        Attrs::new(),
+        vec![ve],
+    );
+    let s = bin(r, OpKind::Div, gamma, sd, ty, &format!("{prefix}scale"));
+    let ms = bin(r, OpKind::Mul, mean, s, ty, &format!("{prefix}mean_scaled"));
+    let t = bin(r, OpKind::Sub, beta, ms, ty, &format!("{prefix}shift"));
+    (s, t)
+}
+
+/// `derived<nn.reshape>(w, dims)`, for other passes.
+pub(crate) fn reshaped_weight(
+    r: &mut Recipe,
+    w: WRef,
+    dims: &[u64],
+    dt: DType,
+    name: &str,
+) -> WRef {
+    reshape(r, w, dims, dt, name)
+}
+
 /// The affine map node `n` applies, with the new weights it needs.
 fn affine(
     m: &Matcher<'_>,
@@ -274,13 +310,7 @@ fn affine(
             };
             let (gamma, beta, mean, var) = (w(*gamma)?, w(*beta)?, w(*mean)?, w(*var)?);
             let eps = pattern::float_attr(node, "epsilon")?;
-            let e = scalar(r, dt, eps, "bn_eps");
-            let ty = vec_ty(ch);
-            let ve = bin(r, OpKind::Add, var, e, &ty, "bn_var_eps");
-            let sd = r.derived("bn_std", ty.clone(), OpKind::Sqrt, Attrs::new(), vec![ve]);
-            let s = bin(r, OpKind::Div, gamma, sd, &ty, "bn_scale");
-            let ms = bin(r, OpKind::Mul, mean, s, &ty, "bn_mean_scaled");
-            let t = bin(r, OpKind::Sub, beta, ms, &ty, "bn_shift");
+            let (s, t) = bn_scale_shift(r, &vec_ty(ch), [gamma, beta, mean, var], eps, "bn_");
             let v = |w| Some(Vector { w, scalar: false });
             Some((
                 Affine {

@@ -1,6 +1,7 @@
 //! One module per pass. Each defines `INFO` (its registry entry) and the
 //! pass type; [`crate::registry::PASSES`] lists them.
 
+pub mod assign_layout;
 pub mod canonicalize;
 pub mod cse;
 pub mod dce;
@@ -8,6 +9,7 @@ pub mod fold_batch_norm;
 pub mod fold_constants;
 pub mod fuse_elementwise;
 pub mod fuse_epilogue;
+pub mod pack_weights;
 pub mod plan_memory;
 pub mod recognize_attention;
 pub mod recognize_norms;

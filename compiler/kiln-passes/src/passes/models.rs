@@ -237,18 +237,33 @@ mod tests {
     //! results equal to the original's in the interpreter on random inputs.
 
     use super::*;
-    use crate::passes::testutil::{assert_equivalent, graph, padding_mask};
+    use crate::passes::testutil::{
+        assert_close, assert_equivalent, graph, padding_mask, random_inputs, run_with_plan,
+        InputGen,
+    };
     use crate::{ManagerOptions, PassManager, Pipeline};
     use kiln_ir::text::print;
     use kiln_ir::{Graph, OpKind};
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
 
+    /// Runs `pipeline`; `o3` with the facts of an NHWC kernel library with
+    /// 16-wide panels.
     fn optimize(src: &str, pipeline: &str) -> (Graph, Graph) {
         let before = graph(src);
         let mut after = before.clone();
-        let opts = ManagerOptions {
+        let mut opts = ManagerOptions {
             verify_each: true,
             ..ManagerOptions::default()
         };
+        if pipeline == "o3" {
+            opts.pass.target = crate::TargetFacts {
+                conv_layout: kiln_ir::ops::layout::DataLayout::Nhwc,
+                gemm_nr: 16,
+                pack_depthwise: true,
+                epilogue_max_ops: 8,
+            };
+        }
         PassManager::new(Pipeline::parse(pipeline).unwrap(), opts)
             .run(&mut after)
             .unwrap_or_else(|e| panic!("{pipeline}: {e}"));
@@ -272,12 +287,42 @@ mod tests {
         (top, inner)
     }
 
+    /// The memory plan, executed: every value written to its planned home
+    /// and read back from it, against the unplanned original.
+    fn check_plan(before: &Graph, after: &Graph, custom: InputGen<'_>) {
+        let mut rng = StdRng::seed_from_u64(7);
+        let inputs = random_inputs(before, &mut rng, custom);
+        let want = kiln_interp::run_graph(before, &inputs).unwrap();
+        let got = run_with_plan(after, &inputs);
+        assert_close(&want, &got, &print(after));
+    }
+
+    /// The plan check can fail: with every arena value at offset 0, live
+    /// values overwrite each other and the results change.
+    #[test]
+    fn a_broken_plan_is_caught() {
+        let (before, mut after) = optimize(&bert_layer(1, 4, 2, 2, 6), "o1");
+        let plan = after.memory_plan.as_mut().unwrap();
+        for h in plan.homes.values_mut() {
+            if let kiln_ir::plan::Home::Arena(_) = h {
+                *h = kiln_ir::plan::Home::Arena(0);
+            }
+        }
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            check_plan(&before, &after, &padding_mask)
+        }));
+        assert!(caught.is_err(), "an overlapping plan went unnoticed");
+    }
+
     #[test]
     fn resnet_block_through_every_level() {
         let src = resnet_block(4, 6, 3);
         for level in ["o0", "o1", "o2", "o3"] {
             let (before, after) = optimize(&src, level);
             assert_equivalent(&before, &after, 2, &|_, _, _| None);
+            if level != "o0" {
+                check_plan(&before, &after, &|_, _, _| None);
+            }
         }
         let (_, after) = optimize(&src, "o2");
         let (top, inner) = census(&after);
@@ -289,6 +334,13 @@ mod tests {
             print(&after)
         );
         assert!(after.memory_plan.is_some());
+        // o3: NHWC epilogues with packed weights, one transpose at the input.
+        let (_, after) = optimize(&src, "o3");
+        let (top, _) = census(&after);
+        let count = |op| top.iter().filter(|&&o| o == op).count();
+        assert_eq!(count(OpKind::Transpose), 1, "{}", print(&after));
+        assert_eq!(count(OpKind::Unpack), 3, "{}", print(&after));
+        assert_eq!(count(OpKind::Fused), 2, "{}", print(&after));
     }
 
     #[test]
@@ -297,6 +349,9 @@ mod tests {
         for level in ["o0", "o1", "o2", "o3"] {
             let (before, after) = optimize(&src, level);
             assert_equivalent(&before, &after, 2, &|_, _, _| None);
+            if level != "o0" {
+                check_plan(&before, &after, &|_, _, _| None);
+            }
         }
         let (_, after) = optimize(&src, "o2");
         let (top, _) = census(&after);
@@ -306,6 +361,12 @@ mod tests {
             "{}",
             print(&after)
         );
+        let (_, after) = optimize(&src, "o3");
+        let (top, _) = census(&after);
+        let count = |op| top.iter().filter(|&&o| o == op).count();
+        assert_eq!(count(OpKind::Transpose), 2, "{}", print(&after));
+        assert_eq!(count(OpKind::Fused), 3, "{}", print(&after));
+        assert_eq!(count(OpKind::Unpack), 3, "{}", print(&after));
     }
 
     #[test]
@@ -314,6 +375,9 @@ mod tests {
         for level in ["o0", "o1", "o2", "o3"] {
             let (before, after) = optimize(&src, level);
             assert_equivalent(&before, &after, 2, &padding_mask);
+            if level != "o0" {
+                check_plan(&before, &after, &padding_mask);
+            }
         }
         let (_, after) = optimize(&src, "o1");
         let (top, _) = census(&after);

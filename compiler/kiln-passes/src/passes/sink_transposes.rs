@@ -12,10 +12,15 @@
 //!   `nn.reshape`;
 //! - any other constant of at most [`Options::permute_constants_up_to`]
 //!   elements is permuted into a new weight;
+//! - a runtime operand whose inverse transpose the graph already computes
+//!   is replaced by it;
 //! - anything else stops the sinking.
 //!
 //! At least one of the layout changes must have no other use, so the
 //! number of layout nodes never grows.
+//!
+//! Channel concatenations of operands transposed alike become one
+//! concatenation along the permuted axis, transposed once.
 //!
 //! Between sinking sweeps, canonicalize's layout patterns cancel inverse
 //! transposes and merge transpose and reshape chains, and a transpose that
@@ -85,6 +90,7 @@ pub fn run(g: &mut Graph, options: &Options, opts: &PassOptions) -> usize {
     for _ in 0..opts.max_iterations.max(1) {
         let mut changed = sweep(g, Direction::Forward, |m, n| {
             plan(m, n, options)
+                .or_else(|| concat(m, n))
                 .or_else(|| transpose_as_reshape(m, n))
                 .or_else(|| collapse_reshapes(m, n))
         });
@@ -177,13 +183,16 @@ enum Adapted {
     Reshape(Vec<u64>),
     /// A constant permuted into this tensor.
     Permuted(Tensor),
+    /// This existing value (the operand, already transposed as needed).
+    Existing(ValueId),
 }
 
 /// How operand `c` (broadcast against the result `y` of rank `ry`) must
 /// change to broadcast the same way against `x` when `transpose(x, p)`
-/// sinks.
+/// sinks, for an op at node `before`.
 fn adapt_transpose(
     m: &Matcher<'_>,
+    before: usize,
     c: ValueId,
     p: &[usize],
     ry: usize,
@@ -208,6 +217,19 @@ fn adapt_transpose(
         .collect();
     if moved.windows(2).all(|w| w[0] < w[1]) {
         return Some(Adapted::Reshape(shape));
+    }
+    // A runtime operand whose inverse transpose the graph already computes
+    // (the residual of a block whose convolution reads it in NHWC): use it.
+    if ct.rank() == ry {
+        let existing = m.users(c).iter().filter(|&&u| u < before).find_map(|&u| {
+            let t = &m.g.nodes[u];
+            (t.op == OpKind::Transpose && pattern::perm_of(t, ry)? == inv)
+                .then(|| t.outputs.first().copied())
+                .flatten()
+        });
+        if let Some(e) = existing {
+            return Some(Adapted::Existing(e));
+        }
     }
     // Permute a constant's data: target dim j is source dim inv[j].
     if ct.numel()? > options.permute_constants_up_to {
@@ -277,7 +299,7 @@ pub fn plan(m: &Matcher<'_>, n: usize, options: &Options) -> Option<Recipe> {
             continue;
         }
         let adapted = match &lead.kind {
-            Kind::Transpose(p) => adapt_transpose(m, o, p, ry, options)?,
+            Kind::Transpose(p) => adapt_transpose(m, n, o, p, ry, options)?,
             Kind::Unit(xt) => {
                 let cf = full(&m.ty(o).dims, ry)?;
                 let a = unit_target(m, o, &cf, xt, yt)?;
@@ -292,6 +314,7 @@ pub fn plan(m: &Matcher<'_>, n: usize, options: &Options) -> Option<Recipe> {
         let name = format!("{}_{i}", m.g.value(o).name);
         inputs.push(Some(match adapted {
             Adapted::Same => Val::Old(o),
+            Adapted::Existing(e) => Val::Old(e),
             Adapted::Reshape(shape) => reshaped(m, &mut recipe, o, &shape, &name),
             Adapted::Permuted(t) => {
                 let w = Weight {
@@ -421,6 +444,58 @@ fn shape_const(r: &mut Recipe, shape: &[u64], name: &str) -> Val {
         source: None,
     };
     r.constant(&format!("{name}_shape"), w)
+}
+
+/// `concat(transpose(a, p), transpose(b, p), ..., axis)` ->
+/// `transpose(concat(a, b, ..., p[axis]), p)` when every operand is
+/// transposed alike and one of the transposes has no other use (the channel
+/// concatenations of Inception and DenseNet blocks in NHWC).
+fn concat(m: &Matcher<'_>, n: usize) -> Option<Recipe> {
+    let node = &m.g.nodes[n];
+    let [y] = node.outputs.as_slice() else {
+        return None;
+    };
+    if node.op != OpKind::Concat || node.inputs.is_empty() {
+        return None;
+    }
+    let yt = m.ty(*y);
+    let rank = yt.rank();
+    let axis = pattern::int_attr(node, "axis")?;
+    let axis = usize::try_from(if axis < 0 { axis + rank as i64 } else { axis }).ok()?;
+    let mut perm: Option<Vec<usize>> = None;
+    let mut bases = Vec::new();
+    let mut single = false;
+    for o in node.inputs.iter() {
+        let o = (*o)?;
+        let t = m.def(o, OpKind::Transpose)?.1;
+        let x = t.inputs.first().copied().flatten()?;
+        let p = pattern::perm_of(t, m.ty(x).rank())?;
+        if perm.as_ref().is_some_and(|q| *q != p) {
+            return None;
+        }
+        perm = Some(p);
+        single |= m.single_use(o);
+        bases.push(Val::Old(x));
+    }
+    let p = perm?;
+    if !single || axis >= rank {
+        return None;
+    }
+    let zt = TensorType::new(yt.dtype, pattern::permute(&yt.dims, &pattern::invert(&p)));
+    let mut attrs = node.attrs.clone();
+    attrs.insert("axis".into(), kiln_ir::Attr::Int(p[axis] as i64));
+    let name = m.g.value(*y).name.clone();
+    let mut r = Recipe::at(n);
+    let z = r.push(NewNode::op(OpKind::Concat, bases, attrs, &name, zt));
+    let t = r.push(NewNode::op(
+        OpKind::Transpose,
+        vec![z],
+        pattern::perm_attrs(&p),
+        &name,
+        yt.clone(),
+    ));
+    r.replace.push((*y, t));
+    Some(r)
 }
 
 /// A transpose that only moves unit dims (its non-unit dims keep their

@@ -215,3 +215,19 @@ fn primes_and_ones() {
         assert_eq!(count(&g, OpKind::Transpose), 0, "{}", print(&g));
     }
 }
+
+#[test]
+fn concatenations_of_transposed_operands() {
+    let src =
+        "graph @t(%a: tensor<1x2x3x4xf32>, %b: tensor<1x5x3x4xf32>) -> (tensor<1x7x3x4xf32>) {
+  %ta = nn.transpose %a {perm = [0, 2, 3, 1]} : tensor<1x3x4x2xf32>
+  %tb = nn.transpose %b {perm = [0, 2, 3, 1]} : tensor<1x3x4x5xf32>
+  %c = nn.concat %ta, %tb {axis = 3} : tensor<1x3x4x7xf32>
+  %y = nn.transpose %c {perm = [0, 3, 1, 2]} : tensor<1x7x3x4xf32>
+  return %y
+}";
+    let g = check_pass(&SinkTransposes::default(), src);
+    let text = print(&g);
+    assert_eq!(ops(&g), [OpKind::Concat], "{text}");
+    assert!(text.contains("%y = nn.concat %a, %b {axis = 1}"), "{text}");
+}

@@ -244,3 +244,65 @@ pub fn padding_mask(name: &str, ty: &TensorType, rng: &mut StdRng) -> Option<Ten
         .collect();
     Some(Tensor::from_f64(ty.dtype, shape, v))
 }
+
+/// Runs a planned graph the way planned code does: every node result is
+/// written to its home in one arena (or an output buffer), and operands are
+/// read back from their homes, so two values the plan lets overlap while
+/// both are live corrupt each other and change the results. Graph inputs
+/// and constants are read as they are.
+pub fn run_with_plan(g: &Graph, inputs: &[Tensor]) -> Vec<Tensor> {
+    use kiln_ir::plan::Home;
+    let plan = g.memory_plan.as_ref().expect("a planned graph");
+    let defs = g.defs();
+    let mut arena = vec![0u8; plan.arena_bytes as usize];
+    let mut outs: Vec<Vec<u8>> = g
+        .outputs
+        .iter()
+        .map(|&v| vec![0u8; g.value(v).ty.storage_bytes().unwrap_or(0) as usize])
+        .collect();
+    let mut constants: HashMap<kiln_ir::ValueId, Tensor> = HashMap::new();
+    let limits = kiln_interp::Limits::default();
+    let read = |arena: &[u8], outs: &[Vec<u8>], constants: &HashMap<_, Tensor>, v| -> Tensor {
+        if let Some(t) = constants.get(&v) {
+            return t.clone();
+        }
+        let ty = &g.value(v).ty;
+        let shape = ty.static_shape().expect("static");
+        let n = ty.storage_bytes().unwrap() as usize;
+        let bytes = match plan.home(g, &defs, v).expect("a home") {
+            Home::Input(i) => return inputs[i].clone(),
+            Home::Output(j) => outs[j][..n].to_vec(),
+            Home::Arena(o) => arena[o as usize..o as usize + n].to_vec(),
+            Home::Weight(_) => unreachable!("constants are evaluated"),
+        };
+        Tensor::from_bytes(ty.dtype, &shape, &bytes).expect("decodes")
+    };
+    for node in &g.nodes {
+        let operands: Vec<Option<Tensor>> = node
+            .inputs
+            .iter()
+            .map(|v| v.map(|v| read(&arena, &outs, &constants, v)))
+            .collect();
+        let refs: Vec<Option<&Tensor>> = operands.iter().map(Option::as_ref).collect();
+        let results = kiln_interp::eval_node(g.weights(), node, &refs, &limits).expect("evaluates");
+        for (&v, t) in node.outputs.iter().zip(results) {
+            if node.op == OpKind::Constant {
+                constants.insert(v, t);
+                continue;
+            }
+            let bytes = t.to_bytes();
+            match plan.home(g, &defs, v).expect("a home") {
+                Home::Arena(o) => {
+                    arena[o as usize..o as usize + bytes.len()].copy_from_slice(&bytes)
+                }
+                Home::Output(j) => outs[j][..bytes.len()].copy_from_slice(&bytes),
+                // A view of a graph input is that input, unchanged.
+                Home::Input(_) | Home::Weight(_) => {}
+            }
+        }
+    }
+    g.outputs
+        .iter()
+        .map(|&v| read(&arena, &outs, &constants, v))
+        .collect()
+}

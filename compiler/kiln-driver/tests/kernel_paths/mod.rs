@@ -1,0 +1,561 @@
+//! Every path the planned lowering sends to the kernel library, checked
+//! against the reference interpreter on odd sizes (1, primes, the register
+//! tile ± 1) at 1 and 2 threads with parallel regions forced
+//! (`KILN_PARALLEL_MIN_US=0`). Each case also asserts that the kernel it is
+//! about was called, so a silent fallback to tensor code fails the test.
+//!
+//! Inputs are drawn from a normal distribution (a seeded generator);
+//! expected values come from `kiln_interp` on the graph as written (before
+//! any pass), compared with an f32 tolerance scaled to the reduction length:
+//! relative above magnitude 1, absolute below (outputs are sums of O(1)
+//! terms, so tiny values carry the absolute rounding error of their sum).
+
+use kiln_codegen::Target;
+use kiln_driver::tensors::{max_relative_error, AlignedBytes, HostTensor};
+use kiln_driver::{compile, CompileOptions, OptLevel, Session, SessionOptions};
+use kiln_ir::ops::layout::{PackLayout, Packing};
+use kiln_ir::DType;
+use std::fmt::Write;
+use std::sync::Once;
+
+/// A small seeded generator of normally distributed f32 (Box-Muller).
+struct Rng(u64);
+
+impl Rng {
+    fn uniform(&mut self) -> f64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((self.0 >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    }
+
+    fn normal(&mut self) -> f32 {
+        let (u, v) = (self.uniform(), self.uniform());
+        ((-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()) as f32
+    }
+
+    fn vec(&mut self, n: u64, scale: f32) -> Vec<f32> {
+        (0..n).map(|_| self.normal() * scale).collect()
+    }
+}
+
+fn dims(shape: &[u64]) -> String {
+    let mut s = String::new();
+    for d in shape {
+        let _ = write!(s, "{d}x");
+    }
+    s
+}
+
+fn ty(shape: &[u64]) -> String {
+    format!("tensor<{}f32>", dims(shape))
+}
+
+/// `weight @name : tensor<..> = dense<"0x..">` for `values`.
+fn weight(name: &str, shape: &[u64], values: &[f32]) -> String {
+    let mut hex = String::with_capacity(values.len() * 8);
+    for v in values {
+        for b in v.to_le_bytes() {
+            let _ = write!(hex, "{b:02X}");
+        }
+    }
+    format!("weight @{name} : {} = dense<\"0x{hex}\">\n", ty(shape))
+}
+
+fn f32_tensor(name: &str, shape: &[u64], values: &[f32]) -> HostTensor {
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    HostTensor {
+        name: name.into(),
+        dtype: DType::F32,
+        shape: shape.to_vec(),
+        data: AlignedBytes::from_slice(&bytes),
+    }
+}
+
+/// The targets each case is compiled for: this machine, and on x86-64 also
+/// the AVX2 and the SSE2 baselines (other kernel variants: register tiles and
+/// panel widths), which this machine can run.
+fn targets() -> Vec<Target> {
+    let host = Target::host().expect("a host target");
+    let mut v = vec![host.clone()];
+    if host.arch() == kiln_codegen::Arch::X86_64 {
+        for cpu in ["x86-64-v3", "x86-64"] {
+            let t = Target::parse(cpu).expect("a known CPU");
+            if t.cpu_config() != host.cpu_config() {
+                v.push(t);
+            }
+        }
+    }
+    v
+}
+
+/// The panel width of packed weights on `t`.
+fn nr(t: &Target) -> u64 {
+    t.cpu_config().expect("a CPU").panel_width() as u64
+}
+
+/// Compiles `kir` at -O3 for every target, checks that every kernel in
+/// `kernels` is called, runs it at 1 and 2 threads on random inputs and
+/// compares with the interpreter.
+fn check(name: &str, kir: &str, inputs: &[(&str, &[u64])], kernels: &[&str], tol: f64) {
+    for t in targets() {
+        check_on(&t, name, kir, inputs, kernels, tol);
+    }
+}
+
+fn check_on(
+    target: &Target,
+    name: &str,
+    kir: &str,
+    inputs: &[(&str, &[u64])],
+    kernels: &[&str],
+    tol: f64,
+) {
+    let name = &format!("{name} [{target}]");
+    static ENV: Once = Once::new();
+    // SAFETY (set_var): done once, before any thread of this binary reads it
+    // (the parallel shim reads it at the first parallel region of a run).
+    ENV.call_once(|| unsafe { std::env::set_var("KILN_PARALLEL_MIN_US", "0") });
+    let graph = match kiln_ir::text::parse(kir, name, None) {
+        Ok(p) => p.graph,
+        Err(e) => panic!("{name}: {}\n{kir}", e[0]),
+    };
+    let mut rng = Rng(0x9e37_79b9 ^ name.len() as u64);
+    let host_inputs: Vec<HostTensor> = inputs
+        .iter()
+        .map(|(n, s)| f32_tensor(n, s, &rng.vec(s.iter().product(), 1.0)))
+        .collect();
+    let interp_inputs: Vec<kiln_interp::Tensor> =
+        host_inputs.iter().map(|t| t.to_interp().unwrap()).collect();
+    let expected = kiln_interp::run_graph(&graph, &interp_inputs)
+        .unwrap_or_else(|e| panic!("{name}: interpreter: {e}"));
+    let dir = tempfile::tempdir().unwrap();
+    let so = dir.path().join("model.so");
+    let mut opts = CompileOptions::new(target.clone(), Some(so.clone()));
+    opts.set_level(OptLevel::O3);
+    let art = compile(graph.clone(), &opts).unwrap_or_else(|e| panic!("{name}: {e}"));
+    for k in kernels {
+        assert!(
+            art.kernels
+                .iter()
+                .any(|s| s.starts_with(&format!("kiln_k_{k}_"))),
+            "{name}: kernel {k} not called (called: {:?})",
+            art.kernels
+        );
+    }
+    let session = Session::open(&so, &SessionOptions::default()).unwrap();
+    for threads in [1, 2] {
+        session.set_num_threads(threads);
+        let got = session.run(&host_inputs).unwrap();
+        assert_eq!(got.len(), expected.len(), "{name}: output count");
+        for (e, g) in expected.iter().zip(&got) {
+            let e = HostTensor::from_interp(&g.name, e);
+            let err = max_relative_error(&e, g, 1.0).unwrap_or_else(|m| panic!("{name}: {m}"));
+            assert!(
+                err <= tol,
+                "{name} at {threads} threads: output {}: max relative error {err} > {tol}",
+                g.name
+            );
+        }
+    }
+}
+
+/// Relative tolerance for f32 sums of `k` products of N(0, 1) values: the
+/// rounding error of a length-`k` f32 dot product grows with `k` (the
+/// kernels block and reorder the sum), far below the 1e-3 of conformance;
+/// a wrong index or epilogue gives errors of order 1.
+fn tol_k(k: u64) -> f64 {
+    2e-5 + 4e-7 * k as f64
+}
+
+#[test]
+fn matmul_with_constant_weights_and_an_epilogue() {
+    let nr = nr(&targets()[0]);
+    let mut rng = Rng(7);
+    for (m, k, n) in [
+        (1, 1, 1),
+        (1, 7, 13),
+        (5, 17, 31),
+        (6, 16, nr),
+        (7, 33, nr + 1),
+        (13, 64, 2 * nr - 1),
+        (128, 96, 96),
+    ] {
+        let w = rng.vec(k * n, 0.3);
+        let bias = rng.vec(n, 1.0);
+        let kir = format!(
+            "{}{}graph @g(%x: {}, %r: {}) -> ({}) {{\n  %w = nn.constant {{value = @w}} : {}\n  %b = nn.constant {{value = @b}} : {}\n  %m = nn.matmul %x, %w : {}\n  %a = nn.add %m, %b : {}\n  %s = nn.add %a, %r : {}\n  %y = nn.relu %s : {}\n  return %y\n}}\n",
+            weight("w", &[k, n], &w),
+            weight("b", &[n], &bias),
+            ty(&[m, k]),
+            ty(&[m, n]),
+            ty(&[m, n]),
+            ty(&[k, n]),
+            ty(&[n]),
+            ty(&[m, n]),
+            ty(&[m, n]),
+            ty(&[m, n]),
+            ty(&[m, n]),
+        );
+        check(
+            &format!("matmul {m}x{k}x{n}"),
+            &kir,
+            &[("x", &[m, k]), ("r", &[m, n])],
+            &["gemm"],
+            tol_k(k),
+        );
+    }
+}
+
+#[test]
+fn batched_and_broadcast_matmuls_of_runtime_operands() {
+    for (a, b, o) in [
+        (
+            vec![2u64, 3, 5, 7],
+            vec![2u64, 3, 7, 11],
+            vec![2u64, 3, 5, 11],
+        ),
+        (vec![1, 17], vec![3, 17, 4], vec![3, 1, 4]),
+        (vec![4, 9, 16], vec![16, 65], vec![4, 9, 65]),
+        (vec![2, 1, 13], vec![2, 13, 1], vec![2, 1, 1]),
+    ] {
+        let kir = format!(
+            "graph @g(%a: {}, %b: {}) -> ({}) {{\n  %y = nn.matmul %a, %b : {}\n  return %y\n}}\n",
+            ty(&a),
+            ty(&b),
+            ty(&o),
+            ty(&o)
+        );
+        let k = a[a.len() - 1];
+        check(
+            &format!("batched matmul {a:?} x {b:?}"),
+            &kir,
+            &[("a", &a), ("b", &b)],
+            &["gemm"],
+            tol_k(k),
+        );
+    }
+}
+
+#[test]
+fn gemm_with_transposes_alpha_and_c() {
+    for (ta, tb, m, k, n) in [
+        (false, true, 3, 5, 7),
+        (true, false, 9, 2, 17),
+        (true, true, 1, 31, 5),
+    ] {
+        let (sa, sb) = (
+            if ta { [k, m] } else { [m, k] },
+            if tb { [n, k] } else { [k, n] },
+        );
+        let kir = format!(
+            "graph @g(%a: {}, %b: {}, %c: {}) -> ({}) {{\n  %y = nn.gemm %a, %b, %c {{alpha = 0.5, trans_a = {ta}, trans_b = {tb}}} : {}\n  return %y\n}}\n",
+            ty(&sa),
+            ty(&sb),
+            ty(&[n]),
+            ty(&[m, n]),
+            ty(&[m, n])
+        );
+        check(
+            &format!("gemm ta={ta} tb={tb} {m}x{k}x{n}"),
+            &kir,
+            &[("a", &sa), ("b", &sb), ("c", &[n])],
+            &["gemm"],
+            tol_k(k),
+        );
+    }
+}
+
+#[test]
+fn softmax_log_softmax_and_norms_over_odd_rows() {
+    for (rows, cols) in [(1u64, 1u64), (3, 7), (5, 17), (2, 129)] {
+        let s = [rows, cols];
+        let kir = format!(
+            "graph @g(%x: {t}, %gm: {v}, %bt: {v}) -> ({t}, {t}, {t}, {t}) {{\n  %a = nn.softmax %x : {t}\n  %b = nn.log_softmax %x : {t}\n  %c = nn.layer_norm %x, %gm, %bt {{epsilon = 1e-5}} : {t}\n  %d = nn.rms_norm %x, %gm : {t}\n  return %a, %b, %c, %d\n}}\n",
+            t = ty(&s),
+            v = ty(&[cols])
+        );
+        check(
+            &format!("softmax and norms {rows}x{cols}"),
+            &kir,
+            &[("x", &s), ("gm", &[cols]), ("bt", &[cols])],
+            &["softmax", "norm"],
+            1e-5,
+        );
+    }
+}
+
+#[test]
+fn elementwise_chains_through_the_executor() {
+    for shape in [vec![1u64], vec![3, 17], vec![2, 5, 33]] {
+        let t = ty(&shape);
+        let kir = format!(
+            "graph @g(%x: {t}) -> ({t}, {t}) {{\n  %a = nn.gelu %x : {t}\n  %b = nn.erf %x : {t}\n  %c = nn.tanh %b : {t}\n  %d = nn.sigmoid %c : {t}\n  return %a, %d\n}}\n"
+        );
+        check(
+            &format!("elementwise {shape:?}"),
+            &kir,
+            &[("x", &shape)],
+            &["eltwise"],
+            2e-6,
+        );
+    }
+}
+
+#[test]
+fn attention_with_masks_causality_and_grouped_heads() {
+    // (batch, q heads, kv heads, sq, sk, d, 3-D layout, mask, causal)
+    for (b, hq, hkv, sq, sk, d, three_d, mask, causal) in [
+        (1u64, 2u64, 2u64, 5u64, 5u64, 8u64, false, false, true),
+        (2, 4, 2, 3, 17, 16, false, true, false),
+        (1, 3, 1, 33, 65, 7, false, false, false),
+        (2, 2, 2, 7, 7, 4, true, true, true),
+    ] {
+        let (qs, ks, os) = if three_d {
+            (
+                vec![b, sq, hq * d],
+                vec![b, sk, hkv * d],
+                vec![b, sq, hq * d],
+            )
+        } else {
+            (vec![b, hq, sq, d], vec![b, hkv, sk, d], vec![b, hq, sq, d])
+        };
+        let heads = if three_d {
+            format!(", kv_num_heads = {hkv}, q_num_heads = {hq}")
+        } else {
+            String::new()
+        };
+        let ms = [1, 1, sq, sk];
+        let (mask_arg, mask_in) = if mask {
+            (", %m".to_string(), format!(", %m: {}", ty(&ms)))
+        } else {
+            (String::new(), String::new())
+        };
+        let kir = format!(
+            "graph @g(%q: {}, %k: {}, %v: {}{mask_in}) -> ({}) {{\n  %y = nn.attention %q, %k, %v{mask_arg} {{is_causal = {causal}{heads}}} : {}\n  return %y\n}}\n",
+            ty(&qs),
+            ty(&ks),
+            ty(&ks),
+            ty(&os),
+            ty(&os)
+        );
+        let mut inputs: Vec<(&str, &[u64])> = vec![("q", &qs), ("k", &ks), ("v", &ks)];
+        if mask {
+            inputs.push(("m", &ms));
+        }
+        check(
+            &format!("attention b{b} h{hq}/{hkv} {sq}x{sk} d{d} 3d={three_d} mask={mask} causal={causal}"),
+            &kir,
+            &inputs,
+            &["attention"],
+            1e-5,
+        );
+    }
+}
+
+/// One NHWC convolution case: `n` images of `h x w x cin` to `cout`
+/// channels, a square `k x k` kernel, stride, padding and groups.
+#[derive(Clone, Copy)]
+struct Conv {
+    n: u64,
+    h: u64,
+    w: u64,
+    cin: u64,
+    cout: u64,
+    k: u64,
+    stride: u64,
+    pad: u64,
+    groups: u64,
+}
+
+/// `nn.conv` in NHWC with its weights packed for each target's kernels, the
+/// bias and a ReLU6 after it.
+fn conv_case(c: Conv) {
+    for t in targets() {
+        conv_case_on(&t, c);
+    }
+}
+
+fn conv_case_on(target: &Target, c: Conv) {
+    let Conv {
+        n,
+        h,
+        w,
+        cin,
+        cout,
+        k,
+        stride,
+        pad,
+        groups,
+    } = c;
+    let mut rng = Rng(h * 31 + cin);
+    let depthwise = groups == cin && cout == cin;
+    let wshape = [cout, cin / groups, k, k];
+    let wv = rng.vec(wshape.iter().product(), 0.3);
+    let bias = rng.vec(cout, 1.0);
+    let (layout, block) = if depthwise {
+        (PackLayout::DwConvNhwc, 1)
+    } else {
+        (PackLayout::ConvNhwc, nr(target))
+    };
+    let p = Packing::new(layout, block, groups, wshape.to_vec()).unwrap();
+    let oh = (h + 2 * pad - k) / stride + 1;
+    let ow = (w + 2 * pad - k) / stride + 1;
+    let (xs, ys) = ([n, h, w, cin], [n, oh, ow, cout]);
+    let kir = format!(
+        "{}{}weight @wp : {} = derived<nn.pack {{block = {block}, groups = {groups}, layout = \"{}\"}}>(@w)\ngraph @g(%x: {}) -> ({}) {{\n  %wp = nn.constant {{value = @wp}} : {}\n  %wu = nn.unpack %wp {{block = {block}, groups = {groups}, layout = \"{}\", shape = [{}, {}, {k}, {k}]}} : {}\n  %b = nn.constant {{value = @b}} : {}\n  %lo = nn.constant {{value = @lo}} : tensor<f32>\n  %hi = nn.constant {{value = @hi}} : tensor<f32>\n  %c = nn.conv %x, %wu, %b {{group = {groups}, layout = \"nhwc\", pads = [{pad}, {pad}, {pad}, {pad}], strides = [{stride}, {stride}]}} : {}\n  %y = nn.clip %c, %lo, %hi : {}\n  return %y\n}}\n",
+        weight("w", &wshape, &wv),
+        weight("b", &[cout], &bias) + "weight @lo : tensor<f32> = dense<[0.0]>\nweight @hi : tensor<f32> = dense<[6.0]>\n",
+        ty(&p.packed_shape()),
+        layout.name(),
+        ty(&xs),
+        ty(&ys),
+        ty(&p.packed_shape()),
+        layout.name(),
+        cout,
+        cin / groups,
+        ty(&wshape),
+        ty(&[cout]),
+        ty(&ys),
+        ty(&ys),
+    );
+    let kernel = if depthwise { "dwconv2d" } else { "conv2d" };
+    check_on(
+        target,
+        &format!("{kernel} n{n} {h}x{w}x{cin} -> {cout} k{k} s{stride} p{pad} g{groups}"),
+        &kir,
+        &[("x", &xs)],
+        &[kernel],
+        tol_k(cin / groups * k * k),
+    );
+}
+
+#[test]
+fn nhwc_convolutions_with_packed_weights() {
+    let nr = nr(&targets()[0]);
+    conv_case(Conv {
+        n: 1,
+        h: 5,
+        w: 7,
+        cin: 3,
+        cout: 5,
+        k: 3,
+        stride: 1,
+        pad: 1,
+        groups: 1,
+    });
+    conv_case(Conv {
+        n: 2,
+        h: 9,
+        w: 8,
+        cin: 16,
+        cout: nr + 1,
+        k: 1,
+        stride: 1,
+        pad: 0,
+        groups: 1,
+    });
+    conv_case(Conv {
+        n: 1,
+        h: 11,
+        w: 13,
+        cin: 7,
+        cout: nr - 1,
+        k: 3,
+        stride: 2,
+        pad: 1,
+        groups: 1,
+    });
+    conv_case(Conv {
+        n: 1,
+        h: 8,
+        w: 8,
+        cin: 12,
+        cout: 6,
+        k: 3,
+        stride: 1,
+        pad: 1,
+        groups: 3,
+    });
+    conv_case(Conv {
+        n: 1,
+        h: 17,
+        w: 15,
+        cin: 4,
+        cout: 4,
+        k: 7,
+        stride: 2,
+        pad: 3,
+        groups: 1,
+    });
+}
+
+#[test]
+fn depthwise_convolutions_with_packed_weights() {
+    conv_case(Conv {
+        n: 1,
+        h: 7,
+        w: 9,
+        cin: 5,
+        cout: 5,
+        k: 3,
+        stride: 1,
+        pad: 1,
+        groups: 5,
+    });
+    conv_case(Conv {
+        n: 2,
+        h: 12,
+        w: 11,
+        cin: 33,
+        cout: 33,
+        k: 3,
+        stride: 2,
+        pad: 1,
+        groups: 33,
+    });
+    conv_case(Conv {
+        n: 1,
+        h: 6,
+        w: 6,
+        cin: 16,
+        cout: 16,
+        k: 5,
+        stride: 1,
+        pad: 2,
+        groups: 16,
+    });
+}
+
+/// Regression: a residual computed by the model (so the memory plan may
+/// reuse its buffer) added in the epilogue of a contraction whose reduction
+/// spans several cache blocks. A K-blocked kernel writes partial sums to its
+/// output before the epilogue reads the residual, so the output must never
+/// share the residual's memory (BERT's FFN output and MobileNetV2's inverted
+/// residuals were wrong while it did).
+#[test]
+fn residuals_of_long_reductions_are_not_overwritten() {
+    let mut rng = Rng(11);
+    let (m, k, n) = (9u64, 1100u64, 24u64);
+    let w = rng.vec(k * n, 0.05);
+    let kir = format!(
+        "{}graph @g(%x: {}, %z: {}) -> ({}) {{\n  %w = nn.constant {{value = @w}} : {}\n  %r = nn.relu %x : {}\n  %m = nn.matmul %z, %w : {}\n  %y = nn.add %m, %r : {}\n  %o = nn.softmax %y : {}\n  return %o\n}}\n",
+        weight("w", &[k, n], &w),
+        ty(&[m, n]),
+        ty(&[m, k]),
+        ty(&[m, n]),
+        ty(&[k, n]),
+        ty(&[m, n]),
+        ty(&[m, n]),
+        ty(&[m, n]),
+        ty(&[m, n]),
+    );
+    check(
+        "matmul + intermediate residual, K = 1100",
+        &kir,
+        &[("x", &[m, n]), ("z", &[m, k])],
+        &["gemm", "softmax"],
+        tol_k(k),
+    );
+}

@@ -1,0 +1,264 @@
+//! `pack-weights`: re-lays constant weights out in the panel layouts of the
+//! target's kernels (`kiln_ir::ops::layout::Packing`, docs/middle-end.md
+//! §1), as derived weights computed when their bytes are written, with an
+//! `nn.unpack` in front of the consumer so the graph still means the same
+//! (the interpreter sees logical weights; the lowering reads the packed
+//! constant behind the unpack directly).
+//!
+//! - `nn.matmul` with a constant 2-D `B[K, N]`, and `nn.gemm` with a
+//!   constant `B` (transposed `[N, K]` weights are transposed as part of the
+//!   derivation and the Gemm's `trans_b` cleared): `gemm_b` panels
+//!   `[ceil(N/NR), K, NR]`;
+//! - NHWC `nn.conv` (2-D) with constant OIHW weights: `conv_nhwc` panels
+//!   per group; depthwise ones (`group = Cin = Cout`) `dwconv_nhwc` when
+//!   the target packs them.
+//!
+//! Also inside fused epilogues, whose body's contraction reads the weight
+//! through a body input: the unpack goes in front of the fused node.
+//!
+//! `NR` is `TargetFacts::gemm_nr`; with 0 (the default target facts) the
+//! pass does nothing. Only f32 weights: the kernels are f32.
+//! Preconditions: a verified graph; NHWC layouts assigned (`assign-layout`).
+//! Graph outputs keep their names and types.
+
+use crate::pass::{pass_info, Pass, PassError, PassOptions, PassStats, TargetFacts};
+use crate::pattern::{self, Matcher};
+use crate::registry::PassInfo;
+use crate::rewrite::{sweep_pass, Direction, NewNode, Recipe, Val, WRef};
+use kiln_ir::ops::layout::{PackLayout, Packing};
+use kiln_ir::{Attr, Attrs, DType, Graph, Node, OpKind, TensorType, ValueId};
+
+/// Registry entry.
+pub const INFO: PassInfo = PassInfo {
+    name: "pack-weights",
+    summary: "Re-lays constant MatMul/Gemm/Conv weights out in the kernels' panel layouts as derived weights behind nn.unpack",
+    create: || Box::new(PackWeights::default()),
+};
+
+/// Options of `pack-weights`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Options {
+    /// Pack MatMul and Gemm weights.
+    pub gemm: bool,
+    /// Pack convolution weights.
+    pub conv: bool,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            gemm: true,
+            conv: true,
+        }
+    }
+}
+
+/// The weight packing pass.
+#[derive(Clone, Debug, Default)]
+pub struct PackWeights {
+    /// Options.
+    pub options: Options,
+}
+
+impl Pass for PackWeights {
+    pass_info!();
+    fn run(&self, g: &mut Graph, opts: &PassOptions) -> Result<PassStats, PassError> {
+        if opts.target.gemm_nr == 0 {
+            return Ok(PassStats::default());
+        }
+        let facts = &opts.target;
+        Ok(sweep_pass(g, Direction::Forward, |m, n| {
+            plan(m, n, &self.options, facts)
+        }))
+    }
+}
+
+/// What to do with one contraction's weight.
+struct Packed {
+    /// The packing (of the logical weight, after a transpose if any).
+    packing: Packing,
+    /// Transpose the stored weight first (a Gemm's `trans_b`).
+    transpose: bool,
+}
+
+/// How contraction `node`'s weight operand `w` (of type `wt`) packs.
+fn packing(node: &Node, wt: &TensorType, opts: &Options, facts: &TargetFacts) -> Option<Packed> {
+    let shape = wt.static_shape()?;
+    let nr = facts.gemm_nr;
+    let p = |layout, block, groups, logical| Packing::new(layout, block, groups, logical).ok();
+    match node.op {
+        OpKind::MatMul if opts.gemm && shape.len() == 2 => Some(Packed {
+            packing: p(PackLayout::GemmB, nr, 1, shape)?,
+            transpose: false,
+        }),
+        OpKind::Gemm if opts.gemm && shape.len() == 2 => {
+            let t = pattern::bool_attr(node, "trans_b")?;
+            let logical = if t { vec![shape[1], shape[0]] } else { shape };
+            Some(Packed {
+                packing: p(PackLayout::GemmB, nr, 1, logical)?,
+                transpose: t,
+            })
+        }
+        OpKind::Conv if opts.conv && shape.len() == 4 => {
+            if pattern::str_attr(node, "layout")? != "nhwc" {
+                return None;
+            }
+            let groups = u64::try_from(pattern::int_attr(node, "group")?).ok()?;
+            let cout = shape[0];
+            let cin = shape[1] * groups;
+            let depthwise = groups == cin && cout == cin && shape[1] == 1;
+            if depthwise {
+                return facts.pack_depthwise.then(|| {
+                    Some(Packed {
+                        packing: p(PackLayout::DwConvNhwc, 1, 1, shape)?,
+                        transpose: false,
+                    })
+                })?;
+            }
+            Some(Packed {
+                packing: p(PackLayout::ConvNhwc, nr, groups, shape)?,
+                transpose: false,
+            })
+        }
+        _ => None,
+    }
+}
+
+/// The attributes of the `nn.pack` / `nn.unpack` of `p`.
+fn pack_attrs(p: &Packing, unpack: bool) -> Attrs {
+    let mut a = Attrs::new();
+    a.insert("layout".into(), Attr::Str(p.layout.name().into()));
+    a.insert("block".into(), Attr::Int(p.block as i64));
+    a.insert("groups".into(), Attr::Int(p.groups as i64));
+    if unpack {
+        a.insert(
+            "shape".into(),
+            Attr::Ints(p.logical.iter().map(|&d| d as i64).collect()),
+        );
+    }
+    a
+}
+
+/// The contraction `n` is, directly or as the head of a fused epilogue:
+/// the node, and the index of the outer operand holding its weight.
+fn contraction(m: &Matcher<'_>, n: usize) -> Option<(Node, usize)> {
+    let node = &m.g.nodes[n];
+    match (&node.body, node.op) {
+        (None, OpKind::MatMul | OpKind::Gemm | OpKind::Conv) => Some((node.clone(), 1)),
+        (Some(body), OpKind::Fused) => {
+            let head = body.nodes.first()?;
+            if !matches!(head.op, OpKind::MatMul | OpKind::Gemm | OpKind::Conv) {
+                return None;
+            }
+            let w = head.inputs.get(1).copied().flatten()?;
+            // The weight must reach the body as an input used only there.
+            let k = body.inputs.iter().position(|&b| b == w)?;
+            let uses = body
+                .nodes
+                .iter()
+                .flat_map(|b| b.operands())
+                .filter(|&v| v == w)
+                .count();
+            (uses == 1 && !body.outputs.contains(&w)).then(|| (head.clone(), k))
+        }
+        _ => None,
+    }
+}
+
+/// Decides whether node `n`'s constant weight packs.
+pub fn plan(m: &Matcher<'_>, n: usize, opts: &Options, facts: &TargetFacts) -> Option<Recipe> {
+    let (head, k) = contraction(m, n)?;
+    let node = &m.g.nodes[n];
+    let w: ValueId = node.inputs.get(k).copied().flatten()?;
+    let wt = m.ty(w).clone();
+    if wt.dtype != DType::F32 {
+        return None;
+    }
+    let id = m.g.constant_weight(m.defs(), w)?;
+    let packed = packing(&head, &wt, opts, facts)?;
+    let p = &packed.packing;
+    let name = m.g.weight(id).name.clone();
+    let mut r = Recipe::at(n);
+    let logical_ty = TensorType::fixed(wt.dtype, &p.logical);
+    let src = if packed.transpose {
+        let mut a = Attrs::new();
+        a.insert("perm".into(), Attr::Ints(vec![1, 0]));
+        r.derived(
+            &format!("{name}.t"),
+            logical_ty.clone(),
+            OpKind::Transpose,
+            a,
+            vec![WRef::Old(id)],
+        )
+    } else {
+        WRef::Old(id)
+    };
+    let packed_ty = TensorType::fixed(wt.dtype, &p.packed_shape());
+    let pw = r.derived(
+        &format!("{name}.{}", p.layout.name()),
+        packed_ty.clone(),
+        OpKind::Pack,
+        pack_attrs(p, false),
+        vec![src],
+    );
+    let c = r.push(NewNode::constant(
+        &format!("{name}.{}", p.layout.name()),
+        pw,
+        packed_ty,
+    ));
+    let u = r.push(NewNode::op(
+        OpKind::Unpack,
+        vec![c],
+        pack_attrs(p, true),
+        &format!("{name}.unpacked"),
+        logical_ty,
+    ));
+    // The consumer again, reading the unpacked weight (a Gemm no longer
+    // transposes it).
+    let mut inputs: Vec<Option<Val>> = node.inputs.iter().map(|v| v.map(Val::Old)).collect();
+    inputs[k] = Some(u);
+    let mut attrs = node.attrs.clone();
+    let mut body = node.body.clone();
+    if packed.transpose {
+        match &mut body {
+            Some(b) => {
+                let bw = b.inputs[k];
+                *b.value_ty_mut(bw) = r.ty(m.g, u).clone();
+                b.nodes[0].attrs.insert("trans_b".into(), Attr::Bool(false));
+            }
+            None => {
+                attrs.insert("trans_b".into(), Attr::Bool(false));
+            }
+        }
+    }
+    let results: Vec<(String, TensorType)> = node
+        .outputs
+        .iter()
+        .map(|&v| (m.g.value(v).name.clone(), m.ty(v).clone()))
+        .collect();
+    let new = r.push(NewNode {
+        op: node.op,
+        inputs,
+        attrs,
+        results,
+        weight: None,
+        body,
+    });
+    let Val::New { node: ni, .. } = new else {
+        return None;
+    };
+    for (i, &v) in node.outputs.iter().enumerate() {
+        r.replace.push((
+            v,
+            Val::New {
+                node: ni,
+                result: i,
+            },
+        ));
+    }
+    Some(r)
+}
+
+#[cfg(test)]
+#[path = "pack_weights_tests.rs"]
+mod tests;
