@@ -12,7 +12,7 @@
 
 use kiln_codegen::kernels::abi::*;
 use kiln_codegen::kernels::harness::{build_harness_library, wrapper_symbol};
-use kiln_codegen::kernels::{Kernel, Variant};
+use kiln_codegen::kernels::{compile_kernels, Kernel, Variant};
 use kiln_codegen::parallel::FRAME_BYTES;
 use kiln_codegen::{OptLevel, Target};
 use std::ffi::c_void;
@@ -588,6 +588,18 @@ fn main() {
     for spec in &targets {
         let target = Target::parse(spec).expect("a target");
         let variant = Variant::for_target(&target).expect("a CPU target");
+        // Compile time of each kernel alone (thread CPU time), as an artifact pays it.
+        let mut compile = Vec::new();
+        for k in Kernel::ALL {
+            let c0 = thread_cpu_time();
+            let obj = compile_kernels(&target, OptLevel::O3, &[&k.symbol(variant)]).unwrap();
+            compile.push(format!(
+                "{} {:.2} s ({} KiB)",
+                k.name(),
+                (thread_cpu_time() - c0).as_secs_f64(),
+                obj.len() / 1024
+            ));
+        }
         let start = Instant::now();
         let lib = Lib::load(&target, variant, dir.path());
         let built = start.elapsed().as_secs_f64();
@@ -600,6 +612,7 @@ fn main() {
             variant.nr(),
             peak.map_or("?".into(), |p| format!("{p:.1}"))
         );
+        println!("compile time per kernel: {}", compile.join(", "));
         print!("{:<44}", "problem");
         for t in &threads {
             print!(" {:>9} {:>6}", format!("{t}T GF/s"), "%peak");
