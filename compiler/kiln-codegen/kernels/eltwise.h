@@ -48,13 +48,7 @@ static KV_ATTR void FN(epi_rows)(const epi_t* epi, float* y, int64_t ldy, int64_
     int64_t nr = KMIN(rb, r1 - r);
     for (int64_t c = 0; c < cols; c += cw) {
       int64_t nc = KMIN(cw, cols - c);
-      int64_t nf = nc / VW, rem = nc - nf * VW;
-      for (int64_t i = 0; i < nr; i++) {
-        const float* s = y + (r + i) * ldy + c;
-        float* d = t + i * cw;
-        for (int64_t v = 0; v < nf; v++) FN(vst)(d + v * VW, FN(vld)(s + v * VW));
-        if (rem) FN(vst)(d + nf * VW, FN(vld_n)(s + nf * VW, rem));
-      }
+      FN(tile_load)(y + r * ldy + c, ldy, t, cw, nr, nc);
       FN(epi_apply)(epi, t, cw, nr, nc, row_base + r, c);
       FN(tile_store)(t, cw, y + r * ldy + c, ldy, nr, nc);
     }
@@ -79,13 +73,7 @@ static KV_ATTR void FN(ew_rows)(const void* job, int64_t r0, int64_t r1) {
     int64_t nr = KMIN(rb, r1 - r);
     for (int64_t c = 0; c < j->cols; c += cw) {
       int64_t nc = KMIN(cw, j->cols - c);
-      int64_t nf = nc / VW, rem = nc - nf * VW;
-      for (int64_t i = 0; i < nr; i++) {
-        const float* s = j->x + (r + i) * j->ldx + c;
-        float* d = t + i * cw;
-        for (int64_t v = 0; v < nf; v++) FN(vst)(d + v * VW, FN(vld)(s + v * VW));
-        if (rem) FN(vst)(d + nf * VW, FN(vld_n)(s + nf * VW, rem));
-      }
+      FN(tile_load)(j->x + r * j->ldx + c, j->ldx, t, cw, nr, nc);
       FN(epi_apply)(j->epi, t, cw, nr, nc, r, c);
       FN(tile_store)(t, cw, j->y + r * j->ldy + c, j->ldy, nr, nc);
     }

@@ -136,6 +136,19 @@ static KV_ATTR void FN(epi_apply)(const epi_t* e, float* t, int64_t ldt, int64_t
 #undef EPI_LOOP_BCAST
 #undef EPI_LOOP_VEC
 
+/* Copies `cols` columns of src (row stride lds) into a tile t[rows][ldt],
+ * the last vector of each row padded with zeros. */
+KF void FN(tile_load)(const float* src, int64_t lds, float* t, int64_t ldt, int64_t rows,
+                      int64_t cols) {
+  int64_t nf = cols / VW, rem = cols - nf * VW;
+  for (int64_t i = 0; i < rows; i++) {
+    const float* s = src + i * lds;
+    float* d = t + i * ldt;
+    for (int64_t j = 0; j < nf; j++) FN(vst)(d + j * VW, FN(vld)(s + j * VW));
+    if (rem) FN(vst)(d + nf * VW, FN(vld_n)(s + nf * VW, rem));
+  }
+}
+
 /* Copies a tile t[rows][ldt] to dst (row stride ldd), `cols` columns. */
 KF void FN(tile_store)(const float* t, int64_t ldt, float* dst, int64_t ldd, int64_t rows,
                        int64_t cols) {

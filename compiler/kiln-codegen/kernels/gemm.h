@@ -203,6 +203,13 @@ typedef struct FN(gemm_job) {
   const epi_t* epi_base;
 } FN(gemm_job);
 
+/* Row pointers of the tile at row i (mr valid rows; the others repeat row
+ * i), at K offset pc. */
+KF void FN(gemm_rows)(const FN(gemm_job) * g, const float** rows, int64_t i, int64_t mr,
+                      int64_t pc) {
+  for (int r = 0; r < MR; r++) rows[r] = g->a + (i + (r < mr ? r : 0)) * g->rs + pc * g->cs;
+}
+
 /* Rows [m0, m1) x panels [p0, p1) of one GEMM.
  *
  * Few rows (at most GEMM_FEW_TILES tiles: GEMV, small batches): B is the
@@ -243,7 +250,7 @@ static KV_ATTR void FN(gemm_block)(const FN(gemm_job) * g, const epi_t* epi, int
         int64_t ahead = pc + 2 * kc < K ? 2 * kc : 0;
         for (int64_t i = m0; i < m1; i += MR) {
           int64_t mr = KMIN(MR, m1 - i);
-          for (int r = 0; r < MR; r++) rows[r] = g->a + (i + (r < mr ? r : 0)) * g->rs + pc * g->cs;
+          FN(gemm_rows)(g, rows, i, mr, pc);
           x.r0 = i;
           x.c = g->c + i * g->ldc + p * NR;
           x.pf = i == m0 && ahead ? x.b + ahead * NR : 0;
@@ -267,8 +274,7 @@ static KV_ATTR void FN(gemm_block)(const FN(gemm_job) * g, const epi_t* epi, int
       int64_t jpe = KMIN(jp + ncp, p1);
       for (int64_t i = m0; i < m1; i += MR) {
         int64_t mr = KMIN(MR, m1 - i);
-        for (int r = 0; r < MR; r++)
-          rows[r] = g->a + (i + (r < mr ? r : 0)) * g->rs + pc * g->cs;
+        FN(gemm_rows)(g, rows, i, mr, pc);
         x.r0 = i;
         for (int64_t p = jp; p < jpe; p++) {
           x.b = g->b + p * K * NR + pc * NR;

@@ -2296,48 +2296,19 @@ fn attention_online_softmax() {
         mask,
         causal,
     };
+    // Mask broadcast patterns (batch, head, query, key).
+    let per_query = Some([true, false, true, true]);
+    let per_key = Some([true, false, false, true]);
+    let shared = Some([false, false, true, true]);
     let cases = [
         a(2, 4, 2, 5, 7, 8, 5, Layout::Bhsd, None, false),
-        a(
-            1,
-            2,
-            2,
-            33,
-            65,
-            13,
-            16,
-            Layout::Bshd,
-            Some([true, false, true, true]),
-            false,
-        ),
+        a(1, 2, 2, 33, 65, 13, 16, Layout::Bshd, per_query, false),
         // Decoding: one query, causal offset SK - SQ.
         a(1, 3, 1, 1, 130, 64, 64, Layout::Bhsd, None, true),
-        a(
-            2,
-            2,
-            2,
-            70,
-            70,
-            16,
-            16,
-            Layout::Bshd,
-            Some([true, false, false, true]),
-            true,
-        ),
+        a(2, 2, 2, 70, 70, 16, 16, Layout::Bshd, per_key, true),
         // SK < SQ with causality: the first queries see no key (NaN).
         a(1, 2, 1, 9, 4, 8, 8, Layout::Bhsd, None, true),
-        a(
-            1,
-            1,
-            1,
-            40,
-            200,
-            128,
-            64,
-            Layout::Spread,
-            Some([false, false, true, true]),
-            false,
-        ),
+        a(1, 1, 1, 40, 200, 128, 64, Layout::Spread, shared, false),
         a(1, 1, 1, 1, 1, 1, 1, Layout::Bhsd, None, false),
     ];
     for lib in libs() {
