@@ -39,12 +39,18 @@ KINLINE float slot_f(const int64_t* a, int i) {
 KINLINE void* slot_p(const int64_t* a, int i) { return (void*)(intptr_t)a[i]; }
 
 /* How many parallel tasks to split `work` into: 1 unless the run has several
- * threads and the work is above the shim's threshold; at most `max_tasks`
- * (the number of independent pieces) and KILN_MAX_SLOTS. */
+ * threads and the work is above the shim's threshold; then a few tasks per
+ * thread when the work allows (the pool hands tasks out dynamically, so a
+ * thread that is descheduled or has slower tiles does not hold the others
+ * back), at most `max_tasks` (the number of independent pieces) and
+ * KILN_MAX_SLOTS. */
+#define KILN_TASKS_PER_THREAD 4
 KINLINE int64_t par_tasks(double work, int64_t max_tasks) {
   int64_t t = kiln_par_threads();
   if (t <= 1 || max_tasks <= 1) return 1;
-  if (work < (double)kiln_par_min_work()) return 1;
+  double min = (double)kiln_par_min_work();
+  if (work < min) return 1;
+  if (work >= 2.0 * KILN_TASKS_PER_THREAD * (double)t * min) t *= KILN_TASKS_PER_THREAD;
   t = KMIN(t, KILN_MAX_SLOTS);
   return KMIN(t, max_tasks);
 }

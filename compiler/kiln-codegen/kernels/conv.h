@@ -10,6 +10,8 @@
  * by pixel tiles and output-channel panels (the same grid as GEMM).
  */
 
+#define CONV_FEW_TILES 16
+
 typedef struct FN(conv_job) {
   const float* x; /* at the channel offset */
   int64_t n, h, w, xs;
@@ -27,7 +29,11 @@ typedef struct FN(conv_job) {
 /* Pixels [m0, m1) x global panels [p0, p1) (panel p: group p / np_g). */
 static KV_ATTR void FN(conv_block)(const FN(conv_job) * j, int64_t m0, int64_t m1, int64_t p0,
                                    int64_t p1) {
-  const int64_t ncp = KMAX(1, j->nc / NR), ohw = j->oh * j->ow;
+  /* Few row tiles (small images): B is the larger operand, so each panel's
+   * K block is reused by all tiles while it is in L2 (one panel at a time);
+   * otherwise a block of NC columns, each A tile reused across its panels. */
+  const int64_t ncp = cdiv(m1 - m0, MR) <= CONV_FEW_TILES ? 1 : KMAX(1, j->nc / NR);
+  const int64_t ohw = j->oh * j->ow;
   FN(conv_rows) cr;
   cr.ntaps = j->win.kh * j->win.kw;
   cr.kw = j->win.kw;
@@ -52,6 +58,8 @@ static KV_ATTR void FN(conv_block)(const FN(conv_job) * j, int64_t m0, int64_t m
     x.accumulate = cbeg > 0;
     x.epi = cbeg + cbn >= j->cin_g ? j->epi : 0;
     x.es = x.epi && simple ? &es : 0;
+    const int merge = j->win.kw > 1 && j->win.dw == 1 && j->xs == cbn &&
+                      j->win.kw * cbn <= KILN_ZERO_FLOATS;
     for (int64_t jp = p0; jp < p1; jp += ncp) {
       int64_t jpe = KMIN(jp + ncp, p1);
       for (int64_t i = m0; i < m1; i += MR) {
@@ -63,6 +71,17 @@ static KV_ATTR void FN(conv_block)(const FN(conv_job) * j, int64_t m0, int64_t m
           cr.img[r] = j->x + img * j->h * j->w * j->xs;
           cr.ih0[r] = oy * j->win.sh - j->win.pt;
           cr.iw0[r] = ox * j->win.sw - j->win.pl;
+        }
+        /* A window row is one run of K (kw taps x cbn channels, adjacent in
+         * the input and in the packed weights) when the block holds every
+         * channel of densely stored pixels, taps are adjacent (dw = 1) and
+         * no row of the tile reaches into the left or right padding. */
+        cr.tstep = 1;
+        if (merge) {
+          int inside = 1;
+          for (int r = 0; r < MR; r++)
+            inside &= cr.iw0[r] >= 0 && cr.iw0[r] + j->win.kw <= j->w;
+          if (inside) cr.tstep = j->win.kw;
         }
         x.r0 = i;
         for (int64_t p = jp; p < jpe; p++) {

@@ -19,6 +19,7 @@
  * zero row. B advances by `bstep` floats per tap. */
 typedef struct FN(conv_rows) {
   int64_t ntaps, kw, dh, dw, h, w, xs, coff, bstep;
+  int64_t tstep; /* taps per pass: 1, or kw when a window row is one run of K (see conv.h) */
   int64_t ih0[MR], iw0[MR]; /* top-left input pixel of each output row */
   const float* img[MR];     /* the image of each output row */
 } FN(conv_rows);
@@ -102,22 +103,26 @@ KF void FN(tile_fixed)(const int mr, const int nv, const int prefetch, const FN(
   /* One pass for a GEMM; one per tap for a convolution (the rows move). */
   const FN(conv_rows)* cr = x->conv;
   const int64_t passes = cr ? cr->ntaps : 1;
-  for (int64_t t = 0; t < passes; t++) {
+  const int64_t tstep = cr ? cr->tstep : 1;
+  for (int64_t t = 0; t < passes; t += tstep) {
     const float* rp[MR];
     const float* const* a = x->a;
     const float* b = x->b;
     if (cr) {
       int64_t oy = (t / cr->kw) * cr->dh, ox = (t % cr->kw) * cr->dw;
+      int any = 0;
 #pragma unroll
       for (int i = 0; i < MR; i++) {
         int64_t ih = cr->ih0[i] + oy, iw = cr->iw0[i] + ox;
         int ok = (uint64_t)ih < (uint64_t)cr->h && (uint64_t)iw < (uint64_t)cr->w;
+        any |= ok;
         rp[i] = ok ? cr->img[i] + (ih * cr->w + iw) * cr->xs + cr->coff : kiln_zero_row;
       }
+      if (!any) continue; /* the whole tile reads padding: nothing to add */
       a = rp;
       b += t * cr->bstep;
     }
-    FN(kloop)(mr, nv, acc, a, x->acs, b, x->kc, prefetch ? x->pf : 0);
+    FN(kloop)(mr, nv, acc, a, x->acs, b, x->kc * tstep, prefetch ? x->pf : 0);
   }
   int epi = x->epi && x->epi->n;
   if (nr == nv * VW && rows == mr && (!epi || x->es)) {
@@ -317,19 +322,19 @@ static KV_ATTR void FN(gemm_batch_task)(void* data, int64_t begin, int64_t end) 
   }
 }
 
-/* Chooses the task grid tm x tn (tm * tn = tasks) that balances best,
- * preferring column splits (each thread then streams its own part of B). */
+/* Chooses the task grid tm x tn (at most `tasks` tasks) with the most useful
+ * parallelism: tasks times their balance, preferring column splits (each
+ * thread then streams its own part of B). */
 static void FN(gemm_grid)(int64_t m, int64_t n, int64_t tasks, int64_t* tm, int64_t* tn) {
   int64_t mt = cdiv(m, MR), np = cdiv(n, NR);
   double best = -1;
   *tm = *tn = 1;
-  for (int64_t a = 1; a <= tasks; a++) {
-    if (tasks % a) continue;
-    int64_t b = tasks / a; /* a row parts, b column parts */
-    if (a > mt || b > np) continue;
+  for (int64_t a = 1; a <= KMIN(tasks, mt); a++) {
+    int64_t b = KMIN(np, tasks / a); /* a row parts, b column parts */
     double e = (double)mt / (double)(a * cdiv(mt, a)) * (double)np / (double)(b * cdiv(np, b));
-    if (e > best + 1e-9 || (e > best - 1e-9 && b > *tn)) {
-      best = e;
+    double score = (double)(a * b) * e;
+    if (score > best + 1e-9 || (score > best - 1e-9 && b > *tn)) {
+      best = score;
       *tm = a;
       *tn = b;
     }

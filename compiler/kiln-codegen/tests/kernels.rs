@@ -1303,6 +1303,9 @@ struct ConvCase {
     groups: usize,
     kc: i64,
     epi: Epi,
+    /// Input pixels stored densely (stride = cin, offset 0): window rows of small-channel
+    /// convolutions are then one run of K; otherwise inside a wider buffer.
+    dense: bool,
 }
 
 impl ConvCase {
@@ -1346,6 +1349,11 @@ fn conv_cases(nr: usize) -> Vec<ConvCase> {
         groups,
         kc: 0,
         epi: Epi::None,
+        dense: false,
+    };
+    let d = |case: ConvCase| ConvCase {
+        dense: true,
+        ..case
     };
     let mut v = vec![
         // 1x1, stride 1: the GEMM case.
@@ -1371,11 +1379,31 @@ fn conv_cases(nr: usize) -> Vec<ConvCase> {
         c(1, 3, 3, 1030, 4, (3, 3), (1, 1), (1, 1), [1; 4], 1),
         // 1x1 stride 2 (a ResNet downsample).
         c(1, 9, 9, 16, 2 * nr, (1, 1), (2, 2), (1, 1), [0; 4], 1),
+        // Dense input: a window row of kw taps is one run of K where no row of the tile
+        // reaches into the left or right padding (the stem; odd widths so tiles span image
+        // rows, edges and interior).
+        d(c(1, 21, 31, 3, nr + 5, (7, 7), (2, 2), (1, 1), [3; 4], 1)),
+        d(c(2, 7, 13, 5, 7, (3, 3), (1, 1), (1, 1), [1, 1, 0, 2], 1)),
+        // Vertical dilation only (rows still adjacent), horizontal stride 3.
+        d(c(1, 11, 17, 4, nr - 1, (3, 2), (1, 3), (2, 1), [2, 0, 1, 1], 1)),
+        // Horizontal dilation (taps not adjacent), and a kernel wider than the input.
+        d(c(1, 8, 12, 6, 9, (1, 3), (1, 1), (1, 2), [0, 2, 0, 2], 1)),
+        d(c(1, 3, 2, 4, 5, (3, 5), (1, 1), (1, 1), [1, 2, 1, 2], 1)),
     ];
+    // A window row longer than the zero row (3 taps x 400 channels in one K block, padding
+    // above): taps stay separate.
+    v.push(ConvCase {
+        kc: 4096,
+        ..d(c(1, 4, 9, 400, 3, (2, 3), (1, 1), (1, 1), [1, 0, 0, 0], 1))
+    });
     // Small explicit K blocks: many channel blocks.
     v.push(ConvCase {
         kc: 20,
         ..c(1, 6, 5, 40, nr + 1, (3, 3), (1, 1), (1, 1), [1; 4], 1)
+    });
+    v.push(ConvCase {
+        kc: 20,
+        ..d(c(1, 6, 9, 12, nr + 1, (3, 3), (1, 1), (1, 1), [1; 4], 1))
     });
     for (i, case) in v.iter_mut().enumerate() {
         case.epi = EPIS[i % 3];
@@ -1388,9 +1416,9 @@ fn check_conv(lib: &Lib, t: Threads, c: ConvCase, rng: &mut Rng) {
     let nr = lib.variant.nr();
     let (oh, ow) = c.out();
     let (cin_g, cout_g) = (c.cin / c.groups, c.cout / c.groups);
-    // Input inside a wider buffer (stride cin + 3, offset 2); output into a concatenation
+    // Input inside a wider buffer (stride cin + 3, offset 2) unless dense; output into a concatenation
     // buffer (stride cout + 5, offset 3).
-    let (xs, xo) = (c.cin + 3, 2);
+    let (xs, xo) = if c.dense { (c.cin, 0) } else { (c.cin + 3, 2) };
     let (ys, yo) = (c.cout + 5, 3);
     let x = rng.normals(c.n * c.h * c.w * xs, 1.0);
     let wt = rng.normals(c.cout * cin_g * c.kh * c.kw, 1.0);
