@@ -6,9 +6,12 @@
 //! ```
 //! TARGETs default to `x86-64-v3` and `native`. The kernels are compiled for each target with
 //! `compile_kernels` (the time is printed), run on a small spinning thread pool through the
-//! parallel shim, and timed as the best of several runs: 1-thread rates use the thread's CPU
-//! time (robust on a shared machine), multi-thread rates wall time. The peak probe runs
-//! independent FMA chains of the target's vector width.
+//! parallel shim, and timed as the best of several runs by thread CPU time (robust on a shared
+//! machine, where another process takes a core for milliseconds at a time): at 1 thread the
+//! run's CPU time; at several, the caller's CPU time outside parallel regions plus, per region,
+//! the busiest thread's CPU time inside it (so load imbalance counts, a descheduled thread does
+//! not). The wall-time rate is printed beside it. The peak probe runs independent FMA chains
+//! of the target's vector width.
 
 use kiln_codegen::kernels::abi::*;
 use kiln_codegen::kernels::harness::{build_harness_library, wrapper_symbol};
@@ -40,6 +43,11 @@ struct ExecCtx {
 
 struct Pool {
     threads: usize,
+    /// Thread CPU time (ns) each thread spent in the current region's chunks (index 0: caller).
+    busy: Vec<AtomicU64>,
+    /// Sum over regions of the busiest thread's `busy` and of the caller's own (ns).
+    regions_max: AtomicU64,
+    regions_caller: AtomicU64,
     generation: AtomicU64,
     body: AtomicUsize,
     data: AtomicUsize,
@@ -52,6 +60,9 @@ impl Pool {
     fn new(threads: usize) -> Arc<Pool> {
         let pool = Arc::new(Pool {
             threads,
+            busy: (0..threads).map(|_| AtomicU64::new(0)).collect(),
+            regions_max: AtomicU64::new(0),
+            regions_caller: AtomicU64::new(0),
             generation: AtomicU64::new(0),
             body: AtomicUsize::new(0),
             data: AtomicUsize::new(0),
@@ -59,7 +70,7 @@ impl Pool {
             next: AtomicI64::new(0),
             done: AtomicUsize::new(0),
         });
-        for _ in 1..threads {
+        for id in 1..threads {
             let p = Arc::clone(&pool);
             std::thread::spawn(move || {
                 let mut seen = 0;
@@ -74,7 +85,7 @@ impl Pool {
                         }
                     }
                     seen = p.generation.load(Ordering::Acquire);
-                    p.work();
+                    p.work(id);
                     p.done.fetch_add(1, Ordering::AcqRel);
                 }
             });
@@ -82,7 +93,8 @@ impl Pool {
         pool
     }
 
-    fn work(&self) {
+    fn work(&self, id: usize) {
+        let c0 = thread_cpu_time();
         let n = self.n.load(Ordering::Acquire);
         // SAFETY: set by run() before the generation was published.
         let body: Body = unsafe { std::mem::transmute(self.body.load(Ordering::Acquire)) };
@@ -95,6 +107,8 @@ impl Pool {
             // SAFETY: the kernel's contract: body may run on any thread over [i, i + 1).
             unsafe { body(data, i, i + 1) };
         }
+        let ns = (thread_cpu_time() - c0).as_nanos() as u64;
+        self.busy[id].store(ns, Ordering::Release);
     }
 
     fn run(&self, n: i64, body: Body, data: *mut c_void) {
@@ -103,11 +117,31 @@ impl Pool {
         self.n.store(n, Ordering::Release);
         self.next.store(0, Ordering::Release);
         self.done.store(0, Ordering::Release);
+        for b in &self.busy {
+            b.store(0, Ordering::Release);
+        }
         self.generation.fetch_add(1, Ordering::AcqRel);
-        self.work();
+        self.work(0);
         while self.done.load(Ordering::Acquire) < self.threads - 1 {
             std::hint::spin_loop();
         }
+        let max = self.busy.iter().map(|b| b.load(Ordering::Acquire)).max();
+        self.regions_max.fetch_add(max.unwrap_or(0), Ordering::AcqRel);
+        self.regions_caller
+            .fetch_add(self.busy[0].load(Ordering::Acquire), Ordering::AcqRel);
+    }
+
+    /// Clears the per-region sums ([`Pool::parallel_cpu`] then covers what runs after).
+    fn reset_regions(&self) {
+        self.regions_max.store(0, Ordering::Release);
+        self.regions_caller.store(0, Ordering::Release);
+    }
+
+    /// CPU time of a run on this pool whose caller used `caller_cpu` in all: the caller's time
+    /// outside regions plus each region's busiest thread.
+    fn parallel_cpu(&self, caller_cpu: f64) -> f64 {
+        let ns = |a: &AtomicU64| a.load(Ordering::Acquire) as f64 * 1e-9;
+        (caller_cpu - ns(&self.regions_caller)).max(0.0) + ns(&self.regions_max)
     }
 }
 
@@ -214,17 +248,22 @@ extern "C" {
     fn clock_gettime(clock: i32, ts: *mut libc_timespec) -> i32;
 }
 
-/// Best (wall, thread CPU) time of `f` over repeated runs for about `budget`.
-fn time(mut f: impl FnMut(), budget: Duration) -> (f64, f64) {
+/// Best (wall, CPU) time of `f` over repeated runs for about `budget`; CPU time is the calling
+/// thread's, or with a `pool` [`Pool::parallel_cpu`].
+fn time(mut f: impl FnMut(), budget: Duration, pool: Option<&Pool>) -> (f64, f64) {
     f();
     let start = Instant::now();
     let (mut wall, mut cpu) = (f64::MAX, f64::MAX);
     let mut runs = 0;
     while runs < 3 || (start.elapsed() < budget && runs < 1000) {
+        if let Some(p) = pool {
+            p.reset_regions();
+        }
         let (w0, c0) = (Instant::now(), thread_cpu_time());
         f();
         wall = wall.min(w0.elapsed().as_secs_f64());
-        cpu = cpu.min((thread_cpu_time() - c0).as_secs_f64());
+        let c = (thread_cpu_time() - c0).as_secs_f64();
+        cpu = cpu.min(pool.map_or(c, |p| p.parallel_cpu(c)));
         runs += 1;
     }
     (wall, cpu)
@@ -283,6 +322,7 @@ mod peak {
                     std::hint::black_box(unsafe { f() });
                 },
                 std::time::Duration::from_millis(300),
+                None,
             );
             (ITERS * 12 * lanes * 2) as f64 / cpu * 1e-9
         };
@@ -555,6 +595,7 @@ fn problems(v: Variant) -> Vec<Problem> {
         conv("resnet", 14, 256, 256, 3, 1, v, r),
         conv("resnet", 7, 512, 512, 3, 1, v, r),
         conv("resnet", 56, 256, 512, 1, 2, v, r),
+        conv("mobilenetv2 stem", 224, 3, 32, 3, 2, v, r),
         conv("mobilenetv2", 112, 32, 16, 1, 1, v, r),
         conv("mobilenetv2", 112, 16, 96, 1, 1, v, r),
         conv("mobilenetv2", 56, 24, 144, 1, 1, v, r),
@@ -620,7 +661,7 @@ fn main() {
         println!("compile time per kernel: {}", compile.join(", "));
         print!("{:<44}", "problem");
         for t in &threads {
-            print!(" {:>9} {:>6}", format!("{t}T GF/s"), "%peak");
+            print!(" {:>9} {:>6} {:>7}", format!("{t}T GF/s"), "%peak", "wall");
         }
         println!();
         for p in problems(variant) {
@@ -629,11 +670,11 @@ fn main() {
                 let (wall, cpu) = time(
                     || lib.run(p.kernel, &p.args, pool),
                     Duration::from_millis(400),
+                    Some(pool),
                 );
-                let secs = if pool.threads == 1 { cpu } else { wall };
-                let gf = p.flops / secs * 1e-9;
+                let gf = p.flops / cpu * 1e-9;
                 let pct = peak.map_or(f64::NAN, |pk| 100.0 * gf / (pk * pool.threads as f64));
-                print!(" {gf:>9.1} {pct:>5.0}%");
+                print!(" {gf:>9.1} {pct:>5.0}% {:>7.1}", p.flops / wall * 1e-9);
             }
             println!();
         }

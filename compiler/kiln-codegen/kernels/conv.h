@@ -45,12 +45,18 @@ static KV_ATTR void FN(conv_block)(const FN(conv_job) * j, int64_t m0, int64_t m
   cr.bstep = j->cin_g * NR;
   epi_simple es;
   int simple = epi_simple_of(j->epi, &es);
+  /* 1x1 without padding, one group: each output pixel reads one input pixel,
+   * so the tile's row pointers are computed once and it runs as a GEMM tile
+   * (no per-tap bounds checks). */
+  const int direct = cr.ntaps == 1 && j->np == j->np_g && !j->win.pt && !j->win.pl &&
+                     !j->win.pb && !j->win.pr;
+  const float* rows[MR];
   int64_t cbeg = 0;
   do {
     int64_t cbn = KMIN(j->cb, j->cin_g - cbeg);
     FN(tile_args) x;
-    x.a = 0;
-    x.conv = &cr;
+    x.a = direct ? rows : 0;
+    x.conv = direct ? 0 : &cr;
     x.pf = 0;
     x.acs = 1;
     x.kc = cbn;
@@ -64,14 +70,30 @@ static KV_ATTR void FN(conv_block)(const FN(conv_job) * j, int64_t m0, int64_t m
       int64_t jpe = KMIN(jp + ncp, p1);
       for (int64_t i = m0; i < m1; i += MR) {
         int64_t mr = KMIN(MR, m1 - i);
-        for (int r = 0; r < MR; r++) {
-          int64_t pix = i + (r < mr ? r : 0);
-          int64_t img = pix / ohw, rem = pix - img * ohw;
-          int64_t oy = rem / j->ow, ox = rem - oy * j->ow;
+        /* Output pixel i -> (image, oy, ox), then the next rows by steps
+         * (rows past mr repeat the first). */
+        int64_t img = i / ohw, rem = i - img * ohw;
+        int64_t oy = rem / j->ow, ox = rem - oy * j->ow;
+        for (int r = 0; r < mr; r++) {
+          if (r > 0 && ++ox == j->ow) {
+            ox = 0;
+            if (++oy == j->oh) {
+              oy = 0;
+              img++;
+            }
+          }
           cr.img[r] = j->x + img * j->h * j->w * j->xs;
           cr.ih0[r] = oy * j->win.sh - j->win.pt;
           cr.iw0[r] = ox * j->win.sw - j->win.pl;
         }
+        for (int r = mr; r < MR; r++) {
+          cr.img[r] = cr.img[0];
+          cr.ih0[r] = cr.ih0[0];
+          cr.iw0[r] = cr.iw0[0];
+        }
+        if (direct)
+          for (int r = 0; r < MR; r++)
+            rows[r] = cr.img[r] + (cr.ih0[r] * j->w + cr.iw0[r]) * j->xs + cbeg;
         /* A window row is one run of K (kw taps x cbn channels, adjacent in
          * the input and in the packed weights) when the block holds every
          * channel of densely stored pixels, taps are adjacent (dw = 1) and

@@ -1379,6 +1379,8 @@ fn conv_cases(nr: usize) -> Vec<ConvCase> {
         c(1, 3, 3, 1030, 4, (3, 3), (1, 1), (1, 1), [1; 4], 1),
         // 1x1 stride 2 (a ResNet downsample).
         c(1, 9, 9, 16, 2 * nr, (1, 1), (2, 2), (1, 1), [0; 4], 1),
+        // 1x1 with padding (output pixels on the border read zeros), three images.
+        c(3, 4, 5, 6, 7, (1, 1), (1, 1), (1, 1), [1, 0, 0, 1], 1),
         // Dense input: a window row of kw taps is one run of K where no row of the tile
         // reaches into the left or right padding (the stem; odd widths so tiles span image
         // rows, edges and interior).
@@ -1400,6 +1402,11 @@ fn conv_cases(nr: usize) -> Vec<ConvCase> {
     v.push(ConvCase {
         kc: 20,
         ..c(1, 6, 5, 40, nr + 1, (3, 3), (1, 1), (1, 1), [1; 4], 1)
+    });
+    // 1x1 in channel blocks (partial sums of a GEMM-like tile), two images.
+    v.push(ConvCase {
+        kc: 8,
+        ..c(2, 5, 3, 20, nr + 1, (1, 1), (1, 1), (1, 1), [0; 4], 1)
     });
     v.push(ConvCase {
         kc: 20,
