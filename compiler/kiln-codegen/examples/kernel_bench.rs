@@ -120,6 +120,7 @@ impl Pool {
         for b in &self.busy {
             b.store(0, Ordering::Release);
         }
+        let c0 = thread_cpu_time();
         self.generation.fetch_add(1, Ordering::AcqRel);
         self.work(0);
         while self.done.load(Ordering::Acquire) < self.threads - 1 {
@@ -127,8 +128,10 @@ impl Pool {
         }
         let max = self.busy.iter().map(|b| b.load(Ordering::Acquire)).max();
         self.regions_max.fetch_add(max.unwrap_or(0), Ordering::AcqRel);
-        self.regions_caller
-            .fetch_add(self.busy[0].load(Ordering::Acquire), Ordering::AcqRel);
+        // The caller's whole region, waiting for the workers included (a descheduled worker
+        // is the machine's doing, not the kernel's).
+        let caller = (thread_cpu_time() - c0).as_nanos() as u64;
+        self.regions_caller.fetch_add(caller, Ordering::AcqRel);
     }
 
     /// Clears the per-region sums ([`Pool::parallel_cpu`] then covers what runs after).

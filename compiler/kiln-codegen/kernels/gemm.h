@@ -222,6 +222,7 @@ KF void FN(gemm_rows)(const FN(gemm_job) * g, const float** rows, int64_t i, int
  * L1; every row tile consumes a block while it is there. More rows: Goto's
  * order, a KC x NC block of B in L2 reused by every row tile. */
 #define GEMM_FEW_TILES 3
+#define GEMM_B_FLOAT_COST 8.0
 static KV_ATTR void FN(gemm_block)(const FN(gemm_job) * g, const epi_t* epi, int64_t m0,
                                    int64_t m1, int64_t p0, int64_t p1) {
   const int64_t K = g->k;
@@ -390,7 +391,13 @@ static KV_ATTR void FN(pack_b)(const float* b, int64_t ldb, int64_t trans, int64
 static KV_ATTR void FN(gemm_run)(FN(gemm_job) * g) {
   if (g->m <= 0 || g->n <= 0) return;
   int64_t mt = cdiv(g->m, MR), np = cdiv(g->n, NR);
-  int64_t tasks = par_tasks(2.0 * (double)g->m * (double)g->n * (double)g->k, mt * np);
+  /* Work: the FLOPs, plus the stream of B where few rows reuse it (a GEMV
+   * is bound by reading B: GEMM_B_FLOAT_COST units per float, about 32 GB/s
+   * at the shim's 64 units per ns), so a batch-1 layer of a few MB splits
+   * its columns across threads. */
+  double work = 2.0 * (double)g->m * (double)g->n * (double)g->k;
+  if (g->m <= GEMM_FEW_TILES * MR) work += GEMM_B_FLOAT_COST * (double)g->n * (double)g->k;
+  int64_t tasks = par_tasks(work, mt * np);
   FN(gemm_grid)(g->m, g->n, tasks, &g->tm, &g->tn);
   if (g->tm * g->tn <= 1)
     FN(gemm_block)(g, g->epi, 0, g->m, 0, np);
