@@ -112,7 +112,18 @@ static KV_ATTR void FN(conv_block)(const FN(conv_job) * j, int64_t m0, int64_t m
           x.b = j->wt + p * j->kg * NR + cbeg * NR;
           x.c0 = g * j->cout_g + pg * NR;
           x.c = j->y + i * j->ys + x.c0;
-          FN(tile)(mr, KMIN(NR, j->cout_g - pg * NR), &x);
+          /* The first row tile prefetches the block of B the loop reads
+           * next (the next panel's, or the next channel block's first),
+           * while the other row tiles compute from L2: weights of late
+           * layers come from memory once per inference. */
+          x.pf = 0;
+          if (i == m0) {
+            if (p + 1 < (ncp == 1 ? p1 : jpe))
+              x.pf = x.b + j->kg * NR;
+            else if (ncp == 1 && cbeg + cbn < j->cin_g)
+              x.pf = j->wt + p0 * j->kg * NR + (cbeg + cbn) * NR;
+          }
+          FN(tile_pf)(mr, KMIN(NR, j->cout_g - pg * NR), &x);
         }
       }
     }

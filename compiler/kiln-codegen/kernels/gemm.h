@@ -35,7 +35,7 @@ typedef struct FN(tile_args) {
   int accumulate;        /* add to C (a K block after the first) */
   const epi_t* epi;      /* last K block only; may be NULL */
   const epi_simple* es;  /* with epi: its simple form, applied in registers, or NULL */
-  const float* pf;       /* prefetched alongside B (kc x NR floats), or NULL */
+  const float* pf;       /* prefetched alongside B (laid out like b), or NULL */
   int64_t r0, c0;        /* output position (epilogue operands) */
 } FN(tile_args);
 
@@ -122,7 +122,8 @@ KF void FN(tile_fixed)(const int mr, const int nv, const int prefetch, const FN(
       a = rp;
       b += t * cr->bstep;
     }
-    FN(kloop)(mr, nv, acc, a, x->acs, b, x->kc * tstep, prefetch ? x->pf : 0);
+    const float* pf = prefetch ? x->pf + (cr ? t * cr->bstep : 0) : 0;
+    FN(kloop)(mr, nv, acc, a, x->acs, b, x->kc * tstep, pf);
   }
   int epi = x->epi && x->epi->n;
   if (nr == nv * VW && rows == mr && (!epi || x->es)) {
