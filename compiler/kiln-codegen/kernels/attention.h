@@ -98,6 +98,7 @@ static KV_ATTR void FN(attn_item)(const FN(attn_job) * j, char* slot, int64_t it
     FN(tile_args) x;
     x.conv = 0;
     x.pf = 0;
+    x.pf_one = 0;
     x.kc = d;
     x.ldc = lds;
     x.accumulate = 0;

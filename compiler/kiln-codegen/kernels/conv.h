@@ -58,6 +58,7 @@ static KV_ATTR void FN(conv_block)(const FN(conv_job) * j, int64_t m0, int64_t m
     x.a = direct ? rows : 0;
     x.conv = direct ? 0 : &cr;
     x.pf = 0;
+    x.pf_one = 1;
     x.acs = 1;
     x.kc = cbn;
     x.ldc = j->ys;
@@ -112,16 +113,18 @@ static KV_ATTR void FN(conv_block)(const FN(conv_job) * j, int64_t m0, int64_t m
           x.b = j->wt + p * j->kg * NR + cbeg * NR;
           x.c0 = g * j->cout_g + pg * NR;
           x.c = j->y + i * j->ys + x.c0;
-          /* The first row tile prefetches the block of B the loop reads
-           * next (the next panel's, or the next channel block's first),
-           * while the other row tiles compute from L2: weights of late
-           * layers come from memory once per inference. */
+          /* The first PF_LINES row tiles prefetch the block of B the loop
+           * reads next (the next panel's, or the next channel block's
+           * first), one cache line of each row of it per tile, while all
+           * compute from L2: weights of late layers come from memory once
+           * per inference, and the stream is spread over several tiles. */
           x.pf = 0;
-          if (i == m0) {
+          int64_t q = (i - m0) / MR;
+          if (q < PF_LINES) {
             if (p + 1 < (ncp == 1 ? p1 : jpe))
-              x.pf = x.b + j->kg * NR;
+              x.pf = x.b + j->kg * NR + q * 16;
             else if (ncp == 1 && cbeg + cbn < j->cin_g)
-              x.pf = j->wt + p0 * j->kg * NR + (cbeg + cbn) * NR;
+              x.pf = j->wt + p0 * j->kg * NR + (cbeg + cbn) * NR + q * 16;
           }
           FN(tile_pf)(mr, KMIN(NR, j->cout_g - pg * NR), &x);
         }

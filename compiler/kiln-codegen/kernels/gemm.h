@@ -24,6 +24,9 @@ typedef struct FN(conv_rows) {
   const float* img[MR];     /* the image of each output row */
 } FN(conv_rows);
 
+/* Cache lines of B per k step. */
+#define PF_LINES ((NR * 4 + 63) / 64)
+
 typedef struct FN(tile_args) {
   const float* const* a; /* MR row pointers, already at the K block (GEMM) */
   const FN(conv_rows) * conv; /* or taps (convolution) */
@@ -36,6 +39,7 @@ typedef struct FN(tile_args) {
   const epi_t* epi;      /* last K block only; may be NULL */
   const epi_simple* es;  /* with epi: its simple form, applied in registers, or NULL */
   const float* pf;       /* prefetched alongside B (laid out like b), or NULL */
+  int pf_one;            /* prefetch only the first cache line of each pf row */
   int64_t r0, c0;        /* output position (epilogue operands) */
 } FN(tile_args);
 
@@ -59,7 +63,7 @@ static KV_ATTR __attribute__((noinline)) void FN(tile_finish)(float* t, const FN
  * B row k at b + k*NR. mr and nv are constants after inlining, so acc lives
  * in registers. */
 KF void FN(kloop)(const int mr, const int nv, V acc[MR][NRV], const float* const* a, int64_t acs,
-                  const float* b, int64_t kc, const float* pf) {
+                  const float* b, int64_t kc, const float* pf, const int pf_lines) {
   /* pf: a stream to prefetch alongside B (NR floats per k step), or NULL
    * (a constant after inlining: the common specializations have no
    * prefetch instructions at all). */
@@ -82,7 +86,7 @@ KF void FN(kloop)(const int mr, const int nv, V acc[MR][NRV], const float* const
       }
     if (pf) {
 #pragma unroll
-      for (int l = 0; l < (NR * 4 + 63) / 64; l++) __builtin_prefetch(pf + l * 16, 0, 2);
+      for (int l = 0; l < pf_lines; l++) __builtin_prefetch(pf + l * 16, 0, 2);
       pf += NR;
     }
     b += NR;
@@ -123,7 +127,7 @@ KF void FN(tile_fixed)(const int mr, const int nv, const int prefetch, const FN(
       b += t * cr->bstep;
     }
     const float* pf = prefetch ? x->pf + (cr ? t * cr->bstep : 0) : 0;
-    FN(kloop)(mr, nv, acc, a, x->acs, b, x->kc * tstep, pf);
+    FN(kloop)(mr, nv, acc, a, x->acs, b, x->kc * tstep, pf, prefetch == 2 ? 1 : PF_LINES);
   }
   int epi = x->epi && x->epi->n;
   if (nr == nv * VW && rows == mr && (!epi || x->es)) {
@@ -179,8 +183,12 @@ static KV_ATTR void FN(tile)(int64_t rows, int64_t nr, const FN(tile_args) * x) 
 /* Full-width tiles that also prefetch x->pf (see gemm_block); others go
  * to tile(). */
 static KV_ATTR void FN(tile_pf)(int64_t rows, int64_t nr, const FN(tile_args) * x) {
-  if (nr != NR || !x->pf) {
+  if (nr != NR || !x->pf || (x->pf_one && rows < MR)) {
     FN(tile)(rows, nr, x);
+    return;
+  }
+  if (x->pf_one) {
+    FN(tile_fixed)(MR, NRV, 2, x, rows, nr);
     return;
   }
   if (rows == 1)
@@ -232,6 +240,7 @@ static KV_ATTR void FN(gemm_block)(const FN(gemm_job) * g, const epi_t* epi, int
   FN(tile_args) x;
   x.conv = 0;
   x.pf = 0;
+  x.pf_one = 0;
   x.acs = g->cs;
   x.ldc = g->ldc;
   const float* rows[MR];
