@@ -127,7 +127,8 @@ impl Pool {
             std::hint::spin_loop();
         }
         let max = self.busy.iter().map(|b| b.load(Ordering::Acquire)).max();
-        self.regions_max.fetch_add(max.unwrap_or(0), Ordering::AcqRel);
+        self.regions_max
+            .fetch_add(max.unwrap_or(0), Ordering::AcqRel);
         // The caller's whole region, waiting for the workers included (a descheduled worker
         // is the machine's doing, not the kernel's).
         let caller = (thread_cpu_time() - c0).as_nanos() as u64;

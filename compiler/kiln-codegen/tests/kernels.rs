@@ -1387,7 +1387,18 @@ fn conv_cases(nr: usize) -> Vec<ConvCase> {
         d(c(1, 21, 31, 3, nr + 5, (7, 7), (2, 2), (1, 1), [3; 4], 1)),
         d(c(2, 7, 13, 5, 7, (3, 3), (1, 1), (1, 1), [1, 1, 0, 2], 1)),
         // Vertical dilation only (rows still adjacent), horizontal stride 3.
-        d(c(1, 11, 17, 4, nr - 1, (3, 2), (1, 3), (2, 1), [2, 0, 1, 1], 1)),
+        d(c(
+            1,
+            11,
+            17,
+            4,
+            nr - 1,
+            (3, 2),
+            (1, 3),
+            (2, 1),
+            [2, 0, 1, 1],
+            1,
+        )),
         // Horizontal dilation (taps not adjacent), and a kernel wider than the input.
         d(c(1, 8, 12, 6, 9, (1, 3), (1, 1), (1, 2), [0, 2, 0, 2], 1)),
         d(c(1, 3, 2, 4, 5, (3, 5), (1, 1), (1, 1), [1, 2, 1, 2], 1)),
