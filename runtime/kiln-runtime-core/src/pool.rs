@@ -35,12 +35,14 @@ const CHUNKS_PER_THREAD: u64 = 4;
 /// the stack, so give them as much as a main thread usually has.
 const WORKER_STACK_BYTES: usize = 8 << 20;
 /// Spin-loop hints a waiting thread issues before it sleeps: about 50-150 µs
-/// (a `pause` is 40-140 cycles on current x86 cores).
+/// (a `pause` is 40-140 cycles on current x86 cores). None when the pool has
+/// more threads than the machine has cores: a spinning thread would then
+/// take a core from one with work.
 const SPIN_ITERS: u32 = 4096;
 
-/// Spins until `ready()` or [`SPIN_ITERS`] hints have passed; whether it became ready.
-fn spin_until(ready: impl Fn() -> bool) -> bool {
-    for _ in 0..SPIN_ITERS {
+/// Spins until `ready()` or `iters` hints have passed; whether it became ready.
+fn spin_until(iters: u32, ready: impl Fn() -> bool) -> bool {
+    for _ in 0..iters {
         if ready() {
             return true;
         }
@@ -71,6 +73,8 @@ struct Job {
     unfinished: AtomicU64,
     finished_lock: Mutex<()>,
     finished: Condvar,
+    /// Spin-loop hints before the waiter sleeps (the pool's `spin`).
+    spin: u32,
 }
 
 // SAFETY: `data` is only dereferenced by `body` while the submitting thread
@@ -104,7 +108,7 @@ impl Job {
     }
 
     fn wait(&self) {
-        if spin_until(|| self.unfinished.load(Ordering::Acquire) == 0) {
+        if spin_until(self.spin, || self.unfinished.load(Ordering::Acquire) == 0) {
             return;
         }
         let mut guard = self.finished_lock.lock();
@@ -127,6 +131,8 @@ pub(crate) struct Shared {
     wake: Condvar,
     /// Threads per loop, the caller included; fixed once the pool is built.
     num_threads: AtomicU32,
+    /// Spin-loop hints before a waiting thread sleeps ([`SPIN_ITERS`], or 0).
+    spin: u32,
 }
 
 /// A fixed set of worker threads; the thread calling `parallel_for` is the
@@ -149,6 +155,11 @@ impl Pool {
             queued: AtomicU64::new(0),
             wake: Condvar::new(),
             num_threads: AtomicU32::new(1),
+            spin: if wanted <= sys::available_parallelism() {
+                SPIN_ITERS
+            } else {
+                0
+            },
         });
         let mut workers = Vec::new();
         for _ in 1..wanted {
@@ -194,7 +205,7 @@ impl Drop for Pool {
 fn worker_loop(shared: &Shared) {
     loop {
         // Watch for the next job a while before sleeping on the condition variable.
-        spin_until(|| shared.queued.load(Ordering::Acquire) > 0);
+        spin_until(shared.spin, || shared.queued.load(Ordering::Acquire) > 0);
         let job = {
             let mut queue = shared.queue.lock();
             loop {
@@ -276,6 +287,7 @@ pub(crate) unsafe extern "C" fn pool_parallel_for(
         unfinished: AtomicU64::new(num_chunks),
         finished_lock: Mutex::new(()),
         finished: Condvar::new(),
+        spin: shared.spin,
     });
     let helpers = (u64::from(num_threads) - 1).min(num_chunks - 1);
     {
