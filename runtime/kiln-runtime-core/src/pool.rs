@@ -10,14 +10,13 @@
 //!   (a body calling `parallel_for`) deadlock-free.
 //! - Queue entries are reference-counted jobs: a worker that picks up an entry
 //!   after the job finished finds no chunk left and never touches `data`.
-//! - Spin, then block: an idle worker polls the queue for a bounded time
-//!   ([`SPIN_ROUNDS`]) before it sleeps on the condition variable, and a
-//!   caller waiting for the last chunks polls before it sleeps. A model runs
-//!   one kernel after another, each a few tens of microseconds at small
-//!   sizes; waking a sleeping thread costs about as much, so without the
-//!   polling a second thread made such models slower. Sleepers are counted
-//!   under the queue lock, so a job is never left unannounced: the submitter
-//!   signals whenever a worker may be asleep.
+//! - Waiting spins briefly before sleeping ([`SPIN_ITERS`]): a worker that just
+//!   finished a job watches the queue, and a caller watches its job's
+//!   unfinished chunks, so the back-to-back loops of one run (a model's
+//!   layers) hand over without a futex wake-up each (tens of microseconds
+//!   on a virtual machine, more than a batch-1 layer takes). Correctness
+//!   never depends on the spin: every sleep re-checks its condition under
+//!   the mutex that the notifier holds.
 
 use crate::abi::ParallelBody;
 use crate::sys::{self, Condvar, Mutex, Thread};
@@ -32,17 +31,25 @@ use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 const MAX_THREADS: u32 = 256;
 /// Chunks per thread: a few per thread balance uneven chunk costs.
 const CHUNKS_PER_THREAD: u64 = 4;
-/// Polling rounds (a `pause` each, with a `sched_yield` every
-/// [`YIELD_EVERY`]) before an idle thread sleeps: a few hundred microseconds
-/// on current x86 cores, long enough to bridge the gap between two kernels
-/// of one run, short enough that an idle model gives its cores back.
-const SPIN_ROUNDS: u32 = 1 << 14;
-/// Polling rounds between two `sched_yield`s, so a spinning worker lets a
-/// thread that has real work run when there are more threads than cores.
-const YIELD_EVERY: u32 = 256;
 /// Stack size of worker threads; compiled kernels may keep large buffers on
 /// the stack, so give them as much as a main thread usually has.
 const WORKER_STACK_BYTES: usize = 8 << 20;
+/// Spin-loop hints a waiting thread issues before it sleeps: about 50-150 µs
+/// (a `pause` is 40-140 cycles on current x86 cores). None when the pool has
+/// more threads than the machine has cores: a spinning thread would then
+/// take a core from one with work.
+const SPIN_ITERS: u32 = 4096;
+
+/// Spins until `ready()` or `iters` hints have passed; whether it became ready.
+fn spin_until(iters: u32, ready: impl Fn() -> bool) -> bool {
+    for _ in 0..iters {
+        if ready() {
+            return true;
+        }
+        core::hint::spin_loop();
+    }
+    ready()
+}
 
 /// Threads to use when nothing was requested: `KILN_NUM_THREADS` when set,
 /// otherwise the available cores. A malformed `KILN_NUM_THREADS` is an
@@ -60,12 +67,14 @@ struct Job {
     chunk: i64,
     num_chunks: u64,
     next_chunk: AtomicU64,
-    /// Chunks not finished yet. The thread finishing the last one signals
-    /// `finished` with `sleep` held; a waiter checks `unfinished` under
-    /// `sleep` before it sleeps, so the signal cannot be missed.
+    /// Chunks not finished yet (the waiter spins on it). Whoever brings it
+    /// to zero then notifies under `finished_lock`, so a waiter that checks
+    /// it under that lock and then sleeps is always woken.
     unfinished: AtomicU64,
-    sleep: Mutex<()>,
+    finished_lock: Mutex<()>,
     finished: Condvar,
+    /// Spin-loop hints before the waiter sleeps (the pool's `spin`).
+    spin: u32,
 }
 
 // SAFETY: `data` is only dereferenced by `body` while the submitting thread
@@ -91,55 +100,39 @@ impl Job {
             // it does not return before `unfinished` reaches zero.
             unsafe { (self.body)(self.data, begin, end) };
             if self.unfinished.fetch_sub(1, Ordering::AcqRel) == 1 {
-                let _held = self.sleep.lock();
+                // Under the lock: a waiter checks `unfinished` under it before sleeping.
+                let _guard = self.finished_lock.lock();
                 self.finished.notify_all();
             }
         }
     }
 
     fn wait(&self) {
-        let done = || self.unfinished.load(Ordering::Acquire) == 0;
-        if spin_until(done) {
+        if spin_until(self.spin, || self.unfinished.load(Ordering::Acquire) == 0) {
             return;
         }
-        let mut held = self.sleep.lock();
-        while !done() {
-            held = self.finished.wait(held);
+        let mut guard = self.finished_lock.lock();
+        while self.unfinished.load(Ordering::Acquire) > 0 {
+            guard = self.finished.wait(guard);
         }
     }
-}
-
-/// Polls `ready` for up to [`SPIN_ROUNDS`] rounds; whether it became true.
-fn spin_until(ready: impl Fn() -> bool) -> bool {
-    for round in 1..=SPIN_ROUNDS {
-        if ready() {
-            return true;
-        }
-        if round % YIELD_EVERY == 0 {
-            sys::yield_now();
-        } else {
-            core::hint::spin_loop();
-        }
-    }
-    ready()
 }
 
 struct Queue {
     jobs: VecDeque<Arc<Job>>,
     shutdown: bool,
-    /// Workers asleep on `Shared::wake` (changed with the lock held).
-    sleepers: u32,
 }
 
 /// State shared between the pool owner, the workers and `parallel_for`.
 pub(crate) struct Shared {
     queue: Mutex<Queue>,
+    /// Entries in `queue.jobs` (or shutdown), readable without the lock by spinning workers.
+    queued: AtomicU64,
     wake: Condvar,
-    /// Entries in the queue (or shutdown pending), readable without the
-    /// lock: what a spinning worker polls.
-    queued: AtomicU32,
     /// Threads per loop, the caller included; fixed once the pool is built.
     num_threads: AtomicU32,
+    /// Spin-loop hints before a waiting thread sleeps ([`SPIN_ITERS`], or 0).
+    spin: u32,
 }
 
 /// A fixed set of worker threads; the thread calling `parallel_for` is the
@@ -158,11 +151,15 @@ impl Pool {
             queue: Mutex::new(Queue {
                 jobs: VecDeque::new(),
                 shutdown: false,
-                sleepers: 0,
             }),
+            queued: AtomicU64::new(0),
             wake: Condvar::new(),
-            queued: AtomicU32::new(0),
             num_threads: AtomicU32::new(1),
+            spin: if wanted <= sys::available_parallelism() {
+                SPIN_ITERS
+            } else {
+                0
+            },
         });
         let mut workers = Vec::new();
         for _ in 1..wanted {
@@ -207,7 +204,8 @@ impl Drop for Pool {
 
 fn worker_loop(shared: &Shared) {
     loop {
-        spin_until(|| shared.queued.load(Ordering::Acquire) > 0);
+        // Watch for the next job a while before sleeping on the condition variable.
+        spin_until(shared.spin, || shared.queued.load(Ordering::Acquire) > 0);
         let job = {
             let mut queue = shared.queue.lock();
             loop {
@@ -218,9 +216,7 @@ fn worker_loop(shared: &Shared) {
                     shared.queued.fetch_sub(1, Ordering::AcqRel);
                     break job;
                 }
-                queue.sleepers += 1;
                 queue = shared.wake.wait(queue);
-                queue.sleepers -= 1;
             }
         };
         job.work();
@@ -289,21 +285,19 @@ pub(crate) unsafe extern "C" fn pool_parallel_for(
         num_chunks,
         next_chunk: AtomicU64::new(0),
         unfinished: AtomicU64::new(num_chunks),
-        sleep: Mutex::new(()),
+        finished_lock: Mutex::new(()),
         finished: Condvar::new(),
+        spin: shared.spin,
     });
     let helpers = (u64::from(num_threads) - 1).min(num_chunks - 1);
-    let sleepers = {
+    {
         let mut queue = shared.queue.lock();
         for _ in 0..helpers {
             queue.jobs.push_back(Arc::clone(&job));
         }
-        shared.queued.fetch_add(helpers as u32, Ordering::Release);
-        queue.sleepers
-    };
-    // Workers that are polling find the entries themselves; sleeping ones
-    // (counted under the lock, so none is missed) are woken.
-    for _ in 0..helpers.min(u64::from(sleepers)) {
+        shared.queued.fetch_add(helpers, Ordering::Release);
+    }
+    for _ in 0..helpers {
         shared.wake.notify_one();
     }
     job.work();
