@@ -33,6 +33,7 @@ pub enum Status {
     Internal = 11,
     CorruptArtifact = 12,
     UnsupportedCpu = 13,
+    InvalidEnvironment = 14,
 }
 
 impl Status {
@@ -59,6 +60,7 @@ impl Status {
             11 => c"internal error",
             12 => c"corrupt artifact",
             13 => c"unsupported CPU",
+            14 => c"invalid environment variable",
             _ => c"unknown status",
         }
     }
@@ -136,6 +138,13 @@ pub enum Error {
     /// This CPU cannot run the artifact (another architecture, or missing
     /// features, named in the message).
     UnsupportedCpu(String),
+    /// A `KILN_*` environment variable the runtime reads is malformed.
+    InvalidEnvironment {
+        name: String,
+        value: String,
+        /// What a valid value looks like.
+        expected: String,
+    },
 }
 
 impl fmt::Display for Error {
@@ -185,6 +194,14 @@ impl fmt::Display for Error {
             Error::Internal(m) => write!(f, "internal error: {m}"),
             Error::CorruptArtifact(m) => write!(f, "corrupt artifact: {m}"),
             Error::UnsupportedCpu(m) => write!(f, "unsupported CPU: {m}"),
+            Error::InvalidEnvironment {
+                name,
+                value,
+                expected,
+            } => write!(
+                f,
+                "invalid environment variable {name}={value:?}: expected {expected}"
+            ),
         }
     }
 }
@@ -208,6 +225,7 @@ impl Error {
             Error::Internal(_) => Status::Internal,
             Error::CorruptArtifact(_) => Status::CorruptArtifact,
             Error::UnsupportedCpu(_) => Status::UnsupportedCpu,
+            Error::InvalidEnvironment { .. } => Status::InvalidEnvironment,
         }
     }
 }

@@ -27,6 +27,7 @@ extern crate std;
 pub mod abi;
 pub mod cpu;
 mod dtype;
+pub mod env;
 mod error;
 pub mod integrity;
 mod model;

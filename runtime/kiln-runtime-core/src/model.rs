@@ -144,6 +144,9 @@ pub struct Model {
     outputs: Vec<TensorInfo>,
     name: CString,
     producer: CString,
+    /// The CPU the loaded build was generated for (the chosen one of a
+    /// multi-versioned artifact); empty for a statically linked descriptor.
+    cpu: String,
     weights: Weights,
     workspace_size: usize,
     threads: Mutex<Threads>,
@@ -335,8 +338,10 @@ fn map_weights(path: &CStr, expected: u64) -> Result<Weights, Error> {
 }
 
 /// Checks the integrity record of the artifact file at `path` (without
-/// loading it), its ABI version and whether this CPU can run its code.
-fn verify_file(path: &[u8]) -> Result<integrity::Record, Error> {
+/// loading it) and its ABI version; returns the record and the xxh3-64 of
+/// the whole file (what a multi-versioned artifact records of its
+/// alternates).
+fn verify_record(path: &[u8]) -> Result<(integrity::Record, u64, u64), Error> {
     let shown = display(path);
     let c_path = c_string(path, "artifact_path")?;
     let (_, map) =
@@ -348,6 +353,7 @@ fn verify_file(path: &[u8]) -> Result<integrity::Record, Error> {
     };
     let record =
         integrity::verify(bytes).map_err(|e| Error::CorruptArtifact(format!("{shown}: {e}")))?;
+    let (size, hash) = (bytes.len() as u64, integrity::hash(bytes));
     drop(map);
     if record.abi_version != abi::ABI_VERSION {
         return Err(Error::AbiMismatch {
@@ -355,8 +361,46 @@ fn verify_file(path: &[u8]) -> Result<integrity::Record, Error> {
             expected: abi::ABI_VERSION,
         });
     }
-    crate::cpu::check(&shown, &record.arch, &record.cpu, &record.features)?;
-    Ok(record)
+    Ok((record, size, hash))
+}
+
+/// The build of a (possibly multi-versioned) artifact this CPU should run:
+/// the most preferred alternate whose CPU features this machine has (its
+/// file verified and matching the size and checksum the main record holds
+/// of it), else the main file, if this CPU can run it. Returns its path and
+/// record.
+fn choose_build(path: &[u8]) -> Result<(Vec<u8>, integrity::Record), Error> {
+    let (record, _, _) = verify_record(path)?;
+    let host = crate::cpu::host_arch();
+    for alt in record.alternates.iter().rev() {
+        if record.arch != host || !crate::cpu::missing_features(&alt.features).is_empty() {
+            continue;
+        }
+        let mut alt_path = parent_dir(path).to_vec();
+        if !alt_path.is_empty() {
+            alt_path.push(b'/');
+        }
+        alt_path.extend_from_slice(alt.file.as_bytes());
+        let shown = display(&alt_path);
+        let (alt_record, size, hash) = verify_record(&alt_path)?;
+        if size != alt.size || hash != alt.hash || !alt_record.alternates.is_empty() {
+            return Err(Error::CorruptArtifact(format!(
+                "{shown} is not the build for cpu '{}' that {} records (altered, or from \
+                 another build)",
+                alt.cpu,
+                display(path)
+            )));
+        }
+        crate::cpu::check(
+            &shown,
+            &alt_record.arch,
+            &alt_record.cpu,
+            &alt_record.features,
+        )?;
+        return Ok((alt_path, alt_record));
+    }
+    crate::cpu::check(&display(path), &record.arch, &record.cpu, &record.features)?;
+    Ok((path.to_vec(), record))
 }
 
 /// Compares mapped external weights with the artifact's record of them.
@@ -410,9 +454,14 @@ impl Model {
     /// verified (length, checksum, ABI version; see [`crate::integrity`])
     /// and the CPU it was built for is checked against this one, so a
     /// truncated, altered or foreign file, or one this CPU cannot execute,
-    /// is refused with an error rather than a signal.
+    /// is refused with an error rather than a signal. A multi-versioned
+    /// artifact loads its most preferred alternate this CPU can run (which
+    /// must match the size and checksum the main record holds of it), else
+    /// the main build.
     pub fn load(path: &[u8]) -> Result<Model, Error> {
-        let record = verify_file(path)?;
+        crate::env::check()?;
+        let (path, record) = choose_build(path)?;
+        let path = path.as_slice();
         let library = open_library(path)?;
         let symbol = c_string(record.symbol.as_bytes(), "descriptor symbol")?;
         let get = library.symbol(&symbol).map_err(|e| {
@@ -429,13 +478,15 @@ impl Model {
         let artifact = unsafe { get() };
         let dir = parent_dir(path);
         // SAFETY: the descriptor comes from the library, which the model keeps.
-        unsafe {
+        let mut model = unsafe {
             Model::from_descriptor(
                 artifact,
                 WeightsSource::ArtifactDir(dir, record.weights),
                 Some(library),
             )
-        }
+        }?;
+        model.cpu = record.cpu;
+        Ok(model)
     }
 
     /// Wraps an artifact linked into this program.
@@ -448,6 +499,7 @@ impl Model {
         artifact: *const ArtifactV1,
         weights_path: Option<&CStr>,
     ) -> Result<Model, Error> {
+        crate::env::check()?;
         // SAFETY: forwarded from the caller.
         unsafe { Model::from_descriptor(artifact, WeightsSource::Explicit(weights_path), None) }
     }
@@ -505,9 +557,14 @@ impl Model {
                 artifact_string(a.weights_file, "weights file name")?,
             )
         };
+        // Checked here rather than at the first run: a size no allocation
+        // can have (above isize::MAX once rounded up to the alignment) is a
+        // corrupt descriptor. A merely huge one fails at run time with
+        // OutOfMemory.
         let workspace_size = usize::try_from(a.workspace_size)
             .ok()
             .and_then(|size| size.checked_next_multiple_of(abi::BUFFER_ALIGN))
+            .filter(|&size| Layout::from_size_align(size, abi::BUFFER_ALIGN).is_ok())
             .ok_or_else(|| {
                 Error::LoadFailed(format!("workspace size {} is too large", a.workspace_size))
             })?;
@@ -527,6 +584,15 @@ impl Model {
                 )))
             }
             (false, None, _) => {
+                let in_memory = (a.weights as usize)
+                    .checked_add(weights_len)
+                    .is_some_and(|_| isize::try_from(weights_len).is_ok());
+                if !in_memory {
+                    return Err(Error::LoadFailed(format!(
+                        "embedded weights at {:#x} with {weights_len} bytes would run past the end of memory",
+                        a.weights as usize
+                    )));
+                }
                 if a.weights as usize % abi::BUFFER_ALIGN != 0 {
                     return Err(Error::LoadFailed(format!(
                         "embedded weights at {:#x} are not {}-byte aligned",
@@ -576,10 +642,11 @@ impl Model {
             outputs,
             name,
             producer,
+            cpu: String::new(),
             weights,
             workspace_size,
             threads: Mutex::new(Threads {
-                requested: pool::default_num_threads(),
+                requested: pool::default_num_threads()?,
                 pool: None,
             }),
             workspaces: Mutex::new(Vec::new()),
@@ -604,6 +671,11 @@ impl Model {
         &self.name
     }
 
+    /// The CPU the loaded build was generated for (see [`Model::load`]).
+    pub fn cpu(&self) -> &str {
+        &self.cpu
+    }
+
     /// The compiler that produced the artifact, e.g. "kiln 0.1.0".
     pub fn producer(&self) -> &str {
         self.producer.to_str().unwrap_or_default()
@@ -623,11 +695,13 @@ impl Model {
             .map_or(threads.requested, |p| p.num_threads())
     }
 
-    /// Sets the threads for later runs; 0 restores the default. Runs already
-    /// in progress keep their pool.
-    pub fn set_num_threads(&self, num_threads: u32) {
+    /// Sets the threads for later runs; 0 restores the default (which reads
+    /// `KILN_NUM_THREADS` again: a malformed value is an error and changes
+    /// nothing). Runs already in progress keep their pool.
+    pub fn set_num_threads(&self, num_threads: u32) -> Result<(), Error> {
         let requested = if num_threads == 0 {
-            pool::default_num_threads()
+            crate::env::check()?;
+            pool::default_num_threads()?
         } else {
             num_threads
         };
@@ -636,6 +710,7 @@ impl Model {
             threads.requested = requested;
             threads.pool = None;
         }
+        Ok(())
     }
 
     /// Validates `tensor` against `info`; returns its byte range.
