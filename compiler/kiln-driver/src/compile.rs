@@ -199,6 +199,16 @@ kernels: {kernels}
         )
     }
 
+    /// Quantizes weights with `q` (`kiln compile --quantize`): hands the
+    /// options to the passes and puts `quantize-weights` into the pipeline
+    /// ([`Pipeline::with_quantization`]). Call after [`Self::set_level`].
+    pub fn set_quantize(&mut self, q: kiln_passes::QuantizeOptions) {
+        if q.scheme.is_some() {
+            self.pipeline = self.pipeline.with_quantization();
+        }
+        self.pass_options.quantize = q;
+    }
+
     /// Selects `-O<level>`: the graph pipeline `o<level>` and the LLVM
     /// optimisation level of the same number.
     pub fn set_level(&mut self, level: OptLevel) {

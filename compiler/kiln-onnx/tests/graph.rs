@@ -512,12 +512,56 @@ fn wrong_typed_field_and_mixed_encodings_are_invalid() {
     let msg = load(&with_init(bad_bool)).unwrap_err().to_string();
     assert!(msg.contains("bool tensor holds the byte 2"), "{msg}");
     let unsupported = TensorProto {
-        data_type: Some(18), // FLOAT8E4M3FNUZ
+        data_type: Some(14), // COMPLEX64
         dims: vec![1],
-        raw_data: Some(vec![0u8].into()),
+        raw_data: Some(vec![0u8; 8].into()),
         ..Default::default()
     };
     let err = load(&with_init(unsupported)).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unsupported);
-    assert!(err.to_string().contains("FLOAT8E4M3FNUZ"), "{err}");
+    assert!(err.to_string().contains("COMPLEX64"), "{err}");
+}
+
+#[test]
+fn foreign_domains_are_refused_on_import_and_listed_by_inspection() {
+    // An ONNX Runtime contrib op next to a default-domain one.
+    let mut nbits = node("q", "MatMulNBits", &["x"], &["y"]);
+    nbits.domain = Some("com.microsoft".into());
+    let mut m = model(
+        vec![nbits, node("r", "Relu", &["y"], &["z"])],
+        &["x"],
+        &["z"],
+    );
+    m.opset_import.push(OperatorSetIdProto {
+        domain: Some("com.microsoft".into()),
+        version: Some(1),
+    });
+    let err = load(&m).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
+    assert!(err.to_string().contains("com.microsoft"), "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("contrib.onnx");
+    std::fs::write(&path, m.encode_to_vec()).unwrap();
+    let loaded = kiln_onnx::load_model_for_inspection(&path).unwrap();
+    let report = kiln_onnx::inspect::InspectReport::new(&loaded);
+    assert_eq!(report.unsupported.len(), 1, "{:?}", report.unsupported);
+    assert_eq!(report.unsupported[0].op, "com.microsoft:MatMulNBits");
+    assert_eq!(report.unsupported[0].nodes, ["q"]);
+    assert!(report.to_text().contains("com.microsoft:MatMulNBits"));
+    // Importing still refuses it, naming the operator.
+    let err = kiln_onnx::import::import_model(&loaded, &Default::default()).unwrap_err();
+    assert!(err.to_string().contains("MatMulNBits"), "{err}");
+    // A model whose only domain is foreign loads for inspection too.
+    let mut only = m.clone();
+    only.opset_import.remove(0);
+    only.graph.as_mut().unwrap().node.truncate(1);
+    only.graph.as_mut().unwrap().output = vec![f32_value("y")];
+    assert!(load(&only).is_err());
+    std::fs::write(&path, only.encode_to_vec()).unwrap();
+    let loaded = kiln_onnx::load_model_for_inspection(&path).unwrap();
+    assert_eq!(
+        kiln_onnx::inspect::InspectReport::new(&loaded).unsupported[0].op,
+        "com.microsoft:MatMulNBits"
+    );
 }

@@ -230,6 +230,26 @@ impl Pipeline {
         Ok(Pipeline { passes })
     }
 
+    /// This pipeline with `quantize-weights` (and a `dce` that drops the
+    /// f32 weights it replaced) after the canonical passes: right after the
+    /// first `dce` (the end of `default`, with which every `o<N>` starts),
+    /// or at the end. Unchanged when it already quantizes.
+    pub fn with_quantization(&self) -> Pipeline {
+        let mut p = self.clone();
+        if p.passes.iter().any(|x| x.name == "quantize-weights") {
+            return p;
+        }
+        let q = registry::lookup("quantize-weights").expect("quantize-weights is registered");
+        let dce = registry::lookup("dce").expect("dce is registered");
+        let at = p
+            .passes
+            .iter()
+            .position(|x| x.name == "dce")
+            .map_or(p.passes.len(), |i| i + 1);
+        p.passes.splice(at..at, [q, dce]);
+        p
+    }
+
     /// The `default` pipeline.
     pub fn default_pipeline() -> Pipeline {
         Pipeline::parse("default").expect("the default pipeline names registered passes")

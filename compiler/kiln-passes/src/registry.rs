@@ -5,8 +5,8 @@
 use crate::pass::Pass;
 use crate::passes::{
     assign_layout, canonicalize, cse, dce, fold_batch_norm, fold_constants, fuse_elementwise,
-    fuse_epilogue, pack_weights, plan_memory, recognize_attention, recognize_norms,
-    shape_inference, sink_transposes,
+    fuse_epilogue, pack_weights, plan_memory, quantize_weights, recognize_attention,
+    recognize_norms, shape_inference, sink_transposes,
 };
 
 /// A registry entry.
@@ -46,6 +46,7 @@ pub const PASSES: &[PassInfo] = &[
     fuse_epilogue::INFO,
     pack_weights::INFO,
     plan_memory::INFO,
+    quantize_weights::INFO,
     recognize_attention::INFO,
     recognize_norms::INFO,
     shape_inference::INFO,

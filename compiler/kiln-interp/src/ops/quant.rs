@@ -353,10 +353,18 @@ pub fn quantized_part(
                 .zero_points
                 .as_ref()
                 .ok_or_else(|| InterpError::Invalid("this scheme has no zero points".into()))?;
+            // Rows padded to whole bytes with zero codes.
+            let nb = q.blocks();
+            let cols = kiln_ir::codec::block::zero_point_cols(nb, scheme.code_dtype());
+            let rows = z.chunks(nb.max(1)).flat_map(|r| {
+                r.iter()
+                    .copied()
+                    .chain(std::iter::repeat_n(0, cols - r.len()))
+            });
             if code_bits < 8 {
-                pack(z.iter().copied(), code_bits)
+                pack(rows, code_bits)
             } else {
-                z.clone()
+                rows.collect()
             }
         }
         "scale_absmax" => f32_bytes(&dq().absmax),

@@ -147,6 +147,13 @@ pub fn padded_k(k: usize, block: usize, dtype: DType) -> usize {
     }
 }
 
+/// Zero points stored per row: `blocks` padded so that rows start on a
+/// byte (as ONNX Runtime's MatMulNBits pads them).
+pub fn zero_point_cols(blocks: usize, dtype: DType) -> usize {
+    let per = packing::per_byte(dtype.bits().min(8));
+    blocks.div_ceil(per) * per
+}
+
 /// Blocks per row.
 pub fn blocks_per_row(k: usize, block: usize) -> usize {
     if block == 0 {

@@ -490,7 +490,8 @@ fn infer_quantize_weight(ctx: &InferCtx<'_>) -> R {
         "scales" if double => TensorType::fixed(DType::U8, &[n as u64, nb as u64]),
         "scales" => TensorType::fixed(scheme.scale_dtype(), &[n as u64, nb as u64]),
         "zero_points" if scheme.has_zero_point() => {
-            TensorType::fixed(scheme.code_dtype(), &[n as u64, nb as u64])
+            let cols = crate::codec::block::zero_point_cols(nb, scheme.code_dtype());
+            TensorType::fixed(scheme.code_dtype(), &[n as u64, cols as u64])
         }
         "scale_absmax" if double => {
             TensorType::fixed(DType::F32, &[(n * nb).div_ceil(DOUBLE_QUANT_BLOCK) as u64])
