@@ -125,6 +125,45 @@ KINLINE float qg_scale(const qg_job* j, int64_t n, int64_t b) {
 }
 #endif
 
+/* buf[0 .. len) = (v(code k0 + i) - z) * s for the codes of one row. Sub-byte
+ * codes starting on a byte go through a table of the block's scaled values
+ * (16 or 4 entries), a byte at a time. */
+static KV_ATTR void FN(qg_decode)(const qg_job* j, const uint8_t* wrow, int64_t k0, int64_t len,
+                                  float z, float s, float* buf) {
+  const int bits = j->bits;
+  if (bits == 8) {
+    const uint8_t* p = wrow + k0;
+    for (int64_t i = 0; i < len; i++) buf[i] = (j->lut[p[i]] - z) * s;
+    return;
+  }
+  const int64_t per = 8 / bits;
+  int64_t i = 0;
+  if (k0 % per == 0) {
+    float t[16];
+    const int nv = 1 << bits;
+    for (int c = 0; c < nv; c++) t[c] = (j->lut[c] - z) * s;
+    const uint8_t* p = wrow + k0 / per;
+    const int64_t whole = len / per;
+    if (bits == 4) {
+      for (int64_t q = 0; q < whole; q++) {
+        uint32_t by = p[q];
+        buf[2 * q] = t[by & 15u];
+        buf[2 * q + 1] = t[by >> 4];
+      }
+    } else {
+      for (int64_t q = 0; q < whole; q++) {
+        uint32_t by = p[q];
+        buf[4 * q] = t[by & 3u];
+        buf[4 * q + 1] = t[(by >> 2) & 3u];
+        buf[4 * q + 2] = t[(by >> 4) & 3u];
+        buf[4 * q + 3] = t[by >> 6];
+      }
+    }
+    i = whole * per;
+  }
+  for (; i < len; i++) buf[i] = (j->lut[qg_code(wrow, bits, k0 + i)] - z) * s;
+}
+
 static KV_ATTR void FN(qg_cols)(const void* job, int64_t n0, int64_t n1) {
   const qg_job* j = (const qg_job*)job;
   float buf[QG_CHUNK] __attribute__((aligned(64)));
@@ -145,7 +184,7 @@ static KV_ATTR void FN(qg_cols)(const void* job, int64_t n0, int64_t n1) {
         const int64_t len = end - k0;
         const float s = qg_scale(j, n, b);
         const float z = j->zp ? j->lut[qg_code(j->zp, j->bits, n * j->zp_cols + b)] : 0.0f;
-        for (int64_t i = 0; i < len; i++) buf[i] = (j->lut[qg_code(wrow, j->bits, k0 + i)] - z) * s;
+        FN(qg_decode)(j, wrow, k0, len, z, s, buf);
         const int64_t nf = len / VW;
         for (int64_t r = 0; r < mr; r++) {
           const float* arow = j->a + (m0 + r) * j->lda + k0;
