@@ -37,7 +37,7 @@ const DEFAULT_DOMAINS: [&str; 2] = ["", "ai.onnx"];
 
 /// Other operator domains with operators Kiln imports (the importer
 /// refuses their other operators by name).
-pub(crate) const EXTRA_DOMAINS: [&str; 2] = ["ai.onnx.ml", "ai.onnx.preview"];
+pub(crate) const EXTRA_DOMAINS: [&str; 3] = ["ai.onnx.ml", "ai.onnx.preview", "com.microsoft"];
 
 pub(crate) fn load_bytes(
     ctx: &Ctx,

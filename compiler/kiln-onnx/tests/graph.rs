@@ -524,37 +524,43 @@ fn wrong_typed_field_and_mixed_encodings_are_invalid() {
 
 #[test]
 fn foreign_domains_are_refused_on_import_and_listed_by_inspection() {
-    // An ONNX Runtime contrib op next to a default-domain one.
-    let mut nbits = node("q", "MatMulNBits", &["x"], &["y"]);
-    nbits.domain = Some("com.microsoft".into());
+    // A custom-domain op next to a default-domain one.
+    let mut custom = node("q", "MyOp", &["x"], &["y"]);
+    custom.domain = Some("org.example".into());
+    let mut contrib = node("b", "MatMulBnb4", &["x"], &["w"]);
+    contrib.domain = Some("com.microsoft".into());
     let mut m = model(
-        vec![nbits, node("r", "Relu", &["y"], &["z"])],
+        vec![custom, contrib, node("r", "Relu", &["y"], &["z"])],
         &["x"],
         &["z"],
     );
-    m.opset_import.push(OperatorSetIdProto {
-        domain: Some("com.microsoft".into()),
-        version: Some(1),
-    });
+    m.graph.as_mut().unwrap().output.push(f32_value("w"));
+    for d in ["org.example", "com.microsoft"] {
+        m.opset_import.push(OperatorSetIdProto {
+            domain: Some(d.into()),
+            version: Some(1),
+        });
+    }
     let err = load(&m).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
-    assert!(err.to_string().contains("com.microsoft"), "{err}");
+    assert!(err.to_string().contains("org.example"), "{err}");
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("contrib.onnx");
     std::fs::write(&path, m.encode_to_vec()).unwrap();
     let loaded = kiln_onnx::load_model_for_inspection(&path).unwrap();
     let report = kiln_onnx::inspect::InspectReport::new(&loaded);
-    assert_eq!(report.unsupported.len(), 1, "{:?}", report.unsupported);
-    assert_eq!(report.unsupported[0].op, "com.microsoft:MatMulNBits");
-    assert_eq!(report.unsupported[0].nodes, ["q"]);
-    assert!(report.to_text().contains("com.microsoft:MatMulNBits"));
-    // Importing still refuses it, naming the operator.
+    let ops: Vec<&str> = report.unsupported.iter().map(|u| u.op.as_str()).collect();
+    assert_eq!(ops, ["com.microsoft:MatMulBnb4", "org.example:MyOp"]);
+    assert_eq!(report.unsupported[1].nodes, ["q"]);
+    assert!(report.to_text().contains("org.example:MyOp"));
+    // Importing still refuses them, naming the operators.
     let err = kiln_onnx::import::import_model(&loaded, &Default::default()).unwrap_err();
-    assert!(err.to_string().contains("MatMulNBits"), "{err}");
+    assert!(err.to_string().contains("MyOp"), "{err}");
     // A model whose only domain is foreign loads for inspection too.
     let mut only = m.clone();
-    only.opset_import.remove(0);
+    only.opset_import
+        .retain(|o| o.domain.as_deref() == Some("org.example"));
     only.graph.as_mut().unwrap().node.truncate(1);
     only.graph.as_mut().unwrap().output = vec![f32_value("y")];
     assert!(load(&only).is_err());
@@ -562,6 +568,6 @@ fn foreign_domains_are_refused_on_import_and_listed_by_inspection() {
     let loaded = kiln_onnx::load_model_for_inspection(&path).unwrap();
     assert_eq!(
         kiln_onnx::inspect::InspectReport::new(&loaded).unsupported[0].op,
-        "com.microsoft:MatMulNBits"
+        "org.example:MyOp"
     );
 }

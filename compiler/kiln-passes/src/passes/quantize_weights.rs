@@ -102,7 +102,7 @@ impl Pass for QuantizeWeights {
         }
         let block = q.block(scheme);
         let per = kiln_ir::codec::packing::per_byte(scheme.code_dtype().bits().min(8));
-        if block % per != 0 {
+        if !block.is_multiple_of(per) {
             return Err(unsupported(format!(
                 "block size {block} must be a multiple of {per} for {} codes",
                 scheme.name()
