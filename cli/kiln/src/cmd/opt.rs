@@ -145,6 +145,19 @@ fn process_chunk(
     optimize(args, parsed.graph, pipeline, facts, print_opts)
 }
 
+/// A failure without a source location.
+fn unlocated(code: Code, message: String) -> ChunkFailure {
+    ChunkFailure {
+        code,
+        diags: vec![Diagnostic {
+            line: 0,
+            col: 0,
+            message,
+            source_line: String::new(),
+        }],
+    }
+}
+
 /// Runs the pipeline on a parsed or imported graph.
 fn optimize(
     args: &OptArgs,
@@ -158,15 +171,10 @@ fn optimize(
         options.verify_each = v;
     }
     options.pass.target = facts.clone();
-    options.pass.quantize = args.quantize.options().map_err(|e| ChunkFailure {
-        code: Code::Usage,
-        diags: vec![Diagnostic {
-            line: 0,
-            col: 0,
-            message: e.to_string(),
-            source_line: String::new(),
-        }],
-    })?;
+    options.pass.quantize = args
+        .quantize
+        .options()
+        .map_err(|e| unlocated(Code::Usage, e.to_string()))?;
     let mut pm = PassManager::new(pipeline.clone(), options);
     if args.print_after_all {
         pm = pm.after_each_pass(|name, g| {
@@ -183,15 +191,7 @@ fn optimize(
         };
         // Pass errors have no source location: node indices no longer
         // match the text once a pass ran.
-        ChunkFailure {
-            code,
-            diags: vec![Diagnostic {
-                line: 0,
-                col: 0,
-                message: e.to_string(),
-                source_line: String::new(),
-            }],
-        }
+        unlocated(code, e.to_string())
     })?;
     if args.pass_timing {
         eprint!("{}", report.timing_table());

@@ -61,7 +61,7 @@ fn matmul_nbits(ctx: &mut NodeCtx<'_, '_>) -> R {
         _ => return Err(ctx.unsupported(format!("bits = {bits} (Kiln imports 2, 4 and 8)"))),
     };
     let bits = bits as u64;
-    if block < 2 || (block * bits) % 8 != 0 {
+    if block < 2 || !(block * bits).is_multiple_of(8) {
         return Err(ctx.invalid(format!("block_size {block} does not fill whole bytes")));
     }
     if ctx.opt_input(4).is_some() {
