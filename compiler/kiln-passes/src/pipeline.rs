@@ -52,6 +52,9 @@ const O1: &[&str] = &[
     // The default pipeline first: static types, folded shape computations
     // and canonical forms are what the recognizers match on.
     "shape-inference",
+    // Before fold-constants: a QDQ model's dequantized weights stay
+    // quantized (quant.matmul) instead of folding into f32 constants.
+    "recognize-qdq-weights",
     "fold-constants",
     "shape-inference",
     "canonicalize",
@@ -78,6 +81,7 @@ const O1: &[&str] = &[
 /// `-O2`: `-O1` plus fusion into kernels.
 const O2: &[&str] = &[
     "shape-inference",
+    "recognize-qdq-weights",
     "fold-constants",
     "shape-inference",
     "canonicalize",
@@ -103,6 +107,7 @@ const O2: &[&str] = &[
 /// leave the graph alone).
 const O3: &[&str] = &[
     "shape-inference",
+    "recognize-qdq-weights",
     "fold-constants",
     "shape-inference",
     "canonicalize",

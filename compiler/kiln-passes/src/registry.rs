@@ -6,7 +6,7 @@ use crate::pass::Pass;
 use crate::passes::{
     assign_layout, canonicalize, cse, dce, fold_batch_norm, fold_constants, fuse_elementwise,
     fuse_epilogue, pack_weights, plan_memory, quantize_weights, recognize_attention,
-    recognize_norms, shape_inference, sink_transposes,
+    recognize_norms, recognize_qdq_weights, shape_inference, sink_transposes,
 };
 
 /// A registry entry.
@@ -49,6 +49,7 @@ pub const PASSES: &[PassInfo] = &[
     quantize_weights::INFO,
     recognize_attention::INFO,
     recognize_norms::INFO,
+    recognize_qdq_weights::INFO,
     shape_inference::INFO,
     sink_transposes::INFO,
 ];

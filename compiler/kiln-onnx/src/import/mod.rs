@@ -230,6 +230,10 @@ fn check_nodes(
 
 const MAX_INLINE_DEPTH: usize = 16;
 
+/// Dequantizations of at least this many elements are not folded at import
+/// (see `try_fold`).
+const QDQ_WEIGHT_ELEMENTS: u64 = 1024;
+
 /// The classic-ML operator domain ([`ml`]).
 const ML_DOMAIN: &str = "ai.onnx.ml";
 
@@ -1026,6 +1030,13 @@ fn try_fold(
         }
     }
     if total > b.opts.fold_max_elements {
+        return Ok(None);
+    }
+    // A dequantized weight (a QDQ model's) stays a dequantization of its
+    // codes: kiln-passes' recognize-qdq-weights keeps it quantized, where
+    // folding would store it in f32. Small ones (scalars of QLinear* ops)
+    // fold.
+    if node.op == OpKind::DequantizeLinear && total >= QDQ_WEIGHT_ELEMENTS {
         return Ok(None);
     }
     let shape_only = matches!(node.op, OpKind::Shape | OpKind::Size);

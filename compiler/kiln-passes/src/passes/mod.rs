@@ -14,6 +14,7 @@ pub mod plan_memory;
 pub mod quantize_weights;
 pub mod recognize_attention;
 pub mod recognize_norms;
+pub mod recognize_qdq_weights;
 pub mod shape_inference;
 pub mod sink_transposes;
 
