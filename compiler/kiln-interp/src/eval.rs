@@ -572,7 +572,7 @@ fn quantize_weight_bytes(
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect();
     let (rows, k, rowmajor) =
-        crate::ops::quant::weight_rows(vals, shape[0] as usize, shape[1] as usize, axis);
+        kiln_ir::codec::block::weight_rows(vals, shape[0] as usize, shape[1] as usize, axis);
     let q = kiln_ir::codec::block::quantize(&rowmajor, rows, k, scheme, block);
     crate::ops::quant::quantized_part(&q, scheme, ctx.str("part")?, double)
 }

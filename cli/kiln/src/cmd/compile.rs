@@ -169,6 +169,13 @@ pub struct QuantizeArgs {
     /// Weights with fewer values stay f32.
     #[arg(long, value_name = "N", requires = "quantize")]
     pub quantize_min_elements: Option<u64>,
+
+    /// `kiln compile`: print, per quantized weight, its relative RMS and
+    /// largest error against the f32 weight and its stored size (text table
+    /// or JSON, on stderr).
+    #[arg(long, value_name = "FORMAT", num_args = 0..=1, default_missing_value = "text",
+          value_parser = ["text", "json"], requires = "quantize")]
+    pub quant_report: Option<String>,
 }
 
 impl QuantizeArgs {
@@ -210,6 +217,29 @@ impl QuantizeArgs {
         }
         Ok(o)
     }
+}
+
+/// The `--quant-report` text or JSON.
+fn quant_report(format: &str, r: &[kiln_driver::quant_report::LayerReport]) -> String {
+    if format != "json" {
+        return kiln_driver::quant_report::to_text(r);
+    }
+    let layers: Vec<serde_json::Value> = r
+        .iter()
+        .map(|l| {
+            serde_json::json!({
+                "weight": l.weight,
+                "shape": l.shape,
+                "scheme": l.scheme,
+                "block": l.block,
+                "f32_bytes": l.f32_bytes,
+                "stored_bytes": l.stored_bytes,
+                "rel_rms": l.rel_rms,
+                "max_abs": l.max_abs,
+            })
+        })
+        .collect();
+    format!("{}\n", serde_json::json!({ "layers": layers }))
 }
 
 /// Arguments of `kiln compile`.
@@ -448,6 +478,7 @@ pub fn run(args: CompileArgs) -> Result<(), CliError> {
     opts.emit = emit;
     opts.set_level(args.target.opt_level());
     opts.set_quantize(args.quantize.options()?);
+    opts.quant_report = args.quantize.quant_report.is_some();
     opts.runtime_dir = args.runtime_dir;
     opts.name = args.name;
     opts.copy_runtime = !args.no_runtime;
@@ -480,6 +511,9 @@ pub fn run(args: CompileArgs) -> Result<(), CliError> {
     }
     if args.time {
         eprint!("{}", artifacts.timing_table());
+    }
+    if let Some(format) = &args.quantize.quant_report {
+        eprint!("{}", quant_report(format, &artifacts.quant_report));
     }
     for w in &artifacts.warnings {
         crate::report::warning(w);

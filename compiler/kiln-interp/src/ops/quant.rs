@@ -303,7 +303,8 @@ pub fn quantize_weight(op: &Op<'_>) -> R {
     let (scheme, axis, block, double) = kiln_ir::ops::quantize_weight_params(op.a)?;
     let part = op.a.str("part")?;
     let vals = w.to_f64_vec().iter().map(|&x| x as f32).collect();
-    let (rows, k, vals) = weight_rows(vals, w.shape[0] as usize, w.shape[1] as usize, axis);
+    let (rows, k, vals) =
+        kiln_ir::codec::block::weight_rows(vals, w.shape[0] as usize, w.shape[1] as usize, axis);
     let q = kiln_ir::codec::block::quantize(&vals, rows, k, scheme, block);
     let bytes = quantized_part(&q, scheme, part, double)?;
     let ty = &(op.a.def.infer)(op.a)?[0];
@@ -311,21 +312,6 @@ pub fn quantize_weight(op: &Op<'_>) -> R {
         .static_shape()
         .expect("quantize_weight results are static");
     Tensor::from_bytes(ty.dtype, &shape, &bytes)
-}
-
-/// The rows (output channels) of a 2-D `[d0, d1]` weight whose
-/// contraction axis is `axis`: `(rows, k, row-major values)`.
-pub fn weight_rows(v: Vec<f32>, d0: usize, d1: usize, axis: usize) -> (usize, usize, Vec<f32>) {
-    if axis == 1 {
-        return (d0, d1, v);
-    }
-    let mut t = vec![0f32; d0 * d1];
-    for r in 0..d0 {
-        for c in 0..d1 {
-            t[c * d0 + r] = v[r * d1 + c];
-        }
-    }
-    (d1, d0, t)
 }
 
 /// The storage bytes of one part of a quantized weight (see

@@ -154,6 +154,22 @@ pub fn zero_point_cols(blocks: usize, dtype: DType) -> usize {
     blocks.div_ceil(per) * per
 }
 
+/// The rows (output channels) of a 2-D `[d0, d1]` weight whose
+/// contraction axis is `axis` (0: a MatMul's `[K, N]`, transposed; 1:
+/// already rows): `(rows, k, row-major values)`.
+pub fn weight_rows(v: Vec<f32>, d0: usize, d1: usize, axis: usize) -> (usize, usize, Vec<f32>) {
+    if axis == 1 {
+        return (d0, d1, v);
+    }
+    let mut t = vec![0f32; d0 * d1];
+    for r in 0..d0 {
+        for c in 0..d1 {
+            t[c * d0 + r] = v[r * d1 + c];
+        }
+    }
+    (d1, d0, t)
+}
+
 /// Blocks per row.
 pub fn blocks_per_row(k: usize, block: usize) -> usize {
     if block == 0 {
