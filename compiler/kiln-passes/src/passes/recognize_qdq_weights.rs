@@ -91,22 +91,24 @@ pub fn plan(m: &Matcher<'_>, n: usize) -> Option<Recipe> {
     };
     let axis = pattern::int_attr(dq, "axis")?;
     let block = pattern::int_attr(dq, "block_size")?;
-    // Scale (and zero point) of block `b` of output row `j`, as an index
-    // into the ONNX scale tensor; `nb` blocks per row of `blk` values.
-    let (nb, blk, at): (usize, usize, Box<dyn Fn(usize, usize) -> usize>) = if scale.len() == 1 {
-        (1, k, Box::new(|_, _| 0))
+    // The scale (and zero point) of block `b` of output row `j` is element
+    // `j * sj + b * sb` of the ONNX scale tensor; `nb` blocks of `blk`
+    // values per row.
+    let (nb, blk, sj, sb) = if scale.len() == 1 {
+        (1, k, 0, 0)
     } else if block == 0 && (axis == 1 || axis == -1) && scale.len() == nn {
-        (1, k, Box::new(|j, _| j))
+        (1, k, 1, 0)
     } else if block > 0 && axis == 0 {
         let blk = block as usize;
         let nb = k.div_ceil(blk);
         if scale.len() != nb * nn {
             return None;
         }
-        (nb, blk, Box::new(move |j, b| b * nn + j))
+        (nb, blk, 1, nn)
     } else {
         return None;
     };
+    let at = |j: usize, b: usize| j * sj + b * sb;
     if zp.as_ref().is_some_and(|z| z.len() != scale.len()) {
         return None;
     }
@@ -138,7 +140,6 @@ pub fn plan(m: &Matcher<'_>, n: usize) -> Option<Recipe> {
     let mut inputs = vec![Some(Val::Old(a)), Some(codes), Some(scales)];
     if let Some(zp) = &zp {
         let cols = zero_point_cols(nb, dt);
-        let at = &at;
         let codes = (0..nn)
             .flat_map(|j| (0..cols).map(move |b| if b < nb { zp[at(j, b)] as u8 } else { 0 }));
         let zbytes = if bits < 8 {
