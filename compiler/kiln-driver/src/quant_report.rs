@@ -58,6 +58,10 @@ pub fn quant_report(g: &Graph) -> Result<Vec<LayerReport>> {
         let Some(shape) = source.ty.static_shape() else {
             continue;
         };
+        // Kiln quantizes f32 weights; a hand-written .kir may derive from others.
+        if source.ty.dtype != kiln_ir::DType::F32 || shape.len() != 2 {
+            continue;
+        }
         let bytes = kiln_interp::weight_bytes(g.weights(), src, &Limits::default())?;
         let vals: Vec<f32> = bytes
             .bytes()
