@@ -107,6 +107,8 @@ typedef struct qg_job {
   int64_t kw;
   int bits;
   const float* lut;
+  /* Sub-byte codes: the values of the 8 / bits codes of every byte value. */
+  const float* btab;
   const void* scales;
   int scale_bits; /* 32: f32 scales; 8: codes looked up in slut */
   const float* slut;
@@ -125,45 +127,46 @@ KINLINE float qg_scale(const qg_job* j, int64_t n, int64_t b) {
 }
 #endif
 
-/* buf[0 .. len) = (v(code k0 + i) - z) * s for the codes of one row. Sub-byte
- * codes starting on a byte go through a table of the block's scaled values
- * (16 or 4 entries), a byte at a time. */
+/* buf[0 .. len) = v(code k0 + i), the unscaled values of one row's codes.
+ * Sub-byte codes starting on a byte are copied a byte at a time from the
+ * byte table. */
 static KV_ATTR void FN(qg_decode)(const qg_job* j, const uint8_t* wrow, int64_t k0, int64_t len,
-                                  float z, float s, float* buf) {
+                                  float* buf) {
   const int bits = j->bits;
   if (bits == 8) {
     const uint8_t* p = wrow + k0;
-    for (int64_t i = 0; i < len; i++) buf[i] = (j->lut[p[i]] - z) * s;
+    for (int64_t i = 0; i < len; i++) buf[i] = j->lut[p[i]];
     return;
   }
   const int64_t per = 8 / bits;
   int64_t i = 0;
   if (k0 % per == 0) {
-    float t[16];
-    const int nv = 1 << bits;
-    for (int c = 0; c < nv; c++) t[c] = (j->lut[c] - z) * s;
     const uint8_t* p = wrow + k0 / per;
     const int64_t whole = len / per;
+    const float* bt = j->btab;
     if (bits == 4) {
       for (int64_t q = 0; q < whole; q++) {
-        uint32_t by = p[q];
-        buf[2 * q] = t[by & 15u];
-        buf[2 * q + 1] = t[by >> 4];
+        const float* e = bt + 2 * (int64_t)p[q];
+        buf[2 * q] = e[0];
+        buf[2 * q + 1] = e[1];
       }
     } else {
       for (int64_t q = 0; q < whole; q++) {
-        uint32_t by = p[q];
-        buf[4 * q] = t[by & 3u];
-        buf[4 * q + 1] = t[(by >> 2) & 3u];
-        buf[4 * q + 2] = t[(by >> 4) & 3u];
-        buf[4 * q + 3] = t[by >> 6];
+        const float* e = bt + 4 * (int64_t)p[q];
+        buf[4 * q] = e[0];
+        buf[4 * q + 1] = e[1];
+        buf[4 * q + 2] = e[2];
+        buf[4 * q + 3] = e[3];
       }
     }
     i = whole * per;
   }
-  for (; i < len; i++) buf[i] = (j->lut[qg_code(wrow, bits, k0 + i)] - z) * s;
+  for (; i < len; i++) buf[i] = j->lut[qg_code(wrow, bits, k0 + i)];
 }
 
+/* Output columns [n0, n1): per block b of a row, with unscaled code values
+ * v, scale s and zero point z, the block adds s * (sum a.v - z * sum a),
+ * which is sum a * ((v - z) * s) up to rounding. */
 static KV_ATTR void FN(qg_cols)(const void* job, int64_t n0, int64_t n1) {
   const qg_job* j = (const qg_job*)job;
   float buf[QG_CHUNK] __attribute__((aligned(64)));
@@ -172,32 +175,34 @@ static KV_ATTR void FN(qg_cols)(const void* job, int64_t n0, int64_t n1) {
     const uint8_t* wrow = j->w + n * row_bytes;
     for (int64_t m0 = 0; m0 < j->m; m0 += QG_MR) {
       const int64_t mr = KMIN(QG_MR, j->m - m0);
-      V acc[QG_MR];
-      float tail[QG_MR];
-      for (int r = 0; r < QG_MR; r++) {
-        acc[r] = (V)0.0f;
-        tail[r] = 0.0f;
-      }
+      float total[QG_MR];
+      for (int r = 0; r < QG_MR; r++) total[r] = 0.0f;
       for (int64_t k0 = 0; k0 < j->k;) {
         const int64_t b = k0 / j->block;
         const int64_t end = KMIN(KMIN(j->k, (b + 1) * j->block), k0 + QG_CHUNK);
         const int64_t len = end - k0;
         const float s = qg_scale(j, n, b);
         const float z = j->zp ? j->lut[qg_code(j->zp, j->bits, n * j->zp_cols + b)] : 0.0f;
-        FN(qg_decode)(j, wrow, k0, len, z, s, buf);
+        FN(qg_decode)(j, wrow, k0, len, buf);
         const int64_t nf = len / VW;
         for (int64_t r = 0; r < mr; r++) {
           const float* arow = j->a + (m0 + r) * j->lda + k0;
-          V ac = acc[r];
-          for (int64_t v = 0; v < nf; v++) ac += FN(vld)(arow + v * VW) * FN(vld)(buf + v * VW);
-          acc[r] = ac;
-          float t = tail[r];
-          for (int64_t i = nf * VW; i < len; i++) t += arow[i] * buf[i];
-          tail[r] = t;
+          V d = (V)0.0f, sa = (V)0.0f;
+          for (int64_t v = 0; v < nf; v++) {
+            V av = FN(vld)(arow + v * VW);
+            d += av * FN(vld)(buf + v * VW);
+            sa += av;
+          }
+          float dt = FN(hsum)(d), st = FN(hsum)(sa);
+          for (int64_t i = nf * VW; i < len; i++) {
+            dt += arow[i] * buf[i];
+            st += arow[i];
+          }
+          total[r] += s * (z != 0.0f ? dt - z * st : dt);
         }
         k0 = end;
       }
-      for (int64_t r = 0; r < mr; r++) j->c[(m0 + r) * j->ldc + n] = FN(hsum)(acc[r]) + tail[r];
+      for (int64_t r = 0; r < mr; r++) j->c[(m0 + r) * j->ldc + n] = total[r];
     }
   }
 }
@@ -211,6 +216,13 @@ KHIDDEN KV_ATTR void FN(kiln_k_qgemm)(const int64_t* args) {
   j.kw = slot_i(args, KILN_QGEMM_KW);
   j.bits = qg_table(slot_i(args, KILN_QGEMM_CODE), lut);
   j.lut = lut;
+  float btab[1024];
+  if (j.bits == 4 || j.bits == 2) {
+    const int per = 8 / j.bits;
+    for (int by = 0; by < 256; by++)
+      for (int e = 0; e < per; e++) btab[by * per + e] = lut[(by >> (j.bits * e)) & ((1 << j.bits) - 1)];
+  }
+  j.btab = btab;
   j.scales = slot_p(args, KILN_QGEMM_SCALES);
   int64_t sfmt = slot_i(args, KILN_QGEMM_SCALE_CODE);
   j.scale_bits = sfmt == KILN_QCODE_F32 ? 32 : qg_table(sfmt, slut);
