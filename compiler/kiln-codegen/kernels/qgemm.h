@@ -4,11 +4,13 @@
  *
  * C[M, N] = A[M, K] . W'^T where W' is never materialized: for each output
  * column n, the codes of row n of W are decoded chunk by chunk (at most
- * QG_CHUNK values, never across a block) into a stack buffer, scaled, and
- * multiplied into QG_MR rows of A at a time. Columns are split across
+ * QG_CHUNK values, never across a block) into a stack buffer of unscaled
+ * values v, and each of QG_MR rows of A at a time adds s * (a.v - z * sum a)
+ * per block (scale s, zero point value z). Columns are split across
  * threads. The values of the codes come from a 2^bits-entry table built
  * once per call from the code format (kiln_ir::codec's definitions:
- * integers, the NF4 code book, the small float formats).
+ * integers, the NF4 code book, the small float formats), and for sub-byte
+ * codes from a table of the values of every byte.
  */
 
 #ifndef KILN_QGEMM_SHARED
