@@ -10,6 +10,14 @@
 //!   (a body calling `parallel_for`) deadlock-free.
 //! - Queue entries are reference-counted jobs: a worker that picks up an entry
 //!   after the job finished finds no chunk left and never touches `data`.
+//! - Spin, then block: an idle worker polls the queue for a bounded time
+//!   ([`SPIN_ROUNDS`]) before it sleeps on the condition variable, and a
+//!   caller waiting for the last chunks polls before it sleeps. A model runs
+//!   one kernel after another, each a few tens of microseconds at small
+//!   sizes; waking a sleeping thread costs about as much, so without the
+//!   polling a second thread made such models slower. Sleepers are counted
+//!   under the queue lock, so a job is never left unannounced: the submitter
+//!   signals whenever a worker may be asleep.
 
 use crate::abi::ParallelBody;
 use crate::sys::{self, Condvar, Mutex, Thread};
@@ -24,6 +32,14 @@ use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 const MAX_THREADS: u32 = 256;
 /// Chunks per thread: a few per thread balance uneven chunk costs.
 const CHUNKS_PER_THREAD: u64 = 4;
+/// Polling rounds (a `pause` each, with a `sched_yield` every
+/// [`YIELD_EVERY`]) before an idle thread sleeps: a few hundred microseconds
+/// on current x86 cores, long enough to bridge the gap between two kernels
+/// of one run, short enough that an idle model gives its cores back.
+const SPIN_ROUNDS: u32 = 1 << 14;
+/// Polling rounds between two `sched_yield`s, so a spinning worker lets a
+/// thread that has real work run when there are more threads than cores.
+const YIELD_EVERY: u32 = 256;
 /// Stack size of worker threads; compiled kernels may keep large buffers on
 /// the stack, so give them as much as a main thread usually has.
 const WORKER_STACK_BYTES: usize = 8 << 20;
@@ -44,8 +60,11 @@ struct Job {
     chunk: i64,
     num_chunks: u64,
     next_chunk: AtomicU64,
-    /// Chunks not finished yet; protected by a mutex so the waiter can sleep.
-    unfinished: Mutex<u64>,
+    /// Chunks not finished yet. The thread finishing the last one signals
+    /// `finished` with `sleep` held; a waiter checks `unfinished` under
+    /// `sleep` before it sleeps, so the signal cannot be missed.
+    unfinished: AtomicU64,
+    sleep: Mutex<()>,
     finished: Condvar,
 }
 
@@ -71,31 +90,54 @@ impl Job {
             // valid for every [begin, end) inside [0, n) until it returns, and
             // it does not return before `unfinished` reaches zero.
             unsafe { (self.body)(self.data, begin, end) };
-            let mut unfinished = self.unfinished.lock();
-            *unfinished -= 1;
-            if *unfinished == 0 {
+            if self.unfinished.fetch_sub(1, Ordering::AcqRel) == 1 {
+                let _held = self.sleep.lock();
                 self.finished.notify_all();
             }
         }
     }
 
     fn wait(&self) {
-        let mut unfinished = self.unfinished.lock();
-        while *unfinished > 0 {
-            unfinished = self.finished.wait(unfinished);
+        let done = || self.unfinished.load(Ordering::Acquire) == 0;
+        if spin_until(done) {
+            return;
+        }
+        let mut held = self.sleep.lock();
+        while !done() {
+            held = self.finished.wait(held);
         }
     }
+}
+
+/// Polls `ready` for up to [`SPIN_ROUNDS`] rounds; whether it became true.
+fn spin_until(ready: impl Fn() -> bool) -> bool {
+    for round in 1..=SPIN_ROUNDS {
+        if ready() {
+            return true;
+        }
+        if round % YIELD_EVERY == 0 {
+            sys::yield_now();
+        } else {
+            core::hint::spin_loop();
+        }
+    }
+    ready()
 }
 
 struct Queue {
     jobs: VecDeque<Arc<Job>>,
     shutdown: bool,
+    /// Workers asleep on `Shared::wake` (changed with the lock held).
+    sleepers: u32,
 }
 
 /// State shared between the pool owner, the workers and `parallel_for`.
 pub(crate) struct Shared {
     queue: Mutex<Queue>,
     wake: Condvar,
+    /// Entries in the queue (or shutdown pending), readable without the
+    /// lock: what a spinning worker polls.
+    queued: AtomicU32,
     /// Threads per loop, the caller included; fixed once the pool is built.
     num_threads: AtomicU32,
 }
@@ -116,8 +158,10 @@ impl Pool {
             queue: Mutex::new(Queue {
                 jobs: VecDeque::new(),
                 shutdown: false,
+                sleepers: 0,
             }),
             wake: Condvar::new(),
+            queued: AtomicU32::new(0),
             num_threads: AtomicU32::new(1),
         });
         let mut workers = Vec::new();
@@ -148,6 +192,7 @@ impl Pool {
 
 fn shutdown(shared: &Shared) {
     shared.queue.lock().shutdown = true;
+    shared.queued.fetch_add(1, Ordering::Release);
     shared.wake.notify_all();
 }
 
@@ -162,6 +207,7 @@ impl Drop for Pool {
 
 fn worker_loop(shared: &Shared) {
     loop {
+        spin_until(|| shared.queued.load(Ordering::Acquire) > 0);
         let job = {
             let mut queue = shared.queue.lock();
             loop {
@@ -169,9 +215,12 @@ fn worker_loop(shared: &Shared) {
                     return;
                 }
                 if let Some(job) = queue.jobs.pop_front() {
+                    shared.queued.fetch_sub(1, Ordering::AcqRel);
                     break job;
                 }
+                queue.sleepers += 1;
                 queue = shared.wake.wait(queue);
+                queue.sleepers -= 1;
             }
         };
         job.work();
@@ -239,17 +288,22 @@ pub(crate) unsafe extern "C" fn pool_parallel_for(
         chunk,
         num_chunks,
         next_chunk: AtomicU64::new(0),
-        unfinished: Mutex::new(num_chunks),
+        unfinished: AtomicU64::new(num_chunks),
+        sleep: Mutex::new(()),
         finished: Condvar::new(),
     });
     let helpers = (u64::from(num_threads) - 1).min(num_chunks - 1);
-    {
+    let sleepers = {
         let mut queue = shared.queue.lock();
         for _ in 0..helpers {
             queue.jobs.push_back(Arc::clone(&job));
         }
-    }
-    for _ in 0..helpers {
+        shared.queued.fetch_add(helpers as u32, Ordering::Release);
+        queue.sleepers
+    };
+    // Workers that are polling find the entries themselves; sleeping ones
+    // (counted under the lock, so none is missed) are woken.
+    for _ in 0..helpers.min(u64::from(sleepers)) {
         shared.wake.notify_one();
     }
     job.work();

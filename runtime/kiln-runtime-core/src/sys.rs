@@ -130,6 +130,12 @@ impl Drop for Condvar {
     }
 }
 
+/// Lets another thread run on this core (`sched_yield`).
+pub fn yield_now() {
+    // SAFETY: no arguments; cannot fail in a way that matters here.
+    unsafe { libc::sched_yield() };
+}
+
 type ThreadMain = Box<dyn FnOnce() + Send>;
 
 /// A joinable thread.
