@@ -16,7 +16,9 @@ and compiler/kiln-driver/tests/codec_casts.rs):
   `ndarray.astype` on `ml_dtypes` types). The float16 and bfloat16 parts are computed from
   float16/bfloat16 arrays, not from their float32 copies. Integer casts of values outside
   (-2^31, 2^31) or non-finite are undefined in numpy: their codes are written as 0xFF and skipped;
-- `decode_<dtype>.f32`: the float32 value of every code of each small float dtype (ml_dtypes).
+- `decode_<dtype>.f32`: the float32 value of every code of each small float dtype (ml_dtypes);
+- `casts.tsv`: one line per `<case>.u8`: the case, the Kiln dtype, `saturate` (0/1) and the
+  E8M0 `round_mode` of the cast it holds (what the tests compile or interpret).
 """
 
 import sys
@@ -98,6 +100,15 @@ def main() -> None:
                 codes = np.where(ok, x, 0).astype(dt).astype(np.int8).view(np.uint8) & mask
                 return np.where(ok, codes, np.uint8(0xFF)).astype(np.uint8)
             write(name, cast)
+    casts = []
+    for name in FLOATS:
+        casts += [(f"{name}_sat", name, 1, "up"), (f"{name}_nosat", name, 0, "up")]
+    casts.append(("f4e2m1", "f4e2m1", 1, "up"))
+    for mode in ("up", "down", "nearest"):
+        for sat in (1, 0):
+            casts.append((f"f8e8m0_{mode}_{'sat' if sat else 'nosat'}", "f8e8m0", sat, mode))
+    casts += [(name, name, 1, "up") for name in INTS]
+    (out / "casts.tsv").write_text("".join(f"{c}\t{d}\t{s}\t{m}\n" for c, d, s, m in casts))
     for name, dt in list(FLOATS.items()) + [("f4e2m1", ml_dtypes.float4_e2m1fn), ("f8e8m0", ml_dtypes.float8_e8m0fnu)]:
         all_codes(dt).astype(np.float32).tofile(out / f"decode_{name}.f32")
 

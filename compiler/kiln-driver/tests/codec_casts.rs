@@ -23,29 +23,6 @@ fn repo() -> PathBuf {
         .unwrap()
 }
 
-/// `(output name, target dtype, saturate, round_mode)` of every cast.
-const CASTS: &[(&str, &str, bool, &str)] = &[
-    ("f8e4m3fn_sat", "f8e4m3fn", true, "up"),
-    ("f8e4m3fn_nosat", "f8e4m3fn", false, "up"),
-    ("f8e4m3fnuz_sat", "f8e4m3fnuz", true, "up"),
-    ("f8e4m3fnuz_nosat", "f8e4m3fnuz", false, "up"),
-    ("f8e5m2_sat", "f8e5m2", true, "up"),
-    ("f8e5m2_nosat", "f8e5m2", false, "up"),
-    ("f8e5m2fnuz_sat", "f8e5m2fnuz", true, "up"),
-    ("f8e5m2fnuz_nosat", "f8e5m2fnuz", false, "up"),
-    ("f4e2m1", "f4e2m1", true, "up"),
-    ("f8e8m0_up_sat", "f8e8m0", true, "up"),
-    ("f8e8m0_up_nosat", "f8e8m0", false, "up"),
-    ("f8e8m0_down_sat", "f8e8m0", true, "down"),
-    ("f8e8m0_down_nosat", "f8e8m0", false, "down"),
-    ("f8e8m0_nearest_sat", "f8e8m0", true, "nearest"),
-    ("f8e8m0_nearest_nosat", "f8e8m0", false, "nearest"),
-    ("i4", "i4", true, "up"),
-    ("u4", "u4", true, "up"),
-    ("i2", "i2", true, "up"),
-    ("u2", "u2", true, "up"),
-];
-
 /// The formats whose every code is decoded.
 const DECODES: &[&str] = &[
     "f8e4m3fn",
@@ -55,6 +32,17 @@ const DECODES: &[&str] = &[
     "f4e2m1",
     "f8e8m0",
 ];
+
+/// `(case, target dtype, saturate, round_mode)` of every cast, from the
+/// generator's `casts.tsv`.
+fn casts(tsv: &str) -> Vec<(String, String, bool, String)> {
+    tsv.lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            (f[0].into(), f[1].into(), f[2] == "1", f[3].into())
+        })
+        .collect()
+}
 
 fn dtype(name: &str) -> DType {
     DType::from_name(name).unwrap()
@@ -76,6 +64,7 @@ fn compiled_casts_match_onnx_bit_for_bit() {
         .unwrap();
     assert!(st.success(), "codec_reference.py failed");
     let read = |n: &str| std::fs::read(data.path().join(n)).unwrap();
+    let casts = casts(&String::from_utf8(read("casts.tsv")).unwrap());
     let x = read("inputs.f32");
     let n = (x.len() / 4) as u64;
 
@@ -83,7 +72,7 @@ fn compiled_casts_match_onnx_bit_for_bit() {
     let mut args = vec![format!("%x: tensor<{n}xf32>")];
     let mut rets = Vec::new();
     let mut body = String::new();
-    for (name, to, sat, mode) in CASTS {
+    for (name, to, sat, mode) in &casts {
         let _ = writeln!(
             body,
             "  %{name} = nn.cast %x {{to = {to}, saturate = {sat}, round_mode = \"{mode}\"}} : tensor<{n}x{to}>"
@@ -142,8 +131,8 @@ fn compiled_casts_match_onnx_bit_for_bit() {
         });
     }
     let outs = session.run(&inputs).unwrap();
-    assert_eq!(outs.len(), CASTS.len() + DECODES.len());
-    for ((name, to, _, _), out) in CASTS.iter().zip(&outs) {
+    assert_eq!(outs.len(), casts.len() + DECODES.len());
+    for ((name, to, _, _), out) in casts.iter().zip(&outs) {
         let want = read(&format!("{name}.u8"));
         let dt = dtype(to);
         let got = out.data.as_ref();
@@ -175,7 +164,7 @@ fn compiled_casts_match_onnx_bit_for_bit() {
             .count();
         assert!(checked > 900_000, "{name}: only {checked} values checked");
     }
-    for (f, out) in DECODES.iter().zip(&outs[CASTS.len()..]) {
+    for (f, out) in DECODES.iter().zip(&outs[casts.len()..]) {
         let want = read(&format!("decode_{f}.f32"));
         for (c, (g, w)) in out
             .data
