@@ -25,6 +25,7 @@ mod error;
 pub mod kernel_cache;
 pub mod kirfile;
 pub mod load;
+pub mod quant_report;
 pub mod session;
 pub mod specialize;
 pub mod tensors;
