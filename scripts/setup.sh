@@ -20,6 +20,7 @@ stamp="$venv/.kiln-requirements.sha256"
 apt_packages=(
     llvm-22-dev libmlir-22-dev mlir-22-tools libpolly-22-dev lld-22 clang-22
     libzstd-dev zlib1g-dev spirv-tools python3-venv time cmake ninja-build
+    spirv-cross mesa-vulkan-drivers libvulkan1 libvulkan-dev vulkan-tools
 )
 
 log() { printf 'setup: %s\n' "$*"; }

@@ -13,7 +13,9 @@
 //!   dynamic input shapes to given tensors, before the pipeline;
 //! - [`session`]: running an artifact (kiln-runtime), a model compiled on
 //!   the fly, or the reference interpreter; benchmarking;
-//! - [`tensors`]: `.npy`/`.pb` tensor files and numeric comparison.
+//! - [`tensors`]: `.npy`/`.pb` tensor files and numeric comparison;
+//! - [`gpu`]: for GPU targets, finding the optional device tools (`ptxas`,
+//!   libdevice, `spirv-cross`) and writing device images.
 //!
 //! Invariants: this crate never prints and never exits; every failure is a
 //! [`DriverError`] whose [`ErrorKind`] the CLI maps to an exit code. Every
@@ -22,6 +24,7 @@
 pub mod artifact;
 pub mod compile;
 mod error;
+pub mod gpu;
 pub mod kernel_cache;
 pub mod kirfile;
 pub mod load;
@@ -36,7 +39,9 @@ pub use compile::{
 pub use error::{DriverError, ErrorKind, Result};
 /// The code generator's target and optimisation level, re-exported so that
 /// the CLI needs no dependency on kiln-codegen.
-pub use kiln_codegen::{cpu_names, enabled_features, llvm_version, Arch, OptLevel, Target};
+pub use kiln_codegen::{
+    cpu_names, enabled_features, llvm_version, Arch, DeviceApi, OptLevel, Target,
+};
 pub use kirfile::write_kir;
 pub use load::{load, load_with_deps, parse_input_shape, LoadOptions};
 pub use session::{

@@ -33,6 +33,8 @@ pub enum Status {
     Internal = 11,
     CorruptArtifact = 12,
     UnsupportedCpu = 13,
+    DeviceUnavailable = 14,
+    DeviceFailed = 15,
 }
 
 impl Status {
@@ -59,6 +61,8 @@ impl Status {
             11 => c"internal error",
             12 => c"corrupt artifact",
             13 => c"unsupported CPU",
+            14 => c"device unavailable",
+            15 => c"device failed",
             _ => c"unknown status",
         }
     }
@@ -136,6 +140,11 @@ pub enum Error {
     /// This CPU cannot run the artifact (another architecture, or missing
     /// features, named in the message).
     UnsupportedCpu(String),
+    /// A GPU artifact's driver library or device is absent: the message
+    /// names the API ("CUDA driver not found: ...").
+    DeviceUnavailable(String),
+    /// The device reported an error while loading code or running.
+    DeviceFailed(String),
 }
 
 impl fmt::Display for Error {
@@ -185,6 +194,8 @@ impl fmt::Display for Error {
             Error::Internal(m) => write!(f, "internal error: {m}"),
             Error::CorruptArtifact(m) => write!(f, "corrupt artifact: {m}"),
             Error::UnsupportedCpu(m) => write!(f, "unsupported CPU: {m}"),
+            Error::DeviceUnavailable(m) => write!(f, "device unavailable: {m}"),
+            Error::DeviceFailed(m) => write!(f, "device error: {m}"),
         }
     }
 }
@@ -208,6 +219,8 @@ impl Error {
             Error::Internal(_) => Status::Internal,
             Error::CorruptArtifact(_) => Status::CorruptArtifact,
             Error::UnsupportedCpu(_) => Status::UnsupportedCpu,
+            Error::DeviceUnavailable(_) => Status::DeviceUnavailable,
+            Error::DeviceFailed(_) => Status::DeviceFailed,
         }
     }
 }
