@@ -5,6 +5,7 @@
     .venv/bin/python scripts/conformance.py --check      # ... and fail (exit 1) on a regression
     .venv/bin/python scripts/conformance.py --bless      # rewrite the expectation lists and docs
     .venv/bin/python scripts/conformance.py --filter 'test_(relu|conv)' -j 2 --json out.json
+    .venv/bin/python scripts/conformance.py --paths vulkan      # the GPU path, on lavapipe here
 
 What it does, in order:
 
@@ -18,15 +19,19 @@ What it does, in order:
    outside Kiln's list are EXCLUDED, each with its
    reason, in `testdata/conformance/exclusions.txt`. Everything else counts in the denominator:
    an op Kiln lacks is "unsupported", not excluded.
-3. Runs every counted test through `kiln run` twice: the compiled CPU path and the reference
-   interpreter (`--interpret`), `-j` tests at a time, each with a timeout.
+3. Runs every counted test through `kiln run` on each path asked for (`--paths`): the compiled
+   CPU path and the reference interpreter (`--interpret`) by default, and `vulkan`, the GPU path
+   (`kiln run --target vulkan`: compiled for Vulkan and run on the machine's Vulkan device, Mesa's
+   lavapipe on machines without a GPU); `-j` tests at a time, each with a timeout.
 4. Compares with the suite's expected outputs like ONNX's backend test runner
    (`np.testing.assert_allclose(actual, expected, rtol, atol)` with the per-test tolerances
    from index.json; bfloat16 gets at least two ULPs of rtol as there), but stricter where the
    runner is loose: integers and bools must be equal, the output count, every dtype and every
    shape must match, NaN only matches NaN and an infinity only the same infinity.
 5. Classifies each run (see `Status`), prints a per-op table and totals, and with `--check`
-   compares with `testdata/conformance/expected-pass-{compiled,interp}.txt`.
+   compares with `testdata/conformance/expected-pass-{compiled,interp,vulkan}.txt`. A GPU path
+   also reports how many of the tests that pass on the CPU (`expected-pass-compiled.txt`) pass
+   on it.
 
 Exit codes: 0 ok, 1 `--check` found a regression (or stale checked-in lists),
 2 usage or setup error (no kiln binary, no `kiln run`, generator failed).
@@ -68,9 +73,12 @@ README_BEGIN = "<!-- conformance:begin -->"
 README_END = "<!-- conformance:end -->"
 STAMP_NAME = ".conformance-stamp.json"
 
-# The two execution paths, by the short name used in files, JSON and options.
-PATHS = ("compiled", "interp")
-PATH_TITLES = {"compiled": "compiled", "interp": "interpreter"}
+# The execution paths, by the short name used in files, JSON and options; `--paths` defaults to
+# the CPU ones. A GPU path compiles for the `kiln` target GPU_TARGETS names.
+PATHS = ("compiled", "interp", "vulkan")
+DEFAULT_PATHS = ("compiled", "interp")
+PATH_TITLES = {"compiled": "compiled", "interp": "interpreter", "vulkan": "vulkan"}
+GPU_TARGETS = {"vulkan": "vulkan"}
 
 # ---------------------------------------------------------------------------------------------
 # Kiln interface: every assumption about the `kiln` command line is in this section.
@@ -96,6 +104,8 @@ def kiln_run_argv(kiln: Path, model: Path, input_dir: Path, output_dir: Path, pa
     ]
     if path == "interp":
         argv.append("--interpret")
+    if path in GPU_TARGETS:
+        argv += ["--target", GPU_TARGETS[path]]
     return argv
 
 
@@ -657,6 +667,17 @@ def print_totals(tests: list[NodeTest], paths: Sequence[str], elapsed: float, fi
         pct = 100.0 * c[Status.PASSED] / tot["counted"] if tot["counted"] else 0.0
         rest = ", ".join(f"{c[s]} {s}" for s in Status.ALL[1:])
         print(f"{PATH_TITLES[p]:>11}: {c[Status.PASSED]} passed ({pct:.1f}%), {rest}", file=file)
+    cpu = read_names(list_file("compiled"))
+    for p in paths:
+        if p in GPU_TARGETS and cpu:
+            ran = [t for t in tests if t.name in cpu and p in t.results]
+            ok = sum(passed(t, p) for t in ran)
+            pct = 100.0 * ok / len(ran) if ran else 0.0
+            print(
+                f"{PATH_TITLES[p]:>11}: {ok} of the {len(ran)} tests run that pass on the CPU "
+                f"(expected-pass-compiled.txt) pass ({pct:.1f}%)",
+                file=file,
+            )
     print(f"wall time {elapsed:.0f} s", file=file)
 
 
@@ -709,7 +730,17 @@ def results_json(tests: list[NodeTest], paths: Sequence[str], kiln: Path, elapse
 
 
 def markdown_report(tests: list[NodeTest], paths: Sequence[str]) -> str:
-    """The conformance section: totals and the per-op table, without timestamps (stable diffs)."""
+    """The conformance section: totals and the per-op table, without timestamps (stable diffs).
+    A path of PATHS that did not run this time is reported from its expectation list (passes
+    only), so blessing the CPU paths keeps the GPU column."""
+    listed_only = [p for p in PATHS if p not in paths and list_file(p).is_file()]
+    for p in listed_only:
+        names = read_names(list_file(p))
+        for t in tests:
+            if t.excluded is None and p not in t.results:
+                ok = t.name in names
+                t.results[p] = RunResult(Status.PASSED if ok else "not listed", "", 0.0)
+    paths = [p for p in PATHS if p in paths or p in listed_only]
     tot = totals(tests, paths)
     lines = [
         (
@@ -729,10 +760,20 @@ def markdown_report(tests: list[NodeTest], paths: Sequence[str]) -> str:
     for p in paths:
         c = tot[p]
         pct = 100.0 * c[Status.PASSED] / tot["counted"] if tot["counted"] else 0.0
-        lines.append(
-            f"| {PATH_TITLES[p]} | {c[Status.PASSED]} ({pct:.1f}%) | {c[Status.FAILED]} | "
-            f"{c[Status.UNSUPPORTED]} | {c[Status.CRASHED]} | {c[Status.TIMEOUT]} |"
-        )
+        rest = [c[Status.FAILED], c[Status.UNSUPPORTED], c[Status.CRASHED], c[Status.TIMEOUT]]
+        cells = " | ".join("–" if p in listed_only else str(n) for n in rest)
+        title = PATH_TITLES[p] + (" (from its list)" if p in listed_only else "")
+        lines.append(f"| {title} | {c[Status.PASSED]} ({pct:.1f}%) | {cells} |")
+    cpu = {t.name for t in tests if passed(t, "compiled")} if "compiled" in paths else set()
+    for p in paths:
+        if p in GPU_TARGETS and cpu:
+            ok = sum(passed(t, p) for t in tests if t.name in cpu)
+            lines.append("")
+            lines.append(
+                f"{PATH_TITLES[p]}: `kiln run --target {GPU_TARGETS[p]}` on Mesa's lavapipe (Vulkan on "
+                f"the CPU); {ok} of the {len(cpu)} tests that pass compiled for the CPU pass "
+                f"({100.0 * ok / len(cpu):.1f}%)."
+            )
     lines += [
         "",
         "<details><summary>Per op: counted tests, and how many pass on each path</summary>",
@@ -756,7 +797,10 @@ How to read and rerun these numbers:
   makes tests pass, `scripts/conformance.py --bless` rewrites those lists, this page and the
   README table.
 - Each test runs `kiln run model.onnx --input-dir test_data_set_N --output-format pb`, once
-  compiled and once with `--interpret`. On the compiled path the temporary artifact is
+  compiled and once with `--interpret`; the vulkan column adds `--target vulkan` (the GPU
+  back end, run on the machine's Vulkan device; Mesa's lavapipe where there is no GPU).
+  `scripts/test.sh` runs a fixed slice of it (`scripts/conformance-vulkan.sh --slice`), the
+  whole suite is `scripts/conformance-vulkan.sh`. On the compiled path the temporary artifact is
   specialized to the test's inputs: inputs whose values decide shapes (Reshape's shape, reduction
   axes, Slice's starts, TopK's k, ...: the ops' `static_operands`) are compiled in as constants,
   and dynamic input extents take the given shapes. A deployed artifact (`kiln compile`) keeps
@@ -808,7 +852,8 @@ def read_names(file: Path) -> set[str]:
 def write_pass_list(file: Path, path: str, names: Iterable[str]) -> None:
     header = (
         f"# ONNX node tests that pass on Kiln's {PATH_TITLES[path]} path (`kiln run"
-        f"{' --interpret' if path == 'interp' else ''}`).\n"
+        f"{' --interpret' if path == 'interp' else ''}"
+        f"{' --target ' + GPU_TARGETS[path] if path in GPU_TARGETS else ''}`).\n"
         "# `scripts/conformance.py --check` fails when one of them stops passing;\n"
         "# `scripts/conformance.py --bless` rewrites this file from a run. One test per line, sorted.\n"
     )
@@ -888,7 +933,7 @@ def bless(tests: list[NodeTest], paths: Sequence[str], full_run: bool, pattern: 
     if full_run:
         EXCLUSIONS_FILE.parent.mkdir(parents=True, exist_ok=True)
         EXCLUSIONS_FILE.write_text(exclusions_text(tests))
-        if set(paths) == set(PATHS):
+        if set(paths) >= set(DEFAULT_PATHS):
             write_docs(tests, paths)
 
 
@@ -920,7 +965,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--timeout", type=float, default=60.0, help="seconds per test and path (default: %(default)s)")
     ap.add_argument("--filter", metavar="REGEX", help="only tests whose name matches (re.search)")
     ap.add_argument(
-        "--paths", default=",".join(PATHS), help="comma-separated subset of compiled,interp (default: both)"
+        "--paths",
+        default=",".join(DEFAULT_PATHS),
+        help=f"comma-separated subset of {','.join(PATHS)} (default: {','.join(DEFAULT_PATHS)})",
     )
     ap.add_argument("--json", metavar="FILE", help="write per-test results as JSON to FILE ('-' for stdout)")
     ap.add_argument("--no-table", action="store_true", help="do not print the per-op table")

@@ -788,7 +788,9 @@ fn build_artifact(
     write_file(&kernel_o, &object)?;
     drop(object);
 
-    let total = lowered.weights.total_bytes;
+    // GPU artifacts append the lowering's constant tables to the weights.
+    let tail: &[u8] = device.as_ref().map_or(&[], |d| &d.weights_tail[..]);
+    let total = lowered.weights.total_bytes + tail.len() as u64;
     let weights_name = companion(output, "weights", true);
     let weights_ref = match (total, opts.weights) {
         (0, _) => WeightsRef::None,
@@ -874,6 +876,15 @@ fn build_artifact(
             return Ok(());
         }
         write_weights(graph, lowered, &blob_path)?;
+        if !tail.is_empty() {
+            use std::io::Write as _;
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&blob_path)
+                .map_err(|e| DriverError::io("open", &blob_path, e))?;
+            f.write_all(tail)
+                .map_err(|e| DriverError::io("write weights to", &blob_path, e))?;
+        }
         if opts.weights == WeightsMode::Embedded {
             let file = std::fs::File::open(&blob_path)
                 .map_err(|e| DriverError::io("open", &blob_path, e))?;

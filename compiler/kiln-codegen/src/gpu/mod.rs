@@ -43,6 +43,11 @@ use std::ffi::{c_char, c_void};
 
 extern "C" {
     fn kiln_gpu_register_passes();
+    fn kiln_gpu_take_constants(
+        module: mlir_sys::MlirOperation,
+        sink: extern "C" fn(*mut c_void, *const c_char, *const c_char, usize),
+        data: *mut c_void,
+    ) -> i32;
     fn kiln_gpu_take_binaries(
         module: mlir_sys::MlirOperation,
         sink: extern "C" fn(*mut c_void, *const c_char, *const c_char, usize),
@@ -66,7 +71,7 @@ pub fn shared_passes(c: &GpuConfig) -> String {
          one-shot-bufferize{{bufferize-function-boundaries function-boundary-type-conversion=identity-layout-map}}, \
          ownership-based-buffer-deallocation, canonicalize, buffer-deallocation-simplification, \
          bufferization-lower-deallocations, canonicalize, \
-         kiln-gpu-copies, func.func(convert-linalg-to-parallel-loops), \
+         kiln-gpu-constants, kiln-gpu-copies, func.func(convert-linalg-to-parallel-loops), \
          kiln-gpu-map-loops{{block-size={} max-grid={}}}, \
          scf-parallel-for-to-nested-fors, kiln-gpu-serial, \
          lower-affine, canonicalize, cse, \
@@ -195,6 +200,10 @@ pub struct DeviceCode {
     pub images: Vec<DeviceImage>,
     /// The kernels.
     pub kernels: Vec<KernelInfo>,
+    /// Bytes appended to the weights blob (at its end, a multiple of 64 bytes): the constant
+    /// tables of the lowering (resize weights, DFT twiddles, ...), which live on the device
+    /// with the weights.
+    pub weights_tail: Vec<u8>,
 }
 
 /// What [`compile`] returns.
@@ -251,6 +260,7 @@ pub fn compile(
             module.as_operation().to_string().into_bytes(),
         ));
     }
+    let weights_tail = take_constants(&module);
     let mut kernels = kernel_table(&module)?;
     if spec.image_per_kernel {
         for (k, kernel) in kernels.iter_mut().enumerate() {
@@ -342,6 +352,7 @@ pub fn compile(
             chip: c.chip.clone(),
             images,
             kernels,
+            weights_tail,
         },
     })
 }
@@ -421,6 +432,20 @@ extern "C" fn collect_binary(
         let out = &mut *data.cast::<Vec<Vec<u8>>>();
         out.push(std::slice::from_raw_parts(bytes.cast::<u8>(), len).to_vec());
     }
+}
+
+/// Takes the constants `kiln-gpu-constants` moved into the weights (empty when none).
+fn take_constants(module: &melior::ir::Module) -> Vec<u8> {
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    // SAFETY: a live module; the callback only appends to `out`.
+    unsafe {
+        kiln_gpu_take_constants(
+            module.as_operation().to_raw(),
+            collect_binary,
+            (&mut out as *mut Vec<Vec<u8>>).cast(),
+        )
+    };
+    out.pop().unwrap_or_default()
 }
 
 /// Takes the object of the one `gpu.binary` out of the module (erasing it).

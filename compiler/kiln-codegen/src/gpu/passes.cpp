@@ -4,6 +4,10 @@
 // textual pipelines of src/gpu/mod.rs, like any upstream pass, so every pipeline stays
 // printable (`kiln compile --print-pipeline`). Each pass is small and does one thing:
 //
+//   kiln-gpu-constants     constant memref.globals the host code uses -> views of the weights
+//                          argument past its end: their bytes are appended to the weights
+//                          blob (module attribute `kiln.constants`), which lives on the device
+//                          like every weight.
 //   kiln-gpu-copies        memref.copy in host code -> linalg.copy (then a parallel loop,
 //                          like every other linalg op), because host code never touches
 //                          device memory.
@@ -18,9 +22,13 @@
 //   kiln-gpu-merge-modules after gpu-kernel-outlining: every kernel into one gpu.module
 //                          `kiln_kernels` (one device image per model).
 //   kiln-gpu-spirv-abi     spirv.entry_point_abi (workgroup size) from known_block_size,
-//                          which convert-gpu-to-spirv needs on every kernel.
+//                          which convert-gpu-to-spirv needs on every kernel, and the module's
+//                          SPIR-V target as `spirv.target_env` (what convert-math-to-spirv
+//                          looks up).
 //   kiln-gpu-math          polynomial approximations of the math functions a device has no
-//                          instruction or library for (`ops` option: erf, tanh, ...).
+//                          instruction or library for (`ops` option: erf, tanh, ...), and f64
+//                          math computed in f32 where the device has only f32 versions
+//                          (`f64-via-f32`: GLSL's transcendental functions).
 //   kiln-gpu-nest-spirv    moves each spirv.module that convert-gpu-to-spirv placed next
 //                          to its gpu.module into it, so gpu-module-to-binary serializes it.
 //   kiln-gpu-launch-abi    gpu.launch_func -> func.call @kiln_gpu_launch(kernel, grid x/y/z,
@@ -68,6 +76,136 @@ bool inDeviceCode(Operation *op) {
   return op->getParentOfType<gpu::LaunchOp>() || op->getParentOfType<gpu::GPUModuleOp>() ||
          op->getParentOfType<spirv::ModuleOp>();
 }
+
+// ------------------------------------------------------------------------------------------
+// kiln-gpu-constants
+// ------------------------------------------------------------------------------------------
+
+/// Appends the bytes of `value` (its elements in a memref's storage layout: little-endian,
+/// whole bytes per element, i1 as one byte) to `out`.
+LogicalResult appendBytes(DenseElementsAttr value, std::string &out) {
+  Type elem = value.getElementType();
+  auto put = [&](const llvm::APInt &bits, unsigned bytes) {
+    for (unsigned b = 0; b < bytes; ++b)
+      out.push_back((char)bits.extractBitsAsZExtValue(8, 8 * b));
+  };
+  int64_t n = value.getNumElements();
+  if (auto i = dyn_cast<IntegerType>(elem)) {
+    unsigned bytes = std::max(1u, (i.getWidth() + 7) / 8);
+    auto values = value.getValues<llvm::APInt>();
+    for (int64_t k = 0; k < n; ++k)
+      put(values[k].zextOrTrunc(bytes * 8), bytes);
+    return success();
+  }
+  if (auto f = dyn_cast<FloatType>(elem)) {
+    unsigned bytes = f.getWidth() / 8;
+    auto values = value.getValues<llvm::APFloat>();
+    for (int64_t k = 0; k < n; ++k)
+      put(values[k].bitcastToAPInt(), bytes);
+    return success();
+  }
+  if (elem.isIndex()) {
+    auto values = value.getValues<llvm::APInt>();
+    for (int64_t k = 0; k < n; ++k)
+      put(values[k].sextOrTrunc(64), 8);
+    return success();
+  }
+  return failure();
+}
+
+struct ConstantsPass : PassWrapper<ConstantsPass, OperationPass<ModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(ConstantsPass)
+  StringRef getArgument() const final { return "kiln-gpu-constants"; }
+  StringRef getDescription() const final {
+    return "Move the constant globals host code uses into the weights, past their end";
+  }
+
+  void runOnOperation() override {
+    ModuleOp top = getOperation();
+    std::string blob;
+    // Offset in the blob of each global, placed once.
+    llvm::StringMap<int64_t> placed;
+    for (func::FuncOp f : top.getOps<func::FuncOp>()) {
+      if (f.isExternal())
+        continue;
+      SmallVector<memref::GetGlobalOp> uses;
+      f.walk([&](memref::GetGlobalOp g) {
+        if (!inDeviceCode(g))
+          uses.push_back(g);
+      });
+      if (uses.empty())
+        continue;
+      // The planned lowering's signature: (inputs.., outputs.., weights, workspace).
+      if (f.getNumArguments() < 2) {
+        f.emitError("GPU lowering: constants in a function without a weights argument");
+        return signalPassFailure();
+      }
+      BlockArgument weights = f.getArgument(f.getNumArguments() - 2);
+      auto wty = dyn_cast<MemRefType>(weights.getType());
+      if (!wty || wty.getRank() != 1 || !wty.getElementType().isInteger(8) ||
+          !wty.hasStaticShape()) {
+        f.emitError("GPU lowering: the weights argument is not a static byte buffer");
+        return signalPassFailure();
+      }
+      int64_t base = llvm::alignTo(wty.getDimSize(0), 64);
+      for (memref::GetGlobalOp g : uses) {
+        auto global = top.lookupSymbol<memref::GlobalOp>(g.getNameAttr());
+        auto init = global ? dyn_cast_or_null<DenseElementsAttr>(
+                                 global.getInitialValue().value_or(Attribute()))
+                           : DenseElementsAttr();
+        if (!global || !global.getConstant() || !init) {
+          g.emitError("GPU lowering: host code uses a global that is not a constant");
+          return signalPassFailure();
+        }
+        auto it = placed.find(global.getSymName());
+        int64_t offset;
+        if (it != placed.end()) {
+          offset = it->second;
+        } else {
+          while (blob.size() % 64)
+            blob.push_back(0);
+          offset = (int64_t)blob.size();
+          if (failed(appendBytes(init, blob))) {
+            g.emitError("GPU lowering: constant of unsupported element type");
+            return signalPassFailure();
+          }
+          placed[global.getSymName()] = offset;
+        }
+        OpBuilder b(g);
+        Value at = arith::ConstantIndexOp::create(b, g.getLoc(), base + offset);
+        auto type = cast<MemRefType>(g.getType());
+        if (!type.getLayout().isIdentity()) {
+          g.emitError("GPU lowering: constant with a non-identity layout");
+          return signalPassFailure();
+        }
+        Value view = memref::ViewOp::create(b, g.getLoc(), type, weights, at, ValueRange{});
+        g.replaceAllUsesWith(view);
+        g.erase();
+      }
+    }
+    if (blob.empty())
+      return;
+    while (blob.size() % 64)
+      blob.push_back(0);
+    // The weights arguments grow by the blob, so the views stay inside them.
+    for (func::FuncOp f : top.getOps<func::FuncOp>()) {
+      if (f.isExternal() || f.getNumArguments() < 2)
+        continue;
+      unsigned index = f.getNumArguments() - 2;
+      BlockArgument weights = f.getArgument(index);
+      auto wty = dyn_cast<MemRefType>(weights.getType());
+      if (!wty || wty.getRank() != 1 || !wty.getElementType().isInteger(8))
+        continue;
+      int64_t size = llvm::alignTo(wty.getDimSize(0), 64) + (int64_t)blob.size();
+      auto grown = MemRefType::get({size}, wty.getElementType());
+      weights.setType(grown);
+      SmallVector<Type> inputs(f.getArgumentTypes());
+      inputs[index] = grown;
+      f.setType(FunctionType::get(&getContext(), inputs, f.getResultTypes()));
+    }
+    top->setAttr("kiln.constants", StringAttr::get(&getContext(), blob));
+  }
+};
 
 // ------------------------------------------------------------------------------------------
 // kiln-gpu-copies
@@ -276,9 +414,17 @@ struct SerialPass : PassWrapper<SerialPass, OperationPass<ModuleOp>> {
       // effects stay in place and end the group) and while a value of the group is used
       // after it.
       size_t j = i;
+      // Address computations (views of buffers) stay on the host: device code of some
+      // targets cannot express them (memref.view on SPIR-V), and they never depend on what
+      // the group computes.
+      auto isAddress = [&](Operation *op) {
+        return op->getNumResults() > 0 &&
+               llvm::all_of(op->getResultTypes(), [](Type t) { return isa<MemRefType>(t); });
+      };
       auto extendable = [&](size_t k) {
         Kind kind = classify(*ops[k]);
-        return kind == Device || (kind == Host && isPure(ops[k]) && ops[k]->getNumRegions() == 0);
+        return kind == Device || (kind == Host && isPure(ops[k]) &&
+                                  ops[k]->getNumRegions() == 0 && !isAddress(ops[k]));
       };
       while (true) {
         size_t next = j + 1;
@@ -311,13 +457,26 @@ struct SerialPass : PassWrapper<SerialPass, OperationPass<ModuleOp>> {
                    << ops[m]->getName() << ")";
         j = last;
       }
+      // Address computations inside the group's span move in front of it (their operands
+      // come from before the group: they are not extendable, so no group value feeds them).
+      for (size_t m = i; m <= j; ++m)
+        if (classify(*ops[m]) == Host && isAddress(ops[m])) {
+          for (Value v : ops[m]->getOperands())
+            if (Operation *def = v.getDefiningOp())
+              for (size_t q = i; q <= j; ++q)
+                if (ops[q] == def)
+                  return ops[m]->emitError(
+                      "GPU lowering: a buffer address depends on device code");
+          ops[m]->moveBefore(ops[i]);
+        }
       OpBuilder b(ops[i]);
       Location loc = ops[i]->getLoc();
       Value one = arith::ConstantIndexOp::create(b, loc, 1);
       auto launch = gpu::LaunchOp::create(b, loc, one, one, one, one, one, one);
       Block &body = launch.getBody().front();
       for (size_t m = i; m <= j; ++m)
-        ops[m]->moveBefore(&body, body.end());
+        if (!(classify(*ops[m]) == Host && isAddress(ops[m])))
+          ops[m]->moveBefore(&body, body.end());
       OpBuilder eb = OpBuilder::atBlockEnd(&body);
       gpu::TerminatorOp::create(eb, loc);
       i = j + 1;
@@ -403,6 +562,14 @@ struct SpirvAbiPass : PassWrapper<SpirvAbiPass, OperationPass<ModuleOp>> {
       f->setAttr(spirv::getEntryPointABIAttrName(),
                  spirv::getEntryPointABIAttr(f.getContext(), size));
     });
+    // Conversions other than convert-gpu-to-spirv look the target environment up as the
+    // `spirv.target_env` attribute of an enclosing op, not in the module's targets.
+    getOperation()->walk([&](gpu::GPUModuleOp m) {
+      if (auto targets = m.getTargetsAttr())
+        for (Attribute t : targets)
+          if (auto env = dyn_cast<spirv::TargetEnvAttr>(t))
+            m->setAttr(spirv::getTargetEnvAttrName(), env);
+    });
     if (!ok)
       signalPassFailure();
   }
@@ -422,8 +589,37 @@ struct MathPass : PassWrapper<MathPass, OperationPass<>> {
   }
   ListOption<std::string> ops{*this, "ops",
                               llvm::cl::desc("Math op names to approximate (erf, tanh, ...)")};
+  ListOption<std::string> viaF32{*this, "f64-via-f32",
+                                 llvm::cl::desc("Math op names whose f64 form runs in f32")};
 
   void runOnOperation() override {
+    // f64 first: the f32 ops it makes may be approximated below.
+    llvm::StringSet<> demote;
+    for (const std::string &n : viaF32)
+      demote.insert(("math." + n));
+    SmallVector<Operation *> narrow;
+    getOperation()->walk([&](Operation *op) {
+      if (!demote.contains(op->getName().getStringRef()) || op->getNumResults() != 1 ||
+          !op->getResult(0).getType().isF64())
+        return;
+      if (llvm::all_of(op->getOperandTypes(), [](Type t) { return t.isF64(); }))
+        narrow.push_back(op);
+    });
+    for (Operation *op : narrow) {
+      OpBuilder b(op);
+      Location loc = op->getLoc();
+      SmallVector<Value> args;
+      for (Value v : op->getOperands())
+        args.push_back(arith::TruncFOp::create(b, loc, b.getF32Type(), v));
+      OperationState state(loc, op->getName());
+      state.addOperands(args);
+      state.addTypes(b.getF32Type());
+      state.addAttributes(op->getAttrs());
+      Operation *f32 = b.create(state);
+      Value wide = arith::ExtFOp::create(b, loc, b.getF64Type(), f32->getResult(0));
+      op->getResult(0).replaceAllUsesWith(wide);
+      op->erase();
+    }
     llvm::StringSet<> names;
     for (const std::string &n : ops)
       names.insert(n);
@@ -634,6 +830,7 @@ extern "C" void kiln_gpu_register_passes(void) {
   if (kiln::registered)
     return;
   kiln::registered = true;
+  PassRegistration<kiln::ConstantsPass>();
   PassRegistration<kiln::CopiesPass>();
   PassRegistration<kiln::MapLoopsPass>();
   PassRegistration<kiln::SerialPass>();
@@ -642,6 +839,21 @@ extern "C" void kiln_gpu_register_passes(void) {
   PassRegistration<kiln::MathPass>();
   PassRegistration<kiln::NestSpirvPass>();
   PassRegistration<kiln::LaunchAbiPass>();
+}
+
+/// Calls `sink(data, "constants", bytes, length)` with the bytes `kiln-gpu-constants` appended
+/// to the weights (when it moved any), then removes the attribute. Returns 1 when it did.
+extern "C" int kiln_gpu_take_constants(MlirOperation module,
+                                       void (*sink)(void *, const char *, const char *, size_t),
+                                       void *data) {
+  Operation *top = unwrap(module);
+  auto blob = top->getAttrOfType<StringAttr>("kiln.constants");
+  if (!blob)
+    return 0;
+  StringRef bytes = blob.getValue();
+  sink(data, "constants", bytes.data(), bytes.size());
+  top->removeAttr("kiln.constants");
+  return 1;
 }
 
 /// Calls `sink(data, module name, object bytes, length)` for the first object of every

@@ -76,6 +76,7 @@ fn config(chip: &str) -> GpuConfig {
                 "erf", "erfc", "tanh", "atan", "atan2", "asin", "acos", "expm1", "log1p", "cbrt",
             ],
             libdevice: false,
+            f64_via_f32: Vec::new(),
         },
     }
 }

@@ -100,6 +100,9 @@ pub struct MathLowering {
     pub approximate: Vec<&'static str>,
     /// Link NVIDIA's libdevice for every other math function (CUDA only).
     pub libdevice: bool,
+    /// Math ops whose f64 form is computed in f32 (where the device's math library has only
+    /// f32 versions: GLSL's transcendental functions).
+    pub f64_via_f32: Vec<&'static str>,
 }
 
 /// The code generation facts of one GPU chip: the one place where block sizes and device

@@ -106,6 +106,7 @@ fn config(chip: &str) -> GpuConfig {
         math: MathLowering {
             approximate: Vec::new(),
             libdevice: true,
+            f64_via_f32: Vec::new(),
         },
     }
 }

@@ -49,8 +49,16 @@ fn mlir_pipeline(chip: &str) -> String {
         .unwrap_or_default()
 }
 
-/// Math ops GLSL.std.450 lacks (everything else maps onto its extended instructions).
-pub(super) const APPROXIMATED: &[&str] = &["erf", "erfc", "expm1", "log1p", "cbrt"];
+/// Math ops GLSL.std.450 lacks (everything else maps onto its extended instructions), and
+/// `tanh`, whose GLSL form loses accuracy near 0 on some drivers (lavapipe).
+pub(super) const APPROXIMATED: &[&str] = &["erf", "erfc", "expm1", "log1p", "cbrt", "tanh"];
+
+/// Math ops GLSL.std.450 has for 16- and 32-bit floats only: their f64 form runs in f32.
+const F32_ONLY: &[&str] = &[
+    "exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "powf", "sin", "cos", "tan", "asin",
+    "acos", "atan", "atan2", "sinh", "cosh", "tanh", "asinh", "acosh", "atanh", "erf", "erfc",
+    "cbrt",
+];
 
 pub(super) fn config(chip: &str) -> GpuConfig {
     GpuConfig {
@@ -64,6 +72,7 @@ pub(super) fn config(chip: &str) -> GpuConfig {
         math: MathLowering {
             approximate: APPROXIMATED.to_vec(),
             libdevice: false,
+            f64_via_f32: F32_ONLY.to_vec(),
         },
     }
 }
@@ -77,12 +86,13 @@ pub(super) fn spirv_passes(c: &GpuConfig) -> String {
          client_api=Vulkan}}, \
          kiln-gpu-spirv-abi, \
          gpu.module(math-expand-ops{{ops=tan,sinh,cosh,asinh,acosh,atanh,fpowi,ctlz}}, \
-         kiln-gpu-math{{ops={}}}), \
+         kiln-gpu-math{{ops={} f64-via-f32={}}}, convert-math-to-spirv), \
          fold-memref-alias-ops, convert-gpu-to-spirv{{use-64bit-index=false}}, \
          kiln-gpu-nest-spirv, \
          gpu.module(spirv.module(spirv-lower-abi-attrs, spirv-update-vce)), \
          gpu-module-to-binary",
-        c.math.approximate.join(",")
+        c.math.approximate.join(","),
+        c.math.f64_via_f32.join(",")
     )
 }
 

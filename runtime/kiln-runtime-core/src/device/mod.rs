@@ -195,11 +195,16 @@ impl Device {
             if kr.name.is_null() || (kr.num_args > 0 && kr.args.is_null()) || kr.num_args > 4096 {
                 return Err(bad("bad kernel entry"));
             }
-            // SAFETY: a C string and `num_args` codes (artifact contract).
+            // SAFETY: a C string and `num_args` codes (artifact contract); a kernel without
+            // arguments may have a null table.
             let (name, args) = unsafe {
                 (
                     CStr::from_ptr(kr.name).to_owned(),
-                    core::slice::from_raw_parts(kr.args, kr.num_args as usize).to_vec(),
+                    if kr.num_args == 0 {
+                        Vec::new()
+                    } else {
+                        core::slice::from_raw_parts(kr.args, kr.num_args as usize).to_vec()
+                    },
                 )
             };
             if kr.block.iter().any(|&b| b == 0 || b > 1024) {
