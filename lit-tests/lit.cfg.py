@@ -4,9 +4,11 @@
 #   lit -sv lit-tests
 # Substitutions: %kiln is the kiln binary ($KILN_BIN, else target/debug/kiln
 # under $CARGO_TARGET_DIR or the repository), FileCheck is LLVM's
-# ($FILECHECK, else /usr/lib/llvm-22/bin/FileCheck).
+# ($FILECHECK, else /usr/lib/llvm-22/bin/FileCheck), %python the Python running lit (the venv's,
+# with numpy and onnx).
 
 import os
+import sys
 
 import lit.formats
 
@@ -26,5 +28,6 @@ if not os.path.exists(kiln):
 
 config.substitutions.append(("%kiln", kiln))
 config.substitutions.append(("FileCheck", filecheck))
+config.substitutions.append(("%python", sys.executable))
 # Keep log output out of test stderr regardless of the caller's settings.
 config.environment["KILN_LOG"] = "error"

@@ -79,7 +79,7 @@ def main() -> int:
                 [str(args.kiln), "compile", str(d / "model.onnx"), "--cpu=native", "-o", str(so), *input_shapes(d)], check=True
             )
             print(f"# {d.name}: compiled in {time.perf_counter() - t0:.2f} s", file=sys.stderr)
-            lines = json_lines([str(args.kiln), "bench", str(so), "--input-dir", str(d / "test_data_set_0"), *common])
+            lines = json_lines([str(args.kiln), "bench", str(so), "--format", "json", "--input-dir", str(d / "test_data_set_0"), *common])
             lines += json_lines([sys.executable, str(ort_script), str(d), *common])
             for r in lines:
                 r["model"] = d.name

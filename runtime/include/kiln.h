@@ -241,8 +241,9 @@ enum {
   KILN_ERROR_INTERNAL = 11,         /* a bug in the runtime (caught panic) */
   KILN_ERROR_CORRUPT_ARTIFACT = 12, /* truncated or altered file, no integrity record */
   KILN_ERROR_UNSUPPORTED_CPU = 13,  /* built for another architecture or missing CPU features */
-  KILN_ERROR_DEVICE_UNAVAILABLE = 14, /* a GPU artifact's driver or device is absent */
-  KILN_ERROR_DEVICE_FAILED = 15     /* the device reported an error while running */
+  KILN_ERROR_INVALID_ENVIRONMENT = 14, /* a malformed KILN_NUM_THREADS or KILN_PARALLEL_MIN_US */
+  KILN_ERROR_DEVICE_UNAVAILABLE = 15, /* a GPU artifact's driver or device is absent */
+  KILN_ERROR_DEVICE_FAILED = 16     /* the device reported an error while running */
 };
 
 typedef struct kiln_model kiln_model; /* opaque */
@@ -274,6 +275,13 @@ typedef struct kiln_tensor_info {
  * against the record's checksum; names that are absolute, contain "..", or
  * resolve outside that directory are refused. */
 kiln_status kiln_model_load(const char* artifact_path, kiln_model** out);
+/* A multi-versioned artifact (kiln compile --cpu=A,B) records its other
+ * builds, files beside it; kiln_model_load opens the last one whose CPU
+ * features this machine has (it must match the recorded size and checksum:
+ * KILN_ERROR_CORRUPT_ARTIFACT otherwise), else the file itself.
+ * Both loaders first check the environment variables the runtime and the
+ * artifact read (KILN_NUM_THREADS, KILN_PARALLEL_MIN_US): a malformed value
+ * is KILN_ERROR_INVALID_ENVIRONMENT, with kiln_last_error() naming it. */
 
 /* Wraps an artifact linked into the program. weights_path must be given when
  * the artifact uses external weights, and must be NULL when it embeds them.
@@ -293,7 +301,9 @@ const char* kiln_model_name(const kiln_model* model);     /* NULL for NULL */
 const char* kiln_model_producer(const kiln_model* model); /* NULL for NULL */
 
 /* Threads used by later runs (0 = default: KILN_NUM_THREADS, else the number
- * of available cores). With 1 thread every parallel_for runs inline. */
+ * of available cores; a malformed KILN_NUM_THREADS gives
+ * KILN_ERROR_INVALID_ENVIRONMENT and changes nothing). With 1 thread every
+ * parallel_for runs inline. */
 kiln_status kiln_model_set_num_threads(kiln_model* model, uint32_t num_threads);
 uint32_t kiln_model_num_threads(const kiln_model* model); /* 0 for NULL */
 

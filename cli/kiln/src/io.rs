@@ -6,7 +6,7 @@
 //! after every byte was written and flushed; on any failure the temporary
 //! file is removed and the destination is left as it was.
 
-use crate::error::{CliError, ExitClass};
+use crate::error::{CliError, Code};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -27,26 +27,27 @@ pub fn read_input(path: &Path) -> Result<Input, CliError> {
         let mut text = String::new();
         std::io::stdin()
             .read_to_string(&mut text)
-            .map_err(|e| CliError::new(ExitClass::Invalid, format!("cannot read stdin: {e}")))?;
+            .map_err(|e| CliError::new(Code::Io, format!("cannot read stdin: {e}")))?;
         return Ok(Input {
             text,
             name: "<stdin>".into(),
             base_dir: PathBuf::from("."),
         });
     }
-    let bytes = std::fs::read(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::OutOfMemory => {
-            CliError::io(format!("cannot read {}", path.display()), &e)
-        }
-        _ => CliError::new(
-            ExitClass::Invalid,
-            format!("cannot read {}: {e}", path.display()),
-        ),
+    let bytes = std::fs::read(path).map_err(|e| {
+        // Any failure to read a file the user named is about that file,
+        // except running out of memory.
+        let code = match crate::error::io_code(&e) {
+            Code::ResourceLimit => Code::ResourceLimit,
+            _ => Code::File,
+        };
+        CliError::at_file(code, format!("cannot read {}: {e}", path.display()), path)
     })?;
     let text = String::from_utf8(bytes).map_err(|e| {
-        CliError::new(
-            ExitClass::Invalid,
+        CliError::at_file(
+            Code::File,
             format!("{} is not UTF-8 text: {e}", path.display()),
+            path,
         )
     })?;
     Ok(Input {
@@ -74,15 +75,20 @@ pub fn write_output(path: Option<&Path>, data: &[u8]) -> Result<(), CliError> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let what = || format!("cannot write {}", path.display());
+    let fail = |e: &std::io::Error| {
+        CliError::at_file(
+            crate::error::io_code(e),
+            format!("cannot write {}: {e}", path.display()),
+            path,
+        )
+    };
     let mut tmp = tempfile::Builder::new()
         .prefix(".kiln-tmp-")
         .tempfile_in(dir)
-        .map_err(|e| CliError::io(what(), &e))?;
+        .map_err(|e| fail(&e))?;
     tmp.write_all(data)
         .and_then(|()| tmp.as_file().sync_all())
-        .map_err(|e| CliError::io(what(), &e))?;
-    tmp.persist(path)
-        .map_err(|e| CliError::io(what(), &e.error))?;
+        .map_err(|e| fail(&e))?;
+    tmp.persist(path).map_err(|e| fail(&e.error))?;
     Ok(())
 }

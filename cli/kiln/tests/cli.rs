@@ -14,6 +14,33 @@ fn kiln(args: &[&str]) -> Output {
         .expect("kiln runs")
 }
 
+/// The commit this test was built from as `kiln --version` shows it: 12
+/// hex digits from git, or "unknown" outside a git checkout.
+fn git_head() -> String {
+    Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// LLVM's version as llvm-config reports it (an independent source).
+fn llvm_version() -> String {
+    let o = Command::new("llvm-config-22")
+        .arg("--version")
+        .output()
+        .or_else(|_| {
+            Command::new("/usr/lib/llvm-22/bin/llvm-config")
+                .arg("--version")
+                .output()
+        })
+        .expect("llvm-config runs");
+    String::from_utf8(o.stdout).unwrap().trim().to_owned()
+}
+
 fn write(dir: &Path, name: &str, text: &str) -> String {
     let p = dir.join(name);
     std::fs::write(&p, text).unwrap();
@@ -73,7 +100,11 @@ fn invalid_input_and_usage_exit_2() {
     let good = write(dir.path(), "good.kir", GOOD);
     let o = kiln(&["opt", &good, "--passes=nope"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("available passes: canonicalize"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("unknown pass 'nope'; available passes: ") && err.contains("canonicalize"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -122,12 +153,34 @@ fn verify_diagnostics_exits_0_on_match_and_1_on_mismatch() {
 
 #[test]
 fn version_and_help_exit_0() {
+    // -V: the version and the git commit (from build.rs).
+    let o = kiln(&["-V"]);
+    assert_eq!(o.status.code(), Some(0));
+    let short = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+    let head = git_head();
+    assert_eq!(
+        short,
+        format!("kiln {} (git {head})", env!("CARGO_PKG_VERSION"))
+    );
+    // --version: also LLVM/MLIR, the runtime ABI and the targets.
     let o = kiln(&["--version"]);
     assert_eq!(o.status.code(), Some(0));
-    assert_eq!(
-        String::from_utf8_lossy(&o.stdout).trim(),
-        format!("kiln {}", env!("CARGO_PKG_VERSION"))
+    let long = String::from_utf8_lossy(&o.stdout).to_string();
+    let lines: Vec<&str> = long.lines().collect();
+    assert_eq!(lines[0], short, "{long}");
+    let llvm = llvm_version();
+    assert!(
+        lines[1].starts_with(&format!("LLVM {llvm} ")) && lines[1].contains("MLIR"),
+        "{long}"
     );
+    assert_eq!(lines[2], "runtime ABI 1", "{long}");
+    assert!(
+        lines[3].starts_with("targets: x86_64") && lines[3].contains("aarch64"),
+        "{long}"
+    );
+    // Subcommands show the same.
+    let o = kiln(&["compile", "--version"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains(&head));
     let o = kiln(&["--help"]);
     assert_eq!(o.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&o.stdout).contains("Exit codes:"));

@@ -130,9 +130,27 @@ pub struct CompileOptions {
     /// `--name`: the symbol prefix (`<name>_artifact`) and header name
     /// (`<name>.h`); `None` keeps `kiln_artifact` and `<output stem>.h`.
     pub name: Option<String>,
+    /// Called with each stage's name as it starts (a progress display).
+    pub on_stage: Option<StageHook>,
+    /// Further builds for other CPUs of the same architecture
+    /// (`--cpu=A,B,...`: `target` is A), in increasing preference; shared
+    /// libraries only. Each is written beside the output as
+    /// `<output>.<cpu>` and recorded in the output's integrity record; the
+    /// runtime loads the most preferred one the CPU can run.
+    pub variants: Vec<Target>,
     /// CUDA targets: more `sm_NN` to build SASS for (when `ptxas` is found),
     /// beyond the target's chip.
     pub extra_gpu_archs: Vec<String>,
+}
+
+/// A callback told the name of each compile stage as it starts.
+#[derive(Clone)]
+pub struct StageHook(pub std::sync::Arc<dyn Fn(&'static str) + Send + Sync>);
+
+impl std::fmt::Debug for StageHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StageHook")
+    }
 }
 
 impl CompileOptions {
@@ -149,6 +167,8 @@ impl CompileOptions {
             copy_runtime: true,
             name: None,
             extra_gpu_archs: Vec::new(),
+            on_stage: None,
+            variants: Vec::new(),
         }
     }
 
@@ -314,10 +334,13 @@ pub struct Artifacts {
     /// `(arena bytes, sum of the bytes of every intermediate)` of the memory
     /// plan, when the pipeline made one.
     pub memory: Option<(u64, u64)>,
-    /// Graph nodes and kernel-library calls of the lowered model.
+    /// Nodes of the optimized graph that run code (not constants, views or
+    /// unpacked weights): the kernels and loop nests one run executes.
     pub nodes: usize,
     /// Kernel symbols the artifact calls.
     pub kernels: Vec<String>,
+    /// Told each stage as it starts.
+    on_stage: Option<StageHook>,
 }
 
 impl Artifacts {
@@ -336,7 +359,7 @@ impl Artifacts {
             "total",
             total.as_secs_f64() * 1e3
         ));
-        s.push_str(&format!("  nodes        {:>10}\n", self.nodes));
+        s.push_str(&format!("  kernels run  {:>10}\n", self.nodes));
         if let Some((arena, sum)) = self.memory {
             s.push_str(&format!(
                 "  activations  {:>10} bytes in one arena ({sum} bytes of intermediates without reuse)\n",
@@ -344,20 +367,19 @@ impl Artifacts {
             ));
         }
         if !self.kernels.is_empty() {
-            s.push_str(&format!("  kernels      {}\n", self.kernels.join(", ")));
+            s.push_str(&format!("  library      {}\n", self.kernels.join(", ")));
         }
         s
     }
 }
 
-fn timed<T>(
-    timings: &mut Vec<(&'static str, Duration)>,
-    stage: &'static str,
-    f: impl FnOnce() -> Result<T>,
-) -> Result<T> {
+fn timed<T>(art: &mut Artifacts, stage: &'static str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    if let Some(hook) = &art.on_stage {
+        (hook.0)(stage);
+    }
     let start = Instant::now();
     let r = f();
-    timings.push((stage, start.elapsed()));
+    art.timings.push((stage, start.elapsed()));
     r
 }
 
@@ -377,16 +399,21 @@ pub fn optimize_for(graph: &mut Graph, pipeline: &Pipeline, facts: &TargetFacts)
 }
 
 /// What the target-dependent graph passes need to know about the kernels
-/// the lowering calls for `target` (its kernel variant): convolutions in
-/// NHWC, weights in panels of the variant's NR, the epilogue length of
-/// `kiln_kernels.h`. Targets without a kernel library (GPUs) get the
+/// the lowering calls for `target`, from the target's CPU configuration
+/// (`Target::cpu_config`, the one place these choices are made): the
+/// layout convolution chains run in, the panel width of packed weights, the
+/// epilogue length of `kiln_kernels.h`. Targets without one (GPUs) get the
 /// default facts, which leave layouts and weights alone.
 pub fn target_facts(target: &Target) -> TargetFacts {
-    match kiln_codegen::kernels::Variant::for_target(target) {
-        Some(v) => TargetFacts {
-            conv_layout: kiln_ir::ops::layout::DataLayout::Nhwc,
-            gemm_nr: v.nr() as u64,
-            pack_depthwise: true,
+    match target.cpu_config() {
+        Some(c) => TargetFacts {
+            conv_layout: if c.conv_nhwc {
+                kiln_ir::ops::layout::DataLayout::Nhwc
+            } else {
+                kiln_ir::ops::layout::DataLayout::Nchw
+            },
+            gemm_nr: c.panel_width() as u64,
+            pack_depthwise: c.conv_nhwc,
             epilogue_max_ops: kiln_codegen::kernels::abi::EPI_MAX_OPS,
         },
         None => TargetFacts::default(),
@@ -394,16 +421,112 @@ pub fn target_facts(target: &Target) -> TargetFacts {
 }
 
 /// Compiles `graph` to the stage and outputs `opts` asks for.
-pub fn compile(mut graph: Graph, opts: &CompileOptions) -> Result<Artifacts> {
-    let mut art = Artifacts::default();
+pub fn compile(graph: Graph, opts: &CompileOptions) -> Result<Artifacts> {
+    if opts.variants.is_empty() {
+        compile_one(graph, opts, &[])
+    } else {
+        compile_variants(graph, opts)
+    }
+}
+
+/// A multi-versioned shared library: every variant is compiled into a
+/// staging folder and moved beside the output, then the output itself is
+/// compiled with an integrity record listing them (size and checksum), so
+/// the runtime can pick one and refuse a swapped or damaged file. On error
+/// the variants already moved are removed again.
+fn compile_variants(graph: Graph, opts: &CompileOptions) -> Result<Artifacts> {
+    let output = match (opts.emit, opts.output.as_deref()) {
+        (Emit::Lib, Some(o)) => o,
+        _ => {
+            return Err(DriverError::Invalid(
+                "several CPUs (--cpu=A,B) need a shared library (--emit=lib and -o)".into(),
+            ))
+        }
+    };
+    let file_name = output
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| DriverError::Invalid(format!("bad output path {}", output.display())))?;
+    let dir = match output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let stage = Staging::new(output)?;
+    let mut alternates = Vec::new();
+    let mut moves: Vec<(PathBuf, PathBuf)> = Vec::new();
+    let mut timings = Vec::new();
+    for t in &opts.variants {
+        if t.arch() != opts.target.arch() || t.cpu() == opts.target.cpu() {
+            return Err(DriverError::Invalid(format!(
+                "--cpu lists {} for {}: every CPU must be of the target's architecture ({}) and \
+                 listed once",
+                t.cpu(),
+                t.arch().name(),
+                opts.target.arch().name()
+            )));
+        }
+        let name = format!("{file_name}.{}", t.cpu());
+        let staged = stage.path(&name);
+        let mut variant = opts.clone();
+        variant.target = t.clone();
+        variant.variants = Vec::new();
+        variant.output = Some(staged.clone());
+        let built = compile_one(graph.clone(), &variant, &[])?;
+        timings.extend(built.timings);
+        let seal = hash_file(&staged)?;
+        alternates.push(kiln_runtime::integrity::Alternate {
+            file: name.clone(),
+            cpu: t.cpu().to_owned(),
+            features: kiln_codegen::enabled_features(t)?.join(","),
+            size: seal.size,
+            hash: seal.hash,
+        });
+        let weights = companion(&staged, "weights", true);
+        if weights.is_file() {
+            moves.push((weights, companion(&dir.join(&name), "weights", true)));
+        }
+        moves.push((staged, dir.join(&name)));
+    }
+    let placed: Vec<PathBuf> = moves.iter().map(|(_, to)| to.clone()).collect();
+    stage.commit(&moves)?;
+    match compile_one(graph, opts, &alternates) {
+        Ok(mut art) => {
+            art.timings.splice(0..0, timings);
+            art.files.extend(placed);
+            Ok(art)
+        }
+        Err(e) => {
+            for p in placed {
+                let _ = std::fs::remove_file(p);
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Compiles one build; `alternates` go into a shared library's record.
+fn compile_one(
+    mut graph: Graph,
+    opts: &CompileOptions,
+    alternates: &[kiln_runtime::integrity::Alternate],
+) -> Result<Artifacts> {
+    let mut art = Artifacts {
+        on_stage: opts.on_stage.clone(),
+        ..Artifacts::default()
+    };
     let facts = target_facts(&opts.target);
-    timed(&mut art.timings, "passes", || {
+    timed(&mut art, "passes", || {
         optimize_for(&mut graph, &opts.pipeline, &facts)
     })?;
+    // Nodes that run code: not constants, views or unpacked weights (a
+    // kernel reads the packed constant itself).
     art.nodes = graph
         .nodes
         .iter()
-        .filter(|n| n.op != kiln_ir::OpKind::Constant)
+        .filter(|n| {
+            !matches!(n.op, kiln_ir::OpKind::Constant | kiln_ir::OpKind::Unpack)
+                && kiln_ir::plan::aliases_operand(n.op).is_none()
+        })
         .count();
     art.memory = graph
         .memory_plan
@@ -455,9 +578,7 @@ pub fn compile(mut graph: Graph, opts: &CompileOptions) -> Result<Artifacts> {
         kernels: opts.target.cpu_config().map(|c| c.variant),
         ..LowerOptions::default()
     };
-    let lowered = timed(&mut art.timings, "lower", || {
-        Ok(lower_graph(&graph, &lower_opts)?)
-    })?;
+    let lowered = timed(&mut art, "lower", || Ok(lower_graph(&graph, &lower_opts)?))?;
     art.kernels = lowered.kernels.clone();
     for sig in lowered.inputs.iter().chain(&lowered.outputs) {
         if sig.name.contains('\0') {
@@ -489,13 +610,13 @@ pub fn compile(mut graph: Graph, opts: &CompileOptions) -> Result<Artifacts> {
         Emit::Kir | Emit::Dot => unreachable_stage(),
         Emit::Mlir => finish_text(art, opts, lowered.mlir.clone().into_bytes()),
         Emit::Llvm => {
-            let text = timed(&mut art.timings, "codegen", || {
+            let text = timed(&mut art, "codegen", || {
                 Ok(codegen(kiln_codegen::Emit::Llvm)?)
             })?;
             finish_text(art, opts, text)
         }
         Emit::Asm => {
-            let text = timed(&mut art.timings, "codegen", || {
+            let text = timed(&mut art, "codegen", || {
                 Ok(codegen(kiln_codegen::Emit::Asm)?)
             })?;
             finish_text(art, opts, text)
@@ -506,7 +627,7 @@ pub fn compile(mut graph: Graph, opts: &CompileOptions) -> Result<Artifacts> {
                     "an output file (-o) is needed for --emit=obj and --emit=lib".into(),
                 )
             })?;
-            build_artifact(&graph, &lowered, opts, output, &mut art, None)?;
+            build_artifact(&graph, &lowered, opts, output, alternates, &mut art, None)?;
             Ok(art)
         }
         Emit::Spirv | Emit::Msl | Emit::Device => unreachable_stage(),
@@ -525,7 +646,7 @@ fn compile_gpu(
     let tools = crate::gpu::device_tools(&opts.extra_gpu_archs);
     let api = opts.target.arch().device_api();
     let run = |art: &mut Artifacts, emit| {
-        timed(&mut art.timings, "codegen", || {
+        timed(art, "codegen", || {
             Ok(gpu::compile(
                 &lowered.mlir,
                 &opts.target,
@@ -589,7 +710,7 @@ fn compile_gpu(
                 }
             };
             art.kernels = device.kernels.iter().map(|k| k.name.clone()).collect();
-            build_artifact(graph, lowered, opts, output, &mut art, Some((host, device)))?;
+            build_artifact(graph, lowered, opts, output, &[], &mut art, Some((host, device)))?;
             Ok(art)
         }
     }
@@ -726,6 +847,7 @@ fn build_artifact(
     lowered: &LoweredModule,
     opts: &CompileOptions,
     output: &Path,
+    alternates: &[kiln_runtime::integrity::Alternate],
     art: &mut Artifacts,
     gpu: Option<(Vec<u8>, kiln_codegen::gpu::DeviceCode)>,
 ) -> Result<()> {
@@ -773,7 +895,7 @@ fn build_artifact(
     let (object, device) = match gpu {
         Some((host, device)) => (host, Some(device)),
         None => (
-            timed(&mut art.timings, "codegen", || {
+            timed(art, "codegen", || {
                 Ok(kiln_codegen::emit_with_pipeline(
                     &lowered.mlir,
                     target,
@@ -836,7 +958,7 @@ fn build_artifact(
         device: device.as_ref(),
     };
     let glue = artifact::glue_module(&descriptor);
-    let glue_obj = timed(&mut art.timings, "descriptor", || {
+    let glue_obj = timed(art, "descriptor", || {
         Ok(kiln_codegen::emit_with_pipeline(
             &glue,
             target,
@@ -866,12 +988,12 @@ fn build_artifact(
             OptLevel::O0 => OptLevel::O0,
             _ => OptLevel::O3,
         };
-        let kernels = timed(&mut art.timings, "kernels", || {
+        let kernels = timed(art, "kernels", || {
             crate::kernel_cache::kernel_objects(target, level, &lowered.kernels, stage.dir())
         })?;
         objects.extend(kernels);
     }
-    timed(&mut art.timings, "weights", || {
+    timed(art, "weights", || {
         if total == 0 {
             return Ok(());
         }
@@ -940,7 +1062,7 @@ fn build_artifact(
                 inputs.push(libm);
             }
             let refs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
-            timed(&mut art.timings, "link", || {
+            timed(art, "link", || {
                 if macho {
                     Ok(kiln_codegen::link::link_macho_dylib(&refs, &main, &symbol)?)
                 } else {
@@ -958,8 +1080,9 @@ fn build_artifact(
                 cpu: target.cpu().to_owned(),
                 features: features.clone(),
                 weights: weights_seal,
+                alternates: alternates.to_vec(),
             };
-            timed(&mut art.timings, "seal", || {
+            timed(art, "seal", || {
                 kiln_runtime::seal_file(&main, &record)
                     .map_err(|e| DriverError::io("append the integrity record to", output, e))
             })?;
@@ -972,7 +1095,7 @@ fn build_artifact(
                 inputs.push(builtins);
             }
             let refs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
-            timed(&mut art.timings, "link", || {
+            timed(art, "link", || {
                 relocatable_link(&refs, &main)?;
                 // Only the descriptor function stays global: kiln_main, the
                 // weights, the OpenMP shim and kernels become local, so any

@@ -77,6 +77,14 @@ pub enum DriverError {
     /// Something that should not happen.
     #[error("internal error: {0}")]
     Internal(String),
+    /// A tensor file (`.npy`, `.pb`) is malformed or of an unsupported kind.
+    #[error("{}: {message}", path.display())]
+    TensorFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
     /// A file system operation failed.
     #[error("{action} {}: {source}", path.display())]
     Io {
@@ -96,7 +104,9 @@ impl DriverError {
         use kiln_codegen::CodegenError as C;
         match self {
             DriverError::Onnx(e) => e.kind().into(),
-            DriverError::Parse(_) | DriverError::Invalid(_) => ErrorKind::InvalidInput,
+            DriverError::Parse(_) | DriverError::Invalid(_) | DriverError::TensorFile { .. } => {
+                ErrorKind::InvalidInput
+            }
             DriverError::Pass(kiln_passes::PassError::Unsupported { .. }) => ErrorKind::Unsupported,
             DriverError::Pass(kiln_passes::PassError::Verify { .. }) => ErrorKind::Internal,
             DriverError::Lower(e) if e.is_internal() => ErrorKind::Internal,
@@ -132,6 +142,14 @@ impl DriverError {
         }
     }
 
+    /// A malformed tensor file.
+    pub fn tensor_file(path: &std::path::Path, message: impl Into<String>) -> Self {
+        DriverError::TensorFile {
+            path: path.to_path_buf(),
+            message: message.into(),
+        }
+    }
+
     /// An I/O error while doing `action` on `path`.
     pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         DriverError::Io {
@@ -161,7 +179,7 @@ fn interp_kind(e: &kiln_interp::InterpError) -> ErrorKind {
 /// that is missing, unreadable, unwritable or of the wrong kind (a file
 /// where a folder is needed, or the reverse) is the user's input (exit 2);
 /// anything else is the environment's fault.
-fn io_kind(e: &std::io::Error) -> ErrorKind {
+pub fn io_kind(e: &std::io::Error) -> ErrorKind {
     use std::io::ErrorKind as K;
     match e.kind() {
         K::OutOfMemory | K::StorageFull | K::QuotaExceeded | K::FileTooLarge => {

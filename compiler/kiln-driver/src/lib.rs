@@ -31,17 +31,24 @@ pub mod load;
 pub mod session;
 pub mod specialize;
 pub mod tensors;
+pub mod verify;
 
 pub use compile::{
     compile, deploy_target_from_args, optimize_for, target_facts, target_from_args, Artifacts,
-    CompileOptions, Emit, WeightsMode,
+    CompileOptions, Emit, StageHook, WeightsMode,
 };
-pub use error::{DriverError, ErrorKind, Result};
+pub use error::{io_kind, DriverError, ErrorKind, Result};
 /// The code generator's target and optimisation level, re-exported so that
 /// the CLI needs no dependency on kiln-codegen.
 pub use kiln_codegen::{
-    cpu_names, enabled_features, llvm_version, Arch, DeviceApi, OptLevel, Target,
+    cpu_names, enabled_features, llvm_version, Arch, CodegenError, DeviceApi, OptLevel, Target,
 };
+/// The error types [`DriverError`] wraps, re-exported so that the CLI can
+/// map every variant to an error code without depending on their crates.
+pub use kiln_interp::InterpError;
+pub use kiln_runtime::{env as runtime_env, Error as RuntimeError, Status as RuntimeStatus};
+/// The artifact ABI version this driver generates and its runtime loads.
+pub const RUNTIME_ABI_VERSION: u32 = kiln_runtime::abi::ABI_VERSION;
 pub use kirfile::write_kir;
 pub use load::{load, load_with_deps, parse_input_shape, LoadOptions};
 pub use session::{

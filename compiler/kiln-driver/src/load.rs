@@ -1,7 +1,10 @@
 //! Loading a model file (`.onnx` or `.kir`) into a verified Kiln graph.
 //!
 //! Invariants:
-//! - The format is chosen by the file extension, never by sniffing content.
+//! - The format is told by content, never by the file extension
+//!   ([`detect`]): an ELF file is an artifact, UTF-8 text is Kiln IR, a
+//!   protobuf is an ONNX model; anything else is refused with a message
+//!   saying what was expected.
 //! - `--input-shape` overrides apply to both formats: ONNX through the
 //!   importer (which substitutes bound symbols everywhere), `.kir` by fixing
 //!   the input types before the pipeline's shape inference runs. An
@@ -71,9 +74,75 @@ pub fn load_with_deps(path: &Path, opts: &LoadOptions) -> Result<(Graph, Vec<Pat
     Ok((graph, deps))
 }
 
+/// What a model or artifact file holds, by its content.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileKind {
+    /// A compiled artifact (an ELF shared library; the runtime checks its
+    /// integrity record).
+    Artifact,
+    /// An ONNX `ModelProto`.
+    Onnx,
+    /// Kiln IR text.
+    Kir,
+}
+
+/// How many leading bytes [`detect`] looks at.
+const SNIFF_BYTES: usize = 4096;
+
+/// Tells an artifact, an ONNX model and Kiln IR text apart by content:
+/// the ELF magic; UTF-8 text without control characters (other than tab,
+/// newline, carriage return and form feed); or a first byte that is a
+/// protobuf field key with a wire type `ModelProto` uses.
+pub fn detect(path: &Path) -> Result<FileKind> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| DriverError::io("open", path, e))?;
+    let mut head = Vec::with_capacity(SNIFF_BYTES);
+    file.take(SNIFF_BYTES as u64)
+        .read_to_end(&mut head)
+        .map_err(|e| DriverError::io("read", path, e))?;
+    detect_bytes(&head).ok_or_else(|| {
+        let what = if head.is_empty() {
+            "an empty file".to_owned()
+        } else {
+            let shown: Vec<String> = head.iter().take(8).map(|b| format!("{b:02x}")).collect();
+            format!("a file starting with bytes {}", shown.join(" "))
+        };
+        DriverError::Invalid(format!(
+            "{}: unknown file format: {what}, not a Kiln artifact (ELF), an ONNX model              (protobuf) or Kiln IR text",
+            path.display()
+        ))
+    })
+}
+
+/// [`detect`] on the first bytes of a file.
+pub fn detect_bytes(head: &[u8]) -> Option<FileKind> {
+    const ELF_MAGIC: &[u8] = b"\x7fELF";
+    if head.starts_with(ELF_MAGIC) {
+        return Some(FileKind::Artifact);
+    }
+    let &first = head.first()?;
+    // A cut in the middle of a multi-byte character is still text.
+    let text = match std::str::from_utf8(head) {
+        Ok(s) => Some(s),
+        Err(e) if e.error_len().is_none() => std::str::from_utf8(&head[..e.valid_up_to()]).ok(),
+        Err(_) => None,
+    };
+    if text.is_some_and(|t| {
+        t.chars()
+            .all(|c| !c.is_control() || matches!(c, '\t' | '\n' | '\r' | '\x0c'))
+    }) {
+        return Some(FileKind::Kir);
+    }
+    // A protobuf starts with a field key: (field << 3) | wire type. Every
+    // ModelProto field is a varint (0) or length-delimited (2); keys of
+    // fields above 15 take two bytes (high bit set).
+    let (field, wire) = (first >> 3, first & 7);
+    ((first & 0x80 != 0 || field >= 1) && matches!(wire, 0 | 2)).then_some(FileKind::Onnx)
+}
+
 fn load_inner(path: &Path, opts: &LoadOptions, deps: &mut Vec<PathBuf>) -> Result<Graph> {
-    match path.extension().and_then(|e| e.to_str()) {
-        Some("onnx") => {
+    match detect(path)? {
+        FileKind::Onnx => {
             let model = kiln_onnx::load_model(path)?;
             let mut input_values = BTreeMap::new();
             for t in &opts.input_values {
@@ -103,7 +172,7 @@ fn load_inner(path: &Path, opts: &LoadOptions, deps: &mut Vec<PathBuf>) -> Resul
             deps.extend(model.external_files.iter().cloned());
             Ok(kiln_onnx::import::import_model(&model, &import)?)
         }
-        Some("kir") => {
+        FileKind::Kir => {
             let mut g = kiln_ir::text::parse_file(path)
                 .map_err(DriverError::Parse)?
                 .graph;
@@ -120,8 +189,8 @@ fn load_inner(path: &Path, opts: &LoadOptions, deps: &mut Vec<PathBuf>) -> Resul
             crate::specialize::freeze_inputs(&mut g, &opts.input_values)?;
             Ok(g)
         }
-        _ => Err(DriverError::Invalid(format!(
-            "{}: unknown model format (expected a .onnx or .kir file)",
+        FileKind::Artifact => Err(DriverError::Invalid(format!(
+            "{}: a compiled artifact, not a model (expected an ONNX model or Kiln IR text)",
             path.display()
         ))),
     }

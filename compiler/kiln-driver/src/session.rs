@@ -57,6 +57,8 @@ pub struct SessionOptions {
     pub target: Option<Target>,
     /// Optimisation level for compiling model files.
     pub opt_level: OptLevel,
+    /// Told each compile stage of a model file as it starts.
+    pub on_stage: Option<crate::compile::StageHook>,
 }
 
 impl Default for SessionOptions {
@@ -66,13 +68,15 @@ impl Default for SessionOptions {
             load: LoadOptions::default(),
             target: None,
             opt_level: OptLevel::O3,
+            on_stage: None,
         }
     }
 }
 
 enum Engine {
     Compiled {
-        model: kiln_runtime::Model,
+        /// Boxed: a model is much larger than the interpreter's variant.
+        model: Box<kiln_runtime::Model>,
         /// Keeps an on-the-fly artifact alive (dropped after `model`).
         _dir: Option<tempfile::TempDir>,
     },
@@ -137,13 +141,14 @@ fn model_specs(model: &kiln_runtime::Model) -> Result<(Vec<TensorSpec>, Vec<Tens
 }
 
 impl Prepared {
-    /// Loads an artifact (`.so`) or a model file (`.onnx`, `.kir`).
+    /// Loads an artifact or a model file (ONNX or Kiln IR), told apart by
+    /// content ([`crate::load::detect`]), whatever the file is called.
     pub fn open(path: &Path, opts: &SessionOptions) -> Result<Prepared> {
-        let is_artifact = matches!(path.extension().and_then(|e| e.to_str()), Some("so"));
+        let is_artifact = crate::load::detect(path)? == crate::load::FileKind::Artifact;
         let (loaded, inputs, outputs) = if is_artifact {
             if opts.interpret {
                 return Err(DriverError::Invalid(format!(
-                    "{}: --interpret needs a model file (.onnx or .kir), not an artifact",
+                    "{}: --interpret needs a model file (ONNX or Kiln IR), not a compiled artifact",
                     path.display()
                 )));
             }
@@ -177,6 +182,17 @@ impl Prepared {
             inputs,
             outputs,
         })
+    }
+
+    /// Whether [`Prepared::into_session`] compiles (a model file, not
+    /// interpreted).
+    pub fn needs_compile(&self) -> bool {
+        !self.opts.interpret && !matches!(self.loaded, Loaded::Artifact(_))
+    }
+
+    /// Sets the hook told each compile stage (a progress display).
+    pub fn set_stage_hook(&mut self, hook: crate::compile::StageHook) {
+        self.opts.on_stage = Some(hook);
     }
 
     /// Every input of the artifact or model, in order.
@@ -233,34 +249,77 @@ impl Prepared {
             });
         }
         if let Some(given) = given {
-            let wanted = shape_defining_inputs(&graph);
-            let frozen: Vec<HostTensor> = given
-                .iter()
-                .filter(|t| wanted.contains(&t.name))
-                .cloned()
-                .collect();
-            freeze_inputs(&mut graph, &frozen)?;
-            specialized.extend(frozen);
-            bind_input_shapes(&mut graph, given)?;
+            specialize(&mut graph, given, &mut specialized)?;
         }
-        let dir = tempfile::Builder::new()
-            .prefix("kiln-run-")
-            .tempdir()
-            .map_err(|e| {
-                DriverError::io("create a temporary directory in", std::env::temp_dir(), e)
-            })?;
-        let so = dir.path().join("model.so");
-        let target = match &opts.target {
-            Some(t) => t.clone(),
-            None => Target::host()?,
-        };
-        let mut copts = CompileOptions::new(target, Some(so.clone()));
-        copts.emit = Emit::Lib;
-        copts.set_level(opts.opt_level);
-        compile(*graph, &copts)?;
-        let model = kiln_runtime::Model::load(&so)?;
-        Session::from_model(model, Some(dir), specialized)
+        compile_session(*graph, &opts, None, specialized)
     }
+
+    /// The graph a compile for `given` would start from: loaded (ONNX
+    /// control flow expanded with the given values) and specialized as
+    /// [`Prepared::into_session`] does; the tensors compiled in as
+    /// constants come with it. An artifact has no graph (an error).
+    pub fn into_graph(self, given: &[HostTensor]) -> Result<(Graph, Vec<HostTensor>)> {
+        let (mut graph, mut specialized) = match self.loaded {
+            Loaded::Artifact(_) => {
+                return Err(DriverError::Invalid(
+                    "a compiled artifact has no graph; give a model file (ONNX or Kiln IR)".into(),
+                ))
+            }
+            Loaded::Graph(graph) => (*graph, Vec::new()),
+            Loaded::NeedsValues(path, needed) => {
+                load_with_values(&path, &self.opts.load, needed, Some(given))?
+            }
+        };
+        specialize(&mut graph, given, &mut specialized)?;
+        Ok((graph, specialized))
+    }
+}
+
+/// Freezes the given values of shape-defining inputs (adding them to
+/// `specialized`) and binds dynamic input extents to the given shapes.
+fn specialize(
+    graph: &mut Graph,
+    given: &[HostTensor],
+    specialized: &mut Vec<HostTensor>,
+) -> Result<()> {
+    let wanted = shape_defining_inputs(graph);
+    let frozen: Vec<HostTensor> = given
+        .iter()
+        .filter(|t| wanted.contains(&t.name))
+        .cloned()
+        .collect();
+    freeze_inputs(graph, &frozen)?;
+    specialized.extend(frozen);
+    bind_input_shapes(graph, given)
+}
+
+/// Compiles `graph` into a temporary artifact (with `pipeline` instead of
+/// the level's pipeline when given) and opens it.
+pub(crate) fn compile_session(
+    graph: Graph,
+    opts: &SessionOptions,
+    pipeline: Option<kiln_passes::Pipeline>,
+    specialized: Vec<HostTensor>,
+) -> Result<Session> {
+    let dir = tempfile::Builder::new()
+        .prefix("kiln-run-")
+        .tempdir()
+        .map_err(|e| DriverError::io("create a temporary directory in", std::env::temp_dir(), e))?;
+    let so = dir.path().join("model.so");
+    let target = match &opts.target {
+        Some(t) => t.clone(),
+        None => Target::host()?,
+    };
+    let mut copts = CompileOptions::new(target, Some(so.clone()));
+    copts.emit = Emit::Lib;
+    copts.set_level(opts.opt_level);
+    if let Some(p) = pipeline {
+        copts.pipeline = p;
+    }
+    copts.on_stage = opts.on_stage.clone();
+    compile(graph, &copts)?;
+    let model = kiln_runtime::Model::load(&so)?;
+    Session::from_model(model, Some(dir), specialized)
 }
 
 /// The declared inputs and outputs of an ONNX model, for a model that
@@ -326,7 +385,10 @@ impl Session {
     ) -> Result<Session> {
         let (inputs, outputs) = model_specs(&model)?;
         Ok(Session {
-            engine: Engine::Compiled { model, _dir: dir },
+            engine: Engine::Compiled {
+                model: Box::new(model),
+                _dir: dir,
+            },
             inputs,
             outputs,
             specialized,
@@ -349,17 +411,28 @@ impl Session {
         &self.outputs
     }
 
+    /// The CPU the loaded artifact was built for (for a multi-versioned
+    /// one, the build chosen for this machine); `None` when interpreting.
+    pub fn cpu(&self) -> Option<&str> {
+        match &self.engine {
+            Engine::Compiled { model, .. } => Some(model.cpu()),
+            Engine::Interpreted(_) => None,
+        }
+    }
+
     /// Whether the session runs compiled code (not the interpreter).
     pub fn is_compiled(&self) -> bool {
         matches!(self.engine, Engine::Compiled { .. })
     }
 
-    /// Sets the runtime's thread count (0 = default); no effect when
+    /// Sets the runtime's thread count (0 = default: `KILN_NUM_THREADS`,
+    /// else every core; a malformed value is an error); no effect when
     /// interpreting.
-    pub fn set_num_threads(&self, n: u32) {
+    pub fn set_num_threads(&self, n: u32) -> Result<()> {
         if let Engine::Compiled { model, .. } = &self.engine {
-            model.set_num_threads(n);
+            model.set_num_threads(n)?;
         }
+        Ok(())
     }
 
     /// Puts `inputs` (any order, matched by name) into graph-input order.
@@ -530,7 +603,7 @@ pub fn bench(session: &Session, inputs: &[HostTensor], opts: &BenchOptions) -> R
     if opts.runs == 0 {
         return Err(DriverError::Invalid("--runs must be at least 1".into()));
     }
-    session.set_num_threads(opts.threads);
+    session.set_num_threads(opts.threads)?;
     let ordered = session.order_inputs(inputs)?;
     let mut outputs = session.output_buffers()?;
     for _ in 0..opts.warmup {

@@ -13,7 +13,10 @@
 //!   dynamically, streams typed data, writes standard v1 files; chosen over
 //!   `ndarray-npy`, which needs the element type at compile time and pulls
 //!   in `ndarray`). Fortran order and big-endian data are converted, not
-//!   refused.
+//!   refused. f16 is NumPy's `<f2`; bf16 follows `ml_dtypes` (`<V2`, see
+//!   [`NPY_BF16_DESCR`]); float8 and 4-bit types need `.pb` files.
+//! - Tensor files are told apart by content (the `.npy` magic), never by
+//!   extension.
 //! - Comparisons never let NaN pass.
 
 use crate::error::{DriverError, Result};
@@ -128,16 +131,32 @@ impl HostTensor {
     }
 }
 
-/// Reads a tensor file by extension: `.npy` or `.pb` (ONNX `TensorProto`).
-/// `name` is the graph input it is for (a `.pb` file's own name is ignored).
+/// The magic bytes that start every `.npy` file.
+const NPY_MAGIC: &[u8] = b"\x93NUMPY";
+
+/// Reads a tensor file, telling the format by its content: a `.npy` file
+/// (its magic bytes), else an ONNX `TensorProto`. `name` is the graph input
+/// it is for (a `.pb` file's own name is ignored).
 pub fn read_tensor(path: &Path, name: &str) -> Result<HostTensor> {
-    match path.extension().and_then(|e| e.to_str()) {
-        Some("npy") => read_npy(path, name),
-        Some("pb") => read_pb(path, name),
-        _ => Err(DriverError::Invalid(format!(
-            "{}: unknown tensor file format (expected .npy or .pb)",
-            path.display()
-        ))),
+    let mut head = [0u8; 6];
+    let n = {
+        use std::io::Read;
+        let mut f = std::fs::File::open(path).map_err(|e| DriverError::io("open", path, e))?;
+        let mut n = 0;
+        while n < head.len() {
+            match f.read(&mut head[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(DriverError::io("read", path, e)),
+            }
+        }
+        n
+    };
+    if head[..n] == *NPY_MAGIC {
+        read_npy(path, name)
+    } else {
+        read_pb(path, name)
     }
 }
 
@@ -145,7 +164,10 @@ pub fn read_tensor(path: &Path, name: &str) -> Result<HostTensor> {
 pub fn read_pb(path: &Path, name: &str) -> Result<HostTensor> {
     let bytes = std::fs::read(path).map_err(|e| DriverError::io("read", path, e))?;
     let mut tensor = pb::TensorProto::decode(bytes.as_slice()).map_err(|e| {
-        DriverError::Invalid(format!("{}: not an ONNX TensorProto: {e}", path.display()))
+        DriverError::tensor_file(
+            path,
+            format!("neither a .npy file nor an ONNX TensorProto: {e}"),
+        )
     })?;
     let tensor_name = "tensor".to_owned();
     tensor.name = Some(tensor_name.clone());
@@ -163,7 +185,17 @@ pub fn read_pb(path: &Path, name: &str) -> Result<HostTensor> {
         ..Default::default()
     };
     let file = path.display().to_string();
-    let loaded = kiln_onnx::load_model_bytes(&file, model.encode_to_vec().into())?;
+    // The frontend's checks apply; its errors are about this tensor file.
+    let loaded = kiln_onnx::load_model_bytes(&file, model.encode_to_vec().into()).map_err(|e| {
+        match e.kind() {
+            kiln_onnx::ErrorKind::InvalidInput => {
+                let msg = e.to_string();
+                let msg = msg.strip_prefix(&format!("{file}: ")).unwrap_or(&msg);
+                DriverError::tensor_file(path, msg)
+            }
+            _ => DriverError::Onnx(e),
+        }
+    })?;
     let t = loaded
         .graph
         .initializer(&tensor_name)
@@ -197,18 +229,47 @@ pub fn write_pb(path: &Path, t: &HostTensor) -> Result<()> {
     std::fs::write(path, proto.encode_to_vec()).map_err(|e| DriverError::io("write", path, e))
 }
 
+/// The `.npy` descriptor of bfloat16 data: `ml_dtypes` (what JAX and
+/// PyTorch interop use from NumPy) has no NumPy type code, so `np.save` of a
+/// `bfloat16` array writes its raw 2-byte elements as `<V2` and
+/// `np.load(...).view(ml_dtypes.bfloat16)` reads them back. Kiln reads a
+/// 2-byte void dtype as bf16 and writes bf16 the same way.
+pub const NPY_BF16_DESCR: &str = "<V2";
+
 macro_rules! npy_types {
     ($m:ident) => {
         $m! {
-            F64 => f64, F32 => f32, I64 => i64, I32 => i32, I16 => i16, I8 => i8,
-            U64 => u64, U32 => u32, U16 => u16, U8 => u8,
+            F64 => f64, F32 => f32, F16 => half::f16, I64 => i64, I32 => i32, I16 => i16,
+            I8 => i8, U64 => u64, U32 => u32, U16 => u16, U8 => u8,
         }
     };
 }
 
-/// Reads a `.npy` file.
+/// The Kiln dtype of a `.npy` type string.
+fn npy_dtype(ts: &npyz::TypeStr) -> Option<DType> {
+    use npyz::TypeChar as C;
+    Some(match (ts.type_char(), ts.size_field()) {
+        (C::Float, 8) => DType::F64,
+        (C::Float, 4) => DType::F32,
+        (C::Float, 2) => DType::F16,
+        (C::RawData, 2) => DType::BF16,
+        (C::Int, 8) => DType::I64,
+        (C::Int, 4) => DType::I32,
+        (C::Int, 2) => DType::I16,
+        (C::Int, 1) => DType::I8,
+        (C::Uint, 8) => DType::U64,
+        (C::Uint, 4) => DType::U32,
+        (C::Uint, 2) => DType::U16,
+        (C::Uint, 1) => DType::U8,
+        (C::Bool, 1) => DType::Bool,
+        _ => return None,
+    })
+}
+
+/// Reads a `.npy` file (`<f2` as f16, `<V2` as bf16; see
+/// [`NPY_BF16_DESCR`]).
 pub fn read_npy(path: &Path, name: &str) -> Result<HostTensor> {
-    let bad = |why: String| DriverError::Invalid(format!("{}: {why}", path.display()));
+    let bad = |why: String| DriverError::tensor_file(path, why);
     let file = std::fs::File::open(path).map_err(|e| DriverError::io("open", path, e))?;
     let len = file
         .metadata()
@@ -217,30 +278,14 @@ pub fn read_npy(path: &Path, name: &str) -> Result<HostTensor> {
     let npy = npyz::NpyFile::new(std::io::BufReader::new(file))
         .map_err(|e| bad(format!("not a .npy file: {e}")))?;
     let npyz::DType::Plain(ts) = npy.dtype() else {
-        return Err(DriverError::Unsupported(format!(
-            "{}: structured .npy dtypes are not supported",
-            path.display()
-        )));
+        return Err(bad("structured .npy dtypes are not supported".into()));
     };
-    let dtype = match (ts.type_char(), ts.size_field()) {
-        (npyz::TypeChar::Float, 8) => DType::F64,
-        (npyz::TypeChar::Float, 4) => DType::F32,
-        (npyz::TypeChar::Int, 8) => DType::I64,
-        (npyz::TypeChar::Int, 4) => DType::I32,
-        (npyz::TypeChar::Int, 2) => DType::I16,
-        (npyz::TypeChar::Int, 1) => DType::I8,
-        (npyz::TypeChar::Uint, 8) => DType::U64,
-        (npyz::TypeChar::Uint, 4) => DType::U32,
-        (npyz::TypeChar::Uint, 2) => DType::U16,
-        (npyz::TypeChar::Uint, 1) => DType::U8,
-        (npyz::TypeChar::Bool, 1) => DType::Bool,
-        _ => {
-            return Err(DriverError::Unsupported(format!(
-                "{}: .npy dtype {ts} is not supported",
-                path.display()
-            )))
-        }
-    };
+    let dtype = npy_dtype(&ts).ok_or_else(|| {
+        bad(format!(
+            ".npy dtype {ts} is not supported (float64/32/16, bfloat16 as {NPY_BF16_DESCR}, \
+             signed and unsigned integers, bool; use a .pb file for float8 and 4-bit types)"
+        ))
+    })?;
     let shape = npy.shape().to_vec();
     let fortran = npy.order() == npyz::Order::Fortran;
     let numel = shape
@@ -261,6 +306,12 @@ pub fn read_npy(path: &Path, name: &str) -> Result<HostTensor> {
                     let v: Vec<$t> = npy.into_vec().map_err(|e| bad(format!("bad data: {e}")))?;
                     store(&mut out, &v, fortran, |x| x.to_le_bytes());
                 })*
+                DType::BF16 => {
+                    // Raw little-endian elements, as ml_dtypes writes them.
+                    let v: Vec<npyz::FixedSizeBytes<2>> =
+                        npy.into_vec().map_err(|e| bad(format!("bad data: {e}")))?;
+                    store(&mut out, &v, fortran, |x| x.0);
+                }
                 DType::Bool => {
                     let v: Vec<bool> = npy.into_vec().map_err(|e| bad(format!("bad data: {e}")))?;
                     store(&mut out, &v, fortran, |x| [u8::from(x)]);
@@ -301,9 +352,19 @@ fn store<T: Copy, const N: usize>(
     }
 }
 
-/// Writes a `.npy` file (little-endian, C order).
+/// Writes a `.npy` file (little-endian, C order; bf16 as
+/// [`NPY_BF16_DESCR`]). The caller stages it (see [`write_outputs`]): on
+/// error the file may be partial.
 pub fn write_npy(path: &Path, t: &HostTensor) -> Result<()> {
     use npyz::WriterBuilder;
+    // Refused before the file is created.
+    if !matches!(t.dtype, DType::BF16 | DType::Bool) && !npy_writable(t.dtype) {
+        return Err(DriverError::Unsupported(format!(
+            "output '{}': {} tensors cannot be written as .npy (use --output-format=pb)",
+            t.name,
+            t.dtype.name()
+        )));
+    }
     let io = |e| DriverError::io("write", path, e);
     let file = std::fs::File::create(path).map_err(|e| DriverError::io("create", path, e))?;
     let w = std::io::BufWriter::new(file);
@@ -327,6 +388,20 @@ pub fn write_npy(path: &Path, t: &HostTensor) -> Result<()> {
                     .map_err(io)?;
                     out.finish().map_err(io)?;
                 })*
+                DType::BF16 => {
+                    let descr: npyz::TypeStr = NPY_BF16_DESCR
+                        .parse()
+                        .map_err(|e| DriverError::Internal(format!("{NPY_BF16_DESCR}: {e}")))?;
+                    let mut out = npyz::WriteOptions::<npyz::FixedSizeBytes<2>>::new()
+                        .dtype(npyz::DType::Plain(descr))
+                        .shape(&t.shape)
+                        .writer(w)
+                        .begin_nd()
+                        .map_err(io)?;
+                    out.extend(b.chunks_exact(2).map(|c| npyz::FixedSizeBytes([c[0], c[1]])))
+                        .map_err(io)?;
+                    out.finish().map_err(io)?;
+                }
                 DType::Bool => {
                     let mut out = npyz::WriteOptions::<bool>::new()
                         .default_dtype()
@@ -338,8 +413,8 @@ pub fn write_npy(path: &Path, t: &HostTensor) -> Result<()> {
                     out.finish().map_err(io)?;
                 }
                 other => {
-                    return Err(DriverError::Unsupported(format!(
-                        "writing {} tensors as .npy is not supported (use --output-format=pb)",
+                    return Err(DriverError::Internal(format!(
+                        "npy writer table lacks {}",
                         other.name()
                     )))
                 }
@@ -348,6 +423,16 @@ pub fn write_npy(path: &Path, t: &HostTensor) -> Result<()> {
     }
     npy_types!(write_as);
     Ok(())
+}
+
+/// Whether `npy_types!` has a plain NumPy type for `dtype`.
+fn npy_writable(dtype: DType) -> bool {
+    macro_rules! listed {
+        ($($d:ident => $t:ty),* $(,)?) => {
+            matches!(dtype, $(DType::$d)|*)
+        };
+    }
+    npy_types!(listed)
 }
 
 /// A file name for a tensor name: every character outside
@@ -504,4 +589,222 @@ pub fn max_relative_error(
         worst = worst.max(err);
     }
     Ok(worst)
+}
+
+/// How close two floating-point elements must be: `|got - expected| <=
+/// atol + rtol * |expected|` (NumPy's `allclose`, as `iree-run-module
+/// --expected_output` checks).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Tolerance {
+    /// Relative tolerance.
+    pub rtol: f64,
+    /// Absolute tolerance.
+    pub atol: f64,
+}
+
+impl Tolerance {
+    /// The default tolerance of a dtype: a few units in the last place of
+    /// its precision, scaled for the reassociation a compiler may do
+    /// (reductions summed in another order). Integers and bools are exact.
+    pub fn for_dtype(dtype: DType) -> Tolerance {
+        let (rtol, atol) = match dtype {
+            DType::F64 => (1e-9, 1e-12),
+            DType::F32 => (1e-4, 1e-5),
+            DType::F16 => (1e-2, 1e-3),
+            DType::BF16 => (2e-2, 1e-2),
+            DType::F8E4M3FN | DType::F8E5M2 | DType::NF4 => (0.13, 0.02),
+            _ => (0.0, 0.0),
+        };
+        Tolerance { rtol, atol }
+    }
+
+    /// This tolerance with the given parts replaced (`--rtol`, `--atol`).
+    pub fn with(self, rtol: Option<f64>, atol: Option<f64>) -> Tolerance {
+        Tolerance {
+            rtol: rtol.unwrap_or(self.rtol),
+            atol: atol.unwrap_or(self.atol),
+        }
+    }
+
+    /// Whether `got` is close enough to `expected`. NaN equals only NaN;
+    /// an infinity only the same infinity.
+    pub fn accepts(&self, expected: f64, got: f64) -> bool {
+        if expected.is_nan() || got.is_nan() {
+            return expected.is_nan() && got.is_nan();
+        }
+        if expected.is_infinite() || got.is_infinite() {
+            return expected == got;
+        }
+        (got - expected).abs() <= self.atol + self.rtol * expected.abs()
+    }
+}
+
+/// One element of a comparison.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Element {
+    /// Its index, outermost dimension first.
+    pub index: Vec<u64>,
+    /// The expected (reference) value.
+    pub expected: f64,
+    /// The value computed.
+    pub got: f64,
+}
+
+/// How two tensors differ.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Difference {
+    /// Dtype or shape differ; the message says how.
+    Type(String),
+    /// Elements differ beyond the tolerance.
+    Values {
+        /// The tensors' dtype (for showing values).
+        dtype: DType,
+        /// The first mismatching elements in row-major order (at most the
+        /// number asked for).
+        first: Vec<Element>,
+        /// How many elements mismatch.
+        count: usize,
+        /// Elements compared.
+        total: usize,
+        /// The largest absolute difference over the mismatching elements
+        /// (NaN when one of them involves NaN).
+        max_abs: f64,
+    },
+}
+
+impl Difference {
+    /// The difference as lines: a summary, then one line per element shown
+    /// (`at [i, j]: <got> X, <expected> Y`, values as their dtype prints
+    /// them).
+    pub fn lines(&self, got: &str, expected: &str) -> Vec<String> {
+        match self {
+            Difference::Type(m) => vec![m.clone()],
+            Difference::Values {
+                dtype,
+                first,
+                count,
+                total,
+                max_abs,
+            } => {
+                let mut lines = vec![format!(
+                    "{count} of {total} elements differ (largest difference {max_abs:.3e})"
+                )];
+                lines.extend(first.iter().map(|e| {
+                    format!(
+                        "at {}: {got} {}, {expected} {}",
+                        format_index(&e.index),
+                        format_value(e.got, *dtype),
+                        format_value(e.expected, *dtype)
+                    )
+                }));
+                lines
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Difference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.lines("got", "expected").join("\n  "))
+    }
+}
+
+/// An element value as its dtype would print it: the shortest decimal
+/// that round-trips in that precision (`0.1` for an f32, not
+/// `0.10000000149011612`), integers without a fraction.
+pub fn format_value(v: f64, dtype: DType) -> String {
+    match dtype {
+        DType::F64 => v.to_string(),
+        _ if dtype.is_float() => (v as f32).to_string(),
+        _ => format!("{v:.0}"),
+    }
+}
+
+/// `[i, j, k]`.
+pub fn format_index(index: &[u64]) -> String {
+    let parts: Vec<String> = index.iter().map(u64::to_string).collect();
+    format!("[{}]", parts.join(", "))
+}
+
+/// The row-major multi-index of flat position `flat` in `shape`.
+fn unravel(mut flat: u64, shape: &[u64]) -> Vec<u64> {
+    let mut index = vec![0u64; shape.len()];
+    for (slot, &d) in index.iter_mut().zip(shape).rev() {
+        let d = d.max(1);
+        *slot = flat % d;
+        flat /= d;
+    }
+    index
+}
+
+/// Compares `got` with `expected`: same dtype and shape, then every
+/// element within `tol` (floats; default [`Tolerance::for_dtype`]) or
+/// exactly equal (integers and bools, compared on their bits). Returns the
+/// first `keep` mismatching elements, or `None` when the tensors match.
+pub fn compare(
+    expected: &HostTensor,
+    got: &HostTensor,
+    tol: Option<Tolerance>,
+    keep: usize,
+) -> Option<Difference> {
+    if expected.dtype != got.dtype {
+        return Some(Difference::Type(format!(
+            "dtype {} differs from the expected {}",
+            got.dtype.name(),
+            expected.dtype.name()
+        )));
+    }
+    if expected.shape != got.shape {
+        return Some(Difference::Type(format!(
+            "shape {:?} differs from the expected {:?}",
+            got.shape, expected.shape
+        )));
+    }
+    let (Some(e), Some(g)) = (expected.to_f64(), got.to_f64()) else {
+        return Some(Difference::Type(format!(
+            "{} tensor data cannot be decoded",
+            got.dtype.name()
+        )));
+    };
+    let float = expected.dtype.is_float();
+    let tol = tol.unwrap_or_else(|| Tolerance::for_dtype(expected.dtype));
+    let width = (expected.dtype.bits() / 8) as usize;
+    let (eb, gb) = (expected.data.as_ref(), got.data.as_ref());
+    let mut first = Vec::new();
+    let mut count = 0usize;
+    let mut max_abs = 0.0f64;
+    for (i, (&ev, &gv)) in e.iter().zip(&g).enumerate() {
+        let same = if float {
+            tol.accepts(ev, gv)
+        } else if width > 0 {
+            // Integers compare on their bits: f64 is inexact above 2^53.
+            eb.get(i * width..(i + 1) * width) == gb.get(i * width..(i + 1) * width)
+        } else {
+            ev == gv
+        };
+        if same {
+            continue;
+        }
+        count += 1;
+        let d = (gv - ev).abs();
+        max_abs = if d.is_nan() || max_abs.is_nan() {
+            f64::NAN
+        } else {
+            max_abs.max(d)
+        };
+        if first.len() < keep {
+            first.push(Element {
+                index: unravel(i as u64, &expected.shape),
+                expected: ev,
+                got: gv,
+            });
+        }
+    }
+    (count > 0).then_some(Difference::Values {
+        dtype: expected.dtype,
+        first,
+        count,
+        total: e.len(),
+        max_abs,
+    })
 }

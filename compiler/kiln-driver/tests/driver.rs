@@ -5,7 +5,7 @@
 //! Expected outputs come from ONNX Runtime (`testdata/models/*/
 //! test_data_set_0/output_*.pb`), never from Kiln itself.
 
-use kiln_codegen::Target;
+use kiln_codegen::{OptLevel, Target};
 use kiln_driver::compile::{find_runtime_archive, Emit, RUNTIME_ARCHIVE};
 use kiln_driver::specialize::{freeze_inputs, shape_defining_inputs};
 use kiln_driver::tensors::{self, max_relative_error, read_test_set, HostTensor};
@@ -290,6 +290,8 @@ fn aarch64_cross_compile_gives_aarch64_code() {
     let target = kiln_driver::target_from_args(Some("aarch64-linux-gnu"), None).unwrap();
     let mut opts = CompileOptions::new(target.clone(), None);
     opts.emit = Emit::Asm;
+    // -O0 lowers the whole graph as loops: FP code in kiln_main itself.
+    opts.set_level(OptLevel::O0);
     let asm = compile(graph.clone(), &opts).unwrap().text.unwrap();
     let asm = String::from_utf8(asm).unwrap();
     assert!(asm.contains("kiln_main"), "no kiln_main in the assembly");
@@ -297,6 +299,10 @@ fn aarch64_cross_compile_gives_aarch64_code() {
         asm.contains("fmadd") || asm.contains("fmla") || asm.contains("fmul"),
         "no AArch64 FP code"
     );
+    // -O3 calls the AArch64 kernels (NEON variant) instead.
+    opts.set_level(OptLevel::O3);
+    let asm = String::from_utf8(compile(graph.clone(), &opts).unwrap().text.unwrap()).unwrap();
+    assert!(asm.contains("bl\tkiln_k_gemm_w4r32"), "{asm}");
 
     let dir = tempfile::tempdir().unwrap();
     let obj = dir.path().join("model.o");
@@ -341,7 +347,11 @@ fn text_stages_print() {
         "{dot}"
     );
     assert_eq!(Emit::parse("dot").unwrap(), Emit::Dot);
-    let mlir = stage(Emit::Mlir);
+    let mut opts = CompileOptions::new(target.clone(), None);
+    opts.emit = Emit::Mlir;
+    // The whole-graph lowering (-O0) views weights in place.
+    opts.set_level(OptLevel::O0);
+    let mlir = String::from_utf8(compile(graph.clone(), &opts).unwrap().text.unwrap()).unwrap();
     assert!(mlir.contains("func.func @kiln_main") && mlir.contains("memref.view"));
     assert!(stage(Emit::Llvm).contains("define void @kiln_main("));
 }
@@ -681,6 +691,12 @@ fn compiled_code_frees_every_temporary() {
     .unwrap();
     let mut opts = CompileOptions::new(Target::host().unwrap(), None);
     opts.emit = Emit::Llvm;
+    // Planned code (-O1..-O3) allocates nothing: every value has a home.
+    let planned = compile(graph.clone(), &opts).unwrap();
+    let (m, _, _) = malloc_free_calls(&String::from_utf8(planned.text.unwrap()).unwrap());
+    assert_eq!(m, 0, "planned code allocates");
+    // The whole-graph lowering (-O0) allocates temporaries and frees them.
+    opts.set_level(OptLevel::O0);
     let art = compile(graph, &opts).unwrap();
     let llvm = String::from_utf8(art.text.unwrap()).unwrap();
     let (mallocs, bytes, frees) = malloc_free_calls(&llvm);
@@ -780,13 +796,13 @@ fn parallel_loops_child() {
         compile_lib(&model, &LoadOptions::default(), &so, WeightsMode::Embedded);
         let session = Session::open(&so, &SessionOptions::default()).unwrap();
         for threads in [1, 2, 4] {
-            session.set_num_threads(threads);
+            session.set_num_threads(threads).unwrap();
             for _ in 0..5 {
                 check_against_ort(&session, name);
             }
         }
         // One model from several threads at once, on a shared 2-thread pool.
-        session.set_num_threads(2);
+        session.set_num_threads(2).unwrap();
         std::thread::scope(|s| {
             for _ in 0..4 {
                 s.spawn(|| {
@@ -834,7 +850,7 @@ fn parallel_loops_child() {
     ];
     let session = Session::open(&so, &SessionOptions::default()).unwrap();
     let want_bytes: Vec<u8> = want.iter().flat_map(|v| v.to_le_bytes()).collect();
-    session.set_num_threads(2);
+    session.set_num_threads(2).unwrap();
     // The first runs are measured serially; then the region goes parallel.
     for _ in 0..3 {
         assert_eq!(

@@ -288,3 +288,33 @@ fn unsafe_memory_plans_are_refused() {
         "  %a = arena 0\n  %b = arena 0\n  %c = arena 64\n  %e = output 0\n  %f = output 0\n";
     assert!(parse_err(&planned(missing)).contains("%d (result of nn.add) has no home"));
 }
+
+/// A fused epilogue never writes its result over its residual operand: the
+/// contraction's kernel may keep partial sums of a blocked reduction in the
+/// output before the epilogue reads the residual (BERT's FFN and
+/// MobileNetV2's projections computed wrong results when it did). A fused
+/// elementwise node may.
+#[test]
+fn epilogues_are_never_computed_in_place() {
+    let g = parse_ok(
+        "graph @g(%x: tensor<4x8xf32>, %w: tensor<8x8xf32>, %r: tensor<4x8xf32>) -> (tensor<4x8xf32>, tensor<4x8xf32>) {
+  %e = nn.exp %r : tensor<4x8xf32>
+  %y = nn.fused %x, %w, %e {kind = \"epilogue\"} : tensor<4x8xf32> {
+    ^(%a: tensor<4x8xf32>, %b: tensor<8x8xf32>, %c: tensor<4x8xf32>):
+    %m = nn.matmul %a, %b : tensor<4x8xf32>
+    %s = nn.add %m, %c : tensor<4x8xf32>
+    return %s
+  }
+  %z = nn.fused %y {kind = \"elementwise\"} : tensor<4x8xf32> {
+    ^(%a: tensor<4x8xf32>):
+    %n = nn.neg %a : tensor<4x8xf32>
+    %t = nn.tanh %n : tensor<4x8xf32>
+    return %t
+  }
+  return %z, %e
+}",
+    );
+    let node = |i: usize| &g.nodes[i];
+    assert!(kiln_ir::plan::in_place_operands(&g, node(1)).is_empty());
+    assert_eq!(kiln_ir::plan::in_place_operands(&g, node(2)), [(0, 0)]);
+}

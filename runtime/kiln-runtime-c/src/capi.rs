@@ -280,8 +280,7 @@ pub unsafe extern "C" fn kiln_model_set_num_threads(
     guard(|| {
         // SAFETY: caller contract.
         let model = unsafe { model_ref(model) }.ok_or_else(|| null_error("model"))?;
-        model.set_num_threads(num_threads);
-        Ok(())
+        model.set_num_threads(num_threads)
     })
 }
 

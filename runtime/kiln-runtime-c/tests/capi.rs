@@ -93,6 +93,7 @@ fn check_c_library(lib: &Path) {
             cpu: "generic".into(),
             features: String::new(),
             weights: None,
+            alternates: Vec::new(),
         },
     )
     .unwrap();

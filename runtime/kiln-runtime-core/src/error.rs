@@ -33,8 +33,9 @@ pub enum Status {
     Internal = 11,
     CorruptArtifact = 12,
     UnsupportedCpu = 13,
-    DeviceUnavailable = 14,
-    DeviceFailed = 15,
+    InvalidEnvironment = 14,
+    DeviceUnavailable = 15,
+    DeviceFailed = 16,
 }
 
 impl Status {
@@ -61,8 +62,9 @@ impl Status {
             11 => c"internal error",
             12 => c"corrupt artifact",
             13 => c"unsupported CPU",
-            14 => c"device unavailable",
-            15 => c"device failed",
+            14 => c"invalid environment variable",
+            15 => c"device unavailable",
+            16 => c"device failed",
             _ => c"unknown status",
         }
     }
@@ -145,6 +147,13 @@ pub enum Error {
     DeviceUnavailable(String),
     /// The device reported an error while loading code or running.
     DeviceFailed(String),
+    /// A `KILN_*` environment variable the runtime reads is malformed.
+    InvalidEnvironment {
+        name: String,
+        value: String,
+        /// What a valid value looks like.
+        expected: String,
+    },
 }
 
 impl fmt::Display for Error {
@@ -196,6 +205,14 @@ impl fmt::Display for Error {
             Error::UnsupportedCpu(m) => write!(f, "unsupported CPU: {m}"),
             Error::DeviceUnavailable(m) => write!(f, "device unavailable: {m}"),
             Error::DeviceFailed(m) => write!(f, "device error: {m}"),
+            Error::InvalidEnvironment {
+                name,
+                value,
+                expected,
+            } => write!(
+                f,
+                "invalid environment variable {name}={value:?}: expected {expected}"
+            ),
         }
     }
 }
@@ -221,6 +238,7 @@ impl Error {
             Error::UnsupportedCpu(_) => Status::UnsupportedCpu,
             Error::DeviceUnavailable(_) => Status::DeviceUnavailable,
             Error::DeviceFailed(_) => Status::DeviceFailed,
+            Error::InvalidEnvironment { .. } => Status::InvalidEnvironment,
         }
     }
 }

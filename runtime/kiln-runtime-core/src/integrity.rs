@@ -21,6 +21,10 @@
 //!     architecture ("x86_64", "aarch64")
 //!     LLVM CPU name the code was generated for ("x86-64-v3", "znver4")
 //!     required CPU features, comma-separated LLVM names ("avx2,fma,...")
+//!   format 2 only (a multi-versioned artifact, `--cpu=A,B`): a u32 count
+//!   of alternates, then for each, in increasing preference: three strings
+//!   (file name beside this one, CPU, features) and the alternate file's
+//!   size and xxh3-64 (u64 each)
 //! footer, the last 24 bytes of the file:
 //!   [-24, -16) trailer length (from its magic to the end of the file)
 //!   [-16, -8)  magic "KILNSEAL" again
@@ -44,8 +48,9 @@ use core::fmt;
 /// Leading and trailing magic of the record.
 pub const MAGIC: &[u8; 8] = b"KILNSEAL";
 
-/// Version of the record layout described above.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version of the record layout described above: 1, or 2 when the record
+/// lists alternates (older runtimes refuse those with a clear message).
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Bytes of the fixed footer at the end of the file.
 pub const FOOTER_LEN: usize = 24;
@@ -71,6 +76,25 @@ pub struct Record {
     pub features: String,
     /// Size and checksum of the external weights file, if any.
     pub weights: Option<WeightsSeal>,
+    /// Other builds of the same model for other CPUs (`--cpu=A,B`), in
+    /// increasing preference; the runtime loads the most preferred one this
+    /// CPU can run, else this file.
+    pub alternates: Vec<Alternate>,
+}
+
+/// One alternate build of a multi-versioned artifact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Alternate {
+    /// Its file name, in the same folder (no path separators).
+    pub file: String,
+    /// The LLVM CPU it was generated for.
+    pub cpu: String,
+    /// Comma-separated LLVM feature names it may use.
+    pub features: String,
+    /// Size of the whole file (sealed).
+    pub size: u64,
+    /// xxh3-64 of the whole file, binding it to this record.
+    pub hash: u64,
 }
 
 /// Size and xxh3-64 checksum of an external weights file.
@@ -153,15 +177,31 @@ impl Sealer {
     pub fn finish(mut self, record: &Record) -> Vec<u8> {
         let mut t = Vec::with_capacity(128);
         t.extend_from_slice(MAGIC);
-        t.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        // Format 1 unless there are alternates, so that single builds stay
+        // loadable by older runtimes.
+        let version: u32 = if record.alternates.is_empty() { 1 } else { 2 };
+        t.extend_from_slice(&version.to_le_bytes());
         t.extend_from_slice(&record.abi_version.to_le_bytes());
         t.extend_from_slice(&self.len.to_le_bytes());
         let w = record.weights.unwrap_or(WeightsSeal { size: 0, hash: 0 });
         t.extend_from_slice(&w.size.to_le_bytes());
         t.extend_from_slice(&w.hash.to_le_bytes());
-        for s in [&record.symbol, &record.arch, &record.cpu, &record.features] {
+        let put = |t: &mut Vec<u8>, s: &str| {
             t.extend_from_slice(&(s.len() as u32).to_le_bytes());
             t.extend_from_slice(s.as_bytes());
+        };
+        for s in [&record.symbol, &record.arch, &record.cpu, &record.features] {
+            put(&mut t, s);
+        }
+        if version == 2 {
+            t.extend_from_slice(&(record.alternates.len() as u32).to_le_bytes());
+            for a in &record.alternates {
+                for s in [&a.file, &a.cpu, &a.features] {
+                    put(&mut t, s);
+                }
+                t.extend_from_slice(&a.size.to_le_bytes());
+                t.extend_from_slice(&a.hash.to_le_bytes());
+            }
         }
         let total = (t.len() + FOOTER_LEN) as u64;
         t.extend_from_slice(&total.to_le_bytes());
@@ -210,7 +250,7 @@ pub fn verify(file: &[u8]) -> Result<Record, SealError> {
     }
     let t = &file[start..n - FOOTER_LEN];
     let version = u32_at(t, 8);
-    if version != FORMAT_VERSION {
+    if version == 0 || version > FORMAT_VERSION {
         return Err(SealError::Version(version));
     }
     if u64_at(t, 16) != start as u64 {
@@ -220,19 +260,28 @@ pub fn verify(file: &[u8]) -> Result<Record, SealError> {
     let mut at = FIXED_LEN;
     let mut strings: [String; 4] = Default::default();
     for s in &mut strings {
-        if at + 4 > t.len() {
-            return Err(SealError::Malformed("strings run past the record"));
+        *s = read_string(t, &mut at)?;
+    }
+    let mut alternates = Vec::new();
+    if version == 2 {
+        let count = read_u32(t, &mut at)?;
+        for _ in 0..count {
+            let file = read_string(t, &mut at)?;
+            let cpu = read_string(t, &mut at)?;
+            let features = read_string(t, &mut at)?;
+            let size = read_u64(t, &mut at)?;
+            let hash = read_u64(t, &mut at)?;
+            if file.is_empty() || file.contains(['/', '\\', '\0']) || file == ".." {
+                return Err(SealError::Malformed("bad alternate file name"));
+            }
+            alternates.push(Alternate {
+                file,
+                cpu,
+                features,
+                size,
+                hash,
+            });
         }
-        let len = u32_at(t, at) as usize;
-        at += 4;
-        let bytes = t
-            .get(at..at.saturating_add(len))
-            .ok_or(SealError::Malformed("strings run past the record"))?;
-        *s = String::from(
-            core::str::from_utf8(bytes)
-                .map_err(|_| SealError::Malformed("a string is not UTF-8"))?,
-        );
-        at += len;
     }
     if at != t.len() {
         return Err(SealError::Malformed("bytes after the last string"));
@@ -248,7 +297,31 @@ pub fn verify(file: &[u8]) -> Result<Record, SealError> {
         cpu,
         features,
         weights: (size != 0 || wh != 0).then_some(WeightsSeal { size, hash: wh }),
+        alternates,
     })
+}
+
+const RUN_PAST: SealError = SealError::Malformed("fields run past the record");
+
+fn read_u32(t: &[u8], at: &mut usize) -> Result<u32, SealError> {
+    let v = t.get(*at..at.saturating_add(4)).ok_or(RUN_PAST)?;
+    *at += 4;
+    Ok(u32_at(v, 0))
+}
+
+fn read_u64(t: &[u8], at: &mut usize) -> Result<u64, SealError> {
+    let v = t.get(*at..at.saturating_add(8)).ok_or(RUN_PAST)?;
+    *at += 8;
+    Ok(u64_at(v, 0))
+}
+
+fn read_string(t: &[u8], at: &mut usize) -> Result<String, SealError> {
+    let len = read_u32(t, at)? as usize;
+    let bytes = t.get(*at..at.saturating_add(len)).ok_or(RUN_PAST)?;
+    *at += len;
+    core::str::from_utf8(bytes)
+        .map(String::from)
+        .map_err(|_| SealError::Malformed("a string is not UTF-8"))
 }
 
 #[cfg(test)]
@@ -264,7 +337,20 @@ mod tests {
             cpu: "x86-64-v3".into(),
             features: "avx,avx2,fma".into(),
             weights: Some(WeightsSeal { size: 12, hash: 7 }),
+            alternates: Vec::new(),
         }
+    }
+
+    fn multi() -> Record {
+        let mut r = record();
+        r.alternates = vec![Alternate {
+            file: "mlp.so.x86-64-v4".into(),
+            cpu: "x86-64-v4".into(),
+            features: "avx512f,avx512bw".into(),
+            size: 4096,
+            hash: 0x1234,
+        }];
+        r
     }
 
     fn sealed(payload: &[u8], r: &Record) -> Vec<u8> {
@@ -285,11 +371,33 @@ mod tests {
         let mut no_weights = record();
         no_weights.weights = None;
         assert_eq!(verify(&sealed(b"", &no_weights)), Ok(no_weights));
+        // Alternates need format 2; a single build stays format 1.
+        let file = sealed(b"\x7fELF", &multi());
+        assert_eq!(verify(&file), Ok(multi()));
+        let version_at = |f: &[u8]| {
+            let start = f.len() - u64_at(f, f.len() - FOOTER_LEN) as usize;
+            u32_at(f, start + 8)
+        };
+        assert_eq!(version_at(&file), 2);
+        assert_eq!(version_at(&sealed(b"\x7fELF", &record())), 1);
+    }
+
+    #[test]
+    fn alternate_names_stay_in_the_folder() {
+        for bad in ["", "../x.so", "a/b.so", ".."] {
+            let mut r = multi();
+            r.alternates[0].file = bad.into();
+            assert_eq!(
+                verify(&sealed(b"x", &r)),
+                Err(SealError::Malformed("bad alternate file name")),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]
     fn every_truncation_and_every_flipped_byte_is_refused() {
-        let file = sealed(&[0x5a; 300], &record());
+        let file = sealed(&[0x5a; 300], &multi());
         for cut in 0..file.len() {
             assert!(verify(&file[..cut]).is_err(), "cut at {cut}");
         }

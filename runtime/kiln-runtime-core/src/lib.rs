@@ -32,6 +32,7 @@ pub mod abi;
 pub mod cpu;
 mod device;
 mod dtype;
+pub mod env;
 mod error;
 pub mod integrity;
 mod model;

@@ -144,6 +144,9 @@ pub struct Model {
     outputs: Vec<TensorInfo>,
     name: CString,
     producer: CString,
+    /// The CPU the loaded build was generated for (the chosen one of a
+    /// multi-versioned artifact); empty for a statically linked descriptor.
+    cpu: String,
     weights: Weights,
     workspace_size: usize,
     threads: Mutex<Threads>,
@@ -337,8 +340,10 @@ fn map_weights(path: &CStr, expected: u64) -> Result<Weights, Error> {
 }
 
 /// Checks the integrity record of the artifact file at `path` (without
-/// loading it), its ABI version and whether this CPU can run its code.
-fn verify_file(path: &[u8]) -> Result<integrity::Record, Error> {
+/// loading it) and its ABI version; returns the record and the xxh3-64 of
+/// the whole file (what a multi-versioned artifact records of its
+/// alternates).
+fn verify_record(path: &[u8]) -> Result<(integrity::Record, u64, u64), Error> {
     let shown = display(path);
     let c_path = c_string(path, "artifact_path")?;
     let (_, map) =
@@ -350,6 +355,7 @@ fn verify_file(path: &[u8]) -> Result<integrity::Record, Error> {
     };
     let record =
         integrity::verify(bytes).map_err(|e| Error::CorruptArtifact(format!("{shown}: {e}")))?;
+    let (size, hash) = (bytes.len() as u64, integrity::hash(bytes));
     drop(map);
     if record.abi_version != abi::ABI_VERSION {
         return Err(Error::AbiMismatch {
@@ -357,8 +363,46 @@ fn verify_file(path: &[u8]) -> Result<integrity::Record, Error> {
             expected: abi::ABI_VERSION,
         });
     }
-    crate::cpu::check(&shown, &record.arch, &record.cpu, &record.features)?;
-    Ok(record)
+    Ok((record, size, hash))
+}
+
+/// The build of a (possibly multi-versioned) artifact this CPU should run:
+/// the most preferred alternate whose CPU features this machine has (its
+/// file verified and matching the size and checksum the main record holds
+/// of it), else the main file, if this CPU can run it. Returns its path and
+/// record.
+fn choose_build(path: &[u8]) -> Result<(Vec<u8>, integrity::Record), Error> {
+    let (record, _, _) = verify_record(path)?;
+    let host = crate::cpu::host_arch();
+    for alt in record.alternates.iter().rev() {
+        if record.arch != host || !crate::cpu::missing_features(&alt.features).is_empty() {
+            continue;
+        }
+        let mut alt_path = parent_dir(path).to_vec();
+        if !alt_path.is_empty() {
+            alt_path.push(b'/');
+        }
+        alt_path.extend_from_slice(alt.file.as_bytes());
+        let shown = display(&alt_path);
+        let (alt_record, size, hash) = verify_record(&alt_path)?;
+        if size != alt.size || hash != alt.hash || !alt_record.alternates.is_empty() {
+            return Err(Error::CorruptArtifact(format!(
+                "{shown} is not the build for cpu '{}' that {} records (altered, or from \
+                 another build)",
+                alt.cpu,
+                display(path)
+            )));
+        }
+        crate::cpu::check(
+            &shown,
+            &alt_record.arch,
+            &alt_record.cpu,
+            &alt_record.features,
+        )?;
+        return Ok((alt_path, alt_record));
+    }
+    crate::cpu::check(&display(path), &record.arch, &record.cpu, &record.features)?;
+    Ok((path.to_vec(), record))
 }
 
 /// Compares mapped external weights with the artifact's record of them.
@@ -412,9 +456,14 @@ impl Model {
     /// verified (length, checksum, ABI version; see [`crate::integrity`])
     /// and the CPU it was built for is checked against this one, so a
     /// truncated, altered or foreign file, or one this CPU cannot execute,
-    /// is refused with an error rather than a signal.
+    /// is refused with an error rather than a signal. A multi-versioned
+    /// artifact loads its most preferred alternate this CPU can run (which
+    /// must match the size and checksum the main record holds of it), else
+    /// the main build.
     pub fn load(path: &[u8]) -> Result<Model, Error> {
-        let record = verify_file(path)?;
+        crate::env::check()?;
+        let (path, record) = choose_build(path)?;
+        let path = path.as_slice();
         let library = open_library(path)?;
         let symbol = c_string(record.symbol.as_bytes(), "descriptor symbol")?;
         let get = library.symbol(&symbol).map_err(|e| {
@@ -431,13 +480,15 @@ impl Model {
         let artifact = unsafe { get() };
         let dir = parent_dir(path);
         // SAFETY: the descriptor comes from the library, which the model keeps.
-        unsafe {
+        let mut model = unsafe {
             Model::from_descriptor(
                 artifact,
                 WeightsSource::ArtifactDir(dir, record.weights),
                 Some(library),
             )
-        }
+        }?;
+        model.cpu = record.cpu;
+        Ok(model)
     }
 
     /// Wraps an artifact linked into this program.
@@ -450,6 +501,7 @@ impl Model {
         artifact: *const ArtifactV1,
         weights_path: Option<&CStr>,
     ) -> Result<Model, Error> {
+        crate::env::check()?;
         // SAFETY: forwarded from the caller.
         unsafe { Model::from_descriptor(artifact, WeightsSource::Explicit(weights_path), None) }
     }
@@ -603,11 +655,12 @@ impl Model {
             outputs,
             name,
             producer,
+            cpu: String::new(),
             weights,
             workspace_size,
             device,
             threads: Mutex::new(Threads {
-                requested: pool::default_num_threads(),
+                requested: pool::default_num_threads()?,
                 pool: None,
             }),
             workspaces: Mutex::new(Vec::new()),
@@ -632,6 +685,11 @@ impl Model {
         &self.name
     }
 
+    /// The CPU the loaded build was generated for (see [`Model::load`]).
+    pub fn cpu(&self) -> &str {
+        &self.cpu
+    }
+
     /// The compiler that produced the artifact, e.g. "kiln 0.1.0".
     pub fn producer(&self) -> &str {
         self.producer.to_str().unwrap_or_default()
@@ -651,11 +709,13 @@ impl Model {
             .map_or(threads.requested, |p| p.num_threads())
     }
 
-    /// Sets the threads for later runs; 0 restores the default. Runs already
-    /// in progress keep their pool.
-    pub fn set_num_threads(&self, num_threads: u32) {
+    /// Sets the threads for later runs; 0 restores the default (which reads
+    /// `KILN_NUM_THREADS` again: a malformed value is an error and changes
+    /// nothing). Runs already in progress keep their pool.
+    pub fn set_num_threads(&self, num_threads: u32) -> Result<(), Error> {
         let requested = if num_threads == 0 {
-            pool::default_num_threads()
+            crate::env::check()?;
+            pool::default_num_threads()?
         } else {
             num_threads
         };
@@ -664,6 +724,7 @@ impl Model {
             threads.requested = requested;
             threads.pool = None;
         }
+        Ok(())
     }
 
     /// Validates `tensor` against `info`; returns its byte range.

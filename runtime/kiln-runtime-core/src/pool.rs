@@ -28,14 +28,12 @@ const CHUNKS_PER_THREAD: u64 = 4;
 /// the stack, so give them as much as a main thread usually has.
 const WORKER_STACK_BYTES: usize = 8 << 20;
 
-/// Threads to use when nothing was requested: `KILN_NUM_THREADS` when it is a
-/// positive integer, otherwise the available cores.
-pub fn default_num_threads() -> u32 {
-    let from_env = sys::env_var(c"KILN_NUM_THREADS")
-        .and_then(|v| v.trim().parse::<u32>().ok())
-        .filter(|&n| n > 0);
-    let n = from_env.unwrap_or_else(sys::available_parallelism);
-    n.clamp(1, MAX_THREADS)
+/// Threads to use when nothing was requested: `KILN_NUM_THREADS` when set,
+/// otherwise the available cores. A malformed `KILN_NUM_THREADS` is an
+/// error naming it (see [`crate::env`]).
+pub fn default_num_threads() -> Result<u32, crate::Error> {
+    let n = crate::env::num_threads()?.unwrap_or_else(sys::available_parallelism);
+    Ok(n.clamp(1, MAX_THREADS))
 }
 
 /// One `parallel_for` call.

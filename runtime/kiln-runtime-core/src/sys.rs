@@ -350,8 +350,8 @@ pub fn canonicalize(path: &CStr) -> Result<CString, String> {
     }
 }
 
-/// The value of environment variable `name`, if set and valid UTF-8.
-pub fn env_var(name: &CStr) -> Option<String> {
+/// The bytes of environment variable `name`, if set.
+pub fn env_bytes(name: &CStr) -> Option<alloc::vec::Vec<u8>> {
     // SAFETY: getenv returns null or a C string; it is copied at once.
     // (Like any getenv, it races only with a concurrent setenv in C code.)
     unsafe {
@@ -359,7 +359,7 @@ pub fn env_var(name: &CStr) -> Option<String> {
         if value.is_null() {
             return None;
         }
-        CStr::from_ptr(value).to_str().ok().map(str::to_string)
+        Some(CStr::from_ptr(value).to_bytes().to_vec())
     }
 }
 

@@ -18,7 +18,7 @@
 mod model;
 
 pub use kiln_runtime_core::{
-    abi, cpu, integrity, DType, Error, Role, Status, TensorInfo, TensorName, VERSION,
+    abi, cpu, env, integrity, DType, Error, Role, Status, TensorInfo, TensorName, VERSION,
 };
 pub use model::{Element, Model, TensorMut, TensorRef};
 

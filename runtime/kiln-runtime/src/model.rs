@@ -136,6 +136,13 @@ impl Model {
         self.0.name()
     }
 
+    /// The CPU the loaded build was generated for: of a multi-versioned
+    /// artifact (`kiln compile --cpu=A,B`), the one chosen for this machine.
+    /// Empty for a statically linked descriptor.
+    pub fn cpu(&self) -> &str {
+        self.0.cpu()
+    }
+
     /// The compiler that produced the artifact, e.g. "kiln 0.1.0".
     pub fn producer(&self) -> &str {
         self.0.producer()
@@ -147,10 +154,11 @@ impl Model {
     }
 
     /// Sets the threads for later runs; 0 restores the default (the
-    /// `KILN_NUM_THREADS` environment variable, else the available cores).
-    /// Runs already in progress keep their pool.
-    pub fn set_num_threads(&self, num_threads: u32) {
-        self.0.set_num_threads(num_threads);
+    /// `KILN_NUM_THREADS` environment variable, else the available cores; a
+    /// malformed value is [`Error::InvalidEnvironment`]). Runs already in
+    /// progress keep their pool.
+    pub fn set_num_threads(&self, num_threads: u32) -> Result<(), Error> {
+        self.0.set_num_threads(num_threads)
     }
 
     /// Validates every tensor against the model, then runs it; outputs are

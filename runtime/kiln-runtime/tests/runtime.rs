@@ -74,6 +74,7 @@ fn host_record(external_weights: bool) -> kiln_runtime::integrity::Record {
             size: w.len() as u64,
             hash: kiln_runtime::integrity::hash(&w),
         }),
+        alternates: Vec::new(),
     }
 }
 
@@ -110,7 +111,7 @@ fn loads_and_runs_an_artifact_with_embedded_weights() {
     assert_eq!(x_info.byte_size(), 24);
     assert_eq!(model.outputs()[0].name(), "y");
     for threads in [1, 2, 4] {
-        model.set_num_threads(threads);
+        model.set_num_threads(threads).unwrap();
         assert_eq!(model.num_threads(), threads);
         let x = [1.0, -2.0, 3.5, 0.0, 8.0, -0.5];
         assert_eq!(run_affine(&model, &x).unwrap().to_vec(), expected(&x));
@@ -263,7 +264,7 @@ fn rust_api_validates_before_running() {
 fn concurrent_runs_on_one_model_are_independent() {
     let dir = tempfile::tempdir().unwrap();
     let model = Arc::new(Model::load(build_artifact(dir.path(), "affine.so", &[])).unwrap());
-    model.set_num_threads(3);
+    model.set_num_threads(3).unwrap();
     std::thread::scope(|scope| {
         for t in 0..8 {
             let model = Arc::clone(&model);
@@ -274,7 +275,7 @@ fn concurrent_runs_on_one_model_are_independent() {
                     assert_eq!(run_affine(&model, &x).unwrap().to_vec(), expected(&x));
                     if round % 50 == 0 && t == 0 {
                         // Changing the thread count while others run is allowed.
-                        model.set_num_threads(2 + (round as u32 / 50) % 3);
+                        model.set_num_threads(2 + (round as u32 / 50) % 3).unwrap();
                     }
                 }
             });

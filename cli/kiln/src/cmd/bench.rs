@@ -1,6 +1,8 @@
 //! `kiln bench`: median and p90 latency of an artifact or model over N timed
-//! runs after a warm-up, printed as one JSON line per thread count with the
-//! keys of `scripts/bench_ort.py` (`"engine":"kiln"`), so the two compare.
+//! runs after a warm-up, printed as a table (one row per thread count) or,
+//! with `--format json`, as one JSON line per thread count with the keys of
+//! `scripts/bench_ort.py` (`"engine":"kiln"`), so the two compare
+//! (`scripts/bench.py` reads the JSON).
 //!
 //! Inputs: `--input`/`--input-dir`, else the model's
 //! `test_data_set_0/input_<i>.pb` when it exists (its outputs are then
@@ -8,21 +10,35 @@
 //! is compiled specialized to the given inputs, as `kiln run` does (zeros
 //! specialize nothing: they say nothing about the intended shapes).
 
-use crate::cmd::compile::{driver_error, TargetArgs};
+use crate::cmd::compile::TargetArgs;
 use crate::cmd::import::InputShapeArgs;
 use crate::cmd::run::{open_session, prepare, read_input_dir, InputArgs};
-use crate::error::{CliError, ExitClass};
-use clap::Args;
+use crate::error::{driver_error, CliError, Code};
+use clap::{Args, ValueEnum};
 use kiln_driver::session::zero_inputs;
 use kiln_driver::tensors::{max_relative_error, read_test_set};
 use kiln_driver::{BenchOptions, HostTensor, Prepared};
 use std::path::{Path, PathBuf};
 
+/// `--format` values.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// A table for people.
+    #[default]
+    Table,
+    /// One JSON object per thread count (the keys of scripts/bench_ort.py).
+    Json,
+}
+
 /// Arguments of `kiln bench`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// An artifact (.so) or a model (.onnx, .kir).
+    /// An artifact or a model (ONNX or Kiln IR), told apart by content.
     pub model: PathBuf,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
 
     /// Timed runs.
     #[arg(long, default_value_t = 200)]
@@ -32,7 +48,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 20)]
     pub warmup: usize,
 
-    /// Runtime thread counts, one JSON line each.
+    /// Runtime thread counts, one row (or JSON line) each.
     #[arg(long, num_args = 1.., default_values_t = [1u32])]
     pub threads: Vec<u32>,
 
@@ -96,13 +112,13 @@ fn inputs(
 pub fn run(args: BenchArgs) -> Result<(), CliError> {
     if args.runs == 0 || args.threads.contains(&0) {
         return Err(CliError::new(
-            ExitClass::Invalid,
+            Code::Usage,
             "--runs and --threads must be >= 1",
         ));
     }
     let prepared = prepare(&args.model, args.interpret, &args.target, &args.shapes)?;
     let (inputs, expected) = inputs(&args, &prepared)?;
-    let session = open_session(prepared, inputs.as_deref())?;
+    let session = open_session(&args.model, prepared, inputs.as_deref())?;
     let inputs = match inputs {
         Some(inputs) => inputs,
         None => zero_inputs(&session).map_err(driver_error)?,
@@ -119,6 +135,7 @@ pub fn run(args: BenchArgs) -> Result<(), CliError> {
         serde_json::Value::Bool(ok)
     };
     let name = model_name(&args.model);
+    let mut rows = Vec::new();
     for &threads in &args.threads {
         let opts = BenchOptions {
             warmup: args.warmup,
@@ -143,7 +160,89 @@ pub fn run(args: BenchArgs) -> Result<(), CliError> {
             "machine": std::env::consts::ARCH,
             "cpus": std::thread::available_parallelism().map_or(1, |n| n.get()),
         });
-        println!("{line}");
+        if args.format == Format::Json {
+            // One line as soon as it is measured, for scripts that stream.
+            crate::io::write_output(None, format!("{line}\n").as_bytes())?;
+        }
+        rows.push(line);
+    }
+    if args.format == Format::Table {
+        crate::io::write_output(None, table(&rows).as_bytes())?;
     }
     Ok(())
+}
+
+/// The rows as an aligned table: model, engine, threads, latencies in ms,
+/// runs and whether the outputs matched the test set.
+fn table(rows: &[serde_json::Value]) -> String {
+    const HEAD: [&str; 9] = [
+        "model",
+        "engine",
+        "threads",
+        "median ms",
+        "p90 ms",
+        "min ms",
+        "mean ms",
+        "runs",
+        "outputs",
+    ];
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let s = |k: &str| match &r[k] {
+                serde_json::Value::String(s) => s.clone(),
+                v => v.to_string(),
+            };
+            let ms = |k: &str| {
+                r[k].as_f64()
+                    .map_or_else(|| "-".into(), |v| format!("{v:.4}"))
+            };
+            let outputs = match r["outputs_match"].as_bool() {
+                Some(true) => "match",
+                Some(false) => "DIFFER",
+                None => "-",
+            };
+            vec![
+                s("model"),
+                s("engine"),
+                s("threads"),
+                ms("median_ms"),
+                ms("p90_ms"),
+                ms("min_ms"),
+                ms("mean_ms"),
+                s("runs"),
+                outputs.into(),
+            ]
+        })
+        .collect();
+    let width = |i: usize| {
+        cells
+            .iter()
+            .map(|c| c[i].len())
+            .chain([HEAD[i].len()])
+            .max()
+            .unwrap_or(0)
+    };
+    let widths: Vec<usize> = (0..HEAD.len()).map(width).collect();
+    let line = |c: &[String]| {
+        let parts: Vec<String> = c
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            // Text left-aligned, numbers right-aligned.
+            .map(|(i, (v, &w))| {
+                if i < 2 {
+                    format!("{v:<w$}")
+                } else {
+                    format!("{v:>w$}")
+                }
+            })
+            .collect();
+        format!("{}\n", parts.join("  ").trim_end())
+    };
+    let mut out = line(&HEAD.map(String::from));
+    for c in &cells {
+        out.push_str(&line(c));
+    }
+    out
 }

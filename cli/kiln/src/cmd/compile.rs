@@ -13,9 +13,9 @@
 //! specializes an artifact to values it was not given.
 
 use crate::cmd::import::InputShapeArgs;
-use crate::error::{CliError, ExitClass};
+use crate::error::{driver_error, CliError, Code};
 use clap::{Args, ValueEnum};
-use kiln_driver::{CompileOptions, DriverError, Emit, ErrorKind, LoadOptions, WeightsMode};
+use kiln_driver::{CompileOptions, Emit, LoadOptions, WeightsMode};
 use std::path::PathBuf;
 
 /// `--emit` values.
@@ -79,7 +79,9 @@ pub struct TargetArgs {
 
     /// LLVM CPU (list: kiln compile --print-cpus). `kiln compile` defaults to the
     /// portable x86-64-v3 (AVX2/FMA) on x86-64; `run`/`bench` of a model file to
-    /// native. `native` is this machine's exact CPU.
+    /// native. `native` is this machine's exact CPU. `kiln compile --cpu=A,B`
+    /// builds one library per CPU (A is <output>, B <output>.B) and the runtime
+    /// loads the last one this CPU can run.
     #[arg(long, value_name = "CPU")]
     pub cpu: Option<String>,
 
@@ -94,14 +96,34 @@ pub struct TargetArgs {
 impl TargetArgs {
     /// The code generation target for running on this machine.
     pub fn target(&self) -> Result<kiln_driver::Target, CliError> {
+        if self.cpu.as_deref().is_some_and(|c| c.contains(',')) {
+            return Err(CliError::new(
+                Code::Usage,
+                "several CPUs (--cpu=A,B) are for kiln compile; give one CPU here",
+            ));
+        }
         kiln_driver::target_from_args(self.target.as_deref(), self.cpu.as_deref())
             .map_err(driver_error)
     }
 
-    /// The code generation target of a deployed artifact (portable default CPU).
-    pub fn deploy_target(&self) -> Result<kiln_driver::Target, CliError> {
-        kiln_driver::deploy_target_from_args(self.target.as_deref(), self.cpu.as_deref())
-            .map_err(driver_error)
+    /// The code generation targets of a deployed artifact (portable default
+    /// CPU): the first CPU of `--cpu=A,B,...` and the further ones.
+    pub fn deploy_targets(
+        &self,
+    ) -> Result<(kiln_driver::Target, Vec<kiln_driver::Target>), CliError> {
+        let target = self.target.as_deref();
+        let mut cpus = self.cpu.as_deref().map(|c| c.split(',').map(str::trim));
+        let first = cpus.as_mut().and_then(Iterator::next);
+        if first == Some("") {
+            return Err(CliError::new(Code::Usage, "--cpu names no CPU"));
+        }
+        let main = kiln_driver::deploy_target_from_args(target, first).map_err(driver_error)?;
+        let more = cpus
+            .into_iter()
+            .flatten()
+            .map(|c| kiln_driver::target_from_args(target, Some(c)).map_err(driver_error))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((main, more))
     }
 
     /// The LLVM optimisation level.
@@ -204,7 +226,7 @@ fn read_frozen(specs: &[String]) -> Result<Vec<kiln_driver::HostTensor>, CliErro
                 .filter(|(n, p)| !n.is_empty() && !p.is_empty())
                 .ok_or_else(|| {
                     CliError::new(
-                        ExitClass::Invalid,
+                        Code::Usage,
                         format!("bad --freeze-input '{spec}' (expected NAME=PATH)"),
                     )
                 })?;
@@ -212,17 +234,6 @@ fn read_frozen(specs: &[String]) -> Result<Vec<kiln_driver::HostTensor>, CliErro
                 .map_err(driver_error)
         })
         .collect()
-}
-
-/// Maps a driver error to the CLI's exit classes.
-pub fn driver_error(e: DriverError) -> CliError {
-    let class = match e.kind() {
-        ErrorKind::Internal => ExitClass::Internal,
-        ErrorKind::InvalidInput => ExitClass::Invalid,
-        ErrorKind::Unsupported => ExitClass::Unsupported,
-        ErrorKind::ResourceLimit => ExitClass::Resource,
-    };
-    CliError::new(class, e.to_string())
 }
 
 /// Load options from `--input-shape`.
@@ -337,29 +348,30 @@ pub fn run(args: CompileArgs) -> Result<(), CliError> {
         return crate::io::write_output(None, text.as_bytes());
     }
     if args.print_pipeline {
-        let target = args.target.deploy_target()?;
+        let (target, _) = args.target.deploy_targets()?;
         let mut opts = CompileOptions::new(target, None);
         opts.set_level(args.target.opt_level());
         return crate::io::write_output(None, opts.describe_pipeline().as_bytes());
     }
     let Some(model) = args.model.clone() else {
-        return Err(CliError::new(ExitClass::Invalid, "no model file given"));
+        return Err(CliError::new(Code::Usage, "no model file given"));
     };
     let emit = Emit::from(args.emit);
     let output = args.output.filter(|o| o.as_os_str() != "-");
     if output.is_none() && !emit.is_text() {
         return Err(CliError::new(
-            ExitClass::Invalid,
+            Code::Usage,
             "-o FILE is required for --emit=obj, --emit=lib and --emit=device",
         ));
     }
-    let target = args.target.deploy_target()?;
+    let (target, variants) = args.target.deploy_targets()?;
     let frozen = read_frozen(&args.freeze_inputs)?;
     let mut load = load_options(&args.shapes)?;
     // Frozen inputs are given to the loader so that ONNX control flow
     // depending on them is expanded while importing.
     load.input_values = frozen.clone();
-    let (graph, mut deps) = kiln_driver::load_with_deps(&model, &load).map_err(driver_error)?;
+    let (graph, mut deps) =
+        kiln_driver::load_with_deps(&model, &load).map_err(|e| driver_error(e).in_file(&model))?;
     deps.extend(
         args.freeze_inputs
             .iter()
@@ -376,17 +388,28 @@ pub fn run(args: CompileArgs) -> Result<(), CliError> {
     opts.name = args.name;
     opts.copy_runtime = !args.no_runtime;
     opts.extra_gpu_archs = args.cuda_archs;
+    opts.variants = variants;
     opts.weights = match args.weights {
         WeightsArg::Embedded => WeightsMode::Embedded,
         WeightsArg::External => WeightsMode::External,
     };
     tracing::info!(model = %model.display(), target = %opts.target, "compile");
     let main_output = opts.output.clone();
-    let artifacts = kiln_driver::compile(graph, &opts).map_err(driver_error)?;
+    let progress = crate::progress::Progress::start(&format!(
+        "compiling {}",
+        model.file_name().map_or_else(
+            || model.display().to_string(),
+            |n| n.to_string_lossy().into_owned()
+        )
+    ));
+    opts.on_stage = Some(progress.hook());
+    let artifacts = kiln_driver::compile(graph, &opts);
+    drop(progress);
+    let artifacts = artifacts.map_err(|e| driver_error(e).in_file(&model))?;
     if let Some(depfile) = &args.depfile {
         let Some(target) = main_output else {
             return Err(CliError::new(
-                ExitClass::Invalid,
+                Code::Usage,
                 "--depfile needs an output file (-o)",
             ));
         };
@@ -396,7 +419,7 @@ pub fn run(args: CompileArgs) -> Result<(), CliError> {
         eprint!("{}", artifacts.timing_table());
     }
     for w in &artifacts.warnings {
-        eprintln!("kiln: warning: {w}");
+        crate::report::warning(w);
     }
     if let Some(text) = artifacts.text {
         // A reader that stops early (`| head`) is not an error.

@@ -6,8 +6,7 @@
 //! `runtime/scripts/build-c-lib.sh` built it); `kiln.h` is in the sibling
 //! `include/` folder.
 
-use crate::cmd::compile::driver_error;
-use crate::error::{CliError, ExitClass};
+use crate::error::{driver_error, CliError, Code};
 use clap::Args;
 use std::path::{Path, PathBuf};
 
@@ -32,6 +31,41 @@ pub struct ConfigArgs {
     /// The installation prefix (the parent of libdir).
     #[arg(long)]
     pub prefix: bool,
+    /// List the KILN_* environment variables: name, who reads it, value, meaning.
+    #[arg(long, exclusive = true)]
+    pub env: bool,
+    /// List the stable error codes: code, exit code, meaning.
+    #[arg(long, exclusive = true)]
+    pub error_codes: bool,
+}
+
+/// `--env`: one line per variable.
+fn env_table() -> String {
+    use crate::env::{Reader, VARIABLES};
+    let mut s = String::new();
+    for v in VARIABLES {
+        let reader = match v.reader {
+            Reader::Cli => "kiln",
+            Reader::Runtime => "runtime",
+            Reader::Build => "kiln-build",
+            Reader::Tests => "tests",
+        };
+        let value =
+            crate::env::get(v.name).map_or_else(|| "(unset)".to_owned(), |x| format!("{x:?}"));
+        s.push_str(&format!(
+            "{:<22} {reader:<10} {value:<12} {}\n",
+            v.name, v.meaning
+        ));
+    }
+    s
+}
+
+/// `--error-codes`: one line per code.
+fn error_codes() -> String {
+    crate::error::Code::ALL
+        .iter()
+        .map(|c| format!("{}  exit {}  {}\n", c.id(), c.class().code(), c.meaning()))
+        .collect()
 }
 
 /// System libraries every program using the runtime links.
@@ -50,12 +84,16 @@ fn shell_word(p: &Path) -> String {
 
 /// Runs `kiln config`.
 pub fn run(args: ConfigArgs) -> Result<(), CliError> {
+    if args.env || args.error_codes {
+        let text = if args.env { env_table() } else { error_codes() };
+        return crate::io::write_output(None, text.as_bytes());
+    }
     let lib = kiln_driver::compile::find_runtime_dir().map_err(driver_error)?;
     let prefix = lib.parent().map_or_else(|| lib.clone(), Path::to_path_buf);
     let include: PathBuf = prefix.join("include");
     if !include.join("kiln.h").is_file() {
         return Err(CliError::new(
-            ExitClass::Invalid,
+            Code::File,
             format!(
                 "kiln.h not found in {} (next to the runtime in {})",
                 include.display(),
@@ -87,8 +125,9 @@ pub fn run(args: ConfigArgs) -> Result<(), CliError> {
     }
     if words.is_empty() {
         return Err(CliError::new(
-            ExitClass::Invalid,
-            "say what to print: --cflags, --libs [--static], --libdir, --includedir or --prefix",
+            Code::Usage,
+            "say what to print: --cflags, --libs [--static], --libdir, --includedir, --prefix, \
+             --env or --error-codes",
         ));
     }
     crate::io::write_output(None, format!("{}\n", words.join(" ")).as_bytes())

@@ -16,14 +16,12 @@
 //! neither behind (and the outputs of an earlier run untouched).
 //!
 //! Also home of what other subcommands share for `.onnx` inputs: the
-//! `--input-shape` option ([`InputShapeArgs`]) and the mapping of frontend
-//! errors to exit codes ([`onnx_error`]).
+//! `--input-shape` option ([`InputShapeArgs`]).
 
-use crate::error::{CliError, ExitClass};
+use crate::error::{driver_error, onnx_error, CliError, Code};
 use clap::Args;
 use kiln_ir::text::PrintOptions;
 use kiln_onnx::import::ImportOptions;
-use kiln_onnx::{ErrorKind, OnnxError};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -44,7 +42,7 @@ impl InputShapeArgs {
         for (name, dims) in &self.input_shapes {
             if shapes.insert(name.clone(), dims.clone()).is_some() {
                 return Err(CliError::new(
-                    ExitClass::Invalid,
+                    Code::Usage,
                     format!("--input-shape given twice for input '{name}'"),
                 ));
             }
@@ -54,16 +52,6 @@ impl InputShapeArgs {
             ..ImportOptions::default()
         })
     }
-}
-
-/// A frontend error with its exit class (the message names file and node).
-pub fn onnx_error(e: OnnxError) -> CliError {
-    let class = match e.kind() {
-        ErrorKind::InvalidInput => ExitClass::Invalid,
-        ErrorKind::Unsupported => ExitClass::Unsupported,
-        ErrorKind::ResourceLimit => ExitClass::Resource,
-    };
-    CliError::new(class, e.to_string())
 }
 
 /// Arguments of `kiln import`.
@@ -90,7 +78,7 @@ pub fn run(args: ImportArgs) -> Result<(), CliError> {
     let opts = args.shapes.import_options()?;
     if args.output == Path::new("-") {
         return Err(CliError::new(
-            ExitClass::Invalid,
+            Code::Usage,
             "-o must name a file: the weights side file is written next to it",
         ));
     }
@@ -99,7 +87,7 @@ pub fn run(args: ImportArgs) -> Result<(), CliError> {
     if let Err(errs) = kiln_ir::verify(&graph) {
         let msgs: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
         return Err(CliError::new(
-            ExitClass::Internal,
+            Code::Internal,
             format!(
                 "{}: the imported graph does not verify (a bug in Kiln's importer):\n{}",
                 args.model.display(),
@@ -109,8 +97,8 @@ pub fn run(args: ImportArgs) -> Result<(), CliError> {
     }
     // The side file is staged and renamed before the .kir, so a .kir never
     // points at a missing or partial weights file.
-    let files = kiln_driver::write_kir(&graph, &args.output, args.inline_weights)
-        .map_err(crate::cmd::compile::driver_error)?;
+    let files =
+        kiln_driver::write_kir(&graph, &args.output, args.inline_weights).map_err(driver_error)?;
     for f in files {
         tracing::info!(file = %f.display(), "wrote");
     }

@@ -10,7 +10,7 @@
 //! (over a size limit). Weights stay in their memory maps: the report is
 //! built from tensor headers alone.
 
-use crate::cmd::import::onnx_error;
+use crate::error::onnx_error;
 use crate::error::CliError;
 use crate::io;
 use clap::{Args, ValueEnum};
@@ -51,8 +51,7 @@ pub struct InspectArgs {
 pub fn run(args: InspectArgs) -> Result<(), CliError> {
     if args.dot {
         let load = crate::cmd::compile::load_options(&args.shapes)?;
-        let graph =
-            kiln_driver::load(&args.model, &load).map_err(crate::cmd::compile::driver_error)?;
+        let graph = kiln_driver::load(&args.model, &load).map_err(crate::error::driver_error)?;
         return io::write_output(None, kiln_ir::text::print_dot(&graph).as_bytes());
     }
     let model = kiln_onnx::load_model(&args.model).map_err(onnx_error)?;

@@ -8,3 +8,4 @@ pub mod import;
 pub mod inspect;
 pub mod opt;
 pub mod run;
+pub mod verify;

@@ -4,11 +4,12 @@
 //! and the outputs are joined with the same marker. With
 //! `--verify-diagnostics` errors are compared against `expected-error`
 //! comments instead of failing the run (see [`crate::diagnostics`]).
-//! Nothing is written unless every chunk succeeded. An `.onnx` input is
+//! Nothing is written unless every chunk succeeded. An ONNX input (told by
+//! content, like every model file) is
 //! imported first (`--input-shape` fixes its input shapes).
 
 use crate::diagnostics::{self, Chunk, Diagnostic};
-use crate::error::{CliError, ExitClass};
+use crate::error::{driver_error, onnx_error, CliError, Code, Diag};
 use crate::io;
 use clap::Args;
 use kiln_ir::text::{parse, print_with, ParseError, PrintOptions};
@@ -80,8 +81,20 @@ pub struct OptArgs {
 
 /// Why one chunk failed.
 struct ChunkFailure {
-    class: ExitClass,
+    code: Code,
     diags: Vec<Diagnostic>,
+}
+
+impl ChunkFailure {
+    /// Prints the diagnostics (text with source lines, or JSON).
+    fn report(&self, file: &str) {
+        for d in &self.diags {
+            let json = Diag::error(self.code, d.message.clone())
+                .file(file)
+                .at(d.line, d.col);
+            crate::report::diag(&json, &d.render(file));
+        }
+    }
 }
 
 fn list_passes() -> String {
@@ -122,7 +135,7 @@ fn process_chunk(
 ) -> Result<kiln_ir::Graph, ChunkFailure> {
     let parsed =
         parse(&chunk.text, &input.name, Some(&input.base_dir)).map_err(|errs| ChunkFailure {
-            class: ExitClass::Invalid,
+            code: Code::KirSyntax,
             diags: errs.iter().map(|e| parse_diag(e, chunk)).collect(),
         })?;
     optimize(args, parsed.graph, pipeline, facts, print_opts)
@@ -151,14 +164,14 @@ fn optimize(
         });
     }
     let report = pm.run(&mut g).map_err(|e| {
-        let class = match e {
-            PassError::Unsupported { .. } => ExitClass::Unsupported,
-            PassError::Verify { .. } => ExitClass::Internal,
+        let code = match e {
+            PassError::Unsupported { .. } => Code::Unsupported,
+            PassError::Verify { .. } => Code::Internal,
         };
         // Pass errors have no source location: node indices no longer
         // match the text once a pass ran.
         ChunkFailure {
-            class,
+            code,
             diags: vec![Diagnostic {
                 line: 0,
                 col: 0,
@@ -187,7 +200,7 @@ fn emit(
     {
         Some(path) if graphs.len() == 1 => {
             kiln_driver::write_kir(&graphs[0], path, print_opts.inline_limit)
-                .map_err(crate::cmd::compile::driver_error)?;
+                .map_err(driver_error)?;
             Ok(())
         }
         out => {
@@ -203,30 +216,47 @@ pub fn run(args: OptArgs) -> Result<(), CliError> {
     if args.list_passes {
         return io::write_output(None, list_passes().as_bytes());
     }
-    let pipeline = Pipeline::parse(&args.passes)
-        .map_err(|e| CliError::new(ExitClass::Invalid, e.to_string()))?;
+    let pipeline =
+        Pipeline::parse(&args.passes).map_err(|e| CliError::new(Code::Usage, e.to_string()))?;
     let Some(path) = &args.input else {
-        return Err(CliError::new(ExitClass::Invalid, "no input file"));
+        return Err(CliError::new(Code::Usage, "no input file"));
     };
     let facts = match &args.target {
         Some(t) => kiln_driver::target_facts(
-            &kiln_driver::target_from_args(Some(t), args.cpu.as_deref())
-                .map_err(crate::cmd::compile::driver_error)?,
+            &kiln_driver::target_from_args(Some(t), args.cpu.as_deref()).map_err(driver_error)?,
         ),
         None => TargetFacts::default(),
     };
     let print_opts = PrintOptions {
         inline_limit: args.inline_weights,
     };
-    if path.extension().is_some_and(|e| e == "onnx") {
+    let kind = if path == std::path::Path::new("-") {
+        kiln_driver::load::FileKind::Kir
+    } else {
+        match kiln_driver::load::detect(path) {
+            Ok(kind) => kind,
+            // Reading it again below reports the problem with the file.
+            Err(kiln_driver::DriverError::Io { .. }) => kiln_driver::load::FileKind::Kir,
+            Err(e) => return Err(driver_error(e)),
+        }
+    };
+    if kind == kiln_driver::load::FileKind::Artifact {
+        return Err(CliError::at_file(
+            Code::Invalid,
+            format!(
+                "{}: a compiled artifact, not Kiln IR or an ONNX model",
+                path.display()
+            ),
+            path,
+        ));
+    }
+    if kind == kiln_driver::load::FileKind::Onnx {
         // An ONNX model is imported (whole; --split-input-file does not apply).
         let opts = args.shapes.import_options()?;
-        let g = kiln_onnx::import_file(path, &opts).map_err(crate::cmd::import::onnx_error)?;
+        let g = kiln_onnx::import_file(path, &opts).map_err(onnx_error)?;
         let g = optimize(&args, g, &pipeline, &facts, &print_opts).map_err(|f| {
-            for d in &f.diags {
-                eprintln!("{}", d.render(&path.display().to_string()));
-            }
-            CliError::reported(f.class)
+            f.report(&path.display().to_string());
+            CliError::reported(f.code)
         })?;
         return emit(&args, &[g], &print_opts);
     }
@@ -234,13 +264,13 @@ pub fn run(args: OptArgs) -> Result<(), CliError> {
     tracing::info!(input = %input.name, pipeline = %pipeline, "opt");
 
     let mut outputs = Vec::new();
-    let mut failure: Option<ExitClass> = None;
+    let mut failure: Option<Code> = None;
     let mut problems = Vec::new();
     for chunk in diagnostics::split_chunks(&input.text, args.split_input_file) {
         let result = process_chunk(&args, &chunk, &input, &pipeline, &facts, &print_opts);
         if args.verify_diagnostics {
             let expected = diagnostics::parse_expectations(&chunk)
-                .map_err(|m| CliError::new(ExitClass::Invalid, format!("{}: {m}", input.name)))?;
+                .map_err(|m| CliError::new(Code::Invalid, format!("{}: {m}", input.name)))?;
             let diags = match result {
                 Ok(text) => {
                     outputs.push(text);
@@ -253,13 +283,11 @@ pub fn run(args: OptArgs) -> Result<(), CliError> {
             match result {
                 Ok(text) => outputs.push(text),
                 Err(f) => {
-                    for d in &f.diags {
-                        eprintln!("{}", d.render(&input.name));
-                    }
+                    f.report(&input.name);
                     // The most severe class wins: internal over the rest.
                     failure = Some(match failure {
-                        Some(ExitClass::Internal) => ExitClass::Internal,
-                        _ => f.class,
+                        Some(Code::Internal) => Code::Internal,
+                        _ => f.code,
                     });
                 }
             }
@@ -267,12 +295,13 @@ pub fn run(args: OptArgs) -> Result<(), CliError> {
     }
     if !problems.is_empty() {
         for p in &problems {
-            eprintln!("{p}");
+            let d = Diag::error(Code::DiagnosticsMismatch, p.clone()).file(input.name.clone());
+            crate::report::diag(&d, p);
         }
-        return Err(CliError::reported(ExitClass::Internal));
+        return Err(CliError::reported(Code::DiagnosticsMismatch));
     }
-    if let Some(class) = failure {
-        return Err(CliError::reported(class));
+    if let Some(code) = failure {
+        return Err(CliError::reported(code));
     }
     emit(&args, &outputs, &print_opts)
 }

@@ -1,6 +1,9 @@
-//! `kiln run`: run an artifact (`.so`) or a model (`.onnx`/`.kir`, compiled
-//! into a temporary directory first, or interpreted with `--interpret`) on
-//! tensors from `.npy`/`.pb` files, writing the outputs into a directory.
+//! `kiln run`: run an artifact or a model (ONNX or Kiln IR, compiled into a
+//! temporary directory first, or interpreted with `--interpret`; told apart
+//! by content, not by name) on tensors from `.npy`/`.pb` files, writing the
+//! outputs into a directory and, with `--expected DIR`, checking them
+//! against the files there (exit 5 naming the output and the first
+//! mismatching index, as `iree-run-module --expected_output` does).
 //!
 //! The temporary artifact is specialized to the given values of
 //! shape-defining inputs (those feeding Reshape's shape, a reduction's axes,
@@ -9,11 +12,13 @@
 //! artifact built with `kiln compile` keeps them as inputs unless
 //! `--freeze-input` is given.
 
-use crate::cmd::compile::{driver_error, load_options, TargetArgs};
+use crate::cmd::compile::{load_options, TargetArgs};
 use crate::cmd::import::InputShapeArgs;
-use crate::error::{CliError, ExitClass};
+use crate::error::{driver_error, CliError, Code, Diag};
 use clap::{Args, ValueEnum};
-use kiln_driver::tensors::{read_tensor, read_test_set, write_outputs};
+use kiln_driver::tensors::{
+    compare, read_tensor, read_test_set, sanitize_file_name, write_outputs, Tolerance,
+};
 use kiln_driver::{HostTensor, OutputFormat, Prepared, Session, SessionOptions};
 use std::path::{Path, PathBuf};
 
@@ -56,7 +61,7 @@ impl InputArgs {
             .map(|spec| {
                 let (name, path) = spec.split_once('=').ok_or_else(|| {
                     CliError::new(
-                        ExitClass::Invalid,
+                        Code::Usage,
                         format!("bad --input '{spec}' (expected NAME=PATH)"),
                     )
                 })?;
@@ -71,7 +76,7 @@ pub fn read_input_dir(dir: &Path, names: &[String]) -> Result<Vec<HostTensor>, C
     let inputs = read_test_set(dir, "input", names).map_err(driver_error)?;
     if inputs.len() != names.len() {
         return Err(CliError::new(
-            ExitClass::Invalid,
+            Code::BadInputs,
             format!(
                 "{}: the model has {} inputs, the directory has input_0.pb..input_{}.pb",
                 dir.display(),
@@ -102,7 +107,7 @@ inputs unless --freeze-input NAME=PATH is given.";
 #[derive(Debug, Args)]
 #[command(after_help = SPECIALIZATION_HELP)]
 pub struct RunArgs {
-    /// An artifact (.so) or a model (.onnx, .kir).
+    /// An artifact or a model (ONNX or Kiln IR), told apart by content.
     pub model: PathBuf,
 
     #[command(flatten)]
@@ -111,6 +116,14 @@ pub struct RunArgs {
     /// Directory for the outputs (created if needed).
     #[arg(long, value_name = "DIR")]
     pub output_dir: PathBuf,
+
+    /// Check the outputs against DIR/<output name>.npy (or DIR/output_<i>.pb,
+    /// the ONNX test-set layout); exit 5 naming the first mismatch.
+    #[arg(long, value_name = "DIR")]
+    pub expected: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub tolerance: ToleranceArgs,
 
     /// Output file format.
     #[arg(long, value_enum, default_value = "npy")]
@@ -131,6 +144,57 @@ pub struct RunArgs {
     pub shapes: InputShapeArgs,
 }
 
+/// `--rtol`/`--atol`, shared by `run --expected` and `verify`.
+#[derive(Debug, Args, Clone, Copy, Default)]
+pub struct ToleranceArgs {
+    /// Relative tolerance for floats: |got - expected| <= atol + rtol * |expected|
+    /// (default by dtype: f32 1e-4, f16 1e-2, bf16 2e-2, f64 1e-9).
+    #[arg(long, value_name = "X")]
+    pub rtol: Option<f64>,
+
+    /// Absolute tolerance for floats (default by dtype: f32 1e-5, f16 1e-3,
+    /// bf16 1e-2, f64 1e-12). Integers and bools must match exactly; NaN
+    /// matches only NaN.
+    #[arg(long, value_name = "X")]
+    pub atol: Option<f64>,
+}
+
+impl ToleranceArgs {
+    /// Negative or NaN values are usage errors.
+    pub fn check(&self) -> Result<(), CliError> {
+        for (flag, v) in [("--rtol", self.rtol), ("--atol", self.atol)] {
+            if v.is_some_and(|v| v.is_nan() || v < 0.0) {
+                return Err(CliError::new(
+                    Code::Usage,
+                    format!("{flag} must be a non-negative number"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The tolerance for `dtype`: the dtype's default with the given parts
+    /// replaced.
+    pub fn for_dtype(&self, dtype: kiln_ir::DType) -> Tolerance {
+        Tolerance::for_dtype(dtype).with(self.rtol, self.atol)
+    }
+}
+
+/// Session options from the target and shape flags.
+pub fn session_options(
+    interpret: bool,
+    target: &TargetArgs,
+    shapes: &InputShapeArgs,
+) -> Result<SessionOptions, CliError> {
+    Ok(SessionOptions {
+        interpret,
+        load: load_options(shapes)?,
+        target: Some(target.target()?),
+        opt_level: target.opt_level(),
+        on_stage: None,
+    })
+}
+
 /// Loads an artifact or model for `run`/`bench` (compiled when
 /// [`open_session`] gets the inputs).
 pub fn prepare(
@@ -139,22 +203,30 @@ pub fn prepare(
     target: &TargetArgs,
     shapes: &InputShapeArgs,
 ) -> Result<Prepared, CliError> {
-    let opts = SessionOptions {
-        interpret,
-        load: load_options(shapes)?,
-        target: Some(target.target()?),
-        opt_level: target.opt_level(),
-    };
-    Prepared::open(model, &opts).map_err(driver_error)
+    let opts = session_options(interpret, target, shapes)?;
+    Prepared::open(model, &opts).map_err(|e| driver_error(e).in_file(model))
 }
 
 /// Opens the session, compiling a model specialized to `inputs` when they
-/// are given, and logs what was specialized.
+/// are given (with a progress display on a terminal), and logs what was
+/// specialized.
 pub fn open_session(
-    prepared: Prepared,
+    model: &Path,
+    mut prepared: Prepared,
     inputs: Option<&[HostTensor]>,
 ) -> Result<Session, CliError> {
-    let session = prepared.into_session(inputs).map_err(driver_error)?;
+    let progress = prepared
+        .needs_compile()
+        .then(|| crate::progress::Progress::start("compiling the model"));
+    if let Some(p) = &progress {
+        prepared.set_stage_hook(p.hook());
+    }
+    let session = prepared.into_session(inputs);
+    drop(progress);
+    let session = session.map_err(|e| driver_error(e).in_file(model))?;
+    if let Some(cpu) = session.cpu() {
+        tracing::info!(cpu, "loaded the build for this CPU");
+    }
     let specialized = session.specialized_inputs();
     if !specialized.is_empty() {
         tracing::info!(
@@ -169,14 +241,22 @@ pub fn open_session(
 pub fn run(args: RunArgs) -> Result<(), CliError> {
     if args.inputs.is_empty() {
         return Err(CliError::new(
-            ExitClass::Invalid,
+            Code::Usage,
             "give the inputs with --input NAME=PATH or --input-dir DIR",
         ));
     }
+    args.tolerance.check()?;
     let prepared = prepare(&args.model, args.interpret, &args.target, &args.shapes)?;
     let inputs = args.inputs.read(&prepared.input_names())?;
-    let session = open_session(prepared, Some(&inputs))?;
-    session.set_num_threads(args.threads);
+    // Read before running: a missing expected file fails fast.
+    let expected = match &args.expected {
+        Some(dir) => Some(read_expected(dir, &prepared.output_names())?),
+        None => None,
+    };
+    let session = open_session(&args.model, prepared, Some(&inputs))?;
+    session
+        .set_num_threads(args.threads)
+        .map_err(driver_error)?;
     let outputs = session.run(&inputs).map_err(driver_error)?;
     let format = match args.output_format {
         FormatArg::Npy => OutputFormat::Npy,
@@ -186,5 +266,84 @@ pub fn run(args: RunArgs) -> Result<(), CliError> {
     for f in files {
         tracing::info!(file = %f.display(), "wrote");
     }
-    Ok(())
+    match expected {
+        Some(expected) => check_expected(&expected, &outputs, &args.tolerance),
+        None => Ok(()),
+    }
+}
+
+/// The expected value of each output, with the file it came from:
+/// `DIR/<sanitized output name>.npy`, else `DIR/output_<i>.pb`.
+fn read_expected(dir: &Path, names: &[String]) -> Result<Vec<(PathBuf, HostTensor)>, CliError> {
+    if !dir.is_dir() {
+        return Err(CliError::at_file(
+            Code::File,
+            format!("--expected {} is not a folder", dir.display()),
+            dir,
+        ));
+    }
+    names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let npy = dir.join(format!("{}.npy", sanitize_file_name(name)));
+            let pb = dir.join(format!("output_{i}.pb"));
+            let path = [npy.clone(), pb.clone()]
+                .into_iter()
+                .find(|p| p.is_file())
+                .ok_or_else(|| {
+                    CliError::at_file(
+                        Code::File,
+                        format!(
+                            "no expected value for output '{name}': neither {} nor {} exists",
+                            npy.display(),
+                            pb.display()
+                        ),
+                        dir,
+                    )
+                })?;
+            let t = read_tensor(&path, name).map_err(driver_error)?;
+            Ok((path, t))
+        })
+        .collect()
+}
+
+/// Compares every output with its expected value; one diagnostic per
+/// mismatching output, naming it and its first mismatching elements.
+fn check_expected(
+    expected: &[(PathBuf, HostTensor)],
+    outputs: &[HostTensor],
+    tol: &ToleranceArgs,
+) -> Result<(), CliError> {
+    let mut diags = Vec::new();
+    for ((path, want), got) in expected.iter().zip(outputs) {
+        let t = tol.for_dtype(want.dtype);
+        if let Some(diff) = compare(want, got, Some(t), 3) {
+            let message = format!(
+                "output '{}' differs from {} (rtol {:e}, atol {:e}): {diff}",
+                got.name,
+                path.display(),
+                t.rtol,
+                t.atol
+            );
+            diags.push(
+                Diag::error(Code::OutputMismatch, message)
+                    .file(path.display().to_string())
+                    .node(got.name.clone()),
+            );
+        }
+    }
+    if diags.is_empty() {
+        tracing::info!(
+            outputs = expected.len(),
+            "every output matches the expected values"
+        );
+        return Ok(());
+    }
+    let message = diags
+        .iter()
+        .map(|d| d.message.as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
+    Err(CliError::with_diags(Code::OutputMismatch, message, diags))
 }
