@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Compares Kiln's output_N.pb files with expected ones (an ONNX test-set
 folder) using ONNX's backend-test tolerances (rtol 1e-3, atol 1e-7); NaN only
-matches NaN. Exits 1 on any mismatch. Usage: compare_outputs.py EXPECTED_DIR ACTUAL_DIR"""
+matches NaN; every expected output must be there and no other. Exits 1 on any
+mismatch. Usage: compare_outputs.py EXPECTED_DIR ACTUAL_DIR"""
 
 import glob
 import os
@@ -25,6 +26,11 @@ def main():
         print(f"no output_*.pb in {expected_dir}")
         return 1
     ok = True
+    names = {os.path.basename(e) for e in files}
+    for extra in sorted(glob.glob(os.path.join(actual_dir, "output_*.pb"))):
+        if os.path.basename(extra) not in names:
+            print(f"{os.path.basename(extra)}: not expected (the test set has {len(files)} outputs)")
+            ok = False
     for e in files:
         a = os.path.join(actual_dir, os.path.basename(e))
         if not os.path.exists(a):

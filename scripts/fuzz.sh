@@ -1,22 +1,37 @@
 #!/usr/bin/env bash
-# Fuzz the ONNX frontend (load + inspect + import + verify) with cargo-fuzz.
+# Fuzz Kiln's untrusted-input parsers with cargo-fuzz.
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET]     # defaults: 60 s, target `import`
 #
-# Builds compiler/kiln-onnx/fuzz with libFuzzer and AddressSanitizer on the
-# stable toolchain (RUSTC_BOOTSTRAP=1 lets cargo-fuzz pass its -Z flags;
+# Targets, and the crate whose fuzz/ folder has them:
+#   import, load_bytes  compiler/kiln-onnx: the ONNX frontend (load + inspect + import + verify)
+#   descriptor          runtime/kiln-runtime-core: artifact descriptor validation
+#
+# Builds <crate>/fuzz with libFuzzer and AddressSanitizer on the stable
+# toolchain (RUSTC_BOOTSTRAP=1 lets cargo-fuzz pass its -Z flags;
 # KILN_FUZZ_SANITIZER=none turns ASan off), then runs for SECONDS seconds.
-# Seeds come from compiler/kiln-onnx/fuzz/corpus/<target>/ (checked in,
-# read-only); new inputs go to the git-ignored corpus-work/<target>/.
-# Exits non-zero on a crash: the input is copied to
-# compiler/kiln-onnx/tests/regressions/ so that `cargo test -p kiln-onnx
-# --test regressions` replays it (fix the bug, keep the file).
+# Seeds come from <crate>/fuzz/corpus/<target>/ (checked in, read-only); new
+# inputs go to the git-ignored corpus-work/<target>/. Exits non-zero on a
+# crash: the input is copied into the crate's regression folder
+# (compiler/kiln-onnx/tests/regressions/, replayed by `cargo test -p
+# kiln-onnx --test regressions`; runtime/kiln-runtime-core/tests/
+# descriptor-regressions/, replayed by `cargo test -p kiln-runtime-core
+# --test descriptors`): fix the bug, keep the file.
 set -euo pipefail
 
 seconds="${1:-60}"
 target="${2:-import}"
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-crate="$repo/compiler/kiln-onnx"
+case "$target" in
+    import | load_bytes)
+        crate="$repo/compiler/kiln-onnx" regressions="$repo/compiler/kiln-onnx/tests/regressions" ext=onnx ;;
+    descriptor)
+        crate="$repo/runtime/kiln-runtime-core" ext=bin
+        regressions="$repo/runtime/kiln-runtime-core/tests/descriptor-regressions" ;;
+    *)
+        echo "fuzz.sh: unknown target '$target' (import, load_bytes, descriptor)" >&2
+        exit 2 ;;
+esac
 sanitizer="${KILN_FUZZ_SANITIZER:-address}"
 
 if ! command -v cargo-fuzz >/dev/null 2>&1; then
@@ -45,9 +60,9 @@ set -e
 
 mapfile -t crashes < <(find "$artifacts" -type f -newer "$seeds" 2>/dev/null | sort)
 if [[ $rc -ne 0 ]]; then
-    mkdir -p "$crate/tests/regressions"
+    mkdir -p "$regressions"
     for f in "${crashes[@]}"; do
-        dest="$crate/tests/regressions/$(basename "$f").onnx"
+        dest="$regressions/$(basename "$f").$ext"
         cp "$f" "$dest"
         echo "fuzz.sh: kept crash input as ${dest#"$repo"/}" >&2
     done

@@ -18,9 +18,13 @@ venv="$repo_root/.venv"
 stamp="$venv/.kiln-requirements.sha256"
 
 apt_packages=(
-    llvm-22-dev libmlir-22-dev mlir-22-tools libpolly-22-dev lld-22 clang-22
+    llvm-22 llvm-22-dev libmlir-22-dev mlir-22-tools libpolly-22-dev lld-22 clang-22
     libzstd-dev zlib1g-dev spirv-tools python3-venv time cmake ninja-build
+    # The GPU paths: SPIR-V -> MSL, and Mesa's lavapipe (Vulkan on the CPU) with its loader.
     spirv-cross mesa-vulkan-drivers libvulkan1 libvulkan-dev vulkan-tools
+    # AArch64 artifacts run under qemu-user in the test command (conformance --paths aarch64):
+    # the emulator, and the AArch64 C library, headers and crt files clang links against.
+    qemu-user libc6-arm64-cross libc6-dev-arm64-cross libgcc-12-dev-arm64-cross
 )
 
 log() { printf 'setup: %s\n' "$*"; }
@@ -64,6 +68,18 @@ if cargo fuzz --version 2>/dev/null | grep -q "$cargo_fuzz_version"; then
 else
     log "installing cargo-fuzz $cargo_fuzz_version"
     cargo install --locked --quiet cargo-fuzz --version "$cargo_fuzz_version"
+fi
+
+# --- Step 2c: the Rust standard library for AArch64 (the C runtime is cross-built for the tests) --
+if command -v rustup >/dev/null 2>&1; then
+    if rustup target list --installed | grep -qx aarch64-unknown-linux-gnu; then
+        log "rust target aarch64-unknown-linux-gnu present"
+    else
+        log "adding rust target aarch64-unknown-linux-gnu"
+        rustup target add aarch64-unknown-linux-gnu
+    fi
+else
+    log "warning: no rustup; the AArch64 conformance step needs the aarch64-unknown-linux-gnu target"
 fi
 
 # --- Step 3: Python venv -------------------------------------------------------------------

@@ -28,8 +28,16 @@ step "setup" scripts/setup.sh
 # Step 2: build every crate, so a crate without tests still has to compile.
 step "cargo build" cargo build --workspace
 
-# Step 3: unit and integration tests of every crate.
-step "cargo test" cargo test --workspace
+# Step 3: unit and integration tests of every crate, except the differential generator, which
+# runs on its own below so that its summary (how many graphs) is printed.
+step "cargo test" cargo test --workspace -- --skip differential_graphs_match_the_interpreter
+
+# Step 3b: the differential test generator (compiler/kiln-driver/tests/driver/differential.rs):
+# random graphs compiled at -O0..-O3, run at 1, 2 and 4 threads with the parallel threshold at 0,
+# compared with the reference interpreter, for a fixed budget (KILN_DIFFERENTIAL_SECONDS, default
+# 150; longer runs: set it higher). A failing graph is kept under testdata/differential/.
+step "differential (${KILN_DIFFERENTIAL_SECONDS:-150} s)" cargo test -p kiln-driver --test driver \
+    differential_graphs_match_the_interpreter -- --nocapture
 
 # Step 4: golden lit tests (FileCheck), once the suite exists.
 if [[ -f lit-tests/lit.cfg.py ]]; then
@@ -49,8 +57,21 @@ step "conformance unit tests" .venv/bin/python -m unittest scripts/test_conforma
 step "conformance" .venv/bin/python scripts/conformance.py --check --no-table \
     --kiln "${CARGO_TARGET_DIR:-target}/debug/kiln"
 
-# Step 6: fuzz the ONNX frontend (load + inspect + import + verify) for a short budget; a crash
-# fails the run and leaves its input in compiler/kiln-onnx/tests/regressions/.
+# Step 5b: AArch64 executed: the C runtime cross-built, artifacts for aarch64-linux-gnu run under
+# qemu-user on the bundled models and a slice of the node tests, checked like the other paths
+# (testdata/conformance/expected-pass-aarch64.txt). About a minute for ~130 tests.
+step "cross runtime (aarch64)" scripts/cross-runtime.sh
+step "conformance aarch64 (qemu)" .venv/bin/python scripts/conformance.py --check --no-table \
+    --paths aarch64 --kiln "${CARGO_TARGET_DIR:-target}/debug/kiln"
+
+# Step 6: the benchmark suite's non-timing parts (model generator against its manifest, FLOP
+# counter, output comparison); a few seconds. The timings themselves are scripts/bench.sh.
+step "bench suite unit tests" .venv/bin/python -m unittest bench/test_bench.py
+
+# Step 7: fuzz the ONNX frontend (load + inspect + import + verify) and the runtime's artifact
+# descriptor validation for short budgets; a crash fails the run and leaves its input in the
+# crate's regression folder (see scripts/fuzz.sh).
 step "fuzz (60 s)" scripts/fuzz.sh 60
+step "fuzz descriptors (30 s)" scripts/fuzz.sh 30 descriptor
 
 printf '\nall steps ok (%ds)\n' "$((SECONDS - total_start))"

@@ -169,6 +169,53 @@ class ExclusionTest(unittest.TestCase):
         self.assertEqual(conformance.exclusion_reason(tensor_model([c], [y], [node])), "dtype COMPLEX64")
 
 
+class CrossPathTest(unittest.TestCase):
+    def model(self, op, elem_type=TensorProto.FLOAT):
+        x = helper.make_tensor_value_info("x", elem_type, [2])
+        y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])
+        return tensor_model([x], [y], [helper.make_node(op, ["x"], ["y"])])
+
+    def test_slice_takes_float_inputs_of_listed_ops_and_samples_by_name(self):
+        entry = {"ops": ["ai.onnx::Relu"], "expanded": False}
+        chosen = [n for n in (f"test_relu_{i}" for i in range(200)) if conformance.cross_slice(n, entry, self.model("Relu"))]
+        # A quarter of the elementwise tests, stable by name.
+        self.assertTrue(30 < len(chosen) < 70, len(chosen))
+        name = chosen[0]
+        self.assertTrue(conformance.cross_slice(name, entry, self.model("Relu")))
+        # Not when an input is an integer (it might need specializing), the op is not listed, or
+        # the test is a function-expanded variant.
+        self.assertFalse(conformance.cross_slice(name, entry, self.model("Relu", TensorProto.INT64)))
+        self.assertFalse(conformance.cross_slice(name, {"ops": ["ai.onnx::Resize"], "expanded": False}, self.model("Relu")))
+        self.assertFalse(conformance.cross_slice(name, {**entry, "expanded": True}, self.model("Relu")))
+        core = {"ops": ["ai.onnx::Conv"], "expanded": False}
+        n_core = sum(conformance.cross_slice(f"test_conv_{i}", core, self.model("Relu")) for i in range(200))
+        self.assertTrue(70 < n_core < 130, n_core)
+
+    def test_dtype_codes_read_back_as_kiln_h_defines_them(self):
+        self.assertEqual(conformance._numpy_dtype(2), np.dtype(np.float32))
+        self.assertEqual(conformance._numpy_dtype(4), np.dtype(ml_dtypes.bfloat16))
+        self.assertEqual(conformance._numpy_dtype(18), np.dtype(np.bool_))
+        self.assertIsNone(conformance._numpy_dtype(7))  # packed nf4
+        self.assertIsNone(conformance._numpy_dtype(99))
+
+    def test_compile_command_fixes_every_input_shape(self):
+        argv = conformance.kiln_cross_compile_argv(Path("k"), Path("m.onnx"), Path("m.o"), [("x", (1, 3)), ("s", ())])
+        self.assertIn("--target=aarch64-linux-gnu", argv)
+        self.assertEqual(argv[argv.index("-o") + 1], "m.o")
+        self.assertEqual([a for a in argv if "=" in a and not a.startswith("--")], ["x=1x3", "s="])
+
+    def test_report_counts_models_and_node_tests_apart(self):
+        def t(name, kind, status):
+            nt = conformance.NodeTest(name, Path("."), "Relu", 1e-3, 1e-7, None, ["y"], 1, kind=kind, cross=True)
+            nt.results[conformance.CROSS_PATH] = conformance.RunResult(status)
+            return nt
+
+        text = conformance.cross_report([t("model_a", "model", "passed"), t("test_b", "node", "failed")])
+        self.assertIn("| bundled models | 1 | 1 | 0 | 0 | 0 | 0 |", text)
+        self.assertIn("| node tests (slice) | 1 | 0 | 1 | 0 | 0 | 0 |", text)
+        self.assertIn("`test_b` (failed)", text)
+
+
 # A stand-in for `kiln run`: what it does depends on the test folder's name.
 FAKE_KILN = textwrap.dedent(
     """\
@@ -178,7 +225,8 @@ FAKE_KILN = textwrap.dedent(
     import numpy as np
     from onnx import TensorProto, numpy_helper
 
-    args = sys.argv[1:]
+    args = [a for a in sys.argv[1:] if a != "-v"]
+    verbose = "-v" in sys.argv[1:]
     if args[:2] == ["run", "--help"]:
         print("--input-dir --output-dir --output-format --interpret")
         sys.exit(0)
@@ -204,6 +252,11 @@ FAKE_KILN = textwrap.dedent(
         a = numpy_helper.to_array(t) + 1
         (out / "output_0.pb").write_bytes(numpy_helper.from_array(a, t.name).SerializeToString())
         sys.exit(0)
+    if kind == "folded" and not interp:
+        # What `kiln run -v` logs (with colours, as on a terminal) when outputs were folded.
+        if verbose:
+            print("\x1b[32m INFO\x1b[0m kiln::cmd::run: computed at compile time, not by generated code "
+                  "\x1b[3moutputs\x1b[0m=y", file=sys.stderr)
     if kind == "dtype":
         t = TensorProto()
         t.ParseFromString((inp / "output_0.pb").read_bytes())
@@ -215,7 +268,7 @@ FAKE_KILN = textwrap.dedent(
     """
 )
 
-KINDS = ["pass", "unsup", "crash", "segv", "hang", "wrong", "interpwrong", "dtype", "strings"]
+KINDS = ["pass", "unsup", "crash", "segv", "hang", "wrong", "interpwrong", "dtype", "strings", "folded"]
 
 
 def write_suite(root: Path) -> None:
@@ -313,6 +366,7 @@ class RunnerTest(unittest.TestCase):
             "wrong": ("failed", "failed"),
             "interpwrong": ("failed", "passed"),
             "dtype": ("failed", "failed"),
+            "folded": ("folded", "passed"),
         }
         for kind, (compiled, interp) in expect.items():
             with self.subTest(kind=kind):
@@ -328,54 +382,114 @@ class RunnerTest(unittest.TestCase):
         self.assertEqual(self.results["tests"]["test_strings"]["excluded"], "dtype STRING")
         self.assertNotIn("compiled", self.results["tests"]["test_strings"])
         totals = self.results["totals"]
-        self.assertEqual((totals["tests"], totals["excluded"], totals["counted"]), (9, 1, 8))
+        self.assertEqual((totals["tests"], totals["excluded"], totals["counted"]), (10, 1, 9))
         self.assertEqual(totals["compiled"]["passed"], 1)
-        self.assertEqual(totals["interp"]["passed"], 2)
+        self.assertEqual(totals["compiled"]["folded"], 1)
+        self.assertEqual(totals["interp"]["passed"], 3)
+        self.assertEqual(totals["interp"]["folded"], 0)
         self.assertEqual(totals["compiled"]["crashed"], 2)
 
+    def test_constant_outputs_line(self):
+        line = "\x1b[32m INFO\x1b[0m kiln::cmd::run: computed at compile time, not by generated code outputs=a, b c"
+        self.assertEqual(conformance.constant_outputs("other\n" + line + "\n"), ["a", "b c"])
+        self.assertEqual(conformance.constant_outputs("INFO kiln::cmd::run: wrote file=x\n"), [])
+
     def test_table(self):
+        # Columns: tests, excluded, compiled (generated code), folded, interpreter.
         row = next(ln for ln in self.stdout.splitlines() if ln.startswith("Relu"))
-        self.assertEqual(row.split(), ["Relu", "8", "0", "1", "2"])
+        self.assertEqual(row.split(), ["Relu", "9", "0", "1", "1", "3"])
         self.assertIn("Identity", self.stdout)
 
+    def known(self):
+        return conformance.read_known(self.lists / "known-failures.txt")
+
     def test_bless_then_check(self):
-        code, _, err = self.main("--bless", "--filter", "test_(pass|interpwrong|strings)")
+        for f in self.lists.glob("*.txt"):
+            f.unlink()
+        code, _, err = self.main("--bless", "--filter", "test_(pass|interpwrong|strings|folded|unsup)")
         self.assertEqual(code, 0, err)
         self.assertEqual(conformance.read_names(self.lists / "expected-pass-compiled.txt"), {"test_pass"})
         self.assertEqual(
-            conformance.read_names(self.lists / "expected-pass-interp.txt"), {"test_pass", "test_interpwrong"}
+            conformance.read_names(self.lists / "expected-pass-interp.txt"),
+            {"test_pass", "test_interpwrong", "test_folded"},
         )
-        code, _, err = self.main("--check", "--filter", "test_(pass|interpwrong)")
+        # Every non-pass is recorded with its status and a reason from the run.
+        known = self.known()
+        self.assertEqual(known[("test_folded", "compiled")].status, "folded")
+        self.assertIn("computed at compile time: y", known[("test_folded", "compiled")].reason)
+        self.assertEqual(known[("test_interpwrong", "compiled")].status, "failed")
+        self.assertEqual(known[("test_unsup", "interp")].status, "unsupported")
+        self.assertIn("unsupported operators", known[("test_unsup", "interp")].reason)
+        self.assertNotIn(("test_pass", "compiled"), known)
+        code, _, err = self.main("--check", "--filter", "test_(pass|interpwrong|folded|unsup)")
         self.assertEqual(code, 0, err)
+
+        # A hand-written reason survives a re-bless while the status stays the same.
+        text = (self.lists / "known-failures.txt").read_text()
+        text = text.replace(known[("test_unsup", "compiled")].reason, "random ops: no fixed answer")
+        (self.lists / "known-failures.txt").write_text(text)
+        code, _, err = self.main("--bless", "--filter", "test_(pass|interpwrong|folded|unsup)")
+        self.assertEqual(code, 0, err)
+        self.assertEqual(self.known()[("test_unsup", "compiled")].reason, "random ops: no fixed answer")
 
         # A listed test that stops passing is a regression; a new pass is only reported.
         (self.lists / "expected-pass-compiled.txt").write_text("test_pass\ntest_wrong\n")
-        (self.lists / "expected-pass-interp.txt").write_text("test_pass\n")
-        code, _, err = self.main("--check", "--filter", "test_(pass|wrong|interpwrong)")
+        (self.lists / "expected-pass-interp.txt").write_text("test_pass\ntest_folded\n")
+        code, _, err = self.main("--check", "--filter", "test_(pass|wrong|interpwrong|folded)")
         self.assertEqual(code, 1, err)
         self.assertIn("REGRESSION (compiled): test_wrong: failed: output 0:", err)
         self.assertIn("newly passing on the interpreter path (1)", err)
         self.assertIn("test_interpwrong", err)
 
-        # --bless with a filter keeps the entries outside it and says loudly what it removes.
+        # A compiled pass that becomes folded is a regression too: no generated code ran.
+        (self.lists / "expected-pass-compiled.txt").write_text("test_pass\ntest_folded\n")
+        code, _, err = self.main("--check", "--filter", "test_(pass|folded)", "--paths", "compiled")
+        self.assertEqual(code, 1, err)
+        self.assertIn("REGRESSION (compiled): test_folded: folded: computed at compile time: y (was passed)", err)
+
+        # A known failure that now fails differently, or a non-pass nobody listed, fails --check.
+        (self.lists / "known-failures.txt").write_text("test_crash\tcompiled\tunsupported\tmade up\n")
+        code, _, err = self.main("--check", "--filter", "test_(crash|wrong)", "--paths", "compiled")
+        self.assertEqual(code, 1, err)
+        self.assertIn("CHANGED (compiled): test_crash: crashed: exit 1: internal error: boom (was unsupported)", err)
+        self.assertIn("NOT LISTED (compiled): test_wrong: failed", err)
+
+        # --bless refuses to drop a regressed test: exit 1, the test named, nothing written.
         (self.lists / "expected-pass-compiled.txt").write_text("test_other\ntest_pass\ntest_wrong\n")
+        before = {f.name: f.read_text() for f in self.lists.glob("*.txt")}
         code, _, err = self.main("--bless", "--filter", "test_(pass|wrong)", "--paths", "compiled")
+        self.assertEqual(code, 1, err)
+        self.assertIn("REGRESSION (compiled): test_wrong: failed", err)
+        self.assertIn("--bless REFUSED: 1 test(s)", err)
+        self.assertEqual({f.name: f.read_text() for f in self.lists.glob("*.txt")}, before)
+
+        # ... unless told to, and then it says loudly what it removes and keeps entries outside the filter.
+        code, _, err = self.main("--bless", "--allow-regressions", "--filter", "test_(pass|wrong)", "--paths", "compiled")
         self.assertEqual(code, 0, err)
         self.assertIn("REMOVED from expected-pass-compiled.txt: test_wrong", err)
         self.assertEqual(conformance.read_names(self.lists / "expected-pass-compiled.txt"), {"test_other", "test_pass"})
+        self.assertEqual(self.known()[("test_wrong", "compiled")].status, "failed")
+        self.assertEqual(self.known()[("test_crash", "compiled")].reason, "made up")
+
+    def test_allow_regressions_needs_bless(self):
+        with contextlib.redirect_stderr(io.StringIO()), self.assertRaises(SystemExit):
+            conformance.parse_args(["--allow-regressions"])
 
     def test_full_bless_writes_exclusions_docs_and_readme_then_check_passes(self):
+        for f in self.lists.glob("*.txt"):
+            f.unlink()
         self.readme.write_text("# Kiln\n<!-- conformance:begin -->\nold\n<!-- conformance:end -->\ntail\n")
         code, _, err = self.main("--bless")
         self.assertEqual(code, 0, err)
         exclusions = (self.lists / "exclusions.txt").read_text()
         self.assertIn("test_strings\tdtype STRING\n", exclusions)
         readme = self.readme.read_text()
-        self.assertNotIn("old", readme)
+        self.assertNotIn("\nold\n", readme)
         self.assertTrue(readme.endswith("<!-- conformance:end -->\ntail\n"))
-        self.assertIn("| Relu | 8 | 0 | 1 | 2 |", readme)
+        self.assertIn("| Relu | 9 | 0 | 1 | 1 | 3 |", readme)
+        self.assertIn("| compiled | 1 (11.1%) | 1 | 3 | 1 | 2 | 1 |", readme)
         docs = self.docs.read_text()
-        self.assertIn("| Relu | 8 | 0 | 1 | 2 |", docs)
+        self.assertIn("| Relu | 9 | 0 | 1 | 1 | 3 |", docs)
         # The explanation goes into the docs page only, above the report.
         self.assertLess(docs.index("--freeze-input"), docs.index("| Relu |"))
         self.assertNotIn("--freeze-input", readme)
@@ -386,6 +500,17 @@ class RunnerTest(unittest.TestCase):
         code, _, err = self.main("--check")
         self.assertEqual(code, 1)
         self.assertIn("exclusions.txt is out of date", err)
+        (self.lists / "exclusions.txt").write_text(exclusions)
+        # So does a known failure naming no counted test.
+        known = (self.lists / "known-failures.txt").read_text()
+        (self.lists / "known-failures.txt").write_text(known + "test_gone\tcompiled\tfailed\tmade up\n")
+        code, _, err = self.main("--check")
+        self.assertEqual(code, 1)
+        self.assertIn("STALE (compiled): test_gone (failed) names no test run on this path", err)
+        # A full bless drops it.
+        code, _, err = self.main("--bless")
+        self.assertEqual(code, 0, err)
+        self.assertNotIn(("test_gone", "compiled"), self.known())
 
     def test_missing_kiln_is_a_setup_error(self):
         with contextlib.redirect_stderr(io.StringIO()) as err:

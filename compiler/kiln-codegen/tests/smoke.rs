@@ -108,22 +108,26 @@ fn aarch64_object_is_emitted() {
     assert_eq!(arch, object::Architecture::Aarch64);
     assert!(symbols.iter().any(|s| s == "add_weights"), "{symbols:?}");
 
-    // An independent check with LLVM's disassembler, where installed (scripts/setup.sh does).
+    // An independent check with LLVM's disassembler (scripts/setup.sh
+    // installs it with llvm-22-dev).
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("a.o");
     std::fs::write(&path, &obj).unwrap();
-    if let Ok(output) = std::process::Command::new("llvm-objdump-22")
+    let output = std::process::Command::new("llvm-objdump-22")
         .arg("-d")
         .arg(&path)
         .output()
-    {
-        let listing = String::from_utf8_lossy(&output.stdout);
-        assert!(
-            listing.contains("file format elf64-littleaarch64"),
-            "{listing}"
-        );
-        assert!(listing.contains("<add_weights>:"), "{listing}");
-    }
+        .expect("llvm-objdump-22 is missing: run scripts/setup.sh");
+    assert!(
+        output.status.success(),
+        "llvm-objdump-22 failed: {output:?}"
+    );
+    let listing = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        listing.contains("file format elf64-littleaarch64"),
+        "{listing}"
+    );
+    assert!(listing.contains("<add_weights>:"), "{listing}");
 
     // lld cross-links AArch64 objects on any host.
     let weights_path = dir.path().join("w.o");

@@ -23,7 +23,7 @@ use crate::load::dynamic_inputs;
 use kiln_codegen::lower::{lower_graph, LowerOptions, LoweredModule};
 use kiln_codegen::{Arch, OptLevel, Target};
 use kiln_ir::Graph;
-use kiln_passes::{ManagerOptions, PassManager, Pipeline, TargetFacts};
+use kiln_passes::{ManagerOptions, PassManager, PassOptions, Pipeline, TargetFacts};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -120,6 +120,8 @@ pub struct CompileOptions {
     pub output: Option<PathBuf>,
     /// The graph pipeline (default: `default`).
     pub pipeline: Pipeline,
+    /// Options handed to every pass of the pipeline.
+    pub pass_options: PassOptions,
     /// Directory holding `libkiln_runtime.a` (for `--emit=obj`); searched
     /// for when absent (see [`find_runtime_archive`]).
     pub runtime_dir: Option<PathBuf>,
@@ -163,6 +165,7 @@ impl CompileOptions {
             weights: WeightsMode::Embedded,
             output,
             pipeline: Pipeline::for_level(3),
+            pass_options: PassOptions::default(),
             runtime_dir: None,
             copy_runtime: true,
             name: None,
@@ -329,6 +332,10 @@ pub struct Artifacts {
     pub text: Option<Vec<u8>>,
     /// Wall time of each stage, in order.
     pub timings: Vec<(&'static str, Duration)>,
+    /// Graph outputs that are constants after the graph pipeline: computed
+    /// at compile time, so no generated code computes them (for example
+    /// the shape of a static input).
+    pub constant_outputs: Vec<String>,
     /// Things the user should know that did not stop the compile.
     pub warnings: Vec<String>,
     /// `(arena bytes, sum of the bytes of every intermediate)` of the memory
@@ -392,10 +399,33 @@ pub fn optimize(graph: &mut Graph, pipeline: &Pipeline) -> Result<()> {
 /// Runs the graph pipeline on `graph` (in place) for a target whose
 /// kernels are described by `facts` ([`target_facts`]).
 pub fn optimize_for(graph: &mut Graph, pipeline: &Pipeline, facts: &TargetFacts) -> Result<()> {
-    let mut options = ManagerOptions::default();
-    options.pass.target = facts.clone();
+    let pass = PassOptions {
+        target: facts.clone(),
+        ..PassOptions::default()
+    };
+    optimize_with(graph, pipeline, &pass)
+}
+
+/// Runs the graph pipeline on `graph` (in place), handing `pass` to every
+/// pass.
+pub fn optimize_with(graph: &mut Graph, pipeline: &Pipeline, pass: &PassOptions) -> Result<()> {
+    let options = ManagerOptions {
+        pass: pass.clone(),
+        ..ManagerOptions::default()
+    };
     PassManager::new(pipeline.clone(), options).run(graph)?;
     Ok(())
+}
+
+/// Names of the graph outputs defined by `nn.constant`.
+fn constant_outputs(graph: &Graph) -> Vec<String> {
+    let defs = graph.defs();
+    graph
+        .outputs
+        .iter()
+        .filter(|&&v| graph.constant_weight(&defs, v).is_some())
+        .map(|&v| graph.value(v).name.clone())
+        .collect()
 }
 
 /// What the target-dependent graph passes need to know about the kernels
@@ -516,8 +546,13 @@ fn compile_one(
     };
     let facts = target_facts(&opts.target);
     timed(&mut art, "passes", || {
-        optimize_for(&mut graph, &opts.pipeline, &facts)
+        let pass = PassOptions {
+            target: facts.clone(),
+            ..opts.pass_options.clone()
+        };
+        optimize_with(&mut graph, &opts.pipeline, &pass)
     })?;
+    art.constant_outputs = constant_outputs(&graph);
     // Nodes that run code: not constants, views or unpacked weights (a
     // kernel reads the packed constant itself).
     art.nodes = graph

@@ -24,7 +24,7 @@
 //! - Benchmark statistics use the nearest-rank method, like
 //!   `scripts/bench_ort.py`, so numbers compare.
 
-use crate::compile::{compile, CompileOptions, Emit};
+use crate::compile::{compile, Artifacts, CompileOptions, Emit};
 use crate::error::{DriverError, Result};
 use crate::load::{load, LoadOptions};
 use crate::specialize::{bind_input_shapes, freeze_inputs, shape_defining_inputs};
@@ -90,6 +90,8 @@ pub struct Session {
     outputs: Vec<TensorSpec>,
     /// Inputs compiled into the artifact as constants, with their values.
     specialized: Vec<HostTensor>,
+    /// Outputs computed at compile time (see [`Artifacts::constant_outputs`]).
+    constant_outputs: Vec<String>,
 }
 
 fn runtime_dtype(d: kiln_runtime::DType) -> Result<DType> {
@@ -246,12 +248,14 @@ impl Prepared {
                 inputs,
                 outputs,
                 specialized,
+                constant_outputs: Vec::new(),
             });
         }
+        let mut frozen = Vec::new();
         if let Some(given) = given {
-            specialize(&mut graph, given, &mut specialized)?;
+            frozen = specialize(&mut graph, given, &mut specialized)?;
         }
-        compile_session(*graph, &opts, None, specialized)
+        compile_session(*graph, &opts, None, specialized, frozen)
     }
 
     /// The graph a compile for `given` would start from: loaded (ONNX
@@ -281,16 +285,17 @@ fn specialize(
     graph: &mut Graph,
     given: &[HostTensor],
     specialized: &mut Vec<HostTensor>,
-) -> Result<()> {
+) -> Result<Vec<String>> {
     let wanted = shape_defining_inputs(graph);
     let frozen: Vec<HostTensor> = given
         .iter()
         .filter(|t| wanted.contains(&t.name))
         .cloned()
         .collect();
-    freeze_inputs(graph, &frozen)?;
+    let weights = freeze_inputs(graph, &frozen)?;
     specialized.extend(frozen);
-    bind_input_shapes(graph, given)
+    bind_input_shapes(graph, given)?;
+    Ok(weights)
 }
 
 /// Compiles `graph` into a temporary artifact (with `pipeline` instead of
@@ -300,6 +305,7 @@ pub(crate) fn compile_session(
     opts: &SessionOptions,
     pipeline: Option<kiln_passes::Pipeline>,
     specialized: Vec<HostTensor>,
+    frozen_weights: Vec<String>,
 ) -> Result<Session> {
     let dir = tempfile::Builder::new()
         .prefix("kiln-run-")
@@ -317,9 +323,16 @@ pub(crate) fn compile_session(
         copts.pipeline = p;
     }
     copts.on_stage = opts.on_stage.clone();
-    compile(graph, &copts)?;
+    // Inputs frozen only to fix shapes: the data path they feed stays
+    // generated code (see kiln_passes' fold-constants).
+    copts.pass_options.specialized_inputs = frozen_weights.into_iter().collect();
+    let Artifacts {
+        constant_outputs, ..
+    } = compile(graph, &copts)?;
     let model = kiln_runtime::Model::load(&so)?;
-    Session::from_model(model, Some(dir), specialized)
+    let mut session = Session::from_model(model, Some(dir), specialized)?;
+    session.constant_outputs = constant_outputs;
+    Ok(session)
 }
 
 /// The declared inputs and outputs of an ONNX model, for a model that
@@ -392,7 +405,16 @@ impl Session {
             inputs,
             outputs,
             specialized,
+            constant_outputs: Vec::new(),
         })
+    }
+
+    /// Names of the outputs of a model compiled on the fly that are
+    /// constants after the graph pipeline: computed at compile time, so no
+    /// generated code computes them. Empty for artifacts and the
+    /// interpreter.
+    pub fn constant_outputs(&self) -> &[String] {
+        &self.constant_outputs
     }
 
     /// Names of the inputs compiled in as constants (see the module doc);

@@ -152,11 +152,13 @@ fn check_fits(t: &HostTensor, ty: &TensorType, symbols: &mut BTreeMap<String, u6
     Ok(())
 }
 
-/// Turns the graph inputs named by `tensors` into constants holding them.
+/// Turns the graph inputs named by `tensors` into constants holding them,
+/// and returns the names of the weights holding their values (the input's
+/// name unless another weight has it) in the order of `tensors`.
 ///
 /// Every tensor must name a graph input and fit its declared type; on an
 /// error the graph is unchanged.
-pub fn freeze_inputs(g: &mut Graph, tensors: &[HostTensor]) -> Result<()> {
+pub fn freeze_inputs(g: &mut Graph, tensors: &[HostTensor]) -> Result<Vec<String>> {
     let mut symbols = BTreeMap::new();
     let mut indices = Vec::with_capacity(tensors.len());
     for t in tensors {
@@ -171,6 +173,7 @@ pub fn freeze_inputs(g: &mut Graph, tensors: &[HostTensor]) -> Result<()> {
         indices.push(i);
     }
     let mut constants = Vec::with_capacity(tensors.len());
+    let mut weight_names = Vec::with_capacity(tensors.len());
     for (t, &i) in tensors.iter().zip(&indices) {
         let v = g.inputs[i];
         let ty = TensorType::fixed(t.dtype, &t.shape);
@@ -180,6 +183,7 @@ pub fn freeze_inputs(g: &mut Graph, tensors: &[HostTensor]) -> Result<()> {
             data: WeightData::Bytes(Blob::from_vec(t.data.as_ref().to_vec())),
             source: None,
         });
+        weight_names.push(g.weight(w).name.clone());
         *g.value_ty_mut(v) = ty;
         let mut attrs = Attrs::new();
         attrs.insert("value".into(), Attr::Weight(w));
@@ -204,7 +208,7 @@ pub fn freeze_inputs(g: &mut Graph, tensors: &[HostTensor]) -> Result<()> {
     constants.append(&mut g.nodes);
     g.nodes = constants;
     substitute_symbols(g, &symbols);
-    Ok(())
+    Ok(weight_names)
 }
 
 /// Gives the graph inputs named by `tensors` the tensors' shapes where

@@ -1,6 +1,7 @@
 //! The pass interface.
 
 use kiln_ir::Graph;
+use std::collections::BTreeSet;
 use thiserror::Error;
 
 /// Options every pass sees. Built by the caller (the CLI or the driver) and
@@ -15,6 +16,14 @@ pub struct PassOptions {
     /// `nn.tile` of tiny constants could otherwise turn a kilobyte model
     /// into gigabytes of weights.
     pub fold_max_elements: u64,
+    /// Weights (by name) that stand for graph inputs frozen to constants
+    /// only so that shapes become static (`kiln run` specializing a model
+    /// to the values of its shape-defining inputs). `fold-constants` folds
+    /// a node computed from one of them only when the node's results are
+    /// needed at compile time (they reach an op's static operand), so the
+    /// data path they feed stays generated code instead of being computed
+    /// by the interpreter.
+    pub specialized_inputs: BTreeSet<String>,
     /// Facts about the target's kernels (layout, panel width, epilogue
     /// length).
     pub target: TargetFacts,
@@ -25,6 +34,7 @@ impl Default for PassOptions {
         PassOptions {
             max_iterations: 32,
             fold_max_elements: 1 << 16,
+            specialized_inputs: BTreeSet::new(),
             target: TargetFacts::default(),
         }
     }

@@ -109,14 +109,29 @@ impl DType {
     }
 
     /// Bytes a tensor of `shape` occupies: `ceil(elements * bits / 8)`.
-    /// `None` when a dimension is negative or the size overflows `u64`.
+    /// `None` when a dimension is negative or the size exceeds `isize::MAX`
+    /// (no buffer can be larger). A zero dimension makes the tensor empty
+    /// whatever the other dimensions are.
     pub fn byte_size(self, shape: &[i64]) -> Option<u64> {
-        let mut elements: u64 = 1;
+        let mut elements: u128 = 1;
+        let mut empty = false;
         for &dim in shape {
-            elements = elements.checked_mul(u64::try_from(dim).ok()?)?;
+            let dim = u64::try_from(dim).ok()?;
+            if dim == 0 {
+                empty = true;
+            } else if !empty {
+                // Stays exact up to u128; beyond that the size is far too
+                // large anyway.
+                elements = elements.checked_mul(u128::from(dim))?;
+            }
         }
-        let bits = elements.checked_mul(u64::from(self.bits()))?;
-        Some(bits.div_ceil(8))
+        if empty {
+            return Some(0);
+        }
+        let bytes = elements.checked_mul(u128::from(self.bits()))?.div_ceil(8);
+        u64::try_from(bytes)
+            .ok()
+            .filter(|&b| b <= isize::MAX as u64)
     }
 }
 
@@ -156,6 +171,12 @@ mod tests {
         assert_eq!(DType::F32.byte_size(&[-1]), None);
         assert_eq!(DType::F64.byte_size(&[i64::MAX, i64::MAX]), None);
         assert_eq!(DType::F64.byte_size(&[1 << 62]), None);
+        // 2^60 f64 = 2^63 bytes: one more than isize::MAX.
+        assert_eq!(DType::F64.byte_size(&[1 << 60]), None);
+        assert_eq!(DType::U8.byte_size(&[i64::MAX]), Some(i64::MAX as u64));
+        // Empty whatever the other extents, but still no negative ones.
+        assert_eq!(DType::F32.byte_size(&[1 << 40, 1 << 40, 0]), Some(0));
+        assert_eq!(DType::F32.byte_size(&[0, -1]), None);
     }
 
     #[test]

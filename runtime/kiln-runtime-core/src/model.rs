@@ -564,9 +564,14 @@ impl Model {
                 artifact_string(a.weights_file, "weights file name")?,
             )
         };
+        // Checked here rather than at the first run: a size no allocation
+        // can have (above isize::MAX once rounded up to the alignment) is a
+        // corrupt descriptor. A merely huge one fails at run time with
+        // OutOfMemory.
         let workspace_size = usize::try_from(a.workspace_size)
             .ok()
             .and_then(|size| size.checked_next_multiple_of(abi::BUFFER_ALIGN))
+            .filter(|&size| Layout::from_size_align(size, abi::BUFFER_ALIGN).is_ok())
             .ok_or_else(|| {
                 Error::LoadFailed(format!("workspace size {} is too large", a.workspace_size))
             })?;
@@ -586,6 +591,15 @@ impl Model {
                 )))
             }
             (false, None, _) => {
+                let in_memory = (a.weights as usize)
+                    .checked_add(weights_len)
+                    .is_some_and(|_| isize::try_from(weights_len).is_ok());
+                if !in_memory {
+                    return Err(Error::LoadFailed(format!(
+                        "embedded weights at {:#x} with {weights_len} bytes would run past the end of memory",
+                        a.weights as usize
+                    )));
+                }
                 if a.weights as usize % abi::BUFFER_ALIGN != 0 {
                     return Err(Error::LoadFailed(format!(
                         "embedded weights at {:#x} are not {}-byte aligned",

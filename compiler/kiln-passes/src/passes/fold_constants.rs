@@ -25,6 +25,14 @@
 //! - **Interface.** Results are replaced through [`crate::rewrite`], so
 //!   graph outputs keep their names and types; a folded internal value
 //!   keeps its name too (the new constant takes it).
+//! - **Specialized inputs stay on the data path.** A constant that stands
+//!   for a graph input frozen only to fix shapes
+//!   ([`PassOptions::specialized_inputs`]) taints everything computed from
+//!   it; a tainted node is folded only when one of its results is needed at
+//!   compile time, i.e. reaches some op's static operand (a Reshape's shape,
+//!   a Range's limits, ...). So `kiln run` on `Range(start, limit, delta)`
+//!   folds the shape arithmetic and leaves the Range itself to generated
+//!   code, instead of computing the whole answer in the interpreter.
 //!
 //! Folded floats are computed the interpreter's way (in f64, rounded once
 //! to the result dtype), which is what ONNX Runtime's reference semantics
@@ -40,6 +48,43 @@ use kiln_ir::{
     Attr, Blob, DType, Graph, Node, OpKind, TensorType, ValueId, Weight, WeightData, WeightId,
 };
 use std::collections::{HashMap, HashSet};
+
+/// Values whose contents some op needs at compile time: its static operands
+/// ([`kiln_ir::OpDef::static_operands`]) and, transitively, every operand of
+/// a node producing one of them.
+pub fn compile_time_values(g: &Graph) -> HashSet<ValueId> {
+    let mut needed: HashSet<ValueId> = HashSet::new();
+    // Nodes are in topological order, so one backward sweep closes the set.
+    for node in g.nodes.iter().rev() {
+        for &i in node.op.def().static_operands {
+            needed.extend(node.inputs.get(i).copied().flatten());
+        }
+        if node.outputs.iter().any(|v| needed.contains(v)) {
+            needed.extend(node.operands());
+        }
+    }
+    needed
+}
+
+/// The constants standing for specialized graph inputs (see
+/// [`PassOptions::specialized_inputs`]).
+fn specialized_constants(g: &Graph, opts: &PassOptions) -> HashSet<ValueId> {
+    if opts.specialized_inputs.is_empty() {
+        return HashSet::new();
+    }
+    g.nodes
+        .iter()
+        .filter(|n| n.op == OpKind::Constant)
+        .filter_map(|n| match (n.attrs.get("value"), n.outputs.as_slice()) {
+            (Some(Attr::Weight(w)), [v])
+                if opts.specialized_inputs.contains(&g.weight(*w).name) =>
+            {
+                Some(*v)
+            }
+            _ => None,
+        })
+        .collect()
+}
 
 /// Registry entry.
 pub const INFO: PassInfo = PassInfo {
@@ -282,6 +327,14 @@ impl Pass for FoldConstants {
         // Uses of a node's results only change when that node is folded,
         // so the set computed up front stays right for the nodes ahead.
         let used: HashSet<ValueId> = g.use_counts().into_keys().collect();
+        // Values computed from specialized inputs, and those needed at
+        // compile time (see the module invariants).
+        let mut tainted = specialized_constants(g, opts);
+        let needed = if tainted.is_empty() {
+            HashSet::new()
+        } else {
+            compile_time_values(g)
+        };
         let mut consts: HashMap<ValueId, WeightId> = HashMap::new();
         let (mut rewrites, mut inserted) = (0, 0);
         let mut n = 0;
@@ -307,9 +360,24 @@ impl Pass for FoldConstants {
                     consts.get(&v).copied()
                 }));
             }
-            if let Some(plan) = can_fold(g, &consts, &used, n, opts) {
+            let node = &g.nodes[n];
+            let is_tainted = node.operands().any(|v| tainted.contains(&v));
+            if is_tainted {
+                tainted.extend(node.outputs.iter().copied());
+            }
+            let data_path = is_tainted && !node.outputs.iter().any(|v| needed.contains(v));
+            let plan = can_fold(g, &consts, &used, n, opts)
+                .filter(|p| !data_path || matches!(p, Plan::Known { .. }));
+            if let Some(plan) = plan {
                 if let Some(values) = evaluate(g, &consts, &plan, opts) {
                     let (at, replaced) = fold(g, n, values, &mut consts, &used);
+                    if is_tainted {
+                        // The new constants (inserted at n..at) carry the
+                        // tainted data on.
+                        for c in &g.nodes[n..at] {
+                            tainted.extend(c.outputs.iter().copied());
+                        }
+                    }
                     tracing::trace!(node = at, replaced, "fold-constants");
                     rewrites += replaced;
                     inserted += at - n;
@@ -484,6 +552,75 @@ mod tests {
         assert!(out.contains("%r = nn.identity"), "{out}");
         assert!(out.contains("-> (tensor<?xf32>)"), "{out}");
         assert!(out.contains("dense<[1.0, 2.0]>"), "{out}");
+    }
+
+    #[test]
+    fn specialized_inputs_fold_only_where_compile_time_values_are_needed() {
+        // %start/%limit/%delta and %s stand for graph inputs frozen to fix
+        // shapes. The range's limits and the reshape's shape arithmetic
+        // are needed at compile time; the range's values, the
+        // constant_of_shape fill and the exp on the data path are not.
+        let src = "weight @start : tensor<f32> = dense<[1.0]>\n\
+             weight @limit : tensor<f32> = dense<[4.0]>\n\
+             weight @delta : tensor<f32> = dense<[1.0]>\n\
+             weight @s : tensor<1xi64> = dense<[2]>\n\
+             weight @w : tensor<3xf32> = dense<[1.0, 2.0, 3.0]>\n\
+             graph @main(%x: tensor<1x3xf32>) -> (tensor<3xf32>, tensor<2xf32>, tensor<3x1xf32>, tensor<3xf32>) {\n  \
+               %start = nn.constant {value = @start} : tensor<f32>\n  \
+               %limit = nn.constant {value = @limit} : tensor<f32>\n  \
+               %delta = nn.constant {value = @delta} : tensor<f32>\n  \
+               %s = nn.constant {value = @s} : tensor<1xi64>\n  \
+               %w = nn.constant {value = @w} : tensor<3xf32>\n  \
+               %r = nn.range %start, %limit, %delta : tensor<3xf32>\n  \
+               %c = nn.constant_of_shape %s {value = 0.5} : tensor<2xf32>\n  \
+               %one = nn.div %s, %s : tensor<1xi64>\n  \
+               %three = nn.add %s, %one : tensor<1xi64>\n  \
+               %shape = nn.concat %three, %one {axis = 0} : tensor<2xi64>\n  \
+               %y = nn.reshape %x, %shape : tensor<3x1xf32>\n  \
+               %e = nn.exp %w : tensor<3xf32>\n  \
+               return %r, %c, %y, %e\n}\n";
+        let opts = PassOptions {
+            specialized_inputs: ["start", "limit", "delta", "s"]
+                .into_iter()
+                .map(String::from)
+                .collect(),
+            ..PassOptions::default()
+        };
+        let (g, _) = folded(src, &opts);
+        let out = print(&g);
+        assert!(out.contains("nn.range %start, %limit, %delta"), "{out}");
+        assert!(out.contains("nn.constant_of_shape %s"), "{out}");
+        // The shape arithmetic feeding the reshape folded.
+        for gone in ["nn.div", "nn.add", "nn.concat"] {
+            assert!(!out.contains(gone), "{gone} left:\n{out}");
+        }
+        // An ordinary weight's data path still folds.
+        assert!(!out.contains("nn.exp"), "{out}");
+        // Without the option everything constant folds, as before.
+        let (g, _) = folded(src, &PassOptions::default());
+        let out = print(&g);
+        assert!(
+            !out.contains("nn.range") && !out.contains("constant_of_shape"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn compile_time_values_follow_static_operands_backwards() {
+        let g = graph(
+            "weight @s : tensor<1xi64> = dense<[3]>\n\
+             graph @main(%x: tensor<3xf32>) -> (tensor<3xf32>) {\n  \
+               %s = nn.constant {value = @s} : tensor<1xi64>\n  \
+               %n = nn.neg %s : tensor<1xi64>\n  \
+               %m = nn.neg %n : tensor<1xi64>\n  \
+               %e = nn.exp %x : tensor<3xf32>\n  \
+               %y = nn.reshape %e, %m : tensor<3xf32>\n  \
+               return %y\n}\n",
+        );
+        let needed = compile_time_values(&g);
+        let names: std::collections::BTreeSet<&str> =
+            needed.iter().map(|&v| g.value(v).name.as_str()).collect();
+        assert_eq!(names, ["m", "n", "s"].into_iter().collect());
     }
 
     /// A PyTorch-style graph: a shape computation feeding reshapes, a
