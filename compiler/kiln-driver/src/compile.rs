@@ -745,7 +745,15 @@ fn compile_gpu(
                 }
             };
             art.kernels = device.kernels.iter().map(|k| k.name.clone()).collect();
-            build_artifact(graph, lowered, opts, output, &[], &mut art, Some((host, device)))?;
+            build_artifact(
+                graph,
+                lowered,
+                opts,
+                output,
+                &[],
+                &mut art,
+                Some((host, device)),
+            )?;
             Ok(art)
         }
     }

@@ -224,7 +224,13 @@ pub fn verify(graph: Graph, inputs: &[HostTensor], opts: &VerifyOptions) -> Resu
     if let Some(name) = &opts.fault {
         inject_fault(&mut instrumented, name)?;
     }
-    let session = compile_session(instrumented, &opts.session, Some(planning), Vec::new(), Vec::new())?;
+    let session = compile_session(
+        instrumented,
+        &opts.session,
+        Some(planning),
+        Vec::new(),
+        Vec::new(),
+    )?;
     let results = session.run(inputs)?;
     let compiled = |v: ValueId| slot.get(&v).and_then(|&i| results.get(i));
 

@@ -292,7 +292,10 @@ struct MapLoopsPass : PassWrapper<MapLoopsPass, OperationPass<ModuleOp>> {
     Value tx = launch.getThreadIds().x;
     Value bdim = kcst(blockSize);
     Value start = arith::AddIOp::create(kb, loc, arith::MulIOp::create(kb, loc, bx, bdim), tx);
-    Value stride = arith::MulIOp::create(kb, loc, launch.getGridSize().x, bdim);
+    // The grid size from the host value (a constant for static shapes, else a kernel
+    // argument), not gpu.grid_dim: AMDGPU lowers that to a call into ROCm's device library
+    // (__ockl_get_num_groups), which a machine without ROCm lacks.
+    Value stride = arith::MulIOp::create(kb, loc, blocks, bdim);
     auto strided = scf::ForOp::create(kb, loc, start, total, stride);
     gpu::TerminatorOp::create(kb, loc);
 
@@ -632,6 +635,25 @@ struct MathPass : PassWrapper<MathPass, OperationPass<>> {
     populateMathF32ExpansionPatterns(patterns, wanted);
     populateMathPolynomialApproximationPatterns(patterns, wanted);
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
+      return signalPassFailure();
+    // floor(x) = -ceil(-x), and ceil expands into arithmetic (devices whose math library
+    // is the only lowering of floor: AMDGPU without ROCm's device libraries). After the
+    // approximations, which use floor themselves (sin, cos).
+    if (!names.contains("floor"))
+      return;
+    SmallVector<math::FloorOp> floors;
+    getOperation()->walk([&](math::FloorOp op) { floors.push_back(op); });
+    for (math::FloorOp op : floors) {
+      OpBuilder b(op);
+      Location loc = op.getLoc();
+      Value neg = arith::NegFOp::create(b, loc, op.getOperand());
+      Value up = math::CeilOp::create(b, loc, neg);
+      op.replaceAllUsesWith(arith::NegFOp::create(b, loc, up).getResult());
+      op.erase();
+    }
+    RewritePatternSet ceil(&getContext());
+    math::populateExpansionPatterns(ceil, {"ceil"});
+    if (failed(applyPatternsGreedily(getOperation(), std::move(ceil))))
       signalPassFailure();
   }
 };

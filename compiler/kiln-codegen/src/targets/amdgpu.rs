@@ -72,18 +72,28 @@ fn config(chip: &str) -> GpuConfig {
         shared_memory_bytes: 64 * 1024,
         index_bytes: 8,
         math: MathLowering {
+            // Without ROCm's device libraries (ocml) here, every math function MLIR lowers
+            // to an ocml call is computed by Kiln's own expansions: sin, cos and floor in
+            // f32 included (LLVM's AMDGPU lowering leaves them to ocml).
             approximate: vec![
                 "erf", "erfc", "tanh", "atan", "atan2", "asin", "acos", "expm1", "log1p", "cbrt",
+                "sin", "cos", "floor",
             ],
             libdevice: false,
-            f64_via_f32: Vec::new(),
+            // Only exp and log have f32 instructions: f64 transcendental functions run in f32
+            // (a stub until ocml is linked: f64 models lose precision on AMD GPUs).
+            f64_via_f32: super::gpu::TRANSCENDENTAL.to_vec(),
         },
     }
 }
 
 fn device_passes(c: &GpuConfig, tools: &DeviceTools, asm: bool) -> Result<String> {
     let chip = &c.chip;
-    let math = format!("kiln-gpu-math{{ops={}}}", c.math.approximate.join(","));
+    let math = format!(
+        "kiln-gpu-math{{ops={} f64-via-f32={}}}",
+        c.math.approximate.join(","),
+        c.math.f64_via_f32.join(",")
+    );
     // A code object needs ld.lld, which MLIR looks for under `<toolkit>/llvm/bin`
     // (crate::gpu::tools::lld_toolkit); for pipelines that are only printed, a placeholder.
     let format = if asm {

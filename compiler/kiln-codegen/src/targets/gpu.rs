@@ -105,6 +105,14 @@ pub struct MathLowering {
     pub f64_via_f32: Vec<&'static str>,
 }
 
+/// The transcendental math ops (MLIR `math` names): what a device without an f64 math
+/// library computes in f32 ([`MathLowering::f64_via_f32`]).
+pub const TRANSCENDENTAL: &[&str] = &[
+    "exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "powf", "sin", "cos", "tan", "asin",
+    "acos", "atan", "atan2", "sinh", "cosh", "tanh", "asinh", "acosh", "atanh", "erf", "erfc",
+    "cbrt",
+];
+
 /// The code generation facts of one GPU chip: the one place where block sizes and device
 /// limits are chosen (filled by each GPU target's module).
 #[derive(Clone, Debug, PartialEq, Eq)]

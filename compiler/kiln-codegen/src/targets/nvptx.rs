@@ -126,11 +126,15 @@ fn device_passes(c: &GpuConfig, tools: &DeviceTools, _asm: bool) -> Result<Strin
             })?;
             (format!(" l={path}"), String::new())
         }
+        // The rest (fma, sqrt, floor, ...) become LLVM intrinsics, which NVPTX has
+        // instructions for; f64 transcendental functions run in f32 (a stub: only
+        // libdevice has their f64 forms).
         _ => (
             String::new(),
             format!(
-                "math-expand-ops, kiln-gpu-math{{ops={}}}, ",
-                APPROXIMATED.join(",")
+                "math-expand-ops, kiln-gpu-math{{ops={} f64-via-f32={}}}, convert-math-to-llvm, ",
+                APPROXIMATED.join(","),
+                super::gpu::TRANSCENDENTAL.join(",")
             ),
         ),
     };

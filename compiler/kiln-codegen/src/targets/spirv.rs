@@ -53,13 +53,6 @@ fn mlir_pipeline(chip: &str) -> String {
 /// `tanh`, whose GLSL form loses accuracy near 0 on some drivers (lavapipe).
 pub(super) const APPROXIMATED: &[&str] = &["erf", "erfc", "expm1", "log1p", "cbrt", "tanh"];
 
-/// Math ops GLSL.std.450 has for 16- and 32-bit floats only: their f64 form runs in f32.
-const F32_ONLY: &[&str] = &[
-    "exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "powf", "sin", "cos", "tan", "asin",
-    "acos", "atan", "atan2", "sinh", "cosh", "tanh", "asinh", "acosh", "atanh", "erf", "erfc",
-    "cbrt",
-];
-
 pub(super) fn config(chip: &str) -> GpuConfig {
     GpuConfig {
         api: DeviceApi::Vulkan,
@@ -72,7 +65,8 @@ pub(super) fn config(chip: &str) -> GpuConfig {
         math: MathLowering {
             approximate: APPROXIMATED.to_vec(),
             libdevice: false,
-            f64_via_f32: F32_ONLY.to_vec(),
+            // GLSL.std.450 has them for 16- and 32-bit floats only.
+            f64_via_f32: super::gpu::TRANSCENDENTAL.to_vec(),
         },
     }
 }

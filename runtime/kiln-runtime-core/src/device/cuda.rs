@@ -8,7 +8,7 @@
 use super::{choose_images, open_driver, symbol, Backend, Image, Kernel};
 use crate::abi;
 use crate::error::Error;
-use crate::sys::{self, Library};
+use crate::sys::Library;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -211,11 +211,9 @@ fn format_name(format: u32) -> &'static str {
     }
 }
 
-/// `KILN_DEVICE`: the device ordinal, default 0.
+/// `KILN_DEVICE`: the device ordinal, default 0 (validated when the model was loaded).
 pub(crate) fn device_ordinal() -> c_int {
-    sys::env_var(c"KILN_DEVICE")
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
+    crate::env::device().ok().flatten().unwrap_or(0) as c_int
 }
 
 fn describe(api: &Api, rc: CuResult) -> String {

@@ -21,7 +21,7 @@ use super::{
 };
 use crate::abi;
 use crate::error::Error;
-use crate::sys::{self, Library, Mutex};
+use crate::sys::{Library, Mutex};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec;
@@ -176,7 +176,7 @@ impl Vulkan {
             // SAFETY: devices of the instance.
             .map(|&d| unsafe { instance.get_physical_device_properties(d) })
             .collect();
-        let wanted = sys::env_var(c"KILN_DEVICE").and_then(|v| v.trim().parse::<usize>().ok());
+        let wanted = crate::env::device().ok().flatten().map(|i| i as usize);
         let index = match wanted {
             Some(i) if i < devices.len() => i,
             Some(i) => {
