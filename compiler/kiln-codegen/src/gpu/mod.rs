@@ -71,7 +71,7 @@ pub fn shared_passes(c: &GpuConfig) -> String {
          one-shot-bufferize{{bufferize-function-boundaries function-boundary-type-conversion=identity-layout-map}}, \
          ownership-based-buffer-deallocation, canonicalize, buffer-deallocation-simplification, \
          bufferization-lower-deallocations, canonicalize, \
-         kiln-gpu-constants, kiln-gpu-copies, func.func(convert-linalg-to-parallel-loops), \
+         kiln-gpu-constants, kiln-gpu-parallel-first, kiln-gpu-copies, func.func(convert-linalg-to-parallel-loops), \
          kiln-gpu-map-loops{{block-size={} max-grid={}}}, \
          scf-parallel-for-to-nested-fors, kiln-gpu-serial, \
          lower-affine, canonicalize, cse, \

@@ -8,6 +8,8 @@
 //                          argument past its end: their bytes are appended to the weights
 //                          blob (module attribute `kiln.constants`), which lives on the device
 //                          like every weight.
+//   kiln-gpu-parallel-first  linalg.generic loops interchanged so that parallel dimensions
+//                          lead (one thread per output element of a contraction).
 //   kiln-gpu-copies        memref.copy in host code -> linalg.copy (then a parallel loop,
 //                          like every other linalg op), because host code never touches
 //                          device memory.
@@ -45,6 +47,7 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Linalg/Transforms/Transforms.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/Math/Transforms/Passes.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
@@ -204,6 +207,52 @@ struct ConstantsPass : PassWrapper<ConstantsPass, OperationPass<ModuleOp>> {
       f.setType(FunctionType::get(&getContext(), inputs, f.getResultTypes()));
     }
     top->setAttr("kiln.constants", StringAttr::get(&getContext(), blob));
+  }
+};
+
+// ------------------------------------------------------------------------------------------
+// kiln-gpu-parallel-first
+// ------------------------------------------------------------------------------------------
+
+/// Interchanges the loops of every host linalg.generic so that its parallel dimensions come
+/// first (in their order), then its reductions. convert-linalg-to-parallel-loops makes only
+/// the leading parallel dimensions an scf.parallel, so a contraction written (m, k, n) would
+/// otherwise give one thread per row that loops over k and n: far too little parallelism,
+/// and loops longer than some drivers run (lavapipe stops a kernel's loops after 65535
+/// iterations).
+struct ParallelFirstPass : PassWrapper<ParallelFirstPass, OperationPass<ModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(ParallelFirstPass)
+  StringRef getArgument() const final { return "kiln-gpu-parallel-first"; }
+  StringRef getDescription() const final {
+    return "Interchange linalg.generic loops so that parallel dimensions lead";
+  }
+  void runOnOperation() override {
+    SmallVector<linalg::GenericOp> ops;
+    getOperation()->walk([&](linalg::GenericOp op) {
+      if (!inDeviceCode(op))
+        ops.push_back(op);
+    });
+    IRRewriter rewriter(&getContext());
+    for (linalg::GenericOp op : ops) {
+      SmallVector<unsigned> order;
+      auto iters = op.getIteratorTypesArray();
+      for (unsigned d = 0; d < iters.size(); ++d)
+        if (iters[d] == utils::IteratorType::parallel)
+          order.push_back(d);
+      for (unsigned d = 0; d < iters.size(); ++d)
+        if (iters[d] != utils::IteratorType::parallel)
+          order.push_back(d);
+      bool identity = true;
+      for (unsigned d = 0; d < order.size(); ++d)
+        identity &= order[d] == d;
+      if (identity)
+        continue;
+      rewriter.setInsertionPoint(op);
+      if (failed(linalg::interchangeGenericOp(rewriter, op, order))) {
+        op.emitError("GPU lowering: cannot interchange the loops of this op");
+        return signalPassFailure();
+      }
+    }
   }
 };
 
@@ -853,6 +902,7 @@ extern "C" void kiln_gpu_register_passes(void) {
     return;
   kiln::registered = true;
   PassRegistration<kiln::ConstantsPass>();
+  PassRegistration<kiln::ParallelFirstPass>();
   PassRegistration<kiln::CopiesPass>();
   PassRegistration<kiln::MapLoopsPass>();
   PassRegistration<kiln::SerialPass>();

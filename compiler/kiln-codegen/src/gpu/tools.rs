@@ -69,7 +69,7 @@ pub fn ptxas(ptxas: &Path, ptx: &[u8], chip: &str) -> Result<Vec<u8>> {
     std::fs::read(&output).map_err(io("read", &output))
 }
 
-/// Translates the kernel `entry` of a SPIR-V module to Metal Shading Language (MSL 2.1).
+/// Translates the kernel `entry` of a SPIR-V module to Metal Shading Language (MSL 2.3: 64-bit integers in buffers; macOS 11, like the host code).
 pub fn spirv_to_msl(cross: &Path, spirv: &[u8], entry: &str) -> Result<Vec<u8>> {
     let dir = scratch()?;
     let input = dir.path().join("kernels.spv");
@@ -81,7 +81,7 @@ pub fn spirv_to_msl(cross: &Path, spirv: &[u8], entry: &str) -> Result<Vec<u8>> 
             .arg(&input)
             .arg("--msl")
             .arg("--msl-version")
-            .arg("20100")
+            .arg("20300")
             .arg("--entry")
             .arg(entry)
             .arg("--stage")

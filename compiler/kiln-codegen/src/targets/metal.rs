@@ -27,7 +27,7 @@ const GPU: GpuSpec = GpuSpec {
     api: DeviceApi::Metal,
     chips: &[Chip {
         name: "generic",
-        description: "Apple GPUs with Metal 2.1 (macOS 10.14+; host code arm64 macOS)",
+        description: "Apple GPUs with Metal 2.3 (macOS 11+; host code arm64 macOS)",
     }],
     llvm_chips: false,
     config,
