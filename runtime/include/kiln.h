@@ -51,6 +51,10 @@ extern "C" {
 /* ------------------------------------------------------------------------ */
 
 #define KILN_ABI_VERSION 1u
+/* The kiln_exec_ctx version a runtime passes (abi_version field): 2 adds
+ * `device`; compiled code accepts any version >= 1 and reads only the fields
+ * its version has. */
+#define KILN_EXEC_CTX_VERSION 2u
 
 /* dtype codes (stable). Bits per element in comments; 4-bit types are packed
  * two per byte, and a tensor's byte size is ceil(elements * bits / 8). */
