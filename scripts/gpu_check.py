@@ -108,7 +108,7 @@ def check_model(d: Path, args, tmp: Path) -> dict:
         shapes += ["--input-shape", f"{n}=" + "x".join(map(str, t.shape))]
     so = tmp / f"{name}.so"
     t0 = time.time()
-    c = run([str(args.kiln), "compile", str(model), "--target", f"cuda:{args.sm}", "-o", str(so), *shapes])
+    c = run([str(args.kiln), "compile", str(model), "--target", args.target, "-o", str(so), *shapes])
     rec["compile_s"] = round(time.time() - t0, 2)
     if c.returncode != 0:
         rec["error"] = "compile: " + c.stderr[-2000:]
@@ -132,7 +132,10 @@ def check_model(d: Path, args, tmp: Path) -> dict:
     else:
         rec["kiln_bench_error"] = b.stderr[-1000:]
     try:
-        rec["ort_cuda"] = time_ort(ort_session(model, "CUDAExecutionProvider"), feeds, args.warmup, args.runs)
+        sess = ort_session(model, args.ort_provider)
+        if args.ort_provider not in sess.get_providers():
+            raise RuntimeError(f"{args.ort_provider} is not available: {sess.get_providers()}")
+        rec["ort_cuda"] = time_ort(sess, feeds, args.warmup, args.runs)
     except Exception as e:  # noqa: BLE001 - reported, not fatal
         rec["ort_cuda_error"] = str(e)[-1000:]
     if "kiln_cuda" in rec and "ort_cuda" in rec:
@@ -146,14 +149,18 @@ def main() -> int:
     ap.add_argument("models", nargs="+", type=Path)
     ap.add_argument("--kiln", type=Path, required=True)
     ap.add_argument("--sm", required=True, help="the GPU's architecture, e.g. sm_90")
+    ap.add_argument("--target", help="kiln's target (default cuda:<sm>; `vulkan` checks this script on lavapipe)")
+    ap.add_argument("--ort-provider", default="CUDAExecutionProvider", help="ONNX Runtime's provider to time")
     ap.add_argument("--out", type=Path, default=Path("gpu-report.json"))
     ap.add_argument("--runs", type=int, default=50)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--rtol", type=float, default=2e-4)
     ap.add_argument("--gpu", default="", help="the GPU's description (nvidia-smi)")
     args = ap.parse_args()
+    args.target = args.target or f"cuda:{args.sm}"
     report = {
-        "machine": {"cpu": platform.processor() or platform.machine(), "gpu": args.gpu, "sm": args.sm},
+        "machine": {"cpu": platform.processor() or platform.machine(), "gpu": args.gpu, "sm": args.sm,
+                    "target": args.target, "ort_provider": args.ort_provider},
         "versions": {"onnxruntime": ort.__version__, "providers": ort.get_available_providers()},
         "models": [],
     }
