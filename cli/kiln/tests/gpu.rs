@@ -505,6 +505,14 @@ fn vulkan_models_run_on_lavapipe_and_match_onnxruntime() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// Node tests with empty tensors, or no kernel at all: `kiln run` specializes them (shape
+/// inputs compiled in), and they must run, not crash.
+const EMPTY_TENSOR_TESTS: &[&str] = &[
+    "test_tril_zero",
+    "test_split_zero_size_splits_opset18",
+    "test_constantofshape_int_shape_zero",
+];
+
 /// The node-test slice runs on lavapipe and matches the stored outputs.
 #[test]
 fn vulkan_node_tests_run_on_lavapipe() {
@@ -514,7 +522,7 @@ fn vulkan_node_tests_run_on_lavapipe() {
     let dir = scratch();
     let nodes = node_tests();
     let mut failures = Vec::new();
-    for n in NODE_TESTS {
+    for n in NODE_TESTS.iter().chain(EMPTY_TENSOR_TESTS) {
         let d = nodes.join(n);
         if let Err(e) = run_on_vulkan(
             &d.join("model.onnx"),
@@ -587,4 +595,22 @@ fn metal_msl_and_arm64_macos_host() {
     );
     let exports = String::from_utf8_lossy(&o.stdout);
     assert!(exports.contains("_kiln_artifact"), "{exports}");
+}
+
+/// bfloat16 has no SPIR-V form here: refused as unsupported (exit 3), never computed wrong.
+#[test]
+fn vulkan_refuses_bfloat16_with_exit_3() {
+    let d = node_tests().join("test_cast_FLOAT_to_BFLOAT16");
+    let dir = scratch();
+    let o = kiln()
+        .arg("run")
+        .arg(d.join("model.onnx"))
+        .args(["--target", "vulkan", "--input-dir"])
+        .arg(d.join("test_data_set_0"))
+        .arg("--output-dir")
+        .arg(dir.path().join("out"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(text(&o).contains("bfloat16"), "{}", text(&o));
 }

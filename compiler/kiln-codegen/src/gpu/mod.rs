@@ -248,6 +248,14 @@ pub fn compile(
         .gpu_config()
         .ok_or_else(|| internal("a GPU target without a GPU configuration"))?;
     target.validate()?;
+    // SPIR-V here has no bfloat16 (Vulkan 1.1 without SPV_KHR_bfloat16): refused, rather than
+    // computed wrong.
+    if matches!(c.api, DeviceApi::Vulkan | DeviceApi::Metal) && mlir_text.contains("bf16") {
+        return Err(CodegenError::UnsupportedTarget {
+            operation: "bfloat16 tensors (no bf16 in SPIR-V for Vulkan 1.1)",
+            target: target.to_string(),
+        });
+    }
     let context = mlir::create_context();
     let mut module = mlir::parse_module(&context, mlir_text)?;
     mlir::run_pipeline(
@@ -383,7 +391,11 @@ fn kernel_table(module: &melior::ir::Module) -> Result<Vec<KernelInfo>> {
         .map_err(|_| internal("the kernel table is not a string"))?
         .value()
         .to_owned();
-    text.lines()
+    let mut lines = text.lines();
+    if lines.next() != Some("kiln-kernels") {
+        return Err(internal("kernel table without its header"));
+    }
+    lines
         .map(|line| {
             let mut words = line.split_whitespace();
             let _module = words.next();
@@ -427,10 +439,14 @@ extern "C" fn collect_binary(
     len: usize,
 ) {
     // SAFETY: `data` is the `Vec<Vec<u8>>` passed by `take_binaries`; `bytes` holds `len`
-    // bytes for the duration of the call.
+    // bytes for the duration of the call (and may be null when `len` is 0).
     unsafe {
         let out = &mut *data.cast::<Vec<Vec<u8>>>();
-        out.push(std::slice::from_raw_parts(bytes.cast::<u8>(), len).to_vec());
+        if len == 0 || bytes.is_null() {
+            out.push(Vec::new());
+        } else {
+            out.push(std::slice::from_raw_parts(bytes.cast::<u8>(), len).to_vec());
+        }
     }
 }
 

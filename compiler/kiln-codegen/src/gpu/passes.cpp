@@ -832,7 +832,9 @@ struct LaunchAbiPass : PassWrapper<LaunchAbiPass, OperationPass<ModuleOp>> {
                  std::to_string((*known)[2]) + " " + kinds + "\n";
       }
     }
-    top->setAttr("kiln.kernels", StringAttr::get(ctx, table));
+    // A header line first, so that the table is never an empty string (a model without
+    // kernels: only views of its inputs).
+    top->setAttr("kiln.kernels", StringAttr::get(ctx, "kiln-kernels\n" + table));
 
     SmallVector<gpu::LaunchFuncOp> launches;
     top.walk([&](gpu::LaunchFuncOp l) { launches.push_back(l); });
