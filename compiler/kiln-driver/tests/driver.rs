@@ -912,39 +912,51 @@ fn parallel_loops_child() {
         });
     }
 
-    // A 256x256 matmul: its row loop is one parallel region. Integer-valued
-    // inputs make every f32 product and sum exact, so the reference below
-    // (plain Rust) must match bit for bit.
-    const N: usize = 256;
+    // A matmul on both paths: -O0's loop nest (its row loop is one parallel
+    // region) and -O3's GEMM kernel (its panels go to the pool), at sizes
+    // where splitting pays.
+    matmul_runs_on_the_pool(OptLevel::O0, 256);
+    matmul_runs_on_the_pool(OptLevel::O3, 512);
+}
+
+/// Runs an `n`x`n` matmul compiled at `level` on a 2-thread pool and checks
+/// that the pool's worker did a share of the work. Integer-valued inputs
+/// make every f32 product and sum exact, so the reference below (plain
+/// Rust) must match bit for bit.
+fn matmul_runs_on_the_pool(level: OptLevel, n: usize) {
     let dir = tempfile::tempdir().unwrap();
     let kir = dir.path().join("matmul.kir");
     std::fs::write(
         &kir,
         format!(
-            "graph @matmul(%a: tensor<{N}x{N}xf32>, %b: tensor<{N}x{N}xf32>) -> (tensor<{N}x{N}xf32>) {{\n  \
-             %y = nn.matmul %a, %b : tensor<{N}x{N}xf32>\n  return %y\n}}\n"
+            "graph @matmul(%a: tensor<{n}x{n}xf32>, %b: tensor<{n}x{n}xf32>) -> (tensor<{n}x{n}xf32>) {{\n  \
+             %y = nn.matmul %a, %b : tensor<{n}x{n}xf32>\n  return %y\n}}\n"
         ),
     )
     .unwrap();
     let so = dir.path().join("matmul.so");
-    compile_lib(&kir, &LoadOptions::default(), &so, WeightsMode::Embedded);
-    let a: Vec<f32> = (0..N * N)
-        .map(|i| ((i * 7 + i / N) % 5) as f32 - 2.0)
+    let graph = load(&kir, &LoadOptions::default()).unwrap();
+    let mut opts = CompileOptions::new(Target::host().unwrap(), Some(so.clone()));
+    opts.set_level(level);
+    compile(graph, &opts).unwrap();
+    let a: Vec<f32> = (0..n * n)
+        .map(|i| ((i * 7 + i / n) % 5) as f32 - 2.0)
         .collect();
-    let b: Vec<f32> = (0..N * N)
-        .map(|i| ((i * 3 + i / N) % 7) as f32 - 3.0)
+    let b: Vec<f32> = (0..n * n)
+        .map(|i| ((i * 3 + i / n) % 7) as f32 - 3.0)
         .collect();
-    let mut want = vec![0f32; N * N];
-    for i in 0..N {
-        for k in 0..N {
-            for j in 0..N {
-                want[i * N + j] += a[i * N + k] * b[k * N + j];
+    let mut want = vec![0f32; n * n];
+    for i in 0..n {
+        for k in 0..n {
+            let aik = a[i * n + k];
+            for j in 0..n {
+                want[i * n + j] += aik * b[k * n + j];
             }
         }
     }
     let inputs = [
-        f32_tensor("a", &[N as u64, N as u64], &a),
-        f32_tensor("b", &[N as u64, N as u64], &b),
+        f32_tensor("a", &[n as u64, n as u64], &a),
+        f32_tensor("b", &[n as u64, n as u64], &b),
     ];
     let session = Session::open(&so, &SessionOptions::default()).unwrap();
     let want_bytes: Vec<u8> = want.iter().flat_map(|v| v.to_le_bytes()).collect();
@@ -964,11 +976,20 @@ fn parallel_loops_child() {
         .parse()
         .unwrap();
     let before = thread_cpu_ticks();
-    for _ in 0..400 {
+    // Runs until the calling thread has used at least 20 ticks (200 ms) of
+    // CPU, so the split is measured over enough work on any machine.
+    let mut runs = 0;
+    loop {
         assert_eq!(
             f32_bytes(&session.run(&inputs).unwrap()[0]),
             &want_bytes[..]
         );
+        runs += 1;
+        let now = thread_cpu_ticks();
+        let used = now.get(&me).copied().unwrap_or(0) - before.get(&me).copied().unwrap_or(0);
+        if used >= 20 || runs >= 5000 {
+            break;
+        }
     }
     let after = thread_cpu_ticks();
     let mine = after.get(&me).copied().unwrap_or(0) - before.get(&me).copied().unwrap_or(0);
@@ -981,8 +1002,8 @@ fn parallel_loops_child() {
     // allow for coarse (10 ms) tick accounting and a busy machine.
     assert!(
         others * 4 >= mine && others >= 3,
-        "pool workers used {others} CPU ticks while the calling thread used {mine}: \
-         the matmul did not run in parallel"
+        "{level:?}, n = {n}: pool workers used {others} CPU ticks while the calling thread \
+         used {mine} over {runs} runs: the matmul did not run in parallel"
     );
 }
 
@@ -1094,3 +1115,20 @@ fn loop_with_trip_count_input_runs_when_inputs_are_given() {
 }
 
 mod kernel_paths;
+
+/// `--cpu=native` asks LLVM for this machine's CPU and features; the
+/// runtime's load-time check detects features itself (CPUID). The two must
+/// agree, or a native artifact is refused on the machine that built it
+/// (seen on AMD Zen 5, which reports PREFETCHI where Intel does not).
+#[test]
+fn native_features_pass_the_runtimes_cpu_check() {
+    let host = kiln_codegen::Target::host().unwrap();
+    let features = kiln_codegen::enabled_features(&host).unwrap();
+    assert!(!features.is_empty());
+    let missing = kiln_runtime::cpu::missing_features(&features.join(","));
+    assert!(
+        missing.is_empty(),
+        "LLVM enables {missing:?} for {} but the runtime does not detect them",
+        host.cpu()
+    );
+}

@@ -194,6 +194,9 @@ mod x86 {
         ("amx-complex", 7, 1, Edx, 8, Amx),
         ("avxvnniint16", 7, 1, Edx, 10, Ymm),
         ("prefetchi", 7, 1, Edx, 14, None),
+        // AMD reports PREFETCHIT0/1 here instead (Zen 5), as LLVM's host
+        // detection reads it.
+        ("prefetchi", 0x8000_0021, 0, Eax, 20, None),
         ("xsaveopt", 0xd, 1, Eax, 0, None),
         ("xsavec", 0xd, 1, Eax, 1, None),
         ("xsaves", 0xd, 1, Eax, 3, None),
@@ -253,16 +256,22 @@ mod x86 {
         }
     }
 
+    /// Whether the CPU has feature `name` (`None`: not in the table). A
+    /// feature listed more than once (Intel's and AMD's CPUID bit) is
+    /// present when any of its bits is set.
     pub(super) fn has(name: &str) -> Option<bool> {
-        let &(_, leaf, sub, reg, bit, state) = TABLE.iter().find(|e| e.0 == name)?;
-        let r = cpuid(leaf, sub);
-        let word = match reg {
-            Eax => r.eax,
-            Ebx => r.ebx,
-            Ecx => r.ecx,
-            Edx => r.edx,
-        };
-        Some(word & (1 << bit) != 0 && state_enabled(state))
+        let mut entries = TABLE.iter().filter(|e| e.0 == name).peekable();
+        entries.peek()?;
+        Some(entries.any(|&(_, leaf, sub, reg, bit, state)| {
+            let r = cpuid(leaf, sub);
+            let word = match reg {
+                Eax => r.eax,
+                Ebx => r.ebx,
+                Ecx => r.ecx,
+                Edx => r.edx,
+            };
+            word & (1 << bit) != 0 && state_enabled(state)
+        }))
     }
 }
 

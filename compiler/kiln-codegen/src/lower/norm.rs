@@ -151,6 +151,26 @@ pub(crate) fn reduce_op(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
         axes
     };
     let count: u64 = axes.iter().map(|&i| x.shape[i]).product();
+    // Sums of f16/bf16 are accumulated (and a mean divided) in f32: an f16
+    // sum of 10^5 values overflows, and an f16 count above 65504 is inf.
+    let out_dt = dt;
+    let widened;
+    let (x, dt) = if matches!(dt, DType::F16 | DType::BF16)
+        && matches!(
+            n.node.op,
+            K::ReduceSum
+                | K::ReduceMean
+                | K::ReduceLogSum
+                | K::ReduceL1
+                | K::ReduceL2
+                | K::ReduceSumSquare
+                | K::ReduceLogSumExp
+        ) {
+        widened = convert_to(b, x, DType::F32)?;
+        (&widened, DType::F32)
+    } else {
+        (x, dt)
+    };
     let e = elem(dt)?;
     let fl = dt.is_float();
     let r = match n.node.op {
@@ -209,6 +229,7 @@ pub(crate) fn reduce_op(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
         })?,
         _ => r,
     };
+    let r = convert_to(b, &r, out_dt)?;
     b.reshape(&r, out_shape)
 }
 

@@ -20,7 +20,14 @@
 //! number of layout nodes never grows.
 //!
 //! Channel concatenations of operands transposed alike become one
-//! concatenation along the permuted axis, transposed once.
+//! concatenation along the permuted axis, transposed once; a split of a
+//! transposed value splits the operand along the permuted axis and
+//! transposes each part. A reshape that splits one dim of a transposed value
+//! splits the operand's dim instead; one that merges dims which are
+//! consecutive in the operand merges them there, behind a transpose of the
+//! operand that puts them in order when they are not (the channel shuffle
+//! of ShuffleNet in NHWC: one real transpose of the two innermost dims, the
+//! layout change sinks on).
 //!
 //! Between sinking sweeps, canonicalize's layout patterns cancel inverse
 //! transposes and merge transpose and reshape chains, and a transpose that
@@ -91,6 +98,9 @@ pub fn run(g: &mut Graph, options: &Options, opts: &PassOptions) -> usize {
         let mut changed = sweep(g, Direction::Forward, |m, n| {
             plan(m, n, options)
                 .or_else(|| concat(m, n))
+                .or_else(|| split(m, n))
+                .or_else(|| split_reshape(m, n))
+                .or_else(|| merge_reshape(m, n))
                 .or_else(|| transpose_as_reshape(m, n))
                 .or_else(|| collapse_reshapes(m, n))
         });
@@ -495,6 +505,243 @@ fn concat(m: &Matcher<'_>, n: usize) -> Option<Recipe> {
         yt.clone(),
     ));
     r.replace.push((*y, t));
+    Some(r)
+}
+
+/// `split(transpose(x, p), axis)` -> `transpose(split(x, p[axis])_i, p)`
+/// for each part, when the transpose has no other use (ShuffleNet's
+/// channel splits in NHWC).
+fn split(m: &Matcher<'_>, n: usize) -> Option<Recipe> {
+    let node = &m.g.nodes[n];
+    if node.op != OpKind::Split || node.outputs.is_empty() {
+        return None;
+    }
+    let v = node.inputs.first().copied().flatten()?;
+    let t = m.def(v, OpKind::Transpose)?.1;
+    let x = t.inputs.first().copied().flatten()?;
+    let p = pattern::perm_of(t, m.ty(x).rank())?;
+    if !m.single_use(v) || pattern::is_identity(&p) {
+        return None;
+    }
+    let rank = p.len();
+    let axis = pattern::int_attr(node, "axis").unwrap_or(0);
+    let axis = usize::try_from(if axis < 0 { axis + rank as i64 } else { axis }).ok()?;
+    if axis >= rank {
+        return None;
+    }
+    let inv = pattern::invert(&p);
+    let mut attrs = node.attrs.clone();
+    attrs.insert("axis".into(), kiln_ir::Attr::Int(p[axis] as i64));
+    let mut inputs: Vec<Option<Val>> = vec![Some(Val::Old(x))];
+    inputs.extend(node.inputs.iter().skip(1).map(|o| o.map(Val::Old)));
+    let results = node
+        .outputs
+        .iter()
+        .map(|&y| {
+            let yt = m.ty(y);
+            let zt = TensorType::new(yt.dtype, pattern::permute(&yt.dims, &inv));
+            (m.g.value(y).name.clone(), zt)
+        })
+        .collect();
+    let mut r = Recipe::at(n);
+    r.nodes.push(NewNode {
+        op: OpKind::Split,
+        inputs,
+        attrs,
+        results,
+        weight: None,
+        body: None,
+    });
+    for (i, &y) in node.outputs.iter().enumerate() {
+        let part = Val::New { node: 0, result: i };
+        let tv = r.push(NewNode::op(
+            OpKind::Transpose,
+            vec![part],
+            pattern::perm_attrs(&p),
+            &m.g.value(y).name,
+            m.ty(y).clone(),
+        ));
+        r.replace.push((y, tv));
+    }
+    Some(r)
+}
+
+/// Static extents of `dims`.
+fn static_dims(dims: &[Dim]) -> Option<Vec<u64>> {
+    dims.iter().map(Dim::as_static).collect()
+}
+
+/// The reshape `from -> to` as one range of `from` (start, length) replaced
+/// by one range of `to` (same start, length), everything else equal; the
+/// shortest such ranges.
+fn reshape_range(from: &[u64], to: &[u64]) -> Option<(usize, usize, usize)> {
+    let pre = from.iter().zip(to).take_while(|(a, b)| a == b).count();
+    let suf = from[pre..]
+        .iter()
+        .rev()
+        .zip(to[pre..].iter().rev())
+        .take_while(|(a, b)| a == b)
+        .count();
+    let (lf, lt) = (from.len() - pre - suf, to.len() - pre - suf);
+    let prod = |s: &[u64]| s.iter().product::<u64>();
+    (prod(&from[pre..pre + lf]) == prod(&to[pre..pre + lt])).then_some((pre, lf, lt))
+}
+
+/// `reshape(transpose(x, p))` where the reshape splits one dim `a` of the
+/// transposed value into several ->
+/// `transpose(reshape(x, dim p[a] split alike), q)`.
+fn split_reshape(m: &Matcher<'_>, n: usize) -> Option<Recipe> {
+    let node = &m.g.nodes[n];
+    let [y] = node.outputs.as_slice() else {
+        return None;
+    };
+    if node.op != OpKind::Reshape {
+        return None;
+    }
+    let v = node.inputs.first().copied().flatten()?;
+    let t = m.def(v, OpKind::Transpose)?.1;
+    let x = t.inputs.first().copied().flatten()?;
+    let xt = m.ty(x);
+    let p = pattern::perm_of(t, xt.rank())?;
+    if !m.single_use(v) || pattern::is_identity(&p) {
+        return None;
+    }
+    let (vs, ys) = (static_dims(&m.ty(v).dims)?, static_dims(&m.ty(*y).dims)?);
+    let (a, lf, lt) = reshape_range(&vs, &ys)?;
+    if lf != 1 || lt < 2 {
+        return None;
+    }
+    let factors = &ys[a..a + lt];
+    let s = p[a];
+    let xs = static_dims(&xt.dims)?;
+    // x with dim s split into the factors; source dim d moves to e(d).
+    let e = |d: usize| if d > s { d + lt - 1 } else { d };
+    let mut split_shape = xs[..s].to_vec();
+    split_shape.extend_from_slice(factors);
+    split_shape.extend_from_slice(&xs[s + 1..]);
+    let mut q = Vec::with_capacity(ys.len());
+    for (i, &d) in p.iter().enumerate() {
+        if i == a {
+            q.extend(s..s + lt);
+        } else {
+            q.push(e(d));
+        }
+    }
+    let name = m.g.value(*y).name.clone();
+    let mut r = Recipe::at(n);
+    let shape = shape_const(&mut r, &split_shape, &name);
+    let rt = TensorType::fixed(xt.dtype, &split_shape);
+    let z = r.push(NewNode::op(
+        OpKind::Reshape,
+        vec![Val::Old(x), shape],
+        Attrs::new(),
+        &name,
+        rt,
+    ));
+    let out = r.push(NewNode::op(
+        OpKind::Transpose,
+        vec![z],
+        pattern::perm_attrs(&q),
+        &name,
+        m.ty(*y).clone(),
+    ));
+    r.replace.push((*y, out));
+    Some(r)
+}
+
+/// `reshape(transpose(x, p))` where the reshape merges dims `a..a+k` of the
+/// transposed value that are consecutive dims of `x` (in any order) ->
+/// `transpose(reshape(transpose(x, q1)), q2)`: `q1` puts the merged dims in
+/// the order the merge reads them (no transpose when they already are), the
+/// merge happens in `x`'s order, and `q2` is the layout change left to sink.
+fn merge_reshape(m: &Matcher<'_>, n: usize) -> Option<Recipe> {
+    let node = &m.g.nodes[n];
+    let [y] = node.outputs.as_slice() else {
+        return None;
+    };
+    if node.op != OpKind::Reshape {
+        return None;
+    }
+    let v = node.inputs.first().copied().flatten()?;
+    let t = m.def(v, OpKind::Transpose)?.1;
+    let x = t.inputs.first().copied().flatten()?;
+    let xt = m.ty(x);
+    let p = pattern::perm_of(t, xt.rank())?;
+    if !m.single_use(v) || pattern::is_identity(&p) {
+        return None;
+    }
+    let (vs, ys) = (static_dims(&m.ty(v).dims)?, static_dims(&m.ty(*y).dims)?);
+    let (a, k, lt) = reshape_range(&vs, &ys)?;
+    if k < 2 || lt != 1 {
+        return None;
+    }
+    let group = &p[a..a + k];
+    let lo = *group.iter().min()?;
+    let mut sorted = group.to_vec();
+    sorted.sort_unstable();
+    if sorted != (lo..lo + k).collect::<Vec<_>>() {
+        return None;
+    }
+    // Units of x in x's order, the group standing at its lowest dim.
+    let xs = static_dims(&xt.dims)?;
+    let mut q1 = Vec::with_capacity(xs.len());
+    let mut unit_of = vec![0usize; xs.len()]; // x dim -> unit index
+    let mut units = 0;
+    for d in 0..xs.len() {
+        if d == lo {
+            q1.extend_from_slice(group);
+            for &g in group {
+                unit_of[g] = units;
+            }
+            units += 1;
+        } else if !group.contains(&d) {
+            q1.push(d);
+            unit_of[d] = units;
+            units += 1;
+        }
+    }
+    // The result's units in order, as positions in the merged tensor.
+    let mut q2 = Vec::with_capacity(units);
+    for (i, &d) in p.iter().enumerate() {
+        if i < a || i >= a + k {
+            q2.push(unit_of[d]);
+        } else if i == a {
+            q2.push(unit_of[lo]);
+        }
+    }
+    if pattern::is_identity(&q2) {
+        return None;
+    }
+    let name = m.g.value(*y).name.clone();
+    let mut r = Recipe::at(n);
+    let mut src = Val::Old(x);
+    if !pattern::is_identity(&q1) {
+        let st = TensorType::fixed(xt.dtype, &pattern::permute(&xs, &q1));
+        src = r.push(NewNode::op(
+            OpKind::Transpose,
+            vec![src],
+            pattern::perm_attrs(&q1),
+            &name,
+            st,
+        ));
+    }
+    let merged: Vec<u64> = pattern::invert(&q2).iter().map(|&i| ys[i]).collect();
+    let shape = shape_const(&mut r, &merged, &name);
+    let z = r.push(NewNode::op(
+        OpKind::Reshape,
+        vec![src, shape],
+        Attrs::new(),
+        &name,
+        TensorType::fixed(xt.dtype, &merged),
+    ));
+    let out = r.push(NewNode::op(
+        OpKind::Transpose,
+        vec![z],
+        pattern::perm_attrs(&q2),
+        &name,
+        m.ty(*y).clone(),
+    ));
+    r.replace.push((*y, out));
     Some(r)
 }
 

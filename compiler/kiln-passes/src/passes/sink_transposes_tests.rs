@@ -231,3 +231,73 @@ fn concatenations_of_transposed_operands() {
     assert_eq!(ops(&g), [OpKind::Concat], "{text}");
     assert!(text.contains("%y = nn.concat %a, %b {axis = 1}"), "{text}");
 }
+
+/// ShuffleNet v2's unit in NHWC: the channel split and the channel
+/// shuffle (reshape to groups, swap, reshape back) of an NCHW value that
+/// comes from NHWC and goes back to it. Afterwards the split runs on the
+/// NHWC channels and the shuffle is one transpose of the two innermost
+/// dims; no layout change is left. Channel counts 2·7 (a prime per group).
+#[test]
+fn channel_split_and_shuffle_run_in_the_operand_layout() {
+    let src = "weight @sizes : tensor<2xi64> = dense<[7, 7]>
+weight @groups : tensor<5xi64> = dense<[1, 2, 7, 3, 5]>
+weight @flat : tensor<4xi64> = dense<[1, 14, 3, 5]>
+graph @t(%x: tensor<1x3x5x14xf32>) -> (tensor<1x3x5x7xf32>, tensor<1x3x5x14xf32>) {
+  %sizes = nn.constant {value = @sizes} : tensor<2xi64>
+  %groups = nn.constant {value = @groups} : tensor<5xi64>
+  %flat = nn.constant {value = @flat} : tensor<4xi64>
+  %a = nn.transpose %x {perm = [0, 3, 1, 2]} : tensor<1x14x3x5xf32>
+  %b = nn.reshape %a, %groups : tensor<1x2x7x3x5xf32>
+  %c = nn.transpose %b {perm = [0, 2, 1, 3, 4]} : tensor<1x7x2x3x5xf32>
+  %d = nn.reshape %c, %flat : tensor<1x14x3x5xf32>
+  %s0, %s1 = nn.split %d, %sizes {axis = 1} : tensor<1x7x3x5xf32>, tensor<1x7x3x5xf32>
+  %r = nn.relu %s1 : tensor<1x7x3x5xf32>
+  %y0 = nn.transpose %r {perm = [0, 2, 3, 1]} : tensor<1x3x5x7xf32>
+  %y1 = nn.transpose %d {perm = [0, 2, 3, 1]} : tensor<1x3x5x14xf32>
+  return %y0, %y1
+}";
+    let g = check_pass(&SinkTransposes::default(), src);
+    let text = print(&g);
+    assert_eq!(count(&g, OpKind::Transpose), 1, "{text}");
+    assert!(text.contains("{perm = [0, 1, 2, 4, 3]}"), "{text}");
+    assert!(text.contains("{axis = 3}"), "{text}");
+}
+
+/// Reshapes of transposed values: a merge of dims the operand holds in
+/// the other order must move data and stays; a split of one dim moves the
+/// transpose below the reshape (the reshape splits the operand's dim).
+#[test]
+fn reshapes_of_transposed_values() {
+    let src = "weight @s : tensor<3xi64> = dense<[4, 5, 3]>
+weight @m : tensor<2xi64> = dense<[4, 15]>
+graph @t(%x: tensor<4x3x5xf32>) -> (tensor<4x15xf32>) {
+  %s = nn.constant {value = @s} : tensor<3xi64>
+  %m = nn.constant {value = @m} : tensor<2xi64>
+  %a = nn.transpose %x {perm = [0, 2, 1]} : tensor<4x5x3xf32>
+  %b = nn.tanh %a : tensor<4x5x3xf32>
+  %y = nn.reshape %b, %m : tensor<4x15xf32>
+  return %y
+}";
+    // The merged dims (5, 3) are x's dims 2 and 1, out of order: the one
+    // transpose stays.
+    let g = check_pass(&SinkTransposes::default(), src);
+    assert_eq!(count(&g, OpKind::Transpose), 1, "{}", print(&g));
+    // A dim split under a transpose: the reshape splits x's last dim, the
+    // transpose sinks below it and the exp.
+    let src = "weight @s : tensor<4xi64> = dense<[3, 2, 5, 7]>
+graph @t(%x: tensor<3x7x10xf32>) -> (tensor<3x2x5x7xf32>) {
+  %s = nn.constant {value = @s} : tensor<4xi64>
+  %a = nn.transpose %x {perm = [0, 2, 1]} : tensor<3x10x7xf32>
+  %b = nn.reshape %a, %s : tensor<3x2x5x7xf32>
+  %y = nn.exp %b : tensor<3x2x5x7xf32>
+  return %y
+}";
+    let g = check_pass(&SinkTransposes::default(), src);
+    let text = print(&g);
+    assert_eq!(
+        ops(&g),
+        [OpKind::Reshape, OpKind::Exp, OpKind::Transpose],
+        "{text}"
+    );
+    assert!(text.contains("tensor<3x7x2x5xf32>"), "{text}");
+}
