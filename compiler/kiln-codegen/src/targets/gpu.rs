@@ -105,6 +105,15 @@ pub struct MathLowering {
     pub f64_via_f32: Vec<&'static str>,
 }
 
+/// A target's image step: `(object, config, tools, kernel names)` to the images an artifact
+/// embeds.
+pub type ImagesFn = fn(
+    object: Vec<u8>,
+    config: &GpuConfig,
+    tools: &DeviceTools,
+    kernels: &[String],
+) -> Result<Vec<DeviceImage>>;
+
 /// The transcendental math ops (MLIR `math` names): what a device without an f64 math
 /// library computes in f32 ([`MathLowering::f64_via_f32`]).
 pub const TRANSCENDENTAL: &[&str] = &[
@@ -187,12 +196,7 @@ pub(crate) struct GpuSpec {
     pub device_passes: fn(config: &GpuConfig, tools: &DeviceTools, asm: bool) -> Result<String>,
     /// Turns the serialized device code (the object of the one `gpu.binary`) into the images
     /// an artifact embeds (SASS next to PTX, MSL per kernel, ...).
-    pub images: fn(
-        object: Vec<u8>,
-        config: &GpuConfig,
-        tools: &DeviceTools,
-        kernels: &[String],
-    ) -> Result<Vec<DeviceImage>>,
+    pub images: ImagesFn,
     /// Whether each kernel gets an image of its own (image group = kernel index), rather than
     /// one image holding every kernel.
     pub image_per_kernel: bool,

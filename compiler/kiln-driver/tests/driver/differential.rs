@@ -969,7 +969,7 @@ fn check_graph(g: &Graph, inputs: &[Tensor], dir: &Path) -> Outcome {
             }
         };
         for (threads, runs) in THREADS {
-            session.set_num_threads(threads);
+            session.set_num_threads(threads).unwrap();
             for run in 0..runs {
                 out.runs += 1;
                 let t = Instant::now();

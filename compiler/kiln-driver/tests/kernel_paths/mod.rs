@@ -146,7 +146,7 @@ fn check_on(
     }
     let session = Session::open(&so, &SessionOptions::default()).unwrap();
     for threads in [1, 2] {
-        session.set_num_threads(threads);
+        session.set_num_threads(threads).unwrap();
         let got = session.run(&host_inputs).unwrap();
         assert_eq!(got.len(), expected.len(), "{name}: output count");
         for (e, g) in expected.iter().zip(&got) {

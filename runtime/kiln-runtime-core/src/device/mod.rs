@@ -31,6 +31,11 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::ffi::{c_char, c_void, CStr};
 
+/// How [`Device::run`] calls the artifact's entry: `(device API, input addresses, output
+/// addresses, weights, workspace)`, returning the entry's status.
+pub(crate) type EntryCall<'a> =
+    dyn FnMut(&abi::DeviceApi, &[*mut c_void], &[*mut c_void], u64, u64) -> i32 + 'a;
+
 /// Most images or kernels a device record may declare.
 const MAX_ENTRIES: u32 = 1 << 20;
 /// Bits of the byte offset in a handle-style device address (Vulkan, Metal).
@@ -268,7 +273,7 @@ impl Device {
         inputs: &[&[u8]],
         outputs: &mut [&mut [u8]],
         workspace_size: usize,
-        call: &mut dyn FnMut(&abi::DeviceApi, &[*mut c_void], &[*mut c_void], u64, u64) -> i32,
+        call: &mut EntryCall<'_>,
     ) -> Result<(), Error> {
         let mut bufs = self.state.lock();
         if !bufs.sized {
