@@ -97,10 +97,13 @@ static KV_ATTR void FN(attn_item)(const FN(attn_job) * j, char* slot, int64_t it
     /* S = Q K^T */
     FN(tile_args) x;
     x.conv = 0;
+    x.pf = 0;
+    x.pf_one = 0;
     x.kc = d;
     x.ldc = lds;
     x.accumulate = 0;
     x.epi = 0;
+    x.es = 0;
     x.r0 = x.c0 = 0;
     for (int64_t i = 0; i < bq; i += MR) {
       int64_t mr = KMIN(MR, bq - i);

@@ -39,12 +39,18 @@ KINLINE float slot_f(const int64_t* a, int i) {
 KINLINE void* slot_p(const int64_t* a, int i) { return (void*)(intptr_t)a[i]; }
 
 /* How many parallel tasks to split `work` into: 1 unless the run has several
- * threads and the work is above the shim's threshold; at most `max_tasks`
- * (the number of independent pieces) and KILN_MAX_SLOTS. */
+ * threads and the work is above the shim's threshold; then a few tasks per
+ * thread when the work allows (the pool hands tasks out dynamically, so a
+ * thread that is descheduled or has slower tiles does not hold the others
+ * back), at most `max_tasks` (the number of independent pieces) and
+ * KILN_MAX_SLOTS. */
+#define KILN_TASKS_PER_THREAD 4
 KINLINE int64_t par_tasks(double work, int64_t max_tasks) {
   int64_t t = kiln_par_threads();
   if (t <= 1 || max_tasks <= 1) return 1;
-  if (work < (double)kiln_par_min_work()) return 1;
+  double min = (double)kiln_par_min_work();
+  if (work < min) return 1;
+  if (work >= 2.0 * KILN_TASKS_PER_THREAD * (double)t * min) t *= KILN_TASKS_PER_THREAD;
   t = KMIN(t, KILN_MAX_SLOTS);
   return KMIN(t, max_tasks);
 }
@@ -98,6 +104,59 @@ static inline double epi_cost(const epi_t* e) {
   double w = 2;
   for (int i = 0; i < e->n; i++) w += e->op[i].code >= KILN_EPI_SIGMOID ? 24 : 2;
   return w;
+}
+
+/* The common ops at the end of a convolution (bias, residual, relu/clip),
+ * recognized so kernels can apply them in registers. */
+typedef struct epi_simple {
+  const float* bias;     /* ADD ROW, or 0 */
+  const float* residual; /* then ADD MAT, or 0 */
+  int64_t ld;            /* of the residual */
+  int act;               /* then 0 none, 1 relu, 2 clip(lo, hi) */
+  float lo, hi;
+} epi_simple;
+
+/* Whether `e` is exactly [add row]? [add mat]? [relu | clip]? (fills s). */
+static inline int epi_simple_of(const epi_t* e, epi_simple* s) {
+  int i = 0;
+  s->bias = s->residual = 0;
+  s->ld = 0;
+  s->act = 0;
+  s->lo = s->hi = 0.0f;
+  if (i < e->n && e->op[i].code == KILN_EPI_ADD && e->op[i].kind == KILN_OPND_ROW)
+    s->bias = e->op[i++].ptr;
+  if (i < e->n && e->op[i].code == KILN_EPI_ADD && e->op[i].kind == KILN_OPND_MAT) {
+    s->residual = e->op[i].ptr;
+    s->ld = e->op[i++].ld;
+  }
+  if (i < e->n && e->op[i].code == KILN_EPI_RELU) {
+    s->act = 1;
+    i++;
+  } else if (i < e->n && e->op[i].code == KILN_EPI_CLIP) {
+    s->act = 2;
+    s->lo = e->op[i].p0;
+    s->hi = e->op[i++].p1;
+  }
+  return i == e->n;
+}
+
+/* A 2-D window: kernel, strides, dilations, pads (top, left, bottom, right). */
+typedef struct kwin {
+  int64_t kh, kw, sh, sw, dh, dw, pt, pl, pb, pr;
+} kwin;
+
+/* Reads the ten window slots starting at args[at] (KH ... PAD_RIGHT). */
+static inline void window_decode(const int64_t* args, int at, kwin* w) {
+  w->kh = args[at];
+  w->kw = args[at + 1];
+  w->sh = args[at + 2];
+  w->sw = args[at + 3];
+  w->dh = args[at + 4];
+  w->dw = args[at + 5];
+  w->pt = args[at + 6];
+  w->pl = args[at + 7];
+  w->pb = args[at + 8];
+  w->pr = args[at + 9];
 }
 
 /* A zero row, for padding taps of convolutions (at least the largest channel

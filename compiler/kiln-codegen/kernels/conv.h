@@ -10,13 +10,15 @@
  * by pixel tiles and output-channel panels (the same grid as GEMM).
  */
 
+#define CONV_FEW_TILES 16
+
 typedef struct FN(conv_job) {
   const float* x; /* at the channel offset */
   int64_t n, h, w, xs;
   const float* wt;
   float* y; /* at the channel offset */
   int64_t oh, ow, ys;
-  int64_t kh, kw, sh, sw, dh, dw, pt, pl;
+  kwin win;
   int64_t cin_g, cout_g, np_g, kg; /* per group: channels, panels, K */
   int64_t np;                      /* panels of all groups */
   int64_t cb, nc;                  /* input-channel block, column block */
@@ -27,38 +29,82 @@ typedef struct FN(conv_job) {
 /* Pixels [m0, m1) x global panels [p0, p1) (panel p: group p / np_g). */
 static KV_ATTR void FN(conv_block)(const FN(conv_job) * j, int64_t m0, int64_t m1, int64_t p0,
                                    int64_t p1) {
-  const int64_t ncp = KMAX(1, j->nc / NR), ohw = j->oh * j->ow;
+  /* Few row tiles (small images): B is the larger operand, so each panel's
+   * K block is reused by all tiles while it is in L2 (one panel at a time);
+   * otherwise a block of NC columns, each A tile reused across its panels. */
+  const int64_t ncp = cdiv(m1 - m0, MR) <= CONV_FEW_TILES ? 1 : KMAX(1, j->nc / NR);
+  const int64_t ohw = j->oh * j->ow;
   FN(conv_rows) cr;
-  cr.ntaps = j->kh * j->kw;
-  cr.kw = j->kw;
-  cr.dh = j->dh;
-  cr.dw = j->dw;
+  cr.ntaps = j->win.kh * j->win.kw;
+  cr.kw = j->win.kw;
+  cr.dh = j->win.dh;
+  cr.dw = j->win.dw;
   cr.h = j->h;
   cr.w = j->w;
   cr.xs = j->xs;
   cr.bstep = j->cin_g * NR;
+  epi_simple es;
+  int simple = epi_simple_of(j->epi, &es);
+  /* 1x1 without padding, one group: each output pixel reads one input pixel,
+   * so the tile's row pointers are computed once and it runs as a GEMM tile
+   * (no per-tap bounds checks). */
+  const int direct = cr.ntaps == 1 && j->np == j->np_g && !j->win.pt && !j->win.pl &&
+                     !j->win.pb && !j->win.pr;
+  const float* rows[MR];
   int64_t cbeg = 0;
   do {
     int64_t cbn = KMIN(j->cb, j->cin_g - cbeg);
     FN(tile_args) x;
-    x.a = 0;
-    x.conv = &cr;
+    x.a = direct ? rows : 0;
+    x.conv = direct ? 0 : &cr;
+    x.pf = 0;
+    x.pf_one = 1;
     x.acs = 1;
     x.kc = cbn;
     x.ldc = j->ys;
     x.accumulate = cbeg > 0;
     x.epi = cbeg + cbn >= j->cin_g ? j->epi : 0;
+    x.es = x.epi && simple ? &es : 0;
+    const int merge = j->win.kw > 1 && j->win.dw == 1 && j->xs == cbn &&
+                      j->win.kw * cbn <= KILN_ZERO_FLOATS;
     for (int64_t jp = p0; jp < p1; jp += ncp) {
       int64_t jpe = KMIN(jp + ncp, p1);
       for (int64_t i = m0; i < m1; i += MR) {
         int64_t mr = KMIN(MR, m1 - i);
-        for (int r = 0; r < MR; r++) {
-          int64_t pix = i + (r < mr ? r : 0);
-          int64_t img = pix / ohw, rem = pix - img * ohw;
-          int64_t oy = rem / j->ow, ox = rem - oy * j->ow;
+        /* Output pixel i -> (image, oy, ox), then the next rows by steps
+         * (rows past mr repeat the first). */
+        int64_t img = i / ohw, rem = i - img * ohw;
+        int64_t oy = rem / j->ow, ox = rem - oy * j->ow;
+        for (int r = 0; r < mr; r++) {
+          if (r > 0 && ++ox == j->ow) {
+            ox = 0;
+            if (++oy == j->oh) {
+              oy = 0;
+              img++;
+            }
+          }
           cr.img[r] = j->x + img * j->h * j->w * j->xs;
-          cr.ih0[r] = oy * j->sh - j->pt;
-          cr.iw0[r] = ox * j->sw - j->pl;
+          cr.ih0[r] = oy * j->win.sh - j->win.pt;
+          cr.iw0[r] = ox * j->win.sw - j->win.pl;
+        }
+        for (int r = mr; r < MR; r++) {
+          cr.img[r] = cr.img[0];
+          cr.ih0[r] = cr.ih0[0];
+          cr.iw0[r] = cr.iw0[0];
+        }
+        if (direct)
+          for (int r = 0; r < MR; r++)
+            rows[r] = cr.img[r] + (cr.ih0[r] * j->w + cr.iw0[r]) * j->xs + cbeg;
+        /* A window row is one run of K (kw taps x cbn channels, adjacent in
+         * the input and in the packed weights) when the block holds every
+         * channel of densely stored pixels, taps are adjacent (dw = 1) and
+         * no row of the tile reaches into the left or right padding. */
+        cr.tstep = 1;
+        if (merge) {
+          int inside = 1;
+          for (int r = 0; r < MR; r++)
+            inside &= cr.iw0[r] >= 0 && cr.iw0[r] + j->win.kw <= j->w;
+          if (inside) cr.tstep = j->win.kw;
         }
         x.r0 = i;
         for (int64_t p = jp; p < jpe; p++) {
@@ -67,7 +113,20 @@ static KV_ATTR void FN(conv_block)(const FN(conv_job) * j, int64_t m0, int64_t m
           x.b = j->wt + p * j->kg * NR + cbeg * NR;
           x.c0 = g * j->cout_g + pg * NR;
           x.c = j->y + i * j->ys + x.c0;
-          FN(tile)(mr, KMIN(NR, j->cout_g - pg * NR), &x);
+          /* The first PF_LINES row tiles prefetch the block of B the loop
+           * reads next (the next panel's, or the next channel block's
+           * first), one cache line of each row of it per tile, while all
+           * compute from L2: weights of late layers come from memory once
+           * per inference, and the stream is spread over several tiles. */
+          x.pf = 0;
+          int64_t q = (i - m0) / MR;
+          if (q < PF_LINES) {
+            if (p + 1 < (ncp == 1 ? p1 : jpe))
+              x.pf = x.b + j->kg * NR + q * 16;
+            else if (ncp == 1 && cbeg + cbn < j->cin_g)
+              x.pf = j->wt + p0 * j->kg * NR + (cbeg + cbn) * NR + q * 16;
+          }
+          FN(tile_pf)(mr, KMIN(NR, j->cout_g - pg * NR), &x);
         }
       }
     }
@@ -103,19 +162,12 @@ KHIDDEN KV_ATTR void FN(kiln_k_conv2d)(const int64_t* args) {
   j.y = (float*)slot_p(args, KILN_CONV_Y) + slot_i(args, KILN_CONV_Y_OFFSET);
   j.oh = slot_i(args, KILN_CONV_OH);
   j.ow = slot_i(args, KILN_CONV_OW);
-  j.kh = slot_i(args, KILN_CONV_KH);
-  j.kw = slot_i(args, KILN_CONV_KW);
-  j.sh = slot_i(args, KILN_CONV_STRIDE_H);
-  j.sw = slot_i(args, KILN_CONV_STRIDE_W);
-  j.dh = slot_i(args, KILN_CONV_DIL_H);
-  j.dw = slot_i(args, KILN_CONV_DIL_W);
-  j.pt = slot_i(args, KILN_CONV_PAD_TOP);
-  j.pl = slot_i(args, KILN_CONV_PAD_LEFT);
+  window_decode(args, KILN_CONV_KH, &j.win);
   j.cin_g = cin / groups;
   j.cout_g = cout / groups;
   j.np_g = cdiv(j.cout_g, NR);
   j.np = groups * j.np_g;
-  j.kg = j.kh * j.kw * j.cin_g;
+  j.kg = j.win.kh * j.win.kw * j.cin_g;
   j.m = j.n * j.oh * j.ow;
   j.epi = &epi;
   int64_t kc = slot_i(args, KILN_CONV_KC), nc = slot_i(args, KILN_CONV_NC);
@@ -123,7 +175,7 @@ KHIDDEN KV_ATTR void FN(kiln_k_conv2d)(const int64_t* args) {
   j.nc = nc > 0 ? nc : KV_NC;
   /* K blocks hold whole taps: the input channels are split into equal
    * blocks so that taps x block stays near KC (and within the zero row). */
-  int64_t taps = KMAX(1, j.kh * j.kw);
+  int64_t taps = KMAX(1, j.win.kh * j.win.kw);
   int64_t nblk = KMAX(cdiv(taps * j.cin_g, kc), cdiv(j.cin_g, KILN_ZERO_FLOATS));
   j.cb = KMAX(1, cdiv(j.cin_g, KMAX(1, nblk)));
   if (j.m <= 0 || j.cout_g <= 0) return;

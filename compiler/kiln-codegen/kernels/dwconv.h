@@ -1,16 +1,20 @@
 /*
  * dwconv.h - depthwise NHWC convolution (template, per variant).
  *
- * Channels run in vector lanes; a register block is DW_PX consecutive output
- * pixels of one output row x DW_CV channel vectors, accumulated over the
- * taps with the tap's weight vectors loaded once per block. Blocks whose
- * taps all fall inside the input take a path without bounds checks. The
- * epilogue runs on the block through a stack tile. Work is split by output
- * rows (and channel blocks when there are few rows).
+ * Channels run in vector lanes. One output row is computed at a time:
+ * for each block of DW_CV channel vectors, 3x3 windows whose taps all lie
+ * inside the input take a fast path (the 9 weight vectors stay in registers,
+ * DW_PX output pixels are accumulated at once, taps fully unrolled); other
+ * kernel sizes, border pixels and the last partial channel vector take a
+ * checked path. A bias/activation epilogue (epi_simple) is applied in
+ * registers; any other epilogue runs over the finished row from a stack
+ * tile. Work is split by output rows.
  */
 
 #define DW_PX 4
-#define DW_CV 2
+#ifndef DW_CV
+#define DW_CV (NRV >= 3 ? 2 : 1) /* 2 x 9 weight vectors need 32 registers */
+#endif
 
 typedef struct FN(dw_job) {
   const float* x; /* at the channel offset */
@@ -18,100 +22,184 @@ typedef struct FN(dw_job) {
   const float* wt;
   float* y; /* at the channel offset */
   int64_t oh, ow, ys;
-  int64_t kh, kw, sh, sw, dh, dw, pt, pl;
+  kwin win;
   const epi_t* epi;
-  int64_t rows, cblocks; /* work items: (n, oy) rows x channel blocks */
+  epi_simple es; /* valid when simple */
+  int simple;
 } FN(dw_job);
 
-/* One block: output pixels [ox0, ox0 + px) of row (img, oy), channels
- * [c0, c0 + nc) (nc <= DW_CV * VW). `checked`: some tap may leave the input. */
-KF void FN(dw_block)(const FN(dw_job) * j, int64_t img, int64_t oy, int64_t ox0, const int px,
-                     int64_t c0, int64_t nc, int checked) {
-  V acc[DW_PX][DW_CV];
-  const int full = nc == DW_CV * VW;
-  const int nv = (int)cdiv(nc, VW);
-#pragma unroll
-  for (int p = 0; p < DW_PX; p++)
-#pragma unroll
-    for (int v = 0; v < DW_CV; v++) acc[p][v] = (V)0.0f;
-  const float* xi = j->x + img * j->h * j->w * j->xs + c0;
-  for (int64_t ky = 0; ky < j->kh; ky++) {
-    int64_t iy = oy * j->sh - j->pt + ky * j->dh;
-    if (checked && (uint64_t)iy >= (uint64_t)j->h) continue;
-    for (int64_t kx = 0; kx < j->kw; kx++) {
-      const float* wp = j->wt + (ky * j->kw + kx) * j->c + c0;
-      V wv[DW_CV];
-#pragma unroll
-      for (int v = 0; v < DW_CV; v++)
-        wv[v] = full ? FN(vld)(wp + v * VW)
-                     : (v < nv ? FN(vld_n)(wp + v * VW, KMIN(VW, nc - v * VW)) : (V)0.0f);
-#pragma unroll
-      for (int p = 0; p < DW_PX; p++) {
-        if (p >= px) break;
-        int64_t ix = (ox0 + p) * j->sw - j->pl + kx * j->dw;
-        if (checked && (uint64_t)ix >= (uint64_t)j->w) continue;
-        const float* xp = xi + (iy * j->w + ix) * j->xs;
-#pragma unroll
-        for (int v = 0; v < DW_CV; v++) {
-          V xv = full ? FN(vld)(xp + v * VW)
-                      : (v < nv ? FN(vld_n)(xp + v * VW, KMIN(VW, nc - v * VW)) : (V)0.0f);
-          acc[p][v] = xv * wv[v] + acc[p][v];
-        }
+/* Bias + activation of the simple epilogue on vector v of channels [c, c + VW). */
+KF V FN(dw_simple)(const FN(dw_job) * j, V v, int64_t c, int64_t nc) {
+  if (j->es.bias) v += nc >= VW ? FN(vld)(j->es.bias + c) : FN(vld_n)(j->es.bias + c, nc);
+  return FN(epi_act)(&j->es, v);
+}
+
+/* One output pixel (checked taps), channels [c0, c0 + nc), nc <= DW_CV * VW. */
+static KV_ATTR void FN(dw_pixel)(const FN(dw_job) * jp, const float* xi, int64_t oy, int64_t ox,
+                                 float* yp, int64_t c0, int64_t nc) {
+  const FN(dw_job) job = *jp; /* see dw3x3_row */
+  const FN(dw_job)* j = &job;
+  V acc[DW_CV];
+  for (int v = 0; v < DW_CV; v++) acc[v] = (V)0.0f;
+  for (int64_t ky = 0; ky < j->win.kh; ky++) {
+    int64_t iy = oy * j->win.sh - j->win.pt + ky * j->win.dh;
+    if ((uint64_t)iy >= (uint64_t)j->h) continue;
+    for (int64_t kx = 0; kx < j->win.kw; kx++) {
+      int64_t ix = ox * j->win.sw - j->win.pl + kx * j->win.dw;
+      if ((uint64_t)ix >= (uint64_t)j->w) continue;
+      const float* xp = xi + (iy * j->w + ix) * j->xs + c0;
+      const float* wp = j->wt + (ky * j->win.kw + kx) * j->c + c0;
+      for (int v = 0; v < DW_CV; v++) {
+        int64_t n = KMIN(VW, nc - v * VW);
+        if (n == VW)
+          acc[v] = FN(vld)(xp + v * VW) * FN(vld)(wp + v * VW) + acc[v];
+        else if (n > 0)
+          acc[v] = FN(vld_n)(xp + v * VW, n) * FN(vld_n)(wp + v * VW, n) + acc[v];
       }
     }
   }
-  float* yp = j->y + ((img * j->oh + oy) * j->ow + ox0) * j->ys + c0;
-  if (full && !(j->epi && j->epi->n)) {
-#pragma unroll
-    for (int p = 0; p < DW_PX; p++) {
-      if (p >= px) break;
-#pragma unroll
-      for (int v = 0; v < DW_CV; v++) FN(vst)(yp + p * j->ys + v * VW, acc[p][v]);
-    }
-    return;
-  }
-  float t[DW_PX * DW_CV * VW] __attribute__((aligned(64)));
-#pragma unroll
-  for (int p = 0; p < DW_PX; p++)
-#pragma unroll
-    for (int v = 0; v < DW_CV; v++) FN(vst)(t + (p * DW_CV + v) * VW, acc[p][v]);
-  if (j->epi && j->epi->n)
-    FN(epi_apply)(j->epi, t, DW_CV * VW, px, nc, (img * j->oh + oy) * j->ow + ox0, c0);
-  FN(tile_store)(t, DW_CV * VW, yp, j->ys, px, nc);
-}
-
-static KV_ATTR void FN(dw_row)(const FN(dw_job) * j, int64_t row, int64_t cblk) {
-  int64_t img = row / j->oh, oy = row - img * j->oh;
-  int64_t c0 = cblk * DW_CV * VW, nc = KMIN(DW_CV * VW, j->c - c0);
-  /* Rows whose taps stay inside the input vertically. */
-  int64_t iy0 = oy * j->sh - j->pt, iy1 = iy0 + (j->kh - 1) * j->dh;
-  int rows_in = iy0 >= 0 && iy1 < j->h;
-  int64_t ox = 0;
-  for (; ox + DW_PX <= j->ow; ox += DW_PX) {
-    int64_t ix0 = ox * j->sw - j->pl, ix1 = (ox + DW_PX - 1) * j->sw - j->pl + (j->kw - 1) * j->dw;
-    int inside = rows_in && ix0 >= 0 && ix1 < j->w;
-    if (inside)
-      FN(dw_block)(j, img, oy, ox, DW_PX, c0, nc, 0);
+  for (int v = 0; v < DW_CV; v++) {
+    int64_t n = KMIN(VW, nc - v * VW);
+    if (n <= 0) break;
+    V r = j->simple ? FN(dw_simple)(j, acc[v], c0 + v * VW, n) : acc[v];
+    if (n == VW)
+      FN(vst)(yp + c0 + v * VW, r);
     else
-      FN(dw_block)(j, img, oy, ox, DW_PX, c0, nc, 1);
+      FN(vst_n)(yp + c0 + v * VW, r, n);
   }
-  for (; ox < j->ow; ox++) FN(dw_block)(j, img, oy, ox, 1, c0, nc, 1);
 }
 
-static KV_ATTR void FN(dw_task)(void* data, int64_t begin, int64_t end) {
-  const FN(dw_job)* j = (const FN(dw_job)*)data;
-  for (int64_t t = begin; t < end; t++) FN(dw_row)(j, t / j->cblocks, t % j->cblocks);
+/* 3x3, every tap inside the input: pixels [ox0, ox1) of the row whose top
+ * input row is iy0, channels [c0, c0 + cv * VW) (cv <= DW_CV, a constant). */
+KF void FN(dw3x3_inner)(const int cv, const FN(dw_job) * j, const float* xi, int64_t iy0,
+                        int64_t ox0, int64_t ox1, float* yrow, int64_t c0) {
+  V wv[9][DW_CV];
+#pragma unroll
+  for (int t = 0; t < 9; t++)
+#pragma unroll
+    for (int v = 0; v < cv; v++) wv[t][v] = FN(vld)(j->wt + t * j->c + c0 + v * VW);
+  const int64_t xs = j->xs, rs = j->win.dh * j->w * xs, ts = j->win.dw * xs, ps = j->win.sw * xs;
+  const float* base = xi + (iy0 * j->w) * xs + c0;
+  int64_t ox = ox0;
+  for (; ox + DW_PX <= ox1; ox += DW_PX) {
+    const float* xp = base + (ox * j->win.sw - j->win.pl) * xs;
+    V acc[DW_PX][DW_CV];
+#pragma unroll
+    for (int p = 0; p < DW_PX; p++)
+#pragma unroll
+      for (int v = 0; v < cv; v++) acc[p][v] = (V)0.0f;
+#pragma unroll
+    for (int t = 0; t < 9; t++) {
+      const float* tp = xp + (t / 3) * rs + (t % 3) * ts;
+#pragma unroll
+      for (int p = 0; p < DW_PX; p++)
+#pragma unroll
+        for (int v = 0; v < cv; v++)
+          acc[p][v] = FN(vld)(tp + p * ps + v * VW) * wv[t][v] + acc[p][v];
+    }
+#pragma unroll
+    for (int p = 0; p < DW_PX; p++)
+#pragma unroll
+      for (int v = 0; v < cv; v++) {
+        V r = j->simple ? FN(dw_simple)(j, acc[p][v], c0 + v * VW, VW) : acc[p][v];
+        FN(vst)(yrow + (ox + p) * j->ys + c0 + v * VW, r);
+      }
+  }
+  for (; ox < ox1; ox++) {
+    const float* xp = base + (ox * j->win.sw - j->win.pl) * xs;
+    V acc[DW_CV];
+#pragma unroll
+    for (int v = 0; v < cv; v++) acc[v] = (V)0.0f;
+#pragma unroll
+    for (int t = 0; t < 9; t++)
+#pragma unroll
+      for (int v = 0; v < cv; v++)
+        acc[v] = FN(vld)(xp + (t / 3) * rs + (t % 3) * ts + v * VW) * wv[t][v] + acc[v];
+#pragma unroll
+    for (int v = 0; v < cv; v++) {
+      V r = j->simple ? FN(dw_simple)(j, acc[v], c0 + v * VW, VW) : acc[v];
+      FN(vst)(yrow + ox * j->ys + c0 + v * VW, r);
+    }
+  }
 }
 
-typedef struct FN(dw_par) {
-  const FN(dw_job) * j;
-  int64_t items, tasks;
-} FN(dw_par);
+/* 3x3 at one output pixel with taps outside the input (they read the zero
+ * row), channels [c0, c0 + cv * VW). */
+KF void FN(dw3x3_edge)(const int cv, const FN(dw_job) * j, const float* xi, int64_t oy, int64_t ox,
+                       float* yp, int64_t c0) {
+  V acc[DW_CV];
+#pragma unroll
+  for (int v = 0; v < cv; v++) acc[v] = (V)0.0f;
+#pragma unroll
+  for (int t = 0; t < 9; t++) {
+    int64_t iy = oy * j->win.sh - j->win.pt + (t / 3) * j->win.dh;
+    int64_t ix = ox * j->win.sw - j->win.pl + (t % 3) * j->win.dw;
+    int ok = (uint64_t)iy < (uint64_t)j->h && (uint64_t)ix < (uint64_t)j->w;
+    const float* tp = ok ? xi + (iy * j->w + ix) * j->xs + c0 : kiln_zero_row;
+#pragma unroll
+    for (int v = 0; v < cv; v++)
+      acc[v] = FN(vld)(tp + v * VW) * FN(vld)(j->wt + t * j->c + c0 + v * VW) + acc[v];
+  }
+#pragma unroll
+  for (int v = 0; v < cv; v++) {
+    V r = j->simple ? FN(dw_simple)(j, acc[v], c0 + v * VW, VW) : acc[v];
+    FN(vst)(yp + c0 + v * VW, r);
+  }
+}
 
-static KV_ATTR void FN(dw_par_task)(void* data, int64_t begin, int64_t end) {
-  const FN(dw_par)* d = (const FN(dw_par)*)data;
-  for (int64_t t = begin; t < end; t++)
-    FN(dw_task)((void*)d->j, part_begin(d->items, d->tasks, t), part_begin(d->items, d->tasks, t + 1));
+/* A 3x3 row, channels [c0, c0 + cv * VW): edge pixels, then the interior
+ * [lo, hi) (empty when the row's taps leave the input vertically). */
+KF void FN(dw3x3_row)(const int cv, const FN(dw_job) * jp, const float* xi, int64_t oy,
+                      int64_t lo, int64_t hi, float* yrow, int64_t c0) {
+  /* A private copy: stores to the output cannot change it, so its fields
+   * stay in registers (the library is compiled without strict aliasing). */
+  const FN(dw_job) job = *jp;
+  const FN(dw_job)* j = &job;
+  for (int64_t ox = 0; ox < lo; ox++) FN(dw3x3_edge)(cv, j, xi, oy, ox, yrow + ox * j->ys, c0);
+  if (hi > lo) FN(dw3x3_inner)(cv, j, xi, oy * j->win.sh - j->win.pt, lo, hi, yrow, c0);
+  for (int64_t ox = KMAX(lo, hi); ox < j->ow; ox++)
+    FN(dw3x3_edge)(cv, j, xi, oy, ox, yrow + ox * j->ys, c0);
+}
+
+static KV_ATTR void FN(dw3x3_block)(const FN(dw_job) * j, const float* xi, int64_t oy, int64_t lo,
+                                    int64_t hi, float* yrow, int64_t c0) {
+  FN(dw3x3_row)(DW_CV, j, xi, oy, lo, hi, yrow, c0);
+}
+
+static KV_ATTR void FN(dw3x3_vec)(const FN(dw_job) * j, const float* xi, int64_t oy, int64_t lo,
+                                  int64_t hi, float* yrow, int64_t c0) {
+  FN(dw3x3_row)(1, j, xi, oy, lo, hi, yrow, c0);
+}
+
+static KV_ATTR void FN(dw_rows)(const void* job, int64_t r0, int64_t r1) {
+  const FN(dw_job)* j = (const FN(dw_job)*)job;
+  const int64_t cb = DW_CV * VW;
+  for (int64_t row = r0; row < r1; row++) {
+    int64_t img = row / j->oh, oy = row - img * j->oh;
+    const float* xi = j->x + img * j->h * j->w * j->xs;
+    float* yrow = j->y + row * j->ow * j->ys;
+    int64_t iy0 = oy * j->win.sh - j->win.pt;
+    int is3x3 = j->win.kh == 3 && j->win.kw == 3;
+    /* Output columns whose taps all lie inside the input: [lo, hi), empty
+     * when the row's taps leave the input vertically. */
+    int64_t lo = 0, hi = 0;
+    if (is3x3 && iy0 >= 0 && iy0 + 2 * j->win.dh < j->h) {
+      lo = j->win.pl > 0 ? cdiv(j->win.pl, j->win.sw) : 0;
+      int64_t last = j->w - 1 - 2 * j->win.dw + j->win.pl; /* ox*sw <= last */
+      hi = last < 0 ? 0 : KMIN(j->ow, last / j->win.sw + 1);
+      lo = KMIN(lo, j->ow);
+      if (lo > hi) hi = lo;
+    }
+    int64_t c0 = 0;
+    if (is3x3) {
+      for (; c0 + cb <= j->c; c0 += cb) FN(dw3x3_block)(j, xi, oy, lo, hi, yrow, c0);
+      for (; c0 + VW <= j->c; c0 += VW) FN(dw3x3_vec)(j, xi, oy, lo, hi, yrow, c0);
+    }
+    for (; c0 < j->c; c0 += cb)
+      for (int64_t ox = 0; ox < j->ow; ox++)
+        FN(dw_pixel)(j, xi, oy, ox, yrow + ox * j->ys, c0, KMIN(cb, j->c - c0));
+    if (!j->simple && j->epi->n) FN(epi_rows)(j->epi, yrow, j->ys, 0, j->ow, j->c, row * j->ow);
+  }
 }
 
 KHIDDEN KV_ATTR void FN(kiln_k_dwconv2d)(const int64_t* args) {
@@ -129,25 +217,12 @@ KHIDDEN KV_ATTR void FN(kiln_k_dwconv2d)(const int64_t* args) {
   j.y = (float*)slot_p(args, KILN_DWCONV_Y) + slot_i(args, KILN_DWCONV_Y_OFFSET);
   j.oh = slot_i(args, KILN_DWCONV_OH);
   j.ow = slot_i(args, KILN_DWCONV_OW);
-  j.kh = slot_i(args, KILN_DWCONV_KH);
-  j.kw = slot_i(args, KILN_DWCONV_KW);
-  j.sh = slot_i(args, KILN_DWCONV_STRIDE_H);
-  j.sw = slot_i(args, KILN_DWCONV_STRIDE_W);
-  j.dh = slot_i(args, KILN_DWCONV_DIL_H);
-  j.dw = slot_i(args, KILN_DWCONV_DIL_W);
-  j.pt = slot_i(args, KILN_DWCONV_PAD_TOP);
-  j.pl = slot_i(args, KILN_DWCONV_PAD_LEFT);
+  window_decode(args, KILN_DWCONV_KH, &j.win);
   j.epi = &epi;
-  j.rows = j.n * j.oh;
-  j.cblocks = cdiv(j.c, DW_CV * VW);
-  if (j.rows <= 0 || j.ow <= 0 || j.c <= 0) return;
-  FN(dw_par) d = {&j, j.rows * j.cblocks, 1};
-  d.tasks = par_tasks(2.0 * (double)j.rows * (double)j.ow * (double)j.c * (double)(j.kh * j.kw),
-                      d.items);
-  if (d.tasks <= 1)
-    FN(dw_task)(&j, 0, d.items);
-  else
-    kiln_par_for(d.tasks, FN(dw_par_task), &d);
+  j.simple = epi_simple_of(&epi, &j.es) && !j.es.residual;
+  if (j.n * j.oh <= 0 || j.ow <= 0 || j.c <= 0) return;
+  FN(split_rows)(FN(dw_rows), &j, j.n * j.oh,
+                 2.0 * (double)j.ow * (double)j.c * (double)(j.win.kh * j.win.kw));
 }
 
 #undef DW_PX

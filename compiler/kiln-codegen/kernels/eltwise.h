@@ -36,9 +36,10 @@ static KV_ATTR void FN(split_rows)(FN(rows_fn) fn, const void* job, int64_t rows
     kiln_par_for(d.tasks, FN(rows_task), &d);
 }
 
-/* Applies `epi` to rows [r0, r1) of y in place through stack tiles. */
+/* Applies `epi` to rows [r0, r1) of y in place through stack tiles; row r
+ * is epilogue row row_base + r. */
 static KV_ATTR void FN(epi_rows)(const epi_t* epi, float* y, int64_t ldy, int64_t r0, int64_t r1,
-                                 int64_t cols) {
+                                 int64_t cols, int64_t row_base) {
   if (!epi->n || cols <= 0) return;
   float t[EW_TILE] __attribute__((aligned(64)));
   int64_t cw = KMIN(cdiv(cols, VW) * VW, EW_COLS);
@@ -47,14 +48,8 @@ static KV_ATTR void FN(epi_rows)(const epi_t* epi, float* y, int64_t ldy, int64_
     int64_t nr = KMIN(rb, r1 - r);
     for (int64_t c = 0; c < cols; c += cw) {
       int64_t nc = KMIN(cw, cols - c);
-      int64_t nf = nc / VW, rem = nc - nf * VW;
-      for (int64_t i = 0; i < nr; i++) {
-        const float* s = y + (r + i) * ldy + c;
-        float* d = t + i * cw;
-        for (int64_t v = 0; v < nf; v++) FN(vst)(d + v * VW, FN(vld)(s + v * VW));
-        if (rem) FN(vst)(d + nf * VW, FN(vld_n)(s + nf * VW, rem));
-      }
-      FN(epi_apply)(epi, t, cw, nr, nc, r, c);
+      FN(tile_load)(y + r * ldy + c, ldy, t, cw, nr, nc);
+      FN(epi_apply)(epi, t, cw, nr, nc, row_base + r, c);
       FN(tile_store)(t, cw, y + r * ldy + c, ldy, nr, nc);
     }
   }
@@ -78,13 +73,7 @@ static KV_ATTR void FN(ew_rows)(const void* job, int64_t r0, int64_t r1) {
     int64_t nr = KMIN(rb, r1 - r);
     for (int64_t c = 0; c < j->cols; c += cw) {
       int64_t nc = KMIN(cw, j->cols - c);
-      int64_t nf = nc / VW, rem = nc - nf * VW;
-      for (int64_t i = 0; i < nr; i++) {
-        const float* s = j->x + (r + i) * j->ldx + c;
-        float* d = t + i * cw;
-        for (int64_t v = 0; v < nf; v++) FN(vst)(d + v * VW, FN(vld)(s + v * VW));
-        if (rem) FN(vst)(d + nf * VW, FN(vld_n)(s + nf * VW, rem));
-      }
+      FN(tile_load)(j->x + r * j->ldx + c, j->ldx, t, cw, nr, nc);
       FN(epi_apply)(j->epi, t, cw, nr, nc, r, c);
       FN(tile_store)(t, cw, j->y + r * j->ldy + c, j->ldy, nr, nc);
     }
@@ -180,7 +169,7 @@ static KV_ATTR void FN(sm_rows)(const void* job, int64_t r0, int64_t r1) {
       if (rem) FN(vst_n)(y + nf * VW, FN(vld_n)(y + nf * VW, rem) * inv, rem);
     }
   }
-  FN(epi_rows)(j->epi, j->y, j->ldy, r0, r1, n);
+  FN(epi_rows)(j->epi, j->y, j->ldy, r0, r1, n, 0);
 }
 
 KHIDDEN KV_ATTR void FN(kiln_k_softmax)(const int64_t* args) {
@@ -260,7 +249,7 @@ static KV_ATTR void FN(ln_rows)(const void* job, int64_t r0, int64_t r1) {
       FN(vst_n)(y + nf * VW, t, rem);
     }
   }
-  FN(epi_rows)(j->epi, j->y, j->ldy, r0, r1, n);
+  FN(epi_rows)(j->epi, j->y, j->ldy, r0, r1, n, 0);
 }
 
 KHIDDEN KV_ATTR void FN(kiln_k_norm)(const int64_t* args) {

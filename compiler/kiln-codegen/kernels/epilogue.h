@@ -40,6 +40,16 @@ KF V FN(epi_unary)(int32_t code, V v, float p0, float p1) {
   }
 }
 
+/* The activation of a simple epilogue (see epi_simple_of). */
+KF V FN(epi_act)(const epi_simple* s, V v) {
+  if (s->act == 1) return v < 0.0f ? (V)0.0f : v;
+  if (s->act == 2) {
+    v = v < s->lo ? (V)s->lo : v;
+    return v > s->hi ? (V)s->hi : v;
+  }
+  return v;
+}
+
 /* One loop per (op, operand shape): the switch is outside the loops. */
 #define EPI_BIN_CASES(LOOP)                 \
   case KILN_EPI_ADD: LOOP(v + x) break;     \
@@ -125,6 +135,19 @@ static KV_ATTR void FN(epi_apply)(const epi_t* e, float* t, int64_t ldt, int64_t
 #undef EPI_BIN_CASES
 #undef EPI_LOOP_BCAST
 #undef EPI_LOOP_VEC
+
+/* Copies `cols` columns of src (row stride lds) into a tile t[rows][ldt],
+ * the last vector of each row padded with zeros. */
+KF void FN(tile_load)(const float* src, int64_t lds, float* t, int64_t ldt, int64_t rows,
+                      int64_t cols) {
+  int64_t nf = cols / VW, rem = cols - nf * VW;
+  for (int64_t i = 0; i < rows; i++) {
+    const float* s = src + i * lds;
+    float* d = t + i * ldt;
+    for (int64_t j = 0; j < nf; j++) FN(vst)(d + j * VW, FN(vld)(s + j * VW));
+    if (rem) FN(vst)(d + nf * VW, FN(vld_n)(s + nf * VW, rem));
+  }
+}
 
 /* Copies a tile t[rows][ldt] to dst (row stride ldd), `cols` columns. */
 KF void FN(tile_store)(const float* t, int64_t ldt, float* dst, int64_t ldd, int64_t rows,

@@ -5,7 +5,11 @@
  * hidden visibility. `args` is a block of 64-bit slots; this header names the
  * slot of every argument. Pointers and integers are stored as int64_t, floats
  * as the bits of an f64 (the kernel rounds them to f32). Every stride, leading
- * dimension and offset counts f32 elements, not bytes.
+ * dimension and offset counts f32 elements, not bytes. Outputs must not
+ * overlap inputs, except where a kernel says so (eltwise, softmax and norm
+ * may run in place), and never an epilogue operand: GEMM and convolution
+ * store partial sums of K blocks into their output before the epilogue
+ * reads its operands.
  *
  * The Rust mirror is src/kernels/abi.rs; a unit test parses the #defines
  * below and checks them against it, so the two cannot drift. Keep every

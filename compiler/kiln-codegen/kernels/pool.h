@@ -13,7 +13,7 @@ typedef struct FN(pool_job) {
   int64_t n, h, w, c, xs;
   float* y;
   int64_t oh, ow, ys;
-  int64_t kh, kw, sh, sw, dh, dw, pt, pl, pb, pr;
+  kwin win;
   int64_t avg, include_pad;
 } FN(pool_job);
 
@@ -32,14 +32,14 @@ static KV_ATTR void FN(pool_rows)(const void* job, int64_t r0, int64_t r1) {
   const FN(pool_job)* j = (const FN(pool_job)*)job;
   for (int64_t row = r0; row < r1; row++) {
     int64_t img = row / j->oh, oy = row - img * j->oh;
-    int64_t sy = oy * j->sh - j->pt, y0, y1, py0, py1;
-    FN(pool_clip)(sy, j->dh, j->kh, 0, j->h, &y0, &y1);
-    FN(pool_clip)(sy, j->dh, j->kh, -j->pt, j->h + j->pb, &py0, &py1);
+    int64_t sy = oy * j->win.sh - j->win.pt, y0, y1, py0, py1;
+    FN(pool_clip)(sy, j->win.dh, j->win.kh, 0, j->h, &y0, &y1);
+    FN(pool_clip)(sy, j->win.dh, j->win.kh, -j->win.pt, j->h + j->win.pb, &py0, &py1);
     const float* xi = j->x + img * j->h * j->w * j->xs;
     for (int64_t ox = 0; ox < j->ow; ox++) {
-      int64_t sx = ox * j->sw - j->pl, x0, x1, px0, px1;
-      FN(pool_clip)(sx, j->dw, j->kw, 0, j->w, &x0, &x1);
-      FN(pool_clip)(sx, j->dw, j->kw, -j->pl, j->w + j->pr, &px0, &px1);
+      int64_t sx = ox * j->win.sw - j->win.pl, x0, x1, px0, px1;
+      FN(pool_clip)(sx, j->win.dw, j->win.kw, 0, j->w, &x0, &x1);
+      FN(pool_clip)(sx, j->win.dw, j->win.kw, -j->win.pl, j->w + j->win.pr, &px0, &px1);
       float count = j->include_pad ? (float)((py1 - py0) * (px1 - px0))
                                    : (float)((y1 - y0) * (x1 - x0));
       float inv = 1.0f / count;
@@ -51,9 +51,9 @@ static KV_ATTR void FN(pool_rows)(const void* job, int64_t r0, int64_t r1) {
 #pragma unroll
         for (int v = 0; v < PL_CV; v++) acc[v] = j->avg ? (V)0.0f : (V)-__builtin_inff();
         for (int64_t ky = y0; ky < y1; ky++) {
-          const float* xr = xi + (sy + ky * j->dh) * j->w * j->xs + c0;
+          const float* xr = xi + (sy + ky * j->win.dh) * j->w * j->xs + c0;
           for (int64_t kx = x0; kx < x1; kx++) {
-            const float* xp = xr + (sx + kx * j->dw) * j->xs;
+            const float* xp = xr + (sx + kx * j->win.dw) * j->xs;
 #pragma unroll
             for (int v = 0; v < PL_CV; v++) {
               V xv = full ? FN(vld)(xp + v * VW)
@@ -87,20 +87,11 @@ KHIDDEN KV_ATTR void FN(kiln_k_pool2d)(const int64_t* args) {
   j.oh = slot_i(args, KILN_POOL_OH);
   j.ow = slot_i(args, KILN_POOL_OW);
   j.ys = slot_i(args, KILN_POOL_Y_STRIDE);
-  j.kh = slot_i(args, KILN_POOL_KH);
-  j.kw = slot_i(args, KILN_POOL_KW);
-  j.sh = slot_i(args, KILN_POOL_STRIDE_H);
-  j.sw = slot_i(args, KILN_POOL_STRIDE_W);
-  j.dh = slot_i(args, KILN_POOL_DIL_H);
-  j.dw = slot_i(args, KILN_POOL_DIL_W);
-  j.pt = slot_i(args, KILN_POOL_PAD_TOP);
-  j.pl = slot_i(args, KILN_POOL_PAD_LEFT);
-  j.pb = slot_i(args, KILN_POOL_PAD_BOTTOM);
-  j.pr = slot_i(args, KILN_POOL_PAD_RIGHT);
+  window_decode(args, KILN_POOL_KH, &j.win);
   j.avg = slot_i(args, KILN_POOL_KIND) == 1;
   j.include_pad = slot_i(args, KILN_POOL_COUNT_INCLUDE_PAD);
   if (j.c <= 0 || j.ow <= 0) return;
-  FN(split_rows)(FN(pool_rows), &j, j.n * j.oh, (double)(j.ow * j.c * j.kh * j.kw) * 2.0);
+  FN(split_rows)(FN(pool_rows), &j, j.n * j.oh, (double)(j.ow * j.c * j.win.kh * j.win.kw) * 2.0);
 }
 
 /* ---- global pooling ---- */

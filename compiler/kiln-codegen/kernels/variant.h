@@ -22,9 +22,9 @@ typedef int32_t KCAT(kv_vi_, KV_NAME) __attribute__((ext_vector_type(KV_W)));
 #include "vmath.h"
 #include "epilogue.h"
 #include "gemm.h"
+#include "eltwise.h"
 #include "conv.h"
 #include "dwconv.h"
-#include "eltwise.h"
 #include "pool.h"
 #include "attention.h"
 

@@ -790,6 +790,17 @@ pub struct Matrix<P> {
     pub ld: i64,
 }
 
+/// Writes X, LDX, Y, LDY, ROWS and COLS, the first six slots of every row-wise kernel
+/// (eltwise, softmax, norm: checked by `row_kernels_share_their_first_slots`).
+fn matrix_slots<P: Clone>(s: &mut [Slot<P>], x: &Matrix<P>, y: &Matrix<P>, rows: i64, cols: i64) {
+    s[eltwise::X] = Slot::Ptr(x.ptr.clone());
+    s[eltwise::LDX] = Slot::Int(x.ld);
+    s[eltwise::Y] = Slot::Ptr(y.ptr.clone());
+    s[eltwise::LDY] = Slot::Int(y.ld);
+    s[eltwise::ROWS] = Slot::Int(rows);
+    s[eltwise::COLS] = Slot::Int(cols);
+}
+
 /// `Y[r, c] = epilogue(X[r, c])`: a fused elementwise chain. Y may be X (in place).
 #[derive(Clone, Debug, PartialEq)]
 pub struct EltwiseArgs<P> {
@@ -808,12 +819,7 @@ pub struct EltwiseArgs<P> {
 impl<P: Clone> KernelArgs<P> for EltwiseArgs<P> {
     fn slots(&self) -> Vec<Slot<P>> {
         let mut s = block(eltwise::EPILOGUE, |s| {
-            s[eltwise::X] = Slot::Ptr(self.x.ptr.clone());
-            s[eltwise::LDX] = Slot::Int(self.x.ld);
-            s[eltwise::Y] = Slot::Ptr(self.y.ptr.clone());
-            s[eltwise::LDY] = Slot::Int(self.y.ld);
-            s[eltwise::ROWS] = Slot::Int(self.rows);
-            s[eltwise::COLS] = Slot::Int(self.cols);
+            matrix_slots(s, &self.x, &self.y, self.rows, self.cols);
         });
         self.epilogue.push_slots(&mut s);
         s
@@ -854,12 +860,7 @@ pub struct SoftmaxArgs<P> {
 impl<P: Clone> KernelArgs<P> for SoftmaxArgs<P> {
     fn slots(&self) -> Vec<Slot<P>> {
         let mut s = block(softmax::EPILOGUE, |s| {
-            s[softmax::X] = Slot::Ptr(self.x.ptr.clone());
-            s[softmax::LDX] = Slot::Int(self.x.ld);
-            s[softmax::Y] = Slot::Ptr(self.y.ptr.clone());
-            s[softmax::LDY] = Slot::Int(self.y.ld);
-            s[softmax::ROWS] = Slot::Int(self.rows);
-            s[softmax::COLS] = Slot::Int(self.cols);
+            matrix_slots(s, &self.x, &self.y, self.rows, self.cols);
             s[softmax::LOG] = Slot::Int(i64::from(self.log));
         });
         self.epilogue.push_slots(&mut s);
@@ -916,12 +917,7 @@ pub struct NormArgs<P> {
 impl<P: Clone> KernelArgs<P> for NormArgs<P> {
     fn slots(&self) -> Vec<Slot<P>> {
         let mut s = block(norm::EPILOGUE, |s| {
-            s[norm::X] = Slot::Ptr(self.x.ptr.clone());
-            s[norm::LDX] = Slot::Int(self.x.ld);
-            s[norm::Y] = Slot::Ptr(self.y.ptr.clone());
-            s[norm::LDY] = Slot::Int(self.y.ld);
-            s[norm::ROWS] = Slot::Int(self.rows);
-            s[norm::COLS] = Slot::Int(self.cols);
+            matrix_slots(s, &self.x, &self.y, self.rows, self.cols);
             s[norm::GAMMA] = Slot::Ptr(self.gamma.clone());
             s[norm::BETA] = ptr_or_null(&self.beta);
             s[norm::EPSILON] = Slot::Float(f64::from(self.epsilon));
@@ -1316,6 +1312,12 @@ mod tests {
         }
         // The parse must have found the whole header, not a few lines of it.
         assert!(header.len() > 200, "only {} defines parsed", header.len());
+    }
+
+    #[test]
+    fn row_kernels_share_their_first_slots() {
+        assert_eq!(eltwise::FIELDS[..6], softmax::FIELDS[..6]);
+        assert_eq!(eltwise::FIELDS[..6], norm::FIELDS[..6]);
     }
 
     #[test]

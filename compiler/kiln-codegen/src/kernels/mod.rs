@@ -22,6 +22,7 @@
 //!   correctly on any CPU of the architecture; [`Variant::for_target`] picks the fast one.
 
 pub mod abi;
+pub mod harness;
 
 use crate::error::{CodegenError, Result};
 use crate::llvm::{self, LlvmOutput, OptLevel};

@@ -32,6 +32,7 @@
 use super::ctx::{elem, Body, Builder, Res, Val};
 use super::elementwise::convert;
 use super::{attr_err, NodeIn};
+use kiln_ir::ops::attention::HeadView;
 use kiln_ir::DType;
 
 /// `nn.rotary_embedding %x, %cos_cache, %sin_cache, %position_ids?`.
@@ -45,24 +46,13 @@ pub(crate) fn rotary_embedding(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
             "nn.rotary_embedding of dtype {dt} is not supported"
         ));
     }
-    let (seq_dim, head) = match x.rank() {
-        4 => (2, x.shape[3]),
-        3 => {
-            let h = n.a.opt_int("num_heads").map_err(attr_err)?;
-            match h {
-                Some(h) if h > 0 && x.shape[2].is_multiple_of(h as u64) => {
-                    (1, x.shape[2] / h as u64)
-                }
-                _ => return Err("a 3-D input needs num_heads dividing its hidden size".into()),
-            }
-        }
-        _ => {
-            return Err(format!(
-                "nn.rotary_embedding of {} needs rank 3 or 4",
-                x.ty()
-            ))
-        }
-    };
+    let view = HeadView::resolve(
+        &x.shape,
+        n.a.opt_int("num_heads").map_err(attr_err)?,
+        "X",
+        "num_heads",
+    )?;
+    let (seq_dim, head) = (if view.packed { 1 } else { 2 }, view.head_size);
     let rot = match n.a.int("rotary_embedding_dim").map_err(attr_err)? {
         0 => head,
         r if r > 0 && r as u64 <= head && r % 2 == 0 => r as u64,
@@ -174,27 +164,15 @@ struct Heads {
 }
 
 impl Heads {
-    fn new(v: &Val, heads: Option<i64>, what: &str) -> Res<Heads> {
-        match v.rank() {
-            4 => Ok(Heads {
-                v: v.clone(),
-                h: v.shape[1],
-                s: v.shape[2],
-                d: v.shape[3],
-            }),
-            3 => match heads {
-                Some(h) if h > 0 && v.shape[2].is_multiple_of(h as u64) => Ok(Heads {
-                    v: v.clone(),
-                    h: h as u64,
-                    s: v.shape[1],
-                    d: v.shape[2] / h as u64,
-                }),
-                _ => Err(format!(
-                    "{what} is 3-D and needs a head count dividing its hidden size"
-                )),
-            },
-            _ => Err(format!("{what} must be 3-D or 4-D, got {}", v.ty())),
-        }
+    /// `v` as `[B, H, S, D]` by kiln-ir's [`HeadView`] rule.
+    fn new(v: &Val, heads: Option<i64>, what: &str, attr_name: &str) -> Res<Heads> {
+        let view = HeadView::resolve(&v.shape, heads, what, attr_name)?;
+        Ok(Heads {
+            v: v.clone(),
+            h: view.heads,
+            s: view.seq,
+            d: view.head_size,
+        })
     }
 
     /// The element `(b, h, s, d)`.
@@ -360,7 +338,12 @@ pub(crate) fn attention(b: &mut Builder, n: &NodeIn<'_>) -> Res<Vec<Val>> {
     if !dt.is_float() {
         return Err(format!("nn.attention of dtype {dt} is not supported"));
     }
-    let q = Heads::new(qv, n.a.opt_int("q_num_heads").map_err(attr_err)?, "Q")?;
+    let q = Heads::new(
+        qv,
+        n.a.opt_int("q_num_heads").map_err(attr_err)?,
+        "Q",
+        "q_num_heads",
+    )?;
     let kvh = n.a.opt_int("kv_num_heads").map_err(attr_err)?;
     let sd = match n.a.opt_int("softmax_precision").map_err(attr_err)? {
         None => dt,
@@ -370,8 +353,8 @@ pub(crate) fn attention(b: &mut Builder, n: &NodeIn<'_>) -> Res<Vec<Val>> {
         Some(16) => DType::BF16,
         Some(c) => return Err(format!("softmax_precision {c} is not a float type")),
     };
-    let k = Heads::new(kv, kvh, "K")?;
-    let v = Heads::new(vv, kvh, "V")?;
+    let k = Heads::new(kv, kvh, "K", "kv_num_heads")?;
+    let v = Heads::new(vv, kvh, "V", "kv_num_heads")?;
     let (past_k, past_v) = (n.opt(4), n.opt(5));
     if past_k.is_some() != past_v.is_some() {
         return Err("past_key and past_value must be given together".into());

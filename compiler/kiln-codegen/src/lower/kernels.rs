@@ -1174,30 +1174,22 @@ impl Kernels {
         ) else {
             return Ok(false);
         };
-        // [B, H, S, D] as strides, from a 4-D or a 3-D [B, S, H*D] tensor.
-        let heads_of = |name: &str| a.opt_int(name).ok().flatten().map(|x| x.max(1) as u64);
-        let view = |s: &[u64], heads: Option<u64>| -> Option<([u64; 4], [i64; 4])> {
-            match s.len() {
-                4 => Some((
-                    [s[0], s[1], s[2], s[3]],
-                    [i(s[1] * s[2] * s[3]), i(s[2] * s[3]), i(s[3]), 1],
-                )),
-                3 => {
-                    let hh = heads?;
-                    if !s[2].is_multiple_of(hh) {
-                        return None;
-                    }
-                    let d = s[2] / hh;
-                    Some(([s[0], hh, s[1], d], [i(s[1] * s[2]), i(d), i(s[2]), 1]))
-                }
-                _ => None,
-            }
+        // [B, H, S, D] as strides, from a 4-D or a 3-D [B, S, H*D] tensor
+        // (kiln-ir's HeadView rule).
+        let heads_of = |name: &str| a.opt_int(name).ok().flatten();
+        let view = |s: &[u64], name: &str| -> Option<([u64; 4], [i64; 4])> {
+            let h = kiln_ir::ops::attention::HeadView::resolve(s, heads_of(name), "", name).ok()?;
+            let st = h.strides();
+            Some((
+                [h.batch, h.heads, h.seq, h.head_size],
+                [i(st[0]), i(st[1]), i(st[2]), i(st[3])],
+            ))
         };
         let (Some((qd, qst)), Some((kd, kst)), Some((vd, vst)), Some((od, ost))) = (
-            view(&qs, heads_of("q_num_heads")),
-            view(&ks, heads_of("kv_num_heads")),
-            view(&vs, heads_of("kv_num_heads")),
-            view(&os, heads_of("q_num_heads")),
+            view(&qs, "q_num_heads"),
+            view(&ks, "kv_num_heads"),
+            view(&vs, "kv_num_heads"),
+            view(&os, "q_num_heads"),
         ) else {
             return Ok(false);
         };

@@ -376,6 +376,9 @@ fn convert_to(b: &mut Builder, x: &Val, to: DType) -> Res<Val> {
     b.map(&[x], to, &shape, |body, a| convert(body, &a[0], from, to))
 }
 
+/// Reductions at least this long compute f32 statistics in f64.
+const WIDE_SUM_FROM: u64 = 1 << 14;
+
 /// Two-pass statistics of `x` over `axes` (sorted), with the axes dropped:
 /// the population mean (when `center`) and the mean of squared deviations
 /// from it (from 0 without `center`: the mean square of RMS norm). The one
@@ -384,6 +387,14 @@ fn moments(b: &mut Builder, x: &Val, axes: &[usize], center: bool) -> Res<(Optio
     let dt = x.dtype;
     let e = elem(dt)?;
     let count: u64 = axes.iter().map(|&i| x.shape[i]).product();
+    // A long f32 sum in one accumulator loses digits (a mean over 10^6
+    // values was off by 2e-4): long ones are summed in f64.
+    if dt == DType::F32 && count >= WIDE_SUM_FROM {
+        let xw = convert_to(b, x, DType::F64)?;
+        let (mean, var) = moments(b, &xw, axes, center)?;
+        let mean = mean.map(|m| convert_to(b, &m, dt)).transpose()?;
+        return Ok((mean, convert_to(b, &var, dt)?));
+    }
     let divide = |b: &mut Builder, v: &Val| -> Res<Val> {
         let shape = v.shape.clone();
         b.map(&[v], dt, &shape, |body, a| {

@@ -40,7 +40,7 @@ pub const MIN_US_ENV: &str = "KILN_PARALLEL_MIN_US";
 
 /// Bytes `kiln_entry` reserves on its stack for the shim's per-run frame (checked by a
 /// `_Static_assert` in `shim.c`).
-const FRAME_BYTES: u32 = 64;
+pub const FRAME_BYTES: u32 = 64;
 
 /// MLIR (`llvm` dialect) lines for the start of `kiln_entry`: installs the run whose context is
 /// the SSA value `ctx` (a `!llvm.ptr`). Defines `%kiln_par_prev`, which [`leave_ops`] uses.

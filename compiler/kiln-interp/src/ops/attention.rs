@@ -20,6 +20,7 @@ use crate::eval::Op;
 use crate::ops::reduce::int_list;
 use crate::tensor::round_float;
 use crate::{InterpError, Tensor};
+use kiln_ir::ops::attention::HeadView;
 use kiln_ir::DType;
 
 fn invalid<T>(msg: String) -> Result<T, InterpError> {
@@ -41,46 +42,36 @@ impl Heads {
     }
 }
 
-/// Views `t` as `[B, H, S, D]`; a 3-D `[B, S, H * D]` tensor needs `heads`.
-fn split(t: &Tensor, heads: Option<i64>, what: &str) -> Result<Heads, InterpError> {
+/// Views `t` as `[B, H, S, D]` (kiln-ir's [`HeadView`] rule); a 3-D
+/// `[B, S, H * D]` tensor needs its head-count attribute `attr_name`.
+fn split(
+    t: &Tensor,
+    heads: Option<i64>,
+    what: &str,
+    attr_name: &str,
+) -> Result<Heads, InterpError> {
+    let view = HeadView::resolve(&t.shape, heads, what, attr_name).map_err(InterpError::Invalid)?;
     let v = t.to_f64_vec();
-    match t.rank() {
-        4 => Ok(Heads {
-            v,
-            b: t.shape[0] as usize,
-            h: t.shape[1] as usize,
-            s: t.shape[2] as usize,
-            d: t.shape[3] as usize,
-        }),
-        3 => {
-            let h = match heads {
-                Some(h) if h > 0 && t.shape[2].is_multiple_of(h as u64) => h as usize,
-                _ => {
-                    return invalid(format!(
-                        "{what} is 3-D and needs a head count dividing its hidden size"
-                    ))
-                }
-            };
-            let (b, s) = (t.shape[0] as usize, t.shape[1] as usize);
-            let d = t.shape[2] as usize / h;
-            let mut out = vec![0.0; v.len()];
-            for bi in 0..b {
-                for si in 0..s {
-                    for hi in 0..h {
-                        for di in 0..d {
-                            out[((bi * h + hi) * s + si) * d + di] =
-                                v[(bi * s + si) * h * d + hi * d + di];
-                        }
-                    }
+    let (b, h, s, d) = (
+        view.batch as usize,
+        view.heads as usize,
+        view.seq as usize,
+        view.head_size as usize,
+    );
+    if !view.packed {
+        return Ok(Heads { v, b, h, s, d });
+    }
+    let mut out = vec![0.0; v.len()];
+    for bi in 0..b {
+        for si in 0..s {
+            for hi in 0..h {
+                for di in 0..d {
+                    out[((bi * h + hi) * s + si) * d + di] = v[(bi * s + si) * h * d + hi * d + di];
                 }
             }
-            Ok(Heads { v: out, b, h, s, d })
         }
-        _ => invalid(format!(
-            "{what} must be 3-D or 4-D, got shape {:?}",
-            t.shape
-        )),
     }
+    Ok(Heads { v: out, b, h, s, d })
 }
 
 /// Concatenates a past cache `[B, H, P, D]` with `cur` along the sequence.
@@ -129,15 +120,15 @@ pub fn attention(op: &Op<'_>) -> Result<Vec<Tensor>, InterpError> {
     let (qt, kt, vt) = (op.input(0)?, op.input(1)?, op.input(2)?);
     let dt = qt.dtype;
     let rank3 = qt.rank() == 3;
-    let q = split(qt, op.a.opt_int("q_num_heads")?, "Q")?;
+    let q = split(qt, op.a.opt_int("q_num_heads")?, "Q", "q_num_heads")?;
     let kvh = op.a.opt_int("kv_num_heads")?;
     let (past_k, past_v) = (op.opt(4), op.opt(5));
     if past_k.is_some() != past_v.is_some() {
         return invalid("past_key and past_value must be given together".into());
     }
     let past_len = past_k.map_or(0, |p| p.shape.get(2).copied().unwrap_or(0) as i64);
-    let k = concat_past(past_k, split(kt, kvh, "K")?, "past_key")?;
-    let v = concat_past(past_v, split(vt, kvh, "V")?, "past_value")?;
+    let k = concat_past(past_k, split(kt, kvh, "K", "kv_num_heads")?, "past_key")?;
+    let v = concat_past(past_v, split(vt, kvh, "V", "kv_num_heads")?, "past_value")?;
     if k.b != q.b || v.b != q.b || k.d != q.d || k.h != v.h || k.s != v.s {
         return invalid("Q, K and V shapes disagree".into());
     }
@@ -334,7 +325,7 @@ pub fn rotary_embedding(op: &Op<'_>) -> Result<Tensor, InterpError> {
         Some(p) => Some(int_list(p, "position_ids")?),
         None => None,
     };
-    let xh = split(x, op.a.opt_int("num_heads")?, "X")?;
+    let xh = split(x, op.a.opt_int("num_heads")?, "X", "num_heads")?;
     let (b_n, h_n, s_n, d_n) = (xh.b, xh.h, xh.s, xh.d);
     let rot = match op.a.int("rotary_embedding_dim")? {
         0 => d_n,

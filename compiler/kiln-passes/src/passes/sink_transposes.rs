@@ -587,10 +587,20 @@ fn reshape_range(from: &[u64], to: &[u64]) -> Option<(usize, usize, usize)> {
     (prod(&from[pre..pre + lf]) == prod(&to[pre..pre + lt])).then_some((pre, lf, lt))
 }
 
-/// `reshape(transpose(x, p))` where the reshape splits one dim `a` of the
-/// transposed value into several ->
-/// `transpose(reshape(x, dim p[a] split alike), q)`.
-fn split_reshape(m: &Matcher<'_>, n: usize) -> Option<Recipe> {
+/// `y = reshape(transpose(x, p))` with static shapes, the transpose used
+/// only here and not the identity; the reshape as a range of the transposed
+/// dims (from `a`, `from_len` long) replaced by `to_len` dims of `y`.
+struct ReshapeOfTranspose {
+    y: ValueId,
+    x: ValueId,
+    p: Vec<usize>,
+    ys: Vec<u64>,
+    a: usize,
+    from_len: usize,
+    to_len: usize,
+}
+
+fn reshape_of_transpose(m: &Matcher<'_>, n: usize) -> Option<ReshapeOfTranspose> {
     let node = &m.g.nodes[n];
     let [y] = node.outputs.as_slice() else {
         return None;
@@ -601,13 +611,38 @@ fn split_reshape(m: &Matcher<'_>, n: usize) -> Option<Recipe> {
     let v = node.inputs.first().copied().flatten()?;
     let t = m.def(v, OpKind::Transpose)?.1;
     let x = t.inputs.first().copied().flatten()?;
-    let xt = m.ty(x);
-    let p = pattern::perm_of(t, xt.rank())?;
+    let p = pattern::perm_of(t, m.ty(x).rank())?;
     if !m.single_use(v) || pattern::is_identity(&p) {
         return None;
     }
     let (vs, ys) = (static_dims(&m.ty(v).dims)?, static_dims(&m.ty(*y).dims)?);
-    let (a, lf, lt) = reshape_range(&vs, &ys)?;
+    let (a, from_len, to_len) = reshape_range(&vs, &ys)?;
+    Some(ReshapeOfTranspose {
+        y: *y,
+        x,
+        p,
+        ys,
+        a,
+        from_len,
+        to_len,
+    })
+}
+
+/// `reshape(transpose(x, p))` where the reshape splits one dim `a` of the
+/// transposed value into several ->
+/// `transpose(reshape(x, dim p[a] split alike), q)`.
+fn split_reshape(m: &Matcher<'_>, n: usize) -> Option<Recipe> {
+    let ReshapeOfTranspose {
+        y,
+        x,
+        p,
+        ys,
+        a,
+        from_len: lf,
+        to_len: lt,
+    } = reshape_of_transpose(m, n)?;
+    let y = &y;
+    let xt = m.ty(x);
     if lf != 1 || lt < 2 {
         return None;
     }
@@ -655,23 +690,17 @@ fn split_reshape(m: &Matcher<'_>, n: usize) -> Option<Recipe> {
 /// the order the merge reads them (no transpose when they already are), the
 /// merge happens in `x`'s order, and `q2` is the layout change left to sink.
 fn merge_reshape(m: &Matcher<'_>, n: usize) -> Option<Recipe> {
-    let node = &m.g.nodes[n];
-    let [y] = node.outputs.as_slice() else {
-        return None;
-    };
-    if node.op != OpKind::Reshape {
-        return None;
-    }
-    let v = node.inputs.first().copied().flatten()?;
-    let t = m.def(v, OpKind::Transpose)?.1;
-    let x = t.inputs.first().copied().flatten()?;
+    let ReshapeOfTranspose {
+        y,
+        x,
+        p,
+        ys,
+        a,
+        from_len: k,
+        to_len: lt,
+    } = reshape_of_transpose(m, n)?;
+    let y = &y;
     let xt = m.ty(x);
-    let p = pattern::perm_of(t, xt.rank())?;
-    if !m.single_use(v) || pattern::is_identity(&p) {
-        return None;
-    }
-    let (vs, ys) = (static_dims(&m.ty(v).dims)?, static_dims(&m.ty(*y).dims)?);
-    let (a, k, lt) = reshape_range(&vs, &ys)?;
     if k < 2 || lt != 1 {
         return None;
     }

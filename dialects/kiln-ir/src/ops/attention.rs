@@ -77,6 +77,63 @@ fn split_heads(
     }
 }
 
+/// A static Q, K, V (or rotary `X`) operand viewed as `[batch, heads, seq,
+/// head_size]`: the head-split rule of [`split_heads`] (which inference
+/// applies to symbolic extents), for the interpreter and the lowering.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeadView {
+    /// Batch.
+    pub batch: u64,
+    /// Heads.
+    pub heads: u64,
+    /// Sequence length.
+    pub seq: u64,
+    /// Elements per head.
+    pub head_size: u64,
+    /// The operand is 3-D `[batch, seq, heads * head_size]`.
+    pub packed: bool,
+}
+
+impl HeadView {
+    /// Views `shape` (static) with head-count attribute `attr_name` =
+    /// `heads`; `what` names the operand in errors.
+    pub fn resolve(
+        shape: &[u64],
+        heads: Option<i64>,
+        what: &str,
+        attr_name: &str,
+    ) -> Result<HeadView, String> {
+        let heads = match heads {
+            None => None,
+            Some(n) if n <= 0 => return Err(format!("{attr_name} must be positive, got {n}")),
+            Some(n) => Some(n as u64),
+        };
+        let t = TensorType::fixed(DType::F32, shape);
+        let h = split_heads(&t, heads, what, attr_name).map_err(|e| e.to_string())?;
+        let get = |d: &Dim| {
+            d.as_static()
+                .ok_or_else(|| format!("{what} has a dynamic extent"))
+        };
+        Ok(HeadView {
+            batch: get(&h.batch)?,
+            heads: get(&h.heads)?,
+            seq: get(&h.seq)?,
+            head_size: get(&h.head_size)?,
+            packed: shape.len() == 3,
+        })
+    }
+
+    /// Element strides of `(batch, head, seq, element)` in the operand.
+    pub fn strides(&self) -> [u64; 4] {
+        let (h, s, d) = (self.heads, self.seq, self.head_size);
+        if self.packed {
+            [s * h * d, d, h * d, 1]
+        } else {
+            [h * s * d, s * d, d, 1]
+        }
+    }
+}
+
 fn add_dims(a: &Dim, b: &Dim) -> Result<Dim, InferError> {
     Ok(match (a, b) {
         (Dim::Static(0), d) | (d, Dim::Static(0)) => d.clone(),

@@ -10,7 +10,7 @@
 //! Op names are strings only in the text format and the frontends' import
 //! tables. Everything else matches on [`OpKind`].
 
-mod attention;
+pub mod attention;
 mod constant;
 mod elementwise;
 pub mod fused;

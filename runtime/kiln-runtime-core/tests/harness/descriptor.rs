@@ -498,7 +498,9 @@ fn check_loaded(art: &Artifact, model: &Model) -> Result<(), String> {
     if total > 1 << 20 || art.workspace_size > 1 << 24 {
         return Ok(());
     }
-    let _ = model.set_num_threads(1); // 1 is always a valid thread count
+    model
+        .set_num_threads(1)
+        .map_err(|e| format!("set_num_threads(1): {e}"))?;
     let mut buffers: Vec<Vec<u64>> = model
         .inputs()
         .iter()
