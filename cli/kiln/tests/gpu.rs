@@ -498,12 +498,14 @@ fn vulkan_models_run_on_lavapipe_and_match_onnxruntime() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-/// Node tests with empty tensors, or no kernel at all: `kiln run` specializes them (shape
-/// inputs compiled in), and they must run, not crash.
-const EMPTY_TENSOR_TESTS: &[&str] = &[
+/// More node tests for the Vulkan run: empty tensors or no kernel at all (`kiln run`
+/// specializes their shape inputs; they must run, not crash), and GridSample's nearest mode
+/// (math.trunc, which SPIR-V gets from floor and ceil).
+const VULKAN_ONLY_TESTS: &[&str] = &[
     "test_tril_zero",
     "test_split_zero_size_splits_opset18",
     "test_constantofshape_int_shape_zero",
+    "test_gridsample_nearest",
 ];
 
 /// The node-test slice runs on lavapipe and matches the stored outputs.
@@ -515,7 +517,7 @@ fn vulkan_node_tests_run_on_lavapipe() {
     let dir = scratch();
     let nodes = node_tests();
     let mut failures = Vec::new();
-    for n in NODE_TESTS.iter().chain(EMPTY_TENSOR_TESTS) {
+    for n in NODE_TESTS.iter().chain(VULKAN_ONLY_TESTS) {
         let d = nodes.join(n);
         if let Err(e) = run_on_vulkan(
             &d.join("model.onnx"),

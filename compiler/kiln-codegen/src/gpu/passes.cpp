@@ -685,6 +685,23 @@ struct MathPass : PassWrapper<MathPass, OperationPass<>> {
     populateMathPolynomialApproximationPatterns(patterns, wanted);
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
       return signalPassFailure();
+    // trunc(x) = x < 0 ? ceil(x) : floor(x), for devices whose conversion has floor and ceil
+    // but no trunc (SPIR-V: GLSL's Floor and Ceil). NaN takes the floor branch (NaN).
+    if (names.contains("trunc")) {
+      SmallVector<math::TruncOp> truncs;
+      getOperation()->walk([&](math::TruncOp op) { truncs.push_back(op); });
+      for (math::TruncOp op : truncs) {
+        OpBuilder b(op);
+        Location loc = op.getLoc();
+        Value x = op.getOperand();
+        Value zero = arith::ConstantOp::create(b, loc, b.getZeroAttr(x.getType()));
+        Value neg = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OLT, x, zero);
+        Value up = math::CeilOp::create(b, loc, x);
+        Value down = math::FloorOp::create(b, loc, x);
+        op.replaceAllUsesWith(arith::SelectOp::create(b, loc, neg, up, down).getResult());
+        op.erase();
+      }
+    }
     // floor(x) = -ceil(-x), and ceil expands into arithmetic (devices whose math library
     // is the only lowering of floor: AMDGPU without ROCm's device libraries). After the
     // approximations, which use floor themselves (sin, cos).

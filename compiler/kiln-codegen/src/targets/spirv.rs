@@ -49,9 +49,11 @@ fn mlir_pipeline(chip: &str) -> String {
         .unwrap_or_default()
 }
 
-/// Math ops GLSL.std.450 lacks (everything else maps onto its extended instructions), and
-/// `tanh`, whose GLSL form loses accuracy near 0 on some drivers (lavapipe).
-pub(super) const APPROXIMATED: &[&str] = &["erf", "erfc", "expm1", "log1p", "cbrt", "tanh"];
+/// Math ops GLSL.std.450 lacks (everything else maps onto its extended instructions), `trunc`,
+/// which MLIR's SPIR-V conversion lacks (computed from floor and ceil), and `tanh`, whose GLSL
+/// form loses accuracy near 0 on some drivers (lavapipe).
+pub(super) const APPROXIMATED: &[&str] =
+    &["erf", "erfc", "expm1", "log1p", "cbrt", "tanh", "trunc"];
 
 pub(super) fn config(chip: &str) -> GpuConfig {
     GpuConfig {
