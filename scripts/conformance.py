@@ -196,8 +196,7 @@ def kiln_error_line(stderr: str) -> str:
 # ---------------------------------------------------------------------------------------------
 
 # Element types Kiln has a DType for (dialects/kiln-ir/src/dtype.rs); everything else in
-# TensorProto.DataType (string, complex, float8 FNUZ, float4, float8e8m0, int2/uint2, ...) is
-# outside Kiln's list.
+# TensorProto.DataType (string, complex, float6, ...) is outside Kiln's list.
 KILN_DTYPES = frozenset(
     {
         TensorProto.FLOAT,
@@ -217,6 +216,12 @@ KILN_DTYPES = frozenset(
         TensorProto.UINT8,
         TensorProto.UINT4,
         TensorProto.BOOL,
+        TensorProto.FLOAT8E4M3FNUZ,
+        TensorProto.FLOAT8E5M2FNUZ,
+        TensorProto.FLOAT4E2M1,
+        TensorProto.FLOAT8E8M0,
+        TensorProto.INT2,
+        TensorProto.UINT2,
     }
 )
 TRAINING_DOMAIN = "ai.onnx.preview.training"

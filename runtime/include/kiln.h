@@ -56,8 +56,11 @@ extern "C" {
  * its version has. */
 #define KILN_EXEC_CTX_VERSION 2u
 
-/* dtype codes (stable). Bits per element in comments; 4-bit types are packed
- * two per byte, and a tensor's byte size is ceil(elements * bits / 8). */
+/* dtype codes (stable). Bits per element in comments; sub-byte types are
+ * packed (two 4-bit or four 2-bit elements per byte, the first element in the
+ * lowest bits), and a tensor's byte size is ceil(elements * bits / 8). The
+ * small float formats follow ONNX (FNUZ: one NaN 0x80, no -0; F4E2M1: no
+ * NaN/infinity; F8E8M0: 2^(code - 127), 0xFF NaN). */
 enum kiln_dtype {
   KILN_DTYPE_F64 = 1,       /* 64 */
   KILN_DTYPE_F32 = 2,       /* 32 */
@@ -76,7 +79,13 @@ enum kiln_dtype {
   KILN_DTYPE_U16 = 15,      /* 16 */
   KILN_DTYPE_U8 = 16,       /* 8 */
   KILN_DTYPE_U4 = 17,       /* 4 */
-  KILN_DTYPE_BOOL = 18      /* 8 */
+  KILN_DTYPE_BOOL = 18,     /* 8 */
+  KILN_DTYPE_F8E4M3FNUZ = 19, /* 8 */
+  KILN_DTYPE_F8E5M2FNUZ = 20, /* 8 */
+  KILN_DTYPE_F4E2M1 = 21,   /* 4 */
+  KILN_DTYPE_F8E8M0 = 22,   /* 8 */
+  KILN_DTYPE_I2 = 23,       /* 2 */
+  KILN_DTYPE_U2 = 24        /* 2 */
 };
 
 typedef struct kiln_tensor_desc {

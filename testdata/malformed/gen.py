@@ -7,6 +7,10 @@ rewrite external data). cases.json maps each file to the expected error kind
 (InvalidInput / Unsupported / ResourceLimit) and substrings the message must
 contain; the kiln-onnx test `malformed.rs` loads every case.
 
+`inspect_lists: OP` cases break no loading rule but use operators Kiln does
+not import: importing them fails as listed, while `kiln inspect` loads them and
+lists OP as unsupported.
+
 `setup: "symlink"` cases are completed by the test itself in a temp dir (it
 creates `link.bin -> ../outside.bin` next to the model), so no symlink needs
 to live in git.
@@ -59,13 +63,15 @@ def ext_tensor(name, location, offset=None, length=None, dims=(2, 2)):
     return t
 
 
-def case(file, kind, contains, data=None, setup=None):
+def case(file, kind, contains, data=None, setup=None, inspect_lists=None):
     path = os.path.join(OUT, file)
     with open(path, "wb") as f:
         f.write(data if isinstance(data, bytes) else data.SerializeToString())
     entry = {"file": file, "kind": kind, "contains": [file] + contains}
     if setup:
         entry["setup"] = setup
+    if inspect_lists:
+        entry["inspect_lists"] = inspect_lists
     CASES.append(entry)
 
 
@@ -92,6 +98,7 @@ def main() -> None:
         ["'com.example'", "node 'custom' (MyOp)"],
         model([helper.make_node("MyOp", ["x"], ["y"], name="custom", domain="com.example")],
               opsets=(("", 21), ("com.example", 1))),
+        inspect_lists="com.example:MyOp",
     )
     case(
         "training_domain.onnx",
@@ -99,13 +106,15 @@ def main() -> None:
         ["'ai.onnx.preview.training'", "node 'adagrad' (Adagrad)"],
         model([helper.make_node("Adagrad", ["x"], ["y"], name="adagrad", domain="ai.onnx.preview.training")],
               opsets=(("", 21), ("ai.onnx.preview.training", 1))),
+        inspect_lists="ai.onnx.preview.training:Adagrad",
     )
     case(
         "com_microsoft_domain.onnx",
         "Unsupported",
-        ["'com.microsoft'", "node #0 (FusedGemm)"],
+        ["com.microsoft:FusedGemm", "#0"],
         model([helper.make_node("FusedGemm", ["x", "x"], ["y"], domain="com.microsoft")],
               opsets=(("", 21), ("com.microsoft", 1))),
+        inspect_lists="com.microsoft:FusedGemm",
     )
 
     # Tensors.

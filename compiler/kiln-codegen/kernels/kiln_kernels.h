@@ -296,4 +296,45 @@
 #define KILN_ATTN_CAUSAL 33
 #define KILN_ATTN_SCRATCH 34
 
+/* ---- qgemm: C[M,N] = A[M,K] . W'^T with W' the dequantized weight of a
+ * quant.matmul, decoded where it is read (no f32 copy of W exists) ----
+ * W: N rows of KW codes (format CODE: KILN_QCODE_*), packed: row n starts at
+ * byte n*KW*bits/8, code k of a row in bits bits*(k % (8/bits)) upwards of
+ * byte k/(8/bits). Block b = k / BLOCK of row n has scale SCALES[n*NBLOCKS + b]
+ * (f32 with SCALE_CODE = KILN_QCODE_F32, else one byte of that format) and,
+ * with ZP non-null, the zero point code n*ZP_COLS + b of ZP (packed like W):
+ * W'[n][k] = (v(code) - v(zero point)) * scale, in f32. LDA, LDC in floats. */
+#define KILN_QGEMM_A 0
+#define KILN_QGEMM_LDA 1
+#define KILN_QGEMM_W 2
+#define KILN_QGEMM_KW 3
+#define KILN_QGEMM_CODE 4
+#define KILN_QGEMM_SCALES 5
+#define KILN_QGEMM_SCALE_CODE 6
+#define KILN_QGEMM_ZP 7
+#define KILN_QGEMM_ZP_COLS 8
+#define KILN_QGEMM_BLOCK 9
+#define KILN_QGEMM_NBLOCKS 10
+#define KILN_QGEMM_C 11
+#define KILN_QGEMM_LDC 12
+#define KILN_QGEMM_M 13
+#define KILN_QGEMM_N 14
+#define KILN_QGEMM_K 15
+
+/* Code formats of qgemm weights and scales (kiln_ir::codec). */
+#define KILN_QCODE_F32 0
+#define KILN_QCODE_I8 1
+#define KILN_QCODE_U8 2
+#define KILN_QCODE_I4 3
+#define KILN_QCODE_U4 4
+#define KILN_QCODE_I2 5
+#define KILN_QCODE_U2 6
+#define KILN_QCODE_NF4 7
+#define KILN_QCODE_F8E4M3FN 8
+#define KILN_QCODE_F8E4M3FNUZ 9
+#define KILN_QCODE_F8E5M2 10
+#define KILN_QCODE_F8E5M2FNUZ 11
+#define KILN_QCODE_F4E2M1 12
+#define KILN_QCODE_E8M0 13
+
 #endif

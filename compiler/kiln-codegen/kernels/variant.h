@@ -27,6 +27,7 @@ typedef int32_t KCAT(kv_vi_, KV_NAME) __attribute__((ext_vector_type(KV_W)));
 #include "dwconv.h"
 #include "pool.h"
 #include "attention.h"
+#include "qgemm.h"
 
 #undef V
 #undef VU

@@ -129,6 +129,8 @@ pub struct CompileOptions {
     /// object (off for build systems that link the installed runtime or the
     /// Rust runtime crate).
     pub copy_runtime: bool,
+    /// Fill [`Artifacts::quant_report`] (`--quant-report`).
+    pub quant_report: bool,
     /// `--name`: the symbol prefix (`<name>_artifact`) and header name
     /// (`<name>.h`); `None` keeps `kiln_artifact` and `<output stem>.h`.
     pub name: Option<String>,
@@ -170,6 +172,7 @@ impl CompileOptions {
             copy_runtime: true,
             name: None,
             extra_gpu_archs: Vec::new(),
+            quant_report: false,
             on_stage: None,
             variants: Vec::new(),
         }
@@ -242,6 +245,16 @@ kernels: {kernels}
             },
             self.opt_level.llvm_pipeline(),
         )
+    }
+
+    /// Quantizes weights with `q` (`kiln compile --quantize`): hands the
+    /// options to the passes and puts `quantize-weights` into the pipeline
+    /// ([`Pipeline::with_quantization`]). Call after [`Self::set_level`].
+    pub fn set_quantize(&mut self, q: kiln_passes::QuantizeOptions) {
+        if q.scheme.is_some() {
+            self.pipeline = self.pipeline.with_quantization();
+        }
+        self.pass_options.quantize = q;
     }
 
     /// Selects `-O<level>`: the graph pipeline `o<level>` and the LLVM
@@ -346,6 +359,9 @@ pub struct Artifacts {
     pub nodes: usize,
     /// Kernel symbols the artifact calls.
     pub kernels: Vec<String>,
+    /// Per quantized weight: its error and size (when
+    /// [`CompileOptions::quant_report`] is set).
+    pub quant_report: Vec<crate::quant_report::LayerReport>,
     /// Told each stage as it starts.
     on_stage: Option<StageHook>,
 }
@@ -553,6 +569,9 @@ fn compile_one(
         optimize_with(&mut graph, &opts.pipeline, &pass)
     })?;
     art.constant_outputs = constant_outputs(&graph);
+    if opts.quant_report {
+        art.quant_report = crate::quant_report::quant_report(&graph)?;
+    }
     // Nodes that run code: not constants, views or unpacked weights (a
     // kernel reads the packed constant itself).
     art.nodes = graph

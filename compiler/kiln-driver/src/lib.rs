@@ -28,6 +28,7 @@ pub mod gpu;
 pub mod kernel_cache;
 pub mod kirfile;
 pub mod load;
+pub mod quant_report;
 pub mod session;
 pub mod specialize;
 pub mod tensors;

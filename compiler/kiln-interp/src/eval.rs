@@ -333,6 +333,8 @@ fn dispatch(kind: OpKind, op: &Op<'_>) -> Result<Vec<Tensor>, InterpError> {
         OpKind::DequantizeLinear => one(quant::dequantize_linear(op)),
         OpKind::Nf4Dequantize => one(quant::nf4_dequantize(op)),
         OpKind::QuantizeLinear => one(quant::quantize_linear(op)),
+        OpKind::QMatMul => one(quant::qmatmul(op)),
+        OpKind::QuantizeWeight => one(quant::quantize_weight(op)),
     }
 }
 
@@ -392,6 +394,18 @@ pub fn weight_bytes(weights: &[Weight], w: WeightId, limits: &Limits) -> Result<
         .ok_or_else(|| InterpError::Invalid(format!("weight #{} does not exist", w.0)))?;
     if let Some(b) = weight.bytes() {
         return Ok(b.clone());
+    }
+    // Quantizing an f32 weight reads its bytes directly (no f64 tensor of a
+    // large weight).
+    if let Some(d) = weight.derivation() {
+        let src = d.inputs.first().and_then(|&x| weights.get(x.0 as usize));
+        if let (OpKind::QuantizeWeight, Some(src), 1) = (d.op, src, d.inputs.len()) {
+            if let (Some(shape), kiln_ir::DType::F32) = (src.ty.static_shape(), src.ty.dtype) {
+                let bytes = weight_bytes(weights, d.inputs[0], limits)?;
+                return quantize_weight_bytes(weight, src, &shape, bytes.bytes(), &d.attrs)
+                    .map(Blob::from_vec);
+            }
+        }
     }
     // Packing moves bytes: no need to decode the elements.
     if let Some(d) = weight.derivation() {
@@ -525,4 +539,40 @@ pub fn run_graph_with(
             })
         })
         .collect()
+}
+
+/// The bytes of a derived `quant.quantize_weight` of the f32 weight `src`.
+fn quantize_weight_bytes(
+    weight: &Weight,
+    src: &Weight,
+    shape: &[u64],
+    bytes: &[u8],
+    attrs: &kiln_ir::Attrs,
+) -> Result<Vec<u8>, InterpError> {
+    let tys = [Some(&src.ty)];
+    let ctx = InferCtx {
+        def: OpKind::QuantizeWeight.def(),
+        inputs: &tys,
+        attrs,
+        consts: &[],
+        num_outputs: 1,
+        weight_ty: None,
+        body: None,
+    };
+    let ty = &(ctx.def.infer)(&ctx)?[0];
+    if !ty.is_compatible(&weight.ty) {
+        return Err(InterpError::Invalid(format!(
+            "derived weight '{}' computes {ty} but is declared {}",
+            weight.name, weight.ty
+        )));
+    }
+    let (scheme, axis, block, double) = kiln_ir::ops::quantize_weight_params(&ctx)?;
+    let vals: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    let (rows, k, rowmajor) =
+        kiln_ir::codec::block::weight_rows(vals, shape[0] as usize, shape[1] as usize, axis);
+    let q = kiln_ir::codec::block::quantize(&rowmajor, rows, k, scheme, block);
+    crate::ops::quant::quantized_part(&q, scheme, ctx.str("part")?, double)
 }

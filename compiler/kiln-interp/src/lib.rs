@@ -6,7 +6,8 @@
 //! - Semantics match the ONNX operator each op is named after (latest
 //!   opset): NumPy broadcasting, truncating integer division, NaN
 //!   propagation in min/max, round-half-even, Python/C `mod` sign rules,
-//!   float8 cast saturation.
+//!   float8 cast saturation; element codecs come from `kiln_ir::codec`
+//!   (the same code the lowering emits).
 //! - Code is written for clarity, not speed: simple loops over row-major
 //!   data, wide accumulation (f64 for floats, wrapping i128 for integers),
 //!   one rounding per op. See [`tensor`] for the exactness argument.
@@ -20,7 +21,6 @@
 //!   so a new op does not compile until it has semantics here.
 
 mod eval;
-pub mod float8;
 mod ops;
 pub mod tensor;
 mod util;

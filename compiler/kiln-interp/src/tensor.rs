@@ -1,8 +1,8 @@
 //! Run-time tensors and their conversion to and from Kiln storage bytes.
 //!
-//! Storage choice: every float tensor (f64 … f8e5m2) holds its elements as
-//! `f64`, every integer, bool and nf4 tensor as `i128` (bools are 0/1,
-//! nf4 elements are their 4-bit codes). The invariant is that each element
+//! Storage choice: every float tensor (f64 … the float8/float4/E8M0
+//! formats) holds its elements as `f64`, every integer, bool and nf4 tensor
+//! as `i128` (bools are 0/1, nf4 elements are their 4-bit codes). The invariant is that each element
 //! is exactly representable in the tensor's dtype: results are computed in
 //! the wide type and then rounded ([`round_float`]) or wrapped
 //! ([`wrap_int`]) to the dtype once per op.
@@ -19,9 +19,9 @@
 //! the dtype's two's complement arithmetic, so wrapping once at the end
 //! equals wrapping after every step.
 
-use crate::float8::F8;
 use crate::InterpError;
 use half::{bf16, f16};
+use kiln_ir::codec::{packing, CastMode, FloatFormat};
 use kiln_ir::{DType, Weight};
 
 /// Element storage of a [`Tensor`]; see the module docs.
@@ -45,16 +45,25 @@ pub struct Tensor {
 }
 
 /// Rounds `x` to the nearest value of float dtype `dt` (ties to even;
-/// overflow gives infinity, or NaN for f8e4m3fn). Identity for f64.
+/// overflow gives infinity, or NaN where the dtype has no infinity). The
+/// small float formats round as an arithmetic result ([`CastMode::ARITH`]),
+/// from `x` rounded to `f32` first as `ml_dtypes` does. Identity for f64.
 pub fn round_float(dt: DType, x: f64) -> f64 {
     match dt {
         DType::F32 => f64::from(x as f32),
         DType::F16 => f16::from_f64(x).to_f64(),
         DType::BF16 => bf16::from_f64(x).to_f64(),
-        DType::F8E4M3FN => F8::E4M3FN.decode(F8::E4M3FN.encode(x, false)),
-        DType::F8E5M2 => F8::E5M2.decode(F8::E5M2.encode(x, false)),
-        _ => x,
+        _ => match FloatFormat::of(dt) {
+            Some(f) => f64::from(f.round_value(x as f32, CastMode::ARITH)),
+            None => x,
+        },
     }
+}
+
+/// Rounds `x` to a small float format with an explicit mode (`nn.cast`,
+/// quantization): through `f32`, as `ml_dtypes` and ONNX's reference do.
+pub fn round_small_float(f: FloatFormat, x: f64, mode: CastMode) -> f64 {
+    f64::from(f.round_value(x as f32, mode))
 }
 
 /// Wraps `v` into integer dtype `dt` (two's complement truncation); bools
@@ -209,8 +218,8 @@ impl Tensor {
         }
     }
 
-    /// Decodes bytes in Kiln storage layout: little-endian, nibble types two
-    /// per byte, low nibble first.
+    /// Decodes bytes in Kiln storage layout: little-endian, sub-byte types
+    /// packed with the first element in the lowest bits (`codec::packing`).
     pub fn from_bytes(dtype: DType, shape: &[u64], bytes: &[u8]) -> Result<Tensor, InterpError> {
         let n = numel(shape).ok_or(InterpError::TooLarge {
             elements: u64::MAX,
@@ -237,8 +246,6 @@ impl Tensor {
             DType::F32 => Data::Float(le!(f32, 4).map(f64::from).collect()),
             DType::F16 => Data::Float(le!(u16, 2).map(|b| f16::from_bits(b).to_f64()).collect()),
             DType::BF16 => Data::Float(le!(u16, 2).map(|b| bf16::from_bits(b).to_f64()).collect()),
-            DType::F8E4M3FN => Data::Float(bytes.iter().map(|&b| F8::E4M3FN.decode(b)).collect()),
-            DType::F8E5M2 => Data::Float(bytes.iter().map(|&b| F8::E5M2.decode(b)).collect()),
             DType::I64 => Data::Int(le!(i64, 8).map(i128::from).collect()),
             DType::I32 => Data::Int(le!(i32, 4).map(i128::from).collect()),
             DType::I16 => Data::Int(le!(i16, 2).map(i128::from).collect()),
@@ -255,9 +262,26 @@ impl Tensor {
                 }
                 Data::Int(bytes.iter().map(|&b| i128::from(b)).collect())
             }
-            DType::I4 | DType::U4 | DType::NF4 => {
-                let nib = |i: usize| i128::from((bytes[i / 2] >> (4 * (i % 2))) & 0xF);
-                Data::Int((0..n).map(|i| wrap_int(dtype, nib(i))).collect())
+            DType::I4 | DType::U4 | DType::NF4 | DType::I2 | DType::U2 => {
+                let code = |i: usize| i128::from(packing::get(bytes, dtype.bits(), i));
+                Data::Int((0..n).map(|i| wrap_int(dtype, code(i))).collect())
+            }
+            DType::F8E4M3FN
+            | DType::F8E5M2
+            | DType::F8E4M3FNUZ
+            | DType::F8E5M2FNUZ
+            | DType::F4E2M1
+            | DType::F8E8M0 => {
+                let f = FloatFormat::of(dtype).expect("a small float dtype");
+                let bits = dtype.bits();
+                let code = |i: usize| {
+                    if bits == 8 {
+                        bytes[i]
+                    } else {
+                        packing::get(bytes, bits, i)
+                    }
+                };
+                Data::Float((0..n).map(|i| f64::from(f.decode_value(code(i)))).collect())
             }
         };
         Ok(Tensor {
@@ -272,26 +296,27 @@ impl Tensor {
         let dt = self.dtype;
         match &self.data {
             Data::Float(v) => {
+                if let Some(f) = FloatFormat::of(dt) {
+                    // Values are already on the format's grid: encoding is exact.
+                    let codes = v.iter().map(|&x| f.encode_value(x as f32, CastMode::ARITH));
+                    return if dt.is_packed() {
+                        packing::pack(codes, dt.bits())
+                    } else {
+                        codes.collect()
+                    };
+                }
                 let mut out = Vec::with_capacity(v.len() * dt.byte_size().unwrap_or(1));
                 for &x in v {
                     match dt {
                         DType::F64 => out.extend_from_slice(&x.to_le_bytes()),
                         DType::F32 => out.extend_from_slice(&(x as f32).to_le_bytes()),
                         DType::F16 => out.extend_from_slice(&f16::from_f64(x).to_le_bytes()),
-                        DType::BF16 => out.extend_from_slice(&bf16::from_f64(x).to_le_bytes()),
-                        DType::F8E4M3FN => out.push(F8::E4M3FN.encode(x, false)),
-                        _ => out.push(F8::E5M2.encode(x, false)),
+                        _ => out.extend_from_slice(&bf16::from_f64(x).to_le_bytes()),
                     }
                 }
                 out
             }
-            Data::Int(v) if dt.is_packed() => {
-                let mut out = vec![0u8; v.len().div_ceil(2)];
-                for (i, &x) in v.iter().enumerate() {
-                    out[i / 2] |= ((x as u8) & 0xF) << (4 * (i % 2));
-                }
-                out
-            }
+            Data::Int(v) if dt.is_packed() => packing::pack(v.iter().map(|&x| x as u8), dt.bits()),
             Data::Int(v) => {
                 let w = dt.byte_size().unwrap_or(1);
                 let mut out = Vec::with_capacity(v.len() * w);

@@ -107,18 +107,28 @@ fn storage_bytes_round_trip() {
 
 #[test]
 fn float8_known_bit_patterns() {
-    use kiln_interp::float8::F8;
+    use kiln_ir::codec::{CastMode, FloatFormat};
+    let (sat, nosat) = (CastMode::CAST_DEFAULT, CastMode::ARITH);
+    let (e4, e5) = (FloatFormat::E4M3FN, FloatFormat::E5M2);
     // From the ONNX float8 spec / ml_dtypes.
-    assert_eq!(F8::E4M3FN.decode(0x7E), 448.0);
-    assert!(F8::E4M3FN.decode(0x7F).is_nan());
-    assert_eq!(F8::E4M3FN.decode(0x01), 2f64.powi(-9));
-    assert_eq!(F8::E5M2.decode(0x7B), 57344.0);
-    assert_eq!(F8::E5M2.decode(0x7C), f64::INFINITY);
-    assert_eq!(F8::E5M2.decode(0x01), 2f64.powi(-16));
-    assert_eq!(F8::E4M3FN.encode(464.0, false), 0x7E); // tie to even
-    assert_eq!(F8::E4M3FN.encode(465.0, false), 0x7F); // NaN
-    assert_eq!(F8::E4M3FN.encode(f64::NEG_INFINITY, true), 0xFE);
-    assert_eq!(F8::E5M2.encode(1e9, false), 0x7C);
-    assert_eq!(F8::E5M2.encode(f64::INFINITY, true), 0x7B);
-    assert_eq!(F8::E4M3FN.encode(0.5, false), 0x30);
+    assert_eq!(e4.decode_value(0x7E), 448.0);
+    assert!(e4.decode_value(0x7F).is_nan());
+    assert_eq!(e4.decode_value(0x01), 2f32.powi(-9));
+    assert_eq!(e5.decode_value(0x7B), 57344.0);
+    assert_eq!(e5.decode_value(0x7C), f32::INFINITY);
+    assert_eq!(e5.decode_value(0x01), 2f32.powi(-16));
+    assert_eq!(e4.encode_value(464.0, nosat), 0x7E); // tie to even
+    assert_eq!(e4.encode_value(465.0, nosat), 0x7F); // NaN
+    assert_eq!(e4.encode_value(f32::NEG_INFINITY, sat), 0xFE);
+    assert_eq!(e5.encode_value(1e9, nosat), 0x7C);
+    assert_eq!(e5.encode_value(f32::INFINITY, sat), 0x7B);
+    assert_eq!(e4.encode_value(0.5, nosat), 0x30);
+    // Tensors decode through the same codec.
+    let t = Tensor::from_bytes(DType::F8E4M3FNUZ, &[2], &[0x80, 0x7F]).unwrap();
+    let v = t.floats().unwrap();
+    assert!(v[0].is_nan());
+    assert_eq!(v[1], 240.0);
+    let t = Tensor::from_bytes(DType::I2, &[5], &[0b1100_1001, 0b01]).unwrap();
+    assert_eq!(t.ints().unwrap(), &[1, -2, 0, -1, 1]);
+    assert_eq!(t.to_bytes(), [0b1100_1001, 0b01]);
 }

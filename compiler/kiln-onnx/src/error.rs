@@ -183,6 +183,9 @@ fn quoted(v: &[String]) -> String {
 #[derive(Clone, Debug)]
 pub(crate) struct Ctx {
     pub(crate) file: String,
+    /// Accept operator domains Kiln does not import (for `kiln inspect`,
+    /// which lists their operators as unsupported instead of failing).
+    pub(crate) foreign_domains: bool,
 }
 
 impl Ctx {

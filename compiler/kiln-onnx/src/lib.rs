@@ -69,9 +69,21 @@ pub const MAX_MODEL_BYTES: u64 = 2 << 30;
 /// External data is resolved relative to the model's folder. The returned
 /// model's nodes are topologically sorted.
 pub fn load_model(path: impl AsRef<Path>) -> Result<OnnxModel, OnnxError> {
-    let path = path.as_ref();
+    load_model_with(path.as_ref(), false)
+}
+
+/// [`load_model`] that also accepts operators of domains Kiln does not
+/// import (`com.microsoft`, custom domains): `kiln inspect` lists them as
+/// unsupported ([`import::unsupported_ops`]); importing such a model still
+/// fails, naming them.
+pub fn load_model_for_inspection(path: impl AsRef<Path>) -> Result<OnnxModel, OnnxError> {
+    load_model_with(path.as_ref(), true)
+}
+
+fn load_model_with(path: &Path, foreign_domains: bool) -> Result<OnnxModel, OnnxError> {
     let ctx = Ctx {
         file: path.display().to_string(),
+        foreign_domains,
     };
     let io = |source| OnnxError::Io {
         file: ctx.file.clone(),
@@ -109,6 +121,7 @@ pub fn load_model(path: impl AsRef<Path>) -> Result<OnnxModel, OnnxError> {
 pub fn load_model_bytes(name: &str, bytes: Bytes) -> Result<OnnxModel, OnnxError> {
     let ctx = Ctx {
         file: name.to_string(),
+        foreign_domains: false,
     };
     if bytes.len() as u64 > MAX_MODEL_BYTES {
         return Err(OnnxError::TooLarge {
@@ -137,6 +150,7 @@ pub fn load_tensor_pb(path: impl AsRef<Path>) -> Result<OnnxTensor, OnnxError> {
     let path = path.as_ref();
     let ctx = Ctx {
         file: path.display().to_string(),
+        foreign_domains: false,
     };
     let bytes = std::fs::read(path).map_err(|source| OnnxError::Io {
         file: ctx.file.clone(),

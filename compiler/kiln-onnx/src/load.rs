@@ -37,7 +37,7 @@ const DEFAULT_DOMAINS: [&str; 2] = ["", "ai.onnx"];
 
 /// Other operator domains with operators Kiln imports (the importer
 /// refuses their other operators by name).
-pub(crate) const EXTRA_DOMAINS: [&str; 2] = ["ai.onnx.ml", "ai.onnx.preview"];
+pub(crate) const EXTRA_DOMAINS: [&str; 3] = ["ai.onnx.ml", "ai.onnx.preview", "com.microsoft"];
 
 pub(crate) fn load_bytes(
     ctx: &Ctx,
@@ -90,7 +90,8 @@ pub(crate) fn load_bytes(
                     "no opset is imported for the default domain 'ai.onnx'",
                 ));
             }
-            if let Some(domain) = opsets.keys().find(|d| !EXTRA_DOMAINS.contains(&d.as_str())) {
+            let foreign = opsets.keys().find(|d| !EXTRA_DOMAINS.contains(&d.as_str()));
+            if let Some(domain) = foreign.filter(|_| !ctx.foreign_domains) {
                 return Err(OnnxError::Domain {
                     file: ctx.file.clone(),
                     context: "model".into(),
@@ -186,6 +187,7 @@ impl Loader<'_> {
         for (i, n) in nodes.iter().enumerate() {
             let domain = normalize_domain(n.domain.as_deref().unwrap_or(""));
             if !domain.is_empty()
+                && !self.ctx.foreign_domains
                 && !self.function_domains.contains(domain)
                 && !EXTRA_DOMAINS.contains(&domain)
             {

@@ -68,6 +68,12 @@ pub fn dtype_from_onnx(code: i32) -> Result<DType, Option<&'static str>> {
         DataType::Float8e5m2 => DType::F8E5M2,
         DataType::Uint4 => DType::U4,
         DataType::Int4 => DType::I4,
+        DataType::Float8e4m3fnuz => DType::F8E4M3FNUZ,
+        DataType::Float8e5m2fnuz => DType::F8E5M2FNUZ,
+        DataType::Float4e2m1 => DType::F4E2M1,
+        DataType::Float8e8m0 => DType::F8E8M0,
+        DataType::Uint2 => DType::U2,
+        DataType::Int2 => DType::I2,
         DataType::Undefined => return Err(None),
         other => return Err(Some(other.as_str_name())),
     })
@@ -309,7 +315,12 @@ fn decode_typed(
             count("int32_data", t.int32_data.len(), numel)?;
             narrow(i8::MIN.into(), i8::MAX.into(), 1)?
         }
-        DType::U8 | DType::F8E4M3FN | DType::F8E5M2 => {
+        DType::U8
+        | DType::F8E4M3FN
+        | DType::F8E5M2
+        | DType::F8E4M3FNUZ
+        | DType::F8E5M2FNUZ
+        | DType::F8E8M0 => {
             count("int32_data", t.int32_data.len(), numel)?;
             narrow(0, u8::MAX.into(), 1)?
         }
@@ -317,9 +328,11 @@ fn decode_typed(
             count("int32_data", t.int32_data.len(), numel)?;
             narrow(0, 1, 1)?
         }
-        DType::I4 | DType::U4 => {
-            // Two elements per int32_data entry, low nibble first.
-            count("int32_data", t.int32_data.len(), numel.div_ceil(2))?;
+        DType::I4 | DType::U4 | DType::F4E2M1 | DType::I2 | DType::U2 => {
+            // One packed byte per int32_data entry (two 4-bit or four 2-bit
+            // elements, first element lowest).
+            let bytes = dtype.storage_bytes(numel).unwrap_or(u64::MAX);
+            count("int32_data", t.int32_data.len(), bytes)?;
             narrow(0, u8::MAX.into(), 1)?
         }
         DType::NF4 => {

@@ -512,12 +512,62 @@ fn wrong_typed_field_and_mixed_encodings_are_invalid() {
     let msg = load(&with_init(bad_bool)).unwrap_err().to_string();
     assert!(msg.contains("bool tensor holds the byte 2"), "{msg}");
     let unsupported = TensorProto {
-        data_type: Some(18), // FLOAT8E4M3FNUZ
+        data_type: Some(14), // COMPLEX64
         dims: vec![1],
-        raw_data: Some(vec![0u8].into()),
+        raw_data: Some(vec![0u8; 8].into()),
         ..Default::default()
     };
     let err = load(&with_init(unsupported)).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unsupported);
-    assert!(err.to_string().contains("FLOAT8E4M3FNUZ"), "{err}");
+    assert!(err.to_string().contains("COMPLEX64"), "{err}");
+}
+
+#[test]
+fn foreign_domains_are_refused_on_import_and_listed_by_inspection() {
+    // A custom-domain op next to a default-domain one.
+    let mut custom = node("q", "MyOp", &["x"], &["y"]);
+    custom.domain = Some("org.example".into());
+    let mut contrib = node("b", "MatMulBnb4", &["x"], &["w"]);
+    contrib.domain = Some("com.microsoft".into());
+    let mut m = model(
+        vec![custom, contrib, node("r", "Relu", &["y"], &["z"])],
+        &["x"],
+        &["z"],
+    );
+    m.graph.as_mut().unwrap().output.push(f32_value("w"));
+    for d in ["org.example", "com.microsoft"] {
+        m.opset_import.push(OperatorSetIdProto {
+            domain: Some(d.into()),
+            version: Some(1),
+        });
+    }
+    let err = load(&m).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
+    assert!(err.to_string().contains("org.example"), "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("contrib.onnx");
+    std::fs::write(&path, m.encode_to_vec()).unwrap();
+    let loaded = kiln_onnx::load_model_for_inspection(&path).unwrap();
+    let report = kiln_onnx::inspect::InspectReport::new(&loaded);
+    let ops: Vec<&str> = report.unsupported.iter().map(|u| u.op.as_str()).collect();
+    assert_eq!(ops, ["com.microsoft:MatMulBnb4", "org.example:MyOp"]);
+    assert_eq!(report.unsupported[1].nodes, ["q"]);
+    assert!(report.to_text().contains("org.example:MyOp"));
+    // Importing still refuses them, naming the operators.
+    let err = kiln_onnx::import::import_model(&loaded, &Default::default()).unwrap_err();
+    assert!(err.to_string().contains("MyOp"), "{err}");
+    // A model whose only domain is foreign loads for inspection too.
+    let mut only = m.clone();
+    only.opset_import
+        .retain(|o| o.domain.as_deref() == Some("org.example"));
+    only.graph.as_mut().unwrap().node.truncate(1);
+    only.graph.as_mut().unwrap().output = vec![f32_value("y")];
+    assert!(load(&only).is_err());
+    std::fs::write(&path, only.encode_to_vec()).unwrap();
+    let loaded = kiln_onnx::load_model_for_inspection(&path).unwrap();
+    assert_eq!(
+        kiln_onnx::inspect::InspectReport::new(&loaded).unsupported[0].op,
+        "org.example:MyOp"
+    );
 }

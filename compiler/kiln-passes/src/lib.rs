@@ -39,5 +39,6 @@ pub mod rewrite;
 
 pub use manager::{ManagerOptions, PassManager, PassTiming, RunReport};
 pub use pass::{Pass, PassError, PassOptions, PassStats, TargetFacts};
+pub use passes::quantize_weights::Options as QuantizeOptions;
 pub use pipeline::{Pipeline, PipelineError};
 pub use registry::{PassInfo, PASSES};

@@ -27,6 +27,8 @@ pub struct PassOptions {
     /// Facts about the target's kernels (layout, panel width, epilogue
     /// length).
     pub target: TargetFacts,
+    /// Weight quantization (`quantize-weights`; no scheme: off).
+    pub quantize: crate::passes::quantize_weights::Options,
 }
 
 impl Default for PassOptions {
@@ -36,6 +38,7 @@ impl Default for PassOptions {
             fold_max_elements: 1 << 16,
             specialized_inputs: BTreeSet::new(),
             target: TargetFacts::default(),
+            quantize: crate::passes::quantize_weights::Options::default(),
         }
     }
 }

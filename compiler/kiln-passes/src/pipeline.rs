@@ -52,6 +52,9 @@ const O1: &[&str] = &[
     // The default pipeline first: static types, folded shape computations
     // and canonical forms are what the recognizers match on.
     "shape-inference",
+    // Before fold-constants: a QDQ model's dequantized weights stay
+    // quantized (quant.matmul) instead of folding into f32 constants.
+    "recognize-qdq-weights",
     "fold-constants",
     "shape-inference",
     "canonicalize",
@@ -78,6 +81,7 @@ const O1: &[&str] = &[
 /// `-O2`: `-O1` plus fusion into kernels.
 const O2: &[&str] = &[
     "shape-inference",
+    "recognize-qdq-weights",
     "fold-constants",
     "shape-inference",
     "canonicalize",
@@ -103,6 +107,7 @@ const O2: &[&str] = &[
 /// leave the graph alone).
 const O3: &[&str] = &[
     "shape-inference",
+    "recognize-qdq-weights",
     "fold-constants",
     "shape-inference",
     "canonicalize",
@@ -228,6 +233,26 @@ impl Pipeline {
             }
         }
         Ok(Pipeline { passes })
+    }
+
+    /// This pipeline with `quantize-weights` (and a `dce` that drops the
+    /// f32 weights it replaced) after the canonical passes: right after the
+    /// first `dce` (the end of `default`, with which every `o<N>` starts),
+    /// or at the end. Unchanged when it already quantizes.
+    pub fn with_quantization(&self) -> Pipeline {
+        let mut p = self.clone();
+        if p.passes.iter().any(|x| x.name == "quantize-weights") {
+            return p;
+        }
+        let q = registry::lookup("quantize-weights").expect("quantize-weights is registered");
+        let dce = registry::lookup("dce").expect("dce is registered");
+        let at = p
+            .passes
+            .iter()
+            .position(|x| x.name == "dce")
+            .map_or(p.passes.len(), |i| i + 1);
+        p.passes.splice(at..at, [q, dce]);
+        p
     }
 
     /// The `default` pipeline.

@@ -5,8 +5,8 @@
 use crate::pass::Pass;
 use crate::passes::{
     assign_layout, canonicalize, cse, dce, fold_batch_norm, fold_constants, fuse_elementwise,
-    fuse_epilogue, pack_weights, plan_memory, recognize_attention, recognize_norms,
-    shape_inference, sink_transposes,
+    fuse_epilogue, pack_weights, plan_memory, quantize_weights, recognize_attention,
+    recognize_norms, recognize_qdq_weights, shape_inference, sink_transposes,
 };
 
 /// A registry entry.
@@ -46,8 +46,10 @@ pub const PASSES: &[PassInfo] = &[
     fuse_epilogue::INFO,
     pack_weights::INFO,
     plan_memory::INFO,
+    quantize_weights::INFO,
     recognize_attention::INFO,
     recognize_norms::INFO,
+    recognize_qdq_weights::INFO,
     shape_inference::INFO,
     sink_transposes::INFO,
 ];

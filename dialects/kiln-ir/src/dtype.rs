@@ -2,9 +2,11 @@
 //! and packing are defined; everything else (the text format, the ONNX
 //! frontend, the runtime ABI codes, the interpreter) asks this table.
 //!
-//! Invariant: sub-byte types (`nf4`, `i4`, `u4`) are packed two elements per
-//! byte, low nibble first (the ONNX int4 convention); every other type takes
-//! a whole number of bytes per element, `bool` one byte.
+//! Invariant: sub-byte types are packed: `nf4`, `i4`, `u4` and `f4e2m1` two
+//! elements per byte, `i2` and `u2` four, the first element in the lowest bits
+//! (the ONNX int4/int2 convention, `codec::packing`); every other type takes a
+//! whole number of bytes per element, `bool` one byte. The value encodings of
+//! the small float types live in `codec::float`.
 
 use std::fmt;
 
@@ -73,6 +75,12 @@ dtypes! {
     U8 => "u8", 8, 16, UnsignedInt;
     U4 => "u4", 4, 17, UnsignedInt;
     Bool => "bool", 8, 18, Bool;
+    F8E4M3FNUZ => "f8e4m3fnuz", 8, 19, Float;
+    F8E5M2FNUZ => "f8e5m2fnuz", 8, 20, Float;
+    F4E2M1 => "f4e2m1", 4, 21, Float;
+    F8E8M0 => "f8e8m0", 8, 22, Float;
+    I2 => "i2", 2, 23, SignedInt;
+    U2 => "u2", 2, 24, UnsignedInt;
 }
 
 /// Broad numeric class of a dtype, for verifiers ("float-only op") and
@@ -93,7 +101,8 @@ pub enum DTypeClass {
 }
 
 impl DType {
-    /// Whether this is a floating-point type (f64 … f8e5m2).
+    /// Whether this is a floating-point type (f64 … f8e5m2, f8e4m3fnuz,
+    /// f8e5m2fnuz, f4e2m1 and the exponent-only f8e8m0).
     pub fn is_float(self) -> bool {
         self.class() == DTypeClass::Float
     }
@@ -111,20 +120,26 @@ impl DType {
         matches!(self.class(), DTypeClass::SignedInt | DTypeClass::Float)
     }
 
-    /// Whether two elements share one byte.
+    /// Whether several elements share one byte.
     pub fn is_packed(self) -> bool {
         self.bits() < 8
     }
 
-    /// The dtype generated code holds values of this type in: float8 values
-    /// as the exact `f32`, 4-bit values (and NF4 codes) one per byte. Such
+    /// The dtype generated code holds values of this type in: float8, float4
+    /// and E8M0 values as the exact `f32`, 2- and 4-bit values (and NF4
+    /// codes) one per byte. Such
     /// storage-only dtypes are converted only at graph boundaries (inputs,
     /// outputs, weights); intermediates live in the compute dtype.
     pub fn compute_dtype(self) -> DType {
         match self {
-            DType::F8E4M3FN | DType::F8E5M2 => DType::F32,
-            DType::I4 | DType::NF4 => DType::I8,
-            DType::U4 => DType::U8,
+            DType::F8E4M3FN
+            | DType::F8E5M2
+            | DType::F8E4M3FNUZ
+            | DType::F8E5M2FNUZ
+            | DType::F4E2M1
+            | DType::F8E8M0 => DType::F32,
+            DType::I4 | DType::I2 | DType::NF4 => DType::I8,
+            DType::U4 | DType::U2 => DType::U8,
             d => d,
         }
     }
@@ -149,13 +164,14 @@ impl DType {
             DType::F32 => f64::from(f32::MAX),
             DType::F16 => 65504.0,
             DType::BF16 => 3.389_531_389_251_535_5e38,
-            DType::F8E4M3FN => 448.0,
-            DType::F8E5M2 => 57344.0,
-            _ => f64::MAX,
+            d => match crate::codec::FloatFormat::of(d) {
+                Some(f) => f64::from(f.max()),
+                None => f64::MAX,
+            },
         }
     }
 
-    /// Size in bytes of one element; `None` for packed nibble types.
+    /// Size in bytes of one element; `None` for packed sub-byte types.
     pub fn byte_size(self) -> Option<usize> {
         if self.is_packed() {
             None
@@ -190,6 +206,8 @@ mod tests {
         assert_eq!(DType::NF4.storage_bytes(4), Some(2));
         assert_eq!(DType::F32.storage_bytes(3), Some(12));
         assert_eq!(DType::Bool.storage_bytes(5), Some(5));
+        assert_eq!(DType::I2.storage_bytes(5), Some(2));
+        assert_eq!(DType::F4E2M1.storage_bytes(3), Some(2));
         assert_eq!(DType::F64.storage_bytes(u64::MAX), None);
     }
 }

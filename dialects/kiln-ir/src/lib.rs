@@ -1,6 +1,7 @@
 //! Kiln IR: element types, tensor types, weight storage, graphs of ops over
-//! SSA values, the `nn` and `quant` op definitions, the verifier, and the
-//! `.kir` text format.
+//! SSA values, the `nn` and `quant` op definitions, the element codecs
+//! (`codec`: small floats, sub-byte packing, block-wise quantization), the
+//! verifier, and the `.kir` text format.
 //!
 //! Invariants:
 //! - This crate knows nothing about ONNX, MLIR or LLVM; it builds and tests
@@ -9,6 +10,7 @@
 
 pub mod attr;
 pub mod blob;
+pub mod codec;
 pub mod dtype;
 pub mod graph;
 pub mod ops;

@@ -24,11 +24,17 @@ pub enum DType {
     U8 = 16,
     U4 = 17,
     Bool = 18,
+    F8E4M3FNUZ = 19,
+    F8E5M2FNUZ = 20,
+    F4E2M1 = 21,
+    F8E8M0 = 22,
+    I2 = 23,
+    U2 = 24,
 }
 
 impl DType {
     /// All types, in code order.
-    pub const ALL: [DType; 18] = [
+    pub const ALL: [DType; 24] = [
         DType::F64,
         DType::F32,
         DType::F16,
@@ -47,6 +53,12 @@ impl DType {
         DType::U8,
         DType::U4,
         DType::Bool,
+        DType::F8E4M3FNUZ,
+        DType::F8E5M2FNUZ,
+        DType::F4E2M1,
+        DType::F8E8M0,
+        DType::I2,
+        DType::U2,
     ];
 
     /// The type with ABI code `code`, if any.
@@ -67,8 +79,9 @@ impl DType {
             F64 | I64 | U64 => 64,
             F32 | I32 | U32 => 32,
             F16 | BF16 | I16 | U16 => 16,
-            F8E4M3FN | F8E5M2 | I8 | U8 | Bool => 8,
-            NF4 | I4 | U4 => 4,
+            F8E4M3FN | F8E5M2 | F8E4M3FNUZ | F8E5M2FNUZ | F8E8M0 | I8 | U8 | Bool => 8,
+            NF4 | I4 | U4 | F4E2M1 => 4,
+            I2 | U2 => 2,
         }
     }
 
@@ -105,6 +118,12 @@ impl DType {
             U8 => c"u8",
             U4 => c"u4",
             Bool => c"bool",
+            F8E4M3FNUZ => c"f8e4m3fnuz",
+            F8E5M2FNUZ => c"f8e5m2fnuz",
+            F4E2M1 => c"f4e2m1",
+            F8E8M0 => c"f8e8m0",
+            I2 => c"i2",
+            U2 => c"u2",
         }
     }
 
@@ -148,7 +167,7 @@ mod tests {
     #[test]
     fn codes_round_trip_and_match_the_abi_table() {
         let bits = [
-            64, 32, 16, 16, 8, 8, 4, 64, 32, 16, 8, 4, 64, 32, 16, 8, 4, 8,
+            64, 32, 16, 16, 8, 8, 4, 64, 32, 16, 8, 4, 64, 32, 16, 8, 4, 8, 8, 8, 4, 8, 2, 2,
         ];
         for (i, dtype) in DType::ALL.iter().enumerate() {
             let code = u32::try_from(i + 1).unwrap();
@@ -157,7 +176,7 @@ mod tests {
             assert_eq!(dtype.bits(), bits[i], "{dtype}");
         }
         assert_eq!(DType::from_code(0), None);
-        assert_eq!(DType::from_code(19), None);
+        assert_eq!(DType::from_code(25), None);
         assert_eq!(DType::from_code(u32::MAX), None);
     }
 
@@ -167,6 +186,8 @@ mod tests {
         assert_eq!(DType::F32.byte_size(&[]), Some(4));
         assert_eq!(DType::U4.byte_size(&[3]), Some(2));
         assert_eq!(DType::NF4.byte_size(&[4]), Some(2));
+        assert_eq!(DType::I2.byte_size(&[5]), Some(2));
+        assert_eq!(DType::F4E2M1.byte_size(&[3]), Some(2));
         assert_eq!(DType::F64.byte_size(&[0, 5]), Some(0));
         assert_eq!(DType::F32.byte_size(&[-1]), None);
         assert_eq!(DType::F64.byte_size(&[i64::MAX, i64::MAX]), None);

@@ -503,7 +503,7 @@ impl Signature {
 
 /// The Rust element type and element count of a tensor's storage: numbers
 /// as themselves, f16/bf16 as their `u16` bits, bool and f8 as `u8`, 4-bit
-/// types as packed `u8` pairs.
+/// types as packed `u8` pairs, 2-bit types as packed `u8` quads.
 fn rust_elem(t: &TensorSig) -> (&'static str, u64) {
     let n: u64 = t.shape.iter().product();
     match t.dtype.as_str() {
@@ -516,7 +516,8 @@ fn rust_elem(t: &TensorSig) -> (&'static str, u64) {
         "U64" => ("u64", n),
         "U32" => ("u32", n),
         "U16" | "F16" | "BF16" => ("u16", n),
-        "NF4" | "I4" | "U4" => ("u8", n.div_ceil(2)),
+        "NF4" | "I4" | "U4" | "F4E2M1" => ("u8", n.div_ceil(2)),
+        "I2" | "U2" => ("u8", n.div_ceil(4)),
         _ => ("u8", n),
     }
 }

@@ -138,6 +138,119 @@ impl TargetArgs {
     }
 }
 
+/// Weight quantization, shared by `compile` and `opt` (the
+/// `quantize-weights` pass).
+#[derive(Debug, Args, Clone, Default)]
+pub struct QuantizeArgs {
+    /// Quantize MatMul/Gemm weights (weight-only): nf4, fp8-e4m3, fp8-e5m2,
+    /// int4, int8, int2, uint4, uint8, uint2, mxfp4. Weights are stored packed
+    /// in the artifact and dequantized where the product reads them.
+    #[arg(long, value_name = "SCHEME")]
+    pub quantize: Option<String>,
+
+    /// Values per quantization block along K (default: the scheme's: nf4 64,
+    /// int4 32, int8/fp8 0 = one scale per output channel; mxfp4 is 32).
+    #[arg(long, value_name = "N", requires = "quantize")]
+    pub block_size: Option<usize>,
+
+    /// Node names (ONNX names, result or weight names) to leave in f32.
+    #[arg(
+        long,
+        value_name = "NODE,...",
+        value_delimiter = ',',
+        requires = "quantize"
+    )]
+    pub exclude: Vec<String>,
+
+    /// Which contractions to quantize (MatMul, Gemm).
+    #[arg(
+        long,
+        value_name = "OP,...",
+        value_delimiter = ',',
+        requires = "quantize"
+    )]
+    pub quantize_ops: Vec<String>,
+
+    /// Double-quantize NF4 block scales (8-bit, as bitsandbytes stores them).
+    #[arg(long, requires = "quantize")]
+    pub double_quant: bool,
+
+    /// Weights with fewer values stay f32.
+    #[arg(long, value_name = "N", requires = "quantize")]
+    pub quantize_min_elements: Option<u64>,
+
+    /// `kiln compile`: print, per quantized weight, its relative RMS and
+    /// largest error against the f32 weight and its stored size (text table
+    /// or JSON, on stderr).
+    #[arg(long, value_name = "FORMAT", num_args = 0..=1, default_missing_value = "text",
+          value_parser = ["text", "json"], requires = "quantize")]
+    pub quant_report: Option<String>,
+}
+
+impl QuantizeArgs {
+    /// The pass options (no scheme: quantization off).
+    pub fn options(&self) -> Result<kiln_passes::QuantizeOptions, CliError> {
+        use kiln_ir::codec::block::Scheme;
+        let mut o = kiln_passes::QuantizeOptions::default();
+        let Some(name) = &self.quantize else {
+            return Ok(o);
+        };
+        let Some(scheme) = Scheme::parse(name).filter(|s| *s != Scheme::Nvfp4) else {
+            return Err(CliError::new(
+                Code::Usage,
+                format!(
+                    "--quantize={name}: unknown scheme (one of nf4, fp8-e4m3, fp8-e5m2, int2, int4, int8, uint2, uint4, uint8, mxfp4)"
+                ),
+            ));
+        };
+        o.scheme = Some(scheme);
+        o.block_size = self.block_size;
+        o.exclude = self.exclude.clone();
+        o.double_quant = self.double_quant;
+        if let Some(n) = self.quantize_min_elements {
+            o.min_elements = n;
+        }
+        if !self.quantize_ops.is_empty() {
+            o.ops = self
+                .quantize_ops
+                .iter()
+                .map(|op| match op.to_ascii_lowercase().as_str() {
+                    "matmul" => Ok(kiln_ir::OpKind::MatMul),
+                    "gemm" => Ok(kiln_ir::OpKind::Gemm),
+                    _ => Err(CliError::new(
+                        Code::Usage,
+                        format!("--quantize-ops: {op} is not quantized (MatMul, Gemm)"),
+                    )),
+                })
+                .collect::<Result<_, _>>()?;
+        }
+        Ok(o)
+    }
+}
+
+/// The `--quant-report` text or JSON.
+fn quant_report(format: &str, r: &[kiln_driver::quant_report::LayerReport]) -> String {
+    if format != "json" {
+        return kiln_driver::quant_report::to_text(r);
+    }
+    let layers: Vec<serde_json::Value> = r
+        .iter()
+        .map(|l| {
+            serde_json::json!({
+                "weight": l.weight,
+                "shape": l.shape,
+                "scheme": l.scheme,
+                "block": l.block,
+                "f32_bytes": l.f32_bytes,
+                "stored_bytes": l.stored_bytes,
+                "rel_rms": l.rel_rms,
+                "max_abs": l.max_abs,
+            })
+        })
+        .collect();
+    format!("{}\n", serde_json::json!({ "layers": layers }))
+}
+
 /// Arguments of `kiln compile`.
 #[derive(Debug, Args)]
 pub struct CompileArgs {
@@ -174,6 +287,9 @@ pub struct CompileArgs {
 
     #[command(flatten)]
     pub target: TargetArgs,
+
+    #[command(flatten)]
+    pub quantize: QuantizeArgs,
 
     #[command(flatten)]
     pub shapes: InputShapeArgs,
@@ -351,6 +467,7 @@ pub fn run(args: CompileArgs) -> Result<(), CliError> {
         let (target, _) = args.target.deploy_targets()?;
         let mut opts = CompileOptions::new(target, None);
         opts.set_level(args.target.opt_level());
+        opts.set_quantize(args.quantize.options()?);
         return crate::io::write_output(None, opts.describe_pipeline().as_bytes());
     }
     let Some(model) = args.model.clone() else {
@@ -384,6 +501,8 @@ pub fn run(args: CompileArgs) -> Result<(), CliError> {
     let mut opts = CompileOptions::new(target, output);
     opts.emit = emit;
     opts.set_level(args.target.opt_level());
+    opts.set_quantize(args.quantize.options()?);
+    opts.quant_report = args.quantize.quant_report.is_some();
     opts.runtime_dir = args.runtime_dir;
     opts.name = args.name;
     opts.copy_runtime = !args.no_runtime;
@@ -417,6 +536,9 @@ pub fn run(args: CompileArgs) -> Result<(), CliError> {
     }
     if args.time {
         eprint!("{}", artifacts.timing_table());
+    }
+    if let Some(format) = &args.quantize.quant_report {
+        eprint!("{}", quant_report(format, &artifacts.quant_report));
     }
     for w in &artifacts.warnings {
         crate::report::warning(w);

@@ -54,7 +54,7 @@ pub fn run(args: InspectArgs) -> Result<(), CliError> {
         let graph = kiln_driver::load(&args.model, &load).map_err(crate::error::driver_error)?;
         return io::write_output(None, kiln_ir::text::print_dot(&graph).as_bytes());
     }
-    let model = kiln_onnx::load_model(&args.model).map_err(onnx_error)?;
+    let model = kiln_onnx::load_model_for_inspection(&args.model).map_err(onnx_error)?;
     let report = InspectReport::new(&model);
     let out = match args.format {
         Format::Text => report.to_text(),

@@ -77,6 +77,10 @@ pub struct OptArgs {
     /// LLVM CPU of --target (native, x86-64-v3, skylake, ...).
     #[arg(long, value_name = "CPU", requires = "target")]
     pub cpu: Option<String>,
+
+    /// Options of `quantize-weights` (it does nothing without --quantize).
+    #[command(flatten)]
+    pub quantize: crate::cmd::compile::QuantizeArgs,
 }
 
 /// Why one chunk failed.
@@ -141,6 +145,19 @@ fn process_chunk(
     optimize(args, parsed.graph, pipeline, facts, print_opts)
 }
 
+/// A failure without a source location.
+fn unlocated(code: Code, message: String) -> ChunkFailure {
+    ChunkFailure {
+        code,
+        diags: vec![Diagnostic {
+            line: 0,
+            col: 0,
+            message,
+            source_line: String::new(),
+        }],
+    }
+}
+
 /// Runs the pipeline on a parsed or imported graph.
 fn optimize(
     args: &OptArgs,
@@ -154,6 +171,10 @@ fn optimize(
         options.verify_each = v;
     }
     options.pass.target = facts.clone();
+    options.pass.quantize = args
+        .quantize
+        .options()
+        .map_err(|e| unlocated(Code::Usage, e.to_string()))?;
     let mut pm = PassManager::new(pipeline.clone(), options);
     if args.print_after_all {
         pm = pm.after_each_pass(|name, g| {
@@ -170,15 +191,7 @@ fn optimize(
         };
         // Pass errors have no source location: node indices no longer
         // match the text once a pass ran.
-        ChunkFailure {
-            code,
-            diags: vec![Diagnostic {
-                line: 0,
-                col: 0,
-                message: e.to_string(),
-                source_line: String::new(),
-            }],
-        }
+        unlocated(code, e.to_string())
     })?;
     if args.pass_timing {
         eprint!("{}", report.timing_table());
@@ -221,6 +234,8 @@ pub fn run(args: OptArgs) -> Result<(), CliError> {
     let Some(path) = &args.input else {
         return Err(CliError::new(Code::Usage, "no input file"));
     };
+    // A bad --quantize is a usage error before any chunk is read.
+    args.quantize.options()?;
     let facts = match &args.target {
         Some(t) => kiln_driver::target_facts(
             &kiln_driver::target_from_args(Some(t), args.cpu.as_deref()).map_err(driver_error)?,

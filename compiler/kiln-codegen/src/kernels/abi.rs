@@ -1231,6 +1231,112 @@ impl<P: Clone> KernelArgs<P> for AttentionArgs<P> {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// qgemm
+
+layout!(
+    /// Slots of [`QGemmArgs`] (`KILN_QGEMM_*`).
+    qgemm = "KILN_QGEMM_" {
+        A = 0,
+        LDA = 1,
+        W = 2,
+        KW = 3,
+        CODE = 4,
+        SCALES = 5,
+        SCALE_CODE = 6,
+        ZP = 7,
+        ZP_COLS = 8,
+        BLOCK = 9,
+        NBLOCKS = 10,
+        C = 11,
+        LDC = 12,
+        M = 13,
+        N = 14,
+        K = 15,
+    }
+);
+
+/// Code formats of quantized weights and scales (`KILN_QCODE_*`), in
+/// code order.
+pub const QCODES: [(&str, kiln_ir::DType); 14] = [
+    ("F32", kiln_ir::DType::F32),
+    ("I8", kiln_ir::DType::I8),
+    ("U8", kiln_ir::DType::U8),
+    ("I4", kiln_ir::DType::I4),
+    ("U4", kiln_ir::DType::U4),
+    ("I2", kiln_ir::DType::I2),
+    ("U2", kiln_ir::DType::U2),
+    ("NF4", kiln_ir::DType::NF4),
+    ("F8E4M3FN", kiln_ir::DType::F8E4M3FN),
+    ("F8E4M3FNUZ", kiln_ir::DType::F8E4M3FNUZ),
+    ("F8E5M2", kiln_ir::DType::F8E5M2),
+    ("F8E5M2FNUZ", kiln_ir::DType::F8E5M2FNUZ),
+    ("F4E2M1", kiln_ir::DType::F4E2M1),
+    ("E8M0", kiln_ir::DType::F8E8M0),
+];
+
+/// The `KILN_QCODE_*` code of a weight or scale dtype, if qgemm reads it.
+pub fn qcode(dt: kiln_ir::DType) -> Option<i64> {
+    QCODES.iter().position(|&(_, d)| d == dt).map(|i| i as i64)
+}
+
+/// `C = A . W'^T` with W' the dequantized block-quantized weight of a
+/// `quant.matmul` (no epilogue, no scratch).
+#[derive(Clone, Debug, PartialEq)]
+pub struct QGemmArgs<P> {
+    /// A `[M, K]`, leading dimension in floats.
+    pub a: Matrix<P>,
+    /// The packed codes, `N` rows of `kw` codes.
+    pub w: P,
+    /// Codes per row.
+    pub kw: i64,
+    /// `KILN_QCODE_*` of the codes.
+    pub code: i64,
+    /// The scales `[N, nblocks]`.
+    pub scales: P,
+    /// `KILN_QCODE_*` of the scales (`F32`, `E8M0`, `F8E4M3FN`).
+    pub scale_code: i64,
+    /// Zero points (packed like the codes) and their codes per row.
+    pub zp: Option<(P, i64)>,
+    /// Values per block along K.
+    pub block: i64,
+    /// Blocks per row.
+    pub nblocks: i64,
+    /// C `[M, N]`.
+    pub c: Matrix<P>,
+    /// Rows of A and C.
+    pub m: i64,
+    /// Columns of C.
+    pub n: i64,
+    /// The contraction length.
+    pub k: i64,
+}
+
+impl<P: Clone> KernelArgs<P> for QGemmArgs<P> {
+    fn slots(&self) -> Vec<Slot<P>> {
+        block(qgemm::K + 1, |s| {
+            s[qgemm::A] = Slot::Ptr(self.a.ptr.clone());
+            s[qgemm::LDA] = Slot::Int(self.a.ld);
+            s[qgemm::W] = Slot::Ptr(self.w.clone());
+            s[qgemm::KW] = Slot::Int(self.kw);
+            s[qgemm::CODE] = Slot::Int(self.code);
+            s[qgemm::SCALES] = Slot::Ptr(self.scales.clone());
+            s[qgemm::SCALE_CODE] = Slot::Int(self.scale_code);
+            if let Some((p, cols)) = &self.zp {
+                s[qgemm::ZP] = Slot::Ptr(p.clone());
+                s[qgemm::ZP_COLS] = Slot::Int(*cols);
+            }
+            s[qgemm::BLOCK] = Slot::Int(self.block);
+            s[qgemm::NBLOCKS] = Slot::Int(self.nblocks);
+            s[qgemm::C] = Slot::Ptr(self.c.ptr.clone());
+            s[qgemm::LDC] = Slot::Int(self.c.ld);
+            s[qgemm::M] = Slot::Int(self.m);
+            s[qgemm::N] = Slot::Int(self.n);
+            s[qgemm::K] = Slot::Int(self.k);
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1268,6 +1374,7 @@ mod tests {
             (pool::PREFIX, pool::FIELDS),
             (gpool::PREFIX, gpool::FIELDS),
             (attn::PREFIX, attn::FIELDS),
+            (qgemm::PREFIX, qgemm::FIELDS),
         ];
         for (prefix, fields) in layouts {
             for (name, index) in fields {
@@ -1285,6 +1392,9 @@ mod tests {
             let up = v.name().to_uppercase();
             m.insert(format!("KILN_{up}_MR"), mr as i64);
             m.insert(format!("KILN_{up}_NR"), nr as i64);
+        }
+        for (i, (name, _)) in QCODES.iter().enumerate() {
+            m.insert(format!("KILN_QCODE_{name}"), i as i64);
         }
         m.insert("KILN_MAX_SLOTS".into(), MAX_SLOTS as i64);
         m.insert("KILN_EPI_MAX_OPS".into(), EPI_MAX_OPS as i64);

@@ -62,11 +62,14 @@ pub enum Kernel {
     GlobalPool,
     /// Fused attention with an online softmax ([`abi::AttentionArgs`]).
     Attention,
+    /// Product with a block-quantized weight decoded as it is read
+    /// ([`abi::QGemmArgs`]).
+    QGemm,
 }
 
 impl Kernel {
     /// Every kernel, in a stable order.
-    pub const ALL: [Kernel; 9] = [
+    pub const ALL: [Kernel; 10] = [
         Kernel::Gemm,
         Kernel::Conv2d,
         Kernel::DwConv2d,
@@ -76,6 +79,7 @@ impl Kernel {
         Kernel::Pool2d,
         Kernel::GlobalPool,
         Kernel::Attention,
+        Kernel::QGemm,
     ];
 
     /// The name in the symbol (`gemm`, `conv2d`, ...).
@@ -90,6 +94,7 @@ impl Kernel {
             Kernel::Pool2d => "pool2d",
             Kernel::GlobalPool => "gpool",
             Kernel::Attention => "attention",
+            Kernel::QGemm => "qgemm",
         }
     }
 

@@ -41,19 +41,26 @@ impl Val {
 /// Integers are signless (signedness is carried by the Kiln dtype and picks
 /// the arith op); bool is `i1`, which LLVM stores as one byte, matching
 /// Kiln's storage. The storage-only dtypes have a wider compute type (see
-/// [`super::storage`]): the float8 formats are held as `f32` values on the
-/// float8 grid, `i4`/`u4` as their `i8` value and `nf4` as its `i8` code;
+/// [`super::storage`]): the small float formats are held as `f32` values on
+/// their grid, `i4`/`u4`/`i2`/`u2` as their `i8` value and `nf4` as its `i8`
+/// code;
 /// their boundary layout is given by [`super::storage::raw`].
 pub(crate) fn elem(dtype: DType) -> Res<&'static str> {
     Ok(match dtype {
         DType::F64 => "f64",
-        DType::F32 | DType::F8E4M3FN | DType::F8E5M2 => "f32",
+        DType::F32
+        | DType::F8E4M3FN
+        | DType::F8E5M2
+        | DType::F8E4M3FNUZ
+        | DType::F8E5M2FNUZ
+        | DType::F4E2M1
+        | DType::F8E8M0 => "f32",
         DType::F16 => "f16",
         DType::BF16 => "bf16",
         DType::I64 | DType::U64 => "i64",
         DType::I32 | DType::U32 => "i32",
         DType::I16 | DType::U16 => "i16",
-        DType::I8 | DType::U8 | DType::I4 | DType::U4 | DType::NF4 => "i8",
+        DType::I8 | DType::U8 | DType::I4 | DType::U4 | DType::I2 | DType::U2 | DType::NF4 => "i8",
         DType::Bool => "i1",
     })
 }

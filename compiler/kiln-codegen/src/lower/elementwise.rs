@@ -7,8 +7,9 @@
 //! `asin`, `acos`, `atan`, `sinh`, `cosh` become libm calls.
 
 use super::ctx::{elem, Body, Builder, Res, Val};
-use super::storage::{self, F8};
+use super::storage;
 use super::{attr_err, NodeIn};
+use kiln_ir::codec::{CastMode, FloatFormat};
 use kiln_ir::{DType, OpKind};
 
 /// Lowers any elementwise op of the table with NumPy broadcasting.
@@ -608,41 +609,41 @@ fn softplus(b: &mut Body<'_>, x: &str, dt: DType) -> Res<String> {
 }
 
 /// Converts a scalar between dtypes with ONNX Cast semantics (float to int
-/// truncates toward zero; anything to bool is `!= 0`); float8 targets round
-/// without saturation, like every arithmetic result of a float8 dtype.
+/// truncates toward zero; anything to bool is `!= 0`); small float targets
+/// round without saturation, like every arithmetic result of such a dtype.
 pub(crate) fn convert(b: &mut Body<'_>, x: &str, from: DType, to: DType) -> Res<String> {
-    convert_sat(b, x, from, to, false)
+    convert_mode(b, x, from, to, CastMode::ARITH)
 }
 
-/// [`convert`] with `saturate` for float8 targets (see
-/// [`storage::f8_round`]). Storage-only dtypes are handled through their
-/// compute types (see [`storage`]): a float8 value is an exact `f32`, an
-/// `i4`/`u4` value an exact `i8`, so a conversion from them is the one from
-/// `f32`/`i8`/`u8`; a conversion to `i4`/`u4` converts to 64-bit (floats,
-/// truncating) or 8-bit (integers) and keeps the low nibble, as the
-/// interpreter's two's complement wrap does.
-pub(crate) fn convert_sat(
+/// [`convert`] with a cast `mode` for small float targets (see
+/// [`storage::round_small_float`]). Storage-only dtypes are handled through
+/// their compute types (see [`storage`]): a small float value is an exact
+/// `f32`, an `i4`/`u4`/`i2`/`u2` value an exact `i8`, so a conversion from
+/// them is the one from `f32`/`i8`/`u8`; a conversion to a sub-byte integer
+/// converts to 64-bit (floats, truncating) or 8-bit (integers) and keeps the
+/// low bits, as the interpreter's two's complement wrap does.
+pub(crate) fn convert_mode(
     b: &mut Body<'_>,
     x: &str,
     from: DType,
     to: DType,
-    saturate: bool,
+    mode: CastMode,
 ) -> Res<String> {
     if from == to {
         return Ok(x.to_string());
     }
     if from == DType::NF4 || to == DType::NF4 {
-        return Err("nf4 codes are only converted by quant.nf4_dequantize".into());
+        return Err("nf4 codes are only converted by the quant ops".into());
     }
-    let from_c = compute_dtype(from);
-    if let Some(f) = F8::of(to) {
+    let from_c = from.compute_dtype();
+    if let Some(f) = FloatFormat::of(to) {
         let wide = if from_c == DType::F64 {
             DType::F64
         } else {
             DType::F32
         };
         let w = convert_plain(b, x, from_c, wide)?;
-        return storage::f8_round(b, &w, wide, f, saturate);
+        return storage::round_small_float(b, &w, wide, f, mode);
     }
     if to.is_packed() {
         let w = if from_c.is_float() {
@@ -651,19 +652,9 @@ pub(crate) fn convert_sat(
         } else {
             convert_plain(b, x, from_c, DType::I8)?
         };
-        return Ok(storage::wrap4(b, &w, to));
+        return Ok(storage::wrap_bits(b, &w, to));
     }
     convert_plain(b, x, from_c, to)
-}
-
-/// The dtype whose arithmetic is exact on the compute type of `dt`.
-fn compute_dtype(dt: DType) -> DType {
-    match dt {
-        DType::F8E4M3FN | DType::F8E5M2 => DType::F32,
-        DType::I4 => DType::I8,
-        DType::U4 | DType::NF4 => DType::U8,
-        other => other,
-    }
 }
 
 /// [`convert`] between dtypes that are their own compute types.
@@ -726,9 +717,9 @@ pub(crate) fn cast(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
         return Ok(x.clone());
     }
     let from = x.dtype;
-    let saturate = n.a.bool("saturate").map_err(attr_err)?;
+    let mode = kiln_ir::ops::cast_mode(n.a).map_err(attr_err)?;
     b.map(&[x], to, shape, |body, a| {
-        convert_sat(body, &a[0], from, to, saturate)
+        convert_mode(body, &a[0], from, to, mode)
     })
 }
 
@@ -825,10 +816,10 @@ pub(crate) fn bit_cast(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
     };
     b.map(&[&x], to, shape, |body, a| {
         let v = &a[0];
-        let raw = if let Some(f) = F8::of(from) {
-            storage::f8_encode(body, v, f)?
+        let raw = if let Some(f) = FloatFormat::of(from) {
+            storage::small_float_code(body, v, f)
         } else if from.is_packed() {
-            let m = body.op("arith.constant 15 : i8");
+            let m = body.op(format!("arith.constant {} : i8", (1 << from.bits()) - 1));
             body.op(format!("arith.andi {v}, {m} : i8"))
         } else if from == DType::Bool {
             body.op(format!("arith.extui {v} : i1 to i8"))
@@ -837,10 +828,10 @@ pub(crate) fn bit_cast(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
         } else {
             v.clone()
         };
-        Ok(if let Some(f) = F8::of(to) {
-            storage::f8_decode(body, &raw, f)?
+        Ok(if let Some(f) = FloatFormat::of(to) {
+            storage::decode_code(body, &raw, f)
         } else if to.is_packed() {
-            storage::wrap4(body, &raw, to)
+            storage::wrap_bits(body, &raw, to)
         } else if to == DType::Bool {
             let z = body.op("arith.constant 0 : i8");
             body.op(format!("arith.cmpi ne, {raw}, {z} : i8"))
@@ -926,8 +917,8 @@ pub(crate) fn fused(
                 body: None,
             };
             let y = if node.op == OpKind::Cast {
-                let saturate = a.bool("saturate").map_err(attr_err)?;
-                convert_sat(sb, &x[0], dts[0], out, saturate)?
+                let mode = kiln_ir::ops::cast_mode(&a).map_err(attr_err)?;
+                convert_mode(sb, &x[0], dts[0], out, mode)?
             } else {
                 let n = NodeIn {
                     node,

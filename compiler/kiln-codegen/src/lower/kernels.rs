@@ -27,7 +27,7 @@ use super::ctx::{Builder, Res};
 use crate::kernels::abi::{
     self, AttentionArgs, BFormat, Binary, ConvArgs, DwConvArgs, EltwiseArgs, EpiOp, Epilogue,
     GemmArgs, GlobalPoolArgs, KernelArgs, Matrix, Nhwc, NormArgs, Operand, PoolArgs, PoolKind,
-    Slot, SoftmaxArgs, Strided4, Unary, Window,
+    QGemmArgs, Slot, SoftmaxArgs, Strided4, Unary, Window,
 };
 use crate::kernels::{Kernel, Variant};
 use kiln_ir::ops::infer::InferCtx;
@@ -222,9 +222,87 @@ impl Kernels {
             OpKind::MaxPool | OpKind::AveragePool => self.pool(b, h, g, node, a),
             OpKind::GlobalAveragePool | OpKind::GlobalMaxPool => self.global_pool(b, h, g, node, a),
             OpKind::Attention => self.attention(b, h, g, node, a),
+            OpKind::QMatMul => self.qmatmul(b, h, &src, node, a),
             _ if node.op.def().traits.elementwise => self.single_elementwise(b, h, &src, node),
             _ => Ok(false),
         }
+    }
+
+    /// `quant.matmul` with constant codes, scales and zero points (f32,
+    /// E8M0 or E4M3 scales; no code book, no double-quantized scales): the
+    /// qgemm kernel reads the packed codes from the weights and decodes
+    /// them as it multiplies.
+    fn qmatmul(
+        &mut self,
+        b: &mut Builder,
+        h: &mut dyn Homes,
+        src: &Source<'_>,
+        node: &Node,
+        a: &InferCtx<'_>,
+    ) -> Res<bool> {
+        let g = src.g;
+        let Ok(sh) = kiln_ir::ops::qmatmul_shape(a) else {
+            return Ok(false);
+        };
+        let operand = |k: usize| node.inputs.get(k).copied().flatten();
+        let (Some(x), Some(w), Some(s)) = (operand(0), operand(1), operand(2)) else {
+            return Ok(false);
+        };
+        let z = operand(3);
+        let is_const = |v: ValueId| g.constant_weight(src.defs, v).is_some();
+        if node.attrs.contains_key("code_book")
+            || operand(4).is_some()
+            || !is_f32(g, x)
+            || !is_const(w)
+            || !is_const(s)
+            || z.is_some_and(|z| !is_const(z))
+        {
+            return Ok(false);
+        }
+        let sdt = g.value(s).ty.dtype;
+        let scale_ok = matches!(sdt, DType::F32 | DType::F8E8M0 | DType::F8E4M3FN);
+        let (Some(code), Some(scale_code)) = (
+            abi::qcode(g.value(w).ty.dtype).filter(|&c| c != 0),
+            abi::qcode(sdt).filter(|_| scale_ok),
+        ) else {
+            return Ok(false);
+        };
+        let Some(xs) = shape(g, x) else {
+            return Ok(false);
+        };
+        let k = sh.k;
+        let m = xs.iter().product::<u64>() / k.max(1);
+        let zp = match z {
+            Some(z) => {
+                let zs = shape(g, z).unwrap_or_default();
+                let cols = zs.get(1).copied().unwrap_or(0);
+                Some((self.ptr(b, h, z)?, i(cols)))
+            }
+            None => None,
+        };
+        let args = QGemmArgs {
+            a: Matrix {
+                ptr: self.ptr(b, h, x)?,
+                ld: i(k),
+            },
+            w: self.ptr(b, h, w)?,
+            kw: i(sh.kw),
+            code,
+            scales: self.ptr(b, h, s)?,
+            scale_code,
+            zp,
+            block: i(sh.block),
+            nblocks: i(sh.blocks),
+            c: Matrix {
+                ptr: self.ptr(b, h, node.outputs[0])?,
+                ld: i(sh.n),
+            },
+            m: i(m),
+            n: i(sh.n),
+            k: i(k),
+        };
+        self.call(b, Kernel::QGemm, &args);
+        Ok(true)
     }
 
     /// A contraction `node` (possibly the head of a fused body, then `outer`

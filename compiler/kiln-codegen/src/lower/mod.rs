@@ -561,6 +561,7 @@ fn converts_storage(op: OpKind) -> bool {
             | OpKind::QuantizeLinear
             | OpKind::DequantizeLinear
             | OpKind::Nf4Dequantize
+            | OpKind::QMatMul
     )
 }
 
@@ -956,5 +957,7 @@ fn emit(b: &mut Builder, n: &NodeIn<'_>) -> Res<Vec<Val>> {
                 .into(),
         ),
         K::Nf4Dequantize => quant::nf4_dequantize(b, n).map(|v| vec![v]),
+        K::QMatMul => quant::qmatmul(b, n).map(|v| vec![v]),
+        K::QuantizeWeight => quant::quantize_weight_node(),
     }
 }

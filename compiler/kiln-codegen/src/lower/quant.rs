@@ -13,21 +13,22 @@
 //!   every step is exact; NaN quantizes to the zero point;
 //! - dequantization computes `x - zero_point` in f32, the product in f32
 //!   (f64 for f64 scales) and rounds to the scale's dtype;
-//! - float8 targets ignore the zero point: the quotient is rounded to the
-//!   float8 grid (saturating unless `saturate = 0`), and float8 inputs
-//!   dequantize without a zero point; `i4`/`u4` go through the integer
-//!   path with their 4-bit range (values live in their compute types, see
-//!   [`super::storage`]);
+//! - small float targets ignore the zero point: the quotient is rounded to
+//!   the format (saturating unless `saturate = 0`), except E2M1, which adds
+//!   the zero point's value first as ONNX's reference does; small float
+//!   inputs dequantize without a zero point; `i4`/`u4`/`i2`/`u2` go through
+//!   the integer path with their range (values live in their compute types,
+//!   see [`super::storage`]);
 //! - `quant.nf4_dequantize` multiplies the f32 code-book entry by its
 //!   block's absmax (blocks along the last dim) in f32, which is exact
 //!   rounding of the interpreter's f64 product of two f32 values.
 
 use super::ctx::{Body, Builder, Res, Val};
-use super::elementwise::{convert, convert_sat};
-use super::storage::{self, F8};
+use super::elementwise::{convert, convert_mode};
+use super::storage;
 use super::{attr_err, NodeIn};
+use kiln_ir::codec::{nf4_table, CastMode, FloatFormat};
 use kiln_ir::ops::infer::norm_axis;
-use kiln_ir::ops::NF4_CODE_BOOK;
 use kiln_ir::DType;
 
 /// How a scale (or zero point) maps onto the input's coordinates.
@@ -109,13 +110,20 @@ fn int_range(dt: DType) -> (f64, f64) {
 pub(crate) fn quantize_linear(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
     let (x, s) = (n.input(0)?.clone(), n.input(1)?.clone());
     let (out, shape) = n.out(0)?;
-    let f8 = F8::of(out);
-    // Float8 targets ignore the zero point (its dtype only names the target).
-    let z = n.opt(2).cloned().filter(|_| f8.is_none());
-    if f8.is_none() && (!out.is_int() || out == DType::Bool || out.bits() > 32) {
+    let small = FloatFormat::of(out);
+    // Float8 targets ignore the zero point (its dtype only names the
+    // target); E2M1 adds its value.
+    let z = n
+        .opt(2)
+        .cloned()
+        .filter(|_| small.is_none() || out == DType::F4E2M1);
+    if small.is_none() && (!out.is_int() || out == DType::Bool || out.bits() > 32) {
         return Err(format!("quantizing to {out} is not supported"));
     }
-    let saturate = n.a.bool("saturate").map_err(attr_err)?;
+    let mode = CastMode {
+        saturate: n.a.bool("saturate").map_err(attr_err)?,
+        ..CastMode::CAST_DEFAULT
+    };
     let gran = Granularity::read(n, &x, &s)?;
     if let Some(z) = &z {
         if z.numel() != 1 && z.shape != s.shape {
@@ -140,15 +148,23 @@ pub(crate) fn quantize_linear(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
         let sv = gran.extract(body, &s, o);
         let sv = convert(body, &sv, s.dtype, div)?;
         let q = body.op(format!("arith.divf {xv}, {sv} : {de}"));
-        // A float8 division rounds the f32 quotient once more; both
+        // A small-float division rounds the f32 quotient once more; both
         // roundings together are the correct one (f32 has more than twice
-        // the float8 precision), as the interpreter's f64 quotient is.
-        let q = match F8::of(div) {
-            Some(f) => storage::f8_round(body, &q, DType::F32, f, false)?,
+        // the precision), as the interpreter's f64 quotient is.
+        let q = match FloatFormat::of(div) {
+            Some(f) => storage::round_small_float(body, &q, DType::F32, f, CastMode::ARITH)?,
             None => q,
         };
-        if f8.is_some() {
-            return convert_sat(body, &q, div, out, saturate);
+        if small.is_some() {
+            let q = match &z {
+                Some(z) => {
+                    let zv = gran.extract(body, z, o);
+                    let zv = convert(body, &zv, z.dtype, div)?;
+                    body.op(format!("arith.addf {q}, {zv} : {de}"))
+                }
+                None => q,
+            };
+            return convert_mode(body, &q, div, out, mode);
         }
         let q = convert(body, &q, div, DType::F64)?;
         let r = body.op(format!("math.roundeven {q} : f64"));
@@ -174,12 +190,12 @@ pub(crate) fn quantize_linear(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
 pub(crate) fn dequantize_linear(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
     let (x, s) = (n.input(0)?.clone(), n.input(1)?.clone());
     let (out, shape) = n.out(0)?;
-    let float_in = F8::of(x.dtype).is_some();
+    let float_in = FloatFormat::of(x.dtype).is_some();
     if !float_in && (!x.dtype.is_int() || x.dtype == DType::Bool) {
         return Err(format!("dequantizing {} is not supported", x.dtype));
     }
-    if out != s.dtype || !out.is_float() {
-        return Err(format!("the result dtype {out} must be the scale's"));
+    if !matches!(out, DType::F32 | DType::F16 | DType::BF16 | DType::F64) {
+        return Err(format!("dequantizing to {out} is not supported"));
     }
     let gran = Granularity::read(n, &x, &s)?;
     // A float8 input has no zero point to subtract (the reference ignores it).
@@ -235,9 +251,9 @@ pub(crate) fn nf4_dequantize(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
             w.ty()
         ));
     }
-    let entries: Vec<String> = NF4_CODE_BOOK
+    let entries: Vec<String> = nf4_table()
         .iter()
-        .map(|&v| format!("0x{:08X}", (v as f32).to_bits()))
+        .map(|&v| format!("0x{:08X}", v.to_bits()))
         .collect();
     let book = Val {
         ssa: b.op(format!(
@@ -264,4 +280,119 @@ pub(crate) fn nf4_dequantize(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
         let av = convert(body, &av, a.dtype, DType::F32)?;
         Ok(body.op(format!("arith.mulf {cv}, {av} : f32")))
     })
+}
+
+/// A constant f32 table (`tensor<Nxf32>`) of `values`.
+fn table(b: &mut Builder, values: &[f32]) -> Val {
+    let entries: Vec<String> = values
+        .iter()
+        .map(|v| format!("0x{:08X}", v.to_bits()))
+        .collect();
+    Val {
+        ssa: b.op(format!(
+            "arith.constant dense<[{}]> : tensor<{}xf32>",
+            entries.join(", "),
+            values.len()
+        )),
+        dtype: DType::F32,
+        shape: vec![values.len() as u64],
+    }
+}
+
+/// `table[code]` for an `i8` code held in its compute type.
+fn lookup(body: &mut Body<'_>, t: &Val, code: &str, bits: u32) -> Res<String> {
+    let m = body.op(format!("arith.constant {} : i8", (1u32 << bits) - 1));
+    let c = body.op(format!("arith.andi {code}, {m} : i8"));
+    let i = body.index_of(&c, DType::U8)?;
+    Ok(body.extract(t, &[i]))
+}
+
+/// `quant.matmul` as tensor code (the path without a kernel): one element
+/// of `[rows, N]` per iteration, with the dot product over K in an `scf.for`
+/// that dequantizes each weight code where it is read (`kiln_ir`'s op docs),
+/// accumulating in f32; no dequantized copy of the weight is made.
+pub(crate) fn qmatmul(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
+    let sh = kiln_ir::ops::qmatmul_shape(n.a).map_err(attr_err)?;
+    let a = n.input(0)?.clone();
+    let (w, s) = (n.input(1)?.clone(), n.input(2)?.clone());
+    let z = n.opt(3).cloned();
+    let (out, shape) = n.out(0)?;
+    let (k, nn) = (sh.k, sh.n);
+    let rows = a.numel() / k.max(1);
+    let a2 = b.reshape(&a, &[rows, k])?;
+    let book = n.a.floats("code_book").map_err(attr_err)?;
+    let wtab = match (&book, w.dtype) {
+        (Some(bk), _) => Some(table(b, &bk.iter().map(|&v| v as f32).collect::<Vec<_>>())),
+        (None, DType::NF4) => Some(table(b, &nf4_table())),
+        _ => None,
+    };
+    let double = if s.dtype == DType::U8 {
+        let map = table(b, &kiln_ir::codec::block::dynamic_map());
+        let am = n.input(4)?.clone();
+        let off = n.input(5)?.clone();
+        Some((map, am, off))
+    } else {
+        None
+    };
+    let block = sh.block;
+    let blocks = sh.blocks;
+    let wbits = w.dtype.bits();
+    let y = b.tabulate(out, &[rows, nn], |body, idx| {
+        let (r, j) = (&idx[0], &idx[1]);
+        let lo = body.index(0);
+        let hi = body.index(k as i64);
+        let zero = body.float(0.0, DType::F32)?;
+        let acc = body.for_loop(&lo, &hi, &[(zero, "f32")], |body, kk, carried| {
+            let av = body.extract(&a2, &[r.clone(), kk.to_string()]);
+            let av = convert(body, &av, a.dtype, DType::F32)?;
+            let code = body.extract(&w, &[j.clone(), kk.to_string()]);
+            let mut v = match &wtab {
+                Some(t) => lookup(body, t, &code, wbits)?,
+                None => convert(body, &code, w.dtype, DType::F32)?,
+            };
+            let bi = body.op(format!(
+                "affine.apply affine_map<(d0) -> (d0 floordiv {block})>({kk})"
+            ));
+            if let Some(z) = &z {
+                let zv = body.extract(z, &[j.clone(), bi.clone()]);
+                let zv = convert(body, &zv, z.dtype, DType::F32)?;
+                v = body.op(format!("arith.subf {v}, {zv} : f32"));
+            }
+            let sv = body.extract(&s, &[j.clone(), bi.clone()]);
+            let sv = match &double {
+                Some((map, am, off)) => {
+                    let c = lookup(body, map, &sv, 8)?;
+                    let flat = body.op(format!(
+                        "affine.apply affine_map<(d0, d1) -> (d0 * {blocks} + d1)>({j}, {bi})"
+                    ));
+                    let g = body.op(format!(
+                        "affine.apply affine_map<(d0) -> (d0 floordiv {})>({flat})",
+                        kiln_ir::codec::block::DOUBLE_QUANT_BLOCK
+                    ));
+                    let gv = body.extract(am, &[g]);
+                    let at: Vec<String> = off.shape.iter().map(|_| body.index(0)).collect();
+                    let ov = body.extract(off, &at);
+                    let p = body.op(format!("arith.mulf {c}, {gv} : f32"));
+                    body.op(format!("arith.addf {p}, {ov} : f32"))
+                }
+                None => convert(body, &sv, s.dtype, DType::F32)?,
+            };
+            let wv = body.op(format!("arith.mulf {v}, {sv} : f32"));
+            let p = body.op(format!("arith.mulf {av}, {wv} : f32"));
+            Ok(vec![
+                body.op(format!("arith.addf {}, {p} : f32", carried[0]))
+            ])
+        })?;
+        convert(body, &acc[0], DType::F32, out)
+    })?;
+    b.reshape(&y, shape)
+}
+
+/// `quant.quantize_weight` only exists in derived weights (computed at
+/// compile time); a graph node of it has no lowering.
+pub(crate) fn quantize_weight_node() -> Res<Vec<Val>> {
+    Err(
+        "quant.quantize_weight runs at compile time (derived weights); fold it into a weight"
+            .into(),
+    )
 }

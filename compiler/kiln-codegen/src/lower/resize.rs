@@ -20,7 +20,7 @@ use super::ctx::{Body, Builder, Res, Val};
 use super::elementwise::convert;
 use super::{attr_err, NodeIn};
 use kiln_ir::ops::infer::norm_axes;
-use kiln_ir::ops::resample::{self, isclose, Kernel};
+use kiln_ir::ops::resample::{self, isclose, resize_extents, AspectPolicy, Kernel, ResizeExtents};
 use kiln_ir::DType;
 use std::fmt::Write as _;
 
@@ -122,66 +122,35 @@ pub(crate) fn resize(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
         m => return Err(format!("unknown resize mode \"{m}\"")),
     };
     let crop = ctm == "tf_crop_and_resize";
-    let mut roi = vec![(0.0, 1.0); r];
-    if crop {
-        if let Some(v) = const_floats(n, 1, "roi")? {
-            if v.len() != 2 * axes.len() {
-                return Err(format!(
-                    "roi has {} entries for {} axes",
-                    v.len(),
-                    axes.len()
-                ));
-            }
-            for (i, &a) in axes.iter().enumerate() {
-                roi[a] = (v[i], v[i + axes.len()]);
-            }
-        }
-    }
-    let mut scale = vec![1.0f64; r];
-    match (
-        const_floats(n, 2, "scales")?,
-        n.opt(3).filter(|v| v.numel() > 0),
-    ) {
-        (Some(s), None) => {
-            if s.len() != axes.len() {
-                return Err(format!(
-                    "scales has {} entries for {} axes",
-                    s.len(),
-                    axes.len()
-                ));
-            }
-            for (i, &a) in axes.iter().enumerate() {
-                scale[a] = s[i];
-            }
-        }
-        (None, Some(_)) => {
-            let sz =
-                n.a.const_ints(3)
-                    .ok_or("sizes (operand #3) must be a compile-time constant")?;
-            if sz.len() != axes.len() {
-                return Err(format!(
-                    "sizes has {} entries for {} axes",
-                    sz.len(),
-                    axes.len()
-                ));
-            }
-            for (i, &a) in axes.iter().enumerate() {
-                scale[a] = sz[i] as f64 / x.shape[a] as f64;
-            }
-            let policy = n.a.str("keep_aspect_ratio_policy").map_err(attr_err)?;
-            if policy != "stretch" {
-                let it = axes.iter().map(|&a| scale[a]);
-                let s = if policy == "not_larger" {
-                    it.fold(f64::INFINITY, f64::min)
-                } else {
-                    it.fold(f64::NEG_INFINITY, f64::max)
-                };
-                for &a in &axes {
-                    scale[a] = s;
-                }
-            }
-        }
-        _ => return Err("give exactly one of constant scales and sizes".into()),
+    let roi = if crop {
+        const_floats(n, 1, "roi")?
+    } else {
+        None
+    };
+    let scales = const_floats(n, 2, "scales")?;
+    let sizes = match n.opt(3).filter(|v| v.numel() > 0) {
+        Some(_) => Some(
+            n.a.const_ints(3)
+                .ok_or("sizes (operand #3) must be a compile-time constant")?,
+        ),
+        None => None,
+    };
+    let policy = n.a.str("keep_aspect_ratio_policy").map_err(attr_err)?;
+    let policy = AspectPolicy::parse(policy)
+        .ok_or_else(|| format!("unknown keep_aspect_ratio_policy {policy}"))?;
+    let ResizeExtents { scale, out, roi } = resize_extents(
+        &x.shape,
+        &axes,
+        crop,
+        roi.as_deref(),
+        scales.as_deref(),
+        sizes.as_deref(),
+        policy,
+    )?;
+    if out != shape {
+        return Err(format!(
+            "resize extents {out:?} differ from the result type's {shape:?}"
+        ));
     }
     if shape.len() != r {
         return Err("the result rank differs from the input".into());

@@ -559,3 +559,80 @@ fn residuals_of_long_reductions_are_not_overwritten() {
         tol_k(k),
     );
 }
+
+/// `quant.matmul` over block-quantized derived weights of every scheme:
+/// the qgemm kernel decodes the packed codes as it multiplies, against the
+/// interpreter running the same quantized graph (the quantization itself is
+/// checked in kiln-ir and kiln-passes).
+#[test]
+fn quantized_matmuls_decode_weights_in_the_kernel() {
+    use kiln_ir::codec::block::{blocks_per_row, padded_k, Scheme};
+    let mut rng = Rng(11);
+    for (scheme, block, (m, k, n)) in [
+        ("nf4", 64, (1, 70, 13)),
+        ("nf4", 32, (5, 128, 33)),
+        ("int4", 32, (1, 67, 7)),
+        ("uint4", 32, (6, 96, 17)),
+        ("int8", 0, (17, 67, 5)),
+        ("uint8", 0, (2, 31, 9)),
+        ("int2", 16, (3, 40, 5)),
+        ("uint2", 16, (1, 33, 4)),
+        ("fp8-e4m3", 0, (4, 300, 6)),
+        ("fp8-e5m2", 128, (1, 257, 3)),
+        ("mxfp4", 32, (2, 64, 11)),
+    ] {
+        let s = Scheme::parse(scheme).unwrap();
+        let w = rng.vec(k * n, 0.3);
+        let code_dt = s.code_dtype();
+        let kp = padded_k(k as usize, block, code_dt) as u64;
+        let nb = blocks_per_row(k as usize, block) as u64;
+        let derived = |part: &str, ty: String| {
+            format!(
+                "weight @w.{part} : {ty} = derived<quant.quantize_weight {{axis = 0, block_size = {block}, part = \"{part}\", scheme = \"{scheme}\"}}>(@w)\n"
+            )
+        };
+        let codes_ty = format!("tensor<{n}x{kp}x{code_dt}>");
+        let scales_ty = format!("tensor<{n}x{nb}x{}>", s.scale_dtype());
+        let zcols = kiln_ir::codec::block::zero_point_cols(nb as usize, code_dt);
+        let zp_ty = format!("tensor<{n}x{zcols}x{code_dt}>");
+        let mut kir = weight("w", &[k, n], &w);
+        kir += &derived("codes", codes_ty.clone());
+        kir += &derived("scales", scales_ty.clone());
+        let mut body = format!(
+            "  %c = nn.constant {{value = @w.codes}} : {codes_ty}\n  %s = nn.constant {{value = @w.scales}} : {scales_ty}\n"
+        );
+        let mut operands = "%x, %c, %s".to_string();
+        if s.has_zero_point() {
+            kir += &derived("zero_points", zp_ty.clone());
+            body += &format!("  %z = nn.constant {{value = @w.zero_points}} : {zp_ty}\n");
+            operands += ", %z";
+        }
+        kir += &format!(
+            "graph @g(%x: {}) -> ({}) {{\n{body}  %y = quant.matmul {operands} {{block_size = {block}}} : {}\n  return %y\n}}\n",
+            ty(&[m, k]),
+            ty(&[m, n]),
+            ty(&[m, n]),
+        );
+        // Portable targets only: the kernel has no variant-specific tile,
+        // and a host build may record CPU features a virtual machine hides.
+        let host = Target::host().unwrap();
+        let targets: Vec<Target> = if host.arch() == kiln_codegen::Arch::X86_64 {
+            ["x86-64-v3", "x86-64"]
+                .iter()
+                .map(|c| Target::parse(c).unwrap())
+                .collect()
+        } else {
+            vec![host]
+        };
+        for t in &targets {
+            check_on(
+                t,
+                &format!("quant.matmul {scheme} block {block} {m}x{k}x{n}"),
+                &kir,
+                &[("x", &[m, k])],
+                &["qgemm"],
+                tol_k(k),
+            );
+        }
+    }
+}

@@ -5,10 +5,10 @@
 //! integers in i128 and wrapped once (see [`crate::tensor`]).
 
 use crate::eval::Op;
-use crate::float8::F8;
-use crate::tensor::{wrap_int, Data};
+use crate::tensor::{round_small_float, wrap_int, Data};
 use crate::util::{broadcast_map, broadcast_shapes};
 use crate::{InterpError, Tensor};
+use kiln_ir::codec::{CastMode, FloatFormat};
 use kiln_ir::{Attr, DType};
 use std::cmp::Ordering;
 
@@ -611,13 +611,14 @@ pub fn clip(op: &Op<'_>) -> R {
 }
 
 /// Converts one tensor to another dtype with ONNX `Cast` semantics:
-/// - float → float: round to nearest even; for float8 targets with
-///   `saturate`, out-of-range values and infinities clamp to ±max;
+/// - float → float: round to nearest even; small float targets (float8,
+///   float4, E8M0) go through `f32` and follow `kiln_ir::codec::float` with
+///   `mode` (saturation, E8M0 rounding);
 /// - float → int: truncate toward zero, then wrap (NaN gives 0; out-of-range
 ///   values are undefined in ONNX, here they saturate to i128 and wrap);
 /// - int → int: two's complement wrap; anything → bool: `x != 0`;
 /// - int/bool → float: nearest value.
-pub fn cast_tensor(x: &Tensor, to: DType, saturate: bool) -> R {
+pub fn cast_tensor(x: &Tensor, to: DType, mode: CastMode) -> R {
     if x.dtype == DType::NF4 || to == DType::NF4 {
         return Err(InterpError::Invalid("nn.cast does not convert nf4".into()));
     }
@@ -625,18 +626,13 @@ pub fn cast_tensor(x: &Tensor, to: DType, saturate: bool) -> R {
     match (&x.data, to.is_float()) {
         (_, true) => {
             let v: Vec<f64> = x.to_f64_vec();
-            let f8 = match to {
-                DType::F8E4M3FN => Some(F8::E4M3FN),
-                DType::F8E5M2 => Some(F8::E5M2),
-                _ => None,
-            };
-            match f8 {
+            match FloatFormat::of(to) {
                 Some(f) => Ok(Tensor {
                     dtype: to,
                     shape,
                     data: Data::Float(
                         v.into_iter()
-                            .map(|e| f.decode(f.encode(e, saturate)))
+                            .map(|e| round_small_float(f, e, mode))
                             .collect(),
                     ),
                 }),
@@ -666,7 +662,7 @@ pub fn cast(op: &Op<'_>) -> R {
     let to =
         op.a.dtype("to")?
             .ok_or_else(|| InterpError::Invalid("attribute 'to' is required".into()))?;
-    cast_tensor(op.input(0)?, to, op.a.bool("saturate")?)
+    cast_tensor(op.input(0)?, to, kiln_ir::ops::cast_mode(op.a)?)
 }
 
 /// `nn.bit_cast`: the operand's storage bytes (little endian) read as

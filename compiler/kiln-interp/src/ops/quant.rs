@@ -10,15 +10,16 @@
 //! Rounding follows the ONNX reference: quantization divides in the wider
 //! of the input and scale dtypes (or `precision`), rounds half to even and
 //! saturates; float8 targets ignore the zero point and saturate unless
-//! `saturate = 0`. Dequantization computes `(x - zero_point)` in f32, the
-//! product in f32 (f64 for f64 scales), and rounds to the scale's dtype.
+//! `saturate = 0`; float4 (E2M1) targets add the zero point's value and
+//! always saturate (the format has no infinity). Dequantization computes
+//! `(x - zero_point)` in f32 (float targets ignore the zero point), the
+//! product in f32 (f64 for f64 scales), and rounds to the result dtype.
 
 use crate::eval::Op;
-use crate::float8::F8;
-use crate::tensor::{int_range, round_float};
+use crate::tensor::{int_range, round_float, round_small_float, Data};
 use crate::util::{axis, strides};
 use crate::{InterpError, Tensor};
-use kiln_ir::ops::NF4_CODE_BOOK;
+use kiln_ir::codec::{nf4_value, CastMode, FloatFormat};
 use kiln_ir::DType;
 
 type R = Result<Tensor, InterpError>;
@@ -101,18 +102,35 @@ pub fn quantize_linear(op: &Op<'_>) -> R {
         .zip(&smap)
         .map(|(&e, &m)| round_float(div_dt, round_float(div_dt, e) / round_float(div_dt, sv[m])))
         .collect();
-    let f8 = match out_dt {
-        DType::F8E4M3FN => Some(F8::E4M3FN),
-        DType::F8E5M2 => Some(F8::E5M2),
-        _ => None,
-    };
-    if let Some(f) = f8 {
-        let sat = op.a.bool("saturate")?;
-        let v = q.iter().map(|&e| f.decode(f.encode(e, sat))).collect();
+    if let Some(f) = FloatFormat::of(out_dt) {
+        let mode = CastMode {
+            saturate: op.a.bool("saturate")?,
+            ..CastMode::CAST_DEFAULT
+        };
+        // E2M1: ONNX adds the zero point (a float4 value) before casting.
+        let zp: Option<Vec<f64>> = match z {
+            Some(z) if out_dt == DType::F4E2M1 => {
+                let zm = zero_map(op, &x.shape, z)?;
+                let zv = z.to_f64_vec();
+                Some(zm.iter().map(|&m| zv[m]).collect())
+            }
+            _ => None,
+        };
+        let v = q
+            .iter()
+            .enumerate()
+            .map(|(i, &e)| {
+                let e = match &zp {
+                    Some(zp) => round_float(div_dt, e + zp[i]),
+                    None => e,
+                };
+                round_small_float(f, e, mode)
+            })
+            .collect();
         return Ok(Tensor {
             dtype: out_dt,
             shape: x.shape.clone(),
-            data: crate::tensor::Data::Float(v),
+            data: Data::Float(v),
         });
     }
     if !out_dt.is_int() {
@@ -164,7 +182,7 @@ pub fn dequantize_linear(op: &Op<'_>) -> R {
     } else {
         DType::F32
     };
-    let out_dt = s.dtype;
+    let out_dt = kiln_ir::ops::dequantized_dtype(s.dtype, op.a.dtype("output_dtype")?);
     let v = xv
         .iter()
         .zip(&zp)
@@ -202,10 +220,142 @@ pub fn nf4_dequantize(op: &Op<'_>) -> R {
         .enumerate()
         .map(|(i, &c)| {
             let (row, col) = (i / k.max(1), i % k.max(1));
-            // The code book entries are f32 values.
-            let code = f64::from(NF4_CODE_BOOK[(c & 0xF) as usize] as f32);
+            let code = f64::from(nf4_value(c as u8));
             code * av[row * nb + col / block as usize]
         })
         .collect();
     Ok(Tensor::from_f64(DType::F32, w.shape.clone(), v))
+}
+
+/// The dequantized weight of a `quant.matmul` (`kiln_ir`'s op docs), `n`
+/// rows of `k` f32 values.
+pub fn qmatmul_weight(op: &Op<'_>) -> Result<Vec<f32>, InterpError> {
+    let sh = kiln_ir::ops::qmatmul_shape(op.a)?;
+    let (w, s) = (op.input(1)?, op.input(2)?);
+    let (n, k, kw) = (sh.n as usize, sh.k as usize, sh.kw as usize);
+    let (block, nb) = (sh.block as usize, sh.blocks as usize);
+    let book = op.a.floats("code_book")?;
+    let value = |i: usize| -> f32 {
+        match (&w.data, &book) {
+            (Data::Float(v), _) => v[i] as f32,
+            (Data::Int(v), Some(b)) => b[v[i] as usize] as f32,
+            (Data::Int(v), None) if w.dtype == DType::NF4 => nf4_value(v[i] as u8),
+            (Data::Int(v), None) => v[i] as f32,
+        }
+    };
+    let scales: Vec<f32> = match &s.data {
+        Data::Float(v) => v.iter().map(|&x| x as f32).collect(),
+        Data::Int(codes) => {
+            let map = kiln_ir::codec::block::dynamic_map();
+            let am = op.input(4)?.to_f64_vec();
+            let off = op.input(5)?.get_f64(0) as f32;
+            codes
+                .iter()
+                .enumerate()
+                .map(|(i, &c)| {
+                    let g = am[i / kiln_ir::codec::block::DOUBLE_QUANT_BLOCK] as f32;
+                    map[c as usize] * g + off
+                })
+                .collect()
+        }
+    };
+    let zp = op.opt(3);
+    let zcols = zp.map_or(0, |z| z.shape[1] as usize);
+    let mut out = Vec::with_capacity(n * k);
+    for r in 0..n {
+        for c in 0..k {
+            let b = c / block;
+            let mut v = value(r * kw + c);
+            if let Some(z) = zp {
+                v -= z.get_f64(r * zcols + b) as f32;
+            }
+            out.push(v * scales[r * nb + b]);
+        }
+    }
+    Ok(out)
+}
+
+/// `quant.matmul`: `a . dequant(w)^T`, accumulated in f64 and rounded once.
+pub fn qmatmul(op: &Op<'_>) -> R {
+    let a = op.input(0)?;
+    let sh = kiln_ir::ops::qmatmul_shape(op.a)?;
+    let (n, k) = (sh.n as usize, sh.k as usize);
+    let wv = qmatmul_weight(op)?;
+    let mut shape = a.shape.clone();
+    *shape.last_mut().expect("rank >= 1") = sh.n;
+    op.check(&shape)?;
+    let av = a.to_f64_vec();
+    let rows = av.len() / k.max(1);
+    let mut out = Vec::with_capacity(rows * n);
+    for i in 0..rows {
+        let ar = &av[i * k..(i + 1) * k];
+        for j in 0..n {
+            let wr = &wv[j * k..(j + 1) * k];
+            out.push(ar.iter().zip(wr).map(|(&x, &y)| x * f64::from(y)).sum());
+        }
+    }
+    Ok(Tensor::from_f64(a.dtype, shape, out))
+}
+
+/// `quant.quantize_weight`: one part of `codec::block::quantize`.
+pub fn quantize_weight(op: &Op<'_>) -> R {
+    let w = op.input(0)?;
+    let (scheme, axis, block, double) = kiln_ir::ops::quantize_weight_params(op.a)?;
+    let part = op.a.str("part")?;
+    let vals = w.to_f64_vec().iter().map(|&x| x as f32).collect();
+    let (rows, k, vals) =
+        kiln_ir::codec::block::weight_rows(vals, w.shape[0] as usize, w.shape[1] as usize, axis);
+    let q = kiln_ir::codec::block::quantize(&vals, rows, k, scheme, block);
+    let bytes = quantized_part(&q, scheme, part, double)?;
+    let ty = &(op.a.def.infer)(op.a)?[0];
+    let shape = ty
+        .static_shape()
+        .expect("quantize_weight results are static");
+    Tensor::from_bytes(ty.dtype, &shape, &bytes)
+}
+
+/// The storage bytes of one part of a quantized weight (see
+/// `quant.quantize_weight`).
+pub fn quantized_part(
+    q: &kiln_ir::codec::block::Quantized,
+    scheme: kiln_ir::codec::block::Scheme,
+    part: &str,
+    double: bool,
+) -> Result<Vec<u8>, InterpError> {
+    use kiln_ir::codec::packing::pack;
+    let code_bits = scheme.code_dtype().bits();
+    let f32_bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    let dq = || kiln_ir::codec::block::double_quantize(&q.scales);
+    Ok(match part {
+        "codes" if code_bits < 8 => pack(q.codes.iter().copied(), code_bits),
+        "codes" => q.codes.clone(),
+        "scales" if double => dq().codes,
+        "scales" => match &q.scale_codes {
+            Some(c) => c.clone(),
+            None => f32_bytes(&q.scales),
+        },
+        "zero_points" => {
+            let z = q
+                .zero_points
+                .as_ref()
+                .ok_or_else(|| InterpError::Invalid("this scheme has no zero points".into()))?;
+            // Rows padded to whole bytes with zero codes.
+            let nb = q.blocks();
+            let cols = kiln_ir::codec::block::zero_point_cols(nb, scheme.code_dtype());
+            let rows = z.chunks(nb.max(1)).flat_map(|r| {
+                r.iter()
+                    .copied()
+                    .chain(std::iter::repeat_n(0, cols - r.len()))
+            });
+            if code_bits < 8 {
+                pack(rows, code_bits)
+            } else {
+                rows.collect()
+            }
+        }
+        "scale_absmax" => f32_bytes(&dq().absmax),
+        "scale_offset" => f32_bytes(&[dq().offset]),
+        "global_scale" => f32_bytes(&[q.global_scale.unwrap_or(1.0)]),
+        other => return Err(InterpError::Invalid(format!("unknown part \"{other}\""))),
+    })
 }

@@ -19,7 +19,8 @@ use crate::util::strides;
 use crate::{InterpError, Tensor};
 use kiln_ir::ops::infer::norm_axes;
 use kiln_ir::ops::resample::{
-    self, isclose, Exact, GridAxis, GridMode, GridPadding, GridTap, Kernel,
+    self, isclose, resize_extents, AspectPolicy, Exact, GridAxis, GridMode, GridPadding, GridTap,
+    Kernel, ResizeExtents,
 };
 use kiln_ir::DType;
 
@@ -85,76 +86,33 @@ pub fn resize(op: &Op<'_>) -> R {
         },
         m => return invalid(format!("unknown resize mode \"{m}\"")),
     };
-    let mut scale = vec![1.0f64; r];
-    let mut out: Vec<u64> = x.shape.clone();
-    let mut roi: Vec<(f64, f64)> = vec![(0.0, 1.0); r];
     let crop = ctm == "tf_crop_and_resize";
-    if let (true, Some(t)) = (crop, nonempty(op, 1)) {
-        let v = t.to_f64_vec();
-        if v.len() != 2 * axes.len() {
-            return invalid(format!(
-                "roi has {} entries for {} axes",
-                v.len(),
-                axes.len()
-            ));
-        }
-        for (i, &a) in axes.iter().enumerate() {
-            roi[a] = (v[i], v[i + axes.len()]);
-        }
-    }
-    match (nonempty(op, 2), nonempty(op, 3)) {
-        (Some(s), None) => {
-            let s = s.to_f64_vec();
-            if s.len() != axes.len() {
-                return invalid(format!(
-                    "scales has {} entries for {} axes",
-                    s.len(),
-                    axes.len()
-                ));
-            }
-            for (i, &a) in axes.iter().enumerate() {
-                if !(s[i] > 0.0 && s[i].is_finite()) {
-                    return invalid(format!("scales must be positive, got {}", s[i]));
-                }
-                scale[a] = s[i];
-                let mut e = x.shape[a] as f64 * s[i];
-                if crop {
-                    e *= roi[a].1 - roi[a].0;
-                }
-                out[a] = e.max(0.0).floor() as u64;
-            }
-        }
-        (None, Some(sz)) => {
-            let sz = sz
-                .ints()
-                .ok_or_else(|| InterpError::Invalid("sizes must be i64".into()))?;
-            if sz.len() != axes.len() || sz.iter().any(|&v| v < 0) {
-                return invalid(format!("sizes {sz:?} do not fit {} axes", axes.len()));
-            }
-            for (i, &a) in axes.iter().enumerate() {
-                scale[a] = sz[i] as f64 / x.shape[a] as f64;
-            }
-            let policy = op.a.str("keep_aspect_ratio_policy")?;
-            if policy == "stretch" {
-                for (i, &a) in axes.iter().enumerate() {
-                    out[a] = sz[i] as u64;
-                }
-            } else {
-                let it = axes.iter().map(|&a| scale[a]);
-                let s = if policy == "not_larger" {
-                    it.fold(f64::INFINITY, f64::min)
-                } else {
-                    it.fold(f64::NEG_INFINITY, f64::max)
-                };
-                for &a in &axes {
-                    scale[a] = s;
-                    // round half up, as the reference
-                    out[a] = (s * x.shape[a] as f64 + 0.5) as u64;
-                }
-            }
-        }
-        _ => return invalid("give exactly one of scales and sizes".into()),
-    }
+    let roi = nonempty(op, 1).map(Tensor::to_f64_vec);
+    let scales = nonempty(op, 2).map(Tensor::to_f64_vec);
+    let sizes = match nonempty(op, 3) {
+        Some(t) => Some(
+            t.ints()
+                .ok_or_else(|| InterpError::Invalid("sizes must be i64".into()))?
+                .iter()
+                .map(|&v| i64::try_from(v).unwrap_or(-1))
+                .collect::<Vec<i64>>(),
+        ),
+        None => None,
+    };
+    let policy = op.a.str("keep_aspect_ratio_policy")?;
+    let policy = AspectPolicy::parse(policy).ok_or_else(|| {
+        InterpError::Invalid(format!("unknown keep_aspect_ratio_policy {policy}"))
+    })?;
+    let ResizeExtents { scale, out, roi } = resize_extents(
+        &x.shape,
+        &axes,
+        crop,
+        roi.as_deref(),
+        scales.as_deref(),
+        sizes.as_deref(),
+        policy,
+    )
+    .map_err(InterpError::Invalid)?;
     op.check(&out)?;
     let mut shape = x.shape.clone();
     let mut v = x.to_f64_vec();

@@ -19,6 +19,7 @@
 
 mod build;
 mod compose;
+pub mod contrib;
 mod control;
 mod indexing;
 mod linalg;
@@ -187,6 +188,14 @@ fn check_nodes(
                     "operator not supported".to_string(),
                 ),
             }
+        } else if n.domain == CONTRIB_DOMAIN {
+            if contrib::find(&n.op_type).is_some() {
+                continue;
+            }
+            (
+                format!("{CONTRIB_DOMAIN}:{}", n.op_type),
+                "operator not supported".to_string(),
+            )
         } else if !n.domain.is_empty() {
             (
                 format!("{}:{}", n.domain, n.op_type),
@@ -221,8 +230,15 @@ fn check_nodes(
 
 const MAX_INLINE_DEPTH: usize = 16;
 
+/// Dequantizations of at least this many elements are not folded at import
+/// (see `try_fold`).
+const QDQ_WEIGHT_ELEMENTS: u64 = 1024;
+
 /// The classic-ML operator domain ([`ml`]).
 const ML_DOMAIN: &str = "ai.onnx.ml";
+
+/// ONNX Runtime's contrib operator domain ([`contrib`]).
+const CONTRIB_DOMAIN: &str = "com.microsoft";
 
 /// Imports a loaded model into a Kiln graph.
 pub fn import_model(model: &OnnxModel, opts: &ImportOptions) -> Result<Graph, OnnxError> {
@@ -571,6 +587,17 @@ impl<'m> Builder<'m> {
                             file: self.file.clone(),
                             context: node.describe(),
                             message: format!("ai.onnx.ml opset {v} operator not supported"),
+                        })
+                    }
+                }
+            } else if node.domain == CONTRIB_DOMAIN {
+                match contrib::find(&node.op_type) {
+                    Some(imp) => (imp.import, 1),
+                    None => {
+                        return Err(OnnxError::Unsupported {
+                            file: self.file.clone(),
+                            context: node.describe(),
+                            message: format!("{CONTRIB_DOMAIN} operator not supported"),
                         })
                     }
                 }
@@ -1003,6 +1030,13 @@ fn try_fold(
         }
     }
     if total > b.opts.fold_max_elements {
+        return Ok(None);
+    }
+    // A dequantized weight (a QDQ model's) stays a dequantization of its
+    // codes: kiln-passes' recognize-qdq-weights keeps it quantized, where
+    // folding would store it in f32. Small ones (scalars of QLinear* ops)
+    // fold.
+    if node.op == OpKind::DequantizeLinear && total >= QDQ_WEIGHT_ELEMENTS {
         return Ok(None);
     }
     let shape_only = matches!(node.op, OpKind::Shape | OpKind::Size);

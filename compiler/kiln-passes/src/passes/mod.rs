@@ -11,8 +11,10 @@ pub mod fuse_elementwise;
 pub mod fuse_epilogue;
 pub mod pack_weights;
 pub mod plan_memory;
+pub mod quantize_weights;
 pub mod recognize_attention;
 pub mod recognize_norms;
+pub mod recognize_qdq_weights;
 pub mod shape_inference;
 pub mod sink_transposes;
 

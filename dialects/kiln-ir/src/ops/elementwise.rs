@@ -171,7 +171,20 @@ fn infer_cast(ctx: &InferCtx<'_>) -> R {
     if to == DType::NF4 || x.dtype == DType::NF4 {
         bail!("nn.cast does not convert nf4; use the quant dialect");
     }
+    cast_mode(ctx)?;
     Ok(vec![TensorType::new(to, x.dims.clone())])
+}
+
+/// The cast mode (saturation, E8M0 rounding) of an `nn.cast`.
+pub fn cast_mode(ctx: &InferCtx<'_>) -> Result<crate::codec::CastMode, InferError> {
+    let r = ctx.str("round_mode")?;
+    let Some(e8m0) = crate::codec::E8m0Rounding::parse(r) else {
+        bail!("round_mode must be \"up\", \"down\" or \"nearest\", got \"{r}\"");
+    };
+    Ok(crate::codec::CastMode {
+        saturate: ctx.bool("saturate")?,
+        e8m0,
+    })
 }
 
 fn infer_bit_cast(ctx: &InferCtx<'_>) -> R {
@@ -245,8 +258,8 @@ unary! {
     ATAN "nn.atan" same_float "Arc tangent" ELEMENTWISE [];
     ATANH "nn.atanh" same_float "Inverse hyperbolic tangent" ELEMENTWISE [];
     BITWISE_NOT "nn.bitwise_not" same_int "Flips every bit of an integer" ELEMENTWISE [];
-    CAST "nn.cast" infer_cast "Converts elements to another dtype (saturate applies to float8 targets)" ELEMENTWISE
-        [attr("to", AttrKind::DType, AttrDefault::Required), attr("saturate", AttrKind::Bool, AttrDefault::Bool(true))];
+    CAST "nn.cast" infer_cast "Converts elements to another dtype (saturate applies to float8 and f8e8m0 targets, round_mode to f8e8m0)" ELEMENTWISE
+        [attr("to", AttrKind::DType, AttrDefault::Required), attr("saturate", AttrKind::Bool, AttrDefault::Bool(true)), attr("round_mode", AttrKind::Str, AttrDefault::Str("up"))];
     BIT_CAST "nn.bit_cast" infer_bit_cast "Reinterprets the bits (little endian) of each element as another dtype of the same width" ELEMENTWISE
         [attr("to", AttrKind::DType, AttrDefault::Required)];
     CEIL "nn.ceil" same_float "Rounds up to an integer" IDEMPOTENT [];

@@ -25,9 +25,13 @@ pub mod resample;
 mod shape;
 pub mod signal;
 
+pub use elementwise::cast_mode;
 pub use infer::{InferCtx, InferError};
 pub use linalg::{parse_einsum, EinsumSpec, Window};
-pub use quant::NF4_CODE_BOOK;
+pub use quant::{
+    dequantized_dtype, qmatmul_shape, quantize_weight_params, QMatmulShape, QMATMUL_SCALES,
+    QMATMUL_WEIGHTS, QUANTIZE_PARTS,
+};
 
 use crate::attr::AttrKind;
 use crate::types::TensorType;
@@ -365,7 +369,9 @@ ops! {
     // quant.rs
     DequantizeLinear = quant::DEQUANTIZE_LINEAR,
     Nf4Dequantize = quant::NF4_DEQUANTIZE,
+    QMatMul = quant::QMATMUL,
     QuantizeLinear = quant::QUANTIZE_LINEAR,
+    QuantizeWeight = quant::QUANTIZE_WEIGHT,
 }
 
 fn by_name() -> &'static HashMap<&'static str, OpKind> {

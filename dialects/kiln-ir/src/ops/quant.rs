@@ -1,5 +1,7 @@
 //! The `quant` dialect: linear (de)quantization as in ONNX QuantizeLinear /
-//! DequantizeLinear (latest opset), and NF4 code-book dequantization.
+//! DequantizeLinear (latest opset), NF4 code-book dequantization, and the
+//! weight-quantized contraction `quant.matmul` with the compile-time
+//! `quant.quantize_weight` that produces its operands (`codec::block`).
 //!
 //! Scales come in three granularities, chosen by the operand shapes and
 //! `block_size`:
@@ -27,8 +29,22 @@ const QUANT_TARGETS: &[DType] = &[
     DType::U16,
     DType::I4,
     DType::U4,
+    DType::I2,
+    DType::U2,
     DType::F8E4M3FN,
+    DType::F8E4M3FNUZ,
     DType::F8E5M2,
+    DType::F8E5M2FNUZ,
+    DType::F4E2M1,
+];
+
+/// Scale dtypes of QuantizeLinear / DequantizeLinear.
+const SCALE_DTYPES: &[DType] = &[
+    DType::F32,
+    DType::F16,
+    DType::BF16,
+    DType::F64,
+    DType::F8E8M0,
 ];
 
 /// Checks the scale (operand 1) and optional zero point (operand 2) of a
@@ -93,7 +109,7 @@ fn infer_quantize_linear(ctx: &InferCtx<'_>) -> R {
         bail!("input must be float or i32, got {x}");
     }
     let s = ctx.input(1)?;
-    require_float(s.dtype, "scale")?;
+    require_one_of(s.dtype, SCALE_DTYPES, "scale")?;
     if let Some(p) = ctx.dtype("precision")? {
         require_float(p, "precision")?;
     }
@@ -136,7 +152,7 @@ fn infer_dequantize_linear(ctx: &InferCtx<'_>) -> R {
     allowed.push(DType::I32);
     require_one_of(x.dtype, &allowed, "quantized input")?;
     let s = ctx.input(1)?;
-    require_float(s.dtype, "scale")?;
+    require_one_of(s.dtype, SCALE_DTYPES, "scale")?;
     if let Some(z) = ctx.opt_input(2) {
         if z.dtype != x.dtype {
             bail!(
@@ -146,17 +162,28 @@ fn infer_dequantize_linear(ctx: &InferCtx<'_>) -> R {
             );
         }
     }
-    if let Some(o) = ctx.dtype("output_dtype")? {
-        if o != s.dtype {
-            bail!("output_dtype {o} must equal the scale's dtype {}", s.dtype);
-        }
-    }
+    let out = dequantized_dtype(s.dtype, ctx.dtype("output_dtype")?);
+    require_one_of(
+        out,
+        &[DType::F32, DType::F16, DType::BF16, DType::F64],
+        "dequantized result",
+    )?;
     check_scale(ctx, x)?;
-    Ok(vec![TensorType::new(s.dtype, x.dims.clone())])
+    Ok(vec![TensorType::new(out, x.dims.clone())])
+}
+
+/// The result dtype of a dequantization: `output_dtype`, else the scale's
+/// dtype (`f32` for an E8M0 scale, which cannot hold results).
+pub fn dequantized_dtype(scale: DType, output_dtype: Option<DType>) -> DType {
+    match output_dtype {
+        Some(o) => o,
+        None if scale == DType::F8E8M0 => DType::F32,
+        None => scale,
+    }
 }
 
 /// `quant.dequantize_linear %x, %x_scale, %x_zero_point?`:
-/// `(x - zero_point) * scale` in the scale's dtype.
+/// `(x - zero_point) * scale` in `output_dtype` (default: the scale's dtype).
 pub const DEQUANTIZE_LINEAR: OpDef = OpDef {
     name: "quant.dequantize_linear",
     summary: "Linear dequantization with per-tensor, per-axis or blocked scales",
@@ -207,7 +234,7 @@ fn infer_nf4_dequantize(ctx: &InferCtx<'_>) -> R {
 }
 
 /// `quant.nf4_dequantize %weight, %absmax`: looks each 4-bit code up in
-/// the fixed NF4 code book and multiplies by its block's absmax. Blocks of
+/// the fixed NF4 code book (`codec::nf4_value`) and multiplies by its block's absmax. Blocks of
 /// `block_size` elements run along the last dim, so `absmax` has shape
 /// `weight[..-1] + [ceil(K / block_size)]` (a flat bitsandbytes absmax is
 /// reshaped to this by the frontend).
@@ -222,25 +249,286 @@ pub const NF4_DEQUANTIZE: OpDef = OpDef {
     infer: infer_nf4_dequantize,
 };
 
-/// The NF4 code book (the 16 NormalFloat quantiles of bitsandbytes' `NF4`
-/// table), indexed by 4-bit code: `quant.nf4_dequantize` computes
-/// `NF4_CODE_BOOK[code] * absmax[block]`. Defined here once for the
-/// interpreter and the lowering.
-pub const NF4_CODE_BOOK: [f64; 16] = [
-    -1.0,
-    -0.696_192_800_998_687_7,
-    -0.525_073_051_452_636_7,
-    -0.394_917_488_098_144_53,
-    -0.284_441_381_692_886_35,
-    -0.184_773_430_228_233_34,
-    -0.091_050_036_251_544_95,
-    0.0,
-    0.079_580_299_556_255_34,
-    0.160_930_201_411_247_25,
-    0.246_112_301_945_686_34,
-    0.337_915_241_718_292_24,
-    0.440_709_829_330_444_34,
-    0.562_617_003_917_694_1,
-    0.722_956_836_223_602_3,
-    1.0,
+/// Weight dtypes `quant.matmul` reads.
+pub const QMATMUL_WEIGHTS: &[DType] = &[
+    DType::I8,
+    DType::U8,
+    DType::I4,
+    DType::U4,
+    DType::I2,
+    DType::U2,
+    DType::NF4,
+    DType::F8E4M3FN,
+    DType::F8E4M3FNUZ,
+    DType::F8E5M2,
+    DType::F8E5M2FNUZ,
+    DType::F4E2M1,
 ];
+
+/// Scale dtypes `quant.matmul` reads (`u8`: double-quantized).
+pub const QMATMUL_SCALES: &[DType] = &[
+    DType::F32,
+    DType::F16,
+    DType::BF16,
+    DType::F8E8M0,
+    DType::F8E4M3FN,
+    DType::U8,
+];
+
+/// The shapes `quant.matmul` works on, read from its operand types.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QMatmulShape {
+    /// Output channels (rows of the weight).
+    pub n: u64,
+    /// Contraction length (the last dim of `a`).
+    pub k: u64,
+    /// Codes per weight row (`>= k`).
+    pub kw: u64,
+    /// Values per block (`k` for per-channel).
+    pub block: u64,
+    /// Blocks per row.
+    pub blocks: u64,
+}
+
+fn static2(t: &TensorType, what: &str) -> Result<(u64, u64), InferError> {
+    match t.dims.as_slice() {
+        [Dim::Static(a), Dim::Static(b)] => Ok((*a, *b)),
+        _ => bail!("{what} {t} must be a static 2-D tensor"),
+    }
+}
+
+/// Checks the operands of a `quant.matmul` and returns its shapes.
+pub fn qmatmul_shape(ctx: &InferCtx<'_>) -> Result<QMatmulShape, InferError> {
+    let a = ctx.input(0)?;
+    let w = ctx.input(1)?;
+    let s = ctx.input(2)?;
+    if a.rank() == 0 {
+        bail!("activation {a} must have rank >= 1");
+    }
+    require_one_of(
+        a.dtype,
+        &[DType::F32, DType::F16, DType::BF16, DType::F64],
+        "activation",
+    )?;
+    require_one_of(w.dtype, QMATMUL_WEIGHTS, "weight")?;
+    require_one_of(s.dtype, QMATMUL_SCALES, "scale")?;
+    let Dim::Static(k) = a.dims[a.rank() - 1] else {
+        bail!("the contraction dim of {a} must be static");
+    };
+    let (n, kw) = static2(w, "weight")?;
+    let (sn, blocks) = static2(s, "scale")?;
+    if kw < k {
+        bail!("weight rows hold {kw} codes, fewer than K = {k}");
+    }
+    if (kw * u64::from(w.dtype.bits())) % 8 != 0 {
+        bail!("weight rows of {kw} {} codes do not end on a byte", w.dtype);
+    }
+    let block = ctx.int("block_size")?;
+    if block < 0 {
+        bail!("block_size must be non-negative, got {block}");
+    }
+    let block = if block == 0 { k.max(1) } else { block as u64 };
+    let want = k.div_ceil(block).max(1);
+    if sn != n || blocks != want {
+        bail!("scale {s} must be [{n}, {want}] (N x blocks of {block} along K = {k})");
+    }
+    let book = ctx.floats("code_book")?;
+    if let Some(book) = &book {
+        if !matches!(w.dtype, DType::U2 | DType::U4 | DType::U8) {
+            bail!("code_book needs u2, u4 or u8 codes, got {}", w.dtype);
+        }
+        let want = 1usize << w.dtype.bits();
+        if book.len() != want {
+            bail!(
+                "code_book of {} codes needs {want} entries, got {}",
+                w.dtype,
+                book.len()
+            );
+        }
+    }
+    if let Some(z) = ctx.opt_input(3) {
+        if !w.dtype.is_int() || book.is_some() {
+            bail!(
+                "a zero point needs integer weights without a code book, got {}",
+                w.dtype
+            );
+        }
+        if z.dtype != w.dtype {
+            bail!(
+                "zero point dtype {} differs from the weight's {}",
+                z.dtype,
+                w.dtype
+            );
+        }
+        let (zn, zb) = static2(z, "zero point")?;
+        if zn != n || zb < blocks || (zb * u64::from(z.dtype.bits())) % 8 != 0 {
+            bail!("zero point {z} must be [{n}, >= {blocks}] with rows ending on a byte");
+        }
+    }
+    let double = s.dtype == DType::U8;
+    match (double, ctx.opt_input(4), ctx.opt_input(5)) {
+        (false, None, None) => {}
+        (true, Some(am), Some(off)) => {
+            let groups = (n * blocks).div_ceil(crate::codec::block::DOUBLE_QUANT_BLOCK as u64);
+            if am.dtype != DType::F32 || am.dims != [Dim::Static(groups)] {
+                bail!("double-quantized scales need a [{groups}] f32 absmax, got {am}");
+            }
+            if off.dtype != DType::F32 || off.numel() != Some(1) {
+                bail!("double-quantized scales need a one-element f32 offset, got {off}");
+            }
+        }
+        _ => bail!(
+            "u8 scales (double-quantized) come with a scale absmax and offset, and only they do"
+        ),
+    }
+    Ok(QMatmulShape {
+        n,
+        k,
+        kw,
+        block,
+        blocks: want,
+    })
+}
+
+fn infer_qmatmul(ctx: &InferCtx<'_>) -> R {
+    let sh = qmatmul_shape(ctx)?;
+    let a = ctx.input(0)?;
+    let mut dims = a.dims.clone();
+    *dims.last_mut().expect("rank >= 1") = Dim::Static(sh.n);
+    Ok(vec![TensorType::new(a.dtype, dims)])
+}
+
+/// `quant.matmul %a, %w, %scale, %zero_point?, %scale_absmax?, %scale_offset?`:
+/// `a . dequant(w)^T` with `w` holding `N` rows of quantized codes along K
+/// (`[N, Kw]`, `Kw >= K`, codes past K ignored), blocks of `block_size`
+/// along K (0: one per row), `scale` `[N, blocks]` and an optional zero
+/// point `[N, >= blocks]` of `w`'s dtype. `dequant(w)[n, k] = (v(w[n, k]) -
+/// v(zp[n, b])) * s[n, b]` with `b = k / block_size`, computed in f32: `v`
+/// is the integer, the NF4 / small-float value, or `code_book[code]`; `s` is
+/// the scale's value (E8M0 / E4M3 decoded) or, for `u8` scales
+/// (double-quantized), `dynamic_map[code] * scale_absmax[i / 256] +
+/// scale_offset` with `i = n * blocks + b` (`codec::block`). The result has
+/// `a`'s dtype and shape with the last dim `N`.
+pub const QMATMUL: OpDef = OpDef {
+    name: "quant.matmul",
+    summary: "Matrix product with a block-quantized weight, dequantized on the fly",
+    inputs: Arity::range(3, 6),
+    outputs: Arity::exactly(1),
+    attrs: &[
+        attr("block_size", AttrKind::Int, AttrDefault::Int(0)),
+        attr("code_book", AttrKind::Floats, AttrDefault::Absent),
+    ],
+    traits: Traits::NONE,
+    static_operands: &[],
+    infer: infer_qmatmul,
+};
+
+/// The parts `quant.quantize_weight` can produce.
+pub const QUANTIZE_PARTS: &[&str] = &[
+    "codes",
+    "scales",
+    "zero_points",
+    "scale_absmax",
+    "scale_offset",
+    "global_scale",
+];
+
+/// The scheme, K axis and block size of a `quant.quantize_weight`.
+pub fn quantize_weight_params(
+    ctx: &InferCtx<'_>,
+) -> Result<(crate::codec::block::Scheme, usize, usize, bool), InferError> {
+    let name = ctx.str("scheme")?;
+    let Some(scheme) = crate::codec::block::Scheme::parse(name) else {
+        bail!(
+            "unknown scheme \"{name}\" (one of {})",
+            crate::codec::block::Scheme::NAMES.join(", ")
+        );
+    };
+    let axis = ctx.int("axis")?;
+    if !(0..=1).contains(&axis) {
+        bail!("axis must be 0 or 1, got {axis}");
+    }
+    let block = ctx.int("block_size")?;
+    if block < 0 {
+        bail!("block_size must be non-negative, got {block}");
+    }
+    let (def, fixed) = scheme.default_block();
+    if fixed && block as usize != def {
+        bail!("{name} has blocks of {def}, not {block}");
+    }
+    let per = crate::codec::packing::per_byte(scheme.code_dtype().bits().min(8));
+    if block > 0 && !(block as usize).is_multiple_of(per) {
+        bail!("block_size {block} must be a multiple of {per} for {name} codes");
+    }
+    let double = ctx.bool("double_quant")?;
+    if double && scheme != crate::codec::block::Scheme::Nf4 {
+        bail!("double quantization applies to nf4 only");
+    }
+    Ok((scheme, axis as usize, block as usize, double))
+}
+
+fn infer_quantize_weight(ctx: &InferCtx<'_>) -> R {
+    use crate::codec::block::{blocks_per_row, padded_k, Scheme, DOUBLE_QUANT_BLOCK};
+    let w = ctx.input(0)?;
+    require_one_of(
+        w.dtype,
+        &[DType::F32, DType::F16, DType::BF16, DType::F64],
+        "weight",
+    )?;
+    let (d0, d1) = static2(w, "weight")?;
+    let (scheme, axis, block, double) = quantize_weight_params(ctx)?;
+    let (n, k) = if axis == 0 { (d1, d0) } else { (d0, d1) };
+    let (n, k) = (n as usize, k as usize);
+    let nb = blocks_per_row(k, block);
+    let part = ctx.str("part")?;
+    let scalar = || TensorType::fixed(DType::F32, &[]);
+    let t = match part {
+        "codes" => TensorType::fixed(
+            scheme.code_dtype(),
+            &[n as u64, padded_k(k, block, scheme.code_dtype()) as u64],
+        ),
+        "scales" if double => TensorType::fixed(DType::U8, &[n as u64, nb as u64]),
+        "scales" => TensorType::fixed(scheme.scale_dtype(), &[n as u64, nb as u64]),
+        "zero_points" if scheme.has_zero_point() => {
+            let cols = crate::codec::block::zero_point_cols(nb, scheme.code_dtype());
+            TensorType::fixed(scheme.code_dtype(), &[n as u64, cols as u64])
+        }
+        "scale_absmax" if double => {
+            TensorType::fixed(DType::F32, &[(n * nb).div_ceil(DOUBLE_QUANT_BLOCK) as u64])
+        }
+        "scale_offset" if double => scalar(),
+        "global_scale" if scheme == Scheme::Nvfp4 => scalar(),
+        other if QUANTIZE_PARTS.contains(&other) => {
+            bail!("scheme {} has no part \"{other}\" here", scheme.name())
+        }
+        other => bail!(
+            "unknown part \"{other}\" (one of {})",
+            QUANTIZE_PARTS.join(", ")
+        ),
+    };
+    Ok(vec![t])
+}
+
+/// `quant.quantize_weight %w {scheme, block_size, axis, part, double_quant}`:
+/// quantizes a 2-D weight with `codec::block` (rows are the output channels:
+/// `axis` is the contraction axis K of `%w`, 0 for a MatMul's `[K, N]`) and
+/// returns one `part` of the result: `codes` `[N, Kp]`, `scales` `[N,
+/// blocks]`, `zero_points`, the double-quantized scales' `scale_absmax` and
+/// `scale_offset`, or NVFP4's `global_scale`. Meant for derived weights,
+/// which feed `quant.matmul`.
+pub const QUANTIZE_WEIGHT: OpDef = OpDef {
+    name: "quant.quantize_weight",
+    summary: "Block-wise quantization of a 2-D weight (one part of the result)",
+    inputs: Arity::exactly(1),
+    outputs: Arity::exactly(1),
+    attrs: &[
+        attr("scheme", AttrKind::Str, AttrDefault::Required),
+        attr("block_size", AttrKind::Int, AttrDefault::Int(0)),
+        attr("axis", AttrKind::Int, AttrDefault::Int(0)),
+        attr("part", AttrKind::Str, AttrDefault::Str("codes")),
+        attr("double_quant", AttrKind::Bool, AttrDefault::Bool(false)),
+    ],
+    traits: Traits::NONE,
+    static_operands: &[],
+    infer: infer_quantize_weight,
+};

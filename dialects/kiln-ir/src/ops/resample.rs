@@ -587,3 +587,127 @@ impl GridAxis {
         }
     }
 }
+
+/// `keep_aspect_ratio_policy` of `nn.resize` with `sizes`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AspectPolicy {
+    /// Each axis gets its size.
+    Stretch,
+    /// One scale, the smallest of `sizes[i] / input[i]`.
+    NotLarger,
+    /// One scale, the largest.
+    NotSmaller,
+}
+
+impl AspectPolicy {
+    /// Parses the attribute value.
+    pub fn parse(s: &str) -> Option<AspectPolicy> {
+        match s {
+            "stretch" => Some(AspectPolicy::Stretch),
+            "not_larger" => Some(AspectPolicy::NotLarger),
+            "not_smaller" => Some(AspectPolicy::NotSmaller),
+            _ => None,
+        }
+    }
+}
+
+/// The per-axis parameters of `nn.resize` on a static input: scale, output
+/// extent and region of interest of every axis (`1.0`, the input extent and
+/// `(0, 1)` on axes not resized).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResizeExtents {
+    /// Scale per axis.
+    pub scale: Vec<f64>,
+    /// Output extent per axis.
+    pub out: Vec<u64>,
+    /// Region of interest per axis (`tf_crop_and_resize`).
+    pub roi: Vec<(f64, f64)>,
+}
+
+/// Resolves `nn.resize`'s `scales` or `sizes` (exactly one given) over
+/// `axes` of an input of static `shape`: the one rule shape inference, the
+/// interpreter and the lowering use. `roi` (starts then ends, one pair per
+/// axis) counts only when `crop` (`tf_crop_and_resize`); absent, it is
+/// `(0, 1)`. Scaled extents are `floor(n * scale * roi length)`; with
+/// `sizes` and a keep-aspect policy the extents are `n * scale` rounded half
+/// up, as ONNX's reference does.
+pub fn resize_extents(
+    shape: &[u64],
+    axes: &[usize],
+    crop: bool,
+    roi: Option<&[f64]>,
+    scales: Option<&[f64]>,
+    sizes: Option<&[i64]>,
+    policy: AspectPolicy,
+) -> Result<ResizeExtents, String> {
+    let r = shape.len();
+    let mut ex = ResizeExtents {
+        scale: vec![1.0; r],
+        out: shape.to_vec(),
+        roi: vec![(0.0, 1.0); r],
+    };
+    if let (true, Some(v)) = (crop, roi) {
+        if v.len() != 2 * axes.len() {
+            return Err(format!(
+                "roi has {} entries for {} axes",
+                v.len(),
+                axes.len()
+            ));
+        }
+        for (i, &a) in axes.iter().enumerate() {
+            ex.roi[a] = (v[i], v[i + axes.len()]);
+        }
+    }
+    let extent = |v: f64| -> Result<u64, String> {
+        if !(0.0..1e18).contains(&v) {
+            return Err(format!("resized extent {v} is out of range"));
+        }
+        Ok(v.floor() as u64)
+    };
+    match (scales, sizes) {
+        (Some(s), None) => {
+            if s.len() != axes.len() {
+                return Err(format!(
+                    "scales has {} entries for {} axes",
+                    s.len(),
+                    axes.len()
+                ));
+            }
+            for (i, &a) in axes.iter().enumerate() {
+                if !(s[i] > 0.0 && s[i].is_finite()) {
+                    return Err(format!("scales must be positive, got {}", s[i]));
+                }
+                ex.scale[a] = s[i];
+                let len = if crop { ex.roi[a].1 - ex.roi[a].0 } else { 1.0 };
+                ex.out[a] = extent((shape[a] as f64 * s[i] * len).max(0.0))?;
+            }
+        }
+        (None, Some(sz)) => {
+            if sz.len() != axes.len() || sz.iter().any(|&v| v < 0) {
+                return Err(format!("sizes {sz:?} do not fit {} axes", axes.len()));
+            }
+            for (i, &a) in axes.iter().enumerate() {
+                ex.scale[a] = sz[i] as f64 / shape[a] as f64;
+            }
+            if policy == AspectPolicy::Stretch {
+                for (i, &a) in axes.iter().enumerate() {
+                    ex.out[a] = sz[i] as u64;
+                }
+            } else {
+                let it = axes.iter().map(|&a| ex.scale[a]);
+                let s = if policy == AspectPolicy::NotLarger {
+                    it.fold(f64::INFINITY, f64::min)
+                } else {
+                    it.fold(f64::NEG_INFINITY, f64::max)
+                };
+                for &a in axes {
+                    ex.scale[a] = s;
+                    ex.out[a] = extent(s * shape[a] as f64 + 0.5)?;
+                }
+            }
+        }
+        (Some(_), Some(_)) => return Err("give either scales or sizes, not both".into()),
+        (None, None) => return Err("nn.resize needs scales or sizes".into()),
+    }
+    Ok(ex)
+}

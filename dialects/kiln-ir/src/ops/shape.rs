@@ -17,6 +17,7 @@ use super::infer::{
     norm_axis, norm_axis_incl, require_float, require_numeric, same_dtype, unify_dim,
 };
 use super::infer::{InferCtx, InferError};
+use super::resample::{resize_extents, AspectPolicy};
 use super::{attr, Arity, AttrDefault, OpDef, Traits};
 use crate::attr::AttrKind;
 use crate::dtype::DType;
@@ -1123,6 +1124,45 @@ fn infer_resize(ctx: &InferCtx<'_>) -> R {
     // Exporters pass an empty tensor for an unused scales operand.
     let present = |i: usize| ctx.opt_input(i).filter(|t| t.numel() != Some(0));
     let (scales, sizes) = (present(2), present(3));
+    if let Some(s) = scales {
+        require_float(s.dtype, "scales")?;
+    }
+    if let Some(s) = sizes {
+        if s.dtype != DType::I64 {
+            bail!("sizes must be an i64 tensor, got {s}");
+        }
+    }
+    // A static input with constant parameters: the shared rule
+    // (resample::resize_extents) the interpreter and the lowering use too.
+    let crop = ctx.str("coordinate_transformation_mode")? == "tf_crop_and_resize";
+    let static_shape: Option<Vec<u64>> = x.dims.iter().map(Dim::as_static).collect();
+    let scales_v = scales.and_then(|_| ctx.const_floats(2));
+    let sizes_v = sizes.and_then(|_| ctx.const_ints(3));
+    let roi_v = if crop {
+        present(1).and_then(|_| ctx.const_floats(1))
+    } else {
+        None
+    };
+    let known = scales.is_some() == scales_v.is_some()
+        && sizes.is_some() == sizes_v.is_some()
+        && (!crop || present(1).is_none() || roi_v.is_some());
+    if let (Some(shape), true) = (&static_shape, known) {
+        let policy = AspectPolicy::parse(ctx.str("keep_aspect_ratio_policy")?)
+            .unwrap_or(AspectPolicy::Stretch);
+        let ex = resize_extents(
+            shape,
+            &axes,
+            crop,
+            roi_v.as_deref(),
+            scales_v.as_deref(),
+            sizes_v.as_deref(),
+            policy,
+        );
+        return match ex {
+            Ok(ex) => Ok(vec![TensorType::fixed(x.dtype, &ex.out)]),
+            Err(e) => bail!("{e}"),
+        };
+    }
     let mut dims = x.dims.clone();
     match (scales, sizes) {
         (Some(_), Some(_)) => bail!("give either scales or sizes, not both"),

@@ -23,8 +23,8 @@ use kiln_runtime_core::{Error, Model, RawTensor};
 use std::ffi::{c_char, c_void, CString};
 
 /// Bits per element of each `kiln_dtype` code, from `kiln.h` (index = code).
-const DTYPE_BITS: [u32; 19] = [
-    0, 64, 32, 16, 16, 8, 8, 4, 64, 32, 16, 8, 4, 64, 32, 16, 8, 4, 8,
+const DTYPE_BITS: [u32; 25] = [
+    0, 64, 32, 16, 16, 8, 8, 4, 64, 32, 16, 8, 4, 64, 32, 16, 8, 4, 8, 8, 8, 4, 8, 2, 2,
 ];
 /// `kiln.h`: at most this many inputs or outputs, and this rank.
 const MAX_TENSORS: u32 = 1 << 16;
@@ -135,7 +135,7 @@ struct Desc {
 impl Desc {
     fn read(r: &mut Reader<'_>) -> Desc {
         let name = Text::read(r, 8);
-        let dtype = r.small_or_any_u32(19);
+        let dtype = r.small_or_any_u32(25);
         let rank = r.small_or_any_u32(5);
         let shape = if r.u8() < 8 || rank > MAX_RANK {
             None

@@ -1,0 +1,299 @@
+//! `quantize-weights`: weight-only quantization. Each `nn.matmul` with a
+//! constant 2-D f32 weight `B[K, N]` and each `nn.gemm` with a constant
+//! weight (`trans_a` off, `alpha = 1`) becomes a `quant.matmul` whose
+//! weight operands are derived weights `quant.quantize_weight(@w)` (codes,
+//! block scales, zero points, double-quantized scales), computed when the
+//! artifact's weights are written, so the artifact stores the packed codes
+//! and the f32 weight is no longer referenced (dce drops it). A Gemm's
+//! bias becomes an `nn.add` (times `beta`) after the product.
+//!
+//! The scheme and its parameters come in as [`Options`] through
+//! `PassOptions::quantize` (`kiln compile --quantize=...`, `kiln opt
+//! --quantize=...`); without a scheme the pass does nothing, so it can
+//! sit in any pipeline. Weights with fewer than `min_elements` values, and
+//! nodes named in `exclude` (their ONNX node name, their result's name or
+//! their weight's name), stay f32.
+//!
+//! The rewrite changes values (that is the point): tests check the result
+//! against the f32 graph within the scheme's error, and against an
+//! independent dequantization.
+//! Preconditions: a verified graph. Graph outputs keep their names and types.
+
+use crate::pass::{pass_info, Pass, PassError, PassOptions, PassStats};
+use crate::pattern::{self, Matcher};
+use crate::registry::PassInfo;
+use crate::rewrite::{sweep_pass, Direction, NewNode, Recipe, Val, WRef};
+use kiln_ir::codec::block::{Scheme, DOUBLE_QUANT_BLOCK};
+use kiln_ir::{Attr, Attrs, DType, Dim, OpKind, TensorType, ValueId};
+
+/// Registry entry.
+pub const INFO: PassInfo = PassInfo {
+    name: "quantize-weights",
+    summary: "Weight-only quantization: MatMul/Gemm with constant f32 weights become quant.matmul over block-quantized derived weights (PassOptions::quantize)",
+    create: || Box::new(QuantizeWeights),
+};
+
+/// Options of `quantize-weights` (part of `PassOptions`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// The scheme; `None` disables the pass.
+    pub scheme: Option<Scheme>,
+    /// Values per block along K; `None` takes the scheme's default
+    /// (`Scheme::default_block`), 0 is one block per output channel.
+    pub block_size: Option<usize>,
+    /// Which contractions to quantize (`nn.matmul`, `nn.gemm`).
+    pub ops: Vec<OpKind>,
+    /// Nodes to leave alone: ONNX node names, result names or weight names.
+    pub exclude: Vec<String>,
+    /// Double-quantize NF4 block scales (bitsandbytes' nested statistics).
+    pub double_quant: bool,
+    /// Weights with fewer values stay f32.
+    pub min_elements: u64,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            scheme: None,
+            block_size: None,
+            ops: vec![OpKind::MatMul, OpKind::Gemm],
+            exclude: Vec::new(),
+            double_quant: false,
+            min_elements: 1024,
+        }
+    }
+}
+
+impl Options {
+    /// Options for `scheme` with everything else at its default.
+    pub fn scheme(scheme: Scheme) -> Options {
+        Options {
+            scheme: Some(scheme),
+            ..Options::default()
+        }
+    }
+
+    /// The block size used: the asked one or the scheme's default.
+    pub fn block(&self, scheme: Scheme) -> usize {
+        let (def, fixed) = scheme.default_block();
+        if fixed {
+            def
+        } else {
+            self.block_size.unwrap_or(def)
+        }
+    }
+}
+
+/// The weight quantization pass.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct QuantizeWeights;
+
+impl Pass for QuantizeWeights {
+    pass_info!();
+    fn run(&self, g: &mut kiln_ir::Graph, opts: &PassOptions) -> Result<PassStats, PassError> {
+        let q = &opts.quantize;
+        let Some(scheme) = q.scheme else {
+            return Ok(PassStats::default());
+        };
+        if q.double_quant && scheme != Scheme::Nf4 {
+            return Err(unsupported(
+                "double quantization applies to nf4 only".into(),
+            ));
+        }
+        let block = q.block(scheme);
+        let per = kiln_ir::codec::packing::per_byte(scheme.code_dtype().bits().min(8));
+        if !block.is_multiple_of(per) {
+            return Err(unsupported(format!(
+                "block size {block} must be a multiple of {per} for {} codes",
+                scheme.name()
+            )));
+        }
+        if scheme == Scheme::Nvfp4 {
+            // quant.matmul has no per-tensor scale.
+            return Err(unsupported(
+                "nvfp4 weights (no per-tensor scale in quant.matmul)".into(),
+            ));
+        }
+        Ok(sweep_pass(g, Direction::Forward, |m, n| {
+            plan(m, n, q, scheme, block)
+        }))
+    }
+}
+
+fn unsupported(what: String) -> PassError {
+    PassError::Unsupported {
+        pass: INFO.name,
+        what,
+    }
+}
+
+/// The attributes of one `quant.quantize_weight` part.
+fn qw_attrs(scheme: Scheme, block: usize, axis: i64, part: &str, double: bool) -> Attrs {
+    let mut a = Attrs::new();
+    a.insert("scheme".into(), Attr::Str(scheme.name().into()));
+    a.insert("block_size".into(), Attr::Int(block as i64));
+    a.insert("axis".into(), Attr::Int(axis));
+    a.insert("part".into(), Attr::Str(part.into()));
+    a.insert("double_quant".into(), Attr::Bool(double));
+    a
+}
+
+/// Decides whether node `n`'s weight is quantized.
+pub fn plan(
+    m: &Matcher<'_>,
+    n: usize,
+    opts: &Options,
+    scheme: Scheme,
+    block: usize,
+) -> Option<Recipe> {
+    let node = &m.g.nodes[n];
+    if !opts.ops.contains(&node.op) || node.body.is_some() {
+        return None;
+    }
+    let a = node.inputs.first().copied().flatten()?;
+    let w: ValueId = node.inputs.get(1).copied().flatten()?;
+    let wt = m.ty(w).clone();
+    let shape = wt.static_shape()?;
+    if wt.dtype != DType::F32 || shape.len() != 2 || m.ty(a).dtype != DType::F32 {
+        return None;
+    }
+    let id = m.g.constant_weight(m.defs(), w)?;
+    let wname = m.g.weight(id).name.clone();
+    let out = *node.outputs.first()?;
+    let excluded = opts.exclude.iter().any(|e| {
+        node.loc.as_deref() == Some(e.as_str()) || m.g.value(out).name == *e || wname == *e
+    });
+    if excluded || shape[0] * shape[1] < opts.min_elements {
+        return None;
+    }
+    // The contraction axis of the stored weight, and the bias of a Gemm.
+    let (axis, bias) = match node.op {
+        OpKind::MatMul => {
+            if m.ty(a).rank() < 1 {
+                return None;
+            }
+            (0, None)
+        }
+        OpKind::Gemm => {
+            if pattern::bool_attr(node, "trans_a")? || pattern::float_attr(node, "alpha")? != 1.0 {
+                return None;
+            }
+            let t = pattern::bool_attr(node, "trans_b")?;
+            let beta = pattern::float_attr(node, "beta")?;
+            (
+                i64::from(t),
+                node.inputs.get(2).copied().flatten().map(|c| (c, beta)),
+            )
+        }
+        _ => return None,
+    };
+    let (k, nn) = if axis == 0 {
+        (shape[0], shape[1])
+    } else {
+        (shape[1], shape[0])
+    };
+    if m.ty(a).dims.last() != Some(&Dim::Static(k)) {
+        return None;
+    }
+    let double = opts.double_quant && scheme == Scheme::Nf4;
+    let mut r = Recipe::at(n);
+    let kp = kiln_ir::codec::block::padded_k(k as usize, block, scheme.code_dtype()) as u64;
+    let nb = kiln_ir::codec::block::blocks_per_row(k as usize, block) as u64;
+    let part = |r: &mut Recipe, part: &str, ty: TensorType| -> Val {
+        let name = format!("{wname}.{}.{part}", scheme.name());
+        let d = r.derived(
+            &name,
+            ty.clone(),
+            OpKind::QuantizeWeight,
+            qw_attrs(scheme, block, axis, part, double),
+            vec![WRef::Old(id)],
+        );
+        r.push(NewNode::constant(&name, d, ty))
+    };
+    let codes = part(
+        &mut r,
+        "codes",
+        TensorType::fixed(scheme.code_dtype(), &[nn, kp]),
+    );
+    let scale_dt = if double {
+        DType::U8
+    } else {
+        scheme.scale_dtype()
+    };
+    let scales = part(&mut r, "scales", TensorType::fixed(scale_dt, &[nn, nb]));
+    let mut inputs = vec![Some(Val::Old(a)), Some(codes), Some(scales)];
+    if scheme.has_zero_point() {
+        let cols = kiln_ir::codec::block::zero_point_cols(nb as usize, scheme.code_dtype());
+        let z = part(
+            &mut r,
+            "zero_points",
+            TensorType::fixed(scheme.code_dtype(), &[nn, cols as u64]),
+        );
+        inputs.push(Some(z));
+    }
+    if double {
+        if inputs.len() == 3 {
+            inputs.push(None);
+        }
+        let groups = (nn * nb).div_ceil(DOUBLE_QUANT_BLOCK as u64);
+        let am = part(
+            &mut r,
+            "scale_absmax",
+            TensorType::fixed(DType::F32, &[groups]),
+        );
+        let off = part(&mut r, "scale_offset", TensorType::fixed(DType::F32, &[]));
+        inputs.push(Some(am));
+        inputs.push(Some(off));
+    }
+    let out_name = m.g.value(out).name.clone();
+    let out_ty = m.ty(out).clone();
+    let mut attrs = Attrs::new();
+    attrs.insert("block_size".into(), Attr::Int(block as i64));
+    let prod_name = if bias.is_some() {
+        format!("{out_name}.q")
+    } else {
+        out_name.clone()
+    };
+    let mut y = r.push(NewNode {
+        op: OpKind::QMatMul,
+        inputs,
+        attrs,
+        results: vec![(prod_name, out_ty.clone())],
+        weight: None,
+        body: None,
+    });
+    if let Some((c, beta)) = bias {
+        let mut c = Val::Old(c);
+        if beta != 1.0 {
+            let bw = kiln_ir::Weight {
+                name: format!("{out_name}.beta"),
+                ty: TensorType::fixed(DType::F32, &[]),
+                data: kiln_ir::WeightData::Bytes(kiln_ir::Blob::from_vec(
+                    (beta as f32).to_le_bytes().to_vec(),
+                )),
+                source: None,
+            };
+            let bv = r.constant(&format!("{out_name}.beta"), bw);
+            c = r.push(NewNode::op(
+                OpKind::Mul,
+                vec![c, bv],
+                Attrs::new(),
+                &format!("{out_name}.bias"),
+                m.ty(node.inputs[2]?).clone(),
+            ));
+        }
+        y = r.push(NewNode::op(
+            OpKind::Add,
+            vec![y, c],
+            Attrs::new(),
+            &out_name,
+            out_ty,
+        ));
+    }
+    r.replace.push((out, y));
+    Some(r)
+}
+
+#[cfg(test)]
+#[path = "quantize_weights_tests.rs"]
+mod tests;

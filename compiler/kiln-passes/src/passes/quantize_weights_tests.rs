@@ -1,0 +1,302 @@
+//! Tests of `quantize-weights`: the interpreter runs the graph before and
+//! after on random inputs; the quantized graph must stay within the
+//! scheme's error of the f32 one, and (int8, int4) agree with a
+//! dequantization written independently here.
+
+use super::*;
+use crate::passes::dce::Dce;
+use crate::passes::testutil::{count, graph, random_inputs, weight};
+use kiln_interp::{run_graph, Tensor};
+use kiln_ir::text::print;
+use kiln_ir::Graph;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+fn opts(o: Options) -> PassOptions {
+    PassOptions {
+        quantize: o,
+        ..PassOptions::default()
+    }
+}
+
+/// Runs the pass and dce, verifies, returns the graph.
+fn quantize(src: &str, o: Options) -> (Graph, Graph) {
+    let before = graph(src);
+    let mut after = before.clone();
+    let po = opts(o);
+    QuantizeWeights.run(&mut after, &po).expect("pass runs");
+    Dce.run(&mut after, &po).expect("dce runs");
+    if let Err(e) = kiln_ir::verify(&after) {
+        panic!("quantize-weights broke the graph: {e:?}\n{}", print(&after));
+    }
+    (before, after)
+}
+
+/// Runs both graphs on the same random inputs: `(f32 results, quantized
+/// results, inputs)`.
+fn run_both(before: &Graph, after: &Graph, seed: u64) -> (Vec<f64>, Vec<f64>, Vec<Tensor>) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let inputs = random_inputs(before, &mut rng, &|_, _, _| None);
+    let want = run_graph(before, &inputs).expect("f32 graph runs");
+    let got = run_graph(after, &inputs)
+        .unwrap_or_else(|e| panic!("quantized graph fails: {e}\n{}", print(after)));
+    assert_eq!(want[0].shape, got[0].shape);
+    assert_eq!(want[0].dtype, got[0].dtype);
+    (want[0].to_f64_vec(), got[0].to_f64_vec(), inputs)
+}
+
+/// `||got - want|| / ||want||`, NaN never passing.
+fn rel_err(want: &[f64], got: &[f64]) -> f64 {
+    assert!(got.iter().all(|v| v.is_finite()), "non-finite result");
+    let num: f64 = want.iter().zip(got).map(|(a, b)| (a - b).powi(2)).sum();
+    let den: f64 = want.iter().map(|a| a * a).sum();
+    (num / den).sqrt()
+}
+
+fn matmul_src(m: u64, k: u64, n: u64) -> String {
+    format!(
+        "{}graph @t(%x: tensor<{m}x{k}xf32>) -> (tensor<{m}x{n}xf32>) {{
+  %w = nn.constant {{value = @w}} : tensor<{k}x{n}xf32>
+  %y = nn.matmul %x, %w : tensor<{m}x{n}xf32>
+  return %y
+}}",
+        weight("w", &[k, n], 11, 0.0, false)
+    )
+}
+
+/// The f32 values of weight `@w` of `g`, `[K, N]` row-major.
+fn weight_values(g: &Graph) -> Vec<f64> {
+    let id = g.weight_by_name("w").unwrap();
+    let w = g.weight(id);
+    let shape = w.ty.static_shape().unwrap();
+    Tensor::from_bytes(w.ty.dtype, &shape, w.bytes().unwrap().bytes())
+        .unwrap()
+        .to_f64_vec()
+}
+
+/// `x . w'` in f64 with `w'` the symmetric `bits`-bit quantization of
+/// `w[K, N]` (one scale per output column and block of `block` rows of K,
+/// `amax / qmax`, round half to even, clamp), written from the scheme's
+/// definition without `kiln_ir::codec`.
+fn reference_int(
+    x: &[f64],
+    w: &[f64],
+    m: usize,
+    k: usize,
+    n: usize,
+    bits: u32,
+    block: usize,
+) -> Vec<f64> {
+    let qmax = f64::from((1u32 << (bits - 1)) - 1);
+    let bk = if block == 0 { k } else { block };
+    let mut deq = vec![0f64; k * n];
+    for j in 0..n {
+        for b0 in (0..k).step_by(bk) {
+            let rows = b0..(b0 + bk).min(k);
+            let amax = rows
+                .clone()
+                .map(|r| (w[r * n + j] as f32).abs())
+                .fold(0f32, f32::max);
+            let s = amax / qmax as f32;
+            for r in rows {
+                let q = if s == 0.0 {
+                    0.0
+                } else {
+                    f64::from((w[r * n + j] as f32 / s).round_ties_even()).clamp(-qmax - 1.0, qmax)
+                };
+                deq[r * n + j] = f64::from((q as f32) * s);
+            }
+        }
+    }
+    let mut y = vec![0f64; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            y[i * n + j] = (0..k).map(|r| x[i * k + r] * deq[r * n + j]).sum();
+        }
+    }
+    y
+}
+
+#[test]
+fn int8_per_channel_matches_an_independent_dequantization() {
+    // Odd sizes: K = 67 (prime), N = 13.
+    let (m, k, n) = (3, 67, 13);
+    let o = Options {
+        block_size: Some(0),
+        min_elements: 1,
+        ..Options::scheme(Scheme::Int(8))
+    };
+    let (before, after) = quantize(&matmul_src(m, k, n), o);
+    let text = print(&after);
+    assert_eq!(count(&after, OpKind::QMatMul), 1, "{text}");
+    assert_eq!(count(&after, OpKind::MatMul), 0, "{text}");
+    assert!(
+        text.contains("derived<quant.quantize_weight {axis = 0, block_size = 0, double_quant = false, part = \"codes\", scheme = \"int8\"}>(@w)"),
+        "{text}"
+    );
+    for seed in 0..3 {
+        let (want, got, inputs) = run_both(&before, &after, seed);
+        let x = inputs[0].to_f64_vec();
+        let r = reference_int(
+            &x,
+            &weight_values(&before),
+            m as usize,
+            k as usize,
+            n as usize,
+            8,
+            0,
+        );
+        for (i, (a, b)) in r.iter().zip(&got).enumerate() {
+            assert!(
+                (a - b).abs() <= 1e-4 * (1.0 + a.abs()),
+                "element {i}: reference {a}, got {b}"
+            );
+        }
+        let e = rel_err(&want, &got);
+        assert!(e < 0.01, "int8 relative error {e}");
+        assert!(e > 0.0, "int8 quantization changed nothing");
+    }
+}
+
+#[test]
+fn int4_blocks_along_k_match_an_independent_dequantization() {
+    // K = 70 is not a multiple of the block (32): the last block is short.
+    let (m, k, n) = (2, 70, 5);
+    let o = Options {
+        block_size: Some(32),
+        min_elements: 1,
+        ..Options::scheme(Scheme::Int(4))
+    };
+    let (before, after) = quantize(&matmul_src(m, k, n), o);
+    let (want, got, inputs) = run_both(&before, &after, 7);
+    let r = reference_int(
+        &inputs[0].to_f64_vec(),
+        &weight_values(&before),
+        m as usize,
+        k as usize,
+        n as usize,
+        4,
+        32,
+    );
+    for (a, b) in r.iter().zip(&got) {
+        assert!(
+            (a - b).abs() <= 1e-4 * (1.0 + a.abs()),
+            "reference {a}, got {b}"
+        );
+    }
+    let e = rel_err(&want, &got);
+    assert!(e < 0.15, "int4 relative error {e}");
+}
+
+#[test]
+fn every_scheme_stays_within_its_error() {
+    let (m, k, n) = (4, 131, 17);
+    for (scheme, bound) in [
+        (Scheme::Nf4, 0.12),
+        (Scheme::Int(8), 0.01),
+        (Scheme::Int(4), 0.15),
+        (Scheme::Uint(4), 0.15),
+        (Scheme::Uint(8), 0.01),
+        (Scheme::Fp8(kiln_ir::codec::FloatFormat::E4M3FN), 0.05),
+        (Scheme::Fp8(kiln_ir::codec::FloatFormat::E5M2), 0.1),
+        (Scheme::Mxfp4, 0.25),
+    ] {
+        for double in [false, true] {
+            if double && scheme != Scheme::Nf4 {
+                continue;
+            }
+            let o = Options {
+                min_elements: 1,
+                double_quant: double,
+                ..Options::scheme(scheme)
+            };
+            let (before, after) = quantize(&matmul_src(m, k, n), o);
+            assert_eq!(count(&after, OpKind::QMatMul), 1, "{}", print(&after));
+            assert!(
+                after.weight_by_name("w").is_none()
+                    || !print(&after).contains("nn.constant {value = @w}")
+            );
+            let (want, got, _) = run_both(&before, &after, 3);
+            let e = rel_err(&want, &got);
+            assert!(
+                e < bound && e > 0.0,
+                "{} (double {double}): relative error {e}",
+                scheme.name()
+            );
+        }
+    }
+}
+
+#[test]
+fn gemm_with_transposed_weight_and_bias() {
+    let src = format!(
+        "{}{}graph @t(%x: tensor<3x40xf32>) -> (tensor<3x9xf32>) {{
+  %w = nn.constant {{value = @w}} : tensor<9x40xf32>
+  %b = nn.constant {{value = @b}} : tensor<9xf32>
+  %y = nn.gemm %x, %w, %b {{trans_b = true, beta = 0.5}} : tensor<3x9xf32>
+  return %y
+}}",
+        weight("w", &[9, 40], 2, 0.0, false),
+        weight("b", &[9], 3, 0.0, false)
+    );
+    let o = Options {
+        block_size: Some(0),
+        min_elements: 1,
+        ..Options::scheme(Scheme::Int(8))
+    };
+    let (before, after) = quantize(&src, o);
+    let text = print(&after);
+    assert!(text.contains("axis = 1"), "{text}");
+    assert_eq!(count(&after, OpKind::Gemm), 0, "{text}");
+    let (want, got, _) = run_both(&before, &after, 1);
+    let e = rel_err(&want, &got);
+    assert!(e < 0.01 && e > 0.0, "relative error {e}");
+}
+
+#[test]
+fn excluded_small_and_disabled_weights_stay_f32() {
+    let src = matmul_src(2, 33, 7);
+    let print_src = print(&graph(&src));
+    for o in [
+        Options::default(),
+        Options::scheme(Scheme::Nf4), // 231 values < min_elements
+        Options {
+            min_elements: 1,
+            exclude: vec!["y".into()],
+            ..Options::scheme(Scheme::Nf4)
+        },
+        Options {
+            min_elements: 1,
+            exclude: vec!["w".into()],
+            ..Options::scheme(Scheme::Nf4)
+        },
+        Options {
+            min_elements: 1,
+            ops: vec![OpKind::Gemm],
+            ..Options::scheme(Scheme::Nf4)
+        },
+    ] {
+        let mut g = graph(&src);
+        let stats = QuantizeWeights.run(&mut g, &opts(o.clone())).unwrap();
+        assert!(!stats.changed(), "{o:?}");
+        assert_eq!(print(&g), print_src);
+    }
+}
+
+#[test]
+fn bad_options_are_errors() {
+    let mut g = graph(&matmul_src(1, 64, 4));
+    for o in [
+        Options {
+            double_quant: true,
+            ..Options::scheme(Scheme::Int(8))
+        },
+        Options {
+            block_size: Some(3),
+            ..Options::scheme(Scheme::Int(4))
+        },
+        Options::scheme(Scheme::Nvfp4),
+    ] {
+        assert!(QuantizeWeights.run(&mut g, &opts(o)).is_err());
+    }
+}

@@ -1,0 +1,179 @@
+//! Tests of `recognize-qdq-weights`, each checked with the interpreter
+//! before and after on random inputs (the rewrite keeps the meaning).
+
+use super::*;
+use crate::passes::testutil::{assert_unchanged, check_pass, count};
+use kiln_ir::text::print;
+
+/// `weight @name : tensor<..x{dt}> = dense<[...]>` of integers cycling
+/// through `lo..=hi`.
+fn ints(name: &str, shape: &[u64], dt: &str, lo: i64, hi: i64, seed: i64) -> String {
+    let n: u64 = shape.iter().product();
+    let span = hi - lo + 1;
+    let v: Vec<String> = (0..n as i64)
+        .map(|i| (lo + (i * 7 + seed * 3 + i * i % 5).rem_euclid(span)).to_string())
+        .collect();
+    let dims: Vec<String> = shape.iter().map(u64::to_string).collect();
+    let bits = kiln_ir::DType::from_name(dt).expect("a dtype").bits();
+    if bits < 8 {
+        // Sub-byte weights are written as their packed bytes.
+        let codes = v
+            .iter()
+            .map(|x| x.parse::<i64>().expect("an integer") as u8);
+        let hex: String = packing::pack(codes, bits)
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect();
+        return format!(
+            "weight @{name} : tensor<{}x{dt}> = dense<\"0x{hex}\">\n",
+            dims.join("x")
+        );
+    }
+    format!(
+        "weight @{name} : tensor<{}x{dt}> = dense<[{}]>\n",
+        dims.join("x"),
+        v.join(", ")
+    )
+}
+
+fn floats(name: &str, shape: &[u64], seed: u64) -> String {
+    let n: u64 = shape.iter().product();
+    let v: Vec<String> = (0..n)
+        .map(|i| format!("{:?}", 0.01 + ((i * 13 + seed * 7) % 17) as f32 * 0.003))
+        .collect();
+    let dims: Vec<String> = shape.iter().map(u64::to_string).collect();
+    let ty = if dims.is_empty() {
+        "f32".to_string()
+    } else {
+        format!("{}xf32", dims.join("x"))
+    };
+    format!(
+        "weight @{name} : tensor<{ty}> = dense<[{}]>\n",
+        v.join(", ")
+    )
+}
+
+fn graph(
+    weights: &str,
+    k: u64,
+    n: u64,
+    wdt: &str,
+    sty: &str,
+    zp: Option<&str>,
+    attrs: &str,
+) -> String {
+    let (zop, zdecl) = match zp {
+        Some(t) => (
+            ", %z".to_string(),
+            format!("  %z = nn.constant {{value = @z}} : {t}\n"),
+        ),
+        None => (String::new(), String::new()),
+    };
+    format!(
+        "{weights}graph @t(%x: tensor<3x{k}xf32>) -> (tensor<3x{n}xf32>) {{
+  %w = nn.constant {{value = @w}} : tensor<{k}x{n}x{wdt}>
+  %s = nn.constant {{value = @s}} : {sty}
+{zdecl}  %b = quant.dequantize_linear %w, %s{zop} {attrs} : tensor<{k}x{n}xf32>
+  %y = nn.matmul %x, %b : tensor<3x{n}xf32>
+  return %y
+}}"
+    )
+}
+
+#[test]
+fn per_column_int8_with_zero_points() {
+    let (k, n) = (37, 6);
+    let src = graph(
+        &format!(
+            "{}{}{}",
+            ints("w", &[k, n], "i8", -128, 127, 1),
+            floats("s", &[n], 2),
+            ints("z", &[n], "i8", -3, 3, 4)
+        ),
+        k,
+        n,
+        "i8",
+        &format!("tensor<{n}xf32>"),
+        Some(&format!("tensor<{n}xi8>")),
+        "{axis = 1}",
+    );
+    let g = check_pass(&RecognizeQdqWeights, &src);
+    let text = print(&g);
+    assert_eq!(count(&g, OpKind::QMatMul), 1, "{text}");
+    assert!(
+        text.contains("derived<nn.transpose {perm = [1, 0]}>(@w)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn blocked_u4_along_k_with_zero_points_and_a_short_last_block() {
+    // K = 70: blocks of 32, 32 and 6; 3 zero points per row, padded to 4.
+    let (k, n) = (70, 5);
+    let src = graph(
+        &format!(
+            "{}{}{}",
+            ints("w", &[k, n], "u4", 0, 15, 2),
+            floats("s", &[3, n], 5),
+            ints("z", &[3, n], "u4", 5, 10, 6)
+        ),
+        k,
+        n,
+        "u4",
+        &format!("tensor<3x{n}xf32>"),
+        Some(&format!("tensor<3x{n}xu4>")),
+        "{axis = 0, block_size = 32}",
+    );
+    let g = check_pass(&RecognizeQdqWeights, &src);
+    let text = print(&g);
+    assert!(text.contains("tensor<5x4xu4>"), "{text}");
+    assert!(text.contains("{block_size = 32}"), "{text}");
+}
+
+#[test]
+fn per_tensor_i4_without_zero_point() {
+    let (k, n) = (16, 9);
+    let src = graph(
+        &format!(
+            "{}{}",
+            ints("w", &[k, n], "i4", -8, 7, 3),
+            floats("s", &[], 1)
+        ),
+        k,
+        n,
+        "i4",
+        "tensor<f32>",
+        None,
+        "",
+    );
+    let g = check_pass(&RecognizeQdqWeights, &src);
+    assert_eq!(count(&g, OpKind::QMatMul), 1, "{}", print(&g));
+}
+
+#[test]
+fn other_granularities_and_shared_dequantizations_stay() {
+    let (k, n) = (8, 3);
+    // Per-row (axis 0) scales: one scale per K index, not per output.
+    let src = graph(
+        &format!(
+            "{}{}",
+            ints("w", &[k, n], "i8", -9, 9, 1),
+            floats("s", &[k], 2)
+        ),
+        k,
+        n,
+        "i8",
+        &format!("tensor<{k}xf32>"),
+        None,
+        "{axis = 0}",
+    );
+    assert_unchanged(&RecognizeQdqWeights, &src);
+    // The dequantized weight is also a graph output.
+    let shared = src
+        .replace(
+            &format!("-> (tensor<3x{n}xf32>)"),
+            &format!("-> (tensor<3x{n}xf32>, tensor<{k}x{n}xf32>)"),
+        )
+        .replace("return %y", "return %y, %b");
+    assert_unchanged(&RecognizeQdqWeights, &shared);
+}
