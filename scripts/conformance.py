@@ -85,8 +85,11 @@ PATHS = ("compiled", "interp")
 # The optional cross path: artifacts built for AArch64 and run under qemu-user, on a slice of the
 # node tests and the bundled models (`--paths aarch64`, see `cross_slice` and `Cross`).
 CROSS_PATH = "aarch64"
-ALL_PATHS = PATHS + (CROSS_PATH,)
-PATH_TITLES = {"compiled": "compiled", "interp": "interpreter", CROSS_PATH: "aarch64 (qemu)"}
+# The GPU path, a measurement (no expectation lists yet): every node test compiled for
+# `--target vulkan` and run on the machine's Vulkan device (Mesa's lavapipe without a GPU).
+GPU_PATH = "vulkan"
+ALL_PATHS = PATHS + (CROSS_PATH, GPU_PATH)
+PATH_TITLES = {"compiled": "compiled", "interp": "interpreter", CROSS_PATH: "aarch64 (qemu)", GPU_PATH: "vulkan"}
 MODELS_DIR = REPO / "testdata" / "models"
 README_CROSS_BEGIN = "<!-- aarch64:begin -->"
 README_CROSS_END = "<!-- aarch64:end -->"
@@ -117,6 +120,8 @@ def kiln_run_argv(kiln: Path, model: Path, input_dir: Path, output_dir: Path, pa
     ]
     if path == "interp":
         argv.append("--interpret")
+    if path == GPU_PATH:
+        argv += ["--target", "vulkan"]
     return argv
 
 
@@ -921,6 +926,13 @@ def print_totals(tests: list[NodeTest], paths: Sequence[str], elapsed: float, fi
         pct = 100.0 * c[Status.PASSED] / c["run"] if c["run"] else 0.0
         rest = ", ".join(f"{c[s]} {s}" for s in Status.ALL[1:])
         print(f"{PATH_TITLES[p]:>11}: {c['run']} run, {c[Status.PASSED]} passed ({pct:.1f}%), {rest}", file=file)
+    if GPU_PATH in paths:
+        cpu = read_names(list_file("compiled")) if list_file("compiled").is_file() else set()
+        ran = [t for t in tests if t.name in cpu and GPU_PATH in t.results]
+        ok = sum(t.results[GPU_PATH].status == Status.PASSED for t in ran)
+        pct = 100.0 * ok / len(ran) if ran else 0.0
+        print(f"{PATH_TITLES[GPU_PATH]:>11}: {ok} of the {len(ran)} tests run that pass compiled for the CPU "
+              f"(expected-pass-compiled.txt) pass ({pct:.1f}%)", file=file)
     print(f"wall time {elapsed:.0f} s", file=file)
 
 
@@ -1405,6 +1417,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     bad = [p for p in args.paths if p not in ALL_PATHS]
     if bad or not args.paths:
         ap.error(f"--paths takes a subset of {','.join(ALL_PATHS)}, got {bad or 'nothing'}")
+    if GPU_PATH in args.paths and (args.check or args.bless):
+        ap.error(f"the {GPU_PATH} path is a measurement: it has no expectation lists for --check or --bless yet")
     return args
 
 

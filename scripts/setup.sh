@@ -20,6 +20,8 @@ stamp="$venv/.kiln-requirements.sha256"
 apt_packages=(
     llvm-22 llvm-22-dev libmlir-22-dev mlir-22-tools libpolly-22-dev lld-22 clang-22
     libzstd-dev zlib1g-dev spirv-tools python3-venv time cmake ninja-build
+    # The GPU paths: SPIR-V -> MSL, and Mesa's lavapipe (Vulkan on the CPU) with its loader.
+    spirv-cross mesa-vulkan-drivers libvulkan1 libvulkan-dev vulkan-tools
     # AArch64 artifacts run under qemu-user in the test command (conformance --paths aarch64):
     # the emulator, and the AArch64 C library, headers and crt files clang links against.
     qemu-user libc6-arm64-cross libc6-dev-arm64-cross libgcc-12-dev-arm64-cross

@@ -118,7 +118,29 @@ fn build_llvm_cpu() {
         .compile("kiln_llvm_cpu");
 }
 
+/// Kiln's GPU passes (MLIR C++ API), linked like `llvm_cpu.cpp` against the MLIR that
+/// mlir-sys links statically.
+fn build_gpu_passes() {
+    let prefix =
+        std::env::var("LLVM_SYS_221_PREFIX").unwrap_or_else(|_| "/usr/lib/llvm-22".to_owned());
+    println!("cargo:rerun-if-changed=src/gpu/passes.cpp");
+    cc::Build::new()
+        .cpp(true)
+        .file("src/gpu/passes.cpp")
+        .include(format!("{prefix}/include"))
+        .std("c++17")
+        .flag("-fno-exceptions")
+        .flag("-fno-rtti")
+        .define("_GLIBCXX_USE_CXX11_ABI", "1")
+        .define("__STDC_CONSTANT_MACROS", None)
+        .define("__STDC_FORMAT_MACROS", None)
+        .define("__STDC_LIMIT_MACROS", None)
+        .warnings(false)
+        .compile("kiln_gpu_passes");
+}
+
 fn main() {
     build_kernels();
     build_llvm_cpu();
+    build_gpu_passes();
 }

@@ -51,6 +51,10 @@ extern "C" {
 /* ------------------------------------------------------------------------ */
 
 #define KILN_ABI_VERSION 1u
+/* The kiln_exec_ctx version a runtime passes (abi_version field): 2 adds
+ * `device`; compiled code accepts any version >= 1 and reads only the fields
+ * its version has. */
+#define KILN_EXEC_CTX_VERSION 2u
 
 /* dtype codes (stable). Bits per element in comments; sub-byte types are
  * packed (two 4-bit or four 2-bit elements per byte, the first element in the
@@ -91,8 +95,27 @@ typedef struct kiln_tensor_desc {
   const int64_t* shape;    /* rank entries; all static in ABI v1 */
 } kiln_tensor_desc;
 
+/* The device API a runtime gives GPU artifacts (kiln_exec_ctx.device). Device
+ * addresses are 64-bit values that only the device API interprets: host code
+ * computes with them (base + offset) but never dereferences them. Everything
+ * happens on the run's stream or queue; the runtime waits for it after the
+ * entry returns. */
+typedef struct kiln_device_api {
+  void* handle;            /* the run's device state, opaque to compiled code */
+  /* Launches kernel `kernel` (an index into kiln_artifact_device.kernels) on a
+   * grid of gx * gy * gz blocks of the kernel's block size; args holds one
+   * 64-bit slot per kernel argument (kiln_device_kernel.args says what each
+   * is). Returns 0, or a negative code after recording the error. */
+  int32_t (*launch)(void* handle, uint32_t kernel, uint64_t gx, uint64_t gy, uint64_t gz,
+                    const int64_t* args);
+  /* Device memory for a temporary of this run (at least 256-byte aligned);
+   * 0 when out of memory. Freed by free() or when the run ends. */
+  uint64_t (*alloc)(void* handle, uint64_t bytes);
+  void (*free)(void* handle, uint64_t address);
+} kiln_device_api;
+
 typedef struct kiln_exec_ctx {
-  uint32_t abi_version;    /* 1 */
+  uint32_t abi_version;    /* 1, or 2 when `device` exists */
   uint32_t num_threads;
   void* pool;              /* opaque to compiled code */
   /* Runs body(data, begin, end) over [0, n) split into chunks across the
@@ -101,11 +124,25 @@ typedef struct kiln_exec_ctx {
   void (*parallel_for)(void* pool, int64_t n,
                        void (*body)(void* data, int64_t begin, int64_t end),
                        void* data);
+  /* abi_version >= 2: the device API of a GPU artifact's run (NULL for CPU
+   * artifacts). The entry's input, output, weights and workspace pointers
+   * are then device addresses. */
+  const kiln_device_api* device;
 } kiln_exec_ctx;
+
+/* The entry's return values for device failures (GPU artifacts): the runtime
+ * has no device API (an older runtime), or a temporary allocation failed. */
+#define KILN_ENTRY_NO_DEVICE (-2)
+#define KILN_ENTRY_OUT_OF_DEVICE_MEMORY (-3)
 
 /* kiln_artifact_v1.flags: a kiln_artifact_target directly follows the
  * descriptor in memory (runtimes that do not know the flag ignore it). */
 #define KILN_ARTIFACT_FLAG_TARGET 1u
+/* kiln_artifact_v1.flags: a kiln_artifact_device follows the target record:
+ * the artifact's code runs on a GPU. The target record then describes the
+ * CPU of the host code. Runtimes that do not know the flag run the entry with
+ * an ABI version 1 context, for which it fails (KILN_ENTRY_NO_DEVICE). */
+#define KILN_ARTIFACT_FLAG_DEVICE 2u
 
 typedef struct kiln_artifact_v1 {
   uint32_t abi_version;    /* 1 */
@@ -138,6 +175,59 @@ typedef struct kiln_artifact_target {
   const char* features;    /* comma-separated LLVM feature names, e.g. "avx,avx2,fma" */
 } kiln_artifact_target;
 
+/* Device APIs (kiln_artifact_device.api). */
+#define KILN_DEVICE_CUDA 1u   /* libcuda.so.1, the CUDA driver API */
+#define KILN_DEVICE_HIP 2u    /* libamdhip64.so, HIP (ROCm) */
+#define KILN_DEVICE_VULKAN 3u /* libvulkan.so.1, Vulkan 1.1 compute */
+#define KILN_DEVICE_METAL 4u  /* Metal (macOS) */
+
+/* Device image formats (kiln_device_image.format). */
+#define KILN_DEVICE_FORMAT_PTX 1u   /* PTX text, NUL-terminated */
+#define KILN_DEVICE_FORMAT_CUBIN 2u /* SASS for `chip` (sm_NN) */
+#define KILN_DEVICE_FORMAT_HSACO 3u /* AMD code object for `chip` (gfxNNN) */
+#define KILN_DEVICE_FORMAT_SPIRV 4u /* SPIR-V module (little-endian words) */
+#define KILN_DEVICE_FORMAT_MSL 5u   /* Metal Shading Language, NUL-terminated */
+
+/* Kernel argument kinds (kiln_device_kernel.args): the high nibble is the
+ * kind, the low nibble the bytes the device reads from the low end of the
+ * argument's 64-bit slot. */
+#define KILN_DEVICE_ARG_ADDRESS 0x18u /* a device address (a buffer) */
+#define KILN_DEVICE_ARG_INT 0x20u     /* | bytes: an integer */
+#define KILN_DEVICE_ARG_FLOAT 0x30u   /* | bytes: a float's bits */
+
+typedef struct kiln_device_image {
+  uint32_t format;         /* KILN_DEVICE_FORMAT_* */
+  uint32_t group;          /* images of one group hold the same kernels */
+  const char* chip;        /* what it was built for, "" when any device */
+  const uint8_t* data;
+  uint64_t size;
+} kiln_device_image;
+
+typedef struct kiln_device_kernel {
+  const char* name;        /* entry point in the images of its group */
+  uint32_t group;          /* the image group holding it */
+  uint32_t block[3];       /* threads per block */
+  uint32_t num_args;
+  uint32_t reserved;       /* 0 */
+  const uint8_t* args;     /* num_args KILN_DEVICE_ARG_* codes */
+} kiln_device_kernel;
+
+/* Follows the kiln_artifact_target when flags has KILN_ARTIFACT_FLAG_DEVICE.
+ * The runtime opens the API's driver with dlopen when the model loads
+ * (KILN_ERROR_DEVICE_UNAVAILABLE without it), loads one image per group (the
+ * first that fits the device: SASS for its chip before PTX), copies the
+ * weights to the device once, and for every run copies inputs in and outputs
+ * out around the entry. */
+typedef struct kiln_artifact_device {
+  uint32_t api;            /* KILN_DEVICE_* */
+  uint32_t num_images;
+  const kiln_device_image* images;
+  uint32_t num_kernels;
+  uint32_t reserved;       /* 0 */
+  const kiln_device_kernel* kernels;
+  const char* chip;        /* the chip the artifact was compiled for */
+} kiln_artifact_device;
+
 /* Every artifact shared library exports a function of this type:
  * kiln_artifact(), or <name>_artifact() when compiled with --name NAME.
  * Its file ends with an integrity record (length, checksum, ABI version,
@@ -164,7 +254,9 @@ enum {
   KILN_ERROR_INTERNAL = 11,         /* a bug in the runtime (caught panic) */
   KILN_ERROR_CORRUPT_ARTIFACT = 12, /* truncated or altered file, no integrity record */
   KILN_ERROR_UNSUPPORTED_CPU = 13,  /* built for another architecture or missing CPU features */
-  KILN_ERROR_INVALID_ENVIRONMENT = 14 /* a malformed KILN_NUM_THREADS or KILN_PARALLEL_MIN_US */
+  KILN_ERROR_INVALID_ENVIRONMENT = 14, /* a malformed KILN_NUM_THREADS or KILN_PARALLEL_MIN_US */
+  KILN_ERROR_DEVICE_UNAVAILABLE = 15, /* a GPU artifact's driver or device is absent */
+  KILN_ERROR_DEVICE_FAILED = 16     /* the device reported an error while running */
 };
 
 typedef struct kiln_model kiln_model; /* opaque */

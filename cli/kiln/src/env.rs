@@ -65,6 +65,24 @@ pub const VARIABLES: &[Variable] = &[
         check: Some(check_parallel_min_us),
     },
     Variable {
+        name: "KILN_DEVICE",
+        reader: Reader::Runtime,
+        meaning: "the GPU a device artifact runs on, an index among the driver's devices (default 0)",
+        check: Some(check_device),
+    },
+    Variable {
+        name: "KILN_PTXAS",
+        reader: Reader::Cli,
+        meaning: "NVIDIA's `ptxas` for CUDA targets (SASS beside the PTX; default: `$CUDA_HOME/bin`, `PATH`, /usr/local/cuda)",
+        check: Some(check_file),
+    },
+    Variable {
+        name: "KILN_LIBDEVICE",
+        reader: Reader::Cli,
+        meaning: "NVIDIA's `libdevice.10.bc` for CUDA targets' math (default: under `$CUDA_HOME` or beside `ptxas`)",
+        check: Some(check_file),
+    },
+    Variable {
         name: "KILN_RUNTIME_DIR",
         reader: Reader::Cli,
         meaning: "folder holding libkiln_runtime.a for `--emit=obj` and `kiln config`; an existing folder",
@@ -131,6 +149,26 @@ fn check_log(v: &str) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+fn check_device(v: &str) -> Result<(), String> {
+    if !v.is_empty()
+        && v.len() < 6
+        && v.bytes().all(|b| b.is_ascii_digit())
+        && v.parse::<u32>().is_ok_and(|n| n < 1 << 16)
+    {
+        Ok(())
+    } else {
+        Err("a device index (0, 1, ...)".into())
+    }
+}
+
+fn check_file(v: &str) -> Result<(), String> {
+    if std::path::Path::new(v).is_file() {
+        Ok(())
+    } else {
+        Err("an existing file".into())
+    }
 }
 
 /// The runtime's own parser, so both accept the same values.

@@ -125,6 +125,8 @@ codes! {
     ResourceLimit = "E4001", Resource, "a size or memory limit, or a full disk";
     /// The CPU lacks features the artifact needs.
     UnsupportedCpu = "E4002", Resource, "this CPU cannot run the artifact (the missing features are named)";
+    /// A GPU artifact's driver library or device is absent.
+    DeviceUnavailable = "E4003", Resource, "a GPU artifact's driver or device is absent (\"CUDA driver not found\", no Vulkan device, ...)";
     /// Outputs differ from `kiln run --expected`.
     OutputMismatch = "E5001", Mismatch, "`kiln run --expected`: an output differs from the expected values (output and first index named)";
     /// `kiln verify` found a diverging node.
@@ -449,7 +451,9 @@ fn codegen_code(e: &kiln_driver::CodegenError) -> Code {
         | C::Emission(_)
         | C::Object(_)
         | C::UnknownKernel(_)
-        | C::KernelBitcode(_) => Code::Codegen,
+        | C::KernelBitcode(_)
+        | C::Gpu(_)
+        | C::DeviceTool { .. } => Code::Codegen,
         C::InvalidSymbol(_) => Code::Invalid,
         C::LinkerNotFound { .. } | C::LinkFailed { .. } => Code::Link,
         C::Io { source, .. } => io_code(source),
@@ -472,6 +476,8 @@ fn runtime_code(s: kiln_driver::RuntimeStatus) -> Code {
         S::ExecutionFailed => Code::Execution,
         S::UnsupportedCpu => Code::UnsupportedCpu,
         S::InvalidEnvironment => Code::Environment,
+        S::DeviceUnavailable => Code::DeviceUnavailable,
+        S::DeviceFailed => Code::Execution,
     }
 }
 

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum CodegenError {
     /// A target description string did not name a known target.
-    #[error("unknown target '{0}' (expected host, native, x86-64[-vN], x86_64[:CPU], aarch64[-linux-gnu][:CPU], nvptx[:sm_NN] or amdgpu[:gfxNNN])")]
+    #[error("unknown target '{0}' (expected host, native, x86-64[-vN], x86_64[:CPU], aarch64[-linux-gnu][:CPU], aarch64-apple-darwin, cuda[:sm_NN], rocm[:gfxNNN], vulkan or metal; see `kiln compile --print-targets`)")]
     UnknownTarget(String),
     /// LLVM knows no such CPU for the architecture.
     #[error("unknown CPU '{cpu}' for {arch} (list them with `kiln compile --print-cpus --target={arch}`)")]
@@ -94,6 +94,19 @@ pub enum CodegenError {
         status: std::process::ExitStatus,
         /// What it printed.
         stderr: String,
+    },
+    /// The GPU lowering met something it cannot handle (messages starting with `internal:`
+    /// are Kiln bugs).
+    #[error("GPU lowering: {0}")]
+    Gpu(String),
+
+    /// A tool device code generation needs (ptxas, spirv-cross) failed.
+    #[error("{tool} failed: {message}")]
+    DeviceTool {
+        /// The tool.
+        tool: String,
+        /// Its diagnostics.
+        message: String,
     },
     /// A kernel name that the CPU kernel library does not define.
     #[error("unknown CPU kernel '{0}'")]

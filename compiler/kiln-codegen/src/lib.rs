@@ -11,15 +11,20 @@
 //!   and carried by every artifact.
 //! - [`kernels`]: the CPU kernel library (C micro-kernels embedded as bitcode), compiled per
 //!   artifact for its target CPU; the lowering calls its kernels through [`kernels::abi`].
+//! - [`gpu`]: the GPU lowering (one pipeline for CUDA, ROCm, Vulkan and Metal): kernels and
+//!   their images, the host code that launches them, and the shim that reaches the runtime's
+//!   device API.
 //!
 //! [`emit`] runs the whole chain and can stop after any stage ([`Emit`]), so each boundary is
 //! printable and testable.
 //!
 //! Invariants: this crate knows nothing about Kiln IR or ONNX (it takes MLIR text); it never
-//! prints (diagnostics are returned in [`CodegenError`]); it needs no GPU or GPU toolkit.
+//! prints (diagnostics are returned in [`CodegenError`]); it needs no GPU or GPU toolkit
+//! (`ptxas`, libdevice and `spirv-cross` are optional tools found by the driver).
 
 mod error;
 mod fsutil;
+pub mod gpu;
 pub mod kernels;
 pub mod link;
 pub mod llvm;
@@ -32,8 +37,12 @@ pub mod targets;
 pub use error::{CodegenError, Result};
 pub use link::{link_shared_library, Linker, LinkerKind};
 pub use llvm::OptLevel;
-pub use objects::{data_object, write_data_object};
-pub use targets::{cpu_names, enabled_features, llvm_version, Arch, Target};
+pub use object::BinaryFormat;
+pub use objects::{blobs_object, data_object, write_data_object};
+pub use targets::{
+    cpu_names, enabled_features, llvm_version, Arch, DeviceApi, DeviceImage, DeviceTools,
+    GpuConfig, ImageFormat, Target,
+};
 
 use llvm::LlvmOutput;
 

@@ -211,6 +211,45 @@ pub fn link_shared_library(objects: &[&Path], output: &Path, exports: &[&str]) -
     Linker::find()?.link_shared(objects, output, exports)
 }
 
+/// `ld64.lld` (LLVM's Mach-O linker) programs looked for, in order.
+const LD64_CANDIDATES: [&str; 3] = ["ld64.lld-22", "/usr/lib/llvm-22/bin/ld64.lld", "ld64.lld"];
+
+/// Links Mach-O objects for arm64 macOS into a dylib exporting only `export` (the host part
+/// of Metal artifacts). Without an SDK on the build machine nothing is linked against
+/// libSystem: undefined symbols (`memcpy`, ...) are bound when the dylib is loaded
+/// (`-undefined dynamic_lookup`).
+pub fn link_macho_dylib(objects: &[&Path], output: &Path, export: &str) -> Result<()> {
+    let program = LD64_CANDIDATES
+        .iter()
+        .find_map(|name| find_program(name))
+        .ok_or_else(|| CodegenError::LinkerNotFound {
+            tried: LD64_CANDIDATES.join(", "),
+        })?;
+    let temp = new_temp_file(output)?.into_temp_path();
+    let mut command = Command::new(&program);
+    command
+        .args([
+            "-arch",
+            "arm64",
+            "-platform_version",
+            "macos",
+            "11.0.0",
+            "11.0.0",
+        ])
+        .args(["-dylib", "-undefined", "dynamic_lookup"])
+        .arg("-exported_symbol")
+        .arg(format!("_{export}"))
+        .arg("-o")
+        .arg(&temp)
+        .args(objects);
+    Linker {
+        program,
+        kind: LinkerKind::Lld,
+    }
+    .run(command)?;
+    persist(temp, output, 0o755)
+}
+
 /// `llvm-objcopy` programs looked for, in order.
 const OBJCOPY_CANDIDATES: [&str; 3] = [
     "llvm-objcopy-22",

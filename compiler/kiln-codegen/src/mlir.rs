@@ -26,6 +26,8 @@ pub fn create_context() -> Context {
     register_all_dialects(&registry);
     // `register_all_passes` is guarded by a `Once` inside melior (registering twice double-frees).
     register_all_passes();
+    // Kiln's own GPU passes, so every pipeline string of a GPU target parses.
+    crate::gpu::register_passes();
     let context = Context::new();
     context.append_dialect_registry(&registry);
     context.load_all_available_dialects();

@@ -1,4 +1,5 @@
-//! Relocatable ELF objects holding raw data (model weights), written with the `object` crate.
+//! Relocatable objects (ELF; Mach-O for macOS hosts) holding raw data (model weights), written
+//! with the `object` crate.
 //!
 //! Invariants:
 //! - The data is never turned into LLVM constants or copied into an intermediate buffer: the
@@ -52,6 +53,40 @@ pub fn write_data_object(path: &Path, target: &Target, symbol: &str, data: &[u8]
     })
 }
 
+/// Builds, in memory, an object for `target` holding each blob as read-only data under its
+/// symbol (global, hidden: other objects of the artifact reference them, nothing outside), at
+/// [`WEIGHTS_ALIGN`]-byte aligned offsets. The device images of GPU artifacts.
+pub fn blobs_object(target: &Target, blobs: &[(String, &[u8])]) -> Result<Vec<u8>> {
+    let (architecture, endianness) =
+        target
+            .elf_arch()
+            .ok_or_else(|| CodegenError::UnsupportedTarget {
+                operation: "a host data object",
+                target: target.to_string(),
+            })?;
+    let mut object = Object::new(target.object_format(), architecture, endianness);
+    let section = object.section_id(object::write::StandardSection::ReadOnlyData);
+    for (name, data) in blobs {
+        if name.is_empty() || name.contains('\0') {
+            return Err(CodegenError::InvalidSymbol(name.clone()));
+        }
+        let symbol = object.add_symbol(Symbol {
+            name: name.as_bytes().to_vec(),
+            value: 0,
+            size: 0,
+            kind: SymbolKind::Data,
+            scope: SymbolScope::Linkage,
+            weak: false,
+            section: SymbolSection::Undefined,
+            flags: SymbolFlags::None,
+        });
+        // An empty blob still gets one byte, so its symbol has an address of its own.
+        let bytes: &[u8] = if data.is_empty() { &[0] } else { data };
+        object.add_symbol_data(symbol, section, bytes, WEIGHTS_ALIGN);
+    }
+    Ok(object.write()?)
+}
+
 fn build<'a>(target: &Target, symbol: &str, data: &'a [u8]) -> Result<Object<'a>> {
     let (architecture, endianness) =
         target
@@ -63,13 +98,19 @@ fn build<'a>(target: &Target, symbol: &str, data: &'a [u8]) -> Result<Object<'a>
     if symbol.is_empty() || symbol.contains('\0') {
         return Err(CodegenError::InvalidSymbol(symbol.to_owned()));
     }
-    let mut object = Object::new(BinaryFormat::Elf, architecture, endianness);
-    // `ReadOnlyData` gives SHF_ALLOC without SHF_WRITE/SHF_EXECINSTR.
-    let section = object.add_section(
-        Vec::new(),
-        WEIGHTS_SECTION.as_bytes().to_vec(),
-        SectionKind::ReadOnlyData,
-    );
+    let format = target.object_format();
+    let mut object = Object::new(format, architecture, endianness);
+    // `ReadOnlyData` gives SHF_ALLOC without SHF_WRITE/SHF_EXECINSTR; Mach-O objects (the
+    // host part of Metal artifacts) use the format's own read-only data section.
+    let section = if format == BinaryFormat::Elf {
+        object.add_section(
+            Vec::new(),
+            WEIGHTS_SECTION.as_bytes().to_vec(),
+            SectionKind::ReadOnlyData,
+        )
+    } else {
+        object.section_id(object::write::StandardSection::ReadOnlyData)
+    };
     object.set_section_data(section, data, WEIGHTS_ALIGN);
     object.add_symbol(Symbol {
         name: symbol.as_bytes().to_vec(),

@@ -552,6 +552,7 @@ fn pack_gemm_b(b: &[f32], k: usize, n: usize, nr: usize) -> Vec<f32> {
 
 /// `conv_nhwc`: OIHW `W[Cout, Cin/G, KH, KW]` → per group `B_g[k][o]`, `k = (kh*KW + kw)*(Cin/G)
 /// + c`, `B_g[k][o] = W[g*(Cout/G) + o][c][kh][kw]`, each packed as `gemm_b`, groups concatenated.
+#[allow(dead_code)] // no test calls it yet (clippy -D warnings)
 fn pack_conv_nhwc(
     w: &[f32],
     cout: usize,
@@ -582,6 +583,7 @@ fn pack_conv_nhwc(
 }
 
 /// `dwconv_nhwc`: `W[C, 1, KH, KW]` → `P[kh][kw][c] = W[c][0][kh][kw]`.
+#[allow(dead_code)] // no test calls it yet (clippy -D warnings)
 fn pack_dwconv(w: &[f32], c: usize, kh: usize, kw: usize) -> Vec<f32> {
     let mut out = vec![0.0; kh * kw * c];
     for ch in 0..c {

@@ -25,6 +25,7 @@
 //!   every byte outside printable ASCII is written as a `\XX` escape, so no
 //!   name can break the MLIR text. Names containing NUL are refused earlier.
 
+use kiln_codegen::gpu::DeviceCode;
 use kiln_codegen::lower::TensorSig;
 use kiln_codegen::parallel;
 use std::fmt::Write;
@@ -76,15 +77,34 @@ pub struct Descriptor<'a> {
     pub macro_prefix: &'a str,
     /// The target the code was generated for: architecture, CPU and
     /// comma-separated features (the runtime refuses to run it elsewhere).
+    /// For a GPU artifact, the CPU of its host code.
     pub target: (&'a str, &'a str, &'a str),
+    /// A GPU artifact's device code: its images are defined by the images
+    /// object ([`device_image_symbol`]), the rest is a device record here.
+    pub device: Option<&'a DeviceCode>,
+}
+
+/// The symbol of device image `i` of a GPU artifact (defined by the images
+/// object, read-only data).
+pub fn device_image_symbol(i: usize) -> String {
+    format!("kiln_device_image{i}")
 }
 
 /// `kiln_artifact_v1.flags` bit: a `kiln_artifact_target` follows the descriptor.
 pub const FLAG_TARGET: u32 = 1;
+/// `kiln_artifact_v1.flags` bit: a `kiln_artifact_device` follows the target.
+pub const FLAG_DEVICE: u32 = 2;
 
 const DESC_TY: &str = "!llvm.struct<(ptr, i32, i32, ptr)>";
-const ARTIFACT_TY: &str =
-    "!llvm.struct<(i32, i32, i32, i32, ptr, ptr, ptr, ptr, ptr, i64, ptr, i64, ptr, ptr, ptr, ptr)>";
+/// The descriptor, then the target record.
+const ARTIFACT_FIELDS: &str =
+    "i32, i32, i32, i32, ptr, ptr, ptr, ptr, ptr, i64, ptr, i64, ptr, ptr, ptr, ptr";
+/// `kiln_artifact_device` (api, images, kernels, chip).
+const DEVICE_FIELDS: &str = "i32, i32, ptr, i32, i32, ptr, ptr";
+/// `kiln_device_image`.
+const IMAGE_TY: &str = "!llvm.struct<(i32, i32, ptr, ptr, i64)>";
+/// `kiln_device_kernel`.
+const KERNEL_TY: &str = "!llvm.struct<(ptr, i32, !llvm.array<3 x i32>, i32, i32, ptr)>";
 
 /// Escapes bytes for an MLIR string literal.
 fn mlir_bytes(bytes: &[u8]) -> String {
@@ -180,6 +200,11 @@ fn tensor_table(out: &mut String, side: &str, sigs: &[TensorSig]) {
 pub fn glue_module(d: &Descriptor<'_>) -> String {
     let mut out =
         String::from("// Kiln artifact descriptor and entry wrapper (ABI v1).\nmodule {\n");
+    let artifact_ty = match d.device {
+        None => format!("!llvm.struct<({ARTIFACT_FIELDS})>"),
+        Some(_) => format!("!llvm.struct<({ARTIFACT_FIELDS}, {DEVICE_FIELDS})>"),
+    };
+    let artifact_ty = artifact_ty.as_str();
     let n_args = d.inputs.len() + d.outputs.len() + 1 + usize::from(d.workspace.is_some());
     let ptrs = vec!["!llvm.ptr"; n_args].join(", ");
     let _ = writeln!(out, "  llvm.func @{MAIN_SYMBOL}({ptrs})");
@@ -190,6 +215,9 @@ pub fn glue_module(d: &Descriptor<'_>) -> String {
         "  llvm.func internal @kiln_entry(%ctx: !llvm.ptr, %ins: !llvm.ptr, %outs: !llvm.ptr, %w: !llvm.ptr, %ws: !llvm.ptr) -> i32 {{"
     );
     out.push_str(&parallel::enter_ops("%ctx"));
+    if d.device.is_some() {
+        out.push_str(&kiln_codegen::gpu::shim::enter_ops("%ctx"));
+    }
     let mut args = Vec::new();
     for (side, count) in [("ins", d.inputs.len()), ("outs", d.outputs.len())] {
         for i in 0..count {
@@ -213,9 +241,16 @@ pub fn glue_module(d: &Descriptor<'_>) -> String {
         "    llvm.call @{MAIN_SYMBOL}({}) : ({ptrs}) -> ()",
         args.join(", ")
     );
-    out.push_str(&parallel::leave_ops());
-    let _ = writeln!(out, "    %ok = llvm.mlir.constant(0 : i32) : i32");
-    let _ = writeln!(out, "    llvm.return %ok : i32\n  }}");
+    if d.device.is_some() {
+        // The run's status: 0, or the first device failure.
+        out.push_str(&kiln_codegen::gpu::shim::leave_ops());
+        out.push_str(&parallel::leave_ops());
+        let _ = writeln!(out, "    llvm.return %kiln_gpu_status : i32\n  }}");
+    } else {
+        out.push_str(&parallel::leave_ops());
+        let _ = writeln!(out, "    %ok = llvm.mlir.constant(0 : i32) : i32");
+        let _ = writeln!(out, "    llvm.return %ok : i32\n  }}");
+    }
 
     string_global(&mut out, "kiln_model_name", d.model_name);
     string_global(&mut out, "kiln_target_arch", d.target.0);
@@ -239,11 +274,14 @@ pub fn glue_module(d: &Descriptor<'_>) -> String {
         }
     };
 
+    if let Some(device) = d.device {
+        device_tables(&mut out, device);
+    }
     let _ = writeln!(
         out,
-        "  llvm.mlir.global internal constant @kiln_descriptor() {{addr_space = 0 : i32}} : {ARTIFACT_TY} {{"
+        "  llvm.mlir.global internal constant @kiln_descriptor() {{addr_space = 0 : i32}} : {artifact_ty} {{"
     );
-    let _ = writeln!(out, "    %a0 = llvm.mlir.undef : {ARTIFACT_TY}");
+    let _ = writeln!(out, "    %a0 = llvm.mlir.undef : {artifact_ty}");
     let _ = writeln!(out, "    %null = llvm.mlir.zero : !llvm.ptr");
     let _ = writeln!(out, "    %abi = llvm.mlir.constant(1 : i32) : i32");
     let _ = writeln!(
@@ -256,10 +294,12 @@ pub fn glue_module(d: &Descriptor<'_>) -> String {
         "    %nout = llvm.mlir.constant({} : i32) : i32",
         d.outputs.len()
     );
-    let _ = writeln!(
-        out,
-        "    %flags = llvm.mlir.constant({FLAG_TARGET} : i32) : i32"
-    );
+    let flags = if d.device.is_some() {
+        FLAG_TARGET | FLAG_DEVICE
+    } else {
+        FLAG_TARGET
+    };
+    let _ = writeln!(out, "    %flags = llvm.mlir.constant({flags} : i32) : i32");
     for t in ["arch", "cpu", "features"] {
         let _ = writeln!(
             out,
@@ -320,7 +360,7 @@ pub fn glue_module(d: &Descriptor<'_>) -> String {
         out,
         "    %entry = llvm.mlir.addressof @kiln_entry : !llvm.ptr"
     );
-    let fields = [
+    let mut fields: Vec<String> = [
         "%abi",
         "%nin",
         "%nout",
@@ -337,17 +377,23 @@ pub fn glue_module(d: &Descriptor<'_>) -> String {
         "%t_arch",
         "%t_cpu",
         "%t_features",
-    ];
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    if let Some(device) = d.device {
+        fields.extend(device_record_fields(&mut out, device));
+    }
     let mut last = "%a0".to_owned();
     for (f, value) in fields.iter().enumerate() {
         let next = format!("%a{}", f + 1);
         let _ = writeln!(
             out,
-            "    {next} = llvm.insertvalue {value}, {last}[{f}] : {ARTIFACT_TY}"
+            "    {next} = llvm.insertvalue {value}, {last}[{f}] : {artifact_ty}"
         );
         last = next;
     }
-    let _ = writeln!(out, "    llvm.return {last} : {ARTIFACT_TY}\n  }}");
+    let _ = writeln!(out, "    llvm.return {last} : {artifact_ty}\n  }}");
     let _ = writeln!(
         out,
         "  llvm.func @{}() -> !llvm.ptr {{\n    %d = llvm.mlir.addressof @kiln_descriptor : !llvm.ptr\n    llvm.return %d : !llvm.ptr\n  }}",
@@ -355,8 +401,151 @@ pub fn glue_module(d: &Descriptor<'_>) -> String {
     );
     // The OpenMP entry points the kernel object calls (hidden, defined here).
     out.push_str(parallel::SHIM_MLIR);
+    if d.device.is_some() {
+        // The launch and allocation entry points of GPU host code (hidden).
+        out.push_str(kiln_codegen::gpu::shim::SHIM_MLIR);
+    }
     out.push_str("}\n");
     out
+}
+
+/// The device record's image and kernel tables (globals of the glue module).
+fn device_tables(out: &mut String, device: &DeviceCode) {
+    for (i, image) in device.images.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "  llvm.mlir.global external constant @{}() {{addr_space = 0 : i32}} : !llvm.array<{} x i8>",
+            device_image_symbol(i),
+            image.data.len().max(1)
+        );
+        string_global(out, &format!("kiln_image_chip{i}"), &image.chip);
+    }
+    for (k, kernel) in device.kernels.iter().enumerate() {
+        string_global(out, &format!("kiln_kernel_name{k}"), &kernel.name);
+        let codes: Vec<u8> = kernel.args.iter().map(|a| a.abi_code()).collect();
+        if !codes.is_empty() {
+            let _ = writeln!(
+                out,
+                "  llvm.mlir.global internal constant @kiln_kernel_args{k}(\"{}\") {{addr_space = 0 : i32}} : !llvm.array<{} x i8>",
+                mlir_bytes(&codes),
+                codes.len()
+            );
+        }
+    }
+    string_global(out, "kiln_device_chip", &device.chip);
+    if !device.images.is_empty() {
+        let arr = format!("!llvm.array<{} x {IMAGE_TY}>", device.images.len());
+        let _ = writeln!(
+            out,
+            "  llvm.mlir.global internal constant @kiln_device_images() {{addr_space = 0 : i32}} : {arr} {{"
+        );
+        let _ = writeln!(out, "    %t = llvm.mlir.undef : {arr}");
+        let mut last = "%t".to_owned();
+        for (i, image) in device.images.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "    %f{i} = llvm.mlir.constant({} : i32) : i32\n    %g{i} = llvm.mlir.constant({} : i32) : i32\n    %c{i} = llvm.mlir.addressof @kiln_image_chip{i} : !llvm.ptr\n    %d{i} = llvm.mlir.addressof @{} : !llvm.ptr\n    %s{i} = llvm.mlir.constant({} : i64) : i64",
+                image.format.abi_code(),
+                image.group,
+                device_image_symbol(i),
+                image.data.len()
+            );
+            for (f, v) in ["f", "g", "c", "d", "s"].iter().enumerate() {
+                let next = format!("%t{i}_{f}");
+                let _ = writeln!(
+                    out,
+                    "    {next} = llvm.insertvalue %{v}{i}, {last}[{i}, {f}] : {arr}"
+                );
+                last = next;
+            }
+        }
+        let _ = writeln!(out, "    llvm.return {last} : {arr}\n  }}");
+    }
+    if !device.kernels.is_empty() {
+        let arr = format!("!llvm.array<{} x {KERNEL_TY}>", device.kernels.len());
+        let _ = writeln!(
+            out,
+            "  llvm.mlir.global internal constant @kiln_device_kernels() {{addr_space = 0 : i32}} : {arr} {{"
+        );
+        let _ = writeln!(out, "    %t = llvm.mlir.undef : {arr}\n    %null = llvm.mlir.zero : !llvm.ptr\n    %zero = llvm.mlir.constant(0 : i32) : i32");
+        let mut last = "%t".to_owned();
+        for (k, kernel) in device.kernels.iter().enumerate() {
+            let group = kernel.group;
+            let _ = writeln!(
+                out,
+                "    %n{k} = llvm.mlir.addressof @kiln_kernel_name{k} : !llvm.ptr\n    %g{k} = llvm.mlir.constant({group} : i32) : i32\n    %na{k} = llvm.mlir.constant({} : i32) : i32",
+                kernel.args.len()
+            );
+            let args = if kernel.args.is_empty() {
+                "%null".to_owned()
+            } else {
+                let _ = writeln!(
+                    out,
+                    "    %a{k} = llvm.mlir.addressof @kiln_kernel_args{k} : !llvm.ptr"
+                );
+                format!("%a{k}")
+            };
+            let mut fields: Vec<(String, String)> = vec![
+                (format!("%n{k}"), "0".into()),
+                (format!("%g{k}"), "1".into()),
+            ];
+            for (d, b) in kernel.block.iter().enumerate() {
+                let _ = writeln!(out, "    %b{k}_{d} = llvm.mlir.constant({b} : i32) : i32");
+                fields.push((format!("%b{k}_{d}"), format!("2, {d}")));
+            }
+            fields.push((format!("%na{k}"), "3".into()));
+            fields.push(("%zero".into(), "4".into()));
+            fields.push((args, "5".into()));
+            for (f, (value, at)) in fields.iter().enumerate() {
+                let next = format!("%t{k}_{f}");
+                let _ = writeln!(
+                    out,
+                    "    {next} = llvm.insertvalue {value}, {last}[{k}, {at}] : {arr}"
+                );
+                last = next;
+            }
+        }
+        let _ = writeln!(out, "    llvm.return {last} : {arr}\n  }}");
+    }
+}
+
+/// Emits the values of the device record's fields (inside the descriptor's
+/// initializer) and returns their SSA names, in `kiln_artifact_device` order.
+fn device_record_fields(out: &mut String, device: &DeviceCode) -> Vec<String> {
+    let _ = writeln!(
+        out,
+        "    %dev_api = llvm.mlir.constant({} : i32) : i32\n    %dev_nimg = llvm.mlir.constant({} : i32) : i32\n    %dev_nker = llvm.mlir.constant({} : i32) : i32\n    %dev_zero = llvm.mlir.constant(0 : i32) : i32\n    %dev_chip = llvm.mlir.addressof @kiln_device_chip : !llvm.ptr",
+        device.api.abi_code(),
+        device.images.len(),
+        device.kernels.len()
+    );
+    let images = if device.images.is_empty() {
+        "%null".to_owned()
+    } else {
+        let _ = writeln!(
+            out,
+            "    %dev_images = llvm.mlir.addressof @kiln_device_images : !llvm.ptr"
+        );
+        "%dev_images".to_owned()
+    };
+    let kernels = if device.kernels.is_empty() {
+        "%null".to_owned()
+    } else {
+        let _ = writeln!(
+            out,
+            "    %dev_kernels = llvm.mlir.addressof @kiln_device_kernels : !llvm.ptr"
+        );
+        "%dev_kernels".to_owned()
+    };
+    vec![
+        "%dev_api".into(),
+        "%dev_nimg".into(),
+        images,
+        "%dev_nker".into(),
+        "%dev_zero".into(),
+        kernels,
+        "%dev_chip".into(),
+    ]
 }
 
 /// Escapes a string for a C string literal (octal escapes for every byte

@@ -53,10 +53,17 @@ pub enum Emit {
     Obj,
     /// A shared library plus `model.h`.
     Lib,
+    /// GPU targets: the SPIR-V of the kernels as text (MLIR `spirv` dialect).
+    Spirv,
+    /// GPU targets: the Metal Shading Language of every kernel.
+    Msl,
+    /// GPU targets: the device images (PTX, cubins, HSACO, SPIR-V, MSL) as files in the
+    /// output folder.
+    Device,
 }
 
 impl Emit {
-    /// Parses `kir|dot|mlir|llvm|asm|obj|lib`.
+    /// Parses `kir|dot|mlir|llvm|asm|obj|lib|spirv|msl|device`.
     pub fn parse(s: &str) -> Result<Emit> {
         Ok(match s {
             "kir" => Emit::Kir,
@@ -66,9 +73,13 @@ impl Emit {
             "asm" | "s" => Emit::Asm,
             "obj" | "o" => Emit::Obj,
             "lib" | "so" => Emit::Lib,
+            "spirv" => Emit::Spirv,
+            "msl" => Emit::Msl,
+            "device" => Emit::Device,
             _ => {
                 return Err(DriverError::Invalid(format!(
-                    "unknown --emit '{s}' (expected kir, dot, mlir, llvm, asm, obj or lib)"
+                    "unknown --emit '{s}' (expected kir, dot, mlir, llvm, asm, obj, lib, spirv, \
+                     msl or device)"
                 )))
             }
         })
@@ -78,7 +89,7 @@ impl Emit {
     pub fn is_text(self) -> bool {
         matches!(
             self,
-            Emit::Kir | Emit::Dot | Emit::Mlir | Emit::Llvm | Emit::Asm
+            Emit::Kir | Emit::Dot | Emit::Mlir | Emit::Llvm | Emit::Asm | Emit::Spirv | Emit::Msl
         )
     }
 }
@@ -131,6 +142,9 @@ pub struct CompileOptions {
     /// `<output>.<cpu>` and recorded in the output's integrity record; the
     /// runtime loads the most preferred one the CPU can run.
     pub variants: Vec<Target>,
+    /// CUDA targets: more `sm_NN` to build SASS for (when `ptxas` is found),
+    /// beyond the target's chip.
+    pub extra_gpu_archs: Vec<String>,
 }
 
 /// A callback told the name of each compile stage as it starts.
@@ -157,6 +171,7 @@ impl CompileOptions {
             runtime_dir: None,
             copy_runtime: true,
             name: None,
+            extra_gpu_archs: Vec::new(),
             quant_report: false,
             on_stage: None,
             variants: Vec::new(),
@@ -168,6 +183,36 @@ impl CompileOptions {
     /// kernel variant (`kiln compile --print-pipeline`).
     pub fn describe_pipeline(&self) -> String {
         let planned = self.pipeline.passes.iter().any(|p| p.name == "plan-memory");
+        if let Some(c) = self.target.gpu_config() {
+            let host = self
+                .target
+                .host_target()
+                .map_or_else(|e| e.to_string(), |t| t.to_string());
+            return format!(
+                "target: {} (host code: {host})
+graph: {}
+lowering: {}
+gpu: {:?}
+mlir: builtin.module({})
+device: {}
+host mlir: {}
+llvm: {}
+",
+                self.target,
+                self.pipeline,
+                if planned {
+                    "planned (one node at a time, into the memory plan; each node's loops become kernels)"
+                } else {
+                    "one tensor program (its loops become kernels)"
+                },
+                c,
+                kiln_codegen::gpu::shared_passes(&c),
+                kiln_codegen::gpu::device_passes_text(&self.target)
+                    .unwrap_or_else(|e| e.to_string()),
+                kiln_codegen::gpu::HOST_PIPELINE,
+                self.opt_level.llvm_pipeline(),
+            );
+        }
         let mlir = if planned {
             kiln_codegen::targets::CPU_PLANNED_PIPELINE
         } else {
@@ -597,6 +642,15 @@ fn compile_one(
             )));
         }
     }
+    if opts.target.arch().is_gpu() && opts.emit != Emit::Mlir {
+        return compile_gpu(&graph, &lowered, opts, art);
+    }
+    if matches!(opts.emit, Emit::Spirv | Emit::Msl | Emit::Device) {
+        return Err(DriverError::Invalid(format!(
+            "--emit=spirv, msl and device are for GPU targets, not {}",
+            opts.target
+        )));
+    }
     let codegen = |emit| {
         kiln_codegen::emit_with_pipeline(
             &lowered.mlir,
@@ -627,13 +681,98 @@ fn compile_one(
                     "an output file (-o) is needed for --emit=obj and --emit=lib".into(),
                 )
             })?;
-            if opts.target.arch().is_gpu() {
-                return Err(DriverError::Unsupported(format!(
-                    "artifacts for GPU target {} are not supported yet",
+            build_artifact(&graph, &lowered, opts, output, alternates, &mut art, None)?;
+            Ok(art)
+        }
+        Emit::Spirv | Emit::Msl | Emit::Device => unreachable_stage(),
+    }
+}
+
+/// The stages of a GPU target after lowering: text of a stage, the device
+/// images, or an artifact whose host code launches them.
+fn compile_gpu(
+    graph: &Graph,
+    lowered: &LoweredModule,
+    opts: &CompileOptions,
+    mut art: Artifacts,
+) -> Result<Artifacts> {
+    use kiln_codegen::gpu::{self, GpuEmit, GpuOutput};
+    let tools = crate::gpu::device_tools(&opts.extra_gpu_archs);
+    let api = opts.target.arch().device_api();
+    let run = |art: &mut Artifacts, emit| {
+        timed(art, "codegen", || {
+            Ok(gpu::compile(
+                &lowered.mlir,
+                &opts.target,
+                opts.opt_level,
+                &tools,
+                emit,
+            )?)
+        })
+    };
+    let text = |out: GpuOutput| match out {
+        GpuOutput::Text(t) => Ok(t),
+        GpuOutput::Program { .. } => Err(DriverError::Internal("expected text".into())),
+    };
+    match opts.emit {
+        Emit::Kir | Emit::Dot | Emit::Mlir => unreachable_stage(),
+        Emit::Llvm => match run(&mut art, GpuEmit::HostLlvm)? {
+            GpuOutput::Program { host, .. } => finish_text(art, opts, host),
+            GpuOutput::Text(_) => Err(DriverError::Internal("expected a program".into())),
+        },
+        Emit::Asm => {
+            let t = text(run(&mut art, GpuEmit::DeviceText)?)?;
+            finish_text(art, opts, t)
+        }
+        Emit::Spirv => {
+            let t = text(run(&mut art, GpuEmit::Spirv)?)?;
+            finish_text(art, opts, t)
+        }
+        Emit::Msl => {
+            if api != Some(kiln_codegen::DeviceApi::Metal) {
+                return Err(DriverError::Invalid(format!(
+                    "--emit=msl is for --target=metal, not {}",
                     opts.target
                 )));
             }
-            build_artifact(&graph, &lowered, opts, output, alternates, &mut art)?;
+            let t = text(run(&mut art, GpuEmit::DeviceText)?)?;
+            finish_text(art, opts, t)
+        }
+        Emit::Device => {
+            let dir = opts.output.as_deref().ok_or_else(|| {
+                DriverError::Invalid("--emit=device needs an output folder (-o DIR)".into())
+            })?;
+            match run(&mut art, GpuEmit::HostObject)? {
+                GpuOutput::Program { device, .. } => {
+                    art.files = crate::gpu::write_images(&device, dir)?;
+                    art.kernels = device.kernels.iter().map(|k| k.name.clone()).collect();
+                    Ok(art)
+                }
+                GpuOutput::Text(_) => Err(DriverError::Internal("expected a program".into())),
+            }
+        }
+        Emit::Obj | Emit::Lib => {
+            let output = opts.output.as_deref().ok_or_else(|| {
+                DriverError::Invalid(
+                    "an output file (-o) is needed for --emit=obj and --emit=lib".into(),
+                )
+            })?;
+            let (host, device) = match run(&mut art, GpuEmit::HostObject)? {
+                GpuOutput::Program { host, device } => (host, device),
+                GpuOutput::Text(_) => {
+                    return Err(DriverError::Internal("expected a program".into()))
+                }
+            };
+            art.kernels = device.kernels.iter().map(|k| k.name.clone()).collect();
+            build_artifact(
+                graph,
+                lowered,
+                opts,
+                output,
+                &[],
+                &mut art,
+                Some((host, device)),
+            )?;
             Ok(art)
         }
     }
@@ -762,6 +901,9 @@ fn companion(output: &Path, ext: &str, append: bool) -> PathBuf {
     }
 }
 
+/// Builds an artifact. `gpu` holds a GPU target's host object and device
+/// code (compiled already); the host code, glue and weights are then built
+/// for the target's host CPU and the device images embedded.
 fn build_artifact(
     graph: &Graph,
     lowered: &LoweredModule,
@@ -769,12 +911,22 @@ fn build_artifact(
     output: &Path,
     alternates: &[kiln_runtime::integrity::Alternate],
     art: &mut Artifacts,
+    gpu: Option<(Vec<u8>, kiln_codegen::gpu::DeviceCode)>,
 ) -> Result<()> {
+    let host_target;
+    let target = match &gpu {
+        Some(_) => {
+            host_target = opts.target.host_target()?;
+            &host_target
+        }
+        None => &opts.target,
+    };
+    let macho = target.object_format() == kiln_codegen::BinaryFormat::MachO;
     // The runtime archive is built for this machine: it ships only with
     // objects for this machine's architecture.
     let runtime_archive = match opts.emit {
         Emit::Obj if !opts.copy_runtime => None,
-        Emit::Obj if Arch::of_host() == Some(opts.target.arch()) => {
+        Emit::Obj if Arch::of_host() == Some(target.arch()) => {
             Some(find_runtime_archive(opts.runtime_dir.as_deref())?)
         }
         Emit::Obj => {
@@ -782,33 +934,47 @@ fn build_artifact(
                 "no {RUNTIME_ARCHIVE} was placed next to the object: the installed runtime is \
                  built for this machine, not for {arch}; build one for the target with \
                  `cargo build -p kiln-runtime-c --profile runtime-release --target {triple}`",
-                arch = opts.target.arch().name(),
-                triple = opts.target.triple()
+                arch = target.arch().name(),
+                triple = target.triple()
             ));
             None
         }
         _ => None,
     };
+    if macho && opts.emit == Emit::Obj {
+        return Err(DriverError::Unsupported(format!(
+            "--emit=obj for {}: Mach-O objects cannot be combined into one (ld64.lld has no -r); \
+             use --emit=lib (a dylib)",
+            opts.target
+        )));
+    }
     let stage = Staging::new(output)?;
-    let target = &opts.target;
     let kernel_o = stage.path("kernel.o");
     let glue_o = stage.path("glue.o");
     let weights_o = stage.path("weights.o");
     let blob_path = stage.path("weights.bin");
 
-    let object = timed(art, "codegen", || {
-        Ok(kiln_codegen::emit_with_pipeline(
-            &lowered.mlir,
-            target,
-            lowered.pipeline_hint,
-            opts.opt_level,
-            kiln_codegen::Emit::Obj,
-        )?)
-    })?;
+    let (object, device) = match gpu {
+        Some((host, device)) => (host, Some(device)),
+        None => (
+            timed(art, "codegen", || {
+                Ok(kiln_codegen::emit_with_pipeline(
+                    &lowered.mlir,
+                    target,
+                    lowered.pipeline_hint,
+                    opts.opt_level,
+                    kiln_codegen::Emit::Obj,
+                )?)
+            })?,
+            None,
+        ),
+    };
     write_file(&kernel_o, &object)?;
     drop(object);
 
-    let total = lowered.weights.total_bytes;
+    // GPU artifacts append the lowering's constant tables to the weights.
+    let tail: &[u8] = device.as_ref().map_or(&[], |d| &d.weights_tail[..]);
+    let total = lowered.weights.total_bytes + tail.len() as u64;
     let weights_name = companion(output, "weights", true);
     let weights_ref = match (total, opts.weights) {
         (0, _) => WeightsRef::None,
@@ -851,6 +1017,7 @@ fn build_artifact(
         symbol: &symbol,
         macro_prefix: &macro_prefix,
         target: (target.arch().name(), target.cpu(), &features),
+        device: device.as_ref(),
     };
     let glue = artifact::glue_module(&descriptor);
     let glue_obj = timed(art, "descriptor", || {
@@ -865,6 +1032,17 @@ fn build_artifact(
     write_file(&glue_o, &glue_obj)?;
 
     let mut objects = vec![kernel_o.clone(), glue_o.clone()];
+    if let Some(device) = &device {
+        let images_o = stage.path("device.o");
+        let blobs: Vec<(String, &[u8])> = device
+            .images
+            .iter()
+            .enumerate()
+            .map(|(i, im)| (artifact::device_image_symbol(i), &im.data[..]))
+            .collect();
+        write_file(&images_o, &kiln_codegen::blobs_object(target, &blobs)?)?;
+        objects.push(images_o);
+    }
     if !lowered.kernels.is_empty() {
         // The kernels the model calls, compiled for this target's CPU. They
         // are always optimized (unless -O0): they are the hot loops.
@@ -882,6 +1060,15 @@ fn build_artifact(
             return Ok(());
         }
         write_weights(graph, lowered, &blob_path)?;
+        if !tail.is_empty() {
+            use std::io::Write as _;
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&blob_path)
+                .map_err(|e| DriverError::io("open", &blob_path, e))?;
+            f.write_all(tail)
+                .map_err(|e| DriverError::io("write weights to", &blob_path, e))?;
+        }
         if opts.weights == WeightsMode::Embedded {
             let file = std::fs::File::open(&blob_path)
                 .map_err(|e| DriverError::io("open", &blob_path, e))?;
@@ -938,7 +1125,11 @@ fn build_artifact(
             }
             let refs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
             timed(art, "link", || {
-                Ok(kiln_codegen::link_shared_library(&refs, &main, &[&symbol])?)
+                if macho {
+                    Ok(kiln_codegen::link::link_macho_dylib(&refs, &main, &symbol)?)
+                } else {
+                    Ok(kiln_codegen::link_shared_library(&refs, &main, &[&symbol])?)
+                }
             })?;
             let weights_seal = match &weights_ref {
                 WeightsRef::External { .. } => Some(hash_file(&blob_path)?),

@@ -114,6 +114,9 @@ impl DriverError {
             DriverError::Codegen(e) => match e {
                 C::UnknownTarget(_) | C::UnknownCpu { .. } => ErrorKind::InvalidInput,
                 C::UnsupportedTarget { .. } => ErrorKind::Unsupported,
+                // The GPU lowering cannot handle a construct (host code that reads
+                // device memory, an argument type); `internal:` marks Kiln bugs.
+                C::Gpu(m) if !m.starts_with("internal:") => ErrorKind::Unsupported,
                 // LLVM refuses a triple or CPU the user named (--cpu).
                 C::TargetMachine { .. } => ErrorKind::InvalidInput,
                 C::Io { source, .. } => io_kind(source),
@@ -122,12 +125,14 @@ impl DriverError {
             DriverError::Runtime(e) => match e.status() {
                 // This machine cannot run the artifact: a limit of the
                 // machine, like memory (exit 4).
-                kiln_runtime::Status::OutOfMemory | kiln_runtime::Status::UnsupportedCpu => {
-                    ErrorKind::ResourceLimit
-                }
-                kiln_runtime::Status::ExecutionFailed | kiln_runtime::Status::Internal => {
-                    ErrorKind::Internal
-                }
+                // So is a GPU artifact without its driver or device ("CUDA driver not
+                // found").
+                kiln_runtime::Status::OutOfMemory
+                | kiln_runtime::Status::UnsupportedCpu
+                | kiln_runtime::Status::DeviceUnavailable => ErrorKind::ResourceLimit,
+                kiln_runtime::Status::ExecutionFailed
+                | kiln_runtime::Status::Internal
+                | kiln_runtime::Status::DeviceFailed => ErrorKind::Internal,
                 _ => ErrorKind::InvalidInput,
             },
             DriverError::Interp(e) => interp_kind(e),

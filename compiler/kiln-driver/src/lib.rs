@@ -13,7 +13,9 @@
 //!   dynamic input shapes to given tensors, before the pipeline;
 //! - [`session`]: running an artifact (kiln-runtime), a model compiled on
 //!   the fly, or the reference interpreter; benchmarking;
-//! - [`tensors`]: `.npy`/`.pb` tensor files and numeric comparison.
+//! - [`tensors`]: `.npy`/`.pb` tensor files and numeric comparison;
+//! - [`gpu`]: for GPU targets, finding the optional device tools (`ptxas`,
+//!   libdevice, `spirv-cross`) and writing device images.
 //!
 //! Invariants: this crate never prints and never exits; every failure is a
 //! [`DriverError`] whose [`ErrorKind`] the CLI maps to an exit code. Every
@@ -22,6 +24,7 @@
 pub mod artifact;
 pub mod compile;
 mod error;
+pub mod gpu;
 pub mod kernel_cache;
 pub mod kirfile;
 pub mod load;
@@ -39,7 +42,7 @@ pub use error::{io_kind, DriverError, ErrorKind, Result};
 /// The code generator's target and optimisation level, re-exported so that
 /// the CLI needs no dependency on kiln-codegen.
 pub use kiln_codegen::{
-    cpu_names, enabled_features, llvm_version, Arch, CodegenError, OptLevel, Target,
+    cpu_names, enabled_features, llvm_version, Arch, CodegenError, DeviceApi, OptLevel, Target,
 };
 /// The error types [`DriverError`] wraps, re-exported so that the CLI can
 /// map every variant to an error code without depending on their crates.

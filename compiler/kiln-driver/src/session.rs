@@ -100,7 +100,7 @@ fn runtime_dtype(d: kiln_runtime::DType) -> Result<DType> {
 }
 
 enum Loaded {
-    Artifact(kiln_runtime::Model),
+    Artifact(Box<kiln_runtime::Model>),
     Graph(Box<Graph>),
     /// An ONNX model whose control flow depends on the values of these
     /// inputs: it is imported once they are given.
@@ -156,7 +156,7 @@ impl Prepared {
             }
             let model = kiln_runtime::Model::load(path)?;
             let (inputs, outputs) = model_specs(&model)?;
-            (Loaded::Artifact(model), inputs, outputs)
+            (Loaded::Artifact(Box::new(model)), inputs, outputs)
         } else {
             match load(path, &opts.load) {
                 Ok(graph) => {
@@ -234,7 +234,7 @@ impl Prepared {
             outputs,
         } = self;
         let (mut graph, mut specialized, inputs) = match loaded {
-            Loaded::Artifact(model) => return Session::from_model(model, None, Vec::new()),
+            Loaded::Artifact(model) => return Session::from_model(*model, None, Vec::new()),
             Loaded::Graph(graph) => (graph, Vec::new(), inputs),
             Loaded::NeedsValues(path, needed) => {
                 let (graph, known) = load_with_values(&path, &opts.load, needed, given)?;

@@ -13,8 +13,13 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Budget for each shipped library, stripped.
+/// Budget for the shipped shared library, stripped (about 165 KiB with the CUDA, HIP and
+/// Vulkan back ends, 51 KiB without them).
 const SIZE_BUDGET_BYTES: u64 = 200 * 1024;
+/// Budget for the static library: one relocatable object (`ld -r`), which keeps every
+/// function of the device back ends (Vulkan's `ash` tables most of all) that a final link
+/// of a CPU-only program drops again; about 385 KiB.
+const ARCHIVE_BUDGET_BYTES: u64 = 400 * 1024;
 
 fn crate_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -186,12 +191,12 @@ fn shipped_libraries_are_small_export_only_the_api_and_pass() {
         String::from_utf8_lossy(&output.stderr)
     );
     let lib = out.join("lib");
-    for name in ["libkiln_runtime.so", "libkiln_runtime.a"] {
+    for (name, budget) in [
+        ("libkiln_runtime.so", SIZE_BUDGET_BYTES),
+        ("libkiln_runtime.a", ARCHIVE_BUDGET_BYTES),
+    ] {
         let size = std::fs::metadata(lib.join(name)).unwrap().len();
-        assert!(
-            size <= SIZE_BUDGET_BYTES,
-            "{name} is {size} bytes, budget {SIZE_BUDGET_BYTES}"
-        );
+        assert!(size <= budget, "{name} is {size} bytes, budget {budget}");
     }
     // The archive is self-contained Rust with only the C API visible, so it
     // can be linked next to other Rust static libraries.

@@ -92,10 +92,25 @@ pub fn parallel_min_us() -> Result<Option<u64>, Error> {
         .map_err(|expected| invalid(PARALLEL_MIN_US, &v, expected))
 }
 
+/// The GPU a device artifact runs on (an index among the API's devices).
+pub const DEVICE: &CStr = c"KILN_DEVICE";
+
+/// `KILN_DEVICE`: `None` when unset.
+pub fn device() -> Result<Option<u32>, Error> {
+    let Some(v) = read(DEVICE)? else {
+        return Ok(None);
+    };
+    parse_u64(&v)
+        .filter(|&n| n < 1 << 16)
+        .map(|n| Some(n as u32))
+        .ok_or_else(|| invalid(DEVICE, &v, "a device index (0, 1, ...)"))
+}
+
 /// Checks every variable the runtime and artifacts read.
 pub fn check() -> Result<(), Error> {
     num_threads()?;
     parallel_min_us()?;
+    device()?;
     Ok(())
 }
 

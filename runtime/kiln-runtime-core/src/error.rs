@@ -34,6 +34,8 @@ pub enum Status {
     CorruptArtifact = 12,
     UnsupportedCpu = 13,
     InvalidEnvironment = 14,
+    DeviceUnavailable = 15,
+    DeviceFailed = 16,
 }
 
 impl Status {
@@ -61,6 +63,8 @@ impl Status {
             12 => c"corrupt artifact",
             13 => c"unsupported CPU",
             14 => c"invalid environment variable",
+            15 => c"device unavailable",
+            16 => c"device failed",
             _ => c"unknown status",
         }
     }
@@ -138,6 +142,11 @@ pub enum Error {
     /// This CPU cannot run the artifact (another architecture, or missing
     /// features, named in the message).
     UnsupportedCpu(String),
+    /// A GPU artifact's driver library or device is absent: the message
+    /// names the API ("CUDA driver not found: ...").
+    DeviceUnavailable(String),
+    /// The device reported an error while loading code or running.
+    DeviceFailed(String),
     /// A `KILN_*` environment variable the runtime reads is malformed.
     InvalidEnvironment {
         name: String,
@@ -194,6 +203,8 @@ impl fmt::Display for Error {
             Error::Internal(m) => write!(f, "internal error: {m}"),
             Error::CorruptArtifact(m) => write!(f, "corrupt artifact: {m}"),
             Error::UnsupportedCpu(m) => write!(f, "unsupported CPU: {m}"),
+            Error::DeviceUnavailable(m) => write!(f, "device unavailable: {m}"),
+            Error::DeviceFailed(m) => write!(f, "device error: {m}"),
             Error::InvalidEnvironment {
                 name,
                 value,
@@ -225,6 +236,8 @@ impl Error {
             Error::Internal(_) => Status::Internal,
             Error::CorruptArtifact(_) => Status::CorruptArtifact,
             Error::UnsupportedCpu(_) => Status::UnsupportedCpu,
+            Error::DeviceUnavailable(_) => Status::DeviceUnavailable,
+            Error::DeviceFailed(_) => Status::DeviceFailed,
             Error::InvalidEnvironment { .. } => Status::InvalidEnvironment,
         }
     }

@@ -17,6 +17,10 @@
 //!   compiled code sees it, and errors are typed ([`Error`]) with stable C
 //!   status codes ([`Status`]).
 //! - A [`Model`] is `Send + Sync`; concurrent runs on one model are safe.
+//! - GPU artifacts (`KILN_ARTIFACT_FLAG_DEVICE`) run through a driver opened with `dlopen`
+//!   at load (CUDA, HIP, Vulkan, Metal; see `device`), never linked: without it loading
+//!   fails with a typed error (`Error::DeviceUnavailable`), and CPU artifacts never touch a
+//!   driver.
 
 #![no_std]
 
@@ -26,6 +30,7 @@ extern crate std;
 
 pub mod abi;
 pub mod cpu;
+mod device;
 mod dtype;
 pub mod env;
 mod error;

@@ -151,6 +151,8 @@ pub struct Model {
     workspace_size: usize,
     threads: Mutex<Threads>,
     workspaces: Mutex<Vec<Workspace>>,
+    /// The device part of a GPU artifact (its driver, code and device buffers).
+    device: Option<crate::device::Device>,
     /// Last field: dropped after everything that may point into the library.
     _library: Option<Library>,
 }
@@ -526,6 +528,11 @@ impl Model {
         }
         // SAFETY: a version-1 descriptor.
         let a = unsafe { artifact.read() };
+        if a.flags & abi::FLAG_DEVICE != 0 && a.flags & abi::FLAG_TARGET == 0 {
+            return Err(Error::LoadFailed(
+                "artifact has a device record but no target record".into(),
+            ));
+        }
         if a.flags & abi::FLAG_TARGET != 0 {
             // SAFETY: the flag says a target record follows the descriptor.
             let t = unsafe { artifact.add(1).cast::<abi::TargetRecord>().read() };
@@ -636,6 +643,26 @@ impl Model {
                 Weights::None
             }
         };
+        let device = if a.flags & abi::FLAG_DEVICE != 0 {
+            let bytes = match &weights {
+                Weights::None => &[][..],
+                // SAFETY: the weights' `weights_len` bytes live as long as the model.
+                _ => unsafe { core::slice::from_raw_parts(weights.as_ptr(), weights_len) },
+            };
+            // SAFETY: the flags say a device record follows the target record, which
+            // follows the descriptor.
+            let record = unsafe {
+                artifact
+                    .add(1)
+                    .cast::<abi::TargetRecord>()
+                    .add(1)
+                    .cast::<abi::DeviceRecord>()
+            };
+            // SAFETY: a device record of a loaded artifact.
+            Some(unsafe { crate::device::Device::load(record, bytes)? })
+        } else {
+            None
+        };
         Ok(Model {
             entry,
             inputs,
@@ -645,6 +672,7 @@ impl Model {
             cpu: String::new(),
             weights,
             workspace_size,
+            device,
             threads: Mutex::new(Threads {
                 requested: pool::default_num_threads()?,
                 pool: None,
@@ -831,21 +859,27 @@ impl Model {
         }
         self.check_overlap(&input_ranges, &output_ranges)?;
 
+        if let Some(device) = &self.device {
+            // SAFETY: forwarded from the caller; the ranges were validated above.
+            return unsafe { self.run_on_device(device, &input_ranges, &output_ranges) };
+        }
         let input_ptrs: Vec<*mut c_void> = inputs.iter().map(|t| t.data.cast()).collect();
         let output_ptrs: Vec<*mut c_void> = outputs.iter().map(|t| t.data.cast()).collect();
         let pool = self.pool();
         let ctx = match &pool {
             Some(pool) => ExecCtx {
-                abi_version: abi::ABI_VERSION,
+                abi_version: abi::EXEC_CTX_VERSION,
                 num_threads: pool.num_threads(),
                 pool: pool.as_ctx_pointer(),
                 parallel_for: Some(pool::pool_parallel_for),
+                device: core::ptr::null(),
             },
             None => ExecCtx {
-                abi_version: abi::ABI_VERSION,
+                abi_version: abi::EXEC_CTX_VERSION,
                 num_threads: 1,
                 pool: core::ptr::null_mut(),
                 parallel_for: Some(pool::inline_parallel_for),
+                device: core::ptr::null(),
             },
         };
         let workspace = self.take_workspace()?;
@@ -873,6 +907,69 @@ impl Model {
             return Err(Error::ExecutionFailed(rc));
         }
         Ok(())
+    }
+
+    /// Runs a GPU artifact: inputs to the device, the entry with device addresses, outputs
+    /// back (see [`crate::device`]).
+    ///
+    /// # Safety
+    /// The ranges are validated tensors: `(address, length)` of readable inputs and writable
+    /// outputs.
+    unsafe fn run_on_device(
+        &self,
+        device: &crate::device::Device,
+        inputs: &[(usize, usize)],
+        outputs: &[(usize, usize)],
+    ) -> Result<(), Error> {
+        let ins: Vec<&[u8]> = inputs
+            .iter()
+            .map(|&(a, n)| {
+                if n == 0 {
+                    &[][..]
+                } else {
+                    // SAFETY: a validated input range (caller contract).
+                    unsafe { core::slice::from_raw_parts(a as *const u8, n) }
+                }
+            })
+            .collect();
+        let mut outs: Vec<&mut [u8]> = outputs
+            .iter()
+            .map(|&(a, n)| {
+                if n == 0 {
+                    &mut [][..]
+                } else {
+                    // SAFETY: a validated, non-overlapping output range (caller contract).
+                    unsafe { core::slice::from_raw_parts_mut(a as *mut u8, n) }
+                }
+            })
+            .collect();
+        let entry = self.entry;
+        let mut call = |api: &abi::DeviceApi,
+                        ins: &[*mut c_void],
+                        outs: &[*mut c_void],
+                        weights: u64,
+                        workspace: u64| {
+            let ctx = ExecCtx {
+                abi_version: abi::EXEC_CTX_VERSION,
+                num_threads: 1,
+                pool: core::ptr::null_mut(),
+                parallel_for: Some(pool::inline_parallel_for),
+                device: api,
+            };
+            // SAFETY: the entry of a GPU artifact, called with device addresses of buffers
+            // of the declared sizes; `ctx` and `api` outlive the call.
+            unsafe {
+                entry(
+                    &ctx,
+                    ins.as_ptr(),
+                    outs.as_ptr(),
+                    weights as *const u8,
+                    workspace as *mut u8,
+                )
+            }
+        };
+        // SAFETY: `call` runs the artifact's host code.
+        unsafe { device.run(&ins, &mut outs, self.workspace_size, &mut call) }
     }
 
     /// Rejects outputs that overlap an input or another output.

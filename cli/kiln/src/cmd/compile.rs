@@ -35,6 +35,12 @@ pub enum EmitArg {
     Obj,
     /// A shared library + model.h.
     Lib,
+    /// GPU (vulkan, metal): the kernels' SPIR-V, as text.
+    Spirv,
+    /// GPU (metal): the kernels' Metal Shading Language.
+    Msl,
+    /// GPU: the device images (.ptx, .cubin, .hsaco, .spv, .metal) into the folder -o names.
+    Device,
 }
 
 impl From<EmitArg> for Emit {
@@ -47,6 +53,9 @@ impl From<EmitArg> for Emit {
             EmitArg::Asm => Emit::Asm,
             EmitArg::Obj => Emit::Obj,
             EmitArg::Lib => Emit::Lib,
+            EmitArg::Spirv => Emit::Spirv,
+            EmitArg::Msl => Emit::Msl,
+            EmitArg::Device => Emit::Device,
         }
     }
 }
@@ -63,8 +72,8 @@ pub enum WeightsArg {
 /// Target selection shared by `compile`, `run` and `bench`.
 #[derive(Debug, Args, Clone, Default)]
 pub struct TargetArgs {
-    /// Target: host (default), x86-64[-vN], x86_64[:CPU], aarch64-linux-gnu[:CPU]
-    /// (list: kiln compile --print-targets).
+    /// Target: host (default), x86-64[-vN], x86_64[:CPU], aarch64-linux-gnu[:CPU],
+    /// cuda[:sm_NN], rocm[:gfxNNN], vulkan, metal (list: kiln compile --print-targets).
     #[arg(long, value_name = "TARGET")]
     pub target: Option<String>,
 
@@ -315,6 +324,12 @@ pub struct CompileArgs {
     /// and its header is NAME.h, so several models link into one program.
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
+
+    /// CUDA targets: also embed SASS for this architecture (sm_NN; repeatable),
+    /// besides the target's chip, when ptxas is found. Every artifact has PTX,
+    /// which the driver compiles for any other GPU.
+    #[arg(long = "cuda-arch", value_name = "SM")]
+    pub cuda_archs: Vec<String>,
 }
 
 /// Reads the tensors named by `--freeze-input NAME=PATH` arguments.
@@ -345,19 +360,19 @@ pub fn load_options(shapes: &InputShapeArgs) -> Result<LoadOptions, CliError> {
     })
 }
 
-/// `--print-targets`: one line per architecture.
+/// `--print-targets`: one line per architecture, and the chips of GPUs.
 fn print_targets() -> String {
     let mut s = String::from("Targets (--target):\n");
     for arch in kiln_driver::Arch::ALL {
         let generic = kiln_driver::Target::generic(arch);
         let deploy = kiln_driver::Target::deploy(arch);
-        let kind = if arch.is_gpu() {
-            "GPU, MLIR stages only"
-        } else {
-            "CPU"
+        let kind = match arch.device_api() {
+            Some(api) => format!("GPU, {} runtime", api.name()),
+            None => "CPU".to_owned(),
         };
+        let default = if arch.is_gpu() { "chip" } else { "--cpu" };
         s.push_str(&format!(
-            "  {:<8} {:<28} default --cpu {:<10} ({kind}){}\n",
+            "  {:<14} {:<26} default {default:<5} {:<10} ({kind}){}\n",
             arch.name(),
             generic.triple(),
             deploy.cpu(),
@@ -367,9 +382,18 @@ fn print_targets() -> String {
                 ""
             }
         ));
+        for chip in arch.chips() {
+            s.push_str(&format!(
+                "      {}:{:<9} {}\n",
+                arch.name(),
+                chip.name,
+                chip.description
+            ));
+        }
     }
     s.push_str(
-        "Also: host/native (this machine's exact CPU), x86-64, x86-64-v2, x86-64-v3, x86-64-v4.\n",
+        "Also: host/native (this machine's exact CPU), x86-64, x86-64-v2, x86-64-v3, x86-64-v4;\n\
+         GPU targets accept any chip LLVM knows (cuda:sm_NN, rocm:gfxNNN).\n",
     );
     s
 }
@@ -454,7 +478,7 @@ pub fn run(args: CompileArgs) -> Result<(), CliError> {
     if output.is_none() && !emit.is_text() {
         return Err(CliError::new(
             Code::Usage,
-            "-o FILE is required for --emit=obj and --emit=lib",
+            "-o FILE is required for --emit=obj, --emit=lib and --emit=device",
         ));
     }
     let (target, variants) = args.target.deploy_targets()?;
@@ -482,6 +506,7 @@ pub fn run(args: CompileArgs) -> Result<(), CliError> {
     opts.runtime_dir = args.runtime_dir;
     opts.name = args.name;
     opts.copy_runtime = !args.no_runtime;
+    opts.extra_gpu_archs = args.cuda_archs;
     opts.variants = variants;
     opts.weights = match args.weights {
         WeightsArg::Embedded => WeightsMode::Embedded,

@@ -176,7 +176,7 @@ impl Variant {
                     Some(Variant::W4R16)
                 }
             }
-            Arch::Nvptx | Arch::Amdgpu => None,
+            Arch::Aarch64Apple | Arch::Nvptx | Arch::Amdgpu | Arch::Spirv | Arch::Metal => None,
         }
     }
 }
@@ -242,10 +242,12 @@ fn bitcode(target: &Target) -> Result<&'static [u8]> {
     match target.arch() {
         Arch::X86_64 => Ok(X86_64_BITCODE),
         Arch::Aarch64 => Ok(AARCH64_BITCODE),
-        Arch::Nvptx | Arch::Amdgpu => Err(CodegenError::UnsupportedTarget {
-            operation: "the CPU kernel library",
-            target: target.to_string(),
-        }),
+        Arch::Aarch64Apple | Arch::Nvptx | Arch::Amdgpu | Arch::Spirv | Arch::Metal => {
+            Err(CodegenError::UnsupportedTarget {
+                operation: "the CPU kernel library",
+                target: target.to_string(),
+            })
+        }
     }
 }
 

@@ -10,9 +10,11 @@ pub(super) const SPEC: ArchSpec = ArchSpec {
     default_cpu: "generic",
     deploy_cpu: "generic",
     elf: Some((object::Architecture::Aarch64, object::Endianness::Little)),
+    object_format: object::BinaryFormat::Elf,
     initialize_llvm,
     mlir_pipeline: cpu::pipeline,
     cpu_config: Some(cpu_config),
+    gpu: None,
 };
 
 fn initialize_llvm() {

@@ -1,17 +1,28 @@
 //! Target descriptions: which machine code is generated for, and how.
 //!
-//! Invariant: every per-target fact (LLVM triple, default CPU, MLIR pass pipeline, ELF machine,
-//! LLVM back-end initialisation) lives in exactly one place, the [`ArchSpec`] constant of that
-//! target's module (`x86_64.rs`, `aarch64.rs`, `nvptx.rs`, `amdgpu.rs`). The rest of the crate
-//! reads these facts through [`Target`] and never matches on the architecture itself, so adding
-//! a target means adding one module and one [`Arch`] variant.
+//! Invariant: every per-target fact (LLVM triple, default CPU, MLIR pass pipeline, object
+//! format, LLVM back-end initialisation, and for GPUs the device API, chips and device code
+//! passes) lives in exactly one place, the [`ArchSpec`] constant of that target's module
+//! (`x86_64.rs`, `aarch64.rs`, `aarch64_apple.rs`, `nvptx.rs`, `amdgpu.rs`, `spirv.rs`,
+//! `metal.rs`). The rest of the crate reads these facts through [`Target`] and never matches on
+//! the architecture itself, so adding a target means adding one module and one [`Arch`] variant.
+//!
+//! A GPU target describes device code; the host part of its artifacts is compiled for
+//! [`Target::host_target`] (this machine's architecture at its deployment CPU, or arm64 macOS
+//! for Metal).
 
 mod aarch64;
+mod aarch64_apple;
 mod amdgpu;
 mod cpu;
+pub mod gpu;
 mod llvm_cpu;
+mod metal;
 mod nvptx;
+mod spirv;
 mod x86_64;
+
+pub use gpu::{DeviceApi, DeviceImage, DeviceTools, GpuConfig, ImageFormat};
 
 pub use cpu::{CPU_PIPELINE, CPU_PLANNED_PIPELINE};
 pub use llvm_cpu::{cpu_is_valid, cpu_names, enabled_features, llvm_version};
@@ -26,34 +37,62 @@ pub enum Arch {
     X86_64,
     /// 64-bit Arm CPUs (Linux, GNU ABI).
     Aarch64,
-    /// NVIDIA GPUs (PTX).
+    /// 64-bit Arm macOS (Mach-O): the host part of Metal artifacts.
+    Aarch64Apple,
+    /// NVIDIA GPUs (PTX, CUDA).
     Nvptx,
-    /// AMD GPUs (amdgcn, HSA).
+    /// AMD GPUs (amdgcn, HSA, ROCm).
     Amdgpu,
+    /// Vulkan compute (SPIR-V).
+    Spirv,
+    /// Apple GPUs (Metal Shading Language).
+    Metal,
 }
 
 impl Arch {
     /// Every architecture, in a stable order.
-    pub const ALL: [Arch; 4] = [Arch::X86_64, Arch::Aarch64, Arch::Nvptx, Arch::Amdgpu];
+    pub const ALL: [Arch; 7] = [
+        Arch::X86_64,
+        Arch::Aarch64,
+        Arch::Aarch64Apple,
+        Arch::Nvptx,
+        Arch::Amdgpu,
+        Arch::Spirv,
+        Arch::Metal,
+    ];
 
     /// The facts that describe this architecture (the one `match` on `Arch` in the crate).
     pub(crate) fn spec(self) -> &'static ArchSpec {
         match self {
             Arch::X86_64 => &x86_64::SPEC,
             Arch::Aarch64 => &aarch64::SPEC,
+            Arch::Aarch64Apple => &aarch64_apple::SPEC,
             Arch::Nvptx => &nvptx::SPEC,
             Arch::Amdgpu => &amdgpu::SPEC,
+            Arch::Spirv => &spirv::SPEC,
+            Arch::Metal => &metal::SPEC,
         }
     }
 
-    /// The short name used in target strings (`x86_64`, `aarch64`, `nvptx`, `amdgpu`).
+    /// The short name used in target strings (`x86_64`, `aarch64`, `cuda`, `rocm`, `vulkan`,
+    /// `metal`, ...).
     pub fn name(self) -> &'static str {
         self.spec().name
     }
 
     /// Whether this is a GPU (device) architecture.
     pub fn is_gpu(self) -> bool {
-        self.spec().elf.is_none()
+        self.spec().gpu.is_some()
+    }
+
+    /// The chips a GPU architecture lists (`--print-targets`); empty for CPUs.
+    pub fn chips(self) -> &'static [gpu::Chip] {
+        self.spec().gpu.map_or(&[], |g| g.chips)
+    }
+
+    /// The device API of a GPU architecture.
+    pub fn device_api(self) -> Option<DeviceApi> {
+        self.spec().gpu.map(|g| g.api)
     }
 
     /// The architecture this library itself was compiled for, if Kiln can target it.
@@ -79,9 +118,11 @@ pub(crate) struct ArchSpec {
     /// The CPU `kiln compile` generates for when no `--cpu` is given: what a
     /// deployed artifact should assume about the machines it will run on.
     pub deploy_cpu: &'static str,
-    /// ELF machine and byte order of host objects; `None` for GPUs, whose code is embedded in a
-    /// host object rather than linked as its own ELF file.
+    /// Machine and byte order of host objects; `None` for GPUs, whose code is embedded in a
+    /// host object rather than linked as its own file.
     pub elf: Option<(object::Architecture, object::Endianness)>,
+    /// The object file format of host objects (ELF, or Mach-O on macOS).
+    pub object_format: object::BinaryFormat,
     /// Registers the LLVM back end (idempotent, cheap after the first call).
     pub initialize_llvm: fn(),
     /// The MLIR pass pipeline (textual, `builtin.module(...)`) for a given CPU/chip name.
@@ -89,6 +130,8 @@ pub(crate) struct ArchSpec {
     /// The CPU code generation choices for a CPU with these LLVM features (every feature the
     /// CPU name and feature string imply, without `+`); `None` for GPUs.
     pub cpu_config: Option<fn(features: &[String]) -> CpuConfig>,
+    /// The GPU lowering's per-target part; `None` for CPUs.
+    pub gpu: Option<&'static gpu::GpuSpec>,
 }
 
 /// What the CPU code of an artifact is tuned for: the one place where tile sizes, vector width
@@ -120,8 +163,11 @@ impl CpuConfig {
 /// | `x86-64`, `x86-64-v2/-v3/-v4`  | x86-64 with that LLVM CPU (micro-architecture level)|
 /// | `x86_64[:CPU]`                 | x86-64 with any LLVM CPU name (`skylake`, ...)     |
 /// | `aarch64[-linux-gnu][:CPU]`    | AArch64 Linux, default CPU `generic`               |
-/// | `nvptx[:sm_NN]`                | NVIDIA PTX, default `sm_90`                        |
-/// | `amdgpu[:gfxNNN]`              | AMD GPU, default `gfx942`                          |
+/// | `aarch64-apple-darwin[:CPU]`   | arm64 macOS (Mach-O), default `apple-m1`           |
+/// | `cuda[:sm_NN]`, `nvptx64-nvidia-cuda` | NVIDIA GPUs (PTX), default `sm_90`          |
+/// | `rocm[:gfxNNN]`, `amdgcn-amd-amdhsa`  | AMD GPUs (HSACO), default `gfx942`          |
+/// | `vulkan`                       | Vulkan compute (SPIR-V)                            |
+/// | `metal`                        | Apple GPUs (MSL; host code arm64 macOS)            |
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Target {
     arch: Arch,
@@ -181,8 +227,14 @@ impl Target {
         let arch = match name {
             "x86_64" | "x86_64-linux-gnu" | "x86_64-unknown-linux-gnu" => Arch::X86_64,
             "aarch64" | "aarch64-linux-gnu" | "aarch64-unknown-linux-gnu" => Arch::Aarch64,
-            "nvptx" | "nvptx64" => Arch::Nvptx,
-            "amdgpu" | "amdgcn" => Arch::Amdgpu,
+            "aarch64-apple"
+            | "aarch64-apple-darwin"
+            | "arm64-apple-darwin"
+            | "arm64-apple-macosx" => Arch::Aarch64Apple,
+            "cuda" | "nvptx" | "nvptx64" | "nvptx64-nvidia-cuda" => Arch::Nvptx,
+            "rocm" | "hip" | "amdgpu" | "amdgcn" | "amdgcn-amd-amdhsa" => Arch::Amdgpu,
+            "vulkan" | "spirv" | "spirv64" | "spirv64-unknown-vulkan" => Arch::Spirv,
+            "metal" => Arch::Metal,
             _ => return Err(unknown()),
         };
         // The CPU name ends up inside the MLIR pipeline text for GPUs, so only plain
@@ -202,6 +254,16 @@ impl Target {
     /// that a misspelt `--cpu` is an error rather than LLVM's warning and a
     /// generic fallback.
     pub fn validate(&self) -> Result<()> {
+        if let Some(g) = self.arch.spec().gpu {
+            let listed = g.chips.iter().any(|c| c.name == self.cpu);
+            if listed || (g.llvm_chips && cpu_is_valid(self, &self.cpu)?) {
+                return Ok(());
+            }
+            return Err(CodegenError::UnknownCpu {
+                arch: self.arch.name(),
+                cpu: self.cpu.clone(),
+            });
+        }
         if cpu_is_valid(self, &self.cpu)? {
             Ok(())
         } else {
@@ -256,9 +318,39 @@ impl Target {
         (self.arch.spec().mlir_pipeline)(&self.cpu)
     }
 
-    /// ELF machine and byte order of host objects for this target, `None` for GPUs.
+    /// Machine and byte order of host objects for this target, `None` for GPUs.
     pub fn elf_arch(&self) -> Option<(object::Architecture, object::Endianness)> {
         self.arch.spec().elf
+    }
+
+    /// The object file format of host objects (ELF, or Mach-O on macOS).
+    pub fn object_format(&self) -> object::BinaryFormat {
+        self.arch.spec().object_format
+    }
+
+    /// The CPU target of the host part of an artifact: the target itself for CPUs; for GPUs
+    /// this machine's architecture at its deployment CPU (`x86-64-v3`), or arm64 macOS for
+    /// Metal.
+    pub fn host_target(&self) -> Result<Target> {
+        match self.arch.spec().gpu {
+            None => Ok(self.clone()),
+            Some(g) => match g.host {
+                Some((arch, cpu)) => Ok(Target::new(arch, cpu, "")),
+                None => Arch::of_host()
+                    .map(Target::deploy)
+                    .ok_or_else(|| CodegenError::UnknownTarget("host".into())),
+            },
+        }
+    }
+
+    /// The code generation facts of a GPU target's chip; `None` for CPUs.
+    pub fn gpu_config(&self) -> Option<GpuConfig> {
+        self.arch.spec().gpu.map(|g| (g.config)(&self.cpu))
+    }
+
+    /// The per-target part of the GPU lowering.
+    pub(crate) fn gpu_spec(&self) -> Option<&'static gpu::GpuSpec> {
+        self.arch.spec().gpu
     }
 
     /// Registers this target's LLVM back end (idempotent).
@@ -300,12 +392,45 @@ mod tests {
         assert!(t.mlir_pipeline().contains("chip=sm_80"));
         let t = Target::parse("amdgpu").unwrap();
         assert_eq!((t.arch(), t.cpu()), (Arch::Amdgpu, "gfx942"));
-        assert_eq!(t.to_string(), "amdgpu:gfx942");
+        assert_eq!(t.to_string(), "rocm:gfx942");
+        for (spec, arch, chip) in [
+            ("cuda", Arch::Nvptx, "sm_90"),
+            ("cuda:sm_86", Arch::Nvptx, "sm_86"),
+            ("nvptx64-nvidia-cuda", Arch::Nvptx, "sm_90"),
+            ("rocm:gfx1100", Arch::Amdgpu, "gfx1100"),
+            ("amdgcn-amd-amdhsa", Arch::Amdgpu, "gfx942"),
+            ("vulkan", Arch::Spirv, "generic"),
+            ("metal", Arch::Metal, "generic"),
+        ] {
+            let t = Target::parse(spec).unwrap();
+            assert_eq!((t.arch(), t.cpu()), (arch, chip), "{spec}");
+            t.validate().unwrap();
+            assert!(t.arch().is_gpu());
+        }
+        assert_eq!(
+            Target::parse("metal")
+                .unwrap()
+                .host_target()
+                .unwrap()
+                .arch(),
+            Arch::Aarch64Apple
+        );
+        assert_eq!(
+            Target::parse("cuda").unwrap().host_target().unwrap().arch(),
+            Arch::of_host().unwrap()
+        );
     }
 
     #[test]
     fn rejects_bad_targets() {
-        for bad in ["", "mips", "x86_64:", "nvptx:sm_90}, evil", "aarch64:a b"] {
+        for bad in [
+            "",
+            "mips",
+            "x86_64:",
+            "nvptx:sm_90}, evil",
+            "aarch64:a b",
+            "cuda:sm 90",
+        ] {
             assert!(
                 matches!(Target::parse(bad), Err(CodegenError::UnknownTarget(_))),
                 "{bad:?} was accepted"
@@ -321,10 +446,23 @@ mod tests {
     }
 
     #[test]
-    fn gpu_targets_have_no_host_elf() {
+    fn gpu_targets_have_no_host_object() {
         for arch in Arch::ALL {
             assert_eq!(arch.is_gpu(), Target::generic(arch).elf_arch().is_none());
+            assert_eq!(arch.is_gpu(), !arch.chips().is_empty());
         }
         assert!(Arch::Nvptx.is_gpu() && Arch::Amdgpu.is_gpu() && !Arch::X86_64.is_gpu());
+        assert!(Arch::Spirv.is_gpu() && Arch::Metal.is_gpu() && !Arch::Aarch64Apple.is_gpu());
+    }
+
+    #[test]
+    fn unknown_chips_are_refused() {
+        for bad in ["vulkan:sm_90", "metal:gfx942", "cuda:gfx942", "rocm:sm_80"] {
+            let t = Target::parse(bad).unwrap();
+            assert!(
+                matches!(t.validate(), Err(CodegenError::UnknownCpu { .. })),
+                "{bad} was accepted"
+            );
+        }
     }
 }

@@ -10,9 +10,11 @@ pub(super) const SPEC: ArchSpec = ArchSpec {
     default_cpu: "x86-64",
     deploy_cpu: "x86-64-v3",
     elf: Some((object::Architecture::X86_64, object::Endianness::Little)),
+    object_format: object::BinaryFormat::Elf,
     initialize_llvm,
     mlir_pipeline: cpu::pipeline,
     cpu_config: Some(cpu_config),
+    gpu: None,
 };
 
 fn initialize_llvm() {

@@ -1,0 +1,974 @@
+// passes.cpp - the MLIR passes of Kiln's GPU lowering that upstream MLIR lacks.
+//
+// They are registered once (kiln_gpu_register_passes) and then used by name in the
+// textual pipelines of src/gpu/mod.rs, like any upstream pass, so every pipeline stays
+// printable (`kiln compile --print-pipeline`). Each pass is small and does one thing:
+//
+//   kiln-gpu-constants     constant memref.globals the host code uses -> views of the weights
+//                          argument past its end: their bytes are appended to the weights
+//                          blob (module attribute `kiln.constants`), which lives on the device
+//                          like every weight.
+//   kiln-gpu-parallel-first  linalg.generic loops interchanged so that parallel dimensions
+//                          lead (one thread per output element of a contraction).
+//   kiln-gpu-copies        memref.copy in host code -> linalg.copy (then a parallel loop,
+//                          like every other linalg op), because host code never touches
+//                          device memory.
+//   kiln-gpu-map-loops     every outermost scf.parallel of host code -> one gpu.launch:
+//                          the loop's iteration space is linearized and distributed over
+//                          blocks of `block-size` threads with a grid-stride loop (at most
+//                          `max-grid` blocks), so any rank and any extent maps onto a 1-D
+//                          grid with coalesced accesses along the innermost dimension.
+//   kiln-gpu-serial        what is left in host code that reads or writes memory (0-d
+//                          values, loops over scalars) -> a one-thread gpu.launch, so the
+//                          host part of an artifact only computes addresses and launches.
+//   kiln-gpu-merge-modules after gpu-kernel-outlining: every kernel into one gpu.module
+//                          `kiln_kernels` (one device image per model).
+//   kiln-gpu-spirv-abi     spirv.entry_point_abi (workgroup size) from known_block_size,
+//                          which convert-gpu-to-spirv needs on every kernel, and the module's
+//                          SPIR-V target as `spirv.target_env` (what convert-math-to-spirv
+//                          looks up).
+//   kiln-gpu-math          polynomial approximations of the math functions a device has no
+//                          instruction or library for (`ops` option: erf, tanh, ...), and f64
+//                          math computed in f32 where the device has only f32 versions
+//                          (`f64-via-f32`: GLSL's transcendental functions).
+//   kiln-gpu-nest-spirv    moves each spirv.module that convert-gpu-to-spirv placed next
+//                          to its gpu.module into it, so gpu-module-to-binary serializes it.
+//   kiln-gpu-launch-abi    gpu.launch_func -> func.call @kiln_gpu_launch(kernel, grid x/y/z,
+//                          args) with one i64 slot per kernel argument, and the kernel table
+//                          (name, block size, argument kinds) as the module attribute
+//                          `kiln.kernels`; the runtime's device API behind the artifact's
+//                          shim executes the launch.
+//
+// Invariants: no pass here knows a target; target facts arrive as pass options chosen in the
+// target's module (src/targets/*.rs).
+
+#include "mlir/CAPI/IR.h"
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Linalg/Transforms/Transforms.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/Math/Transforms/Passes.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/SPIRV/IR/SPIRVOps.h"
+#include "mlir/Dialect/SPIRV/IR/TargetAndABI.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
+#include "mlir/IR/IRMapping.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
+#include "mlir/Pass/Pass.h"
+#include "mlir/Pass/PassRegistry.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
+#include "llvm/ADT/STLExtras.h"
+#include "llvm/ADT/SmallVector.h"
+#include "llvm/ADT/StringSet.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+using namespace mlir;
+
+namespace kiln {
+namespace {
+
+/// Whether `op` is inside a gpu.launch, a gpu.module or a spirv.module (device code).
+bool inDeviceCode(Operation *op) {
+  return op->getParentOfType<gpu::LaunchOp>() || op->getParentOfType<gpu::GPUModuleOp>() ||
+         op->getParentOfType<spirv::ModuleOp>();
+}
+
+// ------------------------------------------------------------------------------------------
+// kiln-gpu-constants
+// ------------------------------------------------------------------------------------------
+
+/// Appends the bytes of `value` (its elements in a memref's storage layout: little-endian,
+/// whole bytes per element, i1 as one byte) to `out`.
+LogicalResult appendBytes(DenseElementsAttr value, std::string &out) {
+  Type elem = value.getElementType();
+  auto put = [&](const llvm::APInt &bits, unsigned bytes) {
+    for (unsigned b = 0; b < bytes; ++b)
+      out.push_back((char)bits.extractBitsAsZExtValue(8, 8 * b));
+  };
+  int64_t n = value.getNumElements();
+  if (auto i = dyn_cast<IntegerType>(elem)) {
+    unsigned bytes = std::max(1u, (i.getWidth() + 7) / 8);
+    auto values = value.getValues<llvm::APInt>();
+    for (int64_t k = 0; k < n; ++k)
+      put(values[k].zextOrTrunc(bytes * 8), bytes);
+    return success();
+  }
+  if (auto f = dyn_cast<FloatType>(elem)) {
+    unsigned bytes = f.getWidth() / 8;
+    auto values = value.getValues<llvm::APFloat>();
+    for (int64_t k = 0; k < n; ++k)
+      put(values[k].bitcastToAPInt(), bytes);
+    return success();
+  }
+  if (elem.isIndex()) {
+    auto values = value.getValues<llvm::APInt>();
+    for (int64_t k = 0; k < n; ++k)
+      put(values[k].sextOrTrunc(64), 8);
+    return success();
+  }
+  return failure();
+}
+
+struct ConstantsPass : PassWrapper<ConstantsPass, OperationPass<ModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(ConstantsPass)
+  StringRef getArgument() const final { return "kiln-gpu-constants"; }
+  StringRef getDescription() const final {
+    return "Move the constant globals host code uses into the weights, past their end";
+  }
+
+  void runOnOperation() override {
+    ModuleOp top = getOperation();
+    std::string blob;
+    // Offset in the blob of each global, placed once.
+    llvm::StringMap<int64_t> placed;
+    for (func::FuncOp f : top.getOps<func::FuncOp>()) {
+      if (f.isExternal())
+        continue;
+      SmallVector<memref::GetGlobalOp> uses;
+      f.walk([&](memref::GetGlobalOp g) {
+        if (!inDeviceCode(g))
+          uses.push_back(g);
+      });
+      if (uses.empty())
+        continue;
+      // The planned lowering's signature: (inputs.., outputs.., weights, workspace).
+      if (f.getNumArguments() < 2) {
+        f.emitError("GPU lowering: constants in a function without a weights argument");
+        return signalPassFailure();
+      }
+      BlockArgument weights = f.getArgument(f.getNumArguments() - 2);
+      auto wty = dyn_cast<MemRefType>(weights.getType());
+      if (!wty || wty.getRank() != 1 || !wty.getElementType().isInteger(8) ||
+          !wty.hasStaticShape()) {
+        f.emitError("GPU lowering: the weights argument is not a static byte buffer");
+        return signalPassFailure();
+      }
+      int64_t base = llvm::alignTo(wty.getDimSize(0), 64);
+      for (memref::GetGlobalOp g : uses) {
+        auto global = top.lookupSymbol<memref::GlobalOp>(g.getNameAttr());
+        auto init = global ? dyn_cast_or_null<DenseElementsAttr>(
+                                 global.getInitialValue().value_or(Attribute()))
+                           : DenseElementsAttr();
+        if (!global || !global.getConstant() || !init) {
+          g.emitError("GPU lowering: host code uses a global that is not a constant");
+          return signalPassFailure();
+        }
+        auto it = placed.find(global.getSymName());
+        int64_t offset;
+        if (it != placed.end()) {
+          offset = it->second;
+        } else {
+          while (blob.size() % 64)
+            blob.push_back(0);
+          offset = (int64_t)blob.size();
+          if (failed(appendBytes(init, blob))) {
+            g.emitError("GPU lowering: constant of unsupported element type");
+            return signalPassFailure();
+          }
+          placed[global.getSymName()] = offset;
+        }
+        OpBuilder b(g);
+        Value at = arith::ConstantIndexOp::create(b, g.getLoc(), base + offset);
+        auto type = cast<MemRefType>(g.getType());
+        if (!type.getLayout().isIdentity()) {
+          g.emitError("GPU lowering: constant with a non-identity layout");
+          return signalPassFailure();
+        }
+        Value view = memref::ViewOp::create(b, g.getLoc(), type, weights, at, ValueRange{});
+        g.replaceAllUsesWith(view);
+        g.erase();
+      }
+    }
+    if (blob.empty())
+      return;
+    while (blob.size() % 64)
+      blob.push_back(0);
+    // The weights arguments grow by the blob, so the views stay inside them.
+    for (func::FuncOp f : top.getOps<func::FuncOp>()) {
+      if (f.isExternal() || f.getNumArguments() < 2)
+        continue;
+      unsigned index = f.getNumArguments() - 2;
+      BlockArgument weights = f.getArgument(index);
+      auto wty = dyn_cast<MemRefType>(weights.getType());
+      if (!wty || wty.getRank() != 1 || !wty.getElementType().isInteger(8))
+        continue;
+      int64_t size = llvm::alignTo(wty.getDimSize(0), 64) + (int64_t)blob.size();
+      auto grown = MemRefType::get({size}, wty.getElementType());
+      weights.setType(grown);
+      SmallVector<Type> inputs(f.getArgumentTypes());
+      inputs[index] = grown;
+      f.setType(FunctionType::get(&getContext(), inputs, f.getResultTypes()));
+    }
+    top->setAttr("kiln.constants", StringAttr::get(&getContext(), blob));
+  }
+};
+
+// ------------------------------------------------------------------------------------------
+// kiln-gpu-parallel-first
+// ------------------------------------------------------------------------------------------
+
+/// Interchanges the loops of every host linalg.generic so that its parallel dimensions come
+/// first (in their order), then its reductions. convert-linalg-to-parallel-loops makes only
+/// the leading parallel dimensions an scf.parallel, so a contraction written (m, k, n) would
+/// otherwise give one thread per row that loops over k and n: far too little parallelism,
+/// and loops longer than some drivers run (lavapipe stops a kernel's loops after 65535
+/// iterations).
+struct ParallelFirstPass : PassWrapper<ParallelFirstPass, OperationPass<ModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(ParallelFirstPass)
+  StringRef getArgument() const final { return "kiln-gpu-parallel-first"; }
+  StringRef getDescription() const final {
+    return "Interchange linalg.generic loops so that parallel dimensions lead";
+  }
+  void runOnOperation() override {
+    SmallVector<linalg::GenericOp> ops;
+    getOperation()->walk([&](linalg::GenericOp op) {
+      if (!inDeviceCode(op))
+        ops.push_back(op);
+    });
+    IRRewriter rewriter(&getContext());
+    for (linalg::GenericOp op : ops) {
+      SmallVector<unsigned> order;
+      auto iters = op.getIteratorTypesArray();
+      for (unsigned d = 0; d < iters.size(); ++d)
+        if (iters[d] == utils::IteratorType::parallel)
+          order.push_back(d);
+      for (unsigned d = 0; d < iters.size(); ++d)
+        if (iters[d] != utils::IteratorType::parallel)
+          order.push_back(d);
+      bool identity = true;
+      for (unsigned d = 0; d < order.size(); ++d)
+        identity &= order[d] == d;
+      if (identity)
+        continue;
+      rewriter.setInsertionPoint(op);
+      if (failed(linalg::interchangeGenericOp(rewriter, op, order))) {
+        op.emitError("GPU lowering: cannot interchange the loops of this op");
+        return signalPassFailure();
+      }
+    }
+  }
+};
+
+// ------------------------------------------------------------------------------------------
+// kiln-gpu-copies
+// ------------------------------------------------------------------------------------------
+
+struct CopiesPass : PassWrapper<CopiesPass, OperationPass<ModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(CopiesPass)
+  StringRef getArgument() const final { return "kiln-gpu-copies"; }
+  StringRef getDescription() const final {
+    return "Rewrite memref.copy in host code as linalg.copy (a parallel loop nest)";
+  }
+  void runOnOperation() override {
+    SmallVector<memref::CopyOp> copies;
+    getOperation()->walk([&](memref::CopyOp copy) {
+      if (!inDeviceCode(copy))
+        copies.push_back(copy);
+    });
+    for (memref::CopyOp copy : copies) {
+      OpBuilder b(copy);
+      linalg::CopyOp::create(b, copy.getLoc(), ValueRange{copy.getSource()},
+                             ValueRange{copy.getTarget()});
+      copy.erase();
+    }
+  }
+};
+
+// ------------------------------------------------------------------------------------------
+// kiln-gpu-map-loops
+// ------------------------------------------------------------------------------------------
+
+struct MapLoopsPass : PassWrapper<MapLoopsPass, OperationPass<ModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(MapLoopsPass)
+  MapLoopsPass() = default;
+  MapLoopsPass(const MapLoopsPass &other) : PassWrapper(other) {}
+  StringRef getArgument() const final { return "kiln-gpu-map-loops"; }
+  StringRef getDescription() const final {
+    return "Map each outermost host scf.parallel onto a 1-D grid of thread blocks";
+  }
+  Option<unsigned> blockSize{*this, "block-size",
+                             llvm::cl::desc("Threads per block"), llvm::cl::init(256)};
+  Option<unsigned> maxGrid{*this, "max-grid",
+                           llvm::cl::desc("Most blocks in the grid (x dimension)"),
+                           llvm::cl::init(65535)};
+
+  void runOnOperation() override {
+    SmallVector<scf::ParallelOp> loops;
+    getOperation()->walk([&](scf::ParallelOp loop) {
+      if (inDeviceCode(loop) || loop->getParentOfType<scf::ParallelOp>())
+        return;
+      // Loops with reductions stay serial (kiln-gpu-serial runs them on one thread).
+      if (!loop.getInitVals().empty())
+        return;
+      loops.push_back(loop);
+    });
+    for (scf::ParallelOp loop : loops)
+      mapLoop(loop);
+  }
+
+  void mapLoop(scf::ParallelOp loop) {
+    Location loc = loop.getLoc();
+    OpBuilder b(loop);
+    auto cst = [&](int64_t v) { return arith::ConstantIndexOp::create(b, loc, v).getResult(); };
+    // Trip counts n_i = ceildiv(ub - lb, step), and their product.
+    SmallVector<Value> counts;
+    Value total = cst(1);
+    for (auto [lb, ub, step] :
+         llvm::zip(loop.getLowerBound(), loop.getUpperBound(), loop.getStep())) {
+      Value span = arith::SubIOp::create(b, loc, ub, lb);
+      Value n = arith::CeilDivUIOp::create(b, loc, span, step);
+      counts.push_back(n);
+      total = arith::MulIOp::create(b, loc, total, n);
+    }
+    Value threads = cst(blockSize);
+    Value blocks = arith::CeilDivUIOp::create(b, loc, total, threads);
+    blocks = arith::MinUIOp::create(b, loc, blocks, cst(maxGrid));
+    // An empty loop: launch one block that finds nothing to do (grids may not be empty).
+    blocks = arith::MaxUIOp::create(b, loc, blocks, cst(1));
+    Value one = cst(1);
+    auto launch = gpu::LaunchOp::create(b, loc, blocks, one, one, threads, one, one);
+    Block &body = launch.getBody().front();
+    OpBuilder kb = OpBuilder::atBlockEnd(&body);
+    auto kcst = [&](int64_t v) { return arith::ConstantIndexOp::create(kb, loc, v).getResult(); };
+    Value bx = launch.getBlockIds().x;
+    Value tx = launch.getThreadIds().x;
+    Value bdim = kcst(blockSize);
+    Value start = arith::AddIOp::create(kb, loc, arith::MulIOp::create(kb, loc, bx, bdim), tx);
+    // The grid size from the host value (a constant for static shapes, else a kernel
+    // argument), not gpu.grid_dim: AMDGPU lowers that to a call into ROCm's device library
+    // (__ockl_get_num_groups), which a machine without ROCm lacks.
+    Value stride = arith::MulIOp::create(kb, loc, blocks, bdim);
+    auto strided = scf::ForOp::create(kb, loc, start, total, stride);
+    gpu::TerminatorOp::create(kb, loc);
+
+    OpBuilder ib = OpBuilder::atBlockBegin(strided.getBody());
+    Value rest = strided.getInductionVar();
+    IRMapping map;
+    size_t rank = counts.size();
+    SmallVector<Value> ivs(rank);
+    for (size_t k = rank; k-- > 0;) {
+      Value i = rest;
+      if (k > 0) {
+        i = arith::RemUIOp::create(ib, loc, rest, counts[k]);
+        rest = arith::DivUIOp::create(ib, loc, rest, counts[k]);
+      }
+      Value scaled = arith::MulIOp::create(ib, loc, i, loop.getStep()[k]);
+      ivs[k] = arith::AddIOp::create(ib, loc, loop.getLowerBound()[k], scaled);
+    }
+    for (size_t k = 0; k < rank; ++k)
+      map.map(loop.getInductionVars()[k], ivs[k]);
+    for (Operation &op : loop.getBody()->without_terminator())
+      ib.clone(op, map);
+    loop.erase();
+  }
+};
+
+// ------------------------------------------------------------------------------------------
+// kiln-gpu-serial
+// ------------------------------------------------------------------------------------------
+
+/// Whether `op` (or an op nested in it) reads or writes memory other than allocating or
+/// freeing it.
+bool touchesMemory(Operation *op) {
+  bool touches = false;
+  op->walk([&](Operation *inner) {
+    if (touches)
+      return WalkResult::interrupt();
+    if (isa<gpu::LaunchOp>(inner))
+      return WalkResult::skip();
+    auto effects = dyn_cast<MemoryEffectOpInterface>(inner);
+    if (!effects) {
+      // Ops without the interface: only region-holding control flow and pure ops are
+      // expected; anything else is treated as touching memory to be safe.
+      if (!inner->hasTrait<OpTrait::HasRecursiveMemoryEffects>() && !isPure(inner) &&
+          inner->getNumRegions() == 0 && !inner->hasTrait<OpTrait::IsTerminator>())
+        touches = true;
+      return WalkResult::advance();
+    }
+    SmallVector<MemoryEffects::EffectInstance> list;
+    effects.getEffects(list);
+    for (auto &e : list)
+      if (isa<MemoryEffects::Read, MemoryEffects::Write>(e.getEffect()))
+        touches = true;
+    return WalkResult::advance();
+  });
+  return touches;
+}
+
+bool containsLaunch(Operation *op) {
+  bool found = false;
+  op->walk([&](gpu::LaunchOp) {
+    found = true;
+    return WalkResult::interrupt();
+  });
+  return found;
+}
+
+struct SerialPass : PassWrapper<SerialPass, OperationPass<ModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(SerialPass)
+  StringRef getArgument() const final { return "kiln-gpu-serial"; }
+  StringRef getDescription() const final {
+    return "Run host code that touches memory as one-thread gpu.launch kernels";
+  }
+
+  void runOnOperation() override {
+    bool ok = true;
+    getOperation()->walk([&](func::FuncOp f) {
+      if (inDeviceCode(f) || f.isExternal())
+        return;
+      for (Block &block : f.getBody())
+        if (failed(wrapBlock(block)))
+          ok = false;
+    });
+    if (!ok)
+      signalPassFailure();
+  }
+
+  enum Kind { Host, Device, Barrier };
+
+  Kind classify(Operation &op) {
+    if (op.hasTrait<OpTrait::IsTerminator>() || isa<gpu::LaunchOp>(op))
+      return Barrier;
+    if (containsLaunch(&op))
+      return Barrier;
+    if (touchesMemory(&op))
+      return Device;
+    return Host;
+  }
+
+  LogicalResult wrapBlock(Block &block) {
+    // Region ops that launch kernels (host loops over launches) keep running on the host;
+    // their bodies are processed like this block.
+    for (Operation &op : block)
+      if (containsLaunch(&op) && !isa<gpu::LaunchOp>(op))
+        for (Region &r : op.getRegions())
+          for (Block &inner : r)
+            if (failed(wrapBlock(inner)))
+              return failure();
+    SmallVector<Operation *> ops;
+    for (Operation &op : block)
+      ops.push_back(&op);
+    size_t i = 0;
+    while (i < ops.size()) {
+      if (classify(*ops[i]) != Device) {
+        ++i;
+        continue;
+      }
+      // The group runs from ops[i] to ops[j]: extended while later device ops follow
+      // (host ops between them join only when they are pure: allocations and other
+      // effects stay in place and end the group) and while a value of the group is used
+      // after it.
+      size_t j = i;
+      // Address computations (views of buffers) stay on the host: device code of some
+      // targets cannot express them (memref.view on SPIR-V), and they never depend on what
+      // the group computes.
+      auto isAddress = [&](Operation *op) {
+        return op->getNumResults() > 0 &&
+               llvm::all_of(op->getResultTypes(), [](Type t) { return isa<MemRefType>(t); });
+      };
+      auto extendable = [&](size_t k) {
+        Kind kind = classify(*ops[k]);
+        return kind == Device || (kind == Host && isPure(ops[k]) &&
+                                  ops[k]->getNumRegions() == 0 && !isAddress(ops[k]));
+      };
+      while (true) {
+        size_t next = j + 1;
+        // Next device op reachable through pure ops.
+        size_t k = next;
+        while (k < ops.size() && classify(*ops[k]) == Host && extendable(k))
+          ++k;
+        if (k < ops.size() && classify(*ops[k]) == Device) {
+          j = k;
+          continue;
+        }
+        // Escaping values: extend to their last user in this block.
+        size_t last = j;
+        for (size_t m = i; m <= j; ++m)
+          for (Value v : ops[m]->getResults())
+            for (Operation *user : v.getUsers()) {
+              Operation *top = block.findAncestorOpInBlock(*user);
+              if (!top)
+                continue;
+              auto pos = llvm::find(ops, top) - ops.begin();
+              if ((size_t)pos > last)
+                last = pos;
+            }
+        if (last == j)
+          break;
+        for (size_t m = j + 1; m <= last; ++m)
+          if (!extendable(m))
+            return ops[i]->emitError(
+                "GPU lowering: a value computed on the device is used by host code (")
+                   << ops[m]->getName() << ")";
+        j = last;
+      }
+      // Address computations inside the group's span move in front of it (their operands
+      // come from before the group: they are not extendable, so no group value feeds them).
+      for (size_t m = i; m <= j; ++m)
+        if (classify(*ops[m]) == Host && isAddress(ops[m])) {
+          for (Value v : ops[m]->getOperands())
+            if (Operation *def = v.getDefiningOp())
+              for (size_t q = i; q <= j; ++q)
+                if (ops[q] == def)
+                  return ops[m]->emitError(
+                      "GPU lowering: a buffer address depends on device code");
+          ops[m]->moveBefore(ops[i]);
+        }
+      OpBuilder b(ops[i]);
+      Location loc = ops[i]->getLoc();
+      Value one = arith::ConstantIndexOp::create(b, loc, 1);
+      auto launch = gpu::LaunchOp::create(b, loc, one, one, one, one, one, one);
+      Block &body = launch.getBody().front();
+      for (size_t m = i; m <= j; ++m)
+        if (!(classify(*ops[m]) == Host && isAddress(ops[m])))
+          ops[m]->moveBefore(&body, body.end());
+      OpBuilder eb = OpBuilder::atBlockEnd(&body);
+      gpu::TerminatorOp::create(eb, loc);
+      i = j + 1;
+    }
+    return success();
+  }
+};
+
+// ------------------------------------------------------------------------------------------
+// kiln-gpu-merge-modules
+// ------------------------------------------------------------------------------------------
+
+constexpr const char *kMergedModule = "kiln_kernels";
+
+struct MergeModulesPass : PassWrapper<MergeModulesPass, OperationPass<ModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(MergeModulesPass)
+  StringRef getArgument() const final { return "kiln-gpu-merge-modules"; }
+  StringRef getDescription() const final {
+    return "Move every outlined kernel into one gpu.module, renamed after its module";
+  }
+  void runOnOperation() override {
+    ModuleOp top = getOperation();
+    SmallVector<gpu::GPUModuleOp> modules(top.getOps<gpu::GPUModuleOp>());
+    if (modules.empty())
+      return;
+    OpBuilder b(modules.front());
+    auto merged = gpu::GPUModuleOp::create(b, modules.front().getLoc(), kMergedModule);
+    Block &dest = merged.getBodyRegion().front();
+    // Renaming: (old module, old function) -> new function name.
+    llvm::StringMap<std::string> renamed;
+    for (gpu::GPUModuleOp m : modules) {
+      for (Operation &op : llvm::make_early_inc_range(m.getBody()->without_terminator())) {
+        auto f = dyn_cast<gpu::GPUFuncOp>(op);
+        std::string name = m.getName().str();
+        if (f && f.getName() != m.getName())
+          name += "_" + f.getName().str();
+        if (f) {
+          renamed[(m.getName() + "::" + f.getName()).str()] = name;
+          f.setName(name);
+        }
+        op.moveBefore(&dest, dest.end());
+      }
+    }
+    top.walk([&](gpu::LaunchFuncOp launch) {
+      SymbolRefAttr kernel = launch.getKernel();
+      std::string key = (kernel.getRootReference().getValue() + "::" +
+                         kernel.getLeafReference().getValue())
+                            .str();
+      auto it = renamed.find(key);
+      if (it == renamed.end())
+        return;
+      launch.setKernelAttr(SymbolRefAttr::get(
+          b.getStringAttr(kMergedModule),
+          {FlatSymbolRefAttr::get(b.getContext(), it->second)}));
+    });
+    for (gpu::GPUModuleOp m : modules)
+      m.erase();
+  }
+};
+
+// ------------------------------------------------------------------------------------------
+// kiln-gpu-spirv-abi
+// ------------------------------------------------------------------------------------------
+
+struct SpirvAbiPass : PassWrapper<SpirvAbiPass, OperationPass<ModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(SpirvAbiPass)
+  StringRef getArgument() const final { return "kiln-gpu-spirv-abi"; }
+  StringRef getDescription() const final {
+    return "Set spirv.entry_point_abi (workgroup size) on every kernel from known_block_size";
+  }
+  void runOnOperation() override {
+    bool ok = true;
+    getOperation()->walk([&](gpu::GPUFuncOp f) {
+      if (!f.isKernel())
+        return;
+      auto known = f.getKnownBlockSize();
+      if (!known) {
+        f.emitError("GPU lowering: kernel without a static block size");
+        ok = false;
+        return;
+      }
+      auto size = DenseI32ArrayAttr::get(f.getContext(), *known);
+      f->setAttr(spirv::getEntryPointABIAttrName(),
+                 spirv::getEntryPointABIAttr(f.getContext(), size));
+    });
+    // Conversions other than convert-gpu-to-spirv look the target environment up as the
+    // `spirv.target_env` attribute of an enclosing op, not in the module's targets.
+    getOperation()->walk([&](gpu::GPUModuleOp m) {
+      if (auto targets = m.getTargetsAttr())
+        for (Attribute t : targets)
+          if (auto env = dyn_cast<spirv::TargetEnvAttr>(t))
+            m->setAttr(spirv::getTargetEnvAttrName(), env);
+    });
+    if (!ok)
+      signalPassFailure();
+  }
+};
+
+// ------------------------------------------------------------------------------------------
+// kiln-gpu-math
+// ------------------------------------------------------------------------------------------
+
+struct MathPass : PassWrapper<MathPass, OperationPass<>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(MathPass)
+  MathPass() = default;
+  MathPass(const MathPass &other) : PassWrapper(other) {}
+  StringRef getArgument() const final { return "kiln-gpu-math"; }
+  StringRef getDescription() const final {
+    return "Polynomial approximations of the listed math ops (f32; f16/bf16 through f32)";
+  }
+  ListOption<std::string> ops{*this, "ops",
+                              llvm::cl::desc("Math op names to approximate (erf, tanh, ...)")};
+  ListOption<std::string> viaF32{*this, "f64-via-f32",
+                                 llvm::cl::desc("Math op names whose f64 form runs in f32")};
+
+  void runOnOperation() override {
+    // f64 first: the f32 ops it makes may be approximated below.
+    llvm::StringSet<> demote;
+    for (const std::string &n : viaF32)
+      demote.insert(("math." + n));
+    SmallVector<Operation *> narrow;
+    getOperation()->walk([&](Operation *op) {
+      if (!demote.contains(op->getName().getStringRef()) || op->getNumResults() != 1 ||
+          !op->getResult(0).getType().isF64())
+        return;
+      if (llvm::all_of(op->getOperandTypes(), [](Type t) { return t.isF64(); }))
+        narrow.push_back(op);
+    });
+    for (Operation *op : narrow) {
+      OpBuilder b(op);
+      Location loc = op->getLoc();
+      SmallVector<Value> args;
+      for (Value v : op->getOperands())
+        args.push_back(arith::TruncFOp::create(b, loc, b.getF32Type(), v));
+      OperationState state(loc, op->getName());
+      state.addOperands(args);
+      state.addTypes(b.getF32Type());
+      state.addAttributes(op->getAttrs());
+      Operation *f32 = b.create(state);
+      Value wide = arith::ExtFOp::create(b, loc, b.getF64Type(), f32->getResult(0));
+      op->getResult(0).replaceAllUsesWith(wide);
+      op->erase();
+    }
+    llvm::StringSet<> names;
+    for (const std::string &n : ops)
+      names.insert(n);
+    // The predicate sees full op names (`math.erf`); the option lists short ones.
+    auto wanted = [&](StringRef name) {
+      name.consume_front("math.");
+      return names.contains(name);
+    };
+    RewritePatternSet patterns(&getContext());
+    populateMathF32ExpansionPatterns(patterns, wanted);
+    populateMathPolynomialApproximationPatterns(patterns, wanted);
+    if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
+      return signalPassFailure();
+    // trunc(x) = x < 0 ? ceil(x) : floor(x), for devices whose conversion has floor and ceil
+    // but no trunc (SPIR-V: GLSL's Floor and Ceil). NaN takes the floor branch (NaN).
+    if (names.contains("trunc")) {
+      SmallVector<math::TruncOp> truncs;
+      getOperation()->walk([&](math::TruncOp op) { truncs.push_back(op); });
+      for (math::TruncOp op : truncs) {
+        OpBuilder b(op);
+        Location loc = op.getLoc();
+        Value x = op.getOperand();
+        Value zero = arith::ConstantOp::create(b, loc, b.getZeroAttr(x.getType()));
+        Value neg = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OLT, x, zero);
+        Value up = math::CeilOp::create(b, loc, x);
+        Value down = math::FloorOp::create(b, loc, x);
+        op.replaceAllUsesWith(arith::SelectOp::create(b, loc, neg, up, down).getResult());
+        op.erase();
+      }
+    }
+    // floor(x) = -ceil(-x), and ceil expands into arithmetic (devices whose math library
+    // is the only lowering of floor: AMDGPU without ROCm's device libraries). After the
+    // approximations, which use floor themselves (sin, cos).
+    if (!names.contains("floor"))
+      return;
+    SmallVector<math::FloorOp> floors;
+    getOperation()->walk([&](math::FloorOp op) { floors.push_back(op); });
+    for (math::FloorOp op : floors) {
+      OpBuilder b(op);
+      Location loc = op.getLoc();
+      Value neg = arith::NegFOp::create(b, loc, op.getOperand());
+      Value up = math::CeilOp::create(b, loc, neg);
+      op.replaceAllUsesWith(arith::NegFOp::create(b, loc, up).getResult());
+      op.erase();
+    }
+    RewritePatternSet ceil(&getContext());
+    math::populateExpansionPatterns(ceil, {"ceil"});
+    if (failed(applyPatternsGreedily(getOperation(), std::move(ceil))))
+      signalPassFailure();
+  }
+};
+
+// ------------------------------------------------------------------------------------------
+// kiln-gpu-nest-spirv
+// ------------------------------------------------------------------------------------------
+
+struct NestSpirvPass : PassWrapper<NestSpirvPass, OperationPass<ModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(NestSpirvPass)
+  StringRef getArgument() const final { return "kiln-gpu-nest-spirv"; }
+  StringRef getDescription() const final {
+    return "Move each spirv.module into the gpu.module it was converted from";
+  }
+  void runOnOperation() override {
+    ModuleOp top = getOperation();
+    SmallVector<spirv::ModuleOp> spv(top.getOps<spirv::ModuleOp>());
+    for (spirv::ModuleOp s : spv) {
+      // convert-gpu-to-spirv names the module `__spv__<gpu module name>`.
+      StringRef name = s.getName().value_or("");
+      if (!name.consume_front("__spv__")) {
+        s.emitError("GPU lowering: unexpected spirv.module name");
+        return signalPassFailure();
+      }
+      auto gm = top.lookupSymbol<gpu::GPUModuleOp>(name);
+      if (!gm) {
+        s.emitError("GPU lowering: no gpu.module for this spirv.module");
+        return signalPassFailure();
+      }
+      // The kernels are now in the spirv.module; the gpu.funcs are dropped.
+      for (Operation &op : llvm::make_early_inc_range(gm.getBody()->without_terminator()))
+        op.erase();
+      s->moveBefore(gm.getBody(), gm.getBody()->begin());
+    }
+  }
+};
+
+// ------------------------------------------------------------------------------------------
+// kiln-gpu-launch-abi
+// ------------------------------------------------------------------------------------------
+
+constexpr const char *kLaunchFn = "kiln_gpu_launch";
+
+struct LaunchAbiPass : PassWrapper<LaunchAbiPass, OperationPass<ModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(LaunchAbiPass)
+  LaunchAbiPass() = default;
+  LaunchAbiPass(const LaunchAbiPass &other) : PassWrapper(other) {}
+  StringRef getArgument() const final { return "kiln-gpu-launch-abi"; }
+  StringRef getDescription() const final {
+    return "Replace gpu.launch_func by calls of kiln_gpu_launch and record the kernel table";
+  }
+  Option<unsigned> indexBytes{*this, "index-bytes",
+                              llvm::cl::desc("Bytes of an index kernel argument on the device"),
+                              llvm::cl::init(8)};
+
+  /// One argument's kind letter and device byte size: `p` device address, `i` integer,
+  /// `f` float (the runtime copies the low `bytes` bytes of its slot).
+  LogicalResult argKind(Type t, std::string &out) {
+    if (isa<MemRefType>(t)) {
+      out += "p8 ";
+      return success();
+    }
+    if (t.isIndex()) {
+      out += "i" + std::to_string(indexBytes) + " ";
+      return success();
+    }
+    if (auto i = dyn_cast<IntegerType>(t)) {
+      out += "i" + std::to_string(std::max(1u, i.getWidth() / 8)) + " ";
+      return success();
+    }
+    if (auto f = dyn_cast<FloatType>(t)) {
+      out += "f" + std::to_string(f.getWidth() / 8) + " ";
+      return success();
+    }
+    return failure();
+  }
+
+  /// `v` as the bits of an i64 slot.
+  Value toSlot(OpBuilder &b, Location loc, Value v) {
+    Type i64 = b.getI64Type();
+    Type t = v.getType();
+    if (isa<MemRefType>(t)) {
+      Value p = memref::ExtractAlignedPointerAsIndexOp::create(b, loc, v);
+      return arith::IndexCastUIOp::create(b, loc, i64, p);
+    }
+    if (t.isIndex())
+      return arith::IndexCastOp::create(b, loc, i64, v);
+    if (auto f = dyn_cast<FloatType>(t)) {
+      Value bits = arith::BitcastOp::create(b, loc, b.getIntegerType(f.getWidth()), v);
+      t = bits.getType();
+      v = bits;
+    }
+    auto i = cast<IntegerType>(t);
+    if (i.getWidth() == 64)
+      return v;
+    if (i.getWidth() > 64)
+      return arith::TruncIOp::create(b, loc, i64, v);
+    return arith::ExtUIOp::create(b, loc, i64, v);
+  }
+
+  void runOnOperation() override {
+    ModuleOp top = getOperation();
+    MLIRContext *ctx = &getContext();
+    // Kernel ids in the order of the gpu.modules and their functions.
+    llvm::DenseMap<Operation *, unsigned> ids;
+    std::string table;
+    unsigned maxArgs = 1;
+    for (gpu::GPUModuleOp m : top.getOps<gpu::GPUModuleOp>()) {
+      for (gpu::GPUFuncOp f : m.getOps<gpu::GPUFuncOp>()) {
+        if (!f.isKernel())
+          continue;
+        auto known = f.getKnownBlockSize();
+        if (!known || known->size() != 3) {
+          f.emitError("GPU lowering: kernel without a static block size");
+          return signalPassFailure();
+        }
+        std::string kinds;
+        for (Type t : f.getArgumentTypes())
+          if (failed(argKind(t, kinds))) {
+            f.emitError("GPU lowering: unsupported kernel argument type ") << t;
+            return signalPassFailure();
+          }
+        ids[f] = ids.size();
+        maxArgs = std::max<unsigned>(maxArgs, f.getNumArguments());
+        table += m.getName().str() + " " + f.getName().str() + " " +
+                 std::to_string((*known)[0]) + " " + std::to_string((*known)[1]) + " " +
+                 std::to_string((*known)[2]) + " " + kinds + "\n";
+      }
+    }
+    // A header line first, so that the table is never an empty string (a model without
+    // kernels: only views of its inputs).
+    top->setAttr("kiln.kernels", StringAttr::get(ctx, "kiln-kernels\n" + table));
+
+    SmallVector<gpu::LaunchFuncOp> launches;
+    top.walk([&](gpu::LaunchFuncOp l) { launches.push_back(l); });
+    if (launches.empty())
+      return;
+    auto slots = MemRefType::get({(int64_t)maxArgs}, IntegerType::get(ctx, 64));
+    Type idx = IndexType::get(ctx);
+    auto fnType = FunctionType::get(ctx, {IntegerType::get(ctx, 32), idx, idx, idx, slots}, {});
+    if (!top.lookupSymbol<func::FuncOp>(kLaunchFn)) {
+      OpBuilder b = OpBuilder::atBlockBegin(top.getBody());
+      auto decl = func::FuncOp::create(b, top.getLoc(), kLaunchFn, fnType);
+      decl.setPrivate();
+    }
+    llvm::DenseMap<Operation *, Value> argBlocks;  // per host function
+    for (gpu::LaunchFuncOp l : launches) {
+      auto f = top.lookupSymbol<gpu::GPUFuncOp>(l.getKernel());
+      if (!f || !ids.count(f)) {
+        l.emitError("GPU lowering: launch of an unknown kernel");
+        return signalPassFailure();
+      }
+      if (!l.getAsyncDependencies().empty() || l.getAsyncToken() ||
+          l.getDynamicSharedMemorySize() || l.hasClusterSize()) {
+        l.emitError("GPU lowering: asynchronous, clustered or dynamic-shared-memory launches "
+                    "are not supported");
+        return signalPassFailure();
+      }
+      auto known = *f.getKnownBlockSize();
+      gpu::KernelDim3 bs = l.getBlockSizeOperandValues();
+      int64_t given[3] = {-1, -1, -1};
+      Value dims[3] = {bs.x, bs.y, bs.z};
+      for (int d = 0; d < 3; ++d)
+        if (auto c = getConstantIntValue(dims[d]))
+          given[d] = *c;
+      if (given[0] != known[0] || given[1] != known[1] || given[2] != known[2]) {
+        l.emitError("GPU lowering: launch block size differs from the kernel's");
+        return signalPassFailure();
+      }
+      auto host = l->getParentOfType<func::FuncOp>();
+      Location loc = l.getLoc();
+      Value &args = argBlocks[host];
+      if (!args) {
+        OpBuilder b = OpBuilder::atBlockBegin(&host.getBody().front());
+        args = memref::AllocaOp::create(b, loc, slots);
+      }
+      OpBuilder b(l);
+      for (auto [k, operand] : llvm::enumerate(l.getKernelOperands())) {
+        Value slot = toSlot(b, loc, operand);
+        Value at = arith::ConstantIndexOp::create(b, loc, k);
+        memref::StoreOp::create(b, loc, slot, args, ValueRange{at});
+      }
+      Value id = arith::ConstantIntOp::create(b, loc, ids[f], 32);
+      gpu::KernelDim3 g = l.getGridSizeOperandValues();
+      func::CallOp::create(b, loc, kLaunchFn, TypeRange{}, ValueRange{id, g.x, g.y, g.z, args});
+      l.erase();
+    }
+  }
+};
+
+bool registered = false;
+
+} // namespace
+} // namespace kiln
+
+/// Registers the passes above with MLIR's global pass registry (idempotent).
+extern "C" void kiln_gpu_register_passes(void) {
+  if (kiln::registered)
+    return;
+  kiln::registered = true;
+  PassRegistration<kiln::ConstantsPass>();
+  PassRegistration<kiln::ParallelFirstPass>();
+  PassRegistration<kiln::CopiesPass>();
+  PassRegistration<kiln::MapLoopsPass>();
+  PassRegistration<kiln::SerialPass>();
+  PassRegistration<kiln::MergeModulesPass>();
+  PassRegistration<kiln::SpirvAbiPass>();
+  PassRegistration<kiln::MathPass>();
+  PassRegistration<kiln::NestSpirvPass>();
+  PassRegistration<kiln::LaunchAbiPass>();
+}
+
+/// Calls `sink(data, "constants", bytes, length)` with the bytes `kiln-gpu-constants` appended
+/// to the weights (when it moved any), then removes the attribute. Returns 1 when it did.
+extern "C" int kiln_gpu_take_constants(MlirOperation module,
+                                       void (*sink)(void *, const char *, const char *, size_t),
+                                       void *data) {
+  Operation *top = unwrap(module);
+  auto blob = top->getAttrOfType<StringAttr>("kiln.constants");
+  if (!blob)
+    return 0;
+  StringRef bytes = blob.getValue();
+  sink(data, "constants", bytes.data(), bytes.size());
+  top->removeAttr("kiln.constants");
+  return 1;
+}
+
+/// Calls `sink(data, module name, object bytes, length)` for the first object of every
+/// gpu.binary in `module`, then erases the binaries. Returns the number of binaries.
+extern "C" int kiln_gpu_take_binaries(MlirOperation module,
+                                      void (*sink)(void *, const char *, const char *, size_t),
+                                      void *data) {
+  Operation *top = unwrap(module);
+  SmallVector<gpu::BinaryOp> binaries;
+  top->walk([&](gpu::BinaryOp b) { binaries.push_back(b); });
+  int n = 0;
+  for (gpu::BinaryOp bin : binaries) {
+    ArrayAttr objects = bin.getObjects();
+    if (objects.empty())
+      continue;
+    auto object = dyn_cast<gpu::ObjectAttr>(objects[0]);
+    if (!object)
+      continue;
+    std::string name = bin.getName().str();
+    StringRef bytes = object.getObject().getValue();
+    sink(data, name.c_str(), bytes.data(), bytes.size());
+    ++n;
+  }
+  for (gpu::BinaryOp bin : binaries)
+    bin.erase();
+  return n;
+}
