@@ -3,8 +3,10 @@
 # and mlir-translate-22). The output is target-neutral MLIR (llvm dialect):
 # no triple, data layout, CPU or feature attributes, no TBAA; only the
 # operations, which the compiler places inside each artifact's glue module.
+# Usage: gen-shim.sh [DIR] — DIR holds shim.c and receives shim.mlir (default:
+# this script's folder; the GPU glue's shim is `gen-shim.sh ../gpu`).
 set -eu
-here=$(cd "$(dirname "$0")" && pwd)
+here=$(cd "${1:-$(dirname "$0")}" && pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 clang-22 --target=x86_64-unknown-linux-gnu -std=c11 -O2 -Wall -Wextra -Werror \
