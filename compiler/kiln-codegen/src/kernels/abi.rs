@@ -587,6 +587,17 @@ pub struct Nhwc<P> {
     pub offset: i64,
 }
 
+impl<P> Nhwc<P> {
+    /// A tensor that is its whole buffer: `channels` per pixel from channel 0.
+    pub fn dense(ptr: P, channels: i64) -> Nhwc<P> {
+        Nhwc {
+            ptr,
+            stride: channels,
+            offset: 0,
+        }
+    }
+}
+
 /// NHWC convolution: `Y = epilogue(conv(X, W))`, weights packed as `conv_nhwc` with the
 /// variant's NR. Epilogue rows are output pixels, columns output channels.
 #[derive(Clone, Debug, PartialEq)]

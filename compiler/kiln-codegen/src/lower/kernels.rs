@@ -589,21 +589,13 @@ impl Kernels {
         match p.layout {
             PackLayout::DwConvNhwc if depthwise => {
                 let args = DwConvArgs {
-                    x: Nhwc {
-                        ptr: self.ptr(b, h, x)?,
-                        stride: i(cin),
-                        offset: 0,
-                    },
+                    x: Nhwc::dense(self.ptr(b, h, x)?, i(cin)),
                     n: i(n),
                     h: i(hh),
                     w: i(ww),
                     c: i(cin),
                     weights: self.ptr(b, h, cst)?,
-                    y: Nhwc {
-                        ptr: self.ptr(b, h, out)?,
-                        stride: i(cout),
-                        offset: 0,
-                    },
+                    y: Nhwc::dense(self.ptr(b, h, out)?, i(cout)),
                     oh: i(oh),
                     ow: i(ow),
                     window,
@@ -614,21 +606,13 @@ impl Kernels {
             }
             PackLayout::ConvNhwc if p.block == nr && p.groups == groups => {
                 let args = ConvArgs {
-                    x: Nhwc {
-                        ptr: self.ptr(b, h, x)?,
-                        stride: i(cin),
-                        offset: 0,
-                    },
+                    x: Nhwc::dense(self.ptr(b, h, x)?, i(cin)),
                     n: i(n),
                     h: i(hh),
                     w: i(ww),
                     cin: i(cin),
                     weights: self.ptr(b, h, cst)?,
-                    y: Nhwc {
-                        ptr: self.ptr(b, h, out)?,
-                        stride: i(cout),
-                        offset: 0,
-                    },
+                    y: Nhwc::dense(self.ptr(b, h, out)?, i(cout)),
                     oh: i(oh),
                     ow: i(ow),
                     cout: i(cout),

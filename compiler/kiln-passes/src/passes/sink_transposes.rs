@@ -662,26 +662,37 @@ fn split_reshape(m: &Matcher<'_>, n: usize) -> Option<Recipe> {
             q.push(e(d));
         }
     }
-    let name = m.g.value(*y).name.clone();
     let mut r = Recipe::at(n);
-    let shape = shape_const(&mut r, &split_shape, &name);
-    let rt = TensorType::fixed(xt.dtype, &split_shape);
+    reshape_then_transpose(m, &mut r, Val::Old(x), &split_shape, &q, *y);
+    Some(r)
+}
+
+/// Adds `transpose(reshape(src, shape), perm)` to `r` in place of `y`.
+fn reshape_then_transpose(
+    m: &Matcher<'_>,
+    r: &mut Recipe,
+    src: Val,
+    shape: &[u64],
+    perm: &[usize],
+    y: ValueId,
+) {
+    let (name, yt) = (m.g.value(y).name.clone(), m.ty(y).clone());
+    let s = shape_const(r, shape, &name);
     let z = r.push(NewNode::op(
         OpKind::Reshape,
-        vec![Val::Old(x), shape],
+        vec![src, s],
         Attrs::new(),
         &name,
-        rt,
+        TensorType::fixed(yt.dtype, shape),
     ));
     let out = r.push(NewNode::op(
         OpKind::Transpose,
         vec![z],
-        pattern::perm_attrs(&q),
+        pattern::perm_attrs(perm),
         &name,
-        m.ty(*y).clone(),
+        yt,
     ));
-    r.replace.push((*y, out));
-    Some(r)
+    r.replace.push((y, out));
 }
 
 /// `reshape(transpose(x, p))` where the reshape merges dims `a..a+k` of the
@@ -755,22 +766,7 @@ fn merge_reshape(m: &Matcher<'_>, n: usize) -> Option<Recipe> {
         ));
     }
     let merged: Vec<u64> = pattern::invert(&q2).iter().map(|&i| ys[i]).collect();
-    let shape = shape_const(&mut r, &merged, &name);
-    let z = r.push(NewNode::op(
-        OpKind::Reshape,
-        vec![src, shape],
-        Attrs::new(),
-        &name,
-        TensorType::fixed(xt.dtype, &merged),
-    ));
-    let out = r.push(NewNode::op(
-        OpKind::Transpose,
-        vec![z],
-        pattern::perm_attrs(&q2),
-        &name,
-        m.ty(*y).clone(),
-    ));
-    r.replace.push((*y, out));
+    reshape_then_transpose(m, &mut r, src, &merged, &q2, *y);
     Some(r)
 }
 
