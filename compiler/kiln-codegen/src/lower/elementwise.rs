@@ -907,15 +907,7 @@ pub(crate) fn fused(
                 .iter()
                 .map(|i| i.map(|v| &body.value(v).ty))
                 .collect();
-            let a = InferCtx {
-                def: node.op.def(),
-                inputs: &tys,
-                attrs: &node.attrs,
-                consts: &[],
-                num_outputs: 1,
-                weight_ty: None,
-                body: None,
-            };
+            let a = InferCtx::of_node(node, &tys);
             let y = if node.op == OpKind::Cast {
                 let mode = kiln_ir::ops::cast_mode(&a).map_err(attr_err)?;
                 convert_mode(sb, &x[0], dts[0], out, mode)?

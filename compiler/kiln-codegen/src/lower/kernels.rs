@@ -90,15 +90,7 @@ impl Source<'_> {
         let src = n.inputs.first().copied().flatten()?;
         self.g.constant_weight(self.defs, src)?;
         let tys = [Some(&self.g.value(src).ty)];
-        let ctx = InferCtx {
-            def: n.op.def(),
-            inputs: &tys,
-            attrs: &n.attrs,
-            consts: &[],
-            num_outputs: 1,
-            weight_ty: None,
-            body: None,
-        };
+        let ctx = InferCtx::of_node(n, &tys);
         let p = Packing::read(&ctx, unpack_shape(&ctx).ok()?).ok()?;
         Some((p, src))
     }
@@ -705,15 +697,7 @@ impl Kernels {
             .iter()
             .map(|v| v.map(|v| &g.value(v).ty))
             .collect();
-        let ctx = InferCtx {
-            def: head.op.def(),
-            inputs: &tys,
-            attrs: &head.attrs,
-            consts: &[],
-            num_outputs: 1,
-            weight_ty: None,
-            body: None,
-        };
+        let ctx = InferCtx::of_node(head, &tys);
         self.contraction(b, h, src, &mapped, &ctx, out, ops)
     }
 

@@ -195,13 +195,8 @@ impl Planned<'_> {
                 .map(|i| i.map(|v| &g.value(v).ty))
                 .collect();
             let a = InferCtx {
-                def: node.op.def(),
-                inputs: &tys,
-                attrs: &node.attrs,
-                consts: &[],
-                num_outputs: node.outputs.len(),
-                weight_ty: None,
                 body: node.body.as_deref(),
+                ..InferCtx::of_node(node, &tys)
             };
             let defs = std::rc::Rc::clone(&self.defs);
             let done = k.lower(b, self, g, &defs, node, &a);

@@ -10,7 +10,7 @@ use super::{AttrDefault, OpDef};
 use crate::attr::{Attr, Attrs};
 use crate::blob::Blob;
 use crate::dtype::DType;
-use crate::graph::Graph;
+use crate::graph::{Graph, Node};
 use crate::types::{Dim, TensorType};
 use thiserror::Error;
 
@@ -55,6 +55,20 @@ pub struct InferCtx<'a> {
 }
 
 impl<'a> InferCtx<'a> {
+    /// A context for reading `node`'s attributes (with their defaults) and
+    /// its operand types `inputs`: no constant operands, no weight, no body.
+    pub fn of_node(node: &'a Node, inputs: &'a [Option<&'a TensorType>]) -> InferCtx<'a> {
+        InferCtx {
+            def: node.op.def(),
+            inputs,
+            attrs: &node.attrs,
+            consts: &[],
+            num_outputs: node.outputs.len(),
+            weight_ty: None,
+            body: None,
+        }
+    }
+
     /// Number of operand slots (present or absent).
     pub fn num_inputs(&self) -> usize {
         self.inputs.len()
