@@ -25,8 +25,11 @@ total_start=$SECONDS
 # Step 1: system packages, Python venv (lit, onnx, onnxruntime, numpy); fast when already set up.
 step "setup" scripts/setup.sh
 
-# Step 2: build every crate, so a crate without tests still has to compile.
-step "cargo build" cargo build --workspace
+# Step 2: build every crate and every test, example and benchmark target, so a crate without tests
+# still has to compile. --all-targets resolves features with the dev-dependencies, as `cargo test`
+# does; a plain `cargo build --workspace` resolves them without, and the test step would then
+# compile the MLIR/LLVM binding stack a second time (twice the time and disk).
+step "cargo build" cargo build --workspace --all-targets
 
 # Step 3: unit and integration tests of every crate, except the differential generator, which
 # runs on its own below so that its summary (how many graphs) is printed.
