@@ -614,6 +614,14 @@ class Spec:
     # index or fusion (errors of order 1).
     rtol: float
     quick: bool = False
+    # A variant row: the model of suite row `base` (no files of its own), compiled by Kiln with
+    # `kiln_flags` added (e.g. `--quantize=nf4`) and run by ONNX Runtime as `ort` says: "fp32" the
+    # model as it is, "nbits4" its MatMul weights quantized to ORT's MatMulNBits 4-bit format
+    # (bench/suite.py makes that model when it runs). The rtol of a quantized row bounds the
+    # quantization error of both engines (a wrong index or scale still gives errors of order 1).
+    base: str | None = None
+    kiln_flags: tuple[str, ...] = ()
+    ort: str = "fp32"
 
 
 SPECS: list[Spec] = [
@@ -629,8 +637,51 @@ SPECS: list[Spec] = [
     Spec("shufflenet_v2", shufflenet_v2, 2009, "ShuffleNet v2 x1.0", 1e-4),
     Spec("googlenet", googlenet, 2010, "Inception v1 (GoogLeNet)", 2e-4),
     Spec("resnet50", resnet50, 2011, "ResNet-50", 2e-4),
+    # Weight-only quantization: the GEMV and the batch-16 GEMM above, compiled with --quantize
+    # (compare their Kiln times with the f32 rows'), ONNX Runtime running MatMulNBits 4-bit
+    # (block 64, symmetric, its quantizer's RTN) for the 4-bit rows and the f32 model for FP8.
+    Spec(
+        "gemv_4096_nf4",
+        matmul(1, 4096, 4096),
+        2002,
+        "GEMV 1x4096x4096, NF4 (ORT: MatMulNBits 4-bit)",
+        0.3,
+        base="gemv_4096",
+        kiln_flags=("--quantize=nf4",),
+        ort="nbits4",
+    ),
+    Spec(
+        "gemv_4096_fp8",
+        matmul(1, 4096, 4096),
+        2002,
+        "GEMV 1x4096x4096, FP8 E4M3 (ORT: f32)",
+        0.1,
+        base="gemv_4096",
+        kiln_flags=("--quantize=fp8-e4m3",),
+    ),
+    Spec(
+        "matmul_16x4096x11008_nf4",
+        matmul(16, 4096, 11008),
+        2003,
+        "MatMul 16x4096x11008, NF4 (ORT: MatMulNBits 4-bit)",
+        0.3,
+        base="matmul_16x4096x11008",
+        kiln_flags=("--quantize=nf4",),
+        ort="nbits4",
+    ),
+    Spec(
+        "matmul_16x4096x11008_fp8",
+        matmul(16, 4096, 11008),
+        2003,
+        "MatMul 16x4096x11008, FP8 E4M3 (ORT: f32)",
+        0.1,
+        base="matmul_16x4096x11008",
+        kiln_flags=("--quantize=fp8-e4m3",),
+    ),
 ]
 BY_NAME = {s.name: s for s in SPECS}
+# The rows with model files of their own (variant rows use their base's).
+FILE_SPECS = [s for s in SPECS if s.base is None]
 
 
 def build(spec: Spec) -> tuple[onnx.ModelProto, list[np.ndarray]]:
@@ -698,6 +749,7 @@ def ensure(names: list[str], out: Path = CACHE_DIR) -> list[Path]:
     manifest = json.loads(MANIFEST.read_text()) if MANIFEST.is_file() else {}
     dirs = []
     for name in names:
+        name = BY_NAME[name].base or name
         if not cached(name, out, manifest):
             print(f"# generating {name} into {out}", file=sys.stderr, flush=True)
             entry = write(BY_NAME[name], out)
@@ -736,10 +788,13 @@ def main() -> int:
     )
     mode.add_argument("--list", action="store_true", help="print the model names and titles")
     args = ap.parse_args()
-    names = [s.name for s in SPECS] if not args.models else args.models.split(",")
+    names = [s.name for s in FILE_SPECS] if not args.models else args.models.split(",")
     unknown = [n for n in names if n not in BY_NAME]
     if unknown:
         ap.error(f"unknown models {unknown}; known: {', '.join(BY_NAME)}")
+    if not args.list:
+        # Variant rows have no files of their own: their base model's.
+        names = list(dict.fromkeys(BY_NAME[n].base or n for n in names))
     if args.list:
         for s in SPECS:
             print(f"{s.name:<24}{s.title}")

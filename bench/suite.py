@@ -270,10 +270,78 @@ class Model:
     title: str
     dir: Path
     rtol: float
+    # Variant rows (models.Spec): the suite row whose model this is, Kiln's extra compile flags,
+    # and what ONNX Runtime runs ("fp32": model.onnx; "nbits4": its MatMulNBits 4-bit form).
+    base: str | None = None
+    kiln_flags: tuple[str, ...] = ()
+    ort: str = "fp32"
+
+
+def spec_model(s: models.Spec, d: Path) -> Model:
+    return Model(s.name, s.title, d, s.rtol, s.base, s.kiln_flags, s.ort)
+
+
+# MatMulNBits blocks of the "nbits4" ONNX Runtime models (as Kiln's NF4 blocks).
+NBITS_BLOCK = 64
+
+
+def matmul_nbits_model(src: Path, out: Path, block: int = NBITS_BLOCK) -> Path:
+    """`src` with every MatMul by a constant 2-D weight replaced by ONNX Runtime's com.microsoft
+    MatMulNBits (4 bits, `block` rows per block, symmetric) written to `out`: the operator and
+    packing MatMulNBitsQuantizer (onnxruntime.quantization) emits, quantized by the same C++
+    routine its default RTN algorithm calls (the quantizer module itself needs the onnx_ir
+    package, which the suite does not otherwise use)."""
+    from onnx import helper, numpy_helper
+    from onnxruntime.capi._pybind_state import quantize_matmul_4bits
+
+    model = onnx.load(str(src))
+    g = model.graph
+    inits = {t.name: t for t in g.initializer}
+    nodes = []
+    for node in g.node:
+        w = inits.get(node.input[1]) if node.op_type == "MatMul" and len(node.input) == 2 else None
+        if w is None or len(w.dims) != 2:
+            nodes.append(node)
+            continue
+        wf = numpy_helper.to_array(w).astype(np.float32)
+        k, n = wf.shape
+        blocks = (k + block - 1) // block
+        if blocks * block != k:
+            wf = np.pad(wf, ((0, blocks * block - k), (0, 0)))
+        packed = np.zeros((n, blocks, block // 2), dtype=np.uint8)
+        scales = np.zeros((n, blocks), dtype=np.float32)
+        zero_points = np.zeros((n, (blocks + 1) // 2), dtype=np.uint8)
+        quantize_matmul_4bits(packed, np.ascontiguousarray(wf), scales, zero_points, block, n, k, True)
+        g.initializer.remove(w)
+        g.initializer.extend(
+            [numpy_helper.from_array(packed, w.name + "_Q4"), numpy_helper.from_array(scales, w.name + "_scales")]
+        )
+        nodes.append(
+            helper.make_node(
+                "MatMulNBits",
+                [node.input[0], w.name + "_Q4", w.name + "_scales"],
+                list(node.output),
+                name=node.name + "_Q4",
+                domain="com.microsoft",
+                K=k,
+                N=n,
+                bits=4,
+                block_size=block,
+            )
+        )
+    del g.node[:]
+    g.node.extend(nodes)
+    if not any(o.domain == "com.microsoft" for o in model.opset_import):
+        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(out))
+    return out
 
 
 def bench_model(m: Model, args, tmp: Path, probe: Probe | None, peaks: dict[int, float]) -> dict:
     r: dict = {"model": m.name, "title": m.title, "rtol": m.rtol, "status": "ok", "threads": {}}
+    if m.base:
+        r.update(base=m.base, kiln_flags=list(m.kiln_flags), ort_model=m.ort)
     onnx_path = m.dir / "model.onnx"
     try:
         counts = flops.count(onnx.load(str(onnx_path)))
@@ -297,7 +365,7 @@ def bench_model(m: Model, args, tmp: Path, probe: Probe | None, peaks: dict[int,
     for key in ("compile_s", "compile_warm_s"):
         so = tmp / m.name / key / "model.so"
         so.parent.mkdir(parents=True, exist_ok=True)
-        cmd = [*kiln_compile(args), str(onnx_path), "-o", str(so)]
+        cmd = [*kiln_compile(args), *m.kiln_flags, str(onnx_path), "-o", str(so)]
         t0 = time.perf_counter()
         try:
             env = {**os.environ, "KILN_CACHE_DIR": str(cache)}
@@ -320,10 +388,13 @@ def bench_model(m: Model, args, tmp: Path, probe: Probe | None, peaks: dict[int,
     )
 
     data = m.dir / "test_data_set_0"
+    ort_path = onnx_path
+    if m.ort == "nbits4":
+        ort_path = matmul_nbits_model(onnx_path, tmp / m.name / "ort-nbits4" / "model.onnx")
     workers: dict[str, Worker] = {}
     try:
         t = args.threads[0]
-        for e, path in (("kiln", so), ("ort", onnx_path)):
+        for e, path in (("kiln", so), ("ort", ort_path)):
             workers[e] = Worker(e, path, data, t, args.runtime_lib, tmp / m.name / f"{e}.log")
         r["open"] = {e: w.first for e, w in workers.items()}
         for t in args.threads:
@@ -373,7 +444,7 @@ def bench_model(m: Model, args, tmp: Path, probe: Probe | None, peaks: dict[int,
             rt["ratio"] = rt["kiln"]["median_ms"] / rt["ort"]["median_ms"]
             rt["cpu_ratio"] = rt["kiln"]["cpu_median_ms"] / rt["ort"]["cpu_median_ms"]
             rt["load1"] = load_average()[0]
-            if probe is not None and counts is not None:
+            if probe is not None and counts is not None and not m.kiln_flags:
                 # Weights are only read: the roof is the read stream at the model's footprint.
                 bw = probe.bandwidth("read", counts.min_bytes, t)
                 t_fma = counts.flops / (peaks[t] * 1e9)
@@ -488,6 +559,55 @@ CPU_NOTE = (
 )
 
 
+def base_ratios(report: dict) -> list[dict]:
+    """For each variant row whose base row ran too: Kiln's median time of the base (f32) row over
+    the variant's, and ONNX Runtime's (of the variant's ORT model) over the base's Kiln time, per
+    thread count: how much faster the quantized artifact is than Kiln's f32 one."""
+    by = {r["model"]: r for r in report["models"]}
+    out = []
+    for r in report["models"]:
+        b = by.get(r.get("base") or "")
+        if b is None:
+            continue
+        row = {"model": r["model"], "title": r["title"], "base": b["model"], "threads": {}}
+        for t, rt in r["threads"].items():
+            bt = b["threads"].get(t, {})
+            if "kiln" in rt and "kiln" in bt:
+                row["threads"][t] = {
+                    "kiln_f32_ms": bt["kiln"]["median_ms"],
+                    "kiln_ms": rt["kiln"]["median_ms"],
+                    "ort_ms": rt["ort"]["median_ms"],
+                    "speedup": bt["kiln"]["median_ms"] / rt["kiln"]["median_ms"],
+                }
+        out.append(row)
+    return out
+
+
+def base_table(report: dict) -> list[str]:
+    rows = report.get("vs_base") or []
+    if not rows:
+        return []
+    threads = report["config"]["threads"]
+    head = [f"{t} thread{'s' if t > 1 else ''}: Kiln f32 ÷ Kiln (Kiln f32 / Kiln / ORT ms)" for t in threads]
+    lines = [
+        "## Quantized rows against Kiln's f32 artifact (above 1: the quantized artifact is faster)",
+        "",
+        "| model | " + " | ".join(head) + " |",
+        "|---|" + "---|" * len(head),
+    ]
+    for row in rows:
+        cells = []
+        for t in threads:
+            x = row["threads"].get(str(t))
+            cells.append(
+                f"{fmt_ratio(x['speedup'])} ({fmt_ms(x['kiln_f32_ms'])} / {fmt_ms(x['kiln_ms'])} / {fmt_ms(x['ort_ms'])})"
+                if x
+                else "–"
+            )
+        lines.append(f"| {row['title']} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
 def markdown(report: dict) -> str:
     mc, v, cfg = report["machine"], report["versions"], report["config"]
     out = [
@@ -535,6 +655,7 @@ def markdown(report: dict) -> str:
     out += ["", "## Kiln ÷ ONNX Runtime (median latency; below 1: Kiln is faster)", "", *ratio_table(report), ""]
     if 1 in cfg["threads"]:
         out += [CPU_NOTE, ""]
+    out += base_table(report)
     out += [
         "## Latency and throughput",
         "",
@@ -636,7 +757,7 @@ def resolve_models(spec: str | None, quick: bool) -> list[Model]:
     if spec is None:
         specs = [s for s in models.SPECS if s.quick or not quick]
         dirs = models.ensure([s.name for s in specs])
-        out = [Model(s.name, s.title, d, s.rtol) for s, d in zip(specs, dirs, strict=True)]
+        out = [spec_model(s, d) for s, d in zip(specs, dirs, strict=True)]
         if quick:
             # The bundled toy models cover ops the small suite models lack (BatchNorm, LayerNorm, Gather).
             out += [Model(f"toy_{n}", f"toy {n} (testdata)", TOY_DIR / n, 1e-4) for n in TOY_QUICK]
@@ -645,7 +766,7 @@ def resolve_models(spec: str | None, quick: bool) -> list[Model]:
     for item in spec.split(","):
         if item in models.BY_NAME:
             s = models.BY_NAME[item]
-            out.append(Model(s.name, s.title, models.ensure([s.name])[0], s.rtol))
+            out.append(spec_model(s, models.ensure([s.name])[0]))
         elif (Path(item) / "model.onnx").is_file():
             # A model in the ONNX test-set layout (e.g. testdata/models/cnn): compared at 1e-4.
             d = Path(item).resolve()
@@ -747,6 +868,14 @@ def main() -> int:
             ]
     load["end"] = load_average()
     report["load"] = load
+    report["vs_base"] = base_ratios(report)
+    for row in report["vs_base"]:
+        for t, x in row["threads"].items():
+            print(
+                f"# {row['model']} @{t}: {x['speedup']:.2f}x faster than Kiln f32 ({row['base']}: "
+                f"{x['kiln_f32_ms']:.3f} ms -> {x['kiln_ms']:.3f} ms; ORT {x['ort_ms']:.3f} ms)",
+                file=sys.stderr,
+            )
 
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "BENCHMARKS.json").write_text(json.dumps(report, indent=1) + "\n")

@@ -119,6 +119,7 @@ typedef struct qg_job {
   int64_t block, nblocks;
   float* c;
   int64_t ldc, m, k;
+  int kind8; /* the QG8_* kind of 8-bit codes decoded in registers, else 0 */
 } qg_job;
 
 /* The scale of block b of row n. */
@@ -209,6 +210,468 @@ static KV_ATTR void FN(qg_cols)(const void* job, int64_t n0, int64_t n1) {
   }
 }
 
+#if KV_W == 8 || KV_W == 16
+/* ---- Vectorized decode (8- and 16-lane variants) ----
+ *
+ * The codes of a row are decoded in registers and already dequantized:
+ * w = (v - z) * s per block (the same value as the scalar path's
+ * s * (a.v - z * sum a) up to rounding). 4-bit codes (int4, uint4, NF4,
+ * FP4) are looked up in a 16-entry table of the block's dequantized values
+ * held in registers: VW bytes are split into their nibbles, interleaved
+ * back into code order as bytes, widened and used as lane indices of a
+ * variable permute (the 16-lane table: one `vpermps` zmm; 8 lanes: two
+ * `vpermps` ymm halves and a blend on bit 3). The lookup is written as a
+ * vector literal of lane extracts with the index vector computed before it,
+ * which is the form LLVM's x86 backend turns into the permute (a loop of
+ * extracts is scalarized to stack loads). 8-bit codes: integers are
+ * widened and converted; E4M3FN and E5M2 are placed in the f32 bit pattern
+ * (sign, exponent and mantissa shifted into place: E4M3's and E5M2's values
+ * are those f32 bits times 2^120 and 2^112, subnormals included) with the
+ * special codes (NaN, infinities) selected by a compare.
+ *
+ * A product with one row (GEMV) multiplies as it decodes, and is bound by
+ * the stream of packed codes; with more rows, QG_NC columns at a time are
+ * decoded into stack buffers of QG_KC values and every row of A is
+ * multiplied with them (QG_RB rows x QG_NC columns of accumulators). */
+#ifndef QG_KC
+#define QG_KC 512
+#define QG_NC 2
+#define QG_RB 4
+#define QG_KA 4096
+#endif
+
+typedef uint8_t FN(qg_b) __attribute__((ext_vector_type(VW), aligned(1)));
+typedef uint8_t FN(qg_bh) __attribute__((ext_vector_type(VW / 2), aligned(1)));
+typedef int8_t FN(qg_sb) __attribute__((ext_vector_type(VW), aligned(1)));
+typedef uint32_t FN(qg_vu) __attribute__((ext_vector_type(VW)));
+
+#if KV_W == 16
+#define QG_TABS 1
+#define QG_ILO(a, b) \
+  __builtin_shufflevector(a, b, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23)
+#define QG_IHI(a, b) \
+  __builtin_shufflevector(a, b, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31)
+#define QG_IH(a, b) __builtin_shufflevector(a, b, 0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15)
+#define QG_EVEN(a, b) \
+  __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)
+#define QG_ODD(a, b) \
+  __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31)
+/* t[x] for the 16-entry table t, x in [0, 16). */
+KF V FN(qg_lk)(const V* tab, VI x) {
+  const V t = tab[0];
+  return (V){t[x[0]], t[x[1]], t[x[2]],  t[x[3]],  t[x[4]],  t[x[5]],  t[x[6]],  t[x[7]],
+             t[x[8]], t[x[9]], t[x[10]], t[x[11]], t[x[12]], t[x[13]], t[x[14]], t[x[15]]};
+}
+#else
+#define QG_TABS 2
+#define QG_ILO(a, b) __builtin_shufflevector(a, b, 0, 8, 1, 9, 2, 10, 3, 11)
+#define QG_IHI(a, b) __builtin_shufflevector(a, b, 4, 12, 5, 13, 6, 14, 7, 15)
+#define QG_IH(a, b) __builtin_shufflevector(a, b, 0, 4, 1, 5, 2, 6, 3, 7)
+#define QG_EVEN(a, b) __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14)
+#define QG_ODD(a, b) __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15)
+/* The 16-entry table as two 8-lane halves: the half picked by bit 3. */
+KF V FN(qg_lk)(const V* tab, VI x) {
+  const VI l = x & 7;
+  const V t0 = tab[0], t1 = tab[1];
+  const V lo = (V){t0[l[0]], t0[l[1]], t0[l[2]], t0[l[3]], t0[l[4]], t0[l[5]], t0[l[6]], t0[l[7]]};
+  const V hi = (V){t1[l[0]], t1[l[1]], t1[l[2]], t1[l[3]], t1[l[4]], t1[l[5]], t1[l[6]], t1[l[7]]};
+  return (x & 8) != 0 ? hi : lo;
+}
+#endif
+
+/* The 2 * VW values of the 4-bit codes in the VW bytes at p (code 2q in the
+ * low nibble of byte q), looked up in tab. */
+KF void FN(qg_dec4)(const uint8_t* p, const V* tab, V* w0, V* w1) {
+  const FN(qg_b) b = *(const FN(qg_b)*)p;
+  const FN(qg_b) lo = b & (uint8_t)15, hi = b >> 4;
+  const FN(qg_b) c0 = QG_ILO(lo, hi), c1 = QG_IHI(lo, hi);
+  *w0 = FN(qg_lk)(tab, __builtin_convertvector(c0, VI));
+  *w1 = FN(qg_lk)(tab, __builtin_convertvector(c1, VI));
+}
+
+/* The VW values of the 4-bit codes in the VW / 2 bytes at p. */
+KF V FN(qg_dec4h)(const uint8_t* p, const V* tab) {
+  const FN(qg_bh) b = *(const FN(qg_bh)*)p;
+  const FN(qg_bh) lo = b & (uint8_t)15, hi = b >> 4;
+  const FN(qg_b) c = QG_IH(lo, hi);
+  return FN(qg_lk)(tab, __builtin_convertvector(c, VI));
+}
+
+/* Kinds of 8-bit codes decoded in registers. */
+#define QG8_I8 1
+#define QG8_U8 2
+#define QG8_E4M3FN 3
+#define QG8_E5M2 4
+
+/* The unscaled values of the VW 8-bit codes at p. */
+KF V FN(qg_dec8)(const uint8_t* p, int kind) {
+  if (kind == QG8_U8) return __builtin_convertvector(*(const FN(qg_b)*)p, V);
+  const VI x = __builtin_convertvector(*(const FN(qg_sb)*)p, VI);
+  if (kind == QG8_I8) return __builtin_convertvector(x, V);
+  const FN(qg_vu) u = (FN(qg_vu))x, mag = u & 0x7Fu;
+  if (kind == QG8_E4M3FN) {
+    /* sign to bit 31, exponent and mantissa to bits 26..20; 0x7F is NaN. */
+    FN(qg_vu) bits = (u << 20) & 0x87F00000u;
+    bits = mag == 0x7Fu ? (FN(qg_vu))0x7FC00000u : bits;
+    return (V)bits * 0x1p120f;
+  }
+  /* E5M2: sign to bit 31, exponent and mantissa to bits 27..21; the top
+   * exponent is infinity (mantissa 0) or NaN. */
+  FN(qg_vu) bits = (u << 21) & 0x8FE00000u;
+  bits = mag >= 0x7Cu ? bits | 0x7F800000u : bits;
+  return (V)bits * 0x1p112f;
+}
+
+/* The 8-bit kind of code format fmt, 0 if it is decoded through the table. */
+static int FN(qg_kind8)(int64_t fmt) {
+  switch (fmt) {
+    case KILN_QCODE_I8: return QG8_I8;
+    case KILN_QCODE_U8: return QG8_U8;
+    case KILN_QCODE_F8E4M3FN: return QG8_E4M3FN;
+    case KILN_QCODE_F8E5M2: return QG8_E5M2;
+    default: return 0;
+  }
+}
+
+/* The zero point value of block b of row n (0 without zero points) of
+ * 4- or 8-bit codes. */
+KF float FN(qg_zero)(const qg_job* j, int64_t n, int64_t b) {
+  if (!j->zp) return 0.0f;
+  const int64_t at = n * j->zp_cols + b;
+  return j->lut[j->bits == 8 ? j->zp[at] : (j->zp[at >> 1] >> ((at & 1) * 4)) & 15];
+}
+
+/* The dequantized values of codes [k0, k1) of row n into out[0, k1 - k0);
+ * kind: 0 for 4-bit codes, else the QG8_* kind. */
+KF void FN(qg_deq_k)(const qg_job* j, int64_t n, int64_t k0, int64_t k1, float* out, int kind) {
+  const uint8_t* wrow = j->w + n * (j->kw * j->bits / 8);
+  V lutv[QG_TABS];
+  if (!kind)
+    for (int h = 0; h < QG_TABS; h++) lutv[h] = FN(vld)(j->lut + h * VW);
+  for (int64_t b = k0 / j->block; b * j->block < k1; b++) {
+    const int64_t s0 = KMAX(k0, b * j->block), s1 = KMIN(k1, (b + 1) * j->block);
+    const float s = qg_scale(j, n, b), z = FN(qg_zero)(j, n, b);
+    int64_t i = s0;
+    if (!kind) {
+      V tab[QG_TABS];
+      for (int h = 0; h < QG_TABS; h++) tab[h] = (lutv[h] - z) * s;
+      if ((i & 1) == 0) {
+        for (; i + 2 * VW <= s1; i += 2 * VW) {
+          V w0, w1;
+          FN(qg_dec4)(wrow + i / 2, tab, &w0, &w1);
+          FN(vst)(out + (i - k0), w0);
+          FN(vst)(out + (i - k0) + VW, w1);
+        }
+        if (i + VW <= s1) {
+          FN(vst)(out + (i - k0), FN(qg_dec4h)(wrow + i / 2, tab));
+          i += VW;
+        }
+      }
+      for (; i < s1; i++) out[i - k0] = (j->lut[qg_code(wrow, 4, i)] - z) * s;
+    } else {
+      const float c = -z * s;
+      for (; i + VW <= s1; i += VW) FN(vst)(out + (i - k0), FN(qg_dec8)(wrow + i, kind) * s + c);
+      for (; i < s1; i++) out[i - k0] = (j->lut[wrow[i]] - z) * s;
+    }
+  }
+}
+
+static KV_ATTR void FN(qg_deq)(const qg_job* j, int64_t n, int64_t k0, int64_t k1, float* out) {
+  switch (j->kind8) {
+    case 0: FN(qg_deq_k)(j, n, k0, k1, out, 0); break;
+    case QG8_I8: FN(qg_deq_k)(j, n, k0, k1, out, QG8_I8); break;
+    case QG8_U8: FN(qg_deq_k)(j, n, k0, k1, out, QG8_U8); break;
+    case QG8_E4M3FN: FN(qg_deq_k)(j, n, k0, k1, out, QG8_E4M3FN); break;
+    default: FN(qg_deq_k)(j, n, k0, k1, out, QG8_E5M2); break;
+  }
+}
+
+/* One row of A (GEMV) by 4-bit codes whose blocks are whole groups of
+ * 2 * VW codes (or one block per row): c[n] = a . w_n for n in [n0, n1).
+ * A group's VW bytes widen to lanes whose low nibbles are its even codes
+ * and high nibbles its odd codes, so a is first copied, QG_KA values at a
+ * time, with each group's even elements before its odd ones; then every
+ * group costs a widening load, two table permutes and two FMAs, and the
+ * product streams the packed codes. */
+KF void FN(qg_gemv4_k)(const qg_job* j, int64_t n0, int64_t n1, int f32_scales, int zp) {
+  const int64_t G = 2 * VW;
+  float ap[QG_KA] __attribute__((aligned(64)));
+  V lutv[QG_TABS];
+  for (int h = 0; h < QG_TABS; h++) lutv[h] = FN(vld)(j->lut + h * VW);
+  const int64_t row_bytes = j->kw / 2, block = j->block;
+  /* Chunks of whole blocks where blocks are small. */
+  const int64_t ka = block <= QG_KA ? QG_KA / block * block : QG_KA;
+  for (int64_t k0 = 0; k0 < j->k; k0 += ka) {
+    const int64_t k1 = KMIN(j->k, k0 + ka);
+    const int64_t kg = k0 + (k1 - k0) / G * G; /* the end of the whole groups */
+    for (int64_t g = k0; g < kg; g += G) {
+      const V x0 = FN(vld)(j->a + g), x1 = FN(vld)(j->a + g + VW);
+      FN(vst)(ap + (g - k0), QG_EVEN(x0, x1));
+      FN(vst)(ap + (g - k0) + VW, QG_ODD(x0, x1));
+    }
+    /* Blocks wholly in the chunk's groups (when blocks are small, the
+     * chunk starts on a block). */
+    const int64_t nfull = block <= QG_KA ? (kg - k0) / block : 0;
+    const int64_t b0 = k0 / block;
+    /* Two columns at a time (four independent accumulator chains); a lone
+     * last column is computed twice. */
+    for (int64_t n = n0; n < n1; n += 2) {
+      const int64_t nn = KMIN(n + 1, n1 - 1);
+      const uint8_t* wrow = j->w + n * row_bytes;
+      const uint8_t* wrow1 = j->w + nn * row_bytes;
+      V acc0 = (V)0.0f, acc1 = (V)0.0f, acc2 = (V)0.0f, acc3 = (V)0.0f;
+      float tail = 0.0f, tail1 = 0.0f;
+      for (int64_t q = 0; q < nfull; q++) {
+        const int64_t b = b0 + q;
+        float s, s1;
+        if (f32_scales) {
+          s = ((const float*)j->scales)[n * j->nblocks + b];
+          s1 = ((const float*)j->scales)[nn * j->nblocks + b];
+        } else {
+          s = j->slut[((const uint8_t*)j->scales)[n * j->nblocks + b]];
+          s1 = j->slut[((const uint8_t*)j->scales)[nn * j->nblocks + b]];
+        }
+        V tab[QG_TABS], tab1[QG_TABS];
+        if (zp) {
+          const float z = FN(qg_zero)(j, n, b), z1 = FN(qg_zero)(j, nn, b);
+          for (int h = 0; h < QG_TABS; h++) {
+            tab[h] = (lutv[h] - z) * s;
+            tab1[h] = (lutv[h] - z1) * s1;
+          }
+        } else {
+          for (int h = 0; h < QG_TABS; h++) {
+            tab[h] = lutv[h] * s;
+            tab1[h] = lutv[h] * s1;
+          }
+        }
+        const int64_t off = (k0 + q * block) >> 1;
+        const uint8_t *p = wrow + off, *p1 = wrow1 + off;
+        const float* aq = ap + q * block;
+        for (int64_t g = 0; g < block; g += G) {
+          const VI x = __builtin_convertvector(*(const FN(qg_b)*)(p + (g >> 1)), VI);
+          const VI x1 = __builtin_convertvector(*(const FN(qg_b)*)(p1 + (g >> 1)), VI);
+          const V e = FN(vld)(aq + g), o = FN(vld)(aq + g + VW);
+          acc0 += e * FN(qg_lk)(tab, x & 15);
+          acc1 += o * FN(qg_lk)(tab, x >> 4);
+          acc2 += e * FN(qg_lk)(tab1, x1 & 15);
+          acc3 += o * FN(qg_lk)(tab1, x1 >> 4);
+        }
+      }
+      /* The rest of the chunk: blocks larger than the chunk, partial
+       * blocks and the codes after the last whole group. */
+      for (int64_t b = b0 + nfull; b * block < k1; b++) {
+        const int64_t s0 = KMAX(k0, b * block), s1 = KMIN(k1, (b + 1) * block);
+        const int64_t sg = KMIN(s1, kg);
+        const float s = qg_scale(j, n, b), z = FN(qg_zero)(j, n, b);
+        const float sn = qg_scale(j, nn, b), zn = FN(qg_zero)(j, nn, b);
+        V tab[QG_TABS], tab1[QG_TABS];
+        for (int h = 0; h < QG_TABS; h++) {
+          tab[h] = (lutv[h] - z) * s;
+          tab1[h] = (lutv[h] - zn) * sn;
+        }
+        int64_t i = s0;
+        for (; i < sg; i += G) {
+          const VI x = __builtin_convertvector(*(const FN(qg_b)*)(wrow + (i >> 1)), VI);
+          const VI x1 = __builtin_convertvector(*(const FN(qg_b)*)(wrow1 + (i >> 1)), VI);
+          const V e = FN(vld)(ap + (i - k0)), o = FN(vld)(ap + (i - k0) + VW);
+          acc0 += e * FN(qg_lk)(tab, x & 15);
+          acc1 += o * FN(qg_lk)(tab, x >> 4);
+          acc2 += e * FN(qg_lk)(tab1, x1 & 15);
+          acc3 += o * FN(qg_lk)(tab1, x1 >> 4);
+        }
+        for (; i < s1; i++) {
+          tail += j->a[i] * ((j->lut[qg_code(wrow, 4, i)] - z) * s);
+          tail1 += j->a[i] * ((j->lut[qg_code(wrow1, 4, i)] - zn) * sn);
+        }
+      }
+      const float t = FN(hsum)(acc0 + acc1) + tail;
+      j->c[n] = k0 == 0 ? t : j->c[n] + t;
+      if (nn != n) {
+        const float t1 = FN(hsum)(acc2 + acc3) + tail1;
+        j->c[nn] = k0 == 0 ? t1 : j->c[nn] + t1;
+      }
+    }
+  }
+}
+
+static KV_ATTR void FN(qg_gemv4)(const void* job, int64_t n0, int64_t n1) {
+  const qg_job* j = (const qg_job*)job;
+  const int f32_scales = j->scale_bits == 32;
+  if (j->zp)
+    FN(qg_gemv4_k)(j, n0, n1, f32_scales, 1);
+  else if (f32_scales)
+    FN(qg_gemv4_k)(j, n0, n1, 1, 0);
+  else
+    FN(qg_gemv4_k)(j, n0, n1, 0, 0);
+}
+
+/* One row of A by 4-bit codes in blocks of other sizes: the codes are
+ * interleaved back into order in registers (two byte unpacks more per
+ * group). */
+static KV_ATTR void FN(qg_gemv4i)(const void* job, int64_t n0, int64_t n1) {
+  const qg_job* j = (const qg_job*)job;
+  const float* a = j->a;
+  V lutv[QG_TABS];
+  for (int h = 0; h < QG_TABS; h++) lutv[h] = FN(vld)(j->lut + h * VW);
+  for (int64_t n = n0; n < n1; n++) {
+    const uint8_t* wrow = j->w + n * (j->kw / 2);
+    V acc0 = (V)0.0f, acc1 = (V)0.0f;
+    float tail = 0.0f;
+    for (int64_t b = 0; b < j->nblocks; b++) {
+      const int64_t s0 = b * j->block, s1 = KMIN(j->k, s0 + j->block);
+      if (s0 >= s1) break;
+      const float s = qg_scale(j, n, b), z = FN(qg_zero)(j, n, b);
+      V tab[QG_TABS];
+      for (int h = 0; h < QG_TABS; h++) tab[h] = (lutv[h] - z) * s;
+      int64_t i = s0;
+      if ((i & 1) == 0) {
+        for (; i + 2 * VW <= s1; i += 2 * VW) {
+          V w0, w1;
+          FN(qg_dec4)(wrow + (i >> 1), tab, &w0, &w1);
+          acc0 += FN(vld)(a + i) * w0;
+          acc1 += FN(vld)(a + i + VW) * w1;
+        }
+        if (i + VW <= s1) {
+          acc0 += FN(vld)(a + i) * FN(qg_dec4h)(wrow + (i >> 1), tab);
+          i += VW;
+        }
+      }
+      for (; i < s1; i++) tail += a[i] * ((j->lut[qg_code(wrow, 4, i)] - z) * s);
+    }
+    j->c[n] = FN(hsum)(acc0 + acc1) + tail;
+  }
+}
+
+/* One row of A by 8-bit codes: per block, sum a.v of the unscaled values
+ * (and sum a with zero points), then add s * (a.v - z * sum a). */
+KF void FN(qg_gemv8_k)(const qg_job* j, int64_t n0, int64_t n1, int kind, int zp) {
+  const float* a = j->a;
+  for (int64_t n = n0; n < n1; n++) {
+    const uint8_t* wrow = j->w + n * j->kw;
+    V tot = (V)0.0f;
+    float tail = 0.0f;
+    for (int64_t b = 0; b < j->nblocks; b++) {
+      const int64_t s0 = b * j->block, s1 = KMIN(j->k, s0 + j->block);
+      if (s0 >= s1) break;
+      const float s = qg_scale(j, n, b), z = zp ? FN(qg_zero)(j, n, b) : 0.0f;
+      V acc0 = (V)0.0f, acc1 = (V)0.0f, acc2 = (V)0.0f, acc3 = (V)0.0f, sa = (V)0.0f;
+      float dt = 0.0f, st = 0.0f;
+      int64_t i = s0;
+      for (; i + 4 * VW <= s1; i += 4 * VW) {
+        const V a0 = FN(vld)(a + i), a1 = FN(vld)(a + i + VW);
+        const V a2 = FN(vld)(a + i + 2 * VW), a3 = FN(vld)(a + i + 3 * VW);
+        acc0 += a0 * FN(qg_dec8)(wrow + i, kind);
+        acc1 += a1 * FN(qg_dec8)(wrow + i + VW, kind);
+        acc2 += a2 * FN(qg_dec8)(wrow + i + 2 * VW, kind);
+        acc3 += a3 * FN(qg_dec8)(wrow + i + 3 * VW, kind);
+        if (zp) sa += (a0 + a1) + (a2 + a3);
+      }
+      acc0 += acc2;
+      acc1 += acc3;
+      for (; i + VW <= s1; i += VW) {
+        const V a0 = FN(vld)(a + i);
+        acc0 += a0 * FN(qg_dec8)(wrow + i, kind);
+        if (zp) sa += a0;
+      }
+      for (; i < s1; i++) {
+        dt += a[i] * j->lut[wrow[i]];
+        st += a[i];
+      }
+      if (zp) {
+        tot += (acc0 + acc1 - z * sa) * s;
+        tail += (dt - z * st) * s;
+      } else {
+        tot += (acc0 + acc1) * s;
+        tail += dt * s;
+      }
+    }
+    j->c[n] = FN(hsum)(tot) + tail;
+  }
+}
+
+static KV_ATTR void FN(qg_gemv8)(const void* job, int64_t n0, int64_t n1) {
+  const qg_job* j = (const qg_job*)job;
+  const int zp = j->zp != 0;
+  switch (j->kind8 * 2 + zp) {
+    case QG8_I8 * 2: FN(qg_gemv8_k)(j, n0, n1, QG8_I8, 0); break;
+    case QG8_I8 * 2 + 1: FN(qg_gemv8_k)(j, n0, n1, QG8_I8, 1); break;
+    case QG8_U8 * 2: FN(qg_gemv8_k)(j, n0, n1, QG8_U8, 0); break;
+    case QG8_U8 * 2 + 1: FN(qg_gemv8_k)(j, n0, n1, QG8_U8, 1); break;
+    case QG8_E4M3FN * 2: FN(qg_gemv8_k)(j, n0, n1, QG8_E4M3FN, 0); break;
+    case QG8_E4M3FN * 2 + 1: FN(qg_gemv8_k)(j, n0, n1, QG8_E4M3FN, 1); break;
+    case QG8_E5M2 * 2: FN(qg_gemv8_k)(j, n0, n1, QG8_E5M2, 0); break;
+    default: FN(qg_gemv8_k)(j, n0, n1, QG8_E5M2, 1); break;
+  }
+}
+
+/* Rows [0, m) of A times the QG_NC dequantized columns in buf (QG_KC apart),
+ * over len values from k0; adds to (or, at k0 = 0, stores) c[r][n + q] for
+ * the first nc columns. */
+static KV_ATTR void FN(qg_rows)(const qg_job* j, int64_t n, int nc, int64_t k0, int64_t len,
+                                const float* buf) {
+  const int64_t nv = len / VW * VW;
+  int64_t r = 0;
+  for (; r + QG_RB <= j->m; r += QG_RB) {
+    const float* ar = j->a + r * j->lda + k0;
+    V acc[QG_RB][QG_NC];
+    for (int x = 0; x < QG_RB; x++)
+      for (int q = 0; q < QG_NC; q++) acc[x][q] = (V)0.0f;
+    for (int64_t i = 0; i < nv; i += VW) {
+      V w[QG_NC];
+      for (int q = 0; q < QG_NC; q++) w[q] = FN(vld)(buf + q * QG_KC + i);
+      for (int x = 0; x < QG_RB; x++) {
+        const V av = FN(vld)(ar + x * j->lda + i);
+        for (int q = 0; q < QG_NC; q++) acc[x][q] += av * w[q];
+      }
+    }
+    for (int x = 0; x < QG_RB; x++)
+      for (int q = 0; q < nc; q++) {
+        float t = FN(hsum)(acc[x][q]);
+        for (int64_t i = nv; i < len; i++) t += ar[x * j->lda + i] * buf[q * QG_KC + i];
+        float* cp = j->c + (r + x) * j->ldc + n + q;
+        *cp = k0 == 0 ? t : *cp + t;
+      }
+  }
+  for (; r < j->m; r++) {
+    const float* ar = j->a + r * j->lda + k0;
+    V acc[QG_NC];
+    for (int q = 0; q < QG_NC; q++) acc[q] = (V)0.0f;
+    for (int64_t i = 0; i < nv; i += VW) {
+      const V av = FN(vld)(ar + i);
+      for (int q = 0; q < QG_NC; q++) acc[q] += av * FN(vld)(buf + q * QG_KC + i);
+    }
+    for (int q = 0; q < nc; q++) {
+      float t = FN(hsum)(acc[q]);
+      for (int64_t i = nv; i < len; i++) t += ar[i] * buf[q * QG_KC + i];
+      float* cp = j->c + r * j->ldc + n + q;
+      *cp = k0 == 0 ? t : *cp + t;
+    }
+  }
+}
+
+/* Several rows of A: QG_NC columns at a time, dequantized a chunk of QG_KC
+ * values at a time into buf and multiplied with every row. A missing last
+ * column repeats the previous one (its sums are not stored). */
+static KV_ATTR void FN(qg_gemm)(const void* job, int64_t n0, int64_t n1) {
+  const qg_job* j = (const qg_job*)job;
+  float buf[QG_NC * QG_KC] __attribute__((aligned(64)));
+  for (int64_t n = n0; n < n1; n += QG_NC) {
+    const int nc = (int)KMIN(QG_NC, n1 - n);
+    for (int64_t k0 = 0; k0 < j->k; k0 += QG_KC) {
+      const int64_t k1 = KMIN(j->k, k0 + QG_KC);
+      for (int q = 0; q < QG_NC; q++) FN(qg_deq)(j, n + KMIN(q, nc - 1), k0, k1, buf + q * QG_KC);
+      FN(qg_rows)(j, n, nc, k0, k1 - k0, buf);
+    }
+  }
+}
+#undef QG_TABS
+#undef QG_ILO
+#undef QG_IHI
+#undef QG_IH
+#undef QG_EVEN
+#undef QG_ODD
+#endif
+
 KHIDDEN KV_ATTR void FN(kiln_k_qgemm)(const int64_t* args) {
   float lut[256], slut[256];
   qg_job j;
@@ -239,5 +702,21 @@ KHIDDEN KV_ATTR void FN(kiln_k_qgemm)(const int64_t* args) {
   j.k = slot_i(args, KILN_QGEMM_K);
   int64_t n = slot_i(args, KILN_QGEMM_N);
   if (j.bits == 0 || j.scale_bits == 0 || j.block <= 0 || j.m <= 0 || n <= 0) return;
-  FN(split_rows)(FN(qg_cols), &j, n, (double)j.m * (double)j.k * 2.0 + (double)j.k * 4.0);
+  const double work = (double)j.m * (double)j.k * 2.0 + (double)j.k * 4.0;
+#if KV_W == 8 || KV_W == 16
+  /* Formats decoded in registers: 4-bit codes through the table, the
+   * integer and OCP FP8 bytes by conversion. */
+  j.kind8 = j.bits == 8 ? FN(qg_kind8)(slot_i(args, KILN_QGEMM_CODE)) : 0;
+  if (j.bits == 4 || j.kind8) {
+    FN(rows_fn) fn = FN(qg_gemm);
+    if (j.m == 1 && j.bits == 4)
+      fn = j.block % (2 * VW) == 0 || j.block >= j.k ? FN(qg_gemv4) : FN(qg_gemv4i);
+    else if (j.m == 1)
+      fn = FN(qg_gemv8);
+    FN(split_rows)(fn, &j, n, work);
+    return;
+  }
+#endif
+  j.kind8 = 0;
+  FN(split_rows)(FN(qg_cols), &j, n, work);
 }

@@ -560,15 +560,89 @@ fn residuals_of_long_reductions_are_not_overwritten() {
     );
 }
 
+/// A graph `y = quant.matmul(x, codes, scales[, zero points])` whose
+/// packed weights are derived from random f32 weights by `scheme`.
+fn qmatmul_kir(rng: &mut Rng, scheme: &str, block: usize, (m, k, n): (u64, u64, u64)) -> String {
+    use kiln_ir::codec::block::{blocks_per_row, padded_k, Scheme};
+    let s = Scheme::parse(scheme).unwrap();
+    let w = rng.vec(k * n, 0.3);
+    let code_dt = s.code_dtype();
+    let kp = padded_k(k as usize, block, code_dt) as u64;
+    let nb = blocks_per_row(k as usize, block) as u64;
+    let derived = |part: &str, ty: String| {
+        format!(
+            "weight @w.{part} : {ty} = derived<quant.quantize_weight {{axis = 0, block_size = {block}, part = \"{part}\", scheme = \"{scheme}\"}}>(@w)\n"
+        )
+    };
+    let codes_ty = format!("tensor<{n}x{kp}x{code_dt}>");
+    let scales_ty = format!("tensor<{n}x{nb}x{}>", s.scale_dtype());
+    let zcols = kiln_ir::codec::block::zero_point_cols(nb as usize, code_dt);
+    let zp_ty = format!("tensor<{n}x{zcols}x{code_dt}>");
+    let mut kir = weight("w", &[k, n], &w);
+    kir += &derived("codes", codes_ty.clone());
+    kir += &derived("scales", scales_ty.clone());
+    let mut body = format!(
+        "  %c = nn.constant {{value = @w.codes}} : {codes_ty}\n  %s = nn.constant {{value = @w.scales}} : {scales_ty}\n"
+    );
+    let mut operands = "%x, %c, %s".to_string();
+    if s.has_zero_point() {
+        kir += &derived("zero_points", zp_ty.clone());
+        body += &format!("  %z = nn.constant {{value = @w.zero_points}} : {zp_ty}\n");
+        operands += ", %z";
+    }
+    kir += &format!(
+        "graph @g(%x: {}) -> ({}) {{\n{body}  %y = quant.matmul {operands} {{block_size = {block}}} : {}\n  return %y\n}}\n",
+        ty(&[m, k]),
+        ty(&[m, n]),
+        ty(&[m, n]),
+    );
+    kir
+}
+
+/// The targets quantized products are checked on: portable CPU levels only
+/// (a host build may record CPU features a virtual machine hides): the
+/// SSE2 baseline (the table-decoding path), AVX2 (8-lane permutes) and,
+/// where this machine has AVX-512, `x86-64-v4` (16-lane permutes).
+fn quant_targets() -> Vec<Target> {
+    let host = Target::host().unwrap();
+    if host.arch() != kiln_codegen::Arch::X86_64 {
+        return vec![host];
+    }
+    let mut cpus = vec!["x86-64-v3", "x86-64"];
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx512bw")
+        && std::arch::is_x86_feature_detected!("avx512cd")
+        && std::arch::is_x86_feature_detected!("avx512dq")
+        && std::arch::is_x86_feature_detected!("avx512vl")
+    {
+        cpus.push("x86-64-v4");
+    }
+    cpus.iter().map(|c| Target::parse(c).unwrap()).collect()
+}
+
+fn check_qmatmul(rng: &mut Rng, scheme: &str, block: usize, (m, k, n): (u64, u64, u64)) {
+    let kir = qmatmul_kir(rng, scheme, block, (m, k, n));
+    for t in &quant_targets() {
+        check_on(
+            t,
+            &format!("quant.matmul {scheme} block {block} {m}x{k}x{n}"),
+            &kir,
+            &[("x", &[m, k])],
+            &["qgemm"],
+            tol_k(k),
+        );
+    }
+}
+
 /// `quant.matmul` over block-quantized derived weights of every scheme:
 /// the qgemm kernel decodes the packed codes as it multiplies, against the
 /// interpreter running the same quantized graph (the quantization itself is
 /// checked in kiln-ir and kiln-passes).
 #[test]
 fn quantized_matmuls_decode_weights_in_the_kernel() {
-    use kiln_ir::codec::block::{blocks_per_row, padded_k, Scheme};
     let mut rng = Rng(11);
-    for (scheme, block, (m, k, n)) in [
+    for (scheme, block, mkn) in [
         ("nf4", 64, (1, 70, 13)),
         ("nf4", 32, (5, 128, 33)),
         ("int4", 32, (1, 67, 7)),
@@ -581,58 +655,46 @@ fn quantized_matmuls_decode_weights_in_the_kernel() {
         ("fp8-e5m2", 128, (1, 257, 3)),
         ("mxfp4", 32, (2, 64, 11)),
     ] {
-        let s = Scheme::parse(scheme).unwrap();
-        let w = rng.vec(k * n, 0.3);
-        let code_dt = s.code_dtype();
-        let kp = padded_k(k as usize, block, code_dt) as u64;
-        let nb = blocks_per_row(k as usize, block) as u64;
-        let derived = |part: &str, ty: String| {
-            format!(
-                "weight @w.{part} : {ty} = derived<quant.quantize_weight {{axis = 0, block_size = {block}, part = \"{part}\", scheme = \"{scheme}\"}}>(@w)\n"
-            )
-        };
-        let codes_ty = format!("tensor<{n}x{kp}x{code_dt}>");
-        let scales_ty = format!("tensor<{n}x{nb}x{}>", s.scale_dtype());
-        let zcols = kiln_ir::codec::block::zero_point_cols(nb as usize, code_dt);
-        let zp_ty = format!("tensor<{n}x{zcols}x{code_dt}>");
-        let mut kir = weight("w", &[k, n], &w);
-        kir += &derived("codes", codes_ty.clone());
-        kir += &derived("scales", scales_ty.clone());
-        let mut body = format!(
-            "  %c = nn.constant {{value = @w.codes}} : {codes_ty}\n  %s = nn.constant {{value = @w.scales}} : {scales_ty}\n"
-        );
-        let mut operands = "%x, %c, %s".to_string();
-        if s.has_zero_point() {
-            kir += &derived("zero_points", zp_ty.clone());
-            body += &format!("  %z = nn.constant {{value = @w.zero_points}} : {zp_ty}\n");
-            operands += ", %z";
-        }
-        kir += &format!(
-            "graph @g(%x: {}) -> ({}) {{\n{body}  %y = quant.matmul {operands} {{block_size = {block}}} : {}\n  return %y\n}}\n",
-            ty(&[m, k]),
-            ty(&[m, n]),
-            ty(&[m, n]),
-        );
-        // Portable targets only: the kernel has no variant-specific tile,
-        // and a host build may record CPU features a virtual machine hides.
-        let host = Target::host().unwrap();
-        let targets: Vec<Target> = if host.arch() == kiln_codegen::Arch::X86_64 {
-            ["x86-64-v3", "x86-64"]
-                .iter()
-                .map(|c| Target::parse(c).unwrap())
-                .collect()
-        } else {
-            vec![host]
-        };
-        for t in &targets {
-            check_on(
-                t,
-                &format!("quant.matmul {scheme} block {block} {m}x{k}x{n}"),
-                &kir,
-                &[("x", &[m, k])],
-                &["qgemm"],
-                tol_k(k),
-            );
-        }
+        check_qmatmul(&mut rng, scheme, block, mkn);
+    }
+}
+
+/// The register-decoding paths of qgemm (4-bit codes through a permuted
+/// table, 8-bit integers and FP8 by conversion; one row multiplied as it
+/// decodes, several rows through buffers of 512 values and 2 columns, 4
+/// rows at a time) at the sizes where their loops change: K of 1, primes,
+/// the 16- and 32-code steps and a block ± 1, above and below the 512-value
+/// buffer; N of 1, 2, 3 and primes (column pairs and a lone last column);
+/// M of 1 (GEMV), 3, 4 and 5 (row groups of 4 and the rest).
+#[test]
+fn quantized_matmul_register_decoding_at_odd_sizes() {
+    let mut rng = Rng(23);
+    for (scheme, block, mkn) in [
+        ("nf4", 64, (1, 1, 1)),
+        ("nf4", 64, (1, 63, 3)),
+        ("nf4", 64, (1, 65, 2)),
+        ("nf4", 64, (1, 1031, 37)),
+        ("nf4", 64, (4, 513, 5)),
+        ("nf4", 32, (5, 31, 1)),
+        ("nf4", 128, (3, 33, 7)),
+        ("int4", 32, (1, 97, 11)),
+        ("int4", 32, (5, 521, 3)),
+        ("uint4", 32, (1, 127, 5)),
+        ("uint4", 64, (4, 47, 2)),
+        ("nvfp4", 16, (1, 79, 3)),
+        ("nvfp4", 16, (3, 17, 4)),
+        ("mxfp4", 32, (1, 96, 7)),
+        ("fp8-e4m3", 0, (1, 1, 2)),
+        ("fp8-e4m3", 0, (1, 1031, 13)),
+        ("fp8-e4m3", 0, (5, 511, 3)),
+        ("fp8-e4m3", 64, (1, 65, 5)),
+        ("fp8-e5m2", 0, (1, 47, 3)),
+        ("fp8-e5m2", 32, (4, 33, 7)),
+        ("int8", 0, (1, 33, 5)),
+        ("int8", 32, (3, 97, 2)),
+        ("uint8", 0, (1, 17, 3)),
+        ("uint8", 16, (5, 53, 4)),
+    ] {
+        check_qmatmul(&mut rng, scheme, block, mkn);
     }
 }
