@@ -243,6 +243,7 @@ static KV_ATTR void FN(qg_cols)(const void* job, int64_t n0, int64_t n1) {
 typedef uint8_t FN(qg_b) __attribute__((ext_vector_type(VW), aligned(1)));
 typedef uint8_t FN(qg_bh) __attribute__((ext_vector_type(VW / 2), aligned(1)));
 typedef int8_t FN(qg_sb) __attribute__((ext_vector_type(VW), aligned(1)));
+typedef uint8_t FN(qg_b4) __attribute__((ext_vector_type(4 * VW), aligned(1)));
 typedef uint32_t FN(qg_vu) __attribute__((ext_vector_type(VW)));
 
 #if KV_W == 16
@@ -303,8 +304,10 @@ KF V FN(qg_dec4h)(const uint8_t* p, const V* tab) {
 #define QG8_E4M3FN 3
 #define QG8_E5M2 4
 
-/* The unscaled values of the VW 8-bit codes at p. */
-KF V FN(qg_dec8)(const uint8_t* p, int kind) {
+/* The unscaled values of the VW 8-bit codes at p; exact = 0 leaves the
+ * special FP8 codes (NaN, infinities) as finite values (for callers that
+ * look for them separately). */
+KF V FN(qg_dec8)(const uint8_t* p, int kind, int exact) {
   if (kind == QG8_U8) return __builtin_convertvector(*(const FN(qg_b)*)p, V);
   const VI x = __builtin_convertvector(*(const FN(qg_sb)*)p, VI);
   if (kind == QG8_I8) return __builtin_convertvector(x, V);
@@ -312,14 +315,20 @@ KF V FN(qg_dec8)(const uint8_t* p, int kind) {
   if (kind == QG8_E4M3FN) {
     /* sign to bit 31, exponent and mantissa to bits 26..20; 0x7F is NaN. */
     FN(qg_vu) bits = (u << 20) & 0x87F00000u;
-    bits = mag == 0x7Fu ? (FN(qg_vu))0x7FC00000u : bits;
+    if (exact) bits = mag == 0x7Fu ? (FN(qg_vu))0x7FC00000u : bits;
     return (V)bits * 0x1p120f;
   }
   /* E5M2: sign to bit 31, exponent and mantissa to bits 27..21; the top
    * exponent is infinity (mantissa 0) or NaN. */
   FN(qg_vu) bits = (u << 21) & 0x8FE00000u;
-  bits = mag >= 0x7Cu ? bits | 0x7F800000u : bits;
+  if (exact) bits = mag >= 0x7Cu ? bits | 0x7F800000u : bits;
   return (V)bits * 0x1p112f;
+}
+
+/* The bits of a special FP8 code's magnitude (NaN, infinities: code & M
+ * == M), 0 for formats without. */
+KF int FN(qg_special8)(int kind) {
+  return kind == QG8_E4M3FN ? 0x7F : kind == QG8_E5M2 ? 0x7C : 0;
 }
 
 /* The 8-bit kind of code format fmt, 0 if it is decoded through the table. */
@@ -370,7 +379,7 @@ KF void FN(qg_deq_k)(const qg_job* j, int64_t n, int64_t k0, int64_t k1, float* 
       for (; i < s1; i++) out[i - k0] = (j->lut[qg_code(wrow, 4, i)] - z) * s;
     } else {
       const float c = -z * s;
-      for (; i + VW <= s1; i += VW) FN(vst)(out + (i - k0), FN(qg_dec8)(wrow + i, kind) * s + c);
+      for (; i + VW <= s1; i += VW) FN(vst)(out + (i - k0), FN(qg_dec8)(wrow + i, kind, 1) * s + c);
       for (; i < s1; i++) out[i - k0] = (j->lut[wrow[i]] - z) * s;
     }
   }
@@ -546,10 +555,15 @@ static KV_ATTR void FN(qg_gemv4i)(const void* job, int64_t n0, int64_t n1) {
  * (and sum a with zero points), then add s * (a.v - z * sum a). */
 KF void FN(qg_gemv8_k)(const qg_job* j, int64_t n0, int64_t n1, int kind, int zp) {
   const float* a = j->a;
+  const uint8_t special = (uint8_t)FN(qg_special8)(kind);
   for (int64_t n = n0; n < n1; n++) {
     const uint8_t* wrow = j->w + n * j->kw;
     V tot = (V)0.0f;
     float tail = 0.0f;
+    /* The main loop decodes FP8 without its special codes and keeps the
+     * largest code & special instead; a row that has one is summed again
+     * through the table. */
+    FN(qg_b4) sp = (FN(qg_b4))0;
     for (int64_t b = 0; b < j->nblocks; b++) {
       const int64_t s0 = b * j->block, s1 = KMIN(j->k, s0 + j->block);
       if (s0 >= s1) break;
@@ -560,17 +574,18 @@ KF void FN(qg_gemv8_k)(const qg_job* j, int64_t n0, int64_t n1, int kind, int zp
       for (; i + 4 * VW <= s1; i += 4 * VW) {
         const V a0 = FN(vld)(a + i), a1 = FN(vld)(a + i + VW);
         const V a2 = FN(vld)(a + i + 2 * VW), a3 = FN(vld)(a + i + 3 * VW);
-        acc0 += a0 * FN(qg_dec8)(wrow + i, kind);
-        acc1 += a1 * FN(qg_dec8)(wrow + i + VW, kind);
-        acc2 += a2 * FN(qg_dec8)(wrow + i + 2 * VW, kind);
-        acc3 += a3 * FN(qg_dec8)(wrow + i + 3 * VW, kind);
+        acc0 += a0 * FN(qg_dec8)(wrow + i, kind, 0);
+        acc1 += a1 * FN(qg_dec8)(wrow + i + VW, kind, 0);
+        acc2 += a2 * FN(qg_dec8)(wrow + i + 2 * VW, kind, 0);
+        acc3 += a3 * FN(qg_dec8)(wrow + i + 3 * VW, kind, 0);
+        if (special) sp = __builtin_elementwise_max(sp, *(const FN(qg_b4)*)(wrow + i) & special);
         if (zp) sa += (a0 + a1) + (a2 + a3);
       }
       acc0 += acc2;
       acc1 += acc3;
       for (; i + VW <= s1; i += VW) {
         const V a0 = FN(vld)(a + i);
-        acc0 += a0 * FN(qg_dec8)(wrow + i, kind);
+        acc0 += a0 * FN(qg_dec8)(wrow + i, kind, 1);
         if (zp) sa += a0;
       }
       for (; i < s1; i++) {
@@ -585,7 +600,21 @@ KF void FN(qg_gemv8_k)(const qg_job* j, int64_t n0, int64_t n1, int kind, int zp
         tail += dt * s;
       }
     }
-    j->c[n] = FN(hsum)(tot) + tail;
+    float r = FN(hsum)(tot) + tail;
+    if (special && __builtin_reduce_max(sp) == special) {
+      r = 0.0f;
+      for (int64_t b = 0; b < j->nblocks; b++) {
+        const int64_t s0 = b * j->block, s1 = KMIN(j->k, s0 + j->block);
+        const float s = qg_scale(j, n, b), z = zp ? FN(qg_zero)(j, n, b) : 0.0f;
+        float dt = 0.0f, st = 0.0f;
+        for (int64_t i = s0; i < s1; i++) {
+          dt += a[i] * j->lut[wrow[i]];
+          st += a[i];
+        }
+        r += (dt - z * st) * s;
+      }
+    }
+    j->c[n] = r;
   }
 }
 
