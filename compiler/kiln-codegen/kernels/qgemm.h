@@ -231,12 +231,16 @@ static KV_ATTR void FN(qg_cols)(const void* job, int64_t n0, int64_t n1) {
  *
  * A product with one row (GEMV) multiplies as it decodes, and is bound by
  * the stream of packed codes; with more rows, QG_NC columns at a time are
- * decoded into stack buffers of QG_KC values and every row of A is
- * multiplied with them (QG_RB rows x QG_NC columns of accumulators). */
+ * decoded into stack buffers of QG_KC values and every row of A (copied
+ * QG_MB rows at a time) is multiplied with them (QG_RB rows x QG_NC
+ * columns of accumulators). */
 #ifndef QG_KC
-#define QG_KC 512
+#define QG_KC 256
 #define QG_NC 2
 #define QG_RB 4
+#define QG_MB 16
+#define QG_LDP (QG_KC + 16)
+#define QG_PF 16
 #define QG_KA 4096
 #endif
 
@@ -279,6 +283,23 @@ KF V FN(qg_lk)(const V* tab, VI x) {
   return (x & 8) != 0 ? hi : lo;
 }
 #endif
+
+typedef float FN(qg_v4) __attribute__((ext_vector_type(4)));
+/* The sum of v's lanes as a tree (halves added), a short dependency chain
+ * where qg_rows adds up its accumulators after every chunk. */
+KF float FN(qg_hsum)(V v) {
+#if KV_W == 16
+  typedef float v8 __attribute__((ext_vector_type(8)));
+  const v8 h8 = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) +
+                __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
+  const FN(qg_v4) h4 =
+      __builtin_shufflevector(h8, h8, 0, 1, 2, 3) + __builtin_shufflevector(h8, h8, 4, 5, 6, 7);
+#else
+  const FN(qg_v4) h4 =
+      __builtin_shufflevector(v, v, 0, 1, 2, 3) + __builtin_shufflevector(v, v, 4, 5, 6, 7);
+#endif
+  return (h4[0] + h4[2]) + (h4[1] + h4[3]);
+}
 
 /* The 2 * VW values of the 4-bit codes in the VW bytes at p (code 2q in the
  * low nibble of byte q), looked up in tab. */
@@ -633,15 +654,15 @@ static KV_ATTR void FN(qg_gemv8)(const void* job, int64_t n0, int64_t n1) {
   }
 }
 
-/* Rows [0, m) of A times the QG_NC dequantized columns in buf (QG_KC apart),
- * over len values from k0; adds to (or, at k0 = 0, stores) c[r][n + q] for
- * the first nc columns. */
-static KV_ATTR void FN(qg_rows)(const qg_job* j, int64_t n, int nc, int64_t k0, int64_t len,
-                                const float* buf) {
+/* Rows [0, m) of the packed A chunk ap (row stride QG_LDP) times the QG_NC
+ * dequantized columns in buf (QG_KC apart), over len values; adds to (or,
+ * at k0 = 0, stores) c[r * ldc + n + q] for the first nc columns. */
+static KV_ATTR void FN(qg_rows)(const float* ap, int64_t m, float* c, int64_t ldc, int64_t n,
+                                int nc, int64_t k0, int64_t len, const float* buf) {
   const int64_t nv = len / VW * VW;
   int64_t r = 0;
-  for (; r + QG_RB <= j->m; r += QG_RB) {
-    const float* ar = j->a + r * j->lda + k0;
+  for (; r + QG_RB <= m; r += QG_RB) {
+    const float* ar = ap + r * QG_LDP;
     V acc[QG_RB][QG_NC];
     for (int x = 0; x < QG_RB; x++)
       for (int q = 0; q < QG_NC; q++) acc[x][q] = (V)0.0f;
@@ -649,20 +670,20 @@ static KV_ATTR void FN(qg_rows)(const qg_job* j, int64_t n, int nc, int64_t k0, 
       V w[QG_NC];
       for (int q = 0; q < QG_NC; q++) w[q] = FN(vld)(buf + q * QG_KC + i);
       for (int x = 0; x < QG_RB; x++) {
-        const V av = FN(vld)(ar + x * j->lda + i);
+        const V av = FN(vld)(ar + x * QG_LDP + i);
         for (int q = 0; q < QG_NC; q++) acc[x][q] += av * w[q];
       }
     }
     for (int x = 0; x < QG_RB; x++)
       for (int q = 0; q < nc; q++) {
-        float t = FN(hsum)(acc[x][q]);
-        for (int64_t i = nv; i < len; i++) t += ar[x * j->lda + i] * buf[q * QG_KC + i];
-        float* cp = j->c + (r + x) * j->ldc + n + q;
+        float t = FN(qg_hsum)(acc[x][q]);
+        for (int64_t i = nv; i < len; i++) t += ar[x * QG_LDP + i] * buf[q * QG_KC + i];
+        float* cp = c + (r + x) * ldc + n + q;
         *cp = k0 == 0 ? t : *cp + t;
       }
   }
-  for (; r < j->m; r++) {
-    const float* ar = j->a + r * j->lda + k0;
+  for (; r < m; r++) {
+    const float* ar = ap + r * QG_LDP;
     V acc[QG_NC];
     for (int q = 0; q < QG_NC; q++) acc[q] = (V)0.0f;
     for (int64_t i = 0; i < nv; i += VW) {
@@ -670,26 +691,47 @@ static KV_ATTR void FN(qg_rows)(const qg_job* j, int64_t n, int nc, int64_t k0, 
       for (int q = 0; q < QG_NC; q++) acc[q] += av * FN(vld)(buf + q * QG_KC + i);
     }
     for (int q = 0; q < nc; q++) {
-      float t = FN(hsum)(acc[q]);
+      float t = FN(qg_hsum)(acc[q]);
       for (int64_t i = nv; i < len; i++) t += ar[i] * buf[q * QG_KC + i];
-      float* cp = j->c + r * j->ldc + n + q;
+      float* cp = c + r * ldc + n + q;
       *cp = k0 == 0 ? t : *cp + t;
     }
   }
 }
 
-/* Several rows of A: QG_NC columns at a time, dequantized a chunk of QG_KC
- * values at a time into buf and multiplied with every row. A missing last
- * column repeats the previous one (its sums are not stored). */
+/* Several rows of A: per chunk of QG_KC values of K and block of QG_MB
+ * rows, the rows are copied to a stack buffer whose row stride is not a
+ * multiple of the cache's set stride (rows of A a power of two apart would
+ * evict each other from L1 between column pairs), then QG_NC columns at a
+ * time are dequantized into buf and multiplied with every copied row. A
+ * missing last column repeats the previous one (its sums are not stored). */
 static KV_ATTR void FN(qg_gemm)(const void* job, int64_t n0, int64_t n1) {
   const qg_job* j = (const qg_job*)job;
   float buf[QG_NC * QG_KC] __attribute__((aligned(64)));
-  for (int64_t n = n0; n < n1; n += QG_NC) {
-    const int nc = (int)KMIN(QG_NC, n1 - n);
-    for (int64_t k0 = 0; k0 < j->k; k0 += QG_KC) {
-      const int64_t k1 = KMIN(j->k, k0 + QG_KC);
-      for (int q = 0; q < QG_NC; q++) FN(qg_deq)(j, n + KMIN(q, nc - 1), k0, k1, buf + q * QG_KC);
-      FN(qg_rows)(j, n, nc, k0, k1 - k0, buf);
+  float ap[QG_MB * QG_LDP] __attribute__((aligned(64)));
+  const int64_t row_bytes = j->kw * j->bits / 8;
+  for (int64_t k0 = 0; k0 < j->k; k0 += QG_KC) {
+    const int64_t k1 = KMIN(j->k, k0 + QG_KC), len = k1 - k0;
+    const int64_t chunk_bytes = (len * j->bits + 7) >> 3;
+    for (int64_t m0 = 0; m0 < j->m; m0 += QG_MB) {
+      const int64_t mb = KMIN(QG_MB, j->m - m0);
+      for (int64_t r = 0; r < mb; r++) {
+        const float* src = j->a + (m0 + r) * j->lda + k0;
+        float* dst = ap + r * QG_LDP;
+        for (int64_t i = 0; i < len; i++) dst[i] = src[i];
+      }
+      for (int64_t n = n0; n < n1; n += QG_NC) {
+        const int nc = (int)KMIN(QG_NC, n1 - n);
+        /* The chunk's codes and scales of the columns QG_PF ahead: rows
+         * of codes a page or less apart defeat the hardware prefetchers. */
+        for (int64_t q = n + QG_PF; q < KMIN(n + QG_PF + QG_NC, n1); q++) {
+          const uint8_t* p = j->w + q * row_bytes + (k0 * j->bits >> 3);
+          for (int64_t o = 0; o < chunk_bytes; o += 64) __builtin_prefetch(p + o, 0, 3);
+          __builtin_prefetch((const uint8_t*)j->scales + (q * j->nblocks + k0 / j->block) * (j->scale_bits >> 3), 0, 3);
+        }
+        for (int q = 0; q < QG_NC; q++) FN(qg_deq)(j, n + KMIN(q, nc - 1), k0, k1, buf + q * QG_KC);
+        FN(qg_rows)(ap, mb, j->c + m0 * j->ldc, j->ldc, n, nc, k0, len, buf);
+      }
     }
   }
 }
