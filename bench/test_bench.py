@@ -122,7 +122,7 @@ class Generator(unittest.TestCase):
         # The manifest was written by an earlier run, so matching it also shows the generator is
         # deterministic. Models over 30 MB are left to `bench/models.py --check` (about 10 s).
         manifest = json.loads(models.MANIFEST.read_text())
-        self.assertEqual(sorted(manifest["models"]), sorted(models.BY_NAME))
+        self.assertEqual(sorted(manifest["models"]), sorted(s.name for s in models.FILE_SPECS))
         small = [n for n, m in manifest["models"].items() if sum(f["bytes"] for f in m["files"].values()) < 30e6]
         self.assertGreaterEqual(len(small), 6)
         with tempfile.TemporaryDirectory() as d:
@@ -148,6 +148,53 @@ class Generator(unittest.TestCase):
             data[-1] ^= 1
             p.write_bytes(bytes(data))
             self.assertFalse(models.cached("mlp_b1", Path(d), manifest))
+
+
+class Variants(unittest.TestCase):
+    def test_variant_rows_use_their_base_model(self):
+        for s in models.SPECS:
+            if s.base is None:
+                continue
+            with self.subTest(s.name):
+                base = models.BY_NAME[s.base]
+                self.assertIsNone(base.base)
+                self.assertEqual(models.build(s)[0].SerializeToString(), models.build(base)[0].SerializeToString())
+                self.assertTrue(s.kiln_flags)
+                self.assertIn(s.ort, ("fp32", "nbits4"))
+
+    def test_matmul_nbits_model_matches_f32(self):
+        # ORT's MatMulNBits form of a small MatMul (K not a multiple of the block): the same
+        # outputs as the f32 model up to 4-bit quantization error, a wrong packing is far off.
+        import onnxruntime as ort
+
+        rng = np.random.default_rng(3)
+        k, n = 100, 24
+        w = (rng.standard_normal((k, n)) / math.sqrt(k)).astype(F32)
+        m = graph_model([helper.make_node("MatMul", ["x", "w"], ["y"])], [("x", [5, k])], ["y"], [("w", w)])
+        with tempfile.TemporaryDirectory() as d:
+            src = Path(d) / "f32.onnx"
+            onnx.save(m, str(src))
+            q = suite.matmul_nbits_model(src, Path(d) / "q" / "model.onnx", block=32)
+            qm = onnx.load(str(q))
+            self.assertEqual([x.op_type for x in qm.graph.node], ["MatMulNBits"])
+            x = rng.standard_normal((5, k)).astype(F32)
+            want = x @ w
+            got = ort.InferenceSession(str(q), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+        rel = np.sqrt(((got - want) ** 2).mean() / (want**2).mean())
+        self.assertLess(rel, 0.15)
+        self.assertGreater(rel, 0.0)
+
+    def test_base_ratios(self):
+        def row(name, ms, base=None):
+            r = {"model": name, "title": name, "threads": {"1": {"kiln": {"median_ms": ms}, "ort": {"median_ms": 2.0}}}}
+            if base:
+                r["base"] = base
+            return r
+
+        report = {"models": [row("f", 4.0), row("q", 1.0, base="f"), row("lone", 1.0, base="absent")]}
+        rows = suite.base_ratios(report)
+        self.assertEqual([r["model"] for r in rows], ["q"])
+        self.assertEqual(rows[0]["threads"]["1"]["speedup"], 4.0)
 
 
 class Compare(unittest.TestCase):

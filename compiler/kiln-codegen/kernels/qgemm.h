@@ -10,7 +10,10 @@
  * threads. The values of the codes come from a 2^bits-entry table built
  * once per call from the code format (kiln_ir::codec's definitions:
  * integers, the NF4 code book, the small float formats), and for sub-byte
- * codes from a table of the values of every byte.
+ * codes from a table of the values of every byte. That scalar path serves
+ * the 4-lane variants and the formats below; the 8- and 16-lane variants
+ * decode 4-bit codes and 8-bit integers and OCP FP8 in registers (see
+ * "Vectorized decode").
  */
 
 #ifndef KILN_QGEMM_SHARED
@@ -227,7 +230,9 @@ static KV_ATTR void FN(qg_cols)(const void* job, int64_t n0, int64_t n1) {
  * widened and converted; E4M3FN and E5M2 are placed in the f32 bit pattern
  * (sign, exponent and mantissa shifted into place: E4M3's and E5M2's values
  * are those f32 bits times 2^120 and 2^112, subnormals included) with the
- * special codes (NaN, infinities) selected by a compare.
+ * special codes (NaN, infinities) selected by a compare, except in the
+ * GEMV's main loop, which only keeps the largest `code & special` of each
+ * row and sums a row that has a special code again through the table.
  *
  * A product with one row (GEMV) multiplies as it decodes, and is bound by
  * the stream of packed codes; with more rows, QG_NC columns at a time are

@@ -698,3 +698,120 @@ fn quantized_matmul_register_decoding_at_odd_sizes() {
         check_qmatmul(&mut rng, scheme, block, mkn);
     }
 }
+
+/// FP8 codes that are not finite numbers (E4M3FN's NaN; E5M2's infinities
+/// and NaN) and the subnormal and largest finite codes, in packed weights
+/// given byte by byte: the register decoding leaves specials out of its main
+/// loop and sums a row that has one again through the table, so each
+/// column must come out as the interpreter's (NaN where it has NaN, the
+/// same infinity, else within the tolerance), for one row (GEMV) and
+/// several, at 1 and 2 threads.
+#[test]
+fn quantized_matmul_fp8_special_codes() {
+    let k = 67u64;
+    let n = 6u64;
+    let mut rng = Rng(31);
+    for (dtype, specials) in [
+        ("f8e4m3fn", &[(1u64, 5u64, 0x7Fu8), (2, 66, 0xFF)][..]),
+        (
+            "f8e5m2",
+            &[(1, 5, 0x7C), (2, 66, 0xFC), (3, 9, 0x7D), (3, 40, 0x7C)][..],
+        ),
+    ] {
+        // Random finite codes: sign, then a magnitude below the specials.
+        let mut codes: Vec<u8> = (0..n * k)
+            .map(|_| {
+                let u = rng.uniform();
+                let mag = (u * 110.0) as u8; // below 0x7C and 0x7F
+                if rng.uniform() < 0.5 {
+                    mag | 0x80
+                } else {
+                    mag
+                }
+            })
+            .collect();
+        // Column 4: subnormals, zeros and the largest finite magnitude.
+        for (i, c) in codes[(4 * k) as usize..(5 * k) as usize]
+            .iter_mut()
+            .enumerate()
+        {
+            *c = [0x00, 0x80, 0x01, 0x87, 0x03, 0x82, 0x7B, 0xFB][i % 8];
+        }
+        if dtype == "f8e4m3fn" {
+            codes[(4 * k + 30) as usize] = 0x7E;
+        }
+        for &(col, at, code) in specials {
+            codes[(col * k + at) as usize] = code;
+        }
+        let scales: Vec<f32> = (0..n).map(|i| 0.01 * (i + 1) as f32).collect();
+        let mut kir = format!("weight @c : tensor<{n}x{k}x{dtype}> = dense<\"0x");
+        for c in &codes {
+            let _ = write!(kir, "{c:02X}");
+        }
+        kir += "\">\n";
+        kir += &weight("s", &[n, 1], &scales);
+        for m in [1u64, 3] {
+            let g = format!(
+                "{kir}graph @g(%x: {}) -> ({}) {{\n  %c = nn.constant {{value = @c}} : tensor<{n}x{k}x{dtype}>\n  %s = nn.constant {{value = @s}} : {}\n  %y = quant.matmul %x, %c, %s {{block_size = 0}} : {}\n  return %y\n}}\n",
+                ty(&[m, k]),
+                ty(&[m, n]),
+                ty(&[n, 1]),
+                ty(&[m, n]),
+            );
+            for t in &quant_targets() {
+                check_specials(
+                    t,
+                    &format!("{dtype} specials {m}x{k}x{n}"),
+                    &g,
+                    &[m, k],
+                    tol_k(k),
+                );
+            }
+        }
+    }
+}
+
+/// check_on for outputs that may hold NaN and infinities: the same
+/// non-finite values at the same places, finite ones within `tol`.
+fn check_specials(target: &Target, name: &str, kir: &str, xshape: &[u64], tol: f64) {
+    let name = &format!("{name} [{target}]");
+    let graph = kiln_ir::text::parse(kir, name, None)
+        .unwrap_or_else(|e| panic!("{name}: {}", e[0]))
+        .graph;
+    let mut rng = Rng(5);
+    let x = f32_tensor("x", xshape, &rng.vec(xshape.iter().product(), 1.0));
+    let expected = kiln_interp::run_graph(&graph, &[x.to_interp().unwrap()])
+        .unwrap_or_else(|e| panic!("{name}: interpreter: {e}"));
+    let want = HostTensor::from_interp("y", &expected[0]).to_f64().unwrap();
+    assert!(want.iter().any(|v| v.is_nan()), "{name}: no NaN expected");
+    let dir = tempfile::tempdir().unwrap();
+    let so = dir.path().join("model.so");
+    let mut opts = CompileOptions::new(target.clone(), Some(so.clone()));
+    opts.set_level(OptLevel::O3);
+    let art = compile(graph, &opts).unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert!(
+        art.kernels.iter().any(|s| s.starts_with("kiln_k_qgemm_")),
+        "{name}: qgemm not called ({:?})",
+        art.kernels
+    );
+    let session = Session::open(&so, &SessionOptions::default()).unwrap();
+    for threads in [1, 2] {
+        session.set_num_threads(threads).unwrap();
+        let got = session.run(std::slice::from_ref(&x)).unwrap()[0]
+            .to_f64()
+            .unwrap();
+        for (i, (&e, &g)) in want.iter().zip(&got).enumerate() {
+            let ok = if e.is_nan() {
+                g.is_nan()
+            } else if e.is_infinite() {
+                g == e
+            } else {
+                g.is_finite() && (g - e).abs() / e.abs().max(1.0) <= tol
+            };
+            assert!(
+                ok,
+                "{name} at {threads} threads: output {i}: expected {e}, got {g}"
+            );
+        }
+    }
+}
