@@ -872,7 +872,7 @@ def main() -> int:
     for row in report["vs_base"]:
         for t, x in row["threads"].items():
             print(
-                f"# {row['model']} @{t}: {x['speedup']:.2f}x faster than Kiln f32 ({row['base']}: "
+                f"# {row['model']} @{t}: Kiln f32 / Kiln = {x['speedup']:.2f} ({row['base']}: "
                 f"{x['kiln_f32_ms']:.3f} ms -> {x['kiln_ms']:.3f} ms; ORT {x['ort_ms']:.3f} ms)",
                 file=sys.stderr,
             )
