@@ -624,6 +624,25 @@ class Spec:
     ort: str = "fp32"
 
 
+def quantized(base: str, scheme: str) -> Spec:
+    """The variant row of suite row `base` compiled with `--quantize=scheme`: ONNX Runtime runs
+    MatMulNBits 4-bit for a 4-bit scheme, else the f32 model."""
+    b = next(s for s in SPECS if s.name == base)
+    four = scheme in ("nf4", "int4", "uint4", "mxfp4")
+    name = scheme.split("-")[0]
+    title = f"{b.title}, {scheme.upper()} (ORT: {'MatMulNBits 4-bit' if four else 'f32'})"
+    return Spec(
+        f"{base}_{name}",
+        b.build,
+        b.seed,
+        title,
+        0.3 if four else 0.1,
+        base=base,
+        kiln_flags=(f"--quantize={scheme}",),
+        ort="nbits4" if four else "fp32",
+    )
+
+
 SPECS: list[Spec] = [
     Spec("mlp_b1", mlp(1), 2001, "MLP 784-512-512-10, batch 1", 5e-5, quick=True),
     Spec("mlp_b64", mlp(64), 2001, "MLP 784-512-512-10, batch 64", 5e-5, quick=True),
@@ -637,47 +656,12 @@ SPECS: list[Spec] = [
     Spec("shufflenet_v2", shufflenet_v2, 2009, "ShuffleNet v2 x1.0", 1e-4),
     Spec("googlenet", googlenet, 2010, "Inception v1 (GoogLeNet)", 2e-4),
     Spec("resnet50", resnet50, 2011, "ResNet-50", 2e-4),
-    # Weight-only quantization: the GEMV and the batch-16 GEMM above, compiled with --quantize
-    # (compare their Kiln times with the f32 rows'), ONNX Runtime running MatMulNBits 4-bit
-    # (block 64, symmetric, its quantizer's RTN) for the 4-bit rows and the f32 model for FP8.
-    Spec(
-        "gemv_4096_nf4",
-        matmul(1, 4096, 4096),
-        2002,
-        "GEMV 1x4096x4096, NF4 (ORT: MatMulNBits 4-bit)",
-        0.3,
-        base="gemv_4096",
-        kiln_flags=("--quantize=nf4",),
-        ort="nbits4",
-    ),
-    Spec(
-        "gemv_4096_fp8",
-        matmul(1, 4096, 4096),
-        2002,
-        "GEMV 1x4096x4096, FP8 E4M3 (ORT: f32)",
-        0.1,
-        base="gemv_4096",
-        kiln_flags=("--quantize=fp8-e4m3",),
-    ),
-    Spec(
-        "matmul_16x4096x11008_nf4",
-        matmul(16, 4096, 11008),
-        2003,
-        "MatMul 16x4096x11008, NF4 (ORT: MatMulNBits 4-bit)",
-        0.3,
-        base="matmul_16x4096x11008",
-        kiln_flags=("--quantize=nf4",),
-        ort="nbits4",
-    ),
-    Spec(
-        "matmul_16x4096x11008_fp8",
-        matmul(16, 4096, 11008),
-        2003,
-        "MatMul 16x4096x11008, FP8 E4M3 (ORT: f32)",
-        0.1,
-        base="matmul_16x4096x11008",
-        kiln_flags=("--quantize=fp8-e4m3",),
-    ),
+]
+# Weight-only quantization: the GEMV and the batch-16 GEMM above, compiled with --quantize
+# (compare their Kiln times with the f32 rows'), ONNX Runtime running MatMulNBits 4-bit
+# (block 64, symmetric, its quantizer's RTN) for the 4-bit rows and the f32 model for FP8.
+SPECS += [
+    quantized(base, scheme) for base in ("gemv_4096", "matmul_16x4096x11008") for scheme in ("nf4", "fp8-e4m3")
 ]
 BY_NAME = {s.name: s for s in SPECS}
 # The rows with model files of their own (variant rows use their base's).
