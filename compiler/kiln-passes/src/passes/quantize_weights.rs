@@ -24,6 +24,7 @@ use crate::pattern::{self, Matcher};
 use crate::registry::PassInfo;
 use crate::rewrite::{sweep_pass, Direction, NewNode, Recipe, Val, WRef};
 use kiln_ir::codec::block::{Scheme, DOUBLE_QUANT_BLOCK};
+use kiln_ir::ops::QuantPart;
 use kiln_ir::{Attr, Attrs, DType, Dim, OpKind, TensorType, ValueId};
 
 /// Registry entry.
@@ -128,12 +129,12 @@ fn unsupported(what: String) -> PassError {
 }
 
 /// The attributes of one `quant.quantize_weight` part.
-fn qw_attrs(scheme: Scheme, block: usize, axis: i64, part: &str, double: bool) -> Attrs {
+fn qw_attrs(scheme: Scheme, block: usize, axis: i64, part: QuantPart, double: bool) -> Attrs {
     let mut a = Attrs::new();
-    a.insert("scheme".into(), Attr::Str(scheme.name().into()));
+    a.insert("scheme".into(), Attr::of_enum(scheme));
     a.insert("block_size".into(), Attr::Int(block as i64));
     a.insert("axis".into(), Attr::Int(axis));
-    a.insert("part".into(), Attr::Str(part.into()));
+    a.insert("part".into(), Attr::of_enum(part));
     a.insert("double_quant".into(), Attr::Bool(double));
     a
 }
@@ -199,7 +200,7 @@ pub fn plan(
     let mut r = Recipe::at(n);
     let kp = kiln_ir::codec::block::padded_k(k as usize, block, scheme.code_dtype()) as u64;
     let nb = kiln_ir::codec::block::blocks_per_row(k as usize, block) as u64;
-    let part = |r: &mut Recipe, part: &str, ty: TensorType| -> Val {
+    let part = |r: &mut Recipe, part: QuantPart, ty: TensorType| -> Val {
         let name = format!("{wname}.{}.{part}", scheme.name());
         let d = r.derived(
             &name,
@@ -212,7 +213,7 @@ pub fn plan(
     };
     let codes = part(
         &mut r,
-        "codes",
+        QuantPart::Codes,
         TensorType::fixed(scheme.code_dtype(), &[nn, kp]),
     );
     let scale_dt = if double {
@@ -220,13 +221,17 @@ pub fn plan(
     } else {
         scheme.scale_dtype()
     };
-    let scales = part(&mut r, "scales", TensorType::fixed(scale_dt, &[nn, nb]));
+    let scales = part(
+        &mut r,
+        QuantPart::Scales,
+        TensorType::fixed(scale_dt, &[nn, nb]),
+    );
     let mut inputs = vec![Some(Val::Old(a)), Some(codes), Some(scales)];
     if scheme.has_zero_point() {
         let cols = kiln_ir::codec::block::zero_point_cols(nb as usize, scheme.code_dtype());
         let z = part(
             &mut r,
-            "zero_points",
+            QuantPart::ZeroPoints,
             TensorType::fixed(scheme.code_dtype(), &[nn, cols as u64]),
         );
         inputs.push(Some(z));
@@ -238,10 +243,14 @@ pub fn plan(
         let groups = (nn * nb).div_ceil(DOUBLE_QUANT_BLOCK as u64);
         let am = part(
             &mut r,
-            "scale_absmax",
+            QuantPart::ScaleAbsmax,
             TensorType::fixed(DType::F32, &[groups]),
         );
-        let off = part(&mut r, "scale_offset", TensorType::fixed(DType::F32, &[]));
+        let off = part(
+            &mut r,
+            QuantPart::ScaleOffset,
+            TensorType::fixed(DType::F32, &[]),
+        );
         inputs.push(Some(am));
         inputs.push(Some(off));
     }
