@@ -20,6 +20,7 @@ two is NaN (a NaN never hides in the other figures). No timing: the benchmark su
 from __future__ import annotations
 
 import argparse
+import logging
 import subprocess
 import sys
 import tempfile
@@ -85,6 +86,7 @@ def kiln_outputs(kiln: Path, model: Path, scheme: str, inputs: Path, tmp: Path) 
 
 
 def ort_quantized(model: Path, tmp: Path) -> dict[str, Path]:
+    # (onnx-ir, which MatMulNBitsQuantizer needs, is pinned in scripts/requirements.txt.)
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
@@ -107,6 +109,7 @@ def main() -> int:
     ap.add_argument("--model", default="bert_4l_256", help="a suite model in .cache/bench-models")
     ap.add_argument("--kiln", type=Path, default=REPO / "target" / "release" / "kiln")
     args = ap.parse_args()
+    logging.disable(logging.INFO)  # ORT's quantizers log every node they skip
     folder = MODELS / args.model
     model = folder / "model.onnx"
     inputs_dir = folder / "test_data_set_0"
