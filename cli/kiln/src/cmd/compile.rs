@@ -143,7 +143,7 @@ impl TargetArgs {
 #[derive(Debug, Args, Clone, Default)]
 pub struct QuantizeArgs {
     /// Quantize MatMul/Gemm weights (weight-only): nf4, fp8-e4m3, fp8-e5m2,
-    /// int4, int8, int2, uint4, uint8, uint2, mxfp4. Weights are stored packed
+    /// int4, int8, int2, uint4, uint8, uint2, mxfp4, nvfp4. Weights are stored packed
     /// in the artifact and dequantized where the product reads them.
     #[arg(long, value_name = "SCHEME")]
     pub quantize: Option<String>,
@@ -202,11 +202,11 @@ impl QuantizeArgs {
         let Some(name) = &self.quantize else {
             return Ok(o);
         };
-        let Some(scheme) = Scheme::parse(name).filter(|s| *s != Scheme::Nvfp4) else {
+        let Some(scheme) = Scheme::parse(name) else {
             return Err(CliError::new(
                 Code::Usage,
                 format!(
-                    "--quantize={name}: unknown scheme (one of nf4, fp8-e4m3, fp8-e5m2, int2, int4, int8, uint2, uint4, uint8, mxfp4)"
+                    "--quantize={name}: unknown scheme (one of nf4, fp8-e4m3, fp8-e5m2, int2, int4, int8, uint2, uint4, uint8, mxfp4, nvfp4)"
                 ),
             ));
         };

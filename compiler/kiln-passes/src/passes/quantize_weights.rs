@@ -109,12 +109,6 @@ impl Pass for QuantizeWeights {
                 scheme.name()
             )));
         }
-        if scheme == Scheme::Nvfp4 {
-            // quant.matmul has no per-tensor scale.
-            return Err(unsupported(
-                "nvfp4 weights (no per-tensor scale in quant.matmul)".into(),
-            ));
-        }
         Ok(sweep_pass(g, Direction::Forward, |m, n| {
             plan(m, n, q, scheme, block)
         }))
@@ -258,7 +252,16 @@ pub fn plan(
     let out_ty = m.ty(out).clone();
     let mut attrs = Attrs::new();
     attrs.insert("block_size".into(), Attr::Int(block as i64));
-    let prod_name = if bias.is_some() {
+    // NVFP4's per-tensor scale multiplies the product (quant.matmul has
+    // none): `a . (c * s * g)ᵀ = (a . (c * s)ᵀ) * g`.
+    let global = (scheme == Scheme::Nvfp4).then(|| {
+        part(
+            &mut r,
+            QuantPart::GlobalScale,
+            TensorType::fixed(DType::F32, &[]),
+        )
+    });
+    let prod_name = if bias.is_some() || global.is_some() {
         format!("{out_name}.q")
     } else {
         out_name.clone()
@@ -271,6 +274,20 @@ pub fn plan(
         weight: None,
         body: None,
     });
+    if let Some(g) = global {
+        let name = if bias.is_some() {
+            format!("{out_name}.scaled")
+        } else {
+            out_name.clone()
+        };
+        y = r.push(NewNode::op(
+            OpKind::Mul,
+            vec![y, g],
+            Attrs::new(),
+            &name,
+            out_ty.clone(),
+        ));
+    }
     if let Some(bias) = bias {
         y = add_gemm_bias(&mut r, m, y, bias, &out_name, out_ty);
     }
