@@ -286,55 +286,16 @@ NBITS_BLOCK = 64
 
 
 def matmul_nbits_model(src: Path, out: Path, block: int = NBITS_BLOCK) -> Path:
-    """`src` with every MatMul by a constant 2-D weight replaced by ONNX Runtime's com.microsoft
-    MatMulNBits (4 bits, `block` rows per block, symmetric) written to `out`: the operator and
-    packing MatMulNBitsQuantizer (onnxruntime.quantization) emits, quantized by the same C++
-    routine its default RTN algorithm calls (the quantizer module itself needs the onnx_ir
-    package, which the suite does not otherwise use)."""
-    from onnx import helper, numpy_helper
-    from onnxruntime.capi._pybind_state import quantize_matmul_4bits
+    """`src` quantized by ONNX Runtime's own MatMulNBitsQuantizer (onnxruntime.quantization; its
+    default RTN, 4 bits, `block` rows per block, symmetric): every MatMul by a constant weight
+    becomes com.microsoft MatMulNBits. Written to `out`. (onnx-ir, which the quantizer needs, is
+    pinned in scripts/requirements.txt.)"""
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
-    model = onnx.load(str(src))
-    g = model.graph
-    inits = {t.name: t for t in g.initializer}
-    nodes = []
-    for node in g.node:
-        w = inits.get(node.input[1]) if node.op_type == "MatMul" and len(node.input) == 2 else None
-        if w is None or len(w.dims) != 2:
-            nodes.append(node)
-            continue
-        wf = numpy_helper.to_array(w).astype(np.float32)
-        k, n = wf.shape
-        blocks = (k + block - 1) // block
-        if blocks * block != k:
-            wf = np.pad(wf, ((0, blocks * block - k), (0, 0)))
-        packed = np.zeros((n, blocks, block // 2), dtype=np.uint8)
-        scales = np.zeros((n, blocks), dtype=np.float32)
-        zero_points = np.zeros((n, (blocks + 1) // 2), dtype=np.uint8)
-        quantize_matmul_4bits(packed, np.ascontiguousarray(wf), scales, zero_points, block, n, k, True)
-        g.initializer.remove(w)
-        g.initializer.extend(
-            [numpy_helper.from_array(packed, w.name + "_Q4"), numpy_helper.from_array(scales, w.name + "_scales")]
-        )
-        nodes.append(
-            helper.make_node(
-                "MatMulNBits",
-                [node.input[0], w.name + "_Q4", w.name + "_scales"],
-                list(node.output),
-                name=node.name + "_Q4",
-                domain="com.microsoft",
-                K=k,
-                N=n,
-                bits=4,
-                block_size=block,
-            )
-        )
-    del g.node[:]
-    g.node.extend(nodes)
-    if not any(o.domain == "com.microsoft" for o in model.opset_import):
-        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    q = MatMulNBitsQuantizer(onnx.load(str(src)), block_size=block, is_symmetric=True)
+    q.process()
     out.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(out))
+    onnx.save(q.model.model, str(out))
     return out
 
 
