@@ -240,7 +240,7 @@ static KV_ATTR void FN(qg_cols)(const void* job, int64_t n0, int64_t n1) {
  * QG_MB rows at a time) is multiplied with them (QG_RB rows x QG_NC
  * columns of accumulators). */
 #ifndef QG_KC
-#define QG_KC 256
+#define QG_KC 384
 #define QG_NC 2
 #define QG_RB 4
 #define QG_MB 16
@@ -304,6 +304,45 @@ KF float FN(qg_hsum)(V v) {
       __builtin_shufflevector(v, v, 0, 1, 2, 3) + __builtin_shufflevector(v, v, 4, 5, 6, 7);
 #endif
   return (h4[0] + h4[2]) + (h4[1] + h4[3]);
+}
+
+typedef float FN(qg_v8) __attribute__((ext_vector_type(8)));
+/* The sums of the lanes of v0 .. v7 (lane i: v_i's), by halving pairs of
+ * vectors together: 24 vector operations for the 8 accumulators qg_rows
+ * adds up after every chunk. */
+KF FN(qg_v8) FN(qg_hsum8)(V v0, V v1, V v2, V v3, V v4, V v5, V v6, V v7) {
+#if KV_W == 16
+#define QG_FOLD(a, b)                                                                         \
+  (__builtin_shufflevector(a, b, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23) + \
+   __builtin_shufflevector(a, b, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31))
+  /* Lanes 8q .. 8q + 7: v_(2p + q) folded to 8 lanes. */
+  const V w0 = QG_FOLD(v0, v1), w1 = QG_FOLD(v2, v3), w2 = QG_FOLD(v4, v5), w3 = QG_FOLD(v6, v7);
+#undef QG_FOLD
+#define QG_FOLD(a, b)                                                                         \
+  (__builtin_shufflevector(a, b, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27) + \
+   __builtin_shufflevector(a, b, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31))
+  /* Lanes 4i .. 4i + 3: v_(4p + i) folded to 4 lanes. */
+  const V y0 = QG_FOLD(w0, w1), y1 = QG_FOLD(w2, w3);
+#undef QG_FOLD
+  /* Lanes 2i, 2i + 1: v_i folded to 2 lanes. */
+  const V z = __builtin_shufflevector(y0, y1, 0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29) +
+              __builtin_shufflevector(y0, y1, 2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31);
+  return __builtin_shufflevector(z, z, 0, 2, 4, 6, 8, 10, 12, 14) +
+         __builtin_shufflevector(z, z, 1, 3, 5, 7, 9, 11, 13, 15);
+#else
+#define QG_FOLD(a, b) \
+  (__builtin_shufflevector(a, b, 0, 1, 2, 3, 8, 9, 10, 11) + __builtin_shufflevector(a, b, 4, 5, 6, 7, 12, 13, 14, 15))
+  /* Lanes 4q .. 4q + 3: v_(2p + q) folded to 4 lanes. */
+  const V w0 = QG_FOLD(v0, v1), w1 = QG_FOLD(v2, v3), w2 = QG_FOLD(v4, v5), w3 = QG_FOLD(v6, v7);
+#undef QG_FOLD
+#define QG_FOLD(a, b) \
+  (__builtin_shufflevector(a, b, 0, 1, 4, 5, 8, 9, 12, 13) + __builtin_shufflevector(a, b, 2, 3, 6, 7, 10, 11, 14, 15))
+  /* Lanes 2i, 2i + 1: v_(4p + i) folded to 2 lanes. */
+  const V y0 = QG_FOLD(w0, w1), y1 = QG_FOLD(w2, w3);
+#undef QG_FOLD
+  return __builtin_shufflevector(y0, y1, 0, 2, 4, 6, 8, 10, 12, 14) +
+         __builtin_shufflevector(y0, y1, 1, 3, 5, 7, 9, 11, 13, 15);
+#endif
 }
 
 /* The 2 * VW values of the 4-bit codes in the VW bytes at p (code 2q in the
@@ -679,9 +718,12 @@ static KV_ATTR void FN(qg_rows)(const float* ap, int64_t m, float* c, int64_t ld
         for (int q = 0; q < QG_NC; q++) acc[x][q] += av * w[q];
       }
     }
+    _Static_assert(QG_RB * QG_NC == 8, "qg_hsum8 adds up 8 accumulators");
+    const FN(qg_v8) sums = FN(qg_hsum8)(acc[0][0], acc[0][1], acc[1][0], acc[1][1], acc[2][0],
+                                        acc[2][1], acc[3][0], acc[3][1]);
     for (int x = 0; x < QG_RB; x++)
       for (int q = 0; q < nc; q++) {
-        float t = FN(qg_hsum)(acc[x][q]);
+        float t = sums[x * QG_NC + q];
         for (int64_t i = nv; i < len; i++) t += ar[x * QG_LDP + i] * buf[q * QG_KC + i];
         float* cp = c + (r + x) * ldc + n + q;
         *cp = k0 == 0 ? t : *cp + t;
