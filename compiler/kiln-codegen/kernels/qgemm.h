@@ -487,13 +487,14 @@ KF void FN(qg_gemv4_k)(const qg_job* j, int64_t n0, int64_t n1, int f32_scales, 
      * chunk starts on a block). */
     const int64_t nfull = block <= QG_KA ? (kg - k0) / block : 0;
     const int64_t b0 = k0 / block;
-    /* Two columns at a time (four independent accumulator chains); a lone
+    /* Two columns at a time (four or eight independent accumulator chains); a lone
      * last column is computed twice. */
     for (int64_t n = n0; n < n1; n += 2) {
       const int64_t nn = KMIN(n + 1, n1 - 1);
       const uint8_t* wrow = j->w + n * row_bytes;
       const uint8_t* wrow1 = j->w + nn * row_bytes;
       V acc0 = (V)0.0f, acc1 = (V)0.0f, acc2 = (V)0.0f, acc3 = (V)0.0f;
+      V acc4 = (V)0.0f, acc5 = (V)0.0f, acc6 = (V)0.0f, acc7 = (V)0.0f;
       float tail = 0.0f, tail1 = 0.0f;
       for (int64_t q = 0; q < nfull; q++) {
         const int64_t b = b0 + q;
@@ -521,7 +522,24 @@ KF void FN(qg_gemv4_k)(const qg_job* j, int64_t n0, int64_t n1, int f32_scales, 
         const int64_t off = (k0 + q * block) >> 1;
         const uint8_t *p = wrow + off, *p1 = wrow1 + off;
         const float* aq = ap + q * block;
-        for (int64_t g = 0; g < block; g += G) {
+        int64_t g = 0;
+        for (; g + 2 * G <= block; g += 2 * G) {
+          const VI x = __builtin_convertvector(*(const FN(qg_b)*)(p + (g >> 1)), VI);
+          const VI x1 = __builtin_convertvector(*(const FN(qg_b)*)(p1 + (g >> 1)), VI);
+          const VI y = __builtin_convertvector(*(const FN(qg_b)*)(p + (g >> 1) + VW), VI);
+          const VI y1 = __builtin_convertvector(*(const FN(qg_b)*)(p1 + (g >> 1) + VW), VI);
+          const V e = FN(vld)(aq + g), o = FN(vld)(aq + g + VW);
+          const V e2 = FN(vld)(aq + g + 2 * VW), o2 = FN(vld)(aq + g + 3 * VW);
+          acc0 += e * FN(qg_lk)(tab, x & 15);
+          acc1 += o * FN(qg_lk)(tab, x >> 4);
+          acc2 += e * FN(qg_lk)(tab1, x1 & 15);
+          acc3 += o * FN(qg_lk)(tab1, x1 >> 4);
+          acc4 += e2 * FN(qg_lk)(tab, y & 15);
+          acc5 += o2 * FN(qg_lk)(tab, y >> 4);
+          acc6 += e2 * FN(qg_lk)(tab1, y1 & 15);
+          acc7 += o2 * FN(qg_lk)(tab1, y1 >> 4);
+        }
+        for (; g < block; g += G) {
           const VI x = __builtin_convertvector(*(const FN(qg_b)*)(p + (g >> 1)), VI);
           const VI x1 = __builtin_convertvector(*(const FN(qg_b)*)(p1 + (g >> 1)), VI);
           const V e = FN(vld)(aq + g), o = FN(vld)(aq + g + VW);
@@ -558,10 +576,10 @@ KF void FN(qg_gemv4_k)(const qg_job* j, int64_t n0, int64_t n1, int f32_scales, 
           tail1 += j->a[i] * ((j->lut[qg_code(wrow1, 4, i)] - zn) * sn);
         }
       }
-      const float t = FN(hsum)(acc0 + acc1) + tail;
+      const float t = FN(hsum)((acc0 + acc1) + (acc4 + acc5)) + tail;
       j->c[n] = k0 == 0 ? t : j->c[n] + t;
       if (nn != n) {
-        const float t1 = FN(hsum)(acc2 + acc3) + tail1;
+        const float t1 = FN(hsum)((acc2 + acc3) + (acc6 + acc7)) + tail1;
         j->c[nn] = k0 == 0 ? t1 : j->c[nn] + t1;
       }
     }
