@@ -23,6 +23,7 @@ typedef int32_t KCAT(kv_vi_, KV_NAME) __attribute__((ext_vector_type(KV_W)));
 #include "epilogue.h"
 #include "gemm.h"
 #include "eltwise.h"
+#include "copy.h"
 #include "conv.h"
 #include "dwconv.h"
 #include "pool.h"

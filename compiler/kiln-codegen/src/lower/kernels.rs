@@ -27,7 +27,7 @@ use super::ctx::{Builder, Res};
 use crate::kernels::abi::{
     self, AttentionArgs, BFormat, Binary, ConvArgs, DwConvArgs, EltwiseArgs, EpiOp, Epilogue,
     GemmArgs, GlobalPoolArgs, KernelArgs, Matrix, Nhwc, NormArgs, Operand, PoolArgs, PoolKind,
-    QGemmArgs, Slot, SoftmaxArgs, Strided4, Unary, Window,
+    CopyArgs, QGemmArgs, Slot, SoftmaxArgs, Strided4, Unary, Window,
 };
 use crate::kernels::{Kernel, Variant};
 use kiln_ir::ops::infer::InferCtx;
@@ -215,6 +215,9 @@ impl Kernels {
             OpKind::GlobalAveragePool | OpKind::GlobalMaxPool => self.global_pool(b, h, g, node, a),
             OpKind::Attention => self.attention(b, h, g, node, a),
             OpKind::QMatMul => self.qmatmul(b, h, &src, node, a),
+            OpKind::Concat | OpKind::Split | OpKind::Transpose => {
+                self.data_movement(b, h, g, node, a)
+            }
             _ if node.op.def().traits.elementwise => self.single_elementwise(b, h, &src, node),
             _ => Ok(false),
         }
@@ -994,6 +997,38 @@ impl Kernels {
         Ok(true)
     }
 
+    /// Concat, split and transpose as strided copies (one kernel call per
+    /// operand of a concat, per result of a split): every value is a dense
+    /// row-major box, so each call is a box of the smaller tensor at an
+    /// offset along the axis of the larger one.
+    fn data_movement(
+        &mut self,
+        b: &mut Builder,
+        h: &mut dyn Homes,
+        g: &Graph,
+        node: &Node,
+        a: &InferCtx<'_>,
+    ) -> Res<bool> {
+        let Some(plan) = copy_plan(g, node, a)? else {
+            return Ok(false);
+        };
+        for c in plan {
+            let (x, y) = (self.ptr(b, h, c.x)?, self.ptr(b, h, c.y)?);
+            let args = CopyArgs::new(
+                x,
+                c.x_offset,
+                y,
+                c.y_offset,
+                &c.dims,
+                &c.x_strides,
+                &c.y_strides,
+            )
+            .expect("copy_plan checked the box");
+            self.call(b, Kernel::Copy, &args);
+        }
+        Ok(true)
+    }
+
     fn softmax(
         &mut self,
         b: &mut Builder,
@@ -1325,6 +1360,132 @@ struct OutView<'a> {
 }
 
 /// `[rows, cols]` of a tensor viewed as a matrix over its last dim.
+/// One strided copy of a data-movement node: a box of `dims` from value `x`
+/// (at `x_offset`, `x_strides`) to value `y`, in elements.
+struct CopyBox {
+    x: ValueId,
+    x_offset: i64,
+    x_strides: Vec<i64>,
+    y: ValueId,
+    y_offset: i64,
+    y_strides: Vec<i64>,
+    dims: Vec<i64>,
+}
+
+/// Row-major strides of `shape`.
+fn dense_strides(shape: &[u64]) -> Vec<i64> {
+    let mut st = vec![1i64; shape.len()];
+    for d in (0..shape.len().saturating_sub(1)).rev() {
+        st[d] = st[d + 1] * shape[d + 1] as i64;
+    }
+    st
+}
+
+/// The copies that carry out a concat, split or transpose, or `None` when
+/// the node is left to a tensor island (an empty box, a box that needs more
+/// than the kernel's dims, a malformed permutation).
+fn copy_plan(g: &Graph, node: &Node, a: &InferCtx<'_>) -> Res<Option<Vec<CopyBox>>> {
+    let operands: Vec<ValueId> = node.operands().collect();
+    let dims_of = |v: ValueId| shape(g, v).unwrap_or_default();
+    let axis_of = |rank: usize| -> Res<Option<usize>> {
+        let ax = a.int("axis").map_err(super::attr_err)?;
+        let ax = if ax < 0 { ax + rank as i64 } else { ax };
+        Ok((0..rank as i64).contains(&ax).then_some(ax as usize))
+    };
+    let mut boxes = Vec::new();
+    match node.op {
+        OpKind::Concat => {
+            let out = node.outputs[0];
+            let os = dims_of(out);
+            let Some(axis) = axis_of(os.len())? else {
+                return Ok(None);
+            };
+            let ys = dense_strides(&os);
+            let mut at = 0i64;
+            for &x in &operands {
+                let xs = dims_of(x);
+                if xs.len() != os.len() {
+                    return Ok(None);
+                }
+                boxes.push(CopyBox {
+                    x,
+                    x_offset: 0,
+                    x_strides: dense_strides(&xs),
+                    y: out,
+                    y_offset: at * ys[axis],
+                    y_strides: ys.clone(),
+                    dims: xs.iter().map(|&d| d as i64).collect(),
+                });
+                at += xs[axis] as i64;
+            }
+        }
+        OpKind::Split => {
+            let x = operands[0];
+            let xs = dims_of(x);
+            let Some(axis) = axis_of(xs.len())? else {
+                return Ok(None);
+            };
+            let st = dense_strides(&xs);
+            let mut at = 0i64;
+            for &y in &node.outputs {
+                let ys = dims_of(y);
+                if ys.len() != xs.len() {
+                    return Ok(None);
+                }
+                boxes.push(CopyBox {
+                    x,
+                    x_offset: at * st[axis],
+                    x_strides: st.clone(),
+                    y,
+                    y_offset: 0,
+                    y_strides: dense_strides(&ys),
+                    dims: ys.iter().map(|&d| d as i64).collect(),
+                });
+                at += ys[axis] as i64;
+            }
+        }
+        OpKind::Transpose => {
+            let (x, y) = (operands[0], node.outputs[0]);
+            let (xs, ys) = (dims_of(x), dims_of(y));
+            let rank = xs.len();
+            let perm: Vec<i64> = match a.ints("perm").map_err(super::attr_err)? {
+                Some(p) => p,
+                None => (0..rank as i64).rev().collect(),
+            };
+            let mut seen = vec![false; rank];
+            for &p in &perm {
+                if p < 0 || p as usize >= rank || std::mem::replace(&mut seen[p as usize], true) {
+                    return Ok(None);
+                }
+            }
+            if perm.len() != rank || ys.len() != rank {
+                return Ok(None);
+            }
+            let st = dense_strides(&xs);
+            boxes.push(CopyBox {
+                x,
+                x_offset: 0,
+                x_strides: perm.iter().map(|&p| st[p as usize]).collect(),
+                y,
+                y_offset: 0,
+                y_strides: dense_strides(&ys),
+                dims: ys.iter().map(|&d| d as i64).collect(),
+            });
+        }
+        _ => return Ok(None),
+    }
+    // Every box must fit the kernel; an empty one copies nothing (islands
+    // handle empty tensors).
+    let fits = |c: &CopyBox| {
+        CopyArgs::new((), c.x_offset, (), c.y_offset, &c.dims, &c.x_strides, &c.y_strides)
+            .is_some()
+    };
+    if boxes.is_empty() || !boxes.iter().all(fits) {
+        return Ok(None);
+    }
+    Ok(Some(boxes))
+}
+
 fn rows_cols(s: &[u64]) -> (u64, u64) {
     match s.split_last() {
         Some((&c, rest)) => (rest.iter().product(), c),
