@@ -1636,8 +1636,16 @@ mod tests {
     #[test]
     fn copy_boxes_drop_unit_dims_and_merge_contiguous_ones() {
         // Concat input [1, 5, 7, 3] into channels 4..7 of [1, 5, 7, 10]: rows x channels.
-        let a = CopyArgs::new(0u8, 0, 0, 4, &[1, 5, 7, 3], &[105, 21, 3, 1], &[350, 70, 10, 1])
-            .unwrap();
+        let a = CopyArgs::new(
+            0u8,
+            0,
+            0,
+            4,
+            &[1, 5, 7, 3],
+            &[105, 21, 3, 1],
+            &[350, 70, 10, 1],
+        )
+        .unwrap();
         assert_eq!(a.dims, [1, 1, 35, 3]);
         assert_eq!(a.x_strides[2..], [3, 1]);
         assert_eq!(a.y_strides[2..], [10, 1]);

@@ -22,12 +22,14 @@
 //!   `nn.rms_norm` over trailing dims, NHWC pools, `nn.attention` without a
 //!   KV cache, and elementwise chains (`nn.fused {kind = "elementwise"}` or
 //!   one transcendental op) through the elementwise executor.
+//! - `nn.concat`, `nn.split` and `nn.transpose` as strided box copies
+//!   (`copy`: one call per concat operand or split result).
 
 use super::ctx::{Builder, Res};
 use crate::kernels::abi::{
-    self, AttentionArgs, BFormat, Binary, ConvArgs, DwConvArgs, EltwiseArgs, EpiOp, Epilogue,
-    GemmArgs, GlobalPoolArgs, KernelArgs, Matrix, Nhwc, NormArgs, Operand, PoolArgs, PoolKind,
-    CopyArgs, QGemmArgs, Slot, SoftmaxArgs, Strided4, Unary, Window,
+    self, AttentionArgs, BFormat, Binary, ConvArgs, CopyArgs, DwConvArgs, EltwiseArgs, EpiOp,
+    Epilogue, GemmArgs, GlobalPoolArgs, KernelArgs, Matrix, Nhwc, NormArgs, Operand, PoolArgs,
+    PoolKind, QGemmArgs, Slot, SoftmaxArgs, Strided4, Unary, Window,
 };
 use crate::kernels::{Kernel, Variant};
 use kiln_ir::ops::infer::InferCtx;
@@ -1477,8 +1479,16 @@ fn copy_plan(g: &Graph, node: &Node, a: &InferCtx<'_>) -> Res<Option<Vec<CopyBox
     // Every box must fit the kernel; an empty one copies nothing (islands
     // handle empty tensors).
     let fits = |c: &CopyBox| {
-        CopyArgs::new((), c.x_offset, (), c.y_offset, &c.dims, &c.x_strides, &c.y_strides)
-            .is_some()
+        CopyArgs::new(
+            (),
+            c.x_offset,
+            (),
+            c.y_offset,
+            &c.dims,
+            &c.x_strides,
+            &c.y_strides,
+        )
+        .is_some()
     };
     if boxes.is_empty() || !boxes.iter().all(fits) {
         return Ok(None);

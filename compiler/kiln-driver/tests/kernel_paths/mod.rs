@@ -304,6 +304,55 @@ fn elementwise_chains_through_the_executor() {
 }
 
 #[test]
+fn concat_split_and_transposes_as_strided_copies() {
+    // A ShuffleNet unit's data movement (concat, channel shuffle, split),
+    // a concat along a middle axis and NHWC <-> NCHW transposes, at 1,
+    // primes and around the vector widths.
+    for (hw, c) in [(1u64, 1u64), (3, 17), (5, 29), (2, 16)] {
+        let x = [1, hw, hw + 1, c];
+        let cat = [1, hw, hw + 1, 2 * c];
+        let grouped = [1, hw, hw + 1, 2, c];
+        let shuffled = [1, hw, hw + 1, c, 2];
+        let mid = [1, 2 * hw, hw + 1, c];
+        let nchw = [1, c, hw, hw + 1];
+        let kir = format!(
+            "weight @s5 : tensor<5xi64> = dense<[{g}]>\n\
+             weight @s4 : tensor<4xi64> = dense<[{f}]>\n\
+             weight @halves : tensor<2xi64> = dense<[{c}, {c}]>\n\
+             graph @g(%x: {tx}, %y: {tx}) -> ({tx}, {tx}, {tm}, {tn}, {tx}) {{\n\
+             \x20 %s5 = nn.constant {{value = @s5}} : tensor<5xi64>\n\
+             \x20 %s4 = nn.constant {{value = @s4}} : tensor<4xi64>\n\
+             \x20 %halves = nn.constant {{value = @halves}} : tensor<2xi64>\n\
+             \x20 %cat = nn.concat %x, %y {{axis = 3}} : {tc}\n\
+             \x20 %r = nn.reshape %cat, %s5 : {tg}\n\
+             \x20 %t = nn.transpose %r {{perm = [0, 1, 2, 4, 3]}} : {ts}\n\
+             \x20 %f = nn.reshape %t, %s4 : {tc}\n\
+             \x20 %a, %b = nn.split %f, %halves {{axis = -1}} : {tx}, {tx}\n\
+             \x20 %m = nn.concat %y, %x {{axis = 1}} : {tm}\n\
+             \x20 %n = nn.transpose %x {{perm = [0, 3, 1, 2]}} : {tn}\n\
+             \x20 %back = nn.transpose %n {{perm = [0, 2, 3, 1]}} : {tx}\n\
+             \x20 %z = nn.add %back, %y : {tx}\n\
+             \x20 return %a, %b, %m, %n, %z\n}}\n",
+            g = grouped.map(|d| d.to_string()).join(", "),
+            f = cat.map(|d| d.to_string()).join(", "),
+            tx = ty(&x),
+            tc = ty(&cat),
+            tg = ty(&grouped),
+            ts = ty(&shuffled),
+            tm = ty(&mid),
+            tn = ty(&nchw),
+        );
+        check(
+            &format!("data movement {hw}x{c}"),
+            &kir,
+            &[("x", &x), ("y", &x)],
+            &["copy"],
+            0.0,
+        );
+    }
+}
+
+#[test]
 fn attention_with_masks_causality_and_grouped_heads() {
     // (batch, q heads, kv heads, sq, sk, d, 3-D layout, mask, causal)
     for (b, hq, hkv, sq, sk, d, three_d, mask, causal) in [
