@@ -1717,6 +1717,9 @@ fn dwconv2d_shapes_strides_pads() {
         d(1, 2, 2, 40, (3, 3), (1, 1), (1, 1), [1; 4], Epi::Simple),
         d(1, 14, 14, 96, (3, 3), (1, 1), (1, 1), [1; 4], Epi::General),
         d(2, 15, 16, 64, (3, 3), (2, 2), (1, 1), [1; 4], Epi::Simple),
+        // Channels past the last whole vector: ShuffleNet's 58, and a prime.
+        d(1, 9, 7, 58, (3, 3), (1, 1), (1, 1), [1; 4], Epi::General),
+        d(2, 9, 8, 23, (3, 3), (2, 2), (1, 1), [1; 4], Epi::Simple),
         d(
             1,
             13,
