@@ -67,6 +67,24 @@ pub(super) trait Homes {
     fn base(&mut self, home: Home) -> Res<(String, u64)>;
     /// The memref type of a base buffer.
     fn base_type(&self, base: &str) -> String;
+    /// Where `v` may be stored in place, as channels of a concat's result.
+    fn concat_slot(&self, v: ValueId) -> Option<ConcatSlot>;
+    /// Records that `v` was stored into its concat slot.
+    fn wrote_in_place(&mut self, v: ValueId);
+    /// Whether `v` was stored into its concat slot.
+    fn was_written_in_place(&self, v: ValueId) -> bool;
+}
+
+/// Channels `[offset, offset + C)` of the NHWC result `concat`, which has
+/// `channels` channels: where a concat operand may be stored in place.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct ConcatSlot {
+    /// The concat's result.
+    pub concat: ValueId,
+    /// First channel of the operand in it.
+    pub offset: i64,
+    /// Channels of the concat's result.
+    pub channels: i64,
 }
 
 /// The value a node operand comes from, seen through the graph.
@@ -592,13 +610,14 @@ impl Kernels {
                     w: i(ww),
                     c: i(cin),
                     weights: self.ptr(b, h, cst)?,
-                    y: Nhwc::dense(self.ptr(b, h, out)?, i(cout)),
+                    y: self.conv_out(b, h, out, cout)?,
                     oh: i(oh),
                     ow: i(ow),
                     window,
                     epilogue,
                 };
                 self.call(b, Kernel::DwConv2d, &args);
+                self.stored(h, out);
                 Ok(true)
             }
             PackLayout::ConvNhwc if p.block == nr && p.groups == groups => {
@@ -609,7 +628,7 @@ impl Kernels {
                     w: i(ww),
                     cin: i(cin),
                     weights: self.ptr(b, h, cst)?,
-                    y: Nhwc::dense(self.ptr(b, h, out)?, i(cout)),
+                    y: self.conv_out(b, h, out, cout)?,
                     oh: i(oh),
                     ow: i(ow),
                     cout: i(cout),
@@ -620,9 +639,36 @@ impl Kernels {
                     epilogue,
                 };
                 self.call(b, Kernel::Conv2d, &args);
+                self.stored(h, out);
                 Ok(true)
             }
             _ => Ok(false),
+        }
+    }
+
+    /// Where a convolution stores its result `out` (`cout` channels): its
+    /// home, or its channels of the concat it may be stored into in place.
+    fn conv_out(
+        &mut self,
+        b: &mut Builder,
+        h: &mut dyn Homes,
+        out: ValueId,
+        cout: u64,
+    ) -> Res<Nhwc<P>> {
+        Ok(match h.concat_slot(out) {
+            Some(slot) => Nhwc {
+                ptr: self.ptr(b, h, slot.concat)?,
+                stride: slot.channels,
+                offset: slot.offset,
+            },
+            None => Nhwc::dense(self.ptr(b, h, out)?, i(cout)),
+        })
+    }
+
+    /// Records a convolution's store into its concat slot, if it has one.
+    fn stored(&mut self, h: &mut dyn Homes, out: ValueId) {
+        if h.concat_slot(out).is_some() {
+            h.wrote_in_place(out);
         }
     }
 
@@ -1012,9 +1058,19 @@ impl Kernels {
         a: &InferCtx<'_>,
     ) -> Res<bool> {
         let Some(plan) = copy_plan(g, node, a)? else {
+            if node.operands().any(|v| h.was_written_in_place(v)) {
+                return Err(format!(
+                    "internal: {} has operands stored in place but no copy plan",
+                    node.describe()
+                ));
+            }
             return Ok(false);
         };
         for c in plan {
+            // Operands a convolution already stored into the concat.
+            if node.op == OpKind::Concat && h.was_written_in_place(c.x) {
+                continue;
+            }
             let (x, y) = (self.ptr(b, h, c.x)?, self.ptr(b, h, c.y)?);
             let args = CopyArgs::new(
                 x,
