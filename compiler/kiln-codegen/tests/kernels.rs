@@ -2258,7 +2258,7 @@ fn copy_strided_boxes() {
             let mut x = rng.normals(span(&c.xs, c.x_off) as usize, 1.0);
             // NaN payloads must arrive bit for bit.
             x[c.x_off as usize] = f32::from_bits(0x7fc0_1234);
-            let sentinel = f32::from_bits(0x7f80_0ABC);
+            let sentinel = f32::from_bits(0x7f80_0abc);
             let mut y = vec![sentinel; span(&c.ys, c.y_off) as usize + 5];
             let args = CopyArgs::new(
                 addr(&x),

@@ -1452,54 +1452,44 @@ fn copy_plan(g: &Graph, node: &Node, a: &InferCtx<'_>) -> Res<Option<Vec<CopyBox
     };
     let mut boxes = Vec::new();
     match node.op {
-        OpKind::Concat => {
-            let out = node.outputs[0];
-            let os = dims_of(out);
-            let Some(axis) = axis_of(os.len())? else {
+        // Each part is a dense box at an offset along the axis of the whole.
+        OpKind::Concat | OpKind::Split => {
+            let concat = node.op == OpKind::Concat;
+            let (whole, parts) = if concat {
+                (node.outputs[0], operands.clone())
+            } else {
+                (operands[0], node.outputs.clone())
+            };
+            let ws = dims_of(whole);
+            let Some(axis) = axis_of(ws.len())? else {
                 return Ok(None);
             };
-            let ys = dense_strides(&os);
+            let st = dense_strides(&ws);
             let mut at = 0i64;
-            for &x in &operands {
-                let xs = dims_of(x);
-                if xs.len() != os.len() {
+            for part in parts {
+                let ps = dims_of(part);
+                if ps.len() != ws.len() {
                     return Ok(None);
                 }
+                let (whole_side, part_side) = (
+                    (whole, at * st[axis], st.clone()),
+                    (part, 0, dense_strides(&ps)),
+                );
+                let ((x, x_offset, x_strides), (y, y_offset, y_strides)) = if concat {
+                    (part_side, whole_side)
+                } else {
+                    (whole_side, part_side)
+                };
                 boxes.push(CopyBox {
                     x,
-                    x_offset: 0,
-                    x_strides: dense_strides(&xs),
-                    y: out,
-                    y_offset: at * ys[axis],
-                    y_strides: ys.clone(),
-                    dims: xs.iter().map(|&d| d as i64).collect(),
-                });
-                at += xs[axis] as i64;
-            }
-        }
-        OpKind::Split => {
-            let x = operands[0];
-            let xs = dims_of(x);
-            let Some(axis) = axis_of(xs.len())? else {
-                return Ok(None);
-            };
-            let st = dense_strides(&xs);
-            let mut at = 0i64;
-            for &y in &node.outputs {
-                let ys = dims_of(y);
-                if ys.len() != xs.len() {
-                    return Ok(None);
-                }
-                boxes.push(CopyBox {
-                    x,
-                    x_offset: at * st[axis],
-                    x_strides: st.clone(),
+                    x_offset,
+                    x_strides,
                     y,
-                    y_offset: 0,
-                    y_strides: dense_strides(&ys),
-                    dims: ys.iter().map(|&d| d as i64).collect(),
+                    y_offset,
+                    y_strides,
+                    dims: ps.iter().map(|&d| d as i64).collect(),
                 });
-                at += ys[axis] as i64;
+                at += ps[axis] as i64;
             }
         }
         OpKind::Transpose => {

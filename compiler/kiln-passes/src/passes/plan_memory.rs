@@ -225,6 +225,11 @@ pub fn plan(g: &Graph, opts: &PlanMemoryOptions) -> MemoryPlan {
             }
         }
     }
+    let bytes_of = |r: ValueId| {
+        arena_bytes(&g.value(r).ty)
+            .unwrap_or(0)
+            .next_multiple_of(align)
+    };
     let mut homes: BTreeMap<ValueId, Home> = BTreeMap::new();
     let mut arena = Arena::default();
     // Arena blocks of live roots: root -> (offset, bytes).
@@ -254,16 +259,16 @@ pub fn plan(g: &Graph, opts: &PlanMemoryOptions) -> MemoryPlan {
             }
         }
         for r in early.remove(&n).unwrap_or_default() {
-            let bytes = arena_bytes(&g.value(r).ty)
-                .unwrap_or(0)
-                .next_multiple_of(align);
-            let offset = arena.take(bytes);
-            homes.insert(r, Home::Arena(offset));
-            live.insert(r, (offset, bytes));
-            dying
-                .entry(last.get(&r).copied().unwrap_or(n))
-                .or_default()
-                .push(r);
+            let bytes = bytes_of(r);
+            let block = (arena.take(bytes), bytes);
+            settle(
+                r,
+                block,
+                last.get(&r).copied().unwrap_or(n),
+                &mut homes,
+                &mut live,
+                &mut dying,
+            );
         }
         if let Some(i) = aliases_operand(node.op) {
             let src = node.inputs.get(i).copied().flatten();
@@ -288,9 +293,7 @@ pub fn plan(g: &Graph, opts: &PlanMemoryOptions) -> MemoryPlan {
                 homes.insert(r, Home::Output(out));
                 continue;
             }
-            let bytes = arena_bytes(&g.value(r).ty)
-                .unwrap_or(0)
-                .next_multiple_of(align);
+            let bytes = bytes_of(r);
             // Reuse a dying operand's block when the node allows it.
             let reuse = in_place.iter().find_map(|&(i, jj)| {
                 let v = node.inputs.get(i).copied().flatten()?;
@@ -306,12 +309,14 @@ pub fn plan(g: &Graph, opts: &PlanMemoryOptions) -> MemoryPlan {
                 }
                 None => arena.take(bytes),
             };
-            homes.insert(r, Home::Arena(offset));
-            live.insert(r, (offset, bytes));
-            dying
-                .entry(last.get(&r).copied().unwrap_or(n))
-                .or_default()
-                .push(r);
+            settle(
+                r,
+                (offset, bytes),
+                last.get(&r).copied().unwrap_or(n),
+                &mut homes,
+                &mut live,
+                &mut dying,
+            );
         }
     }
     MemoryPlan {
@@ -319,6 +324,20 @@ pub fn plan(g: &Graph, opts: &PlanMemoryOptions) -> MemoryPlan {
         align,
         homes,
     }
+}
+
+/// Gives result `r` the arena block `(offset, bytes)` until node `end`.
+fn settle(
+    r: ValueId,
+    (offset, bytes): (u64, u64),
+    end: usize,
+    homes: &mut BTreeMap<ValueId, Home>,
+    live: &mut HashMap<ValueId, (u64, u64)>,
+    dying: &mut BTreeMap<usize, Vec<ValueId>>,
+) {
+    homes.insert(r, Home::Arena(offset));
+    live.insert(r, (offset, bytes));
+    dying.entry(end).or_default().push(r);
 }
 
 #[cfg(test)]
