@@ -21,6 +21,7 @@ from onnx import TensorProto, helper, numpy_helper
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import flops  # (after the sys.path entry above)
 import models
+import quant_accuracy
 import suite
 
 F32 = np.float32
@@ -184,6 +185,25 @@ class Compare(unittest.TestCase):
         self.assertEqual(suite.nearest_rank(v, 0.1), 1.0)
         self.assertEqual(suite.nearest_rank([3.0], 0.9), 3.0)
 
+
+
+class QuantAccuracy(unittest.TestCase):
+    def test_errors_are_relative_rms_and_largest(self):
+        ref = np.array([3.0, -4.0, 0.0], F32)
+        got = np.array([3.0, -4.5, 0.5], F32)
+        rel, mx, nan = quant_accuracy.errors(ref, got)
+        self.assertAlmostEqual(rel, math.sqrt(0.5 / 25.0))
+        self.assertEqual(mx, 0.5)
+        self.assertEqual(nan, 0)
+
+    def test_nan_on_one_side_is_counted_never_hidden(self):
+        ref = np.array([1.0, np.nan, 2.0, np.nan], F32)
+        got = np.array([np.nan, 1.0, 2.0, np.nan], F32)
+        rel, mx, nan = quant_accuracy.errors(ref, got)
+        self.assertEqual(nan, 2)
+        self.assertEqual((rel, mx), (0.0, 0.0))
+        with self.assertRaises(ValueError):
+            quant_accuracy.errors(ref, got[:2])
 
 if __name__ == "__main__":
     unittest.main()

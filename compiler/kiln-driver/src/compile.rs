@@ -131,6 +131,11 @@ pub struct CompileOptions {
     pub copy_runtime: bool,
     /// Fill [`Artifacts::quant_report`] (`--quant-report`).
     pub quant_report: bool,
+    /// With [`CompileOptions::quant_report`]: a folder of ONNX test-set
+    /// inputs (`input_0.pb`, ...) on which to measure the end-to-end error
+    /// of the quantized graph against the f32 one
+    /// ([`Artifacts::quant_outputs`]).
+    pub quant_report_inputs: Option<PathBuf>,
     /// `--name`: the symbol prefix (`<name>_artifact`) and header name
     /// (`<name>.h`); `None` keeps `kiln_artifact` and `<output stem>.h`.
     pub name: Option<String>,
@@ -173,6 +178,7 @@ impl CompileOptions {
             name: None,
             extra_gpu_archs: Vec::new(),
             quant_report: false,
+            quant_report_inputs: None,
             on_stage: None,
             variants: Vec::new(),
         }
@@ -362,6 +368,9 @@ pub struct Artifacts {
     /// Per quantized weight: its error and size (when
     /// [`CompileOptions::quant_report`] is set).
     pub quant_report: Vec<crate::quant_report::LayerReport>,
+    /// Per graph output: the quantized graph's error against the f32 graph
+    /// on [`CompileOptions::quant_report_inputs`].
+    pub quant_outputs: Vec<crate::quant_report::OutputError>,
     /// Told each stage as it starts.
     on_stage: Option<StageHook>,
 }
@@ -561,6 +570,8 @@ fn compile_one(
         ..Artifacts::default()
     };
     let facts = target_facts(&opts.target);
+    let reference =
+        (opts.quant_report && opts.quant_report_inputs.is_some()).then(|| graph.clone());
     timed(&mut art, "passes", || {
         let pass = PassOptions {
             target: facts.clone(),
@@ -571,6 +582,29 @@ fn compile_one(
     art.constant_outputs = constant_outputs(&graph);
     if opts.quant_report {
         art.quant_report = crate::quant_report::quant_report(&graph)?;
+        if let (Some(reference), Some(dir)) = (&reference, &opts.quant_report_inputs) {
+            let names: Vec<String> = reference
+                .inputs
+                .iter()
+                .map(|&v| reference.value(v).name.clone())
+                .collect();
+            let found = crate::tensors::read_test_set(dir, "input", &names)?;
+            if found.len() != names.len() {
+                return Err(DriverError::Invalid(format!(
+                    "--quant-report-inputs {}: found {} input_<i>.pb file(s), the model takes {}",
+                    dir.display(),
+                    found.len(),
+                    names.len()
+                )));
+            }
+            let inputs = found
+                .iter()
+                .map(crate::tensors::HostTensor::to_interp)
+                .collect::<Result<Vec<_>>>()?;
+            art.quant_outputs = timed(&mut art, "quant-report", || {
+                crate::quant_report::end_to_end(reference, &graph, &inputs)
+            })?;
+        }
     }
     // Nodes that run code: not constants, views or unpacked weights (a
     // kernel reads the packed constant itself).

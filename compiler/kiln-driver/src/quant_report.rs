@@ -3,11 +3,15 @@
 //! it costs to store. Computed from the optimized graph: every derived
 //! `quant.quantize_weight {part = "codes"}` weight is quantized again with
 //! `kiln_ir::codec::block` (the same definition the artifact's weights come
-//! from), dequantized, and compared with its source.
+//! from), dequantized, and compared with its source. With inputs, it also
+//! reports the end-to-end error of every graph output: the reference
+//! interpreter runs the f32 graph and the optimized, quantized graph on the
+//! same inputs ([`end_to_end`]).
 
 use crate::error::Result;
 use kiln_interp::Limits;
 use kiln_ir::codec::block::{quantize, weight_rows, Scheme};
+use kiln_ir::ops::QuantPart;
 use kiln_ir::{Attr, Graph, OpKind};
 use std::fmt::Write;
 
@@ -45,7 +49,8 @@ pub fn quant_report(g: &Graph) -> Result<Vec<LayerReport>> {
             Some(Attr::Int(v)) => *v,
             _ => 0,
         };
-        if d.op != OpKind::QuantizeWeight || str_attr("part").as_deref() != Some("codes") {
+        let part = str_attr("part").as_deref().and_then(QuantPart::parse);
+        if d.op != OpKind::QuantizeWeight || part != Some(QuantPart::Codes) {
             continue;
         }
         let (Some(scheme), Some(&src)) = (
@@ -101,6 +106,95 @@ pub fn quant_report(g: &Graph) -> Result<Vec<LayerReport>> {
         });
     }
     Ok(out)
+}
+
+/// The end-to-end error of one graph output: the quantized model against
+/// the f32 model on the same inputs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutputError {
+    /// The graph output.
+    pub output: String,
+    /// `||q - f|| / ||f||` over the output.
+    pub rel_rms: f64,
+    /// Largest `|q - f|`.
+    pub max_abs: f64,
+    /// Largest `|f|` (to read `max_abs` against).
+    pub max_ref: f64,
+    /// Elements where exactly one of the two is NaN (a NaN never hides in
+    /// the error figures: they count here).
+    pub nan_mismatches: u64,
+}
+
+/// Runs `reference` (the f32 graph) and `quantized` (the optimized one) in
+/// the reference interpreter on `inputs` and compares their outputs.
+pub fn end_to_end(
+    reference: &Graph,
+    quantized: &Graph,
+    inputs: &[kiln_interp::Tensor],
+) -> Result<Vec<OutputError>> {
+    let want = kiln_interp::run_graph(reference, inputs)?;
+    let got = kiln_interp::run_graph(quantized, inputs)?;
+    let mut out = Vec::with_capacity(want.len());
+    for (i, (w, q)) in want.iter().zip(&got).enumerate() {
+        let output = reference
+            .outputs
+            .get(i)
+            .map(|&v| reference.value(v).name.clone())
+            .unwrap_or_default();
+        if w.shape != q.shape {
+            return Err(crate::error::DriverError::Internal(format!(
+                "--quant-report: output {output} has shape {:?} quantized, {:?} in f32",
+                q.shape, w.shape
+            )));
+        }
+        let (w, q) = (w.to_f64_vec(), q.to_f64_vec());
+        let mut e = OutputError {
+            output,
+            rel_rms: 0.0,
+            max_abs: 0.0,
+            max_ref: 0.0,
+            nan_mismatches: 0,
+        };
+        let (mut num, mut den) = (0f64, 0f64);
+        for (&a, &b) in w.iter().zip(&q) {
+            if a.is_nan() != b.is_nan() {
+                e.nan_mismatches += 1;
+                continue;
+            }
+            if a.is_finite() {
+                den += a * a;
+                e.max_ref = e.max_ref.max(a.abs());
+            }
+            if !a.is_nan() && a != b {
+                let d = b - a;
+                num += d * d;
+                e.max_abs = e.max_abs.max(d.abs());
+            }
+        }
+        e.rel_rms = if den > 0.0 {
+            (num / den).sqrt()
+        } else {
+            num.sqrt()
+        };
+        out.push(e);
+    }
+    Ok(out)
+}
+
+/// The end-to-end table (text).
+pub fn outputs_to_text(r: &[OutputError]) -> String {
+    let mut s = format!(
+        "{:<32} {:>10} {:>10} {:>10} {:>6}\n",
+        "output (vs f32)", "rel rms", "max abs", "max |f32|", "NaN≠"
+    );
+    for e in r {
+        let _ = writeln!(
+            s,
+            "{:<32} {:>10.5} {:>10.5} {:>10.5} {:>6}",
+            e.output, e.rel_rms, e.max_abs, e.max_ref, e.nan_mismatches
+        );
+    }
+    s
 }
 
 /// The report as a text table.

@@ -574,5 +574,5 @@ fn quantize_weight_bytes(
     let (rows, k, rowmajor) =
         kiln_ir::codec::block::weight_rows(vals, shape[0] as usize, shape[1] as usize, axis);
     let q = kiln_ir::codec::block::quantize(&rowmajor, rows, k, scheme, block);
-    crate::ops::quant::quantized_part(&q, scheme, ctx.str("part")?, double)
+    crate::ops::quant::quantized_part(&q, scheme, ctx.enum_attr("part")?, double)
 }

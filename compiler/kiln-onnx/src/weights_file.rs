@@ -90,6 +90,8 @@ pub fn with_sources(g: &Graph, layout: &Layout, file: &Path) -> Graph {
     out.inputs = g.inputs.clone();
     out.outputs = g.outputs.clone();
     out.nodes = g.nodes.clone();
+    // Value ids are unchanged, so a memory plan still describes the graph.
+    out.memory_plan = g.memory_plan.clone();
     out
 }
 
@@ -181,5 +183,36 @@ mod tests {
             "{text}"
         );
         assert!(kiln_ir::verify(&g2).is_ok());
+    }
+
+    #[test]
+    fn sources_keep_the_memory_plan() {
+        let mut g = graph_with(&[100]);
+        let x = g.add_value("x", TensorType::fixed(DType::F32, &[4]));
+        g.inputs.push(x);
+        let y = g.add_value("y", TensorType::fixed(DType::F32, &[4]));
+        g.nodes.push(kiln_ir::Node {
+            op: kiln_ir::OpKind::Relu,
+            inputs: vec![Some(x)],
+            outputs: vec![y],
+            attrs: Default::default(),
+            loc: None,
+            body: None,
+        });
+        g.outputs.push(y);
+        let mp = kiln_ir::MemoryPlan {
+            arena_bytes: 0,
+            align: 64,
+            homes: [(y, kiln_ir::Home::Output(1))].into_iter().collect(),
+        };
+        g.memory_plan = Some(mp.clone());
+        let g2 = with_sources(&g, &plan(&g, 16), Path::new("m.kir.weights"));
+        assert_eq!(g2.memory_plan, Some(mp));
+        let text =
+            kiln_ir::text::print_with(&g2, &kiln_ir::text::PrintOptions { inline_limit: 16 });
+        assert!(
+            text.contains("memory_plan {arena = 0, align = 64}"),
+            "{text}"
+        );
     }
 }

@@ -527,7 +527,7 @@ fn foreign_domains_are_refused_on_import_and_listed_by_inspection() {
     // A custom-domain op next to a default-domain one.
     let mut custom = node("q", "MyOp", &["x"], &["y"]);
     custom.domain = Some("org.example".into());
-    let mut contrib = node("b", "MatMulBnb4", &["x"], &["w"]);
+    let mut contrib = node("b", "QOrderedMatMul", &["x"], &["w"]);
     contrib.domain = Some("com.microsoft".into());
     let mut m = model(
         vec![custom, contrib, node("r", "Relu", &["y"], &["z"])],
@@ -551,7 +551,7 @@ fn foreign_domains_are_refused_on_import_and_listed_by_inspection() {
     let loaded = kiln_onnx::load_model_for_inspection(&path).unwrap();
     let report = kiln_onnx::inspect::InspectReport::new(&loaded);
     let ops: Vec<&str> = report.unsupported.iter().map(|u| u.op.as_str()).collect();
-    assert_eq!(ops, ["com.microsoft:MatMulBnb4", "org.example:MyOp"]);
+    assert_eq!(ops, ["com.microsoft:QOrderedMatMul", "org.example:MyOp"]);
     assert_eq!(report.unsupported[1].nodes, ["q"]);
     assert!(report.to_text().contains("org.example:MyOp"));
     // Importing still refuses them, naming the operators.

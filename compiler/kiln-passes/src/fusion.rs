@@ -67,7 +67,7 @@ pub fn fuse(m: &Matcher<'_>, members: &[usize], kind: FusedKind) -> Recipe {
     let at = *members.iter().max().expect("a group has members");
     let mut r = Recipe::at(at);
     let mut attrs = Attrs::new();
-    attrs.insert("kind".into(), Attr::Str(kind.name().into()));
+    attrs.insert("kind".into(), Attr::of_enum(kind));
     let fused = r.push(NewNode {
         op: OpKind::Fused,
         inputs: inputs.iter().map(|&v| Some(Val::Old(v))).collect(),

@@ -5,6 +5,7 @@
 //! Nothing here changes the graph; rewrites go through [`crate::rewrite`].
 
 use kiln_interp::Tensor;
+use kiln_ir::attr::AttrEnum;
 use kiln_ir::ops::infer::ConstOperand;
 use kiln_ir::ops::{AttrDefault, InferCtx};
 use kiln_ir::{Attr, Attrs, DType, Def, Dim, Graph, Node, OpKind, TensorType, ValueId, Weight};
@@ -298,6 +299,15 @@ pub fn float_attr(node: &Node, name: &str) -> Option<f64> {
 pub fn str_attr(node: &Node, name: &str) -> Option<String> {
     match attr_or_default(node, name)? {
         Attr::Str(v) => Some(v),
+        _ => None,
+    }
+}
+
+/// A closed-set string attribute of `node` (or its schema default) as its
+/// [`AttrEnum`]; `None` when absent or not one of the spellings.
+pub fn enum_attr<T: AttrEnum>(node: &Node, name: &str) -> Option<T> {
+    match attr_or_default(node, name)? {
+        Attr::Str(v) => T::from_str(&v),
         _ => None,
     }
 }

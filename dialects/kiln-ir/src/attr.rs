@@ -55,6 +55,10 @@ pub enum AttrKind {
     DType,
     /// [`Attr::Weight`]
     Weight,
+    /// A string from a closed set of spellings: an [`AttrEnum`]'s
+    /// [`AttrEnum::NAMES`]. Stored and printed as [`Attr::Str`]; the verifier
+    /// and the ONNX importer refuse any other spelling.
+    Enum(&'static [&'static str]),
 }
 
 impl AttrKind {
@@ -70,11 +74,121 @@ impl AttrKind {
             AttrKind::Strs => "a string list",
             AttrKind::DType => "a dtype",
             AttrKind::Weight => "a weight reference",
+            AttrKind::Enum(_) => "a string",
+        }
+    }
+
+    /// Why `a` (already of a fitting kind) is not an allowed value, if it
+    /// is not: only [`AttrKind::Enum`] restricts values.
+    pub fn value_error(self, name: &str, a: &Attr) -> Option<String> {
+        match (self, a) {
+            (AttrKind::Enum(names), Attr::Str(s)) if !names.contains(&s.as_str()) => {
+                Some(unknown_value(name, s, names))
+            }
+            _ => None,
         }
     }
 }
 
+fn unknown_value(name: &str, value: &str, names: &[&str]) -> String {
+    format!(
+        "attribute '{name}' has unknown value \"{value}\" (expected one of {})",
+        names
+            .iter()
+            .map(|n| format!("\"{n}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+/// A string attribute whose values form a closed set, read as a Rust enum.
+///
+/// Declared with [`attr_enum!`](crate::attr_enum), which also gives the
+/// type inherent `name`/`parse` methods. Op schemas name the set with
+/// [`AttrKind::Enum`]`(T::NAMES)`, so the verifier, the importer and every
+/// reader agree on the spellings, which are those `.kir` prints.
+pub trait AttrEnum: Copy + Eq + fmt::Debug + Sized + 'static {
+    /// Every spelling, in declaration order.
+    const NAMES: &'static [&'static str];
+    /// The spelling of `self`.
+    fn as_str(self) -> &'static str;
+    /// The value spelled `s`, if any.
+    fn from_str(s: &str) -> Option<Self>;
+    /// [`AttrEnum::from_str`], with the verifier's message on failure.
+    fn read(name: &str, s: &str) -> Result<Self, String> {
+        Self::from_str(s).ok_or_else(|| unknown_value(name, s, Self::NAMES))
+    }
+}
+
+/// Declares an [`AttrEnum`]: a `Copy` enum whose variants map one-to-one to
+/// attribute spellings.
+///
+/// ```
+/// kiln_ir::attr_enum! {
+///     /// How a shift moves bits.
+///     pub enum Dir {
+///         /// Towards the most significant bit.
+///         Left = "left",
+///         /// Towards the least significant bit.
+///         Right = "right",
+///     }
+/// }
+/// assert_eq!(Dir::parse("right"), Some(Dir::Right));
+/// assert_eq!(Dir::Left.name(), "left");
+/// assert_eq!(<Dir as kiln_ir::attr::AttrEnum>::NAMES, ["left", "right"]);
+/// ```
+#[macro_export]
+macro_rules! attr_enum {
+    ($(#[$meta:meta])* $vis:vis enum $T:ident {
+        $($(#[$vmeta:meta])* $V:ident = $s:literal),+ $(,)?
+    }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        $vis enum $T {
+            $($(#[$vmeta])* $V),+
+        }
+
+        impl $crate::attr::AttrEnum for $T {
+            const NAMES: &'static [&'static str] = &[$($s),+];
+            fn as_str(self) -> &'static str {
+                self.name()
+            }
+            fn from_str(s: &str) -> Option<Self> {
+                Self::parse(s)
+            }
+        }
+
+        impl $T {
+            /// The attribute spelling.
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $($T::$V => $s),+
+                }
+            }
+
+            /// The value with attribute spelling `s`, if any.
+            pub fn parse(s: &str) -> Option<Self> {
+                match s {
+                    $($s => Some($T::$V),)+
+                    _ => None,
+                }
+            }
+        }
+
+        impl ::std::fmt::Display for $T {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+    };
+}
+
 impl Attr {
+    /// The attribute holding an [`AttrEnum`] value (its spelling).
+    pub fn of_enum<T: AttrEnum>(v: T) -> Attr {
+        Attr::Str(v.as_str().to_string())
+    }
+
     /// This attribute's kind.
     pub fn kind(&self) -> AttrKind {
         match self {
@@ -98,6 +212,7 @@ impl Attr {
             || (matches!(self, Attr::Ints(v) if v.is_empty())
                 && matches!(kind, AttrKind::Floats | AttrKind::Strs))
             || (k == AttrKind::Int && kind == AttrKind::Float)
+            || (k == AttrKind::Str && matches!(kind, AttrKind::Enum(_)))
     }
 }
 

@@ -166,7 +166,7 @@ fn check_attrs(def: &crate::ops::OpDef, attrs: &crate::attr::Attrs) -> Vec<Strin
                 s.kind.name(),
                 a.kind().name()
             )),
-            Some(_) => {}
+            Some(s) => errs.extend(s.kind.value_error(name, a)),
         }
     }
     for s in def.attrs {
@@ -264,7 +264,8 @@ pub fn verify(g: &Graph) -> Result<(), Vec<VerifyError>> {
     let defs = g.defs();
     for (n, node) in g.nodes.iter().enumerate() {
         let what = node.describe();
-        for e in check_schema(node) {
+        let schema_errs = check_schema(node);
+        for e in &schema_errs {
             push(Some(n), format!("{what}: {e}"));
         }
         let mut operands_ok = true;
@@ -318,6 +319,9 @@ pub fn verify(g: &Graph) -> Result<(), Vec<VerifyError>> {
             continue;
         }
         match infer_node(g, node, &defs) {
+            // Inference reads attributes through the same typed readers, so
+            // it may repeat a schema error word for word: report it once.
+            Err(e) if schema_errs.contains(&e.0) => {}
             Err(e) => push(Some(n), format!("{what}: {e}")),
             Ok(tys) if tys.len() < node.outputs.len() => push(
                 Some(n),

@@ -89,7 +89,7 @@ fn fused_bodies_are_checked_against_the_node() {
     let body_on_add = "graph @g(%x: tensor<2xf32>) -> (tensor<2xf32>) {\n  %y = nn.relu %x : tensor<2xf32> {\n    ^(%a: tensor<2xf32>):\n    return %a\n  }\n  return %y\n}\n";
     assert!(parse_err(body_on_add).contains("only nn.fused has a body"));
     let bad_kind = FUSED.replace("kind = \"epilogue\"", "kind = \"magic\"");
-    assert!(parse_err(&bad_kind).contains("unknown fused kind"));
+    assert!(parse_err(&bad_kind).contains("attribute 'kind' has unknown value \"magic\""));
 }
 
 #[test]
@@ -166,7 +166,7 @@ fn pack_ops_infer_and_reject_bad_layouts() {
     assert!(parse_err(&src.replace("tensor<2x5x4xf32>", "tensor<2x5x8xf32>")).contains("infers"));
     assert!(
         parse_err(&src.replace("\"gemm_b\"} : tensor<2x5x4", "\"gemm_c\"} : tensor<2x5x4"))
-            .contains("unknown layout")
+            .contains("attribute 'layout' has unknown value \"gemm_c\"")
     );
 }
 

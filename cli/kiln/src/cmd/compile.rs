@@ -143,7 +143,7 @@ impl TargetArgs {
 #[derive(Debug, Args, Clone, Default)]
 pub struct QuantizeArgs {
     /// Quantize MatMul/Gemm weights (weight-only): nf4, fp8-e4m3, fp8-e5m2,
-    /// int4, int8, int2, uint4, uint8, uint2, mxfp4. Weights are stored packed
+    /// int4, int8, int2, uint4, uint8, uint2, mxfp4, nvfp4. Weights are stored packed
     /// in the artifact and dequantized where the product reads them.
     #[arg(long, value_name = "SCHEME")]
     pub quantize: Option<String>,
@@ -185,6 +185,13 @@ pub struct QuantizeArgs {
     #[arg(long, value_name = "FORMAT", num_args = 0..=1, default_missing_value = "text",
           value_parser = ["text", "json"], requires = "quantize")]
     pub quant_report: Option<String>,
+
+    /// With --quant-report: an ONNX test-set folder (`input_0.pb`, ...) on
+    /// which the reference interpreter runs the f32 and the quantized graph,
+    /// to report each output's end-to-end error. Default: the model's
+    /// `test_data_set_0` when it has one.
+    #[arg(long, value_name = "DIR", requires = "quant_report")]
+    pub quant_report_inputs: Option<PathBuf>,
 }
 
 impl QuantizeArgs {
@@ -195,11 +202,11 @@ impl QuantizeArgs {
         let Some(name) = &self.quantize else {
             return Ok(o);
         };
-        let Some(scheme) = Scheme::parse(name).filter(|s| *s != Scheme::Nvfp4) else {
+        let Some(scheme) = Scheme::parse(name) else {
             return Err(CliError::new(
                 Code::Usage,
                 format!(
-                    "--quantize={name}: unknown scheme (one of nf4, fp8-e4m3, fp8-e5m2, int2, int4, int8, uint2, uint4, uint8, mxfp4)"
+                    "--quantize={name}: unknown scheme (one of nf4, fp8-e4m3, fp8-e5m2, int2, int4, int8, uint2, uint4, uint8, mxfp4, nvfp4)"
                 ),
             ));
         };
@@ -229,9 +236,17 @@ impl QuantizeArgs {
 }
 
 /// The `--quant-report` text or JSON.
-fn quant_report(format: &str, r: &[kiln_driver::quant_report::LayerReport]) -> String {
+fn quant_report(
+    format: &str,
+    r: &[kiln_driver::quant_report::LayerReport],
+    outputs: &[kiln_driver::quant_report::OutputError],
+) -> String {
     if format != "json" {
-        return kiln_driver::quant_report::to_text(r);
+        let mut s = kiln_driver::quant_report::to_text(r);
+        if !outputs.is_empty() {
+            s.push_str(&kiln_driver::quant_report::outputs_to_text(outputs));
+        }
+        return s;
     }
     let layers: Vec<serde_json::Value> = r
         .iter()
@@ -248,7 +263,22 @@ fn quant_report(format: &str, r: &[kiln_driver::quant_report::LayerReport]) -> S
             })
         })
         .collect();
-    format!("{}\n", serde_json::json!({ "layers": layers }))
+    let outputs: Vec<serde_json::Value> = outputs
+        .iter()
+        .map(|e| {
+            serde_json::json!({
+                "output": e.output,
+                "rel_rms": e.rel_rms,
+                "max_abs": e.max_abs,
+                "max_ref": e.max_ref,
+                "nan_mismatches": e.nan_mismatches,
+            })
+        })
+        .collect();
+    format!(
+        "{}\n",
+        serde_json::json!({ "layers": layers, "outputs": outputs })
+    )
 }
 
 /// Arguments of `kiln compile`.
@@ -503,6 +533,12 @@ pub fn run(args: CompileArgs) -> Result<(), CliError> {
     opts.set_level(args.target.opt_level());
     opts.set_quantize(args.quantize.options()?);
     opts.quant_report = args.quantize.quant_report.is_some();
+    if opts.quant_report {
+        opts.quant_report_inputs = args.quantize.quant_report_inputs.clone().or_else(|| {
+            let set = model.parent()?.join("test_data_set_0");
+            set.join("input_0.pb").is_file().then_some(set)
+        });
+    }
     opts.runtime_dir = args.runtime_dir;
     opts.name = args.name;
     opts.copy_runtime = !args.no_runtime;
@@ -538,7 +574,10 @@ pub fn run(args: CompileArgs) -> Result<(), CliError> {
         eprint!("{}", artifacts.timing_table());
     }
     if let Some(format) = &args.quantize.quant_report {
-        eprint!("{}", quant_report(format, &artifacts.quant_report));
+        eprint!(
+            "{}",
+            quant_report(format, &artifacts.quant_report, &artifacts.quant_outputs)
+        );
     }
     for w in &artifacts.warnings {
         crate::report::warning(w);

@@ -10,6 +10,7 @@ use super::ctx::{elem, Body, Builder, Res, Val};
 use super::storage;
 use super::{attr_err, NodeIn};
 use kiln_ir::codec::{CastMode, FloatFormat};
+use kiln_ir::ops::{GeluApprox, ShiftDirection};
 use kiln_ir::{DType, OpKind};
 
 /// Lowers any elementwise op of the table with NumPy broadcasting.
@@ -272,10 +273,10 @@ fn scalar(
         }
         K::Gelu => {
             float_only("nn.gelu")?;
-            let approx = n.a.str("approximate").map_err(attr_err)?;
+            let approx: GeluApprox = n.a.enum_attr("approximate").map_err(attr_err)?;
             let half = b.float(0.5, dt)?;
             let one = b.float(1.0, dt)?;
-            let inner = if approx == "tanh" {
+            let inner = if approx == GeluApprox::Tanh {
                 let k = b.float((2.0 / std::f64::consts::PI).sqrt(), dt)?;
                 let c = b.float(0.044_715, dt)?;
                 let x2 = b.op(format!("arith.mulf {}, {} : {e}", x[0], x[0]));
@@ -396,7 +397,10 @@ fn scalar(
             }
         }
         K::BitShift => {
-            let left = n.a.str("direction").map_err(attr_err)? == "left";
+            let left =
+                n.a.enum_attr::<ShiftDirection>("direction")
+                    .map_err(attr_err)?
+                    == ShiftDirection::Left;
             bit_shift(b, &x[0], &x[1], dt, left)?
         }
         K::And => b.op(format!("arith.andi {}, {} : i1", x[0], x[1])),

@@ -94,11 +94,8 @@ pub(crate) fn grid_sample(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
     let x = n.input(0)?.clone();
     let g = n.input(1)?.clone();
     let (dt, shape) = n.out(0)?;
-    let mode = n.a.str("mode").map_err(attr_err)?;
-    let mode = GridMode::parse(mode).ok_or_else(|| format!("unknown mode \"{mode}\""))?;
-    let padding = n.a.str("padding_mode").map_err(attr_err)?;
-    let padding =
-        GridPadding::parse(padding).ok_or_else(|| format!("unknown padding_mode \"{padding}\""))?;
+    let mode: GridMode = n.a.enum_attr("mode").map_err(attr_err)?;
+    let padding: GridPadding = n.a.enum_attr("padding_mode").map_err(attr_err)?;
     let align_corners = n.a.bool("align_corners").map_err(attr_err)?;
     let r = x.rank();
     if r < 3 || g.rank() != r || shape.len() != r {

@@ -16,17 +16,17 @@ use super::ctx::{elem, Body, Builder, Res, Val};
 use super::norm::Combine;
 use super::{attr_err, NodeIn};
 use kiln_ir::ops::infer::{norm_axes, norm_axis};
+use kiln_ir::ops::{PadMode, ScatterReduction};
 
 /// The scatter reduction named by the `reduction` attribute (`None`: plain
 /// assignment).
 fn reduction(n: &NodeIn<'_>) -> Res<Option<Combine>> {
-    Ok(match n.a.str("reduction").map_err(attr_err)? {
-        "none" => None,
-        "add" => Some(Combine::Add),
-        "mul" => Some(Combine::Mul),
-        "max" => Some(Combine::Max),
-        "min" => Some(Combine::Min),
-        r => return Err(format!("unknown reduction \"{r}\"")),
+    Ok(match n.a.enum_attr("reduction").map_err(attr_err)? {
+        ScatterReduction::None => None,
+        ScatterReduction::Add => Some(Combine::Add),
+        ScatterReduction::Mul => Some(Combine::Mul),
+        ScatterReduction::Max => Some(Combine::Max),
+        ScatterReduction::Min => Some(Combine::Min),
     })
 }
 
@@ -200,10 +200,7 @@ pub(crate) fn pad(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
         begin[a] = pads[i];
         end[a] = pads[i + axes.len()];
     }
-    let mode = n.a.str("mode").map_err(attr_err)?.to_string();
-    if !matches!(mode.as_str(), "constant" | "reflect" | "edge" | "wrap") {
-        return Err(format!("unknown pad mode \"{mode}\""));
-    }
+    let mode: PadMode = n.a.enum_attr("mode").map_err(attr_err)?;
     // The cropped input is [lo, lo + ext) per axis.
     let mut lo = vec![0i64; r];
     let mut ext = vec![0i64; r];
@@ -214,7 +211,7 @@ pub(crate) fn pad(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
         if ext[d] < 0 || o != shape[d] as i64 {
             return Err(format!("pads {pads:?} do not fit {} -> {shape:?}", x.ty()));
         }
-        if mode != "constant" && ext[d] == 0 && o > 0 {
+        if mode != PadMode::Constant && ext[d] == 0 && o > 0 {
             return Err(format!("{mode} padding of the empty axis {d}"));
         }
     }
@@ -240,8 +237,8 @@ pub(crate) fn pad(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
             let bc = body.index(begin[d].max(0));
             let i = body.op(format!("arith.subi {}, {bc} : index", o[d]));
             let last = body.index((nn - 1).max(0));
-            let i = match mode.as_str() {
-                "constant" => {
+            let i = match mode {
+                PadMode::Constant => {
                     let ge = body.op(format!("arith.cmpi sge, {i}, {z} : index"));
                     let le = body.op(format!("arith.cmpi sle, {i}, {last} : index"));
                     let ok = body.op(format!("arith.andi {ge}, {le} : i1"));
@@ -252,13 +249,13 @@ pub(crate) fn pad(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
                     let c = body.op(format!("arith.maxsi {i}, {z} : index"));
                     body.op(format!("arith.minsi {c}, {last} : index"))
                 }
-                "edge" => {
+                PadMode::Edge => {
                     let c = body.op(format!("arith.maxsi {i}, {z} : index"));
                     body.op(format!("arith.minsi {c}, {last} : index"))
                 }
-                "wrap" => rem_euclid(body, &i, nn),
-                _ if nn == 1 => z.clone(),
-                _ => {
+                PadMode::Wrap => rem_euclid(body, &i, nn),
+                PadMode::Reflect if nn == 1 => z.clone(),
+                PadMode::Reflect => {
                     // Reflection is periodic with period 2 (n - 1).
                     let p = 2 * (nn - 1);
                     let m = rem_euclid(body, &i, p);

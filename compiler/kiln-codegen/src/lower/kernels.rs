@@ -34,6 +34,7 @@ use crate::kernels::abi::{
 use crate::kernels::{Kernel, Variant};
 use kiln_ir::ops::infer::InferCtx;
 use kiln_ir::ops::layout::{unpack_shape, DataLayout, PackLayout, Packing};
+use kiln_ir::ops::GeluApprox;
 use kiln_ir::plan::Home;
 use kiln_ir::{Attr, DType, Def, Graph, Node, OpKind, ValueId};
 use std::collections::{BTreeSet, HashMap};
@@ -814,7 +815,9 @@ impl Kernels {
                 // recognize-norms writes SiLU as nn.swish.
                 OpKind::Swish if attr_f(n, "alpha", 1.0) == 1.0 => unary(Unary::Silu),
                 OpKind::Gelu => match n.attrs.get("approximate") {
-                    Some(Attr::Str(s)) if s == "tanh" => unary(Unary::GeluTanh),
+                    Some(Attr::Str(s)) if GeluApprox::parse(s) == Some(GeluApprox::Tanh) => {
+                        unary(Unary::GeluTanh)
+                    }
                     _ => unary(Unary::GeluErf),
                 },
                 OpKind::LeakyRelu => unary(Unary::LeakyRelu {

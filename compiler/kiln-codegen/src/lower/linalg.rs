@@ -8,7 +8,7 @@
 use super::ctx::{affine_map, elem, identity_map, Body, Builder, Iter, Operand, Res, Val};
 use super::elementwise::convert;
 use super::{attr_err, NodeIn};
-use kiln_ir::ops::{parse_einsum, Window};
+use kiln_ir::ops::{parse_einsum, AutoPad, Window};
 use kiln_ir::DType;
 
 /// `acc + a * b` in the accumulator's dtype.
@@ -414,17 +414,17 @@ pub(crate) fn conv_transpose(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
         } else {
             win.strides[i] * (nin - 1) + u64::try_from(out_pad[i]).unwrap_or(0) + eff
         };
-        let same = matches!(win.auto_pad.as_str(), "SAME_UPPER" | "SAME_LOWER");
+        let same = matches!(win.auto_pad, AutoPad::SameUpper | AutoPad::SameLower);
         pb.push(if requested || same {
             // The total padding is whatever the fixed output extent leaves;
             // the odd unit goes to the end for SAME_UPPER only.
             let total = full.saturating_sub(out_shape[2 + i]);
-            if win.auto_pad == "SAME_UPPER" {
+            if win.auto_pad == AutoPad::SameUpper {
                 total / 2
             } else {
                 total - total / 2
             }
-        } else if win.auto_pad == "VALID" {
+        } else if win.auto_pad == AutoPad::Valid {
             0
         } else {
             win.pads[i]

@@ -20,7 +20,10 @@ use super::ctx::{Body, Builder, Res, Val};
 use super::elementwise::convert;
 use super::{attr_err, NodeIn};
 use kiln_ir::ops::infer::norm_axes;
-use kiln_ir::ops::resample::{self, isclose, resize_extents, AspectPolicy, Kernel, ResizeExtents};
+use kiln_ir::ops::resample::{
+    self, isclose, resize_extents, AspectPolicy, CoordinateTransform, Kernel, ResizeExtents,
+    ResizeMode,
+};
 use kiln_ir::DType;
 use std::fmt::Write as _;
 
@@ -108,20 +111,19 @@ pub(crate) fn resize(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
         Some(a) => norm_axes(&a, r).map_err(attr_err)?,
         None => (0..r).collect(),
     };
-    let ctm =
-        n.a.str("coordinate_transformation_mode")
+    let ctm: CoordinateTransform =
+        n.a.enum_attr("coordinate_transformation_mode")
             .map_err(attr_err)?;
     let antialias = n.a.bool("antialias").map_err(attr_err)?;
-    let kernel = match n.a.str("mode").map_err(attr_err)? {
-        "nearest" => Kernel::Nearest(n.a.str("nearest_mode").map_err(attr_err)?),
-        "linear" => Kernel::Linear { antialias },
-        "cubic" => Kernel::Cubic {
+    let kernel = match n.a.enum_attr("mode").map_err(attr_err)? {
+        ResizeMode::Nearest => Kernel::Nearest(n.a.enum_attr("nearest_mode").map_err(attr_err)?),
+        ResizeMode::Linear => Kernel::Linear { antialias },
+        ResizeMode::Cubic => Kernel::Cubic {
             a: n.a.float("cubic_coeff_a").map_err(attr_err)?,
             antialias,
         },
-        m => return Err(format!("unknown resize mode \"{m}\"")),
     };
-    let crop = ctm == "tf_crop_and_resize";
+    let crop = ctm == CoordinateTransform::TfCropAndResize;
     let roi = if crop {
         const_floats(n, 1, "roi")?
     } else {
@@ -135,9 +137,9 @@ pub(crate) fn resize(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
         ),
         None => None,
     };
-    let policy = n.a.str("keep_aspect_ratio_policy").map_err(attr_err)?;
-    let policy = AspectPolicy::parse(policy)
-        .ok_or_else(|| format!("unknown keep_aspect_ratio_policy {policy}"))?;
+    let policy: AspectPolicy =
+        n.a.enum_attr("keep_aspect_ratio_policy")
+            .map_err(attr_err)?;
     let ResizeExtents { scale, out, roi } = resize_extents(
         &x.shape,
         &axes,

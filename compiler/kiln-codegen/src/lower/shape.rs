@@ -9,6 +9,7 @@
 use super::ctx::{affine_map, elem, identity_map, tensor_ty, Builder, Iter, Operand, Res, Val};
 use super::{attr_err, NodeIn};
 use kiln_ir::ops::infer::norm_axis;
+use kiln_ir::ops::DepthToSpaceMode;
 use kiln_ir::DType;
 
 /// Reshape-like ops: the same elements with the declared result shape.
@@ -333,10 +334,9 @@ pub(crate) fn depth_to_space(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
     }
     let c2 = shape[1];
     let (i, j) = (format!("(d2 mod {bs})"), format!("(d3 mod {bs})"));
-    let ch = match n.a.str("mode").map_err(attr_err)? {
-        "DCR" => format!("({i} * {bs} + {j}) * {c2} + d1"),
-        "CRD" => format!("d1 * {} + {i} * {bs} + {j}", bs * bs),
-        m => return Err(format!("unknown depth_to_space mode \"{m}\"")),
+    let ch = match n.a.enum_attr("mode").map_err(attr_err)? {
+        DepthToSpaceMode::Dcr => format!("({i} * {bs} + {j}) * {c2} + d1"),
+        DepthToSpaceMode::Crd => format!("d1 * {} + {i} * {bs} + {j}", bs * bs),
     };
     let map = [
         d(0),

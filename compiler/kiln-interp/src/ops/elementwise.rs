@@ -9,6 +9,7 @@ use crate::tensor::{round_small_float, wrap_int, Data};
 use crate::util::{broadcast_map, broadcast_shapes};
 use crate::{InterpError, Tensor};
 use kiln_ir::codec::{CastMode, FloatFormat};
+use kiln_ir::ops::{GeluApprox, ShiftDirection};
 use kiln_ir::{Attr, DType};
 use std::cmp::Ordering;
 
@@ -132,7 +133,7 @@ pub fn unary(op: &Op<'_>, u: Unary) -> R {
         Unary::Exp => Box::new(f64::exp),
         Unary::Floor => Box::new(f64::floor),
         Unary::Gelu => {
-            if op.a.str("approximate")? == "tanh" {
+            if op.a.enum_attr::<GeluApprox>("approximate")? == GeluApprox::Tanh {
                 let c = (2.0 / std::f64::consts::PI).sqrt();
                 Box::new(move |x| 0.5 * x * (1.0 + (c * (x + 0.044715 * x * x * x)).tanh()))
             } else {
@@ -447,7 +448,7 @@ pub fn logic(op: &Op<'_>, f: impl Fn(bool, bool) -> bool) -> R {
 /// values shift their two's-complement bits.
 pub fn bit_shift(op: &Op<'_>) -> R {
     let (x, y) = (op.input(0)?, op.input(1)?);
-    let left = op.a.str("direction")? == "left";
+    let left = op.a.enum_attr::<ShiftDirection>("direction")? == ShiftDirection::Left;
     let (shape, maps) = broadcast(op, &[x, y])?;
     let (a, c) = (ints(x)?, ints(y)?);
     let bits = i128::from(x.dtype.bits());

@@ -14,6 +14,7 @@ use crate::tensor::{round_float, wrap_int, Data};
 use crate::util::{axis, strides, to_usize};
 use crate::{InterpError, Tensor};
 use kiln_ir::ops::infer::norm_axes;
+use kiln_ir::ops::{PadMode, ScatterReduction};
 use kiln_ir::DType;
 
 type R = Result<Tensor, InterpError>;
@@ -77,25 +78,10 @@ pub fn gather_nd(op: &Op<'_>) -> R {
     Ok(x.pick(shape, pick))
 }
 
-/// A scatter reduction.
-#[derive(Clone, Copy)]
-enum Red {
-    None,
-    Add,
-    Mul,
-    Max,
-    Min,
-}
+type Red = ScatterReduction;
 
 fn reduction(op: &Op<'_>) -> Result<Red, InterpError> {
-    Ok(match op.a.str("reduction")? {
-        "none" => Red::None,
-        "add" => Red::Add,
-        "mul" => Red::Mul,
-        "max" => Red::Max,
-        "min" => Red::Min,
-        r => return invalid(format!("unknown reduction \"{r}\"")),
-    })
+    Ok(op.a.enum_attr("reduction")?)
 }
 
 /// Applies `updates[u]` to `out[dst]` for each pair, in order.
@@ -258,10 +244,7 @@ pub fn pad(op: &Op<'_>) -> R {
         begin[a] = i128::from(pads[i]);
         end[a] = i128::from(pads[i + axes.len()]);
     }
-    let mode = op.a.str("mode")?;
-    if !matches!(mode, "constant" | "reflect" | "edge" | "wrap") {
-        return invalid(format!("unknown pad mode \"{mode}\""));
-    }
+    let mode: PadMode = op.a.enum_attr("mode")?;
     // The cropped input: [lo, hi) per axis.
     let mut lo = vec![0i128; r];
     let mut ext = vec![0i128; r];
@@ -275,7 +258,7 @@ pub fn pad(op: &Op<'_>) -> R {
         }
         let o = ext[d] + begin[d].max(0) + end[d].max(0);
         shape.push(o as u64);
-        if mode != "constant" && ext[d] == 0 && o > 0 {
+        if mode != PadMode::Constant && ext[d] == 0 && o > 0 {
             return invalid(format!("{mode} padding of an empty axis {d}"));
         }
     }
@@ -293,10 +276,10 @@ pub fn pad(op: &Op<'_>) -> R {
         let mut i = i128::from(o) - begin[d].max(0);
         if !(0..n).contains(&i) {
             match mode {
-                "constant" => return None,
-                "edge" => i = i.clamp(0, n - 1),
-                "wrap" => i = i.rem_euclid(n),
-                _ => {
+                PadMode::Constant => return None,
+                PadMode::Edge => i = i.clamp(0, n - 1),
+                PadMode::Wrap => i = i.rem_euclid(n),
+                PadMode::Reflect => {
                     if n == 1 {
                         i = 0;
                     } else {

@@ -7,7 +7,7 @@
 use crate::eval::Op;
 use crate::util::{broadcast_map, broadcast_shapes, for_each_index, strides};
 use crate::{InterpError, Tensor};
-use kiln_ir::ops::{parse_einsum, Window};
+use kiln_ir::ops::{parse_einsum, AutoPad, Window};
 use std::collections::BTreeMap;
 
 type R = Result<Tensor, InterpError>;
@@ -221,7 +221,7 @@ struct Geometry {
     dilations: Vec<u64>,
     pad_begin: Vec<u64>,
     pad_end: Vec<u64>,
-    auto_pad: String,
+    auto_pad: AutoPad,
 }
 
 fn read_list(op: &Op<'_>, name: &str, n: usize, default: i64) -> Result<Vec<i64>, InterpError> {
@@ -269,7 +269,7 @@ impl Geometry {
     /// element goes to the end for SAME_UPPER, to the beginning otherwise.
     fn split(&mut self, i: usize, total: u64) {
         let half = total / 2;
-        if self.auto_pad == "SAME_UPPER" {
+        if self.auto_pad == AutoPad::SameUpper {
             (self.pad_begin[i], self.pad_end[i]) = (half, total - half);
         } else {
             (self.pad_begin[i], self.pad_end[i]) = (total - half, half);
@@ -427,7 +427,7 @@ pub fn conv_transpose(op: &Op<'_>) -> R {
         }
         None => None,
     };
-    let same = matches!(geo.auto_pad.as_str(), "SAME_UPPER" | "SAME_LOWER");
+    let same = matches!(geo.auto_pad, AutoPad::SameUpper | AutoPad::SameLower);
     let mut out_sp = Vec::with_capacity(sp);
     for i in 0..sp {
         let n = x.shape[2 + i];
@@ -444,7 +444,7 @@ pub fn conv_transpose(op: &Op<'_>) -> R {
                 o
             }
             (None, false) => {
-                if geo.auto_pad == "VALID" {
+                if geo.auto_pad == AutoPad::Valid {
                     geo.pad_begin[i] = 0;
                     geo.pad_end[i] = 0;
                 }

@@ -20,6 +20,7 @@ use crate::tensor::{int_range, round_float, round_small_float, Data};
 use crate::util::{axis, strides};
 use crate::{InterpError, Tensor};
 use kiln_ir::codec::{nf4_value, CastMode, FloatFormat};
+use kiln_ir::ops::QuantPart;
 use kiln_ir::DType;
 
 type R = Result<Tensor, InterpError>;
@@ -301,7 +302,7 @@ pub fn qmatmul(op: &Op<'_>) -> R {
 pub fn quantize_weight(op: &Op<'_>) -> R {
     let w = op.input(0)?;
     let (scheme, axis, block, double) = kiln_ir::ops::quantize_weight_params(op.a)?;
-    let part = op.a.str("part")?;
+    let part = op.a.enum_attr("part")?;
     let vals = w.to_f64_vec().iter().map(|&x| x as f32).collect();
     let (rows, k, vals) =
         kiln_ir::codec::block::weight_rows(vals, w.shape[0] as usize, w.shape[1] as usize, axis);
@@ -319,7 +320,7 @@ pub fn quantize_weight(op: &Op<'_>) -> R {
 pub fn quantized_part(
     q: &kiln_ir::codec::block::Quantized,
     scheme: kiln_ir::codec::block::Scheme,
-    part: &str,
+    part: QuantPart,
     double: bool,
 ) -> Result<Vec<u8>, InterpError> {
     use kiln_ir::codec::packing::pack;
@@ -327,14 +328,14 @@ pub fn quantized_part(
     let f32_bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
     let dq = || kiln_ir::codec::block::double_quantize(&q.scales);
     Ok(match part {
-        "codes" if code_bits < 8 => pack(q.codes.iter().copied(), code_bits),
-        "codes" => q.codes.clone(),
-        "scales" if double => dq().codes,
-        "scales" => match &q.scale_codes {
+        QuantPart::Codes if code_bits < 8 => pack(q.codes.iter().copied(), code_bits),
+        QuantPart::Codes => q.codes.clone(),
+        QuantPart::Scales if double => dq().codes,
+        QuantPart::Scales => match &q.scale_codes {
             Some(c) => c.clone(),
             None => f32_bytes(&q.scales),
         },
-        "zero_points" => {
+        QuantPart::ZeroPoints => {
             let z = q
                 .zero_points
                 .as_ref()
@@ -353,9 +354,8 @@ pub fn quantized_part(
                 rows.collect()
             }
         }
-        "scale_absmax" => f32_bytes(&dq().absmax),
-        "scale_offset" => f32_bytes(&[dq().offset]),
-        "global_scale" => f32_bytes(&[q.global_scale.unwrap_or(1.0)]),
-        other => return Err(InterpError::Invalid(format!("unknown part \"{other}\""))),
+        QuantPart::ScaleAbsmax => f32_bytes(&dq().absmax),
+        QuantPart::ScaleOffset => f32_bytes(&[dq().offset]),
+        QuantPart::GlobalScale => f32_bytes(&[q.global_scale.unwrap_or(1.0)]),
     })
 }

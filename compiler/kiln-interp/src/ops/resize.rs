@@ -19,8 +19,8 @@ use crate::util::strides;
 use crate::{InterpError, Tensor};
 use kiln_ir::ops::infer::norm_axes;
 use kiln_ir::ops::resample::{
-    self, isclose, resize_extents, AspectPolicy, Exact, GridAxis, GridMode, GridPadding, GridTap,
-    Kernel, ResizeExtents,
+    self, isclose, resize_extents, AspectPolicy, CoordinateTransform, Exact, GridAxis, GridMode,
+    GridPadding, GridTap, Kernel, ResizeExtents, ResizeMode,
 };
 use kiln_ir::DType;
 
@@ -32,13 +32,13 @@ fn invalid<T>(msg: String) -> Result<T, InterpError> {
 
 /// Per-axis resampling parameters: the shared geometry plus the value of
 /// extrapolated positions.
-struct Axis<'s> {
-    geometry: resample::Axis<'s>,
+struct Axis {
+    geometry: resample::Axis,
     extrapolation: f64,
 }
 
 /// Resamples axis `a` of `v` (shape `shape`), returning the new data.
-fn resample(v: &[f64], shape: &[u64], a: usize, p: &Axis<'_>) -> Vec<f64> {
+fn resample(v: &[f64], shape: &[u64], a: usize, p: &Axis) -> Vec<f64> {
     let n_in = shape[a];
     let outer: usize = shape[..a].iter().product::<u64>() as usize;
     let inner: usize = shape[a + 1..].iter().product::<u64>() as usize;
@@ -75,18 +75,17 @@ pub fn resize(op: &Op<'_>) -> R {
         Some(a) => norm_axes(&a, r)?,
         None => (0..r).collect(),
     };
-    let ctm = op.a.str("coordinate_transformation_mode")?;
+    let ctm: CoordinateTransform = op.a.enum_attr("coordinate_transformation_mode")?;
     let antialias = op.a.bool("antialias")?;
-    let kernel = match op.a.str("mode")? {
-        "nearest" => Kernel::Nearest(op.a.str("nearest_mode")?),
-        "linear" => Kernel::Linear { antialias },
-        "cubic" => Kernel::Cubic {
+    let kernel = match op.a.enum_attr("mode")? {
+        ResizeMode::Nearest => Kernel::Nearest(op.a.enum_attr("nearest_mode")?),
+        ResizeMode::Linear => Kernel::Linear { antialias },
+        ResizeMode::Cubic => Kernel::Cubic {
             a: op.a.float("cubic_coeff_a")?,
             antialias,
         },
-        m => return invalid(format!("unknown resize mode \"{m}\"")),
     };
-    let crop = ctm == "tf_crop_and_resize";
+    let crop = ctm == CoordinateTransform::TfCropAndResize;
     let roi = nonempty(op, 1).map(Tensor::to_f64_vec);
     let scales = nonempty(op, 2).map(Tensor::to_f64_vec);
     let sizes = match nonempty(op, 3) {
@@ -99,10 +98,7 @@ pub fn resize(op: &Op<'_>) -> R {
         ),
         None => None,
     };
-    let policy = op.a.str("keep_aspect_ratio_policy")?;
-    let policy = AspectPolicy::parse(policy).ok_or_else(|| {
-        InterpError::Invalid(format!("unknown keep_aspect_ratio_policy {policy}"))
-    })?;
+    let policy: AspectPolicy = op.a.enum_attr("keep_aspect_ratio_policy")?;
     let ResizeExtents { scale, out, roi } = resize_extents(
         &x.shape,
         &axes,
@@ -171,12 +167,8 @@ const MAX_GRID_TERMS: usize = 1 << 12;
 pub fn grid_sample(op: &Op<'_>) -> R {
     let x = op.input(0)?;
     let g = op.input(1)?;
-    let mode = op.a.str("mode")?;
-    let mode = GridMode::parse(mode)
-        .ok_or_else(|| InterpError::Invalid(format!("unknown grid_sample mode \"{mode}\"")))?;
-    let padding = op.a.str("padding_mode")?;
-    let padding = GridPadding::parse(padding)
-        .ok_or_else(|| InterpError::Invalid(format!("unknown padding_mode \"{padding}\"")))?;
+    let mode: GridMode = op.a.enum_attr("mode")?;
+    let padding: GridPadding = op.a.enum_attr("padding_mode")?;
     let align_corners = op.a.bool("align_corners")?;
     let r = x.rank();
     if r < 3 || g.rank() != r || g.shape[r - 1] != r as u64 - 2 {

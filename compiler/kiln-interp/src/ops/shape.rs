@@ -13,6 +13,7 @@ use crate::tensor::{numel, Data};
 use crate::util::{axis, broadcast_map, broadcast_shapes, for_each_index, strides, to_usize};
 use crate::{InterpError, Tensor};
 use kiln_ir::ops::infer::norm_axis_incl;
+use kiln_ir::ops::DepthToSpaceMode;
 use kiln_ir::DType;
 
 type R = Result<Tensor, InterpError>;
@@ -631,7 +632,7 @@ pub fn depth_to_space(op: &Op<'_>) -> R {
         return invalid(format!("channels {c} are not divisible by blocksize^2"));
     }
     let c2 = c / (b * b);
-    let crd = op.a.str("mode")? == "CRD";
+    let crd = op.a.enum_attr::<DepthToSpaceMode>("mode")? == DepthToSpaceMode::Crd;
     let (tmp, perm): (Vec<u64>, [usize; 6]) = if crd {
         (vec![n, c2, b, b, h, w], [0, 1, 4, 2, 5, 3])
     } else {

@@ -9,8 +9,22 @@
 //! block_size]` u2/u4/u8 tensor), scales `[N * blocks]`, zero points uint8
 //! `[N * ceil(blocks * bits / 8)]` packed like B (rows padded to whole
 //! bytes, as `codec::block::zero_point_cols`), `2^(bits - 1)` when absent,
-//! an optional bias `[N]`. Other operators of the domain are refused by
-//! name; so are `g_idx`, float zero points and non-constant weights.
+//! an optional bias `[N]`.
+//!
+//! MatMulBnb4 (bitsandbytes' 4-bit format, from ORT's
+//! `MatMulBnb4Quantizer`): `W[k, n] = table[code(n * K + k)] * absmax[(n *
+//! K + k) / block_size]` with the NF4 (`quant_type = 1`) or bitsandbytes FP4
+//! (`quant_type = 0`) table; `B` is uint8 `[ceil(N * K / 2)]`, the codes of
+//! `Wᵀ` flattened, two per byte, the first in the high nibble; `absmax`
+//! `[ceil(N * K / block_size)]`. Blocks run over the flattened array, so
+//! they cross rows when `block_size` does not divide K: Kiln's blocks are
+//! then `gcd(K, block_size)` values (each inside one bitsandbytes block)
+//! with the scale repeated. The codes are repacked once, at import, into
+//! Kiln's rows (first code in the low nibble): NF4 as `nf4`, FP4 as `u4`
+//! with the table as `quant.matmul`'s `code_book`.
+//!
+//! Other operators of the domain are refused by name; so are `g_idx`, float
+//! zero points and non-constant weights.
 
 use super::NodeCtx;
 use crate::error::OnnxError;
@@ -27,10 +41,36 @@ pub struct ContribImporter {
 }
 
 /// Every supported operator of the `com.microsoft` domain.
-pub static CONTRIB_IMPORTERS: &[ContribImporter] = &[ContribImporter {
-    op_type: "MatMulNBits",
-    import: matmul_nbits,
-}];
+pub static CONTRIB_IMPORTERS: &[ContribImporter] = &[
+    ContribImporter {
+        op_type: "MatMulNBits",
+        import: matmul_nbits,
+    },
+    ContribImporter {
+        op_type: "MatMulBnb4",
+        import: matmul_bnb4,
+    },
+];
+
+/// bitsandbytes' FP4 code book (`quant_type = 0`), by code.
+pub const BNB_FP4: [f32; 16] = [
+    0.0,
+    0.005_208_333_3,
+    0.666_666_7,
+    1.0,
+    0.333_333_34,
+    0.5,
+    0.166_666_67,
+    0.25,
+    -0.0,
+    -0.005_208_333_3,
+    -0.666_666_7,
+    -1.0,
+    -0.333_333_34,
+    -0.5,
+    -0.166_666_67,
+    -0.25,
+];
 
 /// The importer of `op_type`, if Kiln has one.
 pub fn find(op_type: &str) -> Option<&'static ContribImporter> {
@@ -147,5 +187,128 @@ fn matmul_nbits(ctx: &mut NodeCtx<'_, '_>) -> R {
         Some(bias) => ctx.op(OpKind::Add, &[y, bias])?,
         None => y,
     };
+    Ok(vec![Some(y)])
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+fn matmul_bnb4(ctx: &mut NodeCtx<'_, '_>) -> R {
+    ctx.check_attrs(&[
+        "K",
+        "N",
+        "block_size",
+        "quant_type",
+        "training_mode",
+        "transB",
+    ])?;
+    let req = |ctx: &NodeCtx<'_, '_>, name: &str| -> Result<u64, OnnxError> {
+        match ctx.attr_int(name, -1)? {
+            v if v > 0 => Ok(v as u64),
+            _ => Err(ctx.invalid(format!("attribute '{name}' must be a positive integer"))),
+        }
+    };
+    let (k, n, block) = (req(ctx, "K")?, req(ctx, "N")?, req(ctx, "block_size")?);
+    let fp4 = match ctx.attr_int("quant_type", -1)? {
+        0 => true,
+        1 => false,
+        q => return Err(ctx.invalid(format!("quant_type {q} is neither 0 (FP4) nor 1 (NF4)"))),
+    };
+    if ctx.attr_int("transB", 1)? != 1 {
+        return Err(ctx.unsupported("transB = 0 (Kiln imports the quantizer's transB = 1)"));
+    }
+    let a = ctx.input(0)?;
+    if ctx.ty(a).dtype != DType::F32 {
+        return Err(ctx.unsupported(format!("A of {} (Kiln imports f32)", ctx.ty(a).dtype)));
+    }
+    if ctx.ty(a).dims.last() != Some(&kiln_ir::Dim::Static(k)) {
+        return Err(ctx.invalid(format!("A of {} does not end in K = {k}", ctx.ty(a))));
+    }
+    // Kiln's blocks: the largest that divides both K and block_size, so each
+    // lies in one bitsandbytes block; whole bytes of codes.
+    let g = gcd(k, block);
+    if !g.is_multiple_of(2) {
+        return Err(ctx.unsupported(format!(
+            "K = {k} with block_size {block}: blocks of {g} codes do not fill whole bytes"
+        )));
+    }
+    let (nk, name) = (
+        n.checked_mul(k)
+            .ok_or_else(|| ctx.invalid("N * K overflows"))?,
+        ctx.node
+            .outputs
+            .iter()
+            .flatten()
+            .next()
+            .cloned()
+            .unwrap_or_default(),
+    );
+    let need_const = |ctx: &NodeCtx<'_, '_>, i: usize, what: &str| {
+        ctx.opt_input(i)
+            .and_then(|v| const_bytes(ctx, v))
+            .ok_or_else(|| ctx.unsupported(format!("{what} must be an initializer")))
+    };
+    let (b, bt) = need_const(ctx, 1, "B")?;
+    if bt.dtype != DType::U8 || b.len() as u64 != nk.div_ceil(2) {
+        return Err(ctx.invalid(format!(
+            "B of {bt} does not hold [{}] uint8 (N * K codes, two per byte)",
+            nk.div_ceil(2)
+        )));
+    }
+    let (m, mt) = need_const(ctx, 2, "absmax")?;
+    let nblocks = nk.div_ceil(block);
+    if !matches!(mt.dtype, DType::F32 | DType::F16) || mt.numel() != Some(nblocks) {
+        return Err(ctx.invalid(format!("absmax of {mt} is not [{nblocks}] f32/f16")));
+    }
+    // Codes: high nibble first in B; Kiln rows take the first in the low
+    // nibble (K is even, so rows are whole bytes).
+    let bytes = b.bytes();
+    let codes = (0..nk as usize).map(|i| {
+        let byte = bytes[i / 2];
+        if i % 2 == 0 {
+            byte >> 4
+        } else {
+            byte & 0x0F
+        }
+    });
+    let packed = kiln_ir::codec::packing::pack(codes, 4);
+    let code_dt = if fp4 { DType::U4 } else { DType::NF4 };
+    let codes = ctx.b.add_constant_blob(
+        &format!("{name}.codes"),
+        TensorType::fixed(code_dt, &[n, k]),
+        Blob::from_vec(packed),
+    );
+    // Scales [N, K / g]: the absmax of the bitsandbytes block holding each.
+    let elem = mt.dtype.storage_bytes(1).unwrap_or(4) as usize;
+    let per_row = k / g;
+    let src = m.bytes();
+    let mut sbytes = Vec::with_capacity((n * per_row) as usize * elem);
+    for j in 0..n {
+        for c in 0..per_row {
+            let i = ((j * k + c * g) / block) as usize * elem;
+            sbytes.extend_from_slice(&src[i..i + elem]);
+        }
+    }
+    let mut scales = ctx.b.add_constant_blob(
+        &format!("{name}.scales"),
+        TensorType::fixed(mt.dtype, &[n, per_row]),
+        Blob::from_vec(sbytes),
+    );
+    if mt.dtype != DType::F32 {
+        scales = ctx.cast(scales, DType::F32)?;
+    }
+    let mut attrs = vec![("block_size", Attr::Int(g as i64))];
+    if fp4 {
+        attrs.push((
+            "code_book",
+            Attr::Floats(BNB_FP4.iter().map(|&v| f64::from(v)).collect()),
+        ));
+    }
+    let y = ctx.op_with(OpKind::QMatMul, &[a, codes, scales], &attrs)?;
     Ok(vec![Some(y)])
 }

@@ -11,6 +11,7 @@
 
 use super::NodeCtx;
 use crate::error::OnnxError;
+use kiln_ir::ops::resample::{GridMode, GridPadding};
 use kiln_ir::{Attr, DType, Dim, OpKind, ValueId};
 
 type R = Result<Vec<Option<ValueId>>, OnnxError>;
@@ -246,8 +247,8 @@ pub(super) fn deform_conv(c: &mut NodeCtx<'_, '_>) -> R {
             &[xg, grid_g],
             &[
                 ("align_corners", Attr::Bool(true)),
-                ("mode", Attr::Str("linear".into())),
-                ("padding_mode", Attr::Str("zeros".into())),
+                ("mode", Attr::of_enum(GridMode::Linear)),
+                ("padding_mode", Attr::of_enum(GridPadding::Zeros)),
             ],
         )?; // (N, cpo, taps·oH, oW)
         let s = c.reshape(s, &[ni, cpo, ki, ohi, owi])?;

@@ -997,6 +997,14 @@ impl NodeCtx<'_, '_> {
                 return Err(self.invalid_at(op, format!("attribute '{}' is required", s.name)));
             }
         }
+        for (name, a) in attrs {
+            if let Some(msg) = def
+                .attr_spec(name)
+                .and_then(|s| s.kind.value_error(name, a))
+            {
+                return Err(self.invalid_at(op, msg));
+            }
+        }
         Ok(())
     }
 
@@ -1161,7 +1169,9 @@ pub fn convert_attr(a: &OnnxAttr, kind: AttrKind) -> Option<Attr> {
         (OnnxAttr::Int(v), AttrKind::Bool) => Attr::Bool(*v != 0),
         (OnnxAttr::Int(v), AttrKind::Float) => Attr::Float(*v as f64),
         (OnnxAttr::Float(v), AttrKind::Float) => Attr::Float(f64::from(*v)),
-        (OnnxAttr::String(_), AttrKind::Str) => Attr::Str(a.as_str()?.to_string()),
+        (OnnxAttr::String(_), AttrKind::Str | AttrKind::Enum(_)) => {
+            Attr::Str(a.as_str()?.to_string())
+        }
         (OnnxAttr::Ints(v), AttrKind::Ints) => Attr::Ints(v.clone()),
         (OnnxAttr::Floats(v), AttrKind::Floats) => {
             Attr::Floats(v.iter().map(|&x| f64::from(x)).collect())

@@ -9,6 +9,7 @@
 use super::{compose, Importer, NodeCtx};
 use crate::error::OnnxError;
 use crate::model::OnnxAttr;
+use kiln_ir::ops::resample::{CoordinateTransform, NearestMode, ResizeMode};
 use kiln_ir::{Attr, Attrs, DType, OpKind, ValueId};
 
 type R = Result<Vec<Option<ValueId>>, OnnxError>;
@@ -472,10 +473,10 @@ fn resize(c: &mut NodeCtx<'_, '_>) -> R {
     // Resize-10's coordinate mapping is "asymmetric".
     attrs.insert(
         "coordinate_transformation_mode".into(),
-        Attr::Str("asymmetric".into()),
+        Attr::of_enum(CoordinateTransform::Asymmetric),
     );
     if !attrs.contains_key("nearest_mode") {
-        attrs.insert("nearest_mode".into(), Attr::Str("floor".into()));
+        attrs.insert("nearest_mode".into(), Attr::of_enum(NearestMode::Floor));
     }
     Ok(vec![Some(c.emit1(
         OpKind::Resize,
@@ -509,22 +510,28 @@ fn upsample(c: &mut NodeCtx<'_, '_>) -> R {
         c.const_tensor(&t)
     };
     let mode = match c.attr("mode") {
-        None => "nearest".to_string(),
-        Some(a) => a
-            .as_str()
-            .ok_or_else(|| c.invalid("attribute 'mode' must be a STRING"))?
-            .to_string(),
+        None => ResizeMode::Nearest,
+        Some(a) => {
+            let s = a
+                .as_str()
+                .ok_or_else(|| c.invalid("attribute 'mode' must be a STRING"))?;
+            match ResizeMode::parse(s) {
+                Some(m @ (ResizeMode::Nearest | ResizeMode::Linear)) => m,
+                _ => {
+                    return Err(c.invalid(format!(
+                        "attribute 'mode' has unknown value \"{s}\" (expected one of \"nearest\", \"linear\")"
+                    )))
+                }
+            }
+        }
     };
-    if mode != "nearest" && mode != "linear" {
-        return Err(c.invalid(format!("mode '{mode}' is not one of 'nearest', 'linear'")));
-    }
     let mut attrs = Attrs::new();
-    attrs.insert("mode".into(), Attr::Str(mode));
+    attrs.insert("mode".into(), Attr::of_enum(mode));
     attrs.insert(
         "coordinate_transformation_mode".into(),
-        Attr::Str("asymmetric".into()),
+        Attr::of_enum(CoordinateTransform::Asymmetric),
     );
-    attrs.insert("nearest_mode".into(), Attr::Str("floor".into()));
+    attrs.insert("nearest_mode".into(), Attr::of_enum(NearestMode::Floor));
     Ok(vec![Some(c.emit1(
         OpKind::Resize,
         vec![Some(x), None, Some(scales), None],

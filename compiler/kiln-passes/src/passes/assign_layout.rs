@@ -101,7 +101,7 @@ fn to_nhwc(m: &Matcher<'_>, n: usize) -> Option<Recipe> {
     let [y] = node.outputs.as_slice() else {
         return None;
     };
-    if !layout_aware || pattern::str_attr(node, "layout")? != "nchw" {
+    if !layout_aware || pattern::enum_attr::<DataLayout>(node, "layout")? != DataLayout::Nchw {
         return None;
     }
     let x = node.inputs.first().copied().flatten()?;
@@ -130,7 +130,7 @@ fn to_nhwc(m: &Matcher<'_>, n: usize) -> Option<Recipe> {
         )),
     };
     let mut attrs = node.attrs.clone();
-    attrs.insert("layout".into(), Attr::Str("nhwc".into()));
+    attrs.insert("layout".into(), Attr::of_enum(DataLayout::Nhwc));
     let mut inputs: Vec<Option<Val>> = node.inputs.iter().map(|v| v.map(Val::Old)).collect();
     inputs[0] = Some(tin);
     let yn = TensorType::new(yt.dtype, pattern::permute(&yt.dims, &TO_NHWC));

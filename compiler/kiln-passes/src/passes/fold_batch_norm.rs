@@ -115,10 +115,7 @@ fn contraction<'g>(m: &Matcher<'g>, x: ValueId) -> Option<(usize, Contraction<'g
     let r = xt.rank();
     let axis = match node.op {
         OpKind::Conv => {
-            let layout = match pattern::str_attr(node, "layout")?.as_str() {
-                "nhwc" => DataLayout::Nhwc,
-                _ => DataLayout::Nchw,
-            };
+            let layout: DataLayout = pattern::enum_attr(node, "layout")?;
             if layout == DataLayout::Nhwc {
                 r - 1
             } else {

@@ -25,7 +25,7 @@ use crate::pass::{pass_info, Pass, PassError, PassOptions, PassStats, TargetFact
 use crate::pattern::{self, Matcher};
 use crate::registry::PassInfo;
 use crate::rewrite::{sweep_pass, Direction, NewNode, Recipe, Val, WRef};
-use kiln_ir::ops::layout::{PackLayout, Packing};
+use kiln_ir::ops::layout::{DataLayout, PackLayout, Packing};
 use kiln_ir::{Attr, Attrs, DType, Graph, Node, OpKind, TensorType, ValueId};
 
 /// Registry entry.
@@ -100,7 +100,7 @@ fn packing(node: &Node, wt: &TensorType, opts: &Options, facts: &TargetFacts) ->
             })
         }
         OpKind::Conv if opts.conv && shape.len() == 4 => {
-            if pattern::str_attr(node, "layout")? != "nhwc" {
+            if pattern::enum_attr::<DataLayout>(node, "layout")? != DataLayout::Nhwc {
                 return None;
             }
             let groups = u64::try_from(pattern::int_attr(node, "group")?).ok()?;
@@ -127,7 +127,7 @@ fn packing(node: &Node, wt: &TensorType, opts: &Options, facts: &TargetFacts) ->
 /// The attributes of the `nn.pack` / `nn.unpack` of `p`.
 fn pack_attrs(p: &Packing, unpack: bool) -> Attrs {
     let mut a = Attrs::new();
-    a.insert("layout".into(), Attr::Str(p.layout.name().into()));
+    a.insert("layout".into(), Attr::of_enum(p.layout));
     a.insert("block".into(), Attr::Int(p.block as i64));
     a.insert("groups".into(), Attr::Int(p.groups as i64));
     if unpack {

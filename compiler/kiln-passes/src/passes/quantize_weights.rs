@@ -24,6 +24,7 @@ use crate::pattern::{self, Matcher};
 use crate::registry::PassInfo;
 use crate::rewrite::{sweep_pass, Direction, NewNode, Recipe, Val, WRef};
 use kiln_ir::codec::block::{Scheme, DOUBLE_QUANT_BLOCK};
+use kiln_ir::ops::QuantPart;
 use kiln_ir::{Attr, Attrs, DType, Dim, OpKind, TensorType, ValueId};
 
 /// Registry entry.
@@ -108,12 +109,6 @@ impl Pass for QuantizeWeights {
                 scheme.name()
             )));
         }
-        if scheme == Scheme::Nvfp4 {
-            // quant.matmul has no per-tensor scale.
-            return Err(unsupported(
-                "nvfp4 weights (no per-tensor scale in quant.matmul)".into(),
-            ));
-        }
         Ok(sweep_pass(g, Direction::Forward, |m, n| {
             plan(m, n, q, scheme, block)
         }))
@@ -128,12 +123,12 @@ fn unsupported(what: String) -> PassError {
 }
 
 /// The attributes of one `quant.quantize_weight` part.
-fn qw_attrs(scheme: Scheme, block: usize, axis: i64, part: &str, double: bool) -> Attrs {
+fn qw_attrs(scheme: Scheme, block: usize, axis: i64, part: QuantPart, double: bool) -> Attrs {
     let mut a = Attrs::new();
-    a.insert("scheme".into(), Attr::Str(scheme.name().into()));
+    a.insert("scheme".into(), Attr::of_enum(scheme));
     a.insert("block_size".into(), Attr::Int(block as i64));
     a.insert("axis".into(), Attr::Int(axis));
-    a.insert("part".into(), Attr::Str(part.into()));
+    a.insert("part".into(), Attr::of_enum(part));
     a.insert("double_quant".into(), Attr::Bool(double));
     a
 }
@@ -199,7 +194,7 @@ pub fn plan(
     let mut r = Recipe::at(n);
     let kp = kiln_ir::codec::block::padded_k(k as usize, block, scheme.code_dtype()) as u64;
     let nb = kiln_ir::codec::block::blocks_per_row(k as usize, block) as u64;
-    let part = |r: &mut Recipe, part: &str, ty: TensorType| -> Val {
+    let part = |r: &mut Recipe, part: QuantPart, ty: TensorType| -> Val {
         let name = format!("{wname}.{}.{part}", scheme.name());
         let d = r.derived(
             &name,
@@ -212,7 +207,7 @@ pub fn plan(
     };
     let codes = part(
         &mut r,
-        "codes",
+        QuantPart::Codes,
         TensorType::fixed(scheme.code_dtype(), &[nn, kp]),
     );
     let scale_dt = if double {
@@ -220,13 +215,17 @@ pub fn plan(
     } else {
         scheme.scale_dtype()
     };
-    let scales = part(&mut r, "scales", TensorType::fixed(scale_dt, &[nn, nb]));
+    let scales = part(
+        &mut r,
+        QuantPart::Scales,
+        TensorType::fixed(scale_dt, &[nn, nb]),
+    );
     let mut inputs = vec![Some(Val::Old(a)), Some(codes), Some(scales)];
     if scheme.has_zero_point() {
         let cols = kiln_ir::codec::block::zero_point_cols(nb as usize, scheme.code_dtype());
         let z = part(
             &mut r,
-            "zero_points",
+            QuantPart::ZeroPoints,
             TensorType::fixed(scheme.code_dtype(), &[nn, cols as u64]),
         );
         inputs.push(Some(z));
@@ -238,10 +237,14 @@ pub fn plan(
         let groups = (nn * nb).div_ceil(DOUBLE_QUANT_BLOCK as u64);
         let am = part(
             &mut r,
-            "scale_absmax",
+            QuantPart::ScaleAbsmax,
             TensorType::fixed(DType::F32, &[groups]),
         );
-        let off = part(&mut r, "scale_offset", TensorType::fixed(DType::F32, &[]));
+        let off = part(
+            &mut r,
+            QuantPart::ScaleOffset,
+            TensorType::fixed(DType::F32, &[]),
+        );
         inputs.push(Some(am));
         inputs.push(Some(off));
     }
@@ -249,7 +252,16 @@ pub fn plan(
     let out_ty = m.ty(out).clone();
     let mut attrs = Attrs::new();
     attrs.insert("block_size".into(), Attr::Int(block as i64));
-    let prod_name = if bias.is_some() {
+    // NVFP4's per-tensor scale multiplies the product (quant.matmul has
+    // none): `a . (c * s * g)ᵀ = (a . (c * s)ᵀ) * g`.
+    let global = (scheme == Scheme::Nvfp4).then(|| {
+        part(
+            &mut r,
+            QuantPart::GlobalScale,
+            TensorType::fixed(DType::F32, &[]),
+        )
+    });
+    let prod_name = if bias.is_some() || global.is_some() {
         format!("{out_name}.q")
     } else {
         out_name.clone()
@@ -262,36 +274,65 @@ pub fn plan(
         weight: None,
         body: None,
     });
-    if let Some((c, beta)) = bias {
-        let mut c = Val::Old(c);
-        if beta != 1.0 {
-            let bw = kiln_ir::Weight {
-                name: format!("{out_name}.beta"),
-                ty: TensorType::fixed(DType::F32, &[]),
-                data: kiln_ir::WeightData::Bytes(kiln_ir::Blob::from_vec(
-                    (beta as f32).to_le_bytes().to_vec(),
-                )),
-                source: None,
-            };
-            let bv = r.constant(&format!("{out_name}.beta"), bw);
-            c = r.push(NewNode::op(
-                OpKind::Mul,
-                vec![c, bv],
-                Attrs::new(),
-                &format!("{out_name}.bias"),
-                m.ty(node.inputs[2]?).clone(),
-            ));
-        }
+    if let Some(g) = global {
+        let name = if bias.is_some() {
+            format!("{out_name}.scaled")
+        } else {
+            out_name.clone()
+        };
         y = r.push(NewNode::op(
-            OpKind::Add,
-            vec![y, c],
+            OpKind::Mul,
+            vec![y, g],
             Attrs::new(),
-            &out_name,
-            out_ty,
+            &name,
+            out_ty.clone(),
         ));
+    }
+    if let Some(bias) = bias {
+        y = add_gemm_bias(&mut r, m, y, bias, &out_name, out_ty);
     }
     r.replace.push((out, y));
     Some(r)
+}
+
+/// A Gemm's `+ beta * C` after its product `y` (the Gemm's result
+/// `out_name` of type `out_ty`), as `nn.add` (and `nn.mul` by a constant
+/// `beta` unless it is 1); returns the sum.
+pub(crate) fn add_gemm_bias(
+    r: &mut Recipe,
+    m: &Matcher<'_>,
+    y: Val,
+    (c, beta): (ValueId, f64),
+    out_name: &str,
+    out_ty: TensorType,
+) -> Val {
+    let cty = m.ty(c).clone();
+    let mut c = Val::Old(c);
+    if beta != 1.0 {
+        let bw = kiln_ir::Weight {
+            name: format!("{out_name}.beta"),
+            ty: TensorType::fixed(DType::F32, &[]),
+            data: kiln_ir::WeightData::Bytes(kiln_ir::Blob::from_vec(
+                (beta as f32).to_le_bytes().to_vec(),
+            )),
+            source: None,
+        };
+        let bv = r.constant(&format!("{out_name}.beta"), bw);
+        c = r.push(NewNode::op(
+            OpKind::Mul,
+            vec![c, bv],
+            Attrs::new(),
+            &format!("{out_name}.bias"),
+            cty,
+        ));
+    }
+    r.push(NewNode::op(
+        OpKind::Add,
+        vec![y, c],
+        Attrs::new(),
+        out_name,
+        out_ty,
+    ))
 }
 
 #[cfg(test)]

@@ -4,9 +4,13 @@
 //! scales — per tensor, per output column (`axis = 1`), or in blocks along
 //! K (`axis = 0`, `block_size`) — becomes `quant.matmul` over the
 //! transposed codes (a derived weight: `[N, K]`, still packed) with the
-//! scales and zero points rearranged per output row. Without this,
-//! `fold-constants` would turn the dequantization into an f32 constant four
-//! to sixteen times its size.
+//! scales and zero points rearranged per output row. `nn.gemm` (no
+//! `trans_a`, `alpha = 1`) is taken the same way: with `trans_b` its codes
+//! `%w[N, K]` are already rows (per output row `axis = 0`, blocks along K
+//! `axis = 1`) and are used as they are; its bias becomes an `nn.add`
+//! (times `beta`) after the product. Without this, `fold-constants` would
+//! turn the dequantization into an f32 constant four to sixteen times its
+//! size.
 //!
 //! The rewrite keeps the meaning exactly: both sides compute `(q - z) *
 //! s` in f32 before the products (only the summation order of the product
@@ -15,6 +19,7 @@
 //! Preconditions: a verified graph. Graph outputs keep their names and types.
 
 use crate::pass::{pass_info, Pass, PassError, PassOptions, PassStats};
+use crate::passes::quantize_weights::add_gemm_bias;
 use crate::pattern::{self, Matcher};
 use crate::registry::PassInfo;
 use crate::rewrite::{sweep_pass, Direction, NewData, NewNode, NewWeight, Recipe, Val, WRef};
@@ -25,7 +30,7 @@ use kiln_ir::{Attr, Attrs, Blob, DType, Graph, OpKind, TensorType};
 /// Registry entry.
 pub const INFO: PassInfo = PassInfo {
     name: "recognize-qdq-weights",
-    summary: "MatMul of a DequantizeLinear of constant integer weights becomes quant.matmul over the packed codes",
+    summary: "MatMul/Gemm of a DequantizeLinear of constant integer weights becomes quant.matmul over the packed codes",
     create: || Box::new(RecognizeQdqWeights),
 };
 
@@ -53,9 +58,24 @@ fn bytes_weight(r: &mut Recipe, name: &str, ty: TensorType, bytes: Vec<u8>) -> V
 /// Decides whether node `n` is a MatMul of a dequantized constant weight.
 pub fn plan(m: &Matcher<'_>, n: usize) -> Option<Recipe> {
     let node = &m.g.nodes[n];
-    if node.op != OpKind::MatMul || node.body.is_some() {
+    if node.body.is_some() {
         return None;
     }
+    // Whether the stored weight is [N, K] (a Gemm's trans_b), and the bias.
+    let (rows, bias) = match node.op {
+        OpKind::MatMul => (false, None),
+        OpKind::Gemm => {
+            if pattern::bool_attr(node, "trans_a")? || pattern::float_attr(node, "alpha")? != 1.0 {
+                return None;
+            }
+            let beta = pattern::float_attr(node, "beta")?;
+            (
+                pattern::bool_attr(node, "trans_b")?,
+                node.inputs.get(2).copied().flatten().map(|c| (c, beta)),
+            )
+        }
+        _ => return None,
+    };
     let a = node.inputs.first().copied().flatten()?;
     let b = node.inputs.get(1).copied().flatten()?;
     if !m.single_use(b) || m.is_output(b) {
@@ -78,7 +98,11 @@ pub fn plan(m: &Matcher<'_>, n: usize) -> Option<Recipe> {
     {
         return None;
     }
-    let (k, nn) = (shape[0] as usize, shape[1] as usize);
+    let (k, nn) = if rows {
+        (shape[1] as usize, shape[0] as usize)
+    } else {
+        (shape[0] as usize, shape[1] as usize)
+    };
     let bits = dt.bits() as usize;
     if !(k * bits).is_multiple_of(8) {
         return None;
@@ -93,18 +117,23 @@ pub fn plan(m: &Matcher<'_>, n: usize) -> Option<Recipe> {
     let block = pattern::int_attr(dq, "block_size")?;
     // The scale (and zero point) of block `b` of output row `j` is element
     // `j * sj + b * sb` of the ONNX scale tensor; `nb` blocks of `blk`
-    // values per row.
+    // values per row. The N axis of the stored weight is 1, or 0 for rows.
+    let (n_axis, k_axis) = if rows { (0, 1) } else { (1, 0) };
     let (nb, blk, sj, sb) = if scale.len() == 1 {
         (1, k, 0, 0)
-    } else if block == 0 && (axis == 1 || axis == -1) && scale.len() == nn {
+    } else if block == 0 && (axis == n_axis || axis == n_axis - 2) && scale.len() == nn {
         (1, k, 1, 0)
-    } else if block > 0 && axis == 0 {
+    } else if block > 0 && (axis == k_axis || axis == k_axis - 2) {
         let blk = block as usize;
         let nb = k.div_ceil(blk);
         if scale.len() != nb * nn {
             return None;
         }
-        (nb, blk, 1, nn)
+        if rows {
+            (nb, blk, nb, 1)
+        } else {
+            (nb, blk, 1, nn)
+        }
     } else {
         return None;
     };
@@ -114,17 +143,21 @@ pub fn plan(m: &Matcher<'_>, n: usize) -> Option<Recipe> {
     }
     let name = m.g.weight(wid).name.clone();
     let mut r = Recipe::at(n);
-    let mut perm = Attrs::new();
-    perm.insert("perm".into(), Attr::Ints(vec![1, 0]));
-    let codes_ty = TensorType::fixed(dt, &[nn as u64, k as u64]);
-    let codes = r.derived(
-        &format!("{name}.rows"),
-        codes_ty.clone(),
-        OpKind::Transpose,
-        perm,
-        vec![WRef::Old(wid)],
-    );
-    let codes = r.push(NewNode::constant(&format!("{name}.rows"), codes, codes_ty));
+    let codes = if rows {
+        Val::Old(w)
+    } else {
+        let mut perm = Attrs::new();
+        perm.insert("perm".into(), Attr::Ints(vec![1, 0]));
+        let codes_ty = TensorType::fixed(dt, &[nn as u64, k as u64]);
+        let codes = r.derived(
+            &format!("{name}.rows"),
+            codes_ty.clone(),
+            OpKind::Transpose,
+            perm,
+            vec![WRef::Old(wid)],
+        );
+        r.push(NewNode::constant(&format!("{name}.rows"), codes, codes_ty))
+    };
     let mut sbytes = Vec::with_capacity(nn * nb * 4);
     for j in 0..nn {
         for b in 0..nb {
@@ -158,14 +191,23 @@ pub fn plan(m: &Matcher<'_>, n: usize) -> Option<Recipe> {
     let mut attrs = Attrs::new();
     let blk = if nb == 1 { 0 } else { blk };
     attrs.insert("block_size".into(), Attr::Int(blk as i64));
-    let y = r.push(NewNode {
+    let (out_name, out_ty) = (m.g.value(out).name.clone(), m.ty(out).clone());
+    let prod_name = if bias.is_some() {
+        format!("{out_name}.q")
+    } else {
+        out_name.clone()
+    };
+    let mut y = r.push(NewNode {
         op: OpKind::QMatMul,
         inputs,
         attrs,
-        results: vec![(m.g.value(out).name.clone(), m.ty(out).clone())],
+        results: vec![(prod_name, out_ty.clone())],
         weight: None,
         body: None,
     });
+    if let Some(bias) = bias {
+        y = add_gemm_bias(&mut r, m, y, bias, &out_name, out_ty);
+    }
     r.replace.push((out, y));
     Some(r)
 }

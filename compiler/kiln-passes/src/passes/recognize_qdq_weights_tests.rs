@@ -177,3 +177,139 @@ fn other_granularities_and_shared_dequantizations_stay() {
         .replace("return %y", "return %y, %b");
     assert_unchanged(&RecognizeQdqWeights, &shared);
 }
+
+/// A Gemm `x[3, K] * B + beta * c[N]` whose `B` is dequantized from `w`
+/// (stored `[N, K]` with `trans_b`).
+fn gemm_graph(weights: &str, k: u64, n: u64, wdt: &str, sty: &str, dq: &str, gemm: &str) -> String {
+    let wshape = if gemm.contains("trans_b = true") {
+        format!("{n}x{k}")
+    } else {
+        format!("{k}x{n}")
+    };
+    format!(
+        "{weights}graph @t(%x: tensor<3x{k}xf32>) -> (tensor<3x{n}xf32>) {{
+  %w = nn.constant {{value = @w}} : tensor<{wshape}x{wdt}>
+  %s = nn.constant {{value = @s}} : {sty}
+  %c = nn.constant {{value = @c}} : tensor<{n}xf32>
+  %b = quant.dequantize_linear %w, %s {dq} : tensor<{wshape}xf32>
+  %y = nn.gemm %x, %b, %c {gemm} : tensor<3x{n}xf32>
+  return %y
+}}"
+    )
+}
+
+#[test]
+fn gemm_with_transposed_rows_per_output_row_and_a_scaled_bias() {
+    // trans_b: the codes are [N, K] rows already (no derived transpose);
+    // axis 0 is per output row; the bias is added after, times beta.
+    let (k, n) = (29, 7);
+    let src = gemm_graph(
+        &format!(
+            "{}{}{}",
+            ints("w", &[n, k], "i8", -128, 127, 5),
+            floats("s", &[n], 3),
+            floats("c", &[n], 4)
+        ),
+        k,
+        n,
+        "i8",
+        &format!("tensor<{n}xf32>"),
+        "{axis = 0}",
+        "{beta = 0.5, trans_b = true}",
+    );
+    let g = check_pass(&RecognizeQdqWeights, &src);
+    let text = print(&g);
+    assert_eq!(count(&g, OpKind::QMatMul), 1, "{text}");
+    assert_eq!(count(&g, OpKind::Gemm), 0, "{text}");
+    assert_eq!(count(&g, OpKind::Add), 1, "{text}");
+    assert_eq!(count(&g, OpKind::Mul), 1, "{text}");
+    assert!(!text.contains("nn.transpose"), "{text}");
+    assert!(text.contains("quant.matmul %x, %w, %"), "{text}");
+}
+
+#[test]
+fn gemm_with_transposed_rows_blocked_along_k() {
+    // K = 45 in blocks of 16 (16, 16, 13): scales [N, 3], axis 1.
+    let (k, n) = (45, 4);
+    let src = gemm_graph(
+        &format!(
+            "{}{}{}",
+            ints("w", &[n, k], "i8", -7, 7, 2),
+            floats("s", &[n, 3], 1),
+            floats("c", &[n], 6)
+        ),
+        k,
+        n,
+        "i8",
+        &format!("tensor<{n}x3xf32>"),
+        "{axis = 1, block_size = 16}",
+        "{trans_b = true}",
+    );
+    let g = check_pass(&RecognizeQdqWeights, &src);
+    let text = print(&g);
+    assert!(text.contains("{block_size = 16}"), "{text}");
+    assert_eq!(count(&g, OpKind::Mul), 0, "{text}");
+}
+
+#[test]
+fn gemm_without_trans_b_is_taken_like_a_matmul() {
+    let (k, n) = (16, 5);
+    let src = gemm_graph(
+        &format!(
+            "{}{}{}",
+            ints("w", &[k, n], "u4", 0, 15, 7),
+            floats("s", &[n], 2),
+            floats("c", &[n], 3)
+        ),
+        k,
+        n,
+        "u4",
+        &format!("tensor<{n}xf32>"),
+        "{axis = 1}",
+        "{}",
+    );
+    let g = check_pass(&RecognizeQdqWeights, &src);
+    let text = print(&g);
+    assert!(
+        text.contains("derived<nn.transpose {perm = [1, 0]}>(@w)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn gemm_with_alpha_or_per_k_scales_stays() {
+    let (k, n) = (8, 3);
+    let weights = format!(
+        "{}{}{}",
+        ints("w", &[n, k], "i8", -9, 9, 1),
+        floats("s", &[n], 2),
+        floats("c", &[n], 3)
+    );
+    let sty = format!("tensor<{n}xf32>");
+    let src = gemm_graph(
+        &weights,
+        k,
+        n,
+        "i8",
+        &sty,
+        "{axis = 0}",
+        "{alpha = 2.0, trans_b = true}",
+    );
+    assert_unchanged(&RecognizeQdqWeights, &src);
+    // Per-K scales (axis 1 without blocks) are not per output row.
+    let src = gemm_graph(
+        &format!(
+            "{}{}{}",
+            ints("w", &[n, k], "i8", -9, 9, 1),
+            floats("s", &[k], 2),
+            floats("c", &[n], 3)
+        ),
+        k,
+        n,
+        "i8",
+        &format!("tensor<{k}xf32>"),
+        "{axis = 1}",
+        "{trans_b = true}",
+    );
+    assert_unchanged(&RecognizeQdqWeights, &src);
+}

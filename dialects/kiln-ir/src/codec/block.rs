@@ -52,6 +52,18 @@ pub enum Scheme {
     Nvfp4,
 }
 
+// Schemes carry parameters, so the impl is written out rather than declared
+// with `attr_enum!`; the spellings are the same as the quantize options'.
+impl crate::attr::AttrEnum for Scheme {
+    const NAMES: &'static [&'static str] = Scheme::NAMES;
+    fn as_str(self) -> &'static str {
+        self.name()
+    }
+    fn from_str(s: &str) -> Option<Scheme> {
+        Scheme::parse(s)
+    }
+}
+
 impl Scheme {
     /// Every scheme, by name.
     pub const NAMES: &'static [&'static str] = &[

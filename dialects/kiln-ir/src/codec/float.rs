@@ -45,37 +45,18 @@ pub enum FloatFormat {
     E8M0,
 }
 
-/// How a value is rounded to E8M0 (ONNX `Cast`'s `round_mode`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
-pub enum E8m0Rounding {
-    /// Up to the next power of two when any fraction bit is set (ONNX's default).
-    #[default]
-    Up,
-    /// Truncate the fraction.
-    Down,
-    /// ONNX's "nearest": up when the first fraction bit is set and any other
-    /// fraction bit, or the exponent, is not zero.
-    Nearest,
-}
-
-impl E8m0Rounding {
-    /// Parses ONNX's `round_mode` string.
-    pub fn parse(s: &str) -> Option<E8m0Rounding> {
-        match s {
-            "up" => Some(E8m0Rounding::Up),
-            "down" => Some(E8m0Rounding::Down),
-            "nearest" => Some(E8m0Rounding::Nearest),
-            _ => None,
-        }
-    }
-
-    /// The ONNX name.
-    pub fn name(self) -> &'static str {
-        match self {
-            E8m0Rounding::Up => "up",
-            E8m0Rounding::Down => "down",
-            E8m0Rounding::Nearest => "nearest",
-        }
+crate::attr_enum! {
+    /// How a value is rounded to E8M0 (ONNX `Cast`'s `round_mode`).
+    #[derive(Default)]
+    pub enum E8m0Rounding {
+        /// Up to the next power of two when any fraction bit is set (ONNX's default).
+        #[default]
+        Up = "up",
+        /// Truncate the fraction.
+        Down = "down",
+        /// ONNX's "nearest": up when the first fraction bit is set and any other
+        /// fraction bit, or the exponent, is not zero.
+        Nearest = "nearest",
     }
 }
 

@@ -7,7 +7,7 @@
 use super::infer::{bail, broadcast_shapes, require_float, require_one_of, same_dtype};
 use super::infer::{InferCtx, InferError};
 use super::{attr, Arity, AttrDefault, OpDef, Traits};
-use crate::attr::AttrKind;
+use crate::attr::{AttrEnum, AttrKind};
 use crate::dtype::DType;
 use crate::types::TensorType;
 
@@ -177,10 +177,7 @@ fn infer_cast(ctx: &InferCtx<'_>) -> R {
 
 /// The cast mode (saturation, E8M0 rounding) of an `nn.cast`.
 pub fn cast_mode(ctx: &InferCtx<'_>) -> Result<crate::codec::CastMode, InferError> {
-    let r = ctx.str("round_mode")?;
-    let Some(e8m0) = crate::codec::E8m0Rounding::parse(r) else {
-        bail!("round_mode must be \"up\", \"down\" or \"nearest\", got \"{r}\"");
-    };
+    let e8m0 = ctx.enum_attr("round_mode")?;
     Ok(crate::codec::CastMode {
         saturate: ctx.bool("saturate")?,
         e8m0,
@@ -206,11 +203,18 @@ fn infer_bit_cast(ctx: &InferCtx<'_>) -> R {
     Ok(vec![TensorType::new(to, x.dims.clone())])
 }
 
-fn infer_gelu(ctx: &InferCtx<'_>) -> R {
-    let a = ctx.str("approximate")?;
-    if a != "none" && a != "tanh" {
-        bail!("approximate must be \"none\" or \"tanh\", got \"{a}\"");
+crate::attr_enum! {
+    /// `nn.gelu`'s `approximate`: the exact (erf) form or the tanh form.
+    pub enum GeluApprox {
+        /// `x/2 * (1 + erf(x/√2))`.
+        None = "none",
+        /// `x/2 * (1 + tanh(√(2/π) * (x + 0.044715 x³)))`.
+        Tanh = "tanh",
     }
+}
+
+fn infer_gelu(ctx: &InferCtx<'_>) -> R {
+    ctx.enum_attr::<GeluApprox>("approximate")?;
     same_float(ctx)
 }
 
@@ -224,11 +228,18 @@ fn infer_mod(ctx: &InferCtx<'_>) -> R {
     broadcast_numeric(ctx)
 }
 
-fn infer_bit_shift(ctx: &InferCtx<'_>) -> R {
-    let dir = ctx.str("direction")?;
-    if dir != "left" && dir != "right" {
-        bail!("direction must be \"left\" or \"right\", got \"{dir}\"");
+crate::attr_enum! {
+    /// `nn.bit_shift`'s `direction`.
+    pub enum ShiftDirection {
+        /// Towards the most significant bit.
+        Left = "left",
+        /// Towards the least significant bit.
+        Right = "right",
     }
+}
+
+fn infer_bit_shift(ctx: &InferCtx<'_>) -> R {
+    ctx.enum_attr::<ShiftDirection>("direction")?;
     // Signed operands shift their two's-complement bits (ONNX BitShift-26).
     broadcast_int(ctx)
 }
@@ -259,7 +270,7 @@ unary! {
     ATANH "nn.atanh" same_float "Inverse hyperbolic tangent" ELEMENTWISE [];
     BITWISE_NOT "nn.bitwise_not" same_int "Flips every bit of an integer" ELEMENTWISE [];
     CAST "nn.cast" infer_cast "Converts elements to another dtype (saturate applies to float8 and f8e8m0 targets, round_mode to f8e8m0)" ELEMENTWISE
-        [attr("to", AttrKind::DType, AttrDefault::Required), attr("saturate", AttrKind::Bool, AttrDefault::Bool(true)), attr("round_mode", AttrKind::Str, AttrDefault::Str("up"))];
+        [attr("to", AttrKind::DType, AttrDefault::Required), attr("saturate", AttrKind::Bool, AttrDefault::Bool(true)), attr("round_mode", AttrKind::Enum(crate::codec::E8m0Rounding::NAMES), AttrDefault::Str("up"))];
     BIT_CAST "nn.bit_cast" infer_bit_cast "Reinterprets the bits (little endian) of each element as another dtype of the same width" ELEMENTWISE
         [attr("to", AttrKind::DType, AttrDefault::Required)];
     CEIL "nn.ceil" same_float "Rounds up to an integer" IDEMPOTENT [];
@@ -273,7 +284,7 @@ unary! {
     EXP "nn.exp" same_float "Natural exponential" ELEMENTWISE [];
     FLOOR "nn.floor" same_float "Rounds down to an integer" IDEMPOTENT [];
     GELU "nn.gelu" infer_gelu "Gaussian error linear unit, exact or tanh-approximated" ELEMENTWISE
-        [attr("approximate", AttrKind::Str, AttrDefault::Str("none"))];
+        [attr("approximate", AttrKind::Enum(GeluApprox::NAMES), AttrDefault::Str("none"))];
     HARD_SIGMOID "nn.hard_sigmoid" same_float "max(0, min(1, alpha * x + beta))" ELEMENTWISE
         [attr("alpha", AttrKind::Float, AttrDefault::Float(0.2)), attr("beta", AttrKind::Float, AttrDefault::Float(0.5))];
     HARD_SWISH "nn.hard_swish" same_float "x * max(0, min(1, x / 6 + 1/2))" ELEMENTWISE [];
@@ -342,7 +353,7 @@ nary! {
     ADD "nn.add" broadcast_numeric Arity::exactly(2), COMMUTATIVE, "Sum with broadcasting" [];
     AND "nn.and" logic Arity::exactly(2), COMMUTATIVE, "Logical and with broadcasting" [];
     BIT_SHIFT "nn.bit_shift" infer_bit_shift Arity::exactly(2), ELEMENTWISE, "Shifts integers left or right"
-        [attr("direction", AttrKind::Str, AttrDefault::Required)];
+        [attr("direction", AttrKind::Enum(ShiftDirection::NAMES), AttrDefault::Required)];
     BITWISE_AND "nn.bitwise_and" broadcast_int Arity::exactly(2), COMMUTATIVE, "Bitwise and of integers with broadcasting" [];
     BITWISE_OR "nn.bitwise_or" broadcast_int Arity::exactly(2), COMMUTATIVE, "Bitwise or of integers with broadcasting" [];
     BITWISE_XOR "nn.bitwise_xor" broadcast_int Arity::exactly(2), COMMUTATIVE, "Bitwise exclusive or of integers with broadcasting" [];

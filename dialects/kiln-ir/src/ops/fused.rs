@@ -9,50 +9,26 @@
 
 use super::infer::{bail, InferCtx, InferError};
 use super::{attr, Arity, AttrDefault, OpDef, Traits};
-use crate::attr::AttrKind;
+use crate::attr::{AttrEnum, AttrKind};
 use crate::types::TensorType;
 
-/// What kind of kernel a fused node is meant to become.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum FusedKind {
-    /// One contraction (conv, matmul, gemm) followed by elementwise ops
-    /// applied to its result tile.
-    Epilogue,
-    /// Elementwise ops only.
-    Elementwise,
-    /// Anything else a pass groups (the lowering emits it as one unit).
-    Region,
+crate::attr_enum! {
+    /// What kind of kernel a fused node is meant to become.
+    pub enum FusedKind {
+        /// One contraction (conv, matmul, gemm) followed by elementwise ops
+        /// applied to its result tile.
+        Epilogue = "epilogue",
+        /// Elementwise ops only.
+        Elementwise = "elementwise",
+        /// Anything else a pass groups (the lowering emits it as one unit).
+        Region = "region",
+    }
 }
 
 impl FusedKind {
-    /// The attribute spelling.
-    pub fn name(self) -> &'static str {
-        match self {
-            FusedKind::Epilogue => "epilogue",
-            FusedKind::Elementwise => "elementwise",
-            FusedKind::Region => "region",
-        }
-    }
-
-    /// Parses the attribute spelling.
-    pub fn parse(s: &str) -> Option<FusedKind> {
-        [
-            FusedKind::Epilogue,
-            FusedKind::Elementwise,
-            FusedKind::Region,
-        ]
-        .into_iter()
-        .find(|k| k.name() == s)
-    }
-
     /// Reads a node's `kind` attribute.
     pub fn read(ctx: &InferCtx<'_>) -> Result<FusedKind, InferError> {
-        let s = ctx.str("kind")?;
-        FusedKind::parse(s).ok_or_else(|| {
-            InferError(format!(
-                "unknown fused kind \"{s}\" (expected epilogue, elementwise or region)"
-            ))
-        })
+        ctx.enum_attr("kind")
     }
 }
 
@@ -93,7 +69,11 @@ pub const FUSED: OpDef = OpDef {
     summary: "A sub-graph the lowering emits as one kernel",
     inputs: Arity::at_least(0),
     outputs: Arity::at_least(1),
-    attrs: &[attr("kind", AttrKind::Str, AttrDefault::Required)],
+    attrs: &[attr(
+        "kind",
+        AttrKind::Enum(FusedKind::NAMES),
+        AttrDefault::Required,
+    )],
     traits: Traits::NONE,
     static_operands: &[],
     infer: infer_fused,

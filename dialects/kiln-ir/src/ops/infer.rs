@@ -7,7 +7,7 @@
 //! doubles as the op-specific half of the verifier.
 
 use super::{AttrDefault, OpDef};
-use crate::attr::{Attr, Attrs};
+use crate::attr::{Attr, AttrEnum, Attrs};
 use crate::blob::Blob;
 use crate::dtype::DType;
 use crate::graph::{Graph, Node};
@@ -160,6 +160,12 @@ impl<'a> InferCtx<'a> {
             (None, AttrDefault::Str(s)) => Ok(s),
             _ => Err(InferError(format!("attribute '{name}' must be a string"))),
         }
+    }
+
+    /// A closed-set string attribute read as its [`AttrEnum`], falling back
+    /// to its schema default.
+    pub fn enum_attr<T: AttrEnum>(&self, name: &str) -> Result<T, InferError> {
+        T::read(name, self.str(name)?).map_err(InferError)
     }
 
     /// An integer-list attribute; `None` when absent without a default.

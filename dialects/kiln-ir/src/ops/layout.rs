@@ -8,50 +8,27 @@
 
 use super::infer::{bail, InferCtx, InferError};
 use super::{attr, Arity, AttrDefault, AttrSpec, OpDef, Traits};
-use crate::attr::AttrKind;
+use crate::attr::{AttrEnum, AttrKind};
 use crate::types::TensorType;
 
 type R = Result<Vec<TensorType>, InferError>;
 
-/// The packed forms `nn.pack` produces.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum PackLayout {
-    /// GEMM right-hand side `B[K, N]` as `[ceil(N/NR), K, NR]` panels:
-    /// `packed[p][k][j] = B[k][p*NR + j]`, zero past `N` (`block` = NR).
-    GemmB,
-    /// OIHW convolution weights `[Cout, Cin/G, KH, KW]` as, per group, the
-    /// GEMM operand `B_g[K, Cout/G]` (`K = KH*KW*Cin/G`, `k = (kh*KW + kw) *
-    /// Cin/G + c`) packed like [`PackLayout::GemmB`]: `[G, ceil((Cout/G)/NR),
-    /// K, NR]`.
-    ConvNhwc,
-    /// Depthwise weights `[C, 1, KH, KW]` as `[KH, KW, C]`.
-    DwConvNhwc,
-    /// Activations `[N, C, spatial...]` as `[N, ceil(C/b), spatial..., b]`,
-    /// zero past `C` (`block` = b).
-    Nchwc,
-}
-
-impl PackLayout {
-    /// The attribute spelling.
-    pub fn name(self) -> &'static str {
-        match self {
-            PackLayout::GemmB => "gemm_b",
-            PackLayout::ConvNhwc => "conv_nhwc",
-            PackLayout::DwConvNhwc => "dwconv_nhwc",
-            PackLayout::Nchwc => "nchwc",
-        }
-    }
-
-    /// Parses the attribute spelling.
-    pub fn parse(s: &str) -> Option<PackLayout> {
-        [
-            PackLayout::GemmB,
-            PackLayout::ConvNhwc,
-            PackLayout::DwConvNhwc,
-            PackLayout::Nchwc,
-        ]
-        .into_iter()
-        .find(|l| l.name() == s)
+crate::attr_enum! {
+    /// The packed forms `nn.pack` produces.
+    pub enum PackLayout {
+        /// GEMM right-hand side `B[K, N]` as `[ceil(N/NR), K, NR]` panels:
+        /// `packed[p][k][j] = B[k][p*NR + j]`, zero past `N` (`block` = NR).
+        GemmB = "gemm_b",
+        /// OIHW convolution weights `[Cout, Cin/G, KH, KW]` as, per group, the
+        /// GEMM operand `B_g[K, Cout/G]` (`K = KH*KW*Cin/G`, `k = (kh*KW + kw) *
+        /// Cin/G + c`) packed like [`PackLayout::GemmB`]: `[G, ceil((Cout/G)/NR),
+        /// K, NR]`.
+        ConvNhwc = "conv_nhwc",
+        /// Depthwise weights `[C, 1, KH, KW]` as `[KH, KW, C]`.
+        DwConvNhwc = "dwconv_nhwc",
+        /// Activations `[N, C, spatial...]` as `[N, ceil(C/b), spatial..., b]`,
+        /// zero past `C` (`block` = b).
+        Nchwc = "nchwc",
     }
 }
 
@@ -72,10 +49,7 @@ impl Packing {
     /// Reads `layout`, `block`, `groups` from a node and checks them against
     /// a static logical shape.
     pub fn read(ctx: &InferCtx<'_>, logical: Vec<u64>) -> Result<Packing, InferError> {
-        let name = ctx.str("layout")?;
-        let Some(layout) = PackLayout::parse(name) else {
-            bail!("unknown layout \"{name}\" (expected gemm_b, conv_nhwc, dwconv_nhwc or nchwc)");
-        };
+        let layout = ctx.enum_attr::<PackLayout>("layout")?;
         let block = ctx.int("block")?;
         let groups = ctx.int("groups")?;
         if block <= 0 || groups <= 0 {
@@ -239,13 +213,21 @@ impl Packing {
 }
 
 const PACK_ATTRS: &[AttrSpec] = &[
-    attr("layout", AttrKind::Str, AttrDefault::Required),
+    attr(
+        "layout",
+        AttrKind::Enum(PackLayout::NAMES),
+        AttrDefault::Required,
+    ),
     attr("block", AttrKind::Int, AttrDefault::Int(1)),
     attr("groups", AttrKind::Int, AttrDefault::Int(1)),
 ];
 
 const UNPACK_ATTRS: &[AttrSpec] = &[
-    attr("layout", AttrKind::Str, AttrDefault::Required),
+    attr(
+        "layout",
+        AttrKind::Enum(PackLayout::NAMES),
+        AttrDefault::Required,
+    ),
     attr("block", AttrKind::Int, AttrDefault::Int(1)),
     attr("groups", AttrKind::Int, AttrDefault::Int(1)),
     attr("shape", AttrKind::Ints, AttrDefault::Required),
@@ -317,33 +299,23 @@ pub const UNPACK: OpDef = OpDef {
     infer: infer_unpack,
 };
 
-/// The activation layout of a convolution or pooling op (its `layout`
-/// attribute).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
-pub enum DataLayout {
-    /// `[N, C, spatial...]` (ONNX's).
-    #[default]
-    Nchw,
-    /// `[N, spatial..., C]`.
-    Nhwc,
+crate::attr_enum! {
+    /// The activation layout of a convolution or pooling op (its `layout`
+    /// attribute).
+    #[derive(Default)]
+    pub enum DataLayout {
+        /// `[N, C, spatial...]` (ONNX's).
+        #[default]
+        Nchw = "nchw",
+        /// `[N, spatial..., C]`.
+        Nhwc = "nhwc",
+    }
 }
 
 impl DataLayout {
-    /// The attribute spelling.
-    pub fn name(self) -> &'static str {
-        match self {
-            DataLayout::Nchw => "nchw",
-            DataLayout::Nhwc => "nhwc",
-        }
-    }
-
     /// Reads a node's `layout` attribute (default `nchw`).
     pub fn read(ctx: &InferCtx<'_>) -> Result<DataLayout, InferError> {
-        match ctx.str("layout")? {
-            "nchw" => Ok(DataLayout::Nchw),
-            "nhwc" => Ok(DataLayout::Nhwc),
-            other => bail!("unknown layout \"{other}\" (expected nchw or nhwc)"),
-        }
+        ctx.enum_attr("layout")
     }
 
     /// The permutation taking this layout's dims to NCHW order (`perm[i]` is
@@ -374,7 +346,11 @@ impl DataLayout {
 }
 
 /// The `layout` attribute entry every layout-aware op lists.
-pub const LAYOUT_ATTR: AttrSpec = attr("layout", AttrKind::Str, AttrDefault::Str("nchw"));
+pub const LAYOUT_ATTR: AttrSpec = attr(
+    "layout",
+    AttrKind::Enum(DataLayout::NAMES),
+    AttrDefault::Str("nchw"),
+);
 
 fn permute(t: &TensorType, perm: &[usize]) -> TensorType {
     TensorType::new(t.dtype, perm.iter().map(|&p| t.dims[p].clone()).collect())

@@ -3,7 +3,7 @@
 
 use super::infer::{bail, broadcast_shapes, same_dtype, InferCtx, InferError};
 use super::{attr, Arity, AttrDefault, OpDef, Traits};
-use crate::attr::AttrKind;
+use crate::attr::{AttrEnum, AttrKind};
 use crate::types::{Dim, TensorType};
 use std::collections::BTreeMap;
 
@@ -110,6 +110,20 @@ pub const GEMM: OpDef = OpDef {
     infer: infer_gemm,
 };
 
+crate::attr_enum! {
+    /// `auto_pad` of convolutions and pools: how the padding is chosen.
+    pub enum AutoPad {
+        /// The explicit `pads` attribute.
+        NotSet = "NOTSET",
+        /// No padding.
+        Valid = "VALID",
+        /// Output extent `ceil(n / stride)`, the odd pad unit at the end.
+        SameUpper = "SAME_UPPER",
+        /// As `SAME_UPPER`, the odd pad unit at the beginning.
+        SameLower = "SAME_LOWER",
+    }
+}
+
 /// Spatial attributes shared by convolutions and pools, with defaults
 /// applied and lengths checked against the number of spatial dims.
 pub struct Window {
@@ -121,8 +135,8 @@ pub struct Window {
     pub dilations: Vec<u64>,
     /// Padding: all begins, then all ends.
     pub pads: Vec<u64>,
-    /// `NOTSET`, `VALID`, `SAME_UPPER` or `SAME_LOWER`.
-    pub auto_pad: String,
+    /// How the padding is chosen.
+    pub auto_pad: AutoPad,
     /// Round the output size up instead of down (pools only).
     pub ceil_mode: bool,
 }
@@ -176,13 +190,7 @@ impl Window {
         if let Some(p) = pads.iter().find(|&&p| p < 0) {
             bail!("pads must be non-negative, got {p}");
         }
-        let auto_pad = ctx.str("auto_pad")?.to_string();
-        if !matches!(
-            auto_pad.as_str(),
-            "NOTSET" | "VALID" | "SAME_UPPER" | "SAME_LOWER"
-        ) {
-            bail!("unknown auto_pad \"{auto_pad}\"");
-        }
+        let auto_pad = ctx.enum_attr("auto_pad")?;
         let ceil_mode = ctx.def.attr_spec("ceil_mode").is_some() && ctx.bool("ceil_mode")?;
         Ok(Window {
             kernel,
@@ -202,19 +210,19 @@ impl Window {
     /// the `pads` attribute.
     pub fn resolved_pads(&self, i: usize, n: u64) -> (u64, u64) {
         let eff = (self.kernel[i] - 1).saturating_mul(self.dilations[i]) + 1;
-        match self.auto_pad.as_str() {
-            "SAME_UPPER" | "SAME_LOWER" => {
+        match self.auto_pad {
+            AutoPad::SameUpper | AutoPad::SameLower => {
                 let out = n.div_ceil(self.strides[i]).max(1);
                 let total = ((out - 1).saturating_mul(self.strides[i]) + eff).saturating_sub(n);
                 let half = total / 2;
-                if self.auto_pad == "SAME_UPPER" {
+                if self.auto_pad == AutoPad::SameUpper {
                     (half, total - half)
                 } else {
                     (total - half, half)
                 }
             }
-            "VALID" => (0, 0),
-            _ => (self.pads[i], self.pads[i + self.kernel.len()]),
+            AutoPad::Valid => (0, 0),
+            AutoPad::NotSet => (self.pads[i], self.pads[i + self.kernel.len()]),
         }
     }
 
@@ -229,9 +237,9 @@ impl Window {
             .checked_mul(self.dilations[i])
             .and_then(|x| x.checked_add(1))
             .ok_or_else(overflow)?;
-        Ok(Dim::Static(match self.auto_pad.as_str() {
-            "SAME_UPPER" | "SAME_LOWER" => n.div_ceil(s),
-            "VALID" => {
+        Ok(Dim::Static(match self.auto_pad {
+            AutoPad::SameUpper | AutoPad::SameLower => n.div_ceil(s),
+            AutoPad::Valid => {
                 if *n < eff {
                     bail!("input extent {n} is smaller than the kernel window {eff}");
                 }
@@ -263,7 +271,11 @@ impl Window {
 }
 
 const CONV_ATTRS: &[super::AttrSpec] = &[
-    attr("auto_pad", AttrKind::Str, AttrDefault::Str("NOTSET")),
+    attr(
+        "auto_pad",
+        AttrKind::Enum(AutoPad::NAMES),
+        AttrDefault::Str("NOTSET"),
+    ),
     attr("dilations", AttrKind::Ints, AttrDefault::Absent),
     attr("group", AttrKind::Int, AttrDefault::Int(1)),
     attr("kernel_shape", AttrKind::Ints, AttrDefault::Absent),
@@ -412,7 +424,11 @@ pub const CONV_TRANSPOSE: OpDef = OpDef {
     inputs: Arity::range(2, 3),
     outputs: Arity::exactly(1),
     attrs: &[
-        attr("auto_pad", AttrKind::Str, AttrDefault::Str("NOTSET")),
+        attr(
+            "auto_pad",
+            AttrKind::Enum(AutoPad::NAMES),
+            AttrDefault::Str("NOTSET"),
+        ),
         attr("dilations", AttrKind::Ints, AttrDefault::Absent),
         attr("group", AttrKind::Int, AttrDefault::Int(1)),
         attr("kernel_shape", AttrKind::Ints, AttrDefault::Absent),

@@ -25,13 +25,16 @@ pub mod resample;
 mod shape;
 pub mod signal;
 
-pub use elementwise::cast_mode;
+pub use elementwise::{cast_mode, GeluApprox, ShiftDirection};
+pub use fused::FusedKind;
 pub use infer::{InferCtx, InferError};
-pub use linalg::{parse_einsum, EinsumSpec, Window};
+pub use layout::{DataLayout, PackLayout};
+pub use linalg::{parse_einsum, AutoPad, EinsumSpec, Window};
 pub use quant::{
-    dequantized_dtype, qmatmul_shape, quantize_weight_params, QMatmulShape, QMATMUL_SCALES,
-    QMATMUL_WEIGHTS, QUANTIZE_PARTS,
+    dequantized_dtype, qmatmul_shape, quantize_weight_params, QMatmulShape, QuantPart,
+    QMATMUL_SCALES, QMATMUL_WEIGHTS,
 };
+pub use shape::{DepthToSpaceMode, PadMode, ScatterReduction};
 
 use crate::attr::AttrKind;
 use crate::types::TensorType;

@@ -5,9 +5,9 @@
 //! `ceil_mode` because every windowed pool schema declares it.
 
 use super::infer::{bail, require_float, require_one_of, InferCtx, InferError};
-use super::linalg::Window;
+use super::linalg::{AutoPad, Window};
 use super::{attr, Arity, AttrDefault, AttrSpec, OpDef, Traits};
-use crate::attr::AttrKind;
+use crate::attr::{AttrEnum, AttrKind};
 use crate::dtype::DType;
 use crate::types::{Dim, TensorType};
 
@@ -96,7 +96,11 @@ fn infer_lrn(ctx: &InferCtx<'_>) -> R {
 }
 
 const MAX_POOL_ATTRS: &[AttrSpec] = &[
-    attr("auto_pad", AttrKind::Str, AttrDefault::Str("NOTSET")),
+    attr(
+        "auto_pad",
+        AttrKind::Enum(AutoPad::NAMES),
+        AttrDefault::Str("NOTSET"),
+    ),
     attr("ceil_mode", AttrKind::Bool, AttrDefault::Bool(false)),
     attr("dilations", AttrKind::Ints, AttrDefault::Absent),
     attr("kernel_shape", AttrKind::Ints, AttrDefault::Required),
@@ -127,7 +131,11 @@ pub const AVERAGE_POOL: OpDef = OpDef {
     inputs: Arity::exactly(1),
     outputs: Arity::exactly(1),
     attrs: &[
-        attr("auto_pad", AttrKind::Str, AttrDefault::Str("NOTSET")),
+        attr(
+            "auto_pad",
+            AttrKind::Enum(AutoPad::NAMES),
+            AttrDefault::Str("NOTSET"),
+        ),
         attr("ceil_mode", AttrKind::Bool, AttrDefault::Bool(false)),
         attr(
             "count_include_pad",
@@ -152,7 +160,11 @@ pub const LP_POOL: OpDef = OpDef {
     inputs: Arity::exactly(1),
     outputs: Arity::exactly(1),
     attrs: &[
-        attr("auto_pad", AttrKind::Str, AttrDefault::Str("NOTSET")),
+        attr(
+            "auto_pad",
+            AttrKind::Enum(AutoPad::NAMES),
+            AttrDefault::Str("NOTSET"),
+        ),
         attr("ceil_mode", AttrKind::Bool, AttrDefault::Bool(false)),
         attr("dilations", AttrKind::Ints, AttrDefault::Absent),
         attr("kernel_shape", AttrKind::Ints, AttrDefault::Required),

@@ -15,7 +15,7 @@
 use super::infer::{bail, check_dims_agree, norm_axis, require_float, require_one_of};
 use super::infer::{InferCtx, InferError};
 use super::{attr, Arity, AttrDefault, OpDef, Traits};
-use crate::attr::AttrKind;
+use crate::attr::{AttrEnum, AttrKind};
 use crate::dtype::DType;
 use crate::types::{Dim, TensorType};
 
@@ -423,27 +423,30 @@ pub const QMATMUL: OpDef = OpDef {
     infer: infer_qmatmul,
 };
 
-/// The parts `quant.quantize_weight` can produce.
-pub const QUANTIZE_PARTS: &[&str] = &[
-    "codes",
-    "scales",
-    "zero_points",
-    "scale_absmax",
-    "scale_offset",
-    "global_scale",
-];
+crate::attr_enum! {
+    /// The part of a quantized weight one `quant.quantize_weight` produces.
+    pub enum QuantPart {
+        /// The packed codes `[N, Kp]`.
+        Codes = "codes",
+        /// The block scales `[N, blocks]` (8-bit codes when double-quantized).
+        Scales = "scales",
+        /// The zero points of asymmetric schemes.
+        ZeroPoints = "zero_points",
+        /// The double-quantized scales' absmax per group.
+        ScaleAbsmax = "scale_absmax",
+        /// The double-quantized scales' offset.
+        ScaleOffset = "scale_offset",
+        /// NVFP4's per-tensor scale.
+        GlobalScale = "global_scale",
+    }
+}
 
 /// The scheme, K axis and block size of a `quant.quantize_weight`.
 pub fn quantize_weight_params(
     ctx: &InferCtx<'_>,
 ) -> Result<(crate::codec::block::Scheme, usize, usize, bool), InferError> {
-    let name = ctx.str("scheme")?;
-    let Some(scheme) = crate::codec::block::Scheme::parse(name) else {
-        bail!(
-            "unknown scheme \"{name}\" (one of {})",
-            crate::codec::block::Scheme::NAMES.join(", ")
-        );
-    };
+    let scheme: crate::codec::block::Scheme = ctx.enum_attr("scheme")?;
+    let name = scheme.name();
     let axis = ctx.int("axis")?;
     if !(0..=1).contains(&axis) {
         bail!("axis must be 0 or 1, got {axis}");
@@ -480,31 +483,25 @@ fn infer_quantize_weight(ctx: &InferCtx<'_>) -> R {
     let (n, k) = if axis == 0 { (d1, d0) } else { (d0, d1) };
     let (n, k) = (n as usize, k as usize);
     let nb = blocks_per_row(k, block);
-    let part = ctx.str("part")?;
+    let part: QuantPart = ctx.enum_attr("part")?;
     let scalar = || TensorType::fixed(DType::F32, &[]);
     let t = match part {
-        "codes" => TensorType::fixed(
+        QuantPart::Codes => TensorType::fixed(
             scheme.code_dtype(),
             &[n as u64, padded_k(k, block, scheme.code_dtype()) as u64],
         ),
-        "scales" if double => TensorType::fixed(DType::U8, &[n as u64, nb as u64]),
-        "scales" => TensorType::fixed(scheme.scale_dtype(), &[n as u64, nb as u64]),
-        "zero_points" if scheme.has_zero_point() => {
+        QuantPart::Scales if double => TensorType::fixed(DType::U8, &[n as u64, nb as u64]),
+        QuantPart::Scales => TensorType::fixed(scheme.scale_dtype(), &[n as u64, nb as u64]),
+        QuantPart::ZeroPoints if scheme.has_zero_point() => {
             let cols = crate::codec::block::zero_point_cols(nb, scheme.code_dtype());
             TensorType::fixed(scheme.code_dtype(), &[n as u64, cols as u64])
         }
-        "scale_absmax" if double => {
+        QuantPart::ScaleAbsmax if double => {
             TensorType::fixed(DType::F32, &[(n * nb).div_ceil(DOUBLE_QUANT_BLOCK) as u64])
         }
-        "scale_offset" if double => scalar(),
-        "global_scale" if scheme == Scheme::Nvfp4 => scalar(),
-        other if QUANTIZE_PARTS.contains(&other) => {
-            bail!("scheme {} has no part \"{other}\" here", scheme.name())
-        }
-        other => bail!(
-            "unknown part \"{other}\" (one of {})",
-            QUANTIZE_PARTS.join(", ")
-        ),
+        QuantPart::ScaleOffset if double => scalar(),
+        QuantPart::GlobalScale if scheme == Scheme::Nvfp4 => scalar(),
+        other => bail!("scheme {} has no part \"{other}\" here", scheme.name()),
     };
     Ok(vec![t])
 }
@@ -522,10 +519,18 @@ pub const QUANTIZE_WEIGHT: OpDef = OpDef {
     inputs: Arity::exactly(1),
     outputs: Arity::exactly(1),
     attrs: &[
-        attr("scheme", AttrKind::Str, AttrDefault::Required),
+        attr(
+            "scheme",
+            AttrKind::Enum(crate::codec::block::Scheme::NAMES),
+            AttrDefault::Required,
+        ),
         attr("block_size", AttrKind::Int, AttrDefault::Int(0)),
         attr("axis", AttrKind::Int, AttrDefault::Int(0)),
-        attr("part", AttrKind::Str, AttrDefault::Str("codes")),
+        attr(
+            "part",
+            AttrKind::Enum(QuantPart::NAMES),
+            AttrDefault::Str("codes"),
+        ),
         attr("double_quant", AttrKind::Bool, AttrDefault::Bool(false)),
     ],
     traits: Traits::NONE,

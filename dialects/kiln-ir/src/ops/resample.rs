@@ -16,11 +16,57 @@
 //! `arith` ops. The Keys cubic coefficients ([`cubic_coeffs`]) serve both
 //! ops.
 
+crate::attr_enum! {
+    /// `nn.resize`'s `mode`: which interpolation kernel.
+    pub enum ResizeMode {
+        /// The nearest sample, rounded by `nearest_mode`.
+        Nearest = "nearest",
+        /// (Bi/tri)linear.
+        Linear = "linear",
+        /// Keys cubic with `cubic_coeff_a`.
+        Cubic = "cubic",
+    }
+}
+
+crate::attr_enum! {
+    /// `nn.resize`'s `nearest_mode`: how `nearest` rounds a fractional
+    /// source coordinate.
+    pub enum NearestMode {
+        /// Half-way goes down.
+        RoundPreferFloor = "round_prefer_floor",
+        /// Half-way goes up.
+        RoundPreferCeil = "round_prefer_ceil",
+        /// Always down.
+        Floor = "floor",
+        /// Always up.
+        Ceil = "ceil",
+    }
+}
+
+crate::attr_enum! {
+    /// `nn.resize`'s `coordinate_transformation_mode`: how an output index
+    /// maps to a source coordinate.
+    pub enum CoordinateTransform {
+        /// `(y + 0.5) / scale - 0.5`.
+        HalfPixel = "half_pixel",
+        /// Half-pixel, centred on the resized extent.
+        HalfPixelSymmetric = "half_pixel_symmetric",
+        /// Half-pixel, but -0.5 for an output extent of 1 (as PyTorch).
+        PytorchHalfPixel = "pytorch_half_pixel",
+        /// Corner pixels aligned: `y * (in - 1) / (out - 1)`.
+        AlignCorners = "align_corners",
+        /// `y / scale`.
+        Asymmetric = "asymmetric",
+        /// Within the region of interest; outside it, the extrapolation value.
+        TfCropAndResize = "tf_crop_and_resize",
+    }
+}
+
 /// Interpolation kernel and its parameters.
 #[derive(Clone, Copy, Debug)]
-pub enum Kernel<'s> {
+pub enum Kernel {
     /// `nearest` with its `nearest_mode`.
-    Nearest(&'s str),
+    Nearest(NearestMode),
     /// `linear`.
     Linear {
         /// Antialiasing when downsampling.
@@ -35,7 +81,7 @@ pub enum Kernel<'s> {
     },
 }
 
-impl Kernel<'_> {
+impl Kernel {
     /// The coefficients for fractional position `ratio` at `scale` (the
     /// reference's `get_*_coeffs`).
     pub fn coeffs(self, ratio: f64, scale: f64) -> Vec<f64> {
@@ -43,10 +89,10 @@ impl Kernel<'_> {
             Kernel::Nearest(mode) => {
                 let up = ratio == 1.0
                     || match mode {
-                        "round_prefer_floor" => ratio > 0.5,
-                        "round_prefer_ceil" => ratio >= 0.5,
-                        "floor" => false,
-                        _ => true,
+                        NearestMode::RoundPreferFloor => ratio > 0.5,
+                        NearestMode::RoundPreferCeil => ratio >= 0.5,
+                        NearestMode::Floor => false,
+                        NearestMode::Ceil => true,
                     };
                 vec![f64::from(!up), f64::from(up)]
             }
@@ -101,7 +147,7 @@ pub fn isclose(a: f64, b: f64) -> bool {
 
 /// Resampling parameters of one axis.
 #[derive(Clone, Copy, Debug)]
-pub struct Axis<'s> {
+pub struct Axis {
     /// Input extent.
     pub n_in: u64,
     /// Scale factor.
@@ -111,9 +157,9 @@ pub struct Axis<'s> {
     /// Region of interest `(start, end)` for `tf_crop_and_resize`.
     pub roi: (f64, f64),
     /// `coordinate_transformation_mode`.
-    pub ctm: &'s str,
+    pub ctm: CoordinateTransform,
     /// The kernel.
-    pub kernel: Kernel<'s>,
+    pub kernel: Kernel,
     /// `exclude_outside`.
     pub exclude_outside: bool,
 }
@@ -123,7 +169,7 @@ pub struct Axis<'s> {
 /// extrapolation value).
 pub type Taps = Vec<Option<Vec<(u64, f64)>>>;
 
-impl Axis<'_> {
+impl Axis {
     /// The taps of every output index.
     pub fn taps(&self) -> Taps {
         let inw = self.n_in as f64;
@@ -132,10 +178,10 @@ impl Axis<'_> {
             .map(|y| {
                 let y = y as f64;
                 let x = match self.ctm {
-                    "align_corners" if outw == 1.0 => 0.0,
-                    "align_corners" => y * (inw - 1.0) / (outw - 1.0),
-                    "asymmetric" => y / self.scale,
-                    "tf_crop_and_resize" => {
+                    CoordinateTransform::AlignCorners if outw == 1.0 => 0.0,
+                    CoordinateTransform::AlignCorners => y * (inw - 1.0) / (outw - 1.0),
+                    CoordinateTransform::Asymmetric => y / self.scale,
+                    CoordinateTransform::TfCropAndResize => {
                         let (r0, r1) = self.roi;
                         let x = if outw == 1.0 {
                             (r1 - r0) * (inw - 1.0) / 2.0
@@ -148,10 +194,11 @@ impl Axis<'_> {
                         }
                         x
                     }
-                    "pytorch_half_pixel" if outw == 1.0 => -0.5,
-                    "pytorch_half_pixel" | "half_pixel" => (y + 0.5) / self.scale - 0.5,
-                    _ => {
-                        // half_pixel_symmetric
+                    CoordinateTransform::PytorchHalfPixel if outw == 1.0 => -0.5,
+                    CoordinateTransform::PytorchHalfPixel | CoordinateTransform::HalfPixel => {
+                        (y + 0.5) / self.scale - 0.5
+                    }
+                    CoordinateTransform::HalfPixelSymmetric => {
                         let adjustment = self.out as f64 / outw;
                         let offset = inw / 2.0 * (1.0 - adjustment);
                         offset + (y + 0.5) / self.scale - 0.5
@@ -308,49 +355,28 @@ pub fn cubic_coeffs<A: Arith>(m: &mut A, alpha: f64, r: &A::F) -> [A::F; 4] {
     [outer(m, r), inner(m, r), inner(m, &q), outer(m, &q)]
 }
 
-/// `nn.grid_sample`'s interpolation `mode`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum GridMode {
-    /// `nearest`: the sample at the coordinate rounded half to even.
-    Nearest,
-    /// `linear`: two taps per axis.
-    Linear,
-    /// `cubic`: four taps per axis, Keys cubic with `alpha = -0.75`.
-    Cubic,
-}
-
-impl GridMode {
-    /// The mode named by the attribute, if known.
-    pub fn parse(s: &str) -> Option<GridMode> {
-        Some(match s {
-            "nearest" => GridMode::Nearest,
-            "linear" => GridMode::Linear,
-            "cubic" => GridMode::Cubic,
-            _ => return None,
-        })
+crate::attr_enum! {
+    /// `nn.grid_sample`'s interpolation `mode` (the importer maps ONNX's
+    /// opset-16 spellings `bilinear`/`bicubic` to these).
+    pub enum GridMode {
+        /// `nearest`: the sample at the coordinate rounded half to even.
+        Nearest = "nearest",
+        /// `linear`: two taps per axis.
+        Linear = "linear",
+        /// `cubic`: four taps per axis, Keys cubic with `alpha = -0.75`.
+        Cubic = "cubic",
     }
 }
 
-/// `nn.grid_sample`'s `padding_mode`: what samples outside the input read.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum GridPadding {
-    /// Zero.
-    Zeros,
-    /// The nearest border sample.
-    Border,
-    /// The sample mirrored at the borders.
-    Reflection,
-}
-
-impl GridPadding {
-    /// The padding named by the attribute, if known.
-    pub fn parse(s: &str) -> Option<GridPadding> {
-        Some(match s {
-            "zeros" => GridPadding::Zeros,
-            "border" => GridPadding::Border,
-            "reflection" => GridPadding::Reflection,
-            _ => return None,
-        })
+crate::attr_enum! {
+    /// `nn.grid_sample`'s `padding_mode`: what samples outside the input read.
+    pub enum GridPadding {
+        /// Zero.
+        Zeros = "zeros",
+        /// The nearest border sample.
+        Border = "border",
+        /// The sample mirrored at the borders.
+        Reflection = "reflection",
     }
 }
 
@@ -588,26 +614,15 @@ impl GridAxis {
     }
 }
 
-/// `keep_aspect_ratio_policy` of `nn.resize` with `sizes`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AspectPolicy {
-    /// Each axis gets its size.
-    Stretch,
-    /// One scale, the smallest of `sizes[i] / input[i]`.
-    NotLarger,
-    /// One scale, the largest.
-    NotSmaller,
-}
-
-impl AspectPolicy {
-    /// Parses the attribute value.
-    pub fn parse(s: &str) -> Option<AspectPolicy> {
-        match s {
-            "stretch" => Some(AspectPolicy::Stretch),
-            "not_larger" => Some(AspectPolicy::NotLarger),
-            "not_smaller" => Some(AspectPolicy::NotSmaller),
-            _ => None,
-        }
+crate::attr_enum! {
+    /// `keep_aspect_ratio_policy` of `nn.resize` with `sizes`.
+    pub enum AspectPolicy {
+        /// Each axis gets its size.
+        Stretch = "stretch",
+        /// One scale, the smallest of `sizes[i] / input[i]`.
+        NotLarger = "not_larger",
+        /// One scale, the largest.
+        NotSmaller = "not_smaller",
     }
 }
 

@@ -17,9 +17,12 @@ use super::infer::{
     norm_axis, norm_axis_incl, require_float, require_numeric, same_dtype, unify_dim,
 };
 use super::infer::{InferCtx, InferError};
-use super::resample::{resize_extents, AspectPolicy};
+use super::resample::{
+    resize_extents, AspectPolicy, CoordinateTransform, GridMode, GridPadding, NearestMode,
+    ResizeMode,
+};
 use super::{attr, Arity, AttrDefault, OpDef, Traits};
-use crate::attr::AttrKind;
+use crate::attr::{AttrEnum, AttrKind};
 use crate::dtype::DType;
 use crate::types::{Dim, TensorType};
 
@@ -467,11 +470,25 @@ pub const GATHER_ND: OpDef = OpDef {
     infer: infer_gather_nd,
 };
 
-fn check_reduction(ctx: &InferCtx<'_>) -> Result<(), InferError> {
-    let r = ctx.str("reduction")?;
-    if !matches!(r, "none" | "add" | "mul" | "max" | "min") {
-        bail!("reduction must be none, add, mul, max or min, got \"{r}\"");
+crate::attr_enum! {
+    /// The `reduction` of `nn.scatter_elements`/`nn.scatter_nd`: how an
+    /// update combines with the element it lands on.
+    pub enum ScatterReduction {
+        /// Replaces it.
+        None = "none",
+        /// Adds to it.
+        Add = "add",
+        /// Multiplies it.
+        Mul = "mul",
+        /// Keeps the larger.
+        Max = "max",
+        /// Keeps the smaller.
+        Min = "min",
     }
+}
+
+fn check_reduction(ctx: &InferCtx<'_>) -> Result<(), InferError> {
+    ctx.enum_attr::<ScatterReduction>("reduction")?;
     Ok(())
 }
 
@@ -503,7 +520,11 @@ pub const SCATTER_ELEMENTS: OpDef = OpDef {
     outputs: Arity::exactly(1),
     attrs: &[
         attr("axis", AttrKind::Int, AttrDefault::Int(0)),
-        attr("reduction", AttrKind::Str, AttrDefault::Str("none")),
+        attr(
+            "reduction",
+            AttrKind::Enum(ScatterReduction::NAMES),
+            AttrDefault::Str("none"),
+        ),
     ],
     traits: Traits::NONE,
     static_operands: &[],
@@ -554,7 +575,11 @@ pub const SCATTER_ND: OpDef = OpDef {
     summary: "Scatters slices addressed by index tuples, optionally reducing",
     inputs: Arity::exactly(3),
     outputs: Arity::exactly(1),
-    attrs: &[attr("reduction", AttrKind::Str, AttrDefault::Str("none"))],
+    attrs: &[attr(
+        "reduction",
+        AttrKind::Enum(ScatterReduction::NAMES),
+        AttrDefault::Str("none"),
+    )],
     traits: Traits::NONE,
     static_operands: &[],
     infer: infer_scatter_nd,
@@ -833,12 +858,23 @@ pub const TILE: OpDef = OpDef {
     infer: infer_tile,
 };
 
+crate::attr_enum! {
+    /// `nn.pad`'s `mode`: what the padding holds.
+    pub enum PadMode {
+        /// `constant_value` (0 when absent).
+        Constant = "constant",
+        /// The input mirrored at its edges, edge not repeated.
+        Reflect = "reflect",
+        /// The edge element repeated.
+        Edge = "edge",
+        /// The input repeated periodically.
+        Wrap = "wrap",
+    }
+}
+
 fn infer_pad(ctx: &InferCtx<'_>) -> R {
     let x = ctx.input(0)?;
-    let mode = ctx.str("mode")?;
-    if !matches!(mode, "constant" | "reflect" | "edge" | "wrap") {
-        bail!("mode must be constant, reflect, edge or wrap, got \"{mode}\"");
-    }
+    ctx.enum_attr::<PadMode>("mode")?;
     if let Some(v) = ctx.opt_input(2) {
         if v.dtype != x.dtype {
             bail!(
@@ -895,7 +931,11 @@ pub const PAD: OpDef = OpDef {
     summary: "Pads with a constant, by reflection, edge replication or wrapping",
     inputs: Arity::range(2, 4),
     outputs: Arity::exactly(1),
-    attrs: &[attr("mode", AttrKind::Str, AttrDefault::Str("constant"))],
+    attrs: &[attr(
+        "mode",
+        AttrKind::Enum(PadMode::NAMES),
+        AttrDefault::Str("constant"),
+    )],
     traits: Traits::NONE,
     static_operands: &[1, 3],
     infer: infer_pad,
@@ -1084,39 +1124,8 @@ pub const TRILU: OpDef = OpDef {
     infer: infer_trilu,
 };
 
-fn check_choice(ctx: &InferCtx<'_>, name: &str, allowed: &[&str]) -> Result<(), InferError> {
-    let v = ctx.str(name)?;
-    if !allowed.contains(&v) {
-        bail!("{name} must be one of {}, got \"{v}\"", allowed.join(", "));
-    }
-    Ok(())
-}
-
 fn infer_resize(ctx: &InferCtx<'_>) -> R {
     let x = ctx.input(0)?;
-    check_choice(ctx, "mode", &["nearest", "linear", "cubic"])?;
-    check_choice(
-        ctx,
-        "coordinate_transformation_mode",
-        &[
-            "half_pixel",
-            "half_pixel_symmetric",
-            "pytorch_half_pixel",
-            "align_corners",
-            "asymmetric",
-            "tf_crop_and_resize",
-        ],
-    )?;
-    check_choice(
-        ctx,
-        "nearest_mode",
-        &["round_prefer_floor", "round_prefer_ceil", "floor", "ceil"],
-    )?;
-    check_choice(
-        ctx,
-        "keep_aspect_ratio_policy",
-        &["stretch", "not_larger", "not_smaller"],
-    )?;
     let axes = match ctx.ints("axes")? {
         Some(a) => norm_axes(&a, x.rank())?,
         None => (0..x.rank()).collect(),
@@ -1134,7 +1143,11 @@ fn infer_resize(ctx: &InferCtx<'_>) -> R {
     }
     // A static input with constant parameters: the shared rule
     // (resample::resize_extents) the interpreter and the lowering use too.
-    let crop = ctx.str("coordinate_transformation_mode")? == "tf_crop_and_resize";
+    let ctm: CoordinateTransform = ctx.enum_attr("coordinate_transformation_mode")?;
+    ctx.enum_attr::<ResizeMode>("mode")?;
+    ctx.enum_attr::<NearestMode>("nearest_mode")?;
+    let policy: AspectPolicy = ctx.enum_attr("keep_aspect_ratio_policy")?;
+    let crop = ctm == CoordinateTransform::TfCropAndResize;
     let static_shape: Option<Vec<u64>> = x.dims.iter().map(Dim::as_static).collect();
     let scales_v = scales.and_then(|_| ctx.const_floats(2));
     let sizes_v = sizes.and_then(|_| ctx.const_ints(3));
@@ -1147,8 +1160,6 @@ fn infer_resize(ctx: &InferCtx<'_>) -> R {
         && sizes.is_some() == sizes_v.is_some()
         && (!crop || present(1).is_none() || roi_v.is_some());
     if let (Some(shape), true) = (&static_shape, known) {
-        let policy = AspectPolicy::parse(ctx.str("keep_aspect_ratio_policy")?)
-            .unwrap_or(AspectPolicy::Stretch);
         let ex = resize_extents(
             shape,
             &axes,
@@ -1178,7 +1189,6 @@ fn infer_resize(ctx: &InferCtx<'_>) -> R {
             if sc.len() != axes.len() {
                 bail!("scales has {} entries for {} axes", sc.len(), axes.len());
             }
-            let crop = ctx.str("coordinate_transformation_mode")? == "tf_crop_and_resize";
             let roi = if crop {
                 ctx.opt_input(1).and_then(|_| ctx.const_floats(1))
             } else {
@@ -1216,8 +1226,7 @@ fn infer_resize(ctx: &InferCtx<'_>) -> R {
             if sz.len() != axes.len() {
                 bail!("sizes has {} entries for {} axes", sz.len(), axes.len());
             }
-            let policy = ctx.str("keep_aspect_ratio_policy")?;
-            if policy == "stretch" {
+            if policy == AspectPolicy::Stretch {
                 for (i, &a) in axes.iter().enumerate() {
                     dims[a] = dim_of(sz[i], "sizes entries")?;
                 }
@@ -1232,7 +1241,7 @@ fn infer_resize(ctx: &InferCtx<'_>) -> R {
                     return Ok(vec![TensorType::new(x.dtype, dims)]);
                 };
                 let ratios = sz.iter().zip(&ins).map(|(&s, &n)| s as f64 / n as f64);
-                let scale = if policy == "not_larger" {
+                let scale = if policy == AspectPolicy::NotLarger {
                     ratios.fold(f64::INFINITY, f64::min)
                 } else {
                     ratios.fold(f64::NEG_INFINITY, f64::max)
@@ -1266,7 +1275,7 @@ pub const RESIZE: OpDef = OpDef {
         attr("axes", AttrKind::Ints, AttrDefault::Absent),
         attr(
             "coordinate_transformation_mode",
-            AttrKind::Str,
+            AttrKind::Enum(CoordinateTransform::NAMES),
             AttrDefault::Str("half_pixel"),
         ),
         attr("cubic_coeff_a", AttrKind::Float, AttrDefault::Float(-0.75)),
@@ -1278,13 +1287,17 @@ pub const RESIZE: OpDef = OpDef {
         ),
         attr(
             "keep_aspect_ratio_policy",
-            AttrKind::Str,
+            AttrKind::Enum(AspectPolicy::NAMES),
             AttrDefault::Str("stretch"),
         ),
-        attr("mode", AttrKind::Str, AttrDefault::Str("nearest")),
+        attr(
+            "mode",
+            AttrKind::Enum(ResizeMode::NAMES),
+            AttrDefault::Str("nearest"),
+        ),
         attr(
             "nearest_mode",
-            AttrKind::Str,
+            AttrKind::Enum(NearestMode::NAMES),
             AttrDefault::Str("round_prefer_floor"),
         ),
     ],
@@ -1296,14 +1309,8 @@ pub const RESIZE: OpDef = OpDef {
 fn infer_grid_sample(ctx: &InferCtx<'_>) -> R {
     let x = ctx.input(0)?;
     let g = ctx.input(1)?;
-    let mode = ctx.str("mode")?;
-    let Some(mode) = super::resample::GridMode::parse(mode) else {
-        bail!("mode must be one of nearest, linear, cubic, got \"{mode}\"");
-    };
-    let padding = ctx.str("padding_mode")?;
-    if super::resample::GridPadding::parse(padding).is_none() {
-        bail!("padding_mode must be one of zeros, border, reflection, got \"{padding}\"");
-    }
+    let mode: GridMode = ctx.enum_attr("mode")?;
+    ctx.enum_attr::<GridPadding>("padding_mode")?;
     ctx.bool("align_corners")?;
     let r = x.rank();
     if r < 3 {
@@ -1316,7 +1323,7 @@ fn infer_grid_sample(ctx: &InferCtx<'_>) -> R {
     if x.dtype == DType::NF4 {
         bail!("nn.grid_sample of nf4 values is not supported");
     }
-    if mode != super::resample::GridMode::Nearest && !x.dtype.is_float() {
+    if mode != GridMode::Nearest && !x.dtype.is_float() {
         bail!(
             "nn.grid_sample interpolation of {} values is not supported (only mode nearest takes non-float inputs)",
             x.dtype
@@ -1343,8 +1350,16 @@ pub const GRID_SAMPLE: OpDef = OpDef {
     outputs: Arity::exactly(1),
     attrs: &[
         attr("align_corners", AttrKind::Bool, AttrDefault::Bool(false)),
-        attr("mode", AttrKind::Str, AttrDefault::Str("linear")),
-        attr("padding_mode", AttrKind::Str, AttrDefault::Str("zeros")),
+        attr(
+            "mode",
+            AttrKind::Enum(GridMode::NAMES),
+            AttrDefault::Str("linear"),
+        ),
+        attr(
+            "padding_mode",
+            AttrKind::Enum(GridPadding::NAMES),
+            AttrDefault::Str("zeros"),
+        ),
     ],
     traits: Traits::NONE,
     static_operands: &[],
@@ -1400,7 +1415,7 @@ fn block<'a>(ctx: &InferCtx<'a>) -> Result<(&'a TensorType, u64, u64), InferErro
 }
 
 fn infer_depth_to_space(ctx: &InferCtx<'_>) -> R {
-    check_choice(ctx, "mode", &["DCR", "CRD"])?;
+    ctx.enum_attr::<DepthToSpaceMode>("mode")?;
     let (x, b, bb) = block(ctx)?;
     let c = match &x.dims[1] {
         Dim::Static(c) if c % bb != 0 => {
@@ -1418,6 +1433,16 @@ fn infer_depth_to_space(ctx: &InferCtx<'_>) -> R {
     )])
 }
 
+crate::attr_enum! {
+    /// `nn.depth_to_space`'s `mode`: the order of the channel blocks.
+    pub enum DepthToSpaceMode {
+        /// Depth, column, row: `C` splits as `[b, b, C / b²]`.
+        Dcr = "DCR",
+        /// Column, row, depth: `C` splits as `[C / b², b, b]`.
+        Crd = "CRD",
+    }
+}
+
 /// `nn.depth_to_space %x`: moves channel blocks into spatial blocks
 /// (`DCR`: depth-column-row order, or `CRD`).
 pub const DEPTH_TO_SPACE: OpDef = OpDef {
@@ -1427,7 +1452,11 @@ pub const DEPTH_TO_SPACE: OpDef = OpDef {
     outputs: Arity::exactly(1),
     attrs: &[
         attr("blocksize", AttrKind::Int, AttrDefault::Required),
-        attr("mode", AttrKind::Str, AttrDefault::Str("DCR")),
+        attr(
+            "mode",
+            AttrKind::Enum(DepthToSpaceMode::NAMES),
+            AttrDefault::Str("DCR"),
+        ),
     ],
     traits: Traits::NONE,
     static_operands: &[],

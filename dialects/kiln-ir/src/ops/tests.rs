@@ -1141,7 +1141,7 @@ fn shape_family_rejected() {
             &[("reduction", s("sum"))],
             &[],
         ),
-        "reduction must be",
+        "attribute 'reduction' has unknown value \"sum\"",
     );
     err(
         infer(
@@ -1181,7 +1181,7 @@ fn shape_family_rejected() {
             &[("mode", s("mirror"))],
             &[],
         ),
-        "mode must be",
+        "attribute 'mode' has unknown value \"mirror\"",
     );
     err(
         infer(
@@ -1307,7 +1307,7 @@ fn resize_cases() {
             &[("mode", s("area"))],
             &[],
         ),
-        "mode must be one of",
+        "attribute 'mode' has unknown value \"area\"",
     );
     err(
         infer(
@@ -1902,7 +1902,7 @@ fn grid_sample_cases() {
             &[("mode", s("bilinear"))],
             &[],
         ),
-        "mode must be",
+        "attribute 'mode' has unknown value \"bilinear\"",
     );
     err(
         infer(
