@@ -8,7 +8,9 @@
  * kernel sizes, border pixels and the last partial channel vector take a
  * checked path. A bias/activation epilogue (epi_simple) is applied in
  * registers; any other epilogue runs over the finished row from a stack
- * tile. Work is split by output rows.
+ * tile. Channel counts that are not a multiple of the vector width end
+ * with one whole vector overlapping the previous ones. Work is split by
+ * output rows.
  */
 
 #define DW_PX 4
@@ -194,6 +196,14 @@ static KV_ATTR void FN(dw_rows)(const void* job, int64_t r0, int64_t r1) {
     if (is3x3) {
       for (; c0 + cb <= j->c; c0 += cb) FN(dw3x3_block)(j, xi, oy, lo, hi, yrow, c0);
       for (; c0 + VW <= j->c; c0 += VW) FN(dw3x3_vec)(j, xi, oy, lo, hi, yrow, c0);
+      /* The last partial vector: one whole vector ending at the last
+       * channel, recomputing a few channels already stored (the output
+       * never overlaps the input, and a general epilogue runs after the
+       * row), instead of the checked per-pixel path. */
+      if (c0 < j->c && j->c >= VW) {
+        FN(dw3x3_vec)(j, xi, oy, lo, hi, yrow, j->c - VW);
+        c0 = j->c;
+      }
     }
     for (; c0 < j->c; c0 += cb)
       for (int64_t ox = 0; ox < j->ow; ox++)

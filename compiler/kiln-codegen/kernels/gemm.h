@@ -130,23 +130,33 @@ KF void FN(tile_fixed)(const int mr, const int nv, const int prefetch, const FN(
     FN(kloop)(mr, nv, acc, a, x->acs, b, x->kc * tstep, pf, prefetch == 2 ? 1 : PF_LINES);
   }
   int epi = x->epi && x->epi->n;
-  if (nr == nv * VW && rows == mr && (!epi || x->es)) {
-    /* Full tile, no epilogue or a simple one: straight from registers. */
+  if (rows == mr && (!epi || x->es)) {
+    /* All rows valid, no epilogue or a simple one: straight from registers;
+     * the last vector of a narrow tile (nr < nv * VW columns) through
+     * masked loads and stores. */
     const epi_simple* es = epi ? x->es : 0;
+    const int64_t tail = nr - (nv - 1) * VW; /* valid lanes of the last vector */
 #pragma unroll
     for (int i = 0; i < MR; i++)
       if (i < mr)
 #pragma unroll
         for (int j = 0; j < NRV; j++)
           if (j < nv) {
+            const int whole = j < nv - 1 || tail == VW;
+            const int64_t n = whole ? VW : tail;
             float* cp = x->c + i * x->ldc + j * VW;
-            V v = x->accumulate ? acc[i][j] + FN(vld)(cp) : acc[i][j];
+#define TILE_LD(p) (whole ? FN(vld)(p) : FN(vld_n)(p, n))
+            V v = x->accumulate ? acc[i][j] + TILE_LD(cp) : acc[i][j];
             if (es) {
-              if (es->bias) v += FN(vld)(es->bias + x->c0 + j * VW);
-              if (es->residual) v += FN(vld)(es->residual + (x->r0 + i) * es->ld + x->c0 + j * VW);
+              if (es->bias) v += TILE_LD(es->bias + x->c0 + j * VW);
+              if (es->residual) v += TILE_LD(es->residual + (x->r0 + i) * es->ld + x->c0 + j * VW);
               v = FN(epi_act)(es, v);
             }
-            FN(vst)(cp, v);
+#undef TILE_LD
+            if (whole)
+              FN(vst)(cp, v);
+            else
+              FN(vst_n)(cp, v, n);
           }
     return;
   }

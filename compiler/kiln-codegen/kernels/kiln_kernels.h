@@ -187,6 +187,27 @@
 #define KILN_ELTWISE_COLS 5
 #define KILN_ELTWISE_EPILOGUE 6
 
+/* ---- copy: Y = X over a 4-D box [D0, D1, D2, D3] ----
+ * Element (i0, i1, i2, i3) of X at X[X_OFFSET + i0*XS0 + i1*XS1 + i2*XS2 +
+ * i3*XS3], of Y likewise with Y_OFFSET and YS0..YS3 (concat, split, slice and
+ * transpose are such boxes). Y must not overlap X. */
+#define KILN_COPY_X 0
+#define KILN_COPY_X_OFFSET 1
+#define KILN_COPY_Y 2
+#define KILN_COPY_Y_OFFSET 3
+#define KILN_COPY_D0 4
+#define KILN_COPY_D1 5
+#define KILN_COPY_D2 6
+#define KILN_COPY_D3 7
+#define KILN_COPY_XS0 8
+#define KILN_COPY_XS1 9
+#define KILN_COPY_XS2 10
+#define KILN_COPY_XS3 11
+#define KILN_COPY_YS0 12
+#define KILN_COPY_YS1 13
+#define KILN_COPY_YS2 14
+#define KILN_COPY_YS3 15
+
 /* ---- softmax: Y = epilogue(softmax(X)) (or log-softmax) over each row ---- */
 #define KILN_SOFTMAX_X 0
 #define KILN_SOFTMAX_LDX 1

@@ -8,10 +8,12 @@
 typedef float KCAT(kv_v_, KV_NAME) __attribute__((ext_vector_type(KV_W)));
 typedef float KCAT(kv_vu_, KV_NAME) __attribute__((ext_vector_type(KV_W), aligned(4)));
 typedef int32_t KCAT(kv_vi_, KV_NAME) __attribute__((ext_vector_type(KV_W)));
+typedef _Bool KCAT(kv_vm_, KV_NAME) __attribute__((ext_vector_type(KV_W)));
 
 #define V KCAT(kv_v_, KV_NAME)   /* vector of VW floats */
 #define VU KCAT(kv_vu_, KV_NAME) /* the same, for unaligned memory */
 #define VI KCAT(kv_vi_, KV_NAME) /* vector of VW int32 (masks, bits) */
+#define VM KCAT(kv_vm_, KV_NAME) /* vector of VW bools (masked loads and stores) */
 #define VW KV_W
 #define MR KV_MR
 #define NRV KV_NRV
@@ -23,6 +25,7 @@ typedef int32_t KCAT(kv_vi_, KV_NAME) __attribute__((ext_vector_type(KV_W)));
 #include "epilogue.h"
 #include "gemm.h"
 #include "eltwise.h"
+#include "copy.h"
 #include "conv.h"
 #include "dwconv.h"
 #include "pool.h"
@@ -32,6 +35,7 @@ typedef int32_t KCAT(kv_vi_, KV_NAME) __attribute__((ext_vector_type(KV_W)));
 #undef V
 #undef VU
 #undef VI
+#undef VM
 #undef VW
 #undef MR
 #undef NRV

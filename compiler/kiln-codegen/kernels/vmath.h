@@ -26,17 +26,20 @@
 /* ---- basic vector helpers ---- */
 KF V FN(vld)(const float* p) { return *(const VU*)p; }
 KF void FN(vst)(float* p, V v) { *(VU*)p = v; }
-/* Loads n < VW floats (the rest 0) / stores the first n lanes. */
+/* Lanes [0, n) of a mask. */
+KF VM FN(vmask)(int64_t n) {
+  VI idx;
+#pragma unroll
+  for (int i = 0; i < VW; i++) idx[i] = i;
+  return __builtin_convertvector(idx < (VI)(int32_t)KMIN(n, (int64_t)VW), VM);
+}
+/* Loads n < VW floats (the rest 0) / stores the first n lanes: masked
+ * memory operations (AVX-512 masks, AVX vmaskmov; lane by lane elsewhere),
+ * which never touch memory past lane n. */
 KF V FN(vld_n)(const float* p, int64_t n) {
-  float t[VW] = {0};
-  for (int64_t i = 0; i < n; i++) t[i] = p[i];
-  return *(const VU*)t;
+  return __builtin_masked_load(FN(vmask)(n), p, (V)0.0f);
 }
-KF void FN(vst_n)(float* p, V v, int64_t n) {
-  float t[VW];
-  *(VU*)t = v;
-  for (int64_t i = 0; i < n; i++) p[i] = t[i];
-}
+KF void FN(vst_n)(float* p, V v, int64_t n) { __builtin_masked_store(FN(vmask)(n), v, p); }
 KF V FN(vsel)(VI m, V a, V b) { return m ? a : b; }
 KF V FN(vabs)(V x) { return __builtin_elementwise_abs(x); }
 /* max/min that return NaN when either input is NaN. */

@@ -1717,6 +1717,9 @@ fn dwconv2d_shapes_strides_pads() {
         d(1, 2, 2, 40, (3, 3), (1, 1), (1, 1), [1; 4], Epi::Simple),
         d(1, 14, 14, 96, (3, 3), (1, 1), (1, 1), [1; 4], Epi::General),
         d(2, 15, 16, 64, (3, 3), (2, 2), (1, 1), [1; 4], Epi::Simple),
+        // Channels past the last whole vector: ShuffleNet's 58, and a prime.
+        d(1, 9, 7, 58, (3, 3), (1, 1), (1, 1), [1; 4], Epi::General),
+        d(2, 9, 8, 23, (3, 3), (2, 2), (1, 1), [1; 4], Epi::Simple),
         d(
             1,
             13,
@@ -2154,6 +2157,139 @@ fn global_pools() {
                     &got,
                     &want,
                     &tol,
+                );
+            }
+        }
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Copy
+
+/// A strided box: `dims`, and per dim the strides of X and Y, with offsets.
+struct CopyCase {
+    what: &'static str,
+    dims: Vec<i64>,
+    xs: Vec<i64>,
+    ys: Vec<i64>,
+    x_off: i64,
+    y_off: i64,
+}
+
+fn dense(dims: &[i64]) -> Vec<i64> {
+    let mut st = vec![1i64; dims.len()];
+    for d in (0..dims.len().saturating_sub(1)).rev() {
+        st[d] = st[d + 1] * dims[d + 1];
+    }
+    st
+}
+
+/// The copies of interest: concat/split slices along the last and a middle axis, transposes
+/// (channel shuffles with 2, 3, 4 and 5 groups, NCHW -> NHWC, a full reversal), at primes, 1
+/// and around the vector widths.
+fn copy_cases() -> Vec<CopyCase> {
+    let mut v = Vec::new();
+    // Channels [off, off + c) of a [p, total] buffer: concat's destination, split's source.
+    for (p, c, total, off) in [
+        (1, 1, 1, 0),
+        (13, 3, 10, 4),
+        (31, 58, 116, 58),
+        (7, 17, 47, 30),
+    ] {
+        v.push(CopyCase {
+            what: "concat slice",
+            dims: vec![p, c],
+            xs: vec![c, 1],
+            ys: vec![total, 1],
+            x_off: 0,
+            y_off: off,
+        });
+        v.push(CopyCase {
+            what: "split slice",
+            dims: vec![p, c],
+            xs: vec![total, 1],
+            ys: vec![c, 1],
+            x_off: off,
+            y_off: 0,
+        });
+    }
+    // A middle axis: [3, 5 of 11, 7] at 2.
+    v.push(CopyCase {
+        what: "middle axis",
+        dims: vec![3, 5, 7],
+        xs: dense(&[3, 5, 7]),
+        ys: vec![77, 7, 1],
+        x_off: 0,
+        y_off: 14,
+    });
+    // Transposes: output dims, and X's strides of the transposed input.
+    let mut transpose = |what: &'static str, xdims: &[i64], perm: &[usize]| {
+        let st = dense(xdims);
+        let dims: Vec<i64> = perm.iter().map(|&p| xdims[p]).collect();
+        v.push(CopyCase {
+            what,
+            ys: dense(&dims),
+            xs: perm.iter().map(|&p| st[p]).collect(),
+            dims,
+            x_off: 0,
+            y_off: 0,
+        });
+    };
+    for g in [2, 3, 4, 5] {
+        for (hw, c) in [(1, 1), (9, 29), (5, 17), (3, 16), (2, 33)] {
+            transpose("channel shuffle", &[1, hw, hw, g, c], &[0, 1, 2, 4, 3]);
+        }
+    }
+    transpose("nchw to nhwc", &[2, 3, 13, 11], &[0, 2, 3, 1]);
+    transpose("nhwc to nchw", &[1, 7, 5, 19], &[0, 3, 1, 2]);
+    transpose("reverse", &[3, 4, 5, 6], &[3, 2, 1, 0]);
+    transpose("matrix", &[37, 41], &[1, 0]);
+    v
+}
+
+#[test]
+fn copy_strided_boxes() {
+    let mut rng = Rng::new(10);
+    for_each(|lib, t| {
+        for c in copy_cases() {
+            let span = |st: &[i64], off: i64| {
+                off + c.dims.iter().zip(st).map(|(d, s)| (d - 1) * s).sum::<i64>() + 1
+            };
+            let mut x = rng.normals(span(&c.xs, c.x_off) as usize, 1.0);
+            // NaN payloads must arrive bit for bit.
+            x[c.x_off as usize] = f32::from_bits(0x7fc0_1234);
+            let sentinel = f32::from_bits(0x7f80_0abc);
+            let mut y = vec![sentinel; span(&c.ys, c.y_off) as usize + 5];
+            let args = CopyArgs::new(
+                addr(&x),
+                c.x_off,
+                addr_mut(&mut y),
+                c.y_off,
+                &c.dims,
+                &c.xs,
+                &c.ys,
+            )
+            .expect("a box the kernel takes");
+            lib.run(Kernel::Copy, &args.slots(), t);
+            // Walk the box in Rust, independently of the kernel's dim merging.
+            let what = format!("{} {t:?} copy {} {:?}", lib.label, c.what, c.dims);
+            let mut want = vec![sentinel.to_bits(); y.len()];
+            let n: i64 = c.dims.iter().product();
+            for lin in 0..n {
+                let (mut rem, mut xo, mut yo) = (lin, c.x_off, c.y_off);
+                for d in (0..c.dims.len()).rev() {
+                    let i = rem % c.dims[d];
+                    rem /= c.dims[d];
+                    xo += i * c.xs[d];
+                    yo += i * c.ys[d];
+                }
+                want[yo as usize] = x[xo as usize].to_bits();
+            }
+            let got: Vec<u32> = y.iter().map(|v| v.to_bits()).collect();
+            if let Some(i) = (0..got.len()).find(|&i| got[i] != want[i]) {
+                panic!(
+                    "{what}: element {i}: got {:#x}, want {:#x}",
+                    got[i], want[i]
                 );
             }
         }

@@ -334,6 +334,7 @@ fn dispatch(kind: OpKind, op: &Op<'_>) -> Result<Vec<Tensor>, InterpError> {
         OpKind::Nf4Dequantize => one(quant::nf4_dequantize(op)),
         OpKind::QuantizeLinear => one(quant::quantize_linear(op)),
         OpKind::QMatMul => one(quant::qmatmul(op)),
+        OpKind::QMatMulInteger => one(quant::qmatmul_integer(op)),
         OpKind::QuantizeWeight => one(quant::quantize_weight(op)),
     }
 }

@@ -147,6 +147,60 @@ pub fn in_place_operands(g: &Graph, node: &Node) -> Vec<(usize, usize)> {
     out
 }
 
+/// Operands (by index) of node `n`, a concat, that their producers may
+/// write straight into the concat's result as channel slices: the concat
+/// joins the last axis of rank-4 f32 tensors (NHWC channels), and the
+/// operand is used by nothing else and is the one result of a convolution
+/// (`nn.conv` or a fused node), whose kernel can store into a strided
+/// destination. For these, `plan-memory` makes the concat's result live
+/// from the first such producer on; the lowering checks that the result's
+/// bytes are free over that span before it writes anything in place, and
+/// copies every operand it did not write in place. `uses` is
+/// [`Graph::use_counts`].
+pub fn concat_in_place_operands(
+    g: &Graph,
+    defs: &HashMap<ValueId, Def>,
+    uses: &HashMap<ValueId, usize>,
+    n: usize,
+) -> Vec<usize> {
+    let node = &g.nodes[n];
+    let [out] = node.outputs[..] else {
+        return Vec::new();
+    };
+    let ty = &g.value(out).ty;
+    if node.op != OpKind::Concat || ty.dtype != crate::DType::F32 || ty.rank() != 4 {
+        return Vec::new();
+    }
+    let tys: Vec<Option<&TensorType>> = node
+        .inputs
+        .iter()
+        .map(|i| i.map(|v| &g.value(v).ty))
+        .collect();
+    let axis = crate::ops::infer::InferCtx::of_node(node, &tys)
+        .int("axis")
+        .unwrap_or(0);
+    if axis != 3 && axis != -1 {
+        return Vec::new();
+    }
+    node.inputs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, v)| {
+            let v = (*v)?;
+            let Some(&Def::Node { node: p, result: 0 }) = defs.get(&v) else {
+                return None;
+            };
+            let producer = &g.nodes[p];
+            let ok = uses.get(&v) == Some(&1)
+                && producer.outputs.len() == 1
+                && matches!(producer.op, OpKind::Conv | OpKind::Fused)
+                && g.value(v).ty.dtype == crate::DType::F32
+                && g.value(v).ty.rank() == 4;
+            ok.then_some(i)
+        })
+        .collect()
+}
+
 /// Why a plan is unsafe.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PlanError(pub String);

@@ -132,20 +132,23 @@ impl DType {
     /// (no buffer can be larger). A zero dimension makes the tensor empty
     /// whatever the other dimensions are.
     pub fn byte_size(self, shape: &[i64]) -> Option<u64> {
-        let mut elements: u128 = 1;
+        // Every dim non-negative; a zero dim anywhere makes the tensor
+        // empty whatever the others (even ones whose product overflows).
         let mut empty = false;
         for &dim in shape {
-            let dim = u64::try_from(dim).ok()?;
-            if dim == 0 {
-                empty = true;
-            } else if !empty {
-                // Stays exact up to u128; beyond that the size is far too
-                // large anyway.
-                elements = elements.checked_mul(u128::from(dim))?;
+            if dim < 0 {
+                return None;
             }
+            empty |= dim == 0;
         }
         if empty {
             return Some(0);
+        }
+        let mut elements: u128 = 1;
+        for &dim in shape {
+            // Stays exact up to u128; beyond that the size is far too large
+            // anyway.
+            elements = elements.checked_mul(u128::from(dim.unsigned_abs()))?;
         }
         let bytes = elements.checked_mul(u128::from(self.bits()))?.div_ceil(8);
         u64::try_from(bytes)
@@ -189,6 +192,12 @@ mod tests {
         assert_eq!(DType::I2.byte_size(&[5]), Some(2));
         assert_eq!(DType::F4E2M1.byte_size(&[3]), Some(2));
         assert_eq!(DType::F64.byte_size(&[0, 5]), Some(0));
+        // A zero after dims whose product overflows: still empty (a fuzz find).
+        assert_eq!(
+            DType::F32.byte_size(&[i64::MAX, i64::MAX, i64::MAX, 0]),
+            Some(0)
+        );
+        assert_eq!(DType::F32.byte_size(&[i64::MAX, 0, -1]), None);
         assert_eq!(DType::F32.byte_size(&[-1]), None);
         assert_eq!(DType::F64.byte_size(&[i64::MAX, i64::MAX]), None);
         assert_eq!(DType::F64.byte_size(&[1 << 62]), None);

@@ -837,6 +837,126 @@ impl<P: Clone> KernelArgs<P> for EltwiseArgs<P> {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// copy
+
+layout!(
+    /// Slots of [`CopyArgs`] (`KILN_COPY_*`).
+    copy = "KILN_COPY_" {
+        X = 0,
+        X_OFFSET = 1,
+        Y = 2,
+        Y_OFFSET = 3,
+        D0 = 4,
+        D1 = 5,
+        D2 = 6,
+        D3 = 7,
+        XS0 = 8,
+        XS1 = 9,
+        XS2 = 10,
+        XS3 = 11,
+        YS0 = 12,
+        YS1 = 13,
+        YS2 = 14,
+        YS3 = 15,
+    }
+);
+
+/// Dims of the box a copy kernel call moves (after [`CopyArgs::new`] simplifies it).
+pub const COPY_DIMS: usize = 4;
+
+/// `Y = X` over a strided box: element `i` (a multi-index) of X at
+/// `x[x_offset + sum(i[d] * x_strides[d])]`, of Y likewise. Y must not overlap X.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CopyArgs<P> {
+    /// Source buffer.
+    pub x: P,
+    /// First element of the box in X.
+    pub x_offset: i64,
+    /// Destination buffer.
+    pub y: P,
+    /// First element of the box in Y.
+    pub y_offset: i64,
+    /// Extents, outermost first.
+    pub dims: [i64; COPY_DIMS],
+    /// Strides of X per dim.
+    pub x_strides: [i64; COPY_DIMS],
+    /// Strides of Y per dim.
+    pub y_strides: [i64; COPY_DIMS],
+}
+
+impl<P> CopyArgs<P> {
+    /// The copy of a box with `dims` (any rank) and per-dim strides: dims of extent 1 are
+    /// dropped and neighbours contiguous in both X and Y merged, then the box is padded to
+    /// [`COPY_DIMS`] dims with leading 1s. `None` when it still has more dims than that, or
+    /// is empty.
+    pub fn new(
+        x: P,
+        x_offset: i64,
+        y: P,
+        y_offset: i64,
+        dims: &[i64],
+        x_strides: &[i64],
+        y_strides: &[i64],
+    ) -> Option<CopyArgs<P>> {
+        if dims.iter().any(|&d| d <= 0) {
+            return None;
+        }
+        let mut b: Vec<(i64, i64, i64)> = Vec::new();
+        for ((&d, &xs), &ys) in dims.iter().zip(x_strides).zip(y_strides) {
+            if d == 1 {
+                continue;
+            }
+            match b.last_mut() {
+                Some(last) if last.1 == xs * d && last.2 == ys * d => {
+                    *last = (last.0 * d, xs, ys);
+                }
+                _ => b.push((d, xs, ys)),
+            }
+        }
+        if b.len() > COPY_DIMS {
+            return None;
+        }
+        let mut args = CopyArgs {
+            x,
+            x_offset,
+            y,
+            y_offset,
+            dims: [1; COPY_DIMS],
+            x_strides: [0; COPY_DIMS],
+            y_strides: [0; COPY_DIMS],
+        };
+        let pad = COPY_DIMS - b.len();
+        for (k, (d, xs, ys)) in b.into_iter().enumerate() {
+            args.dims[pad + k] = d;
+            args.x_strides[pad + k] = xs;
+            args.y_strides[pad + k] = ys;
+        }
+        // A lone unit box (every dim 1) still copies its one element.
+        if pad == COPY_DIMS {
+            args.x_strides[COPY_DIMS - 1] = 1;
+            args.y_strides[COPY_DIMS - 1] = 1;
+        }
+        Some(args)
+    }
+}
+
+impl<P: Clone> KernelArgs<P> for CopyArgs<P> {
+    fn slots(&self) -> Vec<Slot<P>> {
+        block(copy::YS3 + 1, |s| {
+            s[copy::X] = Slot::Ptr(self.x.clone());
+            s[copy::X_OFFSET] = Slot::Int(self.x_offset);
+            s[copy::Y] = Slot::Ptr(self.y.clone());
+            s[copy::Y_OFFSET] = Slot::Int(self.y_offset);
+            for d in 0..COPY_DIMS {
+                s[copy::D0 + d] = Slot::Int(self.dims[d]);
+                s[copy::XS0 + d] = Slot::Int(self.x_strides[d]);
+                s[copy::YS0 + d] = Slot::Int(self.y_strides[d]);
+            }
+        })
+    }
+}
+
 layout!(
     /// Slots of [`SoftmaxArgs`] (`KILN_SOFTMAX_*`).
     softmax = "KILN_SOFTMAX_" {
@@ -1380,6 +1500,7 @@ mod tests {
             (conv::PREFIX, conv::FIELDS),
             (dwconv::PREFIX, dwconv::FIELDS),
             (eltwise::PREFIX, eltwise::FIELDS),
+            (copy::PREFIX, copy::FIELDS),
             (softmax::PREFIX, softmax::FIELDS),
             (norm::PREFIX, norm::FIELDS),
             (pool::PREFIX, pool::FIELDS),
@@ -1510,5 +1631,48 @@ mod tests {
         };
         assert_eq!(packed.scratch_bytes(Variant::W8R16), 0);
         assert!(attention_scratch_bytes(64, 64, Variant::W16R32) > 0);
+    }
+
+    #[test]
+    fn copy_boxes_drop_unit_dims_and_merge_contiguous_ones() {
+        // Concat input [1, 5, 7, 3] into channels 4..7 of [1, 5, 7, 10]: rows x channels.
+        let a = CopyArgs::new(
+            0u8,
+            0,
+            0,
+            4,
+            &[1, 5, 7, 3],
+            &[105, 21, 3, 1],
+            &[350, 70, 10, 1],
+        )
+        .unwrap();
+        assert_eq!(a.dims, [1, 1, 35, 3]);
+        assert_eq!(a.x_strides[2..], [3, 1]);
+        assert_eq!(a.y_strides[2..], [10, 1]);
+        // A dense copy is one run.
+        let a = CopyArgs::new(0u8, 0, 0, 0, &[2, 3, 4], &[12, 4, 1], &[12, 4, 1]).unwrap();
+        assert_eq!(a.dims, [1, 1, 1, 24]);
+        // Channel shuffle [1, 6, 6, 2, 29] -> [1, 6, 6, 29, 2]: pixels x 29 x 2.
+        let a = CopyArgs::new(
+            0u8,
+            0,
+            0,
+            0,
+            &[1, 6, 6, 29, 2],
+            &[2088, 348, 58, 1, 29],
+            &[2088, 348, 58, 2, 1],
+        )
+        .unwrap();
+        assert_eq!(a.dims, [1, 36, 29, 2]);
+        assert_eq!(a.x_strides[1..], [58, 1, 29]);
+        assert_eq!(a.y_strides[1..], [58, 2, 1]);
+        // One element; an empty box; too many dims left after merging.
+        let a = CopyArgs::new(0u8, 3, 0, 5, &[1, 1], &[1, 1], &[1, 1]).unwrap();
+        assert_eq!((a.dims, a.x_strides[3], a.y_strides[3]), ([1; 4], 1, 1));
+        assert!(CopyArgs::new(0u8, 0, 0, 0, &[2, 0], &[1, 1], &[1, 1]).is_none());
+        let t = [2, 2, 2, 2, 2];
+        let xs = [1, 2, 4, 8, 16];
+        let ys = [16, 8, 4, 2, 1];
+        assert!(CopyArgs::new(0u8, 0, 0, 0, &t, &xs, &ys).is_none());
     }
 }

@@ -65,11 +65,13 @@ pub enum Kernel {
     /// Product with a block-quantized weight decoded as it is read
     /// ([`abi::QGemmArgs`]).
     QGemm,
+    /// A strided copy of a box: concat, split, slice, transpose ([`abi::CopyArgs`]).
+    Copy,
 }
 
 impl Kernel {
     /// Every kernel, in a stable order.
-    pub const ALL: [Kernel; 10] = [
+    pub const ALL: [Kernel; 11] = [
         Kernel::Gemm,
         Kernel::Conv2d,
         Kernel::DwConv2d,
@@ -80,6 +82,7 @@ impl Kernel {
         Kernel::GlobalPool,
         Kernel::Attention,
         Kernel::QGemm,
+        Kernel::Copy,
     ];
 
     /// The name in the symbol (`gemm`, `conv2d`, ...).
@@ -95,6 +98,7 @@ impl Kernel {
             Kernel::GlobalPool => "gpool",
             Kernel::Attention => "attention",
             Kernel::QGemm => "qgemm",
+            Kernel::Copy => "copy",
         }
     }
 

@@ -22,12 +22,14 @@
 //!   `nn.rms_norm` over trailing dims, NHWC pools, `nn.attention` without a
 //!   KV cache, and elementwise chains (`nn.fused {kind = "elementwise"}` or
 //!   one transcendental op) through the elementwise executor.
+//! - `nn.concat`, `nn.split` and `nn.transpose` as strided box copies
+//!   (`copy`: one call per concat operand or split result).
 
 use super::ctx::{Builder, Res};
 use crate::kernels::abi::{
-    self, AttentionArgs, BFormat, Binary, ConvArgs, DwConvArgs, EltwiseArgs, EpiOp, Epilogue,
-    GemmArgs, GlobalPoolArgs, KernelArgs, Matrix, Nhwc, NormArgs, Operand, PoolArgs, PoolKind,
-    QGemmArgs, Slot, SoftmaxArgs, Strided4, Unary, Window,
+    self, AttentionArgs, BFormat, Binary, ConvArgs, CopyArgs, DwConvArgs, EltwiseArgs, EpiOp,
+    Epilogue, GemmArgs, GlobalPoolArgs, KernelArgs, Matrix, Nhwc, NormArgs, Operand, PoolArgs,
+    PoolKind, QGemmArgs, Slot, SoftmaxArgs, Strided4, Unary, Window,
 };
 use crate::kernels::{Kernel, Variant};
 use kiln_ir::ops::infer::InferCtx;
@@ -66,6 +68,24 @@ pub(super) trait Homes {
     fn base(&mut self, home: Home) -> Res<(String, u64)>;
     /// The memref type of a base buffer.
     fn base_type(&self, base: &str) -> String;
+    /// Where `v` may be stored in place, as channels of a concat's result.
+    fn concat_slot(&self, v: ValueId) -> Option<ConcatSlot>;
+    /// Records that `v` was stored into its concat slot.
+    fn wrote_in_place(&mut self, v: ValueId);
+    /// Whether `v` was stored into its concat slot.
+    fn was_written_in_place(&self, v: ValueId) -> bool;
+}
+
+/// Channels `[offset, offset + C)` of the NHWC result `concat`, which has
+/// `channels` channels: where a concat operand may be stored in place.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct ConcatSlot {
+    /// The concat's result.
+    pub concat: ValueId,
+    /// First channel of the operand in it.
+    pub offset: i64,
+    /// Channels of the concat's result.
+    pub channels: i64,
 }
 
 /// The value a node operand comes from, seen through the graph.
@@ -216,6 +236,9 @@ impl Kernels {
             OpKind::GlobalAveragePool | OpKind::GlobalMaxPool => self.global_pool(b, h, g, node, a),
             OpKind::Attention => self.attention(b, h, g, node, a),
             OpKind::QMatMul => self.qmatmul(b, h, &src, node, a),
+            OpKind::Concat | OpKind::Split | OpKind::Transpose => {
+                self.data_movement(b, h, g, node, a)
+            }
             _ if node.op.def().traits.elementwise => self.single_elementwise(b, h, &src, node),
             _ => Ok(false),
         }
@@ -588,13 +611,14 @@ impl Kernels {
                     w: i(ww),
                     c: i(cin),
                     weights: self.ptr(b, h, cst)?,
-                    y: Nhwc::dense(self.ptr(b, h, out)?, i(cout)),
+                    y: self.conv_out(b, h, out, cout)?,
                     oh: i(oh),
                     ow: i(ow),
                     window,
                     epilogue,
                 };
                 self.call(b, Kernel::DwConv2d, &args);
+                self.stored(h, out);
                 Ok(true)
             }
             PackLayout::ConvNhwc if p.block == nr && p.groups == groups => {
@@ -605,7 +629,7 @@ impl Kernels {
                     w: i(ww),
                     cin: i(cin),
                     weights: self.ptr(b, h, cst)?,
-                    y: Nhwc::dense(self.ptr(b, h, out)?, i(cout)),
+                    y: self.conv_out(b, h, out, cout)?,
                     oh: i(oh),
                     ow: i(ow),
                     cout: i(cout),
@@ -616,9 +640,36 @@ impl Kernels {
                     epilogue,
                 };
                 self.call(b, Kernel::Conv2d, &args);
+                self.stored(h, out);
                 Ok(true)
             }
             _ => Ok(false),
+        }
+    }
+
+    /// Where a convolution stores its result `out` (`cout` channels): its
+    /// home, or its channels of the concat it may be stored into in place.
+    fn conv_out(
+        &mut self,
+        b: &mut Builder,
+        h: &mut dyn Homes,
+        out: ValueId,
+        cout: u64,
+    ) -> Res<Nhwc<P>> {
+        Ok(match h.concat_slot(out) {
+            Some(slot) => Nhwc {
+                ptr: self.ptr(b, h, slot.concat)?,
+                stride: slot.channels,
+                offset: slot.offset,
+            },
+            None => Nhwc::dense(self.ptr(b, h, out)?, i(cout)),
+        })
+    }
+
+    /// Records a convolution's store into its concat slot, if it has one.
+    fn stored(&mut self, h: &mut dyn Homes, out: ValueId) {
+        if h.concat_slot(out).is_some() {
+            h.wrote_in_place(out);
         }
     }
 
@@ -997,6 +1048,48 @@ impl Kernels {
         Ok(true)
     }
 
+    /// Concat, split and transpose as strided copies (one kernel call per
+    /// operand of a concat, per result of a split): every value is a dense
+    /// row-major box, so each call is a box of the smaller tensor at an
+    /// offset along the axis of the larger one.
+    fn data_movement(
+        &mut self,
+        b: &mut Builder,
+        h: &mut dyn Homes,
+        g: &Graph,
+        node: &Node,
+        a: &InferCtx<'_>,
+    ) -> Res<bool> {
+        let Some(plan) = copy_plan(g, node, a)? else {
+            if node.operands().any(|v| h.was_written_in_place(v)) {
+                return Err(format!(
+                    "internal: {} has operands stored in place but no copy plan",
+                    node.describe()
+                ));
+            }
+            return Ok(false);
+        };
+        for c in plan {
+            // Operands a convolution already stored into the concat.
+            if node.op == OpKind::Concat && h.was_written_in_place(c.x) {
+                continue;
+            }
+            let (x, y) = (self.ptr(b, h, c.x)?, self.ptr(b, h, c.y)?);
+            let args = CopyArgs::new(
+                x,
+                c.x_offset,
+                y,
+                c.y_offset,
+                &c.dims,
+                &c.x_strides,
+                &c.y_strides,
+            )
+            .expect("copy_plan checked the box");
+            self.call(b, Kernel::Copy, &args);
+        }
+        Ok(true)
+    }
+
     fn softmax(
         &mut self,
         b: &mut Builder,
@@ -1328,6 +1421,130 @@ struct OutView<'a> {
 }
 
 /// `[rows, cols]` of a tensor viewed as a matrix over its last dim.
+/// One strided copy of a data-movement node: a box of `dims` from value `x`
+/// (at `x_offset`, `x_strides`) to value `y`, in elements.
+struct CopyBox {
+    x: ValueId,
+    x_offset: i64,
+    x_strides: Vec<i64>,
+    y: ValueId,
+    y_offset: i64,
+    y_strides: Vec<i64>,
+    dims: Vec<i64>,
+}
+
+/// Row-major strides of `shape`.
+fn dense_strides(shape: &[u64]) -> Vec<i64> {
+    let mut st = vec![1i64; shape.len()];
+    for d in (0..shape.len().saturating_sub(1)).rev() {
+        st[d] = st[d + 1] * shape[d + 1] as i64;
+    }
+    st
+}
+
+/// The copies that carry out a concat, split or transpose, or `None` when
+/// the node is left to a tensor island (an empty box, a box that needs more
+/// than the kernel's dims, a malformed permutation).
+fn copy_plan(g: &Graph, node: &Node, a: &InferCtx<'_>) -> Res<Option<Vec<CopyBox>>> {
+    let operands: Vec<ValueId> = node.operands().collect();
+    let dims_of = |v: ValueId| shape(g, v).unwrap_or_default();
+    let axis_of = |rank: usize| -> Res<Option<usize>> {
+        let ax = a.int("axis").map_err(super::attr_err)?;
+        let ax = if ax < 0 { ax + rank as i64 } else { ax };
+        Ok((0..rank as i64).contains(&ax).then_some(ax as usize))
+    };
+    let mut boxes = Vec::new();
+    match node.op {
+        // Each part is a dense box at an offset along the axis of the whole.
+        OpKind::Concat | OpKind::Split => {
+            let concat = node.op == OpKind::Concat;
+            let (whole, parts) = if concat {
+                (node.outputs[0], operands.clone())
+            } else {
+                (operands[0], node.outputs.clone())
+            };
+            let ws = dims_of(whole);
+            let Some(axis) = axis_of(ws.len())? else {
+                return Ok(None);
+            };
+            let st = dense_strides(&ws);
+            let mut at = 0i64;
+            for part in parts {
+                let ps = dims_of(part);
+                if ps.len() != ws.len() {
+                    return Ok(None);
+                }
+                let (whole_side, part_side) = (
+                    (whole, at * st[axis], st.clone()),
+                    (part, 0, dense_strides(&ps)),
+                );
+                let ((x, x_offset, x_strides), (y, y_offset, y_strides)) = if concat {
+                    (part_side, whole_side)
+                } else {
+                    (whole_side, part_side)
+                };
+                boxes.push(CopyBox {
+                    x,
+                    x_offset,
+                    x_strides,
+                    y,
+                    y_offset,
+                    y_strides,
+                    dims: ps.iter().map(|&d| d as i64).collect(),
+                });
+                at += ps[axis] as i64;
+            }
+        }
+        OpKind::Transpose => {
+            let (x, y) = (operands[0], node.outputs[0]);
+            let (xs, ys) = (dims_of(x), dims_of(y));
+            let rank = xs.len();
+            let perm: Vec<i64> = match a.ints("perm").map_err(super::attr_err)? {
+                Some(p) => p,
+                None => (0..rank as i64).rev().collect(),
+            };
+            let mut seen = vec![false; rank];
+            for &p in &perm {
+                if p < 0 || p as usize >= rank || std::mem::replace(&mut seen[p as usize], true) {
+                    return Ok(None);
+                }
+            }
+            if perm.len() != rank || ys.len() != rank {
+                return Ok(None);
+            }
+            let st = dense_strides(&xs);
+            boxes.push(CopyBox {
+                x,
+                x_offset: 0,
+                x_strides: perm.iter().map(|&p| st[p as usize]).collect(),
+                y,
+                y_offset: 0,
+                y_strides: dense_strides(&ys),
+                dims: ys.iter().map(|&d| d as i64).collect(),
+            });
+        }
+        _ => return Ok(None),
+    }
+    // Every box must fit the kernel; an empty one copies nothing (islands
+    // handle empty tensors).
+    let fits = |c: &CopyBox| {
+        CopyArgs::new(
+            (),
+            c.x_offset,
+            (),
+            c.y_offset,
+            &c.dims,
+            &c.x_strides,
+            &c.y_strides,
+        )
+        .is_some()
+    };
+    if boxes.is_empty() || !boxes.iter().all(fits) {
+        return Ok(None);
+    }
+    Ok(Some(boxes))
+}
+
 fn rows_cols(s: &[u64]) -> (u64, u64) {
     match s.split_last() {
         Some((&c, rest)) => (rest.iter().product(), c),

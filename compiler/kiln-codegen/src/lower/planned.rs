@@ -27,13 +27,13 @@
 //! operand is copied first ([`needs_private_copy`]).
 
 use super::ctx::{memref_ty, Builder, Res, Val};
-use super::kernels::{Homes, Kernels, SLOTS};
+use super::kernels::{ConcatSlot, Homes, Kernels, SLOTS};
 use super::{
     boundary_in, emit_node, result_types, storage, LowerError, LowerOptions, LoweredModule,
     TensorSig, UnsupportedNode, WeightsLayout, WEIGHTS_BYTES,
 };
 use kiln_ir::ops::infer::InferCtx;
-use kiln_ir::plan::{aliases_operand, Home, MemoryPlan};
+use kiln_ir::plan::{aliases_operand, arena_bytes, concat_in_place_operands, Home, MemoryPlan};
 use kiln_ir::{DType, Graph, Node, OpKind, ValueId};
 use std::collections::{HashMap, HashSet};
 
@@ -66,6 +66,10 @@ struct Planned<'g> {
     deferred: HashMap<ValueId, usize>,
     /// Deferred nodes already emitted.
     emitted: HashSet<usize>,
+    /// Concat operands their producer may write straight into the concat.
+    concat_slots: HashMap<ValueId, ConcatSlot>,
+    /// Those a kernel did write in place (the concat skips them).
+    in_place: HashSet<ValueId>,
 }
 
 impl Homes for Planned<'_> {
@@ -80,6 +84,18 @@ impl Homes for Planned<'_> {
 
     fn base_type(&self, base: &str) -> String {
         self.base_ty(base)
+    }
+
+    fn concat_slot(&self, v: ValueId) -> Option<ConcatSlot> {
+        self.concat_slots.get(&v).copied()
+    }
+
+    fn wrote_in_place(&mut self, v: ValueId) {
+        self.in_place.insert(v);
+    }
+
+    fn was_written_in_place(&self, v: ValueId) -> bool {
+        self.in_place.contains(&v)
     }
 }
 
@@ -243,6 +259,90 @@ fn needs_private_copy(node: &Node) -> bool {
     !(node.op.def().traits.elementwise && node.body.is_none())
 }
 
+/// The concat operands that may be written in place (see
+/// `kiln_ir::plan::concat_in_place_operands`), for every concat whose
+/// result's bytes no other value holds while its producers run: a graph
+/// output, or arena bytes disjoint from every value live between the first
+/// producer and the concat (which `plan-memory` arranges; checked here, so
+/// another plan only costs the copies).
+fn concat_slots(
+    g: &Graph,
+    plan: &MemoryPlan,
+    defs: &HashMap<ValueId, kiln_ir::Def>,
+) -> HashMap<ValueId, ConcatSlot> {
+    let uses = g.use_counts();
+    let mut out = HashMap::new();
+    // Live span [definition, last use] of every node result.
+    let end = g.nodes.len();
+    let mut span: HashMap<ValueId, (usize, usize)> = HashMap::new();
+    for (n, node) in g.nodes.iter().enumerate() {
+        for &r in &node.outputs {
+            span.insert(r, (n, n));
+        }
+        for v in node.operands() {
+            if let Some(s) = span.get_mut(&v) {
+                s.1 = s.1.max(n);
+            }
+        }
+    }
+    for &v in &g.outputs {
+        if let Some(s) = span.get_mut(&v) {
+            s.1 = end;
+        }
+    }
+    let bytes_of = |v: ValueId| arena_bytes(&g.value(v).ty).unwrap_or(0);
+    for (n, node) in g.nodes.iter().enumerate() {
+        let ops = concat_in_place_operands(g, defs, &uses, n);
+        if ops.is_empty() {
+            continue;
+        }
+        let c = node.outputs[0];
+        let first = ops
+            .iter()
+            .filter_map(|&i| match defs.get(&node.inputs[i]?)? {
+                kiln_ir::Def::Node { node: p, .. } => Some(*p),
+                kiln_ir::Def::Input(_) => None,
+            })
+            .min()
+            .unwrap_or(n);
+        let free = match plan.home(g, defs, c) {
+            Some(Home::Output(_)) => true,
+            Some(Home::Arena(oc)) => {
+                let ec = oc + bytes_of(c);
+                span.iter().all(|(&u, &(d, l))| {
+                    u == c
+                        || l < first
+                        || d > n
+                        || !matches!(plan.home(g, defs, u), Some(Home::Arena(ou))
+                            if ou < ec && oc < ou + bytes_of(u))
+                })
+            }
+            _ => false,
+        };
+        if !free {
+            continue;
+        }
+        let total = g.value(c).ty.static_shape().map_or(0, |s| s[3]) as i64;
+        let mut at = 0i64;
+        for (i, v) in node.inputs.iter().enumerate() {
+            let Some(v) = *v else { continue };
+            let width = g.value(v).ty.static_shape().map_or(0, |s| s[3]) as i64;
+            if ops.contains(&i) {
+                out.insert(
+                    v,
+                    ConcatSlot {
+                        concat: c,
+                        offset: at,
+                        channels: total,
+                    },
+                );
+            }
+            at += width;
+        }
+    }
+    out
+}
+
 /// The signature entry of a graph input or output.
 fn sig(g: &Graph, v: ValueId) -> Result<TensorSig, String> {
     let info = g.value(v);
@@ -315,7 +415,12 @@ pub(crate) fn lower_planned(
         kernels: opts.kernels.map(|v| Kernels::new(v, scratch_offset)),
         deferred,
         emitted: HashSet::new(),
+        concat_slots: HashMap::new(),
+        in_place: HashSet::new(),
     };
+    if st.kernels.is_some() {
+        st.concat_slots = concat_slots(g, plan, &st.defs);
+    }
     let mut b = Builder::new();
     for node in &g.nodes {
         if node.op == OpKind::Constant

@@ -396,3 +396,70 @@ pub(crate) fn quantize_weight_node() -> Res<Vec<Val>> {
             .into(),
     )
 }
+
+/// `quant.matmul_integer`: one `linalg.generic` over (the leading dims of
+/// `a`, K, N) accumulating `(a - za) * (b - zb)` in i32, the 8-bit values
+/// and zero points widened (sign- or zero-extended by dtype) first, as the
+/// interpreter's exact sum. A zero point of one value is read at index 0
+/// for every row or column.
+pub(crate) fn qmatmul_integer(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
+    use super::ctx::{affine_map, Iter, Operand};
+    let (a, w) = (n.input(0)?.clone(), n.input(1)?.clone());
+    let (_, out_shape) = n.out(0)?;
+    let r = a.rank();
+    if r < 2 || w.rank() != 2 {
+        return Err("quant.matmul_integer takes a of rank >= 2 and a 2-D b".into());
+    }
+    let d = |i: usize| format!("d{i}");
+    // Loop dims: a's dims (its last is K), then N.
+    let nd = r + 1;
+    let (dm, dk, dn) = (r - 2, r - 1, r);
+    let zmap = |z: &Val, per: usize| -> Res<String> {
+        Ok(affine_map(
+            nd,
+            &match (z.rank(), z.shape.first()) {
+                (0, _) => vec![],
+                (1, Some(1)) => vec!["0".to_string()],
+                (1, _) => vec![d(per)],
+                _ => return Err("a zero point must be a scalar or 1-D".to_string()),
+            },
+        ))
+    };
+    let mut ins = vec![
+        Operand::of(&a, affine_map(nd, &(0..r).map(d).collect::<Vec<_>>())),
+        Operand::of(&w, affine_map(nd, &[d(dk), d(dn)])),
+    ];
+    let za = n.opt(2).cloned();
+    let zb = n.opt(3).cloned();
+    if let Some(z) = &za {
+        ins.push(Operand::of(z, zmap(z, dm)?));
+    }
+    if let Some(z) = &zb {
+        ins.push(Operand::of(z, zmap(z, dn)?));
+    }
+    let mut om: Vec<String> = (0..r - 1).map(d).collect();
+    om.push(d(dn));
+    let init = b.filled(0.0, DType::I32, out_shape)?;
+    let mut iters = vec![Iter::Par; r - 1];
+    iters.extend([Iter::Red, Iter::Par]);
+    let (adt, wdt) = (a.dtype, w.dtype);
+    let (has_za, has_zb) = (za.is_some(), zb.is_some());
+    let y = b.generic(&iters, &ins, &[(init, affine_map(nd, &om))], |body, v| {
+        let mut i = 2;
+        let mut x = convert(body, &v[0], adt, DType::I32)?;
+        if has_za {
+            let z = convert(body, &v[i], adt, DType::I32)?;
+            x = body.op(format!("arith.subi {x}, {z} : i32"));
+            i += 1;
+        }
+        let mut y = convert(body, &v[1], wdt, DType::I32)?;
+        if has_zb {
+            let z = convert(body, &v[i], wdt, DType::I32)?;
+            y = body.op(format!("arith.subi {y}, {z} : i32"));
+            i += 1;
+        }
+        let p = body.op(format!("arith.muli {x}, {y} : i32"));
+        Ok(vec![body.op(format!("arith.addi {}, {p} : i32", v[i]))])
+    })?;
+    Ok(y[0].clone())
+}

@@ -304,6 +304,164 @@ fn elementwise_chains_through_the_executor() {
 }
 
 #[test]
+fn concat_split_and_transposes_as_strided_copies() {
+    // A ShuffleNet unit's data movement (concat, channel shuffle, split),
+    // a concat along a middle axis and NHWC <-> NCHW transposes, at 1,
+    // primes and around the vector widths.
+    for (hw, c) in [(1u64, 1u64), (3, 17), (5, 29), (2, 16)] {
+        let x = [1, hw, hw + 1, c];
+        let cat = [1, hw, hw + 1, 2 * c];
+        let grouped = [1, hw, hw + 1, 2, c];
+        let shuffled = [1, hw, hw + 1, c, 2];
+        let mid = [1, 2 * hw, hw + 1, c];
+        let nchw = [1, c, hw, hw + 1];
+        let kir = format!(
+            "weight @s5 : tensor<5xi64> = dense<[{g}]>\n\
+             weight @s4 : tensor<4xi64> = dense<[{f}]>\n\
+             weight @halves : tensor<2xi64> = dense<[{c}, {c}]>\n\
+             graph @g(%x: {tx}, %y: {tx}) -> ({tx}, {tx}, {tm}, {tn}, {tx}) {{\n\
+             \x20 %s5 = nn.constant {{value = @s5}} : tensor<5xi64>\n\
+             \x20 %s4 = nn.constant {{value = @s4}} : tensor<4xi64>\n\
+             \x20 %halves = nn.constant {{value = @halves}} : tensor<2xi64>\n\
+             \x20 %cat = nn.concat %x, %y {{axis = 3}} : {tc}\n\
+             \x20 %r = nn.reshape %cat, %s5 : {tg}\n\
+             \x20 %t = nn.transpose %r {{perm = [0, 1, 2, 4, 3]}} : {ts}\n\
+             \x20 %f = nn.reshape %t, %s4 : {tc}\n\
+             \x20 %a, %b = nn.split %f, %halves {{axis = -1}} : {tx}, {tx}\n\
+             \x20 %m = nn.concat %y, %x {{axis = 1}} : {tm}\n\
+             \x20 %n = nn.transpose %x {{perm = [0, 3, 1, 2]}} : {tn}\n\
+             \x20 %back = nn.transpose %n {{perm = [0, 2, 3, 1]}} : {tx}\n\
+             \x20 %z = nn.add %back, %y : {tx}\n\
+             \x20 return %a, %b, %m, %n, %z\n}}\n",
+            g = grouped.map(|d| d.to_string()).join(", "),
+            f = cat.map(|d| d.to_string()).join(", "),
+            tx = ty(&x),
+            tc = ty(&cat),
+            tg = ty(&grouped),
+            ts = ty(&shuffled),
+            tm = ty(&mid),
+            tn = ty(&nchw),
+        );
+        check(
+            &format!("data movement {hw}x{c}"),
+            &kir,
+            &[("x", &x), ("y", &x)],
+            &["copy"],
+            0.0,
+        );
+    }
+}
+
+/// The kernels an -O3 artifact of `kir` for `target` calls.
+fn kernels_called(target: &Target, kir: &str) -> Vec<String> {
+    let graph = kiln_ir::text::parse(kir, "kernels_called", None)
+        .unwrap_or_else(|e| panic!("{}\n{kir}", e[0]))
+        .graph;
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = CompileOptions::new(target.clone(), Some(dir.path().join("model.so")));
+    opts.set_level(OptLevel::O3);
+    compile(graph, &opts).unwrap().kernels
+}
+
+/// `nn.conv` (NHWC, 1x1 or 3x3 with padding 1) of `x` with weights `w`
+/// `[cout, cin, k, k]`, bias `b` and a relu, as kir lines.
+fn conv_relu(name: &str, x: &str, w: &str, k: u64, out: &[u64]) -> String {
+    let p = k / 2;
+    format!(
+        "  %{name}_w = nn.constant {{value = @{w}}} : {wt}\n\
+         \x20 %{name}_b = nn.constant {{value = @{w}_b}} : {bt}\n\
+         \x20 %{name}_c = nn.conv %{x}, %{name}_w, %{name}_b {{group = 1, kernel_shape = [{k}, {k}], layout = \"nhwc\", pads = [{p}, {p}, {p}, {p}], strides = [1, 1]}} : {ot}\n\
+         \x20 %{name} = nn.relu %{name}_c : {ot}\n",
+        wt = "{W}",
+        bt = ty(&[out[3]]),
+        ot = ty(out),
+    )
+}
+
+#[test]
+fn concats_of_convolutions_are_stored_in_place() {
+    // A SqueezeNet fire module with a GoogLeNet-style pooling branch: every
+    // concat operand is a convolution's result, so each convolution stores
+    // into its channels of the concat and nothing is copied; then a concat
+    // with a graph input beside a convolution (only the input is copied).
+    let nr = nr(&targets()[0]);
+    for (hw, cin, e1, e3, pp) in [
+        (1u64, 1u64, 1u64, 1u64, 1u64),
+        (5, 3, 17, 13, 5),
+        (3, 16, nr - 1, nr + 1, 2),
+    ] {
+        let mut rng = Rng(hw * 131 + e1);
+        let sq = 7;
+        let total = e1 + e3 + pp;
+        let mut weights = String::new();
+        let mut wt = std::collections::HashMap::new();
+        for (name, cout, c_in, k) in [
+            ("ws", sq, cin, 1u64),
+            ("w1", e1, sq, 1),
+            ("w3", e3, sq, 3),
+            ("wp", pp, cin, 1),
+            ("wo", 3, total, 1),
+            ("wm", 5, cin, 3),
+            ("wq", 2, cin + 5, 1),
+        ] {
+            let shape = [cout, c_in, k, k];
+            weights += &weight(name, &shape, &rng.vec(shape.iter().product(), 0.3));
+            weights += &weight(&format!("{name}_b"), &[cout], &rng.vec(cout, 1.0));
+            wt.insert(name, ty(&shape));
+        }
+        let t = |c: u64| [1, hw, hw + 2, c];
+        let conv = |name: &str, x: &str, w: &str, k: u64, c: u64| {
+            conv_relu(name, x, w, k, &t(c)).replace("{W}", &wt[w])
+        };
+        let fire = format!(
+            "{weights}graph @g(%x: {tx}) -> ({to}) {{\n{}{}{}\
+             \x20 %pool = nn.max_pool %x {{kernel_shape = [3, 3], layout = \"nhwc\", pads = [1, 1, 1, 1], strides = [1, 1]}} : {tx}\n{}\
+             \x20 %cat = nn.concat %e1, %e3, %pp {{axis = 3}} : {tc}\n{}\
+             \x20 return %o\n}}\n",
+            conv("s", "x", "ws", 1, sq),
+            conv("e1", "s", "w1", 1, e1),
+            conv("e3", "s", "w3", 3, e3),
+            conv("pp", "pool", "wp", 1, pp),
+            conv("o", "cat", "wo", 1, 3),
+            tx = ty(&t(cin)),
+            tc = ty(&t(total)),
+            to = ty(&t(3)),
+        );
+        check(
+            &format!("fire {hw}x{cin} -> {e1}+{e3}+{pp}"),
+            &fire,
+            &[("x", &t(cin))],
+            &["conv2d", "pool2d"],
+            tol_k(9 * sq) * 4.0,
+        );
+        for target in targets() {
+            let called = kernels_called(&target, &fire);
+            assert!(
+                !called.iter().any(|k| k.starts_with("kiln_k_copy_")),
+                "fire {hw}x{cin} [{target}]: a concat operand was copied: {called:?}"
+            );
+        }
+        let mixed = format!(
+            "{weights}graph @g(%x: {tx}) -> ({tq}, {tm}) {{\n{}\
+             \x20 %cat = nn.concat %x, %m {{axis = -1}} : {tm}\n{}\
+             \x20 return %q, %cat\n}}\n",
+            conv("m", "x", "wm", 3, 5),
+            conv("q", "cat", "wq", 1, 2),
+            tx = ty(&t(cin)),
+            tm = ty(&t(cin + 5)),
+            tq = ty(&t(2)),
+        );
+        check(
+            &format!("concat of an input and a conv {hw}x{cin}"),
+            &mixed,
+            &[("x", &t(cin))],
+            &["conv2d", "copy"],
+            tol_k(9 * cin + cin + 5) * 4.0,
+        );
+    }
+}
+
+#[test]
 fn attention_with_masks_causality_and_grouped_heads() {
     // (batch, q heads, kv heads, sq, sk, d, 3-D layout, mask, causal)
     for (b, hq, hkv, sq, sk, d, three_d, mask, causal) in [

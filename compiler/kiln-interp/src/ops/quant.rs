@@ -298,6 +298,76 @@ pub fn qmatmul(op: &Op<'_>) -> R {
     Ok(Tensor::from_f64(a.dtype, shape, out))
 }
 
+/// `quant.matmul_integer`: `Σ_k (a - za[m]) * (b - zb[n])`, exactly (in
+/// i128, wrapped to int32 as ONNX's int32 result; 8-bit operands never
+/// reach the wrap for K < 2^16).
+pub fn qmatmul_integer(op: &Op<'_>) -> R {
+    let (a, b) = (op.input(0)?, op.input(1)?);
+    let ints = |t: &Tensor, what: &str| {
+        t.ints()
+            .map(<[i128]>::to_vec)
+            .ok_or_else(|| InterpError::Invalid(format!("{what} must be an integer tensor")))
+    };
+    let (av, bv) = (ints(a, "a")?, ints(b, "b")?);
+    let r = a.rank();
+    if r < 2 || b.rank() != 2 {
+        return Err(InterpError::Invalid(format!(
+            "quant.matmul_integer takes a of rank >= 2 and a 2-D b, got {:?} and {:?}",
+            a.shape, b.shape
+        )));
+    }
+    let (m, k, n) = (
+        a.shape[r - 2] as usize,
+        a.shape[r - 1] as usize,
+        b.shape[1] as usize,
+    );
+    if b.shape[0] as usize != k {
+        return Err(InterpError::Invalid(format!(
+            "contracted dimensions differ ({k} vs {})",
+            b.shape[0]
+        )));
+    }
+    // A zero point per row/column, or one for all (absent: 0).
+    let zp = |i: usize, len: usize| -> Result<Vec<i128>, InterpError> {
+        Ok(match op.opt(i) {
+            None => vec![0; len],
+            Some(z) => {
+                let v = ints(z, "a zero point")?;
+                match v.len() {
+                    1 => vec![v[0]; len],
+                    l if l == len => v,
+                    l => {
+                        return Err(InterpError::Invalid(format!(
+                            "a zero point of {l} values for {len}"
+                        )))
+                    }
+                }
+            }
+        })
+    };
+    let (za, zb) = (zp(2, m)?, zp(3, n)?);
+    let rows = a.shape[..r - 1].iter().product::<u64>() as usize;
+    let mut out = vec![0i128; rows * n];
+    for row in 0..rows {
+        let x = &av[row * k..row * k + k];
+        let z = za[row % m.max(1)];
+        for (kk, &xv) in x.iter().enumerate() {
+            let xv = xv - z;
+            let brow = &bv[kk * n..kk * n + n];
+            for (o, (&w, &zw)) in out[row * n..row * n + n]
+                .iter_mut()
+                .zip(brow.iter().zip(&zb))
+            {
+                *o += xv * (w - zw);
+            }
+        }
+    }
+    let mut shape = a.shape.clone();
+    shape[r - 1] = n as u64;
+    op.check(&shape)?;
+    Ok(Tensor::from_ints(DType::I32, shape, out))
+}
+
 /// `quant.quantize_weight`: one part of `codec::block::quantize`.
 pub fn quantize_weight(op: &Op<'_>) -> R {
     let w = op.input(0)?;

@@ -280,16 +280,48 @@ fn place_per_axis(c: &mut NodeCtx<'_, '_>, v: ValueId, at: Option<(usize, usize)
     c.op(OpKind::Reshape, &[v, s])
 }
 
+/// `quant.matmul_integer` for `a @ b` with zero points when the shapes fit
+/// it (a of rank >= 2, a 2-D b, zero points scalar or 1-D): the 8-bit
+/// operands stay 8-bit (a constant b is stored as it is). `named`: the
+/// result is the ONNX node's output.
+fn integer_product(
+    c: &mut NodeCtx<'_, '_>,
+    a: ValueId,
+    b: ValueId,
+    za: Option<ValueId>,
+    zb: Option<ValueId>,
+    named: bool,
+) -> Result<Option<ValueId>, OnnxError> {
+    let small = |c: &NodeCtx<'_, '_>, z: Option<ValueId>| z.is_none_or(|z| c.ty(z).rank() <= 1);
+    if c.ty(a).rank() < 2 || c.ty(b).rank() != 2 || !small(c, za) || !small(c, zb) {
+        return Ok(None);
+    }
+    let mut ins = vec![Some(a), Some(b), za, zb];
+    while ins.last() == Some(&None) {
+        ins.pop();
+    }
+    Ok(Some(if named {
+        c.emit1(OpKind::QMatMulInteger, ins, Attrs::new())?
+    } else {
+        c.emit_internal(OpKind::QMatMulInteger, ins, Attrs::new())?
+    }))
+}
+
 /// MatMulInteger-10: `(A - a_zero_point) @ (B - b_zero_point)` in int32,
-/// as ONNX's reference computes it. Kiln's matmul accumulates i32 exactly
-/// like the reference (wrapping only past what 8-bit operands can reach
-/// for K < 2^16). A 1-D `a_zero_point` is per row of A.
+/// as ONNX's reference computes it: `quant.matmul_integer` where the shapes
+/// fit it, else the shifted i32 operands through Kiln's matmul, which
+/// accumulates i32 exactly like the reference (wrapping only past what
+/// 8-bit operands can reach for K < 2^16). A 1-D `a_zero_point` is per row
+/// of A.
 pub(super) fn matmul_integer(c: &mut NodeCtx<'_, '_>) -> R {
     c.check_attrs(&[])?;
     let a = c.input(0)?;
     let b = c.input(1)?;
     require_8bit(c, a, "A")?;
     require_8bit(c, b, "B")?;
+    if let Some(y) = integer_product(c, a, b, c.opt_input(2), c.opt_input(3), true)? {
+        return Ok(vec![Some(y)]);
+    }
     let ra = c.ty(a).rank().max(2);
     let a32 = shifted(c, a, c.opt_input(2), Some((ra - 2, ra)))?;
     let b32 = shifted(c, b, c.opt_input(3), None)?;
@@ -395,9 +427,14 @@ pub(super) fn qlinear_matmul(c: &mut NodeCtx<'_, '_>) -> R {
     require_8bit(c, b, "b")?;
     let ra = c.ty(a).rank().max(2);
     let row = Some((ra - 2, ra));
-    let a32 = shifted(c, a, Some(a_zp), row)?;
-    let b32 = shifted(c, b, Some(b_zp), None)?;
-    let acc = c.op(OpKind::MatMul, &[a32, b32])?;
+    let acc = match integer_product(c, a, b, Some(a_zp), Some(b_zp), false)? {
+        Some(acc) => acc,
+        None => {
+            let a32 = shifted(c, a, Some(a_zp), row)?;
+            let b32 = shifted(c, b, Some(b_zp), None)?;
+            c.op(OpKind::MatMul, &[a32, b32])?
+        }
+    };
     let a_s = place_per_axis(c, a_s, row)?;
     Ok(vec![Some(requantize(c, acc, a_s, b_s, y_s, y_zp)?)])
 }

@@ -52,26 +52,6 @@ pub static CONTRIB_IMPORTERS: &[ContribImporter] = &[
     },
 ];
 
-/// bitsandbytes' FP4 code book (`quant_type = 0`), by code.
-pub const BNB_FP4: [f32; 16] = [
-    0.0,
-    0.005_208_333_3,
-    0.666_666_7,
-    1.0,
-    0.333_333_34,
-    0.5,
-    0.166_666_67,
-    0.25,
-    -0.0,
-    -0.005_208_333_3,
-    -0.666_666_7,
-    -1.0,
-    -0.333_333_34,
-    -0.5,
-    -0.166_666_67,
-    -0.25,
-];
-
 /// The importer of `op_type`, if Kiln has one.
 pub fn find(op_type: &str) -> Option<&'static ContribImporter> {
     CONTRIB_IMPORTERS.iter().find(|i| i.op_type == op_type)
@@ -306,7 +286,12 @@ fn matmul_bnb4(ctx: &mut NodeCtx<'_, '_>) -> R {
     if fp4 {
         attrs.push((
             "code_book",
-            Attr::Floats(BNB_FP4.iter().map(|&v| f64::from(v)).collect()),
+            Attr::Floats(
+                kiln_ir::codec::block::BNB_FP4_CODE_BOOK
+                    .iter()
+                    .map(|&v| f64::from(v))
+                    .collect(),
+            ),
         ));
     }
     let y = ctx.op_with(OpKind::QMatMul, &[a, codes, scales], &attrs)?;

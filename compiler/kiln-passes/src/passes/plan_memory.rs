@@ -9,7 +9,10 @@
 //!    (graph outputs hold the storage layout, the arena the compute dtype)
 //!    or another output already took it;
 //! 3. a result may be written in place over an operand that dies at its
-//!    node (`in_place_operands`: elementwise access, same bytes);
+//!    node (`in_place_operands`: elementwise access, same bytes); a concat
+//!    whose operands' producers may write into it as channel slices
+//!    (`concat_in_place_operands`) gets its space at the first of those
+//!    producers, so their writes touch no other live value;
 //! 4. everything else gets arena space: nodes are visited in order, space of
 //!    values whose last use is behind is returned to a free list, and each
 //!    new value takes the smallest free gap that fits (best fit, gaps
@@ -22,7 +25,9 @@
 
 use crate::pass::{Pass, PassError, PassOptions, PassStats};
 use crate::registry::PassInfo;
-use kiln_ir::plan::{aliases_operand, arena_bytes, in_place_operands, Home, MemoryPlan};
+use kiln_ir::plan::{
+    aliases_operand, arena_bytes, concat_in_place_operands, in_place_operands, Home, MemoryPlan,
+};
 use kiln_ir::{Graph, OpKind, ValueId};
 use std::collections::{BTreeMap, HashMap};
 
@@ -198,6 +203,33 @@ pub fn plan(g: &Graph, opts: &PlanMemoryOptions) -> MemoryPlan {
             }
         }
     }
+    // Concat results whose operands' producers may write into them (see
+    // `concat_in_place_operands`) take their space at the first such
+    // producer, before its own result: the producers' writes then land in
+    // bytes no other live value holds.
+    let mut early: BTreeMap<usize, Vec<ValueId>> = BTreeMap::new();
+    if opts.in_place {
+        let uses = g.use_counts();
+        for (n, node) in g.nodes.iter().enumerate() {
+            let first = concat_in_place_operands(g, &defs, &uses, n)
+                .into_iter()
+                .filter_map(|i| match defs.get(&node.inputs[i]?)? {
+                    kiln_ir::Def::Node { node: p, .. } => Some(*p),
+                    kiln_ir::Def::Input(_) => None,
+                })
+                .min();
+            if let Some(p) = first {
+                if !output_home.contains_key(&node.outputs[0]) {
+                    early.entry(p).or_default().push(node.outputs[0]);
+                }
+            }
+        }
+    }
+    let bytes_of = |r: ValueId| {
+        arena_bytes(&g.value(r).ty)
+            .unwrap_or(0)
+            .next_multiple_of(align)
+    };
     let mut homes: BTreeMap<ValueId, Home> = BTreeMap::new();
     let mut arena = Arena::default();
     // Arena blocks of live roots: root -> (offset, bytes).
@@ -226,6 +258,18 @@ pub fn plan(g: &Graph, opts: &PlanMemoryOptions) -> MemoryPlan {
                 }
             }
         }
+        for r in early.remove(&n).unwrap_or_default() {
+            let bytes = bytes_of(r);
+            let block = (arena.take(bytes), bytes);
+            settle(
+                r,
+                block,
+                last.get(&r).copied().unwrap_or(n),
+                &mut homes,
+                &mut live,
+                &mut dying,
+            );
+        }
         if let Some(i) = aliases_operand(node.op) {
             let src = node.inputs.get(i).copied().flatten();
             let h = src.and_then(|s| home_of(&homes, s));
@@ -242,13 +286,14 @@ pub fn plan(g: &Graph, opts: &PlanMemoryOptions) -> MemoryPlan {
             Vec::new()
         };
         for (j, &r) in node.outputs.iter().enumerate() {
+            if homes.contains_key(&r) {
+                continue; // placed early (a concat written in place)
+            }
             if let Some(&out) = output_home.get(&r) {
                 homes.insert(r, Home::Output(out));
                 continue;
             }
-            let bytes = arena_bytes(&g.value(r).ty)
-                .unwrap_or(0)
-                .next_multiple_of(align);
+            let bytes = bytes_of(r);
             // Reuse a dying operand's block when the node allows it.
             let reuse = in_place.iter().find_map(|&(i, jj)| {
                 let v = node.inputs.get(i).copied().flatten()?;
@@ -264,12 +309,14 @@ pub fn plan(g: &Graph, opts: &PlanMemoryOptions) -> MemoryPlan {
                 }
                 None => arena.take(bytes),
             };
-            homes.insert(r, Home::Arena(offset));
-            live.insert(r, (offset, bytes));
-            dying
-                .entry(last.get(&r).copied().unwrap_or(n))
-                .or_default()
-                .push(r);
+            settle(
+                r,
+                (offset, bytes),
+                last.get(&r).copied().unwrap_or(n),
+                &mut homes,
+                &mut live,
+                &mut dying,
+            );
         }
     }
     MemoryPlan {
@@ -277,6 +324,20 @@ pub fn plan(g: &Graph, opts: &PlanMemoryOptions) -> MemoryPlan {
         align,
         homes,
     }
+}
+
+/// Gives result `r` the arena block `(offset, bytes)` until node `end`.
+fn settle(
+    r: ValueId,
+    (offset, bytes): (u64, u64),
+    end: usize,
+    homes: &mut BTreeMap<ValueId, Home>,
+    live: &mut HashMap<ValueId, (u64, u64)>,
+    dying: &mut BTreeMap<usize, Vec<ValueId>>,
+) {
+    homes.insert(r, Home::Arena(offset));
+    live.insert(r, (offset, bytes));
+    dying.entry(end).or_default().push(r);
 }
 
 #[cfg(test)]

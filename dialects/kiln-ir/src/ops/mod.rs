@@ -373,6 +373,7 @@ ops! {
     DequantizeLinear = quant::DEQUANTIZE_LINEAR,
     Nf4Dequantize = quant::NF4_DEQUANTIZE,
     QMatMul = quant::QMATMUL,
+    QMatMulInteger = quant::QMATMUL_INTEGER,
     QuantizeLinear = quant::QUANTIZE_LINEAR,
     QuantizeWeight = quant::QUANTIZE_WEIGHT,
 }

@@ -423,6 +423,56 @@ pub const QMATMUL: OpDef = OpDef {
     infer: infer_qmatmul,
 };
 
+fn infer_qmatmul_integer(ctx: &InferCtx<'_>) -> R {
+    let a = ctx.input(0)?;
+    let b = ctx.input(1)?;
+    for (t, what) in [(a, "a"), (b, "b")] {
+        require_one_of(t.dtype, &[DType::I8, DType::U8], what)?;
+    }
+    if a.rank() < 2 || b.rank() != 2 {
+        bail!("quant.matmul_integer takes a of rank >= 2 and a 2-D b, got {a} and {b}");
+    }
+    let (m, k) = (&a.dims[a.rank() - 2], &a.dims[a.rank() - 1]);
+    check_dims_agree(k, &b.dims[0], "the contracted dims of a and b")?;
+    // Zero points: a scalar (or one value), or one per row of a / column of b.
+    for (i, x, per, what) in [
+        (2, a, m, "a_zero_point"),
+        (3, b, &b.dims[1], "b_zero_point"),
+    ] {
+        let Some(z) = ctx.opt_input(i) else { continue };
+        if z.dtype != x.dtype {
+            bail!("{what} has dtype {}, its operand {}", z.dtype, x.dtype);
+        }
+        match z.rank() {
+            0 => {}
+            1 if z.dims[0] == Dim::Static(1) => {}
+            1 => check_dims_agree(&z.dims[0], per, what)?,
+            _ => bail!("{what} must be a scalar or 1-D, got {z}"),
+        }
+    }
+    let mut dims = a.dims.clone();
+    *dims.last_mut().expect("rank >= 2") = b.dims[1].clone();
+    Ok(vec![TensorType::new(DType::I32, dims)])
+}
+
+/// `quant.matmul_integer %a, %b, %a_zero_point?, %b_zero_point?`: ONNX's
+/// MatMulInteger with a 2-D `b`: `y[.., m, n] = Σ_k (a[.., m, k] -
+/// za[m]) * (b[k, n] - zb[n])` in int32 (exact: 8-bit operands reach at
+/// most 2^16 per product), `a`/`b` i8 or u8, zero points scalar (or one
+/// value) or one per row of `a` / column of `b`, of their operand's dtype.
+/// Weights stay 8-bit in the artifact (the composition this replaces
+/// folded them into i32 constants four times their size).
+pub const QMATMUL_INTEGER: OpDef = OpDef {
+    name: "quant.matmul_integer",
+    summary: "Matrix product of 8-bit integers with zero points, accumulated in int32",
+    inputs: Arity::range(2, 4),
+    outputs: Arity::exactly(1),
+    attrs: &[],
+    traits: Traits::NONE,
+    static_operands: &[],
+    infer: infer_qmatmul_integer,
+};
+
 crate::attr_enum! {
     /// The part of a quantized weight one `quant.quantize_weight` produces.
     pub enum QuantPart {
