@@ -235,6 +235,16 @@ class Compare(unittest.TestCase):
 
 
 
+class ModelDirectories(unittest.TestCase):
+    def test_a_directory_takes_the_given_tolerance(self):
+        with tempfile.TemporaryDirectory() as t:
+            (Path(t) / "model.onnx").write_bytes(b"")
+            (m,) = suite.resolve_models(t, False)
+            self.assertEqual(m.rtol, 1e-4)
+            (m,) = suite.resolve_models(t, False, 5e-3)
+            self.assertEqual(m.rtol, 5e-3)
+
+
 class QuantAccuracy(unittest.TestCase):
     def test_errors_are_relative_rms_and_largest(self):
         ref = np.array([3.0, -4.0, 0.0], F32)

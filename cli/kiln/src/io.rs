@@ -92,3 +92,13 @@ pub fn write_output(path: Option<&Path>, data: &[u8]) -> Result<(), CliError> {
     tmp.persist(path).map_err(|e| fail(&e.error))?;
     Ok(())
 }
+
+/// The ONNX test set bundled beside a model (`test_data_set_0` holding
+/// `input_0.pb` in the model's folder), if it has one.
+pub fn bundled_test_set(model: &Path) -> Option<PathBuf> {
+    let set = model
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join("test_data_set_0");
+    set.join("input_0.pb").is_file().then_some(set)
+}

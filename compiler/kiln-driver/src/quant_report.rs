@@ -41,20 +41,16 @@ pub fn quant_report(g: &Graph) -> Result<Vec<LayerReport>> {
     let mut out = Vec::new();
     for w in g.weights() {
         let Some(d) = w.derivation() else { continue };
-        let str_attr = |name: &str| match d.attrs.get(name) {
-            Some(Attr::Str(s)) => Some(s.clone()),
-            _ => None,
-        };
         let int_attr = |name: &str| match d.attrs.get(name) {
             Some(Attr::Int(v)) => *v,
             _ => 0,
         };
-        let part = str_attr("part").as_deref().and_then(QuantPart::parse);
+        let part = d.attrs.get("part").and_then(Attr::as_enum::<QuantPart>);
         if d.op != OpKind::QuantizeWeight || part != Some(QuantPart::Codes) {
             continue;
         }
         let (Some(scheme), Some(&src)) = (
-            str_attr("scheme").as_deref().and_then(Scheme::parse),
+            d.attrs.get("scheme").and_then(Attr::as_enum::<Scheme>),
             d.inputs.first(),
         ) else {
             continue;

@@ -295,21 +295,10 @@ pub fn float_attr(node: &Node, name: &str) -> Option<f64> {
     }
 }
 
-/// A string attribute of `node`, or its schema default.
-pub fn str_attr(node: &Node, name: &str) -> Option<String> {
-    match attr_or_default(node, name)? {
-        Attr::Str(v) => Some(v),
-        _ => None,
-    }
-}
-
 /// A closed-set string attribute of `node` (or its schema default) as its
 /// [`AttrEnum`]; `None` when absent or not one of the spellings.
 pub fn enum_attr<T: AttrEnum>(node: &Node, name: &str) -> Option<T> {
-    match attr_or_default(node, name)? {
-        Attr::Str(v) => T::from_str(&v),
-        _ => None,
-    }
+    attr_or_default(node, name)?.as_enum()
 }
 
 /// A transpose's permutation (absent means reversing the dims).

@@ -310,6 +310,43 @@ impl Recipe {
             Val::New { node, result } => &self.nodes[node].results[result].1,
         }
     }
+
+    /// A Gemm's `+ beta * C` after its product `y` (the Gemm's result
+    /// `out_name` of type `out_ty`; `C` of type `cty`): `nn.add`, with an
+    /// `nn.mul` by a constant `beta` first unless it is 1. Returns the sum.
+    pub fn gemm_bias(
+        &mut self,
+        y: Val,
+        (c, beta): (ValueId, f64),
+        cty: TensorType,
+        out_name: &str,
+        out_ty: TensorType,
+    ) -> Val {
+        let mut c = Val::Old(c);
+        if beta != 1.0 {
+            let bw = Weight {
+                name: format!("{out_name}.beta"),
+                ty: TensorType::fixed(kiln_ir::DType::F32, &[]),
+                data: WeightData::Bytes(Blob::from_vec((beta as f32).to_le_bytes().to_vec())),
+                source: None,
+            };
+            let bv = self.constant(&format!("{out_name}.beta"), bw);
+            c = self.push(NewNode::op(
+                OpKind::Mul,
+                vec![c, bv],
+                Attrs::new(),
+                &format!("{out_name}.bias"),
+                cty,
+            ));
+        }
+        self.push(NewNode::op(
+            OpKind::Add,
+            vec![y, c],
+            Attrs::new(),
+            out_name,
+            out_ty,
+        ))
+    }
 }
 
 /// Carries out a [`Recipe`]; returns the number of nodes inserted.

@@ -189,6 +189,14 @@ impl Attr {
         Attr::Str(v.as_str().to_string())
     }
 
+    /// The [`AttrEnum`] value this string attribute spells, if it is one.
+    pub fn as_enum<T: AttrEnum>(&self) -> Option<T> {
+        match self {
+            Attr::Str(s) => T::from_str(s),
+            _ => None,
+        }
+    }
+
     /// This attribute's kind.
     pub fn kind(&self) -> AttrKind {
         match self {

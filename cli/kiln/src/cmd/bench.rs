@@ -95,12 +95,7 @@ fn inputs(
     if !args.inputs.inputs.is_empty() {
         return Ok((Some(args.inputs.read(&names)?), Vec::new()));
     }
-    let set = args
-        .model
-        .parent()
-        .unwrap_or(Path::new("."))
-        .join("test_data_set_0");
-    if set.join("input_0.pb").is_file() {
+    if let Some(set) = crate::io::bundled_test_set(&args.model) {
         if let Ok(inputs) = read_input_dir(&set, &names) {
             return Ok((Some(inputs), expected_in(&set)?));
         }

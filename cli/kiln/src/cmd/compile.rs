@@ -206,7 +206,8 @@ impl QuantizeArgs {
             return Err(CliError::new(
                 Code::Usage,
                 format!(
-                    "--quantize={name}: unknown scheme (one of nf4, fp8-e4m3, fp8-e5m2, int2, int4, int8, uint2, uint4, uint8, mxfp4, nvfp4)"
+                    "--quantize={name}: unknown scheme (one of {})",
+                    Scheme::NAMES.join(", ")
                 ),
             ));
         };
@@ -534,10 +535,11 @@ pub fn run(args: CompileArgs) -> Result<(), CliError> {
     opts.set_quantize(args.quantize.options()?);
     opts.quant_report = args.quantize.quant_report.is_some();
     if opts.quant_report {
-        opts.quant_report_inputs = args.quantize.quant_report_inputs.clone().or_else(|| {
-            let set = model.parent()?.join("test_data_set_0");
-            set.join("input_0.pb").is_file().then_some(set)
-        });
+        opts.quant_report_inputs = args
+            .quantize
+            .quant_report_inputs
+            .clone()
+            .or_else(|| crate::io::bundled_test_set(&model));
     }
     opts.runtime_dir = args.runtime_dir;
     opts.name = args.name;

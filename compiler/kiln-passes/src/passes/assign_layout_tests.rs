@@ -22,11 +22,11 @@ fn transposes(g: &Graph) -> usize {
     ops(g).iter().filter(|&&o| o == OpKind::Transpose).count()
 }
 
-fn layouts(g: &Graph) -> Vec<String> {
+fn layouts(g: &Graph) -> Vec<DataLayout> {
     g.nodes
         .iter()
         .filter(|n| n.op.def().attr_spec("layout").is_some() && n.op != OpKind::Pack)
-        .filter_map(|n| pattern::str_attr(n, "layout"))
+        .filter_map(|n| pattern::enum_attr::<DataLayout>(n, "layout"))
         .collect()
 }
 
@@ -41,7 +41,7 @@ fn resnet_block_runs_in_nhwc() {
         .unwrap();
     let after = check_graph(&AssignLayout::default(), g, &nhwc(), &|_, _, _| None);
     let text = print(&after);
-    assert_eq!(layouts(&after), ["nhwc", "nhwc", "nhwc"], "{text}");
+    assert_eq!(layouts(&after), [DataLayout::Nhwc; 3], "{text}");
     assert_eq!(transposes(&after), 1, "{text}");
     assert!(
         text.contains("nn.transpose %x {perm = [0, 2, 3, 1]}"),
@@ -56,7 +56,7 @@ fn mobilenet_block_with_batch_norms_runs_in_nhwc() {
     let g = graph(&models::mobilenet_block(3, 2, 5));
     let after = check_graph(&AssignLayout::default(), g, &nhwc(), &|_, _, _| None);
     let text = print(&after);
-    assert_eq!(layouts(&after), ["nhwc", "nhwc", "nhwc"], "{text}");
+    assert_eq!(layouts(&after), [DataLayout::Nhwc; 3], "{text}");
     assert!(!ops(&after).contains(&OpKind::BatchNorm), "{text}");
     // In at the input, out at the output.
     assert_eq!(transposes(&after), 2, "{text}");

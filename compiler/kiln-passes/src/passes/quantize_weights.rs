@@ -289,50 +289,10 @@ pub fn plan(
         ));
     }
     if let Some(bias) = bias {
-        y = add_gemm_bias(&mut r, m, y, bias, &out_name, out_ty);
+        y = r.gemm_bias(y, bias, m.ty(bias.0).clone(), &out_name, out_ty);
     }
     r.replace.push((out, y));
     Some(r)
-}
-
-/// A Gemm's `+ beta * C` after its product `y` (the Gemm's result
-/// `out_name` of type `out_ty`), as `nn.add` (and `nn.mul` by a constant
-/// `beta` unless it is 1); returns the sum.
-pub(crate) fn add_gemm_bias(
-    r: &mut Recipe,
-    m: &Matcher<'_>,
-    y: Val,
-    (c, beta): (ValueId, f64),
-    out_name: &str,
-    out_ty: TensorType,
-) -> Val {
-    let cty = m.ty(c).clone();
-    let mut c = Val::Old(c);
-    if beta != 1.0 {
-        let bw = kiln_ir::Weight {
-            name: format!("{out_name}.beta"),
-            ty: TensorType::fixed(DType::F32, &[]),
-            data: kiln_ir::WeightData::Bytes(kiln_ir::Blob::from_vec(
-                (beta as f32).to_le_bytes().to_vec(),
-            )),
-            source: None,
-        };
-        let bv = r.constant(&format!("{out_name}.beta"), bw);
-        c = r.push(NewNode::op(
-            OpKind::Mul,
-            vec![c, bv],
-            Attrs::new(),
-            &format!("{out_name}.bias"),
-            cty,
-        ));
-    }
-    r.push(NewNode::op(
-        OpKind::Add,
-        vec![y, c],
-        Attrs::new(),
-        out_name,
-        out_ty,
-    ))
 }
 
 #[cfg(test)]

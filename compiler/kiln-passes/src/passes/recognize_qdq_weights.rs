@@ -19,7 +19,6 @@
 //! Preconditions: a verified graph. Graph outputs keep their names and types.
 
 use crate::pass::{pass_info, Pass, PassError, PassOptions, PassStats};
-use crate::passes::quantize_weights::add_gemm_bias;
 use crate::pattern::{self, Matcher};
 use crate::registry::PassInfo;
 use crate::rewrite::{sweep_pass, Direction, NewData, NewNode, NewWeight, Recipe, Val, WRef};
@@ -206,7 +205,7 @@ pub fn plan(m: &Matcher<'_>, n: usize) -> Option<Recipe> {
         body: None,
     });
     if let Some(bias) = bias {
-        y = add_gemm_bias(&mut r, m, y, bias, &out_name, out_ty);
+        y = r.gemm_bias(y, bias, m.ty(bias.0).clone(), &out_name, out_ty);
     }
     r.replace.push((out, y));
     Some(r)
