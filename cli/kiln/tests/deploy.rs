@@ -573,3 +573,57 @@ fn multi_versioned_artifacts_load_the_best_build_this_cpu_can_run() {
     assert_eq!(code(&o), 2, "{}", stderr(&o));
     assert!(!d.join("k.so").exists());
 }
+
+/// Whether a Vulkan driver (Mesa's lavapipe here) is installed: its ICD manifest.
+fn vulkan_icd() -> bool {
+    ["/usr/share/vulkan/icd.d", "/etc/vulkan/icd.d"]
+        .iter()
+        .any(|d| {
+            std::fs::read_dir(d).is_ok_and(|mut e| {
+                e.any(|f| f.is_ok_and(|f| f.path().extension().is_some_and(|x| x == "json")))
+            })
+        })
+}
+
+/// The C API's device memory on a Vulkan artifact (lavapipe): a chosen device, buffers
+/// allocated from the model, a run on device pointers that matches ONNX Runtime and the
+/// host-pointer run, and the misuse paths (`testdata/c/run_device.c`).
+#[test]
+fn device_memory_runs_through_the_c_api() {
+    if !vulkan_icd() {
+        eprintln!("skipped: no Vulkan driver (scripts/setup.sh installs mesa-vulkan-drivers)");
+        return;
+    }
+    let lib = runtime_dir();
+    let dir = tempfile::tempdir().unwrap();
+    let gpu = dir.path().join("mlp_vk.so");
+    let cpu = dir.path().join("mlp_cpu.so");
+    ok(compile(&[
+        s(&model("mlp")),
+        "--target=vulkan",
+        "-o",
+        s(&gpu),
+    ]));
+    ok(compile(&[s(&model("mlp")), "-o", s(&cpu)]));
+    let (x, y) = raw_test_set(dir.path(), "mlp");
+    let exe = dir.path().join("run_device");
+    let include = lib.parent().unwrap().join("include");
+    let cc = std::env::var_os("CC").unwrap_or_else(|| "cc".into());
+    ok(Command::new(cc)
+        .args(["-std=c11", "-Wall", "-Werror", "-O1"])
+        .arg(format!("-I{}", include.display()))
+        .arg(repo().join("testdata/c/run_device.c"))
+        .arg("-o")
+        .arg(&exe)
+        .arg(format!("-L{}", lib.display()))
+        .arg("-lkiln_runtime")
+        .arg(format!("-Wl,-rpath,{}", lib.display()))
+        .arg("-lm")
+        .output()
+        .unwrap());
+    let run = ok(Command::new(&exe)
+        .args([&gpu, &cpu, &x, &y])
+        .output()
+        .unwrap());
+    assert_eq!(String::from_utf8_lossy(&run.stdout).trim(), "ok");
+}
