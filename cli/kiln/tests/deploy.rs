@@ -626,4 +626,55 @@ fn device_memory_runs_through_the_c_api() {
         .output()
         .unwrap());
     assert_eq!(String::from_utf8_lossy(&run.stdout).trim(), "ok");
+
+    // The same through the Rust API.
+    let opts = kiln_runtime::LoadOptions { device: Some(0) };
+    let m = kiln_runtime::Model::load_with(&gpu, &opts).unwrap();
+    assert!(m.is_device());
+    let (input, output) = (m.inputs()[0].clone(), m.outputs()[0].clone());
+    let xb = std::fs::read(&x).unwrap();
+    let yb = std::fs::read(&y).unwrap();
+    let dx = m.device_alloc(xb.len() as u64).unwrap();
+    let dy = m.device_alloc(yb.len() as u64).unwrap();
+    m.device_upload(dx, &xb).unwrap();
+    let t = |info: &kiln_runtime::TensorInfo, address: u64, bytes: usize| {
+        (info.dtype(), info.shape().to_vec(), address, bytes as u64)
+    };
+    let (idt, ishape, ia, ib) = t(&input, dx, xb.len());
+    let (odt, oshape, oa, ob) = t(&output, dy, yb.len());
+    fn dev(
+        dtype: kiln_runtime::DType,
+        shape: &[i64],
+        address: u64,
+        bytes: u64,
+    ) -> kiln_runtime::DeviceTensor<'_> {
+        kiln_runtime::DeviceTensor {
+            dtype,
+            shape,
+            address,
+            bytes,
+        }
+    }
+    m.run_device(&[dev(idt, &ishape, ia, ib)], &[dev(odt, &oshape, oa, ob)])
+        .unwrap();
+    let mut got = vec![0u8; yb.len()];
+    m.device_download(dy, &mut got).unwrap();
+    let f = |b: &[u8]| -> Vec<f32> {
+        b.chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()
+    };
+    let (got, want) = (f(&got), f(&yb));
+    let scale = want.iter().fold(0f32, |a, v| a.max(v.abs()));
+    for (g, w) in got.iter().zip(&want) {
+        assert!((g - w).abs() <= 1e-4 * scale, "{g} vs ONNX Runtime's {w}");
+    }
+    // A host address is not a device allocation.
+    let host = xb.as_ptr() as u64;
+    let e = m
+        .run_device(&[dev(idt, &ishape, host, ib)], &[dev(odt, &oshape, oa, ob)])
+        .unwrap_err();
+    assert!(e.to_string().contains("not a device allocation"), "{e}");
+    m.device_free(dx).unwrap();
+    assert!(m.device_free(dx).is_err());
 }
