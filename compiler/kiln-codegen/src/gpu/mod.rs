@@ -260,14 +260,6 @@ pub fn compile(
         .gpu_config()
         .ok_or_else(|| internal("a GPU target without a GPU configuration"))?;
     target.validate()?;
-    // SPIR-V here has no bfloat16 (Vulkan 1.1 without SPV_KHR_bfloat16): refused, rather than
-    // computed wrong.
-    if matches!(c.api, DeviceApi::Vulkan | DeviceApi::Metal) && mlir_text.contains("bf16") {
-        return Err(CodegenError::UnsupportedTarget {
-            operation: "bfloat16 tensors (no bf16 in SPIR-V for Vulkan 1.1)",
-            target: target.to_string(),
-        });
-    }
     if !c.math.f64 && f64_at_the_edge(mlir_text) {
         return Err(CodegenError::UnsupportedTarget {
             operation:

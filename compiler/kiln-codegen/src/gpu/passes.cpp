@@ -48,6 +48,11 @@
 //                          argument buffers (internal tensors a lowering keeps in f64, such as
 //                          the generic attention's accumulators). The compile refuses f64
 //                          tensors at the model's edge for such devices before this runs.
+//   kiln-gpu-bf16-storage  bf16 buffers inside kernels -> i16 buffers whose loads and stores
+//                          bitcast, so that after arith-emulate-unsupported-floats and
+//                          arith-expand{include-bf16} (bf16 arithmetic in f32, conversions as
+//                          integer bit operations) no bf16 type is left for SPIR-V, which has
+//                          none in Vulkan 1.1.
 //   kiln-gpu-nest-spirv    moves each spirv.module that convert-gpu-to-spirv placed next
 //                          to its gpu.module into it, so gpu-module-to-binary serializes it.
 //   kiln-gpu-launch-abi    gpu.launch_func -> func.call @kiln_gpu_launch(kernel, grid x/y/z,
@@ -925,6 +930,123 @@ struct DemoteF64Pass : PassWrapper<DemoteF64Pass, OperationPass<gpu::GPUModuleOp
 };
 
 // ------------------------------------------------------------------------------------------
+// kiln-gpu-bf16-storage
+// ------------------------------------------------------------------------------------------
+
+struct Bf16StoragePass : PassWrapper<Bf16StoragePass, OperationPass<gpu::GPUModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(Bf16StoragePass)
+  StringRef getArgument() const final { return "kiln-gpu-bf16-storage"; }
+  StringRef getDescription() const final {
+    return "bf16 memrefs inside kernels -> i16 memrefs with bitcasting loads and stores";
+  }
+
+  void runOnOperation() override {
+    MLIRContext *ctx = &getContext();
+    Type i16 = IntegerType::get(ctx, 16);
+    Type bf16 = BFloat16Type::get(ctx);
+    auto storage = [&](Type t) -> Type {
+      if (auto m = dyn_cast<MemRefType>(t); m && m.getElementType().isBF16())
+        return MemRefType::get(m.getShape(), i16, m.getLayout(), m.getMemorySpace());
+      return t;
+    };
+    getOperation().walk([&](gpu::GPUFuncOp fn) {
+      SmallVector<Type> inputs;
+      for (Type t : fn.getArgumentTypes())
+        inputs.push_back(storage(t));
+      fn.setFunctionTypeAttr(TypeAttr::get(FunctionType::get(ctx, inputs, {})));
+      fn->walk([&](Block *b) {
+        for (BlockArgument a : b->getArguments())
+          a.setType(storage(a.getType()));
+      });
+      SmallVector<memref::LoadOp> loads;
+      SmallVector<memref::StoreOp> stores;
+      fn->walk([&](Operation *op) {
+        if (auto l = dyn_cast<memref::LoadOp>(op)) {
+          if (l.getResult().getType().isBF16())
+            loads.push_back(l);
+          return;
+        }
+        if (auto st = dyn_cast<memref::StoreOp>(op)) {
+          if (st.getValue().getType().isBF16())
+            stores.push_back(st);
+          return;
+        }
+        for (OpResult r : op->getResults())
+          r.setType(storage(r.getType()));
+      });
+      for (memref::LoadOp l : loads) {
+        OpBuilder b(l);
+        b.setInsertionPointAfter(l);
+        l.getResult().setType(i16);
+        auto cast = arith::BitcastOp::create(b, l.getLoc(), bf16, l.getResult());
+        l.getResult().replaceAllUsesExcept(cast.getResult(), cast);
+      }
+      for (memref::StoreOp st : stores) {
+        OpBuilder b(st);
+        auto cast = arith::BitcastOp::create(b, st.getLoc(), i16, st.getValue());
+        st.getValueMutable().assign(cast.getResult());
+      }
+      // Selects between bf16 values pick their bits (arith-emulate-unsupported-floats
+      // leaves selects alone).
+      SmallVector<arith::SelectOp> selects;
+      fn->walk([&](arith::SelectOp op) {
+        if (op.getType().isBF16())
+          selects.push_back(op);
+      });
+      for (arith::SelectOp op : selects) {
+        OpBuilder b(op);
+        Location loc = op.getLoc();
+        Value t = arith::BitcastOp::create(b, loc, i16, op.getTrueValue());
+        Value f = arith::BitcastOp::create(b, loc, i16, op.getFalseValue());
+        Value sel = arith::SelectOp::create(b, loc, op.getCondition(), t, f);
+        op.replaceAllUsesWith(arith::BitcastOp::create(b, loc, bf16, sel).getResult());
+        op.erase();
+      }
+    });
+    // arith-expand converts between bf16 and f32 only. f64 -> bf16 goes through f32
+    // rounded to odd (truncated toward zero, the last bit set when inexact), which makes
+    // the second rounding the correctly rounded one; bf16 -> f64 through f32 is exact.
+    Type f32 = Float32Type::get(ctx), i32 = IntegerType::get(ctx, 32);
+    SmallVector<Operation *> wide;
+    getOperation().walk([&](Operation *op) {
+      if (auto t = dyn_cast<arith::TruncFOp>(op); t && t.getType().isBF16() &&
+                                                    !t.getIn().getType().isF32())
+        wide.push_back(op);
+      if (auto e = dyn_cast<arith::ExtFOp>(op); e && e.getIn().getType().isBF16() &&
+                                                  !e.getType().isF32())
+        wide.push_back(op);
+    });
+    for (Operation *op : wide) {
+      OpBuilder b(op);
+      Location loc = op->getLoc();
+      Value in = op->getOperand(0);
+      Value out;
+      if (isa<arith::ExtFOp>(op)) {
+        Value mid = arith::ExtFOp::create(b, loc, f32, in);
+        out = arith::ExtFOp::create(b, loc, op->getResult(0).getType(), mid);
+      } else {
+        Value t = arith::TruncFOp::create(b, loc, f32, in);
+        Value back = arith::ExtFOp::create(b, loc, in.getType(), t);
+        Value over = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OGT,
+                                           math::AbsFOp::create(b, loc, back),
+                                           math::AbsFOp::create(b, loc, in));
+        Value inexact = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::ONE, back, in);
+        Value bits = arith::BitcastOp::create(b, loc, i32, t);
+        Value one = arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(1));
+        Value down = arith::SubIOp::create(b, loc, bits, one);
+        bits = arith::SelectOp::create(b, loc, over, down, bits);
+        Value odd = arith::OrIOp::create(b, loc, bits, one);
+        bits = arith::SelectOp::create(b, loc, inexact, odd, bits);
+        Value t32 = arith::BitcastOp::create(b, loc, f32, bits);
+        out = arith::TruncFOp::create(b, loc, bf16, t32);
+      }
+      op->getResult(0).replaceAllUsesWith(out);
+      op->erase();
+    }
+  }
+};
+
+// ------------------------------------------------------------------------------------------
 // kiln-gpu-nest-spirv
 // ------------------------------------------------------------------------------------------
 
@@ -1132,6 +1254,7 @@ extern "C" void kiln_gpu_register_passes(void) {
   PassRegistration<kiln::LoopResultsPass>();
   PassRegistration<kiln::LlvmIntrinsicsPass>();
   PassRegistration<kiln::DemoteF64Pass>();
+  PassRegistration<kiln::Bf16StoragePass>();
   PassRegistration<kiln::LaunchAbiPass>();
 }
 

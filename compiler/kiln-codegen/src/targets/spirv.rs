@@ -89,7 +89,11 @@ pub(super) fn spirv_passes(c: &GpuConfig) -> String {
          exts=SPV_KHR_8bit_storage,SPV_KHR_16bit_storage,SPV_KHR_storage_buffer_storage_class \
          client_api=Vulkan}}, \
          kiln-gpu-spirv-abi, \
-         gpu.module({demote}math-expand-ops{{ops=tan,sinh,cosh,asinh,acosh,atanh,fpowi,ctlz}}, \
+         gpu.module({demote}kiln-gpu-bf16-storage, \
+         math-extend-to-supported-types{{extra-types=f16 target-type=f32}}, \
+         arith-emulate-unsupported-floats{{source-types=bf16 target-type=f32}}, \
+         arith-expand{{include-bf16=true}}, canonicalize, \
+         math-expand-ops{{ops=tan,sinh,cosh,asinh,acosh,atanh,fpowi,ctlz}}, \
          kiln-gpu-math{{ops={} f64-via-f32={}}}, convert-math-to-spirv, kiln-gpu-loop-results), \
          fold-memref-alias-ops, convert-gpu-to-spirv{{use-64bit-index=false}}, \
          kiln-gpu-nest-spirv, \
