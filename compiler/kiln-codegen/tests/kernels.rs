@@ -153,10 +153,25 @@ impl Lib {
     }
 }
 
+/// The kernels a library for `target` holds: all but the VNNI int8 product where the target
+/// lacks the instruction (an artifact never calls it there).
+fn lib_kernels(target: &Target, variant: Variant) -> Vec<Kernel> {
+    let dot = target
+        .cpu_config()
+        .is_some_and(|c| c.int8_dot && c.variant == variant);
+    Kernel::ALL
+        .into_iter()
+        .filter(|&k| k != Kernel::IGemmVnni || dot)
+        .collect()
+}
+
 /// Builds the kernels of `variant` for `target` into a harness library and loads it.
 fn load(target: &Target, variant: Variant) -> Lib {
     let dir = tempfile::tempdir().unwrap();
-    let names: Vec<String> = Kernel::ALL.iter().map(|k| k.symbol(variant)).collect();
+    let names: Vec<String> = lib_kernels(target, variant)
+        .iter()
+        .map(|k| k.symbol(variant))
+        .collect();
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     let path = dir.path().join("libk.so");
     let start = std::time::Instant::now();
@@ -180,9 +195,9 @@ fn load(target: &Target, variant: Variant) -> Lib {
     };
     // SAFETY: the harness defines these with the signatures given by the aliases.
     let (kernels, enter, leave) = unsafe {
-        let kernels = Kernel::ALL
-            .iter()
-            .map(|&k| {
+        let kernels = lib_kernels(target, variant)
+            .into_iter()
+            .map(|k| {
                 let f = sym(&wrapper_symbol(&k.symbol(variant)));
                 (k, std::mem::transmute::<*const c_void, KernelFn>(f))
             })
@@ -228,6 +243,13 @@ fn libs() -> &'static [Lib] {
             && std::arch::is_x86_feature_detected!("avx512vl")
         {
             v.push(load(&t("x86-64-v4"), Variant::W16R32));
+            // The VNNI int8 product (igemmv) where this machine has it.
+            if std::arch::is_x86_feature_detected!("avx512vnni") {
+                v.push(load(&t("x86_64:cascadelake"), Variant::W16R32));
+            }
+        }
+        if std::arch::is_x86_feature_detected!("avxvnni") {
+            v.push(load(&t("x86_64:alderlake"), Variant::W8R16));
         }
         v
     })
@@ -2499,6 +2521,161 @@ fn attention_online_softmax() {
         for case in cases {
             for t in THREADS {
                 check_attention(lib, t, case, &mut rng);
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// igemm: exact 8-bit integer products
+
+/// `igemm` (and `igemmv` where the library has it) against an exact i64 sum: odd sizes (1,
+/// primes, tile +-1 for every variant's MR and NR; K not a multiple of 4), u8/i8 for both
+/// operands, zero points absent, scalar, per row and per column (nonzero, extreme values), an
+/// int32 result and an f32 one through an epilogue (scalar scale, then bias). Integers must
+/// match exactly; the f32 result is the exact sum converted, times the scale, plus the bias.
+#[test]
+fn igemm_is_exact() {
+    let sizes = [
+        (1, 1, 1),
+        (1, 67, 131),
+        (7, 13, 5),
+        (6, 64, 4),
+        (5, 63, 3),
+        (13, 65, 67),
+    ];
+    let more = [(8, 12, 257), (9, 17, 16), (2, 129, 1031), (25, 11, 2)];
+    for lib in libs() {
+        for kernel in [Kernel::IGemm, Kernel::IGemmVnni] {
+            if !lib.kernels.iter().any(|k| k.0 == kernel) {
+                continue;
+            }
+            for t in THREADS {
+                for (case, &(m, n, k)) in sizes.iter().chain(&more).enumerate() {
+                    igemm_case(lib, kernel, t, m, n, k, case);
+                }
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn igemm_case(lib: &Lib, kernel: Kernel, t: Threads, m: usize, n: usize, k: usize, case: usize) {
+    let mut rng = Rng::new(case as u64 * 31 + 7);
+    let mut bytes = |len: usize| -> Vec<u8> { (0..len).map(|_| rng.next() as u8).collect() };
+    let (lda, ldb, ldc) = (k + 3, n + 1, n + 2);
+    let a = bytes(m * lda);
+    let b = bytes(k * ldb);
+    let mut zs = bytes(m.max(n) + 1);
+    // Extreme zero points on some rows/columns.
+    zs[0] = 0x80;
+    let bias: Vec<f32> = (0..n).map(|j| j as f32 * 0.25 - 3.0).collect();
+    let scale = [0.0078125f32];
+    for mode in 0..8usize {
+        let (a_signed, b_signed) = (mode & 1 == 1, mode & 2 == 2);
+        let f32_out = mode & 4 == 4;
+        let za_mode = (mode + case) % 3; // none, scalar, per row
+        let zb_mode = (mode + case + 1) % 3; // none, scalar, per column
+        let val = |x: u8, s: bool| if s { x as i8 as i64 } else { x as i64 };
+        let mut want = vec![0i64; m * n];
+        for i in 0..m {
+            let za = match za_mode {
+                0 => 0,
+                1 => val(zs[0], a_signed),
+                _ => val(zs[i], a_signed),
+            };
+            for j in 0..n {
+                let zb = match zb_mode {
+                    0 => 0,
+                    1 => val(zs[1 % zs.len()], b_signed),
+                    _ => val(zs[j], b_signed),
+                };
+                want[i * n + j] = (0..k)
+                    .map(|kk| {
+                        (val(a[i * lda + kk], a_signed) - za)
+                            * (val(b[kk * ldb + j], b_signed) - zb)
+                    })
+                    .sum();
+            }
+        }
+        let zero = |md: usize, per: bool| match md {
+            0 => None,
+            1 if !per => Some((zs.as_ptr() as u64, false)),
+            1 => Some((zs[1..].as_ptr() as u64, false)),
+            _ => Some((zs.as_ptr() as u64, true)),
+        };
+        let mut c = vec![0u32; m * ldc];
+        let epilogue = if f32_out {
+            Epilogue::new(vec![
+                EpiOp::Binary {
+                    op: Binary::Mul,
+                    operand: Operand::Scalar(addr(&scale)),
+                    batch_stride: 0,
+                },
+                EpiOp::Binary {
+                    op: Binary::Add,
+                    operand: Operand::Row(addr(&bias)),
+                    batch_stride: 0,
+                },
+            ])
+            .unwrap()
+        } else {
+            Epilogue::none()
+        };
+        let scratch = Scratch::new(igemm_scratch_bytes(
+            m as i64,
+            n as i64,
+            k as i64,
+            lib.variant,
+        ));
+        let args = IGemmArgs {
+            a: Int8Operand {
+                ptr: a.as_ptr() as u64,
+                ld: lda as i64,
+                signed: a_signed,
+                zero: zero(za_mode, false),
+            },
+            b: Int8Operand {
+                ptr: b.as_ptr() as u64,
+                ld: ldb as i64,
+                signed: b_signed,
+                zero: zero(zb_mode, true),
+            },
+            c: Matrix {
+                ptr: c.as_mut_ptr() as u64,
+                ld: ldc as i64,
+            },
+            c_f32: f32_out,
+            m: m as i64,
+            n: n as i64,
+            k: k as i64,
+            scratch: scratch.addr(),
+            epilogue,
+        };
+        lib.run(kernel, &args.slots(), t);
+        let what = format!(
+            "{} {kernel:?} {t:?} m{m} n{n} k{k} mode {mode} za {za_mode} zb {zb_mode}",
+            lib.label
+        );
+        scratch.check(&what);
+        for i in 0..m {
+            for j in 0..n {
+                let got = c[i * ldc + j];
+                let w = want[i * n + j];
+                if f32_out {
+                    let e = (w as f32) * scale[0] + bias[j];
+                    let g = f32::from_bits(got);
+                    assert!(
+                        (g - e).abs() <= 1e-6 * e.abs().max(1.0),
+                        "{what}: ({i}, {j}) got {g}, want {e}"
+                    );
+                } else {
+                    assert_eq!(got as i32 as i64, w, "{what}: ({i}, {j})");
+                }
+            }
+            // The padding between rows is untouched.
+            for j in n..ldc {
+                assert_eq!(c[i * ldc + j], 0, "{what}: wrote ({i}, {j})");
             }
         }
     }

@@ -1468,6 +1468,120 @@ impl<P: Clone> KernelArgs<P> for QGemmArgs<P> {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// igemm
+
+layout!(
+    /// Slots of [`IGemmArgs`] (`KILN_IGEMM_*`).
+    igemm = "KILN_IGEMM_" {
+        A = 0,
+        LDA = 1,
+        A_SIGNED = 2,
+        ZA = 3,
+        ZA_PER_ROW = 4,
+        B = 5,
+        LDB = 6,
+        B_SIGNED = 7,
+        ZB = 8,
+        ZB_PER_COL = 9,
+        C = 10,
+        LDC = 11,
+        C_F32 = 12,
+        M = 13,
+        N = 14,
+        K = 15,
+        SCRATCH = 16,
+        EPILOGUE = 17,
+    }
+);
+
+/// An 8-bit operand of [`IGemmArgs`] and its zero point.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Int8Operand<P> {
+    /// The bytes; leading dimension `ld` in bytes.
+    pub ptr: P,
+    /// Leading dimension (bytes).
+    pub ld: i64,
+    /// i8 (else u8).
+    pub signed: bool,
+    /// The zero point (one byte of the operand's type) and whether it holds one value per
+    /// row (A) / column (B) instead of one.
+    pub zero: Option<(P, bool)>,
+}
+
+/// `C = sum_k (A - za)(B - zb)` exactly in int32, stored as int32 or (with `c_f32`) converted
+/// to f32 and passed through `epilogue`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IGemmArgs<P> {
+    /// A `[M, K]`.
+    pub a: Int8Operand<P>,
+    /// B `[K, N]`, row-major.
+    pub b: Int8Operand<P>,
+    /// C `[M, N]`, leading dimension in elements.
+    pub c: Matrix<P>,
+    /// C is f32 (the epilogue applies), else int32 (no epilogue).
+    pub c_f32: bool,
+    /// Rows of A and C.
+    pub m: i64,
+    /// Columns of B and C.
+    pub n: i64,
+    /// The reduction.
+    pub k: i64,
+    /// Scratch of [`IGemmArgs::scratch_bytes`] bytes, 64-byte aligned.
+    pub scratch: P,
+    /// Applied to an f32 C.
+    pub epilogue: Epilogue<P>,
+}
+
+impl<P> IGemmArgs<P> {
+    /// Scratch bytes for `variant` (both paths): the packed B panels and A rows (as int16 at
+    /// most), and per-column and per-row sums; the order and rounding of `igemm.h`.
+    pub fn scratch_bytes(&self, variant: Variant) -> u64 {
+        igemm_scratch_bytes(self.m, self.n, self.k, variant)
+    }
+}
+
+/// [`IGemmArgs::scratch_bytes`] of an `m x k . k x n` product.
+pub fn igemm_scratch_bytes(m: i64, n: i64, k: i64, variant: Variant) -> u64 {
+    let (mr, nr) = variant_tile(variant);
+    let (m, n, k) = (m.max(0) as u64, n.max(0) as u64, k.max(1) as u64);
+    let up = |x: u64| x.next_multiple_of(64);
+    let kp = k.next_multiple_of(4);
+    let cols = n.div_ceil(nr as u64) * nr as u64;
+    let rows = m.next_multiple_of(mr as u64);
+    up(cols * kp * 2) + 2 * up(cols * 4) + up(rows * kp * 2) + 2 * up(rows * 4)
+}
+
+impl<P: Clone> KernelArgs<P> for IGemmArgs<P> {
+    fn slots(&self) -> Vec<Slot<P>> {
+        let mut s = block(igemm::EPILOGUE, |s| {
+            s[igemm::A] = Slot::Ptr(self.a.ptr.clone());
+            s[igemm::LDA] = Slot::Int(self.a.ld);
+            s[igemm::A_SIGNED] = Slot::Int(i64::from(self.a.signed));
+            if let Some((p, per)) = &self.a.zero {
+                s[igemm::ZA] = Slot::Ptr(p.clone());
+                s[igemm::ZA_PER_ROW] = Slot::Int(i64::from(*per));
+            }
+            s[igemm::B] = Slot::Ptr(self.b.ptr.clone());
+            s[igemm::LDB] = Slot::Int(self.b.ld);
+            s[igemm::B_SIGNED] = Slot::Int(i64::from(self.b.signed));
+            if let Some((p, per)) = &self.b.zero {
+                s[igemm::ZB] = Slot::Ptr(p.clone());
+                s[igemm::ZB_PER_COL] = Slot::Int(i64::from(*per));
+            }
+            s[igemm::C] = Slot::Ptr(self.c.ptr.clone());
+            s[igemm::LDC] = Slot::Int(self.c.ld);
+            s[igemm::C_F32] = Slot::Int(i64::from(self.c_f32));
+            s[igemm::M] = Slot::Int(self.m);
+            s[igemm::N] = Slot::Int(self.n);
+            s[igemm::K] = Slot::Int(self.k);
+            s[igemm::SCRATCH] = Slot::Ptr(self.scratch.clone());
+        });
+        self.epilogue.push_slots(&mut s);
+        s
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1507,6 +1621,7 @@ mod tests {
             (gpool::PREFIX, gpool::FIELDS),
             (attn::PREFIX, attn::FIELDS),
             (qgemm::PREFIX, qgemm::FIELDS),
+            (igemm::PREFIX, igemm::FIELDS),
         ];
         for (prefix, fields) in layouts {
             for (name, index) in fields {

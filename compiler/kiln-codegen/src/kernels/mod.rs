@@ -67,11 +67,15 @@ pub enum Kernel {
     QGemm,
     /// A strided copy of a box: concat, split, slice, transpose ([`abi::CopyArgs`]).
     Copy,
+    /// Exact 8-bit integer product, portable path ([`abi::IGemmArgs`]).
+    IGemm,
+    /// The same with x86 VNNI dot products: only for targets with `CpuConfig::int8_dot`.
+    IGemmVnni,
 }
 
 impl Kernel {
     /// Every kernel, in a stable order.
-    pub const ALL: [Kernel; 11] = [
+    pub const ALL: [Kernel; 13] = [
         Kernel::Gemm,
         Kernel::Conv2d,
         Kernel::DwConv2d,
@@ -83,6 +87,8 @@ impl Kernel {
         Kernel::Attention,
         Kernel::QGemm,
         Kernel::Copy,
+        Kernel::IGemm,
+        Kernel::IGemmVnni,
     ];
 
     /// The name in the symbol (`gemm`, `conv2d`, ...).
@@ -99,6 +105,8 @@ impl Kernel {
             Kernel::Attention => "attention",
             Kernel::QGemm => "qgemm",
             Kernel::Copy => "copy",
+            Kernel::IGemm => "igemm",
+            Kernel::IGemmVnni => "igemmv",
         }
     }
 

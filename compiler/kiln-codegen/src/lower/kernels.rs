@@ -28,8 +28,8 @@
 use super::ctx::{Builder, Res};
 use crate::kernels::abi::{
     self, AttentionArgs, BFormat, Binary, ConvArgs, CopyArgs, DwConvArgs, EltwiseArgs, EpiOp,
-    Epilogue, GemmArgs, GlobalPoolArgs, KernelArgs, Matrix, Nhwc, NormArgs, Operand, PoolArgs,
-    PoolKind, QGemmArgs, Slot, SoftmaxArgs, Strided4, Unary, Window,
+    Epilogue, GemmArgs, GlobalPoolArgs, IGemmArgs, Int8Operand, KernelArgs, Matrix, Nhwc, NormArgs,
+    Operand, PoolArgs, PoolKind, QGemmArgs, Slot, SoftmaxArgs, Strided4, Unary, Window,
 };
 use crate::kernels::{Kernel, Variant};
 use kiln_ir::ops::infer::InferCtx;
@@ -54,6 +54,8 @@ pub(super) struct Kernels {
     pub scratch: u64,
     /// Byte offset of the scratch region in the workspace.
     pub scratch_offset: u64,
+    /// The target has 8-bit dot products (`igemmv`; `CpuConfig::int8_dot`).
+    pub int8_dot: bool,
     /// `i64` address of each base buffer, once computed.
     bases: HashMap<String, String>,
 }
@@ -149,6 +151,7 @@ impl Kernels {
             max_slots: 0,
             scratch: 0,
             scratch_offset,
+            int8_dot: false,
             bases: HashMap::new(),
         }
     }
@@ -219,6 +222,10 @@ impl Kernels {
         a: &InferCtx<'_>,
     ) -> Res<bool> {
         let src = Source { g, defs };
+        if node.op == OpKind::QMatMulInteger {
+            let out = node.outputs[0];
+            return self.igemm(b, h, &src, node, out, None);
+        }
         if node.outputs.iter().any(|&r| !is_f32(g, r))
             || node.operands().any(|v| shape(g, v).is_none())
         {
@@ -699,8 +706,23 @@ impl Kernels {
         let Some(head) = body.nodes.first() else {
             return Ok(false);
         };
-        let chain = &body.nodes[1..];
-        if !matches!(head.op, OpKind::MatMul | OpKind::Gemm | OpKind::Conv)
+        let mut chain = &body.nodes[1..];
+        let mut start = head.outputs.first().copied();
+        // An integer product's epilogue starts with its conversion to f32.
+        if head.op == OpKind::QMatMulInteger {
+            match chain.first() {
+                Some(c) if c.op == OpKind::Cast && c.outputs.len() == 1 => {
+                    if c.inputs.first().copied().flatten() != start
+                        || body.value(c.outputs[0]).ty.dtype != DType::F32
+                    {
+                        return Ok(false);
+                    }
+                    start = Some(c.outputs[0]);
+                    chain = &chain[1..];
+                }
+                _ => return Ok(false),
+            }
+        } else if !matches!(head.op, OpKind::MatMul | OpKind::Gemm | OpKind::Conv)
             || head.outputs.len() != 1
         {
             return self.fused_elementwise(b, h, src, node, body, &outer);
@@ -710,13 +732,16 @@ impl Kernels {
             return Ok(false);
         };
         let (rows, cols) = matrix_of(&os, head.op);
+        let Some(start) = start else {
+            return Ok(false);
+        };
         let Some(ops) = self.chain_ops(
             b,
             h,
             src,
             body,
             &outer,
-            head.outputs[0],
+            start,
             chain,
             OutView {
                 shape: &os,
@@ -750,7 +775,115 @@ impl Kernels {
             .map(|v| v.map(|v| &g.value(v).ty))
             .collect();
         let ctx = InferCtx::of_node(head, &tys);
+        if head.op == OpKind::QMatMulInteger {
+            return self.igemm(b, h, src, &mapped, out, Some(ops));
+        }
         self.contraction(b, h, src, &mapped, &ctx, out, ops)
+    }
+
+    /// `quant.matmul_integer` (2-D B; A's leading dims folded into rows) as an `igemm` call:
+    /// an int32 result, or (`epi` given: the head of a fused epilogue whose chain starts with
+    /// the cast to f32) an f32 result through the epilogue. Zero points one value, per row of
+    /// an unbatched A, or per column of B.
+    fn igemm(
+        &mut self,
+        b: &mut Builder,
+        h: &mut dyn Homes,
+        src: &Source<'_>,
+        node: &Node,
+        out: ValueId,
+        epi: Option<Vec<EpiOp<P>>>,
+    ) -> Res<bool> {
+        let g = src.g;
+        let operand = |k: usize| node.inputs.get(k).copied().flatten();
+        let (Some(x), Some(w)) = (operand(0), operand(1)) else {
+            return Ok(false);
+        };
+        let (Some(xs), Some(ws)) = (shape(g, x), shape(g, w)) else {
+            return Ok(false);
+        };
+        if xs.len() < 2 || ws.len() != 2 {
+            return Ok(false);
+        }
+        let is8 = |v: ValueId| matches!(g.value(v).ty.dtype, DType::I8 | DType::U8);
+        let signed = |v: ValueId| g.value(v).ty.dtype == DType::I8;
+        if !is8(x) || !is8(w) {
+            return Ok(false);
+        }
+        let (k, n) = (ws[0], ws[1]);
+        let m_batch = xs[xs.len() - 2];
+        let rows: u64 = xs[..xs.len() - 1].iter().product();
+        if xs[xs.len() - 1] != k || rows == 0 || n == 0 {
+            return Ok(false);
+        }
+        // A zero point: (pointer, one per row/column), or None where the kernel cannot read it.
+        let zero = |s: &mut Self,
+                    b: &mut Builder,
+                    h: &mut dyn Homes,
+                    z: Option<ValueId>,
+                    per: u64,
+                    ok_per: bool|
+         -> Res<Option<Option<(P, bool)>>> {
+            let Some(z) = z else {
+                return Ok(Some(None));
+            };
+            let Some(zs) = shape(g, z) else {
+                return Ok(None);
+            };
+            let numel: u64 = zs.iter().product();
+            if numel == 1 {
+                return Ok(Some(Some((s.ptr(b, h, z)?, false))));
+            }
+            if zs.len() == 1 && numel == per && ok_per {
+                return Ok(Some(Some((s.ptr(b, h, z)?, true))));
+            }
+            Ok(None)
+        };
+        let Some(za) = zero(self, b, h, operand(2), m_batch, rows == m_batch)? else {
+            return Ok(false);
+        };
+        let Some(zb) = zero(self, b, h, operand(3), n, true)? else {
+            return Ok(false);
+        };
+        let c_f32 = epi.is_some();
+        // Epilogue operands were placed for the output seen as [.., M, N]; the kernel sees all
+        // rows at once, the same memory for row, column, scalar and full operands.
+        let ops = epi.unwrap_or_default();
+        let Ok(epilogue) = Epilogue::new(ops) else {
+            return Ok(false);
+        };
+        let need = abi::igemm_scratch_bytes(i(rows), i(n), i(k), self.variant);
+        let args = IGemmArgs {
+            a: Int8Operand {
+                ptr: self.ptr(b, h, x)?,
+                ld: i(k),
+                signed: signed(x),
+                zero: za,
+            },
+            b: Int8Operand {
+                ptr: self.ptr(b, h, w)?,
+                ld: i(n),
+                signed: signed(w),
+                zero: zb,
+            },
+            c: Matrix {
+                ptr: self.ptr(b, h, out)?,
+                ld: i(n),
+            },
+            c_f32,
+            m: i(rows),
+            n: i(n),
+            k: i(k),
+            scratch: self.scratch(b, h, need)?,
+            epilogue,
+        };
+        let kernel = if self.int8_dot {
+            Kernel::IGemmVnni
+        } else {
+            Kernel::IGemm
+        };
+        self.call(b, kernel, &args);
+        Ok(true)
     }
 
     /// The epilogue ops of a chain of body nodes starting from value `start`;

@@ -26,6 +26,7 @@ fn cpu_config(_features: &[String]) -> CpuConfig {
     // NEON is part of ARMv8-A: 32 registers of 128 bits.
     CpuConfig {
         variant: Variant::W4R32,
+        int8_dot: false,
         conv_nhwc: true,
     }
 }
