@@ -39,12 +39,14 @@ KINLINE int32_t ig_val(const uint8_t* p, int64_t i, int is_signed) {
 #endif
 
 typedef int16_t KCAT(ig_vs_, KV_NAME) __attribute__((ext_vector_type(2 * KV_W)));
+typedef int32_t KCAT(ig_vw_, KV_NAME) __attribute__((ext_vector_type(2 * KV_W)));
 typedef int16_t KCAT(ig_vsu_, KV_NAME) __attribute__((ext_vector_type(2 * KV_W), aligned(2)));
 typedef int32_t KCAT(ig_viu_, KV_NAME) __attribute__((ext_vector_type(KV_W), aligned(4)));
 typedef uint8_t KCAT(ig_vbu_, KV_NAME) __attribute__((ext_vector_type(KV_W), aligned(1)));
 typedef int16_t KCAT(ig_vhu_, KV_NAME) __attribute__((ext_vector_type(KV_W), aligned(2)));
 typedef uint32_t KCAT(ig_vu_, KV_NAME) __attribute__((ext_vector_type(KV_W)));
 #define IGVS KCAT(ig_vs_, KV_NAME)
+#define IGVW KCAT(ig_vw_, KV_NAME)
 #define IGVSU KCAT(ig_vsu_, KV_NAME)
 #define IGVIU KCAT(ig_viu_, KV_NAME)
 #define IGVBU KCAT(ig_vbu_, KV_NAME)
@@ -65,11 +67,8 @@ typedef uint32_t KCAT(ig_vu_, KV_NAME) __attribute__((ext_vector_type(KV_W)));
 /* Pairs of int16 products summed into int32 lanes (pmaddwd's semantics,
  * exact for operands within +-255). */
 KF VI FN(ig_madd)(IGVS a, IGVS b) {
-  VI ae = __builtin_convertvector(__builtin_shufflevector(a, a, IG_EVEN), VI);
-  VI ao = __builtin_convertvector(__builtin_shufflevector(a, a, IG_ODD), VI);
-  VI be = __builtin_convertvector(__builtin_shufflevector(b, b, IG_EVEN), VI);
-  VI bo = __builtin_convertvector(__builtin_shufflevector(b, b, IG_ODD), VI);
-  return ae * be + ao * bo;
+  IGVW p = __builtin_convertvector(a, IGVW) * __builtin_convertvector(b, IGVW);
+  return __builtin_shufflevector(p, p, IG_EVEN) + __builtin_shufflevector(p, p, IG_ODD);
 }
 
 /* VW bytes at p as int32 lanes (sign-extended when is_signed). */
@@ -100,6 +99,7 @@ typedef struct FN(ig_job) {
   int32_t* rterm;  /* vnni: rowsum(a') - K za' per row */
   const epi_t* epi;
   int64_t tm, tn;  /* task grid */
+  int32_t zeros[VW];
 } FN(ig_job);
 
 KF int32_t FN(ig_za)(const FN(ig_job) * j, int64_t i) {
@@ -252,20 +252,30 @@ static KV_ATTR void FN(ig_tile_p)(const FN(ig_job) * j, int64_t i0, int64_t p) {
   const int16_t* a = (const int16_t*)j->pa + i0 * j->kp;
   const int16_t* b = (const int16_t*)(j->pb + p * NR * j->kp * 2);
   VI acc[MR][NRV];
+#pragma unroll
   for (int r = 0; r < MR; r++)
+#pragma unroll
     for (int v = 0; v < NRV; v++) acc[r][v] = (VI)0;
+  VI hide = *(const IGVIU*)j->zeros;
   for (int64_t kq = 0; kq < j->kp / 2; kq++) {
     IGVS bv[NRV];
+#pragma unroll
     for (int v = 0; v < NRV; v++) bv[v] = *(const IGVSU*)(b + (kq * NR + v * VW) * 2);
+#pragma unroll
     for (int r = 0; r < MR; r++) {
       int32_t pr;
       __builtin_memcpy(&pr, a + r * j->kp + kq * 2, 4);
-      IGVS av = (IGVS)(VI)pr;
+      /* XOR with zeros LLVM cannot see (job memory): proven splats make it
+       * split the pairs into 32-bit multiplies instead of pmaddwd. */
+      IGVS av = (IGVS)((VI)pr ^ hide);
+#pragma unroll
       for (int v = 0; v < NRV; v++) acc[r][v] += FN(ig_madd)(av, bv[v]);
     }
   }
   int32_t t[MR * NR] __attribute__((aligned(64)));
+#pragma unroll
   for (int r = 0; r < MR; r++)
+#pragma unroll
     for (int v = 0; v < NRV; v++) *(VI*)(t + r * NR + v * VW) = acc[r][v];
   int64_t c0 = p * NR;
   FN(ig_store)(j, t, i0, KMIN(MR, j->m - i0), c0, KMIN(NR, j->n - c0));
@@ -275,9 +285,11 @@ static KV_ATTR void FN(ig_tile_p)(const FN(ig_job) * j, int64_t i0, int64_t p) {
 KF void FN(ig_finish_v)(const FN(ig_job) * j, VI acc[MR][NRV], int64_t i0, int64_t p) {
   int64_t c0 = p * NR;
   int32_t t[MR * NR] __attribute__((aligned(64)));
+#pragma unroll
   for (int v = 0; v < NRV; v++) {
     VI zb = *(const IGVIU*)(j->zbv + c0 + v * VW);
     VI cs = *(const IGVIU*)(j->colsum + c0 + v * VW);
+#pragma unroll
     for (int r = 0; r < MR; r++) {
       VI x = acc[r][v] - zb * j->rterm[i0 + r] - cs * j->zav[i0 + r];
       *(VI*)(t + r * NR + v * VW) = x;
@@ -300,15 +312,20 @@ static IG_VNNI_ATTR void FN(ig_tile_v)(const FN(ig_job) * j, int64_t i0, int64_t
   const uint8_t* a = j->pa + i0 * j->kp;
   const int32_t* b = (const int32_t*)(j->pb + p * NR * j->kp);
   VI acc[MR][NRV];
+#pragma unroll
   for (int r = 0; r < MR; r++)
+#pragma unroll
     for (int v = 0; v < NRV; v++) acc[r][v] = (VI)0;
   for (int64_t kq = 0; kq < j->kp / 4; kq++) {
     VI bv[NRV];
+#pragma unroll
     for (int v = 0; v < NRV; v++) bv[v] = *(const IGVIU*)(b + kq * NR + v * VW);
+#pragma unroll
     for (int r = 0; r < MR; r++) {
       int32_t q;
       __builtin_memcpy(&q, a + r * j->kp + kq * 4, 4);
       VI av = (VI)q;
+#pragma unroll
       for (int v = 0; v < NRV; v++) acc[r][v] = IG_DPBUSD(acc[r][v], av, bv[v]);
     }
   }
@@ -363,6 +380,7 @@ static KV_ATTR void FN(igemm_run)(const int64_t* args, int vnni, kiln_par_body t
   epi_decode(args, KILN_IGEMM_EPILOGUE, &epi);
   j.epi = &epi;
   j.vnni = vnni && IG_HAS_VNNI;
+  for (int l = 0; l < VW; l++) j.zeros[l] = 0;
   if (j.m <= 0 || j.n <= 0) return;
   /* Scratch, in the order of abi.rs's IGemmArgs::scratch_bytes. */
   j.kp = ig_up(KMAX(j.k, 1), 4);
@@ -422,6 +440,7 @@ KHIDDEN KV_ATTR void FN(kiln_k_igemmv)(const int64_t* args) {
 #undef IG_ODD
 #undef IGVS
 #undef IGVSU
+#undef IGVW
 #undef IGVIU
 #undef IGVBU
 #undef IGVHU

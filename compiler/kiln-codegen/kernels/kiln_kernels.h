@@ -371,6 +371,23 @@
 #define KILN_IGEMM_SCRATCH 16
 #define KILN_IGEMM_EPILOGUE 17
 
+/* ---- rminmax: Y[0] = max (MIN = 0) or min (MIN = 1) of X[0 .. N), N >= 1,
+ * NaN if any element is NaN ---- */
+#define KILN_RMINMAX_X 0
+#define KILN_RMINMAX_N 1
+#define KILN_RMINMAX_Y 2
+#define KILN_RMINMAX_MIN 3
+
+/* ---- quantize: per-tensor QuantizeLinear of f32 X[0 .. N) into bytes Y
+ * (i8 with SIGNED, else u8): clamp(roundeven(X / *SCALE) + *ZP) with a NaN
+ * quotient as 0; ZP (one byte of Y's type) may be 0 (absent). ---- */
+#define KILN_QUANTIZE_X 0
+#define KILN_QUANTIZE_N 1
+#define KILN_QUANTIZE_Y 2
+#define KILN_QUANTIZE_SCALE 3
+#define KILN_QUANTIZE_ZP 4
+#define KILN_QUANTIZE_SIGNED 5
+
 /* Code formats of qgemm weights and scales (kiln_ir::codec). */
 #define KILN_QCODE_F32 0
 #define KILN_QCODE_I8 1

@@ -32,6 +32,7 @@ typedef _Bool KCAT(kv_vm_, KV_NAME) __attribute__((ext_vector_type(KV_W)));
 #include "attention.h"
 #include "qgemm.h"
 #include "igemm.h"
+#include "qlinear.h"
 
 #undef V
 #undef VU

@@ -2545,11 +2545,13 @@ fn igemm_is_exact() {
         (13, 65, 67),
     ];
     let more = [(8, 12, 257), (9, 17, 16), (2, 129, 1031), (25, 11, 2)];
+    let mut vnni_runs = 0;
     for lib in libs() {
         for kernel in [Kernel::IGemm, Kernel::IGemmVnni] {
             if !lib.kernels.iter().any(|k| k.0 == kernel) {
                 continue;
             }
+            vnni_runs += usize::from(kernel == Kernel::IGemmVnni);
             for t in THREADS {
                 for (case, &(m, n, k)) in sizes.iter().chain(&more).enumerate() {
                     igemm_case(lib, kernel, t, m, n, k, case);
@@ -2557,6 +2559,14 @@ fn igemm_is_exact() {
             }
         }
     }
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512vnni") {
+        assert!(
+            vnni_runs > 0,
+            "the VNNI path was not tested on a machine with it"
+        );
+    }
+    let _ = vnni_runs;
 }
 
 #[allow(clippy::too_many_arguments)]

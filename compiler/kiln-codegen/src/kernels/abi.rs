@@ -1582,6 +1582,85 @@ impl<P: Clone> KernelArgs<P> for IGemmArgs<P> {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// rminmax, quantize
+
+layout!(
+    /// Slots of [`RMinMaxArgs`] (`KILN_RMINMAX_*`).
+    rminmax = "KILN_RMINMAX_" {
+        X = 0,
+        N = 1,
+        Y = 2,
+        MIN = 3,
+    }
+);
+
+/// `Y[0]` = the max (or min) of all `n` floats of `X`, NaN if any is NaN.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RMinMaxArgs<P> {
+    /// The floats.
+    pub x: P,
+    /// How many (at least 1).
+    pub n: i64,
+    /// The result (one float).
+    pub y: P,
+    /// The minimum instead of the maximum.
+    pub min: bool,
+}
+
+impl<P: Clone> KernelArgs<P> for RMinMaxArgs<P> {
+    fn slots(&self) -> Vec<Slot<P>> {
+        block(rminmax::MIN + 1, |s| {
+            s[rminmax::X] = Slot::Ptr(self.x.clone());
+            s[rminmax::N] = Slot::Int(self.n);
+            s[rminmax::Y] = Slot::Ptr(self.y.clone());
+            s[rminmax::MIN] = Slot::Int(i64::from(self.min));
+        })
+    }
+}
+
+layout!(
+    /// Slots of [`QuantizeArgs`] (`KILN_QUANTIZE_*`).
+    quantize = "KILN_QUANTIZE_" {
+        X = 0,
+        N = 1,
+        Y = 2,
+        SCALE = 3,
+        ZP = 4,
+        SIGNED = 5,
+    }
+);
+
+/// Per-tensor `quant.quantize_linear` of `n` floats into u8 or i8.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QuantizeArgs<P> {
+    /// The floats.
+    pub x: P,
+    /// How many.
+    pub n: i64,
+    /// The bytes written.
+    pub y: P,
+    /// The scale (one f32).
+    pub scale: P,
+    /// The zero point (one byte of the result's type), if any.
+    pub zp: Option<P>,
+    /// i8 result (else u8).
+    pub signed: bool,
+}
+
+impl<P: Clone> KernelArgs<P> for QuantizeArgs<P> {
+    fn slots(&self) -> Vec<Slot<P>> {
+        block(quantize::SIGNED + 1, |s| {
+            s[quantize::X] = Slot::Ptr(self.x.clone());
+            s[quantize::N] = Slot::Int(self.n);
+            s[quantize::Y] = Slot::Ptr(self.y.clone());
+            s[quantize::SCALE] = Slot::Ptr(self.scale.clone());
+            s[quantize::ZP] = ptr_or_null(&self.zp);
+            s[quantize::SIGNED] = Slot::Int(i64::from(self.signed));
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1622,6 +1701,8 @@ mod tests {
             (attn::PREFIX, attn::FIELDS),
             (qgemm::PREFIX, qgemm::FIELDS),
             (igemm::PREFIX, igemm::FIELDS),
+            (rminmax::PREFIX, rminmax::FIELDS),
+            (quantize::PREFIX, quantize::FIELDS),
         ];
         for (prefix, fields) in layouts {
             for (name, index) in fields {

@@ -71,11 +71,15 @@ pub enum Kernel {
     IGemm,
     /// The same with x86 VNNI dot products: only for targets with `CpuConfig::int8_dot`.
     IGemmVnni,
+    /// Max or min of a whole tensor ([`abi::RMinMaxArgs`]).
+    RMinMax,
+    /// Per-tensor quantization of f32 to u8/i8 ([`abi::QuantizeArgs`]).
+    Quantize,
 }
 
 impl Kernel {
     /// Every kernel, in a stable order.
-    pub const ALL: [Kernel; 13] = [
+    pub const ALL: [Kernel; 15] = [
         Kernel::Gemm,
         Kernel::Conv2d,
         Kernel::DwConv2d,
@@ -89,6 +93,8 @@ impl Kernel {
         Kernel::Copy,
         Kernel::IGemm,
         Kernel::IGemmVnni,
+        Kernel::RMinMax,
+        Kernel::Quantize,
     ];
 
     /// The name in the symbol (`gemm`, `conv2d`, ...).
@@ -107,6 +113,8 @@ impl Kernel {
             Kernel::Copy => "copy",
             Kernel::IGemm => "igemm",
             Kernel::IGemmVnni => "igemmv",
+            Kernel::RMinMax => "rminmax",
+            Kernel::Quantize => "quantize",
         }
     }
 

@@ -29,7 +29,8 @@ use super::ctx::{Builder, Res};
 use crate::kernels::abi::{
     self, AttentionArgs, BFormat, Binary, ConvArgs, CopyArgs, DwConvArgs, EltwiseArgs, EpiOp,
     Epilogue, GemmArgs, GlobalPoolArgs, IGemmArgs, Int8Operand, KernelArgs, Matrix, Nhwc, NormArgs,
-    Operand, PoolArgs, PoolKind, QGemmArgs, Slot, SoftmaxArgs, Strided4, Unary, Window,
+    Operand, PoolArgs, PoolKind, QGemmArgs, QuantizeArgs, RMinMaxArgs, Slot, SoftmaxArgs, Strided4,
+    Unary, Window,
 };
 use crate::kernels::{Kernel, Variant};
 use kiln_ir::ops::infer::InferCtx;
@@ -226,6 +227,9 @@ impl Kernels {
             let out = node.outputs[0];
             return self.igemm(b, h, &src, node, out, None);
         }
+        if node.op == OpKind::QuantizeLinear {
+            return self.quantize(b, h, g, node, a);
+        }
         if node.outputs.iter().any(|&r| !is_f32(g, r))
             || node.operands().any(|v| shape(g, v).is_none())
         {
@@ -243,6 +247,7 @@ impl Kernels {
             OpKind::GlobalAveragePool | OpKind::GlobalMaxPool => self.global_pool(b, h, g, node, a),
             OpKind::Attention => self.attention(b, h, g, node, a),
             OpKind::QMatMul => self.qmatmul(b, h, &src, node, a),
+            OpKind::ReduceMax | OpKind::ReduceMin => self.reduce_all(b, h, g, node),
             OpKind::Concat | OpKind::Split | OpKind::Transpose => {
                 self.data_movement(b, h, g, node, a)
             }
@@ -779,6 +784,85 @@ impl Kernels {
             return self.igemm(b, h, src, &mapped, out, Some(ops));
         }
         self.contraction(b, h, src, &mapped, &ctx, out, ops)
+    }
+
+    /// `nn.reduce_max` / `nn.reduce_min` of an f32 tensor down to one value (what
+    /// DynamicQuantizeLinear's range is).
+    fn reduce_all(
+        &mut self,
+        b: &mut Builder,
+        h: &mut dyn Homes,
+        g: &Graph,
+        node: &Node,
+    ) -> Res<bool> {
+        let (Some(x), [y]) = (
+            node.inputs.first().copied().flatten(),
+            node.outputs.as_slice(),
+        ) else {
+            return Ok(false);
+        };
+        let (Some(xs), Some(ys)) = (shape(g, x), shape(g, *y)) else {
+            return Ok(false);
+        };
+        let n: u64 = xs.iter().product();
+        if !is_f32(g, x) || n == 0 || ys.iter().product::<u64>() != 1 || node.inputs.len() > 1 {
+            return Ok(false);
+        }
+        let args = RMinMaxArgs {
+            x: self.ptr(b, h, x)?,
+            n: i(n),
+            y: self.ptr(b, h, *y)?,
+            min: node.op == OpKind::ReduceMin,
+        };
+        self.call(b, Kernel::RMinMax, &args);
+        Ok(true)
+    }
+
+    /// Per-tensor `quant.quantize_linear` of f32 into u8/i8 (one scale, one zero point,
+    /// the default f32 division).
+    fn quantize(
+        &mut self,
+        b: &mut Builder,
+        h: &mut dyn Homes,
+        g: &Graph,
+        node: &Node,
+        a: &InferCtx<'_>,
+    ) -> Res<bool> {
+        let operand = |k: usize| node.inputs.get(k).copied().flatten();
+        let (Some(x), Some(s), [y]) = (operand(0), operand(1), node.outputs.as_slice()) else {
+            return Ok(false);
+        };
+        let z = operand(2);
+        let numel = |v: ValueId| shape(g, v).map(|s| s.iter().product::<u64>());
+        let ydt = g.value(*y).ty.dtype;
+        let plain = a.int("block_size").map_err(super::attr_err)? == 0
+            && a.dtype("precision").map_err(super::attr_err)?.is_none();
+        if !plain
+            || !is_f32(g, x)
+            || !is_f32(g, s)
+            || !matches!(ydt, DType::U8 | DType::I8)
+            || numel(s) != Some(1)
+            || z.is_some_and(|z| numel(z) != Some(1) || g.value(z).ty.dtype != ydt)
+        {
+            return Ok(false);
+        }
+        let Some(n) = numel(x) else {
+            return Ok(false);
+        };
+        let zp = match z {
+            Some(z) => Some(self.ptr(b, h, z)?),
+            None => None,
+        };
+        let args = QuantizeArgs {
+            x: self.ptr(b, h, x)?,
+            n: i(n),
+            y: self.ptr(b, h, *y)?,
+            scale: self.ptr(b, h, s)?,
+            zp,
+            signed: ydt == DType::I8,
+        };
+        self.call(b, Kernel::Quantize, &args);
+        Ok(true)
     }
 
     /// `quant.matmul_integer` (2-D B; A's leading dims folded into rows) as an `igemm` call:
