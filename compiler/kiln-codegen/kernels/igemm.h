@@ -89,8 +89,8 @@ typedef struct FN(ig_job) {
   void* c;
   int64_t ldc, c_f32;
   int64_t m, n, k, kp, np, mp;
-  int vnni;
-  /* Packed operands and sums (scratch). */
+  int vnni, b_packed;
+  /* Packed operands and sums (scratch; B may be packed already). */
   uint8_t* pb;     /* B panels */
   int32_t* colsum; /* vnni: colsum(b') per column */
   int32_t* zbv;    /* vnni: zb' per column */
@@ -331,6 +331,27 @@ static IG_VNNI_ATTR void FN(ig_tile_v)(const FN(ig_job) * j, int64_t i0, int64_t
   }
   FN(ig_finish_v)(j, acc, i0, p);
 }
+/* Column sums and zero points of panels [p0, p1) of a B packed at compile
+ * time (int8_gemm_b): the VNNI dot product of each panel with ones. */
+static IG_VNNI_ATTR void FN(ig_sums_v)(void* data, int64_t p0, int64_t p1) {
+  const FN(ig_job)* j = (const FN(ig_job)*)data;
+  for (int64_t p = p0; p < p1; p++) {
+    const int32_t* b = (const int32_t*)(j->pb + p * NR * j->kp);
+    VI s[NRV];
+#pragma unroll
+    for (int v = 0; v < NRV; v++) s[v] = (VI)0;
+    for (int64_t kq = 0; kq < j->kp / 4; kq++)
+#pragma unroll
+      for (int v = 0; v < NRV; v++)
+        s[v] = IG_DPBUSD(s[v], (VI)0x01010101, *(const IGVIU*)(b + kq * NR + v * VW));
+    for (int v = 0; v < NRV; v++)
+      for (int l = 0; l < VW; l++) {
+        int64_t c = p * NR + v * VW + l;
+        j->colsum[c] = s[v][l];
+        j->zbv[c] = c < j->n ? FN(ig_zb)(j, c) : 0;
+      }
+  }
+}
 #undef IG_VNNI_ATTR
 #undef IG_DPBUSD
 #else
@@ -358,7 +379,8 @@ IG_TASK(FN(ig_task_v), FN(ig_tile_v))
 #endif
 #undef IG_TASK
 
-static KV_ATTR void FN(igemm_run)(const int64_t* args, int vnni, kiln_par_body task) {
+static KV_ATTR void FN(igemm_run)(const int64_t* args, int vnni, kiln_par_body task,
+                                   kiln_par_body sums) {
   FN(ig_job) j;
   epi_t epi;
   j.a = (const uint8_t*)slot_p(args, KILN_IGEMM_A);
@@ -380,6 +402,8 @@ static KV_ATTR void FN(igemm_run)(const int64_t* args, int vnni, kiln_par_body t
   epi_decode(args, KILN_IGEMM_EPILOGUE, &epi);
   j.epi = &epi;
   j.vnni = vnni && IG_HAS_VNNI;
+  j.b_packed = (int)slot_i(args, KILN_IGEMM_B_PACKED);
+  if (j.b_packed && (!j.vnni || !sums)) return; /* packed B: igemmv only */
   for (int l = 0; l < VW; l++) j.zeros[l] = 0;
   if (j.m <= 0 || j.n <= 0) return;
   /* Scratch, in the order of abi.rs's IGemmArgs::scratch_bytes. */
@@ -399,13 +423,20 @@ static KV_ATTR void FN(igemm_run)(const int64_t* args, int vnni, kiln_par_body t
   s += ig_up(j.mp * 4, 64);
   j.rterm = (int32_t*)s;
   int64_t mt = j.mp / MR;
-  /* Packing: B panels then A rows, split when large. */
+  /* Packing: B panels (or, packed at compile time, their sums) then A
+   * rows, split when large. */
+  kiln_par_body pack_b = FN(ig_pack_b);
   double pw = 4.0 * (double)j.kp * (double)(j.np * NR);
+  if (j.b_packed) {
+    j.pb = (uint8_t*)j.b;
+    pack_b = sums;
+    pw /= 16;
+  }
   int64_t t = par_tasks(pw, j.np);
   if (t <= 1)
-    FN(ig_pack_b)(&j, 0, j.np);
+    pack_b(&j, 0, j.np);
   else
-    kiln_par_for(j.np, FN(ig_pack_b), &j);
+    kiln_par_for(j.np, pack_b, &j);
   t = par_tasks(4.0 * (double)j.kp * (double)j.mp, mt);
   if (t <= 1)
     FN(ig_pack_a)(&j, 0, j.mp);
@@ -423,15 +454,15 @@ static KV_ATTR void FN(igemm_run)(const int64_t* args, int vnni, kiln_par_body t
 }
 
 KHIDDEN KV_ATTR void FN(kiln_k_igemm)(const int64_t* args) {
-  FN(igemm_run)(args, 0, FN(ig_task_p));
+  FN(igemm_run)(args, 0, FN(ig_task_p), 0);
 }
 #if IG_HAS_VNNI
 KHIDDEN KV_ATTR void FN(kiln_k_igemmv)(const int64_t* args) {
-  FN(igemm_run)(args, 1, FN(ig_task_v));
+  FN(igemm_run)(args, 1, FN(ig_task_v), FN(ig_sums_v));
 }
 #else
 KHIDDEN KV_ATTR void FN(kiln_k_igemmv)(const int64_t* args) {
-  FN(igemm_run)(args, 0, FN(ig_task_p));
+  FN(igemm_run)(args, 0, FN(ig_task_p), 0);
 }
 #endif
 

@@ -349,6 +349,8 @@
  * B[k*LDB + n], i8 if B_SIGNED else u8; ZB (0 = none): one byte, or one per
  * column with ZB_PER_COL. C: int32 (C_F32 = 0, no epilogue) or f32 (C_F32 =
  * 1: the exact int32 sum converted, then the epilogue), C[i*LDC + n].
+ * B_PACKED = 1 (igemmv only): B is i8 packed as `int8_gemm_b` with the
+ * variant's NR (kiln_ir::ops::layout), LDB unused.
  * SCRATCH: see abi.rs (IGemmArgs::scratch_bytes). igemmv is the VNNI path
  * (x86 w16r32 with AVX512-VNNI, w8r16 with AVX-VNNI; the portable one
  * elsewhere): call it only for such a target CPU. */
@@ -369,7 +371,8 @@
 #define KILN_IGEMM_N 14
 #define KILN_IGEMM_K 15
 #define KILN_IGEMM_SCRATCH 16
-#define KILN_IGEMM_EPILOGUE 17
+#define KILN_IGEMM_B_PACKED 17
+#define KILN_IGEMM_EPILOGUE 18
 
 /* ---- rminmax: Y[0] = max (MIN = 0) or min (MIN = 1) of X[0 .. N), N >= 1,
  * NaN if any element is NaN ---- */

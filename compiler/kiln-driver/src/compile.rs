@@ -470,6 +470,7 @@ pub fn target_facts(target: &Target) -> TargetFacts {
             gemm_nr: c.panel_width() as u64,
             pack_depthwise: c.conv_nhwc,
             epilogue_max_ops: kiln_codegen::kernels::abi::EPI_MAX_OPS,
+            int8_dot: c.int8_dot,
         },
         None => TargetFacts::default(),
     }

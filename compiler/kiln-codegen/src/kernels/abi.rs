@@ -1491,15 +1491,19 @@ layout!(
         N = 14,
         K = 15,
         SCRATCH = 16,
-        EPILOGUE = 17,
+        B_PACKED = 17,
+        EPILOGUE = 18,
     }
 );
 
 /// An 8-bit operand of [`IGemmArgs`] and its zero point.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Int8Operand<P> {
-    /// The bytes; leading dimension `ld` in bytes.
+    /// The bytes; leading dimension `ld` in bytes. For B with `packed`: i8 `int8_gemm_b`
+    /// panels of the variant's NR (`igemmv` only).
     pub ptr: P,
+    /// B is packed (`int8_gemm_b`); never for A.
+    pub packed: bool,
     /// Leading dimension (bytes).
     pub ld: i64,
     /// i8 (else u8).
@@ -1576,6 +1580,7 @@ impl<P: Clone> KernelArgs<P> for IGemmArgs<P> {
             s[igemm::N] = Slot::Int(self.n);
             s[igemm::K] = Slot::Int(self.k);
             s[igemm::SCRATCH] = Slot::Ptr(self.scratch.clone());
+            s[igemm::B_PACKED] = Slot::Int(i64::from(self.b.packed));
         });
         self.epilogue.push_slots(&mut s);
         s

@@ -897,9 +897,20 @@ impl Kernels {
         let (k, n) = (ws[0], ws[1]);
         let m_batch = xs[xs.len() - 2];
         let rows: u64 = xs[..xs.len() - 1].iter().product();
-        if xs[xs.len() - 1] != k || rows == 0 || n == 0 {
+        if xs[xs.len() - 1] != k || rows == 0 || n == 0 || k == 0 {
             return Ok(false);
         }
+        // B packed at compile time (pack-weights' int8_gemm_b) is read by igemmv directly.
+        let packed = match src.packed_constant(w) {
+            Some((p, cst))
+                if p.layout == PackLayout::Int8GemmB
+                    && p.block == self.variant.nr() as u64
+                    && self.int8_dot =>
+            {
+                Some(cst)
+            }
+            _ => None,
+        };
         // A zero point: (pointer, one per row/column), or None where the kernel cannot read it.
         let zero = |s: &mut Self,
                     b: &mut Builder,
@@ -940,12 +951,14 @@ impl Kernels {
         let args = IGemmArgs {
             a: Int8Operand {
                 ptr: self.ptr(b, h, x)?,
+                packed: false,
                 ld: i(k),
                 signed: signed(x),
                 zero: za,
             },
             b: Int8Operand {
-                ptr: self.ptr(b, h, w)?,
+                ptr: self.ptr(b, h, packed.unwrap_or(w))?,
+                packed: packed.is_some(),
                 ld: i(n),
                 signed: signed(w),
                 zero: zb,
