@@ -9,7 +9,8 @@
 //! workspace past the memory plan's arena, shared by all calls (a call uses
 //! it only while it runs).
 //!
-//! What takes a kernel (f32 only; everything else is an island):
+//! What takes a kernel (f32, and the 8-bit integer ops below; everything
+//! else is an island):
 //! - `nn.matmul` (2-D, or batched with whole or broadcast batches; a 2-D
 //!   weight folds the batch into rows), `nn.gemm` (alpha, beta 0 or 1);
 //!   B pre-packed when it is an `nn.unpack` of a `gemm_b` constant with the
@@ -23,7 +24,13 @@
 //!   KV cache, and elementwise chains (`nn.fused {kind = "elementwise"}` or
 //!   one transcendental op) through the elementwise executor.
 //! - `nn.concat`, `nn.split` and `nn.transpose` as strided box copies
-//!   (`copy`: one call per concat operand or split result).
+//!   (`copy`: one call per concat operand or split result);
+//! - `quant.matmul_integer` (`igemm`, or `igemmv` where the target has VNNI,
+//!   reading `int8_gemm_b` weights packed at compile time), alone (int32) or
+//!   heading a fused epilogue that starts with its cast to f32;
+//!   `nn.reduce_max`/`nn.reduce_min` of a whole f32 tensor (`rminmax`) and
+//!   per-tensor `quant.quantize_linear` to u8/i8 (`quantize`): what
+//!   DynamicQuantizeLinear composes into.
 
 use super::ctx::{Builder, Res};
 use crate::kernels::abi::{
