@@ -111,70 +111,51 @@ KF int32_t FN(ig_zb)(const FN(ig_job) * j, int64_t c) {
   return ig_val(j->zb, j->zb_cols ? c : 0, (int)j->b_signed);
 }
 
-/* Packs panels [p0, p1) of B. */
+/* Packs panels [p0, p1) of B: VNNI, i8 [kp/4][NR][4] (b' = b - 128 for u8
+ * B) with the column sums and zero points b' needs; portable, int16
+ * [kp/2][NR][2] of b - zb. Either way one 32-bit lane holds `g` K values of
+ * a column, `bits` bits each. */
 static KV_ATTR void FN(ig_pack_b)(void* data, int64_t p0, int64_t p1) {
   const FN(ig_job)* j = (const FN(ig_job)*)data;
   const int bs = (int)j->b_signed;
+  const int g = j->vnni ? 4 : 2, bits = 32 / g;
+  const uint32_t mask = j->vnni ? 0xffu : 0xffffu;
+  const int32_t flip = j->vnni && !bs ? 128 : 0;
   for (int64_t p = p0; p < p1; p++) {
     int64_t c0 = p * NR, nc = KMIN(NR, j->n - c0);
-    if (j->vnni) {
-      /* i8 [kp/4][NR][4]; b' = b - 128 for u8 B. */
-      int32_t* out = (int32_t*)(j->pb + p * NR * j->kp);
-      int32_t flip = bs ? 0 : 128;
-      for (int64_t v = 0; v < NRV; v++) {
-        int64_t cv = c0 + v * VW;
-        VI sum = (VI)0;
-        for (int64_t kq = 0; kq < j->kp / 4; kq++) {
-          IGVUI w = (IGVUI)0;
-          for (int r = 0; r < 4; r++) {
-            int64_t kk = kq * 4 + r;
-            VI x = (VI)0;
-            if (kk < j->k) {
-              const uint8_t* s = j->b + kk * j->ldb + cv;
-              if (v * VW + VW <= nc) {
-                x = FN(ig_ld8)(s, bs) - flip;
-              } else {
-                for (int l = 0; l < VW; l++)
-                  x[l] = v * VW + l < nc ? ig_val(s, l, bs) - flip : 0;
-              }
+    int32_t* out = (int32_t*)(j->pb + p * NR * j->kp * (4 / g));
+    for (int64_t v = 0; v < NRV; v++) {
+      int64_t cv = c0 + v * VW;
+      /* What each value loses: the zero point (portable) or the flip. */
+      VI sub;
+      for (int l = 0; l < VW; l++)
+        sub[l] = j->vnni ? flip : (cv + l < j->n ? FN(ig_zb)(j, cv + l) : 0);
+      VI sum = (VI)0;
+      for (int64_t kq = 0; kq < j->kp / g; kq++) {
+        IGVUI w = (IGVUI)0;
+        for (int r = 0; r < g; r++) {
+          int64_t kk = kq * g + r;
+          VI x = (VI)0;
+          if (kk < j->k) {
+            const uint8_t* s = j->b + kk * j->ldb + cv;
+            if (v * VW + VW <= nc) {
+              x = FN(ig_ld8)(s, bs) - sub;
+            } else {
+              for (int l = 0; l < VW; l++)
+                x[l] = v * VW + l < nc ? ig_val(s, l, bs) - sub[l] : 0;
             }
-            sum += x;
-            w |= ((IGVUI)x & 0xffu) << (8 * r);
           }
-          *(IGVIU*)(out + kq * NR + v * VW) = (VI)w;
+          sum += x;
+          w |= ((IGVUI)x & mask) << (bits * r);
         }
+        *(IGVIU*)(out + kq * NR + v * VW) = (VI)w;
+      }
+      if (j->vnni)
         for (int l = 0; l < VW; l++) {
           int64_t c = cv + l;
           j->colsum[c] = sum[l];
           j->zbv[c] = c < j->n ? FN(ig_zb)(j, c) - flip : 0;
         }
-      }
-    } else {
-      /* int16 [kp/2][NR][2] of b - zb. */
-      int32_t* out = (int32_t*)(j->pb + p * NR * j->kp * 2);
-      for (int64_t v = 0; v < NRV; v++) {
-        int64_t cv = c0 + v * VW;
-        VI z;
-        for (int l = 0; l < VW; l++) z[l] = cv + l < j->n ? FN(ig_zb)(j, cv + l) : 0;
-        for (int64_t kq = 0; kq < j->kp / 2; kq++) {
-          IGVUI w = (IGVUI)0;
-          for (int r = 0; r < 2; r++) {
-            int64_t kk = kq * 2 + r;
-            VI x = (VI)0;
-            if (kk < j->k) {
-              const uint8_t* s = j->b + kk * j->ldb + cv;
-              if (v * VW + VW <= nc) {
-                x = FN(ig_ld8)(s, bs) - z;
-              } else {
-                for (int l = 0; l < VW; l++)
-                  x[l] = v * VW + l < nc ? ig_val(s, l, bs) - z[l] : 0;
-              }
-            }
-            w |= ((IGVUI)x & 0xffffu) << (16 * r);
-          }
-          *(IGVIU*)(out + kq * NR + v * VW) = (VI)w;
-        }
-      }
     }
   }
 }
