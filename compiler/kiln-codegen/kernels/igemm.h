@@ -393,7 +393,7 @@ static KV_ATTR void FN(igemm_run)(const int64_t* args, int vnni, kiln_par_body t
   j.mp = ig_up(j.m, MR);
   uint8_t* s = (uint8_t*)slot_p(args, KILN_IGEMM_SCRATCH);
   j.pb = s;
-  s += ig_up(j.np * NR * j.kp * 2, 64);
+  s += j.b_packed ? 0 : ig_up(j.np * NR * j.kp * 2, 64);
   j.colsum = (int32_t*)s;
   s += ig_up(j.np * NR * 4, 64);
   j.zbv = (int32_t*)s;

@@ -2690,6 +2690,7 @@ fn igemm_case(lib: &Lib, kernel: Kernel, t: Threads, mnk: (usize, usize, usize),
                 n as i64,
                 k as i64,
                 lib.variant,
+                packed,
             ));
             let mut c = vec![0u32; m * ldc];
             let b_ptr = if packed {

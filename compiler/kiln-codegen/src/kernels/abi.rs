@@ -1538,22 +1538,25 @@ pub struct IGemmArgs<P> {
 }
 
 impl<P> IGemmArgs<P> {
-    /// Scratch bytes for `variant` (both paths): the packed B panels and A rows (as int16 at
-    /// most), and per-column and per-row sums; the order and rounding of `igemm.h`.
+    /// Scratch bytes for `variant` (both paths): the packed B panels (unless B is packed
+    /// already) and A rows (as int16 at most), and per-column and per-row sums; the order and
+    /// rounding of `igemm.h`.
     pub fn scratch_bytes(&self, variant: Variant) -> u64 {
-        igemm_scratch_bytes(self.m, self.n, self.k, variant)
+        igemm_scratch_bytes(self.m, self.n, self.k, variant, self.b.packed)
     }
 }
 
-/// [`IGemmArgs::scratch_bytes`] of an `m x k . k x n` product.
-pub fn igemm_scratch_bytes(m: i64, n: i64, k: i64, variant: Variant) -> u64 {
+/// [`IGemmArgs::scratch_bytes`] of an `m x k . k x n` product (no room for B's panels when
+/// B is packed already).
+pub fn igemm_scratch_bytes(m: i64, n: i64, k: i64, variant: Variant, b_packed: bool) -> u64 {
     let (mr, nr) = variant_tile(variant);
     let (m, n, k) = (m.max(0) as u64, n.max(0) as u64, k.max(1) as u64);
     let up = |x: u64| x.next_multiple_of(64);
     let kp = k.next_multiple_of(4);
     let cols = n.div_ceil(nr as u64) * nr as u64;
     let rows = m.next_multiple_of(mr as u64);
-    up(cols * kp * 2) + 2 * up(cols * 4) + up(rows * kp * 2) + 2 * up(rows * 4)
+    let b = if b_packed { 0 } else { up(cols * kp * 2) };
+    b + 2 * up(cols * 4) + up(rows * kp * 2) + 2 * up(rows * 4)
 }
 
 impl<P: Clone> KernelArgs<P> for IGemmArgs<P> {

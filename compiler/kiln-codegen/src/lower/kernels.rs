@@ -954,7 +954,7 @@ impl Kernels {
         let Ok(epilogue) = Epilogue::new(ops) else {
             return Ok(false);
         };
-        let need = abi::igemm_scratch_bytes(i(rows), i(n), i(k), self.variant);
+        let need = abi::igemm_scratch_bytes(i(rows), i(n), i(k), self.variant, packed.is_some());
         let args = IGemmArgs {
             a: Int8Operand {
                 ptr: self.ptr(b, h, x)?,
