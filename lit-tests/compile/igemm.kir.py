@@ -23,6 +23,8 @@ acc = (a.astype(np.int64) - int(za)) @ (w.astype(np.int64) - zb.astype(np.int64)
 y1 = acc.astype(np.float32) * s + bias
 y2 = ((c.astype(np.int64) - zc) @ (w2.astype(np.int64) - zb2)).astype(np.int32)
 y3 = (c.astype(np.int64) @ w.astype(np.int64)).astype(np.int32)
+zr = np.array([0, 1, 2, 128, 200, 254, 255], np.int64)
+y4 = ((a.astype(np.int64) - zr[:, None]) @ w.astype(np.int64)).astype(np.int32)
 
 src, dst = open(sys.argv[1]).read(), sys.argv[2]
 fmt = lambda x: ", ".join(str(v) for v in np.asarray(x).reshape(-1).tolist())
@@ -32,5 +34,5 @@ open(dst, "w").write(src)
 inp, want = sys.argv[3], sys.argv[4]
 for i, x in enumerate([a, za, s, c]):
     open(f"{inp}/input_{i}.pb", "wb").write(nh.from_array(x, f"x{i}").SerializeToString())
-for i, y in enumerate([y1, y2, y3]):
+for i, y in enumerate([y1, y2, y3, y4]):
     open(f"{want}/output_{i}.pb", "wb").write(nh.from_array(y, f"y{i}").SerializeToString())
