@@ -22,7 +22,9 @@
  *   K za' zb', the sums computed while packing. The Rust side calls it only
  *   for a target CPU with the instruction (the function carries the
  *   feature; every other function of the artifact is compiled for the
- *   target's own features).
+ *   target's own features). AArch64 with the dot product extension (w4r32)
+ *   runs the same path on SDOT, which multiplies signed by signed: A is
+ *   flipped to i8 there (a' = a - 128 for u8 A) instead.
  *
  * Rows are padded to MR and K to 4 with zeros in the packed copies, so the
  * micro-kernels always run full tiles; stores clip to M x N. Work is split
@@ -32,6 +34,9 @@
 
 #ifndef KILN_IGEMM_SHARED
 #define KILN_IGEMM_SHARED
+#if defined(__aarch64__)
+#include <arm_neon.h>
+#endif
 KINLINE int64_t ig_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 KINLINE int32_t ig_val(const uint8_t* p, int64_t i, int is_signed) {
   return is_signed ? (int32_t)(int8_t)p[i] : (int32_t)p[i];
@@ -169,7 +174,11 @@ static KV_ATTR void FN(ig_pack_a)(void* data, int64_t r0, int64_t r1) {
     const uint8_t* s = j->a + i * j->lda;
     if (j->vnni) {
       uint8_t* d = j->pa + i * j->kp;
-      int32_t flip = as ? 128 : 0;
+#if defined(__aarch64__)
+      int32_t flip = as ? 0 : -128; /* SDOT: a' signed */
+#else
+      int32_t flip = as ? 128 : 0; /* VPDPBUSD: a' unsigned */
+#endif
       if (i >= j->m) {
         for (int64_t kk = 0; kk < j->kp; kk++) d[kk] = 0;
         j->zav[i] = 0;
@@ -279,9 +288,14 @@ KF void FN(ig_finish_v)(const FN(ig_job) * j, VI acc[MR][NRV], int64_t i0, int64
   FN(ig_store)(j, t, i0, KMIN(MR, j->m - i0), c0, KMIN(NR, j->n - c0));
 }
 
-#if defined(__x86_64__) && (KV_W == 16 || KV_W == 8)
+#if (defined(__x86_64__) && (KV_W == 16 || KV_W == 8)) || (defined(__aarch64__) && KV_W == 4)
 #define IG_HAS_VNNI 1
-#if KV_W == 16
+#if defined(__aarch64__)
+/* Arm SDOT (signed x signed groups of 4): A is packed as i8 instead. */
+#define IG_VNNI_ATTR __attribute__((target("dotprod")))
+#define IG_DPBUSD(acc, a, b) \
+  ((VI)vdotq_s32((int32x4_t)(acc), (int8x16_t)(a), (int8x16_t)(b)))
+#elif KV_W == 16
 #define IG_VNNI_ATTR __attribute__((target("avx512vnni"), min_vector_width(512)))
 #define IG_DPBUSD __builtin_ia32_vpdpbusd512
 #else

@@ -351,9 +351,9 @@
  * 1: the exact int32 sum converted, then the epilogue), C[i*LDC + n].
  * B_PACKED = 1 (igemmv only): B is i8 packed as `int8_gemm_b` with the
  * variant's NR (kiln_ir::ops::layout), LDB unused.
- * SCRATCH: see abi.rs (IGemmArgs::scratch_bytes). igemmv is the VNNI path
- * (x86 w16r32 with AVX512-VNNI, w8r16 with AVX-VNNI; the portable one
- * elsewhere): call it only for such a target CPU. */
+ * SCRATCH: see abi.rs (IGemmArgs::scratch_bytes). igemmv is the dot-product
+ * path (x86 w16r32 with AVX512-VNNI, w8r16 with AVX-VNNI, AArch64 with SDOT;
+ * the portable one elsewhere): call it only for such a target CPU. */
 #define KILN_IGEMM_A 0
 #define KILN_IGEMM_LDA 1
 #define KILN_IGEMM_A_SIGNED 2

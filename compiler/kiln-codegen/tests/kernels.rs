@@ -623,12 +623,20 @@ fn pack_dwconv(w: &[f32], c: usize, kh: usize, kw: usize) -> Vec<f32> {
 
 #[test]
 fn every_kernel_compiles_for_aarch64_and_links() {
+    // Plain ARMv8-A, and a CPU with the dot product extension (the int8 product's SDOT path,
+    // `igemmv`, which plain ARMv8-A must not get).
+    for (cpu, dot) in [("aarch64", false), ("aarch64-linux-gnu:neoverse-n1", true)] {
+        let target = Target::parse(cpu).unwrap();
+        let kernels = lib_kernels(&target, Variant::W4R32);
+        assert_eq!(kernels.contains(&Kernel::IGemmVnni), dot, "{cpu}");
+        compiles_for_aarch64_and_links(&target, &kernels);
+    }
+}
+
+fn compiles_for_aarch64_and_links(target: &Target, kernels: &[Kernel]) {
     use object::{Object, ObjectSymbol};
-    let target = Target::parse("aarch64").unwrap();
-    let names: Vec<String> = Kernel::ALL
-        .iter()
-        .map(|k| k.symbol(Variant::W4R32))
-        .collect();
+    let target = target.clone();
+    let names: Vec<String> = kernels.iter().map(|k| k.symbol(Variant::W4R32)).collect();
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     let dir = tempfile::tempdir().unwrap();
     let lib = dir.path().join("libk.so");

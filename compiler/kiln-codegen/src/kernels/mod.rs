@@ -69,7 +69,8 @@ pub enum Kernel {
     Copy,
     /// Exact 8-bit integer product, portable path ([`abi::IGemmArgs`]).
     IGemm,
-    /// The same with x86 VNNI dot products: only for targets with `CpuConfig::int8_dot`.
+    /// The same with 8-bit dot products (x86 VNNI, Arm SDOT): only for targets with
+    /// `CpuConfig::int8_dot`.
     IGemmVnni,
     /// Max or min of a whole tensor ([`abi::RMinMaxArgs`]).
     RMinMax,
