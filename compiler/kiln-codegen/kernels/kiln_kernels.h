@@ -342,6 +342,55 @@
 #define KILN_QGEMM_N 14
 #define KILN_QGEMM_K 15
 
+/* ---- igemm / igemmv: exact 8-bit integer product (quant.matmul_integer) ----
+ * C[M,N] = sum_k (A[m,k] - za) * (B[k,n] - zb) in int32. A: bytes, element
+ * (i, k) at A[i*LDA + k] (LDA in bytes), i8 if A_SIGNED else u8; ZA (0 =
+ * none): one byte, or one per row with ZA_PER_ROW. B: bytes, row-major
+ * B[k*LDB + n], i8 if B_SIGNED else u8; ZB (0 = none): one byte, or one per
+ * column with ZB_PER_COL. C: int32 (C_F32 = 0, no epilogue) or f32 (C_F32 =
+ * 1: the exact int32 sum converted, then the epilogue), C[i*LDC + n].
+ * B_PACKED = 1 (igemmv only): B is i8 packed as `int8_gemm_b` with the
+ * variant's NR (kiln_ir::ops::layout), LDB unused.
+ * SCRATCH: see abi.rs (IGemmArgs::scratch_bytes). igemmv is the dot-product
+ * path (x86 w16r32 with AVX512-VNNI, w8r16 with AVX-VNNI, AArch64 with SDOT;
+ * the portable one elsewhere): call it only for such a target CPU. */
+#define KILN_IGEMM_A 0
+#define KILN_IGEMM_LDA 1
+#define KILN_IGEMM_A_SIGNED 2
+#define KILN_IGEMM_ZA 3
+#define KILN_IGEMM_ZA_PER_ROW 4
+#define KILN_IGEMM_B 5
+#define KILN_IGEMM_LDB 6
+#define KILN_IGEMM_B_SIGNED 7
+#define KILN_IGEMM_ZB 8
+#define KILN_IGEMM_ZB_PER_COL 9
+#define KILN_IGEMM_C 10
+#define KILN_IGEMM_LDC 11
+#define KILN_IGEMM_C_F32 12
+#define KILN_IGEMM_M 13
+#define KILN_IGEMM_N 14
+#define KILN_IGEMM_K 15
+#define KILN_IGEMM_SCRATCH 16
+#define KILN_IGEMM_B_PACKED 17
+#define KILN_IGEMM_EPILOGUE 18
+
+/* ---- rminmax: Y[0] = max (MIN = 0) or min (MIN = 1) of X[0 .. N), N >= 1,
+ * NaN if any element is NaN ---- */
+#define KILN_RMINMAX_X 0
+#define KILN_RMINMAX_N 1
+#define KILN_RMINMAX_Y 2
+#define KILN_RMINMAX_MIN 3
+
+/* ---- quantize: per-tensor QuantizeLinear of f32 X[0 .. N) into bytes Y
+ * (i8 with SIGNED, else u8): clamp(roundeven(X / *SCALE) + *ZP) with a NaN
+ * quotient as 0; ZP (one byte of Y's type) may be 0 (absent). ---- */
+#define KILN_QUANTIZE_X 0
+#define KILN_QUANTIZE_N 1
+#define KILN_QUANTIZE_Y 2
+#define KILN_QUANTIZE_SCALE 3
+#define KILN_QUANTIZE_ZP 4
+#define KILN_QUANTIZE_SIGNED 5
+
 /* Code formats of qgemm weights and scales (kiln_ir::codec). */
 #define KILN_QCODE_F32 0
 #define KILN_QCODE_I8 1

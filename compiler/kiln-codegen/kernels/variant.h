@@ -31,6 +31,8 @@ typedef _Bool KCAT(kv_vm_, KV_NAME) __attribute__((ext_vector_type(KV_W)));
 #include "pool.h"
 #include "attention.h"
 #include "qgemm.h"
+#include "igemm.h"
+#include "qlinear.h"
 
 #undef V
 #undef VU

@@ -153,10 +153,25 @@ impl Lib {
     }
 }
 
+/// The kernels a library for `target` holds: all but the VNNI int8 product where the target
+/// lacks the instruction (an artifact never calls it there).
+fn lib_kernels(target: &Target, variant: Variant) -> Vec<Kernel> {
+    let dot = target
+        .cpu_config()
+        .is_some_and(|c| c.int8_dot && c.variant == variant);
+    Kernel::ALL
+        .into_iter()
+        .filter(|&k| k != Kernel::IGemmVnni || dot)
+        .collect()
+}
+
 /// Builds the kernels of `variant` for `target` into a harness library and loads it.
 fn load(target: &Target, variant: Variant) -> Lib {
     let dir = tempfile::tempdir().unwrap();
-    let names: Vec<String> = Kernel::ALL.iter().map(|k| k.symbol(variant)).collect();
+    let names: Vec<String> = lib_kernels(target, variant)
+        .iter()
+        .map(|k| k.symbol(variant))
+        .collect();
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     let path = dir.path().join("libk.so");
     let start = std::time::Instant::now();
@@ -180,9 +195,9 @@ fn load(target: &Target, variant: Variant) -> Lib {
     };
     // SAFETY: the harness defines these with the signatures given by the aliases.
     let (kernels, enter, leave) = unsafe {
-        let kernels = Kernel::ALL
-            .iter()
-            .map(|&k| {
+        let kernels = lib_kernels(target, variant)
+            .into_iter()
+            .map(|k| {
                 let f = sym(&wrapper_symbol(&k.symbol(variant)));
                 (k, std::mem::transmute::<*const c_void, KernelFn>(f))
             })
@@ -228,6 +243,13 @@ fn libs() -> &'static [Lib] {
             && std::arch::is_x86_feature_detected!("avx512vl")
         {
             v.push(load(&t("x86-64-v4"), Variant::W16R32));
+            // The VNNI int8 product (igemmv) where this machine has it.
+            if std::arch::is_x86_feature_detected!("avx512vnni") {
+                v.push(load(&t("x86_64:cascadelake"), Variant::W16R32));
+            }
+        }
+        if std::arch::is_x86_feature_detected!("avxvnni") {
+            v.push(load(&t("x86_64:alderlake"), Variant::W8R16));
         }
         v
     })
@@ -601,12 +623,20 @@ fn pack_dwconv(w: &[f32], c: usize, kh: usize, kw: usize) -> Vec<f32> {
 
 #[test]
 fn every_kernel_compiles_for_aarch64_and_links() {
+    // Plain ARMv8-A, and a CPU with the dot product extension (the int8 product's SDOT path,
+    // `igemmv`, which plain ARMv8-A must not get).
+    for (cpu, dot) in [("aarch64", false), ("aarch64-linux-gnu:neoverse-n1", true)] {
+        let target = Target::parse(cpu).unwrap();
+        let kernels = lib_kernels(&target, Variant::W4R32);
+        assert_eq!(kernels.contains(&Kernel::IGemmVnni), dot, "{cpu}");
+        compiles_for_aarch64_and_links(&target, &kernels);
+    }
+}
+
+fn compiles_for_aarch64_and_links(target: &Target, kernels: &[Kernel]) {
     use object::{Object, ObjectSymbol};
-    let target = Target::parse("aarch64").unwrap();
-    let names: Vec<String> = Kernel::ALL
-        .iter()
-        .map(|k| k.symbol(Variant::W4R32))
-        .collect();
+    let target = target.clone();
+    let names: Vec<String> = kernels.iter().map(|k| k.symbol(Variant::W4R32)).collect();
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     let dir = tempfile::tempdir().unwrap();
     let lib = dir.path().join("libk.so");
@@ -2499,6 +2529,234 @@ fn attention_online_softmax() {
         for case in cases {
             for t in THREADS {
                 check_attention(lib, t, case, &mut rng);
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// igemm: exact 8-bit integer products
+
+/// `igemm` (and `igemmv` where the library has it, with B as given and, for i8 B, packed as
+/// `int8_gemm_b` like pack-weights does) against an exact i64 sum: odd sizes (1, primes, tile
+/// +-1 for every variant's MR and NR; K not a multiple of 4), u8/i8 for both operands, zero
+/// points absent, scalar, per row and per column (nonzero, extreme values), an int32 result
+/// and an f32 one through an epilogue (scalar scale, then bias). Integers must match exactly;
+/// the f32 result is the exact sum converted, times the scale, plus the bias.
+#[test]
+fn igemm_is_exact() {
+    let sizes = [
+        (1, 1, 1),
+        (1, 67, 131),
+        (7, 13, 5),
+        (6, 64, 4),
+        (5, 63, 3),
+        (13, 65, 67),
+    ];
+    let more = [(8, 12, 257), (9, 17, 16), (2, 129, 1031), (25, 11, 2)];
+    let mut vnni_runs = 0;
+    for lib in libs() {
+        for kernel in [Kernel::IGemm, Kernel::IGemmVnni] {
+            if !lib.kernels.iter().any(|k| k.0 == kernel) {
+                continue;
+            }
+            vnni_runs += usize::from(kernel == Kernel::IGemmVnni);
+            for t in THREADS {
+                for (case, &(m, n, k)) in sizes.iter().chain(&more).enumerate() {
+                    igemm_case(lib, kernel, t, (m, n, k), case);
+                }
+            }
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512vnni") {
+        assert!(
+            vnni_runs > 0,
+            "the VNNI path was not tested on a machine with it"
+        );
+    }
+    let _ = vnni_runs;
+}
+
+/// One igemm problem: operands and zero points, the exact sums.
+struct IgemmCase {
+    m: usize,
+    n: usize,
+    k: usize,
+    lda: usize,
+    ldb: usize,
+    a: Vec<u8>,
+    b: Vec<u8>,
+    zs: Vec<u8>,
+}
+
+impl IgemmCase {
+    fn val(x: u8, signed: bool) -> i64 {
+        if signed {
+            x as i8 as i64
+        } else {
+            x as i64
+        }
+    }
+
+    /// The exact sums with zero points of `za_mode` / `zb_mode` (none, scalar, per row or
+    /// column).
+    fn want(&self, signs: (bool, bool), za_mode: usize, zb_mode: usize) -> Vec<i64> {
+        let (m, n, k) = (self.m, self.n, self.k);
+        let mut want = vec![0i64; m * n];
+        for i in 0..m {
+            let za = match za_mode {
+                0 => 0,
+                1 => Self::val(self.zs[0], signs.0),
+                _ => Self::val(self.zs[i], signs.0),
+            };
+            for j in 0..n {
+                let zb = match zb_mode {
+                    0 => 0,
+                    1 => Self::val(self.zs[1], signs.1),
+                    _ => Self::val(self.zs[j], signs.1),
+                };
+                want[i * n + j] = (0..k)
+                    .map(|kk| {
+                        let a = Self::val(self.a[i * self.lda + kk], signs.0);
+                        let b = Self::val(self.b[kk * self.ldb + j], signs.1);
+                        (a - za) * (b - zb)
+                    })
+                    .sum();
+            }
+        }
+        want
+    }
+}
+
+fn igemm_case(lib: &Lib, kernel: Kernel, t: Threads, mnk: (usize, usize, usize), case: usize) {
+    let (m, n, k) = mnk;
+    let mut rng = Rng::new(case as u64 * 31 + 7);
+    let mut bytes = |len: usize| -> Vec<u8> { (0..len).map(|_| rng.next() as u8).collect() };
+    let (lda, ldb, ldc) = (k + 3, n + 1, n + 2);
+    let mut zs = bytes(m.max(n) + 1);
+    // An extreme zero point.
+    zs[0] = 0x80;
+    let p = IgemmCase {
+        m,
+        n,
+        k,
+        lda,
+        ldb,
+        a: bytes(m * lda),
+        b: bytes(k * ldb),
+        zs,
+    };
+    let bias: Vec<f32> = (0..n).map(|j| j as f32 * 0.25 - 3.0).collect();
+    let scale = [0.0078125f32];
+    // igemmv also reads i8 B packed at compile time (int8_gemm_b), packed here by kiln_ir.
+    let dense: Vec<u8> = (0..k * n).map(|x| p.b[x / n * ldb + x % n]).collect();
+    let packing = kiln_ir::ops::layout::Packing::new(
+        kiln_ir::ops::layout::PackLayout::Int8GemmB,
+        lib.variant.nr() as u64,
+        1,
+        vec![k as u64, n as u64],
+    )
+    .unwrap();
+    let packed_b = packing.pack_bytes(&dense, 1);
+    for mode in 0..8usize {
+        let signs = (mode & 1 == 1, mode & 2 == 2);
+        let f32_out = mode & 4 == 4;
+        let za_mode = (mode + case) % 3;
+        let zb_mode = (mode + case + 1) % 3;
+        let want = p.want(signs, za_mode, zb_mode);
+        let zero = |md: usize, second: bool| match md {
+            0 => None,
+            1 => Some((p.zs[usize::from(second)..].as_ptr() as u64, false)),
+            _ => Some((p.zs.as_ptr() as u64, true)),
+        };
+        let epilogue = if f32_out {
+            Epilogue::new(vec![
+                EpiOp::Binary {
+                    op: Binary::Mul,
+                    operand: Operand::Scalar(addr(&scale)),
+                    batch_stride: 0,
+                },
+                EpiOp::Binary {
+                    op: Binary::Add,
+                    operand: Operand::Row(addr(&bias)),
+                    batch_stride: 0,
+                },
+            ])
+            .unwrap()
+        } else {
+            Epilogue::none()
+        };
+        let forms: &[bool] = if kernel == Kernel::IGemmVnni && signs.1 {
+            &[false, true]
+        } else {
+            &[false]
+        };
+        for &packed in forms {
+            let scratch = Scratch::new(igemm_scratch_bytes(
+                m as i64,
+                n as i64,
+                k as i64,
+                lib.variant,
+                packed,
+            ));
+            let mut c = vec![0u32; m * ldc];
+            let b_ptr = if packed {
+                packed_b.as_ptr()
+            } else {
+                p.b.as_ptr()
+            };
+            let args = IGemmArgs {
+                a: Int8Operand {
+                    ptr: p.a.as_ptr() as u64,
+                    packed: false,
+                    ld: lda as i64,
+                    signed: signs.0,
+                    zero: zero(za_mode, false),
+                },
+                b: Int8Operand {
+                    ptr: b_ptr as u64,
+                    packed,
+                    ld: ldb as i64,
+                    signed: signs.1,
+                    zero: zero(zb_mode, true),
+                },
+                c: Matrix {
+                    ptr: c.as_mut_ptr() as u64,
+                    ld: ldc as i64,
+                },
+                c_f32: f32_out,
+                m: m as i64,
+                n: n as i64,
+                k: k as i64,
+                scratch: scratch.addr(),
+                epilogue: epilogue.clone(),
+            };
+            lib.run(kernel, &args.slots(), t);
+            let what = format!(
+                "{} {kernel:?} {t:?} m{m} n{n} k{k} mode {mode} za {za_mode} zb {zb_mode} \
+                 packed {packed}",
+                lib.label
+            );
+            scratch.check(&what);
+            for i in 0..m {
+                for j in 0..n {
+                    let (got, w) = (c[i * ldc + j], want[i * n + j]);
+                    if f32_out {
+                        let e = (w as f32) * scale[0] + bias[j];
+                        let g = f32::from_bits(got);
+                        assert!(
+                            (g - e).abs() <= 1e-6 * e.abs().max(1.0),
+                            "{what}: ({i}, {j}) got {g}, want {e}"
+                        );
+                    } else {
+                        assert_eq!(got as i32 as i64, w, "{what}: ({i}, {j})");
+                    }
+                }
+                // The padding between rows is untouched.
+                for j in n..ldc {
+                    assert_eq!(c[i * ldc + j], 0, "{what}: wrote ({i}, {j})");
+                }
             }
         }
     }

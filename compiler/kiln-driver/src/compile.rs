@@ -470,6 +470,7 @@ pub fn target_facts(target: &Target) -> TargetFacts {
             gemm_nr: c.panel_width() as u64,
             pack_depthwise: c.conv_nhwc,
             epilogue_max_ops: kiln_codegen::kernels::abi::EPI_MAX_OPS,
+            int8_dot: c.int8_dot,
         },
         None => TargetFacts::default(),
     }
@@ -664,6 +665,7 @@ fn compile_one(
     }
     let lower_opts = LowerOptions {
         kernels: opts.target.cpu_config().map(|c| c.variant),
+        int8_dot: opts.target.cpu_config().is_some_and(|c| c.int8_dot),
         ..LowerOptions::default()
     };
     let lowered = timed(&mut art, "lower", || Ok(lower_graph(&graph, &lower_opts)?))?;

@@ -59,6 +59,10 @@ pub struct TargetFacts {
     pub pack_depthwise: bool,
     /// Most ops one fused epilogue may hold (`fuse-epilogue`).
     pub epilogue_max_ops: usize,
+    /// The CPU has 8-bit dot products (x86 VNNI): `pack-weights` packs i8
+    /// weights of `quant.matmul_integer` as `int8_gemm_b` (panel width
+    /// `gemm_nr`).
+    pub int8_dot: bool,
 }
 
 impl Default for TargetFacts {
@@ -68,6 +72,7 @@ impl Default for TargetFacts {
             gemm_nr: 0,
             pack_depthwise: false,
             epilogue_max_ops: 8,
+            int8_dot: false,
         }
     }
 }

@@ -102,6 +102,9 @@ fn packings_are_permutations_with_zero_padding() {
         (PackLayout::ConvNhwc, 8, 1, vec![5, 2, 1, 1]),
         (PackLayout::DwConvNhwc, 1, 1, vec![5, 1, 3, 3]),
         (PackLayout::Nchwc, 8, 1, vec![2, 5, 3, 2]),
+        (PackLayout::Int8GemmB, 4, 1, vec![7u64, 5]),
+        (PackLayout::Int8GemmB, 16, 1, vec![8, 16]),
+        (PackLayout::Int8GemmB, 64, 1, vec![1, 1]),
     ];
     for (layout, block, groups, shape) in cases {
         let p = Packing::new(layout, block, groups, shape.clone()).expect("valid");
@@ -128,6 +131,20 @@ fn packings_are_permutations_with_zero_padding() {
             "{layout:?} {shape:?}"
         );
     }
+}
+
+#[test]
+fn int8_gemm_b_holds_four_k_values_per_lane() {
+    // packed[p][q][4*j + r] = B[4q + r][p*NR + j], zero past K = 7 and N = 5.
+    let p = Packing::new(PackLayout::Int8GemmB, 4, 1, vec![7, 5]).unwrap();
+    assert_eq!(p.packed_shape(), vec![2, 2, 16]);
+    let at = |panel: u64, q: u64, j: u64, r: u64| p.source((panel * 2 + q) * 16 + 4 * j + r);
+    assert_eq!(at(0, 0, 0, 0), Some(0));
+    assert_eq!(at(0, 0, 0, 3), Some(3 * 5));
+    assert_eq!(at(0, 1, 2, 1), Some(5 * 5 + 2));
+    assert_eq!(at(1, 1, 0, 2), Some(6 * 5 + 4));
+    assert_eq!(at(1, 1, 0, 3), None); // k = 7
+    assert_eq!(at(1, 0, 1, 0), None); // n = 5
 }
 
 #[test]

@@ -1468,6 +1468,207 @@ impl<P: Clone> KernelArgs<P> for QGemmArgs<P> {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// igemm
+
+layout!(
+    /// Slots of [`IGemmArgs`] (`KILN_IGEMM_*`).
+    igemm = "KILN_IGEMM_" {
+        A = 0,
+        LDA = 1,
+        A_SIGNED = 2,
+        ZA = 3,
+        ZA_PER_ROW = 4,
+        B = 5,
+        LDB = 6,
+        B_SIGNED = 7,
+        ZB = 8,
+        ZB_PER_COL = 9,
+        C = 10,
+        LDC = 11,
+        C_F32 = 12,
+        M = 13,
+        N = 14,
+        K = 15,
+        SCRATCH = 16,
+        B_PACKED = 17,
+        EPILOGUE = 18,
+    }
+);
+
+/// An 8-bit operand of [`IGemmArgs`] and its zero point.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Int8Operand<P> {
+    /// The bytes; leading dimension `ld` in bytes. For B with `packed`: i8 `int8_gemm_b`
+    /// panels of the variant's NR (`igemmv` only).
+    pub ptr: P,
+    /// B is packed (`int8_gemm_b`); never for A.
+    pub packed: bool,
+    /// Leading dimension (bytes).
+    pub ld: i64,
+    /// i8 (else u8).
+    pub signed: bool,
+    /// The zero point (one byte of the operand's type) and whether it holds one value per
+    /// row (A) / column (B) instead of one.
+    pub zero: Option<(P, bool)>,
+}
+
+/// `C = sum_k (A - za)(B - zb)` exactly in int32, stored as int32 or (with `c_f32`) converted
+/// to f32 and passed through `epilogue`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IGemmArgs<P> {
+    /// A `[M, K]`.
+    pub a: Int8Operand<P>,
+    /// B `[K, N]`, row-major.
+    pub b: Int8Operand<P>,
+    /// C `[M, N]`, leading dimension in elements.
+    pub c: Matrix<P>,
+    /// C is f32 (the epilogue applies), else int32 (no epilogue).
+    pub c_f32: bool,
+    /// Rows of A and C.
+    pub m: i64,
+    /// Columns of B and C.
+    pub n: i64,
+    /// The reduction.
+    pub k: i64,
+    /// Scratch of [`IGemmArgs::scratch_bytes`] bytes, 64-byte aligned.
+    pub scratch: P,
+    /// Applied to an f32 C.
+    pub epilogue: Epilogue<P>,
+}
+
+impl<P> IGemmArgs<P> {
+    /// Scratch bytes for `variant` (both paths): the packed B panels (unless B is packed
+    /// already) and A rows (as int16 at most), and per-column and per-row sums; the order and
+    /// rounding of `igemm.h`.
+    pub fn scratch_bytes(&self, variant: Variant) -> u64 {
+        igemm_scratch_bytes(self.m, self.n, self.k, variant, self.b.packed)
+    }
+}
+
+/// [`IGemmArgs::scratch_bytes`] of an `m x k . k x n` product (no room for B's panels when
+/// B is packed already).
+pub fn igemm_scratch_bytes(m: i64, n: i64, k: i64, variant: Variant, b_packed: bool) -> u64 {
+    let (mr, nr) = variant_tile(variant);
+    let (m, n, k) = (m.max(0) as u64, n.max(0) as u64, k.max(1) as u64);
+    let up = |x: u64| x.next_multiple_of(64);
+    let kp = k.next_multiple_of(4);
+    let cols = n.div_ceil(nr as u64) * nr as u64;
+    let rows = m.next_multiple_of(mr as u64);
+    let b = if b_packed { 0 } else { up(cols * kp * 2) };
+    b + 2 * up(cols * 4) + up(rows * kp * 2) + 2 * up(rows * 4)
+}
+
+impl<P: Clone> KernelArgs<P> for IGemmArgs<P> {
+    fn slots(&self) -> Vec<Slot<P>> {
+        let mut s = block(igemm::EPILOGUE, |s| {
+            s[igemm::A] = Slot::Ptr(self.a.ptr.clone());
+            s[igemm::LDA] = Slot::Int(self.a.ld);
+            s[igemm::A_SIGNED] = Slot::Int(i64::from(self.a.signed));
+            if let Some((p, per)) = &self.a.zero {
+                s[igemm::ZA] = Slot::Ptr(p.clone());
+                s[igemm::ZA_PER_ROW] = Slot::Int(i64::from(*per));
+            }
+            s[igemm::B] = Slot::Ptr(self.b.ptr.clone());
+            s[igemm::LDB] = Slot::Int(self.b.ld);
+            s[igemm::B_SIGNED] = Slot::Int(i64::from(self.b.signed));
+            if let Some((p, per)) = &self.b.zero {
+                s[igemm::ZB] = Slot::Ptr(p.clone());
+                s[igemm::ZB_PER_COL] = Slot::Int(i64::from(*per));
+            }
+            s[igemm::C] = Slot::Ptr(self.c.ptr.clone());
+            s[igemm::LDC] = Slot::Int(self.c.ld);
+            s[igemm::C_F32] = Slot::Int(i64::from(self.c_f32));
+            s[igemm::M] = Slot::Int(self.m);
+            s[igemm::N] = Slot::Int(self.n);
+            s[igemm::K] = Slot::Int(self.k);
+            s[igemm::SCRATCH] = Slot::Ptr(self.scratch.clone());
+            s[igemm::B_PACKED] = Slot::Int(i64::from(self.b.packed));
+        });
+        self.epilogue.push_slots(&mut s);
+        s
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// rminmax, quantize
+
+layout!(
+    /// Slots of [`RMinMaxArgs`] (`KILN_RMINMAX_*`).
+    rminmax = "KILN_RMINMAX_" {
+        X = 0,
+        N = 1,
+        Y = 2,
+        MIN = 3,
+    }
+);
+
+/// `Y[0]` = the max (or min) of all `n` floats of `X`, NaN if any is NaN.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RMinMaxArgs<P> {
+    /// The floats.
+    pub x: P,
+    /// How many (at least 1).
+    pub n: i64,
+    /// The result (one float).
+    pub y: P,
+    /// The minimum instead of the maximum.
+    pub min: bool,
+}
+
+impl<P: Clone> KernelArgs<P> for RMinMaxArgs<P> {
+    fn slots(&self) -> Vec<Slot<P>> {
+        block(rminmax::MIN + 1, |s| {
+            s[rminmax::X] = Slot::Ptr(self.x.clone());
+            s[rminmax::N] = Slot::Int(self.n);
+            s[rminmax::Y] = Slot::Ptr(self.y.clone());
+            s[rminmax::MIN] = Slot::Int(i64::from(self.min));
+        })
+    }
+}
+
+layout!(
+    /// Slots of [`QuantizeArgs`] (`KILN_QUANTIZE_*`).
+    quantize = "KILN_QUANTIZE_" {
+        X = 0,
+        N = 1,
+        Y = 2,
+        SCALE = 3,
+        ZP = 4,
+        SIGNED = 5,
+    }
+);
+
+/// Per-tensor `quant.quantize_linear` of `n` floats into u8 or i8.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QuantizeArgs<P> {
+    /// The floats.
+    pub x: P,
+    /// How many.
+    pub n: i64,
+    /// The bytes written.
+    pub y: P,
+    /// The scale (one f32).
+    pub scale: P,
+    /// The zero point (one byte of the result's type), if any.
+    pub zp: Option<P>,
+    /// i8 result (else u8).
+    pub signed: bool,
+}
+
+impl<P: Clone> KernelArgs<P> for QuantizeArgs<P> {
+    fn slots(&self) -> Vec<Slot<P>> {
+        block(quantize::SIGNED + 1, |s| {
+            s[quantize::X] = Slot::Ptr(self.x.clone());
+            s[quantize::N] = Slot::Int(self.n);
+            s[quantize::Y] = Slot::Ptr(self.y.clone());
+            s[quantize::SCALE] = Slot::Ptr(self.scale.clone());
+            s[quantize::ZP] = ptr_or_null(&self.zp);
+            s[quantize::SIGNED] = Slot::Int(i64::from(self.signed));
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1507,6 +1708,9 @@ mod tests {
             (gpool::PREFIX, gpool::FIELDS),
             (attn::PREFIX, attn::FIELDS),
             (qgemm::PREFIX, qgemm::FIELDS),
+            (igemm::PREFIX, igemm::FIELDS),
+            (rminmax::PREFIX, rminmax::FIELDS),
+            (quantize::PREFIX, quantize::FIELDS),
         ];
         for (prefix, fields) in layouts {
             for (name, index) in fields {

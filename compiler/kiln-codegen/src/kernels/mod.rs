@@ -67,11 +67,20 @@ pub enum Kernel {
     QGemm,
     /// A strided copy of a box: concat, split, slice, transpose ([`abi::CopyArgs`]).
     Copy,
+    /// Exact 8-bit integer product, portable path ([`abi::IGemmArgs`]).
+    IGemm,
+    /// The same with 8-bit dot products (x86 VNNI, Arm SDOT): only for targets with
+    /// `CpuConfig::int8_dot`.
+    IGemmVnni,
+    /// Max or min of a whole tensor ([`abi::RMinMaxArgs`]).
+    RMinMax,
+    /// Per-tensor quantization of f32 to u8/i8 ([`abi::QuantizeArgs`]).
+    Quantize,
 }
 
 impl Kernel {
     /// Every kernel, in a stable order.
-    pub const ALL: [Kernel; 11] = [
+    pub const ALL: [Kernel; 15] = [
         Kernel::Gemm,
         Kernel::Conv2d,
         Kernel::DwConv2d,
@@ -83,6 +92,10 @@ impl Kernel {
         Kernel::Attention,
         Kernel::QGemm,
         Kernel::Copy,
+        Kernel::IGemm,
+        Kernel::IGemmVnni,
+        Kernel::RMinMax,
+        Kernel::Quantize,
     ];
 
     /// The name in the symbol (`gemm`, `conv2d`, ...).
@@ -99,6 +112,10 @@ impl Kernel {
             Kernel::Attention => "attention",
             Kernel::QGemm => "qgemm",
             Kernel::Copy => "copy",
+            Kernel::IGemm => "igemm",
+            Kernel::IGemmVnni => "igemmv",
+            Kernel::RMinMax => "rminmax",
+            Kernel::Quantize => "quantize",
         }
     }
 

@@ -9,7 +9,8 @@
 //! workspace past the memory plan's arena, shared by all calls (a call uses
 //! it only while it runs).
 //!
-//! What takes a kernel (f32 only; everything else is an island):
+//! What takes a kernel (f32, and the 8-bit integer ops below; everything
+//! else is an island):
 //! - `nn.matmul` (2-D, or batched with whole or broadcast batches; a 2-D
 //!   weight folds the batch into rows), `nn.gemm` (alpha, beta 0 or 1);
 //!   B pre-packed when it is an `nn.unpack` of a `gemm_b` constant with the
@@ -23,13 +24,20 @@
 //!   KV cache, and elementwise chains (`nn.fused {kind = "elementwise"}` or
 //!   one transcendental op) through the elementwise executor.
 //! - `nn.concat`, `nn.split` and `nn.transpose` as strided box copies
-//!   (`copy`: one call per concat operand or split result).
+//!   (`copy`: one call per concat operand or split result);
+//! - `quant.matmul_integer` (`igemm`, or `igemmv` where the target has VNNI,
+//!   reading `int8_gemm_b` weights packed at compile time), alone (int32) or
+//!   heading a fused epilogue that starts with its cast to f32;
+//!   `nn.reduce_max`/`nn.reduce_min` of a whole f32 tensor (`rminmax`) and
+//!   per-tensor `quant.quantize_linear` to u8/i8 (`quantize`): what
+//!   DynamicQuantizeLinear composes into.
 
 use super::ctx::{Builder, Res};
 use crate::kernels::abi::{
     self, AttentionArgs, BFormat, Binary, ConvArgs, CopyArgs, DwConvArgs, EltwiseArgs, EpiOp,
-    Epilogue, GemmArgs, GlobalPoolArgs, KernelArgs, Matrix, Nhwc, NormArgs, Operand, PoolArgs,
-    PoolKind, QGemmArgs, Slot, SoftmaxArgs, Strided4, Unary, Window,
+    Epilogue, GemmArgs, GlobalPoolArgs, IGemmArgs, Int8Operand, KernelArgs, Matrix, Nhwc, NormArgs,
+    Operand, PoolArgs, PoolKind, QGemmArgs, QuantizeArgs, RMinMaxArgs, Slot, SoftmaxArgs, Strided4,
+    Unary, Window,
 };
 use crate::kernels::{Kernel, Variant};
 use kiln_ir::ops::infer::InferCtx;
@@ -54,6 +62,8 @@ pub(super) struct Kernels {
     pub scratch: u64,
     /// Byte offset of the scratch region in the workspace.
     pub scratch_offset: u64,
+    /// The target has 8-bit dot products (`igemmv`; `CpuConfig::int8_dot`).
+    pub int8_dot: bool,
     /// `i64` address of each base buffer, once computed.
     bases: HashMap<String, String>,
 }
@@ -149,6 +159,7 @@ impl Kernels {
             max_slots: 0,
             scratch: 0,
             scratch_offset,
+            int8_dot: false,
             bases: HashMap::new(),
         }
     }
@@ -219,6 +230,13 @@ impl Kernels {
         a: &InferCtx<'_>,
     ) -> Res<bool> {
         let src = Source { g, defs };
+        if node.op == OpKind::QMatMulInteger {
+            let out = node.outputs[0];
+            return self.igemm(b, h, &src, node, out, None);
+        }
+        if node.op == OpKind::QuantizeLinear {
+            return self.quantize(b, h, g, node, a);
+        }
         if node.outputs.iter().any(|&r| !is_f32(g, r))
             || node.operands().any(|v| shape(g, v).is_none())
         {
@@ -236,6 +254,7 @@ impl Kernels {
             OpKind::GlobalAveragePool | OpKind::GlobalMaxPool => self.global_pool(b, h, g, node, a),
             OpKind::Attention => self.attention(b, h, g, node, a),
             OpKind::QMatMul => self.qmatmul(b, h, &src, node, a),
+            OpKind::ReduceMax | OpKind::ReduceMin => self.reduce_all(b, h, g, node),
             OpKind::Concat | OpKind::Split | OpKind::Transpose => {
                 self.data_movement(b, h, g, node, a)
             }
@@ -699,8 +718,23 @@ impl Kernels {
         let Some(head) = body.nodes.first() else {
             return Ok(false);
         };
-        let chain = &body.nodes[1..];
-        if !matches!(head.op, OpKind::MatMul | OpKind::Gemm | OpKind::Conv)
+        let mut chain = &body.nodes[1..];
+        let mut start = head.outputs.first().copied();
+        // An integer product's epilogue starts with its conversion to f32.
+        if head.op == OpKind::QMatMulInteger {
+            match chain.first() {
+                Some(c) if c.op == OpKind::Cast && c.outputs.len() == 1 => {
+                    if c.inputs.first().copied().flatten() != start
+                        || body.value(c.outputs[0]).ty.dtype != DType::F32
+                    {
+                        return Ok(false);
+                    }
+                    start = Some(c.outputs[0]);
+                    chain = &chain[1..];
+                }
+                _ => return Ok(false),
+            }
+        } else if !matches!(head.op, OpKind::MatMul | OpKind::Gemm | OpKind::Conv)
             || head.outputs.len() != 1
         {
             return self.fused_elementwise(b, h, src, node, body, &outer);
@@ -710,13 +744,16 @@ impl Kernels {
             return Ok(false);
         };
         let (rows, cols) = matrix_of(&os, head.op);
+        let Some(start) = start else {
+            return Ok(false);
+        };
         let Some(ops) = self.chain_ops(
             b,
             h,
             src,
             body,
             &outer,
-            head.outputs[0],
+            start,
             chain,
             OutView {
                 shape: &os,
@@ -750,7 +787,207 @@ impl Kernels {
             .map(|v| v.map(|v| &g.value(v).ty))
             .collect();
         let ctx = InferCtx::of_node(head, &tys);
+        if head.op == OpKind::QMatMulInteger {
+            return self.igemm(b, h, src, &mapped, out, Some(ops));
+        }
         self.contraction(b, h, src, &mapped, &ctx, out, ops)
+    }
+
+    /// `nn.reduce_max` / `nn.reduce_min` of an f32 tensor down to one value (what
+    /// DynamicQuantizeLinear's range is).
+    fn reduce_all(
+        &mut self,
+        b: &mut Builder,
+        h: &mut dyn Homes,
+        g: &Graph,
+        node: &Node,
+    ) -> Res<bool> {
+        let (Some(x), [y]) = (
+            node.inputs.first().copied().flatten(),
+            node.outputs.as_slice(),
+        ) else {
+            return Ok(false);
+        };
+        let (Some(xs), Some(ys)) = (shape(g, x), shape(g, *y)) else {
+            return Ok(false);
+        };
+        let n: u64 = xs.iter().product();
+        if !is_f32(g, x) || n == 0 || ys.iter().product::<u64>() != 1 || node.inputs.len() > 1 {
+            return Ok(false);
+        }
+        let args = RMinMaxArgs {
+            x: self.ptr(b, h, x)?,
+            n: i(n),
+            y: self.ptr(b, h, *y)?,
+            min: node.op == OpKind::ReduceMin,
+        };
+        self.call(b, Kernel::RMinMax, &args);
+        Ok(true)
+    }
+
+    /// Per-tensor `quant.quantize_linear` of f32 into u8/i8 (one scale, one zero point,
+    /// the default f32 division).
+    fn quantize(
+        &mut self,
+        b: &mut Builder,
+        h: &mut dyn Homes,
+        g: &Graph,
+        node: &Node,
+        a: &InferCtx<'_>,
+    ) -> Res<bool> {
+        let operand = |k: usize| node.inputs.get(k).copied().flatten();
+        let (Some(x), Some(s), [y]) = (operand(0), operand(1), node.outputs.as_slice()) else {
+            return Ok(false);
+        };
+        let z = operand(2);
+        let numel = |v: ValueId| shape(g, v).map(|s| s.iter().product::<u64>());
+        let ydt = g.value(*y).ty.dtype;
+        let plain = a.int("block_size").map_err(super::attr_err)? == 0
+            && a.dtype("precision").map_err(super::attr_err)?.is_none();
+        if !plain
+            || !is_f32(g, x)
+            || !is_f32(g, s)
+            || !matches!(ydt, DType::U8 | DType::I8)
+            || numel(s) != Some(1)
+            || z.is_some_and(|z| numel(z) != Some(1) || g.value(z).ty.dtype != ydt)
+        {
+            return Ok(false);
+        }
+        let Some(n) = numel(x) else {
+            return Ok(false);
+        };
+        let zp = match z {
+            Some(z) => Some(self.ptr(b, h, z)?),
+            None => None,
+        };
+        let args = QuantizeArgs {
+            x: self.ptr(b, h, x)?,
+            n: i(n),
+            y: self.ptr(b, h, *y)?,
+            scale: self.ptr(b, h, s)?,
+            zp,
+            signed: ydt == DType::I8,
+        };
+        self.call(b, Kernel::Quantize, &args);
+        Ok(true)
+    }
+
+    /// `quant.matmul_integer` (2-D B; A's leading dims folded into rows) as an `igemm` call:
+    /// an int32 result, or (`epi` given: the head of a fused epilogue whose chain starts with
+    /// the cast to f32) an f32 result through the epilogue. Zero points one value, per row of
+    /// an unbatched A, or per column of B.
+    fn igemm(
+        &mut self,
+        b: &mut Builder,
+        h: &mut dyn Homes,
+        src: &Source<'_>,
+        node: &Node,
+        out: ValueId,
+        epi: Option<Vec<EpiOp<P>>>,
+    ) -> Res<bool> {
+        let g = src.g;
+        let operand = |k: usize| node.inputs.get(k).copied().flatten();
+        let (Some(x), Some(w)) = (operand(0), operand(1)) else {
+            return Ok(false);
+        };
+        let (Some(xs), Some(ws)) = (shape(g, x), shape(g, w)) else {
+            return Ok(false);
+        };
+        if xs.len() < 2 || ws.len() != 2 {
+            return Ok(false);
+        }
+        let is8 = |v: ValueId| matches!(g.value(v).ty.dtype, DType::I8 | DType::U8);
+        let signed = |v: ValueId| g.value(v).ty.dtype == DType::I8;
+        if !is8(x) || !is8(w) {
+            return Ok(false);
+        }
+        let (k, n) = (ws[0], ws[1]);
+        let m_batch = xs[xs.len() - 2];
+        let rows: u64 = xs[..xs.len() - 1].iter().product();
+        if xs[xs.len() - 1] != k || rows == 0 || n == 0 || k == 0 {
+            return Ok(false);
+        }
+        // B packed at compile time (pack-weights' int8_gemm_b) is read by igemmv directly.
+        let packed = match src.packed_constant(w) {
+            Some((p, cst))
+                if p.layout == PackLayout::Int8GemmB
+                    && p.block == self.variant.nr() as u64
+                    && self.int8_dot =>
+            {
+                Some(cst)
+            }
+            _ => None,
+        };
+        // A zero point: (pointer, one per row/column), or None where the kernel cannot read it.
+        let zero = |s: &mut Self,
+                    b: &mut Builder,
+                    h: &mut dyn Homes,
+                    z: Option<ValueId>,
+                    per: u64,
+                    ok_per: bool|
+         -> Res<Option<Option<(P, bool)>>> {
+            let Some(z) = z else {
+                return Ok(Some(None));
+            };
+            let Some(zs) = shape(g, z) else {
+                return Ok(None);
+            };
+            let numel: u64 = zs.iter().product();
+            if numel == 1 {
+                return Ok(Some(Some((s.ptr(b, h, z)?, false))));
+            }
+            if zs.len() == 1 && numel == per && ok_per {
+                return Ok(Some(Some((s.ptr(b, h, z)?, true))));
+            }
+            Ok(None)
+        };
+        let Some(za) = zero(self, b, h, operand(2), m_batch, rows == m_batch)? else {
+            return Ok(false);
+        };
+        let Some(zb) = zero(self, b, h, operand(3), n, true)? else {
+            return Ok(false);
+        };
+        let c_f32 = epi.is_some();
+        // Epilogue operands were placed for the output seen as [.., M, N]; the kernel sees all
+        // rows at once, the same memory for row, column, scalar and full operands.
+        let ops = epi.unwrap_or_default();
+        let Ok(epilogue) = Epilogue::new(ops) else {
+            return Ok(false);
+        };
+        let need = abi::igemm_scratch_bytes(i(rows), i(n), i(k), self.variant, packed.is_some());
+        let args = IGemmArgs {
+            a: Int8Operand {
+                ptr: self.ptr(b, h, x)?,
+                packed: false,
+                ld: i(k),
+                signed: signed(x),
+                zero: za,
+            },
+            b: Int8Operand {
+                ptr: self.ptr(b, h, packed.unwrap_or(w))?,
+                packed: packed.is_some(),
+                ld: i(n),
+                signed: signed(w),
+                zero: zb,
+            },
+            c: Matrix {
+                ptr: self.ptr(b, h, out)?,
+                ld: i(n),
+            },
+            c_f32,
+            m: i(rows),
+            n: i(n),
+            k: i(k),
+            scratch: self.scratch(b, h, need)?,
+            epilogue,
+        };
+        let kernel = if self.int8_dot {
+            Kernel::IGemmVnni
+        } else {
+            Kernel::IGemm
+        };
+        self.call(b, kernel, &args);
+        Ok(true)
     }
 
     /// The epilogue ops of a chain of body nodes starting from value `start`;

@@ -29,6 +29,11 @@ pub(crate) fn unpack(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
             ]
         }
         PackLayout::DwConvNhwc => vec!["d2".into(), "d3".into(), "d0".into()],
+        PackLayout::Int8GemmB => vec![
+            format!("d1 floordiv {nr}"),
+            "d0 floordiv 4".into(),
+            format!("(d1 mod {nr}) * 4 + d0 mod 4"),
+        ],
         PackLayout::Nchwc => {
             let r = s.len();
             let mut m = vec!["d0".to_string(), format!("d1 floordiv {nr}")];
@@ -45,6 +50,9 @@ pub(crate) fn unpack(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
 pub(crate) fn pack(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
     let x = n.input(0)?.clone();
     let p = Packing::read(n.a, x.shape.clone()).map_err(attr_err)?;
+    if p.layout == PackLayout::Int8GemmB {
+        return Err("int8_gemm_b packs constant weights only (derived weights)".into());
+    }
     let shape = p.packed_shape();
     let s = p.logical.clone();
     let nr = p.block;
@@ -82,6 +90,7 @@ pub(crate) fn pack(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
                 vec!["d2".into(), "0".into(), "d0".into(), "d1".into()],
                 None,
             ),
+            PackLayout::Int8GemmB => unreachable!("refused above"),
             PackLayout::Nchwc => {
                 let c = format!("d1 * {nr} + d{}", r - 1);
                 let mut v = vec!["d0".to_string(), c.clone()];

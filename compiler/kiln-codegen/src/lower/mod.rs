@@ -85,6 +85,9 @@ pub struct LowerOptions {
     /// contractions, norms, pools, attention and elementwise chains to
     /// kernel calls), or `None` for no kernel calls.
     pub kernels: Option<crate::kernels::Variant>,
+    /// The target CPU has the 8-bit dot products of `CpuConfig::int8_dot` (the VNNI
+    /// `igemmv` kernel may be called).
+    pub int8_dot: bool,
 }
 
 impl Default for LowerOptions {
@@ -93,6 +96,7 @@ impl Default for LowerOptions {
             func_name: "kiln_main".into(),
             weight_align: 64,
             kernels: None,
+            int8_dot: false,
         }
     }
 }

@@ -412,7 +412,11 @@ pub(crate) fn lower_planned(
             ..WeightsLayout::default()
         },
         base_bytes,
-        kernels: opts.kernels.map(|v| Kernels::new(v, scratch_offset)),
+        kernels: opts.kernels.map(|v| {
+            let mut k = Kernels::new(v, scratch_offset);
+            k.int8_dot = opts.int8_dot;
+            k
+        }),
         deferred,
         emitted: HashSet::new(),
         concat_slots: HashMap::new(),

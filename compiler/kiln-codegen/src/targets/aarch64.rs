@@ -22,10 +22,12 @@ fn initialize_llvm() {
 }
 
 /// The kernel instantiation and layouts for a CPU with `features`.
-fn cpu_config(_features: &[String]) -> CpuConfig {
-    // NEON is part of ARMv8-A: 32 registers of 128 bits.
+fn cpu_config(features: &[String]) -> CpuConfig {
+    // NEON is part of ARMv8-A: 32 registers of 128 bits; SDOT (the int8 product's `igemmv`)
+    // comes with the dot product extension.
     CpuConfig {
         variant: Variant::W4R32,
+        int8_dot: features.iter().any(|f| f == "dotprod"),
         conv_nhwc: true,
     }
 }

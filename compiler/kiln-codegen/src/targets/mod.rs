@@ -144,6 +144,11 @@ pub struct CpuConfig {
     pub variant: crate::kernels::Variant,
     /// Whether convolution chains run in NHWC (the layout the convolution kernels read).
     pub conv_nhwc: bool,
+    /// Whether the CPU has 8-bit dot products in the variant's vector width (x86 VNNI
+    /// `vpdpbusd`: AVX512-VNNI for `w16r32`, AVX-VNNI or AVX512-VNNI with VL for `w8r16`;
+    /// AArch64 SDOT with the dot product extension), so `quant.matmul_integer` calls the
+    /// `igemmv` kernel.
+    pub int8_dot: bool,
 }
 
 impl CpuConfig {

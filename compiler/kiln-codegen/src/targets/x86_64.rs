@@ -33,8 +33,14 @@ fn cpu_config(features: &[String]) -> CpuConfig {
     } else {
         Variant::W4R16
     };
+    let int8_dot = match variant {
+        Variant::W16R32 => has("avx512vnni"),
+        Variant::W8R16 => has("avxvnni") || (has("avx512vnni") && has("avx512vl")),
+        _ => false,
+    };
     CpuConfig {
         variant,
         conv_nhwc: true,
+        int8_dot,
     }
 }

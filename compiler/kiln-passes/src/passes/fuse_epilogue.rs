@@ -17,6 +17,10 @@
 //!   or per-row vector, or a full residual);
 //! - the chain is at most [`crate::TargetFacts::epilogue_max_ops`] steps.
 //!
+//! `quant.matmul_integer` heads a chain too when its int32 result is only
+//! cast to f32: the cast is the chain's first step (the int8 kernel writes
+//! f32 and applies the rest: the dequantizing scale, bias, ...).
+//!
 //! Only ops *after* the contraction are fused: a producer of a
 //! contraction's operand is never put inside it (that would recompute it
 //! for every step of the reduction — the BERT GELU of issue 10).
@@ -32,7 +36,7 @@ use crate::pattern::Matcher;
 use crate::registry::PassInfo;
 use crate::rewrite::{sweep, Direction, Recipe};
 use kiln_ir::ops::fused::{epilogue_step, EpilogueStep, FusedKind};
-use kiln_ir::{Graph, OpKind, ValueId};
+use kiln_ir::{DType, Graph, OpKind, ValueId};
 
 /// Registry entry.
 pub const INFO: PassInfo = PassInfo {
@@ -93,7 +97,7 @@ fn is_head(m: &Matcher<'_>, n: usize, opts: &Options) -> bool {
     match node.op {
         OpKind::Conv => opts.conv && weight().is_some(),
         OpKind::Gemm => opts.matmul && weight().is_some(),
-        OpKind::MatMul => opts.matmul,
+        OpKind::MatMul | OpKind::QMatMulInteger => opts.matmul,
         _ => false,
     }
 }
@@ -112,9 +116,27 @@ pub fn chain(m: &Matcher<'_>, n: usize, max: usize) -> Vec<usize> {
     let Some(&start) = head.outputs.first() else {
         return Vec::new();
     };
-    let out_ty = m.ty(start);
     let mut cur = start;
     let mut steps = Vec::new();
+    // An integer product's chain starts with its conversion to f32 (the kernel writes f32).
+    if head.op == OpKind::QMatMulInteger {
+        if !m.single_use(cur) {
+            return steps;
+        }
+        let u = m.users(cur)[0];
+        let node = &m.g.nodes[u];
+        match node.outputs.as_slice() {
+            [y] if node.op == OpKind::Cast
+                && node.inputs.first() == Some(&Some(cur))
+                && m.ty(*y).dtype == DType::F32 =>
+            {
+                steps.push(u);
+                cur = *y;
+            }
+            _ => return steps,
+        }
+    }
+    let out_ty = m.ty(cur);
     while steps.len() < max && m.single_use(cur) {
         let u = m.users(cur)[0];
         let node = &m.g.nodes[u];

@@ -213,3 +213,54 @@ fn what_must_stay() {
         assert_unchanged(&FuseEpilogue::default(), &src);
     }
 }
+
+#[test]
+fn int8_products_take_their_cast_and_scale() {
+    // ORT's dynamic quantization: MatMulInteger, Cast to f32, scale, bias, one epilogue.
+    let src = "weight @w : tensor<4x3xi8> = dense<[1, -2, 3, -4, 5, -6, 7, -8, 9, -10, 11, -128]>
+weight @b : tensor<3xf32> = dense<[0.5, -1.0, 2.0]>
+graph @t(%a: tensor<2x4xu8>, %za: tensor<u8>, %s: tensor<f32>) -> (tensor<2x3xf32>, tensor<2x3xi32>) {
+  %w = nn.constant {value = @w} : tensor<4x3xi8>
+  %b = nn.constant {value = @b} : tensor<3xf32>
+  %p = quant.matmul_integer %a, %w, %za : tensor<2x3xi32>
+  %f = nn.cast %p {to = f32} : tensor<2x3xf32>
+  %m = nn.mul %f, %s : tensor<2x3xf32>
+  %y = nn.add %m, %b : tensor<2x3xf32>
+  %q = quant.matmul_integer %a, %w : tensor<2x3xi32>
+  %c = nn.cast %q {to = f32} : tensor<2x3xf32>
+  %i = nn.cast %c {to = i32} : tensor<2x3xi32>
+  return %y, %i
+}";
+    let after = check_pass(&FuseEpilogue::default(), src);
+    // The second product's cast is followed by no epilogue step: it fuses alone (the kernel
+    // writes f32), the cast back to i32 stays outside.
+    assert_eq!(
+        bodies(&after),
+        [
+            (
+                "epilogue".to_string(),
+                vec![
+                    OpKind::QMatMulInteger,
+                    OpKind::Cast,
+                    OpKind::Mul,
+                    OpKind::Add
+                ]
+            ),
+            (
+                "epilogue".to_string(),
+                vec![OpKind::QMatMulInteger, OpKind::Cast]
+            ),
+        ],
+        "{}",
+        print(&after)
+    );
+    // Without a cast to f32 first, nothing fuses.
+    let plain = "weight @w : tensor<4x3xi8> = dense<[1, -2, 3, -4, 5, -6, 7, -8, 9, -10, 11, -128]>
+graph @t(%a: tensor<2x4xu8>) -> (tensor<2x3xi32>) {
+  %w = nn.constant {value = @w} : tensor<4x3xi8>
+  %p = quant.matmul_integer %a, %w : tensor<2x3xi32>
+  %r = nn.relu %p : tensor<2x3xi32>
+  return %r
+}";
+    assert_unchanged(&FuseEpilogue::default(), plain);
+}

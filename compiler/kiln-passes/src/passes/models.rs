@@ -262,6 +262,7 @@ mod tests {
                 gemm_nr: 16,
                 pack_depthwise: true,
                 epilogue_max_ops: 8,
+                int8_dot: false,
             };
         }
         PassManager::new(Pipeline::parse(pipeline).unwrap(), opts)

@@ -16,8 +16,12 @@
 //! Also inside fused epilogues, whose body's contraction reads the weight
 //! through a body input: the unpack goes in front of the fused node.
 //!
+//! - `quant.matmul_integer` with a constant 2-D i8 `B[K, N]` where the
+//!   target has 8-bit dot products (`TargetFacts::int8_dot`): `int8_gemm_b`
+//!   panels `[ceil(N/NR), ceil(K/4), 4*NR]` (the weights stay 8-bit).
+//!
 //! `NR` is `TargetFacts::gemm_nr`; with 0 (the default target facts) the
-//! pass does nothing. Only f32 weights: the kernels are f32.
+//! pass does nothing. f32 weights, and the i8 weights above.
 //! Preconditions: a verified graph; NHWC layouts assigned (`assign-layout`).
 //! Graph outputs keep their names and types.
 
@@ -99,6 +103,14 @@ fn packing(node: &Node, wt: &TensorType, opts: &Options, facts: &TargetFacts) ->
                 transpose: t,
             })
         }
+        OpKind::QMatMulInteger
+            if opts.gemm && facts.int8_dot && shape.len() == 2 && wt.dtype == DType::I8 =>
+        {
+            Some(Packed {
+                packing: p(PackLayout::Int8GemmB, nr, 1, shape)?,
+                transpose: false,
+            })
+        }
         OpKind::Conv if opts.conv && shape.len() == 4 => {
             if pattern::enum_attr::<DataLayout>(node, "layout")? != DataLayout::Nhwc {
                 return None;
@@ -144,10 +156,15 @@ fn pack_attrs(p: &Packing, unpack: bool) -> Attrs {
 fn contraction(m: &Matcher<'_>, n: usize) -> Option<(Node, usize)> {
     let node = &m.g.nodes[n];
     match (&node.body, node.op) {
-        (None, OpKind::MatMul | OpKind::Gemm | OpKind::Conv) => Some((node.clone(), 1)),
+        (None, OpKind::MatMul | OpKind::Gemm | OpKind::Conv | OpKind::QMatMulInteger) => {
+            Some((node.clone(), 1))
+        }
         (Some(body), OpKind::Fused) => {
             let head = body.nodes.first()?;
-            if !matches!(head.op, OpKind::MatMul | OpKind::Gemm | OpKind::Conv) {
+            if !matches!(
+                head.op,
+                OpKind::MatMul | OpKind::Gemm | OpKind::Conv | OpKind::QMatMulInteger
+            ) {
                 return None;
             }
             let w = head.inputs.get(1).copied().flatten()?;
@@ -171,7 +188,8 @@ pub fn plan(m: &Matcher<'_>, n: usize, opts: &Options, facts: &TargetFacts) -> O
     let node = &m.g.nodes[n];
     let w: ValueId = node.inputs.get(k).copied().flatten()?;
     let wt = m.ty(w).clone();
-    if wt.dtype != DType::F32 {
+    let int8 = head.op == OpKind::QMatMulInteger && wt.dtype == DType::I8;
+    if wt.dtype != DType::F32 && !int8 {
         return None;
     }
     let id = m.g.constant_weight(m.defs(), w)?;

@@ -154,3 +154,47 @@ fn what_must_stay() {
         .as_str(),
     );
 }
+
+/// An int8 product and the f32 ops after it, as ORT's dynamic quantization writes them: with
+/// 8-bit dot products the fused epilogue's i8 weight is packed as `int8_gemm_b` (K = 7 and
+/// N = 5 both padded); without them, or for a u8 weight, nothing is packed.
+const INT8: &str = "weight @w : tensor<7x5xi8> = dense<[1, -2, 3, -4, 5, -6, 7, -8, 9, -10, \
+    11, -12, 13, -14, 15, -16, 17, -18, 19, -20, 21, -22, 23, -24, 25, -26, 27, -28, 29, -30, \
+    31, -32, 33, -34, 127]>
+weight @zb : tensor<i8> = dense<[-3]>
+graph @t(%a: tensor<3x7xu8>, %za: tensor<u8>, %s: tensor<f32>) -> (tensor<3x5xf32>) {
+  %w = nn.constant {value = @w} : tensor<7x5xi8>
+  %zb = nn.constant {value = @zb} : tensor<i8>
+  %p = quant.matmul_integer %a, %w, %za, %zb : tensor<3x5xi32>
+  %f = nn.cast %p {to = f32} : tensor<3x5xf32>
+  %y = nn.mul %f, %s : tensor<3x5xf32>
+  return %y
+}";
+
+#[test]
+fn int8_weights_pack_where_the_cpu_has_dot_products() {
+    let run = |src: &str, dot: bool| {
+        let mut g = graph(src);
+        FuseEpilogue::default()
+            .run(&mut g, &PassOptions::default())
+            .unwrap();
+        let mut opts = facts(4);
+        opts.target.int8_dot = dot;
+        check_graph(&PackWeights::default(), g, &opts, &|_, _, _| None)
+    };
+    let g = run(INT8, true);
+    assert_eq!(packed(&g), ["int8_gemm_b"], "{}", print(&g));
+    assert_eq!(ops(&g), [OpKind::Unpack, OpKind::Fused], "{}", print(&g));
+    assert!(print(&g).contains("tensor<2x2x16xi8>"), "{}", print(&g));
+    assert!(packed(&run(INT8, false)).is_empty());
+    let u8_weight = INT8
+        .replace(
+            "tensor<7x5xi8> = dense<[1, -2",
+            "tensor<7x5xu8> = dense<[1, 2",
+        )
+        .replace(", -", ", ")
+        .replace("7x5xi8", "7x5xu8")
+        .replace("tensor<i8> = dense<[-3]>", "tensor<u8> = dense<[3]>")
+        .replace("{value = @zb} : tensor<i8>", "{value = @zb} : tensor<u8>");
+    assert!(packed(&run(&u8_weight, true)).is_empty());
+}

@@ -29,6 +29,11 @@ crate::attr_enum! {
         /// Activations `[N, C, spatial...]` as `[N, ceil(C/b), spatial..., b]`,
         /// zero past `C` (`block` = b).
         Nchwc = "nchwc",
+        /// 8-bit GEMM right-hand side `B[K, N]` as `[ceil(N/NR), ceil(K/4),
+        /// NR*4]` panels holding 4 consecutive K values per column (the
+        /// operand of x86 `vpdpbusd`): `packed[p][q][4*j + r] = B[4q + r][p*NR +
+        /// j]`, zero past `K` and `N` (`block` = NR).
+        Int8GemmB = "int8_gemm_b",
     }
 }
 
@@ -73,8 +78,12 @@ impl Packing {
         };
         let s = &p.logical;
         match layout {
-            PackLayout::GemmB if s.len() != 2 => {
-                bail!("gemm_b packs a [K, N] matrix, got rank {}", s.len())
+            PackLayout::GemmB | PackLayout::Int8GemmB if s.len() != 2 => {
+                bail!(
+                    "{} packs a [K, N] matrix, got rank {}",
+                    layout.name(),
+                    s.len()
+                )
             }
             PackLayout::ConvNhwc | PackLayout::DwConvNhwc if s.len() != 4 => {
                 bail!(
@@ -119,6 +128,7 @@ impl Packing {
         let b = self.block;
         match self.layout {
             PackLayout::GemmB => vec![s[1].div_ceil(b), s[0], b],
+            PackLayout::Int8GemmB => vec![s[1].div_ceil(b), s[0].div_ceil(4), 4 * b],
             PackLayout::ConvNhwc => {
                 let cg = s[0] / self.groups;
                 vec![self.groups, cg.div_ceil(b), s[1] * s[2] * s[3], b]
@@ -146,6 +156,16 @@ impl Packing {
                 let panel = p / (b * k_n);
                 let n = panel * b + j;
                 (n < n_).then_some(k * n_ + n)
+            }
+            PackLayout::Int8GemmB => {
+                let (k_n, n_) = (s[0], s[1]);
+                let q_n = k_n.div_ceil(4);
+                let r = p % 4;
+                let j = (p / 4) % b;
+                let q = (p / (4 * b)) % q_n;
+                let panel = p / (4 * b * q_n);
+                let (k, n) = (q * 4 + r, panel * b + j);
+                (k < k_n && n < n_).then_some(k * n_ + n)
             }
             PackLayout::ConvNhwc => {
                 let (cout, cg_in, kh_n, kw_n) = (s[0], s[1], s[2], s[3]);

@@ -1,0 +1,473 @@
+/*
+ * igemm.h - exact 8-bit integer products (`quant.matmul_integer`),
+ * template per variant.
+ *
+ * C[M, N] = sum_k (A[m, k] - za) * (B[k, n] - zb) in int32, A and B u8 or
+ * i8 (flags), za scalar or per row, zb scalar or per column (of their
+ * operand's type). C is stored as int32, or converted to f32 and passed
+ * through an epilogue (the dequantizing scale, bias, activation...).
+ *
+ * Two paths, both exact (no saturating shortcuts):
+ * - portable (every variant): A and B are packed into scratch as int16
+ *   with their zero points subtracted ((a - za) and (b - zb) fit int16),
+ *   B in panels [ceil(N/NR)][K/2][NR][2] so one 32-bit lane holds two K
+ *   values of a column, and pairs are multiplied and added into int32
+ *   lanes (`ig_madd`, which LLVM turns into vpmaddwd on x86, vpdpwssd
+ *   with VNNI);
+ * - `igemmv` (x86 VNNI: 512-bit vpdpbusd for w16r32 with AVX512-VNNI,
+ *   256-bit for w8r16 with AVX-VNNI): B packed as i8 panels
+ *   [ceil(N/NR)][K/4][NR][4] (u8 B flipped to i8: b' = b - 128, zb' = zb -
+ *   128), A as u8 rows (i8 A flipped: a' = a + 128, za' = za + 128), and
+ *   sum (a'-za')(b'-zb') = sum a'b' - zb' rowsum(a') - za' colsum(b') +
+ *   K za' zb', the sums computed while packing. The Rust side calls it only
+ *   for a target CPU with the instruction (the function carries the
+ *   feature; every other function of the artifact is compiled for the
+ *   target's own features). AArch64 with the dot product extension (w4r32)
+ *   runs the same path on SDOT, which multiplies signed by signed: A is
+ *   flipped to i8 there (a' = a - 128 for u8 A) instead.
+ *
+ * Rows are padded to MR and K to 4 with zeros in the packed copies, so the
+ * micro-kernels always run full tiles; stores clip to M x N. Work is split
+ * over (row blocks x column panels) on the pool like the f32 GEMM; packing
+ * is split too.
+ */
+
+#ifndef KILN_IGEMM_SHARED
+#define KILN_IGEMM_SHARED
+#if defined(__aarch64__)
+#include <arm_neon.h>
+#endif
+KINLINE int64_t ig_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+KINLINE int32_t ig_val(const uint8_t* p, int64_t i, int is_signed) {
+  return is_signed ? (int32_t)(int8_t)p[i] : (int32_t)p[i];
+}
+#endif
+
+typedef int16_t KCAT(ig_vs_, KV_NAME) __attribute__((ext_vector_type(2 * KV_W)));
+typedef int32_t KCAT(ig_vw_, KV_NAME) __attribute__((ext_vector_type(2 * KV_W)));
+typedef int16_t KCAT(ig_vsu_, KV_NAME) __attribute__((ext_vector_type(2 * KV_W), aligned(2)));
+typedef int32_t KCAT(ig_viu_, KV_NAME) __attribute__((ext_vector_type(KV_W), aligned(4)));
+typedef uint8_t KCAT(ig_vbu_, KV_NAME) __attribute__((ext_vector_type(KV_W), aligned(1)));
+typedef int16_t KCAT(ig_vhu_, KV_NAME) __attribute__((ext_vector_type(KV_W), aligned(2)));
+typedef uint32_t KCAT(ig_vu_, KV_NAME) __attribute__((ext_vector_type(KV_W)));
+#define IGVS KCAT(ig_vs_, KV_NAME)
+#define IGVW KCAT(ig_vw_, KV_NAME)
+#define IGVSU KCAT(ig_vsu_, KV_NAME)
+#define IGVIU KCAT(ig_viu_, KV_NAME)
+#define IGVBU KCAT(ig_vbu_, KV_NAME)
+#define IGVHU KCAT(ig_vhu_, KV_NAME)
+#define IGVUI KCAT(ig_vu_, KV_NAME)
+
+#if KV_W == 4
+#define IG_EVEN 0, 2, 4, 6
+#define IG_ODD 1, 3, 5, 7
+#elif KV_W == 8
+#define IG_EVEN 0, 2, 4, 6, 8, 10, 12, 14
+#define IG_ODD 1, 3, 5, 7, 9, 11, 13, 15
+#else
+#define IG_EVEN 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30
+#define IG_ODD 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31
+#endif
+
+/* Pairs of int16 products summed into int32 lanes (pmaddwd's semantics,
+ * exact for operands within +-255). */
+KF VI FN(ig_madd)(IGVS a, IGVS b) {
+  IGVW p = __builtin_convertvector(a, IGVW) * __builtin_convertvector(b, IGVW);
+  return __builtin_shufflevector(p, p, IG_EVEN) + __builtin_shufflevector(p, p, IG_ODD);
+}
+
+/* VW bytes at p as int32 lanes (sign-extended when is_signed). */
+KF VI FN(ig_ld8)(const uint8_t* p, int is_signed) {
+  VI x = __builtin_convertvector(*(const IGVBU*)p, VI);
+  return is_signed ? (x ^ 0x80) - 0x80 : x;
+}
+
+typedef struct FN(ig_job) {
+  const uint8_t* a;
+  int64_t lda, a_signed;
+  const uint8_t* za;
+  int64_t za_rows;
+  const uint8_t* b;
+  int64_t ldb, b_signed;
+  const uint8_t* zb;
+  int64_t zb_cols;
+  void* c;
+  int64_t ldc, c_f32;
+  int64_t m, n, k, kp, np, mp;
+  int vnni, b_packed;
+  /* Packed operands and sums (scratch; B may be packed already). */
+  uint8_t* pb;     /* B panels */
+  int32_t* colsum; /* vnni: colsum(b') per column */
+  int32_t* zbv;    /* vnni: zb' per column */
+  uint8_t* pa;     /* A rows, kp (vnni: bytes, portable: int16) per row */
+  int32_t* zav;    /* vnni: za' per row */
+  int32_t* rterm;  /* vnni: rowsum(a') - K za' per row */
+  const epi_t* epi;
+  int64_t tm, tn;  /* task grid */
+  int32_t zeros[VW];
+} FN(ig_job);
+
+KF int32_t FN(ig_za)(const FN(ig_job) * j, int64_t i) {
+  if (!j->za) return 0;
+  return ig_val(j->za, j->za_rows ? i : 0, (int)j->a_signed);
+}
+KF int32_t FN(ig_zb)(const FN(ig_job) * j, int64_t c) {
+  if (!j->zb) return 0;
+  return ig_val(j->zb, j->zb_cols ? c : 0, (int)j->b_signed);
+}
+
+/* Packs panels [p0, p1) of B: VNNI, i8 [kp/4][NR][4] (b' = b - 128 for u8
+ * B) with the column sums and zero points b' needs; portable, int16
+ * [kp/2][NR][2] of b - zb. Either way one 32-bit lane holds `g` K values of
+ * a column, `bits` bits each. */
+static KV_ATTR void FN(ig_pack_b)(void* data, int64_t p0, int64_t p1) {
+  const FN(ig_job)* j = (const FN(ig_job)*)data;
+  const int bs = (int)j->b_signed;
+  const int g = j->vnni ? 4 : 2, bits = 32 / g;
+  const uint32_t mask = j->vnni ? 0xffu : 0xffffu;
+  const int32_t flip = j->vnni && !bs ? 128 : 0;
+  for (int64_t p = p0; p < p1; p++) {
+    int64_t c0 = p * NR, nc = KMIN(NR, j->n - c0);
+    int32_t* out = (int32_t*)(j->pb + p * NR * j->kp * (4 / g));
+    for (int64_t v = 0; v < NRV; v++) {
+      int64_t cv = c0 + v * VW;
+      /* What each value loses: the zero point (portable) or the flip. */
+      VI sub;
+      for (int l = 0; l < VW; l++)
+        sub[l] = j->vnni ? flip : (cv + l < j->n ? FN(ig_zb)(j, cv + l) : 0);
+      VI sum = (VI)0;
+      for (int64_t kq = 0; kq < j->kp / g; kq++) {
+        IGVUI w = (IGVUI)0;
+        for (int r = 0; r < g; r++) {
+          int64_t kk = kq * g + r;
+          VI x = (VI)0;
+          if (kk < j->k) {
+            const uint8_t* s = j->b + kk * j->ldb + cv;
+            if (v * VW + VW <= nc) {
+              x = FN(ig_ld8)(s, bs) - sub;
+            } else {
+              for (int l = 0; l < VW; l++)
+                x[l] = v * VW + l < nc ? ig_val(s, l, bs) - sub[l] : 0;
+            }
+          }
+          sum += x;
+          w |= ((IGVUI)x & mask) << (bits * r);
+        }
+        *(IGVIU*)(out + kq * NR + v * VW) = (VI)w;
+      }
+      if (j->vnni)
+        for (int l = 0; l < VW; l++) {
+          int64_t c = cv + l;
+          j->colsum[c] = sum[l];
+          j->zbv[c] = c < j->n ? FN(ig_zb)(j, c) - flip : 0;
+        }
+    }
+  }
+}
+
+/* Packs rows [r0, r1) of A (rows past M are zeros). */
+static KV_ATTR void FN(ig_pack_a)(void* data, int64_t r0, int64_t r1) {
+  const FN(ig_job)* j = (const FN(ig_job)*)data;
+  const int as = (int)j->a_signed;
+  const int64_t k = j->k, kv = k / VW * VW;
+  for (int64_t i = r0; i < r1; i++) {
+    const uint8_t* s = j->a + i * j->lda;
+    if (j->vnni) {
+      uint8_t* d = j->pa + i * j->kp;
+#if defined(__aarch64__)
+      int32_t flip = as ? 0 : -128; /* SDOT: a' signed */
+#else
+      int32_t flip = as ? 128 : 0; /* VPDPBUSD: a' unsigned */
+#endif
+      if (i >= j->m) {
+        for (int64_t kk = 0; kk < j->kp; kk++) d[kk] = 0;
+        j->zav[i] = 0;
+        j->rterm[i] = 0;
+        continue;
+      }
+      VI sum = (VI)0;
+      int64_t kk = 0;
+      for (; kk < kv; kk += VW) {
+        VI x = FN(ig_ld8)(s + kk, as) + flip;
+        sum += x;
+        *(IGVBU*)(d + kk) = __builtin_convertvector(x, IGVBU);
+      }
+      int32_t rs = 0;
+      for (int l = 0; l < VW; l++) rs += sum[l];
+      for (; kk < k; kk++) {
+        int32_t x = ig_val(s, kk, as) + flip;
+        rs += x;
+        d[kk] = (uint8_t)x;
+      }
+      for (; kk < j->kp; kk++) d[kk] = 0;
+      int32_t za = FN(ig_za)(j, i) + flip;
+      j->zav[i] = za;
+      j->rterm[i] = rs - (int32_t)k * za;
+    } else {
+      int16_t* d = (int16_t*)j->pa + i * j->kp;
+      if (i >= j->m) {
+        for (int64_t kk = 0; kk < j->kp; kk++) d[kk] = 0;
+        continue;
+      }
+      int32_t za = FN(ig_za)(j, i);
+      int64_t kk = 0;
+      for (; kk < kv; kk += VW) {
+        VI x = FN(ig_ld8)(s + kk, as) - za;
+        *(IGVHU*)(d + kk) = __builtin_convertvector(x, IGVHU);
+      }
+      for (; kk < k; kk++) d[kk] = (int16_t)(ig_val(s, kk, as) - za);
+      for (; kk < j->kp; kk++) d[kk] = 0;
+    }
+  }
+}
+
+/* Stores tile t[MR][NR] (int32 bits, or f32 after the epilogue) at rows
+ * [i0, i0 + rows), columns [c0, c0 + nc). */
+KF void FN(ig_store)(const FN(ig_job) * j, int32_t* t, int64_t i0, int64_t rows, int64_t c0,
+                     int64_t nc) {
+  float* tf = (float*)t;
+  if (j->c_f32) {
+    for (int64_t r = 0; r < rows; r++)
+      for (int v = 0; v < NRV; v++) {
+        VI x = *(VI*)(t + r * NR + v * VW);
+        *(V*)(tf + r * NR + v * VW) = __builtin_convertvector(x, V);
+      }
+    if (j->epi && j->epi->n) FN(epi_apply)(j->epi, tf, NR, rows, nc, i0, c0);
+  }
+  FN(tile_store)(tf, NR, (float*)j->c + i0 * j->ldc + c0, j->ldc, rows, nc);
+}
+
+/* Portable micro-kernel: rows [i0, i0 + MR) x panel p. */
+static KV_ATTR void FN(ig_tile_p)(const FN(ig_job) * j, int64_t i0, int64_t p) {
+  const int16_t* a = (const int16_t*)j->pa + i0 * j->kp;
+  const int16_t* b = (const int16_t*)(j->pb + p * NR * j->kp * 2);
+  VI acc[MR][NRV];
+#pragma unroll
+  for (int r = 0; r < MR; r++)
+#pragma unroll
+    for (int v = 0; v < NRV; v++) acc[r][v] = (VI)0;
+  VI hide = *(const IGVIU*)j->zeros;
+  for (int64_t kq = 0; kq < j->kp / 2; kq++) {
+    IGVS bv[NRV];
+#pragma unroll
+    for (int v = 0; v < NRV; v++) bv[v] = *(const IGVSU*)(b + (kq * NR + v * VW) * 2);
+#pragma unroll
+    for (int r = 0; r < MR; r++) {
+      int32_t pr;
+      __builtin_memcpy(&pr, a + r * j->kp + kq * 2, 4);
+      /* XOR with zeros LLVM cannot see (job memory): proven splats make it
+       * split the pairs into 32-bit multiplies instead of pmaddwd. */
+      IGVS av = (IGVS)((VI)pr ^ hide);
+#pragma unroll
+      for (int v = 0; v < NRV; v++) acc[r][v] += FN(ig_madd)(av, bv[v]);
+    }
+  }
+  int32_t t[MR * NR] __attribute__((aligned(64)));
+#pragma unroll
+  for (int r = 0; r < MR; r++)
+#pragma unroll
+    for (int v = 0; v < NRV; v++) *(VI*)(t + r * NR + v * VW) = acc[r][v];
+  int64_t c0 = p * NR;
+  FN(ig_store)(j, t, i0, KMIN(MR, j->m - i0), c0, KMIN(NR, j->n - c0));
+}
+
+/* The zero-point terms of the VNNI path, then the store. */
+KF void FN(ig_finish_v)(const FN(ig_job) * j, VI acc[MR][NRV], int64_t i0, int64_t p) {
+  int64_t c0 = p * NR;
+  int32_t t[MR * NR] __attribute__((aligned(64)));
+#pragma unroll
+  for (int v = 0; v < NRV; v++) {
+    VI zb = *(const IGVIU*)(j->zbv + c0 + v * VW);
+    VI cs = *(const IGVIU*)(j->colsum + c0 + v * VW);
+#pragma unroll
+    for (int r = 0; r < MR; r++) {
+      VI x = acc[r][v] - zb * j->rterm[i0 + r] - cs * j->zav[i0 + r];
+      *(VI*)(t + r * NR + v * VW) = x;
+    }
+  }
+  FN(ig_store)(j, t, i0, KMIN(MR, j->m - i0), c0, KMIN(NR, j->n - c0));
+}
+
+#if (defined(__x86_64__) && (KV_W == 16 || KV_W == 8)) || (defined(__aarch64__) && KV_W == 4)
+#define IG_HAS_VNNI 1
+#if defined(__aarch64__)
+/* Arm SDOT (signed x signed groups of 4): A is packed as i8 instead. */
+#define IG_VNNI_ATTR __attribute__((target("dotprod")))
+#define IG_DPBUSD(acc, a, b) \
+  ((VI)vdotq_s32((int32x4_t)(acc), (int8x16_t)(a), (int8x16_t)(b)))
+#elif KV_W == 16
+#define IG_VNNI_ATTR __attribute__((target("avx512vnni"), min_vector_width(512)))
+#define IG_DPBUSD __builtin_ia32_vpdpbusd512
+#else
+#define IG_VNNI_ATTR __attribute__((target("avxvnni"), min_vector_width(256)))
+#define IG_DPBUSD __builtin_ia32_vpdpbusd256
+#endif
+/* VNNI micro-kernel: rows [i0, i0 + MR) x panel p. */
+static IG_VNNI_ATTR void FN(ig_tile_v)(const FN(ig_job) * j, int64_t i0, int64_t p) {
+  const uint8_t* a = j->pa + i0 * j->kp;
+  const int32_t* b = (const int32_t*)(j->pb + p * NR * j->kp);
+  VI acc[MR][NRV];
+#pragma unroll
+  for (int r = 0; r < MR; r++)
+#pragma unroll
+    for (int v = 0; v < NRV; v++) acc[r][v] = (VI)0;
+  for (int64_t kq = 0; kq < j->kp / 4; kq++) {
+    VI bv[NRV];
+#pragma unroll
+    for (int v = 0; v < NRV; v++) bv[v] = *(const IGVIU*)(b + kq * NR + v * VW);
+#pragma unroll
+    for (int r = 0; r < MR; r++) {
+      int32_t q;
+      __builtin_memcpy(&q, a + r * j->kp + kq * 4, 4);
+      VI av = (VI)q;
+#pragma unroll
+      for (int v = 0; v < NRV; v++) acc[r][v] = IG_DPBUSD(acc[r][v], av, bv[v]);
+    }
+  }
+  FN(ig_finish_v)(j, acc, i0, p);
+}
+/* Column sums and zero points of panels [p0, p1) of a B packed at compile
+ * time (int8_gemm_b): the VNNI dot product of each panel with ones. */
+static IG_VNNI_ATTR void FN(ig_sums_v)(void* data, int64_t p0, int64_t p1) {
+  const FN(ig_job)* j = (const FN(ig_job)*)data;
+  for (int64_t p = p0; p < p1; p++) {
+    const int32_t* b = (const int32_t*)(j->pb + p * NR * j->kp);
+    VI s[NRV];
+#pragma unroll
+    for (int v = 0; v < NRV; v++) s[v] = (VI)0;
+    for (int64_t kq = 0; kq < j->kp / 4; kq++)
+#pragma unroll
+      for (int v = 0; v < NRV; v++)
+        s[v] = IG_DPBUSD(s[v], (VI)0x01010101, *(const IGVIU*)(b + kq * NR + v * VW));
+    for (int v = 0; v < NRV; v++)
+      for (int l = 0; l < VW; l++) {
+        int64_t c = p * NR + v * VW + l;
+        j->colsum[c] = s[v][l];
+        j->zbv[c] = c < j->n ? FN(ig_zb)(j, c) : 0;
+      }
+  }
+}
+#undef IG_VNNI_ATTR
+#undef IG_DPBUSD
+#else
+#define IG_HAS_VNNI 0
+#endif
+
+/* Task `t` of the tm x tn grid: row tiles x panels, through micro-kernel
+ * TILE (the portable entry never references the VNNI one, so no artifact
+ * holds an instruction its CPU lacks). */
+#define IG_TASK(NAME, TILE)                                                    \
+  static KV_ATTR void NAME(void* data, int64_t t0, int64_t t1) {              \
+    const FN(ig_job)* j = (const FN(ig_job)*)data;                            \
+    int64_t mt = j->mp / MR, np = j->np;                                       \
+    for (int64_t t = t0; t < t1; t++) {                                        \
+      int64_t ti = t / j->tn, tj = t % j->tn;                                  \
+      int64_t m0 = part_begin(mt, j->tm, ti), m1 = part_begin(mt, j->tm, ti + 1); \
+      int64_t p0 = part_begin(np, j->tn, tj), p1 = part_begin(np, j->tn, tj + 1); \
+      for (int64_t p = p0; p < p1; p++)                                        \
+        for (int64_t i = m0; i < m1; i++) TILE(j, i * MR, p);                  \
+    }                                                                          \
+  }
+IG_TASK(FN(ig_task_p), FN(ig_tile_p))
+#if IG_HAS_VNNI
+IG_TASK(FN(ig_task_v), FN(ig_tile_v))
+#endif
+#undef IG_TASK
+
+static KV_ATTR void FN(igemm_run)(const int64_t* args, int vnni, kiln_par_body task,
+                                   kiln_par_body sums) {
+  FN(ig_job) j;
+  epi_t epi;
+  j.a = (const uint8_t*)slot_p(args, KILN_IGEMM_A);
+  j.lda = slot_i(args, KILN_IGEMM_LDA);
+  j.a_signed = slot_i(args, KILN_IGEMM_A_SIGNED);
+  j.za = (const uint8_t*)slot_p(args, KILN_IGEMM_ZA);
+  j.za_rows = slot_i(args, KILN_IGEMM_ZA_PER_ROW);
+  j.b = (const uint8_t*)slot_p(args, KILN_IGEMM_B);
+  j.ldb = slot_i(args, KILN_IGEMM_LDB);
+  j.b_signed = slot_i(args, KILN_IGEMM_B_SIGNED);
+  j.zb = (const uint8_t*)slot_p(args, KILN_IGEMM_ZB);
+  j.zb_cols = slot_i(args, KILN_IGEMM_ZB_PER_COL);
+  j.c = slot_p(args, KILN_IGEMM_C);
+  j.ldc = slot_i(args, KILN_IGEMM_LDC);
+  j.c_f32 = slot_i(args, KILN_IGEMM_C_F32);
+  j.m = slot_i(args, KILN_IGEMM_M);
+  j.n = slot_i(args, KILN_IGEMM_N);
+  j.k = slot_i(args, KILN_IGEMM_K);
+  epi_decode(args, KILN_IGEMM_EPILOGUE, &epi);
+  j.epi = &epi;
+  j.vnni = vnni && IG_HAS_VNNI;
+  j.b_packed = (int)slot_i(args, KILN_IGEMM_B_PACKED);
+  if (j.b_packed && (!j.vnni || !sums)) return; /* packed B: igemmv only */
+  for (int l = 0; l < VW; l++) j.zeros[l] = 0;
+  if (j.m <= 0 || j.n <= 0) return;
+  /* Scratch, in the order of abi.rs's IGemmArgs::scratch_bytes. */
+  j.kp = ig_up(KMAX(j.k, 1), 4);
+  j.np = cdiv(j.n, NR);
+  j.mp = ig_up(j.m, MR);
+  uint8_t* s = (uint8_t*)slot_p(args, KILN_IGEMM_SCRATCH);
+  j.pb = s;
+  s += j.b_packed ? 0 : ig_up(j.np * NR * j.kp * 2, 64);
+  j.colsum = (int32_t*)s;
+  s += ig_up(j.np * NR * 4, 64);
+  j.zbv = (int32_t*)s;
+  s += ig_up(j.np * NR * 4, 64);
+  j.pa = s;
+  s += ig_up(j.mp * j.kp * 2, 64);
+  j.zav = (int32_t*)s;
+  s += ig_up(j.mp * 4, 64);
+  j.rterm = (int32_t*)s;
+  int64_t mt = j.mp / MR;
+  /* Packing: B panels (or, packed at compile time, their sums) then A
+   * rows, split when large. */
+  kiln_par_body pack_b = FN(ig_pack_b);
+  double pw = 4.0 * (double)j.kp * (double)(j.np * NR);
+  if (j.b_packed) {
+    j.pb = (uint8_t*)j.b;
+    pack_b = sums;
+    pw /= 16;
+  }
+  int64_t t = par_tasks(pw, j.np);
+  if (t <= 1)
+    pack_b(&j, 0, j.np);
+  else
+    kiln_par_for(j.np, pack_b, &j);
+  t = par_tasks(4.0 * (double)j.kp * (double)j.mp, mt);
+  if (t <= 1)
+    FN(ig_pack_a)(&j, 0, j.mp);
+  else
+    kiln_par_for(j.mp, FN(ig_pack_a), &j);
+  /* The product: prefer column splits (each task streams its panels). */
+  double work = 2.0 * (double)j.m * (double)j.n * (double)j.k;
+  int64_t tasks = par_tasks(work, mt * j.np);
+  j.tn = KMIN(j.np, tasks);
+  j.tm = KMAX(1, KMIN(mt, tasks / j.tn));
+  if (j.tm * j.tn <= 1)
+    task(&j, 0, 1);
+  else
+    kiln_par_for(j.tm * j.tn, task, &j);
+}
+
+KHIDDEN KV_ATTR void FN(kiln_k_igemm)(const int64_t* args) {
+  FN(igemm_run)(args, 0, FN(ig_task_p), 0);
+}
+#if IG_HAS_VNNI
+KHIDDEN KV_ATTR void FN(kiln_k_igemmv)(const int64_t* args) {
+  FN(igemm_run)(args, 1, FN(ig_task_v), FN(ig_sums_v));
+}
+#else
+KHIDDEN KV_ATTR void FN(kiln_k_igemmv)(const int64_t* args) {
+  FN(igemm_run)(args, 0, FN(ig_task_p), 0);
+}
+#endif
+
+#undef IG_HAS_VNNI
+#undef IG_EVEN
+#undef IG_ODD
+#undef IGVS
+#undef IGVSU
+#undef IGVW
+#undef IGVIU
+#undef IGVBU
+#undef IGVHU
+#undef IGVUI
