@@ -616,7 +616,8 @@ class Spec:
     quick: bool = False
     # A variant row: the model of suite row `base` (no files of its own), compiled by Kiln with
     # `kiln_flags` added (e.g. `--quantize=nf4`) and run by ONNX Runtime as `ort` says: "fp32" the
-    # model as it is, "nbits4" its MatMul weights quantized to ORT's MatMulNBits 4-bit format
+    # model as it is, "nbits4" its MatMul weights quantized to ORT's MatMulNBits 4-bit format,
+    # "int8dyn" its MatMul/Gemm quantized by ORT's quantize_dynamic (int8 weights and activations)
     # (bench/suite.py makes that model when it runs). The rtol of a quantized row bounds the
     # quantization error of both engines (a wrong index or scale still gives errors of order 1).
     base: str | None = None
@@ -662,6 +663,21 @@ SPECS: list[Spec] = [
 # (block 64, symmetric, its quantizer's RTN) for the 4-bit rows and the f32 model for FP8.
 SPECS += [
     quantized(base, scheme) for base in ("gemv_4096", "matmul_16x4096x11008") for scheme in ("nf4", "fp8-e4m3")
+]
+# Dynamic int8 (weights and activations): the 4-layer BERT compiled with --quantize=int8
+# --quantize-activations=dynamic, ONNX Runtime running its own quantize_dynamic model of it.
+# The rtol bounds both engines' int8 error (about 0.005 of the output range each).
+SPECS += [
+    Spec(
+        "bert_4l_256_int8dyn",
+        bert_4l_256,
+        2006,
+        "4-layer BERT, hidden 256, seq 128, dynamic INT8 (ORT: quantize_dynamic)",
+        0.05,
+        base="bert_4l_256",
+        kiln_flags=("--quantize=int8", "--quantize-activations=dynamic"),
+        ort="int8dyn",
+    )
 ]
 BY_NAME = {s.name: s for s in SPECS}
 # The rows with model files of their own (variant rows use their base's).

@@ -271,7 +271,8 @@ class Model:
     dir: Path
     rtol: float
     # Variant rows (models.Spec): the suite row whose model this is, Kiln's extra compile flags,
-    # and what ONNX Runtime runs ("fp32": model.onnx; "nbits4": its MatMulNBits 4-bit form).
+    # and what ONNX Runtime runs ("fp32": model.onnx; "nbits4": its MatMulNBits 4-bit form;
+    # "int8dyn": its quantize_dynamic int8 form).
     base: str | None = None
     kiln_flags: tuple[str, ...] = ()
     ort: str = "fp32"
@@ -283,6 +284,17 @@ def spec_model(s: models.Spec, d: Path) -> Model:
 
 # MatMulNBits blocks of the "nbits4" ONNX Runtime models (as Kiln's NF4 blocks).
 NBITS_BLOCK = 64
+
+
+def dynamic_int8_model(src: Path, out: Path) -> Path:
+    """`src` quantized by ONNX Runtime's quantize_dynamic (int8 weights, activations quantized
+    at run time: DynamicQuantizeLinear + MatMulInteger), its MatMul and Gemm nodes. Written to
+    `out`."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    quantize_dynamic(str(src), str(out), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"])
+    return out
 
 
 def matmul_nbits_model(src: Path, out: Path, block: int = NBITS_BLOCK) -> Path:
@@ -352,6 +364,8 @@ def bench_model(m: Model, args, tmp: Path, probe: Probe | None, peaks: dict[int,
     ort_path = onnx_path
     if m.ort == "nbits4":
         ort_path = matmul_nbits_model(onnx_path, tmp / m.name / "ort-nbits4" / "model.onnx")
+    elif m.ort == "int8dyn":
+        ort_path = dynamic_int8_model(onnx_path, tmp / m.name / "ort-int8dyn" / "model.onnx")
     workers: dict[str, Worker] = {}
     try:
         t = args.threads[0]
