@@ -5,7 +5,8 @@ For one model of the benchmark suite (default: the 4-layer BERT), on its bundled
 (test_data_set_0), prints each output's error against the f32 model run by ONNX Runtime:
 
 - Kiln: `kiln compile --quantize=SCHEME` for nf4, fp8-e4m3, int8 and int4 (weight-only, the
-  MatMul/Gemm weights), run with `kiln run`;
+  MatMul/Gemm weights), and int8 with `--quantize-activations=dynamic` (activations quantized
+  at run time as ONNX Runtime's quantize_dynamic does), run with `kiln run`;
 - ONNX Runtime: its dynamic int8 quantization (`quantize_dynamic`, int8 weights and dynamically
   quantized activations) and its 4-bit weight-only MatMulNBits (`MatMulNBitsQuantizer`, block 32
   and 128, symmetric), both made locally with onnxruntime.quantization, run by ONNX Runtime.
@@ -33,7 +34,14 @@ from onnx import numpy_helper
 
 REPO = Path(__file__).resolve().parent.parent
 MODELS = REPO / ".cache" / "bench-models"
-KILN_SCHEMES = ("nf4", "fp8-e4m3", "int8", "int4")
+# (label, kiln compile flags)
+KILN_SCHEMES = (
+    ("nf4", ["--quantize=nf4"]),
+    ("fp8-e4m3", ["--quantize=fp8-e4m3"]),
+    ("int8", ["--quantize=int8"]),
+    ("int4", ["--quantize=int4"]),
+    ("int8 + dynamic int8 activations", ["--quantize=int8", "--quantize-activations=dynamic"]),
+)
 
 
 def read_set(folder: Path, prefix: str) -> list[np.ndarray]:
@@ -69,10 +77,11 @@ def errors(ref: np.ndarray, got: np.ndarray) -> tuple[float, float, int]:
     return rel, float(np.max(np.abs(d))) if d.size else 0.0, nan_mismatch
 
 
-def kiln_outputs(kiln: Path, model: Path, scheme: str, inputs: Path, tmp: Path) -> list[np.ndarray]:
+def kiln_outputs(kiln: Path, model: Path, flags: list[str], inputs: Path, tmp: Path) -> list[np.ndarray]:
+    scheme = "".join(c if c.isalnum() else "_" for c in "".join(flags))
     art = tmp / f"kiln-{scheme}.so"
     subprocess.run(
-        [str(kiln), "compile", str(model), f"--quantize={scheme}", "-o", str(art)],
+        [str(kiln), "compile", str(model), *flags, "-o", str(art)],
         check=True,
         capture_output=True,
     )
@@ -121,9 +130,9 @@ def main() -> int:
     rows = []
     with tempfile.TemporaryDirectory() as t:
         tmp = Path(t)
-        for scheme in KILN_SCHEMES:
-            got = kiln_outputs(args.kiln, model, scheme, inputs_dir, tmp)
-            rows.append((f"Kiln {scheme}", got))
+        for label, flags in KILN_SCHEMES:
+            got = kiln_outputs(args.kiln, model, flags, inputs_dir, tmp)
+            rows.append((f"Kiln {label}", got))
         for name, path in ort_quantized(model, tmp).items():
             rows.append((name, ort_run(path, inputs)))
     print(f"# {args.model}: end-to-end error against the f32 model (ONNX Runtime {ort.__version__}), "

@@ -19,17 +19,19 @@ What it does, in order:
    outside Kiln's list are EXCLUDED, each with its
    reason, in `testdata/conformance/exclusions.txt`. Everything else counts in the denominator:
    an op Kiln lacks is "unsupported", not excluded.
-3. Runs every counted test through `kiln run` twice: the compiled CPU path and the reference
-   interpreter (`--interpret`), `-j` tests at a time, each with a timeout.
+3. Runs every counted test through `kiln run` three times: the compiled CPU path, the reference
+   interpreter (`--interpret`) and the Vulkan path (`--target vulkan`, SPIR-V executed on the
+   machine's Vulkan device: Mesa's lavapipe without a GPU), `-j` tests at a time, each with a
+   timeout.
 4. Compares with the suite's expected outputs like ONNX's backend test runner
    (`np.testing.assert_allclose(actual, expected, rtol, atol)` with the per-test tolerances
    from index.json; bfloat16 gets at least two ULPs of rtol as there), but stricter where the
    runner is loose: integers and bools must be equal, the output count, every dtype and every
    shape must match, NaN only matches NaN and an infinity only the same infinity.
-5. Classifies each run (see `Status`; on the compiled path a pass whose every output was a
-   compile-time constant, so no generated code computed it, is "folded", not "passed"), prints
+5. Classifies each run (see `Status`; on the compiled and Vulkan paths a pass whose every output
+   was a compile-time constant, so no generated code computed it, is "folded", not "passed"), prints
    a per-op table and totals, and with `--check` compares with the checked-in expectations:
-   `testdata/conformance/expected-pass-{compiled,interp}.txt` (tests that pass) and
+   `testdata/conformance/expected-pass-{compiled,interp,vulkan}.txt` (tests that pass) and
    `testdata/conformance/known-failures.txt` (every other counted test, with its status and
    the reason).
 
@@ -80,15 +82,17 @@ README_BEGIN = "<!-- conformance:begin -->"
 README_END = "<!-- conformance:end -->"
 STAMP_NAME = ".conformance-stamp.json"
 
-# The two execution paths, by the short name used in files, JSON and options.
-PATHS = ("compiled", "interp")
+# The GPU path: every node test compiled for `--target vulkan` and run on the machine's Vulkan
+# device (Mesa's lavapipe without a GPU; scripts/setup.sh installs it).
+GPU_PATH = "vulkan"
+# The default execution paths, by the short name used in files, JSON and options.
+PATHS = ("compiled", "interp", GPU_PATH)
 # The optional cross path: artifacts built for AArch64 and run under qemu-user, on a slice of the
 # node tests and the bundled models (`--paths aarch64`, see `cross_slice` and `Cross`).
 CROSS_PATH = "aarch64"
-# The GPU path, a measurement (no expectation lists yet): every node test compiled for
-# `--target vulkan` and run on the machine's Vulkan device (Mesa's lavapipe without a GPU).
-GPU_PATH = "vulkan"
-ALL_PATHS = PATHS + (CROSS_PATH, GPU_PATH)
+ALL_PATHS = PATHS + (CROSS_PATH,)
+# Paths that run generated code, where a right answer that is a compile-time constant is "folded".
+GENERATED_PATHS = ("compiled", GPU_PATH)
 PATH_TITLES = {"compiled": "compiled", "interp": "interpreter", CROSS_PATH: "aarch64 (qemu)", GPU_PATH: "vulkan"}
 MODELS_DIR = REPO / "testdata" / "models"
 README_CROSS_BEGIN = "<!-- aarch64:begin -->"
@@ -493,7 +497,11 @@ def run_once(kiln: Path, test: NodeTest, path: str, timeout: float, cross: Cross
             if result is None:
                 result = _check_outputs(test, data_dir, out_dir)
                 folded = constant_outputs(stderr)
-                if result.status == Status.PASSED and path == "compiled" and set(test.output_names) <= set(folded):
+                if (
+                    result.status == Status.PASSED
+                    and path in GENERATED_PATHS
+                    and set(test.output_names) <= set(folded)
+                ):
                     result = RunResult(Status.FOLDED, f"computed at compile time: {', '.join(folded)}")
             if result.status != Status.PASSED:
                 if test.data_sets > 1:
@@ -774,6 +782,28 @@ def ensure_suite(cache: Path, regenerate: bool) -> dict:
     return index
 
 
+def vulkan_device_problem() -> str | None:
+    """Why the Vulkan path cannot run here (no loader or no ICD), or None."""
+    loaders = [Path(d) / "libvulkan.so.1" for d in ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib")]
+    if not any(p.exists() for p in loaders):
+        return "no Vulkan loader (libvulkan.so.1)"
+    icd_dirs = [Path(d) for d in ("/usr/share/vulkan/icd.d", "/etc/vulkan/icd.d")]
+    if os.environ.get("VK_ICD_FILENAMES") or os.environ.get("VK_DRIVER_FILES"):
+        return None
+    if not any(d.is_dir() and any(d.glob("*.json")) for d in icd_dirs):
+        return "no Vulkan driver (ICD) in /usr/share/vulkan/icd.d"
+    return None
+
+
+def check_vulkan_device() -> None:
+    problem = vulkan_device_problem()
+    if problem:
+        raise SetupError(
+            f"the {GPU_PATH} path needs a Vulkan device: {problem}; install Mesa's lavapipe "
+            "(scripts/setup.sh: mesa-vulkan-drivers libvulkan1) or leave it out with --paths compiled,interp"
+        )
+
+
 class SetupError(Exception):
     pass
 
@@ -865,18 +895,15 @@ def passed(test: NodeTest, path: str) -> bool:
     return r is not None and r.status == Status.PASSED
 
 
-# The per-op table's result columns: passes on each path, and on the compiled path also the
-# folded passes (right answers that no generated code computed), in their own column.
-FOLDED_COLUMN = ("compiled", Status.FOLDED)
-
-
+# The per-op table's result columns: passes on each path, and on the paths that run generated
+# code also the folded passes (right answers that no generated code computed), in their own column.
 def table_columns(paths: Sequence[str]) -> list[tuple[tuple[str, str], str]]:
     """((path, status), title) for each per-op result column."""
     cols = []
     for p in paths:
         cols.append(((p, Status.PASSED), PATH_TITLES[p]))
-        if (p, Status.FOLDED) == FOLDED_COLUMN:
-            cols.append((FOLDED_COLUMN, "folded"))
+        if p in GENERATED_PATHS:
+            cols.append(((p, Status.FOLDED), "folded" if p == "compiled" else f"{PATH_TITLES[p]} folded"))
     return cols
 
 
@@ -1001,7 +1028,7 @@ def markdown_report(tests: list[NodeTest], paths: Sequence[str]) -> str:
         "",
         (
             "\"folded\": right answers computed at compile time, every output a constant after the "
-            "graph passes, so no generated code ran (compiled path only; not counted as passed). "
+            "graph passes, so no generated code ran (compiled and Vulkan paths; not counted as passed). "
             "Every test that does not pass is listed with its reason in "
             "`testdata/conformance/known-failures.txt`."
         ),
@@ -1016,6 +1043,18 @@ def markdown_report(tests: list[NodeTest], paths: Sequence[str]) -> str:
             f"| {PATH_TITLES[p]} | {c[Status.PASSED]} ({pct:.1f}%) | {c[Status.FOLDED]} | {c[Status.FAILED]} | "
             f"{c[Status.UNSUPPORTED]} | {c[Status.CRASHED]} | {c[Status.TIMEOUT]} |"
         )
+    if GPU_PATH in paths and "compiled" in paths:
+        cpu = [t for t in tests if passed(t, "compiled") and GPU_PATH in t.results]
+        ok = sum(passed(t, GPU_PATH) for t in cpu)
+        pct = 100.0 * ok / len(cpu) if cpu else 0.0
+        lines += [
+            "",
+            (
+                f"Vulkan (`kiln run --target vulkan`, SPIR-V run on Mesa's lavapipe): {ok} of the {len(cpu)} "
+                f"tests that pass compiled for the CPU pass ({pct:.1f}%); the others are listed in "
+                "`known-failures.txt` with their reasons."
+            ),
+        ]
     cols = table_columns(paths)
     lines += [
         "",
@@ -1036,22 +1075,26 @@ How to read and rerun these numbers:
 
 - `scripts/test.sh` runs `scripts/conformance.py --check` after the cargo tests, with the debug
   `kiln` that `cargo build --workspace` just built: it fails when a test listed in
-  `testdata/conformance/expected-pass-{compiled,interp}.txt` stops passing, or when a test that
+  `testdata/conformance/expected-pass-{compiled,interp,vulkan}.txt` stops passing, or when a test that
   does not pass no longer fails the way `testdata/conformance/known-failures.txt` records (every
   counted test that does not pass is there, with its status and the reason). After a change that
   makes tests pass, `scripts/conformance.py --bless` rewrites those lists, this page and the
   README table; it refuses when a test that passed no longer does, unless `--allow-regressions`
   is given. Reasons in `known-failures.txt` are kept while a test's status stays the same, so
   write them by hand where Kiln's message is not the explanation.
-- "folded" (compiled path): the answers were right, but every output was a constant after the
+- "folded" (compiled and Vulkan paths): the answers were right, but every output was a constant after the
   graph passes, so no generated code computed them (`kiln run -v` logs such outputs). These are
-  not counted as passed; `--check` treats a test in `expected-pass-compiled.txt` that becomes
-  folded as a regression, so the compiled column only counts runs of generated code.
+  not counted as passed; `--check` treats a test in `expected-pass-compiled.txt` (or
+  `-vulkan.txt`) that becomes folded as a regression, so those columns only count runs of
+  generated code.
   Specialized inputs (below) are folded only where their values are needed at compile time:
   `fold-constants` leaves the data path they feed (a Range's values, a ConstantOfShape's fill)
   to generated code.
 - Each test runs `kiln run model.onnx --input-dir test_data_set_N --output-format pb`, once
-  compiled and once with `--interpret`. On the compiled path the temporary artifact is
+  compiled, once with `--interpret` and once with `--target vulkan` (the model compiled to
+  SPIR-V compute kernels and a host part that launches them, run through the Vulkan loader on
+  the machine's device: Mesa's lavapipe, a CPU implementation of Vulkan, where there is no GPU;
+  `scripts/setup.sh` installs it). On the compiled path the temporary artifact is
   specialized to the test's inputs: inputs whose values decide shapes (Reshape's shape, reduction
   axes, Slice's starts, TopK's k, ...: the ops' `static_operands`) are compiled in as constants,
   and dynamic input extents take the given shapes. A deployed artifact (`kiln compile`) keeps
@@ -1417,8 +1460,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     bad = [p for p in args.paths if p not in ALL_PATHS]
     if bad or not args.paths:
         ap.error(f"--paths takes a subset of {','.join(ALL_PATHS)}, got {bad or 'nothing'}")
-    if GPU_PATH in args.paths and (args.check or args.bless):
-        ap.error(f"the {GPU_PATH} path is a measurement: it has no expectation lists for --check or --bless yet")
     return args
 
 
@@ -1435,6 +1476,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         missing = [o for o in KILN_RUN_OPTIONS if o not in probe.stdout.decode(errors="replace")]
         if missing:
             raise SetupError(f"`{kiln} run --help` does not list {', '.join(missing)}; is it an old build?")
+        if GPU_PATH in args.paths:
+            check_vulkan_device()
         index = ensure_suite(args.cache, args.regenerate)
         cross = None
         if CROSS_PATH in args.paths:

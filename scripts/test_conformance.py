@@ -339,6 +339,8 @@ class RunnerTest(unittest.TestCase):
             "EXCLUSIONS_FILE": cls.lists / "exclusions.txt",
             "DOCS_FILE": cls.docs,
             "README": cls.readme,
+            # The fake kiln runs `--target vulkan` like the CPU; no Vulkan device is needed.
+            "vulkan_device_problem": lambda: None,
         }
         saved = {k: getattr(conformance, k) for k in patches}
         out, err = io.StringIO(), io.StringIO()
@@ -396,9 +398,9 @@ class RunnerTest(unittest.TestCase):
         self.assertEqual(conformance.constant_outputs("INFO kiln::cmd::run: wrote file=x\n"), [])
 
     def test_table(self):
-        # Columns: tests, excluded, compiled (generated code), folded, interpreter.
+        # Columns: tests, excluded, compiled (generated code), folded, interpreter, vulkan, its folded.
         row = next(ln for ln in self.stdout.splitlines() if ln.startswith("Relu"))
-        self.assertEqual(row.split(), ["Relu", "9", "0", "1", "1", "3"])
+        self.assertEqual(row.split(), ["Relu", "9", "0", "1", "1", "3", "1", "1"])
         self.assertIn("Identity", self.stdout)
 
     def known(self):
@@ -417,6 +419,9 @@ class RunnerTest(unittest.TestCase):
         # Every non-pass is recorded with its status and a reason from the run.
         known = self.known()
         self.assertEqual(known[("test_folded", "compiled")].status, "folded")
+        # The Vulkan path runs generated code too: its constant answers are folded, not passed.
+        self.assertEqual(conformance.read_names(self.lists / "expected-pass-vulkan.txt"), {"test_pass"})
+        self.assertEqual(known[("test_folded", "vulkan")].status, "folded")
         self.assertIn("computed at compile time: y", known[("test_folded", "compiled")].reason)
         self.assertEqual(known[("test_interpwrong", "compiled")].status, "failed")
         self.assertEqual(known[("test_unsup", "interp")].status, "unsupported")
@@ -518,6 +523,24 @@ class RunnerTest(unittest.TestCase):
             code = conformance.main(["--kiln", os.devnull + "-nope", "--cache", str(self.cache)])
         self.assertEqual(code, 2)
         self.assertIn("no kiln binary", err.getvalue())
+
+    def test_vulkan_path_without_a_device_is_a_setup_error(self):
+        saved = conformance.vulkan_device_problem
+        conformance.vulkan_device_problem = lambda: "no Vulkan loader (libvulkan.so.1)"
+        try:
+            with contextlib.redirect_stderr(io.StringIO()) as err:
+                code = conformance.main(["--kiln", str(self.kiln), "--cache", str(self.cache)])
+            self.assertEqual(code, 2)
+            self.assertIn("the vulkan path needs a Vulkan device: no Vulkan loader", err.getvalue())
+            # Leaving the path out runs the CPU paths only.
+            with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+                code = conformance.main(
+                    ["--kiln", str(self.kiln), "--cache", str(self.cache), "--paths", "compiled,interp",
+                     "--filter", "test_pass", "--no-table"]
+                )
+            self.assertEqual(code, 0)
+        finally:
+            conformance.vulkan_device_problem = saved
 
     def test_kiln_without_run_options_is_a_setup_error(self):
         # An old build that exits 0 for anything must not count as "ran, wrote nothing".

@@ -288,6 +288,19 @@ typedef struct kiln_tensor_info {
  * against the record's checksum; names that are absolute, contain "..", or
  * resolve outside that directory are refused. */
 kiln_status kiln_model_load(const char* artifact_path, kiln_model** out);
+/* How kiln_model_load_with_options loads an artifact. Set struct_size to
+ * sizeof(kiln_load_options) (later runtimes may add fields after these). */
+typedef struct kiln_load_options {
+  uint32_t struct_size;
+  /* GPU artifacts: the device to run on, an index among the driver's devices
+   * (CUDA ordinal, HIP device, Vulkan physical device; Metal: 0 only); -1 for
+   * $KILN_DEVICE, else the driver's default. An absent device is
+   * KILN_ERROR_DEVICE_UNAVAILABLE. CPU artifacts ignore it. */
+  int32_t device;
+} kiln_load_options;
+/* kiln_model_load with options; options may be NULL (the defaults). */
+kiln_status kiln_model_load_with_options(const char* artifact_path, const kiln_load_options* options,
+                                         kiln_model** out);
 /* A multi-versioned artifact (kiln compile --cpu=A,B) records its other
  * builds, files beside it; kiln_model_load opens the last one whose CPU
  * features this machine has (it must match the recorded size and checksum:
@@ -325,6 +338,25 @@ uint32_t kiln_model_num_threads(const kiln_model* model); /* 0 for NULL */
 kiln_status kiln_model_run(kiln_model* model, const kiln_tensor* inputs, uint32_t num_inputs,
                            kiln_tensor* outputs, uint32_t num_outputs);
 
+/* Device memory (GPU artifacts). kiln_model_run copies host tensors to the
+ * device and back on every run; a program that keeps its tensors on the
+ * device allocates them from the model, fills them with
+ * kiln_model_device_upload (or its own kernels, given the API's address:
+ * a CUdeviceptr / hipDeviceptr_t; Vulkan addresses are Kiln handles), and
+ * runs with kiln_model_run_device, whose tensors' `data` fields hold these
+ * addresses (cast to void*); nothing is copied then. Addresses not allocated
+ * by the model, or smaller than the tensor, are KILN_ERROR_INVALID_ARGUMENT.
+ * On a CPU artifact these return KILN_ERROR_INVALID_ARGUMENT. Allocations are
+ * freed by kiln_model_device_free or with the model. */
+int kiln_model_is_device(const kiln_model* model); /* 1: GPU artifact, 0: CPU (or NULL) */
+kiln_status kiln_model_device_alloc(kiln_model* model, uint64_t bytes, uint64_t* address);
+kiln_status kiln_model_device_free(kiln_model* model, uint64_t address);
+kiln_status kiln_model_device_upload(kiln_model* model, uint64_t address, const void* src,
+                                     uint64_t bytes);
+kiln_status kiln_model_device_download(kiln_model* model, uint64_t address, void* dst,
+                                       uint64_t bytes);
+kiln_status kiln_model_run_device(kiln_model* model, const kiln_tensor* inputs, uint32_t num_inputs,
+                                  kiln_tensor* outputs, uint32_t num_outputs);
 const char* kiln_last_error(void);                 /* never NULL; "" when none */
 const char* kiln_status_string(kiln_status status); /* never NULL */
 const char* kiln_version(void);                    /* runtime version, e.g. "0.1.0" */

@@ -573,3 +573,108 @@ fn multi_versioned_artifacts_load_the_best_build_this_cpu_can_run() {
     assert_eq!(code(&o), 2, "{}", stderr(&o));
     assert!(!d.join("k.so").exists());
 }
+
+/// Whether a Vulkan driver (Mesa's lavapipe here) is installed: its ICD manifest.
+fn vulkan_icd() -> bool {
+    ["/usr/share/vulkan/icd.d", "/etc/vulkan/icd.d"]
+        .iter()
+        .any(|d| {
+            std::fs::read_dir(d).is_ok_and(|mut e| {
+                e.any(|f| f.is_ok_and(|f| f.path().extension().is_some_and(|x| x == "json")))
+            })
+        })
+}
+
+/// The C API's device memory on a Vulkan artifact (lavapipe): a chosen device, buffers
+/// allocated from the model, a run on device pointers that matches ONNX Runtime and the
+/// host-pointer run, and the misuse paths (`testdata/c/run_device.c`).
+#[test]
+fn device_memory_runs_through_the_c_api() {
+    if !vulkan_icd() {
+        eprintln!("skipped: no Vulkan driver (scripts/setup.sh installs mesa-vulkan-drivers)");
+        return;
+    }
+    let lib = runtime_dir();
+    let dir = tempfile::tempdir().unwrap();
+    let gpu = dir.path().join("mlp_vk.so");
+    let cpu = dir.path().join("mlp_cpu.so");
+    ok(compile(&[
+        s(&model("mlp")),
+        "--target=vulkan",
+        "-o",
+        s(&gpu),
+    ]));
+    ok(compile(&[s(&model("mlp")), "-o", s(&cpu)]));
+    let (x, y) = raw_test_set(dir.path(), "mlp");
+    let exe = dir.path().join("run_device");
+    let include = lib.parent().unwrap().join("include");
+    let cc = std::env::var_os("CC").unwrap_or_else(|| "cc".into());
+    ok(Command::new(cc)
+        .args(["-std=c11", "-Wall", "-Werror", "-O1"])
+        .arg(format!("-I{}", include.display()))
+        .arg(repo().join("testdata/c/run_device.c"))
+        .arg("-o")
+        .arg(&exe)
+        .arg(format!("-L{}", lib.display()))
+        .arg("-lkiln_runtime")
+        .arg(format!("-Wl,-rpath,{}", lib.display()))
+        .arg("-lm")
+        .output()
+        .unwrap());
+    let run = ok(Command::new(&exe)
+        .args([&gpu, &cpu, &x, &y])
+        .output()
+        .unwrap());
+    assert_eq!(String::from_utf8_lossy(&run.stdout).trim(), "ok");
+
+    // The same through the Rust API.
+    let opts = kiln_runtime::LoadOptions { device: Some(0) };
+    let m = kiln_runtime::Model::load_with(&gpu, &opts).unwrap();
+    assert!(m.is_device());
+    let (input, output) = (m.inputs()[0].clone(), m.outputs()[0].clone());
+    let xb = std::fs::read(&x).unwrap();
+    let yb = std::fs::read(&y).unwrap();
+    let dx = m.device_alloc(xb.len() as u64).unwrap();
+    let dy = m.device_alloc(yb.len() as u64).unwrap();
+    m.device_upload(dx, &xb).unwrap();
+    let t = |info: &kiln_runtime::TensorInfo, address: u64, bytes: usize| {
+        (info.dtype(), info.shape().to_vec(), address, bytes as u64)
+    };
+    let (idt, ishape, ia, ib) = t(&input, dx, xb.len());
+    let (odt, oshape, oa, ob) = t(&output, dy, yb.len());
+    fn dev(
+        dtype: kiln_runtime::DType,
+        shape: &[i64],
+        address: u64,
+        bytes: u64,
+    ) -> kiln_runtime::DeviceTensor<'_> {
+        kiln_runtime::DeviceTensor {
+            dtype,
+            shape,
+            address,
+            bytes,
+        }
+    }
+    m.run_device(&[dev(idt, &ishape, ia, ib)], &[dev(odt, &oshape, oa, ob)])
+        .unwrap();
+    let mut got = vec![0u8; yb.len()];
+    m.device_download(dy, &mut got).unwrap();
+    let f = |b: &[u8]| -> Vec<f32> {
+        b.chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()
+    };
+    let (got, want) = (f(&got), f(&yb));
+    let scale = want.iter().fold(0f32, |a, v| a.max(v.abs()));
+    for (g, w) in got.iter().zip(&want) {
+        assert!((g - w).abs() <= 1e-4 * scale, "{g} vs ONNX Runtime's {w}");
+    }
+    // A host address is not a device allocation.
+    let host = xb.as_ptr() as u64;
+    let e = m
+        .run_device(&[dev(idt, &ishape, host, ib)], &[dev(odt, &oshape, oa, ob)])
+        .unwrap_err();
+    assert!(e.to_string().contains("not a device allocation"), "{e}");
+    m.device_free(dx).unwrap();
+    assert!(m.device_free(dx).is_err());
+}

@@ -17,7 +17,7 @@ use alloc::string::ToString;
 use alloc::vec::Vec;
 use core::ffi::{c_char, c_void, CStr};
 use kiln_runtime_core::abi::ArtifactV1;
-use kiln_runtime_core::{DType, Error, Model, RawTensor, Status, TensorInfo};
+use kiln_runtime_core::{DType, Error, LoadOptions, Model, RawTensor, Status, TensorInfo};
 
 /// `kiln_status`.
 pub type KilnStatus = i32;
@@ -103,6 +103,56 @@ pub unsafe extern "C" fn kiln_model_load(
         // SAFETY: caller contract.
         let path = unsafe { c_str(artifact_path, "artifact_path")? };
         let model = Model::load(path.to_bytes())?;
+        // SAFETY: `out` checked above.
+        unsafe { store_model(out, model) };
+        Ok(())
+    })
+}
+
+/// `kiln_load_options`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct KilnLoadOptions {
+    pub struct_size: u32,
+    pub device: i32,
+}
+
+/// Loads an artifact shared library with options (the device of a GPU artifact).
+///
+/// # Safety
+/// `artifact_path` is null or a C string; `options` is null or points to
+/// `options->struct_size` readable bytes; `out` is null or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn kiln_model_load_with_options(
+    artifact_path: *const c_char,
+    options: *const KilnLoadOptions,
+    out: *mut *mut Model,
+) -> KilnStatus {
+    guard(|| {
+        if out.is_null() {
+            return Err(null_error("out"));
+        }
+        // SAFETY: `out` is writable (caller contract).
+        unsafe { out.write(core::ptr::null_mut()) };
+        // SAFETY: caller contract.
+        let path = unsafe { c_str(artifact_path, "artifact_path")? };
+        let mut opts = LoadOptions::default();
+        if !options.is_null() {
+            // SAFETY: the first field is readable (caller contract).
+            let size = unsafe { options.cast::<u32>().read() } as usize;
+            if size < core::mem::size_of::<KilnLoadOptions>() {
+                return Err(Error::InvalidArgument(format!(
+                    "options->struct_size is {size}; set it to sizeof(kiln_load_options)"
+                )));
+            }
+            // SAFETY: at least this struct's bytes are readable (checked size).
+            let o = unsafe { options.read() };
+            opts.device = match o.device {
+                d if d < 0 => None,
+                d => Some(d as u32),
+            };
+        }
+        let model = Model::load_with(path.to_bytes(), &opts)?;
         // SAFETY: `out` checked above.
         unsafe { store_model(out, model) };
         Ok(())
@@ -335,6 +385,22 @@ pub unsafe extern "C" fn kiln_model_run(
     outputs: *mut KilnTensor,
     num_outputs: u32,
 ) -> KilnStatus {
+    // SAFETY: forwarded (caller contract).
+    unsafe { run(model, inputs, num_inputs, outputs, num_outputs, false) }
+}
+
+/// [`kiln_model_run`] (`device` false) or [`kiln_model_run_device`].
+///
+/// # Safety
+/// As [`kiln_model_run`].
+unsafe fn run(
+    model: *mut Model,
+    inputs: *const KilnTensor,
+    num_inputs: u32,
+    outputs: *mut KilnTensor,
+    num_outputs: u32,
+    device: bool,
+) -> KilnStatus {
     guard(|| {
         // SAFETY: caller contract.
         let model = unsafe { model_ref(model) }.ok_or_else(|| null_error("model"))?;
@@ -345,9 +411,125 @@ pub unsafe extern "C" fn kiln_model_run(
                 raw_tensors(outputs, num_outputs, "outputs")?,
             )
         };
-        // SAFETY: caller contract on shapes and data.
-        unsafe { model.run_raw(&inputs, &outputs) }
+        if device {
+            // SAFETY: caller contract on shapes.
+            unsafe { model.run_device(&inputs, &outputs) }
+        } else {
+            // SAFETY: caller contract on shapes and data.
+            unsafe { model.run_raw(&inputs, &outputs) }
+        }
     })
+}
+
+/// Whether the model is a GPU artifact (1) or runs on the CPU (0; also for NULL).
+///
+/// # Safety
+/// `model` is null or a live model.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn kiln_model_is_device(model: *const Model) -> i32 {
+    // SAFETY: caller contract.
+    unsafe { model_ref(model) }.map_or(0, |m| i32::from(m.is_device()))
+}
+
+/// # Safety
+/// `model` is null or live; `address` is null or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn kiln_model_device_alloc(
+    model: *mut Model,
+    bytes: u64,
+    address: *mut u64,
+) -> KilnStatus {
+    guard(|| {
+        // SAFETY: caller contract.
+        let model = unsafe { model_ref(model) }.ok_or_else(|| null_error("model"))?;
+        if address.is_null() {
+            return Err(null_error("address"));
+        }
+        let a = model.device_alloc(bytes)?;
+        // SAFETY: writable (caller contract).
+        unsafe { address.write(a) };
+        Ok(())
+    })
+}
+
+/// # Safety
+/// `model` is null or live.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn kiln_model_device_free(model: *mut Model, address: u64) -> KilnStatus {
+    guard(|| {
+        // SAFETY: caller contract.
+        let model = unsafe { model_ref(model) }.ok_or_else(|| null_error("model"))?;
+        model.device_free(address)
+    })
+}
+
+/// # Safety
+/// `model` is null or live; `src` is null or points to `bytes` readable bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn kiln_model_device_upload(
+    model: *mut Model,
+    address: u64,
+    src: *const c_void,
+    bytes: u64,
+) -> KilnStatus {
+    guard(|| {
+        // SAFETY: caller contract.
+        let model = unsafe { model_ref(model) }.ok_or_else(|| null_error("model"))?;
+        let len =
+            usize::try_from(bytes).map_err(|_| Error::InvalidArgument("bytes too large".into()))?;
+        let data = if len == 0 {
+            &[][..]
+        } else if src.is_null() {
+            return Err(null_error("src"));
+        } else {
+            // SAFETY: `bytes` readable bytes (caller contract).
+            unsafe { core::slice::from_raw_parts(src.cast::<u8>(), len) }
+        };
+        model.device_upload(address, data)
+    })
+}
+
+/// # Safety
+/// `model` is null or live; `dst` is null or points to `bytes` writable bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn kiln_model_device_download(
+    model: *mut Model,
+    address: u64,
+    dst: *mut c_void,
+    bytes: u64,
+) -> KilnStatus {
+    guard(|| {
+        // SAFETY: caller contract.
+        let model = unsafe { model_ref(model) }.ok_or_else(|| null_error("model"))?;
+        let len =
+            usize::try_from(bytes).map_err(|_| Error::InvalidArgument("bytes too large".into()))?;
+        let data = if len == 0 {
+            &mut [][..]
+        } else if dst.is_null() {
+            return Err(null_error("dst"));
+        } else {
+            // SAFETY: `bytes` writable bytes (caller contract).
+            unsafe { core::slice::from_raw_parts_mut(dst.cast::<u8>(), len) }
+        };
+        model.device_download(address, data)
+    })
+}
+
+/// Runs a GPU artifact on tensors in its device memory (`data` holds addresses from
+/// kiln_model_device_alloc).
+///
+/// # Safety
+/// As [`kiln_model_run`], except that `data` is never dereferenced.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn kiln_model_run_device(
+    model: *mut Model,
+    inputs: *const KilnTensor,
+    num_inputs: u32,
+    outputs: *mut KilnTensor,
+    num_outputs: u32,
+) -> KilnStatus {
+    // SAFETY: forwarded (caller contract).
+    unsafe { run(model, inputs, num_inputs, outputs, num_outputs, true) }
 }
 
 /// The calling thread's last error message; "" when the last call succeeded.

@@ -18,8 +18,8 @@ use std::process::Command;
 const SIZE_BUDGET_BYTES: u64 = 200 * 1024;
 /// Budget for the static library: one relocatable object (`ld -r`), which keeps every
 /// function of the device back ends (Vulkan's `ash` tables most of all) that a final link
-/// of a CPU-only program drops again; about 385 KiB.
-const ARCHIVE_BUDGET_BYTES: u64 = 400 * 1024;
+/// of a CPU-only program drops again; about 405 KiB with the device-memory API.
+const ARCHIVE_BUDGET_BYTES: u64 = 420 * 1024;
 
 fn crate_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -206,12 +206,12 @@ fn shipped_libraries_are_small_export_only_the_api_and_pass() {
         "{globals:?}"
     );
     assert!(globals.iter().any(|s| s == "kiln_model_run"), "{globals:?}");
-    // The shared library exports exactly the 17 functions of kiln.h.
+    // The shared library exports exactly the 24 functions of kiln.h.
     let exports = defined_globals(&lib.join("libkiln_runtime.so"), true);
     assert!(
         exports.iter().all(|s| s.starts_with("kiln_")),
         "{exports:?}"
     );
-    assert_eq!(exports.len(), 17, "{exports:?}");
+    assert_eq!(exports.len(), 24, "{exports:?}");
     check_c_library(&lib);
 }

@@ -41,7 +41,7 @@ mod sys;
 
 pub use dtype::DType;
 pub use error::{Error, Role, Status, TensorName};
-pub use model::{Model, RawTensor, TensorInfo};
+pub use model::{LoadOptions, Model, RawTensor, TensorInfo};
 
 /// Version of this runtime.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -66,6 +66,15 @@ impl TensorInfo {
     }
 }
 
+/// How [`Model::load_with`] loads an artifact.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// The device a GPU artifact runs on: an index among its driver's devices (`None`:
+    /// `KILN_DEVICE`, else the driver's first, or for Vulkan the first discrete GPU).
+    /// CPU artifacts ignore it.
+    pub device: Option<u32>,
+}
+
 /// An unchecked tensor as passed through the C API. `shape` is only read
 /// after `rank` matched the model, and then `rank` entries are read.
 #[derive(Debug, Clone, Copy)]
@@ -461,6 +470,11 @@ impl Model {
     /// must match the size and checksum the main record holds of it), else
     /// the main build.
     pub fn load(path: &[u8]) -> Result<Model, Error> {
+        Model::load_with(path, &LoadOptions::default())
+    }
+
+    /// [`Model::load`] with options: the device a GPU artifact loads onto.
+    pub fn load_with(path: &[u8], options: &LoadOptions) -> Result<Model, Error> {
         crate::env::check()?;
         let (path, record) = choose_build(path)?;
         let path = path.as_slice();
@@ -485,6 +499,7 @@ impl Model {
                 artifact,
                 WeightsSource::ArtifactDir(dir, record.weights),
                 Some(library),
+                options.device,
             )
         }?;
         model.cpu = record.cpu;
@@ -503,7 +518,9 @@ impl Model {
     ) -> Result<Model, Error> {
         crate::env::check()?;
         // SAFETY: forwarded from the caller.
-        unsafe { Model::from_descriptor(artifact, WeightsSource::Explicit(weights_path), None) }
+        unsafe {
+            Model::from_descriptor(artifact, WeightsSource::Explicit(weights_path), None, None)
+        }
     }
 
     /// # Safety
@@ -512,6 +529,7 @@ impl Model {
         artifact: *const ArtifactV1,
         weights_source: WeightsSource<'_>,
         library: Option<Library>,
+        device: Option<u32>,
     ) -> Result<Model, Error> {
         if artifact.is_null() {
             return Err(Error::LoadFailed("kiln_artifact() returned NULL".into()));
@@ -659,7 +677,7 @@ impl Model {
                     .cast::<abi::DeviceRecord>()
             };
             // SAFETY: a device record of a loaded artifact.
-            Some(unsafe { crate::device::Device::load(record, bytes)? })
+            Some(unsafe { crate::device::Device::load(record, bytes, device)? })
         } else {
             None
         };
@@ -831,6 +849,84 @@ impl Model {
     /// `data` to `byte_size` bytes when non-null, inputs readable and outputs
     /// writable, for the duration of the call.
     pub unsafe fn run_raw(&self, inputs: &[RawTensor], outputs: &[RawTensor]) -> Result<(), Error> {
+        // SAFETY: forwarded from the caller.
+        let (input_ranges, output_ranges) = unsafe { self.validate(inputs, outputs)? };
+        if let Some(device) = &self.device {
+            // SAFETY: forwarded from the caller; the ranges were validated above.
+            return unsafe { self.run_on_device(device, &input_ranges, &output_ranges) };
+        }
+        // SAFETY: forwarded from the caller; the tensors were validated above.
+        unsafe { self.run_host(inputs, outputs) }
+    }
+
+    /// Whether this is a GPU artifact (its tensors can live in device memory).
+    pub fn is_device(&self) -> bool {
+        self.device.is_some()
+    }
+
+    fn device(&self) -> Result<&crate::device::Device, Error> {
+        self.device.as_ref().ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "model '{}' is a CPU artifact: it has no device memory",
+                self.name()
+            ))
+        })
+    }
+
+    /// Allocates `bytes` of the model's device memory (GPU artifacts), for
+    /// [`Model::run_device`]; freed by [`Model::device_free`] or with the model.
+    pub fn device_alloc(&self, bytes: u64) -> Result<u64, Error> {
+        self.device()?.alloc_user(bytes)
+    }
+
+    /// Frees an allocation of [`Model::device_alloc`].
+    pub fn device_free(&self, address: u64) -> Result<(), Error> {
+        self.device()?.free_user(address)
+    }
+
+    /// Copies host bytes to the start of an allocation of [`Model::device_alloc`].
+    pub fn device_upload(&self, address: u64, bytes: &[u8]) -> Result<(), Error> {
+        self.device()?.upload_user(address, bytes)
+    }
+
+    /// Copies the start of an allocation of [`Model::device_alloc`] to the host.
+    pub fn device_download(&self, address: u64, bytes: &mut [u8]) -> Result<(), Error> {
+        self.device()?.download_user(address, bytes)
+    }
+
+    /// Runs a GPU artifact on tensors in device memory: each tensor's `data` is an address
+    /// from [`Model::device_alloc`] (of at least the tensor's bytes); nothing is copied
+    /// between host and device. Checks dtypes, shapes and sizes like [`Model::run_raw`].
+    ///
+    /// # Safety
+    /// Each tensor's `shape` points to `rank` entries when non-null.
+    pub unsafe fn run_device(
+        &self,
+        inputs: &[RawTensor],
+        outputs: &[RawTensor],
+    ) -> Result<(), Error> {
+        let device = self.device()?;
+        // SAFETY: forwarded from the caller; `data` is only compared, never read.
+        let (ins, outs) = unsafe { self.validate(inputs, outputs)? };
+        let wide = |r: &[(usize, usize)]| -> Vec<(u64, u64)> {
+            r.iter().map(|&(a, n)| (a as u64, n as u64)).collect()
+        };
+        let entry = self.entry;
+        let mut call = Model::device_entry(entry);
+        // SAFETY: the addresses are the program's device allocations, checked by the device.
+        unsafe { device.run_addresses(&wide(&ins), &wide(&outs), self.workspace_size, &mut call) }
+    }
+
+    /// Checks the tensors against the model's signature; their `(address, bytes)` ranges.
+    ///
+    /// # Safety
+    /// As [`Model::run_raw`].
+    #[allow(clippy::type_complexity)]
+    unsafe fn validate(
+        &self,
+        inputs: &[RawTensor],
+        outputs: &[RawTensor],
+    ) -> Result<(Vec<(usize, usize)>, Vec<(usize, usize)>), Error> {
         if inputs.len() != self.inputs.len() {
             return Err(Error::InvalidArgument(format!(
                 "model '{}' has {} inputs, got {}",
@@ -858,11 +954,14 @@ impl Model {
             output_ranges.push(unsafe { Model::check_tensor(Role::Output, index, info, tensor)? });
         }
         self.check_overlap(&input_ranges, &output_ranges)?;
+        Ok((input_ranges, output_ranges))
+    }
 
-        if let Some(device) = &self.device {
-            // SAFETY: forwarded from the caller; the ranges were validated above.
-            return unsafe { self.run_on_device(device, &input_ranges, &output_ranges) };
-        }
+    /// Runs a CPU artifact on validated tensors.
+    ///
+    /// # Safety
+    /// As [`Model::run_raw`], after [`Model::validate`].
+    unsafe fn run_host(&self, inputs: &[RawTensor], outputs: &[RawTensor]) -> Result<(), Error> {
         let input_ptrs: Vec<*mut c_void> = inputs.iter().map(|t| t.data.cast()).collect();
         let output_ptrs: Vec<*mut c_void> = outputs.iter().map(|t| t.data.cast()).collect();
         let pool = self.pool();
@@ -943,12 +1042,16 @@ impl Model {
                 }
             })
             .collect();
-        let entry = self.entry;
-        let mut call = |api: &abi::DeviceApi,
-                        ins: &[*mut c_void],
-                        outs: &[*mut c_void],
-                        weights: u64,
-                        workspace: u64| {
+        let mut call = Model::device_entry(self.entry);
+        // SAFETY: `call` runs the artifact's host code.
+        unsafe { device.run(&ins, &mut outs, self.workspace_size, &mut call) }
+    }
+
+    /// The call of a GPU artifact's entry with device addresses and the run's device API.
+    fn device_entry(
+        entry: abi::EntryFn,
+    ) -> impl FnMut(&abi::DeviceApi, &[*mut c_void], &[*mut c_void], u64, u64) -> i32 {
+        move |api, ins, outs, weights, workspace| {
             let ctx = ExecCtx {
                 abi_version: abi::EXEC_CTX_VERSION,
                 num_threads: 1,
@@ -967,9 +1070,7 @@ impl Model {
                     workspace as *mut u8,
                 )
             }
-        };
-        // SAFETY: `call` runs the artifact's host code.
-        unsafe { device.run(&ins, &mut outs, self.workspace_size, &mut call) }
+        }
     }
 
     /// Rejects outputs that overlap an input or another output.

@@ -18,9 +18,10 @@
 mod model;
 
 pub use kiln_runtime_core::{
-    abi, cpu, env, integrity, DType, Error, Role, Status, TensorInfo, TensorName, VERSION,
+    abi, cpu, env, integrity, DType, Error, LoadOptions, Role, Status, TensorInfo, TensorName,
+    VERSION,
 };
-pub use model::{Element, Model, TensorMut, TensorRef};
+pub use model::{DeviceTensor, Element, Model, TensorMut, TensorRef};
 
 /// Appends the integrity record for `record` to the artifact file at `path`
 /// (what `kiln compile` does after linking; see [`integrity`]). The file

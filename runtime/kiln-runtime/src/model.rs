@@ -4,7 +4,7 @@
 //! converts std types (paths, slices) into what the core takes, so it cannot
 //! accept anything the C API would reject.
 
-use crate::{DType, Error, TensorInfo};
+use crate::{DType, Error, LoadOptions, TensorInfo};
 use kiln_runtime_core::abi::ArtifactV1;
 use kiln_runtime_core::{Model as CoreModel, RawTensor};
 use std::ffi::CString;
@@ -91,6 +91,16 @@ fn path_bytes(path: &Path) -> Result<&[u8], Error> {
     })
 }
 
+/// A tensor in a GPU artifact's device memory: an address from
+/// [`Model::device_alloc`] holding `bytes` bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct DeviceTensor<'a> {
+    pub dtype: DType,
+    pub shape: &'a [i64],
+    pub address: u64,
+    pub bytes: u64,
+}
+
 /// A loaded, validated model.
 #[derive(Debug)]
 pub struct Model(CoreModel);
@@ -99,6 +109,57 @@ impl Model {
     /// Loads an artifact shared library and its external weights, if any.
     pub fn load(path: impl AsRef<Path>) -> Result<Model, Error> {
         CoreModel::load(path_bytes(path.as_ref())?).map(Model)
+    }
+
+    /// [`Model::load`] with options (the device a GPU artifact runs on).
+    pub fn load_with(path: impl AsRef<Path>, options: &LoadOptions) -> Result<Model, Error> {
+        CoreModel::load_with(path_bytes(path.as_ref())?, options).map(Model)
+    }
+
+    /// Whether this is a GPU artifact.
+    pub fn is_device(&self) -> bool {
+        self.0.is_device()
+    }
+
+    /// Device memory of a GPU artifact (freed by [`Model::device_free`] or
+    /// with the model).
+    pub fn device_alloc(&self, bytes: u64) -> Result<u64, Error> {
+        self.0.device_alloc(bytes)
+    }
+
+    /// Frees an allocation of [`Model::device_alloc`].
+    pub fn device_free(&self, address: u64) -> Result<(), Error> {
+        self.0.device_free(address)
+    }
+
+    /// Copies `bytes` to the start of an allocation.
+    pub fn device_upload(&self, address: u64, bytes: &[u8]) -> Result<(), Error> {
+        self.0.device_upload(address, bytes)
+    }
+
+    /// Copies the start of an allocation into `bytes`.
+    pub fn device_download(&self, address: u64, bytes: &mut [u8]) -> Result<(), Error> {
+        self.0.device_download(address, bytes)
+    }
+
+    /// Runs a GPU artifact on tensors in its device memory (no host copies).
+    pub fn run_device(
+        &self,
+        inputs: &[DeviceTensor<'_>],
+        outputs: &[DeviceTensor<'_>],
+    ) -> Result<(), Error> {
+        let raw = |t: &DeviceTensor<'_>| RawTensor {
+            dtype: t.dtype.code(),
+            rank: u32::try_from(t.shape.len()).unwrap_or(u32::MAX),
+            shape: t.shape.as_ptr(),
+            data: t.address as *mut u8,
+            byte_size: t.bytes,
+        };
+        let ins: Vec<RawTensor> = inputs.iter().map(raw).collect();
+        let outs: Vec<RawTensor> = outputs.iter().map(raw).collect();
+        // SAFETY: shapes are slices of `rank` entries; `data` holds device
+        // addresses, which the core only compares with the model's allocations.
+        unsafe { self.0.run_device(&ins, &outs) }
     }
 
     /// Wraps an artifact linked into this program.

@@ -179,6 +179,13 @@ pub struct QuantizeArgs {
     #[arg(long, value_name = "N", requires = "quantize")]
     pub quantize_min_elements: Option<u64>,
 
+    /// With --quantize=int8: quantize each product's activations too, at run
+    /// time (`dynamic`: uint8 per tensor, as ONNX's DynamicQuantizeLinear and
+    /// ONNX Runtime's quantize_dynamic), so the products run as int8 dot
+    /// products (VNNI where the CPU has them).
+    #[arg(long, value_name = "MODE", value_parser = ["dynamic"], requires = "quantize")]
+    pub quantize_activations: Option<String>,
+
     /// `kiln compile`: print, per quantized weight, its relative RMS and
     /// largest error against the f32 weight and its stored size (text table
     /// or JSON, on stderr).
@@ -215,6 +222,7 @@ impl QuantizeArgs {
         o.block_size = self.block_size;
         o.exclude = self.exclude.clone();
         o.double_quant = self.double_quant;
+        o.dynamic_activations = self.quantize_activations.is_some();
         if let Some(n) = self.quantize_min_elements {
             o.min_elements = n;
         }

@@ -139,6 +139,18 @@ fn device_pipeline(
     Ok(format!("builtin.module({passes})"))
 }
 
+/// Whether the planned lowering views a model input, output or the weights as f64 (the host
+/// hands those bytes over as they are, so a device computing f64 in f32 cannot take them).
+fn f64_at_the_edge(mlir_text: &str) -> bool {
+    mlir_text.lines().any(|l| {
+        let l = l.trim_start();
+        let view = ["%in", "%out", "%weights"]
+            .iter()
+            .any(|p| l.contains(&format!("memref.view {p}")));
+        view && (l.contains("xf64>") || l.contains("memref<f64>"))
+    })
+}
+
 fn gpu_spec(target: &Target) -> Result<&'static GpuSpec> {
     target
         .gpu_spec()
@@ -253,6 +265,13 @@ pub fn compile(
     if matches!(c.api, DeviceApi::Vulkan | DeviceApi::Metal) && mlir_text.contains("bf16") {
         return Err(CodegenError::UnsupportedTarget {
             operation: "bfloat16 tensors (no bf16 in SPIR-V for Vulkan 1.1)",
+            target: target.to_string(),
+        });
+    }
+    if !c.math.f64 && f64_at_the_edge(mlir_text) {
+        return Err(CodegenError::UnsupportedTarget {
+            operation:
+                "float64 model inputs, outputs or weights (the device has no double precision)",
             target: target.to_string(),
         });
     }

@@ -30,7 +30,24 @@
 //   kiln-gpu-math          polynomial approximations of the math functions a device has no
 //                          instruction or library for (`ops` option: erf, tanh, ...), and f64
 //                          math computed in f32 where the device has only f32 versions
-//                          (`f64-via-f32`: GLSL's transcendental functions).
+//                          (`f64-via-f32`: GLSL's transcendental functions); `remf` in `ops`
+//                          gives arith.remf the IEEE result x for a finite x and an infinite y,
+//                          which x - y * trunc(x / y) (SPIR-V's OpFRem) turns into NaN.
+//   kiln-gpu-loop-results  each result of an scf.for with iter_args -> select(lb < ub,
+//                          result, init): MLIR's SCF->SPIR-V conversion keeps a loop's results
+//                          in function variables stored only inside the body, so a loop that
+//                          runs zero times would yield an unwritten variable instead of its
+//                          initial values (an exclusive CumProd's first element read 0).
+//   kiln-gpu-llvm-intrinsics  math ops with an LLVM intrinsic (sqrt, floor, ceil, fabs, fma,
+//                          copysign, round, roundeven, trunc, min/max) -> llvm.call_intrinsic,
+//                          for NVPTX without libdevice: convert-gpu-to-nvvm sends these ops
+//                          (and their llvm.intr forms) to libdevice's __nv_* functions, which
+//                          would stay unresolved, while the NVPTX back end has instructions.
+//   kiln-gpu-demote-f64    f64 inside kernels -> f32, for devices without double precision
+//                          (Apple GPUs: MSL has no double): values, constants, local and
+//                          argument buffers (internal tensors a lowering keeps in f64, such as
+//                          the generic attention's accumulators). The compile refuses f64
+//                          tensors at the model's edge for such devices before this runs.
 //   kiln-gpu-nest-spirv    moves each spirv.module that convert-gpu-to-spirv placed next
 //                          to its gpu.module into it, so gpu-module-to-binary serializes it.
 //   kiln-gpu-launch-abi    gpu.launch_func -> func.call @kiln_gpu_launch(kernel, grid x/y/z,
@@ -46,6 +63,7 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Linalg/Transforms/Transforms.h"
 #include "mlir/Dialect/Math/IR/Math.h"
@@ -680,6 +698,33 @@ struct MathPass : PassWrapper<MathPass, OperationPass<>> {
       name.consume_front("math.");
       return names.contains(name);
     };
+    // remf(x, y) = x where x is finite and y infinite (IEEE fmod), else the device's remf.
+    if (names.contains("remf")) {
+      SmallVector<arith::RemFOp> rems;
+      getOperation()->walk([&](arith::RemFOp op) { rems.push_back(op); });
+      for (arith::RemFOp op : rems) {
+        OpBuilder b(op);
+        b.setInsertionPointAfter(op);
+        Location loc = op.getLoc();
+        Value x = op.getLhs(), y = op.getRhs();
+        Type t = x.getType();
+        Type et = getElementTypeOrSelf(t);
+        auto ft = dyn_cast<FloatType>(et);
+        if (!ft)
+          continue;
+        Attribute infAttr = b.getFloatAttr(ft, APFloat::getInf(ft.getFloatSemantics()));
+        if (auto shaped = dyn_cast<ShapedType>(t))
+          infAttr = DenseElementsAttr::get(shaped, infAttr);
+        Value inf = arith::ConstantOp::create(b, loc, cast<TypedAttr>(infAttr));
+        Value ay = math::AbsFOp::create(b, loc, y), ax = math::AbsFOp::create(b, loc, x);
+        Value yInf = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ, ay, inf);
+        Value xFinite = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OLT, ax, inf);
+        Value keep = arith::AndIOp::create(b, loc, yInf, xFinite);
+        Value r = op.getResult();
+        auto sel = arith::SelectOp::create(b, loc, keep, x, r);
+        r.replaceAllUsesExcept(sel.getResult(), sel);
+      }
+    }
     RewritePatternSet patterns(&getContext());
     populateMathF32ExpansionPatterns(patterns, wanted);
     populateMathPolynomialApproximationPatterns(patterns, wanted);
@@ -720,6 +765,161 @@ struct MathPass : PassWrapper<MathPass, OperationPass<>> {
     RewritePatternSet ceil(&getContext());
     math::populateExpansionPatterns(ceil, {"ceil"});
     if (failed(applyPatternsGreedily(getOperation(), std::move(ceil))))
+      signalPassFailure();
+  }
+};
+
+// ------------------------------------------------------------------------------------------
+// kiln-gpu-loop-results
+// ------------------------------------------------------------------------------------------
+
+struct LoopResultsPass : PassWrapper<LoopResultsPass, OperationPass<>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(LoopResultsPass)
+  StringRef getArgument() const final { return "kiln-gpu-loop-results"; }
+  StringRef getDescription() const final {
+    return "Results of scf.for loops that may run zero times -> select(lb < ub, result, init)";
+  }
+
+  void runOnOperation() override {
+    SmallVector<scf::ForOp> loops;
+    getOperation()->walk([&](scf::ForOp loop) {
+      if (loop.getNumResults() != 0)
+        loops.push_back(loop);
+    });
+    for (scf::ForOp loop : loops) {
+      // A loop known to run at least once needs nothing.
+      std::optional<int64_t> lb = getConstantIntValue(loop.getLowerBound());
+      std::optional<int64_t> ub = getConstantIntValue(loop.getUpperBound());
+      if (lb && ub && *lb < *ub)
+        continue;
+      OpBuilder b(loop);
+      b.setInsertionPointAfter(loop);
+      Location loc = loop.getLoc();
+      Value runs = arith::CmpIOp::create(b, loc, loop.getUnsignedCmp() ? arith::CmpIPredicate::ult
+                                                                        : arith::CmpIPredicate::slt,
+                                         loop.getLowerBound(), loop.getUpperBound());
+      for (auto [result, init] : llvm::zip(loop.getResults(), loop.getInitArgs())) {
+        auto sel = arith::SelectOp::create(b, loc, runs, result, init);
+        result.replaceAllUsesExcept(sel.getResult(), sel);
+      }
+    }
+  }
+};
+
+// ------------------------------------------------------------------------------------------
+// kiln-gpu-llvm-intrinsics
+// ------------------------------------------------------------------------------------------
+
+struct LlvmIntrinsicsPass : PassWrapper<LlvmIntrinsicsPass, OperationPass<>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(LlvmIntrinsicsPass)
+  StringRef getArgument() const final { return "kiln-gpu-llvm-intrinsics"; }
+  StringRef getDescription() const final {
+    return "Math ops with an LLVM intrinsic -> llvm.call_intrinsic (NVPTX without libdevice)";
+  }
+  void getDependentDialects(DialectRegistry &registry) const override {
+    registry.insert<LLVM::LLVMDialect>();
+  }
+
+  void runOnOperation() override {
+    static const std::pair<StringRef, StringRef> table[] = {
+        {"math.sqrt", "llvm.sqrt"},         {"math.floor", "llvm.floor"},
+        {"math.ceil", "llvm.ceil"},         {"math.absf", "llvm.fabs"},
+        {"math.fma", "llvm.fma"},           {"math.copysign", "llvm.copysign"},
+        {"math.round", "llvm.round"},       {"math.roundeven", "llvm.roundeven"},
+        {"math.trunc", "llvm.trunc"},       {"arith.minnumf", "llvm.minnum"},
+        {"arith.maxnumf", "llvm.maxnum"},   {"arith.minimumf", "llvm.minimum"},
+        {"arith.maximumf", "llvm.maximum"},
+    };
+    llvm::StringMap<StringRef> intrinsic;
+    for (auto [op, name] : table)
+      intrinsic[op] = name;
+    SmallVector<Operation *> ops;
+    getOperation()->walk([&](Operation *op) {
+      if (op->getNumResults() == 1 && intrinsic.count(op->getName().getStringRef()) &&
+          isa<FloatType>(op->getResult(0).getType()))
+        ops.push_back(op);
+    });
+    for (Operation *op : ops) {
+      OpBuilder b(op);
+      StringRef name = intrinsic[op->getName().getStringRef()];
+      auto call = LLVM::CallIntrinsicOp::create(b, op->getLoc(), op->getResult(0).getType(),
+                                                b.getStringAttr(name), op->getOperands());
+      op->getResult(0).replaceAllUsesWith(call.getResult(0));
+      op->erase();
+    }
+  }
+};
+
+// ------------------------------------------------------------------------------------------
+// kiln-gpu-demote-f64
+// ------------------------------------------------------------------------------------------
+
+struct DemoteF64Pass : PassWrapper<DemoteF64Pass, OperationPass<gpu::GPUModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(DemoteF64Pass)
+  StringRef getArgument() const final { return "kiln-gpu-demote-f64"; }
+  StringRef getDescription() const final {
+    return "f64 values and buffers inside kernels -> f32 (devices without double precision)";
+  }
+
+  void runOnOperation() override {
+    MLIRContext *ctx = &getContext();
+    Type f32 = Float32Type::get(ctx);
+    auto demote = [&](Type t) -> Type {
+      if (t.isF64())
+        return f32;
+      if (auto m = dyn_cast<MemRefType>(t); m && m.getElementType().isF64())
+        return MemRefType::get(m.getShape(), f32, m.getLayout(), m.getMemorySpace());
+      if (auto v = dyn_cast<VectorType>(t); v && v.getElementType().isF64())
+        return v.clone(f32);
+      return t;
+    };
+    bool ok = true;
+    getOperation().walk([&](gpu::GPUFuncOp fn) {
+      for (Type t : fn.getArgumentTypes())
+        if (t.isF64()) {
+          // Its launch slot was laid out for 8 bytes (kiln-gpu-launch-abi ran before).
+          fn.emitError("an f64 scalar kernel argument on a device without double precision");
+          ok = false;
+        }
+      SmallVector<Type> inputs;
+      for (Type t : fn.getArgumentTypes())
+        inputs.push_back(demote(t));
+      fn.setFunctionTypeAttr(TypeAttr::get(FunctionType::get(ctx, inputs, {})));
+      fn->walk([&](Block *b) {
+        for (BlockArgument a : b->getArguments())
+          a.setType(demote(a.getType()));
+      });
+      fn->walk([&](Operation *op) {
+        for (OpResult r : op->getResults())
+          r.setType(demote(r.getType()));
+        auto c = dyn_cast<arith::ConstantOp>(op);
+        if (!c)
+          return;
+        if (auto fa = dyn_cast<FloatAttr>(c.getValue()); fa && fa.getType().isF64()) {
+          c.setValueAttr(FloatAttr::get(f32, fa.getValueAsDouble()));
+        } else if (auto da = dyn_cast<DenseFPElementsAttr>(c.getValue());
+                   da && da.getElementType().isF64()) {
+          c.setValueAttr(da.mapValues(f32, [](const APFloat &v) {
+            bool lost = false;
+            APFloat w = v;
+            w.convert(APFloat::IEEEsingle(), APFloat::rmNearestTiesToEven, &lost);
+            return w.bitcastToAPInt();
+          }));
+        }
+      });
+    });
+    // Conversions between f32 and (what was) f64 are now identities.
+    SmallVector<Operation *> identities;
+    getOperation().walk([&](Operation *op) {
+      if (isa<arith::ExtFOp, arith::TruncFOp>(op) &&
+          op->getOperand(0).getType() == op->getResult(0).getType())
+        identities.push_back(op);
+    });
+    for (Operation *op : identities) {
+      op->getResult(0).replaceAllUsesWith(op->getOperand(0));
+      op->erase();
+    }
+    if (!ok)
       signalPassFailure();
   }
 };
@@ -929,6 +1129,9 @@ extern "C" void kiln_gpu_register_passes(void) {
   PassRegistration<kiln::SpirvAbiPass>();
   PassRegistration<kiln::MathPass>();
   PassRegistration<kiln::NestSpirvPass>();
+  PassRegistration<kiln::LoopResultsPass>();
+  PassRegistration<kiln::LlvmIntrinsicsPass>();
+  PassRegistration<kiln::DemoteF64Pass>();
   PassRegistration<kiln::LaunchAbiPass>();
 }
 

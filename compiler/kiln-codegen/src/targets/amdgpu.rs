@@ -83,6 +83,7 @@ fn config(chip: &str) -> GpuConfig {
             // Only exp and log have f32 instructions: f64 transcendental functions run in f32
             // (a stub until ocml is linked: f64 models lose precision on AMD GPUs).
             f64_via_f32: super::gpu::TRANSCENDENTAL.to_vec(),
+            f64: true,
         },
     }
 }

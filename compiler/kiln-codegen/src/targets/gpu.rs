@@ -103,6 +103,10 @@ pub struct MathLowering {
     /// Math ops whose f64 form is computed in f32 (where the device's math library has only
     /// f32 versions: GLSL's transcendental functions).
     pub f64_via_f32: Vec<&'static str>,
+    /// Whether the device computes in f64 at all. Without (Apple GPUs), f64 values inside
+    /// kernels are computed in f32 (`kiln-gpu-demote-f64`) and f64 tensors at the model's edge
+    /// (inputs, outputs, weights) are refused.
+    pub f64: bool,
 }
 
 /// A target's image step: `(object, config, tools, kernel names)` to the images an artifact

@@ -107,6 +107,7 @@ fn config(chip: &str) -> GpuConfig {
             approximate: Vec::new(),
             libdevice: true,
             f64_via_f32: Vec::new(),
+            f64: true,
         },
     }
 }
@@ -126,13 +127,14 @@ fn device_passes(c: &GpuConfig, tools: &DeviceTools, _asm: bool) -> Result<Strin
             })?;
             (format!(" l={path}"), String::new())
         }
-        // The rest (fma, sqrt, floor, ...) become LLVM intrinsics, which NVPTX has
-        // instructions for; f64 transcendental functions run in f32 (a stub: only
-        // libdevice has their f64 forms).
+        // The rest (fma, sqrt, floor, ...) become calls of LLVM intrinsics, which NVPTX has
+        // instructions for (convert-gpu-to-nvvm would send them to libdevice); f64
+        // transcendental functions run in f32 (a stub: only libdevice has their f64 forms).
         _ => (
             String::new(),
             format!(
-                "math-expand-ops, kiln-gpu-math{{ops={} f64-via-f32={}}}, convert-math-to-llvm, ",
+                "math-expand-ops, kiln-gpu-math{{ops={} f64-via-f32={}}}, kiln-gpu-llvm-intrinsics, \
+                 convert-math-to-llvm, ",
                 APPROXIMATED.join(","),
                 super::gpu::TRANSCENDENTAL.join(",")
             ),

@@ -50,10 +50,12 @@ fn mlir_pipeline(chip: &str) -> String {
 }
 
 /// Math ops GLSL.std.450 lacks (everything else maps onto its extended instructions), `trunc`,
-/// which MLIR's SPIR-V conversion lacks (computed from floor and ceil), and `tanh`, whose GLSL
-/// form loses accuracy near 0 on some drivers (lavapipe).
-pub(super) const APPROXIMATED: &[&str] =
-    &["erf", "erfc", "expm1", "log1p", "cbrt", "tanh", "trunc"];
+/// which MLIR's SPIR-V conversion lacks (computed from floor and ceil), `tanh`, whose GLSL
+/// form loses accuracy near 0 on some drivers (lavapipe), and `remf`, whose OpFRem is
+/// x - y * trunc(x / y), NaN for a finite x and an infinite y (IEEE fmod: x).
+pub(super) const APPROXIMATED: &[&str] = &[
+    "erf", "erfc", "expm1", "log1p", "cbrt", "tanh", "trunc", "remf",
+];
 
 pub(super) fn config(chip: &str) -> GpuConfig {
     GpuConfig {
@@ -69,20 +71,26 @@ pub(super) fn config(chip: &str) -> GpuConfig {
             libdevice: false,
             // GLSL.std.450 has them for 16- and 32-bit floats only.
             f64_via_f32: super::gpu::TRANSCENDENTAL.to_vec(),
+            f64: true,
         },
     }
 }
 
 /// The SPIR-V conversion shared with Metal (which translates the same module to MSL).
 pub(super) fn spirv_passes(c: &GpuConfig) -> String {
+    let demote = if c.math.f64 {
+        ""
+    } else {
+        "kiln-gpu-demote-f64, "
+    };
     format!(
         "spirv-attach-target{{ver=v1.3 caps=Shader,Int64,Int16,Int8,Float64,Float16,\
          StorageBuffer8BitAccess,StorageBuffer16BitAccess,StorageUniformBufferBlock16 \
          exts=SPV_KHR_8bit_storage,SPV_KHR_16bit_storage,SPV_KHR_storage_buffer_storage_class \
          client_api=Vulkan}}, \
          kiln-gpu-spirv-abi, \
-         gpu.module(math-expand-ops{{ops=tan,sinh,cosh,asinh,acosh,atanh,fpowi,ctlz}}, \
-         kiln-gpu-math{{ops={} f64-via-f32={}}}, convert-math-to-spirv), \
+         gpu.module({demote}math-expand-ops{{ops=tan,sinh,cosh,asinh,acosh,atanh,fpowi,ctlz}}, \
+         kiln-gpu-math{{ops={} f64-via-f32={}}}, convert-math-to-spirv, kiln-gpu-loop-results), \
          fold-memref-alias-ops, convert-gpu-to-spirv{{use-64bit-index=false}}, \
          kiln-gpu-nest-spirv, \
          gpu.module(spirv.module(spirv-lower-abi-attrs, spirv-update-vce)), \

@@ -14,6 +14,16 @@
 //! nodes named in `exclude` (their ONNX node name, their result's name or
 //! their weight's name), stay f32.
 //!
+//! With `dynamic_activations` (int8 only: `--quantize=int8
+//! --quantize-activations=dynamic`), the activations are quantized too, at
+//! run time, as ONNX Runtime's `quantize_dynamic` does: each product's input
+//! goes through ONNX's DynamicQuantizeLinear (uint8, per tensor, range
+//! including 0; the same composition the ONNX importer builds), the weight is
+//! stored as int8 `[K, N]` codes with per-column scales, and the product is
+//! `quant.matmul_integer` (int32, exact) cast to f32 and scaled by
+//! `a_scale * w_scale[n]`: int8 dot products (VNNI where the CPU has them)
+//! instead of f32 ones.
+//!
 //! The rewrite changes values (that is the point): tests check the result
 //! against the f32 graph within the scheme's error, and against an
 //! independent dequantization.
@@ -50,6 +60,8 @@ pub struct Options {
     pub double_quant: bool,
     /// Weights with fewer values stay f32.
     pub min_elements: u64,
+    /// Quantize each product's activations at run time (int8 only).
+    pub dynamic_activations: bool,
 }
 
 impl Default for Options {
@@ -61,6 +73,7 @@ impl Default for Options {
             exclude: Vec::new(),
             double_quant: false,
             min_elements: 1024,
+            dynamic_activations: false,
         }
     }
 }
@@ -100,6 +113,12 @@ impl Pass for QuantizeWeights {
             return Err(unsupported(
                 "double quantization applies to nf4 only".into(),
             ));
+        }
+        if q.dynamic_activations && scheme != Scheme::Int(8) {
+            return Err(unsupported(format!(
+                "dynamic activation quantization applies to int8, not {}",
+                scheme.name()
+            )));
         }
         let block = q.block(scheme);
         let per = kiln_ir::codec::packing::per_byte(scheme.code_dtype().bits().min(8));
@@ -189,6 +208,17 @@ pub fn plan(
     };
     if m.ty(a).dims.last() != Some(&Dim::Static(k)) {
         return None;
+    }
+    if opts.dynamic_activations {
+        let w = Weighted {
+            a,
+            id,
+            name: &wname,
+            axis,
+            k,
+            n: nn,
+        };
+        return Some(plan_dynamic(m, n, out, w, bias));
     }
     let double = opts.double_quant && scheme == Scheme::Nf4;
     let mut r = Recipe::at(n);
@@ -293,6 +323,257 @@ pub fn plan(
     }
     r.replace.push((out, y));
     Some(r)
+}
+
+/// A contraction's activation and constant weight, as [`plan`] found them.
+struct Weighted<'a> {
+    /// The activation `[.., M, K]`.
+    a: ValueId,
+    /// The weight and its name.
+    id: kiln_ir::WeightId,
+    name: &'a str,
+    /// The stored weight's K axis (1: `[N, K]`, a Gemm's `trans_b`).
+    axis: i64,
+    k: u64,
+    n: u64,
+}
+
+fn f32_scalar(r: &mut Recipe, name: &str, v: f32) -> Val {
+    r.constant(
+        name,
+        kiln_ir::Weight {
+            name: name.to_string(),
+            ty: TensorType::fixed(DType::F32, &[]),
+            data: kiln_ir::WeightData::Bytes(kiln_ir::Blob::from_vec(v.to_le_bytes().to_vec())),
+            source: None,
+        },
+    )
+}
+
+/// Node `n` (result `out`) as int8 dynamic quantization: ONNX's
+/// DynamicQuantizeLinear of the activation (as `kiln_onnx`'s
+/// `compose::dynamic_quantize_linear` builds it), `quant.matmul_integer`
+/// with the int8 weight `[K, N]`, then `f32(acc) * (a_scale * w_scale)`.
+fn plan_dynamic(
+    m: &Matcher<'_>,
+    n: usize,
+    out: ValueId,
+    w: Weighted<'_>,
+    bias: Option<(ValueId, f64)>,
+) -> Recipe {
+    let scheme = Scheme::Int(8);
+    let mut r = Recipe::at(n);
+    let out_name = m.g.value(out).name.clone();
+    let out_ty = m.ty(out).clone();
+    let a_ty = m.ty(w.a).clone();
+    let p = |s: &str| format!("{out_name}.dq.{s}");
+    let scalar = TensorType::fixed(DType::F32, &[]);
+    // The weight: int8 codes [N, K] with one scale per output channel, both
+    // transposed for the product ([K, N] codes, [1, N] scales).
+    let derive = |r: &mut Recipe, part: QuantPart, ty: TensorType| {
+        r.derived(
+            &format!("{}.int8.{part}", w.name),
+            ty,
+            OpKind::QuantizeWeight,
+            qw_attrs(scheme, 0, w.axis, part, false),
+            vec![WRef::Old(w.id)],
+        )
+    };
+    let transposed = |r: &mut Recipe, src: WRef, name: String, ty: TensorType| {
+        let mut attrs = Attrs::new();
+        attrs.insert("perm".into(), Attr::Ints(vec![1, 0]));
+        let d = r.derived(&name, ty.clone(), OpKind::Transpose, attrs, vec![src]);
+        r.push(NewNode::constant(&name, d, ty))
+    };
+    let codes = derive(
+        &mut r,
+        QuantPart::Codes,
+        TensorType::fixed(DType::I8, &[w.n, w.k]),
+    );
+    let codes = transposed(
+        &mut r,
+        codes,
+        format!("{}.int8.codes_kn", w.name),
+        TensorType::fixed(DType::I8, &[w.k, w.n]),
+    );
+    let scales = derive(
+        &mut r,
+        QuantPart::Scales,
+        TensorType::fixed(DType::F32, &[w.n, 1]),
+    );
+    let w_scale = transposed(
+        &mut r,
+        scales,
+        format!("{}.int8.scales_1n", w.name),
+        TensorType::fixed(DType::F32, &[1, w.n]),
+    );
+    // DynamicQuantizeLinear: the range [min(0, min a), max(0, max a)] onto
+    // uint8, scale (max - min) / 255 (1 for an empty range), zero point
+    // rint(clip(-min / scale, 0, 255)).
+    let zero = f32_scalar(&mut r, &p("zero"), 0.0);
+    let one = f32_scalar(&mut r, &p("one"), 1.0);
+    let qmax = f32_scalar(&mut r, &p("qmax"), 255.0);
+    let op =
+        |r: &mut Recipe, kind: OpKind, ins: Vec<Val>, attrs: Attrs, s: &str, ty: &TensorType| {
+            r.push(NewNode::op(kind, ins, attrs, &p(s), ty.clone()))
+        };
+    let mut keep = Attrs::new();
+    keep.insert("keepdims".into(), Attr::Bool(false));
+    let hi = op(
+        &mut r,
+        OpKind::ReduceMax,
+        vec![Val::Old(w.a)],
+        keep.clone(),
+        "max",
+        &scalar,
+    );
+    let hi = op(
+        &mut r,
+        OpKind::Max,
+        vec![hi, zero],
+        Attrs::new(),
+        "hi",
+        &scalar,
+    );
+    let lo = op(
+        &mut r,
+        OpKind::ReduceMin,
+        vec![Val::Old(w.a)],
+        keep,
+        "min",
+        &scalar,
+    );
+    let lo = op(
+        &mut r,
+        OpKind::Min,
+        vec![lo, zero],
+        Attrs::new(),
+        "lo",
+        &scalar,
+    );
+    let flag = TensorType::fixed(DType::Bool, &[]);
+    let empty = op(
+        &mut r,
+        OpKind::Equal,
+        vec![hi, lo],
+        Attrs::new(),
+        "empty",
+        &flag,
+    );
+    let span = op(
+        &mut r,
+        OpKind::Sub,
+        vec![hi, lo],
+        Attrs::new(),
+        "span",
+        &scalar,
+    );
+    let span = op(
+        &mut r,
+        OpKind::Where,
+        vec![empty, one, span],
+        Attrs::new(),
+        "range",
+        &scalar,
+    );
+    let scale = op(
+        &mut r,
+        OpKind::Div,
+        vec![span, qmax],
+        Attrs::new(),
+        "scale",
+        &scalar,
+    );
+    let zp = op(
+        &mut r,
+        OpKind::Div,
+        vec![lo, scale],
+        Attrs::new(),
+        "lo_q",
+        &scalar,
+    );
+    let zp = op(
+        &mut r,
+        OpKind::Sub,
+        vec![zero, zp],
+        Attrs::new(),
+        "zp_f",
+        &scalar,
+    );
+    let zp = op(
+        &mut r,
+        OpKind::Clip,
+        vec![zp, zero, qmax],
+        Attrs::new(),
+        "zp_c",
+        &scalar,
+    );
+    let zp = op(
+        &mut r,
+        OpKind::Round,
+        vec![zp],
+        Attrs::new(),
+        "zp_r",
+        &scalar,
+    );
+    let mut to = Attrs::new();
+    to.insert("to".into(), Attr::DType(DType::U8));
+    let zp = op(
+        &mut r,
+        OpKind::Cast,
+        vec![zp],
+        to,
+        "zp",
+        &TensorType::fixed(DType::U8, &[]),
+    );
+    let aq_ty = TensorType::new(DType::U8, a_ty.dims.clone());
+    let aq = op(
+        &mut r,
+        OpKind::QuantizeLinear,
+        vec![Val::Old(w.a), scale, zp],
+        Attrs::new(),
+        "a",
+        &aq_ty,
+    );
+    // The int32 product, in f32, times a_scale * w_scale[n].
+    let acc_ty = TensorType::new(DType::I32, out_ty.dims.clone());
+    let acc = op(
+        &mut r,
+        OpKind::QMatMulInteger,
+        vec![aq, codes, zp],
+        Attrs::new(),
+        "acc",
+        &acc_ty,
+    );
+    let mut to = Attrs::new();
+    to.insert("to".into(), Attr::DType(DType::F32));
+    let accf = op(&mut r, OpKind::Cast, vec![acc], to, "accf", &out_ty);
+    let s_ty = TensorType::fixed(DType::F32, &[1, w.n]);
+    let s = op(
+        &mut r,
+        OpKind::Mul,
+        vec![scale, w_scale],
+        Attrs::new(),
+        "s",
+        &s_ty,
+    );
+    let prod_name = if bias.is_some() {
+        format!("{out_name}.q")
+    } else {
+        out_name.clone()
+    };
+    let mut y = r.push(NewNode::op(
+        OpKind::Mul,
+        vec![accf, s],
+        Attrs::new(),
+        &prod_name,
+        out_ty.clone(),
+    ));
+    if let Some(bias) = bias {
+        y = r.gemm_bias(y, bias, m.ty(bias.0).clone(), &out_name, out_ty);
+    }
+    r.replace.push((out, y));
+    r
 }
 
 #[cfg(test)]

@@ -53,6 +53,17 @@ fn rel_err(want: &[f64], got: &[f64]) -> f64 {
     (num / den).sqrt()
 }
 
+/// Every element within `tol * (1 + |reference|)` of the reference.
+fn assert_near(reference: &[f64], got: &[f64], tol: f64, what: &str) {
+    assert_eq!(reference.len(), got.len(), "{what}");
+    for (i, (a, b)) in reference.iter().zip(got).enumerate() {
+        assert!(
+            (a - b).abs() <= tol * (1.0 + a.abs()),
+            "{what} element {i}: reference {a}, got {b}"
+        );
+    }
+}
+
 fn matmul_src(m: u64, k: u64, n: u64) -> String {
     format!(
         "{}graph @t(%x: tensor<{m}x{k}xf32>) -> (tensor<{m}x{n}xf32>) {{
@@ -146,12 +157,7 @@ fn int8_per_channel_matches_an_independent_dequantization() {
             8,
             0,
         );
-        for (i, (a, b)) in r.iter().zip(&got).enumerate() {
-            assert!(
-                (a - b).abs() <= 1e-4 * (1.0 + a.abs()),
-                "element {i}: reference {a}, got {b}"
-            );
-        }
+        assert_near(&r, &got, 1e-4, "int8");
         let e = rel_err(&want, &got);
         assert!(e < 0.01, "int8 relative error {e}");
         assert!(e > 0.0, "int8 quantization changed nothing");
@@ -228,9 +234,9 @@ fn every_scheme_stays_within_its_error() {
     }
 }
 
-#[test]
-fn gemm_with_transposed_weight_and_bias() {
-    let src = format!(
+/// A Gemm with a transposed [N, K] = [9, 40] weight, a bias and beta 0.5.
+fn gemm_src() -> String {
+    format!(
         "{}{}graph @t(%x: tensor<3x40xf32>) -> (tensor<3x9xf32>) {{
   %w = nn.constant {{value = @w}} : tensor<9x40xf32>
   %b = nn.constant {{value = @b}} : tensor<9xf32>
@@ -239,7 +245,12 @@ fn gemm_with_transposed_weight_and_bias() {
 }}",
         weight("w", &[9, 40], 2, 0.0, false),
         weight("b", &[9], 3, 0.0, false)
-    );
+    )
+}
+
+#[test]
+fn gemm_with_transposed_weight_and_bias() {
+    let src = gemm_src();
     let o = Options {
         block_size: Some(0),
         min_elements: 1,
@@ -299,4 +310,103 @@ fn bad_options_are_errors() {
     ] {
         assert!(QuantizeWeights.run(&mut g, &opts(o)).is_err());
     }
+}
+
+/// `x . w` with both sides quantized as `--quantize-activations=dynamic`
+/// does, written from the definitions without `kiln_ir::codec`: `x` as
+/// ONNX's DynamicQuantizeLinear (uint8, per tensor, the range widened to
+/// include 0, round half to even), `w[K, N]` as symmetric int8 with one
+/// scale per column, the products summed exactly in integers and scaled by
+/// `x_scale * w_scale[n]` in f32.
+fn reference_dynamic(x: &[f64], w: &[f64], m: usize, k: usize, n: usize) -> Vec<f64> {
+    let xs: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+    let hi = xs.iter().copied().fold(0f32, f32::max);
+    let lo = xs.iter().copied().fold(0f32, f32::min);
+    let scale = if hi == lo { 1.0 } else { (hi - lo) / 255.0 };
+    let zp = (-lo / scale).clamp(0.0, 255.0).round_ties_even();
+    let xq: Vec<i64> = xs
+        .iter()
+        .map(|&v| ((v / scale).round_ties_even() + zp).clamp(0.0, 255.0) as i64 - zp as i64)
+        .collect();
+    let mut y = vec![0f64; m * n];
+    for j in 0..n {
+        let amax = (0..k)
+            .map(|r| (w[r * n + j] as f32).abs())
+            .fold(0f32, f32::max);
+        let ws = amax / 127.0;
+        let wq: Vec<i64> = (0..k)
+            .map(|r| {
+                if ws == 0.0 {
+                    0
+                } else {
+                    (w[r * n + j] as f32 / ws)
+                        .round_ties_even()
+                        .clamp(-128.0, 127.0) as i64
+                }
+            })
+            .collect();
+        for i in 0..m {
+            let acc: i64 = (0..k).map(|r| xq[i * k + r] * wq[r]).sum();
+            y[i * n + j] = f64::from(acc as f32 * (scale * ws));
+        }
+    }
+    y
+}
+
+#[test]
+fn int8_dynamic_activations_match_an_independent_integer_product() {
+    // Odd sizes: M = 5, K = 67 (prime), N = 13; and a single row.
+    for (m, k, n) in [(5u64, 67u64, 13u64), (1, 31, 17)] {
+        let o = Options {
+            min_elements: 1,
+            dynamic_activations: true,
+            ..Options::scheme(Scheme::Int(8))
+        };
+        let (before, after) = quantize(&matmul_src(m, k, n), o);
+        let text = print(&after);
+        assert_eq!(count(&after, OpKind::QMatMulInteger), 1, "{text}");
+        assert_eq!(count(&after, OpKind::QuantizeLinear), 1, "{text}");
+        assert_eq!(
+            count(&after, OpKind::MatMul) + count(&after, OpKind::QMatMul),
+            0,
+            "{text}"
+        );
+        for seed in 0..3 {
+            let (want, got, inputs) = run_both(&before, &after, seed);
+            let r = reference_dynamic(
+                &inputs[0].to_f64_vec(),
+                &weight_values(&before),
+                m as usize,
+                k as usize,
+                n as usize,
+            );
+            assert_near(&r, &got, 1e-5, &format!("{m}x{k}x{n}"));
+            let e = rel_err(&want, &got);
+            assert!(e < 0.02 && e > 0.0, "int8 dynamic relative error {e}");
+        }
+    }
+}
+
+#[test]
+fn int8_dynamic_activations_on_a_gemm_with_bias_and_other_schemes_refused() {
+    let src = gemm_src();
+    let o = Options {
+        min_elements: 1,
+        dynamic_activations: true,
+        ..Options::scheme(Scheme::Int(8))
+    };
+    let (before, after) = quantize(&src, o);
+    let text = print(&after);
+    assert_eq!(count(&after, OpKind::Gemm), 0, "{text}");
+    assert_eq!(count(&after, OpKind::QMatMulInteger), 1, "{text}");
+    let (want, got, _) = run_both(&before, &after, 4);
+    let e = rel_err(&want, &got);
+    assert!(e < 0.02 && e > 0.0, "relative error {e}");
+    let mut g = graph(&matmul_src(2, 64, 4));
+    let o = Options {
+        dynamic_activations: true,
+        ..Options::scheme(Scheme::Nf4)
+    };
+    let err = QuantizeWeights.run(&mut g, &opts(o)).unwrap_err();
+    assert!(err.to_string().contains("applies to int8"), "{err}");
 }

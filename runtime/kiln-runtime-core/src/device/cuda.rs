@@ -90,6 +90,7 @@ impl Cuda {
         images: &[Image<'_>],
         kernels: &[Kernel],
         _chip: &str,
+        wanted: Option<u32>,
     ) -> Result<Cuda, Error> {
         let lib = open_driver("CUDA", &[c"libcuda.so.1", c"libcuda.so"])?;
         // SAFETY: the CUDA driver API's C signatures.
@@ -122,7 +123,7 @@ impl Cuda {
                 describe(&api, rc)
             )));
         }
-        let ordinal = device_ordinal();
+        let ordinal = device_ordinal(wanted);
         let mut device: CuDevice = 0;
         // SAFETY: as above.
         let rc = unsafe { (api.device_get)(&mut device, ordinal) };
@@ -211,9 +212,12 @@ fn format_name(format: u32) -> &'static str {
     }
 }
 
-/// `KILN_DEVICE`: the device ordinal, default 0 (validated when the model was loaded).
-pub(crate) fn device_ordinal() -> c_int {
-    crate::env::device().ok().flatten().unwrap_or(0) as c_int
+/// The device ordinal: the one the program asked for, else `KILN_DEVICE` (validated when the
+/// model was loaded), else 0.
+pub(crate) fn device_ordinal(wanted: Option<u32>) -> c_int {
+    wanted
+        .or_else(|| crate::env::device().ok().flatten())
+        .unwrap_or(0) as c_int
 }
 
 fn describe(api: &Api, rc: CuResult) -> String {

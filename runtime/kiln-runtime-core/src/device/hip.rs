@@ -94,7 +94,12 @@ impl Hip {
         )
     }
 
-    pub(crate) fn open(images: &[Image<'_>], kernels: &[Kernel], chip: &str) -> Result<Hip, Error> {
+    pub(crate) fn open(
+        images: &[Image<'_>],
+        kernels: &[Kernel],
+        chip: &str,
+        wanted: Option<u32>,
+    ) -> Result<Hip, Error> {
         let lib = open_driver(
             "HIP",
             &[c"libamdhip64.so", c"libamdhip64.so.6", c"libamdhip64.so.5"],
@@ -124,7 +129,7 @@ impl Hip {
                 describe(&api, rc)
             )));
         }
-        let device = device_ordinal();
+        let device = device_ordinal(wanted);
         // SAFETY: as above.
         let rc = unsafe { (api.set_device)(device) };
         if rc != 0 {

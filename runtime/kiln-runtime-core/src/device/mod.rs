@@ -139,6 +139,9 @@ pub(crate) struct Device {
     /// Weights on the device (0 when the model has none).
     weights: u64,
     state: Mutex<Buffers>,
+    /// Device memory the program allocated through the model (address, bytes), for runs on
+    /// device pointers: a run accepts only these addresses.
+    user: Mutex<Vec<(u64, u64)>>,
     num_kernels: usize,
     kernel_args: Vec<usize>,
 }
@@ -161,6 +164,7 @@ impl Device {
     pub(crate) unsafe fn load(
         record: *const DeviceRecord,
         weights: &[u8],
+        wanted: Option<u32>,
     ) -> Result<Device, Error> {
         // SAFETY: caller contract.
         let r = unsafe { record.read() };
@@ -236,10 +240,19 @@ impl Device {
         // SAFETY: a C string (artifact contract).
         let chip = unsafe { string(r.chip) };
         let backend: Box<dyn Backend> = match r.api {
-            abi::DEVICE_CUDA => Box::new(cuda::Cuda::open(&images, &kernels, &chip)?),
-            abi::DEVICE_HIP => Box::new(hip::Hip::open(&images, &kernels, &chip)?),
-            abi::DEVICE_VULKAN => Box::new(vulkan::Vulkan::open(&images, &kernels)?),
-            abi::DEVICE_METAL => Box::new(metal::Metal::open(&images, &kernels)?),
+            abi::DEVICE_CUDA => Box::new(cuda::Cuda::open(&images, &kernels, &chip, wanted)?),
+            abi::DEVICE_HIP => Box::new(hip::Hip::open(&images, &kernels, &chip, wanted)?),
+            abi::DEVICE_VULKAN => Box::new(vulkan::Vulkan::open(&images, &kernels, wanted)?),
+            abi::DEVICE_METAL => {
+                // Metal runs on the system's default device.
+                if wanted.is_some_and(|d| d != 0) {
+                    return Err(Error::DeviceUnavailable(format!(
+                        "Metal: no device {} (Metal artifacts run on the system default device, 0)",
+                        wanted.unwrap_or(0)
+                    )));
+                }
+                Box::new(metal::Metal::open(&images, &kernels)?)
+            }
             other => return Err(bad(&format!("unknown device API {other}"))),
         };
         let weights_address = if weights.is_empty() {
@@ -257,6 +270,7 @@ impl Device {
                 workspace: 0,
                 sized: false,
             }),
+            user: Mutex::new(Vec::new()),
             num_kernels: kernels.len(),
             kernel_args: kernels.iter().map(|k| k.args.len()).collect(),
             backend,
@@ -285,16 +299,146 @@ impl Device {
                 let a = self.backend.alloc(o.len().max(1) as u64)?;
                 bufs.outputs.push(a);
             }
-            if workspace_size > 0 {
-                bufs.workspace = self.backend.alloc(workspace_size as u64)?;
-            }
             bufs.sized = true;
         }
+        self.size_workspace(&mut bufs, workspace_size)?;
         for (bytes, &a) in inputs.iter().zip(&bufs.inputs) {
             if !bytes.is_empty() {
                 self.backend.upload(a, bytes)?;
             }
         }
+        let (ins, outs) = (bufs.inputs.clone(), bufs.outputs.clone());
+        // SAFETY: forwarded (caller contract).
+        unsafe { self.call(&ins, &outs, bufs.workspace, call)? };
+        for (bytes, &a) in outputs.iter_mut().zip(&bufs.outputs) {
+            if !bytes.is_empty() {
+                self.backend.download(a, bytes)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The workspace buffer, allocated on the first run that needs one.
+    fn size_workspace(&self, bufs: &mut Buffers, workspace_size: usize) -> Result<(), Error> {
+        if workspace_size > 0 && bufs.workspace == 0 {
+            bufs.workspace = self.backend.alloc(workspace_size as u64)?;
+        }
+        Ok(())
+    }
+
+    /// Runs the entry on device memory the program owns: `inputs` and `outputs` are
+    /// addresses from [`Device::alloc_user`] of at least the tensors' `(address, bytes)`
+    /// sizes; nothing is copied between host and device.
+    ///
+    /// # Safety
+    /// `call` runs compiled code with the given addresses.
+    pub(crate) unsafe fn run_addresses(
+        &self,
+        inputs: &[(u64, u64)],
+        outputs: &[(u64, u64)],
+        workspace_size: usize,
+        call: &mut EntryCall<'_>,
+    ) -> Result<(), Error> {
+        {
+            let user = self.user.lock();
+            let check = |what: &str, i: usize, &(address, bytes): &(u64, u64)| {
+                let ok = user.iter().any(|&(a, n)| a == address && n >= bytes);
+                if ok || (bytes == 0 && address == 0) {
+                    Ok(())
+                } else {
+                    Err(Error::InvalidArgument(format!(
+                        "{what} {i}: {address:#x} is not a device allocation of this model \
+                         (kiln_model_device_alloc) of at least {bytes} bytes"
+                    )))
+                }
+            };
+            for (i, t) in inputs.iter().enumerate() {
+                check("input", i, t)?;
+            }
+            for (i, t) in outputs.iter().enumerate() {
+                check("output", i, t)?;
+            }
+        }
+        let mut bufs = self.state.lock();
+        self.size_workspace(&mut bufs, workspace_size)?;
+        let ins: Vec<u64> = inputs.iter().map(|t| t.0).collect();
+        let outs: Vec<u64> = outputs.iter().map(|t| t.0).collect();
+        // SAFETY: forwarded (caller contract).
+        unsafe { self.call(&ins, &outs, bufs.workspace, call) }
+    }
+
+    /// Device memory for the program (at least 1 byte, 256-byte aligned), freed with
+    /// [`Device::free_user`] or with the model.
+    pub(crate) fn alloc_user(&self, bytes: u64) -> Result<u64, Error> {
+        let a = self.backend.alloc(bytes.max(1))?;
+        self.user.lock().push((a, bytes.max(1)));
+        Ok(a)
+    }
+
+    /// Frees an allocation of [`Device::alloc_user`].
+    pub(crate) fn free_user(&self, address: u64) -> Result<(), Error> {
+        let mut user = self.user.lock();
+        let i = user
+            .iter()
+            .position(|&(a, _)| a == address)
+            .ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "{address:#x} is not a device allocation of this model"
+                ))
+            })?;
+        user.swap_remove(i);
+        drop(user);
+        // Runs finish before they return, so no work uses it any more.
+        self.backend.free(address);
+        Ok(())
+    }
+
+    /// The allocation of [`Device::alloc_user`] at `address`, checked to hold `bytes`.
+    fn user_range(&self, address: u64, bytes: usize) -> Result<(), Error> {
+        let user = self.user.lock();
+        match user.iter().find(|&&(a, _)| a == address) {
+            Some(&(_, n)) if bytes as u64 <= n => Ok(()),
+            Some(&(_, n)) => Err(Error::InvalidArgument(format!(
+                "{bytes} bytes do not fit the {n}-byte device allocation {address:#x}"
+            ))),
+            None => Err(Error::InvalidArgument(format!(
+                "{address:#x} is not a device allocation of this model"
+            ))),
+        }
+    }
+
+    /// Copies host bytes into an allocation of [`Device::alloc_user`].
+    pub(crate) fn upload_user(&self, address: u64, bytes: &[u8]) -> Result<(), Error> {
+        self.user_range(address, bytes.len())?;
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        self.backend.upload(address, bytes)?;
+        self.backend.finish()
+    }
+
+    /// Copies an allocation of [`Device::alloc_user`] to the host.
+    pub(crate) fn download_user(&self, address: u64, bytes: &mut [u8]) -> Result<(), Error> {
+        self.user_range(address, bytes.len())?;
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        self.backend.finish()?;
+        self.backend.download(address, bytes)
+    }
+
+    /// Calls the entry with device addresses, waits for the device and frees the run's
+    /// temporaries.
+    ///
+    /// # Safety
+    /// `call` runs compiled code with the given addresses.
+    unsafe fn call(
+        &self,
+        ins: &[u64],
+        outs: &[u64],
+        workspace: u64,
+        call: &mut EntryCall<'_>,
+    ) -> Result<(), Error> {
         let mut run = Run {
             device: self,
             temporaries: Vec::new(),
@@ -306,9 +450,9 @@ impl Device {
             alloc: Some(run_alloc),
             free: Some(run_free),
         };
-        let ins: Vec<*mut c_void> = bufs.inputs.iter().map(|&a| a as *mut c_void).collect();
-        let outs: Vec<*mut c_void> = bufs.outputs.iter().map(|&a| a as *mut c_void).collect();
-        let rc = call(&api, &ins, &outs, self.weights, bufs.workspace);
+        let ins: Vec<*mut c_void> = ins.iter().map(|&a| a as *mut c_void).collect();
+        let outs: Vec<*mut c_void> = outs.iter().map(|&a| a as *mut c_void).collect();
+        let rc = call(&api, &ins, &outs, self.weights, workspace);
         // Whatever happened, let the device finish before freeing or reading anything.
         let finished = self.backend.finish();
         for t in run.temporaries.drain(..) {
@@ -333,11 +477,6 @@ impl Device {
             }
             rc => return Err(Error::ExecutionFailed(rc)),
         }
-        for (bytes, &a) in outputs.iter_mut().zip(&bufs.outputs) {
-            if !bytes.is_empty() {
-                self.backend.download(a, bytes)?;
-            }
-        }
         Ok(())
     }
 }
@@ -346,6 +485,9 @@ impl Drop for Device {
     fn drop(&mut self) {
         let bufs = self.state.lock();
         for &a in bufs.inputs.iter().chain(&bufs.outputs) {
+            self.backend.free(a);
+        }
+        for &(a, _) in self.user.lock().iter() {
             self.backend.free(a);
         }
         if bufs.workspace != 0 {

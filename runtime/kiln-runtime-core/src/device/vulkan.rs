@@ -108,7 +108,11 @@ fn words(data: &[u8]) -> Result<Vec<u32>, Error> {
 }
 
 impl Vulkan {
-    pub(crate) fn open(images: &[Image<'_>], kernels: &[Kernel]) -> Result<Vulkan, Error> {
+    pub(crate) fn open(
+        images: &[Image<'_>],
+        kernels: &[Kernel],
+        wanted: Option<u32>,
+    ) -> Result<Vulkan, Error> {
         let lib = open_driver("Vulkan", &[c"libvulkan.so.1", c"libvulkan.so"])?;
         // SAFETY: the loader's vkGetInstanceProcAddr.
         let gipa: vk::PFN_vkGetInstanceProcAddr =
@@ -138,7 +142,7 @@ impl Vulkan {
         // SAFETY: as above.
         let instance = unsafe { entry.create_instance(&info, None) }
             .map_err(|r| unavailable(format!("vkCreateInstance: {r:?}")))?;
-        match Vulkan::with_instance(&instance, lib, images, kernels, api) {
+        match Vulkan::with_instance(&instance, lib, images, kernels, api, wanted) {
             Ok(v) => Ok(v),
             Err((e, lib)) => {
                 // SAFETY: nothing else was created from the instance.
@@ -156,6 +160,7 @@ impl Vulkan {
         images: &[Image<'_>],
         kernels: &[Kernel],
         api: u32,
+        wanted: Option<u32>,
     ) -> Result<Vulkan, (Error, Library)> {
         macro_rules! tr {
             ($e:expr) => {
@@ -176,7 +181,9 @@ impl Vulkan {
             // SAFETY: devices of the instance.
             .map(|&d| unsafe { instance.get_physical_device_properties(d) })
             .collect();
-        let wanted = crate::env::device().ok().flatten().map(|i| i as usize);
+        let wanted = wanted
+            .or_else(|| crate::env::device().ok().flatten())
+            .map(|i| i as usize);
         let index = match wanted {
             Some(i) if i < devices.len() => i,
             Some(i) => {
