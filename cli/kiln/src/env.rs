@@ -61,7 +61,7 @@ pub const VARIABLES: &[Variable] = &[
     Variable {
         name: "KILN_PARALLEL_MIN_US",
         reader: Reader::Runtime,
-        meaning: "serial time in µs from which a parallel loop runs on the pool (default 30; 0 = always); 0 to 999999999",
+        meaning: "serial time in µs from which a parallel loop runs on the pool (default 5; 0 = always); 0 to 999999999",
         check: Some(check_parallel_min_us),
     },
     Variable {

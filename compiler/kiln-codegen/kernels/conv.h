@@ -181,7 +181,7 @@ KHIDDEN KV_ATTR void FN(kiln_k_conv2d)(const int64_t* args) {
   if (j.m <= 0 || j.cout_g <= 0) return;
   int64_t mt = cdiv(j.m, MR);
   int64_t tasks = par_tasks(2.0 * (double)j.m * (double)cout * (double)j.kg, mt * j.np);
-  FN(gemm_grid)(j.m, j.np * NR, tasks, &j.tm, &j.tn);
+  FN(gemm_grid)(j.m, j.np * NR, tasks, 0.2, &j.tm, &j.tn);
   if (j.tm * j.tn <= 1)
     FN(conv_block)(&j, 0, j.m, 0, j.np);
   else

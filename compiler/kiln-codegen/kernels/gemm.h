@@ -345,19 +345,32 @@ static KV_ATTR void FN(gemm_batch_task)(void* data, int64_t begin, int64_t end) 
 
 /* Chooses the task grid tm x tn (at most `tasks` tasks) with the most useful
  * parallelism: tasks times their balance, preferring column splits (each
- * thread then streams its own part of B). */
-static void FN(gemm_grid)(int64_t m, int64_t n, int64_t tasks, int64_t* tm, int64_t* tn) {
+ * thread then streams its own part of B). With row_slack > 0 the grid with
+ * the most row parts among those within row_slack of the best is taken
+ * instead: convolutions split their output pixels like the kernels before
+ * and after them, so each thread reads rows its own core wrote (the pool
+ * gives thread i the i-th range of tasks, task t being row part t / tn). */
+static void FN(gemm_grid)(int64_t m, int64_t n, int64_t tasks, double row_slack, int64_t* tm,
+                          int64_t* tn) {
   int64_t mt = cdiv(m, MR), np = cdiv(n, NR);
   double best = -1;
   *tm = *tn = 1;
-  for (int64_t a = 1; a <= KMIN(tasks, mt); a++) {
-    int64_t b = KMIN(np, tasks / a); /* a row parts, b column parts */
-    double e = (double)mt / (double)(a * cdiv(mt, a)) * (double)np / (double)(b * cdiv(np, b));
-    double score = (double)(a * b) * e;
-    if (score > best + 1e-9 || (score > best - 1e-9 && b > *tn)) {
-      best = score;
-      *tm = a;
-      *tn = b;
+  for (int pass = 0; pass < (row_slack > 0 ? 2 : 1); pass++) {
+    double floor = best * (1.0 - row_slack) - 1e-9;
+    for (int64_t a = 1; a <= KMIN(tasks, mt); a++) {
+      int64_t b = KMIN(np, tasks / a); /* a row parts, b column parts */
+      double e = (double)mt / (double)(a * cdiv(mt, a)) * (double)np / (double)(b * cdiv(np, b));
+      double score = (double)(a * b) * e;
+      if (pass == 1) {
+        if (score >= floor) { /* a grows: the last one within the slack wins */
+          *tm = a;
+          *tn = b;
+        }
+      } else if (score > best + 1e-9 || (score > best - 1e-9 && b > *tn)) {
+        best = score;
+        *tm = a;
+        *tn = b;
+      }
     }
   }
 }
@@ -418,7 +431,7 @@ static KV_ATTR void FN(gemm_run)(FN(gemm_job) * g) {
   double work = 2.0 * (double)g->m * (double)g->n * (double)g->k;
   if (g->m <= GEMM_FEW_TILES * MR) work += GEMM_B_FLOAT_COST * (double)g->n * (double)g->k;
   int64_t tasks = par_tasks(work, mt * np);
-  FN(gemm_grid)(g->m, g->n, tasks, &g->tm, &g->tn);
+  FN(gemm_grid)(g->m, g->n, tasks, 0.0, &g->tm, &g->tn);
   if (g->tm * g->tn <= 1)
     FN(gemm_block)(g, g->epi, 0, g->m, 0, np);
   else

@@ -10,6 +10,15 @@
 //!   (a body calling `parallel_for`) deadlock-free.
 //! - Queue entries are reference-counted jobs: a worker that picks up an entry
 //!   after the job finished finds no chunk left and never touches `data`.
+//! - Chunks are dealt out in contiguous ranges, one per participant: the
+//!   caller owns the first range, and helpers take the next ones in the order
+//!   they join. A participant claims its own range from the front and, once
+//!   it is empty, steals from the back of the others'. So on an idle machine
+//!   thread `i` computes the `i`-th part of every loop, and the part of a
+//!   tensor one kernel wrote is mostly read by the same thread in the next
+//!   (row-split kernels keep data in that core's caches instead of moving
+//!   half of every intermediate between cores), while a descheduled or slow
+//!   thread's chunks are still taken by the others.
 //! - Waiting spins briefly before sleeping ([`SPIN_ITERS`]): a worker that just
 //!   finished a job watches the queue, and a caller watches its job's
 //!   unfinished chunks, so the back-to-back loops of one run (a model's
@@ -59,14 +68,25 @@ pub fn default_num_threads() -> Result<u32, crate::Error> {
     Ok(n.clamp(1, MAX_THREADS))
 }
 
+/// Chunk ranges of a job: [`MAX_RANGES`] at most, so a job stays one small
+/// allocation; threads beyond it share ranges (they only steal).
+const MAX_RANGES: usize = 8;
+
 /// One `parallel_for` call.
 struct Job {
     body: ParallelBody,
     data: *mut c_void,
     n: i64,
     chunk: i64,
-    num_chunks: u64,
-    next_chunk: AtomicU64,
+    /// Unclaimed chunks `[begin, end)` of each participant's range, packed as
+    /// `begin | end << 32` so the owner (front) and thieves (back) claim with
+    /// one compare-and-swap.
+    ranges: [AtomicU64; MAX_RANGES],
+    num_ranges: usize,
+    /// Participants so far: the caller is participant 0 from the start, so
+    /// a helper that picks the job up before the caller works on it still
+    /// takes the second range.
+    joined: AtomicU32,
     /// Chunks not finished yet (the waiter spins on it). Whoever brings it
     /// to zero then notifies under `finished_lock`, so a waiter that checks
     /// it under that lock and then sleeps is always woken.
@@ -84,14 +104,81 @@ unsafe impl Send for Job {}
 // SAFETY: as above; all other fields are immutable or synchronized.
 unsafe impl Sync for Job {}
 
+/// The range of participant `i` of `parts` over `num_chunks` chunks, packed.
+fn packed_range(num_chunks: u64, parts: u64, i: u64) -> u64 {
+    let begin = num_chunks * i / parts;
+    let end = num_chunks * (i + 1) / parts;
+    begin | end << 32
+}
+
+/// Claims one chunk of a packed range: from the front, or from the back.
+fn claim(range: &AtomicU64, front: bool) -> Option<u64> {
+    let mut cur = range.load(Ordering::Relaxed);
+    loop {
+        let (begin, end) = (cur & 0xffff_ffff, cur >> 32);
+        if begin >= end {
+            return None;
+        }
+        let (next, index) = if front {
+            (cur + 1, begin)
+        } else {
+            (begin | (end - 1) << 32, end - 1)
+        };
+        match range.compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return Some(index),
+            Err(seen) => cur = seen,
+        }
+    }
+}
+
 impl Job {
-    /// Claims and runs chunks until none are left.
-    fn work(&self) {
-        loop {
-            let index = self.next_chunk.fetch_add(1, Ordering::Relaxed);
-            if index >= self.num_chunks {
-                return;
+    fn new(body: ParallelBody, data: *mut c_void, n: i64, threads: u32, spin: u32) -> Job {
+        let (chunk, num_chunks) = split(n, threads);
+        let num_ranges = (threads as usize)
+            .clamp(1, MAX_RANGES)
+            .min(num_chunks as usize);
+        let ranges = core::array::from_fn(|i| {
+            AtomicU64::new(if i < num_ranges {
+                packed_range(num_chunks, num_ranges as u64, i as u64)
+            } else {
+                0
+            })
+        });
+        Job {
+            body,
+            data,
+            n,
+            chunk,
+            ranges,
+            num_ranges,
+            joined: AtomicU32::new(1),
+            unfinished: AtomicU64::new(num_chunks),
+            finished_lock: Mutex::new(()),
+            finished: Condvar::new(),
+            spin,
+        }
+    }
+
+    /// The next chunk for participant `me`: its own range's front, else the
+    /// back of another range (nearest first).
+    fn next_chunk(&self, me: usize) -> Option<u64> {
+        let own = me % self.num_ranges;
+        if me < self.num_ranges {
+            if let Some(index) = claim(&self.ranges[own], true) {
+                return Some(index);
             }
+        }
+        (1..=self.num_ranges).find_map(|d| claim(&self.ranges[(own + d) % self.num_ranges], false))
+    }
+
+    /// Joins the job as the next helper and runs chunks until none are left.
+    fn help(&self) {
+        self.work(self.joined.fetch_add(1, Ordering::Relaxed) as usize);
+    }
+
+    /// Runs chunks as participant `me` until none are left.
+    fn work(&self, me: usize) {
+        while let Some(index) = self.next_chunk(me) {
             // index < num_chunks, so begin < n and the product cannot overflow.
             let begin = index as i64 * self.chunk;
             let end = begin.saturating_add(self.chunk).min(self.n);
@@ -219,7 +306,7 @@ fn worker_loop(shared: &Shared) {
                 queue = shared.wake.wait(queue);
             }
         };
-        job.work();
+        job.help();
     }
 }
 
@@ -271,24 +358,13 @@ pub(crate) unsafe extern "C" fn pool_parallel_for(
     // SAFETY: `pool` points to the `Shared` of a live pool (caller contract).
     let shared = unsafe { &*(pool as *const Shared) };
     let num_threads = shared.num_threads.load(Ordering::Relaxed);
-    let (chunk, num_chunks) = split(n, num_threads);
+    let (_, num_chunks) = split(n, num_threads);
     if num_chunks <= 1 || num_threads <= 1 {
         // SAFETY: guaranteed by the caller.
         unsafe { body(data, 0, n) };
         return;
     }
-    let job = Arc::new(Job {
-        body,
-        data,
-        n,
-        chunk,
-        num_chunks,
-        next_chunk: AtomicU64::new(0),
-        unfinished: AtomicU64::new(num_chunks),
-        finished_lock: Mutex::new(()),
-        finished: Condvar::new(),
-        spin: shared.spin,
-    });
+    let job = Arc::new(Job::new(body, data, n, num_threads, shared.spin));
     let helpers = (u64::from(num_threads) - 1).min(num_chunks - 1);
     {
         let mut queue = shared.queue.lock();
@@ -300,7 +376,7 @@ pub(crate) unsafe extern "C" fn pool_parallel_for(
     for _ in 0..helpers {
         shared.wake.notify_one();
     }
-    job.work();
+    job.work(0);
     job.wait();
 }
 
@@ -348,7 +424,7 @@ mod tests {
 
     #[test]
     fn covers_every_index_exactly_once() {
-        for threads in [1, 2, 3, 8] {
+        for threads in [1, 2, 3, 8, 11] {
             let pool = Pool::new(threads);
             assert_eq!(pool.num_threads(), threads);
             for n in [0, 1, 2, 7, 31, 1000, 4097] {
@@ -368,6 +444,57 @@ mod tests {
         assert_eq!(coverage.calls.load(Ordering::Relaxed), 16);
         assert_eq!(split(10, 4), (1, 10));
         assert_eq!(split(i64::MAX, 4), (i64::MAX / 16 + 1, 16));
+    }
+
+    unsafe extern "C" fn nothing(_: *mut c_void, _: i64, _: i64) {}
+
+    #[test]
+    fn participants_own_contiguous_ranges_and_steal_from_the_back() {
+        // 3 threads, 12 chunks: ranges [0, 4), [4, 8), [8, 12).
+        let job = Job::new(nothing, core::ptr::null_mut(), 12, 3, 0);
+        assert_eq!(job.num_ranges, 3);
+        let mut order = Vec::new();
+        while let Some(i) = job.next_chunk(1) {
+            order.push(i);
+        }
+        // Its own range front to back, then the next range's back, then the first's.
+        assert_eq!(order, [4, 5, 6, 7, 11, 10, 9, 8, 3, 2, 1, 0]);
+        assert_eq!(job.next_chunk(0), None);
+    }
+
+    #[test]
+    fn every_chunk_is_claimed_once_by_any_mix_of_participants() {
+        for (n, threads) in [
+            (1, 2),
+            (2, 2),
+            (7, 3),
+            (13, 4),
+            (31, 2),
+            (97, 12),
+            (1000, 300),
+        ] {
+            let job = Job::new(nothing, core::ptr::null_mut(), n, threads, 0);
+            let (_, num_chunks) = split(n, threads);
+            assert!(job.num_ranges >= 1 && job.num_ranges <= MAX_RANGES);
+            let claimed: Vec<AtomicU32> = (0..num_chunks).map(|_| AtomicU32::new(0)).collect();
+            std::thread::scope(|scope| {
+                for me in 0..threads as usize + 2 {
+                    let (job, claimed) = (&job, &claimed);
+                    scope.spawn(move || {
+                        while let Some(i) = job.next_chunk(me) {
+                            claimed[i as usize].fetch_add(1, Ordering::Relaxed);
+                        }
+                    });
+                }
+            });
+            for (i, c) in claimed.iter().enumerate() {
+                assert_eq!(
+                    c.load(Ordering::Relaxed),
+                    1,
+                    "n {n} threads {threads} chunk {i}"
+                );
+            }
+        }
     }
 
     #[test]

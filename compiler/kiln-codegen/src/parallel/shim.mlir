@@ -64,7 +64,7 @@
     %21 = llvm.mlir.constant(-3 : i32) : i32
     %22 = llvm.mlir.addressof @par_min_ns : !llvm.ptr
     %23 = llvm.mlir.addressof @".str" : !llvm.ptr
-    %24 = llvm.mlir.constant(30000 : i64) : i64
+    %24 = llvm.mlir.constant(5000 : i64) : i64
     %25 = llvm.mlir.constant(10 : i32) : i32
     %26 = llvm.mlir.constant(false) : i1
     %27 = llvm.mlir.constant(1000 : i64) : i64
@@ -641,7 +641,7 @@
     %2 = llvm.mlir.constant(-1 : i64) : i64
     %3 = llvm.mlir.addressof @".str" : !llvm.ptr
     %4 = llvm.mlir.zero : !llvm.ptr
-    %5 = llvm.mlir.constant(30000 : i64) : i64
+    %5 = llvm.mlir.constant(5000 : i64) : i64
     %6 = llvm.mlir.constant(0 : i8) : i8
     %7 = llvm.mlir.constant(10 : i32) : i32
     %8 = llvm.mlir.constant(1000000000 : i64) : i64
