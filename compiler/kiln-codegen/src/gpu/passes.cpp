@@ -859,6 +859,27 @@ struct LlvmIntrinsicsPass : PassWrapper<LlvmIntrinsicsPass, OperationPass<>> {
 // kiln-gpu-demote-f64
 // ------------------------------------------------------------------------------------------
 
+/// Retypes a kernel in place: its arguments, every block argument and every result of an
+/// op `keep` does not exclude get `map(type)` (the caller rewrites the ops whose meaning
+/// the new types change). Shared by the passes that change how a device stores a type.
+static void retypeKernel(gpu::GPUFuncOp fn, function_ref<Type(Type)> map,
+                         function_ref<bool(Operation *)> keep) {
+  SmallVector<Type> inputs;
+  for (Type t : fn.getArgumentTypes())
+    inputs.push_back(map(t));
+  fn.setFunctionTypeAttr(TypeAttr::get(FunctionType::get(fn.getContext(), inputs, {})));
+  fn->walk([&](Block *b) {
+    for (BlockArgument a : b->getArguments())
+      a.setType(map(a.getType()));
+  });
+  fn->walk([&](Operation *op) {
+    if (keep(op))
+      return;
+    for (OpResult r : op->getResults())
+      r.setType(map(r.getType()));
+  });
+}
+
 struct DemoteF64Pass : PassWrapper<DemoteF64Pass, OperationPass<gpu::GPUModuleOp>> {
   MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(DemoteF64Pass)
   StringRef getArgument() const final { return "kiln-gpu-demote-f64"; }
@@ -886,17 +907,8 @@ struct DemoteF64Pass : PassWrapper<DemoteF64Pass, OperationPass<gpu::GPUModuleOp
           fn.emitError("an f64 scalar kernel argument on a device without double precision");
           ok = false;
         }
-      SmallVector<Type> inputs;
-      for (Type t : fn.getArgumentTypes())
-        inputs.push_back(demote(t));
-      fn.setFunctionTypeAttr(TypeAttr::get(FunctionType::get(ctx, inputs, {})));
-      fn->walk([&](Block *b) {
-        for (BlockArgument a : b->getArguments())
-          a.setType(demote(a.getType()));
-      });
+      retypeKernel(fn, demote, [](Operation *) { return false; });
       fn->walk([&](Operation *op) {
-        for (OpResult r : op->getResults())
-          r.setType(demote(r.getType()));
         auto c = dyn_cast<arith::ConstantOp>(op);
         if (!c)
           return;
@@ -950,30 +962,15 @@ struct Bf16StoragePass : PassWrapper<Bf16StoragePass, OperationPass<gpu::GPUModu
       return t;
     };
     getOperation().walk([&](gpu::GPUFuncOp fn) {
-      SmallVector<Type> inputs;
-      for (Type t : fn.getArgumentTypes())
-        inputs.push_back(storage(t));
-      fn.setFunctionTypeAttr(TypeAttr::get(FunctionType::get(ctx, inputs, {})));
-      fn->walk([&](Block *b) {
-        for (BlockArgument a : b->getArguments())
-          a.setType(storage(a.getType()));
-      });
       SmallVector<memref::LoadOp> loads;
       SmallVector<memref::StoreOp> stores;
       fn->walk([&](Operation *op) {
-        if (auto l = dyn_cast<memref::LoadOp>(op)) {
-          if (l.getResult().getType().isBF16())
-            loads.push_back(l);
-          return;
-        }
-        if (auto st = dyn_cast<memref::StoreOp>(op)) {
-          if (st.getValue().getType().isBF16())
-            stores.push_back(st);
-          return;
-        }
-        for (OpResult r : op->getResults())
-          r.setType(storage(r.getType()));
+        if (auto l = dyn_cast<memref::LoadOp>(op); l && l.getResult().getType().isBF16())
+          loads.push_back(l);
+        if (auto st = dyn_cast<memref::StoreOp>(op); st && st.getValue().getType().isBF16())
+          stores.push_back(st);
       });
+      retypeKernel(fn, storage, [](Operation *) { return false; });
       for (memref::LoadOp l : loads) {
         OpBuilder b(l);
         b.setInsertionPointAfter(l);

@@ -152,6 +152,28 @@ fn qw_attrs(scheme: Scheme, block: usize, axis: i64, part: QuantPart, double: bo
     a
 }
 
+/// The derived weight `@{weight}.{scheme}.{part}`: one part of `weight`
+/// quantized (`quant.quantize_weight`), of type `ty`.
+#[allow(clippy::too_many_arguments)]
+fn derived_part(
+    r: &mut Recipe,
+    weight: (kiln_ir::WeightId, &str),
+    scheme: Scheme,
+    block: usize,
+    axis: i64,
+    part: QuantPart,
+    double: bool,
+    ty: TensorType,
+) -> WRef {
+    r.derived(
+        &format!("{}.{}.{part}", weight.1, scheme.name()),
+        ty,
+        OpKind::QuantizeWeight,
+        qw_attrs(scheme, block, axis, part, double),
+        vec![WRef::Old(weight.0)],
+    )
+}
+
 /// Decides whether node `n`'s weight is quantized.
 pub fn plan(
     m: &Matcher<'_>,
@@ -226,12 +248,15 @@ pub fn plan(
     let nb = kiln_ir::codec::block::blocks_per_row(k as usize, block) as u64;
     let part = |r: &mut Recipe, part: QuantPart, ty: TensorType| -> Val {
         let name = format!("{wname}.{}.{part}", scheme.name());
-        let d = r.derived(
-            &name,
+        let d = derived_part(
+            r,
+            (id, &wname),
+            scheme,
+            block,
+            axis,
+            part,
+            double,
             ty.clone(),
-            OpKind::QuantizeWeight,
-            qw_attrs(scheme, block, axis, part, double),
-            vec![WRef::Old(id)],
         );
         r.push(NewNode::constant(&name, d, ty))
     };
@@ -371,13 +396,7 @@ fn plan_dynamic(
     // The weight: int8 codes [N, K] with one scale per output channel, both
     // transposed for the product ([K, N] codes, [1, N] scales).
     let derive = |r: &mut Recipe, part: QuantPart, ty: TensorType| {
-        r.derived(
-            &format!("{}.int8.{part}", w.name),
-            ty,
-            OpKind::QuantizeWeight,
-            qw_attrs(scheme, 0, w.axis, part, false),
-            vec![WRef::Old(w.id)],
-        )
+        derived_part(r, (w.id, w.name), scheme, 0, w.axis, part, false, ty)
     };
     let transposed = |r: &mut Recipe, src: WRef, name: String, ty: TensorType| {
         let mut attrs = Attrs::new();

@@ -307,9 +307,8 @@ impl Device {
                 self.backend.upload(a, bytes)?;
             }
         }
-        let (ins, outs) = (bufs.inputs.clone(), bufs.outputs.clone());
         // SAFETY: forwarded (caller contract).
-        unsafe { self.call(&ins, &outs, bufs.workspace, call)? };
+        unsafe { self.call(&bufs.inputs, &bufs.outputs, bufs.workspace, call)? };
         for (bytes, &a) in outputs.iter_mut().zip(&bufs.outputs) {
             if !bytes.is_empty() {
                 self.backend.download(a, bytes)?;
