@@ -515,11 +515,23 @@ fn vulkan_models_run_on_lavapipe_and_match_onnxruntime() {
     let o = run_on("99", &missing);
     assert_eq!(o.status.code(), Some(4), "{}", text(&o));
     assert!(text(&o).contains("no device 99"), "{}", text(&o));
-    assert!(!missing.exists(), "outputs written for a device that does not exist");
+    assert!(
+        !missing.exists(),
+        "outputs written for a device that does not exist"
+    );
     let o = kiln()
         .arg("bench")
         .arg(&so)
-        .args(["--runs", "2", "--warmup", "1", "--threads", "1", "--device", "99"])
+        .args([
+            "--runs",
+            "2",
+            "--warmup",
+            "1",
+            "--threads",
+            "1",
+            "--device",
+            "99",
+        ])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(4), "{}", text(&o));

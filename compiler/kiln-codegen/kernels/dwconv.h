@@ -6,11 +6,12 @@
  * inside the input take a fast path (the 9 weight vectors stay in registers,
  * DW_PX output pixels are accumulated at once, taps fully unrolled); other
  * kernel sizes, border pixels and the last partial channel vector take a
- * checked path. A bias/activation epilogue (epi_simple) is applied in
- * registers; any other epilogue runs over the finished row from a stack
- * tile. Channel counts that are not a multiple of the vector width end
- * with one whole vector overlapping the previous ones. Work is split by
- * output rows.
+ * checked path. At horizontal stride 1 or 2 without dilation, the fast path
+ * loads each input pixel of a row once for all DW_PX outputs (dw3x3_slide).
+ * A bias/activation epilogue (epi_simple) is applied in registers; any other
+ * epilogue runs over the finished row from a stack tile. Channel counts that
+ * are not a multiple of the vector width end with one whole vector
+ * overlapping the previous ones. Work is split by output rows.
  */
 
 #define DW_PX 4
@@ -71,6 +72,44 @@ static KV_ATTR void FN(dw_pixel)(const FN(dw_job) * jp, const float* xi, int64_t
   }
 }
 
+/* DW_PX output pixels at a horizontal stride S (1 or 2, a constant) without
+ * horizontal dilation: the input pixels of one input row under them are
+ * consecutive, (DW_PX - 1) * S + 3 of them, so each is loaded once and feeds
+ * every output whose window holds it (12 FMAs from 6 loads per row at S = 1,
+ * from 9 at S = 2, instead of one load per FMA). Pixels [ox, ox + DW_PX). */
+KF void FN(dw3x3_slide)(const int cv, const int S, const FN(dw_job) * j, const float* base,
+                        int64_t ox, float* yrow, int64_t c0, V wv[9][DW_CV]) {
+  const int64_t xs = j->xs, rs = j->win.dh * j->w * xs;
+  const float* xp = base + (ox * S - j->win.pl) * xs;
+  V acc[DW_PX][DW_CV];
+#pragma unroll
+  for (int p = 0; p < DW_PX; p++)
+#pragma unroll
+    for (int v = 0; v < cv; v++) acc[p][v] = (V)0.0f;
+#pragma unroll
+  for (int r = 0; r < 3; r++) {
+    const float* q = xp + r * rs;
+#pragma unroll
+    for (int k = 0; k < (DW_PX - 1) * S + 3; k++, q += xs)
+#pragma unroll
+      for (int v = 0; v < cv; v++) {
+        V in = FN(vld)(q + v * VW);
+#pragma unroll
+        for (int p = 0; p < DW_PX; p++) {
+          const int kx = k - S * p;
+          if (kx >= 0 && kx < 3) acc[p][v] = in * wv[r * 3 + kx][v] + acc[p][v];
+        }
+      }
+  }
+#pragma unroll
+  for (int p = 0; p < DW_PX; p++)
+#pragma unroll
+    for (int v = 0; v < cv; v++) {
+      V r = j->simple ? FN(dw_simple)(j, acc[p][v], c0 + v * VW, VW) : acc[p][v];
+      FN(vst)(yrow + (ox + p) * j->ys + c0 + v * VW, r);
+    }
+}
+
 /* 3x3, every tap inside the input: pixels [ox0, ox1) of the row whose top
  * input row is iy0, channels [c0, c0 + cv * VW) (cv <= DW_CV, a constant). */
 KF void FN(dw3x3_inner)(const int cv, const FN(dw_job) * j, const float* xi, int64_t iy0,
@@ -83,6 +122,10 @@ KF void FN(dw3x3_inner)(const int cv, const FN(dw_job) * j, const float* xi, int
   const int64_t xs = j->xs, rs = j->win.dh * j->w * xs, ts = j->win.dw * xs, ps = j->win.sw * xs;
   const float* base = xi + (iy0 * j->w) * xs + c0;
   int64_t ox = ox0;
+  if (j->win.dw == 1 && j->win.sw == 1)
+    for (; ox + DW_PX <= ox1; ox += DW_PX) FN(dw3x3_slide)(cv, 1, j, base, ox, yrow, c0, wv);
+  else if (j->win.dw == 1 && j->win.sw == 2)
+    for (; ox + DW_PX <= ox1; ox += DW_PX) FN(dw3x3_slide)(cv, 2, j, base, ox, yrow, c0, wv);
   for (; ox + DW_PX <= ox1; ox += DW_PX) {
     const float* xp = base + (ox * j->win.sw - j->win.pl) * xs;
     V acc[DW_PX][DW_CV];
