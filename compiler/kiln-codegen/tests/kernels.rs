@@ -2852,8 +2852,8 @@ fn iconv_case(lib: &Lib, kernel: Kernel, t: Threads, sh: IconvShape, case: usize
         // Zero points: x none or one value; w none, one value or one per channel.
         let zx_mode = (mode + case) % 2;
         let zw_mode = (mode + case) % 3;
-        let y_signed = (mode + case) % 2 == 0;
-        let per_scale = case % 2 == 0;
+        let y_signed = (mode + case).is_multiple_of(2);
+        let per_scale = case.is_multiple_of(2);
         let zx = if zx_mode == 1 { val(zs[1], xs) } else { 0 };
         let zy = val(zs[m], y_signed);
         let mut want = vec![0i64; n * m * oh * ow];
@@ -2914,7 +2914,7 @@ fn iconv_case(lib: &Lib, kernel: Kernel, t: Threads, sh: IconvShape, case: usize
                     _ => Some((zs.as_ptr() as u64, true)),
                 },
             },
-            bias: requant.then(|| bias.as_ptr() as u64),
+            bias: requant.then_some(bias.as_ptr() as u64),
             y: 0,
             input: [n as i64, c as i64, h as i64, w as i64],
             m: m as i64,

@@ -897,7 +897,7 @@ impl Kernels {
         let (Some(xs), Some(ws), Some(ys)) = (shape(g, x), shape(g, w), shape(g, *y)) else {
             return Ok(false);
         };
-        if xs.len() != 4 || ws.len() != 4 || ys.len() != 4 || ys.iter().any(|&d| d == 0) {
+        if xs.len() != 4 || ws.len() != 4 || ys.len() != 4 || ys.contains(&0) {
             return Ok(false);
         }
         let numel = |v: ValueId| shape(g, v).map(|s| s.iter().product::<u64>());

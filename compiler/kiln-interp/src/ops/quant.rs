@@ -347,6 +347,12 @@ pub fn qconv_integer(op: &Op<'_>) -> R {
     let (lo, hi) = int_range(zp.dtype);
     let m = acc.shape.get(1).copied().unwrap_or(1) as usize;
     let inner: usize = acc.shape.iter().skip(2).product::<u64>() as usize;
+    if sv.len() != 1 && sv.len() != m {
+        return Err(InterpError::Invalid(format!(
+            "a scale of {} values for {m} channels",
+            sv.len()
+        )));
+    }
     let av = ints(&acc, "the accumulator")?;
     let out = av
         .iter()

@@ -479,6 +479,8 @@ fn infer_qconv_integer(ctx: &InferCtx<'_>) -> R {
     for (t, what) in [(x, "x"), (w, "w")] {
         require_one_of(t.dtype, &[DType::I8, DType::U8], what)?;
     }
+    // Result dims first: they check the ranks the rest indexes.
+    let dims = super::linalg::conv_dims(ctx, "quant.conv_integer", 4)?;
     // Zero points: one value for x; one value or one per output channel for w.
     for (i, of, per, what) in [
         (2, x, None, "x_zero_point"),
@@ -498,7 +500,6 @@ fn infer_qconv_integer(ctx: &InferCtx<'_>) -> R {
     if let Some(b) = ctx.opt_input(4) {
         require_one_of(b.dtype, &[DType::I32], "bias")?;
     }
-    let dims = super::linalg::conv_dims(ctx, "quant.conv_integer", 4)?;
     let out = match (ctx.opt_input(5), ctx.opt_input(6)) {
         (None, None) => DType::I32,
         (Some(s), Some(z)) => {
