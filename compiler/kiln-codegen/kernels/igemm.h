@@ -26,6 +26,16 @@
  *   runs the same path on SDOT, which multiplies signed by signed: A is
  *   flipped to i8 there (a' = a - 128 for u8 A) instead.
  *
+ * `iconv` (quant.conv_integer, NCHW) runs the same GEMM per image and group
+ * with the weights as A ([M/G, K], K = C/G x kh x kw, the weight zero point
+ * per row) and B the image's im2col matrix [K, OH x OW] (the input zero
+ * point per tensor), gathered while B's panels are packed (padding taps
+ * read the zero point, so they add 0); a 1x1 stride-1 convolution without
+ * padding reads the image as B directly. C [M/G, OH x OW] is the NCHW
+ * result. Its store adds the int32 bias per channel and may requantize:
+ * clamp(rint(f32(acc) * scale[m]) + zp) to u8/i8 (QLinearConv, as ONNX
+ * Runtime computes it in f32), so no int32 tensor is stored.
+ *
  * Rows are padded to MR and K to 4 with zeros in the packed copies, so the
  * micro-kernels always run full tiles; stores clip to M x N. Work is split
  * over (row blocks x column panels) on the pool like the f32 GEMM; packing
@@ -38,9 +48,26 @@
 #include <arm_neon.h>
 #endif
 KINLINE int64_t ig_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+/* Makes a 128-bit vector opaque to the optimizer (no instruction; 128 bits
+ * is what the baseline ISA's registers hold where the bitcode is made). */
+typedef int32_t ig_v4 __attribute__((ext_vector_type(4)));
+#if defined(__x86_64__)
+#define IG_OPAQUE4(v) __asm__("" : "+x"(v))
+#elif defined(__aarch64__)
+#define IG_OPAQUE4(v) __asm__("" : "+w"(v))
+#else
+#define IG_OPAQUE4(v) ((void)0)
+#endif
 KINLINE int32_t ig_val(const uint8_t* p, int64_t i, int is_signed) {
   return is_signed ? (int32_t)(int8_t)p[i] : (int32_t)p[i];
 }
+/* The im2col view of one image and group of an NCHW convolution: B[k, n]
+ * with k = (c, ky, kx) over [C/G, kh, kw] and n = (oy, ox). */
+typedef struct ig_conv {
+  const uint8_t* x; /* the group's first channel of the image */
+  int64_t h, w, kh, kw, sh, sw, dh, dw, ph, pw, ow;
+  int32_t zx; /* the input zero point: what padding taps read */
+} ig_conv;
 #endif
 
 typedef int16_t KCAT(ig_vs_, KV_NAME) __attribute__((ext_vector_type(2 * KV_W)));
@@ -103,8 +130,12 @@ typedef struct FN(ig_job) {
   int32_t* zav;    /* vnni: za' per row */
   int32_t* rterm;  /* vnni: rowsum(a') - K za' per row */
   const epi_t* epi;
+  const ig_conv* cv;    /* iconv: B is this im2col view (b unused) */
+  const int32_t* bias;  /* iconv: int32 per row, added first */
+  const float* rq_scale; /* iconv: requantize to bytes (C: u8/i8, ldc in bytes) */
+  int64_t rq_per;       /* one scale per row */
+  int32_t rq_zp, rq_lo, rq_hi;
   int64_t tm, tn;  /* task grid */
-  int32_t zeros[VW];
 } FN(ig_job);
 
 KF int32_t FN(ig_za)(const FN(ig_job) * j, int64_t i) {
@@ -158,6 +189,81 @@ static KV_ATTR void FN(ig_pack_b)(void* data, int64_t p0, int64_t p1) {
       if (j->vnni)
         for (int l = 0; l < VW; l++) {
           int64_t c = cv + l;
+          j->colsum[c] = sum[l];
+          j->zbv[c] = c < j->n ? FN(ig_zb)(j, c) - flip : 0;
+        }
+    }
+  }
+}
+
+/* ig_pack_b for iconv: B is the im2col view j->cv, gathered. Per vector of
+ * VW columns the window origins are computed once; along K, (channel, ky,
+ * kx) advance incrementally. A vector inside one input row is one load;
+ * otherwise each column is read alone (padding taps read the zero point). */
+static KV_ATTR void FN(ig_pack_bc)(void* data, int64_t p0, int64_t p1) {
+  const FN(ig_job)* j = (const FN(ig_job)*)data;
+  const ig_conv* cv = j->cv;
+  const int bs = (int)j->b_signed;
+  const int g = j->vnni ? 4 : 2, bits = 32 / g;
+  const uint32_t mask = j->vnni ? 0xffu : 0xffffu;
+  const int32_t flip = j->vnni && !bs ? 128 : 0;
+  const int64_t hw = cv->h * cv->w;
+  const int32_t h = (int32_t)cv->h, w = (int32_t)cv->w;
+  for (int64_t p = p0; p < p1; p++) {
+    int64_t c0 = p * NR, nc = KMIN(NR, j->n - c0);
+    int32_t* out = (int32_t*)(j->pb + p * NR * j->kp * (4 / g));
+    for (int64_t v = 0; v < NRV; v++) {
+      int64_t col = c0 + v * VW, valid = KMAX(0, KMIN(VW, nc - v * VW));
+      VI sub, iyb, ixb, live;
+      int64_t oy = col / cv->ow, ox = col - oy * cv->ow;
+      const int row = valid == VW && ox + VW <= cv->ow && cv->sw == 1;
+      for (int l = 0; l < VW; l++) {
+        int in = l < valid;
+        sub[l] = j->vnni ? flip : (in ? FN(ig_zb)(j, col + l) : 0);
+        iyb[l] = in ? (int32_t)(oy * cv->sh - cv->ph) : -(1 << 30);
+        ixb[l] = in ? (int32_t)(ox * cv->sw - cv->pw) : 0;
+        live[l] = in ? -1 : 0;
+        if (++ox == cv->ow) {
+          ox = 0;
+          oy++;
+        }
+      }
+      VI sum = (VI)0;
+      int64_t ch = 0, ky = 0, kx = 0;
+      for (int64_t kq = 0; kq < j->kp / g; kq++) {
+        IGVUI wv = (IGVUI)0;
+        for (int r = 0; r < g; r++) {
+          VI x = (VI)0;
+          if (kq * g + r < j->k) {
+            const uint8_t* xc = cv->x + ch * hw;
+            int32_t dy = (int32_t)(ky * cv->dh), dx = (int32_t)(kx * cv->dw);
+            int32_t iy0 = iyb[0] + dy, ix0 = ixb[0] + dx;
+            if (row && iy0 >= 0 && iy0 < h && ix0 >= 0 && ix0 + VW <= w) {
+              x = FN(ig_ld8)(xc + iy0 * w + ix0, bs) - sub;
+            } else {
+              VI iy = iyb + dy, ix = ixb + dx;
+              VI in = (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w);
+              VI idx = iy * w + ix;
+              VI raw;
+              for (int l = 0; l < VW; l++) raw[l] = in[l] ? ig_val(xc, idx[l], bs) : cv->zx;
+              x = (raw - sub) & live;
+            }
+            if (++kx == cv->kw) {
+              kx = 0;
+              if (++ky == cv->kh) {
+                ky = 0;
+                ch++;
+              }
+            }
+          }
+          sum += x;
+          wv |= ((IGVUI)x & mask) << (bits * r);
+        }
+        *(IGVIU*)(out + kq * NR + v * VW) = (VI)wv;
+      }
+      if (j->vnni)
+        for (int l = 0; l < VW; l++) {
+          int64_t c = col + l;
           j->colsum[c] = sum[l];
           j->zbv[c] = c < j->n ? FN(ig_zb)(j, c) - flip : 0;
         }
@@ -221,11 +327,41 @@ static KV_ATTR void FN(ig_pack_a)(void* data, int64_t r0, int64_t r1) {
   }
 }
 
+/* Stores clamp(rint(f32(acc) * sc) + zp) into n <= VW bytes at d. */
+KF void FN(ig_requant)(VI acc, float sc, int32_t zp, int32_t qlo, int32_t qhi, uint8_t* d,
+                       int64_t n) {
+  const float magic = 12582912.0f; /* 1.5 * 2^23: adding it rounds to even */
+  const float lo = (float)(qlo - zp), hi = (float)(qhi - zp);
+  V f = __builtin_convertvector(acc, V) * sc;
+  f = f < lo ? (V)lo : f;
+  f = f > hi ? (V)hi : f;
+  f = (f + magic) - magic;
+  VI q = __builtin_convertvector(f, VI) + zp;
+  if (n == VW) {
+    *(IGVBU*)d = __builtin_convertvector(q, IGVBU);
+  } else {
+    for (int64_t l = 0; l < n; l++) d[l] = (uint8_t)q[l];
+  }
+}
+
 /* Stores tile t[MR][NR] (int32 bits, or f32 after the epilogue) at rows
  * [i0, i0 + rows), columns [c0, c0 + nc). */
 KF void FN(ig_store)(const FN(ig_job) * j, int32_t* t, int64_t i0, int64_t rows, int64_t c0,
                      int64_t nc) {
   float* tf = (float*)t;
+  if (j->bias)
+    for (int64_t r = 0; r < rows; r++)
+      for (int v = 0; v < NRV; v++) *(VI*)(t + r * NR + v * VW) += j->bias[i0 + r];
+  if (j->rq_scale) {
+    for (int64_t r = 0; r < rows; r++) {
+      float sc = j->rq_scale[j->rq_per ? i0 + r : 0];
+      uint8_t* d = (uint8_t*)j->c + (i0 + r) * j->ldc + c0;
+      for (int64_t cc = 0; cc < nc; cc += VW)
+        FN(ig_requant)(*(VI*)(t + r * NR + cc), sc, j->rq_zp, j->rq_lo, j->rq_hi, d + cc,
+                       KMIN(VW, nc - cc));
+    }
+    return;
+  }
   if (j->c_f32) {
     for (int64_t r = 0; r < rows; r++)
       for (int v = 0; v < NRV; v++) {
@@ -246,7 +382,6 @@ static KV_ATTR void FN(ig_tile_p)(const FN(ig_job) * j, int64_t i0, int64_t p) {
   for (int r = 0; r < MR; r++)
 #pragma unroll
     for (int v = 0; v < NRV; v++) acc[r][v] = (VI)0;
-  VI hide = *(const IGVIU*)j->zeros;
   for (int64_t kq = 0; kq < j->kp / 2; kq++) {
     IGVS bv[NRV];
 #pragma unroll
@@ -255,9 +390,20 @@ static KV_ATTR void FN(ig_tile_p)(const FN(ig_job) * j, int64_t i0, int64_t p) {
     for (int r = 0; r < MR; r++) {
       int32_t pr;
       __builtin_memcpy(&pr, a + r * j->kp + kq * 2, 4);
-      /* XOR with zeros LLVM cannot see (job memory): proven splats make it
-       * split the pairs into 32-bit multiplies instead of pmaddwd. */
-      IGVS av = (IGVS)((VI)pr ^ hide);
+      /* An empty asm hides that av is a splat: proven splats make LLVM
+       * split the pairs into 32-bit multiplies instead of pmaddwd. (It
+       * costs no register, unlike an XOR with zeros loaded from memory,
+       * which made the 6 x 16 AVX2 tile spill accumulators.) */
+      ig_v4 a4 = (ig_v4)pr;
+      IG_OPAQUE4(a4);
+#if KV_W == 4
+      VI ap = a4;
+#elif KV_W == 8
+      VI ap = __builtin_shufflevector(a4, a4, 0, 1, 2, 3, 0, 1, 2, 3);
+#else
+      VI ap = __builtin_shufflevector(a4, a4, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3);
+#endif
+      IGVS av = (IGVS)ap;
 #pragma unroll
       for (int v = 0; v < NRV; v++) acc[r][v] += FN(ig_madd)(av, bv[v]);
     }
@@ -374,6 +520,9 @@ IG_TASK(FN(ig_task_v), FN(ig_tile_v))
 #endif
 #undef IG_TASK
 
+static KV_ATTR void FN(ig_run)(FN(ig_job) * jp, uint8_t* s, kiln_par_body task,
+                               kiln_par_body sums);
+
 static KV_ATTR void FN(igemm_run)(const int64_t* args, int vnni, kiln_par_body task,
                                    kiln_par_body sums) {
   FN(ig_job) j;
@@ -398,14 +547,22 @@ static KV_ATTR void FN(igemm_run)(const int64_t* args, int vnni, kiln_par_body t
   j.epi = &epi;
   j.vnni = vnni && IG_HAS_VNNI;
   j.b_packed = (int)slot_i(args, KILN_IGEMM_B_PACKED);
+  j.cv = 0;
+  j.bias = 0;
+  j.rq_scale = 0;
   if (j.b_packed && (!j.vnni || !sums)) return; /* packed B: igemmv only */
-  for (int l = 0; l < VW; l++) j.zeros[l] = 0;
+  FN(ig_run)(&j, (uint8_t*)slot_p(args, KILN_IGEMM_SCRATCH), task, sums);
+}
+
+/* The product of a filled job: scratch layout, packing, tiles. */
+static KV_ATTR void FN(ig_run)(FN(ig_job) * jp, uint8_t* s, kiln_par_body task,
+                               kiln_par_body sums) {
+  FN(ig_job) j = *jp;
   if (j.m <= 0 || j.n <= 0) return;
   /* Scratch, in the order of abi.rs's IGemmArgs::scratch_bytes. */
   j.kp = ig_up(KMAX(j.k, 1), 4);
   j.np = cdiv(j.n, NR);
   j.mp = ig_up(j.m, MR);
-  uint8_t* s = (uint8_t*)slot_p(args, KILN_IGEMM_SCRATCH);
   j.pb = s;
   s += j.b_packed ? 0 : ig_up(j.np * NR * j.kp * 2, 64);
   j.colsum = (int32_t*)s;
@@ -420,7 +577,7 @@ static KV_ATTR void FN(igemm_run)(const int64_t* args, int vnni, kiln_par_body t
   int64_t mt = j.mp / MR;
   /* Packing: B panels (or, packed at compile time, their sums) then A
    * rows, split when large. */
-  kiln_par_body pack_b = FN(ig_pack_b);
+  kiln_par_body pack_b = j.cv ? FN(ig_pack_bc) : FN(ig_pack_b);
   double pw = 4.0 * (double)j.kp * (double)(j.np * NR);
   if (j.b_packed) {
     j.pb = (uint8_t*)j.b;
@@ -458,6 +615,227 @@ KHIDDEN KV_ATTR void FN(kiln_k_igemmv)(const int64_t* args) {
 #else
 KHIDDEN KV_ATTR void FN(kiln_k_igemmv)(const int64_t* args) {
   FN(igemm_run)(args, 0, FN(ig_task_p), 0);
+}
+#endif
+
+/* Depthwise iconv (one input and one output channel per group): a direct
+ * loop per channel plane, VW output columns at a time, instead of products
+ * of one row. */
+#ifndef IDW_LINE
+#define IDW_LINE 4096 /* int16 elements of the depthwise line buffer (8 KiB of stack) */
+#endif
+typedef struct FN(idw_job) {
+  ig_conv cv;
+  const uint8_t *x, *w, *zw;
+  int64_t x_signed, w_signed, zw_per, c, oh;
+  const int32_t* bias;
+  void* y;
+  const float* rq;
+  int64_t rq_per;
+  int32_t rq_zp, rq_lo, rq_hi;
+} FN(idw_job);
+
+static KV_ATTR void FN(idw_task)(void* data, int64_t t0, int64_t t1) {
+  const FN(idw_job)* j = (const FN(idw_job)*)data;
+  const ig_conv* g = &j->cv;
+  const int bs = (int)j->x_signed;
+  int64_t taps = g->kh * g->kw, ow = g->ow, hw = g->h * g->w;
+  for (int64_t t = t0; t < t1; t++) {
+    int64_t ch = t % j->c;
+    const uint8_t* xp = j->x + t * hw;
+    const uint8_t* wp = j->w + ch * taps;
+    int32_t zw = j->zw ? ig_val(j->zw, j->zw_per ? ch : 0, (int)j->w_signed) : 0;
+    int32_t bias = j->bias ? j->bias[ch] : 0;
+    float sc = j->rq ? j->rq[j->rq_per ? ch : 0] : 0.0f;
+    /* Line path: per output row, the kh input rows it reads as int16 lines of
+     * x - zx with the padding (and room for whole-vector reads) as zeros, so
+     * the taps run without bounds checks. */
+    int64_t lw = ig_up((ow - 1 + VW) * g->sw + (g->kw - 1) * g->dw + 1, VW);
+    if (g->kh <= 32 && g->kh * lw <= IDW_LINE) {
+      int16_t line[IDW_LINE] __attribute__((aligned(64)));
+      for (int64_t oy = 0; oy < j->oh; oy++) {
+        uint32_t rows = 0; /* bit ky: input row inside the image */
+        for (int64_t ky = 0; ky < g->kh && ky < 32; ky++) {
+          int64_t iy = oy * g->sh - g->ph + ky * g->dh;
+          if (iy < 0 || iy >= g->h) continue;
+          rows |= 1u << ky;
+          const uint8_t* src = xp + iy * g->w;
+          int16_t* l = line + ky * lw;
+          /* Zeros, then the row (u - pw = its column), then zeros. */
+          int64_t a = KMIN(g->pw, lw), e = KMIN(lw, g->pw + g->w), u = 0;
+          for (; u < a; u++) l[u] = 0;
+          for (; u + VW <= e; u += VW)
+            *(IGVHU*)(l + u) = __builtin_convertvector(FN(ig_ld8)(src + u - g->pw, bs) - g->zx, IGVHU);
+          for (; u < e; u++) l[u] = (int16_t)(ig_val(src, u - g->pw, bs) - g->zx);
+          for (; u < lw; u++) l[u] = 0;
+        }
+        for (int64_t ox = 0; ox < ow; ox += VW) {
+          VI acc = (VI)bias;
+          for (int64_t ky = 0; ky < g->kh; ky++) {
+            if (!(rows >> ky & 1)) continue;
+            const int16_t* l = line + ky * lw + ox * g->sw;
+            for (int64_t kx = 0; kx < g->kw; kx++) {
+              int32_t wv = ig_val(wp, ky * g->kw + kx, (int)j->w_signed) - zw;
+              const int16_t* q = l + kx * g->dw;
+              VI xv;
+              if (g->sw == 1) {
+                xv = __builtin_convertvector(*(const IGVHU*)q, VI);
+              } else {
+                for (int lane = 0; lane < VW; lane++) xv[lane] = q[lane * g->sw];
+              }
+              acc += xv * wv;
+            }
+          }
+          int64_t n = KMIN(VW, ow - ox), o = (t * j->oh + oy) * ow + ox;
+          if (j->rq) {
+            FN(ig_requant)(acc, sc, j->rq_zp, j->rq_lo, j->rq_hi, (uint8_t*)j->y + o, n);
+          } else {
+            int32_t* d = (int32_t*)j->y + o;
+            for (int l = 0; l < n; l++) d[l] = acc[l];
+          }
+        }
+      }
+      continue;
+    }
+    for (int64_t oy = 0; oy < j->oh; oy++)
+      for (int64_t ox = 0; ox < ow; ox += VW) {
+        int64_t n = KMIN(VW, ow - ox);
+        VI acc = (VI)bias;
+        for (int64_t ky = 0; ky < g->kh; ky++) {
+          int64_t iy = oy * g->sh - g->ph + ky * g->dh;
+          if (iy < 0 || iy >= g->h) continue;
+          const uint8_t* row = xp + iy * g->w;
+          for (int64_t kx = 0; kx < g->kw; kx++) {
+            int32_t wv = ig_val(wp, ky * g->kw + kx, (int)j->w_signed) - zw;
+            int64_t ix = ox * g->sw - g->pw + kx * g->dw;
+            VI xv;
+            if (n == VW && g->sw == 1 && ix >= 0 && ix + VW <= g->w) {
+              xv = FN(ig_ld8)(row + ix, bs) - g->zx;
+            } else {
+              xv = (VI)0;
+              for (int l = 0; l < n; l++) {
+                int64_t xi = ix + l * g->sw;
+                xv[l] = xi >= 0 && xi < g->w ? ig_val(row, xi, bs) - g->zx : 0;
+              }
+            }
+            acc += xv * wv;
+          }
+        }
+        int64_t o = (t * j->oh + oy) * ow + ox;
+        if (j->rq) {
+          FN(ig_requant)(acc, sc, j->rq_zp, j->rq_lo, j->rq_hi, (uint8_t*)j->y + o, n);
+        } else {
+          int32_t* d = (int32_t*)j->y + o;
+          for (int l = 0; l < n; l++) d[l] = acc[l];
+        }
+      }
+  }
+}
+
+/* quant.conv_integer (see the top and kiln_kernels.h's KILN_ICONV_*): one
+ * product per image and group, or the depthwise loop. */
+static KV_ATTR void FN(iconv_run)(const int64_t* args, int vnni, kiln_par_body task) {
+  const uint8_t* x = (const uint8_t*)slot_p(args, KILN_ICONV_X);
+  const uint8_t* w = (const uint8_t*)slot_p(args, KILN_ICONV_W);
+  const uint8_t* zw = (const uint8_t*)slot_p(args, KILN_ICONV_ZW);
+  const int32_t* bias = (const int32_t*)slot_p(args, KILN_ICONV_BIAS);
+  const float* rq = (const float*)slot_p(args, KILN_ICONV_RQ_SCALE);
+  const uint8_t* rq_zp = (const uint8_t*)slot_p(args, KILN_ICONV_RQ_ZP);
+  uint8_t* y = (uint8_t*)slot_p(args, KILN_ICONV_Y);
+  int64_t nb = slot_i(args, KILN_ICONV_N), c = slot_i(args, KILN_ICONV_C);
+  int64_t m = slot_i(args, KILN_ICONV_M), groups = slot_i(args, KILN_ICONV_GROUPS);
+  int64_t zw_per = slot_i(args, KILN_ICONV_ZW_PER_CH), rq_per = slot_i(args, KILN_ICONV_RQ_PER_CH);
+  int64_t y_signed = slot_i(args, KILN_ICONV_Y_SIGNED);
+  ig_conv cv;
+  cv.h = slot_i(args, KILN_ICONV_H);
+  cv.w = slot_i(args, KILN_ICONV_W_IN);
+  cv.kh = slot_i(args, KILN_ICONV_KH);
+  cv.kw = slot_i(args, KILN_ICONV_KW);
+  cv.sh = slot_i(args, KILN_ICONV_SH);
+  cv.sw = slot_i(args, KILN_ICONV_SW);
+  cv.dh = slot_i(args, KILN_ICONV_DH);
+  cv.dw = slot_i(args, KILN_ICONV_DW);
+  cv.ph = slot_i(args, KILN_ICONV_PH);
+  cv.pw = slot_i(args, KILN_ICONV_PW);
+  cv.ow = slot_i(args, KILN_ICONV_OW);
+  int64_t oh = slot_i(args, KILN_ICONV_OH);
+  FN(ig_job) j;
+  j.a_signed = slot_i(args, KILN_ICONV_W_SIGNED);
+  j.b_signed = slot_i(args, KILN_ICONV_X_SIGNED);
+  j.zb = (const uint8_t*)slot_p(args, KILN_ICONV_ZX);
+  j.zb_cols = 0;
+  cv.zx = j.zb ? ig_val(j.zb, 0, (int)j.b_signed) : 0;
+  if (groups <= 0 || c % groups || m % groups) return;
+  int64_t cg = c / groups, mg = m / groups, hw = cv.h * cv.w, p = oh * cv.ow;
+  int plain = cv.kh == 1 && cv.kw == 1 && cv.sh == 1 && cv.sw == 1 && cv.ph == 0 && cv.pw == 0 &&
+              oh == cv.h && cv.ow == cv.w;
+  int64_t esize = rq ? 1 : 4;
+  j.m = mg;
+  j.n = p;
+  j.k = cg * cv.kh * cv.kw;
+  j.lda = j.k;
+  j.ldb = hw;
+  j.ldc = p;
+  j.c_f32 = 0;
+  j.epi = 0;
+  j.vnni = vnni && IG_HAS_VNNI;
+  j.b_packed = 0;
+  j.za_rows = zw_per;
+  j.rq_per = rq_per;
+  j.rq_zp = rq_zp ? ig_val(rq_zp, 0, (int)y_signed) : 0;
+  j.rq_lo = y_signed ? -128 : 0;
+  j.rq_hi = y_signed ? 127 : 255;
+  if (cg == 1 && mg == 1) {
+    FN(idw_job) d;
+    d.cv = cv;
+    d.x = x;
+    d.w = w;
+    d.zw = zw;
+    d.x_signed = j.b_signed;
+    d.w_signed = j.a_signed;
+    d.zw_per = zw_per;
+    d.c = c;
+    d.oh = oh;
+    d.bias = bias;
+    d.y = y;
+    d.rq = rq;
+    d.rq_per = rq_per;
+    d.rq_zp = j.rq_zp;
+    d.rq_lo = j.rq_lo;
+    d.rq_hi = j.rq_hi;
+    int64_t planes = nb * c;
+    if (par_tasks(2.0 * (double)(planes * p * cv.kh * cv.kw), planes) <= 1)
+      FN(idw_task)(&d, 0, planes);
+    else
+      kiln_par_for(planes, FN(idw_task), &d);
+    return;
+  }
+  uint8_t* scratch = (uint8_t*)slot_p(args, KILN_ICONV_SCRATCH);
+  for (int64_t b = 0; b < nb; b++)
+    for (int64_t g = 0; g < groups; g++) {
+      const uint8_t* xg = x + (b * c + g * cg) * hw;
+      cv.x = xg;
+      j.a = w + g * mg * j.k;
+      j.za = zw ? zw + (zw_per ? g * mg : 0) : 0;
+      j.b = xg;
+      j.cv = plain ? 0 : &cv;
+      j.c = y + (b * m + g * mg) * p * esize;
+      j.bias = bias ? bias + g * mg : 0;
+      j.rq_scale = rq ? rq + (rq_per ? g * mg : 0) : 0;
+      FN(ig_run)(&j, scratch, task, 0);
+    }
+}
+
+KHIDDEN KV_ATTR void FN(kiln_k_iconv)(const int64_t* args) {
+  FN(iconv_run)(args, 0, FN(ig_task_p));
+}
+#if IG_HAS_VNNI
+KHIDDEN KV_ATTR void FN(kiln_k_iconvv)(const int64_t* args) {
+  FN(iconv_run)(args, 1, FN(ig_task_v));
+}
+#else
+KHIDDEN KV_ATTR void FN(kiln_k_iconvv)(const int64_t* args) {
+  FN(iconv_run)(args, 0, FN(ig_task_p));
 }
 #endif
 

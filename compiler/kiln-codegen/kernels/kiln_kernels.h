@@ -374,6 +374,49 @@
 #define KILN_IGEMM_B_PACKED 17
 #define KILN_IGEMM_EPILOGUE 18
 
+/* ---- iconv / iconvv: quant.conv_integer, 2-D NCHW, on igemm's product ----
+ * Y[n, m, oy, ox] = BIAS[m] + sum over the group's channels and taps of
+ * (X - ZX) * (W[m] - ZW), padding taps adding 0. X: bytes [N, C, H, W_IN],
+ * i8 if X_SIGNED else u8, ZX one byte of its type (0 = none). W: bytes
+ * [M, C/GROUPS, KH, KW], i8 if W_SIGNED; ZW (0 = none) one byte or, with
+ * ZW_PER_CH, one per output channel. BIAS: int32 [M] or 0. Window: strides
+ * SH/SW, dilations DH/DW, begin pads PH/PW, result [N, M, OH, OW]. Y: int32
+ * when RQ_SCALE is 0; else bytes (i8 if Y_SIGNED, else u8) of
+ * clamp(rint(f32(acc) * RQ_SCALE[m]) + *RQ_ZP) (one f32 scale, or one per
+ * output channel with RQ_PER_CH; RQ_ZP 0 = zero). SCRATCH: igemm's for
+ * M/GROUPS x (OH*OW) x (C/GROUPS*KH*KW). iconvv: igemmv's dot products
+ * (call it only where igemmv may be called). */
+#define KILN_ICONV_X 0
+#define KILN_ICONV_X_SIGNED 1
+#define KILN_ICONV_ZX 2
+#define KILN_ICONV_W 3
+#define KILN_ICONV_W_SIGNED 4
+#define KILN_ICONV_ZW 5
+#define KILN_ICONV_ZW_PER_CH 6
+#define KILN_ICONV_BIAS 7
+#define KILN_ICONV_Y 8
+#define KILN_ICONV_N 9
+#define KILN_ICONV_C 10
+#define KILN_ICONV_H 11
+#define KILN_ICONV_W_IN 12
+#define KILN_ICONV_M 13
+#define KILN_ICONV_OH 14
+#define KILN_ICONV_OW 15
+#define KILN_ICONV_KH 16
+#define KILN_ICONV_KW 17
+#define KILN_ICONV_SH 18
+#define KILN_ICONV_SW 19
+#define KILN_ICONV_DH 20
+#define KILN_ICONV_DW 21
+#define KILN_ICONV_PH 22
+#define KILN_ICONV_PW 23
+#define KILN_ICONV_GROUPS 24
+#define KILN_ICONV_SCRATCH 25
+#define KILN_ICONV_RQ_SCALE 26
+#define KILN_ICONV_RQ_PER_CH 27
+#define KILN_ICONV_RQ_ZP 28
+#define KILN_ICONV_Y_SIGNED 29
+
 /* ---- rminmax: Y[0] = max (MIN = 0) or min (MIN = 1) of X[0 .. N), N >= 1,
  * NaN if any element is NaN ---- */
 #define KILN_RMINMAX_X 0

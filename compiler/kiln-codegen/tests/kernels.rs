@@ -161,7 +161,7 @@ fn lib_kernels(target: &Target, variant: Variant) -> Vec<Kernel> {
         .is_some_and(|c| c.int8_dot && c.variant == variant);
     Kernel::ALL
         .into_iter()
-        .filter(|&k| k != Kernel::IGemmVnni || dot)
+        .filter(|&k| !matches!(k, Kernel::IGemmVnni | Kernel::IConvVnni) || dot)
         .collect()
 }
 
@@ -2763,6 +2763,208 @@ fn igemm_case(lib: &Lib, kernel: Kernel, t: Threads, mnk: (usize, usize, usize),
                     assert_eq!(c[i * ldc + j], 0, "{what}: wrote ({i}, {j})");
                 }
             }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// iconv: quant.conv_integer on the int8 product
+
+/// One iconv problem: `[n, c, h, w]` input, `m` output channels, window, groups.
+#[derive(Clone, Copy, Debug)]
+struct IconvShape {
+    n: usize,
+    c: usize,
+    hw: (usize, usize),
+    m: usize,
+    k: (usize, usize),
+    stride: (usize, usize),
+    dil: (usize, usize),
+    /// Begin and end pads: (top, left, bottom, right).
+    pads: (usize, usize, usize, usize),
+    groups: usize,
+}
+
+#[test]
+fn iconv_is_exact() {
+    let s = |n, c, hw, m, k, stride, dil, pads, groups| IconvShape {
+        n,
+        c,
+        hw,
+        m,
+        k,
+        stride,
+        dil,
+        pads,
+        groups,
+    };
+    let shapes = [
+        // 1x1 without padding: the image read as B directly.
+        s(1, 13, (7, 9), 1, (1, 1), (1, 1), (1, 1), (0, 0, 0, 0), 1),
+        s(2, 5, (3, 11), 17, (1, 1), (1, 1), (1, 1), (0, 0, 0, 0), 1),
+        // 3x3 with padding, an odd width (vectors across rows), stride 2.
+        s(1, 3, (11, 13), 7, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1), 1),
+        s(1, 7, (17, 19), 5, (3, 3), (2, 2), (1, 1), (0, 1, 1, 2), 1),
+        s(1, 31, (9, 10), 37, (1, 1), (2, 2), (1, 1), (0, 0, 0, 0), 1),
+        // Wide rows (whole-vector loads), many output channels.
+        s(1, 9, (5, 40), 67, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1), 1),
+        // Groups with dilation; depthwise (the direct loop) with stride 2.
+        s(1, 6, (12, 11), 9, (3, 3), (1, 1), (2, 2), (2, 2, 2, 2), 3),
+        s(2, 5, (9, 8), 5, (3, 3), (2, 2), (1, 1), (1, 1, 1, 1), 5),
+        s(1, 3, (19, 23), 3, (5, 3), (1, 1), (1, 2), (2, 2, 1, 3), 3),
+    ];
+    for lib in libs() {
+        for kernel in [Kernel::IConv, Kernel::IConvVnni] {
+            if !lib.kernels.iter().any(|k| k.0 == kernel) {
+                continue;
+            }
+            for t in THREADS {
+                for (case, sh) in shapes.iter().enumerate() {
+                    iconv_case(lib, kernel, t, *sh, case);
+                }
+            }
+        }
+    }
+}
+
+fn iconv_case(lib: &Lib, kernel: Kernel, t: Threads, sh: IconvShape, case: usize) {
+    let IconvShape {
+        n,
+        c,
+        hw: (h, w),
+        m,
+        k: (kh, kw),
+        stride: (sy, sx),
+        dil: (dy, dx),
+        pads: (pt, pl, pb, pr),
+        groups,
+    } = sh;
+    let oh = (h + pt + pb - (dy * (kh - 1) + 1)) / sy + 1;
+    let ow = (w + pl + pr - (dx * (kw - 1) + 1)) / sx + 1;
+    let (cg, mg) = (c / groups, m / groups);
+    let mut rng = Rng::new(case as u64 * 17 + 3);
+    let mut bytes = |len: usize| -> Vec<u8> { (0..len).map(|_| rng.next() as u8).collect() };
+    let x = bytes(n * c * h * w);
+    let wt = bytes(m * cg * kh * kw);
+    let mut zs = bytes(m + 1);
+    zs[0] = 0x80;
+    let bias: Vec<i32> = (0..m).map(|i| i as i32 * 37 - 500).collect();
+    let scales: Vec<f32> = (0..m).map(|i| 0.0011 + i as f32 * 0.00013).collect();
+    let val = IgemmCase::val;
+    for mode in 0..8usize {
+        let (xs, ws) = (mode & 1 == 1, mode & 2 == 2);
+        let requant = mode & 4 == 4;
+        // Zero points: x none or one value; w none, one value or one per channel.
+        let zx_mode = (mode + case) % 2;
+        let zw_mode = (mode + case) % 3;
+        let y_signed = (mode + case).is_multiple_of(2);
+        let per_scale = case.is_multiple_of(2);
+        let zx = if zx_mode == 1 { val(zs[1], xs) } else { 0 };
+        let zy = val(zs[m], y_signed);
+        let mut want = vec![0i64; n * m * oh * ow];
+        for b in 0..n {
+            for o in 0..m {
+                let g = o / mg;
+                let zw = match zw_mode {
+                    0 => 0,
+                    1 => val(zs[0], ws),
+                    _ => val(zs[o], ws),
+                };
+                for y in 0..oh {
+                    for xo in 0..ow {
+                        let mut acc = if requant { i64::from(bias[o]) } else { 0 };
+                        for ci in 0..cg {
+                            for ky in 0..kh {
+                                for kx in 0..kw {
+                                    let iy = (y * sy + ky * dy) as i64 - pt as i64;
+                                    let ix = (xo * sx + kx * dx) as i64 - pl as i64;
+                                    if iy < 0 || ix < 0 || iy >= h as i64 || ix >= w as i64 {
+                                        continue;
+                                    }
+                                    let ch = g * cg + ci;
+                                    let xv = x[((b * c + ch) * h + iy as usize) * w + ix as usize];
+                                    let wv = wt[((o * cg + ci) * kh + ky) * kw + kx];
+                                    acc += (val(xv, xs) - zx) * (val(wv, ws) - zw);
+                                }
+                            }
+                        }
+                        let at = ((b * m + o) * oh + y) * ow + xo;
+                        want[at] = if requant {
+                            let s = scales[if per_scale { o } else { 0 }];
+                            let (lo, hi) = if y_signed { (-128, 127) } else { (0, 255) };
+                            ((acc as i32 as f32 * s).round_ties_even() as i64 + zy).clamp(lo, hi)
+                        } else {
+                            acc
+                        };
+                    }
+                }
+            }
+        }
+        let args0 = IConvArgs {
+            x: Int8Operand {
+                ptr: x.as_ptr() as u64,
+                packed: false,
+                ld: 0,
+                signed: xs,
+                zero: (zx_mode == 1).then(|| (zs[1..].as_ptr() as u64, false)),
+            },
+            w: Int8Operand {
+                ptr: wt.as_ptr() as u64,
+                packed: false,
+                ld: 0,
+                signed: ws,
+                zero: match zw_mode {
+                    0 => None,
+                    1 => Some((zs.as_ptr() as u64, false)),
+                    _ => Some((zs.as_ptr() as u64, true)),
+                },
+            },
+            bias: requant.then_some(bias.as_ptr() as u64),
+            y: 0,
+            input: [n as i64, c as i64, h as i64, w as i64],
+            m: m as i64,
+            out: [oh as i64, ow as i64],
+            kernel: [kh as i64, kw as i64],
+            strides: [sy as i64, sx as i64],
+            dilations: [dy as i64, dx as i64],
+            pads: [pt as i64, pl as i64],
+            groups: groups as i64,
+            scratch: 0,
+            requantize: requant.then(|| Requantize {
+                scale: addr(&scales),
+                per_channel: per_scale,
+                zero: Some(zs[m..].as_ptr() as u64),
+                signed: y_signed,
+            }),
+        };
+        let scratch = Scratch::new(args0.scratch_bytes(lib.variant));
+        let what = format!("{} {kernel:?} {t:?} {sh:?} mode {mode}", lib.label);
+        // One guard element past the result: nothing may be written there.
+        let len = n * m * oh * ow;
+        let got: Vec<i64> = if requant {
+            let mut y = vec![0x5au8; len + 1];
+            let args = IConvArgs {
+                y: y.as_mut_ptr() as u64,
+                scratch: scratch.addr(),
+                ..args0
+            };
+            lib.run(kernel, &args.slots(), t);
+            assert_eq!(y[len], 0x5a, "{what}: wrote past the result");
+            y[..len].iter().map(|&v| val(v, y_signed)).collect()
+        } else {
+            let mut y = vec![0x5a5a5a5ai32; len + 1];
+            let args = IConvArgs {
+                y: y.as_mut_ptr() as u64,
+                scratch: scratch.addr(),
+                ..args0
+            };
+            lib.run(kernel, &args.slots(), t);
+            assert_eq!(y[len], 0x5a5a5a5a, "{what}: wrote past the result");
+            y[..len].iter().map(|&v| i64::from(v)).collect()
+        };
+        scratch.check(&what);
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(g, w, "{what}: element {i}");
         }
     }
 }

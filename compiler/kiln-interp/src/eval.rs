@@ -333,6 +333,7 @@ fn dispatch(kind: OpKind, op: &Op<'_>) -> Result<Vec<Tensor>, InterpError> {
         OpKind::DequantizeLinear => one(quant::dequantize_linear(op)),
         OpKind::Nf4Dequantize => one(quant::nf4_dequantize(op)),
         OpKind::QuantizeLinear => one(quant::quantize_linear(op)),
+        OpKind::QConvInteger => layout::in_layout(op, |op| one(quant::qconv_integer(op))),
         OpKind::QMatMul => one(quant::qmatmul(op)),
         OpKind::QMatMulInteger => one(quant::qmatmul_integer(op)),
         OpKind::QuantizeWeight => one(quant::quantize_weight(op)),

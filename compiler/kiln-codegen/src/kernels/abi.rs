@@ -1591,6 +1591,157 @@ impl<P: Clone> KernelArgs<P> for IGemmArgs<P> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// iconv
+
+layout!(
+    /// Slots of [`IConvArgs`] (`KILN_ICONV_*`).
+    iconv = "KILN_ICONV_" {
+        X = 0,
+        X_SIGNED = 1,
+        ZX = 2,
+        W = 3,
+        W_SIGNED = 4,
+        ZW = 5,
+        ZW_PER_CH = 6,
+        BIAS = 7,
+        Y = 8,
+        N = 9,
+        C = 10,
+        H = 11,
+        W_IN = 12,
+        M = 13,
+        OH = 14,
+        OW = 15,
+        KH = 16,
+        KW = 17,
+        SH = 18,
+        SW = 19,
+        DH = 20,
+        DW = 21,
+        PH = 22,
+        PW = 23,
+        GROUPS = 24,
+        SCRATCH = 25,
+        RQ_SCALE = 26,
+        RQ_PER_CH = 27,
+        RQ_ZP = 28,
+        Y_SIGNED = 29,
+    }
+);
+
+/// Requantization of an [`IConvArgs`] result to bytes: `clamp(rint(f32(acc) * scale[m]) +
+/// zp)`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Requantize<P> {
+    /// f32 scales: one, or one per output channel (`per_channel`).
+    pub scale: P,
+    /// One scale per output channel.
+    pub per_channel: bool,
+    /// The zero point (one byte of the result's type), or none.
+    pub zero: Option<P>,
+    /// The result is i8 (else u8).
+    pub signed: bool,
+}
+
+/// `quant.conv_integer` over NCHW 8-bit operands (2-D windows) on the int8 product: `x`
+/// `[n, c, h, w]` with its zero point (per tensor) and `w` `[m, c / groups, kh, kw]` with its
+/// zero point (per tensor or per output channel, `Int8Operand::zero`'s flag), an optional
+/// int32 bias `[m]`; the result `[n, m, oh, ow]` is int32, or requantized bytes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IConvArgs<P> {
+    /// The input (its `ld` unused).
+    pub x: Int8Operand<P>,
+    /// The weights (its `ld` unused).
+    pub w: Int8Operand<P>,
+    /// int32 per output channel.
+    pub bias: Option<P>,
+    /// The result.
+    pub y: P,
+    /// `[n, c, h, w]` of the input.
+    pub input: [i64; 4],
+    /// Output channels.
+    pub m: i64,
+    /// `[oh, ow]`.
+    pub out: [i64; 2],
+    /// `[kh, kw]`.
+    pub kernel: [i64; 2],
+    /// `[sh, sw]`.
+    pub strides: [i64; 2],
+    /// `[dh, dw]`.
+    pub dilations: [i64; 2],
+    /// Begin pads `[ph, pw]`.
+    pub pads: [i64; 2],
+    /// Groups.
+    pub groups: i64,
+    /// Scratch of [`IConvArgs::scratch_bytes`] bytes, 64-byte aligned.
+    pub scratch: P,
+    /// Requantization of the result (else int32).
+    pub requantize: Option<Requantize<P>>,
+}
+
+impl<P> IConvArgs<P> {
+    /// Scratch bytes for `variant`: one group's product (`igemm_scratch_bytes`).
+    pub fn scratch_bytes(&self, variant: Variant) -> u64 {
+        let g = self.groups.max(1);
+        let [_, c, _, _] = self.input;
+        let k = c / g * self.kernel[0] * self.kernel[1];
+        igemm_scratch_bytes(self.m / g, self.out[0] * self.out[1], k, variant, false)
+    }
+}
+
+impl<P: Clone> KernelArgs<P> for IConvArgs<P> {
+    fn slots(&self) -> Vec<Slot<P>> {
+        block(iconv::Y_SIGNED + 1, |s| {
+            s[iconv::X] = Slot::Ptr(self.x.ptr.clone());
+            s[iconv::X_SIGNED] = Slot::Int(i64::from(self.x.signed));
+            if let Some((p, _)) = &self.x.zero {
+                s[iconv::ZX] = Slot::Ptr(p.clone());
+            }
+            s[iconv::W] = Slot::Ptr(self.w.ptr.clone());
+            s[iconv::W_SIGNED] = Slot::Int(i64::from(self.w.signed));
+            if let Some((p, per)) = &self.w.zero {
+                s[iconv::ZW] = Slot::Ptr(p.clone());
+                s[iconv::ZW_PER_CH] = Slot::Int(i64::from(*per));
+            }
+            if let Some(p) = &self.bias {
+                s[iconv::BIAS] = Slot::Ptr(p.clone());
+            }
+            s[iconv::Y] = Slot::Ptr(self.y.clone());
+            let [n, c, h, w] = self.input;
+            for (k, v) in [
+                (iconv::N, n),
+                (iconv::C, c),
+                (iconv::H, h),
+                (iconv::W_IN, w),
+                (iconv::M, self.m),
+                (iconv::OH, self.out[0]),
+                (iconv::OW, self.out[1]),
+                (iconv::KH, self.kernel[0]),
+                (iconv::KW, self.kernel[1]),
+                (iconv::SH, self.strides[0]),
+                (iconv::SW, self.strides[1]),
+                (iconv::DH, self.dilations[0]),
+                (iconv::DW, self.dilations[1]),
+                (iconv::PH, self.pads[0]),
+                (iconv::PW, self.pads[1]),
+                (iconv::GROUPS, self.groups),
+            ] {
+                s[k] = Slot::Int(v);
+            }
+            s[iconv::SCRATCH] = Slot::Ptr(self.scratch.clone());
+            if let Some(r) = &self.requantize {
+                s[iconv::RQ_SCALE] = Slot::Ptr(r.scale.clone());
+                s[iconv::RQ_PER_CH] = Slot::Int(i64::from(r.per_channel));
+                if let Some(z) = &r.zero {
+                    s[iconv::RQ_ZP] = Slot::Ptr(z.clone());
+                }
+                s[iconv::Y_SIGNED] = Slot::Int(i64::from(r.signed));
+            }
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // rminmax, quantize
 
 layout!(
@@ -1709,6 +1860,7 @@ mod tests {
             (attn::PREFIX, attn::FIELDS),
             (qgemm::PREFIX, qgemm::FIELDS),
             (igemm::PREFIX, igemm::FIELDS),
+            (iconv::PREFIX, iconv::FIELDS),
             (rminmax::PREFIX, rminmax::FIELDS),
             (quantize::PREFIX, quantize::FIELDS),
         ];

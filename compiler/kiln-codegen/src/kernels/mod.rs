@@ -72,6 +72,10 @@ pub enum Kernel {
     /// The same with 8-bit dot products (x86 VNNI, Arm SDOT): only for targets with
     /// `CpuConfig::int8_dot`.
     IGemmVnni,
+    /// `quant.conv_integer` on the int8 product, portable path ([`abi::IConvArgs`]).
+    IConv,
+    /// The same with 8-bit dot products (as [`Kernel::IGemmVnni`]).
+    IConvVnni,
     /// Max or min of a whole tensor ([`abi::RMinMaxArgs`]).
     RMinMax,
     /// Per-tensor quantization of f32 to u8/i8 ([`abi::QuantizeArgs`]).
@@ -80,7 +84,7 @@ pub enum Kernel {
 
 impl Kernel {
     /// Every kernel, in a stable order.
-    pub const ALL: [Kernel; 15] = [
+    pub const ALL: [Kernel; 17] = [
         Kernel::Gemm,
         Kernel::Conv2d,
         Kernel::DwConv2d,
@@ -94,6 +98,8 @@ impl Kernel {
         Kernel::Copy,
         Kernel::IGemm,
         Kernel::IGemmVnni,
+        Kernel::IConv,
+        Kernel::IConvVnni,
         Kernel::RMinMax,
         Kernel::Quantize,
     ];
@@ -114,6 +120,8 @@ impl Kernel {
             Kernel::Copy => "copy",
             Kernel::IGemm => "igemm",
             Kernel::IGemmVnni => "igemmv",
+            Kernel::IConv => "iconv",
+            Kernel::IConvVnni => "iconvv",
             Kernel::RMinMax => "rminmax",
             Kernel::Quantize => "quantize",
         }

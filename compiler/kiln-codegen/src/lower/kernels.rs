@@ -30,7 +30,9 @@
 //!   heading a fused epilogue that starts with its cast to f32;
 //!   `nn.reduce_max`/`nn.reduce_min` of a whole f32 tensor (`rminmax`) and
 //!   per-tensor `quant.quantize_linear` to u8/i8 (`quantize`): what
-//!   DynamicQuantizeLinear composes into.
+//!   DynamicQuantizeLinear composes into;
+//! - `quant.conv_integer` in NCHW (`iconv`/`iconvv`: the int8 product over
+//!   im2col panels gathered while packing), int32 or requantized to bytes.
 
 use super::ctx::{Builder, Res};
 use crate::kernels::abi::{
@@ -236,6 +238,9 @@ impl Kernels {
         }
         if node.op == OpKind::QuantizeLinear {
             return self.quantize(b, h, g, node, a);
+        }
+        if node.op == OpKind::QConvInteger {
+            return self.iconv(b, h, g, node, a);
         }
         if node.outputs.iter().any(|&r| !is_f32(g, r))
             || node.operands().any(|v| shape(g, v).is_none())
@@ -869,6 +874,118 @@ impl Kernels {
             signed: ydt == DType::I8,
         };
         self.call(b, Kernel::Quantize, &args);
+        Ok(true)
+    }
+
+    /// `quant.conv_integer` (2-D NCHW, the weight's zero point one value or one per output
+    /// channel, requantization scales one value or one per output channel) as an `iconv` call.
+    fn iconv(
+        &mut self,
+        b: &mut Builder,
+        h: &mut dyn Homes,
+        g: &Graph,
+        node: &Node,
+        a: &InferCtx<'_>,
+    ) -> Res<bool> {
+        let operand = |k: usize| node.inputs.get(k).copied().flatten();
+        let (Some(x), Some(w), [y]) = (operand(0), operand(1), node.outputs.as_slice()) else {
+            return Ok(false);
+        };
+        if DataLayout::read(a).map_err(super::attr_err)? != DataLayout::Nchw {
+            return Ok(false);
+        }
+        let (Some(xs), Some(ws), Some(ys)) = (shape(g, x), shape(g, w), shape(g, *y)) else {
+            return Ok(false);
+        };
+        if xs.len() != 4 || ws.len() != 4 || ys.len() != 4 || ys.contains(&0) {
+            return Ok(false);
+        }
+        let numel = |v: ValueId| shape(g, v).map(|s| s.iter().product::<u64>());
+        let m = ws[0];
+        // One value, or (per_ok) one per output channel: Some(per_channel).
+        let per = |v: ValueId, per_ok: bool| match numel(v) {
+            Some(1) => Some(false),
+            Some(k) if per_ok && k == m => Some(true),
+            _ => None,
+        };
+        let signed = |v: ValueId| g.value(v).ty.dtype == DType::I8;
+        let zx = match operand(2) {
+            Some(z) if per(z, false).is_none() => return Ok(false),
+            Some(z) => Some((self.ptr(b, h, z)?, false)),
+            None => None,
+        };
+        let zw = match operand(3) {
+            Some(z) => match per(z, true) {
+                Some(pc) => Some((self.ptr(b, h, z)?, pc)),
+                None => return Ok(false),
+            },
+            None => None,
+        };
+        let bias = match operand(4) {
+            Some(v) => Some(self.ptr(b, h, v)?),
+            None => None,
+        };
+        let requantize = match (operand(5), operand(6)) {
+            (None, None) => None,
+            (Some(s), z) => {
+                let (Some(pc), true) = (per(s, true), is_f32(g, s)) else {
+                    return Ok(false);
+                };
+                let zero = match z {
+                    Some(z) if per(z, false).is_none() => return Ok(false),
+                    Some(z) => Some(self.ptr(b, h, z)?),
+                    None => None,
+                };
+                Some(abi::Requantize {
+                    scale: self.ptr(b, h, s)?,
+                    per_channel: pc,
+                    zero,
+                    signed: g.value(*y).ty.dtype == DType::I8,
+                })
+            }
+            (None, Some(_)) => return Ok(false),
+        };
+        let groups = a.int("group").map_err(super::attr_err)?.max(1) as u64;
+        let win =
+            kiln_ir::ops::Window::read(a, 2, Some(ws[2..].to_vec())).map_err(super::attr_err)?;
+        let (pt, _) = win.resolved_pads(0, xs[2]);
+        let (pl, _) = win.resolved_pads(1, xs[3]);
+        let mut args = abi::IConvArgs {
+            x: Int8Operand {
+                ptr: self.ptr(b, h, x)?,
+                packed: false,
+                ld: 0,
+                signed: signed(x),
+                zero: zx,
+            },
+            w: Int8Operand {
+                ptr: self.ptr(b, h, w)?,
+                packed: false,
+                ld: 0,
+                signed: signed(w),
+                zero: zw,
+            },
+            bias,
+            y: self.ptr(b, h, *y)?,
+            input: [i(xs[0]), i(xs[1]), i(xs[2]), i(xs[3])],
+            m: i(m),
+            out: [i(ys[2]), i(ys[3])],
+            kernel: [i(win.kernel[0]), i(win.kernel[1])],
+            strides: [i(win.strides[0]), i(win.strides[1])],
+            dilations: [i(win.dilations[0]), i(win.dilations[1])],
+            pads: [i(pt), i(pl)],
+            groups: i(groups),
+            scratch: String::new(),
+            requantize,
+        };
+        let need = args.scratch_bytes(self.variant);
+        args.scratch = self.scratch(b, h, need)?;
+        let kernel = if self.int8_dot {
+            Kernel::IConvVnni
+        } else {
+            Kernel::IConv
+        };
+        self.call(b, kernel, &args);
         Ok(true)
     }
 

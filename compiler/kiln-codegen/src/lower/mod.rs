@@ -963,6 +963,7 @@ fn emit(b: &mut Builder, n: &NodeIn<'_>) -> Res<Vec<Val>> {
         K::Nf4Dequantize => quant::nf4_dequantize(b, n).map(|v| vec![v]),
         K::QMatMul => quant::qmatmul(b, n).map(|v| vec![v]),
         K::QMatMulInteger => quant::qmatmul_integer(b, n).map(|v| vec![v]),
+        K::QConvInteger => in_layout(b, n, |b, n| quant::qconv_integer(b, n).map(|v| vec![v])),
         K::QuantizeWeight => quant::quantize_weight_node(),
     }
 }

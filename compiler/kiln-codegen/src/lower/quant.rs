@@ -397,6 +397,102 @@ pub(crate) fn quantize_weight_node() -> Res<Vec<Val>> {
     )
 }
 
+/// `quant.conv_integer` as a tensor program: `x - x_zero_point` and `w -
+/// w_zero_point` widened to i32 (one `linalg.generic` each), then
+/// `nn.conv`'s loop nest over them with the bias (padding adds zeros after
+/// the shift, as the interpreter). The CPU's planned lowering calls the
+/// int8 kernel instead (`kernels::Kernels::iconv`).
+pub(crate) fn qconv_integer(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
+    use super::ctx::{affine_map, identity_map, Iter, Operand};
+    let shift = |b: &mut Builder, t: &Val, z: Option<&Val>| -> Res<Val> {
+        let r = t.rank();
+        let mut ins = vec![Operand::of(t, identity_map(r))];
+        if let Some(z) = z {
+            let idx = match (z.rank(), z.shape.first()) {
+                (0, _) => vec![],
+                (1, Some(1)) => vec!["0".to_string()],
+                (1, _) => vec!["d0".to_string()],
+                _ => return Err("a zero point must be a scalar or 1-D".into()),
+            };
+            ins.push(Operand::of(z, affine_map(r, &idx)));
+        }
+        let init = b.empty(DType::I32, &t.shape)?;
+        let dt = t.dtype;
+        let has_z = z.is_some();
+        let y = b.generic(
+            &vec![Iter::Par; r],
+            &ins,
+            &[(init, identity_map(r))],
+            |body, v| {
+                let x = convert(body, &v[0], dt, DType::I32)?;
+                if !has_z {
+                    return Ok(vec![x]);
+                }
+                let z = convert(body, &v[1], dt, DType::I32)?;
+                Ok(vec![body.op(format!("arith.subi {x}, {z} : i32"))])
+            },
+        )?;
+        Ok(y[0].clone())
+    };
+    let xs = shift(b, n.input(0)?, n.opt(2))?;
+    let ws = shift(b, n.input(1)?, n.opt(3))?;
+    let (_, out_shape) = n.out(0)?;
+    let inner = NodeIn {
+        node: n.node,
+        a: n.a,
+        ins: vec![Some(xs), Some(ws), n.opt(4).cloned()],
+        outs: vec![(DType::I32, out_shape.to_vec())],
+    };
+    let acc = super::linalg::conv(b, &inner)?;
+    let (Some(scale), Some(zp)) = (n.opt(5), n.opt(6)) else {
+        return Ok(acc);
+    };
+    // clamp(rint(f32(acc) * scale[m]) + zp), in f32 as the interpreter.
+    let r = acc.rank();
+    let smap = match (scale.rank(), scale.shape.first()) {
+        (0, _) => vec![],
+        (1, Some(1)) => vec!["0".to_string()],
+        _ => vec!["d1".to_string()],
+    };
+    let zmap = if zp.rank() == 0 {
+        vec![]
+    } else {
+        vec!["0".to_string()]
+    };
+    let ins = [
+        Operand::of(&acc, identity_map(r)),
+        Operand::of(scale, affine_map(r, &smap)),
+        Operand::of(zp, affine_map(r, &zmap)),
+    ];
+    let odt = zp.dtype;
+    let (lo, hi) = if odt == DType::I8 {
+        (-128, 127)
+    } else {
+        (0, 255)
+    };
+    let init = b.empty(odt, out_shape)?;
+    let y = b.generic(
+        &vec![Iter::Par; r],
+        &ins,
+        &[(init, identity_map(r))],
+        |body, v| {
+            let f = body.op(format!("arith.sitofp {} : i32 to f32", v[0]));
+            let f = body.op(format!("arith.mulf {f}, {} : f32", v[1]));
+            let q = body.op(format!("math.roundeven {f} : f32"));
+            let z = convert(body, &v[2], odt, DType::I32)?;
+            let zf = body.op(format!("arith.sitofp {z} : i32 to f32"));
+            let q = body.op(format!("arith.addf {q}, {zf} : f32"));
+            let lo = body.op(format!("arith.constant {lo}.0 : f32"));
+            let hi = body.op(format!("arith.constant {hi}.0 : f32"));
+            let q = body.op(format!("arith.maximumf {q}, {lo} : f32"));
+            let q = body.op(format!("arith.minimumf {q}, {hi} : f32"));
+            let q = body.op(format!("arith.fptosi {q} : f32 to i32"));
+            Ok(vec![body.op(format!("arith.trunci {q} : i32 to i8"))])
+        },
+    )?;
+    Ok(y[0].clone())
+}
+
 /// `quant.matmul_integer`: one `linalg.generic` over (the leading dims of
 /// `a`, K, N) accumulating `(a - za) * (b - zb)` in i32, the 8-bit values
 /// and zero points widened (sign- or zero-extended by dtype) first, as the

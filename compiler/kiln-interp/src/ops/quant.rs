@@ -298,6 +298,78 @@ pub fn qmatmul(op: &Op<'_>) -> R {
     Ok(Tensor::from_f64(a.dtype, shape, out))
 }
 
+/// `quant.conv_integer`: `nn.conv` of the shifted operands in int32 (the
+/// i128 values of `x - x_zero_point` and `w - w_zero_point[m]`, exact),
+/// plus the int32 bias.
+pub fn qconv_integer(op: &Op<'_>) -> R {
+    let (x, w) = (op.input(0)?, op.input(1)?);
+    let ints = |t: &Tensor, what: &str| {
+        t.ints()
+            .map(<[i128]>::to_vec)
+            .ok_or_else(|| InterpError::Invalid(format!("{what} must be an integer tensor")))
+    };
+    // `t - z`, z one value or (per_lead) one per index of t's first dim.
+    let shift = |t: &Tensor, z: Option<&Tensor>, per_lead: bool| -> R {
+        let mut v = ints(t, "a convolution operand")?;
+        if let Some(z) = z {
+            let zv = ints(z, "a zero point")?;
+            let lead = t.shape.first().copied().unwrap_or(1) as usize;
+            let inner = v.len() / lead.max(1);
+            match zv.len() {
+                1 => v.iter_mut().for_each(|e| *e -= zv[0]),
+                l if per_lead && l == lead => {
+                    for (i, e) in v.iter_mut().enumerate() {
+                        *e -= zv[i / inner.max(1)];
+                    }
+                }
+                l => {
+                    return Err(InterpError::Invalid(format!(
+                        "a zero point of {l} values for {:?}",
+                        t.shape
+                    )))
+                }
+            }
+        }
+        Ok(Tensor::from_ints(DType::I32, t.shape.clone(), v))
+    };
+    let xs = shift(x, op.opt(2), false)?;
+    let ws = shift(w, op.opt(3), true)?;
+    let ins = [Some(&xs), Some(&ws), op.opt(4)];
+    let acc = crate::ops::linalg::conv(&Op { ins: &ins, ..*op })?;
+    let (Some(scale), Some(zp)) = (op.opt(5), op.opt(6)) else {
+        return Ok(acc);
+    };
+    // Requantized in f32: clamp(rint(f32(acc) * scale[m]) + zp).
+    let sv = scale
+        .floats()
+        .ok_or_else(|| InterpError::Invalid("scale must be a float tensor".into()))?;
+    let z = ints(zp, "y_zero_point")?.first().copied().unwrap_or(0);
+    let (lo, hi) = int_range(zp.dtype);
+    let m = acc.shape.get(1).copied().unwrap_or(1) as usize;
+    let inner: usize = acc.shape.iter().skip(2).product::<u64>() as usize;
+    if sv.len() != 1 && sv.len() != m {
+        return Err(InterpError::Invalid(format!(
+            "a scale of {} values for {m} channels",
+            sv.len()
+        )));
+    }
+    let av = ints(&acc, "the accumulator")?;
+    let out = av
+        .iter()
+        .enumerate()
+        .map(|(i, &a)| {
+            let s = sv[if sv.len() == 1 {
+                0
+            } else {
+                i / inner.max(1) % m
+            }] as f32;
+            let q = ((a as i32 as f32) * s).round_ties_even();
+            (q as i128 + z).clamp(lo, hi)
+        })
+        .collect();
+    Ok(Tensor::from_ints(zp.dtype, acc.shape.clone(), out))
+}
+
 /// `quant.matmul_integer`: `Σ_k (a - za[m]) * (b - zb[n])`, exactly (in
 /// i128, wrapped to int32 as ONNX's int32 result; 8-bit operands never
 /// reach the wrap for K < 2^16).

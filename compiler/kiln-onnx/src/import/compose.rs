@@ -346,23 +346,46 @@ fn conv_attrs(c: &NodeCtx<'_, '_>) -> Result<Attrs, OnnxError> {
     c.convert_attrs(OpKind::Conv, &[], &[])
 }
 
-/// ConvInteger-10: Conv over `x - x_zero_point` and `w - w_zero_point` in
-/// int32 (a 1-D `w_zero_point` is per output channel). Padding adds zeros
-/// after the shift, as in the reference.
+/// ConvInteger-10: `quant.conv_integer`, Conv over `x - x_zero_point` and
+/// `w - w_zero_point` in int32 (a 1-D `w_zero_point` is per output
+/// channel); the 8-bit operands stay 8-bit. Padding adds zeros after the
+/// shift, as in the reference.
 pub(super) fn conv_integer(c: &mut NodeCtx<'_, '_>) -> R {
     let a = conv_attrs(c)?;
     let x = c.input(0)?;
     let w = c.input(1)?;
     require_8bit(c, x, "x")?;
     require_8bit(c, w, "w")?;
-    let rw = c.ty(w).rank();
-    let x32 = shifted(c, x, c.opt_input(2), None)?;
-    let w32 = shifted(c, w, c.opt_input(3), Some((0, rw)))?;
-    Ok(vec![Some(c.emit1(
-        OpKind::Conv,
-        vec![Some(x32), Some(w32)],
-        a,
-    )?)])
+    let ins = integer_conv_operands(c, x, w, c.opt_input(2), c.opt_input(3), None)?;
+    Ok(vec![Some(c.emit1(OpKind::QConvInteger, ins, a)?)])
+}
+
+/// The operands of `quant.conv_integer`, trailing absent ones dropped; zero
+/// points must have their operand's type.
+fn integer_conv_operands(
+    c: &NodeCtx<'_, '_>,
+    x: ValueId,
+    w: ValueId,
+    xz: Option<ValueId>,
+    wz: Option<ValueId>,
+    bias: Option<ValueId>,
+) -> Result<Vec<Option<ValueId>>, OnnxError> {
+    for (z, of) in [(xz, x), (wz, w)] {
+        if let Some(z) = z {
+            if c.ty(z).dtype != c.ty(of).dtype {
+                return Err(c.invalid(format!(
+                    "zero point type {} differs from its operand's {}",
+                    c.ty(z).dtype,
+                    c.ty(of).dtype
+                )));
+            }
+        }
+    }
+    let mut ins = vec![Some(x), Some(w), xz, wz, bias];
+    while ins.last() == Some(&None) {
+        ins.pop();
+    }
+    Ok(ins)
 }
 
 /// Requantizes an int32 accumulator as ONNX's QLinearMatMul/QLinearConv
@@ -439,7 +462,7 @@ pub(super) fn qlinear_matmul(c: &mut NodeCtx<'_, '_>) -> R {
     Ok(vec![Some(requantize(c, acc, a_s, b_s, y_s, y_zp)?)])
 }
 
-/// QLinearConv-10: ConvInteger with an optional int32 bias, then
+/// QLinearConv-10: `quant.conv_integer` with the optional int32 bias, then
 /// [`requantize`]; `w_scale`/`w_zero_point` may be per output channel.
 pub(super) fn qlinear_conv(c: &mut NodeCtx<'_, '_>) -> R {
     let a = conv_attrs(c)?;
@@ -460,13 +483,26 @@ pub(super) fn qlinear_conv(c: &mut NodeCtx<'_, '_>) -> R {
         }
     }
     let rw = c.ty(w).rank();
-    let x32 = shifted(c, x, Some(x_zp), None)?;
-    let w32 = shifted(c, w, Some(w_zp), Some((0, rw)))?;
-    let mut ins = vec![Some(x32), Some(w32)];
-    if bias.is_some() {
-        ins.push(bias);
+    let mut ins = integer_conv_operands(c, x, w, Some(x_zp), Some(w_zp), bias)?;
+    // f32 scales: the requantization is part of the op (the kernel's store),
+    // as ONNX Runtime computes it: acc * (x_scale * w_scale / y_scale) in f32.
+    let f32_scales = [x_s, w_s, y_s]
+        .iter()
+        .all(|&s| c.ty(s).dtype == DType::F32 && c.ty(s).rank() <= 1);
+    let one = |c: &NodeCtx<'_, '_>, v: ValueId| {
+        c.ty(v)
+            .static_shape()
+            .is_some_and(|s| s.iter().product::<u64>() == 1)
+    };
+    if f32_scales && one(c, x_s) && one(c, y_s) && one(c, y_zp) {
+        require_8bit(c, y_zp, "y_zero_point")?;
+        let m = c.op(OpKind::Mul, &[x_s, w_s])?;
+        let m = c.op(OpKind::Div, &[m, y_s])?;
+        ins.resize(5, None);
+        ins.extend([Some(m), Some(y_zp)]);
+        return Ok(vec![Some(c.emit1(OpKind::QConvInteger, ins, a)?)]);
     }
-    let acc = c.emit_internal(OpKind::Conv, ins, a)?;
+    let acc = c.emit_internal(OpKind::QConvInteger, ins, a)?;
     let w_s = place_per_axis(c, w_s, Some((1, rw)))?;
     Ok(vec![Some(requantize(c, acc, x_s, w_s, y_s, y_zp)?)])
 }

@@ -270,7 +270,7 @@ impl Window {
     }
 }
 
-const CONV_ATTRS: &[super::AttrSpec] = &[
+pub(super) const CONV_ATTRS: &[super::AttrSpec] = &[
     attr(
         "auto_pad",
         AttrKind::Enum(AutoPad::NAMES),
@@ -290,10 +290,17 @@ fn infer_conv_any_layout(ctx: &InferCtx<'_>) -> R {
 
 fn infer_conv(ctx: &InferCtx<'_>) -> R {
     let dt = same_dtype(ctx)?;
+    Ok(vec![TensorType::new(dt, conv_dims(ctx, "nn.conv", 2)?)])
+}
+
+/// The result dims of a grouped NCHW convolution of operand 0 by operand 1
+/// (`[M, C/group, kernel...]`) with an optional per-output-channel bias
+/// operand `bias` (`nn.conv`, `quant.conv_integer`).
+pub(super) fn conv_dims(ctx: &InferCtx<'_>, op: &str, bias: usize) -> Result<Vec<Dim>, InferError> {
     let x = ctx.input(0)?;
     let w = ctx.input(1)?;
     if x.rank() < 3 || w.rank() != x.rank() {
-        bail!("nn.conv expects input [N, C, spatial...] and weight [M, C/group, kernel...] of equal rank, got {x} and {w}");
+        bail!("{op} expects input [N, C, spatial...] and weight [M, C/group, kernel...] of equal rank, got {x} and {w}");
     }
     let spatial = x.rank() - 2;
     let group = ctx.int("group")?;
@@ -311,7 +318,7 @@ fn infer_conv(ctx: &InferCtx<'_>) -> R {
             bail!("output channels {m} are not divisible by group {group}");
         }
     }
-    if let Some(b) = ctx.opt_input(2) {
+    if let Some(b) = ctx.opt_input(bias) {
         if b.rank() != 1 {
             bail!("bias must have rank 1, got {b}");
         }
@@ -323,7 +330,7 @@ fn infer_conv(ctx: &InferCtx<'_>) -> R {
     for i in 0..spatial {
         dims.push(win.out_dim(i, &x.dims[2 + i])?);
     }
-    Ok(vec![TensorType::new(dt, dims)])
+    Ok(dims)
 }
 
 /// `nn.conv %x, %w, %b?`: N-d grouped convolution (cross-correlation).

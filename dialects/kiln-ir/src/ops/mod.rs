@@ -373,6 +373,7 @@ ops! {
     // quant.rs
     DequantizeLinear = quant::DEQUANTIZE_LINEAR,
     Nf4Dequantize = quant::NF4_DEQUANTIZE,
+    QConvInteger = quant::QCONV_INTEGER,
     QMatMul = quant::QMATMUL,
     QMatMulInteger = quant::QMATMUL_INTEGER,
     QuantizeLinear = quant::QUANTIZE_LINEAR,

@@ -473,6 +473,83 @@ pub const QMATMUL_INTEGER: OpDef = OpDef {
     infer: infer_qmatmul_integer,
 };
 
+fn infer_qconv_integer(ctx: &InferCtx<'_>) -> R {
+    let x = ctx.input(0)?;
+    let w = ctx.input(1)?;
+    for (t, what) in [(x, "x"), (w, "w")] {
+        require_one_of(t.dtype, &[DType::I8, DType::U8], what)?;
+    }
+    // Result dims first: they check the ranks the rest indexes.
+    let dims = super::linalg::conv_dims(ctx, "quant.conv_integer", 4)?;
+    // Zero points: one value for x; one value or one per output channel for w.
+    for (i, of, per, what) in [
+        (2, x, None, "x_zero_point"),
+        (3, w, Some(&w.dims[0]), "w_zero_point"),
+    ] {
+        let Some(z) = ctx.opt_input(i) else { continue };
+        if z.dtype != of.dtype {
+            bail!("{what} has dtype {}, its operand {}", z.dtype, of.dtype);
+        }
+        match (z.rank(), per) {
+            (0, _) => {}
+            (1, _) if z.dims[0] == Dim::Static(1) => {}
+            (1, Some(per)) => check_dims_agree(&z.dims[0], per, what)?,
+            _ => bail!("{what} must be a scalar or one value, got {z}"),
+        }
+    }
+    if let Some(b) = ctx.opt_input(4) {
+        require_one_of(b.dtype, &[DType::I32], "bias")?;
+    }
+    let out = match (ctx.opt_input(5), ctx.opt_input(6)) {
+        (None, None) => DType::I32,
+        (Some(s), Some(z)) => {
+            require_one_of(s.dtype, &[DType::F32], "scale")?;
+            require_one_of(z.dtype, &[DType::I8, DType::U8], "y_zero_point")?;
+            match s.rank() {
+                0 => {}
+                1 if s.dims[0] == Dim::Static(1) => {}
+                1 => check_dims_agree(&s.dims[0], &w.dims[0], "scale")?,
+                _ => bail!("scale must be a scalar or 1-D, got {s}"),
+            }
+            if z.rank() > 1 || (z.rank() == 1 && z.dims[0] != Dim::Static(1)) {
+                bail!("y_zero_point must be one value, got {z}");
+            }
+            z.dtype
+        }
+        _ => bail!("scale and y_zero_point come together"),
+    };
+    Ok(vec![TensorType::new(out, dims)])
+}
+
+/// `quant.conv_integer %x, %w, %x_zero_point?, %w_zero_point?, %bias?,
+/// %scale?, %y_zero_point?`: ONNX's ConvInteger and QLinearConv. The
+/// accumulator is `nn.conv` of `x - x_zero_point` by `w - w_zero_point` in
+/// int32 plus an optional int32 `bias` per output channel, exact (padding
+/// adds zeros after the shift). `x`/`w` i8 or u8, `x_zero_point` one value,
+/// `w_zero_point` one value or one per output channel, each of its
+/// operand's dtype; `nn.conv`'s attributes. Without `scale` the result is
+/// the int32 accumulator; with `scale` (f32, one value or one per output
+/// channel: QLinearConv's `x_scale * w_scale / y_scale`) and
+/// `y_zero_point` (u8 or i8, one value) it is requantized to
+/// `y_zero_point`'s dtype as ONNX Runtime computes it, in f32:
+/// `clamp(rint(f32(acc) * scale[m]) + y_zero_point)`. Weights stay 8-bit
+/// in the artifact; the CPU lowering runs it on the int8 GEMM kernel
+/// (`igemm.h`'s `iconv`, the requantization in its store).
+pub const QCONV_INTEGER: OpDef = OpDef {
+    name: "quant.conv_integer",
+    summary: "Grouped convolution of 8-bit integers with zero points, int32 or requantized",
+    inputs: Arity::range(2, 7),
+    outputs: Arity::exactly(1),
+    attrs: super::linalg::CONV_ATTRS,
+    traits: Traits::NONE,
+    static_operands: &[],
+    infer: infer_qconv_integer_any_layout,
+};
+
+fn infer_qconv_integer_any_layout(ctx: &InferCtx<'_>) -> R {
+    super::layout::infer_in_layout(ctx, infer_qconv_integer)
+}
+
 crate::attr_enum! {
     /// The part of a quantized weight one `quant.quantize_weight` produces.
     pub enum QuantPart {
