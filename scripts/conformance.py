@@ -145,10 +145,14 @@ def constant_outputs(stderr: str) -> list[str]:
     return []
 
 
-def kiln_cross_compile_argv(kiln: Path, model: Path, obj: Path, shapes: Sequence[tuple[str, Sequence[int]]]) -> list[str]:
-    """Compiles `model` for AArch64 into one relocatable object (descriptor `kiln_artifact`), with
-    every input's shape fixed to the given one (dynamic extents take the test's shapes)."""
-    argv = [str(kiln), "compile", str(model), "--target=aarch64-linux-gnu", "--emit=obj", "-o", str(obj)]
+def kiln_cross_compile_argv(
+    kiln: Path, model: Path, obj: Path, shapes: Sequence[tuple[str, Sequence[int]]], cpu: str | None = None
+) -> list[str]:
+    """Compiles `model` for AArch64 (generic, or the given Arm CPU) into one relocatable object
+    (descriptor `kiln_artifact`), with every input's shape fixed to the given one (dynamic extents
+    take the test's shapes)."""
+    target = "aarch64-linux-gnu" + (f":{cpu}" if cpu else "")
+    argv = [str(kiln), "compile", str(model), f"--target={target}", "--emit=obj", "-o", str(obj)]
     for name, dims in shapes:
         argv += ["--input-shape", f"{name}={'x'.join(str(d) for d in dims)}"]
     return argv
@@ -476,6 +480,8 @@ class NodeTest:
     kind: str = "node"
     # Whether the cross path runs it (see `cross_slice`).
     cross: bool = False
+    # The Arm CPU the cross path compiles it for (None: generic AArch64).
+    cpu: str | None = None
     results: dict[str, RunResult] = dataclasses.field(default_factory=dict)
 
 
@@ -659,7 +665,7 @@ def run_cross(kiln: Path, test: NodeTest, data_dir: Path, tmp: Path, timeout: fl
     inputs = [load_tensor(data_dir / f"input_{i}.pb") for i in range(len(test.input_names))]
     obj, exe = tmp / "model.o", tmp / "run"
     shapes = [(n, a.shape) for n, a in zip(test.input_names, inputs)]
-    result, _ = _exec(kiln_cross_compile_argv(kiln, test.dir / "model.onnx", obj, shapes), tmp, timeout)
+    result, _ = _exec(kiln_cross_compile_argv(kiln, test.dir / "model.onnx", obj, shapes, test.cpu), tmp, timeout)
     if result is not None:
         return result
     link = [*CROSS_CLANG, "-fuse-ld=lld", str(cross.runner), str(obj), str(cross.runtime), "-lm", "-lpthread", "-ldl"]
@@ -716,6 +722,34 @@ def cross_slice(name: str, entry: dict, model: onnx.ModelProto) -> bool:
     if any(i.type.tensor_type.elem_type not in FLOAT_TYPES for i in model.graph.input if i.name not in inits):
         return False
     return zlib.crc32(name.encode()) % (2 if core else 4) == 0
+
+
+def load_kernel_models(work: Path) -> list[NodeTest]:
+    """Quantized models made by `testdata/cross/kernel_models.py` (ONNX Runtime's quantizers and
+    outputs), compiled for an Arm CPU with the dot-product extension: the int8 (SDOT) and 4-bit
+    kernels run under qemu-user."""
+    sys.path.insert(0, str(REPO / "testdata" / "cross"))
+    import kernel_models
+
+    out = []
+    for m in kernel_models.write(work / "kernel-models"):
+        out.append(
+            NodeTest(
+                name=m.name,
+                dir=m.dir,
+                op="(kernel models)",
+                rtol=m.rtol,
+                atol=m.atol,
+                excluded=None,
+                output_names=["y"],
+                data_sets=1,
+                input_names=["x"],
+                kind="model",
+                cross=True,
+                cpu=m.cpu,
+            )
+        )
+    return out
 
 
 def load_models(models_dir: Path = MODELS_DIR) -> list[NodeTest]:
@@ -1110,7 +1144,10 @@ How to read and rerun these numbers:
   --target=aarch64-linux-gnu --emit=obj` (every input's shape given), linked with the C runtime
   cross-built for AArch64 and `testdata/cross/kiln_runner.c`, run under qemu-user at 2 threads,
   and compared like the other paths (`expected-pass-aarch64.txt`); its results are the README's
-  AArch64 paragraph.
+  AArch64 paragraph. The `kernel_*` tests (`testdata/cross/kernel_models.py`: MLPs quantized by
+  ONNX Runtime's `quantize_dynamic` and `MatMulNBitsQuantizer`, batch 1 and 5, with ONNX
+  Runtime's outputs) are compiled for `aarch64-linux-gnu:cortex-a55`, which has the dot-product
+  extension, so the int8 kernels run on SDOT and the 4-bit ones on NEON.
 - "unsupported" is `kiln` exiting with code 3 (an op, dtype or case Kiln refuses on purpose);
   "crashed" is any other failure exit (1 internal, 2 invalid input, 4 resource) or a signal;
   "failed" ran but gave wrong outputs.
@@ -1489,6 +1526,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     tests = load_tests(args.cache, index, pattern)
     if cross is not None:
         tests += [t for t in load_models() if pattern is None or pattern.search(t.name)]
+        tests += [t for t in load_kernel_models(Path(work.name)) if pattern is None or pattern.search(t.name)]
     if not tests:
         print(f"conformance: error: no test matches {args.filter!r}", file=sys.stderr)
         return 2

@@ -204,6 +204,8 @@ class CrossPathTest(unittest.TestCase):
         self.assertIn("--target=aarch64-linux-gnu", argv)
         self.assertEqual(argv[argv.index("-o") + 1], "m.o")
         self.assertEqual([a for a in argv if "=" in a and not a.startswith("--")], ["x=1x3", "s="])
+        argv = conformance.kiln_cross_compile_argv(Path("k"), Path("m.onnx"), Path("m.o"), [], "cortex-a55")
+        self.assertIn("--target=aarch64-linux-gnu:cortex-a55", argv)
 
     def test_report_counts_models_and_node_tests_apart(self):
         def t(name, kind, status):

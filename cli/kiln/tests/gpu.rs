@@ -483,6 +483,46 @@ fn vulkan_models_run_on_lavapipe_and_match_onnxruntime() {
         .unwrap();
     assert_eq!(o.status.code(), Some(4), "{}", text(&o));
     assert!(text(&o).contains("Vulkan"), "{}", text(&o));
+    // `--device N` picks the physical device: lavapipe is device 0; a device the driver
+    // does not have is refused with exit 4 naming it, and nothing is written.
+    let so = dir.path().join("mlp-vulkan.so");
+    ok(
+        kiln()
+            .args(["compile", "--target", "vulkan", "-o"])
+            .arg(&so)
+            .arg(mlp.join("model.onnx"))
+            .output()
+            .unwrap(),
+        "compile for vulkan",
+    );
+    let run_on = |device: &str, out: &Path| {
+        kiln()
+            .arg("run")
+            .arg(&so)
+            .arg("--input-dir")
+            .arg(mlp.join("test_data_set_0"))
+            .arg("--output-dir")
+            .arg(out)
+            .arg("--expected")
+            .arg(mlp.join("test_data_set_0"))
+            .args(["--device", device])
+            .env_remove("KILN_DEVICE")
+            .output()
+            .unwrap()
+    };
+    ok(run_on("0", &dir.path().join("device0")), "run --device 0");
+    let missing = dir.path().join("device-missing");
+    let o = run_on("99", &missing);
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+    assert!(text(&o).contains("no device 99"), "{}", text(&o));
+    assert!(!missing.exists(), "outputs written for a device that does not exist");
+    let o = kiln()
+        .arg("bench")
+        .arg(&so)
+        .args(["--runs", "2", "--warmup", "1", "--threads", "1", "--device", "99"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
     let mut failures = Vec::new();
     for m in MODELS {
         let d = repo().join("testdata/models").join(m);

@@ -22,7 +22,7 @@ use crate::error::{DriverError, Result};
 use crate::load::dynamic_inputs;
 use kiln_codegen::lower::{lower_graph, LowerOptions, LoweredModule};
 use kiln_codegen::{Arch, OptLevel, Target};
-use kiln_ir::Graph;
+use kiln_ir::{DType, Graph};
 use kiln_passes::{ManagerOptions, PassManager, PassOptions, Pipeline, TargetFacts};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -724,6 +724,38 @@ fn compile_one(
     }
 }
 
+/// A device without double precision (Metal) computes f64 inside kernels in f32, but cannot
+/// take or give f64 tensors: the model's f64 inputs, outputs and weights are refused, by name.
+fn refuse_f64_edges(graph: &Graph, target: &Target) -> Result<()> {
+    if target.gpu_config().is_none_or(|c| c.math.f64) {
+        return Ok(());
+    }
+    let values = |role: &'static str, ids: &[kiln_ir::ValueId]| {
+        ids.iter()
+            .map(|&v| (role, graph.value(v).name.clone(), graph.value(v).ty.dtype))
+            .collect::<Vec<_>>()
+    };
+    let weights = graph
+        .weights()
+        .iter()
+        .map(|w| ("weight", w.name.clone(), w.ty.dtype));
+    let wide: Vec<String> = values("input", &graph.inputs)
+        .into_iter()
+        .chain(values("output", &graph.outputs))
+        .chain(weights)
+        .filter(|(_, _, dt)| *dt == DType::F64)
+        .map(|(role, name, _)| format!("{role} '{name}'"))
+        .collect();
+    if wide.is_empty() {
+        return Ok(());
+    }
+    Err(DriverError::Unsupported(format!(
+        "target {target} has no double precision: float64 model inputs, outputs and weights \
+         are not supported ({}); cast them to float32 in the model",
+        wide.join(", ")
+    )))
+}
+
 /// The stages of a GPU target after lowering: text of a stage, the device
 /// images, or an artifact whose host code launches them.
 fn compile_gpu(
@@ -733,6 +765,7 @@ fn compile_gpu(
     mut art: Artifacts,
 ) -> Result<Artifacts> {
     use kiln_codegen::gpu::{self, GpuEmit, GpuOutput};
+    refuse_f64_edges(graph, &opts.target)?;
     let tools = crate::gpu::device_tools(&opts.extra_gpu_archs);
     let api = opts.target.arch().device_api();
     let run = |art: &mut Artifacts, emit| {

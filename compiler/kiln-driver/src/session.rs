@@ -59,6 +59,16 @@ pub struct SessionOptions {
     pub opt_level: OptLevel,
     /// Told each compile stage of a model file as it starts.
     pub on_stage: Option<crate::compile::StageHook>,
+    /// The device a GPU artifact runs on (an index among its driver's devices; `None`:
+    /// `KILN_DEVICE`, else the driver's default). CPU artifacts ignore it.
+    pub device: Option<u32>,
+}
+
+/// The runtime's loading options for a session's artifact.
+fn runtime_options(opts: &SessionOptions) -> kiln_runtime::LoadOptions {
+    kiln_runtime::LoadOptions {
+        device: opts.device,
+    }
 }
 
 impl Default for SessionOptions {
@@ -69,6 +79,7 @@ impl Default for SessionOptions {
             target: None,
             opt_level: OptLevel::O3,
             on_stage: None,
+            device: None,
         }
     }
 }
@@ -154,7 +165,7 @@ impl Prepared {
                     path.display()
                 )));
             }
-            let model = kiln_runtime::Model::load(path)?;
+            let model = kiln_runtime::Model::load_with(path, &runtime_options(opts))?;
             let (inputs, outputs) = model_specs(&model)?;
             (Loaded::Artifact(Box::new(model)), inputs, outputs)
         } else {
@@ -329,7 +340,7 @@ pub(crate) fn compile_session(
     let Artifacts {
         constant_outputs, ..
     } = compile(graph, &copts)?;
-    let model = kiln_runtime::Model::load(&so)?;
+    let model = kiln_runtime::Model::load_with(&so, &runtime_options(opts))?;
     let mut session = Session::from_model(model, Some(dir), specialized)?;
     session.constant_outputs = constant_outputs;
     Ok(session)

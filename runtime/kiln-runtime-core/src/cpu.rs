@@ -74,8 +74,9 @@ pub fn check(what: &str, arch: &str, cpu: &str, features: &str) -> Result<(), Er
     if !missing.is_empty() {
         return Err(Error::UnsupportedCpu(alloc::format!(
             "{what} was built for cpu '{cpu}' and needs CPU features this machine lacks: {} \
-             (rebuild it with a lower --cpu, e.g. --cpu=x86-64-v2, or --cpu=native on this machine)",
-            missing.join(", ")
+             (rebuild it with a lower --cpu, e.g. --cpu={}, or --cpu=native on this machine)",
+            missing.join(", "),
+            if host == "aarch64" { "generic" } else { "x86-64-v2" }
         )));
     }
     Ok(())

@@ -12,7 +12,7 @@
 
 use crate::cmd::compile::TargetArgs;
 use crate::cmd::import::InputShapeArgs;
-use crate::cmd::run::{open_session, prepare, read_input_dir, InputArgs};
+use crate::cmd::run::{open_session, prepare, read_input_dir, DeviceArgs, InputArgs};
 use crate::error::{driver_error, CliError, Code};
 use clap::{Args, ValueEnum};
 use kiln_driver::session::zero_inputs;
@@ -64,6 +64,9 @@ pub struct BenchArgs {
 
     #[command(flatten)]
     pub shapes: InputShapeArgs,
+
+    #[command(flatten)]
+    pub device: DeviceArgs,
 }
 
 /// The model's name as `bench_ort.py` prints it: the directory of a
@@ -111,7 +114,13 @@ pub fn run(args: BenchArgs) -> Result<(), CliError> {
             "--runs and --threads must be >= 1",
         ));
     }
-    let prepared = prepare(&args.model, args.interpret, &args.target, &args.shapes)?;
+    let prepared = prepare(
+        &args.model,
+        args.interpret,
+        &args.target,
+        &args.shapes,
+        &args.device,
+    )?;
     let (inputs, expected) = inputs(&args, &prepared)?;
     let session = open_session(&args.model, prepared, inputs.as_deref())?;
     let inputs = match inputs {

@@ -133,6 +133,9 @@ pub struct RunArgs {
     #[arg(long)]
     pub interpret: bool,
 
+    #[command(flatten)]
+    pub device: DeviceArgs,
+
     /// Runtime threads (0 = KILN_NUM_THREADS or all cores).
     #[arg(long, default_value_t = 0)]
     pub threads: u32,
@@ -180,11 +183,22 @@ impl ToleranceArgs {
     }
 }
 
-/// Session options from the target and shape flags.
+/// The device a GPU artifact runs on, for `run` and `bench`.
+#[derive(Debug, Args, Default)]
+pub struct DeviceArgs {
+    /// Run a GPU artifact on device N of its driver (CUDA ordinal, HIP device, Vulkan
+    /// physical device index); default: KILN_DEVICE, else the driver's first device (for
+    /// Vulkan the first discrete GPU). CPU artifacts ignore it.
+    #[arg(long = "device", value_name = "N")]
+    pub index: Option<u32>,
+}
+
+/// Session options from the target, shape and device flags.
 pub fn session_options(
     interpret: bool,
     target: &TargetArgs,
     shapes: &InputShapeArgs,
+    device: &DeviceArgs,
 ) -> Result<SessionOptions, CliError> {
     Ok(SessionOptions {
         interpret,
@@ -192,6 +206,7 @@ pub fn session_options(
         target: Some(target.target()?),
         opt_level: target.opt_level(),
         on_stage: None,
+        device: device.index,
     })
 }
 
@@ -202,8 +217,9 @@ pub fn prepare(
     interpret: bool,
     target: &TargetArgs,
     shapes: &InputShapeArgs,
+    device: &DeviceArgs,
 ) -> Result<Prepared, CliError> {
-    let opts = session_options(interpret, target, shapes)?;
+    let opts = session_options(interpret, target, shapes, device)?;
     Prepared::open(model, &opts).map_err(|e| driver_error(e).in_file(model))
 }
 
@@ -254,7 +270,13 @@ pub fn run(args: RunArgs) -> Result<(), CliError> {
         ));
     }
     args.tolerance.check()?;
-    let prepared = prepare(&args.model, args.interpret, &args.target, &args.shapes)?;
+    let prepared = prepare(
+        &args.model,
+        args.interpret,
+        &args.target,
+        &args.shapes,
+        &args.device,
+    )?;
     let inputs = args.inputs.read(&prepared.input_names())?;
     // Read before running: a missing expected file fails fast.
     let expected = match &args.expected {

@@ -17,7 +17,7 @@
 use crate::cmd::compile::TargetArgs;
 use crate::cmd::import::InputShapeArgs;
 use crate::cmd::inspect::Format;
-use crate::cmd::run::{prepare, session_options, InputArgs, ToleranceArgs};
+use crate::cmd::run::{prepare, session_options, DeviceArgs, InputArgs, ToleranceArgs};
 use crate::error::{driver_error, CliError, Code, Diag};
 use clap::{Args, ValueEnum};
 use kiln_driver::tensors::{format_value, read_npy, write_npy, Difference, HostTensor};
@@ -79,7 +79,13 @@ pub struct VerifyArgs {
 /// Runs `kiln verify`.
 pub fn run(args: VerifyArgs) -> Result<(), CliError> {
     args.tolerance.check()?;
-    let prepared = prepare(&args.model, false, &args.target, &args.shapes)?;
+    let prepared = prepare(
+        &args.model,
+        false,
+        &args.target,
+        &args.shapes,
+        &DeviceArgs::default(),
+    )?;
     if !prepared.needs_compile() {
         return Err(CliError::at_file(
             Code::Invalid,
@@ -117,7 +123,7 @@ pub fn run(args: VerifyArgs) -> Result<(), CliError> {
     let opts = VerifyOptions {
         session: kiln_driver::SessionOptions {
             on_stage: Some(progress.hook()),
-            ..session_options(false, &args.target, &args.shapes)?
+            ..session_options(false, &args.target, &args.shapes, &DeviceArgs::default())?
         },
         reference,
         rtol: args.tolerance.rtol,

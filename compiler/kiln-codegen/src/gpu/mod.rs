@@ -139,18 +139,6 @@ fn device_pipeline(
     Ok(format!("builtin.module({passes})"))
 }
 
-/// Whether the planned lowering views a model input, output or the weights as f64 (the host
-/// hands those bytes over as they are, so a device computing f64 in f32 cannot take them).
-fn f64_at_the_edge(mlir_text: &str) -> bool {
-    mlir_text.lines().any(|l| {
-        let l = l.trim_start();
-        let view = ["%in", "%out", "%weights"]
-            .iter()
-            .any(|p| l.contains(&format!("memref.view {p}")));
-        view && (l.contains("xf64>") || l.contains("memref<f64>"))
-    })
-}
-
 fn gpu_spec(target: &Target) -> Result<&'static GpuSpec> {
     target
         .gpu_spec()
@@ -260,13 +248,6 @@ pub fn compile(
         .gpu_config()
         .ok_or_else(|| internal("a GPU target without a GPU configuration"))?;
     target.validate()?;
-    if !c.math.f64 && f64_at_the_edge(mlir_text) {
-        return Err(CodegenError::UnsupportedTarget {
-            operation:
-                "float64 model inputs, outputs or weights (the device has no double precision)",
-            target: target.to_string(),
-        });
-    }
     let context = mlir::create_context();
     let mut module = mlir::parse_module(&context, mlir_text)?;
     mlir::run_pipeline(

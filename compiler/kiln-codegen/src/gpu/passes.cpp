@@ -32,7 +32,10 @@
 //                          math computed in f32 where the device has only f32 versions
 //                          (`f64-via-f32`: GLSL's transcendental functions); `remf` in `ops`
 //                          gives arith.remf the IEEE result x for a finite x and an infinite y,
-//                          which x - y * trunc(x / y) (SPIR-V's OpFRem) turns into NaN.
+//                          which x - y * trunc(x / y) (SPIR-V's OpFRem) turns into NaN;
+//                          `roundeven` in `ops` computes f64 roundeven through an i64
+//                          truncation (lavapipe's f64 RoundEven rounds ties toward zero
+//                          on AVX2 machines: 25.5 -> 25).
 //   kiln-gpu-loop-results  each result of an scf.for with iter_args -> select(lb < ub,
 //                          result, init): MLIR's SCF->SPIR-V conversion keeps a loop's results
 //                          in function variables stored only inside the body, so a loop that
@@ -749,6 +752,57 @@ struct MathPass : PassWrapper<MathPass, OperationPass<>> {
         Value up = math::CeilOp::create(b, loc, x);
         Value down = math::FloorOp::create(b, loc, x);
         op.replaceAllUsesWith(arith::SelectOp::create(b, loc, neg, up, down).getResult());
+        op.erase();
+      }
+    }
+    // roundeven(x) for f64, in integers (lavapipe folds float tricks such as
+    // (|x| + 2^52) - 2^52): t = trunc(x) through i64, then one step away from zero where
+    // |x - t| > 0.5, or = 0.5 and t is odd. From 2^52 on every f64 is an integer (and NaN
+    // fails the comparison), so x stays; copysign keeps -0 for x in (-0.5, -0].
+    if (names.contains("roundeven")) {
+      SmallVector<math::RoundEvenOp> rounds;
+      getOperation()->walk([&](math::RoundEvenOp op) {
+        if (getElementTypeOrSelf(op.getType()).isF64())
+          rounds.push_back(op);
+      });
+      for (math::RoundEvenOp op : rounds) {
+        OpBuilder b(op);
+        Location loc = op.getLoc();
+        Value x = op.getOperand();
+        Type ft = x.getType();
+        Type it = b.getI64Type();
+        if (auto shaped = dyn_cast<ShapedType>(ft))
+          it = shaped.clone(it);
+        auto fconst = [&](double v) -> Value {
+          Attribute attr = b.getF64FloatAttr(v);
+          if (auto shaped = dyn_cast<ShapedType>(ft))
+            attr = DenseElementsAttr::get(shaped, attr);
+          return arith::ConstantOp::create(b, loc, cast<TypedAttr>(attr));
+        };
+        auto iconst = [&](int64_t v) -> Value {
+          Attribute attr = b.getI64IntegerAttr(v);
+          if (auto shaped = dyn_cast<ShapedType>(it))
+            attr = DenseElementsAttr::get(shaped, attr);
+          return arith::ConstantOp::create(b, loc, cast<TypedAttr>(attr));
+        };
+        using P = arith::CmpFPredicate;
+        Value ax = math::AbsFOp::create(b, loc, x);
+        Value small = arith::CmpFOp::create(b, loc, P::OLT, ax, fconst(4503599627370496.0));
+        Value xs = arith::SelectOp::create(b, loc, small, x, fconst(0.0));
+        Value i = arith::FPToSIOp::create(b, loc, it, xs);
+        Value t = arith::SIToFPOp::create(b, loc, ft, i);
+        Value ad = math::AbsFOp::create(b, loc, arith::SubFOp::create(b, loc, xs, t));
+        Value odd = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne,
+                                          arith::AndIOp::create(b, loc, i, iconst(1)), iconst(0));
+        Value half = fconst(0.5);
+        Value tie = arith::AndIOp::create(
+            b, loc, arith::CmpFOp::create(b, loc, P::OEQ, ad, half), odd);
+        Value up = arith::OrIOp::create(b, loc, arith::CmpFOp::create(b, loc, P::OGT, ad, half),
+                                        tie);
+        Value away = math::CopySignOp::create(b, loc, fconst(1.0), x);
+        Value r = arith::SelectOp::create(b, loc, up, arith::AddFOp::create(b, loc, t, away), t);
+        r = math::CopySignOp::create(b, loc, r, x);
+        op.replaceAllUsesWith(arith::SelectOp::create(b, loc, small, r, x).getResult());
         op.erase();
       }
     }

@@ -51,10 +51,20 @@ fn mlir_pipeline(chip: &str) -> String {
 
 /// Math ops GLSL.std.450 lacks (everything else maps onto its extended instructions), `trunc`,
 /// which MLIR's SPIR-V conversion lacks (computed from floor and ceil), `tanh`, whose GLSL
-/// form loses accuracy near 0 on some drivers (lavapipe), and `remf`, whose OpFRem is
-/// x - y * trunc(x / y), NaN for a finite x and an infinite y (IEEE fmod: x).
+/// form loses accuracy near 0 on some drivers (lavapipe), `remf`, whose OpFRem is
+/// x - y * trunc(x / y), NaN for a finite x and an infinite y (IEEE fmod: x), and f64
+/// `roundeven`, which lavapipe rounds ties toward zero on AVX2 machines (QuantizeLinear
+/// rounds its f64 quotient: 3 / 2 became 1, not 2).
 pub(super) const APPROXIMATED: &[&str] = &[
-    "erf", "erfc", "expm1", "log1p", "cbrt", "tanh", "trunc", "remf",
+    "erf",
+    "erfc",
+    "expm1",
+    "log1p",
+    "cbrt",
+    "tanh",
+    "trunc",
+    "remf",
+    "roundeven",
 ];
 
 pub(super) fn config(chip: &str) -> GpuConfig {

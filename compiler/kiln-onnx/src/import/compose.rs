@@ -471,40 +471,44 @@ pub(super) fn qlinear_conv(c: &mut NodeCtx<'_, '_>) -> R {
     Ok(vec![Some(requantize(c, acc, x_s, w_s, y_s, y_zp)?)])
 }
 
-/// DynamicQuantizeLinear-11, as its ONNX function body: the range
-/// `[min(0, min x), max(0, max x)]` maps onto uint8 with scale
-/// `(max - min) / 255` (1 when the range is empty) and zero point
-/// `rint(clip(-min / scale, 0, 255))`; `y` is QuantizeLinear with them.
+/// DynamicQuantizeLinear-11, as its ONNX function body
+/// ([`kiln_ir::ops::dynamic_quantize_linear_body`], which the
+/// `quantize-weights` pass builds too).
 pub(super) fn dynamic_quantize_linear(c: &mut NodeCtx<'_, '_>) -> R {
+    use kiln_ir::ops::{DqlOperand, DQL_SCALE, DQL_Y, DQL_ZERO_POINT};
     c.check_attrs(&[])?;
     let x = c.input(0)?;
     if c.ty(x).dtype != DType::F32 {
         return Err(c.unsupported(format!("x of type {} is not supported", c.ty(x).dtype)));
     }
-    let zero = c.const_scalar(DType::F32, 0.0)?;
-    let one = c.const_scalar(DType::F32, 1.0)?;
-    let qmax = c.const_scalar(DType::F32, 255.0)?;
-    let hi = reduce_all(c, OpKind::ReduceMax, x, false)?;
-    let hi = c.op(OpKind::Max, &[hi, zero])?;
-    let lo = reduce_all(c, OpKind::ReduceMin, x, false)?;
-    let lo = c.op(OpKind::Min, &[lo, zero])?;
-    let empty = c.op(OpKind::Equal, &[hi, lo])?;
-    let span = c.op(OpKind::Sub, &[hi, lo])?;
-    let span = c.op(OpKind::Where, &[empty, one, span])?;
-    let scale = c.op(OpKind::Div, &[span, qmax])?;
-    let zp = c.op(OpKind::Div, &[lo, scale])?;
-    let zp = c.op(OpKind::Sub, &[zero, zp])?;
-    let zp = c.op(OpKind::Clip, &[zp, zero, qmax])?;
-    let zp = c.op(OpKind::Round, &[zp])?;
-    let zp = c.cast(zp, DType::U8)?;
-    let y = step(
-        c,
-        true,
-        OpKind::QuantizeLinear,
-        &[x, scale, zp],
-        Attrs::new(),
-    )?;
-    Ok(vec![Some(y), Some(scale), Some(zp)])
+    let mut done: Vec<ValueId> = Vec::new();
+    let mut consts: Vec<(u32, ValueId)> = Vec::new();
+    for (i, st) in kiln_ir::ops::dynamic_quantize_linear_body()
+        .into_iter()
+        .enumerate()
+    {
+        let mut ins = Vec::with_capacity(st.inputs.len());
+        for o in &st.inputs {
+            ins.push(match *o {
+                DqlOperand::X => x,
+                DqlOperand::Step(j) => done[j],
+                DqlOperand::Const(_, v) => match consts.iter().find(|(b, _)| *b == v.to_bits()) {
+                    Some(&(_, id)) => id,
+                    None => {
+                        let id = c.const_scalar(DType::F32, f64::from(v))?;
+                        consts.push((v.to_bits(), id));
+                        id
+                    }
+                },
+            });
+        }
+        done.push(step(c, i == DQL_Y, st.kind, &ins, st.attrs)?);
+    }
+    Ok(vec![
+        Some(done[DQL_Y]),
+        Some(done[DQL_SCALE]),
+        Some(done[DQL_ZERO_POINT]),
+    ])
 }
 
 // ---------------------------------------------------------------------------

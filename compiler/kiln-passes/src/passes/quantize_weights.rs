@@ -375,6 +375,44 @@ fn f32_scalar(r: &mut Recipe, name: &str, v: f32) -> Val {
     )
 }
 
+/// DynamicQuantizeLinear of `a` (type `a_ty`) as
+/// [`kiln_ir::ops::dynamic_quantize_linear_body`] defines it, each result
+/// named by `name`; returns `(y, y_scale, y_zero_point)`.
+fn dynamic_quantize(
+    r: &mut Recipe,
+    a: Val,
+    a_ty: &TensorType,
+    name: &dyn Fn(&str) -> String,
+) -> (Val, Val, Val) {
+    use kiln_ir::ops::{DqlOperand, DqlShape, DQL_SCALE, DQL_Y, DQL_ZERO_POINT};
+    let mut done: Vec<Val> = Vec::new();
+    let mut consts: Vec<(u32, Val)> = Vec::new();
+    for st in kiln_ir::ops::dynamic_quantize_linear_body() {
+        let mut ins = Vec::with_capacity(st.inputs.len());
+        for o in &st.inputs {
+            ins.push(match *o {
+                DqlOperand::X => a,
+                DqlOperand::Step(j) => done[j],
+                DqlOperand::Const(cname, v) => match consts.iter().find(|(b, _)| *b == v.to_bits())
+                {
+                    Some(&(_, c)) => c,
+                    None => {
+                        let c = f32_scalar(r, &name(cname), v);
+                        consts.push((v.to_bits(), c));
+                        c
+                    }
+                },
+            });
+        }
+        let ty = match st.shape {
+            DqlShape::Scalar => TensorType::fixed(st.dtype, &[]),
+            DqlShape::LikeX => TensorType::new(st.dtype, a_ty.dims.clone()),
+        };
+        done.push(r.push(NewNode::op(st.kind, ins, st.attrs, &name(st.name), ty)));
+    }
+    (done[DQL_Y], done[DQL_SCALE], done[DQL_ZERO_POINT])
+}
+
 /// Node `n` (result `out`) as int8 dynamic quantization: ONNX's
 /// DynamicQuantizeLinear of the activation (as `kiln_onnx`'s
 /// `compose::dynamic_quantize_linear` builds it), `quant.matmul_integer`
@@ -392,7 +430,6 @@ fn plan_dynamic(
     let out_ty = m.ty(out).clone();
     let a_ty = m.ty(w.a).clone();
     let p = |s: &str| format!("{out_name}.dq.{s}");
-    let scalar = TensorType::fixed(DType::F32, &[]);
     // The weight: int8 codes [N, K] with one scale per output channel, both
     // transposed for the product ([K, N] codes, [1, N] scales).
     let derive = |r: &mut Recipe, part: QuantPart, ty: TensorType| {
@@ -426,135 +463,13 @@ fn plan_dynamic(
         format!("{}.int8.scales_1n", w.name),
         TensorType::fixed(DType::F32, &[1, w.n]),
     );
-    // DynamicQuantizeLinear: the range [min(0, min a), max(0, max a)] onto
-    // uint8, scale (max - min) / 255 (1 for an empty range), zero point
-    // rint(clip(-min / scale, 0, 255)).
-    let zero = f32_scalar(&mut r, &p("zero"), 0.0);
-    let one = f32_scalar(&mut r, &p("one"), 1.0);
-    let qmax = f32_scalar(&mut r, &p("qmax"), 255.0);
+    // DynamicQuantizeLinear, replayed from its one definition in kiln-ir.
+    let (aq, scale, zp) = dynamic_quantize(&mut r, Val::Old(w.a), &a_ty, &p);
+    // The int32 product, in f32, times a_scale * w_scale[n].
     let op =
         |r: &mut Recipe, kind: OpKind, ins: Vec<Val>, attrs: Attrs, s: &str, ty: &TensorType| {
             r.push(NewNode::op(kind, ins, attrs, &p(s), ty.clone()))
         };
-    let mut keep = Attrs::new();
-    keep.insert("keepdims".into(), Attr::Bool(false));
-    let hi = op(
-        &mut r,
-        OpKind::ReduceMax,
-        vec![Val::Old(w.a)],
-        keep.clone(),
-        "max",
-        &scalar,
-    );
-    let hi = op(
-        &mut r,
-        OpKind::Max,
-        vec![hi, zero],
-        Attrs::new(),
-        "hi",
-        &scalar,
-    );
-    let lo = op(
-        &mut r,
-        OpKind::ReduceMin,
-        vec![Val::Old(w.a)],
-        keep,
-        "min",
-        &scalar,
-    );
-    let lo = op(
-        &mut r,
-        OpKind::Min,
-        vec![lo, zero],
-        Attrs::new(),
-        "lo",
-        &scalar,
-    );
-    let flag = TensorType::fixed(DType::Bool, &[]);
-    let empty = op(
-        &mut r,
-        OpKind::Equal,
-        vec![hi, lo],
-        Attrs::new(),
-        "empty",
-        &flag,
-    );
-    let span = op(
-        &mut r,
-        OpKind::Sub,
-        vec![hi, lo],
-        Attrs::new(),
-        "span",
-        &scalar,
-    );
-    let span = op(
-        &mut r,
-        OpKind::Where,
-        vec![empty, one, span],
-        Attrs::new(),
-        "range",
-        &scalar,
-    );
-    let scale = op(
-        &mut r,
-        OpKind::Div,
-        vec![span, qmax],
-        Attrs::new(),
-        "scale",
-        &scalar,
-    );
-    let zp = op(
-        &mut r,
-        OpKind::Div,
-        vec![lo, scale],
-        Attrs::new(),
-        "lo_q",
-        &scalar,
-    );
-    let zp = op(
-        &mut r,
-        OpKind::Sub,
-        vec![zero, zp],
-        Attrs::new(),
-        "zp_f",
-        &scalar,
-    );
-    let zp = op(
-        &mut r,
-        OpKind::Clip,
-        vec![zp, zero, qmax],
-        Attrs::new(),
-        "zp_c",
-        &scalar,
-    );
-    let zp = op(
-        &mut r,
-        OpKind::Round,
-        vec![zp],
-        Attrs::new(),
-        "zp_r",
-        &scalar,
-    );
-    let mut to = Attrs::new();
-    to.insert("to".into(), Attr::DType(DType::U8));
-    let zp = op(
-        &mut r,
-        OpKind::Cast,
-        vec![zp],
-        to,
-        "zp",
-        &TensorType::fixed(DType::U8, &[]),
-    );
-    let aq_ty = TensorType::new(DType::U8, a_ty.dims.clone());
-    let aq = op(
-        &mut r,
-        OpKind::QuantizeLinear,
-        vec![Val::Old(w.a), scale, zp],
-        Attrs::new(),
-        "a",
-        &aq_ty,
-    );
-    // The int32 product, in f32, times a_scale * w_scale[n].
     let acc_ty = TensorType::new(DType::I32, out_ty.dims.clone());
     let acc = op(
         &mut r,

@@ -31,7 +31,8 @@ pub use infer::{InferCtx, InferError};
 pub use layout::{DataLayout, PackLayout};
 pub use linalg::{parse_einsum, AutoPad, EinsumSpec, Window};
 pub use quant::{
-    dequantized_dtype, qmatmul_shape, quantize_weight_params, QMatmulShape, QuantPart,
+    dequantized_dtype, dynamic_quantize_linear_body, qmatmul_shape, quantize_weight_params,
+    DqlOperand, DqlShape, DqlStep, QMatmulShape, QuantPart, DQL_SCALE, DQL_Y, DQL_ZERO_POINT,
     QMATMUL_SCALES, QMATMUL_WEIGHTS,
 };
 pub use shape::{DepthToSpaceMode, PadMode, ScatterReduction};

@@ -587,3 +587,105 @@ pub const QUANTIZE_WEIGHT: OpDef = OpDef {
     static_operands: &[],
     infer: infer_quantize_weight,
 };
+
+/// An operand of a [`DqlStep`]: the quantized tensor, a named f32 scalar
+/// constant, or the result of an earlier step (by index).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum DqlOperand {
+    X,
+    Const(&'static str, f32),
+    Step(usize),
+}
+
+/// The shape of a [`DqlStep`]'s result: a scalar, or `x`'s shape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DqlShape {
+    Scalar,
+    LikeX,
+}
+
+/// One node of DynamicQuantizeLinear's ONNX function body in Kiln ops.
+#[derive(Clone, Debug)]
+pub struct DqlStep {
+    /// A short name for the result, unique within the body.
+    pub name: &'static str,
+    pub kind: crate::ops::OpKind,
+    pub inputs: Vec<DqlOperand>,
+    pub attrs: crate::attr::Attrs,
+    pub dtype: DType,
+    pub shape: DqlShape,
+}
+
+/// DynamicQuantizeLinear-11 (uint8, per tensor) as Kiln ops, written once
+/// for every client that builds it (the ONNX importer for the ONNX op, the
+/// `quantize-weights` pass for `--quantize-activations=dynamic`): the range
+/// `[min(0, min x), max(0, max x)]` maps onto uint8 with scale
+/// `(max - min) / 255` (1 when the range is empty) and zero point
+/// `rint(clip(-min / scale, 0, 255))`; `y` is QuantizeLinear with them.
+/// The results are the steps [`DQL_Y`], [`DQL_SCALE`] and
+/// [`DQL_ZERO_POINT`]; `y` is the last step.
+pub fn dynamic_quantize_linear_body() -> Vec<DqlStep> {
+    use crate::attr::{Attr, Attrs};
+    use crate::ops::OpKind;
+    use DqlOperand::{Step, X};
+    const ZERO: DqlOperand = DqlOperand::Const("zero", 0.0);
+    const ONE: DqlOperand = DqlOperand::Const("one", 1.0);
+    const QMAX: DqlOperand = DqlOperand::Const("qmax", 255.0);
+    let keep = || {
+        let mut a = Attrs::new();
+        a.insert("keepdims".into(), Attr::Bool(false));
+        a
+    };
+    let cast_u8 = {
+        let mut a = Attrs::new();
+        a.insert("to".into(), Attr::DType(DType::U8));
+        a
+    };
+    let s = |name, kind, inputs: &[DqlOperand], attrs, dtype| DqlStep {
+        name,
+        kind,
+        inputs: inputs.to_vec(),
+        attrs,
+        dtype,
+        shape: DqlShape::Scalar,
+    };
+    let none = Attrs::new;
+    let f = DType::F32;
+    let mut body = vec![
+        s("max", OpKind::ReduceMax, &[X], keep(), f),      // 0
+        s("hi", OpKind::Max, &[Step(0), ZERO], none(), f), // 1
+        s("min", OpKind::ReduceMin, &[X], keep(), f),      // 2
+        s("lo", OpKind::Min, &[Step(2), ZERO], none(), f), // 3
+        s(
+            "empty",
+            OpKind::Equal,
+            &[Step(1), Step(3)],
+            none(),
+            DType::Bool,
+        ), // 4
+        s("span", OpKind::Sub, &[Step(1), Step(3)], none(), f), // 5
+        s("range", OpKind::Where, &[Step(4), ONE, Step(5)], none(), f), // 6
+        s("scale", OpKind::Div, &[Step(6), QMAX], none(), f), // 7
+        s("lo_q", OpKind::Div, &[Step(3), Step(7)], none(), f), // 8
+        s("zp_f", OpKind::Sub, &[ZERO, Step(8)], none(), f), // 9
+        s("zp_c", OpKind::Clip, &[Step(9), ZERO, QMAX], none(), f), // 10
+        s("zp_r", OpKind::Round, &[Step(10)], none(), f),  // 11
+        s("zp", OpKind::Cast, &[Step(11)], cast_u8, DType::U8), // 12
+        s(
+            "y",
+            OpKind::QuantizeLinear,
+            &[X, Step(7), Step(12)],
+            none(),
+            DType::U8,
+        ), // 13
+    ];
+    body[DQL_Y].shape = DqlShape::LikeX;
+    body
+}
+
+/// The step of [`dynamic_quantize_linear_body`] that is `y`.
+pub const DQL_Y: usize = 13;
+/// The step of [`dynamic_quantize_linear_body`] that is `y_scale`.
+pub const DQL_SCALE: usize = 7;
+/// The step of [`dynamic_quantize_linear_body`] that is `y_zero_point`.
+pub const DQL_ZERO_POINT: usize = 12;
