@@ -123,6 +123,7 @@ typedef struct qg_job {
   float* c;
   int64_t ldc, m, k;
   int kind8; /* the QG8_* kind of 8-bit codes decoded in registers, else 0 */
+  int zero;  /* 0, read where the compiler must not know the value */
 } qg_job;
 
 /* The scale of block b of row n. */
@@ -234,8 +235,10 @@ static KV_ATTR void FN(qg_cols)(const void* job, int64_t n0, int64_t n1) {
  * GEMV's main loop, which only keeps the largest `code & special` of each
  * row and sums a row that has a special code again through the table.
  *
- * A product with one row (GEMV) multiplies as it decodes, and is bound by
- * the stream of packed codes; with more rows, QG_NC columns at a time are
+ * A product with one row (GEMV) multiplies as it decodes, a group of codes
+ * at a time in whatever lane order the ISA decodes cheapest, with a copy
+ * of a permuted to match (qg_gemv4g, qg_gemv8w; blocks that do not fit
+ * their groups take qg_gemv4i and qg_gemv8); with more rows, QG_NC columns at a time are
  * decoded into stack buffers of QG_KC values and every row of A (copied
  * QG_MB rows at a time) is multiplied with them (QG_RB rows x QG_NC
  * columns of accumulators). */
@@ -460,143 +463,6 @@ static KV_ATTR void FN(qg_deq)(const qg_job* j, int64_t n, int64_t k0, int64_t k
   }
 }
 
-/* One row of A (GEMV) by 4-bit codes whose blocks are whole groups of
- * 2 * VW codes (or one block per row): c[n] = a . w_n for n in [n0, n1).
- * A group's VW bytes widen to lanes whose low nibbles are its even codes
- * and high nibbles its odd codes, so a is first copied, QG_KA values at a
- * time, with each group's even elements before its odd ones; then every
- * group costs a widening load, two table permutes and two FMAs, and the
- * product streams the packed codes. */
-KF void FN(qg_gemv4_k)(const qg_job* j, int64_t n0, int64_t n1, int f32_scales, int zp) {
-  const int64_t G = 2 * VW;
-  float ap[QG_KA] __attribute__((aligned(64)));
-  V lutv[QG_TABS];
-  for (int h = 0; h < QG_TABS; h++) lutv[h] = FN(vld)(j->lut + h * VW);
-  const int64_t row_bytes = j->kw / 2, block = j->block;
-  /* Chunks of whole blocks where blocks are small. */
-  const int64_t ka = block <= QG_KA ? QG_KA / block * block : QG_KA;
-  for (int64_t k0 = 0; k0 < j->k; k0 += ka) {
-    const int64_t k1 = KMIN(j->k, k0 + ka);
-    const int64_t kg = k0 + (k1 - k0) / G * G; /* the end of the whole groups */
-    for (int64_t g = k0; g < kg; g += G) {
-      const V x0 = FN(vld)(j->a + g), x1 = FN(vld)(j->a + g + VW);
-      FN(vst)(ap + (g - k0), QG_EVEN(x0, x1));
-      FN(vst)(ap + (g - k0) + VW, QG_ODD(x0, x1));
-    }
-    /* Blocks wholly in the chunk's groups (when blocks are small, the
-     * chunk starts on a block). */
-    const int64_t nfull = block <= QG_KA ? (kg - k0) / block : 0;
-    const int64_t b0 = k0 / block;
-    /* Two columns at a time (four or eight independent accumulator chains); a lone
-     * last column is computed twice. */
-    for (int64_t n = n0; n < n1; n += 2) {
-      const int64_t nn = KMIN(n + 1, n1 - 1);
-      const uint8_t* wrow = j->w + n * row_bytes;
-      const uint8_t* wrow1 = j->w + nn * row_bytes;
-      V acc0 = (V)0.0f, acc1 = (V)0.0f, acc2 = (V)0.0f, acc3 = (V)0.0f;
-      V acc4 = (V)0.0f, acc5 = (V)0.0f, acc6 = (V)0.0f, acc7 = (V)0.0f;
-      float tail = 0.0f, tail1 = 0.0f;
-      for (int64_t q = 0; q < nfull; q++) {
-        const int64_t b = b0 + q;
-        float s, s1;
-        if (f32_scales) {
-          s = ((const float*)j->scales)[n * j->nblocks + b];
-          s1 = ((const float*)j->scales)[nn * j->nblocks + b];
-        } else {
-          s = j->slut[((const uint8_t*)j->scales)[n * j->nblocks + b]];
-          s1 = j->slut[((const uint8_t*)j->scales)[nn * j->nblocks + b]];
-        }
-        V tab[QG_TABS], tab1[QG_TABS];
-        if (zp) {
-          const float z = FN(qg_zero)(j, n, b), z1 = FN(qg_zero)(j, nn, b);
-          for (int h = 0; h < QG_TABS; h++) {
-            tab[h] = (lutv[h] - z) * s;
-            tab1[h] = (lutv[h] - z1) * s1;
-          }
-        } else {
-          for (int h = 0; h < QG_TABS; h++) {
-            tab[h] = lutv[h] * s;
-            tab1[h] = lutv[h] * s1;
-          }
-        }
-        const int64_t off = (k0 + q * block) >> 1;
-        const uint8_t *p = wrow + off, *p1 = wrow1 + off;
-        const float* aq = ap + q * block;
-        int64_t g = 0;
-        for (; g + 2 * G <= block; g += 2 * G) {
-          const VI x = __builtin_convertvector(*(const FN(qg_b)*)(p + (g >> 1)), VI);
-          const VI x1 = __builtin_convertvector(*(const FN(qg_b)*)(p1 + (g >> 1)), VI);
-          const VI y = __builtin_convertvector(*(const FN(qg_b)*)(p + (g >> 1) + VW), VI);
-          const VI y1 = __builtin_convertvector(*(const FN(qg_b)*)(p1 + (g >> 1) + VW), VI);
-          const V e = FN(vld)(aq + g), o = FN(vld)(aq + g + VW);
-          const V e2 = FN(vld)(aq + g + 2 * VW), o2 = FN(vld)(aq + g + 3 * VW);
-          acc0 += e * FN(qg_lk)(tab, x & 15);
-          acc1 += o * FN(qg_lk)(tab, x >> 4);
-          acc2 += e * FN(qg_lk)(tab1, x1 & 15);
-          acc3 += o * FN(qg_lk)(tab1, x1 >> 4);
-          acc4 += e2 * FN(qg_lk)(tab, y & 15);
-          acc5 += o2 * FN(qg_lk)(tab, y >> 4);
-          acc6 += e2 * FN(qg_lk)(tab1, y1 & 15);
-          acc7 += o2 * FN(qg_lk)(tab1, y1 >> 4);
-        }
-        for (; g < block; g += G) {
-          const VI x = __builtin_convertvector(*(const FN(qg_b)*)(p + (g >> 1)), VI);
-          const VI x1 = __builtin_convertvector(*(const FN(qg_b)*)(p1 + (g >> 1)), VI);
-          const V e = FN(vld)(aq + g), o = FN(vld)(aq + g + VW);
-          acc0 += e * FN(qg_lk)(tab, x & 15);
-          acc1 += o * FN(qg_lk)(tab, x >> 4);
-          acc2 += e * FN(qg_lk)(tab1, x1 & 15);
-          acc3 += o * FN(qg_lk)(tab1, x1 >> 4);
-        }
-      }
-      /* The rest of the chunk: blocks larger than the chunk, partial
-       * blocks and the codes after the last whole group. */
-      for (int64_t b = b0 + nfull; b * block < k1; b++) {
-        const int64_t s0 = KMAX(k0, b * block), s1 = KMIN(k1, (b + 1) * block);
-        const int64_t sg = KMIN(s1, kg);
-        const float s = qg_scale(j, n, b), z = FN(qg_zero)(j, n, b);
-        const float sn = qg_scale(j, nn, b), zn = FN(qg_zero)(j, nn, b);
-        V tab[QG_TABS], tab1[QG_TABS];
-        for (int h = 0; h < QG_TABS; h++) {
-          tab[h] = (lutv[h] - z) * s;
-          tab1[h] = (lutv[h] - zn) * sn;
-        }
-        int64_t i = s0;
-        for (; i < sg; i += G) {
-          const VI x = __builtin_convertvector(*(const FN(qg_b)*)(wrow + (i >> 1)), VI);
-          const VI x1 = __builtin_convertvector(*(const FN(qg_b)*)(wrow1 + (i >> 1)), VI);
-          const V e = FN(vld)(ap + (i - k0)), o = FN(vld)(ap + (i - k0) + VW);
-          acc0 += e * FN(qg_lk)(tab, x & 15);
-          acc1 += o * FN(qg_lk)(tab, x >> 4);
-          acc2 += e * FN(qg_lk)(tab1, x1 & 15);
-          acc3 += o * FN(qg_lk)(tab1, x1 >> 4);
-        }
-        for (; i < s1; i++) {
-          tail += j->a[i] * ((j->lut[qg_code(wrow, 4, i)] - z) * s);
-          tail1 += j->a[i] * ((j->lut[qg_code(wrow1, 4, i)] - zn) * sn);
-        }
-      }
-      const float t = FN(hsum)((acc0 + acc1) + (acc4 + acc5)) + tail;
-      j->c[n] = k0 == 0 ? t : j->c[n] + t;
-      if (nn != n) {
-        const float t1 = FN(hsum)((acc2 + acc3) + (acc6 + acc7)) + tail1;
-        j->c[nn] = k0 == 0 ? t1 : j->c[nn] + t1;
-      }
-    }
-  }
-}
-
-static KV_ATTR void FN(qg_gemv4)(const void* job, int64_t n0, int64_t n1) {
-  const qg_job* j = (const qg_job*)job;
-  const int f32_scales = j->scale_bits == 32;
-  if (j->zp)
-    FN(qg_gemv4_k)(j, n0, n1, f32_scales, 1);
-  else if (f32_scales)
-    FN(qg_gemv4_k)(j, n0, n1, 1, 0);
-  else
-    FN(qg_gemv4_k)(j, n0, n1, 0, 0);
-}
-
 /* One row of A by 4-bit codes in blocks of other sizes: the codes are
  * interleaved back into order in registers (two byte unpacks more per
  * group). */
@@ -633,6 +499,217 @@ static KV_ATTR void FN(qg_gemv4i)(const void* job, int64_t n0, int64_t n1) {
     j->c[n] = FN(hsum)(acc0 + acc1) + tail;
   }
 }
+
+/* ---- One row of A by 4-bit codes, 64 codes (32 bytes) at a time ----
+ *
+ * A group of 64 codes is decoded into QG_GS vectors of VW values without
+ * widening or interleaving: the order the decode produces them in is
+ * whatever is cheapest for the ISA, and a (copied once per call, QG_KA
+ * values at a time) is permuted into that order instead (qg_gperm: the
+ * code of lane i of step s). Lanes [0, VW/2) of every step hold codes of
+ * the group's first 32, lanes [VW/2, VW) of its last 32, so a group needs
+ * one scale per half: blocks are multiples of 32 codes, or one block per
+ * row. The unscaled code values are summed per group and scaled once:
+ * s * (a.v - z * sum a), with sum a per lane computed with the copy.
+ * - 8 lanes: the bytes' nibbles index four 16-byte tables of the bytes of
+ *   the code values' f32 patterns (`vpshufb`: 32 lookups each, two per
+ *   cycle on Zen 3, where `vpermps` is one), and byte and word unpacks
+ *   put the four bytes of every value together.
+ * - 16 lanes: the 16 words of the group widen to 16 lanes of four codes,
+ *   looked up with one 16-entry table permute per step. */
+#define QG_GS (64 / VW)
+#define QG_GX (QG_KA / 64) /* groups per copy of a */
+
+/* The code (0 .. 63) of lane i of step s of a decoded group. */
+KINLINE int FN(qg_gperm)(int s, int i) {
+#if KV_W == 8
+  const int q = s % 4, p = i < 4 ? 4 * q + i : 16 + 4 * q + (i - 4);
+  return 2 * p + (s >= 4);
+#else
+  return 4 * i + s;
+#endif
+}
+
+#if KV_W == 8
+typedef uint8_t FN(qg_t16) __attribute__((ext_vector_type(16)));
+typedef uint16_t FN(qg_w16) __attribute__((ext_vector_type(16)));
+typedef struct FN(qg_gtab) {
+  FN(qg_t16) b[4]; /* byte q of the f32 pattern of value c at b[q][c] */
+  /* Zero bytes the compiler cannot see are zero: the lookups are xored
+   * with them, else instcombine merges the unpacks of two lookups into one
+   * lookup of two tables, which the backend scalarizes. */
+  FN(qg_b4) zero;
+} FN(qg_gtab);
+#define QG_PSHUFB(t, x)                                                                          \
+  (FN(qg_b4)){t[x[0]],  t[x[1]],  t[x[2]],  t[x[3]],  t[x[4]],  t[x[5]],  t[x[6]],  t[x[7]],  \
+              t[x[8]],  t[x[9]],  t[x[10]], t[x[11]], t[x[12]], t[x[13]], t[x[14]], t[x[15]], \
+              t[x[16]], t[x[17]], t[x[18]], t[x[19]], t[x[20]], t[x[21]], t[x[22]], t[x[23]], \
+              t[x[24]], t[x[25]], t[x[26]], t[x[27]], t[x[28]], t[x[29]], t[x[30]], t[x[31]]}
+/* The four steps of the 32 codes x (one per byte, < 16). */
+KF void FN(qg_g32)(const FN(qg_gtab)* t, FN(qg_b4) x, V* out) {
+  const FN(qg_t16) t0 = t->b[0], t1 = t->b[1], t2 = t->b[2], t3 = t->b[3];
+  const FN(qg_b4) z = t->zero;
+  const FN(qg_b4) p0 = QG_PSHUFB(t0, x) ^ z, p1 = QG_PSHUFB(t1, x) ^ z;
+  const FN(qg_b4) p2 = QG_PSHUFB(t2, x) ^ z, p3 = QG_PSHUFB(t3, x) ^ z;
+#define QG_UB(a, b, o)                                                                          \
+  __builtin_shufflevector(a, b, o + 0, o + 32, o + 1, o + 33, o + 2, o + 34, o + 3, o + 35, o + 4, \
+                          o + 36, o + 5, o + 37, o + 6, o + 38, o + 7, o + 39, o + 16, o + 48,   \
+                          o + 17, o + 49, o + 18, o + 50, o + 19, o + 51, o + 20, o + 52, o + 21, \
+                          o + 53, o + 22, o + 54, o + 23, o + 55)
+#define QG_UW(a, b, o)                                                                            \
+  (V) __builtin_shufflevector(a, b, o + 0, o + 16, o + 1, o + 17, o + 2, o + 18, o + 3, o + 19, \
+                              o + 8, o + 24, o + 9, o + 25, o + 10, o + 26, o + 11, o + 27)
+  const FN(qg_w16) a = (FN(qg_w16))QG_UB(p0, p1, 0), b = (FN(qg_w16))QG_UB(p0, p1, 8);
+  const FN(qg_w16) c = (FN(qg_w16))QG_UB(p2, p3, 0), d = (FN(qg_w16))QG_UB(p2, p3, 8);
+  out[0] = QG_UW(a, c, 0);
+  out[1] = QG_UW(a, c, 4);
+  out[2] = QG_UW(b, d, 0);
+  out[3] = QG_UW(b, d, 4);
+#undef QG_UB
+#undef QG_UW
+}
+KF void FN(qg_gtab_init)(FN(qg_gtab)* t, const qg_job* j) {
+  const float* lut = j->lut;
+  t->zero = (FN(qg_b4))(uint8_t)j->zero;
+  /* Vector shuffles of the table's bytes (a table built byte by byte is
+   * kept as scalars and the lookups are scalarized). */
+  const FN(qg_b4) lo = (FN(qg_b4))FN(vld)(lut), hi = (FN(qg_b4))FN(vld)(lut + 8);
+#define QG_BQ(q)                                                                                 \
+  __builtin_shufflevector(lo, hi, q, q + 4, q + 8, q + 12, q + 16, q + 20, q + 24, q + 28, q + 32, \
+                          q + 36, q + 40, q + 44, q + 48, q + 52, q + 56, q + 60)
+  t->b[0] = QG_BQ(0);
+  t->b[1] = QG_BQ(1);
+  t->b[2] = QG_BQ(2);
+  t->b[3] = QG_BQ(3);
+#undef QG_BQ
+}
+/* The QG_GS steps of the group at p. */
+KF void FN(qg_group)(const FN(qg_gtab)* t, const uint8_t* p, V* out) {
+  const FN(qg_b4) w = *(const FN(qg_b4)*)p;
+  FN(qg_g32)(t, w & (uint8_t)15, out);
+  FN(qg_g32)(t, w >> 4, out + 4);
+}
+#else
+typedef uint16_t FN(qg_w16) __attribute__((ext_vector_type(16), aligned(1)));
+typedef struct FN(qg_gtab) {
+  V t;
+} FN(qg_gtab);
+KF void FN(qg_gtab_init)(FN(qg_gtab)* t, const qg_job* j) { t->t = FN(vld)(j->lut); }
+KF void FN(qg_group)(const FN(qg_gtab)* t, const uint8_t* p, V* out) {
+  const VI w = __builtin_convertvector(*(const FN(qg_w16)*)p, VI);
+  out[0] = FN(qg_lk)(&t->t, w & 15);
+  out[1] = FN(qg_lk)(&t->t, (w >> 4) & 15);
+  out[2] = FN(qg_lk)(&t->t, (w >> 8) & 15);
+  out[3] = FN(qg_lk)(&t->t, w >> 12);
+}
+#endif
+
+/* The scale (and zero point value) of the codes of half h of group g of
+ * row n, as lanes of the half. */
+KF V FN(qg_ghalf)(V lo, V hi) {
+#if KV_W == 8
+  return __builtin_shufflevector(lo, hi, 0, 1, 2, 3, 12, 13, 14, 15);
+#else
+  return __builtin_shufflevector(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7, 24, 25, 26, 27, 28, 29, 30, 31);
+#endif
+}
+
+/* The scale of block b of row n (f32 scales, or codes through slut). */
+KF float FN(qg_scale_k)(const qg_job* j, int64_t n, int64_t b, int f32s) {
+  const int64_t at = n * j->nblocks + b;
+  return f32s ? ((const float*)j->scales)[at] : j->slut[((const uint8_t*)j->scales)[at]];
+}
+
+KF void FN(qg_gemv4g_k)(const qg_job* j, int64_t n0, int64_t n1, int split, int zp, int f32s) {
+  float xt[QG_KA] __attribute__((aligned(64)));
+  V xs[QG_GX];
+  int32_t gb[QG_GX][2]; /* the blocks of the halves of every group */
+  FN(qg_gtab) tab;
+  FN(qg_gtab_init)(&tab, j);
+  const int64_t row_bytes = j->kw / 2, k = j->k, block = j->block, nb = j->nblocks;
+  /* Whole groups inside the packed row, up to the last code of A. */
+  const int64_t ng = KMIN(j->kw / 64, (k + 63) / 64);
+  for (int64_t g0 = 0; g0 < ng; g0 += QG_GX) {
+    const int64_t gn = KMIN(QG_GX, ng - g0);
+    for (int64_t g = 0; g < gn; g++) {
+      const int64_t base = (g0 + g) * 64;
+      V sum = (V)0.0f;
+      for (int s = 0; s < QG_GS; s++) {
+        V v;
+        for (int i = 0; i < VW; i++) {
+          const int64_t kk = base + FN(qg_gperm)(s, i);
+          v[i] = kk < k ? j->a[kk] : 0.0f;
+        }
+        FN(vst)(xt + g * 64 + s * VW, v);
+        sum += v;
+      }
+      xs[g] = sum;
+      /* Codes past K (x = 0) may be past the last block. */
+      gb[g][0] = (int32_t)KMIN(base / block, nb - 1);
+      gb[g][1] = (int32_t)KMIN((base + 32) / block, nb - 1);
+    }
+    const int last = g0 + gn == ng;
+    for (int64_t n = n0; n < n1; n++) {
+      const uint8_t* wrow = j->w + n * row_bytes + g0 * 32;
+      V tot = (V)0.0f;
+      for (int64_t g = 0; g < gn; g++) {
+        V d[QG_GS];
+        FN(qg_group)(&tab, wrow + g * 32, d);
+        const float* xg = xt + g * 64;
+        V acc0 = FN(vld)(xg) * d[0], acc1 = FN(vld)(xg + VW) * d[1];
+        for (int s = 2; s < QG_GS; s += 2) {
+          acc0 += FN(vld)(xg + s * VW) * d[s];
+          acc1 += FN(vld)(xg + (s + 1) * VW) * d[s + 1];
+        }
+        V acc = acc0 + acc1;
+        const int64_t b = gb[g][0];
+        V sv = (V)FN(qg_scale_k)(j, n, b, f32s), zv = (V)0.0f;
+        if (zp) zv = (V)FN(qg_zero)(j, n, b);
+        if (split) {
+          const int64_t b1 = gb[g][1];
+          sv = FN(qg_ghalf)(sv, (V)FN(qg_scale_k)(j, n, b1, f32s));
+          if (zp) zv = FN(qg_ghalf)(zv, (V)FN(qg_zero)(j, n, b1));
+        }
+        if (zp) acc -= zv * xs[g];
+        tot += acc * sv;
+      }
+      float t = FN(hsum)(tot);
+      if (last)
+        for (int64_t i = ng * 64; i < k; i++) {
+          const int64_t b = i / block;
+          t += j->a[i] * ((j->lut[qg_code(j->w + n * row_bytes, 4, i)] - FN(qg_zero)(j, n, b)) *
+                          qg_scale(j, n, b));
+        }
+      j->c[n] = g0 == 0 ? t : j->c[n] + t;
+    }
+  }
+  if (ng == 0)
+    for (int64_t n = n0; n < n1; n++) {
+      float t = 0.0f;
+      for (int64_t i = 0; i < k; i++) {
+        const int64_t b = i / block;
+        t += j->a[i] * ((j->lut[qg_code(j->w + n * row_bytes, 4, i)] - FN(qg_zero)(j, n, b)) *
+                        qg_scale(j, n, b));
+      }
+      j->c[n] = t;
+    }
+}
+
+static KV_ATTR void FN(qg_gemv4g)(const void* job, int64_t n0, int64_t n1) {
+  const qg_job* j = (const qg_job*)job;
+  const int split = j->block % 64 != 0 && j->block < j->k;
+  if (j->zp)
+    FN(qg_gemv4g_k)(j, n0, n1, split, 1, j->scale_bits == 32);
+  else if (split)
+    FN(qg_gemv4g_k)(j, n0, n1, 1, 0, j->scale_bits == 32);
+  else if (j->scale_bits == 32)
+    FN(qg_gemv4g_k)(j, n0, n1, 0, 0, 1);
+  else
+    FN(qg_gemv4g_k)(j, n0, n1, 0, 0, 0);
+}
+#undef QG_GS
+#undef QG_GX
+#undef QG_PSHUFB
 
 /* One row of A by 8-bit codes: per block, sum a.v of the unscaled values
  * (and sum a with zero points), then add s * (a.v - z * sum a). */
@@ -701,20 +778,164 @@ KF void FN(qg_gemv8_k)(const qg_job* j, int64_t n0, int64_t n1, int kind, int zp
   }
 }
 
+/* Calls body(j, n0, n1, kind, zp) with constant kind and zp: the 8-bit
+ * GEMVs specialized per kind of code and zero points. */
+#ifndef QG8_DISPATCH
+#define QG8_DISPATCH(body)                                                   \
+  do {                                                                       \
+    switch (j->kind8 * 2 + (j->zp != 0)) {                                   \
+      case QG8_I8 * 2: body(j, n0, n1, QG8_I8, 0); break;                    \
+      case QG8_I8 * 2 + 1: body(j, n0, n1, QG8_I8, 1); break;                \
+      case QG8_U8 * 2: body(j, n0, n1, QG8_U8, 0); break;                    \
+      case QG8_U8 * 2 + 1: body(j, n0, n1, QG8_U8, 1); break;                \
+      case QG8_E4M3FN * 2: body(j, n0, n1, QG8_E4M3FN, 0); break;            \
+      case QG8_E4M3FN * 2 + 1: body(j, n0, n1, QG8_E4M3FN, 1); break;        \
+      case QG8_E5M2 * 2: body(j, n0, n1, QG8_E5M2, 0); break;                \
+      default: body(j, n0, n1, QG8_E5M2, 1); break;                          \
+    }                                                                        \
+  } while (0)
+#endif
+
 static KV_ATTR void FN(qg_gemv8)(const void* job, int64_t n0, int64_t n1) {
   const qg_job* j = (const qg_job*)job;
-  const int zp = j->zp != 0;
-  switch (j->kind8 * 2 + zp) {
-    case QG8_I8 * 2: FN(qg_gemv8_k)(j, n0, n1, QG8_I8, 0); break;
-    case QG8_I8 * 2 + 1: FN(qg_gemv8_k)(j, n0, n1, QG8_I8, 1); break;
-    case QG8_U8 * 2: FN(qg_gemv8_k)(j, n0, n1, QG8_U8, 0); break;
-    case QG8_U8 * 2 + 1: FN(qg_gemv8_k)(j, n0, n1, QG8_U8, 1); break;
-    case QG8_E4M3FN * 2: FN(qg_gemv8_k)(j, n0, n1, QG8_E4M3FN, 0); break;
-    case QG8_E4M3FN * 2 + 1: FN(qg_gemv8_k)(j, n0, n1, QG8_E4M3FN, 1); break;
-    case QG8_E5M2 * 2: FN(qg_gemv8_k)(j, n0, n1, QG8_E5M2, 0); break;
-    default: FN(qg_gemv8_k)(j, n0, n1, QG8_E5M2, 1); break;
+  QG8_DISPATCH(FN(qg_gemv8_k));
+}
+
+/* ---- One row of A by 8-bit codes, one block per row ----
+ *
+ * Lane i of a 32-bit load at byte offset o of a group of 4 * VW codes holds
+ * code 4 * i + o + 3 in its top byte, so step o (o = 0 .. 3) decodes VW
+ * codes with one shift and at most one mask, without widening or
+ * interleaving (on AVX2 a widening byte load is a lane-crossing shuffle):
+ * integers by an arithmetic (i8) or logical (u8) shift and a conversion;
+ * E4M3FN and E5M2 by an arithmetic shift that puts the exponent and
+ * mantissa in place and copies the sign over the top exponent bits, which
+ * the mask clears: the f32 of those bits is the value times 2^-120
+ * (E4M3) or 2^-112 (E5M2), subnormals included. a is copied once per
+ * call (QG_KA values at a time) in that order and, for FP8, times 2^60
+ * (2^56), so the products need no scaling (c = s * 2^60 * sum); the copy
+ * is exact and no product under- or overflows while the largest |a| is in
+ * [2^-40, 2^60) (else the table path). Groups start at code 3; the first
+ * three codes and those after the last group are summed through the
+ * table. Special FP8 codes are found as in qg_gemv8_k. */
+#define QG_G8 (4 * VW)
+#define QG_G8X (QG_KA / QG_G8) /* groups per copy of a */
+KF V FN(qg_dec8w)(VI w, int kind) {
+  switch (kind) {
+    case QG8_I8: return __builtin_convertvector(w >> 24, V);
+    case QG8_U8: return __builtin_convertvector((FN(qg_vu))w >> 24, V);
+    case QG8_E4M3FN: return (V)((FN(qg_vu))(w >> 4) & 0x87F00000u);
+    default: return (V)((FN(qg_vu))(w >> 3) & 0x8FE00000u);
   }
 }
+typedef int32_t FN(qg_vi1) __attribute__((ext_vector_type(VW), aligned(1)));
+
+/* The exact sum a . w' of row n through the table (with zero point and
+ * scale), for rows that hold a special code. */
+KF float FN(qg_row8_exact)(const qg_job* j, int64_t n) {
+  const uint8_t* wrow = j->w + n * j->kw;
+  const float z = FN(qg_zero)(j, n, 0);
+  float dt = 0.0f, st = 0.0f;
+  for (int64_t i = 0; i < j->k; i++) {
+    dt += j->a[i] * j->lut[wrow[i]];
+    st += j->a[i];
+  }
+  return (dt - z * st) * qg_scale(j, n, 0);
+}
+
+KF void FN(qg_gemv8w_k)(const qg_job* j, int64_t n0, int64_t n1, int kind, int zp) {
+  float xt[QG_KA] __attribute__((aligned(64)));
+  const int fp8 = kind == QG8_E4M3FN || kind == QG8_E5M2;
+  const float up = kind == QG8_E4M3FN ? 0x1p60f : kind == QG8_E5M2 ? 0x1p56f : 1.0f;
+  const uint8_t special = (uint8_t)FN(qg_special8)(kind);
+  const int64_t k = j->k;
+  const int64_t ng = (k - 3) / QG_G8, tail0 = 3 + ng * QG_G8;
+  const float* a = j->a;
+  float sa = 0.0f;
+  if (zp)
+    for (int64_t i = 0; i < k; i++) sa += a[i];
+  for (int64_t g0 = 0; g0 < ng; g0 += QG_G8X - 1) {
+    const int64_t gn = KMIN(QG_G8X - 1, ng - g0);
+    const int first = g0 == 0, last = g0 + gn == ng;
+    /* After the last group, one more group ending at code k, with a = 0
+     * for the codes the groups before it have. */
+    const int tailg = last && tail0 < k;
+    for (int64_t g = 0; g < gn + tailg; g++)
+      for (int o = 0; o < 4; o++) {
+        V v;
+        for (int i = 0; i < VW; i++) {
+          const int64_t kk = (g < gn ? 3 + (g0 + g) * QG_G8 : k - QG_G8) + 4 * i + o;
+          v[i] = kk >= tail0 || g < gn ? a[kk] * up : 0.0f;
+        }
+        FN(vst)(xt + g * QG_G8 + o * VW, v);
+      }
+    for (int64_t n = n0; n < n1; n++) {
+      const uint8_t* wrow = j->w + n * j->kw;
+      const uint8_t* p = wrow + g0 * QG_G8;
+      V acc0 = (V)0.0f, acc1 = (V)0.0f, acc2 = (V)0.0f, acc3 = (V)0.0f;
+      FN(qg_b4) sp = (FN(qg_b4))0;
+      V acc4 = (V)0.0f, acc5 = (V)0.0f, acc6 = (V)0.0f, acc7 = (V)0.0f;
+      /* Two loads per group: the top byte of lane i is code 4i + 1
+       * (4i + 3), shifted by 8 bits code 4i (4i + 2). Two groups per
+       * iteration: eight FMA chains. */
+#define QG_STEP8(q, x, a0, a1, a2, a3)                                            \
+  do {                                                                            \
+    const VI w1 = *(const FN(qg_vi1)*)((q) + 1), w3 = *(const FN(qg_vi1)*)((q) + 3); \
+    a0 += FN(vld)(x) * FN(qg_dec8w)(*(const FN(qg_vi1)*)(q), kind);                               \
+    a1 += FN(vld)((x) + VW) * FN(qg_dec8w)(w1, kind);                             \
+    a2 += FN(vld)((x) + 2 * VW) * FN(qg_dec8w)(*(const FN(qg_vi1)*)((q) + 2), kind);                    \
+    a3 += FN(vld)((x) + 3 * VW) * FN(qg_dec8w)(w3, kind);                         \
+    if (special) sp = __builtin_elementwise_max(sp, (FN(qg_b4))w3 & special);     \
+  } while (0)
+      int64_t g = 0;
+      for (; g + 2 <= gn; g += 2) {
+        QG_STEP8(p + g * QG_G8, xt + g * QG_G8, acc0, acc1, acc2, acc3);
+        QG_STEP8(p + (g + 1) * QG_G8, xt + (g + 1) * QG_G8, acc4, acc5, acc6, acc7);
+      }
+      if (g < gn) QG_STEP8(p + g * QG_G8, xt + g * QG_G8, acc0, acc1, acc2, acc3);
+      if (tailg) QG_STEP8(wrow + k - QG_G8 - 3, xt + gn * QG_G8, acc4, acc5, acc6, acc7);
+#undef QG_STEP8
+      float t = FN(hsum)(((acc0 + acc4) + (acc1 + acc5)) + ((acc2 + acc6) + (acc3 + acc7))) * up;
+      if (first)
+        for (int64_t i = 0; i < 3; i++) t += a[i] * j->lut[wrow[i]];
+      int bad = special && __builtin_reduce_max(sp) == special;
+      float r = first ? t : j->c[n] + t;
+      if (bad) r = __builtin_nanf("");
+      if (last) {
+        /* NaN: a special code, or NaN or infinity in a (summed again
+         * through the table, which gives the reference's NaN or
+         * infinity). */
+        if (fp8 && r != r) {
+          j->c[n] = FN(qg_row8_exact)(j, n);
+          continue;
+        }
+        const float z = zp ? FN(qg_zero)(j, n, 0) : 0.0f;
+        r = (r - z * sa) * qg_scale(j, n, 0);
+      }
+      j->c[n] = r;
+    }
+  }
+}
+
+static KV_ATTR void FN(qg_gemv8w)(const void* job, int64_t n0, int64_t n1) {
+  const qg_job* j = (const qg_job*)job;
+  QG8_DISPATCH(FN(qg_gemv8w_k));
+}
+
+/* Whether qg_gemv8w applies: one block per row, a group or more, and for
+ * FP8 the largest |a| in [2^-40, 2^60) or a all zeros. */
+static KV_ATTR int FN(qg_gemv8w_ok)(const qg_job* j) {
+  if (j->block < j->k || j->k < 3 + QG_G8) return 0;
+  if (j->kind8 != QG8_E4M3FN && j->kind8 != QG8_E5M2) return 1;
+  float mx = 0.0f;
+  for (int64_t i = 0; i < j->k; i++) {
+    const float v = __builtin_fabsf(j->a[i]);
+    mx = v > mx ? v : mx; /* NaN is skipped: the result is NaN either way */
+  }
+  return mx == 0.0f || (mx >= 0x1p-40f && mx < 0x1p60f);
+}
+#undef QG_G8
+#undef QG_G8X
 
 /* Rows [0, m) of the packed A chunk ap (row stride QG_LDP) times the QG_NC
  * dequantized columns in buf (QG_KC apart), over len values; adds to (or,
@@ -842,13 +1063,14 @@ KHIDDEN KV_ATTR void FN(kiln_k_qgemm)(const int64_t* args) {
 #if KV_W == 8 || KV_W == 16
   /* Formats decoded in registers: 4-bit codes through the table, the
    * integer and OCP FP8 bytes by conversion. */
+  j.zero = (int)(j.m >> 62); /* 0 */
   j.kind8 = j.bits == 8 ? FN(qg_kind8)(slot_i(args, KILN_QGEMM_CODE)) : 0;
   if (j.bits == 4 || j.kind8) {
     FN(rows_fn) fn = FN(qg_gemm);
     if (j.m == 1 && j.bits == 4)
-      fn = j.block % (2 * VW) == 0 || j.block >= j.k ? FN(qg_gemv4) : FN(qg_gemv4i);
+      fn = j.block % 32 == 0 || j.block >= j.k ? FN(qg_gemv4g) : FN(qg_gemv4i);
     else if (j.m == 1)
-      fn = FN(qg_gemv8);
+      fn = FN(qg_gemv8w_ok)(&j) ? FN(qg_gemv8w) : FN(qg_gemv8);
     FN(split_rows)(fn, &j, n, work);
     return;
   }

@@ -857,6 +857,96 @@ fn quantized_matmul_register_decoding_at_odd_sizes() {
     }
 }
 
+/// The GEMV paths that decode whole groups of codes (4-bit: 64 codes per
+/// 32 bytes, a permuted copy of x, one scale per half group; 8-bit with one
+/// block per row: groups of 4 * lanes codes from code 3 on, the first three
+/// codes through the table and a last group ending at K that overlaps the
+/// one before it) at the sizes where they change: K of a group ± 1, 3 +
+/// a group (no last group) and + 1 (a last group overlapping all but one
+/// code), above the 4096 values of one copy of x, blocks of 32 and 96
+/// (two scales per group) and 128, zero points, N of 1, 2 and primes.
+#[test]
+fn quantized_gemv_group_decoding_at_odd_sizes() {
+    let mut rng = Rng(41);
+    for (scheme, block, mkn) in [
+        ("nf4", 64, (1, 64, 2)),
+        ("nf4", 64, (1, 127, 5)),
+        ("nf4", 32, (1, 97, 5)),
+        ("nf4", 96, (1, 200, 3)),
+        ("nf4", 128, (1, 257, 7)),
+        ("nf4", 64, (1, 4161, 3)),
+        ("nf4", 0, (1, 131, 4)),
+        ("uint4", 32, (1, 67, 1)),
+        ("uint4", 64, (1, 4289, 3)),
+        ("int4", 32, (1, 129, 13)),
+        ("fp8-e4m3", 0, (1, 35, 3)),
+        ("fp8-e4m3", 0, (1, 36, 2)),
+        ("fp8-e4m3", 0, (1, 67, 3)),
+        ("fp8-e4m3", 0, (1, 68, 1)),
+        ("fp8-e4m3", 0, (1, 4099, 3)),
+        ("fp8-e4m3", 0, (1, 8311, 2)),
+        ("fp8-e5m2", 0, (1, 131, 4)),
+        ("int8", 0, (1, 1031, 5)),
+        ("uint8", 0, (1, 100, 3)),
+    ] {
+        check_qmatmul(&mut rng, scheme, block, mkn);
+    }
+}
+
+/// The FP8 GEMV copies x times 2^60 (E4M3) or 2^56 (E5M2) and takes the
+/// table path when the largest |x| is outside [2^-40, 2^60): x scaled by
+/// 1e15 (inside: large products), by 1e20 (above: the copy would
+/// overflow) and by 1e-14 (below: products would be subnormal), through
+/// `nn.mul` by a constant before the product.
+#[test]
+fn quantized_fp8_gemv_of_large_and_small_activations() {
+    let mut rng = Rng(43);
+    let (m, k, n) = (1u64, 131u64, 5u64);
+    for scheme in ["fp8-e4m3", "fp8-e5m2"] {
+        for scale in [1e15f32, 1e20, 1e-14] {
+            let kir = qmatmul_kir(&mut rng, scheme, 0, (m, k, n));
+            let at = kir.find("graph @g").unwrap();
+            let body = kir[at..].find("{\n").unwrap() + at + 2;
+            let kir = format!(
+                "{}{}{}  %k = nn.constant {{value = @k}} : tensor<1xf32>\n  %xs = nn.mul %x, %k : {}\n{}",
+                weight("k", &[1], &[scale]),
+                &kir[..at],
+                &kir[at..body],
+                ty(&[m, k]),
+                &kir[body..].replace("quant.matmul %x,", "quant.matmul %xs,"),
+            );
+            // Outputs scale with x: the tolerance is relative to the largest.
+            for t in &quant_targets() {
+                check_scaled(
+                    t,
+                    &format!("{scheme} x * {scale:e}"),
+                    &kir,
+                    &[m, k],
+                    tol_k(k),
+                );
+            }
+        }
+    }
+}
+
+/// check_on with the error relative to the largest expected magnitude (the
+/// outputs of `quantized_fp8_gemv_of_large_and_small_activations` are far
+/// from 1).
+fn check_scaled(target: &Target, name: &str, kir: &str, xshape: &[u64], tol: f64) {
+    let name = &format!("{name} [{target}]");
+    let (want, runs) = qgemm_runs(target, name, kir, xshape);
+    let big = want.iter().fold(0.0f64, |a, v| a.max(v.abs()));
+    assert!(big > 0.0 && big.is_finite(), "{name}: expected {want:?}");
+    for (threads, got) in runs {
+        for (g, w) in got.iter().zip(&want) {
+            assert!(
+                (g - w).abs() <= tol * big,
+                "{name} at {threads} threads: {g} vs {w} (largest {big})"
+            );
+        }
+    }
+}
+
 /// FP8 codes that are not finite numbers (E4M3FN's NaN; E5M2's infinities
 /// and NaN) and the subnormal and largest finite codes, in packed weights
 /// given byte by byte: the register decoding leaves specials out of its main
@@ -933,31 +1023,9 @@ fn quantized_matmul_fp8_special_codes() {
 /// non-finite values at the same places, finite ones within `tol`.
 fn check_specials(target: &Target, name: &str, kir: &str, xshape: &[u64], tol: f64) {
     let name = &format!("{name} [{target}]");
-    let graph = kiln_ir::text::parse(kir, name, None)
-        .unwrap_or_else(|e| panic!("{name}: {}", e[0]))
-        .graph;
-    let mut rng = Rng(5);
-    let x = f32_tensor("x", xshape, &rng.vec(xshape.iter().product(), 1.0));
-    let expected = kiln_interp::run_graph(&graph, &[x.to_interp().unwrap()])
-        .unwrap_or_else(|e| panic!("{name}: interpreter: {e}"));
-    let want = HostTensor::from_interp("y", &expected[0]).to_f64().unwrap();
+    let (want, runs) = qgemm_runs(target, name, kir, xshape);
     assert!(want.iter().any(|v| v.is_nan()), "{name}: no NaN expected");
-    let dir = tempfile::tempdir().unwrap();
-    let so = dir.path().join("model.so");
-    let mut opts = CompileOptions::new(target.clone(), Some(so.clone()));
-    opts.set_level(OptLevel::O3);
-    let art = compile(graph, &opts).unwrap_or_else(|e| panic!("{name}: {e}"));
-    assert!(
-        art.kernels.iter().any(|s| s.starts_with("kiln_k_qgemm_")),
-        "{name}: qgemm not called ({:?})",
-        art.kernels
-    );
-    let session = Session::open(&so, &SessionOptions::default()).unwrap();
-    for threads in [1, 2] {
-        session.set_num_threads(threads).unwrap();
-        let got = session.run(std::slice::from_ref(&x)).unwrap()[0]
-            .to_f64()
-            .unwrap();
+    for (threads, got) in runs {
         for (i, (&e, &g)) in want.iter().zip(&got).enumerate() {
             let ok = if e.is_nan() {
                 g.is_nan()
@@ -972,4 +1040,45 @@ fn check_specials(target: &Target, name: &str, kir: &str, xshape: &[u64], tol: f
             );
         }
     }
+}
+
+/// The interpreter's output of the graph `kir` (one input `x` of shape
+/// `xshape`, normally distributed) and the compiled graph's at 1 and 2
+/// threads, after checking that it calls qgemm.
+fn qgemm_runs(
+    target: &Target,
+    name: &str,
+    kir: &str,
+    xshape: &[u64],
+) -> (Vec<f64>, Vec<(u32, Vec<f64>)>) {
+    let graph = kiln_ir::text::parse(kir, name, None)
+        .unwrap_or_else(|e| panic!("{name}: {}", e[0]))
+        .graph;
+    let mut rng = Rng(5);
+    let x = f32_tensor("x", xshape, &rng.vec(xshape.iter().product(), 1.0));
+    let expected = kiln_interp::run_graph(&graph, &[x.to_interp().unwrap()])
+        .unwrap_or_else(|e| panic!("{name}: interpreter: {e}"));
+    let want = HostTensor::from_interp("y", &expected[0]).to_f64().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let so = dir.path().join("model.so");
+    let mut opts = CompileOptions::new(target.clone(), Some(so.clone()));
+    opts.set_level(OptLevel::O3);
+    let art = compile(graph, &opts).unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert!(
+        art.kernels.iter().any(|s| s.starts_with("kiln_k_qgemm_")),
+        "{name}: qgemm not called ({:?})",
+        art.kernels
+    );
+    let session = Session::open(&so, &SessionOptions::default()).unwrap();
+    let runs = [1, 2]
+        .into_iter()
+        .map(|threads| {
+            session.set_num_threads(threads).unwrap();
+            let got = session.run(std::slice::from_ref(&x)).unwrap()[0]
+                .to_f64()
+                .unwrap();
+            (threads, got)
+        })
+        .collect();
+    (want, runs)
 }
