@@ -1752,7 +1752,17 @@ fn dwconv2d_shapes_strides_pads() {
         // Unequal strides (the sliding fast path follows the horizontal one), rows of
         // 1, 2 and 3 groups of 4 interior pixels plus a partial one.
         d(1, 5, 21, 19, (3, 3), (1, 2), (1, 1), [1; 4], Epi::Simple),
-        d(1, 7, 13, 8, (3, 3), (2, 1), (1, 1), [1, 0, 1, 0], Epi::General),
+        d(
+            1,
+            7,
+            13,
+            8,
+            (3, 3),
+            (2, 1),
+            (1, 1),
+            [1, 0, 1, 0],
+            Epi::General,
+        ),
         d(1, 4, 6, 9, (3, 3), (1, 1), (1, 1), [0; 4], Epi::None),
         d(2, 9, 8, 23, (3, 3), (2, 2), (1, 1), [1; 4], Epi::Simple),
         d(

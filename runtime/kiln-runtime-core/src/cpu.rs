@@ -76,7 +76,11 @@ pub fn check(what: &str, arch: &str, cpu: &str, features: &str) -> Result<(), Er
             "{what} was built for cpu '{cpu}' and needs CPU features this machine lacks: {} \
              (rebuild it with a lower --cpu, e.g. --cpu={}, or --cpu=native on this machine)",
             missing.join(", "),
-            if host == "aarch64" { "generic" } else { "x86-64-v2" }
+            if host == "aarch64" {
+                "generic"
+            } else {
+                "x86-64-v2"
+            }
         )));
     }
     Ok(())
