@@ -60,6 +60,9 @@ const O1: &[&str] = &[
     "canonicalize",
     "cse",
     "dce",
+    // On the cleaned graph (constant scales and zero points): activations
+    // between quantized convolutions become 256-entry tables.
+    "fold-quantized-unary",
     // Before recognize-attention: a spelled-out softmax inside an attention
     // block becomes nn.softmax, which the attention pattern expects.
     "recognize-norms",
@@ -87,6 +90,7 @@ const O2: &[&str] = &[
     "canonicalize",
     "cse",
     "dce",
+    "fold-quantized-unary",
     "recognize-norms",
     "recognize-attention",
     "fold-batch-norm",
@@ -113,6 +117,7 @@ const O3: &[&str] = &[
     "canonicalize",
     "cse",
     "dce",
+    "fold-quantized-unary",
     "recognize-norms",
     "recognize-attention",
     "fold-batch-norm",

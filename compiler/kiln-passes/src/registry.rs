@@ -4,9 +4,9 @@
 
 use crate::pass::Pass;
 use crate::passes::{
-    assign_layout, canonicalize, cse, dce, fold_batch_norm, fold_constants, fuse_elementwise,
-    fuse_epilogue, pack_weights, plan_memory, quantize_weights, recognize_attention,
-    recognize_norms, recognize_qdq_weights, shape_inference, sink_transposes,
+    assign_layout, canonicalize, cse, dce, fold_batch_norm, fold_constants, fold_quantized_unary,
+    fuse_elementwise, fuse_epilogue, pack_weights, plan_memory, quantize_weights,
+    recognize_attention, recognize_norms, recognize_qdq_weights, shape_inference, sink_transposes,
 };
 
 /// A registry entry.
@@ -42,6 +42,7 @@ pub const PASSES: &[PassInfo] = &[
     dce::INFO,
     fold_batch_norm::INFO,
     fold_constants::INFO,
+    fold_quantized_unary::INFO,
     fuse_elementwise::INFO,
     fuse_epilogue::INFO,
     pack_weights::INFO,

@@ -73,15 +73,21 @@ pub(crate) fn gather(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
     let (data, idx) = (n.input(0)?, n.input(1)?);
     let (dt, shape) = n.out(0)?;
     let axis = norm_axis(n.a.int("axis").map_err(attr_err)?, data.rank()).map_err(attr_err)?;
-    if !matches!(idx.dtype, DType::I64 | DType::I32) {
+    if !matches!(
+        idx.dtype,
+        DType::I64 | DType::I32 | DType::I16 | DType::U16 | DType::I8 | DType::U8
+    ) {
         return Err(format!("indices of dtype {} are not supported", idx.dtype));
     }
     let ri = idx.rank();
     let r = shape.len();
     let idx_map: Vec<String> = (axis..axis + ri).map(|i| format!("d{i}")).collect();
     let init = b.empty(dt, shape)?;
-    let ie = elem(idx.dtype)?;
+    let idt = idx.dtype;
     let extent = data.shape[axis] as i64;
+    // Unsigned codes that cannot reach past the table need no wrap or clamp
+    // (a 256-entry lookup of u8 codes is one load).
+    let in_range = !idt.is_signed() && idt.bits() < 32 && extent >= 1i64 << idt.bits();
     let data_ssa = data.ssa.clone();
     let data_ty = data.ty();
     let y = b.generic(
@@ -89,15 +95,12 @@ pub(crate) fn gather(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
         &[Operand::of(idx, affine_map(r, &idx_map))],
         &[(init, identity_map(r))],
         |body, a| {
-            let i = body.op(format!("arith.index_cast {} : {ie} to index", a[0]));
-            let z = body.index(0);
-            let ext = body.index(extent);
-            let last = body.index((extent - 1).max(0));
-            let neg = body.op(format!("arith.cmpi slt, {i}, {z} : index"));
-            let wrapped = body.op(format!("arith.addi {i}, {ext} : index"));
-            let w = body.op(format!("arith.select {neg}, {wrapped}, {i} : index"));
-            let lo = body.op(format!("arith.maxsi {w}, {z} : index"));
-            let c = body.op(format!("arith.minsi {lo}, {last} : index"));
+            let i = body.index_of(&a[0], idt)?;
+            let c = if in_range {
+                i
+            } else {
+                body.wrap_clamp(&i, extent as u64)
+            };
             let mut subs = Vec::new();
             for j in 0..axis {
                 subs.push(body.loop_index(j));

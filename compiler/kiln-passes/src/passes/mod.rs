@@ -7,6 +7,7 @@ pub mod cse;
 pub mod dce;
 pub mod fold_batch_norm;
 pub mod fold_constants;
+pub mod fold_quantized_unary;
 pub mod fuse_elementwise;
 pub mod fuse_epilogue;
 pub mod pack_weights;

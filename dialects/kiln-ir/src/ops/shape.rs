@@ -388,7 +388,9 @@ pub const SLICE: OpDef = OpDef {
 fn infer_gather(ctx: &InferCtx<'_>) -> R {
     let x = ctx.input(0)?;
     let idx = ctx.input(1)?;
-    require_index(idx, "indices")?;
+    if !matches!(idx.dtype, DType::I8 | DType::U8 | DType::I16 | DType::U16) {
+        require_index(idx, "indices")?;
+    }
     let axis = norm_axis(ctx.int("axis")?, x.rank())?;
     let mut dims = x.dims[..axis].to_vec();
     dims.extend(idx.dims.iter().cloned());
@@ -397,6 +399,9 @@ fn infer_gather(ctx: &InferCtx<'_>) -> R {
 }
 
 /// `nn.gather %data, %indices`: takes slices of `data` along `axis`.
+/// Indices are i32 or i64 as in ONNX, or 8- and 16-bit integers (a table
+/// lookup of codes, as `fold-quantized-unary` makes); a negative index
+/// counts from the end.
 pub const GATHER: OpDef = OpDef {
     name: "nn.gather",
     summary: "Gathers slices along an axis; result dims data[:axis] + indices + data[axis+1:]",
