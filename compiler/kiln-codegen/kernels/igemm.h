@@ -635,6 +635,13 @@ typedef struct FN(idw_job) {
   int32_t rq_zp, rq_lo, rq_hi;
 } FN(idw_job);
 
+/* Column col of a depthwise input row (width w) minus the zero point, 0 in
+ * the padding. */
+KF float FN(idw_px)(const uint8_t* row, int64_t col, int64_t w, int bs, float zx) {
+  if (col < 0 || col >= w) return 0.0f;
+  return (bs ? (float)(int8_t)row[col] : (float)row[col]) - zx;
+}
+
 static KV_ATTR void FN(idw_task)(void* data, int64_t t0, int64_t t1) {
   const FN(idw_job)* j = (const FN(idw_job)*)data;
   const ig_conv* g = &j->cv;
@@ -647,12 +654,24 @@ static KV_ATTR void FN(idw_task)(void* data, int64_t t0, int64_t t1) {
     int32_t zw = j->zw ? ig_val(j->zw, j->zw_per ? ch : 0, (int)j->w_signed) : 0;
     int32_t bias = j->bias ? j->bias[ch] : 0;
     float sc = j->rq ? j->rq[j->rq_per ? ch : 0] : 0.0f;
-    /* Line path: per output row, the kh input rows it reads as int16 lines of
+    /* Line path: per output row, the kh input rows it reads as f32 lines of
      * x - zx with the padding (and room for whole-vector reads) as zeros, so
-     * the taps run without bounds checks. */
-    int64_t lw = ig_up((ow - 1 + VW) * g->sw + (g->kw - 1) * g->dw + 1, VW);
-    if (g->kh <= 32 && g->kh * lw <= IDW_LINE) {
-      int16_t line[IDW_LINE] __attribute__((aligned(64)));
+     * the taps run without bounds checks. At a horizontal stride sw > 1 a
+     * line holds its columns in sw phases (column u at (u % sw) * lp + u /
+     * sw), so the VW columns one tap reads for VW outputs are contiguous too.
+     * The products are f32 FMAs, exact: |x - zx| and |w - zw| are at most
+     * 255, so with at most 64 taps every partial sum is an integer below
+     * 2^22; the bias is added after the conversion to int32. */
+    int64_t sw = g->sw;
+    int64_t span = (ow - 1 + VW) * sw + (g->kw - 1) * g->dw + 1;
+    int64_t lp = ig_up((span + sw - 1) / sw, VW), lw = lp * sw;
+    if (g->kh <= 32 && taps <= 64 && g->kh * lw <= IDW_LINE) {
+      float line[IDW_LINE] __attribute__((aligned(64)));
+      float wt[64];
+      int64_t koff[64]; /* tap kx's first column for output 0, in the line */
+      for (int64_t k = 0; k < taps; k++) wt[k] = (float)(ig_val(wp, k, (int)j->w_signed) - zw);
+      for (int64_t kx = 0; kx < g->kw; kx++) koff[kx] = (kx * g->dw) % sw * lp + (kx * g->dw) / sw;
+      const float zx = (float)g->zx;
       for (int64_t oy = 0; oy < j->oh; oy++) {
         uint32_t rows = 0; /* bit ky: input row inside the image */
         for (int64_t ky = 0; ky < g->kh && ky < 32; ky++) {
@@ -660,38 +679,57 @@ static KV_ATTR void FN(idw_task)(void* data, int64_t t0, int64_t t1) {
           if (iy < 0 || iy >= g->h) continue;
           rows |= 1u << ky;
           const uint8_t* src = xp + iy * g->w;
-          int16_t* l = line + ky * lw;
-          /* Zeros, then the row (u - pw = its column), then zeros. */
-          int64_t a = KMIN(g->pw, lw), e = KMIN(lw, g->pw + g->w), u = 0;
-          for (; u < a; u++) l[u] = 0;
-          for (; u + VW <= e; u += VW)
-            *(IGVHU*)(l + u) = __builtin_convertvector(FN(ig_ld8)(src + u - g->pw, bs) - g->zx, IGVHU);
-          for (; u < e; u++) l[u] = (int16_t)(ig_val(src, u - g->pw, bs) - g->zx);
-          for (; u < lw; u++) l[u] = 0;
+          float* l = line + ky * lw;
+          if (sw == 1) {
+            /* Zeros, then the row (u - pw = its column), then zeros. */
+            int64_t a = KMIN(g->pw, lw), e = KMIN(lw, g->pw + g->w), u = 0;
+            for (; u < a; u++) l[u] = 0.0f;
+            for (; u + VW <= e; u += VW)
+              FN(vst)(l + u, __builtin_convertvector(FN(ig_ld8)(src + u - g->pw, bs), V) - zx);
+            for (; u < e; u++) l[u] = (float)ig_val(src, u - g->pw, bs) - zx;
+            for (; u < lw; u++) l[u] = 0.0f;
+          } else {
+            /* Phases; at stride 2 whole vectors in the middle: 2 VW bytes
+             * split into their even and odd columns. */
+            int64_t i = 0;
+            if (sw == 2) {
+              for (; i < lp && 2 * i < g->pw; i++)
+                for (int64_t ph = 0; ph < 2; ph++)
+                  l[ph * lp + i] = FN(idw_px)(src, 2 * i + ph - g->pw, g->w, bs, zx);
+              for (; i + VW <= lp && 2 * (i + VW) - g->pw <= g->w; i += VW) {
+                const uint8_t* s0 = src + 2 * i - g->pw;
+                V a = __builtin_convertvector(FN(ig_ld8)(s0, bs), V) - zx;
+                V b = __builtin_convertvector(FN(ig_ld8)(s0 + VW, bs), V) - zx;
+                FN(vst)(l + i, __builtin_shufflevector(a, b, IG_EVEN));
+                FN(vst)(l + lp + i, __builtin_shufflevector(a, b, IG_ODD));
+              }
+            }
+            for (int64_t ph = 0; ph < sw; ph++)
+              for (int64_t k = i; k < lp; k++)
+                l[ph * lp + k] = FN(idw_px)(src, k * sw + ph - g->pw, g->w, bs, zx);
+          }
         }
         for (int64_t ox = 0; ox < ow; ox += VW) {
-          VI acc = (VI)bias;
+          V acc = (V)0.0f;
           for (int64_t ky = 0; ky < g->kh; ky++) {
             if (!(rows >> ky & 1)) continue;
-            const int16_t* l = line + ky * lw + ox * g->sw;
-            for (int64_t kx = 0; kx < g->kw; kx++) {
-              int32_t wv = ig_val(wp, ky * g->kw + kx, (int)j->w_signed) - zw;
-              const int16_t* q = l + kx * g->dw;
-              VI xv;
-              if (g->sw == 1) {
-                xv = __builtin_convertvector(*(const IGVHU*)q, VI);
-              } else {
-                for (int lane = 0; lane < VW; lane++) xv[lane] = q[lane * g->sw];
-              }
-              acc += xv * wv;
+            const float* l = line + ky * lw + ox;
+            const float* w = wt + ky * g->kw;
+            if (g->kw == 3) {
+              acc = FN(vld)(l + koff[0]) * w[0] + acc;
+              acc = FN(vld)(l + koff[1]) * w[1] + acc;
+              acc = FN(vld)(l + koff[2]) * w[2] + acc;
+            } else {
+              for (int64_t kx = 0; kx < g->kw; kx++) acc = FN(vld)(l + koff[kx]) * w[kx] + acc;
             }
           }
+          VI iacc = __builtin_convertvector(acc, VI) + bias;
           int64_t n = KMIN(VW, ow - ox), o = (t * j->oh + oy) * ow + ox;
           if (j->rq) {
-            FN(ig_requant)(acc, sc, j->rq_zp, j->rq_lo, j->rq_hi, (uint8_t*)j->y + o, n);
+            FN(ig_requant)(iacc, sc, j->rq_zp, j->rq_lo, j->rq_hi, (uint8_t*)j->y + o, n);
           } else {
             int32_t* d = (int32_t*)j->y + o;
-            for (int l = 0; l < n; l++) d[l] = acc[l];
+            for (int l = 0; l < n; l++) d[l] = iacc[l];
           }
         }
       }

@@ -2822,6 +2822,11 @@ fn iconv_is_exact() {
         s(1, 6, (12, 11), 9, (3, 3), (1, 1), (2, 2), (2, 2, 2, 2), 3),
         s(2, 5, (9, 8), 5, (3, 3), (2, 2), (1, 1), (1, 1, 1, 1), 5),
         s(1, 3, (19, 23), 3, (5, 3), (1, 1), (1, 2), (2, 2, 1, 3), 3),
+        // Depthwise lines in stride phases: wide rows at stride 2, stride 3
+        // with dilation 2 and asymmetric pads, a 1x5 window.
+        s(1, 3, (13, 37), 3, (3, 3), (2, 2), (1, 1), (1, 1, 1, 1), 3),
+        s(1, 2, (7, 31), 2, (3, 3), (1, 3), (1, 2), (0, 2, 1, 1), 2),
+        s(1, 5, (6, 17), 5, (1, 5), (2, 2), (1, 1), (0, 2, 0, 2), 5),
     ];
     for lib in libs() {
         for kernel in [Kernel::IConv, Kernel::IConvVnni] {
