@@ -72,6 +72,16 @@ static KV_ATTR void FN(dw_pixel)(const FN(dw_job) * jp, const float* xi, int64_t
   }
 }
 
+/* Stores one output pixel's cv whole vectors (channels [c0, c0 + cv * VW))
+ * at yp, with the in-register epilogue. */
+KF void FN(dw_store)(const int cv, const FN(dw_job) * j, const V* acc, float* yp, int64_t c0) {
+#pragma unroll
+  for (int v = 0; v < cv; v++) {
+    V r = j->simple ? FN(dw_simple)(j, acc[v], c0 + v * VW, VW) : acc[v];
+    FN(vst)(yp + c0 + v * VW, r);
+  }
+}
+
 /* DW_PX output pixels at a horizontal stride S (1 or 2, a constant) without
  * horizontal dilation: the input pixels of one input row under them are
  * consecutive, (DW_PX - 1) * S + 3 of them, so each is loaded once and feeds
@@ -102,12 +112,7 @@ KF void FN(dw3x3_slide)(const int cv, const int S, const FN(dw_job) * j, const f
       }
   }
 #pragma unroll
-  for (int p = 0; p < DW_PX; p++)
-#pragma unroll
-    for (int v = 0; v < cv; v++) {
-      V r = j->simple ? FN(dw_simple)(j, acc[p][v], c0 + v * VW, VW) : acc[p][v];
-      FN(vst)(yrow + (ox + p) * j->ys + c0 + v * VW, r);
-    }
+  for (int p = 0; p < DW_PX; p++) FN(dw_store)(cv, j, acc[p], yrow + (ox + p) * j->ys, c0);
 }
 
 /* 3x3, every tap inside the input: pixels [ox0, ox1) of the row whose top
@@ -143,12 +148,7 @@ KF void FN(dw3x3_inner)(const int cv, const FN(dw_job) * j, const float* xi, int
           acc[p][v] = FN(vld)(tp + p * ps + v * VW) * wv[t][v] + acc[p][v];
     }
 #pragma unroll
-    for (int p = 0; p < DW_PX; p++)
-#pragma unroll
-      for (int v = 0; v < cv; v++) {
-        V r = j->simple ? FN(dw_simple)(j, acc[p][v], c0 + v * VW, VW) : acc[p][v];
-        FN(vst)(yrow + (ox + p) * j->ys + c0 + v * VW, r);
-      }
+    for (int p = 0; p < DW_PX; p++) FN(dw_store)(cv, j, acc[p], yrow + (ox + p) * j->ys, c0);
   }
   for (; ox < ox1; ox++) {
     const float* xp = base + (ox * j->win.sw - j->win.pl) * xs;
@@ -160,11 +160,7 @@ KF void FN(dw3x3_inner)(const int cv, const FN(dw_job) * j, const float* xi, int
 #pragma unroll
       for (int v = 0; v < cv; v++)
         acc[v] = FN(vld)(xp + (t / 3) * rs + (t % 3) * ts + v * VW) * wv[t][v] + acc[v];
-#pragma unroll
-    for (int v = 0; v < cv; v++) {
-      V r = j->simple ? FN(dw_simple)(j, acc[v], c0 + v * VW, VW) : acc[v];
-      FN(vst)(yrow + ox * j->ys + c0 + v * VW, r);
-    }
+    FN(dw_store)(cv, j, acc, yrow + ox * j->ys, c0);
   }
 }
 
@@ -185,11 +181,7 @@ KF void FN(dw3x3_edge)(const int cv, const FN(dw_job) * j, const float* xi, int6
     for (int v = 0; v < cv; v++)
       acc[v] = FN(vld)(tp + v * VW) * FN(vld)(j->wt + t * j->c + c0 + v * VW) + acc[v];
   }
-#pragma unroll
-  for (int v = 0; v < cv; v++) {
-    V r = j->simple ? FN(dw_simple)(j, acc[v], c0 + v * VW, VW) : acc[v];
-    FN(vst)(yp + c0 + v * VW, r);
-  }
+  FN(dw_store)(cv, j, acc, yp, c0);
 }
 
 /* A 3x3 row, channels [c0, c0 + cv * VW): edge pixels, then the interior

@@ -72,30 +72,56 @@ fn byte_code(dt: DType) -> bool {
     matches!(dt, DType::U8 | DType::I8)
 }
 
-/// The value of a one-element constant.
-fn scalar_const(m: &Matcher<'_>, v: ValueId) -> Option<Tensor> {
-    if m.ty(v).numel()? != 1 {
-        return None;
-    }
-    m.const_tensor(v)
+/// Whether `v` is a one-element constant.
+fn scalar_const(m: &Matcher<'_>, v: ValueId) -> bool {
+    m.weight(v).is_some() && m.ty(v).numel() == Some(1)
 }
 
-/// The operands of a per-tensor (de)quantization node `n`: its one-element
-/// constant scale and zero point (`None` where absent) after a `None` for
-/// the data operand.
-fn per_tensor(m: &Matcher<'_>, n: usize) -> Option<Vec<Option<Tensor>>> {
+/// Whether (de)quantization node `n` is per tensor: a one-element constant
+/// scale and zero point (if any), no blocks.
+fn per_tensor(m: &Matcher<'_>, n: usize) -> bool {
     let node = &m.g.nodes[n];
-    if pattern::int_attr(node, "block_size")? > 0 || node.inputs.get(1)?.is_none() {
-        return None;
-    }
-    let mut ops = vec![None];
-    for v in node.inputs.iter().skip(1) {
-        ops.push(match v {
-            None => None,
-            Some(v) => Some(scalar_const(m, *v)?),
-        });
-    }
-    Some(ops)
+    pattern::int_attr(node, "block_size").is_some_and(|b| b <= 0)
+        && node.inputs.get(1).is_some_and(Option::is_some)
+        && node
+            .inputs
+            .iter()
+            .skip(1)
+            .flatten()
+            .all(|&v| scalar_const(m, v))
+}
+
+/// Node `n` evaluated by the interpreter with `t` for its operand `data`
+/// and the constants' values for the others.
+fn eval_on(m: &Matcher<'_>, n: usize, data: ValueId, t: &Tensor) -> Option<Tensor> {
+    let node = &m.g.nodes[n];
+    let consts = node
+        .inputs
+        .iter()
+        .map(|v| match v {
+            Some(v) if *v != data => m.const_tensor(*v).map(Some),
+            _ => Some(None),
+        })
+        .collect::<Option<Vec<Option<Tensor>>>>()?;
+    let ops: Vec<Option<&Tensor>> = node
+        .inputs
+        .iter()
+        .zip(&consts)
+        .map(|(v, c)| {
+            if *v == Some(data) {
+                Some(t)
+            } else {
+                c.as_ref()
+            }
+        })
+        .collect();
+    let limits = Limits {
+        max_elements: 1 << 16,
+    };
+    eval_node(m.g.weights(), node, &ops, &limits)
+        .ok()?
+        .into_iter()
+        .next()
 }
 
 /// The codes 0..=255 of `dt` in table order: index `i` holds the code whose
@@ -125,28 +151,35 @@ fn plan(m: &Matcher<'_>, n: usize, max_chain: usize) -> Option<Recipe> {
     if !byte_code(out_ty.dtype) {
         return None;
     }
-    let q_ops = per_tensor(m, n)?;
-    // Walk from the quantization's operand up to the dequantization.
-    let mut chain: Vec<(usize, ValueId)> = Vec::new();
-    let mut cur = (*q.inputs.first()?)?;
-    let (dq, x) = loop {
+    if !per_tensor(m, n) {
+        return None;
+    }
+    // Walk from the quantization's operand up to the dequantization: the
+    // nodes from the quantization back, each with its data operand.
+    let mut chain: Vec<(usize, ValueId)> = vec![(n, (*q.inputs.first()?)?)];
+    let x = loop {
+        let (_, cur) = *chain.last().expect("not empty");
         let i = m.node_of(cur)?;
         let node = &m.g.nodes[i];
         if node.op == OpKind::DequantizeLinear {
-            break (i, (*node.inputs.first()?)?);
+            let x = (*node.inputs.first()?)?;
+            chain.push((i, x));
+            break x;
         }
         if !node.op.def().traits.elementwise
             || node.op == OpKind::Constant
             || node.body.is_some()
             || node.outputs.len() != 1
-            || chain.len() == max_chain
+            || chain.len() > max_chain
         {
             return None;
         }
         let mut data = None;
         for &v in node.inputs.iter().flatten() {
             if m.weight(v).is_some() {
-                m.ty(v).numel().filter(|&k| k == 1)?;
+                if !scalar_const(m, v) {
+                    return None;
+                }
             } else if data.is_some_and(|d| d != v) {
                 return None;
             } else {
@@ -158,51 +191,19 @@ fn plan(m: &Matcher<'_>, n: usize, max_chain: usize) -> Option<Recipe> {
             return None;
         }
         chain.push((i, data));
-        cur = data;
     };
     let xt = m.ty(x);
-    if !byte_code(xt.dtype) || m.weight(x).is_some() || xt.dims != out_ty.dims {
+    let (dq, _) = *chain.last().expect("not empty");
+    if !byte_code(xt.dtype) || m.weight(x).is_some() || xt.dims != out_ty.dims || !per_tensor(m, dq)
+    {
         return None;
     }
-    let dq_ops = per_tensor(m, dq)?;
 
     // The table: the matched nodes on every code, in the interpreter.
-    let limits = Limits {
-        max_elements: 1 << 16,
-    };
-    let eval = |node: usize, ops: &[Option<Tensor>], data: &Tensor| -> Option<Tensor> {
-        let refs: Vec<Option<&Tensor>> = ops
-            .iter()
-            .enumerate()
-            .map(|(k, t)| if k == 0 { Some(data) } else { t.as_ref() })
-            .collect();
-        eval_node(m.g.weights(), &m.g.nodes[node], &refs, &limits)
-            .ok()?
-            .into_iter()
-            .next()
-    };
-    let mut t = eval(dq, &dq_ops, &all_codes(xt.dtype))?;
+    let mut t = all_codes(xt.dtype);
     for &(i, data) in chain.iter().rev() {
-        let node = &m.g.nodes[i];
-        let mut ops: Vec<Option<&Tensor>> = Vec::with_capacity(node.inputs.len());
-        let consts: Vec<Option<Tensor>> = node
-            .inputs
-            .iter()
-            .map(|v| v.filter(|&v| v != data).and_then(|v| m.const_tensor(v)))
-            .collect();
-        for (v, c) in node.inputs.iter().zip(&consts) {
-            ops.push(match v {
-                None => None,
-                Some(v) if *v == data => Some(&t),
-                Some(_) => Some(c.as_ref()?),
-            });
-        }
-        t = eval_node(m.g.weights(), node, &ops, &limits)
-            .ok()?
-            .into_iter()
-            .next()?;
+        t = eval_on(m, i, data, &t)?;
     }
-    let t = eval(n, &q_ops, &t)?;
     if t.numel() != 256 {
         return None;
     }

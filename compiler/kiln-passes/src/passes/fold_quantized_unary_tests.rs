@@ -50,33 +50,41 @@ fn codes(dt: DType) -> Tensor {
     Tensor::from_ints(dt, vec![5, 53], v)
 }
 
-/// Runs the pass, checks that it made one lookup and no quantization is
-/// left, and that the interpreter gives the same bytes on every code.
-fn folds(src: &str) -> Graph {
+/// `s` with `from` replaced by `to`; `from` must occur (an edit that
+/// matched nothing would leave the test checking another graph).
+fn edit(s: &str, from: &str, to: &str) -> String {
+    assert!(s.contains(from), "{from:?} is not in\n{s}");
+    s.replace(from, to)
+}
+
+/// Runs the pass and checks that the interpreter gives the same bytes for
+/// every result on every code before and after; returns the rewritten
+/// graph and the number of rewrites.
+fn run_and_compare(src: &str) -> (Graph, usize) {
     let before = graph(src);
     let mut after = before.clone();
     let stats = FoldQuantizedUnary::default()
         .run(&mut after, &PassOptions::default())
         .expect("pass runs");
     kiln_ir::verify(&after).unwrap_or_else(|e| panic!("{e:?}\n{}", print(&after)));
-    assert_eq!(stats.rewrites, 1, "{}", print(&after));
-    assert_eq!(count(&after, OpKind::Gather), 1, "{}", print(&after));
-    assert_eq!(
-        count(&after, OpKind::QuantizeLinear),
-        0,
-        "{}",
-        print(&after)
-    );
-    assert_eq!(
-        count(&after, OpKind::DequantizeLinear),
-        0,
-        "{}",
-        print(&after)
-    );
     let x = codes(before.value(before.inputs[0]).ty.dtype);
     let want = run_graph(&before, std::slice::from_ref(&x)).expect("original runs");
     let got = run_graph(&after, &[x]).expect("folded runs");
-    assert_eq!(want[0].to_bytes(), got[0].to_bytes(), "{}", print(&after));
+    for (w, g) in want.iter().zip(&got) {
+        assert_eq!(w.to_bytes(), g.to_bytes(), "{}", print(&after));
+    }
+    (after, stats.rewrites)
+}
+
+/// [`run_and_compare`], and the pass made one lookup and left no
+/// (de)quantization.
+fn folds(src: &str) -> Graph {
+    let (after, rewrites) = run_and_compare(src);
+    assert_eq!(rewrites, 1, "{}", print(&after));
+    assert_eq!(count(&after, OpKind::Gather), 1, "{}", print(&after));
+    for op in [OpKind::QuantizeLinear, OpKind::DequantizeLinear] {
+        assert_eq!(count(&after, op), 0, "{}", print(&after));
+    }
     after
 }
 
@@ -137,9 +145,9 @@ fn longer_chains_with_scalar_constants_fold() {
         ("0.1", "10"),
         ("0.3", "20"),
         "%a = nn.identity %d : tensor<5x53xf32>",
-    )
-    .replace("%a = nn.identity %d : tensor<5x53xf32>\n", "")
-    .replace("quantize_linear %a,", "quantize_linear %d,");
+    );
+    let s = edit(&s, "%a = nn.identity %d : tensor<5x53xf32>\n", "");
+    let s = edit(&s, "quantize_linear %a,", "quantize_linear %d,");
     folds(&s);
 }
 
@@ -151,111 +159,91 @@ fn values_used_elsewhere_stay_computed() {
         ("0.05", "3"),
         ("0.04", "0"),
         "%a = nn.relu %d : tensor<5x53xf32>",
-    )
-    .replace(
+    );
+    let s = edit(
+        &s,
         "-> (tensor<5x53xu8>)",
         "-> (tensor<5x53xu8>, tensor<5x53xf32>)",
-    )
-    .replace("return %y", "return %y, %a");
-    let before = graph(&s);
-    let mut after = before.clone();
-    FoldQuantizedUnary::default()
-        .run(&mut after, &PassOptions::default())
-        .expect("pass runs");
+    );
+    let s = edit(&s, "return %y", "return %y, %a");
+    let (after, rewrites) = run_and_compare(&s);
+    assert_eq!(rewrites, 1, "{}", print(&after));
     assert_eq!(count(&after, OpKind::Gather), 1, "{}", print(&after));
     assert_eq!(count(&after, OpKind::Relu), 1, "{}", print(&after));
-    let x = codes(DType::U8);
-    let want = run_graph(&before, std::slice::from_ref(&x)).expect("runs");
-    let got = run_graph(&after, &[x]).expect("runs");
-    for (w, g) in want.iter().zip(&got) {
-        assert_eq!(w.to_bytes(), g.to_bytes());
-    }
 }
 
 #[test]
 fn position_dependent_or_wider_chains_stay() {
     let pass = FoldQuantizedUnary::default();
+    let relu = |xdt, ydt| {
+        src(
+            xdt,
+            ydt,
+            ("0.05", "3"),
+            ("0.04", "0"),
+            "%a = nn.relu %d : tensor<5x53xf32>",
+        )
+    };
     // A per-row constant in the chain: the result depends on the position.
-    let s = src(
-        "u8",
-        "u8",
-        ("0.05", "3"),
-        ("0.04", "0"),
+    let s = edit(
+        &relu("u8", "u8"),
+        "%a = nn.relu %d : tensor<5x53xf32>",
         "%a = nn.mul %d, %r : tensor<5x53xf32>",
-    )
-    .replace(
+    );
+    let s = edit(
+        &s,
         "weight @lo",
         "weight @r : tensor<5x1xf32> = dense<[1.0, 2.0, 3.0, 4.0, 5.0]>\nweight @lo",
-    )
-    .replace(
+    );
+    let s = edit(
+        &s,
         "%lo = nn.constant",
         "%r = nn.constant {value = @r} : tensor<5x1xf32>\n  %lo = nn.constant",
     );
     assert_unchanged(&pass, &s);
     // Two runtime operands.
-    let s = src(
-        "u8",
-        "u8",
-        ("0.05", "3"),
-        ("0.04", "0"),
+    let s = edit(
+        &relu("u8", "u8"),
+        "%a = nn.relu %d : tensor<5x53xf32>",
         "%a = nn.add %d, %z : tensor<5x53xf32>",
-    )
-    .replace(
+    );
+    let s = edit(
+        &s,
         "(%x: tensor<5x53xu8>)",
         "(%x: tensor<5x53xu8>, %z: tensor<5x53xf32>)",
     );
     assert_unchanged(&pass, &s);
     // A chain that is not elementwise.
-    let s = src(
-        "u8",
-        "u8",
-        ("0.05", "3"),
-        ("0.04", "0"),
+    let s = edit(
+        &relu("u8", "u8"),
+        "%a = nn.relu %d : tensor<5x53xf32>",
         "%a = nn.softmax %d {axis = 1} : tensor<5x53xf32>",
     );
     assert_unchanged(&pass, &s);
-    // Wider codes and per-axis scales.
-    let s = src(
-        "u8",
-        "u8",
-        ("0.05", "3"),
-        ("0.04", "0"),
-        "%a = nn.relu %d : tensor<5x53xf32>",
-    )
-    .replace(
-        "tensor<5x53xu8>) -> (tensor<5x53xu8>",
-        "tensor<5x53xu8>) -> (tensor<5x53xu16>",
-    )
-    .replace("weight @yz : tensor<u8>", "weight @yz : tensor<u16>")
-    .replace(
-        "%yz = nn.constant {value = @yz} : tensor<u8>",
-        "%yz = nn.constant {value = @yz} : tensor<u16>",
-    )
-    .replace("%ys, %yz : tensor<5x53xu8>", "%ys, %yz : tensor<5x53xu16>");
-    assert_unchanged(&pass, &s);
-    let s = src(
-        "u8",
-        "u8",
-        ("0.05", "3"),
-        ("0.04", "0"),
-        "%a = nn.relu %d : tensor<5x53xf32>",
-    )
-    .replace(
-        "weight @xs : tensor<f32> = dense<[0.05]>",
-        "weight @xs : tensor<5xf32> = dense<[0.05, 0.1, 0.2, 0.3, 0.4]>",
-    )
-    .replace(
-        "%xs = nn.constant {value = @xs} : tensor<f32>",
-        "%xs = nn.constant {value = @xs} : tensor<5xf32>",
-    )
-    .replace("%x, %xs, %xz :", "%x, %xs, %xz {axis = 0} :")
-    .replace(
-        "weight @xz : tensor<u8> = dense<[3]>",
-        "weight @xz : tensor<5xu8> = dense<[3, 3, 3, 3, 3]>",
-    )
-    .replace(
-        "%xz = nn.constant {value = @xz} : tensor<u8>",
-        "%xz = nn.constant {value = @xz} : tensor<5xu8>",
-    );
+    // Wider codes out.
+    assert_unchanged(&pass, &relu("u8", "u16"));
+    // A per-axis scale and zero point in.
+    let mut s = relu("u8", "u8");
+    for (from, to) in [
+        (
+            "weight @xs : tensor<f32> = dense<[0.05]>",
+            "weight @xs : tensor<5xf32> = dense<[0.05, 0.1, 0.2, 0.3, 0.4]>",
+        ),
+        (
+            "%xs = nn.constant {value = @xs} : tensor<f32>",
+            "%xs = nn.constant {value = @xs} : tensor<5xf32>",
+        ),
+        ("%x, %xs, %xz :", "%x, %xs, %xz {axis = 0} :"),
+        (
+            "weight @xz : tensor<u8> = dense<[3]>",
+            "weight @xz : tensor<5xu8> = dense<[3, 3, 3, 3, 3]>",
+        ),
+        (
+            "%xz = nn.constant {value = @xz} : tensor<u8>",
+            "%xz = nn.constant {value = @xz} : tensor<5xu8>",
+        ),
+    ] {
+        s = edit(&s, from, to);
+    }
     assert_unchanged(&pass, &s);
 }
