@@ -399,14 +399,31 @@ pub fn glue_module(d: &Descriptor<'_>) -> String {
         "  llvm.func @{}() -> !llvm.ptr {{\n    %d = llvm.mlir.addressof @kiln_descriptor : !llvm.ptr\n    llvm.return %d : !llvm.ptr\n  }}",
         d.symbol
     );
-    // The OpenMP entry points the kernel object calls (hidden, defined here).
-    out.push_str(parallel::SHIM_MLIR);
+    // The shims are objects of their own ([`shim_modules`]); the entry calls into them.
+    out.push_str(parallel::ENTRY_DECLS);
     if d.device.is_some() {
-        // The launch and allocation entry points of GPU host code (hidden).
-        out.push_str(kiln_codegen::gpu::shim::SHIM_MLIR);
+        out.push_str(kiln_codegen::gpu::shim::ENTRY_DECLS);
     }
     out.push_str("}\n");
     out
+}
+
+/// The runtime shims an artifact links, as `(name, MLIR module)`: the OpenMP entry points and
+/// the kernels' pool (every artifact), and the GPU launch and allocation entry points (GPU
+/// artifacts). They do not depend on the model, so the driver compiles each once per target and
+/// optimisation level and caches the object (see `kernel_cache::shim_object`).
+pub fn shim_modules(gpu: bool) -> Vec<(&'static str, String)> {
+    let mut shims = vec![(
+        "parallel-shim",
+        format!("module {{\n{}}}\n", parallel::SHIM_MLIR),
+    )];
+    if gpu {
+        shims.push((
+            "gpu-shim",
+            format!("module {{\n{}}}\n", kiln_codegen::gpu::shim::SHIM_MLIR),
+        ));
+    }
+    shims
 }
 
 /// The device record's image and kernel tables (globals of the glue module).

@@ -1101,6 +1101,15 @@ fn build_artifact(
     write_file(&glue_o, &glue_obj)?;
 
     let mut objects = vec![kernel_o.clone(), glue_o.clone()];
+    let shims = timed(art, "shims", || {
+        artifact::shim_modules(device.is_some())
+            .iter()
+            .map(|(name, mlir)| {
+                crate::kernel_cache::shim_object(target, opts.opt_level, name, mlir, stage.dir())
+            })
+            .collect::<Result<Vec<_>>>()
+    })?;
+    objects.extend(shims);
     if let Some(device) = &device {
         let images_o = stage.path("device.o");
         let blobs: Vec<(String, &[u8])> = device

@@ -1,5 +1,5 @@
-//! Objects of the kernel library's kernels, compiled once per target and
-//! reused.
+//! Objects of the kernel library's kernels and of the runtime shims,
+//! compiled once per target and reused.
 //!
 //! Compiling a kernel for a CPU (LLVM's whole optimisation pipeline over the
 //! library's bitcode) costs about a second, and every artifact for that CPU
@@ -65,34 +65,71 @@ pub fn kernel_objects(
     symbols.dedup();
     let dir = cache_dir().filter(|d| std::fs::create_dir_all(d).is_ok());
     let bitcode = kiln_codegen::kernels::library_bitcode(target)?;
-    let mut objects = Vec::with_capacity(symbols.len());
-    for symbol in symbols {
-        let name = key(target, level, symbol, bitcode);
-        if let Some(path) = dir.as_ref().map(|d| d.join(&name)) {
-            if path.is_file() {
-                objects.push(path);
-                continue;
-            }
+    symbols
+        .into_iter()
+        .map(|symbol| {
+            let name = key(target, level, symbol, bitcode);
+            cached(dir.as_deref(), build_dir, &name, || {
+                Ok(kiln_codegen::kernels::compile_kernels(
+                    target,
+                    level,
+                    &[symbol],
+                )?)
+            })
+        })
+        .collect()
+}
+
+/// The object of a runtime shim (`name`, an `llvm`-dialect module that does not depend on the
+/// model), compiled for `target` at `level`: from the cache, else compiled and cached (or
+/// written into `build_dir`). The key holds the module's text, so a changed shim is rebuilt.
+pub fn shim_object(
+    target: &Target,
+    level: OptLevel,
+    name: &str,
+    mlir: &str,
+    build_dir: &Path,
+) -> Result<PathBuf> {
+    let dir = cache_dir().filter(|d| std::fs::create_dir_all(d).is_ok());
+    let file = key(target, level, name, mlir.as_bytes());
+    cached(dir.as_deref(), build_dir, &file, || {
+        Ok(kiln_codegen::emit_with_pipeline(
+            mlir,
+            target,
+            "",
+            level,
+            kiln_codegen::Emit::Obj,
+        )?)
+    })
+}
+
+/// The object `name`: the cached file when `dir` holds it, else `compile`'s bytes, stored in
+/// `dir` (or in `build_dir` when there is no usable cache).
+fn cached(
+    dir: Option<&Path>,
+    build_dir: &Path,
+    name: &str,
+    compile: impl FnOnce() -> Result<Vec<u8>>,
+) -> Result<PathBuf> {
+    if let Some(path) = dir.map(|d| d.join(name)) {
+        if path.is_file() {
+            return Ok(path);
         }
-        let obj = kiln_codegen::kernels::compile_kernels(target, level, &[symbol])?;
-        if let Some(dir) = &dir {
-            let path = dir.join(&name);
-            match store(dir, &path, &obj) {
-                Ok(()) => {
-                    objects.push(path);
-                    continue;
-                }
-                // A read-only or full cache: the build folder holds the object.
-                Err(e) => {
-                    tracing::debug!(error = %e, dir = %dir.display(), "kernel cache not writable")
-                }
-            }
-        }
-        let local = build_dir.join(&name);
-        std::fs::write(&local, obj).map_err(|e| DriverError::io("write", &local, e))?;
-        objects.push(local);
     }
-    Ok(objects)
+    let obj = compile()?;
+    if let Some(dir) = dir {
+        let path = dir.join(name);
+        match store(dir, &path, &obj) {
+            Ok(()) => return Ok(path),
+            // A read-only or full cache: the build folder holds the object.
+            Err(e) => {
+                tracing::debug!(error = %e, dir = %dir.display(), "kernel cache not writable")
+            }
+        }
+    }
+    let local = build_dir.join(name);
+    std::fs::write(&local, obj).map_err(|e| DriverError::io("write", &local, e))?;
+    Ok(local)
 }
 
 /// Writes `obj` to `path` atomically (a temporary file in `dir`, renamed).

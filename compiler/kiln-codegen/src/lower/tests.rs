@@ -122,6 +122,43 @@ fn tool(cmd: &mut Command) {
     );
 }
 
+/// The parallel shim's object, built once: in the system's temporary folder under a name holding
+/// a hash of the shim's text (written to a unique file and renamed, so concurrent test processes
+/// never see half an object).
+fn shim_object() -> &'static Path {
+    use std::hash::{Hash, Hasher};
+    static SHIM: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    SHIM.get_or_init(|| {
+        let text = format!("module {{\n{}\n}}\n", crate::parallel::SHIM_MLIR);
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        text.hash(&mut h);
+        let path =
+            std::env::temp_dir().join(format!("kiln-lower-tests-shim-{:016x}.o", h.finish()));
+        if path.is_file() {
+            return path;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("shim.mlir"), text).expect("write");
+        tool(
+            Command::new("mlir-translate-22")
+                .current_dir(dir.path())
+                .args(["--mlir-to-llvmir", "shim.mlir", "-o", "shim.ll"]),
+        );
+        tool(Command::new("llc-22").current_dir(dir.path()).args([
+            "-O2",
+            "-filetype=obj",
+            "-relocation-model=pic",
+            "shim.ll",
+            "-o",
+            "shim.o",
+        ]));
+        let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
+        std::fs::copy(dir.path().join("shim.o"), &tmp).expect("copy shim.o");
+        std::fs::rename(&tmp, &path).expect("rename shim.o");
+        path
+    })
+}
+
 fn build(m: &LoweredModule, dir: &Path) -> libloading::Library {
     std::fs::write(dir.join("in.mlir"), &m.mlir).expect("write");
     let pipe = format!("--pass-pipeline={}", m.pipeline_hint);
@@ -146,26 +183,11 @@ fn build(m: &LoweredModule, dir: &Path) -> libloading::Library {
     ]));
     // The OpenMP entry points that parallel loops call come from the shim
     // every artifact carries; without `kiln_entry` its loops run serially.
-    let shim = format!("module {{\n{}\n}}\n", crate::parallel::SHIM_MLIR);
-    std::fs::write(dir.join("shim.mlir"), shim).expect("write");
-    tool(Command::new("mlir-translate-22").current_dir(dir).args([
-        "--mlir-to-llvmir",
-        "shim.mlir",
-        "-o",
-        "shim.ll",
-    ]));
-    tool(Command::new("llc-22").current_dir(dir).args([
-        "-O2",
-        "-filetype=obj",
-        "-relocation-model=pic",
-        "shim.ll",
-        "-o",
-        "shim.o",
-    ]));
+    let shim = shim_object();
     tool(Command::new("ld.lld-22").current_dir(dir).args([
         "-shared",
         "m.o",
-        "shim.o",
+        shim.to_str().expect("UTF-8 temporary path"),
         "-o",
         "m.so",
         "-L/usr/lib/x86_64-linux-gnu",

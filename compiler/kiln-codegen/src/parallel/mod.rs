@@ -7,8 +7,10 @@
 //! generated from `shim.c` by `gen-shim.sh`), built on `kiln_exec_ctx.parallel_for`.
 //!
 //! Invariants:
-//! - The shim is target-neutral `llvm`-dialect MLIR (no triple, CPU or feature attributes); the
-//!   artifact's glue module includes it, so it is compiled for the artifact's target.
+//! - The shim is target-neutral `llvm`-dialect MLIR (no triple, CPU or feature attributes),
+//!   compiled for the artifact's target into an object of its own that every artifact for that
+//!   target and optimisation level shares (the driver caches it beside the kernel objects); the
+//!   glue module declares the two functions it calls ([`ENTRY_DECLS`]).
 //! - Its entry points have hidden visibility: an artifact never exports them, and two artifacts
 //!   (or an artifact and a real OpenMP runtime) in one process never interpose on each other.
 //! - The glue's `kiln_entry` brackets the model call with [`enter_ops`] and [`leave_ops`]:
@@ -24,6 +26,12 @@
 /// The shim: `llvm`-dialect operations (no enclosing `module`), to be placed inside the glue
 /// module of an artifact.
 pub const SHIM_MLIR: &str = include_str!("shim.mlir");
+
+/// Declarations of the shim functions the glue's `kiln_entry` calls ([`enter_ops`],
+/// [`leave_ops`]), for a glue module that links the shim as a separate object.
+pub const ENTRY_DECLS: &str =
+    "  llvm.func hidden @kiln_par_enter(!llvm.ptr, !llvm.ptr) -> !llvm.ptr\n  \
+     llvm.func hidden @kiln_par_leave(!llvm.ptr)\n";
 
 /// The OpenMP runtime entry points that compiled loops call and the shim defines; a kernel
 /// object must not call any other `__kmpc_*`/`omp_*` function.
@@ -92,5 +100,8 @@ mod tests {
         let ops = enter_ops("%ctx") + &leave_ops();
         assert!(ops.contains("@kiln_par_enter(%ctx, %kiln_par_frame)"));
         assert!(ops.contains("@kiln_par_leave(%kiln_par_prev)"));
+        for sym in ["kiln_par_enter", "kiln_par_leave"] {
+            assert!(ENTRY_DECLS.contains(&format!("llvm.func hidden @{sym}(")));
+        }
     }
 }
