@@ -320,9 +320,10 @@ fn two_models_in_one_rust_program_with_kiln_build() {
 }
 
 #[test]
-fn artifacts_are_reproducible_across_folders_threads_and_time() {
+fn artifacts_are_reproducible_across_folders_threads_time_and_the_object_cache() {
     let root = tempfile::tempdir().unwrap();
-    let build = |sub: &str, threads: &str, epoch: &str| -> Vec<Vec<u8>> {
+    let cache = root.path().join("cache");
+    let build = |sub: &str, threads: &str, epoch: &str, cache: &Path| -> Vec<Vec<u8>> {
         let dir = root.path().join(sub);
         std::fs::create_dir_all(&dir).unwrap();
         let mut files = Vec::new();
@@ -336,6 +337,7 @@ fn artifacts_are_reproducible_across_folders_threads_and_time() {
                 .env("KILN_NUM_THREADS", threads)
                 .env("RAYON_NUM_THREADS", threads)
                 .env("SOURCE_DATE_EPOCH", epoch)
+                .env("KILN_CACHE_DIR", cache)
                 .output()
                 .unwrap());
             files.push(std::fs::read(&path).unwrap());
@@ -343,13 +345,28 @@ fn artifacts_are_reproducible_across_folders_threads_and_time() {
         }
         files
     };
-    // Each kiln process also gets a fresh random hash seed for its maps.
-    let a = build("a", "1", "1");
-    let b = build("deeper/folder b", "3", "2000000000");
+    // Each kiln process also gets a fresh random hash seed for its maps. The first build fills
+    // an empty object cache, the second reads it, the third has none.
+    let a = build("a", "1", "1", &cache);
+    let cached: Vec<String> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    for prefix in ["parallel-shim-", "kiln_k_"] {
+        assert!(
+            cached
+                .iter()
+                .any(|n| n.starts_with(prefix) && n.ends_with(".o")),
+            "no {prefix}* object was cached: {cached:?}"
+        );
+    }
+    let b = build("deeper/folder b", "3", "2000000000", &cache);
     assert!(
         a == b,
         "artifacts differ between folders, thread counts or times"
     );
+    let c = build("c", "1", "1", Path::new("off"));
+    assert!(a == c, "artifacts differ with and without the object cache");
 }
 
 #[test]

@@ -413,15 +413,9 @@ pub fn glue_module(d: &Descriptor<'_>) -> String {
 /// artifacts). They do not depend on the model, so the driver compiles each once per target and
 /// optimisation level and caches the object (see `kernel_cache::shim_object`).
 pub fn shim_modules(gpu: bool) -> Vec<(&'static str, String)> {
-    let mut shims = vec![(
-        "parallel-shim",
-        format!("module {{\n{}}}\n", parallel::SHIM_MLIR),
-    )];
+    let mut shims = vec![("parallel-shim", parallel::shim_module())];
     if gpu {
-        shims.push((
-            "gpu-shim",
-            format!("module {{\n{}}}\n", kiln_codegen::gpu::shim::SHIM_MLIR),
-        ));
+        shims.push(("gpu-shim", kiln_codegen::gpu::shim::shim_module()));
     }
     shims
 }

@@ -37,7 +37,13 @@ fn cache_dir() -> Option<PathBuf> {
     }
 }
 
-/// The cache key of one kernel object.
+/// The cache folder, created if missing; `None` when caching is off or the folder cannot be made.
+fn usable_cache_dir() -> Option<PathBuf> {
+    cache_dir().filter(|d| std::fs::create_dir_all(d).is_ok())
+}
+
+/// The cache key of one object: `symbol` is the kernel's (or shim's) name, `bitcode` the bytes
+/// it is compiled from.
 fn key(target: &Target, level: OptLevel, symbol: &str, bitcode: &[u8]) -> String {
     let text = format!(
         "kiln {}|{}|{}|{}|O{}|{symbol}|{:016x}",
@@ -63,7 +69,7 @@ pub fn kernel_objects(
     let mut symbols: Vec<&str> = used.iter().map(String::as_str).collect();
     symbols.sort_unstable();
     symbols.dedup();
-    let dir = cache_dir().filter(|d| std::fs::create_dir_all(d).is_ok());
+    let dir = usable_cache_dir();
     let bitcode = kiln_codegen::kernels::library_bitcode(target)?;
     symbols
         .into_iter()
@@ -90,7 +96,7 @@ pub fn shim_object(
     mlir: &str,
     build_dir: &Path,
 ) -> Result<PathBuf> {
-    let dir = cache_dir().filter(|d| std::fs::create_dir_all(d).is_ok());
+    let dir = usable_cache_dir();
     let file = key(target, level, name, mlir.as_bytes());
     cached(dir.as_deref(), build_dir, &file, || {
         Ok(kiln_codegen::emit_with_pipeline(
@@ -141,4 +147,53 @@ fn store(dir: &Path, path: &Path, obj: &[u8]) -> std::io::Result<()> {
     tmp.write_all(obj)?;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    #[test]
+    fn a_cached_object_is_compiled_once_and_read_back() {
+        let cache = tempfile::tempdir().unwrap();
+        let build = tempfile::tempdir().unwrap();
+        let compiles = Cell::new(0);
+        let compile = || {
+            compiles.set(compiles.get() + 1);
+            Ok(b"object".to_vec())
+        };
+        let first = cached(Some(cache.path()), build.path(), "k-1.o", compile).unwrap();
+        let second = cached(Some(cache.path()), build.path(), "k-1.o", compile).unwrap();
+        assert_eq!(compiles.get(), 1);
+        assert_eq!(first, cache.path().join("k-1.o"));
+        assert_eq!(second, first);
+        assert_eq!(std::fs::read(&first).unwrap(), b"object");
+        // Only the object itself is left in the cache (no temporary file).
+        assert_eq!(std::fs::read_dir(cache.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn without_a_usable_cache_the_object_goes_to_the_build_folder() {
+        let build = tempfile::tempdir().unwrap();
+        let path = cached(None, build.path(), "k-2.o", || Ok(b"a".to_vec())).unwrap();
+        assert_eq!(path, build.path().join("k-2.o"));
+        assert_eq!(std::fs::read(&path).unwrap(), b"a");
+        // A cache "folder" that is a file cannot be written: the build folder again.
+        let not_dir = build.path().join("file");
+        std::fs::write(&not_dir, b"").unwrap();
+        let path = cached(Some(&not_dir), build.path(), "k-3.o", || Ok(b"b".to_vec())).unwrap();
+        assert_eq!(path, build.path().join("k-3.o"));
+    }
+
+    #[test]
+    fn keys_differ_by_level_name_and_source() {
+        let t = Target::host().unwrap();
+        let k = |level, name, src: &[u8]| key(&t, level, name, src);
+        let base = k(OptLevel::O2, "parallel-shim", b"module {}");
+        assert_ne!(base, k(OptLevel::O0, "parallel-shim", b"module {}"));
+        assert_ne!(base, k(OptLevel::O2, "gpu-shim", b"module {}"));
+        assert_ne!(base, k(OptLevel::O2, "parallel-shim", b"module { }"));
+        assert!(base.starts_with("parallel-shim-") && base.ends_with(".o"));
+    }
 }

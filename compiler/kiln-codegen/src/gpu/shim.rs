@@ -9,6 +9,11 @@
 /// The shim: `llvm`-dialect operations (no enclosing `module`), for an artifact's glue module.
 pub const SHIM_MLIR: &str = include_str!("shim.mlir");
 
+/// The shim as a module of its own, which the driver compiles (and caches) once per target.
+pub fn shim_module() -> String {
+    format!("module {{\n{SHIM_MLIR}}}\n")
+}
+
 /// Declarations of the shim functions the glue's `kiln_entry` calls ([`enter_ops`],
 /// [`leave_ops`]).
 pub const ENTRY_DECLS: &str = "  llvm.func hidden @kiln_gpu_enter(!llvm.ptr, !llvm.ptr)\n  \

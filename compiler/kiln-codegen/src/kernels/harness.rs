@@ -24,10 +24,9 @@ pub fn wrapper_symbol(name: &str) -> String {
 /// The harness module (LLVM-dialect MLIR): one exported wrapper per kernel, and the run
 /// context entry points.
 fn harness_mlir(names: &[&str]) -> String {
-    let mut s = String::from(
-        "module {\n  llvm.func @kiln_par_enter(!llvm.ptr, !llvm.ptr) -> !llvm.ptr\n  \
-         llvm.func @kiln_par_leave(!llvm.ptr)\n  \
-         llvm.func @kiln_harness_enter(%ctx: !llvm.ptr, %frame: !llvm.ptr) -> !llvm.ptr {\n    \
+    let mut s = format!("module {{\n{}", crate::parallel::ENTRY_DECLS);
+    s.push_str(
+        "  llvm.func @kiln_harness_enter(%ctx: !llvm.ptr, %frame: !llvm.ptr) -> !llvm.ptr {\n    \
          %p = llvm.call @kiln_par_enter(%ctx, %frame) : (!llvm.ptr, !llvm.ptr) -> !llvm.ptr\n    \
          llvm.return %p : !llvm.ptr\n  }\n  \
          llvm.func @kiln_harness_leave(%prev: !llvm.ptr) {\n    \
@@ -70,7 +69,7 @@ pub fn link_harness_library(
         path: output.to_path_buf(),
         source,
     })?;
-    let shim = format!("module {{\n{}\n}}\n", crate::parallel::SHIM_MLIR);
+    let shim = crate::parallel::shim_module();
     let objects = [
         ("kernels.o", kernels.to_vec()),
         (

@@ -129,7 +129,7 @@ fn shim_object() -> &'static Path {
     use std::hash::{Hash, Hasher};
     static SHIM: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
     SHIM.get_or_init(|| {
-        let text = format!("module {{\n{}\n}}\n", crate::parallel::SHIM_MLIR);
+        let text = crate::parallel::shim_module();
         let mut h = std::collections::hash_map::DefaultHasher::new();
         text.hash(&mut h);
         let path =

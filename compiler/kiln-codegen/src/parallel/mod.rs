@@ -27,6 +27,11 @@
 /// module of an artifact.
 pub const SHIM_MLIR: &str = include_str!("shim.mlir");
 
+/// The shim as a module of its own, which the driver compiles (and caches) once per target.
+pub fn shim_module() -> String {
+    format!("module {{\n{SHIM_MLIR}}}\n")
+}
+
 /// Declarations of the shim functions the glue's `kiln_entry` calls ([`enter_ops`],
 /// [`leave_ops`]), for a glue module that links the shim as a separate object.
 pub const ENTRY_DECLS: &str =
