@@ -90,9 +90,15 @@ pub fn quant_report(g: &Graph) -> Result<Vec<LayerReport>> {
             })
             .filter_map(|x| x.ty.numel().and_then(|n| x.ty.dtype.storage_bytes(n)))
             .sum();
+        // A convolution's weight is quantized as its flattened rows
+        // (`nn.flatten` of the 4-D weight): report the weight itself.
+        let shown = match source.derivation() {
+            Some(e) if e.op == OpKind::Flatten && e.inputs.len() == 1 => g.weight(e.inputs[0]),
+            _ => source,
+        };
         out.push(LayerReport {
-            weight: source.name.clone(),
-            shape,
+            weight: shown.name.clone(),
+            shape: shown.ty.static_shape().unwrap_or(shape),
             scheme: scheme.name().into(),
             block,
             f32_bytes: source.ty.numel().unwrap_or(0) * 4,

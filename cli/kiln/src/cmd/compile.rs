@@ -162,7 +162,8 @@ pub struct QuantizeArgs {
     )]
     pub exclude: Vec<String>,
 
-    /// Which contractions to quantize (MatMul, Gemm).
+    /// Which contractions to quantize (MatMul, Gemm; Conv with
+    /// `--quantize=int8 --quantize-activations=dynamic`).
     #[arg(
         long,
         value_name = "OP,...",
@@ -233,9 +234,10 @@ impl QuantizeArgs {
                 .map(|op| match op.to_ascii_lowercase().as_str() {
                     "matmul" => Ok(kiln_ir::OpKind::MatMul),
                     "gemm" => Ok(kiln_ir::OpKind::Gemm),
+                    "conv" => Ok(kiln_ir::OpKind::Conv),
                     _ => Err(CliError::new(
                         Code::Usage,
-                        format!("--quantize-ops: {op} is not quantized (MatMul, Gemm)"),
+                        format!("--quantize-ops: {op} is not quantized (MatMul, Gemm, Conv)"),
                     )),
                 })
                 .collect::<Result<_, _>>()?;

@@ -22,7 +22,12 @@
 //! stored as int8 `[K, N]` codes with per-column scales, and the product is
 //! `quant.matmul_integer` (int32, exact) cast to f32 and scaled by
 //! `a_scale * w_scale[n]`: int8 dot products (VNNI where the CPU has them)
-//! instead of f32 ones.
+//! instead of f32 ones. Asked for (`ops` holding `nn.conv`: `kiln compile
+//! --quantize-ops=Conv`), 2-D convolutions with a constant weight are
+//! quantized the same way into `quant.conv_integer` (int8 codes with one
+//! scale per output channel); Conv has no weight-only scheme (no
+//! convolution kernel reads packed sub-byte or FP8 weights), so asking for
+//! one is an error.
 //!
 //! The rewrite changes values (that is the point): tests check the result
 //! against the f32 graph within the scheme's error, and against an
@@ -52,7 +57,8 @@ pub struct Options {
     /// Values per block along K; `None` takes the scheme's default
     /// (`Scheme::default_block`), 0 is one block per output channel.
     pub block_size: Option<usize>,
-    /// Which contractions to quantize (`nn.matmul`, `nn.gemm`).
+    /// Which contractions to quantize (`nn.matmul`, `nn.gemm`, and with
+    /// int8 dynamic activations `nn.conv`).
     pub ops: Vec<OpKind>,
     /// Nodes to leave alone: ONNX node names, result names or weight names.
     pub exclude: Vec<String>,
@@ -114,6 +120,20 @@ impl Pass for QuantizeWeights {
                 "double quantization applies to nf4 only".into(),
             ));
         }
+        if q.ops.contains(&OpKind::Conv) && !(q.dynamic_activations && scheme == Scheme::Int(8)) {
+            return Err(unsupported(format!(
+                "Conv is quantized as int8 with dynamic activations only (--quantize=int8 \
+                 --quantize-activations=dynamic), not {}{}: no convolution kernel reads {} \
+                 weights",
+                scheme.name(),
+                if q.dynamic_activations {
+                    ""
+                } else {
+                    " weight-only"
+                },
+                scheme.name()
+            )));
+        }
         if q.dynamic_activations && scheme != Scheme::Int(8) {
             return Err(unsupported(format!(
                 "dynamic activation quantization applies to int8, not {}",
@@ -174,6 +194,14 @@ fn derived_part(
     )
 }
 
+/// Whether `--exclude` names the node (its ONNX name), its result or its
+/// weight.
+fn excluded(opts: &Options, node: &kiln_ir::Node, result: &str, weight: &str) -> bool {
+    opts.exclude
+        .iter()
+        .any(|e| node.loc.as_deref() == Some(e.as_str()) || result == e || weight == e)
+}
+
 /// Decides whether node `n`'s weight is quantized.
 pub fn plan(
     m: &Matcher<'_>,
@@ -186,6 +214,9 @@ pub fn plan(
     if !opts.ops.contains(&node.op) || node.body.is_some() {
         return None;
     }
+    if node.op == OpKind::Conv {
+        return plan_conv(m, n, opts);
+    }
     let a = node.inputs.first().copied().flatten()?;
     let w: ValueId = node.inputs.get(1).copied().flatten()?;
     let wt = m.ty(w).clone();
@@ -196,10 +227,8 @@ pub fn plan(
     let id = m.g.constant_weight(m.defs(), w)?;
     let wname = m.g.weight(id).name.clone();
     let out = *node.outputs.first()?;
-    let excluded = opts.exclude.iter().any(|e| {
-        node.loc.as_deref() == Some(e.as_str()) || m.g.value(out).name == *e || wname == *e
-    });
-    if excluded || shape[0] * shape[1] < opts.min_elements {
+    if excluded(opts, node, &m.g.value(out).name, &wname) || shape[0] * shape[1] < opts.min_elements
+    {
         return None;
     }
     // The contraction axis of the stored weight, and the bias of a Gemm.
@@ -479,35 +508,204 @@ fn plan_dynamic(
         "acc",
         &acc_ty,
     );
-    let mut to = Attrs::new();
-    to.insert("to".into(), Attr::DType(DType::F32));
-    let accf = op(&mut r, OpKind::Cast, vec![acc], to, "accf", &out_ty);
     let s_ty = TensorType::fixed(DType::F32, &[1, w.n]);
-    let s = op(
-        &mut r,
-        OpKind::Mul,
-        vec![scale, w_scale],
-        Attrs::new(),
-        "s",
-        &s_ty,
-    );
-    let prod_name = if bias.is_some() {
-        format!("{out_name}.q")
-    } else {
-        out_name.clone()
-    };
-    let mut y = r.push(NewNode::op(
-        OpKind::Mul,
-        vec![accf, s],
-        Attrs::new(),
-        &prod_name,
-        out_ty.clone(),
-    ));
+    let scales = (scale, w_scale, s_ty);
+    let mut y = scaled_product(&mut r, acc, scales, &out_ty, &out_name, bias.is_some());
     if let Some(bias) = bias {
         y = r.gemm_bias(y, bias, m.ty(bias.0).clone(), &out_name, out_ty);
     }
     r.replace.push((out, y));
     r
+}
+
+/// `f32(acc) * (x_scale * w_scale)` for an int32 product `acc` of type
+/// `out_ty` (as i32); `scales` is `(x_scale, w_scale, type of their
+/// product)`. The result is named `out_name`, or `{out_name}.q` when a bias
+/// follows; the other nodes `{out_name}.dq.accf` and `{out_name}.dq.s`.
+fn scaled_product(
+    r: &mut Recipe,
+    acc: Val,
+    (x_scale, w_scale, s_ty): (Val, Val, TensorType),
+    out_ty: &TensorType,
+    out_name: &str,
+    then_bias: bool,
+) -> Val {
+    let mut to = Attrs::new();
+    to.insert("to".into(), Attr::DType(DType::F32));
+    let accf = r.push(NewNode::op(
+        OpKind::Cast,
+        vec![acc],
+        to,
+        &format!("{out_name}.dq.accf"),
+        out_ty.clone(),
+    ));
+    let s = r.push(NewNode::op(
+        OpKind::Mul,
+        vec![x_scale, w_scale],
+        Attrs::new(),
+        &format!("{out_name}.dq.s"),
+        s_ty,
+    ));
+    let name = if then_bias {
+        format!("{out_name}.q")
+    } else {
+        out_name.to_string()
+    };
+    r.push(NewNode::op(
+        OpKind::Mul,
+        vec![accf, s],
+        Attrs::new(),
+        &name,
+        out_ty.clone(),
+    ))
+}
+
+/// An i64 weight holding `dims` (a reshape's shape operand).
+fn shape_weight(r: &mut Recipe, name: &str, dims: &[u64]) -> WRef {
+    let bytes: Vec<u8> = dims
+        .iter()
+        .flat_map(|&d| (d as i64).to_le_bytes())
+        .collect();
+    r.weight(crate::rewrite::NewWeight {
+        name: name.to_string(),
+        ty: TensorType::fixed(DType::I64, &[dims.len() as u64]),
+        data: crate::rewrite::NewData::Bytes(kiln_ir::Blob::from_vec(bytes), None),
+    })
+}
+
+/// A derived weight: `src` reshaped to `dims` (same element order).
+fn reshaped_weight(r: &mut Recipe, src: WRef, name: &str, dtype: DType, dims: &[u64]) -> Val {
+    let shape = shape_weight(r, &format!("{name}.shape"), dims);
+    let ty = TensorType::fixed(dtype, dims);
+    let d = r.derived(
+        name,
+        ty.clone(),
+        OpKind::Reshape,
+        Attrs::new(),
+        vec![src, shape],
+    );
+    r.push(NewNode::constant(name, d, ty))
+}
+
+/// `nn.conv` node `n` (2-D, constant f32 weight `[C_out, C_in / group, kh,
+/// kw]`, NCHW) as int8 dynamic quantization, the structure ONNX Runtime's
+/// `quantize_dynamic` gives a Conv (DynamicQuantizeLinear, ConvInteger,
+/// Cast, Mul, Add): the activation through DynamicQuantizeLinear, the
+/// weight as symmetric int8 codes with one scale per output channel (the
+/// weight flattened to `[C_out, K]` rows for the codec, the codes reshaped
+/// back), `quant.conv_integer` with the node's attributes (exact int32),
+/// then `f32(acc) * (x_scale * w_scale[c])` and the bias.
+fn plan_conv(m: &Matcher<'_>, n: usize, opts: &Options) -> Option<Recipe> {
+    if !opts.dynamic_activations || opts.scheme != Some(Scheme::Int(8)) {
+        return None;
+    }
+    let node = &m.g.nodes[n];
+    let x = node.inputs.first().copied().flatten()?;
+    let w = node.inputs.get(1).copied().flatten()?;
+    let bias = node.inputs.get(2).copied().flatten();
+    let wt = m.ty(w).clone();
+    let shape = wt.static_shape()?;
+    if wt.dtype != DType::F32 || shape.len() != 4 || m.ty(x).dtype != DType::F32 {
+        return None;
+    }
+    if m.ty(x).rank() != 4 || bias.is_some_and(|b| m.ty(b).dtype != DType::F32) {
+        return None;
+    }
+    // NCHW only (the pass runs before layouts are assigned).
+    if matches!(node.attrs.get("layout"), Some(Attr::Str(l)) if l != "nchw") {
+        return None;
+    }
+    let id = m.g.constant_weight(m.defs(), w)?;
+    let wname = m.g.weight(id).name.clone();
+    let out = *node.outputs.first()?;
+    let (co, k) = (shape[0], shape[1] * shape[2] * shape[3]);
+    if excluded(opts, node, &m.g.value(out).name, &wname) || co * k < opts.min_elements || k == 0 {
+        return None;
+    }
+    let scheme = Scheme::Int(8);
+    let mut r = Recipe::at(n);
+    let out_name = m.g.value(out).name.clone();
+    let out_ty = m.ty(out).clone();
+    let p = |s: &str| format!("{out_name}.dq.{s}");
+    // The weight as [C_out, K] rows, quantized per row (block 0, K axis 1).
+    let mut fa = Attrs::new();
+    fa.insert("axis".into(), Attr::Int(1));
+    let rows = r.derived(
+        &format!("{wname}.rows"),
+        TensorType::fixed(DType::F32, &[co, k]),
+        OpKind::Flatten,
+        fa,
+        vec![WRef::Old(id)],
+    );
+    let part = |r: &mut Recipe, part: QuantPart, ty: TensorType| {
+        r.derived(
+            &format!("{wname}.int8.{part}"),
+            ty,
+            OpKind::QuantizeWeight,
+            qw_attrs(scheme, 0, 1, part, false),
+            vec![rows],
+        )
+    };
+    let codes = part(
+        &mut r,
+        QuantPart::Codes,
+        TensorType::fixed(DType::I8, &[co, k]),
+    );
+    let codes = reshaped_weight(
+        &mut r,
+        codes,
+        &format!("{wname}.int8.codes_oihw"),
+        DType::I8,
+        &shape,
+    );
+    let scales = part(
+        &mut r,
+        QuantPart::Scales,
+        TensorType::fixed(DType::F32, &[co, 1]),
+    );
+    let per_channel = [1, co, 1, 1];
+    let w_scale = reshaped_weight(
+        &mut r,
+        scales,
+        &format!("{wname}.int8.scales_c"),
+        DType::F32,
+        &per_channel,
+    );
+    let (xq, scale, zp) = dynamic_quantize(&mut r, Val::Old(x), m.ty(x), &p);
+    let acc_ty = TensorType::new(DType::I32, out_ty.dims.clone());
+    let acc = r.push(NewNode::op(
+        OpKind::QConvInteger,
+        vec![xq, codes, zp],
+        node.attrs.clone(),
+        &p("acc"),
+        acc_ty,
+    ));
+    let scales = (scale, w_scale, TensorType::fixed(DType::F32, &per_channel));
+    let mut y = scaled_product(&mut r, acc, scales, &out_ty, &out_name, bias.is_some());
+    if let Some(b) = bias {
+        let shape = shape_weight(&mut r, &p("bias_shape"), &per_channel);
+        let shape = r.push(NewNode::constant(
+            &p("bias_shape"),
+            shape,
+            TensorType::fixed(DType::I64, &[4]),
+        ));
+        let b = r.push(NewNode::op(
+            OpKind::Reshape,
+            vec![Val::Old(b), shape],
+            Attrs::new(),
+            &p("bias"),
+            TensorType::fixed(DType::F32, &per_channel),
+        ));
+        y = r.push(NewNode::op(
+            OpKind::Add,
+            vec![y, b],
+            Attrs::new(),
+            &out_name,
+            out_ty,
+        ));
+    }
+    r.replace.push((out, y));
+    Some(r)
 }
 
 #[cfg(test)]

@@ -77,7 +77,12 @@ fn matmul_src(m: u64, k: u64, n: u64) -> String {
 
 /// The f32 values of weight `@w` of `g`, `[K, N]` row-major.
 fn weight_values(g: &Graph) -> Vec<f64> {
-    let id = g.weight_by_name("w").unwrap();
+    named_weight_values(g, "w")
+}
+
+/// The f32 values of weight `name` of `g`, row-major.
+fn named_weight_values(g: &Graph, name: &str) -> Vec<f64> {
+    let id = g.weight_by_name(name).unwrap();
     let w = g.weight(id);
     let shape = w.ty.static_shape().unwrap();
     Tensor::from_bytes(w.ty.dtype, &shape, w.bytes().unwrap().bytes())
@@ -318,16 +323,24 @@ fn bad_options_are_errors() {
 /// include 0, round half to even), `w[K, N]` as symmetric int8 with one
 /// scale per column, the products summed exactly in integers and scaled by
 /// `x_scale * w_scale[n]` in f32.
-fn reference_dynamic(x: &[f64], w: &[f64], m: usize, k: usize, n: usize) -> Vec<f64> {
+/// `x` as ONNX's DynamicQuantizeLinear quantizes it (uint8, per tensor,
+/// the range widened to include 0, round half to even): `(x_scale, codes
+/// minus the zero point)`.
+fn dynamic_quantized(x: &[f64]) -> (f32, Vec<i64>) {
     let xs: Vec<f32> = x.iter().map(|&v| v as f32).collect();
     let hi = xs.iter().copied().fold(0f32, f32::max);
     let lo = xs.iter().copied().fold(0f32, f32::min);
     let scale = if hi == lo { 1.0 } else { (hi - lo) / 255.0 };
     let zp = (-lo / scale).clamp(0.0, 255.0).round_ties_even();
-    let xq: Vec<i64> = xs
+    let xq = xs
         .iter()
         .map(|&v| ((v / scale).round_ties_even() + zp).clamp(0.0, 255.0) as i64 - zp as i64)
         .collect();
+    (scale, xq)
+}
+
+fn reference_dynamic(x: &[f64], w: &[f64], m: usize, k: usize, n: usize) -> Vec<f64> {
+    let (scale, xq) = dynamic_quantized(x);
     let mut y = vec![0f64; m * n];
     for j in 0..n {
         let amax = (0..k)
@@ -409,4 +422,225 @@ fn int8_dynamic_activations_on_a_gemm_with_bias_and_other_schemes_refused() {
     };
     let err = QuantizeWeights.run(&mut g, &opts(o)).unwrap_err();
     assert!(err.to_string().contains("applies to int8"), "{err}");
+}
+
+/// A 2-D convolution: input `x: [n, c, h, w]`, weight `@w: [co, c / group,
+/// kh, kw]`, optional bias `@b`, and its attributes.
+struct ConvCase {
+    x: [u64; 4],
+    w: [u64; 4],
+    bias: bool,
+    group: u64,
+    strides: [u64; 2],
+    pads: [u64; 4],
+    dilations: [u64; 2],
+}
+
+impl ConvCase {
+    fn out(&self) -> [u64; 4] {
+        let o = |i: usize| {
+            let ext = self.dilations[i] * (self.w[2 + i] - 1) + 1;
+            (self.x[2 + i] + self.pads[i] + self.pads[2 + i] - ext) / self.strides[i] + 1
+        };
+        [self.x[0], self.w[0], o(0), o(1)]
+    }
+
+    fn src(&self) -> String {
+        let t = |d: &[u64]| d.iter().map(u64::to_string).collect::<Vec<_>>().join("x");
+        let l = |d: &[u64]| d.iter().map(u64::to_string).collect::<Vec<_>>().join(", ");
+        let (b_decl, b_weight, b_use) = if self.bias {
+            (
+                format!(
+                    "  %b = nn.constant {{value = @b}} : tensor<{}xf32>\n",
+                    self.w[0]
+                ),
+                weight("b", &[self.w[0]], 5, 0.0, false),
+                ", %b",
+            )
+        } else {
+            (String::new(), String::new(), "")
+        };
+        format!(
+            "{}{b_weight}graph @t(%x: tensor<{}xf32>) -> (tensor<{}xf32>) {{
+  %w = nn.constant {{value = @w}} : tensor<{}xf32>
+{b_decl}  %y = nn.conv %x, %w{b_use} {{group = {}, strides = [{}], pads = [{}], dilations = [{}]}} : tensor<{}xf32>
+  return %y
+}}",
+            weight("w", &self.w, 11, 0.0, false),
+            t(&self.x),
+            t(&self.out()),
+            t(&self.w),
+            self.group,
+            l(&self.strides),
+            l(&self.pads),
+            l(&self.dilations),
+            t(&self.out()),
+        )
+    }
+
+    /// The convolution with `x` quantized as ONNX's DynamicQuantizeLinear
+    /// and the weight as symmetric int8 with one scale per output channel,
+    /// summed exactly in integers (padding adds zeros after the shift),
+    /// scaled by `x_scale * w_scale[c]` in f32, plus the bias in f32:
+    /// written from the definitions, without `kiln_ir::codec`.
+    fn reference(&self, x: &[f64], w: &[f64], b: &[f64]) -> Vec<f64> {
+        let (scale, xq) = dynamic_quantized(x);
+        let [n, c, h, wd] = self.x.map(|d| d as usize);
+        let [co, cig, kh, kw] = self.w.map(|d| d as usize);
+        let [_, _, oh, ow] = self.out().map(|d| d as usize);
+        let k = cig * kh * kw;
+        let cog = co / self.group as usize;
+        let mut y = vec![0f64; n * co * oh * ow];
+        for o in 0..co {
+            let row = &w[o * k..(o + 1) * k];
+            let amax = row.iter().map(|&v| (v as f32).abs()).fold(0f32, f32::max);
+            let ws = amax / 127.0;
+            let wq: Vec<i64> = row
+                .iter()
+                .map(|&v| {
+                    if ws == 0.0 {
+                        0
+                    } else {
+                        (v as f32 / ws).round_ties_even().clamp(-128.0, 127.0) as i64
+                    }
+                })
+                .collect();
+            let g = o / cog;
+            for img in 0..n {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let mut acc = 0i64;
+                        for ci in 0..cig {
+                            for ky in 0..kh {
+                                for kx in 0..kw {
+                                    let iy = (oy * self.strides[0] as usize
+                                        + ky * self.dilations[0] as usize)
+                                        as i64
+                                        - self.pads[0] as i64;
+                                    let ix = (ox * self.strides[1] as usize
+                                        + kx * self.dilations[1] as usize)
+                                        as i64
+                                        - self.pads[1] as i64;
+                                    if iy < 0 || ix < 0 || iy >= h as i64 || ix >= wd as i64 {
+                                        continue;
+                                    }
+                                    let chan = g * cig + ci;
+                                    let xi =
+                                        ((img * c + chan) * h + iy as usize) * wd + ix as usize;
+                                    acc += xq[xi] * wq[(ci * kh + ky) * kw + kx];
+                                }
+                            }
+                        }
+                        let mut v = acc as f32 * (scale * ws);
+                        if self.bias {
+                            v += b[o] as f32;
+                        }
+                        y[((img * co + o) * oh + oy) * ow + ox] = f64::from(v);
+                    }
+                }
+            }
+        }
+        y
+    }
+}
+
+fn conv_options() -> Options {
+    Options {
+        min_elements: 1,
+        dynamic_activations: true,
+        ops: vec![OpKind::Conv],
+        ..Options::scheme(Scheme::Int(8))
+    }
+}
+
+#[test]
+fn int8_dynamic_convolutions_match_an_independent_integer_convolution() {
+    #[rustfmt::skip]
+    let cases = [
+        // Grouped, strided, padded, with bias; odd sizes.
+        ConvCase { x: [2, 6, 7, 5], w: [4, 3, 3, 3], bias: true, group: 2, strides: [2, 1], pads: [1, 1, 1, 1], dilations: [1, 1] },
+        // 1x1, no bias.
+        ConvCase { x: [1, 3, 5, 5], w: [5, 3, 1, 1], bias: false, group: 1, strides: [1, 1], pads: [0; 4], dilations: [1, 1] },
+        // Depthwise, dilated, asymmetric padding.
+        ConvCase { x: [1, 4, 6, 7], w: [4, 1, 3, 3], bias: true, group: 4, strides: [1, 2], pads: [2, 1, 2, 0], dilations: [2, 2] },
+    ];
+    for c in &cases {
+        let src = c.src();
+        let (before, after) = quantize(&src, conv_options());
+        let text = print(&after);
+        assert_eq!(count(&after, OpKind::QConvInteger), 1, "{text}");
+        assert_eq!(count(&after, OpKind::Conv), 0, "{text}");
+        assert_eq!(count(&after, OpKind::QuantizeLinear), 1, "{text}");
+        // No node reads the f32 weight any more: the constant of its shape
+        // is the int8 codes.
+        for node in after.nodes.iter().filter(|n| n.op == OpKind::Constant) {
+            let ty = &after.value(node.outputs[0]).ty;
+            assert!(
+                ty.static_shape().as_deref() != Some(&c.w[..]) || ty.dtype == DType::I8,
+                "a {ty} constant is left:\n{text}"
+            );
+        }
+        let w = named_weight_values(&before, "w");
+        let b = if c.bias {
+            named_weight_values(&before, "b")
+        } else {
+            Vec::new()
+        };
+        for seed in 0..3 {
+            let (want, got, inputs) = run_both(&before, &after, seed);
+            let r = c.reference(&inputs[0].to_f64_vec(), &w, &b);
+            assert_near(&r, &got, 1e-5, &format!("{:?} x {:?}", c.x, c.w));
+            let e = rel_err(&want, &got);
+            assert!(e < 0.03 && e > 0.0, "int8 dynamic conv relative error {e}");
+        }
+    }
+}
+
+#[test]
+fn convolutions_need_int8_dynamic_and_stay_f32_otherwise() {
+    let c = ConvCase {
+        x: [1, 3, 5, 5],
+        w: [5, 3, 3, 3],
+        bias: false,
+        group: 1,
+        strides: [1, 1],
+        pads: [1; 4],
+        dilations: [1, 1],
+    };
+    // Weight-only schemes (and int8 without dynamic activations) have no
+    // convolution kernel: asking for Conv is an error, not a silent no-op.
+    for o in [
+        Options {
+            ops: vec![OpKind::Conv],
+            ..Options::scheme(Scheme::Nf4)
+        },
+        Options {
+            ops: vec![OpKind::MatMul, OpKind::Conv],
+            ..Options::scheme(Scheme::Int(8))
+        },
+    ] {
+        let mut g = graph(&c.src());
+        let err = QuantizeWeights.run(&mut g, &opts(o)).unwrap_err();
+        assert!(
+            err.to_string().contains("Conv is quantized as int8"),
+            "{err}"
+        );
+    }
+    // Without Conv in `ops` (the default) a convolution stays f32; an
+    // excluded one, too.
+    for o in [
+        Options {
+            min_elements: 1,
+            dynamic_activations: true,
+            ..Options::scheme(Scheme::Int(8))
+        },
+        Options {
+            exclude: vec!["w".into()],
+            ..conv_options()
+        },
+    ] {
+        let (_, after) = quantize(&c.src(), o);
+        assert_eq!(count(&after, OpKind::Conv), 1, "{}", print(&after));
+        assert_eq!(count(&after, OpKind::QConvInteger), 0);
+    }
 }
