@@ -617,7 +617,8 @@ class Spec:
     # A variant row: the model of suite row `base` (no files of its own), compiled by Kiln with
     # `kiln_flags` added (e.g. `--quantize=nf4`) and run by ONNX Runtime as `ort` says: "fp32" the
     # model as it is, "nbits4" its MatMul weights quantized to ORT's MatMulNBits 4-bit format,
-    # "int8dyn" its MatMul/Gemm quantized by ORT's quantize_dynamic (int8 weights and activations)
+    # "int8dyn" its MatMul/Gemm (or the op types of Kiln's --quantize-ops=) quantized by ORT's
+    # quantize_dynamic (int8 weights and activations)
     # (bench/suite.py makes that model when it runs). The rtol of a quantized row bounds the
     # quantization error of both engines (a wrong index or scale still gives errors of order 1).
     base: str | None = None
@@ -677,7 +678,21 @@ SPECS += [
         base="bert_4l_256",
         kiln_flags=("--quantize=int8", "--quantize-activations=dynamic"),
         ort="int8dyn",
-    )
+    ),
+    # The same for a CNN: ResNet-50's convolutions and its classifier (--quantize-ops=Conv,Gemm),
+    # ONNX Runtime's quantize_dynamic of the same op types. The two engines quantize the weights
+    # differently (Kiln: a scale per output channel; ORT: per tensor), about 0.02 of the logits'
+    # range apart; a wrong index or scale is of order 1.
+    Spec(
+        "resnet50_int8dyn",
+        resnet50,
+        2011,
+        "ResNet-50, dynamic INT8 (ORT: quantize_dynamic)",
+        0.1,
+        base="resnet50",
+        kiln_flags=("--quantize=int8", "--quantize-activations=dynamic", "--quantize-ops=Conv,Gemm"),
+        ort="int8dyn",
+    ),
 ]
 BY_NAME = {s.name: s for s in SPECS}
 # The rows with model files of their own (variant rows use their base's).

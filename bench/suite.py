@@ -286,14 +286,22 @@ def spec_model(s: models.Spec, d: Path) -> Model:
 NBITS_BLOCK = 64
 
 
-def dynamic_int8_model(src: Path, out: Path) -> Path:
+def quantized_ops(kiln_flags: tuple[str, ...]) -> list[str]:
+    """The op types Kiln's `--quantize-ops=` flag names (MatMul and Gemm without one)."""
+    for f in kiln_flags:
+        if f.startswith("--quantize-ops="):
+            return f.split("=", 1)[1].split(",")
+    return ["MatMul", "Gemm"]
+
+
+def dynamic_int8_model(src: Path, out: Path, ops: list[str]) -> Path:
     """`src` quantized by ONNX Runtime's quantize_dynamic (int8 weights, activations quantized
-    at run time: DynamicQuantizeLinear + MatMulInteger), its MatMul and Gemm nodes. Written to
-    `out`."""
+    at run time: DynamicQuantizeLinear + MatMulInteger/ConvInteger), its nodes of types `ops`.
+    Written to `out`."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    quantize_dynamic(str(src), str(out), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"])
+    quantize_dynamic(str(src), str(out), weight_type=QuantType.QInt8, op_types_to_quantize=ops)
     return out
 
 
@@ -365,7 +373,9 @@ def bench_model(m: Model, args, tmp: Path, probe: Probe | None, peaks: dict[int,
     if m.ort == "nbits4":
         ort_path = matmul_nbits_model(onnx_path, tmp / m.name / "ort-nbits4" / "model.onnx")
     elif m.ort == "int8dyn":
-        ort_path = dynamic_int8_model(onnx_path, tmp / m.name / "ort-int8dyn" / "model.onnx")
+        ort_path = dynamic_int8_model(
+            onnx_path, tmp / m.name / "ort-int8dyn" / "model.onnx", quantized_ops(m.kiln_flags)
+        )
     workers: dict[str, Worker] = {}
     try:
         t = args.threads[0]

@@ -164,6 +164,14 @@ class Variants(unittest.TestCase):
                 self.assertTrue(s.kiln_flags)
                 self.assertIn(s.ort, ("fp32", "nbits4", "int8dyn"))
 
+    def test_ort_quantizes_the_op_types_kiln_does(self):
+        # ORT's quantize_dynamic model of an int8dyn row quantizes what Kiln's --quantize-ops
+        # names (MatMul and Gemm without the flag), so both engines run the same recipe.
+        self.assertEqual(suite.quantized_ops(("--quantize=int8",)), ["MatMul", "Gemm"])
+        rows = {s.name: s for s in models.SPECS if s.ort == "int8dyn"}
+        self.assertEqual(suite.quantized_ops(rows["resnet50_int8dyn"].kiln_flags), ["Conv", "Gemm"])
+        self.assertEqual(suite.quantized_ops(rows["bert_4l_256_int8dyn"].kiln_flags), ["MatMul", "Gemm"])
+
     def test_matmul_nbits_model_matches_f32(self):
         # ORT's MatMulNBits form of a small MatMul (K not a multiple of the block): the same
         # outputs as the f32 model up to 4-bit quantization error, a wrong packing is far off.
