@@ -847,6 +847,31 @@ pub(crate) fn bit_cast(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
     })
 }
 
+/// Whether [`fused`] lowers `body` (operands of dtypes `in_dtypes`, results
+/// `outs`) as one `linalg.generic`: every op elementwise (or a cast) with
+/// one result of the result shape, no storage-only dtype. That loop reads
+/// each operand element once per result element, through the operand's
+/// broadcast map, before writing it: an operand of the result's shape may
+/// share the result's buffer.
+pub(crate) fn fused_is_one_loop(
+    body: &kiln_ir::Graph,
+    in_dtypes: &[DType],
+    outs: &[(DType, Vec<u64>)],
+) -> bool {
+    let Some((_, shape)) = outs.first() else {
+        return false;
+    };
+    outs.iter().all(|(d, s)| s == shape && !d.is_storage_only())
+        && in_dtypes.iter().all(|d| !d.is_storage_only())
+        && in_dtypes.len() == body.inputs.len()
+        && body.nodes.iter().all(|n| {
+            (n.op.def().traits.elementwise || n.op == OpKind::Cast)
+                && n.body.is_none()
+                && n.outputs.len() == 1
+                && body.value(n.outputs[0]).ty.static_shape().as_ref() == Some(shape)
+        })
+}
+
 /// A fused elementwise region as one `linalg.generic` over its result shape:
 /// the body's ops in order, each through its scalar code, every operand read
 /// once per element (broadcast through its indexing map). `None` when the
@@ -861,18 +886,11 @@ pub(crate) fn fused(
 ) -> Option<Res<Vec<Val>>> {
     use super::ctx::{identity_map, Iter, Operand};
     use kiln_ir::ops::infer::InferCtx;
-    let shape = &outs.first()?.1;
-    let simple = outs.iter().all(|(d, s)| s == shape && !d.is_storage_only())
-        && ins.iter().all(|v| !v.dtype.is_storage_only())
-        && body.nodes.iter().all(|n| {
-            (n.op.def().traits.elementwise || n.op == OpKind::Cast)
-                && n.body.is_none()
-                && n.outputs.len() == 1
-                && body.value(n.outputs[0]).ty.static_shape().as_ref() == Some(shape)
-        });
-    if !simple || ins.len() != body.inputs.len() {
+    let in_dtypes: Vec<DType> = ins.iter().map(|v| v.dtype).collect();
+    if !fused_is_one_loop(body, &in_dtypes, outs) {
         return None;
     }
+    let shape = &outs.first()?.1;
     let r = shape.len();
     let operands: Vec<Operand> = ins
         .iter()

@@ -239,7 +239,7 @@ impl Planned<'_> {
                 continue;
             };
             let mut val = self.read(b, v)?;
-            if needs_private_copy(node) && result_homes.contains(&self.home(v)?) {
+            if needs_private_copy(self.g, node, v, &outs) && result_homes.contains(&self.home(v)?) {
                 val = b.copy(&val)?;
             }
             ins.push(Some(val));
@@ -252,11 +252,27 @@ impl Planned<'_> {
     }
 }
 
-/// Whether a node lowered as a tensor island must read an operand that
-/// shares its result's home through a private copy: every node but a plain
-/// elementwise op (one loop that reads each element before writing it).
-fn needs_private_copy(node: &Node) -> bool {
-    !(node.op.def().traits.elementwise && node.body.is_none())
+/// Whether a node lowered as a tensor island must read operand `v`, which
+/// shares its result's home, through a private copy: every node but a plain
+/// elementwise op, or a fused elementwise body lowered as one loop
+/// ([`super::elementwise::fused_is_one_loop`]) where `v` has the result's
+/// shape; each is one loop that reads each element of `v` before writing
+/// the result element at the same place.
+fn needs_private_copy(g: &Graph, node: &Node, v: ValueId, outs: &[(DType, Vec<u64>)]) -> bool {
+    if node.op.def().traits.elementwise && node.body.is_none() {
+        return false;
+    }
+    let (Some(body), true) = (&node.body, node.inputs.iter().all(Option::is_some)) else {
+        return true;
+    };
+    let in_dtypes: Vec<DType> = node
+        .inputs
+        .iter()
+        .flatten()
+        .map(|&i| g.value(i).ty.dtype)
+        .collect();
+    let same_shape = g.value(v).ty.static_shape().as_ref() == outs.first().map(|(_, s)| s);
+    !(same_shape && super::elementwise::fused_is_one_loop(body, &in_dtypes, outs))
 }
 
 /// The concat operands that may be written in place (see
