@@ -153,23 +153,31 @@ pub(crate) fn reduce_op(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
     let count: u64 = axes.iter().map(|&i| x.shape[i]).product();
     // Sums of f16/bf16 are accumulated (and a mean divided) in f32: an f16
     // sum of 10^5 values overflows, and an f16 count above 65504 is inf.
+    // Long f32 sums are accumulated in f64 (as `moments` does): one f32
+    // accumulator over 10^6 squares was off by 2.4e-4.
     let out_dt = dt;
     let widened;
-    let (x, dt) = if matches!(dt, DType::F16 | DType::BF16)
-        && matches!(
-            n.node.op,
-            K::ReduceSum
-                | K::ReduceMean
-                | K::ReduceLogSum
-                | K::ReduceL1
-                | K::ReduceL2
-                | K::ReduceSumSquare
-                | K::ReduceLogSumExp
-        ) {
-        widened = convert_to(b, x, DType::F32)?;
-        (&widened, DType::F32)
-    } else {
-        (x, dt)
+    let sum = matches!(
+        n.node.op,
+        K::ReduceSum
+            | K::ReduceMean
+            | K::ReduceLogSum
+            | K::ReduceL1
+            | K::ReduceL2
+            | K::ReduceSumSquare
+            | K::ReduceLogSumExp
+    );
+    let wide = match dt {
+        DType::F16 | DType::BF16 if sum => Some(DType::F32),
+        DType::F32 if sum && count >= WIDE_SUM_FROM => Some(DType::F64),
+        _ => None,
+    };
+    let (x, dt) = match wide {
+        Some(w) => {
+            widened = convert_to(b, x, w)?;
+            (&widened, w)
+        }
+        None => (x, dt),
     };
     let e = elem(dt)?;
     let fl = dt.is_float();
@@ -245,16 +253,24 @@ pub(crate) fn global_pool(b: &mut Builder, n: &NodeIn<'_>, is_max: bool) -> Res<
     }
     let axes: Vec<usize> = (2..x.rank()).collect();
     let count: u64 = x.shape[2..].iter().product();
-    let e = elem(dt)?;
     let r = if is_max {
         reduce(b, x, &axes, Combine::Max, &[], |_, a| Ok(a[0].clone()))?
     } else {
-        let s = reduce(b, x, &axes, Combine::Add, &[], |_, a| Ok(a[0].clone()))?;
+        // A long f32 sum in f64, as in reduce_op.
+        let sd = if dt == DType::F32 && count >= WIDE_SUM_FROM {
+            DType::F64
+        } else {
+            dt
+        };
+        let xs = convert_to(b, x, sd)?;
+        let s = reduce(b, &xs, &axes, Combine::Add, &[], |_, a| Ok(a[0].clone()))?;
         let shape = s.shape.clone();
-        b.map(&[&s], dt, &shape, |body, a| {
-            let c = body.float(count as f64, dt)?;
-            Ok(body.op(format!("arith.divf {}, {c} : {e}", a[0])))
-        })?
+        let se = elem(sd)?;
+        let mean = b.map(&[&s], sd, &shape, |body, a| {
+            let c = body.float(count as f64, sd)?;
+            Ok(body.op(format!("arith.divf {}, {c} : {se}", a[0])))
+        })?;
+        convert_to(b, &mean, dt)?
     };
     b.reshape(&r, out_shape)
 }
