@@ -209,6 +209,12 @@ static KV_ATTR void FN(ig_pack_bc)(void* data, int64_t p0, int64_t p1) {
   const int32_t flip = j->vnni && !bs ? 128 : 0;
   const int64_t hw = cv->h * cv->w;
   const int32_t h = (int32_t)cv->h, w = (int32_t)cv->w;
+  /* Stride 1 with as many output columns as input ones ("same" padding):
+   * consecutive output pixels, across output rows too, read consecutive
+   * input bytes for every tap (the step from (oy, ow - 1) to (oy + 1, 0) is
+   * w - (ow - 1) = 1), so a vector of them is one load wherever it stays in
+   * the channel's plane, whatever its lanes in the padding read. */
+  const int lin = cv->sw == 1 && cv->sh == 1 && cv->ow == cv->w;
   for (int64_t p = p0; p < p1; p++) {
     int64_t c0 = p * NR, nc = KMIN(NR, j->n - c0);
     int32_t* out = (int32_t*)(j->pb + p * NR * j->kp * (4 / g));
@@ -243,9 +249,17 @@ static KV_ATTR void FN(ig_pack_bc)(void* data, int64_t p0, int64_t p1) {
             } else {
               VI iy = iyb + dy, ix = ixb + dx;
               VI in = (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w);
-              VI idx = iy * w + ix;
+              const int64_t base = (int64_t)iy0 * w + ix0;
               VI raw;
-              for (int l = 0; l < VW; l++) raw[l] = in[l] ? ig_val(xc, idx[l], bs) : cv->zx;
+              if (lin && base >= 0 && base + VW <= hw) {
+                /* Lane l's tap is at base + l (see lin), inside the plane:
+                 * one load, the lanes in the padding replaced. */
+                const VI ld = FN(ig_ld8)(xc + base, bs);
+                raw = (ld & in) | ((VI)cv->zx & ~in);
+              } else {
+                VI idx = iy * w + ix;
+                for (int l = 0; l < VW; l++) raw[l] = in[l] ? ig_val(xc, idx[l], bs) : cv->zx;
+              }
               x = (raw - sub) & live;
             }
             if (++kx == cv->kw) {

@@ -2824,6 +2824,12 @@ fn iconv_is_exact() {
         s(1, 31, (9, 10), 37, (1, 1), (2, 2), (1, 1), (0, 0, 0, 0), 1),
         // Wide rows (whole-vector loads), many output channels.
         s(1, 9, (5, 40), 67, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1), 1),
+        // "Same" padding at stride 1 (a vector of consecutive pixels is one
+        // load across output rows): ResNet's 7x7 and 14x14 maps, two
+        // images, and asymmetric horizontal padding (left 0, right 2).
+        s(2, 5, (7, 7), 11, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1), 1),
+        s(1, 4, (14, 14), 6, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1), 1),
+        s(1, 3, (6, 9), 5, (3, 3), (1, 1), (1, 1), (1, 0, 1, 2), 1),
         // Groups with dilation; depthwise (the direct loop) with stride 2.
         s(1, 6, (12, 11), 9, (3, 3), (1, 1), (2, 2), (2, 2, 2, 2), 3),
         s(2, 5, (9, 8), 5, (3, 3), (2, 2), (1, 1), (1, 1, 1, 1), 5),
