@@ -253,24 +253,16 @@ pub(crate) fn global_pool(b: &mut Builder, n: &NodeIn<'_>, is_max: bool) -> Res<
     }
     let axes: Vec<usize> = (2..x.rank()).collect();
     let count: u64 = x.shape[2..].iter().product();
+    let e = elem(dt)?;
     let r = if is_max {
         reduce(b, x, &axes, Combine::Max, &[], |_, a| Ok(a[0].clone()))?
     } else {
-        // A long f32 sum in f64, as in reduce_op.
-        let sd = if dt == DType::F32 && count >= WIDE_SUM_FROM {
-            DType::F64
-        } else {
-            dt
-        };
-        let xs = convert_to(b, x, sd)?;
-        let s = reduce(b, &xs, &axes, Combine::Add, &[], |_, a| Ok(a[0].clone()))?;
+        let s = reduce(b, x, &axes, Combine::Add, &[], |_, a| Ok(a[0].clone()))?;
         let shape = s.shape.clone();
-        let se = elem(sd)?;
-        let mean = b.map(&[&s], sd, &shape, |body, a| {
-            let c = body.float(count as f64, sd)?;
-            Ok(body.op(format!("arith.divf {}, {c} : {se}", a[0])))
-        })?;
-        convert_to(b, &mean, dt)?
+        b.map(&[&s], dt, &shape, |body, a| {
+            let c = body.float(count as f64, dt)?;
+            Ok(body.op(format!("arith.divf {}, {c} : {e}", a[0])))
+        })?
     };
     b.reshape(&r, out_shape)
 }
