@@ -417,6 +417,7 @@ fn gemm(name: &str, m: usize, n: usize, k: usize, v: Variant, rng: &mut Rng) -> 
     }
 }
 
+/// A convolution; `wino`: through Winograd where `abi::wino_chunk_tiles` takes it.
 #[allow(clippy::too_many_arguments)]
 fn conv(
     name: &str,
@@ -425,6 +426,7 @@ fn conv(
     cout: usize,
     k: usize,
     stride: usize,
+    wino: bool,
     v: Variant,
     rng: &mut Rng,
 ) -> Problem {
@@ -468,6 +470,8 @@ fn conv(
         groups: 1,
         kc: 0,
         nc: 0,
+        wino_tiles: 0,
+        scratch: None,
         epilogue: Epilogue::new(vec![
             EpiOp::Binary {
                 op: Binary::Add,
@@ -478,12 +482,42 @@ fn conv(
         ])
         .unwrap(),
     };
+    let wino_tiles = if wino {
+        wino_chunk_tiles(
+            1,
+            o as i64,
+            o as i64,
+            cin as i64,
+            cout as i64,
+            &args.window,
+            1,
+            v,
+        )
+    } else {
+        0
+    };
+    let scratch = vec![
+        0.0f32;
+        (wino_scratch_bytes(
+            cin as i64,
+            cout as i64,
+            wino_tiles,
+            (o.div_ceil(2) * o.div_ceil(2)) as i64,
+            v
+        ) / 4) as usize
+    ];
+    let args = ConvArgs {
+        wino_tiles,
+        scratch: (wino_tiles > 0).then(|| ptr(&scratch)),
+        ..args
+    };
+    let how = if wino_tiles > 0 { " winograd" } else { "" };
     Problem {
-        name: format!("{name} {hw}x{hw}x{cin} {k}x{k}/{stride} -> {cout}"),
+        name: format!("{name} {hw}x{hw}x{cin} {k}x{k}/{stride} -> {cout}{how}"),
         flops: 2.0 * (o * o * cout * cin * k * k) as f64,
         kernel: Kernel::Conv2d,
         args: block(args.slots(), |p| *p),
-        _buffers: vec![x, w, bias, y],
+        _buffers: vec![x, w, bias, y, scratch],
     }
 }
 
@@ -591,20 +625,25 @@ fn problems(v: Variant) -> Vec<Problem> {
         gemm("gemv", 1, 4096, 4096, v, r),
         gemm("gemm", 16, 11008, 4096, v, r),
         gemm("bert ffn", 128, 3072, 768, v, r),
-        conv("resnet stem", 224, 3, 64, 7, 2, v, r),
-        conv("resnet", 56, 64, 256, 1, 1, v, r),
-        conv("resnet", 56, 64, 64, 3, 1, v, r),
-        conv("resnet", 56, 256, 64, 1, 1, v, r),
-        conv("resnet", 28, 128, 128, 3, 1, v, r),
-        conv("resnet", 14, 256, 256, 3, 1, v, r),
-        conv("resnet", 7, 512, 512, 3, 1, v, r),
-        conv("resnet", 56, 256, 512, 1, 2, v, r),
-        conv("mobilenetv2 stem", 224, 3, 32, 3, 2, v, r),
-        conv("mobilenetv2", 112, 32, 16, 1, 1, v, r),
-        conv("mobilenetv2", 112, 16, 96, 1, 1, v, r),
-        conv("mobilenetv2", 56, 24, 144, 1, 1, v, r),
-        conv("mobilenetv2", 14, 96, 576, 1, 1, v, r),
-        conv("mobilenetv2", 7, 960, 320, 1, 1, v, r),
+        conv("resnet stem", 224, 3, 64, 7, 2, false, v, r),
+        conv("resnet", 56, 64, 256, 1, 1, false, v, r),
+        conv("resnet", 56, 64, 64, 3, 1, false, v, r),
+        conv("resnet", 56, 256, 64, 1, 1, false, v, r),
+        conv("resnet", 28, 128, 128, 3, 1, false, v, r),
+        conv("resnet", 14, 256, 256, 3, 1, false, v, r),
+        conv("resnet", 7, 512, 512, 3, 1, false, v, r),
+        conv("resnet", 56, 64, 64, 3, 1, true, v, r),
+        conv("resnet", 28, 128, 128, 3, 1, true, v, r),
+        conv("resnet", 14, 256, 256, 3, 1, true, v, r),
+        conv("squeezenet", 55, 16, 64, 3, 1, true, v, r),
+        conv("squeezenet", 13, 64, 256, 3, 1, true, v, r),
+        conv("resnet", 56, 256, 512, 1, 2, false, v, r),
+        conv("mobilenetv2 stem", 224, 3, 32, 3, 2, false, v, r),
+        conv("mobilenetv2", 112, 32, 16, 1, 1, false, v, r),
+        conv("mobilenetv2", 112, 16, 96, 1, 1, false, v, r),
+        conv("mobilenetv2", 56, 24, 144, 1, 1, false, v, r),
+        conv("mobilenetv2", 14, 96, 576, 1, 1, false, v, r),
+        conv("mobilenetv2", 7, 960, 320, 1, 1, false, v, r),
         dwconv("mobilenetv2", 112, 32, 1, r),
         dwconv("mobilenetv2", 56, 144, 1, r),
         dwconv("mobilenetv2", 56, 144, 2, r),

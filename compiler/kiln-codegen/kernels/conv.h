@@ -145,6 +145,9 @@ static KV_ATTR void FN(conv_task)(void* data, int64_t begin, int64_t end) {
   }
 }
 
+/* 3x3 stride-1 convolutions by Winograd F(2x2, 3x3) (wino.h). */
+static KV_ATTR void FN(conv_wino)(const FN(conv_job) * j, int64_t tc, float* scratch);
+
 KHIDDEN KV_ATTR void FN(kiln_k_conv2d)(const int64_t* args) {
   FN(conv_job) j;
   epi_t epi;
@@ -179,6 +182,14 @@ KHIDDEN KV_ATTR void FN(kiln_k_conv2d)(const int64_t* args) {
   int64_t nblk = KMAX(cdiv(taps * j.cin_g, kc), cdiv(j.cin_g, KILN_ZERO_FLOATS));
   j.cb = KMAX(1, cdiv(j.cin_g, KMAX(1, nblk)));
   if (j.m <= 0 || j.cout_g <= 0) return;
+  int64_t wino = slot_i(args, KILN_CONV_WINO_TILES);
+  float* scratch = (float*)slot_p(args, KILN_CONV_SCRATCH);
+  if (wino > 0 && scratch && groups == 1 && j.win.kh == 3 && j.win.kw == 3 && j.win.sh == 1 &&
+      j.win.sw == 1 && j.win.dh == 1 && j.win.dw == 1 && j.oh == j.h + j.win.pt + j.win.pb - 2 &&
+      j.ow == j.w + j.win.pl + j.win.pr - 2) {
+    FN(conv_wino)(&j, wino, scratch);
+    return;
+  }
   int64_t mt = cdiv(j.m, MR);
   int64_t tasks = par_tasks(2.0 * (double)j.m * (double)cout * (double)j.kg, mt * j.np);
   FN(gemm_grid)(j.m, j.np * NR, tasks, 0.2, &j.tm, &j.tn);
@@ -187,3 +198,5 @@ KHIDDEN KV_ATTR void FN(kiln_k_conv2d)(const int64_t* args) {
   else
     kiln_par_for(j.tm * j.tn, FN(conv_task), &j);
 }
+
+#include "wino.h"

@@ -120,7 +120,11 @@
  * Input pixel (n, h, w) channel c at X[((n*H + h)*W + w)*X_STRIDE + X_OFFSET + c],
  * output likewise with Y_STRIDE / Y_OFFSET. CIN and COUT count all groups.
  * Epilogue rows are output pixels (n*OH + oh)*OW + ow, columns output
- * channels (0..COUT); a MAT operand (residual) is indexed row*ld + column. */
+ * channels (0..COUT); a MAT operand (residual) is indexed row*ld + column.
+ * WINO_TILES > 0 (3x3, stride 1, dilation 1, one group only) runs Winograd
+ * F(2x2, 3x3) in chunks of that many 2x2 output tiles, with SCRATCH of
+ * `wino_scratch_bytes` (64-byte aligned; kernels/wino.h); 0: the direct
+ * kernel. */
 #define KILN_CONV_X 0
 #define KILN_CONV_N 1
 #define KILN_CONV_H 2
@@ -148,7 +152,11 @@
 #define KILN_CONV_GROUPS 24
 #define KILN_CONV_KC 25
 #define KILN_CONV_NC 26
-#define KILN_CONV_EPILOGUE 27
+#define KILN_CONV_WINO_TILES 27
+#define KILN_CONV_SCRATCH 28
+#define KILN_CONV_EPILOGUE 29
+/* Most Winograd chunks in flight at once (slots of its scratch). */
+#define KILN_WINO_SLOTS 8
 
 /* ---- dwconv2d: depthwise NHWC convolution (groups = C, one filter per
  * channel), weights packed as `dwconv_nhwc` [KH, KW, C]. Layout fields as

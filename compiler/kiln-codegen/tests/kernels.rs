@@ -1338,6 +1338,8 @@ struct ConvCase {
     /// Input pixels stored densely (stride = cin, offset 0): window rows of small-channel
     /// convolutions are then one run of K; otherwise inside a wider buffer.
     dense: bool,
+    /// Winograd tiles per chunk (0: the direct kernel).
+    wino: i64,
 }
 
 impl ConvCase {
@@ -1382,6 +1384,7 @@ fn conv_cases(nr: usize) -> Vec<ConvCase> {
         kc: 0,
         epi: Epi::None,
         dense: false,
+        wino: 0,
     };
     let d = |case: ConvCase| ConvCase {
         dense: true,
@@ -1455,6 +1458,30 @@ fn conv_cases(nr: usize) -> Vec<ConvCase> {
         kc: 20,
         ..d(c(1, 6, 9, 12, nr + 1, (3, 3), (1, 1), (1, 1), [1; 4], 1))
     });
+    // Winograd F(2x2, 3x3): odd and even output sizes (partial tiles at the bottom and
+    // right), 'same' and 'valid' and asymmetric padding, channels around the vector width
+    // and the panel width, chunks that do not divide the tiles, several images, more input
+    // channels than one K block, a chunk of a single tile.
+    let w = |wino, case: ConvCase| ConvCase { wino, ..case };
+    let k3 = (3, 3);
+    v.extend([
+        w(
+            12,
+            c(1, 9, 10, 8, 2 * nr + 1, k3, (1, 1), (1, 1), [1; 4], 1),
+        ),
+        w(
+            7,
+            c(2, 7, 13, 17, nr - 1, k3, (1, 1), (1, 1), [1, 1, 0, 2], 1),
+        ),
+        w(100, d(c(1, 14, 14, 16, nr, k3, (1, 1), (1, 1), [1; 4], 1))),
+        w(6, c(3, 5, 6, 5, 3, k3, (1, 1), (1, 1), [0; 4], 1)),
+        w(
+            30,
+            c(1, 11, 8, 1, nr + 1, k3, (1, 1), (1, 1), [2, 0, 1, 2], 1),
+        ),
+        w(13, c(1, 6, 7, 600, 20, k3, (1, 1), (1, 1), [1; 4], 1)),
+        w(1, c(1, 3, 4, 9, 7, k3, (1, 1), (1, 1), [1; 4], 1)),
+    ]);
     for (i, case) in v.iter_mut().enumerate() {
         case.epi = EPIS[i % 3];
     }
@@ -1530,9 +1557,22 @@ fn check_conv(lib: &Lib, t: Threads, c: ConvCase, rng: &mut Rng) {
         groups: c.groups as i64,
         kc: c.kc,
         nc: 0,
+        wino_tiles: c.wino,
+        scratch: None,
         epilogue: epi,
     };
+    // Winograd's scratch starts as NaN and must have been written (the path ran).
+    let mut scratch = vec![f32::NAN; args.scratch_bytes(lib.variant) as usize / 4 + 16];
+    let args = ConvArgs {
+        scratch: (c.wino > 0).then(|| addr_mut(&mut scratch)),
+        ..args
+    };
     lib.run(Kernel::Conv2d, &args.slots(), t);
+    assert_eq!(
+        scratch.iter().any(|v| !v.is_nan()),
+        c.wino > 0,
+        "{what}: Winograd scratch use"
+    );
     let mut got = Vec::new();
     let mut want = Vec::new();
     let mut tol = Vec::new();
@@ -1562,7 +1602,11 @@ fn check_conv(lib: &Lib, t: Threads, c: ConvCase, rng: &mut Rng) {
                             }
                         }
                     }
-                    let mut tl = dot_tol(c.kh * c.kw * cin_g, abs, s);
+                    // Winograd sums transformed values: its rounding error is bounded by a
+                    // small multiple of the direct one's (|B^T d B| and |G g G^T| at most 4
+                    // and 9/4 times the inputs, |A^T M A| adds 9 terms).
+                    let scale = if c.wino > 0 { 32.0 } else { 1.0 };
+                    let mut tl = dot_tol(c.kh * c.kw * cin_g, scale * abs, s);
                     if c.epi != Epi::None {
                         s += f64::from(bias[o]) + f64::from(res[pix * c.cout + o]);
                         s = s.clamp(0.0, 6.0);

@@ -666,6 +666,7 @@ fn compile_one(
     let lower_opts = LowerOptions {
         kernels: opts.target.cpu_config().map(|c| c.variant),
         int8_dot: opts.target.cpu_config().is_some_and(|c| c.int8_dot),
+        winograd: opts.target.cpu_config().is_some_and(|c| c.winograd),
         ..LowerOptions::default()
     };
     let lowered = timed(&mut art, "lower", || Ok(lower_graph(&graph, &lower_opts)?))?;

@@ -546,7 +546,9 @@ layout!(
         GROUPS = 24,
         KC = 25,
         NC = 26,
-        EPILOGUE = 27,
+        WINO_TILES = 27,
+        SCRATCH = 28,
+        EPILOGUE = 29,
     }
 );
 
@@ -630,8 +632,96 @@ pub struct ConvArgs<P> {
     pub kc: i64,
     /// Column block (0: default).
     pub nc: i64,
+    /// Winograd F(2x2, 3x3) in chunks of this many 2x2 output tiles ([`wino_chunk_tiles`]);
+    /// 0 runs the direct kernel. Only 3x3, stride 1, dilation 1, one group.
+    pub wino_tiles: i64,
+    /// Scratch of [`ConvArgs::scratch_bytes`] bytes (64-byte aligned), with `wino_tiles`.
+    pub scratch: Option<P>,
     /// Applied to Y.
     pub epilogue: Epilogue<P>,
+}
+
+impl<P> ConvArgs<P> {
+    /// Scratch bytes for `variant`: 0 for the direct kernel, else [`wino_scratch_bytes`].
+    pub fn scratch_bytes(&self, variant: Variant) -> u64 {
+        if self.wino_tiles <= 0 {
+            return 0;
+        }
+        let tiles = self.n * ((self.oh + 1) / 2) * ((self.ow + 1) / 2);
+        wino_scratch_bytes(self.cin, self.cout, self.wino_tiles, tiles, variant)
+    }
+}
+
+/// Most Winograd chunks in flight at once (`KILN_WINO_SLOTS`).
+pub const WINO_SLOTS: i64 = 8;
+
+/// Winograd scratch (`kernels/wino.h`) for chunks of `chunk` of `tiles` 2x2 output tiles:
+/// the 16 transformed weight operands, then per slot (one per chunk in flight, at most
+/// [`WINO_SLOTS`]) the chunk's transformed input (channels rounded up to the vector width)
+/// and its 16 products (whole panels), each part rounded up to 64 bytes.
+pub fn wino_scratch_bytes(cin: i64, cout: i64, chunk: i64, tiles: i64, variant: Variant) -> u64 {
+    let (nr, vw) = (variant.nr() as u64, variant.lanes() as u64);
+    let (cin, cout) = (cin.max(0) as u64, cout.max(0) as u64);
+    let chunk = chunk.max(1);
+    let slots = ((tiles.max(1) + chunk - 1) / chunk).min(WINO_SLOTS) as u64;
+    let chunk = chunk as u64;
+    let np = cout.div_ceil(nr);
+    let round = |floats: u64| floats.div_ceil(16) * 16;
+    let u = round(16 * np * cin * nr);
+    let v = round(16 * chunk * cin.div_ceil(vw) * vw);
+    let m = round(16 * chunk * np * nr);
+    4 * (u + slots * (v + m))
+}
+
+/// Smallest number of 2x2 output tiles for which Winograd pays off over the direct kernel
+/// when a target enables it (`CpuConfig::winograd`).
+pub const WINO_MIN_TILES: i64 = 48;
+/// Bytes of transformed input and products one Winograd chunk aims at: within one core's L2
+/// (the chunk's products are read back by its output transform while still cached).
+pub const WINO_CHUNK_BYTES: i64 = 3 << 18;
+
+/// Tiles per Winograd chunk for a convolution, or 0 where the direct kernel is used: a 3x3,
+/// stride-1, undilated, ungrouped convolution of at least [`WINO_MIN_TILES`] output tiles
+/// and at least 16 input and output channels. Chunks of about [`WINO_CHUNK_BYTES`], an even
+/// number of them (two threads get equal shares).
+#[allow(clippy::too_many_arguments)]
+pub fn wino_chunk_tiles(
+    n: i64,
+    oh: i64,
+    ow: i64,
+    cin: i64,
+    cout: i64,
+    window: &Window,
+    groups: i64,
+    variant: Variant,
+) -> i64 {
+    let w = window;
+    let eligible = w.kh == 3
+        && w.kw == 3
+        && w.stride_h == 1
+        && w.stride_w == 1
+        && w.dil_h == 1
+        && w.dil_w == 1
+        && groups == 1
+        && cin >= 16
+        && cout >= 16;
+    let tiles = n * ((oh + 1) / 2) * ((ow + 1) / 2);
+    if !eligible || tiles < WINO_MIN_TILES {
+        return 0;
+    }
+    let (nr, vw, mr) = (
+        variant.nr() as i64,
+        variant.lanes() as i64,
+        variant.mr() as i64,
+    );
+    let up = |x: i64, m: i64| (x + m - 1) / m * m;
+    let per_tile = 16 * 4 * (up(cin, vw) + up(cout, nr));
+    let most = (WINO_CHUNK_BYTES / per_tile).max(4 * mr);
+    let mut chunks = (tiles + most - 1) / most;
+    if chunks > 1 {
+        chunks = up(chunks, 2);
+    }
+    (tiles + chunks - 1) / chunks
 }
 
 fn window_slots<P>(s: &mut [Slot<P>], w: &Window, base: usize) {
@@ -673,6 +763,8 @@ impl<P: Clone> KernelArgs<P> for ConvArgs<P> {
             s[conv::GROUPS] = Slot::Int(self.groups);
             s[conv::KC] = Slot::Int(self.kc);
             s[conv::NC] = Slot::Int(self.nc);
+            s[conv::WINO_TILES] = Slot::Int(self.wino_tiles);
+            s[conv::SCRATCH] = ptr_or_null(&self.scratch);
         });
         self.epilogue.push_slots(&mut s);
         s
@@ -1885,6 +1977,7 @@ mod tests {
             m.insert(format!("KILN_QCODE_{name}"), i as i64);
         }
         m.insert("KILN_MAX_SLOTS".into(), MAX_SLOTS as i64);
+        m.insert("KILN_WINO_SLOTS".into(), WINO_SLOTS);
         m.insert("KILN_EPI_MAX_OPS".into(), EPI_MAX_OPS as i64);
         m.insert("KILN_EPI_OP_SLOTS".into(), EPI_OP_SLOTS as i64);
         m

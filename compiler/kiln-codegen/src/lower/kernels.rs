@@ -66,6 +66,8 @@ pub(super) struct Kernels {
     pub scratch_offset: u64,
     /// The target has 8-bit dot products (`igemmv`; `CpuConfig::int8_dot`).
     pub int8_dot: bool,
+    /// 3x3 stride-1 convolutions may run Winograd (`CpuConfig::winograd`).
+    pub winograd: bool,
     /// `i64` address of each base buffer, once computed.
     bases: HashMap<String, String>,
 }
@@ -162,6 +164,7 @@ impl Kernels {
             scratch: 0,
             scratch_offset,
             int8_dot: false,
+            winograd: false,
             bases: HashMap::new(),
         }
     }
@@ -646,7 +649,21 @@ impl Kernels {
                 Ok(true)
             }
             PackLayout::ConvNhwc if p.block == nr && p.groups == groups => {
-                let args = ConvArgs {
+                let wino_tiles = if self.winograd {
+                    abi::wino_chunk_tiles(
+                        i(n),
+                        i(oh),
+                        i(ow),
+                        i(cin),
+                        i(cout),
+                        &window,
+                        i(groups),
+                        self.variant,
+                    )
+                } else {
+                    0
+                };
+                let mut args = ConvArgs {
                     x: Nhwc::dense(self.ptr(b, h, x)?, i(cin)),
                     n: i(n),
                     h: i(hh),
@@ -661,8 +678,14 @@ impl Kernels {
                     groups: i(groups),
                     kc: 0,
                     nc: 0,
+                    wino_tiles,
+                    scratch: None,
                     epilogue,
                 };
+                let need = args.scratch_bytes(self.variant);
+                if need > 0 {
+                    args.scratch = Some(self.scratch(b, h, need)?);
+                }
                 self.call(b, Kernel::Conv2d, &args);
                 self.stored(h, out);
                 Ok(true)

@@ -88,6 +88,9 @@ pub struct LowerOptions {
     /// The target CPU has the 8-bit dot products of `CpuConfig::int8_dot` (the VNNI
     /// `igemmv` kernel may be called).
     pub int8_dot: bool,
+    /// 3x3 stride-1 convolutions with enough output tiles run Winograd F(2x2, 3x3)
+    /// (`CpuConfig::winograd`).
+    pub winograd: bool,
 }
 
 impl Default for LowerOptions {
@@ -97,6 +100,7 @@ impl Default for LowerOptions {
             weight_align: 64,
             kernels: None,
             int8_dot: false,
+            winograd: false,
         }
     }
 }

@@ -29,5 +29,6 @@ fn cpu_config(features: &[String]) -> CpuConfig {
         variant: Variant::W4R32,
         int8_dot: features.iter().any(|f| f == "dotprod"),
         conv_nhwc: true,
+        winograd: true,
     }
 }

@@ -149,6 +149,9 @@ pub struct CpuConfig {
     /// AArch64 SDOT with the dot product extension), so `quant.matmul_integer` calls the
     /// `igemmv` kernel.
     pub int8_dot: bool,
+    /// Whether 3x3 stride-1 convolutions with enough output tiles run Winograd F(2x2, 3x3)
+    /// (`kernels/wino.h`; which ones: `kernels::abi::wino_chunk_tiles`).
+    pub winograd: bool,
 }
 
 impl CpuConfig {

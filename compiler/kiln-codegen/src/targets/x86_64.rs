@@ -42,5 +42,6 @@ fn cpu_config(features: &[String]) -> CpuConfig {
         variant,
         conv_nhwc: true,
         int8_dot,
+        winograd: true,
     }
 }
