@@ -683,7 +683,7 @@ pub const WINO_CHUNK_BYTES: i64 = 3 << 18;
 /// Tiles per Winograd chunk for a convolution, or 0 where the direct kernel is used: a 3x3,
 /// stride-1, undilated, ungrouped convolution of at least [`WINO_MIN_TILES`] output tiles
 /// and at least 16 input and output channels. Chunks of about [`WINO_CHUNK_BYTES`], an even
-/// number of them (two threads get equal shares).
+/// number of them (two threads get equal shares) where chunks keep at least 4 row tiles.
 #[allow(clippy::too_many_arguments)]
 pub fn wino_chunk_tiles(
     n: i64,
@@ -716,10 +716,16 @@ pub fn wino_chunk_tiles(
     );
     let up = |x: i64, m: i64| (x + m - 1) / m * m;
     let per_tile = 16 * 4 * (up(cin, vw) + up(cout, nr));
-    let most = (WINO_CHUNK_BYTES / per_tile).max(4 * mr);
+    let least = 4 * mr;
+    let most = (WINO_CHUNK_BYTES / per_tile).max(least);
     let mut chunks = (tiles + most - 1) / most;
     if chunks > 1 {
         chunks = up(chunks, 2);
+    }
+    // Not at the cost of chunks under `least` tiles: each chunk reads all 16 transformed
+    // weight operands again (ResNet-50's 14x14x256 layers: 2 chunks of 25, not 4 of 13).
+    while chunks > 1 && tiles / chunks < least {
+        chunks -= if chunks > 2 { 2 } else { 1 };
     }
     (tiles + chunks - 1) / chunks
 }
@@ -2047,6 +2053,61 @@ mod tests {
             Epilogue::new(nine),
             Err(AbiError::TooManyEpilogueOps { max: 8, got: 9 })
         );
+    }
+
+    #[test]
+    fn winograd_takes_large_3x3_stride_1_layers_in_balanced_chunks() {
+        let same = |k: i64, s: i64, d: i64| Window {
+            kh: k,
+            kw: k,
+            stride_h: s,
+            stride_w: s,
+            dil_h: d,
+            dil_w: d,
+            pad_top: d,
+            pad_left: d,
+            pad_bottom: d,
+            pad_right: d,
+        };
+        let v = Variant::W16R32;
+        let tiles =
+            |n, hw, cin, cout, w: &Window, g| wino_chunk_tiles(n, hw, hw, cin, cout, w, g, v);
+        // ResNet-50's 3x3 layers at batch 1: 784, 196 and 49 tiles; the 7x7 maps (16) stay direct.
+        for (hw, c, total) in [(56, 64, 784), (28, 128, 196), (14, 256, 49)] {
+            let tc = tiles(1, hw, c, c, &same(3, 1, 1), 1);
+            assert!(tc > 0, "{hw}x{hw}x{c}");
+            let chunks = (total + tc - 1) / tc;
+            assert!(
+                chunks == 1 || chunks % 2 == 0,
+                "{hw}: {chunks} chunks of {tc}"
+            );
+            assert!(
+                tc >= 4 * v.mr() as i64 || chunks == 1,
+                "{hw}: chunks of {tc}"
+            );
+            let bytes = wino_scratch_bytes(c, c, tc, total, v);
+            assert!(bytes > 0 && bytes < 16 << 20, "{hw}: {bytes} bytes");
+        }
+        assert_eq!(tiles(1, 14, 256, 256, &same(3, 1, 1), 1), 25);
+        assert_eq!(tiles(1, 7, 512, 512, &same(3, 1, 1), 1), 0);
+        assert_eq!(
+            tiles(4, 7, 512, 512, &same(3, 1, 1), 1),
+            32,
+            "four images, 64 tiles: 2 chunks of 32"
+        );
+        for (w, g, cin) in [
+            (same(3, 2, 1), 1, 64),
+            (same(3, 1, 2), 1, 64),
+            (same(5, 1, 1), 1, 64),
+            (same(3, 1, 1), 2, 64),
+            (same(3, 1, 1), 1, 8),
+        ] {
+            assert_eq!(
+                tiles(1, 56, cin, 64, &w, g),
+                0,
+                "{w:?} groups {g} cin {cin}"
+            );
+        }
     }
 
     #[test]
