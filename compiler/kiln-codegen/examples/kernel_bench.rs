@@ -482,7 +482,7 @@ fn conv(
         ])
         .unwrap(),
     };
-    let wino_tiles = if wino {
+    let chunk = if wino {
         wino_chunk_tiles(
             1,
             o as i64,
@@ -501,17 +501,17 @@ fn conv(
         (wino_scratch_bytes(
             cin as i64,
             cout as i64,
-            wino_tiles,
-            (o.div_ceil(2) * o.div_ceil(2)) as i64,
+            chunk,
+            wino_tiles(1, o as i64, o as i64),
             v
         ) / 4) as usize
     ];
     let args = ConvArgs {
-        wino_tiles,
-        scratch: (wino_tiles > 0).then(|| ptr(&scratch)),
+        wino_tiles: chunk,
+        scratch: (chunk > 0).then(|| ptr(&scratch)),
         ..args
     };
-    let how = if wino_tiles > 0 { " winograd" } else { "" };
+    let how = if chunk > 0 { " winograd" } else { "" };
     Problem {
         name: format!("{name} {hw}x{hw}x{cin} {k}x{k}/{stride} -> {cout}{how}"),
         flops: 2.0 * (o * o * cout * cin * k * k) as f64,

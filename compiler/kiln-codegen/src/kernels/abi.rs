@@ -647,9 +647,14 @@ impl<P> ConvArgs<P> {
         if self.wino_tiles <= 0 {
             return 0;
         }
-        let tiles = self.n * ((self.oh + 1) / 2) * ((self.ow + 1) / 2);
+        let tiles = wino_tiles(self.n, self.oh, self.ow);
         wino_scratch_bytes(self.cin, self.cout, self.wino_tiles, tiles, variant)
     }
+}
+
+/// The 2x2 output tiles of a Winograd convolution of `n` images of `oh x ow` outputs.
+pub fn wino_tiles(n: i64, oh: i64, ow: i64) -> i64 {
+    n * ((oh + 1) / 2) * ((ow + 1) / 2)
 }
 
 /// Most Winograd chunks in flight at once (`KILN_WINO_SLOTS`).
@@ -705,7 +710,7 @@ pub fn wino_chunk_tiles(
         && groups == 1
         && cin >= 16
         && cout >= 16;
-    let tiles = n * ((oh + 1) / 2) * ((ow + 1) / 2);
+    let tiles = wino_tiles(n, oh, ow);
     if !eligible || tiles < WINO_MIN_TILES {
         return 0;
     }
