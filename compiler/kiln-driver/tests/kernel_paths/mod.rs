@@ -858,13 +858,15 @@ fn quantized_matmul_register_decoding_at_odd_sizes() {
 }
 
 /// The GEMV paths that decode whole groups of codes (4-bit: 64 codes per
-/// 32 bytes, a permuted copy of x, one scale per half group; 8-bit with one
-/// block per row: groups of 4 * lanes codes from code 3 on, the first three
-/// codes through the table and a last group ending at K that overlaps the
-/// one before it) at the sizes where they change: K of a group ± 1, 3 +
-/// a group (no last group) and + 1 (a last group overlapping all but one
-/// code), above the 4096 values of one copy of x, blocks of 32 and 96
-/// (two scales per group) and 128, zero points, N of 1, 2 and primes.
+/// 32 bytes, a permuted copy of x, one scale per half group, or a
+/// dequantized table per group; 8-bit with one block per row: groups of
+/// 4 * lanes codes, one load each, and a last group ending at K that
+/// overlaps the one before it) at the sizes where they change: K of a group
+/// ± 1 (no group: the per-block path; one group and a last one overlapping
+/// all but one code) and of one, two and three groups (32 and 64 codes:
+/// the 8- and 16-lane groups) and + 3 and 4, above the 4096 values of one
+/// copy of x, blocks of 32 and 96 (two scales per group) and 128, zero
+/// points, N of 1, 2 and primes.
 #[test]
 fn quantized_gemv_group_decoding_at_odd_sizes() {
     let mut rng = Rng(41);
@@ -879,6 +881,16 @@ fn quantized_gemv_group_decoding_at_odd_sizes() {
         ("uint4", 32, (1, 67, 1)),
         ("uint4", 64, (1, 4289, 3)),
         ("int4", 32, (1, 129, 13)),
+        ("fp8-e4m3", 0, (1, 31, 2)),
+        ("fp8-e4m3", 0, (1, 32, 3)),
+        ("fp8-e4m3", 0, (1, 33, 2)),
+        ("fp8-e4m3", 0, (1, 63, 2)),
+        ("fp8-e4m3", 0, (1, 64, 3)),
+        ("fp8-e4m3", 0, (1, 65, 2)),
+        ("fp8-e4m3", 0, (1, 192, 2)),
+        ("fp8-e5m2", 0, (1, 96, 3)),
+        ("int8", 0, (1, 64, 2)),
+        ("uint8", 0, (1, 33, 2)),
         ("fp8-e4m3", 0, (1, 35, 3)),
         ("fp8-e4m3", 0, (1, 36, 2)),
         ("fp8-e4m3", 0, (1, 67, 3)),
