@@ -405,6 +405,24 @@ impl Artifacts {
     }
 }
 
+/// A thread joined when this is dropped (an early return does not leave it
+/// writing into a staging folder that is being removed).
+struct Joined<T>(Option<std::thread::JoinHandle<T>>);
+
+impl<T> Joined<T> {
+    fn take(mut self) -> Option<std::thread::JoinHandle<T>> {
+        self.0.take()
+    }
+}
+
+impl<T> Drop for Joined<T> {
+    fn drop(&mut self) {
+        if let Some(handle) = self.0.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
 fn timed<T>(art: &mut Artifacts, stage: &'static str, f: impl FnOnce() -> Result<T>) -> Result<T> {
     if let Some(hook) = &art.on_stage {
         (hook.0)(stage);
@@ -1024,6 +1042,24 @@ fn build_artifact(
     let weights_o = stage.path("weights.o");
     let blob_path = stage.path("weights.bin");
 
+    // The kernels the model calls, compiled for this target's CPU. They are
+    // always optimized (unless -O0): they are the hot loops. They compile on
+    // threads of their own while this one writes the model's code and weights.
+    let kernel_level = match opts.opt_level {
+        OptLevel::O0 => OptLevel::O0,
+        _ => OptLevel::O3,
+    };
+    let kernel_job = Joined((!lowered.kernels.is_empty()).then(|| {
+        let (target, used, dir) = (
+            target.clone(),
+            lowered.kernels.clone(),
+            stage.dir().to_path_buf(),
+        );
+        std::thread::spawn(move || {
+            crate::kernel_cache::kernel_objects(&target, kernel_level, &used, &dir)
+        })
+    }));
+
     let (object, device) = match gpu {
         Some((host, device)) => (host, Some(device)),
         None => (
@@ -1122,21 +1158,9 @@ fn build_artifact(
         write_file(&images_o, &kiln_codegen::blobs_object(target, &blobs)?)?;
         objects.push(images_o);
     }
-    if !lowered.kernels.is_empty() {
-        // The kernels the model calls, compiled for this target's CPU. They
-        // are always optimized (unless -O0): they are the hot loops.
-        let level = match opts.opt_level {
-            OptLevel::O0 => OptLevel::O0,
-            _ => OptLevel::O3,
-        };
-        let kernels = timed(art, "kernels", || {
-            crate::kernel_cache::kernel_objects(target, level, &lowered.kernels, stage.dir())
-        })?;
-        objects.extend(kernels);
-    }
-    timed(art, "weights", || {
+    let embedded = timed(art, "weights", || {
         if total == 0 {
-            return Ok(());
+            return Ok(false);
         }
         write_weights(graph, lowered, &blob_path)?;
         if !tail.is_empty() {
@@ -1159,10 +1183,21 @@ fn build_artifact(
             drop(map);
             std::fs::remove_file(&blob_path)
                 .map_err(|e| DriverError::io("remove", &blob_path, e))?;
-            objects.push(weights_o.clone());
+            return Ok(true);
         }
-        Ok(())
+        Ok(false)
     })?;
+    if let Some(job) = kernel_job.take() {
+        // The time waited for them after the work above.
+        let kernels = timed(art, "kernels", || {
+            job.join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })?;
+        objects.extend(kernels);
+    }
+    if embedded {
+        objects.push(weights_o.clone());
+    }
 
     let header_name = match &opts.name {
         Some(name) => output
