@@ -68,6 +68,9 @@ const O1: &[&str] = &[
     "recognize-norms",
     // After the norms; takes the head-split transposes with it.
     "recognize-attention",
+    // Transposed convolutions as convolutions (derived weights), before
+    // the batch-norm folding, which then takes the convolution's.
+    "conv-transpose-to-conv",
     // Batch norms and per-channel scales into the convolution weights
     // (derived, nothing copied), so that conv-bn-relu is conv-relu for the
     // epilogue fusion.
@@ -93,6 +96,7 @@ const O2: &[&str] = &[
     "fold-quantized-unary",
     "recognize-norms",
     "recognize-attention",
+    "conv-transpose-to-conv",
     "fold-batch-norm",
     "sink-transposes",
     "cse",
@@ -120,6 +124,7 @@ const O3: &[&str] = &[
     "fold-quantized-unary",
     "recognize-norms",
     "recognize-attention",
+    "conv-transpose-to-conv",
     "fold-batch-norm",
     "sink-transposes",
     "cse",

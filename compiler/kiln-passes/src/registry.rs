@@ -4,9 +4,10 @@
 
 use crate::pass::Pass;
 use crate::passes::{
-    assign_layout, canonicalize, cse, dce, fold_batch_norm, fold_constants, fold_quantized_unary,
-    fuse_elementwise, fuse_epilogue, pack_weights, plan_memory, quantize_weights,
-    recognize_attention, recognize_norms, recognize_qdq_weights, shape_inference, sink_transposes,
+    assign_layout, canonicalize, conv_transpose_to_conv, cse, dce, fold_batch_norm, fold_constants,
+    fold_quantized_unary, fuse_elementwise, fuse_epilogue, pack_weights, plan_memory,
+    quantize_weights, recognize_attention, recognize_norms, recognize_qdq_weights, shape_inference,
+    sink_transposes,
 };
 
 /// A registry entry.
@@ -38,6 +39,7 @@ impl Eq for PassInfo {}
 pub const PASSES: &[PassInfo] = &[
     assign_layout::INFO,
     canonicalize::INFO,
+    conv_transpose_to_conv::INFO,
     cse::INFO,
     dce::INFO,
     fold_batch_norm::INFO,

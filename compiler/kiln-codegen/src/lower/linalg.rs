@@ -8,7 +8,7 @@
 use super::ctx::{affine_map, elem, identity_map, Body, Builder, Iter, Operand, Res, Val};
 use super::elementwise::convert;
 use super::{attr_err, NodeIn};
-use kiln_ir::ops::{parse_einsum, AutoPad, Window};
+use kiln_ir::ops::{parse_einsum, Window};
 use kiln_ir::DType;
 
 /// `acc + a * b` in the accumulator's dtype.
@@ -405,31 +405,17 @@ pub(crate) fn conv_transpose(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
     if out_pad.len() != s || out_shape.len() != s + 2 {
         return Err("output_padding or the result rank does not match the input".into());
     }
-    let mut pb = Vec::with_capacity(s);
-    for i in 0..s {
-        let nin = x.shape[2 + i];
-        let eff = (win.kernel[i] - 1) * win.dilations[i] + 1;
-        let full = if nin == 0 {
-            0
-        } else {
-            win.strides[i] * (nin - 1) + u64::try_from(out_pad[i]).unwrap_or(0) + eff
-        };
-        let same = matches!(win.auto_pad, AutoPad::SameUpper | AutoPad::SameLower);
-        pb.push(if requested || same {
-            // The total padding is whatever the fixed output extent leaves;
-            // the odd unit goes to the end for SAME_UPPER only.
-            let total = full.saturating_sub(out_shape[2 + i]);
-            if win.auto_pad == AutoPad::SameUpper {
-                total / 2
-            } else {
-                total - total / 2
-            }
-        } else if win.auto_pad == AutoPad::Valid {
-            0
-        } else {
-            win.pads[i]
-        });
-    }
+    let pb: Vec<u64> = (0..s)
+        .map(|i| {
+            win.transposed_begin_pad(
+                i,
+                x.shape[2 + i],
+                u64::try_from(out_pad[i]).unwrap_or(0),
+                out_shape[2 + i],
+                requested,
+            )
+        })
+        .collect();
     let mut ws = vec![g, cg, mg];
     ws.extend(&w.shape[2..]);
     let wg = b.reshape(w, &ws)?;

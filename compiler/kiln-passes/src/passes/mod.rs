@@ -3,6 +3,7 @@
 
 pub mod assign_layout;
 pub mod canonicalize;
+pub mod conv_transpose_to_conv;
 pub mod cse;
 pub mod dce;
 pub mod fold_batch_norm;

@@ -226,6 +226,47 @@ impl Window {
         }
     }
 
+    /// The begin padding of spatial dim `i` of a transposed convolution with
+    /// input extent `n`, `output_padding` `out_pad` and output extent `out`
+    /// (`requested`: set by `output_shape`): with `output_shape` or `SAME_*`
+    /// the total padding is what the full extent `stride * (n - 1) +
+    /// out_pad + effective kernel` leaves over `out` (clamped at zero), its
+    /// odd unit at the end for `SAME_UPPER` and at the beginning otherwise;
+    /// `VALID` pads nothing; `NOTSET` takes the `pads` attribute. Only the
+    /// begin padding matters once the output extent is fixed. The lowering
+    /// and `conv-transpose-to-conv` use it.
+    pub fn transposed_begin_pad(
+        &self,
+        i: usize,
+        n: u64,
+        out_pad: u64,
+        out: u64,
+        requested: bool,
+    ) -> u64 {
+        let eff = (self.kernel[i] - 1).saturating_mul(self.dilations[i]) + 1;
+        let full = if n == 0 {
+            0
+        } else {
+            self.strides[i]
+                .saturating_mul(n - 1)
+                .saturating_add(out_pad)
+                .saturating_add(eff)
+        };
+        let same = matches!(self.auto_pad, AutoPad::SameUpper | AutoPad::SameLower);
+        if requested || same {
+            let total = full.saturating_sub(out);
+            if self.auto_pad == AutoPad::SameUpper {
+                total / 2
+            } else {
+                total - total / 2
+            }
+        } else if self.auto_pad == AutoPad::Valid {
+            0
+        } else {
+            self.pads[i]
+        }
+    }
+
     /// Output extent of spatial dim `i` for input extent `d`.
     pub fn out_dim(&self, i: usize, d: &Dim) -> Result<Dim, InferError> {
         let Dim::Static(n) = d else {

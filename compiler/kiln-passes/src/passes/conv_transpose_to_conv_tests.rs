@@ -1,0 +1,229 @@
+//! Tests of `conv-transpose-to-conv`: each rewrite checked with the
+//! interpreter before and after on random inputs (the interpreter's
+//! transposed convolution against its convolution of the zero-inserted
+//! input with the derived weight), at odd sizes: strides 1 to 3, kernels 1
+//! to 5, pads beyond the kernel's reach, dilation, groups, depthwise,
+//! output_padding, output_shape and every auto_pad.
+
+use super::*;
+use crate::passes::testutil::{assert_unchanged, check_pass, ops, weight};
+use kiln_ir::text::print;
+
+/// A one-node graph: `nn.conv_transpose` of x `[n, c, h, w]` by a constant
+/// weight `[c, m / group, kh, kw]` (and a bias of `m` when `bias`), with
+/// `attrs` (text) and result `out` `[h', w']`.
+fn src(
+    x: [u64; 4],
+    m: u64,
+    k: [u64; 2],
+    group: u64,
+    bias: bool,
+    attrs: &str,
+    out: [u64; 2],
+) -> String {
+    let [n, c, h, w] = x;
+    let wshape = [c, m / group, k[0], k[1]];
+    let y = format!("tensor<{n}x{m}x{}x{}xf32>", out[0], out[1]);
+    format!(
+        "{}{}graph @t(%x: tensor<{n}x{c}x{h}x{w}xf32>) -> ({y}) {{
+  %w = nn.constant {{value = @w}} : tensor<{}x{}x{}x{}xf32>
+{}  %y = nn.conv_transpose %x, %w{} {{group = {group}{attrs}}} : {y}
+  return %y
+}}",
+        weight("w", &wshape, 3 + c + m, 0.0, false),
+        if bias {
+            weight("b", &[m], 5, 0.0, false)
+        } else {
+            String::new()
+        },
+        wshape[0],
+        wshape[1],
+        wshape[2],
+        wshape[3],
+        if bias {
+            format!("  %b = nn.constant {{value = @b}} : tensor<{m}xf32>\n")
+        } else {
+            String::new()
+        },
+        if bias { ", %b" } else { "" },
+    )
+}
+
+fn check(src: &str) {
+    let g = check_pass(&ConvTransposeToConv::default(), src);
+    let ops = ops(&g);
+    assert!(
+        ops.contains(&OpKind::Conv) && !ops.contains(&OpKind::ConvTranspose),
+        "{}",
+        print(&g)
+    );
+}
+
+#[test]
+fn strides_pads_and_output_padding() {
+    // (x, m, kernel, group, bias, attrs, output extent)
+    check(&src(
+        [1, 5, 7, 11],
+        7,
+        [3, 3],
+        1,
+        true,
+        ", strides = [2, 2], pads = [1, 1, 1, 1], output_padding = [1, 1]",
+        [14, 22],
+    ));
+    check(&src(
+        [2, 3, 5, 4],
+        2,
+        [3, 3],
+        1,
+        false,
+        ", pads = [1, 1, 1, 1]",
+        [5, 4],
+    ));
+    check(&src(
+        [1, 4, 5, 5],
+        3,
+        [4, 4],
+        1,
+        true,
+        ", strides = [2, 2], pads = [1, 1, 1, 1]",
+        [10, 10],
+    ));
+    check(&src(
+        [1, 3, 4, 5],
+        2,
+        [5, 5],
+        1,
+        true,
+        ", strides = [3, 2], pads = [0, 2, 3, 1]",
+        [11, 10],
+    ));
+    check(&src(
+        [1, 13, 3, 5],
+        1,
+        [1, 1],
+        1,
+        false,
+        ", strides = [2, 2]",
+        [5, 9],
+    ));
+}
+
+#[test]
+fn pads_beyond_the_kernels_reach_crop_the_input() {
+    check(&src(
+        [1, 4, 8, 9],
+        3,
+        [3, 2],
+        1,
+        true,
+        ", strides = [2, 3], pads = [3, 2, 3, 4]",
+        [11, 20],
+    ));
+    check(&src(
+        [1, 2, 6, 7],
+        2,
+        [3, 3],
+        1,
+        false,
+        ", pads = [3, 3, 3, 3]",
+        [2, 3],
+    ));
+}
+
+#[test]
+fn dilation_groups_and_depthwise() {
+    check(&src(
+        [1, 6, 5, 4],
+        5,
+        [3, 3],
+        1,
+        false,
+        ", strides = [2, 2], dilations = [2, 2], pads = [1, 0, 2, 1]",
+        [10, 10],
+    ));
+    check(&src(
+        [2, 6, 5, 7],
+        9,
+        [3, 3],
+        3,
+        true,
+        ", strides = [2, 1], pads = [1, 1, 0, 1]",
+        [10, 7],
+    ));
+    check(&src(
+        [1, 8, 6, 6],
+        8,
+        [3, 3],
+        8,
+        true,
+        ", strides = [2, 2], pads = [1, 1, 1, 1], output_padding = [1, 0]",
+        [12, 11],
+    ));
+}
+
+#[test]
+fn output_shape_and_auto_pad() {
+    check(&src(
+        [1, 4, 5, 5],
+        3,
+        [3, 3],
+        1,
+        true,
+        ", strides = [2, 2], output_shape = [12, 11]",
+        [12, 11],
+    ));
+    check(&src(
+        [1, 5, 4, 7],
+        3,
+        [4, 3],
+        1,
+        true,
+        ", strides = [2, 2], auto_pad = \"SAME_UPPER\"",
+        [8, 14],
+    ));
+    check(&src(
+        [1, 5, 5, 4],
+        3,
+        [3, 4],
+        1,
+        true,
+        ", strides = [3, 2], auto_pad = \"SAME_LOWER\"",
+        [15, 8],
+    ));
+    check(&src(
+        [1, 3, 1, 1],
+        4,
+        [3, 3],
+        1,
+        true,
+        ", strides = [2, 2], auto_pad = \"VALID\"",
+        [3, 3],
+    ));
+}
+
+#[test]
+fn strides_above_the_limit_and_runtime_weights_stay() {
+    let pass = ConvTransposeToConv {
+        options: Options { max_stride: 2 },
+    };
+    assert_unchanged(
+        &pass,
+        &src(
+            [1, 2, 3, 3],
+            2,
+            [3, 3],
+            1,
+            false,
+            ", strides = [3, 3]",
+            [9, 9],
+        ),
+    );
+    assert_unchanged(
+        &ConvTransposeToConv::default(),
+        "graph @t(%x: tensor<1x2x3x3xf32>, %w: tensor<2x1x2x2xf32>) -> (tensor<1x1x6x6xf32>) {
+  %y = nn.conv_transpose %x, %w {strides = [2, 2]} : tensor<1x1x6x6xf32>
+  return %y
+}",
+    );
+}
