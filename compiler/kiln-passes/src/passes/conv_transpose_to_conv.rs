@@ -1,44 +1,50 @@
 //! `conv-transpose-to-conv`: a 2-D transposed convolution with constant
-//! weights becomes a convolution, so it runs in the convolution kernels
+//! weights becomes convolutions, so it runs in the convolution kernels
 //! (packed weights, register-blocked tiles, fused epilogues, threads)
 //! instead of the transposed convolution's gather loop nest.
 //!
-//! `y[o] = sum_{i, k : o = i * s - p + k * d} x[i] w[k]` is, per spatial
-//! dim, the stride-1 convolution with dilation `d` of the input with
-//! `s - 1` zeros inserted after every element (`u[i * s] = x[i]`), padded
-//! by `d * (K - 1) - p` at the beginning, with the kernel flipped
-//! (`w'[k] = w[K - 1 - k]`) and its channel axes swapped per group
-//! (`[C, M / g, kh, kw]` to `[M, C / g, kh, kw]`). The end padding is what
-//! makes the output extent the transposed convolution's (`output_padding`,
-//! `output_shape` and `auto_pad` included, through
-//! [`kiln_ir::ops::Window::transposed_begin_pad`]); a negative padding
-//! crops the input instead.
+//! `y[o] = sum_{i, k : o + p = i * s + k * d} x[i] w[k]` per spatial dim
+//! (begin padding `p` through [`kiln_ir::ops::Window::transposed_begin_pad`]:
+//! `pads`, `output_padding`, `output_shape` and `auto_pad` included). The
+//! weight `[C, M / g, kh, kw]` has its channel axes swapped within each
+//! group (`[M, C / g, kh, kw]`, a derived weight, `kiln_ir::Derivation`),
+//! then:
 //!
-//! The zeros are inserted by `nn.reshape` to `[N, C, H, 1, W, 1]`,
-//! `nn.pad` by `s - 1` after the unit dims and `nn.reshape` to
-//! `[N, C, H * s, W * s]` (strides of 1 insert nothing). The convolution
-//! then multiplies the inserted zeros too (`s^2` times the transposed
-//! convolution's products at stride `s`, as the gather loop does, but at
-//! kernel speed); strides above `max_stride` stay as they are. The new
-//! weight is derived (`kiln_ir::Derivation`): reshape, transpose, reshape
-//! and a reversing slice of the original, computed when its bytes are
-//! needed.
+//! - **Sub-pixel** (dilation 1, the default for strides above 1): output
+//!   `o = s * q + a` of residue `a` takes only the taps `k = f + s * t`
+//!   with `f = (a + p) mod s`, at input `q + c - t` (`c = (a + p) div s`).
+//!   So each residue pair `(a_h, a_w)` is a stride-1 convolution of `x`
+//!   itself with those taps, reversed (a derived slice with step `-s` of the
+//!   weight zero-padded to a multiple of `s` taps), padded `T - 1 - c` at
+//!   the beginning, giving `ceil(O / s)` outputs per dim; the `s_h * s_w`
+//!   results are concatenated along the channels, interleaved by reshape,
+//!   transpose and reshape, and cropped to `O`. The products are the
+//!   transposed convolution's own (none with an inserted zero).
+//! - **Zero insertion** (dilation above 1, or `sub_pixel` off): the
+//!   stride-1 convolution with dilation `d` of the input with `s - 1` zeros
+//!   inserted after every element (`nn.reshape` to `[N, C, H, 1, W, 1]`,
+//!   `nn.pad` by `s - 1` after the unit dims, `nn.reshape` back), padded by
+//!   `d * (K - 1) - p` at the beginning, with the taps reversed; at stride
+//!   `s` it also multiplies the `s^2 - 1` inserted zeros of every value.
 //!
-//! Only f32 `[N, C, H, W]` operands of static shape with a constant weight;
-//! the bias is the convolution's. Preconditions: a verified graph.
-//! Graph outputs keep their names and types.
+//! A negative padding crops the input (`nn.pad`). Each convolution's own
+//! shape rule must give the expected type, else nothing is rewritten.
+//! Strides above `max_stride` stay as they are. Only f32 `[N, C, H, W]`
+//! operands of static shape with a constant weight; the bias is each
+//! convolution's. Preconditions: a verified graph. Graph outputs keep
+//! their names and types.
 
 use crate::pass::{pass_info, Pass, PassError, PassOptions, PassStats};
 use crate::pattern::{self, Matcher};
 use crate::registry::PassInfo;
 use crate::rewrite::{sweep_pass, Direction, NewData, NewNode, NewWeight, Recipe, Val, WRef};
 use kiln_ir::ops::{InferCtx, Window};
-use kiln_ir::{Attr, Attrs, Blob, DType, Graph, OpKind, TensorType};
+use kiln_ir::{Attr, Attrs, Blob, DType, Graph, OpKind, TensorType, ValueId, WeightId};
 
 /// Registry entry.
 pub const INFO: PassInfo = PassInfo {
     name: "conv-transpose-to-conv",
-    summary: "Rewrites 2-D ConvTranspose with constant weights as a Conv of the zero-inserted input with flipped, channel-swapped derived weights",
+    summary: "Rewrites 2-D ConvTranspose with constant weights as Convs over derived weights: one per output residue (sub-pixel), or one of the zero-inserted input when dilated",
     create: || Box::new(ConvTransposeToConv::default()),
 };
 
@@ -48,11 +54,17 @@ pub struct Options {
     /// The largest stride rewritten (the convolution multiplies `stride^2`
     /// times as many values, zeros included, and its input is as large).
     pub max_stride: u64,
+    /// Strided ones with dilation 1 as `stride^2` convolutions of the input
+    /// itself, one per output residue (else zeros are inserted).
+    pub sub_pixel: bool,
 }
 
 impl Default for Options {
     fn default() -> Options {
-        Options { max_stride: 8 }
+        Options {
+            max_stride: 8,
+            sub_pixel: true,
+        }
     }
 }
 
@@ -179,139 +191,314 @@ pub(crate) fn plan(m: &Matcher<'_>, n: usize, opts: &Options) -> Option<Recipe> 
         return None;
     }
     let requested = node.attrs.contains_key("output_shape");
-    let name = m.g.value(*y).name.clone();
+    let pb = [0, 1]
+        .map(|i| win.transposed_begin_pad(i, xs[2 + i], out_pad[i] as u64, ys[2 + i], requested));
+    let geo = Geo {
+        x: [xs[0], xs[1], xs[2], xs[3]],
+        y: [ys[0], ys[1], ys[2], ys[3]],
+        k: [ws[2], ws[3]],
+        s: [win.strides[0], win.strides[1]],
+        d: [win.dilations[0], win.dilations[1]],
+        pb: [i64::try_from(pb[0]).ok()?, i64::try_from(pb[1]).ok()?],
+        g,
+        bias,
+        name: m.g.value(*y).name.clone(),
+    };
     let mut r = Recipe::at(n);
+    let w = channel_swapped(&mut r, wid, &geo, cin, mg);
+    let out = if opts.sub_pixel && geo.d == [1, 1] && geo.s != [1, 1] {
+        sub_pixel(&mut r, m.g, Val::Old(x), w, &geo)?
+    } else {
+        zero_inserted(&mut r, m.g, Val::Old(x), w, &geo)?
+    };
+    r.replace.push((*y, out));
+    Some(r)
+}
 
-    // The input with s - 1 zeros after every element of each spatial dim
-    // (extent n * s), then cropped where the begin or end padding is
-    // negative; the rest of the padding is the convolution's.
-    let mut xin = Val::Old(x);
-    let (s, d) = (&win.strides, &win.dilations);
+/// The geometry of one transposed convolution (2-D, NCHW).
+struct Geo {
+    x: [u64; 4],
+    y: [u64; 4],
+    k: [u64; 2],
+    s: [u64; 2],
+    d: [u64; 2],
+    /// Begin padding per spatial dim.
+    pb: [i64; 2],
+    g: u64,
+    bias: Option<ValueId>,
+    /// The result's name (new values are named after it).
+    name: String,
+}
+
+/// The weight `[C, M / g, kh, kw]` as a convolution's `[M, C / g, kh, kw]`
+/// (channel axes swapped within each group; taps not flipped), derived.
+fn channel_swapped(r: &mut Recipe, wid: WeightId, geo: &Geo, cin: u64, mg: u64) -> WRef {
+    let (g, [kh, kw], name) = (geo.g, geo.k, &geo.name);
+    let cg = cin / g;
+    let grouped = [g, cg, mg, kh, kw];
+    let w1 = derived_reshape(r, WRef::Old(wid), &grouped, &format!("{name}.w_groups"));
+    let mut perm = Attrs::new();
+    perm.insert("perm".into(), Attr::Ints(vec![0, 2, 1, 3, 4]));
+    let w2 = r.derived(
+        &format!("{name}.w_swapped"),
+        TensorType::fixed(DType::F32, &[g, mg, cg, kh, kw]),
+        OpKind::Transpose,
+        perm,
+        vec![w1],
+    );
+    derived_reshape(r, w2, &[mg * g, cg, kh, kw], &format!("{name}.w_conv"))
+}
+
+/// `derived<nn.slice>(w, starts, ends, axes [2, 3], steps)` of type `dims`.
+fn derived_taps(
+    r: &mut Recipe,
+    w: WRef,
+    starts: [i64; 2],
+    ends: [i64; 2],
+    steps: [i64; 2],
+    dims: &[u64],
+    name: &str,
+) -> WRef {
+    let s = ints_weight(r, &starts, &format!("{name}_starts"));
+    let e = ints_weight(r, &ends, &format!("{name}_ends"));
+    let a = ints_weight(r, &[2, 3], &format!("{name}_axes"));
+    let st = ints_weight(r, &steps, &format!("{name}_steps"));
+    r.derived(
+        name,
+        TensorType::fixed(DType::F32, dims),
+        OpKind::Slice,
+        Attrs::new(),
+        vec![w, s, e, a, st],
+    )
+}
+
+/// `nn.conv(x, w, bias)` with stride 1 and padding `pads` (begin h, begin w,
+/// end h, end w); a negative padding crops `x` first (`nn.pad`). `None`
+/// unless the convolution's shape rule gives `out`.
+#[allow(clippy::too_many_arguments)]
+fn conv(
+    r: &mut Recipe,
+    graph: &Graph,
+    x: Val,
+    w: WRef,
+    wdims: [u64; 4],
+    pads: [i64; 4],
+    geo: &Geo,
+    out: [u64; 4],
+    name: &str,
+) -> Option<Val> {
+    let xd = r.ty(graph, x).static_shape()?;
+    let mut xin = x;
+    let crop = pads.map(|p| p.min(0));
+    if crop.iter().any(|&c| c < 0) {
+        let dims: Vec<u64> = (0..2)
+            .map(|i| u64::try_from(xd[2 + i] as i64 + crop[i] + crop[i + 2]).ok())
+            .collect::<Option<_>>()?;
+        if dims.contains(&0) {
+            return None;
+        }
+        let p = [0, 0, crop[0], crop[1], 0, 0, crop[2], crop[3]];
+        xin = pad(
+            r,
+            x,
+            &p,
+            &[xd[0], xd[1], dims[0], dims[1]],
+            &format!("{name}.cropped"),
+        );
+    }
+    let wc = r.push(NewNode::constant(
+        &format!("{name}.weight"),
+        w,
+        TensorType::fixed(DType::F32, &wdims),
+    ));
+    let mut attrs = Attrs::new();
+    attrs.insert(
+        "kernel_shape".into(),
+        Attr::Ints(vec![wdims[2] as i64, wdims[3] as i64]),
+    );
+    attrs.insert("strides".into(), Attr::Ints(vec![1, 1]));
+    attrs.insert(
+        "dilations".into(),
+        Attr::Ints(vec![geo.d[0] as i64, geo.d[1] as i64]),
+    );
+    attrs.insert("pads".into(), Attr::Ints(pads.map(|p| p.max(0)).to_vec()));
+    attrs.insert("group".into(), Attr::Int(geo.g as i64));
+    let mut ins = vec![xin, wc];
+    ins.extend(geo.bias.map(Val::Old));
+    let in_tys: Vec<TensorType> = ins.iter().map(|&v| r.ty(graph, v).clone()).collect();
+    let refs: Vec<Option<&TensorType>> = in_tys.iter().map(Some).collect();
+    let ty = TensorType::fixed(DType::F32, &out);
+    if pattern::infer(OpKind::Conv, &attrs, &refs, 1)?.first()? != &ty {
+        return None;
+    }
+    Some(r.push(NewNode::op(OpKind::Conv, ins, attrs, name, ty)))
+}
+
+/// The stride-1 convolution with dilation `d` of the input with `s - 1`
+/// zeros inserted after every element, padded `d * (K - 1) - pb` at the
+/// beginning, with the taps of `w` (channel-swapped) reversed.
+fn zero_inserted(r: &mut Recipe, graph: &Graph, x: Val, w: WRef, geo: &Geo) -> Option<Val> {
+    let (xs, s, d, name) = (geo.x, geo.s, geo.d, &geo.name);
+    let mut xin = x;
     let mut len = [xs[2], xs[3]];
-    if s.iter().any(|&s| s > 1) {
-        let (h, w) = (xs[2], xs[3]);
-        let unit = [xs[0], xs[1], h, 1, w, 1];
-        let a = reshape(&mut r, xin, &unit, &format!("{name}.cells"));
-        let spread = [xs[0], xs[1], h, s[0], w, s[1]];
-        let pads = [
-            0,
-            0,
-            0,
-            0,
-            0,
-            0,
-            0,
-            0,
-            0,
-            s[0] as i64 - 1,
-            0,
-            s[1] as i64 - 1,
-        ];
-        let b = pad(&mut r, a, &pads, &spread, &format!("{name}.spread"));
-        len = [h * s[0], w * s[1]];
+    if s != [1, 1] {
+        let (h, wd) = (xs[2], xs[3]);
+        let a = reshape(
+            r,
+            xin,
+            &[xs[0], xs[1], h, 1, wd, 1],
+            &format!("{name}.cells"),
+        );
+        let spread = [xs[0], xs[1], h, s[0], wd, s[1]];
+        let mut pads = [0i64; 12];
+        pads[9] = s[0] as i64 - 1;
+        pads[11] = s[1] as i64 - 1;
+        let b = pad(r, a, &pads, &spread, &format!("{name}.spread"));
+        len = [h * s[0], wd * s[1]];
         xin = reshape(
-            &mut r,
+            r,
             b,
             &[xs[0], xs[1], len[0], len[1]],
             &format!("{name}.zero_inserted"),
         );
     }
-    let mut conv_pads = [0i64; 4];
-    let mut crop = [0i64; 4];
+    let mut pads = [0i64; 4];
     for i in 0..2 {
-        let reach = (d[i] * (win.kernel[i] - 1)) as i64;
-        let pb = win.transposed_begin_pad(i, xs[2 + i], out_pad[i] as u64, ys[2 + i], requested);
-        let begin = reach - i64::try_from(pb).ok()?;
-        let end = ys[2 + i] as i64 + reach - len[i] as i64 - begin;
-        for (j, v) in [(i, begin), (i + 2, end)] {
-            if v >= 0 {
-                conv_pads[j] = v;
-            } else {
-                crop[j] = v;
-            }
-        }
+        let reach = (d[i] * (geo.k[i] - 1)) as i64;
+        let begin = reach - geo.pb[i];
+        pads[i] = begin;
+        pads[i + 2] = geo.y[2 + i] as i64 + reach - len[i] as i64 - begin;
     }
-    if crop.iter().any(|&c| c < 0) {
-        let cropped: Vec<u64> = (0..2)
-            .map(|i| (len[i] as i64 + crop[i] + crop[i + 2]).max(0) as u64)
-            .collect();
-        if cropped.contains(&0) {
-            return None;
-        }
-        let pads = [0, 0, crop[0], crop[1], 0, 0, crop[2], crop[3]];
-        xin = pad(
-            &mut r,
-            xin,
-            &pads,
-            &[xs[0], xs[1], cropped[0], cropped[1]],
-            &format!("{name}.cropped"),
-        );
-    }
-
-    // w'[o, c, kh - 1 - a, kw - 1 - b] = w[c, o, a, b] within each group.
-    let (kh, kw) = (ws[2], ws[3]);
-    let (cg, cout) = (cin / g, mg * g);
-    let grouped = [g, cg, mg, kh, kw];
-    let w_old = WRef::Old(wid);
-    let w1 = derived_reshape(&mut r, w_old, &grouped, &format!("{name}.w_groups"));
-    let mut perm = Attrs::new();
-    perm.insert("perm".into(), Attr::Ints(vec![0, 2, 1, 3, 4]));
-    let swapped = [g, mg, cg, kh, kw];
-    let w2 = r.derived(
-        &format!("{name}.w_swapped"),
-        TensorType::fixed(DType::F32, &swapped),
-        OpKind::Transpose,
-        perm,
-        vec![w1],
-    );
-    let conv_w = [cout, cg, kh, kw];
-    let w3 = derived_reshape(&mut r, w2, &conv_w, &format!("{name}.w_conv"));
-    let starts = ints_weight(&mut r, &[-1, -1], &format!("{name}.w_flip_starts"));
-    let ends = ints_weight(
-        &mut r,
-        &[-(kh as i64) - 1, -(kw as i64) - 1],
-        &format!("{name}.w_flip_ends"),
-    );
-    let axes = ints_weight(&mut r, &[2, 3], &format!("{name}.w_flip_axes"));
-    let steps = ints_weight(&mut r, &[-1, -1], &format!("{name}.w_flip_steps"));
-    let w4 = r.derived(
+    let [kh, kw] = geo.k;
+    let wdims = [geo.y[1], geo.x[1] / geo.g, kh, kw];
+    let k = [kh as i64, kw as i64];
+    let flipped = derived_taps(
+        r,
+        w,
+        [-1, -1],
+        k.map(|k| -k - 1),
+        [-1, -1],
+        &wdims,
         &format!("{name}.w_flipped"),
-        TensorType::fixed(DType::F32, &conv_w),
-        OpKind::Slice,
-        Attrs::new(),
-        vec![w3, starts, ends, axes, steps],
     );
-    let wc = r.push(NewNode::constant(
-        &format!("{name}.weight"),
-        w4,
-        TensorType::fixed(DType::F32, &conv_w),
-    ));
+    conv(r, graph, xin, flipped, wdims, pads, geo, geo.y, name)
+}
 
-    let mut attrs = Attrs::new();
-    attrs.insert(
-        "kernel_shape".into(),
-        Attr::Ints(vec![kh as i64, kw as i64]),
-    );
-    attrs.insert("strides".into(), Attr::Ints(vec![1, 1]));
-    attrs.insert(
-        "dilations".into(),
-        Attr::Ints(vec![d[0] as i64, d[1] as i64]),
-    );
-    attrs.insert("pads".into(), Attr::Ints(conv_pads.to_vec()));
-    attrs.insert("group".into(), Attr::Int(g as i64));
-    let mut ins = vec![xin, wc];
-    ins.extend(bias.map(Val::Old));
-    // The convolution's own shape rule must give the transposed one's
-    // result type, else nothing is rewritten.
-    let in_tys: Vec<TensorType> = ins.iter().map(|&v| r.ty(m.g, v).clone()).collect();
-    let refs: Vec<Option<&TensorType>> = in_tys.iter().map(Some).collect();
-    let out = pattern::infer(OpKind::Conv, &attrs, &refs, 1)?;
-    if out.first()? != yt {
-        return None;
+/// The sub-pixel form (dilation 1): output `o = s * q + p` of each residue
+/// `p` takes only the taps `k = f + s * t` (`f = (p + pb) mod s`), at input
+/// `q + c - t` (`c = (p + pb) div s`): per residue pair a stride-1
+/// convolution of `x` with `ceil((K - f) / s)` taps (at least one; taps past
+/// the kernel read the zeros it is padded with), padded `T - 1 - c` at the
+/// beginning, giving `ceil(O / s)` outputs. The `s_h * s_w` results are
+/// concatenated along the channels, interleaved by reshape, transpose and
+/// reshape, and cropped to the output extent. No product with an inserted
+/// zero: the same multiplications as the transposed convolution.
+fn sub_pixel(r: &mut Recipe, graph: &Graph, x: Val, w: WRef, geo: &Geo) -> Option<Val> {
+    let (xs, ys, s, k, name) = (geo.x, geo.y, geo.s, geo.k, &geo.name);
+    let (n, m, cg) = (ys[0], ys[1], xs[1] / geo.g);
+    let q = [ys[2].div_ceil(s[0]), ys[3].div_ceil(s[1])];
+    let tmax = [k[0].div_ceil(s[0]), k[1].div_ceil(s[1])];
+    // The kernel padded with zeros to tmax * s taps.
+    let kp = [tmax[0] * s[0], tmax[1] * s[1]];
+    let wpad = if kp != k {
+        let pads = ints_weight(
+            r,
+            &[
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                (kp[0] - k[0]) as i64,
+                (kp[1] - k[1]) as i64,
+            ],
+            &format!("{name}.w_padded_pads"),
+        );
+        r.derived(
+            &format!("{name}.w_padded"),
+            TensorType::fixed(DType::F32, &[m, cg, kp[0], kp[1]]),
+            OpKind::Pad,
+            Attrs::new(),
+            vec![w, pads],
+        )
+    } else {
+        w
+    };
+    let mut phases = Vec::new();
+    for ph in 0..s[0] {
+        for pw in 0..s[1] {
+            let mut taps = [0u64; 2];
+            let mut starts = [0i64; 2];
+            let mut pads = [0i64; 4];
+            for (i, p) in [ph, pw].into_iter().enumerate() {
+                let at = p as i64 + geo.pb[i];
+                let (f, c) = (at.rem_euclid(s[i] as i64), at.div_euclid(s[i] as i64));
+                let t = ((k[i] as i64 - f).max(1) as u64).div_ceil(s[i]) as i64;
+                taps[i] = t as u64;
+                starts[i] = f + s[i] as i64 * (t - 1);
+                pads[i] = t - 1 - c;
+                pads[i + 2] = q[i] as i64 - xs[2 + i] as i64 - pads[i] + t - 1;
+            }
+            let pname = format!("{name}.phase{ph}{pw}");
+            let wdims = [m, cg, taps[0], taps[1]];
+            let ends = kp.map(|k| -(k as i64) - 1);
+            let steps = [-(s[0] as i64), -(s[1] as i64)];
+            let wp = derived_taps(r, wpad, starts, ends, steps, &wdims, &format!("{pname}.w"));
+            phases.push(conv(
+                r,
+                graph,
+                x,
+                wp,
+                wdims,
+                pads,
+                geo,
+                [n, m, q[0], q[1]],
+                &pname,
+            )?);
+        }
     }
-    let conv = r.push(NewNode::op(OpKind::Conv, ins, attrs, &name, yt.clone()));
-    r.replace.push((*y, conv));
-    Some(r)
+    let ss = s[0] * s[1];
+    let mut cat = Attrs::new();
+    cat.insert("axis".into(), Attr::Int(1));
+    let all = r.push(NewNode::op(
+        OpKind::Concat,
+        phases,
+        cat,
+        &format!("{name}.phases"),
+        TensorType::fixed(DType::F32, &[n, ss * m, q[0], q[1]]),
+    ));
+    let split = reshape(
+        r,
+        all,
+        &[n, s[0], s[1], m, q[0], q[1]],
+        &format!("{name}.phase_grid"),
+    );
+    let mut perm = Attrs::new();
+    perm.insert("perm".into(), Attr::Ints(vec![0, 3, 4, 1, 5, 2]));
+    let inter = r.push(NewNode::op(
+        OpKind::Transpose,
+        vec![split],
+        perm,
+        &format!("{name}.interleaved"),
+        TensorType::fixed(DType::F32, &[n, m, q[0], s[0], q[1], s[1]]),
+    ));
+    let full = [q[0] * s[0], q[1] * s[1]];
+    if full == [ys[2], ys[3]] {
+        return Some(reshape(r, inter, &ys, name));
+    }
+    let img = reshape(r, inter, &[n, m, full[0], full[1]], &format!("{name}.full"));
+    let crop = [
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        ys[2] as i64 - full[0] as i64,
+        ys[3] as i64 - full[1] as i64,
+    ];
+    Some(pad(r, img, &crop, &ys, name))
 }
 
 #[cfg(test)]

@@ -49,14 +49,33 @@ fn src(
     )
 }
 
+/// Both forms of a strided one (sub-pixel convolutions and the zero-inserted
+/// input) against the transposed convolution.
 fn check(src: &str) {
-    let g = check_pass(&ConvTransposeToConv::default(), src);
-    let ops = ops(&g);
-    assert!(
-        ops.contains(&OpKind::Conv) && !ops.contains(&OpKind::ConvTranspose),
-        "{}",
-        print(&g)
-    );
+    for sub_pixel in [true, false] {
+        let pass = ConvTransposeToConv {
+            options: Options {
+                sub_pixel,
+                ..Options::default()
+            },
+        };
+        let g = check_pass(&pass, src);
+        let ops = ops(&g);
+        assert!(
+            ops.contains(&OpKind::Conv) && !ops.contains(&OpKind::ConvTranspose),
+            "{}",
+            print(&g)
+        );
+        // The sub-pixel form: one convolution per output residue pair,
+        // concatenated; strides of 1 and dilations insert nothing.
+        let strided = src.contains("strides = [") && !src.contains("dilations");
+        assert_eq!(
+            ops.contains(&OpKind::Concat),
+            sub_pixel && strided,
+            "{}",
+            print(&g)
+        );
+    }
 }
 
 #[test]
@@ -205,7 +224,10 @@ fn output_shape_and_auto_pad() {
 #[test]
 fn strides_above_the_limit_and_runtime_weights_stay() {
     let pass = ConvTransposeToConv {
-        options: Options { max_stride: 2 },
+        options: Options {
+            max_stride: 2,
+            ..Options::default()
+        },
     };
     assert_unchanged(
         &pass,
