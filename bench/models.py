@@ -455,6 +455,42 @@ def googlenet(g: Graph) -> list[np.ndarray]:
     return g.classify(y, "/avgpool", ("/fc", "fc", 1024))
 
 
+def dcgan_generator(g: Graph) -> list[np.ndarray]:
+    """The DCGAN generator (Radford et al.; PyTorch's DCGAN example with nz=100, ngf=64, nc=3) at
+    batch 16: ConvTranspose 4x4 from the 1x1 latent to 4x4x512, then four 4x4/2 ConvTransposes
+    with padding 1 (8x8x256, 16x16x128, 32x32x64, 64x64x3), none with bias; BatchNormalization +
+    Relu after all but the last, Tanh at the end. BatchNormalization stays a separate node (the
+    exporter folds it into Conv, not ConvTranspose). Weights He-normal over the inputs each output
+    value sums (cin * 16 / stride^2), so activations stay O(1) as in a trained generator (the
+    paper's N(0, 0.02) init would shrink them layer by layer)."""
+    batch, nz, ngf = 16, 100, 64
+    x = g.input("latent", TensorProto.FLOAT, [batch, nz, 1, 1])
+    chans = [nz, ngf * 8, ngf * 4, ngf * 2, ngf, 3]
+    y = x
+    for i in range(5):
+        cin, cout = chans[i], chans[i + 1]
+        sc, prefix = f"/main/main.{3 * i}", f"main.{3 * i}"
+        stride, pad = (1, 0) if i == 0 else (2, 1)
+        w = g.normal(f"{prefix}.weight", (cin, cout, 4, 4), math.sqrt(2.0 / (cin * 16 // stride**2)))
+        y = g.node(
+            "ConvTranspose",
+            [y, w],
+            f"{sc}/ConvTranspose",
+            dilations=[1, 1],
+            group=1,
+            kernel_shape=[4, 4],
+            pads=[pad] * 4,
+            strides=[stride, stride],
+        )
+        if i < 4:
+            y = g.batchnorm(y, f"/main/main.{3 * i + 1}", f"main.{3 * i + 1}", cout, (0.8, 1.2))
+            y = g.relu(y, f"/main/main.{3 * i + 2}")
+        else:
+            y = g.node("Tanh", [y], f"/main/main.{3 * i + 1}")
+    g.output(y, "image", [batch, 3, 64, 64])
+    return [g.rng.standard_normal((batch, nz, 1, 1), dtype=F32)]
+
+
 # --- transformers -----------------------------------------------------------------------------
 
 
@@ -658,6 +694,7 @@ SPECS: list[Spec] = [
     Spec("shufflenet_v2", shufflenet_v2, 2009, "ShuffleNet v2 x1.0", 1e-4),
     Spec("googlenet", googlenet, 2010, "Inception v1 (GoogLeNet)", 2e-4),
     Spec("resnet50", resnet50, 2011, "ResNet-50", 2e-4),
+    Spec("dcgan_generator", dcgan_generator, 2012, "DCGAN generator (ConvTranspose), batch 16", 2e-4),
 ]
 # Weight-only quantization: the GEMV and the batch-16 GEMM above, compiled with --quantize
 # (compare their Kiln times with the f32 rows'), ONNX Runtime running MatMulNBits 4-bit

@@ -68,13 +68,13 @@ const O1: &[&str] = &[
     "recognize-norms",
     // After the norms; takes the head-split transposes with it.
     "recognize-attention",
-    // Transposed convolutions as convolutions (derived weights), before
-    // the batch-norm folding, which then takes the convolution's.
-    "conv-transpose-to-conv",
     // Batch norms and per-channel scales into the convolution weights
     // (derived, nothing copied), so that conv-bn-relu is conv-relu for the
     // epilogue fusion.
     "fold-batch-norm",
+    // Transposed convolutions as convolutions (derived weights), after the
+    // batch-norm folding took the norms that follow them.
+    "conv-transpose-to-conv",
     // Brings the transposes that remain together and cancels them.
     "sink-transposes",
     // Rewrites leave duplicates (equal constants) and dead nodes.
@@ -96,8 +96,8 @@ const O2: &[&str] = &[
     "fold-quantized-unary",
     "recognize-norms",
     "recognize-attention",
-    "conv-transpose-to-conv",
     "fold-batch-norm",
+    "conv-transpose-to-conv",
     "sink-transposes",
     "cse",
     "dce",
@@ -124,8 +124,8 @@ const O3: &[&str] = &[
     "fold-quantized-unary",
     "recognize-norms",
     "recognize-attention",
-    "conv-transpose-to-conv",
     "fold-batch-norm",
+    "conv-transpose-to-conv",
     "sink-transposes",
     "cse",
     "dce",
