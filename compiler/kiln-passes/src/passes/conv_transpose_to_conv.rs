@@ -168,17 +168,18 @@ pub(crate) fn plan(m: &Matcher<'_>, n: usize, opts: &Options) -> Option<Recipe> 
         return None;
     }
     let inputs = [Some(xt), Some(wt)];
-    let ctx = InferCtx {
-        def: node.op.def(),
-        inputs: &inputs,
-        attrs: &node.attrs,
-        consts: &[None, None],
-        num_outputs: 1,
-        weight_ty: None,
-        body: None,
-    };
-    let win = Window::read(&ctx, 2, Some(ws[2..].to_vec())).ok()?;
-    if win.strides.iter().any(|&s| s > opts.max_stride) {
+    let win = Window::read(&InferCtx::of_node(node, &inputs), 2, Some(ws[2..].to_vec())).ok()?;
+    // Extents and dilations past 2^31 (an untrusted model's) are left alone:
+    // the arithmetic below stays far from overflowing.
+    let big = |v: &u64| *v > i32::MAX as u64;
+    if win.strides.iter().any(|&s| s > opts.max_stride)
+        || xs
+            .iter()
+            .chain(&ws)
+            .chain(&ys)
+            .chain(&win.dilations)
+            .any(big)
+    {
         return None;
     }
     let out_pad = pattern::attr_or_default(node, "output_padding")
@@ -191,6 +192,7 @@ pub(crate) fn plan(m: &Matcher<'_>, n: usize, opts: &Options) -> Option<Recipe> 
         return None;
     }
     let requested = node.attrs.contains_key("output_shape");
+    let small = |p: u64| i64::try_from(p).ok().filter(|&p| p < 1 << 40);
     let pb = [0, 1]
         .map(|i| win.transposed_begin_pad(i, xs[2 + i], out_pad[i] as u64, ys[2 + i], requested));
     let geo = Geo {
@@ -199,7 +201,7 @@ pub(crate) fn plan(m: &Matcher<'_>, n: usize, opts: &Options) -> Option<Recipe> 
         k: [ws[2], ws[3]],
         s: [win.strides[0], win.strides[1]],
         d: [win.dilations[0], win.dilations[1]],
-        pb: [i64::try_from(pb[0]).ok()?, i64::try_from(pb[1]).ok()?],
+        pb: [small(pb[0])?, small(pb[1])?],
         g,
         bias,
         name: m.g.value(*y).name.clone(),
