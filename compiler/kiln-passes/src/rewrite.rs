@@ -23,7 +23,8 @@
 use crate::pattern::Matcher;
 use kiln_ir::graph::Derivation;
 use kiln_ir::{
-    Attrs, Blob, Graph, OpKind, TensorType, ValueId, Weight, WeightData, WeightId, WeightSource,
+    Attrs, Blob, DType, Graph, OpKind, TensorType, ValueId, Weight, WeightData, WeightId,
+    WeightSource,
 };
 
 /// How a planned replacement is carried out.
@@ -281,6 +282,42 @@ impl Recipe {
             ty,
             data: NewData::Derived { op, attrs, inputs },
         })
+    }
+
+    /// Adds an i64 weight `[v.len()]` holding `v` (shapes, pads, axes).
+    pub fn i64_weight(&mut self, v: &[i64], name: &str) -> WRef {
+        self.weight(NewWeight {
+            name: name.to_string(),
+            ty: TensorType::fixed(DType::I64, &[v.len() as u64]),
+            data: NewData::Bytes(
+                Blob::from_vec(v.iter().flat_map(|x| x.to_le_bytes()).collect()),
+                None,
+            ),
+        })
+    }
+
+    /// Adds an i64 weight holding `v` and an `nn.constant` of it.
+    pub fn i64_const(&mut self, v: &[i64], name: &str) -> Val {
+        let w = self.i64_weight(v, name);
+        self.push(NewNode::constant(
+            name,
+            w,
+            TensorType::fixed(DType::I64, &[v.len() as u64]),
+        ))
+    }
+
+    /// Adds `derived<nn.reshape>(w, dims)` of dtype `dt`, its shape operand
+    /// the weight `<name>_shape`.
+    pub fn derived_reshape(&mut self, w: WRef, dims: &[u64], dt: DType, name: &str) -> WRef {
+        let shape: Vec<i64> = dims.iter().map(|&d| d as i64).collect();
+        let s = self.i64_weight(&shape, &format!("{name}_shape"));
+        self.derived(
+            name,
+            TensorType::fixed(dt, dims),
+            OpKind::Reshape,
+            Attrs::new(),
+            vec![w, s],
+        )
     }
 
     /// Adds a weight holding `w`'s data and an `nn.constant` of it.

@@ -37,9 +37,9 @@
 use crate::pass::{pass_info, Pass, PassError, PassOptions, PassStats};
 use crate::pattern::{self, Matcher};
 use crate::registry::PassInfo;
-use crate::rewrite::{sweep_pass, Direction, NewData, NewNode, NewWeight, Recipe, Val, WRef};
+use crate::rewrite::{sweep_pass, Direction, NewNode, Recipe, Val, WRef};
 use kiln_ir::ops::{InferCtx, Window};
-use kiln_ir::{Attr, Attrs, Blob, DType, Graph, OpKind, TensorType, ValueId, WeightId};
+use kiln_ir::{Attr, Attrs, DType, Graph, OpKind, TensorType, ValueId, WeightId};
 
 /// Registry entry.
 pub const INFO: PassInfo = PassInfo {
@@ -77,39 +77,17 @@ pub struct ConvTransposeToConv {
 
 impl Pass for ConvTransposeToConv {
     pass_info!();
-    fn run(&self, g: &mut Graph, _opts: &PassOptions) -> Result<PassStats, PassError> {
+    fn run(&self, g: &mut Graph, opts: &PassOptions) -> Result<PassStats, PassError> {
         Ok(sweep_pass(g, Direction::Forward, |m, n| {
-            plan(m, n, &self.options)
+            plan(m, n, &self.options, opts.target.gemm_nr)
         }))
     }
-}
-
-/// A new i64 weight holding `v`.
-fn ints_weight(r: &mut Recipe, v: &[i64], name: &str) -> WRef {
-    r.weight(NewWeight {
-        name: name.to_string(),
-        ty: TensorType::fixed(DType::I64, &[v.len() as u64]),
-        data: NewData::Bytes(
-            Blob::from_vec(v.iter().flat_map(|x| x.to_le_bytes()).collect()),
-            None,
-        ),
-    })
-}
-
-/// A new i64 constant node holding `v`.
-fn ints_const(r: &mut Recipe, v: &[i64], name: &str) -> Val {
-    let w = ints_weight(r, v, name);
-    r.push(NewNode::constant(
-        name,
-        w,
-        TensorType::fixed(DType::I64, &[v.len() as u64]),
-    ))
 }
 
 /// `nn.reshape(x, dims)` of an f32 value.
 fn reshape(r: &mut Recipe, x: Val, dims: &[u64], name: &str) -> Val {
     let shape: Vec<i64> = dims.iter().map(|&d| d as i64).collect();
-    let s = ints_const(r, &shape, &format!("{name}_shape"));
+    let s = r.i64_const(&shape, &format!("{name}_shape"));
     r.push(NewNode::op(
         OpKind::Reshape,
         vec![x, s],
@@ -119,22 +97,9 @@ fn reshape(r: &mut Recipe, x: Val, dims: &[u64], name: &str) -> Val {
     ))
 }
 
-/// `derived<nn.reshape>(w, dims)` of an f32 weight.
-fn derived_reshape(r: &mut Recipe, w: WRef, dims: &[u64], name: &str) -> WRef {
-    let shape: Vec<i64> = dims.iter().map(|&d| d as i64).collect();
-    let s = ints_weight(r, &shape, &format!("{name}_shape"));
-    r.derived(
-        name,
-        TensorType::fixed(DType::F32, dims),
-        OpKind::Reshape,
-        Attrs::new(),
-        vec![w, s],
-    )
-}
-
 /// `nn.pad(x, pads)` with zeros, of result shape `dims`.
 fn pad(r: &mut Recipe, x: Val, pads: &[i64], dims: &[u64], name: &str) -> Val {
-    let p = ints_const(r, pads, &format!("{name}_pads"));
+    let p = r.i64_const(pads, &format!("{name}_pads"));
     r.push(NewNode::op(
         OpKind::Pad,
         vec![x, p],
@@ -144,8 +109,10 @@ fn pad(r: &mut Recipe, x: Val, pads: &[i64], dims: &[u64], name: &str) -> Val {
     ))
 }
 
-/// The recipe for the transposed convolution at node `n`, if it applies.
-pub(crate) fn plan(m: &Matcher<'_>, n: usize, opts: &Options) -> Option<Recipe> {
+/// The recipe for the transposed convolution at node `n`, if it applies;
+/// `nr` is the target's panel width of packed convolution weights (0:
+/// unknown).
+pub(crate) fn plan(m: &Matcher<'_>, n: usize, opts: &Options, nr: u64) -> Option<Recipe> {
     let node = &m.g.nodes[n];
     if node.op != OpKind::ConvTranspose {
         return None;
@@ -204,6 +171,8 @@ pub(crate) fn plan(m: &Matcher<'_>, n: usize, opts: &Options) -> Option<Recipe> 
         pb: [small(pb[0])?, small(pb[1])?],
         g,
         bias,
+        bias_w: bias.and_then(|b| m.g.constant_weight(m.defs(), b)),
+        nr,
         name: m.g.value(*y).name.clone(),
     };
     let mut r = Recipe::at(n);
@@ -228,6 +197,10 @@ struct Geo {
     pb: [i64; 2],
     g: u64,
     bias: Option<ValueId>,
+    /// The bias's weight when it is a constant.
+    bias_w: Option<WeightId>,
+    /// The target's panel width of packed convolution weights (0: unknown).
+    nr: u64,
     /// The result's name (new values are named after it).
     name: String,
 }
@@ -238,7 +211,12 @@ fn channel_swapped(r: &mut Recipe, wid: WeightId, geo: &Geo, cin: u64, mg: u64) 
     let (g, [kh, kw], name) = (geo.g, geo.k, &geo.name);
     let cg = cin / g;
     let grouped = [g, cg, mg, kh, kw];
-    let w1 = derived_reshape(r, WRef::Old(wid), &grouped, &format!("{name}.w_groups"));
+    let w1 = r.derived_reshape(
+        WRef::Old(wid),
+        &grouped,
+        DType::F32,
+        &format!("{name}.w_groups"),
+    );
     let mut perm = Attrs::new();
     perm.insert("perm".into(), Attr::Ints(vec![0, 2, 1, 3, 4]));
     let w2 = r.derived(
@@ -248,7 +226,12 @@ fn channel_swapped(r: &mut Recipe, wid: WeightId, geo: &Geo, cin: u64, mg: u64) 
         perm,
         vec![w1],
     );
-    derived_reshape(r, w2, &[mg * g, cg, kh, kw], &format!("{name}.w_conv"))
+    r.derived_reshape(
+        w2,
+        &[mg * g, cg, kh, kw],
+        DType::F32,
+        &format!("{name}.w_conv"),
+    )
 }
 
 /// `derived<nn.slice>(w, starts, ends, axes [2, 3], steps)` of type `dims`.
@@ -261,10 +244,10 @@ fn derived_taps(
     dims: &[u64],
     name: &str,
 ) -> WRef {
-    let s = ints_weight(r, &starts, &format!("{name}_starts"));
-    let e = ints_weight(r, &ends, &format!("{name}_ends"));
-    let a = ints_weight(r, &[2, 3], &format!("{name}_axes"));
-    let st = ints_weight(r, &steps, &format!("{name}_steps"));
+    let s = r.i64_weight(&starts, &format!("{name}_starts"));
+    let e = r.i64_weight(&ends, &format!("{name}_ends"));
+    let a = r.i64_weight(&[2, 3], &format!("{name}_axes"));
+    let st = r.i64_weight(&steps, &format!("{name}_steps"));
     r.derived(
         name,
         TensorType::fixed(DType::F32, dims),
@@ -281,8 +264,7 @@ fn derived_taps(
 fn conv(
     r: &mut Recipe,
     graph: &Graph,
-    x: Val,
-    w: WRef,
+    (x, w, bias): (Val, WRef, Option<Val>),
     wdims: [u64; 4],
     pads: [i64; 4],
     geo: &Geo,
@@ -326,7 +308,7 @@ fn conv(
     attrs.insert("pads".into(), Attr::Ints(pads.map(|p| p.max(0)).to_vec()));
     attrs.insert("group".into(), Attr::Int(geo.g as i64));
     let mut ins = vec![xin, wc];
-    ins.extend(geo.bias.map(Val::Old));
+    ins.extend(bias);
     let in_tys: Vec<TensorType> = ins.iter().map(|&v| r.ty(graph, v).clone()).collect();
     let refs: Vec<Option<&TensorType>> = in_tys.iter().map(Some).collect();
     let ty = TensorType::fixed(DType::F32, &out);
@@ -383,7 +365,17 @@ fn zero_inserted(r: &mut Recipe, graph: &Graph, x: Val, w: WRef, geo: &Geo) -> O
         &wdims,
         &format!("{name}.w_flipped"),
     );
-    conv(r, graph, xin, flipped, wdims, pads, geo, geo.y, name)
+    let bias = geo.bias.map(Val::Old);
+    conv(
+        r,
+        graph,
+        (xin, flipped, bias),
+        wdims,
+        pads,
+        geo,
+        geo.y,
+        name,
+    )
 }
 
 /// The sub-pixel form (dilation 1): output `o = s * q + p` of each residue
@@ -403,8 +395,7 @@ fn sub_pixel(r: &mut Recipe, graph: &Graph, x: Val, w: WRef, geo: &Geo) -> Optio
     // The kernel padded with zeros to tmax * s taps.
     let kp = [tmax[0] * s[0], tmax[1] * s[1]];
     let wpad = if kp != k {
-        let pads = ints_weight(
-            r,
+        let pads = r.i64_weight(
             &[
                 0,
                 0,
@@ -427,49 +418,139 @@ fn sub_pixel(r: &mut Recipe, graph: &Graph, x: Val, w: WRef, geo: &Geo) -> Optio
     } else {
         w
     };
+    // Per residue pair: its taps, their slice of the padded kernel, and its
+    // own begin padding T - 1 - c.
     let mut phases = Vec::new();
     for ph in 0..s[0] {
         for pw in 0..s[1] {
             let mut taps = [0u64; 2];
             let mut starts = [0i64; 2];
-            let mut pads = [0i64; 4];
+            let mut begin = [0i64; 2];
             for (i, p) in [ph, pw].into_iter().enumerate() {
                 let at = p as i64 + geo.pb[i];
                 let (f, c) = (at.rem_euclid(s[i] as i64), at.div_euclid(s[i] as i64));
                 let t = ((k[i] as i64 - f).max(1) as u64).div_ceil(s[i]) as i64;
                 taps[i] = t as u64;
                 starts[i] = f + s[i] as i64 * (t - 1);
-                pads[i] = t - 1 - c;
-                pads[i + 2] = q[i] as i64 - xs[2 + i] as i64 - pads[i] + t - 1;
+                begin[i] = t - 1 - c;
             }
             let pname = format!("{name}.phase{ph}{pw}");
             let wdims = [m, cg, taps[0], taps[1]];
             let ends = kp.map(|k| -(k as i64) - 1);
             let steps = [-(s[0] as i64), -(s[1] as i64)];
             let wp = derived_taps(r, wpad, starts, ends, steps, &wdims, &format!("{pname}.w"));
-            phases.push(conv(
-                r,
-                graph,
-                x,
-                wp,
-                wdims,
-                pads,
-                geo,
-                [n, m, q[0], q[1]],
-                &pname,
-            )?);
+            phases.push((pname, wp, taps, begin));
         }
     }
     let ss = s[0] * s[1];
-    let mut cat = Attrs::new();
-    cat.insert("axis".into(), Attr::Int(1));
-    let all = r.push(NewNode::op(
-        OpKind::Concat,
-        phases,
-        cat,
-        &format!("{name}.phases"),
-        TensorType::fixed(DType::F32, &[n, ss * m, q[0], q[1]]),
-    ));
+    let end_pad =
+        |i: usize, begin: i64, t: u64| q[i] as i64 - xs[2 + i] as i64 - begin + t as i64 - 1;
+    let bias = geo.bias.map(Val::Old);
+    let all = if geo.g == 1 && ss * m <= geo.nr && (geo.bias.is_none() || geo.bias_w.is_some()) {
+        // Narrow outputs (all residue pairs within one panel of the
+        // target's packed weights, where separate convolutions would each
+        // compute a mostly empty panel): one convolution over a common
+        // window, each pair's taps placed in it with zeros around them.
+        let pl = [0, 1].map(|i| phases.iter().map(|p| p.3[i]).max().unwrap_or(0));
+        let tu = [0, 1].map(|i| {
+            phases
+                .iter()
+                .map(|p| (pl[i] - p.3[i]) as u64 + p.2[i])
+                .max()
+                .unwrap_or(1)
+        });
+        let mut ws = Vec::new();
+        for (pname, wp, taps, begin) in &phases {
+            let off = [0, 1].map(|i| pl[i] - begin[i]);
+            let after = [0, 1].map(|i| tu[i] as i64 - off[i] - taps[i] as i64);
+            let pads = r.i64_weight(
+                &[0, 0, off[0], off[1], 0, 0, after[0], after[1]],
+                &format!("{pname}.w_window_pads"),
+            );
+            ws.push(r.derived(
+                &format!("{pname}.w_window"),
+                TensorType::fixed(DType::F32, &[m, cg, tu[0], tu[1]]),
+                OpKind::Pad,
+                Attrs::new(),
+                vec![*wp, pads],
+            ));
+        }
+        let mut axis0 = Attrs::new();
+        axis0.insert("axis".into(), Attr::Int(0));
+        let wdims = [ss * m, cg, tu[0], tu[1]];
+        let wall = r.derived(
+            &format!("{name}.w_phases"),
+            TensorType::fixed(DType::F32, &wdims),
+            OpKind::Concat,
+            axis0.clone(),
+            ws,
+        );
+        let bias = match geo.bias_w {
+            Some(b) => {
+                let bw = r.derived(
+                    &format!("{name}.bias_phases"),
+                    TensorType::fixed(DType::F32, &[ss * m]),
+                    OpKind::Concat,
+                    axis0,
+                    vec![WRef::Old(b); ss as usize],
+                );
+                Some(r.push(NewNode::constant(
+                    &format!("{name}.bias_phases"),
+                    bw,
+                    TensorType::fixed(DType::F32, &[ss * m]),
+                )))
+            }
+            None => None,
+        };
+        let pads = [
+            pl[0],
+            pl[1],
+            end_pad(0, pl[0], tu[0]),
+            end_pad(1, pl[1], tu[1]),
+        ];
+        let out = [n, ss * m, q[0], q[1]];
+        conv(
+            r,
+            graph,
+            (x, wall, bias),
+            wdims,
+            pads,
+            geo,
+            out,
+            &format!("{name}.phases"),
+        )?
+    } else {
+        let mut convs = Vec::new();
+        for (pname, wp, taps, begin) in phases {
+            let wdims = [m, cg, taps[0], taps[1]];
+            let pads = [
+                begin[0],
+                begin[1],
+                end_pad(0, begin[0], taps[0]),
+                end_pad(1, begin[1], taps[1]),
+            ];
+            let out = [n, m, q[0], q[1]];
+            convs.push(conv(
+                r,
+                graph,
+                (x, wp, bias),
+                wdims,
+                pads,
+                geo,
+                out,
+                &pname,
+            )?);
+        }
+        let mut cat = Attrs::new();
+        cat.insert("axis".into(), Attr::Int(1));
+        r.push(NewNode::op(
+            OpKind::Concat,
+            convs,
+            cat,
+            &format!("{name}.phases"),
+            TensorType::fixed(DType::F32, &[n, ss * m, q[0], q[1]]),
+        ))
+    };
     let split = reshape(
         r,
         all,

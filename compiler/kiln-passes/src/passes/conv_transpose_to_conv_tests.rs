@@ -6,7 +6,8 @@
 //! output_padding, output_shape and every auto_pad.
 
 use super::*;
-use crate::passes::testutil::{assert_unchanged, check_pass, ops, weight};
+use crate::pass::PassOptions;
+use crate::passes::testutil::{assert_unchanged, check_pass_with, count, ops, weight};
 use kiln_ir::text::print;
 
 /// A one-node graph: `nn.conv_transpose` of x `[n, c, h, w]` by a constant
@@ -49,17 +50,26 @@ fn src(
     )
 }
 
-/// Both forms of a strided one (sub-pixel convolutions and the zero-inserted
-/// input) against the transposed convolution.
+/// The pass with `sub_pixel` and the target's panel width `nr`.
+fn pass_with(sub_pixel: bool, nr: u64) -> (ConvTransposeToConv, PassOptions) {
+    let pass = ConvTransposeToConv {
+        options: Options {
+            sub_pixel,
+            ..Options::default()
+        },
+    };
+    let mut opts = PassOptions::default();
+    opts.target.gemm_nr = nr;
+    (pass, opts)
+}
+
+/// Every form of a strided one (sub-pixel convolutions, one per residue
+/// pair or, for outputs narrower than a panel of 64, one over a common
+/// window; the zero-inserted input) against the transposed convolution.
 fn check(src: &str) {
-    for sub_pixel in [true, false] {
-        let pass = ConvTransposeToConv {
-            options: Options {
-                sub_pixel,
-                ..Options::default()
-            },
-        };
-        let g = check_pass(&pass, src);
+    for (sub_pixel, nr) in [(true, 0), (true, 64), (false, 0)] {
+        let (pass, opts) = pass_with(sub_pixel, nr);
+        let g = check_pass_with(&pass, src, &opts, &|_, _, _| None);
         let ops = ops(&g);
         assert!(
             ops.contains(&OpKind::Conv) && !ops.contains(&OpKind::ConvTranspose),
@@ -69,12 +79,14 @@ fn check(src: &str) {
         // The sub-pixel form: one convolution per output residue pair,
         // concatenated; strides of 1 and dilations insert nothing.
         let strided = src.contains("strides = [") && !src.contains("dilations");
-        assert_eq!(
-            ops.contains(&OpKind::Concat),
-            sub_pixel && strided,
-            "{}",
-            print(&g)
-        );
+        if nr == 0 {
+            assert_eq!(
+                ops.contains(&OpKind::Concat),
+                sub_pixel && strided,
+                "{}",
+                print(&g)
+            );
+        }
     }
 }
 
@@ -248,4 +260,49 @@ fn strides_above_the_limit_and_runtime_weights_stay() {
   return %y
 }",
     );
+}
+
+#[test]
+fn narrow_outputs_take_one_convolution_over_a_common_window() {
+    // 4 residue pairs x 3 channels fit a panel of 64: one convolution whose
+    // 12 output channels are the pairs' (with the bias repeated); 4 x 17 do
+    // not, and a grouped one never merges.
+    let narrow = src(
+        [2, 5, 4, 3],
+        3,
+        [4, 4],
+        1,
+        true,
+        ", strides = [2, 2], pads = [1, 1, 1, 1]",
+        [8, 6],
+    );
+    let wide = src(
+        [1, 5, 4, 3],
+        17,
+        [4, 4],
+        1,
+        true,
+        ", strides = [2, 2], pads = [1, 1, 1, 1]",
+        [8, 6],
+    );
+    let grouped = src(
+        [1, 6, 4, 3],
+        6,
+        [3, 3],
+        3,
+        true,
+        ", strides = [2, 2], pads = [1, 1, 1, 1]",
+        [7, 5],
+    );
+    for (s, convs) in [(&narrow, 1), (&wide, 4), (&grouped, 4)] {
+        let (pass, opts) = pass_with(true, 64);
+        let g = check_pass_with(&pass, s, &opts, &|_, _, _| None);
+        assert_eq!(count(&g, OpKind::Conv), convs, "{}", print(&g));
+        assert_eq!(
+            count(&g, OpKind::Concat),
+            usize::from(convs > 1),
+            "{}",
+            print(&g)
+        );
+    }
 }

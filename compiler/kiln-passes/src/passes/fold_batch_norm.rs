@@ -197,29 +197,15 @@ fn channel_vector(
     Some(Vector { w, scalar: false })
 }
 
-/// A new i64 weight holding `dims`.
+/// A new i64 weight `<name>_shape` holding `dims`.
 fn shape_weight(r: &mut Recipe, dims: &[u64], name: &str) -> WRef {
-    let bytes = dims
-        .iter()
-        .flat_map(|&d| (d as i64).to_le_bytes())
-        .collect();
-    r.weight(NewWeight {
-        name: format!("{name}_shape"),
-        ty: TensorType::fixed(DType::I64, &[dims.len() as u64]),
-        data: NewData::Bytes(Blob::from_vec(bytes), None),
-    })
+    let dims: Vec<i64> = dims.iter().map(|&d| d as i64).collect();
+    r.i64_weight(&dims, &format!("{name}_shape"))
 }
 
 /// `derived<nn.reshape>(w, dims)`.
 fn reshape(r: &mut Recipe, w: WRef, dims: &[u64], dt: DType, name: &str) -> WRef {
-    let s = shape_weight(r, dims, name);
-    r.derived(
-        name,
-        TensorType::fixed(dt, dims),
-        OpKind::Reshape,
-        Attrs::new(),
-        vec![w, s],
-    )
+    r.derived_reshape(w, dims, dt, name)
 }
 
 /// `derived<op>(a, b)` of type `ty`.

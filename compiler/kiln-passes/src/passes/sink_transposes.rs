@@ -43,9 +43,7 @@ use crate::pattern::{self, Matcher};
 use crate::registry::PassInfo;
 use crate::rewrite::{sweep, Direction, NewNode, Recipe, Val};
 use kiln_interp::Tensor;
-use kiln_ir::{
-    Attrs, Blob, DType, Dim, Graph, Node, OpKind, TensorType, ValueId, Weight, WeightData,
-};
+use kiln_ir::{Attrs, Blob, Dim, Graph, Node, OpKind, TensorType, ValueId, Weight, WeightData};
 
 /// Registry entry.
 pub const INFO: PassInfo = PassInfo {
@@ -441,19 +439,10 @@ fn reshaped(m: &Matcher<'_>, r: &mut Recipe, o: ValueId, shape: &[u64], name: &s
     ))
 }
 
-/// A new i64 constant holding `shape`.
+/// A new i64 constant `<name>_shape` holding `shape`.
 fn shape_const(r: &mut Recipe, shape: &[u64], name: &str) -> Val {
-    let bytes = shape
-        .iter()
-        .flat_map(|&d| (d as i64).to_le_bytes())
-        .collect();
-    let w = Weight {
-        name: format!("{name}_shape"),
-        ty: TensorType::fixed(DType::I64, &[shape.len() as u64]),
-        data: WeightData::Bytes(Blob::from_vec(bytes)),
-        source: None,
-    };
-    r.constant(&format!("{name}_shape"), w)
+    let shape: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
+    r.i64_const(&shape, &format!("{name}_shape"))
 }
 
 /// `concat(transpose(a, p), transpose(b, p), ..., axis)` ->
