@@ -84,29 +84,35 @@ impl Pass for ConvTransposeToConv {
     }
 }
 
-/// `nn.reshape(x, dims)` of an f32 value.
-fn reshape(r: &mut Recipe, x: Val, dims: &[u64], name: &str) -> Val {
-    let shape: Vec<i64> = dims.iter().map(|&d| d as i64).collect();
-    let s = r.i64_const(&shape, &format!("{name}_shape"));
+/// `op(x, ints)` of an f32 value with result shape `dims`, `ints` an i64
+/// constant named `<name>_<what>` (a reshape's shape, a pad's pads).
+fn with_ints(
+    r: &mut Recipe,
+    op: OpKind,
+    x: Val,
+    (what, ints): (&str, &[i64]),
+    dims: &[u64],
+    name: &str,
+) -> Val {
+    let c = r.i64_const(ints, &format!("{name}_{what}"));
     r.push(NewNode::op(
-        OpKind::Reshape,
-        vec![x, s],
+        op,
+        vec![x, c],
         Attrs::new(),
         name,
         TensorType::fixed(DType::F32, dims),
     ))
 }
 
+/// `nn.reshape(x, dims)` of an f32 value.
+fn reshape(r: &mut Recipe, x: Val, dims: &[u64], name: &str) -> Val {
+    let shape: Vec<i64> = dims.iter().map(|&d| d as i64).collect();
+    with_ints(r, OpKind::Reshape, x, ("shape", &shape), dims, name)
+}
+
 /// `nn.pad(x, pads)` with zeros, of result shape `dims`.
 fn pad(r: &mut Recipe, x: Val, pads: &[i64], dims: &[u64], name: &str) -> Val {
-    let p = r.i64_const(pads, &format!("{name}_pads"));
-    r.push(NewNode::op(
-        OpKind::Pad,
-        vec![x, p],
-        Attrs::new(),
-        name,
-        TensorType::fixed(DType::F32, dims),
-    ))
+    with_ints(r, OpKind::Pad, x, ("pads", pads), dims, name)
 }
 
 /// The recipe for the transposed convolution at node `n`, if it applies;
