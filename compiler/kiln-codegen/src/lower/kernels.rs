@@ -1304,7 +1304,19 @@ impl Kernels {
         let Some(&x) = outer.get(&start) else {
             return Ok(false);
         };
-        let (rows, cols) = rows_cols(&os);
+        // Operands all of the output's shape (or one element) allow any
+        // matrix view: a wider one than the last dim when that is narrow.
+        let dense = body.inputs.iter().all(|v| {
+            outer
+                .get(v)
+                .and_then(|&o| shape(g, o))
+                .is_some_and(|s| s == os || s.iter().product::<u64>() == 1)
+        });
+        let (rows, cols) = if dense {
+            dense_rows_cols(&os)
+        } else {
+            rows_cols(&os)
+        };
         let Some(ops) = self.chain_ops(
             b,
             h,
@@ -1360,7 +1372,7 @@ impl Kernels {
             return Ok(false);
         }
         let empty = HashMap::new();
-        let (rows, cols) = rows_cols(&os);
+        let (rows, cols) = dense_rows_cols(&os);
         // The node as a one-op chain over its own operand.
         let mut one = Graph::new("one");
         let xi = one.add_input("x", g.value(x).ty.clone());
@@ -1921,6 +1933,23 @@ fn copy_plan(g: &Graph, node: &Node, a: &InferCtx<'_>) -> Res<Option<Vec<CopyBox
     }
     Ok(Some(boxes))
 }
+
+/// `[rows, cols]` of a tensor whose every element is computed alike (no
+/// operand broadcast along some dims only): the last dims merged into
+/// `cols` until it is at least [`DENSE_COLS`] wide, so narrow last dims (3
+/// channels in NHWC) do not leave the vector lanes mostly empty.
+fn dense_rows_cols(s: &[u64]) -> (u64, u64) {
+    let mut cols = 1;
+    let mut k = s.len();
+    while k > 0 && (cols < DENSE_COLS || k == s.len()) {
+        k -= 1;
+        cols *= s[k];
+    }
+    (s[..k].iter().product(), cols)
+}
+
+/// The width [`dense_rows_cols`] merges dims up to.
+const DENSE_COLS: u64 = 256;
 
 fn rows_cols(s: &[u64]) -> (u64, u64) {
     match s.split_last() {

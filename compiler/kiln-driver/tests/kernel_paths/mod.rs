@@ -301,14 +301,33 @@ fn elementwise_chains_through_the_executor() {
             2e-6,
         );
     }
+    // Sums of same-shape operands (the col2im sums of conv-transpose-to-conv)
+    // run over rows wider than a narrow last dim; a per-last-dim vector keeps
+    // the last dim as the row.
+    for shape in [vec![4u64, 9, 3], vec![1, 7, 1], vec![3, 300, 2]] {
+        let t = ty(&shape);
+        let last = *shape.last().unwrap();
+        let v = ty(&[last]);
+        let kir = format!(
+            "graph @g(%x: {t}, %y: {t}, %z: {t}, %v: {v}) -> ({t}, {t}) {{\n  %a = nn.add %x, %y : {t}\n  %b = nn.add %a, %z : {t}\n  %c = nn.tanh %b : {t}\n  %d = nn.add %x, %v : {t}\n  %e = nn.mul %d, %y : {t}\n  return %c, %e\n}}\n"
+        );
+        check(
+            &format!("elementwise sums {shape:?}"),
+            &kir,
+            &[("x", &shape), ("y", &shape), ("z", &shape), ("v", &[last])],
+            &["eltwise"],
+            2e-6,
+        );
+    }
 }
 
 #[test]
 fn concat_split_and_transposes_as_strided_copies() {
     // A ShuffleNet unit's data movement (concat, channel shuffle, split),
-    // a concat along a middle axis and NHWC <-> NCHW transposes, at 1,
-    // primes and around the vector widths.
-    for (hw, c) in [(1u64, 1u64), (3, 17), (5, 29), (2, 16)] {
+    // a concat along a middle axis and NHWC <-> NCHW transposes (8 x 8
+    // blocks in registers and their edges), at 1, primes and around the
+    // vector widths.
+    for (hw, c) in [(1u64, 1u64), (3, 17), (5, 29), (2, 16), (7, 67)] {
         let x = [1, hw, hw + 1, c];
         let cat = [1, hw, hw + 1, 2 * c];
         let grouped = [1, hw, hw + 1, 2, c];

@@ -20,6 +20,18 @@
 //!   results are concatenated along the channels, interleaved by reshape,
 //!   transpose and reshape, and cropped to `O`. The products are the
 //!   transposed convolution's own (none with an inserted zero).
+//!   - **Col2im** (outputs narrower than a panel of the target's packed
+//!     weights, `TargetFacts::gemm_nr`; one group; every residue pair with
+//!     a tap of the kernel): instead of `s_h * s_w` convolutions of mostly
+//!     empty panels, one 1x1 convolution of `x` by every tap's `[M, C]`
+//!     matrix (`kh * kw * M` output channels, tap-major: full panels) holds
+//!     all the products; the result is padded once by the largest shift,
+//!     and each residue pair is the sum (plus the bias) of its taps' slices
+//!     of it, each shifted by its offset `t - (T - 1 - c)`. The same
+//!     products as the transposed convolution (ONNX Runtime's GEMM + col2im,
+//!     with the col2im as sums per residue pair). With `col2im` off, pairs
+//!     whose channels all fit one panel share one convolution over a
+//!     common window instead, each pair's taps placed in it with zeros.
 //! - **Zero insertion** (dilation above 1, or `sub_pixel` off): the
 //!   stride-1 convolution with dilation `d` of the input with `s - 1` zeros
 //!   inserted after every element (`nn.reshape` to `[N, C, H, 1, W, 1]`,
@@ -44,7 +56,7 @@ use kiln_ir::{Attr, Attrs, DType, Graph, OpKind, TensorType, ValueId, WeightId};
 /// Registry entry.
 pub const INFO: PassInfo = PassInfo {
     name: "conv-transpose-to-conv",
-    summary: "Rewrites 2-D ConvTranspose with constant weights as Convs over derived weights: one per output residue (sub-pixel), or one of the zero-inserted input when dilated",
+    summary: "Rewrites 2-D ConvTranspose with constant weights as Convs over derived weights: one per output residue (sub-pixel), one 1x1 Conv and shifted sums for narrow outputs (col2im), or one of the zero-inserted input when dilated",
     create: || Box::new(ConvTransposeToConv::default()),
 };
 
@@ -57,6 +69,13 @@ pub struct Options {
     /// Strided ones with dilation 1 as `stride^2` convolutions of the input
     /// itself, one per output residue (else zeros are inserted).
     pub sub_pixel: bool,
+    /// Sub-pixel ones with fewer output channels than a panel of the
+    /// target's packed weights as one 1x1 convolution giving every tap's
+    /// products (`kh * kw * M` channels: full panels) and, per residue
+    /// pair, the sum of its taps' shifted slices (col2im); else as one
+    /// convolution over a common window when the pairs' channels fit a
+    /// panel.
+    pub col2im: bool,
 }
 
 impl Default for Options {
@@ -64,6 +83,7 @@ impl Default for Options {
         Options {
             max_stride: 8,
             sub_pixel: true,
+            col2im: true,
         }
     }
 }
@@ -179,6 +199,7 @@ pub(crate) fn plan(m: &Matcher<'_>, n: usize, opts: &Options, nr: u64) -> Option
         bias,
         bias_w: bias.and_then(|b| m.g.constant_weight(m.defs(), b)),
         nr,
+        col2im: opts.col2im,
         name: m.g.value(*y).name.clone(),
     };
     let mut r = Recipe::at(n);
@@ -207,6 +228,8 @@ struct Geo {
     bias_w: Option<WeightId>,
     /// The target's panel width of packed convolution weights (0: unknown).
     nr: u64,
+    /// `Options::col2im`.
+    col2im: bool,
     /// The result's name (new values are named after it).
     name: String,
 }
@@ -384,6 +407,23 @@ fn zero_inserted(r: &mut Recipe, graph: &Graph, x: Val, w: WRef, geo: &Geo) -> O
     )
 }
 
+/// One residue pair of the sub-pixel form.
+struct Phase {
+    /// Its values' names' stem.
+    name: String,
+    /// Its taps, reversed: a derived slice of the kernel padded to a
+    /// multiple of the stride.
+    w: WRef,
+    /// Taps per spatial dim.
+    taps: [u64; 2],
+    /// Its convolution's begin padding `T - 1 - c`.
+    begin: [i64; 2],
+    /// The padded kernel's index of its first tap, `f + s * (T - 1)`; tap
+    /// `t` is the kernel's `first - s * t`, a zero of the padding when past
+    /// the kernel.
+    first: [i64; 2],
+}
+
 /// The sub-pixel form (dilation 1): output `o = s * q + p` of each residue
 /// `p` takes only the taps `k = f + s * t` (`f = (p + pb) mod s`), at input
 /// `q + c - t` (`c = (p + pb) div s`): per residue pair a stride-1
@@ -445,28 +485,46 @@ fn sub_pixel(r: &mut Recipe, graph: &Graph, x: Val, w: WRef, geo: &Geo) -> Optio
             let ends = kp.map(|k| -(k as i64) - 1);
             let steps = [-(s[0] as i64), -(s[1] as i64)];
             let wp = derived_taps(r, wpad, starts, ends, steps, &wdims, &format!("{pname}.w"));
-            phases.push((pname, wp, taps, begin));
+            phases.push(Phase {
+                name: pname,
+                w: wp,
+                taps,
+                begin,
+                first: starts,
+            });
         }
     }
     let ss = s[0] * s[1];
     let end_pad =
         |i: usize, begin: i64, t: u64| q[i] as i64 - xs[2 + i] as i64 - begin + t as i64 - 1;
     let bias = geo.bias.map(Val::Old);
-    let all = if geo.g == 1 && ss * m <= geo.nr && (geo.bias.is_none() || geo.bias_w.is_some()) {
+    // Every residue pair takes at least one of the kernel's own taps.
+    let real =
+        |p: &Phase| (0..2).all(|i| p.first[i] - ((s[i] * (p.taps[i] - 1)) as i64) < k[i] as i64);
+    let all = if geo.col2im && geo.g == 1 && m < geo.nr && phases.iter().all(real) {
+        col2im(r, graph, (x, w), geo, &phases, q)?
+    } else if geo.g == 1 && ss * m <= geo.nr && (geo.bias.is_none() || geo.bias_w.is_some()) {
         // Narrow outputs (all residue pairs within one panel of the
         // target's packed weights, where separate convolutions would each
         // compute a mostly empty panel): one convolution over a common
         // window, each pair's taps placed in it with zeros around them.
-        let pl = [0, 1].map(|i| phases.iter().map(|p| p.3[i]).max().unwrap_or(0));
+        let pl = [0, 1].map(|i| phases.iter().map(|p| p.begin[i]).max().unwrap_or(0));
         let tu = [0, 1].map(|i| {
             phases
                 .iter()
-                .map(|p| (pl[i] - p.3[i]) as u64 + p.2[i])
+                .map(|p| (pl[i] - p.begin[i]) as u64 + p.taps[i])
                 .max()
                 .unwrap_or(1)
         });
         let mut ws = Vec::new();
-        for (pname, wp, taps, begin) in &phases {
+        for Phase {
+            name: pname,
+            w: wp,
+            taps,
+            begin,
+            ..
+        } in &phases
+        {
             let off = [0, 1].map(|i| pl[i] - begin[i]);
             let after = [0, 1].map(|i| tu[i] as i64 - off[i] - taps[i] as i64);
             let pads = r.i64_weight(
@@ -527,7 +585,14 @@ fn sub_pixel(r: &mut Recipe, graph: &Graph, x: Val, w: WRef, geo: &Geo) -> Optio
         )?
     } else {
         let mut convs = Vec::new();
-        for (pname, wp, taps, begin) in phases {
+        for Phase {
+            name: pname,
+            w: wp,
+            taps,
+            begin,
+            ..
+        } in phases
+        {
             let wdims = [m, cg, taps[0], taps[1]];
             let pads = [
                 begin[0],
@@ -588,6 +653,131 @@ fn sub_pixel(r: &mut Recipe, graph: &Graph, x: Val, w: WRef, geo: &Geo) -> Optio
         ys[3] as i64 - full[1] as i64,
     ];
     Some(pad(r, img, &crop, &ys, name))
+}
+
+/// The col2im form of the sub-pixel one, for outputs narrower than a
+/// panel (one group): `G`, the 1x1 convolution of `x` by every tap's
+/// `[M, C]` matrix (`kh * kw * M` channels, tap-major: full panels), holds
+/// every product of the transposed convolution; each residue pair sums,
+/// over its taps `t` within the kernel (index `first - s * t`), the slice
+/// of `G` with that tap's channels shifted by `t - begin` (`G` is padded
+/// once by the largest shifts, so what falls outside reads zeros), then
+/// adds the bias. Returns the pairs' sums concatenated along the channels,
+/// `[N, s_h * s_w * M, Q_h, Q_w]`.
+fn col2im(
+    r: &mut Recipe,
+    graph: &Graph,
+    (x, w): (Val, WRef),
+    geo: &Geo,
+    phases: &[Phase],
+    q: [u64; 2],
+) -> Option<Val> {
+    let (xs, k, s, name) = (geo.x, geo.k, geo.s, &geo.name);
+    let (n, m, c) = (xs[0], geo.y[1], xs[1]);
+    let nk = k[0] * k[1];
+    // [M, C, kh, kw] -> [kh, kw, M, C] -> [kh * kw * M, C, 1, 1].
+    let mut perm = Attrs::new();
+    perm.insert("perm".into(), Attr::Ints(vec![2, 3, 0, 1]));
+    let wt = r.derived(
+        &format!("{name}.w_taps_major"),
+        TensorType::fixed(DType::F32, &[k[0], k[1], m, c]),
+        OpKind::Transpose,
+        perm,
+        vec![w],
+    );
+    let wdims = [nk * m, c, 1, 1];
+    let wall = r.derived_reshape(wt, &wdims, DType::F32, &format!("{name}.w_taps"));
+    let products = conv(
+        r,
+        graph,
+        (x, wall, None),
+        wdims,
+        [0; 4],
+        geo,
+        [n, nk * m, xs[2], xs[3]],
+        &format!("{name}.taps"),
+    )?;
+    let end =
+        |p: &Phase, i: usize| q[i] as i64 - xs[2 + i] as i64 - p.begin[i] + p.taps[i] as i64 - 1;
+    let most = |f: &dyn Fn(&Phase) -> i64| phases.iter().map(f).max().unwrap_or(0).max(0);
+    let pb = [0, 1].map(|i| most(&|p| p.begin[i]));
+    let pe = [0, 1].map(|i| most(&|p| end(p, i)));
+    let gp = if pb == [0, 0] && pe == [0, 0] {
+        products
+    } else {
+        let dims = [
+            n,
+            nk * m,
+            (xs[2] as i64 + pb[0] + pe[0]) as u64,
+            (xs[3] as i64 + pb[1] + pe[1]) as u64,
+        ];
+        pad(
+            r,
+            products,
+            &[0, 0, pb[0], pb[1], 0, 0, pe[0], pe[1]],
+            &dims,
+            &format!("{name}.taps_padded"),
+        )
+    };
+    let bias = geo
+        .bias
+        .map(|b| reshape(r, Val::Old(b), &[m, 1, 1], &format!("{name}.bias_channels")));
+    let dims = [n, m, q[0], q[1]];
+    let axes = r.i64_const(&[1, 2, 3], &format!("{name}.tap_axes"));
+    let mut sums = Vec::new();
+    for p in phases {
+        let mut terms = Vec::new();
+        for th in 0..p.taps[0] {
+            for tw in 0..p.taps[1] {
+                let kh = p.first[0] - (s[0] * th) as i64;
+                let kw = p.first[1] - (s[1] * tw) as i64;
+                if kh >= k[0] as i64 || kw >= k[1] as i64 {
+                    continue;
+                }
+                let ch = (kh * k[1] as i64 + kw) * m as i64;
+                let h0 = pb[0] + th as i64 - p.begin[0];
+                let w0 = pb[1] + tw as i64 - p.begin[1];
+                let starts = r.i64_const(&[ch, h0, w0], &format!("{}.tap{kh}_{kw}_starts", p.name));
+                let ends = r.i64_const(
+                    &[ch + m as i64, h0 + q[0] as i64, w0 + q[1] as i64],
+                    &format!("{}.tap{kh}_{kw}_ends", p.name),
+                );
+                terms.push(r.push(NewNode::op(
+                    OpKind::Slice,
+                    vec![gp, starts, ends, axes],
+                    Attrs::new(),
+                    &format!("{}.tap{kh}_{kw}", p.name),
+                    TensorType::fixed(DType::F32, &dims),
+                )));
+            }
+        }
+        terms.extend(bias);
+        let mut acc = *terms.first()?;
+        for (j, &t) in terms.iter().enumerate().skip(1) {
+            let last = j + 1 == terms.len();
+            acc = r.push(NewNode::op(
+                OpKind::Add,
+                vec![acc, t],
+                Attrs::new(),
+                &if last {
+                    p.name.clone()
+                } else {
+                    format!("{}.sum{j}", p.name)
+                },
+                TensorType::fixed(DType::F32, &dims),
+            ));
+        }
+        sums.push(acc);
+    }
+    let mut cat = Attrs::new();
+    cat.insert("axis".into(), Attr::Int(1));
+    Some(r.push(NewNode::op(
+        OpKind::Concat,
+        sums,
+        cat,
+        &format!("{name}.phases"),
+        TensorType::fixed(DType::F32, &[n, phases.len() as u64 * m, q[0], q[1]]),
+    )))
 }
 
 #[cfg(test)]

@@ -50,11 +50,12 @@ fn src(
     )
 }
 
-/// The pass with `sub_pixel` and the target's panel width `nr`.
-fn pass_with(sub_pixel: bool, nr: u64) -> (ConvTransposeToConv, PassOptions) {
+/// The pass with `sub_pixel`, `col2im` and the target's panel width `nr`.
+fn pass_with(sub_pixel: bool, col2im: bool, nr: u64) -> (ConvTransposeToConv, PassOptions) {
     let pass = ConvTransposeToConv {
         options: Options {
             sub_pixel,
+            col2im,
             ..Options::default()
         },
     };
@@ -64,11 +65,17 @@ fn pass_with(sub_pixel: bool, nr: u64) -> (ConvTransposeToConv, PassOptions) {
 }
 
 /// Every form of a strided one (sub-pixel convolutions, one per residue
-/// pair or, for outputs narrower than a panel of 64, one over a common
+/// pair or, for outputs narrower than a panel of 64, col2im sums of one
+/// 1x1 convolution's shifted slices or one convolution over a common
 /// window; the zero-inserted input) against the transposed convolution.
 fn check(src: &str) {
-    for (sub_pixel, nr) in [(true, 0), (true, 64), (false, 0)] {
-        let (pass, opts) = pass_with(sub_pixel, nr);
+    for (sub_pixel, col2im, nr) in [
+        (true, true, 0),
+        (true, true, 64),
+        (true, false, 64),
+        (false, true, 0),
+    ] {
+        let (pass, opts) = pass_with(sub_pixel, col2im, nr);
         let g = check_pass_with(&pass, src, &opts, &|_, _, _| None);
         let ops = ops(&g);
         assert!(
@@ -295,7 +302,7 @@ fn narrow_outputs_take_one_convolution_over_a_common_window() {
         [7, 5],
     );
     for (s, convs) in [(&narrow, 1), (&wide, 4), (&grouped, 4)] {
-        let (pass, opts) = pass_with(true, 64);
+        let (pass, opts) = pass_with(true, false, 64);
         let g = check_pass_with(&pass, s, &opts, &|_, _, _| None);
         assert_eq!(count(&g, OpKind::Conv), convs, "{}", print(&g));
         assert_eq!(
@@ -305,4 +312,114 @@ fn narrow_outputs_take_one_convolution_over_a_common_window() {
             print(&g)
         );
     }
+}
+
+#[test]
+fn narrow_outputs_sum_shifted_slices_of_one_1x1_convolution() {
+    // 3 and 5 output channels, narrower than a panel of 16: one 1x1
+    // convolution with a channel per tap and output channel, then per
+    // residue pair the sum of its taps' shifted slices (col2im); 16 fill a
+    // panel (a convolution per pair), a grouped one never takes it, and
+    // a kernel smaller than the stride (pairs without taps) takes the
+    // common window.
+    let cases = [
+        (
+            src(
+                [2, 5, 4, 3],
+                3,
+                [4, 4],
+                1,
+                true,
+                ", strides = [2, 2], pads = [1, 1, 1, 1]",
+                [8, 6],
+            ),
+            Some(4),
+        ),
+        (
+            src(
+                [1, 7, 5, 4],
+                5,
+                [3, 5],
+                1,
+                false,
+                ", strides = [2, 3], pads = [2, 0, 1, 3], output_padding = [1, 2]",
+                [9, 13],
+            ),
+            Some(6),
+        ),
+        (
+            src(
+                [1, 3, 3, 3],
+                2,
+                [2, 2],
+                1,
+                true,
+                ", strides = [2, 2], pads = [3, 3, 0, 0]",
+                [3, 3],
+            ),
+            Some(4),
+        ),
+        (
+            src(
+                [1, 3, 3, 2],
+                16,
+                [4, 4],
+                1,
+                false,
+                ", strides = [2, 2], pads = [1, 1, 1, 1]",
+                [6, 4],
+            ),
+            None,
+        ),
+        (
+            src(
+                [1, 6, 4, 3],
+                6,
+                [3, 3],
+                3,
+                true,
+                ", strides = [2, 2], pads = [1, 1, 1, 1]",
+                [7, 5],
+            ),
+            None,
+        ),
+        (
+            src(
+                [1, 3, 4, 3],
+                2,
+                [1, 1],
+                1,
+                true,
+                ", strides = [2, 2]",
+                [7, 5],
+            ),
+            None,
+        ),
+    ];
+    for (s, pairs) in &cases {
+        let (pass, opts) = pass_with(true, true, 16);
+        let g = check_pass_with(&pass, s, &opts, &|_, _, _| None);
+        let slices = count(&g, OpKind::Slice);
+        match pairs {
+            Some(p) => {
+                assert_eq!(count(&g, OpKind::Conv), 1, "{}", print(&g));
+                assert!(slices >= *p, "{}", print(&g));
+                assert_eq!(count(&g, OpKind::Concat), 1, "{}", print(&g));
+            }
+            None => assert_eq!(slices, 0, "{}", print(&g)),
+        }
+    }
+    // A bias computed at run time is added to every pair's sum.
+    let runtime_bias = format!(
+        "{}graph @t(%x: tensor<1x4x3x5xf32>, %b: tensor<3xf32>) -> (tensor<1x3x6x10xf32>) {{
+  %w = nn.constant {{value = @w}} : tensor<4x3x4x4xf32>
+  %y = nn.conv_transpose %x, %w, %b {{group = 1, strides = [2, 2], pads = [1, 1, 1, 1]}} : tensor<1x3x6x10xf32>
+  return %y
+}}",
+        weight("w", &[4, 3, 4, 4], 11, 0.0, false)
+    );
+    let (pass, opts) = pass_with(true, true, 16);
+    let g = check_pass_with(&pass, &runtime_bias, &opts, &|_, _, _| None);
+    assert_eq!(count(&g, OpKind::Conv), 1, "{}", print(&g));
+    assert!(count(&g, OpKind::Add) >= 4, "{}", print(&g));
 }

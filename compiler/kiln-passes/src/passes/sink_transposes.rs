@@ -97,6 +97,7 @@ pub fn run(g: &mut Graph, options: &Options, opts: &PassOptions) -> usize {
             plan(m, n, options)
                 .or_else(|| concat(m, n))
                 .or_else(|| split(m, n))
+                .or_else(|| pad_or_slice(m, n))
                 .or_else(|| split_reshape(m, n))
                 .or_else(|| merge_reshape(m, n))
                 .or_else(|| transpose_as_reshape(m, n))
@@ -480,21 +481,39 @@ fn concat(m: &Matcher<'_>, n: usize) -> Option<Recipe> {
     if !single || axis >= rank {
         return None;
     }
-    let zt = TensorType::new(yt.dtype, pattern::permute(&yt.dims, &pattern::invert(&p)));
     let mut attrs = node.attrs.clone();
     attrs.insert("axis".into(), kiln_ir::Attr::Int(p[axis] as i64));
-    let name = m.g.value(*y).name.clone();
-    let mut r = Recipe::at(n);
-    let z = r.push(NewNode::op(OpKind::Concat, bases, attrs, &name, zt));
+    Some(in_operand_layout(
+        m,
+        Recipe::at(n),
+        *y,
+        (OpKind::Concat, bases, attrs),
+        &p,
+    ))
+}
+
+/// `r` completed with `transpose(op(inputs), p)` in place of `y`: the op
+/// run in its operands' layout, its result transposed once to `y`'s.
+fn in_operand_layout(
+    m: &Matcher<'_>,
+    mut r: Recipe,
+    y: ValueId,
+    (op, inputs, attrs): (OpKind, Vec<Val>, Attrs),
+    p: &[usize],
+) -> Recipe {
+    let yt = m.ty(y);
+    let name = m.g.value(y).name.clone();
+    let zt = TensorType::new(yt.dtype, pattern::permute(&yt.dims, &pattern::invert(p)));
+    let z = r.push(NewNode::op(op, inputs, attrs, &name, zt));
     let t = r.push(NewNode::op(
         OpKind::Transpose,
         vec![z],
-        pattern::perm_attrs(&p),
+        pattern::perm_attrs(p),
         &name,
         yt.clone(),
     ));
-    r.replace.push((*y, t));
-    Some(r)
+    r.replace.push((y, t));
+    r
 }
 
 /// `split(transpose(x, p), axis)` -> `transpose(split(x, p[axis])_i, p)`
@@ -553,6 +572,87 @@ fn split(m: &Matcher<'_>, n: usize) -> Option<Recipe> {
         r.replace.push((y, tv));
     }
     Some(r)
+}
+
+/// `pad(transpose(x, p), pads)` -> `transpose(pad(x, pads'), p)`, each
+/// dim's pads moved to the operand dim it comes from, when the transpose
+/// has no other use; `slice(transpose(x, p), starts, ends, axes, steps)`
+/// -> `transpose(slice(x, starts, ends, p[axes], steps), p)` when every use
+/// of the transpose is such a slice (one transpose per slice, as for a
+/// split: the shifted slices that conv-transpose-to-conv's col2im form
+/// sums, whose transposes sink on through the sums and cancel). Pads and
+/// axes must be constants.
+fn pad_or_slice(m: &Matcher<'_>, n: usize) -> Option<Recipe> {
+    let node = &m.g.nodes[n];
+    let [y] = node.outputs.as_slice() else {
+        return None;
+    };
+    if !matches!(node.op, OpKind::Pad | OpKind::Slice) {
+        return None;
+    }
+    let v = node.inputs.first().copied().flatten()?;
+    let t = m.def(v, OpKind::Transpose)?.1;
+    let x = t.inputs.first().copied().flatten()?;
+    let p = pattern::perm_of(t, m.ty(x).rank())?;
+    if pattern::is_identity(&p) || m.is_output(v) {
+        return None;
+    }
+    let rank = p.len();
+    let name = m.g.value(*y).name.clone();
+    let operand = |i: usize| node.inputs.get(i).copied().flatten();
+    let mut r = Recipe::at(n);
+    let mut inputs = vec![Val::Old(x)];
+    if node.op == OpKind::Pad {
+        if !m.single_use(v) || operand(3).is_some() {
+            return None;
+        }
+        let pads = m.const_ints(operand(1)?)?;
+        if pads.len() != 2 * rank {
+            return None;
+        }
+        let mut moved = vec![0i64; 2 * rank];
+        for (j, &pj) in p.iter().enumerate() {
+            moved[pj] = pads[j];
+            moved[rank + pj] = pads[rank + j];
+        }
+        inputs.push(r.i64_const(&moved, &format!("{name}_pads")));
+        inputs.extend(operand(2).map(Val::Old));
+    } else {
+        let all_slices = m.users(v).iter().all(|&u| {
+            let un = &m.g.nodes[u];
+            un.op == OpKind::Slice && un.inputs.iter().skip(1).all(|&o| o != Some(v))
+        });
+        if !all_slices {
+            return None;
+        }
+        let starts = operand(1)?;
+        let axes = match operand(3) {
+            Some(a) => m.const_ints(a)?,
+            None => (0..m.const_ints(starts)?.len() as i64).collect(),
+        };
+        // In the order given (the starts, ends and steps follow it).
+        let moved: Vec<i64> = axes
+            .iter()
+            .map(|&a| {
+                let a = if a < 0 { a + rank as i64 } else { a };
+                usize::try_from(a)
+                    .ok()
+                    .and_then(|a| p.get(a))
+                    .map(|&d| d as i64)
+            })
+            .collect::<Option<_>>()?;
+        inputs.push(Val::Old(starts));
+        inputs.push(Val::Old(operand(2)?));
+        inputs.push(r.i64_const(&moved, &format!("{name}_axes")));
+        inputs.extend(operand(4).map(Val::Old));
+    }
+    Some(in_operand_layout(
+        m,
+        r,
+        *y,
+        (node.op, inputs, node.attrs.clone()),
+        &p,
+    ))
 }
 
 /// Static extents of `dims`.

@@ -301,3 +301,85 @@ graph @t(%x: tensor<3x7x10xf32>) -> (tensor<3x2x5x7xf32>) {
     );
     assert!(text.contains("tensor<3x7x2x5xf32>"), "{text}");
 }
+
+#[test]
+fn pads_move_to_the_operands_dims() {
+    // NHWC -> NCHW, padded in H and W (and the channels at the end), back
+    // to NHWC: the pad runs in NHWC with its pads permuted, nothing moves.
+    let src = "weight @p : tensor<8xi64> = dense<[0, 0, 1, 2, 0, 3, 2, 0]>
+graph @t(%x: tensor<2x4x5x3xf32>) -> (tensor<2x7x7x6xf32>) {
+  %p = nn.constant {value = @p} : tensor<8xi64>
+  %a = nn.transpose %x {perm = [0, 3, 1, 2]} : tensor<2x3x4x5xf32>
+  %b = nn.pad %a, %p : tensor<2x6x7x7xf32>
+  %y = nn.transpose %b {perm = [0, 2, 3, 1]} : tensor<2x7x7x6xf32>
+  return %y
+}";
+    let g = check_pass(&SinkTransposes::default(), src);
+    let text = print(&g);
+    assert_eq!(ops(&g), [OpKind::Pad], "{text}");
+    assert!(text.contains("dense<[0, 1, 2, 0, 0, 2, 0, 3]>"), "{text}");
+    // A transpose with another use stays where it is.
+    let shared = "weight @p : tensor<4xi64> = dense<[1, 0, 0, 1]>
+graph @t(%x: tensor<3x4xf32>) -> (tensor<5x4xf32>, tensor<4x3xf32>) {
+  %p = nn.constant {value = @p} : tensor<4xi64>
+  %a = nn.transpose %x {perm = [1, 0]} : tensor<4x3xf32>
+  %b = nn.pad %a, %p : tensor<5x4xf32>
+  return %b, %a
+}";
+    let g = check_pass(&SinkTransposes::default(), shared);
+    assert_eq!(ops(&g), [OpKind::Transpose, OpKind::Pad], "{}", print(&g));
+}
+
+#[test]
+fn slices_of_one_transposed_value_slice_its_operand() {
+    // Three slices of an NCHW view of an NHWC value (negative axes; axes
+    // and steps in another order, negative; no axes), summed and viewed as
+    // NHWC again: each slices the NHWC value along the permuted axes, and
+    // the transposes sink through the sums and cancel.
+    let src = "weight @s0 : tensor<3xi64> = dense<[0, 1, 0]>
+weight @e0 : tensor<3xi64> = dense<[2, 3, 3]>
+weight @a0 : tensor<3xi64> = dense<[-3, -2, -1]>
+weight @s1 : tensor<3xi64> = dense<[2, 3, 4]>
+weight @e1 : tensor<3xi64> = dense<[0, 0, 2]>
+weight @a1 : tensor<3xi64> = dense<[1, 3, 2]>
+weight @st1 : tensor<3xi64> = dense<[-1, -1, -1]>
+weight @s2 : tensor<4xi64> = dense<[0, 1, 3, 1]>
+weight @e2 : tensor<4xi64> = dense<[2, 3, 5, 4]>
+graph @t(%x: tensor<2x5x4x3xf32>) -> (tensor<2x2x3x2xf32>) {
+  %s0 = nn.constant {value = @s0} : tensor<3xi64>
+  %e0 = nn.constant {value = @e0} : tensor<3xi64>
+  %a0 = nn.constant {value = @a0} : tensor<3xi64>
+  %s1 = nn.constant {value = @s1} : tensor<3xi64>
+  %e1 = nn.constant {value = @e1} : tensor<3xi64>
+  %a1 = nn.constant {value = @a1} : tensor<3xi64>
+  %st1 = nn.constant {value = @st1} : tensor<3xi64>
+  %s2 = nn.constant {value = @s2} : tensor<4xi64>
+  %e2 = nn.constant {value = @e2} : tensor<4xi64>
+  %a = nn.transpose %x {perm = [0, 3, 1, 2]} : tensor<2x3x5x4xf32>
+  %b = nn.slice %a, %s0, %e0, %a0 : tensor<2x2x2x3xf32>
+  %c = nn.slice %a, %s1, %e1, %a1, %st1 : tensor<2x2x2x3xf32>
+  %e = nn.slice %a, %s2, %e2 : tensor<2x2x2x3xf32>
+  %d = nn.add %b, %c : tensor<2x2x2x3xf32>
+  %f = nn.add %d, %e : tensor<2x2x2x3xf32>
+  %y = nn.transpose %f {perm = [0, 2, 3, 1]} : tensor<2x2x3x2xf32>
+  return %y
+}";
+    let g = check_pass(&SinkTransposes::default(), src);
+    let text = print(&g);
+    assert_eq!(count(&g, OpKind::Transpose), 0, "{text}");
+    assert_eq!(count(&g, OpKind::Slice), 3, "{text}");
+    assert!(text.contains("dense<[3, 2, 1]>"), "{text}");
+    // Another use of the transpose (not a slice) keeps the slices behind it.
+    let mixed = "weight @s0 : tensor<1xi64> = dense<[1]>
+weight @e0 : tensor<1xi64> = dense<[3]>
+graph @t(%x: tensor<3x4xf32>) -> (tensor<4x2xf32>, tensor<4x3xf32>) {
+  %s0 = nn.constant {value = @s0} : tensor<1xi64>
+  %e0 = nn.constant {value = @e0} : tensor<1xi64>
+  %a = nn.transpose %x {perm = [1, 0]} : tensor<4x3xf32>
+  %b = nn.slice %a, %s0, %e0, %s0 : tensor<4x2xf32>
+  %c = nn.relu %a : tensor<4x3xf32>
+  return %b, %c
+}";
+    let g = check_pass(&SinkTransposes::default(), mixed);
+    assert!(print(&g).contains("nn.slice %a,"), "{}", print(&g));
+}
