@@ -784,11 +784,12 @@ fn reshape_then_transpose(
     r.replace.push((y, out));
 }
 
-/// `reshape(transpose(x, p))` where the reshape merges dims `a..a+k` of the
-/// transposed value that are consecutive dims of `x` (in any order) ->
-/// `transpose(reshape(transpose(x, q1)), q2)`: `q1` puts the merged dims in
-/// the order the merge reads them (no transpose when they already are), the
-/// merge happens in `x`'s order, and `q2` is the layout change left to sink.
+/// `reshape(transpose(x, p))` where the reshape merges groups of
+/// consecutive dims of the transposed value, each group consecutive dims of
+/// `x` (in any order) -> `transpose(reshape(transpose(x, q1)), q2)`: `q1`
+/// puts each group's dims in the order the merge reads them (no transpose
+/// when they already are), the merges happen in `x`'s order, and `q2` is
+/// the layout change left to sink.
 fn merge_reshape(m: &Matcher<'_>, n: usize) -> Option<Recipe> {
     let ReshapeOfTranspose {
         y,
@@ -801,32 +802,61 @@ fn merge_reshape(m: &Matcher<'_>, n: usize) -> Option<Recipe> {
     } = reshape_of_transpose(m, n)?;
     let y = &y;
     let xt = m.ty(x);
-    if k < 2 || lt != 1 {
+    if k < 2 || lt == 0 || lt >= k {
         return None;
     }
-    let group = &p[a..a + k];
-    let lo = *group.iter().min()?;
-    let mut sorted = group.to_vec();
-    sorted.sort_unstable();
-    if sorted != (lo..lo + k).collect::<Vec<_>>() {
-        return None;
-    }
-    // Units of x in x's order, the group standing at its lowest dim.
     let xs = static_dims(&xt.dims)?;
+    // The range as `lt` groups of consecutive transposed dims, one per
+    // result dim (`[.., q_h, s_h, q_w, s_w, ..] -> [.., q_h * s_h, q_w *
+    // s_w, ..]`: the interleave of conv-transpose-to-conv's residue pairs
+    // merges two at once), each group consecutive dims of x in any order.
+    let mut groups: Vec<&[usize]> = Vec::with_capacity(lt);
+    let mut at = a;
+    for j in 0..lt {
+        let (mut prod, start) = (1u64, at);
+        while at < a + k && (prod < ys[a + j] || at == start) {
+            prod = prod.checked_mul(xs[p[at]])?;
+            at += 1;
+        }
+        // Unit dims trailing a group join it (they merge anywhere).
+        while j + 1 == lt && at < a + k {
+            prod = prod.checked_mul(xs[p[at]])?;
+            at += 1;
+        }
+        if prod != ys[a + j] {
+            return None;
+        }
+        groups.push(&p[start..at]);
+    }
+    if at != a + k {
+        return None;
+    }
+    let consecutive = groups.iter().all(|group| {
+        let lo = group.iter().min().copied().unwrap_or(0);
+        let mut sorted = group.to_vec();
+        sorted.sort_unstable();
+        sorted == (lo..lo + group.len()).collect::<Vec<_>>()
+    });
+    let group_at = |d: usize| groups.iter().find(|g| g.contains(&d));
+    // Units of x in x's order, each group standing at its lowest dim.
     let mut q1 = Vec::with_capacity(xs.len());
     let mut unit_of = vec![0usize; xs.len()]; // x dim -> unit index
     let mut units = 0;
     for d in 0..xs.len() {
-        if d == lo {
-            q1.extend_from_slice(group);
-            for &g in group {
-                unit_of[g] = units;
+        match group_at(d) {
+            Some(group) if group.iter().min() == Some(&d) => {
+                q1.extend_from_slice(group);
+                for &g in group.iter() {
+                    unit_of[g] = units;
+                }
+                units += 1;
             }
-            units += 1;
-        } else if !group.contains(&d) {
-            q1.push(d);
-            unit_of[d] = units;
-            units += 1;
+            Some(_) => {}
+            None => {
+                q1.push(d);
+                unit_of[d] = units;
+                units += 1;
+            }
         }
     }
     // The result's units in order, as positions in the merged tensor.
@@ -834,11 +864,14 @@ fn merge_reshape(m: &Matcher<'_>, n: usize) -> Option<Recipe> {
     for (i, &d) in p.iter().enumerate() {
         if i < a || i >= a + k {
             q2.push(unit_of[d]);
-        } else if i == a {
-            q2.push(unit_of[lo]);
+        }
+        if i == a {
+            q2.extend(groups.iter().map(|g| unit_of[g[0]]));
         }
     }
-    if pattern::is_identity(&q2) {
+    // Groups of dims apart in x take a real transpose of x (q1); worth it
+    // only where the layout change q2 then cancels below.
+    if pattern::is_identity(&q2) || !(consecutive || cancels_below(m, *y, &q2)) {
         return None;
     }
     let name = m.g.value(*y).name.clone();
@@ -857,6 +890,32 @@ fn merge_reshape(m: &Matcher<'_>, n: usize) -> Option<Recipe> {
     let merged: Vec<u64> = pattern::invert(&q2).iter().map(|&i| ys[i]).collect();
     reshape_then_transpose(m, &mut r, src, &merged, &q2, *y);
     Some(r)
+}
+
+/// Whether a layout change `q` of `v` would meet its inverse: `v` flows
+/// through single-use elementwise ops of its shape into a transpose by
+/// `q`'s inverse.
+fn cancels_below(m: &Matcher<'_>, mut v: ValueId, q: &[usize]) -> bool {
+    let inverse = pattern::invert(q);
+    loop {
+        let [u] = m.users(v) else {
+            return false;
+        };
+        if m.is_output(v) {
+            return false;
+        }
+        let node = &m.g.nodes[*u];
+        let [out] = node.outputs.as_slice() else {
+            return false;
+        };
+        if node.op == OpKind::Transpose {
+            return pattern::perm_of(node, q.len()).is_some_and(|p| p == inverse);
+        }
+        if !node.op.def().traits.elementwise || node.body.is_some() || m.ty(*out) != m.ty(v) {
+            return false;
+        }
+        v = *out;
+    }
 }
 
 /// A transpose that only moves unit dims (its non-unit dims keep their

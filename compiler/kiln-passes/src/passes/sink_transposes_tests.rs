@@ -383,3 +383,37 @@ graph @t(%x: tensor<3x4xf32>) -> (tensor<4x2xf32>, tensor<4x3xf32>) {
     let g = check_pass(&SinkTransposes::default(), mixed);
     assert!(print(&g).contains("nn.slice %a,"), "{}", print(&g));
 }
+
+#[test]
+fn an_interleave_merging_two_groups_meets_the_layout_change_below() {
+    // conv-transpose-to-conv's interleave of residue pairs [n, qh, qw, ah,
+    // aw, c] -> [n, c, qh * ah, qw * aw], an activation, back to NHWC: one
+    // transpose of the grid ([n, qh, ah, qw, aw, c]) merged into NHWC.
+    let src = "weight @s : tensor<4xi64> = dense<[2, 3, 10, 6]>
+graph @t(%g: tensor<2x5x3x2x2x3xf32>) -> (tensor<2x10x6x3xf32>) {
+  %s = nn.constant {value = @s} : tensor<4xi64>
+  %i = nn.transpose %g {perm = [0, 5, 1, 3, 2, 4]} : tensor<2x3x5x2x3x2xf32>
+  %r = nn.reshape %i, %s : tensor<2x3x10x6xf32>
+  %a = nn.relu %r : tensor<2x3x10x6xf32>
+  %y = nn.transpose %a {perm = [0, 2, 3, 1]} : tensor<2x10x6x3xf32>
+  return %y
+}";
+    let g = check_pass(&SinkTransposes::default(), src);
+    let text = print(&g);
+    assert_eq!(
+        ops(&g),
+        [OpKind::Transpose, OpKind::Reshape, OpKind::Relu],
+        "{text}"
+    );
+    assert!(text.contains("perm = [0, 1, 3, 2, 4, 5]"), "{text}");
+    // Without the transpose back below, the interleave stays one transpose.
+    let kept = "weight @s : tensor<4xi64> = dense<[2, 3, 10, 6]>
+graph @t(%g: tensor<2x5x3x2x2x3xf32>) -> (tensor<2x3x10x6xf32>) {
+  %s = nn.constant {value = @s} : tensor<4xi64>
+  %i = nn.transpose %g {perm = [0, 5, 1, 3, 2, 4]} : tensor<2x3x5x2x3x2xf32>
+  %r = nn.reshape %i, %s : tensor<2x3x10x6xf32>
+  %y = nn.relu %r : tensor<2x3x10x6xf32>
+  return %y
+}";
+    assert_unchanged(&SinkTransposes::default(), kept);
+}
