@@ -87,10 +87,11 @@ KF void FN(dw_store)(const int cv, const FN(dw_job) * j, const V* acc, float* yp
  * consecutive, (DW_PX - 1) * S + 3 of them, so each is loaded once and feeds
  * every output whose window holds it (12 FMAs from 6 loads per row at S = 1,
  * from 9 at S = 2, instead of one load per FMA). Pixels [ox, ox + DW_PX). */
-KF void FN(dw3x3_slide)(const int cv, const int S, const FN(dw_job) * j, const float* base,
-                        int64_t ox, float* yrow, int64_t c0, V wv[9][DW_CV]) {
+KF void FN(dw3x3_slide)(const int cv, const int S, const FN(dw_job) * j, const float* xi,
+                        int64_t boff, int rows, int64_t ox, float* yrow, int64_t c0,
+                        V wv[9][DW_CV]) {
   const int64_t xs = j->xs, rs = j->win.dh * j->w * xs;
-  const float* xp = base + (ox * S - j->win.pl) * xs;
+  const int64_t xo = boff + (ox * S - j->win.pl) * xs;
   V acc[DW_PX][DW_CV];
 #pragma unroll
   for (int p = 0; p < DW_PX; p++)
@@ -98,7 +99,8 @@ KF void FN(dw3x3_slide)(const int cv, const int S, const FN(dw_job) * j, const f
     for (int v = 0; v < cv; v++) acc[p][v] = (V)0.0f;
 #pragma unroll
   for (int r = 0; r < 3; r++) {
-    const float* q = xp + r * rs;
+    if (!(rows >> r & 1)) continue;
+    const float* q = xi + (xo + r * rs);
 #pragma unroll
     for (int k = 0; k < (DW_PX - 1) * S + 3; k++, q += xs)
 #pragma unroll
@@ -115,9 +117,12 @@ KF void FN(dw3x3_slide)(const int cv, const int S, const FN(dw_job) * j, const f
   for (int p = 0; p < DW_PX; p++) FN(dw_store)(cv, j, acc[p], yrow + (ox + p) * j->ys, c0);
 }
 
-/* 3x3, every tap inside the input: pixels [ox0, ox1) of the row whose top
- * input row is iy0, channels [c0, c0 + cv * VW) (cv <= DW_CV, a constant). */
-KF void FN(dw3x3_inner)(const int cv, const FN(dw_job) * j, const float* xi, int64_t iy0,
+/* 3x3, every tap inside the input horizontally: pixels [ox0, ox1) of the
+ * row whose top input row is iy0, channels [c0, c0 + cv * VW) (cv <= DW_CV,
+ * a constant). Bit r of `rows` is set when input row iy0 + r * dh lies in
+ * the input; the taps of the others are zeros and skipped (the top and
+ * bottom output rows under padding, a large share of a 7x7 map). */
+KF void FN(dw3x3_inner)(const int cv, const FN(dw_job) * j, const float* xi, int64_t iy0, int rows,
                         int64_t ox0, int64_t ox1, float* yrow, int64_t c0) {
   V wv[9][DW_CV];
 #pragma unroll
@@ -125,14 +130,17 @@ KF void FN(dw3x3_inner)(const int cv, const FN(dw_job) * j, const float* xi, int
 #pragma unroll
     for (int v = 0; v < cv; v++) wv[t][v] = FN(vld)(j->wt + t * j->c + c0 + v * VW);
   const int64_t xs = j->xs, rs = j->win.dh * j->w * xs, ts = j->win.dw * xs, ps = j->win.sw * xs;
-  const float* base = xi + (iy0 * j->w) * xs + c0;
+  /* Offsets, not pointers, to rows that may lie outside the input. */
+  const int64_t boff = (iy0 * j->w) * xs + c0;
   int64_t ox = ox0;
   if (j->win.dw == 1 && j->win.sw == 1)
-    for (; ox + DW_PX <= ox1; ox += DW_PX) FN(dw3x3_slide)(cv, 1, j, base, ox, yrow, c0, wv);
+    for (; ox + DW_PX <= ox1; ox += DW_PX)
+      FN(dw3x3_slide)(cv, 1, j, xi, boff, rows, ox, yrow, c0, wv);
   else if (j->win.dw == 1 && j->win.sw == 2)
-    for (; ox + DW_PX <= ox1; ox += DW_PX) FN(dw3x3_slide)(cv, 2, j, base, ox, yrow, c0, wv);
+    for (; ox + DW_PX <= ox1; ox += DW_PX)
+      FN(dw3x3_slide)(cv, 2, j, xi, boff, rows, ox, yrow, c0, wv);
   for (; ox + DW_PX <= ox1; ox += DW_PX) {
-    const float* xp = base + (ox * j->win.sw - j->win.pl) * xs;
+    const int64_t xo = boff + (ox * j->win.sw - j->win.pl) * xs;
     V acc[DW_PX][DW_CV];
 #pragma unroll
     for (int p = 0; p < DW_PX; p++)
@@ -140,7 +148,8 @@ KF void FN(dw3x3_inner)(const int cv, const FN(dw_job) * j, const float* xi, int
       for (int v = 0; v < cv; v++) acc[p][v] = (V)0.0f;
 #pragma unroll
     for (int t = 0; t < 9; t++) {
-      const float* tp = xp + (t / 3) * rs + (t % 3) * ts;
+      if (!(rows >> (t / 3) & 1)) continue;
+      const float* tp = xi + (xo + (t / 3) * rs + (t % 3) * ts);
 #pragma unroll
       for (int p = 0; p < DW_PX; p++)
 #pragma unroll
@@ -151,15 +160,17 @@ KF void FN(dw3x3_inner)(const int cv, const FN(dw_job) * j, const float* xi, int
     for (int p = 0; p < DW_PX; p++) FN(dw_store)(cv, j, acc[p], yrow + (ox + p) * j->ys, c0);
   }
   for (; ox < ox1; ox++) {
-    const float* xp = base + (ox * j->win.sw - j->win.pl) * xs;
+    const int64_t xo = boff + (ox * j->win.sw - j->win.pl) * xs;
     V acc[DW_CV];
 #pragma unroll
     for (int v = 0; v < cv; v++) acc[v] = (V)0.0f;
 #pragma unroll
-    for (int t = 0; t < 9; t++)
+    for (int t = 0; t < 9; t++) {
+      if (!(rows >> (t / 3) & 1)) continue;
 #pragma unroll
       for (int v = 0; v < cv; v++)
-        acc[v] = FN(vld)(xp + (t / 3) * rs + (t % 3) * ts + v * VW) * wv[t][v] + acc[v];
+        acc[v] = FN(vld)(xi + (xo + (t / 3) * rs + (t % 3) * ts + v * VW)) * wv[t][v] + acc[v];
+    }
     FN(dw_store)(cv, j, acc, yrow + ox * j->ys, c0);
   }
 }
@@ -185,27 +196,27 @@ KF void FN(dw3x3_edge)(const int cv, const FN(dw_job) * j, const float* xi, int6
 }
 
 /* A 3x3 row, channels [c0, c0 + cv * VW): edge pixels, then the interior
- * [lo, hi) (empty when the row's taps leave the input vertically). */
-KF void FN(dw3x3_row)(const int cv, const FN(dw_job) * jp, const float* xi, int64_t oy,
+ * columns [lo, hi) over the input rows of `rows` (dw3x3_inner). */
+KF void FN(dw3x3_row)(const int cv, const FN(dw_job) * jp, const float* xi, int64_t oy, int rows,
                       int64_t lo, int64_t hi, float* yrow, int64_t c0) {
   /* A private copy: stores to the output cannot change it, so its fields
    * stay in registers (the library is compiled without strict aliasing). */
   const FN(dw_job) job = *jp;
   const FN(dw_job)* j = &job;
   for (int64_t ox = 0; ox < lo; ox++) FN(dw3x3_edge)(cv, j, xi, oy, ox, yrow + ox * j->ys, c0);
-  if (hi > lo) FN(dw3x3_inner)(cv, j, xi, oy * j->win.sh - j->win.pt, lo, hi, yrow, c0);
+  if (hi > lo) FN(dw3x3_inner)(cv, j, xi, oy * j->win.sh - j->win.pt, rows, lo, hi, yrow, c0);
   for (int64_t ox = KMAX(lo, hi); ox < j->ow; ox++)
     FN(dw3x3_edge)(cv, j, xi, oy, ox, yrow + ox * j->ys, c0);
 }
 
-static KV_ATTR void FN(dw3x3_block)(const FN(dw_job) * j, const float* xi, int64_t oy, int64_t lo,
-                                    int64_t hi, float* yrow, int64_t c0) {
-  FN(dw3x3_row)(DW_CV, j, xi, oy, lo, hi, yrow, c0);
+static KV_ATTR void FN(dw3x3_block)(const FN(dw_job) * j, const float* xi, int64_t oy, int rows,
+                                    int64_t lo, int64_t hi, float* yrow, int64_t c0) {
+  FN(dw3x3_row)(DW_CV, j, xi, oy, rows, lo, hi, yrow, c0);
 }
 
-static KV_ATTR void FN(dw3x3_vec)(const FN(dw_job) * j, const float* xi, int64_t oy, int64_t lo,
-                                  int64_t hi, float* yrow, int64_t c0) {
-  FN(dw3x3_row)(1, j, xi, oy, lo, hi, yrow, c0);
+static KV_ATTR void FN(dw3x3_vec)(const FN(dw_job) * j, const float* xi, int64_t oy, int rows,
+                                  int64_t lo, int64_t hi, float* yrow, int64_t c0) {
+  FN(dw3x3_row)(1, j, xi, oy, rows, lo, hi, yrow, c0);
 }
 
 static KV_ATTR void FN(dw_rows)(const void* job, int64_t r0, int64_t r1) {
@@ -217,10 +228,14 @@ static KV_ATTR void FN(dw_rows)(const void* job, int64_t r0, int64_t r1) {
     float* yrow = j->y + row * j->ow * j->ys;
     int64_t iy0 = oy * j->win.sh - j->win.pt;
     int is3x3 = j->win.kh == 3 && j->win.kw == 3;
-    /* Output columns whose taps all lie inside the input: [lo, hi), empty
-     * when the row's taps leave the input vertically. */
+    /* Output columns whose taps all lie inside the input horizontally:
+     * [lo, hi), over the row's input rows inside the input (empty when
+     * none is). */
+    int rows = 0;
+    for (int r = 0; r < 3; r++)
+      rows |= ((uint64_t)(iy0 + r * j->win.dh) < (uint64_t)j->h) << r;
     int64_t lo = 0, hi = 0;
-    if (is3x3 && iy0 >= 0 && iy0 + 2 * j->win.dh < j->h) {
+    if (is3x3 && rows) {
       lo = j->win.pl > 0 ? cdiv(j->win.pl, j->win.sw) : 0;
       int64_t last = j->w - 1 - 2 * j->win.dw + j->win.pl; /* ox*sw <= last */
       hi = last < 0 ? 0 : KMIN(j->ow, last / j->win.sw + 1);
@@ -229,14 +244,14 @@ static KV_ATTR void FN(dw_rows)(const void* job, int64_t r0, int64_t r1) {
     }
     int64_t c0 = 0;
     if (is3x3) {
-      for (; c0 + cb <= j->c; c0 += cb) FN(dw3x3_block)(j, xi, oy, lo, hi, yrow, c0);
-      for (; c0 + VW <= j->c; c0 += VW) FN(dw3x3_vec)(j, xi, oy, lo, hi, yrow, c0);
+      for (; c0 + cb <= j->c; c0 += cb) FN(dw3x3_block)(j, xi, oy, rows, lo, hi, yrow, c0);
+      for (; c0 + VW <= j->c; c0 += VW) FN(dw3x3_vec)(j, xi, oy, rows, lo, hi, yrow, c0);
       /* The last partial vector: one whole vector ending at the last
        * channel, recomputing a few channels already stored (the output
        * never overlaps the input, and a general epilogue runs after the
        * row), instead of the checked per-pixel path. */
       if (c0 < j->c && j->c >= VW) {
-        FN(dw3x3_vec)(j, xi, oy, lo, hi, yrow, j->c - VW);
+        FN(dw3x3_vec)(j, xi, oy, rows, lo, hi, yrow, j->c - VW);
         c0 = j->c;
       }
     }

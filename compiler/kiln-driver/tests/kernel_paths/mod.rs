@@ -703,6 +703,24 @@ fn depthwise_convolutions_with_packed_weights() {
         pad: 2,
         groups: 16,
     });
+    // 3x3 rows whose top or bottom taps (or both: one input row) fall in
+    // the padding run the interior columns without them: a single row, a
+    // padding of 2 (rows with two taps outside), stride 2 over an odd
+    // height; channels past whole blocks of vectors and wide enough rows
+    // for the sliding path.
+    for (h, w, c, stride, pad) in [(1, 13, 37, 1, 1), (5, 17, 40, 1, 2), (9, 14, 19, 2, 1)] {
+        conv_case(Conv {
+            n: 2,
+            h,
+            w,
+            cin: c,
+            cout: c,
+            k: 3,
+            stride,
+            pad,
+            groups: c,
+        });
+    }
 }
 
 /// Regression: a residual computed by the model (so the memory plan may
