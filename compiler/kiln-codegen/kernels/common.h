@@ -18,6 +18,11 @@
 #define KCAT(a, b) KCAT2(a, b)
 #define KMIN(a, b) ((a) < (b) ? (a) : (b))
 #define KMAX(a, b) ((a) > (b) ? (a) : (b))
+/* Makes an integer opaque to the optimizer (no instruction): a running
+ * offset advanced by a runtime stride in an unrolled loop stays one add per
+ * step instead of one loop-invariant multiple of the stride per step, which
+ * at 30 steps no longer fits the registers. */
+#define KOPAQUE_INT(x) __asm__("" : "+r"(x))
 
 /* The parallel shim (src/parallel/shim.c). Inside a run, kiln_par_for runs
  * body over [0, n) split across the runtime's pool; elsewhere (and nested in

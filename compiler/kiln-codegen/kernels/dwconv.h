@@ -2,22 +2,28 @@
  * dwconv.h - depthwise NHWC convolution (template, per variant).
  *
  * Channels run in vector lanes. One output row is computed at a time:
- * for each block of DW_CV channel vectors, 3x3 windows whose taps all lie
- * inside the input take a fast path (the 9 weight vectors stay in registers,
- * DW_PX output pixels are accumulated at once, taps fully unrolled); other
- * kernel sizes, border pixels and the last partial channel vector take a
- * checked path. At horizontal stride 1 or 2 without dilation, the fast path
- * loads each input pixel of a row once for all DW_PX outputs (dw3x3_slide).
+ * for each block of DW_CV channel vectors, a 3x3 row at horizontal stride 1
+ * or 2 without horizontal dilation runs in steps of DW_PX output pixels
+ * that load each input pixel once for all the outputs whose windows hold it
+ * (dw3x3_slide; the 9 weight vectors loaded once per row, taps fully
+ * unrolled), the steps reaching past the input's border checked per input
+ * column. Other 3x3 windows take an unrolled path for the interior pixels and
+ * a checked one per border pixel; other kernel sizes and channel counts
+ * below one vector, a checked path per pixel.
  * A bias/activation epilogue (epi_simple) is applied in registers; any other
  * epilogue runs over the finished row from a stack tile. Channel counts that
  * are not a multiple of the vector width end with one whole vector
  * overlapping the previous ones. Work is split by output rows.
  */
 
-#define DW_PX 4
 #ifndef DW_CV
 #define DW_CV (NRV >= 3 ? 2 : 1) /* 2 x 9 weight vectors need 32 registers */
 #endif
+/* Output pixels per step: 8 independent accumulators, enough to cover the
+ * FMA latency (4 cycles, 2 per cycle). With one channel vector (AVX2, 16
+ * registers) some of the 9 weights then live on the stack and are read as
+ * memory operands, which costs less than half the FMAs waiting. */
+#define DW_PX (DW_CV == 1 ? 8 : 4)
 
 typedef struct FN(dw_job) {
   const float* x; /* at the channel offset */
@@ -85,13 +91,17 @@ KF void FN(dw_store)(const int cv, const FN(dw_job) * j, const V* acc, float* yp
 /* DW_PX output pixels at a horizontal stride S (1 or 2, a constant) without
  * horizontal dilation: the input pixels of one input row under them are
  * consecutive, (DW_PX - 1) * S + 3 of them, so each is loaded once and feeds
- * every output whose window holds it (12 FMAs from 6 loads per row at S = 1,
- * from 9 at S = 2, instead of one load per FMA). Pixels [ox, ox + DW_PX). */
-KF void FN(dw3x3_slide)(const int cv, const int S, const FN(dw_job) * j, const float* xi,
-                        int64_t boff, int rows, int64_t ox, float* yrow, int64_t c0,
-                        V wv[9][DW_CV]) {
+ * every output whose window holds it (12 FMAs from 6 loads per row at S = 1
+ * and DW_PX = 4, instead of one load per FMA). Pixels [ox, ox + DW_PX); with
+ * CK (a constant) input columns outside the input are skipped (their taps are
+ * zeros) and only the first np pixels are stored, so the same code covers
+ * the border pixels and a row's last partial step. */
+KF void FN(dw3x3_slide)(const int cv, const int S, const int CK, const FN(dw_job) * j,
+                        const float* xi, int64_t boff, int rows, int64_t ox, int64_t np,
+                        float* yrow, int64_t c0, V wv[9][DW_CV]) {
   const int64_t xs = j->xs, rs = j->win.dh * j->w * xs;
-  const int64_t xo = boff + (ox * S - j->win.pl) * xs;
+  const int64_t ix0 = ox * S - j->win.pl;
+  const int64_t xo = boff + ix0 * xs;
   V acc[DW_PX][DW_CV];
 #pragma unroll
   for (int p = 0; p < DW_PX; p++)
@@ -100,9 +110,13 @@ KF void FN(dw3x3_slide)(const int cv, const int S, const FN(dw_job) * j, const f
 #pragma unroll
   for (int r = 0; r < 3; r++) {
     if (!(rows >> r & 1)) continue;
-    const float* q = xi + (xo + r * rs);
+    /* Offsets, not pointers, until the column is known to be inside. */
+    int64_t o = xo + r * rs;
 #pragma unroll
-    for (int k = 0; k < (DW_PX - 1) * S + 3; k++, q += xs)
+    for (int k = 0; k < (DW_PX - 1) * S + 3; k++, o += xs) {
+      KOPAQUE_INT(o);
+      if (CK && (uint64_t)(ix0 + k) >= (uint64_t)j->w) continue;
+      const float* q = xi + o;
 #pragma unroll
       for (int v = 0; v < cv; v++) {
         V in = FN(vld)(q + v * VW);
@@ -112,9 +126,41 @@ KF void FN(dw3x3_slide)(const int cv, const int S, const FN(dw_job) * j, const f
           if (kx >= 0 && kx < 3) acc[p][v] = in * wv[r * 3 + kx][v] + acc[p][v];
         }
       }
+    }
   }
 #pragma unroll
-  for (int p = 0; p < DW_PX; p++) FN(dw_store)(cv, j, acc[p], yrow + (ox + p) * j->ys, c0);
+  for (int p = 0; p < DW_PX; p++)
+    if (!CK || p < np) FN(dw_store)(cv, j, acc[p], yrow + (ox + p) * j->ys, c0);
+}
+
+/* A whole 3x3 row at horizontal stride S (1 or 2) without horizontal
+ * dilation, channels [c0, c0 + cv * VW), over the input rows of `rows`
+ * (see dw3x3_inner): steps of DW_PX pixels, checked where a step reaches
+ * outside [lo, hi) (the columns whose taps all lie inside the input). At 7
+ * or 14 pixels wide (MobileNetV2's last layers) that is one or two steps,
+ * where pixel by pixel every FMA waited on the one before. */
+KF void FN(dw3x3_slide_row)(const int cv, const int S, const FN(dw_job) * j, const float* xi,
+                            int64_t iy0, int rows, int64_t lo, int64_t hi, float* yrow,
+                            int64_t c0) {
+  V wv[9][DW_CV];
+#pragma unroll
+  for (int t = 0; t < 9; t++)
+#pragma unroll
+    for (int v = 0; v < cv; v++) wv[t][v] = FN(vld)(j->wt + t * j->c + c0 + v * VW);
+  const int64_t boff = (iy0 * j->w) * j->xs + c0;
+  int64_t ox = 0;
+  while (ox < j->ow) {
+    if (ox >= lo && ox + DW_PX <= hi) {
+      FN(dw3x3_slide)(cv, S, 0, j, xi, boff, rows, ox, DW_PX, yrow, c0, wv);
+      ox += DW_PX;
+    } else {
+      /* Steps stay DW_PX apart from the row's start: the fewest steps,
+       * the first and last checked. */
+      int64_t np = KMIN(DW_PX, j->ow - ox);
+      FN(dw3x3_slide)(cv, S, 1, j, xi, boff, rows, ox, np, yrow, c0, wv);
+      ox += np;
+    }
+  }
 }
 
 /* 3x3, every tap inside the input horizontally: pixels [ox0, ox1) of the
@@ -133,12 +179,6 @@ KF void FN(dw3x3_inner)(const int cv, const FN(dw_job) * j, const float* xi, int
   /* Offsets, not pointers, to rows that may lie outside the input. */
   const int64_t boff = (iy0 * j->w) * xs + c0;
   int64_t ox = ox0;
-  if (j->win.dw == 1 && j->win.sw == 1)
-    for (; ox + DW_PX <= ox1; ox += DW_PX)
-      FN(dw3x3_slide)(cv, 1, j, xi, boff, rows, ox, yrow, c0, wv);
-  else if (j->win.dw == 1 && j->win.sw == 2)
-    for (; ox + DW_PX <= ox1; ox += DW_PX)
-      FN(dw3x3_slide)(cv, 2, j, xi, boff, rows, ox, yrow, c0, wv);
   for (; ox + DW_PX <= ox1; ox += DW_PX) {
     const int64_t xo = boff + (ox * j->win.sw - j->win.pl) * xs;
     V acc[DW_PX][DW_CV];
@@ -203,8 +243,17 @@ KF void FN(dw3x3_row)(const int cv, const FN(dw_job) * jp, const float* xi, int6
    * stay in registers (the library is compiled without strict aliasing). */
   const FN(dw_job) job = *jp;
   const FN(dw_job)* j = &job;
+  const int64_t iy0 = oy * j->win.sh - j->win.pt;
+  if (j->win.dw == 1 && j->win.sw == 1) {
+    FN(dw3x3_slide_row)(cv, 1, j, xi, iy0, rows, lo, hi, yrow, c0);
+    return;
+  }
+  if (j->win.dw == 1 && j->win.sw == 2) {
+    FN(dw3x3_slide_row)(cv, 2, j, xi, iy0, rows, lo, hi, yrow, c0);
+    return;
+  }
   for (int64_t ox = 0; ox < lo; ox++) FN(dw3x3_edge)(cv, j, xi, oy, ox, yrow + ox * j->ys, c0);
-  if (hi > lo) FN(dw3x3_inner)(cv, j, xi, oy * j->win.sh - j->win.pt, rows, lo, hi, yrow, c0);
+  if (hi > lo) FN(dw3x3_inner)(cv, j, xi, iy0, rows, lo, hi, yrow, c0);
   for (int64_t ox = KMAX(lo, hi); ox < j->ow; ox++)
     FN(dw3x3_edge)(cv, j, xi, oy, ox, yrow + ox * j->ys, c0);
 }

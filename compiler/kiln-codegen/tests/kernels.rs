@@ -1809,6 +1809,15 @@ fn dwconv2d_shapes_strides_pads() {
         ),
         d(1, 4, 6, 9, (3, 3), (1, 1), (1, 1), [0; 4], Epi::None),
         d(2, 9, 8, 23, (3, 3), (2, 2), (1, 1), [1; 4], Epi::Simple),
+        // Rows of 1 pixel, and of one step of 8 (AVX2) or 4 pixels plus one; padding 2, so
+        // that a checked step starts with two columns outside the input.
+        d(1, 3, 1, 8, (3, 3), (1, 1), (1, 1), [1; 4], Epi::Simple),
+        d(1, 5, 9, 16, (3, 3), (1, 1), (1, 1), [1; 4], Epi::None),
+        d(1, 6, 15, 11, (3, 3), (1, 1), (1, 1), [2; 4], Epi::Simple),
+        d(1, 5, 23, 13, (3, 3), (2, 2), (1, 1), [1; 4], Epi::General),
+        d(1, 4, 33, 8, (3, 3), (1, 2), (1, 1), [2; 4], Epi::None),
+        // Padding 3: the first and last output rows and columns see no input at all.
+        d(1, 4, 5, 8, (3, 3), (1, 1), (1, 1), [3; 4], Epi::Simple),
         d(
             1,
             13,
