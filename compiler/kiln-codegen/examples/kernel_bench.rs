@@ -165,13 +165,11 @@ unsafe extern "C" fn pool_parallel_for(
 // ---------------------------------------------------------------------------------------------
 // The library
 
-/// The kernels `target` can compile: the 8-bit dot-product ones only where its CPU has them
-/// (LLVM cannot select `vpdpbusd` for a CPU without VNNI), as the lowering chooses.
-fn kernels_for(target: &Target) -> impl Iterator<Item = Kernel> {
-    let int8_dot = target.cpu_config().is_some_and(|c| c.int8_dot);
+/// The kernels of `variant` that `target` can compile (not the VNNI ones without VNNI).
+fn kernels_for(target: &Target, variant: Variant) -> impl Iterator<Item = Kernel> + '_ {
     Kernel::ALL
         .into_iter()
-        .filter(move |k| int8_dot || !matches!(k, Kernel::IGemmVnni | Kernel::IConvVnni))
+        .filter(move |k| k.compiles_for(target, variant))
 }
 
 struct Lib {
@@ -183,7 +181,9 @@ struct Lib {
 
 impl Lib {
     fn load(target: &Target, variant: Variant, dir: &std::path::Path) -> Lib {
-        let names: Vec<String> = kernels_for(target).map(|k| k.symbol(variant)).collect();
+        let names: Vec<String> = kernels_for(target, variant)
+            .map(|k| k.symbol(variant))
+            .collect();
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
         let path = dir.join(format!("libk-{}.so", variant.name()));
         build_harness_library(target, OptLevel::O3, &refs, &path).expect("kernels build");
@@ -198,7 +198,7 @@ impl Lib {
         };
         // SAFETY: the harness defines these with these signatures.
         unsafe {
-            let kernels = kernels_for(target)
+            let kernels = kernels_for(target, variant)
                 .map(|k| {
                     let f = sym(&wrapper_symbol(&k.symbol(variant)));
                     (k, std::mem::transmute::<*const c_void, KernelFn>(f))
@@ -695,7 +695,7 @@ fn main() {
         let variant = Variant::for_target(&target).expect("a CPU target");
         // Compile time of each kernel alone (thread CPU time), as an artifact pays it.
         let mut compile = Vec::new();
-        for k in kernels_for(&target) {
+        for k in kernels_for(&target, variant) {
             let c0 = thread_cpu_time();
             let obj = compile_kernels(&target, OptLevel::O3, &[&k.symbol(variant)]).unwrap();
             compile.push(format!(

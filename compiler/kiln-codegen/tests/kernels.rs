@@ -156,12 +156,9 @@ impl Lib {
 /// The kernels a library for `target` holds: all but the VNNI int8 product where the target
 /// lacks the instruction (an artifact never calls it there).
 fn lib_kernels(target: &Target, variant: Variant) -> Vec<Kernel> {
-    let dot = target
-        .cpu_config()
-        .is_some_and(|c| c.int8_dot && c.variant == variant);
     Kernel::ALL
         .into_iter()
-        .filter(|&k| !matches!(k, Kernel::IGemmVnni | Kernel::IConvVnni) || dot)
+        .filter(|k| k.compiles_for(target, variant))
         .collect()
 }
 

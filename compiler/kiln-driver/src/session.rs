@@ -657,11 +657,8 @@ pub fn bench(session: &Session, inputs: &[HostTensor], opts: &BenchOptions) -> R
     })
 }
 
-/// Zero-filled inputs for every (static) model input, their memory written. A zeroed
-/// allocation is the OS's one shared zero page until it is written, and reading many virtual
-/// pages that alias one physical page is much slower on some CPUs (AMD's L1 tags lines by
-/// virtual address): `kiln bench` of a 1024³ MatMul on an AMD Zen 3 took 61 ms on such inputs
-/// and 28 ms on written ones.
+/// Zero-filled inputs for every (static) model input, their memory written
+/// ([`AlignedBytes::make_resident`](crate::tensors::AlignedBytes::make_resident)).
 pub fn zero_inputs(session: &Session) -> Result<Vec<HostTensor>> {
     session
         .inputs()
@@ -669,8 +666,7 @@ pub fn zero_inputs(session: &Session) -> Result<Vec<HostTensor>> {
         .map(|s| match &s.shape {
             Some(shape) => {
                 let mut t = HostTensor::zeros(&s.name, s.dtype, shape)?;
-                // Opaque to the optimizer, so that the zero fill is not elided.
-                std::hint::black_box(t.data.as_mut()).fill(0);
+                t.data.make_resident();
                 Ok(t)
             }
             None => Err(DriverError::Invalid(format!(

@@ -131,6 +131,17 @@ impl Kernel {
     pub fn symbol(self, variant: Variant) -> String {
         format!("kiln_k_{}_{}", self.name(), variant.name())
     }
+
+    /// Whether `variant`'s instance of this kernel can be compiled for `target`: all but the
+    /// 8-bit dot-product ones, which need the instruction (`CpuConfig::int8_dot`) and the
+    /// variant the target's CPU uses (LLVM cannot select `vpdpbusd` or SDOT otherwise; the
+    /// lowering never calls them there).
+    pub fn compiles_for(self, target: &Target, variant: Variant) -> bool {
+        !matches!(self, Kernel::IGemmVnni | Kernel::IConvVnni)
+            || target
+                .cpu_config()
+                .is_some_and(|c| c.int8_dot && c.variant == variant)
+    }
 }
 
 /// A register budget the kernels are instantiated for: vector lanes (f32) and the GEMM register
