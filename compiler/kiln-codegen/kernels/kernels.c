@@ -5,7 +5,8 @@
  * without target CPU or features; every artifact then compiles the kernels
  * it uses for its own CPU (src/kernels/mod.rs). The ABI is kiln_kernels.h.
  *
- * Rules for this code: clang vector extensions only (no ISA intrinsics), no
+ * Rules for this code: clang vector extensions only (no ISA intrinsics but
+ * the VNNI dot products and the 16-lane variant's table permute), no
  * libm calls (vmath.h), no allocation, stack use per call well under 64 KiB,
  * parallelism only through kiln_par_for.
  */
@@ -32,14 +33,18 @@
 #include "variant.h"
 
 /* 32 x 512-bit registers: AVX-512 (the minimum vector width keeps 512-bit
- * registers on CPUs that prefer 256-bit vectors for auto-vectorization). */
+ * registers on CPUs that prefer 256-bit vectors for auto-vectorization).
+ * The only variant that uses an ISA builtin outside the VNNI kernels (the
+ * AVX-512F permute of qgemm.h's 4-bit lookups), so it is compiled only for
+ * CPUs with AVX-512F (`Kernel::compiles_for`); the attribute lets clang
+ * accept the builtin and is removed with the others per artifact. */
 #define KV_NAME w16r32
 #define KV_W 16
 #define KV_MR KILN_W16R32_MR
 #define KV_NRV (KILN_W16R32_NR / 16)
 #define KV_KC 512 /* measured best on a Sapphire Rapids core (2 MiB L2) */
 #define KV_NC 512
-#define KV_ATTR __attribute__((min_vector_width(512)))
+#define KV_ATTR __attribute__((min_vector_width(512), target("avx512f")))
 #include "variant.h"
 
 /* 32 x 128-bit registers: AArch64 NEON. */

@@ -19,7 +19,9 @@
 //! - Kernels call nothing but the parallel shim's `kiln_par_for`, `kiln_par_threads` and
 //!   `kiln_par_min_work` (see [`PAR_SYMBOLS`]) and, possibly, `memcpy`/`memset`: no libm.
 //! - A variant is a register budget (vector lanes x registers), not an ISA: any variant runs
-//!   correctly on any CPU of the architecture; [`Variant::for_target`] picks the fast one.
+//!   correctly on any CPU of the architecture, except the 16-lane one, which uses AVX-512F
+//!   builtins, and the 8-bit dot-product kernels ([`Kernel::compiles_for`]);
+//!   [`Variant::for_target`] picks the fast one.
 
 pub mod abi;
 pub mod harness;
@@ -132,15 +134,17 @@ impl Kernel {
         format!("kiln_k_{}_{}", self.name(), variant.name())
     }
 
-    /// Whether `variant`'s instance of this kernel can be compiled for `target`: all but the
-    /// 8-bit dot-product ones, which need the instruction (`CpuConfig::int8_dot`) and the
-    /// variant the target's CPU uses (LLVM cannot select `vpdpbusd` or SDOT otherwise; the
-    /// lowering never calls them there).
+    /// Whether `variant`'s instance of this kernel can be compiled for `target`: the 8-bit
+    /// dot-product kernels need the instruction (`CpuConfig::int8_dot`) and the variant the
+    /// target's CPU uses, and every [`Variant::W16R32`] kernel needs AVX-512F (its 4-bit
+    /// table lookups are `vpermps` builtins); LLVM cannot select those instructions
+    /// otherwise, and the lowering never calls them there.
     pub fn compiles_for(self, target: &Target, variant: Variant) -> bool {
-        !matches!(self, Kernel::IGemmVnni | Kernel::IConvVnni)
-            || target
-                .cpu_config()
-                .is_some_and(|c| c.int8_dot && c.variant == variant)
+        let config = target.cpu_config();
+        if matches!(self, Kernel::IGemmVnni | Kernel::IConvVnni) {
+            return config.is_some_and(|c| c.int8_dot && c.variant == variant);
+        }
+        variant != Variant::W16R32 || config.is_some_and(|c| c.variant == Variant::W16R32)
     }
 }
 
@@ -359,6 +363,20 @@ mod tests {
                 assert!(f.count_basic_blocks() > 0, "{name} is only declared");
             }
         }
+    }
+
+    #[test]
+    fn sixteen_lane_kernels_compile_only_for_avx512() {
+        let t = |s: &str| Target::parse(s).unwrap();
+        for kernel in [Kernel::QGemm, Kernel::Gemm] {
+            assert!(kernel.compiles_for(&t("x86-64-v4"), Variant::W16R32));
+            assert!(!kernel.compiles_for(&t("x86-64-v3"), Variant::W16R32));
+            assert!(!kernel.compiles_for(&t("x86-64"), Variant::W16R32));
+            assert!(kernel.compiles_for(&t("x86-64-v4"), Variant::W8R16));
+            assert!(kernel.compiles_for(&t("x86-64"), Variant::W4R32));
+        }
+        assert!(!Kernel::IGemmVnni.compiles_for(&t("x86-64-v4"), Variant::W16R32));
+        assert!(Kernel::IGemmVnni.compiles_for(&t("x86_64:cascadelake"), Variant::W16R32));
     }
 
     #[test]
