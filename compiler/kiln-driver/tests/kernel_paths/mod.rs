@@ -859,8 +859,9 @@ fn quantized_matmuls_decode_weights_in_the_kernel() {
 /// decodes, several rows through buffers of 512 values and 2 columns, 4
 /// rows at a time) at the sizes where their loops change: K of 1, primes,
 /// the 16- and 32-code steps and a block ± 1, above and below the 512-value
-/// buffer; N of 1, 2, 3 and primes (column pairs and a lone last column);
-/// M of 1 (GEMV), 3, 4 and 5 (row groups of 4 and the rest).
+/// buffer; N of 1, 2, 3 and primes (column pairs or fours and a lone last
+/// column), and past the 256-column blocks; M of 1 (GEMV), 3, 4 and 5 (row
+/// groups of 4 and the rest).
 #[test]
 fn quantized_matmul_register_decoding_at_odd_sizes() {
     let mut rng = Rng(23);
@@ -889,6 +890,11 @@ fn quantized_matmul_register_decoding_at_odd_sizes() {
         ("int8", 32, (3, 97, 2)),
         ("uint8", 0, (1, 17, 3)),
         ("uint8", 16, (5, 53, 4)),
+        // Blocks of 256 columns (a second, partial one) and groups of 4
+        // columns (16 lanes) or 2 with a lone last one.
+        ("fp8-e4m3", 0, (3, 41, 261)),
+        ("nf4", 32, (2, 70, 259)),
+        ("int8", 0, (5, 23, 6)),
     ] {
         check_qmatmul(&mut rng, scheme, block, mkn);
     }
