@@ -243,7 +243,7 @@ static KV_ATTR void FN(qg_cols)(const void* job, int64_t n0, int64_t n1) {
  * QG_MB rows at a time) is multiplied with them (QG_RB rows x QG_NCV
  * columns of accumulators). */
 #ifndef QG_KC
-#define QG_KC 384
+#define QG_KC 384 /* a multiple of the 64-code groups (qg_deq_groups) */
 #define QG_RB 4
 #define QG_MB 16
 #define QG_LDP (QG_KC + 16)
@@ -743,9 +743,6 @@ static KV_ATTR void FN(qg_gemv4g)(const void* job, int64_t n0, int64_t n1) {
   else
     FN(qg_gemv4g_k)(j, n0, n1, 0, 0, 0);
 }
-#undef QG_GS
-#undef QG_GX
-#undef QG_PSHUFB
 
 /* One row of A by 8-bit codes: per block, sum a.v of the unscaled values
  * (and sum a with zero points), then add s * (a.v - z * sum a). */
@@ -1041,6 +1038,34 @@ static KV_ATTR void FN(qg_rows)(const float* ap, int64_t m, float* c, int64_t ld
   }
 }
 
+/* Whether 4-bit codes can be decoded a group of 64 at a time (qg_group):
+ * one scale per half group (blocks of a multiple of 32 codes, or one block
+ * per row). */
+KF int FN(qg_groups_ok)(const qg_job* j) {
+  return j->bits == 4 && !j->kind8 && (j->block % 32 == 0 || j->block >= j->k);
+}
+
+/* The ng groups of 64 codes from code k0 (a multiple of 64) of row n,
+ * dequantized, into out in qg_gperm order (the copy of A is permuted to
+ * match): per group, the table decode of qg_gemv4g and one FMA per step
+ * for the scales and zero points of its halves. */
+KF void FN(qg_deq_groups)(const qg_job* j, const FN(qg_gtab) * tab, int64_t n, int64_t k0,
+                          int64_t ng, float* out) {
+  const uint8_t* wrow = j->w + n * (j->kw / 2);
+  for (int64_t g = 0; g < ng; g++) {
+    const int64_t base = k0 + g * 64, b0 = base / j->block, b1 = (base + 32) / j->block;
+    V d[QG_GS];
+    FN(qg_group)(tab, wrow + base / 2, d);
+    V sv = (V)qg_scale(j, n, b0), zv = (V)FN(qg_zero)(j, n, b0);
+    if (b1 != b0) {
+      sv = FN(qg_ghalf)(sv, (V)qg_scale(j, n, b1));
+      zv = FN(qg_ghalf)(zv, (V)FN(qg_zero)(j, n, b1));
+    }
+    const V c = -zv * sv;
+    for (int s = 0; s < QG_GS; s++) FN(vst)(out + g * 64 + s * VW, d[s] * sv + c);
+  }
+}
+
 /* Several rows of A, QG_NB columns at a time: per chunk of QG_KC values of
  * K and block of QG_MB rows, the rows are copied to a stack buffer whose
  * row stride is not a multiple of the cache's set stride (rows of A a power
@@ -1058,16 +1083,23 @@ static KV_ATTR void FN(qg_gemm)(const void* job, int64_t n0, int64_t n1) {
   float buf[QG_NCV * QG_KC] __attribute__((aligned(64)));
   float ap[QG_MB * QG_LDP] __attribute__((aligned(64)));
   const int64_t row_bytes = j->kw * j->bits / 8;
+  const int groups = FN(qg_groups_ok)(j);
+  FN(qg_gtab) tab;
+  FN(qg_gtab_init)(&tab, j);
   for (int64_t nb0 = n0; nb0 < n1; nb0 += QG_NB) {
     const int64_t nb1 = KMIN(n1, nb0 + QG_NB);
     for (int64_t k0 = 0; k0 < j->k; k0 += QG_KC) {
       const int64_t k1 = KMIN(j->k, k0 + QG_KC), len = k1 - k0;
+      const int64_t ng = groups ? len / 64 : 0; /* whole groups, in qg_gperm order */
       for (int64_t m0 = 0; m0 < j->m; m0 += QG_MB) {
         const int64_t mb = KMIN(QG_MB, j->m - m0);
         for (int64_t r = 0; r < mb; r++) {
           const float* src = j->a + (m0 + r) * j->lda + k0;
           float* dst = ap + r * QG_LDP;
-          for (int64_t i = 0; i < len; i++) dst[i] = src[i];
+          for (int64_t g = 0; g < ng; g++)
+            for (int st = 0; st < QG_GS; st++)
+              for (int i = 0; i < VW; i++) dst[g * 64 + st * VW + i] = src[g * 64 + FN(qg_gperm)(st, i)];
+          for (int64_t i = ng * 64; i < len; i++) dst[i] = src[i];
         }
         for (int64_t n = nb0; n < nb1; n += QG_NCV) {
           const int nc = (int)KMIN(QG_NCV, nb1 - n);
@@ -1084,7 +1116,11 @@ static KV_ATTR void FN(qg_gemm)(const void* job, int64_t n0, int64_t n1) {
             for (int64_t o = 0; o < bytes; o += 64) __builtin_prefetch(p + o, 0, 3);
             __builtin_prefetch((const uint8_t*)j->scales + (qc * j->nblocks + pk0 / j->block) * (j->scale_bits >> 3), 0, 3);
           }
-          for (int q = 0; q < QG_NCV; q++) FN(qg_deq)(j, n + KMIN(q, nc - 1), k0, k1, buf + q * QG_KC);
+          for (int q = 0; q < QG_NCV; q++) {
+            const int64_t col = n + KMIN(q, nc - 1);
+            FN(qg_deq_groups)(j, &tab, col, k0, ng, buf + q * QG_KC);
+            if (k0 + ng * 64 < k1) FN(qg_deq)(j, col, k0 + ng * 64, k1, buf + q * QG_KC + ng * 64);
+          }
           FN(qg_rows)(ap, mb, j->c + m0 * j->ldc, j->ldc, n, nc, k0, len, buf);
         }
       }
@@ -1092,6 +1128,9 @@ static KV_ATTR void FN(qg_gemm)(const void* job, int64_t n0, int64_t n1) {
   }
 }
 #undef QG_NCV
+#undef QG_GS
+#undef QG_GX
+#undef QG_PSHUFB
 #undef QG_TABS
 #undef QG_ILO
 #undef QG_IHI

@@ -895,6 +895,13 @@ fn quantized_matmul_register_decoding_at_odd_sizes() {
         ("fp8-e4m3", 0, (3, 41, 261)),
         ("nf4", 32, (2, 70, 259)),
         ("int8", 0, (5, 23, 6)),
+        // 4-bit codes a group of 64 at a time with several rows: blocks of
+        // 96 (halves of one group in different blocks), zero points, and
+        // whole groups followed by a tail, inside and across the 384-value
+        // chunks.
+        ("nf4", 96, (2, 200, 3)),
+        ("uint4", 64, (3, 200, 5)),
+        ("int4", 128, (4, 851, 6)),
     ] {
         check_qmatmul(&mut rng, scheme, block, mkn);
     }
