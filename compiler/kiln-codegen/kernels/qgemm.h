@@ -973,8 +973,6 @@ static KV_ATTR int FN(qg_gemv8w_ok)(const qg_job* j) {
   }
   return mx == 0.0f || (mx >= 0x1p-40f && mx < 0x1p60f);
 }
-#undef QG_G8
-#undef QG_G8X
 #undef QG_PF8
 
 /* Columns decoded at a time by the products with several rows: QG_RB x
@@ -1066,6 +1064,50 @@ KF void FN(qg_deq_groups)(const qg_job* j, const FN(qg_gtab) * tab, int64_t n, i
   }
 }
 
+/* The ng groups of QG_G8 8-bit codes from code k0 (a multiple of QG_G8;
+ * one block per group) of row n, dequantized, into out in the order of
+ * qg_gemv8w's steps (lane i of step o: code 4 * i + o): one load per group
+ * shifted per step, without widening. Special FP8 codes are found as in
+ * qg_gemv8w (the largest code & M per byte); a chunk that has one is
+ * decoded again through the table. */
+KF void FN(qg_deq8_groups_k)(const qg_job* j, int64_t n, int64_t k0, int64_t ng, float* out,
+                             int kind) {
+  const uint8_t* wrow = j->w + n * j->kw;
+  const uint8_t special = (uint8_t)FN(qg_special8)(kind);
+  const float up = kind == QG8_E4M3FN ? 0x1p120f : kind == QG8_E5M2 ? 0x1p112f : 1.0f;
+  FN(qg_b4) sp = (FN(qg_b4))0;
+  for (int64_t g = 0; g < ng; g++) {
+    const int64_t base = k0 + g * QG_G8, b = base / j->block;
+    const float sc = qg_scale(j, n, b), z = FN(qg_zero)(j, n, b);
+    const V c = (V)(-z * sc);
+    const VI w = *(const FN(qg_vi1)*)(wrow + base);
+    const FN(qg_vu) u = (FN(qg_vu))w;
+    float* o = out + g * QG_G8;
+    FN(vst)(o, FN(qg_dec8w)((VI)(u << 24), kind) * up * sc + c);
+    FN(vst)(o + VW, FN(qg_dec8w)((VI)(u << 16), kind) * up * sc + c);
+    FN(vst)(o + 2 * VW, FN(qg_dec8w)((VI)(u << 8), kind) * up * sc + c);
+    FN(vst)(o + 3 * VW, FN(qg_dec8w)(w, kind) * up * sc + c);
+    if (special) sp = __builtin_elementwise_max(sp, (FN(qg_b4))w & special);
+  }
+  if (special && __builtin_reduce_max(sp) == special)
+    for (int64_t g = 0; g < ng; g++) {
+      const int64_t base = k0 + g * QG_G8, b = base / j->block;
+      const float sc = qg_scale(j, n, b), z = FN(qg_zero)(j, n, b);
+      for (int st = 0; st < 4; st++)
+        for (int i = 0; i < VW; i++)
+          out[g * QG_G8 + st * VW + i] = (j->lut[wrow[base + 4 * i + st]] - z) * sc;
+    }
+}
+
+static KV_ATTR void FN(qg_deq8_groups)(const qg_job* j, int64_t n, int64_t k0, int64_t ng, float* out) {
+  switch (j->kind8) {
+    case QG8_I8: FN(qg_deq8_groups_k)(j, n, k0, ng, out, QG8_I8); break;
+    case QG8_U8: FN(qg_deq8_groups_k)(j, n, k0, ng, out, QG8_U8); break;
+    case QG8_E4M3FN: FN(qg_deq8_groups_k)(j, n, k0, ng, out, QG8_E4M3FN); break;
+    default: FN(qg_deq8_groups_k)(j, n, k0, ng, out, QG8_E5M2); break;
+  }
+}
+
 /* Several rows of A, QG_NB columns at a time: per chunk of QG_KC values of
  * K and block of QG_MB rows, the rows are copied to a stack buffer whose
  * row stride is not a multiple of the cache's set stride (rows of A a power
@@ -1084,22 +1126,26 @@ static KV_ATTR void FN(qg_gemm)(const void* job, int64_t n0, int64_t n1) {
   float ap[QG_MB * QG_LDP] __attribute__((aligned(64)));
   const int64_t row_bytes = j->kw * j->bits / 8;
   const int groups = FN(qg_groups_ok)(j);
+  const int groups8 = j->kind8 && (j->block % QG_G8 == 0 || j->block >= j->k);
+  const int64_t gsz = groups ? 64 : QG_G8; /* codes per group */
   FN(qg_gtab) tab;
   FN(qg_gtab_init)(&tab, j);
   for (int64_t nb0 = n0; nb0 < n1; nb0 += QG_NB) {
     const int64_t nb1 = KMIN(n1, nb0 + QG_NB);
     for (int64_t k0 = 0; k0 < j->k; k0 += QG_KC) {
       const int64_t k1 = KMIN(j->k, k0 + QG_KC), len = k1 - k0;
-      const int64_t ng = groups ? len / 64 : 0; /* whole groups, in qg_gperm order */
+      /* Whole groups, in their decode's lane order. */
+      const int64_t ng = groups || groups8 ? len / gsz : 0;
       for (int64_t m0 = 0; m0 < j->m; m0 += QG_MB) {
         const int64_t mb = KMIN(QG_MB, j->m - m0);
         for (int64_t r = 0; r < mb; r++) {
           const float* src = j->a + (m0 + r) * j->lda + k0;
           float* dst = ap + r * QG_LDP;
           for (int64_t g = 0; g < ng; g++)
-            for (int st = 0; st < QG_GS; st++)
-              for (int i = 0; i < VW; i++) dst[g * 64 + st * VW + i] = src[g * 64 + FN(qg_gperm)(st, i)];
-          for (int64_t i = ng * 64; i < len; i++) dst[i] = src[i];
+            for (int st = 0; st < gsz / VW; st++)
+              for (int i = 0; i < VW; i++)
+                dst[g * gsz + st * VW + i] = src[g * gsz + (groups ? FN(qg_gperm)(st, i) : 4 * i + st)];
+          for (int64_t i = ng * gsz; i < len; i++) dst[i] = src[i];
         }
         for (int64_t n = nb0; n < nb1; n += QG_NCV) {
           const int nc = (int)KMIN(QG_NCV, nb1 - n);
@@ -1118,8 +1164,11 @@ static KV_ATTR void FN(qg_gemm)(const void* job, int64_t n0, int64_t n1) {
           }
           for (int q = 0; q < QG_NCV; q++) {
             const int64_t col = n + KMIN(q, nc - 1);
-            FN(qg_deq_groups)(j, &tab, col, k0, ng, buf + q * QG_KC);
-            if (k0 + ng * 64 < k1) FN(qg_deq)(j, col, k0 + ng * 64, k1, buf + q * QG_KC + ng * 64);
+            if (groups)
+              FN(qg_deq_groups)(j, &tab, col, k0, ng, buf + q * QG_KC);
+            else if (ng)
+              FN(qg_deq8_groups)(j, col, k0, ng, buf + q * QG_KC);
+            if (k0 + ng * gsz < k1) FN(qg_deq)(j, col, k0 + ng * gsz, k1, buf + q * QG_KC + ng * gsz);
           }
           FN(qg_rows)(ap, mb, j->c + m0 * j->ldc, j->ldc, n, nc, k0, len, buf);
         }
@@ -1131,6 +1180,8 @@ static KV_ATTR void FN(qg_gemm)(const void* job, int64_t n0, int64_t n1) {
 #undef QG_GS
 #undef QG_GX
 #undef QG_PSHUFB
+#undef QG_G8
+#undef QG_G8X
 #undef QG_TABS
 #undef QG_ILO
 #undef QG_IHI
