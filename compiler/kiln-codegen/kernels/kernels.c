@@ -44,7 +44,11 @@
 #define KV_NRV (KILN_W16R32_NR / 16)
 #define KV_KC 512 /* measured best on a Sapphire Rapids core (2 MiB L2) */
 #define KV_NC 512
+#if defined(__x86_64__)
 #define KV_ATTR __attribute__((min_vector_width(512), target("avx512f")))
+#else
+#define KV_ATTR __attribute__((min_vector_width(512)))
+#endif
 #include "variant.h"
 
 /* 32 x 128-bit registers: AArch64 NEON. */

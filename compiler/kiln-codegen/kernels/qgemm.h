@@ -519,10 +519,16 @@ static KV_ATTR void FN(qg_gemv4i)(const void* job, int64_t n0, int64_t n1) {
  *   looked up with one 16-entry table permute per step. When a group lies
  *   in one block (blocks of 64 codes or more, or one per row), the table
  *   itself is dequantized per group, (v - z) * s, and the four steps add
- *   into four running sums: 16 instead of 19 vector operations per group
- *   (NF4 GEMV 1x4096x4096 on a Zen 4 core: 0.80 -> 0.71 ms). */
+ *   into four running sums: 16 instead of 19 vector operations per group. */
 #define QG_GS (64 / VW)
 #define QG_GX (QG_KA / 64) /* groups per copy of a */
+
+/* Whether 4-bit codes decode a group of 64 at a time (qg_group; the GEMV
+ * qg_gemv4g and the several-row qg_gemm): one scale per half group, i.e.
+ * blocks of a multiple of 32 codes or one block per row. */
+KF int FN(qg_groups_ok)(const qg_job* j) {
+  return j->bits == 4 && !j->kind8 && (j->block % 32 == 0 || j->block >= j->k);
+}
 
 /* The code (0 .. 63) of lane i of step s of a decoded group. */
 KINLINE int FN(qg_gperm)(int s, int i) {
@@ -538,9 +544,8 @@ KINLINE int FN(qg_gperm)(int s, int i) {
 /* t[x & 15] for the 16-entry table t. On x86 one `vpermps`, which reads
  * only the index's low 4 bits, so shifted codes need no mask (the portable
  * lookup keeps an `and` per step: 3 of 16 vector operations per group of
- * 64 codes in qg_gemv4g; NF4 GEMV 1x4096x4096 on a Zen 4 core, old and new
- * artifacts alternated: 0.73 -> 0.62 ms). The builtin is why the 16-lane
- * variant compiles only for CPUs with AVX-512F (kernels.c). */
+ * 64 codes in qg_gemv4g). The builtin is why the 16-lane variant compiles
+ * only for CPUs with AVX-512F (kernels.c). */
 #if defined(__x86_64__)
 KF V FN(qg_lk_lo)(V t, VI x) { return (V)__builtin_ia32_permvarsf512(t, x); }
 #else
@@ -867,6 +872,11 @@ KF V FN(qg_dec8w)(VI w, int kind) {
   }
 }
 typedef int32_t FN(qg_vi1) __attribute__((ext_vector_type(VW), aligned(1)));
+/* Step o (0 .. 3) of the group whose 4 * VW code bytes are w: the unscaled
+ * values of codes 4 * i + o (qg_dec8w of the code shifted to the top byte). */
+KF V FN(qg_step8)(VI w, int o, int kind) {
+  return FN(qg_dec8w)((VI)((FN(qg_vu))w << (8 * (3 - o))), kind);
+}
 
 /* The exact sum a . w' of row n through the table (with zero point and
  * scale), for rows that hold a special code. */
@@ -921,11 +931,10 @@ KF void FN(qg_gemv8w_k)(const qg_job* j, int64_t n0, int64_t n1, int kind, int z
   do {                                                                                  \
     __builtin_prefetch((q) + QG_PF8, 0, 3);                                              \
     const VI w = *(const FN(qg_vi1)*)(q);                                               \
-    const FN(qg_vu) u = (FN(qg_vu))w;                                                   \
-    a0 += FN(vld)(x) * FN(qg_dec8w)((VI)(u << 24), kind);                               \
-    a1 += FN(vld)((x) + VW) * FN(qg_dec8w)((VI)(u << 16), kind);                        \
-    a2 += FN(vld)((x) + 2 * VW) * FN(qg_dec8w)((VI)(u << 8), kind);                     \
-    a3 += FN(vld)((x) + 3 * VW) * FN(qg_dec8w)(w, kind);                                \
+    a0 += FN(vld)(x) * FN(qg_step8)(w, 0, kind);                                        \
+    a1 += FN(vld)((x) + VW) * FN(qg_step8)(w, 1, kind);                                 \
+    a2 += FN(vld)((x) + 2 * VW) * FN(qg_step8)(w, 2, kind);                             \
+    a3 += FN(vld)((x) + 3 * VW) * FN(qg_step8)(w, 3, kind);                             \
     if (special) sp = __builtin_elementwise_max(sp, (FN(qg_b4))w & special);            \
   } while (0)
       int64_t g = 0;
@@ -1036,13 +1045,6 @@ static KV_ATTR void FN(qg_rows)(const float* ap, int64_t m, float* c, int64_t ld
   }
 }
 
-/* Whether 4-bit codes can be decoded a group of 64 at a time (qg_group):
- * one scale per half group (blocks of a multiple of 32 codes, or one block
- * per row). */
-KF int FN(qg_groups_ok)(const qg_job* j) {
-  return j->bits == 4 && !j->kind8 && (j->block % 32 == 0 || j->block >= j->k);
-}
-
 /* The ng groups of 64 codes from code k0 (a multiple of 64) of row n,
  * dequantized, into out in qg_gperm order (the copy of A is permuted to
  * match): per group, the table decode of qg_gemv4g and one FMA per step
@@ -1064,6 +1066,12 @@ KF void FN(qg_deq_groups)(const qg_job* j, const FN(qg_gtab) * tab, int64_t n, i
   }
 }
 
+/* Whether 8-bit codes decode a group of QG_G8 at a time in qg_gemm (one
+ * block per group). */
+KF int FN(qg_groups8_ok)(const qg_job* j) {
+  return j->kind8 && (j->block % QG_G8 == 0 || j->block >= j->k);
+}
+
 /* The ng groups of QG_G8 8-bit codes from code k0 (a multiple of QG_G8;
  * one block per group) of row n, dequantized, into out in the order of
  * qg_gemv8w's steps (lane i of step o: code 4 * i + o): one load per group
@@ -1081,12 +1089,11 @@ KF void FN(qg_deq8_groups_k)(const qg_job* j, int64_t n, int64_t k0, int64_t ng,
     const float sc = qg_scale(j, n, b), z = FN(qg_zero)(j, n, b);
     const V c = (V)(-z * sc);
     const VI w = *(const FN(qg_vi1)*)(wrow + base);
-    const FN(qg_vu) u = (FN(qg_vu))w;
     float* o = out + g * QG_G8;
-    FN(vst)(o, FN(qg_dec8w)((VI)(u << 24), kind) * up * sc + c);
-    FN(vst)(o + VW, FN(qg_dec8w)((VI)(u << 16), kind) * up * sc + c);
-    FN(vst)(o + 2 * VW, FN(qg_dec8w)((VI)(u << 8), kind) * up * sc + c);
-    FN(vst)(o + 3 * VW, FN(qg_dec8w)(w, kind) * up * sc + c);
+    FN(vst)(o, FN(qg_step8)(w, 0, kind) * up * sc + c);
+    FN(vst)(o + VW, FN(qg_step8)(w, 1, kind) * up * sc + c);
+    FN(vst)(o + 2 * VW, FN(qg_step8)(w, 2, kind) * up * sc + c);
+    FN(vst)(o + 3 * VW, FN(qg_step8)(w, 3, kind) * up * sc + c);
     if (special) sp = __builtin_elementwise_max(sp, (FN(qg_b4))w & special);
   }
   if (special && __builtin_reduce_max(sp) == special)
@@ -1125,9 +1132,11 @@ static KV_ATTR void FN(qg_gemm)(const void* job, int64_t n0, int64_t n1) {
   float buf[QG_NCV * QG_KC] __attribute__((aligned(64)));
   float ap[QG_MB * QG_LDP] __attribute__((aligned(64)));
   const int64_t row_bytes = j->kw * j->bits / 8;
-  const int groups = FN(qg_groups_ok)(j);
-  const int groups8 = j->kind8 && (j->block % QG_G8 == 0 || j->block >= j->k);
-  const int64_t gsz = groups ? 64 : QG_G8; /* codes per group */
+  /* Whether the chunks' whole groups decode by group, and their codes
+   * (a constant with 16 lanes, which the copy of A below needs to be fast). */
+  const int groups = FN(qg_groups_ok)(j), by_group = groups || FN(qg_groups8_ok)(j);
+  const int64_t gsz = groups ? 64 : QG_G8;
+  _Static_assert(QG_KC % 64 == 0, "chunks start at a group");
   FN(qg_gtab) tab;
   FN(qg_gtab_init)(&tab, j);
   for (int64_t nb0 = n0; nb0 < n1; nb0 += QG_NB) {
@@ -1135,7 +1144,7 @@ static KV_ATTR void FN(qg_gemm)(const void* job, int64_t n0, int64_t n1) {
     for (int64_t k0 = 0; k0 < j->k; k0 += QG_KC) {
       const int64_t k1 = KMIN(j->k, k0 + QG_KC), len = k1 - k0;
       /* Whole groups, in their decode's lane order. */
-      const int64_t ng = groups || groups8 ? len / gsz : 0;
+      const int64_t ng = by_group ? len / gsz : 0;
       for (int64_t m0 = 0; m0 < j->m; m0 += QG_MB) {
         const int64_t mb = KMIN(QG_MB, j->m - m0);
         for (int64_t r = 0; r < mb; r++) {
@@ -1229,7 +1238,7 @@ KHIDDEN KV_ATTR void FN(kiln_k_qgemm)(const int64_t* args) {
   if (j.bits == 4 || j.kind8) {
     FN(rows_fn) fn = FN(qg_gemm);
     if (j.m == 1 && j.bits == 4)
-      fn = j.block % 32 == 0 || j.block >= j.k ? FN(qg_gemv4g) : FN(qg_gemv4i);
+      fn = FN(qg_groups_ok)(&j) ? FN(qg_gemv4g) : FN(qg_gemv4i);
     else if (j.m == 1)
       fn = FN(qg_gemv8w_ok)(&j) ? FN(qg_gemv8w) : FN(qg_gemv8);
     FN(split_rows)(fn, &j, n, work);
