@@ -59,31 +59,82 @@ static KV_ATTR __attribute__((noinline)) void FN(tile_finish)(float* t, const FN
   FN(tile_store)(t, NR, x->c, x->ldc, mr, nr);
 }
 
+/* acc[i][j] += A(i, k) B(k, j) for one k: A(i, k) = ap[i][ka], B row k at b. */
+KF void FN(kstep)(const int mr, const int nv, V acc[MR][NRV], const float* const* ap, int64_t ka,
+                  const float* b) {
+  V bv[NRV];
+#pragma unroll
+  for (int j = 0; j < NRV; j++)
+    if (j < nv) bv[j] = FN(vld)(b + j * VW);
+#pragma unroll
+  for (int i = 0; i < MR; i++)
+    if (i < mr) {
+      V av = (V)ap[i][ka];
+#pragma unroll
+      for (int j = 0; j < NRV; j++)
+        if (j < nv) acc[i][j] = av * bv[j] + acc[i][j];
+    }
+}
+
+/* Sets 1 .. ch - 1 of kloop's partial sums: zeroed, or added into acc. */
+KF void FN(kparts)(const int mr, const int nv, const int ch, V part[4][MR][NRV], V acc[MR][NRV],
+                   const int add) {
+#pragma unroll
+  for (int c = 1; c < 4; c++)
+#pragma unroll
+    for (int i = 0; i < MR; i++)
+#pragma unroll
+      for (int j = 0; j < NRV; j++)
+        if (c < ch && i < mr && j < nv) {
+          if (add)
+            acc[i][j] += part[c][i][j];
+          else
+            part[c][i][j] = (V)0.0f;
+        }
+}
+
 /* acc[i][j] += sum_k A(i, k) B(k, j) over kc steps: A(i, k) = a[i][k*acs],
  * B row k at b + k*NR. mr and nv are constants after inlining, so acc lives
- * in registers. */
-KF void FN(kloop)(const int mr, const int nv, V acc[MR][NRV], const float* const* a, int64_t acs,
-                  const float* b, int64_t kc, const float* pf, const int pf_lines) {
+ * in registers. A tile of fewer than 8 accumulators (a GEMV's single row:
+ * 2 vectors on AVX2, 4 on AVX-512) would wait for the FMA latency every k
+ * step (AVX2 GEMV rows at a quarter of the FMA rate, latency-bound where
+ * the weights come from a cache), so with `chains` consecutive k steps add
+ * into 2 or 4 independent sets, summed at the end. Zen 4, MLP
+ * 784-512-512-10 at batch 1 (2.6 MB of weights, from L3), AVX2 code: 45.6
+ * to 31.1 us at 1 thread; AVX-512 code unchanged. Tiles that prefetch B
+ * (streamed from memory, see gemm_block) keep one set: there it measured
+ * 5% slower (AVX2 GEMV 1x4096x4096). */
+KF void FN(kloop)(const int mr, const int nv, const int chains, V acc[MR][NRV],
+                  const float* const* a, int64_t acs, const float* b, int64_t kc, const float* pf,
+                  const int pf_lines) {
   /* pf: a stream to prefetch alongside B (NR floats per k step), or NULL
    * (a constant after inlining: the common specializations have no
    * prefetch instructions at all). */
   const float* ap[MR];
 #pragma unroll
   for (int i = 0; i < MR; i++) ap[i] = i < mr ? a[i] : a[0];
-  int64_t ka = 0;
-  for (int64_t k = 0; k < kc; k++) {
-    V bv[NRV];
+  const int ch = !chains || mr * nv >= 8 ? 1 : mr * nv >= 4 ? 2 : 4;
+  V part[4][MR][NRV]; /* sets 1 .. ch - 1 (set 0 is acc) */
+  FN(kparts)(mr, nv, ch, part, acc, 0);
+  int64_t ka = 0, k = 0;
+  for (; k + ch <= kc; k += ch) {
+    FN(kstep)(mr, nv, acc, ap, ka, b);
 #pragma unroll
-    for (int j = 0; j < NRV; j++)
-      if (j < nv) bv[j] = FN(vld)(b + j * VW);
+    for (int c = 1; c < 4; c++)
+      if (c < ch) FN(kstep)(mr, nv, part[c], ap, ka + c * acs, b + c * NR);
+    if (pf) {
 #pragma unroll
-    for (int i = 0; i < MR; i++)
-      if (i < mr) {
-        V av = (V)ap[i][ka];
+      for (int c = 0; c < 4; c++)
+        if (c < ch)
 #pragma unroll
-        for (int j = 0; j < NRV; j++)
-          if (j < nv) acc[i][j] = av * bv[j] + acc[i][j];
-      }
+          for (int l = 0; l < pf_lines; l++) __builtin_prefetch(pf + c * NR + l * 16, 0, 2);
+      pf += ch * NR;
+    }
+    b += ch * NR;
+    ka += ch * acs;
+  }
+  for (; k < kc; k++) {
+    FN(kstep)(mr, nv, acc, ap, ka, b);
     if (pf) {
 #pragma unroll
       for (int l = 0; l < pf_lines; l++) __builtin_prefetch(pf + l * 16, 0, 2);
@@ -92,6 +143,7 @@ KF void FN(kloop)(const int mr, const int nv, V acc[MR][NRV], const float* const
     b += NR;
     ka += acs;
   }
+  FN(kparts)(mr, nv, ch, part, acc, 1);
 }
 
 /* The micro-kernel for a tile computed as mr rows x nv vectors (constants
@@ -127,7 +179,7 @@ KF void FN(tile_fixed)(const int mr, const int nv, const int prefetch, const FN(
       b += t * cr->bstep;
     }
     const float* pf = prefetch ? x->pf + (cr ? t * cr->bstep : 0) : 0;
-    FN(kloop)(mr, nv, acc, a, x->acs, b, x->kc * tstep, pf, prefetch == 2 ? 1 : PF_LINES);
+    FN(kloop)(mr, nv, !prefetch, acc, a, x->acs, b, x->kc * tstep, pf, prefetch == 2 ? 1 : PF_LINES);
   }
   int epi = x->epi && x->epi->n;
   if (rows == mr && (!epi || x->es)) {
@@ -242,6 +294,7 @@ KF void FN(gemm_rows)(const FN(gemm_job) * g, const float** rows, int64_t i, int
  * order, a KC x NC block of B in L2 reused by every row tile. */
 #define GEMM_FEW_TILES 3
 #define GEMM_B_FLOAT_COST 8.0
+#define GEMM_PF_ONE_ROW (16.0 * 1024 * 1024)
 static KV_ATTR void FN(gemm_block)(const FN(gemm_job) * g, const epi_t* epi, int64_t m0,
                                    int64_t m1, int64_t p0, int64_t p1) {
   const int64_t K = g->k;
@@ -260,8 +313,13 @@ static KV_ATTR void FN(gemm_block)(const FN(gemm_job) * g, const epi_t* epi, int
      * (into L2) the block two ahead, so memory streams while the other row
      * tiles compute from L1. Measured on Sapphire Rapids: GEMV 1x11008x4096
      * from 14 to 12 ms, 16x11008x4096 from 29 to 21 ms (ONNX Runtime: 12
-     * and 17 ms). */
+     * and 17 ms). A single row whose B is smaller than GEMM_PF_ONE_ROW
+     * (a cache-resident layer run again and again) is left to the hardware
+     * prefetchers: there the prefetches, as many as the tile's loads, only
+     * compete with them (Zen 4, MLP 784-512-512-10 at batch 1: 35.4 to 31.1
+     * us at 1 thread; GEMV 1x4096x4096, 64 MiB, unchanged either way). */
     const int64_t kc = KMAX(16, 32768 / (NR * 4));
+    const int pf_rows = m1 - m0 > 1 || (double)g->k * (double)g->n * 4.0 >= GEMM_PF_ONE_ROW;
     for (int64_t p = p0; p < p1; p++) {
       int64_t nr = KMIN(NR, g->n - p * NR);
       int64_t pc = 0;
@@ -273,7 +331,7 @@ static KV_ATTR void FN(gemm_block)(const FN(gemm_job) * g, const epi_t* epi, int
         x.es = x.epi && simple ? &es : 0;
         x.b = g->b + p * K * NR + pc * NR;
         x.c0 = p * NR;
-        int64_t ahead = pc + 2 * kc < K ? 2 * kc : 0;
+        int64_t ahead = pc + 2 * kc < K && pf_rows ? 2 * kc : 0;
         for (int64_t i = m0; i < m1; i += MR) {
           int64_t mr = KMIN(MR, m1 - i);
           FN(gemm_rows)(g, rows, i, mr, pc);
