@@ -313,13 +313,17 @@ static KV_ATTR void FN(gemm_block)(const FN(gemm_job) * g, const epi_t* epi, int
      * (into L2) the block two ahead, so memory streams while the other row
      * tiles compute from L1. Measured on Sapphire Rapids: GEMV 1x11008x4096
      * from 14 to 12 ms, 16x11008x4096 from 29 to 21 ms (ONNX Runtime: 12
-     * and 17 ms). A single row whose B is smaller than GEMM_PF_ONE_ROW
-     * (a cache-resident layer run again and again) is left to the hardware
-     * prefetchers: there the prefetches, as many as the tile's loads, only
-     * compete with them (Zen 4, MLP 784-512-512-10 at batch 1: 35.4 to 31.1
-     * us at 1 thread; GEMV 1x4096x4096, 64 MiB, unchanged either way). */
+     * and 17 ms). A single row leaves B to the hardware prefetchers (and
+     * its tiles take kloop's independent sums), except on the 16-lane
+     * variant with B of GEMM_PF_ONE_ROW or more, where the Sapphire Rapids
+     * gain above was measured: there the prefetches, as many as the tile's
+     * loads, only compete with them. Zen 4, 1 thread: MLP 784-512-512-10 at
+     * batch 1 (2.6 MB, from L3) 35.4 to 31.1 us with AVX-512; GEMV
+     * 1x4096x4096 (64 MiB) with AVX2 code 3.10 to 2.50 ms, with AVX-512
+     * the same either way. */
     const int64_t kc = KMAX(16, 32768 / (NR * 4));
-    const int pf_rows = m1 - m0 > 1 || (double)g->k * (double)g->n * 4.0 >= GEMM_PF_ONE_ROW;
+    const int pf_rows =
+        m1 - m0 > 1 || (KV_W == 16 && (double)g->k * (double)g->n * 4.0 >= GEMM_PF_ONE_ROW);
     for (int64_t p = p0; p < p1; p++) {
       int64_t nr = KMIN(NR, g->n - p * NR);
       int64_t pc = 0;
