@@ -95,11 +95,14 @@ KF void FN(kparts)(const int mr, const int nv, const int ch, V part[4][MR][NRV],
 
 /* acc[i][j] += sum_k A(i, k) B(k, j) over kc steps: A(i, k) = a[i][k*acs],
  * B row k at b + k*NR. mr and nv are constants after inlining, so acc lives
- * in registers. A tile of fewer than 8 accumulators (a GEMV's single row:
- * 2 vectors on AVX2, 4 on AVX-512) would wait for the FMA latency every k
- * step (AVX2 GEMV rows at a quarter of the FMA rate, latency-bound where
- * the weights come from a cache), so with `chains` consecutive k steps add
- * into 2 or 4 independent sets, summed at the end. Zen 4, MLP
+ * in registers. A one-row tile has fewer than 8 accumulators (2 vectors on
+ * AVX2, 4 on AVX-512) and would wait for the FMA latency every k step
+ * (AVX2 GEMV rows at a quarter of the FMA rate, latency-bound where the
+ * weights come from a cache), so with `chains` consecutive k steps add
+ * into 2 or 4 independent sets, summed at the end (full-width one-row
+ * tiles only: the sets multiply the code of every tile shape they apply
+ * to, and the kernels are compiled per artifact; applied to every shape
+ * of fewer than 8 accumulators they added ~25% to the GEMM's compile). Zen 4, MLP
  * 784-512-512-10 at batch 1 (2.6 MB of weights, from L3), AVX2 code: 45.6
  * to 31.1 us at 1 thread; AVX-512 code unchanged. Tiles that prefetch B
  * (streamed from memory, see gemm_block) keep one set: there it measured
@@ -113,7 +116,7 @@ KF void FN(kloop)(const int mr, const int nv, const int chains, V acc[MR][NRV],
   const float* ap[MR];
 #pragma unroll
   for (int i = 0; i < MR; i++) ap[i] = i < mr ? a[i] : a[0];
-  const int ch = !chains || mr * nv >= 8 ? 1 : mr * nv >= 4 ? 2 : 4;
+  const int ch = !chains || mr > 1 || nv < NRV ? 1 : nv >= 4 ? 2 : 4;
   V part[4][MR][NRV]; /* sets 1 .. ch - 1 (set 0 is acc) */
   FN(kparts)(mr, nv, ch, part, acc, 0);
   int64_t ka = 0, k = 0;
@@ -133,7 +136,7 @@ KF void FN(kloop)(const int mr, const int nv, const int chains, V acc[MR][NRV],
     b += ch * NR;
     ka += ch * acs;
   }
-  for (; k < kc; k++) {
+  for (; ch > 1 && k < kc; k++) {
     FN(kstep)(mr, nv, acc, ap, ka, b);
     if (pf) {
 #pragma unroll
