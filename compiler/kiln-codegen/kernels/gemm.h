@@ -97,22 +97,18 @@ KF void FN(kparts)(const int mr, const int nv, const int ch, V part[4][MR][NRV],
  * B row k at b + k*NR. mr and nv are constants after inlining, so acc lives
  * in registers. A one-row tile has fewer than 8 accumulators (2 vectors on
  * AVX2, 4 on AVX-512) and would wait for the FMA latency every k step
- * (AVX2 GEMV rows at a quarter of the FMA rate, latency-bound where the
- * weights come from a cache), so with `chains` consecutive k steps add
- * into 2 or 4 independent sets, summed at the end (full-width one-row
- * tiles only: the sets multiply the code of every tile shape they apply
- * to, and the kernels are compiled per artifact; applied to every shape
- * of fewer than 8 accumulators they added ~25% to the GEMM's compile). Zen 4, MLP
- * 784-512-512-10 at batch 1 (2.6 MB of weights, from L3), AVX2 code: 45.6
- * to 31.1 us at 1 thread; AVX-512 code unchanged. Tiles that prefetch B
- * (streamed from memory, see gemm_block) keep one set: there it measured
- * 5% slower (AVX2 GEMV 1x4096x4096). */
+ * (latency-bound where B comes from a cache), so with `chains` (tiles that
+ * do not prefetch) consecutive k steps add into 2 or 4 independent sets,
+ * summed at the end. Only full-width one-row tiles: the sets multiply the
+ * code of every tile shape they apply to, and the kernels are compiled per
+ * artifact. Tiles that prefetch B stream it from memory, where the sets
+ * measured slower (see gemm_block). */
 KF void FN(kloop)(const int mr, const int nv, const int chains, V acc[MR][NRV],
                   const float* const* a, int64_t acs, const float* b, int64_t kc, const float* pf,
                   const int pf_lines) {
   /* pf: a stream to prefetch alongside B (NR floats per k step), or NULL
    * (a constant after inlining: the common specializations have no
-   * prefetch instructions at all). */
+   * prefetch instructions at all); only with one set (chains is 0). */
   const float* ap[MR];
 #pragma unroll
   for (int i = 0; i < MR; i++) ap[i] = i < mr ? a[i] : a[0];
@@ -127,22 +123,14 @@ KF void FN(kloop)(const int mr, const int nv, const int chains, V acc[MR][NRV],
       if (c < ch) FN(kstep)(mr, nv, part[c], ap, ka + c * acs, b + c * NR);
     if (pf) {
 #pragma unroll
-      for (int c = 0; c < 4; c++)
-        if (c < ch)
-#pragma unroll
-          for (int l = 0; l < pf_lines; l++) __builtin_prefetch(pf + c * NR + l * 16, 0, 2);
-      pf += ch * NR;
+      for (int l = 0; l < pf_lines; l++) __builtin_prefetch(pf + l * 16, 0, 2);
+      pf += NR;
     }
     b += ch * NR;
     ka += ch * acs;
   }
-  for (; ch > 1 && k < kc; k++) {
+  for (; ch > 1 && k < kc; k++) { /* the last kc % ch steps */
     FN(kstep)(mr, nv, acc, ap, ka, b);
-    if (pf) {
-#pragma unroll
-      for (int l = 0; l < pf_lines; l++) __builtin_prefetch(pf + l * 16, 0, 2);
-      pf += NR;
-    }
     b += NR;
     ka += acs;
   }
@@ -319,11 +307,11 @@ static KV_ATTR void FN(gemm_block)(const FN(gemm_job) * g, const epi_t* epi, int
      * and 17 ms). A single row leaves B to the hardware prefetchers (and
      * its tiles take kloop's independent sums), except on the 16-lane
      * variant with B of GEMM_PF_ONE_ROW or more, where the Sapphire Rapids
-     * gain above was measured: there the prefetches, as many as the tile's
-     * loads, only compete with them. Zen 4, 1 thread: MLP 784-512-512-10 at
-     * batch 1 (2.6 MB, from L3) 35.4 to 31.1 us with AVX-512; GEMV
-     * 1x4096x4096 (64 MiB) with AVX2 code 3.10 to 2.50 ms, with AVX-512
-     * the same either way. */
+     * gain above was measured: with no other row tile computing while B
+     * streams, the prefetches, as many as the tile's loads, only compete
+     * with the hardware's (on a Zen 4 they slowed the AVX-512 one-row
+     * product from L3 and the AVX2 one from memory; the AVX-512 one from
+     * memory was the same either way). */
     const int64_t kc = KMAX(16, 32768 / (NR * 4));
     const int pf_rows =
         m1 - m0 > 1 || (KV_W == 16 && (double)g->k * (double)g->n * 4.0 >= GEMM_PF_ONE_ROW);
