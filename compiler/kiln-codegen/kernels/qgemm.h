@@ -122,6 +122,7 @@ typedef struct qg_job {
   int64_t block, nblocks;
   float* c;
   int64_t ldc, m, k;
+  int64_t n; /* columns of C */
   int kind8; /* the QG8_* kind of 8-bit codes decoded in registers, else 0 */
   int zero;  /* 0, read where the compiler must not know the value */
 } qg_job;
@@ -1199,6 +1200,201 @@ static KV_ATTR void FN(qg_gemm)(const void* job, int64_t n0, int64_t n1) {
 #undef QG_ODD
 #endif
 
+/* ---- One row of A by 4-bit codes packed in panels (KILN_QGEMM_PANELS) ----
+ * Panel p holds 16 columns of C; per step q of 8 codes along K its 64 bytes
+ * at w + (p * ceil(KW / 8) + q) * 64 hold 8 codes of each column: column i
+ * in bytes 4i .. 4i + 3, code 8q + 2r in the low and 8q + 2r + 1 in the high
+ * half of byte 4i + r (kiln_ir's `row_panels_k8`, block 16). The scales of
+ * a panel's block b are 16 consecutive ones (`row_panels`); zero points,
+ * if any, are packed like the codes (a run of 8 blocks' zero points per
+ * column).
+ *
+ * The 16-lane loop: a vector holds one column per lane, so a lookup of 16
+ * codes of one K step and one FMA with the broadcast a[k] add into 16
+ * columns at once: no horizontal sums and no copy of A. Loads at byte
+ * offsets 0 .. 3 put code 8q + 2r of every column in the low 4 bits of a
+ * lane (all `vpermps` reads); one shift each gives the codes in the high
+ * halves: per 128 codes 4 loads, 4 shifts, 8 lookups and 8 FMAs, against 13
+ * vector operations per 64 codes in qg_gemv4g. Per block, the 16 columns'
+ * sums are scaled at once: s * (sum a.v - z * sum a). Other variants (no 16-entry permute) run the
+ * scalar loop, which any variant can run on an artifact compiled for
+ * another CPU. */
+#define QG_PANEL 16
+#define QG_PT 8     /* panels per tile */
+#define QG_XSB 1024 /* most blocks with zero points in the 16-lane loop */
+
+/* Code k of column n in the panels, with kq steps of 8 codes per panel. */
+KF uint32_t FN(qg_pcode)(const uint8_t* w, int64_t kq, int64_t n, int64_t k) {
+  const int64_t e = (((n / QG_PANEL) * kq + k / 8) * QG_PANEL + n % QG_PANEL) * 8 + k % 8;
+  return (uint32_t)(w[e >> 1] >> ((e & 1) * 4)) & 15u;
+}
+
+/* The scale of block b of column n in the panels. */
+KF float FN(qg_pscale)(const qg_job* j, int64_t n, int64_t b) {
+  const int64_t at = ((n / QG_PANEL) * j->nblocks + b) * QG_PANEL + n % QG_PANEL;
+  if (j->scale_bits == 32) return ((const float*)j->scales)[at];
+  return j->slut[((const uint8_t*)j->scales)[at]];
+}
+
+/* The value of the zero point of block b of column n in the panels (0
+ * without zero points). */
+KF float FN(qg_pzero)(const qg_job* j, int64_t n, int64_t b) {
+  if (!j->zp) return 0.0f;
+  return j->lut[FN(qg_pcode)(j->zp, (j->zp_cols + 7) / 8, n, b)];
+}
+
+/* Panels [p0, p1), a column at a time. */
+static KV_ATTR void FN(qg_gemvp_cols)(const void* job, int64_t p0, int64_t p1) {
+  const qg_job* j = (const qg_job*)job;
+  const int64_t kq = (j->kw + 7) / 8, k = j->k, block = j->block;
+  for (int64_t n = p0 * QG_PANEL; n < KMIN(p1 * QG_PANEL, j->n); n++) {
+    float t = 0.0f;
+    for (int64_t b = 0; b * block < k; b++) {
+      float acc = 0.0f;
+      const float z = FN(qg_pzero)(j, n, b);
+      for (int64_t i = b * block; i < KMIN((b + 1) * block, k); i++)
+        acc += j->a[i] * (j->lut[FN(qg_pcode)(j->w, kq, n, i)] - z);
+      t += acc * FN(qg_pscale)(j, n, b);
+    }
+    j->c[n] = t;
+  }
+}
+
+#if KV_W == 16
+typedef int32_t FN(qg_vp) __attribute__((ext_vector_type(16), aligned(1)));
+
+/* Step q of cg panels: acc[c] += the 8 codes of each column at w + c *
+ * stride times x[0 .. 8). */
+KF void FN(qg_pstep)(V* acc, const int cg, const uint8_t* w, int64_t stride, const float* x,
+                     V t) {
+  const V x0 = (V)x[0], x1 = (V)x[1], x2 = (V)x[2], x3 = (V)x[3];
+  const V x4 = (V)x[4], x5 = (V)x[5], x6 = (V)x[6], x7 = (V)x[7];
+  for (int c = 0; c < cg; c++) {
+    const uint8_t* wc = w + c * stride;
+    const VI l0 = (VI) * (const FN(qg_vp)*)wc, l1 = (VI) * (const FN(qg_vp)*)(wc + 1);
+    const VI l2 = (VI) * (const FN(qg_vp)*)(wc + 2), l3 = (VI) * (const FN(qg_vp)*)(wc + 3);
+    V s0 = acc[c], s1 = FN(qg_lk_lo)(t, l0 >> 4) * x1;
+    s0 += FN(qg_lk_lo)(t, l0) * x0;
+    s0 += FN(qg_lk_lo)(t, l1) * x2;
+    s1 += FN(qg_lk_lo)(t, l1 >> 4) * x3;
+    s0 += FN(qg_lk_lo)(t, l2) * x4;
+    s1 += FN(qg_lk_lo)(t, l2 >> 4) * x5;
+    s0 += FN(qg_lk_lo)(t, l3) * x6;
+    s1 += FN(qg_lk_lo)(t, l3 >> 4) * x7;
+    acc[c] = s0 + s1;
+  }
+}
+
+/* Panels [p, p + cg). */
+KF void FN(qg_gemvp_tile)(const qg_job* j, int64_t p, const int cg, const int f32s, const int zp,
+                          const float* xsb) {
+  const V t = FN(vld)(j->lut);
+  const int64_t kq = (j->kw + 7) / 8, k = j->k, ku = (k + 7) / 8, stride = kq * 64;
+  const int64_t bq = j->block >= k ? ku : j->block / 8, nb = j->nblocks;
+  const int64_t zstride = (j->zp_cols + 7) / 8 * 64, npanels = (j->n + QG_PANEL - 1) / QG_PANEL;
+  const uint8_t* wp = j->w + p * stride;
+  V tot[QG_PT], acc[QG_PT];
+  for (int c = 0; c < cg; c++) tot[c] = (V)0.0f;
+  for (int64_t b = 0, q0 = 0; q0 < ku; b++, q0 += bq) {
+    const int64_t q1 = KMIN(q0 + bq, ku);
+    const float xs = zp ? xsb[b] : 0.0f; /* sum a over the block */
+    for (int c = 0; c < cg; c++) acc[c] = (V)0.0f;
+    for (int64_t q = q0; q < q1; q++) {
+      if (q + 1 < ku) {
+        FN(qg_pstep)(acc, cg, wp + q * 64, stride, j->a + 8 * q, t);
+      } else {
+        /* The last step: A past K is zero, and the loads at bytes 1 .. 3
+         * would reach past the codes' end: copies of both. */
+        float x[8];
+        uint8_t cb[QG_PT][68];
+        for (int r = 0; r < 8; r++) x[r] = 8 * q + r < k ? j->a[8 * q + r] : 0.0f;
+        for (int c = 0; c < cg; c++) {
+          __builtin_memcpy(cb[c], wp + c * stride + q * 64, 64);
+          __builtin_memset(cb[c] + 64, 0, 4);
+        }
+        FN(qg_pstep)(acc, cg, cb[0], 68, x, t);
+      }
+    }
+    for (int c = 0; c < cg; c++) {
+      V sv;
+      if (f32s) {
+        sv = FN(vld)((const float*)j->scales + ((p + c) * nb + b) * QG_PANEL);
+      } else {
+        const uint8_t* sc = (const uint8_t*)j->scales + ((p + c) * nb + b) * QG_PANEL;
+        for (int i = 0; i < QG_PANEL; i++) sv[i] = j->slut[sc[i]];
+      }
+      if (zp) {
+        /* Block b's zero points of the panel's 16 columns: byte (b % 8) / 2
+         * of every column's run, half b % 2. The load reaches up to 3 bytes
+         * past the run: copied for the last run of the last panel. */
+        const uint8_t* zr = j->zp + (p + c) * zstride + (b / 8) * 64;
+        uint8_t zb[68];
+        if (p + c == npanels - 1 && (b / 8 + 1) * 64 == zstride) {
+          __builtin_memcpy(zb, zr, 64);
+          __builtin_memset(zb + 64, 0, 4);
+          zr = zb;
+        }
+        const VI zi = (VI) * (const FN(qg_vp)*)(zr + (b % 8) / 2) >> (4 * (int)(b & 1));
+        acc[c] -= FN(qg_lk_lo)(t, zi) * xs;
+      }
+      tot[c] += acc[c] * sv;
+    }
+  }
+  for (int c = 0; c < cg; c++) {
+    const int64_t n0 = (p + c) * QG_PANEL;
+    if (n0 + QG_PANEL <= j->n)
+      FN(vst)(j->c + n0, tot[c]);
+    else
+      for (int64_t n = n0; n < j->n; n++) j->c[n] = tot[c][n - n0];
+  }
+}
+
+KF void FN(qg_gemvp_k)(const qg_job* j, int64_t p0, int64_t p1, const int f32s, const int zp,
+                       const float* xsb) {
+  int64_t p = p0;
+  for (; p + QG_PT <= p1; p += QG_PT) FN(qg_gemvp_tile)(j, p, QG_PT, f32s, zp, xsb);
+  for (; p + 4 <= p1; p += 4) FN(qg_gemvp_tile)(j, p, 4, f32s, zp, xsb);
+  for (; p < p1; p++) FN(qg_gemvp_tile)(j, p, 1, f32s, zp, xsb);
+}
+#endif
+
+static KV_ATTR void FN(qg_gemvp)(const void* job, int64_t p0, int64_t p1) {
+#if KV_W == 16
+  const qg_job* j = (const qg_job*)job;
+  /* Steps of 8 codes never cross a block. */
+  if ((j->block % 8 == 0 || j->block >= j->k) && (!j->zp || j->nblocks <= QG_XSB)) {
+    if (j->zp) {
+      /* The sums of A over each block (for the zero points), once per call:
+       * four running sums, not one chain of K dependent adds. */
+      float xsb[QG_XSB];
+      for (int64_t b = 0; b < j->nblocks; b++) {
+        const int64_t i0 = b * j->block, i1 = KMIN(i0 + j->block, j->k);
+        float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+        int64_t i = i0;
+        for (; i + 4 <= i1; i += 4) {
+          s0 += j->a[i];
+          s1 += j->a[i + 1];
+          s2 += j->a[i + 2];
+          s3 += j->a[i + 3];
+        }
+        for (; i < i1; i++) s0 += j->a[i];
+        xsb[b] = (s0 + s1) + (s2 + s3);
+      }
+      FN(qg_gemvp_k)(j, p0, p1, j->scale_bits == 32, 1, xsb);
+    } else if (j->scale_bits == 32) {
+      FN(qg_gemvp_k)(j, p0, p1, 1, 0, 0);
+    } else {
+      FN(qg_gemvp_k)(j, p0, p1, 0, 0, 0);
+    }
+    return;
+  }
+#endif
+  FN(qg_gemvp_cols)(job, p0, p1);
+}
+#undef QG_PANEL
+#undef QG_PT
+#undef QG_XSB
+
 KHIDDEN KV_ATTR void FN(kiln_k_qgemm)(const int64_t* args) {
   float lut[256], slut[256];
   qg_job j;
@@ -1228,8 +1424,15 @@ KHIDDEN KV_ATTR void FN(kiln_k_qgemm)(const int64_t* args) {
   j.m = slot_i(args, KILN_QGEMM_M);
   j.k = slot_i(args, KILN_QGEMM_K);
   int64_t n = slot_i(args, KILN_QGEMM_N);
+  j.n = n;
   if (j.bits == 0 || j.scale_bits == 0 || j.block <= 0 || j.m <= 0 || n <= 0) return;
   const double work = (double)j.m * (double)j.k * 2.0 + (double)j.k * 4.0;
+  if (slot_i(args, KILN_QGEMM_PANELS)) {
+    /* One row of 4-bit codes (the lowering's contract). */
+    if (j.bits != 4 || j.m != 1) return;
+    FN(split_rows)(FN(qg_gemvp), &j, (n + 15) / 16, 16.0 * work);
+    return;
+  }
 #if KV_W == 8 || KV_W == 16
   /* Formats decoded in registers: 4-bit codes through the table, the
    * integer and OCP FP8 bytes by conversion. */

@@ -489,6 +489,7 @@ pub fn target_facts(target: &Target) -> TargetFacts {
             pack_depthwise: c.conv_nhwc,
             epilogue_max_ops: kiln_codegen::kernels::abi::EPI_MAX_OPS,
             int8_dot: c.int8_dot,
+            qgemv_panel: c.qgemv_panel() as u64,
         },
         None => TargetFacts::default(),
     }

@@ -413,8 +413,10 @@ pub fn weight_bytes(weights: &[Weight], w: WeightId, limits: &Limits) -> Result<
     if let Some(d) = weight.derivation() {
         let src = d.inputs.first().and_then(|&x| weights.get(x.0 as usize));
         if let (OpKind::Pack, Some(src), 1) = (d.op, src, d.inputs.len()) {
-            let elem = (src.ty.dtype.bits() / 8) as usize;
-            if let (Some(shape), true) = (src.ty.static_shape(), elem > 0) {
+            // Whole bytes, or sub-byte elements (1, 2, 4 bits) packed in bytes.
+            let bits = src.ty.dtype.bits();
+            let moves = bits > 0 && (bits % 8 == 0 || 8 % bits == 0);
+            if let (Some(shape), true) = (src.ty.static_shape(), moves) {
                 let bytes = weight_bytes(weights, d.inputs[0], limits)?;
                 let attrs = d.attrs.clone();
                 let ctx_types = [Some(&src.ty)];
@@ -428,7 +430,11 @@ pub fn weight_bytes(weights: &[Weight], w: WeightId, limits: &Limits) -> Result<
                     body: None,
                 };
                 let p = kiln_ir::ops::layout::Packing::read(&ctx, shape)?;
-                return Ok(Blob::from_vec(p.pack_bytes(bytes.bytes(), elem)));
+                return Ok(Blob::from_vec(if bits < 8 {
+                    p.pack_bits(bytes.bytes(), bits)
+                } else {
+                    p.pack_bytes(bytes.bytes(), (bits / 8) as usize)
+                }));
             }
         }
     }

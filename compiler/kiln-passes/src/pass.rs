@@ -63,6 +63,11 @@ pub struct TargetFacts {
     /// weights of `quant.matmul_integer` as `int8_gemm_b` (panel width
     /// `gemm_nr`).
     pub int8_dot: bool,
+    /// Rows per panel of the 4-bit GEMV's weights (`qg_gemvp`): `pack-weights`
+    /// packs the constant 4-bit codes of a one-row `quant.matmul` as
+    /// `row_panels_k8` and its scales as `row_panels` with this block; 0
+    /// leaves them as stored.
+    pub qgemv_panel: u64,
 }
 
 impl Default for TargetFacts {
@@ -73,6 +78,7 @@ impl Default for TargetFacts {
             pack_depthwise: false,
             epilogue_max_ops: 8,
             int8_dot: false,
+            qgemv_panel: 0,
         }
     }
 }

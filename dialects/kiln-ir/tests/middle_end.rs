@@ -105,6 +105,11 @@ fn packings_are_permutations_with_zero_padding() {
         (PackLayout::Int8GemmB, 4, 1, vec![7u64, 5]),
         (PackLayout::Int8GemmB, 16, 1, vec![8, 16]),
         (PackLayout::Int8GemmB, 64, 1, vec![1, 1]),
+        (PackLayout::RowPanels, 16, 1, vec![17, 3]),
+        (PackLayout::RowPanels, 4, 1, vec![1, 1]),
+        (PackLayout::RowPanelsK8, 16, 1, vec![33, 19]),
+        (PackLayout::RowPanelsK8, 4, 1, vec![5, 8]),
+        (PackLayout::RowPanelsK8, 16, 1, vec![1, 1]),
     ];
     for (layout, block, groups, shape) in cases {
         let p = Packing::new(layout, block, groups, shape.clone()).expect("valid");
@@ -131,6 +136,63 @@ fn packings_are_permutations_with_zero_padding() {
             "{layout:?} {shape:?}"
         );
     }
+}
+
+#[test]
+fn row_panels_k8_holds_runs_of_eight_values_per_row() {
+    // packed[p][q][i][r] = L[p*b + i][8q + r], zero past R = 5 and C = 11.
+    let p = Packing::new(PackLayout::RowPanelsK8, 4, 1, vec![5, 11]).unwrap();
+    assert_eq!(p.packed_shape(), vec![2, 2, 4, 8]);
+    let at = |panel: u64, q: u64, i: u64, r: u64| p.source(((panel * 2 + q) * 4 + i) * 8 + r);
+    assert_eq!(at(0, 0, 0, 0), Some(0));
+    assert_eq!(at(0, 0, 1, 7), Some(11 + 7));
+    assert_eq!(at(0, 1, 3, 2), Some(3 * 11 + 10));
+    assert_eq!(at(0, 1, 3, 3), None, "past C");
+    assert_eq!(at(1, 0, 0, 5), Some(4 * 11 + 5));
+    assert_eq!(at(1, 0, 1, 0), None, "past R");
+    // row_panels: packed[p][c][i] = L[p*b + i][c].
+    let p = Packing::new(PackLayout::RowPanels, 4, 1, vec![5, 3]).unwrap();
+    assert_eq!(p.packed_shape(), vec![2, 3, 4]);
+    assert_eq!(p.source(4 + 2), Some(2 * 3 + 1));
+    assert_eq!(p.source(12 + 4), Some(4 * 3 + 1));
+    assert_eq!(p.source(12 + 5), None);
+}
+
+#[test]
+fn sub_byte_elements_pack_as_their_logical_elements() {
+    // 4-bit and 2-bit elements (first element in the low bits of a byte):
+    // every packed element equals the logical element it holds, padding 0.
+    for (bits, shape) in [(4u32, vec![19u64, 13]), (2, vec![5, 24]), (4, vec![1, 1])] {
+        let p = Packing::new(PackLayout::RowPanelsK8, 16, 1, shape.clone()).unwrap();
+        let per = u64::from(8 / bits);
+        let numel: u64 = shape.iter().product();
+        let src: Vec<u8> = (0..numel.div_ceil(per))
+            .map(|i| (i as u8).wrapping_mul(37).wrapping_add(11))
+            .collect();
+        let get = |b: &[u8], i: u64| {
+            (b[(i / per) as usize] >> ((i % per) as u32 * bits)) & ((1 << bits) - 1)
+        };
+        let packed = p.pack_bits(&src, bits);
+        let n: u64 = p.packed_shape().iter().product();
+        assert_eq!(packed.len() as u64, n.div_ceil(per));
+        for e in 0..n {
+            let want = p.source(e).map_or(0, |i| get(&src, i));
+            assert_eq!(get(&packed, e), want, "{bits} bits {shape:?}: element {e}");
+        }
+    }
+}
+
+#[test]
+fn only_row_panels_k8_re_lays_sub_byte_elements_out() {
+    let packed = |layout: &str, dt: &str, shape: &str| {
+        format!(
+            "weight @w : tensor<{shape}x{dt}> = dense<\"0x{}\">\ngraph @g() -> (tensor<{shape}x{dt}>) {{\n  %w = nn.constant {{value = @w}} : tensor<{shape}x{dt}>\n  %p = nn.pack %w {{block = 16, layout = \"{layout}\"}} : tensor<1x1x16x8x{dt}>\n  %u = nn.unpack %p {{block = 16, layout = \"{layout}\", shape = [2, 8]}} : tensor<{shape}x{dt}>\n  return %u\n}}\n",
+            "00".repeat(8)
+        )
+    };
+    parse_ok(&packed("row_panels_k8", "nf4", "2x8"));
+    let err = parse_err(&packed("gemm_b", "nf4", "2x8"));
+    assert!(err.contains("nf4 elements share bytes"), "{err}");
 }
 
 #[test]

@@ -1487,8 +1487,13 @@ layout!(
         M = 13,
         N = 14,
         K = 15,
+        PANELS = 16,
     }
 );
+
+/// Rows per panel of the 4-bit GEMV's panel-packed weights (`qg_gemvp`,
+/// `KILN_QGEMM_PANELS`): one 16-lane vector of output columns.
+pub const QG_PANEL: i64 = 16;
 
 /// Code formats of quantized weights and scales (`KILN_QCODE_*`), in
 /// code order.
@@ -1544,11 +1549,16 @@ pub struct QGemmArgs<P> {
     pub n: i64,
     /// The contraction length.
     pub k: i64,
+    /// 0: codes, scales and zero points as stored (rows of `W`).
+    /// [`QG_PANEL`] (one row of A, 4-bit codes): codes and zero points
+    /// packed as `row_panels_k8` and scales as `row_panels`, all with that
+    /// block.
+    pub panels: i64,
 }
 
 impl<P: Clone> KernelArgs<P> for QGemmArgs<P> {
     fn slots(&self) -> Vec<Slot<P>> {
-        block(qgemm::K + 1, |s| {
+        block(qgemm::PANELS + 1, |s| {
             s[qgemm::A] = Slot::Ptr(self.a.ptr.clone());
             s[qgemm::LDA] = Slot::Int(self.a.ld);
             s[qgemm::W] = Slot::Ptr(self.w.clone());
@@ -1567,6 +1577,7 @@ impl<P: Clone> KernelArgs<P> for QGemmArgs<P> {
             s[qgemm::M] = Slot::Int(self.m);
             s[qgemm::N] = Slot::Int(self.n);
             s[qgemm::K] = Slot::Int(self.k);
+            s[qgemm::PANELS] = Slot::Int(self.panels);
         })
     }
 }

@@ -293,12 +293,27 @@ impl Kernels {
         };
         let z = operand(3);
         let is_const = |v: ValueId| g.constant_weight(src.defs, v).is_some();
+        // Codes, scales and zero points packed in panels for the 4-bit GEMV
+        // (pack-weights): the kernel reads the packed constants.
+        let packed = |v: ValueId, layout: PackLayout| {
+            src.packed_constant(v)
+                .filter(|(p, _)| p.layout == layout && p.block as i64 == abi::QG_PANEL)
+                .map(|(_, c)| c)
+        };
+        let panels = match (
+            packed(w, PackLayout::RowPanelsK8),
+            packed(s, PackLayout::RowPanels),
+            z.map(|z| packed(z, PackLayout::RowPanelsK8)),
+        ) {
+            (Some(cw), Some(cs), None) => Some((cw, cs, None)),
+            (Some(cw), Some(cs), Some(Some(cz))) => Some((cw, cs, Some(cz))),
+            _ => None,
+        };
         if node.attrs.contains_key("code_book")
             || operand(4).is_some()
             || !is_f32(g, x)
-            || !is_const(w)
-            || !is_const(s)
-            || z.is_some_and(|z| !is_const(z))
+            || (panels.is_none()
+                && (!is_const(w) || !is_const(s) || z.is_some_and(|z| !is_const(z))))
         {
             return Ok(false);
         }
@@ -315,11 +330,27 @@ impl Kernels {
         };
         let k = sh.k;
         let m = xs.iter().product::<u64>() / k.max(1);
+        if panels.is_some() && (m != 1 || g.value(w).ty.dtype.bits() != 4) {
+            return Err(format!(
+                "quant.matmul reads panel-packed weights only for one row of 4-bit codes \
+                 (M = {m}, {} codes)",
+                g.value(w).ty.dtype
+            ));
+        }
+        let (w_ptr, s_ptr) = match panels {
+            Some((cw, cs, _)) => (self.ptr(b, h, cw)?, self.ptr(b, h, cs)?),
+            None => (self.ptr(b, h, w)?, self.ptr(b, h, s)?),
+        };
         let zp = match z {
             Some(z) => {
+                // The logical [N, zero point columns], packed or not.
                 let zs = shape(g, z).unwrap_or_default();
                 let cols = zs.get(1).copied().unwrap_or(0);
-                Some((self.ptr(b, h, z)?, i(cols)))
+                let at = match panels {
+                    Some((_, _, Some(cz))) => cz,
+                    _ => z,
+                };
+                Some((self.ptr(b, h, at)?, i(cols)))
             }
             None => None,
         };
@@ -328,10 +359,10 @@ impl Kernels {
                 ptr: self.ptr(b, h, x)?,
                 ld: i(k),
             },
-            w: self.ptr(b, h, w)?,
+            w: w_ptr,
             kw: i(sh.kw),
             code,
-            scales: self.ptr(b, h, s)?,
+            scales: s_ptr,
             scale_code,
             zp,
             block: i(sh.block),
@@ -343,6 +374,7 @@ impl Kernels {
             m: i(m),
             n: i(sh.n),
             k: i(k),
+            panels: if panels.is_some() { abi::QG_PANEL } else { 0 },
         };
         self.call(b, Kernel::QGemm, &args);
         Ok(true)

@@ -34,6 +34,17 @@ pub(crate) fn unpack(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
             "d0 floordiv 4".into(),
             format!("(d1 mod {nr}) * 4 + d0 mod 4"),
         ],
+        PackLayout::RowPanels => vec![
+            format!("d0 floordiv {nr}"),
+            "d1".into(),
+            format!("d0 mod {nr}"),
+        ],
+        PackLayout::RowPanelsK8 => vec![
+            format!("d0 floordiv {nr}"),
+            "d1 floordiv 8".into(),
+            format!("d0 mod {nr}"),
+            "d1 mod 8".into(),
+        ],
         PackLayout::Nchwc => {
             let r = s.len();
             let mut m = vec!["d0".to_string(), format!("d1 floordiv {nr}")];
@@ -50,8 +61,14 @@ pub(crate) fn unpack(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
 pub(crate) fn pack(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
     let x = n.input(0)?.clone();
     let p = Packing::read(n.a, x.shape.clone()).map_err(attr_err)?;
-    if p.layout == PackLayout::Int8GemmB {
-        return Err("int8_gemm_b packs constant weights only (derived weights)".into());
+    if matches!(
+        p.layout,
+        PackLayout::Int8GemmB | PackLayout::RowPanels | PackLayout::RowPanelsK8
+    ) {
+        return Err(format!(
+            "{} packs constant weights only (derived weights)",
+            p.layout.name()
+        ));
     }
     let shape = p.packed_shape();
     let s = p.logical.clone();
@@ -90,7 +107,9 @@ pub(crate) fn pack(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
                 vec!["d2".into(), "0".into(), "d0".into(), "d1".into()],
                 None,
             ),
-            PackLayout::Int8GemmB => unreachable!("refused above"),
+            PackLayout::Int8GemmB | PackLayout::RowPanels | PackLayout::RowPanelsK8 => {
+                unreachable!("refused above")
+            }
             PackLayout::Nchwc => {
                 let c = format!("d1 * {nr} + d{}", r - 1);
                 let mut v = vec!["d0".to_string(), c.clone()];

@@ -30,5 +30,6 @@ fn cpu_config(features: &[String]) -> CpuConfig {
         int8_dot: features.iter().any(|f| f == "dotprod"),
         conv_nhwc: true,
         winograd: true,
+        qgemv_panels: false,
     }
 }

@@ -152,9 +152,23 @@ pub struct CpuConfig {
     /// Whether 3x3 stride-1 convolutions with enough output tiles run Winograd F(2x2, 3x3)
     /// (`kernels/wino.h`; which ones: `kernels::abi::wino_chunk_tiles`).
     pub winograd: bool,
+    /// Whether one-row products with 4-bit weights read them re-laid out in panels of 16
+    /// output columns (`row_panels_k8` codes, `row_panels` scales; `qg_gemvp` in
+    /// `kernels/qgemm.h`): 16-lane lookups add 16 columns' products per instruction with no
+    /// horizontal sums. Only the 16-lane variant has the fast loop.
+    pub qgemv_panels: bool,
 }
 
 impl CpuConfig {
+    /// Rows per panel of the 4-bit GEMV's weights, 0 where they stay as stored.
+    pub fn qgemv_panel(&self) -> usize {
+        if self.qgemv_panels {
+            crate::kernels::abi::QG_PANEL as usize
+        } else {
+            0
+        }
+    }
+
     /// Width of packed weight panels (`gemm_b`, `conv_nhwc`): the GEMM tile's NR.
     pub fn panel_width(&self) -> usize {
         self.variant.nr()

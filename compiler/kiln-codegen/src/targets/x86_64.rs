@@ -43,5 +43,6 @@ fn cpu_config(features: &[String]) -> CpuConfig {
         conv_nhwc: true,
         int8_dot,
         winograd: true,
+        qgemv_panels: variant == Variant::W16R32,
     }
 }

@@ -955,6 +955,118 @@ fn quantized_gemv_group_decoding_at_odd_sizes() {
     }
 }
 
+/// `qmatmul_kir` with the codes and scales re-laid out as the 4-bit GEMV's
+/// panels (`row_panels_k8` and `row_panels` of 16 rows, what `pack-weights`
+/// does on AVX-512 targets), written out in the text so that every target
+/// runs them: the 16-lane loop on x86-64-v4 (blocks of a multiple of 8 or
+/// one per row) and the scalar loop elsewhere and for other blocks.
+fn qgemv_panels_kir(rng: &mut Rng, scheme: &str, block: usize, (k, n): (u64, u64)) -> String {
+    use kiln_ir::codec::block::{blocks_per_row, padded_k, zero_point_cols, Scheme};
+    let s = Scheme::parse(scheme).unwrap();
+    let code_dt = s.code_dtype();
+    let kp = padded_k(k as usize, block, code_dt) as u64;
+    let nb = blocks_per_row(k as usize, block) as u64;
+    let zc = zero_point_cols(nb as usize, code_dt) as u64;
+    let mut kir = weight("w", &[k, n], &rng.vec(k * n, 0.3));
+    let mut body = String::new();
+    let panels = n.div_ceil(16);
+    let mut parts = vec![
+        (
+            "codes",
+            code_dt.to_string(),
+            kp,
+            "row_panels_k8",
+            format!("{panels}x{}x16x8", kp.div_ceil(8)),
+        ),
+        (
+            "scales",
+            s.scale_dtype().to_string(),
+            nb,
+            "row_panels",
+            format!("{panels}x{nb}x16"),
+        ),
+    ];
+    let mut operands = "%x, %codes, %scales".to_string();
+    if s.has_zero_point() {
+        parts.push((
+            "zero_points",
+            code_dt.to_string(),
+            zc,
+            "row_panels_k8",
+            format!("{panels}x{}x16x8", zc.div_ceil(8)),
+        ));
+        operands += ", %zero_points";
+    }
+    for (part, dt, cols, layout, packed) in parts {
+        let attrs = format!("block = 16, groups = 1, layout = \"{layout}\"");
+        kir += &format!(
+            "weight @w.{part} : tensor<{n}x{cols}x{dt}> = derived<quant.quantize_weight {{axis = 0, block_size = {block}, part = \"{part}\", scheme = \"{scheme}\"}}>(@w)\n\
+             weight @w.{part}.p : tensor<{packed}x{dt}> = derived<nn.pack {{{attrs}}}>(@w.{part})\n"
+        );
+        body += &format!(
+            "  %{part}.p = nn.constant {{value = @w.{part}.p}} : tensor<{packed}x{dt}>\n\
+             \x20 %{part} = nn.unpack %{part}.p {{{attrs}, shape = [{n}, {cols}]}} : tensor<{n}x{cols}x{dt}>\n"
+        );
+    }
+    kir += &format!(
+        "graph @g(%x: {}) -> ({}) {{\n{body}  %y = quant.matmul {operands} {{block_size = {block}}} : {}\n  return %y\n}}\n",
+        ty(&[1, k]),
+        ty(&[1, n]),
+        ty(&[1, n]),
+    );
+    kir
+}
+
+/// The 4-bit GEMV on panel-packed weights (`qg_gemvp`) at the sizes where
+/// its loops change: N of 1, a panel ± 1, and past the tiles of 8 and 4
+/// panels (a partial last panel); K of 1, a step of 8 ± 1, a block ± 1 and
+/// large (the last step of A and codes copied); blocks of 8, 32, 64, 96 and
+/// 128 and one per row, and 20 (not a multiple of 8: the scalar loop); NF4,
+/// int4, FP4 with E8M0 (MXFP4) and E4M3 (NVFP4) scales, uint4 with zero
+/// points (blocks 0 to 7 and 8 to 16 of a column's runs of 8, odd and even
+/// blocks, and over 1024 blocks).
+#[test]
+fn quantized_gemv_on_panel_packed_weights_at_odd_sizes() {
+    let mut rng = Rng(47);
+    for (scheme, block, kn) in [
+        ("nf4", 64, (1, 1)),
+        ("nf4", 64, (7, 16)),
+        ("nf4", 64, (8, 17)),
+        ("nf4", 64, (9, 15)),
+        ("nf4", 64, (63, 33)),
+        ("nf4", 64, (65, 131)),
+        ("nf4", 64, (1031, 259)),
+        ("nf4", 32, (97, 200)),
+        ("nf4", 96, (200, 47)),
+        ("nf4", 128, (257, 64)),
+        ("nf4", 0, (131, 23)),
+        ("nf4", 8, (41, 18)),
+        ("nf4", 20, (67, 19)),
+        ("int4", 32, (129, 13)),
+        ("mxfp4", 32, (96, 37)),
+        ("nvfp4", 16, (79, 21)),
+        ("uint4", 32, (129, 13)),
+        ("uint4", 8, (137, 37)),
+        ("uint4", 0, (70, 17)),
+        ("uint4", 64, (1031, 131)),
+        // More blocks than the 16-lane loop keeps sums of A for: the scalar loop.
+        ("uint4", 8, (8209, 3)),
+    ] {
+        let (k, n) = kn;
+        let kir = qgemv_panels_kir(&mut rng, scheme, block, kn);
+        for t in &quant_targets() {
+            check_on(
+                t,
+                &format!("quant.matmul on panels {scheme} block {block} 1x{k}x{n}"),
+                &kir,
+                &[("x", &[1, k])],
+                &["qgemm"],
+                tol_k(k),
+            );
+        }
+    }
+}
+
 /// The FP8 GEMV copies x times 2^60 (E4M3) or 2^56 (E5M2) and takes the
 /// table path when the largest |x| is outside [2^-40, 2^60): x scaled by
 /// 1e15 (inside: large products), by 1e20 (above: the copy would

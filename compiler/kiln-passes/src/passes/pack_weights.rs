@@ -20,8 +20,15 @@
 //!   target has 8-bit dot products (`TargetFacts::int8_dot`): `int8_gemm_b`
 //!   panels `[ceil(N/NR), ceil(K/4), 4*NR]` (the weights stay 8-bit).
 //!
+//! - `quant.matmul` of one row with constant 4-bit codes `[N, Kw]` (no code
+//!   book, blocks of a multiple of 8 or one per row), constant scales `[N,
+//!   blocks]` and constant zero points if any, where the target's 4-bit
+//!   GEMV reads panels (`TargetFacts::qgemv_panel` = b > 0): codes and zero
+//!   points as `row_panels_k8` `[ceil(N/b), ceil(Kw/8), b, 8]` (they stay
+//!   4-bit), scales as `row_panels` `[ceil(N/b), blocks, b]`.
+//!
 //! `NR` is `TargetFacts::gemm_nr`; with 0 (the default target facts) the
-//! pass does nothing. f32 weights, and the i8 weights above.
+//! pass does nothing. f32 weights, and the i8 and 4-bit weights above.
 //! Preconditions: a verified graph; NHWC layouts assigned (`assign-layout`).
 //! Graph outputs keep their names and types.
 
@@ -151,6 +158,32 @@ fn pack_attrs(p: &Packing, unpack: bool) -> Attrs {
     a
 }
 
+/// Adds to `r` the weight `src` (named `name`, of `dtype`) packed as `p`, a
+/// derived weight, its constant and the `nn.unpack` consumers read: the
+/// unpacked value.
+fn pack_through(r: &mut Recipe, name: &str, src: WRef, p: &Packing, dtype: DType) -> Val {
+    let packed_ty = TensorType::fixed(dtype, &p.packed_shape());
+    let pw = r.derived(
+        &format!("{name}.{}", p.layout.name()),
+        packed_ty.clone(),
+        OpKind::Pack,
+        pack_attrs(p, false),
+        vec![src],
+    );
+    let c = r.push(NewNode::constant(
+        &format!("{name}.{}", p.layout.name()),
+        pw,
+        packed_ty,
+    ));
+    r.push(NewNode::op(
+        OpKind::Unpack,
+        vec![c],
+        pack_attrs(p, true),
+        &format!("{name}.unpacked"),
+        TensorType::fixed(dtype, &p.logical),
+    ))
+}
+
 /// The contraction `n` is, directly or as the head of a fused epilogue:
 /// the node, and the index of the outer operand holding its weight.
 fn contraction(m: &Matcher<'_>, n: usize) -> Option<(Node, usize)> {
@@ -184,6 +217,9 @@ fn contraction(m: &Matcher<'_>, n: usize) -> Option<(Node, usize)> {
 
 /// Decides whether node `n`'s constant weight packs.
 pub fn plan(m: &Matcher<'_>, n: usize, opts: &Options, facts: &TargetFacts) -> Option<Recipe> {
+    if m.g.nodes[n].op == OpKind::QMatMul {
+        return plan_qgemv(m, n, opts, facts);
+    }
     let (head, k) = contraction(m, n)?;
     let node = &m.g.nodes[n];
     let w: ValueId = node.inputs.get(k).copied().flatten()?;
@@ -211,26 +247,7 @@ pub fn plan(m: &Matcher<'_>, n: usize, opts: &Options, facts: &TargetFacts) -> O
     } else {
         WRef::Old(id)
     };
-    let packed_ty = TensorType::fixed(wt.dtype, &p.packed_shape());
-    let pw = r.derived(
-        &format!("{name}.{}", p.layout.name()),
-        packed_ty.clone(),
-        OpKind::Pack,
-        pack_attrs(p, false),
-        vec![src],
-    );
-    let c = r.push(NewNode::constant(
-        &format!("{name}.{}", p.layout.name()),
-        pw,
-        packed_ty,
-    ));
-    let u = r.push(NewNode::op(
-        OpKind::Unpack,
-        vec![c],
-        pack_attrs(p, true),
-        &format!("{name}.unpacked"),
-        logical_ty,
-    ));
+    let u = pack_through(&mut r, &name, src, p, wt.dtype);
     // The consumer again, reading the unpacked weight (a Gemm no longer
     // transposes it).
     let mut inputs: Vec<Option<Val>> = node.inputs.iter().map(|v| v.map(Val::Old)).collect();
@@ -249,6 +266,19 @@ pub fn plan(m: &Matcher<'_>, n: usize, opts: &Options, facts: &TargetFacts) -> O
             }
         }
     }
+    consumer_again(m, node, r, inputs, attrs, body)
+}
+
+/// Finishes recipe `r`: `node` again with `inputs`, `attrs` and `body`, its
+/// results replacing the old ones.
+fn consumer_again(
+    m: &Matcher<'_>,
+    node: &Node,
+    mut r: Recipe,
+    inputs: Vec<Option<Val>>,
+    attrs: Attrs,
+    body: Option<Box<Graph>>,
+) -> Option<Recipe> {
     let results: Vec<(String, TensorType)> = node
         .outputs
         .iter()
@@ -275,6 +305,78 @@ pub fn plan(m: &Matcher<'_>, n: usize, opts: &Options, facts: &TargetFacts) -> O
         ));
     }
     Some(r)
+}
+
+/// The packings of a one-row `quant.matmul`'s operands (codes, scales and
+/// zero points if any, by operand index; see the module doc), if its 4-bit
+/// GEMV reads panels.
+fn qgemv_packings(
+    m: &Matcher<'_>,
+    node: &Node,
+    facts: &TargetFacts,
+) -> Option<Vec<(usize, Packing)>> {
+    let b = facts.qgemv_panel;
+    let operand = |k: usize| node.inputs.get(k).copied().flatten();
+    let (x, w, s) = (operand(0)?, operand(1)?, operand(2)?);
+    if b == 0 || node.body.is_some() || operand(4).is_some() || node.attrs.contains_key("code_book")
+    {
+        return None;
+    }
+    let (xt, wt, st) = (m.ty(x), m.ty(w), m.ty(s));
+    let xs = xt.static_shape()?;
+    let k = *xs.last()?;
+    let rows = xs.iter().product::<u64>() / k.max(1);
+    let scale_ok = matches!(st.dtype, DType::F32 | DType::F8E8M0 | DType::F8E4M3FN);
+    if xt.dtype != DType::F32 || rows != 1 || k == 0 || wt.dtype.bits() != 4 || !scale_ok {
+        return None;
+    }
+    let ws = wt.static_shape()?;
+    let ss = st.static_shape()?;
+    let block = u64::try_from(pattern::int_attr(node, "block_size")?).ok()?;
+    if !(block == 0 || block >= k || block.is_multiple_of(8)) || ws.len() != 2 || ss.len() != 2 {
+        return None;
+    }
+    m.g.constant_weight(m.defs(), w)?;
+    m.g.constant_weight(m.defs(), s)?;
+    let mut out = vec![
+        (1, Packing::new(PackLayout::RowPanelsK8, b, 1, ws).ok()?),
+        (2, Packing::new(PackLayout::RowPanels, b, 1, ss).ok()?),
+    ];
+    if let Some(z) = operand(3) {
+        let zt = m.ty(z);
+        let zs = zt.static_shape()?;
+        if zt.dtype.bits() != 4 || zs.len() != 2 {
+            return None;
+        }
+        m.g.constant_weight(m.defs(), z)?;
+        out.push((3, Packing::new(PackLayout::RowPanelsK8, b, 1, zs).ok()?));
+    }
+    Some(out)
+}
+
+/// Packs the codes, scales and zero points of a one-row `quant.matmul`
+/// (see the module doc).
+fn plan_qgemv(m: &Matcher<'_>, n: usize, opts: &Options, facts: &TargetFacts) -> Option<Recipe> {
+    let node = &m.g.nodes[n];
+    if !opts.gemm {
+        return None;
+    }
+    let packings = qgemv_packings(m, node, facts)?;
+    let mut r = Recipe::at(n);
+    let mut inputs: Vec<Option<Val>> = node.inputs.iter().map(|v| v.map(Val::Old)).collect();
+    for (k, p) in packings {
+        let v = node.inputs[k]?;
+        let id = m.g.constant_weight(m.defs(), v)?;
+        let name = m.g.weight(id).name.clone();
+        inputs[k] = Some(pack_through(
+            &mut r,
+            &name,
+            WRef::Old(id),
+            &p,
+            m.ty(v).dtype,
+        ));
+    }
+    consumer_again(m, node, r, inputs, node.attrs.clone(), None)
 }
 
 #[cfg(test)]

@@ -198,3 +198,106 @@ fn int8_weights_pack_where_the_cpu_has_dot_products() {
         .replace("{value = @zb} : tensor<i8>", "{value = @zb} : tensor<u8>");
     assert!(packed(&run(&u8_weight, true)).is_empty());
 }
+
+/// A one-row `quant.matmul` of `scheme` weights (K = 70, N = 19, blocks of
+/// `block`) over derived quantized codes and scales, with `rows` rows.
+fn qmatmul(scheme: &str, code: &str, scale: &str, block: u64, rows: u64, zp: bool) -> String {
+    let (k, n) = (70u64, 19u64);
+    let kp = if block == 0 {
+        k
+    } else {
+        k.div_ceil(block) * block
+    };
+    let nb = if block == 0 { 1 } else { k.div_ceil(block) };
+    let part = |p: &str, ty: &str| {
+        format!(
+            "weight @w.{p} : {ty} = derived<quant.quantize_weight {{axis = 0, block_size = {block}, part = \"{p}\", scheme = \"{scheme}\"}}>(@w)\n"
+        )
+    };
+    let codes = format!("tensor<{n}x{kp}x{code}>");
+    let scales = format!("tensor<{n}x{nb}x{scale}>");
+    let zps = format!("tensor<{n}x{}x{code}>", nb.div_ceil(2) * 2);
+    let mut src =
+        weight("w", &[k, n], 5, 0.0, false) + &part("codes", &codes) + &part("scales", &scales);
+    let mut operands = "%x, %c, %s".to_string();
+    let mut zconst = String::new();
+    if zp {
+        src += &part("zero_points", &zps);
+        operands += ", %z";
+        zconst = format!("  %z = nn.constant {{value = @w.zero_points}} : {zps}\n");
+    }
+    src + &format!(
+        "graph @t(%x: tensor<{rows}x{k}xf32>) -> (tensor<{rows}x{n}xf32>) {{
+  %c = nn.constant {{value = @w.codes}} : {codes}
+  %s = nn.constant {{value = @w.scales}} : {scales}
+{zconst}  %y = quant.matmul {operands} {{block_size = {block}}} : tensor<{rows}x{n}xf32>
+  return %y
+}}"
+    )
+}
+
+/// Where the 4-bit GEMV reads panels (`qgemv_panel` = 16), a one-row
+/// `quant.matmul`'s codes become `row_panels_k8` and its scales
+/// `row_panels` (N = 19: a partial second panel; K = 70: a partial last
+/// run of 8), zero points as `row_panels_k8` too; the interpreter gives
+/// the same result before and after. Several rows, blocks that are not a
+/// multiple of 8, 8-bit codes and targets without the panel GEMV keep the
+/// weights as stored.
+#[test]
+fn one_row_4bit_products_get_panels() {
+    let run = |src: &str, panel: u64| {
+        let mut opts = facts(16);
+        opts.target.qgemv_panel = panel;
+        check_graph(&PackWeights::default(), graph(src), &opts, &|_, _, _| None)
+    };
+    for (scheme, code, scale, block) in [
+        ("nf4", "nf4", "f32", 64),
+        ("nf4", "nf4", "f32", 0),
+        ("nf4", "nf4", "f32", 8),
+        ("int4", "i4", "f32", 32),
+        ("mxfp4", "f4e2m1", "f8e8m0", 32),
+    ] {
+        let g = run(&qmatmul(scheme, code, scale, block, 1, false), 16);
+        assert_eq!(packed(&g), ["row_panels_k8", "row_panels"], "{}", print(&g));
+        assert_eq!(
+            ops(&g),
+            [OpKind::Unpack, OpKind::Unpack, OpKind::QMatMul],
+            "{}",
+            print(&g)
+        );
+        let kp = if block == 0 {
+            70
+        } else {
+            70u64.div_ceil(block) * block
+        };
+        let nb = if block == 0 { 1 } else { 70u64.div_ceil(block) };
+        let text = print(&g);
+        assert!(
+            text.contains(&format!("tensor<2x{}x16x8x{code}>", kp.div_ceil(8))),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("tensor<2x{nb}x16x{scale}>")),
+            "{text}"
+        );
+    }
+    let g = run(&qmatmul("uint4", "u4", "f32", 32, 1, true), 16);
+    assert_eq!(
+        packed(&g),
+        ["row_panels_k8", "row_panels", "row_panels_k8"],
+        "{}",
+        print(&g)
+    );
+    // Zero points [19, 4] (3 blocks, padded to whole bytes): one run of 8.
+    assert!(print(&g).contains("tensor<2x1x16x8xu4>"), "{}", print(&g));
+    let stays = [
+        run(&qmatmul("nf4", "nf4", "f32", 64, 2, false), 16),
+        run(&qmatmul("nf4", "nf4", "f32", 64, 1, false), 0),
+        run(&qmatmul("nf4", "nf4", "f32", 20, 1, false), 16),
+        run(&qmatmul("uint4", "u4", "f32", 32, 2, true), 16),
+        run(&qmatmul("int8", "i8", "f32", 0, 1, false), 16),
+    ];
+    for g in stays {
+        assert!(packed(&g).is_empty(), "{}", print(&g));
+    }
+}

@@ -34,6 +34,19 @@ crate::attr_enum! {
         /// operand of x86 `vpdpbusd`): `packed[p][q][4*j + r] = B[4q + r][p*NR +
         /// j]`, zero past `K` and `N` (`block` = NR).
         Int8GemmB = "int8_gemm_b",
+        /// A row-major `[R, C]` matrix (rows: the output columns of a
+        /// `quant.matmul`, whose weights and scales are `[N, ...]`) as
+        /// `[ceil(R/b), C, b]` panels of b rows: `packed[p][c][i] = L[p*b +
+        /// i][c]`, zero past `R` (`block` = b). The scales of the 4-bit GEMV
+        /// on [`PackLayout::RowPanelsK8`] codes.
+        RowPanels = "row_panels",
+        /// A row-major `[R, C]` matrix as `[ceil(R/b), ceil(C/8), b, 8]`: runs
+        /// of 8 consecutive values of b rows, `packed[p][q][i][r] = L[p*b +
+        /// i][8q + r]`, zero past `R` and `C` (`block` = b). The one layout
+        /// that also re-lays sub-byte elements out: a run of 8 4-bit codes is
+        /// 4 whole bytes, so one 64-byte load holds 8 codes of each of 16
+        /// rows (the 4-bit GEMV of `kernels/qgemm.h`, `qg_gemvp`).
+        RowPanelsK8 = "row_panels_k8",
     }
 }
 
@@ -78,7 +91,12 @@ impl Packing {
         };
         let s = &p.logical;
         match layout {
-            PackLayout::GemmB | PackLayout::Int8GemmB if s.len() != 2 => {
+            PackLayout::GemmB
+            | PackLayout::Int8GemmB
+            | PackLayout::RowPanels
+            | PackLayout::RowPanelsK8
+                if s.len() != 2 =>
+            {
                 bail!(
                     "{} packs a [K, N] matrix, got rank {}",
                     layout.name(),
@@ -129,6 +147,8 @@ impl Packing {
         match self.layout {
             PackLayout::GemmB => vec![s[1].div_ceil(b), s[0], b],
             PackLayout::Int8GemmB => vec![s[1].div_ceil(b), s[0].div_ceil(4), 4 * b],
+            PackLayout::RowPanels => vec![s[0].div_ceil(b), s[1], b],
+            PackLayout::RowPanelsK8 => vec![s[0].div_ceil(b), s[1].div_ceil(8), b, 8],
             PackLayout::ConvNhwc => {
                 let cg = s[0] / self.groups;
                 vec![self.groups, cg.div_ceil(b), s[1] * s[2] * s[3], b]
@@ -166,6 +186,22 @@ impl Packing {
                 let panel = p / (4 * b * q_n);
                 let (k, n) = (q * 4 + r, panel * b + j);
                 (k < k_n && n < n_).then_some(k * n_ + n)
+            }
+            PackLayout::RowPanels => {
+                let (r_n, c_n) = (s[0], s[1]);
+                let i = p % b;
+                let c = (p / b) % c_n;
+                let row = (p / (b * c_n)) * b + i;
+                (row < r_n).then_some(row * c_n + c)
+            }
+            PackLayout::RowPanelsK8 => {
+                let (r_n, c_n) = (s[0], s[1]);
+                let q_n = c_n.div_ceil(8);
+                let r = p % 8;
+                let i = (p / 8) % b;
+                let q = (p / (8 * b)) % q_n;
+                let (row, c) = ((p / (8 * b * q_n)) * b + i, q * 8 + r);
+                (row < r_n && c < c_n).then_some(row * c_n + c)
             }
             PackLayout::ConvNhwc => {
                 let (cout, cg_in, kh_n, kw_n) = (s[0], s[1], s[2], s[3]);
@@ -218,6 +254,26 @@ impl Packing {
         out
     }
 
+    /// Packs `src`, the logical tensor's elements of `bits` < 8 bits packed
+    /// in bytes (element `i` in bits `bits * (i % (8 / bits))` upwards of
+    /// byte `i / (8 / bits)`, the storage of sub-byte dtypes), into the
+    /// packed layout stored the same way; padding is zero.
+    pub fn pack_bits(&self, src: &[u8], bits: u32) -> Vec<u8> {
+        let per = (8 / bits.clamp(1, 8)) as u64;
+        let mask = ((1u16 << bits) - 1) as u8;
+        let n: u64 = self.packed_shape().iter().product();
+        let mut out = vec![0u8; n.div_ceil(per) as usize];
+        for p in 0..n {
+            let Some(i) = self.source(p) else { continue };
+            let Some(&byte) = src.get((i / per) as usize) else {
+                continue;
+            };
+            let v = (byte >> ((i % per) as u32 * bits)) & mask;
+            out[(p / per) as usize] |= v << ((p % per) as u32 * bits);
+        }
+        out
+    }
+
     /// Unpacks `src` (the packed bytes) into the logical layout.
     pub fn unpack_bytes(&self, src: &[u8], elem: usize) -> Vec<u8> {
         let n: u64 = self.logical.iter().product();
@@ -253,8 +309,10 @@ const UNPACK_ATTRS: &[AttrSpec] = &[
     attr("shape", AttrKind::Ints, AttrDefault::Required),
 ];
 
-fn whole_bytes(t: &TensorType) -> Result<(), InferError> {
-    if t.dtype.is_packed() {
+/// Sub-byte elements re-lay out only in runs of whole bytes
+/// ([`PackLayout::RowPanelsK8`] with 1-, 2- or 4-bit elements).
+fn whole_bytes(t: &TensorType, layout: PackLayout) -> Result<(), InferError> {
+    if t.dtype.is_packed() && !(layout == PackLayout::RowPanelsK8 && 8 % t.dtype.bits() == 0) {
         bail!("{} elements share bytes and cannot be re-laid out", t.dtype);
     }
     Ok(())
@@ -262,7 +320,7 @@ fn whole_bytes(t: &TensorType) -> Result<(), InferError> {
 
 fn infer_pack(ctx: &InferCtx<'_>) -> R {
     let x = ctx.input(0)?;
-    whole_bytes(x)?;
+    whole_bytes(x, ctx.enum_attr::<PackLayout>("layout")?)?;
     let Some(shape) = x.static_shape() else {
         bail!("nn.pack needs a static operand, got {x}");
     };
@@ -281,7 +339,7 @@ pub fn unpack_shape(ctx: &InferCtx<'_>) -> Result<Vec<u64>, InferError> {
 
 fn infer_unpack(ctx: &InferCtx<'_>) -> R {
     let x = ctx.input(0)?;
-    whole_bytes(x)?;
+    whole_bytes(x, ctx.enum_attr::<PackLayout>("layout")?)?;
     let p = Packing::read(ctx, unpack_shape(ctx)?)?;
     let want = TensorType::fixed(x.dtype, &p.packed_shape());
     if !x.is_compatible(&want) {
