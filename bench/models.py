@@ -660,6 +660,9 @@ class Spec:
     base: str | None = None
     kiln_flags: tuple[str, ...] = ()
     ort: str = "fp32"
+    # What Kiln compiles: "fp32" the model as it is, "nbits4" the same MatMulNBits model ONNX
+    # Runtime runs (an imported quantized model: both engines run the same quantized weights).
+    kiln_model: str = "fp32"
 
 
 def quantized(base: str, scheme: str) -> Spec:
@@ -701,6 +704,21 @@ SPECS: list[Spec] = [
 # (block 64, symmetric, its quantizer's RTN) for the 4-bit rows and the f32 model for FP8.
 SPECS += [
     quantized(base, scheme) for base in ("gemv_4096", "matmul_16x4096x11008") for scheme in ("nf4", "fp8-e4m3")
+]
+# A quantized model from elsewhere: ONNX Runtime's own MatMulNBits 4-bit model of the GEMV (its
+# quantizer, block 64, symmetric), imported by Kiln (codes, scales and zero points as stored)
+# and run by both engines on the same weights.
+SPECS += [
+    Spec(
+        "gemv_4096_nbits_import",
+        matmul(1, 4096, 4096),
+        2002,
+        "GEMV 1x4096x4096, ORT's MatMulNBits 4-bit model imported (both engines)",
+        1e-4,
+        base="gemv_4096",
+        ort="nbits4",
+        kiln_model="nbits4",
+    ),
 ]
 # Dynamic int8 (weights and activations): the 4-layer BERT compiled with --quantize=int8
 # --quantize-activations=dynamic, ONNX Runtime running its own quantize_dynamic model of it.

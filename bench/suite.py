@@ -276,10 +276,12 @@ class Model:
     base: str | None = None
     kiln_flags: tuple[str, ...] = ()
     ort: str = "fp32"
+    # What Kiln compiles ("fp32": model.onnx; "nbits4": the MatMulNBits model ORT runs).
+    kiln_model: str = "fp32"
 
 
 def spec_model(s: models.Spec, d: Path) -> Model:
-    return Model(s.name, s.title, d, s.rtol, s.base, s.kiln_flags, s.ort)
+    return Model(s.name, s.title, d, s.rtol, s.base, s.kiln_flags, s.ort, s.kiln_model)
 
 
 # MatMulNBits blocks of the "nbits4" ONNX Runtime models (as Kiln's NF4 blocks).
@@ -322,7 +324,7 @@ def matmul_nbits_model(src: Path, out: Path, block: int = NBITS_BLOCK) -> Path:
 def bench_model(m: Model, args, tmp: Path, probe: Probe | None, peaks: dict[int, float]) -> dict:
     r: dict = {"model": m.name, "title": m.title, "rtol": m.rtol, "status": "ok", "threads": {}}
     if m.base:
-        r.update(base=m.base, kiln_flags=list(m.kiln_flags), ort_model=m.ort)
+        r.update(base=m.base, kiln_flags=list(m.kiln_flags), ort_model=m.ort, kiln_model=m.kiln_model)
     onnx_path = m.dir / "model.onnx"
     try:
         counts = flops.count(onnx.load(str(onnx_path)))
@@ -343,10 +345,14 @@ def bench_model(m: Model, args, tmp: Path, probe: Probe | None, peaks: dict[int,
     # with a warm cache sees. The cache must not change the artifact, so the two are compared.
     cache = tmp / m.name / "kernel-cache"
     sizes, digests = [], []
+    nbits_path = tmp / m.name / "ort-nbits4" / "model.onnx"
+    kiln_path = onnx_path
+    if m.kiln_model == "nbits4":
+        kiln_path = matmul_nbits_model(onnx_path, nbits_path)
     for key in ("compile_s", "compile_warm_s"):
         so = tmp / m.name / key / "model.so"
         so.parent.mkdir(parents=True, exist_ok=True)
-        cmd = [*kiln_compile(args), *m.kiln_flags, str(onnx_path), "-o", str(so)]
+        cmd = [*kiln_compile(args), *m.kiln_flags, str(kiln_path), "-o", str(so)]
         t0 = time.perf_counter()
         try:
             env = {**os.environ, "KILN_CACHE_DIR": str(cache)}
@@ -371,7 +377,7 @@ def bench_model(m: Model, args, tmp: Path, probe: Probe | None, peaks: dict[int,
     data = m.dir / "test_data_set_0"
     ort_path = onnx_path
     if m.ort == "nbits4":
-        ort_path = matmul_nbits_model(onnx_path, tmp / m.name / "ort-nbits4" / "model.onnx")
+        ort_path = nbits_path if nbits_path.exists() else matmul_nbits_model(onnx_path, nbits_path)
     elif m.ort == "int8dyn":
         ort_path = dynamic_int8_model(
             onnx_path, tmp / m.name / "ort-int8dyn" / "model.onnx", quantized_ops(m.kiln_flags)
