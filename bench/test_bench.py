@@ -161,8 +161,10 @@ class Variants(unittest.TestCase):
                 base = models.BY_NAME[s.base]
                 self.assertIn(base, models.FILE_SPECS)
                 self.assertEqual(s.seed, base.seed)
-                self.assertTrue(s.kiln_flags)
+                # A variant differs from its base by Kiln's flags or by the model Kiln compiles.
+                self.assertTrue(s.kiln_flags or s.kiln_model != "fp32")
                 self.assertIn(s.ort, ("fp32", "nbits4", "int8dyn"))
+                self.assertIn(s.kiln_model, ("fp32", "nbits4"))
 
     def test_ort_quantizes_the_op_types_kiln_does(self):
         # ORT's quantize_dynamic model of an int8dyn row quantizes what Kiln's --quantize-ops

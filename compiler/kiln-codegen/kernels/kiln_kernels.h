@@ -333,11 +333,13 @@
  * (f32 with SCALE_CODE = KILN_QCODE_F32, else one byte of that format) and,
  * with ZP non-null, the zero point code n*ZP_COLS + b of ZP (packed like W):
  * W'[n][k] = (v(code) - v(zero point)) * scale, in f32. LDA, LDC in floats.
- * PANELS = 16 (M = 1, 4-bit codes): W, SCALES and ZP re-laid out in panels
- * of 16 rows: code k of row n in element ((n/16 * ceil(KW/8) + k/8) * 16 +
- * n%16) * 8 + k%8 (runs of 8 codes, 4 bytes, per row: kiln_ir's
- * `row_panels_k8`; zero points the same with ZP_COLS for KW), scale b of
- * row n at ((n/16) * NBLOCKS + b) * 16 + n%16 (`row_panels`); 0: as above. */
+ * PANELS = KILN_QG_PANEL (16; M = 1, 4-bit codes): W, SCALES and ZP
+ * re-laid out in panels of 16 rows: code k of row n in element ((n/16 *
+ * ceil(KW/8) + k/8) * 16 + n%16) * 8 + k%8 (runs of 8 codes, 4 bytes, per
+ * row: kiln_ir's `row_panels_k8`; zero points the same with ZP_COLS for
+ * KW), scale b of row n at ((n/16) * NBLOCKS + b) * 16 + n%16
+ * (`row_panels`); 0: as above. */
+#define KILN_QG_PANEL 16
 #define KILN_QGEMM_A 0
 #define KILN_QGEMM_LDA 1
 #define KILN_QGEMM_W 2

@@ -1219,7 +1219,7 @@ static KV_ATTR void FN(qg_gemm)(const void* job, int64_t n0, int64_t n1) {
  * sums are scaled at once: s * (sum a.v - z * sum a). Other variants (no 16-entry permute) run the
  * scalar loop, which any variant can run on an artifact compiled for
  * another CPU. */
-#define QG_PANEL 16
+#define QG_PANEL KILN_QG_PANEL
 #define QG_PT 8     /* panels per tile */
 #define QG_XSB 1024 /* most blocks with zero points in the 16-lane loop */
 
@@ -1428,8 +1428,8 @@ KHIDDEN KV_ATTR void FN(kiln_k_qgemm)(const int64_t* args) {
   if (j.bits == 0 || j.scale_bits == 0 || j.block <= 0 || j.m <= 0 || n <= 0) return;
   const double work = (double)j.m * (double)j.k * 2.0 + (double)j.k * 4.0;
   if (slot_i(args, KILN_QGEMM_PANELS)) {
-    /* One row of 4-bit codes (the lowering's contract). */
-    if (j.bits != 4 || j.m != 1) return;
+    /* One row of 4-bit codes in panels of 16 (the lowering's contract). */
+    if (slot_i(args, KILN_QGEMM_PANELS) != KILN_QG_PANEL || j.bits != 4 || j.m != 1) return;
     FN(split_rows)(FN(qg_gemvp), &j, (n + 15) / 16, 16.0 * work);
     return;
   }

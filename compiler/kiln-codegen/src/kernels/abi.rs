@@ -1491,8 +1491,9 @@ layout!(
     }
 );
 
-/// Rows per panel of the 4-bit GEMV's panel-packed weights (`qg_gemvp`,
-/// `KILN_QGEMM_PANELS`): one 16-lane vector of output columns.
+/// Rows per panel of the 4-bit GEMV's panel-packed weights (`qg_gemvp`;
+/// `KILN_QG_PANEL`, the value of `KILN_QGEMM_PANELS` when they are packed):
+/// one 16-lane vector of output columns.
 pub const QG_PANEL: i64 = 16;
 
 /// Code formats of quantized weights and scales (`KILN_QCODE_*`), in
@@ -2002,6 +2003,7 @@ mod tests {
         m.insert("KILN_WINO_SLOTS".into(), WINO_SLOTS);
         m.insert("KILN_EPI_MAX_OPS".into(), EPI_MAX_OPS as i64);
         m.insert("KILN_EPI_OP_SLOTS".into(), EPI_OP_SLOTS as i64);
+        m.insert("KILN_QG_PANEL".into(), QG_PANEL);
         m
     }
 

@@ -49,7 +49,8 @@ pub const INFO: PassInfo = PassInfo {
 /// Options of `pack-weights`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Options {
-    /// Pack MatMul and Gemm weights.
+    /// Pack MatMul and Gemm weights (and the 4-bit weights of one-row
+    /// `quant.matmul`s).
     pub gemm: bool,
     /// Pack convolution weights.
     pub conv: bool,
