@@ -1427,9 +1427,10 @@ KHIDDEN KV_ATTR void FN(kiln_k_qgemm)(const int64_t* args) {
   j.n = n;
   if (j.bits == 0 || j.scale_bits == 0 || j.block <= 0 || j.m <= 0 || n <= 0) return;
   const double work = (double)j.m * (double)j.k * 2.0 + (double)j.k * 4.0;
-  if (slot_i(args, KILN_QGEMM_PANELS)) {
+  const int64_t panels = slot_i(args, KILN_QGEMM_PANELS);
+  if (panels) {
     /* One row of 4-bit codes in panels of 16 (the lowering's contract). */
-    if (slot_i(args, KILN_QGEMM_PANELS) != KILN_QG_PANEL || j.bits != 4 || j.m != 1) return;
+    if (panels != KILN_QG_PANEL || j.bits != 4 || j.m != 1) return;
     FN(split_rows)(FN(qg_gemvp), &j, (n + 15) / 16, 16.0 * work);
     return;
   }

@@ -1067,6 +1067,28 @@ fn quantized_gemv_on_panel_packed_weights_at_odd_sizes() {
     }
 }
 
+/// Panel-packed weights in a product of several rows (hand-written IR:
+/// the kernel reads panels for one row only) are refused with an error
+/// naming the layout's condition, not computed wrong.
+#[test]
+fn panel_packed_weights_with_several_rows_are_refused() {
+    let kir = qgemv_panels_kir(&mut Rng(5), "nf4", 64, (70, 19))
+        .replace("tensor<1x70xf32>", "tensor<2x70xf32>")
+        .replace("tensor<1x19xf32>", "tensor<2x19xf32>");
+    let graph = kiln_ir::text::parse(&kir, "panels.kir", None)
+        .unwrap_or_else(|e| panic!("{}\n{kir}", e[0]))
+        .graph;
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = CompileOptions::new(Target::host().unwrap(), Some(dir.path().join("m.so")));
+    opts.set_level(OptLevel::O3);
+    let err = compile(graph, &opts).expect_err("several rows on panels must be refused");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("panel-packed weights only for one row"),
+        "{msg}"
+    );
+}
+
 /// The FP8 GEMV copies x times 2^60 (E4M3) or 2^56 (E5M2) and takes the
 /// table path when the largest |x| is outside [2^-40, 2^60): x scaled by
 /// 1e15 (inside: large products), by 1e20 (above: the copy would

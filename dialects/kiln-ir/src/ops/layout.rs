@@ -169,39 +169,13 @@ impl Packing {
         let s = &self.logical;
         let b = self.block;
         match self.layout {
-            PackLayout::GemmB => {
-                let (k_n, n_) = (s[0], s[1]);
-                let j = p % b;
-                let k = (p / b) % k_n;
-                let panel = p / (b * k_n);
-                let n = panel * b + j;
-                (n < n_).then_some(k * n_ + n)
-            }
-            PackLayout::Int8GemmB => {
-                let (k_n, n_) = (s[0], s[1]);
-                let q_n = k_n.div_ceil(4);
-                let r = p % 4;
-                let j = (p / 4) % b;
-                let q = (p / (4 * b)) % q_n;
-                let panel = p / (4 * b * q_n);
-                let (k, n) = (q * 4 + r, panel * b + j);
-                (k < k_n && n < n_).then_some(k * n_ + n)
-            }
-            PackLayout::RowPanels => {
-                let (r_n, c_n) = (s[0], s[1]);
-                let i = p % b;
-                let c = (p / b) % c_n;
-                let row = (p / (b * c_n)) * b + i;
-                (row < r_n).then_some(row * c_n + c)
-            }
+            // B[K, N] holds column n of panel p at B[k][n]: the panels of
+            // Bᵀ's rows, one value (gemm_b) or 4 along K (int8_gemm_b) per lane.
+            PackLayout::GemmB => row_panel_runs(p, b, 1, s[1], s[0]).map(|(n, k)| k * s[1] + n),
+            PackLayout::Int8GemmB => row_panel_runs(p, b, 4, s[1], s[0]).map(|(n, k)| k * s[1] + n),
+            PackLayout::RowPanels => row_panel_runs(p, b, 1, s[0], s[1]).map(|(r, c)| r * s[1] + c),
             PackLayout::RowPanelsK8 => {
-                let (r_n, c_n) = (s[0], s[1]);
-                let q_n = c_n.div_ceil(8);
-                let r = p % 8;
-                let i = (p / 8) % b;
-                let q = (p / (8 * b)) % q_n;
-                let (row, c) = ((p / (8 * b * q_n)) * b + i, q * 8 + r);
-                (row < r_n && c < c_n).then_some(row * c_n + c)
+                row_panel_runs(p, b, 8, s[0], s[1]).map(|(r, c)| r * s[1] + c)
             }
             PackLayout::ConvNhwc => {
                 let (cout, cg_in, kh_n, kw_n) = (s[0], s[1], s[2], s[3]);
@@ -286,6 +260,20 @@ impl Packing {
         }
         out
     }
+}
+
+/// The (row, column) of an `[rows, cols]` matrix that packed element `p`
+/// holds when the matrix is laid out as `[ceil(rows/b), ceil(cols/run), b,
+/// run]` (panels of `b` rows, runs of `run` consecutive columns per row),
+/// or `None` for padding: the shape of `gemm_b`, `int8_gemm_b` (of Bᵀ),
+/// `row_panels` and `row_panels_k8`.
+fn row_panel_runs(p: u64, b: u64, run: u64, rows: u64, cols: u64) -> Option<(u64, u64)> {
+    let runs = cols.div_ceil(run);
+    let r = p % run;
+    let i = (p / run) % b;
+    let q = (p / (run * b)) % runs;
+    let (row, col) = ((p / (run * b * runs)) * b + i, q * run + r);
+    (row < rows && col < cols).then_some((row, col))
 }
 
 const PACK_ATTRS: &[AttrSpec] = &[
