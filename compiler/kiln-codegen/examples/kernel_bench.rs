@@ -480,6 +480,7 @@ fn conv(
         nc: 0,
         wino_tiles: 0,
         scratch: None,
+        quant: None,
         epilogue: Epilogue::new(vec![
             EpiOp::Binary {
                 op: Binary::Add,

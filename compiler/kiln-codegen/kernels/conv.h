@@ -8,6 +8,13 @@
  * runs over a block of input channels. 1x1 convolutions are the one-tap case
  * (their rows are the input pixels themselves). Work is split across threads
  * by pixel tiles and output-channel panels (the same grid as GEMM).
+ *
+ * Block-quantized weights (`quant.conv`, rows of codes in window order) are
+ * dequantized where they are read: before a panel's row tiles run over a
+ * block of input channels, that panel block (taps x channels x NR) is
+ * decoded into a stack buffer in the packed layout (qgemm.h's decoders),
+ * so no f32 copy of the weight exists beyond one block per thread. Panels
+ * are then taken one at a time (each block is reused by all row tiles).
  */
 
 #define CONV_FEW_TILES 16
@@ -24,7 +31,18 @@ typedef struct FN(conv_job) {
   int64_t cb, nc;                  /* input-channel block, column block */
   const epi_t* epi;
   int64_t m, tm, tn;
+  const void* q; /* quantized weights (a qg_job, qgemm.h), else null */
 } FN(conv_job);
+
+/* The panel block of quantized weights rows [row0, row0 + nrows) (zeros
+ * past), codes t * cin_g + cb + c for taps t < taps and c < cbn, into
+ * out[(t * cbn + c) * NR + r]; row: cbn floats of scratch (qgemm.h). */
+static KV_ATTR void FN(qconv_block)(const void* q, int64_t row0, int64_t nrows, int64_t taps,
+                                    int64_t cin_g, int64_t cb, int64_t cbn, float* out,
+                                    float* row);
+/* kiln_k_conv2d with quantized weights: sets up the codes' decoding and
+ * runs conv_grid (qgemm.h). */
+static KV_ATTR void FN(conv_quant)(const int64_t* args, FN(conv_job) * j);
 
 /* Pixels [m0, m1) x global panels [p0, p1) (panel p: group p / np_g). */
 static KV_ATTR void FN(conv_block)(const FN(conv_job) * j, int64_t m0, int64_t m1, int64_t p0,
@@ -32,10 +50,15 @@ static KV_ATTR void FN(conv_block)(const FN(conv_job) * j, int64_t m0, int64_t m
   /* Few row tiles (small images): B is the larger operand, so each panel's
    * K block is reused by all tiles while it is in L2 (one panel at a time);
    * otherwise a block of NC columns, each A tile reused across its panels. */
-  const int64_t ncp = cdiv(m1 - m0, MR) <= CONV_FEW_TILES ? 1 : KMAX(1, j->nc / NR);
+  const int64_t ncp = j->q || cdiv(m1 - m0, MR) <= CONV_FEW_TILES ? 1 : KMAX(1, j->nc / NR);
   const int64_t ohw = j->oh * j->ow;
   FN(conv_rows) cr;
   cr.ntaps = j->win.kh * j->win.kw;
+  /* Quantized weights: one dequantized panel block and a row of scratch,
+   * 64-byte aligned. */
+  const int64_t qfloats = j->q ? cr.ntaps * j->cb * NR + j->cb + 16 : 1;
+  float qmem[qfloats];
+  float* qb = (float*)(((uintptr_t)qmem + 63) & ~(uintptr_t)63);
   cr.kw = j->win.kw;
   cr.dh = j->win.dh;
   cr.dw = j->win.dw;
@@ -67,8 +90,14 @@ static KV_ATTR void FN(conv_block)(const FN(conv_job) * j, int64_t m0, int64_t m
     x.es = x.epi && simple ? &es : 0;
     const int merge = j->win.kw > 1 && j->win.dw == 1 && j->xs == cbn &&
                       j->win.kw * cbn <= KILN_ZERO_FLOATS;
+    if (j->q) cr.bstep = cbn * NR;
     for (int64_t jp = p0; jp < p1; jp += ncp) {
       int64_t jpe = KMIN(jp + ncp, p1);
+      if (j->q) {
+        int64_t g = jp / j->np_g, pg = jp - g * j->np_g;
+        FN(qconv_block)(j->q, g * j->cout_g + pg * NR, KMIN(NR, j->cout_g - pg * NR), cr.ntaps,
+                        j->cin_g, cbeg, cbn, qb, qb + cr.ntaps * cbn * NR);
+      }
       for (int64_t i = m0; i < m1; i += MR) {
         int64_t mr = KMIN(MR, m1 - i);
         /* Output pixel i -> (image, oy, ox), then the next rows by steps
@@ -110,7 +139,7 @@ static KV_ATTR void FN(conv_block)(const FN(conv_job) * j, int64_t m0, int64_t m
         for (int64_t p = jp; p < jpe; p++) {
           int64_t g = p / j->np_g, pg = p - g * j->np_g;
           cr.coff = g * j->cin_g + cbeg;
-          x.b = j->wt + p * j->kg * NR + cbeg * NR;
+          x.b = j->q ? qb : j->wt + p * j->kg * NR + cbeg * NR;
           x.c0 = g * j->cout_g + pg * NR;
           x.c = j->y + i * j->ys + x.c0;
           /* The first PF_LINES row tiles prefetch the block of B the loop
@@ -120,7 +149,7 @@ static KV_ATTR void FN(conv_block)(const FN(conv_job) * j, int64_t m0, int64_t m
            * per inference, and the stream is spread over several tiles. */
           x.pf = 0;
           int64_t q = (i - m0) / MR;
-          if (q < PF_LINES) {
+          if (q < PF_LINES && !j->q) {
             if (p + 1 < (ncp == 1 ? p1 : jpe))
               x.pf = x.b + j->kg * NR + q * 16;
             else if (ncp == 1 && cbeg + cbn < j->cin_g)
@@ -143,6 +172,17 @@ static KV_ATTR void FN(conv_task)(void* data, int64_t begin, int64_t end) {
     int64_t p0 = part_begin(j->np, j->tn, tj), p1 = part_begin(j->np, j->tn, tj + 1);
     if (m0 < m1 && p0 < p1) FN(conv_block)(j, m0, m1, p0, p1);
   }
+}
+
+/* The direct kernel over the job's pixel x panel grid (threads). */
+static KV_ATTR void FN(conv_grid)(FN(conv_job) * j, int64_t cout) {
+  int64_t mt = cdiv(j->m, MR);
+  int64_t tasks = par_tasks(2.0 * (double)j->m * (double)cout * (double)j->kg, mt * j->np);
+  FN(gemm_grid)(j->m, j->np * NR, tasks, 0.2, &j->tm, &j->tn);
+  if (j->tm * j->tn <= 1)
+    FN(conv_block)(j, 0, j->m, 0, j->np);
+  else
+    kiln_par_for(j->tm * j->tn, FN(conv_task), j);
 }
 
 /* 3x3 stride-1 convolutions by Winograd F(2x2, 3x3) (wino.h). */
@@ -181,7 +221,12 @@ KHIDDEN KV_ATTR void FN(kiln_k_conv2d)(const int64_t* args) {
   int64_t taps = KMAX(1, j.win.kh * j.win.kw);
   int64_t nblk = KMAX(cdiv(taps * j.cin_g, kc), cdiv(j.cin_g, KILN_ZERO_FLOATS));
   j.cb = KMAX(1, cdiv(j.cin_g, KMAX(1, nblk)));
+  j.q = 0;
   if (j.m <= 0 || j.cout_g <= 0) return;
+  if (slot_i(args, KILN_CONV_Q_CODE) != KILN_QCODE_F32) {
+    FN(conv_quant)(args, &j);
+    return;
+  }
   int64_t wino = slot_i(args, KILN_CONV_WINO_TILES);
   float* scratch = (float*)slot_p(args, KILN_CONV_SCRATCH);
   if (wino > 0 && scratch && groups == 1 && j.win.kh == 3 && j.win.kw == 3 && j.win.sh == 1 &&
@@ -190,13 +235,7 @@ KHIDDEN KV_ATTR void FN(kiln_k_conv2d)(const int64_t* args) {
     FN(conv_wino)(&j, wino, scratch);
     return;
   }
-  int64_t mt = cdiv(j.m, MR);
-  int64_t tasks = par_tasks(2.0 * (double)j.m * (double)cout * (double)j.kg, mt * j.np);
-  FN(gemm_grid)(j.m, j.np * NR, tasks, 0.2, &j.tm, &j.tn);
-  if (j.tm * j.tn <= 1)
-    FN(conv_block)(&j, 0, j.m, 0, j.np);
-  else
-    kiln_par_for(j.tm * j.tn, FN(conv_task), &j);
+  FN(conv_grid)(&j, cout);
 }
 
 #include "wino.h"

@@ -124,7 +124,12 @@
  * WINO_TILES > 0 (3x3, stride 1, dilation 1, one group only) runs Winograd
  * F(2x2, 3x3) in chunks of that many 2x2 output tiles, with SCRATCH of
  * `wino_scratch_bytes` (64-byte aligned; kernels/wino.h); 0: the direct
- * kernel. */
+ * kernel. Q_CODE != 0 (a KILN_QCODE_*, `quant.conv`): WEIGHTS holds block-
+ * quantized codes, COUT rows of Q_KW codes in window order (tap-major,
+ * channels fastest), with Q_SCALES [COUT, Q_NBLOCKS] (Q_SCALE_CODE), Q_ZP
+ * (null or rows of Q_ZP_COLS codes) and blocks of Q_BLOCK along a row, as
+ * the qgemm slots KW .. NBLOCKS (the same order); the kernel dequantizes
+ * one panel block at a time (no Winograd). */
 #define KILN_CONV_X 0
 #define KILN_CONV_N 1
 #define KILN_CONV_H 2
@@ -154,7 +159,15 @@
 #define KILN_CONV_NC 26
 #define KILN_CONV_WINO_TILES 27
 #define KILN_CONV_SCRATCH 28
-#define KILN_CONV_EPILOGUE 29
+#define KILN_CONV_Q_KW 29
+#define KILN_CONV_Q_CODE 30
+#define KILN_CONV_Q_SCALES 31
+#define KILN_CONV_Q_SCALE_CODE 32
+#define KILN_CONV_Q_ZP 33
+#define KILN_CONV_Q_ZP_COLS 34
+#define KILN_CONV_Q_BLOCK 35
+#define KILN_CONV_Q_NBLOCKS 36
+#define KILN_CONV_EPILOGUE 37
 /* Most Winograd chunks in flight at once (slots of its scratch). */
 #define KILN_WINO_SLOTS 8
 

@@ -133,6 +133,23 @@ KINLINE float qg_scale(const qg_job* j, int64_t n, int64_t b) {
   if (j->scale_bits == 32) return ((const float*)j->scales)[at];
   return j->slut[((const uint8_t*)j->scales)[at]];
 }
+/* The weight fields of j from the eight slots from kw on (qgemm's KW ..
+ * NBLOCKS, conv2d's Q_KW .. Q_NBLOCKS: codes per row, code format, scales,
+ * their format, zero points, their codes per row, block, blocks per row),
+ * with the value tables of the codes (lut) and of 8-bit scales (slut). */
+static void qg_weight_slots(qg_job* j, const int64_t* args, int kw, float* lut, float* slut) {
+  j->kw = slot_i(args, kw);
+  j->bits = qg_table(slot_i(args, kw + 1), lut);
+  j->lut = lut;
+  j->scales = slot_p(args, kw + 2);
+  const int64_t sfmt = slot_i(args, kw + 3);
+  j->scale_bits = sfmt == KILN_QCODE_F32 ? 32 : qg_table(sfmt, slut);
+  j->slut = slut;
+  j->zp = (const uint8_t*)slot_p(args, kw + 4);
+  j->zp_cols = slot_i(args, kw + 5);
+  j->block = slot_i(args, kw + 6);
+  j->nblocks = slot_i(args, kw + 7);
+}
 #endif
 
 /* buf[0 .. len) = v(code k0 + i), the unscaled values of one row's codes.
@@ -1401,9 +1418,7 @@ KHIDDEN KV_ATTR void FN(kiln_k_qgemm)(const int64_t* args) {
   j.a = (const float*)slot_p(args, KILN_QGEMM_A);
   j.lda = slot_i(args, KILN_QGEMM_LDA);
   j.w = (const uint8_t*)slot_p(args, KILN_QGEMM_W);
-  j.kw = slot_i(args, KILN_QGEMM_KW);
-  j.bits = qg_table(slot_i(args, KILN_QGEMM_CODE), lut);
-  j.lut = lut;
+  qg_weight_slots(&j, args, KILN_QGEMM_KW, lut, slut);
   float btab[1024];
   if (j.bits == 4 || j.bits == 2) {
     const int per = 8 / j.bits;
@@ -1411,14 +1426,6 @@ KHIDDEN KV_ATTR void FN(kiln_k_qgemm)(const int64_t* args) {
       for (int e = 0; e < per; e++) btab[by * per + e] = lut[(by >> (j.bits * e)) & ((1 << j.bits) - 1)];
   }
   j.btab = btab;
-  j.scales = slot_p(args, KILN_QGEMM_SCALES);
-  int64_t sfmt = slot_i(args, KILN_QGEMM_SCALE_CODE);
-  j.scale_bits = sfmt == KILN_QCODE_F32 ? 32 : qg_table(sfmt, slut);
-  j.slut = slut;
-  j.zp = (const uint8_t*)slot_p(args, KILN_QGEMM_ZP);
-  j.zp_cols = slot_i(args, KILN_QGEMM_ZP_COLS);
-  j.block = slot_i(args, KILN_QGEMM_BLOCK);
-  j.nblocks = slot_i(args, KILN_QGEMM_NBLOCKS);
   j.c = (float*)slot_p(args, KILN_QGEMM_C);
   j.ldc = slot_i(args, KILN_QGEMM_LDC);
   j.m = slot_i(args, KILN_QGEMM_M);
@@ -1451,4 +1458,65 @@ KHIDDEN KV_ATTR void FN(kiln_k_qgemm)(const int64_t* args) {
 #endif
   j.kind8 = 0;
   FN(split_rows)(FN(qg_cols), &j, n, work);
+}
+
+/* ---- Quantized convolution weights (conv.h) ----
+ * The weight fields of a qg_job describe a `quant.conv`'s codes (rows of
+ * window-ordered codes, scales, zero points); conv_block asks for one panel
+ * block at a time, decoded by the same readers as the products above (the
+ * 8- and 16-lane variants' qg_deq for 4-bit codes and the 8-bit kinds
+ * decoded in registers, else code by code through the table). */
+
+/* out[0, k1 - k0) = the dequantized codes [k0, k1) of row n. */
+static KV_ATTR void FN(qconv_deq)(const qg_job* j, int64_t n, int64_t k0, int64_t k1, float* out) {
+#if KV_W == 8 || KV_W == 16
+  if (j->bits == 4 || j->kind8) {
+    FN(qg_deq)(j, n, k0, k1, out);
+    return;
+  }
+#endif
+  const uint8_t* wrow = j->w + n * (j->kw * j->bits / 8);
+  for (int64_t k = k0; k < k1; k++) {
+    const int64_t b = k / j->block;
+    float z = 0.0f;
+    if (j->zp) {
+      const int64_t at = n * j->zp_cols + b;
+      z = j->lut[qg_code(j->zp, j->bits, at)];
+    }
+    out[k - k0] = (j->lut[qg_code(wrow, j->bits, k)] - z) * qg_scale(j, n, b);
+  }
+}
+
+static KV_ATTR void FN(qconv_block)(const void* q, int64_t row0, int64_t nrows, int64_t taps,
+                                    int64_t cin_g, int64_t cb, int64_t cbn, float* out,
+                                    float* row) {
+  const qg_job* j = (const qg_job*)q;
+  for (int64_t r = 0; r < NR; r++) {
+    if (r >= nrows) {
+      for (int64_t e = 0; e < taps * cbn; e++) out[e * NR + r] = 0.0f;
+      continue;
+    }
+    for (int64_t t = 0; t < taps; t++) {
+      const int64_t k0 = t * cin_g + cb;
+      FN(qconv_deq)(j, row0 + r, k0, k0 + cbn, row);
+      float* o = out + t * cbn * NR + r;
+      for (int64_t c = 0; c < cbn; c++) o[c * NR] = row[c];
+    }
+  }
+}
+
+static KV_ATTR void FN(conv_quant)(const int64_t* args, FN(conv_job) * cj) {
+  float lut[256], slut[256];
+  qg_job j;
+  __builtin_memset(&j, 0, sizeof j);
+  j.w = (const uint8_t*)cj->wt;
+  qg_weight_slots(&j, args, KILN_CONV_Q_KW, lut, slut);
+  j.k = cj->kg;
+  j.n = cj->np_g > 0 ? slot_i(args, KILN_CONV_COUT) : 0;
+#if KV_W == 8 || KV_W == 16
+  j.kind8 = j.bits == 8 ? FN(qg_kind8)(slot_i(args, KILN_CONV_Q_CODE)) : 0;
+#endif
+  if (j.bits == 0 || j.scale_bits == 0 || j.block <= 0 || j.kw < cj->kg) return;
+  cj->q = &j;
+  FN(conv_grid)(cj, slot_i(args, KILN_CONV_COUT));
 }

@@ -1556,6 +1556,7 @@ fn check_conv(lib: &Lib, t: Threads, c: ConvCase, rng: &mut Rng) {
         nc: 0,
         wino_tiles: c.wino,
         scratch: None,
+        quant: None,
         epilogue: epi,
     };
     // Winograd's scratch starts as NaN and must have been written (the path ran).

@@ -334,6 +334,7 @@ fn dispatch(kind: OpKind, op: &Op<'_>) -> Result<Vec<Tensor>, InterpError> {
         OpKind::Nf4Dequantize => one(quant::nf4_dequantize(op)),
         OpKind::QuantizeLinear => one(quant::quantize_linear(op)),
         OpKind::QConvInteger => layout::in_layout(op, |op| one(quant::qconv_integer(op))),
+        OpKind::QConv => layout::in_layout(op, |op| one(quant::qconv(op))),
         OpKind::QMatMul => one(quant::qmatmul(op)),
         OpKind::QMatMulInteger => one(quant::qmatmul_integer(op)),
         OpKind::QuantizeWeight => one(quant::quantize_weight(op)),

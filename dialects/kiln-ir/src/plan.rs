@@ -193,7 +193,7 @@ pub fn concat_in_place_operands(
             let producer = &g.nodes[p];
             let ok = uses.get(&v) == Some(&1)
                 && producer.outputs.len() == 1
-                && matches!(producer.op, OpKind::Conv | OpKind::Fused)
+                && matches!(producer.op, OpKind::Conv | OpKind::QConv | OpKind::Fused)
                 && g.value(v).ty.dtype == crate::DType::F32
                 && g.value(v).ty.rank() == 4;
             ok.then_some(i)

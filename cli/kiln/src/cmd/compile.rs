@@ -162,8 +162,10 @@ pub struct QuantizeArgs {
     )]
     pub exclude: Vec<String>,
 
-    /// Which contractions to quantize (MatMul, Gemm; Conv with
-    /// `--quantize=int8 --quantize-activations=dynamic`).
+    /// Which contractions to quantize (MatMul, Gemm, Conv; default
+    /// MatMul,Gemm). Conv weights are quantized weight-only (`quant.conv`,
+    /// all schemes but nvfp4) or, with `--quantize=int8
+    /// --quantize-activations=dynamic`, as ConvInteger.
     #[arg(
         long,
         value_name = "OP,...",

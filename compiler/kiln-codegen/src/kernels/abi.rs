@@ -548,7 +548,15 @@ layout!(
         NC = 26,
         WINO_TILES = 27,
         SCRATCH = 28,
-        EPILOGUE = 29,
+        Q_KW = 29,
+        Q_CODE = 30,
+        Q_SCALES = 31,
+        Q_SCALE_CODE = 32,
+        Q_ZP = 33,
+        Q_ZP_COLS = 34,
+        Q_BLOCK = 35,
+        Q_NBLOCKS = 36,
+        EPILOGUE = 37,
     }
 );
 
@@ -637,8 +645,33 @@ pub struct ConvArgs<P> {
     pub wino_tiles: i64,
     /// Scratch of [`ConvArgs::scratch_bytes`] bytes (64-byte aligned), with `wino_tiles`.
     pub scratch: Option<P>,
+    /// Block-quantized weights (`quant.conv`): `weights` then holds the codes, `COUT` rows
+    /// of `kw` codes in window order (tap-major, channels fastest), dequantized a panel
+    /// block at a time as the kernel reads them. `None`: packed f32 weights.
+    pub quant: Option<ConvQuant<P>>,
     /// Applied to Y.
     pub epilogue: Epilogue<P>,
+}
+
+/// A block-quantized weight as the kernels read it: the quantization of a convolution's
+/// weights ([`ConvArgs::quant`], `quant.conv`) and the weight fields of [`QGemmArgs`]; both
+/// kernels take them in eight slots of the same order (`KW` .. `NBLOCKS`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConvQuant<P> {
+    /// `KILN_QCODE_*` of the codes.
+    pub code: i64,
+    /// Codes per row (`>= KH*KW*CIN/GROUPS`).
+    pub kw: i64,
+    /// The scales `[COUT, nblocks]`.
+    pub scales: P,
+    /// `KILN_QCODE_*` of the scales (`F32`, `E8M0`, `F8E4M3FN`).
+    pub scale_code: i64,
+    /// Zero points (rows packed like the codes) and their codes per row.
+    pub zp: Option<(P, i64)>,
+    /// Values per block along a row.
+    pub block: i64,
+    /// Blocks per row.
+    pub nblocks: i64,
 }
 
 impl<P> ConvArgs<P> {
@@ -753,6 +786,22 @@ fn window_slots<P>(s: &mut [Slot<P>], w: &Window, base: usize) {
     }
 }
 
+impl<P: Clone> ConvQuant<P> {
+    /// Writes the eight weight slots from `kw` (qgemm's `KW`, conv2d's `Q_KW`) on.
+    fn put(&self, s: &mut [Slot<P>], kw: usize) {
+        s[kw] = Slot::Int(self.kw);
+        s[kw + 1] = Slot::Int(self.code);
+        s[kw + 2] = Slot::Ptr(self.scales.clone());
+        s[kw + 3] = Slot::Int(self.scale_code);
+        if let Some((p, cols)) = &self.zp {
+            s[kw + 4] = Slot::Ptr(p.clone());
+            s[kw + 5] = Slot::Int(*cols);
+        }
+        s[kw + 6] = Slot::Int(self.block);
+        s[kw + 7] = Slot::Int(self.nblocks);
+    }
+}
+
 impl<P: Clone> KernelArgs<P> for ConvArgs<P> {
     fn slots(&self) -> Vec<Slot<P>> {
         let mut s = block(conv::EPILOGUE, |s| {
@@ -776,6 +825,9 @@ impl<P: Clone> KernelArgs<P> for ConvArgs<P> {
             s[conv::NC] = Slot::Int(self.nc);
             s[conv::WINO_TILES] = Slot::Int(self.wino_tiles);
             s[conv::SCRATCH] = ptr_or_null(&self.scratch);
+            if let Some(q) = &self.quant {
+                q.put(s, conv::Q_KW);
+            }
         });
         self.epilogue.push_slots(&mut s);
         s
@@ -1563,16 +1615,16 @@ impl<P: Clone> KernelArgs<P> for QGemmArgs<P> {
             s[qgemm::A] = Slot::Ptr(self.a.ptr.clone());
             s[qgemm::LDA] = Slot::Int(self.a.ld);
             s[qgemm::W] = Slot::Ptr(self.w.clone());
-            s[qgemm::KW] = Slot::Int(self.kw);
-            s[qgemm::CODE] = Slot::Int(self.code);
-            s[qgemm::SCALES] = Slot::Ptr(self.scales.clone());
-            s[qgemm::SCALE_CODE] = Slot::Int(self.scale_code);
-            if let Some((p, cols)) = &self.zp {
-                s[qgemm::ZP] = Slot::Ptr(p.clone());
-                s[qgemm::ZP_COLS] = Slot::Int(*cols);
+            ConvQuant {
+                code: self.code,
+                kw: self.kw,
+                scales: self.scales.clone(),
+                scale_code: self.scale_code,
+                zp: self.zp.clone(),
+                block: self.block,
+                nblocks: self.nblocks,
             }
-            s[qgemm::BLOCK] = Slot::Int(self.block);
-            s[qgemm::NBLOCKS] = Slot::Int(self.nblocks);
+            .put(s, qgemm::KW);
             s[qgemm::C] = Slot::Ptr(self.c.ptr.clone());
             s[qgemm::LDC] = Slot::Int(self.c.ld);
             s[qgemm::M] = Slot::Int(self.m);
@@ -2027,6 +2079,17 @@ mod tests {
         }
         // The parse must have found the whole header, not a few lines of it.
         assert!(header.len() > 200, "only {} defines parsed", header.len());
+    }
+
+    #[test]
+    fn quantized_weights_take_the_same_slots_in_qgemm_and_conv2d() {
+        let q = &qgemm::FIELDS[qgemm::KW..=qgemm::NBLOCKS];
+        let c = &conv::FIELDS[conv::Q_KW..=conv::Q_NBLOCKS];
+        let strip = |f: &(&str, usize)| f.0.trim_start_matches("Q_").to_string();
+        assert_eq!(
+            q.iter().map(strip).collect::<Vec<_>>(),
+            c.iter().map(strip).collect::<Vec<_>>()
+        );
     }
 
     #[test]

@@ -36,10 +36,10 @@
 
 use super::ctx::{Builder, Res};
 use crate::kernels::abi::{
-    self, AttentionArgs, BFormat, Binary, ConvArgs, CopyArgs, DwConvArgs, EltwiseArgs, EpiOp,
-    Epilogue, GemmArgs, GlobalPoolArgs, IGemmArgs, Int8Operand, KernelArgs, Matrix, Nhwc, NormArgs,
-    Operand, PoolArgs, PoolKind, QGemmArgs, QuantizeArgs, RMinMaxArgs, Slot, SoftmaxArgs, Strided4,
-    Unary, Window,
+    self, AttentionArgs, BFormat, Binary, ConvArgs, ConvQuant, CopyArgs, DwConvArgs, EltwiseArgs,
+    EpiOp, Epilogue, GemmArgs, GlobalPoolArgs, IGemmArgs, Int8Operand, KernelArgs, Matrix, Nhwc,
+    NormArgs, Operand, PoolArgs, PoolKind, QGemmArgs, QuantizeArgs, RMinMaxArgs, Slot, SoftmaxArgs,
+    Strided4, Unary, Window,
 };
 use crate::kernels::{Kernel, Variant};
 use kiln_ir::ops::infer::InferCtx;
@@ -251,7 +251,7 @@ impl Kernels {
             return Ok(false);
         }
         match node.op {
-            OpKind::MatMul | OpKind::Gemm | OpKind::Conv => {
+            OpKind::MatMul | OpKind::Gemm | OpKind::Conv | OpKind::QConv => {
                 let out = node.outputs[0];
                 self.contraction(b, h, &src, node, a, out, Vec::new())
             }
@@ -317,12 +317,7 @@ impl Kernels {
         {
             return Ok(false);
         }
-        let sdt = g.value(s).ty.dtype;
-        let scale_ok = matches!(sdt, DType::F32 | DType::F8E8M0 | DType::F8E4M3FN);
-        let (Some(code), Some(scale_code)) = (
-            abi::qcode(g.value(w).ty.dtype).filter(|&c| c != 0),
-            abi::qcode(sdt).filter(|_| scale_ok),
-        ) else {
+        let Some((code, scale_code)) = quant_codes(g, w, s) else {
             return Ok(false);
         };
         let Some(xs) = shape(g, x) else {
@@ -398,6 +393,9 @@ impl Kernels {
         let (Some(x), Some(w)) = (operand(0), operand(1)) else {
             return Ok(false);
         };
+        if node.op == OpKind::QConv {
+            return self.qconv(b, h, src, node, a, out, epi);
+        }
         if !is_f32(g, x) || !is_f32(g, w) {
             return Ok(false);
         }
@@ -414,7 +412,13 @@ impl Kernels {
                 }
                 self.matmul(b, h, src, x, w, c, out, epi, ta, tb, alpha)
             }
-            OpKind::Conv => self.conv(b, h, src, a, x, w, operand(2), out, epi),
+            OpKind::Conv => {
+                let Some((p, cst)) = src.packed_constant(w) else {
+                    return Ok(false);
+                };
+                let weights = ConvWeights::Packed(p, cst);
+                self.conv(b, h, src, a, x, weights, operand(2), out, epi)
+            }
             _ => Ok(false),
         }
     }
@@ -602,6 +606,65 @@ impl Kernels {
     }
 
     #[allow(clippy::too_many_arguments)]
+    /// A `quant.conv` (possibly an epilogue's head) with constant codes,
+    /// scales and zero points (f32, E8M0 or E4M3 scales): the conv2d kernel
+    /// dequantizes one panel block at a time as it reads the codes.
+    #[allow(clippy::too_many_arguments)]
+    fn qconv(
+        &mut self,
+        b: &mut Builder,
+        h: &mut dyn Homes,
+        src: &Source<'_>,
+        node: &Node,
+        a: &InferCtx<'_>,
+        out: ValueId,
+        epi: Vec<EpiOp<P>>,
+    ) -> Res<bool> {
+        let g = src.g;
+        let Ok(sh) = kiln_ir::ops::qconv_shape(a) else {
+            return Ok(false);
+        };
+        let operand = |k: usize| node.inputs.get(k).copied().flatten();
+        let (Some(x), Some(w), Some(s)) = (operand(0), operand(1), operand(2)) else {
+            return Ok(false);
+        };
+        let z = operand(3);
+        let is_const = |v: ValueId| g.constant_weight(src.defs, v).is_some();
+        if !is_f32(g, x) || !is_const(w) || !is_const(s) || z.is_some_and(|z| !is_const(z)) {
+            return Ok(false);
+        }
+        let Some((code, scale_code)) = quant_codes(g, w, s) else {
+            return Ok(false);
+        };
+        // The panel block the kernel decodes lives on its stack: taps beyond
+        // a few hundred (never in practice) keep the tensor program.
+        let taps = sh.kernel[0] * sh.kernel[1];
+        if taps > QCONV_MAX_TAPS {
+            return Ok(false);
+        }
+        let zp = match z {
+            Some(z) => {
+                let cols = shape(g, z).and_then(|s| s.get(1).copied()).unwrap_or(0);
+                Some((self.ptr(b, h, z)?, i(cols)))
+            }
+            None => None,
+        };
+        let quant = ConvQuant {
+            code,
+            kw: i(sh.w.kw),
+            scales: self.ptr(b, h, s)?,
+            scale_code,
+            zp,
+            block: i(sh.w.block),
+            nblocks: i(sh.w.blocks),
+        };
+        let weights = ConvWeights::Quant(sh, w, quant);
+        self.conv(b, h, src, a, x, weights, operand(4), out, epi)
+    }
+
+    /// A 2-D NHWC convolution of `x` by `weights` (packed f32 or quantized
+    /// codes), with `bias` and `epi`, writing `out`.
+    #[allow(clippy::too_many_arguments)]
     fn conv(
         &mut self,
         b: &mut Builder,
@@ -609,7 +672,7 @@ impl Kernels {
         src: &Source<'_>,
         a: &InferCtx<'_>,
         x: ValueId,
-        w: ValueId,
+        weights: ConvWeights<P>,
         bias: Option<ValueId>,
         out: ValueId,
         mut epi: Vec<EpiOp<P>>,
@@ -621,17 +684,18 @@ impl Kernels {
         let (Some(xs), Some(os)) = (shape(g, x), shape(g, out)) else {
             return Ok(false);
         };
-        let Some((p, cst)) = src.packed_constant(w) else {
-            return Ok(false);
+        let kernel: Vec<u64> = match &weights {
+            ConvWeights::Packed(p, _) if p.logical.len() == 4 => p.logical[2..].to_vec(),
+            ConvWeights::Packed(..) => return Ok(false),
+            ConvWeights::Quant(sh, ..) => sh.kernel.to_vec(),
         };
-        if xs.len() != 4 || os.len() != 4 || p.logical.len() != 4 {
+        if xs.len() != 4 || os.len() != 4 {
             return Ok(false);
         }
         let (n, hh, ww, cin) = (xs[0], xs[1], xs[2], xs[3]);
         let (oh, ow, cout) = (os[1], os[2], os[3]);
         let groups = a.int("group").map_err(super::attr_err)?.max(1) as u64;
-        let win = kiln_ir::ops::Window::read(a, 2, Some(p.logical[2..].to_vec()))
-            .map_err(super::attr_err)?;
+        let win = kiln_ir::ops::Window::read(a, 2, Some(kernel)).map_err(super::attr_err)?;
         let (pt, pb) = win.resolved_pads(0, hh);
         let (pl, pr) = win.resolved_pads(1, ww);
         let window = Window {
@@ -659,71 +723,79 @@ impl Kernels {
         let Ok(epilogue) = Epilogue::new(epi) else {
             return Ok(false);
         };
-        let depthwise = groups == cin && cout == cin && p.logical[1] == 1;
         let nr = self.variant.nr() as u64;
-        match p.layout {
-            PackLayout::DwConvNhwc if depthwise => {
-                let args = DwConvArgs {
-                    x: Nhwc::dense(self.ptr(b, h, x)?, i(cin)),
-                    n: i(n),
-                    h: i(hh),
-                    w: i(ww),
-                    c: i(cin),
-                    weights: self.ptr(b, h, cst)?,
-                    y: self.conv_out(b, h, out, cout)?,
-                    oh: i(oh),
-                    ow: i(ow),
-                    window,
-                    epilogue,
-                };
-                self.call(b, Kernel::DwConv2d, &args);
-                self.stored(h, out);
-                Ok(true)
-            }
-            PackLayout::ConvNhwc if p.block == nr && p.groups == groups => {
-                let wino_tiles = if self.winograd {
-                    abi::wino_chunk_tiles(
-                        i(n),
-                        i(oh),
-                        i(ow),
-                        i(cin),
-                        i(cout),
-                        &window,
-                        i(groups),
-                        self.variant,
-                    )
-                } else {
-                    0
-                };
-                let mut args = ConvArgs {
-                    x: Nhwc::dense(self.ptr(b, h, x)?, i(cin)),
-                    n: i(n),
-                    h: i(hh),
-                    w: i(ww),
-                    cin: i(cin),
-                    weights: self.ptr(b, h, cst)?,
-                    y: self.conv_out(b, h, out, cout)?,
-                    oh: i(oh),
-                    ow: i(ow),
-                    cout: i(cout),
-                    window,
-                    groups: i(groups),
-                    kc: 0,
-                    nc: 0,
-                    wino_tiles,
-                    scratch: None,
-                    epilogue,
-                };
-                let need = args.scratch_bytes(self.variant);
-                if need > 0 {
-                    args.scratch = Some(self.scratch(b, h, need)?);
+        let (layout, cst, quant) = match weights {
+            ConvWeights::Packed(p, cst) => {
+                let depthwise = groups == cin && cout == cin && p.logical[1] == 1;
+                match p.layout {
+                    PackLayout::DwConvNhwc if depthwise => (PackLayout::DwConvNhwc, cst, None),
+                    PackLayout::ConvNhwc if p.block == nr && p.groups == groups => {
+                        (PackLayout::ConvNhwc, cst, None)
+                    }
+                    _ => return Ok(false),
                 }
-                self.call(b, Kernel::Conv2d, &args);
-                self.stored(h, out);
-                Ok(true)
             }
-            _ => Ok(false),
+            ConvWeights::Quant(_, codes, q) => (PackLayout::ConvNhwc, codes, Some(q)),
+        };
+        if layout == PackLayout::DwConvNhwc {
+            let args = DwConvArgs {
+                x: Nhwc::dense(self.ptr(b, h, x)?, i(cin)),
+                n: i(n),
+                h: i(hh),
+                w: i(ww),
+                c: i(cin),
+                weights: self.ptr(b, h, cst)?,
+                y: self.conv_out(b, h, out, cout)?,
+                oh: i(oh),
+                ow: i(ow),
+                window,
+                epilogue,
+            };
+            self.call(b, Kernel::DwConv2d, &args);
+            self.stored(h, out);
+            return Ok(true);
         }
+        let wino_tiles = if self.winograd && quant.is_none() {
+            abi::wino_chunk_tiles(
+                i(n),
+                i(oh),
+                i(ow),
+                i(cin),
+                i(cout),
+                &window,
+                i(groups),
+                self.variant,
+            )
+        } else {
+            0
+        };
+        let mut args = ConvArgs {
+            x: Nhwc::dense(self.ptr(b, h, x)?, i(cin)),
+            n: i(n),
+            h: i(hh),
+            w: i(ww),
+            cin: i(cin),
+            weights: self.ptr(b, h, cst)?,
+            y: self.conv_out(b, h, out, cout)?,
+            oh: i(oh),
+            ow: i(ow),
+            cout: i(cout),
+            window,
+            groups: i(groups),
+            kc: 0,
+            nc: 0,
+            wino_tiles,
+            scratch: None,
+            quant,
+            epilogue,
+        };
+        let need = args.scratch_bytes(self.variant);
+        if need > 0 {
+            args.scratch = Some(self.scratch(b, h, need)?);
+        }
+        self.call(b, Kernel::Conv2d, &args);
+        self.stored(h, out);
+        Ok(true)
     }
 
     /// Where a convolution stores its result `out` (`cout` channels): its
@@ -794,8 +866,10 @@ impl Kernels {
                 }
                 _ => return Ok(false),
             }
-        } else if !matches!(head.op, OpKind::MatMul | OpKind::Gemm | OpKind::Conv)
-            || head.outputs.len() != 1
+        } else if !matches!(
+            head.op,
+            OpKind::MatMul | OpKind::Gemm | OpKind::Conv | OpKind::QConv
+        ) || head.outputs.len() != 1
         {
             return self.fused_elementwise(b, h, src, node, body, &outer);
         }
@@ -1983,6 +2057,28 @@ fn dense_rows_cols(s: &[u64]) -> (u64, u64) {
 /// The width [`dense_rows_cols`] merges dims up to.
 const DENSE_COLS: u64 = 256;
 
+/// The `KILN_QCODE_*`s of a quantized product's codes `w` and scales `s`,
+/// where the kernels decode them (f32, E8M0 or E4M3 scales).
+fn quant_codes(g: &Graph, w: ValueId, s: ValueId) -> Option<(i64, i64)> {
+    let sdt = g.value(s).ty.dtype;
+    let scale_ok = matches!(sdt, DType::F32 | DType::F8E8M0 | DType::F8E4M3FN);
+    let code = abi::qcode(g.value(w).ty.dtype).filter(|&c| c != 0)?;
+    Some((code, abi::qcode(sdt).filter(|_| scale_ok)?))
+}
+
+/// The weights a convolution kernel call reads.
+enum ConvWeights<P> {
+    /// f32 weights packed by `pack-weights` (`conv_nhwc` or `dwconv_nhwc`)
+    /// and the packed constant.
+    Packed(Packing, ValueId),
+    /// A `quant.conv`'s shapes, its constant codes and their quantization.
+    Quant(kiln_ir::ops::QConvShape, ValueId, ConvQuant<P>),
+}
+
+/// Most taps of a `quant.conv` the conv2d kernel takes (its decoded panel
+/// block, taps x channel block x NR floats, is on the stack).
+const QCONV_MAX_TAPS: u64 = 256;
+
 fn rows_cols(s: &[u64]) -> (u64, u64) {
     match s.split_last() {
         Some((&c, rest)) => (rest.iter().product(), c),
@@ -1994,7 +2090,7 @@ fn rows_cols(s: &[u64]) -> (u64, u64) {
 /// batch: the caller folds batches), a convolution's `[N*OH*OW, COUT]`.
 fn matrix_of(out: &[u64], op: OpKind) -> (u64, u64) {
     match op {
-        OpKind::Conv => rows_cols(out),
+        OpKind::Conv | OpKind::QConv => rows_cols(out),
         _ => match out.len() {
             0 | 1 => (1, out.first().copied().unwrap_or(1)),
             r => (out[r - 2], out[r - 1]),

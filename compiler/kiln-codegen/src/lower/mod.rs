@@ -570,6 +570,7 @@ fn converts_storage(op: OpKind) -> bool {
             | OpKind::DequantizeLinear
             | OpKind::Nf4Dequantize
             | OpKind::QMatMul
+            | OpKind::QConv
     )
 }
 
@@ -968,6 +969,7 @@ fn emit(b: &mut Builder, n: &NodeIn<'_>) -> Res<Vec<Val>> {
         K::QMatMul => quant::qmatmul(b, n).map(|v| vec![v]),
         K::QMatMulInteger => quant::qmatmul_integer(b, n).map(|v| vec![v]),
         K::QConvInteger => in_layout(b, n, |b, n| quant::qconv_integer(b, n).map(|v| vec![v])),
+        K::QConv => in_layout(b, n, |b, n| quant::qconv(b, n).map(|v| vec![v])),
         K::QuantizeWeight => quant::quantize_weight_node(),
     }
 }

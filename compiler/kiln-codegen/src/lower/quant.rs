@@ -307,6 +307,33 @@ fn lookup(body: &mut Body<'_>, t: &Val, code: &str, bits: u32) -> Res<String> {
     Ok(body.extract(t, &[i]))
 }
 
+/// The value `v(code) - v(zero point)` of the weight code at `(row, kk)`
+/// of a `quant.matmul` / `quant.conv` (`w`: codes, their value table if
+/// looked up, zero points if any) and the index of its block of `block`
+/// along the row.
+fn code_value(
+    body: &mut Body<'_>,
+    (w, wtab, z): (&Val, Option<&Val>, Option<&Val>),
+    row: &str,
+    kk: &str,
+    block: u64,
+) -> Res<(String, String)> {
+    let code = body.extract(w, &[row.to_string(), kk.to_string()]);
+    let mut v = match wtab {
+        Some(t) => lookup(body, t, &code, w.dtype.bits())?,
+        None => convert(body, &code, w.dtype, DType::F32)?,
+    };
+    let bi = body.op(format!(
+        "affine.apply affine_map<(d0) -> (d0 floordiv {block})>({kk})"
+    ));
+    if let Some(z) = z {
+        let zv = body.extract(z, &[row.to_string(), bi.clone()]);
+        let zv = convert(body, &zv, z.dtype, DType::F32)?;
+        v = body.op(format!("arith.subf {v}, {zv} : f32"));
+    }
+    Ok((v, bi))
+}
+
 /// `quant.matmul` as tensor code (the path without a kernel): one element
 /// of `[rows, N]` per iteration, with the dot product over K in an `scf.for`
 /// that dequantizes each weight code where it is read (`kiln_ir`'s op docs),
@@ -336,7 +363,6 @@ pub(crate) fn qmatmul(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
     };
     let block = sh.block;
     let blocks = sh.blocks;
-    let wbits = w.dtype.bits();
     let y = b.tabulate(out, &[rows, nn], |body, idx| {
         let (r, j) = (&idx[0], &idx[1]);
         let lo = body.index(0);
@@ -345,19 +371,7 @@ pub(crate) fn qmatmul(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
         let acc = body.for_loop(&lo, &hi, &[(zero, "f32")], |body, kk, carried| {
             let av = body.extract(&a2, &[r.clone(), kk.to_string()]);
             let av = convert(body, &av, a.dtype, DType::F32)?;
-            let code = body.extract(&w, &[j.clone(), kk.to_string()]);
-            let mut v = match &wtab {
-                Some(t) => lookup(body, t, &code, wbits)?,
-                None => convert(body, &code, w.dtype, DType::F32)?,
-            };
-            let bi = body.op(format!(
-                "affine.apply affine_map<(d0) -> (d0 floordiv {block})>({kk})"
-            ));
-            if let Some(z) = &z {
-                let zv = body.extract(z, &[j.clone(), bi.clone()]);
-                let zv = convert(body, &zv, z.dtype, DType::F32)?;
-                v = body.op(format!("arith.subf {v}, {zv} : f32"));
-            }
+            let (v, bi) = code_value(body, (&w, wtab.as_ref(), z.as_ref()), j, kk, block)?;
             let sv = body.extract(&s, &[j.clone(), bi.clone()]);
             let sv = match &double {
                 Some((map, am, off)) => {
@@ -386,6 +400,37 @@ pub(crate) fn qmatmul(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
         convert(body, &acc[0], DType::F32, out)
     })?;
     b.reshape(&y, shape)
+}
+
+/// `quant.conv` as a tensor program (the path without the conv2d kernel):
+/// the weight dequantized into an f32 `[M, C/group, kh, kw]` tensor (one
+/// `linalg.generic` reading each code where `kiln_ir`'s op docs place it),
+/// then `nn.conv`'s loop nest with the bias.
+pub(crate) fn qconv(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
+    let sh = kiln_ir::ops::qconv_shape(n.a).map_err(attr_err)?;
+    let (w, s) = (n.input(1)?.clone(), n.input(2)?.clone());
+    let z = n.opt(3).cloned();
+    let (m, cg, block) = (sh.w.n, sh.cin_g, sh.w.block);
+    let [kh, kw] = sh.kernel;
+    let wtab = (w.dtype == DType::NF4).then(|| table(b, &nf4_table()));
+    let wf = b.tabulate(DType::F32, &[m, cg, kh, kw], |body, idx| {
+        let (o, c, ky, kx) = (&idx[0], &idx[1], &idx[2], &idx[3]);
+        let kk = body.op(format!(
+            "affine.apply affine_map<(d0, d1, d2) -> ((d1 * {kw} + d2) * {cg} + d0)>({c}, {ky}, {kx})"
+        ));
+        let (v, bi) = code_value(body, (&w, wtab.as_ref(), z.as_ref()), o, &kk, block)?;
+        let sv = body.extract(&s, &[o.clone(), bi]);
+        let sv = convert(body, &sv, s.dtype, DType::F32)?;
+        Ok(body.op(format!("arith.mulf {v}, {sv} : f32")))
+    })?;
+    let (_, out_shape) = n.out(0)?;
+    let inner = NodeIn {
+        node: n.node,
+        a: n.a,
+        ins: vec![n.opt(0).cloned(), Some(wf), n.opt(4).cloned()],
+        outs: vec![(DType::F32, out_shape.to_vec())],
+    };
+    super::linalg::conv(b, &inner)
 }
 
 /// `quant.quantize_weight` only exists in derived weights (computed at

@@ -1067,6 +1067,135 @@ fn quantized_gemv_on_panel_packed_weights_at_odd_sizes() {
     }
 }
 
+/// One `quant.conv` case: `n` NCHW images `cin x h x w` to `cout` channels,
+/// a `k x k` window with `stride`, padding `pad` on every side and `group`
+/// groups; the weight is quantized by `scheme` in blocks of `block` along
+/// the window-ordered rows (derived weights, as `quantize-weights` writes
+/// them), then bias and Relu (the kernel's epilogue).
+#[derive(Clone, Copy, Debug)]
+struct QConvCase {
+    scheme: &'static str,
+    block: usize,
+    n: u64,
+    cin: u64,
+    h: u64,
+    w: u64,
+    cout: u64,
+    k: u64,
+    stride: u64,
+    pad: u64,
+    group: u64,
+}
+
+fn qconv_kir(rng: &mut Rng, c: QConvCase) -> String {
+    use kiln_ir::codec::block::{blocks_per_row, padded_k, zero_point_cols, Scheme};
+    let s = Scheme::parse(c.scheme).unwrap();
+    let cg = c.cin / c.group;
+    let kk = c.k * c.k * cg;
+    let code_dt = s.code_dtype();
+    let kp = padded_k(kk as usize, c.block, code_dt) as u64;
+    let nb = blocks_per_row(kk as usize, c.block) as u64;
+    let zc = zero_point_cols(nb as usize, code_dt) as u64;
+    let mut kir = weight("w", &[c.cout, cg, c.k, c.k], &rng.vec(c.cout * kk, 0.3));
+    kir += &weight("b", &[c.cout], &rng.vec(c.cout, 1.0));
+    kir += &format!(
+        "weight @w.ohwi : {} = derived<nn.transpose {{perm = [0, 2, 3, 1]}}>(@w)\n",
+        ty(&[c.cout, c.k, c.k, cg])
+    );
+    kir += &format!(
+        "weight @w.rows : {} = derived<nn.flatten {{axis = 1}}>(@w.ohwi)\n",
+        ty(&[c.cout, kk])
+    );
+    let mut parts = vec![
+        ("codes", code_dt.to_string(), kp),
+        ("scales", s.scale_dtype().to_string(), nb),
+    ];
+    if s.has_zero_point() {
+        parts.push(("zero_points", code_dt.to_string(), zc));
+    }
+    let mut body = String::new();
+    let mut operands = "%x".to_string();
+    for (part, dt, cols) in &parts {
+        let t = format!("tensor<{}x{cols}x{dt}>", c.cout);
+        kir += &format!(
+            "weight @w.{part} : {t} = derived<quant.quantize_weight {{axis = 1, block_size = {}, part = \"{part}\", scheme = \"{}\"}}>(@w.rows)\n",
+            c.block, c.scheme
+        );
+        body += &format!("  %{part} = nn.constant {{value = @w.{part}}} : {t}\n");
+        operands += &format!(", %{part}");
+    }
+    if !s.has_zero_point() {
+        // The bias is operand 4: an absent zero point between.
+        operands += ", none";
+    }
+    let oh = (c.h + 2 * c.pad - c.k) / c.stride + 1;
+    let ow = (c.w + 2 * c.pad - c.k) / c.stride + 1;
+    let out = ty(&[c.n, c.cout, oh, ow]);
+    kir += &format!(
+        "graph @g(%x: {}) -> ({out}) {{\n{body}  %b = nn.constant {{value = @b}} : {}\n  %q = quant.conv {operands}, %b {{block_size = {}, group = {}, kernel_shape = [{k}, {k}], pads = [{p}, {p}, {p}, {p}], strides = [{st}, {st}]}} : {out}\n  %y = nn.relu %q : {out}\n  return %y\n}}\n",
+        ty(&[c.n, c.cin, c.h, c.w]),
+        ty(&[c.cout]),
+        c.block,
+        c.group,
+        k = c.k,
+        p = c.pad,
+        st = c.stride,
+    );
+    kir
+}
+
+/// `quant.conv` through the conv2d kernel (weights dequantized a panel
+/// block at a time) against the interpreter's dequantize-then-convolve, on
+/// this CPU and the AVX2 and SSE2 variants: 4-bit (NF4, int4, uint4 with
+/// zero points, MXFP4), 8-bit (int8, both FP8) codes; 1x1 (the direct
+/// tiles), 3x3 and 7x7 strided windows; groups; output channels past a
+/// panel; several input-channel blocks (K above the kernel's KC); blocks
+/// that end inside a tap and odd code offsets.
+#[test]
+fn quantized_convolutions_at_odd_sizes() {
+    let mut rng = Rng(53);
+    let c = |scheme, block, n, cin, hw: (u64, u64), cout, k, stride, pad, group| QConvCase {
+        scheme,
+        block,
+        n,
+        cin,
+        h: hw.0,
+        w: hw.1,
+        cout,
+        k,
+        stride,
+        pad,
+        group,
+    };
+    for case in [
+        c("nf4", 64, 1, 16, (9, 9), 70, 3, 1, 1, 1),
+        c("nf4", 32, 1, 64, (7, 7), 33, 1, 1, 0, 1),
+        c("nf4", 64, 2, 3, (11, 13), 17, 7, 2, 3, 1),
+        c("int4", 16, 1, 40, (6, 5), 65, 3, 2, 1, 1),
+        c("uint4", 32, 1, 40, (6, 5), 65, 3, 1, 1, 1),
+        c("uint4", 8, 1, 24, (8, 8), 16, 3, 1, 1, 2),
+        c("mxfp4", 32, 1, 32, (5, 5), 8, 3, 1, 1, 1),
+        c("int8", 64, 1, 96, (5, 5), 31, 3, 1, 1, 1),
+        c("fp8-e4m3", 0, 1, 24, (8, 8), 16, 3, 1, 1, 2),
+        c("fp8-e5m2", 128, 1, 130, (4, 4), 12, 3, 1, 1, 1),
+        c("nf4", 64, 1, 600, (3, 3), 20, 1, 1, 0, 1),
+        c("nf4", 64, 1, 1, (5, 5), 1, 1, 1, 0, 1),
+    ] {
+        let kir = qconv_kir(&mut rng, case);
+        let kk = case.k * case.k * case.cin / case.group;
+        for t in &quant_targets() {
+            check_on(
+                t,
+                &format!("{case:?}"),
+                &kir,
+                &[("x", &[case.n, case.cin, case.h, case.w])],
+                &["conv2d"],
+                tol_k(kk),
+            );
+        }
+    }
+}
+
 /// Panel-packed weights in a product of several rows (hand-written IR:
 /// the kernel reads panels for one row only) are refused with an error
 /// naming the layout's condition, not computed wrong.

@@ -232,10 +232,21 @@ pub fn nf4_dequantize(op: &Op<'_>) -> R {
 /// rows of `k` f32 values.
 pub fn qmatmul_weight(op: &Op<'_>) -> Result<Vec<f32>, InterpError> {
     let sh = kiln_ir::ops::qmatmul_shape(op.a)?;
+    qweight_values(op, &sh)
+}
+
+/// The dequantized weight held by operands 1 (codes), 2 (scales), 3 (zero
+/// points) and 4, 5 (double-quantized scales' absmax and offset) of a
+/// `quant.matmul` or `quant.conv` of shapes `sh`: `n` rows of `k` values.
+fn qweight_values(op: &Op<'_>, sh: &kiln_ir::ops::QMatmulShape) -> Result<Vec<f32>, InterpError> {
     let (w, s) = (op.input(1)?, op.input(2)?);
     let (n, k, kw) = (sh.n as usize, sh.k as usize, sh.kw as usize);
     let (block, nb) = (sh.block as usize, sh.blocks as usize);
-    let book = op.a.floats("code_book")?;
+    let book = if op.a.def.attr_spec("code_book").is_some() {
+        op.a.floats("code_book")?
+    } else {
+        None
+    };
     let value = |i: usize| -> f32 {
         match (&w.data, &book) {
             (Data::Float(v), _) => v[i] as f32,
@@ -296,6 +307,31 @@ pub fn qmatmul(op: &Op<'_>) -> R {
         }
     }
     Ok(Tensor::from_f64(a.dtype, shape, out))
+}
+
+/// `quant.conv`: `nn.conv` of `x` (NCHW here) by the dequantized weight,
+/// its window-ordered rows laid back out as `[M, C/group, kh, kw]`, plus
+/// the bias (operand 4).
+pub fn qconv(op: &Op<'_>) -> R {
+    let sh = kiln_ir::ops::qconv_shape(op.a)?;
+    let rows = qweight_values(op, &sh.w)?;
+    let (m, k, cg) = (sh.w.n as usize, sh.w.k as usize, sh.cin_g as usize);
+    let [kh, kw] = sh.kernel.map(|v| v as usize);
+    let mut oihw = vec![0f64; m * k];
+    for o in 0..m {
+        for t in 0..kh * kw {
+            for c in 0..cg {
+                oihw[(o * cg + c) * kh * kw + t] = f64::from(rows[o * k + t * cg + c]);
+            }
+        }
+    }
+    let w = Tensor::from_f64(
+        DType::F32,
+        vec![m as u64, cg as u64, kh as u64, kw as u64],
+        oihw,
+    );
+    let ins = [op.opt(0), Some(&w), op.opt(4)];
+    crate::ops::linalg::conv(&Op { ins: &ins, ..*op })
 }
 
 /// `quant.conv_integer`: `nn.conv` of the shifted operands in int32 (the

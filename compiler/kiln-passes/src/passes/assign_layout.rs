@@ -2,7 +2,7 @@
 //! target's kernels want (`TargetFacts::conv_layout`; NHWC for the CPU
 //! kernels), with `nn.transpose` only at the chain's boundaries.
 //!
-//! 1. Every 2-D NCHW `nn.conv`, `nn.max_pool` (one result),
+//! 1. Every 2-D NCHW `nn.conv`, `quant.conv`, `nn.max_pool` (one result),
 //!    `nn.average_pool`, `nn.global_average_pool` and `nn.global_max_pool`
 //!    becomes `transpose(op{layout = "nhwc"}(transpose(x, [0,2,3,1])),
 //!    [0,3,1,2])`: the same value, computed in NHWC (the weights stay OIHW).
@@ -93,6 +93,7 @@ fn to_nhwc(m: &Matcher<'_>, n: usize) -> Option<Recipe> {
     let layout_aware = matches!(
         node.op,
         OpKind::Conv
+            | OpKind::QConv
             | OpKind::MaxPool
             | OpKind::AveragePool
             | OpKind::GlobalAveragePool

@@ -95,7 +95,7 @@ fn is_head(m: &Matcher<'_>, n: usize, opts: &Options) -> bool {
             .and_then(|w| m.weight(w))
     };
     match node.op {
-        OpKind::Conv => opts.conv && weight().is_some(),
+        OpKind::Conv | OpKind::QConv => opts.conv && weight().is_some(),
         OpKind::Gemm => opts.matmul && weight().is_some(),
         OpKind::MatMul | OpKind::QMatMulInteger => opts.matmul,
         _ => false,

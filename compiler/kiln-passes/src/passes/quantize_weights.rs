@@ -22,12 +22,17 @@
 //! stored as int8 `[K, N]` codes with per-column scales, and the product is
 //! `quant.matmul_integer` (int32, exact) cast to f32 and scaled by
 //! `a_scale * w_scale[n]`: int8 dot products (VNNI where the CPU has them)
-//! instead of f32 ones. Asked for (`ops` holding `nn.conv`: `kiln compile
-//! --quantize-ops=Conv`), 2-D convolutions with a constant weight are
-//! quantized the same way into `quant.conv_integer` (int8 codes with one
-//! scale per output channel); Conv has no weight-only scheme (no
-//! convolution kernel reads packed sub-byte or FP8 weights), so asking for
-//! one is an error.
+//! instead of f32 ones.
+//!
+//! Asked for (`ops` holding `nn.conv`: `kiln compile --quantize-ops=Conv`),
+//! 2-D NCHW convolutions with a constant weight are quantized too: with
+//! int8 dynamic activations into `quant.conv_integer` (int8 codes with one
+//! scale per output channel, ONNX Runtime's `quantize_dynamic` structure);
+//! with a weight-only scheme into `quant.conv`, the weight's rows taken in
+//! window order (`[C_out, kh, kw, C_in / group]`, the order an NHWC window
+//! is read in) and quantized along them in blocks, like a MatMul's.
+//! Depthwise convolutions stay f32 (a few taps per channel); NVFP4 (its
+//! per-tensor scale) and double-quantized scales are refused for Conv.
 //!
 //! The rewrite changes values (that is the point): tests check the result
 //! against the f32 graph within the scheme's error, and against an
@@ -45,7 +50,7 @@ use kiln_ir::{Attr, Attrs, DType, Dim, OpKind, TensorType, ValueId};
 /// Registry entry.
 pub const INFO: PassInfo = PassInfo {
     name: "quantize-weights",
-    summary: "Weight-only quantization: MatMul/Gemm with constant f32 weights become quant.matmul over block-quantized derived weights (PassOptions::quantize)",
+    summary: "Weight-only quantization: MatMul/Gemm (and, asked for, Conv) with constant f32 weights become quant.matmul / quant.conv over block-quantized derived weights (PassOptions::quantize)",
     create: || Box::new(QuantizeWeights),
 };
 
@@ -57,8 +62,7 @@ pub struct Options {
     /// Values per block along K; `None` takes the scheme's default
     /// (`Scheme::default_block`), 0 is one block per output channel.
     pub block_size: Option<usize>,
-    /// Which contractions to quantize (`nn.matmul`, `nn.gemm`, and with
-    /// int8 dynamic activations `nn.conv`).
+    /// Which contractions to quantize (`nn.matmul`, `nn.gemm`, `nn.conv`).
     pub ops: Vec<OpKind>,
     /// Nodes to leave alone: ONNX node names, result names or weight names.
     pub exclude: Vec<String>,
@@ -120,19 +124,22 @@ impl Pass for QuantizeWeights {
                 "double quantization applies to nf4 only".into(),
             ));
         }
-        if q.ops.contains(&OpKind::Conv) && !(q.dynamic_activations && scheme == Scheme::Int(8)) {
-            return Err(unsupported(format!(
-                "Conv is quantized as int8 with dynamic activations only (--quantize=int8 \
-                 --quantize-activations=dynamic), not {}{}: no convolution kernel reads {} \
-                 weights",
-                scheme.name(),
-                if q.dynamic_activations {
-                    ""
-                } else {
-                    " weight-only"
-                },
-                scheme.name()
-            )));
+        if q.ops.contains(&OpKind::Conv) && !q.dynamic_activations {
+            if q.double_quant {
+                return Err(unsupported(
+                    "double-quantized scales apply to MatMul/Gemm weights; quant.conv takes \
+                     f32, E8M0 or E4M3 scales (leave Conv out of --quantize-ops, or drop \
+                     --double-quant)"
+                        .into(),
+                ));
+            }
+            if scheme == Scheme::Nvfp4 {
+                return Err(unsupported(
+                    "nvfp4's per-tensor scale has no place in quant.conv; quantize Conv \
+                     weights as mxfp4, nf4, int4, fp8 or int8"
+                        .into(),
+                ));
+            }
         }
         if q.dynamic_activations && scheme != Scheme::Int(8) {
             return Err(unsupported(format!(
@@ -215,7 +222,10 @@ pub fn plan(
         return None;
     }
     if node.op == OpKind::Conv {
-        return plan_conv(m, n, opts);
+        if opts.dynamic_activations {
+            return plan_conv(m, n, opts);
+        }
+        return plan_conv_weights(m, n, opts, scheme, block);
     }
     let a = node.inputs.first().copied().flatten()?;
     let w: ValueId = node.inputs.get(1).copied().flatten()?;
@@ -587,18 +597,19 @@ fn reshaped_weight(r: &mut Recipe, src: WRef, name: &str, dtype: DType, dims: &[
     r.push(NewNode::constant(name, d, ty))
 }
 
-/// `nn.conv` node `n` (2-D, constant f32 weight `[C_out, C_in / group, kh,
-/// kw]`, NCHW) as int8 dynamic quantization, the structure ONNX Runtime's
-/// `quantize_dynamic` gives a Conv (DynamicQuantizeLinear, ConvInteger,
-/// Cast, Mul, Add): the activation through DynamicQuantizeLinear, the
-/// weight as symmetric int8 codes with one scale per output channel (the
-/// weight flattened to `[C_out, K]` rows for the codec, the codes reshaped
-/// back), `quant.conv_integer` with the node's attributes (exact int32),
-/// then `f32(acc) * (x_scale * w_scale[c])` and the bias.
-fn plan_conv(m: &Matcher<'_>, n: usize, opts: &Options) -> Option<Recipe> {
-    if !opts.dynamic_activations || opts.scheme != Some(Scheme::Int(8)) {
-        return None;
-    }
+/// A 2-D NCHW `nn.conv` node `n` with an f32 input (and bias) and a
+/// constant f32 OIHW weight, not excluded and not below `min_elements`:
+/// its input, weight (id, name, shape), bias and result.
+struct ConvWeight {
+    x: ValueId,
+    id: kiln_ir::WeightId,
+    name: String,
+    shape: Vec<u64>,
+    bias: Option<ValueId>,
+    out: ValueId,
+}
+
+fn conv_weight(m: &Matcher<'_>, n: usize, opts: &Options) -> Option<ConvWeight> {
     let node = &m.g.nodes[n];
     let x = node.inputs.first().copied().flatten()?;
     let w = node.inputs.get(1).copied().flatten()?;
@@ -616,12 +627,139 @@ fn plan_conv(m: &Matcher<'_>, n: usize, opts: &Options) -> Option<Recipe> {
         return None;
     }
     let id = m.g.constant_weight(m.defs(), w)?;
-    let wname = m.g.weight(id).name.clone();
+    let name = m.g.weight(id).name.clone();
     let out = *node.outputs.first()?;
     let (co, k) = (shape[0], shape[1] * shape[2] * shape[3]);
-    if excluded(opts, node, &m.g.value(out).name, &wname) || co * k < opts.min_elements || k == 0 {
+    if excluded(opts, node, &m.g.value(out).name, &name) || co * k < opts.min_elements || k == 0 {
         return None;
     }
+    Some(ConvWeight {
+        x,
+        id,
+        name,
+        shape,
+        bias,
+        out,
+    })
+}
+
+/// `nn.conv` node `n` (2-D, constant f32 weight `[C_out, C_in / group, kh,
+/// kw]`, NCHW) with a weight-only `scheme`: `quant.conv` over derived
+/// weights, the weight's taps moved before its channels (`[C_out, kh, kw,
+/// C_in / group]`, flattened to rows of K codes, the order `quant.conv`
+/// reads) and quantized along K in blocks of `block`. Depthwise
+/// convolutions (one input channel per group) stay f32: their weights are
+/// a few taps per channel, and their kernel reads f32 taps.
+fn plan_conv_weights(
+    m: &Matcher<'_>,
+    n: usize,
+    opts: &Options,
+    scheme: Scheme,
+    block: usize,
+) -> Option<Recipe> {
+    let node = &m.g.nodes[n];
+    let cw = conv_weight(m, n, opts)?;
+    let (shape, wname) = (&cw.shape, &cw.name);
+    let group = pattern::int_attr(node, "group").unwrap_or(1).max(1) as u64;
+    if shape[1] == 1 && group > 1 {
+        return None;
+    }
+    let (co, k) = (shape[0], shape[1] * shape[2] * shape[3]);
+    let mut r = Recipe::at(n);
+    let mut perm = Attrs::new();
+    perm.insert("perm".into(), Attr::Ints(vec![0, 2, 3, 1]));
+    let ohwi = r.derived(
+        &format!("{wname}.ohwi"),
+        TensorType::fixed(DType::F32, &[shape[0], shape[2], shape[3], shape[1]]),
+        OpKind::Transpose,
+        perm,
+        vec![WRef::Old(cw.id)],
+    );
+    let mut fa = Attrs::new();
+    fa.insert("axis".into(), Attr::Int(1));
+    let rows = r.derived(
+        &format!("{wname}.rows"),
+        TensorType::fixed(DType::F32, &[co, k]),
+        OpKind::Flatten,
+        fa,
+        vec![ohwi],
+    );
+    let kp = kiln_ir::codec::block::padded_k(k as usize, block, scheme.code_dtype()) as u64;
+    let nb = kiln_ir::codec::block::blocks_per_row(k as usize, block) as u64;
+    let part = |r: &mut Recipe, part: QuantPart, ty: TensorType| -> Val {
+        let name = format!("{wname}.{}.{part}", scheme.name());
+        let d = r.derived(
+            &name,
+            ty.clone(),
+            OpKind::QuantizeWeight,
+            qw_attrs(scheme, block, 1, part, false),
+            vec![rows],
+        );
+        r.push(NewNode::constant(&name, d, ty))
+    };
+    let codes = part(
+        &mut r,
+        QuantPart::Codes,
+        TensorType::fixed(scheme.code_dtype(), &[co, kp]),
+    );
+    let scales = part(
+        &mut r,
+        QuantPart::Scales,
+        TensorType::fixed(scheme.scale_dtype(), &[co, nb]),
+    );
+    let mut inputs = vec![Some(Val::Old(cw.x)), Some(codes), Some(scales), None];
+    if scheme.has_zero_point() {
+        let cols = kiln_ir::codec::block::zero_point_cols(nb as usize, scheme.code_dtype());
+        inputs[3] = Some(part(
+            &mut r,
+            QuantPart::ZeroPoints,
+            TensorType::fixed(scheme.code_dtype(), &[co, cols as u64]),
+        ));
+    }
+    inputs.push(cw.bias.map(Val::Old));
+    while inputs.last().is_some_and(Option::is_none) {
+        inputs.pop();
+    }
+    let mut attrs = node.attrs.clone();
+    attrs.insert("block_size".into(), Attr::Int(block as i64));
+    attrs.insert(
+        "kernel_shape".into(),
+        Attr::Ints(vec![shape[2] as i64, shape[3] as i64]),
+    );
+    let y = r.push(NewNode {
+        op: OpKind::QConv,
+        inputs,
+        attrs,
+        results: vec![(m.g.value(cw.out).name.clone(), m.ty(cw.out).clone())],
+        weight: None,
+        body: None,
+    });
+    r.replace.push((cw.out, y));
+    Some(r)
+}
+
+/// `nn.conv` node `n` (2-D, constant f32 weight `[C_out, C_in / group, kh,
+/// kw]`, NCHW) as int8 dynamic quantization, the structure ONNX Runtime's
+/// `quantize_dynamic` gives a Conv (DynamicQuantizeLinear, ConvInteger,
+/// Cast, Mul, Add): the activation through DynamicQuantizeLinear, the
+/// weight as symmetric int8 codes with one scale per output channel (the
+/// weight flattened to `[C_out, K]` rows for the codec, the codes reshaped
+/// back), `quant.conv_integer` with the node's attributes (exact int32),
+/// then `f32(acc) * (x_scale * w_scale[c])` and the bias.
+fn plan_conv(m: &Matcher<'_>, n: usize, opts: &Options) -> Option<Recipe> {
+    if !opts.dynamic_activations || opts.scheme != Some(Scheme::Int(8)) {
+        return None;
+    }
+    let node = &m.g.nodes[n];
+    let ConvWeight {
+        x,
+        id,
+        name: wname,
+        shape,
+        bias,
+        out,
+    } = conv_weight(m, n, opts)?;
+    let (co, k) = (shape[0], shape[1] * shape[2] * shape[3]);
     let scheme = Scheme::Int(8);
     let mut r = Recipe::at(n);
     let out_name = m.g.value(out).name.clone();

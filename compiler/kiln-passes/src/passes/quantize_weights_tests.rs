@@ -103,25 +103,11 @@ fn reference_int(
     bits: u32,
     block: usize,
 ) -> Vec<f64> {
-    let qmax = f64::from((1u32 << (bits - 1)) - 1);
-    let bk = if block == 0 { k } else { block };
     let mut deq = vec![0f64; k * n];
     for j in 0..n {
-        for b0 in (0..k).step_by(bk) {
-            let rows = b0..(b0 + bk).min(k);
-            let amax = rows
-                .clone()
-                .map(|r| (w[r * n + j] as f32).abs())
-                .fold(0f32, f32::max);
-            let s = amax / qmax as f32;
-            for r in rows {
-                let q = if s == 0.0 {
-                    0.0
-                } else {
-                    f64::from((w[r * n + j] as f32 / s).round_ties_even()).clamp(-qmax - 1.0, qmax)
-                };
-                deq[r * n + j] = f64::from((q as f32) * s);
-            }
+        let col: Vec<f64> = (0..k).map(|r| w[r * n + j]).collect();
+        for (r, v) in sym_dequant(&col, bits, block).into_iter().enumerate() {
+            deq[r * n + j] = v;
         }
     }
     let mut y = vec![0f64; m * n];
@@ -131,6 +117,29 @@ fn reference_int(
         }
     }
     y
+}
+
+/// `v` quantized as symmetric `bits`-bit integers in blocks of `block`
+/// (0: one block) — scale `amax / qmax` in f32, round half to even,
+/// clamp — and dequantized, written from the scheme's definition without
+/// `kiln_ir::codec`.
+fn sym_dequant(v: &[f64], bits: u32, block: usize) -> Vec<f64> {
+    let qmax = f64::from((1u32 << (bits - 1)) - 1);
+    let bk = if block == 0 { v.len().max(1) } else { block };
+    let mut out = Vec::with_capacity(v.len());
+    for chunk in v.chunks(bk) {
+        let amax = chunk.iter().map(|&x| (x as f32).abs()).fold(0f32, f32::max);
+        let s = amax / qmax as f32;
+        for &x in chunk {
+            let q = if s == 0.0 {
+                0.0
+            } else {
+                f64::from((x as f32 / s).round_ties_even()).clamp(-qmax - 1.0, qmax)
+            };
+            out.push(f64::from((q as f32) * s));
+        }
+    }
+    out
 }
 
 #[test]
@@ -597,7 +606,7 @@ fn int8_dynamic_convolutions_match_an_independent_integer_convolution() {
 }
 
 #[test]
-fn convolutions_need_int8_dynamic_and_stay_f32_otherwise() {
+fn convolutions_stay_f32_unless_asked_for() {
     let c = ConvCase {
         x: [1, 3, 5, 5],
         w: [5, 3, 3, 3],
@@ -607,25 +616,6 @@ fn convolutions_need_int8_dynamic_and_stay_f32_otherwise() {
         pads: [1; 4],
         dilations: [1, 1],
     };
-    // Weight-only schemes (and int8 without dynamic activations) have no
-    // convolution kernel: asking for Conv is an error, not a silent no-op.
-    for o in [
-        Options {
-            ops: vec![OpKind::Conv],
-            ..Options::scheme(Scheme::Nf4)
-        },
-        Options {
-            ops: vec![OpKind::MatMul, OpKind::Conv],
-            ..Options::scheme(Scheme::Int(8))
-        },
-    ] {
-        let mut g = graph(&c.src());
-        let err = QuantizeWeights.run(&mut g, &opts(o)).unwrap_err();
-        assert!(
-            err.to_string().contains("Conv is quantized as int8"),
-            "{err}"
-        );
-    }
     // Without Conv in `ops` (the default) a convolution stays f32; an
     // excluded one, too.
     for o in [
@@ -642,5 +632,180 @@ fn convolutions_need_int8_dynamic_and_stay_f32_otherwise() {
         let (_, after) = quantize(&c.src(), o);
         assert_eq!(count(&after, OpKind::Conv), 1, "{}", print(&after));
         assert_eq!(count(&after, OpKind::QConvInteger), 0);
+    }
+}
+
+impl ConvCase {
+    /// The convolution by the OIHW weight `w` plus the bias, in f64, from
+    /// the definition (zero padding, dilations, groups).
+    fn reference_f(&self, x: &[f64], w: &[f64], b: &[f64]) -> Vec<f64> {
+        let [n, c, h, wd] = self.x.map(|d| d as usize);
+        let [co, cig, kh, kw] = self.w.map(|d| d as usize);
+        let [_, _, oh, ow] = self.out().map(|d| d as usize);
+        let cog = co / self.group as usize;
+        let [sh, sw] = self.strides.map(|v| v as isize);
+        let [dh, dw] = self.dilations.map(|v| v as isize);
+        let (pt, pl) = (self.pads[0] as isize, self.pads[1] as isize);
+        let mut y = vec![0f64; n * co * oh * ow];
+        for img in 0..n {
+            for o in 0..co {
+                let g = o / cog;
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let mut acc = b.get(o).copied().unwrap_or(0.0);
+                        for ci in 0..cig {
+                            for ky in 0..kh {
+                                for kx in 0..kw {
+                                    let iy = oy as isize * sh - pt + ky as isize * dh;
+                                    let ix = ox as isize * sw - pl + kx as isize * dw;
+                                    if iy < 0 || ix < 0 || iy >= h as isize || ix >= wd as isize {
+                                        continue;
+                                    }
+                                    let ch = g * cig + ci;
+                                    let xi = ((img * c + ch) * h + iy as usize) * wd + ix as usize;
+                                    acc += x[xi] * w[((o * cig + ci) * kh + ky) * kw + kx];
+                                }
+                            }
+                        }
+                        y[((img * co + o) * oh + oy) * ow + ox] = acc;
+                    }
+                }
+            }
+        }
+        y
+    }
+}
+
+/// OIHW `w` of `shape` with each output channel's row taken in window
+/// order (taps, then channels: `quant.conv`'s), quantized by
+/// [`sym_dequant`] and put back in OIHW order.
+fn window_dequant(w: &[f64], shape: [u64; 4], bits: u32, block: usize) -> Vec<f64> {
+    let [co, cig, kh, kw] = shape.map(|d| d as usize);
+    let taps = kh * kw;
+    let mut out = vec![0f64; w.len()];
+    for o in 0..co {
+        let row: Vec<f64> = (0..taps * cig)
+            .map(|k| w[(o * cig + k % cig) * taps + k / cig])
+            .collect();
+        for (k, v) in sym_dequant(&row, bits, block).into_iter().enumerate() {
+            out[(o * cig + k % cig) * taps + k / cig] = v;
+        }
+    }
+    out
+}
+
+#[test]
+fn weight_only_convolutions_match_an_independent_dequantized_convolution() {
+    #[rustfmt::skip]
+    let cases = [
+        // Grouped, strided, padded, with bias; blocks across taps.
+        ConvCase { x: [2, 6, 7, 5], w: [4, 3, 3, 3], bias: true, group: 2, strides: [2, 1], pads: [1, 1, 1, 1], dilations: [1, 1] },
+        // 1x1, no bias.
+        ConvCase { x: [1, 5, 5, 5], w: [7, 5, 1, 1], bias: false, group: 1, strides: [1, 1], pads: [0; 4], dilations: [1, 1] },
+        // Dilated, asymmetric padding, 2x3 window.
+        ConvCase { x: [1, 4, 6, 7], w: [3, 4, 2, 3], bias: true, group: 1, strides: [1, 2], pads: [2, 1, 2, 0], dilations: [2, 2] },
+    ];
+    for c in &cases {
+        for (scheme, bits, block) in [(Scheme::Int(4), 4, 4), (Scheme::Int(8), 8, 0)] {
+            let o = Options {
+                min_elements: 1,
+                block_size: Some(block),
+                ops: vec![OpKind::Conv],
+                ..Options::scheme(scheme)
+            };
+            let (before, after) = quantize(&c.src(), o);
+            let text = print(&after);
+            assert_eq!(count(&after, OpKind::QConv), 1, "{text}");
+            assert_eq!(count(&after, OpKind::Conv), 0, "{text}");
+            assert!(!text.contains("nn.constant {value = @w}"), "{text}");
+            let w = window_dequant(&named_weight_values(&before, "w"), c.w, bits, block);
+            let b = if c.bias {
+                named_weight_values(&before, "b")
+            } else {
+                Vec::new()
+            };
+            for seed in 0..2 {
+                let (want, got, inputs) = run_both(&before, &after, seed);
+                let r = c.reference_f(&inputs[0].to_f64_vec(), &w, &b);
+                let what = format!("{} {:?} x {:?}", scheme.name(), c.x, c.w);
+                assert_near(&r, &got, 1e-5, &what);
+                let e = rel_err(&want, &got);
+                assert!(e > 0.0 && e < 0.2, "{what}: relative error {e}");
+            }
+        }
+    }
+}
+
+#[test]
+fn weight_only_convolutions_stay_within_each_schemes_error() {
+    let c = ConvCase {
+        x: [1, 16, 6, 6],
+        w: [12, 16, 3, 3],
+        bias: true,
+        group: 1,
+        strides: [1, 1],
+        pads: [1; 4],
+        dilations: [1, 1],
+    };
+    for (scheme, bound) in [
+        (Scheme::Nf4, 0.12),
+        (Scheme::Uint(4), 0.15),
+        (Scheme::Uint(8), 0.01),
+        (Scheme::Fp8(kiln_ir::codec::FloatFormat::E4M3FN), 0.05),
+        (Scheme::Fp8(kiln_ir::codec::FloatFormat::E5M2), 0.1),
+        (Scheme::Mxfp4, 0.25),
+    ] {
+        let o = Options {
+            min_elements: 1,
+            ops: vec![OpKind::Conv],
+            ..Options::scheme(scheme)
+        };
+        let (before, after) = quantize(&c.src(), o);
+        assert_eq!(count(&after, OpKind::QConv), 1, "{}", print(&after));
+        let (want, got, _) = run_both(&before, &after, 5);
+        let e = rel_err(&want, &got);
+        assert!(
+            e > 0.0 && e < bound,
+            "{}: relative error {e}",
+            scheme.name()
+        );
+    }
+    // Depthwise convolutions stay f32; double quantization and NVFP4's
+    // global scale are refused for Conv.
+    let dw = ConvCase {
+        x: [1, 4, 6, 7],
+        w: [4, 1, 3, 3],
+        bias: true,
+        group: 4,
+        strides: [1, 1],
+        pads: [1; 4],
+        dilations: [1, 1],
+    };
+    let nf4 = Options {
+        min_elements: 1,
+        ops: vec![OpKind::Conv],
+        ..Options::scheme(Scheme::Nf4)
+    };
+    let (_, after) = quantize(&dw.src(), nf4.clone());
+    assert_eq!(count(&after, OpKind::Conv), 1, "{}", print(&after));
+    for (o, want) in [
+        (
+            Options {
+                double_quant: true,
+                ..nf4.clone()
+            },
+            "double-quantized scales apply to MatMul/Gemm",
+        ),
+        (
+            Options {
+                ops: vec![OpKind::Conv],
+                ..Options::scheme(Scheme::Nvfp4)
+            },
+            "nvfp4's per-tensor scale",
+        ),
+    ] {
+        let mut g = graph(&c.src());
+        let err = QuantizeWeights.run(&mut g, &opts(o)).unwrap_err();
+        assert!(err.to_string().contains(want), "{err}");
     }
 }

@@ -418,7 +418,7 @@ pub const LAYOUT_ATTR: AttrSpec = attr(
     AttrDefault::Str("nchw"),
 );
 
-fn permute(t: &TensorType, perm: &[usize]) -> TensorType {
+pub(super) fn permute(t: &TensorType, perm: &[usize]) -> TensorType {
     TensorType::new(t.dtype, perm.iter().map(|&p| t.dims[p].clone()).collect())
 }
 

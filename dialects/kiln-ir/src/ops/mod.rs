@@ -31,9 +31,9 @@ pub use infer::{InferCtx, InferError};
 pub use layout::{DataLayout, PackLayout};
 pub use linalg::{parse_einsum, AutoPad, EinsumSpec, Window};
 pub use quant::{
-    dequantized_dtype, dynamic_quantize_linear_body, qmatmul_shape, quantize_weight_params,
-    DqlOperand, DqlShape, DqlStep, QMatmulShape, QuantPart, DQL_SCALE, DQL_Y, DQL_ZERO_POINT,
-    QMATMUL_SCALES, QMATMUL_WEIGHTS,
+    dequantized_dtype, dynamic_quantize_linear_body, qconv_shape, qmatmul_shape,
+    quantize_weight_params, DqlOperand, DqlShape, DqlStep, QConvShape, QMatmulShape, QuantPart,
+    DQL_SCALE, DQL_Y, DQL_ZERO_POINT, QMATMUL_SCALES, QMATMUL_WEIGHTS,
 };
 pub use shape::{DepthToSpaceMode, PadMode, ScatterReduction};
 
@@ -373,6 +373,7 @@ ops! {
     // quant.rs
     DequantizeLinear = quant::DEQUANTIZE_LINEAR,
     Nf4Dequantize = quant::NF4_DEQUANTIZE,
+    QConv = quant::QCONV,
     QConvInteger = quant::QCONV_INTEGER,
     QMatMul = quant::QMATMUL,
     QMatMulInteger = quant::QMATMUL_INTEGER,

@@ -300,8 +300,6 @@ fn static2(t: &TensorType, what: &str) -> Result<(u64, u64), InferError> {
 /// Checks the operands of a `quant.matmul` and returns its shapes.
 pub fn qmatmul_shape(ctx: &InferCtx<'_>) -> Result<QMatmulShape, InferError> {
     let a = ctx.input(0)?;
-    let w = ctx.input(1)?;
-    let s = ctx.input(2)?;
     if a.rank() == 0 {
         bail!("activation {a} must have rank >= 1");
     }
@@ -310,11 +308,22 @@ pub fn qmatmul_shape(ctx: &InferCtx<'_>) -> Result<QMatmulShape, InferError> {
         &[DType::F32, DType::F16, DType::BF16, DType::F64],
         "activation",
     )?;
-    require_one_of(w.dtype, QMATMUL_WEIGHTS, "weight")?;
-    require_one_of(s.dtype, QMATMUL_SCALES, "scale")?;
     let Dim::Static(k) = a.dims[a.rank() - 1] else {
         bail!("the contraction dim of {a} must be static");
     };
+    qweight_shape(ctx, k, true)
+}
+
+/// The quantized weight operands 1 (codes `[N, Kw]`), 2 (scales), 3 (zero
+/// points) and, with `double` allowed, 4 and 5 (the absmax and offset of
+/// double-quantized scales) of a product contracting `k` values, checked
+/// against the `block_size` and `code_book` attributes (`quant.matmul`,
+/// `quant.conv`).
+fn qweight_shape(ctx: &InferCtx<'_>, k: u64, double_ok: bool) -> Result<QMatmulShape, InferError> {
+    let w = ctx.input(1)?;
+    let s = ctx.input(2)?;
+    require_one_of(w.dtype, QMATMUL_WEIGHTS, "weight")?;
+    require_one_of(s.dtype, QMATMUL_SCALES, "scale")?;
     let (n, kw) = static2(w, "weight")?;
     let (sn, blocks) = static2(s, "scale")?;
     if kw < k {
@@ -332,7 +341,11 @@ pub fn qmatmul_shape(ctx: &InferCtx<'_>) -> Result<QMatmulShape, InferError> {
     if sn != n || blocks != want {
         bail!("scale {s} must be [{n}, {want}] (N x blocks of {block} along K = {k})");
     }
-    let book = ctx.floats("code_book")?;
+    let book = if ctx.def.attr_spec("code_book").is_some() {
+        ctx.floats("code_book")?
+    } else {
+        None
+    };
     if let Some(book) = &book {
         if !matches!(w.dtype, DType::U2 | DType::U4 | DType::U8) {
             bail!("code_book needs u2, u4 or u8 codes, got {}", w.dtype);
@@ -366,7 +379,15 @@ pub fn qmatmul_shape(ctx: &InferCtx<'_>) -> Result<QMatmulShape, InferError> {
         }
     }
     let double = s.dtype == DType::U8;
-    match (double, ctx.opt_input(4), ctx.opt_input(5)) {
+    if double && !double_ok {
+        bail!("u8 (double-quantized) scales are not taken here");
+    }
+    let (am, off) = if double_ok {
+        (ctx.opt_input(4), ctx.opt_input(5))
+    } else {
+        (None, None)
+    };
+    match (double, am, off) {
         (false, None, None) => {}
         (true, Some(am), Some(off)) => {
             let groups = (n * blocks).div_ceil(crate::codec::block::DOUBLE_QUANT_BLOCK as u64);
@@ -549,6 +570,140 @@ pub const QCONV_INTEGER: OpDef = OpDef {
 fn infer_qconv_integer_any_layout(ctx: &InferCtx<'_>) -> R {
     super::layout::infer_in_layout(ctx, infer_qconv_integer)
 }
+
+/// The shapes `quant.conv` works on (in its NCHW view).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QConvShape {
+    /// The weight: `n` = output channels, `k` = `kh * kw * C / group`.
+    pub w: QMatmulShape,
+    /// Kernel extent `[kh, kw]`.
+    pub kernel: [u64; 2],
+    /// Input channels per group.
+    pub cin_g: u64,
+    /// Groups.
+    pub group: u64,
+}
+
+/// Checks a `quant.conv`'s operands (operand 0 viewed in NCHW) and
+/// returns its shapes and result dims.
+fn qconv_parts(ctx: &InferCtx<'_>) -> Result<(QConvShape, Vec<Dim>), InferError> {
+    let x = ctx.input(0)?;
+    require_one_of(x.dtype, &[DType::F32], "input")?;
+    if x.rank() != 4 {
+        bail!("quant.conv takes a 2-D image batch [N, C, H, W], got {x}");
+    }
+    let Some(kernel) = ctx.ints("kernel_shape")? else {
+        bail!("quant.conv needs 'kernel_shape' (its weight is stored as rows of codes)");
+    };
+    let [kh, kw] = kernel[..] else {
+        bail!("kernel_shape must have 2 entries, got {kernel:?}");
+    };
+    if kh <= 0 || kw <= 0 {
+        bail!("kernel_shape must be positive, got {kernel:?}");
+    }
+    let group = ctx.int("group")?;
+    if group <= 0 {
+        bail!("group must be positive, got {group}");
+    }
+    let group = group as u64;
+    let Dim::Static(c) = x.dims[1] else {
+        bail!("the channels of {x} must be static");
+    };
+    if c % group != 0 {
+        bail!("input channels {c} are not divisible by group {group}");
+    }
+    let cin_g = c / group;
+    let k = kh as u64 * kw as u64 * cin_g;
+    let w = qweight_shape(ctx, k, false)?;
+    if w.n % group != 0 {
+        bail!("output channels {} are not divisible by group {group}", w.n);
+    }
+    if let Some(b) = ctx.opt_input(4) {
+        if b.dtype != x.dtype || b.dims != [Dim::Static(w.n)] {
+            bail!(
+                "bias {b} must be [{}] of the input's dtype {}",
+                w.n,
+                x.dtype
+            );
+        }
+    }
+    let win = super::linalg::Window::read(ctx, 2, None)?;
+    let mut dims = vec![x.dims[0].clone(), Dim::Static(w.n)];
+    for i in 0..2 {
+        dims.push(win.out_dim(i, &x.dims[2 + i])?);
+    }
+    let sh = QConvShape {
+        w,
+        kernel: [kh as u64, kw as u64],
+        cin_g,
+        group,
+    };
+    Ok((sh, dims))
+}
+
+/// Checks the operands of a `quant.conv` (in any layout) and returns its shapes.
+pub fn qconv_shape(ctx: &InferCtx<'_>) -> Result<QConvShape, InferError> {
+    let layout = super::layout::DataLayout::read(ctx)?;
+    let x = ctx.input(0)?;
+    if layout == super::layout::DataLayout::Nchw || x.rank() != 4 {
+        return Ok(qconv_parts(ctx)?.0);
+    }
+    let viewed = super::layout::permute(x, &layout.to_nchw_perm(4));
+    let mut inputs: Vec<Option<&TensorType>> = ctx.inputs.to_vec();
+    inputs[0] = Some(&viewed);
+    let inner = InferCtx {
+        inputs: &inputs,
+        ..*ctx
+    };
+    Ok(qconv_parts(&inner)?.0)
+}
+
+fn infer_qconv(ctx: &InferCtx<'_>) -> R {
+    let x = ctx.input(0)?;
+    Ok(vec![TensorType::new(x.dtype, qconv_parts(ctx)?.1)])
+}
+
+fn infer_qconv_any_layout(ctx: &InferCtx<'_>) -> R {
+    super::layout::infer_in_layout(ctx, infer_qconv)
+}
+
+/// `quant.conv %x, %w, %scale, %zero_point?, %bias?`: a 2-D grouped
+/// convolution (`nn.conv`'s attributes, `kernel_shape` required) by a
+/// block-quantized weight, dequantized where it is read. `w` holds one row
+/// of codes per output channel `m` (`[M, Kw]`, `Kw >= K = kh * kw * C /
+/// group`, codes past K ignored) in window order, channels fastest: code
+/// `(ky * kw + kx) * C / group + c` is the weight at `(m, c, ky, kx)` — the
+/// order an NHWC window is read in, so blocks (`block_size` along K, 0:
+/// one per row) run along the input channels of one tap before the next.
+/// `scale` `[M, blocks]` and the optional `zero_point` `[M, >= blocks]`
+/// dequantize as `quant.matmul`'s (`(v(w) - v(zp)) * s` in f32; no code
+/// book, no double-quantized scales). The result is `nn.conv(x, W, bias)`
+/// with `W` that dequantized weight; `x`, `bias` and the result are f32.
+pub const QCONV: OpDef = OpDef {
+    name: "quant.conv",
+    summary: "Grouped 2-D convolution by a block-quantized weight, dequantized on the fly",
+    inputs: Arity::range(3, 5),
+    outputs: Arity::exactly(1),
+    attrs: QCONV_ATTRS,
+    traits: Traits::NONE,
+    static_operands: &[],
+    infer: infer_qconv_any_layout,
+};
+
+const QCONV_ATTRS: &[super::AttrSpec] = &[
+    attr(
+        "auto_pad",
+        AttrKind::Enum(super::linalg::AutoPad::NAMES),
+        AttrDefault::Str("NOTSET"),
+    ),
+    attr("block_size", AttrKind::Int, AttrDefault::Int(0)),
+    attr("dilations", AttrKind::Ints, AttrDefault::Absent),
+    attr("group", AttrKind::Int, AttrDefault::Int(1)),
+    attr("kernel_shape", AttrKind::Ints, AttrDefault::Absent),
+    super::layout::LAYOUT_ATTR,
+    attr("pads", AttrKind::Ints, AttrDefault::Absent),
+    attr("strides", AttrKind::Ints, AttrDefault::Absent),
+];
 
 crate::attr_enum! {
     /// The part of a quantized weight one `quant.quantize_weight` produces.
