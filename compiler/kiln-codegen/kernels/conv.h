@@ -221,6 +221,8 @@ KHIDDEN KV_ATTR void FN(kiln_k_conv2d)(const int64_t* args) {
   int64_t taps = KMAX(1, j.win.kh * j.win.kw);
   int64_t nblk = KMAX(cdiv(taps * j.cin_g, kc), cdiv(j.cin_g, KILN_ZERO_FLOATS));
   j.cb = KMAX(1, cdiv(j.cin_g, KMAX(1, nblk)));
+  /* Panel-packed quantized codes decode whole steps of 8 channels. */
+  if (slot_i(args, KILN_CONV_Q_PANELS) && j.cin_g % 8 == 0) j.cb = (j.cb + 7) / 8 * 8;
   j.q = 0;
   if (j.m <= 0 || j.cout_g <= 0) return;
   if (slot_i(args, KILN_CONV_Q_CODE) != KILN_QCODE_F32) {

@@ -124,6 +124,7 @@ typedef struct qg_job {
   int64_t ldc, m, k;
   int64_t n; /* columns of C */
   int kind8; /* the QG8_* kind of 8-bit codes decoded in registers, else 0 */
+  int64_t panels; /* quantized convolutions: codes in panels of this many rows */
   int zero;  /* 0, read where the compiler must not know the value */
 } qg_job;
 
@@ -1487,23 +1488,123 @@ static KV_ATTR void FN(qconv_deq)(const qg_job* j, int64_t n, int64_t k0, int64_
   }
 }
 
+/* The panel block of qconv_block from codes packed in panels of QG_PANEL
+ * rows (qg_gemvp's layout): row panels of 16 output channels, steps of 8
+ * codes. The 16-lane variant decodes a step of a row panel as qg_pstep
+ * does (loads at byte offsets 0 .. 3, 8 lookups) and scales the 8 vectors
+ * by the block's 16 scales (zero points: minus their values times the
+ * scales); other variants, and steps not aligned to 8, code by code. */
+static KV_ATTR void FN(qconv_block_p)(const qg_job* j, int64_t row0, int64_t nrows,
+                                      int64_t taps, int64_t cin_g, int64_t cb, int64_t cbn,
+                                      float* out) {
+  const int64_t kq = (j->kw + 7) / 8;
+  for (int64_t r0 = 0; r0 < NR; r0 += KILN_QG_PANEL) {
+    const int64_t rb = KMIN(KILN_QG_PANEL, NR - r0);
+    for (int64_t t = 0; t < taps; t++) {
+      const int64_t k0 = t * cin_g + cb;
+      float* o = out + t * cbn * NR + r0;
+      if (r0 >= nrows) {
+        for (int64_t c = 0; c < cbn; c++)
+          for (int64_t rr = 0; rr < rb; rr++) o[c * NR + rr] = 0.0f;
+        continue;
+      }
+      int64_t c = 0;
+#if KV_W == 16
+      if (rb == KILN_QG_PANEL && row0 % KILN_QG_PANEL == 0 && k0 % 8 == 0) {
+        const V tab = FN(vld)(j->lut);
+        const int64_t stride = kq * 64, zstride = (j->zp_cols + 7) / 8 * 64;
+        const int64_t rpanels = (j->n + KILN_QG_PANEL - 1) / KILN_QG_PANEL;
+        const int64_t rp = (row0 + r0) / KILN_QG_PANEL;
+        for (; c + 8 <= cbn; c += 8) {
+          const int64_t k = k0 + c, q = k / 8, b = k / j->block;
+          const uint8_t* wp = j->w + rp * stride + q * 64;
+          uint8_t cpy[68];
+          if (rp == rpanels - 1 && q == kq - 1) {
+            /* The loads at bytes 1 .. 3 reach past the codes' end. */
+            __builtin_memcpy(cpy, wp, 64);
+            __builtin_memset(cpy + 64, 0, 4);
+            wp = cpy;
+          }
+          V sv;
+          if (j->scale_bits == 32) {
+            sv = FN(vld)((const float*)j->scales + (rp * j->nblocks + b) * KILN_QG_PANEL);
+          } else {
+            const uint8_t* sc = (const uint8_t*)j->scales + (rp * j->nblocks + b) * KILN_QG_PANEL;
+            for (int i = 0; i < KILN_QG_PANEL; i++) sv[i] = j->slut[sc[i]];
+          }
+          V zs = (V)0.0f;
+          if (j->zp) {
+            const uint8_t* zr = j->zp + rp * zstride + (b / 8) * 64;
+            uint8_t zb[68];
+            if (rp == rpanels - 1 && (b / 8 + 1) * 64 == zstride) {
+              __builtin_memcpy(zb, zr, 64);
+              __builtin_memset(zb + 64, 0, 4);
+              zr = zb;
+            }
+            const VI zi = (VI) * (const FN(qg_vp)*)(zr + (b % 8) / 2) >> (4 * (int)(b & 1));
+            zs = FN(qg_lk_lo)(tab, zi) * sv;
+          }
+          for (int h = 0; h < 4; h++) {
+            const VI l = (VI) * (const FN(qg_vp)*)(wp + h);
+            FN(vst)(o + (c + 2 * h) * NR, FN(qg_lk_lo)(tab, l) * sv - zs);
+            FN(vst)(o + (c + 2 * h + 1) * NR, FN(qg_lk_lo)(tab, l >> 4) * sv - zs);
+          }
+        }
+      }
+#endif
+      for (; c < cbn; c++) {
+        const int64_t k = k0 + c, b = k / j->block;
+        for (int64_t rr = 0; rr < rb; rr++) {
+          const int64_t n = row0 + r0 + rr;
+          o[c * NR + rr] =
+              n < row0 + nrows
+                  ? (j->lut[FN(qg_pcode)(j->w, kq, n, k)] - FN(qg_pzero)(j, n, b)) *
+                        FN(qg_pscale)(j, n, b)
+                  : 0.0f;
+        }
+      }
+    }
+  }
+}
+
+/* Rows are decoded QC_RB at a time, QC_CH codes each, into a small tile
+ * that is then written out transposed: every cache line of the panel block
+ * is filled by consecutive stores (a row at a time would touch each line
+ * once per row). */
+#define QC_RB 16
+#define QC_CH 64
 static KV_ATTR void FN(qconv_block)(const void* q, int64_t row0, int64_t nrows, int64_t taps,
                                     int64_t cin_g, int64_t cb, int64_t cbn, float* out,
                                     float* row) {
   const qg_job* j = (const qg_job*)q;
-  for (int64_t r = 0; r < NR; r++) {
-    if (r >= nrows) {
-      for (int64_t e = 0; e < taps * cbn; e++) out[e * NR + r] = 0.0f;
-      continue;
-    }
+  (void)row;
+  if (j->panels) {
+    FN(qconv_block_p)(j, row0, nrows, taps, cin_g, cb, cbn, out);
+    return;
+  }
+  float tile[QC_RB * QC_CH] __attribute__((aligned(64)));
+  for (int64_t r0 = 0; r0 < NR; r0 += QC_RB) {
+    const int64_t rb = KMIN(QC_RB, NR - r0);
     for (int64_t t = 0; t < taps; t++) {
-      const int64_t k0 = t * cin_g + cb;
-      FN(qconv_deq)(j, row0 + r, k0, k0 + cbn, row);
-      float* o = out + t * cbn * NR + r;
-      for (int64_t c = 0; c < cbn; c++) o[c * NR] = row[c];
+      for (int64_t c0 = 0; c0 < cbn; c0 += QC_CH) {
+        const int64_t cl = KMIN(QC_CH, cbn - c0);
+        const int64_t k0 = t * cin_g + cb + c0;
+        for (int64_t rr = 0; rr < rb; rr++) {
+          float* tr = tile + rr * QC_CH;
+          if (r0 + rr < nrows)
+            FN(qconv_deq)(j, row0 + r0 + rr, k0, k0 + cl, tr);
+          else
+            for (int64_t c = 0; c < cl; c++) tr[c] = 0.0f;
+        }
+        float* o = out + (t * cbn + c0) * NR + r0;
+        for (int64_t c = 0; c < cl; c++)
+          for (int64_t rr = 0; rr < rb; rr++) o[c * NR + rr] = tile[rr * QC_CH + c];
+      }
     }
   }
 }
+#undef QC_RB
+#undef QC_CH
 
 static KV_ATTR void FN(conv_quant)(const int64_t* args, FN(conv_job) * cj) {
   float lut[256], slut[256];
@@ -1511,12 +1612,18 @@ static KV_ATTR void FN(conv_quant)(const int64_t* args, FN(conv_job) * cj) {
   __builtin_memset(&j, 0, sizeof j);
   j.w = (const uint8_t*)cj->wt;
   qg_weight_slots(&j, args, KILN_CONV_Q_KW, lut, slut);
+  j.panels = slot_i(args, KILN_CONV_Q_PANELS);
   j.k = cj->kg;
   j.n = cj->np_g > 0 ? slot_i(args, KILN_CONV_COUT) : 0;
 #if KV_W == 8 || KV_W == 16
   j.kind8 = j.bits == 8 ? FN(qg_kind8)(slot_i(args, KILN_CONV_Q_CODE)) : 0;
 #endif
   if (j.bits == 0 || j.scale_bits == 0 || j.block <= 0 || j.kw < cj->kg) return;
+  /* Panels: 4-bit codes in steps of 8 that never straddle a block (the
+   * lowering's contract, as qgemm's). */
+  if (j.panels && (j.panels != KILN_QG_PANEL || j.bits != 4 ||
+                   (j.block % 8 != 0 && j.block < cj->kg)))
+    return;
   cj->q = &j;
   FN(conv_grid)(cj, slot_i(args, KILN_CONV_COUT));
 }

@@ -91,11 +91,15 @@ pub fn quant_report(g: &Graph) -> Result<Vec<LayerReport>> {
             .filter_map(|x| x.ty.numel().and_then(|n| x.ty.dtype.storage_bytes(n)))
             .sum();
         // A convolution's weight is quantized as its flattened rows
-        // (`nn.flatten` of the 4-D weight): report the weight itself.
-        let shown = match source.derivation() {
-            Some(e) if e.op == OpKind::Flatten && e.inputs.len() == 1 => g.weight(e.inputs[0]),
-            _ => source,
-        };
+        // (`nn.flatten` of the 4-D weight, after an `nn.transpose` to window
+        // order for `quant.conv`): report the weight itself.
+        let mut shown = source;
+        while let Some(e) = shown.derivation() {
+            if !matches!(e.op, OpKind::Flatten | OpKind::Transpose) || e.inputs.len() != 1 {
+                break;
+            }
+            shown = g.weight(e.inputs[0]);
+        }
         out.push(LayerReport {
             weight: shown.name.clone(),
             shape: shown.ty.static_shape().unwrap_or(shape),

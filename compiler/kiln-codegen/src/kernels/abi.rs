@@ -556,7 +556,8 @@ layout!(
         Q_ZP_COLS = 34,
         Q_BLOCK = 35,
         Q_NBLOCKS = 36,
-        EPILOGUE = 37,
+        Q_PANELS = 37,
+        EPILOGUE = 38,
     }
 );
 
@@ -672,6 +673,10 @@ pub struct ConvQuant<P> {
     pub block: i64,
     /// Blocks per row.
     pub nblocks: i64,
+    /// 0: codes, scales and zero points as stored (rows). [`QG_PANEL`]: codes and zero
+    /// points packed as `row_panels_k8` and scales as `row_panels`, that block (written
+    /// to conv2d's `Q_PANELS` slot; qgemm takes its own `PANELS`).
+    pub panels: i64,
 }
 
 impl<P> ConvArgs<P> {
@@ -827,6 +832,7 @@ impl<P: Clone> KernelArgs<P> for ConvArgs<P> {
             s[conv::SCRATCH] = ptr_or_null(&self.scratch);
             if let Some(q) = &self.quant {
                 q.put(s, conv::Q_KW);
+                s[conv::Q_PANELS] = Slot::Int(q.panels);
             }
         });
         self.epilogue.push_slots(&mut s);
@@ -1623,6 +1629,7 @@ impl<P: Clone> KernelArgs<P> for QGemmArgs<P> {
                 zp: self.zp.clone(),
                 block: self.block,
                 nblocks: self.nblocks,
+                panels: self.panels,
             }
             .put(s, qgemm::KW);
             s[qgemm::C] = Slot::Ptr(self.c.ptr.clone());

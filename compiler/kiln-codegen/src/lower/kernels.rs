@@ -130,6 +130,33 @@ impl Source<'_> {
         Some((p, src))
     }
 
+    /// The packed constants behind a quantized weight's codes `w`, scales
+    /// `s` and zero points `z` when `pack-weights` laid them out in panels
+    /// of [`abi::QG_PANEL`] rows (codes and zero points `row_panels_k8`,
+    /// scales `row_panels`).
+    #[allow(clippy::type_complexity)]
+    fn quant_panels(
+        &self,
+        w: ValueId,
+        s: ValueId,
+        z: Option<ValueId>,
+    ) -> Option<(ValueId, ValueId, Option<ValueId>)> {
+        let packed = |v: ValueId, layout: PackLayout| {
+            self.packed_constant(v)
+                .filter(|(p, _)| p.layout == layout && p.block as i64 == abi::QG_PANEL)
+                .map(|(_, c)| c)
+        };
+        match (
+            packed(w, PackLayout::RowPanelsK8)?,
+            packed(s, PackLayout::RowPanels)?,
+            z.map(|z| packed(z, PackLayout::RowPanelsK8)),
+        ) {
+            (cw, cs, None) => Some((cw, cs, None)),
+            (cw, cs, Some(Some(cz))) => Some((cw, cs, Some(cz))),
+            _ => None,
+        }
+    }
+
     /// The f32 value of a one-element f32 constant.
     fn scalar_constant(&self, v: ValueId) -> Option<f32> {
         let w = self.g.weight(self.g.constant_weight(self.defs, v)?);
@@ -295,20 +322,7 @@ impl Kernels {
         let is_const = |v: ValueId| g.constant_weight(src.defs, v).is_some();
         // Codes, scales and zero points packed in panels for the 4-bit GEMV
         // (pack-weights): the kernel reads the packed constants.
-        let packed = |v: ValueId, layout: PackLayout| {
-            src.packed_constant(v)
-                .filter(|(p, _)| p.layout == layout && p.block as i64 == abi::QG_PANEL)
-                .map(|(_, c)| c)
-        };
-        let panels = match (
-            packed(w, PackLayout::RowPanelsK8),
-            packed(s, PackLayout::RowPanels),
-            z.map(|z| packed(z, PackLayout::RowPanelsK8)),
-        ) {
-            (Some(cw), Some(cs), None) => Some((cw, cs, None)),
-            (Some(cw), Some(cs), Some(Some(cz))) => Some((cw, cs, Some(cz))),
-            _ => None,
-        };
+        let panels = src.quant_panels(w, s, z);
         if node.attrs.contains_key("code_book")
             || operand(4).is_some()
             || !is_f32(g, x)
@@ -630,35 +644,53 @@ impl Kernels {
         };
         let z = operand(3);
         let is_const = |v: ValueId| g.constant_weight(src.defs, v).is_some();
-        if !is_f32(g, x) || !is_const(w) || !is_const(s) || z.is_some_and(|z| !is_const(z)) {
+        let panels = src.quant_panels(w, s, z);
+        if !is_f32(g, x)
+            || (panels.is_none()
+                && (!is_const(w) || !is_const(s) || z.is_some_and(|z| !is_const(z))))
+        {
             return Ok(false);
         }
         let Some((code, scale_code)) = quant_codes(g, w, s) else {
             return Ok(false);
         };
+        if panels.is_some() {
+            let (bits, k) = (g.value(w).ty.dtype.bits(), sh.w.k);
+            let block = sh.w.block;
+            if bits != 4 || !(block >= k || block.is_multiple_of(8)) {
+                return Err(format!(
+                    "quant.conv reads panel-packed weights only of 4-bit codes in blocks of a \
+                     multiple of 8 ({} codes, block {block})",
+                    g.value(w).ty.dtype
+                ));
+            }
+        }
         // The panel block the kernel decodes lives on its stack: taps beyond
         // a few hundred (never in practice) keep the tensor program.
         let taps = sh.kernel[0] * sh.kernel[1];
         if taps > QCONV_MAX_TAPS {
             return Ok(false);
         }
-        let zp = match z {
-            Some(z) => {
+        // The logical [C_out, zero point columns], packed or not.
+        let (cw, cs, cz) = panels.unwrap_or((w, s, z));
+        let zp = match (z, cz) {
+            (Some(z), Some(cz)) => {
                 let cols = shape(g, z).and_then(|s| s.get(1).copied()).unwrap_or(0);
-                Some((self.ptr(b, h, z)?, i(cols)))
+                Some((self.ptr(b, h, cz)?, i(cols)))
             }
-            None => None,
+            _ => None,
         };
         let quant = ConvQuant {
             code,
             kw: i(sh.w.kw),
-            scales: self.ptr(b, h, s)?,
+            scales: self.ptr(b, h, cs)?,
             scale_code,
             zp,
             block: i(sh.w.block),
             nblocks: i(sh.w.blocks),
+            panels: if panels.is_some() { abi::QG_PANEL } else { 0 },
         };
-        let weights = ConvWeights::Quant(sh, w, quant);
+        let weights = ConvWeights::Quant(sh, cw, quant);
         self.conv(b, h, src, a, x, weights, operand(4), out, epi)
     }
 

@@ -1087,7 +1087,46 @@ struct QConvCase {
     group: u64,
 }
 
+/// [`qconv_kir`]'s graph with the codes, scales and zero points as stored
+/// (`panels` false) or packed in panels of 16 output channels (`nn.unpack`
+/// of `row_panels_k8` / `row_panels` constants, as `pack-weights` writes
+/// them for AVX-512), which every variant's kernel then reads.
+impl QConvCase {
+    /// A case; `hw` is (height, width).
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        scheme: &'static str,
+        block: usize,
+        n: u64,
+        cin: u64,
+        hw: (u64, u64),
+        cout: u64,
+        k: u64,
+        stride: u64,
+        pad: u64,
+        group: u64,
+    ) -> QConvCase {
+        QConvCase {
+            scheme,
+            block,
+            n,
+            cin,
+            h: hw.0,
+            w: hw.1,
+            cout,
+            k,
+            stride,
+            pad,
+            group,
+        }
+    }
+}
+
 fn qconv_kir(rng: &mut Rng, c: QConvCase) -> String {
+    qconv_kir_in(rng, c, false)
+}
+
+fn qconv_kir_in(rng: &mut Rng, c: QConvCase, panels: bool) -> String {
     use kiln_ir::codec::block::{blocks_per_row, padded_k, zero_point_cols, Scheme};
     let s = Scheme::parse(c.scheme).unwrap();
     let cg = c.cin / c.group;
@@ -1121,8 +1160,26 @@ fn qconv_kir(rng: &mut Rng, c: QConvCase) -> String {
             "weight @w.{part} : {t} = derived<quant.quantize_weight {{axis = 1, block_size = {}, part = \"{part}\", scheme = \"{}\"}}>(@w.rows)\n",
             c.block, c.scheme
         );
-        body += &format!("  %{part} = nn.constant {{value = @w.{part}}} : {t}\n");
         operands += &format!(", %{part}");
+        if !panels {
+            body += &format!("  %{part} = nn.constant {{value = @w.{part}}} : {t}\n");
+            continue;
+        }
+        let rp = c.cout.div_ceil(16);
+        let (layout, packed) = if *part == "scales" {
+            ("row_panels", format!("{rp}x{cols}x16"))
+        } else {
+            ("row_panels_k8", format!("{rp}x{}x16x8", cols.div_ceil(8)))
+        };
+        let attrs = format!("block = 16, groups = 1, layout = \"{layout}\"");
+        kir += &format!(
+            "weight @w.{part}.p : tensor<{packed}x{dt}> = derived<nn.pack {{{attrs}}}>(@w.{part})\n"
+        );
+        body += &format!(
+            "  %{part}.p = nn.constant {{value = @w.{part}.p}} : tensor<{packed}x{dt}>\n\
+             \x20 %{part} = nn.unpack %{part}.p {{{attrs}, shape = [{}, {cols}]}} : {t}\n",
+            c.cout
+        );
     }
     if !s.has_zero_point() {
         // The bias is operand 4: an absent zero point between.
@@ -1154,19 +1211,7 @@ fn qconv_kir(rng: &mut Rng, c: QConvCase) -> String {
 #[test]
 fn quantized_convolutions_at_odd_sizes() {
     let mut rng = Rng(53);
-    let c = |scheme, block, n, cin, hw: (u64, u64), cout, k, stride, pad, group| QConvCase {
-        scheme,
-        block,
-        n,
-        cin,
-        h: hw.0,
-        w: hw.1,
-        cout,
-        k,
-        stride,
-        pad,
-        group,
-    };
+    let c = QConvCase::new;
     for case in [
         c("nf4", 64, 1, 16, (9, 9), 70, 3, 1, 1, 1),
         c("nf4", 32, 1, 64, (7, 7), 33, 1, 1, 0, 1),
@@ -1187,6 +1232,43 @@ fn quantized_convolutions_at_odd_sizes() {
             check_on(
                 t,
                 &format!("{case:?}"),
+                &kir,
+                &[("x", &[case.n, case.cin, case.h, case.w])],
+                &["conv2d"],
+                tol_k(kk),
+            );
+        }
+    }
+}
+
+/// `quant.conv` on codes packed in panels of 16 output channels: the
+/// AVX-512 kernel's decode of steps of 8 channels (the layout pack-weights
+/// writes there) and every other variant's code-by-code reader of the same
+/// panels, against the interpreter (which unpacks them): NF4, int4, uint4
+/// with zero points (more than 8 blocks per row), MXFP4's E8M0 scales, one
+/// block per row; output channels past a panel of 64 and of 16; several
+/// input-channel blocks; channels per group 8 (groups of 2).
+#[test]
+fn quantized_convolutions_on_panel_packed_codes() {
+    let mut rng = Rng(59);
+    let c = |scheme, block, cin, hw, cout, k, stride, pad, group| {
+        QConvCase::new(scheme, block, 1, cin, hw, cout, k, stride, pad, group)
+    };
+    for case in [
+        c("nf4", 64, 16, (9, 9), 70, 3, 1, 1, 1),
+        c("nf4", 32, 64, (7, 7), 33, 1, 1, 0, 1),
+        c("int4", 16, 40, (6, 5), 65, 3, 2, 1, 1),
+        c("uint4", 8, 48, (5, 5), 20, 3, 1, 1, 1),
+        c("mxfp4", 32, 32, (5, 5), 8, 3, 1, 1, 1),
+        c("nf4", 0, 16, (6, 6), 18, 3, 1, 1, 2),
+        c("nf4", 64, 600, (3, 3), 20, 1, 1, 0, 1),
+    ] {
+        let kir = qconv_kir_in(&mut rng, case, true);
+        let kk = case.k * case.k * case.cin / case.group;
+        for t in &quant_targets() {
+            check_on(
+                t,
+                &format!("panels {case:?}"),
                 &kir,
                 &[("x", &[case.n, case.cin, case.h, case.w])],
                 &["conv2d"],

@@ -8,6 +8,8 @@
 //!   `b' = b * s + t` (created when absent and `t` is not zero);
 //! - `nn.conv_transpose` (one group): `W' = W * s[1, :, 1, ...]`, `b'` as
 //!   above;
+//! - `quant.conv` with f32 block scales: the scales of output channel `m`
+//!   times `s[m]` (the codes stay), `b'` as above;
 //! - `nn.gemm` with a constant or absent `C`: the columns of `op(B)` times
 //!   `s`, `C' = beta * C * s + t` with `beta' = 1`;
 //! - `nn.matmul` with a constant 2-D right operand: `B' = B * s`; a
@@ -41,7 +43,7 @@ use kiln_ir::{Attr, Attrs, Blob, DType, Dim, Graph, Node, OpKind, TensorType, Va
 /// Registry entry.
 pub const INFO: PassInfo = PassInfo {
     name: "fold-batch-norm",
-    summary: "Folds batch norms and per-channel Mul/Add by constants into the preceding Conv, ConvTranspose, Gemm or MatMul as derived weights",
+    summary: "Folds batch norms and per-channel Mul/Add by constants into the preceding Conv (also quant.conv), ConvTranspose, Gemm or MatMul as derived weights",
     create: || Box::new(FoldBatchNorm::default()),
 };
 
@@ -114,7 +116,7 @@ fn contraction<'g>(m: &Matcher<'g>, x: ValueId) -> Option<(usize, Contraction<'g
     let xt = m.ty(x);
     let r = xt.rank();
     let axis = match node.op {
-        OpKind::Conv => {
+        OpKind::Conv | OpKind::QConv => {
             let layout: DataLayout = pattern::enum_attr(node, "layout")?;
             if layout == DataLayout::Nhwc {
                 r - 1
@@ -483,6 +485,34 @@ fn fold(m: &Matcher<'_>, n: usize, opts: &Options) -> Option<Recipe> {
                 inputs.resize(3, None);
                 inputs[2] = Some(v);
                 attrs.insert("beta".into(), Attr::Float(1.0));
+            }
+        }
+        OpKind::QConv => {
+            // Rows of codes per output channel: their f32 block scales take
+            // the channel's scale (other scale formats would round).
+            let sv = node.inputs.get(2).copied().flatten()?;
+            let st = m.ty(sv).clone();
+            if st.dtype != DType::F32 || wt.dims.first()?.as_static()? != ch {
+                return None;
+            }
+            if let Some(s) = aff.s {
+                let s_id = WRef::Old(m.g.constant_weight(m.defs(), sv)?);
+                let sw = if s.scalar {
+                    s.w
+                } else {
+                    reshape(&mut r, s.w, &[ch, 1], dt, "scale_w")
+                };
+                let scaled = bin(&mut r, OpKind::Mul, s_id, sw, &st, "folded_scales");
+                inputs[2] = Some(new_w(&mut r, scaled, "folded_scales", &st));
+            }
+            let b = match node.inputs.get(4).copied().flatten() {
+                Some(b) => Some(WRef::Old(m.g.constant_weight(m.defs(), b)?)),
+                None => None,
+            };
+            if let Some(bw) = new_bias(&mut r, b, aff.s, aff.t, &ch_ty, ch) {
+                let v = new_w(&mut r, bw, "folded_b", &ch_ty);
+                inputs.resize(5, None);
+                inputs[4] = Some(v);
             }
         }
         OpKind::MatMul => {

@@ -237,3 +237,60 @@ fn what_must_stay() {
         assert_unchanged(&FoldBatchNorm::default(), &src);
     }
 }
+
+/// A batch norm after a `quant.conv` with f32 block scales folds into the
+/// scales (each output channel's row times its factor; the codes stay) and
+/// the bias, with and without a bias first; E8M0 scales (MXFP4) would round
+/// and stay.
+#[test]
+fn quantized_conv_and_batch_norm() {
+    let quant = |scheme: &str, code: &str, scale: &str, bias: bool| {
+        let part = |p: &str, ty: &str| {
+            format!(
+                "weight @w.{p} : {ty} = derived<quant.quantize_weight {{axis = 1, block_size = 32, part = \"{p}\", scheme = \"{scheme}\"}}>(@w)\n"
+            )
+        };
+        let (codes, scales) = (
+            format!("tensor<4x32x{code}>"),
+            format!("tensor<4x1x{scale}>"),
+        );
+        let (bias_w, bias_c, bias_use) = if bias {
+            (
+                weight("cb", &[4], 5, 0.0, false),
+                "  %cb = nn.constant {value = @cb} : tensor<4xf32>\n",
+                ", none, %cb",
+            )
+        } else {
+            (String::new(), "", "")
+        };
+        format!(
+            "{}{}{}{}{bias_w}graph @t(%x: tensor<2x3x6x5xf32>) -> (tensor<2x4x6x5xf32>) {{
+  %c = nn.constant {{value = @w.codes}} : {codes}
+  %s = nn.constant {{value = @w.scales}} : {scales}
+{}{bias_c}  %q = quant.conv %x, %c, %s{bias_use} {{block_size = 32, kernel_shape = [3, 3], pads = [1, 1, 1, 1]}} : tensor<2x4x6x5xf32>
+  %n = nn.batch_norm %q, %g, %b, %m, %v {{epsilon = 0.001}} : tensor<2x4x6x5xf32>
+  %y = nn.relu %n : tensor<2x4x6x5xf32>
+  return %y
+}}",
+            weight("w", &[4, 27], 9, 0.0, false),
+            part("codes", &codes),
+            part("scales", &scales),
+            bn_weights(4),
+            bn_consts(4),
+        )
+    };
+    for bias in [false, true] {
+        let g = check(&quant("nf4", "nf4", "f32", bias));
+        let text = print(&g);
+        assert_eq!(ops(&g), [OpKind::QConv, OpKind::Relu], "{text}");
+        assert!(text.contains("folded_scales"), "{text}");
+    }
+    let src = quant("mxfp4", "f4e2m1", "f8e8m0", true);
+    let g = check(&src);
+    assert_eq!(
+        ops(&g),
+        [OpKind::QConv, OpKind::BatchNorm, OpKind::Relu],
+        "{}",
+        print(&g)
+    );
+}

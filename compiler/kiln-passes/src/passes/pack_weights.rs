@@ -26,6 +26,10 @@
 //!   GEMV reads panels (`TargetFacts::qgemv_panel` = b > 0): codes and zero
 //!   points as `row_panels_k8` `[ceil(N/b), ceil(Kw/8), b, 8]` (they stay
 //!   4-bit), scales as `row_panels` `[ceil(N/b), blocks, b]`.
+//! - NHWC `quant.conv` (alone or an epilogue's head) with the same kind of
+//!   constant 4-bit codes and input channels per group a multiple of 8:
+//!   the same panels (the conv2d kernel decodes a step of 8 channels of 16
+//!   output channels at once).
 //!
 //! `NR` is `TargetFacts::gemm_nr`; with 0 (the default target facts) the
 //! pass does nothing. f32 weights, and the i8 and 4-bit weights above.
@@ -221,6 +225,9 @@ pub fn plan(m: &Matcher<'_>, n: usize, opts: &Options, facts: &TargetFacts) -> O
     if m.g.nodes[n].op == OpKind::QMatMul {
         return plan_qgemv(m, n, opts, facts);
     }
+    if let Some(r) = plan_qconv(m, n, opts, facts) {
+        return Some(r);
+    }
     let (head, k) = contraction(m, n)?;
     let node = &m.g.nodes[n];
     let w: ValueId = node.inputs.get(k).copied().flatten()?;
@@ -308,6 +315,49 @@ fn consumer_again(
     Some(r)
 }
 
+/// The panel packings of a quantized weight's codes `w`, scales `s` and
+/// zero points `z` (in that order) for a product contracting `k` values in
+/// blocks of `block` (0: one per row), where the target's 4-bit kernels
+/// read panels (`TargetFacts::qgemv_panel` = b > 0): 4-bit codes `[N,
+/// Kw]`, f32/E8M0/E4M3 scales `[N, blocks]`, blocks of a multiple of 8 or
+/// one per row, all constant. Codes and zero points become `row_panels_k8`,
+/// scales `row_panels`, with block b.
+fn panel_packings(
+    m: &Matcher<'_>,
+    (w, s, z): (ValueId, ValueId, Option<ValueId>),
+    k: u64,
+    block: u64,
+    facts: &TargetFacts,
+) -> Option<Vec<Packing>> {
+    let b = facts.qgemv_panel;
+    let (wt, st) = (m.ty(w), m.ty(s));
+    let scale_ok = matches!(st.dtype, DType::F32 | DType::F8E8M0 | DType::F8E4M3FN);
+    if b == 0 || k == 0 || wt.dtype.bits() != 4 || !scale_ok {
+        return None;
+    }
+    let ws = wt.static_shape()?;
+    let ss = st.static_shape()?;
+    if !(block == 0 || block >= k || block.is_multiple_of(8)) || ws.len() != 2 || ss.len() != 2 {
+        return None;
+    }
+    m.g.constant_weight(m.defs(), w)?;
+    m.g.constant_weight(m.defs(), s)?;
+    let mut out = vec![
+        Packing::new(PackLayout::RowPanelsK8, b, 1, ws).ok()?,
+        Packing::new(PackLayout::RowPanels, b, 1, ss).ok()?,
+    ];
+    if let Some(z) = z {
+        let zt = m.ty(z);
+        let zs = zt.static_shape()?;
+        if zt.dtype.bits() != 4 || zs.len() != 2 {
+            return None;
+        }
+        m.g.constant_weight(m.defs(), z)?;
+        out.push(Packing::new(PackLayout::RowPanelsK8, b, 1, zs).ok()?);
+    }
+    Some(out)
+}
+
 /// The packings of a one-row `quant.matmul`'s operands (codes, scales and
 /// zero points if any, by operand index; see the module doc), if its 4-bit
 /// GEMV reads panels.
@@ -316,43 +366,22 @@ fn qgemv_packings(
     node: &Node,
     facts: &TargetFacts,
 ) -> Option<Vec<(usize, Packing)>> {
-    let b = facts.qgemv_panel;
     let operand = |k: usize| node.inputs.get(k).copied().flatten();
     let (x, w, s) = (operand(0)?, operand(1)?, operand(2)?);
-    if b == 0 || node.body.is_some() || operand(4).is_some() || node.attrs.contains_key("code_book")
-    {
+    if node.body.is_some() || operand(4).is_some() || node.attrs.contains_key("code_book") {
         return None;
     }
-    let (xt, wt, st) = (m.ty(x), m.ty(w), m.ty(s));
+    let xt = m.ty(x);
     let xs = xt.static_shape()?;
     let k = *xs.last()?;
     let rows = xs.iter().product::<u64>() / k.max(1);
-    let scale_ok = matches!(st.dtype, DType::F32 | DType::F8E8M0 | DType::F8E4M3FN);
-    if xt.dtype != DType::F32 || rows != 1 || k == 0 || wt.dtype.bits() != 4 || !scale_ok {
+    if xt.dtype != DType::F32 || rows != 1 {
         return None;
     }
-    let ws = wt.static_shape()?;
-    let ss = st.static_shape()?;
     let block = u64::try_from(pattern::int_attr(node, "block_size")?).ok()?;
-    if !(block == 0 || block >= k || block.is_multiple_of(8)) || ws.len() != 2 || ss.len() != 2 {
-        return None;
-    }
-    m.g.constant_weight(m.defs(), w)?;
-    m.g.constant_weight(m.defs(), s)?;
-    let mut out = vec![
-        (1, Packing::new(PackLayout::RowPanelsK8, b, 1, ws).ok()?),
-        (2, Packing::new(PackLayout::RowPanels, b, 1, ss).ok()?),
-    ];
-    if let Some(z) = operand(3) {
-        let zt = m.ty(z);
-        let zs = zt.static_shape()?;
-        if zt.dtype.bits() != 4 || zs.len() != 2 {
-            return None;
-        }
-        m.g.constant_weight(m.defs(), z)?;
-        out.push((3, Packing::new(PackLayout::RowPanelsK8, b, 1, zs).ok()?));
-    }
-    Some(out)
+    let z = operand(3);
+    let p = panel_packings(m, (w, s, z), k, block, facts)?;
+    Some([1, 2, 3].into_iter().zip(p).collect())
 }
 
 /// Packs the codes, scales and zero points of a one-row `quant.matmul`
@@ -363,6 +392,85 @@ fn plan_qgemv(m: &Matcher<'_>, n: usize, opts: &Options, facts: &TargetFacts) ->
         return None;
     }
     let packings = qgemv_packings(m, node, facts)?;
+    pack_operands(m, n, packings, node.body.clone())
+}
+
+/// Packs the codes, scales and zero points of an NHWC `quant.conv`, alone
+/// or the head of a fused epilogue (its operands are then the fused node's,
+/// each used once in the body), with 4-bit codes and input channels per
+/// group a multiple of 8 (the kernel decodes whole steps of 8 channels of a
+/// tap): the panels of [`panel_packings`].
+fn plan_qconv(m: &Matcher<'_>, n: usize, opts: &Options, facts: &TargetFacts) -> Option<Recipe> {
+    let node = &m.g.nodes[n];
+    if !opts.conv {
+        return None;
+    }
+    // The quant.conv, and the outer operand index of each of its operands.
+    let (head, outer): (&Node, Vec<Option<usize>>) = match (&node.body, node.op) {
+        (None, OpKind::QConv) => (node, (0..node.inputs.len()).map(Some).collect()),
+        (Some(body), OpKind::Fused) => {
+            let head = body.nodes.first().filter(|h| h.op == OpKind::QConv)?;
+            let idx = head
+                .inputs
+                .iter()
+                .map(|v| {
+                    let v = (*v)?;
+                    let uses = body.nodes.iter().flat_map(|b| b.operands());
+                    let once = uses.filter(|&u| u == v).count() == 1;
+                    body.inputs
+                        .iter()
+                        .position(|&b| b == v)
+                        .filter(|_| once && !body.outputs.contains(&v))
+                })
+                .collect();
+            (head, idx)
+        }
+        _ => return None,
+    };
+    if pattern::enum_attr::<DataLayout>(head, "layout")? != DataLayout::Nhwc
+        || head.attrs.contains_key("code_book")
+    {
+        return None;
+    }
+    let at = |k: usize| outer.get(k).copied().flatten();
+    let val = |k: usize| node.inputs.get(at(k)?).copied().flatten();
+    let (x, w, s) = (val(0)?, val(1)?, val(2)?);
+    let z = match head.inputs.get(3).copied().flatten() {
+        Some(_) => Some(val(3)?),
+        None => None,
+    };
+    let xs = m.ty(x).static_shape()?;
+    let group = u64::try_from(pattern::int_attr(head, "group")?)
+        .ok()?
+        .max(1);
+    let Some(Attr::Ints(ks)) = head.attrs.get("kernel_shape") else {
+        return None;
+    };
+    let cin_g = xs.get(3)? / group;
+    if xs.len() != 4 || ks.len() != 2 || !cin_g.is_multiple_of(8) {
+        return None;
+    }
+    let k = u64::try_from(ks[0] * ks[1]).ok()? * cin_g;
+    let block = u64::try_from(pattern::int_attr(head, "block_size")?).ok()?;
+    let p = panel_packings(m, (w, s, z), k, block, facts)?;
+    let packings = [at(1)?, at(2)?]
+        .into_iter()
+        .chain(z.and_then(|_| at(3)))
+        .zip(p)
+        .collect();
+    pack_operands(m, n, packings, node.body.clone())
+}
+
+/// Node `n` again with each operand `k` of `packings` packed as its
+/// packing (the constant behind an `nn.unpack`); `body` kept (operand
+/// types do not change).
+fn pack_operands(
+    m: &Matcher<'_>,
+    n: usize,
+    packings: Vec<(usize, Packing)>,
+    body: Option<Box<Graph>>,
+) -> Option<Recipe> {
+    let node = &m.g.nodes[n];
     let mut r = Recipe::at(n);
     let mut inputs: Vec<Option<Val>> = node.inputs.iter().map(|v| v.map(Val::Old)).collect();
     for (k, p) in packings {
@@ -377,7 +485,7 @@ fn plan_qgemv(m: &Matcher<'_>, n: usize, opts: &Options, facts: &TargetFacts) ->
             m.ty(v).dtype,
         ));
     }
-    consumer_again(m, node, r, inputs, node.attrs.clone(), None)
+    consumer_again(m, node, r, inputs, node.attrs.clone(), body)
 }
 
 #[cfg(test)]

@@ -199,41 +199,59 @@ fn int8_weights_pack_where_the_cpu_has_dot_products() {
     assert!(packed(&run(&u8_weight, true)).is_empty());
 }
 
-/// A one-row `quant.matmul` of `scheme` weights (K = 70, N = 19, blocks of
-/// `block`) over derived quantized codes and scales, with `rows` rows.
-fn qmatmul(scheme: &str, code: &str, scale: &str, block: u64, rows: u64, zp: bool) -> String {
-    let (k, n) = (70u64, 19u64);
+/// The derived quantized parts (codes, scales, zero points with `zp`) of
+/// weight `@{src}` holding `n` rows of `k` values along `axis`, by `scheme`
+/// (`code` / `scale` dtypes) in blocks of `block`: their weight lines, the
+/// graph's constants `%c`, `%s` (`%z`), and the operand list `%c, %s(, %z)`.
+#[allow(clippy::too_many_arguments)]
+fn qparts(
+    scheme: &str,
+    (code, scale): (&str, &str),
+    block: u64,
+    (n, k): (u64, u64),
+    axis: u64,
+    src: &str,
+    zp: bool,
+) -> (String, String, String) {
+    let per = if code.ends_with('4') { 2 } else { 1 };
     let kp = if block == 0 {
-        k
+        k.div_ceil(per) * per
     } else {
         k.div_ceil(block) * block
     };
     let nb = if block == 0 { 1 } else { k.div_ceil(block) };
-    let part = |p: &str, ty: &str| {
-        format!(
-            "weight @w.{p} : {ty} = derived<quant.quantize_weight {{axis = 0, block_size = {block}, part = \"{p}\", scheme = \"{scheme}\"}}>(@w)\n"
-        )
-    };
-    let codes = format!("tensor<{n}x{kp}x{code}>");
-    let scales = format!("tensor<{n}x{nb}x{scale}>");
-    let zps = format!("tensor<{n}x{}x{code}>", nb.div_ceil(2) * 2);
-    let mut src =
-        weight("w", &[k, n], 5, 0.0, false) + &part("codes", &codes) + &part("scales", &scales);
-    let mut operands = "%x, %c, %s".to_string();
-    let mut zconst = String::new();
+    let mut parts = vec![
+        ("codes", "c", format!("tensor<{n}x{kp}x{code}>")),
+        ("scales", "s", format!("tensor<{n}x{nb}x{scale}>")),
+    ];
     if zp {
-        src += &part("zero_points", &zps);
-        operands += ", %z";
-        zconst = format!("  %z = nn.constant {{value = @w.zero_points}} : {zps}\n");
+        let zps = format!("tensor<{n}x{}x{code}>", nb.div_ceil(2) * 2);
+        parts.push(("zero_points", "z", zps));
     }
-    src + &format!(
-        "graph @t(%x: tensor<{rows}x{k}xf32>) -> (tensor<{rows}x{n}xf32>) {{
-  %c = nn.constant {{value = @w.codes}} : {codes}
-  %s = nn.constant {{value = @w.scales}} : {scales}
-{zconst}  %y = quant.matmul {operands} {{block_size = {block}}} : tensor<{rows}x{n}xf32>
+    let (mut weights, mut consts, mut operands) = (String::new(), String::new(), Vec::new());
+    for (p, v, ty) in parts {
+        weights += &format!(
+            "weight @w.{p} : {ty} = derived<quant.quantize_weight {{axis = {axis}, block_size = {block}, part = \"{p}\", scheme = \"{scheme}\"}}>(@{src})\n"
+        );
+        consts += &format!("  %{v} = nn.constant {{value = @w.{p}}} : {ty}\n");
+        operands.push(format!("%{v}"));
+    }
+    (weights, consts, operands.join(", "))
+}
+
+/// A one-row `quant.matmul` of `scheme` weights (K = 70, N = 19, blocks of
+/// `block`) over derived quantized codes and scales, with `rows` rows.
+fn qmatmul(scheme: &str, code: &str, scale: &str, block: u64, rows: u64, zp: bool) -> String {
+    let (k, n) = (70u64, 19u64);
+    let (parts, consts, operands) = qparts(scheme, (code, scale), block, (n, k), 0, "w", zp);
+    weight("w", &[k, n], 5, 0.0, false)
+        + &parts
+        + &format!(
+            "graph @t(%x: tensor<{rows}x{k}xf32>) -> (tensor<{rows}x{n}xf32>) {{
+{consts}  %y = quant.matmul %x, {operands} {{block_size = {block}}} : tensor<{rows}x{n}xf32>
   return %y
 }}"
-    )
+        )
 }
 
 /// Where the 4-bit GEMV reads panels (`qgemv_panel` = 16), a one-row
@@ -298,6 +316,88 @@ fn one_row_4bit_products_get_panels() {
         run(&qmatmul("int8", "i8", "f32", 0, 1, false), 16),
     ];
     for g in stays {
+        assert!(packed(&g).is_empty(), "{}", print(&g));
+    }
+}
+
+/// An NHWC `quant.conv` (3x3, `cin` input channels, 20 output channels,
+/// `group` groups) of `scheme` codes over derived weights in window order
+/// (zero points for the unsigned schemes), with a bias, then Relu.
+fn qconv(scheme: &str, code: &str, scale: &str, block: u64, cin: u64, group: u64) -> String {
+    let (co, k) = (20u64, 9 * cin / group);
+    let zp = scheme.starts_with('u');
+    let (parts, consts, mut operands) =
+        qparts(scheme, (code, scale), block, (co, k), 1, "w.rows", zp);
+    if !zp {
+        operands += ", none";
+    }
+    weight("w", &[co, k], 5, 0.0, false).replace("@w :", "@w.rows :")
+        + &weight("b", &[co], 6, 0.0, false)
+        + &parts
+        + &format!(
+            "graph @t(%x: tensor<1x5x6x{cin}xf32>) -> (tensor<1x5x6x{co}xf32>) {{
+{consts}  %b = nn.constant {{value = @b}} : tensor<{co}xf32>
+  %q = quant.conv %x, {operands}, %b {{block_size = {block}, group = {group}, kernel_shape = [3, 3], layout = \"nhwc\", pads = [1, 1, 1, 1]}} : tensor<1x5x6x{co}xf32>
+  %y = nn.relu %q : tensor<1x5x6x{co}xf32>
+  return %y
+}}"
+        )
+}
+
+/// Where the 4-bit kernels read panels, an NHWC `quant.conv`'s codes,
+/// scales and zero points get the GEMV's panels (alone, and as a fused
+/// epilogue's head, the unpacks then in front of the fused node); the
+/// interpreter gives the same result before and after. Channels per group
+/// not a multiple of 8, 8-bit codes, blocks not a multiple of 8 and
+/// targets without the panels keep the weights as stored.
+#[test]
+fn quantized_convolutions_get_panels() {
+    let run = |src: &str, panel: u64, fuse: bool| {
+        let mut opts = facts(64);
+        opts.target.qgemv_panel = panel;
+        let mut g = graph(src);
+        if fuse {
+            FuseEpilogue::default().run(&mut g, &opts).unwrap();
+        }
+        check_graph(&PackWeights::default(), g, &opts, &|_, _, _| None)
+    };
+    for (scheme, code, scale, block, cin, group) in [
+        ("nf4", "nf4", "f32", 64, 16, 1),
+        ("nf4", "nf4", "f32", 0, 16, 2),
+        ("mxfp4", "f4e2m1", "f8e8m0", 32, 8, 1),
+    ] {
+        let src = qconv(scheme, code, scale, block, cin, group);
+        let g = run(&src, 16, false);
+        assert_eq!(packed(&g), ["row_panels_k8", "row_panels"], "{}", print(&g));
+        assert_eq!(
+            ops(&g),
+            [OpKind::Unpack, OpKind::Unpack, OpKind::QConv, OpKind::Relu],
+            "{}",
+            print(&g)
+        );
+        let g = run(&src, 16, true);
+        assert_eq!(packed(&g), ["row_panels_k8", "row_panels"], "{}", print(&g));
+        assert_eq!(
+            ops(&g),
+            [OpKind::Unpack, OpKind::Unpack, OpKind::Fused],
+            "{}",
+            print(&g)
+        );
+    }
+    let g = run(&qconv("uint4", "u4", "f32", 32, 16, 1), 16, true);
+    assert_eq!(
+        packed(&g),
+        ["row_panels_k8", "row_panels", "row_panels_k8"],
+        "{}",
+        print(&g)
+    );
+    for (src, panel) in [
+        (qconv("nf4", "nf4", "f32", 64, 12, 1), 16),
+        (qconv("nf4", "nf4", "f32", 64, 16, 1), 0),
+        (qconv("nf4", "nf4", "f32", 20, 16, 1), 16),
+        (qconv("int8", "i8", "f32", 0, 16, 1), 16),
+    ] {
+        let g = run(&src, panel, false);
         assert!(packed(&g).is_empty(), "{}", print(&g));
     }
 }
