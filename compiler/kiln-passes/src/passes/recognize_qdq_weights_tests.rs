@@ -313,3 +313,128 @@ fn gemm_with_alpha_or_per_k_scales_stays() {
     );
     assert_unchanged(&RecognizeQdqWeights, &src);
 }
+
+/// `nn.conv %x[2, C, 6, 5], (dequantize_linear %w[M, C/group, 3, 3],
+/// %s, %z?) {dq}, %bias {group, pads 1}` in NCHW.
+#[allow(clippy::too_many_arguments)]
+fn conv_graph(
+    weights: &str,
+    (c, m, group): (u64, u64, u64),
+    wdt: &str,
+    sty: &str,
+    zty: Option<&str>,
+    dq: &str,
+) -> String {
+    let cg = c / group;
+    let (z_decl, z_use) = match zty {
+        Some(t) => (format!("  %z = nn.constant {{value = @z}} : {t}\n"), ", %z"),
+        None => (String::new(), ""),
+    };
+    format!(
+        "{weights}{}graph @t(%x: tensor<2x{c}x6x5xf32>) -> (tensor<2x{m}x6x5xf32>) {{
+  %w = nn.constant {{value = @w}} : tensor<{m}x{cg}x3x3x{wdt}>
+  %s = nn.constant {{value = @s}} : {sty}
+{z_decl}  %cb = nn.constant {{value = @cb}} : tensor<{m}xf32>
+  %b = quant.dequantize_linear %w, %s{z_use} {dq} : tensor<{m}x{cg}x3x3xf32>
+  %y = nn.conv %x, %b, %cb {{group = {group}, pads = [1, 1, 1, 1]}} : tensor<2x{m}x6x5xf32>
+  return %y
+}}",
+        floats("cb", &[m], 9)
+    )
+}
+
+/// Conv weights: per output channel with zero points (int8), blocks along
+/// the input channels (int4; uint4 with zero points, grouped), per tensor;
+/// the interpreter gives the same result before and after (quant.conv
+/// reads the codes in window order). Blocks that do not divide the
+/// channels, per-input-channel scales and depthwise weights stay.
+#[test]
+fn conv_weights_per_channel_blocked_and_per_tensor() {
+    let cases = [
+        (
+            (8, 6, 1),
+            "i8",
+            ints("w", &[6, 8, 3, 3], "i8", -100, 100, 1)
+                + &floats("s", &[6], 2)
+                + &ints("z", &[6], "i8", -5, 5, 3),
+            "tensor<6xf32>".to_string(),
+            Some("tensor<6xi8>"),
+            "{axis = 0}",
+            "{block_size = 0, group = 1, kernel_shape = [3, 3], pads = [1, 1, 1, 1]}",
+        ),
+        (
+            (16, 5, 1),
+            "i4",
+            ints("w", &[5, 16, 3, 3], "i4", -8, 7, 4) + &floats("s", &[5, 2, 3, 3], 5),
+            "tensor<5x2x3x3xf32>".to_string(),
+            None,
+            "{axis = 1, block_size = 8}",
+            "{block_size = 8, group = 1, kernel_shape = [3, 3], pads = [1, 1, 1, 1]}",
+        ),
+        (
+            (8, 4, 2),
+            "u4",
+            ints("w", &[4, 4, 3, 3], "u4", 0, 15, 6)
+                + &floats("s", &[4, 2, 3, 3], 7)
+                + &ints("z", &[4, 2, 3, 3], "u4", 6, 9, 8),
+            "tensor<4x2x3x3xf32>".to_string(),
+            Some("tensor<4x2x3x3xu4>"),
+            "{axis = 1, block_size = 2}",
+            "{block_size = 2, group = 2, kernel_shape = [3, 3], pads = [1, 1, 1, 1]}",
+        ),
+        (
+            (4, 3, 1),
+            "u8",
+            ints("w", &[3, 4, 3, 3], "u8", 0, 255, 9)
+                + &floats("s", &[], 1)
+                + &ints("z", &[], "u8", 120, 130, 2).replace("tensor<xu8>", "tensor<u8>"),
+            "tensor<f32>".to_string(),
+            Some("tensor<u8>"),
+            "",
+            "{block_size = 0, group = 1, kernel_shape = [3, 3], pads = [1, 1, 1, 1]}",
+        ),
+    ];
+    for (shape, wdt, weights, sty, zty, dq, attrs) in cases {
+        let src = conv_graph(&weights, shape, wdt, &sty, zty, dq);
+        let g = check_pass(&RecognizeQdqWeights, &src);
+        let text = print(&g);
+        assert_eq!(count(&g, OpKind::QConv), 1, "{text}");
+        assert_eq!(count(&g, OpKind::DequantizeLinear), 0, "{text}");
+        assert!(text.contains(attrs), "{text}");
+        assert!(
+            text.contains("derived<nn.transpose {perm = [0, 2, 3, 1]}>(@w)"),
+            "{text}"
+        );
+    }
+    // Blocks of 3 do not divide 8 channels; per-input-channel scales
+    // (axis 1 without blocks); depthwise weights.
+    let stays = [
+        conv_graph(
+            &(ints("w", &[5, 8, 3, 3], "i4", -8, 7, 4) + &floats("s", &[5, 3, 3, 3], 5)),
+            (8, 5, 1),
+            "i4",
+            "tensor<5x3x3x3xf32>",
+            None,
+            "{axis = 1, block_size = 3}",
+        ),
+        conv_graph(
+            &(ints("w", &[5, 8, 3, 3], "i8", -8, 7, 4) + &floats("s", &[8], 5)),
+            (8, 5, 1),
+            "i8",
+            "tensor<8xf32>",
+            None,
+            "{axis = 1}",
+        ),
+        conv_graph(
+            &(ints("w", &[4, 1, 3, 3], "i8", -8, 7, 4) + &floats("s", &[4], 5)),
+            (4, 4, 4),
+            "i8",
+            "tensor<4xf32>",
+            None,
+            "{axis = 0}",
+        ),
+    ];
+    for src in stays {
+        assert_unchanged(&RecognizeQdqWeights, &src);
+    }
+}
