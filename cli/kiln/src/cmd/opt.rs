@@ -78,7 +78,9 @@ pub struct OptArgs {
     #[arg(long, value_name = "CPU", requires = "target")]
     pub cpu: Option<String>,
 
-    /// Options of `quantize-weights` (it does nothing without --quantize).
+    /// Options of `quantize-weights` (it does nothing without --quantize;
+    /// with it, a pipeline without quantize-weights gets one, as in `kiln
+    /// compile`).
     #[command(flatten)]
     pub quantize: crate::cmd::compile::QuantizeArgs,
 }
@@ -229,13 +231,17 @@ pub fn run(args: OptArgs) -> Result<(), CliError> {
     if args.list_passes {
         return io::write_output(None, list_passes().as_bytes());
     }
-    let pipeline =
+    let mut pipeline =
         Pipeline::parse(&args.passes).map_err(|e| CliError::new(Code::Usage, e.to_string()))?;
     let Some(path) = &args.input else {
         return Err(CliError::new(Code::Usage, "no input file"));
     };
-    // A bad --quantize is a usage error before any chunk is read.
-    args.quantize.options()?;
+    // A bad --quantize is a usage error before any chunk is read; a scheme
+    // puts quantize-weights into a pipeline that lacks it (as `kiln
+    // compile` does), so `--quantize` never passes silently.
+    if args.quantize.options()?.scheme.is_some() {
+        pipeline = pipeline.with_quantization();
+    }
     let facts = match &args.target {
         Some(t) => kiln_driver::target_facts(
             &kiln_driver::target_from_args(Some(t), args.cpu.as_deref()).map_err(driver_error)?,
