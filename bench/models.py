@@ -749,6 +749,24 @@ SPECS += [
         ort="int8dyn",
     ),
 ]
+# Weight-only quantized convolutions: ResNet-50's convolutions and classifier compiled with
+# --quantize=nf4 / fp8-e4m3 --quantize-ops=Conv,Gemm (quant.conv: the conv kernel dequantizes a
+# panel block at a time), beside ONNX Runtime's f32 model (it has no weight-only quantized
+# convolution). Compare the Kiln times with the f32 row's. The rtol bounds the weight error's
+# effect on the logits (NF4's quantization error of each weight, about 0.09 of its RMS, adds up
+# over 54 layers of random weights; FP8's is about 0.02); a wrong index or scale is far above.
+SPECS += [
+    Spec(
+        f"resnet50_{name}",
+        resnet50,
+        2011,
+        f"ResNet-50, {scheme.upper()} weights of Conv and Gemm (ORT: f32)",
+        rtol,
+        base="resnet50",
+        kiln_flags=(f"--quantize={scheme}", "--quantize-ops=Conv,Gemm"),
+    )
+    for name, scheme, rtol in (("nf4", "nf4", 0.5), ("fp8", "fp8-e4m3", 0.15))
+]
 BY_NAME = {s.name: s for s in SPECS}
 # The rows with model files of their own (variant rows use their base's).
 FILE_SPECS = [s for s in SPECS if s.base is None]

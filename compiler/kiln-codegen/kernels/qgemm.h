@@ -1488,16 +1488,127 @@ static KV_ATTR void FN(qconv_deq)(const qg_job* j, int64_t n, int64_t k0, int64_
   }
 }
 
-/* The panel block of qconv_block from codes packed in panels of QG_PANEL
- * rows (qg_gemvp's layout): row panels of 16 output channels, steps of 8
- * codes. The 16-lane variant decodes a step of a row panel as qg_pstep
- * does (loads at byte offsets 0 .. 3, 8 lookups) and scales the 8 vectors
- * by the block's 16 scales (zero points: minus their values times the
- * scales); other variants, and steps not aligned to 8, code by code. */
+/* Codes [k0, k0 + cbn) of rows [n0, n0 + rb) (a row panel's, or part of
+ * one; rows from nend on are zeros) packed in panels of 16 rows
+ * (qg_gemvp's layout for 4-bit codes: steps of 8), into o[c * NR + r].
+ * The 16-lane variant decodes a step of a whole row panel as qg_pstep does
+ * (loads at byte offsets 0 .. 3, 8 lookups) and scales the 8 vectors by
+ * the block's 16 scales (zero points: minus their values times the
+ * scales); other variants, partial panels and steps not aligned to 8, code
+ * by code. */
+static KV_ATTR void FN(qconv_run4)(const qg_job* j, int64_t n0, int64_t rb, int64_t nend,
+                                   int64_t k0, int64_t cbn, float* o) {
+  const int64_t kq = (j->kw + 7) / 8;
+  int64_t c = 0;
+#if KV_W == 16
+  if (rb == KILN_QG_PANEL && n0 % KILN_QG_PANEL == 0 && k0 % 8 == 0) {
+    const V tab = FN(vld)(j->lut);
+    const int64_t stride = kq * 64, zstride = (j->zp_cols + 7) / 8 * 64;
+    const int64_t rpanels = (j->n + KILN_QG_PANEL - 1) / KILN_QG_PANEL;
+    const int64_t rp = n0 / KILN_QG_PANEL;
+    for (; c + 8 <= cbn; c += 8) {
+      const int64_t k = k0 + c, q = k / 8, b = k / j->block;
+      const uint8_t* wp = j->w + rp * stride + q * 64;
+      uint8_t cpy[68];
+      if (rp == rpanels - 1 && q == kq - 1) {
+        /* The loads at bytes 1 .. 3 reach past the codes' end. */
+        __builtin_memcpy(cpy, wp, 64);
+        __builtin_memset(cpy + 64, 0, 4);
+        wp = cpy;
+      }
+      V sv;
+      if (j->scale_bits == 32) {
+        sv = FN(vld)((const float*)j->scales + (rp * j->nblocks + b) * KILN_QG_PANEL);
+      } else {
+        const uint8_t* sc = (const uint8_t*)j->scales + (rp * j->nblocks + b) * KILN_QG_PANEL;
+        for (int i = 0; i < KILN_QG_PANEL; i++) sv[i] = j->slut[sc[i]];
+      }
+      V zs = (V)0.0f;
+      if (j->zp) {
+        const uint8_t* zr = j->zp + rp * zstride + (b / 8) * 64;
+        uint8_t zb[68];
+        if (rp == rpanels - 1 && (b / 8 + 1) * 64 == zstride) {
+          __builtin_memcpy(zb, zr, 64);
+          __builtin_memset(zb + 64, 0, 4);
+          zr = zb;
+        }
+        const VI zi = (VI) * (const FN(qg_vp)*)(zr + (b % 8) / 2) >> (4 * (int)(b & 1));
+        zs = FN(qg_lk_lo)(tab, zi) * sv;
+      }
+      for (int h = 0; h < 4; h++) {
+        const VI l = (VI) * (const FN(qg_vp)*)(wp + h);
+        FN(vst)(o + (c + 2 * h) * NR, FN(qg_lk_lo)(tab, l) * sv - zs);
+        FN(vst)(o + (c + 2 * h + 1) * NR, FN(qg_lk_lo)(tab, l >> 4) * sv - zs);
+      }
+    }
+  }
+#endif
+  for (; c < cbn; c++) {
+    const int64_t k = k0 + c, b = k / j->block;
+    for (int64_t rr = 0; rr < rb; rr++) {
+      const int64_t n = n0 + rr;
+      o[c * NR + rr] = n < nend ? (j->lut[FN(qg_pcode)(j->w, kq, n, k)] - FN(qg_pzero)(j, n, b)) *
+                                      FN(qg_pscale)(j, n, b)
+                                : 0.0f;
+    }
+  }
+}
+
+/* qconv_run4 for 8-bit codes, packed as `row_panels` (a K index of a row
+ * panel: 16 bytes, one per row; zero points likewise): the 16-lane variant
+ * decodes a whole row panel in registers as qg_dec8 does (integers, OCP
+ * FP8), other variants, partial panels and formats through the table. */
+static KV_ATTR void FN(qconv_run8)(const qg_job* j, int64_t n0, int64_t rb, int64_t nend,
+                                   int64_t k0, int64_t cbn, float* o) {
+  const int64_t P = KILN_QG_PANEL;
+#if KV_W == 16
+  if (rb == P && n0 % P == 0 && j->kind8) {
+    const int64_t rp = n0 / P;
+    int64_t bl = -1;
+    V sv = (V)0.0f, zs = (V)0.0f;
+    for (int64_t c = 0; c < cbn; c++) {
+      const int64_t k = k0 + c, b = k / j->block;
+      if (b != bl) {
+        bl = b;
+        if (j->scale_bits == 32) {
+          sv = FN(vld)((const float*)j->scales + (rp * j->nblocks + b) * P);
+        } else {
+          const uint8_t* sc = (const uint8_t*)j->scales + (rp * j->nblocks + b) * P;
+          for (int i = 0; i < P; i++) sv[i] = j->slut[sc[i]];
+        }
+        if (j->zp) zs = FN(qg_dec8)(j->zp + (rp * j->zp_cols + b) * P, j->kind8, 1) * sv;
+      }
+      const V v = FN(qg_dec8)(j->w + (rp * j->kw + k) * P, j->kind8, 1);
+      FN(vst)(o + c * NR, v * sv - zs);
+    }
+    return;
+  }
+#endif
+  for (int64_t c = 0; c < cbn; c++) {
+    const int64_t k = k0 + c, b = k / j->block;
+    for (int64_t rr = 0; rr < rb; rr++) {
+      const int64_t n = n0 + rr;
+      if (n >= nend) {
+        o[c * NR + rr] = 0.0f;
+        continue;
+      }
+      /* Row n's panel (rows of a group need not start one). */
+      const int64_t np = n / P, lane = n % P;
+      const float z = j->zp ? j->lut[j->zp[(np * j->zp_cols + b) * P + lane]] : 0.0f;
+      const float sc = j->scale_bits == 32
+                           ? ((const float*)j->scales)[(np * j->nblocks + b) * P + lane]
+                           : j->slut[((const uint8_t*)j->scales)[(np * j->nblocks + b) * P + lane]];
+      o[c * NR + rr] = (j->lut[j->w[(np * j->kw + k) * P + lane]] - z) * sc;
+    }
+  }
+}
+
+/* The panel block of qconv_block from codes packed in panels of 16 rows
+ * (`pack-weights` on AVX-512): per group of 16 rows and tap, qconv_run4 or
+ * qconv_run8. */
 static KV_ATTR void FN(qconv_block_p)(const qg_job* j, int64_t row0, int64_t nrows,
                                       int64_t taps, int64_t cin_g, int64_t cb, int64_t cbn,
                                       float* out) {
-  const int64_t kq = (j->kw + 7) / 8;
   for (int64_t r0 = 0; r0 < NR; r0 += KILN_QG_PANEL) {
     const int64_t rb = KMIN(KILN_QG_PANEL, NR - r0);
     for (int64_t t = 0; t < taps; t++) {
@@ -1506,62 +1617,10 @@ static KV_ATTR void FN(qconv_block_p)(const qg_job* j, int64_t row0, int64_t nro
       if (r0 >= nrows) {
         for (int64_t c = 0; c < cbn; c++)
           for (int64_t rr = 0; rr < rb; rr++) o[c * NR + rr] = 0.0f;
-        continue;
-      }
-      int64_t c = 0;
-#if KV_W == 16
-      if (rb == KILN_QG_PANEL && row0 % KILN_QG_PANEL == 0 && k0 % 8 == 0) {
-        const V tab = FN(vld)(j->lut);
-        const int64_t stride = kq * 64, zstride = (j->zp_cols + 7) / 8 * 64;
-        const int64_t rpanels = (j->n + KILN_QG_PANEL - 1) / KILN_QG_PANEL;
-        const int64_t rp = (row0 + r0) / KILN_QG_PANEL;
-        for (; c + 8 <= cbn; c += 8) {
-          const int64_t k = k0 + c, q = k / 8, b = k / j->block;
-          const uint8_t* wp = j->w + rp * stride + q * 64;
-          uint8_t cpy[68];
-          if (rp == rpanels - 1 && q == kq - 1) {
-            /* The loads at bytes 1 .. 3 reach past the codes' end. */
-            __builtin_memcpy(cpy, wp, 64);
-            __builtin_memset(cpy + 64, 0, 4);
-            wp = cpy;
-          }
-          V sv;
-          if (j->scale_bits == 32) {
-            sv = FN(vld)((const float*)j->scales + (rp * j->nblocks + b) * KILN_QG_PANEL);
-          } else {
-            const uint8_t* sc = (const uint8_t*)j->scales + (rp * j->nblocks + b) * KILN_QG_PANEL;
-            for (int i = 0; i < KILN_QG_PANEL; i++) sv[i] = j->slut[sc[i]];
-          }
-          V zs = (V)0.0f;
-          if (j->zp) {
-            const uint8_t* zr = j->zp + rp * zstride + (b / 8) * 64;
-            uint8_t zb[68];
-            if (rp == rpanels - 1 && (b / 8 + 1) * 64 == zstride) {
-              __builtin_memcpy(zb, zr, 64);
-              __builtin_memset(zb + 64, 0, 4);
-              zr = zb;
-            }
-            const VI zi = (VI) * (const FN(qg_vp)*)(zr + (b % 8) / 2) >> (4 * (int)(b & 1));
-            zs = FN(qg_lk_lo)(tab, zi) * sv;
-          }
-          for (int h = 0; h < 4; h++) {
-            const VI l = (VI) * (const FN(qg_vp)*)(wp + h);
-            FN(vst)(o + (c + 2 * h) * NR, FN(qg_lk_lo)(tab, l) * sv - zs);
-            FN(vst)(o + (c + 2 * h + 1) * NR, FN(qg_lk_lo)(tab, l >> 4) * sv - zs);
-          }
-        }
-      }
-#endif
-      for (; c < cbn; c++) {
-        const int64_t k = k0 + c, b = k / j->block;
-        for (int64_t rr = 0; rr < rb; rr++) {
-          const int64_t n = row0 + r0 + rr;
-          o[c * NR + rr] =
-              n < row0 + nrows
-                  ? (j->lut[FN(qg_pcode)(j->w, kq, n, k)] - FN(qg_pzero)(j, n, b)) *
-                        FN(qg_pscale)(j, n, b)
-                  : 0.0f;
-        }
+      } else if (j->bits == 8) {
+        FN(qconv_run8)(j, row0 + r0, rb, row0 + nrows, k0, cbn, o);
+      } else {
+        FN(qconv_run4)(j, row0 + r0, rb, row0 + nrows, k0, cbn, o);
       }
     }
   }
@@ -1619,10 +1678,10 @@ static KV_ATTR void FN(conv_quant)(const int64_t* args, FN(conv_job) * cj) {
   j.kind8 = j.bits == 8 ? FN(qg_kind8)(slot_i(args, KILN_CONV_Q_CODE)) : 0;
 #endif
   if (j.bits == 0 || j.scale_bits == 0 || j.block <= 0 || j.kw < cj->kg) return;
-  /* Panels: 4-bit codes in steps of 8 that never straddle a block (the
-   * lowering's contract, as qgemm's). */
-  if (j.panels && (j.panels != KILN_QG_PANEL || j.bits != 4 ||
-                   (j.block % 8 != 0 && j.block < cj->kg)))
+  /* Panels: 8-bit codes, or 4-bit codes in steps of 8 that never straddle
+   * a block (the lowering's contract, as qgemm's). */
+  if (j.panels && (j.panels != KILN_QG_PANEL ||
+                   (j.bits != 8 && (j.bits != 4 || (j.block % 8 != 0 && j.block < cj->kg)))))
     return;
   cj->q = &j;
   FN(conv_grid)(cj, slot_i(args, KILN_CONV_COUT));

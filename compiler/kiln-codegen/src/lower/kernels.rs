@@ -146,10 +146,17 @@ impl Source<'_> {
                 .filter(|(p, _)| p.layout == layout && p.block as i64 == abi::QG_PANEL)
                 .map(|(_, c)| c)
         };
+        // 4-bit codes in steps of 8 (`row_panels_k8`), 8-bit ones a K index
+        // at a time (`row_panels`).
+        let codes = if self.g.value(w).ty.dtype.bits() == 8 {
+            PackLayout::RowPanels
+        } else {
+            PackLayout::RowPanelsK8
+        };
         match (
-            packed(w, PackLayout::RowPanelsK8)?,
+            packed(w, codes)?,
             packed(s, PackLayout::RowPanels)?,
-            z.map(|z| packed(z, PackLayout::RowPanelsK8)),
+            z.map(|z| packed(z, codes)),
         ) {
             (cw, cs, None) => Some((cw, cs, None)),
             (cw, cs, Some(Some(cz))) => Some((cw, cs, Some(cz))),
@@ -657,10 +664,10 @@ impl Kernels {
         if panels.is_some() {
             let (bits, k) = (g.value(w).ty.dtype.bits(), sh.w.k);
             let block = sh.w.block;
-            if bits != 4 || !(block >= k || block.is_multiple_of(8)) {
+            if !(bits == 8 || (bits == 4 && (block >= k || block.is_multiple_of(8)))) {
                 return Err(format!(
-                    "quant.conv reads panel-packed weights only of 4-bit codes in blocks of a \
-                     multiple of 8 ({} codes, block {block})",
+                    "quant.conv reads panel-packed weights only of 8-bit codes or of 4-bit \
+                     codes in blocks of a multiple of 8 ({} codes, block {block})",
                     g.value(w).ty.dtype
                 ));
             }

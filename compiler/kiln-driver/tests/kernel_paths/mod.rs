@@ -1166,7 +1166,9 @@ fn qconv_kir_in(rng: &mut Rng, c: QConvCase, panels: bool) -> String {
             continue;
         }
         let rp = c.cout.div_ceil(16);
-        let (layout, packed) = if *part == "scales" {
+        // Scales, and 8-bit codes and zero points: a K index of 16 rows at
+        // a time; 4-bit ones in steps of 8.
+        let (layout, packed) = if *part == "scales" || code_dt.bits() == 8 {
             ("row_panels", format!("{rp}x{cols}x16"))
         } else {
             ("row_panels_k8", format!("{rp}x{}x16x8", cols.div_ceil(8)))
@@ -1246,8 +1248,9 @@ fn quantized_convolutions_at_odd_sizes() {
 /// writes there) and every other variant's code-by-code reader of the same
 /// panels, against the interpreter (which unpacks them): NF4, int4, uint4
 /// with zero points (more than 8 blocks per row), MXFP4's E8M0 scales, one
-/// block per row; output channels past a panel of 64 and of 16; several
-/// input-channel blocks; channels per group 8 (groups of 2).
+/// block per row; 8-bit codes (FP8 E4M3 and E5M2, int8, uint8 with zero
+/// points) a K index at a time; output channels past a panel of 64 and of
+/// 16; several input-channel blocks; channels per group 8 (groups of 2).
 #[test]
 fn quantized_convolutions_on_panel_packed_codes() {
     let mut rng = Rng(59);
@@ -1262,6 +1265,11 @@ fn quantized_convolutions_on_panel_packed_codes() {
         c("mxfp4", 32, 32, (5, 5), 8, 3, 1, 1, 1),
         c("nf4", 0, 16, (6, 6), 18, 3, 1, 1, 2),
         c("nf4", 64, 600, (3, 3), 20, 1, 1, 0, 1),
+        // 8-bit codes: any channel count.
+        c("fp8-e4m3", 0, 12, (6, 5), 70, 3, 2, 1, 1),
+        c("fp8-e5m2", 64, 40, (5, 5), 17, 3, 1, 1, 1),
+        c("int8", 32, 3, (7, 7), 20, 3, 1, 1, 1),
+        c("uint8", 16, 24, (5, 5), 34, 3, 1, 1, 2),
     ] {
         let kir = qconv_kir_in(&mut rng, case, true);
         let kk = case.k * case.k * case.cin / case.group;

@@ -29,7 +29,9 @@
 //! - NHWC `quant.conv` (alone or an epilogue's head) with the same kind of
 //!   constant 4-bit codes and input channels per group a multiple of 8:
 //!   the same panels (the conv2d kernel decodes a step of 8 channels of 16
-//!   output channels at once).
+//!   output channels at once); 8-bit codes and zero points as `row_panels`
+//!   `[ceil(N/b), Kw, b]` (16 output channels' codes of one K index are 16
+//!   bytes).
 //!
 //! `NR` is `TargetFacts::gemm_nr`; with 0 (the default target facts) the
 //! pass does nothing. f32 weights, and the i8 and 4-bit weights above.
@@ -319,8 +321,9 @@ fn consumer_again(
 /// zero points `z` (in that order) for a product contracting `k` values in
 /// blocks of `block` (0: one per row), where the target's 4-bit kernels
 /// read panels (`TargetFacts::qgemv_panel` = b > 0): 4-bit codes `[N,
-/// Kw]`, f32/E8M0/E4M3 scales `[N, blocks]`, blocks of a multiple of 8 or
-/// one per row, all constant. Codes and zero points become `row_panels_k8`,
+/// Kw]` (with `bytes`, 8-bit ones too), f32/E8M0/E4M3 scales `[N,
+/// blocks]`, blocks of a multiple of 8 or one per row, all constant. 4-bit
+/// codes and zero points become `row_panels_k8`, 8-bit ones `row_panels`,
 /// scales `row_panels`, with block b.
 fn panel_packings(
     m: &Matcher<'_>,
@@ -328,13 +331,21 @@ fn panel_packings(
     k: u64,
     block: u64,
     facts: &TargetFacts,
+    bytes: bool,
 ) -> Option<Vec<Packing>> {
     let b = facts.qgemv_panel;
     let (wt, st) = (m.ty(w), m.ty(s));
     let scale_ok = matches!(st.dtype, DType::F32 | DType::F8E8M0 | DType::F8E4M3FN);
-    if b == 0 || k == 0 || wt.dtype.bits() != 4 || !scale_ok {
+    let bits = wt.dtype.bits();
+    if b == 0 || k == 0 || !(bits == 4 || (bytes && bits == 8)) || !scale_ok {
         return None;
     }
+    // 8-bit codes (convolutions): a K step of a panel is b bytes.
+    let codes = if bits == 8 {
+        PackLayout::RowPanels
+    } else {
+        PackLayout::RowPanelsK8
+    };
     let ws = wt.static_shape()?;
     let ss = st.static_shape()?;
     if !(block == 0 || block >= k || block.is_multiple_of(8)) || ws.len() != 2 || ss.len() != 2 {
@@ -343,17 +354,17 @@ fn panel_packings(
     m.g.constant_weight(m.defs(), w)?;
     m.g.constant_weight(m.defs(), s)?;
     let mut out = vec![
-        Packing::new(PackLayout::RowPanelsK8, b, 1, ws).ok()?,
+        Packing::new(codes, b, 1, ws).ok()?,
         Packing::new(PackLayout::RowPanels, b, 1, ss).ok()?,
     ];
     if let Some(z) = z {
         let zt = m.ty(z);
         let zs = zt.static_shape()?;
-        if zt.dtype.bits() != 4 || zs.len() != 2 {
+        if zt.dtype.bits() != bits || zs.len() != 2 {
             return None;
         }
         m.g.constant_weight(m.defs(), z)?;
-        out.push(Packing::new(PackLayout::RowPanelsK8, b, 1, zs).ok()?);
+        out.push(Packing::new(codes, b, 1, zs).ok()?);
     }
     Some(out)
 }
@@ -380,7 +391,7 @@ fn qgemv_packings(
     }
     let block = u64::try_from(pattern::int_attr(node, "block_size")?).ok()?;
     let z = operand(3);
-    let p = panel_packings(m, (w, s, z), k, block, facts)?;
+    let p = panel_packings(m, (w, s, z), k, block, facts, false)?;
     Some([1, 2, 3].into_iter().zip(p).collect())
 }
 
@@ -397,9 +408,9 @@ fn plan_qgemv(m: &Matcher<'_>, n: usize, opts: &Options, facts: &TargetFacts) ->
 
 /// Packs the codes, scales and zero points of an NHWC `quant.conv`, alone
 /// or the head of a fused epilogue (its operands are then the fused node's,
-/// each used once in the body), with 4-bit codes and input channels per
-/// group a multiple of 8 (the kernel decodes whole steps of 8 channels of a
-/// tap): the panels of [`panel_packings`].
+/// each used once in the body), with 8-bit codes, or 4-bit codes and input
+/// channels per group a multiple of 8 (the kernel decodes whole steps of 8
+/// channels of a tap): the panels of [`panel_packings`].
 fn plan_qconv(m: &Matcher<'_>, n: usize, opts: &Options, facts: &TargetFacts) -> Option<Recipe> {
     let node = &m.g.nodes[n];
     if !opts.conv {
@@ -447,12 +458,14 @@ fn plan_qconv(m: &Matcher<'_>, n: usize, opts: &Options, facts: &TargetFacts) ->
         return None;
     };
     let cin_g = xs.get(3)? / group;
-    if xs.len() != 4 || ks.len() != 2 || !cin_g.is_multiple_of(8) {
+    // 4-bit codes decode in steps of 8 channels of a tap.
+    let steps_ok = m.ty(w).dtype.bits() == 8 || cin_g.is_multiple_of(8);
+    if xs.len() != 4 || ks.len() != 2 || !steps_ok {
         return None;
     }
     let k = u64::try_from(ks[0] * ks[1]).ok()? * cin_g;
     let block = u64::try_from(pattern::int_attr(head, "block_size")?).ok()?;
-    let p = panel_packings(m, (w, s, z), k, block, facts)?;
+    let p = panel_packings(m, (w, s, z), k, block, facts, true)?;
     let packings = [at(1)?, at(2)?]
         .into_iter()
         .chain(z.and_then(|_| at(3)))

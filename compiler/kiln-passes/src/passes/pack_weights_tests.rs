@@ -225,7 +225,7 @@ fn qparts(
         ("scales", "s", format!("tensor<{n}x{nb}x{scale}>")),
     ];
     if zp {
-        let zps = format!("tensor<{n}x{}x{code}>", nb.div_ceil(2) * 2);
+        let zps = format!("tensor<{n}x{}x{code}>", nb.div_ceil(per) * per);
         parts.push(("zero_points", "z", zps));
     }
     let (mut weights, mut consts, mut operands) = (String::new(), String::new(), Vec::new());
@@ -347,9 +347,10 @@ fn qconv(scheme: &str, code: &str, scale: &str, block: u64, cin: u64, group: u64
 /// Where the 4-bit kernels read panels, an NHWC `quant.conv`'s codes,
 /// scales and zero points get the GEMV's panels (alone, and as a fused
 /// epilogue's head, the unpacks then in front of the fused node); the
-/// interpreter gives the same result before and after. Channels per group
-/// not a multiple of 8, 8-bit codes, blocks not a multiple of 8 and
-/// targets without the panels keep the weights as stored.
+/// interpreter gives the same result before and after; 8-bit codes as
+/// `row_panels`. 4-bit codes with channels per group not a multiple of 8
+/// or blocks not a multiple of 8, and targets without the panels, keep the
+/// weights as stored.
 #[test]
 fn quantized_convolutions_get_panels() {
     let run = |src: &str, panel: u64, fuse: bool| {
@@ -391,11 +392,23 @@ fn quantized_convolutions_get_panels() {
         "{}",
         print(&g)
     );
+    // 8-bit codes (any channel count): a K index of 16 rows at a time.
+    for (scheme, code, cin) in [("int8", "i8", 12), ("fp8-e4m3", "f8e4m3fn", 16)] {
+        let g = run(&qconv(scheme, code, "f32", 0, cin, 1), 16, true);
+        assert_eq!(packed(&g), ["row_panels", "row_panels"], "{}", print(&g));
+    }
+    let g = run(&qconv("uint8", "u8", "f32", 32, 16, 1), 16, false);
+    assert_eq!(
+        packed(&g),
+        ["row_panels", "row_panels", "row_panels"],
+        "{}",
+        print(&g)
+    );
     for (src, panel) in [
         (qconv("nf4", "nf4", "f32", 64, 12, 1), 16),
         (qconv("nf4", "nf4", "f32", 64, 16, 1), 0),
         (qconv("nf4", "nf4", "f32", 20, 16, 1), 16),
-        (qconv("int8", "i8", "f32", 0, 16, 1), 16),
+        (qconv("int8", "i8", "f32", 0, 16, 1), 0),
     ] {
         let g = run(&src, panel, false);
         assert!(packed(&g).is_empty(), "{}", print(&g));
