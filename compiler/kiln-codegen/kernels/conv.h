@@ -36,10 +36,9 @@ typedef struct FN(conv_job) {
 
 /* The panel block of quantized weights rows [row0, row0 + nrows) (zeros
  * past), codes t * cin_g + cb + c for taps t < taps and c < cbn, into
- * out[(t * cbn + c) * NR + r]; row: cbn floats of scratch (qgemm.h). */
+ * out[(t * cbn + c) * NR + r] (qgemm.h). */
 static KV_ATTR void FN(qconv_block)(const void* q, int64_t row0, int64_t nrows, int64_t taps,
-                                    int64_t cin_g, int64_t cb, int64_t cbn, float* out,
-                                    float* row);
+                                    int64_t cin_g, int64_t cb, int64_t cbn, float* out);
 /* kiln_k_conv2d with quantized weights: sets up the codes' decoding and
  * runs conv_grid (qgemm.h). */
 static KV_ATTR void FN(conv_quant)(const int64_t* args, FN(conv_job) * j);
@@ -54,9 +53,8 @@ static KV_ATTR void FN(conv_block)(const FN(conv_job) * j, int64_t m0, int64_t m
   const int64_t ohw = j->oh * j->ow;
   FN(conv_rows) cr;
   cr.ntaps = j->win.kh * j->win.kw;
-  /* Quantized weights: one dequantized panel block and a row of scratch,
-   * 64-byte aligned. */
-  const int64_t qfloats = j->q ? cr.ntaps * j->cb * NR + j->cb + 16 : 1;
+  /* Quantized weights: one dequantized panel block, 64-byte aligned. */
+  const int64_t qfloats = j->q ? cr.ntaps * j->cb * NR + 16 : 1;
   float qmem[qfloats];
   float* qb = (float*)(((uintptr_t)qmem + 63) & ~(uintptr_t)63);
   cr.kw = j->win.kw;
@@ -96,7 +94,7 @@ static KV_ATTR void FN(conv_block)(const FN(conv_job) * j, int64_t m0, int64_t m
       if (j->q) {
         int64_t g = jp / j->np_g, pg = jp - g * j->np_g;
         FN(qconv_block)(j->q, g * j->cout_g + pg * NR, KMIN(NR, j->cout_g - pg * NR), cr.ntaps,
-                        j->cin_g, cbeg, cbn, qb, qb + cr.ntaps * cbn * NR);
+                        j->cin_g, cbeg, cbn, qb);
       }
       for (int64_t i = m0; i < m1; i += MR) {
         int64_t mr = KMIN(MR, m1 - i);

@@ -1633,10 +1633,8 @@ static KV_ATTR void FN(qconv_block_p)(const qg_job* j, int64_t row0, int64_t nro
 #define QC_RB 16
 #define QC_CH 64
 static KV_ATTR void FN(qconv_block)(const void* q, int64_t row0, int64_t nrows, int64_t taps,
-                                    int64_t cin_g, int64_t cb, int64_t cbn, float* out,
-                                    float* row) {
+                                    int64_t cin_g, int64_t cb, int64_t cbn, float* out) {
   const qg_job* j = (const qg_job*)q;
-  (void)row;
   if (j->panels) {
     FN(qconv_block_p)(j, row0, nrows, taps, cin_g, cb, cbn, out);
     return;
