@@ -12,9 +12,10 @@
  * Block-quantized weights (`quant.conv`, rows of codes in window order) are
  * dequantized where they are read: before a panel's row tiles run over a
  * block of input channels, that panel block (taps x channels x NR) is
- * decoded into a stack buffer in the packed layout (qgemm.h's decoders),
- * so no f32 copy of the weight exists beyond one block per thread. Panels
- * are then taken one at a time (each block is reused by all row tiles).
+ * decoded into the task's slot of the kernel's scratch in the packed
+ * layout (qgemm.h's decoders), so no f32 copy of the weight exists beyond
+ * one block per task. Panels are then taken one at a time (each block is
+ * reused by all row tiles).
  */
 
 #define CONV_FEW_TILES 16
@@ -32,6 +33,8 @@ typedef struct FN(conv_job) {
   const epi_t* epi;
   int64_t m, tm, tn;
   const void* q; /* quantized weights (a qg_job, qgemm.h), else null */
+  float* qslots;  /* with q: a decoded panel block per task, qstride floats apart */
+  int64_t qstride;
 } FN(conv_job);
 
 /* The panel block of quantized weights rows [row0, row0 + nrows) (zeros
@@ -45,7 +48,7 @@ static KV_ATTR void FN(conv_quant)(const int64_t* args, FN(conv_job) * j);
 
 /* Pixels [m0, m1) x global panels [p0, p1) (panel p: group p / np_g). */
 static KV_ATTR void FN(conv_block)(const FN(conv_job) * j, int64_t m0, int64_t m1, int64_t p0,
-                                   int64_t p1) {
+                                   int64_t p1, float* qb) {
   /* Few row tiles (small images): B is the larger operand, so each panel's
    * K block is reused by all tiles while it is in L2 (one panel at a time);
    * otherwise a block of NC columns, each A tile reused across its panels. */
@@ -53,10 +56,6 @@ static KV_ATTR void FN(conv_block)(const FN(conv_job) * j, int64_t m0, int64_t m
   const int64_t ohw = j->oh * j->ow;
   FN(conv_rows) cr;
   cr.ntaps = j->win.kh * j->win.kw;
-  /* Quantized weights: one dequantized panel block, 64-byte aligned. */
-  const int64_t qfloats = j->q ? cr.ntaps * j->cb * NR + 16 : 1;
-  float qmem[qfloats];
-  float* qb = (float*)(((uintptr_t)qmem + 63) & ~(uintptr_t)63);
   cr.kw = j->win.kw;
   cr.dh = j->win.dh;
   cr.dw = j->win.dw;
@@ -168,7 +167,8 @@ static KV_ATTR void FN(conv_task)(void* data, int64_t begin, int64_t end) {
     int64_t ti = t / j->tn, tj = t % j->tn;
     int64_t m0 = part_begin(mt, j->tm, ti) * MR, m1 = KMIN(j->m, part_begin(mt, j->tm, ti + 1) * MR);
     int64_t p0 = part_begin(j->np, j->tn, tj), p1 = part_begin(j->np, j->tn, tj + 1);
-    if (m0 < m1 && p0 < p1) FN(conv_block)(j, m0, m1, p0, p1);
+    if (m0 < m1 && p0 < p1)
+      FN(conv_block)(j, m0, m1, p0, p1, j->q ? j->qslots + t * j->qstride : 0);
   }
 }
 
@@ -178,7 +178,7 @@ static KV_ATTR void FN(conv_grid)(FN(conv_job) * j, int64_t cout) {
   int64_t tasks = par_tasks(2.0 * (double)j->m * (double)cout * (double)j->kg, mt * j->np);
   FN(gemm_grid)(j->m, j->np * NR, tasks, 0.2, &j->tm, &j->tn);
   if (j->tm * j->tn <= 1)
-    FN(conv_block)(j, 0, j->m, 0, j->np);
+    FN(conv_block)(j, 0, j->m, 0, j->np, j->qslots);
   else
     kiln_par_for(j->tm * j->tn, FN(conv_task), j);
 }
@@ -222,6 +222,8 @@ KHIDDEN KV_ATTR void FN(kiln_k_conv2d)(const int64_t* args) {
   /* Panel-packed quantized codes decode whole steps of 8 channels. */
   if (slot_i(args, KILN_CONV_Q_PANELS) && j.cin_g % 8 == 0) j.cb = (j.cb + 7) / 8 * 8;
   j.q = 0;
+  j.qslots = 0;
+  j.qstride = 0;
   if (j.m <= 0 || j.cout_g <= 0) return;
   if (slot_i(args, KILN_CONV_Q_CODE) != KILN_QCODE_F32) {
     FN(conv_quant)(args, &j);

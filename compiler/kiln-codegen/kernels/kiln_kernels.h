@@ -129,10 +129,13 @@
  * channels fastest), with Q_SCALES [COUT, Q_NBLOCKS] (Q_SCALE_CODE), Q_ZP
  * (null or rows of Q_ZP_COLS codes) and blocks of Q_BLOCK along a row, as
  * the qgemm slots KW .. NBLOCKS (the same order); the kernel dequantizes
- * one panel block at a time (no Winograd). Q_PANELS = KILN_QG_PANEL (4-bit
- * codes, blocks of a multiple of 8 or one per row, CIN/GROUPS a multiple of
- * 8): codes and zero points packed as `row_panels_k8` and scales as
- * `row_panels` with that block, as qgemm's PANELS. */
+ * one panel block at a time (no Winograd) into SCRATCH: KILN_MAX_SLOTS
+ * slots of Q_BLOCK_FLOATS floats, each 64-byte aligned (`ConvArgs::
+ * scratch_bytes`), the channel block shrunk so that KH*KW x block x NR fits
+ * a slot. Q_PANELS = KILN_QG_PANEL (4-bit codes in blocks of a multiple of
+ * 8 or one per row, or 8-bit codes): 4-bit codes and zero points packed as
+ * `row_panels_k8`, 8-bit ones and the scales as `row_panels`, with that
+ * block, as qgemm's PANELS. */
 #define KILN_CONV_X 0
 #define KILN_CONV_N 1
 #define KILN_CONV_H 2
@@ -171,7 +174,8 @@
 #define KILN_CONV_Q_BLOCK 35
 #define KILN_CONV_Q_NBLOCKS 36
 #define KILN_CONV_Q_PANELS 37
-#define KILN_CONV_EPILOGUE 38
+#define KILN_CONV_Q_BLOCK_FLOATS 38
+#define KILN_CONV_EPILOGUE 39
 /* Most Winograd chunks in flight at once (slots of its scratch). */
 #define KILN_WINO_SLOTS 8
 

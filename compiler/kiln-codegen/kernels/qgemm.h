@@ -1681,6 +1681,15 @@ static KV_ATTR void FN(conv_quant)(const int64_t* args, FN(conv_job) * cj) {
   if (j.panels && (j.panels != KILN_QG_PANEL ||
                    (j.bits != 8 && (j.bits != 4 || (j.block % 8 != 0 && j.block < cj->kg)))))
     return;
+  /* A decoded panel block per task in the scratch (KILN_MAX_SLOTS slots of
+   * Q_BLOCK_FLOATS, 64-byte aligned): the channel block shrinks to fit. */
+  const int64_t taps = KMAX(1, cj->win.kh * cj->win.kw);
+  const int64_t slot = slot_i(args, KILN_CONV_Q_BLOCK_FLOATS);
+  const int64_t most = slot / (taps * NR);
+  cj->qslots = (float*)slot_p(args, KILN_CONV_SCRATCH);
+  if (!cj->qslots || most < 1) return;
+  cj->qstride = (slot + 15) / 16 * 16;
+  if (cj->cb > most) cj->cb = j.panels && most >= 8 ? most / 8 * 8 : most;
   cj->q = &j;
   FN(conv_grid)(cj, slot_i(args, KILN_CONV_COUT));
 }

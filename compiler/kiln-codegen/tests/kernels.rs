@@ -1636,6 +1636,117 @@ fn conv2d_shapes_strides_pads_groups() {
     }
 }
 
+/// Quantized weights (int8 codes, a scale per output channel) decode a panel block per task
+/// into the scratch's slots of `Q_BLOCK_FLOATS`: the channel block shrinks to the slot given
+/// (49 taps: a slot of 3 channels' block, or 1, against the 10 the K block would take), a
+/// serial run writes only within slot 0's floats, and the results match an f64 reference at
+/// every thread count.
+#[test]
+fn conv2d_quantized_blocks_stay_in_their_scratch_slots() {
+    let mut rng = Rng::new(12);
+    let (n, hw, cin, cout, k, pad) = (1usize, 9usize, 64usize, 70usize, 7usize, 3usize);
+    let taps = k * k;
+    let kw = taps * cin;
+    let x = rng.normals(n * hw * hw * cin, 1.0);
+    let codes: Vec<i8> = (0..cout * kw).map(|_| (rng.next() % 255) as i8).collect();
+    let scales = rng.normals(cout, 0.01);
+    let mut want = Vec::new();
+    for oy in 0..hw {
+        for ox in 0..hw {
+            for o in 0..cout {
+                let (mut s, mut abs) = (0.0f64, 0.0f64);
+                for ky in 0..k {
+                    for kx in 0..k {
+                        let (iy, ix) = (
+                            (oy + ky) as isize - pad as isize,
+                            (ox + kx) as isize - pad as isize,
+                        );
+                        if iy < 0 || ix < 0 || iy >= hw as isize || ix >= hw as isize {
+                            continue;
+                        }
+                        for c in 0..cin {
+                            let xv = x[((iy as usize) * hw + ix as usize) * cin + c] as f64;
+                            let wv =
+                                codes[o * kw + (ky * k + kx) * cin + c] as f64 * scales[o] as f64;
+                            s += xv * wv;
+                            abs += (xv * wv).abs();
+                        }
+                    }
+                }
+                want.push((s, abs));
+            }
+        }
+    }
+    for lib in libs() {
+        let nr = lib.variant.nr();
+        for block_floats in [taps * 3 * nr, taps * nr] {
+            for t in THREADS {
+                let what = format!("{} {t:?} quantized conv, slot {block_floats}", lib.label);
+                let stride = block_floats.div_ceil(16) * 16;
+                let mut scratch = vec![f32::NAN; MAX_SLOTS * stride + 1024];
+                let mut y = vec![f32::NAN; hw * hw * cout];
+                let args = ConvArgs {
+                    x: Nhwc::dense(addr(&x), cin as i64),
+                    n: n as i64,
+                    h: hw as i64,
+                    w: hw as i64,
+                    cin: cin as i64,
+                    weights: codes.as_ptr() as u64,
+                    y: Nhwc::dense(addr_mut(&mut y), cout as i64),
+                    oh: hw as i64,
+                    ow: hw as i64,
+                    cout: cout as i64,
+                    window: Window::square(k as i64, 1, pad as i64),
+                    groups: 1,
+                    kc: 0,
+                    nc: 0,
+                    wino_tiles: 0,
+                    scratch: None,
+                    quant: Some(ConvQuant {
+                        code: qcode(kiln_ir::DType::I8).unwrap(),
+                        kw: kw as i64,
+                        scales: addr(&scales),
+                        scale_code: qcode(kiln_ir::DType::F32).unwrap(),
+                        zp: None,
+                        block: kw as i64,
+                        nblocks: 1,
+                        panels: 0,
+                        block_floats: block_floats as i64,
+                    }),
+                    epilogue: Epilogue::none(),
+                };
+                assert_eq!(
+                    args.scratch_bytes(lib.variant) as usize,
+                    MAX_SLOTS * stride * 4,
+                    "{what}"
+                );
+                let args = ConvArgs {
+                    scratch: Some(addr_mut(&mut scratch)),
+                    ..args
+                };
+                lib.run(Kernel::Conv2d, &args.slots(), t);
+                assert!(
+                    scratch[MAX_SLOTS * stride..].iter().all(|v| v.is_nan()),
+                    "{what}: past the slots"
+                );
+                if matches!(t, Threads::Serial) {
+                    assert!(
+                        scratch[..block_floats].iter().any(|v| !v.is_nan()),
+                        "{what}: slot 0 unused"
+                    );
+                    assert!(
+                        scratch[block_floats..].iter().all(|v| v.is_nan()),
+                        "{what}: past slot 0's block"
+                    );
+                }
+                let tol: Vec<f64> = want.iter().map(|&(s, abs)| dot_tol(kw, abs, s)).collect();
+                let w: Vec<f64> = want.iter().map(|p| p.0).collect();
+                check_close(&what, &y, &w, &tol);
+            }
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 struct DwCase {
     n: usize,

@@ -557,7 +557,8 @@ layout!(
         Q_BLOCK = 35,
         Q_NBLOCKS = 36,
         Q_PANELS = 37,
-        EPILOGUE = 38,
+        Q_BLOCK_FLOATS = 38,
+        EPILOGUE = 39,
     }
 );
 
@@ -584,6 +585,25 @@ pub struct Window {
     pub pad_bottom: i64,
     /// Padding right.
     pub pad_right: i64,
+}
+
+impl Window {
+    /// A `k x k` window with stride `stride` along both axes, dilation 1 and `pad` on every
+    /// side.
+    pub fn square(k: i64, stride: i64, pad: i64) -> Window {
+        Window {
+            kh: k,
+            kw: k,
+            stride_h: stride,
+            stride_w: stride,
+            dil_h: 1,
+            dil_w: 1,
+            pad_top: pad,
+            pad_left: pad,
+            pad_bottom: pad,
+            pad_right: pad,
+        }
+    }
 }
 
 /// An NHWC activation tensor inside a possibly wider buffer: pixel `(n, h, w)`, channel `c` at
@@ -677,17 +697,43 @@ pub struct ConvQuant<P> {
     /// points packed as `row_panels_k8` and scales as `row_panels`, that block (written
     /// to conv2d's `Q_PANELS` slot; qgemm takes its own `PANELS`).
     pub panels: i64,
+    /// Floats of one decoded panel block (conv2d's `Q_BLOCK_FLOATS`,
+    /// [`qconv_block_floats`]): the kernel's scratch holds [`MAX_SLOTS`] of them.
+    pub block_floats: i64,
 }
 
 impl<P> ConvArgs<P> {
-    /// Scratch bytes for `variant`: 0 for the direct kernel, else [`wino_scratch_bytes`].
+    /// Scratch bytes for `variant`: with quantized weights [`MAX_SLOTS`] decoded panel blocks
+    /// of [`ConvQuant::block_floats`] (each 64-byte aligned); 0 for the direct kernel; else
+    /// [`wino_scratch_bytes`].
     pub fn scratch_bytes(&self, variant: Variant) -> u64 {
+        if let Some(q) = &self.quant {
+            return MAX_SLOTS as u64 * (q.block_floats.max(0) as u64 * 4).next_multiple_of(64);
+        }
         if self.wino_tiles <= 0 {
             return 0;
         }
         let tiles = wino_tiles(self.n, self.oh, self.ow);
         wino_scratch_bytes(self.cin, self.cout, self.wino_tiles, tiles, variant)
     }
+}
+
+/// Most products per output channel (taps x input channels) in a decoded panel block of a
+/// quantized convolution: ResNet's 3x3 layers of 512 channels decode blocks of 64 channels,
+/// as they would without the bound.
+pub const QCONV_BLOCK_K: i64 = 576;
+
+/// Floats of the panel block a quantized convolution (`quant.conv`) decodes at a time, for
+/// `taps` window positions and `cin_g` input channels per group: `taps` x channel block x NR,
+/// the block at most [`QCONV_BLOCK_K`] / `taps` channels rounded down to whole steps of 8 (at
+/// least 8, at most all the channels rounded up to 8). The kernel shrinks its channel block
+/// to fit.
+pub fn qconv_block_floats(taps: i64, cin_g: i64, variant: Variant) -> i64 {
+    let taps = taps.max(1);
+    let cb = (QCONV_BLOCK_K / taps / 8 * 8)
+        .max(8)
+        .min((cin_g.max(1) + 7) / 8 * 8);
+    taps * cb * variant.nr() as i64
 }
 
 /// The 2x2 output tiles of a Winograd convolution of `n` images of `oh x ow` outputs.
@@ -833,6 +879,7 @@ impl<P: Clone> KernelArgs<P> for ConvArgs<P> {
             if let Some(q) = &self.quant {
                 q.put(s, conv::Q_KW);
                 s[conv::Q_PANELS] = Slot::Int(q.panels);
+                s[conv::Q_BLOCK_FLOATS] = Slot::Int(q.block_floats);
             }
         });
         self.epilogue.push_slots(&mut s);
@@ -1630,6 +1677,7 @@ impl<P: Clone> KernelArgs<P> for QGemmArgs<P> {
                 block: self.block,
                 nblocks: self.nblocks,
                 panels: self.panels,
+                block_floats: 0,
             }
             .put(s, qgemm::KW);
             s[qgemm::C] = Slot::Ptr(self.c.ptr.clone());
@@ -2229,6 +2277,14 @@ mod tests {
         };
         assert_eq!(packed.scratch_bytes(Variant::W8R16), 0);
         assert!(attention_scratch_bytes(64, 64, Variant::W16R32) > 0);
+        // A quantized convolution's decoded panel blocks: 3x3 over 512 channels keeps blocks
+        // of 64 (NR 64 on w16r32), a 7x7 window over 3 channels one step of 8, 1x1 over 1024
+        // channels at most QCONV_BLOCK_K, a window past QCONV_BLOCK_K / 8 taps still 8.
+        assert_eq!(qconv_block_floats(9, 512, Variant::W16R32), 9 * 64 * 64);
+        assert_eq!(qconv_block_floats(49, 3, Variant::W16R32), 49 * 8 * 64);
+        assert_eq!(qconv_block_floats(1, 1024, Variant::W8R16), 576 * 16);
+        assert_eq!(qconv_block_floats(1, 20, Variant::W8R16), 24 * 16);
+        assert_eq!(qconv_block_floats(121, 64, Variant::W4R16), 121 * 8 * 8);
     }
 
     #[test]

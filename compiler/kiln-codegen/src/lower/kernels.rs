@@ -672,8 +672,8 @@ impl Kernels {
                 ));
             }
         }
-        // The panel block the kernel decodes lives on its stack: taps beyond
-        // a few hundred (never in practice) keep the tensor program.
+        // The kernel's scratch holds a decoded panel block per task: taps
+        // beyond a few hundred (never in practice) keep the tensor program.
         let taps = sh.kernel[0] * sh.kernel[1];
         if taps > QCONV_MAX_TAPS {
             return Ok(false);
@@ -696,6 +696,7 @@ impl Kernels {
             block: i(sh.w.block),
             nblocks: i(sh.w.blocks),
             panels: if panels.is_some() { abi::QG_PANEL } else { 0 },
+            block_floats: abi::qconv_block_floats(i(taps), i(sh.cin_g), self.variant),
         };
         let weights = ConvWeights::Quant(sh, cw, quant);
         self.conv(b, h, src, a, x, weights, operand(4), out, epi)
