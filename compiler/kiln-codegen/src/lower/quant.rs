@@ -334,6 +334,14 @@ fn code_value(
     Ok((v, bi))
 }
 
+/// `acc + a * (v * scale)` in f32: one step of a dot product over dequantized codes (`v` a
+/// code's value less its zero point), rounded as the interpreter's dequantize-then-multiply.
+fn add_product(body: &mut Body<'_>, acc: &str, a: &str, v: &str, scale: &str) -> String {
+    let wv = body.op(format!("arith.mulf {v}, {scale} : f32"));
+    let p = body.op(format!("arith.mulf {a}, {wv} : f32"));
+    body.op(format!("arith.addf {acc}, {p} : f32"))
+}
+
 /// `quant.matmul` as tensor code (the path without a kernel): one element
 /// of `[rows, N]` per iteration, with the dot product over K in an `scf.for`
 /// that dequantizes each weight code where it is read (`kiln_ir`'s op docs),
@@ -391,46 +399,76 @@ pub(crate) fn qmatmul(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
                 }
                 None => convert(body, &sv, s.dtype, DType::F32)?,
             };
-            let wv = body.op(format!("arith.mulf {v}, {sv} : f32"));
-            let p = body.op(format!("arith.mulf {av}, {wv} : f32"));
-            Ok(vec![
-                body.op(format!("arith.addf {}, {p} : f32", carried[0]))
-            ])
+            Ok(vec![add_product(body, &carried[0], &av, &v, &sv)])
         })?;
         convert(body, &acc[0], DType::F32, out)
     })?;
     b.reshape(&y, shape)
 }
 
-/// `quant.conv` as a tensor program (the path without the conv2d kernel):
-/// the weight dequantized into an f32 `[M, C/group, kh, kw]` tensor (one
-/// `linalg.generic` reading each code where `kiln_ir`'s op docs place it),
-/// then `nn.conv`'s loop nest with the bias.
+/// `quant.conv` as a tensor program (the path without the conv2d kernel:
+/// the GPU targets, -O0): one output element per iteration of `[N, M, OH,
+/// OW]`, summing over the window's codes in window order (`kiln_ir`'s op
+/// docs) in an `scf.for` that dequantizes each code where it is read,
+/// accumulating in f32 from the bias over the zero-padded input; no
+/// dequantized copy of the weight is made.
 pub(crate) fn qconv(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
     let sh = kiln_ir::ops::qconv_shape(n.a).map_err(attr_err)?;
+    let x = n.input(0)?.clone();
     let (w, s) = (n.input(1)?.clone(), n.input(2)?.clone());
-    let z = n.opt(3).cloned();
+    let (z, bias) = (n.opt(3).cloned(), n.opt(4).cloned());
+    let (out, out_shape) = n.out(0)?;
+    if x.rank() != 4 || out_shape.len() != 4 {
+        return Err(format!("quant.conv of {} is not 2-D", x.ty()));
+    }
     let (m, cg, block) = (sh.w.n, sh.cin_g, sh.w.block);
+    let mg = m / sh.group.max(1);
     let [kh, kw] = sh.kernel;
+    let sp = super::linalg::Spatial::read(n, &x.shape[2..], Some(vec![kh, kw]), &out_shape[2..])?;
+    let xp = b.pad(
+        &x,
+        &[0, 0, sp.lo[0], sp.lo[1]],
+        &[0, 0, sp.hi[0], sp.hi[1]],
+        0.0,
+    )?;
+    let ([sy, sx], [dy, dx]) = (
+        [sp.strides[0], sp.strides[1]],
+        [sp.dilations[0], sp.dilations[1]],
+    );
     let wtab = (w.dtype == DType::NF4).then(|| table(b, &nf4_table()));
-    let wf = b.tabulate(DType::F32, &[m, cg, kh, kw], |body, idx| {
-        let (o, c, ky, kx) = (&idx[0], &idx[1], &idx[2], &idx[3]);
-        let kk = body.op(format!(
-            "affine.apply affine_map<(d0, d1, d2) -> ((d1 * {kw} + d2) * {cg} + d0)>({c}, {ky}, {kx})"
-        ));
-        let (v, bi) = code_value(body, (&w, wtab.as_ref(), z.as_ref()), o, &kk, block)?;
-        let sv = body.extract(&s, &[o.clone(), bi]);
-        let sv = convert(body, &sv, s.dtype, DType::F32)?;
-        Ok(body.op(format!("arith.mulf {v}, {sv} : f32")))
-    })?;
-    let (_, out_shape) = n.out(0)?;
-    let inner = NodeIn {
-        node: n.node,
-        a: n.a,
-        ins: vec![n.opt(0).cloned(), Some(wf), n.opt(4).cloned()],
-        outs: vec![(DType::F32, out_shape.to_vec())],
-    };
-    super::linalg::conv(b, &inner)
+    let k = kh * kw * cg;
+    b.tabulate(out, out_shape, |body, idx| {
+        let (img, o, oy, ox) = (&idx[0], &idx[1], &idx[2], &idx[3]);
+        let init = match &bias {
+            Some(bv) => {
+                let v = body.extract(bv, std::slice::from_ref(o));
+                convert(body, &v, bv.dtype, DType::F32)?
+            }
+            None => body.float(0.0, DType::F32)?,
+        };
+        let lo = body.index(0);
+        let hi = body.index(k as i64);
+        let acc = body.for_loop(&lo, &hi, &[(init, "f32")], |body, kk, carried| {
+            // Code kk of the window: tap kk / cg (ky, kx), channel kk % cg of o's group.
+            let ci = body.op(format!(
+                "affine.apply affine_map<(d0, d1) -> ((d1 floordiv {mg}) * {cg} + d0 mod {cg})>({kk}, {o})"
+            ));
+            let iy = body.op(format!(
+                "affine.apply affine_map<(d0, d1) -> (d1 * {sy} + (d0 floordiv {}) * {dy})>({kk}, {oy})",
+                kw * cg
+            ));
+            let ix = body.op(format!(
+                "affine.apply affine_map<(d0, d1) -> (d1 * {sx} + ((d0 floordiv {cg}) mod {kw}) * {dx})>({kk}, {ox})"
+            ));
+            let xv = body.extract(&xp, &[img.clone(), ci, iy, ix]);
+            let xv = convert(body, &xv, x.dtype, DType::F32)?;
+            let (v, bi) = code_value(body, (&w, wtab.as_ref(), z.as_ref()), o, kk, block)?;
+            let sv = body.extract(&s, &[o.clone(), bi]);
+            let sv = convert(body, &sv, s.dtype, DType::F32)?;
+            Ok(vec![add_product(body, &carried[0], &xv, &v, &sv)])
+        })?;
+        convert(body, &acc[0], DType::F32, out)
+    })
 }
 
 /// `quant.quantize_weight` only exists in derived weights (computed at
