@@ -5,7 +5,11 @@
         [--targets cuda,rocm,vulkan,metal] [--no-run]
 
 For each model of bench/models.py (generated into .cache/bench-models when missing: seeded, no
-downloads), input shapes fixed from its test set:
+downloads), input shapes fixed from its test set, and each of the suite's rows that Kiln compiles
+with quantization flags (`--quantize=nf4`, `fp8-e4m3`, dynamic int8; compiled and checked for
+every target, not executed: lavapipe stops a kernel's loops after 65535 iterations, which the
+naive kernels' whole-tensor reductions of dynamic quantization exceed, and the quantized ops'
+GPU lowering runs on lavapipe in lit-tests/gpu/quant-conv.test and the node tests):
 
 - cuda: `kiln compile --target cuda:sm_80 --emit device`, twice: with the CUDA tools (`KILN_PTXAS`
   set, so libdevice beside it is linked) and without (Kiln's own math, what a machine without
@@ -73,8 +77,17 @@ def ptxas() -> Path:
 
 
 def suite_models() -> list[str]:
-    """The suite's models with files of their own (quantized rows are flags on these)."""
-    return [s.name for s in bench_models.FILE_SPECS]
+    """The suite's models with files of their own, then the rows Kiln compiles from one of them
+    with quantization flags (rows that import another model, e.g. ORT's MatMulNBits, are left
+    to the suite)."""
+    rows = [s.name for s in bench_models.FILE_SPECS]
+    return rows + [s.name for s in bench_models.SPECS if s.base and s.kiln_flags and s.kiln_model == "fp32"]
+
+
+def model_of(name: str) -> tuple[str, tuple[str, ...]]:
+    """The model directory a suite row compiles and its extra `kiln compile` flags."""
+    spec = bench_models.BY_NAME[name]
+    return (spec.base or spec.name), spec.kiln_flags
 
 
 def ensure_models(names: list[str], cache: Path) -> None:
@@ -105,10 +118,11 @@ def tail(p: subprocess.CompletedProcess) -> str:
 
 
 def compile_device(
-    kiln: Path, model_dir: Path, target: str, emit: str, out: Path, env: dict | None = None
+    kiln: Path, model_dir: Path, target: str, emit: str, out: Path, env: dict | None = None,
+    flags: tuple[str, ...] = (),
 ) -> str | None:
     c = run([kiln, "compile", model_dir / "model.onnx", "--target", target, "--emit", emit, "-o", out,
-             *shape_args(model_dir)], env)
+             *shape_args(model_dir), *flags], env)
     return None if c.returncode == 0 else f"kiln compile --target {target} --emit {emit}: {tail(c)}"
 
 
@@ -123,10 +137,10 @@ def cuda_env(ptxas_path: Path | None) -> dict:
     return env
 
 
-def check_cuda(kiln: Path, d: Path, tmp: Path, tools: dict, toolkit: bool) -> list[str]:
+def check_cuda(kiln: Path, d: Path, tmp: Path, tools: dict, toolkit: bool, flags=()) -> list[str]:
     out = tmp / "cuda"
     env = cuda_env(tools["ptxas"] if toolkit else None)
-    if err := compile_device(kiln, d, "cuda:sm_80", "device", out, env):
+    if err := compile_device(kiln, d, "cuda:sm_80", "device", out, env, flags):
         return [err]
     ptx = sorted(out.glob("*.ptx"))
     if not ptx:
@@ -145,9 +159,9 @@ def check_cuda(kiln: Path, d: Path, tmp: Path, tools: dict, toolkit: bool) -> li
     return errs
 
 
-def check_rocm(kiln: Path, d: Path, tmp: Path, tools: dict) -> list[str]:
+def check_rocm(kiln: Path, d: Path, tmp: Path, tools: dict, flags=()) -> list[str]:
     out = tmp / "rocm"
-    if err := compile_device(kiln, d, "rocm:gfx942", "device", out):
+    if err := compile_device(kiln, d, "rocm:gfx942", "device", out, flags=flags):
         return [err]
     objs = sorted(out.glob("*.hsaco"))
     if not objs:
@@ -171,9 +185,9 @@ def check_rocm(kiln: Path, d: Path, tmp: Path, tools: dict) -> list[str]:
     return errs
 
 
-def check_vulkan(kiln: Path, d: Path, tmp: Path, tools: dict, execute: bool, rtol: float) -> list[str]:
+def check_vulkan(kiln: Path, d: Path, tmp: Path, tools: dict, execute: bool, rtol: float, flags=()) -> list[str]:
     out = tmp / "vulkan"
-    if err := compile_device(kiln, d, "vulkan", "device", out):
+    if err := compile_device(kiln, d, "vulkan", "device", out, flags=flags):
         return [err]
     spv = sorted(out.glob("*.spv"))
     if not spv:
@@ -198,9 +212,9 @@ def check_vulkan(kiln: Path, d: Path, tmp: Path, tools: dict, execute: bool, rto
     return [] if ok else [f"lavapipe vs ONNX Runtime: {why}"]
 
 
-def check_metal(kiln: Path, d: Path, tmp: Path) -> list[str]:
+def check_metal(kiln: Path, d: Path, tmp: Path, flags=()) -> list[str]:
     out = tmp / "kernels.metal"
-    if err := compile_device(kiln, d, "metal", "msl", out):
+    if err := compile_device(kiln, d, "metal", "msl", out, flags=flags):
         return [err]
     text = out.read_text()
     n = len(re.findall(r"^kernel void ", text, flags=re.M))
@@ -234,31 +248,32 @@ def main(argv: list[str] | None = None) -> int:
         unknown = [n for n in names if n not in suite_models()]
         if unknown:
             raise SetupError(f"not models of bench/models.py: {', '.join(unknown)}")
-        ensure_models(names, args.cache)
+        ensure_models(sorted({model_of(n)[0] for n in names}), args.cache)
     except (SetupError, subprocess.CalledProcessError) as e:
         print(f"gpu_models: error: {e}", file=sys.stderr)
         return 2
     failures = 0
     for name in names:
-        d = args.cache / name
+        base, flags = model_of(name)
+        d = args.cache / base
         for t in targets:
             start = time.monotonic()
             with tempfile.TemporaryDirectory(prefix=f"kiln-gpu-models-{name}-") as tmp_s:
                 tmp = Path(tmp_s)
                 if t == "cuda":
-                    errs = check_cuda(args.kiln, d, tmp, tools, toolkit=True)
-                    errs += [f"without the CUDA tools: {e}" for e in check_cuda(args.kiln, d, tmp / "bare", tools, False)]
+                    errs = check_cuda(args.kiln, d, tmp, tools, True, flags)
+                    errs += [f"without the CUDA tools: {e}" for e in check_cuda(args.kiln, d, tmp / "bare", tools, False, flags)]
                     t = "cuda (with and without libdevice)"
                 elif t == "rocm":
-                    errs = check_rocm(args.kiln, d, tmp, tools)
+                    errs = check_rocm(args.kiln, d, tmp, tools, flags)
                 elif t == "vulkan":
-                    execute = not args.no_run and name not in NO_RUN
+                    execute = not args.no_run and name not in NO_RUN and not flags
                     spec = bench_models.BY_NAME.get(name)
                     rtol = max(args.rtol, spec.rtol if spec else 0.0)
-                    errs = check_vulkan(args.kiln, d, tmp, tools, execute, rtol)
+                    errs = check_vulkan(args.kiln, d, tmp, tools, execute, rtol, flags)
                     t = "vulkan (ran on lavapipe, matches ORT)" if execute and not errs else t
                 else:
-                    errs = check_metal(args.kiln, d, tmp)
+                    errs = check_metal(args.kiln, d, tmp, flags)
             took = time.monotonic() - start
             status = "ok" if not errs else "FAILED"
             print(f"{name:<24} {t:<40} {status} ({took:.1f} s)", flush=True)

@@ -688,7 +688,11 @@ fn emit_node(
         weight_ty: None,
         body: node.body.as_deref(),
     };
-    if !moves_only(node.op) && !converts_storage(node.op) {
+    // Storage-only values may only be converted or moved. A fused node's
+    // body is lowered node by node when it holds one (`elementwise::fused`
+    // takes none), and each of its nodes is checked there: an epilogue's
+    // quant.conv head reads the codes, its elementwise steps do not.
+    if node.body.is_none() && !moves_only(node.op) && !converts_storage(node.op) {
         let dts = ins.iter().flatten().map(|v| v.dtype);
         if let Some(d) = dts
             .chain(outs.iter().map(|(d, _)| *d))
