@@ -686,6 +686,7 @@ fn compile_one(
         kernels: opts.target.cpu_config().map(|c| c.variant),
         int8_dot: opts.target.cpu_config().is_some_and(|c| c.int8_dot),
         winograd: opts.target.cpu_config().is_some_and(|c| c.winograd),
+        split_reductions_above: opts.target.gpu_config().map(|c| c.split_reductions_above),
         ..LowerOptions::default()
     };
     let lowered = timed(&mut art, "lower", || Ok(lower_graph(&graph, &lower_opts)?))?;

@@ -11,7 +11,9 @@
 //! 2. every linalg op becomes a parallel loop nest (`memref.copy` first becomes `linalg.copy`),
 //!    and every outermost parallel loop one kernel: its iteration space linearized over a 1-D
 //!    grid of `block_size` threads ([`GpuConfig`]); reductions stay sequential loops inside
-//!    each thread. Host code that would still read or write memory (0-d values, loops over
+//!    each thread (the lowering splits those of more than `GpuConfig::split_reductions_above`
+//!    elements per result into partial results over chunks, then their combination, so no
+//!    thread walks a whole large tensor). Host code that would still read or write memory (0-d values, loops over
 //!    scalars) runs as a one-thread kernel, so the host part only computes addresses and
 //!    launches: every buffer it sees (inputs, outputs, weights, workspace, temporaries) lives
 //!    on the device;

@@ -328,6 +328,9 @@ type LoopBody<'f> = Box<dyn FnOnce(&mut Body<'_>, &[String], &str) -> Res<String
 pub(crate) struct Builder {
     text: String,
     next: usize,
+    /// Reductions of more elements than this per result run in two stages
+    /// ([`LowerOptions::split_reductions_above`](super::LowerOptions)).
+    split_reductions_above: Option<u64>,
 }
 
 impl Builder {
@@ -335,7 +338,21 @@ impl Builder {
         Builder {
             text: String::new(),
             next: 0,
+            split_reductions_above: None,
         }
+    }
+
+    /// A builder whose reductions split as `opts` says.
+    pub fn for_options(opts: &super::LowerOptions) -> Builder {
+        Builder {
+            split_reductions_above: opts.split_reductions_above,
+            ..Builder::new()
+        }
+    }
+
+    /// Above how many elements per result a reduction runs in two stages.
+    pub fn split_reductions_above(&self) -> Option<u64> {
+        self.split_reductions_above
     }
 
     pub fn into_text(self) -> String {

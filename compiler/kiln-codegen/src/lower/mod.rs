@@ -91,6 +91,10 @@ pub struct LowerOptions {
     /// 3x3 stride-1 convolutions with enough output tiles run Winograd F(2x2, 3x3)
     /// (`CpuConfig::winograd`).
     pub winograd: bool,
+    /// Reductions of more than this many elements per result run in two stages: partial
+    /// results over chunks of the reduced elements (in parallel), then those combined
+    /// (`GpuConfig::split_reductions_above`; `None`, the CPU targets: one stage).
+    pub split_reductions_above: Option<u64>,
 }
 
 impl Default for LowerOptions {
@@ -101,6 +105,7 @@ impl Default for LowerOptions {
             kernels: None,
             int8_dot: false,
             winograd: false,
+            split_reductions_above: None,
         }
     }
 }
@@ -349,7 +354,7 @@ pub fn lower_graph(g: &Graph, opts: &LowerOptions) -> Result<LoweredModule, Lowe
         return planned::lower_planned(g, plan, opts);
     }
     let mut bad: Vec<UnsupportedNode> = Vec::new();
-    let mut b = Builder::new();
+    let mut b = Builder::for_options(opts);
     let mut vals: HashMap<kiln_ir::ValueId, Val> = HashMap::new();
     let mut layout = WeightsLayout {
         align: opts.weight_align.max(1).next_power_of_two(),

@@ -82,6 +82,56 @@ pub(crate) fn reduce(
 ) -> Res<Val> {
     let r = x.rank();
     let kept: Vec<usize> = (0..r).filter(|i| !axes.contains(i)).collect();
+    let count: u64 = axes.iter().map(|&i| x.shape[i]).product();
+    if let Some(limit) = b.split_reductions_above().filter(|&l| count > l.max(1)) {
+        // More than `limit` elements per result (the GPU targets):
+        // partial results `[kept..., G]` over chunks of `C = max(limit, sqrt(n))`
+        // of the `n` reduced elements (row-major over `axes`), each an `scf.for`
+        // from its chunk's first element to its last, so every chunk is one
+        // thread's short loop; then [`reduce`] over the `G` partials. The
+        // combination is associative (sums in floating point reassociate, within
+        // the reductions' tolerance).
+        let chunk = limit.max((count as f64).sqrt().ceil() as u64);
+        let groups = count.div_ceil(chunk);
+        let mut part_shape: Vec<u64> = kept.iter().map(|&i| x.shape[i]).collect();
+        part_shape.push(groups);
+        let dt = x.dtype;
+        let e = elem(dt)?;
+        let parts = b.tabulate(dt, &part_shape, |body, idx| {
+            let g = &idx[kept.len()];
+            let lo = body.op(format!(
+                "affine.apply affine_map<(d0) -> (d0 * {chunk})>({g})"
+            ));
+            let hi = body.op(format!(
+                "affine.min affine_map<(d0) -> (d0 * {chunk} + {chunk}, {count})>({g})"
+            ));
+            let init = body.num(combine.identity(dt), dt)?;
+            let acc = body.for_loop(&lo, &hi, &[(init, e)], |body, k, carried| {
+                // Element k of the reduced ones: its coordinate along each
+                // reduced axis (the last fastest), the result's along the others.
+                let mut at = vec![String::new(); r];
+                for (j, &a) in kept.iter().enumerate() {
+                    at[a] = idx[j].clone();
+                }
+                let mut inner = 1u64;
+                for &a in axes.iter().rev() {
+                    let ext = x.shape[a];
+                    at[a] = body.op(format!(
+                        "affine.apply affine_map<(d0) -> ((d0 floordiv {inner}) mod {ext})>({k})"
+                    ));
+                    inner *= ext;
+                }
+                let mut vals = vec![body.extract(x, &at)];
+                for v in extra {
+                    vals.push(body.extract(v, &idx[..kept.len()]));
+                }
+                let v = pre(body, &vals)?;
+                Ok(vec![combine.apply(body, &carried[0], &v, dt)?])
+            })?;
+            Ok(acc[0].clone())
+        })?;
+        return reduce(b, &parts, &[kept.len()], combine, &[], partial);
+    }
     let out_shape: Vec<u64> = kept.iter().map(|&i| x.shape[i]).collect();
     let init = b.filled(combine.identity(x.dtype), x.dtype, &out_shape)?;
     let kept_map: Vec<String> = kept.iter().map(|i| format!("d{i}")).collect();
@@ -110,6 +160,12 @@ pub(crate) fn reduce(
         },
     )?;
     Ok(res.into_iter().next().expect("one result"))
+}
+
+/// A partial result as it is (the second stage of a split [`reduce`]; a
+/// function, not a closure, so that the recursion instantiates `reduce` once).
+fn partial(_: &mut Body<'_>, a: &[String]) -> Res<String> {
+    Ok(a[0].clone())
 }
 
 /// The map reading a reduced tensor (axes dropped) from the full space.

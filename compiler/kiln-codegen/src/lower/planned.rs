@@ -442,7 +442,7 @@ pub(crate) fn lower_planned(
     if st.kernels.is_some() {
         st.concat_slots = concat_slots(g, plan, &st.defs);
     }
-    let mut b = Builder::new();
+    let mut b = Builder::for_options(opts);
     for node in &g.nodes {
         if node.op == OpKind::Constant
             || aliases_operand(node.op).is_some()

@@ -71,6 +71,7 @@ fn config(chip: &str) -> GpuConfig {
         max_grid: i32::MAX as u32,
         shared_memory_bytes: 64 * 1024,
         index_bytes: 8,
+        split_reductions_above: super::gpu::SPLIT_REDUCTIONS_ABOVE,
         math: MathLowering {
             // Without ROCm's device libraries (ocml) here, every math function MLIR lowers
             // to an ocml call is computed by Kiln's own expansions: sin, cos and floor in

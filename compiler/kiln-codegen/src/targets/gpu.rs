@@ -148,7 +148,16 @@ pub struct GpuConfig {
     pub index_bytes: u32,
     /// Math lowering.
     pub math: MathLowering,
+    /// Reductions of more elements than this per result run in two stages, partial results
+    /// over chunks first (one thread each), so that no thread loops over a whole large tensor:
+    /// a whole-tensor reduction would otherwise be one thread's loop (and lavapipe stops a
+    /// loop after 65535 iterations).
+    pub split_reductions_above: u64,
 }
+
+/// [`GpuConfig::split_reductions_above`] of every GPU target: chunks of 4096 elements keep
+/// each thread's loop short and give a reduction of 10^6 elements 245 threads.
+pub const SPLIT_REDUCTIONS_ABOVE: u64 = 4096;
 
 /// Tools and libraries device code generation may use, found by the driver (see
 /// `kiln_driver::gpu_tools`); each is optional and its absence is reported where it matters.

@@ -103,6 +103,7 @@ fn config(chip: &str) -> GpuConfig {
         // The static shared memory every CUDA GPU gives a block without opting in.
         shared_memory_bytes: 48 * 1024,
         index_bytes: 8,
+        split_reductions_above: super::gpu::SPLIT_REDUCTIONS_ABOVE,
         math: MathLowering {
             approximate: Vec::new(),
             libdevice: true,

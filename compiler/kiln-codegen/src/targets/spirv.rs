@@ -76,6 +76,7 @@ pub(super) fn config(chip: &str) -> GpuConfig {
         max_grid: 65535,
         shared_memory_bytes: 16 * 1024,
         index_bytes: 4,
+        split_reductions_above: super::gpu::SPLIT_REDUCTIONS_ABOVE,
         math: MathLowering {
             approximate: APPROXIMATED.to_vec(),
             libdevice: false,
