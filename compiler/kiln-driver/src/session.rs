@@ -62,6 +62,10 @@ pub struct SessionOptions {
     /// The device a GPU artifact runs on (an index among its driver's devices; `None`:
     /// `KILN_DEVICE`, else the driver's default). CPU artifacts ignore it.
     pub device: Option<u32>,
+    /// Weight quantization of a model file (`quantize-weights`, as `kiln compile --quantize`):
+    /// added to the compile pipeline, or run alone before the interpreter. No scheme: none.
+    /// An artifact with a scheme is refused (it was compiled already).
+    pub quantize: kiln_passes::QuantizeOptions,
 }
 
 /// The runtime's loading options for a session's artifact.
@@ -80,6 +84,7 @@ impl Default for SessionOptions {
             opt_level: OptLevel::O3,
             on_stage: None,
             device: None,
+            quantize: kiln_passes::QuantizeOptions::default(),
         }
     }
 }
@@ -162,6 +167,13 @@ impl Prepared {
             if opts.interpret {
                 return Err(DriverError::Invalid(format!(
                     "{}: --interpret needs a model file (ONNX or Kiln IR), not a compiled artifact",
+                    path.display()
+                )));
+            }
+            if opts.quantize.scheme.is_some() {
+                return Err(DriverError::Invalid(format!(
+                    "{}: --quantize needs a model file (ONNX or Kiln IR); a compiled artifact \
+                     keeps the weights it was compiled with",
                     path.display()
                 )));
             }
@@ -254,6 +266,9 @@ impl Prepared {
             }
         };
         if opts.interpret {
+            if opts.quantize.scheme.is_some() {
+                quantize_for_interpreter(&mut graph, &opts.quantize)?;
+            }
             return Ok(Session {
                 engine: Engine::Interpreted(graph),
                 inputs,
@@ -288,6 +303,20 @@ impl Prepared {
         specialize(&mut graph, given, &mut specialized)?;
         Ok((graph, specialized))
     }
+}
+
+/// Runs `quantize-weights` alone on a graph the interpreter will run (what
+/// `kiln opt --passes=quantize-weights --quantize=...` writes), so that it
+/// computes with the quantized weights a compiled session would use.
+fn quantize_for_interpreter(graph: &mut Graph, q: &kiln_passes::QuantizeOptions) -> Result<()> {
+    let pipeline = kiln_passes::Pipeline::parse("quantize-weights")
+        .map_err(|e| DriverError::Invalid(format!("internal: {e}")))?;
+    let mut options = kiln_passes::ManagerOptions::default();
+    options.pass.quantize = q.clone();
+    kiln_passes::PassManager::new(pipeline, options)
+        .run(graph)
+        .map_err(|e| DriverError::Unsupported(e.to_string()))?;
+    Ok(())
 }
 
 /// Freezes the given values of shape-defining inputs (adding them to
@@ -333,6 +362,7 @@ pub(crate) fn compile_session(
     if let Some(p) = pipeline {
         copts.pipeline = p;
     }
+    copts.set_quantize(opts.quantize.clone());
     copts.on_stage = opts.on_stage.clone();
     // Inputs frozen only to fix shapes: the data path they feed stays
     // generated code (see kiln_passes' fold-constants).

@@ -67,6 +67,10 @@ pub struct BenchArgs {
 
     #[command(flatten)]
     pub device: DeviceArgs,
+
+    /// Weight quantization of a model file, as `kiln compile --quantize`.
+    #[command(flatten)]
+    pub quantize: crate::cmd::compile::QuantizeArgs,
 }
 
 /// The model's name as `bench_ort.py` prints it: the directory of a
@@ -120,6 +124,7 @@ pub fn run(args: BenchArgs) -> Result<(), CliError> {
         &args.target,
         &args.shapes,
         &args.device,
+        &args.quantize,
     )?;
     let (inputs, expected) = inputs(&args, &prepared)?;
     let session = open_session(&args.model, prepared, inputs.as_deref())?;

@@ -12,7 +12,7 @@
 //! artifact built with `kiln compile` keeps them as inputs unless
 //! `--freeze-input` is given.
 
-use crate::cmd::compile::{load_options, TargetArgs};
+use crate::cmd::compile::{load_options, QuantizeArgs, TargetArgs};
 use crate::cmd::import::InputShapeArgs;
 use crate::error::{driver_error, CliError, Code, Diag};
 use clap::{Args, ValueEnum};
@@ -145,6 +145,11 @@ pub struct RunArgs {
 
     #[command(flatten)]
     pub shapes: InputShapeArgs,
+
+    /// Weight quantization of a model file, as `kiln compile --quantize`
+    /// (with --interpret the interpreter runs the quantized weights).
+    #[command(flatten)]
+    pub quantize: QuantizeArgs,
 }
 
 /// `--rtol`/`--atol`, shared by `run --expected` and `verify`.
@@ -193,13 +198,20 @@ pub struct DeviceArgs {
     pub index: Option<u32>,
 }
 
-/// Session options from the target, shape and device flags.
+/// Session options from the target, shape, device and quantization flags.
 pub fn session_options(
     interpret: bool,
     target: &TargetArgs,
     shapes: &InputShapeArgs,
     device: &DeviceArgs,
+    quantize: &QuantizeArgs,
 ) -> Result<SessionOptions, CliError> {
+    if quantize.quant_report.is_some() {
+        return Err(CliError::new(
+            Code::Usage,
+            "--quant-report is an option of kiln compile (it reports on the compiled weights)",
+        ));
+    }
     Ok(SessionOptions {
         interpret,
         load: load_options(shapes)?,
@@ -207,6 +219,7 @@ pub fn session_options(
         opt_level: target.opt_level(),
         on_stage: None,
         device: device.index,
+        quantize: quantize.options()?,
     })
 }
 
@@ -218,8 +231,9 @@ pub fn prepare(
     target: &TargetArgs,
     shapes: &InputShapeArgs,
     device: &DeviceArgs,
+    quantize: &QuantizeArgs,
 ) -> Result<Prepared, CliError> {
-    let opts = session_options(interpret, target, shapes, device)?;
+    let opts = session_options(interpret, target, shapes, device, quantize)?;
     Prepared::open(model, &opts).map_err(|e| driver_error(e).in_file(model))
 }
 
@@ -276,6 +290,7 @@ pub fn run(args: RunArgs) -> Result<(), CliError> {
         &args.target,
         &args.shapes,
         &args.device,
+        &args.quantize,
     )?;
     let inputs = args.inputs.read(&prepared.input_names())?;
     // Read before running: a missing expected file fails fast.

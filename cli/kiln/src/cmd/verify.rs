@@ -14,6 +14,7 @@
 //! diverges. The report goes to stdout (text, or one JSON object with
 //! `--format json`).
 
+use crate::cmd::compile::QuantizeArgs;
 use crate::cmd::compile::TargetArgs;
 use crate::cmd::import::InputShapeArgs;
 use crate::cmd::inspect::Format;
@@ -85,6 +86,7 @@ pub fn run(args: VerifyArgs) -> Result<(), CliError> {
         &args.target,
         &args.shapes,
         &DeviceArgs::default(),
+        &QuantizeArgs::default(),
     )?;
     if !prepared.needs_compile() {
         return Err(CliError::at_file(
@@ -123,7 +125,13 @@ pub fn run(args: VerifyArgs) -> Result<(), CliError> {
     let opts = VerifyOptions {
         session: kiln_driver::SessionOptions {
             on_stage: Some(progress.hook()),
-            ..session_options(false, &args.target, &args.shapes, &DeviceArgs::default())?
+            ..session_options(
+                false,
+                &args.target,
+                &args.shapes,
+                &DeviceArgs::default(),
+                &QuantizeArgs::default(),
+            )?
         },
         reference,
         rtol: args.tolerance.rtol,
