@@ -311,12 +311,11 @@ impl Prepared {
 fn quantize_for_interpreter(graph: &mut Graph, q: &kiln_passes::QuantizeOptions) -> Result<()> {
     let pipeline = kiln_passes::Pipeline::parse("quantize-weights")
         .map_err(|e| DriverError::Invalid(format!("internal: {e}")))?;
-    let mut options = kiln_passes::ManagerOptions::default();
-    options.pass.quantize = q.clone();
-    kiln_passes::PassManager::new(pipeline, options)
-        .run(graph)
-        .map_err(|e| DriverError::Unsupported(e.to_string()))?;
-    Ok(())
+    let pass = kiln_passes::PassOptions {
+        quantize: q.clone(),
+        ..kiln_passes::PassOptions::default()
+    };
+    crate::compile::optimize_with(graph, &pipeline, &pass)
 }
 
 /// Freezes the given values of shape-defining inputs (adding them to
