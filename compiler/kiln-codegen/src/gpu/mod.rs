@@ -8,7 +8,12 @@
 //!
 //! 1. bufferization, as on the CPU (temporaries become `memref.alloc`, which the host part
 //!    turns into device allocations of the run);
-//! 2. every linalg op becomes a parallel loop nest (`memref.copy` first becomes `linalg.copy`),
+//! 2. contractions of f32 values with enough rows and columns become tiled kernels (tiles of
+//!    A and B staged in workgroup memory, a block of outputs per thread:
+//!    `kiln-gpu-tile-contractions`, shaped by [`GpuConfig::contraction_tile`]); reductions
+//!    along their inputs' innermost dimension become one block per result with a tree in
+//!    workgroup memory (`kiln-gpu-reduction-trees`); every other
+//!    linalg op becomes a parallel loop nest (`memref.copy` first becomes `linalg.copy`),
 //!    and every outermost parallel loop one kernel: its iteration space linearized over a 1-D
 //!    grid of `block_size` threads ([`GpuConfig`]); reductions stay sequential loops inside
 //!    each thread (the lowering splits those of more than `GpuConfig::split_reductions_above`
@@ -68,12 +73,31 @@ pub const LAUNCH_SYMBOL: &str = "kiln_gpu_launch";
 
 /// Bufferization, mapping, outlining and the launch ABI, for a chip's [`GpuConfig`].
 pub fn shared_passes(c: &GpuConfig) -> String {
+    // Every grid dimension stays within 65535 blocks (CUDA's and Vulkan's y and z limit).
+    let tile = c
+        .contraction_tile
+        .map(|t| {
+            format!(
+                "kiln-gpu-tile-contractions{{threads={} micro={} tile-k={} min-extent={} max-grid=65535}}, ",
+                t.threads, t.micro, t.k, t.min_extent
+            )
+        })
+        .unwrap_or_default();
+    let trees = c
+        .reduction_tree_min_extent
+        .map(|min| {
+            format!(
+                "kiln-gpu-reduction-trees{{block-size={} min-extent={min} max-grid=65535}}, ",
+                c.block_size
+            )
+        })
+        .unwrap_or_default();
     format!(
         "eliminate-empty-tensors, \
          one-shot-bufferize{{bufferize-function-boundaries function-boundary-type-conversion=identity-layout-map}}, \
          ownership-based-buffer-deallocation, canonicalize, buffer-deallocation-simplification, \
          bufferization-lower-deallocations, canonicalize, \
-         kiln-gpu-constants, kiln-gpu-parallel-first, kiln-gpu-copies, func.func(convert-linalg-to-parallel-loops), \
+         kiln-gpu-constants, {tile}{trees}kiln-gpu-parallel-first, kiln-gpu-copies, func.func(convert-linalg-to-parallel-loops), \
          kiln-gpu-map-loops{{block-size={} max-grid={}}}, \
          scf-parallel-for-to-nested-fors, kiln-gpu-serial, \
          lower-affine, canonicalize, cse, \

@@ -8,6 +8,17 @@
 //                          argument past its end: their bytes are appended to the weights
 //                          blob (module attribute `kiln.constants`), which lives on the device
 //                          like every weight.
+//   kiln-gpu-tile-contractions  each host contraction of f32 values (one k dimension; m, n
+//                          and batch dimensions of any number) with enough rows and columns
+//                          -> one gpu.launch whose blocks stage tiles of A and B in workgroup
+//                          memory (gpu.barrier between the stages) and whose threads each
+//                          accumulate a micro x micro block of outputs in k order through the
+//                          op's own body; grid-stride loops over batches, row and column tiles.
+//   kiln-gpu-reduction-trees  each host reduction `combine(x, acc)` (an associative,
+//                          commutative arith op) along its inputs' innermost dimension over
+//                          at least `min-extent` elements per result -> one block per result:
+//                          strided partial values per thread, a tree in workgroup memory,
+//                          thread 0 combining the total with the output's initial value.
 //   kiln-gpu-parallel-first  linalg.generic loops interchanged so that parallel dimensions
 //                          lead (one thread per output element of a contraction).
 //   kiln-gpu-copies        memref.copy in host code -> linalg.copy (then a parallel loop,
@@ -56,6 +67,9 @@
 //                          arith-expand{include-bf16} (bf16 arithmetic in f32, conversions as
 //                          integer bit operations) no bf16 type is left for SPIR-V, which has
 //                          none in Vulkan 1.1.
+//   kiln-gpu-spirv-workgroup  workgroup attributions of kernels -> memref.alloc in SPIR-V's
+//                          Workgroup storage class (convert-gpu-to-spirv makes those Workgroup
+//                          variables and refuses kernels that keep attributions).
 //   kiln-gpu-nest-spirv    moves each spirv.module that convert-gpu-to-spirv placed next
 //                          to its gpu.module into it, so gpu-module-to-binary serializes it.
 //   kiln-gpu-launch-abi    gpu.launch_func -> func.call @kiln_gpu_launch(kernel, grid x/y/z,
@@ -69,6 +83,7 @@
 
 #include "mlir/CAPI/IR.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Arith/Utils/Utils.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
@@ -279,6 +294,519 @@ struct ParallelFirstPass : PassWrapper<ParallelFirstPass, OperationPass<ModuleOp
         return signalPassFailure();
       }
     }
+  }
+};
+
+/// The iteration space of a host linalg op being rewritten into a kernel: its loop extents
+/// (host values, captured by the kernel), the value of each loop dimension at the kernel's
+/// current point, and the operand indices there.
+struct LoopSpace {
+  linalg::LinalgOp op;
+  Location loc;
+  SmallVector<Value> size;
+  SmallVector<Value> dimVal;
+
+  LoopSpace(linalg::LinalgOp op, OpBuilder &b) : op(op), loc(op.getLoc()) {
+    for (Range r : op.createLoopRanges(b, loc))
+      size.push_back(getValueOrCreateConstantIndexOp(b, loc, r.size));
+    dimVal.resize(op.getNumLoops());
+  }
+
+  Value constant(OpBuilder &at, int64_t v) const {
+    return arith::ConstantIndexOp::create(at, loc, v).getResult();
+  }
+
+  /// The number of points of `dims` together.
+  Value product(OpBuilder &at, ArrayRef<unsigned> dims) const {
+    Value p = constant(at, 1);
+    for (unsigned d : dims)
+      p = arith::MulIOp::create(at, loc, p, size[d]);
+    return p;
+  }
+
+  /// Sets the values of `dims` from their linear index (the last dimension fastest).
+  void spread(OpBuilder &at, ArrayRef<unsigned> dims, Value linear) {
+    for (size_t i = dims.size(); i-- > 0;) {
+      if (i == 0) {
+        dimVal[dims[i]] = linear;
+        break;
+      }
+      dimVal[dims[i]] = arith::RemUIOp::create(at, loc, linear, size[dims[i]]);
+      linear = arith::DivUIOp::create(at, loc, linear, size[dims[i]]);
+    }
+  }
+
+  /// The indices of operand `o` at the current point (its map is a projected permutation).
+  SmallVector<Value> indices(OpOperand *o) {
+    SmallVector<Value> idx;
+    AffineMap map = op.getMatchingIndexingMap(o);
+    for (unsigned r = 0; r < map.getNumResults(); ++r)
+      idx.push_back(dimVal[map.getDimPosition(r)]);
+    return idx;
+  }
+};
+
+/// The host ops of type `OpT` that `match` accepts, with what it found.
+template <typename OpT, typename Fn> auto hostOpsMatching(ModuleOp module, Fn match) {
+  using Found = typename decltype(match(std::declval<OpT>()))::value_type;
+  SmallVector<std::pair<OpT, Found>> found;
+  module->walk([&](OpT op) {
+    if (inDeviceCode(op))
+      return;
+    if (auto m = match(op))
+      found.push_back({op, *m});
+  });
+  return found;
+}
+
+// ------------------------------------------------------------------------------------------
+// kiln-gpu-tile-contractions
+// ------------------------------------------------------------------------------------------
+
+/// Each host contraction (a linalg op with one k dimension, any m, n and batch dimensions,
+/// f32 operands, projected-permutation maps: MatMul, Gemm, batched attention products, a
+/// [b, s, h] x [h, o] product whose rows are b·s) whose row and column counts (the products
+/// of its m and of its n extents) are unknown or at least `min-extent` -> one gpu.launch of
+/// blocks of `threads`² threads, each block computing (threads·micro)² outputs: tiles of A
+/// and B of `tile-k` along k are staged in workgroup memory by all threads together, then
+/// each thread accumulates its micro × micro outputs (strided by `threads`, so that reads of
+/// the B tile and the stores are consecutive across a warp) from the staged tiles. The
+/// reduction still runs in k order from C's initial value through the op's own body, so the
+/// result equals the serial loop's bit for bit; loads past an edge read a clamped (valid)
+/// address and the reduction never reaches them. Grid-stride loops over batch, row and column
+/// tiles, so any extent fits the grid limits; the launch is uniform control flow, as
+/// gpu.barrier requires.
+struct TileContractionsPass : PassWrapper<TileContractionsPass, OperationPass<ModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(TileContractionsPass)
+  TileContractionsPass() = default;
+  TileContractionsPass(const TileContractionsPass &other) : PassWrapper(other) {}
+  StringRef getArgument() const final { return "kiln-gpu-tile-contractions"; }
+  StringRef getDescription() const final {
+    return "Contractions as kernels with workgroup-memory tiles and per-thread micro-tiles";
+  }
+  Option<unsigned> threads{*this, "threads", llvm::cl::desc("Threads along m and along n"),
+                           llvm::cl::init(16)};
+  Option<unsigned> micro{*this, "micro", llvm::cl::desc("Outputs per thread along m and n"),
+                         llvm::cl::init(4)};
+  Option<unsigned> tileK{*this, "tile-k", llvm::cl::desc("k extent of a staged tile"),
+                         llvm::cl::init(16)};
+  Option<unsigned> minExtent{*this, "min-extent",
+                             llvm::cl::desc("Smallest static m and n extents worth tiling"),
+                             llvm::cl::init(16)};
+  Option<unsigned> maxGrid{*this, "max-grid",
+                           llvm::cl::desc("Most blocks along each grid dimension"),
+                           llvm::cl::init(65535)};
+
+  struct Dims {
+    SmallVector<unsigned> batch, m, n;
+    unsigned k;
+  };
+
+  /// The contraction dimensions of `op` if it is tiled, else nothing.
+  std::optional<Dims> match(linalg::LinalgOp op) {
+    if (!op.hasPureBufferSemantics() || op.getNumDpsInputs() != 2 || op.getNumDpsInits() != 1 ||
+        op.hasIndexSemantics() || !op.hasOnlyProjectedPermutations())
+      return std::nullopt;
+    for (OpOperand &o : op->getOpOperands()) {
+      auto t = dyn_cast<MemRefType>(o.get().getType());
+      if (!t || !t.getElementType().isF32())
+        return std::nullopt;
+    }
+    for (Operation &inner : op.getBlock()->without_terminator())
+      if (!isPure(&inner) || inner.getNumRegions() != 0)
+        return std::nullopt;
+    FailureOr<linalg::ContractionDimensions> c = linalg::inferContractionDims(op);
+    if (failed(c) || c->m.empty() || c->n.empty() || c->k.size() != 1 ||
+        c->batch.size() + c->m.size() + c->n.size() + 1 != op.getNumLoops())
+      return std::nullopt;
+    auto iters = op.getIteratorTypesArray();
+    for (unsigned d = 0; d < iters.size(); ++d)
+      if ((iters[d] == utils::IteratorType::reduction) != (d == c->k[0]))
+        return std::nullopt;
+    SmallVector<int64_t> sizes = op.getStaticLoopRanges();
+    // Rows (columns) are all m (n) dimensions together, the last one fastest.
+    auto small = [&](ArrayRef<unsigned> dims) {
+      int64_t extent = 1;
+      for (unsigned d : dims) {
+        if (ShapedType::isDynamic(sizes[d]))
+          return false;
+        extent *= sizes[d];
+      }
+      return extent < (int64_t)minExtent;
+    };
+    if (small(c->m) || small(c->n))
+      return std::nullopt;
+    auto vec = [](ArrayRef<unsigned> v) { return SmallVector<unsigned>(v.begin(), v.end()); };
+    return Dims{vec(c->batch), vec(c->m), vec(c->n), c->k[0]};
+  }
+
+  void runOnOperation() override {
+    if (threads == 0 || micro == 0 || tileK == 0 ||
+        (tileK * threads * micro) % (threads * threads) != 0) {
+      getOperation()->emitError("kiln-gpu-tile-contractions: the tile of tile-k x threads·micro "
+                                "must split evenly over threads² threads");
+      return signalPassFailure();
+    }
+    auto ops = hostOpsMatching<linalg::LinalgOp>(getOperation(),
+                                                 [&](linalg::LinalgOp op) { return match(op); });
+    for (auto &[op, d] : ops)
+      tile(op, d);
+  }
+
+  void tile(linalg::LinalgOp op, const Dims &d) {
+    Location loc = op.getLoc();
+    OpBuilder b(op);
+    LoopSpace space(op, b);
+    auto cst = [&](OpBuilder &at, int64_t v) { return space.constant(at, v); };
+    const int64_t T = threads, U = micro, BK = tileK, BMN = T * U;
+    SmallVector<Value> &size = space.size;
+    Value batches = space.product(b, d.batch), rowsN = space.product(b, d.m),
+          colsN = space.product(b, d.n);
+    Value mTiles = arith::CeilDivUIOp::create(b, loc, rowsN, cst(b, BMN));
+    Value nTiles = arith::CeilDivUIOp::create(b, loc, colsN, cst(b, BMN));
+    auto gridOf = [&](Value n) {
+      Value g = arith::MinUIOp::create(b, loc, n, cst(b, maxGrid));
+      return arith::MaxUIOp::create(b, loc, g, cst(b, 1)).getResult();
+    };
+    Value gx = gridOf(nTiles), gy = gridOf(mTiles), gz = gridOf(batches);
+    Value one = cst(b, 1);
+    MLIRContext *ctx = &getContext();
+    auto wg = gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
+    Type f32 = b.getF32Type();
+    auto tileType = MemRefType::get({BK, BMN}, f32, MemRefLayoutAttrInterface{}, wg);
+    auto launch = gpu::LaunchOp::create(b, loc, gx, gy, gz, cst(b, T * T), one, one, nullptr,
+                                        nullptr, ValueRange{}, TypeRange{tileType, tileType});
+    Value aTile = launch.getWorkgroupAttributions()[0];
+    Value bTile = launch.getWorkgroupAttributions()[1];
+    Block &body = launch.getBody().front();
+    OpBuilder k = OpBuilder::atBlockEnd(&body);
+    auto kc = [&](int64_t v) { return cst(k, v); };
+    Value tid = launch.getThreadIds().x;
+    Value tcol = arith::RemUIOp::create(k, loc, tid, kc(T));
+    Value trow = arith::DivUIOp::create(k, loc, tid, kc(T));
+    Value c0 = kc(0), c1 = kc(1);
+    Value mMax = arith::SubIOp::create(k, loc, rowsN, c1);
+    Value nMax = arith::SubIOp::create(k, loc, colsN, c1);
+    Value kMax = arith::SubIOp::create(k, loc, size[d.k], c1);
+    auto bz = scf::ForOp::create(k, loc, launch.getBlockIds().z, batches, gz);
+    gpu::TerminatorOp::create(k, loc);
+
+    OpBuilder bb = OpBuilder::atBlockBegin(bz.getBody());
+    // The batch indices of this iteration (the last batch dimension varies fastest).
+    SmallVector<Value> &dimVal = space.dimVal;
+    auto spread = [&](OpBuilder &at, ArrayRef<unsigned> dims, Value linear) {
+      space.spread(at, dims, linear);
+    };
+    spread(bb, d.batch, bz.getInductionVar());
+    auto by = scf::ForOp::create(bb, loc, launch.getBlockIds().y, mTiles, gy);
+    OpBuilder yb = OpBuilder::atBlockBegin(by.getBody());
+    auto bx = scf::ForOp::create(yb, loc, launch.getBlockIds().x, nTiles, gx);
+    OpBuilder xb = OpBuilder::atBlockBegin(bx.getBody());
+    auto mul = [&](OpBuilder &at, Value x, int64_t c) {
+      return arith::MulIOp::create(at, loc, x, cst(at, c)).getResult();
+    };
+    auto add = [&](OpBuilder &at, Value x, Value y) {
+      return arith::AddIOp::create(at, loc, x, y).getResult();
+    };
+    auto minu = [&](OpBuilder &at, Value x, Value y) {
+      return arith::MinUIOp::create(at, loc, x, y).getResult();
+    };
+    auto indices = [&](OpOperand *o) { return space.indices(o); };
+    Value m0 = mul(xb, by.getInductionVar(), BMN);
+    Value n0 = mul(xb, bx.getInductionVar(), BMN);
+    SmallVector<Value> rows, cols;
+    for (int64_t i = 0; i < U; ++i) {
+      rows.push_back(add(xb, m0, add(xb, trow, cst(xb, T * i))));
+      cols.push_back(add(xb, n0, add(xb, tcol, cst(xb, T * i))));
+    }
+    OpOperand *aOp = op.getDpsInputOperand(0), *bOp = op.getDpsInputOperand(1);
+    OpOperand *cOp = op.getDpsInitOperand(0);
+    // The initial values of this thread's outputs (clamped addresses at the edges).
+    SmallVector<Value> init;
+    for (int64_t i = 0; i < U; ++i)
+      for (int64_t j = 0; j < U; ++j) {
+        spread(xb, d.m, minu(xb, rows[i], mMax));
+        spread(xb, d.n, minu(xb, cols[j], nMax));
+        init.push_back(memref::LoadOp::create(xb, loc, cOp->get(), indices(cOp)));
+      }
+    auto kLoop = scf::ForOp::create(xb, loc, c0, size[d.k], cst(xb, BK), init);
+    OpBuilder lb = OpBuilder::atBlockBegin(kLoop.getBody());
+    Value k0 = kLoop.getInductionVar();
+    // Stage the tiles: element e of a tile is loaded by thread e mod T², consecutive threads
+    // walking A's k and B's n.
+    const int64_t perThread = BK * BMN / (T * T);
+    for (int64_t r = 0; r < perThread; ++r) {
+      Value e = add(lb, tid, cst(lb, r * T * T));
+      Value kk = arith::RemUIOp::create(lb, loc, e, cst(lb, BK));
+      Value mm = arith::DivUIOp::create(lb, loc, e, cst(lb, BK));
+      spread(lb, d.m, minu(lb, add(lb, m0, mm), mMax));
+      dimVal[d.k] = minu(lb, add(lb, k0, kk), kMax);
+      Value a = memref::LoadOp::create(lb, loc, aOp->get(), indices(aOp));
+      memref::StoreOp::create(lb, loc, a, aTile, ValueRange{kk, mm});
+      Value nn = arith::RemUIOp::create(lb, loc, e, cst(lb, BMN));
+      Value kb = arith::DivUIOp::create(lb, loc, e, cst(lb, BMN));
+      spread(lb, d.n, minu(lb, add(lb, n0, nn), nMax));
+      dimVal[d.k] = minu(lb, add(lb, k0, kb), kMax);
+      Value v = memref::LoadOp::create(lb, loc, bOp->get(), indices(bOp));
+      memref::StoreOp::create(lb, loc, v, bTile, ValueRange{kb, nn});
+    }
+    gpu::BarrierOp::create(lb, loc);
+    Value left = arith::SubIOp::create(lb, loc, size[d.k], k0);
+    Value kn = minu(lb, left, cst(lb, BK));
+    auto inner = scf::ForOp::create(lb, loc, c0, kn, cst(lb, 1), kLoop.getRegionIterArgs());
+    {
+      OpBuilder ib = OpBuilder::atBlockBegin(inner.getBody());
+      Value kk = inner.getInductionVar();
+      SmallVector<Value> as, bs;
+      for (int64_t i = 0; i < U; ++i) {
+        as.push_back(memref::LoadOp::create(ib, loc, aTile,
+                                            ValueRange{kk, add(ib, trow, cst(ib, T * i))}));
+        bs.push_back(memref::LoadOp::create(ib, loc, bTile,
+                                            ValueRange{kk, add(ib, tcol, cst(ib, T * i))}));
+      }
+      Block *payload = op.getBlock();
+      auto yield = cast<linalg::YieldOp>(payload->getTerminator());
+      SmallVector<Value> next;
+      for (int64_t i = 0; i < U; ++i)
+        for (int64_t j = 0; j < U; ++j) {
+          IRMapping map;
+          map.map(payload->getArgument(0), as[i]);
+          map.map(payload->getArgument(1), bs[j]);
+          map.map(payload->getArgument(2), inner.getRegionIterArgs()[i * U + j]);
+          for (Operation &o : payload->without_terminator())
+            ib.clone(o, map);
+          next.push_back(map.lookupOrDefault(yield.getOperand(0)));
+        }
+      scf::YieldOp::create(ib, loc, next);
+    }
+    gpu::BarrierOp::create(lb, loc);
+    scf::YieldOp::create(lb, loc, inner.getResults());
+    // Store the outputs inside the result.
+    for (int64_t i = 0; i < U; ++i)
+      for (int64_t j = 0; j < U; ++j) {
+        Value inM = arith::CmpIOp::create(xb, loc, arith::CmpIPredicate::ult, rows[i], rowsN);
+        Value inN = arith::CmpIOp::create(xb, loc, arith::CmpIPredicate::ult, cols[j], colsN);
+        Value in = arith::AndIOp::create(xb, loc, inM, inN);
+        auto guard = scf::IfOp::create(xb, loc, in, /*withElseRegion=*/false);
+        OpBuilder gb = guard.getThenBodyBuilder();
+        spread(gb, d.m, rows[i]);
+        spread(gb, d.n, cols[j]);
+        memref::StoreOp::create(gb, loc, kLoop.getResult(i * U + j), cOp->get(), indices(cOp));
+      }
+    op->erase();
+  }
+};
+
+// ------------------------------------------------------------------------------------------
+// kiln-gpu-reduction-trees
+// ------------------------------------------------------------------------------------------
+
+/// Each host reduction whose body yields `combine(x, acc)` (acc, the output's value, used only
+/// there; combine one of the associative, commutative arith ops) over at least `min-extent`
+/// elements per result, all along the inputs' innermost dimension (so that consecutive
+/// threads read consecutive elements: softmax and layer-norm rows, pooling windows, the
+/// chunks of a split reduction) -> one gpu.launch with a block per result: its threads
+/// combine strided elements, then a tree in workgroup memory combines the threads' partial
+/// values, and thread 0 combines the total with the output's initial value. Blocks are the
+/// largest power of two of threads within `block-size` and the reduction extent; results
+/// beyond the grid are visited by a grid-stride loop.
+struct ReductionTreesPass : PassWrapper<ReductionTreesPass, OperationPass<ModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(ReductionTreesPass)
+  ReductionTreesPass() = default;
+  ReductionTreesPass(const ReductionTreesPass &other) : PassWrapper(other) {}
+  StringRef getArgument() const final { return "kiln-gpu-reduction-trees"; }
+  StringRef getDescription() const final {
+    return "Reductions along the innermost dimension as one block per result with a tree in "
+           "workgroup memory";
+  }
+  Option<unsigned> blockSize{*this, "block-size", llvm::cl::desc("Most threads per block"),
+                             llvm::cl::init(256)};
+  Option<unsigned> minExtent{*this, "min-extent",
+                             llvm::cl::desc("Fewest elements per result worth a block"),
+                             llvm::cl::init(32)};
+  Option<unsigned> maxGrid{*this, "max-grid", llvm::cl::desc("Most blocks in the grid"),
+                           llvm::cl::init(65535)};
+
+  struct Match {
+    SmallVector<unsigned> par, red;
+    Operation *combine;
+    int64_t threads;
+  };
+
+  static bool isCombiner(Operation *op) {
+    return isa<arith::AddFOp, arith::MulFOp, arith::MaximumFOp, arith::MinimumFOp,
+               arith::MaxNumFOp, arith::MinNumFOp, arith::AddIOp, arith::MulIOp,
+               arith::MaxSIOp, arith::MinSIOp, arith::MaxUIOp, arith::MinUIOp, arith::AndIOp,
+               arith::OrIOp, arith::XOrIOp>(op);
+  }
+
+  std::optional<Match> match(linalg::GenericOp op) {
+    if (!op.hasPureBufferSemantics() || op.getNumDpsInits() != 1 || op.hasIndexSemantics() ||
+        !cast<linalg::LinalgOp>(op.getOperation()).hasOnlyProjectedPermutations() ||
+        op.getNumReductionLoops() == 0)
+      return std::nullopt;
+    Type elem = getElementTypeOrSelf(op.getDpsInitOperand(0)->get().getType());
+    if (!elem.isF32() && !elem.isInteger(32))
+      return std::nullopt;
+    for (Operation &inner : op.getBlock()->without_terminator())
+      if (!isPure(&inner) || inner.getNumRegions() != 0)
+        return std::nullopt;
+    Block *body = op.getBlock();
+    Value acc = body->getArgument(body->getNumArguments() - 1);
+    Value yielded = body->getTerminator()->getOperand(0);
+    Operation *combine = yielded.getDefiningOp();
+    if (!combine || combine->getBlock() != body || !isCombiner(combine) ||
+        combine->getNumOperands() != 2 || !acc.hasOneUse() || acc.getUses().begin()->getOwner() != combine)
+      return std::nullopt;
+    Match m;
+    auto iters = op.getIteratorTypesArray();
+    for (unsigned d = 0; d < iters.size(); ++d)
+      (iters[d] == utils::IteratorType::parallel ? m.par : m.red).push_back(d);
+    // The output indexed by the parallel dimensions alone.
+    AffineMap outMap = op.getMatchingIndexingMap(op.getDpsInitOperand(0));
+    for (unsigned r = 0; r < outMap.getNumResults(); ++r)
+      if (iters[outMap.getDimPosition(r)] != utils::IteratorType::parallel)
+        return std::nullopt;
+    // Consecutive reduction elements at consecutive addresses of every input that has them.
+    for (OpOperand *in : op.getDpsInputOperands()) {
+      if (!isa<MemRefType>(in->get().getType())) {
+        if (isa<ShapedType>(in->get().getType()))
+          return std::nullopt;
+        continue;
+      }
+      AffineMap map = op.getMatchingIndexingMap(in);
+      bool uses = false;
+      for (unsigned d : m.red)
+        uses |= map.getResultPosition(getAffineDimExpr(d, op.getContext())).has_value();
+      if (!uses)
+        continue;
+      if (map.getNumResults() == 0 || map.getDimPosition(map.getNumResults() - 1) != m.red.back())
+        return std::nullopt;
+      auto t = cast<MemRefType>(in->get().getType());
+      if (!t.getLayout().isIdentity())
+        return std::nullopt;
+    }
+    int64_t extent = 1;
+    for (unsigned d : m.red) {
+      int64_t n = op.getStaticLoopRanges()[d];
+      if (ShapedType::isDynamic(n))
+        return std::nullopt;
+      extent *= n;
+    }
+    if (extent < (int64_t)minExtent)
+      return std::nullopt;
+    int64_t t = 1;
+    while (t * 2 <= extent && t * 2 <= (int64_t)blockSize)
+      t *= 2;
+    m.combine = combine;
+    m.threads = t;
+    return m;
+  }
+
+  void runOnOperation() override {
+    auto ops = hostOpsMatching<linalg::GenericOp>(getOperation(),
+                                                  [&](linalg::GenericOp op) { return match(op); });
+    for (auto &[op, m] : ops)
+      rewrite(op, m);
+  }
+
+  void rewrite(linalg::GenericOp op, const Match &m) {
+    Location loc = op.getLoc();
+    OpBuilder b(op);
+    LoopSpace space(cast<linalg::LinalgOp>(op.getOperation()), b);
+    auto cst = [&](OpBuilder &at, int64_t v) { return space.constant(at, v); };
+    const int64_t T = m.threads;
+    Value results = space.product(b, m.par), extent = space.product(b, m.red);
+    Value grid = arith::MinUIOp::create(b, loc, results, cst(b, maxGrid));
+    grid = arith::MaxUIOp::create(b, loc, grid, cst(b, 1));
+    Value one = cst(b, 1);
+    MLIRContext *ctx = &getContext();
+    Type elem = getElementTypeOrSelf(op.getDpsInitOperand(0)->get().getType());
+    auto wg = gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
+    auto partType = MemRefType::get({T}, elem, MemRefLayoutAttrInterface{}, wg);
+    auto launch = gpu::LaunchOp::create(b, loc, grid, one, one, cst(b, T), one, one, nullptr,
+                                        nullptr, ValueRange{}, TypeRange{partType});
+    Value parts = launch.getWorkgroupAttributions()[0];
+    Block &kbody = launch.getBody().front();
+    OpBuilder k = OpBuilder::atBlockEnd(&kbody);
+    Value tid = launch.getThreadIds().x;
+    auto outer = scf::ForOp::create(k, loc, launch.getBlockIds().x, results, grid);
+    gpu::TerminatorOp::create(k, loc);
+
+    SmallVector<Value> &dimVal = space.dimVal;
+    auto spread = [&](OpBuilder &at, ArrayRef<unsigned> dims, Value linear) {
+      space.spread(at, dims, linear);
+    };
+    auto indices = [&](OpOperand *o) { return space.indices(o); };
+    Block *body = op.getBlock();
+    // The element value x of reduction element `r` (the body up to the combine).
+    auto element = [&](OpBuilder &at, Value r) {
+      spread(at, m.red, r);
+      IRMapping map;
+      for (OpOperand *in : op.getDpsInputOperands()) {
+        Value arg = body->getArgument(in->getOperandNumber());
+        if (isa<MemRefType>(in->get().getType()))
+          map.map(arg, memref::LoadOp::create(at, loc, in->get(), indices(in)));
+        else
+          map.map(arg, in->get());
+      }
+      for (Operation &o : body->without_terminator())
+        if (&o != m.combine)
+          at.clone(o, map);
+      Value acc = body->getArgument(body->getNumArguments() - 1);
+      Value x = m.combine->getOperand(0) == acc ? m.combine->getOperand(1)
+                                                : m.combine->getOperand(0);
+      return map.lookupOrDefault(x);
+    };
+    auto combine = [&](OpBuilder &at, Value x, Value y) {
+      IRMapping map;
+      map.map(m.combine->getOperand(0), x);
+      map.map(m.combine->getOperand(1), y);
+      return at.clone(*m.combine, map)->getResult(0);
+    };
+
+    OpBuilder ob = OpBuilder::atBlockBegin(outer.getBody());
+    spread(ob, m.par, outer.getInductionVar());
+    SmallVector<Value> parVals(dimVal.begin(), dimVal.end());
+    // This thread's partial: its first element (every thread has one: T <= extent), then
+    // the elements a block further on.
+    Value first = element(ob, tid);
+    Value start = arith::AddIOp::create(ob, loc, tid, cst(ob, T));
+    auto strided = scf::ForOp::create(ob, loc, start, extent, cst(ob, T), ValueRange{first});
+    {
+      OpBuilder sb = OpBuilder::atBlockBegin(strided.getBody());
+      Value x = element(sb, strided.getInductionVar());
+      scf::YieldOp::create(sb, loc, combine(sb, strided.getRegionIterArgs()[0], x));
+    }
+    memref::StoreOp::create(ob, loc, strided.getResult(0), parts, ValueRange{tid});
+    gpu::BarrierOp::create(ob, loc);
+    for (int64_t half = T / 2; half >= 1; half /= 2) {
+      Value active = arith::CmpIOp::create(ob, loc, arith::CmpIPredicate::ult, tid, cst(ob, half));
+      auto guard = scf::IfOp::create(ob, loc, active, /*withElseRegion=*/false);
+      OpBuilder gb = guard.getThenBodyBuilder();
+      Value mine = memref::LoadOp::create(gb, loc, parts, ValueRange{tid});
+      Value other = arith::AddIOp::create(gb, loc, tid, cst(gb, half));
+      Value theirs = memref::LoadOp::create(gb, loc, parts, ValueRange{other});
+      memref::StoreOp::create(gb, loc, combine(gb, mine, theirs), parts, ValueRange{tid});
+      gpu::BarrierOp::create(ob, loc);
+    }
+    Value lead = arith::CmpIOp::create(ob, loc, arith::CmpIPredicate::eq, tid, cst(ob, 0));
+    auto guard = scf::IfOp::create(ob, loc, lead, /*withElseRegion=*/false);
+    {
+      OpBuilder gb = guard.getThenBodyBuilder();
+      dimVal.assign(parVals.begin(), parVals.end());
+      OpOperand *out = op.getDpsInitOperand(0);
+      Value total = memref::LoadOp::create(gb, loc, parts, ValueRange{cst(gb, 0)});
+      Value init = memref::LoadOp::create(gb, loc, out->get(), indices(out));
+      // combine(x, acc) in the body's operand order.
+      Value acc = body->getArgument(body->getNumArguments() - 1);
+      Value result = m.combine->getOperand(1) == acc ? combine(gb, total, init)
+                                                     : combine(gb, init, total);
+      memref::StoreOp::create(gb, loc, result, out->get(), indices(out));
+    }
+    // Thread 0 reads parts[0] above before any thread writes it again.
+    gpu::BarrierOp::create(ob, loc);
+    op->erase();
   }
 };
 
@@ -1131,6 +1659,43 @@ struct NestSpirvPass : PassWrapper<NestSpirvPass, OperationPass<ModuleOp>> {
 };
 
 // ------------------------------------------------------------------------------------------
+// kiln-gpu-spirv-workgroup
+// ------------------------------------------------------------------------------------------
+
+/// Each workgroup attribution of a kernel -> a memref.alloc in SPIR-V's Workgroup storage
+/// class at the kernel's entry, which convert-gpu-to-spirv turns into a Workgroup global
+/// variable (it converts no gpu.func that still has attributions).
+struct SpirvWorkgroupPass : PassWrapper<SpirvWorkgroupPass, OperationPass<gpu::GPUModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(SpirvWorkgroupPass)
+  StringRef getArgument() const final { return "kiln-gpu-spirv-workgroup"; }
+  StringRef getDescription() const final {
+    return "Workgroup attributions of kernels as Workgroup-storage memref.alloc";
+  }
+  void runOnOperation() override {
+    MLIRContext *ctx = &getContext();
+    auto storage = spirv::StorageClassAttr::get(ctx, spirv::StorageClass::Workgroup);
+    getOperation().walk([&](gpu::GPUFuncOp f) {
+      unsigned n = f.getNumWorkgroupAttributions();
+      if (n == 0)
+        return;
+      unsigned first = f.getFirstWorkgroupAttributionIndex();
+      Block &entry = f.getBody().front();
+      OpBuilder b = OpBuilder::atBlockBegin(&entry);
+      for (unsigned i = 0; i < n; ++i) {
+        BlockArgument arg = entry.getArgument(first + i);
+        auto t = cast<MemRefType>(arg.getType());
+        auto spv = MemRefType::get(t.getShape(), t.getElementType(), t.getLayout(), storage);
+        Value alloc = memref::AllocOp::create(b, f.getLoc(), spv);
+        arg.replaceAllUsesWith(alloc);
+      }
+      entry.eraseArguments(first, n);
+      f->setAttr(gpu::GPUFuncOp::getNumWorkgroupAttributionsAttrName(),
+                 IntegerAttr::get(IntegerType::get(ctx, 64), 0));
+    });
+  }
+};
+
+// ------------------------------------------------------------------------------------------
 // kiln-gpu-launch-abi
 // ------------------------------------------------------------------------------------------
 
@@ -1295,6 +1860,9 @@ extern "C" void kiln_gpu_register_passes(void) {
   kiln::registered = true;
   PassRegistration<kiln::ConstantsPass>();
   PassRegistration<kiln::ParallelFirstPass>();
+  PassRegistration<kiln::TileContractionsPass>();
+  PassRegistration<kiln::ReductionTreesPass>();
+  PassRegistration<kiln::SpirvWorkgroupPass>();
   PassRegistration<kiln::CopiesPass>();
   PassRegistration<kiln::MapLoopsPass>();
   PassRegistration<kiln::SerialPass>();

@@ -72,6 +72,8 @@ fn config(chip: &str) -> GpuConfig {
         shared_memory_bytes: 64 * 1024,
         index_bytes: 8,
         split_reductions_above: super::gpu::SPLIT_REDUCTIONS_ABOVE,
+        reduction_tree_min_extent: Some(super::gpu::REDUCTION_TREE_MIN_EXTENT),
+        contraction_tile: Some(super::gpu::CONTRACTION_TILE),
         math: MathLowering {
             // Without ROCm's device libraries (ocml) here, every math function MLIR lowers
             // to an ocml call is computed by Kiln's own expansions: sin, cos and floor in

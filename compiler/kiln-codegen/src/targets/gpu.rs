@@ -153,7 +153,54 @@ pub struct GpuConfig {
     /// a whole-tensor reduction would otherwise be one thread's loop (and lavapipe stops a
     /// loop after 65535 iterations).
     pub split_reductions_above: u64,
+    /// How contractions (MatMul, Gemm, batched products) are tiled over workgroup memory;
+    /// `None` leaves them one thread per output, as every other op.
+    pub contraction_tile: Option<ContractionTile>,
+    /// Reductions along their inputs' innermost dimension over at least this many elements
+    /// per result run as one block per result with a tree in workgroup memory
+    /// (`kiln-gpu-reduction-trees`); `None` keeps one thread per result.
+    pub reduction_tree_min_extent: Option<u32>,
 }
+
+/// [`GpuConfig::reduction_tree_min_extent`] of every GPU target: a warp's worth of elements.
+pub const REDUCTION_TREE_MIN_EXTENT: u32 = 32;
+
+/// The shape of a tiled contraction kernel (`kiln-gpu-tile-contractions`): blocks of
+/// `threads`² threads, each computing `micro`² outputs of a (`threads`·`micro`)² output
+/// tile from tiles of A and B of `k` along the reduction, staged in workgroup memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ContractionTile {
+    /// Threads along the rows and along the columns of a block.
+    pub threads: u32,
+    /// Outputs per thread along the rows and along the columns.
+    pub micro: u32,
+    /// Reduction extent of a staged tile.
+    pub k: u32,
+    /// Contractions whose static row or column extent is smaller stay one thread per output
+    /// (a GEMV would leave most of a tile idle).
+    pub min_extent: u32,
+}
+
+impl ContractionTile {
+    /// Threads per block.
+    pub fn block_threads(&self) -> u32 {
+        self.threads * self.threads
+    }
+
+    /// Workgroup memory one block uses (two f32 tiles of `k` × `threads`·`micro`).
+    pub fn shared_bytes(&self) -> u32 {
+        2 * self.k * self.threads * self.micro * 4
+    }
+}
+
+/// The contraction tile of the CUDA, ROCm and Metal targets: 256 threads computing 64 × 64
+/// outputs from 16-deep tiles (8 KiB of shared memory).
+pub const CONTRACTION_TILE: ContractionTile = ContractionTile {
+    threads: 16,
+    micro: 4,
+    k: 16,
+    min_extent: 16,
+};
 
 /// [`GpuConfig::split_reductions_above`] of every GPU target: chunks of 4096 elements keep
 /// each thread's loop short and give a reduction of 10^6 elements 245 threads.

@@ -51,6 +51,7 @@ fn config(chip: &str) -> GpuConfig {
     c.block_size = 256;
     c.max_grid = i32::MAX as u32;
     c.shared_memory_bytes = 32 * 1024;
+    c.contraction_tile = Some(super::gpu::CONTRACTION_TILE);
     // MSL has no double: f64 inside kernels runs in f32, f64 model tensors are refused.
     c.math.f64 = false;
     c

@@ -22,7 +22,7 @@ mod nvptx;
 mod spirv;
 mod x86_64;
 
-pub use gpu::{DeviceApi, DeviceImage, DeviceTools, GpuConfig, ImageFormat};
+pub use gpu::{ContractionTile, DeviceApi, DeviceImage, DeviceTools, GpuConfig, ImageFormat};
 
 pub use cpu::{CPU_PIPELINE, CPU_PLANNED_PIPELINE};
 pub use llvm_cpu::{cpu_is_valid, cpu_names, enabled_features, llvm_version};
@@ -475,6 +475,44 @@ mod tests {
         }
         assert!(Arch::Nvptx.is_gpu() && Arch::Amdgpu.is_gpu() && !Arch::X86_64.is_gpu());
         assert!(Arch::Spirv.is_gpu() && Arch::Metal.is_gpu() && !Arch::Aarch64Apple.is_gpu());
+    }
+
+    #[test]
+    fn contraction_tiles_and_reduction_trees_fit_each_chip() {
+        for arch in Arch::ALL.into_iter().filter(|a| a.is_gpu()) {
+            for chip in arch.chips() {
+                let t = Target::new(arch, chip.name, "");
+                let c = t.gpu_config().unwrap();
+                let tile = c
+                    .contraction_tile
+                    .expect("every GPU target tiles contractions");
+                // The tile kernel's launch: within the threads a mapped loop may use (the
+                // API's guarantee) and the chip's shared memory, whole warps, and a staged
+                // tile that splits evenly over the block (what the pass requires).
+                assert!(tile.block_threads() <= c.block_size, "{t}");
+                assert_eq!(tile.block_threads() % c.warp_size.min(32), 0, "{t}");
+                assert!(tile.shared_bytes() <= c.shared_memory_bytes, "{t}");
+                assert_eq!(
+                    (tile.k * tile.threads * tile.micro) % tile.block_threads(),
+                    0,
+                    "{t}"
+                );
+                assert!(crate::gpu::shared_passes(&c).contains(&format!(
+                    "kiln-gpu-tile-contractions{{threads={} micro={} tile-k={}",
+                    tile.threads, tile.micro, tile.k
+                )));
+                // Reduction trees: a block of at most block_size threads, one value each in
+                // workgroup memory, and at least a warp of elements per thread block.
+                let min = c
+                    .reduction_tree_min_extent
+                    .expect("every GPU target has trees");
+                assert!(min >= c.warp_size.min(32) && c.block_size * 4 <= c.shared_memory_bytes);
+                assert!(crate::gpu::shared_passes(&c).contains(&format!(
+                    "kiln-gpu-reduction-trees{{block-size={} min-extent={min}",
+                    c.block_size
+                )));
+            }
+        }
     }
 
     #[test]

@@ -104,6 +104,8 @@ fn config(chip: &str) -> GpuConfig {
         shared_memory_bytes: 48 * 1024,
         index_bytes: 8,
         split_reductions_above: super::gpu::SPLIT_REDUCTIONS_ABOVE,
+        reduction_tree_min_extent: Some(super::gpu::REDUCTION_TREE_MIN_EXTENT),
+        contraction_tile: Some(super::gpu::CONTRACTION_TILE),
         math: MathLowering {
             approximate: Vec::new(),
             libdevice: true,

@@ -9,7 +9,8 @@
 //! grids at 65,535 blocks per dimension (longer loops stride).
 
 use super::gpu::{
-    Chip, DeviceApi, DeviceImage, DeviceTools, GpuConfig, GpuSpec, ImageFormat, MathLowering,
+    Chip, ContractionTile, DeviceApi, DeviceImage, DeviceTools, GpuConfig, GpuSpec, ImageFormat,
+    MathLowering,
 };
 use super::ArchSpec;
 use crate::error::Result;
@@ -77,6 +78,13 @@ pub(super) fn config(chip: &str) -> GpuConfig {
         shared_memory_bytes: 16 * 1024,
         index_bytes: 4,
         split_reductions_above: super::gpu::SPLIT_REDUCTIONS_ABOVE,
+        reduction_tree_min_extent: Some(super::gpu::REDUCTION_TREE_MIN_EXTENT),
+        contraction_tile: Some(ContractionTile {
+            // Vulkan 1.1 guarantees 128 invocations per workgroup: 64 threads computing
+            // 32 x 32 outputs (4 KiB of workgroup memory).
+            threads: 8,
+            ..super::gpu::CONTRACTION_TILE
+        }),
         math: MathLowering {
             approximate: APPROXIMATED.to_vec(),
             libdevice: false,
@@ -100,7 +108,7 @@ pub(super) fn spirv_passes(c: &GpuConfig) -> String {
          exts=SPV_KHR_8bit_storage,SPV_KHR_16bit_storage,SPV_KHR_storage_buffer_storage_class \
          client_api=Vulkan}}, \
          kiln-gpu-spirv-abi, \
-         gpu.module({demote}kiln-gpu-bf16-storage, \
+         gpu.module({demote}kiln-gpu-spirv-workgroup, kiln-gpu-bf16-storage, \
          math-extend-to-supported-types{{extra-types=f16 target-type=f32}}, \
          arith-emulate-unsupported-floats{{source-types=bf16 target-type=f32}}, \
          arith-expand{{include-bf16=true}}, canonicalize, \
