@@ -8,9 +8,9 @@
 //!
 //! 1. bufferization, as on the CPU (temporaries become `memref.alloc`, which the host part
 //!    turns into device allocations of the run);
-//! 2. contractions of f32 values with enough rows and columns become tiled kernels (tiles of
-//!    A and B staged in workgroup memory, a block of outputs per thread:
-//!    `kiln-gpu-tile-contractions`, shaped by [`GpuConfig::contraction_tile`]); reductions
+//! 2. contractions of f32 values (convolutions included) with enough rows and columns become
+//!    tiled kernels (tiles of A and B staged in workgroup memory, a block of outputs per
+//!    thread: `kiln-gpu-tile-contractions`, shaped by [`GpuConfig::contraction_tile`]); reductions
 //!    along their inputs' innermost dimension become one block per result with a tree in
 //!    workgroup memory (`kiln-gpu-reduction-trees`); every other
 //!    linalg op becomes a parallel loop nest (`memref.copy` first becomes `linalg.copy`),

@@ -8,8 +8,9 @@
 //                          argument past its end: their bytes are appended to the weights
 //                          blob (module attribute `kiln.constants`), which lives on the device
 //                          like every weight.
-//   kiln-gpu-tile-contractions  each host contraction of f32 values (one k dimension; m, n
-//                          and batch dimensions of any number) with enough rows and columns
+//   kiln-gpu-tile-contractions  each host contraction of f32 values (m, n, k and batch
+//                          dimensions of any number; A and B indexed by affine expressions, so
+//                          convolutions too) with enough rows and columns
 //                          -> one gpu.launch whose blocks stage tiles of A and B in workgroup
 //                          memory (gpu.barrier between the stages) and whose threads each
 //                          accumulate a micro x micro block of outputs in k order through the
@@ -82,6 +83,7 @@
 // target's module (src/targets/*.rs).
 
 #include "mlir/CAPI/IR.h"
+#include "mlir/Dialect/Affine/IR/AffineOps.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Arith/Utils/Utils.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -336,12 +338,24 @@ struct LoopSpace {
     }
   }
 
-  /// The indices of operand `o` at the current point (its map is a projected permutation).
-  SmallVector<Value> indices(OpOperand *o) {
+  /// The indices of operand `o` at the current point: a dimension's value, or an
+  /// affine.apply of the dimensions its expression uses (`at` is needed only then).
+  SmallVector<Value> indices(OpOperand *o, OpBuilder *at = nullptr) {
     SmallVector<Value> idx;
     AffineMap map = op.getMatchingIndexingMap(o);
-    for (unsigned r = 0; r < map.getNumResults(); ++r)
-      idx.push_back(dimVal[map.getDimPosition(r)]);
+    for (AffineExpr e : map.getResults()) {
+      if (auto dim = dyn_cast<AffineDimExpr>(e)) {
+        idx.push_back(dimVal[dim.getPosition()]);
+        continue;
+      }
+      assert(at && "an affine index needs a builder");
+      Value zero = constant(*at, 0);
+      SmallVector<Value> operands;
+      for (unsigned d = 0; d < map.getNumDims(); ++d)
+        operands.push_back(e.isFunctionOfDim(d) ? dimVal[d] : zero);
+      auto one = AffineMap::get(map.getNumDims(), 0, e);
+      idx.push_back(affine::AffineApplyOp::create(*at, loc, one, operands));
+    }
     return idx;
   }
 };
@@ -349,7 +363,7 @@ struct LoopSpace {
 /// The host ops of type `OpT` that `match` accepts, with what it found.
 template <typename OpT, typename Fn> auto hostOpsMatching(ModuleOp module, Fn match) {
   using Found = typename decltype(match(std::declval<OpT>()))::value_type;
-  SmallVector<std::pair<OpT, Found>> found;
+  std::vector<std::pair<OpT, Found>> found;
   module->walk([&](OpT op) {
     if (inDeviceCode(op))
       return;
@@ -363,9 +377,12 @@ template <typename OpT, typename Fn> auto hostOpsMatching(ModuleOp module, Fn ma
 // kiln-gpu-tile-contractions
 // ------------------------------------------------------------------------------------------
 
-/// Each host contraction (a linalg op with one k dimension, any m, n and batch dimensions,
-/// f32 operands, projected-permutation maps: MatMul, Gemm, batched attention products, a
-/// [b, s, h] x [h, o] product whose rows are b·s) whose row and column counts (the products
+/// Each host contraction (a linalg op C += A · B over f32 values whose reduction dimensions
+/// index both A and B, whose parallel dimensions each index C and A (m), B (n) or both
+/// (batch); A and B indexed by any affine expressions: MatMul, Gemm, batched attention
+/// products, a [b, s, h] x [h, o] product whose rows are b·s, convolutions, whose rows are
+/// the output pixels (n, oh, ow), columns a group's output channels, reduction (c, kh, kw)
+/// and input index oh · stride + kh · dilation) whose row and column counts (the products
 /// of its m and of its n extents) are unknown or at least `min-extent` -> one gpu.launch of
 /// blocks of `threads`² threads, each block computing (threads·micro)² outputs: tiles of A
 /// and B of `tile-k` along k are staged in workgroup memory by all threads together, then
@@ -381,6 +398,9 @@ struct TileContractionsPass : PassWrapper<TileContractionsPass, OperationPass<Mo
   TileContractionsPass() = default;
   TileContractionsPass(const TileContractionsPass &other) : PassWrapper(other) {}
   StringRef getArgument() const final { return "kiln-gpu-tile-contractions"; }
+  void getDependentDialects(DialectRegistry &registry) const override {
+    registry.insert<affine::AffineDialect, gpu::GPUDialect, scf::SCFDialect>();
+  }
   StringRef getDescription() const final {
     return "Contractions as kernels with workgroup-memory tiles and per-thread micro-tiles";
   }
@@ -398,14 +418,13 @@ struct TileContractionsPass : PassWrapper<TileContractionsPass, OperationPass<Mo
                            llvm::cl::init(65535)};
 
   struct Dims {
-    SmallVector<unsigned> batch, m, n;
-    unsigned k;
+    SmallVector<unsigned> batch, m, n, k;
   };
 
   /// The contraction dimensions of `op` if it is tiled, else nothing.
   std::optional<Dims> match(linalg::LinalgOp op) {
     if (!op.hasPureBufferSemantics() || op.getNumDpsInputs() != 2 || op.getNumDpsInits() != 1 ||
-        op.hasIndexSemantics() || !op.hasOnlyProjectedPermutations())
+        op.hasIndexSemantics())
       return std::nullopt;
     for (OpOperand &o : op->getOpOperands()) {
       auto t = dyn_cast<MemRefType>(o.get().getType());
@@ -415,29 +434,50 @@ struct TileContractionsPass : PassWrapper<TileContractionsPass, OperationPass<Mo
     for (Operation &inner : op.getBlock()->without_terminator())
       if (!isPure(&inner) || inner.getNumRegions() != 0)
         return std::nullopt;
-    FailureOr<linalg::ContractionDimensions> c = linalg::inferContractionDims(op);
-    if (failed(c) || c->m.empty() || c->n.empty() || c->k.size() != 1 ||
-        c->batch.size() + c->m.size() + c->n.size() + 1 != op.getNumLoops())
+    // The output is indexed by the parallel dimensions, each once; A and B by any affine
+    // expressions of the dimensions (a convolution's input by oh * stride + kh * dilation).
+    AffineMap aMap = op.getMatchingIndexingMap(op.getDpsInputOperand(0));
+    AffineMap bMap = op.getMatchingIndexingMap(op.getDpsInputOperand(1));
+    AffineMap cMap = op.getMatchingIndexingMap(op.getDpsInitOperand(0));
+    if (!cMap.isProjectedPermutation() || aMap.getNumSymbols() || bMap.getNumSymbols())
       return std::nullopt;
     auto iters = op.getIteratorTypesArray();
-    for (unsigned d = 0; d < iters.size(); ++d)
-      if ((iters[d] == utils::IteratorType::reduction) != (d == c->k[0]))
+    Dims d;
+    for (unsigned dim = 0; dim < iters.size(); ++dim) {
+      bool inA = aMap.isFunctionOfDim(dim), inB = bMap.isFunctionOfDim(dim);
+      bool inC = cMap.isFunctionOfDim(dim);
+      if (iters[dim] == utils::IteratorType::reduction) {
+        if (!inA || !inB || inC)
+          return std::nullopt;
+        d.k.push_back(dim);
+      } else if (iters[dim] != utils::IteratorType::parallel || !inC) {
         return std::nullopt;
+      } else if (inA && inB) {
+        d.batch.push_back(dim);
+      } else if (inA) {
+        d.m.push_back(dim);
+      } else if (inB) {
+        d.n.push_back(dim);
+      } else {
+        return std::nullopt;
+      }
+    }
+    if (d.m.empty() || d.n.empty() || d.k.empty())
+      return std::nullopt;
     SmallVector<int64_t> sizes = op.getStaticLoopRanges();
     // Rows (columns) are all m (n) dimensions together, the last one fastest.
     auto small = [&](ArrayRef<unsigned> dims) {
       int64_t extent = 1;
-      for (unsigned d : dims) {
-        if (ShapedType::isDynamic(sizes[d]))
+      for (unsigned dim : dims) {
+        if (ShapedType::isDynamic(sizes[dim]))
           return false;
-        extent *= sizes[d];
+        extent *= sizes[dim];
       }
       return extent < (int64_t)minExtent;
     };
-    if (small(c->m) || small(c->n))
+    if (small(d.m) || small(d.n))
       return std::nullopt;
-    auto vec = [](ArrayRef<unsigned> v) { return SmallVector<unsigned>(v.begin(), v.end()); };
-    return Dims{vec(c->batch), vec(c->m), vec(c->n), c->k[0]};
+    return d;
   }
 
   void runOnOperation() override {
@@ -462,6 +502,7 @@ struct TileContractionsPass : PassWrapper<TileContractionsPass, OperationPass<Mo
     SmallVector<Value> &size = space.size;
     Value batches = space.product(b, d.batch), rowsN = space.product(b, d.m),
           colsN = space.product(b, d.n);
+    Value depth = space.product(b, d.k);
     Value mTiles = arith::CeilDivUIOp::create(b, loc, rowsN, cst(b, BMN));
     Value nTiles = arith::CeilDivUIOp::create(b, loc, colsN, cst(b, BMN));
     auto gridOf = [&](Value n) {
@@ -487,7 +528,7 @@ struct TileContractionsPass : PassWrapper<TileContractionsPass, OperationPass<Mo
     Value c0 = kc(0), c1 = kc(1);
     Value mMax = arith::SubIOp::create(k, loc, rowsN, c1);
     Value nMax = arith::SubIOp::create(k, loc, colsN, c1);
-    Value kMax = arith::SubIOp::create(k, loc, size[d.k], c1);
+    Value kMax = arith::SubIOp::create(k, loc, depth, c1);
     auto bz = scf::ForOp::create(k, loc, launch.getBlockIds().z, batches, gz);
     gpu::TerminatorOp::create(k, loc);
 
@@ -511,7 +552,7 @@ struct TileContractionsPass : PassWrapper<TileContractionsPass, OperationPass<Mo
     auto minu = [&](OpBuilder &at, Value x, Value y) {
       return arith::MinUIOp::create(at, loc, x, y).getResult();
     };
-    auto indices = [&](OpOperand *o) { return space.indices(o); };
+    auto indices = [&](OpOperand *o, OpBuilder &at) { return space.indices(o, &at); };
     Value m0 = mul(xb, by.getInductionVar(), BMN);
     Value n0 = mul(xb, bx.getInductionVar(), BMN);
     SmallVector<Value> rows, cols;
@@ -527,9 +568,9 @@ struct TileContractionsPass : PassWrapper<TileContractionsPass, OperationPass<Mo
       for (int64_t j = 0; j < U; ++j) {
         spread(xb, d.m, minu(xb, rows[i], mMax));
         spread(xb, d.n, minu(xb, cols[j], nMax));
-        init.push_back(memref::LoadOp::create(xb, loc, cOp->get(), indices(cOp)));
+        init.push_back(memref::LoadOp::create(xb, loc, cOp->get(), indices(cOp, xb)));
       }
-    auto kLoop = scf::ForOp::create(xb, loc, c0, size[d.k], cst(xb, BK), init);
+    auto kLoop = scf::ForOp::create(xb, loc, c0, depth, cst(xb, BK), init);
     OpBuilder lb = OpBuilder::atBlockBegin(kLoop.getBody());
     Value k0 = kLoop.getInductionVar();
     // Stage the tiles: element e of a tile is loaded by thread e mod T², consecutive threads
@@ -540,18 +581,18 @@ struct TileContractionsPass : PassWrapper<TileContractionsPass, OperationPass<Mo
       Value kk = arith::RemUIOp::create(lb, loc, e, cst(lb, BK));
       Value mm = arith::DivUIOp::create(lb, loc, e, cst(lb, BK));
       spread(lb, d.m, minu(lb, add(lb, m0, mm), mMax));
-      dimVal[d.k] = minu(lb, add(lb, k0, kk), kMax);
-      Value a = memref::LoadOp::create(lb, loc, aOp->get(), indices(aOp));
+      spread(lb, d.k, minu(lb, add(lb, k0, kk), kMax));
+      Value a = memref::LoadOp::create(lb, loc, aOp->get(), indices(aOp, lb));
       memref::StoreOp::create(lb, loc, a, aTile, ValueRange{kk, mm});
       Value nn = arith::RemUIOp::create(lb, loc, e, cst(lb, BMN));
       Value kb = arith::DivUIOp::create(lb, loc, e, cst(lb, BMN));
       spread(lb, d.n, minu(lb, add(lb, n0, nn), nMax));
-      dimVal[d.k] = minu(lb, add(lb, k0, kb), kMax);
-      Value v = memref::LoadOp::create(lb, loc, bOp->get(), indices(bOp));
+      spread(lb, d.k, minu(lb, add(lb, k0, kb), kMax));
+      Value v = memref::LoadOp::create(lb, loc, bOp->get(), indices(bOp, lb));
       memref::StoreOp::create(lb, loc, v, bTile, ValueRange{kb, nn});
     }
     gpu::BarrierOp::create(lb, loc);
-    Value left = arith::SubIOp::create(lb, loc, size[d.k], k0);
+    Value left = arith::SubIOp::create(lb, loc, depth, k0);
     Value kn = minu(lb, left, cst(lb, BK));
     auto inner = scf::ForOp::create(lb, loc, c0, kn, cst(lb, 1), kLoop.getRegionIterArgs());
     {
@@ -591,7 +632,8 @@ struct TileContractionsPass : PassWrapper<TileContractionsPass, OperationPass<Mo
         OpBuilder gb = guard.getThenBodyBuilder();
         spread(gb, d.m, rows[i]);
         spread(gb, d.n, cols[j]);
-        memref::StoreOp::create(gb, loc, kLoop.getResult(i * U + j), cOp->get(), indices(cOp));
+        memref::StoreOp::create(gb, loc, kLoop.getResult(i * U + j), cOp->get(),
+                                indices(cOp, gb));
       }
     op->erase();
   }

@@ -153,8 +153,8 @@ pub struct GpuConfig {
     /// a whole-tensor reduction would otherwise be one thread's loop (and lavapipe stops a
     /// loop after 65535 iterations).
     pub split_reductions_above: u64,
-    /// How contractions (MatMul, Gemm, batched products) are tiled over workgroup memory;
-    /// `None` leaves them one thread per output, as every other op.
+    /// How contractions (MatMul, Gemm, batched products, convolutions) are tiled over workgroup
+    /// memory; `None` leaves them one thread per output, as every other op.
     pub contraction_tile: Option<ContractionTile>,
     /// Reductions along their inputs' innermost dimension over at least this many elements
     /// per result run as one block per result with a tree in workgroup memory
