@@ -308,7 +308,10 @@ impl Prepared {
 /// Runs `quantize-weights` alone on a graph the interpreter will run (what
 /// `kiln opt --passes=quantize-weights --quantize=...` writes), so that it
 /// computes with the quantized weights a compiled session would use.
-fn quantize_for_interpreter(graph: &mut Graph, q: &kiln_passes::QuantizeOptions) -> Result<()> {
+pub(crate) fn quantize_for_interpreter(
+    graph: &mut Graph,
+    q: &kiln_passes::QuantizeOptions,
+) -> Result<()> {
     let pipeline = kiln_passes::Pipeline::parse("quantize-weights")
         .map_err(|e| DriverError::Invalid(format!("internal: {e}")))?;
     let pass = kiln_passes::PassOptions {

@@ -22,6 +22,10 @@
 //!    interpreter on the *unoptimized* graph: a difference there with no
 //!    diverging node points at a graph pass.
 //!
+//! With weight quantization (`SessionOptions::quantize`), the graph
+//! `quantize-weights` writes is the model in every step: the quantization
+//! error is not what verify checks (`kiln compile --quant-report` reports it).
+//!
 //! Invariants: nothing here changes how `kiln compile` compiles; the
 //! instrumented graph has more outputs, so its memory plan reuses less
 //! (results are never written in place over an operand that is now an
@@ -184,6 +188,14 @@ fn inject_fault(g: &mut Graph, name: &str) -> Result<()> {
 /// Verifies `graph` (loaded and specialized, not yet optimized) on
 /// `inputs`.
 pub fn verify(graph: Graph, inputs: &[HostTensor], opts: &VerifyOptions) -> Result<VerifyReport> {
+    // With weight quantization, the graph quantize-weights writes is the model: both the
+    // reference (node by node and end to end) and what is compiled (without quantizing again).
+    let mut graph = graph;
+    let mut session_opts = opts.session.clone();
+    if session_opts.quantize.scheme.is_some() {
+        crate::session::quantize_for_interpreter(&mut graph, &session_opts.quantize)?;
+        session_opts.quantize = kiln_passes::QuantizeOptions::default();
+    }
     let pipeline = Pipeline::for_level(opts.session.opt_level.number());
     let (passes, planning) = split_pipeline(&pipeline);
     let original = graph.clone();
@@ -226,7 +238,7 @@ pub fn verify(graph: Graph, inputs: &[HostTensor], opts: &VerifyOptions) -> Resu
     }
     let session = compile_session(
         instrumented,
-        &opts.session,
+        &session_opts,
         Some(planning),
         Vec::new(),
         Vec::new(),

@@ -75,11 +75,25 @@ pub struct VerifyArgs {
 
     #[command(flatten)]
     pub shapes: InputShapeArgs,
+
+    /// Weight quantization, as `kiln compile --quantize`: the compiled model
+    /// is the quantized one, and the reference the interpreter on the graph
+    /// quantize-weights writes (so what is checked is the compile of the
+    /// quantized model, not the quantization error).
+    #[command(flatten)]
+    pub quantize: QuantizeArgs,
 }
 
 /// Runs `kiln verify`.
 pub fn run(args: VerifyArgs) -> Result<(), CliError> {
     args.tolerance.check()?;
+    if args.quantize.options()?.scheme.is_some() && args.reference == ReferenceArg::Ort {
+        return Err(CliError::new(
+            Code::Usage,
+            "--quantize with --reference ort: ONNX Runtime runs the f32 model, whose outputs a \
+             quantized model does not match; verify a quantized model against the interpreter",
+        ));
+    }
     let prepared = prepare(
         &args.model,
         false,
@@ -130,7 +144,7 @@ pub fn run(args: VerifyArgs) -> Result<(), CliError> {
                 &args.target,
                 &args.shapes,
                 &DeviceArgs::default(),
-                &QuantizeArgs::default(),
+                &args.quantize,
             )?
         },
         reference,
@@ -168,8 +182,12 @@ fn elements(d: &Difference) -> Vec<String> {
 }
 
 fn text_report(args: &VerifyArgs, r: &VerifyReport, source: &str) -> String {
+    let weights = match &args.quantize.quantize {
+        Some(scheme) => format!(" with {scheme} weights"),
+        None => String::new(),
+    };
     let mut s = format!(
-        "kiln verify {} at -O{} on {source}; reference: {}\n",
+        "kiln verify {} at -O{}{weights} on {source}; reference: {}\n",
         args.model.display(),
         args.target.opt_level,
         reference_name(args)
@@ -245,6 +263,7 @@ fn json_report(args: &VerifyArgs, r: &VerifyReport, source: &str) -> serde_json:
     serde_json::json!({
         "model": args.model.display().to_string(),
         "opt_level": args.target.opt_level,
+        "quantize": args.quantize.quantize,
         "inputs": source,
         "reference": reference_name(args),
         "nodes": r.nodes,
