@@ -16,7 +16,7 @@ use crate::cmd::run::{open_session, prepare, read_input_dir, DeviceArgs, InputAr
 use crate::error::{driver_error, CliError, Code};
 use clap::{Args, ValueEnum};
 use kiln_driver::session::zero_inputs;
-use kiln_driver::tensors::{max_relative_error, read_test_set};
+use kiln_driver::tensors::{compare, max_relative_error, read_test_set, Tolerance};
 use kiln_driver::{BenchOptions, HostTensor, Prepared};
 use std::path::{Path, PathBuf};
 
@@ -71,6 +71,13 @@ pub struct BenchArgs {
     /// Weight quantization of a model file, as `kiln compile --quantize`.
     #[command(flatten)]
     pub quantize: crate::cmd::compile::QuantizeArgs,
+
+    /// Tolerances of the outputs check against the expected outputs (a
+    /// test set's): given, the outputs are compared as `kiln run --expected`
+    /// does (so a quantized model can be held to its error); else within a
+    /// relative error of 1e-3.
+    #[command(flatten)]
+    pub tolerance: crate::cmd::run::ToleranceArgs,
 }
 
 /// The model's name as `bench_ort.py` prints it: the directory of a
@@ -112,6 +119,7 @@ fn inputs(
 
 /// Runs `kiln bench`.
 pub fn run(args: BenchArgs) -> Result<(), CliError> {
+    args.tolerance.check()?;
     if args.runs == 0 || args.threads.contains(&0) {
         return Err(CliError::new(
             Code::Usage,
@@ -136,11 +144,17 @@ pub fn run(args: BenchArgs) -> Result<(), CliError> {
         serde_json::Value::Null
     } else {
         let got = session.run(&inputs).map_err(driver_error)?;
-        let ok = got.len() == expected.len()
-            && expected
-                .iter()
-                .zip(&got)
-                .all(|(e, g)| max_relative_error(e, g, 1e-2).is_ok_and(|err| err <= 1e-3));
+        let tol = &args.tolerance;
+        let within = |e: &HostTensor, g: &HostTensor| {
+            if tol.rtol.is_none() && tol.atol.is_none() {
+                max_relative_error(e, g, 1e-2).is_ok_and(|err| err <= 1e-3)
+            } else {
+                let t = Tolerance::for_dtype(e.dtype).with(tol.rtol, tol.atol);
+                compare(e, g, Some(t), 0).is_none()
+            }
+        };
+        let ok =
+            got.len() == expected.len() && expected.iter().zip(&got).all(|(e, g)| within(e, g));
         serde_json::Value::Bool(ok)
     };
     let name = model_name(&args.model);
