@@ -19,7 +19,9 @@
 //                          commutative arith op) along its inputs' innermost dimension over
 //                          at least `min-extent` elements per result -> one block per result:
 //                          strided partial values per thread, a tree in workgroup memory,
-//                          thread 0 combining the total with the output's initial value.
+//                          thread 0 combining the total with the output's initial value;
+//                          where the inputs' innermost dimension is the output's instead
+//                          (a GEMV's weight [k, n]), blocks of 32 results by slices.
 //   kiln-gpu-parallel-first  linalg.generic loops interchanged so that parallel dimensions
 //                          lead (one thread per output element of a contraction).
 //   kiln-gpu-copies        memref.copy in host code -> linalg.copy (then a parallel loop,
@@ -649,9 +651,12 @@ struct TileContractionsPass : PassWrapper<TileContractionsPass, OperationPass<Mo
 /// threads read consecutive elements: softmax and layer-norm rows, pooling windows, the
 /// chunks of a split reduction) -> one gpu.launch with a block per result: its threads
 /// combine strided elements, then a tree in workgroup memory combines the threads' partial
-/// values, and thread 0 combines the total with the output's initial value. Blocks are the
-/// largest power of two of threads within `block-size` and the reduction extent; results
-/// beyond the grid are visited by a grid-stride loop.
+/// values, and thread 0 combines the total with the output's initial value. Where the
+/// inputs' innermost dimension is the output's innermost one instead (a one-row product's
+/// weight [k, n], a sum along an outer axis), a block holds 32 consecutive results (a warp
+/// reads consecutive addresses) by slices of the reduction, and the tree runs over the
+/// slices. Blocks are the largest power of two of threads within `block-size` and the
+/// reduction extent; results beyond the grid are visited by a grid-stride loop.
 struct ReductionTreesPass : PassWrapper<ReductionTreesPass, OperationPass<ModuleOp>> {
   MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(ReductionTreesPass)
   ReductionTreesPass() = default;
@@ -673,7 +678,12 @@ struct ReductionTreesPass : PassWrapper<ReductionTreesPass, OperationPass<Module
     SmallVector<unsigned> par, red;
     Operation *combine;
     int64_t threads;
+    /// Columns per block: 1 (a block per result), or `kWarp` results along `col`, the
+    /// inputs' innermost parallel dimension (each warp reads consecutive columns).
+    int64_t width = 1;
+    std::optional<unsigned> col;
   };
+  static constexpr int64_t kWarp = 32;
 
   static bool isCombiner(Operation *op) {
     return isa<arith::AddFOp, arith::MulFOp, arith::MaximumFOp, arith::MinimumFOp,
@@ -709,7 +719,14 @@ struct ReductionTreesPass : PassWrapper<ReductionTreesPass, OperationPass<Module
     for (unsigned r = 0; r < outMap.getNumResults(); ++r)
       if (iters[outMap.getDimPosition(r)] != utils::IteratorType::parallel)
         return std::nullopt;
-    // Consecutive reduction elements at consecutive addresses of every input that has them.
+    // Consecutive reduction elements at consecutive addresses of every input that has them
+    // (a block per result), or else consecutive results (a GEMV's weight [k, n], a reduction
+    // along an outer axis): the inputs' innermost dimension is the output's innermost one or
+    // a reduction dimension (blocks of kWarp columns).
+    std::optional<unsigned> inner;
+    if (outMap.getNumResults() > 0)
+      inner = outMap.getDimPosition(outMap.getNumResults() - 1);
+    bool rows = true, columns = inner.has_value();
     for (OpOperand *in : op.getDpsInputOperands()) {
       if (!isa<MemRefType>(in->get().getType())) {
         if (isa<ShapedType>(in->get().getType()))
@@ -722,8 +739,11 @@ struct ReductionTreesPass : PassWrapper<ReductionTreesPass, OperationPass<Module
         uses |= map.getResultPosition(getAffineDimExpr(d, op.getContext())).has_value();
       if (!uses)
         continue;
-      if (map.getNumResults() == 0 || map.getDimPosition(map.getNumResults() - 1) != m.red.back())
+      if (map.getNumResults() == 0)
         return std::nullopt;
+      unsigned last = map.getDimPosition(map.getNumResults() - 1);
+      rows &= last == m.red.back();
+      columns &= last == *inner || llvm::is_contained(m.red, last);
       auto t = cast<MemRefType>(in->get().getType());
       if (!t.getLayout().isIdentity())
         return std::nullopt;
@@ -735,13 +755,20 @@ struct ReductionTreesPass : PassWrapper<ReductionTreesPass, OperationPass<Module
         return std::nullopt;
       extent *= n;
     }
-    if (extent < (int64_t)minExtent)
+    if (extent < (int64_t)minExtent || !(rows || columns))
       return std::nullopt;
-    int64_t t = 1;
-    while (t * 2 <= extent && t * 2 <= (int64_t)blockSize)
-      t *= 2;
+    if (!rows) {
+      m.width = kWarp;
+      m.col = inner;
+    }
+    // Slices of the reduction per column: a power of two, each with an element.
+    int64_t slices = 1;
+    while (slices * 2 <= extent && slices * 2 * m.width <= (int64_t)blockSize)
+      slices *= 2;
+    if (slices < 2)
+      return std::nullopt;
     m.combine = combine;
-    m.threads = t;
+    m.threads = slices * m.width;
     return m;
   }
 
@@ -757,8 +784,16 @@ struct ReductionTreesPass : PassWrapper<ReductionTreesPass, OperationPass<Module
     OpBuilder b(op);
     LoopSpace space(cast<linalg::LinalgOp>(op.getOperation()), b);
     auto cst = [&](OpBuilder &at, int64_t v) { return space.constant(at, v); };
-    const int64_t T = m.threads;
-    Value results = space.product(b, m.par), extent = space.product(b, m.red);
+    // T threads: S slices of the reduction for each of W columns (W = 1: a block per result).
+    const int64_t T = m.threads, W = m.width, S = T / W;
+    SmallVector<unsigned> others;
+    for (unsigned d : m.par)
+      if (d != m.col)
+        others.push_back(d);
+    Value outer_n = space.product(b, others), extent = space.product(b, m.red);
+    Value cols = m.col ? space.size[*m.col] : cst(b, 1);
+    Value tiles = arith::CeilDivUIOp::create(b, loc, cols, cst(b, W));
+    Value results = arith::MulIOp::create(b, loc, outer_n, tiles);
     Value grid = arith::MinUIOp::create(b, loc, results, cst(b, maxGrid));
     grid = arith::MaxUIOp::create(b, loc, grid, cst(b, 1));
     Value one = cst(b, 1);
@@ -772,18 +807,17 @@ struct ReductionTreesPass : PassWrapper<ReductionTreesPass, OperationPass<Module
     Block &kbody = launch.getBody().front();
     OpBuilder k = OpBuilder::atBlockEnd(&kbody);
     Value tid = launch.getThreadIds().x;
+    Value lane = arith::RemUIOp::create(k, loc, tid, cst(k, W));
+    Value slice = arith::DivUIOp::create(k, loc, tid, cst(k, W));
     auto outer = scf::ForOp::create(k, loc, launch.getBlockIds().x, results, grid);
     gpu::TerminatorOp::create(k, loc);
 
     SmallVector<Value> &dimVal = space.dimVal;
-    auto spread = [&](OpBuilder &at, ArrayRef<unsigned> dims, Value linear) {
-      space.spread(at, dims, linear);
-    };
     auto indices = [&](OpOperand *o) { return space.indices(o); };
     Block *body = op.getBlock();
     // The element value x of reduction element `r` (the body up to the combine).
     auto element = [&](OpBuilder &at, Value r) {
-      spread(at, m.red, r);
+      space.spread(at, m.red, r);
       IRMapping map;
       for (OpOperand *in : op.getDpsInputOperands()) {
         Value arg = body->getArgument(in->getOperandNumber());
@@ -806,15 +840,27 @@ struct ReductionTreesPass : PassWrapper<ReductionTreesPass, OperationPass<Module
       map.map(m.combine->getOperand(1), y);
       return at.clone(*m.combine, map)->getResult(0);
     };
+    auto slot = [&](OpBuilder &at, Value sl) {
+      return arith::AddIOp::create(at, loc, arith::MulIOp::create(at, loc, sl, cst(at, W)), lane)
+          .getResult();
+    };
 
     OpBuilder ob = OpBuilder::atBlockBegin(outer.getBody());
-    spread(ob, m.par, outer.getInductionVar());
+    Value tile = arith::RemUIOp::create(ob, loc, outer.getInductionVar(), tiles);
+    space.spread(ob, others, arith::DivUIOp::create(ob, loc, outer.getInductionVar(), tiles));
+    // This thread's column (clamped for reading; only columns inside are written).
+    Value column = arith::AddIOp::create(ob, loc, arith::MulIOp::create(ob, loc, tile, cst(ob, W)),
+                                         lane);
+    if (m.col) {
+      Value last = arith::SubIOp::create(ob, loc, cols, cst(ob, 1));
+      dimVal[*m.col] = arith::MinUIOp::create(ob, loc, column, last);
+    }
     SmallVector<Value> parVals(dimVal.begin(), dimVal.end());
-    // This thread's partial: its first element (every thread has one: T <= extent), then
-    // the elements a block further on.
-    Value first = element(ob, tid);
-    Value start = arith::AddIOp::create(ob, loc, tid, cst(ob, T));
-    auto strided = scf::ForOp::create(ob, loc, start, extent, cst(ob, T), ValueRange{first});
+    // This thread's partial: its first element (every slice has one: S <= extent), then the
+    // elements S further on.
+    Value first = element(ob, slice);
+    Value start = arith::AddIOp::create(ob, loc, slice, cst(ob, S));
+    auto strided = scf::ForOp::create(ob, loc, start, extent, cst(ob, S), ValueRange{first});
     {
       OpBuilder sb = OpBuilder::atBlockBegin(strided.getBody());
       Value x = element(sb, strided.getInductionVar());
@@ -822,23 +868,29 @@ struct ReductionTreesPass : PassWrapper<ReductionTreesPass, OperationPass<Module
     }
     memref::StoreOp::create(ob, loc, strided.getResult(0), parts, ValueRange{tid});
     gpu::BarrierOp::create(ob, loc);
-    for (int64_t half = T / 2; half >= 1; half /= 2) {
-      Value active = arith::CmpIOp::create(ob, loc, arith::CmpIPredicate::ult, tid, cst(ob, half));
+    for (int64_t half = S / 2; half >= 1; half /= 2) {
+      Value active =
+          arith::CmpIOp::create(ob, loc, arith::CmpIPredicate::ult, slice, cst(ob, half));
       auto guard = scf::IfOp::create(ob, loc, active, /*withElseRegion=*/false);
       OpBuilder gb = guard.getThenBodyBuilder();
       Value mine = memref::LoadOp::create(gb, loc, parts, ValueRange{tid});
-      Value other = arith::AddIOp::create(gb, loc, tid, cst(gb, half));
-      Value theirs = memref::LoadOp::create(gb, loc, parts, ValueRange{other});
+      Value partner = slot(gb, arith::AddIOp::create(gb, loc, slice, cst(gb, half)));
+      Value theirs = memref::LoadOp::create(gb, loc, parts, ValueRange{partner});
       memref::StoreOp::create(gb, loc, combine(gb, mine, theirs), parts, ValueRange{tid});
       gpu::BarrierOp::create(ob, loc);
     }
-    Value lead = arith::CmpIOp::create(ob, loc, arith::CmpIPredicate::eq, tid, cst(ob, 0));
-    auto guard = scf::IfOp::create(ob, loc, lead, /*withElseRegion=*/false);
+    Value lead = arith::CmpIOp::create(ob, loc, arith::CmpIPredicate::eq, slice, cst(ob, 0));
+    Value inside = arith::CmpIOp::create(ob, loc, arith::CmpIPredicate::ult, column,
+                                         arith::MulIOp::create(ob, loc, tiles, cst(ob, W)));
+    if (m.col)
+      inside = arith::CmpIOp::create(ob, loc, arith::CmpIPredicate::ult, column, cols);
+    auto guard = scf::IfOp::create(ob, loc, arith::AndIOp::create(ob, loc, lead, inside),
+                                   /*withElseRegion=*/false);
     {
       OpBuilder gb = guard.getThenBodyBuilder();
       dimVal.assign(parVals.begin(), parVals.end());
       OpOperand *out = op.getDpsInitOperand(0);
-      Value total = memref::LoadOp::create(gb, loc, parts, ValueRange{cst(gb, 0)});
+      Value total = memref::LoadOp::create(gb, loc, parts, ValueRange{lane});
       Value init = memref::LoadOp::create(gb, loc, out->get(), indices(out));
       // combine(x, acc) in the body's operand order.
       Value acc = body->getArgument(body->getNumArguments() - 1);
@@ -846,7 +898,7 @@ struct ReductionTreesPass : PassWrapper<ReductionTreesPass, OperationPass<Module
                                                      : combine(gb, init, total);
       memref::StoreOp::create(gb, loc, result, out->get(), indices(out));
     }
-    // Thread 0 reads parts[0] above before any thread writes it again.
+    // The lanes of slice 0 read their totals above before any thread writes them again.
     gpu::BarrierOp::create(ob, loc);
     op->erase();
   }
