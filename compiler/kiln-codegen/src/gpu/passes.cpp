@@ -880,12 +880,12 @@ struct ReductionTreesPass : PassWrapper<ReductionTreesPass, OperationPass<Module
       gpu::BarrierOp::create(ob, loc);
     }
     Value lead = arith::CmpIOp::create(ob, loc, arith::CmpIPredicate::eq, slice, cst(ob, 0));
-    Value inside = arith::CmpIOp::create(ob, loc, arith::CmpIPredicate::ult, column,
-                                         arith::MulIOp::create(ob, loc, tiles, cst(ob, W)));
+    // Without a column dimension every block is one result, always inside.
     if (m.col)
-      inside = arith::CmpIOp::create(ob, loc, arith::CmpIPredicate::ult, column, cols);
-    auto guard = scf::IfOp::create(ob, loc, arith::AndIOp::create(ob, loc, lead, inside),
-                                   /*withElseRegion=*/false);
+      lead = arith::AndIOp::create(
+          ob, loc, lead,
+          arith::CmpIOp::create(ob, loc, arith::CmpIPredicate::ult, column, cols));
+    auto guard = scf::IfOp::create(ob, loc, lead, /*withElseRegion=*/false);
     {
       OpBuilder gb = guard.getThenBodyBuilder();
       dimVal.assign(parVals.begin(), parVals.end());
