@@ -1675,8 +1675,9 @@ static KV_ATTR void FN(qconv_block)(const void* q, int64_t row0, int64_t nrows, 
         float* o = out + (t * cbn + c0) * NR + r0;
         int64_t cv = 0;
 #if KV_W == 8
-        /* 8 x 8 blocks transposed in registers (a scalar copy was about
-         * half of this decode's time in ResNet-50 NF4 on AVX2). */
+        /* 8 x 8 blocks transposed in registers: the scalar copy they
+         * replace was about a tenth of this decode's time (ResNet-50 NF4
+         * on a Zen 3: the decode 25.6% -> 23.1% of perf's samples). */
         if (rb == QC_RB)
           for (; cv + 8 <= cl; cv += 8)
             for (int64_t r8 = 0; r8 < QC_RB; r8 += 8) {
