@@ -1632,25 +1632,6 @@ static KV_ATTR void FN(qconv_block_p)(const qg_job* j, int64_t row0, int64_t nro
  * once per row). */
 #define QC_RB 16
 #define QC_CH 64
-#if KV_W == 8
-/* r[j][i] = r[i][j] (an 8 x 8 transpose: three rounds of shuffles). */
-KF void FN(qc_tr8)(V* r) {
-  V t[8], u[8];
-  for (int i = 0; i < 8; i += 2) {
-    t[i] = __builtin_shufflevector(r[i], r[i + 1], 0, 8, 1, 9, 4, 12, 5, 13);
-    t[i + 1] = __builtin_shufflevector(r[i], r[i + 1], 2, 10, 3, 11, 6, 14, 7, 15);
-  }
-  for (int i = 0; i < 8; i += 4)
-    for (int h = 0; h < 2; h++) {
-      u[i + 2 * h] = __builtin_shufflevector(t[i + h], t[i + h + 2], 0, 1, 8, 9, 4, 5, 12, 13);
-      u[i + 2 * h + 1] = __builtin_shufflevector(t[i + h], t[i + h + 2], 2, 3, 10, 11, 6, 7, 14, 15);
-    }
-  for (int c = 0; c < 4; c++) {
-    r[c] = __builtin_shufflevector(u[c], u[c + 4], 0, 1, 2, 3, 8, 9, 10, 11);
-    r[c + 4] = __builtin_shufflevector(u[c], u[c + 4], 4, 5, 6, 7, 12, 13, 14, 15);
-  }
-}
-#endif
 static KV_ATTR void FN(qconv_block)(const void* q, int64_t row0, int64_t nrows, int64_t taps,
                                     int64_t cin_g, int64_t cb, int64_t cbn, float* out) {
   const qg_job* j = (const qg_job*)q;
@@ -1672,23 +1653,10 @@ static KV_ATTR void FN(qconv_block)(const void* q, int64_t row0, int64_t nrows, 
           else
             for (int64_t c = 0; c < cl; c++) tr[c] = 0.0f;
         }
-        float* o = out + (t * cbn + c0) * NR + r0;
-        int64_t cv = 0;
-#if KV_W == 8
-        /* 8 x 8 blocks transposed in registers: the scalar copy they
-         * replace was about a tenth of this decode's time (ResNet-50 NF4
-         * on a Zen 3: the decode 25.6% -> 23.1% of perf's samples). */
-        if (rb == QC_RB)
-          for (; cv + 8 <= cl; cv += 8)
-            for (int64_t r8 = 0; r8 < QC_RB; r8 += 8) {
-              V r[8];
-              for (int i = 0; i < 8; i++) r[i] = FN(vld)(tile + (r8 + i) * QC_CH + cv);
-              FN(qc_tr8)(r);
-              for (int i = 0; i < 8; i++) FN(vst)(o + (cv + i) * NR + r8, r[i]);
-            }
-#endif
-        for (int64_t c = cv; c < cl; c++)
-          for (int64_t rr = 0; rr < rb; rr++) o[c * NR + rr] = tile[rr * QC_CH + c];
+        /* 8 x 8 blocks transposed in registers (copy.h): the scalar copy
+         * this replaced was about a tenth of the decode's time (ResNet-50
+         * NF4 on a Zen 3: the decode 25.6% -> 23.1% of perf's samples). */
+        FN(copy_transpose)(tile, QC_CH, out + (t * cbn + c0) * NR + r0, NR, cl, rb);
       }
     }
   }
