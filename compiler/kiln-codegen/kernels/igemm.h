@@ -452,65 +452,52 @@ KF void FN(ig_finish_v)(const FN(ig_job) * j, VI acc[MR][NRV], int64_t i0, int64
 #define IG_HAS_VNNI 1
 #if defined(__aarch64__)
 /* Arm SDOT (signed x signed groups of 4): A is packed as i8 instead. */
-#define IG_VNNI_ATTR __attribute__((target("dotprod")))
-#define IG_DPBUSD(acc, a, b) \
+#define IGD_ATTR __attribute__((target("dotprod")))
+#define IGD_DOT(acc, a, b) \
   ((VI)vdotq_s32((int32x4_t)(acc), (int8x16_t)(a), (int8x16_t)(b)))
 #elif KV_W == 16
-#define IG_VNNI_ATTR __attribute__((target("avx512vnni"), min_vector_width(512)))
-#define IG_DPBUSD __builtin_ia32_vpdpbusd512
+#define IGD_ATTR __attribute__((target("avx512vnni"), min_vector_width(512)))
+#define IGD_DOT __builtin_ia32_vpdpbusd512
 #else
-#define IG_VNNI_ATTR __attribute__((target("avxvnni"), min_vector_width(256)))
-#define IG_DPBUSD __builtin_ia32_vpdpbusd256
+#define IGD_ATTR __attribute__((target("avxvnni"), min_vector_width(256)))
+#define IGD_DOT __builtin_ia32_vpdpbusd256
 #endif
-/* VNNI micro-kernel: rows [i0, i0 + MR) x panel p. */
-static IG_VNNI_ATTR void FN(ig_tile_v)(const FN(ig_job) * j, int64_t i0, int64_t p) {
-  const uint8_t* a = j->pa + i0 * j->kp;
-  const int32_t* b = (const int32_t*)(j->pb + p * NR * j->kp);
-  VI acc[MR][NRV];
-#pragma unroll
-  for (int r = 0; r < MR; r++)
-#pragma unroll
-    for (int v = 0; v < NRV; v++) acc[r][v] = (VI)0;
-  for (int64_t kq = 0; kq < j->kp / 4; kq++) {
-    VI bv[NRV];
-#pragma unroll
-    for (int v = 0; v < NRV; v++) bv[v] = *(const IGVIU*)(b + kq * NR + v * VW);
-#pragma unroll
-    for (int r = 0; r < MR; r++) {
-      int32_t q;
-      __builtin_memcpy(&q, a + r * j->kp + kq * 4, 4);
-      VI av = (VI)q;
-#pragma unroll
-      for (int v = 0; v < NRV; v++) acc[r][v] = IG_DPBUSD(acc[r][v], av, bv[v]);
-    }
-  }
-  FN(ig_finish_v)(j, acc, i0, p);
-}
-/* Column sums and zero points of panels [p0, p1) of a B packed at compile
- * time (int8_gemm_b): the VNNI dot product of each panel with ones. */
-static IG_VNNI_ATTR void FN(ig_sums_v)(void* data, int64_t p0, int64_t p1) {
-  const FN(ig_job)* j = (const FN(ig_job)*)data;
-  for (int64_t p = p0; p < p1; p++) {
-    const int32_t* b = (const int32_t*)(j->pb + p * NR * j->kp);
-    VI s[NRV];
-#pragma unroll
-    for (int v = 0; v < NRV; v++) s[v] = (VI)0;
-    for (int64_t kq = 0; kq < j->kp / 4; kq++)
-#pragma unroll
-      for (int v = 0; v < NRV; v++)
-        s[v] = IG_DPBUSD(s[v], (VI)0x01010101, *(const IGVIU*)(b + kq * NR + v * VW));
-    for (int v = 0; v < NRV; v++)
-      for (int l = 0; l < VW; l++) {
-        int64_t c = p * NR + v * VW + l;
-        j->colsum[c] = s[v][l];
-        j->zbv[c] = c < j->n ? FN(ig_zb)(j, c) : 0;
-      }
-  }
-}
-#undef IG_VNNI_ATTR
-#undef IG_DPBUSD
+#define IGD_SFX v
+#include "igemm_dot.h"
 #else
 #define IG_HAS_VNNI 0
+#endif
+
+/* x86 AVX2 without VNNI (`igemmp`): the same dot products of groups of 4
+ * as pmaddubsw (u8 x i8 pairs summed into int16, saturating) then pmaddwd
+ * by ones (pairs of int16 into int32). Exact only when no pair saturates:
+ * every i8 B value within [-64, 64] (2 x 255 x 64 = 32640 <= 32767), which
+ * the Rust side guarantees by calling it only on weights packed as
+ * `int8_gemm_b_narrow` (their range is checked when they are packed). */
+#if defined(__x86_64__) && KV_W == 8
+#define IG_HAS_PAIRS 1
+typedef short KCAT(ig_vh16_, KV_NAME) __attribute__((vector_size(32)));
+static const KCAT(ig_vh16_, KV_NAME) KCAT(ig_ones16_, KV_NAME) = {1, 1, 1, 1, 1, 1, 1, 1,
+                                                                  1, 1, 1, 1, 1, 1, 1, 1};
+/* Written as one asm block so that the int16 ones are a memory operand:
+ * held in a register they made the 6 x 16 tile (12 accumulators, 2 B
+ * vectors, A, a temporary) spill an accumulator every step. */
+static inline __attribute__((always_inline, target("avx2"), min_vector_width(256))) VI
+FN(ig_pairs_dot)(VI acc, VI a, VI b) {
+  VI t;
+  __asm__("vpmaddubsw %[b], %[a], %[t]\n\t"
+          "vpmaddwd %[ones], %[t], %[t]\n\t"
+          "vpaddd %[t], %[acc], %[acc]"
+          : [acc] "+x"(acc), [t] "=&x"(t)
+          : [a] "x"(a), [b] "x"(b), [ones] "m"(KCAT(ig_ones16_, KV_NAME)));
+  return acc;
+}
+#define IGD_ATTR __attribute__((target("avx2"), min_vector_width(256)))
+#define IGD_DOT(acc, a, b) FN(ig_pairs_dot)(acc, a, b)
+#define IGD_SFX p8
+#include "igemm_dot.h"
+#else
+#define IG_HAS_PAIRS 0
 #endif
 
 /* Task `t` of the tm x tn grid: row tiles x panels, through micro-kernel
@@ -531,6 +518,9 @@ static IG_VNNI_ATTR void FN(ig_sums_v)(void* data, int64_t p0, int64_t p1) {
 IG_TASK(FN(ig_task_p), FN(ig_tile_p))
 #if IG_HAS_VNNI
 IG_TASK(FN(ig_task_v), FN(ig_tile_v))
+#endif
+#if IG_HAS_PAIRS
+IG_TASK(FN(ig_task_p8), FN(ig_tile_p8))
 #endif
 #undef IG_TASK
 
@@ -559,7 +549,7 @@ static KV_ATTR void FN(igemm_run)(const int64_t* args, int vnni, kiln_par_body t
   j.k = slot_i(args, KILN_IGEMM_K);
   epi_decode(args, KILN_IGEMM_EPILOGUE, &epi);
   j.epi = &epi;
-  j.vnni = vnni && IG_HAS_VNNI;
+  j.vnni = vnni; /* 1 only from an entry whose dot-product kernels exist */
   j.b_packed = (int)slot_i(args, KILN_IGEMM_B_PACKED);
   j.cv = 0;
   j.bias = 0;
@@ -628,6 +618,21 @@ KHIDDEN KV_ATTR void FN(kiln_k_igemmv)(const int64_t* args) {
 }
 #else
 KHIDDEN KV_ATTR void FN(kiln_k_igemmv)(const int64_t* args) {
+  FN(igemm_run)(args, 0, FN(ig_task_p), 0);
+}
+#endif
+/* igemmv's product on pmaddubsw pairs, for a B packed as
+ * int8_gemm_b_narrow; any other B takes the portable path (packing it here
+ * would flip u8 values out of the exact range). */
+#if IG_HAS_PAIRS
+KHIDDEN KV_ATTR void FN(kiln_k_igemmp)(const int64_t* args) {
+  if (slot_i(args, KILN_IGEMM_B_PACKED))
+    FN(igemm_run)(args, 1, FN(ig_task_p8), FN(ig_sums_p8));
+  else
+    FN(igemm_run)(args, 0, FN(ig_task_p), 0);
+}
+#else
+KHIDDEN KV_ATTR void FN(kiln_k_igemmp)(const int64_t* args) {
   FN(igemm_run)(args, 0, FN(ig_task_p), 0);
 }
 #endif
@@ -830,7 +835,7 @@ static KV_ATTR void FN(iconv_run)(const int64_t* args, int vnni, kiln_par_body t
   j.ldc = p;
   j.c_f32 = 0;
   j.epi = 0;
-  j.vnni = vnni && IG_HAS_VNNI;
+  j.vnni = vnni; /* 1 only from an entry whose dot-product kernels exist */
   j.b_packed = 0;
   j.za_rows = zw_per;
   j.rq_per = rq_per;
@@ -892,6 +897,7 @@ KHIDDEN KV_ATTR void FN(kiln_k_iconvv)(const int64_t* args) {
 #endif
 
 #undef IG_HAS_VNNI
+#undef IG_HAS_PAIRS
 #undef IG_EVEN
 #undef IG_ODD
 #undef IGVS

@@ -2721,7 +2721,9 @@ fn attention_online_softmax() {
 // igemm: exact 8-bit integer products
 
 /// `igemm` (and `igemmv` where the library has it, with B as given and, for i8 B, packed as
-/// `int8_gemm_b` like pack-weights does) against an exact i64 sum: odd sizes (1, primes, tile
+/// `int8_gemm_b` like pack-weights does; and `igemmp`, AVX2's pmaddubsw pairs, with B as
+/// given and, for i8 B, packed as `int8_gemm_b_narrow` from values within [-64, 64], the
+/// bounds included, against rows of A at the extremes) against an exact i64 sum: odd sizes (1, primes, tile
 /// +-1 for every variant's MR and NR; K not a multiple of 4), u8/i8 for both operands, zero
 /// points absent, scalar, per row and per column (nonzero, extreme values), an int32 result
 /// and an f32 one through an epilogue (scalar scale, then bias). Integers must match exactly;
@@ -2737,13 +2739,14 @@ fn igemm_is_exact() {
         (13, 65, 67),
     ];
     let more = [(8, 12, 257), (9, 17, 16), (2, 129, 1031), (25, 11, 2)];
-    let mut vnni_runs = 0;
+    let (mut vnni_runs, mut pairs_runs) = (0, 0);
     for lib in libs() {
-        for kernel in [Kernel::IGemm, Kernel::IGemmVnni] {
+        for kernel in [Kernel::IGemm, Kernel::IGemmVnni, Kernel::IGemmPairs] {
             if !lib.kernels.iter().any(|k| k.0 == kernel) {
                 continue;
             }
             vnni_runs += usize::from(kernel == Kernel::IGemmVnni);
+            pairs_runs += usize::from(kernel == Kernel::IGemmPairs);
             for t in THREADS {
                 for (case, &(m, n, k)) in sizes.iter().chain(&more).enumerate() {
                     igemm_case(lib, kernel, t, (m, n, k), case);
@@ -2758,7 +2761,14 @@ fn igemm_is_exact() {
             "the VNNI path was not tested on a machine with it"
         );
     }
-    let _ = vnni_runs;
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        assert!(
+            pairs_runs > 0,
+            "the pmaddubsw path was not tested on a machine with AVX2"
+        );
+    }
+    let _ = (vnni_runs, pairs_runs);
 }
 
 /// One igemm problem: operands and zero points, the exact sums.
@@ -2820,27 +2830,50 @@ fn igemm_case(lib: &Lib, kernel: Kernel, t: Threads, mnk: (usize, usize, usize),
     let mut zs = bytes(m.max(n) + 1);
     // An extreme zero point.
     zs[0] = 0x80;
+    let (mut a, mut b) = (bytes(m * lda), bytes(k * ldb));
+    if kernel == Kernel::IGemmPairs {
+        // Values int8_gemm_b_narrow may hold (as i8; the bounds included), and rows of A at
+        // the extremes of u8 (255) and of i8 (127, which the kernel flips to 255), where
+        // pairs of products come closest to int16's range.
+        for (i, x) in b.iter_mut().enumerate() {
+            *x = match i % 7 {
+                0 => 64,
+                1 => (-64i8) as u8,
+                _ => ((*x % 129) as i8 - 64) as u8,
+            };
+        }
+        a[..k].fill(0xff);
+        if m > 1 {
+            a[lda..lda + k].fill(0x7f);
+        }
+    }
     let p = IgemmCase {
         m,
         n,
         k,
         lda,
         ldb,
-        a: bytes(m * lda),
-        b: bytes(k * ldb),
+        a,
+        b,
         zs,
     };
     let bias: Vec<f32> = (0..n).map(|j| j as f32 * 0.25 - 3.0).collect();
     let scale = [0.0078125f32];
     // igemmv also reads i8 B packed at compile time (int8_gemm_b), packed here by kiln_ir.
     let dense: Vec<u8> = (0..k * n).map(|x| p.b[x / n * ldb + x % n]).collect();
+    let layout = if kernel == Kernel::IGemmPairs {
+        kiln_ir::ops::layout::PackLayout::Int8GemmBNarrow
+    } else {
+        kiln_ir::ops::layout::PackLayout::Int8GemmB
+    };
     let packing = kiln_ir::ops::layout::Packing::new(
-        kiln_ir::ops::layout::PackLayout::Int8GemmB,
+        layout,
         lib.variant.nr() as u64,
         1,
         vec![k as u64, n as u64],
     )
     .unwrap();
+    packing.check_values(&dense, kiln_ir::DType::I8).unwrap();
     let packed_b = packing.pack_bytes(&dense, 1);
     for mode in 0..8usize {
         let signs = (mode & 1 == 1, mode & 2 == 2);
@@ -2870,7 +2903,7 @@ fn igemm_case(lib: &Lib, kernel: Kernel, t: Threads, mnk: (usize, usize, usize),
         } else {
             Epilogue::none()
         };
-        let forms: &[bool] = if kernel == Kernel::IGemmVnni && signs.1 {
+        let forms: &[bool] = if kernel != Kernel::IGemm && signs.1 {
             &[false, true]
         } else {
             &[false]

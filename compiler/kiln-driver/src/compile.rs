@@ -489,6 +489,7 @@ pub fn target_facts(target: &Target) -> TargetFacts {
             pack_depthwise: c.conv_nhwc,
             epilogue_max_ops: kiln_codegen::kernels::abi::EPI_MAX_OPS,
             int8_dot: c.int8_dot,
+            int8_pairs: c.int8_pairs,
             qgemv_panel: c.qgemv_panel() as u64,
         },
         None => TargetFacts::default(),
@@ -685,6 +686,7 @@ fn compile_one(
     let lower_opts = LowerOptions {
         kernels: opts.target.cpu_config().map(|c| c.variant),
         int8_dot: opts.target.cpu_config().is_some_and(|c| c.int8_dot),
+        int8_pairs: opts.target.cpu_config().is_some_and(|c| c.int8_pairs),
         winograd: opts.target.cpu_config().is_some_and(|c| c.winograd),
         split_reductions_above: opts.target.gpu_config().map(|c| c.split_reductions_above),
         ..LowerOptions::default()

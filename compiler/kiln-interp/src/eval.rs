@@ -431,6 +431,8 @@ pub fn weight_bytes(weights: &[Weight], w: WeightId, limits: &Limits) -> Result<
                     body: None,
                 };
                 let p = kiln_ir::ops::layout::Packing::read(&ctx, shape)?;
+                p.check_values(bytes.bytes(), src.ty.dtype)
+                    .map_err(|e| InterpError::Invalid(format!("weight '{}': {e}", weight.name)))?;
                 return Ok(Blob::from_vec(if bits < 8 {
                     p.pack_bits(bytes.bytes(), bits)
                 } else {

@@ -156,3 +156,53 @@ graph @g(%x: tensor<1x2xf32>) -> (tensor<1x3xf32>) {
     .unwrap();
     assert_eq!(floats(&y[0]), vec![-6.0, -9.0, -12.0]);
 }
+
+/// `int8_gemm_b_narrow` holds i8 values within [-64, 64] only (AVX2's pmaddubsw pairs are exact
+/// for them): packing one beyond is an error naming the weight, on both the interpreter's path
+/// and the byte-moving one the artifact writer takes; the bounds themselves pack.
+#[test]
+fn narrow_int8_packing_refuses_values_beyond_64() {
+    let src = |v: i32| {
+        format!(
+            r#"weight @w : tensor<2x3xi8> = dense<[64, -64, 1, 0, {v}, -7]>
+weight @p : tensor<1x1x64xi8> = derived<nn.pack {{block = 16, layout = "int8_gemm_b_narrow"}}>(@w)
+graph @g(%x: tensor<1x2xu8>) -> (tensor<1x3xi32>) {{
+  %p = nn.constant {{value = @p}} : tensor<1x1x64xi8>
+  %u = nn.unpack %p {{block = 16, layout = "int8_gemm_b_narrow", shape = [2, 3]}} : tensor<2x3xi8>
+  %y = quant.matmul_integer %x, %u : tensor<1x3xi32>
+  return %y
+}}
+"#
+        )
+    };
+    let limits = Limits::default();
+    let ok = graph(&src(-63));
+    let fast = weight_bytes(ok.weights(), WeightId(1), &limits).unwrap();
+    let slow = materialize(ok.weights(), WeightId(1), &limits)
+        .unwrap()
+        .to_bytes();
+    assert_eq!(fast.bytes(), &slow[..]);
+    let y = run_graph(
+        &ok,
+        &[Tensor::from_ints(DType::U8, vec![1, 2], vec![255, 2])],
+    )
+    .unwrap();
+    assert_eq!(
+        y[0].ints().unwrap(),
+        &[255 * 64, -255 * 64 - 126, 255 - 14][..]
+    );
+    for bad in [65, -65, 127, -128] {
+        let g = graph(&src(bad));
+        let e = weight_bytes(g.weights(), WeightId(1), &limits)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("'p'") && e.contains(&bad.to_string()), "{e}");
+        let e = materialize(g.weights(), WeightId(1), &limits)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("int8_gemm_b_narrow") && e.contains(&bad.to_string()),
+            "{e}"
+        );
+    }
+}

@@ -63,6 +63,11 @@ pub struct TargetFacts {
     /// weights of `quant.matmul_integer` as `int8_gemm_b` (panel width
     /// `gemm_nr`).
     pub int8_dot: bool,
+    /// Without those, the CPU multiplies u8 by i8 in saturating int16 pairs (x86 AVX2
+    /// `pmaddubsw`), exact for i8 values within [-64, 64]: `pack-weights` packs constant i8
+    /// weights of `quant.matmul_integer` known to lie there as `int8_gemm_b_narrow`, and
+    /// `quantize-weights` quantizes dynamic int8 products' weights as `int7`.
+    pub int8_pairs: bool,
     /// Rows per panel of the 4-bit GEMV's weights (`qg_gemvp`): `pack-weights`
     /// packs the constant 4-bit codes of a one-row `quant.matmul` as
     /// `row_panels_k8` and its scales as `row_panels` with this block; 0
@@ -78,6 +83,7 @@ impl Default for TargetFacts {
             pack_depthwise: false,
             epilogue_max_ops: 8,
             int8_dot: false,
+            int8_pairs: false,
             qgemv_panel: 0,
         }
     }

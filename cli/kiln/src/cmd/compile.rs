@@ -143,13 +143,14 @@ impl TargetArgs {
 #[derive(Debug, Args, Clone, Default)]
 pub struct QuantizeArgs {
     /// Quantize MatMul/Gemm weights (weight-only): nf4, fp8-e4m3, fp8-e5m2,
-    /// int4, int8, int2, uint4, uint8, uint2, mxfp4, nvfp4. Weights are stored packed
-    /// in the artifact and dequantized where the product reads them.
+    /// int4, int8, int7 (int8 bytes holding 7-bit values), int2, uint4, uint8, uint2,
+    /// mxfp4, nvfp4. Weights are stored packed in the artifact and dequantized where the
+    /// product reads them.
     #[arg(long, value_name = "SCHEME")]
     pub quantize: Option<String>,
 
     /// Values per quantization block along K (default: the scheme's: nf4 64,
-    /// int4 32, int8/fp8 0 = one scale per output channel; mxfp4 is 32).
+    /// int4 32, int8/int7/fp8 0 = one scale per output channel; mxfp4 is 32).
     #[arg(long, value_name = "N", requires = "quantize")]
     pub block_size: Option<usize>,
 
@@ -182,12 +183,22 @@ pub struct QuantizeArgs {
     #[arg(long, value_name = "N", requires = "quantize")]
     pub quantize_min_elements: Option<u64>,
 
-    /// With --quantize=int8: quantize each product's activations too, at run
-    /// time (`dynamic`: uint8 per tensor, as ONNX's DynamicQuantizeLinear and
-    /// ONNX Runtime's quantize_dynamic), so the products run as int8 dot
-    /// products (VNNI where the CPU has them).
+    /// With --quantize=int8 (or int7): quantize each product's activations too,
+    /// at run time (`dynamic`: uint8 per tensor, as ONNX's DynamicQuantizeLinear
+    /// and ONNX Runtime's quantize_dynamic), so the products run as int8 dot
+    /// products (VNNI where the CPU has them). On x86 CPUs with AVX2 but no VNNI
+    /// the MatMul/Gemm weights get 7 bits (int7), which AVX2's pmaddubsw
+    /// multiplies exactly, as ONNX Runtime's reduce_range does.
     #[arg(long, value_name = "MODE", value_parser = ["dynamic"], requires = "quantize")]
     pub quantize_activations: Option<String>,
+
+    /// With --quantize=int8 --quantize-activations=dynamic: give the MatMul/Gemm
+    /// weights 7 bits (`on`), keep 8 (`off`), or decide by the target CPU
+    /// (`auto`: 7 where its exact int8 products are AVX2's pmaddubsw pairs,
+    /// i.e. x86 without VNNI; 8-bit weights there run the slower int16 path).
+    #[arg(long, value_name = "WHEN", value_parser = ["auto", "on", "off"],
+          default_value = "auto", requires = "quantize_activations")]
+    pub reduce_range: String,
 
     /// `kiln compile`: print, per quantized weight, its relative RMS and
     /// largest error against the f32 weight and its stored size (text table
@@ -226,6 +237,11 @@ impl QuantizeArgs {
         o.exclude = self.exclude.clone();
         o.double_quant = self.double_quant;
         o.dynamic_activations = self.quantize_activations.is_some();
+        o.reduce_range = match self.reduce_range.as_str() {
+            "on" => Some(true),
+            "off" => Some(false),
+            _ => None,
+        };
         if let Some(n) = self.quantize_min_elements {
             o.min_elements = n;
         }

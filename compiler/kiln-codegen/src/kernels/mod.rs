@@ -74,6 +74,10 @@ pub enum Kernel {
     /// The same with 8-bit dot products (x86 VNNI, Arm SDOT): only for targets with
     /// `CpuConfig::int8_dot`.
     IGemmVnni,
+    /// The same dot products as x86 `pmaddubsw` pairs (AVX2 without VNNI), exact for an i8 B
+    /// within [-64, 64]: only for targets with `CpuConfig::int8_pairs`, on a B packed as
+    /// `int8_gemm_b_narrow`.
+    IGemmPairs,
     /// `quant.conv_integer` on the int8 product, portable path ([`abi::IConvArgs`]).
     IConv,
     /// The same with 8-bit dot products (as [`Kernel::IGemmVnni`]).
@@ -86,7 +90,7 @@ pub enum Kernel {
 
 impl Kernel {
     /// Every kernel, in a stable order.
-    pub const ALL: [Kernel; 17] = [
+    pub const ALL: [Kernel; 18] = [
         Kernel::Gemm,
         Kernel::Conv2d,
         Kernel::DwConv2d,
@@ -100,6 +104,7 @@ impl Kernel {
         Kernel::Copy,
         Kernel::IGemm,
         Kernel::IGemmVnni,
+        Kernel::IGemmPairs,
         Kernel::IConv,
         Kernel::IConvVnni,
         Kernel::RMinMax,
@@ -122,6 +127,7 @@ impl Kernel {
             Kernel::Copy => "copy",
             Kernel::IGemm => "igemm",
             Kernel::IGemmVnni => "igemmv",
+            Kernel::IGemmPairs => "igemmp",
             Kernel::IConv => "iconv",
             Kernel::IConvVnni => "iconvv",
             Kernel::RMinMax => "rminmax",
@@ -143,6 +149,9 @@ impl Kernel {
         let config = target.cpu_config();
         if matches!(self, Kernel::IGemmVnni | Kernel::IConvVnni) {
             return config.is_some_and(|c| c.int8_dot && c.variant == variant);
+        }
+        if self == Kernel::IGemmPairs {
+            return config.is_some_and(|c| c.int8_pairs && c.variant == variant);
         }
         variant != Variant::W16R32 || config.is_some_and(|c| c.variant == Variant::W16R32)
     }

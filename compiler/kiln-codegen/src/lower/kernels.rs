@@ -66,6 +66,9 @@ pub(super) struct Kernels {
     pub scratch_offset: u64,
     /// The target has 8-bit dot products (`igemmv`; `CpuConfig::int8_dot`).
     pub int8_dot: bool,
+    /// The target has `pmaddubsw` pairs (`igemmp` on `int8_gemm_b_narrow` weights;
+    /// `CpuConfig::int8_pairs`).
+    pub int8_pairs: bool,
     /// 3x3 stride-1 convolutions may run Winograd (`CpuConfig::winograd`).
     pub winograd: bool,
     /// `i64` address of each base buffer, once computed.
@@ -198,6 +201,7 @@ impl Kernels {
             scratch: 0,
             scratch_offset,
             int8_dot: false,
+            int8_pairs: false,
             winograd: false,
             bases: HashMap::new(),
         }
@@ -1193,16 +1197,19 @@ impl Kernels {
         if xs[xs.len() - 1] != k || rows == 0 || n == 0 || k == 0 {
             return Ok(false);
         }
-        // B packed at compile time (pack-weights' int8_gemm_b) is read by igemmv directly.
-        let packed = match src.packed_constant(w) {
-            Some((p, cst))
-                if p.layout == PackLayout::Int8GemmB
-                    && p.block == self.variant.nr() as u64
-                    && self.int8_dot =>
-            {
-                Some(cst)
-            }
-            _ => None,
+        // B packed at compile time is read directly: pack-weights' int8_gemm_b by igemmv (VNNI),
+        // its int8_gemm_b_narrow (values within [-64, 64], checked when packed) by igemmp
+        // (pmaddubsw pairs, exact for them) or igemmv.
+        let (packed, kernel) = match src.packed_constant(w) {
+            Some((p, cst)) if p.block == self.variant.nr() as u64 => match p.layout {
+                PackLayout::Int8GemmB | PackLayout::Int8GemmBNarrow if self.int8_dot => {
+                    (Some(cst), Kernel::IGemmVnni)
+                }
+                PackLayout::Int8GemmBNarrow if self.int8_pairs => (Some(cst), Kernel::IGemmPairs),
+                _ => (None, Kernel::IGemm),
+            },
+            _ if self.int8_dot => (None, Kernel::IGemmVnni),
+            _ => (None, Kernel::IGemm),
         };
         // A zero point: (pointer, one per row/column), or None where the kernel cannot read it.
         let zero = |s: &mut Self,
@@ -1266,11 +1273,6 @@ impl Kernels {
             k: i(k),
             scratch: self.scratch(b, h, need)?,
             epilogue,
-        };
-        let kernel = if self.int8_dot {
-            Kernel::IGemmVnni
-        } else {
-            Kernel::IGemm
         };
         self.call(b, kernel, &args);
         Ok(true)

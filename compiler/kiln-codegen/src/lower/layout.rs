@@ -29,7 +29,7 @@ pub(crate) fn unpack(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
             ]
         }
         PackLayout::DwConvNhwc => vec!["d2".into(), "d3".into(), "d0".into()],
-        PackLayout::Int8GemmB => vec![
+        PackLayout::Int8GemmB | PackLayout::Int8GemmBNarrow => vec![
             format!("d1 floordiv {nr}"),
             "d0 floordiv 4".into(),
             format!("(d1 mod {nr}) * 4 + d0 mod 4"),
@@ -63,7 +63,10 @@ pub(crate) fn pack(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
     let p = Packing::read(n.a, x.shape.clone()).map_err(attr_err)?;
     if matches!(
         p.layout,
-        PackLayout::Int8GemmB | PackLayout::RowPanels | PackLayout::RowPanelsK8
+        PackLayout::Int8GemmB
+            | PackLayout::Int8GemmBNarrow
+            | PackLayout::RowPanels
+            | PackLayout::RowPanelsK8
     ) {
         return Err(format!(
             "{} packs constant weights only (derived weights)",
@@ -107,7 +110,10 @@ pub(crate) fn pack(b: &mut Builder, n: &NodeIn<'_>) -> Res<Val> {
                 vec!["d2".into(), "0".into(), "d0".into(), "d1".into()],
                 None,
             ),
-            PackLayout::Int8GemmB | PackLayout::RowPanels | PackLayout::RowPanelsK8 => {
+            PackLayout::Int8GemmB
+            | PackLayout::Int8GemmBNarrow
+            | PackLayout::RowPanels
+            | PackLayout::RowPanelsK8 => {
                 unreachable!("refused above")
             }
             PackLayout::Nchwc => {

@@ -88,6 +88,9 @@ pub struct LowerOptions {
     /// The target CPU has the 8-bit dot products of `CpuConfig::int8_dot` (the VNNI
     /// `igemmv` kernel may be called).
     pub int8_dot: bool,
+    /// The target CPU multiplies u8 by i8 pairs (`CpuConfig::int8_pairs`: the `igemmp` kernel
+    /// may be called on `int8_gemm_b_narrow` weights).
+    pub int8_pairs: bool,
     /// 3x3 stride-1 convolutions with enough output tiles run Winograd F(2x2, 3x3)
     /// (`CpuConfig::winograd`).
     pub winograd: bool,
@@ -104,6 +107,7 @@ impl Default for LowerOptions {
             weight_align: 64,
             kernels: None,
             int8_dot: false,
+            int8_pairs: false,
             winograd: false,
             split_reductions_above: None,
         }

@@ -431,6 +431,7 @@ pub(crate) fn lower_planned(
         kernels: opts.kernels.map(|v| {
             let mut k = Kernels::new(v, scratch_offset);
             k.int8_dot = opts.int8_dot;
+            k.int8_pairs = opts.int8_pairs;
             k.winograd = opts.winograd;
             k
         }),

@@ -28,6 +28,7 @@ fn cpu_config(features: &[String]) -> CpuConfig {
     CpuConfig {
         variant: Variant::W4R32,
         int8_dot: features.iter().any(|f| f == "dotprod"),
+        int8_pairs: false,
         conv_nhwc: true,
         winograd: true,
         qgemv_panels: false,

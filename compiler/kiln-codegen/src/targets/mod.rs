@@ -149,6 +149,14 @@ pub struct CpuConfig {
     /// AArch64 SDOT with the dot product extension), so `quant.matmul_integer` calls the
     /// `igemmv` kernel.
     pub int8_dot: bool,
+    /// Whether, lacking those, the CPU multiplies u8 by i8 in pairs summed into int16
+    /// (`pmaddubsw`, which saturates) in the variant's vector width: x86 AVX2 (`w8r16`). Exact
+    /// where the i8 operand stays within [-64, 64], so `pack-weights` packs such constant
+    /// weights of `quant.matmul_integer` as `int8_gemm_b_narrow`, the lowering calls the
+    /// `igemmp` kernel on them, and `quantize-weights` makes its dynamic int8 weights 7-bit
+    /// (`int7`, codes within [-63, 63]), as ONNX Runtime's `reduce_range` does for this
+    /// instruction.
+    pub int8_pairs: bool,
     /// Whether 3x3 stride-1 convolutions with enough output tiles run Winograd F(2x2, 3x3)
     /// (`kernels/wino.h`; which ones: `kernels::abi::wino_chunk_tiles`).
     pub winograd: bool,

@@ -42,6 +42,7 @@ fn cpu_config(features: &[String]) -> CpuConfig {
         variant,
         conv_nhwc: true,
         int8_dot,
+        int8_pairs: !int8_dot && variant == Variant::W8R16,
         winograd: true,
         qgemv_panels: variant == Variant::W16R32,
     }

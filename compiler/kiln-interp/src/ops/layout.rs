@@ -20,6 +20,10 @@ pub fn pack(op: &Op<'_>) -> R {
     let p = packing(op, x.shape.clone())?;
     let shape = p.packed_shape();
     op.check(&shape)?;
+    if p.layout == kiln_ir::ops::layout::PackLayout::Int8GemmBNarrow {
+        p.check_values(&x.to_bytes(), x.dtype)
+            .map_err(InterpError::Invalid)?;
+    }
     let n: u64 = shape.iter().product();
     let data = match &x.data {
         Data::Float(v) => Data::Float(

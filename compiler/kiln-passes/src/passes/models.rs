@@ -263,6 +263,7 @@ mod tests {
                 pack_depthwise: true,
                 epilogue_max_ops: 8,
                 int8_dot: false,
+                int8_pairs: false,
                 qgemv_panel: 16,
             };
         }

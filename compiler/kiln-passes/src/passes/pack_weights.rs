@@ -18,7 +18,13 @@
 //!
 //! - `quant.matmul_integer` with a constant 2-D i8 `B[K, N]` where the
 //!   target has 8-bit dot products (`TargetFacts::int8_dot`): `int8_gemm_b`
-//!   panels `[ceil(N/NR), ceil(K/4), 4*NR]` (the weights stay 8-bit).
+//!   panels `[ceil(N/NR), ceil(K/4), 4*NR]` (the weights stay 8-bit). Where
+//!   the target instead multiplies u8 by i8 in saturating pairs
+//!   (`TargetFacts::int8_pairs`, x86 AVX2), weights known to lie within
+//!   [-64, 64] ([`i8_bound`]: stored bytes scanned, or `int7` codes of
+//!   `quant.quantize_weight` through transposes and reshapes) pack as
+//!   `int8_gemm_b_narrow` (same panels; the range is checked again when the
+//!   bytes are packed); others stay as stored.
 //!
 //! - `quant.matmul` of one row with constant 4-bit codes `[N, Kw]` (no code
 //!   book, blocks of a multiple of 8 or one per row), constant scales `[N,
@@ -42,8 +48,10 @@ use crate::pass::{pass_info, Pass, PassError, PassOptions, PassStats, TargetFact
 use crate::pattern::{self, Matcher};
 use crate::registry::PassInfo;
 use crate::rewrite::{sweep_pass, Direction, NewNode, Recipe, Val, WRef};
-use kiln_ir::ops::layout::{DataLayout, PackLayout, Packing};
-use kiln_ir::{Attr, Attrs, DType, Graph, Node, OpKind, TensorType, ValueId};
+use kiln_ir::codec::block::Scheme;
+use kiln_ir::ops::layout::{DataLayout, PackLayout, Packing, INT8_NARROW_BOUND};
+use kiln_ir::ops::QuantPart;
+use kiln_ir::{Attr, Attrs, DType, Graph, Node, OpKind, TensorType, ValueId, WeightData, WeightId};
 
 /// Registry entry.
 pub const INFO: PassInfo = PassInfo {
@@ -99,8 +107,53 @@ struct Packed {
     transpose: bool,
 }
 
-/// How contraction `node`'s weight operand `w` (of type `wt`) packs.
-fn packing(node: &Node, wt: &TensorType, opts: &Options, facts: &TargetFacts) -> Option<Packed> {
+/// The largest magnitude of i8 weight `id`'s values where it is known:
+/// stored bytes are scanned; a derived weight that only moves values
+/// (transpose, reshape) has its operand's bound; the codes of a symmetric
+/// integer `quant.quantize_weight` of `bits` lie within `2^(bits-1)`.
+pub fn i8_bound(g: &Graph, id: WeightId) -> Option<u8> {
+    let w = g.weights().get(id.0 as usize)?;
+    if w.ty.dtype != DType::I8 {
+        return None;
+    }
+    match &w.data {
+        WeightData::Bytes(b) => Some(
+            b.bytes()
+                .iter()
+                .map(|&x| (x as i8).unsigned_abs())
+                .max()
+                .unwrap_or(0),
+        ),
+        WeightData::Derived(d) => match d.op {
+            OpKind::Transpose | OpKind::Reshape => i8_bound(g, *d.inputs.first()?),
+            OpKind::QuantizeWeight => {
+                let part = match d.attrs.get("part") {
+                    Some(a) => a.as_enum::<QuantPart>()?,
+                    None => QuantPart::Codes,
+                };
+                match (d.attrs.get("scheme")?.as_enum::<Scheme>()?, part) {
+                    (Scheme::Int(bits @ 2..=8), QuantPart::Codes) => {
+                        u8::try_from(1u32 << (bits - 1)).ok()
+                    }
+                    _ => None,
+                }
+            }
+            _ => None,
+        },
+        WeightData::Elided { .. } => None,
+    }
+}
+
+/// How contraction `node`'s weight operand `w` (of type `wt`, weight `id`
+/// of `g`) packs.
+fn packing(
+    g: &Graph,
+    id: WeightId,
+    node: &Node,
+    wt: &TensorType,
+    opts: &Options,
+    facts: &TargetFacts,
+) -> Option<Packed> {
     let shape = wt.static_shape()?;
     let nr = facts.gemm_nr;
     let p = |layout, block, groups, logical| Packing::new(layout, block, groups, logical).ok();
@@ -117,11 +170,16 @@ fn packing(node: &Node, wt: &TensorType, opts: &Options, facts: &TargetFacts) ->
                 transpose: t,
             })
         }
-        OpKind::QMatMulInteger
-            if opts.gemm && facts.int8_dot && shape.len() == 2 && wt.dtype == DType::I8 =>
-        {
+        OpKind::QMatMulInteger if opts.gemm && shape.len() == 2 && wt.dtype == DType::I8 => {
+            let layout = if facts.int8_dot {
+                PackLayout::Int8GemmB
+            } else if facts.int8_pairs && i8_bound(g, id)? <= INT8_NARROW_BOUND {
+                PackLayout::Int8GemmBNarrow
+            } else {
+                return None;
+            };
             Some(Packed {
-                packing: p(PackLayout::Int8GemmB, nr, 1, shape)?,
+                packing: p(layout, nr, 1, shape)?,
                 transpose: false,
             })
         }
@@ -239,7 +297,7 @@ pub fn plan(m: &Matcher<'_>, n: usize, opts: &Options, facts: &TargetFacts) -> O
         return None;
     }
     let id = m.g.constant_weight(m.defs(), w)?;
-    let packed = packing(&head, &wt, opts, facts)?;
+    let packed = packing(m.g, id, &head, &wt, opts, facts)?;
     let p = &packed.packing;
     let name = m.g.weight(id).name.clone();
     let mut r = Recipe::at(n);

@@ -199,6 +199,30 @@ fn int8_weights_pack_where_the_cpu_has_dot_products() {
     assert!(packed(&run(&u8_weight, true)).is_empty());
 }
 
+/// Without dot products but with AVX2's pmaddubsw pairs (`int8_pairs`), an i8 weight packs
+/// as `int8_gemm_b_narrow` only when every value lies within [-64, 64] (the bounds
+/// included): INT8's 127 keeps it as stored.
+#[test]
+fn narrow_int8_weights_pack_for_pmaddubsw_pairs() {
+    let run = |src: &str| {
+        let mut g = graph(src);
+        FuseEpilogue::default()
+            .run(&mut g, &PassOptions::default())
+            .unwrap();
+        let mut opts = facts(4);
+        opts.target.int8_pairs = true;
+        check_graph(&PackWeights::default(), g, &opts, &|_, _, _| None)
+    };
+    assert!(packed(&run(INT8)).is_empty());
+    let narrow = INT8
+        .replace(", 127]", ", 64]")
+        .replace("[1, -2,", "[-64, -2,");
+    let g = run(&narrow);
+    assert_eq!(packed(&g), ["int8_gemm_b_narrow"], "{}", print(&g));
+    assert!(print(&g).contains("tensor<2x2x16xi8>"), "{}", print(&g));
+    assert!(packed(&run(&narrow.replace(", 64]", ", 65]"))).is_empty());
+}
+
 /// The derived quantized parts (codes, scales, zero points with `zp`) of
 /// weight `@{src}` holding `n` rows of `k` values along `axis`, by `scheme`
 /// (`code` / `scale` dtypes) in blocks of `block`: their weight lines, the

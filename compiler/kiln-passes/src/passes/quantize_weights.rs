@@ -72,6 +72,10 @@ pub struct Options {
     pub min_elements: u64,
     /// Quantize each product's activations at run time (int8 only).
     pub dynamic_activations: bool,
+    /// With `dynamic_activations` and int8: quantize the MatMul/Gemm weights
+    /// as int7 (`Some(true)`), keep int8 (`Some(false)`), or let the target
+    /// decide (`None`: int7 where `TargetFacts::int8_pairs`).
+    pub reduce_range: Option<bool>,
 }
 
 impl Default for Options {
@@ -84,6 +88,7 @@ impl Default for Options {
             double_quant: false,
             min_elements: 1024,
             dynamic_activations: false,
+            reduce_range: None,
         }
     }
 }
@@ -141,12 +146,26 @@ impl Pass for QuantizeWeights {
                 ));
             }
         }
-        if q.dynamic_activations && scheme != Scheme::Int(8) {
+        if q.dynamic_activations && !matches!(scheme, Scheme::Int(7 | 8)) {
             return Err(unsupported(format!(
-                "dynamic activation quantization applies to int8, not {}",
+                "dynamic activation quantization applies to int8 (or int7), not {}",
                 scheme.name()
             )));
         }
+        // Where the target's exact 8-bit products need i8 weights within [-64, 64] (x86 AVX2's
+        // pmaddubsw pairs, `TargetFacts::int8_pairs`), the products' int8 weights get 7 bits,
+        // as ONNX Runtime's `reduce_range` does, unless the options say otherwise;
+        // convolutions (no such kernel reads their weights) keep 8.
+        let reduce = q.reduce_range.unwrap_or(opts.target.int8_pairs);
+        let scheme = if q.dynamic_activations && scheme == Scheme::Int(8) && reduce {
+            tracing::info!(
+                "quantize-weights: int8 MatMul/Gemm weights as int7 (codes within [-63, 63]) \
+                 for this CPU's exact pmaddubsw products"
+            );
+            Scheme::Int(7)
+        } else {
+            scheme
+        };
         let block = q.block(scheme);
         let per = kiln_ir::codec::packing::per_byte(scheme.code_dtype().bits().min(8));
         if !block.is_multiple_of(per) {
@@ -279,7 +298,7 @@ pub fn plan(
             k,
             n: nn,
         };
-        return Some(plan_dynamic(m, n, out, w, bias));
+        return Some(plan_dynamic(m, n, out, w, bias, scheme));
     }
     let double = opts.double_quant && scheme == Scheme::Nf4;
     let mut r = Recipe::at(n);
@@ -462,8 +481,8 @@ fn plan_dynamic(
     out: ValueId,
     w: Weighted<'_>,
     bias: Option<(ValueId, f64)>,
+    scheme: Scheme,
 ) -> Recipe {
-    let scheme = Scheme::Int(8);
     let mut r = Recipe::at(n);
     let out_name = m.g.value(out).name.clone();
     let out_ty = m.ty(out).clone();
@@ -488,7 +507,7 @@ fn plan_dynamic(
     let codes = transposed(
         &mut r,
         codes,
-        format!("{}.int8.codes_kn", w.name),
+        format!("{}.{}.codes_kn", w.name, scheme.name()),
         TensorType::fixed(DType::I8, &[w.k, w.n]),
     );
     let scales = derive(
@@ -499,7 +518,7 @@ fn plan_dynamic(
     let w_scale = transposed(
         &mut r,
         scales,
-        format!("{}.int8.scales_1n", w.name),
+        format!("{}.{}.scales_1n", w.name, scheme.name()),
         TensorType::fixed(DType::F32, &[1, w.n]),
     );
     // DynamicQuantizeLinear, replayed from its one definition in kiln-ir.
@@ -747,7 +766,8 @@ fn plan_conv_weights(
 /// back), `quant.conv_integer` with the node's attributes (exact int32),
 /// then `f32(acc) * (x_scale * w_scale[c])` and the bias.
 fn plan_conv(m: &Matcher<'_>, n: usize, opts: &Options) -> Option<Recipe> {
-    if !opts.dynamic_activations || opts.scheme != Some(Scheme::Int(8)) {
+    let scheme = opts.scheme?;
+    if !opts.dynamic_activations || !matches!(scheme, Scheme::Int(7 | 8)) {
         return None;
     }
     let node = &m.g.nodes[n];
@@ -760,7 +780,6 @@ fn plan_conv(m: &Matcher<'_>, n: usize, opts: &Options) -> Option<Recipe> {
         out,
     } = conv_weight(m, n, opts)?;
     let (co, k) = (shape[0], shape[1] * shape[2] * shape[3]);
-    let scheme = Scheme::Int(8);
     let mut r = Recipe::at(n);
     let out_name = m.g.value(out).name.clone();
     let out_ty = m.ty(out).clone();

@@ -21,9 +21,13 @@ fn opts(o: Options) -> PassOptions {
 
 /// Runs the pass and dce, verifies, returns the graph.
 fn quantize(src: &str, o: Options) -> (Graph, Graph) {
+    quantize_for(src, opts(o))
+}
+
+/// [`quantize`] with the target facts of `po` too.
+fn quantize_for(src: &str, po: PassOptions) -> (Graph, Graph) {
     let before = graph(src);
     let mut after = before.clone();
-    let po = opts(o);
     QuantizeWeights.run(&mut after, &po).expect("pass runs");
     Dce.run(&mut after, &po).expect("dce runs");
     if let Err(e) = kiln_ir::verify(&after) {
@@ -348,14 +352,20 @@ fn dynamic_quantized(x: &[f64]) -> (f32, Vec<i64>) {
     (scale, xq)
 }
 
-fn reference_dynamic(x: &[f64], w: &[f64], m: usize, k: usize, n: usize) -> Vec<f64> {
+/// (`qmax` is the weight codes' largest magnitude: 127 for int8, 63 for int7.)
+fn reference_dynamic(
+    x: &[f64],
+    w: &[f64],
+    (m, k, n): (usize, usize, usize),
+    qmax: f32,
+) -> Vec<f64> {
     let (scale, xq) = dynamic_quantized(x);
     let mut y = vec![0f64; m * n];
     for j in 0..n {
         let amax = (0..k)
             .map(|r| (w[r * n + j] as f32).abs())
             .fold(0f32, f32::max);
-        let ws = amax / 127.0;
+        let ws = amax / qmax;
         let wq: Vec<i64> = (0..k)
             .map(|r| {
                 if ws == 0.0 {
@@ -363,7 +373,7 @@ fn reference_dynamic(x: &[f64], w: &[f64], m: usize, k: usize, n: usize) -> Vec<
                 } else {
                     (w[r * n + j] as f32 / ws)
                         .round_ties_even()
-                        .clamp(-128.0, 127.0) as i64
+                        .clamp(-qmax - 1.0, qmax) as i64
                 }
             })
             .collect();
@@ -375,17 +385,36 @@ fn reference_dynamic(x: &[f64], w: &[f64], m: usize, k: usize, n: usize) -> Vec<
     y
 }
 
+/// Also for a target whose exact 8-bit products are AVX2's pmaddubsw pairs
+/// (`int8_pairs`): the weights become int7 (codes within [-63, 63]) unless
+/// `reduce_range` says no; `reduce_range` asks for int7 anywhere, and so does
+/// the int7 scheme.
 #[test]
 fn int8_dynamic_activations_match_an_independent_integer_product() {
     // Odd sizes: M = 5, K = 67 (prime), N = 13; and a single row.
-    for (m, k, n) in [(5u64, 67u64, 13u64), (1, 31, 17)] {
+    let cases = [(5u64, 67u64, 13u64), (1, 31, 17)];
+    let targets = [
+        (Scheme::Int(8), false, None, 127.0),
+        (Scheme::Int(8), true, None, 63.0),
+        (Scheme::Int(8), true, Some(false), 127.0),
+        (Scheme::Int(8), false, Some(true), 63.0),
+        (Scheme::Int(7), false, None, 63.0),
+    ];
+    for ((m, k, n), (scheme, pairs, reduce_range, qmax)) in
+        cases.into_iter().flat_map(|c| targets.map(|t| (c, t)))
+    {
         let o = Options {
             min_elements: 1,
             dynamic_activations: true,
-            ..Options::scheme(Scheme::Int(8))
+            reduce_range,
+            ..Options::scheme(scheme)
         };
-        let (before, after) = quantize(&matmul_src(m, k, n), o);
+        let mut po = opts(o);
+        po.target.int8_pairs = pairs;
+        let (before, after) = quantize_for(&matmul_src(m, k, n), po);
         let text = print(&after);
+        let name = if qmax == 63.0 { "int7" } else { "int8" };
+        assert!(text.contains(&format!("scheme = \"{name}\"")), "{text}");
         assert_eq!(count(&after, OpKind::QMatMulInteger), 1, "{text}");
         assert_eq!(count(&after, OpKind::QuantizeLinear), 1, "{text}");
         assert_eq!(
@@ -398,11 +427,10 @@ fn int8_dynamic_activations_match_an_independent_integer_product() {
             let r = reference_dynamic(
                 &inputs[0].to_f64_vec(),
                 &weight_values(&before),
-                m as usize,
-                k as usize,
-                n as usize,
+                (m as usize, k as usize, n as usize),
+                qmax,
             );
-            assert_near(&r, &got, 1e-5, &format!("{m}x{k}x{n}"));
+            assert_near(&r, &got, 1e-5, &format!("{m}x{k}x{n} {name}"));
             let e = rel_err(&want, &got);
             assert!(e < 0.02 && e > 0.0, "int8 dynamic relative error {e}");
         }

@@ -11,7 +11,7 @@
 //! | scheme | codes | scale | zero point | element value |
 //! | --- | --- | --- | --- | --- |
 //! | `nf4` | nf4 | absmax (f32) | — | `NF4[q] * absmax` |
-//! | `int4`, `int8`, `int2` | i4/i8/i2 | `amax / qmax` (f32) | — | `q * s` |
+//! | `int2`, `int4`, `int7`, `int8` | i2/i4/i8/i8 | `amax / qmax` (f32, `qmax = 2^(bits-1) - 1`) | — | `q * s` |
 //! | `uint4`, `uint8`, `uint2` | u4/u8/u2 | `(max - min) / qmax` | u4/u8/u2 | `(q - z) * s` |
 //! | `fp8-e4m3`, `fp8-e5m2` | f8 | `amax / max` (f32) | — | `f8(q) * s` |
 //! | `mxfp4` | f4e2m1 | E8M0 `2^(floor(log2 amax) - 2)` | — | `e2m1(q) * s` |
@@ -67,8 +67,8 @@ impl crate::attr::AttrEnum for Scheme {
 impl Scheme {
     /// Every scheme, by name.
     pub const NAMES: &'static [&'static str] = &[
-        "nf4", "int2", "int4", "int8", "uint2", "uint4", "uint8", "fp8-e4m3", "fp8-e5m2", "mxfp4",
-        "nvfp4",
+        "nf4", "int2", "int4", "int7", "int8", "uint2", "uint4", "uint8", "fp8-e4m3", "fp8-e5m2",
+        "mxfp4", "nvfp4",
     ];
 
     /// Parses a scheme name ([`Scheme::NAMES`]).
@@ -77,6 +77,7 @@ impl Scheme {
             "nf4" => Scheme::Nf4,
             "int2" => Scheme::Int(2),
             "int4" => Scheme::Int(4),
+            "int7" => Scheme::Int(7),
             "int8" => Scheme::Int(8),
             "uint2" => Scheme::Uint(2),
             "uint4" => Scheme::Uint(4),
@@ -95,6 +96,7 @@ impl Scheme {
             Scheme::Nf4 => "nf4",
             Scheme::Int(2) => "int2",
             Scheme::Int(4) => "int4",
+            Scheme::Int(7) => "int7",
             Scheme::Int(_) => "int8",
             Scheme::Uint(2) => "uint2",
             Scheme::Uint(4) => "uint4",
@@ -140,7 +142,7 @@ impl Scheme {
     pub fn default_block(self) -> (usize, bool) {
         match self {
             Scheme::Nf4 => (64, false),
-            Scheme::Int(8) | Scheme::Uint(8) | Scheme::Fp8(_) => (0, false),
+            Scheme::Int(7 | 8) | Scheme::Uint(8) | Scheme::Fp8(_) => (0, false),
             Scheme::Int(_) | Scheme::Uint(_) => (32, false),
             Scheme::Mxfp4 => (32, true),
             Scheme::Nvfp4 => (16, true),
@@ -340,7 +342,7 @@ pub fn quantize(w: &[f32], rows: usize, k: usize, scheme: Scheme, block: usize) 
                             0.0
                         };
                         let q = q.clamp(-qmax - 1.0, qmax) as i32;
-                        *d = (q as u8) & mask(bits);
+                        *d = (q as u8) & mask(scheme.code_dtype().bits());
                     }
                 }
                 Scheme::Uint(bits) => {
@@ -474,7 +476,9 @@ impl Quantized {
                 let s = self.scales[at];
                 let v = match scheme {
                     Scheme::Nf4 => nf4_value(q) * s,
-                    Scheme::Int(bits) => f32::from(packing::sign_extend(q, bits)) * s,
+                    Scheme::Int(_) => {
+                        f32::from(packing::sign_extend(q, scheme.code_dtype().bits())) * s
+                    }
                     Scheme::Uint(_) => {
                         let z = self.zero_points.as_ref().expect("zero points")[at];
                         (f32::from(q) - f32::from(z)) * s

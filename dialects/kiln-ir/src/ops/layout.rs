@@ -34,6 +34,12 @@ crate::attr_enum! {
         /// operand of x86 `vpdpbusd`): `packed[p][q][4*j + r] = B[4q + r][p*NR +
         /// j]`, zero past `K` and `N` (`block` = NR).
         Int8GemmB = "int8_gemm_b",
+        /// [`PackLayout::Int8GemmB`] of i8 values within
+        /// [`INT8_NARROW_BOUND`] in magnitude, checked when packed
+        /// ([`Packing::check_values`]): the operand x86 `pmaddubsw` multiplies by
+        /// u8 values in pairs summed into int16 without saturating (`2 * 255 *
+        /// 64 <= 32767`), the AVX2 path of 8-bit products (`igemmp`).
+        Int8GemmBNarrow = "int8_gemm_b_narrow",
         /// A row-major `[R, C]` matrix (rows: the output columns of a
         /// `quant.matmul`, whose weights and scales are `[N, ...]`) as
         /// `[ceil(R/b), C, b]` panels of b rows: `packed[p][c][i] = L[p*b +
@@ -49,6 +55,9 @@ crate::attr_enum! {
         RowPanelsK8 = "row_panels_k8",
     }
 }
+
+/// The largest magnitude of an [`PackLayout::Int8GemmBNarrow`] value.
+pub const INT8_NARROW_BOUND: u8 = 64;
 
 /// A resolved packing: layout, block and groups, against a logical shape.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -93,6 +102,7 @@ impl Packing {
         match layout {
             PackLayout::GemmB
             | PackLayout::Int8GemmB
+            | PackLayout::Int8GemmBNarrow
             | PackLayout::RowPanels
             | PackLayout::RowPanelsK8
                 if s.len() != 2 =>
@@ -146,7 +156,9 @@ impl Packing {
         let b = self.block;
         match self.layout {
             PackLayout::GemmB => vec![s[1].div_ceil(b), s[0], b],
-            PackLayout::Int8GemmB => vec![s[1].div_ceil(b), s[0].div_ceil(4), 4 * b],
+            PackLayout::Int8GemmB | PackLayout::Int8GemmBNarrow => {
+                vec![s[1].div_ceil(b), s[0].div_ceil(4), 4 * b]
+            }
             PackLayout::RowPanels => vec![s[0].div_ceil(b), s[1], b],
             PackLayout::RowPanelsK8 => vec![s[0].div_ceil(b), s[1].div_ceil(8), b, 8],
             PackLayout::ConvNhwc => {
@@ -172,7 +184,9 @@ impl Packing {
             // B[K, N] holds column n of panel p at B[k][n]: the panels of
             // Bᵀ's rows, one value (gemm_b) or 4 along K (int8_gemm_b) per lane.
             PackLayout::GemmB => row_panel_runs(p, b, 1, s[1], s[0]).map(|(n, k)| k * s[1] + n),
-            PackLayout::Int8GemmB => row_panel_runs(p, b, 4, s[1], s[0]).map(|(n, k)| k * s[1] + n),
+            PackLayout::Int8GemmB | PackLayout::Int8GemmBNarrow => {
+                row_panel_runs(p, b, 4, s[1], s[0]).map(|(n, k)| k * s[1] + n)
+            }
             PackLayout::RowPanels => row_panel_runs(p, b, 1, s[0], s[1]).map(|(r, c)| r * s[1] + c),
             PackLayout::RowPanelsK8 => {
                 row_panel_runs(p, b, 8, s[0], s[1]).map(|(r, c)| r * s[1] + c)
@@ -211,6 +225,29 @@ impl Packing {
                 let c = cb * b + j;
                 (c < c_n).then_some((n * c_n + c) * sp + pos)
             }
+        }
+    }
+
+    /// Checks that the logical tensor's bytes `src` (of `dtype`) may be
+    /// packed this way: [`PackLayout::Int8GemmBNarrow`] holds i8 values within
+    /// [`INT8_NARROW_BOUND`] only; every other layout holds any values.
+    pub fn check_values(&self, src: &[u8], dtype: crate::DType) -> Result<(), String> {
+        if self.layout != PackLayout::Int8GemmBNarrow {
+            return Ok(());
+        }
+        if dtype != crate::DType::I8 {
+            return Err(format!("int8_gemm_b_narrow packs i8 values, not {dtype}"));
+        }
+        match src
+            .iter()
+            .map(|&b| b as i8)
+            .find(|v| v.unsigned_abs() > INT8_NARROW_BOUND)
+        {
+            Some(v) => Err(format!(
+                "int8_gemm_b_narrow holds values within [-{INT8_NARROW_BOUND}, \
+                 {INT8_NARROW_BOUND}], the weight has {v}"
+            )),
+            None => Ok(()),
         }
     }
 
