@@ -2839,7 +2839,7 @@ fn igemm_case(lib: &Lib, kernel: Kernel, t: Threads, mnk: (usize, usize, usize),
             *x = match i % 7 {
                 0 => 64,
                 1 => (-64i8) as u8,
-                _ => ((*x % 129) as i8 - 64) as u8,
+                _ => (i16::from(*x % 129) - 64) as i8 as u8,
             };
         }
         a[..k].fill(0xff);
