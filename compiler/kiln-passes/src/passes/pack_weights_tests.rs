@@ -171,17 +171,21 @@ graph @t(%a: tensor<3x7xu8>, %za: tensor<u8>, %s: tensor<f32>) -> (tensor<3x5xf3
   return %y
 }";
 
+/// `src` with its int8 product fused (as ORT's pattern is before packing), then packed for
+/// NR = 4 with the target facts `set` adjusts, checked against the interpreter.
+fn pack_int8(src: &str, set: impl Fn(&mut TargetFacts)) -> Graph {
+    let mut g = graph(src);
+    FuseEpilogue::default()
+        .run(&mut g, &PassOptions::default())
+        .unwrap();
+    let mut opts = facts(4);
+    set(&mut opts.target);
+    check_graph(&PackWeights::default(), g, &opts, &|_, _, _| None)
+}
+
 #[test]
 fn int8_weights_pack_where_the_cpu_has_dot_products() {
-    let run = |src: &str, dot: bool| {
-        let mut g = graph(src);
-        FuseEpilogue::default()
-            .run(&mut g, &PassOptions::default())
-            .unwrap();
-        let mut opts = facts(4);
-        opts.target.int8_dot = dot;
-        check_graph(&PackWeights::default(), g, &opts, &|_, _, _| None)
-    };
+    let run = |src: &str, dot: bool| pack_int8(src, |t| t.int8_dot = dot);
     let g = run(INT8, true);
     assert_eq!(packed(&g), ["int8_gemm_b"], "{}", print(&g));
     assert_eq!(ops(&g), [OpKind::Unpack, OpKind::Fused], "{}", print(&g));
@@ -204,15 +208,7 @@ fn int8_weights_pack_where_the_cpu_has_dot_products() {
 /// included): INT8's 127 keeps it as stored.
 #[test]
 fn narrow_int8_weights_pack_for_pmaddubsw_pairs() {
-    let run = |src: &str| {
-        let mut g = graph(src);
-        FuseEpilogue::default()
-            .run(&mut g, &PassOptions::default())
-            .unwrap();
-        let mut opts = facts(4);
-        opts.target.int8_pairs = true;
-        check_graph(&PackWeights::default(), g, &opts, &|_, _, _| None)
-    };
+    let run = |src: &str| pack_int8(src, |t| t.int8_pairs = true);
     assert!(packed(&run(INT8)).is_empty());
     let narrow = INT8
         .replace(", 127]", ", 64]")
