@@ -145,6 +145,52 @@ static inline int epi_simple_of(const epi_t* e, epi_simple* s) {
   return i == e->n;
 }
 
+/* The epilogues an int32 product (igemm) applies in one pass from its tile:
+ * [mul imm|scalar]? [mul row]? [add row]? [add mat]? [unary]?
+ * (dequantization by a tensor's and by column scales, a bias, a residual, an
+ * activation), each op after the previous one. */
+typedef struct epi_row {
+  int smul_on;      /* MUL IMM or SCALAR: by smul */
+  float smul;
+  const float* mul; /* then MUL ROW, or 0 */
+  const float* add; /* then ADD ROW, or 0 */
+  const float* res; /* then ADD MAT, or 0 */
+  int64_t ld;       /* of the residual */
+  int32_t act;      /* then a unary KILN_EPI_* (p0, p1 its parameters), or 0 */
+  float p0, p1;
+} epi_row;
+
+/* Whether `e` is of epi_row's form (fills s). */
+static inline int epi_row_of(const epi_t* e, epi_row* s) {
+  int i = 0;
+  s->smul_on = 0;
+  s->smul = 1.0f;
+  s->mul = s->add = s->res = 0;
+  s->ld = 0;
+  s->act = 0;
+  s->p0 = s->p1 = 0.0f;
+  if (i < e->n && e->op[i].code == KILN_EPI_MUL &&
+      (e->op[i].kind == KILN_OPND_IMM || e->op[i].kind == KILN_OPND_SCALAR)) {
+    s->smul_on = 1;
+    s->smul = e->op[i].kind == KILN_OPND_IMM ? e->op[i].p0 : e->op[i].ptr[0];
+    i++;
+  }
+  if (i < e->n && e->op[i].code == KILN_EPI_MUL && e->op[i].kind == KILN_OPND_ROW)
+    s->mul = e->op[i++].ptr;
+  if (i < e->n && e->op[i].code == KILN_EPI_ADD && e->op[i].kind == KILN_OPND_ROW)
+    s->add = e->op[i++].ptr;
+  if (i < e->n && e->op[i].code == KILN_EPI_ADD && e->op[i].kind == KILN_OPND_MAT) {
+    s->res = e->op[i].ptr;
+    s->ld = e->op[i++].ld;
+  }
+  if (i < e->n && e->op[i].code >= KILN_EPI_RELU) {
+    s->act = e->op[i].code;
+    s->p0 = e->op[i].p0;
+    s->p1 = e->op[i++].p1;
+  }
+  return i == e->n;
+}
+
 /* A 2-D window: kernel, strides, dilations, pads (top, left, bottom, right). */
 typedef struct kwin {
   int64_t kh, kw, sh, sw, dh, dw, pt, pl, pb, pr;

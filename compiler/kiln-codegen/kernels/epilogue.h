@@ -40,6 +40,79 @@ KF V FN(epi_unary)(int32_t code, V v, float p0, float p1) {
   }
 }
 
+/* x[0 .. n) = op(x[0 .. n)) for the unary op `code`: one dispatch for a
+ * row of a tile whose other ops were applied in registers (igemm's epi_row). */
+static KV_ATTR __attribute__((noinline)) void FN(epi_unary_vecs)(int32_t code, V* x, int64_t n,
+                                                                float p0, float p1) {
+  switch (code) {
+#define EPI_VECS_CASE(CODE) \
+  case CODE:                \
+    for (int64_t i = 0; i < n; i++) x[i] = FN(epi_unary)(CODE, x[i], p0, p1); \
+    break;
+    EPI_VECS_CASE(KILN_EPI_RELU)
+    EPI_VECS_CASE(KILN_EPI_CLIP)
+    EPI_VECS_CASE(KILN_EPI_LEAKY_RELU)
+    EPI_VECS_CASE(KILN_EPI_SIGMOID)
+    EPI_VECS_CASE(KILN_EPI_TANH)
+    EPI_VECS_CASE(KILN_EPI_GELU_ERF)
+    EPI_VECS_CASE(KILN_EPI_GELU_TANH)
+    EPI_VECS_CASE(KILN_EPI_SILU)
+    EPI_VECS_CASE(KILN_EPI_HARD_SIGMOID)
+    EPI_VECS_CASE(KILN_EPI_HARD_SWISH)
+    EPI_VECS_CASE(KILN_EPI_ELU)
+    EPI_VECS_CASE(KILN_EPI_EXP)
+    EPI_VECS_CASE(KILN_EPI_ERF)
+    EPI_VECS_CASE(KILN_EPI_NEG)
+    EPI_VECS_CASE(KILN_EPI_ABS)
+    EPI_VECS_CASE(KILN_EPI_SQRT)
+    EPI_VECS_CASE(KILN_EPI_LOG)
+#undef EPI_VECS_CASE
+    default: break;
+  }
+}
+
+/* Stores a tile t[rows][NR] (f32, or int32 converted when from_int) to C
+ * (rows [r0, r0 + rows), columns [c0, c0 + nc), at c with leading dimension
+ * ldc) through an epilogue of epi_row's form, in one pass: each vector gets
+ * C added (acc_c: a K block after the first), then the ops in order; an
+ * activation other than ReLU is one call for the whole tile (independent
+ * vectors for the out-of-order core to overlap: GELU's polynomials are long
+ * dependency chains). */
+KF void FN(epi_row_store)(const epi_row* er, const void* t, int from_int, int acc_c, float* c,
+                          int64_t ldc, int64_t rows, int64_t nc, int64_t r0, int64_t c0) {
+  const int64_t nv = cdiv(nc, VW), tail = nc - (nv - 1) * VW;
+  V x[MR * NRV];
+  for (int64_t r = 0; r < rows; r++) {
+    const float* res = er->res ? er->res + (r0 + r) * er->ld + c0 : 0;
+#define ER_LD(p) (v < nv - 1 || tail == VW ? FN(vld)(p) : FN(vld_n)(p, tail))
+#pragma unroll
+    for (int v = 0; v < NRV; v++)
+      if (v < nv) {
+        const int64_t cc = v * VW;
+        V y = from_int ? __builtin_convertvector(*(const VI*)((const int32_t*)t + r * NR + cc), V)
+                       : *(const V*)((const float*)t + r * NR + cc);
+        if (acc_c) y = y + ER_LD(c + r * ldc + cc);
+        if (er->smul_on) y = y * er->smul;
+        if (er->mul) y = y * ER_LD(er->mul + c0 + cc);
+        if (er->add) y = y + ER_LD(er->add + c0 + cc);
+        if (res) y = y + ER_LD(res + cc);
+        if (er->act == KILN_EPI_RELU) y = y < 0.0f ? (V)0.0f : y;
+        x[r * nv + v] = y;
+      }
+#undef ER_LD
+  }
+  if (er->act && er->act != KILN_EPI_RELU) FN(epi_unary_vecs)(er->act, x, rows * nv, er->p0, er->p1);
+  for (int64_t r = 0; r < rows; r++)
+#pragma unroll
+    for (int v = 0; v < NRV; v++)
+      if (v < nv) {
+        if (v < nv - 1 || tail == VW)
+          FN(vst)(c + r * ldc + v * VW, x[r * nv + v]);
+        else
+          FN(vst_n)(c + r * ldc + v * VW, x[r * nv + v], tail);
+      }
+}
+
 /* The activation of a simple epilogue (see epi_simple_of). */
 KF V FN(epi_act)(const epi_simple* s, V v) {
   if (s->act == 1) return v < 0.0f ? (V)0.0f : v;

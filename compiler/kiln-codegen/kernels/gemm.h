@@ -46,6 +46,12 @@ typedef struct FN(tile_args) {
 /* A tile whose accumulators were spilled to t[MR][NR]: add C, epilogue, store. */
 static KV_ATTR __attribute__((noinline)) void FN(tile_finish)(float* t, const FN(tile_args) * x,
                                                               int64_t mr, int64_t nr) {
+  epi_row er;
+  if (x->epi && x->epi->n && epi_row_of(x->epi, &er)) {
+    /* One pass (a bias and a GELU were four over the tile). */
+    FN(epi_row_store)(&er, t, 0, x->accumulate, x->c, x->ldc, mr, nr, x->r0, x->c0);
+    return;
+  }
   if (x->accumulate) {
     int64_t nv = cdiv(nr, VW);
     for (int64_t i = 0; i < mr; i++)

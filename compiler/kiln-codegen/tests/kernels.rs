@@ -1070,7 +1070,8 @@ enum Epi {
     None,
     /// bias + residual + activation: the form kernels apply in registers.
     Simple,
-    /// Anything else (through the generic epilogue).
+    /// Anything else: GEMM, bias + residual + GELU (one pass, `epi_row_store`); convolution,
+    /// ops in another order (the generic `epi_apply`).
     General,
 }
 
@@ -1187,8 +1188,9 @@ fn check_gemm(lib: &Lib, t: Threads, c: GemmCase, rng: &mut Rng) {
     let epi = match c.epi {
         Epi::None => Epilogue::none(),
         Epi::Simple => Epilogue::new(vec![bias_op, res_op, EpiOp::Unary(Unary::Relu)]).unwrap(),
-        // The same ops in another order, then a non-simple activation.
-        Epi::General => Epilogue::new(vec![res_op, bias_op, EpiOp::Unary(Unary::GeluErf)]).unwrap(),
+        // A non-simple activation: every tile through tile_finish's one-pass epi_row_store
+        // (the convolution cases' General, ops in another order, keep epi_apply covered).
+        Epi::General => Epilogue::new(vec![bias_op, res_op, EpiOp::Unary(Unary::GeluErf)]).unwrap(),
     };
     let mut args = GemmArgs {
         a: addr(&a),
@@ -2859,6 +2861,11 @@ fn igemm_case(lib: &Lib, kernel: Kernel, t: Threads, mnk: (usize, usize, usize),
     };
     let bias: Vec<f32> = (0..n).map(|j| j as f32 * 0.25 - 3.0).collect();
     let scale = [0.0078125f32];
+    let cscale: Vec<f32> = (0..n).map(|j| 0.001 * (1 + j % 7) as f32).collect();
+    let ldr = n + 3;
+    let res: Vec<f32> = (0..m * ldr)
+        .map(|x| (x % 11) as f32 * 0.125 - 0.5)
+        .collect();
     // igemmv also reads i8 B packed at compile time (int8_gemm_b), packed here by kiln_ir.
     let dense: Vec<u8> = (0..k * n).map(|x| p.b[x / n * ldb + x % n]).collect();
     let layout = if kernel == Kernel::IGemmPairs {
@@ -2886,19 +2893,43 @@ fn igemm_case(lib: &Lib, kernel: Kernel, t: Threads, mnk: (usize, usize, usize),
             1 => Some((p.zs[usize::from(second)..].as_ptr() as u64, false)),
             _ => Some((p.zs.as_ptr() as u64, true)),
         };
+        // The f32 epilogue's form: 0, 1 and 3 are igemm's one-pass forms (scalar scale, column
+        // scales, bias, residual, an activation: GELU through the tile-wide call, ReLU inline),
+        // 2 is not (the bias before the scale) and goes through the general epilogue.
+        let form = (mode + case) % 4;
+        let bin = |op: Binary, operand: Operand<u64>| EpiOp::Binary {
+            op,
+            operand,
+            batch_stride: 0,
+        };
         let epilogue = if f32_out {
-            Epilogue::new(vec![
-                EpiOp::Binary {
-                    op: Binary::Mul,
-                    operand: Operand::Scalar(addr(&scale)),
-                    batch_stride: 0,
-                },
-                EpiOp::Binary {
-                    op: Binary::Add,
-                    operand: Operand::Row(addr(&bias)),
-                    batch_stride: 0,
-                },
-            ])
+            Epilogue::new(match form {
+                0 => vec![
+                    bin(Binary::Mul, Operand::Scalar(addr(&scale))),
+                    bin(Binary::Add, Operand::Row(addr(&bias))),
+                ],
+                1 => vec![
+                    bin(Binary::Mul, Operand::Row(addr(&cscale))),
+                    bin(Binary::Add, Operand::Row(addr(&bias))),
+                    bin(
+                        Binary::Add,
+                        Operand::Mat {
+                            ptr: addr(&res),
+                            ld: ldr as i64,
+                        },
+                    ),
+                    EpiOp::Unary(Unary::GeluErf),
+                ],
+                2 => vec![
+                    bin(Binary::Add, Operand::Row(addr(&bias))),
+                    bin(Binary::Mul, Operand::Imm(0.5)),
+                ],
+                _ => vec![
+                    bin(Binary::Mul, Operand::Imm(scale[0])),
+                    bin(Binary::Mul, Operand::Row(addr(&cscale))),
+                    EpiOp::Unary(Unary::Relu),
+                ],
+            })
             .unwrap()
         } else {
             Epilogue::none()
@@ -2959,11 +2990,20 @@ fn igemm_case(lib: &Lib, kernel: Kernel, t: Threads, mnk: (usize, usize, usize),
                 for j in 0..n {
                     let (got, w) = (c[i * ldc + j], want[i * n + j]);
                     if f32_out {
-                        let e = (w as f32) * scale[0] + bias[j];
+                        let x = w as f32;
+                        let (e, tol) = match form {
+                            0 => (x * scale[0] + bias[j], 1e-6),
+                            1 => {
+                                let pre = x * cscale[j] + bias[j] + res[i * ldr + j];
+                                (unary_ref(Unary::GeluErf, f64::from(pre)) as f32, 1e-5)
+                            }
+                            2 => ((x + bias[j]) * 0.5, 1e-6),
+                            _ => ((x * scale[0] * cscale[j]).max(0.0), 1e-6),
+                        };
                         let g = f32::from_bits(got);
                         assert!(
-                            (g - e).abs() <= 1e-6 * e.abs().max(1.0),
-                            "{what}: ({i}, {j}) got {g}, want {e}"
+                            (g - e).abs() <= tol * e.abs().max(1.0),
+                            "{what}: form {form} ({i}, {j}) got {g}, want {e}"
                         );
                     } else {
                         assert_eq!(got as i32 as i64, w, "{what}: ({i}, {j})");
