@@ -157,12 +157,22 @@ KF void FN(tile_fixed)(const int mr, const int nv, const int prefetch, const FN(
   const FN(conv_rows)* cr = x->conv;
   const int64_t passes = cr ? cr->ntaps : 1;
   const int64_t tstep = cr ? cr->tstep : 1;
+  /* Tap t = (ky, kx), kept as counters (a division per tap was a visible
+   * share of the per-tap row setup of small-channel convolutions). */
+  int64_t ky = 0, kx = 0;
   for (int64_t t = 0; t < passes; t += tstep) {
     const float* rp[MR];
     const float* const* a = x->a;
     const float* b = x->b;
     if (cr) {
-      int64_t oy = (t / cr->kw) * cr->dh, ox = (t % cr->kw) * cr->dw;
+      if (t) {
+        kx += tstep;
+        while (kx >= cr->kw) {
+          kx -= cr->kw;
+          ky++;
+        }
+      }
+      int64_t oy = ky * cr->dh, ox = kx * cr->dw;
       int any = 0;
 #pragma unroll
       for (int i = 0; i < MR; i++) {
