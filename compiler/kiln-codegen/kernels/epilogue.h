@@ -40,8 +40,8 @@ KF V FN(epi_unary)(int32_t code, V v, float p0, float p1) {
   }
 }
 
-/* x[0 .. n) = op(x[0 .. n)) for the unary op `code`: one dispatch for a
- * row of a tile whose other ops were applied in registers (igemm's epi_row). */
+/* x[0 .. n) = op(x[0 .. n)) for the unary op `code`: one dispatch for the
+ * vectors of a whole tile (epi_row_store). */
 static KV_ATTR __attribute__((noinline)) void FN(epi_unary_vecs)(int32_t code, V* x, int64_t n,
                                                                 float p0, float p1) {
   switch (code) {
