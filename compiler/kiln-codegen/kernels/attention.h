@@ -104,6 +104,7 @@ static KV_ATTR void FN(attn_item)(const FN(attn_job) * j, char* slot, int64_t it
     x.accumulate = 0;
     x.epi = 0;
     x.es = 0;
+    x.er = 0;
     x.r0 = x.c0 = 0;
     for (int64_t i = 0; i < bq; i += MR) {
       int64_t mr = KMIN(MR, bq - i);

@@ -121,30 +121,6 @@ typedef struct epi_simple {
   float lo, hi;
 } epi_simple;
 
-/* Whether `e` is exactly [add row]? [add mat]? [relu | clip]? (fills s). */
-static inline int epi_simple_of(const epi_t* e, epi_simple* s) {
-  int i = 0;
-  s->bias = s->residual = 0;
-  s->ld = 0;
-  s->act = 0;
-  s->lo = s->hi = 0.0f;
-  if (i < e->n && e->op[i].code == KILN_EPI_ADD && e->op[i].kind == KILN_OPND_ROW)
-    s->bias = e->op[i++].ptr;
-  if (i < e->n && e->op[i].code == KILN_EPI_ADD && e->op[i].kind == KILN_OPND_MAT) {
-    s->residual = e->op[i].ptr;
-    s->ld = e->op[i++].ld;
-  }
-  if (i < e->n && e->op[i].code == KILN_EPI_RELU) {
-    s->act = 1;
-    i++;
-  } else if (i < e->n && e->op[i].code == KILN_EPI_CLIP) {
-    s->act = 2;
-    s->lo = e->op[i].p0;
-    s->hi = e->op[i++].p1;
-  }
-  return i == e->n;
-}
-
 /* The epilogues an int32 product (igemm) applies in one pass from its tile:
  * [mul imm|scalar]? [mul row]? [add row]? [add mat]? [unary]?
  * (dequantization by a tensor's and by column scales, a bias, a residual, an
@@ -189,6 +165,22 @@ static inline int epi_row_of(const epi_t* e, epi_row* s) {
     s->p1 = e->op[i++].p1;
   }
   return i == e->n;
+}
+
+/* Whether `e` is exactly [add row]? [add mat]? [relu | clip]? (fills s): the
+ * part of epi_row's form a tile finishes in registers. */
+static inline int epi_simple_of(const epi_t* e, epi_simple* s) {
+  epi_row r;
+  if (!epi_row_of(e, &r) || r.smul_on || r.mul ||
+      (r.act && r.act != KILN_EPI_RELU && r.act != KILN_EPI_CLIP))
+    return 0;
+  s->bias = r.add;
+  s->residual = r.res;
+  s->ld = r.ld;
+  s->act = r.act == KILN_EPI_RELU ? 1 : r.act == KILN_EPI_CLIP ? 2 : 0;
+  s->lo = r.act == KILN_EPI_CLIP ? r.p0 : 0.0f;
+  s->hi = r.act == KILN_EPI_CLIP ? r.p1 : 0.0f;
+  return 1;
 }
 
 /* A 2-D window: kernel, strides, dilations, pads (top, left, bottom, right). */

@@ -64,7 +64,8 @@ static KV_ATTR void FN(conv_block)(const FN(conv_job) * j, int64_t m0, int64_t m
   cr.xs = j->xs;
   cr.bstep = j->cin_g * NR;
   epi_simple es;
-  int simple = epi_simple_of(j->epi, &es);
+  epi_row er;
+  int simple = epi_simple_of(j->epi, &es), row = epi_row_of(j->epi, &er);
   /* 1x1 without padding, one group: each output pixel reads one input pixel,
    * so the tile's row pointers are computed once and it runs as a GEMM tile
    * (no per-tap bounds checks). */
@@ -85,6 +86,7 @@ static KV_ATTR void FN(conv_block)(const FN(conv_job) * j, int64_t m0, int64_t m
     x.accumulate = cbeg > 0;
     x.epi = cbeg + cbn >= j->cin_g ? j->epi : 0;
     x.es = x.epi && simple ? &es : 0;
+    x.er = x.epi && row ? &er : 0;
     const int merge = j->win.kw > 1 && j->win.dw == 1 && j->xs == cbn &&
                       j->win.kw * cbn <= KILN_ZERO_FLOATS;
     if (j->q) cr.bstep = cbn * NR;

@@ -40,6 +40,28 @@ KF V FN(epi_unary)(int32_t code, V v, float p0, float p1) {
   }
 }
 
+#ifndef EPI_UNARY_CODES
+/* Every unary op code: X(code) for each (one loop per op where dispatched). */
+#define EPI_UNARY_CODES(X) \
+  X(KILN_EPI_RELU) \
+  X(KILN_EPI_CLIP) \
+  X(KILN_EPI_LEAKY_RELU) \
+  X(KILN_EPI_SIGMOID) \
+  X(KILN_EPI_TANH) \
+  X(KILN_EPI_GELU_ERF) \
+  X(KILN_EPI_GELU_TANH) \
+  X(KILN_EPI_SILU) \
+  X(KILN_EPI_HARD_SIGMOID) \
+  X(KILN_EPI_HARD_SWISH) \
+  X(KILN_EPI_ELU) \
+  X(KILN_EPI_EXP) \
+  X(KILN_EPI_ERF) \
+  X(KILN_EPI_NEG) \
+  X(KILN_EPI_ABS) \
+  X(KILN_EPI_SQRT) \
+  X(KILN_EPI_LOG)
+#endif
+
 /* x[0 .. n) = op(x[0 .. n)) for the unary op `code`: one dispatch for the
  * vectors of a whole tile (epi_row_store). */
 static KV_ATTR __attribute__((noinline)) void FN(epi_unary_vecs)(int32_t code, V* x, int64_t n,
@@ -49,23 +71,7 @@ static KV_ATTR __attribute__((noinline)) void FN(epi_unary_vecs)(int32_t code, V
   case CODE:                \
     for (int64_t i = 0; i < n; i++) x[i] = FN(epi_unary)(CODE, x[i], p0, p1); \
     break;
-    EPI_VECS_CASE(KILN_EPI_RELU)
-    EPI_VECS_CASE(KILN_EPI_CLIP)
-    EPI_VECS_CASE(KILN_EPI_LEAKY_RELU)
-    EPI_VECS_CASE(KILN_EPI_SIGMOID)
-    EPI_VECS_CASE(KILN_EPI_TANH)
-    EPI_VECS_CASE(KILN_EPI_GELU_ERF)
-    EPI_VECS_CASE(KILN_EPI_GELU_TANH)
-    EPI_VECS_CASE(KILN_EPI_SILU)
-    EPI_VECS_CASE(KILN_EPI_HARD_SIGMOID)
-    EPI_VECS_CASE(KILN_EPI_HARD_SWISH)
-    EPI_VECS_CASE(KILN_EPI_ELU)
-    EPI_VECS_CASE(KILN_EPI_EXP)
-    EPI_VECS_CASE(KILN_EPI_ERF)
-    EPI_VECS_CASE(KILN_EPI_NEG)
-    EPI_VECS_CASE(KILN_EPI_ABS)
-    EPI_VECS_CASE(KILN_EPI_SQRT)
-    EPI_VECS_CASE(KILN_EPI_LOG)
+    EPI_UNARY_CODES(EPI_VECS_CASE)
 #undef EPI_VECS_CASE
     default: break;
   }
@@ -176,23 +182,7 @@ static KV_ATTR void FN(epi_apply)(const epi_t* e, float* t, int64_t ldt, int64_t
         FN(vst)(p, FN(epi_unary)(CODE, FN(vld)(p), p0, p1));      \
       }                                                            \
     break;
-        EPI_UNARY_CASE(KILN_EPI_RELU)
-        EPI_UNARY_CASE(KILN_EPI_CLIP)
-        EPI_UNARY_CASE(KILN_EPI_LEAKY_RELU)
-        EPI_UNARY_CASE(KILN_EPI_SIGMOID)
-        EPI_UNARY_CASE(KILN_EPI_TANH)
-        EPI_UNARY_CASE(KILN_EPI_GELU_ERF)
-        EPI_UNARY_CASE(KILN_EPI_GELU_TANH)
-        EPI_UNARY_CASE(KILN_EPI_SILU)
-        EPI_UNARY_CASE(KILN_EPI_HARD_SIGMOID)
-        EPI_UNARY_CASE(KILN_EPI_HARD_SWISH)
-        EPI_UNARY_CASE(KILN_EPI_ELU)
-        EPI_UNARY_CASE(KILN_EPI_EXP)
-        EPI_UNARY_CASE(KILN_EPI_ERF)
-        EPI_UNARY_CASE(KILN_EPI_NEG)
-        EPI_UNARY_CASE(KILN_EPI_ABS)
-        EPI_UNARY_CASE(KILN_EPI_SQRT)
-        EPI_UNARY_CASE(KILN_EPI_LOG)
+        EPI_UNARY_CODES(EPI_UNARY_CASE)
 #undef EPI_UNARY_CASE
         default: break;
       }

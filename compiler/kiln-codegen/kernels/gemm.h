@@ -38,6 +38,7 @@ typedef struct FN(tile_args) {
   int accumulate;        /* add to C (a K block after the first) */
   const epi_t* epi;      /* last K block only; may be NULL */
   const epi_simple* es;  /* with epi: its simple form, applied in registers, or NULL */
+  const epi_row* er;     /* with epi: its epi_row form (tile_finish's one pass), or NULL */
   const float* pf;       /* prefetched alongside B (laid out like b), or NULL */
   int pf_one;            /* prefetch only the first cache line of each pf row */
   int64_t r0, c0;        /* output position (epilogue operands) */
@@ -46,10 +47,9 @@ typedef struct FN(tile_args) {
 /* A tile whose accumulators were spilled to t[MR][NR]: add C, epilogue, store. */
 static KV_ATTR __attribute__((noinline)) void FN(tile_finish)(float* t, const FN(tile_args) * x,
                                                               int64_t mr, int64_t nr) {
-  epi_row er;
-  if (x->epi && x->epi->n && epi_row_of(x->epi, &er)) {
+  if (x->er && x->epi->n) {
     /* One pass (a bias and a GELU were four over the tile). */
-    FN(epi_row_store)(&er, t, 0, x->accumulate, x->c, x->ldc, mr, nr, x->r0, x->c0);
+    FN(epi_row_store)(x->er, t, 0, x->accumulate, x->c, x->ldc, mr, nr, x->r0, x->c0);
     return;
   }
   if (x->accumulate) {
@@ -328,7 +328,8 @@ static KV_ATTR void FN(gemm_block)(const FN(gemm_job) * g, const epi_t* epi, int
                                    int64_t m1, int64_t p0, int64_t p1) {
   const int64_t K = g->k;
   epi_simple es;
-  int simple = epi && epi_simple_of(epi, &es);
+  epi_row er;
+  int simple = epi && epi_simple_of(epi, &es), row = epi && epi_row_of(epi, &er);
   FN(tile_args) x;
   x.conv = 0;
   x.pf = 0;
@@ -362,6 +363,7 @@ static KV_ATTR void FN(gemm_block)(const FN(gemm_job) * g, const epi_t* epi, int
         x.accumulate = pc > 0;
         x.epi = pc + kcb >= K ? epi : 0;
         x.es = x.epi && simple ? &es : 0;
+        x.er = x.epi && row ? &er : 0;
         x.b = g->b + p * K * NR + pc * NR;
         x.c0 = p * NR;
         int64_t ahead = pc + 2 * kc < K && pf_rows ? 2 * kc : 0;
@@ -387,6 +389,7 @@ static KV_ATTR void FN(gemm_block)(const FN(gemm_job) * g, const epi_t* epi, int
     x.accumulate = pc > 0;
     x.epi = pc + kcb >= K ? epi : 0;
     x.es = x.epi && simple ? &es : 0;
+    x.er = x.epi && row ? &er : 0;
     for (int64_t jp = p0; jp < p1; jp += ncp) {
       int64_t jpe = KMIN(jp + ncp, p1);
       for (int64_t i = m0; i < m1; i += MR) {
