@@ -1409,7 +1409,15 @@ fn conv_cases(nr: usize) -> Vec<ConvCase> {
         c(1, 2, 3, 4, 5, (5, 5), (1, 1), (1, 1), [2; 4], 1),
         // Non-square kernel, stride 1 x 3.
         c(1, 9, 13, 7, 11, (1, 5), (1, 3), (1, 1), [0, 2, 0, 1], 1),
-        // More input channels than the zero row holds, with padding.
+        // Few row tiles (a 7x7 image): panel-major, one K block of KV_KC_FEW where KV_KC
+        // made several.
+        c(1, 7, 7, 150, 2 * nr + 3, (3, 3), (1, 1), (1, 1), [1; 4], 1),
+        // Many row tiles (over CONV_FEW_TILES): a 3x3 window whose K runs past KV_KC
+        // (panel-major), and a 1x1 with K past KV_KC (column blocks, two K blocks).
+        c(1, 17, 19, 40, nr, (3, 3), (1, 1), (1, 1), [1; 4], 1),
+        c(1, 23, 23, 300, nr + 3, (1, 1), (1, 1), (1, 1), [0; 4], 1),
+        // More input channels than the zero row holds, with padding (few row tiles and
+        // more than one K block of KV_KC_FEW).
         c(1, 3, 3, 1030, 4, (3, 3), (1, 1), (1, 1), [1; 4], 1),
         // 1x1 stride 2 (a ResNet downsample).
         c(1, 9, 9, 16, 2 * nr, (1, 1), (2, 2), (1, 1), [0; 4], 1),
