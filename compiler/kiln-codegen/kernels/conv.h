@@ -78,6 +78,8 @@ static KV_ATTR void FN(conv_block)(const FN(conv_job) * j, int64_t m0, int64_t m
    * (no per-tap bounds checks). */
   const int direct = cr.ntaps == 1 && j->np == j->np_g && !j->win.pt && !j->win.pl &&
                      !j->win.pb && !j->win.pr;
+  /* ... and with stride 1 as well, output pixel i reads input pixel i. */
+  const int linear = direct && j->win.sh == 1 && j->win.sw == 1;
   const float* rows[MR];
   int64_t cbeg = 0;
   do {
@@ -106,42 +108,49 @@ static KV_ATTR void FN(conv_block)(const FN(conv_job) * j, int64_t m0, int64_t m
       }
       for (int64_t i = m0; i < m1; i += MR) {
         int64_t mr = KMIN(MR, m1 - i);
-        /* Output pixel i -> (image, oy, ox), then the next rows by steps
-         * (rows past mr repeat the first). */
-        int64_t img = i / ohw, rem = i - img * ohw;
-        int64_t oy = rem / j->ow, ox = rem - oy * j->ow;
-        for (int r = 0; r < mr; r++) {
-          if (r > 0 && ++ox == j->ow) {
-            ox = 0;
-            if (++oy == j->oh) {
-              oy = 0;
-              img++;
-            }
-          }
-          cr.img[r] = j->x + img * j->h * j->w * j->xs;
-          cr.ih0[r] = oy * j->win.sh - j->win.pt;
-          cr.iw0[r] = ox * j->win.sw - j->win.pl;
-        }
-        for (int r = mr; r < MR; r++) {
-          cr.img[r] = cr.img[0];
-          cr.ih0[r] = cr.ih0[0];
-          cr.iw0[r] = cr.iw0[0];
-        }
-        if (direct)
-          for (int r = 0; r < MR; r++)
-            rows[r] = cr.img[r] + (cr.ih0[r] * j->w + cr.iw0[r]) * j->xs + cbeg;
-        /* A window row is one run of K (kw taps x cbn channels, adjacent in
-         * the input and in the packed weights) when the block holds every
-         * channel of densely stored pixels, taps are adjacent (dw = 1) and
-         * no row of the tile reaches into the left or right padding. */
-        cr.tstep = 1;
-        if (merge) {
-          int inside = 1;
-          for (int r = 0; r < MR; r++)
-            inside &= cr.iw0[r] >= 0 && cr.iw0[r] + j->win.kw <= j->w;
-          if (inside) cr.tstep = j->win.kw;
-        }
         x.r0 = i;
+        if (linear) {
+          /* No window arithmetic (MobileNetV2's 1x1 layers: this setup,
+           * two divisions per tile, was most of conv_block's 7%). */
+          for (int r = 0; r < MR; r++) rows[r] = j->x + (i + (r < mr ? r : 0)) * j->xs + cbeg;
+          cr.tstep = 1;
+        } else {
+          /* Output pixel i -> (image, oy, ox), then the next rows by steps
+           * (rows past mr repeat the first). */
+          int64_t img = i / ohw, rem = i - img * ohw;
+          int64_t oy = rem / j->ow, ox = rem - oy * j->ow;
+          for (int r = 0; r < mr; r++) {
+            if (r > 0 && ++ox == j->ow) {
+              ox = 0;
+              if (++oy == j->oh) {
+                oy = 0;
+                img++;
+              }
+            }
+            cr.img[r] = j->x + img * j->h * j->w * j->xs;
+            cr.ih0[r] = oy * j->win.sh - j->win.pt;
+            cr.iw0[r] = ox * j->win.sw - j->win.pl;
+          }
+          for (int r = mr; r < MR; r++) {
+            cr.img[r] = cr.img[0];
+            cr.ih0[r] = cr.ih0[0];
+            cr.iw0[r] = cr.iw0[0];
+          }
+          if (direct)
+            for (int r = 0; r < MR; r++)
+              rows[r] = cr.img[r] + (cr.ih0[r] * j->w + cr.iw0[r]) * j->xs + cbeg;
+          /* A window row is one run of K (kw taps x cbn channels, adjacent in
+           * the input and in the packed weights) when the block holds every
+           * channel of densely stored pixels, taps are adjacent (dw = 1) and
+           * no row of the tile reaches into the left or right padding. */
+          cr.tstep = 1;
+          if (merge) {
+            int inside = 1;
+            for (int r = 0; r < MR; r++)
+              inside &= cr.iw0[r] >= 0 && cr.iw0[r] + j->win.kw <= j->w;
+            if (inside) cr.tstep = j->win.kw;
+          }
+        }
         for (int64_t p = jp; p < jpe; p++) {
           int64_t g = p / j->np_g, pg = p - g * j->np_g;
           cr.coff = g * j->cin_g + cbeg;
