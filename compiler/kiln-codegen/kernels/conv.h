@@ -19,10 +19,9 @@
  */
 
 /* Panel-major order (conv_block) for up to this many row tiles: each
- * panel's K block is reused by every tile while it is in L2. Zen 3, 1x1
- * convolutions: 33 tiles (14x14) 5% faster than in column blocks, 131
- * tiles (28x28) 8% slower. */
-#define CONV_FEW_TILES 40
+ * panel's K block is reused by every tile while it is in L2 (the variant's
+ * KV_FEW_TILES, kernels.c). */
+#define CONV_FEW_TILES KV_FEW_TILES
 
 typedef struct FN(conv_job) {
   const float* x; /* at the channel offset */
@@ -236,12 +235,14 @@ KHIDDEN KV_ATTR void FN(kiln_k_conv2d)(const int64_t* args) {
   j.nc = nc > 0 ? nc : KV_NC;
   /* Panel-major order with longer K blocks: fewer tap setups per FMA and
    * fewer passes over C, each panel's block reused from L2 by every row
-   * tile. For few row tiles, and for windows whose K (taps x channels) runs
-   * past KV_KC at any image size: a block of KV_KC split the channels of
-   * each tap into short runs (Zen 3, 3x3 stride 2 to 56x56x64 and 5x5 on
-   * 56x56x16: 20% and 33% faster; 1x1 and windows within KV_KC: as before). */
+   * tile. For few row tiles, and (where the variant has a longer block) for
+   * windows whose K (taps x channels) runs past KV_KC at any image size: a
+   * block of KV_KC split the channels of each tap into short runs (Zen 3,
+   * 3x3 stride 2 to 56x56x64 and 5x5 on 56x56x16: 20% and 33% faster; 1x1
+   * and windows within KV_KC: as before). */
   int64_t taps = KMAX(1, j.win.kh * j.win.kw);
-  j.panel_major = cdiv(j.m, MR) <= CONV_FEW_TILES || (taps > 1 && taps * j.cin_g > KV_KC);
+  j.panel_major = cdiv(j.m, MR) <= CONV_FEW_TILES ||
+                  (KV_KC_FEW > KV_KC && taps > 1 && taps * j.cin_g > KV_KC);
   if (kc <= 0) kc = j.panel_major ? KV_KC_FEW : KV_KC;
   /* K blocks hold whole taps: the input channels are split into equal
    * blocks so that taps x block stays near KC (and within the zero row). */

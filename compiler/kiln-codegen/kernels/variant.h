@@ -2,9 +2,10 @@
  * variant.h - instantiates every kernel for one variant. The includer
  * defines KV_NAME (the symbol suffix), KV_W (vector lanes), KV_MR and KV_NRV
  * (GEMM register tile: MR rows x NRV vectors), KV_KC and KV_NC (default
- * cache blocks), KV_KC_FEW (the K block of a convolution with few row
- * tiles) and KV_ATTR (function attributes, e.g. the minimum legal
- * vector width), then includes this file.
+ * cache blocks), KV_KC_FEW and KV_FEW_TILES (the K block of a panel-major
+ * convolution, and up to how many row tiles one is panel-major, conv.h) and
+ * KV_ATTR (function attributes, e.g. the minimum legal vector width), then
+ * includes this file.
  */
 typedef float KCAT(kv_v_, KV_NAME) __attribute__((ext_vector_type(KV_W)));
 typedef float KCAT(kv_vu_, KV_NAME) __attribute__((ext_vector_type(KV_W), aligned(4)));
@@ -53,3 +54,4 @@ typedef _Bool KCAT(kv_vm_, KV_NAME) __attribute__((ext_vector_type(KV_W)));
 #undef KV_KC
 #undef KV_NC
 #undef KV_KC_FEW
+#undef KV_FEW_TILES

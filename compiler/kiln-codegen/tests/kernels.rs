@@ -1412,8 +1412,9 @@ fn conv_cases(nr: usize) -> Vec<ConvCase> {
         // Few row tiles (a 7x7 image): panel-major, one K block of KV_KC_FEW where KV_KC
         // made several.
         c(1, 7, 7, 150, 2 * nr + 3, (3, 3), (1, 1), (1, 1), [1; 4], 1),
-        // Many row tiles (over CONV_FEW_TILES): a 3x3 window whose K runs past KV_KC
-        // (panel-major), and a 1x1 with K past KV_KC (column blocks, two K blocks).
+        // Many row tiles (over the variant's KV_FEW_TILES): a 3x3 window whose K runs past
+        // KV_KC (panel-major where KV_KC_FEW is longer), and a 1x1 with K past KV_KC
+        // (column blocks, two K blocks).
         c(1, 17, 19, 40, nr, (3, 3), (1, 1), (1, 1), [1; 4], 1),
         c(1, 23, 23, 300, nr + 3, (1, 1), (1, 1), (1, 1), [0; 4], 1),
         // More input channels than the zero row holds, with padding (few row tiles and
