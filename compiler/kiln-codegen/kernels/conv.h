@@ -18,11 +18,6 @@
  * reused by all row tiles).
  */
 
-/* Panel-major order (conv_block) for up to this many row tiles: each
- * panel's K block is reused by every tile while it is in L2 (the variant's
- * KV_FEW_TILES, kernels.c). */
-#define CONV_FEW_TILES KV_FEW_TILES
-
 typedef struct FN(conv_job) {
   const float* x; /* at the channel offset */
   int64_t n, h, w, xs;
@@ -53,10 +48,11 @@ static KV_ATTR void FN(conv_quant)(const int64_t* args, FN(conv_job) * j);
 /* Pixels [m0, m1) x global panels [p0, p1) (panel p: group p / np_g). */
 static KV_ATTR void FN(conv_block)(const FN(conv_job) * j, int64_t m0, int64_t m1, int64_t p0,
                                    int64_t p1, float* qb) {
-  /* Panel-major (few row tiles, or taps whose K runs past KV_KC): one
-   * panel at a time, its K block reused by all tiles while it is in L2;
+  /* Panel-major (the job's choice, kiln_k_conv2d; or this task's part
+   * alone has at most KV_FEW_TILES row tiles, keeping the job's K block):
+   * one panel at a time, its K block reused by all tiles while it is in L2;
    * otherwise a block of NC columns, each A tile reused across its panels. */
-  const int64_t ncp = j->q || j->panel_major || cdiv(m1 - m0, MR) <= CONV_FEW_TILES
+  const int64_t ncp = j->q || j->panel_major || cdiv(m1 - m0, MR) <= KV_FEW_TILES
                           ? 1
                           : KMAX(1, j->nc / NR);
   const int64_t ohw = j->oh * j->ow;
@@ -241,7 +237,7 @@ KHIDDEN KV_ATTR void FN(kiln_k_conv2d)(const int64_t* args) {
    * 3x3 stride 2 to 56x56x64 and 5x5 on 56x56x16: 20% and 33% faster; 1x1
    * and windows within KV_KC: as before). */
   int64_t taps = KMAX(1, j.win.kh * j.win.kw);
-  j.panel_major = cdiv(j.m, MR) <= CONV_FEW_TILES ||
+  j.panel_major = cdiv(j.m, MR) <= KV_FEW_TILES ||
                   (KV_KC_FEW > KV_KC && taps > 1 && taps * j.cin_g > KV_KC);
   if (kc <= 0) kc = j.panel_major ? KV_KC_FEW : KV_KC;
   /* K blocks hold whole taps: the input channels are split into equal
